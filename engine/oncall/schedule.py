@@ -1,0 +1,450 @@
+"""On-call schedules: rotations, layers and overrides, computed in the schedule's time zone.
+
+A layer hands off at a wall-clock time in its time zone ("monday 09:00" stays 09:00 through a
+daylight-saving change), so a calendar rotation is counted in local days, never in 24-hour
+blocks. Sub-day rotations ("12h") are counted in elapsed time from their anchor. Later layers
+cover earlier ones where they are active; overrides cover everything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.domain import InvalidInput
+
+UTC = timezone.utc
+DAY = timedelta(days=1)
+# Rotations count from here unless a layer names its own `start`: a Monday, so a weekly
+# rotation's first user is on call in the week of 2024-01-01 and every 3rd week after, etc.
+EPOCH = date(2024, 1, 1)
+WEEKDAYS = {
+    "monday": 0, "mon": 0, "tuesday": 1, "tue": 1, "tues": 1, "wednesday": 2, "wed": 2,
+    "thursday": 3, "thu": 3, "thur": 3, "thurs": 3, "friday": 4, "fri": 4, "saturday": 5, "sat": 5,
+    "sunday": 6, "sun": 6,
+}
+DAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: Any, field_name: str) -> timedelta:
+    """'90s', '15m', '12h', '3d', '2w', '1h30m' -> timedelta; a bare number means minutes."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return timedelta(minutes=float(text))
+    raw = str(text).strip().lower().replace(" ", "")
+    if raw and re.fullmatch(r"\d+(\.\d+)?", raw):
+        return timedelta(minutes=float(raw))
+    pos, seconds = 0, 0.0
+    for m in _DURATION_RE.finditer(raw):
+        if m.start() != pos:
+            break
+        seconds += float(m.group(1)) * _UNITS[m.group(2).lower()]
+        pos = m.end()
+    if not raw or pos != len(raw):
+        raise InvalidInput(field_name, f"{text!r} is not a duration (expected e.g. 30s, 15m, 12h, 3d, 2w)")
+    return timedelta(seconds=seconds)
+
+
+def parse_clock(text: str, field_name: str) -> time:
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(text).strip())
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise InvalidInput(field_name, f"{text!r} is not a time of day (expected HH:MM, e.g. 09:00)")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def parse_weekday(text: str, field_name: str) -> int:
+    day = WEEKDAYS.get(str(text).strip().lower())
+    if day is None:
+        raise InvalidInput(field_name, f"{text!r} is not a weekday (expected monday … sunday)")
+    return day
+
+
+def parse_zone(name: Any, field_name: str) -> ZoneInfo:
+    if isinstance(name, ZoneInfo):
+        return name
+    try:
+        return ZoneInfo(str(name).strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(field_name, f"{name!r} is not a known time zone (expected e.g. Europe/Amsterdam or UTC)") from None
+
+
+def parse_instant(value: Any, tz: ZoneInfo | timezone, field_name: str) -> datetime:
+    """ISO text or a datetime; a naive value is wall-clock time in `tz`. Returns UTC."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime.combine(value, time(0))
+    else:
+        text = str(value).strip()
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        except ValueError:
+            raise InvalidInput(field_name, f"{value!r} is not a date and time (expected e.g. 2025-03-30T09:00)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)
+    return dt.astimezone(UTC)
+
+
+def _local(d: date, t: time, tz: ZoneInfo) -> datetime:
+    """The UTC instant of wall-clock `d t` in `tz`. A time skipped by a DST jump lands just after it."""
+    return datetime.combine(d, t, tzinfo=tz).astimezone(UTC)
+
+
+# --- layers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """A layer is active only within these hours (on these days: the day an overnight window starts)."""
+
+    days: frozenset[int]
+    start: time
+    end: time
+
+    def active(self, local: datetime) -> bool:
+        t = local.time().replace(tzinfo=None)
+        wd = local.weekday()
+        if self.start < self.end:
+            return wd in self.days and self.start <= t < self.end
+        if t >= self.start:
+            return wd in self.days
+        return t < self.end and (wd - 1) % 7 in self.days
+
+    def edges(self, tz: ZoneInfo, a: datetime, b: datetime) -> list[datetime]:
+        out = []
+        d = a.astimezone(tz).date() - DAY
+        last = b.astimezone(tz).date() + DAY
+        while d <= last:
+            for t in (self.start, self.end):
+                x = _local(d, t, tz)
+                if a < x < b:
+                    out.append(x)
+            d += DAY
+        return out
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    users: tuple[str, ...]
+    length: timedelta
+    handoff_time: time
+    anchor: date
+    tz: ZoneInfo
+    handoff_weekday: int | None = None
+    restriction: Restriction | None = None
+
+    @property
+    def calendar(self) -> bool:
+        """Whole-day rotations hand off at a wall-clock time; shorter ones in elapsed time."""
+        return self.length % DAY == timedelta(0)
+
+    @property
+    def days(self) -> int:
+        return self.length // DAY
+
+    def handoff(self, k: int) -> datetime:
+        """The instant shift `k` starts (shift 0 starts at the anchor)."""
+        if self.calendar:
+            return _local(self.anchor + timedelta(days=k * self.days), self.handoff_time, self.tz)
+        return _local(self.anchor, self.handoff_time, self.tz) + k * self.length
+
+    def index_at(self, t: datetime) -> int:
+        if self.calendar:
+            k = (t.astimezone(self.tz).date() - self.anchor).days // self.days
+        else:
+            k = int((t - _local(self.anchor, self.handoff_time, self.tz)) // self.length)
+        while self.handoff(k) > t:
+            k -= 1
+        while self.handoff(k + 1) <= t:
+            k += 1
+        return k
+
+    def user_at(self, t: datetime) -> str | None:
+        if not self.users:
+            return None
+        if self.restriction is not None and not self.restriction.active(t.astimezone(self.tz)):
+            return None
+        return self.users[self.index_at(t) % len(self.users)]
+
+    def boundaries(self, a: datetime, b: datetime) -> list[datetime]:
+        out = []
+        k = self.index_at(a) + 1
+        while (x := self.handoff(k)) < b:
+            out.append(x)
+            k += 1
+        if self.restriction is not None:
+            out.extend(self.restriction.edges(self.tz, a, b))
+        return out
+
+
+# --- overrides and shifts -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Override:
+    """`user` is on call from `start` to `end`; with `covers`, only where that person would be."""
+
+    user: str
+    start: datetime
+    end: datetime
+    covers: str | None = None
+    id: int | str | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        who = f"{self.user} covers {self.covers}" if self.covers else f"{self.user} on call"
+        return f"{who} from {self.start.isoformat()} to {self.end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Shift:
+    schedule: str
+    user: str | None
+    start: datetime
+    end: datetime
+    layer: str | None = None
+    override: Override | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "schedule": self.schedule,
+            "user": self.user,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "layer": self.layer,
+            "override": self.override.describe() if self.override else None,
+        }
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    tz: ZoneInfo
+    layers: tuple[Layer, ...]
+    overrides: tuple[Override, ...] = ()
+    # "pagerduty:PXXXXXX": whoever PagerDuty says is on call (see engine.notify.pagerduty)
+    source: str | None = None
+    notify_before: timedelta = timedelta(hours=1)
+    users: tuple[str, ...] = field(default=())
+
+    def who(self, t: datetime, overrides: Sequence[Override] = ()) -> tuple[str | None, str | None, Override | None]:
+        """(user, layer name, override) on call at instant `t`."""
+        base, layer = None, None
+        for ly in reversed(self.layers):
+            user = ly.user_at(t)
+            if user is not None:
+                base, layer = user, ly.name
+                break
+        chosen: Override | None = None
+        for o in (*self.overrides, *overrides):  # the later override wins
+            if o.start <= t < o.end and (o.covers is None or o.covers == base):
+                chosen = o
+        if chosen is not None:
+            return chosen.user, layer, chosen
+        return base, layer, None
+
+    def shifts(self, start: datetime, end: datetime, overrides: Sequence[Override] = ()) -> list[Shift]:
+        """The final rota between two instants, as consecutive shifts (one per change of person)."""
+        start, end = _utc(start, "start"), _utc(end, "end")
+        if end <= start:
+            return []
+        edges = {start, end}
+        for ly in self.layers:
+            edges.update(ly.boundaries(start, end))
+        for o in (*self.overrides, *overrides):
+            edges.update(x for x in (o.start, o.end) if start < x < end)
+        points = sorted(edges)
+        out: list[Shift] = []
+        for a, b in zip(points, points[1:]):
+            user, layer, o = self.who(a, overrides)
+            if out and out[-1].user == user and out[-1].override == o:
+                out[-1] = Shift(self.name, user, out[-1].start, b, out[-1].layer, o)
+            else:
+                out.append(Shift(self.name, user, a, b, layer, o))
+        return out
+
+    def _horizon(self) -> timedelta:
+        longest = max((ly.length * max(len(ly.users), 1) for ly in self.layers), default=DAY)
+        return max(timedelta(days=35), longest + DAY * 7)
+
+    def on_call(self, at: datetime, overrides: Sequence[Override] = ()) -> Shift:
+        """The shift containing `at`, with its start and end (clipped to a few weeks either side)."""
+        at = _utc(at, "at")
+        span = self._horizon()
+        for s in self.shifts(at - span, at + span, overrides):
+            if s.start <= at < s.end:
+                return s
+        return Shift(self.name, None, at, at)
+
+    def next_handoff(self, at: datetime, overrides: Sequence[Override] = ()) -> Shift | None:
+        """The next shift after `at` whose person differs from the one on call at `at`."""
+        at = _utc(at, "at")
+        current = self.who(at, overrides)[0]
+        for s in self.shifts(at, at + self._horizon() * 3, overrides):
+            if s.start > at and s.user != current:
+                return s
+        return None
+
+
+def _utc(t: datetime, name: str) -> datetime:
+    if t.tzinfo is None:
+        raise InvalidInput(name, "must carry a time zone")
+    return t.astimezone(UTC)
+
+
+# --- building from configuration ------------------------------------------------------------
+
+
+def _as_mapping(raw: Any) -> Mapping[str, Any]:
+    if isinstance(raw, Mapping):
+        return raw
+    dump = getattr(raw, "model_dump", None)
+    if callable(dump):
+        return dump(by_alias=True, exclude_none=True)
+    return vars(raw)
+
+
+def _parse_handoff(text: Any, rotation_days: int | None, path: str) -> tuple[int | None, time]:
+    parts = str(text).strip().lower().split()
+    if len(parts) == 2:
+        return parse_weekday(parts[0], path), parse_clock(parts[1], path)
+    if len(parts) == 1 and ":" in parts[0]:
+        return None, parse_clock(parts[0], path)
+    if len(parts) == 1:
+        return parse_weekday(parts[0], path), time(9, 0)
+    raise InvalidInput(path, f"{text!r} is not a hand-off (expected e.g. 'monday 09:00' or '09:00')")
+
+
+def _parse_days(raw: Any, path: str) -> frozenset[int]:
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).replace(",", " ").split()
+    days: set[int] = set()
+    for item in items:
+        text = str(item).strip().lower()
+        if "-" in text:
+            a, b = (parse_weekday(x, path) for x in text.split("-", 1))
+            d = a
+            while True:
+                days.add(d)
+                if d == b:
+                    break
+                d = (d + 1) % 7
+        else:
+            days.add(parse_weekday(text, path))
+    if not days:
+        raise InvalidInput(path, "names no weekday")
+    return frozenset(days)
+
+
+def build_layer(raw: Mapping[str, Any], tz: ZoneInfo, path: str, default_name: str) -> Layer:
+    rotation = str(raw.get("rotation", "weekly")).strip().lower()
+    if rotation == "daily":
+        length = DAY
+    elif rotation == "weekly":
+        length = timedelta(days=7)
+    elif rotation == "custom":
+        if raw.get("length") is None and raw.get("shift_length") is None:
+            raise InvalidInput(f"{path}.length", "a custom rotation needs a length (e.g. '3d' or '12h')")
+        length = parse_duration(raw.get("length", raw.get("shift_length")), f"{path}.length")
+    else:
+        try:
+            length = parse_duration(rotation, f"{path}.rotation")
+        except InvalidInput:
+            raise InvalidInput(
+                f"{path}.rotation", f"{rotation!r} is not a rotation (expected daily, weekly, custom or a length like 3d)"
+            ) from None
+    if length < timedelta(minutes=1):
+        raise InvalidInput(f"{path}.rotation", "a shift must last at least one minute")
+    default_handoff = "monday 09:00" if length == timedelta(days=7) else "09:00"
+    weekday, at = _parse_handoff(raw.get("handoff", default_handoff), length // DAY, f"{path}.handoff")
+    if weekday is not None and length % timedelta(days=7) != timedelta(0):
+        raise InvalidInput(f"{path}.handoff", "a weekday hand-off needs a rotation of whole weeks (use '09:00')")
+    start = raw.get("start")
+    if start is None:
+        anchor = EPOCH
+    elif isinstance(start, date):
+        anchor = start.date() if isinstance(start, datetime) else start
+    else:
+        try:
+            anchor = date.fromisoformat(str(start).strip()[:10])
+        except ValueError:
+            raise InvalidInput(f"{path}.start", f"{start!r} is not a date (expected YYYY-MM-DD)") from None
+    if weekday is not None:
+        anchor += timedelta(days=(weekday - anchor.weekday()) % 7)
+    users = tuple(str(u).strip() for u in raw.get("users") or ())
+    if not users:
+        raise InvalidInput(f"{path}.users", "names nobody (expected a list of user ids)")
+    restriction = None
+    if raw.get("hours") is not None or raw.get("days") is not None:
+        hours = str(raw.get("hours", "00:00-00:00"))
+        if "-" not in hours:
+            raise InvalidInput(f"{path}.hours", f"{hours!r} is not a window (expected e.g. 09:00-17:00)")
+        h1, h2 = hours.split("-", 1)
+        restriction = Restriction(
+            _parse_days(raw.get("days", "mon-sun"), f"{path}.days"),
+            parse_clock(h1, f"{path}.hours"),
+            parse_clock(h2, f"{path}.hours"),
+        )
+    return Layer(str(raw.get("name") or default_name), users, length, at, anchor, tz, weekday, restriction)
+
+
+def build_override(raw: Any, tz: ZoneInfo, path: str, index: int = 0) -> Override:
+    data = _as_mapping(raw)
+    user = str(data.get("user") or "").strip()
+    if not user:
+        raise InvalidInput(f"{path}.user", "names nobody")
+    start_raw = data.get("start", data.get("from"))
+    end_raw = data.get("end", data.get("to", data.get("until")))
+    if start_raw is None or end_raw is None:
+        raise InvalidInput(path, "needs both a start and an end")
+    start = parse_instant(start_raw, tz, f"{path}.start")
+    end = parse_instant(end_raw, tz, f"{path}.end")
+    if end <= start:
+        raise InvalidInput(f"{path}.end", "is not after the start")
+    covers = data.get("covers")
+    return Override(user, start, end, str(covers).strip() if covers else None, data.get("id", f"config-{index}"), str(data.get("reason") or ""))
+
+
+def build_schedule(raw: Any, default_tz: str = "UTC", path: str = "schedules[0]") -> Schedule:
+    """A Schedule from a `[[schedules]]` entry (a mapping or a config model)."""
+    data = _as_mapping(raw)
+    name = str(data.get("name") or "").strip()
+    if not name:
+        raise InvalidInput(f"{path}.name", "is missing")
+    tz_name = data.get("timezone") or data.get("time_zone") or default_tz or "UTC"
+    tz = parse_zone(tz_name, f"{path}.timezone")
+    layers_raw = data.get("layers")
+    layers: list[Layer] = []
+    source = data.get("source")
+    if layers_raw:
+        for i, lr in enumerate(layers_raw):
+            lm = dict(_as_mapping(lr))
+            layer_tz = parse_zone(lm.get("timezone"), f"{path}.layers[{i}].timezone") if lm.get("timezone") else tz
+            layers.append(build_layer(lm, layer_tz, f"{path}.layers[{i}]", f"layer {i + 1}"))
+    elif data.get("users"):
+        layers.append(build_layer(data, tz, path, "rotation"))
+    elif not source:
+        raise InvalidInput(f"{path}.users", "names nobody (give users, layers, or a source)")
+    overrides = tuple(build_override(o, tz, f"{path}.overrides[{i}]", i) for i, o in enumerate(data.get("overrides") or ()))
+    notify_before = parse_duration(data.get("notify_before", "1h"), f"{path}.notify_before")
+    users: list[str] = []
+    for ly in layers:
+        users.extend(u for u in ly.users if u not in users)
+    return Schedule(name, tz, tuple(layers), overrides, str(source) if source else None, notify_before, tuple(users))
+
+
+def build_schedules(raw: Iterable[Any], default_tz: str = "UTC") -> dict[str, Schedule]:
+    out: dict[str, Schedule] = {}
+    for i, entry in enumerate(raw or ()):
+        s = build_schedule(entry, default_tz, f"schedules[{i}]")
+        if s.name in out:
+            raise InvalidInput(f"schedules[{i}].name", f"{s.name!r} is used twice")
+        out[s.name] = s
+    return out
