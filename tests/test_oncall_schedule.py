@@ -78,11 +78,11 @@ def test_daily_handoff_in_the_repeated_hour_uses_its_first_occurrence():
 
 
 def test_custom_length_rotations():
-    s = build_schedule({"name": "c", "rotation": "custom", "length": "3d", "handoff": "08:00", "users": ["x", "y"], "start": "2025-01-01"}, "UTC")
+    s = build_schedule({"name": "c", "rotation": "custom", "rotation_length": "3d", "handoff": "08:00", "users": ["x", "y"], "start": "2025-01-01"}, "UTC")
     assert s.who(utc(2025, 1, 1, 8))[0] == "x"
     assert s.who(utc(2025, 1, 4, 7, 59))[0] == "x"
     assert s.who(utc(2025, 1, 4, 8))[0] == "y"
-    h = build_schedule({"name": "h", "rotation": "12h", "handoff": "06:00", "users": ["x", "y"], "start": "2025-03-29"}, "Europe/Amsterdam")
+    h = build_schedule({"name": "h", "rotation": "custom", "rotation_length": "12h", "handoff": "06:00", "users": ["x", "y"], "start": "2025-03-29"}, "Europe/Amsterdam")
     # sub-day rotations count elapsed hours, so across the DST jump the hand-off moves in local time
     assert h.who(local(2025, 3, 29, 6))[0] == "x"
     assert h.who(local(2025, 3, 29, 18))[0] == "y"
@@ -94,14 +94,16 @@ def test_later_layer_covers_the_earlier_one_within_its_hours():
     s = build_schedule(
         {
             "name": "layered",
+            "rotation": "weekly",
+            "users": ["night"],
             "layers": [
-                {"name": "base", "rotation": "weekly", "users": ["night"], "handoff": "monday 09:00"},
-                {"name": "office", "rotation": "daily", "handoff": "09:00", "users": ["dana", "erik"], "hours": "09:00-17:00", "days": "mon-fri", "start": "2025-03-03"},
+                {"name": "office", "rotation": "daily", "handoff": "09:00", "users": ["dana", "erik"], "restrict_hours": "09:00-17:00", "restrict_days": ["monday", "tuesday", "wednesday", "thursday", "friday"], "start": "2025-03-03"},
             ],
         },
         "Europe/Amsterdam",
     )
     assert s.who(local(2025, 3, 3, 10)) == ("dana", "office", None)
+    assert s.who(local(2025, 3, 3, 8)) == ("night", "rotation", None)
     assert s.who(local(2025, 3, 4, 10))[0] == "erik"
     assert s.who(local(2025, 3, 4, 17))[0] == "night"
     assert s.who(local(2025, 3, 8, 12))[0] == "night"  # Saturday: the office layer is off
@@ -126,7 +128,7 @@ def test_overrides_cover_one_person_or_everyone():
 
 
 def test_config_overrides_and_naive_times_are_local():
-    s = weekly(overrides=[{"user": "carol", "covers": "alice", "from": "2025-03-04T12:00", "to": "2025-03-04T18:00"}])
+    s = weekly(overrides=[{"user": "carol", "covers": "alice", "start": "2025-03-04T12:00", "end": "2025-03-04T18:00"}])
     assert s.overrides[0].start == utc(2025, 3, 4, 11)
     assert s.who(utc(2025, 3, 4, 12))[0] == "carol"
 
@@ -172,3 +174,53 @@ def test_ical_export_lists_each_shift_with_folded_crlf_lines():
     assert "SUMMARY:On call: Alice Jansen\\, SRE\\; team" in unfolded
     uids = [line for line in unfolded.split("\r\n") if line.startswith("UID:")]
     assert len(set(uids)) == 3
+
+
+def test_schedules_from_the_configuration_file():
+    from pathlib import Path
+
+    from engine.config import load_config, parse_config_text
+    from engine.oncall.schedule import schedules_from_config
+
+    example = load_config(Path(__file__).resolve().parents[2] / "shared" / "examples" / "pulseguard.toml") if (
+        Path(__file__).resolve().parents[2] / "shared" / "examples" / "pulseguard.toml"
+    ).exists() else None
+    if example is not None:
+        schedules = schedules_from_config(example)
+        assert set(schedules) == {"primary", "secondary"}
+        assert schedules["primary"].tz.key == "Europe/Amsterdam"
+        assert schedules["primary"].who(local(2025, 3, 5, 12))[0] in {"alice", "bob", "carol"}
+    text = """
+[engine]
+timezone = "Europe/Amsterdam"
+[[users]]
+id = "a"
+[[users]]
+id = "b"
+[[users]]
+id = "c"
+[[schedules]]
+name = "ops"
+rotation = "custom"
+rotation_length = "12h"
+handoff = "08:00"
+start = 2025-03-01
+users = ["a", "b"]
+[[schedules.layers]]
+name = "weekend"
+rotation = "weekly"
+users = ["c"]
+restrict_days = ["saturday", "sunday"]
+restrict_hours = "10:00-24:00"
+[[schedules.overrides]]
+user = "c"
+covers = "a"
+start = 2025-03-03T08:00:00
+end = 2025-03-03T20:00:00
+"""
+    s = schedules_from_config(parse_config_text(text))["ops"]
+    assert s.who(local(2025, 3, 1, 9))[0] == "a"
+    assert s.who(local(2025, 3, 1, 21))[0] == "c"  # Saturday evening: the weekend layer
+    assert s.who(local(2025, 3, 2, 7))[0] == "b" and s.who(local(2025, 3, 2, 9, 59))[0] == "a"  # before 10:00: the 12h rotation
+    assert s.who(local(2025, 3, 3, 9))[0] == "c"  # the override covers a's Monday shift
+    assert s.who(local(2025, 3, 3, 21))[0] == "b"

@@ -312,7 +312,7 @@ def _as_mapping(raw: Any) -> Mapping[str, Any]:
     return vars(raw)
 
 
-def _parse_handoff(text: Any, rotation_days: int | None, path: str) -> tuple[int | None, time]:
+def _parse_handoff(text: Any, path: str) -> tuple[int | None, time]:
     parts = str(text).strip().lower().split()
     if len(parts) == 2:
         return parse_weekday(parts[0], path), parse_clock(parts[1], path)
@@ -343,27 +343,36 @@ def _parse_days(raw: Any, path: str) -> frozenset[int]:
     return frozenset(days)
 
 
+def _parse_hours(text: Any, path: str) -> tuple[time, time]:
+    """"09:00-17:00"; "24:00" as an end means midnight."""
+    parts = str(text).split("-")
+    if len(parts) != 2:
+        raise InvalidInput(path, f"{text!r} is not a window (expected e.g. 09:00-17:00)")
+    a, b = (p.strip() for p in parts)
+    end = time(0) if b == "24:00" else parse_clock(b, path)
+    return parse_clock(a, path), end
+
+
 def build_layer(raw: Mapping[str, Any], tz: ZoneInfo, path: str, default_name: str) -> Layer:
+    """One rotation: `rotation` daily/weekly/custom (+ `rotation_length`), `handoff`, `start`,
+    `users`, and optionally `restrict_days` / `restrict_hours`."""
     rotation = str(raw.get("rotation", "weekly")).strip().lower()
     if rotation == "daily":
         length = DAY
     elif rotation == "weekly":
         length = timedelta(days=7)
     elif rotation == "custom":
-        if raw.get("length") is None and raw.get("shift_length") is None:
-            raise InvalidInput(f"{path}.length", "a custom rotation needs a length (e.g. '3d' or '12h')")
-        length = parse_duration(raw.get("length", raw.get("shift_length")), f"{path}.length")
+        if raw.get("rotation_length") is None:
+            raise InvalidInput(f"{path}.rotation_length", "a custom rotation needs a length (e.g. '3d' or '12h')")
+        length = parse_duration(raw["rotation_length"], f"{path}.rotation_length")
     else:
-        try:
-            length = parse_duration(rotation, f"{path}.rotation")
-        except InvalidInput:
-            raise InvalidInput(
-                f"{path}.rotation", f"{rotation!r} is not a rotation (expected daily, weekly, custom or a length like 3d)"
-            ) from None
+        raise InvalidInput(f"{path}.rotation", f"{rotation!r} is not a rotation (expected daily, weekly or custom)")
     if length < timedelta(minutes=1):
-        raise InvalidInput(f"{path}.rotation", "a shift must last at least one minute")
-    default_handoff = "monday 09:00" if length == timedelta(days=7) else "09:00"
-    weekday, at = _parse_handoff(raw.get("handoff", default_handoff), length // DAY, f"{path}.handoff")
+        raise InvalidInput(f"{path}.rotation_length", "a shift must last at least one minute")
+    default_handoff = "monday 09:00" if rotation == "weekly" else "09:00"
+    weekday, at = _parse_handoff(raw.get("handoff") or default_handoff, f"{path}.handoff")
+    if weekday is None and rotation == "weekly":
+        weekday = 0
     if weekday is not None and length % timedelta(days=7) != timedelta(0):
         raise InvalidInput(f"{path}.handoff", "a weekday hand-off needs a rotation of whole weeks (use '09:00')")
     start = raw.get("start")
@@ -382,16 +391,10 @@ def build_layer(raw: Mapping[str, Any], tz: ZoneInfo, path: str, default_name: s
     if not users:
         raise InvalidInput(f"{path}.users", "names nobody (expected a list of user ids)")
     restriction = None
-    if raw.get("hours") is not None or raw.get("days") is not None:
-        hours = str(raw.get("hours", "00:00-00:00"))
-        if "-" not in hours:
-            raise InvalidInput(f"{path}.hours", f"{hours!r} is not a window (expected e.g. 09:00-17:00)")
-        h1, h2 = hours.split("-", 1)
-        restriction = Restriction(
-            _parse_days(raw.get("days", "mon-sun"), f"{path}.days"),
-            parse_clock(h1, f"{path}.hours"),
-            parse_clock(h2, f"{path}.hours"),
-        )
+    if raw.get("restrict_hours") is not None or raw.get("restrict_days") is not None:
+        h1, h2 = _parse_hours(raw.get("restrict_hours") or "00:00-24:00", f"{path}.restrict_hours")
+        days = _parse_days(raw.get("restrict_days") or "mon-sun", f"{path}.restrict_days")
+        restriction = Restriction(days, h1, h2)
     return Layer(str(raw.get("name") or default_name), users, length, at, anchor, tz, weekday, restriction)
 
 
@@ -400,12 +403,10 @@ def build_override(raw: Any, tz: ZoneInfo, path: str, index: int = 0) -> Overrid
     user = str(data.get("user") or "").strip()
     if not user:
         raise InvalidInput(f"{path}.user", "names nobody")
-    start_raw = data.get("start", data.get("from"))
-    end_raw = data.get("end", data.get("to", data.get("until")))
-    if start_raw is None or end_raw is None:
+    if data.get("start") is None or data.get("end") is None:
         raise InvalidInput(path, "needs both a start and an end")
-    start = parse_instant(start_raw, tz, f"{path}.start")
-    end = parse_instant(end_raw, tz, f"{path}.end")
+    start = parse_instant(data["start"], tz, f"{path}.start")
+    end = parse_instant(data["end"], tz, f"{path}.end")
     if end <= start:
         raise InvalidInput(f"{path}.end", "is not after the start")
     covers = data.get("covers")
@@ -413,31 +414,30 @@ def build_override(raw: Any, tz: ZoneInfo, path: str, index: int = 0) -> Overrid
 
 
 def build_schedule(raw: Any, default_tz: str = "UTC", path: str = "schedules[0]") -> Schedule:
-    """A Schedule from a `[[schedules]]` entry (a mapping or a config model)."""
+    """A Schedule from a `[[schedules]]` entry (a mapping or an engine.config.Schedule).
+
+    The schedule's own `users` form its first layer; `layers` add more, a later one winning
+    where it is active.
+    """
     data = _as_mapping(raw)
     name = str(data.get("name") or "").strip()
     if not name:
         raise InvalidInput(f"{path}.name", "is missing")
-    tz_name = data.get("timezone") or data.get("time_zone") or default_tz or "UTC"
-    tz = parse_zone(tz_name, f"{path}.timezone")
-    layers_raw = data.get("layers")
+    tz = parse_zone(data.get("timezone") or default_tz or "UTC", f"{path}.timezone")
     layers: list[Layer] = []
-    source = data.get("source")
-    if layers_raw:
-        for i, lr in enumerate(layers_raw):
-            lm = dict(_as_mapping(lr))
-            layer_tz = parse_zone(lm.get("timezone"), f"{path}.layers[{i}].timezone") if lm.get("timezone") else tz
-            layers.append(build_layer(lm, layer_tz, f"{path}.layers[{i}]", f"layer {i + 1}"))
-    elif data.get("users"):
-        layers.append(build_layer(data, tz, path, "rotation"))
-    elif not source:
-        raise InvalidInput(f"{path}.users", "names nobody (give users, layers, or a source)")
+    source = data.get("pagerduty_schedule")
+    if data.get("users"):
+        layers.append(build_layer({**data, "name": None}, tz, path, "rotation"))
+    for i, lr in enumerate(data.get("layers") or ()):
+        layers.append(build_layer(_as_mapping(lr), tz, f"{path}.layers[{i}]", f"layer {i + 1}"))
+    if not layers and not source:
+        raise InvalidInput(f"{path}.users", "names nobody (give users, layers or pagerduty_schedule)")
     overrides = tuple(build_override(o, tz, f"{path}.overrides[{i}]", i) for i, o in enumerate(data.get("overrides") or ()))
-    notify_before = parse_duration(data.get("notify_before", "1h"), f"{path}.notify_before")
+    notify_before = timedelta(minutes=float(data.get("notify_before_shift_minutes", 60.0)))
     users: list[str] = []
     for ly in layers:
         users.extend(u for u in ly.users if u not in users)
-    return Schedule(name, tz, tuple(layers), overrides, str(source) if source else None, notify_before, tuple(users))
+    return Schedule(name, tz, tuple(layers), overrides, f"pagerduty:{source}" if source else None, notify_before, tuple(users))
 
 
 def build_schedules(raw: Iterable[Any], default_tz: str = "UTC") -> dict[str, Schedule]:
@@ -448,3 +448,8 @@ def build_schedules(raw: Iterable[Any], default_tz: str = "UTC") -> dict[str, Sc
             raise InvalidInput(f"schedules[{i}].name", f"{s.name!r} is used twice")
         out[s.name] = s
     return out
+
+
+def schedules_from_config(config: Any) -> dict[str, Schedule]:
+    """Every `[[schedules]]` entry of an engine.config.Config, in the engine's time zone by default."""
+    return build_schedules(config.schedules, config.engine.timezone)
