@@ -351,8 +351,12 @@ def _read_labels(text: str, pos: int) -> tuple[tuple[tuple[str, str], ...], int]
             raise ConditionError(f"expected a label name inside '{{', found {found}", i + 1)
         label = m.group()
         i = skip_spaces(m.end())
-        if not text.startswith("=", i) or text.startswith("==", i):
-            raise ConditionError(f"expected '=' after label '{label}' (labels match exactly)", i + 1)
+        if text.startswith("==", i) or text.startswith("!=", i) or text.startswith("=~", i):
+            raise ConditionError(
+                f"labels match exactly, with a single '=' (like {label}=\"api\")", i + 1
+            )
+        if not text.startswith("=", i):
+            raise ConditionError(f"expected '=' after label '{label}'", i + 1)
         i = skip_spaces(i + 1)
         if i >= n or text[i] != '"':
             raise ConditionError(f"expected a quoted label value after '{label}=', like {label}=\"api\"", i + 1)

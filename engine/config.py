@@ -242,15 +242,19 @@ def parse_handoff(value: str) -> tuple[int | None, time]:
 
 def _check_hours(value: str) -> str:
     match = re.match(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$", value.strip())
-    if not match or int(match[1]) > 24 or int(match[3]) > 24 or int(match[2]) > 59 or int(match[4]) > 59:
-        raise ValueError(f'expected hours like "09:00-17:00", got {_show(value)}')
+    ok = bool(match) and int(match[1]) < 24 and int(match[2]) < 60 and int(match[4]) < 60
+    ok = ok and (int(match[3]) < 24 or (int(match[3]) == 24 and int(match[4]) == 0))
+    if not ok:
+        raise ValueError(f'expected hours like "09:00-17:00" (an end of "24:00" means midnight), got {_show(value)}')
     return value
 
 
 def _check_weekday(value: str) -> str:
-    if value.lower() not in _WEEKDAYS:
-        raise ValueError(f"expected a weekday (monday … sunday), got {_show(value)}")
-    return WEEKDAY_NAMES[_WEEKDAYS[value.lower()]]
+    """A weekday ("monday", "mon") or a range of them ("mon-fri")."""
+    for part in value.split("-", 1):
+        if part.strip().lower() not in _WEEKDAYS:
+            raise ValueError(f'expected a weekday (monday … sunday) or a range like "mon-fri", got {_show(value)}')
+    return value
 
 
 Weekday = Annotated[str, AfterValidator(_check_weekday)]
@@ -584,8 +588,12 @@ class RotationFields(Section):
     def _handoff(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
             day, _ = parse_handoff(value)
-            if day is not None and info.data.get("rotation") == "daily":
+            rotation = info.data.get("rotation")
+            if day is not None and rotation == "daily":
                 raise ValueError('a daily rotation hands off every day: give only a time, like handoff = "09:00"')
+            length = info.data.get("rotation_length")
+            if day is not None and rotation == "custom" and length and length % (7 * 86400):
+                raise ValueError('a weekday hand-off needs a rotation of whole weeks: give only a time, like "09:00"')
         return value
 
     @property
@@ -1265,6 +1273,10 @@ def parse_config_text(text: str, source: str = CONFIG_FILENAME) -> Config:
         if match:
             what, line, column = match.groups()
             raise ConfigError([f"{source}: line {line}, column {column}: TOML syntax error: {what}"]) from None
+        if message.endswith("(at end of document)"):
+            last = text.count("\n") + (0 if text.endswith("\n") else 1)
+            what = message.removesuffix("(at end of document)").strip()
+            raise ConfigError([f"{source}: line {max(last, 1)} (end of file): TOML syntax error: {what}"]) from None
         raise ConfigError([f"{source}: TOML syntax error: {message}"]) from None
     return _validate(raw, source)
 
