@@ -1,0 +1,173 @@
+"""Where a notification goes, and how: destinations, channel settings and one `send` for all.
+
+A destination is a string stored on the outbox row:
+  slack:#channel   Slack incoming webhook
+  email:ADDRESS    e-mail over SMTP
+  webhook:NAME     a [[webhooks]] entry
+  pagerduty        PagerDuty Events API v2
+  jira             Jira REST API
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from engine.notify import email as email_channel
+from engine.notify import jira as jira_channel
+from engine.notify import pagerduty as pd_channel
+from engine.notify import render
+from engine.notify import slack as slack_channel
+from engine.notify import webhook as webhook_channel
+from engine.notify.base import DEFAULT_TIMEOUT, Outcome
+from engine.notify.email import SmtpSettings
+from engine.notify.jira import JiraSettings
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    url: str
+    secret: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass
+class ChannelSettings:
+    """Everything the deliverer needs to reach each channel (secrets already read from the environment)."""
+
+    slack_webhook_url: str | None = None
+    smtp: SmtpSettings | None = None
+    webhooks: dict[str, WebhookTarget] = field(default_factory=dict)
+    pagerduty_events_url: str = pd_channel.EVENTS_URL
+    pagerduty_routing_key: str | None = None
+    pagerduty_api_url: str = pd_channel.API_URL
+    pagerduty_api_token: str | None = None
+    jira: JiraSettings | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+
+def _env(var: str | None, env: Mapping[str, str]) -> str | None:
+    if not var:
+        return None
+    value = env.get(var)
+    return value or None
+
+
+def settings_from_config(config: Any, env: Mapping[str, str] | None = None) -> ChannelSettings:
+    """Channel settings from an engine.config.Config; secrets come from `env` (os.environ)."""
+    env = os.environ if env is None else env
+    integ = config.integrations
+    out = ChannelSettings()
+    if integ.slack is not None:
+        out.slack_webhook_url = _env(integ.slack.webhook_url_env, env)
+    if integ.email is not None:
+        e = integ.email
+        out.smtp = SmtpSettings(
+            host=e.smtp_host,
+            port=e.smtp_port,
+            sender=e.from_,
+            username=_env(e.username_env, env),
+            password=_env(e.password_env, env),
+            starttls="auto" if e.starttls else "off",
+            ssl=e.tls,
+            timeout=e.timeout,
+        )
+    for w in config.webhooks:
+        headers = dict(w.headers)
+        headers.update({k: v for k, var in w.headers_env.items() if (v := _env(var, env))})
+        out.webhooks[w.name] = WebhookTarget(w.url, _env(w.secret_env, env), headers, w.timeout)
+    if integ.pagerduty is not None:
+        p = integ.pagerduty
+        out.pagerduty_events_url = p.events_url
+        out.pagerduty_routing_key = _env(p.routing_key_env, env)
+        out.pagerduty_api_url = p.api_url
+        out.pagerduty_api_token = _env(p.api_token_env, env)
+    if integ.jira is not None:
+        j = integ.jira
+        out.jira = JiraSettings(
+            base_url=j.base_url,
+            project=j.project,
+            user=_env(j.user_env, env),
+            token=_env(j.token_env, env),
+            api_version=j.api_version,
+            issue_type=j.issue_type,
+            resolve_transition=j.resolve_transition,
+        )
+    return out
+
+
+def describe(destination: str) -> str:
+    """How a destination reads in the timeline: '#incidents', 'alice@example.com', 'PagerDuty'."""
+    kind, _, value = destination.partition(":")
+    if kind == "pagerduty":
+        return "PagerDuty"
+    if kind == "jira":
+        return "Jira"
+    if kind == "webhook":
+        return f"webhook {value}"
+    return value or destination
+
+
+class Dispatcher:
+    """Sends one notification to its destination over the channel's own wire format."""
+
+    def __init__(self, settings: ChannelSettings, client: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self._own_client = client is None
+        self.client = client or httpx.AsyncClient(
+            timeout=settings.timeout, limits=httpx.Limits(max_connections=50, max_keepalive_connections=20)
+        )
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.client.aclose()
+
+    async def send(
+        self,
+        destination: str,
+        payload: dict[str, Any],
+        *,
+        dedup_key: str,
+        context: Mapping[str, Any] | None = None,
+        attempt: int = 1,
+    ) -> Outcome:
+        """`context` holds results of earlier deliveries of the same stream (a Jira issue key)."""
+        s = self.settings
+        kind, _, value = destination.partition(":")
+        context = context or {}
+        if kind == "slack":
+            if not s.slack_webhook_url:
+                return Outcome.refused("Slack is not configured: set the variable named by integrations.slack.webhook_url_env")
+            return await slack_channel.send(self.client, s.slack_webhook_url, payload, channel=value or None, dedup_key=dedup_key, timeout=s.timeout)
+        if kind == "email":
+            if s.smtp is None:
+                return Outcome.refused("e-mail is not configured: add [integrations.email]")
+            return await email_channel.send(s.smtp, payload, [a.strip() for a in value.split(",") if a.strip()], dedup_key)
+        if kind == "webhook":
+            target = s.webhooks.get(value)
+            if target is None:
+                return Outcome.refused(f"no webhook named {value!r} in [[webhooks]]")
+            return await webhook_channel.send(
+                self.client, target.url, payload, secret=target.secret, dedup_key=dedup_key, headers=dict(target.headers), timeout=target.timeout
+            )
+        if kind == "pagerduty":
+            if not s.pagerduty_routing_key:
+                return Outcome.refused("PagerDuty is not configured: set the variable named by integrations.pagerduty.routing_key_env")
+            return await pd_channel.send(self.client, s.pagerduty_events_url, s.pagerduty_routing_key, payload, timeout=s.timeout)
+        if kind == "jira":
+            if s.jira is None:
+                return Outcome.refused("Jira is not configured: add [integrations.jira]")
+            if payload.get("kind") == "resolved":
+                issue = context.get("jira_issue")
+                if not issue:
+                    return Outcome.success("no Jira issue to transition")
+                return await jira_channel.resolve_issue(self.client, s.jira, issue, "\n".join(render.body_lines(payload)))
+            if context.get("jira_issue"):
+                return Outcome.success(f"already tracked as {context['jira_issue']}")
+            return await jira_channel.create_issue(self.client, s.jira, payload, retry=attempt > 1)
+        return Outcome.refused(f"unknown destination {destination!r}")

@@ -1,0 +1,111 @@
+"""Channel-neutral wording of a notification: a headline and body lines.
+
+A notification's payload (stored on its outbox row) is a dict:
+  kind         triggered | escalated | reminder | acknowledged | status_update | severity_changed |
+               resolved | reopened | digest | shift_notice | override_notice | test
+  audience     internal | external (external payloads carry public fields only)
+  incident     {key, title, severity, status, services, created_at, ...} or absent
+  message      free text of the change (a status update, a root cause) or absent
+  actor, at, level, round, recipients, items (digest), shift (shift notices)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+PUBLIC_STATES = {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring", "resolved": "Resolved"}
+# Fields of an incident that may leave the organisation.
+PUBLIC_INCIDENT_FIELDS = ("key", "title", "status", "services")
+
+
+def public_incident(incident: dict[str, Any]) -> dict[str, Any]:
+    return {k: incident.get(k) for k in PUBLIC_INCIDENT_FIELDS if k in incident}
+
+
+def _when(text: str | None) -> str:
+    if not text:
+        return ""
+    try:
+        return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M %Z").strip()
+    except ValueError:
+        return text
+
+
+def headline(p: dict[str, Any]) -> str:
+    kind = p.get("kind", "")
+    inc = p.get("incident") or {}
+    key, title, sev = inc.get("key", ""), inc.get("title", ""), str(inc.get("severity", "")).upper()
+    if p.get("audience") == "external":
+        state = PUBLIC_STATES.get(str(inc.get("status")), str(inc.get("status", "")).capitalize())
+        return f"[{state}] {title}"
+    if kind == "triggered":
+        return f"[{sev}] {key} triggered: {title}"
+    if kind == "escalated":
+        return f"[{sev}] {key} escalated to level {p.get('level')}: {title}"
+    if kind == "reminder":
+        return f"[{sev}] Reminder: {key} is still unacknowledged: {title}"
+    if kind == "acknowledged":
+        return f"[{sev}] {key} acknowledged by {p.get('actor')}: {title}"
+    if kind == "status_update":
+        return f"[{sev}] {key} {inc.get('status')}: {title}"
+    if kind == "severity_changed":
+        return f"[{sev}] {key} severity changed to {inc.get('severity')}: {title}"
+    if kind == "resolved":
+        return f"[RESOLVED] {key}: {title}"
+    if kind == "reopened":
+        return f"[{sev}] {key} reopened: {title}"
+    if kind == "digest":
+        n = len(p.get("items") or [])
+        return f"PulseGuard digest: {n} incident update{'s' if n != 1 else ''}"
+    if kind == "shift_notice":
+        s = p.get("shift") or {}
+        return f"Your on-call shift on {s.get('schedule')} starts {_when(s.get('start'))}"
+    if kind == "override_notice":
+        s = p.get("shift") or {}
+        return f"On-call change on {s.get('schedule')}: {p.get('message', '')}"
+    return p.get("title") or f"PulseGuard: {kind}"
+
+
+def body_lines(p: dict[str, Any]) -> list[str]:
+    inc = p.get("incident") or {}
+    lines: list[str] = []
+    if p.get("audience") == "external":
+        if p.get("message"):
+            lines.append(str(p["message"]))
+        elif p.get("kind") == "resolved":
+            lines.append("This incident has been resolved.")
+        if inc.get("services"):
+            lines.append("Affected: " + ", ".join(inc["services"]))
+        return lines
+    kind = p.get("kind")
+    if kind == "digest":
+        for item in p.get("items") or []:
+            i = item.get("incident") or {}
+            lines.append(f"- {i.get('key')} [{i.get('severity')}] {i.get('status')}: {i.get('title')} ({item.get('kind')})")
+        return lines
+    if kind in ("shift_notice", "override_notice"):
+        s = p.get("shift") or {}
+        lines.append(f"Schedule {s.get('schedule')}: {s.get('user')} from {_when(s.get('start'))} to {_when(s.get('end'))}")
+        if p.get("message") and kind == "shift_notice":
+            lines.append(str(p["message"]))
+        return lines
+    if p.get("message"):
+        lines.append(str(p["message"]))
+    if kind in ("escalated", "reminder") and p.get("recipients"):
+        lines.append("Notifying: " + ", ".join(p["recipients"]))
+    if inc:
+        lines.append(f"Severity: {inc.get('severity')} · Status: {inc.get('status')}")
+        if inc.get("services"):
+            lines.append("Services: " + ", ".join(inc["services"]))
+        if inc.get("description") and kind == "triggered":
+            lines.append(str(inc["description"]))
+        if inc.get("created_at"):
+            lines.append(f"Opened: {_when(inc['created_at'])}")
+    if kind in ("triggered", "escalated", "reminder"):
+        lines.append(f"Acknowledge: pulseguard incident ack {inc.get('key')}")
+    return lines
+
+
+def text(p: dict[str, Any]) -> str:
+    return "\n".join([headline(p), "", *body_lines(p)])
