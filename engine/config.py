@@ -268,7 +268,7 @@ class Section(BaseModel):
     """Base of every table in the file: strict types, unknown keys refused."""
 
     model_config = ConfigDict(
-        extra="forbid", strict=True, populate_by_name=True, use_attribute_docstrings=True
+        extra="forbid", strict=True, populate_by_name=True
     )
 
 
