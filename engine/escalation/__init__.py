@@ -1,0 +1,1 @@
+"""Escalation policies, durable timers and the notification outbox."""
