@@ -7,7 +7,7 @@ from tortoise.models import Model
 
 
 class KeyCounter(Model):
-    """Monotonic counters (incident numbers); a row, so a deleted incident's key is never reused."""
+    """Monotonic counters (incident numbers): a row, so a deleted incident's key is never reused."""
 
     name = fields.CharField(max_length=32, primary_key=True)
     value = fields.BigIntField(default=0, db_default=0)

@@ -118,7 +118,7 @@ class Migration(migrations.Migration):
                 ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=32)),
                 ('value', fields.BigIntField(default=0, db_default=0)),
             ],
-            options={'table': 'key_counter', 'app': 'models', 'pk_attr': 'name', 'table_description': "Monotonic counters (incident numbers); a row, so a deleted incident's key is never reused."},
+            options={'table': 'key_counter', 'app': 'models', 'pk_attr': 'name', 'table_description': "Monotonic counters (incident numbers): a row, so a deleted incident's key is never reused."},
             bases=['Model'],
         ),
         ops.CreateModel(

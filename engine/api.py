@@ -1,0 +1,192 @@
+"""The one interface the console (and any other front end) uses to reach the engine.
+
+`EngineAPI` is a protocol of queries, commands and a subscription, all in plain dicts so that a
+remote implementation over HTTP can stand in for `LocalEngine` without the console noticing.
+Every command goes through engine.services; nothing here touches the ORM for writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from engine import feed, queries, services
+from engine.models import Comment, Evidence, FollowUp, StatusUpdate
+
+
+@runtime_checkable
+class EngineAPI(Protocol):
+    actor: str
+    readonly: bool
+
+    # queries
+    async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]: ...
+    async def incident_detail(self, key: str) -> dict[str, Any]: ...
+    async def incident_counts(self) -> dict[str, int]: ...
+    async def list_maintenance(self, include_ended: bool = False) -> list[dict[str, Any]]: ...
+    async def list_targets(self) -> list[dict[str, Any]]: ...
+    async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
+    async def engine_state(self) -> dict[str, Any]: ...
+
+    # subscription
+    async def latest_cursor(self) -> int: ...
+    def subscribe(self, cursor: int = 0) -> AsyncIterator[list[dict[str, Any]]]: ...
+
+    # commands
+    async def create_incident(self, **fields: Any) -> dict[str, Any]: ...
+    async def acknowledge(self, key: str) -> dict[str, Any]: ...
+    async def change_status(self, key: str, status: str, message: str | None = None, public: bool = False) -> dict[str, Any]: ...
+    async def change_severity(self, key: str, severity: str, reason: str | None = None) -> dict[str, Any]: ...
+    async def assign(self, key: str, assignee: str | None) -> dict[str, Any]: ...
+    async def set_tags(self, key: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]: ...
+    async def comment(self, key: str, content: str, internal_only: bool = False) -> dict[str, Any]: ...
+    async def post_update(self, key: str, message: str, public: bool = True, status: str | None = None) -> dict[str, Any]: ...
+    async def promote_comment(self, comment_id: int) -> dict[str, Any]: ...
+    async def add_evidence(self, key: str, kind: str, **fields: Any) -> dict[str, Any]: ...
+    async def resolve(self, key: str, root_cause: str, solution: str, category: str | None = None,
+                      verification_steps: Sequence[str] = ()) -> dict[str, Any]: ...
+    async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]: ...
+    async def mark_false_positive(self, key: str, value: bool = True, reason: str | None = None) -> dict[str, Any]: ...
+    async def set_verification_step(self, key: str, index: int, done: bool = True) -> dict[str, Any]: ...
+    async def add_followup(self, key: str, group: str, description: str, owner: str | None = None,
+                           due_date: date | None = None) -> dict[str, Any]: ...
+    async def create_maintenance(self, **fields: Any) -> dict[str, Any]: ...
+    async def end_maintenance(self, window_id: int) -> dict[str, Any]: ...
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, (Comment, StatusUpdate, Evidence, FollowUp)):
+        data = {name: getattr(obj, name) for name in obj._meta.db_fields}
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
+    return queries.incident_dict(obj) if hasattr(obj, "number") else {
+        k: (v.isoformat() if hasattr(v, "isoformat") else v)
+        for k, v in ((n, getattr(obj, n)) for n in obj._meta.db_fields)
+    }
+
+
+class ReadOnlyError(PermissionError):
+    pass
+
+
+class LocalEngine:
+    """EngineAPI over this process's database connection."""
+
+    def __init__(self, actor: str, *, readonly: bool = False, db_label: str = "", role: str = "local",
+                 categories: Sequence[str] | None = None) -> None:
+        self.actor = actor
+        self.readonly = readonly
+        self.db_label = db_label
+        self.role = role  # "engine" (this process runs the loops), "standby", "console"
+        self.categories = list(categories) if categories else None
+        self.targets_provider: Any = None  # set by the monitoring engine when present
+
+    def _check_write(self) -> None:
+        if self.readonly:
+            raise ReadOnlyError("this console is read-only")
+
+    # queries
+    async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]:
+        return await queries.list_incidents(**filters)
+
+    async def incident_detail(self, key: str) -> dict[str, Any]:
+        return await queries.incident_detail(key)
+
+    async def incident_counts(self) -> dict[str, int]:
+        return await queries.incident_counts()
+
+    async def list_maintenance(self, include_ended: bool = False) -> list[dict[str, Any]]:
+        return await queries.list_maintenance(include_ended)
+
+    async def list_targets(self) -> list[dict[str, Any]]:
+        if self.targets_provider is None:
+            return []
+        return await self.targets_provider.list_targets()
+
+    async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        if self.targets_provider is None:
+            return []
+        return await self.targets_provider.series_samples(series, since)
+
+    async def engine_state(self) -> dict[str, Any]:
+        return {"role": self.role, "database": self.db_label, "readonly": self.readonly, "actor": self.actor}
+
+    # subscription
+    async def latest_cursor(self) -> int:
+        return await feed.latest_cursor()
+
+    def subscribe(self, cursor: int = 0) -> AsyncIterator[list[dict[str, Any]]]:
+        return feed.follow(cursor)
+
+    # commands
+    async def create_incident(self, **fields: Any) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.create_incident(actor=self.actor, **fields))
+
+    async def acknowledge(self, key: str) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.acknowledge(key, self.actor))
+
+    async def change_status(self, key: str, status: str, message: str | None = None, public: bool = False) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.change_status(key, status, self.actor, message=message, public=public))
+
+    async def change_severity(self, key: str, severity: str, reason: str | None = None) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.change_severity(key, severity, self.actor, reason=reason))
+
+    async def assign(self, key: str, assignee: str | None) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.assign(key, assignee, self.actor))
+
+    async def set_tags(self, key: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.set_tags(key, self.actor, add=add, remove=remove))
+
+    async def comment(self, key: str, content: str, internal_only: bool = False) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.comment(key, content, self.actor, internal_only=internal_only))
+
+    async def post_update(self, key: str, message: str, public: bool = True, status: str | None = None) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.post_update(key, message, self.actor, public=public, status=status))
+
+    async def promote_comment(self, comment_id: int) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.promote_comment(comment_id, self.actor))
+
+    async def add_evidence(self, key: str, kind: str, **fields: Any) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.add_evidence(key, kind, self.actor, **fields))
+
+    async def resolve(self, key: str, root_cause: str, solution: str, category: str | None = None,
+                      verification_steps: Sequence[str] = ()) -> dict[str, Any]:
+        self._check_write()
+        extra = {"categories": self.categories} if self.categories else {}
+        return _row(await services.resolve(key, self.actor, root_cause=root_cause, solution=solution,
+                                           category=category, verification_steps=verification_steps, **extra))
+
+    async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.reopen(key, self.actor, reason=reason))
+
+    async def mark_false_positive(self, key: str, value: bool = True, reason: str | None = None) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.mark_false_positive(key, self.actor, value=value, reason=reason))
+
+    async def set_verification_step(self, key: str, index: int, done: bool = True) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.set_verification_step(key, index, self.actor, done=done))
+
+    async def add_followup(self, key: str, group: str, description: str, owner: str | None = None,
+                           due_date: date | None = None) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.add_followup(key, group, description, self.actor, owner=owner, due_date=due_date))
+
+    async def create_maintenance(self, **fields: Any) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.create_maintenance(actor=self.actor, **fields))
+
+    async def end_maintenance(self, window_id: int) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.end_maintenance(window_id, self.actor))

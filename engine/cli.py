@@ -1,0 +1,645 @@
+"""The `pulseguard` command line (every subcommand but the console itself).
+
+Areas add subcommands in their own module exposing `register(subparsers)`; list it in AREAS.
+A handler is `async def handler(args, ctx) -> int` set with `set_defaults(handler=..., needs_db=...)`.
+Bad input exits 2 with one line on stderr and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import getpass
+import importlib
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, DomainError
+
+# Modules that add subcommands with `register(subparsers)`; a missing one is skipped so an
+# area can land on its own.
+AREAS: list[str] = [
+    "engine.config_cli",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line: printed as one line, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One clear line instead of argparse's usage block.
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+@dataclass
+class Context:
+    """What a handler needs: who acts, the database, the loaded configuration."""
+
+    actor: str
+    database: Any = None
+    config: Any = None
+    json: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def categories(self) -> list[str]:
+        extra = []
+        if self.config is not None:
+            extra = list(getattr(getattr(self.config, "engine", None), "root_cause_categories", None) or [])
+        return list(dict.fromkeys([*DEFAULT_ROOT_CAUSE_CATEGORIES, *extra]))
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers): fall back to the uid
+        return f"uid{os.getuid()}"
+
+
+# --- shared parsing helpers ---------------------------------------------------------------
+
+_REL = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, what: str = "time") -> datetime:
+    """ISO 8601 (a naive time is local), 'now', or an age like 15m / 2h / 3d (meaning ago)."""
+    value = (text or "").strip()
+    if value == "now":
+        return datetime.now(timezone.utc)
+    rel = _REL.match(value)
+    if rel:
+        return datetime.now(timezone.utc) - timedelta(seconds=float(rel.group(1)) * _UNITS[rel.group(2)])
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_date(text: str, what: str = "date") -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def parse_duration(text: str, what: str = "duration") -> timedelta:
+    rel = _REL.match((text or "").strip().lstrip("+"))
+    if not rel or text.strip().startswith("-"):
+        raise UsageError(f"{what}: {text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
+    return timedelta(seconds=float(rel.group(1)) * _UNITS[rel.group(2)])
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], empty: str = "(none)") -> None:
+    """Aligned plain-text table; `columns` is [(key, heading)]."""
+    if not rows:
+        print(empty)
+        return
+    cells = [[_cell(r.get(k)) for k, _ in columns] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, h) in enumerate(columns)]
+    print("  ".join(h.upper().ljust(w) for (_, h), w in zip(columns, widths)).rstrip())
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) or "-"
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def short_time(value: str | None) -> str:
+    if not value:
+        return "-"
+    try:
+        return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
+
+
+def age(value: str | None, now: datetime | None = None) -> str:
+    if not value:
+        return "-"
+    then = datetime.fromisoformat(value)
+    seconds = int(((now or datetime.now(timezone.utc)) - then).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+
+
+# --- incident commands --------------------------------------------------------------------
+
+
+async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    incident = await services.create_incident(
+        title=args.title,
+        severity=args.severity,
+        description=args.description or "",
+        services=args.service or [],
+        tags=args.tag or [],
+        assignee=args.assignee,
+        actor=ctx.actor,
+    )
+    if ctx.json:
+        from engine.queries import incident_dict
+
+        print_json(incident_dict(incident))
+    else:
+        print(f"{incident.key} opened ({incident.severity}): {incident.title}")
+    return EXIT_OK
+
+
+LIST_COLUMNS = [
+    ("key", "key"), ("severity", "severity"), ("status", "status"), ("ack", "ack"), ("age", "age"),
+    ("title", "title"), ("assignee", "assignee"), ("services", "services"),
+]
+
+
+async def _incident_list(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import queries
+
+    rows = await queries.list_incidents(
+        status=args.status, severity=args.severity, include_resolved=args.all, service=args.service, tag=args.tag,
+        limit=args.limit,
+    )
+    if ctx.json:
+        print_json(rows)
+        return EXIT_OK
+    for r in rows:
+        r["ack"] = r["acknowledged_by"] or ("-" if r["status"] == "resolved" else "no")
+        r["age"] = age(r["created_at"])
+    print_table(rows, LIST_COLUMNS, empty="no incidents" + ("" if args.all else " open (use --all for resolved ones)"))
+    return EXIT_OK
+
+
+async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import queries
+
+    data = await queries.incident_detail(args.key)
+    if ctx.json:
+        print_json(data)
+        return EXIT_OK
+    print(f"{data['key']}  {data['title']}")
+    fields = [
+        ("severity", data["severity"]), ("status", data["status"]), ("source", data["source"]),
+        ("services", ", ".join(data["services"]) or "-"), ("tags", ", ".join(data["tags"]) or "-"),
+        ("assignee", data["assignee"] or "-"), ("detected", short_time(data["detected_at"])),
+        ("created", f"{short_time(data['created_at'])} by {data['created_by']}"),
+        ("acknowledged", f"{short_time(data['acknowledged_at'])} by {data['acknowledged_by']}" if data["acknowledged_at"] else "no"),
+        ("resolved", f"{short_time(data['resolved_at'])} by {data['resolved_by']}" if data["resolved_at"] else "no"),
+    ]
+    if data["false_positive"]:
+        fields.append(("false positive", "yes"))
+    width = max(len(k) for k, _ in fields)
+    for k, v in fields:
+        print(f"  {k.ljust(width)}  {v}")
+    if data["description"]:
+        print(f"\n{data['description']}")
+    if data["root_cause"]:
+        print("\nResolution")
+        print(f"  root cause  {data['root_cause']} ({data['root_cause_category']})")
+        print(f"  solution    {data['solution']}")
+        for i, step in enumerate(data["verification_steps"], 1):
+            print(f"  [{'x' if step['done'] else ' '}] {i}. {step['step']}")
+    print("\nTimeline")
+    print_table(
+        [{"at": short_time(e["at"]), "actor": e["actor"], "kind": e["kind"], "summary": e["summary"]} for e in data["timeline"]],
+        [("at", "time"), ("actor", "actor"), ("kind", "event"), ("summary", "what")],
+    )
+    if data["comments"]:
+        print("\nComments")
+        for c in data["comments"]:
+            mark = " [internal]" if c["internal_only"] else ""
+            print(f"  {short_time(c['created_at'])}  {c['author']}{mark}: {c['content']}")
+    if data["updates"]:
+        print("\nStatus updates")
+        for u in data["updates"]:
+            mark = "public" if u["public"] else "internal"
+            print(f"  {short_time(u['created_at'])}  {u['author']} ({u['status']}, {mark}): {u['message']}")
+    if data["evidence"]:
+        print("\nEvidence")
+        for e in data["evidence"]:
+            where = e["url"] or e["path"] or ""
+            rng = f" {short_time(e['range_from'])} → {short_time(e['range_to'])}" if e["range_from"] else ""
+            print(f"  #{e['id']} {e['kind']}{rng} {where} {e['description']}".rstrip())
+    if data["followups"]:
+        print("\nFollow-ups")
+        for f in data["followups"]:
+            print(f"  [{'x' if f['done'] else ' '}] #{f['id']} {f['group']}: {f['description']} ({f['owner'] or 'no owner'}, due {f['due_date'] or '-'})")
+    return EXIT_OK
+
+
+async def _incident_ack(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    inc = await services.acknowledge(args.key, ctx.actor)
+    print(f"{inc.key} acknowledged by {ctx.actor} ({inc.status})")
+    return EXIT_OK
+
+
+async def _incident_status(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    inc = await services.change_status(args.key, args.status, ctx.actor, message=args.message, public=args.public)
+    print(f"{inc.key} is now {inc.status}")
+    return EXIT_OK
+
+
+async def _incident_severity(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    inc = await services.change_severity(args.key, args.severity, ctx.actor, reason=args.reason)
+    print(f"{inc.key} severity is now {inc.severity}")
+    return EXIT_OK
+
+
+async def _incident_assign(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    who = None if args.who in ("-", "none", "nobody") else args.who
+    inc = await services.assign(args.key, who, ctx.actor)
+    print(f"{inc.key} assigned to {inc.assignee}" if inc.assignee else f"{inc.key} unassigned")
+    return EXIT_OK
+
+
+async def _incident_tag(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    add = [t[1:] if t.startswith("+") else t for t in args.tags if not t.startswith("-")]
+    remove = [t[1:] for t in args.tags if t.startswith("-")]
+    inc = await services.set_tags(args.key, ctx.actor, add=add, remove=remove)
+    print(f"{inc.key} tags: {', '.join(inc.tags) or '(none)'}")
+    return EXIT_OK
+
+
+async def _incident_comment(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    row = await services.comment(args.key, args.text, ctx.actor, internal_only=args.internal)
+    print(f"comment #{row.id} added to {args.key.upper()}" + (" (internal)" if args.internal else ""))
+    return EXIT_OK
+
+
+async def _incident_update(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    row = await services.post_update(args.key, args.message, ctx.actor, public=not args.internal, status=args.status)
+    print(f"{'internal' if args.internal else 'public'} update #{row.id} posted ({row.status})")
+    return EXIT_OK
+
+
+LOG_TS = re.compile(r"^\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)")
+
+
+def log_excerpt(path: Path, start: datetime, end: datetime, limit: int = 1_000_000) -> str:
+    """Lines of a log whose leading timestamp falls in [start, end]; continuation lines
+    (stack traces) follow the line they belong to."""
+    out: list[str] = []
+    size = 0
+    keep = False
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            m = LOG_TS.match(line)
+            if m:
+                try:
+                    ts = datetime.fromisoformat(m.group(1).replace(",", ".").replace("Z", "+00:00"))
+                except ValueError:
+                    ts = None
+                if ts is not None:
+                    if ts.tzinfo is None:
+                        ts = ts.astimezone()
+                    keep = start <= ts <= end
+            if keep:
+                size += len(line)
+                if size > limit:
+                    raise UsageError(f"--log: the excerpt of {path} is larger than 1 MB; narrow --from/--to")
+                out.append(line)
+    return "".join(out)
+
+
+async def _incident_evidence(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    fields: dict[str, Any] = {"description": args.description or ""}
+    if args.url:
+        kind = "screenshot" if re.search(r"\.(png|jpe?g|gif|webp)(\?|$)", args.url, re.I) else "link"
+        fields["url"] = args.url
+    elif args.file:
+        path = Path(args.file).expanduser()
+        if not path.is_file():
+            raise UsageError(f"--file: {args.file} is not a readable file")
+        raw = path.read_bytes()
+        if len(raw) > 1_000_000:
+            raise UsageError(f"--file: {args.file} is larger than 1 MB")
+        kind = "screenshot" if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".webp") else "file"
+        try:
+            content = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            content = "base64:" + base64.b64encode(raw).decode("ascii")
+        fields.update(path=str(path.resolve()), content=content)
+    else:
+        if not (args.from_ and args.to):
+            raise UsageError("--log needs --from and --to (the time range of the excerpt)")
+        path = Path(args.log).expanduser()
+        if not path.is_file():
+            raise UsageError(f"--log: {args.log} is not a readable file")
+        start, end = parse_time(args.from_, "--from"), parse_time(args.to, "--to")
+        if start > end:
+            raise UsageError("--from is after --to")
+        kind = "log"
+        excerpt = log_excerpt(path, start, end)
+        if not excerpt:
+            raise UsageError(f"--log: no line of {args.log} is timestamped between --from and --to")
+        fields.update(path=str(path.resolve()), content=excerpt, range_from=start, range_to=end)
+    row = await services.add_evidence(args.key, kind, ctx.actor, **fields)
+    print(f"evidence #{row.id} ({kind}) added to {args.key.upper()}")
+    return EXIT_OK
+
+
+async def _incident_resolve(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    inc = await services.resolve(
+        args.key, ctx.actor, root_cause=args.root_cause, solution=args.solution, category=args.category,
+        verification_steps=args.verify or [], categories=ctx.categories,
+    )
+    print(f"{inc.key} resolved ({inc.root_cause_category})")
+    return EXIT_OK
+
+
+async def _incident_reopen(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    inc = await services.reopen(args.key, ctx.actor, reason=args.reason)
+    print(f"{inc.key} reopened ({inc.status})")
+    return EXIT_OK
+
+
+async def _incident_false_positive(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    inc = await services.mark_false_positive(args.key, ctx.actor, value=not args.undo, reason=args.reason)
+    print(f"{inc.key} {'marked as' if inc.false_positive else 'no longer'} a false positive")
+    return EXIT_OK
+
+
+async def _incident_verify(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    inc = await services.set_verification_step(args.key, args.step - 1, ctx.actor, done=not args.undo)
+    step = inc.verification_steps[args.step - 1]
+    print(f"{inc.key} step {args.step} {'done' if step['done'] else 'open'}: {step['step']}")
+    return EXIT_OK
+
+
+async def _incident_followup(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+
+    due = parse_date(args.due, "--due") if args.due else None
+    row = await services.add_followup(args.key, args.group, args.description, ctx.actor, owner=args.owner, due_date=due)
+    print(f"follow-up #{row.id} added to {args.key.upper()}")
+    return EXIT_OK
+
+
+def _register_incident(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("incident", help="create, change and read incidents", parents=[common])
+    isub = p.add_subparsers(dest="incident_command", metavar="COMMAND", required=True, parser_class=Parser)
+
+    def cmd(name: str, handler: Callable, help: str, read: bool = False) -> argparse.ArgumentParser:
+        c = isub.add_parser(name, help=help, parents=[common])
+        c.set_defaults(handler=handler, needs_db=True)
+        if read:
+            c.add_argument("--json", action="store_true", help="machine-readable output")
+        return c
+
+    c = cmd("create", _incident_create, "open a manual incident", read=True)
+    c.add_argument("--title", required=True)
+    c.add_argument("--severity", required=True, help="critical, high, medium or low")
+    c.add_argument("--description")
+    c.add_argument("--service", action="append", help="affected service (repeatable)")
+    c.add_argument("--tag", action="append", help="tag (repeatable)")
+    c.add_argument("--assignee")
+
+    c = cmd("list", _incident_list, "list incidents (open ones unless --all)", read=True)
+    c.add_argument("--status", help="triggered, investigating, identified, monitoring, resolved or open")
+    c.add_argument("--severity")
+    c.add_argument("--service")
+    c.add_argument("--tag")
+    c.add_argument("--all", action="store_true", help="include resolved incidents")
+    c.add_argument("--limit", type=int, default=500)
+
+    c = cmd("show", _incident_show, "an incident with its timeline, comments, updates and evidence", read=True)
+    c.add_argument("key")
+
+    c = cmd("ack", _incident_ack, "acknowledge (stops escalation)")
+    c.add_argument("key")
+
+    c = cmd("status", _incident_status, "change status: investigating, identified or monitoring")
+    c.add_argument("key")
+    c.add_argument("status")
+    c.add_argument("--message", "-m")
+    c.add_argument("--public", action="store_true", help="publish the message on the status page")
+
+    c = cmd("severity", _incident_severity, "change severity")
+    c.add_argument("key")
+    c.add_argument("severity")
+    c.add_argument("--reason")
+
+    c = cmd("assign", _incident_assign, "assign to someone ('-' to unassign)")
+    c.add_argument("key")
+    c.add_argument("who")
+
+    c = cmd("tag", _incident_tag, "add tags (name or +name) and remove them (-name)")
+    c.add_argument("key")
+    c.add_argument("tags", nargs="+")
+
+    c = cmd("comment", _incident_comment, "add a comment")
+    c.add_argument("key")
+    c.add_argument("text")
+    c.add_argument("--internal", action="store_true", help="internal only: never shown publicly")
+
+    c = cmd("update", _incident_update, "post a status update (public unless --internal)")
+    c.add_argument("key")
+    c.add_argument("message")
+    c.add_argument("--status")
+    c.add_argument("--internal", action="store_true")
+
+    c = cmd("evidence", _incident_evidence, "attach a URL, a file or a log excerpt")
+    c.add_argument("key")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--url")
+    g.add_argument("--file")
+    g.add_argument("--log", metavar="PATH")
+    c.add_argument("--from", dest="from_", metavar="T")
+    c.add_argument("--to", metavar="T")
+    c.add_argument("--description", "-d")
+
+    c = cmd("resolve", _incident_resolve, "resolve with a root cause and solution")
+    c.add_argument("key")
+    c.add_argument("--root-cause", required=True)
+    c.add_argument("--solution", required=True)
+    c.add_argument("--category", help="root-cause category (database, deployment, network, …)")
+    c.add_argument("--verify", action="append", metavar="STEP", help="verification step (repeatable)")
+
+    c = cmd("reopen", _incident_reopen, "reopen a resolved incident")
+    c.add_argument("key")
+    c.add_argument("--reason")
+
+    c = cmd("false-positive", _incident_false_positive, "mark (or --undo) as a false positive")
+    c.add_argument("key")
+    c.add_argument("--reason")
+    c.add_argument("--undo", action="store_true")
+
+    c = cmd("verify", _incident_verify, "check off verification step N (1-based)")
+    c.add_argument("key")
+    c.add_argument("step", type=int)
+    c.add_argument("--undo", action="store_true")
+
+    c = cmd("followup", _incident_followup, "add a follow-up action")
+    c.add_argument("key")
+    c.add_argument("--group", required=True, help="preventive_measures, monitoring_improvements, documentation_updates, process_changes, technical_changes, team_changes")
+    c.add_argument("--description", "-d", required=True)
+    c.add_argument("--owner")
+    c.add_argument("--due", metavar="YYYY-MM-DD")
+
+
+# --- parser and dispatch ------------------------------------------------------------------
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Options accepted before or after any subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help="database: file path, sqlite:///… or postgres://… (env PULSEGUARD_DB)")
+    common.add_argument("--config", default=argparse.SUPPRESS, help="configuration file (env PULSEGUARD_CONFIG)")
+    common.add_argument("--as", dest="actor", default=argparse.SUPPRESS, metavar="NAME", help="act as NAME (default: your OS user)")
+    return common
+
+
+def build_parser(prog: str = "pulseguard") -> Parser:
+    common = common_parser()
+    parser = Parser(prog=prog, description="PulseGuard: detect, investigate and resolve incidents.", parents=[common])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    _register_incident(sub, common)
+    for name in AREAS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub, common) if _takes_common(module.register) else module.register(sub)
+    return parser
+
+
+def _takes_common(fn: Callable) -> bool:
+    import inspect
+
+    return len(inspect.signature(fn).parameters) >= 2
+
+
+def load_context(args: argparse.Namespace) -> Context:
+    ctx = Context(actor=(getattr(args, "actor", None) or os_user()).strip(), json=bool(getattr(args, "json", False)))
+    if getattr(args, "needs_config", True):
+        ctx.config = load_config_for(args)
+    return ctx
+
+
+def load_config_for(args: argparse.Namespace) -> Any:
+    """The configuration file named by --config / PULSEGUARD_CONFIG / the usual places, or None."""
+    try:
+        from engine import config as config_module
+    except ImportError:  # the configuration module is optional for incident commands
+        return None
+    explicit = getattr(args, "config", None)
+    path = config_module.find_config(explicit)
+    if path is None:
+        return None
+    return config_module.load_config(path)
+
+
+def database_for(args: argparse.Namespace, ctx: Context) -> Any:
+    from engine.db import resolve_database
+
+    configured = None
+    if ctx.config is not None:
+        configured = getattr(getattr(ctx.config, "engine", None), "db", None)
+    return resolve_database(getattr(args, "db", None) or os.environ.get("PULSEGUARD_DB") or configured)
+
+
+async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.db import close_database, open_database
+
+    if not getattr(args, "needs_db", False):
+        return await args.handler(args, ctx)
+    ctx.database = database_for(args, ctx)
+    try:
+        await open_database(ctx.database)
+        return await args.handler(args, ctx)
+    finally:
+        await close_database()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed subcommand; turns every expected failure into one line and exit 2."""
+    try:
+        ctx = load_context(args)
+        return asyncio.run(_run_handler(args, ctx))
+    except (DomainError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # config errors and connection failures: still one clear message
+        problems = getattr(exc, "problems", None)
+        if problems:
+            for line in problems:
+                print(f"error: {line}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.startswith(("asyncpg", "tortoise", "sqlite3")):
+            print(f"error: database: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        if os.environ.get("PULSEGUARD_DEBUG"):
+            raise
+        print(f"error: unexpected failure: {type(exc).__name__}: {exc} (PULSEGUARD_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    return run(args)

@@ -1,0 +1,43 @@
+"""Entry point of the `pulseguard` command.
+
+With a subcommand it runs the engine's CLI; with none it opens the console. Textual is imported
+only on the console path, so headless commands stay light.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from engine.cli import EXIT_USAGE, build_parser, run
+
+
+def add_console_options(parser) -> None:  # type: ignore[no-untyped-def]
+    group = parser.add_argument_group("console")
+    group.add_argument("--theme", help="dark, light, high-contrast or monochrome")
+    group.add_argument("--readonly", action="store_true", help="look, but change nothing")
+    group.add_argument("--connect", metavar="URL", help="attach to a headless engine's API instead of a database")
+    group.add_argument("--token", help="API token for --connect (env PULSEGUARD_TOKEN)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    add_console_options(parser)
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) is None:
+        try:
+            from pulseguard_tui.console import run_console
+        except ModuleNotFoundError as exc:
+            if exc.name != "pulseguard_tui.console":
+                raise
+            parser.print_help()
+            return EXIT_USAGE
+        return run_console(args)
+    if not getattr(args, "handler", None):
+        parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
+        return EXIT_USAGE
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
