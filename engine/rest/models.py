@@ -1,0 +1,43 @@
+"""Tables of the HTTP surface: API tokens and status-page subscribers."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class ApiToken(Model):
+    """An API token. Only its SHA-256 is stored, the token itself is shown once at creation."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64, db_index=True)
+    role = fields.CharField(max_length=16)  # viewer | responder | admin
+    token_hash = fields.CharField(max_length=64, unique=True)
+    # The first characters of the token, so a list can tell tokens apart without revealing them.
+    prefix = fields.CharField(max_length=16)
+    created_at = fields.DatetimeField()
+    created_by = fields.CharField(max_length=64)
+    last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_token"
+
+
+class Subscriber(Model):
+    """A status-page e-mail subscriber. Updates are sent only after the address is confirmed."""
+
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=320, unique=True)
+    # Services the subscriber follows (empty: every public service).
+    services = fields.JSONField(default=list)
+    # Services asked for in the latest request, applied when its confirmation link is opened.
+    requested_services = fields.JSONField(default=list)
+    # Random secret carried by the confirmation and unsubscribe links.
+    token = fields.CharField(max_length=64, unique=True)
+    confirmed_at = fields.DatetimeField(null=True)
+    confirm_sent_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "status_subscriber"
