@@ -15,7 +15,7 @@ from tortoise.backends.base.config_generator import expand_db_url
 from engine.domain import InvalidInput
 
 APP = "models"
-MODELS = ["engine.models", "engine.monitor.models", "engine.escalation.models", "engine.oncall.models", "engine.rest.models"]
+MODELS = ["engine.models", "engine.monitor.models", "engine.escalation.models", "engine.oncall.models", "engine.rest.models", "engine.postmortem_models"]
 MIGRATIONS = "engine.migrations"
 SQLITE_PRAGMAS = {"journal_mode": "WAL", "busy_timeout": 30000, "synchronous": "NORMAL"}
 
