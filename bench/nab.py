@@ -1,0 +1,209 @@
+"""NAB benchmark: replay the shared NAB subset through the live detector and score it.
+
+    .venv/bin/python bench/nab.py [--out DIR] [--sensitivity medium] [--workers 2]
+                                  [--set name=value ...] [--per-file]
+
+Prints NAB's standard, reward_low_FP_rate and reward_low_FN_rate scores (0 = never fires,
+100 = perfect) twice: at the best single threshold on `anomaly_score` (how NAB's scoreboard ranks
+detectors) and at the product's own alert decision (the `alert` column, scored at threshold 1),
+per category and in total, plus the replay cost in seconds per 1,000 points.
+
+Scoring is done by ../shared/nab/score.py, NAB's rules re-implemented and checked against NAB's
+published results. The data lives outside the repository, beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAB = Path(__file__).resolve().parents[1].parent / "shared" / "nab"
+sys.path.insert(0, str(ROOT))
+
+PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+def load_scorer():
+    spec = importlib.util.spec_from_file_location("nab_score", NAB / "score.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules["nab_score"] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def data_files(data_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(data_dir)) for p in data_dir.glob("*/*.csv"))
+
+
+def _settings(overrides: dict[str, str], sensitivity: str):
+    from engine.detection.detector import DetectorSettings
+
+    base = DetectorSettings(sensitivity=sensitivity)
+    types = {f.name: f.type for f in dataclasses.fields(DetectorSettings)}
+    values: dict[str, object] = {}
+    for name, text in overrides.items():
+        if name not in types:
+            raise SystemExit(f"--set {name}: no such setting (have {', '.join(sorted(types))})")
+        current = getattr(base, name)
+        if isinstance(current, bool):
+            values[name] = text.lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, int):
+            values[name] = int(text)
+        elif isinstance(current, float) or current is None:
+            values[name] = None if text.lower() == "none" else float(text)
+        elif isinstance(current, tuple):
+            values[name] = tuple((k, float(v)) for k, v in (p.split(":") for p in text.split(",")))
+        else:
+            values[name] = text
+    return dataclasses.replace(base, **values)
+
+
+def _warm() -> None:
+    from engine.detection.detector import warm_up
+
+    warm_up(block=True)
+
+
+def _replay_one(job: tuple[str, str, str, dict[str, str], str]) -> tuple[str, int, float]:
+    data_dir, rel, out_dir, overrides, sensitivity = job
+    from engine.detection.replay import replay_file
+
+    started = time.perf_counter()
+    rows, _ = replay_file(Path(data_dir) / rel, Path(out_dir) / "replay" / rel, _settings(overrides, sensitivity))
+    return rel, rows, time.perf_counter() - started
+
+
+def replay_corpus(data_dir: Path, out_dir: Path, overrides: dict[str, str], sensitivity: str,
+                  workers: int) -> tuple[int, float, float]:
+    """Replay every file into out_dir/replay; returns (rows, replay CPU seconds, wall seconds)."""
+    files = data_files(data_dir)
+    # Longest files first so the two workers finish together.
+    files.sort(key=lambda rel: -(data_dir / rel).stat().st_size)
+    jobs = [(str(data_dir), rel, str(out_dir), overrides, sensitivity) for rel in files]
+    started = time.perf_counter()
+    rows = 0
+    busy = 0.0
+    with ProcessPoolExecutor(max_workers=max(1, min(2, workers)), initializer=_warm) as pool:
+        for rel, n, seconds in pool.map(_replay_one, jobs):
+            rows += n
+            busy += seconds
+    return rows, busy, time.perf_counter() - started
+
+
+def _split_columns(out_dir: Path, files: list[str]) -> None:
+    """Write the `alert` column as an `anomaly_score` results folder (scored at threshold 1)."""
+    import csv
+
+    for rel in files:
+        src = out_dir / "replay" / rel
+        dst = out_dir / "alerts" / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with src.open(newline="") as fh, dst.open("w", newline="") as out:
+            reader = csv.DictReader(fh)
+            writer = csv.writer(out)
+            writer.writerow(["timestamp", "anomaly_score"])
+            for row in reader:
+                writer.writerow([row["timestamp"], row["alert"]])
+
+
+def score(out_dir: Path, data_dir: Path, labels: Path) -> dict:
+    """Scores in both decision modes, per category and in total."""
+    scorer = load_scorer()
+    files = data_files(data_dir)
+    _split_columns(out_dir, files)
+    categories = sorted({rel.split("/")[0] for rel in files})
+    out: dict = {"best": {}, "alert": {}, "files": {}}
+    for mode, folder in (("best", "replay"), ("alert", "alerts")):
+        corpus = scorer.load_corpus(str(data_dir), str(labels), str(out_dir / folder))
+        for profile in PROFILES:
+            cost = scorer.PROFILES[profile]
+            threshold = scorer.sweep(corpus, cost).threshold if mode == "best" else 1.0
+            total = scorer.score_at(corpus, cost, threshold, per_file=True)
+            entry = {"threshold": threshold, "total": total["normalized"], "raw": total["raw"]}
+            for cat in categories:
+                part = [(g, s) for g, s in corpus if g.name.startswith(cat + "/")]
+                r = scorer.score_at(part, cost, threshold, per_file=True)
+                fp = sum(f["fp_rows"] for f in r["files"])
+                hit = sum(f["windows_hit"] for f in r["files"])
+                windows = sum(f["windows"] for f in r["files"])
+                entry[cat] = {"score": r["normalized"], "raw": r["raw"], "fp_rows": fp,
+                              "windows": f"{hit}/{windows}"}
+            out[mode][profile] = entry
+            if profile == "standard":
+                out["files"][mode] = total["files"]
+    return out
+
+
+def _fmt(value: float) -> str:
+    return "   n/a" if value != value else f"{value:6.1f}"
+
+
+def report(result: dict, rows: int, busy: float, wall: float, per_file: bool) -> None:
+    cats = [k for k in result["best"]["standard"] if k not in ("threshold", "total", "raw")]
+    titles = {"best": "best threshold on anomaly_score", "alert": "product alert decision (alert column)"}
+    for mode in ("best", "alert"):
+        print(f"\n== {titles[mode]}")
+        print(f"{'category':<24s}" + "".join(f"{p[:18]:>20s}" for p in PROFILES) + "   windows  fp rows")
+        for cat in cats:
+            line = f"{cat:<24s}"
+            for p in PROFILES:
+                c = result[mode][p][cat]
+                line += f"{_fmt(c['score']):>14s} ({c['raw']:+5.1f})"
+            c = result[mode]["standard"][cat]
+            print(line + f"   {c['windows']:>7s}  {c['fp_rows']:7d}")
+        line = f"{'total':<24s}"
+        for p in PROFILES:
+            line += f"{_fmt(result[mode][p]['total']):>14s} ({result[mode][p]['raw']:+5.1f})"
+        print(line)
+        if mode == "best":
+            print("thresholds: " + ", ".join(f"{p} {result[mode][p]['threshold']:.4f}" for p in PROFILES))
+        if per_file:
+            for f in result["files"][mode]:
+                print(f"    {f['file']:<58s} raw={f['raw']:+7.3f} windows {f['windows_hit']}/{f['windows']} fp_rows={f['fp_rows']}")
+    print(f"\nreplay: {rows} points, {busy:.1f} s of worker time ({1000 * busy / rows:.3f} s per 1,000 points, "
+          f"{busy / rows * 1000:.3f} ms per point amortised incl. refits), {wall:.1f} s wall")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Replay and score the shared NAB subset.")
+    ap.add_argument("--data", type=Path, default=NAB / "data")
+    ap.add_argument("--labels", type=Path, default=NAB / "labels" / "combined_windows.json")
+    ap.add_argument("--out", type=Path, default=None, help="keep the replay output here")
+    ap.add_argument("--sensitivity", default="medium", choices=("low", "medium", "high"))
+    ap.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a DetectorSettings field (ablations)")
+    ap.add_argument("--per-file", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    a = ap.parse_args(argv)
+    if not (a.data.is_dir() and a.labels.is_file()):
+        print(f"NAB data not found under {a.data} / {a.labels}", file=sys.stderr)
+        return 2
+    overrides = dict(item.split("=", 1) for item in a.set)
+    _settings(overrides, a.sensitivity)  # fail early on a bad --set
+    with tempfile.TemporaryDirectory(prefix="pulseguard-nab-") as tmp:
+        out_dir = a.out or Path(tmp)
+        rows, busy, wall = replay_corpus(a.data, out_dir, overrides, a.sensitivity, a.workers)
+        result = score(out_dir, a.data, a.labels)
+    print(f"NAB subset at {a.data} (sensitivity {a.sensitivity}"
+          + (f", overrides {overrides}" if overrides else "") + ")")
+    report(result, rows, busy, wall, a.per_file)
+    if a.json:
+        result.update(rows=rows, busy_seconds=busy, wall_seconds=wall, sensitivity=a.sensitivity, overrides=overrides)
+        a.json.write_text(json.dumps(result, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    raise SystemExit(main())

@@ -1,0 +1,648 @@
+"""The streaming anomaly detector: one state per metric series, PyOD HBOS on causal features.
+
+How a sample becomes an alert:
+
+1. Its features (engine.detection.features) are built from that sample and earlier ones only.
+2. The series' current model (PyOD HBOS, fitted on the previous `train_window` rows and refitted
+   every `refit_every` rows) gives a raw outlier score.
+3. The raw score is calibrated against the series' own past scores with the ratio
+   r = (s - median) / (q - median), q the 99.9th percentile of the past scores, squashed to [0, 1)
+   as r / (1 + r). It is scale-free, so one threshold means the same thing on a flat series and on
+   a noisy one: 0.5 is "as unusual as the most unusual 0.1 % of the recent past". HBOS caps what
+   one feature can add, so its score counts how many views of the sample are unusual at once;
+   many clear anomalies reach that cap and score exactly 0.5.
+4. `sensitivity` picks the threshold. With `false_positive_filter` on, a candidate must also be
+   confirmed (two of the last three rows, or one far past the threshold), must not belong to an
+   episode that already alerted (cooldown unless the score escalates), must not be explained by
+   the series' daily and weekly pattern, and must not match a shape a person marked as a false
+   positive on that series.
+
+Fits are pure (`FitJob.run`), so the engine can run them in a worker thread (`fit_inline=False`,
+then `pending_fits()` / `install()`); replay and tests fit inline. Scoring between fits is the
+same code in both modes.
+
+numpy is imported at module level and PyOD inside functions: import this module lazily.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from engine.detection import features as feat
+from engine.domain import InvalidInput
+
+SENSITIVITIES = ("low", "medium", "high")
+
+# Why a row did or did not alert; stored per row by replay-style batches.
+REASON_NONE = 0  # below the threshold
+REASON_ALERT = 1
+REASON_EPISODE = 2  # part of an episode that already alerted
+REASON_UNCONFIRMED = 3  # a lone blip, waiting for confirmation
+REASON_SEASONAL = 4  # within what the same time of day looked like on previous days
+REASON_KNOWN_FALSE_POSITIVE = 5  # same shape as one a person marked as a false positive
+REASON_LEARNING = 6  # no model yet
+REASON_NAMES = {
+    REASON_NONE: "normal",
+    REASON_ALERT: "alert",
+    REASON_EPISODE: "same episode",
+    REASON_UNCONFIRMED: "unconfirmed",
+    REASON_SEASONAL: "explained by daily pattern",
+    REASON_KNOWN_FALSE_POSITIVE: "known false positive",
+    REASON_LEARNING: "learning",
+}
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """`ai_detection.anomaly_detection` plus the tunables behind it (defaults are measured)."""
+
+    enabled: bool = True
+    sensitivity: str = "medium"
+    false_positive_filter: bool = True
+    # Alert thresholds on the calibrated score, per sensitivity.
+    thresholds: tuple[tuple[str, float], ...] = (("low", 0.55), ("medium", 0.4999), ("high", 0.45))
+    train_window: int = 3000
+    refit_every: int = 20
+    min_train: int = 60
+    n_bins: int = 10
+    calibration_window: int = 3000
+    calibration_quantile: float = 0.999
+    # Scores of the first models (trained on few rows) are erratic: they neither alert nor serve
+    # as the calibration reference. Alerts start after min_train + learning_rows + min_reference.
+    learning_rows: int = 200
+    min_reference: int = 100
+    cooldown: int = 150  # rows after an alert during which the episode stays quiet
+    escalation: float = 0.2  # an episode alerts again only past its peak by this much
+    strong: float = 0.75  # a single row this far past the threshold needs no confirmation
+    seasonal_filter: bool = True
+    confirm_span: int = 3  # a candidate must be confirmed within this many rows
+    confirm_count: int = 2  # rows scoring at least confirm_level within the span
+    confirm_level: float = 0.3
+    seasonal_days: int = 7
+    shape_length: int = 8
+    shape_tolerance: float = 0.35
+
+    @property
+    def threshold(self) -> float:
+        return dict(self.thresholds)[self.sensitivity]
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None, where: str = "ai_detection.anomaly_detection") -> "DetectorSettings":
+        """Settings from the TOML section; bad values raise InvalidInput naming the key."""
+        section = dict(section or {})
+        out: dict[str, Any] = {}
+        if "enabled" in section:
+            if not isinstance(section["enabled"], bool):
+                raise InvalidInput(f"{where}.enabled", f"expected true or false, got {section['enabled']!r}")
+            out["enabled"] = section["enabled"]
+        if "sensitivity" in section:
+            value = section["sensitivity"]
+            if not isinstance(value, str) or value.lower() not in SENSITIVITIES:
+                raise InvalidInput(f"{where}.sensitivity", f"expected one of low, medium, high, got {value!r}")
+            out["sensitivity"] = value.lower()
+        if "false_positive_filter" in section:
+            if not isinstance(section["false_positive_filter"], bool):
+                raise InvalidInput(
+                    f"{where}.false_positive_filter",
+                    f"expected true or false, got {section['false_positive_filter']!r}",
+                )
+            out["false_positive_filter"] = section["false_positive_filter"]
+        return cls(**out)
+
+    def with_sensitivity(self, sensitivity: str) -> "DetectorSettings":
+        if sensitivity not in SENSITIVITIES:
+            raise InvalidInput("sensitivity", f"expected one of low, medium, high, got {sensitivity!r}")
+        return replace(self, sensitivity=sensitivity)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one sample scored: `score` in [0, 1], whether it alerts, and why (not)."""
+
+    series: str
+    timestamp: float
+    value: float
+    score: float
+    alert: bool
+    reason: str
+
+
+@dataclass
+class Batch:
+    """Per-row results of `observe_many`: scores in [0, 1], alert flags and reason codes."""
+
+    score: np.ndarray
+    alert: np.ndarray
+    reason: np.ndarray
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """Everything a refit needs, copied out of the series state: safe to run in another thread."""
+
+    series: str
+    at_row: int  # global row number of the first row the new model will score
+    ts: np.ndarray
+    vals: np.ndarray
+    start: int  # buffer rows start..stop-1 are the training rows
+    stop: int
+    interval: float
+    n_bins: int
+
+    def run(self) -> "FittedModel":
+        """Fit HBOS on the training rows. Pure: touches nothing but its own arrays."""
+        from pyod.models.hbos import HBOS
+
+        x = feat.compute(self.ts, self.vals, self.start, self.stop, self.interval)
+        model = HBOS(n_bins=self.n_bins, contamination=0.01)
+        model.fit(np.ascontiguousarray(x, dtype=np.float64))
+        limits = None
+        daily = x[:, 4][x[:, 4] != 0]
+        if feat.seasonal(self.interval) and len(daily) >= 0.5 * len(x):
+            # Only a series whose day-over-day differences are much smaller than its own spread
+            # has a daily pattern worth explaining alerts with.
+            spread = float(np.std(x[:, 0]))
+            if spread > 0 and float(np.std(daily)) < 0.5 * spread:
+                limits = (float(np.quantile(np.abs(x[:, 4]), 0.99)), float(np.quantile(np.abs(x[:, 6]), 0.99)))
+        return FittedModel(model, self.at_row, self.interval, limits)
+
+
+@dataclass
+class FittedModel:
+    model: Any
+    at_row: int
+    interval: float
+    daily_limits: tuple[float, float] | None  # 99th percentiles of |vs_yesterday| features
+
+
+@dataclass
+class Episode:
+    """The latest alert of a series: where it started and what it looked like."""
+
+    row: int
+    timestamp: float
+    value: float
+    score: float
+    signature: list[float]
+
+
+@dataclass
+class SeriesState:
+    """Ring-buffer history and model of one series. Rows are numbered from 0 for the series."""
+
+    capacity: int
+    ts: np.ndarray = field(init=False)
+    vals: np.ndarray = field(init=False)
+    raw: np.ndarray = field(init=False)  # raw model score per row, NaN before the first model
+    n: int = 0  # rows held in the buffers
+    offset: int = 0  # global row number of buffer row 0
+    interval: float = 0.0
+    fitted: FittedModel | None = None
+    last_fit_row: int = -(10**9)
+    first_fit_row: int = -1
+    fit_pending: bool = False
+    ref_ready: bool = False
+    ref_median: float = 0.0
+    ref_high: float = 0.0
+    last_alert_row: int = -(10**9)
+    peak: float = 0.0
+    recent_candidates: list[int] = field(default_factory=list)
+    pending_row: int = -(10**9)
+    episode: Episode | None = None
+    false_positive_shapes: list[list[float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ts = np.empty(self.capacity, dtype=np.float64)
+        self.vals = np.empty(self.capacity, dtype=np.float64)
+        self.raw = np.empty(self.capacity, dtype=np.float64)
+
+    @property
+    def rows(self) -> int:
+        """Rows seen by the series so far."""
+        return self.offset + self.n
+
+    def make_room(self, extra: int, keep: int) -> None:
+        """Drop old rows so `extra` more fit, keeping at least the last `keep` rows."""
+        if self.n + extra <= self.capacity:
+            return
+        drop = max(0, self.n - keep)
+        if drop:
+            for arr in (self.ts, self.vals, self.raw):
+                arr[: self.n - drop] = arr[drop : self.n]
+            self.n -= drop
+            self.offset += drop
+        if self.n + extra > self.capacity:
+            self.capacity = max(2 * self.capacity, self.n + extra)
+            for name in ("ts", "vals", "raw"):
+                old = getattr(self, name)
+                new = np.empty(self.capacity, dtype=np.float64)
+                new[: self.n] = old[: self.n]
+                setattr(self, name, new)
+
+
+def to_epoch(value: datetime | float | int | str) -> float:
+    """Seconds since the epoch; naive datetimes and strings are taken as UTC."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+class StreamingDetector:
+    """Per-series streaming anomaly detection. Not thread-safe: call it from one thread (the
+    event loop); only `FitJob.run` is meant for worker threads."""
+
+    def __init__(self, settings: DetectorSettings | None = None, *, fit_inline: bool = True) -> None:
+        self.settings = settings or DetectorSettings()
+        self.fit_inline = fit_inline
+        self._series: dict[str, SeriesState] = {}
+        self._pending: list[FitJob] = []
+
+    # ----------------------------------------------------------------- state
+
+    def series(self) -> list[str]:
+        return list(self._series)
+
+    def state(self, series: str) -> SeriesState:
+        st = self._series.get(series)
+        if st is None:
+            st = SeriesState(capacity=512)
+            self._series[series] = st
+        return st
+
+    def forget(self, series: str) -> None:
+        self._series.pop(series, None)
+
+    def _keep_rows(self, st: SeriesState) -> int:
+        s = self.settings
+        season = 0
+        if st.interval and feat.seasonal(st.interval):
+            season = int(math.ceil(s.seasonal_days * feat.DAY / st.interval)) + 4
+        return max(s.train_window, s.calibration_window) + max(season, 16) + 8
+
+    # --------------------------------------------------------------- observe
+
+    def observe(self, series: str, timestamp: datetime | float | str, value: float) -> Observation:
+        """Score one sample (live path). Non-finite values are not learned and never alert."""
+        ts = to_epoch(timestamp)
+        b = self.observe_many(series, np.array([ts], dtype=np.float64), np.array([value], dtype=np.float64))
+        return Observation(series, ts, float(value), float(b.score[0]), bool(b.alert[0]), REASON_NAMES[int(b.reason[0])])
+
+    def observe_many(self, series: str, timestamps: np.ndarray, values: np.ndarray) -> Batch:
+        """Score consecutive samples of one series; the same result as one `observe` per row
+        when fits are inline."""
+        ts_in = np.asarray(timestamps, dtype=np.float64)
+        x_in = np.asarray(values, dtype=np.float64)
+        k = len(x_in)
+        score = np.zeros(k, dtype=np.float64)
+        alert = np.zeros(k, dtype=bool)
+        reason = np.full(k, REASON_LEARNING, dtype=np.int8)
+        if not self.settings.enabled or k == 0:
+            reason[:] = REASON_NONE
+            return Batch(score, alert, reason)
+        good = np.isfinite(x_in) & np.isfinite(ts_in)
+        if not good.all():
+            idx = np.flatnonzero(good)
+            inner = self.observe_many(series, ts_in[idx], x_in[idx])
+            score[idx], alert[idx], reason[idx] = inner.score, inner.alert, inner.reason
+            reason[~good] = REASON_NONE
+            return Batch(score, alert, reason)
+
+        st = self.state(series)
+        st.make_room(k, self._keep_rows(st))
+        a = st.n
+        # A clock that never steps back, so "the same time yesterday" can be searched for.
+        last = st.ts[a - 1] if a else -np.inf
+        st.ts[a : a + k] = np.maximum.accumulate(np.maximum(ts_in, last))
+        st.vals[a : a + k] = x_in
+        st.raw[a : a + k] = np.nan
+        st.n = a + k
+        if not st.interval or st.fitted is None:
+            st.interval = feat.estimate_interval(st.ts[max(0, st.n - 256) : st.n])
+
+        i = 0
+        while i < k:
+            row = st.offset + a + i
+            self._maybe_fit(st, series, row)
+            end = k
+            if self.fit_inline:
+                # Stop the segment where the next refit is due.
+                next_fit = max(st.last_fit_row + self.settings.refit_every, self.settings.min_train)
+                if next_fit > row:
+                    end = min(k, i + (next_fit - row))
+                else:
+                    end = i + 1
+            if st.fitted is not None:
+                self._score(st, a + i, a + end, score[i:end], alert[i:end], reason[i:end])
+            i = end
+        return Batch(score, alert, reason)
+
+    # ------------------------------------------------------------------ fits
+
+    def _fit_due(self, st: SeriesState, row: int) -> bool:
+        s = self.settings
+        return row >= s.min_train and row - st.last_fit_row >= s.refit_every and not st.fit_pending
+
+    def _job(self, st: SeriesState, series: str, row: int) -> FitJob:
+        b = row - st.offset  # buffer index of the row to be scored next
+        start = max(0, b - self.settings.train_window)
+        # Copy only what the features of the training rows can reach back to.
+        lo = max(0, start - (self._keep_rows(st) - self.settings.train_window))
+        ts = st.ts[lo:b].copy()
+        vals = st.vals[lo:b].copy()
+        interval = feat.estimate_interval(ts[-min(len(ts), 2048) :])
+        return FitJob(series, row, ts, vals, start - lo, b - lo, interval, self.settings.n_bins)
+
+    def _maybe_fit(self, st: SeriesState, series: str, row: int) -> None:
+        if not self._fit_due(st, row):
+            return
+        job = self._job(st, series, row)
+        if self.fit_inline:
+            self._install(st, job.run())
+        else:
+            st.fit_pending = True
+            st.last_fit_row = row
+            self._pending.append(job)
+
+    def pending_fits(self) -> list[FitJob]:
+        """Refits due since the last call (deferred mode): run each `job.run()` in a worker
+        thread, then hand the result to `install`."""
+        jobs, self._pending = self._pending, []
+        return jobs
+
+    def install(self, job: FitJob, fitted: FittedModel | None) -> None:
+        """Use a model fitted off the loop; `None` (the fit failed) just allows a new attempt."""
+        st = self._series.get(job.series)
+        if st is None:
+            return
+        st.fit_pending = False
+        if fitted is not None:
+            self._install(st, fitted)
+
+    def _install(self, st: SeriesState, fitted: FittedModel) -> None:
+        st.fitted = fitted
+        st.last_fit_row = fitted.at_row
+        st.fit_pending = False
+        st.interval = fitted.interval
+        if st.first_fit_row < 0:
+            st.first_fit_row = fitted.at_row
+        s = self.settings
+        # Reference: the scores of the rows the model scored after the learning period, up to
+        # the row the new model starts at.
+        first = st.first_fit_row + s.learning_rows - st.offset
+        end = fitted.at_row - st.offset
+        past = st.raw[max(0, first, end - s.calibration_window) : max(0, end)]
+        past = past[np.isfinite(past)]
+        st.ref_ready = len(past) >= s.min_reference
+        if st.ref_ready:
+            st.ref_median = float(np.median(past))
+            st.ref_high = float(np.quantile(past, s.calibration_quantile))
+
+    # --------------------------------------------------------------- scoring
+
+    def _score(self, st: SeriesState, b0: int, b1: int, score: np.ndarray, alert: np.ndarray, reason: np.ndarray) -> None:
+        """Score buffer rows b0..b1-1 with the current model and decide their alerts."""
+        fitted = st.fitted
+        assert fitted is not None
+        x = feat.compute(st.ts[: b1], st.vals[: b1], b0, b1, fitted.interval)
+        raw = np.asarray(fitted.model.decision_function(x), dtype=np.float64)
+        st.raw[b0:b1] = raw
+        if not st.ref_ready:
+            return
+        spread = max(st.ref_high - st.ref_median, 1e-9 * (1.0 + abs(st.ref_median)))
+        ratio = np.clip((raw - st.ref_median) / spread, 0.0, 1e12)
+        cal = ratio / (1.0 + ratio)
+        score[:] = cal
+        self._decide(st, b0, cal, x, alert, reason)
+
+    def _decide(self, st: SeriesState, b0: int, cal: np.ndarray, x: np.ndarray, alert: np.ndarray,
+                reason: np.ndarray) -> None:
+        """Turn calibrated scores into alerts, row by row (the filter keeps per-series state)."""
+        s = self.settings
+        thr = s.threshold
+        strong = max(s.strong, thr)
+        for j, c in enumerate(cal.tolist()):
+            b = b0 + j
+            row = st.offset + b
+            if not s.false_positive_filter:
+                if c >= thr:
+                    alert[j] = True
+                    reason[j] = REASON_ALERT
+                    self._open_episode(st, b, c)
+                else:
+                    reason[j] = REASON_NONE
+                continue
+            # Rows that are at least somewhat unusual confirm a candidate next to them.
+            st.recent_candidates = [r for r in st.recent_candidates if row - r < s.confirm_span]
+            if c >= s.confirm_level:
+                st.recent_candidates.append(row)
+            reason[j] = REASON_NONE
+            if c >= thr:
+                if row - st.last_alert_row < s.cooldown and c <= st.peak + s.escalation:
+                    reason[j] = REASON_EPISODE
+                    st.peak = max(st.peak, c)
+                    st.pending_row = -(10**9)
+                    continue
+                if row - st.pending_row >= s.confirm_span:
+                    st.pending_row = row
+            if row - st.pending_row >= s.confirm_span:
+                continue  # no candidate, or one that nothing confirmed: a lone blip
+            if len(st.recent_candidates) < s.confirm_count and c < strong:
+                reason[j] = REASON_UNCONFIRMED
+                continue
+            st.pending_row = -(10**9)
+            if s.seasonal_filter and self._seasonal_explains(st, b, x[j]):
+                reason[j] = REASON_SEASONAL
+                continue
+            sig = self._signature(st, b)
+            if sig is not None and any(_same_shape(sig, fp, s.shape_tolerance) for fp in st.false_positive_shapes):
+                reason[j] = REASON_KNOWN_FALSE_POSITIVE
+                continue
+            alert[j] = True
+            reason[j] = REASON_ALERT
+            self._open_episode(st, b, max(c, thr), sig)
+
+    def _open_episode(self, st: SeriesState, b: int, c: float, sig: list[float] | None = None) -> None:
+        row = st.offset + b
+        st.last_alert_row = row
+        st.peak = c
+        if sig is None:
+            sig = self._signature(st, b) or []
+        st.episode = Episode(row, float(st.ts[b]), float(st.vals[b]), c, sig)
+
+    # ------------------------------------------------------- filter helpers
+
+    def _seasonal_samples(self, st: SeriesState, b: int) -> np.ndarray:
+        """Values around the same time of day on up to `seasonal_days` previous days."""
+        interval = st.interval
+        if not feat.seasonal(interval):
+            return np.empty(0)
+        ts = st.ts[: b + 1]
+        rows = np.array([b])
+        out = []
+        for d in range(1, self.settings.seasonal_days + 1):
+            j = int(feat.lag_rows(ts, rows, d * feat.DAY, interval)[0])
+            if j < 0:
+                break
+            out.append(st.vals[max(0, j - 1) : j + 2])
+        return np.concatenate(out) if out else np.empty(0)
+
+    def _seasonal_explains(self, st: SeriesState, b: int, x: np.ndarray) -> bool:
+        """True when the daily pattern accounts for the row: its value sits inside what the same
+        time of day looked like on previous days, and its differences from yesterday are within
+        their usual range (so only the level or the change was unusual, as at a daily ramp)."""
+        fitted = st.fitted
+        if fitted is None or fitted.daily_limits is None:
+            return False
+        lim_daily, lim_sustained = fitted.daily_limits
+        if abs(x[4]) > lim_daily or abs(x[6]) > lim_sustained:
+            return False
+        samples = self._seasonal_samples(st, b)
+        if len(samples) < 10:
+            return False
+        return bool(samples.min() <= st.vals[b] <= samples.max())
+
+    def _scale(self, st: SeriesState, b: int) -> float:
+        """Robust scale of the series' recent values (for shape signatures)."""
+        recent = st.vals[max(0, b - 512) : b]
+        if len(recent) < 4:
+            return 1.0
+        med = np.median(recent)
+        mad = float(np.median(np.abs(recent - med))) * 1.4826
+        if mad <= 0:
+            mad = float(np.std(recent))
+        return mad if mad > 0 else max(1e-9, abs(float(med)) * 1e-3 or 1.0)
+
+    def _signature(self, st: SeriesState, b: int) -> list[float] | None:
+        """The last `shape_length` values up to row b, relative to the level before them and in
+        units of the series' scale: what a marked false positive is remembered by."""
+        L = self.settings.shape_length
+        lo = b - L + 1
+        if lo < 4:
+            return None
+        base = float(np.median(st.vals[max(0, lo - 32) : lo]))
+        scale = self._scale(st, lo)
+        return ((st.vals[lo : b + 1] - base) / scale).tolist()
+
+    # --------------------------------------------------------- learning API
+
+    def mark_false_positive(self, series: str, window: tuple[datetime | float | str, datetime | float | str] | None = None,
+                            signature: Sequence[float] | None = None) -> bool:
+        """Remember the shape of a false alarm on `series` so the same shape no longer alerts.
+
+        Give the alert's window (start, end) while the series still holds those rows, or the
+        `signature` stored with the alert's evidence. Returns whether a shape was learned.
+        """
+        st = self._series.get(series)
+        if signature is not None:
+            sig = [float(v) for v in signature]
+            if not sig or not all(math.isfinite(v) for v in sig):
+                raise InvalidInput("signature", "expected a non-empty list of finite numbers")
+            if st is None:
+                st = self.state(series)
+            st.false_positive_shapes.append(sig)
+            return True
+        if st is None or window is None:
+            return False
+        start, end = to_epoch(window[0]), to_epoch(window[1])
+        if end < start:
+            raise InvalidInput("window", "the window ends before it starts")
+        ts = st.ts[: st.n]
+        lo = int(np.searchsorted(ts, start, side="left"))
+        hi = int(np.searchsorted(ts, end, side="right"))
+        if lo >= hi:
+            return False
+        # Learn the shape at every alert-worthy row of the window: the episode's alert row may be
+        # anywhere inside it.
+        learned = False
+        raw = st.raw[lo:hi]
+        candidates = [lo + int(i) for i in np.flatnonzero(np.isfinite(raw))]
+        if st.episode is not None and lo <= st.episode.row - st.offset < hi:
+            candidates.insert(0, st.episode.row - st.offset)
+        for b in candidates[: self.settings.shape_length * 4]:
+            sig = self._signature(st, b)
+            if sig is not None:
+                st.false_positive_shapes.append(sig)
+                learned = True
+        return learned
+
+    def learned_shapes(self, series: str) -> list[list[float]]:
+        st = self._series.get(series)
+        return [list(s) for s in st.false_positive_shapes] if st else []
+
+    def expected_band(self, series: str) -> tuple[float, float] | None:
+        """The range the latest sample was expected in: the same time of day on previous days
+        when the series has them, else the recent median ± 3 robust deviations."""
+        st = self._series.get(series)
+        if st is None or st.n < 4:
+            return None
+        b = st.n - 1
+        samples = self._seasonal_samples(st, b)
+        if len(samples) >= 10:
+            return float(np.min(samples)), float(np.max(samples))
+        recent = st.vals[max(0, b - 256) : b]
+        med = float(np.median(recent))
+        spread = 3.0 * self._scale(st, b)
+        return med - spread, med + spread
+
+    def recent(self, series: str, rows: int = 60) -> tuple[list[float], list[float]]:
+        """The last `rows` (timestamps, values) of a series, for evidence."""
+        st = self._series.get(series)
+        if st is None:
+            return [], []
+        lo = max(0, st.n - rows)
+        return st.ts[lo : st.n].tolist(), st.vals[lo : st.n].tolist()
+
+    def episode(self, series: str) -> Episode | None:
+        st = self._series.get(series)
+        return st.episode if st else None
+
+
+def _same_shape(a: Sequence[float], b: Sequence[float], tolerance: float) -> bool:
+    """Relative distance between two signatures of equal length below `tolerance`."""
+    if len(a) != len(b) or not a:
+        return False
+    va, vb = np.asarray(a), np.asarray(b)
+    norm = max(float(np.linalg.norm(va)), float(np.linalg.norm(vb)), 1e-9)
+    return float(np.linalg.norm(va - vb)) / norm <= tolerance
+
+
+_warm_lock = threading.Lock()
+_warm_thread: threading.Thread | None = None
+
+
+def warm_up(block: bool = False) -> threading.Thread:
+    """Import PyOD and pay numba's first-fit compilation in a background thread (once per
+    process). Returns the thread; `block=True` waits for it."""
+    global _warm_thread
+    with _warm_lock:
+        if _warm_thread is None:
+            _warm_thread = threading.Thread(target=_warm, name="pulseguard-detector-warm-up", daemon=True)
+            _warm_thread.start()
+        thread = _warm_thread
+    if block:
+        thread.join()
+    return thread
+
+
+def _warm() -> None:
+    rng = np.random.default_rng(0)
+    ts = np.arange(300, dtype=np.float64) * 60.0
+    vals = rng.normal(size=300)
+    job = FitJob("warm-up", 300, ts, vals, 0, 300, 60.0, DetectorSettings().n_bins)
+    fitted = job.run()
+    fitted.model.decision_function(feat.compute(ts, vals, 299, 300, 60.0))
+
+
+def iter_batches(n: int, size: int) -> Iterable[tuple[int, int]]:
+    for lo in range(0, n, size):
+        yield lo, min(n, lo + size)

@@ -1,0 +1,109 @@
+"""Causal features of a univariate metric series, one row per sample.
+
+Every feature of row i uses only rows 0..i, so a detector trained and scored on them never looks
+ahead. The same function builds training matrices and the rows being scored, which keeps the
+live detector and the replay identical.
+
+numpy is imported at module level: import this module lazily (from a worker thread or a
+command handler), never from code the console imports at start-up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DAY = 86400.0
+
+FEATURE_NAMES = (
+    "level",  # the value itself: catches values outside the usual range
+    "change",  # first difference: catches steps and spikes at their first row
+    "deviation",  # distance from the mean of the previous 4 rows
+    "volatility",  # standard deviation of the last 5 rows: catches variance changes
+    "vs_yesterday",  # difference from the same time one day earlier: daily seasonality
+    "change_vs_yesterday",  # first difference minus the one at the same time yesterday
+    "sustained_vs_yesterday",  # vs_yesterday averaged over the last SUSTAIN rows
+)
+SUSTAIN = 12
+N_FEATURES = len(FEATURE_NAMES)
+
+
+def estimate_interval(ts: np.ndarray) -> float:
+    """Typical sampling interval in seconds (median of the positive gaps); 60 s if unknown."""
+    if len(ts) < 2:
+        return 60.0
+    gaps = np.diff(ts)
+    gaps = gaps[gaps > 0]
+    if not len(gaps):
+        return 60.0
+    return float(np.median(gaps))
+
+
+def lag_rows(ts: np.ndarray, rows: np.ndarray, period: float, interval: float) -> np.ndarray:
+    """For each row, the earlier row closest to `period` seconds before it, or -1.
+
+    Found by timestamp rather than by counting rows, so gaps and jittered probe times still line
+    up with the same time of day. `ts` must be non-decreasing.
+    """
+    target = ts[rows] - period
+    after = np.searchsorted(ts, target, side="left")
+    before = np.clip(after - 1, 0, None)
+    after = np.minimum(after, len(ts) - 1)
+    pick = np.where(np.abs(ts[after] - target) < np.abs(ts[before] - target), after, before)
+    ok = (np.abs(ts[pick] - target) <= 0.75 * interval) & (pick < rows) & (pick >= 1)
+    return np.where(ok, pick, -1)
+
+
+def seasonal(interval: float) -> bool:
+    """Whether a day is long enough, in rows, for the daily features to mean something and short
+    enough to keep in memory (sampling every 5 s to every 12 h)."""
+    return 5.0 <= interval <= DAY / 2
+
+
+def compute(ts: np.ndarray, vals: np.ndarray, start: int, stop: int, interval: float) -> np.ndarray:
+    """Feature matrix (stop - start, N_FEATURES), C-contiguous float64, for rows start..stop-1.
+
+    `ts` (non-decreasing) and `vals` are the series buffers; rows before `start` are history.
+    Rows too close to the beginning of the buffer reuse its first value, which makes their
+    changes zero; rows with no sample a day earlier get zero daily features.
+    """
+    n = stop - start
+    out = np.empty((n, N_FEATURES), dtype=np.float64)
+    if n <= 0:
+        return out
+    # The sustained feature averages the daily difference of earlier rows too.
+    first = max(0, start - (SUSTAIN - 1))
+    rows = np.arange(first, stop)
+    x = vals[rows]
+    lags = np.empty((5, len(rows)), dtype=np.float64)
+    lags[0] = x
+    for k in range(1, 5):
+        lags[k] = vals[np.clip(rows - k, 0, None)]
+    change = x - lags[1]
+    if seasonal(interval):
+        j = lag_rows(ts[:stop], rows, DAY, interval)
+        ok = j >= 1
+        jj = np.where(ok, j, 1)
+        daily = np.where(ok, x - vals[jj], 0.0)
+        daily_change = np.where(ok, change - (vals[jj] - vals[jj - 1]), 0.0)
+    else:
+        daily = np.zeros(len(rows))
+        daily_change = daily
+    cut = start - first
+    out[:, 0] = x[cut:]
+    out[:, 1] = change[cut:]
+    out[:, 2] = (x - lags[1:].mean(axis=0))[cut:]
+    out[:, 3] = lags.std(axis=0)[cut:]
+    out[:, 4] = daily[cut:]
+    out[:, 5] = daily_change[cut:]
+    # Mean of the daily difference over rows i-SUSTAIN+1..i (fewer at the very beginning),
+    # summed in a fixed order so chunked and whole-series computations agree to the bit.
+    total = np.zeros(n)
+    count = np.zeros(n)
+    idx = np.arange(cut, len(rows))
+    for k in range(SUSTAIN):
+        src = idx - k
+        ok = src >= 0
+        total += np.where(ok, daily[np.maximum(src, 0)], 0.0)
+        count += ok
+    out[:, 6] = total / count
+    return out
