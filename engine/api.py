@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from engine import feed, queries, services
+from engine.domain import OPEN_STATUSES
 from engine.models import Comment, Evidence, FollowUp, StatusUpdate
 
 
@@ -22,6 +23,8 @@ class EngineAPI(Protocol):
 
     # queries
     async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]: ...
+    async def incident_page(self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100,
+                            focus_key: str | None = None) -> dict[str, Any]: ...
     async def incident_detail(self, key: str) -> dict[str, Any]: ...
     async def incident_counts(self) -> dict[str, int]: ...
     async def list_maintenance(self, include_ended: bool = False) -> list[dict[str, Any]]: ...
@@ -57,16 +60,97 @@ class EngineAPI(Protocol):
 
 def _row(obj: Any) -> dict[str, Any]:
     if isinstance(obj, (Comment, StatusUpdate, Evidence, FollowUp)):
-        data = {name: getattr(obj, name) for name in obj._meta.db_fields}
+        data = {name: getattr(obj, name) for name in obj._meta.fields_map if name in obj._meta.db_fields}
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
     return queries.incident_dict(obj) if hasattr(obj, "number") else {
         k: (v.isoformat() if hasattr(v, "isoformat") else v)
-        for k, v in ((n, getattr(obj, n)) for n in obj._meta.db_fields)
+        for k, v in ((n, getattr(obj, n)) for n in obj._meta.fields_map if n in obj._meta.db_fields)
     }
 
 
 class ReadOnlyError(PermissionError):
     pass
+
+
+# --- paged incident list (the console's virtualised table) --------------------------------
+
+PAGE_FIELDS = (
+    "id", "number", "title", "severity", "status", "services", "tags", "assignee", "created_at",
+    "acknowledged_at", "acknowledged_by", "resolved_at", "false_positive", "source",
+)
+
+
+def _page_query(filters: dict[str, Any]) -> Any:
+    """The filtered incident query; `filters` as the console's `/` filter produces them:
+    severities, statuses (or "open"), include_resolved, services, tags, assignee ("" for
+    unassigned), number, text (words that must all appear in the title)."""
+    from tortoise.expressions import Q, RawSQL
+
+    from engine.domain import Severity, Status, parse_enum
+    from engine.models import Incident
+
+    query = Incident.all()
+    statuses = [s for s in filters.get("statuses") or [] if s != "open"]
+    if statuses or "open" in (filters.get("statuses") or []):
+        wanted = {parse_enum(Status, s, "status").value for s in statuses}
+        if "open" in (filters.get("statuses") or []):
+            wanted |= {s.value for s in OPEN_STATUSES}
+        query = query.filter(status__in=sorted(wanted))
+    elif not filters.get("include_resolved"):
+        query = query.filter(status__in=[s.value for s in OPEN_STATUSES])
+    if filters.get("severities"):
+        query = query.filter(severity__in=[parse_enum(Severity, s, "severity").value for s in filters["severities"]])
+    if filters.get("number") is not None:
+        query = query.filter(number=int(filters["number"]))
+    if "assignee" in filters and filters["assignee"] is not None:
+        query = query.filter(assignee=filters["assignee"]) if filters["assignee"] else query.filter(
+            Q(assignee=None) | Q(assignee=""))
+    for word in filters.get("text") or []:
+        query = query.filter(title__icontains=word)
+    # JSON filters are not available on SQLite: match the quoted name in the list's text form,
+    # which works on both backends (names cannot contain quotes).
+    for i, name in enumerate(filters.get("services") or []):
+        query = query.annotate(**{f"_svc{i}": RawSQL('CAST("services" AS TEXT)')}).filter(
+            **{f"_svc{i}__contains": f'"{name}"'})
+    for i, name in enumerate(filters.get("tags") or []):
+        query = query.annotate(**{f"_tag{i}": RawSQL('CAST("tags" AS TEXT)')}).filter(
+            **{f"_tag{i}__contains": f'"{name}"'})
+    return query
+
+
+async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: int = 100,
+                        focus_key: str | None = None) -> dict[str, Any]:
+    """One window of the incident list, sorted like `queries.list_incidents` (severity, then
+    newest first), with the total count, so a client can page or virtualise 100,000 rows.
+    With `focus_key`, also where that incident now sits (None if it no longer matches)."""
+    from tortoise.expressions import Case, When
+
+    from engine.domain import SEVERITY_ORDER, parse_incident_key
+
+    filters = filters or {}
+    limit = max(1, min(int(limit), 1000))
+    offset = max(0, int(offset))
+    rank = Case(*(When(severity=s.value, then=i) for i, s in enumerate(SEVERITY_ORDER)), default=len(SEVERITY_ORDER))
+    base = _page_query(filters)
+    total = await base.count()
+    rows = await (
+        _page_query(filters).annotate(rank=rank).order_by("rank", "-created_at", "-id")
+        .offset(offset).limit(limit).values(*PAGE_FIELDS)
+    )
+    position = None
+    if focus_key:
+        focus = await _page_query(filters).filter(number=parse_incident_key(focus_key)).annotate(rank=rank).values(
+            "id", "created_at", "rank")
+        if focus:
+            f = focus[0]
+            from tortoise.expressions import Q
+
+            ahead = _page_query(filters).annotate(rank=rank).filter(
+                Q(rank__lt=f["rank"])
+                | Q(rank=f["rank"], created_at__gt=f["created_at"])
+                | Q(rank=f["rank"], created_at=f["created_at"], id__gt=f["id"]))
+            position = await ahead.count()
+    return {"total": total, "offset": offset, "rows": [queries.incident_row(r) for r in rows], "position": position}
 
 
 class LocalEngine:
@@ -88,6 +172,10 @@ class LocalEngine:
     # queries
     async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]:
         return await queries.list_incidents(**filters)
+
+    async def incident_page(self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100,
+                            focus_key: str | None = None) -> dict[str, Any]:
+        return await incident_page(filters, offset, limit, focus_key)
 
     async def incident_detail(self, key: str) -> dict[str, Any]:
         return await queries.incident_detail(key)

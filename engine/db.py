@@ -121,6 +121,11 @@ async def open_database(db: Database, *, migrate_schema: bool = True, global_fal
     The global fallback lets tasks created before init (widget message pumps, server handlers)
     use the connection; see DEPENDENCIES.md on the task-bound context.
     """
+    from tortoise.backends.base import executor
+
+    # Tortoise caches compiled INSERT/DELETE statements keyed by connection name and table,
+    # not by dialect: a process that reopens on another backend would reuse the wrong SQL.
+    executor.EXECUTOR_CACHE.clear()
     if migrate_schema:
         await migrate_database(db)
     await Tortoise.init(config=db.tortoise_config(), _enable_global_fallback=global_fallback)

@@ -70,8 +70,8 @@ async def get_incident(key: str | int) -> Incident:
 
 
 def incident_dict(incident: Incident) -> dict[str, Any]:
-    data = {name: _iso(getattr(incident, name)) for name in incident._meta.fields_map if name != "events"}
-    data = {k: v for k, v in data.items() if not hasattr(v, "_meta")}
+    db_fields = incident._meta.db_fields
+    data = {name: _iso(getattr(incident, name)) for name in incident._meta.fields_map if name in db_fields}
     data["key"] = incident.key
     return data
 

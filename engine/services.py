@@ -158,7 +158,7 @@ async def _next_number(conn: BaseDBAsyncClient) -> int:
     await conn.execute_query(
         "INSERT INTO key_counter (name, value) VALUES ('incident', 0) ON CONFLICT (name) DO NOTHING"
     )
-    _, rows = await conn.execute_query(
+    rows = await conn.execute_query_dict(
         "UPDATE key_counter SET value = value + 1 WHERE name = 'incident' RETURNING value"
     )
     return int(rows[0]["value"])

@@ -1,0 +1,73 @@
+"""A database made by an earlier schema revision opens, upgrades itself and keeps its data."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from engine import services
+from engine.db import close_database, migrate_database, open_database
+from engine.queries import incident_detail
+
+from conftest import run_cli
+
+MIGRATIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "engine" / "migrations").glob("0*.py"))
+
+
+async def test_upgrade_from_first_revision_keeps_data(database):
+    assert len(MIGRATIONS) >= 2, "needs an earlier revision to upgrade from"
+    await migrate_database(database, target="0001_initial")
+    await close_database()
+    # Write rows the way the first release did: raw SQL against the revision-1 schema.
+    from tortoise import Tortoise
+    from tortoise.backends.base import executor
+
+    executor.EXECUTOR_CACHE.clear()
+    await Tortoise.init(config=database.tortoise_config())
+    try:
+        conn = Tortoise.get_connection("default")
+        await conn.execute_script(
+            "INSERT INTO key_counter (name, value) VALUES ('incident', 7);"
+            "INSERT INTO incident (number, title, description, severity, status, source, services, tags,"
+            " created_at, created_by, updated_at, verification_steps, false_positive, impact, satisfaction,"
+            " related, external_refs, escalation, analysis, version)"
+            " VALUES (7, 'legacy outage', '', 'high', 'investigating', 'manual', '[\"api\"]', '[]',"
+            " '2026-01-01 10:00:00+00:00', 'alice', '2026-01-01 10:00:00+00:00', '[]', false, '{}', '{}',"
+            " '[]', '{}', '{}', '{}', 0);"
+        )
+        applied = await conn.execute_query_dict("SELECT name FROM tortoise_migrations")
+    finally:
+        await close_database()
+    assert [r["name"] for r in applied] == ["0001_initial"]
+
+    await open_database(database)  # upgrades to the newest revision
+    try:
+        conn = Tortoise.get_connection("default")
+        applied = [r["name"] for r in await conn.execute_query_dict("SELECT name FROM tortoise_migrations")]
+        assert applied == MIGRATIONS
+        old = await incident_detail("INC-7")
+        assert old["title"] == "legacy outage" and old["services"] == ["api"]
+        await services.comment("INC-7", "still here after the upgrade", "bob")
+        new = await services.create_incident(title="after upgrade", severity="low", actor="bob")
+        assert new.key == "INC-8"  # the counter survived too
+    finally:
+        await close_database()
+
+
+def test_cli_opens_old_database(sqlite_database, tmp_path):
+    import asyncio
+
+    asyncio.run(_make_old(sqlite_database))
+    with sqlite3.connect(sqlite_database.path) as con:
+        assert con.execute("SELECT count(*) FROM tortoise_migrations").fetchone()[0] == 1
+    proc = run_cli(sqlite_database, "incident", "list", "--json", check=True)
+    assert proc.stdout.strip() == "[]"
+    with sqlite3.connect(sqlite_database.path) as con:
+        assert con.execute("SELECT count(*) FROM tortoise_migrations").fetchone()[0] == len(MIGRATIONS)
+
+
+async def _make_old(database) -> None:
+    try:
+        await migrate_database(database, target="0001_initial")
+    finally:
+        await close_database()
