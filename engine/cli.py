@@ -28,6 +28,7 @@ from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, DomainError
 # area can land on its own.
 AREAS: list[str] = [
     "engine.config_cli",
+    "engine.analytics_cli",
 ]
 
 EXIT_OK = 0
