@@ -219,8 +219,15 @@ class Mail:
     @property
     def message(self) -> Any:
         import email
+        import email.policy
 
-        return email.message_from_bytes(self.data)
+        return email.message_from_bytes(self.data, policy=email.policy.default)
+
+    @property
+    def text(self) -> str:
+        """Subject and decoded body."""
+        msg = self.message
+        return f"{msg['Subject']}\n{msg.get_content()}"
 
 
 class SmtpSink:

@@ -1,0 +1,646 @@
+"""From incident changes to outbox rows and timers, inside the change's own transaction.
+
+`install(config)` registers `on_change` as a service-layer change hook: creating an incident
+writes its first notifications and the timer of its next escalation step in the same
+transaction; an acknowledgement cancels what is pending; a severity change re-plans; a
+resolution cancels the escalation and tells everyone who heard of the incident.
+
+`fire_due_timers()` is the engine loop's half: it claims due timer rows and fires each once
+(the claim, the notifications it writes and the timer's new state commit together, so a
+process killed at any point either fired a step completely or not at all).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from engine.escalation.models import Notification, NotificationState, Timer, TimerState
+from engine.escalation.policy import Policy, policy_for
+from engine.models import Event, Incident, StatusUpdate
+from engine.notify import render
+from engine.notify.channels import describe
+
+log = logging.getLogger(__name__)
+ACTOR = "pulseguard"
+# Timeline kinds written here; the change hook ignores them.
+OWN_KINDS = {"escalation", "escalation_stopped", "notified", "notify_failed", "notify_dead", "digested", "oncall_override"}
+DIGEST_CHANNELS = ("slack", "email")
+OPEN = {"triggered", "investigating", "identified", "monitoring"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- the configuration the hooks work with ---------------------------------------------------
+
+
+@dataclass
+class Context:
+    config: Any
+    schedules: dict[str, Any] = field(default_factory=dict)
+    users: dict[str, Any] = field(default_factory=dict)
+    # schedule name -> user ids PagerDuty has on call (refreshed by the engine loop)
+    pagerduty_oncall: dict[str, list[str]] = field(default_factory=dict)
+    wake: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: Any) -> Context:
+        from engine.oncall.schedule import schedules_from_config
+
+        return cls(config, schedules_from_config(config), {u.id: u for u in config.users})
+
+
+_context: Context | None = None
+
+
+def install(config: Any) -> Context:
+    """Use `config` for every incident change in this process (idempotent; call again on reload)."""
+    from engine import services
+
+    global _context
+    wake = _context.wake if _context is not None else []
+    _context = Context.build(config)
+    _context.wake = wake
+    services.add_change_hook(on_change)
+    return _context
+
+
+def uninstall() -> None:
+    from engine import services
+
+    global _context
+    services.remove_change_hook(on_change)
+    _context = None
+
+
+def context() -> Context | None:
+    return _context
+
+
+def _wake() -> None:
+    if _context is not None:
+        for fn in list(_context.wake):
+            fn()
+
+
+# --- snapshots and payloads -------------------------------------------------------------------
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def snapshot(incident: Incident) -> dict[str, Any]:
+    """What a notification says about the incident (the internal view)."""
+    return {
+        "key": incident.key,
+        "title": incident.title,
+        "severity": incident.severity,
+        "status": incident.status,
+        "services": list(incident.services or []),
+        "created_at": _iso(incident.created_at),
+        "acknowledged_at": _iso(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by,
+        "resolved_at": _iso(incident.resolved_at),
+        "resolved_by": incident.resolved_by,
+        "assignee": incident.assignee,
+        "description": incident.description or "",
+    }
+
+
+def _stream(incident_id: int | None, destination: str) -> str:
+    return f"{incident_id if incident_id is not None else '-'}|{destination}"
+
+
+@dataclass
+class Recipient:
+    destination: str
+    label: str  # how the timeline names them: "alice (schedule primary)"
+
+
+async def _overrides_at(conn: BaseDBAsyncClient, schedule: str, at: datetime) -> list[Any]:
+    from engine.oncall.models import OncallOverride
+    from engine.oncall.schedule import Override
+
+    rows = await OncallOverride.filter(schedule=schedule, cancelled_at=None, starts_at__lte=at, ends_at__gt=at).using_db(conn).order_by("id")
+    return [Override(r.user, r.starts_at, r.ends_at, r.covers, r.id, r.reason) for r in rows]
+
+
+async def resolve_targets(conn: BaseDBAsyncClient, ctx: Context, notify: Iterable[str], at: datetime) -> tuple[list[Recipient], list[str]]:
+    """Level entries → concrete destinations (schedules become whoever is on call at `at`).
+
+    Returns the recipients and notes on anyone who could not be reached.
+    """
+    out: list[Recipient] = []
+    notes: list[str] = []
+
+    def add_user(user_id: str, why: str) -> None:
+        user = ctx.users.get(user_id)
+        if user is None or not getattr(user, "email", None):
+            notes.append(f"{user_id}{why} has no e-mail address")
+            return
+        out.append(Recipient(f"email:{user.email}", f"{user_id}{why}"))
+
+    for entry in notify:
+        kind, _, value = entry.partition(":")
+        if kind == "schedule":
+            sched = ctx.schedules.get(value)
+            if sched is None:
+                notes.append(f"no schedule {value!r}")
+                continue
+            if sched.source and sched.source.startswith("pagerduty:"):
+                people = ctx.pagerduty_oncall.get(value) or []
+                if not people:
+                    notes.append(f"schedule {value}: PagerDuty has not said who is on call")
+                for uid in people:
+                    add_user(uid, f" (schedule {value})")
+                continue
+            who = sched.who(at, await _overrides_at(conn, value, at))[0]
+            if who is None:
+                notes.append(f"nobody is on call on {value}")
+            else:
+                add_user(who, f" (schedule {value})")
+        elif kind == "user":
+            add_user(value, "")
+        elif kind in ("slack", "email", "webhook", "pagerduty", "jira"):
+            out.append(Recipient(entry, describe(entry)))
+        else:
+            notes.append(f"unknown recipient {entry!r}")
+    seen: set[str] = set()
+    unique = [r for r in out if not (r.destination in seen or seen.add(r.destination))]  # type: ignore[func-returns-value]
+    return unique, notes
+
+
+async def write_notifications(
+    conn: BaseDBAsyncClient,
+    incident: Incident | None,
+    destinations: Sequence[str],
+    payload: dict[str, Any],
+    key_prefix: str,
+    *,
+    audience: str = "internal",
+    digest_minutes: float | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Outbox rows, one per destination; a row whose dedup key exists is not written twice."""
+    now = now or utcnow()
+    rows = []
+    held: list[str] = []
+    for dest in dict.fromkeys(destinations):
+        kind = dest.partition(":")[0]
+        hold = digest_minutes is not None and kind in DIGEST_CHANNELS and audience == "internal"
+        rows.append(
+            Notification(
+                dedup_key=f"{key_prefix}:{dest}"[:255],
+                stream=_stream(incident.id if incident else None, dest),
+                incident_id=incident.id if incident else None,
+                destination=dest,
+                kind=str(payload.get("kind")),
+                audience=audience,
+                payload={**payload, "audience": audience},
+                state=NotificationState.HELD if hold else NotificationState.PENDING,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        if hold:
+            held.append(dest)
+    if rows:
+        await Notification.bulk_create(rows, ignore_conflicts=True, using_db=conn)
+    for dest in held:
+        await ensure_digest_timer(conn, dest, float(digest_minutes or 30.0), now)
+    if len(held) < len(rows):
+        _wake()
+    return len(rows)
+
+
+async def ensure_digest_timer(conn: BaseDBAsyncClient, destination: str, minutes: float, now: datetime) -> None:
+    """One digest per destination per interval, due at the end of the interval `now` falls in."""
+    seconds = max(1.0, minutes * 60)
+    bucket = math.floor(now.timestamp() / seconds)
+    due = datetime.fromtimestamp((bucket + 1) * seconds, timezone.utc)
+    key = f"digest:{destination}:{int(seconds)}:{bucket}"
+    await Timer.bulk_create(
+        [Timer(key=key[:255], kind="digest", due_at=due, data={"destination": destination}, created_at=now)],
+        ignore_conflicts=True,
+        using_db=conn,
+    )
+
+
+async def _event(conn: BaseDBAsyncClient, incident: Incident | None, kind: str, summary: str, data: dict[str, Any], at: datetime) -> Event:
+    from engine import services
+
+    # The service layer's own appender: it keeps the feed's id order on PostgreSQL.
+    return await services._append_event(conn, incident, kind, ACTOR, summary, data, at)
+
+
+async def _save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any]) -> None:
+    incident.escalation = state
+    await Incident.filter(id=incident.id).using_db(conn).update(escalation=state)
+
+
+async def _cancel_pending(conn: BaseDBAsyncClient, incident_id: int) -> int:
+    return await Timer.filter(incident_id=incident_id, kind="escalate", state=TimerState.PENDING).using_db(conn).update(
+        state=TimerState.CANCELLED, fired_at=utcnow()
+    )
+
+
+# --- stakeholders -----------------------------------------------------------------------------
+
+
+def _internal_destinations(ctx: Context, kind: str) -> list[str]:
+    cfg = ctx.config
+    out: list[str] = []
+    slack = cfg.integrations.slack
+    if slack is not None:
+        if slack.status_updates or kind in ("triggered", "resolved"):
+            out += [f"slack:{c}" for c in slack.incident_channels]
+        out += [f"slack:{c}" for c in cfg.notifications.internal.slack_channels]
+    if cfg.integrations.email is not None:
+        out += [f"email:{a}" for a in cfg.notifications.internal.email_groups]
+    jira = cfg.integrations.jira
+    if jira is not None and ((kind == "triggered" and jira.auto_create_tickets) or (kind == "resolved" and jira.sync_status)):
+        out.append("jira")
+    return out
+
+
+def _external_destinations(ctx: Context) -> list[str]:
+    cfg = ctx.config
+    if cfg.integrations.email is None:
+        return []
+    return [f"email:{a}" for a in cfg.notifications.external.customer_emails]
+
+
+async def _notified_before(conn: BaseDBAsyncClient, incident_id: int) -> list[str]:
+    rows = await Notification.filter(incident_id=incident_id, audience="internal").exclude(
+        state=NotificationState.CANCELLED
+    ).using_db(conn).order_by("id").values_list("destination", flat=True)
+    return list(dict.fromkeys(rows))
+
+
+# --- the change hook --------------------------------------------------------------------------
+
+
+async def on_change(incident: Incident | None, event: Event, conn: BaseDBAsyncClient) -> None:
+    """Service-layer change hook: runs inside the change's transaction."""
+    ctx = _context
+    if ctx is None or incident is None or event.kind in OWN_KINDS:
+        return
+    kind = event.kind
+    data = event.data or {}
+    now = event.at or utcnow()
+    if kind == "created":
+        await _on_created(conn, ctx, incident, event, now)
+        return
+    if incident.acknowledged_at is not None or incident.status not in OPEN:
+        await _stop(conn, incident, now, kind)
+    if kind == "acknowledged" or (kind in ("status_changed", "status_update") and data.get("from") == "triggered"):
+        await _fan_out(conn, ctx, incident, event, "acknowledged", now, before=True)
+    if kind == "severity_changed":
+        await _on_severity(conn, ctx, incident, event, now)
+    elif kind in ("status_changed", "status_update"):
+        await _on_status(conn, ctx, incident, event, now)
+    elif kind == "resolved":
+        await _fan_out(conn, ctx, incident, event, "resolved", now, before=True, stakeholders=True)
+        if await Notification.filter(incident_id=incident.id, audience="external").using_db(conn).exists():
+            await _external(conn, ctx, incident, event, "resolved", None, now)
+    elif kind == "reopened":
+        await _fan_out(conn, ctx, incident, event, "reopened", now, before=True, stakeholders=True, message=data.get("reason"))
+
+
+def _payload(incident: Incident, kind: str, event: Event | None, **extra: Any) -> dict[str, Any]:
+    p = {"kind": kind, "incident": snapshot(incident), "actor": event.actor if event else ACTOR, "at": _iso(event.at if event else utcnow())}
+    p.update({k: v for k, v in extra.items() if v is not None})
+    return p
+
+
+async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    policy = policy_for(ctx.config, incident.severity)
+    state: dict[str, Any] = {"generation": 1, "policy": policy.to_json() if policy else None, "level": 0, "round": 0, "next_at": None, "opened_at": _iso(now)}
+    digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
+    stakeholders = _internal_destinations(ctx, "triggered")
+    if policy is None or not policy.levels:
+        state["stopped"] = f"no escalation policy for {incident.severity}" if policy is None else "the policy names nobody"
+        await _save_escalation(conn, incident, state)
+        await write_notifications(conn, incident, stakeholders, _payload(incident, "triggered", event), f"{incident.key}:e{event.id}", digest_minutes=digest, now=now)
+        return
+    level, round_, delay = policy.first_step()
+    if delay > 0:
+        await write_notifications(conn, incident, stakeholders, _payload(incident, "triggered", event), f"{incident.key}:e{event.id}", digest_minutes=digest, now=now)
+        await _plan(conn, incident, state, 1, level, round_, now + timedelta(minutes=delay))
+        return
+    await _fire_step(conn, ctx, incident, state, policy, level, round_, now, extra=stakeholders, event=event)
+
+
+async def _plan(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any], generation: int, level: int, round_: int, due: datetime) -> None:
+    key = f"esc:{incident.id}:g{generation}:l{level}:r{round_}"
+    await Timer.bulk_create(
+        [Timer(key=key, kind="escalate", incident_id=incident.id, due_at=due, created_at=utcnow(), data={"generation": generation, "level": level, "round": round_})],
+        ignore_conflicts=True,
+        using_db=conn,
+    )
+    state["next_at"] = _iso(due)
+    state["next_level"] = level
+    await _save_escalation(conn, incident, state)
+
+
+async def _fire_step(
+    conn: BaseDBAsyncClient,
+    ctx: Context,
+    incident: Incident,
+    state: dict[str, Any],
+    policy: Policy,
+    level: int,
+    round_: int,
+    now: datetime,
+    *,
+    extra: Sequence[str] = (),
+    event: Event | None = None,
+    kind: str | None = None,
+) -> None:
+    """Notify one level (plus `extra` stakeholders), record it, and plan the next step."""
+    generation = int(state.get("generation") or 1)
+    recipients, notes = await resolve_targets(conn, ctx, policy.levels[level - 1].notify, now)
+    kind = kind or policy.step_kind(level, round_)
+    names = [r.label for r in recipients]
+    payload = _payload(incident, kind, event, level=level, round=round_, recipients=names)
+    digest = policy.digest_interval_minutes if policy.digest_mode else None
+    dests = [r.destination for r in recipients] + [d for d in extra if d not in {r.destination for r in recipients}]
+    await write_notifications(conn, incident, dests, payload, f"{incident.key}:g{generation}:l{level}:r{round_}", digest_minutes=digest, now=now)
+    nxt = policy.next_step(level, round_)
+    state.update({"level": level, "round": round_, "last_at": _iso(now)})
+    if nxt is None:
+        state["next_at"] = None
+    what = {"triggered": f"level {level} notified", "escalated": f"escalated to level {level}", "reminder": f"reminder {round_} to level {level}"}.get(kind, f"level {level} notified ({kind})")
+    summary = f"{what}: {', '.join(names) or 'nobody reachable'}" + (f" ({'; '.join(notes)})" if notes else "")
+    if nxt is not None:
+        due = now + timedelta(minutes=nxt[2])
+        summary += f"; next step at {due.strftime('%H:%M:%S')} UTC unless acknowledged"
+    await _event(conn, incident, "escalation", summary, {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind}, now)
+    if nxt is not None:
+        await _plan(conn, incident, state, generation, nxt[0], nxt[1], now + timedelta(minutes=nxt[2]))
+    else:
+        await _save_escalation(conn, incident, state)
+
+
+async def _stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why: str) -> None:
+    cancelled = await _cancel_pending(conn, incident.id)
+    state = dict(incident.escalation or {})
+    if not state or state.get("stopped_at"):
+        return
+    state["next_at"] = None
+    state["stopped_at"] = _iso(now)
+    if incident.acknowledged_at is not None and incident.created_at is not None:
+        state["time_to_ack_seconds"] = round((incident.acknowledged_at - incident.created_at).total_seconds(), 3)
+    reason = f"acknowledged by {incident.acknowledged_by}" if incident.acknowledged_at else f"incident {incident.status}"
+    state["stopped"] = reason
+    await _save_escalation(conn, incident, state)
+    if cancelled or state.get("level"):
+        took = ""
+        if "time_to_ack_seconds" in state:
+            took = f" after {_human(state['time_to_ack_seconds'])}"
+        await _event(conn, incident, "escalation_stopped", f"escalation stopped: {reason}{took}", {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")}, now)
+
+
+def _human(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {(s % 3600) // 60} min"
+
+
+async def _fan_out(
+    conn: BaseDBAsyncClient,
+    ctx: Context,
+    incident: Incident,
+    event: Event,
+    kind: str,
+    now: datetime,
+    *,
+    before: bool = False,
+    stakeholders: bool = False,
+    message: str | None = None,
+) -> None:
+    dests: list[str] = []
+    if before:
+        dests += [d for d in await _notified_before(conn, incident.id) if kind != "acknowledged" or d != "jira"]
+    if stakeholders:
+        dests += _internal_destinations(ctx, kind)
+    if kind == "resolved" and message is None:
+        message = (event.data or {}).get("root_cause")
+        if message:
+            message = f"Root cause: {message}"
+    policy = Policy.from_json((incident.escalation or {}).get("policy") or {}) if (incident.escalation or {}).get("policy") else None
+    digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
+    await write_notifications(conn, incident, dests, _payload(incident, kind, event, message=message), f"{incident.key}:e{event.id}:{kind}", digest_minutes=digest, now=now)
+
+
+async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    data = event.data or {}
+    await _fan_out(conn, ctx, incident, event, "severity_changed", now, before=True, stakeholders=True, message=f"Severity {data.get('from')} → {data.get('to')}" + (f": {data['reason']}" if data.get("reason") else ""))
+    if incident.acknowledged_at is not None or incident.status not in OPEN:
+        return
+    # Unacknowledged: the new severity's policy takes over from its first level.
+    await _cancel_pending(conn, incident.id)
+    old = dict(incident.escalation or {})
+    policy = policy_for(ctx.config, incident.severity)
+    state: dict[str, Any] = {**old, "generation": int(old.get("generation") or 0) + 1, "policy": policy.to_json() if policy else None, "level": 0, "round": 0, "next_at": None}
+    state.pop("stopped", None)
+    if policy is None or not policy.levels:
+        state["stopped"] = f"no escalation policy for {incident.severity}"
+        await _save_escalation(conn, incident, state)
+        await _event(conn, incident, "escalation_stopped", f"escalation stopped: no escalation policy for {incident.severity}", {"reason": state["stopped"]}, now)
+        return
+    level, round_, delay = policy.first_step()
+    if delay > 0:
+        await _plan(conn, incident, state, state["generation"], level, round_, now + timedelta(minutes=delay))
+    else:
+        await _fire_step(conn, ctx, incident, state, policy, level, round_, now, event=event, kind="severity_changed")
+
+
+async def _on_status(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    data = event.data or {}
+    message: str | None = data.get("message")
+    public = bool(data.get("public"))
+    if event.kind == "status_update" and data.get("update_id"):
+        row = await StatusUpdate.filter(id=data["update_id"]).using_db(conn).first()
+        if row is not None:
+            message, public = row.message, row.public
+    if not message and data.get("from") == data.get("to"):
+        return
+    await _fan_out(conn, ctx, incident, event, "status_update", now, stakeholders=True, message=message)
+    if public and message:
+        await _external(conn, ctx, incident, event, "status_update", message, now)
+
+
+async def _external(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, kind: str, message: str | None, now: datetime) -> None:
+    """Customers hear public updates only: public fields of the incident and the public message."""
+    dests = _external_destinations(ctx)
+    if not dests:
+        return
+    payload = {"kind": kind, "incident": render.public_incident(snapshot(incident)), "message": message, "at": _iso(now)}
+    await write_notifications(conn, incident, dests, payload, f"{incident.key}:e{event.id}:ext", audience="external", now=now)
+
+
+# --- the engine loop's half: firing due timers --------------------------------------------
+
+
+async def next_due() -> datetime | None:
+    row = await Timer.filter(state=TimerState.PENDING).order_by("due_at").first().values_list("due_at", flat=True)
+    return row  # type: ignore[return-value]
+
+
+async def fire_due_timers(now: datetime | None = None, limit: int = 50) -> int:
+    """Fire every timer due by `now` (each in its own transaction); returns how many fired."""
+    ctx = _context
+    if ctx is None:
+        return 0
+    now = now or utcnow()
+    due = await Timer.filter(state=TimerState.PENDING, due_at__lte=now).order_by("due_at", "id").limit(limit).values("id", "incident_id")
+    fired = 0
+    for row in due:
+        try:
+            if await _fire_one(ctx, row["id"], row["incident_id"]):
+                fired += 1
+        except Exception as exc:  # one broken timer must not stop the others
+            log.exception("timer %s failed", row["id"])
+            await _timer_failed(row["id"], exc)
+    return fired
+
+
+async def _timer_failed(timer_id: int, exc: Exception) -> None:
+    async with in_transaction() as conn:
+        timer = await Timer.filter(id=timer_id).using_db(conn).first()
+        if timer is None:
+            return
+        timer.attempts += 1
+        timer.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        # Back off so a timer that cannot fire does not spin the loop.
+        timer.due_at = utcnow() + timedelta(seconds=min(600, 2 ** min(timer.attempts, 10)))
+        await timer.save(using_db=conn)
+
+
+async def _fire_one(ctx: Context, timer_id: int, incident_id: int | None) -> bool:
+    now = utcnow()
+    async with in_transaction() as conn:
+        incident = None
+        if incident_id is not None:
+            # Lock order: the incident first, then the timer, as the service layer does.
+            incident = await Incident.filter(id=incident_id).select_for_update().using_db(conn).first()
+        timer = await Timer.filter(id=timer_id, state=TimerState.PENDING).select_for_update(skip_locked=True).using_db(conn).first()
+        if timer is None:
+            return False  # fired or cancelled meanwhile, or another engine has it
+        timer.state = TimerState.FIRED
+        timer.fired_at = now
+        timer.attempts += 1
+        await timer.save(using_db=conn)
+        if timer.kind == "escalate":
+            if incident is not None:
+                await _fire_escalation(conn, ctx, incident, timer, now)
+        elif timer.kind == "digest":
+            await fire_digest(conn, timer, now)
+        elif timer.kind == "shift_notice":
+            from engine.oncall.notices import fire_shift_notice
+
+            await fire_shift_notice(conn, ctx, timer, now)
+    return True
+
+
+async def _fire_escalation(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, timer: Timer, now: datetime) -> None:
+    state = dict(incident.escalation or {})
+    if incident.acknowledged_at is not None or incident.status not in OPEN:
+        return
+    if int(state.get("generation") or 0) != int(timer.data.get("generation") or -1) or not state.get("policy"):
+        return  # re-planned since this timer was written
+    policy = Policy.from_json(state["policy"])
+    level, round_ = int(timer.data["level"]), int(timer.data["round"])
+    if level > len(policy.levels):
+        return
+    extra: list[str] = []
+    if level == 1 and round_ == 1:
+        extra = _internal_destinations(ctx, "triggered")  # a delayed first notification
+    await _fire_step(conn, ctx, incident, state, policy, level, round_, now, extra=extra)
+
+
+async def fire_digest(conn: BaseDBAsyncClient, timer: Timer, now: datetime) -> int:
+    """One message listing everything held for this destination; the held rows are marked digested."""
+    dest = str(timer.data.get("destination"))
+    held = await Notification.filter(destination=dest, state=NotificationState.HELD, created_at__lte=now).using_db(conn).order_by("id")
+    if not held:
+        return 0
+    items = [{"kind": n.kind, "incident": n.payload.get("incident"), "message": n.payload.get("message"), "at": n.payload.get("at")} for n in held]
+    payload = {"kind": "digest", "items": items, "at": _iso(now)}
+    digest = await Notification.create(
+        dedup_key=f"{timer.key}:digest"[:255],
+        stream=_stream(None, f"digest|{dest}"),
+        incident_id=None,
+        destination=dest,
+        kind="digest",
+        audience="internal",
+        payload=payload,
+        state=NotificationState.PENDING,
+        next_attempt_at=now,
+        created_at=now,
+        using_db=conn,
+    )
+    await Notification.filter(id__in=[n.id for n in held]).using_db(conn).update(state=NotificationState.DIGESTED, digest_id=digest.id)
+    by_incident: dict[int, int] = {}
+    for n in held:
+        if n.incident_id is not None:
+            by_incident[n.incident_id] = by_incident.get(n.incident_id, 0) + 1
+    if by_incident:
+        incidents = await Incident.filter(id__in=list(by_incident)).using_db(conn)
+        for inc in incidents:
+            await _event(conn, inc, "digested", f"included in the digest to {describe(dest)} ({len(items)} updates)", {"destination": dest, "digest_id": digest.id}, now)
+    _wake()
+    return len(held)
+
+
+async def sweep_held(now: datetime | None = None) -> int:
+    """Held rows whose digest timer is gone (a clock jump, an interrupted upgrade) get a new one."""
+    now = now or utcnow()
+    old = now - timedelta(minutes=5)
+    dests = set(await Notification.filter(state=NotificationState.HELD, created_at__lte=old).values_list("destination", flat=True))
+    if not dests:
+        return 0
+    pending = await Timer.filter(kind="digest", state=TimerState.PENDING).values_list("data", flat=True)
+    covered = {(d or {}).get("destination") for d in pending}
+    n = 0
+    for dest in sorted(dests - covered):
+        async with in_transaction() as conn:
+            await ensure_digest_timer(conn, dest, 1.0, now)
+        n += 1
+    return n
+
+
+async def plan_missing(limit: int = 50) -> int:
+    """Plan incidents opened by a process that had no change hook installed (their escalation
+    state is still empty): the engine catches them up instead of leaving them silent."""
+    ctx = _context
+    if ctx is None:
+        return 0
+    rows = await Incident.filter(status__in=sorted(OPEN), acknowledged_at=None).order_by("-id").limit(500).values("id", "escalation")
+    todo = [r["id"] for r in rows if not r["escalation"]][:limit]
+    done = 0
+    for incident_id in todo:
+        async with in_transaction() as conn:
+            incident = await Incident.filter(id=incident_id).select_for_update().using_db(conn).first()
+            if incident is None or incident.escalation:
+                continue
+            event = await Event.filter(incident_id=incident_id, kind="created").using_db(conn).order_by("id").first()
+            if event is None:
+                continue
+            await _on_created(conn, ctx, incident, event, utcnow())
+            done += 1
+    return done

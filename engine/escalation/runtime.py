@@ -1,0 +1,163 @@
+"""The engine loops of escalation and notification: the timer claimer and the deliverer.
+
+`EscalationLoops(config)` is started by whatever process holds the engine lease (the headless
+engine, or the first console): `await loops.start()` … `await loops.stop()`. Every change
+hook, timer and outbox row lives in the database, so stopping (or killing) it loses nothing:
+the next start resumes every step at its time, or at once when its time has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from engine.escalation import planner
+from engine.notify.channels import ChannelSettings, Dispatcher, settings_from_config
+from engine.notify.deliverer import Deliverer, RetryPolicy
+from engine.oncall.notices import plan_shift_notices
+
+log = logging.getLogger(__name__)
+
+
+class EscalationLoops:
+    """Timer claimer + outbox deliverer + housekeeping, as asyncio tasks."""
+
+    name = "escalation"
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        settings: ChannelSettings | None = None,
+        retry: RetryPolicy | None = None,
+        timer_poll: float = 1.0,
+        delivery_poll: float = 0.5,
+        concurrency: int = 16,
+    ) -> None:
+        self.config = config
+        self.settings = settings or settings_from_config(config)
+        max_age = float(getattr(getattr(config, "notifications", None), "max_age", 86400.0))
+        self.retry = retry or RetryPolicy(max_age=max_age)
+        self.timer_poll = timer_poll
+        self.delivery_poll = delivery_poll
+        self.concurrency = concurrency
+        self.dispatcher: Dispatcher | None = None
+        self.deliverer: Deliverer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timer_wake = asyncio.Event()
+        self._stopping = False
+        self.fired = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        ctx = planner.install(self.config)
+        self.dispatcher = Dispatcher(self.settings)
+        self.deliverer = Deliverer(self.dispatcher, retry=self.retry, concurrency=self.concurrency, poll_interval=self.delivery_poll)
+        ctx.wake[:] = [self.deliverer.wake, self._timer_wake.set]
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self.deliverer.run(), name="pulseguard-deliverer"),
+            asyncio.create_task(self._timer_loop(), name="pulseguard-timers"),
+            asyncio.create_task(self._every(60, self._housekeeping), name="pulseguard-escalation-housekeeping"),
+            asyncio.create_task(self._every(10, planner.plan_missing), name="pulseguard-escalation-catch-up"),
+        ]
+        if self._pagerduty_schedules():
+            self._tasks.append(asyncio.create_task(self._every(300, self.refresh_pagerduty_oncall), name="pulseguard-pagerduty-oncall"))
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loops; a message in flight gets `timeout` seconds to finish."""
+        self._stopping = True
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        self._timer_wake.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        ctx = planner.context()
+        if ctx is not None:
+            ctx.wake[:] = []
+        if self.dispatcher is not None:
+            await self.dispatcher.aclose()
+
+    async def __aenter__(self) -> EscalationLoops:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    # --- loops -------------------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while not self._stopping:
+            try:
+                self.fired += await planner.fire_due_timers()
+                nxt = await planner.next_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("escalation timers: round failed")
+                nxt = None
+            wait = self.timer_poll
+            if nxt is not None:
+                wait = min(wait, max(0.0, (nxt - datetime.now(timezone.utc)).total_seconds()))
+            if wait <= 0:
+                continue
+            self._timer_wake.clear()
+            try:
+                await asyncio.wait_for(self._timer_wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _every(self, seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
+        while not self._stopping:
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("escalation housekeeping %s failed", getattr(fn, "__name__", fn))
+            try:
+                await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                raise
+
+    async def _housekeeping(self) -> None:
+        ctx = planner.context()
+        if ctx is not None:
+            await plan_shift_notices(ctx.schedules)
+        await planner.sweep_held()
+
+    # --- PagerDuty as a schedule source --------------------------------------------------------
+
+    def _pagerduty_schedules(self) -> dict[str, str]:
+        pd = getattr(self.config.integrations, "pagerduty", None)
+        if pd is None or not pd.on_call_schedule:
+            return {}
+        return {s.name: s.pagerduty_schedule for s in self.config.schedules if s.pagerduty_schedule}
+
+    async def refresh_pagerduty_oncall(self) -> None:
+        """Ask PagerDuty who is on call for schedules that name it as their source."""
+        from engine.notify.pagerduty import fetch_oncall
+
+        ctx = planner.context()
+        if ctx is None or self.dispatcher is None or not self.settings.pagerduty_api_token:
+            return
+        by_email = {u.email.lower(): u.id for u in self.config.users if u.email}
+        by_pd = {u.pagerduty_user_id: u.id for u in self.config.users if getattr(u, "pagerduty_user_id", None)}
+        for name, pd_id in self._pagerduty_schedules().items():
+            outcome, people = await fetch_oncall(
+                self.dispatcher.client, self.settings.pagerduty_api_token, pd_id, datetime.now(timezone.utc), api_url=self.settings.pagerduty_api_url
+            )
+            if not outcome.ok:
+                log.warning("PagerDuty on-call for %s: %s", name, outcome.reason)
+                continue
+            ids = [by_email.get(p["email"].lower()) or by_pd.get(p.get("id", "")) for p in people]
+            ctx.pagerduty_oncall[name] = [i for i in ids if i]

@@ -1,0 +1,73 @@
+"""Who is on call now, the next hand-off and the next two weeks, for the console and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from engine.oncall.schedule import Override, Shift, schedules_from_config
+
+HORIZON = timedelta(days=14)
+
+
+def _person(config: Any, user_id: str | None) -> dict[str, Any] | None:
+    if user_id is None:
+        return None
+    user = config.user(user_id) if hasattr(config, "user") else None
+    return {
+        "id": user_id,
+        "name": (getattr(user, "name", None) or user_id),
+        "email": getattr(user, "email", None),
+        "slack": getattr(user, "slack", None),
+    }
+
+
+def _shift(config: Any, s: Shift) -> dict[str, Any]:
+    return {**s.as_dict(), "person": _person(config, s.user)}
+
+
+def oncall_overview(
+    config: Any,
+    now: datetime | None = None,
+    overrides: Mapping[str, Sequence[Override]] | None = None,
+    *,
+    days: float = 14,
+    schedule: str | None = None,
+) -> dict[str, Any]:
+    """A plain dict: for each schedule, who is on call at `now` (since/until), the next
+    hand-off, and every shift in the next `days` days. `overrides` are the run-time overrides
+    per schedule (see `load_oncall_overview` for the database's)."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    overrides = overrides or {}
+    out: list[dict[str, Any]] = []
+    for name, sched in schedules_from_config(config).items():
+        if schedule is not None and name != schedule:
+            continue
+        extra = list(overrides.get(name, ()))
+        entry: dict[str, Any] = {"name": name, "timezone": sched.tz.key, "source": sched.source, "users": list(sched.users)}
+        if sched.source:
+            entry.update({"on_call": None, "next_handoff": None, "shifts": [], "note": f"on call is taken from {sched.source}"})
+            out.append(entry)
+            continue
+        current = sched.on_call(now, extra)
+        nxt = sched.next_handoff(now, extra)
+        entry["on_call"] = {**_shift(config, current)}
+        entry["next_handoff"] = {"at": nxt.start.isoformat(), "from": current.user, "to": nxt.user, "person": _person(config, nxt.user), "in_seconds": round((nxt.start - now).total_seconds())} if nxt else None
+        entry["shifts"] = [_shift(config, s) for s in sched.shifts(now, now + timedelta(days=days), extra)]
+        entry["overrides"] = [
+            {"id": o.id, "user": o.user, "covers": o.covers, "start": o.start.isoformat(), "end": o.end.isoformat(), "reason": o.reason}
+            for o in (*sched.overrides, *extra)
+            if o.end > now
+        ]
+        out.append(entry)
+    return {"now": now.isoformat(), "schedules": out}
+
+
+async def load_oncall_overview(config: Any, now: datetime | None = None, *, days: float = 14, schedule: str | None = None) -> dict[str, Any]:
+    """`oncall_overview` with the run-time overrides read from the database."""
+    from engine.oncall.overrides import overrides_by_schedule
+
+    now = now or datetime.now(timezone.utc)
+    span = timedelta(days=max(days, 35))
+    return oncall_overview(config, now, await overrides_by_schedule(now - span, now + span), days=days, schedule=schedule)

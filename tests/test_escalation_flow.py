@@ -1,0 +1,178 @@
+"""Escalation end to end: real database, real engine loops, real loopback receivers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from engine import services
+from engine.escalation.models import Notification, Timer
+from engine.models import Incident
+from escalation_support import esc_db, eventually, fast_loops, make_config, receivers, timeline  # noqa: F401
+
+
+async def test_level_one_at_once_then_level_two_after_the_delay(esc_db, receivers):
+    cfg = make_config(receivers, after=0.02)  # 1.2 s
+    async with fast_loops(cfg):
+        t0 = time.monotonic()
+        inc = await services.create_incident(title="API down", severity="critical", actor="probe")
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=5)
+        level1 = time.monotonic() - t0
+        await eventually(lambda: receivers.slack.accepted and receivers.hook.accepted and receivers.pagerduty.accepted, timeout=5)
+        assert not receivers.mails_to("bob@example.com") and not receivers.mails_to("carol@example.com")
+        await eventually(lambda: receivers.mails_to("bob@example.com") and receivers.mails_to("carol@example.com"), timeout=6)
+        level2 = time.monotonic() - t0
+    assert level1 < 1.0, f"level 1 took {level1:.2f} s"
+    assert 1.1 <= level2 < 4.0, f"level 2 after {level2:.2f} s, expected about 1.2 s"
+    carol = receivers.mails_to("carol@example.com")[0].message
+    assert "escalated to level 2" in carol["Subject"]
+    slack = receivers.slack.accepted[0].json
+    assert slack["channel"] == "#incidents" and "INC-" in slack["text"]
+    assert receivers.pagerduty.accepted[0].json["dedup_key"] == f"pulseguard-{inc.key}"
+    kinds = [k for k, _ in await timeline(inc.key)]
+    assert kinds[0] == "created" and kinds.count("escalation") >= 2 and "notified" in kinds
+    summaries = [s for k, s in await timeline(inc.key) if k == "escalation"]
+    assert summaries[0].startswith("level 1 notified: alice (schedule primary)")
+    assert summaries[1].startswith("escalated to level 2: bob (schedule secondary), carol")
+    row = await Incident.get(id=inc.id)
+    assert row.escalation["policy"]["severity"] == "critical" and row.escalation["level"] >= 2
+
+
+async def test_acknowledged_before_the_delay_level_two_never_hears(esc_db, receivers):
+    cfg = make_config(receivers, after=0.05)  # 3 s
+    async with fast_loops(cfg):
+        inc = await services.create_incident(title="DB slow", severity="critical", actor="probe")
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=5)
+        await services.acknowledge(inc.key, "alice")
+        await eventually(lambda: len(receivers.pagerduty.accepted) >= 2, timeout=5)
+        await asyncio.sleep(4.0)  # well past the 3 s escalation
+    assert not receivers.mails_to("bob@example.com") and not receivers.mails_to("carol@example.com")
+    assert [r.json["event_action"] for r in receivers.pagerduty.accepted] == ["trigger", "acknowledge"]
+    assert any("acknowledged by alice" in r.json["text"] for r in receivers.slack.accepted)
+    timers = await Timer.filter(incident_id=inc.id).values_list("state", flat=True)
+    assert "pending" not in timers and "cancelled" in timers
+    events = await timeline(inc.key)
+    stopped = [s for k, s in events if k == "escalation_stopped"]
+    assert stopped and stopped[0].startswith("escalation stopped: acknowledged by alice after")
+    row = await Incident.get(id=inc.id)
+    assert row.escalation["next_at"] is None and row.escalation["time_to_ack_seconds"] >= 0
+
+
+async def test_severity_change_re_plans_and_resolution_cancels(esc_db, receivers):
+    cfg = make_config(receivers, after=0.03)
+    async with fast_loops(cfg):
+        inc = await services.create_incident(title="Errors up", severity="high", actor="probe")
+        await eventually(lambda: any(r.json.get("channel") == "#high" for r in receivers.slack.accepted))
+        await services.change_severity(inc.key, "critical", "alice", reason="customers affected")
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=5)  # critical level 1
+        row = await Incident.get(id=inc.id)
+        assert row.escalation["generation"] == 2 and row.escalation["policy"]["severity"] == "critical"
+        await services.resolve(inc.key, "alice", root_cause="bad deploy", solution="rolled back")
+        await eventually(lambda: any(r.json["event_action"] == "resolve" for r in receivers.pagerduty.accepted), timeout=5)
+        await asyncio.sleep(2.5)  # the critical level 2 would have fired by now
+    assert not receivers.mails_to("bob@example.com")
+    assert await Timer.filter(incident_id=inc.id, state="pending").count() == 0
+    texts = [r.json["text"] for r in receivers.slack.accepted if r.json.get("channel") == "#incidents"]
+    assert texts.index(next(t for t in texts if "RESOLVED" in t)) == len(texts) - 1
+
+
+async def test_receiver_down_then_up_every_message_arrives_once(esc_db, receivers):
+    cfg = make_config(receivers, after=30)
+    receivers.slack.fail_for(2.5, 503)
+    async with fast_loops(cfg):
+        incs = [await services.create_incident(title=f"svc {i} down", severity="critical", actor="probe") for i in range(5)]
+        for inc in incs[:2]:
+            await services.resolve(inc.key, "alice", root_cause="blip", solution="none needed")
+        await eventually(lambda: len(receivers.slack.accepted) >= 7, timeout=20)
+        await asyncio.sleep(0.5)
+    refused = [r for r in receivers.slack.requests if r.status == 503]
+    assert refused, "the receiver never refused anything; the test proved nothing"
+    accepted = receivers.slack.accepted
+    keys = [r.headers["x-pulseguard-delivery"] for r in accepted]
+    assert len(keys) == len(set(keys)) == 7, keys  # 5 triggered + 2 resolved, none twice
+    # per incident and channel, order holds: a "resolved" never overtakes its "triggered"
+    for inc in incs[:2]:
+        mine = [r.json["text"] for r in accepted if inc.key + " " in r.json["text"] + " " or f"{inc.key}:" in r.json["text"]]
+        assert "triggered" in mine[0] and "RESOLVED" in mine[-1]
+    events = await timeline(incs[0].key)
+    failed = [s for k, s in events if k == "notify_failed"]
+    assert failed and "failed: HTTP 503" in failed[0] and "retrying in" in failed[0]
+    assert await Notification.filter(destination="slack:#incidents", state="pending").count() == 0
+
+
+async def test_permanent_refusal_is_not_retried_and_says_why(esc_db, receivers):
+    cfg = make_config(receivers, after=30)
+    receivers.hook.fail(404, times=100)
+    async with fast_loops(cfg):
+        inc = await services.create_incident(title="Cache down", severity="critical", actor="probe")
+        await eventually(lambda: Notification.filter(destination="webhook:ops", state="dead").exists(), timeout=5)
+        await asyncio.sleep(1.0)
+    assert len(receivers.hook.requests) == 1
+    row = await Notification.get(destination="webhook:ops")
+    assert row.state == "dead" and row.last_error.startswith("HTTP 404") and row.attempts == 1
+    dead = [s for k, s in await timeline(inc.key) if k == "notify_dead"]
+    assert dead == [f"notification to webhook ops abandoned: {row.last_error}"]
+
+
+async def test_too_old_messages_are_marked_dead(esc_db, receivers):
+    cfg = make_config(receivers, after=30)
+    receivers.hook.fail_for(60, 503)
+    async with fast_loops(cfg, max_age=1.0):
+        inc = await services.create_incident(title="Queue stuck", severity="critical", actor="probe")
+        await eventually(lambda: Notification.filter(destination="webhook:ops", state="dead").exists(), timeout=8)
+    row = await Notification.get(destination="webhook:ops")
+    assert row.attempts >= 2 and "gave up after" in row.last_error and "HTTP 503" in row.last_error, (row.attempts, row.last_error, row.created_at, row.delivered_at)
+    # the rest of the incident's messages were not held up by the dead one
+    assert receivers.slack.accepted and receivers.pagerduty.accepted
+    assert any(k == "notify_dead" for k, _ in await timeline(inc.key))
+
+
+async def test_medium_incidents_in_digest_mode_arrive_as_one_message(esc_db, receivers):
+    cfg = make_config(receivers, after=30, digest=0.05)  # a 3 s digest
+    async with fast_loops(cfg):
+        incs = [await services.create_incident(title=f"minor {i}", severity="medium", actor="probe") for i in range(3)]
+        await asyncio.sleep(0.5)
+        assert not [r for r in receivers.slack.accepted if r.json.get("channel") == "#incidents"]
+        msgs = await eventually(lambda: [r for r in receivers.slack.accepted if r.json.get("channel") == "#incidents"], timeout=8)
+        await asyncio.sleep(0.5)
+        msgs = [r for r in receivers.slack.accepted if r.json.get("channel") == "#incidents"]
+        digest_mails = await eventually(lambda: receivers.mails_to("devops@example.com"), timeout=5)
+    assert len(msgs) == 1, [m.json["text"] for m in msgs]
+    text = str(msgs[0].json)
+    assert all(inc.key in text for inc in incs) and "digest: 3 incident updates" in msgs[0].json["text"]
+    assert len(digest_mails) == 1 and all(inc.key in digest_mails[0].text for inc in incs)
+    assert await Notification.filter(state="digested").count() == 6
+    assert any(k == "digested" for k, _ in await timeline(incs[0].key))
+
+
+async def test_internal_comments_never_reach_external_recipients(esc_db, receivers):
+    cfg = make_config(receivers, after=30)
+    async with fast_loops(cfg):
+        inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe", description="secret db host db-7.internal")
+        await services.comment(inc.key, "INTERNAL-ONLY: blame the vendor", "alice", internal_only=True)
+        await services.post_update(inc.key, "INTERNAL-UPDATE: rollback in progress", "alice", public=False, status="identified")
+        await services.post_update(inc.key, "We have identified the cause and are fixing it.", "alice", public=True)
+        await services.resolve(inc.key, "alice", root_cause="INTERNAL-RC: expired cert", solution="renewed")
+        await eventually(lambda: len(receivers.mails_to("customers@example.com")) >= 2, timeout=8)
+        # triggered, acknowledged (implicitly, by the status change), two updates, resolved
+        await eventually(lambda: len(receivers.mails_to("devops@example.com")) >= 5, timeout=8)
+        await asyncio.sleep(0.5)
+    external = receivers.mails_to("customers@example.com")
+    assert len(external) == 2
+    bodies = " ".join(m.text for m in external)
+    assert "identified the cause" in bodies and "resolved" in bodies.lower()
+    for secret in ("INTERNAL-ONLY", "INTERNAL-UPDATE", "INTERNAL-RC", "db-7.internal", "HIGH"):
+        assert secret not in bodies, secret
+    internal = " ".join(m.text for m in receivers.mails_to("devops@example.com"))
+    assert "INTERNAL-UPDATE" in internal and "INTERNAL-ONLY" not in internal  # comments are not broadcast at all
+
+
+async def test_jira_ticket_opened_and_closed_with_the_incident(esc_db, receivers):
+    cfg = make_config(receivers, after=30, jira_create=True)
+    async with fast_loops(cfg):
+        inc = await services.create_incident(title="Payments down", severity="critical", actor="probe")
+        await eventually(lambda: receivers.jira_state.issues, timeout=5)
+        await services.resolve(inc.key, "alice", root_cause="card processor outage", solution="failover")
+        await eventually(lambda: receivers.jira_state.issues.get("OPS-1", {}).get("status") == "Done", timeout=5)
+    assert len(receivers.jira_state.issues) == 1
+    assert any("OPS-1" in s for k, s in await timeline(inc.key) if k == "notified")
