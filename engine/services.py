@@ -140,18 +140,24 @@ async def _append_event(
     return event
 
 
-async def _locked(conn: BaseDBAsyncClient, key: str | int) -> Incident:
+async def _locked(conn: BaseDBAsyncClient, key: str | int, now: datetime | None = None) -> Incident:
     """Fetch an incident for change, writing first so the transaction holds the lock.
 
     On SQLite the first write takes the database's write lock (transactions are BEGIN
     IMMEDIATE anyway); on PostgreSQL the UPDATE holds the row lock until commit, so two
-    processes changing one incident serialise instead of losing an update.
+    processes changing one incident serialise instead of losing an update. One statement
+    bumps the version, stamps updated_at and returns the row.
     """
     number = parse_incident_key(key)
-    updated = await Incident.filter(number=number).using_db(conn).update(version=F("version") + 1)
-    if not updated:
+    stamp = Incident._meta.fields_map["updated_at"].to_db_value(now or utcnow(), Incident)
+    if conn.capabilities.dialect == "postgres":
+        sql = 'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = $1 WHERE "number" = $2 RETURNING *'
+    else:
+        sql = 'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = ? WHERE "number" = ? RETURNING *'
+    rows = await conn.execute_query_dict(sql, [stamp, number])
+    if not rows:
         raise NotFound(f"no incident INC-{number}")
-    return await Incident.get(number=number).using_db(conn)
+    return Incident._init_from_db(**rows[0])
 
 
 async def _next_number(conn: BaseDBAsyncClient) -> int:
@@ -242,7 +248,7 @@ async def acknowledge(key: str | int, actor: str, *, at: datetime | None = None)
     actor = _actor(actor)
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         _require_open(incident, "acknowledge it")
         if incident.acknowledged_at is not None:
             raise IllegalTransition(f"{incident.key} was already acknowledged by {incident.acknowledged_by}")
@@ -282,7 +288,7 @@ async def change_status(
     text = _text(message, "message", required=public)
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         _require_open(incident, "change its status")
         old = incident.status
         if old == new.value:
@@ -319,7 +325,7 @@ async def change_severity(
     reason = _text(reason, "reason", required=False)
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         _require_open(incident, "change its severity")
         old = incident.severity
         if old == new:
@@ -345,7 +351,7 @@ async def assign(key: str | int, assignee: str | None, actor: str, *, at: dateti
     who = _name(assignee, "assignee")
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         _require_open(incident, "assign it")
         old = incident.assignee
         if old == who:
@@ -374,7 +380,7 @@ async def set_tags(
         raise InvalidInput("tags", "name at least one tag to add or remove")
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         old = list(incident.tags)
         new = [t for t in old if t not in to_remove] + [t for t in to_add if t not in old]
         if new == old:
@@ -394,9 +400,7 @@ async def comment(
     content = _text(content, "comment")
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
-        incident.updated_at = now
-        await incident.save(using_db=conn)
+        incident = await _locked(conn, key, now)
         row = await Comment.create(
             incident=incident, author=actor, content=content, internal_only=internal_only, created_at=now, using_db=conn
         )
@@ -429,7 +433,7 @@ async def post_update(
         raise IllegalTransition(f"a status update cannot move an incident to {new}")
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         _require_open(incident, "post an update")
         old = incident.status
         if new and new != old:
@@ -494,9 +498,7 @@ async def add_evidence(
         raise InvalidInput("content", "is larger than 1 MB; attach the file by path instead")
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
-        incident.updated_at = now
-        await incident.save(using_db=conn)
+        incident = await _locked(conn, key, now)
         row = await Evidence.create(
             incident=incident,
             kind=ev_kind,
@@ -537,7 +539,7 @@ async def resolve(
     steps = [{"step": _text(s, "verification step", limit=1000), "done": False} for s in verification_steps]
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         if incident.status == Status.RESOLVED.value:
             raise IllegalTransition(f"{incident.key} is already resolved (by {incident.resolved_by})")
         old = incident.status
@@ -567,7 +569,7 @@ async def reopen(key: str | int, actor: str, *, reason: str | None = None, at: d
     reason = _text(reason, "reason", required=False)
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         if incident.status != Status.RESOLVED.value:
             raise IllegalTransition(f"{incident.key} is not resolved (it is {incident.status})")
         previous = {"resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None, "resolved_by": incident.resolved_by}
@@ -589,7 +591,7 @@ async def mark_false_positive(
     reason = _text(reason, "reason", required=False)
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         if incident.false_positive == value:
             state = "already marked" if value else "not marked"
             raise IllegalTransition(f"{incident.key} is {state} as a false positive")
@@ -614,7 +616,7 @@ async def set_verification_step(
     actor = _actor(actor)
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         steps = [dict(s) for s in incident.verification_steps]
         if not 0 <= index < len(steps):
             raise InvalidInput("step", f"{incident.key} has {len(steps)} verification steps; there is no step {index + 1}")
@@ -652,7 +654,7 @@ async def add_followup(
     owner = _name(owner, "owner")
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         row = await FollowUp.create(
             incident=incident,
             group=grp,
@@ -682,7 +684,7 @@ async def complete_followup(followup_id: int, actor: str, *, done: bool = True, 
     if row is None:
         raise NotFound(f"no follow-up {followup_id}")
     async with in_transaction() as conn:
-        incident = await _locked(conn, row.incident.number)
+        incident = await _locked(conn, row.incident.number, now)
         row = await FollowUp.get(id=followup_id).using_db(conn)
         if row.done == done:
             raise IllegalTransition(f"follow-up {followup_id} is already {'done' if done else 'open'}")
@@ -715,7 +717,7 @@ async def record_event(
     kind = _text(kind, "kind", limit=40)
     now = _when(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await _locked(conn, key, now)
         return await _append_event(conn, incident, kind, actor, summary, data, now)
 
 

@@ -17,7 +17,7 @@ from tortoise.exceptions import TransactionManagementError
 class ImmediateTransactionWrapper(SqliteTransactionWrapper):
     async def begin(self) -> None:
         try:
-            await self._connection.commit()
+            # The connection is in autocommit mode, so no transaction is pending here.
             await self._connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise TransactionManagementError(exc) from exc
