@@ -1,0 +1,541 @@
+"""Metric history: series, batched sample writes, per-minute rollups, retention and queries.
+
+Writes are batched: the engine buffers probe results and samples and stores each batch with
+`bulk_create` in one transaction (never one transaction per sample, never while a probe is on
+the wire). Per-minute rollups (count, min, max, mean, p95) are accumulated in memory as
+samples are buffered and written once a minute is complete; a pushed sample (CLI or API)
+recomputes its own minute's rollup from the stored samples.
+
+Probe targets own two derived series: `response_time` (milliseconds, responses only) and `ok`
+(1 or 0, so the rollup mean is the availability). Their raw points are the probe results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from engine.conditions import Series, Truthy, parse_condition, ConditionError, series_key
+from engine.domain import InvalidInput
+from engine.monitor.models import (
+    EngineHeartbeat,
+    MetricRollup,
+    MetricSample,
+    MetricSeries,
+    MonitorTarget,
+    ProbeResult,
+)
+from engine.monitor.probes import Observation, SeriesValue
+
+log = logging.getLogger("pulseguard.monitor.metrics")
+
+UTC = timezone.utc
+PROBE_SERIES = ("response_time", "ok")
+TARGET_STATE_FIELDS = [
+    "kind", "address", "service", "interval", "timeout", "active", "state", "last_at", "last_ok",
+    "last_latency_ms", "last_status_code", "last_error", "last_ok_at", "last_change_at",
+    "cert_days_left", "updated_at",
+]
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def minute_of(ts: float) -> int:
+    return int(ts // 60) * 60
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(p * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def rollup_of(values: Sequence[float]) -> tuple[int, float, float, float, float]:
+    ordered = sorted(values)
+    return len(ordered), ordered[0], ordered[-1], sum(ordered) / len(ordered), percentile(ordered, 0.95)
+
+
+def parse_series(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`name` or `name{label="value",…}` (the condition language's spelling) → name, labels."""
+    raw = (text or "").strip()
+    if not raw:
+        raise InvalidInput("series", "must not be empty")
+    try:
+        condition = parse_condition(raw)
+    except ConditionError as exc:
+        raise InvalidInput("series", f"{raw!r} is not a series name ({exc})") from None
+    root = condition.root
+    if not isinstance(root, Truthy) or not isinstance(root.operand, Series):
+        raise InvalidInput("series", f'{raw!r} is not a series name (expected name or name{{label="value"}})')
+    return root.operand.name, root.operand.labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Series registry
+
+
+class SeriesRegistry:
+    """(target, key) → series id, creating rows on first sight (idempotent across processes)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int] = {}
+
+    def get(self, target: str, key: str) -> int | None:
+        return self._ids.get((target, key))
+
+    async def ensure(self, items: Iterable[tuple[str, str, tuple[tuple[str, str], ...], str]]) -> None:
+        """Make sure series exist for (target, name, labels, source) items."""
+        missing: dict[tuple[str, str], tuple[str, tuple[tuple[str, str], ...], str]] = {}
+        for target, name, labels, source in items:
+            key = series_key(name, dict(labels))
+            if (target, key) not in self._ids:
+                missing[(target, key)] = (name, labels, source)
+        if not missing:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            MetricSeries(target=t, key=k, name=name, labels=dict(labels), source=source, created_at=now)
+            for (t, k), (name, labels, source) in missing.items()
+        ]
+        await MetricSeries.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+        by_target: dict[str, list[str]] = defaultdict(list)
+        for t, k in missing:
+            by_target[t].append(k)
+        for t, keys in by_target.items():
+            for i in range(0, len(keys), 500):
+                found = await MetricSeries.filter(target=t, key__in=keys[i : i + 500]).values_list("id", "key")
+                for series_id, key in found:
+                    self._ids[(t, key)] = series_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Target status (what `pulseguard targets` and the console show)
+
+
+@dataclass
+class TargetStatus:
+    name: str
+    kind: str
+    address: str
+    service: str | None
+    interval: float
+    timeout: float
+    state: str = "unknown"
+    last: Observation | None = None
+    last_ok_at: float | None = None
+    last_change_at: float | None = None
+    cert_days_left: float | None = None
+    dirty: bool = True
+
+    def update(self, obs: Observation) -> bool:
+        """Apply an observation; True when the target changed between up and down."""
+        new_state = "up" if obs.ok else "down"
+        changed = new_state != self.state
+        if changed:
+            self.last_change_at = obs.at
+        self.state = new_state
+        self.last = obs
+        if obs.ok:
+            self.last_ok_at = obs.at
+        if obs.cert_days_left is not None:
+            self.cert_days_left = obs.cert_days_left
+        self.dirty = True
+        return changed
+
+    def row(self) -> MonitorTarget:
+        obs = self.last
+        return MonitorTarget(
+            name=self.name, kind=self.kind, address=self.address[:500], service=self.service,
+            interval=self.interval, timeout=self.timeout, active=True, state=self.state,
+            last_at=utc(obs.at) if obs else None, last_ok=obs.ok if obs else None,
+            last_latency_ms=obs.latency_ms if obs else None,
+            last_status_code=obs.status_code if obs else None,
+            last_error=(obs.error or None) if obs else None,
+            last_ok_at=utc(self.last_ok_at) if self.last_ok_at else None,
+            last_change_at=utc(self.last_change_at) if self.last_change_at else None,
+            cert_days_left=self.cert_days_left, updated_at=datetime.now(UTC),
+        )
+
+
+def target_address(target: Any) -> str:
+    kind = target.kind
+    if kind in ("http", "prometheus"):
+        return str(target.url)
+    if kind == "tcp":
+        return f"{target.host}:{target.port}"
+    return "this host"
+
+
+async def sync_targets(targets: Iterable[Any]) -> dict[str, TargetStatus]:
+    """Write the configured targets to `monitor_target` (keeping their last state) and mark
+    the ones no longer configured inactive. Returns the in-memory status of each target."""
+    configured = [t for t in targets if getattr(t, "enabled", True)]
+    existing = {r.name: r for r in await MonitorTarget.all()}
+    statuses: dict[str, TargetStatus] = {}
+    for t in configured:
+        status = TargetStatus(t.name, t.kind, target_address(t), t.service, float(t.interval), float(t.timeout))
+        old = existing.get(t.name)
+        if old is not None and old.last_at is not None:
+            # Keep the last known result visible; the state is unknown until the next probe.
+            status.last = Observation(
+                t.name, old.last_at.timestamp(), bool(old.last_ok), old.last_latency_ms,
+                status_code=old.last_status_code, error=old.last_error,
+            )
+            status.state = "unknown"
+            status.last_ok_at = old.last_ok_at.timestamp() if old.last_ok_at else None
+            status.last_change_at = old.last_change_at.timestamp() if old.last_change_at else None
+            status.cert_days_left = old.cert_days_left
+        statuses[t.name] = status
+    rows = [s.row() for s in statuses.values()]
+    if rows:
+        await MonitorTarget.bulk_create(rows, batch_size=500, on_conflict=["name"], update_fields=TARGET_STATE_FIELDS)
+    gone = [name for name in existing if name not in statuses]
+    if gone:
+        await MonitorTarget.filter(name__in=gone).update(active=False, state="unknown")
+    return statuses
+
+
+# ---------------------------------------------------------------------------------------------
+# The batching writer
+
+
+class MetricsWriter:
+    """Buffers probe results and samples; `flush()` stores a batch in one transaction.
+
+    `run()` flushes every `flush_interval` seconds (sooner when `max_batch` rows wait), writes
+    completed per-minute rollups, and every `state_interval` seconds the targets' latest state.
+    """
+
+    def __init__(
+        self,
+        statuses: dict[str, TargetStatus] | None = None,
+        *,
+        flush_interval: float = 1.0,
+        state_interval: float = 5.0,
+        max_batch: int = 5000,
+        rollup_grace: float = 5.0,
+    ) -> None:
+        self.statuses = statuses if statuses is not None else {}
+        self.registry = SeriesRegistry()
+        self.flush_interval = flush_interval
+        self.state_interval = state_interval
+        self.max_batch = max_batch
+        self.rollup_grace = rollup_grace
+        self._results: list[Observation] = []
+        self._samples: list[tuple[str, str, SeriesValue, float]] = []  # target, source, value, at
+        self._acc: dict[tuple[str, str, tuple[tuple[str, str], ...], str, int], list[float]] = defaultdict(list)
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._last_state = 0.0
+        self.written_results = 0
+        self.written_samples = 0
+        self.written_rollups = 0
+        self.batches = 0
+        self.flush_seconds = 0.0
+        self.failures = 0
+
+    def pending(self) -> int:
+        return len(self._results) + len(self._samples)
+
+    def add(self, obs: Observation) -> None:
+        """Buffer one probe result (and the series it carries)."""
+        target = obs.target
+        minute = minute_of(obs.at)
+        self._results.append(obs)
+        self._acc[(target, "ok", (), "probe", minute)].append(1.0 if obs.ok else 0.0)
+        if obs.responded and obs.latency_ms is not None:
+            self._acc[(target, "response_time", (), "probe", minute)].append(obs.latency_ms)
+        if obs.series:
+            kind = self.statuses[target].kind if target in self.statuses else "prometheus"
+            for value in obs.series:
+                self._samples.append((target, kind, value, obs.at))
+                self._acc[(target, value.name, value.labels, kind, minute)].append(value.value)
+        if self.pending() >= self.max_batch:
+            self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failures += 1
+                log.exception("storing a batch of samples failed; it is kept for the next try")
+                await asyncio.sleep(1.0)
+
+    async def flush(self, *, final: bool = False) -> None:
+        async with self._lock:
+            started = time.perf_counter()
+            results, self._results = self._results, []
+            samples, self._samples = self._samples, []
+            try:
+                await self._store(results, samples)
+            except BaseException:
+                # Put the batch back (bounded) so a brief database hiccup loses nothing.
+                self._results = (results + self._results)[-200_000:]
+                self._samples = (samples + self._samples)[-500_000:]
+                raise
+            await self._store_rollups(final=final)
+            now = time.time()
+            if final or now - self._last_state >= self.state_interval:
+                await self._store_state()
+                self._last_state = now
+            self.flush_seconds += time.perf_counter() - started
+
+    async def _store(self, results: list[Observation], samples: list[tuple[str, str, SeriesValue, float]]) -> None:
+        if not results and not samples:
+            return
+        if samples:
+            await self.registry.ensure((t, v.name, v.labels, src) for t, src, v, _ in samples)
+        result_rows = [
+            ProbeResult(
+                target=o.target, at=utc(o.at), ok=o.ok, latency_ms=o.latency_ms, status_code=o.status_code,
+                error=o.error, cert_days_left=o.cert_days_left,
+            )
+            for o in results
+        ]
+        sample_rows = []
+        for target, _, value, at in samples:
+            series_id = self.registry.get(target, value.key)
+            if series_id is not None:
+                sample_rows.append(MetricSample(series_id=series_id, at=utc(at), value=value.value))
+        async with in_transaction() as conn:
+            if result_rows:
+                await ProbeResult.bulk_create(result_rows, batch_size=1000, using_db=conn)
+            if sample_rows:
+                await MetricSample.bulk_create(sample_rows, batch_size=1000, using_db=conn)
+        self.batches += 1
+        self.written_results += len(result_rows)
+        self.written_samples += len(sample_rows)
+
+    async def _store_rollups(self, *, final: bool = False) -> None:
+        cutoff = minute_of(time.time() - self.rollup_grace)
+        done = [k for k in self._acc if final or k[4] < cutoff]
+        if not done:
+            return
+        await self.registry.ensure((k[0], k[1], k[2], k[3]) for k in done)
+        rows = []
+        for key in done:
+            values = self._acc.pop(key)
+            series_id = self.registry.get(key[0], series_key(key[1], dict(key[2])))
+            if series_id is None or not values:
+                continue
+            count, lo, hi, mean, p95 = rollup_of(values)
+            rows.append(MetricRollup(series_id=series_id, minute=utc(key[4]), count=count, min=lo, max=hi, mean=mean, p95=p95))
+        if rows:
+            # A minute can be split between two engines (a takeover); the later write wins.
+            await MetricRollup.bulk_create(
+                rows, batch_size=500, on_conflict=["series_id", "minute"],
+                update_fields=["count", "min", "max", "mean", "p95"],
+            )
+            self.written_rollups += len(rows)
+
+    async def _store_state(self) -> None:
+        rows = [s.row() for s in self.statuses.values() if s.dirty]
+        if not rows:
+            return
+        await MonitorTarget.bulk_create(rows, batch_size=500, on_conflict=["name"], update_fields=TARGET_STATE_FIELDS)
+        for s in self.statuses.values():
+            s.dirty = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Pushed samples
+
+
+async def push_sample(series: str, value: float, at: datetime | None = None, *, max_future: float = 300.0) -> dict[str, Any]:
+    """Store one pushed sample (series `name` or `name{label="v"}`) and refresh its minute's
+    rollup. Raises InvalidInput for a bad series, value or time."""
+    name, labels = parse_series(series)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("value", f"{value!r} is not a number") from None
+    if math.isnan(number) or math.isinf(number):
+        raise InvalidInput("value", "must be a finite number")
+    now = datetime.now(UTC)
+    when = at or now
+    if when.tzinfo is None:
+        raise InvalidInput("at", "must carry a time zone")
+    if when > now + timedelta(seconds=max_future):
+        raise InvalidInput("at", f"{when.isoformat()} is in the future")
+    key = series_key(name, dict(labels))
+    registry = SeriesRegistry()
+    await registry.ensure([("", name, labels, "push")])
+    series_id = registry.get("", key)
+    assert series_id is not None
+    minute = datetime.fromtimestamp(minute_of(when.timestamp()), UTC)
+    async with in_transaction() as conn:
+        sample = await MetricSample.create(series_id=series_id, at=when, value=number, using_db=conn)
+        values = await MetricSample.filter(
+            series_id=series_id, at__gte=minute, at__lt=minute + timedelta(minutes=1)
+        ).using_db(conn).values_list("value", flat=True)
+        count, lo, hi, mean, p95 = rollup_of([float(v) for v in values])
+        await MetricRollup.bulk_create(
+            [MetricRollup(series_id=series_id, minute=minute, count=count, min=lo, max=hi, mean=mean, p95=p95)],
+            on_conflict=["series_id", "minute"], update_fields=["count", "min", "max", "mean", "p95"], using_db=conn,
+        )
+    return {"series": key, "id": sample.id, "at": when.isoformat(), "value": number}
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention
+
+
+async def apply_retention(raw_seconds: float, rollup_seconds: float, *, chunk: int = 5000, now: datetime | None = None) -> dict[str, int]:
+    """Delete raw results and samples older than `raw_seconds` and rollups (and heartbeat
+    rows) older than `rollup_seconds`, in chunks so no transaction stays open for long."""
+    now = now or datetime.now(UTC)
+    deleted: dict[str, int] = {}
+    plan = [
+        (ProbeResult, "at", now - timedelta(seconds=raw_seconds)),
+        (MetricSample, "at", now - timedelta(seconds=raw_seconds)),
+        (MetricRollup, "minute", now - timedelta(seconds=rollup_seconds)),
+        (EngineHeartbeat, "beat_at", now - timedelta(seconds=rollup_seconds)),
+    ]
+    for model, column, cutoff in plan:
+        total = 0
+        while True:
+            ids = await model.filter(**{f"{column}__lt": cutoff}).limit(chunk).values_list("id", flat=True)
+            if not ids:
+                break
+            total += await model.filter(id__in=list(ids)).delete()
+            if len(ids) < chunk:
+                break
+            await asyncio.sleep(0)
+        deleted[model._meta.db_table] = total
+    return deleted
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries
+
+
+async def find_series(series: str, target: str | None = None) -> list[MetricSeries]:
+    """Series whose key matches `series` exactly (any target unless `target` is given)."""
+    name, labels = parse_series(series)
+    query = MetricSeries.filter(key=series_key(name, dict(labels)))
+    if target is not None:
+        query = query.filter(target=target)
+    return await query.order_by("target", "id")
+
+
+async def query_series(
+    series: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    target: str | None = None,
+    resolution: str = "auto",
+    limit: int = 10_000,
+) -> list[dict[str, Any]]:
+    """Points of a series, oldest first: raw points (`at`, `value`) when `resolution` is
+    "raw", per-minute rollups (`at`, `count`, `min`, `max`, `mean`, `p95`, `value` = mean)
+    when "minute"; "auto" picks raw for spans up to 6 hours."""
+    now = datetime.now(UTC)
+    until = until or now
+    since = since or (until - timedelta(hours=1))
+    if since.tzinfo is None or until.tzinfo is None:
+        raise InvalidInput("since", "must carry a time zone")
+    if resolution not in ("auto", "raw", "minute"):
+        raise InvalidInput("resolution", f"unknown resolution {resolution!r} (expected auto, raw or minute)")
+    if resolution == "auto":
+        resolution = "raw" if until - since <= timedelta(hours=6) else "minute"
+    found = await find_series(series, target)
+    name, _ = parse_series(series)
+    if not found and name in PROBE_SERIES and target is not None:
+        found = []  # a probe target not yet rolled up still has raw probe results
+    out: list[dict[str, Any]] = []
+    targets_done: set[str] = set()
+    for row in found:
+        targets_done.add(row.target)
+        label = {"series": row.key, "target": row.target or None}
+        if resolution == "minute":
+            rollups = await MetricRollup.filter(series_id=row.id, minute__gte=since, minute__lt=until).order_by("minute").limit(limit).values(
+                "minute", "count", "min", "max", "mean", "p95"
+            )
+            out += [{**label, "at": r["minute"].isoformat(), "value": r["mean"], **{k: r[k] for k in ("count", "min", "max", "mean", "p95")}} for r in rollups]
+        elif row.source == "probe":
+            out += await _probe_points(row.target, row.name, since, until, limit, label)
+        else:
+            points = await MetricSample.filter(series_id=row.id, at__gte=since, at__lt=until).order_by("at").limit(limit).values_list("at", "value")
+            out += [{**label, "at": at.isoformat(), "value": value} for at, value in points]
+    if resolution == "raw" and name in PROBE_SERIES and target is not None and target not in targets_done:
+        out += await _probe_points(target, name, since, until, limit, {"series": name, "target": target})
+    return out
+
+
+async def _probe_points(target: str, name: str, since: datetime, until: datetime, limit: int, label: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = await ProbeResult.filter(target=target, at__gte=since, at__lt=until).order_by("at").limit(limit).values_list(
+        "at", "ok", "latency_ms", "status_code", "error"
+    )
+    if name == "ok":
+        return [{**label, "at": at.isoformat(), "value": 1.0 if ok else 0.0, "error": error} for at, ok, _, _, error in rows]
+    return [
+        {**label, "at": at.isoformat(), "value": latency, "status_code": code, "ok": ok, "error": error}
+        for at, ok, latency, code, error in rows
+        if latency is not None
+    ]
+
+
+async def list_targets() -> list[dict[str, Any]]:
+    """Every active target with its state and last result."""
+    rows = await MonitorTarget.filter(active=True).order_by("name").values()
+    out = []
+    for r in rows:
+        out.append({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()})
+    return out
+
+
+async def heartbeat_gaps(since: datetime, until: datetime | None = None, *, slack: float = 30.0) -> list[tuple[datetime, datetime]]:
+    """Stretches in [since, until] when no engine was running: "no data", neither up nor down.
+    A run counts until its last heartbeat plus `slack` seconds."""
+    until = until or datetime.now(UTC)
+    runs = await EngineHeartbeat.filter(beat_at__gte=since - timedelta(seconds=slack), started_at__lte=until).order_by("started_at").values_list(
+        "started_at", "beat_at", "stopped_at"
+    )
+    gaps: list[tuple[datetime, datetime]] = []
+    cursor = since
+    for started, beat, stopped in runs:
+        end = stopped or (beat + timedelta(seconds=slack))
+        if started > cursor:
+            gaps.append((cursor, min(started, until)))
+        cursor = max(cursor, end)
+        if cursor >= until:
+            break
+    if cursor < until:
+        gaps.append((cursor, until))
+    return [(a, b) for a, b in gaps if b > a]
+
+
+async def uptime(target: str, since: datetime, until: datetime | None = None) -> dict[str, Any]:
+    """Availability from the per-minute `ok` rollups: minutes without data are "no data" and
+    count neither as up nor as down."""
+    until = until or datetime.now(UTC)
+    series = await MetricSeries.get_or_none(target=target, key="ok")
+    total_minutes = max(0, int((until - since).total_seconds() // 60))
+    if series is None:
+        return {"target": target, "uptime_percent": None, "minutes_with_data": 0, "minutes_without_data": total_minutes}
+    rows = await MetricRollup.filter(series_id=series.id, minute__gte=since, minute__lt=until).values_list("mean", flat=True)
+    known = len(rows)
+    percent = round(100.0 * sum(rows) / known, 3) if known else None
+    return {"target": target, "uptime_percent": percent, "minutes_with_data": known, "minutes_without_data": max(0, total_minutes - known)}

@@ -1,0 +1,585 @@
+"""The engine runtime: starts and stops every engine loop, under the engine lease.
+
+Plugging in (escalation, notifications, detection, the REST API, …) — no edit of this file:
+
+    A service is any object with
+        name: str
+        async def start(self, engine: Engine) -> None   # start your tasks, return promptly
+        async def stop(self) -> None                     # stop them within a few seconds
+
+    1. Code that builds the engine adds services directly:
+           engine = Engine(config)
+           engine.add_service(MyService(), leader_only=True)
+           engine.add_loop("digest", digest_loop)      # async def digest_loop(engine): ...
+    2. An area can register itself once, at import time of its own module:
+           from engine.monitor.runtime import register_plugin
+           register_plugin(lambda engine: MyService(), name="escalation", leader_only=True)
+    3. Or be discovered: any module `engine/<area>/engine_plugin.py` that defines
+           def plugins(engine) -> Iterable[service]      # may also yield (service, leader_only)
+       is imported by Engine.start() (disable with Engine(discover=False)).
+
+    `leader_only=True` (the default) services run only while this process holds the engine
+    lease, and are stopped when it is lost; `leader_only=False` ones (an API server) run for
+    the engine's whole life. Services start in the order added and stop in reverse.
+
+    What a service can use: `engine.config` (engine.config.Config), `engine.database`,
+    `engine.is_leader`, `engine.lease` (`.held` is a cheap fencing check before writing),
+    `engine.monitor` (the MonitorService: `.statuses`, `.add_listener(fn)` to see every
+    probe Observation, `.scheduler.stats()`), and `engine.holder` (this process's id).
+
+The monitoring service itself (probes, metric history, triggers, maintenance, heartbeats) is
+the first leader-only service. Nothing heavy is imported here: the probe path uses asyncio
+streams, and psutil is imported only when a host target is probed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+import os
+import pkgutil
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol, runtime_checkable
+
+from engine.monitor.lease import Heartbeat, Lease, make_holder_id
+
+log = logging.getLogger("pulseguard.monitor.runtime")
+
+UTC = timezone.utc
+
+
+@runtime_checkable
+class Service(Protocol):
+    name: str
+
+    async def start(self, engine: "Engine") -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class _Entry:
+    service: Any
+    leader_only: bool
+    started: bool = False
+
+
+PluginFactory = Callable[["Engine"], Any]
+_PLUGINS: list[tuple[str, PluginFactory, bool]] = []
+
+
+def register_plugin(factory: PluginFactory, *, name: str, leader_only: bool = True) -> None:
+    """Add a service factory every Engine created afterwards instantiates (idempotent by name)."""
+    for i, (existing, _, _) in enumerate(_PLUGINS):
+        if existing == name:
+            _PLUGINS[i] = (name, factory, leader_only)
+            return
+    _PLUGINS.append((name, factory, leader_only))
+
+
+def discover_plugin_modules() -> list[str]:
+    """Names of `engine.<area>.engine_plugin` modules present in the tree."""
+    import engine as engine_pkg
+
+    found = []
+    for info in pkgutil.iter_modules(engine_pkg.__path__):
+        if not info.ispkg:
+            continue
+        name = f"engine.{info.name}.engine_plugin"
+        try:
+            if importlib.util.find_spec(name) is not None:
+                found.append(name)
+        except (ImportError, ValueError):
+            continue
+    return sorted(found)
+
+
+class LoopService:
+    """A service made of one `async def fn(engine)` loop (see Engine.add_loop)."""
+
+    def __init__(self, name: str, fn: Callable[["Engine"], Awaitable[None]]) -> None:
+        self.name = name
+        self.fn = fn
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, engine: "Engine") -> None:
+        self.task = asyncio.create_task(self._guard(engine), name=f"pulseguard:{self.name}")
+
+    async def _guard(self, engine: "Engine") -> None:
+        try:
+            await self.fn(engine)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("engine loop %s crashed", self.name)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+
+
+class Engine:
+    """Runs the engine's services; leader-only ones only while holding the engine lease.
+
+    `standby=True` keeps polling for the lease while another process holds it (a headless
+    engine's hot standby); `standby=False` tries once and otherwise stays a pure console.
+    """
+
+    def __init__(
+        self,
+        config: Any = None,
+        *,
+        database: Any = None,
+        monitor: bool = True,
+        standby: bool = True,
+        discover: bool = True,
+        role: str = "engine",
+        lease_name: str = "engine",
+        lease_ttl: float = 10.0,
+        lease_renew: float = 3.0,
+        lease_poll: float = 2.0,
+        heartbeat_every: float = 10.0,
+        on_role_change: Callable[[str], None] | None = None,
+    ) -> None:
+        if config is None:
+            from engine.config import default_config
+
+            config = default_config()
+        self.config = config
+        self.database = database
+        self.holder = make_holder_id(role)
+        self.lease = Lease(lease_name, self.holder, ttl=lease_ttl, renew=lease_renew, poll=lease_poll,
+                           info={"role": role, "host": socket.gethostname(), "pid": os.getpid()})
+        self.standby = standby
+        self.discover = discover
+        self.heartbeat_every = heartbeat_every
+        self.on_role_change = on_role_change
+        self._entries: list[_Entry] = []
+        self._stop = asyncio.Event()
+        self._leader = asyncio.Event()
+        self._lease_task: asyncio.Task[None] | None = None
+        self._started = False
+        self._leader_lock = asyncio.Lock()
+        self.monitor: MonitorService | None = None
+        self.leader_since: float | None = None
+        if monitor:
+            self.monitor = MonitorService(heartbeat_every=heartbeat_every)
+            self.add_service(self.monitor, leader_only=True)
+
+    # -- composition ---------------------------------------------------------------------
+
+    def add_service(self, service: Any, *, leader_only: bool = True) -> None:
+        if self._started:
+            raise RuntimeError("add services before the engine starts")
+        for attr in ("name", "start", "stop"):
+            if not hasattr(service, attr):
+                raise TypeError(f"{service!r} is not an engine service (it has no {attr!r})")
+        self._entries.append(_Entry(service, leader_only))
+
+    def add_loop(self, name: str, fn: Callable[["Engine"], Awaitable[None]], *, leader_only: bool = True) -> None:
+        self.add_service(LoopService(name, fn), leader_only=leader_only)
+
+    def service(self, name: str) -> Any:
+        return next((e.service for e in self._entries if e.service.name == name), None)
+
+    @property
+    def services(self) -> list[str]:
+        return [e.service.name for e in self._entries]
+
+    def _load_plugins(self) -> None:
+        names = {e.service.name for e in self._entries}
+        if self.discover:
+            for module_name in discover_plugin_modules():
+                try:
+                    module = importlib.import_module(module_name)
+                    produced = module.plugins(self)
+                except Exception:
+                    log.exception("loading engine plugin %s failed", module_name)
+                    continue
+                for item in produced or ():
+                    service, leader_only = item if isinstance(item, tuple) else (item, True)
+                    if service.name not in names:
+                        self.add_service(service, leader_only=leader_only)
+                        names.add(service.name)
+        for name, factory, leader_only in list(_PLUGINS):
+            if name in names:
+                continue
+            try:
+                service = factory(self)
+            except Exception:
+                log.exception("creating engine plugin %s failed", name)
+                continue
+            if service is not None:
+                self.add_service(service, leader_only=leader_only)
+                names.add(name)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader.is_set() and self.lease.held
+
+    @property
+    def role(self) -> str:
+        return "engine" if self._leader.is_set() else ("standby" if self.standby and self._started else "console")
+
+    async def start(self) -> None:
+        """Start always-on services and the lease loop; returns at once (see wait_leader)."""
+        if self._started:
+            return
+        self._load_plugins()
+        self._started = True
+        self._stop.clear()
+        for entry in self._entries:
+            if not entry.leader_only:
+                await self._start_entry(entry)
+        if self.standby:
+            self._lease_task = asyncio.create_task(
+                self.lease.hold(self._became_leader, self._lost_leadership, self._stop), name="pulseguard:lease"
+            )
+        else:
+            try:
+                if await self.lease.try_acquire():
+                    await self._became_leader()
+                    self._lease_task = asyncio.create_task(
+                        self.lease.hold(self._became_leader, self._lost_leadership, self._stop), name="pulseguard:lease"
+                    )
+            except Exception as exc:
+                log.warning("could not take the engine lease: %s", exc)
+            self._notify_role()
+
+    async def wait_leader(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._leader.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._stop.set()
+        if self._lease_task is not None:
+            await asyncio.gather(self._lease_task, return_exceptions=True)
+            self._lease_task = None
+        if self._leader.is_set():  # standby=False path with no lease task running
+            await self._lost_leadership()
+            try:
+                await self.lease.release()
+            except Exception:
+                pass
+        for entry in reversed(self._entries):
+            if not entry.leader_only:
+                await self._stop_entry(entry)
+        self._started = False
+
+    async def __aenter__(self) -> "Engine":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _became_leader(self) -> None:
+        async with self._leader_lock:
+            if self._leader.is_set():
+                return
+            self._leader.set()
+            self.leader_since = time.time()
+            for entry in self._entries:
+                if entry.leader_only:
+                    await self._start_entry(entry)
+        self._notify_role()
+
+    async def _lost_leadership(self) -> None:
+        async with self._leader_lock:
+            if not self._leader.is_set():
+                return
+            for entry in reversed(self._entries):
+                if entry.leader_only:
+                    await self._stop_entry(entry)
+            self._leader.clear()
+            self.leader_since = None
+        self._notify_role()
+
+    async def _start_entry(self, entry: _Entry) -> None:
+        try:
+            await entry.service.start(self)
+            entry.started = True
+        except Exception:
+            log.exception("engine service %s failed to start", entry.service.name)
+
+    async def _stop_entry(self, entry: _Entry, timeout: float = 15.0) -> None:
+        if not entry.started:
+            return
+        entry.started = False
+        try:
+            await asyncio.wait_for(entry.service.stop(), timeout)
+        except TimeoutError:
+            log.warning("engine service %s did not stop within %ss", entry.service.name, timeout)
+        except Exception:
+            log.exception("engine service %s failed to stop cleanly", entry.service.name)
+
+    def _notify_role(self) -> None:
+        if self.on_role_change is not None:
+            try:
+                self.on_role_change(self.role)
+            except Exception:
+                log.exception("role-change callback failed")
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "holder": self.holder, "services": self.services}
+        if self.monitor is not None and self.monitor.running:
+            out["monitor"] = self.monitor.stats()
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The monitoring service
+
+
+class MonitorService:
+    """Probes, metric history, triggers, maintenance and heartbeats (leader only)."""
+
+    name = "monitor"
+
+    def __init__(self, *, heartbeat_every: float = 10.0, retention_every: float = 600.0, push_poll: float = 5.0) -> None:
+        self.heartbeat_every = heartbeat_every
+        self.retention_every = retention_every
+        self.push_poll = push_poll
+        self.running = False
+        self._listeners: list[Callable[[Any], None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.scheduler: Any = None
+        self.writer: Any = None
+        self.evaluator: Any = None
+        self.worker: Any = None
+        self.tracker: Any = None
+        self.heartbeat: Heartbeat | None = None
+        self.statuses: dict[str, Any] = {}
+        self.started_at: float | None = None
+
+    def add_listener(self, fn: Callable[[Any], None]) -> None:
+        """`fn(observation)` is called on the loop for every probe result (keep it quick)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[Any], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    async def start(self, engine: Engine) -> None:
+        from engine.monitor import maintenance as maint
+        from engine.monitor.metrics import MetricsWriter, sync_targets
+        from engine.monitor.scheduler import Scheduler
+        from engine.monitor.triggers import Evaluator, IncidentWorker, Rule
+
+        config = engine.config
+        settings = config.engine
+        self.engine = engine
+        targets = [t for t in config.targets if getattr(t, "enabled", True)]
+        self.services_by_target = {t.name: t.service for t in targets}
+        self.statuses = await sync_targets(targets)
+        self.writer = MetricsWriter(self.statuses)
+        rules = [Rule.from_config(name, trig) for name, trig in config.triggers.items() if getattr(trig, "enabled", True)]
+        self.tracker = maint.MaintenanceTracker(self._window_ended)
+        self.evaluator = Evaluator(rules, self._emit, covered=self.tracker.covers)
+        for t in targets:
+            self.evaluator.register_target(t.name, float(t.interval), t.service)
+        self.worker = IncidentWorker(
+            self.evaluator, covered_now=maint.covered_now, may_write=lambda: engine.lease.held,
+        )
+        await self._restore_open_incidents()
+        await self.tracker.refresh()
+        self.heartbeat = Heartbeat(engine.holder, every=self.heartbeat_every)
+        await self.heartbeat.begin()
+        self.scheduler = Scheduler(
+            targets, self._on_observation,
+            concurrency=int(settings.max_concurrent_probes), body_limit=int(settings.probe_body_limit),
+        )
+        for warning in self.scheduler.warnings:
+            log.warning("%s", warning)
+        spawn = self._spawn
+        spawn(self.writer.run(), "writer")
+        spawn(self.worker.run(), "incidents")
+        spawn(self.tracker.run(), "maintenance")
+        spawn(self.heartbeat.run(), "heartbeat")
+        spawn(self._housekeeping(settings), "retention")
+        if getattr(settings, "heartbeat_url", None):
+            spawn(self._ping(str(settings.heartbeat_url), float(settings.heartbeat_interval)), "heartbeat-url")
+        if any(not r.probe_vars for r in rules):
+            spawn(self._watch_pushed(), "pushed-metrics")
+        self.scheduler.start()
+        self.running = True
+        self.started_at = time.time()
+        log.info("monitoring %d target(s) with %d trigger(s)", len(targets), len(rules))
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"pulseguard:monitor:{name}"))  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        await self.scheduler.stop()
+        self.tracker.close()
+        await self.worker.drain(5.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:
+            await self.writer.flush(final=True)
+        except Exception:
+            log.exception("storing the last batch of samples failed")
+        try:
+            await self.heartbeat.end()
+        except Exception:
+            log.exception("closing the heartbeat failed")
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def _on_observation(self, obs: Any) -> None:
+        status = self.statuses.get(obs.target)
+        if status is not None:
+            status.update(obs)
+        self.writer.add(obs)
+        self.evaluator.observe(obs)
+        for fn in self._listeners:
+            try:
+                fn(obs)
+            except Exception:
+                log.exception("observation listener failed")
+
+    def _emit(self, action: Any) -> None:
+        self.worker.submit(action)
+
+    def _window_ended(self, window: Any) -> None:
+        covered = [
+            name for name, service in self.services_by_target.items()
+            if name in window.targets or (service is not None and service in window.services)
+        ]
+        if covered:
+            self.evaluator.reevaluate(covered, at=time.time())
+
+    async def _restore_open_incidents(self) -> None:
+        """Bind threshold incidents left open by an engine that died, so none is duplicated."""
+        from engine.domain import OPEN_STATUSES
+        from engine.models import Event, Incident
+
+        rows = await Incident.filter(
+            source="threshold", status__in=[s.value for s in OPEN_STATUSES], dedup_key__startswith="threshold:"
+        ).values("id", "number", "dedup_key", "trigger", "target")
+        for row in rows:
+            trigger, target = row["trigger"], row["target"]
+            if not trigger or not target:
+                continue
+            last = await Event.filter(incident_id=row["id"], kind__in=["created", "breach", "recovered", "reopened"]).order_by("-id").first()
+            breaching = last is None or last.kind != "recovered"
+            self.evaluator.restore(trigger, target, f"INC-{row['number']}", breaching)
+
+    async def _housekeeping(self, settings: Any) -> None:
+        from engine.monitor.metrics import apply_retention
+
+        historical_days = 30
+        try:
+            historical_days = self.engine.config.ai_detection.pattern_recognition.historical_analysis_days
+        except AttributeError:
+            pass
+        rollup_keep = max(float(settings.rollup_retention), historical_days * 86400.0)
+        while True:
+            await asyncio.sleep(30.0)
+            try:
+                deleted = await apply_retention(float(settings.raw_retention), rollup_keep)
+                if any(deleted.values()):
+                    log.info("retention removed %s", deleted)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("applying retention failed")
+            await asyncio.sleep(self.retention_every)
+
+    async def _ping(self, url: str, every: float) -> None:
+        from engine.monitor.httpclient import ProbeError, fetch
+
+        while True:
+            try:
+                async with asyncio.timeout(min(10.0, every)):
+                    response = await fetch(url, max_body=4096)
+                if response.status_code >= 400:
+                    log.warning("heartbeat URL answered HTTP %s", response.status_code)
+            except (ProbeError, TimeoutError) as exc:
+                log.warning("heartbeat URL ping failed: %s", getattr(exc, "reason", None) or "timeout")
+            await asyncio.sleep(every)
+
+    async def _watch_pushed(self) -> None:
+        from engine.monitor.models import MetricSample, MetricSeries
+
+        last = await MetricSample.all().order_by("-id").first().values_list("id", flat=True)
+        cursor = int(last or 0)
+        keys: dict[int, str] = {}
+        while True:
+            await asyncio.sleep(self.push_poll)
+            try:
+                for series_id, key in await MetricSeries.filter(source="push").values_list("id", "key"):
+                    keys[series_id] = key
+                if not keys:
+                    continue
+                rows = await MetricSample.filter(id__gt=cursor, series_id__in=list(keys)).order_by("id").limit(5000).values_list(
+                    "id", "series_id", "at", "value"
+                )
+                for sample_id, series_id, at, value in rows:
+                    cursor = max(cursor, sample_id)
+                    self.evaluator.observe_pushed(keys[series_id], float(value), at.timestamp())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading pushed metrics failed")
+
+    def stats(self) -> dict[str, Any]:
+        s = self.scheduler.stats() if self.scheduler else None
+        return {
+            "targets": len(self.statuses),
+            "probes": s.probes if s else 0,
+            "timeouts": s.timeouts if s else 0,
+            "skipped": s.skipped if s else 0,
+            "lag_p50_ms": round(s.lag_p50 * 1000, 2) if s and s.lag_p50 is not None else None,
+            "lag_p99_ms": round(s.lag_p99 * 1000, 2) if s and s.lag_p99 is not None else None,
+            "stored_results": self.writer.written_results if self.writer else 0,
+            "stored_samples": self.writer.written_samples if self.writer else 0,
+            "pending": self.writer.pending() if self.writer else 0,
+            "incidents_opened": len(self.worker.opened) if self.worker else 0,
+            "down": sorted(n for n, st in self.statuses.items() if st.state == "down"),
+            "maintenance": [w.title for w in self.tracker.active()] if self.tracker else [],
+        }
+
+
+class MonitorQueries:
+    """Read side for the console and the API (set as LocalEngine.targets_provider)."""
+
+    async def list_targets(self) -> list[dict[str, Any]]:
+        from engine.monitor.metrics import list_targets
+
+        return await list_targets()
+
+    async def series_samples(self, series: str, since: datetime | None = None, target: str | None = None) -> list[dict[str, Any]]:
+        """Points of `series`; `name{target="x"}` selects target x's own series."""
+        from engine.conditions import series_key
+        from engine.monitor.metrics import parse_series, query_series
+
+        name, labels = parse_series(series)
+        label_map = dict(labels)
+        if target is None and "target" in label_map:
+            from engine.monitor.models import MetricSeries
+
+            if not await MetricSeries.exists(key=series_key(name, label_map)):
+                target = label_map.pop("target")
+                series = series_key(name, label_map)
+        return await query_series(series, since=since, target=target)
