@@ -29,6 +29,7 @@ from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, DomainError
 AREAS: list[str] = [
     "engine.config_cli",
     "engine.analytics_cli",
+    "engine.detection.cli",
 ]
 
 EXIT_OK = 0

@@ -214,6 +214,7 @@ class SeriesState:
     peak: float = 0.0
     recent_candidates: list[int] = field(default_factory=list)
     pending_row: int = -(10**9)
+    pending_score: float = 0.0
     episode: Episode | None = None
     false_positive_shapes: list[list[float]] = field(default_factory=list)
 
@@ -421,8 +422,11 @@ class StreamingDetector:
         spread = max(st.ref_high - st.ref_median, 1e-9 * (1.0 + abs(st.ref_median)))
         ratio = np.clip((raw - st.ref_median) / spread, 0.0, 1e12)
         cal = ratio / (1.0 + ratio)
-        score[:] = cal
         self._decide(st, b0, cal, x, alert, reason)
+        # What the filter held back stays below the alert threshold in the reported score, so a
+        # chart or a threshold sweep sees the decision, not the raw burst.
+        held = (reason >= REASON_EPISODE) & (reason <= REASON_KNOWN_FALSE_POSITIVE)
+        score[:] = np.where(held, np.minimum(cal, 0.9 * self.settings.threshold), cal)
 
     def _decide(self, st: SeriesState, b0: int, cal: np.ndarray, x: np.ndarray, alert: np.ndarray,
                 reason: np.ndarray) -> None:
@@ -454,6 +458,8 @@ class StreamingDetector:
                     continue
                 if row - st.pending_row >= s.confirm_span:
                     st.pending_row = row
+                    st.pending_score = c
+                st.pending_score = max(st.pending_score, c)
             if row - st.pending_row >= s.confirm_span:
                 continue  # no candidate, or one that nothing confirmed: a lone blip
             if len(st.recent_candidates) < s.confirm_count and c < strong:
@@ -469,7 +475,8 @@ class StreamingDetector:
                 continue
             alert[j] = True
             reason[j] = REASON_ALERT
-            self._open_episode(st, b, max(c, thr), sig)
+            cal[j] = max(c, st.pending_score)
+            self._open_episode(st, b, cal[j], sig)
 
     def _open_episode(self, st: SeriesState, b: int, c: float, sig: list[float] | None = None) -> None:
         row = st.offset + b
