@@ -144,12 +144,15 @@ starttls = false
 """
 
 
-def make_config(rx: Receivers, *, after: float = 0.02, digest: float = 0.02, jira_create: bool = False, extra: str = "") -> Any:
-    text = BASE_TOML.format(
+def config_text(rx: Receivers, *, after: float = 0.02, digest: float = 0.02, jira_create: bool = False, extra: str = "") -> str:
+    return BASE_TOML.format(
         after=after, digest=digest, hook=rx.hook.url, pd=rx.pagerduty.url, jira=rx.jira.url,
         smtp=rx.smtp.port, jira_create="true" if jira_create else "false",
-    )
-    return parse_config_text(text + extra)
+    ) + extra
+
+
+def make_config(rx: Receivers, **kw: Any) -> Any:
+    return parse_config_text(config_text(rx, **kw))
 
 
 def fast_loops(config: Any, **kw: Any) -> Any:

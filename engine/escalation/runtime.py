@@ -36,6 +36,7 @@ class EscalationLoops:
         timer_poll: float = 1.0,
         delivery_poll: float = 0.5,
         concurrency: int = 16,
+        lease: float = 120.0,
     ) -> None:
         self.config = config
         self.settings = settings or settings_from_config(config)
@@ -44,6 +45,7 @@ class EscalationLoops:
         self.timer_poll = timer_poll
         self.delivery_poll = delivery_poll
         self.concurrency = concurrency
+        self.lease = lease
         self.dispatcher: Dispatcher | None = None
         self.deliverer: Deliverer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -56,7 +58,7 @@ class EscalationLoops:
     async def start(self) -> None:
         ctx = planner.install(self.config)
         self.dispatcher = Dispatcher(self.settings)
-        self.deliverer = Deliverer(self.dispatcher, retry=self.retry, concurrency=self.concurrency, poll_interval=self.delivery_poll)
+        self.deliverer = Deliverer(self.dispatcher, retry=self.retry, concurrency=self.concurrency, poll_interval=self.delivery_poll, lease=self.lease)
         ctx.wake[:] = [self.deliverer.wake, self._timer_wake.set]
         self._stopping = False
         self._tasks = [
