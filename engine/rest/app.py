@@ -1,0 +1,196 @@
+"""The FastAPI application of the headless engine: REST API, status page, webhooks, operations.
+
+The process that serves it has already opened the database (`engine.db.open_database`, which
+sets Tortoise's global fallback so request handlers can use it); the app never opens one.
+Errors have one JSON shape, `{"error", "message", "field"?}`: 401, 403, 404, 409 for an illegal
+transition, 422 naming the field at fault; bad input never becomes a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.domain import DomainError, IllegalTransition, InvalidInput, NotFound
+from engine.rest.common import RestState
+
+log = logging.getLogger("pulseguard.api")
+access_log = logging.getLogger("pulseguard.api.access")
+
+ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests",
+               503: "unavailable"}
+
+
+def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"error": ERROR_NAMES.get(status, "error"), "message": message}
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie") and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, NotFound):
+        return _error(404, str(exc))
+    if isinstance(exc, IllegalTransition):
+        return _error(409, str(exc))
+    if isinstance(exc, InvalidInput):
+        return _error(422, str(exc), exc.field)
+    return _error(422, str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        field = _field(err.get("loc", ()))
+        msg = str(err.get("msg", "is not valid"))
+        if err.get("type") == "json_invalid":
+            field, msg = "body", "is not valid JSON"
+        elif err.get("type") == "missing":
+            msg = "is required"
+        problems.append({"field": field, "message": msg})
+    first = problems[0] if problems else {"field": "body", "message": "is not valid"}
+    return _error(422, f"{first['field']}: {first['message']}", first["field"], errors=problems)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return _error(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected failure serving %s %s", request.method, request.url.path)
+    return _error(500, "internal error; the engine's log has the details")
+
+
+class RequestLog:
+    """Counts responses by status for /metrics and writes one structured log line per request."""
+
+    def __init__(self, app: ASGIApp, state: RestState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            key = (scope["method"], status)
+            self.state.requests[key] = self.state.requests.get(key, 0) + 1
+            if access_log.isEnabledFor(logging.INFO):
+                principal = getattr(scope.get("state", {}).get("principal"), "name", None) if isinstance(scope.get("state"), dict) else None
+                client = scope.get("client")
+                access_log.info("request", extra={"fields": {
+                    "method": scope["method"], "path": scope["path"], "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "client": client[0] if client else None, "token": principal,
+                }})
+
+
+def create_app(
+    config: Any = None,
+    *,
+    db_label: str = "",
+    base_url: str | None = None,
+    role: str = "engine",
+    relay: bool = False,
+    metrics_sources: Sequence[Callable[[], Any]] = (),
+) -> FastAPI:
+    """The ASGI app. `relay` runs the subscriber relay (status-page e-mails) while it serves."""
+    from engine.config import default_config
+    from engine.rest import incidents, manage, metrics, ops, public, subscribers, timeline, webhooks
+
+    config = config if config is not None else default_config()
+    state = RestState(config=config, db_label=db_label, base_url=base_url.rstrip("/") if base_url else None, role=role,
+                      metrics_sources=list(metrics_sources))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        relay_task: asyncio.Task[None] | None = None
+        relay_obj = None
+        if relay:
+            from engine.rest.statuspage import Settings
+
+            relay_obj = subscribers.SubscriberRelay(lambda: Settings.from_config(state.config, state.base_url))
+            relay_task = asyncio.create_task(relay_obj.run(), name="pulseguard-subscriber-relay")
+        try:
+            yield
+        finally:
+            state.draining.set()
+            if relay_obj is not None and relay_task is not None:
+                relay_obj.stop()
+                try:
+                    await asyncio.wait_for(relay_task, 5.0)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    relay_task.cancel()
+            w = getattr(state, "_feed_watcher", None)
+            if w is not None:
+                await w.stop()
+
+    app = FastAPI(
+        title="PulseGuard",
+        version="1",
+        description="Incidents, timeline, services, targets, maintenance, metrics, status page and webhooks "
+        "of a PulseGuard engine. Authenticate with `Authorization: Bearer <token>` "
+        "(`pulseguard token create NAME --role viewer|responder|admin`).",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.rest = state
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    for module in (incidents, timeline, manage, metrics, webhooks, ops, public, subscribers):
+        app.include_router(module.router)
+    app.add_middleware(RequestLog, state=state)
+    return app
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            data.update(fields)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str, ensure_ascii=False)

@@ -1,0 +1,154 @@
+"""Plumbing every router shares: the app's state, authentication dependencies, request-body
+base classes and text types that refuse what the database cannot store."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Callable
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from engine.domain import InvalidInput, NotFound
+from engine.rest import auth
+
+MAX_INT = 2**31 - 1
+
+
+@dataclass
+class RestState:
+    """Everything the routers need, kept on `app.state.rest`."""
+
+    config: Any
+    db_label: str = ""
+    base_url: str | None = None
+    role: str = "engine"
+    throttle: auth.FailureThrottle = field(default_factory=auth.FailureThrottle)
+    # Public endpoints (subscribe) get their own, stricter budget per client.
+    public_throttle: auth.FailureThrottle = field(default_factory=lambda: auth.FailureThrottle(free=10, window=3600.0, cap=600.0))
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    # Per-status-code request counts and auth failures, for /metrics.
+    requests: dict[tuple[str, int], int] = field(default_factory=dict)
+    auth_failures: int = 0
+    # Extra /metrics sources, each returning Prometheus text lines (the monitoring engine adds
+    # probes per second and scheduling lag).
+    metrics_sources: list[Callable[[], Any]] = field(default_factory=list)
+    # The engine runtime's `state()` when the API runs inside `pulseguard engine`.
+    engine_info: Callable[[], dict[str, Any]] | None = None
+    # Serialises inbound alerts of one group within this process.
+    alert_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    @property
+    def public_url(self) -> str | None:
+        spi = self.config.status_page_integration
+        url = spi.public_url or self.base_url
+        return url.rstrip("/") if url else None
+
+
+def rest_state(request: Request) -> RestState:
+    return request.app.state.rest
+
+
+def client_id(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `pulseguard token create NAME --role ROLE`")
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate_request(request: Request, token: str | None) -> auth.Principal:
+    """The principal for a request's token; 401 without one, 429 while the client is slowed down."""
+    state = rest_state(request)
+    client = client_id(request)
+    wait = state.throttle.retry_after(client)
+    if wait > 0:
+        raise HTTPException(429, f"too many failed authentication attempts; retry in {wait:.0f} s",
+                            headers={"Retry-After": str(max(1, round(wait)))})
+    if not token:
+        raise _unauthorized("authentication required: send Authorization: Bearer <token>")
+    principal = await auth.authenticate(token)
+    if principal is None:
+        state.auth_failures += 1
+        wait = state.throttle.failed(client)
+        if wait > 0:
+            raise HTTPException(429, f"too many failed authentication attempts; retry in {wait:.0f} s",
+                                headers={"Retry-After": str(max(1, round(wait)))})
+        raise _unauthorized("unknown or revoked token")
+    state.throttle.succeeded(client)
+    request.state.principal = principal
+    return principal
+
+
+def require(role: str) -> Callable[..., Any]:
+    async def dependency(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> auth.Principal:
+        principal = await authenticate_request(request, creds.credentials if creds else None)
+        if not principal.can(role):
+            raise HTTPException(403, f"this needs the {role} role; token {principal.name!r} is a {principal.role}")
+        return principal
+
+    dependency.__name__ = f"require_{role}"
+    return dependency
+
+
+Viewer = Annotated[auth.Principal, Depends(require("viewer"))]
+Responder = Annotated[auth.Principal, Depends(require("responder"))]
+Admin = Annotated[auth.Principal, Depends(require("admin"))]
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL refuses NUL in text and lone surrogates cannot be encoded: refuse them here,
+    # with the field named, rather than fail in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+
+
+class Body(BaseModel):
+    """Request bodies: unknown fields are refused, so a typo is an error, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def incident_number(key: str) -> int:
+    """`INC-42`, `inc-42` or `42`; a number beyond any stored incident is simply not found."""
+    text = key.strip()
+    digits = text[4:] if text.upper().startswith("INC-") else text
+    # isascii: str.isdigit() also accepts characters such as '²' that int() refuses.
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidInput("id", f"{key!r} is not an incident key (expected INC-<number>)")
+    number = int(digits)
+    if number > MAX_INT:
+        raise NotFound(f"no incident {text}")
+    return number
+
+
+def check_id(value: int, what: str) -> int:
+    if not 0 < value <= MAX_INT:
+        raise NotFound(f"no {what} {value}")
+    return value
+
+
+def iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def row_dict(obj: Any) -> dict[str, Any]:
+    """A model row as JSON-ready data (its own columns only)."""
+    data = {name: iso(getattr(obj, name)) for name in obj._meta.db_fields}
+    if hasattr(obj, "number"):
+        data["key"] = f"INC-{obj.number}"
+    return data

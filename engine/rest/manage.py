@@ -1,0 +1,216 @@
+"""Services, targets, maintenance windows, tokens, and who am I.
+
+Reads need a viewer token; changes need an admin. Services listed in the configuration file are
+shown with their file settings; services added through the API live in the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import Field
+from tortoise.transactions import in_transaction
+
+from engine import queries, services
+from engine.domain import IllegalTransition, InvalidInput, NotFound
+from engine.models import Service
+from engine.monitor.models import MonitorTarget
+from engine.rest import auth
+from engine.rest.common import Admin, Body, Text, Viewer, check_id, iso, rest_state
+
+router = APIRouter(prefix="/api", tags=["manage"])
+
+Name = Annotated[Text, Field(max_length=64)]
+NamePath = Annotated[Text, Path(max_length=64)]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+# --- who am I -------------------------------------------------------------------------------
+
+
+@router.get("/me", tags=["auth"], summary="The calling token's name and role")
+async def me(who: Viewer) -> dict[str, Any]:
+    return {"name": who.name, "role": who.role, "readonly": not who.can("responder")}
+
+
+@router.get("/engine", tags=["auth"], summary="What this engine is and which database it uses")
+async def engine_state(request: Request, who: Viewer) -> dict[str, Any]:
+    state = rest_state(request)
+    out: dict[str, Any] = {"role": state.role, "database": state.db_label}
+    if state.engine_info is not None:
+        info = state.engine_info()
+        out.update({"role": info.get("role", state.role), "holder": info.get("holder"), "services": info.get("services")})
+    out.update({"actor": who.name, "token_role": who.role, "readonly": not who.can("responder")})
+    return out
+
+
+# --- services -------------------------------------------------------------------------------
+
+
+class ServiceIn(Body):
+    name: Name
+    description: Annotated[Text, Field(max_length=5000)] = ""
+
+
+class ServiceChange(Body):
+    description: Annotated[Text, Field(max_length=5000)]
+
+
+async def service_rows(config: Any) -> list[dict[str, Any]]:
+    """Configured services first (file order), then those added through the API."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    stored = {s["name"]: s for s in await Service.all().order_by("name").values("id", "name", "description", "created_at")}
+    for s in config.services:
+        row = stored.get(s.name)
+        out.append({"name": s.name, "display_name": s.display_name or s.name, "description": s.description or (row or {}).get("description", ""),
+                    "group": s.group, "public": s.public, "configured": True, "created_at": iso((row or {}).get("created_at"))})
+        seen.add(s.name)
+    for name, row in stored.items():
+        if name not in seen:
+            out.append({"name": name, "display_name": name, "description": row["description"], "group": None, "public": True,
+                        "configured": False, "created_at": iso(row["created_at"])})
+    return out
+
+
+@router.get("/services", summary="Services (status-page components) with their current state")
+async def list_services(request: Request, _: Viewer) -> list[dict[str, Any]]:
+    from engine.rest.statuspage import service_states
+
+    state = rest_state(request)
+    rows = await service_rows(state.config)
+    states = await service_states([r["name"] for r in rows])
+    for r in rows:
+        r["status"] = states.get(r["name"], "operational")
+    return rows
+
+
+@router.post("/services", status_code=201, summary="Add a service")
+async def add_service(body: ServiceIn, who: Admin) -> dict[str, Any]:
+    name = services._names([body.name], "name")[0]
+    async with in_transaction() as conn:
+        if await Service.filter(name=name).using_db(conn).exists():
+            raise IllegalTransition(f"service {name!r} already exists")
+        row = await Service.create(name=name, description=body.description.strip(), using_db=conn)
+        await services._append_event(conn, None, "service_added", who.name, f"service {name} added", {"service": name})
+    return {"name": row.name, "description": row.description, "created_at": iso(row.created_at)}
+
+
+@router.put("/services/{name}", summary="Change a service's description")
+async def change_service(name: NamePath, body: ServiceChange, who: Admin) -> dict[str, Any]:
+    async with in_transaction() as conn:
+        row = await Service.filter(name=name).using_db(conn).first()
+        if row is None:
+            raise NotFound(f"no service {name!r} (services from the configuration file are changed there)")
+        row.description = body.description.strip()
+        await row.save(using_db=conn)
+        await services._append_event(conn, None, "service_changed", who.name, f"service {name} changed", {"service": name})
+    return {"name": row.name, "description": row.description, "created_at": iso(row.created_at)}
+
+
+@router.delete("/services/{name}", status_code=204, summary="Remove a service added through the API")
+async def delete_service(name: NamePath, who: Admin) -> None:
+    async with in_transaction() as conn:
+        deleted = await Service.filter(name=name).using_db(conn).delete()
+        if not deleted:
+            raise NotFound(f"no service {name!r}")
+        await services._append_event(conn, None, "service_removed", who.name, f"service {name} removed", {"service": name})
+
+
+# --- targets --------------------------------------------------------------------------------
+
+class TargetChange(Body):
+    active: bool = Field(description="false pauses probing, true resumes it")
+
+
+@router.get("/targets", summary="Probed targets with their latest result")
+async def list_targets(_: Viewer) -> list[dict[str, Any]]:
+    from engine.monitor.metrics import list_targets
+
+    return await list_targets()
+
+
+@router.get("/targets/{name}", summary="One target")
+async def get_target(name: NamePath, _: Viewer) -> dict[str, Any]:
+    from engine.monitor.metrics import list_targets
+
+    found = next((t for t in await list_targets() if t["name"] == name), None)
+    if found is None:
+        raise NotFound(f"no target {name!r}")
+    return found
+
+
+@router.patch("/targets/{name}", summary="Pause or resume probing a target")
+async def change_target(name: NamePath, body: TargetChange, who: Admin) -> dict[str, Any]:
+    async with in_transaction() as conn:
+        # The monitoring engine watches this flag and pauses or resumes the target's probes.
+        updated = await MonitorTarget.filter(name=name).exclude(state="removed").using_db(conn).update(active=body.active)
+        if not updated:
+            raise NotFound(f"no target {name!r}")
+        kind = "target_resumed" if body.active else "target_paused"
+        await services._append_event(conn, None, kind, who.name, f"target {name} {'resumed' if body.active else 'paused'}", {"target": name})
+    return await get_target(name, who)
+
+
+# --- maintenance ----------------------------------------------------------------------------
+
+
+class MaintenanceIn(Body):
+    title: Annotated[Text, Field(max_length=300)]
+    starts_at: datetime
+    ends_at: datetime
+    kind: Literal["scheduled", "emergency"] = "scheduled"
+    services: list[Name] = Field(default_factory=list, max_length=100)
+    targets: list[Name] = Field(default_factory=list, max_length=100)
+    description: Annotated[Text, Field(max_length=5000)] = ""
+
+
+@router.get("/maintenance", summary="Maintenance windows (not yet ended unless include_ended)")
+async def list_maintenance(_: Viewer, include_ended: bool = False) -> list[dict[str, Any]]:
+    return await queries.list_maintenance(include_ended)
+
+
+@router.post("/maintenance", status_code=201, summary="Schedule a maintenance window (or declare an emergency one)")
+async def add_maintenance(body: MaintenanceIn, who: Admin) -> dict[str, Any]:
+    window = await services.create_maintenance(
+        title=body.title, starts_at=_aware(body.starts_at), ends_at=_aware(body.ends_at), actor=who.name, kind=body.kind,
+        services=body.services, targets=body.targets, description=body.description,
+    )
+    return {k: iso(getattr(window, k)) for k in window._meta.db_fields}
+
+
+@router.post("/maintenance/{window_id}/end", summary="End a maintenance window now")
+async def end_maintenance(window_id: int, who: Admin) -> dict[str, Any]:
+    window = await services.end_maintenance(check_id(window_id, "maintenance window"), who.name)
+    return {k: iso(getattr(window, k)) for k in window._meta.db_fields}
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+class TokenIn(Body):
+    name: Name
+    role: Literal["viewer", "responder", "admin"]
+
+
+@router.get("/tokens", tags=["auth"], summary="API tokens (never the tokens themselves)")
+async def list_tokens(_: Admin, include_revoked: Annotated[bool, Query()] = False) -> list[dict[str, Any]]:
+    return await auth.list_tokens(include_revoked)
+
+
+@router.post("/tokens", status_code=201, tags=["auth"], summary="Create a token: the response is the only time it is shown")
+async def create_token(body: TokenIn, who: Admin) -> dict[str, Any]:
+    row, token = await auth.create_token(body.name, body.role, who.name)
+    return {"id": row.id, "name": row.name, "role": row.role, "token": token, "created_at": iso(row.created_at)}
+
+
+@router.delete("/tokens/{name}", status_code=204, tags=["auth"], summary="Revoke a token by name or id")
+async def revoke_token(name: NamePath, who: Admin) -> None:
+    if not name.strip():
+        raise InvalidInput("name", "must not be empty")
+    await auth.revoke_token(name)

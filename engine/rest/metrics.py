@@ -1,0 +1,101 @@
+"""Pushed metrics: anything the probes cannot see (queue depths, job durations) sent in by
+HTTP, stored as samples of named series that triggers and detectors read like any other."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import Field, StringConstraints
+
+from engine.conditions import series_key
+from engine.domain import InvalidInput
+from engine.monitor.models import MetricSeries
+from engine.rest.common import Body, Responder, Text, Viewer, iso
+
+router = APIRouter(prefix="/api/metrics", tags=["metrics"])
+
+SeriesName = Annotated[Text, StringConstraints(pattern=r"^[A-Za-z_:][A-Za-z0-9_:]*$", max_length=200)]
+LabelName = Annotated[Text, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
+LabelValue = Annotated[Text, Field(max_length=200)]
+# A sample may be late (a batch job reporting), not from the future.
+MAX_SKEW = timedelta(minutes=5)
+
+
+class SampleIn(Body):
+    series: SeriesName = Field(description="metric name, Prometheus style: queue_depth")
+    value: float = Field(allow_inf_nan=False)
+    labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=20)
+    at: datetime | None = Field(None, description="when it was measured (default: now)")
+
+
+class PushIn(Body):
+    samples: list[SampleIn] = Field(min_length=1, max_length=10_000)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def push_samples(samples: list[SampleIn]) -> dict[str, int]:
+    """Store samples through the monitoring engine's writer; every sample is checked first,
+    so a bad one in a batch stores nothing."""
+    from engine.monitor.metrics import parse_series, push_sample
+
+    now = utcnow()
+    checked: list[tuple[str, float, datetime]] = []
+    for i, s in enumerate(samples):
+        at = s.at or now
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        if at > now + MAX_SKEW:
+            raise InvalidInput(f"samples[{i}].at", "is in the future")
+        key = series_key(s.series, s.labels)
+        if len(key) > 500:
+            raise InvalidInput(f"samples[{i}].labels", "make the series key longer than 500 characters")
+        try:
+            parse_series(key)
+        except InvalidInput as exc:
+            raise InvalidInput(f"samples[{i}].series", exc.message) from None
+        checked.append((key, float(s.value), at))
+    for key, value, at in checked:
+        await push_sample(key, value, at)
+    return {"stored": len(checked), "series": len({k for k, _, _ in checked})}
+
+
+@router.post("", status_code=201, summary="Push metric samples")
+async def push(body: PushIn, _: Responder) -> dict[str, int]:
+    return await push_samples(body.samples)
+
+
+@router.get("/series", summary="Known metric series")
+async def list_series(
+    _: Viewer, name: Annotated[Text | None, Query(max_length=200)] = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+) -> list[dict[str, Any]]:
+    query = MetricSeries.all()
+    if name:
+        query = query.filter(name=name)
+    rows = await query.order_by("key").limit(limit).values("id", "target", "key", "name", "labels", "source", "created_at")
+    return [{k: iso(v) for k, v in r.items()} for r in rows]
+
+
+@router.get("/samples", summary="Points of one series (by its key, such as queue_depth or up{job=\"api\"})")
+async def samples(
+    _: Viewer,
+    series: Annotated[Text, Query(max_length=500)],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    target: Annotated[Text | None, Query(max_length=64)] = None,
+    resolution: Literal["auto", "raw", "minute"] = "auto",
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> dict[str, Any]:
+    from engine.monitor.metrics import parse_series, query_series
+
+    parse_series(series)  # InvalidInput (422) naming the problem
+    since = since.replace(tzinfo=timezone.utc) if since is not None and since.tzinfo is None else since
+    until = until.replace(tzinfo=timezone.utc) if until is not None and until.tzinfo is None else until
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput("until", "must be after since")
+    points = await query_series(series, since=since, until=until, target=target, resolution=resolution, limit=limit)
+    return {"series": series, "points": points}
