@@ -30,6 +30,7 @@ AREAS: list[str] = [
     "engine.config_cli",
     "engine.analytics_cli",
     "engine.detection.cli",
+    "engine.rest.cli",
 ]
 
 EXIT_OK = 0
