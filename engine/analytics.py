@@ -233,6 +233,10 @@ def _mean(total: Any, count: Any) -> float | None:
     return round(float(total) / count, 3) if count and total is not None else None
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _percent(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
@@ -318,15 +322,15 @@ async def build_report(period: Period, *, compare: bool = True) -> dict[str, Any
         prev_period = period.previous()
         prev = _summarise(await _severity_rows(conn, prev_period))["totals"]
         prev_mttr = _mean(prev["ttr_sum"], prev["resolved"])
-        rate = round(t["incidents"] / period.days, 4) if period.days else None
-        prev_rate = round(prev["incidents"] / prev_period.days, 4) if prev_period.days else None
+        rate = t["incidents"] / period.days if period.days else None
+        prev_rate = prev["incidents"] / prev_period.days if prev_period.days else None
         freq_change = _change(rate, prev_rate)
         ttr_change = _change(mttr, prev_mttr)
         report["previous_period"] = prev_period.as_dict()
         report["trends"] = {
             "incident_frequency": {
                 "current": t["incidents"], "previous": prev["incidents"],
-                "current_per_day": rate, "previous_per_day": prev_rate, "change_percent": freq_change,
+                "current_per_day": _round(rate, 4), "previous_per_day": _round(prev_rate, 4), "change_percent": freq_change,
                 "direction": _direction(freq_change, rate, prev_rate, "increasing", "decreasing"),
             },
             "resolution_time": {

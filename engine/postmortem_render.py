@@ -63,7 +63,8 @@ def _block(text: str) -> str:
         stripped = line.lstrip()
         if stripped.startswith(("#", "---", "===", "***", "___", "|")):
             line = "\\" + stripped
-        out.append(line.rstrip())
+        # Markdown is welcome in long texts, raw HTML is not.
+        out.append(line.rstrip().replace("<", "\\<"))
     return "\n".join(out)
 
 

@@ -1,0 +1,209 @@
+"""The analytics report against hand-made incidents with known times: every figure is
+recomputed here by hand from the fixture's own numbers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from engine import analytics, postmortem, services
+from engine.domain import InvalidInput
+from conftest import run_cli
+
+UTC = timezone.utc
+M = 60  # seconds in a minute
+
+
+def t(month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, second, tzinfo=UTC)
+
+
+# March 2026. Offsets are minutes after creation; `detect` is minutes *before* creation.
+MARCH = [
+    # name, created, severity, source, detect, ack, public_update, internal_update, resolve, category, fp, customer, team
+    ("i1", t(3, 2, 10), "critical", "threshold", 2, 5, None, None, 60, "deployment", False, 4, 5),
+    ("i2", t(3, 9, 12), "critical", "manual", 0, 10, 30, None, 120, "database", False, 2, None),
+    ("i3", t(3, 3, 8), "high", "anomaly", 10, 2, 10, None, 30, "deployment", False, None, 3),
+    ("i4", t(3, 16, 9), "high", "alert", 1, 4, None, None, None, None, False, None, None),
+    ("i5", t(3, 20, 14), "medium", "threshold", 4, 6, None, 20, 90, "network", False, None, None),
+    ("i6", t(3, 28), "low", "threshold", 5, 1, None, None, 15, "unknown", True, None, 1),
+    ("i7", t(3, 30, 23), "low", "manual", 0, None, None, None, 240, "database", False, None, None),
+    ("i8", t(3, 1), "medium", "manual", 0, 3, None, None, 20, "configuration", False, None, None),
+]
+FEBRUARY = [
+    ("p1", t(2, 10, 10), "high", "manual", 0, None, None, None, 180, "capacity", False, None, None),
+    ("p2", t(2, 20, 10), "critical", "manual", 0, None, None, None, 60, "network", False, None, None),
+    ("p3", t(2, 21, 10), "medium", "manual", 0, None, None, None, 5, "unknown", True, None, None),
+    ("p4", t(2, 28, 23, 59, 59), "low", "manual", 0, None, None, None, 10, "database", False, None, None),
+]
+APRIL = [("a1", t(4, 1), "critical", "manual", 0, 1, None, None, 600, "hardware", False, 1, 1)]
+
+
+async def make(spec: tuple) -> None:
+    name, created, sev, source, detect, ack, public, internal, resolve, category, fp, customer, team = spec
+    inc = await services.create_incident(
+        title=f"incident {name}", severity=sev, actor="fixture", source=source,
+        detected_at=created - timedelta(minutes=detect), at=created,
+    )
+    if ack is not None:
+        await services.acknowledge(inc.key, "oncall", at=created + timedelta(minutes=ack))
+    if public is not None:
+        await services.post_update(inc.key, "we are looking into it", "oncall", public=True,
+                                   at=created + timedelta(minutes=public))
+    if internal is not None:
+        await services.post_update(inc.key, "internal note", "oncall", public=False,
+                                   at=created + timedelta(minutes=internal))
+    if resolve is not None:
+        await services.resolve(inc.key, "oncall", root_cause="because", solution="fixed", category=category,
+                               at=created + timedelta(minutes=resolve))
+    if fp:
+        await services.mark_false_positive(inc.key, "oncall", at=created + timedelta(minutes=(resolve or 0) + 1))
+    if customer is not None or team is not None:
+        await postmortem.rate_satisfaction(inc.key, "oncall", customer=customer, team=team)
+
+
+@pytest.fixture
+async def fixture_db(db):
+    for spec in FEBRUARY + MARCH + APRIL:
+        await make(spec)
+    return db
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+async def test_every_figure_of_the_march_report_equals_the_hand_computed_value(fixture_db):
+    report = await analytics.build_report(analytics.month_period("2026-03"))
+
+    assert report["period"]["since"] == "2026-03-01T00:00:00+00:00"
+    assert report["period"]["until"] == "2026-04-01T00:00:00+00:00"
+    assert report["previous_period"]["label"] == "2026-02"
+    # i1..i8 were created in March (i8 exactly at its first instant, a1 exactly at April's).
+    assert report["total_incidents"] == 8
+    assert report["false_positives"] == 1  # i6
+    assert report["false_positive_rate"] == 12.5
+    assert report["resolved"] == 6  # i1 i2 i3 i5 i7 i8 (i4 open, i6 false positive)
+
+    # MTTR by severity, in seconds: resolve minutes of the non-false-positive resolved incidents.
+    sev = report["by_severity"]
+    assert list(sev) == ["critical", "high", "medium", "low"]
+    assert sev["critical"]["mttr_seconds"] == pytest.approx(mean([60 * M, 120 * M]), abs=0.01)   # 5400
+    assert sev["high"]["mttr_seconds"] == pytest.approx(30 * M, abs=0.01)                         # i4 is open
+    assert sev["medium"]["mttr_seconds"] == pytest.approx(mean([90 * M, 20 * M]), abs=0.01)      # 3300
+    assert sev["low"]["mttr_seconds"] == pytest.approx(240 * M, abs=0.01)                         # i6 excluded
+    assert [sev[s]["incidents"] for s in sev] == [2, 2, 2, 2]
+    assert [sev[s]["false_positives"] for s in sev] == [0, 0, 0, 1]
+    assert [sev[s]["resolved"] for s in sev] == [2, 1, 2, 1]
+    assert sev["critical"]["mtta_seconds"] == pytest.approx(mean([5 * M, 10 * M]), abs=0.01)
+    assert sev["low"]["mtta_seconds"] is None  # i7 was never acknowledged, i6 is a false positive
+    assert sev["high"]["mttd_seconds"] == pytest.approx(mean([10 * M, 1 * M]), abs=0.01)
+
+    k = report["kpis"]
+    mttr = mean([60 * M, 120 * M, 30 * M, 90 * M, 240 * M, 20 * M])                      # 5600
+    assert k["mttr_seconds"] == pytest.approx(mttr, abs=0.01)
+    assert report["average_resolution_seconds"] == k["mttr_seconds"]
+    assert k["mtta_seconds"] == pytest.approx(mean([5 * M, 10 * M, 2 * M, 4 * M, 6 * M, 3 * M]), abs=0.01)  # 300
+    assert k["mttd_seconds"] == pytest.approx(mean([2 * M, 0, 10 * M, 1 * M, 4 * M, 0, 0]), abs=0.01)
+    # Monitoring detected i1 i3 i4 i5 (i6 is a false positive): i1 and i5 were resolved with no
+    # public update (i5's update was internal); i3 went public first; i4 is still open.
+    assert (k["monitoring_detected"], k["prevented"]) == (4, 2)
+    assert k["prevention_rate"] == 50.0
+    assert k["customer_satisfaction"] == pytest.approx(mean([4, 2])) and k["customer_ratings"] == 2
+    assert k["team_satisfaction"] == pytest.approx(mean([5, 3, 1])) and k["team_ratings"] == 3
+
+    # Root causes of the six resolved incidents, most common first, ties by name.
+    assert report["root_causes"] == [
+        {"category": "database", "count": 2, "percent": round(100 * 2 / 6, 2)},
+        {"category": "deployment", "count": 2, "percent": round(100 * 2 / 6, 2)},
+        {"category": "configuration", "count": 1, "percent": round(100 * 1 / 6, 2)},
+        {"category": "network", "count": 1, "percent": round(100 * 1 / 6, 2)},
+    ]
+
+    # Trends against February: 4 incidents in 28 days vs 8 in 31; MTTR of p1 p2 p4.
+    freq = report["trends"]["incident_frequency"]
+    assert (freq["current"], freq["previous"]) == (8, 4)
+    assert freq["change_percent"] == round(100 * ((8 / 31) - (4 / 28)) / (4 / 28), 2)
+    assert freq["direction"] == "increasing"
+    ttr = report["trends"]["resolution_time"]
+    prev_mttr = mean([180 * M, 60 * M, 10 * M])                                            # 5000
+    assert ttr["previous_seconds"] == pytest.approx(prev_mttr, abs=0.01)
+    assert ttr["change_percent"] == pytest.approx(round(100 * (mttr - prev_mttr) / prev_mttr, 2), abs=0.01)  # +12
+    assert ttr["direction"] == "worsening"
+
+    # Seven-day buckets from March 1st: 1-7, 8-14, 15-21, 22-28, 29-31.
+    weekly = report["weekly"]
+    assert [w["week_start"][:10] for w in weekly] == ["2026-03-01", "2026-03-08", "2026-03-15", "2026-03-22", "2026-03-29"]
+    assert [w["total"] for w in weekly] == [3, 1, 2, 1, 1]
+    assert [(w["critical"], w["high"], w["medium"], w["low"]) for w in weekly] == [
+        (1, 1, 1, 0), (1, 0, 0, 0), (0, 1, 1, 0), (0, 0, 0, 1), (0, 0, 0, 1)]
+    assert weekly[0]["mttr_seconds"] == pytest.approx(mean([20 * M, 60 * M, 30 * M]), abs=0.01)
+    assert weekly[1]["mttr_seconds"] == pytest.approx(120 * M, abs=0.01)
+    assert weekly[2]["mttr_seconds"] == pytest.approx(90 * M, abs=0.01)
+    assert weekly[3]["mttr_seconds"] is None  # only a false positive
+    assert weekly[4]["mttr_seconds"] == pytest.approx(240 * M, abs=0.01)
+
+
+async def test_a_range_report_compares_with_the_same_length_just_before(fixture_db):
+    # March 9-15 (7 days) against March 2-8.
+    period = analytics.range_period(date(2026, 3, 9), date(2026, 3, 15))
+    report = await analytics.build_report(period)
+    assert report["previous_period"]["since"] == "2026-03-02T00:00:00+00:00"
+    assert report["total_incidents"] == 1  # i2
+    freq = report["trends"]["incident_frequency"]
+    assert (freq["current"], freq["previous"]) == (1, 2)  # i1, i3 (i8 is on March 1st)
+    assert freq["direction"] == "decreasing" and freq["change_percent"] == -50.0
+    ttr = report["trends"]["resolution_time"]
+    assert ttr["previous_seconds"] == pytest.approx(mean([60 * M, 30 * M]), abs=0.01)
+    assert ttr["direction"] == "worsening"
+    assert report["kpis"]["prevention_rate"] is None  # nothing detected by monitoring
+
+
+async def test_an_empty_period_reports_zeros_and_no_data(db):
+    report = await analytics.build_report(analytics.month_period("2030-01"))
+    assert report["total_incidents"] == 0 and report["false_positive_rate"] is None
+    assert report["kpis"]["mttr_seconds"] is None and report["root_causes"] == []
+    assert report["trends"]["incident_frequency"]["direction"] == "stable"
+    assert report["trends"]["resolution_time"]["direction"] == "no data"
+    assert len(report["weekly"]) == 5 and all(w["total"] == 0 for w in report["weekly"])
+
+
+async def test_the_cli_prints_the_same_figures_as_json_and_as_text(fixture_db):
+    proc = run_cli(fixture_db, "report", "--month", "2026-03", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["total_incidents"] == 8 and data["kpis"]["prevention_rate"] == 50.0
+    proc = run_cli(fixture_db, "report", "--since", "2026-03-01", "--until", "2026-03-31", "--no-charts")
+    assert proc.returncode == 0, proc.stderr
+    assert "Incidents       8" in proc.stdout and "incident prevention rate  50.0% (2 of 4" in proc.stdout
+    assert "worsening" in proc.stdout and "database" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--month", "2026-13"], "'2026-13' is not a month"),
+        (["--month", "2026-03", "--since", "2026-03-01"], "either --month or --since"),
+        (["--until", "2026-03-01"], "--until needs --since"),
+        (["--since", "2026-03-10", "--until", "2026-03-01"], "is before --since"),
+        (["--since", "yesterday"], "'yesterday' is not a date"),
+    ],
+)
+def test_bad_periods_get_one_clear_line(sqlite_database, args, message):
+    proc = run_cli(sqlite_database, "report", *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_month_boundaries_follow_the_configured_time_zone():
+    p = analytics.month_period("2026-03", "Europe/Paris")
+    assert p.since == datetime(2026, 2, 28, 23, tzinfo=UTC)
+    assert p.until == datetime(2026, 3, 31, 22, tzinfo=UTC)  # summer time began on March 29
+    assert p.previous().label == "2026-02" and p.previous().until == p.since
+    jan = analytics.month_period("2026-01").previous()
+    assert jan.label == "2025-12" and jan.days == 31
+    with pytest.raises(InvalidInput, match="unknown time zone"):
+        analytics.month_period("2026-03", "Mars/Olympus")
