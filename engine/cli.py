@@ -30,6 +30,7 @@ AREAS: list[str] = [
     "engine.config_cli",
     "engine.analytics_cli",
     "engine.detection.cli",
+    "engine.monitor.cli",
     "engine.rest.cli",
 ]
 

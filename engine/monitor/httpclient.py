@@ -136,14 +136,7 @@ async def _request_once(
     except OSError as exc:
         raise ProbeError(_describe_os_error(exc)) from None
     try:
-        cert_not_after = None
-        if tls is not None:
-            cert = writer.get_extra_info("peercert")
-            if cert and cert.get("notAfter"):
-                try:
-                    cert_not_after = ssl.cert_time_to_seconds(cert["notAfter"])
-                except ValueError:
-                    cert_not_after = None
+        cert_not_after = _cert_expiry(writer) if tls is not None else None
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -179,6 +172,46 @@ async def _request_once(
         raise ProbeError(_describe_os_error(exc)) from None
     finally:
         writer.close()  # never awaited: a peer that will not close must not hold the probe
+
+
+_unverified_expiry: dict[bytes, float | None] = {}
+
+
+def _cert_expiry(writer: asyncio.StreamWriter) -> float | None:
+    """notAfter of the server certificate, as epoch seconds; also when verification is off
+    (a self-signed internal service is exactly where expiry needs watching)."""
+    cert = writer.get_extra_info("peercert")
+    if cert and cert.get("notAfter"):
+        try:
+            return ssl.cert_time_to_seconds(cert["notAfter"])
+        except ValueError:
+            return None
+    ssl_object = writer.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        return None
+    if der not in _unverified_expiry:
+        _unverified_expiry[der] = _decode_expiry(der)
+        if len(_unverified_expiry) > 1000:
+            _unverified_expiry.pop(next(iter(_unverified_expiry)))
+    return _unverified_expiry[der]
+
+
+def _decode_expiry(der: bytes) -> float | None:
+    import os
+    import tempfile
+
+    # The standard library decodes certificates only from a file (no extra dependency needed).
+    fd, path = tempfile.mkstemp(suffix=".pem")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(ssl.DER_cert_to_PEM_cert(der))
+        decoded = ssl._ssl._test_decode_cert(path)  # type: ignore[attr-defined]
+        return ssl.cert_time_to_seconds(decoded["notAfter"])
+    except Exception:
+        return None
+    finally:
+        os.unlink(path)
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:

@@ -41,7 +41,7 @@ log = logging.getLogger("pulseguard.monitor.metrics")
 UTC = timezone.utc
 PROBE_SERIES = ("response_time", "ok")
 TARGET_STATE_FIELDS = [
-    "kind", "address", "service", "interval", "timeout", "active", "state", "last_at", "last_ok",
+    "kind", "address", "service", "interval", "timeout", "state", "last_at", "last_ok",
     "last_latency_ms", "last_status_code", "last_error", "last_ok_at", "last_change_at",
     "cert_days_left", "updated_at",
 ]
@@ -138,6 +138,7 @@ class TargetStatus:
     last_ok_at: float | None = None
     last_change_at: float | None = None
     cert_days_left: float | None = None
+    paused: bool = False
     dirty: bool = True
 
     def update(self, obs: Observation) -> bool:
@@ -159,7 +160,8 @@ class TargetStatus:
         obs = self.last
         return MonitorTarget(
             name=self.name, kind=self.kind, address=self.address[:500], service=self.service,
-            interval=self.interval, timeout=self.timeout, active=True, state=self.state,
+            interval=self.interval, timeout=self.timeout, active=not self.paused,
+            state="paused" if self.paused else self.state,
             last_at=utc(obs.at) if obs else None, last_ok=obs.ok if obs else None,
             last_latency_ms=obs.latency_ms if obs else None,
             last_status_code=obs.status_code if obs else None,
@@ -180,8 +182,9 @@ def target_address(target: Any) -> str:
 
 
 async def sync_targets(targets: Iterable[Any]) -> dict[str, TargetStatus]:
-    """Write the configured targets to `monitor_target` (keeping their last state) and mark
-    the ones no longer configured inactive. Returns the in-memory status of each target."""
+    """Write the configured targets to `monitor_target` (keeping their last state and their
+    `active` flag, which operators clear to pause a target) and mark the ones no longer
+    configured `removed`. Returns the in-memory status of each target."""
     configured = [t for t in targets if getattr(t, "enabled", True)]
     existing = {r.name: r for r in await MonitorTarget.all()}
     statuses: dict[str, TargetStatus] = {}
@@ -204,7 +207,10 @@ async def sync_targets(targets: Iterable[Any]) -> dict[str, TargetStatus]:
         await MonitorTarget.bulk_create(rows, batch_size=500, on_conflict=["name"], update_fields=TARGET_STATE_FIELDS)
     gone = [name for name in existing if name not in statuses]
     if gone:
-        await MonitorTarget.filter(name__in=gone).update(active=False, state="unknown")
+        await MonitorTarget.filter(name__in=gone).update(state="removed")
+    for name, row in existing.items():
+        if name in statuses and not row.active:
+            statuses[name].paused = True
     return statuses
 
 
@@ -379,22 +385,34 @@ async def push_sample(series: str, value: float, at: datetime | None = None, *, 
     if when > now + timedelta(seconds=max_future):
         raise InvalidInput("at", f"{when.isoformat()} is in the future")
     key = series_key(name, dict(labels))
+    if len(key) > 500:
+        raise InvalidInput("series", "is longer than 500 characters with its labels")
     registry = SeriesRegistry()
     await registry.ensure([("", name, labels, "push")])
     series_id = registry.get("", key)
     assert series_id is not None
-    minute = datetime.fromtimestamp(minute_of(when.timestamp()), UTC)
-    async with in_transaction() as conn:
-        sample = await MetricSample.create(series_id=series_id, at=when, value=number, using_db=conn)
-        values = await MetricSample.filter(
-            series_id=series_id, at__gte=minute, at__lt=minute + timedelta(minutes=1)
-        ).using_db(conn).values_list("value", flat=True)
-        count, lo, hi, mean, p95 = rollup_of([float(v) for v in values])
-        await MetricRollup.bulk_create(
-            [MetricRollup(series_id=series_id, minute=minute, count=count, min=lo, max=hi, mean=mean, p95=p95)],
-            on_conflict=["series_id", "minute"], update_fields=["count", "min", "max", "mean", "p95"], using_db=conn,
-        )
+    sample = await MetricSample.create(series_id=series_id, at=when, value=number)
+    await recompute_rollups([(series_id, minute_of(when.timestamp()))])
     return {"series": key, "id": sample.id, "at": when.isoformat(), "value": number}
+
+
+async def recompute_rollups(pairs: Iterable[tuple[int, int]]) -> int:
+    """Rebuild the rollups of (series id, minute epoch) pairs from their stored samples (for
+    pushed series, whose samples may arrive late or from other processes)."""
+    rows = []
+    for series_id, minute in sorted(set(pairs)):
+        start = datetime.fromtimestamp(minute, UTC)
+        values = await MetricSample.filter(
+            series_id=series_id, at__gte=start, at__lt=start + timedelta(minutes=1)
+        ).values_list("value", flat=True)
+        if values:
+            count, lo, hi, mean, p95 = rollup_of([float(v) for v in values])
+            rows.append(MetricRollup(series_id=series_id, minute=start, count=count, min=lo, max=hi, mean=mean, p95=p95))
+    if rows:
+        await MetricRollup.bulk_create(
+            rows, batch_size=500, on_conflict=["series_id", "minute"], update_fields=["count", "min", "max", "mean", "p95"]
+        )
+    return len(rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,8 +516,8 @@ async def _probe_points(target: str, name: str, since: datetime, until: datetime
 
 
 async def list_targets() -> list[dict[str, Any]]:
-    """Every active target with its state and last result."""
-    rows = await MonitorTarget.filter(active=True).order_by("name").values()
+    """Every configured target with its state (up, down, unknown, paused) and last result."""
+    rows = await MonitorTarget.exclude(state="removed").order_by("name").values()
     out = []
     for r in rows:
         out.append({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()})

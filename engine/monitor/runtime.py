@@ -292,11 +292,11 @@ class Engine:
         async with self._leader_lock:
             if self._leader.is_set():
                 return
-            self._leader.set()
             self.leader_since = time.time()
             for entry in self._entries:
                 if entry.leader_only:
                     await self._start_entry(entry)
+            self._leader.set()  # after the services started: wait_leader() means "running"
         self._notify_role()
 
     async def _lost_leadership(self) -> None:
@@ -414,8 +414,11 @@ class MonitorService:
         spawn(self._housekeeping(settings), "retention")
         if getattr(settings, "heartbeat_url", None):
             spawn(self._ping(str(settings.heartbeat_url), float(settings.heartbeat_interval)), "heartbeat-url")
-        if any(not r.probe_vars for r in rules):
-            spawn(self._watch_pushed(), "pushed-metrics")
+        spawn(self._watch_pushed(), "pushed-metrics")
+        spawn(self._watch_paused(), "paused-targets")
+        for name, status in self.statuses.items():
+            if status.paused:
+                self.scheduler.pause(name)
         self.scheduler.start()
         self.running = True
         self.started_at = time.time()
@@ -520,6 +523,8 @@ class MonitorService:
             await asyncio.sleep(every)
 
     async def _watch_pushed(self) -> None:
+        """Pushed samples (CLI, API) reach triggers here, and get their minute rolled up."""
+        from engine.monitor.metrics import minute_of, recompute_rollups
         from engine.monitor.models import MetricSample, MetricSeries
 
         last = await MetricSample.all().order_by("-id").first().values_list("id", flat=True)
@@ -535,13 +540,65 @@ class MonitorService:
                 rows = await MetricSample.filter(id__gt=cursor, series_id__in=list(keys)).order_by("id").limit(5000).values_list(
                     "id", "series_id", "at", "value"
                 )
+                touched: set[tuple[int, int]] = set()
                 for sample_id, series_id, at, value in rows:
                     cursor = max(cursor, sample_id)
+                    touched.add((series_id, minute_of(at.timestamp())))
                     self.evaluator.observe_pushed(keys[series_id], float(value), at.timestamp())
+                if touched:
+                    await recompute_rollups(touched)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reading pushed metrics failed")
+
+    async def _watch_paused(self) -> None:
+        """Operators pause a target by clearing its `active` flag (API, CLI); follow that."""
+        from engine.monitor.models import MonitorTarget
+
+        while True:
+            await asyncio.sleep(3.0)
+            try:
+                paused = set(await MonitorTarget.filter(active=False).values_list("name", flat=True))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading paused targets failed")
+                continue
+            for name, status in self.statuses.items():
+                if (name in paused) != status.paused:
+                    status.paused = name in paused
+                    status.dirty = True
+                    if status.paused:
+                        self.scheduler.pause(name)
+                    else:
+                        self.scheduler.resume(name)
+                    log.info("target %s %s", name, "paused" if status.paused else "resumed")
+
+    def prometheus_lines(self) -> list[str]:
+        """In-memory figures for a /metrics endpoint (Prometheus text lines)."""
+        s = self.scheduler.stats() if self.scheduler else None
+        if s is None:
+            return []
+        lines = [
+            "# HELP pulseguard_scheduler_lag_seconds Delay between a probe's due time and its start.",
+            "# TYPE pulseguard_scheduler_lag_seconds gauge",
+        ]
+        for q, v in (("0.5", s.lag_p50), ("0.99", s.lag_p99)):
+            if v is not None:
+                lines.append(f'pulseguard_scheduler_lag_seconds{{quantile="{q}"}} {v:.6f}')
+        lines += [
+            "# HELP pulseguard_probes_total Probes run by this engine since it took the lease.",
+            "# TYPE pulseguard_probes_total counter",
+            f"pulseguard_probes_total {s.probes}",
+            "# HELP pulseguard_probe_timeouts_total Probes that hit their timeout.",
+            "# TYPE pulseguard_probe_timeouts_total counter",
+            f"pulseguard_probe_timeouts_total {s.timeouts}",
+            "# HELP pulseguard_probe_rounds_skipped_total Rounds skipped because the previous probe was still running.",
+            "# TYPE pulseguard_probe_rounds_skipped_total counter",
+            f"pulseguard_probe_rounds_skipped_total {s.skipped}",
+        ]
+        return lines
 
     def stats(self) -> dict[str, Any]:
         s = self.scheduler.stats() if self.scheduler else None

@@ -44,6 +44,7 @@ class _Slot:
     running: bool = False
     handle: asyncio.TimerHandle | None = None
     skipped: int = 0
+    paused: bool = False
     last: Observation | None = None
 
 
@@ -117,6 +118,14 @@ class Scheduler:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def pause(self, name: str) -> None:
+        if name in self._slots:
+            self._slots[name].paused = True
+
+    def resume(self, name: str) -> None:
+        if name in self._slots:
+            self._slots[name].paused = False
+
     def probe_now(self, name: str) -> bool:
         """Run a target's probe at once (outside its rhythm); False if unknown or running."""
         slot = self._slots.get(name)
@@ -141,6 +150,8 @@ class Scheduler:
             slot.next_due = due + (missed + 1) * slot.interval
             slot.skipped += missed
         self._arm(slot)
+        if slot.paused:
+            return
         if slot.running:
             slot.skipped += 1
             return

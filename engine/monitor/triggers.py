@@ -499,7 +499,11 @@ class IncidentWorker:
         now = datetime.now(UTC)
         if detected > now:
             detected = now
-        reason = st.last_error or _reason(evidence)
+        # The target's last error explains a status or availability trigger; a latency or
+        # metric trigger is explained by the values that breached.
+        error_vars = {"status_code", "ok", "error_rate"}
+        uses_errors = any(v.split("{", 1)[0] in error_vars for v in rule.condition.variables)
+        reason = (st.last_error if uses_errors and st.last_error else None) or _reason(evidence) or st.last_error
         title = rule.title or f"{st.target}: {rule.name}" + (f" — {reason}" if reason else "")
         services_ = [s for s in ([st.service] if st.service else self.services_of(st.target)) if s]
         lines = [
@@ -567,7 +571,14 @@ class IncidentWorker:
 
 def _reason(evidence: Mapping[str, Any]) -> str:
     values = evidence.get("values") or {}
-    shown = [f"{k}={v:g}" for k, v in values.items() if isinstance(v, (int, float))]
+    shown = []
+    for k, v in values.items():
+        if k == "response_time":
+            shown.append("no response" if v is None else f"response_time {v:.0f} ms")
+        elif k == "error_rate" and isinstance(v, (int, float)):
+            shown.append(f"error_rate {v:.0f}%")
+        elif isinstance(v, (int, float)):
+            shown.append(f"{k} {v:g}")
     return ", ".join(shown[:3])
 
 
