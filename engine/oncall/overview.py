@@ -54,7 +54,8 @@ def oncall_overview(
         nxt = sched.next_handoff(now, extra)
         entry["on_call"] = {**_shift(config, current)}
         entry["next_handoff"] = {"at": nxt.start.isoformat(), "from": current.user, "to": nxt.user, "person": _person(config, nxt.user), "in_seconds": round((nxt.start - now).total_seconds())} if nxt else None
-        entry["shifts"] = [_shift(config, s) for s in sched.shifts(now, now + timedelta(days=days), extra)]
+        # From the start of the current shift, so the list begins with who is on call now.
+        entry["shifts"] = [_shift(config, s) for s in sched.shifts(min(current.start, now), now + timedelta(days=days), extra)]
         entry["overrides"] = [
             {"id": o.id, "user": o.user, "covers": o.covers, "start": o.start.isoformat(), "end": o.end.isoformat(), "reason": o.reason}
             for o in (*sched.overrides, *extra)

@@ -1,0 +1,121 @@
+"""`pulseguard oncall …` as a user runs it: real subprocesses on a real database."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+CONFIG = """
+[engine]
+timezone = "Europe/Amsterdam"
+[[users]]
+id = "alice"
+name = "Alice Jansen"
+email = "alice@example.com"
+[[users]]
+id = "bob"
+email = "bob@example.com"
+[[users]]
+id = "carol"
+email = "carol@example.com"
+[[schedules]]
+name = "primary"
+rotation = "weekly"
+handoff = "monday 09:00"
+start = 2025-03-03
+users = ["alice", "bob", "carol"]
+[[schedules]]
+name = "secondary"
+rotation = "daily"
+handoff = "09:00"
+users = ["bob", "carol"]
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "pulseguard.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def cli(database, config_file, *args, **kw):
+    return run_cli(database, *args, "--config", str(config_file), **kw)
+
+
+def test_who_is_on_call_at_a_time_across_dst(database, config_file):
+    proc = cli(database, config_file, "oncall", "--at", "2025-03-31T08:59", "--schedule", "primary", "--json", check=True)
+    data = json.loads(proc.stdout)
+    [primary] = data["schedules"]
+    assert primary["on_call"]["user"] == "alice"  # weeks from 2025-03-03: alice, bob, carol, alice (24 March)…
+    assert primary["next_handoff"]["at"] == "2025-03-31T07:00:00+00:00"  # 09:00 CEST, the day after the DST change
+    assert primary["next_handoff"]["to"] == "bob"
+    assert primary["shifts"][0]["user"] == "alice" and primary["shifts"][0]["start"] == "2025-03-24T08:00:00+00:00"
+    human = cli(database, config_file, "oncall", "--at", "2025-03-31T08:59", check=True).stdout
+    assert "Alice Jansen (alice)" in human and "bob at Mon 2025-03-31 09:00 CEST" in human and "secondary" in human
+
+
+def test_override_then_list_show_and_cancel(database, config_file):
+    now = datetime.now(timezone.utc)
+    # who is on primary now? cover them for the next two hours
+    data = json.loads(cli(database, config_file, "oncall", "--schedule", "primary", "--json", check=True).stdout)
+    current = data["schedules"][0]["on_call"]["user"]
+    other = next(u for u in ("alice", "bob", "carol") if u != current)
+    proc = cli(database, config_file, "oncall", "override", other, "--covers", current, "--from", "now", "--to", "+2h", "--schedule", "primary", "--reason", "dentist", check=True)
+    assert proc.stdout.startswith(f"override #1: {other} covers {current} on primary")
+    data = json.loads(cli(database, config_file, "oncall", "--schedule", "primary", "--json", check=True).stdout)
+    assert data["schedules"][0]["on_call"]["user"] == other
+    assert data["schedules"][0]["on_call"]["override"].startswith(f"{other} covers {current}")
+    listed = json.loads(cli(database, config_file, "oncall", "overrides", "--json", check=True).stdout)
+    assert [(o["id"], o["user"], o["covers"], o["reason"]) for o in listed] == [(1, other, current, "dentist")]
+    # both people are told, through the outbox
+    outbox = json.loads(cli(database, config_file, "notifications", "--json", check=True).stdout)
+    assert {n["destination"] for n in outbox} == {f"email:{other}@example.com", f"email:{current}@example.com"}
+    assert {n["kind"] for n in outbox} == {"override_notice"}
+    cli(database, config_file, "oncall", "cancel-override", "1", check=True)
+    data = json.loads(cli(database, config_file, "oncall", "--schedule", "primary", "--json", check=True).stdout)
+    assert data["schedules"][0]["on_call"]["user"] == current
+    again = cli(database, config_file, "oncall", "cancel-override", "1")
+    assert again.returncode == 2 and "already cancelled" in again.stderr
+    del now
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["oncall", "override", "carol", "--from", "now", "--to", "+1h"], "say which schedule"),
+        (["oncall", "override", "zed", "--from", "now", "--to", "+1h", "--schedule", "primary"], "no user with id 'zed'"),
+        (["oncall", "override", "carol", "--from", "+2h", "--to", "+1h", "--schedule", "primary"], "after the start"),
+        (["oncall", "override", "carol", "--from", "yesterday", "--to", "+1h", "--schedule", "primary"], "is not a time"),
+        (["oncall", "--schedule", "tertiary"], "no schedule named 'tertiary'"),
+        (["oncall", "export"], "--ical"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(database, config_file, args, message):
+    proc = cli(database, config_file, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    listed = json.loads(cli(database, config_file, "oncall", "overrides", "--all", "--json", check=True).stdout)
+    assert listed == []
+
+
+def test_ical_export_to_a_file(database, config_file, tmp_path):
+    out = tmp_path / "oncall.ics"
+    proc = cli(database, config_file, "oncall", "export", "--ical", "--schedule", "secondary", "--days", "7", "--output", str(out), check=True)
+    assert proc.stdout.startswith("wrote ")
+    text = out.read_bytes().decode()
+    assert text.startswith("BEGIN:VCALENDAR\r\n") and text.rstrip().endswith("END:VCALENDAR")
+    assert 14 <= text.count("BEGIN:VEVENT") <= 16  # daily shifts: the past week and the next one
+    assert "SUMMARY:On call: bob (secondary)" in text or "SUMMARY:On call: carol (secondary)" in text
+    stdout = cli(database, config_file, "oncall", "export", "--ical", check=True).stdout
+    assert "X-WR-CALNAME:PulseGuard on-call" in stdout and "(primary)" in stdout and "(secondary)" in stdout
+
+
+def test_without_a_configuration_the_message_says_what_to_do(database, tmp_path):
+    proc = run_cli(database, "oncall", PULSEGUARD_CONFIG=str(tmp_path / "missing.toml"))
+    assert proc.returncode == 2 and "missing.toml" in proc.stderr
