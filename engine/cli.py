@@ -31,6 +31,8 @@ AREAS: list[str] = [
     "engine.analytics_cli",
     "engine.detection.cli",
     "engine.monitor.cli",
+    "engine.oncall.cli",
+    "engine.escalation.cli",
     "engine.rest.cli",
 ]
 
