@@ -62,7 +62,7 @@ async def covered_now(target: str, service: str | None) -> bool:
 class MaintenanceTracker:
     """In-memory view of current windows; calls `on_end(window)` when one ends."""
 
-    def __init__(self, on_end: Callable[[Window], None], *, refresh: float = 3.0, lookahead: float = 60.0) -> None:
+    def __init__(self, on_end: Callable[[Window], None], *, refresh: float = 1.0, lookahead: float = 60.0) -> None:
         self.on_end = on_end
         self.refresh_interval = refresh
         self.lookahead = lookahead
