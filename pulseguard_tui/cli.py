@@ -18,6 +18,8 @@ def add_console_options(parser) -> None:  # type: ignore[no-untyped-def]
     group.add_argument("--readonly", action="store_true", help="look, but change nothing")
     group.add_argument("--connect", metavar="URL", help="attach to a headless engine's API instead of a database")
     group.add_argument("--token", help="API token for --connect (env PULSEGUARD_TOKEN)")
+    group.add_argument("--no-engine", action="store_true",
+                       help="a pure console: never run the engine loops in this process")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         return run_console(args)
+    if args.command == "demo" and getattr(args, "duration", None) is None and sys.stdin.isatty() and sys.stdout.isatty():
+        # In a terminal the demo opens the console, with the demo's engine in this process.
+        from pulseguard_tui.console import run_demo_console
+
+        return run_demo_console(args)
     if not getattr(args, "handler", None):
         parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
         return EXIT_USAGE

@@ -1,0 +1,97 @@
+"""Every console action as data: the help screen, the footer, the command palette and the
+user's `[console.keymap]` are all built from this one table.
+
+An action id is stable (it is what users remap in the config); `write` marks actions that
+change something, refused while the console is read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    key: str
+    action: str  # the Textual action name (on the screen or app)
+    description: str
+    scope: str  # "app", "incidents", "targets", "maintenance"
+    write: bool = False
+    footer: bool = False
+    palette: bool = True
+    short: str = ""  # footer label, where the footer is narrow
+
+
+ACTIONS: tuple[Action, ...] = (
+    # anywhere
+    Action("app.help", "question_mark", "help", "Show every key", "app", footer=True, short="Help"),
+    Action("app.command", "colon", "command_line", "Command line (:incidents :targets :theme NAME :q)", "app", footer=True, short="Cmd"),
+    Action("app.quit", "q", "quit", "Quit", "app", footer=True),
+    Action("app.readonly", "R", "toggle_readonly", "Toggle read-only", "app"),
+    Action("app.back", "escape", "back", "Back out (close, clear, return to incidents)", "app", palette=False),
+    # the incident list and detail
+    Action("incident.ack", "a", "ack", "Acknowledge", "incidents", write=True, footer=True, short="Ack"),
+    Action("incident.status", "s", "status", "Change status (with public message)", "incidents", write=True),
+    Action("incident.severity", "v", "severity", "Change severity", "incidents", write=True),
+    Action("incident.comment", "c", "comment", "Comment (internal or not)", "incidents", write=True, footer=True, short="Comment"),
+    Action("incident.update", "u", "update", "Post a public status update", "incidents", write=True),
+    Action("incident.evidence", "e", "evidence", "Attach evidence", "incidents", write=True),
+    Action("incident.resolve", "r", "resolve", "Resolve (root cause, solution)", "incidents", write=True, footer=True, short="Resolve"),
+    Action("incident.reopen", "o", "reopen", "Reopen", "incidents", write=True),
+    Action("incident.promote", "P", "promote", "Promote internal comment to public update", "incidents", write=True),
+    Action("incident.new", "n", "new", "New incident", "incidents", write=True, footer=True, short="New"),
+    Action("incident.assign", "A", "assign", "Assign", "incidents", write=True),
+    Action("incident.tags", "t", "tags", "Edit tags", "incidents", write=True),
+    Action("incident.false_positive", "f", "false_positive", "Mark / unmark false positive", "incidents", write=True),
+    Action("list.filter", "slash", "filter", "Filter (sev: status: svc: tag: @user)", "incidents", footer=True, short="Filter"),
+    Action("list.resolved", "x", "toggle_resolved", "Show / hide resolved incidents", "incidents"),
+    Action("list.zoom", "enter", "zoom", "Enlarge / shrink the detail pane", "incidents"),
+    Action("list.refresh", "ctrl+r", "refresh", "Refresh now", "incidents"),
+    Action("detail.next_tab", "right_square_bracket", "next_tab", "Next detail tab", "incidents"),
+    Action("detail.prev_tab", "left_square_bracket", "prev_tab", "Previous detail tab", "incidents"),
+    Action("detail.tabs", "1,2,3,4,5,6", "tab", "Timeline, Comments, Updates, Evidence, Correlation, Resolution", "incidents",
+           palette=False),
+    # other screens
+    Action("maintenance.add", "n", "add", "Add a maintenance window", "maintenance", write=True, footer=True, short="Add"),
+    Action("maintenance.end", "E", "end", "End the selected window now", "maintenance", write=True, footer=True, short="End"),
+    Action("maintenance.ended", "x", "toggle_ended", "Show / hide ended windows", "maintenance"),
+    Action("targets.refresh", "ctrl+r", "refresh", "Refresh now", "targets"),
+)
+
+# Screens reachable with `:name`, the palette, and their titles.
+SCREENS: dict[str, str] = {
+    "incidents": "Incidents",
+    "targets": "Targets",
+    "maintenance": "Maintenance",
+    "oncall": "On-call",
+    "analytics": "Analytics",
+}
+
+KEY_NAMES = {
+    "question_mark": "?",
+    "colon": ":",
+    "slash": "/",
+    "escape": "Esc",
+    "enter": "Enter",
+    "right_square_bracket": "]",
+    "left_square_bracket": "[",
+    "ctrl+r": "^r",
+    "ctrl+p": "^p",
+    "1,2,3,4,5,6": "1-6",
+}
+
+
+def key_display(key: str) -> str:
+    return KEY_NAMES.get(key, key)
+
+
+def for_scope(scope: str) -> list[Action]:
+    return [a for a in ACTIONS if a.scope == scope]
+
+
+def by_id(action_id: str) -> Action:
+    for a in ACTIONS:
+        if a.id == action_id:
+            return a
+    raise KeyError(action_id)

@@ -1,0 +1,288 @@
+"""PulseGuardApp: screens as modes, themes, global keys, the palette and the change feed.
+
+The app reaches the engine only through `self.api` (an EngineAPI). It follows the feed from the
+cursor it starts at and hands each batch of events to every screen that is alive; a new
+critical incident rings the bell and is highlighted for a while.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.screen import Screen
+
+from pulseguard_tui.actions import ACTIONS, SCREENS, key_display
+from pulseguard_tui.commands import Command, ConsoleCommands
+from pulseguard_tui.screens.base import bindings_for
+from pulseguard_tui.settings import ConsoleSettings, save_state
+from themes import THEMES, normalise_theme_name
+
+# Each screen is one module, so the feature that owns it can replace it alone.
+SCREEN_CLASSES: dict[str, str] = {
+    "incidents": "pulseguard_tui.screens.incidents:IncidentsScreen",
+    "targets": "pulseguard_tui.screens.targets:TargetsScreen",
+    "maintenance": "pulseguard_tui.screens.maintenance:MaintenanceScreen",
+    "oncall": "pulseguard_tui.screens.oncall:OncallScreen",
+    "analytics": "pulseguard_tui.screens.analytics:AnalyticsScreen",
+}
+HIGHLIGHT_SECONDS = 60.0
+
+
+def _screen_factory(path: str) -> Callable[[], Screen[Any]]:
+    def make() -> Screen[Any]:
+        module, _, name = path.partition(":")
+        return getattr(importlib.import_module(module), name)()
+
+    return make
+
+
+class PulseGuardApp(App[None]):
+    CSS_PATH = "pulseguard.tcss"
+    TITLE = "PulseGuard"
+    MODES = {name: _screen_factory(path) for name, path in SCREEN_CLASSES.items()}
+    DEFAULT_MODE = "incidents"
+    COMMANDS = {ConsoleCommands}
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = bindings_for("app")
+
+    def __init__(
+        self,
+        api: Any,
+        settings: ConsoleSettings | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        database: Any = None,
+        follow_feed: bool = True,
+    ) -> None:
+        self.settings = settings or ConsoleSettings()
+        super().__init__()
+        self.api = api
+        self._clock = clock
+        self._database = database  # opened here (on load) and closed on exit when given
+        self._follow_feed = follow_feed
+        self.readonly = bool(self.settings.readonly or getattr(api, "readonly", False))
+        self.api.readonly = self.readonly
+        self.counts: dict[str, int] = {}
+        self.targets: list[dict[str, Any]] = []
+        self.engine_state: dict[str, Any] = {}
+        self.feed_cursor: int | None = None
+        self.feed_error: str | None = None
+        self.keymap_problems: list[str] = []
+        for theme in THEMES.values():
+            self.register_theme(theme)
+        self.theme = self.settings.theme if self.settings.theme in THEMES else "dark"
+
+    # --- time -------------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The console's clock (fixed in tests and snapshots)."""
+        return self._clock() if self._clock else datetime.now(timezone.utc)
+
+    # --- life cycle -------------------------------------------------------------------------------
+
+    async def on_load(self) -> None:
+        if self._database is not None:
+            from engine.db import open_database
+
+            await open_database(self._database, migrate_schema=False)
+
+    async def on_mount(self) -> None:
+        self._apply_keymap()
+        await self.refresh_overview()
+        if self._follow_feed:
+            self.run_worker(self._follow(), group="feed", exit_on_error=False)
+        self.set_interval(1.0, self._tick)
+        if self.keymap_problems:
+            self.notify("; ".join(self.keymap_problems), title="[console.keymap]", severity="warning", timeout=10)
+
+    async def on_unmount(self) -> None:
+        if self._database is not None:
+            from engine.db import close_database
+
+            await close_database()
+
+    def _apply_keymap(self) -> None:
+        known = {a.id for a in ACTIONS}
+        keymap: dict[str, str] = {}
+        for action_id, keys in (self.settings.keymap or {}).items():
+            if action_id not in known:
+                self.keymap_problems.append(f"unknown action {action_id!r}")
+                continue
+            keymap[action_id] = keys
+        if keymap:
+            self.set_keymap(keymap)
+
+    def keys_for(self, action_id: str) -> str:
+        keys = self._keymap.get(action_id) if getattr(self, "_keymap", None) else None
+        return ",".join(key_display(k.strip()) for k in keys.split(",")) if keys else ""
+
+    # --- overview (header line) ---------------------------------------------------------------------
+
+    async def refresh_overview(self) -> None:
+        try:
+            self.engine_state = {**await self.api.engine_state(), "readonly": self.readonly}
+            self.counts = await self.api.incident_counts()
+            self.targets = await self.api.list_targets()
+        except Exception as exc:  # the database went away: say so in the header, keep running
+            self.engine_state = {**self.engine_state, "role": f"database error: {exc}"}
+        self._refresh_status_lines()
+
+    def _refresh_status_lines(self) -> None:
+        for screen in self._live_screens():
+            refresh = getattr(screen, "refresh_status", None)
+            if refresh is not None:
+                refresh()
+
+    def _live_screens(self) -> list[Screen[Any]]:
+        screens: list[Screen[Any]] = []
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if screen not in screens:
+                    screens.append(screen)
+        for screen in self._installed_screens.values():
+            if isinstance(screen, Screen) and screen not in screens and screen.is_mounted:
+                screens.append(screen)
+        return screens
+
+    # --- the change feed ------------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        """Follow the engine's change feed for as long as the app runs."""
+        import asyncio
+
+        backoff = 0.5
+        while True:
+            try:
+                if self.feed_cursor is None:
+                    self.feed_cursor = await self.api.latest_cursor()
+                async for batch in self.api.subscribe(self.feed_cursor):
+                    if batch:
+                        self.feed_cursor = batch[-1]["id"]
+                        await self.on_feed_batch(batch)
+                    backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a database hiccup: report it, then try again
+                if self.feed_error is None:
+                    self.notify(f"change feed interrupted: {exc}; retrying", severity="warning")
+                self.feed_error = str(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            else:
+                return
+
+    async def on_feed_batch(self, events: list[dict[str, Any]]) -> None:
+        self.feed_error = None
+        for e in events:
+            if e.get("kind") == "created" and (e.get("data") or {}).get("severity") == "critical":
+                self._new_critical(e)
+        if any(e.get("incident") for e in events) or any(e.get("kind", "").startswith("target") for e in events):
+            await self.refresh_overview()
+        for screen in self._live_screens():
+            handler = getattr(screen, "on_feed", None)
+            if handler is not None:
+                await handler(events)
+
+    def _new_critical(self, event: dict[str, Any]) -> None:
+        key = event.get("incident") or "?"
+        if self.settings.bell:
+            self.bell()
+        self.notify(event.get("summary") or f"{key} opened", title="New critical incident", severity="error", timeout=15)
+        until = time.monotonic() + HIGHLIGHT_SECONDS
+        for screen in self._live_screens():
+            table = getattr(screen, "table", None)
+            if table is not None and hasattr(table, "highlight"):
+                table.highlight(key, until)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        screen = self.screen
+        tick = getattr(screen, "tick", None)
+        if tick is not None:
+            tick()
+        table = getattr(screen, "table", None)
+        if table is not None and hasattr(table, "expire_highlights"):
+            table.expire_highlights(now)
+
+    # --- read-only ------------------------------------------------------------------------------------
+
+    def refuse_if_readonly(self) -> bool:
+        """True (and say why) when the console may not change anything."""
+        if self.readonly:
+            keys = self.keys_for("app.readonly") or "R"
+            self.notify(f"read-only console: nothing can be changed here (press {keys} to allow changes)",
+                        severity="warning")
+        return self.readonly
+
+    def set_readonly(self, value: bool) -> None:
+        self.readonly = value
+        self.api.readonly = value
+        self.engine_state = {**self.engine_state, "readonly": value}
+        self._refresh_status_lines()
+        for screen in self._live_screens():
+            update = getattr(screen, "_update_info", None)
+            if update is not None and screen.is_mounted:
+                update()
+        self.notify("read-only: changes are off" if value else "changes allowed")
+
+    def action_toggle_readonly(self) -> None:
+        self.set_readonly(not self.readonly)
+
+    # --- themes ---------------------------------------------------------------------------------------
+
+    def set_console_theme(self, name: str) -> None:
+        theme = normalise_theme_name(name)
+        if theme is None:
+            self.notify(f"unknown theme {name!r}", severity="error")
+            return
+        self.theme = theme
+        if self.settings.remember_theme:
+            problem = save_state(theme=theme)
+            if problem:
+                self.notify(problem, severity="warning")
+        self.notify(f"theme: {theme}")
+
+    # --- global actions -------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from pulseguard_tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_command_line(self) -> None:
+        from pulseguard_tui.widgets.command_line import CommandLineScreen
+
+        self.push_screen(CommandLineScreen(), self.run_command)
+
+    async def run_command(self, command: Command | None) -> None:
+        if command is None:
+            return
+        if command.name in SCREENS:
+            await self.switch_mode(command.name)
+        elif command.name == "theme":
+            self.set_console_theme(command.arg)
+        elif command.name == "readonly":
+            self.set_readonly(not self.readonly if not command.arg else command.arg == "on")
+        elif command.name == "help":
+            self.action_help()
+        elif command.name == "q":
+            self.exit()
+
+    def action_back(self) -> None:
+        back = getattr(self.screen, "action_back", None)
+        if back is not None:
+            back()
+
+    async def action_quit(self) -> None:
+        self.exit()
+
+
+def css_path() -> Path:
+    return Path(__file__).with_name("pulseguard.tcss")

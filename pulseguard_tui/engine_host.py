@@ -1,0 +1,77 @@
+"""The engine inside the console process: it runs the engine loops only while this process
+holds the engine lease (otherwise it waits on standby), outside Textual so no widget owns it.
+
+Starting it is a task beside the app, so the first frame does not wait for the lease or for
+the targets to be synced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger("pulseguard.console")
+
+
+def monitor_queries() -> Any:
+    """The monitoring engine's read side (targets, metric series), or None without it."""
+    try:
+        from engine.monitor.runtime import MonitorQueries
+    except ImportError:
+        return None
+    return MonitorQueries()
+
+
+class EngineHost:
+    """Owns an in-process Engine for the console; tells the API (and the app) its role."""
+
+    def __init__(self, api: Any, config: Any, database: Any, *, engine: Any = None) -> None:
+        self.api = api
+        self.config = config
+        self.database = database
+        self.engine = engine
+        self.app: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self.error: str | None = None
+
+    def _role_changed(self, role: str) -> None:
+        self.api.role = role
+        if self.app is not None and self.app.is_running:
+            self.app.call_later(self.app.refresh_overview)
+
+    def start_soon(self) -> None:
+        """Start the engine in the background (returns at once)."""
+        if self.engine is not None:  # already running (the demo starts its own)
+            self.api.role = self.engine.role
+            self.engine.on_role_change = self._role_changed
+            return
+        try:
+            from engine.monitor.runtime import Engine
+        except ImportError:
+            self.api.role = "console"
+            return
+        self.api.role = "standby"
+        self.engine = Engine(self.config, database=self.database, role="console", on_role_change=self._role_changed)
+        self._task = asyncio.create_task(self._start(), name="pulseguard:console-engine")
+
+    async def _start(self) -> None:
+        try:
+            await self.engine.start()
+            self._role_changed(self.engine.role)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the console stays useful as a pure console
+            log.exception("the engine did not start")
+            self.error = str(exc)
+            self.api.role = "console"
+            if self.app is not None and self.app.is_running:
+                self.app.notify(f"engine did not start here: {exc}; running as a pure console", severity="warning")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            if not self._task.done():
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.engine is not None:
+            await self.engine.stop()

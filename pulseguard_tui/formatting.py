@@ -1,0 +1,111 @@
+"""Pure text helpers for the console: severity marks, status words, ages, times.
+
+No Textual here, so these are cheap to import and test. Every severity carries a symbol and a
+word as well as a colour, so the list reads on a terminal without colour.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+SEVERITY_MARK = {
+    "critical": ("◆", "CRIT"),
+    "high": ("▲", "HIGH"),
+    "medium": ("●", "MED"),
+    "low": ("○", "LOW"),
+}
+
+STATUS_SHORT = {
+    "triggered": "TRIGGERED",
+    "investigating": "investig.",
+    "identified": "identified",
+    "monitoring": "monitoring",
+    "resolved": "resolved",
+}
+
+SEVERITIES = ("critical", "high", "medium", "low")
+STATUSES = ("triggered", "investigating", "identified", "monitoring", "resolved")
+
+
+def severity_label(severity: str) -> str:
+    """'◆ CRIT' for critical: symbol plus word."""
+    symbol, word = SEVERITY_MARK.get(severity, ("?", severity.upper()[:4]))
+    return f"{symbol} {word}"
+
+
+def status_label(status: str) -> str:
+    return STATUS_SHORT.get(status, status)
+
+
+def parse_iso(value: str | datetime | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def age(value: str | datetime | None, now: datetime) -> str:
+    """Compact age: 42s, 12m, 3h05m, 2d4h."""
+    then = parse_iso(value)
+    if then is None:
+        return "-"
+    seconds = int((now - then).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+
+
+def ago(value: str | datetime | None, now: datetime) -> str:
+    text = age(value, now)
+    return "-" if text == "-" else f"{text} ago"
+
+
+def countdown(value: str | datetime | None, now: datetime) -> str | None:
+    """'3:12' until a future time, '1:02:03' past an hour; None when past or absent."""
+    when = parse_iso(value)
+    if when is None:
+        return None
+    seconds = int((when - now).total_seconds())
+    if seconds < 0:
+        return None
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def local_time(value: str | datetime | None, *, with_date: bool = True) -> str:
+    when = parse_iso(value)
+    if when is None:
+        return "-"
+    local = when.astimezone()
+    return local.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M:%S")
+
+
+def clip(text: str, width: int) -> str:
+    """Cut to `width` cells with an ellipsis; pads nothing."""
+    text = " ".join(str(text).split())
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + "…"
+
+
+def sparkline(values: list[float], width: int = 20) -> str:
+    """Unicode block sparkline of the last `width` values (empty when there are none)."""
+    blocks = "▁▂▃▄▅▆▇█"
+    vals = [v for v in values if v is not None][-width:]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1.0
+    return "".join(blocks[min(int((v - lo) / span * (len(blocks) - 1)), len(blocks) - 1)] for v in vals)

@@ -1,0 +1,243 @@
+"""Small modal forms: one line per field, the problem shown under the field it concerns.
+
+A form checks what it can before asking the engine (empty required fields, bad times); the
+engine's own refusal (`InvalidInput` names a field, other `DomainError`s concern the whole
+request) lands in the same places. Nothing is changed unless the engine accepted it.
+Enter saves, Tab moves between fields, Esc cancels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
+
+from engine.domain import DomainError, InvalidInput
+
+FORM_CSS = """
+FormScreen, ConfirmScreen {
+    align: center middle;
+    background: $background 60%;
+}
+FormScreen > #form, ConfirmScreen > #form {
+    width: 76;
+    max-width: 100%;
+    height: auto;
+    max-height: 100%;
+    border: round $primary;
+    background: $surface;
+    padding: 0 1;
+}
+#form > .form-title { text-style: bold; color: $primary; width: 100%; }
+#form > .form-subtitle { color: $text-muted; width: 100%; }
+#form .field-row { height: auto; width: 100%; }
+#form .field-label { width: 14; color: $text-muted; padding-right: 1; }
+#form .field-row > Input, #form .field-row > Select { width: 1fr; }
+#form .field-row > Checkbox { width: 1fr; }
+#form .field-row > TextArea { width: 1fr; height: 4; }
+#form .field-error { color: $error; padding-left: 14; display: none; width: 100%; }
+#form .field-error.-shown { display: block; }
+#form #form-error { color: $error; display: none; width: 100%; }
+#form #form-error.-shown { display: block; }
+#form .form-hint { color: $text-muted; width: 100%; }
+#form .confirm-text { width: 100%; padding: 1 0; }
+"""
+
+
+class FormCheckbox(Checkbox, inherit_bindings=False):
+    """A checkbox that reads without colour ([x] / [ ]) and leaves Enter to the form."""
+
+    BINDINGS = [Binding("space", "toggle_button", "Toggle", show=False)]
+
+    @property
+    def _button(self) -> Content:
+        style = self.get_visual_style("toggle--button")
+        return Content.assemble(("[x]" if self.value else "[ ]", style))
+
+
+def field_row(name: str, label: str, widget: Widget) -> ComposeResult:
+    """A labelled field and the (hidden until needed) line for its problem."""
+    widget.id = f"f-{name}"
+    with Horizontal(classes="field-row"):
+        yield Label(label, classes="field-label")
+        yield widget
+    yield Static("", id=f"err-{name}", classes="field-error")
+
+
+def choice(options: Iterable[tuple[str, str]], value: str | None = None, *, allow_blank: bool = False) -> Select[str]:
+    opts = list(options)
+    return Select(opts, value=value if value is not None else (Select.NULL if allow_blank else opts[0][1]),
+                  allow_blank=allow_blank, compact=True)
+
+
+class FormScreen(ModalScreen[Any]):
+    """Base of every form; subclasses define `compose_fields`, `perform` and maybe `check`."""
+
+    DEFAULT_CSS = FORM_CSS
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", show=True),
+        Binding("ctrl+s", "submit", "Save", show=True),
+        Binding("enter", "submit", "Save", show=False),
+    ]
+
+    title_text = "Form"
+    hint_text = "Enter save · Tab next field · Esc cancel"
+    # engine field name -> form field name, for the fields whose names differ
+    FIELD_MAP: dict[str, str] = {}
+
+    def __init__(self, incident: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.incident = incident or {}
+        self.busy = False
+
+    @property
+    def api(self) -> Any:
+        return self.app.api  # type: ignore[attr-defined]
+
+    def subtitle(self) -> str:
+        if self.incident:
+            return f"{self.incident['key']}  {self.incident['title']}"
+        return ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="form"):
+            yield Label(self.title_text, classes="form-title")
+            if self.subtitle():
+                yield Label(self.subtitle(), classes="form-subtitle", markup=False)
+            yield from self.compose_fields()
+            yield Static("", id="form-error")
+            yield Label(self.hint_text, classes="form-hint")
+
+    def compose_fields(self) -> ComposeResult:
+        return iter(())
+
+    def on_mount(self) -> None:
+        first = next((w for w in self.query("Input, Select, Checkbox, TextArea") if w.focusable), None)
+        if first is not None:
+            first.focus()
+
+    # --- values and problems -----------------------------------------------------------------
+
+    def value(self, name: str) -> Any:
+        widget = self.query_one(f"#f-{name}")
+        if isinstance(widget, Input):
+            return widget.value.strip()
+        if isinstance(widget, Select):
+            return None if widget.value is Select.NULL else widget.value
+        if isinstance(widget, Checkbox):
+            return widget.value
+        if isinstance(widget, TextArea):
+            return widget.text.strip()
+        raise TypeError(name)
+
+    def check(self) -> dict[str, str]:
+        """Problems found before asking the engine: {field: message}."""
+        return {}
+
+    def required(self, problems: dict[str, str], *names: str) -> dict[str, str]:
+        for name in names:
+            if not self.value(name):
+                problems.setdefault(name, "must not be empty")
+        return problems
+
+    def show_problems(self, problems: dict[str, str], general: str = "") -> None:
+        for err in self.query(".field-error"):
+            err.update("")
+            err.remove_class("-shown")
+        form_error = self.query_one("#form-error", Static)
+        form_error.update(general)
+        form_error.set_class(bool(general), "-shown")
+        first: Widget | None = None
+        for name, message in problems.items():
+            try:
+                err = self.query_one(f"#err-{name}", Static)
+            except Exception:
+                general = f"{general}\n{name}: {message}".strip()
+                form_error.update(general)
+                form_error.add_class("-shown")
+                continue
+            err.update(f"↑ {message}")
+            err.add_class("-shown")
+            if first is None:
+                first = self.query_one(f"#f-{name}")
+        if first is not None:
+            first.focus()
+
+    @property
+    def problems_shown(self) -> list[str]:
+        """The problems on screen, as text (for tests and screen readers)."""
+        out = [str(w.render()) for w in self.query(".field-error.-shown")]
+        form_error = self.query_one("#form-error", Static)
+        if form_error.has_class("-shown"):
+            out.append(str(form_error.render()))
+        return out
+
+    # --- submission --------------------------------------------------------------------------
+
+    async def perform(self) -> str:
+        """Ask the engine; return what to tell the user. Raise DomainError to refuse."""
+        raise NotImplementedError
+
+    @on(Input.Submitted)
+    async def _enter(self, event: Input.Submitted) -> None:
+        event.stop()
+        await self.action_submit()
+
+    async def action_submit(self) -> None:
+        if self.busy:
+            return
+        problems = self.check()
+        if problems:
+            self.show_problems(problems)
+            return
+        self.busy = True
+        try:
+            message = await self.perform()
+        except InvalidInput as exc:
+            name = self.FIELD_MAP.get(exc.field, exc.field)
+            try:
+                self.query_one(f"#err-{name}")
+            except Exception:
+                self.show_problems({}, str(exc))
+            else:
+                self.show_problems({name: exc.message})
+            return
+        except (DomainError, PermissionError) as exc:
+            self.show_problems({}, str(exc))
+            return
+        except Exception as exc:  # a lost database connection: say so, keep the form open
+            self.show_problems({}, f"could not save: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            self.busy = False
+        self.dismiss(message)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(FormScreen):
+    """A yes/no question whose yes runs `perform`."""
+
+    hint_text = "Enter / y confirm · Esc / n cancel"
+    BINDINGS = [
+        Binding("escape,n", "cancel", "Cancel", show=True),
+        Binding("enter,y", "submit", "Confirm", show=True),
+    ]
+
+    def question(self) -> str:
+        return ""
+
+    def compose_fields(self) -> ComposeResult:
+        yield Static(self.question(), classes="confirm-text", markup=False)
+
+    def on_mount(self) -> None:
+        pass  # nothing to focus: the screen's own keys answer

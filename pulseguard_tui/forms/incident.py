@@ -1,0 +1,299 @@
+"""The incident workflows, one small form each; every one goes through the EngineAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, TextArea
+
+from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, EvidenceKind
+from pulseguard_tui.formatting import SEVERITIES, severity_label
+from pulseguard_tui.forms.base import ConfirmScreen, FormCheckbox, FormScreen, choice, field_row
+
+SETTABLE = ("investigating", "identified", "monitoring")
+
+
+def split_names(text: str) -> list[str]:
+    """'api, web db' -> ['api', 'web', 'db']."""
+    return [part for part in text.replace(",", " ").split() if part]
+
+
+def parse_when(text: str, field: str) -> Any:
+    """A time typed into a form ('15m' = 15 minutes ago, 'now', ISO 8601), or ValueError."""
+    from engine.cli import UsageError, parse_time
+
+    try:
+        return parse_time(text, field)
+    except UsageError as exc:
+        raise ValueError(str(exc).split(": ", 1)[-1]) from None
+
+
+class AcknowledgeScreen(ConfirmScreen):
+    title_text = "Acknowledge"
+
+    def question(self) -> str:
+        return f"Acknowledge {self.incident['key']} as {self.api.actor}? Escalation stops."
+
+    async def perform(self) -> str:
+        row = await self.api.acknowledge(self.incident["key"])
+        return f"{row['key']} acknowledged ({row['status']})"
+
+
+class StatusScreen(FormScreen):
+    title_text = "Change status"
+
+    def compose_fields(self) -> ComposeResult:
+        current = self.incident.get("status")
+        options = [(s, s) for s in SETTABLE if s != current]
+        yield from field_row("status", "Status", choice(options))
+        yield from field_row("message", "Message", Input(placeholder="what changed (needed if public)", compact=True))
+        yield from field_row("public", "Public", FormCheckbox("publish on the status page", compact=True))
+
+    def check(self) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        if self.value("public") and not self.value("message"):
+            problems["message"] = "a public status change needs a message"
+        return problems
+
+    async def perform(self) -> str:
+        row = await self.api.change_status(self.incident["key"], self.value("status"), message=self.value("message") or None,
+                                           public=bool(self.value("public")))
+        return f"{row['key']} is now {row['status']}"
+
+
+class SeverityScreen(FormScreen):
+    title_text = "Change severity"
+
+    def compose_fields(self) -> ComposeResult:
+        current = self.incident.get("severity")
+        options = [(severity_label(s) + f"  {s}", s) for s in SEVERITIES if s != current]
+        yield from field_row("severity", "Severity", choice(options))
+        yield from field_row("reason", "Reason", Input(placeholder="optional", compact=True))
+
+    async def perform(self) -> str:
+        row = await self.api.change_severity(self.incident["key"], self.value("severity"), reason=self.value("reason") or None)
+        return f"{row['key']} severity is now {row['severity']}"
+
+
+class CommentScreen(FormScreen):
+    title_text = "Comment"
+    FIELD_MAP = {"comment": "content"}
+
+    def compose_fields(self) -> ComposeResult:
+        yield from field_row("content", "Comment", Input(placeholder="what you found or did", compact=True))
+        yield from field_row("internal", "Internal", FormCheckbox("internal only (never published)", compact=True))
+
+    def check(self) -> dict[str, str]:
+        return self.required({}, "content")
+
+    async def perform(self) -> str:
+        internal = bool(self.value("internal"))
+        await self.api.comment(self.incident["key"], self.value("content"), internal_only=internal)
+        return f"{'internal ' if internal else ''}comment added to {self.incident['key']}"
+
+
+class UpdateScreen(FormScreen):
+    title_text = "Public status update"
+
+    def compose_fields(self) -> ComposeResult:
+        current = self.incident.get("status")
+        options = [(f"keep ({current})", "")] + [(s, s) for s in SETTABLE if s != current]
+        yield from field_row("message", "Message", Input(placeholder="what customers should know", compact=True))
+        yield from field_row("status", "Status", choice(options, ""))
+        yield from field_row("public", "Public", FormCheckbox("publish on the status page", value=True, compact=True))
+
+    def check(self) -> dict[str, str]:
+        return self.required({}, "message")
+
+    async def perform(self) -> str:
+        public = bool(self.value("public"))
+        row = await self.api.post_update(self.incident["key"], self.value("message"), public=public,
+                                         status=self.value("status") or None)
+        return f"{'public' if public else 'internal'} update posted ({row['status']})"
+
+
+class EvidenceScreen(FormScreen):
+    title_text = "Attach evidence"
+    hint_text = "Ctrl+S save · Tab next field · Esc cancel"
+    FIELD_MAP = {"evidence": "url", "range": "range_from", "kind": "kind", "content": "content"}
+
+    def compose_fields(self) -> ComposeResult:
+        kinds = [(k.value, k.value) for k in EvidenceKind if k.value != "samples"]
+        yield from field_row("kind", "Kind", choice(kinds, "link"))
+        yield from field_row("url", "URL", Input(placeholder="https://… (a link or screenshot)", compact=True))
+        yield from field_row("content", "Content", TextArea(compact=True, soft_wrap=True))
+        yield from field_row("description", "Description", Input(placeholder="what it shows", compact=True))
+        yield from field_row("range_from", "From", Input(placeholder="log range start: 15m, ISO time", compact=True))
+        yield from field_row("range_to", "To", Input(placeholder="log range end: now, 5m, ISO time", compact=True))
+
+    def check(self) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        if not self.value("url") and not self.value("content"):
+            problems["url"] = "give a URL or paste the content"
+        self._range: dict[str, Any] = {}
+        for name in ("range_from", "range_to"):
+            if self.value(name):
+                try:
+                    self._range[name] = parse_when(self.value(name), name)
+                except ValueError as exc:
+                    problems[name] = str(exc)
+        if len(self._range) == 1 and not problems:
+            missing = "range_to" if "range_from" in self._range else "range_from"
+            problems[missing] = "give both ends of the time range"
+        return problems
+
+    async def perform(self) -> str:
+        fields: dict[str, Any] = {"description": self.value("description")}
+        if self.value("url"):
+            fields["url"] = self.value("url")
+        if self.value("content"):
+            fields["content"] = self.value("content")
+        fields.update(self._range)
+        row = await self.api.add_evidence(self.incident["key"], self.value("kind"), **fields)
+        return f"evidence #{row['id']} ({row['kind']}) added to {self.incident['key']}"
+
+
+class ResolveScreen(FormScreen):
+    title_text = "Resolve"
+    FIELD_MAP = {"verification step": "steps"}
+
+    def compose_fields(self) -> ComposeResult:
+        categories = list(getattr(self.app, "settings", None).categories or DEFAULT_ROOT_CAUSE_CATEGORIES)  # type: ignore[union-attr]
+        yield from field_row("root_cause", "Root cause", Input(placeholder="why it happened", compact=True))
+        yield from field_row("category", "Category", choice([(c, c) for c in categories], "unknown" if "unknown" in categories else categories[0]))
+        yield from field_row("solution", "Solution", Input(placeholder="what fixed it", compact=True))
+        yield from field_row("steps", "Verify steps", Input(placeholder="optional; separate steps with ;", compact=True))
+
+    def check(self) -> dict[str, str]:
+        return self.required({}, "root_cause", "solution")
+
+    async def perform(self) -> str:
+        steps = [s.strip() for s in self.value("steps").split(";") if s.strip()]
+        row = await self.api.resolve(self.incident["key"], self.value("root_cause"), self.value("solution"),
+                                     category=self.value("category"), verification_steps=steps)
+        return f"{row['key']} resolved ({row['root_cause_category']})"
+
+
+class ReopenScreen(FormScreen):
+    title_text = "Reopen"
+
+    def compose_fields(self) -> ComposeResult:
+        yield from field_row("reason", "Reason", Input(placeholder="optional: why it is back", compact=True))
+
+    async def perform(self) -> str:
+        row = await self.api.reopen(self.incident["key"], reason=self.value("reason") or None)
+        return f"{row['key']} reopened ({row['status']})"
+
+
+class PromoteScreen(ConfirmScreen):
+    title_text = "Promote to public update"
+
+    def __init__(self, incident: dict[str, Any], comment: dict[str, Any]) -> None:
+        super().__init__(incident)
+        self.comment = comment
+
+    def question(self) -> str:
+        return (f"Publish this internal comment by {self.comment['author']} as a public status update?\n\n"
+                f"“{self.comment['content']}”")
+
+    async def perform(self) -> str:
+        row = await self.api.promote_comment(int(self.comment["id"]))
+        return f"comment published as public update #{row['id']}"
+
+
+class NewIncidentScreen(FormScreen):
+    title_text = "New incident"
+    FIELD_MAP = {"service": "services", "tag": "tags", "detected_at": "detected"}
+
+    def subtitle(self) -> str:
+        return ""
+
+    def compose_fields(self) -> ComposeResult:
+        settings = getattr(self.app, "settings", None)
+        services = list(getattr(settings, "services", []) or [])
+        users = list(getattr(settings, "users", []) or [])
+        yield from field_row("title", "Title", Input(placeholder="what is wrong, for whom", compact=True))
+        yield from field_row("severity", "Severity", choice([(severity_label(s) + f"  {s}", s) for s in SEVERITIES], "high"))
+        yield from field_row("description", "Description", Input(placeholder="optional", compact=True))
+        yield from field_row("services", "Services", Input(
+            placeholder=", ".join(services[:4]) or "affected services, comma separated", compact=True,
+            suggester=SuggestFromList(services) if services else None))
+        yield from field_row("tags", "Tags", Input(placeholder="optional, comma separated", compact=True))
+        yield from field_row("assignee", "Assignee", Input(
+            placeholder="optional", compact=True, suggester=SuggestFromList(users) if users else None))
+        yield from field_row("detected", "Detected", Input(placeholder="optional: 10m (ago), ISO time; default now", compact=True))
+
+    def check(self) -> dict[str, str]:
+        problems = self.required({}, "title")
+        self._detected = None
+        if self.value("detected"):
+            try:
+                self._detected = parse_when(self.value("detected"), "detected")
+            except ValueError as exc:
+                problems["detected"] = str(exc)
+        return problems
+
+    async def perform(self) -> str:
+        fields: dict[str, Any] = dict(
+            title=self.value("title"), severity=self.value("severity"), description=self.value("description"),
+            services=split_names(self.value("services")), tags=split_names(self.value("tags")),
+            assignee=self.value("assignee") or None,
+        )
+        if self._detected is not None:
+            fields["detected_at"] = self._detected
+        row = await self.api.create_incident(**fields)
+        self.created_key = row["key"]
+        return f"{row['key']} opened ({row['severity']})"
+
+
+class AssignScreen(FormScreen):
+    title_text = "Assign"
+
+    def compose_fields(self) -> ComposeResult:
+        users = list(getattr(getattr(self.app, "settings", None), "users", []) or [])
+        hint = ("known: " + ", ".join(users[:6])) if users else "a user name; empty to unassign"
+        yield from field_row("assignee", "Assignee", Input(
+            value=self.incident.get("assignee") or "", placeholder=hint, compact=True,
+            suggester=SuggestFromList(users) if users else None))
+
+    async def perform(self) -> str:
+        who = self.value("assignee") or None
+        row = await self.api.assign(self.incident["key"], who)
+        return f"{row['key']} assigned to {row['assignee']}" if row["assignee"] else f"{row['key']} unassigned"
+
+
+class TagsScreen(FormScreen):
+    title_text = "Tags"
+    FIELD_MAP = {"tag": "tags"}
+
+    def subtitle(self) -> str:
+        return f"{self.incident['key']}  tags now: {', '.join(self.incident.get('tags') or []) or '(none)'}"
+
+    def compose_fields(self) -> ComposeResult:
+        yield from field_row("tags", "Change", Input(placeholder="db +network -flaky (name or +name adds, -name removes)", compact=True))
+
+    def check(self) -> dict[str, str]:
+        return self.required({}, "tags")
+
+    async def perform(self) -> str:
+        words = split_names(self.value("tags"))
+        add = [w.lstrip("+") for w in words if not w.startswith("-")]
+        remove = [w[1:] for w in words if w.startswith("-")]
+        row = await self.api.set_tags(self.incident["key"], add=add, remove=remove)
+        return f"{row['key']} tags: {', '.join(row['tags']) or '(none)'}"
+
+
+class FalsePositiveScreen(FormScreen):
+    def __init__(self, incident: dict[str, Any]) -> None:
+        super().__init__(incident)
+        self.mark = not incident.get("false_positive")
+        self.title_text = "Mark as false positive" if self.mark else "No longer a false positive"
+
+    def compose_fields(self) -> ComposeResult:
+        yield from field_row("reason", "Reason", Input(placeholder="optional", compact=True))
+
+    async def perform(self) -> str:
+        row = await self.api.mark_false_positive(self.incident["key"], value=self.mark, reason=self.value("reason") or None)
+        return f"{row['key']} {'marked as' if row['false_positive'] else 'no longer'} a false positive"

@@ -1,0 +1,96 @@
+"""Adding and ending maintenance windows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.widgets import Input
+
+from pulseguard_tui.forms.base import ConfirmScreen, FormScreen, choice, field_row
+from pulseguard_tui.forms.incident import split_names
+
+def parse_start(text: str, now: datetime) -> datetime:
+    """'now', '+30m' (from now) or an ISO time (local when no zone is given)."""
+    from engine.cli import UsageError, parse_duration
+
+    value = text.strip() or "now"
+    if value == "now":
+        return now
+    if value.startswith("+"):
+        try:
+            return now + parse_duration(value[1:], "start")
+        except UsageError:
+            raise ValueError(f"{text!r} is not a time (now, +30m, or ISO 8601 like 2026-11-27T22:00)") from None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time (now, +30m, or ISO 8601 like 2026-11-27T22:00)") from None
+    return (parsed if parsed.tzinfo else parsed.astimezone()).astimezone(timezone.utc)
+
+def parse_end(text: str, start: datetime) -> datetime:
+    """A duration after the start ('2h') or an ISO time."""
+    from engine.cli import UsageError, parse_duration
+
+    value = text.strip()
+    try:
+        return start + parse_duration(value, "end")
+    except UsageError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (2h, 30m) nor an ISO time") from None
+    return (parsed if parsed.tzinfo else parsed.astimezone()).astimezone(timezone.utc)
+
+class AddMaintenanceScreen(FormScreen):
+    title_text = "Add maintenance window"
+    FIELD_MAP = {"service": "services", "target": "targets", "scope": "services", "ends": "ends", "time": "starts"}
+
+    def compose_fields(self) -> ComposeResult:
+        yield from field_row("title", "Title", Input(placeholder="what is being done", compact=True))
+        yield from field_row("kind", "Kind", choice([("scheduled", "scheduled"), ("emergency", "emergency")]))
+        yield from field_row("services", "Services", Input(placeholder="services it covers, comma separated", compact=True))
+        yield from field_row("targets", "Targets", Input(placeholder="targets it covers, comma separated", compact=True))
+        yield from field_row("starts", "Starts", Input(value="now", placeholder="now, +30m or ISO time", compact=True))
+        yield from field_row("ends", "Ends", Input(value="1h", placeholder="duration (2h) or ISO time", compact=True))
+        yield from field_row("description", "Description", Input(placeholder="optional", compact=True))
+
+    def check(self) -> dict[str, str]:
+        problems = self.required({}, "title", "ends")
+        if not self.value("services") and not self.value("targets"):
+            problems["services"] = "name at least one service or target the window covers"
+        now = self.app.now()  # type: ignore[attr-defined]
+        try:
+            self._starts = parse_start(self.value("starts"), now)
+        except ValueError as exc:
+            problems["starts"] = str(exc)
+            return problems
+        if self.value("ends"):
+            try:
+                self._ends = parse_end(self.value("ends"), self._starts)
+            except ValueError as exc:
+                problems["ends"] = str(exc)
+        return problems
+
+    async def perform(self) -> str:
+        row = await self.api.create_maintenance(
+            title=self.value("title"), kind=self.value("kind"), services=split_names(self.value("services")),
+            targets=split_names(self.value("targets")), starts_at=self._starts, ends_at=self._ends,
+            description=self.value("description"))
+        return f"maintenance #{row['id']} added: {row['title']}"
+
+class EndMaintenanceScreen(ConfirmScreen):
+    title_text = "End maintenance"
+
+    def __init__(self, window: dict[str, Any]) -> None:
+        super().__init__(None)
+        self.window = window
+
+    def question(self) -> str:
+        return f"End maintenance #{self.window['id']} “{self.window['title']}” now?"
+
+    async def perform(self) -> str:
+        row = await self.api.end_maintenance(int(self.window["id"]))
+        return f"maintenance #{row['id']} ended"

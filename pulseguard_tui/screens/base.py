@@ -1,0 +1,61 @@
+"""What every console screen shares: the header line on top, the footer of keys below, and a
+hook for the change feed. A screen is one module, so a feature can replace its screen alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from pulseguard_tui.actions import for_scope, key_display
+from pulseguard_tui.widgets.status_line import StatusLine
+
+
+def bindings_for(scope: str) -> list[Binding]:
+    """Textual bindings for the actions of `scope`, each with its stable id (for the keymap)."""
+    out = []
+    for a in for_scope(scope):
+        if a.action == "tab":
+            continue  # digit keys are bound one by one by the screen
+        out.append(Binding(a.key, a.action, a.short or a.description.split(" (")[0], show=a.footer, id=a.id,
+                           key_display=key_display(a.key), tooltip=a.description))
+    return out
+
+
+class ConsoleScreen(Screen[None]):
+    """Base screen: subclasses implement `compose_body` and may override `on_feed`."""
+
+    screen_title = ""
+    scope = ""
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status-line")
+        yield from self.compose_body()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        return iter(())
+
+    def on_mount(self) -> None:
+        line = self.query_one(StatusLine)
+        line.screen_title = self.screen_title
+        self.refresh_status()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        app: Any = self.app
+        for line in self.query(StatusLine):
+            line.set_data(state=app.engine_state, counts=app.counts, targets=app.targets)
+
+    async def on_feed(self, events: list[dict[str, Any]]) -> None:
+        """New events from the change feed (any process); screens refresh what they show."""
+
+    def action_back(self) -> None:
+        app: Any = self.app
+        if app.current_mode != "incidents":
+            app.switch_mode("incidents")

@@ -1,0 +1,368 @@
+"""The main screen: the live incident list over the selected incident's detail.
+
+Every workflow key opens a small form (pulseguard_tui.forms.incident) that goes through the
+EngineAPI; the list and the detail follow the change feed, keeping the selection and scroll.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical
+from textual.events import Resize
+from textual.widgets import Input, Static, TabbedContent
+
+from pulseguard_tui.filtering import parse_filter
+from pulseguard_tui.forms import incident as forms
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+from pulseguard_tui.widgets.correlation import CorrelationView, gather
+from pulseguard_tui.widgets.detail import TABS, DetailPane
+from pulseguard_tui.widgets.incident_table import IncidentTable
+
+WIDE = 150  # columns from which list and detail sit side by side
+
+
+class IncidentsScreen(ConsoleScreen):
+    screen_title = "Incidents"
+    scope = "incidents"
+
+    DEFAULT_CSS = """
+    IncidentsScreen #filter-bar { height: auto; display: none; }
+    IncidentsScreen #filter-bar.-shown { display: block; }
+    IncidentsScreen #filter { height: 1; border: none; }
+    IncidentsScreen #filter-error { color: $error; height: auto; display: none; }
+    IncidentsScreen #filter-error.-shown { display: block; }
+    IncidentsScreen #list-info { height: 1; color: $text-muted; background: $panel; padding: 0 1; }
+    IncidentsScreen #main { layout: vertical; height: 1fr; }
+    IncidentsScreen #list-box { height: 40%; min-height: 5; }
+    IncidentsScreen #incidents { height: 1fr; }
+    IncidentsScreen #detail { height: 1fr; border-top: solid $panel; }
+    IncidentsScreen.-zoomed #list-box { height: 5; min-height: 3; }
+    IncidentsScreen.-wide #main { layout: horizontal; }
+    IncidentsScreen.-wide #list-box { height: 1fr; width: 58%; }
+    IncidentsScreen.-wide #detail { width: 1fr; height: 1fr; border-top: none; border-left: solid $panel; }
+    IncidentsScreen.-wide.-zoomed #list-box { width: 40%; }
+    """
+
+    BINDINGS = [
+        *bindings_for("incidents"),
+        *(Binding(str(i + 1), f"tab({i})", t.title(), show=False) for i, t in enumerate(TABS)),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_text = ""
+        self.show_resolved = False
+        self.filters: dict[str, Any] = {}
+        self._dirty = False
+        self._refreshing = False
+        self._detail_wanted: str | None = None
+        self._detail_loading = False
+        self._detail_dirty = False
+        self._detail_force = False
+
+    # --- layout --------------------------------------------------------------------------------
+
+    def compose_body(self) -> ComposeResult:
+        app: Any = self.app
+        with Vertical(id="filter-bar"):
+            yield Input(placeholder="filter: words sev:critical status:open svc:api tag:db @alice  (Enter keep, Esc clear)",
+                        id="filter", compact=True)
+            yield Static("", id="filter-error")
+        with Container(id="main"):
+            with Vertical(id="list-box"):
+                yield IncidentTable(self._load_page, app.now, id="incidents")
+                yield Static("", id="list-info")
+            yield DetailPane(app.now, id="detail")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(IncidentTable).focus()
+        self.request_refresh()
+
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width >= WIDE, "-wide")
+
+    @property
+    def table(self) -> IncidentTable:
+        return self.query_one(IncidentTable)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    # --- data ----------------------------------------------------------------------------------
+
+    async def _load_page(self, offset: int, limit: int, focus_key: str | None) -> dict[str, Any]:
+        app: Any = self.app
+        return await app.api.incident_page(self.filters, offset, limit, focus_key)
+
+    def request_refresh(self, detail: bool = False) -> None:
+        """Reload the list (and the detail) soon; calls arriving meanwhile fold into one."""
+        self._dirty = True
+        self._detail_dirty = self._detail_dirty or detail
+        if not self._refreshing:
+            self._refreshing = True
+            self.run_worker(self._refresh_loop(), group="refresh", exit_on_error=False)
+
+    async def _refresh_loop(self) -> None:
+        try:
+            while self._dirty:
+                self._dirty = False
+                try:
+                    await self.table.reload()
+                except Exception as exc:  # the database went away: say so, keep what is shown
+                    self.notify(f"could not load incidents: {exc}", severity="error")
+                    break
+                if self._detail_dirty:
+                    self._detail_dirty = False
+                    self.load_detail(self.table.selected_key, force=True)
+        finally:
+            self._refreshing = False
+        self._update_info()
+
+    def _update_info(self) -> None:
+        table = self.table
+        parts = [f"{table.total} incident{'s' if table.total != 1 else ''}"]
+        parts.append("incl. resolved" if self.show_resolved or self.filters.get("include_resolved") else "open")
+        if self.filter_text.strip():
+            parts.append(f"filter: {self.filter_text.strip()}")
+        if table.total:
+            parts.append(f"row {table.cursor + 1}")
+        app: Any = self.app
+        if app.readonly:
+            parts.append("READ-ONLY")
+        self.query_one("#list-info", Static).update(" · ".join(parts))
+
+    def load_detail(self, key: str | None, force: bool = False) -> None:
+        if key is None:
+            self._detail_wanted = None
+            self.detail.show(None)
+            return
+        if key == self._detail_wanted and not force and self.detail.detail and self.detail.detail["key"] == key:
+            return
+        self._detail_wanted = key
+        self._detail_force = force
+        if not self._detail_loading:
+            self._detail_loading = True
+            self.run_worker(self._detail_loop(), group="detail", exit_on_error=False)
+
+    async def _detail_loop(self) -> None:
+        app: Any = self.app
+        loaded: str | None = None
+        try:
+            while self._detail_wanted is not None and (self._detail_wanted != loaded or self._detail_force):
+                key = self._detail_wanted
+                self._detail_force = False
+                try:
+                    data = await app.api.incident_detail(key)
+                except Exception as exc:  # deleted meanwhile, or the database is gone
+                    self.detail.show(None)
+                    self.notify(f"could not load {key}: {exc}", severity="error")
+                    loaded = key
+                    continue
+                loaded = key
+                if key == self._detail_wanted:
+                    self.detail.show(data)
+                    if self.detail.active_tab == "correlation":
+                        self.run_worker(self._load_correlation(data), group="correlation", exclusive=True)
+        finally:
+            self._detail_loading = False
+
+    async def _load_correlation(self, data: dict[str, Any]) -> None:
+        app: Any = self.app
+        view = self.query_one(CorrelationView)
+        try:
+            result = await gather(app.api, data)
+        except Exception as exc:
+            self.query_one("#corr-summary", Static).update(f"could not load correlation: {exc}")
+            return
+        await view.show(result)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-correlation" and self.detail.detail is not None:
+            self.run_worker(self._load_correlation(self.detail.detail), group="correlation", exclusive=True)
+
+    @on(IncidentTable.Highlighted)
+    def _highlighted(self, event: IncidentTable.Highlighted) -> None:
+        self.load_detail(event.row["key"] if event.row else None)
+        self._update_info()
+
+    @on(IncidentTable.Reloaded)
+    def _reloaded(self) -> None:
+        self._update_info()
+
+    async def on_feed(self, events: list[dict[str, Any]]) -> None:
+        keys = {e.get("incident") for e in events if e.get("incident")}
+        if not keys and not any(e.get("kind", "").startswith(("created", "maintenance")) for e in events):
+            return
+        selected = self.table.selected_key
+        self.request_refresh(detail=selected in keys)
+
+    def tick(self) -> None:
+        """Ages and countdowns move on with the clock."""
+        self.table.refresh()
+        self.detail.refresh_header()
+
+    # --- filter --------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        bar = self.query_one("#filter-bar")
+        bar.add_class("-shown")
+        self.query_one("#filter", Input).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.apply_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+        if not event.value.strip():
+            self.query_one("#filter-bar").remove_class("-shown")
+
+    def apply_filter(self, text: str) -> None:
+        self.filter_text = text
+        parsed = parse_filter(text, include_resolved=self.show_resolved)
+        error = self.query_one("#filter-error", Static)
+        error.update("; ".join(parsed.errors))
+        error.set_class(bool(parsed.errors), "-shown")
+        if parsed.filters != self.filters:
+            self.filters = parsed.filters
+            self.request_refresh()
+
+    def action_toggle_resolved(self) -> None:
+        self.show_resolved = not self.show_resolved
+        self.apply_filter(self.filter_text)
+        self.notify("showing resolved incidents too" if self.show_resolved else "showing open incidents only")
+
+    def action_refresh(self) -> None:
+        self.request_refresh(detail=True)
+
+    def action_back(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        if self.query_one("#filter-bar").has_class("-shown"):
+            filter_input.value = ""
+            self.apply_filter("")
+            self.query_one("#filter-bar").remove_class("-shown")
+            self.table.focus()
+        elif self.has_class("-zoomed"):
+            self.remove_class("-zoomed")
+            self.table.focus()
+        elif self.focused is not self.table:
+            self.table.focus()
+
+    def action_zoom(self) -> None:
+        self.toggle_class("-zoomed")
+
+    def action_tab(self, index: int) -> None:
+        self.detail.show_tab(TABS[index])
+
+    def action_next_tab(self) -> None:
+        self.detail.step_tab(1)
+
+    def action_prev_tab(self) -> None:
+        self.detail.step_tab(-1)
+
+    # --- workflows -----------------------------------------------------------------------------
+
+    def _target(self, *, write: bool = True) -> dict[str, Any] | None:
+        app: Any = self.app
+        if write and app.refuse_if_readonly():
+            return None
+        row = self.table.selected
+        if row is None:
+            self.notify("no incident selected", severity="warning")
+        return row
+
+    def _open(self, screen: Any, select_key: str | None = None) -> None:
+        def done(message: Any) -> None:
+            if message:
+                self.notify(str(message))
+                created = getattr(screen, "created_key", None)
+                if created:
+                    self.run_worker(self._select(created), group="refresh-select")
+                else:
+                    self.request_refresh(detail=True)
+
+        self.app.push_screen(screen, done)
+
+    async def _select(self, key: str) -> None:
+        await self.table.reload(keep_key=key)
+        self.load_detail(key, force=True)
+
+    def action_ack(self) -> None:
+        if row := self._target():
+            self._open(forms.AcknowledgeScreen(row))
+
+    def action_status(self) -> None:
+        if row := self._target():
+            self._open(forms.StatusScreen(row))
+
+    def action_severity(self) -> None:
+        if row := self._target():
+            self._open(forms.SeverityScreen(row))
+
+    def action_comment(self) -> None:
+        if row := self._target():
+            self._open(forms.CommentScreen(row))
+
+    def action_update(self) -> None:
+        if row := self._target():
+            self._open(forms.UpdateScreen(row))
+
+    def action_evidence(self) -> None:
+        if row := self._target():
+            self._open(forms.EvidenceScreen(row))
+
+    def action_resolve(self) -> None:
+        if row := self._target():
+            self._open(forms.ResolveScreen(row))
+
+    def action_reopen(self) -> None:
+        if row := self._target():
+            self._open(forms.ReopenScreen(row))
+
+    def action_assign(self) -> None:
+        if row := self._target():
+            self._open(forms.AssignScreen(row))
+
+    def action_tags(self) -> None:
+        if row := self._target():
+            self._open(forms.TagsScreen(row))
+
+    def action_false_positive(self) -> None:
+        if row := self._target():
+            self._open(forms.FalsePositiveScreen(row))
+
+    def action_new(self) -> None:
+        app: Any = self.app
+        if not app.refuse_if_readonly():
+            self._open(forms.NewIncidentScreen())
+
+    async def action_promote(self) -> None:
+        row = self._target()
+        if row is None:
+            return
+        app: Any = self.app
+        detail = self.detail.detail
+        if detail is None or detail["key"] != row["key"]:
+            detail = await app.api.incident_detail(row["key"])
+        comment = None
+        if self.detail.active_tab == "comments":
+            highlighted = self.detail.selected_comment()
+            if highlighted is not None and not highlighted["internal_only"]:
+                self.notify("that comment is already public; pick an internal one", severity="warning")
+                return
+            comment = highlighted
+        if comment is None:
+            internal = [c for c in detail.get("comments") or [] if c["internal_only"]]
+            comment = internal[-1] if internal else None
+        if comment is None:
+            self.notify(f"{row['key']} has no internal comment to promote", severity="warning")
+            return
+        self._open(forms.PromoteScreen(row, comment))

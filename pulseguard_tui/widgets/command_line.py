@@ -1,0 +1,56 @@
+"""The `:` command line: a one-line prompt at the bottom; Tab completes, Enter runs, Esc
+closes. An unknown command is explained in place and the prompt stays open."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from pulseguard_tui.commands import Command, CommandError, complete, parse_command
+
+
+class CommandLineScreen(ModalScreen["Command | None"]):
+    DEFAULT_CSS = """
+    CommandLineScreen { align: left bottom; background: $background 0%; }
+    CommandLineScreen > Vertical { height: auto; width: 100%; background: $panel; }
+    CommandLineScreen #command { height: 1; border: none; }
+    CommandLineScreen #command-error { color: $error; height: auto; display: none; }
+    CommandLineScreen #command-error.-shown { display: block; }
+    """
+    BINDINGS = [
+        Binding("escape", "close", "Close", show=False),
+        Binding("tab", "complete", "Complete", show=False, priority=True),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("", id="command-error")
+            yield Input(placeholder="incidents targets maintenance oncall analytics theme NAME readonly help q",
+                        id="command", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def action_complete(self) -> None:
+        field = self.query_one(Input)
+        field.value = complete(field.value)
+        field.cursor_position = len(field.value)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _run(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            command = parse_command(event.value)
+        except CommandError as exc:
+            error = self.query_one("#command-error", Static)
+            error.update(str(exc))
+            error.add_class("-shown")
+            return
+        self.dismiss(command)

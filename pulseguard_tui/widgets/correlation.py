@@ -1,0 +1,111 @@
+"""The Correlation tab: metrics around the incident's start, drawn with plotext, and the
+incidents that may be related (same services, close in time).
+
+textual-plotext is imported only when the tab is first shown, so it costs nothing at start-up.
+Until the detection engine supplies its own analysis, the metrics are the response times of the
+incident's target and of the targets of its services.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from pulseguard_tui.formatting import local_time, parse_iso, severity_label
+
+WINDOW = timedelta(minutes=30)
+
+
+def series_name(target: str) -> str:
+    """The response-time series of a probe target, as the engine names it."""
+    return f'response_time{{target="{target}"}}'
+
+
+async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
+    """Everything the tab shows, fetched through the EngineAPI."""
+    start = parse_iso(detail.get("detected_at") or detail["created_at"])
+    assert start is not None
+    services = set(detail.get("services") or [])
+    names: list[str] = []
+    if detail.get("target"):
+        names.append(detail["target"])
+    try:
+        targets = await api.list_targets()
+    except Exception:
+        targets = []
+    for t in targets:
+        if t.get("service") in services and t["name"] not in names:
+            names.append(t["name"])
+    series: dict[str, list[tuple[datetime, float]]] = {}
+    for name in names[:4]:
+        try:
+            samples = await api.series_samples(series_name(name), since=start - WINDOW)
+        except Exception:
+            samples = []
+        points = []
+        for s in samples:
+            at = parse_iso(s.get("at"))
+            if at is not None and s.get("value") is not None and at <= start + WINDOW:
+                points.append((at, float(s["value"])))
+        series[name] = points
+    analysis = detail.get("analysis") or {}
+    related_keys = set(detail.get("related") or [])
+    related: list[dict[str, Any]] = []
+    if services or related_keys:
+        rows = await api.list_incidents(include_resolved=True, since=start - timedelta(hours=24), limit=500)
+        for r in rows:
+            if r["key"] == detail["key"]:
+                continue
+            if r["key"] in related_keys or services.intersection(r.get("services") or []):
+                related.append(r)
+    return {"start": start, "series": series, "related": related[:8], "analysis": analysis}
+
+
+class CorrelationView(Vertical):
+    DEFAULT_CSS = """
+    CorrelationView { height: 1fr; }
+    CorrelationView > #corr-summary { height: auto; max-height: 10; }
+    CorrelationView > #corr-plot { height: 1fr; min-height: 6; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("loading…", id="corr-summary")
+
+    async def show(self, data: dict[str, Any]) -> None:
+        start: datetime = data["start"]
+        lines = [f"incident start {local_time(start)}; metrics from {local_time(start - WINDOW, with_date=False)} "
+                 f"to {local_time(start + WINDOW, with_date=False)}"]
+        analysis = data.get("analysis") or {}
+        if analysis.get("summary"):
+            lines.append(f"analysis: {analysis['summary']}")
+        if not data["series"]:
+            lines.append("no metrics: this incident names no probed target (or the engine has no data yet)")
+        if data["related"]:
+            lines.append("related incidents:")
+            for r in data["related"]:
+                lines.append(f"  {r['key']} {severity_label(r['severity'])} {r['status']}  {local_time(r['created_at'])}  {r['title']}")
+        else:
+            lines.append("no related incidents in the 24 h before it")
+        self.query_one("#corr-summary", Static).update("\n".join(lines))
+        for old in self.query("#corr-plot"):
+            await old.remove()
+        plotted = {k: v for k, v in data["series"].items() if v}
+        if not plotted:
+            return
+        from textual_plotext import PlotextPlot  # imported here: ~0.2 s we do not pay at start-up
+
+        plot = PlotextPlot(id="corr-plot")
+        await self.mount(plot)
+        plt = plot.plt
+        plt.clear_figure()
+        for name, points in plotted.items():
+            xs = [(at - start).total_seconds() / 60 for at, _ in points]
+            plt.plot(xs, [v for _, v in points], label=name)
+        plt.vline(0)
+        plt.title("response time (ms) around the start (minutes)")
+        plt.xlabel("minutes from start")
+        plot.refresh()

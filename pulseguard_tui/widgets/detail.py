@@ -1,0 +1,261 @@
+"""The selected incident: a header and tabs (Timeline, Comments, Updates, Evidence,
+Correlation, Resolution). Refreshing keeps the active tab, scroll positions and the
+highlighted comment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from textual.content import Content
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import OptionList, Static, TabbedContent, TabPane
+from textual.widgets.option_list import Option
+
+from pulseguard_tui.widgets.correlation import CorrelationView
+from pulseguard_tui.formatting import ago, countdown, local_time, severity_label
+
+class Text:
+    """A tiny builder of Textual Content, whose styles may name theme variables ($sev-high)."""
+
+    def __init__(self, text: str = "", style: str = "", **_: Any) -> None:
+        self.parts: list[str | tuple[str, str]] = []
+        if text:
+            self.append(text, style)
+
+    def append(self, text: str, style: str = "") -> None:
+        self.parts.append((text, style) if style else text)
+
+    def rstrip(self) -> None:
+        while self.parts:
+            last = self.parts[-1]
+            text, style = (last, "") if isinstance(last, str) else last
+            if text.endswith("\n"):
+                text = text.rstrip("\n")
+                self.parts[-1] = (text, style) if style else text
+            break
+
+    def content(self) -> Content:
+        return Content.assemble(*self.parts)
+
+
+TABS = ("timeline", "comments", "updates", "evidence", "correlation", "resolution")
+TAB_TITLES = ("Timeline", "Comments", "Updates", "Evidence", "Correlation", "Resolution")
+
+
+def header_text(d: dict[str, Any], now: datetime) -> Content:
+    """Three lines: what, who/where, when (with escalation or acknowledgement)."""
+    sev = d["severity"]
+    t = Text()
+    t.append(f"{d['key']} ", style="bold")
+    t.append(f"{severity_label(sev)} ", style=f"bold $sev-{sev}")
+    t.append(d["status"].upper() if d["status"] == "triggered" else d["status"], style="bold")
+    if d.get("false_positive"):
+        t.append("  [false positive]", style="bold")
+    t.append(f"  {d['title']}\n")
+    services = ", ".join(d.get("services") or []) or "-"
+    tags = ", ".join(d.get("tags") or []) or "-"
+    t.append(f"assignee {d.get('assignee') or '-'} · services {services} · tags {tags} · source {d.get('source', '-')}\n",
+             style="$text-muted")
+    when = [f"opened {ago(d['created_at'], now)}"]
+    if d.get("created_by"):
+        when[-1] += f" by {d['created_by']}"
+    if d.get("resolved_at"):
+        when.append(f"resolved by {d.get('resolved_by')} {ago(d['resolved_at'], now)}")
+    elif d.get("acknowledged_at"):
+        when.append(f"acknowledged by {d.get('acknowledged_by')} {ago(d['acknowledged_at'], now)}")
+    else:
+        esc = d.get("escalation") or {}
+        left = countdown(esc.get("next_at"), now) if isinstance(esc, dict) else None
+        when.append(f"escalates in {left}" if left else "not acknowledged")
+    t.append(" · ".join(when))
+    return t.content()
+
+
+def timeline_text(d: dict[str, Any]) -> Content:
+    t = Text()
+    events = list(reversed(d.get("timeline") or []))
+    if not events:
+        return Text("no events", style="$text-muted").content()
+    for e in events:
+        t.append(local_time(e["at"]) + "  ", style="$text-muted")
+        t.append(f"{e['actor']}", style="bold")
+        t.append(f"  {e['kind']}  ", style="$text-muted")
+        t.append(f"{e['summary']}\n")
+    t.rstrip()
+    return t.content()
+
+
+def updates_text(d: dict[str, Any]) -> Content:
+    rows = list(reversed(d.get("updates") or []))
+    if not rows:
+        return Text("no status updates yet (u posts one)", style="$text-muted").content()
+    t = Text()
+    for u in rows:
+        t.append(local_time(u["created_at"]) + "  ", style="$text-muted")
+        t.append("PUBLIC " if u["public"] else "internal ", style="bold" if u["public"] else "dim")
+        t.append(f"{u['status']}  {u['author']}: ", style="bold")
+        t.append(f"{u['message']}\n")
+    t.rstrip()
+    return t.content()
+
+
+def evidence_text(d: dict[str, Any]) -> Content:
+    rows = d.get("evidence") or []
+    if not rows:
+        return Text("no evidence yet (e attaches some)", style="$text-muted").content()
+    t = Text()
+    for e in rows:
+        t.append(f"#{e['id']} {e['kind']}", style="bold")
+        t.append(f"  {local_time(e['created_at'])} {e['added_by']}\n", style="$text-muted")
+        if e.get("description"):
+            t.append(f"  {e['description']}\n")
+        if e.get("url") or e.get("path"):
+            t.append(f"  {e.get('url') or e.get('path')}\n")
+        if e.get("range_from"):
+            t.append(f"  {local_time(e['range_from'])} → {local_time(e['range_to'])}\n", style="$text-muted")
+        content = e.get("content") or ""
+        if content and not content.startswith("base64:"):
+            lines = content.splitlines()
+            for line in lines[:6]:
+                t.append(f"  │ {line[:200]}\n", style="$text-muted")
+            if len(lines) > 6:
+                t.append(f"  │ … {len(lines) - 6} more lines\n", style="$text-muted")
+    t.rstrip()
+    return t.content()
+
+
+def resolution_text(d: dict[str, Any]) -> Content:
+    t = Text()
+    if d.get("root_cause"):
+        t.append("Root cause  ", style="bold")
+        t.append(f"{d['root_cause']} ({d.get('root_cause_category') or 'unknown'})\n")
+        t.append("Solution    ", style="bold")
+        t.append(f"{d.get('solution') or '-'}\n")
+        steps = d.get("verification_steps") or []
+        if steps:
+            t.append("Verification\n", style="bold")
+            for i, s in enumerate(steps, 1):
+                t.append(f"  [{'x' if s.get('done') else ' '}] {i}. {s.get('step')}\n")
+        if d.get("resolved_at"):
+            t.append(f"Resolved {local_time(d['resolved_at'])} by {d.get('resolved_by')}\n", style="$text-muted")
+    else:
+        t.append("not resolved yet (r resolves with root cause and solution)\n", style="$text-muted")
+    if d.get("false_positive"):
+        t.append("Marked as a false positive\n", style="bold")
+    followups = d.get("followups") or []
+    if followups:
+        t.append("Follow-ups\n", style="bold")
+        for f in followups:
+            t.append(f"  [{'x' if f.get('done') else ' '}] {f['group']}: {f['description']}"
+                     f" ({f.get('owner') or 'no owner'}, due {f.get('due_date') or '-'})\n")
+    t.rstrip()
+    return t.content()
+
+
+def comment_prompt(c: dict[str, Any]) -> Content:
+    t = Text()
+    t.append(local_time(c["created_at"]) + " ", style="$text-muted")
+    if c["internal_only"]:
+        t.append("[internal] ", style="bold reverse")
+    t.append(f"{c['author']}: ", style="bold")
+    t.append(c["content"])
+    return t.content()
+
+
+class DetailPane(Vertical):
+    """Header plus tabs for one incident."""
+
+    DEFAULT_CSS = """
+    DetailPane { height: 1fr; }
+    DetailPane > #detail-header { height: auto; max-height: 4; padding: 0 1; background: $panel; }
+    DetailPane TabbedContent { height: 1fr; }
+    DetailPane TabPane { padding: 0 1; height: 1fr; }
+    DetailPane VerticalScroll { height: 1fr; }
+    DetailPane OptionList { height: 1fr; border: none; padding: 0; }
+    DetailPane #detail-empty { color: $text-muted; padding: 1 2; }
+    """
+
+    def __init__(self, now: Callable[[], datetime], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._now = now
+        self.detail: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("select an incident", id="detail-header")
+        with TabbedContent(*TAB_TITLES, id="detail-tabs"):
+            with TabPane("Timeline", id="tab-timeline"):
+                with VerticalScroll(id="scroll-timeline"):
+                    yield Static("", id="timeline-body")
+            with TabPane("Comments", id="tab-comments"):
+                yield OptionList(id="comments-list")
+            with TabPane("Updates", id="tab-updates"):
+                with VerticalScroll(id="scroll-updates"):
+                    yield Static("", id="updates-body")
+            with TabPane("Evidence", id="tab-evidence"):
+                with VerticalScroll(id="scroll-evidence"):
+                    yield Static("", id="evidence-body")
+            with TabPane("Correlation", id="tab-correlation"):
+                yield CorrelationView(id="correlation")
+            with TabPane("Resolution", id="tab-resolution"):
+                with VerticalScroll(id="scroll-resolution"):
+                    yield Static("", id="resolution-body")
+
+    @property
+    def active_tab(self) -> str:
+        active = self.query_one(TabbedContent).active or "tab-timeline"
+        return active.removeprefix("tab-")
+
+    def show_tab(self, name: str) -> None:
+        self.query_one(TabbedContent).active = f"tab-{name}"
+
+    def step_tab(self, delta: int) -> None:
+        index = TABS.index(self.active_tab) if self.active_tab in TABS else 0
+        self.show_tab(TABS[(index + delta) % len(TABS)])
+
+    def show(self, detail: dict[str, Any] | None) -> None:
+        """Show `detail` (None: nothing selected), keeping tab, scroll and comment highlight."""
+        self.detail = detail
+        header = self.query_one("#detail-header", Static)
+        if detail is None:
+            header.update("no incident selected")
+            for body in ("#timeline-body", "#updates-body", "#evidence-body", "#resolution-body"):
+                self.query_one(body, Static).update("")
+            self.query_one("#comments-list", OptionList).clear_options()
+            return
+        self.refresh_header()
+        self.query_one("#timeline-body", Static).update(timeline_text(detail))
+        self.query_one("#updates-body", Static).update(updates_text(detail))
+        self.query_one("#evidence-body", Static).update(evidence_text(detail))
+        self.query_one("#resolution-body", Static).update(resolution_text(detail))
+        self._fill_comments(detail)
+
+    def refresh_header(self) -> None:
+        if self.detail is not None:
+            self.query_one("#detail-header", Static).update(header_text(self.detail, self._now()))
+
+    def _fill_comments(self, detail: dict[str, Any]) -> None:
+        comments = self.query_one("#comments-list", OptionList)
+        keep = None
+        if comments.highlighted is not None and comments.option_count:
+            keep = comments.get_option_at_index(comments.highlighted).id
+        rows = list(reversed(detail.get("comments") or []))
+        comments.clear_options()
+        if not rows:
+            comments.add_option(Option(Text("no comments yet (c adds one)", style="$text-muted").content(), id="none", disabled=True))
+            return
+        comments.add_options([Option(comment_prompt(c), id=str(c["id"])) for c in rows])
+        ids = [str(c["id"]) for c in rows]
+        comments.highlighted = ids.index(keep) if keep in ids else 0
+
+    def selected_comment(self) -> dict[str, Any] | None:
+        """The highlighted comment in the Comments tab."""
+        if self.detail is None:
+            return None
+        comments = self.query_one("#comments-list", OptionList)
+        if comments.highlighted is None or not comments.option_count:
+            return None
+        option_id = comments.get_option_at_index(comments.highlighted).id
+        return next((c for c in self.detail.get("comments") or [] if str(c["id"]) == option_id), None)

@@ -1,0 +1,76 @@
+"""The header line: engine state, targets up/down, open incidents by severity, database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.content import Content
+from textual.widgets import Static
+
+from pulseguard_tui.formatting import SEVERITY_MARK
+
+ROLE_TEXT = {"engine": "engine: running here", "standby": "engine: standby", "console": "pure console",
+             "local": "pure console"}
+
+
+def status_content(state: dict[str, Any], counts: dict[str, int], targets: list[dict[str, Any]], width: int,
+                   screen_title: str = "") -> Content:
+    parts: list[str | tuple[str, str]] = [(" PulseGuard ", "bold reverse $primary")]
+    if screen_title:
+        parts.append((f" {screen_title} ", "bold"))
+    parts.append(" ")
+    parts.append((ROLE_TEXT.get(state.get("role", ""), state.get("role", "")), "$text-muted"))
+    parts.append(" │ ")
+    if targets:
+        up = sum(1 for t in targets if t.get("state") == "up")
+        down = sum(1 for t in targets if t.get("state") == "down")
+        parts.append(f"targets {up} up ")
+        parts.append((f"{down} down", "bold $error") if down else "0 down")
+    else:
+        parts.append(("no targets", "$text-muted"))
+    parts.append(" │ open ")
+    for sev in ("critical", "high", "medium", "low"):
+        n = counts.get(sev, 0)
+        symbol = SEVERITY_MARK[sev][0]
+        parts.append((f"{symbol}{n}", f"bold $sev-{sev}" if n else "$text-muted"))
+        parts.append(" ")
+    if state.get("readonly"):
+        parts.append(("READ-ONLY", "bold reverse $warning"))
+        parts.append(" ")
+    used = sum(len(p if isinstance(p, str) else p[0]) for p in parts)
+    db = str(state.get("database") or "")
+    room = width - used - 3
+    if db and room > 8:
+        if len(db) > room:
+            db = "…" + db[-(room - 1):]
+        parts.append(("│ " + db, "$text-muted"))
+    return Content.assemble(*parts)
+
+
+class StatusLine(Static):
+    DEFAULT_CSS = """
+    StatusLine { height: 1; width: 100%; background: $panel; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("", **kwargs)
+        self.state: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self.targets: list[dict[str, Any]] = []
+        self.screen_title = ""
+
+    def set_data(self, *, state: dict[str, Any] | None = None, counts: dict[str, int] | None = None,
+                 targets: list[dict[str, Any]] | None = None) -> None:
+        if state is not None:
+            self.state = state
+        if counts is not None:
+            self.counts = counts
+        if targets is not None:
+            self.targets = targets
+        self.redraw()
+
+    def redraw(self) -> None:
+        self.update(status_content(self.state, self.counts, self.targets, self.size.width or 80, self.screen_title))
+
+    def on_resize(self) -> None:
+        self.redraw()

@@ -1,0 +1,421 @@
+"""Every console workflow key: the key opens its form, the form goes through the EngineAPI,
+the database changes, and the screen shows the change. Bad input is shown inline and changes
+nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+
+from engine import queries
+from pulseguard_tui.app import PulseGuardApp
+from pulseguard_tui.forms.base import FormScreen
+from pulseguard_tui.screens.incidents import IncidentsScreen
+from snapshots.console_app import make_app, seed
+
+
+async def until(pilot: Pilot, condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def type_text(pilot: Pilot, text: str) -> None:
+    keys = {" ": "space", ":": "colon", "/": "slash", ";": "semicolon", ",": "comma", ".": "full_stop",
+            "-": "minus", "+": "plus", "@": "at", "%": "percent_sign"}
+    await pilot.press(*[keys.get(ch, ch) for ch in text])
+
+
+def main(app: PulseGuardApp) -> IncidentsScreen:
+    screen = app.screen
+    assert isinstance(screen, IncidentsScreen), type(screen).__name__
+    return screen
+
+
+async def select_row(pilot: Pilot, key: str) -> None:
+    screen = main(pilot.app)  # type: ignore[arg-type]
+    rows = [r["key"] for r in screen.table.loaded_rows()]
+    screen.table.cursor = rows.index(key)
+    await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == key, what=f"{key} detail")
+
+
+async def open_form(pilot: Pilot, key: str, form: type) -> FormScreen:
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, form), what=form.__name__)
+    return pilot.app.screen  # type: ignore[return-value]
+
+
+async def submit(pilot: Pilot) -> None:
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: isinstance(pilot.app.screen, IncidentsScreen), what="form to close")
+
+
+async def choose(pilot: Pilot, form: FormScreen, name: str, value: str) -> None:
+    """Pick `value` in a Select with the keyboard."""
+    select = form.query_one(f"#f-{name}", Select)
+    select.focus()
+    await pilot.pause()
+    values = [v for _, v in select._options if v is not Select.NULL]
+    current = values.index(select.value) if select.value in values else -1
+    await pilot.press("enter")
+    await pilot.pause()
+    target = values.index(value)
+    steps = target - current if current >= 0 else target + 1
+    for _ in range(abs(steps)):
+        await pilot.press("down" if steps > 0 else "up")
+    await pilot.press("enter")
+    await until(pilot, lambda: select.value == value, what=f"{name}={value}")
+
+
+def list_text(app: PulseGuardApp) -> str:
+    screen = main(app)
+    table = screen.table
+    width = table.scrollable_content_region.width
+    return "\n".join(table.render_line(y).text for y in range(min(table.total + 1, 20))) + f"\n{width}"
+
+
+def detail_text(app: PulseGuardApp, widget_id: str) -> str:
+    return str(main(app).query_one(widget_id).render())
+
+
+@pytest.fixture
+async def console(db: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
+    await seed()
+    app = make_app(db)
+    async with app.run_test(size=(100, 34)) as pilot:
+        screen = main(app)
+        await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
+        yield app, pilot
+
+
+async def test_first_screen_lists_open_incidents_sorted(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    rows = main(app).table.loaded_rows()
+    assert [r["severity"] for r in rows] == sorted(
+        [r["severity"] for r in rows], key=["critical", "high", "medium", "low"].index)
+    assert "INC-8" not in [r["key"] for r in rows]  # resolved: hidden until toggled
+    text = list_text(app)
+    assert "◆ CRIT" in text and "▲ HIGH" in text and "○ LOW" in text  # symbol and word, not colour alone
+    assert "Checkout API returns 500s" in text
+    assert main(app).detail.detail["key"] == "INC-1"
+
+
+async def test_a_acknowledges(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import AcknowledgeScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    await open_form(pilot, "a", AcknowledgeScreen)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="confirm to close")
+    inc = await queries.incident_detail("INC-2")
+    assert inc["acknowledged_by"] == "alice" and inc["status"] == "investigating"
+    await until(pilot, lambda: "acknowledged by alice" in detail_text(app, "#detail-header"), what="header update")
+    row = next(r for r in main(app).table.loaded_rows() if r["key"] == "INC-2")
+    assert row["acknowledged_at"] is not None
+
+
+async def test_a_on_acknowledged_incident_explains_and_changes_nothing(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import AcknowledgeScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-1")
+    form = await open_form(pilot, "a", AcknowledgeScreen)
+    await pilot.press("enter")
+    await until(pilot, lambda: form.problems_shown, what="refusal")
+    assert "already acknowledged by alice" in form.problems_shown[0]
+    assert isinstance(app.screen, AcknowledgeScreen)
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="escape")
+
+
+async def test_s_changes_status_with_public_message(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import StatusScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-3")
+    form = await open_form(pilot, "s", StatusScreen)
+    await choose(pilot, form, "status", "monitoring")
+    form.query_one("#f-public").focus()
+    await pilot.press("space")  # public, but no message yet: refused inline
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: form.problems_shown, what="inline problem")
+    assert any("needs a message" in p for p in form.problems_shown)
+    assert (await queries.incident_detail("INC-3"))["status"] == "investigating"
+    form.query_one("#f-message", Input).focus()
+    await type_text(pilot, "Fix deployed, watching")
+    await submit(pilot)
+    inc = await queries.incident_detail("INC-3")
+    assert inc["status"] == "monitoring"
+    assert inc["updates"][-1]["public"] is True and inc["updates"][-1]["message"] == "Fix deployed, watching"
+    await until(pilot, lambda: "monitoring" in detail_text(app, "#detail-header"), what="header")
+    await pilot.press("3")
+    await until(pilot, lambda: "Fix deployed, watching" in detail_text(app, "#updates-body"), what="updates tab")
+
+
+async def test_v_changes_severity_and_selection_follows(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import SeverityScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-5")  # low
+    form = await open_form(pilot, "v", SeverityScreen)
+    await choose(pilot, form, "severity", "critical")
+    form.query_one("#f-reason", Input).focus()
+    await type_text(pilot, "customers affected")
+    await submit(pilot)
+    assert (await queries.incident_detail("INC-5"))["severity"] == "critical"
+    screen = main(app)
+    # The row moved to the critical group; the cursor moved with it.
+    await until(pilot, lambda: screen.table.selected and screen.table.selected["severity"] == "critical", what="re-sort")
+    assert screen.table.selected_key == "INC-5"
+    assert screen.table.cursor <= 1
+
+
+async def test_c_comments_internal(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import CommentScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    form = await open_form(pilot, "c", CommentScreen)
+    await pilot.press("enter")  # empty: refused inline
+    await until(pilot, lambda: form.problems_shown, what="empty comment refused")
+    assert "must not be empty" in form.problems_shown[0]
+    await type_text(pilot, "Provider status page is red")
+    await pilot.press("tab", "space")
+    await submit(pilot)
+    inc = await queries.incident_detail("INC-2")
+    assert inc["comments"][-1]["content"] == "Provider status page is red"
+    assert inc["comments"][-1]["internal_only"] is True
+    await pilot.press("2")
+    await until(pilot, lambda: "Provider status page is red" in str(main(app).query_one("#comments-list").render_line(0).text)
+                or main(app).detail.selected_comment() is not None, what="comments tab")
+    assert main(app).detail.selected_comment()["content"] == "Provider status page is red"
+    lines = "".join(main(app).query_one("#comments-list").render_line(y).text for y in range(3))
+    assert "[internal]" in lines
+
+
+async def test_u_posts_public_update(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import UpdateScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    await open_form(pilot, "u", UpdateScreen)
+    await type_text(pilot, "Payments may be slow")
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+    inc = await queries.incident_detail("INC-2")
+    assert inc["updates"][-1]["message"] == "Payments may be slow" and inc["updates"][-1]["public"] is True
+    await pilot.press("3")
+    await until(pilot, lambda: "Payments may be slow" in detail_text(app, "#updates-body"), what="updates tab")
+    assert "PUBLIC" in detail_text(app, "#updates-body")
+
+
+async def test_e_attaches_evidence_and_engine_refusal_lands_on_the_field(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import EvidenceScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-4")
+    form = await open_form(pilot, "e", EvidenceScreen)
+    form.query_one("#f-url", Input).focus()
+    await type_text(pilot, "not a url")
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: form.problems_shown, what="bad url refused")
+    assert "is not a URL" in form.problems_shown[0]
+    assert (await queries.incident_detail("INC-4"))["evidence"] == []
+    form.query_one("#f-url", Input).value = ""
+    await type_text(pilot, "https://grafana.example/d/disk")
+    form.query_one("#f-description", Input).focus()
+    await type_text(pilot, "disk graph")
+    await submit(pilot)
+    evidence = (await queries.incident_detail("INC-4"))["evidence"]
+    assert evidence[-1]["url"] == "https://grafana.example/d/disk" and evidence[-1]["description"] == "disk graph"
+    await pilot.press("4")
+    await until(pilot, lambda: "grafana.example/d/disk" in detail_text(app, "#evidence-body"), what="evidence tab")
+
+
+async def test_r_resolves_then_o_reopens(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import ReopenScreen, ResolveScreen
+
+    app, pilot = console
+    screen = main(app)
+    await select_row(pilot, "INC-2")
+    form = await open_form(pilot, "r", ResolveScreen)
+    await pilot.press("enter")
+    await until(pilot, lambda: len(form.problems_shown) == 2, what="two missing fields")
+    assert (await queries.incident_detail("INC-2"))["status"] != "resolved"
+    form.query_one("#f-root_cause", Input).focus()
+    await type_text(pilot, "Provider outage")
+    await choose(pilot, form, "category", "dependency")
+    form.query_one("#f-solution", Input).focus()
+    await type_text(pilot, "Failed over to backup provider")
+    form.query_one("#f-steps", Input).focus()
+    await type_text(pilot, "payments succeed; latency normal")
+    await submit(pilot)
+    inc = await queries.incident_detail("INC-2")
+    assert inc["status"] == "resolved" and inc["root_cause_category"] == "dependency"
+    assert [s["step"] for s in inc["verification_steps"]] == ["payments succeed", "latency normal"]
+    await until(pilot, lambda: "INC-2" not in [r["key"] for r in screen.table.loaded_rows()], what="gone from open list")
+    await pilot.press("x")  # show resolved
+    await until(pilot, lambda: "INC-2" in [r["key"] for r in screen.table.loaded_rows()], what="resolved shown")
+    await select_row(pilot, "INC-2")
+    await pilot.press("6")
+    await until(pilot, lambda: "Provider outage" in detail_text(app, "#resolution-body"), what="resolution tab")
+    form = await open_form(pilot, "o", ReopenScreen)
+    await type_text(pilot, "errors are back")
+    await submit(pilot)
+    inc = await queries.incident_detail("INC-2")
+    assert inc["status"] == "investigating"
+    assert inc["timeline"][-1]["kind"] == "reopened"
+    await until(pilot, lambda: "investigating" in detail_text(app, "#detail-header"), what="header after reopen")
+
+
+async def test_shift_p_promotes_internal_comment_after_confirm(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import PromoteScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-1")
+    await pilot.press("2")  # comments tab: newest first, the internal one is second
+    comments = main(app).query_one("#comments-list")
+    await until(pilot, lambda: comments.option_count == 2, what="comments")
+    comments.highlighted = 1
+    assert main(app).detail.selected_comment()["internal_only"] is True
+    form = await open_form(pilot, "P", PromoteScreen)
+    assert "Rolling back release 4.2" in str(form.query_one(".confirm-text").render())
+    before = len((await queries.incident_detail("INC-1"))["updates"])
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="confirm closed")
+    updates = (await queries.incident_detail("INC-1"))["updates"]
+    assert len(updates) == before + 1
+    assert updates[-1]["public"] is True and updates[-1]["message"] == "Rolling back release 4.2"
+
+
+async def test_shift_p_refuses_a_public_comment(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    await select_row(pilot, "INC-1")
+    await pilot.press("2")
+    comments = main(app).query_one("#comments-list")
+    await until(pilot, lambda: comments.option_count == 2, what="comments")
+    comments.highlighted = 0  # the public one
+    await pilot.press("P")
+    await pilot.pause(0.2)
+    assert isinstance(app.screen, IncidentsScreen)
+    assert len((await queries.incident_detail("INC-1"))["updates"]) == 1
+
+
+async def test_n_opens_new_incident_and_selects_it(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import NewIncidentScreen
+
+    app, pilot = console
+    form = await open_form(pilot, "n", NewIncidentScreen)
+    await type_text(pilot, "Queue backlog growing")
+    form.query_one("#f-detected", Input).focus()
+    await type_text(pilot, "yesterday-ish")
+    await pilot.press("enter")
+    await until(pilot, lambda: form.problems_shown, what="bad time refused")
+    assert "detected" in "".join(form.problems_shown) or "not a time" in "".join(form.problems_shown)
+    form.query_one("#f-detected", Input).value = "10m"
+    await choose(pilot, form, "severity", "critical")
+    form.query_one("#f-services", Input).focus()
+    await type_text(pilot, "queue, checkout")
+    form.query_one("#f-tags", Input).focus()
+    await type_text(pilot, "kafka")
+    form.query_one("#f-assignee", Input).focus()
+    await type_text(pilot, "bob")
+    await submit(pilot)
+    rows = await queries.list_incidents()
+    new = next(r for r in rows if r["title"] == "Queue backlog growing")
+    assert new["severity"] == "critical" and new["services"] == ["queue", "checkout"]
+    assert new["tags"] == ["kafka"] and new["assignee"] == "bob" and new["source"] == "manual"
+    screen = main(app)
+    await until(pilot, lambda: screen.table.selected_key == new["key"], what="new incident selected")
+    await until(pilot, lambda: "Queue backlog growing" in detail_text(app, "#detail-header"), what="detail")
+
+
+async def test_shift_a_assigns_and_unassigns(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import AssignScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    await open_form(pilot, "A", AssignScreen)
+    await type_text(pilot, "carol")
+    await submit(pilot)
+    assert (await queries.incident_detail("INC-2"))["assignee"] == "carol"
+    await until(pilot, lambda: "assignee carol" in detail_text(app, "#detail-header"), what="header")
+    form = await open_form(pilot, "A", AssignScreen)
+    form.query_one("#f-assignee", Input).value = ""
+    await submit(pilot)
+    assert (await queries.incident_detail("INC-2"))["assignee"] is None
+
+
+async def test_t_edits_tags(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import TagsScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-4")  # tags db, disk
+    form = await open_form(pilot, "t", TagsScreen)
+    await type_text(pilot, "bad tag!")
+    await pilot.press("enter")
+    await until(pilot, lambda: form.problems_shown, what="bad tag refused")
+    assert "not a valid name" in form.problems_shown[0]
+    form.query_one("#f-tags", Input).value = "+storage -disk"
+    await submit(pilot)
+    assert (await queries.incident_detail("INC-4"))["tags"] == ["db", "storage"]
+    await until(pilot, lambda: "tags db, storage" in detail_text(app, "#detail-header"), what="header tags")
+
+
+async def test_f_marks_false_positive(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import FalsePositiveScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-7")
+    await open_form(pilot, "f", FalsePositiveScreen)
+    await type_text(pilot, "test job")
+    await submit(pilot)
+    assert (await queries.incident_detail("INC-7"))["false_positive"] is True
+    await until(pilot, lambda: "[false positive]" in detail_text(app, "#detail-header"), what="header mark")
+    assert "[FP]" in list_text(app)
+
+
+async def test_escape_cancels_a_form_without_change(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import CommentScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    await open_form(pilot, "c", CommentScreen)
+    await type_text(pilot, "never saved")
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="escape")
+    assert all(c["content"] != "never saved" for c in (await queries.incident_detail("INC-2"))["comments"])
+
+
+async def test_readonly_refuses_every_write_key_and_toggle_allows(db: Any) -> None:
+    await seed()
+    app = make_app(db, readonly=True)
+    async with app.run_test(size=(100, 34)) as pilot:
+        screen = main(app)
+        await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="load")
+        for key in "asvcueroPnAtf":
+            await pilot.press(key)
+            await pilot.pause(0.05)
+            assert isinstance(app.screen, IncidentsScreen), f"{key} opened a form in read-only mode"
+        assert "READ-ONLY" in str(screen.query_one("#list-info").render())
+        inc = await queries.incident_detail("INC-2")
+        assert inc["acknowledged_at"] is None and inc["comments"] == []
+        with pytest.raises(PermissionError):
+            await app.api.acknowledge("INC-2")  # the API refuses too, not only the keys
+        await pilot.press("R")
+        assert app.readonly is False
+        await select_row(pilot, "INC-2")
+        await pilot.press("a")
+        await until(pilot, lambda: not isinstance(app.screen, IncidentsScreen), what="ack form")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="ack done")
+        assert (await queries.incident_detail("INC-2"))["acknowledged_by"] == "alice"
