@@ -62,7 +62,7 @@ def _settings(overrides: dict[str, str], sensitivity: str):
         elif isinstance(current, float) or current is None:
             values[name] = None if text.lower() == "none" else float(text)
         elif isinstance(current, tuple):
-            values[name] = tuple((k, float(v)) for k, v in (p.split(":") for p in text.split(",")))
+            values[name] = tuple((k, float(t), float(d)) for k, t, d in (p.split(":") for p in text.split(",")))
         else:
             values[name] = text
     return dataclasses.replace(base, **values)

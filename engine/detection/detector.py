@@ -47,6 +47,7 @@ REASON_UNCONFIRMED = 3  # a lone blip, waiting for confirmation
 REASON_SEASONAL = 4  # within what the same time of day looked like on previous days
 REASON_KNOWN_FALSE_POSITIVE = 5  # same shape as one a person marked as a false positive
 REASON_LEARNING = 6  # no model yet
+REASON_SMALL = 7  # unusual for the model, but too small a deviation to matter
 REASON_NAMES = {
     REASON_NONE: "normal",
     REASON_ALERT: "alert",
@@ -55,6 +56,7 @@ REASON_NAMES = {
     REASON_SEASONAL: "explained by daily pattern",
     REASON_KNOWN_FALSE_POSITIVE: "known false positive",
     REASON_LEARNING: "learning",
+    REASON_SMALL: "small deviation",
 }
 
 
@@ -65,8 +67,15 @@ class DetectorSettings:
     enabled: bool = True
     sensitivity: str = "medium"
     false_positive_filter: bool = True
-    # Alert thresholds on the calibrated score, per sensitivity.
-    thresholds: tuple[tuple[str, float], ...] = (("low", 0.55), ("medium", 0.4999), ("high", 0.45))
+    # Per sensitivity: (threshold on the calibrated score, minimum deviation). 0.4999 is "at least
+    # as unusual as the top 0.1 % of the recent past"; the deviation is in robust standard
+    # deviations of the most deviating feature: stationary noise reaches the score threshold
+    # now and then, but not a 4-sigma deviation.
+    thresholds: tuple[tuple[str, float, float], ...] = (
+        ("low", 0.4999, 6.0),
+        ("medium", 0.4999, 4.0),
+        ("high", 0.45, 3.0),
+    )
     train_window: int = 3000
     refit_every: int = 20
     min_train: int = 60
@@ -90,7 +99,11 @@ class DetectorSettings:
 
     @property
     def threshold(self) -> float:
-        return dict(self.thresholds)[self.sensitivity]
+        return {name: thr for name, thr, _ in self.thresholds}[self.sensitivity]
+
+    @property
+    def min_deviation(self) -> float:
+        return {name: dev for name, _, dev in self.thresholds}[self.sensitivity]
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, where: str = "ai_detection.anomaly_detection") -> "DetectorSettings":
@@ -163,14 +176,24 @@ class FitJob:
         model = HBOS(n_bins=self.n_bins, contamination=0.01)
         model.fit(np.ascontiguousarray(x, dtype=np.float64))
         limits = None
-        daily = x[:, 4][x[:, 4] != 0]
-        if feat.seasonal(self.interval) and len(daily) >= 0.5 * len(x):
+        # Training rows with a sample one day before them (the others have zero daily features).
+        dated = x[self.ts[self.start : self.stop] >= self.ts[0] + feat.DAY]
+        daily = dated[:, 4]
+        if feat.seasonal(self.interval) and len(dated) >= 30:
             # Only a series whose day-over-day differences are much smaller than its own spread
             # has a daily pattern worth explaining alerts with.
             spread = float(np.std(x[:, 0]))
             if spread > 0 and float(np.std(daily)) < 0.5 * spread:
-                limits = (float(np.quantile(np.abs(x[:, 4]), 0.99)), float(np.quantile(np.abs(x[:, 6]), 0.99)))
-        return FittedModel(model, self.at_row, self.interval, limits)
+                # Twice the 99th percentile: noise at a daily ramp stays inside, a day that
+                # really differs from yesterday does not.
+                limits = (2.0 * float(np.quantile(np.abs(daily), 0.99)), 2.0 * float(np.quantile(np.abs(dated[:, 6]), 0.99)))
+        center = np.median(x, axis=0)
+        spread = 1.4826 * np.median(np.abs(x - center), axis=0)
+        # Features that barely vary (a flat level, a spiky series' changes) get a tiny spread:
+        # any movement there counts as a large deviation.
+        floor = 1e-9 * (1.0 + np.abs(center))
+        spread = np.maximum(spread, floor)
+        return FittedModel(model, self.at_row, self.interval, limits, center, spread)
 
 
 @dataclass
@@ -179,6 +202,8 @@ class FittedModel:
     at_row: int
     interval: float
     daily_limits: tuple[float, float] | None  # 99th percentiles of |vs_yesterday| features
+    center: np.ndarray  # per-feature median of the training rows
+    spread: np.ndarray  # per-feature robust standard deviation (MAD) of the training rows
 
 
 @dataclass
@@ -450,6 +475,13 @@ class StreamingDetector:
             if c >= s.confirm_level:
                 st.recent_candidates.append(row)
             reason[j] = REASON_NONE
+            if c >= thr and s.min_deviation > 0:
+                fitted = st.fitted
+                assert fitted is not None
+                if float(np.max(np.abs(x[j] - fitted.center) / fitted.spread)) < s.min_deviation:
+                    reason[j] = REASON_SMALL
+                    c = min(c, 0.9 * thr)
+                    cal[j] = c
             if c >= thr:
                 if row - st.last_alert_row < s.cooldown and c <= st.peak + s.escalation:
                     reason[j] = REASON_EPISODE
@@ -514,9 +546,11 @@ class StreamingDetector:
         if abs(x[4]) > lim_daily or abs(x[6]) > lim_sustained:
             return False
         samples = self._seasonal_samples(st, b)
-        if len(samples) < 10:
+        if len(samples) < 3:
             return False
-        return bool(samples.min() <= st.vals[b] <= samples.max())
+        lo, hi = float(samples.min()), float(samples.max())
+        margin = 0.1 * (hi - lo)
+        return bool(lo - margin <= st.vals[b] <= hi + margin)
 
     def _scale(self, st: SeriesState, b: int) -> float:
         """Robust scale of the series' recent values (for shape signatures)."""
