@@ -102,36 +102,63 @@ class Deliverer:
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stopping:
-            try:
-                worked = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database was briefly unavailable, say: try again shortly
-                log.exception("notification delivery round failed")
-                worked = 0
-            if worked:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
-                pass
+        """Claim, send and record as a pipeline: a slow receiver holds one slot, never the loop.
+
+        Up to `concurrency` messages are in flight; outcomes are written by one recorder task
+        in batches (one transaction for all outcomes that are ready), which keeps the database
+        lock short when many messages go out at once.
+        """
+        self._outcomes: asyncio.Queue[tuple[Notification, int, Outcome]] = asyncio.Queue()
+        recorder = asyncio.create_task(self._recorder(), name="pulseguard-deliverer-recorder")
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping:
+                free = self.concurrency - len(in_flight)
+                rows: list[Notification] = []
+                if free > 0:
+                    try:
+                        rows = await self._claim(utcnow(), limit=min(free, self.batch))
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # the database was briefly unavailable, say: try again shortly
+                        log.exception("claiming notifications failed")
+                for row in rows:
+                    task = asyncio.create_task(self._send(row), name=f"pulseguard-notify-{row.id}")
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if rows and len(in_flight) < self.concurrency:
+                    continue
+                self._wake.clear()
+                waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
+                try:
+                    await asyncio.wait(waiters, timeout=self.poll_interval)
+                finally:
+                    for w in waiters:
+                        w.cancel()
+        finally:
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=10)
+                for t in in_flight:
+                    t.cancel()
+            await self._outcomes.join()
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Claim the heads of due streams and deliver them concurrently; returns how many were sent."""
-        rows = await self._claim(now or utcnow())
+        """One synchronous round (claim, send, record); returns how many were sent."""
+        rows = await self._claim(now or utcnow(), limit=self.batch)
         if not rows:
             return 0
-        await asyncio.gather(*(self._deliver(row) for row in rows))
+        results = await asyncio.gather(*(self._attempt(row) for row in rows))
+        await self._record_many([(row, row.attempts + 1, out) for row, out in zip(rows, results)])
         return len(rows)
 
-    async def _claim(self, now: datetime) -> list[Notification]:
+    async def _claim(self, now: datetime, limit: int) -> list[Notification]:
         due = (
             await Notification.filter(state=NotificationState.PENDING, next_attempt_at__lte=now)
             .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
             .order_by("id")
-            .limit(self.batch * 4)
+            .limit(max(limit, 1) * 4)
             .values("id", "stream")
         )
         if not due:
@@ -147,7 +174,7 @@ class Deliverer:
                 .values("stream", "head")
             ):
                 heads[r["stream"]] = r["head"]
-        ids = [r["id"] for r in due if heads.get(r["stream"]) == r["id"]][: self.batch]
+        ids = [r["id"] for r in due if heads.get(r["stream"]) == r["id"]][:limit]
         if not ids:
             return []
         until = now + timedelta(seconds=self.lease)
@@ -169,32 +196,50 @@ class Deliverer:
             merged.update(result or {})
         return merged
 
-    async def _deliver(self, row: Notification) -> None:
-        async with self._sem:
-            attempt = row.attempts + 1
+    async def _attempt(self, row: Notification) -> Outcome:
+        attempt = row.attempts + 1
+        try:
+            context = await self._context(row) if row.destination == "jira" else {}
+            return await asyncio.wait_for(
+                self.dispatcher.send(row.destination, row.payload, dedup_key=row.dedup_key, context=context, attempt=attempt),
+                timeout=max(30.0, self.dispatcher.settings.timeout * 3),
+            )
+        except asyncio.CancelledError:
+            raise
+        except asyncio.TimeoutError:
+            return Outcome.failed("gave no answer in time")
+        except Exception as exc:  # a bug in a channel must not lose the message
+            log.exception("sending notification %s failed", row.id)
+            return Outcome.failed(f"{type(exc).__name__}: {exc}")
+
+    async def _send(self, row: Notification) -> None:
+        outcome = await self._attempt(row)
+        await self._outcomes.put((row, row.attempts + 1, outcome))
+
+    async def _recorder(self) -> None:
+        while True:
+            item = await self._outcomes.get()
+            batch = [item]
+            while not self._outcomes.empty() and len(batch) < 200:
+                batch.append(self._outcomes.get_nowait())
             try:
-                context = await self._context(row) if row.destination == "jira" else {}
-                outcome = await asyncio.wait_for(
-                    self.dispatcher.send(row.destination, row.payload, dedup_key=row.dedup_key, context=context, attempt=attempt),
-                    timeout=max(30.0, self.dispatcher.settings.timeout * 3),
-                )
+                await self._record_many(batch)
             except asyncio.CancelledError:
                 raise
-            except asyncio.TimeoutError:
-                outcome = Outcome.failed("gave no answer in time")
-            except Exception as exc:  # a bug in a channel must not lose the message
-                log.exception("sending notification %s failed", row.id)
-                outcome = Outcome.failed(f"{type(exc).__name__}: {exc}")
-            await self._record(row, attempt, outcome)
+            except Exception:
+                # Unrecorded rows keep their claim until the lease runs out, then go out again.
+                log.exception("recording %d notification outcomes failed", len(batch))
+            finally:
+                for _ in batch:
+                    self._outcomes.task_done()
 
-    async def _record(self, row: Notification, attempt: int, outcome: Outcome) -> None:
-        now = utcnow()
+    def _verdict(self, row: Notification, attempt: int, outcome: Outcome, now: datetime) -> tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]:
         where = describe(row.destination)
-        event: tuple[str, str, dict[str, Any]] | None = None
         if outcome.ok:
             values: dict[str, Any] = {"state": NotificationState.DELIVERED, "delivered_at": now, "result": outcome.result or {}, "last_error": None}
             self.delivered += 1
-            event = ("notified", f"notified {where}: {row.kind}" + (f" ({outcome.reason})" if outcome.reason and not outcome.reason.startswith("HTTP 2") else ""), {})
+            note = f" ({outcome.reason})" if outcome.reason and not outcome.reason.startswith("HTTP 2") else ""
+            event = ("notified", f"notified {where}: {row.kind}{note}", {})
         else:
             age = (now - row.created_at).total_seconds()
             if outcome.permanent or age >= self.retry.max_age:
@@ -209,15 +254,23 @@ class Deliverer:
                 self.failed += 1
                 event = ("notify_failed", f"notification to {where} failed: {outcome.reason}, retrying in {_seconds(wait)}", {"retry_in": round(wait, 3)})
         values.update({"attempts": attempt, "claimed_by": None, "claimed_until": None})
-        async with in_transaction() as conn:
-            await Notification.filter(id=row.id, claimed_by=self.name).using_db(conn).update(**values)
-            if row.incident_id is not None and event is not None:
-                incident = await Incident.filter(id=row.incident_id).using_db(conn).first()
-                if incident is not None:
-                    from engine.escalation.planner import _event
+        return values, event
 
+    async def _record_many(self, batch: list[tuple[Notification, int, Outcome]]) -> None:
+        """Write outcomes and their timeline entries in one transaction."""
+        from engine.escalation.planner import _event
+
+        now = utcnow()
+        verdicts = [(row, attempt, outcome, *self._verdict(row, attempt, outcome, now)) for row, attempt, outcome in batch]
+        incident_ids = {row.incident_id for row, *_ in verdicts if row.incident_id is not None}
+        async with in_transaction() as conn:
+            incidents = {i.id: i for i in await Incident.filter(id__in=list(incident_ids)).using_db(conn)} if incident_ids else {}
+            for row, attempt, outcome, values, event in verdicts:
+                updated = await Notification.filter(id=row.id, claimed_by=self.name).using_db(conn).update(**values)
+                incident = incidents.get(row.incident_id) if row.incident_id is not None else None
+                if updated and incident is not None:
                     kind, summary, data = event
                     data = {**data, "notification_id": row.id, "destination": row.destination, "attempt": attempt, "kind": row.kind}
                     await _event(conn, incident, kind, summary, data, now)
-        if outcome.ok:
-            self._wake.set()  # the stream's next message may be waiting for this one
+        if any(outcome.ok for _, _, outcome, *_ in verdicts):
+            self._wake.set()  # the streams' next messages may be waiting for these
