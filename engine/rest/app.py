@@ -111,9 +111,9 @@ class RequestLog:
             if access_log.isEnabledFor(logging.INFO):
                 principal = getattr(scope.get("state", {}).get("principal"), "name", None) if isinstance(scope.get("state"), dict) else None
                 client = scope.get("client")
-                access_log.info("request", extra={"fields": {
-                    "method": scope["method"], "path": scope["path"], "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                ms = round((time.perf_counter() - started) * 1000, 2)
+                access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, ms, extra={"fields": {
+                    "method": scope["method"], "path": scope["path"], "status": status, "ms": ms,
                     "client": client[0] if client else None, "token": principal,
                 }})
 

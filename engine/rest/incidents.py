@@ -20,9 +20,16 @@ from engine.rest.common import Body, Responder, Text, Viewer, check_id, incident
 router = APIRouter(prefix="/api", tags=["incidents"])
 
 IncidentId = Annotated[Text, Path(description="Incident key such as INC-42 (or its number)", max_length=40)]
-Name = Annotated[Text, Field(max_length=64)]
-Short = Annotated[Text, Field(max_length=300)]
+Name = Annotated[Text, Field(pattern=r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$", description="letters, digits and _.-:@#/+, up to 64")]
+Short = Annotated[Text, Field(max_length=300, pattern=r"\S")]
 Long = Annotated[Text, Field(max_length=20_000)]
+Required = Annotated[Text, Field(max_length=20_000, pattern=r"\S")]
+Severity_ = Literal["critical", "high", "medium", "low"]
+Settable = Literal["investigating", "identified", "monitoring"]
+AnyStatus = Literal["open", "triggered", "investigating", "identified", "monitoring", "resolved"]
+EvidenceKind_ = Literal["screenshot", "log", "response", "link", "file", "samples"]
+FollowUpGroup_ = Literal["preventive_measures", "monitoring_improvements", "documentation_updates", "process_changes",
+                         "technical_changes", "team_changes"]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -43,7 +50,7 @@ def _incident(incident: Incident) -> dict[str, Any]:
 
 class IncidentCreate(Body):
     title: Short
-    severity: Annotated[Text, Field(max_length=16, description="critical, high, medium or low")]
+    severity: Severity_
     description: Long = ""
     services: list[Name] = Field(default_factory=list, max_length=100)
     tags: list[Name] = Field(default_factory=list, max_length=100)
@@ -54,35 +61,35 @@ class IncidentCreate(Body):
 class IncidentUpdate(Body):
     """Fields to change; each one present is applied through its own service function."""
 
-    status: Annotated[Text, Field(max_length=16, description="investigating, identified or monitoring")] | None = None
+    status: Settable | None = None
     message: Long | None = Field(None, description="with status: the status update's text")
     public: bool = Field(False, description="with status and message: show the message on the status page")
-    severity: Annotated[Text, Field(max_length=16)] | None = None
+    severity: Severity_ | None = None
     reason: Long | None = Field(None, description="with severity: why it changed")
-    assignee: Name | None = Field(None, description="who is assigned; an empty string unassigns")
+    assignee: Name | Literal[""] | None = Field(None, description="who is assigned; null or an empty string unassigns")
     tags: list[Name] | None = Field(None, max_length=100, description="the complete new list of tags")
     false_positive: bool | None = None
 
 
 class CommentIn(Body):
-    content: Long
+    content: Required
     internal_only: bool = False
 
 
 class UpdateIn(Body):
-    message: Long
+    message: Required
     public: bool = True
-    status: Annotated[Text, Field(max_length=16)] | None = None
+    status: Settable | None = None
 
 
 class StatusIn(Body):
-    status: Annotated[Text, Field(max_length=16)]
+    status: Settable
     message: Long | None = None
     public: bool = False
 
 
 class SeverityIn(Body):
-    severity: Annotated[Text, Field(max_length=16)]
+    severity: Severity_
     reason: Long | None = None
 
 
@@ -96,7 +103,7 @@ class TagsIn(Body):
 
 
 class EvidenceIn(Body):
-    kind: Annotated[Text, Field(max_length=16, description="screenshot, log, response, link, file or samples")]
+    kind: EvidenceKind_
     url: Annotated[Text, Field(max_length=4000)] | None = None
     content: Annotated[Text, Field(max_length=1_000_000)] | None = None
     range_from: datetime | None = None
@@ -105,10 +112,10 @@ class EvidenceIn(Body):
 
 
 class ResolveIn(Body):
-    root_cause: Long
-    solution: Long
+    root_cause: Required
+    solution: Required
     category: Annotated[Text, Field(max_length=64)] | None = None
-    verification_steps: list[Annotated[Text, Field(max_length=1000)]] = Field(default_factory=list, max_length=100)
+    verification_steps: list[Annotated[Text, Field(max_length=1000, pattern=r"\S")]] = Field(default_factory=list, max_length=100)
 
 
 class ReasonIn(Body):
@@ -125,8 +132,8 @@ class StepIn(Body):
 
 
 class FollowUpIn(Body):
-    group: Annotated[Text, Field(max_length=40)]
-    description: Annotated[Text, Field(max_length=5000)]
+    group: FollowUpGroup_
+    description: Annotated[Text, Field(max_length=5000, pattern=r"\S")]
     owner: Name | None = None
     due_date: date | None = None
 
@@ -142,8 +149,8 @@ def _categories(state: Any) -> list[str]:
 @router.get("/incidents", summary="List incidents")
 async def list_incidents(
     _: Viewer,
-    status: Annotated[Text | None, Query(max_length=16, description="a status, or open")] = None,
-    severity: Annotated[Text | None, Query(max_length=16)] = None,
+    status: Annotated[AnyStatus | None, Query(description="a status, or open")] = None,
+    severity: Severity_ | None = None,
     service: Annotated[Text | None, Query(max_length=64)] = None,
     tag: Annotated[Text | None, Query(max_length=64)] = None,
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,

@@ -22,7 +22,7 @@ from engine.rest.common import Admin, Body, Text, Viewer, check_id, iso, rest_st
 
 router = APIRouter(prefix="/api", tags=["manage"])
 
-Name = Annotated[Text, Field(max_length=64)]
+Name = Annotated[Text, Field(pattern=r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$", description="letters, digits and _.-:@#/+, up to 64")]
 NamePath = Annotated[Text, Path(max_length=64)]
 
 
@@ -161,7 +161,7 @@ async def change_target(name: NamePath, body: TargetChange, who: Admin) -> dict[
 
 
 class MaintenanceIn(Body):
-    title: Annotated[Text, Field(max_length=300)]
+    title: Annotated[Text, Field(max_length=300, pattern=r"\S")]
     starts_at: datetime
     ends_at: datetime
     kind: Literal["scheduled", "emergency"] = "scheduled"

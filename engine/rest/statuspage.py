@@ -460,8 +460,9 @@ def statuspage_json(page: dict[str, Any], name: str) -> dict[str, Any]:
     unresolved = [incident_obj(i, s.page_id, base) for i in page["active"]]
     maint = [maintenance_obj(m, s.page_id, base) for m in sorted(page["maintenance"], key=lambda m: m["scheduled_for"], reverse=True)][:50]
     if name == "summary":
-        return {**head, "components": component_objs(page), "incidents": unresolved,
-                "scheduled_maintenances": [m for m in maint if m["status"] in ("scheduled", "in_progress")], "status": status}
+        current = sorted((m for m in maint if m["status"] in ("scheduled", "in_progress")), key=lambda m: m["scheduled_for"])
+        return {**head, "components": component_objs(page), "incidents": unresolved, "scheduled_maintenances": current,
+                "status": status}
     if name == "status":
         return {**head, "status": status}
     if name == "components":

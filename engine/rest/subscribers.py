@@ -117,7 +117,7 @@ async def subscribe(request: Request) -> Response:
     if not settings.subscriptions:
         return _reply(is_json, 404, "Subscriptions are off", "This status page does not offer e-mail subscriptions.")
     if not settings.email_configured:
-        return _reply(is_json, 503, "Subscriptions unavailable", "E-mail is not set up on this status page yet.")
+        return _reply(is_json, 404, "Subscriptions unavailable", "E-mail is not set up on this status page yet.")
     client = client_id(request)
     wait = state.public_throttle.retry_after(client)
     if wait > 0:

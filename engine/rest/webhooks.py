@@ -38,6 +38,7 @@ SEVERITY_WORDS = {
     "medium": "medium", "warning": "medium", "warn": "medium", "p3": "medium", "minor": "medium",
     "low": "low", "info": "low", "informational": "low", "p4": "low", "p5": "low", "none": "low",
 }
+NAME_PATTERN = r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$"
 NAME_OK = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
 # Slack refuses requests older than this, and so do we (replayed requests).
 SLACK_MAX_AGE = 300
@@ -252,14 +253,14 @@ def _label_text(labels: dict[str, str]) -> str:
 
 
 class GenericAlert(Body):
-    title: Annotated[Text, Field(min_length=1, max_length=300)]
+    title: Annotated[Text, Field(max_length=300, pattern=r"\S")]
     status: Literal["firing", "resolved"] = "firing"
-    severity: Annotated[Text, Field(max_length=32)] = "high"
+    severity: Annotated[Text, Field(max_length=32, description="critical, high, medium, low (or warning, error, info, page…)")] = "high"
     dedup_key: Annotated[Text, Field(min_length=1, max_length=150)] | None = Field(
         None, description="alerts with the same key share one incident (default: the title)")
     description: Annotated[Text, Field(max_length=20_000)] = ""
-    services: list[Annotated[Text, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
-    tags: list[Annotated[Text, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
+    services: list[Annotated[Text, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=50)
+    tags: list[Annotated[Text, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=50)
     url: Annotated[Text, Field(max_length=2000)] | None = None
 
 

@@ -1,0 +1,301 @@
+"""The public status page: what it shows, what it never shows, its JSON, feed, static build and
+e-mail subscriptions, against a real server on loopback (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+
+from conftest import run_cli
+from engine import services
+from engine.api import LocalEngine
+from engine.notify.channels import Dispatcher, settings_from_config
+from engine.notify.deliverer import Deliverer
+from engine.rest.statuspage import Settings
+from engine.rest.subscribers import SubscriberRelay
+from notify_receivers import SmtpSink
+from rest_support import config, running_api
+
+SITE = """
+[engine]
+timezone = "UTC"
+
+[[services]]
+name = "web-app"
+display_name = "Web application"
+description = "What customers use"
+
+[[services]]
+name = "api-server"
+group = "Backend"
+
+[[services]]
+name = "internal-db"
+public = false
+
+[status_page_integration]
+title = "Example Status"
+public_url = "https://status.example.com"
+
+[status_page_integration.incident_states]
+investigating = "Looking into it"
+identified = "Cause found"
+monitoring = "Watching the fix"
+resolved = "All clear"
+"""
+
+SECRETS = ["SECRET-API-COMMENT", "SECRET-CLI-COMMENT", "SECRET-CONSOLE-COMMENT", "SECRET-INTERNAL-UPDATE",
+           "SECRET-STATUS-NOTE", "SECRET-DESCRIPTION", "SECRET-ROOT-CAUSE", "SECRET-SOLUTION", "private-db-outage"]
+DOCS = ["summary", "status", "components", "incidents", "incidents/unresolved", "scheduled-maintenances",
+        "scheduled-maintenances/upcoming", "scheduled-maintenances/active"]
+
+
+async def _everything_public(c: httpx.AsyncClient, keys: list[str]) -> dict[str, str]:
+    out = {"html": (await c.get("/status")).text, "feed": (await c.get("/status/feed.atom")).text}
+    for key in keys:
+        out[f"page {key}"] = (await c.get(f"/status/incidents/{key}")).text
+    for name in DOCS:
+        r = await c.get(f"/api/v2/{name}.json")
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
+        out[name] = r.text
+    return out
+
+
+async def test_internal_notes_never_reach_the_page_json_feed_or_static_build(db, tmp_path):
+    cfg = config(SITE)
+    async with running_api(cfg) as api:
+        async with api.client("responder") as c:
+            r = await c.post("/api/incidents", json={"title": "Checkout failing", "severity": "critical", "services": ["web-app"],
+                                                     "description": "SECRET-DESCRIPTION"})
+            key = r.json()["key"]
+            await c.post(f"/api/incidents/{key}/comments", json={"content": "SECRET-API-COMMENT", "internal_only": True})
+            await c.post(f"/api/incidents/{key}/updates", json={"message": "SECRET-INTERNAL-UPDATE", "public": False})
+            await c.post(f"/api/incidents/{key}/status", json={"status": "identified", "message": "SECRET-STATUS-NOTE"})
+            await c.post(f"/api/incidents/{key}/updates", json={"message": "We found the cause and are fixing it."})
+            # The same through the CLI and through the console's engine interface.
+            run_cli(db, "incident", "comment", key, "SECRET-CLI-COMMENT", "--internal", check=True)
+            await LocalEngine("console-user").comment(key, "SECRET-CONSOLE-COMMENT", internal_only=True)
+            hidden = (await c.post("/api/incidents", json={"title": "private-db-outage", "severity": "high",
+                                                           "services": ["internal-db"]})).json()["key"]
+            closed = (await c.post("/api/incidents", json={"title": "Old blip", "severity": "medium", "services": ["api-server"]})).json()["key"]
+            await c.post(f"/api/incidents/{closed}/resolve", json={"root_cause": "SECRET-ROOT-CAUSE", "solution": "SECRET-SOLUTION"})
+        async with api.client() as anon:
+            views = await _everything_public(anon, [key, closed])
+            assert (await anon.get(f"/status/incidents/{hidden}")).status_code == 404
+    (tmp_path / "pulseguard.toml").write_text(SITE)
+    build = run_cli(db, "statuspage", "build", str(tmp_path / "site"), "--config", str(tmp_path / "pulseguard.toml"), check=True)
+    assert "wrote" in build.stdout
+    for path in sorted((tmp_path / "site").rglob("*")):
+        if path.is_file():
+            views[f"static {path.relative_to(tmp_path / 'site')}"] = path.read_text()
+    assert {"static index.html", "static feed.atom", f"static incidents/{key}.html", "static api/v2/summary.json",
+            "static api/v2/incidents/unresolved.json"} <= set(views)
+    for where, text in views.items():
+        for secret in SECRETS:
+            assert secret not in text, f"{secret} leaked into {where}"
+    # What is public is there.
+    for where in ("html", f"page {key}", "feed", "static index.html", f"static incidents/{key}.html"):
+        assert "We found the cause and are fixing it." in views[where], where
+        assert "Cause found" in views[where], where
+    summary = json.loads(views["summary"])
+    assert [i["id"] for i in summary["incidents"]] == [key]
+    assert [u["body"] for u in summary["incidents"][0]["incident_updates"]] == ["We found the cause and are fixing it."]
+    resolved = next(i for i in json.loads(views["incidents"])["incidents"] if i["id"] == closed)
+    assert resolved["status"] == "resolved" and resolved["incident_updates"][0]["body"] == "This incident has been resolved."
+
+
+async def test_titles_are_escaped_everywhere(db, tmp_path):
+    title = "<script>alert(1)</script>"
+    async with running_api(config(SITE)) as api:
+        async with api.client("responder") as c:
+            key = (await c.post("/api/incidents", json={"title": title, "severity": "high", "services": ["web-app"]})).json()["key"]
+            await c.post(f"/api/incidents/{key}/updates", json={"message": "<img src=x onerror=alert(2)> & more"})
+        async with api.client() as anon:
+            html = (await anon.get("/status")).text
+            page = (await anon.get(f"/status/incidents/{key}")).text
+            feed = (await anon.get("/status/feed.atom")).text
+            summary = (await anon.get("/api/v2/summary.json")).json()
+    run_cli(db, "statuspage", "build", str(tmp_path / "site"), check=True)
+    static = (tmp_path / "site" / "index.html").read_text()
+    for text in (html, page, static):
+        assert "<script>alert(1)</script>" not in text and "<img src=x" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "&lt;img src=x onerror=alert(2)&gt; &amp; more" in text
+        assert "<script" not in text  # the page has no script of its own either
+    assert "<script>" not in feed and "&lt;script&gt;alert(1)&lt;/script&gt;" in feed
+    # In the feed the HTML content is itself escaped: once for HTML, once for XML.
+    assert "&amp;lt;img src=x onerror=alert(2)&amp;gt;" in feed
+    assert summary["incidents"][0]["name"] == title  # JSON carries the text as data, not markup
+
+
+async def test_components_states_maintenance_and_uptime(db):
+    now = datetime.now(timezone.utc)
+    async with running_api(config(SITE)) as api:
+        async with api.client("responder") as c:
+            api_key = (await c.post("/api/incidents", json={"title": "API down", "severity": "critical", "services": ["api-server"]})).json()["key"]
+        await services.create_maintenance(title="Web deploy", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1),
+                                          actor="ops", services=["web-app"], description="Rolling out v42")
+        await services.create_maintenance(title="Emergency network work", kind="emergency", starts_at=now + timedelta(days=1),
+                                          ends_at=now + timedelta(days=1, hours=1), actor="ops", services=["api-server"])
+        async with api.client() as anon:
+            comps = {c["id"]: c for c in (await anon.get("/api/v2/components.json")).json()["components"]}
+            summary = (await anon.get("/api/v2/summary.json")).json()
+            html = (await anon.get("/status")).text
+            upcoming = (await anon.get("/api/v2/scheduled-maintenances/upcoming.json")).json()["scheduled_maintenances"]
+            active = (await anon.get("/api/v2/scheduled-maintenances/active.json")).json()["scheduled_maintenances"]
+        assert set(comps) == {"web-app", "api-server", "group-backend"}  # internal-db is private
+        assert comps["web-app"]["name"] == "Web application" and comps["web-app"]["status"] == "under_maintenance"
+        assert comps["api-server"]["status"] == "major_outage" and comps["api-server"]["group_id"] == "group-backend"
+        assert comps["group-backend"]["group"] is True and comps["group-backend"]["components"] == ["api-server"]
+        assert summary["status"] == {"indicator": "critical", "description": "Major System Outage"}
+        assert summary["page"]["name"] == "Example Status" and summary["page"]["url"] == "https://status.example.com"
+        assert summary["incidents"][0]["impact"] == "critical" and summary["incidents"][0]["shortlink"].endswith(f"/status/incidents/{api_key}")
+        assert [m["name"] for m in summary["scheduled_maintenances"]] == ["Web deploy", "Emergency network work"]
+        assert [m["name"] for m in upcoming] == ["Emergency network work"] and [m["status"] for m in active] == ["in_progress"]
+        assert "Rolling out v42" in html and "Under maintenance" in html and "Major outage" in html
+        assert html.count('class="bars"') == 2 and html.count("<span class=\"d-") == 2 * 90
+
+        async with api.client("responder") as c:
+            await c.post(f"/api/incidents/{api_key}/resolve", json={"root_cause": "r", "solution": "s"})
+        async with api.client() as anon:
+            comps = {c["id"]: c for c in (await anon.get("/api/v2/components.json")).json()["components"]}
+            assert comps["api-server"]["status"] == "operational"
+            status = (await anon.get("/api/v2/status.json")).json()["status"]
+            assert status == {"indicator": "maintenance", "description": "Service Under Maintenance"}
+    settings = Settings.from_config(config(SITE))
+    from engine.rest.statuspage import build_page
+
+    page = await build_page(settings)
+    days = {c["id"]: c["uptime_days"] for c in page["components"]}
+    assert len(days["api-server"]) == 90
+    today = days["api-server"][-1]
+    assert today["state"] == "major_outage" and today["uptime"] < 100
+    assert all(d["state"] == "no_data" for d in days["api-server"][:-1])  # nothing was known before today
+    assert days["web-app"][-1]["state"] == "no_data"  # no incident, no heartbeat, no stored row: no data, not "up"
+
+
+async def test_auto_update_off_shows_only_incidents_with_public_updates(db):
+    cfg = config(SITE + "\n")
+    cfg.status_page_integration.auto_update = False
+    async with running_api(cfg) as api:
+        async with api.client("responder") as c:
+            quiet = (await c.post("/api/incidents", json={"title": "Quiet one", "severity": "high"})).json()["key"]
+            loud = (await c.post("/api/incidents", json={"title": "Announced one", "severity": "high"})).json()["key"]
+            await c.post(f"/api/incidents/{loud}/updates", json={"message": "We are on it"})
+            await c.post(f"/api/incidents/{quiet}/updates", json={"message": "not for customers", "public": False})
+        async with api.client() as anon:
+            ids = [i["id"] for i in (await anon.get("/api/v2/incidents/unresolved.json")).json()["incidents"]]
+            html = (await anon.get("/status")).text
+    assert ids == [loud] and "Quiet one" not in html and "Announced one" in html
+
+
+SUBSCRIBE_SITE = SITE + """
+[integrations.email]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+from = "status@example.com"
+starttls = false
+"""
+
+
+async def _deliver(cfg) -> int:
+    dispatcher = Dispatcher(settings_from_config(cfg))
+    try:
+        return await Deliverer(dispatcher).run_once()
+    finally:
+        await dispatcher.aclose()
+
+
+async def test_subscribers_confirm_receive_public_updates_and_unsubscribe(db):
+    sink = SmtpSink()
+    try:
+        cfg = config(SUBSCRIBE_SITE.replace("{port}", str(sink.port)))
+        relay = SubscriberRelay(lambda: Settings.from_config(cfg))
+        async with running_api(cfg) as api:
+            async with api.client(follow_redirects=False) as anon:
+                html = (await anon.get("/status")).text
+                assert 'action="/status/subscribe"' in html
+                r = await anon.post("/status/subscribe", data={"email": "Ann@Example.COM", "services": ["web-app"]})
+                assert r.status_code == 202 and "Check your inbox" in r.text
+                r = await anon.post("/status/subscribe", json={"email": "bob@example.com", "services": ["api-server"]})
+                assert r.status_code == 202 and r.json()["email"] == "bob@example.com"
+                r = await anon.post("/status/subscribe", json={"email": "not-an-address"})
+                assert r.status_code == 422 and r.json()["field"] == "email"
+                r = await anon.post("/status/subscribe", json={"email": "x@example.com", "services": ["internal-db"]})
+                assert r.status_code == 422 and r.json()["field"] == "services"
+                # Asking twice sends one confirmation.
+                await anon.post("/status/subscribe", data={"email": "Ann@example.com", "services": ["web-app"]})
+                assert await _deliver(cfg) == 2
+                confirm = [m for m in sink.mails if "Ann@example.com" in m.rcpt_tos]
+                assert len(confirm) == 1
+                body = confirm[0].message.get_content()
+                assert confirm[0].message["Subject"] == "Confirm your subscription to Example Status"
+                link = re.search(r"https://status\.example\.com(/status/confirm\?token=\S+)", body).group(1)
+                assert "/status/unsubscribe?token=" in body
+                page = await anon.get(link)
+                assert page.status_code == 200 and "Confirm subscription" in page.text
+                token = link.split("token=")[1]
+                r = await anon.post("/status/confirm", data={"token": token})
+                assert r.status_code == 200 and "will receive status updates for web-app" in r.text
+                assert (await anon.post("/status/confirm", data={"token": "nope"})).status_code == 404
+
+            async with api.client("responder") as c:
+                key = (await c.post("/api/incidents", json={"title": "Login broken", "severity": "high", "services": ["web-app"]})).json()["key"]
+                await c.post(f"/api/incidents/{key}/comments", json={"content": "SECRET-API-COMMENT", "internal_only": True})
+                await c.post(f"/api/incidents/{key}/updates", json={"message": "SECRET-INTERNAL-UPDATE", "public": False})
+                await c.post(f"/api/incidents/{key}/updates", json={"message": "Logins fail for some users; we are on it."})
+            assert await relay.run_once() > 0
+            assert await relay.run_once() == 0
+            sink.mails.clear()
+            await _deliver(cfg)
+            mails = [m for m in sink.mails if "Ann@example.com" in m.rcpt_tos]
+            assert len(mails) == 1 and not [m for m in sink.mails if "bob@example.com" in m.rcpt_tos]  # bob is unconfirmed
+            msg = mails[0].message
+            text = msg.get_content()
+            assert msg["Subject"] == "[Investigating] Login broken"
+            assert "Logins fail for some users; we are on it." in text and "Affected: Web application" in text
+            for secret in ("SECRET-API-COMMENT", "SECRET-INTERNAL-UPDATE"):
+                assert secret not in mails[0].data.decode()
+            unsubscribe = re.search(r"https://status\.example\.com(/status/unsubscribe\?token=\S+)", text).group(1)
+
+            # A replay of the feed (an engine restart) queues nothing twice.
+            again = SubscriberRelay(lambda: Settings.from_config(cfg))
+            await again.run_once()
+            assert await _deliver(cfg) == 0
+
+            async with api.client() as anon:
+                assert "Unsubscribe" in (await anon.get(unsubscribe)).text
+                r = await anon.post("/status/unsubscribe", data={"token": unsubscribe.split("token=")[1]})
+                assert r.status_code == 200 and "no more status updates" in r.text
+            async with api.client("responder") as c:
+                await c.post(f"/api/incidents/{key}/resolve", json={"root_cause": "r", "solution": "s"})
+            await relay.run_once()
+            sink.mails.clear()
+            await _deliver(cfg)
+            assert not sink.mails
+    finally:
+        sink.close()
+
+
+async def test_static_build_writes_a_complete_site(db, tmp_path):
+    cfg_path = tmp_path / "pulseguard.toml"
+    cfg_path.write_text(SITE)
+    await services.create_incident(title="Search slow", severity="medium", actor="x", services=["api-server"])
+    out = tmp_path / "public"
+    proc = run_cli(db, "statuspage", "build", str(out), "--config", str(cfg_path), "--url", "https://status.example.org/", check=True)
+    assert f"wrote" in proc.stdout
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert {"index.html", "feed.atom", "incidents/INC-1.html"} | {f"api/v2/{d}.json" for d in DOCS} == files
+    index = (out / "index.html").read_text()
+    assert "Example Status" in index and 'href="./incidents/INC-1.html"' in index and 'href="./feed.atom"' in index
+    assert 'href="../index.html"' in (out / "incidents" / "INC-1.html").read_text()
+    assert 'action="https://status.example.org/status/subscribe"' not in index  # no e-mail configured: no form
+    feed = (out / "feed.atom").read_text()
+    assert "<id>https://status.example.org/status/incidents/INC-1</id>" in feed
+    summary = json.loads((out / "api/v2/summary.json").read_text())
+    assert summary["status"]["indicator"] == "minor" and summary["incidents"][0]["name"] == "Search slow"
+    bad = run_cli(db, "statuspage", "build", str(cfg_path))
+    assert bad.returncode == 2 and "not a directory" in bad.stderr

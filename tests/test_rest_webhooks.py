@@ -1,0 +1,190 @@
+"""Inbound webhooks against a real server: Alertmanager, generic alerts, Slack slash commands,
+PagerDuty v3 (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import urlencode
+
+from engine.models import Event, Incident
+from rest_support import config, running_api
+
+HOOKS = """
+[engine]
+timezone = "UTC"
+
+[[users]]
+id = "alice"
+slack = "@alice"
+
+[integrations.alertmanager]
+token_env = "TEST_AM_TOKEN"
+default_severity = "medium"
+
+[integrations.slack]
+signing_secret_env = "TEST_SLACK_SECRET"
+command_integration = true
+
+[integrations.pagerduty]
+routing_key_env = "TEST_PD_KEY"
+webhook_secret_env = "TEST_PD_SECRET"
+incident_sync = true
+"""
+
+
+def am(status: str, group: str, alerts: list[tuple[str, str]], severity: str = "critical") -> dict:
+    """An Alertmanager v4 payload: `alerts` are (instance, status)."""
+    return {
+        "version": "4", "groupKey": f'{{}}:{{alertname="{group}"}}', "truncatedAlerts": 0, "status": status,
+        "receiver": "pulseguard", "groupLabels": {"alertname": group},
+        "commonLabels": {"alertname": group, "severity": severity, "service": "api-server"},
+        "commonAnnotations": {"summary": f"{group} on the API"}, "externalURL": "http://alertmanager:9093",
+        "alerts": [
+            {"status": s, "labels": {"alertname": group, "instance": inst, "severity": severity},
+             "annotations": {"description": "p99 above 2s"}, "startsAt": "2026-01-01T10:00:00Z",
+             "endsAt": "0001-01-01T00:00:00Z" if s == "firing" else "2026-01-01T10:30:00Z",
+             "generatorURL": f"http://prometheus:9090/graph?g0={inst}", "fingerprint": hashlib.sha1(inst.encode()).hexdigest()[:16]}
+            for inst, s in alerts
+        ],
+    }
+
+
+async def test_alertmanager_group_opens_one_incident_and_resolution_settles_it(db, monkeypatch):
+    monkeypatch.setenv("TEST_AM_TOKEN", "am-secret")
+    async with running_api(config(HOOKS)) as api:
+        async with api.client(headers={"Authorization": "Bearer am-secret"}) as hook:
+            r = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing"), ("b:9100", "firing")]))
+            assert r.status_code == 200, r.text
+            assert r.json()["action"] == "created"
+            key = r.json()["incident"]
+            again = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing"), ("b:9100", "firing")]))
+            assert again.json() == {"action": "unchanged", "incident": key}
+            other = await hook.post("/api/webhooks/alertmanager", json=am("firing", "DiskFull", [("db:9100", "firing")], "warning"))
+            assert other.json()["action"] == "created" and other.json()["incident"] != key
+
+            partly = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "resolved"), ("b:9100", "firing")]))
+            assert partly.json()["action"] == "updated"
+            done = await hook.post("/api/webhooks/alertmanager", json=am("resolved", "HighLatency", [("a:9100", "resolved"), ("b:9100", "resolved")]))
+            assert done.json() == {"action": "monitoring", "incident": key}
+            back = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing")]))
+            assert back.json() == {"action": "investigating", "incident": key}
+
+        incidents = await Incident.all().order_by("number")
+        assert len(incidents) == 2
+        first = incidents[0]
+        assert (first.source, first.severity, first.services, first.status) == ("alert", "critical", ["api-server"], "investigating")
+        assert first.title == "HighLatency on the API" and "alertmanager" in first.tags
+        assert incidents[1].severity == "medium"  # "warning"
+        kinds = [e.kind for e in await Event.filter(incident_id=first.id).order_by("id")]
+        assert kinds.count("alert_firing") == 3 and kinds.count("alert_resolved") == 2
+        assert "status_changed" in kinds
+
+        async with api.client() as anon:
+            r = await anon.post("/api/webhooks/alertmanager", json=am("firing", "X", [("a", "firing")]))
+            assert r.status_code == 401
+        async with api.client("viewer") as viewer:
+            assert (await viewer.post("/api/webhooks/alertmanager", json=am("firing", "X", [("a", "firing")]))).status_code == 403
+        async with api.client("responder") as responder:
+            bad = dict(am("firing", "X", [("a", "firing")]), version="3")
+            r = await responder.post("/api/webhooks/alertmanager", json=bad)
+            assert r.status_code == 422 and r.json()["field"] == "version"
+            r = await responder.post("/api/webhooks/alertmanager", json={"version": "4", "status": "firing", "alerts": []})
+            assert r.status_code == 422
+        assert await Incident.all().count() == 2
+
+
+async def test_generic_alert(db):
+    async with running_api(config(HOOKS)) as api:
+        async with api.client("responder") as c:
+            r = await c.post("/api/webhooks/alert", json={"title": "Queue backlog", "severity": "warning", "dedup_key": "queue-1",
+                                                          "services": ["worker"], "url": "https://grafana/x"})
+            assert r.json()["action"] == "created"
+            key = r.json()["incident"]
+            r = await c.post("/api/webhooks/alert", json={"title": "Queue backlog (still)", "dedup_key": "queue-1"})
+            assert r.json() == {"action": "unchanged", "incident": key}
+            r = await c.post("/api/webhooks/alert", json={"title": "Queue backlog", "dedup_key": "queue-1", "status": "resolved"})
+            assert r.json() == {"action": "monitoring", "incident": key}
+            r = await c.post("/api/webhooks/alert", json={"title": "x", "severity": "apocalyptic"})
+            assert r.status_code == 422 and r.json()["field"] == "severity"
+            detail = (await c.get(f"/api/incidents/{key}")).json()
+    assert (detail["severity"], detail["source"], detail["status"], detail["services"]) == ("medium", "alert", "monitoring", ["worker"])
+
+
+def slack_request(secret: str, text: str, *, ts: int | None = None, user: str = "alice", sign_with: str | None = None) -> tuple[bytes, dict]:
+    body = urlencode({"command": "/pulseguard", "text": text, "user_id": "U1", "user_name": user, "team_id": "T1"}).encode()
+    stamp = str(ts if ts is not None else int(time.time()))
+    digest = hmac.new((sign_with or secret).encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
+                  "Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def test_slack_commands_are_verified_and_run(db, monkeypatch):
+    monkeypatch.setenv("TEST_SLACK_SECRET", "slack-signing-secret")
+    secret = "slack-signing-secret"
+    async with running_api(config(HOOKS)) as api:
+        async with api.client("responder") as c:
+            key = (await c.post("/api/incidents", json={"title": "Payments down", "severity": "critical"})).json()["key"]
+        async with api.client() as slack:
+            async def run(text: str, **kw) -> dict:
+                body, headers = slack_request(secret, text, **kw)
+                r = await slack.post("/api/webhooks/slack", content=body, headers=headers)
+                assert r.status_code == 200, r.text
+                return r.json()
+
+            listed = await run("list")
+            assert f"*{key}* [critical] triggered: Payments down" in listed["text"] and listed["response_type"] == "ephemeral"
+            acked = await run(f"ack {key}")
+            assert acked == {"response_type": "in_channel", "text": f"{key} acknowledged by alice (investigating)"}
+            status = await run(f"status {key} identified card processor timeouts")
+            assert status["text"] == f"{key} is now identified: card processor timeouts"
+            assert (await run(f"comment {key} paging the vendor"))["text"] == f"comment added to {key}"
+            assert "Could not do that" in (await run(f"ack {key}"))["text"]
+            assert "Usage" in (await run("dance"))["text"]
+            assert (await run(f"comment {key} from a stranger", user="mallory"))["text"].startswith("comment added")
+
+            # Bad signature, stale timestamp (validly signed for that time), missing headers.
+            body, headers = slack_request(secret, "list", sign_with="wrong-secret")
+            r = await slack.post("/api/webhooks/slack", content=body, headers=headers)
+            assert r.status_code == 401 and "signature does not match" in r.json()["message"]
+            body, headers = slack_request(secret, f"ack {key}", ts=int(time.time()) - 6 * 60)
+            r = await slack.post("/api/webhooks/slack", content=body, headers=headers)
+            assert r.status_code == 401 and "5 minutes" in r.json()["message"]
+            r = await slack.post("/api/webhooks/slack", content=b"text=list", headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert r.status_code == 401
+        async with api.client("responder") as c:
+            detail = (await c.get(f"/api/incidents/{key}")).json()
+    assert detail["acknowledged_by"] == "alice" and detail["status"] == "identified"
+    assert [(x["author"], x["content"]) for x in detail["comments"]] == [("alice", "paging the vendor"), ("slack:mallory", "from a stranger")]
+
+
+async def test_slack_commands_off_unless_configured(db):
+    async with running_api(config()) as api:
+        async with api.client() as slack:
+            body, headers = slack_request("s", "list")
+            r = await slack.post("/api/webhooks/slack", content=body, headers=headers)
+            assert r.status_code == 404 and "not enabled" in r.json()["message"]
+
+
+async def test_pagerduty_v3_webhook_carries_acknowledgement_back(db, monkeypatch):
+    monkeypatch.setenv("TEST_PD_SECRET", "pd-secret")
+    async with running_api(config(HOOKS)) as api:
+        async with api.client("responder") as c:
+            key = (await c.post("/api/incidents", json={"title": "DB down", "severity": "critical"})).json()["key"]
+        event = {"event": {"id": "E1", "event_type": "incident.acknowledged", "resource_type": "incident",
+                           "occurred_at": "2026-01-01T10:00:00Z", "agent": {"summary": "Bob"},
+                           "data": {"id": "P1", "type": "incident", "incident_key": f"pulseguard-{key}", "title": f"{key}: DB down"}}}
+        body = json.dumps(event).encode()
+        signature = "v1=" + hmac.new(b"pd-secret", body, hashlib.sha256).hexdigest()
+        async with api.client() as pd:
+            r = await pd.post("/api/webhooks/pagerduty", content=body, headers={"X-PagerDuty-Signature": "v1=bad," + signature,
+                                                                                 "Content-Type": "application/json"})
+            assert r.status_code == 200 and r.json()["result"] == f"{key} acknowledged from PagerDuty"
+            r = await pd.post("/api/webhooks/pagerduty", content=body, headers={"X-PagerDuty-Signature": "v1=bad"})
+            assert r.status_code == 401
+            r = await pd.post("/api/webhooks/pagerduty", content=b"[]", headers={"X-PagerDuty-Signature": "v1=" + hmac.new(b"pd-secret", b"[]", hashlib.sha256).hexdigest()})
+            assert r.status_code == 422
+    incident = await Incident.get(number=int(key.split("-")[1]))
+    assert incident.acknowledged_by == "pagerduty:Bob"
