@@ -71,7 +71,7 @@ class MaintenanceScreen(ConsoleScreen):
             table.move_cursor(row=min(keep, len(self.windows) - 1))
         shown = "including ended" if self.show_ended else "active and scheduled"
         self.query_one("#windows-info", Static).update(
-            f"{len(self.windows)} windows ({shown}) · n add · E end · x show/hide ended · Esc back")
+            f"{len(self.windows)} window{'' if len(self.windows) == 1 else 's'} ({shown}) · x shows or hides ended ones")
 
     @property
     def selected(self) -> dict[str, Any] | None:

@@ -5,17 +5,19 @@ highlighted comment."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from textual.content import Content
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
+from pulseguard_tui.formatting import ago, countdown, local_time, parse_iso, severity_label
 from pulseguard_tui.widgets.correlation import CorrelationView
-from pulseguard_tui.formatting import ago, countdown, local_time, severity_label
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 class Text:
     """A tiny builder of Textual Content, whose styles may name theme variables ($sev-high)."""
@@ -76,7 +78,8 @@ def header_text(d: dict[str, Any], now: datetime) -> Content:
 
 def timeline_text(d: dict[str, Any]) -> Content:
     t = Text()
-    events = list(reversed(d.get("timeline") or []))
+    # Newest first by time (a backfilled event may carry an earlier time than its id says).
+    events = sorted(d.get("timeline") or [], key=lambda e: (parse_iso(e["at"]) or EPOCH, e["id"]), reverse=True)
     if not events:
         return Text("no events", style="$text-muted").content()
     for e in events:

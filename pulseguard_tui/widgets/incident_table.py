@@ -39,6 +39,9 @@ def columns_for(width: int) -> list[tuple[str, str, int]]:
     if width >= 120:
         cols = [("key", "KEY", 9), ("severity", "SEV", 6), ("status", "STATUS", 13), ("ack", "ACK", 4),
                 ("age", "AGE", 6), ("title", "TITLE", 0), ("assignee", "ASSIGNEE", 12), ("services", "SERVICES", 22)]
+    elif width >= 88:
+        cols = [("key", "KEY", 8), ("severity", "SEV", 6), ("status", "STATUS", 13), ("ack", "ACK", 3),
+                ("age", "AGE", 5), ("title", "TITLE", 0), ("assignee", "ASSIGNEE", 9), ("services", "SERVICES", 14)]
     else:
         cols = [("key", "KEY", 8), ("severity", "SEV", 6), ("status", "STATUS", 6), ("ack", "ACK", 3),
                 ("age", "AGE", 5), ("title", "TITLE", 0), ("assignee", "WHO", 7), ("services", "SERVICES", 9)]

@@ -36,7 +36,7 @@ INCIDENTS = [
 ]
 
 
-async def seed(targets: bool = True) -> None:
+async def seed(targets: bool = True, probes_until: datetime | None = None) -> None:
     """The fixed data set (database already open)."""
     for title, sev, svcs, tags, who, ago in INCIDENTS:
         await services.create_incident(title=title, severity=sev, actor="monitor", services=svcs, tags=tags,
@@ -56,10 +56,12 @@ async def seed(targets: bool = True) -> None:
     await services.create_maintenance(title="DB upgrade", starts_at=at(30), ends_at=at(-90), actor="carol",
                                       services=["database"], description="Postgres 16")
     if targets:
-        await seed_targets()
+        await seed_targets(probes_until or NOW)
 
 
-async def seed_targets() -> None:
+async def seed_targets(until: datetime = NOW) -> None:
+    """Three targets; their probe results end at `until`. The metric queries read up to the
+    real time, so tests that look at metrics pass the real time here (and as the clock)."""
     from engine.monitor.models import MonitorTarget, ProbeResult
 
     rows = [
@@ -74,21 +76,22 @@ async def seed_targets() -> None:
         for i in range(40):
             minute = 39 - i
             value = latency * (0.5 + (i % 7) / 10) if name != "checkout-api" else (40 + i * i * 1.5)
-            await ProbeResult.create(target=name, at=at(minute + 20), ok=ok or i < 30, latency_ms=value,
+            await ProbeResult.create(target=name, at=until - timedelta(minutes=minute), ok=ok or i < 30, latency_ms=value,
                                      status_code=code or 200)
 
 
-def make_api(db: Database, actor: str = "alice", readonly: bool = False) -> LocalEngine:
-    api = LocalEngine(actor, readonly=readonly, db_label=db.label, role="console")
+def make_api(db: Database, actor: str = "alice", readonly: bool = False, db_label: str | None = None) -> LocalEngine:
+    api = LocalEngine(actor, readonly=readonly, db_label=db_label or db.label, role="console")
     api.targets_provider = monitor_queries()
     return api
 
 
 def make_app(db: Database, *, theme: str = "dark", readonly: bool = False, own_database: bool = False,
-             follow_feed: bool = True, bell: bool = True, **settings: Any) -> PulseGuardApp:
+             follow_feed: bool = True, bell: bool = True, clock: Any = None, db_label: str | None = None,
+             **settings: Any) -> PulseGuardApp:
     s = ConsoleSettings(theme=theme, readonly=readonly, bell=bell, remember_theme=False,
                         users=["alice", "bob", "carol"], services=["checkout", "payments", "search"], **settings)
-    return PulseGuardApp(make_api(db, readonly=readonly), s, clock=lambda: NOW,
+    return PulseGuardApp(make_api(db, readonly=readonly, db_label=db_label), s, clock=clock or (lambda: NOW),
                          database=db if own_database else None, follow_feed=follow_feed)
 
 

@@ -1,0 +1,181 @@
+"""The console's pure parts: the filter language, the `:` command parser, formatting, theme
+choice and the remembered state, the action registry, and a start-up free of heavy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pulseguard_tui.actions import ACTIONS, for_scope
+from pulseguard_tui.commands import Command, CommandError, complete, parse_command
+from pulseguard_tui.filtering import parse_filter
+from pulseguard_tui.formatting import age, countdown, severity_label, sparkline
+from pulseguard_tui.settings import ThemeError, choose_theme, load_state, save_state
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", {}),
+        ("disk full", {"text": ["disk", "full"]}),
+        ("sev:critical", {"severities": ["critical"]}),
+        ("sev:crit,high", {"severities": ["critical", "high"]}),
+        ("status:open", {"statuses": ["open"]}),
+        ("status:res", {"statuses": ["resolved"]}),
+        ("status:all", {"include_resolved": True}),
+        ("svc:api tag:db", {"services": ["api"], "tags": ["db"]}),
+        ("@alice", {"assignee": "alice"}),
+        ("@none", {"assignee": ""}),
+        ("INC-42", {"number": 42}),
+        ("#7 slow", {"number": 7, "text": ["slow"]}),
+        ("https://x.example/y", {"text": ["https://x.example/y"]}),
+    ],
+)
+def test_filter_language(text: str, expected: dict) -> None:
+    parsed = parse_filter(text)
+    assert parsed.errors == []
+    assert parsed.filters == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("sev:urgent", "sev:urgent: unknown sev"),
+        ("status:closed", "status:closed: unknown status"),
+        ("owner:bob", "owner: unknown filter"),
+        ("svc:", "svc: needs a value"),
+        ("@bad!name", "@bad!name: not a user name"),
+        ("sev:m", None),  # unambiguous prefix: medium
+    ],
+)
+def test_filter_problems_name_the_token(text: str, message: str | None) -> None:
+    parsed = parse_filter(text + " disk")
+    if message is None:
+        assert parsed.errors == [] and parsed.filters["severities"] == ["medium"]
+    else:
+        assert any(message in e for e in parsed.errors), parsed.errors
+        assert parsed.filters.get("text") == ["disk"]  # the rest still applies
+
+
+def test_filter_toggle_includes_resolved() -> None:
+    assert parse_filter("", include_resolved=True).filters == {"include_resolved": True}
+
+
+@pytest.mark.parametrize(
+    "text, command",
+    [
+        (":incidents", Command("incidents")),
+        ("targets", Command("targets")),
+        (":m", Command("maintenance")),
+        (":oncall", Command("oncall")),
+        (":analytics", Command("analytics")),
+        (":theme light", Command("theme", "light")),
+        (":theme HC", Command("theme", "high-contrast")),
+        (":readonly on", Command("readonly", "on")),
+        (":q", Command("q")),
+        (":quit", Command("q")),
+    ],
+)
+def test_command_line(text: str, command: Command) -> None:
+    assert parse_command(text) == command
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (":", "type a command"),
+        (":frobnicate", "unknown command"),
+        (":targes", "did you mean :targets"),
+        (":theme", "needs a name"),
+        (":theme neon", "unknown theme"),
+        (":readonly maybe", "expected on or off"),
+        (":q now", "takes no argument"),
+    ],
+)
+def test_command_line_problems(text: str, message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        parse_command(text)
+
+
+def test_completion() -> None:
+    assert complete(":tar") == "targets"
+    assert complete(":th") == "theme "
+    assert complete("theme hi") == "theme high-contrast"
+    assert complete(":x") == ":x"
+
+
+def test_formatting() -> None:
+    assert severity_label("critical") == "◆ CRIT" and severity_label("low") == "○ LOW"
+    assert age((NOW - timedelta(seconds=42)).isoformat(), NOW) == "42s"
+    assert age((NOW - timedelta(minutes=185)).isoformat(), NOW) == "3h05m"
+    assert age((NOW - timedelta(days=2, hours=4)).isoformat(), NOW) == "2d4h"
+    assert countdown((NOW + timedelta(minutes=3, seconds=12)).isoformat(), NOW) == "3:12"
+    assert countdown((NOW - timedelta(seconds=1)).isoformat(), NOW) is None
+    assert sparkline([1, 2, 3, 4]) == "▁▃▅█"
+    assert sparkline([]) == ""
+
+
+def test_theme_choice_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSEGUARD_STATE_DIR", str(tmp_path))
+    assert choose_theme(None, None, env={}) == "dark"
+    assert choose_theme(None, "light", env={}) == "light"
+    assert choose_theme(None, "light", env={"NO_COLOR": "1"}) == "monochrome"
+    assert choose_theme("high-contrast", "light", env={"NO_COLOR": "1"}) == "high-contrast"
+    assert save_state(theme="high-contrast") is None
+    assert json.loads((tmp_path / "console.json").read_text())["theme"] == "high-contrast"
+    assert choose_theme(None, "light", env={}) == "high-contrast"  # remembered beats the config
+    with pytest.raises(ThemeError, match="--theme: unknown theme 'neon'"):
+        choose_theme("neon", None, env={})
+
+
+def test_damaged_state_file_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSEGUARD_STATE_DIR", str(tmp_path))
+    (tmp_path / "console.json").write_text("{not json")
+    assert load_state() == {}
+    assert choose_theme(None, None, env={}) == "dark"
+
+
+def test_unwritable_state_dir_is_reported_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("PULSEGUARD_STATE_DIR", str(blocker / "sub"))
+    problem = save_state(theme="light")
+    assert problem and "could not remember" in problem
+
+
+def test_action_registry_is_consistent() -> None:
+    ids = [a.id for a in ACTIONS]
+    assert len(ids) == len(set(ids))
+    for scope in ("app", "incidents", "maintenance", "targets"):
+        keys = [k for a in for_scope(scope) for k in a.key.split(",")]
+        assert len(keys) == len(set(keys)), f"duplicate key in {scope}"
+    workflow = {a.key for a in for_scope("incidents") if a.write}
+    assert workflow == set("asvcueroPnAtf")
+
+
+def test_startup_imports_no_heavy_libraries() -> None:
+    code = (
+        "import sys\n"
+        "import pulseguard_tui.app, pulseguard_tui.console, pulseguard_tui.screens.incidents\n"
+        "import pulseguard_tui.engine_host, engine.api\n"
+        "heavy = [m for m in ('numpy', 'sklearn', 'pyod', 'scipy', 'numba', 'textual_plotext', 'plotext') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"heavy modules imported at start-up: {proc.stdout.strip()}"
+
+
+def test_console_refuses_without_a_terminal(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "--db", str(tmp_path / "x.db")],
+                          capture_output=True, text=True, cwd=REPO, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert "needs a terminal" in proc.stderr and "Traceback" not in proc.stderr
