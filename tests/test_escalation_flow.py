@@ -176,3 +176,18 @@ async def test_jira_ticket_opened_and_closed_with_the_incident(esc_db, receivers
         await eventually(lambda: receivers.jira_state.issues.get("OPS-1", {}).get("status") == "Done", timeout=5)
     assert len(receivers.jira_state.issues) == 1
     assert any("OPS-1" in s for k, s in await timeline(inc.key) if k == "notified")
+
+
+async def test_jira_key_is_linked_and_its_status_followed(esc_db, receivers):
+    cfg = make_config(receivers, after=30, jira_create=True)
+    loops = fast_loops(cfg)
+    async with loops:
+        inc = await services.create_incident(title="Search slow", severity="critical", actor="probe")
+        await eventually(lambda: Incident.filter(id=inc.id).first().values_list("external_refs", flat=True), timeout=5)
+        row = await Incident.get(id=inc.id)
+        assert row.external_refs["jira"] == "OPS-1"
+        receivers.jira_state.issues["OPS-1"]["status"] = "In Progress"  # someone moves it in Jira
+        assert await loops.sync_jira_statuses() == 1
+        assert await loops.sync_jira_statuses() == 0  # no change, no new entry
+    events = [s for k, s in await timeline(inc.key) if k == "jira_status"]
+    assert events == ["Jira OPS-1 is now In Progress"]

@@ -31,7 +31,7 @@ from engine.notify.channels import describe
 log = logging.getLogger(__name__)
 ACTOR = "pulseguard"
 # Timeline kinds written here; the change hook ignores them.
-OWN_KINDS = {"escalation", "escalation_stopped", "notified", "notify_failed", "notify_dead", "digested", "oncall_override"}
+OWN_KINDS = {"escalation", "escalation_stopped", "notified", "notify_failed", "notify_dead", "digested", "oncall_override", "jira_status"}
 DIGEST_CHANNELS = ("slack", "email")
 OPEN = {"triggered", "investigating", "identified", "monitoring"}
 

@@ -37,6 +37,7 @@ class EscalationLoops:
         delivery_poll: float = 0.5,
         concurrency: int = 16,
         lease: float = 120.0,
+        jira_poll: float = 300.0,
     ) -> None:
         self.config = config
         self.settings = settings or settings_from_config(config)
@@ -46,6 +47,7 @@ class EscalationLoops:
         self.delivery_poll = delivery_poll
         self.concurrency = concurrency
         self.lease = lease
+        self.jira_poll = jira_poll
         self.dispatcher: Dispatcher | None = None
         self.deliverer: Deliverer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -67,6 +69,8 @@ class EscalationLoops:
             asyncio.create_task(self._every(60, self._housekeeping), name="pulseguard-escalation-housekeeping"),
             asyncio.create_task(self._every(10, planner.plan_missing), name="pulseguard-escalation-catch-up"),
         ]
+        if self.settings.jira is not None and self.settings.jira.sync_status:
+            self._tasks.append(asyncio.create_task(self._every(self.jira_poll, self.sync_jira_statuses), name="pulseguard-jira-status"))
         if self._pagerduty_schedules():
             self._tasks.append(asyncio.create_task(self._every(300, self.refresh_pagerduty_oncall), name="pulseguard-pagerduty-oncall"))
 
@@ -163,3 +167,35 @@ class EscalationLoops:
                 continue
             ids = [by_email.get(p["email"].lower()) or by_pd.get(p.get("id", "")) for p in people]
             ctx.pagerduty_oncall[name] = [i for i in ids if i]
+
+    # --- Jira: follow the linked issue's status ------------------------------------------------
+
+    async def sync_jira_statuses(self) -> int:
+        """Record on the timeline when a linked Jira issue changes status; returns how many did."""
+        from tortoise.transactions import in_transaction
+
+        from engine.models import Incident
+        from engine.notify.jira import fetch_status
+
+        jira = self.settings.jira
+        if jira is None or self.dispatcher is None:
+            return 0
+        rows = await Incident.filter(status__in=sorted(planner.OPEN)).values("id", "external_refs")
+        changed = 0
+        for row in rows:
+            refs = row["external_refs"] or {}
+            key = refs.get("jira")
+            if not key:
+                continue
+            outcome, status = await fetch_status(self.dispatcher.client, jira, key)
+            if not outcome.ok or status is None or status == refs.get("jira_status"):
+                continue
+            async with in_transaction() as conn:
+                incident = await Incident.filter(id=row["id"]).select_for_update().using_db(conn).first()
+                if incident is None:
+                    continue
+                new_refs = {**(incident.external_refs or {}), "jira_status": status}
+                await Incident.filter(id=incident.id).using_db(conn).update(external_refs=new_refs)
+                await planner._event(conn, incident, "jira_status", f"Jira {key} is now {status}", {"issue": key, "status": status}, datetime.now(timezone.utc))
+            changed += 1
+        return changed

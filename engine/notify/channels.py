@@ -97,6 +97,8 @@ def settings_from_config(config: Any, env: Mapping[str, str] | None = None) -> C
             api_version=j.api_version,
             issue_type=j.issue_type,
             resolve_transition=j.resolve_transition,
+            link=j.link_incidents,
+            sync_status=j.sync_status,
         )
     return out
 

@@ -256,6 +256,10 @@ class Deliverer:
         values.update({"attempts": attempt, "claimed_by": None, "claimed_until": None})
         return values, event
 
+    def _link_jira(self) -> bool:
+        jira = self.dispatcher.settings.jira
+        return jira is not None and jira.link
+
     async def _record_many(self, batch: list[tuple[Notification, int, Outcome]]) -> None:
         """Write outcomes and their timeline entries in one transaction."""
         from engine.escalation.planner import _event
@@ -268,6 +272,12 @@ class Deliverer:
             for row, attempt, outcome, values, event in verdicts:
                 updated = await Notification.filter(id=row.id, claimed_by=self.name).using_db(conn).update(**values)
                 incident = incidents.get(row.incident_id) if row.incident_id is not None else None
+                if updated and incident is not None and outcome.ok and outcome.result.get("jira_issue") and self._link_jira():
+                    refs = dict(incident.external_refs or {})
+                    if refs.get("jira") != outcome.result["jira_issue"]:
+                        refs["jira"] = outcome.result["jira_issue"]
+                        incident.external_refs = refs
+                        await Incident.filter(id=incident.id).using_db(conn).update(external_refs=refs)
                 if updated and incident is not None:
                     kind, summary, data = event
                     data = {**data, "notification_id": row.id, "destination": row.destination, "attempt": attempt, "kind": row.kind}

@@ -21,8 +21,10 @@ class JiraSettings:
     token: str | None = None
     api_version: int = 2
     issue_type: str = "Task"
-    resolve_transition: str | None = None  # a transition name; default: the first into a "done" status
+    resolve_transition: str | None = None  # preferred transition name; else the first into a "done" status
     timeout: float = DEFAULT_TIMEOUT
+    link: bool = True  # store the issue key on the incident (link_incidents)
+    sync_status: bool = False  # follow the issue's status onto the incident's timeline
 
     def url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/rest/api/{self.api_version}/{path.lstrip('/')}"
@@ -106,7 +108,9 @@ async def create_issue(client: httpx.AsyncClient, settings: JiraSettings, payloa
 
 def _pick_transition(transitions: list[dict[str, Any]], wanted: str | None) -> dict[str, Any] | None:
     if wanted:
-        return next((t for t in transitions if str(t.get("name", "")).lower() == wanted.lower()), None)
+        named = next((t for t in transitions if str(t.get("name", "")).lower() == wanted.lower()), None)
+        if named is not None:
+            return named
     for t in transitions:
         if ((t.get("to") or {}).get("statusCategory") or {}).get("key") == "done":
             return t

@@ -1,0 +1,71 @@
+"""Escalation policy arithmetic and retry backoff: pure functions, no database."""
+
+from __future__ import annotations
+
+import random
+
+from engine.config import parse_config_text
+from engine.escalation.policy import Level, Policy, policy_for
+from engine.notify.deliverer import RetryPolicy
+
+
+def steps(policy: Policy, n: int) -> list[tuple[int, int, float]]:
+    level, round_, delay = policy.first_step()
+    out = [(level, round_, delay)]
+    while len(out) < n:
+        nxt = policy.next_step(level, round_)
+        if nxt is None:
+            break
+        level, round_, delay = nxt
+        out.append(nxt)
+    return out
+
+
+def test_levels_repeat_then_escalate_and_the_last_one_reminds():
+    p = Policy("critical", escalate_after_minutes=5, levels=(Level(("user:a",), repeat=2), Level(("user:b",), escalate_after_minutes=10)))
+    assert steps(p, 6) == [(1, 1, 0.0), (1, 2, 5.0), (2, 1, 5.0), (2, 2, 10.0), (2, 3, 10.0), (2, 4, 10.0)]
+    assert [p.step_kind(lv, r) for lv, r, _ in steps(p, 4)] == ["triggered", "reminder", "escalated", "reminder"]
+
+
+def test_without_immediate_notification_level_one_waits():
+    p = Policy("high", immediate_notification=False, escalate_after_minutes=0.02, levels=(Level(("slack:#x",)),))
+    assert p.first_step() == (1, 1, 0.02)
+
+
+def test_policy_survives_a_json_round_trip():
+    p = Policy("medium", digest_mode=True, digest_interval_minutes=7.5, levels=(Level(("schedule:s", "jira"), 3, 2.5),))
+    assert Policy.from_json(p.to_json()) == p
+
+
+def test_policies_from_the_configuration():
+    cfg = parse_config_text("""
+[[schedules]]
+name = "primary"
+users = ["a"]
+[[users]]
+id = "a"
+[escalation_policy.critical]
+escalate_after_minutes = 0.5
+on_call_rotation = true
+[escalation_policy.high]
+on_call_rotation = true
+[integrations.slack]
+incident_channels = ["#inc"]
+""")
+    crit = policy_for(cfg, "critical")
+    assert crit is not None and crit.escalate_after_minutes == 0.5
+    # no levels written: the on-call person and the incident channels
+    assert crit.levels == (Level(("schedule:primary", "slack:#inc")),)
+    assert policy_for(cfg, "low") is None
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap():
+    r = RetryPolicy(base=2, cap=60, jitter=0.5)
+    rng = random.Random(7)
+    delays = [r.delay(n, rng=rng) for n in range(1, 9)]
+    for n, d in enumerate(delays, start=1):
+        full = min(60, 2 * 2 ** (n - 1))
+        assert full / 2 <= d <= full
+    assert len({round(d, 6) for d in delays}) == len(delays)  # jittered, not lock-step
+    assert r.delay(3, retry_after=45) == 45  # the receiver's Retry-After wins when longer
+    assert r.delay(3, retry_after=3600) == 60  # but never beyond the cap

@@ -1,0 +1,103 @@
+"""Delivery properties beyond the happy path: a slow receiver blocks nobody else, shift
+notices, PagerDuty acknowledgements flowing back, and the engine plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+from engine import services
+from engine.config import parse_config_text
+from engine.escalation import planner
+from engine.escalation.models import Notification, Timer
+from engine.models import Incident
+from engine.notify import pagerduty
+from engine.oncall.notices import plan_shift_notices
+from escalation_support import config_text, esc_db, eventually, fast_loops, make_config, receivers, timeline  # noqa: F401
+
+
+async def test_a_slow_receiver_holds_up_nobody_else(esc_db, receivers):
+    cfg = make_config(receivers, after=30)
+    receivers.hook.delay = 3.0  # the webhook answers after 3 s
+    async with fast_loops(cfg):
+        t0 = time.monotonic()
+        first = await services.create_incident(title="one", severity="critical", actor="probe")
+        await eventually(lambda: receivers.slack.accepted, timeout=5)
+        second = await services.create_incident(title="two", severity="critical", actor="probe")
+        await eventually(lambda: len(receivers.slack.accepted) >= 2, timeout=5)
+        fast = time.monotonic() - t0
+        assert not receivers.hook.accepted  # still waiting on the slow webhook
+        await eventually(lambda: len(receivers.hook.accepted) >= 2, timeout=15)
+    assert fast < 2.0, f"Slack waited {fast:.1f} s behind the slow webhook"
+    del first, second
+
+
+async def test_shift_notices_go_out_before_the_shift_and_follow_overrides(esc_db, receivers):
+    now = datetime.now(timezone.utc)
+    start = (now + timedelta(minutes=20)).replace(second=0, microsecond=0)
+    extra = f"""
+[[schedules]]
+name = "night"
+rotation = "daily"
+handoff = "{start.strftime('%H:%M')}"
+users = ["alice", "carol"]
+notify_before_shift_minutes = 30
+"""
+    cfg = parse_config_text(config_text(receivers, after=30) + extra)
+    ctx = planner.install(cfg)
+    assert await plan_shift_notices({"night": ctx.schedules["night"]}, now) == 1
+    assert await plan_shift_notices({"night": ctx.schedules["night"]}, now) == 1  # planned twice, stored once
+    [timer] = await Timer.filter(kind="shift_notice")
+    incoming = timer.data["user"]
+    assert timer.data["start"] == start.isoformat() and timer.due_at <= now + timedelta(seconds=1)
+    async with fast_loops(cfg):
+        await eventually(lambda: receivers.mails_to(f"{incoming}@example.com"), timeout=5)
+    mail = receivers.mails_to(f"{incoming}@example.com")[0]
+    assert "on-call shift on night starts" in mail.message["Subject"]
+    assert len(receivers.smtp.mails) == 1
+
+
+async def test_pagerduty_acknowledgement_flows_back_and_stops_escalation(esc_db, receivers):
+    cfg = make_config(receivers, after=0.05)
+    async with fast_loops(cfg):
+        inc = await services.create_incident(title="Disk full", severity="critical", actor="probe")
+        await eventually(lambda: receivers.pagerduty.accepted, timeout=5)
+        trigger = receivers.pagerduty.accepted[0].json
+        body = json.dumps({"event": {"event_type": "incident.acknowledged", "agent": {"summary": "Bob"},
+                                     "data": {"id": "PQ1", "title": trigger["payload"]["summary"]}}}).encode()
+        action = pagerduty.parse_webhook(body, {}, None)
+        assert action is not None
+        assert (await pagerduty.apply_webhook(action)) == f"{inc.key} acknowledged from PagerDuty"
+        assert (await pagerduty.apply_webhook(action)).startswith("ignored")  # a repeated webhook changes nothing
+        await asyncio.sleep(3.5)
+    row = await Incident.get(id=inc.id)
+    assert row.acknowledged_by == "pagerduty:Bob"
+    assert not receivers.mails_to("carol@example.com")
+    assert any(k == "escalation_stopped" for k, _ in await timeline(inc.key))
+
+
+async def test_escalation_runs_as_an_engine_plugin_under_the_lease(esc_db, receivers):
+    from engine.monitor.runtime import Engine
+
+    cfg = make_config(receivers, after=30)
+    engine = Engine(cfg, monitor=False, standby=False, lease_ttl=5, lease_renew=1)
+    await engine.start()
+    try:
+        assert engine.is_leader and "escalation" in engine.services
+        inc = await services.create_incident(title="via the engine", severity="critical", actor="probe")
+        await eventually(lambda: receivers.slack.accepted, timeout=5)
+    finally:
+        await engine.stop()
+    assert await Notification.filter(incident_id=inc.id, state="delivered").count() >= 3
+
+
+async def test_incidents_opened_without_the_hook_are_caught_up(esc_db, receivers):
+    planner.uninstall()  # as if opened by a process that never loaded the configuration
+    inc = await services.create_incident(title="opened elsewhere", severity="critical", actor="cli")
+    assert (await Incident.get(id=inc.id)).escalation == {}
+    cfg = make_config(receivers, after=30)
+    async with fast_loops(cfg):
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=15)
+    assert (await Incident.get(id=inc.id)).escalation["level"] == 1
