@@ -36,11 +36,14 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
     say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))
 
     def role_changed(role: str) -> None:
+        if stop.is_set():
+            return  # stopping: the leader services wind down, nothing to announce
         if role == "engine":
             say(f"engine: running ({len(config.targets)} targets, {len(config.triggers)} triggers) on {ctx.database.label}")
         else:
             say(f"engine: standby on {ctx.database.label}: another process holds the engine lease; taking over if it stops")
 
+    stop = asyncio.Event()
     engine = Engine(config, database=ctx.database, role="headless", on_role_change=role_changed)
     listen = getattr(args, "api", None) or config.engine.api
     if listen:  # no --api and no [engine] api: no port is opened
@@ -48,7 +51,6 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
 
         api = attach_api(engine, listen)
         say(f"engine: API and status page on {api.url}")
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

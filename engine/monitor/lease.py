@@ -178,9 +178,10 @@ class Heartbeat:
             await EngineHeartbeat.filter(id=self.row_id).update(beat_at=now, stopped_at=now)
             self.row_id = None
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
+    async def run(self, halt: asyncio.Event) -> None:
+        from engine.monitor.halt import pause
+
+        while not await pause(halt, self.every):
             try:
                 await self.beat()
             except asyncio.CancelledError:

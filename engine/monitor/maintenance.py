@@ -114,15 +114,18 @@ class MaintenanceTracker:
         except Exception:
             log.exception("re-evaluating after maintenance window %s failed", window.id)
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, halt: asyncio.Event) -> None:
+        from engine.monitor.halt import pause
+
+        while not halt.is_set():
             try:
                 await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reading maintenance windows failed")
-            await asyncio.sleep(self.refresh_interval)
+            if await pause(halt, self.refresh_interval):
+                return
 
     def close(self) -> None:
         for timer in self._timers.values():

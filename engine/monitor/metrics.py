@@ -272,13 +272,17 @@ class MetricsWriter:
         if self.pending() >= self.max_batch:
             self._wake.set()
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, halt: asyncio.Event | None = None) -> None:
+        """Flush until `halt` is set (the caller then runs a final `flush(final=True)`)."""
+        halt = halt or asyncio.Event()
+        while not halt.is_set():
             try:
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             except TimeoutError:
                 pass
             self._wake.clear()
+            if halt.is_set():
+                return
             try:
                 await self.flush()
             except asyncio.CancelledError:
@@ -286,7 +290,9 @@ class MetricsWriter:
             except Exception:
                 self.failures += 1
                 log.exception("storing a batch of samples failed; it is kept for the next try")
-                await asyncio.sleep(1.0)
+                from engine.monitor.halt import pause
+
+                await pause(halt, 1.0)
 
     async def flush(self, *, final: bool = False) -> None:
         async with self._lock:
@@ -419,7 +425,8 @@ async def recompute_rollups(pairs: Iterable[tuple[int, int]]) -> int:
 # Retention
 
 
-async def apply_retention(raw_seconds: float, rollup_seconds: float, *, chunk: int = 5000, now: datetime | None = None) -> dict[str, int]:
+async def apply_retention(raw_seconds: float, rollup_seconds: float, *, chunk: int = 5000, now: datetime | None = None,
+                          halt: asyncio.Event | None = None) -> dict[str, int]:
     """Delete raw results and samples older than `raw_seconds` and rollups (and heartbeat
     rows) older than `rollup_seconds`, in chunks so no transaction stays open for long."""
     now = now or datetime.now(UTC)
@@ -437,7 +444,7 @@ async def apply_retention(raw_seconds: float, rollup_seconds: float, *, chunk: i
             if not ids:
                 break
             total += await model.filter(id__in=list(ids)).delete()
-            if len(ids) < chunk:
+            if len(ids) < chunk or (halt is not None and halt.is_set()):
                 break
             await asyncio.sleep(0)
         deleted[model._meta.db_table] = total

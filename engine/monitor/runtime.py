@@ -10,13 +10,19 @@ Plugging in (escalation, notifications, detection, the REST API, …) — no edi
     1. Code that builds the engine adds services directly:
            engine = Engine(config)
            engine.add_service(MyService(), leader_only=True)
-           engine.add_loop("digest", digest_loop)      # async def digest_loop(engine): ...
+           engine.add_loop("digest", digest_loop)      # async def digest_loop(engine, halt): ...
     2. An area can register itself once, at import time of its own module:
            from engine.monitor.runtime import register_plugin
            register_plugin(lambda engine: MyService(), name="escalation", leader_only=True)
     3. Or be discovered: any module `engine/<area>/engine_plugin.py` that defines
            def plugins(engine) -> Iterable[service]      # may also yield (service, leader_only)
        is imported by Engine.start() (disable with Engine(discover=False)).
+
+    A loop given to add_loop may take a second argument, an asyncio.Event set when it must
+    stop: it should then finish its round and return. Loops are cancelled only if they do not
+    return within 10 s, and never mid-transaction on purpose: cancelling a task inside a
+    Tortoise SQLite transaction (while BEGIN waits for another process) leaks the connection
+    lock and hangs every later query, so a service's stop() should signal, not cancel.
 
     `leader_only=True` (the default) services run only while this process holds the engine
     lease, and are stopped when it is lost; `leader_only=False` ones (an API server) run for
@@ -101,28 +107,35 @@ def discover_plugin_modules() -> list[str]:
 
 
 class LoopService:
-    """A service made of one `async def fn(engine)` loop (see Engine.add_loop)."""
+    """A service made of one `async def fn(engine[, halt])` loop (see Engine.add_loop)."""
 
-    def __init__(self, name: str, fn: Callable[["Engine"], Awaitable[None]]) -> None:
+    def __init__(self, name: str, fn: Callable[..., Awaitable[None]]) -> None:
+        import inspect
+
         self.name = name
         self.fn = fn
+        self.cooperative = len(inspect.signature(fn).parameters) >= 2
+        self.halt = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, engine: "Engine") -> None:
+        self.halt = asyncio.Event()
         self.task = asyncio.create_task(self._guard(engine), name=f"pulseguard:{self.name}")
 
     async def _guard(self, engine: "Engine") -> None:
         try:
-            await self.fn(engine)
+            await (self.fn(engine, self.halt) if self.cooperative else self.fn(engine))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("engine loop %s crashed", self.name)
 
     async def stop(self) -> None:
+        from engine.monitor.halt import finish
+
         if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            self.halt.set()
+            await finish([self.task], 10.0 if self.cooperative else 0.0)
             self.task = None
 
 
@@ -321,12 +334,15 @@ class Engine:
         if not entry.started:
             return
         entry.started = False
-        try:
-            await asyncio.wait_for(entry.service.stop(), timeout)
-        except TimeoutError:
+        # Not wait_for: a stop that overruns is left to finish rather than cancelled, since a
+        # cancelled database transaction on SQLite would wedge the connection for everyone.
+        task = asyncio.ensure_future(entry.service.stop())
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
             log.warning("engine service %s did not stop within %ss", entry.service.name, timeout)
-        except Exception:
-            log.exception("engine service %s failed to stop cleanly", entry.service.name)
+            return
+        if task.exception() is not None:
+            log.error("engine service %s failed to stop cleanly: %r", entry.service.name, task.exception())
 
     def _notify_role(self) -> None:
         if self.on_role_change is not None:
@@ -358,6 +374,7 @@ class MonitorService:
         self.running = False
         self._listeners: list[Callable[[Any], None]] = []
         self._tasks: list[asyncio.Task[Any]] = []
+        self._halt = asyncio.Event()
         self.scheduler: Any = None
         self.writer: Any = None
         self.evaluator: Any = None
@@ -406,11 +423,13 @@ class MonitorService:
         )
         for warning in self.scheduler.warnings:
             log.warning("%s", warning)
+        self._halt = asyncio.Event()
+        halt = self._halt
         spawn = self._spawn
-        spawn(self.writer.run(), "writer")
-        spawn(self.worker.run(), "incidents")
-        spawn(self.tracker.run(), "maintenance")
-        spawn(self.heartbeat.run(), "heartbeat")
+        spawn(self.writer.run(halt), "writer")
+        spawn(self.worker.run(halt), "incidents")
+        spawn(self.tracker.run(halt), "maintenance")
+        spawn(self.heartbeat.run(halt), "heartbeat")
         spawn(self._housekeeping(settings), "retention")
         if getattr(settings, "heartbeat_url", None):
             spawn(self._ping(str(settings.heartbeat_url), float(settings.heartbeat_interval)), "heartbeat-url")
@@ -430,13 +449,18 @@ class MonitorService:
     async def stop(self) -> None:
         if not self.running:
             return
+        from engine.monitor.halt import finish
+
         self.running = False
         await self.scheduler.stop()
         self.tracker.close()
         await self.worker.drain(5.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Loops finish the round they are in (never cancelled inside a transaction).
+        self._halt.set()
+        self.writer._wake.set()
+        stuck = await finish(self._tasks, 10.0)
+        for task in stuck:
+            log.warning("engine loop %s did not stop in time and was cancelled", task.get_name())
         self._tasks.clear()
         try:
             await self.writer.flush(final=True)
@@ -496,23 +520,28 @@ class MonitorService:
             historical_days = self.engine.config.ai_detection.pattern_recognition.historical_analysis_days
         except AttributeError:
             pass
+        from engine.monitor.halt import pause
+
         rollup_keep = max(float(settings.rollup_retention), historical_days * 86400.0)
+        if await pause(self._halt, 30.0):
+            return
         while True:
-            await asyncio.sleep(30.0)
             try:
-                deleted = await apply_retention(float(settings.raw_retention), rollup_keep)
+                deleted = await apply_retention(float(settings.raw_retention), rollup_keep, halt=self._halt)
                 if any(deleted.values()):
                     log.info("retention removed %s", deleted)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("applying retention failed")
-            await asyncio.sleep(self.retention_every)
+            if await pause(self._halt, self.retention_every):
+                return
 
     async def _ping(self, url: str, every: float) -> None:
+        from engine.monitor.halt import pause
         from engine.monitor.httpclient import ProbeError, fetch
 
-        while True:
+        while not self._halt.is_set():
             try:
                 async with asyncio.timeout(min(10.0, every)):
                     response = await fetch(url, max_body=4096)
@@ -520,7 +549,8 @@ class MonitorService:
                     log.warning("heartbeat URL answered HTTP %s", response.status_code)
             except (ProbeError, TimeoutError) as exc:
                 log.warning("heartbeat URL ping failed: %s", getattr(exc, "reason", None) or "timeout")
-            await asyncio.sleep(every)
+            if await pause(self._halt, every):
+                return
 
     async def _watch_pushed(self) -> None:
         """Pushed samples (CLI, API) reach triggers here, and get their minute rolled up."""
@@ -529,9 +559,10 @@ class MonitorService:
 
         last = await MetricSample.all().order_by("-id").first().values_list("id", flat=True)
         cursor = int(last or 0)
+        from engine.monitor.halt import pause
+
         keys: dict[int, str] = {}
-        while True:
-            await asyncio.sleep(self.push_poll)
+        while not await pause(self._halt, self.push_poll):
             try:
                 for series_id, key in await MetricSeries.filter(source="push").values_list("id", "key"):
                     keys[series_id] = key
@@ -554,10 +585,10 @@ class MonitorService:
 
     async def _watch_paused(self) -> None:
         """Operators pause a target by clearing its `active` flag (API, CLI); follow that."""
+        from engine.monitor.halt import pause
         from engine.monitor.models import MonitorTarget
 
-        while True:
-            await asyncio.sleep(3.0)
+        while not await pause(self._halt, 3.0):
             try:
                 paused = set(await MonitorTarget.filter(active=False).values_list("name", flat=True))
             except asyncio.CancelledError:

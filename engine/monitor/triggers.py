@@ -415,9 +415,14 @@ class IncidentWorker:
     def submit(self, action: Action) -> None:
         self.queue.put_nowait(action)
 
-    async def run(self) -> None:
-        while True:
-            action = await self.queue.get()
+    async def run(self, halt: asyncio.Event | None = None) -> None:
+        halt = halt or asyncio.Event()
+        while not halt.is_set():
+            try:
+                # Waiting on the queue is safe to interrupt; applying an action is not.
+                action = await asyncio.wait_for(self.queue.get(), 0.5)
+            except TimeoutError:
+                continue
             try:
                 await self.apply(action)
             except asyncio.CancelledError:
