@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 
 from engine import queries, services
-from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, Severity, Status, parse_enum
+from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, NotFound, Severity, Status, parse_enum
 from engine.models import Incident
 from engine.rest.common import Body, Responder, Text, Viewer, check_id, incident_number, rest_state, row_dict
 
@@ -106,6 +106,7 @@ class EvidenceIn(Body):
     kind: EvidenceKind_
     url: Annotated[Text, Field(max_length=4000)] | None = None
     content: Annotated[Text, Field(max_length=1_000_000)] | None = None
+    path: Annotated[Text, Field(max_length=4000, description="where an attached file came from (informational)")] | None = None
     range_from: datetime | None = None
     range_to: datetime | None = None
     description: Long = ""
@@ -170,6 +171,41 @@ async def list_incidents(
 @router.get("/incidents/counts", summary="Open incidents by severity")
 async def incident_counts(_: Viewer) -> dict[str, int]:
     return await queries.incident_counts()
+
+
+@router.get("/incidents/page", summary="One window of the incident list with the total (for paging consoles)")
+async def incident_page(
+    _: Viewer,
+    status: Annotated[list[AnyStatus] | None, Query(description="repeatable; open means every open status")] = None,
+    severity: Annotated[list[Severity_] | None, Query(description="repeatable")] = None,
+    service: Annotated[list[Annotated[Text, Field(max_length=64)]] | None, Query(max_length=50)] = None,
+    tag: Annotated[list[Annotated[Text, Field(max_length=64)]] | None, Query(max_length=50)] = None,
+    assignee: Annotated[Text | None, Query(max_length=64, description="an empty value means unassigned")] = None,
+    number: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    text: Annotated[list[Annotated[Text, Field(max_length=200)]] | None, Query(max_length=20, description="words the title contains")] = None,
+    include_resolved: bool = False,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    focus: Annotated[Text | None, Query(max_length=40, description="an incident key: where it sits in this order")] = None,
+) -> dict[str, Any]:
+    from engine.api import incident_page as page
+
+    filters: dict[str, Any] = {"statuses": status or [], "severities": severity or [], "services": service or [],
+                               "tags": tag or [], "text": text or [], "include_resolved": include_resolved}
+    if assignee is not None:
+        filters["assignee"] = assignee
+    if number is not None:
+        filters["number"] = number
+    focus_key = None
+    if focus:
+        try:
+            focus_key = f"INC-{incident_number(focus)}"
+        except NotFound:
+            focus_key = None
+    result = await page(filters, offset, limit, focus_key)
+    if focus and focus_key is None:
+        result["position"] = None
+    return result
 
 
 @router.get("/incidents/{id}", summary="One incident with its timeline, comments, updates, evidence and follow-ups")
@@ -266,7 +302,7 @@ async def tags(id: IncidentId, body: TagsIn, who: Responder) -> dict[str, Any]:
 @router.post("/incidents/{id}/evidence", status_code=201, summary="Attach evidence: a URL, content, a log excerpt")
 async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict[str, Any]:
     row = await services.add_evidence(
-        incident_number(id), body.kind, who.name, url=body.url, content=body.content,
+        incident_number(id), body.kind, who.name, url=body.url, content=body.content, path=body.path,
         range_from=_aware(body.range_from), range_to=_aware(body.range_to), description=body.description,
     )
     return row_dict(row)

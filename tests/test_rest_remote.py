@@ -1,0 +1,159 @@
+"""RemoteEngine: the console's engine interface over the API. One contract suite runs against
+LocalEngine and RemoteEngine alike; then what only the remote one has (roles, reconnects)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from engine import services
+from engine.api import EngineAPI, LocalEngine, ReadOnlyError
+from engine.domain import IllegalTransition, InvalidInput, NotFound
+from engine.remote import AuthenticationFailed, RemoteEngine, RemoteError
+from engine.rest.server import ApiService
+from rest_support import running_api
+
+
+@pytest.fixture(params=["local", "remote"])
+async def engine(request: pytest.FixtureRequest, db: Any) -> AsyncIterator[EngineAPI]:
+    if request.param == "local":
+        yield LocalEngine("responder-token")
+        return
+    async with running_api() as api:
+        remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
+        try:
+            yield remote
+        finally:
+            await remote.aclose()
+
+
+async def _next_batch(stream: AsyncIterator[list[dict]], timeout: float = 5.0) -> list[dict]:
+    return await asyncio.wait_for(stream.__anext__(), timeout)
+
+
+async def test_contract(engine: EngineAPI):
+    assert isinstance(engine, EngineAPI)
+    assert engine.actor == "responder-token" and engine.readonly is False
+    cursor = await engine.latest_cursor()
+    stream = engine.subscribe(cursor)
+    created = await engine.create_incident(title="Disk full on db-1", severity="high", services=["db"], tags=["disk"])
+    key = created["key"]
+    assert created["status"] == "triggered" and created["created_by"] == "responder-token"
+    batch = await _next_batch(stream)
+    assert [e["kind"] for e in batch] == ["created"] and batch[0]["incident"] == key
+
+    await engine.acknowledge(key)
+    assert (await engine.change_status(key, "identified", "log volume", public=True))["status"] == "identified"
+    assert (await engine.change_severity(key, "critical", "customers affected"))["severity"] == "critical"
+    assert (await engine.assign(key, "alice"))["assignee"] == "alice"
+    assert (await engine.set_tags(key, add=["storage"], remove=["disk"]))["tags"] == ["storage"]
+    note = await engine.comment(key, "rotating logs", internal_only=True)
+    assert note["internal_only"] is True and note["author"] == "responder-token"
+    update = await engine.post_update(key, "Fix rolling out", status="monitoring")
+    assert update["public"] is True and update["status"] == "monitoring"
+    assert (await engine.promote_comment(note["id"]))["message"] == "rotating logs"
+    evidence = await engine.add_evidence(key, "log", content="disk 100%", range_from=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                                         range_to=datetime(2026, 1, 1, 1, tzinfo=timezone.utc), description="df output")
+    assert evidence["kind"] == "log" and evidence["range_from"].startswith("2026-01-01T00:00:00")
+    followup = await engine.add_followup(key, "monitoring_improvements", "alert at 80% disk", owner="bob", due_date=date(2030, 1, 1))
+    assert followup["due_date"] == "2030-01-01"
+    resolved = await engine.resolve(key, "logs filled the disk", "rotated logs", "capacity", ["df below 50%"])
+    assert resolved["status"] == "resolved"
+    assert (await engine.set_verification_step(key, 0))["verification_steps"][0]["done"] is True
+    assert (await engine.reopen(key, "full again"))["status"] == "investigating"
+    assert (await engine.mark_false_positive(key, True, "test data"))["false_positive"] is True
+
+    detail = await engine.incident_detail(key.lower())
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds[:4] == ["created", "acknowledged", "status_changed", "severity_changed"] and kinds[-1] == "false_positive"
+    assert [c["content"] for c in detail["comments"]] == ["rotating logs"]
+    assert len(detail["updates"]) == 3 and len(detail["evidence"]) == 1 and len(detail["followups"]) == 1
+
+    rows = await engine.list_incidents()
+    assert [r["key"] for r in rows] == [key]
+    assert await engine.list_incidents(severity="low") == []
+    page = await engine.incident_page({"severities": ["critical"], "statuses": ["open"]}, 0, 10, focus_key=key)
+    assert page["total"] == 1 and page["rows"][0]["key"] == key and page["position"] == 0
+    assert (await engine.incident_counts())["critical"] == 1
+    seen = []
+    while True:
+        seen += await _next_batch(stream)
+        if seen[-1]["kind"] == "false_positive":
+            break
+    assert [e["kind"] for e in seen] == kinds[1:]
+    await stream.aclose()
+
+
+async def test_contract_refusals(engine: EngineAPI):
+    key = (await engine.create_incident(title="t", severity="low"))["key"]
+    with pytest.raises(NotFound):
+        await engine.incident_detail("INC-424242")
+    await engine.acknowledge(key)
+    with pytest.raises(IllegalTransition):
+        await engine.acknowledge(key)
+    with pytest.raises(InvalidInput) as bad:
+        await engine.create_incident(title="t", severity="urgent")
+    assert bad.value.field == "severity"
+    with pytest.raises(InvalidInput) as bad:
+        await engine.resolve(key, "x", "y", category="gremlins")
+    assert bad.value.field == "category"
+
+
+async def test_contract_maintenance(db):
+    """Maintenance windows need an admin token remotely; the results match LocalEngine's."""
+    start = datetime.now(timezone.utc) + timedelta(hours=1)
+    local = LocalEngine("admin-token")
+    async with running_api() as api:
+        async with await RemoteEngine.connect(api.url, api.tokens["admin"]) as remote:
+            for eng in (local, remote):
+                w = await eng.create_maintenance(title="upgrade", starts_at=start, ends_at=start + timedelta(hours=1), services=["db"])
+                assert w["title"] == "upgrade" and w["created_by"] == "admin-token"
+                assert (await eng.end_maintenance(w["id"]))["ended_at"] is not None
+            assert len(await remote.list_maintenance(include_ended=True)) == 2
+            assert await remote.list_targets() == []
+            assert (await remote.engine_state())["token_role"] == "admin"
+        async with await RemoteEngine.connect(api.url, api.tokens["responder"]) as responder:
+            with pytest.raises(ReadOnlyError):
+                await responder.create_maintenance(title="x", starts_at=start, ends_at=start + timedelta(hours=1), services=["db"])
+
+
+async def test_viewer_token_gives_a_read_only_console(db):
+    await services.create_incident(title="visible", severity="medium", actor="x")
+    async with running_api() as api:
+        async with await RemoteEngine.connect(api.url, api.tokens["viewer"]) as viewer:
+            assert viewer.readonly is True and viewer.actor == "viewer-token"
+            assert [r["title"] for r in await viewer.list_incidents()] == ["visible"]
+            with pytest.raises(ReadOnlyError):
+                await viewer.acknowledge("INC-1")
+        with pytest.raises(AuthenticationFailed):
+            await RemoteEngine.connect(api.url, "pg_not-a-token")
+    with pytest.raises(RemoteError):
+        await RemoteEngine.connect(api.url, api.tokens["viewer"])  # the server is gone
+    with pytest.raises(InvalidInput):
+        RemoteEngine("ftp://example.com", "t")
+
+
+async def test_subscription_survives_an_engine_restart(db):
+    async with running_api() as api:
+        port = api.service.port
+        remote = await RemoteEngine.connect(api.url, api.tokens["viewer"])
+        remote.reconnect_delay = (0.1, 0.5)
+        stream = remote.subscribe(await remote.latest_cursor())
+        await services.create_incident(title="before", severity="low", actor="x")
+        assert (await _next_batch(stream))[0]["summary"].endswith("before")
+        await api.service.stop()
+        # Changes made while the API is down are delivered after it comes back.
+        await services.create_incident(title="while down", severity="low", actor="x")
+        again = ApiService(f"127.0.0.1:{port}", db_label="test", relay=False)
+        await again.start()
+        try:
+            batch = await _next_batch(stream, timeout=10)
+            assert [e["summary"].split(": ")[-1] for e in batch] == ["while down"]
+        finally:
+            await stream.aclose()
+            await remote.aclose()
+            await again.stop()
