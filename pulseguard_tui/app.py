@@ -7,11 +7,11 @@ critical incident rings the bell and is highlighted for a while.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from textual.app import App
@@ -53,24 +53,34 @@ class PulseGuardApp(App[None]):
 
     def __init__(
         self,
-        api: Any,
+        api: Any = None,
         settings: ConsoleSettings | None = None,
         *,
+        connect: Callable[[], Awaitable[Any]] | None = None,
         clock: Callable[[], datetime] | None = None,
         database: Any = None,
         follow_feed: bool = True,
     ) -> None:
+        """`api` is a ready EngineAPI; or `connect` makes one after the first frame is on the
+        screen (opening a database costs more than drawing the console). With `database`, the
+        app opens that database itself on load and closes it on exit (tests, snapshots)."""
         self.settings = settings or ConsoleSettings()
         super().__init__()
-        self.api = api
+        if api is None and connect is None:
+            raise ValueError("give an api or a connect function")
+        self.api: Any = api
+        self._connect = connect
+        self.ready = asyncio.Event()
         self._clock = clock
-        self._database = database  # opened here (on load) and closed on exit when given
+        self._database = database
         self._follow_feed = follow_feed
         self.readonly = bool(self.settings.readonly or getattr(api, "readonly", False))
-        self.api.readonly = self.readonly
+        if api is not None:
+            self.api.readonly = self.readonly
+            self.ready.set()
         self.counts: dict[str, int] = {}
         self.targets: list[dict[str, Any]] = []
-        self.engine_state: dict[str, Any] = {}
+        self.engine_state: dict[str, Any] = {} if api is not None else {"role": "opening the database…"}
         self.feed_cursor: int | None = None
         self.feed_error: str | None = None
         self.keymap_problems: list[str] = []
@@ -94,12 +104,47 @@ class PulseGuardApp(App[None]):
 
     async def on_mount(self) -> None:
         self._apply_keymap()
-        await self.refresh_overview()
+        if self.api is None:
+            self.call_after_refresh(self._start_connect)
+        else:
+            await self.refresh_overview()
         if self._follow_feed:
             self.run_worker(self._follow(), group="feed", exit_on_error=False)
         self.set_interval(1.0, self._tick)
         if self.keymap_problems:
             self.notify("; ".join(self.keymap_problems), title="[console.keymap]", severity="warning", timeout=10)
+
+    def _start_connect(self) -> None:
+        self.run_worker(self._connect_now(), group="connect", exit_on_error=False)
+
+    async def _connect_now(self) -> None:
+        assert self._connect is not None
+        await asyncio.sleep(0)  # let the first frame reach the terminal
+        try:
+            api = await self._connect()
+        except Exception as exc:
+            self.exit(return_code=1, message=connect_error(exc))
+            return
+        api.readonly = self.readonly
+        self.api = api
+        self.ready.set()
+        await self.refresh_overview()
+
+    def apply_settings(self, theme: str | None = None) -> None:
+        """Take in settings completed after the first frame (from the configuration)."""
+        self.readonly = bool(self.settings.readonly)
+        self.keymap_problems = []
+        self._apply_keymap()
+        if self.keymap_problems:
+            self.notify("; ".join(self.keymap_problems), title="[console.keymap]", severity="warning", timeout=10)
+        if theme and theme != self.theme:
+            self.theme = theme
+
+    def require_ready(self) -> bool:
+        """True when the engine is reachable; otherwise say so (and do nothing)."""
+        if not self.ready.is_set():
+            self.notify("still opening the database…", severity="warning")
+        return self.ready.is_set()
 
     async def on_unmount(self) -> None:
         if self._database is not None:
@@ -125,6 +170,8 @@ class PulseGuardApp(App[None]):
     # --- overview (header line) ---------------------------------------------------------------------
 
     async def refresh_overview(self) -> None:
+        if not self.ready.is_set():
+            return
         try:
             self.engine_state = {**await self.api.engine_state(), "readonly": self.readonly}
             self.counts = await self.api.incident_counts()
@@ -156,6 +203,7 @@ class PulseGuardApp(App[None]):
         """Follow the engine's change feed for as long as the app runs."""
         import asyncio
 
+        await self.ready.wait()
         backoff = 0.5
         while True:
             try:
@@ -214,6 +262,8 @@ class PulseGuardApp(App[None]):
 
     def refuse_if_readonly(self) -> bool:
         """True (and say why) when the console may not change anything."""
+        if not self.require_ready():
+            return True
         if self.readonly:
             keys = self.keys_for("app.readonly") or "R"
             self.notify(f"read-only console: nothing can be changed here (press {keys} to allow changes)",
@@ -222,7 +272,8 @@ class PulseGuardApp(App[None]):
 
     def set_readonly(self, value: bool) -> None:
         self.readonly = value
-        self.api.readonly = value
+        if self.api is not None:
+            self.api.readonly = value
         self.engine_state = {**self.engine_state, "readonly": value}
         self._refresh_status_lines()
         for screen in self._live_screens():
@@ -284,5 +335,13 @@ class PulseGuardApp(App[None]):
         self.exit()
 
 
-def css_path() -> Path:
-    return Path(__file__).with_name("pulseguard.tcss")
+def connect_error(exc: Exception) -> str:
+    """One line for a failure to reach the database (printed when the console closes)."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        return "\n".join(f"error: {line}" for line in problems)
+    from engine.domain import DomainError
+
+    if isinstance(exc, DomainError):
+        return f"error: {exc}"
+    return f"error: database: {type(exc).__name__}: {exc}"

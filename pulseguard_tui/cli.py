@@ -6,10 +6,11 @@ only on the console path, so headless commands stay light.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import EXIT_USAGE, build_parser, run
+from engine.cli import EXIT_USAGE, build_parser, common_parser, run
 
 
 def add_console_options(parser) -> None:  # type: ignore[no-untyped-def]
@@ -22,7 +23,33 @@ def add_console_options(parser) -> None:  # type: ignore[no-untyped-def]
                        help="a pure console: never run the engine loops in this process")
 
 
+class _QuietParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValueError(message)
+
+
+def console_args(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The parsed options when `argv` asks for the console (no subcommand, no --help), else
+    None. Building the full parser imports every area's command module: the console's start-up
+    does without."""
+    light = _QuietParser(add_help=False, parents=[common_parser()])
+    add_console_options(light)
+    try:
+        args, rest = light.parse_known_args(list(argv))
+    except ValueError:
+        return None  # the full parser reports the problem
+    if rest:
+        return None  # a subcommand, --help or a mistake: the full parser deals with it
+    args.command = None
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = console_args(sys.argv[1:] if argv is None else argv)
+    if args is not None:
+        from pulseguard_tui.console import run_console
+
+        return run_console(args)
     parser = build_parser()
     add_console_options(parser)
     args = parser.parse_args(argv)

@@ -1,9 +1,11 @@
 """`pulseguard` with no subcommand: open the console.
 
-Order matters: the database is opened in the same task that then awaits `app.run_async()`
-(Tortoise's context is task-bound; the global fallback covers widget tasks), the engine loops
-run beside the app when this process wins the engine lease, and the database is closed in
-`finally` (aiosqlite's worker thread would otherwise keep the process alive).
+The first frame comes first: the console draws itself with what the command line says, then
+(after that frame, importing off the event loop) it loads the configuration, opens the
+database, builds the LocalEngine and starts the engine host. `open_database` enables
+Tortoise's global fallback, so every task of the app can query. The engine loops run beside
+the app (never as widget workers) when this process wins the engine lease, and the database is
+closed in `finally` (aiosqlite's worker thread would otherwise keep the process alive).
 """
 
 from __future__ import annotations
@@ -14,54 +16,120 @@ import os
 import sys
 from typing import Any
 
-from engine.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, database_for, load_context
-from engine.domain import DomainError
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def build_settings(args: argparse.Namespace, config: Any, categories: list[str]) -> Any:
-    """ConsoleSettings from the command line and the `[console]` section of the config."""
+def initial_settings(args: argparse.Namespace) -> Any:
+    """What the first frame needs, from the command line and the remembered state only."""
     from pulseguard_tui.settings import ConsoleSettings, choose_theme
 
+    return ConsoleSettings(theme=choose_theme(getattr(args, "theme", None), None),
+                           readonly=bool(getattr(args, "readonly", False)))
+
+
+def apply_config(settings: Any, args: argparse.Namespace, config: Any, categories: list[str]) -> str | None:
+    """Fold the `[console]` section and the users and services of the config into `settings`;
+    returns the configured theme when it should replace the one the console started with."""
+    from pulseguard_tui.settings import check_theme, load_state
+
     section = getattr(config, "console", None)
-    theme = choose_theme(getattr(args, "theme", None), getattr(section, "theme", None))
-    return ConsoleSettings(
-        theme=theme,
-        readonly=bool(getattr(args, "readonly", False) or getattr(section, "readonly", False)),
-        bell=bool(getattr(section, "bell", True)),
-        keymap=dict(getattr(section, "keymap", {}) or {}),
-        users=[u.id for u in getattr(config, "users", []) or []],
-        services=[s.name for s in getattr(config, "services", []) or []],
-        categories=categories,
-    )
+    settings.readonly = bool(getattr(args, "readonly", False) or getattr(section, "readonly", False))
+    settings.bell = bool(getattr(section, "bell", True))
+    settings.keymap = dict(getattr(section, "keymap", {}) or {})
+    settings.users = [u.id for u in getattr(config, "users", []) or []]
+    settings.services = [s.name for s in getattr(config, "services", []) or []]
+    settings.categories = list(categories)
+    configured = getattr(section, "theme", None)
+    if configured and not getattr(args, "theme", None) and not os.environ.get("NO_COLOR") and not load_state().get("theme"):
+        return check_theme(configured, "[console] theme")
+    return None
 
 
-async def _run(args: argparse.Namespace, ctx: Any, settings: Any) -> int:
-    from engine.api import LocalEngine
-    from engine.db import close_database, open_database
+def _warm_imports() -> None:
+    import engine.api  # noqa: F401
+    import engine.config  # noqa: F401
+    import engine.db  # noqa: F401
+    from pulseguard_tui import engine_host
+
+    engine_host.monitor_queries()
+
+
+async def _run(args: argparse.Namespace, settings: Any) -> int:
     from pulseguard_tui.app import PulseGuardApp
-    from pulseguard_tui.engine_host import EngineHost, monitor_queries
 
-    db = database_for(args, ctx)
-    api = LocalEngine(ctx.actor, readonly=settings.readonly, db_label=db.label, categories=ctx.categories, role="console")
-    api.targets_provider = monitor_queries()
-    await open_database(db)
-    host = None
-    try:
-        app = PulseGuardApp(api, settings)
+    opened = False
+    host: Any = None
+
+    async def connect() -> Any:
+        """After the first frame: configuration, database, API, engine host."""
+        nonlocal opened, host
+        # The configuration, the ORM and the models take longer to import than the console
+        # takes to draw: import them off the event loop, so keys work meanwhile.
+        await asyncio.to_thread(_warm_imports)
+        from engine.api import LocalEngine
+        from engine.cli import database_for, load_context
+        from engine.db import open_database
+        from pulseguard_tui.engine_host import EngineHost, monitor_queries
+
+        ctx = await asyncio.to_thread(load_context, args)
+        theme = apply_config(settings, args, ctx.config, ctx.categories)
+        app.apply_settings(theme)
+        db = database_for(args, ctx)
+        await open_database(db)
+        opened = True
+        api = LocalEngine(ctx.actor, readonly=settings.readonly, db_label=db.label, categories=ctx.categories,
+                          role="console")
+        api.targets_provider = monitor_queries()
         if not getattr(args, "no_engine", False):
             from engine.config import default_config
 
             host = EngineHost(api, ctx.config or default_config(), db)
             host.app = app
             host.start_soon()
+        return api
+
+    app = PulseGuardApp(settings=settings, connect=connect)
+    try:
         await app.run_async()
     finally:
         try:
             if host is not None:
                 await host.stop()
         finally:
-            await close_database()
-    return EXIT_OK
+            if opened:
+                from engine.db import close_database
+
+                await close_database()
+    return int(app.return_code or EXIT_OK)
+
+
+def run_console(args: argparse.Namespace) -> int:
+    """Open the console; every expected failure is one line on stderr and an exit code."""
+    from pulseguard_tui.settings import ThemeError
+
+    if getattr(args, "connect", None):
+        print("error: --connect: attaching to a remote engine's API is not available in this version; "
+              "run the console on a machine that reaches the database (--db)", file=sys.stderr)
+        return EXIT_USAGE
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("error: the console needs a terminal; for scripts use a subcommand, e.g. `pulseguard incident list`",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = initial_settings(args)
+        return asyncio.run(_run(args, settings))
+    except ThemeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from pulseguard_tui.app import connect_error
+
+        if os.environ.get("PULSEGUARD_DEBUG"):
+            raise
+        print(connect_error(exc), file=sys.stderr)
+        return EXIT_ERROR
 
 
 async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
@@ -111,42 +179,5 @@ def run_demo_console(args: argparse.Namespace) -> int:
         if os.environ.get("PULSEGUARD_DEBUG"):
             raise
         print(f"error: the demo failed: {type(exc).__name__}: {exc} (PULSEGUARD_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
-        return EXIT_ERROR
-
-
-def run_console(args: argparse.Namespace) -> int:
-    """Open the console; every expected failure is one line on stderr and an exit code."""
-    from pulseguard_tui.settings import ThemeError
-
-    if getattr(args, "connect", None):
-        print("error: --connect: attaching to a remote engine's API is not available in this version; "
-              "run the console on a machine that reaches the database (--db)", file=sys.stderr)
-        return EXIT_USAGE
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("error: the console needs a terminal; for scripts use a subcommand, e.g. `pulseguard incident list`",
-              file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        ctx = load_context(args)
-        settings = build_settings(args, ctx.config, ctx.categories)
-        return asyncio.run(_run(args, ctx, settings))
-    except (DomainError, UsageError, ThemeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        problems = getattr(exc, "problems", None)
-        if problems:
-            for line in problems:
-                print(f"error: {line}", file=sys.stderr)
-            return EXIT_USAGE
-        if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.startswith(("asyncpg", "tortoise", "sqlite3")):
-            print(f"error: database: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        if os.environ.get("PULSEGUARD_DEBUG"):
-            raise
-        print(f"error: unexpected failure: {type(exc).__name__}: {exc} (PULSEGUARD_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return EXIT_ERROR

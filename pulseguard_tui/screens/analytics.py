@@ -1,17 +1,176 @@
-"""Analytics screen. It comes with the analytics feature, which replaces this module's
-`AnalyticsScreen` (the console looks it up by this module path)."""
+"""Analytics: the report of `pulseguard report` for a month or a year, with its charts
+(incidents per week by severity, MTTR per week, root causes).
+
+`[` and `]` step to the previous or next period, `m` and `y` switch between a month and a
+calendar year, ctrl+r reloads. New incidents and resolutions reload it (at most every few
+seconds). Below 160 columns the charts sit under the figures; wider, beside them.
+"""
 
 from __future__ import annotations
 
-from pulseguard_tui.screens.placeholder import PlaceholderScreen
+import time
+from datetime import date, datetime
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from pulseguard_tui.charts import draw_mttr_trend, draw_root_causes, draw_weekly_by_severity
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+
+# Events that change a report's figures.
+RELOAD_KINDS = {"created", "acknowledged", "status_changed", "status_update", "resolved", "reopened",
+                "false_positive", "satisfaction_rated", "severity_changed"}
+RELOAD_SECONDS = 5.0
+WIDE = 160
+
+OWN_BINDINGS = [
+    Binding("left_square_bracket", "previous_period", "Prev", id="analytics.prev", key_display="["),
+    Binding("right_square_bracket", "next_period", "Next", id="analytics.next", key_display="]"),
+    Binding("m", "month", "Month", id="analytics.month"),
+    Binding("y", "year", "Year", id="analytics.year"),
+    Binding("ctrl+r", "refresh", "Refresh", id="analytics.refresh", key_display="^r", show=False),
+]
 
 
-class AnalyticsScreen(PlaceholderScreen):
+def _shift_month(month: str, delta: int) -> str:
+    year, mon = (int(p) for p in month.split("-"))
+    index = year * 12 + (mon - 1) + delta
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+class AnalyticsScreen(ConsoleScreen):
     screen_title = "Analytics"
     scope = "analytics"
-    message = (
-        "Analytics\n\n"
-        "MTTA, MTTR, incident counts by severity, service and root cause, and trends will show "
-        "here when the analytics feature lands in the console.\n\n"
-        "Esc or :incidents returns to the incident list."
-    )
+    # The console's action table may list these ids; otherwise the screen brings its own.
+    BINDINGS = bindings_for("analytics") or OWN_BINDINGS
+    DEFAULT_CSS = """
+    AnalyticsScreen #analytics-period { height: 1; padding: 0 1; background: $panel; }
+    AnalyticsScreen #analytics-scroll { height: 1fr; }
+    AnalyticsScreen #analytics-body { height: auto; layout: vertical; }
+    AnalyticsScreen #analytics-body.-wide { layout: horizontal; }
+    AnalyticsScreen #analytics-summary { width: 100%; height: auto; padding: 0 1; }
+    AnalyticsScreen #analytics-body.-wide #analytics-summary { width: 84; }
+    AnalyticsScreen #analytics-charts { width: 100%; height: auto; }
+    AnalyticsScreen #analytics-body.-wide #analytics-charts { width: 1fr; }
+    AnalyticsScreen PlotextPlot { height: 16; }
+    AnalyticsScreen #chart-causes { height: 12; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode = "month"
+        self.month: str | None = None
+        self.year: int | None = None
+        self.report: dict[str, Any] | None = None
+        self.error: str | None = None
+        self._last_reload = 0.0
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="analytics-period")
+        with VerticalScroll(id="analytics-scroll"):
+            with Container(id="analytics-body"):
+                yield Static("loading…", id="analytics-summary")
+                with Vertical(id="analytics-charts"):
+                    yield PlotextPlot(id="chart-weekly")
+                    yield PlotextPlot(id="chart-mttr")
+                    yield PlotextPlot(id="chart-causes")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        app: Any = self.app
+        today = app.now() if hasattr(app, "now") else datetime.now()
+        self.month = f"{today:%Y-%m}"
+        self.year = today.year
+        self.query_one("#analytics-scroll").focus()
+        self._layout(self.size.width)
+        self.reload_soon()
+
+    def on_resize(self, event: Any) -> None:
+        self._layout(event.size.width)
+
+    def _layout(self, width: int) -> None:
+        self.query_one("#analytics-body").set_class(width >= WIDE, "-wide")
+
+    # --- periods ------------------------------------------------------------------------------
+
+    def period_args(self) -> dict[str, Any]:
+        if self.mode == "year":
+            app: Any = self.app
+            today = app.now().date() if hasattr(app, "now") else date.today()
+            last = date(self.year, 12, 31)  # type: ignore[arg-type]
+            return {"since": date(self.year, 1, 1), "until": min(last, today) if self.year == today.year else last}  # type: ignore[arg-type]
+        return {"month": self.month}
+
+    def action_previous_period(self) -> None:
+        self._step(-1)
+
+    def action_next_period(self) -> None:
+        self._step(1)
+
+    def _step(self, delta: int) -> None:
+        if self.mode == "year":
+            self.year = (self.year or 0) + delta
+        else:
+            self.month = _shift_month(self.month or "2000-01", delta)
+        self.reload_soon()
+
+    def action_month(self) -> None:
+        self.mode = "month"
+        self.reload_soon()
+
+    def action_year(self) -> None:
+        self.mode = "year"
+        self.reload_soon()
+
+    def action_refresh(self) -> None:
+        self.reload_soon()
+
+    async def on_feed(self, events: list[dict[str, Any]]) -> None:
+        if not any(e.get("kind") in RELOAD_KINDS for e in events):
+            return
+        if time.monotonic() - self._last_reload >= RELOAD_SECONDS and self.is_current:
+            self.reload_soon()
+
+    # --- loading and drawing ------------------------------------------------------------------
+
+    def reload_soon(self) -> None:
+        self._last_reload = time.monotonic()
+        label = f"{self.year} (year)" if self.mode == "year" else f"{self.month} (month)"
+        self.query_one("#analytics-period", Static).update(f"{label} · loading…")
+        self.run_worker(self.reload(), group="analytics", exclusive=True)
+
+    async def reload(self) -> None:
+        from engine.learning_api import learning_api
+
+        app: Any = self.app
+        await app.ready.wait()
+        try:
+            report = await learning_api(app.api).analytics_report(**self.period_args())
+        except Exception as exc:  # the database went away or refused: say so, keep the screen
+            self.error = str(exc)
+            self.query_one("#analytics-period", Static).update(f"could not load the report: {exc}")
+            return
+        self.error = None
+        self.show_report(report)
+
+    def show_report(self, report: dict[str, Any]) -> None:
+        from engine.analytics_cli import format_report
+
+        self.report = report
+        prev = report.get("previous_period", {}).get("label")
+        period = report["period"]["label"] + (f" vs {prev}" if prev else "")
+        # The keys are in the footer; this line names the periods compared.
+        self.query_one("#analytics-period", Static).update(f"{period} ({report['period']['timezone']})")
+        self.query_one("#analytics-summary", Static).update(format_report(report))
+        for widget_id, draw in (("#chart-weekly", draw_weekly_by_severity), ("#chart-mttr", draw_mttr_trend),
+                                ("#chart-causes", draw_root_causes)):
+            plot = self.query_one(widget_id, PlotextPlot)
+            plot.plt.clear_figure()
+            draw(plot.plt, report, plot.size.width or 80)
+            plot.refresh()
+        causes = self.query_one("#chart-causes", PlotextPlot)
+        causes.styles.height = max(8, 5 + 2 * len(report["root_causes"]))

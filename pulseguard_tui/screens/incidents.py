@@ -81,6 +81,7 @@ class IncidentsScreen(ConsoleScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one(IncidentTable).focus()
+        self._update_info()
         self.request_refresh()
 
     def on_resize(self, event: Resize) -> None:
@@ -109,6 +110,8 @@ class IncidentsScreen(ConsoleScreen):
             self.run_worker(self._refresh_loop(), group="refresh", exit_on_error=False)
 
     async def _refresh_loop(self) -> None:
+        app: Any = self.app
+        await app.ready.wait()
         try:
             while self._dirty:
                 self._dirty = False
@@ -125,6 +128,10 @@ class IncidentsScreen(ConsoleScreen):
         self._update_info()
 
     def _update_info(self) -> None:
+        app: Any = self.app
+        if not app.ready.is_set():
+            self.query_one("#list-info", Static).update("opening the database…")
+            return
         table = self.table
         parts = [f"{table.total} incident{'s' if table.total != 1 else ''}"]
         parts.append("incl. resolved" if self.show_resolved or self.filters.get("include_resolved") else "open")
@@ -132,7 +139,6 @@ class IncidentsScreen(ConsoleScreen):
             parts.append(f"filter: {self.filter_text.strip()}")
         if table.total:
             parts.append(f"row {table.cursor + 1}")
-        app: Any = self.app
         if app.readonly:
             parts.append("READ-ONLY")
         self.query_one("#list-info", Static).update(" · ".join(parts))

@@ -54,6 +54,7 @@ class MaintenanceScreen(ConsoleScreen):
 
     async def reload(self) -> None:
         app: Any = self.app
+        await app.ready.wait()
         try:
             self.windows = await app.api.list_maintenance(include_ended=self.show_ended)
         except Exception as exc:

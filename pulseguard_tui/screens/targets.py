@@ -50,6 +50,7 @@ class TargetsScreen(ConsoleScreen):
 
     async def reload(self) -> None:
         app: Any = self.app
+        await app.ready.wait()
         try:
             targets = await app.api.list_targets()
         except Exception as exc:

@@ -1,0 +1,307 @@
+"""The Post-mortem tab of an incident: summary, impact, the editable timeline, what went well
+and badly, lessons learned and action items, with a key for each edit.
+
+Mount `PostmortemView` in the incident detail and call `show_incident(detail)` whenever the
+selected incident (or its data) changes; it loads the document itself. Keys work while the
+view (its timeline list) has focus:
+
+  S summary · W went well/badly/lessons · I impact · N new entry · Enter edit entry
+  H hide/show entry · D delete entry · G satisfaction · P publish/back to draft · M copy Markdown
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from pulseguard_tui.formatting import local_time
+
+KIND_LABELS = {
+    "first_alert": "first alert", "public_update": "public update", "severity_changed": "severity",
+    "false_positive": "false positive", "impact_start": "impact start", "impact_end": "impact end",
+}
+
+
+def _bullets(items: list[str], empty: str) -> list[tuple[str, str] | str]:
+    if not items:
+        return [(f"  {empty}\n", "$text-muted")]
+    return [f"  • {item}\n" for item in items]
+
+
+def summary_content(doc: dict[str, Any]) -> Content:
+    pm, impact, inc = doc["postmortem"], doc["impact"], doc["incident"]
+    sat = doc.get("satisfaction") or {}
+    parts: list[tuple[str, str] | str] = []
+    status = pm["status"].upper() if pm["status"] == "published" else "draft"
+    parts += [(f"{doc['key']} post-mortem ", "bold"), (status, "bold reverse" if pm["status"] == "published" else "bold")]
+    if not pm["stored"]:
+        parts.append(("  (preview: the first edit saves it)", "$text-muted"))
+    parts.append("\n\n")
+    parts.append(("Summary\n", "bold"))
+    parts.append((f"  {pm['summary']}\n" if pm["summary"] else "  no summary yet (S writes one)\n",
+                  "" if pm["summary"] else "$text-muted"))
+    parts.append(("Impact\n", "bold"))
+    down = impact["downtime_minutes"]
+    source = {"manual": "set by hand", "timeline": "from the timeline"}.get(impact["downtime_source"] or "", "")
+    parts.append(f"  downtime {f'{down:g} min' if down is not None else 'unknown'}"
+                 f"{f' ({source})' if source else ''} · affected users "
+                 f"{impact['affected_users'] if impact['affected_users'] is not None else 'unknown'}\n")
+    parts.append(f"  financial: {impact['financial_impact'] or '-'} · reputational: {impact['reputational_impact'] or '-'}\n")
+    parts.append(f"  satisfaction: customer {sat.get('customer') or '-'}/5, team {sat.get('team') or '-'}/5\n")
+    parts.append(("Root cause\n", "bold"))
+    if inc.get("root_cause"):
+        parts.append(f"  {inc['root_cause']} ({inc.get('root_cause_category') or 'unknown'})\n")
+    else:
+        parts.append(("  not resolved yet\n", "$text-muted"))
+    parts.append(("Timeline", "bold"))
+    parts.append(("  (Enter edit · N add · H hide · D delete)", "$text-muted"))
+    return Content.assemble(*parts)
+
+
+def lists_content(doc: dict[str, Any]) -> Content:
+    pm = doc["postmortem"]
+    parts: list[tuple[str, str] | str] = []
+    for title, items in (("What went well", pm["went_well"]), ("What went badly", pm["went_badly"]),
+                         ("Lessons learned", pm["lessons_learned"])):
+        parts.append((f"{title}\n", "bold"))
+        parts += _bullets(items, "nothing yet (W edits the lists)")
+    parts.append(("Action items\n", "bold"))
+    actions = doc["action_items"]
+    if not actions:
+        parts.append(("  none (add follow-ups to the incident)\n", "$text-muted"))
+    for a in actions:
+        state = "x" if a["done"] else " "
+        parts.append(f"  [{state}] {a['description']} — {a['owner'] or 'no owner'}, due {a['due_date'] or '-'}")
+        if a["ticket_key"]:
+            parts.append(f" ({a['ticket_key']})")
+        if a["overdue"]:
+            parts.append(("  OVERDUE", "bold $error"))
+        parts.append("\n")
+    return Content.assemble(*parts)
+
+
+def entry_prompt(e: dict[str, Any]) -> Content:
+    parts: list[tuple[str, str] | str] = [(local_time(e["at"]) + "  ", "$text-muted")]
+    kind = KIND_LABELS.get(e["kind"], e["kind"])
+    parts.append((f"{kind:<14}", "bold" if not e["hidden"] else "strike"))
+    parts.append((e["text"], "strike $text-muted") if e["hidden"] else e["text"])
+    if e.get("annotation"):
+        parts.append((f"  — {e['annotation']}", "italic"))
+    if e["hidden"]:
+        parts.append(("  [hidden]", "$text-muted"))
+    elif e.get("origin") == "person":
+        parts.append(("  [added]", "$text-muted"))
+    return Content.assemble(*parts)
+
+
+class PostmortemView(Vertical):
+    """One incident's post-mortem, editable from the keyboard."""
+
+    DEFAULT_CSS = """
+    PostmortemView { height: 1fr; }
+    PostmortemView #pm-scroll { height: 1fr; }
+    PostmortemView #pm-summary, PostmortemView #pm-lists { height: auto; padding: 0 1; }
+    PostmortemView #pm-timeline { height: auto; max-height: 100%; border: none; padding: 0 1; }
+    PostmortemView #pm-empty { color: $text-muted; padding: 1 2; }
+    """
+    BINDINGS = [
+        Binding("S", "summary", "Summary", id="postmortem.summary"),
+        Binding("W", "lists", "Lists", id="postmortem.lists"),
+        Binding("I", "impact", "Impact", id="postmortem.impact"),
+        Binding("N", "new_entry", "Add entry", id="postmortem.new_entry"),
+        Binding("enter", "edit_entry", "Edit entry", id="postmortem.edit_entry", show=False),
+        Binding("H", "hide_entry", "Hide/show", id="postmortem.hide_entry"),
+        Binding("D", "delete_entry", "Delete entry", id="postmortem.delete_entry", show=False),
+        Binding("G", "rate", "Satisfaction", id="postmortem.rate", show=False),
+        Binding("P", "publish", "Publish", id="postmortem.publish"),
+        Binding("M", "copy_markdown", "Copy Markdown", id="postmortem.copy", show=False),
+    ]
+
+    def __init__(self, *, api: Callable[[], Any] | None = None, id: str | None = None) -> None:
+        """`api` returns the EngineAPI to use (default: the app's `api`)."""
+        super().__init__(id=id)
+        self._api = api
+        self.key: str | None = None
+        self.doc: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="pm-scroll"):
+            yield Static("select an incident", id="pm-summary")
+            yield OptionList(id="pm-timeline")
+            yield Static("", id="pm-lists")
+
+    @property
+    def api(self) -> Any:
+        from engine.learning_api import learning_api
+
+        base = self._api() if self._api else self.app.api  # type: ignore[attr-defined]
+        return learning_api(base)
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def show_incident(self, detail: dict[str, Any] | None) -> None:
+        """Show the post-mortem of this incident (None: nothing selected); reloads its document."""
+        self.key = detail["key"] if detail else None
+        if self.key is None:
+            self.doc = None
+            self.query_one("#pm-summary", Static).update("no incident selected")
+            self.query_one("#pm-timeline", OptionList).clear_options()
+            self.query_one("#pm-lists", Static).update("")
+            return
+        self.reload()
+
+    def reload(self) -> None:
+        if self.key is not None:
+            self.run_worker(self.load(self.key), group="postmortem", exclusive=True)
+
+    async def load(self, key: str) -> None:
+        try:
+            doc = await self.api.postmortem(key)
+        except Exception as exc:  # a vanished incident or database: say so in the tab
+            self.error = str(exc)
+            self.query_one("#pm-summary", Static).update(f"could not load the post-mortem of {key}: {exc}")
+            return
+        if key == self.key:
+            self.error = None
+            self.show_document(doc)
+
+    def show_document(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.query_one("#pm-summary", Static).update(summary_content(doc))
+        self.query_one("#pm-lists", Static).update(lists_content(doc))
+        timeline = self.query_one("#pm-timeline", OptionList)
+        keep = timeline.highlighted
+        timeline.clear_options()
+        entries = doc["timeline"]
+        if not entries:
+            timeline.add_option(Option("no timeline entries (N adds one)", id="none", disabled=True))
+            return
+        timeline.add_options([Option(entry_prompt(e), id=f"e{i}") for i, e in enumerate(entries)])
+        timeline.highlighted = min(keep, len(entries) - 1) if keep is not None else 0
+
+    def selected_entry(self) -> dict[str, Any] | None:
+        if self.doc is None:
+            return None
+        timeline = self.query_one("#pm-timeline", OptionList)
+        if timeline.highlighted is None or not self.doc["timeline"]:
+            return None
+        return self.doc["timeline"][timeline.highlighted]
+
+    # --- actions ------------------------------------------------------------------------------
+
+    @on(OptionList.OptionSelected, "#pm-timeline")
+    def _entry_chosen(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.action_edit_entry()
+
+    def _may_write(self) -> bool:
+        app: Any = self.app
+        refuse = getattr(app, "refuse_if_readonly", None)
+        if refuse is not None and refuse():
+            return False
+        if self.doc is None:
+            app.notify("no incident selected", severity="warning")
+            return False
+        return True
+
+    def _open(self, screen: Any) -> None:
+        self.app.push_screen(screen, self._done)
+
+    def _done(self, message: str | None) -> None:
+        if message:
+            self.app.notify(message)
+            self.reload()
+
+    def action_summary(self) -> None:
+        from pulseguard_tui.widgets.postmortem_forms import SummaryForm
+
+        if self._may_write():
+            self._open(SummaryForm(self.doc))  # type: ignore[arg-type]
+
+    def action_lists(self) -> None:
+        from pulseguard_tui.widgets.postmortem_forms import ListsForm
+
+        if self._may_write():
+            self._open(ListsForm(self.doc))  # type: ignore[arg-type]
+
+    def action_impact(self) -> None:
+        from pulseguard_tui.widgets.postmortem_forms import ImpactForm
+
+        if self._may_write():
+            self._open(ImpactForm(self.doc))  # type: ignore[arg-type]
+
+    def action_new_entry(self) -> None:
+        from pulseguard_tui.widgets.postmortem_forms import EntryForm
+
+        if self._may_write():
+            self._open(EntryForm(self.doc))  # type: ignore[arg-type]
+
+    def _stored_entry(self, doing: str) -> dict[str, Any] | None:
+        entry = self.selected_entry()
+        if entry is None:
+            self.app.notify("no timeline entry selected", severity="warning")
+            return None
+        if entry["id"] is None:
+            # Shown from a recent event, not stored yet: any edit of the post-mortem stores it.
+            self.app.notify(f"this entry is new since the last edit; save any change first, then {doing} it",
+                            severity="warning")
+            return None
+        return entry
+
+    def action_edit_entry(self) -> None:
+        from pulseguard_tui.widgets.postmortem_forms import EntryForm
+
+        if self._may_write() and (entry := self._stored_entry("edit")):
+            self._open(EntryForm(self.doc, entry))  # type: ignore[arg-type]
+
+    def action_delete_entry(self) -> None:
+        from pulseguard_tui.widgets.postmortem_forms import RemoveEntryScreen
+
+        if not self._may_write() or not (entry := self._stored_entry("delete")):
+            return
+        if entry["origin"] != "person":
+            self.app.notify("entries from the incident's timeline can only be hidden (H)", severity="warning")
+            return
+        self._open(RemoveEntryScreen(self.doc, entry))  # type: ignore[arg-type]
+
+    async def action_hide_entry(self) -> None:
+        if not self._may_write() or not (entry := self._stored_entry("hide")):
+            return
+        try:
+            await self.api.edit_postmortem_entry(self.key, entry["id"], hidden=not entry["hidden"])
+        except Exception as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self._done(f"entry {'shown' if entry['hidden'] else 'hidden'}")
+
+    def action_rate(self) -> None:
+        from pulseguard_tui.widgets.postmortem_forms import RatingForm
+
+        if self._may_write():
+            self._open(RatingForm(self.doc))  # type: ignore[arg-type]
+
+    def action_publish(self) -> None:
+        from pulseguard_tui.widgets.postmortem_forms import PublishScreen
+
+        if self._may_write():
+            self._open(PublishScreen(self.doc))  # type: ignore[arg-type]
+
+    async def action_copy_markdown(self) -> None:
+        if self.key is None:
+            return
+        try:
+            text = await self.api.postmortem_markdown(self.key)
+        except Exception as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self.app.copy_to_clipboard(text)
+        self.app.notify(f"{self.key} post-mortem copied as Markdown ({len(text.splitlines())} lines)")
