@@ -78,7 +78,7 @@ def format_report(report: dict[str, Any]) -> str:
         f, r = trends["incident_frequency"], trends["resolution_time"]
         pct = f" {f['change_percent']:+.1f}%" if f["change_percent"] is not None else ""
         freq = (f"  {trend_arrow(f['direction'])} {f['direction']}: {f['current_per_day']:.2f}/day vs "
-                f"{f['previous_per_day']:.2f}/day ({f['previous']} incidents){pct}")
+                f"{f['previous_per_day']:.2f}/day{pct}")
         pct = f" {r['change_percent']:+.1f}%" if r["change_percent"] is not None else ""
         if r["direction"] == "no data":
             ttr = "  (nothing resolved to compare with)" if r["current_seconds"] is not None else ""

@@ -1,0 +1,88 @@
+"""The console's Analytics screen: the same figures as the report, its charts, period keys,
+live reload from the change feed, and 80x24."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from textual_plotext import PlotextPlot
+
+from engine import services
+from engine.db import close_database, open_database
+from pulseguard_tui.screens.analytics import AnalyticsScreen, _shift_month
+from snapshots.console_app import make_app
+from test_analytics_report import FEBRUARY, MARCH, make
+from test_console_workflows import until
+
+
+@pytest.fixture
+async def sdb(sqlite_database: Any) -> AsyncIterator[Any]:
+    await open_database(sqlite_database)
+    try:
+        for spec in FEBRUARY + MARCH:
+            await make(spec)
+        yield sqlite_database
+    finally:
+        await close_database()
+
+
+async def analytics(app: Any, pilot: Any) -> AnalyticsScreen:
+    await app.switch_mode("analytics")
+    screen = app.screen
+    assert isinstance(screen, AnalyticsScreen)
+    await until(pilot, lambda: screen.report is not None, what="first report")
+    return screen
+
+
+def summary(screen: AnalyticsScreen) -> str:
+    return str(screen.query_one("#analytics-summary").render())
+
+
+async def test_the_screen_shows_the_month_of_the_clock_with_its_charts(sdb: Any) -> None:
+    app = make_app(sdb, follow_feed=False)  # the console's clock says 2026-03-02
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await analytics(app, pilot)
+        report = screen.report
+        assert report["period"]["label"] == "2026-03" and report["total_incidents"] == 8
+        text = summary(screen)
+        assert "Incidents       8" in text and "incident prevention rate  50.0% (2 of 4" in text
+        assert "↑ worsening" in text and "database" in text
+        period = str(screen.query_one("#analytics-period").render())
+        assert "2026-03 vs 2026-02" in period
+        weekly = screen.query_one("#chart-weekly", PlotextPlot)
+        rendered = weekly.render().plain
+        assert "Incidents per week by severity" in rendered
+        assert "Root causes" in screen.query_one("#chart-causes", PlotextPlot).render().plain
+        assert "MTTR per week" in screen.query_one("#chart-mttr", PlotextPlot).render().plain
+        assert not screen.query_one("#analytics-body").has_class("-wide")
+
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: screen.report["period"]["label"] == "2026-02", what="previous month")
+        assert screen.report["total_incidents"] == 4
+        await pilot.press("y")
+        await until(pilot, lambda: screen.report["period"]["label"].startswith("2026-01-01"), what="year")
+        # January 1st up to the clock's day (March 2nd): February's four plus i8 and i1.
+        assert screen.report["total_incidents"] == 6
+        await pilot.press("m")
+        await until(pilot, lambda: screen.report["period"]["label"] == "2026-02", what="back to the month")
+
+
+async def test_new_incidents_reload_the_report(sdb: Any) -> None:
+    app = make_app(sdb)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await analytics(app, pilot)
+        assert screen.query_one("#analytics-body").has_class("-wide")
+        screen._last_reload = 0.0  # no throttling wait in the test
+        from datetime import datetime, timezone
+
+        await services.create_incident(title="late one", severity="low", actor="x",
+                                       at=datetime(2026, 3, 2, 11, tzinfo=timezone.utc))
+        await until(pilot, lambda: screen.report["total_incidents"] == 9, timeout=10, what="reload from the feed")
+
+
+def test_month_stepping_crosses_years() -> None:
+    assert _shift_month("2026-01", -1) == "2025-12"
+    assert _shift_month("2025-12", 1) == "2026-01"
+    assert _shift_month("2026-03", -14) == "2025-01"

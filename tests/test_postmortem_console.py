@@ -1,0 +1,170 @@
+"""The Post-mortem tab (PostmortemView) driven by keys in a real Textual pilot: every edit goes
+through the engine and shows in the tab; refusals show in the form and change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.widgets import Input, OptionList, TextArea
+
+from engine.api import LocalEngine
+from engine.db import close_database, open_database
+from engine.postmortem_models import Postmortem, PostmortemEntry
+from engine.models import Incident
+from pulseguard_tui.forms.base import FormScreen
+from pulseguard_tui.widgets.postmortem import PostmortemView
+from test_console_workflows import until
+from test_postmortem_document import full_lifecycle
+
+
+class Host(App[None]):
+    """The smallest console the tab needs: an `api` and the read-only switch."""
+
+    def __init__(self, api: Any) -> None:
+        super().__init__()
+        self.api = api
+        self.readonly = False
+
+    def compose(self) -> ComposeResult:
+        yield PostmortemView(id="pm")
+
+    def refuse_if_readonly(self) -> bool:
+        if self.readonly:
+            self.notify("read-only console", severity="warning")
+        return self.readonly
+
+
+@pytest.fixture
+async def sdb(sqlite_database: Any) -> AsyncIterator[Any]:
+    await open_database(sqlite_database)
+    try:
+        yield sqlite_database
+    finally:
+        await close_database()
+
+
+async def loaded(pilot: Any, view: PostmortemView, check=lambda d: True) -> dict[str, Any]:
+    await until(pilot, lambda: view.doc is not None and check(view.doc), what="post-mortem loaded")
+    return view.doc  # type: ignore[return-value]
+
+
+async def form(pilot: Any, cls_name: str) -> FormScreen:
+    await until(pilot, lambda: type(pilot.app.screen).__name__ == cls_name, what=cls_name)
+    return pilot.app.screen
+
+
+async def save(pilot: Any) -> None:
+    await pilot.press("ctrl+s")
+
+
+async def test_editing_the_post_mortem_from_the_keyboard(sdb: Any) -> None:
+    key = await full_lifecycle()
+    app = Host(LocalEngine("carol"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(PostmortemView)
+        view.show_incident({"key": key})
+        doc = await loaded(pilot, view)
+        app.query_one("#pm-timeline", OptionList).focus()
+        assert [e["kind"] for e in doc["timeline"]][:3] == ["deployment", "first_alert", "declared"]
+        assert "Checkout failed for 48 minutes" in str(view.query_one("#pm-summary").render())
+
+        # S: summary
+        await pilot.press("S")
+        screen = await form(pilot, "SummaryForm")
+        screen.query_one("#f-summary", TextArea).text = "Release 4.2 broke checkout for 48 minutes."
+        await save(pilot)
+        await loaded(pilot, view, lambda d: d["postmortem"]["summary"].startswith("Release 4.2"))
+
+        # H: hide the highlighted entry (the deployment), H again shows it
+        await pilot.press("H")
+        await loaded(pilot, view, lambda d: d["timeline"][0]["hidden"])
+        assert (await PostmortemEntry.get(kind="deployment")).hidden
+
+        # N: a new entry, with a bad time first
+        await pilot.press("N")
+        screen = await form(pilot, "EntryForm")
+        screen.query_one("#f-at", Input).value = "yesterday-ish"
+        screen.query_one("#f-text", Input).value = "support tickets spike"
+        await save(pilot)
+        await until(pilot, lambda: any("not a time" in p for p in screen.problems_shown), what="time problem")
+        screen.query_one("#f-at", Input).value = "2026-03-02T10:20:00+00:00"
+        await save(pilot)
+        await loaded(pilot, view, lambda d: any(e["text"] == "support tickets spike" for e in d["timeline"]))
+
+        # I: impact, refused then saved
+        await pilot.press("I")
+        screen = await form(pilot, "ImpactForm")
+        screen.query_one("#f-users", Input).value = "-5"
+        await save(pilot)
+        await until(pilot, lambda: any("out of range" in p for p in screen.problems_shown), what="impact problem")
+        assert (await Incident.get(number=1)).impact.get("affected_users") == 1200
+        screen.query_one("#f-users", Input).value = "1500"
+        screen.query_one("#f-downtime", Input).value = "50"
+        await save(pilot)
+        doc = await loaded(pilot, view, lambda d: d["impact"]["affected_users"] == 1500)
+        assert doc["impact"]["downtime_minutes"] == 50.0 and doc["impact"]["downtime_source"] == "manual"
+
+        # G: satisfaction
+        await pilot.press("G")
+        screen = await form(pilot, "RatingForm")
+        screen.query_one("#f-team", Input).value = "5"
+        await save(pilot)
+        await loaded(pilot, view, lambda d: d["satisfaction"]["team"] == 5)
+
+        # Enter on an entry: edit it (annotation)
+        timeline = app.query_one("#pm-timeline", OptionList)
+        timeline.highlighted = 2  # declared
+        await pilot.press("enter")
+        screen = await form(pilot, "EntryForm")
+        screen.query_one("#f-annotation", Input).value = "paged the wrong team"
+        await save(pilot)
+        await loaded(pilot, view, lambda d: d["timeline"][2]["annotation"] == "paged the wrong team")
+
+        # P: publish; then an edit is refused inside the form
+        await pilot.press("P")
+        await form(pilot, "PublishScreen")
+        await pilot.press("y")
+        await loaded(pilot, view, lambda d: d["postmortem"]["status"] == "published")
+        assert "PUBLISHED" in str(view.query_one("#pm-summary").render())
+        await pilot.press("S")
+        screen = await form(pilot, "SummaryForm")
+        screen.query_one("#f-summary", TextArea).text = "changed"
+        await save(pilot)
+        await until(pilot, lambda: any("unpublish it before you edit" in p for p in screen.problems_shown), what="refusal")
+        await pilot.press("escape")
+        assert (await Postmortem.get(incident__number=1)).summary.startswith("Release 4.2")
+
+
+async def test_read_only_console_opens_no_form(sdb: Any) -> None:
+    key = await full_lifecycle()
+    app = Host(LocalEngine("carol"))
+    app.readonly = True
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(PostmortemView)
+        view.show_incident({"key": key})
+        await loaded(pilot, view)
+        app.query_one("#pm-timeline", OptionList).focus()
+        for k in ("S", "N", "I", "P", "H"):
+            await pilot.press(k)
+            await pilot.pause(0.05)
+            assert not isinstance(app.screen, FormScreen)
+        assert (await Postmortem.get(incident__number=1)).summary.startswith("Checkout failed")
+
+
+async def test_an_incident_without_a_post_mortem_shows_a_preview(sdb: Any) -> None:
+    from engine import services
+
+    inc = await services.create_incident(title="db slow", severity="low", actor="alice")
+    app = Host(LocalEngine("alice"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(PostmortemView)
+        view.show_incident({"key": inc.key})
+        await loaded(pilot, view)
+        text = str(view.query_one("#pm-summary").render())
+        assert "preview" in text and "no summary yet" in text
+        view.show_incident({"key": "INC-99"})
+        await until(pilot, lambda: view.error is not None, what="missing incident")
+        assert "no incident INC-99" in str(view.query_one("#pm-summary").render())
