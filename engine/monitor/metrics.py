@@ -156,6 +156,17 @@ class TargetStatus:
         self.dirty = True
         return changed
 
+    def state_values(self) -> tuple[Any, ...]:
+        """Values of STATE_COLUMNS, then the name (for the UPDATE's WHERE)."""
+        obs = self.last
+        return (
+            "paused" if self.paused else self.state, not self.paused,
+            utc(obs.at) if obs else None, obs.ok if obs else None, obs.latency_ms if obs else None,
+            obs.status_code if obs else None, (obs.error or None) if obs else None,
+            utc(self.last_ok_at) if self.last_ok_at else None, utc(self.last_change_at) if self.last_change_at else None,
+            self.cert_days_left, datetime.now(UTC), self.name,
+        )
+
     def row(self) -> MonitorTarget:
         obs = self.last
         return MonitorTarget(
@@ -170,6 +181,39 @@ class TargetStatus:
             last_change_at=utc(self.last_change_at) if self.last_change_at else None,
             cert_days_left=self.cert_days_left, updated_at=datetime.now(UTC),
         )
+
+
+RESULT_COLUMNS = ("target", "at", "ok", "latency_ms", "status_code", "error", "cert_days_left")
+SAMPLE_COLUMNS = ("series_id", "at", "value")
+ROLLUP_COLUMNS = ("series_id", "minute", "count", "min", "max", "mean", "p95")
+STATE_COLUMNS = ("state", "active", "last_at", "last_ok", "last_latency_ms", "last_status_code", "last_error",
+                 "last_ok_at", "last_change_at", "cert_days_left", "updated_at")
+
+
+def _marks(conn: Any, n: int, start: int = 1) -> list[str]:
+    if conn.capabilities.dialect == "postgres":
+        return [f"${i}" for i in range(start, start + n)]
+    return ["?"] * n
+
+
+def _insert_sql(conn: Any, table: str, columns: Sequence[str]) -> str:
+    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(_marks(conn, len(columns)))})'
+
+
+def _update_sql(conn: Any, table: str, columns: Sequence[str], key: str) -> str:
+    marks = _marks(conn, len(columns) + 1)
+    sets = ", ".join(f'"{c}" = {m}' for c, m in zip(columns, marks))
+    return f'UPDATE "{table}" SET {sets} WHERE "{key}" = {marks[-1]}'
+
+
+async def upsert_rollups(rows: list[tuple[Any, ...]]) -> None:
+    """Insert or replace per-minute rollups (series_id, minute, count, min, max, mean, p95).
+    A minute split between two engines (a takeover) keeps the later write."""
+    async with in_transaction() as conn:
+        sql = _insert_sql(conn, "metric_rollup", ROLLUP_COLUMNS) + ' ON CONFLICT ("series_id", "minute") DO UPDATE SET ' + ", ".join(
+            f'"{c}" = excluded."{c}"' for c in ROLLUP_COLUMNS[2:]
+        )
+        await conn.execute_many(sql, rows)
 
 
 def target_address(target: Any) -> str:
@@ -240,6 +284,7 @@ class MetricsWriter:
         self.state_interval = state_interval
         self.max_batch = max_batch
         self.rollup_grace = rollup_grace
+        self.rollup_chunk = 2000
         self._results: list[Observation] = []
         self._samples: list[tuple[str, str, SeriesValue, float]] = []  # target, source, value, at
         self._acc: dict[tuple[str, str, tuple[tuple[str, str], ...], str, int], list[float]] = defaultdict(list)
@@ -313,37 +358,41 @@ class MetricsWriter:
                 self._last_state = now
             self.flush_seconds += time.perf_counter() - started
 
+    # The hot paths write with plain parametrised executemany: building ORM objects for
+    # thousands of rows a second costs more event-loop time than the database work itself.
+
     async def _store(self, results: list[Observation], samples: list[tuple[str, str, SeriesValue, float]]) -> None:
         if not results and not samples:
             return
         if samples:
             await self.registry.ensure((t, v.name, v.labels, src) for t, src, v, _ in samples)
         result_rows = [
-            ProbeResult(
-                target=o.target, at=utc(o.at), ok=o.ok, latency_ms=o.latency_ms, status_code=o.status_code,
-                error=o.error, cert_days_left=o.cert_days_left,
-            )
-            for o in results
+            (o.target, utc(o.at), o.ok, o.latency_ms, o.status_code, o.error, o.cert_days_left) for o in results
         ]
         sample_rows = []
+        get = self.registry.get
         for target, _, value, at in samples:
-            series_id = self.registry.get(target, value.key)
+            series_id = get(target, value.key)
             if series_id is not None:
-                sample_rows.append(MetricSample(series_id=series_id, at=utc(at), value=value.value))
+                sample_rows.append((series_id, utc(at), value.value))
         async with in_transaction() as conn:
             if result_rows:
-                await ProbeResult.bulk_create(result_rows, batch_size=1000, using_db=conn)
+                await conn.execute_many(_insert_sql(conn, "probe_result", RESULT_COLUMNS), result_rows)
             if sample_rows:
-                await MetricSample.bulk_create(sample_rows, batch_size=1000, using_db=conn)
+                await conn.execute_many(_insert_sql(conn, "metric_sample", SAMPLE_COLUMNS), sample_rows)
         self.batches += 1
         self.written_results += len(result_rows)
         self.written_samples += len(sample_rows)
 
     async def _store_rollups(self, *, final: bool = False) -> None:
+        """Write completed minutes, at most `rollup_chunk` series per flush (so a minute
+        boundary with thousands of series does not stall the loop once a minute)."""
         cutoff = minute_of(time.time() - self.rollup_grace)
         done = [k for k in self._acc if final or k[4] < cutoff]
         if not done:
             return
+        if not final:
+            done = done[: self.rollup_chunk]
         await self.registry.ensure((k[0], k[1], k[2], k[3]) for k in done)
         rows = []
         for key in done:
@@ -351,22 +400,19 @@ class MetricsWriter:
             series_id = self.registry.get(key[0], series_key(key[1], dict(key[2])))
             if series_id is None or not values:
                 continue
-            count, lo, hi, mean, p95 = rollup_of(values)
-            rows.append(MetricRollup(series_id=series_id, minute=utc(key[4]), count=count, min=lo, max=hi, mean=mean, p95=p95))
+            rows.append((series_id, utc(key[4]), *rollup_of(values)))
         if rows:
-            # A minute can be split between two engines (a takeover); the later write wins.
-            await MetricRollup.bulk_create(
-                rows, batch_size=500, on_conflict=["series_id", "minute"],
-                update_fields=["count", "min", "max", "mean", "p95"],
-            )
+            await upsert_rollups(rows)
             self.written_rollups += len(rows)
 
     async def _store_state(self) -> None:
-        rows = [s.row() for s in self.statuses.values() if s.dirty]
-        if not rows:
+        dirty = [s for s in self.statuses.values() if s.dirty]
+        if not dirty:
             return
-        await MonitorTarget.bulk_create(rows, batch_size=500, on_conflict=["name"], update_fields=TARGET_STATE_FIELDS)
-        for s in self.statuses.values():
+        rows = [s.state_values() for s in dirty]
+        async with in_transaction() as conn:
+            await conn.execute_many(_update_sql(conn, "monitor_target", STATE_COLUMNS, "name"), rows)
+        for s in dirty:
             s.dirty = False
 
 
@@ -412,12 +458,9 @@ async def recompute_rollups(pairs: Iterable[tuple[int, int]]) -> int:
             series_id=series_id, at__gte=start, at__lt=start + timedelta(minutes=1)
         ).values_list("value", flat=True)
         if values:
-            count, lo, hi, mean, p95 = rollup_of([float(v) for v in values])
-            rows.append(MetricRollup(series_id=series_id, minute=start, count=count, min=lo, max=hi, mean=mean, p95=p95))
+            rows.append((series_id, start, *rollup_of([float(v) for v in values])))
     if rows:
-        await MetricRollup.bulk_create(
-            rows, batch_size=500, on_conflict=["series_id", "minute"], update_fields=["count", "min", "max", "mean", "p95"]
-        )
+        await upsert_rollups(rows)
     return len(rows)
 
 
@@ -515,10 +558,11 @@ async def _probe_points(target: str, name: str, since: datetime, until: datetime
     )
     if name == "ok":
         return [{**label, "at": at.isoformat(), "value": 1.0 if ok else 0.0, "error": error} for at, ok, _, _, error in rows]
+    # Response times of probes that got a response (a timeout's "latency" is the timeout).
     return [
         {**label, "at": at.isoformat(), "value": latency, "status_code": code, "ok": ok, "error": error}
         for at, ok, latency, code, error in rows
-        if latency is not None
+        if latency is not None and (ok or code is not None)
     ]
 
 

@@ -405,6 +405,10 @@ class MonitorService:
         self.services_by_target = {t.name: t.service for t in targets}
         self.statuses = await sync_targets(targets)
         self.writer = MetricsWriter(self.statuses)
+        # Register every probe target's own series now rather than at the first minute boundary.
+        await self.writer.registry.ensure(
+            (t.name, name, (), "probe") for t in targets for name in ("response_time", "ok")
+        )
         rules = [Rule.from_config(name, trig) for name, trig in config.triggers.items() if getattr(trig, "enabled", True)]
         self.tracker = maint.MaintenanceTracker(self._window_ended)
         self.evaluator = Evaluator(rules, self._emit, covered=self.tracker.covers)
