@@ -25,8 +25,8 @@ from tortoise.transactions import in_transaction
 from engine.escalation.models import Notification, NotificationState, Timer, TimerState
 from engine.escalation.policy import Policy, policy_for
 from engine.models import Event, Incident, StatusUpdate
-from engine.notify import render
-from engine.notify.channels import describe
+from engine.notify.destinations import describe
+from engine.notify.render import public_incident
 
 log = logging.getLogger(__name__)
 ACTOR = "pulseguard"
@@ -489,7 +489,7 @@ async def _external(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, e
     dests = _external_destinations(ctx)
     if not dests:
         return
-    payload = {"kind": kind, "incident": render.public_incident(snapshot(incident)), "message": message, "at": _iso(now)}
+    payload = {"kind": kind, "incident": public_incident(snapshot(incident)), "message": message, "at": _iso(now)}
     await write_notifications(conn, incident, dests, payload, f"{incident.key}:e{event.id}:ext", audience="external", now=now)
 
 

@@ -24,6 +24,7 @@ from engine.notify import render
 from engine.notify import slack as slack_channel
 from engine.notify import webhook as webhook_channel
 from engine.notify.base import DEFAULT_TIMEOUT, Outcome
+from engine.notify.destinations import describe  # noqa: F401  (re-exported)
 from engine.notify.email import SmtpSettings
 from engine.notify.jira import JiraSettings
 
@@ -101,18 +102,6 @@ def settings_from_config(config: Any, env: Mapping[str, str] | None = None) -> C
             sync_status=j.sync_status,
         )
     return out
-
-
-def describe(destination: str) -> str:
-    """How a destination reads in the timeline: '#incidents', 'alice@example.com', 'PagerDuty'."""
-    kind, _, value = destination.partition(":")
-    if kind == "pagerduty":
-        return "PagerDuty"
-    if kind == "jira":
-        return "Jira"
-    if kind == "webhook":
-        return f"webhook {value}"
-    return value or destination
 
 
 class Dispatcher:

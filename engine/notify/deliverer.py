@@ -269,16 +269,24 @@ class Deliverer:
         incident_ids = {row.incident_id for row, *_ in verdicts if row.incident_id is not None}
         async with in_transaction() as conn:
             incidents = {i.id: i for i in await Incident.filter(id__in=list(incident_ids)).using_db(conn)} if incident_ids else {}
+            updated: set[int] = set()
             for row, attempt, outcome, values, event in verdicts:
-                updated = await Notification.filter(id=row.id, claimed_by=self.name).using_db(conn).update(**values)
+                if await Notification.filter(id=row.id, claimed_by=self.name).using_db(conn).update(**values):
+                    updated.add(row.id)
+            # Incident rows before timeline entries: the service layer locks in that order too
+            # (the incident, then the feed's lock), so the two can never deadlock on PostgreSQL.
+            if self._link_jira():
+                for row, attempt, outcome, values, event in verdicts:
+                    incident = incidents.get(row.incident_id) if row.incident_id is not None else None
+                    if row.id in updated and incident is not None and outcome.ok and outcome.result.get("jira_issue"):
+                        refs = dict(incident.external_refs or {})
+                        if refs.get("jira") != outcome.result["jira_issue"]:
+                            refs["jira"] = outcome.result["jira_issue"]
+                            incident.external_refs = refs
+                            await Incident.filter(id=incident.id).using_db(conn).update(external_refs=refs)
+            for row, attempt, outcome, values, event in verdicts:
                 incident = incidents.get(row.incident_id) if row.incident_id is not None else None
-                if updated and incident is not None and outcome.ok and outcome.result.get("jira_issue") and self._link_jira():
-                    refs = dict(incident.external_refs or {})
-                    if refs.get("jira") != outcome.result["jira_issue"]:
-                        refs["jira"] = outcome.result["jira_issue"]
-                        incident.external_refs = refs
-                        await Incident.filter(id=incident.id).using_db(conn).update(external_refs=refs)
-                if updated and incident is not None:
+                if row.id in updated and incident is not None:
                     kind, summary, data = event
                     data = {**data, "notification_id": row.id, "destination": row.destination, "attempt": attempt, "kind": row.kind}
                     await _event(conn, incident, kind, summary, data, now)
