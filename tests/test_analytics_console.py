@@ -86,3 +86,33 @@ def test_month_stepping_crosses_years() -> None:
     assert _shift_month("2026-01", -1) == "2025-12"
     assert _shift_month("2025-12", 1) == "2026-01"
     assert _shift_month("2026-03", -14) == "2025-01"
+
+
+def test_report_command_draws_the_charts_once_the_renderer_is_installed(sqlite_database: Any) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env
+
+    async def fill() -> None:
+        await open_database(sqlite_database)
+        try:
+            for spec in MARCH:
+                await make(spec)
+        finally:
+            await close_database()
+
+    import asyncio
+
+    asyncio.run(fill())
+    code = ("import sys; from pulseguard_tui.charts import install_report_charts; install_report_charts(); "
+            "from engine.cli import main; sys.exit(main(['report', '--month', '2026-03', '--width', '80']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=cli_env(sqlite_database), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for title in ("Incidents per week by severity", "MTTR per week (hours)", "Root causes (% of resolved)"):
+        assert title in out
+    assert "\x1b[" not in out  # not a terminal: no colour codes
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "█ critical" in out or "██ critical" in out  # the legend names the severities
