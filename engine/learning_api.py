@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from engine import analytics, postmortem
+from engine.domain import IllegalTransition
 from engine.postmortem import UNSET
 
 
@@ -133,7 +134,17 @@ class _Adapter(LearningMixin):
 
 
 def learning_api(api: Any) -> Any:
-    """`api` itself when it implements LearningAPI, else an adapter over the local database."""
+    """`api` itself when it implements LearningAPI, else an adapter over the local database.
+
+    Only an in-process LocalEngine has that database; another implementation (a console
+    attached over HTTP) that lacks these methods gets a clear refusal instead.
+    """
     if isinstance(api, LearningAPI):
         return api
+    from engine.api import LocalEngine
+
+    if not isinstance(api, LocalEngine):
+        raise IllegalTransition(
+            "analytics and post-mortems are not available through this connection (open the database directly)"
+        )
     return _Adapter(api)
