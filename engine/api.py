@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from engine import feed, queries, services
 from engine.domain import OPEN_STATUSES
+from engine.learning_api import LearningMixin
 from engine.models import Comment, Evidence, FollowUp, StatusUpdate
 
 
@@ -155,7 +156,7 @@ async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: 
     return {"total": total, "offset": offset, "rows": [queries.incident_row(r) for r in rows], "position": position}
 
 
-class LocalEngine:
+class LocalEngine(LearningMixin):
     """EngineAPI over this process's database connection."""
 
     def __init__(self, actor: str, *, readonly: bool = False, db_label: str = "", role: str = "local",

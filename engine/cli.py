@@ -627,6 +627,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `pulseguard … | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return EXIT_OK
     except Exception as exc:  # config errors and connection failures: still one clear message
         problems = getattr(exc, "problems", None)
         if problems:
