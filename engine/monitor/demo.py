@@ -241,8 +241,19 @@ async def run_demo_printing(*, duration: float | None = None, keep: bool = False
           "incidents should open within about a minute (Ctrl-C stops)")
     cursor = 0
     last_phase = ""
-    last_summary = 0.0
+    last_summary = time.monotonic() - 10  # first summary once the first probes are in
     started = time.monotonic()
+    changes: list[str] = []
+    seen: dict[str, bool] = {}
+
+    def on_observation(obs: Any) -> None:
+        if seen.get(obs.target) != obs.ok:
+            seen[obs.target] = obs.ok
+            what = "up" if obs.ok else f"DOWN: {obs.error}"
+            changes.append(f"{_clock()}  target {obs.target} is {what}")
+
+    if handles.engine.monitor is not None:
+        handles.engine.monitor.add_listener(on_observation)
     try:
         while not stop.is_set():
             if duration is not None and time.monotonic() - started >= duration:
@@ -251,6 +262,8 @@ async def run_demo_printing(*, duration: float | None = None, keep: bool = False
             if phase != last_phase:
                 print(f"{_clock()}  service: {phase}")
                 last_phase = phase
+            while changes:
+                print(changes.pop(0))
             for event in await feed.events_since(cursor, 200):
                 cursor = event["id"]
                 where = event["incident"] or "-"

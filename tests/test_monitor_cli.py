@@ -1,0 +1,131 @@
+"""The monitoring commands as a user runs them: targets, metrics push/query, maintenance
+add/list/end, demo; bad input gets one clear line and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import run_cli
+
+from engine.models import MaintenanceWindow
+from engine.monitor.models import MetricSample
+
+
+def test_metrics_push_and_query(db, database) -> None:  # type: ignore[no-untyped-def]
+    proc = run_cli(database, "metrics", "push", 'queue_depth{job="mail"}', "42", check=True)
+    assert proc.stdout.startswith('stored queue_depth{job="mail"} = 42 at ')
+    run_cli(database, "metrics", "push", 'queue_depth{job="mail"}', "58.5", "--at", "2m", check=True)
+    proc = run_cli(database, "metrics", "query", 'queue_depth{job="mail"}', "--since", "10m", "--json", check=True)
+    points = json.loads(proc.stdout)
+    assert [p["value"] for p in points] == [58.5, 42.0]  # oldest first
+    proc = run_cli(database, "metrics", "query", 'queue_depth{job="mail"}', "--since", "10m", "--resolution", "minute", check=True)
+    assert "MEAN" in proc.stdout and "COUNT" in proc.stdout
+    proc = run_cli(database, "metrics", "query", "nothing_here", check=True)
+    assert proc.stdout.strip() == "no series 'nothing_here' (for a probe series such as response_time, give --target)"
+
+
+def test_metrics_bad_input_is_one_line_and_writes_nothing(db, database) -> None:  # type: ignore[no-untyped-def]
+    for args, message in [
+        (("metrics", "push", "queue depth", "1"), "error: series: 'queue depth' is not a series name"),
+        (("metrics", "push", "queue", "lots"), "error: VALUE: 'lots' is not a number"),
+        (("metrics", "push", "queue", "nan"), "error: value: must be a finite number"),
+        (("metrics", "push", "queue", "1", "--at", "yesterday-ish"), "error: --at: 'yesterday-ish' is not a time"),
+        (("metrics", "query", "queue", "--since", "soon"), "error: --since: 'soon' is not a time"),
+    ]:
+        proc = run_cli(database, *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stderr.startswith(message), (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+async def test_nothing_was_pushed_by_refusals(db, database) -> None:  # type: ignore[no-untyped-def]
+    proc = await _run(database, "metrics", "push", "queue", "inf")
+    assert proc.returncode == 2
+    assert await MetricSample.all().count() == 0
+
+
+async def _run(database, *args):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    return await asyncio.to_thread(run_cli, database, *args)
+
+
+async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[[services]]\nname = "payments"\n\n[[targets]]\nname = "pay-api"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 9\nservice = "payments"\n')
+    proc = await _run(database, "maintenance", "add", "--title", "DB upgrade", "--service", "payments", "--for", "2h",
+                      "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    assert re.match(r"maintenance #1 \(scheduled\) .* → .*: DB upgrade \[service payments\]", proc.stdout)
+    proc = await _run(database, "maintenance", "add", "--title", "hotfix", "--target", "nope", "--emergency",
+                      "--for", "30m", "--config", str(config))
+    assert proc.returncode == 0 and "warning: no target 'nope' in the configuration" in proc.stderr
+    proc = await _run(database, "maintenance", "list", "--json")
+    rows = json.loads(proc.stdout)
+    assert [(r["title"], r["kind"], r["services"], r["targets"]) for r in rows] == [
+        ("DB upgrade", "scheduled", ["payments"], []), ("hotfix", "emergency", [], ["nope"])]
+    proc = await _run(database, "maintenance", "list")
+    assert "active" in proc.stdout and "DB upgrade" in proc.stdout
+    proc = await _run(database, "maintenance", "end", "1")
+    assert proc.returncode == 0 and proc.stdout.strip() == "maintenance #1 ended: DB upgrade"
+    proc = await _run(database, "maintenance", "end", "1")
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: maintenance window 1 has already ended"
+    proc = await _run(database, "maintenance", "list")
+    assert "DB upgrade" not in proc.stdout and "hotfix" in proc.stdout
+    window = await MaintenanceWindow.get(id=1)
+    assert window.ended_at is not None
+
+    before = await MaintenanceWindow.all().count()
+    for args, message in [
+        (("--title", "x", "--service", "payments"), "error: give the end of the window with --end T or --for DURATION"),
+        (("--title", "x", "--for", "1h"), "error: name what the window covers with --service NAME or --target NAME"),
+        (("--title", "x", "--service", "payments", "--for", "soon"), "error: --for: 'soon' is not a duration"),
+        (("--title", "x", "--service", "payments", "--start", "2h", "--end", "3h"), "error: ends: must be after the start"),
+        (("--title", "x", "--service", "bad name!", "--for", "1h"), "error: service: 'bad name!' is not a valid name"),
+    ]:
+        proc = await _run(database, "maintenance", "add", *args)
+        assert proc.returncode == 2 and proc.stderr.startswith(message), (args, proc.stderr)
+    assert await MaintenanceWindow.all().count() == before
+
+
+async def test_targets_lists_configured_and_probed_targets(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from engine.monitor.models import MonitorTarget
+
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[[targets]]\nname = "api"\nkind = "http"\nurl = "http://127.0.0.1:9/"\n\n'
+                      '[[targets]]\nname = "db"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 5432\n')
+    await MonitorTarget.create(name="api", kind="http", address="http://127.0.0.1:9/", interval=30, timeout=10, state="down",
+                               last_at=datetime.now(timezone.utc), last_ok=False, last_latency_ms=1.5,
+                               last_error="connection refused", updated_at=datetime.now(timezone.utc))
+    proc = await _run(database, "targets", "--json", "--config", str(config))
+    data = json.loads(proc.stdout)
+    assert data["engine"] is None
+    by_name = {t["name"]: t for t in data["targets"]}
+    assert by_name["api"]["state"] == "down" and by_name["api"]["last_error"] == "connection refused"
+    assert by_name["db"]["state"] == "unknown" and by_name["db"]["address"] == "127.0.0.1:5432"
+    proc = await _run(database, "targets", "--config", str(config))
+    assert "connection refused" in proc.stdout and "never probed" in proc.stdout
+    assert "no engine has run on this database yet" in proc.stdout
+
+
+def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "demo", "--duration", "7"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "demo: flaky service on http://127.0.0.1:" in lines[0]
+    folder = Path(re.search(r"database (\S+)/pulseguard\.db", lines[0]).group(1))
+    assert any("service: healthy" in line for line in lines)
+    assert any(line.endswith("target checkout-api is up") for line in lines)
+    assert any("targets: checkout-api up" in line for line in lines)
+    assert lines[-1].endswith("demo: stopping")
+    assert not folder.exists()  # the temporary database is removed unless --keep
