@@ -33,30 +33,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# A minimal asyncio HTTP/1.1 server (keep-alive, Content-Length bodies): fast enough that the
+# figures measure the engine, not the receiver.
 RECEIVER = r"""
-import json, sys, time, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import asyncio, json, time
 seen = {}
-lock = threading.Lock()
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        now = time.time()
-        doc = json.loads(body)
-        key = (doc.get("incident") or {}).get("key")
-        with lock:
-            seen.setdefault(key, now)
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
-    def do_GET(self):
-        with lock:
-            out = json.dumps(seen).encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers(); self.wfile.write(out)
-srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-srv.daemon_threads = True
-print(srv.server_address[1], flush=True)
-srv.serve_forever(0.05)
+
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method = lines[0].split(" ", 1)[0]
+            length = 0
+            for line in lines[1:]:
+                if line.lower().startswith("content-length:"):
+                    length = int(line.split(":", 1)[1])
+            body = await reader.readexactly(length) if length else b""
+            if method == "POST":
+                now = time.time()
+                key = (json.loads(body).get("incident") or {}).get("key")
+                seen.setdefault(key, now)
+                out = b"ok"
+            else:
+                out = json.dumps(seen).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + str(len(out)).encode() + b"\r\n\r\n" + out)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
 """
 
 CONFIG = """
@@ -126,7 +140,7 @@ async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> di
     config = parse_config_text(CONFIG.format(port=port))
     await open_database(resolve_database(url))
     created: dict[str, float] = {}
-    loops = EscalationLoops(config, concurrency=32, delivery_poll=0.2)
+    loops = EscalationLoops(config, concurrency=args.concurrency, delivery_poll=0.2)
     stats: dict[str, float] = {}
     try:
         if mode == "burst":
@@ -195,11 +209,12 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16, help="messages in flight at once (16, the engine default)")
     parser.add_argument("--db", help="postgres://… (default: a temporary SQLite file)")
     args = parser.parse_args()
     backend = "PostgreSQL" if args.db else "SQLite"
     print(f"notification delivery on {backend}, webhook receiver on loopback, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    ceiling = await raw_ceiling()
+    ceiling = await raw_ceiling(concurrency=args.concurrency)
     print(f"loopback ceiling: {ceiling:.0f} bare HTTP POSTs/s to the same receiver (no database, no outbox)")
     bursts = [await one_run(args.db, "burst", args) for _ in range(args.runs)]
     rate = statistics.median(r["per_second"] for r in bursts)
