@@ -85,12 +85,14 @@ async def test_escalation_runs_as_an_engine_plugin_under_the_lease(esc_db, recei
     engine = Engine(cfg, monitor=False, standby=False, lease_ttl=5, lease_renew=1)
     await engine.start()
     try:
-        assert engine.is_leader and "escalation" in engine.services
+        assert engine.is_leader and {"escalation", "escalation-hooks"} <= set(engine.services)
+        assert planner.context() is not None and planner.context().config is cfg
         inc = await services.create_incident(title="via the engine", severity="critical", actor="probe")
         await eventually(lambda: receivers.slack.accepted, timeout=5)
     finally:
         await engine.stop()
     assert await Notification.filter(incident_id=inc.id, state="delivered").count() >= 3
+    assert planner.context() is None  # a stopped engine leaves no hook behind
 
 
 async def test_incidents_opened_without_the_hook_are_caught_up(esc_db, receivers):

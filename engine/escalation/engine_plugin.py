@@ -1,8 +1,8 @@
 """Plugs escalation and notification delivery into the engine runtime (engine.monitor.runtime).
 
-Every process that builds an Engine writes escalation rows for its own changes (the change hook
-is installed here, leader or not); only the lease holder runs the timer claimer and the
-deliverer.
+Every process that runs an Engine writes escalation rows for its own changes (the change hook,
+installed for the engine's whole life, leader or not); only the lease holder runs the timer
+claimer and the deliverer.
 """
 
 from __future__ import annotations
@@ -13,7 +13,21 @@ from typing import Any
 from engine.escalation import planner
 
 
+class EscalationHooks:
+    """The change hook: outbox rows and timers written inside each change's transaction."""
+
+    name = "escalation-hooks"
+
+    async def start(self, engine: Any) -> None:
+        planner.install(engine.config)
+
+    async def stop(self) -> None:
+        planner.uninstall()
+
+
 class EscalationService:
+    """The timer claimer, the deliverer and their housekeeping (leader only)."""
+
     name = "escalation"
 
     def __init__(self) -> None:
@@ -32,5 +46,5 @@ class EscalationService:
 
 
 def plugins(engine: Any) -> Iterable[Any]:
-    planner.install(engine.config)
+    yield EscalationHooks(), False
     yield EscalationService(), True

@@ -54,9 +54,19 @@ class Context:
 
     @classmethod
     def build(cls, config: Any) -> Context:
-        from engine.oncall.schedule import schedules_from_config
+        from engine.domain import InvalidInput
+        from engine.oncall.schedule import build_schedule
 
-        return cls(config, schedules_from_config(config), {u.id: u for u in config.users})
+        schedules = {}
+        for i, raw in enumerate(config.schedules):
+            try:
+                s = build_schedule(raw, config.engine.timezone, f"schedules[{i}]")
+            except InvalidInput as exc:
+                # One unusable schedule must not silence every escalation: skip it, loudly.
+                log.error("schedule ignored: %s", exc)
+                continue
+            schedules[s.name] = s
+        return cls(config, schedules, {u.id: u for u in config.users})
 
 
 _context: Context | None = None
