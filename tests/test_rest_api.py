@@ -8,13 +8,12 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import httpx
-import pytest
 
 from conftest import run_cli
 from engine import services
 from engine.models import Comment, Event, StatusUpdate
 from engine.rest.auth import FailureThrottle
-from rest_support import api, config, eventually, running_api  # noqa: F401
+from rest_support import api, running_api  # noqa: F401
 
 
 async def test_the_six_endpoints_end_to_end_with_a_responder_token(api):

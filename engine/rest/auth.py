@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from engine.domain import IllegalTransition, InvalidInput, NotFound
@@ -199,11 +198,3 @@ def bearer(header: str | None) -> str | None:
 
 def secure_equal(a: str, b: str) -> bool:
     return secrets.compare_digest(a.encode(), b.encode())
-
-
-def roles_listing(values: Iterable[str] = ROLES) -> str:
-    return ", ".join(values)
-
-
-def expiry(seconds: float) -> datetime:
-    return utcnow() + timedelta(seconds=seconds)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -350,10 +350,13 @@ async def build_page(settings: Settings, now: datetime | None = None) -> dict[st
     history = await Incident.filter(false_positive=False, created_at__lte=now).filter(
         Q(resolved_at=None) | Q(resolved_at__gte=history_start)
     ).values("severity", "services", "created_at", "detected_at", "resolved_at")
+    # Since when anything is known of a service: its row, the first engine heartbeat, or its
+    # first incident in the window (older ones end before the window or are still open in it).
     earliest: dict[str, datetime] = {}
-    for inc in await Incident.filter(false_positive=False).order_by("created_at").values("services", "created_at"):
+    for inc in history:
         for name in inc["services"] or []:
-            earliest.setdefault(name, inc["created_at"])
+            if name not in earliest or inc["created_at"] < earliest[name]:
+                earliest[name] = inc["created_at"]
     for c in comps:
         name = c["id"]
         c["status"] = _state_of(name, outage_rows, active_windows)
@@ -484,7 +487,3 @@ JSON_DOCUMENTS = (
     "summary", "status", "components", "incidents", "incidents/unresolved", "scheduled-maintenances",
     "scheduled-maintenances/upcoming", "scheduled-maintenances/active",
 )
-
-
-def day_label(d: date) -> str:
-    return d.strftime("%b %d, %Y")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -268,7 +268,3 @@ async def build_static(settings: Settings, directory: str | os.PathLike[str], no
         os.replace(tmp, path)  # a web server never serves a half-written file
         written.append(path)
     return written
-
-
-def today(tz: str) -> date:
-    return datetime.now(ZoneInfo(tz)).date()

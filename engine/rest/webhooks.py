@@ -217,15 +217,18 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
     if body.version != "4":
         raise InvalidInput("version", f"expected Alertmanager webhook version 4, got {body.version!r}")
     am = state.config.integrations.alertmanager
-    default = am.default_severity.value if am is not None and hasattr(am.default_severity, "value") else str(am.default_severity) if am else "high"
+    default = str(getattr(am.default_severity, "value", am.default_severity)) if am is not None else "high"
     label = am.severity_label if am is not None else "severity"
     common, annotations = body.commonLabels, body.commonAnnotations
     first = body.alerts[0]
     name = common.get("alertname") or body.groupLabels.get("alertname") or first.labels.get("alertname") or "alert"
     summary = annotations.get("summary") or (first.annotations.get("summary") if len(body.alerts) == 1 else None)
-    title = _clip(summary or f"{name}" + (f" ({', '.join(f'{k}={v}' for k, v in sorted(body.groupLabels.items()) if k != 'alertname')})" if len(body.groupLabels) > 1 else ""), 300)
-    sev_value = common.get(label) or first.labels.get(label)
-    severity = _severity(sev_value, str(default))
+    if not summary:
+        # Name the group by its labels: "HighLatency (cluster=eu, job=api)".
+        grouping = ", ".join(f"{k}={v}" for k, v in sorted(body.groupLabels.items()) if k != "alertname")
+        summary = f"{name} ({grouping})" if grouping else name
+    title = _clip(summary, 300) or name
+    severity = _severity(common.get(label) or first.labels.get(label), default)
     description = _clip(annotations.get("description") or first.annotations.get("description") or "", 5000)
     if body.externalURL:
         description = (description + "\n\n" if description else "") + f"Alertmanager: {_clip(body.externalURL, 500)}"
@@ -238,7 +241,7 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
     ]
     dedup = "alertmanager:" + hashlib.sha256(body.groupKey.encode()).hexdigest()[:40]
     return await apply_alerts(
-        state, dedup=dedup, actor=actor, title=title or name, severity=severity, description=description,
+        state, dedup=dedup, actor=actor, title=title, severity=severity, description=description,
         services_=_names([svc]) if svc else [], tags=_names(["alertmanager", name]), alerts=alerts,
         group_resolved=body.status == "resolved",
     )
