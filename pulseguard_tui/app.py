@@ -111,6 +111,8 @@ class PulseGuardApp(App[None]):
         if self._follow_feed:
             self.run_worker(self._follow(), group="feed", exit_on_error=False)
         self.set_interval(1.0, self._tick)
+        # Target states are written by the engine in batches, not announced on the feed.
+        self.set_interval(5.0, self._overview_tick)
         if self.keymap_problems:
             self.notify("; ".join(self.keymap_problems), title="[console.keymap]", severity="warning", timeout=10)
 
@@ -247,6 +249,10 @@ class PulseGuardApp(App[None]):
             table = getattr(screen, "table", None)
             if table is not None and hasattr(table, "highlight"):
                 table.highlight(key, until)
+
+    def _overview_tick(self) -> None:
+        if self.ready.is_set():
+            self.run_worker(self.refresh_overview(), group="overview", exclusive=True, exit_on_error=False)
 
     def _tick(self) -> None:
         now = time.monotonic()

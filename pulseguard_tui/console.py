@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from typing import Any
 
@@ -43,6 +44,15 @@ def apply_config(settings: Any, args: argparse.Namespace, config: Any, categorie
     if configured and not getattr(args, "theme", None) and not os.environ.get("NO_COLOR") and not load_state().get("theme"):
         return check_theme(configured, "[console] theme")
     return None
+
+
+def exit_on_hangup(app: Any) -> None:
+    """A closed terminal (an SSH session dropped) or a TERM signal ends the console the normal
+    way, so the engine stops and the database closes. The handlers stay until the event loop
+    closes: the hang-up is often repeated while the console is still cleaning up."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        loop.add_signal_handler(sig, app.exit)
 
 
 def _warm_imports() -> None:
@@ -89,6 +99,7 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
         return api
 
     app = PulseGuardApp(settings=settings, connect=connect)
+    exit_on_hangup(app)
     try:
         await app.run_async()
     finally:
@@ -150,6 +161,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
         host.start_soon()
         app.notify("demo: a flaky local service is probed; incidents open within about a minute",
                    title="PulseGuard demo", timeout=12)
+        exit_on_hangup(app)
         await app.run_async()
     finally:
         directory = handles.directory

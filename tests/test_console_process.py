@@ -98,7 +98,7 @@ def test_console_in_a_terminal_lists_acknowledges_and_quits(sqlite_database: Dat
 def test_console_runs_the_engine_when_it_wins_the_lease(sqlite_database: Database, tmp_path: Path) -> None:
     run_cli(sqlite_database, "incident", "list", check=True)  # creates and migrates the database
     term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana"], console_env(sqlite_database, tmp_path))
-    term.expect(b"engine: running here")
+    term.expect(b"engine here")  # the 80-column header says it briefly
     term.send(b"q")
     assert term.wait_exit() == 0
 
@@ -157,3 +157,12 @@ def test_help_still_lists_subcommands(argv: list[str]) -> None:
                           timeout=60)
     assert proc.returncode == 0
     assert "incident" in proc.stdout
+
+
+def test_hangup_ends_the_console_cleanly(sqlite_database: Database, tmp_path: Path) -> None:
+    run_cli(sqlite_database, "incident", "create", "--title", "Queue stuck", "--severity", "high", check=True)
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana"], console_env(sqlite_database, tmp_path))
+    term.expect(b"Queue stuck")
+    term.expect(b"engine")
+    os.kill(term.pid, signal.SIGHUP)  # the SSH session dropped
+    assert term.wait_exit() == 0  # not killed by the signal: the engine stopped and the database closed

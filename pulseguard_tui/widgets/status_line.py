@@ -11,39 +11,46 @@ from pulseguard_tui.formatting import SEVERITY_MARK
 
 ROLE_TEXT = {"engine": "engine: running here", "standby": "engine: standby", "console": "pure console",
              "local": "pure console"}
+ROLE_SHORT = {"engine": "engine here", "standby": "standby", "console": "pure console", "local": "pure console"}
 
 
 def status_content(state: dict[str, Any], counts: dict[str, int], targets: list[dict[str, Any]], width: int,
                    screen_title: str = "") -> Content:
+    """Most important first, so a narrow terminal cuts the least useful end: read-only badge,
+    open incidents by severity, targets up/down, engine state, database."""
+    narrow = width < 100
     parts: list[str | tuple[str, str]] = [(" PulseGuard ", "bold reverse $primary")]
-    if screen_title:
+    if screen_title and not (narrow and screen_title == "Incidents"):
         parts.append((f" {screen_title} ", "bold"))
-    parts.append(" ")
-    parts.append((ROLE_TEXT.get(state.get("role", ""), state.get("role", "")), "$text-muted"))
-    parts.append(" │ ")
-    if targets:
-        up = sum(1 for t in targets if t.get("state") == "up")
-        down = sum(1 for t in targets if t.get("state") == "down")
-        parts.append(f"targets {up} up ")
-        parts.append((f"{down} down", "bold $error") if down else "0 down")
-    else:
-        parts.append(("no targets", "$text-muted"))
-    parts.append(" │ open ")
+    if state.get("readonly"):
+        parts.append((" READ-ONLY ", "bold reverse $warning"))
+    parts.append(" open ")
     for sev in ("critical", "high", "medium", "low"):
         n = counts.get(sev, 0)
         symbol = SEVERITY_MARK[sev][0]
         parts.append((f"{symbol}{n}", f"bold $sev-{sev}" if n else "$text-muted"))
         parts.append(" ")
-    if state.get("readonly"):
-        parts.append(("READ-ONLY", "bold reverse $warning"))
-        parts.append(" ")
+    parts.append("│ ")
+    if targets:
+        up = sum(1 for t in targets if t.get("state") == "up")
+        down = sum(1 for t in targets if t.get("state") == "down")
+        parts.append(f"targets {up} up ")
+        parts.append((f"{down} DOWN", "bold $error") if down else "0 down")
+        other = len(targets) - up - down
+        if other and not narrow:
+            parts.append(f" {other} other")
+    else:
+        parts.append(("no targets", "$text-muted"))
+    parts.append(" │ ")
+    role = state.get("role", "")
+    parts.append(((ROLE_SHORT if narrow else ROLE_TEXT).get(role, role), "$text-muted"))
     used = sum(len(p if isinstance(p, str) else p[0]) for p in parts)
     db = str(state.get("database") or "")
     room = width - used - 3
     if db and room > 8:
         if len(db) > room:
             db = "…" + db[-(room - 1):]
-        parts.append(("│ " + db, "$text-muted"))
+        parts.append((" │ " + db, "$text-muted"))
     return Content.assemble(*parts)
 
 
