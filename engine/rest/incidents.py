@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from engine import queries, services
@@ -209,8 +210,9 @@ async def incident_page(
 
 
 @router.get("/incidents/{id}", summary="One incident with its timeline, comments, updates, evidence and follow-ups")
-async def get_incident(id: IncidentId, _: Viewer) -> dict[str, Any]:
-    return await queries.incident_detail(incident_number(id))
+async def get_incident(id: IncidentId, _: Viewer) -> JSONResponse:
+    # Already JSON-ready: skip re-validating the (large) detail as a response model.
+    return JSONResponse(await queries.incident_detail(incident_number(id)))
 
 
 # --- writes ---------------------------------------------------------------------------------

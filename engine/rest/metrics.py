@@ -97,5 +97,11 @@ async def samples(
     until = until.replace(tzinfo=timezone.utc) if until is not None and until.tzinfo is None else until
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until", "must be after since")
-    points = await query_series(series, since=since, until=until, target=target, resolution=resolution, limit=limit)
+    if target is None and until is None and resolution == "auto" and limit == 10_000:
+        # The console's spelling: name{target="x"} selects target x's own series.
+        from engine.monitor.runtime import MonitorQueries
+
+        points = await MonitorQueries().series_samples(series, since)
+    else:
+        points = await query_series(series, since=since, until=until, target=target, resolution=resolution, limit=limit)
     return {"series": series, "points": points}
