@@ -77,6 +77,16 @@ async def run_one(n: int, ports: list[int], server_pid: int, args: argparse.Name
         scheduler = monitor.scheduler
         # Measure after one full interval: by then every target has run once (spread start).
         await asyncio.sleep(args.interval)
+        stalls: list[float] = []
+
+        async def watch_loop() -> None:
+            # How late a 10 ms sleep wakes up: the event loop's own responsiveness.
+            while True:
+                t0 = time.perf_counter()
+                await asyncio.sleep(0.01)
+                stalls.append(time.perf_counter() - t0 - 0.01)
+
+        watcher = asyncio.create_task(watch_loop())
         scheduler.stats(reset=True)
         probes0 = scheduler.probes
         cpu0 = time.process_time()
@@ -88,6 +98,8 @@ async def run_one(n: int, ports: list[int], server_pid: int, args: argparse.Name
         cpu = (time.process_time() - cpu0) / wall
         srv_cpu = (sum(server.cpu_times()[:2]) - srv0) / wall
         probes = stats.probes - probes0
+        watcher.cancel()
+        stalls.sort()
         await engine.stop()
         stats.probes = scheduler.probes  # results of probes in flight at the end are stored too
         stored = await ProbeResult.all().count()
@@ -97,6 +109,7 @@ async def run_one(n: int, ports: list[int], server_pid: int, args: argparse.Name
             "p50": (stats.lag_p50 or 0) * 1000, "p99": (stats.lag_p99 or 0) * 1000, "max": (stats.lag_max or 0) * 1000,
             "cpu": cpu, "server_cpu": srv_cpu, "probes_total": stats.probes, "stored": stored, "failed": failed,
             "skipped": stats.skipped, "timeouts": stats.timeouts,
+            "stall_p99": stalls[int(0.99 * (len(stalls) - 1))] * 1000 if stalls else 0.0,
             "batches": monitor.writer.batches, "flush_ms": monitor.writer.flush_seconds * 1000 / max(1, monitor.writer.batches),
         }
     finally:
@@ -130,7 +143,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs; interval {args.interval:g} s; {args.seconds:g} s measured per size after a "
           f"{args.interval:g} s warm-up; database {'SQLite file' if not args.db else args.db.split('?')[0]}")
     header = f"{'targets':>8} {'expected/s':>10} {'probes/s':>9} {'lag p50':>9} {'lag p99':>9} {'lag max':>9} " \
-             f"{'engine CPU':>10} {'server CPU':>10} {'stored':>14} {'batch':>8}"
+             f"{'engine CPU':>10} {'server CPU':>10} {'stored':>14} {'batch':>8} {'loop p99':>9}"
     print(header)
     try:
         for n in sizes:
@@ -145,7 +158,7 @@ def main() -> None:
             complete = "all" if r["stored"] == r["probes_total"] else f"{r['stored']}/{r['probes_total']}"
             print(f"{r['n']:>8} {r['expected']:>10.0f} {r['achieved']:>9.0f} {r['p50']:>7.1f}ms {r['p99']:>7.1f}ms "
                   f"{r['max']:>7.1f}ms {r['cpu'] * 100:>9.0f}% {r['server_cpu'] * 100:>9.0f}% {complete:>14} "
-                  f"{r['flush_ms']:>6.1f}ms", flush=True)
+                  f"{r['flush_ms']:>6.1f}ms {r['stall_p99']:>7.1f}ms", flush=True)
             if r["failed"] or r["timeouts"] or r["skipped"]:
                 print(f"{'':>8} failed {r['failed']}, timeouts {r['timeouts']}, skipped rounds {r['skipped']}")
     finally:
@@ -154,7 +167,8 @@ def main() -> None:
         if proc.is_alive():
             proc.kill()
     print("lag: start minus due time; CPU: share of one core; stored: probe results in the database vs probes run;"
-          " batch: mean time to store one batch")
+          " batch: mean time to store one batch; loop p99: how late a 10 ms timer fires (event-loop stalls)")
+    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (other processes compete for the CPUs)")
 
 
 if __name__ == "__main__":

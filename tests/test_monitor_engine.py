@@ -344,3 +344,22 @@ async def test_plugins_run_only_on_the_leader(db) -> None:  # type: ignore[no-un
     assert log[-2:] == ["stop registered", "stop api"]  # reverse order, leader-only first
     with pytest.raises(TypeError):
         Engine(default_config(), discover=False).add_service(object())
+
+
+async def test_an_engine_that_loses_its_lease_stops_its_loops(db) -> None:  # type: ignore[no-untyped-def]
+    from engine.config import default_config
+    from engine.monitor.models import EngineLease
+
+    roles: list[str] = []
+    engine = Engine(default_config(), discover=False, lease_ttl=1.5, lease_renew=0.3, lease_poll=0.3,
+                    on_role_change=roles.append)
+    await engine.start()
+    try:
+        assert await engine.wait_leader(5) and engine.monitor.running
+        # Another process takes the lease (its holder paused past the expiry, say).
+        await EngineLease.filter(name="engine").update(holder="intruder", expires_at=datetime.now(UTC) + timedelta(hours=1))
+        await wait_for(lambda: roles == ["engine", "standby"], 5, "the engine to step down")
+        assert not engine.is_leader and not engine.monitor.running
+    finally:
+        await engine.stop()
+    assert (await EngineLease.get(name="engine")).holder == "intruder"  # stopping never touches another's lease

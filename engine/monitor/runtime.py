@@ -316,11 +316,11 @@ class Engine:
         async with self._leader_lock:
             if not self._leader.is_set():
                 return
+            self._leader.clear()  # first: from now on nobody may act as the leader
+            self.leader_since = None
             for entry in reversed(self._entries):
                 if entry.leader_only:
                     await self._stop_entry(entry)
-            self._leader.clear()
-            self.leader_since = None
         self._notify_role()
 
     async def _start_entry(self, entry: _Entry) -> None:
@@ -393,11 +393,22 @@ class MonitorService:
             self._listeners.remove(fn)
 
     async def start(self, engine: Engine) -> None:
+        try:
+            await self._start(engine)
+        except BaseException:
+            # Half started (the database went away, say): undo what did start.
+            self.running = True
+            await self.stop()
+            raise
+
+    async def _start(self, engine: Engine) -> None:
         from engine.monitor import maintenance as maint
         from engine.monitor.metrics import MetricsWriter, sync_targets
         from engine.monitor.scheduler import Scheduler
         from engine.monitor.triggers import Evaluator, IncidentWorker, Rule
 
+        self.scheduler = self.writer = self.evaluator = self.worker = self.tracker = self.heartbeat = None
+        self._tasks = []
         config = engine.config
         settings = config.engine
         self.engine = engine
@@ -456,9 +467,12 @@ class MonitorService:
         from engine.monitor.halt import finish
 
         self.running = False
-        await self.scheduler.stop()
-        self.tracker.close()
-        await self.worker.drain(5.0)
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.tracker is not None:
+            self.tracker.close()
+        if self.worker is not None:
+            await self.worker.drain(5.0)
         # Loops finish the round they are in (never cancelled inside a transaction).
         self._halt.set()
         self.writer._wake.set()
@@ -466,14 +480,16 @@ class MonitorService:
         for task in stuck:
             log.warning("engine loop %s did not stop in time and was cancelled", task.get_name())
         self._tasks.clear()
-        try:
-            await self.writer.flush(final=True)
-        except Exception:
-            log.exception("storing the last batch of samples failed")
-        try:
-            await self.heartbeat.end()
-        except Exception:
-            log.exception("closing the heartbeat failed")
+        if self.writer is not None:
+            try:
+                await self.writer.flush(final=True)
+            except Exception:
+                log.exception("storing the last batch of samples failed")
+        if self.heartbeat is not None:
+            try:
+                await self.heartbeat.end()
+            except Exception:
+                log.exception("closing the heartbeat failed")
 
     # -- wiring ----------------------------------------------------------------------------
 
