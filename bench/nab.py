@@ -78,14 +78,18 @@ def _replay_one(job: tuple[str, str, str, dict[str, str], str]) -> tuple[str, in
     data_dir, rel, out_dir, overrides, sensitivity = job
     from engine.detection.replay import replay_file
 
-    started = time.perf_counter()
+    # CPU time of this process: the figure that matters on a shared machine.
+    started = time.process_time()
     rows, _ = replay_file(Path(data_dir) / rel, Path(out_dir) / "replay" / rel, _settings(overrides, sensitivity))
-    return rel, rows, time.perf_counter() - started
+    return rel, rows, time.process_time() - started
 
 
 def replay_corpus(data_dir: Path, out_dir: Path, overrides: dict[str, str], sensitivity: str,
                   workers: int) -> tuple[int, float, float]:
-    """Replay every file into out_dir/replay; returns (rows, replay CPU seconds, wall seconds)."""
+    """Replay every file into out_dir/replay; returns (rows, replay CPU seconds, wall seconds).
+
+    The CPU seconds include reading and writing the CSVs and every refit; the workers' one-off
+    numba compilation is paid in their initializer and not counted."""
     files = data_files(data_dir)
     # Longest files first so the two workers finish together.
     files.sort(key=lambda rel: -(data_dir / rel).stat().st_size)
@@ -170,8 +174,8 @@ def report(result: dict, rows: int, busy: float, wall: float, per_file: bool) ->
         if per_file:
             for f in result["files"][mode]:
                 print(f"    {f['file']:<58s} raw={f['raw']:+7.3f} windows {f['windows_hit']}/{f['windows']} fp_rows={f['fp_rows']}")
-    print(f"\nreplay: {rows} points, {busy:.1f} s of worker time ({1000 * busy / rows:.3f} s per 1,000 points, "
-          f"{busy / rows * 1000:.3f} ms per point amortised incl. refits), {wall:.1f} s wall")
+    print(f"\nreplay: {rows} points, {busy:.1f} s of worker CPU time: {1000 * busy / rows:.3f} s per 1,000 points "
+          f"({busy / rows * 1000:.3f} ms per point amortised, refits and CSV I/O included); {wall:.1f} s wall")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,10 @@ from engine.detection import features as feat
 from engine.domain import InvalidInput
 
 SENSITIVITIES = ("low", "medium", "high")
+DAILY = [4, 5, 6]  # columns of the features that compare with the same time yesterday
+# The deviation score looks at how far today is from yesterday (now and over the last hour):
+# what a level shift on a seasonal series moves, and real data's one-row spikes do not.
+DEVIATION_COLUMNS = [4, 6]
 
 # Why a row did or did not alert; stored per row by replay-style batches.
 REASON_NONE = 0  # below the threshold
@@ -90,6 +94,9 @@ class DetectorSettings:
     escalation: float = 0.2  # an episode alerts again only past its peak by this much
     strong: float = 0.75  # a single row this far past the threshold needs no confirmation
     seasonal_filter: bool = True
+    deviation_score: bool = True
+    deviating_features: int = 2  # features that must reach the minimum deviation together
+    deviation_floor: float = 6.0  # robust z a row needs before its deviation score counts
     confirm_span: int = 3  # a candidate must be confirmed within this many rows
     confirm_count: int = 2  # rows scoring at least confirm_level within the span
     confirm_level: float = 0.3
@@ -179,7 +186,8 @@ class FitJob:
         # Training rows with a sample one day before them (the others have zero daily features).
         dated = x[self.ts[self.start : self.stop] >= self.ts[0] + feat.DAY]
         daily = dated[:, 4]
-        if feat.seasonal(self.interval) and len(dated) >= 30:
+        have_dated = feat.seasonal(self.interval) and len(dated) >= 30
+        if have_dated:
             # Only a series whose day-over-day differences are much smaller than its own spread
             # has a daily pattern worth explaining alerts with.
             spread = float(np.std(x[:, 0]))
@@ -189,6 +197,14 @@ class FitJob:
                 limits = (2.0 * float(np.quantile(np.abs(daily), 0.99)), 2.0 * float(np.quantile(np.abs(dated[:, 6]), 0.99)))
         center = np.median(x, axis=0)
         spread = 1.4826 * np.median(np.abs(x - center), axis=0)
+        # The daily features are zero on rows with no sample a day earlier: judge them by the
+        # rows that have one, or not at all.
+        if have_dated:
+            center[DAILY] = np.median(dated[:, DAILY], axis=0)
+            spread[DAILY] = 1.4826 * np.median(np.abs(dated[:, DAILY] - center[DAILY]), axis=0)
+        else:
+            center[DAILY] = 0.0
+            spread[DAILY] = np.inf
         # Features that barely vary (a flat level, a spiky series' changes) get a tiny spread:
         # any movement there counts as a large deviation.
         floor = 1e-9 * (1.0 + np.abs(center))
@@ -225,6 +241,7 @@ class SeriesState:
     ts: np.ndarray = field(init=False)
     vals: np.ndarray = field(init=False)
     raw: np.ndarray = field(init=False)  # raw model score per row, NaN before the first model
+    dev: np.ndarray = field(init=False)  # log(1 + largest robust z of the row's features)
     n: int = 0  # rows held in the buffers
     offset: int = 0  # global row number of buffer row 0
     interval: float = 0.0
@@ -233,13 +250,15 @@ class SeriesState:
     first_fit_row: int = -1
     fit_pending: bool = False
     ref_ready: bool = False
-    ref_median: float = 0.0
-    ref_high: float = 0.0
+    dev_ready: bool = False
+    ref_median: tuple[float, float] = (0.0, 0.0)  # (model score, deviation)
+    ref_high: tuple[float, float] = (0.0, 0.0)
     last_alert_row: int = -(10**9)
     peak: float = 0.0
     recent_candidates: list[int] = field(default_factory=list)
     pending_row: int = -(10**9)
     pending_score: float = 0.0
+    pending_features: Any = None
     episode: Episode | None = None
     false_positive_shapes: list[list[float]] = field(default_factory=list)
 
@@ -247,6 +266,7 @@ class SeriesState:
         self.ts = np.empty(self.capacity, dtype=np.float64)
         self.vals = np.empty(self.capacity, dtype=np.float64)
         self.raw = np.empty(self.capacity, dtype=np.float64)
+        self.dev = np.empty(self.capacity, dtype=np.float64)
 
     @property
     def rows(self) -> int:
@@ -259,13 +279,13 @@ class SeriesState:
             return
         drop = max(0, self.n - keep)
         if drop:
-            for arr in (self.ts, self.vals, self.raw):
+            for arr in (self.ts, self.vals, self.raw, self.dev):
                 arr[: self.n - drop] = arr[drop : self.n]
             self.n -= drop
             self.offset += drop
         if self.n + extra > self.capacity:
             self.capacity = max(2 * self.capacity, self.n + extra)
-            for name in ("ts", "vals", "raw"):
+            for name in ("ts", "vals", "raw", "dev"):
                 old = getattr(self, name)
                 new = np.empty(self.capacity, dtype=np.float64)
                 new[: self.n] = old[: self.n]
@@ -351,6 +371,7 @@ class StreamingDetector:
         st.ts[a : a + k] = np.maximum.accumulate(np.maximum(ts_in, last))
         st.vals[a : a + k] = x_in
         st.raw[a : a + k] = np.nan
+        st.dev[a : a + k] = np.nan
         st.n = a + k
         if not st.interval or st.fitted is None:
             st.interval = feat.estimate_interval(st.ts[max(0, st.n - 256) : st.n])
@@ -426,12 +447,21 @@ class StreamingDetector:
         # the row the new model starts at.
         first = st.first_fit_row + s.learning_rows - st.offset
         end = fitted.at_row - st.offset
-        past = st.raw[max(0, first, end - s.calibration_window) : max(0, end)]
+        lo, hi = max(0, first, end - s.calibration_window), max(0, end)
+        past = st.raw[lo:hi]
         past = past[np.isfinite(past)]
+        past_dev = st.dev[lo:hi]
+        past_dev = past_dev[np.isfinite(past_dev)]
+        q = s.calibration_quantile
         st.ref_ready = len(past) >= s.min_reference
         if st.ref_ready:
-            st.ref_median = float(np.median(past))
-            st.ref_high = float(np.quantile(past, s.calibration_quantile))
+            st.ref_median = (float(np.median(past)), st.ref_median[1])
+            st.ref_high = (float(np.quantile(past, q)), st.ref_high[1])
+        # The deviation score needs its own history of rows that had a day-ago sample.
+        st.dev_ready = len(past_dev) >= s.min_reference
+        if st.dev_ready:
+            st.ref_median = (st.ref_median[0], float(np.median(past_dev)))
+            st.ref_high = (st.ref_high[0], float(np.quantile(past_dev, q)))
 
     # --------------------------------------------------------------- scoring
 
@@ -441,12 +471,20 @@ class StreamingDetector:
         assert fitted is not None
         x = feat.compute(st.ts[: b1], st.vals[: b1], b0, b1, fitted.interval)
         raw = np.asarray(fitted.model.decision_function(x), dtype=np.float64)
+        zs = np.abs(x - fitted.center) / fitted.spread
+        z = np.max(zs[:, DEVIATION_COLUMNS], axis=1)
+        # NaN when the model has no daily reference (less than a day of history).
+        dev = np.log1p(z) if np.isfinite(fitted.spread[DEVIATION_COLUMNS]).all() else np.full(len(z), np.nan)
         st.raw[b0:b1] = raw
+        st.dev[b0:b1] = dev
         if not st.ref_ready:
             return
-        spread = max(st.ref_high - st.ref_median, 1e-9 * (1.0 + abs(st.ref_median)))
-        ratio = np.clip((raw - st.ref_median) / spread, 0.0, 1e12)
-        cal = ratio / (1.0 + ratio)
+        cal = _calibrate(raw, st.ref_median[0], st.ref_high[0])
+        if self.settings.deviation_score and st.dev_ready:
+            # HBOS caps what one feature adds: a sample far off in one or two views only (a level
+            # shift on a seasonal series) needs the deviation score to stand out.
+            big = z >= self.settings.deviation_floor
+            cal = np.maximum(cal, np.where(big, _calibrate(dev, st.ref_median[1], st.ref_high[1]), 0.0))
         self._decide(st, b0, cal, x, alert, reason)
         # What the filter held back stays below the alert threshold in the reported score, so a
         # chart or a threshold sweep sees the decision, not the raw burst.
@@ -478,7 +516,8 @@ class StreamingDetector:
             if c >= thr and s.min_deviation > 0:
                 fitted = st.fitted
                 assert fitted is not None
-                if float(np.max(np.abs(x[j] - fitted.center) / fitted.spread)) < s.min_deviation:
+                zrow = np.abs(x[j] - fitted.center) / fitted.spread
+                if int(np.count_nonzero(zrow >= s.min_deviation)) < s.deviating_features:
                     reason[j] = REASON_SMALL
                     c = min(c, 0.9 * thr)
                     cal[j] = c
@@ -491,17 +530,20 @@ class StreamingDetector:
                 if row - st.pending_row >= s.confirm_span:
                     st.pending_row = row
                     st.pending_score = c
+                    st.pending_features = x[j].copy()
                 st.pending_score = max(st.pending_score, c)
             if row - st.pending_row >= s.confirm_span:
                 continue  # no candidate, or one that nothing confirmed: a lone blip
             if len(st.recent_candidates) < s.confirm_count and c < strong:
                 reason[j] = REASON_UNCONFIRMED
                 continue
+            # The filters judge the candidate row, not the row that confirmed it.
+            cb = st.pending_row - st.offset
             st.pending_row = -(10**9)
-            if s.seasonal_filter and self._seasonal_explains(st, b, x[j]):
+            if s.seasonal_filter and cb >= 0 and self._seasonal_explains(st, cb, st.pending_features):
                 reason[j] = REASON_SEASONAL
                 continue
-            sig = self._signature(st, b)
+            sig = self._signature(st, cb)
             if sig is not None and any(_same_shape(sig, fp, s.shape_tolerance) for fp in st.false_positive_shapes):
                 reason[j] = REASON_KNOWN_FALSE_POSITIVE
                 continue
@@ -646,6 +688,14 @@ class StreamingDetector:
     def episode(self, series: str) -> Episode | None:
         st = self._series.get(series)
         return st.episode if st else None
+
+
+def _calibrate(raw: np.ndarray, median: float, high: float, margin: float = 1.0) -> np.ndarray:
+    """(raw - median) / (high - median) / margin, clipped at 0 and squashed to [0, 1) as
+    r / (1 + r)."""
+    spread = max(high - median, 1e-9 * (1.0 + abs(median))) * margin
+    ratio = np.clip((raw - median) / spread, 0.0, 1e12)
+    return ratio / (1.0 + ratio)
 
 
 def _same_shape(a: Sequence[float], b: Sequence[float], tolerance: float) -> bool:

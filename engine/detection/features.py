@@ -53,6 +53,10 @@ def lag_rows(ts: np.ndarray, rows: np.ndarray, period: float, interval: float) -
     return np.where(ok, pick, -1)
 
 
+def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
 def seasonal(interval: float) -> bool:
     """Whether a day is long enough, in rows, for the daily features to mean something and short
     enough to keep in memory (sampling every 5 s to every 12 h)."""
@@ -81,9 +85,12 @@ def compute(ts: np.ndarray, vals: np.ndarray, start: int, stop: int, interval: f
     change = x - lags[1]
     if seasonal(interval):
         j = lag_rows(ts[:stop], rows, DAY, interval)
-        ok = j >= 1
-        jj = np.where(ok, j, 1)
-        daily = np.where(ok, x - vals[jj], 0.0)
+        ok = j >= 2
+        jj = np.where(ok, j, 2)
+        # Yesterday as the median of three neighbouring samples, so a one-row spike yesterday
+        # does not echo as an anomaly today.
+        y0 = _median3(vals[jj - 1], vals[jj], vals[jj + 1])
+        daily = np.where(ok, x - y0, 0.0)
         daily_change = np.where(ok, change - (vals[jj] - vals[jj - 1]), 0.0)
     else:
         daily = np.zeros(len(rows))
