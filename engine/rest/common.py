@@ -4,11 +4,13 @@ base classes and text types that refuse what the database cannot store."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Callable
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -140,6 +142,19 @@ def check_id(value: int, what: str) -> int:
     if not 0 < value <= MAX_INT:
         raise NotFound(f"no {what} {value}")
     return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class DataResponse(JSONResponse):
+    """JSON of plain data (dates as ISO 8601), without re-validating it as a response model."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def iso(value: Any) -> Any:

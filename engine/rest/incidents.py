@@ -10,13 +10,12 @@ from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from engine import queries, services
 from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, NotFound, Severity, Status, parse_enum
 from engine.models import Incident
-from engine.rest.common import Body, Responder, Text, Viewer, check_id, incident_number, rest_state, row_dict
+from engine.rest.common import Body, DataResponse, Responder, Text, Viewer, check_id, incident_number, rest_state, row_dict
 
 router = APIRouter(prefix="/api", tags=["incidents"])
 
@@ -210,9 +209,9 @@ async def incident_page(
 
 
 @router.get("/incidents/{id}", summary="One incident with its timeline, comments, updates, evidence and follow-ups")
-async def get_incident(id: IncidentId, _: Viewer) -> JSONResponse:
-    # Already JSON-ready: skip re-validating the (large) detail as a response model.
-    return JSONResponse(await queries.incident_detail(incident_number(id)))
+async def get_incident(id: IncidentId, _: Viewer) -> DataResponse:
+    # Plain data already: skip re-validating the (large) detail as a response model.
+    return DataResponse(await queries.incident_detail(incident_number(id)))
 
 
 # --- writes ---------------------------------------------------------------------------------
