@@ -38,6 +38,8 @@ from engine.detection import features as feat
 from engine.domain import InvalidInput
 
 SENSITIVITIES = ("low", "medium", "high")
+MAX_EPISODES = 32  # alerts remembered per series (for marking false positives by window)
+MAX_SHAPES = 64  # false-positive shapes remembered per series
 DAILY = [4, 5, 6]  # columns of the features that compare with the same time yesterday
 # The deviation score looks at how far today is from yesterday (now and over the last hour):
 # what a level shift on a seasonal series moves, and real data's one-row spikes do not.
@@ -259,7 +261,7 @@ class SeriesState:
     pending_row: int = -(10**9)
     pending_score: float = 0.0
     pending_features: Any = None
-    episode: Episode | None = None
+    episodes: list[Episode] = field(default_factory=list)  # the latest alerts, oldest first
     false_positive_shapes: list[list[float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -550,15 +552,19 @@ class StreamingDetector:
             alert[j] = True
             reason[j] = REASON_ALERT
             cal[j] = max(c, st.pending_score)
-            self._open_episode(st, b, cal[j], sig)
+            self._open_episode(st, b, cal[j], sig, candidate=max(cb, 0))
 
-    def _open_episode(self, st: SeriesState, b: int, c: float, sig: list[float] | None = None) -> None:
-        row = st.offset + b
-        st.last_alert_row = row
+    def _open_episode(self, st: SeriesState, b: int, c: float, sig: list[float] | None = None,
+                      candidate: int | None = None) -> None:
+        """Record an alert at buffer row b; `candidate` is the row that started it (b itself
+        unless a later row confirmed it)."""
+        cb = b if candidate is None else candidate
+        st.last_alert_row = st.offset + b
         st.peak = c
         if sig is None:
-            sig = self._signature(st, b) or []
-        st.episode = Episode(row, float(st.ts[b]), float(st.vals[b]), c, sig)
+            sig = self._signature(st, cb) or []
+        st.episodes.append(Episode(st.offset + cb, float(st.ts[cb]), float(st.vals[cb]), c, sig))
+        del st.episodes[:-MAX_EPISODES]
 
     # ------------------------------------------------------- filter helpers
 
@@ -594,27 +600,29 @@ class StreamingDetector:
         margin = 0.1 * (hi - lo)
         return bool(lo - margin <= st.vals[b] <= hi + margin)
 
-    def _scale(self, st: SeriesState, b: int) -> float:
-        """Robust scale of the series' recent values (for shape signatures)."""
-        recent = st.vals[max(0, b - 512) : b]
-        if len(recent) < 4:
-            return 1.0
-        med = np.median(recent)
-        mad = float(np.median(np.abs(recent - med))) * 1.4826
-        if mad <= 0:
-            mad = float(np.std(recent))
-        return mad if mad > 0 else max(1e-9, abs(float(med)) * 1e-3 or 1.0)
-
     def _signature(self, st: SeriesState, b: int) -> list[float] | None:
-        """The last `shape_length` values up to row b, relative to the level before them and in
-        units of the series' scale: what a marked false positive is remembered by."""
+        """What a marked false positive is remembered by: how far, and in which direction, each
+        feature of row b sat from the model's training median (signed log of the robust z),
+        followed by the last `shape_length` values relative to the level before them, in units
+        of the series' typical step. Direction and the mix of features count: a drop does not
+        match a remembered spike, and a level shift, which looks like a spike on its first row,
+        stops matching a few rows later."""
+        fitted = st.fitted
         L = self.settings.shape_length
         lo = b - L + 1
-        if lo < 4:
+        if fitted is None or lo < 4:
             return None
+        x = feat.compute(st.ts[: b + 1], st.vals[: b + 1], b, b + 1, fitted.interval)[0]
+        z = (x - fitted.center) / fitted.spread
+        z = np.where(np.isfinite(z), z, 0.0)
         base = float(np.median(st.vals[max(0, lo - 32) : lo]))
-        scale = self._scale(st, lo)
-        return ((st.vals[lo : b + 1] - base) / scale).tolist()
+        steps = np.abs(np.diff(st.vals[max(0, lo - 256) : lo]))
+        step = float(np.median(steps)) * 1.4826 if len(steps) else 0.0
+        if step <= 0:
+            step = float(np.mean(steps)) if len(steps) and np.mean(steps) > 0 else max(1e-9, abs(base) * 1e-3)
+        shape = (st.vals[lo : b + 1] - base) / step
+        out = np.concatenate((z, shape))
+        return (np.sign(out) * np.log1p(np.abs(out))).tolist()
 
     # --------------------------------------------------------- learning API
 
@@ -633,6 +641,7 @@ class StreamingDetector:
             if st is None:
                 st = self.state(series)
             st.false_positive_shapes.append(sig)
+            del st.false_positive_shapes[:-MAX_SHAPES]
             return True
         if st is None or window is None:
             return False
@@ -644,38 +653,46 @@ class StreamingDetector:
         hi = int(np.searchsorted(ts, end, side="right"))
         if lo >= hi:
             return False
-        # Learn the shape at every alert-worthy row of the window: the episode's alert row may be
-        # anywhere inside it.
-        learned = False
-        raw = st.raw[lo:hi]
-        candidates = [lo + int(i) for i in np.flatnonzero(np.isfinite(raw))]
-        if st.episode is not None and lo <= st.episode.row - st.offset < hi:
-            candidates.insert(0, st.episode.row - st.offset)
-        for b in candidates[: self.settings.shape_length * 4]:
-            sig = self._signature(st, b)
-            if sig is not None:
-                st.false_positive_shapes.append(sig)
-                learned = True
-        return learned
+        # The shapes of the alerts raised inside the window; failing those (the detector restarted
+        # since), the shape at the window's most anomalous row.
+        shapes = [e.signature for e in st.episodes if start <= e.timestamp <= end and e.signature]
+        if not shapes:
+            raw = st.raw[lo:hi]
+            if not np.isfinite(raw).any():
+                return False
+            sig = self._signature(st, lo + int(np.nanargmax(raw)))
+            if sig is None:
+                return False
+            shapes = [sig]
+        for sig in shapes:
+            st.false_positive_shapes.append(list(sig))
+        del st.false_positive_shapes[:-MAX_SHAPES]
+        return True
 
     def learned_shapes(self, series: str) -> list[list[float]]:
         st = self._series.get(series)
         return [list(s) for s in st.false_positive_shapes] if st else []
 
-    def expected_band(self, series: str) -> tuple[float, float] | None:
-        """The range the latest sample was expected in: the same time of day on previous days
-        when the series has them, else the recent median ± 3 robust deviations."""
+    def expected_band(self, series: str, timestamp: datetime | float | str | None = None) -> tuple[float, float] | None:
+        """The range a sample was expected in (the latest one, or the one at `timestamp`): the
+        same time of day on previous days when the series has them, else the median of the rows
+        before it ± 3 robust standard deviations."""
         st = self._series.get(series)
         if st is None or st.n < 4:
             return None
         b = st.n - 1
+        if timestamp is not None:
+            b = int(np.searchsorted(st.ts[: st.n], to_epoch(timestamp), side="right")) - 1
+            if b < 1:
+                return None
         samples = self._seasonal_samples(st, b)
-        if len(samples) >= 10:
+        if len(samples) >= 3:
             return float(np.min(samples)), float(np.max(samples))
         recent = st.vals[max(0, b - 256) : b]
         med = float(np.median(recent))
-        spread = 3.0 * self._scale(st, b)
-        return med - spread, med + spread
+        mad = 1.4826 * float(np.median(np.abs(recent - med)))
+        sd = mad if mad > 0 else float(np.std(recent))
+        return med - 3.0 * sd, med + 3.0 * sd
 
     def recent(self, series: str, rows: int = 60) -> tuple[list[float], list[float]]:
         """The last `rows` (timestamps, values) of a series, for evidence."""
@@ -686,8 +703,9 @@ class StreamingDetector:
         return st.ts[lo : st.n].tolist(), st.vals[lo : st.n].tolist()
 
     def episode(self, series: str) -> Episode | None:
+        """The latest alert of a series (its starting row, value, score and shape)."""
         st = self._series.get(series)
-        return st.episode if st else None
+        return st.episodes[-1] if st and st.episodes else None
 
 
 def _calibrate(raw: np.ndarray, median: float, high: float, margin: float = 1.0) -> np.ndarray:
