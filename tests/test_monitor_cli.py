@@ -109,6 +109,7 @@ async def test_targets_lists_configured_and_probed_targets(db, database, tmp_pat
     assert by_name["db"]["state"] == "unknown" and by_name["db"]["address"] == "127.0.0.1:5432"
     proc = await _run(database, "targets", "--config", str(config))
     assert "connection refused" in proc.stdout and "never probed" in proc.stdout
+    assert "no data (was down)" in proc.stdout  # no engine runs: the last state is history, not "down"
     assert "no engine has run on this database yet" in proc.stdout
 
 

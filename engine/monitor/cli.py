@@ -96,10 +96,14 @@ async def _targets(args: argparse.Namespace, ctx: Context) -> int:
         print_json({"engine": lease, "targets": rows})
         return EXIT_OK
     table = []
+    running = lease is not None and not lease["expired"]
     for r in rows:
         latency = r["last_latency_ms"]
+        state = r["state"]
+        if not running and state in ("up", "down"):
+            state = f"no data (was {state})"  # nobody is probing: the last state is history
         table.append({
-            "name": r["name"], "kind": r["kind"], "state": r["state"],
+            "name": r["name"], "kind": r["kind"], "state": state,
             "latency": f"{latency:.0f} ms" if latency is not None else None,
             "code": r["last_status_code"], "checked": age(r["last_at"]) + " ago" if r["last_at"] else None,
             "error": r["last_error"], "service": r["service"],
