@@ -294,6 +294,10 @@ async def test_second_engine_waits_as_standby_and_takes_over(db) -> None:  # typ
         try:
             assert not await second.wait_leader(1.5)
             assert second.role == "standby" and second.monitor.running is False
+            console = Engine(config, discover=False, standby=False)  # a console beside a headless engine
+            await console.start()
+            assert console.role == "console" and not console.is_leader and not console.monitor.running
+            await console.stop()
             await wait_for(lambda: incidents("threshold:domain_down:failing"), 10, "the incident")
             await first.stop()  # releases the lease: the standby need not wait for expiry
             assert await second.wait_leader(3)
