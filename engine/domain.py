@@ -117,6 +117,6 @@ def parse_incident_key(key: str | int) -> int:
     text = str(key).strip()
     if text.upper().startswith("INC-"):
         text = text[4:]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise InvalidInput("key", f"{key!r} is not an incident key (expected INC-<number>)")
     return int(text)
