@@ -179,3 +179,48 @@ def test_console_refuses_without_a_terminal(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=REPO, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert "needs a terminal" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _detail(**extra: object) -> dict:
+    base = {"key": "INC-7", "title": "Checkout down", "severity": "critical", "status": "triggered",
+            "services": ["checkout"], "tags": ["api"], "assignee": None, "source": "threshold",
+            "created_at": (NOW - timedelta(minutes=5)).isoformat(), "created_by": "engine",
+            "acknowledged_at": None, "acknowledged_by": None, "resolved_at": None, "false_positive": False,
+            "escalation": {}}
+    base.update(extra)
+    return base
+
+
+def test_detail_header_says_when_it_escalates_or_who_acknowledged() -> None:
+    from pulseguard_tui.widgets.detail import header_text
+
+    text = header_text(_detail(escalation={"next_at": (NOW + timedelta(minutes=3, seconds=12)).isoformat()}), NOW).plain
+    assert "INC-7 ◆ CRIT TRIGGERED" in text and "escalates in 3:12" in text and "services checkout" in text
+    acked = header_text(_detail(status="investigating", acknowledged_at=(NOW - timedelta(minutes=2)).isoformat(),
+                                acknowledged_by="bob"), NOW).plain
+    assert "acknowledged by bob 2m ago" in acked and "escalates" not in acked
+    fp = header_text(_detail(false_positive=True), NOW).plain
+    assert "[false positive]" in fp and "not acknowledged" in fp
+
+
+def test_analysis_lines() -> None:
+    from pulseguard_tui.widgets.correlation import analysis_lines
+
+    assert analysis_lines({}) == []
+    assert analysis_lines({"summary": "latency 4σ above baseline"}) == ["analysis: latency 4σ above baseline"]
+    lines = analysis_lines({"threshold": {"condition": "response_time > 1000", "samples": [1, 2], "value": 1643}})
+    assert lines == ["threshold: condition=response_time > 1000, value=1643"]
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_header_line_keeps_the_important_part_at_80_columns(width: int) -> None:
+    from pulseguard_tui.widgets.status_line import status_content
+
+    targets = [{"state": "up"}] * 12 + [{"state": "down"}] * 3
+    text = status_content({"role": "standby", "database": "sqlite:/very/long/path/to/the/pulseguard.db",
+                           "readonly": True}, {"critical": 2, "high": 11, "medium": 0, "low": 5}, targets, width,
+                          "Maintenance").plain
+    assert text.index("READ-ONLY") < text.index("open ◆2 ▲11 ●0 ○5") < text.index("targets 12 up 3 DOWN")
+    assert len(text[: text.index("DOWN") + 4]) <= 80
+    assert ("standby" in text) and ((width > 100) == ("engine: standby" in text))
+    assert (width > 100) == ("sqlite:/very/long/path/to/the/pulseguard.db" in text)

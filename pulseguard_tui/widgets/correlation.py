@@ -65,6 +65,23 @@ async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
     return {"start": start, "series": series, "related": related[:8], "analysis": analysis}
 
 
+def analysis_lines(analysis: dict[str, Any], width: int = 100) -> list[str]:
+    """What the detector or trigger that opened the incident recorded, one line per finding."""
+    if not isinstance(analysis, dict) or not analysis:
+        return []
+    if analysis.get("summary"):
+        return [f"analysis: {analysis['summary']}"]
+    out = []
+    for name, value in analysis.items():
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (list, dict)))
+        else:
+            shown = str(value)
+        text = f"{name}: {shown}"
+        out.append(text if len(text) <= width else text[: width - 1] + "…")
+    return out
+
+
 class CorrelationView(Vertical):
     DEFAULT_CSS = """
     CorrelationView { height: 1fr; }
@@ -79,9 +96,7 @@ class CorrelationView(Vertical):
         start: datetime = data["start"]
         lines = [f"incident start {local_time(start)}; metrics from {local_time(start - WINDOW, with_date=False)} "
                  f"to {local_time(start + WINDOW, with_date=False)}"]
-        analysis = data.get("analysis") or {}
-        if analysis.get("summary"):
-            lines.append(f"analysis: {analysis['summary']}")
+        lines += analysis_lines(data.get("analysis") or {})
         if not data["series"]:
             lines.append("no metrics: this incident names no probed target (or the engine has no data yet)")
         if data["related"]:

@@ -80,8 +80,16 @@ def timeline_text(d: dict[str, Any]) -> Content:
     t = Text()
     # Newest first by time (a backfilled event may carry an earlier time than its id says).
     events = sorted(d.get("timeline") or [], key=lambda e: (parse_iso(e["at"]) or EPOCH, e["id"]), reverse=True)
+    description = (d.get("description") or "").strip()
+    if description:
+        lines = [line for line in description.splitlines() if line.strip()]
+        for line in lines[:3]:
+            t.append(f"{line}\n", style="italic $text-muted")
+        if len(lines) > 3:
+            t.append(f"… {len(lines) - 3} more lines (pulseguard incident show {d['key']})\n", style="$text-muted")
     if not events:
-        return Text("no events", style="$text-muted").content()
+        t.append("no events", style="$text-muted")
+        return t.content()
     for e in events:
         t.append(local_time(e["at"]) + "  ", style="$text-muted")
         t.append(f"{e['actor']}", style="bold")
