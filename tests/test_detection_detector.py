@@ -1,0 +1,191 @@
+"""The streaming anomaly detector on synthetic series with known anomalies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from engine.detection.detector import REASON_NAMES, DetectorSettings, StreamingDetector, warm_up
+from engine.domain import InvalidInput
+from detection_series import inject, seasonal
+
+ONSET = 1000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm() -> None:
+    # numba compiles HBOS once per process; pay it before the timed-looking tests run.
+    warm_up(block=True)
+
+
+def alerts(ts: np.ndarray, values: np.ndarray, settings: DetectorSettings | None = None) -> list[int]:
+    batch = StreamingDetector(settings).observe_many("s", ts, values)
+    return np.flatnonzero(batch.alert).tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("kind", ["spike", "level_shift", "drop", "trend_change", "variance_change"])
+def test_injected_anomaly_alerts_within_a_few_points_of_onset(kind: str, seed: int) -> None:
+    ts, values = seasonal(ONSET + 200, seed)
+    rows = alerts(ts, inject(kind, values, ONSET, seed))
+    assert rows, f"{kind} was never detected"
+    assert ONSET <= rows[0] <= ONSET + 10, f"{kind}: first alert at row {rows[0]}, onset {ONSET}"
+
+
+@pytest.mark.parametrize("seed,interval", [(0, 300.0), (1, 300.0), (2, 60.0)])
+def test_clean_seasonal_noisy_series_does_not_alert_at_medium(seed: int, interval: float) -> None:
+    ts, values = seasonal(4000, seed, interval=interval)
+    assert alerts(ts, values) == []
+
+
+def test_high_sensitivity_alerts_at_least_as_often_as_medium_and_low() -> None:
+    ts, values = seasonal(3000, 3, noise=2.0)
+    values = inject("spike", values, 1500)
+    counts = {s: len(alerts(ts, values, DetectorSettings(sensitivity=s))) for s in ("low", "medium", "high")}
+    assert counts["high"] >= counts["medium"] >= counts["low"]
+    assert counts["high"] > counts["low"]
+
+
+def test_without_the_filter_every_row_past_the_threshold_alerts() -> None:
+    ts, values = seasonal(ONSET + 100, 0)
+    values = inject("level_shift", values, ONSET)
+    filtered = alerts(ts, values)
+    unfiltered = alerts(ts, values, DetectorSettings(false_positive_filter=False))
+    assert len(filtered) == 1
+    assert len(unfiltered) > len(filtered)
+
+
+def test_marked_false_positive_shape_no_longer_alerts_but_another_shape_does() -> None:
+    ts, values = seasonal(2400, 0)
+    values[1000] += 12.0  # the alert a person marks as a false positive
+    values[1600] += 12.0  # the same shape again
+    values[2200:] -= 6.0  # a different shape: a drop
+
+    def run(mark: bool) -> tuple[list[int], list[str]]:
+        det = StreamingDetector()
+        first = det.observe_many("s", ts[:1300], values[:1300])
+        assert np.flatnonzero(first.alert).tolist() in ([1000], [1001])
+        if mark:
+            assert det.mark_false_positive("s", (ts[995], ts[1010]))
+        rest = det.observe_many("s", ts[1300:], values[1300:])
+        reasons = [REASON_NAMES[int(r)] for r in rest.reason]
+        return (np.flatnonzero(rest.alert) + 1300).tolist(), reasons
+
+    unmarked, _ = run(False)
+    marked, reasons = run(True)
+    assert any(1600 <= r <= 1605 for r in unmarked), "without the mark the repeat alerts"
+    assert not any(1600 <= r <= 1605 for r in marked), "the marked shape alerted again"
+    assert "known false positive" in reasons
+    assert any(2200 <= r <= 2210 for r in marked), "a drop must still alert"
+
+
+def test_false_positive_signature_round_trips_through_evidence() -> None:
+    ts, values = seasonal(1700, 1)
+    values[1000] += 12.0
+    values[1600] += 12.0
+    det = StreamingDetector()
+    det.observe_many("s", ts[:1300], values[:1300])
+    episode = det.episode("s")
+    assert episode is not None and episode.signature
+    # A fresh detector (after a restart) learns the shape from what the incident stored.
+    fresh = StreamingDetector()
+    assert fresh.mark_false_positive("s", signature=episode.signature)
+    batch = fresh.observe_many("s", ts, values)
+    assert not batch.alert[1595:1610].any()
+    with pytest.raises(InvalidInput):
+        fresh.mark_false_positive("s", signature=[float("nan")])
+
+
+def test_observe_one_by_one_matches_observe_many() -> None:
+    ts, values = seasonal(700, 4)
+    values = inject("spike", values, 600)
+    batch = StreamingDetector().observe_many("s", ts, values)
+    one = StreamingDetector()
+    scores = []
+    flags = []
+    for t, v in zip(ts.tolist(), values.tolist()):
+        obs = one.observe("s", t, v)
+        scores.append(obs.score)
+        flags.append(obs.alert)
+    assert np.array_equal(np.array(scores), batch.score)
+    assert flags == batch.alert.tolist()
+    assert any(flags)
+
+
+def test_deferred_fits_run_off_the_detector_and_still_alert() -> None:
+    ts, values = seasonal(ONSET + 50, 0)
+    values = inject("spike", values, ONSET)
+    det = StreamingDetector(fit_inline=False)
+    seen = []
+    for lo in range(0, len(values), 25):
+        batch = det.observe_many("s", ts[lo : lo + 25], values[lo : lo + 25])
+        seen.extend((np.flatnonzero(batch.alert) + lo).tolist())
+        for job in det.pending_fits():
+            det.install(job, job.run())  # what the engine does in a worker thread
+    assert seen and ONSET <= seen[0] <= ONSET + 30
+    assert det.pending_fits() == []
+
+
+def test_scores_are_in_unit_interval_and_causal() -> None:
+    ts, values = seasonal(900, 5)
+    changed = values.copy()
+    changed[800:] += 40.0  # the future must not change the past's scores
+    a = StreamingDetector().observe_many("s", ts, values)
+    b = StreamingDetector().observe_many("s", ts, changed)
+    assert ((a.score >= 0) & (a.score < 1)).all()
+    assert np.array_equal(a.score[:800], b.score[:800])
+
+
+def test_non_finite_values_are_skipped_and_never_alert() -> None:
+    ts, values = seasonal(500, 6)
+    values[[100, 200]] = [np.nan, np.inf]
+    batch = StreamingDetector().observe_many("s", ts, values)
+    assert not batch.alert[[100, 200]].any()
+    assert batch.score[100] == 0.0
+
+
+def test_expected_band_follows_the_daily_pattern() -> None:
+    ts, values = seasonal(1000, 7)
+    det = StreamingDetector()
+    det.observe_many("s", ts, values)
+    lo, hi = det.expected_band("s")
+    assert lo <= values[-1] <= hi
+    assert hi - lo < 10.0  # the same time of day, not the whole daily range of 20
+
+
+def test_settings_from_config_validate_with_the_key_named() -> None:
+    s = DetectorSettings.from_config({"enabled": True, "sensitivity": "HIGH", "false_positive_filter": False})
+    assert (s.sensitivity, s.false_positive_filter) == ("high", False)
+    with pytest.raises(InvalidInput) as err:
+        DetectorSettings.from_config({"sensitivity": "extreme"})
+    assert "ai_detection.anomaly_detection.sensitivity" in str(err.value)
+    with pytest.raises(InvalidInput):
+        DetectorSettings.from_config({"enabled": "yes"})
+
+
+def test_disabled_detector_never_alerts() -> None:
+    ts, values = seasonal(ONSET + 20, 0)
+    assert alerts(ts, inject("spike", values, ONSET), DetectorSettings(enabled=False)) == []
+
+
+def test_importing_the_detection_package_loads_nothing_heavy() -> None:
+    code = (
+        "import sys, engine.detection, engine.detection.cli, engine.detection.correlation, "
+        "engine.detection.patterns\n"
+        "heavy = [m for m in ('numpy', 'pyod', 'sklearn', 'numba', 'rich', 'textual') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_warm_up_runs_in_a_background_thread_once() -> None:
+    started = time.perf_counter()
+    thread = warm_up()
+    assert thread is warm_up()
+    thread.join()
+    assert time.perf_counter() - started < 5.0
