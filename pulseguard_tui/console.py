@@ -69,13 +69,14 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
 
     opened = False
     host: Any = None
+    # The configuration, the ORM and the models take longer to import than the console takes
+    # to draw: a thread imports them meanwhile, so keys work while the database opens.
+    warm = asyncio.ensure_future(asyncio.to_thread(_warm_imports))
 
     async def connect() -> Any:
         """After the first frame: configuration, database, API, engine host."""
         nonlocal opened, host
-        # The configuration, the ORM and the models take longer to import than the console
-        # takes to draw: import them off the event loop, so keys work meanwhile.
-        await asyncio.to_thread(_warm_imports)
+        await warm
         from engine.api import LocalEngine
         from engine.cli import database_for, load_context
         from engine.db import open_database
