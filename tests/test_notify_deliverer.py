@@ -100,6 +100,24 @@ async def test_incidents_opened_without_the_hook_are_caught_up(esc_db, receivers
     inc = await services.create_incident(title="opened elsewhere", severity="critical", actor="cli")
     assert (await Incident.get(id=inc.id)).escalation == {}
     cfg = make_config(receivers, after=30)
-    async with fast_loops(cfg):
-        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=15)
+    async with fast_loops(cfg, catch_up_every=0.2):
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=10)
     assert (await Incident.get(id=inc.id)).escalation["level"] == 1
+
+
+async def test_changes_made_without_the_hook_are_caught_up_from_the_feed(esc_db, receivers):
+    cfg = make_config(receivers, after=0.05)
+    async with fast_loops(cfg, catch_up_every=0.2):
+        inc = await services.create_incident(title="half-hooked", severity="critical", actor="probe")
+        await eventually(lambda: receivers.pagerduty.accepted, timeout=5)
+        planner.uninstall()  # now a process without the configuration acknowledges and resolves
+        await services.acknowledge(inc.key, "alice")
+        await services.resolve(inc.key, "alice", root_cause="cosmic ray", solution="reboot")
+        assert (await Incident.get(id=inc.id)).escalation["seen"] < (await services.record_event(inc.key, "note", "x", "probe")).id
+        planner.install(cfg)
+        await eventually(lambda: [r.json["event_action"] for r in receivers.pagerduty.accepted] == ["trigger", "acknowledge", "resolve"], timeout=10)
+        await asyncio.sleep(3.5)  # past level 2's time: it was cancelled, not fired
+    assert not receivers.mails_to("carol@example.com")
+    assert await Timer.filter(incident_id=inc.id, state="pending").count() == 0
+    kinds = [k for k, _ in await timeline(inc.key)]
+    assert kinds.count("escalation_stopped") == 1

@@ -30,8 +30,6 @@ from engine.notify.render import public_incident
 
 log = logging.getLogger(__name__)
 ACTOR = "pulseguard"
-# Timeline kinds written here; the change hook ignores them.
-OWN_KINDS = {"escalation", "escalation_stopped", "notified", "notify_failed", "notify_dead", "digested", "oncall_override", "jira_status"}
 DIGEST_CHANNELS = ("slack", "email")
 OPEN = {"triggered", "investigating", "identified", "monitoring"}
 
@@ -300,16 +298,47 @@ async def _notified_before(conn: BaseDBAsyncClient, incident_id: int) -> list[st
 # --- the change hook --------------------------------------------------------------------------
 
 
+# The changes escalation reacts to. Each handled one is marked on the incident
+# (`escalation.seen`, the last event id handled), so a change made by a process without the
+# hook is caught up later: by the next hooked change of that incident, or by the engine.
+RELEVANT = ("created", "acknowledged", "status_changed", "status_update", "severity_changed", "resolved", "reopened")
+
+
 async def on_change(incident: Incident | None, event: Event, conn: BaseDBAsyncClient) -> None:
     """Service-layer change hook: runs inside the change's transaction."""
     ctx = _context
-    if ctx is None or incident is None or event.kind in OWN_KINDS:
+    if ctx is None or incident is None or event.kind not in RELEVANT:
         return
+    await _catch_up(conn, ctx, incident, before=event.id)
+    await _handle(conn, ctx, incident, event, event.at or utcnow())
+    await _mark_seen(conn, incident, event.id)
+
+
+async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int) -> int:
+    """Handle this incident's changes that no hook saw (made by a process without one)."""
+    seen = int((incident.escalation or {}).get("seen") or 0)
+    missed = await Event.filter(incident_id=incident.id, id__gt=seen, id__lt=before, kind__in=RELEVANT).using_db(conn).order_by("id")
+    if seen == 0 and missed and missed[0].kind != "created":
+        missed = []  # the incident predates escalation tracking: nothing to replay
+    for ev in missed:
+        await _handle(conn, ctx, incident, ev, utcnow())
+        await _mark_seen(conn, incident, ev.id)
+    return len(missed)
+
+
+async def _mark_seen(conn: BaseDBAsyncClient, incident: Incident, event_id: int) -> None:
+    state = dict(incident.escalation or {})
+    state["seen"] = max(int(state.get("seen") or 0), event_id)
+    await _save_escalation(conn, incident, state)
+
+
+async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
     kind = event.kind
     data = event.data or {}
-    now = event.at or utcnow()
     if kind == "created":
         await _on_created(conn, ctx, incident, event, now)
+        if incident.acknowledged_at is not None or incident.status not in OPEN:
+            await _stop(conn, incident, now, kind)  # replayed late: it was handled by hand meanwhile
         return
     if incident.acknowledged_at is not None or incident.status not in OPEN:
         await _stop(conn, incident, now, kind)
@@ -344,9 +373,12 @@ async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident,
         await write_notifications(conn, incident, stakeholders, _payload(incident, "triggered", event), f"{incident.key}:e{event.id}", digest_minutes=digest, now=now)
         return
     level, round_, delay = policy.first_step()
-    if delay > 0:
+    if delay > 0 or incident.acknowledged_at is not None or incident.status not in OPEN:
         await write_notifications(conn, incident, stakeholders, _payload(incident, "triggered", event), f"{incident.key}:e{event.id}", digest_minutes=digest, now=now)
-        await _plan(conn, incident, state, 1, level, round_, now + timedelta(minutes=delay))
+        if incident.acknowledged_at is None and incident.status in OPEN:
+            await _plan(conn, incident, state, 1, level, round_, now + timedelta(minutes=delay))
+        else:
+            await _save_escalation(conn, incident, state)
         return
     await _fire_step(conn, ctx, incident, state, policy, level, round_, now, extra=stakeholders, event=event)
 
@@ -634,23 +666,36 @@ async def sweep_held(now: datetime | None = None) -> int:
     return n
 
 
-async def plan_missing(limit: int = 50) -> int:
-    """Plan incidents opened by a process that had no change hook installed (their escalation
-    state is still empty): the engine catches them up instead of leaving them silent."""
+async def has_events_after(cursor: int) -> bool:
+    since = utcnow() - timedelta(days=1)
+    return await Event.filter(id__gt=cursor, kind__in=RELEVANT, at__gte=since).exclude(incident_id=None).exists()
+
+
+async def catch_up_feed(cursor: int, limit: int = 200) -> tuple[int, int]:
+    """Handle relevant changes no hook saw, following the change feed from `cursor`.
+
+    Returns (new cursor, incidents caught up). Only the last day is looked at, so an engine
+    starting on an old database does not replay history.
+    """
     ctx = _context
     if ctx is None:
-        return 0
-    rows = await Incident.filter(status__in=sorted(OPEN), acknowledged_at=None).order_by("-id").limit(500).values("id", "escalation")
-    todo = [r["id"] for r in rows if not r["escalation"]][:limit]
+        return cursor, 0
+    since = utcnow() - timedelta(days=1)
+    rows = await Event.filter(id__gt=cursor, kind__in=RELEVANT, at__gte=since).exclude(incident_id=None).order_by("id").limit(limit).values("id", "incident_id")
+    if not rows:
+        return cursor, 0
+    last: dict[int, int] = {}
+    for r in rows:
+        last[r["incident_id"]] = r["id"]
+    states = dict(await Incident.filter(id__in=list(last)).values_list("id", "escalation"))
     done = 0
-    for incident_id in todo:
+    for incident_id, event_id in last.items():
+        if int((states.get(incident_id) or {}).get("seen") or 0) >= event_id:
+            continue
         async with in_transaction() as conn:
             incident = await Incident.filter(id=incident_id).select_for_update().using_db(conn).first()
-            if incident is None or incident.escalation:
+            if incident is None:
                 continue
-            event = await Event.filter(incident_id=incident_id, kind="created").using_db(conn).order_by("id").first()
-            if event is None:
-                continue
-            await _on_created(conn, ctx, incident, event, utcnow())
-            done += 1
-    return done
+            if await _catch_up(conn, ctx, incident, before=event_id + 1):
+                done += 1
+    return rows[-1]["id"], done

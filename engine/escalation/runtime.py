@@ -38,6 +38,7 @@ class EscalationLoops:
         concurrency: int = 16,
         lease: float = 120.0,
         jira_poll: float = 300.0,
+        catch_up_every: float = 5.0,
     ) -> None:
         self.config = config
         self.settings = settings or settings_from_config(config)
@@ -48,6 +49,8 @@ class EscalationLoops:
         self.concurrency = concurrency
         self.lease = lease
         self.jira_poll = jira_poll
+        self.catch_up_every = catch_up_every
+        self._feed_cursor = 0
         self.dispatcher: Dispatcher | None = None
         self.deliverer: Deliverer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -67,7 +70,7 @@ class EscalationLoops:
             asyncio.create_task(self.deliverer.run(), name="pulseguard-deliverer"),
             asyncio.create_task(self._timer_loop(), name="pulseguard-timers"),
             asyncio.create_task(self._every(60, self._housekeeping), name="pulseguard-escalation-housekeeping"),
-            asyncio.create_task(self._every(10, planner.plan_missing), name="pulseguard-escalation-catch-up"),
+            asyncio.create_task(self._every(self.catch_up_every, self._catch_up), name="pulseguard-escalation-catch-up"),
         ]
         if self.settings.jira is not None and self.settings.jira.sync_status:
             self._tasks.append(asyncio.create_task(self._every(self.jira_poll, self.sync_jira_statuses), name="pulseguard-jira-status"))
@@ -134,6 +137,13 @@ class EscalationLoops:
                 await asyncio.sleep(seconds)
             except asyncio.CancelledError:
                 raise
+
+    async def _catch_up(self) -> None:
+        """Changes made by processes without the change hook (a CLI without the configuration)."""
+        while True:
+            self._feed_cursor, _ = await planner.catch_up_feed(self._feed_cursor)
+            if not await planner.has_events_after(self._feed_cursor):
+                return
 
     async def _housekeeping(self) -> None:
         ctx = planner.context()
