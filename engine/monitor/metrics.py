@@ -140,6 +140,7 @@ class TargetStatus:
     cert_days_left: float | None = None
     paused: bool = False
     dirty: bool = True
+    urgent: bool = True  # went up or down since its row was last written
 
     def update(self, obs: Observation) -> bool:
         """Apply an observation; True when the target changed between up and down."""
@@ -147,6 +148,7 @@ class TargetStatus:
         changed = new_state != self.state
         if changed:
             self.last_change_at = obs.at
+            self.urgent = True
         self.state = new_state
         self.last = obs
         if obs.ok:
@@ -284,13 +286,14 @@ class MetricsWriter:
         self.state_interval = state_interval
         self.max_batch = max_batch
         self.rollup_grace = rollup_grace
-        self.rollup_chunk = 2000
+        self.rollup_chunk = 1000
         self._results: list[Observation] = []
         self._samples: list[tuple[str, str, SeriesValue, float]] = []  # target, source, value, at
         self._acc: dict[tuple[str, str, tuple[tuple[str, str], ...], str, int], list[float]] = defaultdict(list)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._last_state = 0.0
+        self._state_cursor = 0
         self.written_results = 0
         self.written_samples = 0
         self.written_rollups = 0
@@ -352,10 +355,7 @@ class MetricsWriter:
                 self._samples = (samples + self._samples)[-500_000:]
                 raise
             await self._store_rollups(final=final)
-            now = time.time()
-            if final or now - self._last_state >= self.state_interval:
-                await self._store_state()
-                self._last_state = now
+            await self._store_state(final=final)
             self.flush_seconds += time.perf_counter() - started
 
     # The hot paths write with plain parametrised executemany: building ORM objects for
@@ -405,15 +405,32 @@ class MetricsWriter:
             await upsert_rollups(rows)
             self.written_rollups += len(rows)
 
-    async def _store_state(self) -> None:
-        dirty = [s for s in self.statuses.values() if s.dirty]
-        if not dirty:
+    async def _store_state(self, *, final: bool = False) -> None:
+        """Targets' latest state: those that went up or down at once; the others' latest result
+        every `state_interval`, spread over the flushes of that interval (no big stall)."""
+        now = time.time()
+        if final:
+            batch = [s for s in self.statuses.values() if s.dirty]
+        else:
+            batch = [s for s in self.statuses.values() if s.urgent]
+            if now - self._last_state >= self.flush_interval:
+                self._last_state = now
+                share = max(1, math.ceil(len(self.statuses) * self.flush_interval / self.state_interval))
+                names = list(self.statuses)
+                for i in range(len(names)):
+                    status = self.statuses[names[(self._state_cursor + i) % len(names)]]
+                    if len(batch) >= share + 50:
+                        break
+                    if status.dirty and not status.urgent:
+                        batch.append(status)
+                self._state_cursor = (self._state_cursor + share) % max(1, len(names))
+        if not batch:
             return
-        rows = [s.state_values() for s in dirty]
+        rows = [s.state_values() for s in batch]
         async with in_transaction() as conn:
             await conn.execute_many(_update_sql(conn, "monitor_target", STATE_COLUMNS, "name"), rows)
-        for s in dirty:
-            s.dirty = False
+        for s in batch:
+            s.dirty = s.urgent = False
 
 
 # ---------------------------------------------------------------------------------------------
