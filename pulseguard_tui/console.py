@@ -69,14 +69,15 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
 
     opened = False
     host: Any = None
-    # The configuration, the ORM and the models take longer to import than the console takes
-    # to draw: a thread imports them meanwhile, so keys work while the database opens.
-    warm = asyncio.ensure_future(asyncio.to_thread(_warm_imports))
 
     async def connect() -> Any:
         """After the first frame: configuration, database, API, engine host."""
         nonlocal opened, host
-        await warm
+        # The configuration, the ORM and the models take longer to import than the console
+        # takes to draw. Importing them in a thread from the very start slows the first frame
+        # (the two share one interpreter lock), so the thread starts after it; keys work while
+        # the database opens.
+        await asyncio.to_thread(_warm_imports)
         from engine.api import LocalEngine
         from engine.cli import database_for, load_context
         from engine.db import open_database
