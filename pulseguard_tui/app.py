@@ -125,7 +125,8 @@ class PulseGuardApp(App[None]):
         try:
             api = await self._connect()
         except Exception as exc:
-            self.exit(return_code=1, message=connect_error(exc))
+            code, message = connect_error(exc)
+            self.exit(return_code=code, message=message)
             return
         api.readonly = self.readonly
         self.api = api
@@ -341,13 +342,16 @@ class PulseGuardApp(App[None]):
         self.exit()
 
 
-def connect_error(exc: Exception) -> str:
-    """One line for a failure to reach the database (printed when the console closes)."""
+def connect_error(exc: Exception) -> tuple[int, str]:
+    """Exit code and message for a failure to start (printed when the console closes): bad
+    configuration or options exit 2, an unreachable database 1."""
     problems = getattr(exc, "problems", None)
     if problems:
-        return "\n".join(f"error: {line}" for line in problems)
+        return 2, "\n".join(f"error: {line}" for line in problems)
+    from engine.cli import UsageError
     from engine.domain import DomainError
+    from pulseguard_tui.settings import ThemeError
 
-    if isinstance(exc, DomainError):
-        return f"error: {exc}"
-    return f"error: database: {type(exc).__name__}: {exc}"
+    if isinstance(exc, (DomainError, UsageError, ThemeError)):
+        return 2, f"error: {exc}"
+    return 1, f"error: database: {type(exc).__name__}: {exc}"

@@ -41,8 +41,11 @@ def apply_config(settings: Any, args: argparse.Namespace, config: Any, categorie
     settings.services = [s.name for s in getattr(config, "services", []) or []]
     settings.categories = list(categories)
     configured = getattr(section, "theme", None)
-    if configured and not getattr(args, "theme", None) and not os.environ.get("NO_COLOR") and not load_state().get("theme"):
-        return check_theme(configured, "[console] theme")
+    if not configured:
+        return None
+    theme = check_theme(configured, "[console] theme")  # ThemeError: the caller warns, keeps going
+    if not getattr(args, "theme", None) and not os.environ.get("NO_COLOR") and not load_state().get("theme"):
+        return theme
     return None
 
 
@@ -82,9 +85,14 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
         from engine.cli import database_for, load_context
         from engine.db import open_database
         from pulseguard_tui.engine_host import EngineHost, monitor_queries
+        from pulseguard_tui.settings import ThemeError
 
         ctx = await asyncio.to_thread(load_context, args)
-        theme = apply_config(settings, args, ctx.config, ctx.categories)
+        try:
+            theme = apply_config(settings, args, ctx.config, ctx.categories)
+        except ThemeError as exc:  # cosmetic: say so and keep the theme we have
+            theme = None
+            app.notify(str(exc), severity="warning", timeout=10)
         app.apply_settings(theme)
         db = database_for(args, ctx)
         await open_database(db)
@@ -141,8 +149,9 @@ def run_console(args: argparse.Namespace) -> int:
 
         if os.environ.get("PULSEGUARD_DEBUG"):
             raise
-        print(connect_error(exc), file=sys.stderr)
-        return EXIT_ERROR
+        code, message = connect_error(exc)
+        print(message, file=sys.stderr)
+        return code
 
 
 async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:

@@ -108,7 +108,7 @@ def test_bad_database_is_one_line_and_exit_code(tmp_path: Path) -> None:
     env.update(PULSEGUARD_STATE_DIR=str(tmp_path / "state"), TERM="xterm")
     term = Pty([sys.executable, "-m", "pulseguard_tui", "--db", "mysql://nope/x"], env)
     code = term.wait_exit(20)
-    assert code == 1
+    assert code == 2  # a usage problem, like the other commands
     text = term.out.decode("utf-8", "replace")
     assert "unsupported database scheme 'mysql'" in text and "Traceback" not in text
 
@@ -148,7 +148,7 @@ async def test_connect_failure_closes_with_the_reason() -> None:
     app = PulseGuardApp(settings=ConsoleSettings(remember_theme=False), connect=connect, follow_feed=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: not app.is_running, what="exit")
-    assert app.return_code == 1
+    assert app.return_code == 2
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["incident", "--help"]])
@@ -166,3 +166,43 @@ def test_hangup_ends_the_console_cleanly(sqlite_database: Database, tmp_path: Pa
     term.expect(b"engine")
     os.kill(term.pid, signal.SIGHUP)  # the SSH session dropped
     assert term.wait_exit() == 0  # not killed by the signal: the engine stopped and the database closed
+
+
+def test_console_section_of_the_configuration_applies(sqlite_database: Database, tmp_path: Path) -> None:
+    run_cli(sqlite_database, "incident", "create", "--title", "Slow search", "--severity", "medium", check=True)
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[console]\nreadonly = true\nbell = false\n\n[console.keymap]\n"app.help" = "h"\n')
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)],
+               console_env(sqlite_database, tmp_path))
+    term.expect(b"Slow search")
+    term.expect(b"READ-ONLY")
+    term.send(b"a")
+    term.expect(b"read-only console")
+    term.send(b"h")  # help, rebound from ?
+    term.expect(b"PulseGuard keys")
+    term.send(b"\x1b")
+    time.sleep(0.3)
+    term.send(b"q")
+    assert term.wait_exit() == 0
+
+
+def test_unknown_theme_in_the_configuration_is_a_warning(sqlite_database: Database, tmp_path: Path) -> None:
+    run_cli(sqlite_database, "incident", "create", "--title", "Slow search", "--severity", "medium", check=True)
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[console]\ntheme = "neon"\n')
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)],
+               console_env(sqlite_database, tmp_path, NO_COLOR=""), cols=120)
+    term.expect(b"Slow search")
+    term.expect(b"unknown theme 'neon'")
+    term.send(b"q")
+    assert term.wait_exit() == 0
+
+
+def test_broken_configuration_is_reported_with_its_key_path(sqlite_database: Database, tmp_path: Path) -> None:
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[console]\nreadonly = "sometimes"\n')
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)],
+               console_env(sqlite_database, tmp_path))
+    assert term.wait_exit(20) == 2
+    text = term.out.decode("utf-8", "replace")
+    assert "console.readonly" in text and "Traceback" not in text
