@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextvars import ContextVar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 ACTOR = "pulseguard"
 DIGEST_CHANNELS = ("slack", "email")
 OPEN = {"triggered", "investigating", "identified", "monitoring"}
+# The id of the event being handled, so saving the escalation state marks it handled too.
+_handling: ContextVar[int | None] = ContextVar("escalation_handling", default=None)
 
 
 def utcnow() -> datetime:
@@ -252,6 +255,10 @@ async def _event(conn: BaseDBAsyncClient, incident: Incident | None, kind: str, 
 
 
 async def _save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any]) -> None:
+    handling = _handling.get()
+    if handling is not None:
+        # Saved while handling an event: mark it handled in the same write.
+        state["seen"] = max(int(state.get("seen") or 0), int((incident.escalation or {}).get("seen") or 0), handling)
     incident.escalation = state
     await Incident.filter(id=incident.id).using_db(conn).update(escalation=state)
 
@@ -310,8 +317,7 @@ async def on_change(incident: Incident | None, event: Event, conn: BaseDBAsyncCl
     if ctx is None or incident is None or event.kind not in RELEVANT:
         return
     await _catch_up(conn, ctx, incident, before=event.id)
-    await _handle(conn, ctx, incident, event, event.at or utcnow())
-    await _mark_seen(conn, incident, event.id)
+    await _handle_marked(conn, ctx, incident, event, event.at or utcnow())
 
 
 async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int) -> int:
@@ -321,15 +327,25 @@ async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, b
     if seen == 0 and missed and missed[0].kind != "created":
         missed = []  # the incident predates escalation tracking: nothing to replay
     for ev in missed:
-        await _handle(conn, ctx, incident, ev, utcnow())
-        await _mark_seen(conn, incident, ev.id)
+        await _handle_marked(conn, ctx, incident, ev, utcnow())
     return len(missed)
 
 
 async def _mark_seen(conn: BaseDBAsyncClient, incident: Incident, event_id: int) -> None:
     state = dict(incident.escalation or {})
-    state["seen"] = max(int(state.get("seen") or 0), event_id)
+    if int(state.get("seen") or 0) >= event_id:
+        return  # a handler saved the state, and the mark with it
+    state["seen"] = event_id
     await _save_escalation(conn, incident, state)
+
+
+async def _handle_marked(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    token = _handling.set(event.id)
+    try:
+        await _handle(conn, ctx, incident, event, now)
+    finally:
+        _handling.reset(token)
+    await _mark_seen(conn, incident, event.id)
 
 
 async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
