@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from engine.detection import features as feat
+from engine.detection.settings import SENSITIVITIES, DetectorSettings
 from engine.domain import InvalidInput
 
-SENSITIVITIES = ("low", "medium", "high")
+__all__ = ["SENSITIVITIES", "DetectorSettings", "StreamingDetector", "Observation", "Batch", "FitJob", "warm_up"]
 MAX_EPISODES = 32  # alerts remembered per series (for marking false positives by window)
 MAX_SHAPES = 64  # false-positive shapes remembered per series
 DAILY = [4, 5, 6]  # columns of the features that compare with the same time yesterday
@@ -64,83 +65,6 @@ REASON_NAMES = {
     REASON_LEARNING: "learning",
     REASON_SMALL: "small deviation",
 }
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    """`ai_detection.anomaly_detection` plus the tunables behind it (defaults are measured)."""
-
-    enabled: bool = True
-    sensitivity: str = "medium"
-    false_positive_filter: bool = True
-    # Per sensitivity: (threshold on the calibrated score, minimum deviation). 0.4999 is "at least
-    # as unusual as the top 0.1 % of the recent past"; the deviation is in robust standard
-    # deviations of the most deviating feature: stationary noise reaches the score threshold
-    # now and then, but not a 4-sigma deviation.
-    thresholds: tuple[tuple[str, float, float], ...] = (
-        ("low", 0.4999, 6.0),
-        ("medium", 0.4999, 4.0),
-        ("high", 0.45, 3.0),
-    )
-    train_window: int = 3000
-    refit_every: int = 20
-    min_train: int = 60
-    n_bins: int = 10
-    calibration_window: int = 3000
-    calibration_quantile: float = 0.999
-    # Scores of the first models (trained on few rows) are erratic: they neither alert nor serve
-    # as the calibration reference. Alerts start after min_train + learning_rows + min_reference.
-    learning_rows: int = 200
-    min_reference: int = 100
-    cooldown: int = 150  # rows after an alert during which the episode stays quiet
-    escalation: float = 0.2  # an episode alerts again only past its peak by this much
-    strong: float = 0.75  # a single row this far past the threshold needs no confirmation
-    seasonal_filter: bool = True
-    deviation_score: bool = True
-    deviating_features: int = 2  # features that must reach the minimum deviation together
-    deviation_floor: float = 6.0  # robust z a row needs before its deviation score counts
-    confirm_span: int = 3  # a candidate must be confirmed within this many rows
-    confirm_count: int = 2  # rows scoring at least confirm_level within the span
-    confirm_level: float = 0.3
-    seasonal_days: int = 7
-    shape_length: int = 8
-    shape_tolerance: float = 0.35
-
-    @property
-    def threshold(self) -> float:
-        return {name: thr for name, thr, _ in self.thresholds}[self.sensitivity]
-
-    @property
-    def min_deviation(self) -> float:
-        return {name: dev for name, _, dev in self.thresholds}[self.sensitivity]
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any] | None, where: str = "ai_detection.anomaly_detection") -> "DetectorSettings":
-        """Settings from the TOML section; bad values raise InvalidInput naming the key."""
-        section = dict(section or {})
-        out: dict[str, Any] = {}
-        if "enabled" in section:
-            if not isinstance(section["enabled"], bool):
-                raise InvalidInput(f"{where}.enabled", f"expected true or false, got {section['enabled']!r}")
-            out["enabled"] = section["enabled"]
-        if "sensitivity" in section:
-            value = section["sensitivity"]
-            if not isinstance(value, str) or value.lower() not in SENSITIVITIES:
-                raise InvalidInput(f"{where}.sensitivity", f"expected one of low, medium, high, got {value!r}")
-            out["sensitivity"] = value.lower()
-        if "false_positive_filter" in section:
-            if not isinstance(section["false_positive_filter"], bool):
-                raise InvalidInput(
-                    f"{where}.false_positive_filter",
-                    f"expected true or false, got {section['false_positive_filter']!r}",
-                )
-            out["false_positive_filter"] = section["false_positive_filter"]
-        return cls(**out)
-
-    def with_sensitivity(self, sensitivity: str) -> "DetectorSettings":
-        if sensitivity not in SENSITIVITIES:
-            raise InvalidInput("sensitivity", f"expected one of low, medium, high, got {sensitivity!r}")
-        return replace(self, sensitivity=sensitivity)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,131 @@
+"""The anomaly engine service: samples in, anomaly incidents out, false positives learned, and
+the event loop kept responsive while the worker refits models for 1,000 series."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from detection_series import inject, seasonal
+from engine import services
+from engine.config import parse_config_text
+from engine.detection.engine_plugin import plugins
+from engine.detection.service import AnomalyService
+from engine.models import Evidence, Incident
+
+
+def section(**extra):
+    return SimpleNamespace(enabled=True, sensitivity="medium", false_positive_filter=True, severity="high",
+                           auto_create_incident=True, **{"series": [], **extra})
+
+
+async def started(service: AnomalyService, monitor=None) -> AnomalyService:
+    await service.start(SimpleNamespace(monitor=monitor, config=None))
+    await asyncio.wait_for(service.ready.wait(), 60)
+    return service
+
+
+async def test_anomaly_opens_one_incident_with_evidence_and_learns_false_positives(db) -> None:  # type: ignore[no-untyped-def]
+    service = await started(AnomalyService(section(), SimpleNamespace(enabled=True, historical_analysis_days=30)))
+    try:
+        ts, values = seasonal(1300, 0)
+        values = inject("level_shift", values, 1000)
+        values[1200:] += 12.0  # a second jump while the first incident is still open
+        for t, v in zip(ts[:1100].tolist(), values[:1100].tolist()):
+            service.on_observation(SimpleNamespace(target="checkout", at=t, latency_ms=v, responded=True, series=[]))
+        opened = await service.flush()
+        assert len(opened) == 1
+        incident = await Incident.get(number=int(opened[0].split("-")[1]))
+        assert (incident.source, incident.severity, incident.target) == ("anomaly", "high", "checkout")
+        assert incident.dedup_key == "anomaly:checkout/response_time"
+        info = incident.analysis["anomaly"]
+        assert info["series"] == "checkout/response_time" and info["signature"]
+        assert 0.5 <= info["score"] < 1 and info["expected_band"][0] < info["expected_band"][1]
+        assert incident.analysis["pattern"]["label"] == "new"
+        assert incident.analysis["correlation"][0]["series"] == "checkout/response_time"
+        evidence = await Evidence.filter(incident_id=incident.id).first()
+        samples = json.loads(evidence.content)["samples"]
+        assert evidence.kind == "samples" and len(samples) == 60 and evidence.range_from < evidence.range_to
+
+        for t, v in zip(ts[1100:].tolist(), values[1100:].tolist()):
+            service.add_sample("checkout", "response_time", t, v)
+        assert await service.flush() == []  # same series, incident still open
+        assert await Incident.filter(source="anomaly").count() == 1
+
+        await services.mark_false_positive(incident.key, "alice", reason="deploy noise")
+        await service.flush()
+        assert service.stats["learned"] == 1
+        assert service.detector.learned_shapes("checkout/response_time") == [info["signature"]]
+    finally:
+        await service.stop()
+
+
+async def test_a_restarted_service_relearns_marked_shapes_and_respects_series_globs(db) -> None:  # type: ignore[no-untyped-def]
+    incident = await services.create_incident(
+        title="old anomaly", severity="medium", actor="t", source="anomaly",
+        analysis={"anomaly": {"series": "db/cpu", "signature": [1.0, 2.0, 3.0]}},
+    )
+    await services.mark_false_positive(incident.key, "bob")
+    service = await started(AnomalyService(section(series=["web/*"])))
+    try:
+        await service.flush()
+        assert service.detector.learned_shapes("db/cpu") == [[1.0, 2.0, 3.0]]
+        service.add_sample("db", "cpu", time.time(), 1.0)
+        service.add_sample("web", "cpu", time.time(), 1.0)
+        assert list(service._queue) == ["web/cpu"]
+    finally:
+        await service.stop()
+
+
+async def test_loop_stays_responsive_while_the_worker_refits_1000_series(db) -> None:  # type: ignore[no-untyped-def]
+    service = await started(AnomalyService(section()))
+    try:
+        rng = np.random.default_rng(0)
+        t0 = time.time() - 100 * 60
+        for s in range(1000):
+            for i, v in enumerate(rng.normal(50, 5, 80).tolist()):
+                service.add_sample(f"host{s}", "cpu", t0 + 60 * i, v)
+        lags: list[float] = []
+
+        async def probe() -> None:
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                lags.append(time.perf_counter() - before - 0.01)
+
+        watcher = asyncio.create_task(probe())
+        started_at = time.perf_counter()
+        await service.flush()
+        took = time.perf_counter() - started_at
+        watcher.cancel()
+        fits = sum(st.fitted is not None for st in service.detector._series.values())
+        assert fits == 1000
+        assert took > 0.3 and len(lags) > 10
+        # The worker holds the GIL only in short stretches. One late wake-up is tolerated: on a
+        # shared, overloaded machine the OS alone can deschedule the process that long.
+        late = sorted(lags)[-2] if len(lags) > 1 else lags[0]
+        assert late < 0.1, f"the event loop stalled {late * 1000:.0f} ms (max {max(lags) * 1000:.0f} ms)"
+        assert sorted(lags)[int(0.95 * len(lags))] < 0.05
+    finally:
+        await service.stop()
+
+
+def test_plugin_is_offered_only_when_anomaly_detection_is_enabled() -> None:
+    on = parse_config_text('[ai_detection.anomaly_detection]\nenabled = true\nsensitivity = "high"\n')
+    found = list(plugins(SimpleNamespace(config=on)))
+    assert len(found) == 1 and found[0][0].name == "anomaly" and found[0][1] is True
+    assert list(plugins(SimpleNamespace(config=parse_config_text("")))) == []
+    off = parse_config_text("[ai_detection.anomaly_detection]\nenabled = false\n")
+    assert list(plugins(SimpleNamespace(config=off))) == []
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_samples_are_not_queued(value: float) -> None:
+    service = AnomalyService(section())
+    service.add_sample("t", "x", 1.0, value)
+    assert service._queued == 0
