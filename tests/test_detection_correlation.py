@@ -94,3 +94,38 @@ def test_related_incidents_overlap_in_time_and_share_services_or_tags() -> None:
     found = related_incidents(base, others)
     assert [r["key"] for r in found] == ["INC-6", "INC-2", "INC-3"]
     assert found[1]["shared_services"] == ["db"] and found[2]["shared_tags"] == ["eu"]
+
+
+async def test_incident_correlation_reads_the_metric_store(db, database) -> None:  # type: ignore[no-untyped-def]
+    from conftest import run_cli
+
+    from engine import services
+    from engine.detection.gather import correlate_incident
+    from engine.monitor.models import MetricSample, MetricSeries
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start = now - timedelta(minutes=20)
+    incident = await services.create_incident(title="checkout slow", severity="high", actor="t", target="checkout",
+                                              services=["shop"], detected_at=start)
+    await services.create_incident(title="db slow", severity="low", actor="t", services=["shop"],
+                                   detected_at=start + timedelta(minutes=3))
+    shapes = {"cpu": lambda m: 25 if m >= -2 else 0, "mem": lambda m: 0, "queue": lambda m: 30 if -5.5 < m <= -4.5 else 0}
+    for name, shape in shapes.items():
+        row = await MetricSeries.create(target="checkout", key=name, name=name, labels={}, source="prometheus", created_at=now)
+        ts, vs = series(shape, seed=len(name))
+        shift = start.timestamp() - START.timestamp()
+        await MetricSample.bulk_create([
+            MetricSample(series_id=row.id, at=datetime.fromtimestamp(t + shift, timezone.utc), value=v)
+            for t, v in zip(ts, vs) if t + shift <= now.timestamp()
+        ])
+    data = await correlate_incident(incident.key, None, timedelta(hours=1))
+    kinds = {c["series"]: c["kind"] for c in data["series"]}
+    assert kinds == {"checkout/cpu": "sudden_jump", "checkout/queue": "spike", "checkout/mem": "stable"}
+    assert data["series"][-1]["series"] == "checkout/mem"
+    assert [r["key"] for r in data["related_incidents"]] == ["INC-2"]
+
+    proc = run_cli(database, "incident", "correlate", incident.key)
+    assert proc.returncode == 0, proc.stderr
+    assert "checkout/cpu" in proc.stdout and "sudden jump" in proc.stdout and "INC-2" in proc.stdout
+    missing = run_cli(database, "incident", "correlate", "INC-99")
+    assert missing.returncode == 2 and "INC-99" in missing.stderr

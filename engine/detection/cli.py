@@ -1,4 +1,5 @@
-"""CLI: `pulseguard replay FILE.csv... --out DIR [--sensitivity S]`.
+"""CLI: `pulseguard replay FILE.csv... --out DIR [--sensitivity S]` and
+`pulseguard incident correlate KEY [--window 1h]`.
 
 Runs the live anomaly detector over `timestamp,value` CSV files (the NAB format) and writes
 DIR/<same name> with `timestamp,value,anomaly_score,alert`. Nothing heavy is imported until the
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.cli import EXIT_OK, Context, UsageError
+from engine.cli import EXIT_OK, Context, UsageError, parse_duration, print_json, print_table, short_time
 
 
 class Progress:
@@ -127,9 +128,47 @@ async def _replay(args: argparse.Namespace, ctx: Context) -> int:
         progress.finish_file(f"{data.path.name}: {len(scores):,} rows, {count} alert{'s' if count != 1 else ''} -> {dst}")
     progress.close()
     if ctx.json:
-        from engine.cli import print_json
-
         print_json({"sensitivity": settings.sensitivity, "files": results})
+    return EXIT_OK
+
+
+def _window(args: argparse.Namespace, ctx: Context) -> Any:
+    from datetime import timedelta
+
+    if args.window:
+        return parse_duration(args.window, "--window")
+    section = getattr(getattr(ctx.config, "ai_detection", None), "correlation_analysis", None)
+    return timedelta(seconds=float(getattr(section, "window", 3600.0) or 3600.0))
+
+
+async def _correlate(args: argparse.Namespace, ctx: Context) -> int:
+    from engine import services
+    from engine.detection.gather import correlate_incident
+
+    data = await correlate_incident(args.key, ctx.config, _window(args, ctx))
+    # Stored on the incident when the service layer offers a way to (it owns incident rows).
+    store = getattr(services, "set_analysis", None)
+    if store is not None and not args.no_store:
+        await store(data["incident"], "correlation", data, ctx.actor)
+    if ctx.json:
+        print_json(data)
+        return EXIT_OK
+    minutes = int(data["window_seconds"] // 60)
+    print(f"{data['incident']}: metrics around {short_time(data['start'])} (window {minutes} min)")
+    rows = []
+    for c in data["series"]:
+        before, after = c["before"], c["after"]
+        change = "" if before is None else f"{before:.4g} -> {after:.4g}"
+        rows.append({"series": c["series"], "label": c["label"], "onset": short_time(c["onset"]) if c["onset"] else "-",
+                     "size": f"{c['magnitude']:.1f} sd", "change": change, "score": f"{c['score']:.2f}"})
+    print_table(rows, [("series", "series"), ("label", "change"), ("onset", "onset"), ("size", "size"),
+                       ("change", "level"), ("score", "rank")], empty="(no metric series for this incident)")
+    print("\nRelated incidents")
+    print_table(
+        [{"key": r["key"], "title": r["title"] or "", "shared": ", ".join(r["shared_services"] + [f"#{t}" for t in r["shared_tags"]])}
+         for r in data["related_incidents"]],
+        [("key", "key"), ("title", "title"), ("shared", "shared")],
+    )
     return EXIT_OK
 
 
@@ -148,3 +187,21 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser | 
                    help="alert decision (default: ai_detection.anomaly_detection.sensitivity, else medium)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(handler=_replay, needs_db=False)
+
+    incident = sub.choices.get("incident")
+    isub = next((a for a in getattr(incident, "_actions", []) if isinstance(a, argparse._SubParsersAction)), None)
+    if isub is not None:
+        c = isub.add_parser(
+            "correlate",
+            help="classify how the incident's metrics changed around its start",
+            description="Classify every metric series of the incident's target, services and host around its "
+            "start (spike at HH:MM, sudden jump, gradual or steady increase, the decreases, stable), ranked by "
+            "onset proximity and size, and list related incidents.",
+            parents=parents,
+        )
+        c.add_argument("key", metavar="KEY", help="incident key, e.g. INC-42")
+        c.add_argument("--window", default=None, help="how far before the start to look (default: "
+                       "ai_detection.correlation_analysis.window, else 1h)")
+        c.add_argument("--no-store", action="store_true", help="only print, do not store on the incident")
+        c.add_argument("--json", action="store_true", help="print JSON")
+        c.set_defaults(handler=_correlate, needs_db=True)
