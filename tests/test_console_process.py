@@ -98,6 +98,10 @@ def test_console_in_a_terminal_lists_acknowledges_and_quits(sqlite_database: Dat
 def test_console_runs_the_engine_when_it_wins_the_lease(sqlite_database: Database, tmp_path: Path) -> None:
     run_cli(sqlite_database, "incident", "list", check=True)  # creates and migrates the database
     term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana"], console_env(sqlite_database, tmp_path))
+    term.expect(b"PulseGuard")
+    # The first frame is up: nothing of numpy, SciPy or scikit-learn is loaded on the way.
+    maps = Path(f"/proc/{term.pid}/maps").read_text()
+    assert not [lib for lib in ("numpy", "scipy", "sklearn", "numba") if lib in maps]
     term.expect(b"engine here")  # the 80-column header says it briefly
     term.send(b"q")
     assert term.wait_exit() == 0
