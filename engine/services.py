@@ -272,12 +272,14 @@ async def change_status(
     *,
     message: str | None = None,
     public: bool = False,
+    acknowledges: bool = True,
     at: datetime | None = None,
 ) -> Incident:
     """Move an open incident to investigating, identified or monitoring.
 
-    A status change out of `triggered` means someone is on it, so it also records the
-    acknowledgement. With a message, a status update is stored (public or internal).
+    A person moving an incident out of `triggered` is on it, so that also records the
+    acknowledgement; the engine's own moves (recovery to monitoring) pass
+    `acknowledges=False` so they neither stop escalation nor count towards MTTA.
     """
     actor = _actor(actor)
     new = parse_enum(Status, status, "status")
@@ -294,7 +296,7 @@ async def change_status(
         if old == new.value:
             raise IllegalTransition(f"{incident.key} is already {old}")
         incident.status = new.value
-        implicit_ack = incident.acknowledged_at is None
+        implicit_ack = acknowledges and incident.acknowledged_at is None
         if implicit_ack:
             incident.acknowledged_at = now
             incident.acknowledged_by = actor

@@ -358,7 +358,12 @@ async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, eve
         return
     if incident.acknowledged_at is not None or incident.status not in OPEN:
         await _stop(conn, incident, now, kind)
-    if kind == "acknowledged" or (kind in ("status_changed", "status_update") and data.get("from") == "triggered"):
+    acked_now = (
+        kind == "acknowledged"
+        or (kind == "status_changed" and data.get("acknowledged"))
+        or (kind == "status_update" and data.get("from") == "triggered" and data.get("to") != "triggered")
+    )
+    if acked_now:
         await _fan_out(conn, ctx, incident, event, "acknowledged", now, before=True)
     if kind == "severity_changed":
         await _on_severity(conn, ctx, incident, event, now)

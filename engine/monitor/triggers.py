@@ -553,6 +553,7 @@ class IncidentWorker:
         await services.change_status(
             incident.key, "monitoring", ACTOR,
             message=f"{st.rule.name} on {st.target} has been healthy for {st.rule.recovery / 60:g} minute(s)",
+            acknowledges=False,
         )
 
     async def _resolve(self, st: TriggerState, action: Action) -> None:
