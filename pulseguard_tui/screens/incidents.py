@@ -240,6 +240,8 @@ class IncidentsScreen(ConsoleScreen):
         if parsed.filters != self.filters:
             self.filters = parsed.filters
             self.request_refresh()
+        else:
+            self._update_info()
 
     def action_toggle_resolved(self) -> None:
         self.show_resolved = not self.show_resolved
