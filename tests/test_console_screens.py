@@ -21,7 +21,7 @@ from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.screens.targets import TargetsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
 from snapshots.console_app import make_app, seed
-from test_console_workflows import choose, main, open_form, submit, type_text, until
+from test_console_workflows import choose, main, open_form, type_text, until
 
 
 async def started(app: Any, pilot: Any) -> IncidentsScreen:
