@@ -612,6 +612,12 @@ async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
     ctx.database = database_for(args, ctx)
     try:
         await open_database(ctx.database)
+        if ctx.config is not None:
+            from engine.escalation.planner import install
+
+            # Notifications and escalation timers are written in the same transaction as the
+            # change, so a CLI change is announced even while no engine runs.
+            install(ctx.config)
         return await args.handler(args, ctx)
     finally:
         await close_database()

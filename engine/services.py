@@ -140,6 +140,11 @@ async def _append_event(
     return event
 
 
+# Public name for other areas (escalation, post-mortems) that write their own rows and a
+# timeline event in one transaction of their own.
+append_event = _append_event
+
+
 async def _locked(conn: BaseDBAsyncClient, key: str | int, now: datetime | None = None) -> Incident:
     """Fetch an incident for change, writing first so the transaction holds the lock.
 
