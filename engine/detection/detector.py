@@ -127,7 +127,11 @@ class FitJob:
         # rows that have one, or not at all.
         if have_dated:
             center[DAILY] = np.median(dated[:, DAILY], axis=0)
-            spread[DAILY] = 1.4826 * np.median(np.abs(dated[:, DAILY] - center[DAILY]), axis=0)
+            absdev = np.abs(dated[:, DAILY] - center[DAILY])
+            # Mostly-constant daily differences (a series of rare spikes) have a MAD of zero:
+            # fall back to the mean absolute deviation rather than call every spike infinite.
+            spread[DAILY] = np.where(np.median(absdev, axis=0) > 0, 1.4826 * np.median(absdev, axis=0),
+                                     1.2533 * absdev.mean(axis=0))
         else:
             center[DAILY] = 0.0
             spread[DAILY] = np.inf
@@ -387,7 +391,7 @@ class StreamingDetector:
         st.dev_ready = len(past_dev) >= s.min_reference
         if st.dev_ready:
             st.ref_median = (st.ref_median[0], float(np.median(past_dev)))
-            st.ref_high = (st.ref_high[0], float(np.quantile(past_dev, q)))
+            st.ref_high = (st.ref_high[0], float(np.max(past_dev)))
 
     # --------------------------------------------------------------- scoring
 
@@ -409,7 +413,8 @@ class StreamingDetector:
         if self.settings.deviation_score and st.dev_ready:
             # HBOS caps what one feature adds: a sample far off in one or two views only (a level
             # shift on a seasonal series) needs the deviation score to stand out.
-            big = z >= self.settings.deviation_floor
+            # Only a record: further from yesterday than any row of the calibration window.
+            big = (z >= self.settings.deviation_floor) & (dev > st.ref_high[1])
             cal = np.maximum(cal, np.where(big, _calibrate(dev, st.ref_median[1], st.ref_high[1]), 0.0))
         self._decide(st, b0, cal, x, alert, reason)
         # What the filter held back stays below the alert threshold in the reported score, so a
