@@ -1,5 +1,5 @@
 """Screens and global keys: `/` filter, resolved toggle, `?` help, Ctrl+P palette, `:` command
-line, themes (remembered), Targets, Maintenance (add, end), the placeholder screens, Esc, q,
+line, themes (remembered), Targets, Maintenance (add, end), On-call and Analytics, Esc, q,
 the user's keymap, and 80x24 without a mouse."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Input
 
 from engine import queries
 from engine.db import close_database, open_database
+from pulseguard_tui.screens.analytics import AnalyticsScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
@@ -144,10 +145,9 @@ async def test_command_line_screens_and_errors(sdb: Any) -> None:
         await command(pilot, "targets")
         await until(pilot, lambda: isinstance(app.screen, TargetsScreen), what=":targets")
         await command(pilot, "oncall")
-        # These two screens belong to their features (a placeholder until those land).
         await until(pilot, lambda: type(app.screen).__name__ == "OncallScreen", what=":oncall")
         await command(pilot, "analytics")
-        await until(pilot, lambda: type(app.screen).__name__ == "AnalyticsScreen", what=":analytics")
+        await until(pilot, lambda: isinstance(app.screen, AnalyticsScreen), what=":analytics")
         await pilot.press("escape")  # Esc backs out to the incidents
         await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="escape to incidents")
         await command(pilot, "frobnicate")
