@@ -11,15 +11,19 @@ How a sample becomes an alert:
    a noisy one: 0.5 is "as unusual as the most unusual 0.1 % of the recent past". HBOS caps what
    one feature can add, so its score counts how many views of the sample are unusual at once;
    many clear anomalies reach that cap and score exactly 0.5.
-4. `sensitivity` picks the threshold. With `false_positive_filter` on, a candidate must also be
-   confirmed (two of the last three rows, or one far past the threshold), must not belong to an
-   episode that already alerted (cooldown unless the score escalates), must not be explained by
-   the series' daily and weekly pattern, and must not match a shape a person marked as a false
-   positive on that series.
+4. A second, deviation score covers what HBOS's cap hides: a sample further from the same time
+   yesterday (now, or over the last 12 rows) than any row of the calibration window, by at least
+   `deviation_floor` robust standard deviations — a level shift on a seasonal series.
+5. `sensitivity` picks the threshold and the minimum deviation (at least `deviating_features`
+   features that many robust standard deviations off). With `false_positive_filter` on, a
+   candidate must also be confirmed (a second row scoring `confirm_level` within
+   `confirm_span`), must not belong to an episode that already alerted (cooldown unless the
+   score escalates), must not be explained by the series' daily pattern, and must not match a
+   shape a person marked as a false positive on that series.
 
-Fits are pure (`FitJob.run`), so the engine can run them in a worker thread (`fit_inline=False`,
-then `pending_fits()` / `install()`); replay and tests fit inline. Scoring between fits is the
-same code in both modes.
+Fits are pure (`FitJob.run`), so they can run in another thread (`fit_inline=False`, then
+`pending_fits()` / `install()`); replay, tests and the engine service (which runs the whole
+detector in one worker thread) fit inline. Scoring between fits is the same code in both modes.
 
 numpy is imported at module level and PyOD inside functions: import this module lazily.
 """
@@ -30,7 +34,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -679,8 +683,3 @@ def _warm() -> None:
     job = FitJob("warm-up", 300, ts, vals, 0, 300, 60.0, DetectorSettings().n_bins)
     fitted = job.run()
     fitted.model.decision_function(feat.compute(ts, vals, 299, 300, 60.0))
-
-
-def iter_batches(n: int, size: int) -> Iterable[tuple[int, int]]:
-    for lo in range(0, n, size):
-        yield lo, min(n, lo + size)

@@ -6,7 +6,7 @@ Needs an open database (engine.db.open_database). Nothing heavy is imported.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 from engine.detection.correlation import SeriesChange, correlate, related_incidents
