@@ -76,38 +76,36 @@ def incident_dict(incident: Incident) -> dict[str, Any]:
     return data
 
 
+_CHILDREN = {
+    "comments": (Comment, ("id", "author", "content", "internal_only", "created_at")),
+    "updates": (StatusUpdate, ("id", "status", "message", "public", "author", "created_at")),
+    "evidence": (Evidence, ("id", "kind", "url", "path", "content", "range_from", "range_to", "description",
+                            "added_by", "created_at")),
+    "followups": (FollowUp, ("id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key",
+                             "created_at")),
+}
+
+
 async def incident_detail(key: str | int) -> dict[str, Any]:
     """The incident with its timeline, comments, status updates, evidence and follow-ups."""
+    import asyncio
+
     incident = await get_incident(key)
     data = incident_dict(incident)
-    events = await Event.filter(incident_id=incident.id).order_by("id").values(
-        "id", "incident_id", "incident__number", "kind", "actor", "at", "summary", "data"
+
+    async def children(model: Any, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+        rows = await model.filter(incident_id=incident.id).order_by("id").values(*fields)
+        return [{k: _iso(v) for k, v in row.items()} for row in rows]
+
+    # Independent reads: on PostgreSQL they run on separate pool connections at once.
+    events, *lists = await asyncio.gather(
+        Event.filter(incident_id=incident.id).order_by("id").values(
+            "id", "incident_id", "kind", "actor", "at", "summary", "data"
+        ),
+        *(children(model, fields) for model, fields in _CHILDREN.values()),
     )
-    data["timeline"] = [event_to_dict(e) for e in events]
-    data["comments"] = [
-        {k: _iso(v) for k, v in c.items()}
-        for c in await Comment.filter(incident_id=incident.id).order_by("id").values(
-            "id", "author", "content", "internal_only", "created_at"
-        )
-    ]
-    data["updates"] = [
-        {k: _iso(v) for k, v in u.items()}
-        for u in await StatusUpdate.filter(incident_id=incident.id).order_by("id").values(
-            "id", "status", "message", "public", "author", "created_at"
-        )
-    ]
-    data["evidence"] = [
-        {k: _iso(v) for k, v in e.items()}
-        for e in await Evidence.filter(incident_id=incident.id).order_by("id").values(
-            "id", "kind", "url", "path", "content", "range_from", "range_to", "description", "added_by", "created_at"
-        )
-    ]
-    data["followups"] = [
-        {k: _iso(v) for k, v in f.items()}
-        for f in await FollowUp.filter(incident_id=incident.id).order_by("id").values(
-            "id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key", "created_at"
-        )
-    ]
+    data["timeline"] = [event_to_dict({**e, "incident__number": incident.number}) for e in events]
+    data.update(zip(_CHILDREN, lists))
     return data
 
 
