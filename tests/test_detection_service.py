@@ -129,3 +129,44 @@ def test_non_finite_samples_are_not_queued(value: float) -> None:
     service = AnomalyService(section())
     service.add_sample("t", "x", 1.0, value)
     assert service._queued == 0
+
+
+async def test_inside_a_running_engine_probes_reach_the_detector_and_anomalies_open_incidents(db) -> None:  # type: ignore[no-untyped-def]
+    from engine.monitor.loopback import LoopbackServer, Reply
+    from engine.monitor.runtime import Engine
+
+    async with LoopbackServer(lambda request: Reply(200, "ok")) as srv:
+        config = parse_config_text(
+            f'[[services]]\nname = "shop"\n[[targets]]\nname = "checkout"\nkind = "http"\nurl = "{srv.url}/"\n'
+            'interval = "100ms"\ntimeout = "2s"\nservice = "shop"\n'
+            '[ai_detection.anomaly_detection]\nenabled = true\nseverity = "low"\n'
+        )
+        engine = Engine(config, discover=False)
+        service = AnomalyService(config.ai_detection.anomaly_detection, flush_every=0.2)
+        engine.add_service(service)
+        await engine.start()
+        try:
+            assert await engine.wait_leader(10)
+            await asyncio.wait_for(service.ready.wait(), 60)
+            deadline = time.monotonic() + 30
+            while service.stats["samples"] < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            # Real probe results arrive through the monitor's listener.
+            assert "checkout/response_time" in service.detector.series()
+            # A scraped series of the same target with a level shift (its history compressed
+            # into the past so the test needs no hours of probing).
+            ts, values = seasonal(1100, 2)
+            ts = ts - ts[-1] + time.time() - 60
+            for t, v in zip(ts.tolist(), inject("level_shift", values, 1000).tolist()):
+                service.on_observation(SimpleNamespace(target="checkout", at=t, latency_ms=None, responded=False,
+                                                       series=[SimpleNamespace(key="queue_depth", value=v)]))
+            while not service.opened and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        finally:
+            await engine.stop()
+    assert service.opened, f"no incident after {service.stats}"
+    incident = await Incident.get(number=int(service.opened[0].split("-")[1]))
+    assert (incident.source, incident.severity, incident.services) == ("anomaly", "low", ["shop"])
+    assert incident.analysis["anomaly"]["series"] == "checkout/queue_depth"
+    # The probe series of the same target is part of the correlation.
+    assert {c["series"] for c in incident.analysis["correlation"]} >= {"checkout/queue_depth", "checkout/response_time"}

@@ -60,8 +60,9 @@ class AnomalyService:
     name = "anomaly"
 
     def __init__(self, section: Any = None, patterns: Any = None, correlation: Any = None, *,
-                 flush_every: float = 1.0, push_poll: float = 5.0) -> None:
+                 flush_every: float = 1.0, push_poll: float = 5.0, detector_settings: Any = None) -> None:
         self.section = section
+        self.detector_settings = detector_settings  # overrides the section (tests, benches)
         self.patterns = patterns
         self.correlation = correlation
         self.flush_every = flush_every
@@ -88,7 +89,7 @@ class AnomalyService:
         from engine.detection.settings import settings_from_section
 
         self.engine = engine
-        self.settings = settings_from_section(self.section)
+        self.settings = self.detector_settings or settings_from_section(self.section)
         self._halt = asyncio.Event()
         self.ready = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="pulseguard-anomaly")
