@@ -239,6 +239,7 @@ async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
         print(f"  solution    {data['solution']}")
         for i, step in enumerate(data["verification_steps"], 1):
             print(f"  [{'x' if step['done'] else ' '}] {i}. {step['step']}")
+    _print_analysis(data.get("analysis") or {})
     print("\nTimeline")
     print_table(
         [{"at": short_time(e["at"]), "actor": e["actor"], "kind": e["kind"], "summary": e["summary"]} for e in data["timeline"]],
@@ -265,6 +266,27 @@ async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
         for f in data["followups"]:
             print(f"  [{'x' if f['done'] else ' '}] #{f['id']} {f['group']}: {f['description']} ({f['owner'] or 'no owner'}, due {f['due_date'] or '-'})")
     return EXIT_OK
+
+
+def _print_analysis(analysis: dict[str, Any]) -> None:
+    pattern = analysis.get("pattern")
+    if pattern:
+        print(f"\nPattern: {pattern.get('label')} ({pattern.get('similar_count', 0)} similar in the last {pattern.get('period_days')} days)")
+        if pattern.get("hint"):
+            print(f"  {pattern['hint']}")
+        for other in (pattern.get("similar") or [])[:3]:
+            print(f"  {other.get('key')}  {other.get('title', '')}")
+        for flag in pattern.get("recurring") or []:
+            print(f"  recurring: {flag.get('text') if isinstance(flag, dict) else flag}")
+    correlation = analysis.get("correlation")
+    if correlation:
+        changed = [c for c in correlation.get("series") or [] if c.get("label") != "stable"]
+        print("\nCorrelated metrics" + ("" if changed else ": nothing changed around the start"))
+        for c in changed[:5]:
+            onset = short_time(c.get("onset")) if c.get("onset") else "-"
+            print(f"  {c['series']}: {c['label']} (onset {onset})")
+        for r in (correlation.get("related_incidents") or [])[:5]:
+            print(f"  related {r['key']}: {r.get('title') or ''}")
 
 
 async def _incident_ack(args: argparse.Namespace, ctx: Context) -> int:

@@ -728,6 +728,39 @@ async def record_event(
         return await _append_event(conn, incident, kind, actor, summary, data, now)
 
 
+ANALYSIS_SECTIONS = ("pattern", "correlation", "anomaly")
+
+
+async def set_analysis(
+    key: str | int, section: str, data: dict[str, Any] | None, actor: str, *, at: datetime | None = None
+) -> Incident:
+    """Store a detector's analysis (pattern recognition, correlation) on the incident."""
+    actor = _actor(actor)
+    if section not in ANALYSIS_SECTIONS:
+        raise InvalidInput("section", f"unknown analysis section {section!r} (expected one of: {', '.join(ANALYSIS_SECTIONS)})")
+    now = _when(at)
+    async with in_transaction() as conn:
+        incident = await _locked(conn, key, now)
+        analysis = dict(incident.analysis or {})
+        analysis[section] = data
+        incident.analysis = analysis
+        await incident.save(using_db=conn, update_fields=["analysis"])
+        summary = _analysis_summary(section, data or {})
+        await _append_event(conn, incident, "analysis", actor, summary, {"section": section}, now)
+    return incident
+
+
+def _analysis_summary(section: str, data: dict[str, Any]) -> str:
+    if section == "pattern":
+        text = f"pattern: {data.get('label', 'unknown')} ({data.get('similar_count', 0)} similar in {data.get('period_days', '?')} days)"
+        return text + (f"; {data['hint']}" if data.get("hint") else "")
+    if section == "correlation":
+        top = [f"{c['series']} {c['label']}" for c in (data.get("series") or [])[:2] if c.get("label") != "stable"]
+        related = len(data.get("related_incidents") or [])
+        return "correlation: " + (", ".join(top) or "no metric changed") + (f"; {related} related incident(s)" if related else "")
+    return f"{section} analysis updated"
+
+
 async def record_system_event(
     kind: str, summary: str, actor: str, *, data: dict[str, Any] | None = None, at: datetime | None = None
 ) -> Event:

@@ -8,10 +8,18 @@ from typing import Any, Iterable
 
 def plugins(engine: Any) -> Iterable[Any]:
     detection = getattr(getattr(engine, "config", None), "ai_detection", None)
+    patterns = getattr(detection, "pattern_recognition", None)
+    correlation = getattr(detection, "correlation_analysis", None)
+    found: list[Any] = []
+    if patterns is None or getattr(patterns, "enabled", True):
+        from engine.detection.enrich import IncidentEnricher
+
+        # Pattern recognition and correlation for every new incident, whatever opened it.
+        found.append((IncidentEnricher(patterns, correlation), True))
     section = getattr(detection, "anomaly_detection", None)
     if section is None or not getattr(section, "enabled", False):
-        return []
+        return found
     from engine.detection.service import AnomalyService
 
-    service = AnomalyService(section, getattr(detection, "pattern_recognition", None), getattr(detection, "correlation_analysis", None))
-    return [(service, True)]  # leader only: one engine scores and opens incidents
+    found.append((AnomalyService(section, patterns, correlation), True))  # leader only: one engine scores and opens incidents
+    return found

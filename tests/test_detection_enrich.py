@@ -1,0 +1,60 @@
+"""Every new incident, whatever opened it, gets pattern recognition and correlation stored on it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from engine import services
+from engine.detection.enrich import IncidentEnricher
+from engine.domain import InvalidInput
+from engine.models import Event, Incident
+
+import pytest
+
+
+class FakeEngine:
+    """Stands in for the runtime Engine: the enricher only reads `config` from it."""
+
+    config = None
+
+
+async def test_new_incident_is_labelled_and_linked_to_past_fix(db):
+    t0 = datetime.now(timezone.utc) - timedelta(days=3)
+    old = await services.create_incident(title="checkout-api slow responses", severity="high", actor="engine",
+                                         services=["web-app"], at=t0)
+    await services.resolve(old.key, "bob", root_cause="connection pool exhausted", solution="raised pool size to 80",
+                           category="database", at=t0 + timedelta(minutes=20))
+    enricher = IncidentEnricher()
+    await enricher.start(FakeEngine())
+    try:
+        new = await services.create_incident(title="checkout-api slow responses", severity="high", actor="engine",
+                                             services=["web-app"])
+        for _ in range(100):
+            if new.key in enricher.enriched:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await enricher.stop()
+    incident = await Incident.get(number=new.number)
+    pattern = incident.analysis["pattern"]
+    assert pattern["label"] in ("rare", "frequent") and pattern["similar_count"] >= 1
+    assert pattern["similar"][0]["key"] == old.key
+    assert "raised pool size to 80" in (pattern["hint"] or "")
+    assert "series" in incident.analysis["correlation"]
+    kinds = await Event.filter(incident_id=incident.id).values_list("kind", flat=True)
+    assert kinds.count("analysis") == 2
+    # the past incident, created before the enricher ran, is left alone
+    assert (await Incident.get(number=old.number)).analysis == {}
+
+
+async def test_a_first_of_its_kind_incident_is_new(db):
+    inc = await services.create_incident(title="disk full on backup host", severity="low", actor="x")
+    await IncidentEnricher().enrich(inc.key)
+    assert (await Incident.get(number=inc.number)).analysis["pattern"]["label"] == "new"
+
+
+async def test_set_analysis_rejects_unknown_sections(db):
+    inc = await services.create_incident(title="x", severity="low", actor="x")
+    with pytest.raises(InvalidInput):
+        await services.set_analysis(inc.key, "horoscope", {}, "x")
