@@ -2,8 +2,8 @@
 incidents that may be related (same services, close in time).
 
 textual-plotext is imported only when the tab is first shown, so it costs nothing at start-up.
-Until the detection engine supplies its own analysis, the metrics are the response times of the
-incident's target and of the targets of its services.
+With the engine's correlation analysis stored on the incident, the top-ranked changed series are
+charted; otherwise the response times of the incident's target and of its services' targets.
 """
 
 from __future__ import annotations
@@ -40,10 +40,15 @@ async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
     for t in targets:
         if t.get("service") in services and t["name"] not in names:
             names.append(t["name"])
+    analysis = detail.get("analysis") or {}
+    # With the engine's correlation analysis, chart the series whose change ranked highest.
+    ranked = [c["series"] for c in ((analysis.get("correlation") or {}).get("series") or [])
+              if c.get("label") != "stable" and c.get("series")]
+    wanted = [(name, name) for name in ranked[:3]] or [(name, series_name(name)) for name in names[:4]]
     series: dict[str, list[tuple[datetime, float]]] = {}
-    for name in names[:4]:
+    for name, key in wanted:
         try:
-            samples = await api.series_samples(series_name(name), since=start - WINDOW)
+            samples = await api.series_samples(key, since=start - WINDOW)
         except Exception:
             samples = []
         points = []
@@ -52,7 +57,6 @@ async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
             if at is not None and s.get("value") is not None and at <= start + WINDOW:
                 points.append((at, float(s["value"])))
         series[name] = points
-    analysis = detail.get("analysis") or {}
     related_keys = set(detail.get("related") or [])
     related: list[dict[str, Any]] = []
     if services or related_keys:
@@ -66,20 +70,35 @@ async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def analysis_lines(analysis: dict[str, Any], width: int = 100) -> list[str]:
-    """What the detector or trigger that opened the incident recorded, one line per finding."""
+    """What pattern recognition, correlation and the detector recorded, one line per finding."""
     if not isinstance(analysis, dict) or not analysis:
         return []
     if analysis.get("summary"):
         return [f"analysis: {analysis['summary']}"]
-    out = []
+    out: list[str] = []
+    pattern = analysis.get("pattern")
+    if isinstance(pattern, dict):
+        out.append(f"pattern: {pattern.get('label')} ({pattern.get('similar_count', 0)} similar in "
+                   f"{pattern.get('period_days')} days)")
+        if pattern.get("hint"):
+            out.append(f"  {pattern['hint']}")
+        out += [f"  recurring: {flag}" for flag in pattern.get("recurring") or []]
+    correlation = analysis.get("correlation")
+    if isinstance(correlation, dict):
+        changed = [c for c in correlation.get("series") or [] if c.get("label") != "stable"]
+        out.append("correlated metrics:" if changed else "correlated metrics: nothing changed around the start")
+        for c in changed[:5]:
+            onset = local_time(parse_iso(c["onset"]), with_date=False) if c.get("onset") else "-"
+            out.append(f"  {c['series']}: {c['label']} (onset {onset})")
     for name, value in analysis.items():
+        if name in ("pattern", "correlation"):
+            continue
         if isinstance(value, dict):
             shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (list, dict)))
         else:
             shown = str(value)
-        text = f"{name}: {shown}"
-        out.append(text if len(text) <= width else text[: width - 1] + "…")
-    return out
+        out.append(f"{name}: {shown}")
+    return [line if len(line) <= width else line[: width - 1] + "…" for line in out]
 
 
 class CorrelationView(Vertical):
