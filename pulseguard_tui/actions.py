@@ -50,14 +50,40 @@ ACTIONS: tuple[Action, ...] = (
     Action("list.refresh", "ctrl+r", "refresh", "Refresh now", "incidents"),
     Action("detail.next_tab", "right_square_bracket", "next_tab", "Next detail tab", "incidents"),
     Action("detail.prev_tab", "left_square_bracket", "prev_tab", "Previous detail tab", "incidents"),
-    Action("detail.tabs", "1,2,3,4,5,6", "tab", "Timeline, Comments, Updates, Evidence, Correlation, Resolution", "incidents",
-           palette=False),
+    Action("detail.tabs", "1,2,3,4,5,6,7", "tab",
+           "Timeline, Comments, Updates, Evidence, Correlation, Resolution, Post-mortem", "incidents", palette=False),
+    # the Post-mortem tab (pulseguard_tui/widgets/postmortem.py), while it has focus
+    Action("postmortem.summary", "S", "summary", "Post-mortem: edit the summary", "postmortem", write=True),
+    Action("postmortem.lists", "W", "lists", "Post-mortem: went well, went badly, lessons learned", "postmortem",
+           write=True),
+    Action("postmortem.impact", "I", "impact", "Post-mortem: impact (downtime, users, cost)", "postmortem", write=True),
+    Action("postmortem.new_entry", "N", "new_entry", "Post-mortem: add a timeline entry", "postmortem", write=True),
+    Action("postmortem.edit_entry", "enter", "edit_entry", "Post-mortem: edit the selected timeline entry",
+           "postmortem", write=True),
+    Action("postmortem.hide_entry", "H", "hide_entry", "Post-mortem: hide / show the selected entry", "postmortem",
+           write=True),
+    Action("postmortem.delete_entry", "D", "delete_entry", "Post-mortem: delete the selected added entry",
+           "postmortem", write=True),
+    Action("postmortem.rate", "G", "rate", "Post-mortem: rate customer and team satisfaction", "postmortem",
+           write=True),
+    Action("postmortem.publish", "P", "publish", "Post-mortem: publish / back to draft", "postmortem", write=True),
+    Action("postmortem.copy", "M", "copy_markdown", "Post-mortem: copy as Markdown", "postmortem"),
     # other screens
     Action("maintenance.add", "n", "add", "Add a maintenance window", "maintenance", write=True, footer=True, short="Add"),
     Action("maintenance.end", "E", "end", "End the selected window now", "maintenance", write=True, footer=True, short="End"),
     Action("maintenance.ended", "x", "toggle_ended", "Show / hide ended windows", "maintenance"),
     Action("targets.refresh", "ctrl+r", "refresh", "Refresh now", "targets"),
+    Action("analytics.prev", "left_square_bracket", "previous_period", "Previous period", "analytics", footer=True,
+           short="Prev"),
+    Action("analytics.next", "right_square_bracket", "next_period", "Next period", "analytics", footer=True,
+           short="Next"),
+    Action("analytics.month", "m", "month", "Report a month", "analytics", footer=True, short="Month"),
+    Action("analytics.year", "y", "year", "Report a calendar year", "analytics", footer=True, short="Year"),
+    Action("analytics.refresh", "ctrl+r", "refresh", "Refresh now", "analytics"),
 )
+
+# Actions of a widget inside a screen: listed with that screen's actions (palette, help).
+WIDGET_SCOPES: dict[str, str] = {"postmortem": "incidents"}
 
 # Screens reachable with `:name`, the palette, and their titles.
 SCREENS: dict[str, str] = {
@@ -78,7 +104,7 @@ KEY_NAMES = {
     "left_square_bracket": "[",
     "ctrl+r": "^r",
     "ctrl+p": "^p",
-    "1,2,3,4,5,6": "1-6",
+    "1,2,3,4,5,6,7": "1-7",
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from pulseguard_tui.actions import ACTIONS, SCREENS, key_display
+from pulseguard_tui.actions import ACTIONS, SCREENS, WIDGET_SCOPES, key_display
 from themes import THEME_NAMES, normalise_theme_name
 
 COMMANDS: dict[str, str] = {
@@ -92,11 +92,18 @@ class ConsoleCommands(Provider):
         scope = getattr(target, "scope", "")
         entries: list[tuple[str, str, Any]] = []
         for a in ACTIONS:
-            if not a.palette or a.scope not in ("app", scope):
+            if not a.palette:
                 continue
-            runner = app if a.scope == "app" else target
+            if a.scope in ("app", scope):
+                runner = app if a.scope == "app" else target
+                run = partial(runner.run_action, a.action)
+            elif WIDGET_SCOPES.get(a.scope) == scope and hasattr(target, "run_widget_action"):
+                # A widget's action (the Post-mortem tab's): the screen shows the widget first.
+                run = partial(target.run_widget_action, a.scope, a.action)
+            else:
+                continue
             keys = app.keys_for(a.id) or key_display(a.key)
-            entries.append((a.description, f"{keys}  ·  {a.id}", partial(runner.run_action, a.action)))
+            entries.append((a.description, f"{keys}  ·  {a.id}", run))
         for mode, title in SCREENS.items():
             entries.append((f"Go to {title}", f":{mode}", partial(app.switch_mode, mode)))
         for theme in THEME_NAMES:

@@ -14,8 +14,9 @@ from textual.markup import escape
 
 from pulseguard_tui.actions import ACTIONS, key_display
 
-SECTIONS = (("app", "Anywhere"), ("incidents", "Incidents (list and detail)"), ("maintenance", "Maintenance"),
-            ("targets", "Targets"))
+SECTIONS = (("app", "Anywhere"), ("incidents", "Incidents (list and detail)"),
+            ("postmortem", "Post-mortem tab (7 opens it; Esc returns to the list)"), ("maintenance", "Maintenance"),
+            ("targets", "Targets"), ("oncall", "On-call"), ("analytics", "Analytics"))
 
 NAVIGATION = (
     ("↑ ↓ j k", "move in the list"),

@@ -192,6 +192,20 @@ class IncidentsScreen(ConsoleScreen):
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-correlation" and self.detail.detail is not None:
             self.run_worker(self._load_correlation(self.detail.detail), group="correlation", exclusive=True)
+        elif event.pane.id == "tab-postmortem":
+            # Its keys (S, W, N, …) belong to the tab: it takes the focus, Esc gives it back.
+            for timeline in self.query("#pm-timeline"):
+                timeline.focus()
+
+    async def run_widget_action(self, scope: str, action: str) -> None:
+        """Run a widget's action from the palette: show the widget's tab, then act."""
+        if scope == "postmortem":
+            self.detail.show_tab("postmortem")
+            self.detail.show_postmortem()
+            view = self.detail.postmortem
+            if view.key is not None and (view.doc is None or view.doc["key"] != view.key):
+                await view.load(view.key)  # the forms need the document
+            await view.run_action(action)
 
     @on(IncidentTable.Highlighted)
     def _highlighted(self, event: IncidentTable.Highlighted) -> None:

@@ -1,6 +1,6 @@
 """The selected incident: a header and tabs (Timeline, Comments, Updates, Evidence,
-Correlation, Resolution). Refreshing keeps the active tab, scroll positions and the
-highlighted comment."""
+Correlation, Resolution, Post-mortem). Refreshing keeps the active tab, scroll positions and
+the highlighted comment."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from pulseguard_tui.formatting import ago, countdown, local_time, parse_iso, severity_label
 from pulseguard_tui.widgets.correlation import CorrelationView
+from pulseguard_tui.widgets.postmortem import PostmortemView
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -43,8 +44,11 @@ class Text:
         return Content.assemble(*self.parts)
 
 
-TABS = ("timeline", "comments", "updates", "evidence", "correlation", "resolution")
-TAB_TITLES = ("Timeline", "Comments", "Updates", "Evidence", "Correlation", "Resolution")
+TABS = ("timeline", "comments", "updates", "evidence", "correlation", "resolution", "postmortem")
+TAB_TITLES = ("Timeline", "Comments", "Updates", "Evidence", "Correlation", "Resolution", "Post-mortem")
+# Where the tab titles do not fit (the side-by-side layout), tabs lose their right padding
+# and these titles are shortened, so that no tab hides behind the pane's edge.
+SHORT_TITLES = {"correlation": "Correl."}
 
 
 def header_text(d: dict[str, Any], now: datetime) -> Content:
@@ -187,12 +191,15 @@ class DetailPane(Vertical):
     DetailPane VerticalScroll { height: 1fr; }
     DetailPane OptionList { height: 1fr; border: none; padding: 0; }
     DetailPane #detail-empty { color: $text-muted; padding: 1 2; }
+    DetailPane.-narrow-tabs Tab { padding: 0 0 0 1; }
     """
 
     def __init__(self, now: Callable[[], datetime], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._now = now
         self.detail: dict[str, Any] | None = None
+        # The post-mortem document costs a few queries: it loads only while its tab is shown.
+        self._postmortem_stale = True
 
     def compose(self) -> ComposeResult:
         yield Static("select an incident", id="detail-header")
@@ -213,6 +220,21 @@ class DetailPane(Vertical):
             with TabPane("Resolution", id="tab-resolution"):
                 with VerticalScroll(id="scroll-resolution"):
                     yield Static("", id="resolution-body")
+            with TabPane("Post-mortem", id="tab-postmortem"):
+                yield PostmortemView(id="postmortem")
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        narrow = width < sum(len(t) + 2 for t in TAB_TITLES)
+        self.set_class(narrow, "-narrow-tabs")
+        short = narrow and width < sum(len(t) + 1 for t in TAB_TITLES)
+        found = self.query(TabbedContent)
+        if not found:  # resized before its children are mounted (or after they are gone)
+            return
+        tabs = found.first()
+        for name, title in zip(TABS, TAB_TITLES):
+            if name in SHORT_TITLES:
+                tabs.get_tab(f"tab-{name}").label = SHORT_TITLES[name] if short else title
 
     @property
     def active_tab(self) -> str:
@@ -226,9 +248,18 @@ class DetailPane(Vertical):
         index = TABS.index(self.active_tab) if self.active_tab in TABS else 0
         self.show_tab(TABS[(index + delta) % len(TABS)])
 
+    @property
+    def postmortem(self) -> PostmortemView:
+        return self.query_one(PostmortemView)
+
     def show(self, detail: dict[str, Any] | None) -> None:
-        """Show `detail` (None: nothing selected), keeping tab, scroll and comment highlight."""
+        """Show `detail` (None: nothing selected), keeping tab, scroll and comment highlight.
+        The screen calls this again when the feed reports a change to the incident, which
+        reloads its post-mortem as well."""
         self.detail = detail
+        self._postmortem_stale = True
+        if self.active_tab == "postmortem":
+            self.show_postmortem()
         header = self.query_one("#detail-header", Static)
         if detail is None:
             header.update("no incident selected")
@@ -242,6 +273,16 @@ class DetailPane(Vertical):
         self.query_one("#evidence-body", Static).update(evidence_text(detail))
         self.query_one("#resolution-body", Static).update(resolution_text(detail))
         self._fill_comments(detail)
+
+    def show_postmortem(self) -> None:
+        """Load the shown incident's post-mortem into its tab (if not loaded since the last show)."""
+        if self._postmortem_stale:
+            self._postmortem_stale = False
+            self.postmortem.show_incident(self.detail)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-postmortem":
+            self.show_postmortem()
 
     def refresh_header(self) -> None:
         if self.detail is not None:
