@@ -73,6 +73,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("maintenance.end", "E", "end", "End the selected window now", "maintenance", write=True, footer=True, short="End"),
     Action("maintenance.ended", "x", "toggle_ended", "Show / hide ended windows", "maintenance"),
     Action("targets.refresh", "ctrl+r", "refresh", "Refresh now", "targets"),
+    Action("oncall.refresh", "ctrl+r", "refresh", "Refresh now", "oncall"),
     Action("analytics.prev", "left_square_bracket", "previous_period", "Previous period", "analytics", footer=True,
            short="Prev"),
     Action("analytics.next", "right_square_bracket", "next_period", "Next period", "analytics", footer=True,

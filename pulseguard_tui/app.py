@@ -60,10 +60,12 @@ class PulseGuardApp(App[None]):
         clock: Callable[[], datetime] | None = None,
         database: Any = None,
         follow_feed: bool = True,
+        config: Any = None,
     ) -> None:
         """`api` is a ready EngineAPI; or `connect` makes one after the first frame is on the
         screen (opening a database costs more than drawing the console). With `database`, the
-        app opens that database itself on load and closes it on exit (tests, snapshots)."""
+        app opens that database itself on load and closes it on exit (tests, snapshots).
+        `config` is the loaded configuration (the On-call screen reads its schedules)."""
         self.settings = settings or ConsoleSettings()
         super().__init__()
         if api is None and connect is None:
@@ -74,6 +76,7 @@ class PulseGuardApp(App[None]):
         self._clock = clock
         self._database = database
         self._follow_feed = follow_feed
+        self.config: Any = config
         self.readonly = bool(self.settings.readonly or getattr(api, "readonly", False))
         if api is not None:
             self.api.readonly = self.readonly

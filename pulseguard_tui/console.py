@@ -94,6 +94,7 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
             theme = None
             app.notify(str(exc), severity="warning", timeout=10)
         app.apply_settings(theme)
+        app.config = ctx.config
         db = database_for(args, ctx)
         await open_database(db)
         opened = True
@@ -166,7 +167,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
         api = LocalEngine(actor, readonly=settings.readonly, db_label=handles.database.label, role=handles.engine.role)
         api.targets_provider = monitor_queries()
         settings.services = [s.name for s in handles.config.services]
-        app = PulseGuardApp(api, settings)
+        app = PulseGuardApp(api, settings, config=handles.config)
         host = EngineHost(api, handles.config, handles.database, engine=handles.engine)
         host.app = app
         host.start_soon()

@@ -106,3 +106,82 @@ def test_registry_lists_the_analytics_and_postmortem_keys() -> None:
     text = help_text(None)
     assert "Post-mortem tab" in text and "Analytics" in text and "Previous period" in text
     assert len({a.id for a in ACTIONS}) == len(ACTIONS)
+
+
+ONCALL_CONFIG = """
+[engine]
+timezone = "Europe/Amsterdam"
+[[users]]
+id = "alice"
+name = "Alice Jansen"
+[[users]]
+id = "bob"
+[[users]]
+id = "carol"
+[[schedules]]
+name = "primary"
+rotation = "weekly"
+handoff = "monday 09:00"
+start = 2025-03-03
+users = ["alice", "bob", "carol"]
+[[schedules]]
+name = "secondary"
+rotation = "daily"
+handoff = "09:00"
+users = ["bob", "carol"]
+"""
+
+
+def table_rows(screen: Any, selector: str) -> list[list[str]]:
+    from textual.widgets import DataTable
+
+    table = screen.query_one(selector, DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> None:
+    from engine.config import load_config
+    from pulseguard_tui.screens.oncall import OncallScreen
+
+    path = tmp_path / "pulseguard.toml"
+    path.write_text(ONCALL_CONFIG)
+    await seed(targets=False)
+    app = make_app(db)  # the clock is fixed at Monday 2026-03-02 12:00 UTC (13:00 in Amsterdam)
+    app.config = load_config(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("oncall")
+        screen = app.screen
+        assert isinstance(screen, OncallScreen)
+        await until(pilot, lambda: screen.overview is not None, what="on-call overview")
+        rows = {r[0]: r for r in table_rows(screen, "#oncall-now")}
+        assert set(rows) == {"primary", "secondary"}
+        # 52 weeks after 2025-03-03: alice, bob, carol, … → bob this week, until Monday 9 March 09:00.
+        assert rows["primary"][1] == "bob"
+        assert rows["primary"][2] == "Mon 02 Mar 09:00" and rows["primary"][3] == "Mon 09 Mar 09:00"  # Amsterdam time
+        assert rows["primary"][4] == "carol in 6d 20h"
+        assert rows["secondary"][4].endswith("in 20h 0m")  # daily hand-off at 09:00 tomorrow
+        shifts = table_rows(screen, "#oncall-shifts")
+        assert "Shifts of primary" in str(screen.query_one("#oncall-shifts-title").render())
+        assert "times in Europe/Amsterdam" in str(screen.query_one("#oncall-info").render())
+        assert [s[0] for s in shifts] == ["bob", "carol", "Alice Jansen (alice)"]  # this week and two more
+        # The secondary schedule's shifts: one a day.
+        await pilot.press("down")
+        await until(pilot, lambda: screen.selected == "secondary", what="secondary picked")
+        shifts = table_rows(screen, "#oncall-shifts")
+        assert len(shifts) == 15 and shifts[0][1] == "Mon 02 Mar 09:00"
+        assert [s[0] for s in shifts[:3]] == [rows["secondary"][1], *(
+            ["carol", "bob"] if rows["secondary"][1] == "bob" else ["bob", "carol"])]
+
+
+async def test_oncall_screen_without_schedules_says_so(db: Any) -> None:
+    from pulseguard_tui.screens.oncall import OncallScreen
+
+    await seed(targets=False)
+    app = make_app(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("oncall")
+        screen = app.screen
+        assert isinstance(screen, OncallScreen)
+        await until(pilot, lambda: "no on-call schedules" in str(screen.query_one("#oncall-info").render()),
+                    what="no schedules message")
+        assert table_rows(screen, "#oncall-now") == []

@@ -1,17 +1,192 @@
-"""On-call screen. It comes with the on-call feature, which replaces this module's
-`OncallScreen` (the console looks it up by this module path)."""
+"""On-call: who is on call now in each schedule (since, until), the next hand-off, and the
+shifts of the highlighted schedule for the next two weeks, in the schedule's time zone.
+
+Schedules come from the configuration (`[[schedules]]`), overrides from the database, both
+read by `engine.oncall.overview`. Hand-offs happen with the clock, not on the change feed, so
+the screen refreshes itself every half minute (and at once with ctrl+r).
+"""
 
 from __future__ import annotations
 
-from pulseguard_tui.screens.placeholder import PlaceholderScreen
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from textual import on
+from textual.app import ComposeResult
+from textual.widgets import DataTable, Static
+
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+
+DAYS = 14
+REFRESH_SECONDS = 30.0
+NO_SCHEDULES = ("no on-call schedules: add [[schedules]] to pulseguard.toml (name, rotation, handoff, users; "
+                "see `pulseguard init`) and they show here · Esc back")
 
 
-class OncallScreen(PlaceholderScreen):
+class OncallUnavailable(Exception):
+    """The on-call overview cannot be computed here (why is the message)."""
+
+
+def person_text(person: dict[str, Any] | None) -> str:
+    if not person:
+        return "(nobody)"
+    return person["id"] if person["name"] == person["id"] else f"{person['name']} ({person['id']})"
+
+
+def local_text(iso: str | None, tz: str) -> str:
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo(tz)).strftime("%a %d %b %H:%M")
+
+
+def span_text(seconds: float) -> str:
+    """'3d 4h', '5h 10m', '12m' (rounded down, never negative)."""
+    minutes = max(0, int(seconds // 60))
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {mins}m"
+    return f"{mins}m"
+
+
+async def load_overview(app: Any, now: datetime) -> dict[str, Any] | None:
+    """The overview (None: no schedules configured). An EngineAPI that computes on call itself
+    (`oncall_overview`) is asked; otherwise the configuration and this process's database."""
+    api = app.api
+    remote = getattr(api, "oncall_overview", None)
+    if remote is not None:
+        return await remote(now, days=DAYS)
+    from engine.api import LocalEngine
+
+    if not isinstance(api, LocalEngine):
+        raise OncallUnavailable("on call is computed from the engine's configuration and database, "
+                                "which this console does not have (run it where the engine runs)")
+    config = getattr(app, "config", None)
+    if config is None or not getattr(config, "schedules", None):
+        return None
+    from engine.oncall.overview import load_oncall_overview
+
+    return await load_oncall_overview(config, now, days=DAYS)
+
+
+class OncallScreen(ConsoleScreen):
     screen_title = "On-call"
     scope = "oncall"
-    message = (
-        "On-call\n\n"
-        "Who is on call now and next, rotations, layers and overrides will show here when the "
-        "on-call feature lands in the console.\n\n"
-        "Esc or :incidents returns to the incident list."
-    )
+    BINDINGS = bindings_for("oncall")
+    DEFAULT_CSS = """
+    OncallScreen #oncall-now { height: auto; max-height: 40%; }
+    OncallScreen #oncall-shifts-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
+    OncallScreen #oncall-shifts { height: 1fr; }
+    OncallScreen #oncall-info { height: auto; color: $text-muted; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overview: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.selected: str | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield DataTable(id="oncall-now", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="oncall-shifts-title")
+        yield DataTable(id="oncall-shifts", cursor_type="row", zebra_stripes=True)
+        yield Static("loading…", id="oncall-info")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        now_table = self.query_one("#oncall-now", DataTable)
+        now_table.add_columns("SCHEDULE", "ON CALL", "SINCE", "UNTIL", "NEXT HAND-OFF")
+        self.query_one("#oncall-shifts", DataTable).add_columns("WHO", "FROM", "TO", "LAYER / OVERRIDE")
+        now_table.focus()
+        self.action_refresh()
+        self.set_interval(REFRESH_SECONDS, self._tick)
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.action_refresh()
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.action_refresh()
+
+    def action_refresh(self) -> None:
+        # The function, not a coroutine: a worker replaced before it starts leaves nothing behind.
+        self.run_worker(self.reload, group="oncall", exclusive=True, exit_on_error=False)
+
+    async def reload(self) -> None:
+        app: Any = self.app
+        await app.ready.wait()
+        now = app.now() if hasattr(app, "now") else datetime.now(timezone.utc)
+        info = self.query_one("#oncall-info", Static)
+        try:
+            overview = await load_overview(app, now)
+        except OncallUnavailable as exc:
+            self.error = str(exc)
+            info.update(f"{exc} · Esc back")
+            return
+        except Exception as exc:  # a bad schedule or the database went away: say so, keep the screen
+            self.error = f"could not compute who is on call: {exc}"
+            info.update(self.error)
+            return
+        self.error = None
+        self.show_overview(overview, now)
+
+    def show_overview(self, overview: dict[str, Any] | None, now: datetime) -> None:
+        self.overview = overview
+        table = self.query_one("#oncall-now", DataTable)
+        info = self.query_one("#oncall-info", Static)
+        keep = self.selected
+        table.clear()
+        if not overview or not overview["schedules"]:
+            self.query_one("#oncall-shifts", DataTable).clear()
+            self.query_one("#oncall-shifts-title", Static).update("")
+            info.update(NO_SCHEDULES)
+            return
+        for s in overview["schedules"]:
+            tz = s["timezone"]
+            current, nxt = s.get("on_call"), s.get("next_handoff")
+            if current is None:  # taken from an external calendar
+                table.add_row(s["name"], s.get("note") or "-", "-", "-", "-", key=s["name"])
+                continue
+            who = person_text(current.get("person"))
+            if current.get("override"):
+                who += " (override)"
+            until = local_text(current["end"], tz)
+            handoff = "-"
+            if nxt:
+                handoff = f"{person_text(nxt['person'])} in {span_text(nxt['in_seconds'])}"
+            table.add_row(s["name"], who, local_text(current["start"], tz), until, handoff, key=s["name"])
+        names = [s["name"] for s in overview["schedules"]]
+        index = names.index(keep) if keep in names else 0
+        table.move_cursor(row=index)
+        self.show_shifts(names[index])
+        zones = ", ".join(dict.fromkeys(s["timezone"] for s in overview["schedules"]))
+        info.update(f"times in {zones} · ↑↓ schedule · refreshed every {REFRESH_SECONDS:.0f} s · Esc back")
+
+    def show_shifts(self, name: str) -> None:
+        self.selected = name
+        schedule = next((s for s in (self.overview or {}).get("schedules", []) if s["name"] == name), None)
+        shifts = self.query_one("#oncall-shifts", DataTable)
+        shifts.clear()
+        title = self.query_one("#oncall-shifts-title", Static)
+        if schedule is None:
+            title.update("")
+            return
+        tz = schedule["timezone"]
+        title.update(f"Shifts of {name}, next {DAYS} days ({tz})")
+        if not schedule["shifts"]:
+            shifts.add_row(schedule.get("note") or "no shifts", "", "", "")
+            return
+        for x in schedule["shifts"]:
+            shifts.add_row(person_text(x["person"]), local_text(x["start"], tz), local_text(x["end"], tz),
+                           x.get("override") or x.get("layer") or "-")
+
+    @on(DataTable.RowHighlighted, "#oncall-now")
+    def _schedule_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        name = event.row_key.value if event.row_key is not None else None
+        if name and self.overview and name != self.selected:
+            self.show_shifts(name)
+
