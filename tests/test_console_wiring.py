@@ -185,3 +185,41 @@ async def test_oncall_screen_without_schedules_says_so(db: Any) -> None:
         await until(pilot, lambda: "no on-call schedules" in str(screen.query_one("#oncall-info").render()),
                     what="no schedules message")
         assert table_rows(screen, "#oncall-now") == []
+
+
+async def test_detail_header_counts_down_to_escalation_then_names_who_acknowledged(db: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from engine import services
+    from engine.models import Incident
+    from pulseguard_tui.forms.incident import AcknowledgeScreen
+    from test_console_workflows import detail_text, open_form
+
+    inc = await services.create_incident(title="Checkout down", severity="critical", actor="engine",
+                                         services=["checkout"])
+    due = datetime.now(timezone.utc) + timedelta(minutes=5)
+    # The escalation planner writes this field when a policy applies (engine/escalation/planner.py);
+    # the test writes it directly so the console can be checked without running the engine.
+    await Incident.filter(id=inc.id).update(escalation={"generation": 1, "level": 0, "next_at": due.isoformat()})
+    shift = [timedelta(0)]
+    app = make_app(db, clock=lambda: datetime.now(timezone.utc) + shift[0])
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = main(app)
+        await until(pilot, lambda: screen.detail.detail is not None, what="detail")
+
+        def header() -> str:
+            return detail_text(app, "#detail-header")
+
+        await until(pilot, lambda: "escalates in 4:5" in header(), what="countdown")
+        first = header()
+        await until(pilot, lambda: header() != first, timeout=2.5, what="the countdown ticks")
+        assert "escalates in 4:5" in header()
+        shift[0] = timedelta(minutes=2)  # two minutes later, without waiting for them
+        await until(pilot, lambda: "escalates in 2:5" in header(), timeout=2.5, what="countdown after 2 minutes")
+
+        await open_form(pilot, "a", AcknowledgeScreen)
+        await pilot.press("enter")
+        await until(pilot, lambda: "acknowledged by alice" in header(), what="acknowledged")
+        assert "escalates" not in header()
+        shift[0] += timedelta(minutes=2)
+        await until(pilot, lambda: "acknowledged by alice 2m ago" in header(), timeout=2.5, what="ack age ticks")
