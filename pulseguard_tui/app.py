@@ -131,6 +131,8 @@ class PulseGuardApp(App[None]):
             code, message = connect_error(exc)
             self.exit(return_code=code, message=message)
             return
+        # A viewer's token (a remote engine) keeps the console read-only whatever was asked.
+        self.readonly = self.readonly or bool(getattr(api, "readonly", False))
         api.readonly = self.readonly
         self.api = api
         self.ready.set()
@@ -281,6 +283,10 @@ class PulseGuardApp(App[None]):
         return self.readonly
 
     def set_readonly(self, value: bool) -> None:
+        role = getattr(self.api, "token_role", None)
+        if not value and role == "viewer":
+            self.notify("this console's API token is a viewer's: it stays read-only", severity="warning")
+            return
         self.readonly = value
         if self.api is not None:
             self.api.readonly = value

@@ -2,7 +2,8 @@
 
 The first frame comes first: the console draws itself with what the command line says, then
 (after that frame, importing off the event loop) it loads the configuration, opens the
-database, builds the LocalEngine and starts the engine host. `open_database` enables
+database, builds the LocalEngine and starts the engine host. With `--connect URL` it opens no
+database and runs no engine: a RemoteEngine talks to that engine's REST API instead. `open_database` enables
 Tortoise's global fallback, so every task of the app can query. The engine loops run beside
 the app (never as widget workers) when this process wins the engine lease, and the database is
 closed in `finally` (aiosqlite's worker thread would otherwise keep the process alive).
@@ -15,6 +16,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -67,15 +69,54 @@ def _warm_imports() -> None:
     engine_host.monitor_queries()
 
 
-async def _run(args: argparse.Namespace, settings: Any) -> int:
+def _warm_remote_imports() -> None:
+    import engine.config  # noqa: F401
+    import engine.remote  # noqa: F401
+
+
+def remote_token(args: argparse.Namespace) -> str:
+    """The API token for --connect: --token, else $PULSEGUARD_TOKEN ('' when neither)."""
+    return (getattr(args, "token", None) or os.environ.get("PULSEGUARD_TOKEN") or "").strip()
+
+
+def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callable[[], Awaitable[None]]]:
+    """The console app for these options, and what to run after it has exited (stop the engine,
+    close the database or the HTTP client). The app connects after its first frame."""
     from pulseguard_tui.app import PulseGuardApp
 
     opened = False
     host: Any = None
+    remote: Any = None
+
+    def take_config(ctx: Any) -> None:
+        from pulseguard_tui.settings import ThemeError
+
+        try:
+            theme = apply_config(settings, args, ctx.config, ctx.categories)
+        except ThemeError as exc:  # cosmetic: say so and keep the theme we have
+            theme = None
+            app.notify(str(exc), severity="warning", timeout=10)
+        app.apply_settings(theme)
+        app.config = ctx.config
+
+    async def connect_remote() -> Any:
+        """--connect: the engine's REST API stands in for the database; nothing opens here."""
+        nonlocal remote
+        await asyncio.to_thread(_warm_remote_imports)
+        from engine.cli import load_context
+        from engine.remote import RemoteEngine
+
+        ctx = await asyncio.to_thread(load_context, args)
+        take_config(ctx)
+        # The token's role decides: a viewer's console is read-only (the app keeps it so).
+        remote = await RemoteEngine.connect(args.connect, remote_token(args))
+        return remote
 
     async def connect() -> Any:
         """After the first frame: configuration, database, API, engine host."""
         nonlocal opened, host
+        if getattr(args, "connect", None):
+            return await connect_remote()
         # The configuration, the ORM and the models take longer to import than the console
         # takes to draw. Importing them in a thread from the very start slows the first frame
         # (the two share one interpreter lock), so the thread starts after it; keys work while
@@ -85,16 +126,9 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
         from engine.cli import database_for, load_context
         from engine.db import open_database
         from pulseguard_tui.engine_host import EngineHost, monitor_queries
-        from pulseguard_tui.settings import ThemeError
 
         ctx = await asyncio.to_thread(load_context, args)
-        try:
-            theme = apply_config(settings, args, ctx.config, ctx.categories)
-        except ThemeError as exc:  # cosmetic: say so and keep the theme we have
-            theme = None
-            app.notify(str(exc), severity="warning", timeout=10)
-        app.apply_settings(theme)
-        app.config = ctx.config
+        take_config(ctx)
         db = database_for(args, ctx)
         await open_database(db)
         opened = True
@@ -109,19 +143,31 @@ async def _run(args: argparse.Namespace, settings: Any) -> int:
             host.start_soon()
         return api
 
-    app = PulseGuardApp(settings=settings, connect=connect)
-    exit_on_hangup(app)
-    try:
-        await app.run_async()
-    finally:
+    async def cleanup() -> None:
         try:
             if host is not None:
                 await host.stop()
+            if remote is not None:
+                await remote.aclose()
         finally:
             if opened:
                 from engine.db import close_database
 
                 await close_database()
+
+    app = PulseGuardApp(settings=settings, connect=connect)
+    if getattr(args, "connect", None):
+        app.engine_state = {"role": "connecting…", "database": args.connect}
+    return app, cleanup
+
+
+async def _run(args: argparse.Namespace, settings: Any) -> int:
+    app, cleanup = build_console(args, settings)
+    exit_on_hangup(app)
+    try:
+        await app.run_async()
+    finally:
+        await cleanup()
     return int(app.return_code or EXIT_OK)
 
 
@@ -129,10 +175,15 @@ def run_console(args: argparse.Namespace) -> int:
     """Open the console; every expected failure is one line on stderr and an exit code."""
     from pulseguard_tui.settings import ThemeError
 
-    if getattr(args, "connect", None):
-        print("error: --connect: attaching to a remote engine's API is not available in this version; "
-              "run the console on a machine that reaches the database (--db)", file=sys.stderr)
-        return EXIT_USAGE
+    url = getattr(args, "connect", None)
+    if url is not None:
+        if not url.startswith(("http://", "https://")):
+            print(f"error: --connect: {url!r} is not an http(s) URL (e.g. http://engine.internal:8080)", file=sys.stderr)
+            return EXIT_USAGE
+        if not remote_token(args):
+            print("error: --connect needs an API token: pass --token T or set PULSEGUARD_TOKEN "
+                  "(on the engine: pulseguard token create NAME --role responder)", file=sys.stderr)
+            return EXIT_USAGE
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("error: the console needs a terminal; for scripts use a subcommand, e.g. `pulseguard incident list`",
               file=sys.stderr)

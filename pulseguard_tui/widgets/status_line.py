@@ -11,6 +11,7 @@ from pulseguard_tui.formatting import SEVERITY_MARK
 
 ROLE_TEXT = {"engine": "engine: running here", "standby": "engine: standby", "console": "pure console",
              "local": "pure console"}
+REMOTE_ROLE_TEXT = {"engine": "engine running", "standby": "engine standby"}
 ROLE_SHORT = {"engine": "engine here", "standby": "standby", "console": "pure console", "local": "pure console"}
 
 
@@ -43,9 +44,14 @@ def status_content(state: dict[str, Any], counts: dict[str, int], targets: list[
         parts.append(("no targets", "$text-muted"))
     parts.append(" │ ")
     role = state.get("role", "")
-    parts.append(((ROLE_SHORT if narrow else ROLE_TEXT).get(role, role), "$text-muted"))
+    role_text = (ROLE_SHORT if narrow else ROLE_TEXT).get(role, role)
+    remote = str(state.get("remote") or "")
+    if remote:  # attached over the API: the engine's state there, and where it is
+        role_text = "remote" if narrow else f"remote, {REMOTE_ROLE_TEXT.get(role, role)}"
+        remote = remote.split("://", 1)[-1]
+    parts.append((role_text, "$text-muted"))
     used = sum(len(p if isinstance(p, str) else p[0]) for p in parts)
-    db = str(state.get("database") or "")
+    db = remote or str(state.get("database") or "")
     room = width - used - 3
     if db and room > 8:
         if len(db) > room:

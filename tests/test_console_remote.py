@@ -1,0 +1,129 @@
+"""`pulseguard --connect URL --token T`: the console over a real API server on loopback (uvicorn,
+tokens per role), opening no database itself. A responder acknowledges through the API; a
+viewer's console is read-only; a missing token or a bad URL is one clear line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import queries, services
+from engine.api import LocalEngine
+from engine.remote import RemoteEngine
+from pulseguard_tui.console import build_console, initial_settings, run_console
+from pulseguard_tui.forms.incident import AcknowledgeScreen
+from pulseguard_tui.screens.incidents import IncidentsScreen
+from rest_support import Api, running_api
+from test_console_workflows import detail_text, main, open_form, select_row, until
+
+
+@pytest.fixture
+async def api(db: Any) -> AsyncIterator[Api]:
+    async with running_api() as running:
+        yield running
+
+
+def console_args(tmp_path: Path, url: str, token: str | None) -> argparse.Namespace:
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[engine]\ntimezone = "UTC"\n')
+    return argparse.Namespace(connect=url, token=token, config=str(config), db=None, actor=None, json=False,
+                              theme="dark", readonly=False, no_engine=False, command=None)
+
+
+async def seed_two() -> None:
+    await services.create_incident(title="Checkout API returns 500s", severity="critical", actor="monitor",
+                                   services=["checkout"])
+    await services.create_incident(title="Disk 85% on db-2", severity="medium", actor="monitor")
+
+
+async def started(app: Any, pilot: Any) -> IncidentsScreen:
+    await until(pilot, lambda: app.ready.is_set(), timeout=10, what="connected")
+    screen = main(app)
+    await until(pilot, lambda: screen.table.loaded and screen.table.total >= 2 and screen.detail.detail is not None,
+                what="incidents listed")
+    return screen
+
+
+async def test_console_over_the_api_lists_and_acknowledges(api: Api, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    await seed_two()
+    monkeypatch.setenv("PULSEGUARD_TOKEN", api.tokens["responder"])  # no --token: the environment's
+    args = console_args(tmp_path, api.url, None)
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(100, 34)) as pilot:
+            screen = await started(app, pilot)
+            assert isinstance(app.api, RemoteEngine) and not isinstance(app.api, LocalEngine)
+            assert app.readonly is False
+            assert {r["key"] for r in screen.table.loaded_rows()} == {"INC-1", "INC-2"}
+            await until(pilot, lambda: "remote" in str(screen.query_one("#status-line").render()), what="header")
+            assert api.url.removeprefix("http://") in str(screen.query_one("#status-line").render())
+
+            await select_row(pilot, "INC-2")
+            await open_form(pilot, "a", AcknowledgeScreen)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+            inc = await queries.incident_detail("INC-2")
+            assert inc["acknowledged_by"] == "responder-token"  # the token's name: it went through the API
+            await until(pilot, lambda: "acknowledged by responder-token" in detail_text(app, "#detail-header"),
+                        what="header shows the acknowledgement")
+
+            # A change made elsewhere arrives over the API's event stream.
+            await services.create_incident(title="Payment provider timeouts", severity="high", actor="cli")
+            await until(pilot, lambda: "INC-3" in {r["key"] for r in screen.table.loaded_rows()}, timeout=5,
+                        what="incident from another process")
+            remote = app.api
+    finally:
+        await cleanup()
+    assert remote._client.is_closed
+
+
+async def test_viewer_token_gives_a_read_only_console(api: Api, tmp_path: Path) -> None:
+    await seed_two()
+    args = console_args(tmp_path, api.url, api.tokens["viewer"])
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(100, 34)) as pilot:
+            screen = await started(app, pilot)
+            assert app.readonly is True and app.api.readonly is True
+            await until(pilot, lambda: "READ-ONLY" in str(screen.query_one("#status-line").render()), what="header")
+            await select_row(pilot, "INC-2")
+            await pilot.press("a")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, IncidentsScreen)  # no form opened
+            await pilot.press("R")  # the toggle cannot unlock a viewer's token
+            await pilot.pause(0.1)
+            assert app.readonly is True and app.api.readonly is True
+            await pilot.press("a")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, IncidentsScreen)
+    finally:
+        await cleanup()
+    assert (await queries.incident_detail("INC-2"))["acknowledged_at"] is None
+
+
+async def test_a_refused_token_ends_the_console_with_a_clear_message(api: Api, tmp_path: Path) -> None:
+    args = console_args(tmp_path, api.url, "pg_not_a_real_token")
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: not app.is_running or app.return_code is not None, timeout=10,
+                        what="the console to give up")
+    finally:
+        await cleanup()
+    assert app.return_code == 2
+
+
+def test_missing_token_or_bad_url_is_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("PULSEGUARD_TOKEN", raising=False)
+    assert run_console(console_args(tmp_path, "http://127.0.0.1:9", None)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--connect needs an API token" in err and "PULSEGUARD_TOKEN" in err
+    assert run_console(console_args(tmp_path, "engine.internal:8080", "t")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an http(s) URL" in err
