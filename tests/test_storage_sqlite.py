@@ -26,8 +26,11 @@ async def test_cancelled_begin_releases_the_lock(sqlite_database):
         task = asyncio.create_task(write())
         await asyncio.sleep(0.3)
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.sleep(0.3)
+        # The cancelled task waits for its BEGIN to finish before it rolls back and lets go.
         other.execute("ROLLBACK")
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+        assert task.cancelled()
         # Both plain queries and new transactions go through afterwards.
         inc = await asyncio.wait_for(services.create_incident(title="after", severity="low", actor="x"), 5)
         assert inc.key == "INC-1"
