@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from textual.css.query import NoMatches
 from textual.app import App
 from textual.screen import Screen
 
@@ -252,7 +253,10 @@ class PulseGuardApp(App[None]):
         self.notify(event.get("summary") or f"{key} opened", title="New critical incident", severity="error", timeout=15)
         until = time.monotonic() + HIGHLIGHT_SECONDS
         for screen in self._live_screens():
-            table = getattr(screen, "table", None)
+            try:
+                table = getattr(screen, "table", None)
+            except NoMatches:  # the screen is closing
+                continue
             if table is not None and hasattr(table, "highlight"):
                 table.highlight(key, until)
 

@@ -176,7 +176,7 @@ class IncidentsScreen(ConsoleScreen):
                 if key == self._detail_wanted:
                     self.detail.show(data)
                     if self.detail.active_tab == "correlation":
-                        self.run_worker(self._load_correlation(data), group="correlation", exclusive=True)
+                        self.run_worker(self._load_correlation(data), group="correlation", exclusive=True, exit_on_error=False)
         finally:
             self._detail_loading = False
 
@@ -193,7 +193,7 @@ class IncidentsScreen(ConsoleScreen):
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-correlation" and self.detail.detail is not None:
-            self.run_worker(self._load_correlation(self.detail.detail), group="correlation", exclusive=True)
+            self.run_worker(self._load_correlation(self.detail.detail), group="correlation", exclusive=True, exit_on_error=False)
         elif event.pane.id == "tab-postmortem":
             # Its keys (S, W, N, …) belong to the tab: it takes the focus, Esc gives it back.
             for timeline in self.query("#pm-timeline"):
@@ -313,7 +313,7 @@ class IncidentsScreen(ConsoleScreen):
                 self.notify(str(message))
                 created = getattr(screen, "created_key", None)
                 if created:
-                    self.run_worker(self._select(created), group="refresh-select")
+                    self.run_worker(self._select(created), group="refresh-select", exit_on_error=False)
                 else:
                     self.request_refresh(detail=True)
 
