@@ -116,12 +116,15 @@ async def test_loop_stays_responsive_while_the_worker_refits_1000_series(db) -> 
 
 
 def test_plugin_is_offered_only_when_anomaly_detection_is_enabled() -> None:
-    on = parse_config_text('[ai_detection.anomaly_detection]\nenabled = true\nsensitivity = "high"\n')
-    found = list(plugins(SimpleNamespace(config=on)))
-    assert len(found) == 1 and found[0][0].name == "anomaly" and found[0][1] is True
-    assert list(plugins(SimpleNamespace(config=parse_config_text("")))) == []
-    off = parse_config_text("[ai_detection.anomaly_detection]\nenabled = false\n")
-    assert list(plugins(SimpleNamespace(config=off))) == []
+    def names(text: str) -> list[tuple[str, bool]]:
+        return [(svc.name, leader) for svc, leader in plugins(SimpleNamespace(config=parse_config_text(text)))]
+
+    on = names('[ai_detection.anomaly_detection]\nenabled = true\nsensitivity = "high"\n')
+    assert on == [("incident-enricher", True), ("anomaly", True)]
+    # Pattern recognition and correlation run for every incident unless switched off.
+    assert names("") == [("incident-enricher", True)]
+    assert names("[ai_detection.anomaly_detection]\nenabled = false\n") == [("incident-enricher", True)]
+    assert names("[ai_detection.pattern_recognition]\nenabled = false\n") == []
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
