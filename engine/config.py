@@ -459,7 +459,9 @@ class AnomalyDetection(Section):
     false_positive_filter: bool = True
     severity: SeverityField = Severity.MEDIUM
     auto_create_incident: bool = True
-    refit_interval: PositiveDuration = 3600.0
+    refit_interval: PositiveDuration | None = None
+    """How often each series' model is refitted, in the series' own time ("1h"); default: every
+    20 samples, the cadence measured on NAB."""
     series: list[str] = Field(default_factory=list)
     """Glob patterns of series to watch (all when empty)."""
 

@@ -190,3 +190,39 @@ def test_warm_up_runs_in_a_background_thread_once() -> None:
     assert thread is warm_up()
     thread.join()
     assert time.perf_counter() - started < 5.0
+
+
+def _fit_rows(settings: DetectorSettings, ts: np.ndarray, values: np.ndarray, one_by_one: bool) -> tuple[int, int]:
+    det = StreamingDetector(settings)
+    if one_by_one:
+        for t, v in zip(ts, values):
+            det.observe("s", float(t), float(v))
+    else:
+        det.observe_many("s", ts, values)
+    st = det.state("s")
+    return st.fits, st.last_fit_row
+
+
+@pytest.mark.parametrize("one_by_one", [False, True])
+def test_refit_cadence_follows_refit_interval_in_series_time(one_by_one: bool) -> None:
+    ts, values = seasonal(2000, 3, interval=60.0)
+    # Default: every 20 samples from the first fit at 60.
+    fits, last = _fit_rows(DetectorSettings(), ts, values, one_by_one)
+    assert (fits, last) == (1 + (1999 - 60) // 20, 60 + 20 * ((1999 - 60) // 20))
+    # refit_interval = 1h at one sample a minute: every 60 samples, after a few early refits
+    # while the history grows (60 → 90 → 135 → 195, then by the clock).
+    fits, last = _fit_rows(DetectorSettings(refit_interval=3600.0), ts, values, one_by_one)
+    assert last == 195 + 60 * ((1999 - 195) // 60)
+    assert fits == 3 + (1999 - 195) // 60 + 1
+
+
+def test_refit_interval_is_read_from_the_configuration() -> None:
+    from engine.config import parse_config_text
+    from engine.detection.settings import settings_from_section
+
+    config = parse_config_text('[ai_detection.anomaly_detection]\nenabled = true\nrefit_interval = "2h"\n')
+    assert settings_from_section(config.ai_detection.anomaly_detection).refit_interval == 7200.0
+    assert settings_from_section(parse_config_text("").ai_detection.anomaly_detection).refit_interval is None
+    with pytest.raises(InvalidInput) as err:
+        DetectorSettings.from_config({"refit_interval": -5})
+    assert "ai_detection.anomaly_detection.refit_interval" in str(err.value)

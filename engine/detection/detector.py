@@ -4,7 +4,8 @@ How a sample becomes an alert:
 
 1. Its features (engine.detection.features) are built from that sample and earlier ones only.
 2. The series' current model (PyOD HBOS, fitted on the previous `train_window` rows and refitted
-   every `refit_every` rows) gives a raw outlier score.
+   every `refit_every` rows, or every `refit_interval` seconds of the series' clock when that is
+   set) gives a raw outlier score.
 3. The raw score is calibrated against the series' own past scores with the ratio
    r = (s - median) / (q - median), q the 99.9th percentile of the past scores, squashed to [0, 1)
    as r / (1 + r). It is scale-free, so one threshold means the same thing on a flat series and on
@@ -181,6 +182,8 @@ class SeriesState:
     interval: float = 0.0
     fitted: FittedModel | None = None
     last_fit_row: int = -(10**9)
+    last_fit_ts: float = -math.inf  # timestamp of the row the current model started scoring at
+    fits: int = 0  # models installed so far
     first_fit_row: int = -1
     fit_pending: bool = False
     ref_ready: bool = False
@@ -317,11 +320,8 @@ class StreamingDetector:
             end = k
             if self.fit_inline:
                 # Stop the segment where the next refit is due.
-                next_fit = max(st.last_fit_row + self.settings.refit_every, self.settings.min_train)
-                if next_fit > row:
-                    end = min(k, i + (next_fit - row))
-                else:
-                    end = i + 1
+                next_fit = self._next_fit_row(st, row, a + i, a + k)
+                end = min(k, i + max(1, next_fit - row))
             if st.fitted is not None:
                 self._score(st, a + i, a + end, score[i:end], alert[i:end], reason[i:end])
             i = end
@@ -330,8 +330,25 @@ class StreamingDetector:
     # ------------------------------------------------------------------ fits
 
     def _fit_due(self, st: SeriesState, row: int) -> bool:
+        if st.fit_pending:
+            return False
+        b = row - st.offset
+        return self._next_fit_row(st, row, b, b + 1) <= row
+
+    def _next_fit_row(self, st: SeriesState, row: int, b0: int, b1: int) -> int:
+        """The first row >= `row` at which a refit is due, looking at buffer rows b0..b1-1 for
+        the time cadence (a row past them counts as not due yet)."""
         s = self.settings
-        return row >= s.min_train and row - st.last_fit_row >= s.refit_every and not st.fit_pending
+        if st.fitted is None:
+            return max(row, s.min_train)
+        if s.refit_interval is None:
+            return max(row, st.last_fit_row + s.refit_every)
+        found = b0 + int(np.searchsorted(st.ts[b0:b1], st.last_fit_ts + s.refit_interval, side="left"))
+        due = st.offset + found
+        if st.last_fit_row < s.train_window:
+            # A model trained on a still-growing history is replaced once the history grew by half.
+            due = min(due, max(st.last_fit_row + 1, int(1.5 * st.last_fit_row)))
+        return max(row, due)
 
     def _job(self, st: SeriesState, series: str, row: int) -> FitJob:
         b = row - st.offset  # buffer index of the row to be scored next
@@ -371,7 +388,11 @@ class StreamingDetector:
 
     def _install(self, st: SeriesState, fitted: FittedModel) -> None:
         st.fitted = fitted
+        st.fits += 1
         st.last_fit_row = fitted.at_row
+        b = fitted.at_row - st.offset
+        if 0 <= b < st.n:
+            st.last_fit_ts = float(st.ts[b])
         st.fit_pending = False
         st.interval = fitted.interval
         if st.first_fit_row < 0:

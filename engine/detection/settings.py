@@ -31,6 +31,10 @@ class DetectorSettings:
     )
     train_window: int = 3000
     refit_every: int = 20
+    # `refit_interval` (seconds of the series' own clock) replaces the row cadence when set. Either
+    # way a model trained on a still-growing history is refitted once the history has grown by
+    # half, so the first, small models are soon replaced.
+    refit_interval: float | None = None
     min_train: int = 60
     n_bins: int = 10
     calibration_window: int = 3000
@@ -82,6 +86,11 @@ class DetectorSettings:
                     f"expected true or false, got {section['false_positive_filter']!r}",
                 )
             out["false_positive_filter"] = section["false_positive_filter"]
+        if section.get("refit_interval") is not None:
+            value = section["refit_interval"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise InvalidInput(f"{where}.refit_interval", f"expected a positive number of seconds, got {value!r}")
+            out["refit_interval"] = float(value)
         return cls(**out)
 
     def with_sensitivity(self, sensitivity: str) -> "DetectorSettings":
@@ -99,5 +108,6 @@ def settings_from_section(section: Any) -> DetectorSettings:
     if isinstance(section, Mapping):
         return DetectorSettings.from_config(section)
     return DetectorSettings.from_config({
-        key: getattr(section, key) for key in ("enabled", "sensitivity", "false_positive_filter") if hasattr(section, key)
+        key: getattr(section, key) for key in ("enabled", "sensitivity", "false_positive_filter", "refit_interval")
+        if hasattr(section, key)
     })
