@@ -42,7 +42,7 @@ class DetectorSettings:
     # Scores of the first models (trained on few rows) are erratic: they neither alert nor serve
     # as the calibration reference. Alerts start after min_train + learning_rows + min_reference.
     learning_rows: int = 200
-    min_reference: int = 100
+    min_reference: int = 40
     cooldown: int = 150  # rows after an alert during which the episode stays quiet
     escalation: float = 0.2  # an episode alerts again only past its peak by this much
     strong: float = 0.75  # a single row this far past the threshold needs no confirmation
