@@ -173,3 +173,24 @@ async def test_inside_a_running_engine_probes_reach_the_detector_and_anomalies_o
     assert incident.analysis["anomaly"]["series"] == "checkout/queue_depth"
     # The probe series of the same target is part of the correlation.
     assert {c["series"] for c in incident.analysis["correlation"]} >= {"checkout/queue_depth", "checkout/response_time"}
+
+
+async def test_a_burst_of_pushed_samples_is_read_in_one_go(db) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from engine.monitor.metrics import push_sample
+    from engine.monitor.models import MetricSample, MetricSeries
+
+    service = AnomalyService(section(), push_poll=3600)
+    await push_sample("queue_depth", 1.0)
+    assert await service.read_pushed() == 0  # the first read only notes where the store ends
+    await push_sample('jobs{queue="mail"}', 2.0)
+    ids = dict(await MetricSeries.filter(source="push").values_list("key", "id"))
+    now = time.time()
+    # More than two pages of samples arrive between two polls.
+    await MetricSample.bulk_create(
+        [MetricSample(series_id=ids["queue_depth"], at=datetime.fromtimestamp(now - 12_000 + i, timezone.utc), value=float(i))
+         for i in range(12_000)], batch_size=2000)
+    assert await service.read_pushed() == 12_001
+    assert {k: len(v) for k, v in service._queue.items()} == {'jobs{queue="mail"}': 1, "queue_depth": 12_000}
+    assert await service.read_pushed() == 0

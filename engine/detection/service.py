@@ -30,6 +30,7 @@ log = logging.getLogger("pulseguard.detection")
 
 UTC = timezone.utc
 MAX_QUEUE = 200_000  # samples waiting for the worker; beyond this the oldest are dropped
+PUSH_PAGE = 5000  # pushed samples read per query
 EVIDENCE_ROWS = 60  # samples of the anomalous window kept as evidence
 ACTOR = "anomaly-detector"
 
@@ -82,6 +83,7 @@ class AnomalyService:
         self._halt = asyncio.Event()
         self._hook: Any = None
         self._flushing = asyncio.Lock()
+        self._push_cursor: int | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -173,23 +175,34 @@ class AnomalyService:
         if info.get("series") and info.get("signature"):
             self._learn.append((str(info["series"]), list(info["signature"])))
 
-    async def _watch_pushed(self) -> None:
+    async def read_pushed(self) -> int:
+        """Queue every pushed sample stored since the last read (the first read only notes where
+        the store ends: history is learned separately). Returns the samples queued."""
         from engine.monitor.models import MetricSample, MetricSeries
 
-        cursor: int | None = None
+        if self._push_cursor is None:
+            last = await MetricSample.all().order_by("-id").first().values_list("id", flat=True)
+            self._push_cursor = int(last or 0)
+            return 0
+        keys = dict(await MetricSeries.filter(source="push").values_list("id", "key"))
+        queued = 0
+        while keys and not self._halt.is_set():
+            rows = await MetricSample.filter(id__gt=self._push_cursor, series_id__in=list(keys)).order_by("id").limit(
+                PUSH_PAGE).values_list("id", "series_id", "at", "value")
+            for sample_id, series_id, at, value in rows:
+                self._push_cursor = max(self._push_cursor, sample_id)
+                self.add_sample(None, keys[series_id], at.timestamp(), float(value))
+            queued += len(rows)
+            # A full page means more is waiting (a burst of pushes): read on at once.
+            if len(rows) < PUSH_PAGE:
+                break
+            await asyncio.sleep(0)
+        return queued
+
+    async def _watch_pushed(self) -> None:
         while not self._halt.is_set():
             try:
-                if cursor is None:
-                    last = await MetricSample.all().order_by("-id").first().values_list("id", flat=True)
-                    cursor = int(last or 0)
-                keys = dict(await MetricSeries.filter(source="push").values_list("id", "key"))
-                if keys:
-                    rows = await MetricSample.filter(id__gt=cursor, series_id__in=list(keys)).order_by("id").limit(5000).values_list(
-                        "id", "series_id", "at", "value"
-                    )
-                    for sample_id, series_id, at, value in rows:
-                        cursor = max(cursor, sample_id)
-                        self.add_sample(None, keys[series_id], at.timestamp(), float(value))
+                await self.read_pushed()
             except asyncio.CancelledError:
                 raise
             except Exception:
