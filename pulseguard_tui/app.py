@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from textual.css.query import NoMatches
 from textual.app import App
 from textual.screen import Screen
 
 from pulseguard_tui.actions import ACTIONS, SCREENS, key_display
 from pulseguard_tui.commands import Command, ConsoleCommands
+from pulseguard_tui.lifecycle import is_live
 from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
 from themes import THEMES, normalise_theme_name
@@ -196,15 +196,22 @@ class PulseGuardApp(App[None]):
                 refresh()
 
     def _live_screens(self) -> list[Screen[Any]]:
+        """The screens the clock, the feed and the status line may reach: mounted and not being
+        removed (while the console closes, none)."""
         screens: list[Screen[Any]] = []
         for stack in self._screen_stacks.values():
             for screen in stack:
-                if screen not in screens:
+                if screen not in screens and is_live(screen):
                     screens.append(screen)
         for screen in self._installed_screens.values():
-            if isinstance(screen, Screen) and screen not in screens and screen.is_mounted:
+            if isinstance(screen, Screen) and screen not in screens and is_live(screen):
                 screens.append(screen)
         return screens
+
+    def _live_current_screen(self) -> Screen[Any] | None:
+        """The screen on top, unless it is being removed (or the console is closing)."""
+        stack = self.screen_stack
+        return stack[-1] if stack and is_live(stack[-1]) else None
 
     # --- the change feed ------------------------------------------------------------------------------
 
@@ -253,20 +260,20 @@ class PulseGuardApp(App[None]):
         self.notify(event.get("summary") or f"{key} opened", title="New critical incident", severity="error", timeout=15)
         until = time.monotonic() + HIGHLIGHT_SECONDS
         for screen in self._live_screens():
-            try:
-                table = getattr(screen, "table", None)
-            except NoMatches:  # the screen is closing
-                continue
+            table = getattr(screen, "table", None)
             if table is not None and hasattr(table, "highlight"):
                 table.highlight(key, until)
 
     def _overview_tick(self) -> None:
         if self.ready.is_set():
-            self.run_worker(self.refresh_overview(), group="overview", exclusive=True, exit_on_error=False)
+            # The function, not a coroutine: a worker replaced before it starts leaves nothing behind.
+            self.run_worker(self.refresh_overview, group="overview", exclusive=True, exit_on_error=False)
 
     def _tick(self) -> None:
         now = time.monotonic()
-        screen = self.screen
+        screen = self._live_current_screen()
+        if screen is None:
+            return
         tick = getattr(screen, "tick", None)
         if tick is not None:
             tick()
@@ -298,7 +305,7 @@ class PulseGuardApp(App[None]):
         self._refresh_status_lines()
         for screen in self._live_screens():
             update = getattr(screen, "_update_info", None)
-            if update is not None and screen.is_mounted:
+            if update is not None:
                 update()
         self.notify("read-only: changes are off" if value else "changes allowed")
 

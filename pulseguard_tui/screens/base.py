@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from pulseguard_tui.actions import for_scope, key_display
+from pulseguard_tui.lifecycle import StopsWorkOnRemoval
 from pulseguard_tui.widgets.status_line import StatusLine
 
 
@@ -25,8 +26,10 @@ def bindings_for(scope: str) -> list[Binding]:
     return out
 
 
-class ConsoleScreen(Screen[None]):
-    """Base screen: subclasses implement `compose_body` and may override `on_feed`."""
+class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
+    """Base screen: subclasses implement `compose_body` and may override `on_feed`. The app
+    calls `on_feed` (and `tick`, `refresh_status`) only while the screen is live; the screen's
+    workers stop when its removal begins (pulseguard_tui.lifecycle)."""
 
     screen_title = ""
     scope = ""

@@ -129,8 +129,6 @@ class IncidentsScreen(ConsoleScreen):
 
     def _update_info(self) -> None:
         app: Any = self.app
-        if not self.query(IncidentTable):  # a worker finishing while the console closes
-            return
         if not app.ready.is_set():
             self.query_one("#list-info", Static).update("opening the database…")
             return
@@ -219,8 +217,6 @@ class IncidentsScreen(ConsoleScreen):
         self._update_info()
 
     async def on_feed(self, events: list[dict[str, Any]]) -> None:
-        if not self.query(IncidentTable):  # the console is closing
-            return
         keys = {e.get("incident") for e in events if e.get("incident")}
         if not keys and not any(e.get("kind", "").startswith(("created", "maintenance")) for e in events):
             return
@@ -229,8 +225,6 @@ class IncidentsScreen(ConsoleScreen):
 
     def tick(self) -> None:
         """Ages and countdowns move on with the clock."""
-        if not self.query(IncidentTable):  # the console is closing
-            return
         self.table.refresh()
         self.detail.refresh_header()
 

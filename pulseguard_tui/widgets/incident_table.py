@@ -22,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from pulseguard_tui.formatting import age, clip, severity_label
+from pulseguard_tui.lifecycle import StopsWorkOnRemoval
 
 Loader = Callable[[int, int, "str | None"], Awaitable[dict[str, Any]]]
 
@@ -50,7 +51,7 @@ def columns_for(width: int) -> list[tuple[str, str, int]]:
     return [(f, h, w or title) for f, h, w in cols]
 
 
-class IncidentTable(ScrollView, can_focus=True):
+class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
     """Line-API table over a paged source of incident rows."""
 
     COMPONENT_CLASSES = {

@@ -23,6 +23,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from pulseguard_tui.formatting import local_time
+from pulseguard_tui.lifecycle import StopsWorkOnRemoval
 
 KIND_LABELS = {
     "first_alert": "first alert", "public_update": "public update", "severity_changed": "severity",
@@ -102,7 +103,7 @@ def entry_prompt(e: dict[str, Any]) -> Content:
     return Content.assemble(*parts)
 
 
-class PostmortemView(Vertical):
+class PostmortemView(StopsWorkOnRemoval, Vertical):
     """One incident's post-mortem, editable from the keyboard."""
 
     DEFAULT_CSS = """
