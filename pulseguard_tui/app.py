@@ -113,7 +113,7 @@ class PulseGuardApp(App[None]):
         else:
             await self.refresh_overview()
         if self._follow_feed:
-            self.run_worker(self._follow(), group="feed", exit_on_error=False)
+            self.run_worker(self._follow, group="feed", exit_on_error=False)
         self.set_interval(1.0, self._tick)
         # Target states are written by the engine in batches, not announced on the feed.
         self.set_interval(5.0, self._overview_tick)
@@ -121,7 +121,7 @@ class PulseGuardApp(App[None]):
             self.notify("; ".join(self.keymap_problems), title="[console.keymap]", severity="warning", timeout=10)
 
     def _start_connect(self) -> None:
-        self.run_worker(self._connect_now(), group="connect", exit_on_error=False)
+        self.run_worker(self._connect_now, group="connect", exit_on_error=False)
 
     async def _connect_now(self) -> None:
         assert self._connect is not None

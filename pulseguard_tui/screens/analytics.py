@@ -141,7 +141,7 @@ class AnalyticsScreen(ConsoleScreen):
         self._last_reload = time.monotonic()
         label = f"{self.year} (year)" if self.mode == "year" else f"{self.month} (month)"
         self.query_one("#analytics-period", Static).update(f"{label} · loading…")
-        self.run_worker(self.reload(), group="analytics", exclusive=True)
+        self.run_worker(self.reload, group="analytics", exclusive=True)
 
     async def reload(self) -> None:
         from engine.learning_api import learning_api

@@ -6,6 +6,7 @@ EngineAPI; the list and the detail follow the change feed, keeping the selection
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from textual import on
@@ -107,7 +108,7 @@ class IncidentsScreen(ConsoleScreen):
         self._detail_dirty = self._detail_dirty or detail
         if not self._refreshing:
             self._refreshing = True
-            self.run_worker(self._refresh_loop(), group="refresh", exit_on_error=False)
+            self.run_worker(self._refresh_loop, group="refresh", exit_on_error=False)
 
     async def _refresh_loop(self) -> None:
         app: Any = self.app
@@ -154,7 +155,7 @@ class IncidentsScreen(ConsoleScreen):
         self._detail_force = force
         if not self._detail_loading:
             self._detail_loading = True
-            self.run_worker(self._detail_loop(), group="detail", exit_on_error=False)
+            self.run_worker(self._detail_loop, group="detail", exit_on_error=False)
 
     async def _detail_loop(self) -> None:
         app: Any = self.app
@@ -174,7 +175,7 @@ class IncidentsScreen(ConsoleScreen):
                 if key == self._detail_wanted:
                     self.detail.show(data)
                     if self.detail.active_tab == "correlation":
-                        self.run_worker(self._load_correlation(data), group="correlation", exclusive=True, exit_on_error=False)
+                        self.run_worker(partial(self._load_correlation, data), group="correlation", exclusive=True, exit_on_error=False)
         finally:
             self._detail_loading = False
 
@@ -191,7 +192,7 @@ class IncidentsScreen(ConsoleScreen):
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-correlation" and self.detail.detail is not None:
-            self.run_worker(self._load_correlation(self.detail.detail), group="correlation", exclusive=True, exit_on_error=False)
+            self.run_worker(partial(self._load_correlation, self.detail.detail), group="correlation", exclusive=True, exit_on_error=False)
         elif event.pane.id == "tab-postmortem":
             # Its keys (S, W, N, …) belong to the tab: it takes the focus, Esc gives it back.
             for timeline in self.query("#pm-timeline"):
@@ -307,7 +308,7 @@ class IncidentsScreen(ConsoleScreen):
                 self.notify(str(message))
                 created = getattr(screen, "created_key", None)
                 if created:
-                    self.run_worker(self._select(created), group="refresh-select", exit_on_error=False)
+                    self.run_worker(partial(self._select, created), group="refresh-select", exit_on_error=False)
                 else:
                     self.request_refresh(detail=True)
 

@@ -46,11 +46,11 @@ class MaintenanceScreen(ConsoleScreen):
         table = self.query_one(DataTable)
         table.add_columns("#", "STATE", "KIND", "TITLE", "COVERS", "STARTS", "ENDS")
         table.focus()
-        self.run_worker(self.reload(), group="maintenance", exclusive=True)
+        self.run_worker(self.reload, group="maintenance", exclusive=True)
 
     async def on_feed(self, events: list[dict[str, Any]]) -> None:
         if any(e.get("kind", "").startswith("maintenance") for e in events):
-            self.run_worker(self.reload(), group="maintenance", exclusive=True)
+            self.run_worker(self.reload, group="maintenance", exclusive=True)
 
     async def reload(self) -> None:
         app: Any = self.app
@@ -84,7 +84,7 @@ class MaintenanceScreen(ConsoleScreen):
     def _done(self, message: Any) -> None:
         if message:
             self.notify(str(message))
-            self.run_worker(self.reload(), group="maintenance", exclusive=True)
+            self.run_worker(self.reload, group="maintenance", exclusive=True)
 
     def action_add(self) -> None:
         app: Any = self.app
@@ -105,4 +105,4 @@ class MaintenanceScreen(ConsoleScreen):
 
     def action_toggle_ended(self) -> None:
         self.show_ended = not self.show_ended
-        self.run_worker(self.reload(), group="maintenance", exclusive=True)
+        self.run_worker(self.reload, group="maintenance", exclusive=True)

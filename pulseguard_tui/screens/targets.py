@@ -34,19 +34,19 @@ class TargetsScreen(ConsoleScreen):
         table = self.query_one(DataTable)
         table.add_columns("TARGET", "KIND", "STATE", "LAST", "LATENCY", "TREND", "ERROR")
         table.focus()
-        self.run_worker(self.reload(), group="targets", exclusive=True)
+        self.run_worker(self.reload, group="targets", exclusive=True)
         self.set_interval(self.REFRESH_SECONDS, self._tick)
 
     def _tick(self) -> None:
         if self.is_current:
-            self.run_worker(self.reload(), group="targets", exclusive=True)
+            self.run_worker(self.reload, group="targets", exclusive=True)
 
     def action_refresh(self) -> None:
-        self.run_worker(self.reload(), group="targets", exclusive=True)
+        self.run_worker(self.reload, group="targets", exclusive=True)
 
     async def on_feed(self, events: list[dict[str, Any]]) -> None:
         if any(e.get("kind", "").startswith("target") for e in events) and self.is_current:
-            self.run_worker(self.reload(), group="targets", exclusive=True)
+            self.run_worker(self.reload, group="targets", exclusive=True)
 
     async def reload(self) -> None:
         app: Any = self.app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from rich.segment import Segment
@@ -189,7 +190,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
         if page in self._pages_pending or page < 0 or page * self.page_size >= max(self.total, 1):
             return
         self._pages_pending.add(page)
-        self.run_worker(self._load_page(page, self._generation), group="incident-pages", exit_on_error=False)
+        self.run_worker(partial(self._load_page, page, self._generation), group="incident-pages", exit_on_error=False)
 
     async def _load_page(self, page: int, generation: int) -> None:
         offset = page * self.page_size

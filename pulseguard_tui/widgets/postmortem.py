@@ -12,6 +12,7 @@ view (its timeline list) has focus:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from textual import on
@@ -162,7 +163,7 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
 
     def reload(self) -> None:
         if self.key is not None:
-            self.run_worker(self.load(self.key), group="postmortem", exclusive=True)
+            self.run_worker(partial(self.load, self.key), group="postmortem", exclusive=True)
 
     async def load(self, key: str) -> None:
         try:
