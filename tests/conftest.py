@@ -161,6 +161,47 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migr
 
 
 @pytest.fixture
+def migrated_database(database: Database, migrated_template: MigratedTemplate) -> Database:
+    """`database` already migrated but not opened here: for tests that only drive subprocesses
+    (the CLI's first run on an empty database is covered in test_cli and test_migrations)."""
+    if database.kind == "sqlite":
+        migrated_template.copy_sqlite(database.path)  # type: ignore[arg-type]
+    else:
+        import asyncio
+
+        asyncio.run(migrated_template.copy_pg(database.schema))  # type: ignore[arg-type]
+    return database
+
+
+def table_rows(database: Database) -> dict[str, list[tuple]]:
+    """Every row of every table, read directly (not through the engine): for "changed nothing"."""
+    if database.kind == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(database.path) as con:  # type: ignore[arg-type]
+            names = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            return {n: con.execute(f'SELECT * FROM "{n}" ORDER BY rowid').fetchall() for n in names}
+
+    async def read() -> dict[str, list[tuple]]:
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_URL.split("?", 1)[0].replace("postgresql://", "postgres://", 1))
+        try:
+            names = [r[0] for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
+                database.schema)]
+            return {n: sorted((tuple(r) for r in await conn.fetch(f'SELECT * FROM "{database.schema}"."{n}"')), key=repr)
+                    for n in names}
+        finally:
+            await conn.close()
+
+    import asyncio
+
+    return asyncio.run(read())
+
+
+@pytest.fixture
 async def db(database: Database, migrated_template: MigratedTemplate) -> AsyncIterator[Database]:
     """The database, migrated and opened for this test's event loop."""
     if database.kind == "sqlite":

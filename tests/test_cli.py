@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import run_cli
-
-
-def state(database) -> str:
-    """Everything the CLI can change, for before/after comparisons."""
-    return run_cli(database, "incident", "list", "--all", "--json", check=True).stdout + "".join(
-        run_cli(database, "incident", "show", key, "--json", check=True).stdout
-        for key in [r["key"] for r in json.loads(run_cli(database, "incident", "list", "--all", "--json", check=True).stdout)]
-    )
+from conftest import run_cli, table_rows
 
 
 @pytest.mark.slow
@@ -53,8 +46,11 @@ def test_full_lifecycle_through_the_cli(database, tmp_path):
     for text in ("API down", "acknowledged", "identified", "internal", "evidence", "resolved (database)", "carol"):
         assert text in human
 
-    before = state(database)
-    for argv, message in [
+    listed = json.loads(run_cli(database, "incident", "list", "--all", "--json", check=True).stdout)
+    assert [(r["key"], r["status"]) for r in listed] == [("INC-1", "resolved")]
+
+    before = table_rows(database)  # every table, so a refusal that wrote anything anywhere shows
+    refusals = [
         (["incident", "resolve", "INC-1", "--root-cause", "x", "--solution", "y"], "already resolved"),
         (["incident", "ack", "INC-1"], "reopen it"),
         (["incident", "create", "--title", "x", "--severity", "urgent"], "unknown value 'urgent'"),
@@ -64,13 +60,15 @@ def test_full_lifecycle_through_the_cli(database, tmp_path):
         (["incident", "evidence", "INC-1", "--log", str(log), "--from", "yesterday-ish", "--to", "now"], "--from"),
         (["incident", "create", "--severity", "low"], "--title"),
         (["incident", "frobnicate", "INC-1"], "invalid choice"),
-    ]:
-        proc = run_cli(database, *argv)
+    ]
+    with ThreadPoolExecutor(3) as pool:  # independent refusals: a few processes at a time
+        procs = list(pool.map(lambda argv: run_cli(database, *argv), [argv for argv, _ in refusals]))
+    for (argv, message), proc in zip(refusals, procs):
         assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
         assert message in proc.stderr, (argv, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "Traceback" not in proc.stderr
-    assert state(database) == before
+    assert table_rows(database) == before
 
 
 def test_list_is_an_aligned_table(sqlite_database):

@@ -1,4 +1,4 @@
-"""`pulseguard oncall …` as a user runs it: real subprocesses on a real database."""
+"""`pulseguard oncall …` as a user runs it: real subprocesses on a real (already migrated) database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, table_rows
 
 CONFIG = """
 [engine]
@@ -48,7 +48,8 @@ def cli(database, config_file, *args, **kw):
     return run_cli(database, *args, "--config", str(config_file), **kw)
 
 
-def test_who_is_on_call_at_a_time_across_dst(database, config_file):
+def test_who_is_on_call_at_a_time_across_dst(migrated_database, config_file):
+    database = migrated_database
     proc = cli(database, config_file, "oncall", "--at", "2025-03-31T08:59", "--schedule", "primary", "--json", check=True)
     data = json.loads(proc.stdout)
     [primary] = data["schedules"]
@@ -60,7 +61,8 @@ def test_who_is_on_call_at_a_time_across_dst(database, config_file):
     assert "Alice Jansen (alice)" in human and "bob at Mon 2025-03-31 09:00 CEST" in human and "secondary" in human
 
 
-def test_override_then_list_show_and_cancel(database, config_file):
+def test_override_then_list_show_and_cancel(migrated_database, config_file):
+    database = migrated_database
     now = datetime.now(timezone.utc)
     # who is on primary now? cover them for the next two hours
     data = json.loads(cli(database, config_file, "oncall", "--schedule", "primary", "--json", check=True).stdout)
@@ -82,6 +84,8 @@ def test_override_then_list_show_and_cancel(database, config_file):
     assert data["schedules"][0]["on_call"]["user"] == current
     again = cli(database, config_file, "oncall", "cancel-override", "1")
     assert again.returncode == 2 and "already cancelled" in again.stderr
+    # --all adds past overrides, never cancelled ones
+    assert json.loads(cli(database, config_file, "oncall", "overrides", "--all", "--json", check=True).stdout) == []
     del now
 
 
@@ -96,15 +100,17 @@ def test_override_then_list_show_and_cancel(database, config_file):
         (["oncall", "export"], "--ical"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(database, config_file, args, message):
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(migrated_database, config_file, args, message):
+    database = migrated_database
+    before = table_rows(database)
     proc = cli(database, config_file, *args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    listed = json.loads(cli(database, config_file, "oncall", "overrides", "--all", "--json", check=True).stdout)
-    assert listed == []
+    assert table_rows(database) == before  # read directly: nothing written to any table
 
 
-def test_ical_export_to_a_file(database, config_file, tmp_path):
+def test_ical_export_to_a_file(migrated_database, config_file, tmp_path):
+    database = migrated_database
     out = tmp_path / "oncall.ics"
     proc = cli(database, config_file, "oncall", "export", "--ical", "--schedule", "secondary", "--days", "7", "--output", str(out), check=True)
     assert proc.stdout.startswith("wrote ")
@@ -116,6 +122,7 @@ def test_ical_export_to_a_file(database, config_file, tmp_path):
     assert "X-WR-CALNAME:PulseGuard on-call" in stdout and "(primary)" in stdout and "(secondary)" in stdout
 
 
-def test_without_a_configuration_the_message_says_what_to_do(database, tmp_path):
+def test_without_a_configuration_the_message_says_what_to_do(migrated_database, tmp_path):
+    database = migrated_database
     proc = run_cli(database, "oncall", PULSEGUARD_CONFIG=str(tmp_path / "missing.toml"))
     assert proc.returncode == 2 and "missing.toml" in proc.stderr
