@@ -7,6 +7,11 @@ meanwhile. So anything that runs between the start of a removal and Unmount (a w
 database query returns, the app's clock tick, a feed batch) would look up children that are
 already gone: `query_one` raises NoMatches and the console closes with a traceback.
 
+Quitting (`App.exit`: q, :q, a hang-up) first cancels every worker and stops the app's timers,
+then removes the screens. Removing screens while the app still runs happens when the app is
+shut down from outside its message loop (what leaving Textual's `run_test` does) and whenever a
+screen or widget is removed at run time.
+
 Two rules keep that from happening, the same for every screen and widget:
 
 * `StopsWorkOnRemoval` cancels a node's workers as soon as its removal begins, before any child
