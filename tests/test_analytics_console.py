@@ -18,7 +18,8 @@ from test_console_workflows import until
 
 
 @pytest.fixture
-async def sdb(sqlite_database: Any) -> AsyncIterator[Any]:
+async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any]:
+    migrated_template.copy_sqlite(sqlite_database.path)  # conftest's once-migrated schema
     await open_database(sqlite_database)
     try:
         for spec in FEBRUARY + MARCH:

@@ -39,8 +39,9 @@ async def command(pilot: Any, text: str) -> None:
 
 
 @pytest.fixture
-async def sdb(sqlite_database: Any) -> AsyncIterator[Any]:
+async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any]:
     """These screens do not differ by backend: SQLite only (the workflows run on both)."""
+    migrated_template.copy_sqlite(sqlite_database.path)  # conftest's once-migrated schema
     await open_database(sqlite_database)
     try:
         yield sqlite_database

@@ -30,8 +30,9 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> Any:
+def seeded(tmp_path: Path, migrated_template: Any) -> Any:
     db = resolve_database(str(tmp_path / "pulseguard.db"))
+    migrated_template.copy_sqlite(db.path)  # conftest's once-migrated schema
     seed_file(db)
     return db
 

@@ -38,7 +38,8 @@ class Host(App[None]):
 
 
 @pytest.fixture
-async def sdb(sqlite_database: Any) -> AsyncIterator[Any]:
+async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any]:
+    migrated_template.copy_sqlite(sqlite_database.path)  # conftest's once-migrated schema
     await open_database(sqlite_database)
     try:
         yield sqlite_database
