@@ -60,6 +60,7 @@ class IncidentsScreen(ConsoleScreen):
         self.filters: dict[str, Any] = {}
         self._dirty = False
         self._refreshing = False
+        self._select_key: str | None = None  # the next reload selects this incident
         self._detail_wanted: str | None = None
         self._detail_loading = False
         self._detail_dirty = False
@@ -116,11 +117,14 @@ class IncidentsScreen(ConsoleScreen):
         try:
             while self._dirty:
                 self._dirty = False
+                select = self._select_key
                 try:
-                    await self.table.reload()
+                    await self.table.reload(keep_key=select)
                 except Exception as exc:  # the database went away: say so, keep what is shown
                     self.notify(f"could not load incidents: {exc}", severity="error")
                     break
+                if select is not None and self._select_key == select:
+                    self._select_key = None
                 if self._detail_dirty:
                     self._detail_dirty = False
                     self.load_detail(self.table.selected_key, force=True)
@@ -308,15 +312,17 @@ class IncidentsScreen(ConsoleScreen):
                 self.notify(str(message))
                 created = getattr(screen, "created_key", None)
                 if created:
-                    self.run_worker(partial(self._select, created), group="refresh-select", exit_on_error=False)
+                    self.select(created)
                 else:
                     self.request_refresh(detail=True)
 
         self.app.push_screen(screen, done)
 
-    async def _select(self, key: str) -> None:
-        await self.table.reload(keep_key=key)
-        self.load_detail(key, force=True)
+    def select(self, key: str) -> None:
+        """Reload the list and select `key` (a new incident). It goes through the one refresh
+        loop, so a reload the feed asks for meanwhile cannot put the old selection back."""
+        self._select_key = key
+        self.request_refresh(detail=True)
 
     def action_ack(self) -> None:
         if row := self._target():
