@@ -33,15 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
 
 
-# Textual pilot tests occasionally fail while the app tears down (a widget query after its
-# screen is gone), never in what they assert; on a loaded 2-core machine one retry settles it.
-PILOT_FILES = ("test_console_", "test_postmortem_console", "test_analytics_console")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.name.startswith(PILOT_FILES):
-            item.add_marker(pytest.mark.flaky(reruns=1))
     if PG_URL:
         return
     skip = pytest.mark.skip(reason="PULSEGUARD_TEST_PG is not set")
