@@ -2,8 +2,10 @@
 
 Samples come from the monitor (every probe result: response time and scraped series) and from
 pushed metrics (polled from the metric store). The detector and every refit run in ONE worker
-thread — the same `observe_many` with inline fits that `pulseguard replay` runs — so the event
-loop only queues samples and writes incidents, and the detector needs no locking.
+process (engine.detection.worker; `worker="thread"` keeps it in a thread of this process) — the
+same `observe_many` with inline fits that `pulseguard replay` runs — so the event loop only
+queues samples and writes incidents, the console never waits for a fit to release the
+interpreter lock, and the detector needs no locking.
 
 An alert opens one incident per series episode (dedup key `anomaly:<series>`), source
 `anomaly`, with the anomalous window as evidence, its score, the expected band, the shape the
@@ -21,33 +23,38 @@ import fnmatch
 import json
 import logging
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from engine.detection.worker import EVIDENCE_ROWS, Alert, DetectorHost, call, quiet_worker
 
 log = logging.getLogger("pulseguard.detection")
 
 UTC = timezone.utc
 MAX_QUEUE = 200_000  # samples waiting for the worker; beyond this the oldest are dropped
-PUSH_PAGE = 5000  # pushed samples read per query
-EVIDENCE_ROWS = 60  # samples of the anomalous window kept as evidence
+PUSH_PAGE = 1000  # pushed samples read per query: small pages keep the event loop free between them
 ACTOR = "anomaly-detector"
 
 
-@dataclass
-class Alert:
-    """What the worker thread hands back to the loop for one alert."""
+def _spawn_context() -> Any:
+    """The spawn context, with multiprocessing's resource tracker started on /dev/null: the
+    tracker inherits sys.stderr's descriptor, and under the console sys.stderr is Textual's
+    capture, which has none (spawning fails), while the terminal must not get its warnings."""
+    import multiprocessing
+    import os
+    import sys
+    from multiprocessing import resource_tracker
 
-    series: str
-    target: str | None
-    at: float
-    value: float
-    score: float
-    band: tuple[float, float] | None
-    signature: list[float]
-    window: list[tuple[float, float]]
-    correlation: list[dict[str, Any]] = field(default_factory=list)
+    saved = sys.stderr
+    with open(os.devnull, "w") as sink:
+        sys.stderr = sink
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            sys.stderr = saved
+    return multiprocessing.get_context("spawn")
 
 
 def series_name(target: str | None, key: str) -> str:
@@ -61,7 +68,11 @@ class AnomalyService:
     name = "anomaly"
 
     def __init__(self, section: Any = None, patterns: Any = None, correlation: Any = None, *,
-                 flush_every: float = 1.0, push_poll: float = 5.0, detector_settings: Any = None) -> None:
+                 flush_every: float = 1.0, push_poll: float = 5.0, detector_settings: Any = None,
+                 worker: str = "process") -> None:
+        if worker not in ("process", "thread"):
+            raise ValueError(f"worker must be 'process' or 'thread', not {worker!r}")
+        self.worker = worker
         self.section = section
         self.detector_settings = detector_settings  # overrides the section (tests, benches)
         self.patterns = patterns
@@ -69,7 +80,8 @@ class AnomalyService:
         self.flush_every = flush_every
         self.push_poll = push_poll
         self.engine: Any = None
-        self.detector: Any = None
+        self._host: DetectorHost | None = None  # worker="thread" only
+        self._built = False
         self.settings: Any = None
         self.ready = asyncio.Event()
         self.opened: list[str] = []  # incident keys this service opened (newest last)
@@ -79,11 +91,12 @@ class AnomalyService:
         self._targets: dict[str, str | None] = {}
         self._learn: list[tuple[str, list[float]]] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: Executor | None = None
         self._halt = asyncio.Event()
         self._hook: Any = None
         self._flushing = asyncio.Lock()
         self._push_cursor: int | None = None
+        self._push_keys: dict[int, str] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -94,10 +107,9 @@ class AnomalyService:
         self.settings = self.detector_settings or settings_from_section(self.section)
         self._halt = asyncio.Event()
         self.ready = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pulseguard-anomaly")
-        loop = asyncio.get_running_loop()
+        self._executor = self._new_executor()
         # numpy, PyOD and numba's first compilation load in the worker, never on the loop.
-        build = loop.run_in_executor(self._executor, self._build)
+        build = self._call("start", self.settings, self._correlation_window())
         monitor = getattr(engine, "monitor", None)
         if monitor is not None:
             monitor.add_listener(self.on_observation)
@@ -110,11 +122,47 @@ class AnomalyService:
             asyncio.create_task(self._watch_pushed(), name="pulseguard:anomaly-pushed"),
         ]
 
-    def _build(self) -> None:
-        from engine.detection.detector import StreamingDetector, warm_up
+    def _new_executor(self) -> Executor:
+        if self.worker == "process":
+            # spawn, not fork: this process runs threads (the event loop's helpers, the console).
+            return ProcessPoolExecutor(1, mp_context=_spawn_context(), initializer=quiet_worker)
+        return ThreadPoolExecutor(1, thread_name_prefix="pulseguard-anomaly")
 
-        self.detector = StreamingDetector(self.settings, fit_inline=True)
-        warm_up(block=True)
+    async def _restart_worker(self) -> bool:
+        old, self._executor = self._executor, self._new_executor()
+        self._built = False
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+        try:
+            await self._call("start", self.settings, self._correlation_window())
+        except Exception:
+            log.exception("anomaly detector could not restart")
+            return False
+        self._built = True
+        await self._learn_from_history()
+        return True
+
+    def _correlation_window(self) -> float:
+        return float(getattr(self.correlation, "window", 3600.0) or 3600.0)
+
+    def _call(self, method: str, *args: Any) -> "asyncio.Future[Any]":
+        """Run a DetectorHost method in the worker (process or thread)."""
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        if self.worker == "process":
+            return loop.run_in_executor(self._executor, partial(call, method, *args))
+        if method == "start":
+            return loop.run_in_executor(self._executor, self._start_host, *args)
+        return loop.run_in_executor(self._executor, lambda: getattr(self._host, method)(*args))
+
+    def _start_host(self, settings: Any, window: float) -> None:
+        self._host = DetectorHost(settings, window)
+
+    async def inspect(self) -> dict[str, Any]:
+        """Series watched, models fitted, shapes learned (asks the worker)."""
+        if self._executor is None or not self._built:
+            return {"series": [], "fitted": 0, "fits": 0, "shapes": {}}
+        return await self._call("inspect")
 
     async def stop(self) -> None:
         self._halt.set()
@@ -178,20 +226,36 @@ class AnomalyService:
     async def read_pushed(self) -> int:
         """Queue every pushed sample stored since the last read (the first read only notes where
         the store ends: history is learned separately). Returns the samples queued."""
+        from tortoise import connections
+
+        from engine.monitor.metrics import _marks
         from engine.monitor.models import MetricSample, MetricSeries
 
         if self._push_cursor is None:
             last = await MetricSample.all().order_by("-id").first().values_list("id", flat=True)
             self._push_cursor = int(last or 0)
             return 0
-        keys = dict(await MetricSeries.filter(source="push").values_list("id", "key"))
+        conn = connections.get("default")
+        a, b = _marks(conn, 2)
+        # Raw rows, pushed series picked by a subquery: an ORM page with an IN list of every
+        # pushed series costs ten times as much, all of it on the event loop. The unary + keeps
+        # SQLite on the primary key (a range scan) instead of the (series_id, at) index, which
+        # would sort every unread sample for each page.
+        sql = ('SELECT s.id, s.series_id, s.at, s.value FROM metric_sample s WHERE s.id > ' + a +
+               " AND +s.series_id IN (SELECT id FROM metric_series WHERE source = 'push') ORDER BY s.id LIMIT " + b)
         queued = 0
-        while keys and not self._halt.is_set():
-            rows = await MetricSample.filter(id__gt=self._push_cursor, series_id__in=list(keys)).order_by("id").limit(
-                PUSH_PAGE).values_list("id", "series_id", "at", "value")
+        while not self._halt.is_set():
+            _, rows = await conn.execute_query(sql, [self._push_cursor, PUSH_PAGE])
             for sample_id, series_id, at, value in rows:
-                self._push_cursor = max(self._push_cursor, sample_id)
-                self.add_sample(None, keys[series_id], at.timestamp(), float(value))
+                key = self._push_keys.get(series_id)
+                if key is None:
+                    self._push_keys = dict(await MetricSeries.filter(source="push").values_list("id", "key"))
+                    key = self._push_keys.get(series_id, str(series_id))
+                moment = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+                when = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+                self.add_sample(None, key, when, float(value))
+            if rows:
+                self._push_cursor = max(self._push_cursor, int(rows[-1][0]))
             queued += len(rows)
             # A full page means more is waiting (a burst of pushes): read on at once.
             if len(rows) < PUSH_PAGE:
@@ -220,6 +284,7 @@ class AnomalyService:
         except Exception:
             log.exception("anomaly detector could not start")
             return
+        self._built = True
         await self._learn_from_history()
         self.ready.set()
         while not self._halt.is_set():
@@ -227,6 +292,12 @@ class AnomalyService:
                 await self.flush()
             except asyncio.CancelledError:
                 raise
+            except BrokenExecutor:
+                # The worker process died (killed, out of memory): start a new one. Its models
+                # are relearned from the samples that follow.
+                log.error("the anomaly detector's worker stopped; starting a new one")
+                if not await self._restart_worker():
+                    return
             except Exception:
                 log.exception("anomaly detection pass failed")
             try:
@@ -241,17 +312,28 @@ class AnomalyService:
             return await self._flush()
 
     async def _flush(self) -> list[str]:
-        if self._executor is None or self.detector is None:
+        if self._executor is None or not self._built:
             return []
-        loop = asyncio.get_running_loop()
         learn, self._learn = self._learn, []
         if learn:
-            self.stats["learned"] += await loop.run_in_executor(self._executor, self._teach, learn)
+            try:
+                self.stats["learned"] += await self._call("teach", learn)
+            except BrokenExecutor:
+                self._learn[:0] = learn
+                raise
         if not self._queued:
             return []
         batch, self._queue = dict(self._queue), defaultdict(list)
         self._queued = 0
-        alerts = await loop.run_in_executor(self._executor, self._score, batch)
+        targets = {series: self._targets.get(series) for series in batch}
+        try:
+            alerts = await self._call("score", batch, targets)
+        except BrokenExecutor:
+            # The worker died before scoring this batch: it goes back in front of the queue.
+            for series, samples in batch.items():
+                self._queue[series][:0] = samples
+            self._queued += sum(len(v) for v in batch.values())
+            raise
         self.stats["samples"] += sum(len(v) for v in batch.values())
         opened = []
         for alert in alerts:
@@ -260,51 +342,6 @@ class AnomalyService:
             if key:
                 opened.append(key)
         return opened
-
-    def _teach(self, items: list[tuple[str, list[float]]]) -> int:
-        learned = 0
-        for series, signature in items:
-            try:
-                learned += bool(self.detector.mark_false_positive(series, signature=signature))
-            except Exception:
-                log.warning("could not learn the false-positive shape of %s", series)
-        return learned
-
-    def _score(self, batch: dict[str, list[tuple[float, float]]]) -> list[Alert]:
-        """Worker thread: feed each series' samples, in time order, to the detector."""
-        import numpy as np
-
-        from engine.detection.correlation import correlate
-
-        found: list[Alert] = []
-        for series, samples in batch.items():
-            samples.sort(key=lambda s: s[0])
-            ts = np.array([s[0] for s in samples], dtype=np.float64)
-            vals = np.array([s[1] for s in samples], dtype=np.float64)
-            result = self.detector.observe_many(series, ts, vals)
-            if not result.alert.any():
-                continue
-            episode = self.detector.episode(series)
-            if episode is None:
-                continue
-            window_ts, window_vals = self.detector.recent(series, EVIDENCE_ROWS)
-            found.append(Alert(
-                series=series,
-                target=self._targets.get(series),
-                at=episode.timestamp,
-                value=episode.value,
-                score=float(result.score[result.alert].max()),
-                band=self.detector.expected_band(series, episode.timestamp),
-                signature=list(episode.signature),
-                window=list(zip(window_ts, window_vals)),
-            ))
-        window = float(getattr(self.correlation, "window", 3600.0) or 3600.0)
-        for alert in found:
-            others = {name: self.detector.recent(name, 100_000) for name in self.detector.series()
-                      if self._targets.get(name) == alert.target or name == alert.series}
-            ranked = correlate(others, alert.at, window)
-            alert.correlation = [c.to_dict() for c in ranked[:10]]
-        return found
 
     async def _learn_from_history(self) -> None:
         """Shapes of anomaly incidents already marked as false positives (before a restart)."""
