@@ -50,6 +50,14 @@ async def settle(pilot: Any) -> None:
             break
         await pilot.pause(0.02)
     await pilot.pause(0.1)
+    await finished(pilot)
+
+
+async def finished(pilot: Any) -> None:
+    """Animations (the tab underline's slide) over and the resulting layout drawn: on a loaded
+    machine a fixed pause can catch them midway."""
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
 
 
 async def go(pilot: Any, mode: str) -> None:
@@ -61,6 +69,7 @@ async def go(pilot: Any, mode: str) -> None:
                 break
         await pilot.pause(0.02)
     await pilot.pause(0.1)
+    await finished(pilot)
 
 
 @pytest.mark.parametrize("theme", THEMES)

@@ -34,8 +34,25 @@ log = logging.getLogger("pulseguard.detection")
 
 UTC = timezone.utc
 MAX_QUEUE = 200_000  # samples waiting for the worker; beyond this the oldest are dropped
+# Samples per call to the worker: each call is pickled in one go, holding the interpreter lock,
+# so a large batch would stall the event loop for that long.
+CALL_SAMPLES = 4000
 PUSH_PAGE = 1000  # pushed samples read per query: small pages keep the event loop free between them
 ACTOR = "anomaly-detector"
+
+
+def _chunks(batch: dict[str, list[tuple[float, float]]], size: int) -> Any:
+    """The batch in parts of about `size` samples, each series whole and in one part."""
+    part: dict[str, list[tuple[float, float]]] = {}
+    count = 0
+    for series, samples in batch.items():
+        part[series] = samples
+        count += len(samples)
+        if count >= size:
+            yield part
+            part, count = {}, 0
+    if part:
+        yield part
 
 
 def _spawn_context() -> Any:
@@ -325,16 +342,20 @@ class AnomalyService:
             return []
         batch, self._queue = dict(self._queue), defaultdict(list)
         self._queued = 0
-        targets = {series: self._targets.get(series) for series in batch}
-        try:
-            alerts = await self._call("score", batch, targets)
-        except BrokenExecutor:
-            # The worker died before scoring this batch: it goes back in front of the queue.
-            for series, samples in batch.items():
-                self._queue[series][:0] = samples
-            self._queued += sum(len(v) for v in batch.values())
-            raise
-        self.stats["samples"] += sum(len(v) for v in batch.values())
+        alerts: list[Alert] = []
+        chunks = list(_chunks(batch, CALL_SAMPLES))
+        for done, chunk in enumerate(chunks):
+            targets = {series: self._targets.get(series) for series in chunk}
+            try:
+                alerts += await self._call("score", chunk, targets)
+            except BrokenExecutor:
+                # The worker died before scoring these: they go back in front of the queue.
+                for rest in chunks[done:]:
+                    for series, samples in rest.items():
+                        self._queue[series][:0] = samples
+                        self._queued += len(samples)
+                raise
+            self.stats["samples"] += sum(len(v) for v in chunk.values())
         opened = []
         for alert in alerts:
             self.stats["alerts"] += 1
