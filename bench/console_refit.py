@@ -67,15 +67,19 @@ async def push_series(path: Path, series: int, samples: int) -> int:
         await close_database()
 
 
-def press_keys(term: Term, first: str, second: str, seconds: float) -> list[float]:
-    """j/k alternately for `seconds`; key-to-detail-header times."""
+def press_keys(term: Term, first: str, second: str, seconds: float, slow: list[float] | None = None) -> list[float]:
+    """j/k alternately for `seconds`; key-to-detail-header times (and in `slow`, when each
+    press over 100 ms came, in seconds from the start)."""
     out: list[float] = []
-    deadline = time.perf_counter() + seconds
+    begin = time.perf_counter()
+    deadline = begin + seconds
     i = 0
     while time.perf_counter() < deadline or i % 2:  # end on the first row again
         key, target = (b"j", second) if i % 2 == 0 else (b"k", first)
         t, mark = term.press(key)
         out.append(term.wait_for(f" {target} ".encode(), since=mark) - t)
+        if slow is not None and out[-1] > 0.1:
+            slow.append(t - begin)
         term.drain(0.05)
         i += 1
     return out
@@ -128,7 +132,8 @@ def main() -> int:
             t = time.perf_counter()
             written = asyncio.run(push_series(db, a.series, a.samples))
             print(f"pushed {written:,} samples of {a.series:,} series in {time.perf_counter() - t:.1f} s")
-            busy = press_keys(term, first, second, a.during)
+            slow: list[float] = []
+            busy = press_keys(term, first, second, a.during, slow)
             cpu3 = cpu_seconds(term.pid)
         finally:
             term.close()
@@ -138,6 +143,8 @@ def main() -> int:
     print(f"      CPU in {a.idle:.0f} s: console {cpu1[0] - cpu0[0]:5.1f} s, detector worker {cpu1[1] - cpu0[1]:5.1f} s")
     print(f"  while fitting ~{fits:,} models {fmt(busy)}")
     print(f"      CPU in {a.during:.0f} s: console {cpu3[0] - cpu1[0]:5.1f} s, detector worker {cpu3[1] - cpu1[1]:5.1f} s")
+    if slow:
+        print(f"      presses over 100 ms came at {', '.join(f'{t:.1f}' for t in slow)} s into the load")
     print(f"  ratio of medians (busy / idle): {statistics.median(busy) / statistics.median(idle):.2f}")
     return 0
 
