@@ -128,12 +128,15 @@ async def test_too_old_messages_are_marked_dead(esc_db, receivers):
 
 
 async def test_medium_incidents_in_digest_mode_arrive_as_one_message(esc_db, receivers):
-    cfg = make_config(receivers, after=30, digest=0.05)  # a 3 s digest
+    cfg = make_config(receivers, after=30, digest=0.1)  # a 6 s digest
     async with fast_loops(cfg):
+        # Digests are due at the end of the interval (aligned to the clock) the first message
+        # falls in: start just after a boundary so all three share one interval.
+        await asyncio.sleep(6.0 - time.time() % 6.0 + 0.05)
         incs = [await services.create_incident(title=f"minor {i}", severity="medium", actor="probe") for i in range(3)]
         await asyncio.sleep(0.5)
         assert not [r for r in receivers.slack.accepted if r.json.get("channel") == "#incidents"]
-        msgs = await eventually(lambda: [r for r in receivers.slack.accepted if r.json.get("channel") == "#incidents"], timeout=8)
+        msgs = await eventually(lambda: [r for r in receivers.slack.accepted if r.json.get("channel") == "#incidents"], timeout=12)
         await asyncio.sleep(0.5)
         msgs = [r for r in receivers.slack.accepted if r.json.get("channel") == "#incidents"]
         digest_mails = await eventually(lambda: receivers.mails_to("devops@example.com"), timeout=5)
