@@ -26,7 +26,7 @@ from collections import defaultdict
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from engine.detection.worker import EVIDENCE_ROWS, Alert, DetectorHost, call, quiet_worker
 
@@ -41,7 +41,7 @@ PUSH_PAGE = 1000  # pushed samples read per query: small pages keep the event lo
 ACTOR = "anomaly-detector"
 
 
-def _chunks(batch: dict[str, list[tuple[float, float]]], size: int) -> Any:
+def _chunks(batch: dict[str, list[tuple[float, float]]], size: int) -> Iterator[dict[str, list[tuple[float, float]]]]:
     """The batch in parts of about `size` samples, each series whole and in one part."""
     part: dict[str, list[tuple[float, float]]] = {}
     count = 0
@@ -267,7 +267,8 @@ class AnomalyService:
                 key = self._push_keys.get(series_id)
                 if key is None:
                     self._push_keys = dict(await MetricSeries.filter(source="push").values_list("id", "key"))
-                    key = self._push_keys.get(series_id, str(series_id))
+                    # A series removed since: name it by its id, once, not a query per row.
+                    key = self._push_keys.setdefault(series_id, str(series_id))
                 moment = at if isinstance(at, datetime) else datetime.fromisoformat(at)
                 when = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
                 self.add_sample(None, key, when, float(value))

@@ -101,7 +101,7 @@ class DetectorHost:
             "series": sorted(states),
             "fitted": sum(st.fitted is not None for st in states.values()),
             "fits": sum(st.fits for st in states.values()),
-            "shapes": {name: self.detector.learned_shapes(name) for name in states if self.detector.learned_shapes(name)},
+            "shapes": {name: shapes for name in states if (shapes := self.detector.learned_shapes(name))},
         }
 
 
