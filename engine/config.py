@@ -334,6 +334,8 @@ class Service(Section):
     group: str | None = None
     public: bool = True
     """Whether the service appears on the public status page."""
+    schedule: Name | None = None
+    """The on-call schedule paged first for this service's incidents (policies without levels)."""
 
 
 _SECRET_HEADERS = {
@@ -485,8 +487,9 @@ class AIDetection(Section):
 
 @dataclass(frozen=True)
 class NotifyTarget:
-    """One entry of a level's `notify` list, split: kind is schedule/user/webhook/slack/email/
-    pagerduty/jira and value the name, id, channel or address (empty for pagerduty and jira)."""
+    """One entry of a level's `notify` list, split: kind is schedule/next/user/webhook/slack/email/
+    pagerduty/jira and value the name, id, channel or address (empty for pagerduty and jira).
+    `next:NAME` is whoever takes over on schedule NAME after the person on call now."""
 
     kind: str
     value: str
@@ -495,10 +498,10 @@ class NotifyTarget:
         return f"{self.kind}:{self.value}" if self.value else self.kind
 
 
-NOTIFY_KINDS = ("schedule", "user", "webhook", "slack", "email", "pagerduty", "jira")
+NOTIFY_KINDS = ("schedule", "next", "user", "webhook", "slack", "email", "pagerduty", "jira")
 _NOTIFY_HINT = (
-    'expected "schedule:NAME", "user:ID", "webhook:NAME", "slack:#channel", "email:ADDRESS", '
-    '"pagerduty" or "jira"'
+    'expected "schedule:NAME", "next:NAME", "user:ID", "webhook:NAME", "slack:#channel", '
+    '"email:ADDRESS", "pagerduty" or "jira"'
 )
 
 
@@ -541,7 +544,8 @@ class EscalationLevel(Section):
 class EscalationPolicy(Section):
     immediate_notification: bool = True
     escalate_after_minutes: float = Field(15.0, gt=0)
-    on_call_rotation: bool = False
+    on_call_rotation: bool | None = None
+    """Without `levels`: false pages no person (channels only); absent or true follows the schedules."""
     digest_mode: bool = False
     digest_interval_minutes: float = Field(30.0, gt=0)
     levels: list[EscalationLevel] = Field(default_factory=list)
@@ -1165,6 +1169,12 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(value, str) and value not in users:
             problems.append((path, f"no user with id {_show(value)} ({_known('users', users)})"))
 
+    for i, service in enumerate(raw.get("services") if isinstance(raw.get("services"), list) else []):
+        if isinstance(service, dict) and isinstance(service.get("schedule"), str) and service["schedule"] not in schedules:
+            problems.append(
+                (f"services[{i}].schedule", f"no schedule named {_show(service['schedule'])} ({_known('schedules', schedules)})")
+            )
+
     for i, target in enumerate(raw.get("targets") if isinstance(raw.get("targets"), list) else []):
         if isinstance(target, dict) and isinstance(target.get("service"), str) and target["service"] not in services:
             problems.append(
@@ -1205,7 +1215,7 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                     target = parse_notify(entry)
                 except ValueError:
                     continue  # reported by the schema
-                if target.kind == "schedule" and target.value not in schedules:
+                if target.kind in ("schedule", "next") and target.value not in schedules:
                     problems.append((path, f"no schedule named {_show(target.value)} ({_known('schedules', schedules)})"))
                 elif target.kind == "user":
                     need_user(path, target.value)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from engine.config import CONFIG_FILENAME, ENV_CONFIG, ConfigError, example_config_text, find_config, load_config
 
@@ -61,8 +63,47 @@ async def check_handler(args: argparse.Namespace, ctx: object = None) -> int:
         return EXIT_USAGE
     for warning in config.missing_env():
         print(f"warning: {path}: {warning}", file=sys.stderr)
+    lines, warnings = await escalation_report(config)
+    for warning in warnings:
+        print(f"warning: {path}: {warning}", file=sys.stderr)
     print(f"ok: {path} ({config.summary()})")
+    for line in lines:
+        print(line)
     return EXIT_OK
+
+
+async def escalation_report(config: Any, now: datetime | None = None) -> tuple[list[str], list[str]]:
+    """Per severity, the chain the engine would run for an incident opening `now` (on-call
+    from the file, without run-time overrides), and warnings: a missing policy, a severity
+    that reaches no person."""
+    from zoneinfo import ZoneInfo
+
+    from engine.escalation.chain import chains
+    from engine.escalation.planner import Context
+    from engine.escalation.policy import SEVERITIES, policy_source
+
+    now = now or datetime.now(timezone.utc)
+    warnings: list[str] = []
+    if all(policy_source(config, s) is None for s in SEVERITIES):
+        warnings.append("no [escalation_policy]: no incident pages anyone (add [escalation_policy.critical] and the others)")
+    else:
+        for severity in SEVERITIES:
+            source = policy_source(config, severity)
+            if source is not None and source[0] != severity:
+                warnings.append(f"escalation_policy.{severity} is missing: {severity} incidents follow the {source[0]} policy")
+    when = now.astimezone(ZoneInfo(config.engine.timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
+    lines = [f"escalation (who is on call at {when}):"]
+    for service, chain in await chains(Context.build(config), now):
+        text = chain.text()
+        if service is not None:
+            severity, _, rest = text.partition(": ")
+            text = f"{severity}, service {service}: {rest}"
+        lines.append(f"  {text}")
+        reason = chain.no_person_reason()
+        if reason is not None and chain.policy is not None:
+            where = f" (service {service})" if service else ""
+            warnings.append(f"{chain.severity}{where} reaches no person: {reason}")
+    return lines, warnings
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:

@@ -3,13 +3,14 @@
     pulseguard notifications [--state S] [--incident KEY] [--limit N] [--json]
     pulseguard notifications retry ID
     pulseguard notifications test DESTINATION     # slack:#ops, email:a@b.c, webhook:NAME, pagerduty, jira
+    pulseguard escalation preview --severity S [--service NAME] [--at TIME]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 EXIT_OK = 0
@@ -106,6 +107,51 @@ async def test_cmd(args: argparse.Namespace, ctx: Any) -> int:
     return EXIT_ERROR
 
 
+async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
+    """Who an incident opened at --at would page, level by level (run-time overrides included)."""
+    import sys
+    from zoneinfo import ZoneInfo
+
+    from tortoise import Tortoise
+
+    from engine.escalation.chain import chain_for, minutes
+    from engine.escalation.planner import Context
+    from engine.escalation.policy import SEVERITIES
+    from engine.oncall.cli import parse_when
+
+    config = ctx.config
+    if config is None:
+        raise _usage("no configuration file: escalation policies live in pulseguard.toml (pass --config FILE or run `pulseguard init`)")
+    severity = (args.severity or "").strip().lower()
+    if severity not in SEVERITIES:
+        raise _usage(f"--severity: unknown severity {args.severity!r} (expected one of: {', '.join(SEVERITIES)})")
+    services: list[str] = []
+    if args.service is not None:
+        names = [s.name for s in config.services]
+        if args.service not in names:
+            raise _usage(f"--service: no service named {args.service!r} ({'services: ' + ', '.join(names) if names else 'the configuration has no [[services]]'})")
+        services = [args.service]
+    tz = ZoneInfo(config.engine.timezone)
+    at = parse_when(args.at, tz, "--at") if args.at else datetime.now(timezone.utc)
+    chain = await chain_for(Context.build(config), severity, at, services, conn=Tortoise.get_connection("default"))
+
+    def local(t: datetime) -> str:
+        return t.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z")
+
+    print(f"a {severity} incident{' of ' + args.service if args.service else ''} opened at {local(at)}:")
+    print(f"  {chain.text()}")
+    for step in chain.steps:
+        who = ", ".join(r.short for r in step.recipients) or "nobody reachable"
+        notes = f" ({'; '.join(step.notes)})" if step.notes else ""
+        print(f"  {local(at + timedelta(minutes=step.offset_minutes))}  level {step.level}: {who}{notes}")
+    if chain.reminder_minutes is not None and chain.steps:
+        print(f"  then level {chain.steps[-1].level} again every {minutes(chain.reminder_minutes)} until someone acknowledges")
+    reason = chain.no_person_reason()
+    if reason is not None:
+        print(f"warning: {severity} reaches no person: {reason}", file=sys.stderr)
+    return EXIT_OK
+
+
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
     parents = [common] if common is not None else []
     p = subparsers.add_parser("notifications", help="the notification outbox: list, retry, test a channel", parents=parents)
@@ -121,3 +167,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     c = sub.add_parser("test", help="send a test message to a destination now", parents=parents)
     c.add_argument("destination", help="slack:#channel, email:ADDRESS, webhook:NAME, pagerduty or jira")
     c.set_defaults(handler=test_cmd, needs_db=False)
+
+    p = subparsers.add_parser("escalation", help="who an incident would page, level by level", parents=parents)
+    sub = p.add_subparsers(dest="escalation_command", metavar="COMMAND", required=True, parser_class=subparsers._parser_class)
+    c = sub.add_parser("preview", help="the escalation chain of a severity at a moment", parents=parents)
+    c.add_argument("--severity", required=True, help="critical, high, medium or low")
+    c.add_argument("--service", metavar="NAME", help="the incident's service (its schedule is paged first)")
+    c.add_argument("--at", metavar="TIME", help="when the incident opens (ISO 8601 in the engine's time zone, 'now', '+2h'); default now")
+    c.set_defaults(handler=preview_cmd, needs_db=True)

@@ -136,34 +136,60 @@ def _stream(incident_id: int | None, destination: str) -> str:
 class Recipient:
     destination: str
     label: str  # how the timeline names them: "alice (schedule primary)"
+    user: str | None = None  # a person, when the entry reached one
+    via: str | None = None  # the schedule they were reached through: "primary", "next on primary"
+
+    @property
+    def short(self) -> str:
+        """How a chain names them: "alice (primary)", "#incidents"."""
+        if self.user is None:
+            return self.label
+        return f"{self.user} ({self.via})" if self.via else self.user
 
 
-async def _overrides_at(conn: BaseDBAsyncClient, schedule: str, at: datetime) -> list[Any]:
+def _scheduled(notify: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(e.partition(":")[2] for e in notify if e.partition(":")[0] in ("schedule", "next")))
+
+
+async def overrides_for(conn: BaseDBAsyncClient | None, schedules: Iterable[str], at: datetime) -> dict[str, list[Any]]:
+    """Run-time overrides of these schedules that have not ended by `at` (none without a database)."""
     from engine.oncall.models import OncallOverride
     from engine.oncall.schedule import Override
 
-    rows = await OncallOverride.filter(schedule=schedule, cancelled_at=None, starts_at__lte=at, ends_at__gt=at).using_db(conn).order_by("id")
-    return [Override(r.user, r.starts_at, r.ends_at, r.covers, r.id, r.reason) for r in rows]
+    names = list(schedules)
+    if conn is None or not names:
+        return {}
+    rows = await OncallOverride.filter(schedule__in=names, cancelled_at=None, ends_at__gt=at).using_db(conn).order_by("id")
+    out: dict[str, list[Any]] = {}
+    for r in rows:
+        out.setdefault(r.schedule, []).append(Override(r.user, r.starts_at, r.ends_at, r.covers, r.id, r.reason))
+    return out
 
 
-async def resolve_targets(conn: BaseDBAsyncClient, ctx: Context, notify: Iterable[str], at: datetime) -> tuple[list[Recipient], list[str]]:
-    """Level entries → concrete destinations (schedules become whoever is on call at `at`).
-
-    Returns the recipients and notes on anyone who could not be reached.
-    """
+def resolve_entries(ctx: Context, notify: Iterable[str], at: datetime, overrides: dict[str, list[Any]] | None = None) -> tuple[list[Recipient], list[str]]:
+    """Level entries → concrete destinations at `at` (schedules become whoever is on call then,
+    `next:` whoever takes over after them). Returns the recipients and notes on anyone who
+    could not be reached. The pages sent and every printed chain come from here."""
+    overrides = overrides or {}
     out: list[Recipient] = []
     notes: list[str] = []
 
-    def add_user(user_id: str, why: str) -> None:
+    def add_user(user_id: str, via: str | None) -> None:
+        if via is None:
+            why = ""
+        elif via.startswith("next on "):
+            why = f" (next on schedule {via.removeprefix('next on ')})"
+        else:
+            why = f" (schedule {via})"
         user = ctx.users.get(user_id)
         if user is None or not getattr(user, "email", None):
             notes.append(f"{user_id}{why} has no e-mail address")
             return
-        out.append(Recipient(f"email:{user.email}", f"{user_id}{why}"))
+        out.append(Recipient(f"email:{user.email}", f"{user_id}{why}", user_id, via))
 
     for entry in notify:
         kind, _, value = entry.partition(":")
-        if kind == "schedule":
+        if kind in ("schedule", "next"):
             sched = ctx.schedules.get(value)
             if sched is None:
                 notes.append(f"no schedule {value!r}")
@@ -172,16 +198,24 @@ async def resolve_targets(conn: BaseDBAsyncClient, ctx: Context, notify: Iterabl
                 people = ctx.pagerduty_oncall.get(value) or []
                 if not people:
                     notes.append(f"schedule {value}: PagerDuty has not said who is on call")
-                for uid in people:
-                    add_user(uid, f" (schedule {value})")
+                for uid in people if kind == "schedule" else ():
+                    add_user(uid, value)
                 continue
-            who = sched.who(at, await _overrides_at(conn, value, at))[0]
-            if who is None:
-                notes.append(f"nobody is on call on {value}")
+            extra = overrides.get(value, [])
+            if kind == "schedule":
+                who = sched.who(at, extra)[0]
+                if who is None:
+                    notes.append(f"nobody is on call on {value}")
+                else:
+                    add_user(who, value)
+                continue
+            nxt = sched.next_handoff(at, extra)
+            if nxt is None or nxt.user is None:
+                notes.append(f"nobody takes over after the person on call on {value}")
             else:
-                add_user(who, f" (schedule {value})")
+                add_user(nxt.user, f"next on {value}")
         elif kind == "user":
-            add_user(value, "")
+            add_user(value, None)
         elif kind in ("slack", "email", "webhook", "pagerduty", "jira"):
             out.append(Recipient(entry, describe(entry)))
         else:
@@ -189,6 +223,12 @@ async def resolve_targets(conn: BaseDBAsyncClient, ctx: Context, notify: Iterabl
     seen: set[str] = set()
     unique = [r for r in out if not (r.destination in seen or seen.add(r.destination))]  # type: ignore[func-returns-value]
     return unique, notes
+
+
+async def resolve_targets(conn: BaseDBAsyncClient | None, ctx: Context, notify: Iterable[str], at: datetime) -> tuple[list[Recipient], list[str]]:
+    """`resolve_entries` with the run-time overrides read from the database."""
+    notify = list(notify)
+    return resolve_entries(ctx, notify, at, await overrides_for(conn, _scheduled(notify), at))
 
 
 async def write_notifications(
@@ -384,7 +424,7 @@ def _payload(incident: Incident, kind: str, event: Event | None, **extra: Any) -
 
 
 async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
-    policy = policy_for(ctx.config, incident.severity)
+    policy = policy_for(ctx.config, incident.severity, incident.services or ())
     state: dict[str, Any] = {"generation": 1, "policy": policy.to_json() if policy else None, "level": 0, "round": 0, "next_at": None, "opened_at": _iso(now)}
     digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
     stakeholders = _internal_destinations(ctx, "triggered")
@@ -436,7 +476,9 @@ async def _fire_step(
     kind = kind or policy.step_kind(level, round_)
     names = [r.label for r in recipients]
     payload = _payload(incident, kind, event, level=level, round=round_, recipients=names)
-    digest = policy.digest_interval_minutes if policy.digest_mode else None
+    # Digest mode batches the first notification; an escalation or reminder nobody answered
+    # must reach its person now.
+    digest = policy.digest_interval_minutes if policy.digest_mode and (level, round_) == (1, 1) else None
     dests = [r.destination for r in recipients] + [d for d in extra if d not in {r.destination for r in recipients}]
     await write_notifications(conn, incident, dests, payload, f"{incident.key}:g{generation}:l{level}:r{round_}", digest_minutes=digest, now=now)
     nxt = policy.next_step(level, round_)
@@ -517,7 +559,7 @@ async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident
     # Unacknowledged: the new severity's policy takes over from its first level.
     await _cancel_pending(conn, incident.id)
     old = dict(incident.escalation or {})
-    policy = policy_for(ctx.config, incident.severity)
+    policy = policy_for(ctx.config, incident.severity, incident.services or ())
     state: dict[str, Any] = {**old, "generation": int(old.get("generation") or 0) + 1, "policy": policy.to_json() if policy else None, "level": 0, "round": 0, "next_at": None}
     state.pop("stopped", None)
     if policy is None or not policy.levels:

@@ -3,11 +3,13 @@
 A policy (the `[escalation_policy.<severity>]` table) is copied as JSON onto the incident when
 it opens, so editing the configuration never strands a running escalation. Steps go level by
 level: each level is notified `repeat` times, `escalate_after_minutes` apart, then the next
-level; the last level keeps repeating as a reminder until someone acknowledges.
+level; the last level keeps repeating as a reminder until someone acknowledges. A policy
+that names no levels gets them derived from the schedules (`derived_levels`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +33,10 @@ class Policy:
     digest_mode: bool = False
     digest_interval_minutes: float = 30.0
     levels: tuple[Level, ...] = field(default=())
+    # The severity whose table this is, when the incident's severity has none of its own.
+    follows: str | None = None
+    # True when the levels were derived from the schedules (the table names none).
+    derived: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -51,6 +57,8 @@ class Policy:
             digest_mode=bool(data.get("digest_mode", False)),
             digest_interval_minutes=float(data.get("digest_interval_minutes", 30.0)),
             levels=levels,
+            follows=data.get("follows"),
+            derived=bool(data.get("derived", False)),
         )
 
     def wait_after(self, level: int) -> float:
@@ -81,36 +89,93 @@ class Policy:
         return "reminder"
 
 
-def default_levels(config: Any, on_call_rotation: bool) -> tuple[Level, ...]:
-    """Who hears of an incident whose policy names no levels: the on-call people (when the
-    policy follows the rotation) and the Slack incident channels, else the internal groups."""
-    notify: list[str] = []
-    if on_call_rotation:
-        notify += [f"schedule:{s.name}" for s in config.schedules[:1]]
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+def policy_source(config: Any, severity: str) -> tuple[str, Any] | None:
+    """(severity, table) whose policy a severity follows: its own, else the nearest less
+    severe one, else the nearest more severe one; None when there is no policy at all.
+
+    So the spec's block (critical, high, medium) pages for low too, the medium way.
+    """
+    severity = str(getattr(severity, "value", severity))
+    policies = config.escalation_policy
+    i = SEVERITIES.index(severity)
+    for other in (*SEVERITIES[i:], *reversed(SEVERITIES[:i])):
+        raw = policies.for_severity(other)
+        if raw is not None:
+            return other, raw
+    return None
+
+
+def _people(schedule: Any) -> set[str]:
+    people = set(schedule.users)
+    for layer in schedule.layers:
+        people.update(layer.users)
+    return people
+
+
+def home_schedule(config: Any, services: Sequence[str] = ()) -> str | None:
+    """The schedule paged first: the first of the incident's services that names one, else
+    the first schedule of the file."""
+    names = [s.name for s in config.schedules]
+    for name in services:
+        service = config.service(name)
+        if service is not None and service.schedule in names:
+            return service.schedule
+    return names[0] if names else None
+
+
+def derived_levels(config: Any, raw: Any, services: Sequence[str] = ()) -> tuple[Level, ...]:
+    """The chain of a policy that names no levels.
+
+    Level 1: the on-call person of the home schedule and the Slack incident channels. Then
+    each later schedule of the file in turn (not another service's own schedule); with none,
+    whoever takes over next on the home schedule's rotation. The last level repeats as the
+    reminder. `on_call_rotation = false` pages no person: the channels only.
+    """
+    channels: list[str] = []
     slack = config.integrations.slack
     if slack is not None:
-        notify += [f"slack:{c}" for c in slack.incident_channels]
-    if not notify:
+        channels += [f"slack:{c}" for c in slack.incident_channels]
+    if not channels:
         internal = config.notifications.internal
-        notify += [f"slack:{c}" for c in internal.slack_channels if slack is not None]
-        notify += [f"email:{a}" for a in internal.email_groups if config.integrations.email is not None]
-    return (Level(tuple(notify)),) if notify else ()
+        channels += [f"slack:{c}" for c in internal.slack_channels if slack is not None]
+        channels += [f"email:{a}" for a in internal.email_groups if config.integrations.email is not None]
+    home = home_schedule(config, services) if raw.on_call_rotation is not False else None
+    if home is None:
+        return (Level(tuple(channels)),) if channels else ()
+    owned = {s.schedule for s in config.services if s.schedule} - {home}
+    names = [s.name for s in config.schedules]
+    later = [n for n in names[names.index(home) + 1:] if n not in owned]
+    levels = [Level((f"schedule:{home}", *channels))]
+    levels += [Level((f"schedule:{n}",)) for n in later]
+    sched = config.schedule(home)
+    if not later and not sched.pagerduty_schedule and len(_people(sched)) > 1:
+        levels.append(Level((f"next:{home}",)))
+    return tuple(levels)
 
 
-def policy_for(config: Any, severity: str) -> Policy | None:
-    """The policy in force for a severity, or None when the configuration has none."""
-    raw = config.escalation_policy.for_severity(severity)
-    if raw is None:
+def policy_for(config: Any, severity: str, services: Sequence[str] = ()) -> Policy | None:
+    """The policy in force for a severity (and the incident's services), or None when the
+    configuration has none. The one place a chain is derived: the planner, `config check`
+    and `escalation preview` all use it."""
+    found = policy_source(config, severity)
+    if found is None:
         return None
+    source, raw = found
     levels = tuple(Level(tuple(lv.notify), lv.repeat, lv.escalate_after_minutes) for lv in raw.levels)
-    if not levels:
-        levels = default_levels(config, raw.on_call_rotation)
+    derived = not levels
+    if derived:
+        levels = derived_levels(config, raw, services)
     return Policy(
-        severity=str(severity),
+        severity=str(getattr(severity, "value", severity)),
         immediate_notification=raw.immediate_notification,
         escalate_after_minutes=raw.escalate_after_minutes,
-        on_call_rotation=raw.on_call_rotation,
+        on_call_rotation=raw.on_call_rotation is not False,
         digest_mode=raw.digest_mode,
         digest_interval_minutes=raw.digest_interval_minutes,
         levels=levels,
+        follows=None if source == str(getattr(severity, "value", severity)) else source,
+        derived=derived,
     )
