@@ -56,7 +56,94 @@ incident_channels = ["#inc"]
     assert crit is not None and crit.escalate_after_minutes == 0.5
     # no levels written: the on-call person and the incident channels
     assert crit.levels == (Level(("schedule:primary", "slack:#inc")),)
-    assert policy_for(cfg, "low") is None
+    # low has no table: it follows the nearest policy (high), never silently nobody
+    low = policy_for(cfg, "low")
+    assert low is not None and low.follows == "high" and low.levels == (Level(("schedule:primary", "slack:#inc")),)
+    assert policy_for(parse_config_text(""), "low") is None
+
+
+SPEC = """
+[escalation_policy.critical]
+immediate_notification = true
+escalate_after_minutes = 5
+on_call_rotation = true
+[escalation_policy.high]
+immediate_notification = true
+escalate_after_minutes = 15
+[escalation_policy.medium]
+digest_mode = true
+escalate_after_minutes = 60
+
+[[users]]
+id = "alice"
+[[users]]
+id = "bob"
+[[users]]
+id = "carol"
+[integrations.slack]
+incident_channels = ["#incidents"]
+"""
+
+
+def test_the_spec_policy_without_levels_pages_a_person_and_escalates_to_the_next_schedule():
+    cfg = parse_config_text(SPEC + """
+[[schedules]]
+name = "primary"
+users = ["alice", "carol"]
+[[schedules]]
+name = "secondary"
+users = ["bob"]
+""")
+    chain = (Level(("schedule:primary", "slack:#incidents")), Level(("schedule:secondary",)))
+    for severity, after in (("critical", 5), ("high", 15), ("medium", 60)):
+        p = policy_for(cfg, severity)
+        assert p is not None and p.levels == chain and p.derived and p.escalate_after_minutes == after
+        assert steps(p, 4) == [(1, 1, 0.0), (2, 1, after), (2, 2, after), (2, 3, after)]
+    assert policy_for(cfg, "medium").digest_mode  # type: ignore[union-attr]
+    low = policy_for(cfg, "low")
+    assert low is not None and low.follows == "medium" and low.digest_mode and low.levels == chain
+
+
+def test_the_incident_service_schedule_is_paged_first_and_other_services_schedules_are_skipped():
+    cfg = parse_config_text(SPEC + """
+[[services]]
+name = "web"
+schedule = "web-oncall"
+[[services]]
+name = "db"
+schedule = "db-oncall"
+
+[[schedules]]
+name = "web-oncall"
+users = ["alice"]
+[[schedules]]
+name = "db-oncall"
+users = ["carol"]
+[[schedules]]
+name = "managers"
+users = ["bob"]
+""")
+    assert policy_for(cfg, "high", ["db"]).levels == (  # type: ignore[union-attr]
+        Level(("schedule:db-oncall", "slack:#incidents")), Level(("schedule:managers",)))
+    # web's escalation never walks into the db team's schedule
+    assert policy_for(cfg, "high", ["web"]).levels == (  # type: ignore[union-attr]
+        Level(("schedule:web-oncall", "slack:#incidents")), Level(("schedule:managers",)))
+    # no service (or one without a schedule): the first schedule
+    assert policy_for(cfg, "high").levels[0].notify[0] == "schedule:web-oncall"  # type: ignore[union-attr]
+
+
+def test_one_schedule_escalates_to_the_rotations_next_person_and_false_pages_nobody():
+    cfg = parse_config_text(SPEC + """
+[[schedules]]
+name = "only"
+users = ["alice", "bob"]
+[escalation_policy.low]
+on_call_rotation = false
+""")
+    assert policy_for(cfg, "high").levels == (Level(("schedule:only", "slack:#incidents")), Level(("next:only",)))  # type: ignore[union-attr]
+    assert policy_for(cfg, "low").levels == (Level(("slack:#incidents",)),)  # type: ignore[union-attr]
+    solo = parse_config_text(SPEC + '[[schedules]]\nname = "solo"\nusers = ["alice"]\n')
+    assert policy_for(solo, "high").levels == (Level(("schedule:solo", "slack:#incidents")),)  # type: ignore[union-attr]
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap():

@@ -1,0 +1,206 @@
+"""`pulseguard config check` prints each severity's escalation chain, and `pulseguard
+escalation preview` shows it for a moment: real subprocesses, real databases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+
+SPEC_BLOCK = """
+[escalation_policy.critical]
+immediate_notification = true
+escalate_after_minutes = 5
+on_call_rotation = true
+
+[escalation_policy.high]
+immediate_notification = true
+escalate_after_minutes = 15
+
+[escalation_policy.medium]
+digest_mode = true
+escalate_after_minutes = 60
+"""
+
+PEOPLE = """
+[engine]
+timezone = "UTC"
+[[users]]
+id = "alice"
+email = "alice@example.com"
+[[users]]
+id = "bob"
+email = "bob@example.com"
+[[users]]
+id = "carol"
+email = "carol@example.com"
+[[users]]
+id = "dave"
+email = "dave@example.com"
+[[users]]
+id = "erin"
+email = "erin@example.com"
+
+[[services]]
+name = "search"
+schedule = "search-oncall"
+[[services]]
+name = "web"
+
+[integrations.slack]
+incident_channels = ["#incidents"]
+"""
+
+FIXED = SPEC_BLOCK + PEOPLE + """
+[[schedules]]
+name = "primary"
+users = ["alice"]
+[[schedules]]
+name = "secondary"
+users = ["bob"]
+[[schedules]]
+name = "search-oncall"
+users = ["dave"]
+"""
+
+ROTATING = SPEC_BLOCK + PEOPLE + """
+[[schedules]]
+name = "primary"
+rotation = "weekly"
+handoff = "monday 09:00"
+start = 2026-03-02
+users = ["alice", "carol"]
+[[schedules]]
+name = "secondary"
+users = ["bob"]
+[[schedules]]
+name = "search-oncall"
+rotation = "daily"
+handoff = "09:00"
+start = 2026-03-02
+users = ["dave", "erin"]
+"""
+
+
+def check(tmp_path: Path, text: str) -> tuple[int, list[str], list[str]]:
+    path = tmp_path / "pulseguard.toml"
+    path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+    proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "config", "check", str(path)],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert "Traceback" not in proc.stderr
+    return proc.returncode, proc.stdout.splitlines(), [line.replace(f"{path}: ", "") for line in proc.stderr.splitlines()]
+
+
+def test_config_check_prints_the_chain_of_every_severity_and_warns_on_a_missing_policy(tmp_path):
+    code, out, err = check(tmp_path, FIXED)
+    assert code == 0, err
+    chains = [line.strip() for line in out[2:]]
+    assert out[1].startswith("escalation (who is on call at ")
+    assert chains == [
+        "critical: now alice (primary), #incidents; +5 min bob (secondary); then every 5 min",
+        "critical, service search: now dave (search-oncall), #incidents; then every 5 min",
+        "high: now alice (primary), #incidents; +15 min bob (secondary); then every 15 min",
+        "high, service search: now dave (search-oncall), #incidents; then every 15 min",
+        "medium: in the digest within 30 min alice (primary), #incidents; +60 min bob (secondary); then every 60 min",
+        "medium, service search: in the digest within 30 min dave (search-oncall), #incidents; then every 60 min",
+        "low (follows the medium policy): in the digest within 30 min alice (primary), #incidents; +60 min bob (secondary); then every 60 min",
+        "low (follows the medium policy), service search: in the digest within 30 min dave (search-oncall), #incidents; then every 60 min",
+    ]
+    assert err == ["warning: escalation_policy.low is missing: low incidents follow the medium policy"]
+
+
+def test_config_check_warns_when_a_severity_reaches_no_person(tmp_path):
+    # The spec's block with no schedules: the channels hear of it, nobody is paged.
+    code, out, err = check(tmp_path, SPEC_BLOCK + '[integrations.slack]\nincident_channels = ["#incidents"]\n')
+    assert code == 0
+    assert "  high: now #incidents; then every 15 min" in out
+    assert "warning: high reaches no person: there are no [[schedules]] to take the on-call person from" in err
+    assert sum("reaches no person" in line for line in err) == 4
+
+    explicit = FIXED + '[[escalation_policy.low.levels]]\nnotify = ["slack:#low"]\n'
+    code, out, err = check(tmp_path, explicit)
+    assert code == 0 and "  low: now #low; then every 15 min" in out
+    assert err == ["warning: low reaches no person: its levels name only channels (add schedule:NAME or user:ID)"]
+
+    quiet = FIXED + "[escalation_policy.low]\non_call_rotation = false\n"
+    code, out, err = check(tmp_path, quiet)
+    assert "  low: now #incidents; then every 15 min" in out
+    assert err == ["warning: low reaches no person: on_call_rotation = false and no levels: only channels are notified"]
+
+
+def test_config_check_warns_when_there_is_no_policy_at_all(tmp_path):
+    code, out, err = check(tmp_path, PEOPLE + '[[schedules]]\nname = "search-oncall"\nusers = ["dave"]\n')
+    assert code == 0
+    assert "  high: no escalation policy: pages nobody; #incidents hear of it" in out
+    assert err == ["warning: no [escalation_policy]: no incident pages anyone (add [escalation_policy.critical] and the others)"]
+
+
+def test_config_check_refuses_a_service_schedule_that_does_not_exist(tmp_path):
+    code, out, err = check(tmp_path, FIXED.replace('schedule = "search-oncall"', 'schedule = "serch"'))
+    assert code == 2 and out == []
+    assert err == ['error: services[0].schedule: no schedule named "serch" (schedules: primary, secondary, search-oncall)']
+
+
+@pytest.fixture
+def rotating(tmp_path: Path) -> Path:
+    path = tmp_path / "pulseguard.toml"
+    path.write_text(ROTATING)
+    return path
+
+
+def preview(database, config: Path, *args: str):
+    return run_cli(database, "escalation", "preview", "--config", str(config), *args)
+
+
+def test_preview_shows_who_is_paged_at_a_moment_and_for_a_service(migrated_database, rotating):
+    first = preview(migrated_database, rotating, "--severity", "high", "--at", "2026-03-02T10:00")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "a high incident opened at Mon 2026-03-02 10:00 UTC:",
+        "  high: now alice (primary), #incidents; +15 min bob (secondary); then every 15 min",
+        "  Mon 2026-03-02 10:00 UTC  level 1: alice (primary), #incidents",
+        "  Mon 2026-03-02 10:15 UTC  level 2: bob (secondary)",
+        "  then level 2 again every 15 min until someone acknowledges",
+    ]
+    week_later = preview(migrated_database, rotating, "--severity", "critical", "--at", "2026-03-09T10:00")
+    assert week_later.stdout.splitlines()[1] == "  critical: now carol (primary), #incidents; +5 min bob (secondary); then every 5 min"
+
+    search = preview(migrated_database, rotating, "--severity", "medium", "--service", "search", "--at", "2026-03-03T07:00")
+    assert search.returncode == 0, search.stderr
+    # search's own schedule first (dave until 09:00), then whoever takes over on its rotation
+    assert search.stdout.splitlines()[1] == (
+        "  medium: in the digest within 30 min dave (search-oncall), #incidents; +60 min erin (next on search-oncall); then every 60 min"
+    )
+    web = preview(migrated_database, rotating, "--severity", "medium", "--service", "web", "--at", "2026-03-03T07:00")
+    assert "alice (primary)" in web.stdout.splitlines()[1]  # a service without a schedule: the first one
+
+
+def test_preview_follows_run_time_overrides(migrated_database, rotating):
+    before = preview(migrated_database, rotating, "--severity", "high", "--at", "+25h")
+    assert "bob (primary)" not in before.stdout
+    made = run_cli(migrated_database, "oncall", "override", "bob", "--schedule", "primary",
+                   "--from", "+24h", "--to", "+26h", "--config", str(rotating))
+    assert made.returncode == 0, made.stderr
+    proc = preview(migrated_database, rotating, "--severity", "high", "--at", "+25h")
+    assert proc.stdout.splitlines()[1].startswith("  high: now bob (primary), #incidents; +15 min bob (secondary)")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--severity", "urgent"], "error: --severity: unknown severity 'urgent' (expected one of: critical, high, medium, low)"),
+        (["--severity", "high", "--service", "serch"], "error: --service: no service named 'serch' (services: search, web)"),
+        (["--severity", "high", "--at", "tomorrow"],
+         "error: --at: 'tomorrow' is not a time (expected ISO 8601 like 2026-03-30T09:00, 'now', '+2h' or '-1d')"),
+    ],
+)
+def test_preview_bad_input_is_one_line_and_exit_2(migrated_database, rotating, args, message):
+    proc = preview(migrated_database, rotating, *args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [message]
