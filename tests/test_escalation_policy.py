@@ -156,3 +156,17 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
     assert len({round(d, 6) for d in delays}) == len(delays)  # jittered, not lock-step
     assert r.delay(3, retry_after=45) == 45  # the receiver's Retry-After wins when longer
     assert r.delay(3, retry_after=3600) == 60  # but never beyond the cap
+
+
+def test_next_is_a_recipient_and_names_a_real_schedule():
+    from engine.config import ConfigError
+
+    base = '[[users]]\nid = "a"\n[[schedules]]\nname = "s"\nusers = ["a"]\n[[escalation_policy.high.levels]]\n'
+    cfg = parse_config_text(base + 'notify = ["schedule:s", "next:s"]\n')
+    assert policy_for(cfg, "high").levels == (Level(("schedule:s", "next:s")),)  # type: ignore[union-attr]
+    try:
+        parse_config_text(base + 'notify = ["next:t"]\n')
+    except ConfigError as exc:
+        assert exc.problems == ['pulseguard.toml: escalation_policy.high.levels[0].notify[0]: no schedule named "t" (schedules: s)']
+    else:
+        raise AssertionError("next:t was accepted")
