@@ -177,6 +177,9 @@ def test_preview_shows_who_is_paged_at_a_moment_and_for_a_service(migrated_datab
     assert search.stdout.splitlines()[1] == (
         "  medium: in the digest within 30 min dave (search-oncall), #incidents; +60 min erin (next on search-oncall); then every 60 min"
     )
+    # erin takes over at 09:00, before level 2 fires at 09:30: level 2 is still erin, not dave again
+    handoff = preview(migrated_database, rotating, "--severity", "medium", "--service", "search", "--at", "2026-03-03T08:30")
+    assert handoff.stdout.splitlines()[1].endswith("dave (search-oncall), #incidents; +60 min erin (next on search-oncall); then every 60 min")
     web = preview(migrated_database, rotating, "--severity", "medium", "--service", "web", "--at", "2026-03-03T07:00")
     assert "alice (primary)" in web.stdout.splitlines()[1]  # a service without a schedule: the first one
 

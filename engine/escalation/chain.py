@@ -105,7 +105,7 @@ async def chain_for(ctx: Context, severity: str, at: datetime, services: tuple[s
         if level not in seen:
             seen.add(level)
             lv = policy.levels[level - 1]
-            recipients, notes = await resolve_targets(conn, ctx, lv.notify, at + timedelta(minutes=offset))
+            recipients, notes = await resolve_targets(conn, ctx, lv.notify, at + timedelta(minutes=offset), at)
             chain.steps.append(Step(level, offset, recipients, notes, lv.repeat, policy.wait_after(level)))
         nxt = policy.next_step(level, round_)
         if nxt is None:

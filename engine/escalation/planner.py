@@ -166,11 +166,16 @@ async def overrides_for(conn: BaseDBAsyncClient | None, schedules: Iterable[str]
     return out
 
 
-def resolve_entries(ctx: Context, notify: Iterable[str], at: datetime, overrides: dict[str, list[Any]] | None = None) -> tuple[list[Recipient], list[str]]:
-    """Level entries → concrete destinations at `at` (schedules become whoever is on call then,
-    `next:` whoever takes over after them). Returns the recipients and notes on anyone who
-    could not be reached. The pages sent and every printed chain come from here."""
+def resolve_entries(
+    ctx: Context, notify: Iterable[str], at: datetime, overrides: dict[str, list[Any]] | None = None, since: datetime | None = None
+) -> tuple[list[Recipient], list[str]]:
+    """Level entries → concrete destinations at `at` (schedules become whoever is on call then).
+    `next:` is whoever takes over after the person on call at `since` (the incident's opening),
+    so a hand-off between two levels never pages the first person twice. Returns the
+    recipients and notes on anyone who could not be reached. The pages sent and every printed
+    chain come from here."""
     overrides = overrides or {}
+    since = min(since, at) if since is not None else at
     out: list[Recipient] = []
     notes: list[str] = []
 
@@ -209,7 +214,7 @@ def resolve_entries(ctx: Context, notify: Iterable[str], at: datetime, overrides
                 else:
                     add_user(who, value)
                 continue
-            nxt = sched.next_handoff(at, extra)
+            nxt = sched.next_handoff(since, extra)
             if nxt is None or nxt.user is None:
                 notes.append(f"nobody takes over after the person on call on {value}")
             else:
@@ -225,10 +230,13 @@ def resolve_entries(ctx: Context, notify: Iterable[str], at: datetime, overrides
     return unique, notes
 
 
-async def resolve_targets(conn: BaseDBAsyncClient | None, ctx: Context, notify: Iterable[str], at: datetime) -> tuple[list[Recipient], list[str]]:
+async def resolve_targets(
+    conn: BaseDBAsyncClient | None, ctx: Context, notify: Iterable[str], at: datetime, since: datetime | None = None
+) -> tuple[list[Recipient], list[str]]:
     """`resolve_entries` with the run-time overrides read from the database."""
     notify = list(notify)
-    return resolve_entries(ctx, notify, at, await overrides_for(conn, _scheduled(notify), at))
+    start = min(since, at) if since is not None else at
+    return resolve_entries(ctx, notify, at, await overrides_for(conn, _scheduled(notify), start), since)
 
 
 async def write_notifications(
@@ -472,7 +480,7 @@ async def _fire_step(
 ) -> None:
     """Notify one level (plus `extra` stakeholders), record it, and plan the next step."""
     generation = int(state.get("generation") or 1)
-    recipients, notes = await resolve_targets(conn, ctx, policy.levels[level - 1].notify, now)
+    recipients, notes = await resolve_targets(conn, ctx, policy.levels[level - 1].notify, now, incident.created_at)
     kind = kind or policy.step_kind(level, round_)
     names = [r.label for r in recipients]
     payload = _payload(incident, kind, event, level=level, round=round_, recipients=names)
