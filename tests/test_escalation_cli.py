@@ -207,3 +207,17 @@ def test_preview_bad_input_is_one_line_and_exit_2(migrated_database, rotating, a
     proc = preview(migrated_database, rotating, *args)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.splitlines() == [message]
+
+
+def test_config_check_names_a_pagerduty_schedule_as_pagerdutys_on_call(tmp_path):
+    text = SPEC_BLOCK + """
+[[schedules]]
+name = "pd"
+pagerduty_schedule = "PABC123"
+[integrations.pagerduty]
+on_call_schedule = true
+"""
+    code, out, err = check(tmp_path, text)
+    assert code == 0
+    assert "  critical: now PagerDuty's on-call (pd); then every 5 min" in out
+    assert not [line for line in err if "reaches no person" in line]

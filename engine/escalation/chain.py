@@ -106,6 +106,7 @@ async def chain_for(ctx: Context, severity: str, at: datetime, services: tuple[s
             seen.add(level)
             lv = policy.levels[level - 1]
             recipients, notes = await resolve_targets(conn, ctx, lv.notify, at + timedelta(minutes=offset), at)
+            _pagerduty_placeholders(ctx, lv.notify, recipients, notes)
             chain.steps.append(Step(level, offset, recipients, notes, lv.repeat, policy.wait_after(level)))
         nxt = policy.next_step(level, round_)
         if nxt is None:
@@ -116,6 +117,20 @@ async def chain_for(ctx: Context, severity: str, at: datetime, services: tuple[s
         level, round_ = nxt[0], nxt[1]
         offset += nxt[2]
     return chain
+
+
+def _pagerduty_placeholders(ctx: Context, notify: tuple[str, ...], recipients: list[Recipient], notes: list[str]) -> None:
+    """A schedule that takes its person from PagerDuty is only known to the running engine
+    (it asks PagerDuty): name it as such instead of calling it unreachable."""
+    for entry in notify:
+        kind, _, name = entry.partition(":")
+        sched = ctx.schedules.get(name) if kind == "schedule" else None
+        if sched is None or not (sched.source or "").startswith("pagerduty:") or ctx.pagerduty_oncall.get(name):
+            continue
+        note = f"schedule {name}: PagerDuty has not said who is on call"
+        if note in notes:
+            notes.remove(note)
+            recipients.append(Recipient(f"pagerduty-oncall:{name}", f"PagerDuty's on-call ({name})", "PagerDuty's on-call", name))
 
 
 async def chains(ctx: Context, at: datetime, conn: Any = None) -> list[tuple[str | None, Chain]]:
