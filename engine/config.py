@@ -489,7 +489,8 @@ class AIDetection(Section):
 class NotifyTarget:
     """One entry of a level's `notify` list, split: kind is schedule/next/user/webhook/slack/email/
     pagerduty/jira and value the name, id, channel or address (empty for pagerduty and jira).
-    `next:NAME` is whoever takes over on schedule NAME after the person on call now."""
+    `next:NAME` is whoever takes over on schedule NAME after the person on call when the
+    incident opened."""
 
     kind: str
     value: str
