@@ -87,15 +87,12 @@ def _page_query(filters: dict[str, Any]) -> Any:
     unassigned), number, text (words that must all appear in the title)."""
     from tortoise.expressions import Q, RawSQL
 
-    from engine.domain import Severity, Status, parse_enum
+    from engine.domain import Severity, parse_enum
     from engine.models import Incident
 
     query = Incident.all()
-    statuses = [s for s in filters.get("statuses") or [] if s != "open"]
-    if statuses or "open" in (filters.get("statuses") or []):
-        wanted = {parse_enum(Status, s, "status").value for s in statuses}
-        if "open" in (filters.get("statuses") or []):
-            wanted |= {s.value for s in OPEN_STATUSES}
+    wanted = queries.status_filter(filters.get("statuses"))
+    if wanted:
         query = query.filter(status__in=sorted(wanted))
     elif not filters.get("include_resolved"):
         query = query.filter(status__in=[s.value for s in OPEN_STATUSES])

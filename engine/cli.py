@@ -249,12 +249,15 @@ async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
         print("\nComments")
         for c in data["comments"]:
             mark = " [internal]" if c["internal_only"] else ""
-            print(f"  {short_time(c['created_at'])}  {c['author']}{mark}: {c['content']}")
+            who = f"{c['on_behalf_of']} via {c['author']}" if c.get("on_behalf_of") else c["author"]
+            when = f"{short_time(c['stated_at'])} (stated)" if c.get("stated_at") else short_time(c["created_at"])
+            print(f"  {when}  {who}{mark}: {c['content']}")
     if data["updates"]:
         print("\nStatus updates")
         for u in data["updates"]:
             mark = "public" if u["public"] else "internal"
-            print(f"  {short_time(u['created_at'])}  {u['author']} ({u['status']}, {mark}): {u['message']}")
+            when = f"{short_time(u['stated_at'])} (stated)" if u.get("stated_at") else short_time(u["created_at"])
+            print(f"  {when}  {u['author']} ({u['status']}, {mark}): {u['message']}")
     if data["evidence"]:
         print("\nEvidence")
         for e in data["evidence"]:

@@ -107,6 +107,11 @@ class Comment(Model):
     content = fields.TextField()
     internal_only = fields.BooleanField(default=False)
     created_at = fields.DatetimeField()
+    # When the writer says it happened (back-filled notes); created_at stays the server's time.
+    stated_at = fields.DatetimeField(null=True)
+    # A display author named by an integration posting for someone; `author` stays the
+    # authenticated actor, so the record never claims more than the token proved.
+    on_behalf_of = fields.CharField(max_length=200, null=True)
 
     class Meta:
         table = "comment"
@@ -120,6 +125,7 @@ class StatusUpdate(Model):
     public = fields.BooleanField(default=True)
     author = fields.CharField(max_length=64)
     created_at = fields.DatetimeField()
+    stated_at = fields.DatetimeField(null=True)  # when the writer says it happened (back-filling)
 
     class Meta:
         table = "status_update"

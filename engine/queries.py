@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,11 +40,9 @@ async def list_incidents(
 ) -> list[dict[str, Any]]:
     """Incidents sorted by severity (worst first), then newest first."""
     query = Incident.all()
-    if status:
-        if status == "open":
-            query = query.filter(status__in=[s.value for s in OPEN_STATUSES])
-        else:
-            query = query.filter(status=parse_enum(Status, status, "status").value)
+    wanted = status_filter(status)
+    if wanted:
+        query = query.filter(status__in=wanted)
     elif not include_resolved:
         query = query.filter(status__in=[s.value for s in OPEN_STATUSES])
     if severity:
@@ -59,6 +58,19 @@ async def list_incidents(
     rank = {s.value: i for i, s in enumerate(SEVERITY_ORDER)}
     rows.sort(key=lambda r: rank.get(r["severity"], 9))  # stable: newest first within a severity
     return [incident_row(r) for r in rows[offset : offset + limit]]
+
+
+def status_filter(status: str | Sequence[str] | None) -> list[str]:
+    """The statuses a filter names: one status, `open` (every open status), or several as a
+    list or comma-separated (`investigating,identified`)."""
+    names = [status] if isinstance(status, str) else list(status or [])
+    wanted: list[str] = []
+    for part in (p.strip() for name in names for p in str(name).split(",")):
+        if not part:
+            continue
+        values = [s.value for s in OPEN_STATUSES] if part.lower() == "open" else [parse_enum(Status, part, "status").value]
+        wanted += [v for v in values if v not in wanted]
+    return wanted
 
 
 async def get_incident(key: str | int) -> Incident:
@@ -77,8 +89,8 @@ def incident_dict(incident: Incident) -> dict[str, Any]:
 
 
 _CHILDREN = {
-    "comments": (Comment, ("id", "author", "content", "internal_only", "created_at")),
-    "updates": (StatusUpdate, ("id", "status", "message", "public", "author", "created_at")),
+    "comments": (Comment, ("id", "author", "content", "internal_only", "created_at", "stated_at", "on_behalf_of")),
+    "updates": (StatusUpdate, ("id", "status", "message", "public", "author", "created_at", "stated_at")),
     "evidence": (Evidence, ("id", "kind", "url", "path", "content", "range_from", "range_to", "description",
                             "added_by", "created_at")),
     "followups": (FollowUp, ("id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key",

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from engine.analysis import SECTIONS, validate_analysis, validate_section
 from engine.domain import (
     DEFAULT_ROOT_CAUSE_CATEGORIES,
     OPEN_STATUSES,
@@ -118,6 +119,33 @@ def _when(at: datetime | None) -> datetime:
     return at
 
 
+# A stated time may run this far ahead of the server's clock (client clocks drift); later is refused.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+def _stated(value: datetime | None, now: datetime, field: str = "timestamp") -> datetime | None:
+    """When the writer says something happened: never in the future (beyond clock skew)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(field, "must carry a time zone (e.g. 2024-01-17T10:35:00Z)")
+    if value > now + CLOCK_SKEW:
+        raise InvalidInput(field, f"{value.isoformat()} is in the future (the server's time is {now.isoformat(timespec='seconds')})")
+    return min(value, now)
+
+
+def _display_name(value: str | None, field: str) -> str | None:
+    """A free-text display name (an e-mail address, "Jan de Vries"): printable, at most 200."""
+    if value is None or not str(value).strip():
+        return None
+    text = " ".join(str(value).split())
+    if len(text) > 200:
+        raise InvalidInput(field, f"is {len(text)} characters long (at most 200)")
+    if not text.isprintable():
+        raise InvalidInput(field, "must not contain control characters")
+    return text
+
+
 # --- transaction plumbing -----------------------------------------------------------------
 
 
@@ -209,6 +237,7 @@ async def create_incident(
     service_names = _names(services, "service")
     tag_names = _names(tags, "tag")
     assignee = _name(assignee, "assignee")
+    analysis = validate_analysis(analysis)
     now = _when(at)
     if detected_at is not None and detected_at.tzinfo is None:
         raise InvalidInput("detected_at", "must carry a time zone")
@@ -401,23 +430,42 @@ async def set_tags(
 
 
 async def comment(
-    key: str | int, content: str, actor: str, *, internal_only: bool = False, at: datetime | None = None
+    key: str | int,
+    content: str,
+    actor: str,
+    *,
+    internal_only: bool = False,
+    at: datetime | None = None,
+    stated_at: datetime | None = None,
+    on_behalf_of: str | None = None,
 ) -> Comment:
+    """A comment by `actor`. `stated_at` back-fills when it was said (created_at stays now);
+    `on_behalf_of` names the person an integration writes for (shown as "NAME via ACTOR")."""
     actor = _actor(actor)
     content = _text(content, "comment")
     now = _when(at)
+    stated = _stated(stated_at, now)
+    behalf = _display_name(on_behalf_of, "author")
+    if behalf is not None and behalf.lower() == actor.lower():
+        behalf = None  # the actor naming itself
     async with in_transaction() as conn:
         incident = await _locked(conn, key, now)
         row = await Comment.create(
-            incident=incident, author=actor, content=content, internal_only=internal_only, created_at=now, using_db=conn
+            incident=incident, author=actor, content=content, internal_only=internal_only, created_at=now,
+            stated_at=stated, on_behalf_of=behalf, using_db=conn,
         )
+        data: dict[str, Any] = {"comment_id": row.id, "internal_only": internal_only}
+        if stated is not None:
+            data["stated_at"] = stated.isoformat()
+        if behalf is not None:
+            data["on_behalf_of"] = behalf
         await _append_event(
             conn,
             incident,
             "commented",
             actor,
-            ("internal comment: " if internal_only else "comment: ") + content,
-            {"comment_id": row.id, "internal_only": internal_only},
+            ("internal comment: " if internal_only else "comment: ") + (f"({behalf}) " if behalf else "") + content,
+            data,
             now,
         )
     return row
@@ -431,14 +479,17 @@ async def post_update(
     public: bool = True,
     status: str | None = None,
     at: datetime | None = None,
+    stated_at: datetime | None = None,
 ) -> StatusUpdate:
-    """A status update (public communication). With `status`, also moves the incident there."""
+    """A status update (public communication). With `status`, also moves the incident there.
+    `stated_at` back-fills when it was posted; created_at and the status change stay now."""
     actor = _actor(actor)
     message = _text(message, "message")
     new = parse_enum(Status, status, "status").value if status else None
     if new is not None and new not in {s.value for s in SETTABLE_STATUSES}:
         raise IllegalTransition(f"a status update cannot move an incident to {new}")
     now = _when(at)
+    stated = _stated(stated_at, now)
     async with in_transaction() as conn:
         incident = await _locked(conn, key, now)
         _require_open(incident, "post an update")
@@ -451,15 +502,19 @@ async def post_update(
         incident.updated_at = now
         await incident.save(using_db=conn)
         row = await StatusUpdate.create(
-            incident=incident, status=incident.status, message=message, public=public, author=actor, created_at=now, using_db=conn
+            incident=incident, status=incident.status, message=message, public=public, author=actor, created_at=now,
+            stated_at=stated, using_db=conn,
         )
+        data = {"update_id": row.id, "public": public, "from": old, "to": incident.status}
+        if stated is not None:
+            data["stated_at"] = stated.isoformat()
         await _append_event(
             conn,
             incident,
             "status_update",
             actor,
             ("public update" if public else "internal update") + f" ({incident.status}): {message}",
-            {"update_id": row.id, "public": public, "from": old, "to": incident.status},
+            data,
             now,
         )
     return row
@@ -728,16 +783,16 @@ async def record_event(
         return await _append_event(conn, incident, kind, actor, summary, data, now)
 
 
-ANALYSIS_SECTIONS = ("pattern", "correlation", "anomaly")
+ANALYSIS_SECTIONS = SECTIONS
 
 
 async def set_analysis(
     key: str | int, section: str, data: dict[str, Any] | None, actor: str, *, at: datetime | None = None
 ) -> Incident:
-    """Store a detector's analysis (pattern recognition, correlation) on the incident."""
+    """Store a detector's analysis (pattern recognition, correlation) on the incident, in the
+    shape engine.analysis defines (InvalidInput naming the field when it does not fit)."""
     actor = _actor(actor)
-    if section not in ANALYSIS_SECTIONS:
-        raise InvalidInput("section", f"unknown analysis section {section!r} (expected one of: {', '.join(ANALYSIS_SECTIONS)})")
+    data = validate_section(section, data)
     now = _when(at)
     async with in_transaction() as conn:
         incident = await _locked(conn, key, now)

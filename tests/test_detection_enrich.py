@@ -58,3 +58,27 @@ async def test_set_analysis_rejects_unknown_sections(db):
     inc = await services.create_incident(title="x", severity="low", actor="x")
     with pytest.raises(InvalidInput):
         await services.set_analysis(inc.key, "horoscope", {}, "x")
+
+
+async def test_analysis_has_one_shape_checked_on_every_write(db):
+    inc = await services.create_incident(title="x", severity="low", actor="x")
+    change = {"series": "checkout-api/response_time", "kind": "sudden_jump", "label": "sudden jump",
+              "onset": "2026-01-01T10:00:00+00:00", "magnitude": 12.0, "before": 100.0, "after": 900.0,
+              "relative_change": 8.0, "score": 3.0}
+    # The list an earlier anomaly detector stored is refused, naming the section.
+    with pytest.raises(InvalidInput) as refused:
+        await services.set_analysis(inc.key, "correlation", [change], "x")
+    assert refused.value.field == "analysis.correlation"
+    with pytest.raises(InvalidInput) as refused:
+        await services.set_analysis(inc.key, "correlation", {"series": [{"label": "spike"}]}, "x")
+    assert refused.value.field == "analysis.correlation.series.0.series"
+    with pytest.raises(InvalidInput):
+        await services.create_incident(title="y", severity="low", actor="x", analysis={"correlation": [change]})
+    with pytest.raises(InvalidInput):
+        await services.create_incident(title="y", severity="low", actor="x", analysis={"horoscope": {}})
+    assert await Incident.filter(title="y").count() == 0
+    assert (await Incident.get(id=inc.id)).analysis == {}
+
+    await services.set_analysis(inc.key, "correlation", {"series": [change]}, "x")
+    stored = (await Incident.get(id=inc.id)).analysis["correlation"]
+    assert stored["series"][0]["series"] == "checkout-api/response_time" and stored["related_incidents"] == []

@@ -47,7 +47,7 @@ async def test_anomaly_opens_one_incident_with_evidence_and_learns_false_positiv
         assert info["series"] == "checkout/response_time" and info["signature"]
         assert 0.5 <= info["score"] < 1 and info["expected_band"][0] < info["expected_band"][1]
         assert incident.analysis["pattern"]["label"] == "new"
-        assert incident.analysis["correlation"][0]["series"] == "checkout/response_time"
+        assert incident.analysis["correlation"]["series"][0]["series"] == "checkout/response_time"
         evidence = await Evidence.filter(incident_id=incident.id).first()
         samples = json.loads(evidence.content)["samples"]
         assert evidence.kind == "samples" and len(samples) == 60 and evidence.range_from < evidence.range_to
@@ -172,7 +172,7 @@ async def test_inside_a_running_engine_probes_reach_the_detector_and_anomalies_o
     assert (incident.source, incident.severity, incident.services) == ("anomaly", "low", ["shop"])
     assert incident.analysis["anomaly"]["series"] == "checkout/queue_depth"
     # The probe series of the same target is part of the correlation.
-    assert {c["series"] for c in incident.analysis["correlation"]} >= {"checkout/queue_depth", "checkout/response_time"}
+    assert {c["series"] for c in incident.analysis["correlation"]["series"]} >= {"checkout/queue_depth", "checkout/response_time"}
 
 
 async def test_a_burst_of_pushed_samples_is_read_in_one_go(db) -> None:  # type: ignore[no-untyped-def]

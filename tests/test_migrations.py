@@ -71,3 +71,60 @@ async def _make_old(database) -> None:
         await migrate_database(database, target="0001_initial")
     finally:
         await close_database()
+
+
+async def _at_0005_with_list_correlation(database) -> None:
+    """A database at 0005 holding an anomaly incident as 0005's engine wrote it: correlation a
+    bare list of series changes, one of them for a dashed target name."""
+    await migrate_database(database, target="0005_postmortem")
+    await close_database()
+    from tortoise import Tortoise
+    from tortoise.backends.base import executor
+
+    executor.EXECUTOR_CACHE.clear()
+    await Tortoise.init(config=database.tortoise_config())
+    try:
+        conn = Tortoise.get_connection("default")
+        analysis = (
+            '{"anomaly":{"series":"checkout-api/response_time","score":0.9,"value":870.0,"at":"2026-01-01T10:00:00+00:00",'
+            '"expected_band":[90.0,140.0],"sensitivity":"medium","signature":[0.1,0.9]},'
+            '"correlation":[{"series":"checkout-api/response_time","kind":"sudden_jump","label":"sudden jump",'
+            '"onset":"2026-01-01T09:59:00+00:00","magnitude":30.0,"before":110.0,"after":870.0,"relative_change":6.9,'
+            '"score":9.5},{"kind":"stable","label":"stable"}],"pattern":null}'
+        )
+        await conn.execute_script(
+            "INSERT INTO key_counter (name, value) VALUES ('incident', 3);"
+            "INSERT INTO incident (number, title, description, severity, status, source, services, tags,"
+            " created_at, created_by, updated_at, verification_steps, false_positive, impact, satisfaction,"
+            " related, external_refs, escalation, analysis, version, target, trigger)"
+            " VALUES (3, 'Anomaly on checkout-api/response_time', '', 'high', 'triggered', 'anomaly', '[]', '[\"anomaly\"]',"
+            " '2026-01-01 10:00:00+00:00', 'engine', '2026-01-01 10:00:00+00:00', '[]', false, '{}', '{}',"
+            f" '[]', '{{}}', '{{}}', '{analysis}', 0, 'checkout-api', 'anomaly');"
+        )
+    finally:
+        await close_database()
+
+
+def test_upgrade_repairs_list_shaped_correlation_so_show_works(database):
+    import asyncio
+
+    asyncio.run(_at_0005_with_list_correlation(database))
+    proc = run_cli(database, "incident", "show", "INC-3")  # opens the database: migrates to the newest revision
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Correlated metrics" in proc.stdout
+    assert "checkout-api/response_time: sudden jump" in proc.stdout
+
+    async def stored() -> dict:
+        await open_database(database)
+        try:
+            return (await incident_detail("INC-3"))["analysis"]
+        finally:
+            await close_database()
+
+    analysis = asyncio.run(stored())
+    assert isinstance(analysis["correlation"], dict)
+    assert [c["series"] for c in analysis["correlation"]["series"]] == ["checkout-api/response_time"]
+    assert analysis["correlation"]["related_incidents"] == []
+    assert analysis["anomaly"]["series"] == "checkout-api/response_time"
+    assert "pattern" not in analysis

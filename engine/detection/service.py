@@ -409,7 +409,9 @@ class AnomalyService:
                 "sensitivity": self.settings.sensitivity,
                 "signature": [round(v, 6) for v in alert.signature],
             },
-            "correlation": alert.correlation,
+            # The same shape the enricher stores for other incidents (engine.analysis.Correlation).
+            "correlation": {"incident": None, "start": at.isoformat(), "window_seconds": self._correlation_window(),
+                            "series": alert.correlation, "related_incidents": []},
         }
         analysis["pattern"] = await self._patterns(incident_like)
         description = (

@@ -83,6 +83,20 @@ def parse_series(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return root.operand.name, root.operand.labels
 
 
+def split_target(text: str) -> tuple[str | None, str]:
+    """`target/series` (how correlation and anomaly detection name a target's series, e.g.
+    `checkout-api/response_time`) → ("checkout-api", "response_time"); anything else → (None, text).
+    Target names cannot contain `/`, so the first one before any label block separates them."""
+    raw = (text or "").strip()
+    head = raw.split("{", 1)[0]
+    if "/" not in head:
+        return None, raw
+    target, series = raw.split("/", 1)
+    if not target.strip() or not series.strip():
+        raise InvalidInput("series", f"{raw!r} is not a series name (expected name, name{{label=\"value\"}} or target/name)")
+    return target.strip(), series.strip()
+
+
 # ---------------------------------------------------------------------------------------------
 # Series registry
 

@@ -678,10 +678,12 @@ class MonitorQueries:
         return await list_targets()
 
     async def series_samples(self, series: str, since: datetime | None = None, target: str | None = None) -> list[dict[str, Any]]:
-        """Points of `series`; `name{target="x"}` selects target x's own series."""
+        """Points of `series`; `name{target="x"}` or `x/name` selects target x's own series."""
         from engine.conditions import series_key
-        from engine.monitor.metrics import parse_series, query_series
+        from engine.monitor.metrics import parse_series, query_series, split_target
 
+        prefix, series = split_target(series)
+        target = target or prefix
         name, labels = parse_series(series)
         label_map = dict(labels)
         if target is None and "target" in label_map:

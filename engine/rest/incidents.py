@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from engine import queries, services
 from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, NotFound, Severity, Status, parse_enum
@@ -26,7 +26,6 @@ Long = Annotated[Text, Field(max_length=20_000)]
 Required = Annotated[Text, Field(max_length=20_000, pattern=r"\S")]
 Severity_ = Literal["critical", "high", "medium", "low"]
 Settable = Literal["investigating", "identified", "monitoring"]
-AnyStatus = Literal["open", "triggered", "investigating", "identified", "monitoring", "resolved"]
 EvidenceKind_ = Literal["screenshot", "log", "response", "link", "file", "samples"]
 FollowUpGroup_ = Literal["preventive_measures", "monitoring_improvements", "documentation_updates", "process_changes",
                          "technical_changes", "team_changes"]
@@ -49,13 +48,32 @@ def _incident(incident: Incident) -> dict[str, Any]:
 
 
 class IncidentCreate(Body):
+    """The spec's manual incident: `affected_services` is accepted as another name for
+    `services`; the spec's wrapper `{"manual_incident": {...}}` is unwrapped."""
+
     title: Short
     severity: Severity_
     description: Long = ""
     services: list[Name] = Field(default_factory=list, max_length=100)
+    affected_services: list[Name] | None = Field(None, max_length=100, description="the spec's name for services (use one of the two)")
     tags: list[Name] = Field(default_factory=list, max_length=100)
     assignee: Name | None = None
     dedup_key: Annotated[Text, Field(max_length=200)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) == {"manual_incident"} and isinstance(data["manual_incident"], dict):
+            return data["manual_incident"]
+        return data
+
+    @model_validator(mode="after")
+    def _one_services(self) -> IncidentCreate:
+        if self.affected_services is not None:
+            if "services" in self.model_fields_set and self.services != self.affected_services:
+                raise ValueError("give services or affected_services, not both")
+            self.services = self.affected_services
+        return self
 
 
 class IncidentUpdate(Body):
@@ -71,15 +89,25 @@ class IncidentUpdate(Body):
     false_positive: bool | None = None
 
 
+Stated = Annotated[datetime | None, Field(
+    description="when it happened, for back-filling (ISO 8601 with a zone; not in the future). Stored as the "
+    "stated time; the record's created_at stays the server's time")]
+
+
 class CommentIn(Body):
     content: Required
     internal_only: bool = False
+    author: Annotated[Text, Field(max_length=200)] | None = Field(None, description=(
+        "display author (the spec's field). The token's name is always recorded as who wrote it; a different "
+        "author is stored as on_behalf_of and shown as \"AUTHOR via TOKEN\""))
+    timestamp: Stated = None
 
 
 class UpdateIn(Body):
     message: Required
     public: bool = True
     status: Settable | None = None
+    timestamp: Stated = None
 
 
 class StatusIn(Body):
@@ -150,7 +178,8 @@ def _categories(state: Any) -> list[str]:
 @router.get("/incidents", summary="List incidents")
 async def list_incidents(
     _: Viewer,
-    status: Annotated[AnyStatus | None, Query(description="a status, or open")] = None,
+    status: Annotated[Text | None, Query(max_length=200, description="a status, open, or several separated by commas "
+                                                                       "(investigating,identified)")] = None,
     severity: Severity_ | None = None,
     service: Annotated[Text | None, Query(max_length=64)] = None,
     tag: Annotated[Text | None, Query(max_length=64)] = None,
@@ -160,7 +189,7 @@ async def list_incidents(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     rows = await queries.list_incidents(
-        status=status, severity=severity, include_resolved=include_resolved, service=service, tag=tag,
+        status=queries.status_filter(status), severity=severity, include_resolved=include_resolved, service=service, tag=tag,
         since=_aware(since), limit=10_000_000, offset=0,
     )
     page = rows[offset : offset + limit]
@@ -176,7 +205,8 @@ async def incident_counts(_: Viewer) -> dict[str, int]:
 @router.get("/incidents/page", summary="One window of the incident list with the total (for paging consoles)")
 async def incident_page(
     _: Viewer,
-    status: Annotated[list[AnyStatus] | None, Query(description="repeatable; open means every open status")] = None,
+    status: Annotated[list[Annotated[Text, Field(max_length=200)]] | None, Query(
+        max_length=20, description="repeatable or comma-separated; open means every open status")] = None,
     severity: Annotated[list[Severity_] | None, Query(description="repeatable")] = None,
     service: Annotated[list[Annotated[Text, Field(max_length=64)]] | None, Query(max_length=50)] = None,
     tag: Annotated[list[Annotated[Text, Field(max_length=64)]] | None, Query(max_length=50)] = None,
@@ -190,7 +220,7 @@ async def incident_page(
 ) -> dict[str, Any]:
     from engine.api import incident_page as page
 
-    filters: dict[str, Any] = {"statuses": status or [], "severities": severity or [], "services": service or [],
+    filters: dict[str, Any] = {"statuses": queries.status_filter(status), "severities": severity or [], "services": service or [],
                                "tags": tag or [], "text": text or [], "include_resolved": include_resolved}
     if assignee is not None:
         filters["assignee"] = assignee
@@ -265,13 +295,15 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
 
 @router.post("/incidents/{id}/comments", status_code=201, summary="Add a comment (internal_only never leaves the team)")
 async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[str, Any]:
-    row = await services.comment(incident_number(id), body.content, who.name, internal_only=body.internal_only)
+    row = await services.comment(incident_number(id), body.content, who.name, internal_only=body.internal_only,
+                                 stated_at=_aware(body.timestamp), on_behalf_of=body.author)
     return row_dict(row)
 
 
 @router.post("/incidents/{id}/updates", status_code=201, summary="Post a status update (public unless public is false)")
 async def add_update(id: IncidentId, body: UpdateIn, who: Responder) -> dict[str, Any]:
-    row = await services.post_update(incident_number(id), body.message, who.name, public=body.public, status=body.status)
+    row = await services.post_update(incident_number(id), body.message, who.name, public=body.public, status=body.status,
+                                     stated_at=_aware(body.timestamp))
     return row_dict(row)
 
 

@@ -90,8 +90,13 @@ async def samples(
     resolution: Literal["auto", "raw", "minute"] = "auto",
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> dict[str, Any]:
-    from engine.monitor.metrics import parse_series, query_series
+    from engine.monitor.metrics import parse_series, query_series, split_target
 
+    prefix, key = split_target(series)  # target/name, as correlation names a target's series
+    if prefix is not None:
+        if target is not None and target != prefix:
+            raise InvalidInput("target", f"names {target!r} but the series names {prefix!r}")
+        series, target = key, prefix
     parse_series(series)  # InvalidInput (422) naming the problem
     since = since.replace(tzinfo=timezone.utc) if since is not None and since.tzinfo is None else since
     until = until.replace(tzinfo=timezone.utc) if until is not None and until.tzinfo is None else until

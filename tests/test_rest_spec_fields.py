@@ -1,0 +1,121 @@
+"""The spec's own request bodies, sent verbatim to a real uvicorn server on loopback: manual
+incidents with `affected_services`, comments with `author` and `timestamp`, status updates
+with `timestamp`, and `status=a,b` filters."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from engine.models import Comment, Event, Incident, StatusUpdate
+from rest_support import api  # noqa: F401
+
+# The spec's blocks, as printed in it.
+MANUAL_INCIDENT = {
+    "title": "Database Connection Issues",
+    "description": "Users reporting slow page loads",
+    "severity": "high",
+    "affected_services": ["web-app", "api-server"],
+    "tags": ["database", "performance"],
+    "assignee": "devops-team",
+}
+COMMENT = {
+    "author": "[email protected]",
+    "timestamp": "2024-01-17T10:35:00Z",
+    "content": "Investigating database connection pool exhaustion",
+    "internal_only": False,
+}
+STATUS_UPDATE = {
+    "status": "investigating",
+    "message": "Team is investigating root cause",
+    "timestamp": "2024-01-17T10:30:00Z",
+}
+
+
+async def test_the_spec_bodies_are_accepted_verbatim(api):
+    async with api.client("responder") as c:
+        r = await c.post("/api/incidents", json=MANUAL_INCIDENT)
+        assert r.status_code == 201, r.text
+        created = r.json()
+        assert created["services"] == ["web-app", "api-server"] and created["assignee"] == "devops-team"
+        key = created["key"]
+        # The spec's wrapper object is accepted too.
+        r = await c.post("/api/incidents", json={"manual_incident": {**MANUAL_INCIDENT, "title": "Wrapped"}})
+        assert r.status_code == 201, r.text
+        assert r.json()["services"] == ["web-app", "api-server"]
+
+        before = datetime.now(timezone.utc)
+        r = await c.post(f"/api/incidents/{key}/comments", json=COMMENT)
+        assert r.status_code == 201, r.text
+        comment = r.json()
+        # Who wrote it is the token; the spec's author is kept as the display author only.
+        assert comment["author"] == "responder-token" and comment["on_behalf_of"] == "[email protected]"
+        assert datetime.fromisoformat(comment["stated_at"]) == datetime(2024, 1, 17, 10, 35, tzinfo=timezone.utc)
+        assert datetime.fromisoformat(comment["created_at"]) >= before - timedelta(seconds=1)
+
+        r = await c.post(f"/api/incidents/{key}/updates", json=STATUS_UPDATE)
+        assert r.status_code == 201, r.text
+        update = r.json()
+        assert update["status"] == "investigating" and update["public"] is True
+        assert datetime.fromisoformat(update["stated_at"]) == datetime(2024, 1, 17, 10, 30, tzinfo=timezone.utc)
+        assert datetime.fromisoformat(update["created_at"]) >= before - timedelta(seconds=1)
+
+        detail = (await c.get(f"/api/incidents/{key}")).json()
+    assert detail["comments"][0]["on_behalf_of"] == "[email protected]"
+    assert detail["updates"][0]["stated_at"].startswith("2024-01-17T10:30:00")
+    row = await Comment.get(id=comment["id"])
+    assert row.author == "responder-token" and row.created_at >= before - timedelta(seconds=1)
+    event = await Event.filter(kind="commented").order_by("-id").first()
+    assert event.actor == "responder-token" and event.data["on_behalf_of"] == "[email protected]"
+    assert event.at >= before - timedelta(seconds=1)  # the timeline keeps the server's order
+
+
+async def test_author_equal_to_the_token_is_not_an_on_behalf_of(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        r = await c.post(f"/api/incidents/{key}/comments", json={"author": "responder-token", "content": "mine"})
+        assert r.status_code == 201 and r.json()["on_behalf_of"] is None
+
+
+async def test_future_timestamps_and_conflicting_names_are_refused_and_change_nothing(api):
+    future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        r = await c.post(f"/api/incidents/{key}/comments", json={**COMMENT, "timestamp": future})
+        assert r.status_code == 422 and r.json()["field"] == "timestamp", r.text
+        assert "future" in r.json()["message"]
+        r = await c.post(f"/api/incidents/{key}/updates", json={**STATUS_UPDATE, "timestamp": future})
+        assert r.status_code == 422 and r.json()["field"] == "timestamp", r.text
+        r = await c.post(f"/api/incidents/{key}/comments", json={**COMMENT, "author": "x\u0007y"})
+        assert r.status_code == 422 and r.json()["field"] == "author", r.text
+        r = await c.post("/api/incidents", json={**MANUAL_INCIDENT, "services": ["other"]})
+        assert r.status_code == 422 and "affected_services" in r.json()["message"], r.text
+    assert await Comment.all().count() == 0 and await StatusUpdate.all().count() == 0
+    assert await Incident.all().count() == 1
+    async with api.client("viewer") as c:
+        r = await c.post(f"/api/incidents/{key}/comments", json=COMMENT)
+        assert r.status_code == 403
+
+
+async def test_status_filter_takes_several_statuses(api):
+    async with api.client("responder") as c:
+        keys = [(await c.post("/api/incidents", json={**MANUAL_INCIDENT, "title": f"i{n}"})).json()["key"] for n in range(3)]
+        await c.post(f"/api/incidents/{keys[0]}/status", json={"status": "investigating"})
+        await c.post(f"/api/incidents/{keys[1]}/status", json={"status": "identified"})
+        r = await c.get("/api/incidents", params={"status": "investigating,identified"})
+        assert r.status_code == 200, r.text
+        assert sorted(i["key"] for i in r.json()["incidents"]) == sorted(keys[:2])
+        r = await c.get("/api/incidents/page", params={"status": "investigating,triggered"})
+        assert r.status_code == 200, r.text
+        assert sorted(i["key"] for i in r.json()["rows"]) == sorted([keys[0], keys[2]])
+        r = await c.get("/api/incidents", params={"status": "investigating,bogus"})
+        assert r.status_code == 422 and r.json()["field"] == "status" and "bogus" in r.json()["message"]
+
+
+async def test_openapi_documents_the_spec_names(api):
+    async with api.client() as c:
+        schema = (await c.get("/openapi.json")).json()
+    bodies = schema["components"]["schemas"]
+    assert "affected_services" in bodies["IncidentCreate"]["properties"]
+    assert {"author", "timestamp"} <= set(bodies["CommentIn"]["properties"])
+    assert "timestamp" in bodies["UpdateIn"]["properties"]
+    assert "on_behalf_of" in bodies["CommentIn"]["properties"]["author"]["description"]
