@@ -119,3 +119,18 @@ async def test_openapi_documents_the_spec_names(api):
     assert {"author", "timestamp"} <= set(bodies["CommentIn"]["properties"])
     assert "timestamp" in bodies["UpdateIn"]["properties"]
     assert "on_behalf_of" in bodies["CommentIn"]["properties"]["author"]["description"]
+
+
+async def test_samples_of_a_dashed_target_series_as_correlation_names_it(api):
+    from engine.monitor.models import ProbeResult
+
+    now = datetime.now(timezone.utc)
+    for minute in range(5):
+        await ProbeResult.create(target="checkout-api", at=now - timedelta(minutes=minute), ok=True,
+                                 latency_ms=100.0 + minute, status_code=200)
+    async with api.client("viewer") as c:
+        r = await c.get("/api/metrics/samples", params={"series": "checkout-api/response_time"})
+        assert r.status_code == 200, r.text
+        assert sorted(p["value"] for p in r.json()["points"]) == [100.0, 101.0, 102.0, 103.0, 104.0]
+        r = await c.get("/api/metrics/samples", params={"series": "checkout-api/response_time", "target": "other"})
+        assert r.status_code == 422 and r.json()["field"] == "target"
