@@ -162,6 +162,11 @@ class RemoteEngine:
             raise ReadOnlyError(f"this console is read-only (token role {self.token_role})")
         return await self._call("POST", path, body=body)
 
+    async def _write(self, method: str, path: str, body: Any = None) -> Any:
+        if self.readonly:
+            raise ReadOnlyError(f"this console is read-only (token role {self.token_role})")
+        return await self._call(method, path, body=body)
+
     @staticmethod
     def _key(key: str) -> str:
         return quote(str(key).strip(), safe="")
@@ -315,3 +320,76 @@ class RemoteEngine:
 
     async def end_maintenance(self, window_id: int) -> dict[str, Any]:
         return await self._post(f"/api/maintenance/{int(window_id)}/end")
+
+    # --- after the incident: post-mortems, analytics, ratings, follow-ups (LearningAPI) ---
+
+    async def analytics_report(self, *, month: str | None = None, since: date | None = None,
+                               until: date | None = None, tz: str = "UTC") -> dict[str, Any]:
+        params: dict[str, Any] = {"tz": tz}
+        if month:
+            params["month"] = month
+        elif since is not None:
+            params["since"] = since.isoformat()
+            if until is not None:
+                params["until"] = until.isoformat()
+        return await self._get("/api/analytics", params)
+
+    async def postmortem(self, key: str) -> dict[str, Any]:
+        return await self._get(f"/api/incidents/{self._key(key)}/postmortem")
+
+    async def postmortem_markdown(self, key: str, tz: str = "UTC") -> str:
+        try:
+            response = await self._client.get(f"/api/incidents/{self._key(key)}/postmortem/markdown", params={"tz": tz})
+        except httpx.TimeoutException:
+            raise RemoteError(f"{self.url} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
+        raise_for(response)
+        return response.text
+
+    async def update_postmortem(self, key: str, **fields: Any) -> dict[str, Any]:
+        from engine.postmortem import UNSET
+
+        body = {k: v for k, v in fields.items() if v is not UNSET}
+        for name in ("add_lessons", "add_went_well", "add_went_badly", "lessons_learned", "went_well", "went_badly"):
+            if name in body and body[name] is not None:
+                body[name] = list(body[name])
+        return await self._write("PATCH", f"/api/incidents/{self._key(key)}/postmortem", body)
+
+    async def add_postmortem_entry(self, key: str, at: datetime, text: str, kind: str = "note",
+                                   annotation: str = "") -> dict[str, Any]:
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/entries",
+                                 {"at": at, "text": text, "kind": kind, "annotation": annotation})
+
+    async def edit_postmortem_entry(self, key: str, entry_id: int, **fields: Any) -> dict[str, Any]:
+        from engine.postmortem import UNSET
+
+        if "at_time" in fields:
+            fields["at"] = fields.pop("at_time")
+        allowed = {"at", "text", "kind", "annotation", "hidden"}
+        body = {k: v for k, v in fields.items() if k in allowed and v is not UNSET}
+        return await self._write("PATCH", f"/api/incidents/{self._key(key)}/postmortem/entries/{int(entry_id)}", body)
+
+    async def remove_postmortem_entry(self, key: str, entry_id: int) -> None:
+        await self._write("DELETE", f"/api/incidents/{self._key(key)}/postmortem/entries/{int(entry_id)}")
+
+    async def publish_postmortem(self, key: str) -> dict[str, Any]:
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/publish")
+
+    async def unpublish_postmortem(self, key: str) -> dict[str, Any]:
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/unpublish")
+
+    async def rate_satisfaction(self, key: str, customer: Any = None, team: Any = None) -> dict[str, Any]:
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/satisfaction", {"customer": customer, "team": team})
+
+    async def list_followups(self, open_only: bool = False, owner: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"open_only": str(bool(open_only)).lower()}
+        if owner:
+            params["owner"] = owner
+        return await self._get("/api/followups", params)
+
+    async def complete_followup(self, followup_id: int, done: bool = True) -> dict[str, Any]:
+        return await self._write("POST", f"/api/followups/{int(followup_id)}/complete", {"done": done})
+
+    async def set_followup_ticket(self, followup_id: int, ticket_key: str | None) -> dict[str, Any]:
+        return await self._write("POST", f"/api/followups/{int(followup_id)}/ticket", {"ticket_key": ticket_key})

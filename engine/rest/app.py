@@ -129,7 +129,7 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. `relay` runs the subscriber relay (status-page e-mails) while it serves."""
     from engine.config import default_config
-    from engine.rest import incidents, manage, metrics, ops, public, subscribers, timeline, webhooks
+    from engine.rest import incidents, learning, manage, metrics, ops, public, subscribers, timeline, webhooks
 
     config = config if config is not None else default_config()
     state = RestState(config=config, db_label=db_label, base_url=base_url.rstrip("/") if base_url else None, role=role,
@@ -172,7 +172,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (incidents, timeline, manage, metrics, webhooks, ops, public, subscribers):
+    for module in (incidents, learning, timeline, manage, metrics, webhooks, ops, public, subscribers):
         app.include_router(module.router)
     app.add_middleware(RequestLog, state=state)
     return app

@@ -1,0 +1,191 @@
+"""After-incident endpoints: post-mortems, analytics, satisfaction ratings and follow-ups.
+
+Viewers read everything here; responders edit post-mortems, rate and link tickets. Each write
+calls the same engine.postmortem function the CLI and the console call, with the token's name
+as the actor, so a console attached over HTTP has the Post-mortem tab and Analytics screen too.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import Field
+
+from engine import analytics, postmortem
+from engine.domain import InvalidInput
+from engine.postmortem import UNSET
+from engine.rest.common import Body, DataResponse, Responder, Text, Viewer, check_id, incident_number, row_dict
+
+router = APIRouter(prefix="/api", tags=["post-mortems and analytics"])
+
+IncidentId = Annotated[Text, Path(description="Incident key such as INC-42 (or its number)", max_length=40)]
+Item = Annotated[Text, Field(max_length=2000)]
+Items = Annotated[list[Item], Field(max_length=200)]
+Zone = Annotated[Text, Query(max_length=64, description="IANA time zone for the period's days (default UTC)")]
+
+
+def _zone(tz: str) -> str:
+    try:
+        analytics._zone(tz)
+    except InvalidInput as exc:
+        raise InvalidInput("tz", exc.message) from None
+    return tz
+
+
+class PostmortemPatch(Body):
+    """Fields to change; lists given whole replace, `add_*` append. `downtime_minutes` null goes
+    back to the downtime computed from the timeline."""
+
+    summary: Annotated[Text, Field(max_length=20_000)] | None = None
+    lessons_learned: Items | None = None
+    went_well: Items | None = None
+    went_badly: Items | None = None
+    add_lessons: Items = Field(default_factory=list)
+    add_went_well: Items = Field(default_factory=list)
+    add_went_badly: Items = Field(default_factory=list)
+    # Numbers, or the text a console form holds ("1200", "45"); engine.postmortem checks them.
+    affected_users: int | Annotated[Text, Field(max_length=40)] | None = None
+    downtime_minutes: float | Annotated[Text, Field(max_length=40)] | None = Field(None, description="minutes; null: computed from the timeline")
+    financial_impact: Item | None = None
+    reputational_impact: Item | None = None
+
+
+class EntryIn(Body):
+    at: datetime = Field(description="when it happened (ISO 8601 with a zone)")
+    text: Annotated[Text, Field(max_length=2000, pattern=r"\S")]
+    kind: Annotated[Text, Field(max_length=40)] = "note"
+    annotation: Item = ""
+
+
+class EntryPatch(Body):
+    at: datetime | None = None
+    text: Annotated[Text, Field(max_length=2000, pattern=r"\S")] | None = None
+    kind: Annotated[Text, Field(max_length=40)] | None = None
+    annotation: Item | None = None
+    hidden: bool | None = None
+
+
+class RatingIn(Body):
+    customer: int | None = Field(None, ge=1, le=5)
+    team: int | None = Field(None, ge=1, le=5)
+
+
+class TicketIn(Body):
+    ticket_key: Annotated[Text, Field(max_length=64)] | None = Field(None, description="e.g. OPS-123; null unlinks")
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+@router.get("/incidents/{id}/postmortem", summary="The post-mortem document (a preview until first edited)")
+async def get_postmortem(id: IncidentId, _: Viewer) -> DataResponse:
+    return DataResponse(await postmortem.postmortem_document(incident_number(id)))
+
+
+@router.get("/incidents/{id}/postmortem/markdown", summary="The post-mortem as Markdown",
+            response_class=PlainTextResponse, responses={200: {"content": {"text/markdown": {}}}})
+async def postmortem_markdown(id: IncidentId, _: Viewer, tz: Zone = "UTC") -> PlainTextResponse:
+    from engine.postmortem_render import render_markdown
+
+    doc = await postmortem.postmortem_document(incident_number(id))
+    return PlainTextResponse(render_markdown(doc, _zone(tz)), media_type="text/markdown; charset=utf-8")
+
+
+@router.get("/analytics", summary="The analytics report of a month, a date range, or this month")
+async def analytics_report(
+    _: Viewer,
+    month: Annotated[Text | None, Query(max_length=7, description="YYYY-MM")] = None,
+    since: Annotated[date | None, Query(description="first day (with until: a range, both days included)")] = None,
+    until: Annotated[date | None, Query(description="last day (default today)")] = None,
+    tz: Zone = "UTC",
+) -> DataResponse:
+    tz = _zone(tz)
+    if month and (since or until):
+        raise InvalidInput("month", "give month, or since/until, not both")
+    if until is not None and since is None:
+        raise InvalidInput("since", "is required with until")
+    if month:
+        period = analytics.month_period(month, tz)
+    elif since is not None:
+        period = analytics.range_period(since, until or datetime.now(analytics._zone(tz)).date(), tz)
+    else:
+        period = analytics.current_month(tz)
+    return DataResponse(await analytics.build_report(period))
+
+
+@router.get("/followups", summary="Follow-up actions across incidents (overdue first)")
+async def list_followups(
+    _: Viewer,
+    open_only: bool = False,
+    owner: Annotated[Text | None, Query(max_length=64)] = None,
+) -> DataResponse:
+    return DataResponse(await postmortem.list_followups(open_only=open_only, owner=owner))
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+@router.patch("/incidents/{id}/postmortem", summary="Edit the post-mortem's text and impact")
+async def update_postmortem(id: IncidentId, body: PostmortemPatch, who: Responder) -> dict[str, Any]:
+    given = body.model_fields_set
+    fields: dict[str, Any] = {name: getattr(body, name) if name in given else UNSET for name in (
+        "summary", "lessons_learned", "went_well", "went_badly", "affected_users", "downtime_minutes",
+        "financial_impact", "reputational_impact")}
+    if "summary" in given and body.summary is None:
+        fields["summary"] = ""
+    row = await postmortem.update_postmortem(
+        incident_number(id), who.name, add_lessons=body.add_lessons, add_went_well=body.add_went_well,
+        add_went_badly=body.add_went_badly, **fields,
+    )
+    return row_dict(row)
+
+
+@router.post("/incidents/{id}/postmortem/entries", status_code=201, summary="Add a post-mortem timeline entry")
+async def add_entry(id: IncidentId, body: EntryIn, who: Responder) -> dict[str, Any]:
+    row = await postmortem.add_entry(incident_number(id), who.name, at_time=body.at, text=body.text, kind=body.kind,
+                                     annotation=body.annotation)
+    return row_dict(row)
+
+
+@router.patch("/incidents/{id}/postmortem/entries/{entry_id}", summary="Edit, annotate, hide or show an entry")
+async def edit_entry(id: IncidentId, entry_id: int, body: EntryPatch, who: Responder) -> dict[str, Any]:
+    given = body.model_fields_set
+    changes: dict[str, Any] = {}
+    for name, target in (("at", "at_time"), ("text", "text"), ("kind", "kind"), ("annotation", "annotation"), ("hidden", "hidden")):
+        if name in given:
+            value = getattr(body, name)
+            if value is None:
+                raise InvalidInput(name, "must not be null")
+            changes[target] = value
+    row = await postmortem.edit_entry(incident_number(id), check_id(entry_id, "entry"), who.name, **changes)
+    return row_dict(row)
+
+
+@router.delete("/incidents/{id}/postmortem/entries/{entry_id}", status_code=204,
+               summary="Remove an entry a person added (entries from events can only be hidden)")
+async def remove_entry(id: IncidentId, entry_id: int, who: Responder) -> None:
+    await postmortem.remove_entry(incident_number(id), check_id(entry_id, "entry"), who.name)
+
+
+@router.post("/incidents/{id}/postmortem/publish", summary="Publish the post-mortem")
+async def publish(id: IncidentId, who: Responder) -> dict[str, Any]:
+    return row_dict(await postmortem.publish(incident_number(id), who.name))
+
+
+@router.post("/incidents/{id}/postmortem/unpublish", summary="Take the post-mortem back to draft")
+async def unpublish(id: IncidentId, who: Responder) -> dict[str, Any]:
+    return row_dict(await postmortem.unpublish(incident_number(id), who.name))
+
+
+@router.post("/incidents/{id}/satisfaction", summary="Rate customer and/or team satisfaction (1-5)")
+async def rate(id: IncidentId, body: RatingIn, who: Responder) -> dict[str, Any]:
+    incident = await postmortem.rate_satisfaction(incident_number(id), who.name, customer=body.customer, team=body.team)
+    return {"key": incident.key, "satisfaction": dict(incident.satisfaction)}
+
+
+@router.post("/followups/{followup_id}/ticket", summary="Link a follow-up to its ticket (null unlinks)")
+async def followup_ticket(followup_id: int, body: TicketIn, who: Responder) -> dict[str, Any]:
+    return row_dict(await postmortem.set_followup_ticket(check_id(followup_id, "follow-up"), body.ticket_key, who.name))

@@ -1,0 +1,193 @@
+"""Post-mortems, analytics, ratings and follow-ups over the REST API: one contract run against
+LocalEngine and RemoteEngine (real uvicorn on loopback), a viewer who reads but cannot edit,
+and the console's Post-mortem tab and Analytics screen over `--connect`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from textual.widgets import TextArea
+
+from engine.api import LocalEngine, ReadOnlyError
+from engine.domain import IllegalTransition, InvalidInput, NotFound
+from engine.learning_api import LearningAPI, learning_api
+from engine.models import Incident
+from engine.postmortem_models import Postmortem
+from engine.remote import RemoteEngine
+from pulseguard_tui.console import build_console, initial_settings
+from pulseguard_tui.screens.analytics import AnalyticsScreen
+from rest_support import running_api
+from test_console_screens import command
+from test_console_workflows import until
+from test_postmortem_console import Host, form, loaded, save
+from test_postmortem_document import full_lifecycle
+
+
+@pytest.fixture(params=["local", "remote"])
+async def engine(request: pytest.FixtureRequest, db: Any) -> AsyncIterator[Any]:
+    if request.param == "local":
+        yield LocalEngine("responder-token")
+        return
+    async with running_api() as api:
+        remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
+        try:
+            yield remote
+        finally:
+            await remote.aclose()
+
+
+async def test_learning_contract(engine: Any) -> None:
+    assert isinstance(engine, LearningAPI) and learning_api(engine) is engine
+    key = await full_lifecycle()
+    doc = await engine.postmortem(key)
+    assert doc["key"] == key and doc["postmortem"]["summary"].startswith("Checkout failed")
+    assert doc["impact"]["affected_users"] == 1200 and doc["satisfaction"] == {"customer": 2, "team": 4}
+    markdown = await engine.postmortem_markdown(key)
+    assert markdown.startswith("#") and key in markdown and "Rollback took 10 minutes" in markdown
+
+    await engine.update_postmortem(key, summary="Release 4.2 broke checkout.", add_lessons=["Canary first"],
+                                   affected_users="1500", downtime_minutes="50")
+    doc = await engine.postmortem(key)
+    assert doc["postmortem"]["summary"] == "Release 4.2 broke checkout."
+    assert doc["postmortem"]["lessons_learned"][-1] == "Canary first"
+    assert doc["impact"]["affected_users"] == 1500 and doc["impact"]["downtime_minutes"] == 50.0
+    await engine.update_postmortem(key, downtime_minutes=None)  # back to the computed downtime
+    assert (await engine.postmortem(key))["impact"]["downtime_source"] == "timeline"
+    with pytest.raises(InvalidInput) as refused:
+        await engine.update_postmortem(key, affected_users="-5")
+    assert refused.value.field == "affected_users"
+
+    entry = await engine.add_postmortem_entry(key, datetime(2026, 3, 2, 10, 20, tzinfo=timezone.utc), "support tickets spike",
+                                              kind="impact_start")
+    await engine.edit_postmortem_entry(key, entry["id"], annotation="from the helpdesk")
+    first = (await engine.postmortem(key))["timeline"][0]
+    await engine.edit_postmortem_entry(key, first["id"], hidden=True)
+    doc = await engine.postmortem(key)
+    assert doc["timeline"][0]["hidden"] is True
+    assert any(e["text"] == "support tickets spike" and e["annotation"] == "from the helpdesk" for e in doc["timeline"])
+    with pytest.raises(IllegalTransition):
+        await engine.remove_postmortem_entry(key, first["id"])  # from the incident's events: hide only
+    await engine.remove_postmortem_entry(key, entry["id"])
+    assert not any(e["text"] == "support tickets spike" for e in (await engine.postmortem(key))["timeline"])
+    with pytest.raises(NotFound):
+        await engine.edit_postmortem_entry(key, 999_999, hidden=True)
+
+    assert (await engine.publish_postmortem(key))["status"] == "published"
+    with pytest.raises(IllegalTransition):
+        await engine.update_postmortem(key, summary="changed")
+    assert (await engine.unpublish_postmortem(key))["status"] == "draft"
+
+    assert (await engine.rate_satisfaction(key, team=5))["satisfaction"] == {"customer": 2, "team": 5}
+    followups = await engine.list_followups(open_only=True)
+    assert [f["owner"] for f in followups] == ["dave", "erin"] and followups[0]["incident"] == key
+    assert (await engine.set_followup_ticket(followups[0]["id"], "OPS-7"))["ticket_key"] == "OPS-7"
+    assert (await engine.complete_followup(followups[0]["id"]))["done"] is True
+    assert [f["owner"] for f in await engine.list_followups(open_only=True, owner="erin")] == ["erin"]
+
+    report = await engine.analytics_report(month="2026-03")
+    assert report["period"]["label"] == "2026-03"
+    assert report["total_incidents"] == 1 and report["resolved"] == 1
+    assert report["root_causes"][0]["category"] == "deployment"
+    ranged = await engine.analytics_report(since=date(2026, 3, 1), until=date(2026, 3, 31))
+    assert ranged["total_incidents"] == 1
+    with pytest.raises(InvalidInput):
+        await engine.analytics_report(month="2026-13")
+
+
+async def test_viewer_reads_post_mortems_and_analytics_but_cannot_edit(db: Any) -> None:
+    key = await full_lifecycle()
+    async with running_api() as api:
+        viewer = await RemoteEngine.connect(api.url, api.tokens["viewer"])
+        try:
+            assert (await viewer.postmortem(key))["key"] == key
+            assert (await viewer.analytics_report(month="2026-03"))["total_incidents"] == 1
+            assert key in await viewer.postmortem_markdown(key)
+            assert len(await viewer.list_followups()) == 2
+            with pytest.raises(ReadOnlyError):
+                await viewer.update_postmortem(key, summary="viewer was here")
+            with pytest.raises(ReadOnlyError):
+                await viewer.publish_postmortem(key)
+        finally:
+            await viewer.aclose()
+        # The server refuses too, whatever the client does.
+        async with api.client("viewer") as c:
+            for method, path, body in (
+                ("PATCH", f"/api/incidents/{key}/postmortem", {"summary": "viewer was here"}),
+                ("POST", f"/api/incidents/{key}/postmortem/publish", None),
+                ("POST", f"/api/incidents/{key}/postmortem/entries", {"at": "2026-03-02T10:00:00Z", "text": "x"}),
+                ("POST", f"/api/incidents/{key}/satisfaction", {"team": 1}),
+            ):
+                r = await c.request(method, path, json=body)
+                assert r.status_code == 403, (path, r.text)
+        async with api.client() as c:
+            assert (await c.get(f"/api/incidents/{key}/postmortem")).status_code == 401
+            assert (await c.get("/api/analytics")).status_code == 401
+        async with api.client("viewer") as c:
+            r = await c.get("/api/analytics", params={"month": "2026-03", "since": "2026-03-01"})
+            assert r.status_code == 422 and r.json()["field"] == "month"
+            r = await c.get("/api/analytics", params={"tz": "Mars/Olympus"})
+            assert r.status_code == 422 and r.json()["field"] == "tz", r.text
+    pm = await Postmortem.get(incident__number=1)
+    assert pm.summary.startswith("Checkout failed") and pm.status == "draft"
+    assert (await Incident.get(number=1)).satisfaction == {"customer": 2, "team": 4}
+
+
+def console_args(tmp_path: Path, url: str, token: str) -> argparse.Namespace:
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[engine]\ntimezone = "UTC"\n')
+    return argparse.Namespace(connect=url, token=token, config=str(config), db=None, actor=None, json=False,
+                              theme="dark", readonly=False, no_engine=False, command=None)
+
+
+async def test_post_mortem_tab_over_the_api_as_responder(db: Any) -> None:
+    key = await full_lifecycle()
+    async with running_api() as api:
+        remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
+        try:
+            app = Host(remote)
+            async with app.run_test(size=(80, 24)) as pilot:
+                view = app.query_one("#pm")
+                view.show_incident({"key": key})
+                await loaded(pilot, view)
+                assert "Checkout failed for 48 minutes" in str(view.query_one("#pm-summary").render())
+                await pilot.press("S")
+                screen = await form(pilot, "SummaryForm")
+                screen.query_one("#f-summary", TextArea).text = "Edited over the API."
+                await save(pilot)
+                await loaded(pilot, view, lambda d: d["postmortem"]["summary"] == "Edited over the API.")
+        finally:
+            await remote.aclose()
+    pm = await Postmortem.get(incident__number=1)
+    assert pm.summary == "Edited over the API."
+
+
+@pytest.mark.parametrize("role", ["viewer", "responder"])
+async def test_console_analytics_and_post_mortem_over_connect(db: Any, tmp_path: Path, role: str) -> None:
+    key = await full_lifecycle()
+    async with running_api() as api:
+        args = console_args(tmp_path, api.url, api.tokens[role])
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(100, 34)) as pilot:
+                await until(pilot, lambda: app.ready.is_set(), timeout=10, what="connected")
+                view = app.screen.detail.postmortem
+                view.show_incident({"key": key})
+                doc = await loaded(pilot, view)
+                assert doc["key"] == key and view.error is None
+                await command(pilot, "analytics")
+                await until(pilot, lambda: isinstance(app.screen, AnalyticsScreen), what=":analytics")
+                screen = app.screen
+                screen.month = "2026-03"
+                screen.reload_soon()
+                await until(pilot, lambda: getattr(screen, "report", None) is not None
+                            and screen.report["period"]["label"] == "2026-03", timeout=10,
+                            what="analytics report over the API")
+                assert screen.error is None and screen.report["total_incidents"] == 1
+        finally:
+            await cleanup()
