@@ -351,33 +351,46 @@ async def _incident_update(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-LOG_TS = re.compile(r"^\[?(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)")
+def log_excerpt(path: Path, start: datetime, end: datetime, limit: int = 1_000_000, *, now: datetime | None = None,
+                zone: Any = None) -> str:
+    """Lines of a log whose leading time stamp (ISO 8601, syslog RFC 5424 or RFC 3164; see
+    engine.logtime) falls in [start, end]; continuation lines (stack traces) follow the line
+    they belong to."""
+    from engine.logtime import line_time
 
-
-def log_excerpt(path: Path, start: datetime, end: datetime, limit: int = 1_000_000) -> str:
-    """Lines of a log whose leading timestamp falls in [start, end]; continuation lines
-    (stack traces) follow the line they belong to."""
+    now = now or datetime.now(timezone.utc)
     out: list[str] = []
     size = 0
     keep = False
     with path.open("r", encoding="utf-8", errors="replace") as fh:
         for line in fh:
-            m = LOG_TS.match(line)
-            if m:
-                try:
-                    ts = datetime.fromisoformat(m.group(1).replace(",", ".").replace("Z", "+00:00"))
-                except ValueError:
-                    ts = None
-                if ts is not None:
-                    if ts.tzinfo is None:
-                        ts = ts.astimezone()
-                    keep = start <= ts <= end
+            ts = line_time(line, now, zone)
+            if ts is not None:
+                keep = start <= ts <= end
             if keep:
                 size += len(line)
                 if size > limit:
                     raise UsageError(f"--log: the excerpt of {path} is larger than 1 MB; narrow --from/--to")
                 out.append(line)
     return "".join(out)
+
+
+def log_range(from_: str, to: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """--from/--to of a log excerpt: full times as parse_time reads them, or clock times
+    (`10:00`) in the local time zone — the most recent past 10:00, and the first `--to` after it."""
+    from engine.logtime import clock_end, clock_start
+
+    def full(text: str, what: str) -> datetime:
+        try:
+            return parse_time(text, what)
+        except UsageError:
+            raise UsageError(f"{what}: {text!r} is not a time (expected a clock time like 10:00, ISO 8601 like "
+                             "2026-11-27T10:25, 'now', or an age like 15m)") from None
+
+    now = now or datetime.now(timezone.utc)
+    start = clock_start(from_, now) or full(from_, "--from")
+    end = clock_end(to, start) or full(to, "--to")
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
 async def _incident_evidence(args: argparse.Namespace, ctx: Context) -> int:
@@ -406,7 +419,7 @@ async def _incident_evidence(args: argparse.Namespace, ctx: Context) -> int:
         path = Path(args.log).expanduser()
         if not path.is_file():
             raise UsageError(f"--log: {args.log} is not a readable file")
-        start, end = parse_time(args.from_, "--from"), parse_time(args.to, "--to")
+        start, end = log_range(args.from_, args.to)
         if start > end:
             raise UsageError("--from is after --to")
         kind = "log"
