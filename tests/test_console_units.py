@@ -224,3 +224,18 @@ def test_header_line_keeps_the_important_part_at_80_columns(width: int) -> None:
     assert len(text[: text.index("DOWN") + 4]) <= 80
     assert ("standby" in text) and ((width > 100) == ("engine: standby" in text))
     assert (width > 100) == ("sqlite:/very/long/path/to/the/pulseguard.db" in text)
+
+
+def test_back_filled_comments_and_updates_show_the_stated_time_and_who_vouched() -> None:
+    from pulseguard_tui.widgets.detail import comment_prompt, updates_text
+
+    comment = {"created_at": "2026-12-04T05:37:20+00:00", "stated_at": "2024-01-17T10:35:00+00:00", "internal_only": False,
+               "author": "ops-bot", "on_behalf_of": "[email protected]", "content": "pool exhausted"}
+    text = comment_prompt(comment).plain
+    assert "[email protected] via ops-bot: pool exhausted" in text and "(stated)" in text and "2024-01-17" in text
+    plain = comment_prompt({**comment, "stated_at": None, "on_behalf_of": None}).plain
+    assert "ops-bot: pool exhausted" in plain and "via" not in plain and "(stated)" not in plain
+    update = {"created_at": "2026-12-04T05:37:20+00:00", "stated_at": "2024-01-17T10:30:00+00:00", "public": True,
+              "status": "investigating", "author": "ops-bot", "message": "investigating"}
+    shown = updates_text({"updates": [update]}).plain
+    assert "(stated)" in shown and "2024-01-17" in shown

@@ -109,7 +109,9 @@ def updates_text(d: dict[str, Any]) -> Content:
         return Text("no status updates yet (u posts one)", style="$text-muted").content()
     t = Text()
     for u in rows:
-        t.append(local_time(u["created_at"]) + "  ", style="$text-muted")
+        # A back-filled update shows when it was said to happen.
+        t.append(local_time(u.get("stated_at") or u["created_at"]) + (" (stated)  " if u.get("stated_at") else "  "),
+                 style="$text-muted")
         t.append("PUBLIC " if u["public"] else "internal ", style="bold" if u["public"] else "dim")
         t.append(f"{u['status']}  {u['author']}: ", style="bold")
         t.append(f"{u['message']}\n")
@@ -172,10 +174,13 @@ def resolution_text(d: dict[str, Any]) -> Content:
 
 def comment_prompt(c: dict[str, Any]) -> Content:
     t = Text()
-    t.append(local_time(c["created_at"]) + " ", style="$text-muted")
+    t.append(local_time(c.get("stated_at") or c["created_at"]) + (" (stated) " if c.get("stated_at") else " "),
+             style="$text-muted")
     if c["internal_only"]:
         t.append("[internal] ", style="bold reverse")
-    t.append(f"{c['author']}: ", style="bold")
+    # An integration writing for someone: the person, and the token that vouched for it.
+    who = f"{c['on_behalf_of']} via {c['author']}" if c.get("on_behalf_of") else c["author"]
+    t.append(f"{who}: ", style="bold")
     t.append(c["content"])
     return t.content()
 
