@@ -497,7 +497,7 @@ def _register_incident(sub: argparse._SubParsersAction, common: argparse.Argumen
     c.add_argument("--assignee")
 
     c = cmd("list", _incident_list, "list incidents (open ones unless --all)", read=True)
-    c.add_argument("--status", help="triggered, investigating, identified, monitoring, resolved or open")
+    c.add_argument("--status", help="triggered, investigating, identified, monitoring, resolved or open; several separated by commas")
     c.add_argument("--severity")
     c.add_argument("--service")
     c.add_argument("--tag")
