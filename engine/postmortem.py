@@ -82,6 +82,8 @@ def entry_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
         public = " (posted publicly)" if data.get("public") and data.get("message") else ""
         return _entry(at, str(to), f"status {data.get('from')} → {to} by {actor}{message}{public}", eid)
     if kind == "status_update" and data.get("public"):
+        if data.get("stated_at"):  # back-filled: the review places it when it was said to be posted
+            at = datetime.fromisoformat(data["stated_at"])
         return _entry(at, "public_update", f"public update by {actor}: {summary.split(': ', 1)[-1]}", eid)
     if kind == "severity_changed":
         return _entry(at, "severity_changed", f"{summary} (by {actor})", eid)

@@ -60,6 +60,10 @@ async def test_the_spec_bodies_are_accepted_verbatim(api):
         assert datetime.fromisoformat(update["created_at"]) >= before - timedelta(seconds=1)
 
         detail = (await c.get(f"/api/incidents/{key}")).json()
+        review = (await c.get(f"/api/incidents/{key}/postmortem")).json()
+    # The post-mortem places the back-filled public update at its stated time.
+    posted = [e for e in review["timeline"] if e["kind"] == "public_update"]
+    assert [datetime.fromisoformat(e["at"]) for e in posted] == [datetime(2024, 1, 17, 10, 30, tzinfo=timezone.utc)]
     assert detail["comments"][0]["on_behalf_of"] == "[email protected]"
     assert detail["updates"][0]["stated_at"].startswith("2024-01-17T10:30:00")
     row = await Comment.get(id=comment["id"])
