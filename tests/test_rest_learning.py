@@ -176,10 +176,22 @@ async def test_console_analytics_and_post_mortem_over_connect(db: Any, tmp_path:
         try:
             async with app.run_test(size=(100, 34)) as pilot:
                 await until(pilot, lambda: app.ready.is_set(), timeout=10, what="connected")
-                view = app.screen.detail.postmortem
-                view.show_incident({"key": key})
-                doc = await loaded(pilot, view)
-                assert doc["key"] == key and view.error is None
+                screen = app.screen
+                await until(pilot, lambda: screen.table.loaded, what="the list loaded")
+                await pilot.press("x")  # the incident is resolved: show resolved incidents
+                await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == key,
+                            what="the incident listed")
+                await pilot.press("7")  # the Post-mortem tab
+                view = screen.detail.postmortem
+                doc = await loaded(pilot, view, lambda d: d["key"] == key)
+                assert view.error is None and "Checkout failed for 48 minutes" in str(view.query_one("#pm-summary").render())
+                if role == "responder":
+                    view.query_one("#pm-timeline").focus()
+                    await pilot.press("S")
+                    form_screen = await form(pilot, "SummaryForm")
+                    form_screen.query_one("#f-summary", TextArea).text = "Edited from a remote console."
+                    await save(pilot)
+                    await loaded(pilot, view, lambda d: d["postmortem"]["summary"] == "Edited from a remote console.")
                 await command(pilot, "analytics")
                 await until(pilot, lambda: isinstance(app.screen, AnalyticsScreen), what=":analytics")
                 screen = app.screen
@@ -191,3 +203,5 @@ async def test_console_analytics_and_post_mortem_over_connect(db: Any, tmp_path:
                 assert screen.error is None and screen.report["total_incidents"] == 1
         finally:
             await cleanup()
+    summary = (await Postmortem.get(incident__number=1)).summary
+    assert summary == ("Edited from a remote console." if role == "responder" else "Checkout failed for 48 minutes after release 4.2.")
