@@ -85,47 +85,32 @@ class Analysis(BaseModel):
     threshold: dict[str, Any] | None = None
 
 
-_MODELS: dict[str, type[BaseModel]] = {"pattern": Pattern, "correlation": Correlation, "anomaly": Anomaly}
-
-
-def _problem(exc: ValidationError, prefix: str) -> InvalidInput:
+def _problem(exc: ValidationError) -> InvalidInput:
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in (prefix, *err.get("loc", ())) if p != "")
+    where = ".".join(str(p) for p in ("analysis", *err.get("loc", ())))
     return InvalidInput(where, str(err.get("msg", "is not valid")))
 
 
-def validate_section(section: str, data: Any) -> dict[str, Any] | None:
-    """One section as stored (plain JSON data), or InvalidInput naming the field at fault."""
-    if section not in SECTIONS:
-        raise InvalidInput("section", f"unknown analysis section {section!r} (expected one of: {', '.join(SECTIONS)})")
-    if data is None:
-        return None
-    model = _MODELS.get(section)
-    if model is None:
-        if not isinstance(data, dict):
-            raise InvalidInput(f"analysis.{section}", f"must be an object, not {type(data).__name__}")
-        return data
-    try:
-        return model.model_validate(data).model_dump(mode="json", exclude_none=False)
-    except ValidationError as exc:
-        raise _problem(exc, f"analysis.{section}") from None
-
-
 def validate_analysis(data: Any) -> dict[str, Any]:
-    """A whole `analysis` object as stored; sections that are None are left out."""
+    """A whole `analysis` object as stored (plain JSON data; sections that are None left out),
+    or InvalidInput naming the field at fault (`analysis.correlation.series.0.series`)."""
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise InvalidInput("analysis", f"must be an object, not {type(data).__name__}")
     unknown = [k for k in data if k not in SECTIONS]
     if unknown:
-        raise InvalidInput("analysis", f"unknown analysis section {unknown[0]!r} (expected one of: {', '.join(SECTIONS)})")
-    out = {}
-    for section, value in data.items():
-        checked = validate_section(section, value)
-        if checked is not None:
-            out[section] = checked
-    return out
+        raise InvalidInput("section", f"unknown analysis section {unknown[0]!r} (expected one of: {', '.join(SECTIONS)})")
+    try:
+        checked = Analysis.model_validate(data).model_dump(mode="json")
+    except ValidationError as exc:
+        raise _problem(exc) from None
+    return {k: v for k, v in checked.items() if v is not None}
+
+
+def validate_section(section: str, data: Any) -> dict[str, Any] | None:
+    """One section as stored (None stays None), or InvalidInput naming the field at fault."""
+    return validate_analysis({section: data}).get(section)
 
 
 def repair_analysis(data: Any) -> dict[str, Any]:

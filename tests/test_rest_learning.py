@@ -10,7 +10,6 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from textual.widgets import TextArea
 
