@@ -107,18 +107,22 @@ async def test_internal_notes_never_reach_the_page_json_feed_or_static_build(db,
     assert resolved["status"] == "resolved" and resolved["incident_updates"][0]["body"] == "This incident has been resolved."
 
 
-async def test_titles_are_escaped_everywhere(db, tmp_path):
+async def test_public_text_is_escaped_everywhere(db, tmp_path):
+    # The public name of an incident carries its component's display name: markup there, and
+    # in a public update, is shown as text.
     title = "<script>alert(1)</script>"
-    async with running_api(config(SITE)) as api:
+    site = SITE.replace('display_name = "Web application"', f'display_name = "{title}"')
+    (tmp_path / "pulseguard.toml").write_text(site)
+    async with running_api(config(site)) as api:
         async with api.client("responder") as c:
-            key = (await c.post("/api/incidents", json={"title": title, "severity": "high", "services": ["web-app"]})).json()["key"]
+            key = (await c.post("/api/incidents", json={"title": "internal <b>title</b>", "severity": "high", "services": ["web-app"]})).json()["key"]
             await c.post(f"/api/incidents/{key}/updates", json={"message": "<img src=x onerror=alert(2)> & more"})
         async with api.client() as anon:
             html = (await anon.get("/status")).text
             page = (await anon.get(f"/status/incidents/{key}")).text
             feed = (await anon.get("/status/feed.atom")).text
             summary = (await anon.get("/api/v2/summary.json")).json()
-    run_cli(db, "statuspage", "build", str(tmp_path / "site"), check=True)
+    run_cli(db, "statuspage", "build", str(tmp_path / "site"), "--config", str(tmp_path / "pulseguard.toml"), check=True)
     static = (tmp_path / "site" / "index.html").read_text()
     for text in (html, page, static):
         assert "<script>alert(1)</script>" not in text and "<img src=x" not in text
@@ -127,7 +131,8 @@ async def test_titles_are_escaped_everywhere(db, tmp_path):
     assert "<script>" not in feed and "&lt;script&gt;alert(1)&lt;/script&gt;" in feed
     # In the feed the HTML content is itself escaped: once for HTML, once for XML.
     assert "&amp;lt;img src=x onerror=alert(2)&amp;gt;" in feed
-    assert summary["incidents"][0]["name"] == title  # JSON carries the text as data, not markup
+    assert summary["incidents"][0]["name"] == f"Investigating an issue with {title}"  # JSON carries text as data, not markup
+    assert all("internal" not in t for t in (html, page, static, feed, json.dumps(summary)))
 
 
 async def test_components_states_maintenance_and_uptime(db):
@@ -188,7 +193,8 @@ async def test_auto_update_off_shows_only_incidents_with_public_updates(db):
         async with api.client() as anon:
             ids = [i["id"] for i in (await anon.get("/api/v2/incidents/unresolved.json")).json()["incidents"]]
             html = (await anon.get("/status")).text
-    assert ids == [loud] and "Quiet one" not in html and "Announced one" in html
+    assert ids == [loud] and "We are on it" in html and "not for customers" not in html
+    assert "Quiet one" not in html and "Announced one" not in html  # titles are internal
 
 
 SUBSCRIBE_SITE = SITE + """
@@ -254,7 +260,7 @@ async def test_subscribers_confirm_receive_public_updates_and_unsubscribe(db):
             assert len(mails) == 1 and not [m for m in sink.mails if "bob@example.com" in m.rcpt_tos]  # bob is unconfirmed
             msg = mails[0].message
             text = msg.get_content()
-            assert msg["Subject"] == "[Investigating] Login broken"
+            assert msg["Subject"] == "[Investigating] Investigating an issue with Web application"
             assert "Logins fail for some users; we are on it." in text and "Affected: Web application" in text
             for secret in ("SECRET-API-COMMENT", "SECRET-INTERNAL-UPDATE"):
                 assert secret not in mails[0].data.decode()
@@ -295,6 +301,77 @@ async def test_static_build_writes_a_complete_site(db, tmp_path):
     feed = (out / "feed.atom").read_text()
     assert "<id>https://status.example.org/status/incidents/INC-1</id>" in feed
     summary = json.loads((out / "api/v2/summary.json").read_text())
-    assert summary["status"]["indicator"] == "minor" and summary["incidents"][0]["name"] == "Search slow"
+    assert summary["status"]["indicator"] == "minor" and summary["incidents"][0]["name"] == "Investigating an issue with api-server"
     bad = run_cli(db, "statuspage", "build", str(cfg_path))
     assert bad.returncode == 2 and "not a directory" in bad.stderr
+
+
+
+TRIGGER_SITE = SITE.replace('name = "web-app"\ndisplay_name = "Web application"', 'name = "checkout-api"\ndisplay_name = "Checkout"', 1) + """
+[integrations.email]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+from = "status@example.com"
+starttls = false
+
+[notifications.external]
+customer_emails = ["customer@example.com"]
+"""
+INTERNAL_TITLE = "checkout-api: response_time > 30000 OR status_code >= 500"
+
+
+async def test_a_trigger_opened_incident_shows_only_public_text_and_a_neutral_name(db, tmp_path):
+    from engine.escalation import planner
+
+    sink = SmtpSink()
+    try:
+        site = TRIGGER_SITE.replace("{port}", str(sink.port))
+        cfg = config(site)
+        planner.install(cfg)  # this process plans the customers' e-mail, as the engine would
+        # What the threshold engine writes when a trigger fires.
+        inc = await services.create_incident(
+            title=INTERNAL_TITLE, severity="critical", actor="trigger", services=["checkout-api"], source="threshold",
+            trigger="slow-or-failing", target="checkout-api", tags=["threshold"],
+            description="Trigger slow-or-failing fired: `response_time > 30000 OR status_code >= 500`")
+        key = inc.key
+        await services.comment(key, "SECRET-INTERNAL-COMMENT pool exhausted on db-3", "alice", internal_only=True)
+        relay = SubscriberRelay(lambda: Settings.from_config(cfg))
+        async with running_api(cfg) as api:
+            async with api.client() as anon:
+                before = await _everything_public(anon, [key])
+                r = await anon.post("/status/subscribe", json={"email": "sub@example.com"})
+                assert r.status_code == 202
+            await _deliver(cfg)
+            token = re.search(r"confirm\?token=(\S+)", sink.mails[-1].message.get_content()).group(1)
+            async with api.client() as anon:
+                assert (await anon.post("/status/confirm", data={"token": token})).status_code == 200
+            async with api.client("responder") as c:
+                r = await c.post(f"/api/incidents/{key}/updates", json={"message": "Some payments fail; we are working on a fix."})
+                assert r.status_code in (200, 201), r.text
+            async with api.client() as anon:
+                after = await _everything_public(anon, [key])
+            await relay.run_once()
+            sink.mails.clear()
+            await _deliver(cfg)
+        (tmp_path / "pulseguard.toml").write_text(site)
+        run_cli(db, "statuspage", "build", str(tmp_path / "site"), "--config", str(tmp_path / "pulseguard.toml"), check=True)
+        static = {f"static {p.relative_to(tmp_path / 'site')}": p.read_text() for p in (tmp_path / "site").rglob("*") if p.is_file()}
+    finally:
+        planner.uninstall()
+        sink.close()
+    mails = {m.rcpt_tos[0]: m for m in sink.mails}
+    assert {"customer@example.com", "sub@example.com"} <= set(mails)
+    views = {**{f"before {k}": v for k, v in before.items()}, **after, **static,
+             **{f"mail {a}": m.data.decode() for a, m in mails.items() if a in ("customer@example.com", "sub@example.com")}}
+    for where, text in views.items():
+        assert INTERNAL_TITLE not in text and "response_time" not in text, where
+        assert "SECRET-INTERNAL-COMMENT" not in text, where
+    for where in ("before html", f"before page {key}", "before feed", "before summary", "html", f"page {key}", "feed",
+                  "summary", "incidents", "static index.html", f"static incidents/{key}.html", "static feed.atom",
+                  "static api/v2/summary.json", "mail sub@example.com"):
+        assert "Investigating an issue with Checkout" in views[where], where
+    for where in ("html", f"page {key}", "feed", "summary", "static index.html", f"static incidents/{key}.html",
+                  "static api/v2/summary.json", "mail customer@example.com", "mail sub@example.com"):
+        assert "Some payments fail; we are working on a fix." in views[where], where
+    assert mails["customer@example.com"].message["Subject"] == "[Investigating] Investigating an issue with Checkout"
+    assert json.loads(after["summary"])["incidents"][0]["name"] == "Investigating an issue with Checkout"

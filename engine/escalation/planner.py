@@ -602,7 +602,9 @@ async def _external(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, e
     dests = _external_destinations(ctx)
     if not dests:
         return
-    payload = {"kind": kind, "incident": public_incident(snapshot(incident)), "message": message, "at": _iso(now)}
+    shown = {s.name: s.display_name or s.name for s in ctx.config.services if s.public}
+    names = [shown.get(n, n) for n in incident.services or [] if n in shown or not any(s.name == n for s in ctx.config.services)]
+    payload = {"kind": kind, "incident": public_incident(snapshot(incident), names), "message": message, "at": _iso(now)}
     await write_notifications(conn, incident, dests, payload, f"{incident.key}:e{event.id}:ext", audience="external", now=now)
 
 

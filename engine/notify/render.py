@@ -11,16 +11,38 @@ A notification's payload (stored on its outbox row) is a dict:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 PUBLIC_STATES = {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring", "resolved": "Resolved"}
-# Fields of an incident that may leave the organisation.
-PUBLIC_INCIDENT_FIELDS = ("key", "title", "status", "services")
+# Fields of an incident that may leave the organisation. Its title is not one of them: titles are
+# written for responders (a trigger's is its condition), so the public reads a neutral name.
+PUBLIC_INCIDENT_FIELDS = ("key", "status", "services")
 
 
-def public_incident(incident: dict[str, Any]) -> dict[str, Any]:
-    return {k: incident.get(k) for k in PUBLIC_INCIDENT_FIELDS if k in incident}
+def public_name(status: str | None, components: Sequence[str]) -> str:
+    """The neutral public name of an incident: "Investigating an issue with Checkout" while open,
+    "Issue with Checkout" once resolved. `components` are public display names."""
+    names = list(dict.fromkeys(c for c in components if c))
+    if len(names) > 3:
+        names = [*names[:2], f"{len(names) - 2} other services"]
+    what = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else (names[0] if names else "")
+    if status == "resolved":
+        return f"Issue with {what}" if what else "Resolved issue"
+    return f"Investigating an issue with {what}" if what else "Investigating an issue"
+
+
+def public_incident(incident: dict[str, Any], components: Sequence[str] | None = None) -> dict[str, Any]:
+    """What of an incident may go to customers; `components` are the public names of its services
+    (default: the service names themselves)."""
+    out = {k: incident.get(k) for k in PUBLIC_INCIDENT_FIELDS if k in incident}
+    if out.get("status") == "triggered":  # the public knows investigating, identified, monitoring, resolved
+        out["status"] = "investigating"
+    if components is not None:
+        out["services"] = list(components)
+    out["title"] = public_name(out.get("status"), out.get("services") or [])
+    return out
 
 
 def _when(text: str | None) -> str:

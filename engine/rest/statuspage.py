@@ -2,9 +2,10 @@
 
 Everything public goes through `build_page`: the HTML page, the Statuspage-shaped JSON, the
 Atom feed and the static build all render its result, and it reads only public fields —
-incident titles, public status updates, public services, maintenance windows. Comments, internal
+public status updates, public services, maintenance windows. Comments, internal
 updates, descriptions, timelines, assignees and root causes are never even loaded here, so
-they cannot leak into any of the four.
+they cannot leak into any of the four. Incident titles are internal too (a trigger's title is its
+condition): the public name is a neutral "Investigating an issue with <component>".
 
 Visibility: an incident appears unless it is a false positive or touches only private services;
 with `status_page_integration.auto_update = false` it also needs at least one public update.
@@ -23,6 +24,7 @@ from tortoise.expressions import Q
 
 from engine.domain import OPEN_STATUSES
 from engine.models import Incident, MaintenanceWindow, Service, StatusUpdate
+from engine.notify.render import public_name
 
 COMPONENT_STATES = ("operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance")
 STATE_LABELS = {
@@ -279,9 +281,11 @@ def _incident(inc: dict[str, Any], updates: list[dict[str, Any]], settings: Sett
                         "body": "We are investigating this issue.", "created_at": inc["created_at"]})
     entries.sort(key=lambda e: e["created_at"], reverse=True)
     monitoring = [e["created_at"] for e in entries if e["status"] == "monitoring"]
+    comps = [known[n] for n in (inc.get("services") or []) if n in known]
     return {
         "id": f"INC-{inc['number']}",
-        "name": inc["title"],
+        # Never the incident's own title: that is written for responders.
+        "name": public_name(status, [c["name"] for c in comps]),
         "status": status,
         "label": settings.label(status),
         "impact": SEVERITY_IMPACT.get(inc["severity"], "minor"),
@@ -290,7 +294,7 @@ def _incident(inc: dict[str, Any], updates: list[dict[str, Any]], settings: Sett
         "updated_at": max(e["created_at"] for e in entries),
         "monitoring_at": min(monitoring) if monitoring else None,
         "resolved_at": inc.get("resolved_at"),
-        "components": [known[n] for n in (inc.get("services") or []) if n in known],
+        "components": comps,
         "updates": entries,
     }
 

@@ -26,6 +26,7 @@ from tortoise.transactions import in_transaction
 from engine import feed
 from engine.escalation.planner import write_notifications
 from engine.models import Event, Incident, StatusUpdate
+from engine.notify.render import public_name
 from engine.rest.common import client_id, rest_state
 from engine.rest.models import Subscriber
 from engine.rest.statuspage import Settings, _visible, components, private_services, public_status
@@ -281,6 +282,7 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
     if not chosen:
         return 0
     status = "resolved" if kind == "resolved" else public_status(inc["status"])
+    shown = [names[n] for n in touched]
     page = f"{settings.public_url or ''}/status/incidents/INC-{inc['number']}"
     written = 0
     async with in_transaction() as conn:
@@ -290,8 +292,8 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
             )
             payload = {
                 "kind": kind,
-                "incident": {"key": f"INC-{inc['number']}", "title": inc["title"], "status": status,
-                             "services": [names[n] for n in touched]},
+                "incident": {"key": f"INC-{inc['number']}", "title": public_name(status, shown), "status": status,
+                             "services": shown},
                 "message": text,
                 "at": at.isoformat(),
             }
