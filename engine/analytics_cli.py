@@ -118,13 +118,75 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def report_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page: the figures and the three charts as inline SVG."""
+    from html import escape
+
+    from engine.report_svg import CHARTS
+
+    title = f"Incident report {report['period']['label']}"
+    charts = "".join(f"<figure>{draw(report)}</figure>" for _, _, draw in CHARTS)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(title)}</title><style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}"
+            "pre{background:#f6f6f6;padding:1rem;overflow-x:auto}figure{margin:1.5rem 0}</style></head><body>"
+            f"<h1>{escape(title)}</h1><pre>{escape(format_report(report))}</pre><h2>Charts</h2>{charts}</body></html>\n")
+
+
+def report_markdown(report: dict[str, Any], chart_files: dict[str, str]) -> str:
+    """Markdown with the figures, referencing each chart's .svg file (written beside it)."""
+    from engine.report_svg import CHARTS
+
+    out = [f"# Incident report {report['period']['label']}", "", "```", format_report(report), "```", "", "## Charts", ""]
+    out += [f"![{title}]({chart_files[stem]})\n" for stem, title, _ in CHARTS]
+    return "\n".join(out)
+
+
+def _write(path: Path, text: str, flag: str = "-o") -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot write {path}: {exc.strerror}") from None
+
+
+def _report_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    return {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}.get(suffix, "text")
+
+
 async def _report(args: argparse.Namespace, ctx: Context) -> int:
     from engine import analytics
 
+    fmt = "json" if ctx.json else _report_format(args)
+    path = Path(args.output).expanduser() if args.output else None
+    if path is not None and not path.parent.is_dir():
+        raise UsageError(f"-o: the directory {path.parent} does not exist")
+    if fmt == "md" and path is None:
+        raise UsageError("--format md needs -o FILE.md (its charts are written beside it as .svg files)")
     period = period_from_args(args, _timezone(ctx))
     report = await analytics.build_report(period)
-    if ctx.json:
-        print_json(report)
+    if fmt in ("json", "html", "md"):
+        if fmt == "json":
+            import json
+
+            text = json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n"
+        elif fmt == "html":
+            text = report_html(report)
+        else:
+            from engine.report_svg import CHARTS
+
+            assert path is not None
+            files = {stem: f"{path.stem}-{stem}.svg" for stem, _, _ in CHARTS}
+            for stem, _, draw in CHARTS:
+                _write(path.with_name(files[stem]), draw(report))
+            text = report_markdown(report, files)
+        if path is None:
+            sys.stdout.write(text)
+        else:
+            _write(path, text)
+            extra = " with its charts beside it" if fmt == "md" else ""
+            print(f"report {report['period']['label']} written to {path}{extra}", file=sys.stderr)
         return EXIT_OK
     print(format_report(report))
     if _chart_renderer is not None and not args.no_charts:
@@ -331,6 +393,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--since", metavar="YYYY-MM-DD", help="first day (included)")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="last day (included; default today)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--format", choices=["text", "html", "md", "json"],
+                   help="text (default, charts drawn in the terminal), html (charts as inline SVG), "
+                        "md (charts as .svg files beside -o FILE) or json; default from -o's extension")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.add_argument("--no-charts", action="store_true", help="tables only")
     p.add_argument("--width", type=int, help="chart width in columns")
     p.set_defaults(handler=_report, needs_db=True)

@@ -1,4 +1,5 @@
-"""Analytics charts drawn with plotext, for the `report` command and the Analytics screen.
+"""Charts drawn with plotext: analytics for the `report` command and the Analytics screen, and
+the metrics around an incident's start for the Correlation tab.
 
 Each `draw_*` function draws one chart of an analytics report (engine.analytics.build_report)
 on a plotext figure: the `plotext` module itself for the command line, or a PlotextPlot's
@@ -57,6 +58,27 @@ def draw_root_causes(plt: Any, report: dict[str, Any], width: int = 80) -> None:
         plt.bar([c["category"] for c in causes], [c["percent"] for c in causes], orientation="horizontal",
                 color="magenta", width=0.6)
     plt.title("Root causes (% of resolved)" if causes else "Root causes: nothing resolved")
+
+
+def draw_correlation(plt: Any, start: datetime, series: dict[str, list[tuple[datetime, float]]],
+                     labels: dict[str, str] | None = None) -> None:
+    """One panel per series (their units differ: milliseconds, connections, percent), minutes from
+    the incident's start on the x axis and the start marked by a vertical line."""
+    labels = labels or {}
+    plotted = [(name, points) for name, points in series.items() if points]
+    plt.clear_figure()
+    if not plotted:
+        plt.title("no metrics around the start")
+        return
+    plt.subplots(len(plotted), 1)
+    for row, (name, points) in enumerate(plotted, 1):
+        panel = plt.subplot(row, 1)
+        xs = [(at - start).total_seconds() / 60 for at, _ in points]
+        panel.plot(xs, [v for _, v in points], label=name, marker="braille")
+        panel.vline(0)
+        panel.title(f"{name}: {labels[name]}" if labels.get(name) else name)
+        if row == len(plotted):
+            panel.xlabel("minutes from start")
 
 
 CHARTS = (draw_weekly_by_severity, draw_mttr_trend, draw_root_causes)

@@ -70,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
         return EXIT_USAGE
+    if args.command == "report":
+        # `report` draws its charts with plotext, which the engine itself cannot import.
+        from pulseguard_tui.charts import install_report_charts
+
+        install_report_charts()
     return run(args)
 
 

@@ -4,6 +4,7 @@ recomputed here by hand from the fixture's own numbers, on SQLite and PostgreSQL
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -207,3 +208,46 @@ def test_month_boundaries_follow_the_configured_time_zone():
     assert jan.label == "2025-12" and jan.days == 31
     with pytest.raises(InvalidInput, match="unknown time zone"):
         analytics.month_period("2026-03", "Mars/Olympus")
+
+
+async def test_the_report_draws_its_charts_in_the_terminal_html_and_markdown(fixture_db, tmp_path):
+    # The command as a user runs it: the entry point draws the charts (plotext) under the tables.
+    proc = run_cli(fixture_db, "report", "--month", "2026-03", "--width", "80")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for title in ("Incidents per week by severity", "MTTR per week (hours)", "Root causes (% of resolved)"):
+        assert title in out
+    assert "┤" in out and "└" in out  # axes with ticks
+    assert "█" in out  # critical bars
+    report = json.loads(run_cli(fixture_db, "report", "--month", "2026-03", "--json", check=True).stdout)
+    first_week = datetime.fromisoformat(report["weekly"][0]["week_start"]).strftime("%m-%d")
+    assert first_week in out  # week labels on the x axis
+
+    html_path = tmp_path / "march.html"
+    proc = run_cli(fixture_db, "report", "--month", "2026-03", "-o", str(html_path))
+    assert proc.returncode == 0, proc.stderr
+    html = html_path.read_text()
+    assert html.count("<svg") == 3 and "<script" not in html
+    # One bar per (week, severity) with incidents, one MTTR point per week with a resolution,
+    # one bar per root cause, each carrying its figure.
+    bars = re.findall(r'data-week="([^"]+)" data-severity="(\w+)" data-value="(\d+)"', html)
+    expected = {(w["week_start"], s, str(w[s])) for w in report["weekly"] for s in ("critical", "high", "medium", "low") if w[s]}
+    assert set(bars) == expected and sum(int(v) for _, _, v in bars) == 8
+    points = re.findall(r'<circle class="point"[^>]*data-value="([\d.]+)"', html)
+    assert [round(float(p), 2) for p in points] == [round(w["mttr_seconds"] / 3600, 2) for w in report["weekly"] if w["mttr_seconds"] is not None]
+    causes = re.findall(r'data-category="([^"]+)" data-value="([\d.]+)"', html)
+    assert causes == [(c["category"], f"{c['percent']:.1f}") for c in report["root_causes"]]
+
+    md_path = tmp_path / "out" / "march.md"
+    md_path.parent.mkdir()
+    proc = run_cli(fixture_db, "report", "--month", "2026-03", "-o", str(md_path))
+    assert proc.returncode == 0, proc.stderr
+    md = md_path.read_text()
+    refs = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", md)
+    assert len(refs) == 3 and all(ref.endswith(".svg") for ref in refs)
+    for ref in refs:
+        svg = (md_path.parent / ref).read_text()
+        assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert "data-severity" in (md_path.parent / refs[0]).read_text()
+    bad = run_cli(fixture_db, "report", "--month", "2026-03", "--format", "md")
+    assert bad.returncode == 2 and "-o FILE.md" in bad.stderr

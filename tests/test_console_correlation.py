@@ -48,3 +48,54 @@ async def test_gather_charts_the_top_ranked_series():
     data = await gather(api, detail)
     assert api.asked == ["db_connections", "queue_depth"]
     assert set(data["series"]) == {"db_connections", "queue_depth"}
+
+
+async def test_the_tab_charts_the_engines_ranked_series(sqlite_database, migrated_template):
+    """An incident analysed by the engine (probe latency of its target and a pushed metric, named
+    "checkout-api/response_time" and "db_connections"): the tab draws both as lines."""
+    from datetime import datetime, timedelta, timezone
+
+    from engine import services
+    from engine.db import close_database, open_database
+    from engine.detection.correlation import SeriesChange
+    from engine.monitor.metrics import push_sample
+    from snapshots.console_app import make_app, seed
+    from test_console_workflows import main, until
+
+    migrated_template.copy_sqlite(sqlite_database.path)
+    await open_database(sqlite_database)
+    try:
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        await seed(probes_until=now)
+        for minute in range(40, -1, -1):
+            await push_sample("db_connections", 20.0 + (80.0 if minute <= 12 else minute % 3), at=now - timedelta(minutes=minute))
+        inc = await services.create_incident(title="checkout-api: response_time > 2000", severity="high", actor="monitor",
+                                             services=["checkout"], target="checkout-api", source="threshold",
+                                             at=now - timedelta(minutes=10))
+        # The correlation analysis as the engine stores it (SeriesChange.to_dict per series).
+        onset = (now - timedelta(minutes=12)).isoformat()
+        changes = [SeriesChange("checkout-api/response_time", "gradual_increase", "gradual increase", now - timedelta(minutes=25),
+                                6.0, 300.0, 2400.0, 7.0, 5.0),
+                   SeriesChange("db_connections", "sudden_jump", "sudden jump", datetime.fromisoformat(onset), 9.0, 21.0, 100.0, 3.8, 8.0),
+                   SeriesChange("cpu", "stable", "stable", None, 0.1, 30.0, 30.0, 0.0, 0.0)]
+        data = {"incident": inc.key, "start": inc.created_at.isoformat(), "window_seconds": 1800.0,
+                "series": [c.to_dict() for c in changes], "related_incidents": []}
+        await services.set_analysis(inc.key, "correlation", data, "detector")
+
+        app = make_app(sqlite_database, clock=lambda: now)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = main(app)
+            await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
+            rows = [r["key"] for r in screen.table.loaded_rows()]
+            screen.table.cursor = rows.index(inc.key)
+            await until(pilot, lambda: screen.detail.detail and screen.detail.detail["key"] == inc.key, what=inc.key)
+            await pilot.press("5")
+            await until(pilot, lambda: screen.query("#corr-plot"), what="plot mounted")
+            await pilot.pause(0.3)
+            text = screen.query_one("#corr-plot").render().plain
+    finally:
+        await close_database()
+    assert "checkout-api/response_time" in text and "db_connections" in text  # the legend
+    braille = sum(1 for ch in text if 0x2801 <= ord(ch) <= 0x28FF)
+    assert braille > 40, text  # lines drawn, not an empty frame
+    assert "minutes from start" in text

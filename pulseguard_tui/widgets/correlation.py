@@ -25,6 +25,18 @@ def series_name(target: str) -> str:
     return f'response_time{{target="{target}"}}'
 
 
+def series_query(name: str) -> str:
+    """How to ask for a series the correlation analysis names: "target/key" (a target's own
+    series, e.g. "checkout-api/response_time") becomes `key{target="target"}`; a bare key (a
+    pushed or host series) is asked for as it is."""
+    target, sep, key = name.partition("/")
+    if not sep or not target or not key:
+        return name
+    if key.endswith("}") and "{" in key:
+        return f'{key[:-1]},target="{target}"}}'
+    return f'{key}{{target="{target}"}}'
+
+
 async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
     """Everything the tab shows, fetched through the EngineAPI."""
     start = parse_iso(detail.get("detected_at") or detail["created_at"])
@@ -42,9 +54,14 @@ async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
             names.append(t["name"])
     analysis = detail.get("analysis") or {}
     # With the engine's correlation analysis, chart the series whose change ranked highest.
-    ranked = [c["series"] for c in ((analysis.get("correlation") or {}).get("series") or [])
-              if c.get("label") != "stable" and c.get("series")]
-    wanted = [(name, name) for name in ranked[:3]] or [(name, series_name(name)) for name in names[:4]]
+    correlation = analysis.get("correlation") if isinstance(analysis, dict) else None
+    changes = [c for c in ((correlation or {}).get("series") or []) if isinstance(correlation, dict)
+               and isinstance(c, dict) and c.get("series") and c.get("kind", c.get("label")) not in ("stable", "no_data")]
+    labels = {c["series"]: str(c.get("label") or "") for c in changes[:3]}
+    wanted = [(c["series"], series_query(c["series"])) for c in changes[:3]]
+    if not wanted:
+        wanted = [(name, series_name(name)) for name in names[:4]]
+        labels = {name: "response time (ms)" for name, _ in wanted}
     series: dict[str, list[tuple[datetime, float]]] = {}
     for name, key in wanted:
         try:
@@ -66,7 +83,7 @@ async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
                 continue
             if r["key"] in related_keys or services.intersection(r.get("services") or []):
                 related.append(r)
-    return {"start": start, "series": series, "related": related[:8], "analysis": analysis}
+    return {"start": start, "series": series, "labels": labels, "related": related[:8], "analysis": analysis}
 
 
 def analysis_lines(analysis: dict[str, Any], width: int = 100) -> list[str]:
@@ -132,14 +149,9 @@ class CorrelationView(Vertical):
             return
         from textual_plotext import PlotextPlot  # imported here: ~0.2 s we do not pay at start-up
 
+        from pulseguard_tui.charts import draw_correlation
+
         plot = PlotextPlot(id="corr-plot")
         await self.mount(plot)
-        plt = plot.plt
-        plt.clear_figure()
-        for name, points in plotted.items():
-            xs = [(at - start).total_seconds() / 60 for at, _ in points]
-            plt.plot(xs, [v for _, v in points], label=name)
-        plt.vline(0)
-        plt.title("response time (ms) around the start (minutes)")
-        plt.xlabel("minutes from start")
+        draw_correlation(plot.plt, start, plotted, data.get("labels") or {})
         plot.refresh()
