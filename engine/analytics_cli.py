@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli import EXIT_OK, Context, UsageError, parse_date, parse_time, print_json
+from engine.cli import EXIT_OK, Context, UsageError, parse_date, parse_time, print_json, short_time
 
 ChartRenderer = Callable[[dict[str, Any], int], str]
 _chart_renderer: ChartRenderer | None = None
@@ -278,7 +278,7 @@ async def _postmortem(args: argparse.Namespace, ctx: Context) -> int:
                 ident = f"#{e['id']}" if e["id"] is not None else "new"
                 flags = " [hidden]" if e["hidden"] else ""
                 note = f"  ({e['annotation']})" if e["annotation"] else ""
-                print(f"{ident:>6}  {e['at']}  {e['kind']:<16} {e['text']}{note}{flags}")
+                print(f"{ident:>6}  {short_time(e['at'], date=True)}  {e['kind']:<16} {e['text']}{note}{flags}")
         return EXIT_OK
     if changed and not (args.output or args.format or ctx.json):
         return EXIT_OK
@@ -288,7 +288,7 @@ async def _postmortem(args: argparse.Namespace, ctx: Context) -> int:
 
         text = json.dumps(doc, indent=2, default=str, ensure_ascii=False) + "\n"
     else:
-        text = render_markdown(doc, _timezone(ctx))
+        text = render_markdown(doc)
     if args.output:
         path = Path(args.output).expanduser()
         if not path.parent.is_dir():

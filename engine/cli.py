@@ -140,13 +140,11 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def short_time(value: str | None) -> str:
-    if not value:
-        return "-"
-    try:
-        return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return value
+def short_time(value: str | datetime | None, **options: Any) -> str:
+    """A time for a person (engine.timefmt's rule: viewer's zone, named, date unless today)."""
+    from engine.timefmt import format_time
+
+    return format_time(value, **options)
 
 
 def age(value: str | None, now: datetime | None = None) -> str:
@@ -212,6 +210,7 @@ async def _incident_list(args: argparse.Namespace, ctx: Context) -> int:
 
 async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
     from engine import queries
+    from engine.timefmt import format_range
 
     data = await queries.incident_detail(args.key)
     if ctx.json:
@@ -262,7 +261,7 @@ async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
         print("\nEvidence")
         for e in data["evidence"]:
             where = e["url"] or e["path"] or ""
-            rng = f" {short_time(e['range_from'])} → {short_time(e['range_to'])}" if e["range_from"] else ""
+            rng = f" {format_range(e['range_from'], e['range_to'])}" if e["range_from"] else ""
             print(f"  #{e['id']} {e['kind']}{rng} {where} {e['description']}".rstrip())
     if data["followups"]:
         print("\nFollow-ups")
@@ -617,6 +616,9 @@ def load_context(args: argparse.Namespace) -> Context:
     ctx = Context(actor=(getattr(args, "actor", None) or os_user()).strip(), json=bool(getattr(args, "json", False)))
     if getattr(args, "needs_config", True):
         ctx.config = load_config_for(args)
+    from engine import timefmt
+
+    timefmt.configure(ctx.config)
     return ctx
 
 

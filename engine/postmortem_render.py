@@ -8,7 +8,7 @@ piece of user text is escaped so it cannot break the table or heading structure.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -68,11 +68,11 @@ def _block(text: str) -> str:
     return "\n".join(out)
 
 
-def _time(value: str | None, zone: ZoneInfo, with_date: bool = True) -> str:
-    if not value:
-        return "-"
-    moment = datetime.fromisoformat(value).astimezone(zone)
-    return moment.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+def _time(value: str | None, zone: tzinfo | None, with_date: bool = True) -> str:
+    """In `zone` (None: the local zone), named: "2026-03-02 09:50:00 CET"."""
+    from engine.timefmt import format_time
+
+    return format_time(value, zone=zone, date=with_date, seconds=True)
 
 
 def _minutes(value: float | None) -> str:
@@ -84,8 +84,12 @@ def _minutes(value: float | None) -> str:
     return f"{value:g} minutes ({total // 60} h {total % 60:02d} min)"
 
 
-def render_markdown(doc: dict[str, Any], tz: str = "UTC") -> str:
-    zone = ZoneInfo(tz)
+def render_markdown(doc: dict[str, Any], tz: str | tzinfo | None = None) -> str:
+    """`tz`: an IANA name or zone; default the display zone (engine.timefmt)."""
+    from engine.timefmt import display_zone, to_zone, zone_label
+
+    zone = ZoneInfo(tz) if isinstance(tz, str) else (tz or display_zone())
+    tz = getattr(zone, "key", None) or zone_label(to_zone(datetime.now(), zone))
     inc, pm, impact = doc["incident"], doc["postmortem"], doc["impact"]
     lines: list[str] = [f"# Post-mortem: {doc['key']} — {_inline(inc['title'])}", ""]
     facts = [

@@ -82,12 +82,19 @@ def countdown(value: str | datetime | None, now: datetime) -> str | None:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def local_time(value: str | datetime | None, *, with_date: bool = True) -> str:
-    when = parse_iso(value)
-    if when is None:
-        return "-"
-    local = when.astimezone()
-    return local.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M:%S")
+def local_time(value: str | datetime | None, *, with_date: bool | None = None, now: datetime | None = None) -> str:
+    """The engine's one rule for times (engine.timefmt): the viewer's zone, named, with the date
+    unless it is today (`with_date` True or False forces it)."""
+    from engine.timefmt import format_time
+
+    return format_time(parse_iso(value), date=with_date, now=now)
+
+
+def local_range(start: str | datetime | None, end: str | datetime | None) -> str:
+    """"2026-12-04 10:00 CET → 11:30 CET" (the end's date only when it differs)."""
+    from engine.timefmt import format_range
+
+    return format_range(parse_iso(start), parse_iso(end))
 
 
 def clip(text: str, width: int) -> str:

@@ -88,7 +88,7 @@ def inline_text(token) -> str:
 async def test_markdown_of_a_full_lifecycle_incident(db):
     key = await full_lifecycle()
     doc = await postmortem.postmortem_document(key)
-    md = render_markdown(doc)
+    md = render_markdown(doc, "UTC")
     tokens = parse(md)
 
     headings = [tokens[i + 1].content for i, tok in enumerate(tokens) if tok.type == "heading_open"]
@@ -104,7 +104,7 @@ async def test_markdown_of_a_full_lifecycle_incident(db):
         "Deployment", "First alert", "Declared", "Paged", "Escalated", "Acknowledged", "Identified", "Monitoring", "Resolved",
     ]
     assert [row[0] for row in timeline] == sorted(row[0] for row in timeline)
-    assert timeline[0][0] == "2026-03-02 09:50:00" and timeline[-1][0] == "2026-03-02 10:45:00"
+    assert timeline[0][0] == "2026-03-02 09:50:00 UTC" and timeline[-1][0] == "2026-03-02 10:45:00 UTC"
     assert "web-app 4.2 deployed" in timeline[0][2]
     assert "deploy 4.2 broke payments" in timeline[6][2] and "posted publicly" in timeline[6][2]
     assert all(len(row) == 3 for row in timeline)  # no stray pipe split a row

@@ -84,6 +84,7 @@ async def retry_cmd(args: argparse.Namespace, ctx: Any) -> int:
 
 async def test_cmd(args: argparse.Namespace, ctx: Any) -> int:
     from engine.notify.channels import Dispatcher, settings_from_config
+    from engine.timefmt import format_time
 
     if ctx.config is None:
         raise _usage("no configuration file: channels are configured in pulseguard.toml (pass --config FILE)")
@@ -91,7 +92,7 @@ async def test_cmd(args: argparse.Namespace, ctx: Any) -> int:
     if kind not in ("slack", "email", "webhook", "pagerduty", "jira"):
         raise _usage(f"{args.destination!r}: expected slack:#channel, email:ADDRESS, webhook:NAME, pagerduty or jira")
     now = datetime.now(timezone.utc)
-    payload = {"kind": "test", "title": "PulseGuard test notification", "message": f"sent by {ctx.actor} at {now.isoformat()}", "at": now.isoformat()}
+    payload = {"kind": "test", "title": "PulseGuard test notification", "message": f"sent by {ctx.actor} at {format_time(now, date=True, seconds=True)}", "at": now.isoformat()}
     if kind in ("pagerduty", "jira"):
         # These channels speak of incidents only; send a harmless one.
         payload = {"kind": "triggered", "incident": {"key": "INC-0", "title": "PulseGuard test", "severity": "low", "status": "triggered"}, "message": payload["message"]}

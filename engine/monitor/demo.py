@@ -223,8 +223,9 @@ async def start_demo(*, directory: Path | None = None, keep: bool = False, speed
 
 
 def _clock(at: str | None = None) -> str:
-    when = datetime.fromisoformat(at) if at else datetime.now().astimezone()
-    return when.astimezone().strftime("%H:%M:%S")
+    from engine.timefmt import format_time
+
+    return format_time(at or datetime.now().astimezone(), seconds=True)
 
 
 async def run_demo_printing(*, duration: float | None = None, keep: bool = False) -> int:

@@ -40,6 +40,7 @@ from typing import Any
 
 from engine.conditions import PROBE_VARIABLES, Condition
 from engine.monitor.probes import Observation
+from engine.timefmt import format_time
 
 log = logging.getLogger("pulseguard.monitor.triggers")
 
@@ -513,7 +514,7 @@ class IncidentWorker:
         services_ = [s for s in ([st.service] if st.service else self.services_of(st.target)) if s]
         lines = [
             f"Trigger {rule.name} fired on target {st.target}: `{rule.condition}` held for "
-            f"{rule.duration / 60:g} minute(s) from {detected.isoformat()}.",
+            f"{rule.duration / 60:g} minute(s) from {format_time(detected, date=True, seconds=True)}.",
         ]
         if st.last_error:
             lines.append(f"Last error: {st.last_error}")

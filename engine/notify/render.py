@@ -12,7 +12,6 @@ A notification's payload (stored on its outbox row) is a dict:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 PUBLIC_STATES = {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring", "resolved": "Resolved"}
@@ -46,12 +45,9 @@ def public_incident(incident: dict[str, Any], components: Sequence[str] | None =
 
 
 def _when(text: str | None) -> str:
-    if not text:
-        return ""
-    try:
-        return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M %Z").strip()
-    except ValueError:
-        return text
+    from engine.timefmt import format_time
+
+    return format_time(text, date=True, empty="")
 
 
 def headline(p: dict[str, Any]) -> str:

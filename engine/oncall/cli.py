@@ -68,7 +68,9 @@ def _pick_schedule(config: Any, name: str | None) -> str | None:
 def _local(iso: str | None, tz: str) -> str:
     if not iso:
         return "-"
-    return datetime.fromisoformat(iso).astimezone(ZoneInfo(tz)).strftime("%a %Y-%m-%d %H:%M %Z")
+    from engine.timefmt import format_time
+
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo(tz)).strftime("%a ") + format_time(iso, zone=tz, date=True)
 
 
 def _who(person: dict[str, Any] | None) -> str:

@@ -84,7 +84,10 @@ async def notify_override(conn: BaseDBAsyncClient, ctx: Any, sched: Schedule, ov
 
     people = [override.user, *[u for u in displaced if u != override.user]]
     covers = f" covers {override.covers}" if override.covers else " is on call"
-    message = f"{override.user}{covers} on {sched.name} from {override.start.isoformat()} to {override.end.isoformat()}"
+    from engine.timefmt import format_range
+
+    span = format_range(override.start, override.end, date=True, zone=sched.tz)
+    message = f"{override.user}{covers} on {sched.name} {span}"
     if verb != "created":
         message = f"cancelled: {message}"
     dests = []

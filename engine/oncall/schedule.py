@@ -201,7 +201,9 @@ class Override:
 
     def describe(self) -> str:
         who = f"{self.user} covers {self.covers}" if self.covers else f"{self.user} on call"
-        return f"{who} from {self.start.isoformat()} to {self.end.isoformat()}"
+        from engine.timefmt import format_range
+
+        return f"{who} {format_range(self.start, self.end, date=True)}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from html import escape
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
-from zoneinfo import ZoneInfo
 
 from engine.rest.statuspage import JSON_DOCUMENTS, STATE_LABELS, Settings, build_page, statuspage_json
 
@@ -50,9 +49,9 @@ class Links:
 
 
 def _when(value: datetime | None, tz: str) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+    from engine.timefmt import format_time
+
+    return format_time(value, zone=tz, date=True, empty="")
 
 
 CSS = """

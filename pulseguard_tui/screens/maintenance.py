@@ -67,7 +67,8 @@ class MaintenanceScreen(ConsoleScreen):
         for w in self.windows:
             covers = ", ".join([*(w.get("services") or []), *(f"target:{t}" for t in w.get("targets") or [])])
             table.add_row(str(w["id"]), window_state(w, now), w["kind"], w["title"], covers,
-                          local_time(w["starts_at"]), local_time(w.get("ended_at") or w["ends_at"]), key=str(w["id"]))
+                          local_time(w["starts_at"], now=now), local_time(w.get("ended_at") or w["ends_at"], now=now),
+                          key=str(w["id"]))
         if self.windows:
             table.move_cursor(row=min(keep, len(self.windows) - 1))
         shown = "including ended" if self.show_ended else "active and scheduled"

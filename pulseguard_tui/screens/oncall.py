@@ -35,9 +35,12 @@ def person_text(person: dict[str, Any] | None) -> str:
 
 
 def local_text(iso: str | None, tz: str) -> str:
+    """A shift's edge in the schedule's zone, named (engine.timefmt's rule), with the weekday."""
     if not iso:
         return "-"
-    return datetime.fromisoformat(iso).astimezone(ZoneInfo(tz)).strftime("%a %d %b %H:%M")
+    from engine.timefmt import format_time
+
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo(tz)).strftime("%a ") + format_time(iso, zone=tz)
 
 
 def span_text(seconds: float) -> str:

@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from pulseguard_tui.formatting import ago, countdown, local_time, parse_iso, severity_label
+from pulseguard_tui.formatting import ago, countdown, local_range, local_time, parse_iso, severity_label
 from pulseguard_tui.widgets.correlation import CorrelationView
 from pulseguard_tui.widgets.postmortem import PostmortemView
 
@@ -132,7 +132,7 @@ def evidence_text(d: dict[str, Any]) -> Content:
         if e.get("url") or e.get("path"):
             t.append(f"  {e.get('url') or e.get('path')}\n")
         if e.get("range_from"):
-            t.append(f"  {local_time(e['range_from'])} → {local_time(e['range_to'])}\n", style="$text-muted")
+            t.append(f"  {local_range(e['range_from'], e['range_to'])}\n", style="$text-muted")
         content = e.get("content") or ""
         if content and not content.startswith("base64:"):
             lines = content.splitlines()
