@@ -25,23 +25,26 @@ def _svg(title: str, body: list[str], height: int = HEIGHT) -> str:
             + "".join(body) + "</svg>\n")
 
 
-def _nice_max(value: float) -> float:
-    """The axis top: 1, 2 or 5 times a power of ten, at least `value`."""
+def _nice_max(value: float, whole: bool = False) -> float:
+    """The axis top, at least `value`, whose quarters (the grid lines) read cleanly: 1, 2, 4 or 8
+    times a power of ten; with `whole` (counts) a multiple of 4, so every grid line is a whole number."""
+    if whole:
+        return float(max(4, -(-int(value) // 4) * 4))
     if value <= 0:
         return 1.0
     step = 1.0
     while step * 10 < value:
         step *= 10
-    while step > value * 10:
+    while step > value:
         step /= 10
-    for m in (1, 2, 5, 10):
+    for m in (1, 2, 4, 8, 10):
         if step * m >= value:
             return step * m
     return step * 10
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _y_axis(top: float, plot_h: float, unit: str = "") -> list[str]:
@@ -62,7 +65,7 @@ def weekly_by_severity(report: dict[str, Any]) -> str:
     """Stacked bars: incidents per week, one colour per severity, with a legend."""
     weeks = report["weekly"]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    top = _nice_max(max((sum(w[s] for s in SEVERITIES) for w in weeks), default=0))
+    top = _nice_max(max((sum(w[s] for s in SEVERITIES) for w in weeks), default=0), whole=True)
     body = _y_axis(top, plot_h)
     slot = plot_w / max(len(weeks), 1)
     bar = slot * 0.6

@@ -86,6 +86,8 @@ CHARTS = (draw_weekly_by_severity, draw_mttr_trend, draw_root_causes)
 
 def render_report_charts(report: dict[str, Any], width: int) -> str:
     """The three charts as terminal text (colour only on a terminal without NO_COLOR)."""
+    if not report.get("total_incidents") and not any(any(w[s] for s in SEVERITIES) for w in report["weekly"]):
+        return "(no incidents in this period: nothing to chart)"
     import plotext as plt
 
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
