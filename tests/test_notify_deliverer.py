@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -57,6 +58,10 @@ notify_before_shift_minutes = 30
     mail = receivers.mails_to(f"{incoming}@example.com")[0]
     assert "on-call shift on night starts" in mail.message["Subject"]
     assert len(receivers.smtp.mails) == 1
+    # Times for a person: named zone, never raw ISO 8601.
+    text = mail.message["Subject"] + "\n" + mail.message.get_content()
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", text), text
+    assert start.strftime("%H:%M") + " UTC" in text  # the schedule's zone (UTC here), named
 
 
 async def test_pagerduty_acknowledgement_flows_back_and_stops_escalation(esc_db, receivers):

@@ -74,7 +74,11 @@ async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now
     user = ctx.users.get(data.get("user"))
     if user is None or not getattr(user, "email", None):
         return
-    message = f"You are on call for {sched.name} from {data['start']} to {data['end']}."
+    from engine.timefmt import format_range
+
+    # In the person's own zone when they have one, else the schedule's.
+    zone = getattr(user, "timezone", None) or sched.tz
+    message = f"You are on call for {sched.name} {format_range(data['start'], data['end'], date=True, zone=zone)}."
     await write_notifications(conn, None, [f"email:{user.email}"], _shift_payload("shift_notice", data, message), timer.key, now=now)
 
 
