@@ -18,6 +18,18 @@ def test_analysis_lines_show_label_fix_and_changed_series():
     assert "bigger pool" in lines[1]
     assert any("db_connections: sudden jump" in line for line in lines)
     assert not any(line.strip().startswith("cpu") for line in lines)
+    assert not any("T10:25" in line for line in lines)  # times by the one rule, not raw ISO
+
+
+def test_analysis_lines_show_other_sections_times_by_the_rule():
+    from engine import timefmt
+
+    timefmt.set_display_zone("Europe/Amsterdam")
+    try:
+        lines = analysis_lines({"anomaly": {"series": "db_connections", "score": 0.97, "at": "2026-11-27T10:25:00+00:00"}})
+    finally:
+        timefmt.set_display_zone(None)
+    assert lines == ["anomaly: series=db_connections, score=0.97, at=2026-11-27 11:25 CET"]
 
 
 class RecordingAPI:

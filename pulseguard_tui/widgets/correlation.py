@@ -111,11 +111,20 @@ def analysis_lines(analysis: dict[str, Any], width: int = 100) -> list[str]:
         if name in ("pattern", "correlation"):
             continue
         if isinstance(value, dict):
-            shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (list, dict)))
+            shown = ", ".join(f"{k}={_shown(v)}" for k, v in value.items() if not isinstance(v, (list, dict)))
         else:
             shown = str(value)
         out.append(f"{name}: {shown}")
     return [line if len(line) <= width else line[: width - 1] + "…" for line in out]
+
+
+def _shown(value: Any) -> str:
+    """A stored value for a person: an ISO time (an anomaly's `at`) by the one time rule."""
+    if isinstance(value, str) and len(value) >= 16 and value[4:5] == "-" and value[10:11] == "T":
+        when = parse_iso(value)
+        if when is not None:
+            return local_time(when)
+    return str(value)
 
 
 class CorrelationView(Vertical):
