@@ -13,6 +13,7 @@ each as `<file>: <key.path>: <what is wrong, what was expected>`.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -288,6 +289,10 @@ class EngineSection(Section):
     """Bytes of an HTTP response body read at most."""
     api: str | None = None
     """`HOST:PORT` the headless engine serves its REST API and status page on."""
+    api_body_limit: int = Field(1_048_576, ge=1024, le=1_073_741_824)
+    """Bytes of a request body the API accepts at most; larger ones get 413 unread."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks of reverse proxies whose X-Forwarded-For the API believes."""
     root_cause_categories: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     """Root-cause categories added to the built-in ones (database, deployment, network, …)."""
 
@@ -304,6 +309,16 @@ class EngineSection(Section):
         if "://" in value and not lowered.startswith(("postgres://", "postgresql://", "sqlite://")):
             raise ValueError(f"expected sqlite:///PATH, postgres://… or a file path, got {_show(value)}")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"expected IP addresses or networks such as \"10.0.0.0/8\", got {_show(item)}") from None
+        return [item.strip() for item in value]
 
     @field_validator("api")
     @classmethod

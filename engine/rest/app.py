@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.domain import DomainError, IllegalTransition, InvalidInput, NotFound
 from engine.rest.common import RestState
+from engine.rest.limits import BodyLimit
 
 log = logging.getLogger("pulseguard.api")
 access_log = logging.getLogger("pulseguard.api.access")
@@ -174,6 +175,7 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected)
     for module in (incidents, learning, timeline, manage, metrics, webhooks, ops, public, subscribers):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=config.engine.api_body_limit)
     app.add_middleware(RequestLog, state=state)
     return app
 

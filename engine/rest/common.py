@@ -66,26 +66,28 @@ def _unauthorized(message: str) -> HTTPException:
 
 
 async def authenticate_request(request: Request, token: str | None) -> auth.Principal:
-    """The principal for a request's token; 401 without one, 429 while the client is slowed down."""
+    """The principal for a request's token; 401 without one, 429 while wrong tokens are slowed down.
+
+    A valid token is always let in: everyone behind one proxy shares an address, and one
+    client's mistakes must not lock the others out. Wrong tokens are limited per client address
+    and per token prefix (guessing from many addresses at one prefix is slowed down too)."""
     state = rest_state(request)
-    client = client_id(request)
-    wait = state.throttle.retry_after(client)
-    if wait > 0:
-        raise HTTPException(429, f"too many failed authentication attempts; retry in {wait:.0f} s",
-                            headers={"Retry-After": str(max(1, round(wait)))})
     if not token:
         raise _unauthorized("authentication required: send Authorization: Bearer <token>")
     principal = await auth.authenticate(token)
-    if principal is None:
-        state.auth_failures += 1
-        wait = state.throttle.failed(client)
-        if wait > 0:
-            raise HTTPException(429, f"too many failed authentication attempts; retry in {wait:.0f} s",
-                                headers={"Retry-After": str(max(1, round(wait)))})
-        raise _unauthorized("unknown or revoked token")
-    state.throttle.succeeded(client)
-    request.state.principal = principal
-    return principal
+    keys = (f"ip:{client_id(request)}", f"prefix:{token[:len(auth.TOKEN_PREFIX) + 7]}")
+    if principal is not None:
+        state.throttle.succeeded(keys[1])
+        request.state.principal = principal
+        return principal
+    state.auth_failures += 1
+    wait = max(state.throttle.retry_after(key) for key in keys)
+    if wait <= 0:  # attempts made while slowed down are not counted again
+        wait = max(state.throttle.failed(key) for key in keys)
+    if wait > 0:
+        raise HTTPException(429, f"too many failed authentication attempts; retry in {wait:.0f} s",
+                            headers={"Retry-After": str(max(1, round(wait)))})
+    raise _unauthorized("unknown or revoked token")
 
 
 def require(role: str) -> Callable[..., Any]:

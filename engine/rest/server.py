@@ -36,7 +36,10 @@ def parse_listen(value: str) -> tuple[str, int]:
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or OSError naming the address."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says it is TCP, and without it every keep-alive response waits ~40 ms
+    # on Nagle's algorithm and delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -101,6 +104,7 @@ class ApiService:
         self.host, self.port = parse_listen(listen)
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.app = create_app(config, db_label=db_label, role=role, relay=relay, metrics_sources=metrics_sources)
+        self.trusted_proxies: list[str] = list(config.engine.trusted_proxies) if config is not None else []
         self.own_signals = own_signals
         self.drain_seconds = drain_seconds
         self._shown_host = shown
@@ -129,7 +133,8 @@ class ApiService:
             state.metrics_sources.append(lambda: monitor_metrics(engine))
         config = uvicorn.Config(
             self.app, lifespan="on", access_log=False, log_config=None, timeout_graceful_shutdown=self.drain_seconds,
-            proxy_headers=True, server_header=False,
+            # X-Forwarded-For is believed only from the configured reverse proxies (none by default).
+            proxy_headers=bool(self.trusted_proxies), forwarded_allow_ips=list(self.trusted_proxies), server_header=False,
         )
         self.server = _Server(config, state, self.own_signals)
         self._task = asyncio.create_task(self.server.serve(sockets=[self._sock]), name="pulseguard-api")
