@@ -19,18 +19,19 @@ UTC = timezone.utc
 # --- engine ---------------------------------------------------------------------------------
 
 
-def _configure_logging(quiet: bool, verbose: bool) -> None:
+def _configure_logging(quiet: bool, verbose: bool, config: Any = None) -> None:
+    from engine import logs
+
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("tortoise").setLevel(logging.WARNING)
+    logs.configure(level, config)
 
 
 async def _engine(args: argparse.Namespace, ctx: Context) -> int:
     from engine.config import default_config
     from engine.monitor.runtime import Engine
 
-    _configure_logging(args.quiet, args.verbose)
     config = ctx.config or default_config()
+    _configure_logging(args.quiet, args.verbose, config)
     for warning in config.missing_env():
         print(f"warning: {warning}", file=sys.stderr)
     say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))

@@ -195,4 +195,6 @@ class JsonFormatter(logging.Formatter):
             data.update(fields)
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and stripped of secrets) by a filter
+            data["exception"] = record.exc_text
         return json.dumps(data, default=str, ensure_ascii=False)

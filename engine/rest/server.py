@@ -72,15 +72,19 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """JSON lines on stderr for the API's loggers (left alone if the process set up its own)."""
+def configure_logging(level: int = logging.INFO, config: Any = None) -> None:
+    """JSON lines on stderr for the API's loggers (left alone if the process set up its own);
+    libraries log from WARNING and every line is stripped of the configuration's secrets."""
+    from engine import logs
+
+    logs.configure(level, config)
     for name in ("pulseguard.api", "uvicorn.error"):
         logger = logging.getLogger(name)
         if not logger.handlers:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(JsonFormatter())
-            logger.addHandler(handler)
-            logger.setLevel(level)
+            logger.addHandler(logs.protect(handler))
+            logger.setLevel(level if name.startswith("pulseguard") else logs.LIBRARY_LEVEL)
             logger.propagate = False
 
 
@@ -204,7 +208,7 @@ async def serve_api(listen: str, database: Any, config: Any = None, *, ready: Ca
     """Serve the API stand-alone (no probes, no escalation loops) until SIGTERM or Ctrl-C."""
     from engine.db import close_database, open_database
 
-    configure_logging()
+    configure_logging(config=config)
     await open_database(database)
     try:
         service = ApiService(listen, config, db_label=database.label, role="api", own_signals=True)
