@@ -12,11 +12,12 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Input, Static, TabbedContent
 
 from pulseguard_tui.filtering import parse_filter
+from pulseguard_tui.formatting import ago, local_time
 from pulseguard_tui.forms import incident as forms
 from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 from pulseguard_tui.widgets.correlation import CorrelationView, gather
@@ -33,7 +34,9 @@ class IncidentsScreen(ConsoleScreen):
     DEFAULT_CSS = """
     IncidentsScreen #filter-bar { height: auto; display: none; }
     IncidentsScreen #filter-bar.-shown { display: block; }
-    IncidentsScreen #filter { height: 1; border: none; }
+    IncidentsScreen #filter-row { height: 1; }
+    IncidentsScreen #filter { height: 1; border: none; width: 1fr; }
+    IncidentsScreen #filter-count { width: auto; height: 1; padding: 0 1; background: $accent 30%; text-style: bold; }
     IncidentsScreen #filter-error { color: $error; height: auto; display: none; }
     IncidentsScreen #filter-error.-shown { display: block; }
     IncidentsScreen #list-info { height: 1; color: $text-muted; background: $panel; padding: 0 1; }
@@ -71,8 +74,11 @@ class IncidentsScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         app: Any = self.app
         with Vertical(id="filter-bar"):
-            yield Input(placeholder="filter: words sev:critical status:open svc:api tag:db @alice  (Enter keep, Esc clear)",
-                        id="filter", compact=True)
+            with Horizontal(id="filter-row"):
+                # Disabled while hidden: a hidden field must never take focus (and keys) back.
+                yield Input(placeholder="filter: words sev:critical status:open svc:api tag:db @alice  (Enter keep, Esc clear)",
+                            id="filter", compact=True, disabled=True)
+                yield Static("", id="filter-count", markup=False)
             yield Static("", id="filter-error")
         with Container(id="main"):
             with Vertical(id="list-box"):
@@ -85,6 +91,22 @@ class IncidentsScreen(ConsoleScreen):
         self.query_one(IncidentTable).focus()
         self._update_info()
         self.request_refresh()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.call_after_refresh(self._focus_list_after_modal)
+
+    def _focus_list_after_modal(self) -> None:
+        """After any modal the keys belong to the list again: Textual gives focus back to what had
+        it before (the filter field, say), or, when that was lost meanwhile, to the first focusable
+        widget. Only the Post-mortem tab's list keeps it (its keys are its own)."""
+        if self.app.screen is not self:
+            return
+        focused = self.focused
+        if focused is not None and focused.id == "pm-timeline" and focused.display and focused.is_on_screen:
+            return
+        if focused is not self.table:
+            self.table.focus()
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
@@ -140,8 +162,11 @@ class IncidentsScreen(ConsoleScreen):
         table = self.table
         parts = [f"{table.total} incident{'s' if table.total != 1 else ''}"]
         parts.append("incl. resolved" if self.show_resolved or self.filters.get("include_resolved") else "open")
+        matches = ""
         if self.filter_text.strip():
             parts.append(f"filter: {self.filter_text.strip()}")
+            matches = f"{table.total} match{'es' if table.total != 1 else ''} · Esc clears"
+        self.query_one("#filter-count", Static).update(matches)
         if table.total:
             parts.append(f"row {table.cursor + 1}")
         if app.readonly:
@@ -235,9 +260,12 @@ class IncidentsScreen(ConsoleScreen):
 
     # --- filter --------------------------------------------------------------------------------
 
+    def _show_filter_bar(self, shown: bool) -> None:
+        self.query_one("#filter-bar").set_class(shown, "-shown")
+        self.query_one("#filter", Input).disabled = not shown
+
     def action_filter(self) -> None:
-        bar = self.query_one("#filter-bar")
-        bar.add_class("-shown")
+        self._show_filter_bar(True)
         self.query_one("#filter", Input).focus()
 
     @on(Input.Changed, "#filter")
@@ -248,7 +276,7 @@ class IncidentsScreen(ConsoleScreen):
     def _filter_submitted(self, event: Input.Submitted) -> None:
         self.table.focus()
         if not event.value.strip():
-            self.query_one("#filter-bar").remove_class("-shown")
+            self._show_filter_bar(False)
 
     def apply_filter(self, text: str) -> None:
         self.filter_text = text
@@ -275,7 +303,7 @@ class IncidentsScreen(ConsoleScreen):
         if self.query_one("#filter-bar").has_class("-shown"):
             filter_input.value = ""
             self.apply_filter("")
-            self.query_one("#filter-bar").remove_class("-shown")
+            self._show_filter_bar(False)
             self.table.focus()
         elif self.has_class("-zoomed"):
             self.remove_class("-zoomed")
@@ -326,6 +354,13 @@ class IncidentsScreen(ConsoleScreen):
 
     def action_ack(self) -> None:
         if row := self._target():
+            if row.get("acknowledged_at") and row.get("status") != "resolved":
+                # Asking again would only end in a refusal: say who and when instead.
+                app: Any = self.app
+                when = f"{local_time(row['acknowledged_at'])} ({ago(row['acknowledged_at'], app.now())})"
+                self.notify(f"{row['key']} is already acknowledged by {row.get('acknowledged_by') or '?'} at {when}",
+                            severity="information")
+                return
             self._open(forms.AcknowledgeScreen(row))
 
     def action_status(self) -> None:
