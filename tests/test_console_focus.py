@@ -11,7 +11,7 @@ import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import Input, Select, Static, TextArea
 
 from engine import queries
 from pulseguard_tui.actions import ACTIONS, Action
@@ -75,6 +75,8 @@ async def accept(pilot: Pilot, modal: ModalScreen[Any]) -> None:
                 await pilot.pause()
                 if isinstance(field, (Input, TextArea)):
                     await type_text(pilot, FILL.get(name, "x"))
+                elif isinstance(field, Select):  # pick another choice
+                    await pilot.press("enter", "down", "enter")
             await pilot.press("ctrl+s")
         for _ in range(50):
             if pilot.app.screen is not modal:

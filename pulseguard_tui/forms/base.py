@@ -180,6 +180,22 @@ class FormScreen(ModalScreen[Any]):
             out.append(str(form_error.render()))
         return out
 
+    @on(Input.Changed)
+    @on(TextArea.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _field_changed(self, event: Any) -> None:
+        """A field being fixed loses its problem line (and the form's general refusal, which
+        no longer describes what is typed); the next save checks again."""
+        name = (getattr(event.control, "id", None) or "").removeprefix("f-")
+        for err in self.query(f"#err-{name}"):
+            err.update("")
+            err.remove_class("-shown")
+        form_error = self.query_one("#form-error", Static)
+        if form_error.has_class("-shown"):
+            form_error.update("")
+            form_error.remove_class("-shown")
+
     # --- submission --------------------------------------------------------------------------
 
     async def perform(self) -> str:

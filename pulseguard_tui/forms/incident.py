@@ -68,9 +68,15 @@ class SeverityScreen(FormScreen):
 
     def compose_fields(self) -> ComposeResult:
         current = self.incident.get("severity")
-        options = [(severity_label(s) + f"  {s}", s) for s in SEVERITIES if s != current]
-        yield from field_row("severity", "Severity", choice(options))
+        options = [(severity_label(s) + f"  {s}" + ("  (now)" if s == current else ""), s) for s in SEVERITIES]
+        yield from field_row("severity", "Severity", choice(options, current if current in SEVERITIES else None))
         yield from field_row("reason", "Reason", Input(placeholder="optional", compact=True))
+
+    def check(self) -> dict[str, str]:
+        current = self.incident.get("severity")
+        if self.value("severity") == current:
+            return {"severity": f"it is {current} already; pick another severity"}
+        return {}
 
     async def perform(self) -> str:
         row = await self.api.change_severity(self.incident["key"], self.value("severity"), reason=self.value("reason") or None)

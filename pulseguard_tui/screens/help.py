@@ -7,10 +7,9 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
-
-from textual.markup import escape
 
 from pulseguard_tui.actions import ACTIONS, key_display
 
@@ -26,25 +25,37 @@ NAVIGATION = (
 )
 
 
-def help_text(app: Any) -> str:
-    lines: list[str] = []
+def help_content(app: Any) -> Content:
+    """The help as styled text (built as Content, never markup: keys like `[` stay keys)."""
+    parts: list[str | tuple[str, str]] = []
+
+    def line(key: str, what: str, mark: str = "") -> None:
+        parts.extend([("  " + f"{key:<14}", "bold"), f" {what}"])
+        if mark:
+            parts.append((mark, "dim"))
+        parts.append("\n")
+
+    available = getattr(app, "action_available", None)
     for scope, title in SECTIONS:
-        lines.append(f"[b]{title}[/b]")
-        for a in ACTIONS:
-            if a.scope != scope:
-                continue
-            keys = app.keys_for(a.id) if app is not None else ""
-            keys = keys or key_display(a.key)
-            mark = " [dim](changes data)[/dim]" if a.write else ""
-            lines.append(f"  [b]{escape(f'{keys:<14}')}[/b] {escape(a.description)}{mark}")
-        lines.append("")
-    lines.append("[b]Moving around[/b]")
+        actions = [a for a in ACTIONS if a.scope == scope and (available is None or available(a))]
+        if not actions:
+            continue
+        parts.extend([(title, "bold"), "\n"])
+        for a in actions:
+            keys = (app.keys_for(a.id) if app is not None else "") or key_display(a.key)
+            line(keys, a.description, " (changes data)" if a.write else "")
+        parts.append("\n")
+    parts.extend([("Moving around", "bold"), "\n"])
     for keys, what in NAVIGATION:
-        lines.append(f"  [b]{escape(f'{keys:<14}')}[/b] {escape(what)}")
-    lines.append("")
-    lines.append("[b]Command line[/b]  :incidents :targets :maintenance :oncall :analytics :theme NAME :readonly :q")
-    lines.append("[b]Filter[/b]  words  sev:critical,high  status:open  svc:api  tag:db  @alice  @none  INC-42")
-    return "\n".join(lines)
+        line(keys, what)
+    parts.append("\n")
+    parts.extend([("Command line", "bold"), "  :incidents :targets :maintenance :oncall :analytics :theme NAME :readonly :q\n"])
+    parts.extend([("Filter", "bold"), "  words  sev:critical,high  status:open  svc:api  tag:db  @alice  @none  INC-42"])
+    return Content.assemble(*parts)
+
+
+def help_text(app: Any) -> str:
+    return help_content(app).plain
 
 
 class HelpScreen(ModalScreen[None]):
@@ -57,7 +68,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static("[b]PulseGuard keys[/b]  (Esc closes)\n\n" + help_text(self.app), id="help-text")
+            title = Content.assemble(("PulseGuard keys", "bold"), "  (Esc closes)\n\n")
+            yield Static(title + help_content(self.app), id="help-text")
 
     async def action_dismiss(self, result: Any = None) -> None:
         self.dismiss(None)

@@ -35,6 +35,11 @@ class CommandLineScreen(ModalScreen["Command | None"]):
     def on_mount(self) -> None:
         self.query_one(Input).focus()
 
+    @on(Input.Changed)
+    def _typing(self, event: Input.Changed) -> None:
+        if event.value:
+            self.query_one("#command-error", Static).remove_class("-shown")
+
     def action_complete(self) -> None:
         field = self.query_one(Input)
         field.value = complete(field.value)
@@ -49,8 +54,10 @@ class CommandLineScreen(ModalScreen["Command | None"]):
         try:
             command = parse_command(event.value)
         except CommandError as exc:
+            # The message names what was typed; the prompt starts empty for the next try.
             error = self.query_one("#command-error", Static)
             error.update(str(exc))
             error.add_class("-shown")
+            event.input.value = ""
             return
         self.dismiss(command)

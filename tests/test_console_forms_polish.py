@@ -1,0 +1,80 @@
+"""The small things a first-time user trips over: help shows keys, not markup; the `:` prompt
+starts empty after a refusal; a fixed field loses its problem; a form opens over the dimmed
+list; the severity form starts at the incident's severity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+
+from engine import queries
+from pulseguard_tui.app import PulseGuardApp
+from pulseguard_tui.forms.incident import CommentScreen, SeverityScreen
+from pulseguard_tui.screens.help import HelpScreen
+from pulseguard_tui.screens.incidents import IncidentsScreen
+from pulseguard_tui.widgets.command_line import CommandLineScreen
+from test_console_workflows import console, main, open_form, select_row, type_text, until  # noqa: F401
+
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
+async def test_help_shows_keys_not_markup(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    await pilot.press("question_mark")
+    await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+    text = app.screen.query_one("#help-text").render().plain  # type: ignore[attr-defined]
+    assert "[/b]" not in text and "[b]" not in text and "[dim]" not in text
+    lines = text.splitlines()
+    assert any(line.split()[:1] == ["["] and "Previous detail tab" in line for line in lines)
+    assert any(line.split()[:1] == ["]"] and "Next detail tab" in line for line in lines)
+
+
+async def test_command_line_starts_empty_after_a_refusal(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    await pilot.press("colon")
+    await until(pilot, lambda: isinstance(app.screen, CommandLineScreen), what="prompt")
+    prompt = app.screen
+    await type_text(pilot, "targts")
+    await pilot.press("enter")
+    await pilot.pause(0.1)
+    error = prompt.query_one("#command-error")
+    assert error.display and "targts" in str(error.render())  # the message names what was typed
+    assert prompt.query_one("#command", Input).value == ""
+    await type_text(pilot, "incidents")
+    assert not error.display  # typing again: the old refusal goes
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="prompt closed")
+
+
+async def test_a_fixed_field_loses_its_problem(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    form = await open_form(pilot, "c", CommentScreen)
+    await pilot.press("enter")
+    await until(pilot, lambda: form.problems_shown, what="empty comment refused")
+    await type_text(pilot, "x")
+    await pilot.pause(0.1)
+    assert form.problems_shown == []
+
+
+async def test_a_form_opens_over_the_dimmed_list(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    await open_form(pilot, "c", CommentScreen)
+    await pilot.pause(0.2)
+    picture = app.export_screenshot()
+    assert "Nightly&#160;export&#160;failed" in picture or "Nightly export failed" in picture
+
+
+async def test_severity_form_starts_at_the_current_severity(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    await select_row(pilot, "INC-1")  # critical
+    form = await open_form(pilot, "v", SeverityScreen)
+    assert form.query_one("#f-severity", Select).value == "critical"
+    await pilot.press("ctrl+s")  # unchanged: said so, nothing stored
+    await until(pilot, lambda: form.problems_shown, what="unchanged refused")
+    assert "critical already" in form.problems_shown[0]
+    assert (await queries.incident_detail("INC-1"))["severity"] == "critical"
