@@ -17,6 +17,17 @@ from engine.learning_api import LearningMixin
 from engine.models import Comment, Evidence, FollowUp, StatusUpdate
 
 
+# What an engine may or may not offer a front end (see `EngineAPI.capabilities`).
+FEATURES = ("postmortems", "postmortem_edits", "analytics")
+
+
+def capabilities_of(name: str, role: str, *, may_write: bool, features: dict[str, bool]) -> dict[str, Any]:
+    """The capabilities record: the actor's name, its role (`local`, or the API token's
+    viewer/responder/admin), whether that role may change anything at all, and each feature."""
+    return {"name": name, "role": role, "may_write": may_write,
+            "features": {f: bool(features.get(f, False)) for f in FEATURES}}
+
+
 @runtime_checkable
 class EngineAPI(Protocol):
     actor: str
@@ -32,6 +43,7 @@ class EngineAPI(Protocol):
     async def list_targets(self) -> list[dict[str, Any]]: ...
     async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
     async def engine_state(self) -> dict[str, Any]: ...
+    async def capabilities(self) -> dict[str, Any]: ...
 
     # subscription
     async def latest_cursor(self) -> int: ...
@@ -198,6 +210,11 @@ class LocalEngine(LearningMixin):
 
     async def engine_state(self) -> dict[str, Any]:
         return {"role": self.role, "database": self.db_label, "readonly": self.readonly, "actor": self.actor}
+
+    async def capabilities(self) -> dict[str, Any]:
+        """Who acts and what works here: with the database in this process, everything (a
+        read-only console may still be switched to allow changes)."""
+        return capabilities_of(self.actor, "local", may_write=True, features=dict.fromkeys(FEATURES, True))
 
     # subscription
     async def latest_cursor(self) -> int:

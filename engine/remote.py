@@ -128,6 +128,18 @@ class RemoteEngine:
         self.token_role = me["role"]
         self.readonly = bool(me["readonly"])
 
+    async def capabilities(self) -> dict[str, Any]:
+        """The token's name and role and what works over this connection: a feature needs the
+        server to serve it (an older server names none) and this client to speak it."""
+        from engine.api import FEATURES, capabilities_of
+
+        me = await self._get("/api/me")
+        served = me.get("features") or {}
+        spoken = {"postmortems": "postmortem", "postmortem_edits": "update_postmortem", "analytics": "analytics_report"}
+        features = {f: bool(served.get(f)) and callable(getattr(self, spoken[f], None)) for f in FEATURES}
+        may_write = bool(me.get("may_write", not me.get("readonly", True)))
+        return capabilities_of(me["name"], me["role"], may_write=may_write, features=features)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

@@ -117,6 +117,14 @@ def for_scope(scope: str) -> list[Action]:
     return [a for a in ACTIONS if a.scope == scope]
 
 
+def action_for(scope: str, action: str) -> Action | None:
+    """The registry entry behind a Textual action name in `scope` (None: not in the registry)."""
+    for a in ACTIONS:
+        if a.scope == scope and a.action == action:
+            return a
+    return None
+
+
 def by_id(action_id: str) -> Action:
     for a in ACTIONS:
         if a.id == action_id:

@@ -17,7 +17,7 @@ from typing import Any
 from textual.app import App
 from textual.screen import Screen
 
-from pulseguard_tui.actions import ACTIONS, SCREENS, key_display
+from pulseguard_tui.actions import ACTIONS, SCREENS, Action, action_for, key_display
 from pulseguard_tui.commands import Command, ConsoleCommands
 from pulseguard_tui.lifecycle import is_live
 from pulseguard_tui.screens.base import bindings_for
@@ -88,6 +88,9 @@ class PulseGuardApp(App[None]):
         self.feed_cursor: int | None = None
         self.feed_error: str | None = None
         self.keymap_problems: list[str] = []
+        # What the engine lets this console do (EngineAPI.capabilities); until it answers,
+        # nothing is hidden.
+        self.capabilities: dict[str, Any] = {}
         for theme in THEMES.values():
             self.register_theme(theme)
         self.theme = self.settings.theme if self.settings.theme in THEMES else "dark"
@@ -111,6 +114,7 @@ class PulseGuardApp(App[None]):
         if self.api is None:
             self.call_after_refresh(self._start_connect)
         else:
+            await self.load_capabilities()
             await self.refresh_overview()
         if self._follow_feed:
             self.run_worker(self._follow, group="feed", exit_on_error=False)
@@ -136,6 +140,7 @@ class PulseGuardApp(App[None]):
         self.readonly = self.readonly or bool(getattr(api, "readonly", False))
         api.readonly = self.readonly
         self.api = api
+        await self.load_capabilities()
         self.ready.set()
         await self.refresh_overview()
 
@@ -148,6 +153,45 @@ class PulseGuardApp(App[None]):
             self.notify("; ".join(self.keymap_problems), title="[console.keymap]", severity="warning", timeout=10)
         if theme and theme != self.theme:
             self.theme = theme
+
+    # --- what works here -------------------------------------------------------------------------
+
+    async def load_capabilities(self) -> None:
+        """Ask the engine who this console acts as and what works over its connection; keys,
+        the footer, help and the palette then show only that."""
+        try:
+            self.capabilities = await self.api.capabilities()
+        except Exception:  # an engine that cannot say: assume only what its read-only flag allows
+            self.capabilities = {"may_write": not bool(getattr(self.api, "readonly", False)), "features": {}}
+        if not self.may_write:
+            self.readonly = True
+            self.api.readonly = True
+        for screen in self._live_screens():
+            screen.refresh_bindings()
+
+    @property
+    def may_write(self) -> bool:
+        """Whether this console's identity may change anything at all (a viewer's token may not);
+        `readonly` is the switch the user may flip within that."""
+        return bool(self.capabilities.get("may_write", True))
+
+    def feature(self, name: str) -> bool:
+        features = self.capabilities.get("features")
+        return True if features is None else bool(features.get(name, False))
+
+    def action_available(self, action: Action) -> bool:
+        """Whether `action` can work here at all (not: whether it is allowed right now)."""
+        if (action.write or action.id == "app.readonly") and not self.may_write:
+            return False
+        if action.scope == "postmortem":
+            return self.feature("postmortems") and (not action.write or self.feature("postmortem_edits"))
+        if action.scope == "analytics":
+            return self.feature("analytics")
+        return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        found = action_for("app", action)
+        return found is None or self.action_available(found)
 
     def require_ready(self) -> bool:
         """True when the engine is reachable; otherwise say so (and do nothing)."""
@@ -288,14 +332,18 @@ class PulseGuardApp(App[None]):
         if not self.require_ready():
             return True
         if self.readonly:
-            keys = self.keys_for("app.readonly") or "R"
-            self.notify(f"read-only console: nothing can be changed here (press {keys} to allow changes)",
-                        severity="warning")
+            if not self.may_write:
+                role = self.capabilities.get("role") or "viewer"
+                self.notify(f"read-only: this console's identity ({role}) may not change anything", severity="warning")
+            else:
+                keys = self.keys_for("app.readonly") or "R"
+                self.notify(f"read-only console: nothing can be changed here (press {keys} to allow changes)",
+                            severity="warning")
         return self.readonly
 
     def set_readonly(self, value: bool) -> None:
         role = getattr(self.api, "token_role", None)
-        if not value and role == "viewer":
+        if not value and (role == "viewer" or not self.may_write):
             self.notify("this console's API token is a viewer's: it stays read-only", severity="warning")
             return
         self.readonly = value

@@ -91,8 +91,9 @@ class ConsoleCommands(Provider):
         target = app.screen_stack[-2] if len(app.screen_stack) > 1 and screen is app.screen else screen
         scope = getattr(target, "scope", "")
         entries: list[tuple[str, str, Any]] = []
+        available = getattr(app, "action_available", None)
         for a in ACTIONS:
-            if not a.palette:
+            if not a.palette or (available is not None and not available(a)):
                 continue
             if a.scope in ("app", scope):
                 runner = app if a.scope == "app" else target

@@ -127,3 +127,100 @@ def test_missing_token_or_bad_url_is_one_line_and_exit_2(tmp_path: Path, monkeyp
     assert run_console(console_args(tmp_path, "engine.internal:8080", "t")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an http(s) URL" in err
+
+
+def shown_actions(app: Any) -> set[str]:
+    """The actions whose keys the footer and the key handling offer right now."""
+    return {b.binding.action for b in app.screen.active_bindings.values()}
+
+
+def without_learning_routes(api: Api) -> None:
+    """Serve like an engine without post-mortem and analytics endpoints (an older server)."""
+    router = api.service.app.router
+    router.routes = [r for r in router.routes
+                     if "postmortem" not in getattr(r, "path", "") and "/api/analytics" not in getattr(r, "path", "")]
+
+
+async def test_api_me_says_what_the_server_serves(api: Api) -> None:
+    async with api.client("viewer") as client:
+        me = (await client.get("/api/me")).json()
+    assert me["name"] == "viewer-token" and me["role"] == "viewer" and me["may_write"] is False
+    paths = {getattr(r, "path", "") for r in api.service.app.router.routes}
+    assert me["features"]["analytics"] == ("/api/analytics" in paths)
+    assert me["features"]["postmortems"] == ("/api/incidents/{id}/postmortem" in paths)
+    without_learning_routes(api)
+    async with api.client("responder") as client:
+        me = (await client.get("/api/me")).json()
+    assert me["may_write"] is True and not any(me["features"].values())
+    remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
+    try:
+        caps = await remote.capabilities()
+    finally:
+        await remote.aclose()
+    assert caps == {"name": "responder-token", "role": "responder", "may_write": True,
+                    "features": {"postmortems": False, "postmortem_edits": False, "analytics": False}}
+    local = await LocalEngine("alice").capabilities()
+    assert local["role"] == "local" and local["may_write"] and all(local["features"].values())
+
+
+async def test_viewer_console_offers_no_write_keys_and_never_says_press_r(api: Api, tmp_path: Path) -> None:
+    from pulseguard_tui.commands import ConsoleCommands
+    from pulseguard_tui.screens.help import help_text
+
+    await seed_two()
+    args = console_args(tmp_path, api.url, api.tokens["viewer"])
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            screen = await started(app, pilot)
+            assert app.capabilities["role"] == "viewer"
+            shown = shown_actions(app)
+            assert "filter" in shown and "help" in shown
+            assert not shown & {"ack", "comment", "resolve", "new", "toggle_readonly"}, shown
+            text = help_text(app)
+            assert "Acknowledge" not in text and "changes data" not in text and "Toggle read-only" not in text
+            assert "Filter" in text
+            names = [name for name, _, _ in ConsoleCommands(screen, None)._entries()]
+            assert "Acknowledge" not in names and "Filter (sev: status: svc: tag: @user)" in names
+            await select_row(pilot, "INC-2")
+            for key in ("a", "R", "c", "n", "7", "S"):
+                await pilot.press(key)
+                await pilot.pause(0.1)
+            assert isinstance(app.screen, IncidentsScreen) and app.readonly
+            said = " ".join(n.message for n in app._notifications)
+            assert "press R" not in said and "press" not in said.lower()
+    finally:
+        await cleanup()
+    assert (await queries.incident_detail("INC-2"))["acknowledged_at"] is None
+
+
+async def test_remote_without_postmortems_or_analytics_says_so(api: Api, tmp_path: Path) -> None:
+    from pulseguard_tui.screens.analytics import AnalyticsScreen
+    from pulseguard_tui.widgets.postmortem import NOT_HERE
+
+    without_learning_routes(api)
+    await seed_two()
+    args = console_args(tmp_path, api.url, api.tokens["responder"])
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await started(app, pilot)
+            assert app.may_write and not app.feature("analytics") and not app.feature("postmortems")
+            assert "ack" in shown_actions(app)  # a responder still acknowledges, comments, resolves
+            await pilot.press("7")
+            view = screen.detail.postmortem
+            await until(pilot, lambda: "not available over this connection" in str(
+                view.query_one("#pm-summary").render()), what="post-mortem tab says why")
+            view.query_one("#pm-timeline").focus()
+            await pilot.pause(0.1)
+            assert not shown_actions(app) & {"summary", "lists", "impact", "new_entry", "publish", "copy_markdown"}
+            assert NOT_HERE.split(":")[0] in str(view.query_one("#pm-summary").render())
+            await app.switch_mode("analytics")
+            await until(pilot, lambda: isinstance(app.screen, AnalyticsScreen), what="analytics")
+            analytics = app.screen
+            await until(pilot, lambda: "not available over this connection" in str(
+                analytics.query_one("#analytics-summary").render()), what="analytics says why, no spinner")
+            assert "loading" not in str(analytics.query_one("#analytics-period").render())
+            assert not shown_actions(app) & {"previous_period", "next_period", "month", "year"}
+    finally:
+        await cleanup()

@@ -33,9 +33,23 @@ def _aware(value: datetime) -> datetime:
 # --- who am I -------------------------------------------------------------------------------
 
 
-@router.get("/me", tags=["auth"], summary="The calling token's name and role")
-async def me(who: Viewer) -> dict[str, Any]:
-    return {"name": who.name, "role": who.role, "readonly": not who.can("responder")}
+@router.get("/me", tags=["auth"], summary="The calling token's name, role, and what this server supports")
+async def me(request: Request, who: Viewer) -> dict[str, Any]:
+    """`features` says which optional parts this server serves (post-mortems, their edits,
+    analytics), so a console shows only what works over this connection."""
+    return {"name": who.name, "role": who.role, "readonly": not who.can("responder"),
+            "may_write": who.can("responder"), "features": served_features(request)}
+
+
+def served_features(request: Request) -> dict[str, bool]:
+    routes = {(method, getattr(route, "path", "")) for route in request.app.routes
+              for method in (getattr(route, "methods", None) or ())}
+    paths = {path for _, path in routes}
+    return {
+        "postmortems": "/api/incidents/{id}/postmortem" in paths,
+        "postmortem_edits": ("PATCH", "/api/incidents/{id}/postmortem") in routes,
+        "analytics": "/api/analytics" in paths,
+    }
 
 
 @router.get("/engine", tags=["auth"], summary="What this engine is and which database it uses")

@@ -25,6 +25,7 @@ from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 RELOAD_KINDS = {"created", "acknowledged", "status_changed", "status_update", "resolved", "reopened",
                 "false_positive", "satisfaction_rated", "severity_changed"}
 RELOAD_SECONDS = 5.0
+LOAD_SECONDS = 30.0  # a report that takes longer is reported as late, never waited on forever
 WIDE = 160
 
 OWN_BINDINGS = [
@@ -141,18 +142,32 @@ class AnalyticsScreen(ConsoleScreen):
         self._last_reload = time.monotonic()
         label = f"{self.year} (year)" if self.mode == "year" else f"{self.month} (month)"
         self.query_one("#analytics-period", Static).update(f"{label} · loading…")
-        self.run_worker(self.reload, group="analytics", exclusive=True)
+        self.run_worker(self.reload, group="analytics", exclusive=True, exit_on_error=False)
+
+    def _say(self, text: str) -> None:
+        """End the wait with words: the period line and the body both say it."""
+        self.error = text
+        self.query_one("#analytics-period", Static).update(text)
+        self.query_one("#analytics-summary", Static).update(text)
 
     async def reload(self) -> None:
+        import asyncio
+
         from engine.learning_api import learning_api
 
         app: Any = self.app
         await app.ready.wait()
+        if not app.feature("analytics"):
+            self._say("Analytics is not available over this connection: the engine does not serve it. "
+                      "Run `pulseguard report` where the database is, or connect to an engine that does.")
+            return
         try:
-            report = await learning_api(app.api).analytics_report(**self.period_args())
+            report = await asyncio.wait_for(learning_api(app.api).analytics_report(**self.period_args()), LOAD_SECONDS)
+        except asyncio.TimeoutError:
+            self._say(f"the report did not arrive within {LOAD_SECONDS:.0f} s; ctrl+r tries again")
+            return
         except Exception as exc:  # the database went away or refused: say so, keep the screen
-            self.error = str(exc)
-            self.query_one("#analytics-period", Static).update(f"could not load the report: {exc}")
+            self._say(f"could not load the report: {exc}")
             return
         self.error = None
         self.show_report(report)

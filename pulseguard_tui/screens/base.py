@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from pulseguard_tui.actions import for_scope, key_display
+from pulseguard_tui.actions import action_for, for_scope, key_display
 from pulseguard_tui.lifecycle import StopsWorkOnRemoval
 from pulseguard_tui.widgets.status_line import StatusLine
 
@@ -57,6 +57,13 @@ class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
 
     async def on_feed(self, events: list[dict[str, Any]]) -> None:
         """New events from the change feed (any process); screens refresh what they show."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that cannot work over this connection (or for this identity) are neither shown
+        nor run."""
+        found = action_for(self.scope, action)
+        available = getattr(self.app, "action_available", None)
+        return found is None or available is None or available(found)
 
     def action_back(self) -> None:
         app: Any = self.app

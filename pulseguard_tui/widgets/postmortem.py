@@ -104,6 +104,10 @@ def entry_prompt(e: dict[str, Any]) -> Content:
     return Content.assemble(*parts)
 
 
+NOT_HERE = ("Post-mortems are not available over this connection: the engine does not serve them. "
+            "Open the database directly, or connect to an engine that does.")
+
+
 class PostmortemView(StopsWorkOnRemoval, Vertical):
     """One incident's post-mortem, editable from the keyboard."""
 
@@ -126,6 +130,14 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
         Binding("P", "publish", "Publish", id="postmortem.publish"),
         Binding("M", "copy_markdown", "Copy Markdown", id="postmortem.copy", show=False),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Keys that cannot work over this connection (or for this identity): not shown, not run.
+        from pulseguard_tui.actions import action_for
+
+        found = action_for("postmortem", action)
+        available = getattr(self.app, "action_available", None)
+        return found is None or available is None or available(found)
 
     def __init__(self, *, api: Callable[[], Any] | None = None, id: str | None = None) -> None:
         """`api` returns the EngineAPI to use (default: the app's `api`)."""
@@ -156,6 +168,13 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
         if self.key is None:
             self.doc = None
             self.query_one("#pm-summary", Static).update("no incident selected")
+            self.query_one("#pm-timeline", OptionList).clear_options()
+            self.query_one("#pm-lists", Static).update("")
+            return
+        feature = getattr(self.app, "feature", None)
+        if feature is not None and not feature("postmortems"):
+            self.doc = None
+            self.query_one("#pm-summary", Static).update(NOT_HERE)
             self.query_one("#pm-timeline", OptionList).clear_options()
             self.query_one("#pm-lists", Static).update("")
             return
