@@ -224,3 +224,39 @@ end = 2025-03-03T20:00:00
     assert s.who(local(2025, 3, 2, 7))[0] == "b" and s.who(local(2025, 3, 2, 9, 59))[0] == "a"  # before 10:00: the 12h rotation
     assert s.who(local(2025, 3, 3, 9))[0] == "c"  # the override covers a's Monday shift
     assert s.who(local(2025, 3, 3, 21))[0] == "b"
+
+
+def test_one_person_weekly_rotation_is_on_call_since_the_start_with_no_handoff():
+    from engine.oncall.overview import oncall_overview
+    from engine.config import parse_config_text
+
+    s = weekly(users=["alice"])
+    now = utc(2026, 3, 2, 12)
+    shift = s.on_call(now)
+    assert shift.user == "alice" and shift.start == local(2025, 3, 3, 9)  # when the schedule started
+    assert s.next_handoff(now) is None
+    # Someone covered her last week: her current stretch began when the override ended.
+    cover = Override("bob", utc(2026, 2, 23, 8), utc(2026, 2, 25, 8))
+    assert s.on_call(now, [cover]).start == utc(2026, 2, 25, 8)
+    assert s.on_call(now, [cover]).end > now
+    # Before the first hand-off the stretch is not clipped to it.
+    assert s.on_call(local(2025, 3, 3, 8)).start < local(2025, 3, 3, 8)
+    config = parse_config_text("""
+[engine]
+timezone = "Europe/Amsterdam"
+[[users]]
+id = "alice"
+[[schedules]]
+name = "solo"
+rotation = "weekly"
+handoff = "monday 09:00"
+start = 2025-03-03
+users = ["alice"]
+""")
+    entry = oncall_overview(config, now)["schedules"][0]
+    assert entry["on_call"]["user"] == "alice"
+    assert datetime.fromisoformat(entry["on_call"]["start"]) == local(2025, 3, 3, 9)
+    assert entry["on_call"]["end"] is None and entry["next_handoff"] is None
+    # A rotation of several people is unchanged: this week's shift, to the next hand-off.
+    three = weekly().on_call(now)
+    assert (three.start, three.end) == (local(2026, 3, 2, 9), local(2026, 3, 9, 9))

@@ -98,7 +98,7 @@ async def show(args: argparse.Namespace, ctx: Any) -> int:
             "schedule": s["name"],
             "on_call": _who(cur.get("person")) if cur else s.get("note", "-"),
             "since": _local(cur.get("start"), s["timezone"]) if cur else "-",
-            "until": _local(cur.get("end"), s["timezone"]) if cur else "-",
+            "until": (_local(cur["end"], s["timezone"]) if cur.get("end") else "no hand-off") if cur else "-",
             "next": f"{_who(nxt['person'])} at {_local(nxt['at'], s['timezone'])}" if nxt else "-",
             "override": (cur.get("override") or "-") if cur else "-",
         })

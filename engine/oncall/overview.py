@@ -53,6 +53,8 @@ def oncall_overview(
         current = sched.on_call(now, extra)
         nxt = sched.next_handoff(now, extra)
         entry["on_call"] = {**_shift(config, current)}
+        if nxt is None:  # nobody takes over (a one-person rotation): on call until further notice
+            entry["on_call"]["end"] = None
         entry["next_handoff"] = {"at": nxt.start.isoformat(), "from": current.user, "to": nxt.user, "person": _person(config, nxt.user), "in_seconds": round((nxt.start - now).total_seconds())} if nxt else None
         # From the start of the current shift, so the list begins with who is on call now.
         entry["shifts"] = [_shift(config, s) for s in sched.shifts(min(current.start, now), now + timedelta(days=days), extra)]

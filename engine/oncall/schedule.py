@@ -277,14 +277,41 @@ class Schedule:
         longest = max((ly.length * max(len(ly.users), 1) for ly in self.layers), default=DAY)
         return max(timedelta(days=35), longest + DAY * 7)
 
+    @property
+    def begins(self) -> datetime | None:
+        """When the rotation starts (its earliest layer's first hand-off)."""
+        return min((ly.handoff(0) for ly in self.layers), default=None)
+
     def on_call(self, at: datetime, overrides: Sequence[Override] = ()) -> Shift:
-        """The shift containing `at`, with its start and end (clipped to a few weeks either side)."""
+        """The stretch containing `at` during which the same person is on call: from when it
+        began (never before the rotation starts) to the next change. A stretch with no change
+        within the look-ahead (a one-person rotation) ends at the look-ahead; `next_handoff`
+        then says None."""
         at = _utc(at, "at")
         span = self._horizon()
-        for s in self.shifts(at - span, at + span, overrides):
-            if s.start <= at < s.end:
-                return s
-        return Shift(self.name, None, at, at)
+        low = at - span
+        current = next((s for s in self.shifts(low, at + span, overrides) if s.start <= at < s.end), None)
+        if current is None:
+            return Shift(self.name, None, at, at)
+        begins = self.begins
+        floor = begins if begins is not None and at >= begins else None
+        start = current.start
+        # Shifts are computed in a window; a stretch reaching its edge may have begun earlier.
+        for _ in range(200):
+            if start > low or (floor is not None and low <= floor):
+                break
+            low = max(low - span, floor) if floor is not None else low - span
+            before = self.shifts(low, start, overrides)
+            if not before or before[-1].user != current.user or before[-1].override != current.override:
+                break
+            start = before[-1].start
+        if floor is not None and start < floor:
+            start = floor
+        end = current.end
+        if end >= at + span:
+            nxt = self.next_handoff(at, overrides)
+            end = nxt.start if nxt is not None else end
+        return Shift(self.name, current.user, start, end, current.layer, current.override)
 
     def next_handoff(self, at: datetime, overrides: Sequence[Override] = ()) -> Shift | None:
         """The next shift after `at` whose person differs from the one on call at `at`."""

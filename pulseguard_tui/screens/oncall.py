@@ -157,7 +157,7 @@ class OncallScreen(ConsoleScreen):
             who = person_text(current.get("person"))
             if current.get("override"):
                 who += " (override)"
-            until = local_text(current["end"], tz)
+            until = local_text(current["end"], tz) if current.get("end") else "no hand-off"
             handoff = "-"
             if nxt:
                 handoff = f"{person_text(nxt['person'])} in {span_text(nxt['in_seconds'])}"

@@ -1,0 +1,44 @@
+"""The On-call screen for a one-person weekly rotation: on call since the schedule started, and no
+hand-off (not a made-up week or a five-week window)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from snapshots.console_app import make_app, seed
+from test_console_wiring import table_rows
+from test_console_workflows import until
+
+SOLO_CONFIG = """
+[engine]
+timezone = "Europe/Amsterdam"
+[[users]]
+id = "alice"
+name = "Alice Jansen"
+[[schedules]]
+name = "solo"
+rotation = "weekly"
+handoff = "monday 09:00"
+start = 2025-03-03
+users = ["alice"]
+"""
+
+
+async def test_oncall_screen_one_person_rotation_since_start_no_handoff(db: Any, tmp_path: Any) -> None:
+    from engine.config import load_config
+    from pulseguard_tui.screens.oncall import OncallScreen
+
+    path = tmp_path / "pulseguard.toml"
+    path.write_text(SOLO_CONFIG)
+    await seed(targets=False)
+    app = make_app(db)  # the clock is fixed at Monday 2026-03-02 12:00 UTC
+    app.config = load_config(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("oncall")
+        screen = app.screen
+        assert isinstance(screen, OncallScreen)
+        await until(pilot, lambda: screen.overview is not None, what="on-call overview")
+        row = table_rows(screen, "#oncall-now")[0]
+        assert row[0] == "solo" and "alice" in row[1]
+        assert row[2] == "Mon 03 Mar 09:00"  # since the schedule started (2025-03-03, Amsterdam time)
+        assert row[3] == "no hand-off" and row[4] == "-"
