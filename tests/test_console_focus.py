@@ -115,6 +115,8 @@ async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str
     seen: set[str] = set()
     actions = [a for a in ACTIONS if a.scope in SCOPES and a.id not in NOT_MODAL]
     for action in actions + [Action("palette", "ctrl+p", "command_palette", "palette", "app")]:
+        if not app.action_available(action):
+            continue  # not offered here (a viewer's write keys; features this engine does not serve)
         for way in ("cancel", "accept"):
             if action.scope != "app":
                 screen.show_resolved = action.id == "incident.reopen"

@@ -224,3 +224,24 @@ async def test_remote_without_postmortems_or_analytics_says_so(api: Api, tmp_pat
             assert not shown_actions(app) & {"previous_period", "next_period", "month", "year"}
     finally:
         await cleanup()
+
+
+async def test_every_modal_over_the_api_then_the_next_key_acts_on_the_list(api: Api, tmp_path: Path) -> None:
+    """The responder's console over --connect: every modal it offers, closed both ways, with the
+    keys reaching the list afterwards (saves take a round trip, and refreshes arrive over the
+    event stream while the modal closes)."""
+    from snapshots.console_app import seed
+    from test_console_focus import EXPECTED, walk_every_modal
+
+    await seed(targets=False)
+    args = console_args(tmp_path, api.url, api.tokens["responder"])
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(100, 34)) as pilot:
+            await started(app, pilot)
+            seen = await walk_every_modal(app, pilot)
+            postmortem_forms = {"SummaryForm", "ListsForm", "ImpactForm", "EntryForm", "RatingForm", "PublishScreen"}
+            expected = EXPECTED if app.feature("postmortem_edits") else EXPECTED - postmortem_forms
+            assert expected <= seen, f"not opened: {expected - seen}"
+    finally:
+        await cleanup()
