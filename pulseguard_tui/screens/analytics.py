@@ -144,11 +144,13 @@ class AnalyticsScreen(ConsoleScreen):
         self.query_one("#analytics-period", Static).update(f"{label} · loading…")
         self.run_worker(self.reload, group="analytics", exclusive=True, exit_on_error=False)
 
-    def _say(self, text: str) -> None:
-        """End the wait with words: the period line and the body both say it."""
+    def _say(self, headline: str, text: str) -> None:
+        """End the wait with words: a headline in the period line, the whole story below (and
+        no empty charts)."""
         self.error = text
-        self.query_one("#analytics-period", Static).update(text)
+        self.query_one("#analytics-period", Static).update(headline)
         self.query_one("#analytics-summary", Static).update(text)
+        self.query_one("#analytics-charts").display = False
 
     async def reload(self) -> None:
         import asyncio
@@ -158,16 +160,18 @@ class AnalyticsScreen(ConsoleScreen):
         app: Any = self.app
         await app.ready.wait()
         if not app.feature("analytics"):
-            self._say("Analytics is not available over this connection: the engine does not serve it. "
+            self._say("not available over this connection",
+                      "Analytics is not available over this connection: the engine does not serve it. "
                       "Run `pulseguard report` where the database is, or connect to an engine that does.")
             return
         try:
             report = await asyncio.wait_for(learning_api(app.api).analytics_report(**self.period_args()), LOAD_SECONDS)
         except asyncio.TimeoutError:
-            self._say(f"the report did not arrive within {LOAD_SECONDS:.0f} s; ctrl+r tries again")
+            late = f"the report did not arrive within {LOAD_SECONDS:.0f} s; ctrl+r tries again"
+            self._say(late, late)
             return
         except Exception as exc:  # the database went away or refused: say so, keep the screen
-            self._say(f"could not load the report: {exc}")
+            self._say("could not load the report", f"could not load the report: {exc}")
             return
         self.error = None
         self.show_report(report)
@@ -176,6 +180,7 @@ class AnalyticsScreen(ConsoleScreen):
         from engine.analytics_cli import format_report
 
         self.report = report
+        self.query_one("#analytics-charts").display = True
         prev = report.get("previous_period", {}).get("label")
         period = report["period"]["label"] + (f" vs {prev}" if prev else "")
         # The keys are in the footer; this line names the periods compared.
