@@ -127,7 +127,8 @@ async def test_viewer_reads_but_cannot_write(api):
     async with api.client("viewer") as v:
         assert (await v.get("/api/incidents")).status_code == 200
         assert (await v.get(f"/api/incidents/{key}")).status_code == 200
-        assert (await v.get("/api/me")).json() == {"name": "viewer-token", "role": "viewer", "readonly": True}
+        me = (await v.get("/api/me")).json()
+        assert {k: me[k] for k in ("name", "role", "readonly", "may_write")} == {"name": "viewer-token", "role": "viewer", "readonly": True, "may_write": False}
         writes = [
             ("POST", "/api/incidents", {"title": "x", "severity": "low"}),
             ("PUT", f"/api/incidents/{key}", {"severity": "high"}),
