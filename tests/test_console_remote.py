@@ -134,33 +134,44 @@ def shown_actions(app: Any) -> set[str]:
     return {b.binding.action for b in app.screen.active_bindings.values()}
 
 
-def without_learning_routes(api: Api) -> None:
-    """Serve like an engine without post-mortem and analytics endpoints (an older server)."""
-    router = api.service.app.router
-    router.routes = [r for r in router.routes
-                     if "postmortem" not in getattr(r, "path", "") and "/api/analytics" not in getattr(r, "path", "")]
+@pytest.fixture
+def no_learning_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers started in this test serve no post-mortem or analytics endpoints (as an older engine)."""
+    from fastapi import APIRouter
+
+    from engine.rest import learning
+
+    monkeypatch.setattr(learning, "router", APIRouter())
 
 
 async def test_api_me_says_what_the_server_serves(api: Api) -> None:
     async with api.client("viewer") as client:
         me = (await client.get("/api/me")).json()
     assert me["name"] == "viewer-token" and me["role"] == "viewer" and me["may_write"] is False
-    paths = {getattr(r, "path", "") for r in api.service.app.router.routes}
-    assert me["features"]["analytics"] == ("/api/analytics" in paths)
-    assert me["features"]["postmortems"] == ("/api/incidents/{id}/postmortem" in paths)
-    without_learning_routes(api)
-    async with api.client("responder") as client:
-        me = (await client.get("/api/me")).json()
-    assert me["may_write"] is True and not any(me["features"].values())
-    remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
-    try:
-        caps = await remote.capabilities()
-    finally:
-        await remote.aclose()
-    assert caps == {"name": "responder-token", "role": "responder", "may_write": True,
-                    "features": {"postmortems": False, "postmortem_edits": False, "analytics": False}}
+    assert me["features"] == {"postmortems": True, "postmortem_edits": True, "analytics": True}
+    for role, may_write in (("viewer", False), ("responder", True)):
+        remote = await RemoteEngine.connect(api.url, api.tokens[role])
+        try:
+            caps = await remote.capabilities()
+        finally:
+            await remote.aclose()
+        assert caps == {"name": f"{role}-token", "role": role, "may_write": may_write,
+                        "features": {"postmortems": True, "postmortem_edits": True, "analytics": True}}
     local = await LocalEngine("alice").capabilities()
     assert local["role"] == "local" and local["may_write"] and all(local["features"].values())
+
+
+async def test_an_engine_without_postmortems_or_analytics_says_so_in_api_me(db: Any, no_learning_routes: None) -> None:
+    async with running_api() as api:
+        async with api.client("responder") as client:
+            me = (await client.get("/api/me")).json()
+        assert me["may_write"] is True and me["features"] == {
+            "postmortems": False, "postmortem_edits": False, "analytics": False}
+        remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
+        try:
+            assert not any((await remote.capabilities())["features"].values())
+        finally:
+            await remote.aclose()
 
 
 async def test_viewer_console_offers_no_write_keys_and_never_says_press_r(api: Api, tmp_path: Path) -> None:
@@ -194,11 +205,15 @@ async def test_viewer_console_offers_no_write_keys_and_never_says_press_r(api: A
     assert (await queries.incident_detail("INC-2"))["acknowledged_at"] is None
 
 
-async def test_remote_without_postmortems_or_analytics_says_so(api: Api, tmp_path: Path) -> None:
+async def test_remote_without_postmortems_or_analytics_says_so(db: Any, tmp_path: Path, no_learning_routes: None) -> None:
+    async with running_api() as api:
+        await remote_without_learning(api, tmp_path)
+
+
+async def remote_without_learning(api: Api, tmp_path: Path) -> None:
     from pulseguard_tui.screens.analytics import AnalyticsScreen
     from pulseguard_tui.widgets.postmortem import NOT_HERE
 
-    without_learning_routes(api)
     await seed_two()
     args = console_args(tmp_path, api.url, api.tokens["responder"])
     app, cleanup = build_console(args, initial_settings(args))

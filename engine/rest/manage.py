@@ -42,13 +42,13 @@ async def me(request: Request, who: Viewer) -> dict[str, Any]:
 
 
 def served_features(request: Request) -> dict[str, bool]:
-    routes = {(method, getattr(route, "path", "")) for route in request.app.routes
-              for method in (getattr(route, "methods", None) or ())}
-    paths = {path for _, path in routes}
+    # The OpenAPI document lists every path this app serves (computed once, then cached).
+    paths: dict[str, Any] = request.app.openapi().get("paths", {})
+    postmortem = paths.get("/api/incidents/{id}/postmortem", {})
     return {
-        "postmortems": "/api/incidents/{id}/postmortem" in paths,
-        "postmortem_edits": ("PATCH", "/api/incidents/{id}/postmortem") in routes,
-        "analytics": "/api/analytics" in paths,
+        "postmortems": "get" in postmortem,
+        "postmortem_edits": "patch" in postmortem,
+        "analytics": "get" in paths.get("/api/analytics", {}),
     }
 
 
