@@ -161,8 +161,8 @@ class PulseGuardApp(App[None]):
         the footer, help and the palette then show only that."""
         try:
             self.capabilities = await self.api.capabilities()
-        except Exception:  # an engine that cannot say: assume only what its read-only flag allows
-            self.capabilities = {"may_write": not bool(getattr(self.api, "readonly", False)), "features": {}}
+        except Exception:  # an engine that cannot say: its read-only flag decides; features show their own errors
+            self.capabilities = {"may_write": not bool(getattr(self.api, "readonly", False))}
         if not self.may_write:
             self.readonly = True
             self.api.readonly = True
