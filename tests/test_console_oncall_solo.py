@@ -26,7 +26,7 @@ users = ["alice"]
 
 async def test_oncall_screen_one_person_rotation_since_start_no_handoff(db: Any, tmp_path: Any) -> None:
     from engine.config import load_config
-    from pulseguard_tui.screens.oncall import OncallScreen
+    from pulseguard_tui.screens.oncall import OncallScreen, local_text
 
     path = tmp_path / "pulseguard.toml"
     path.write_text(SOLO_CONFIG)
@@ -40,5 +40,6 @@ async def test_oncall_screen_one_person_rotation_since_start_no_handoff(db: Any,
         await until(pilot, lambda: screen.overview is not None, what="on-call overview")
         row = table_rows(screen, "#oncall-now")[0]
         assert row[0] == "solo" and "alice" in row[1]
-        assert row[2] == "Mon 03 Mar 09:00"  # since the schedule started (2025-03-03, Amsterdam time)
+        started = local_text("2025-03-03T09:00:00+01:00", "Europe/Amsterdam")
+        assert row[2] == started  # since the schedule started (Monday 2025-03-03 09:00 in Amsterdam)
         assert row[3] == "no hand-off" and row[4] == "-"
