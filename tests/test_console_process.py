@@ -95,8 +95,9 @@ def test_console_in_a_terminal_lists_acknowledges_and_quits(sqlite_database: Dat
     assert "acknowledged" in shown.stdout and "dana" in shown.stdout
 
 
-def test_console_runs_the_engine_when_it_wins_the_lease(sqlite_database: Database, tmp_path: Path) -> None:
-    run_cli(sqlite_database, "incident", "list", check=True)  # creates and migrates the database
+def test_console_runs_the_engine_when_it_wins_the_lease(sqlite_database: Database, migrated_template: Any,
+                                                       tmp_path: Path) -> None:
+    migrated_template.copy_sqlite(sqlite_database.path)
     term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana"], console_env(sqlite_database, tmp_path))
     term.expect(b"PulseGuard")
     # The first frame is up: nothing of numpy, SciPy or scikit-learn is loaded on the way.
