@@ -62,8 +62,9 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
 
     summary = start_summary(config, ctx.database, api_url=api_url, new_database=bool(ctx.extras.get("created_database")),
                             waiting=await pending_unservable(settings_from_config(config)))
-    for line in summary if not args.quiet or ctx.config is None else summary[:1]:
-        print(line, file=sys.stderr, flush=True)
+    for line in summary:
+        if not args.quiet or "no configuration file" in line or "pending notification" in line:  # --quiet: the warnings
+            print(line, file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
