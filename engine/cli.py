@@ -92,6 +92,7 @@ DB_ACCESS: dict[str, str] = {
     "notifications": READ,
     "notifications retry": CHANGE,
     "notifications test": NONE,
+    "escalation preview": READ,
     "token create": CREATE,
     "token list": READ,
     "token revoke": CHANGE,
