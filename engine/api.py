@@ -169,10 +169,11 @@ class LocalEngine(LearningMixin):
     """EngineAPI over this process's database connection."""
 
     def __init__(self, actor: str, *, readonly: bool = False, db_label: str = "", role: str = "local",
-                 categories: Sequence[str] | None = None) -> None:
+                 categories: Sequence[str] | None = None, new_database: bool = False) -> None:
         self.actor = actor
         self.readonly = readonly
         self.db_label = db_label
+        self.new_database = new_database  # this process created it: say so until it holds an incident
         self.role = role  # "engine" (this process runs the loops), "standby", "console"
         self.categories = list(categories) if categories else None
         self.targets_provider: Any = None  # set by the monitoring engine when present
@@ -209,7 +210,15 @@ class LocalEngine(LearningMixin):
         return await self.targets_provider.series_samples(series, since)
 
     async def engine_state(self) -> dict[str, Any]:
-        return {"role": self.role, "database": self.db_label, "readonly": self.readonly, "actor": self.actor}
+        database = self.db_label
+        if self.new_database:
+            from engine.models import Incident
+
+            if await Incident.exists():
+                self.new_database = False
+            else:  # at the end, so a narrow status line that cuts the path from the left keeps it
+                database = f"{database} (new database)"
+        return {"role": self.role, "database": database, "readonly": self.readonly, "actor": self.actor}
 
     async def capabilities(self) -> dict[str, Any]:
         """Who acts and what works here: with the database in this process, everything (a

@@ -40,6 +40,65 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
+# How each subcommand uses the database. Kept in one place so that a new command has to
+# choose (tests/test_cli.py fails for a command missing here):
+#   none    opens no database
+#   read    reads an existing database; never creates one, so a mistyped --db fails loudly
+#           instead of showing an empty database
+#   change  changes what an existing database holds (an incident, a window, a token); a new
+#           database holds nothing to change, so it never creates one either
+#   create  may create a new database, and says so on stderr
+NONE, READ, CHANGE, CREATE = "none", "read", "change", "create"
+DB_ACCESS: dict[str, str] = {
+    "incident create": CREATE,
+    "incident list": READ,
+    "incident show": READ,
+    "incident ack": CHANGE,
+    "incident status": CHANGE,
+    "incident severity": CHANGE,
+    "incident assign": CHANGE,
+    "incident tag": CHANGE,
+    "incident comment": CHANGE,
+    "incident update": CHANGE,
+    "incident evidence": CHANGE,
+    "incident resolve": CHANGE,
+    "incident reopen": CHANGE,
+    "incident false-positive": CHANGE,
+    "incident verify": CHANGE,
+    "incident followup": CHANGE,
+    "incident correlate": CHANGE,
+    "init": CREATE,
+    "config check": NONE,
+    "report": READ,
+    "followups": READ,
+    "followups done": CHANGE,
+    "followups ticket": CHANGE,
+    "postmortem": CHANGE,
+    "satisfaction": CHANGE,
+    "replay": NONE,
+    "engine": CREATE,
+    "targets": READ,
+    "metrics push": CREATE,
+    "metrics query": READ,
+    "maintenance add": CREATE,
+    "maintenance list": READ,
+    "maintenance end": CHANGE,
+    "demo": NONE,  # its own temporary database
+    "oncall": READ,
+    "oncall override": CREATE,
+    "oncall overrides": READ,
+    "oncall cancel-override": CHANGE,
+    "oncall export": READ,
+    "notifications": READ,
+    "notifications retry": CHANGE,
+    "notifications test": NONE,
+    "escalation preview": READ,
+    "token create": CREATE,
+    "token list": READ,
+    "token revoke": CHANGE,
+    "statuspage build": READ,
+}
+
 
 class UsageError(Exception):
     """Bad input on the command line: printed as one line, exit 2."""
@@ -603,7 +662,29 @@ def build_parser(prog: str = "pulseguard") -> Parser:
                 continue
             raise
         module.register(sub, common) if _takes_common(module.register) else module.register(sub)
+    for path, command in leaf_commands(parser):
+        command.set_defaults(command_path=path)
     return parser
+
+
+def leaf_commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every subcommand that runs a handler, as ("incident list", its parser)."""
+    found: list[tuple[str, argparse.ArgumentParser]] = []
+    if prefix and parser._defaults.get("handler") is not None:
+        found.append((prefix, parser))
+    seen: set[int] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                if id(child) not in seen:  # aliases share a parser
+                    seen.add(id(child))
+                    found.extend(leaf_commands(child, f"{prefix} {name}".strip()))
+    return found
+
+
+def db_access(args: argparse.Namespace) -> str:
+    """READ for a command missing from DB_ACCESS: the choice that never creates a database."""
+    return DB_ACCESS.get(getattr(args, "command_path", ""), READ)
 
 
 def _takes_common(fn: Callable) -> bool:
@@ -644,14 +725,42 @@ def database_for(args: argparse.Namespace, ctx: Context) -> Any:
     return resolve_database(getattr(args, "db", None) or os.environ.get("PULSEGUARD_DB") or configured)
 
 
-async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.db import close_database, open_database
+async def open_database_for(args: argparse.Namespace, ctx: Context, access: str) -> Any:
+    """Open the database the command names; only CREATE may make a new one, and then it says so.
+    Missing parent directories are made only for the default location: a directory that does
+    not exist in --db is more likely a typo than a wish."""
+    from engine.db import open_database
 
-    if not getattr(args, "needs_db", False):
-        return await args.handler(args, ctx)
     ctx.database = database_for(args, ctx)
+    created = await open_database(ctx.database, create=access == CREATE, create_dirs=ctx.database.default)
+    ctx.extras["created_database"] = created
+    if created:
+        print(f"created a new database at {ctx.database.where}", file=sys.stderr)
+    return ctx.database
+
+
+async def init_database(args: argparse.Namespace, config_path: Path) -> bool:
+    """`pulseguard init`: create the database the new configuration (or --db) names, if missing.
+    True when it was created."""
+    from engine.config import load_config
+    from engine.db import close_database
+
+    ctx = Context(actor=os_user(), config=load_config(config_path))
     try:
-        await open_database(ctx.database)
+        await open_database_for(args, ctx, CREATE)
+    finally:
+        await close_database()
+    return bool(ctx.extras.get("created_database"))
+
+
+async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.db import close_database
+
+    access = db_access(args)
+    if not getattr(args, "needs_db", False) or access == NONE:
+        return await args.handler(args, ctx)
+    try:
+        await open_database_for(args, ctx, access)
         if ctx.config is not None:
             from engine.escalation.planner import install
 
@@ -677,6 +786,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.close()
         return EXIT_OK
     except Exception as exc:  # config errors and connection failures: still one clear message
+        from engine.db import DatabaseUnavailable
+
+        if isinstance(exc, DatabaseUnavailable):
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
         problems = getattr(exc, "problems", None)
         if problems:
             for line in problems:

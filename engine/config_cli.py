@@ -29,6 +29,13 @@ async def init_handler(args: argparse.Namespace, ctx: object = None) -> int:
         print(f"error: {path} is a directory; give a file name such as {path / CONFIG_FILENAME}", file=sys.stderr)
         return EXIT_USAGE
     if path.exists() and not args.force:
+        # Kept as it is; the database it names is still made if missing (the hint of every
+        # "no PulseGuard database" error leads here).
+        from engine.cli import init_database
+
+        if await init_database(args, path):
+            print(f"kept {path} (it already exists; --force overwrites it)")
+            return EXIT_OK
         print(f"error: {path} already exists (use --force to overwrite it)", file=sys.stderr)
         return EXIT_USAGE
     text = example_config_text()
@@ -42,6 +49,9 @@ async def init_handler(args: argparse.Namespace, ctx: object = None) -> int:
         print(f"error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {path}; edit it, then run: pulseguard config check {path}")
+    from engine.cli import init_database
+
+    await init_database(args, path)
     return EXIT_OK
 
 

@@ -422,4 +422,6 @@ def connect_error(exc: Exception) -> tuple[int, str]:
 
     if isinstance(exc, (DomainError, UsageError, ThemeError)):
         return 2, f"error: {exc}"
+    if hasattr(exc, "exit_code"):  # engine.db.DatabaseUnavailable: already one clear line
+        return int(exc.exit_code), f"error: {exc}"
     return 1, f"error: database: {type(exc).__name__}: {exc}"

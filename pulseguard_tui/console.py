@@ -130,10 +130,10 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         ctx = await asyncio.to_thread(load_context, args)
         take_config(ctx)
         db = database_for(args, ctx)
-        await open_database(db)
+        created = await open_database(db, create=not settings.readonly, create_dirs=db.default)
         opened = True
         api = LocalEngine(ctx.actor, readonly=settings.readonly, db_label=db.label, categories=ctx.categories,
-                          role="console")
+                          role="console", new_database=created)
         api.targets_provider = monitor_queries()
         if not getattr(args, "no_engine", False):
             from engine.config import default_config

@@ -192,7 +192,8 @@ async def test_the_cli_prints_the_same_figures_as_json_and_as_text(fixture_db):
         (["--since", "yesterday"], "'yesterday' is not a date"),
     ],
 )
-def test_bad_periods_get_one_clear_line(sqlite_database, args, message):
+def test_bad_periods_get_one_clear_line(sqlite_database, migrated_template, args, message):
+    migrated_template.copy_sqlite(sqlite_database.path)  # `report` reads: it never creates a database
     proc = run_cli(sqlite_database, "report", *args)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, table_rows
+from conftest import PG_URL, REPO, cli_env, run_cli, table_rows
+from engine.cli import CREATE, DB_ACCESS, NONE, READ, build_parser, leaf_commands
+
+HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
 
 
 @pytest.mark.slow
@@ -97,14 +107,278 @@ def test_default_database_lives_in_the_user_data_dir(tmp_path):
     import sys
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEGUARD_", "XDG_"))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pulseguard_tui", "incident", "create", "--title", "t", "--severity", "low"],
-        capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path, timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pulseguard_tui", *argv], capture_output=True, text=True,
+                              env={**clean, **env}, cwd=tmp_path, timeout=60)
+
     path = tmp_path / "data" / "pulseguard" / "pulseguard.db"
+    # A machine with no database yet: reading says so and creates nothing, not even the folder.
+    proc = cli("incident", "list")
+    assert proc.returncode == 2 and proc.stderr == f"error: no PulseGuard database at {path} ({HINT})\n"
+    assert not (tmp_path / "data").exists()
+    proc = cli("incident", "create", "--title", "t", "--severity", "low")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == f"created a new database at {path}\n"
     assert path.exists()
     with sqlite3.connect(path) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert con.execute("SELECT title FROM incident").fetchone()[0] == "t"
     assert resolve_database(None).kind == "sqlite"
+
+
+# --- which commands may create a database ----------------------------------------------------
+
+# A valid call of every command that needs an existing database (read or change).
+NEEDS_EXISTING = {
+    "incident list": [], "incident show": ["INC-1"], "incident ack": ["INC-1"],
+    "incident status": ["INC-1", "identified"], "incident severity": ["INC-1", "high"],
+    "incident assign": ["INC-1", "bob"], "incident tag": ["INC-1", "db"], "incident comment": ["INC-1", "hi"],
+    "incident update": ["INC-1", "looking"], "incident evidence": ["INC-1", "--url", "https://example.com/x"],
+    "incident resolve": ["INC-1", "--root-cause", "x", "--solution", "y"], "incident reopen": ["INC-1"],
+    "incident false-positive": ["INC-1"], "incident verify": ["INC-1", "1"],
+    "incident followup": ["INC-1", "--group", "process_changes", "-d", "x"], "incident correlate": ["INC-1"],
+    "report": [], "followups": [], "followups done": ["1"], "followups ticket": ["1", "--key", "OPS-1"],
+    "postmortem": ["INC-1"], "satisfaction": ["INC-1", "--customer", "4"], "targets": [],
+    "metrics query": ["cpu"], "maintenance list": [], "maintenance end": ["1"], "oncall": [],
+    "oncall overrides": [], "oncall cancel-override": ["1"], "oncall export": [], "notifications": [],
+    "notifications retry": ["1"], "token list": [], "token revoke": ["ci"], "statuspage build": ["site"],
+    "escalation preview": ["--severity", "critical"],
+}
+
+
+def test_every_command_declares_how_it_uses_the_database():
+    commands = dict(leaf_commands(build_parser()))
+    assert set(commands) == set(DB_ACCESS), "declare each new command's database use in engine/cli.py DB_ACCESS"
+    for path, parser in commands.items():
+        if parser._defaults.get("needs_db"):
+            assert DB_ACCESS[path] != NONE, path
+    assert {p for p, a in DB_ACCESS.items() if a not in (NONE, CREATE)} == set(NEEDS_EXISTING)
+
+
+def test_commands_that_read_or_change_never_create_a_database(tmp_path):
+    target = tmp_path / "typo.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+
+    def call(path: str) -> subprocess.CompletedProcess[str]:
+        argv = [*path.split(), *NEEDS_EXISTING[path]]
+        return subprocess.run([sys.executable, "-m", "pulseguard_tui", *argv, "--db", str(target)],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+
+    with ThreadPoolExecutor(3) as pool:
+        procs = dict(zip(NEEDS_EXISTING, pool.map(call, NEEDS_EXISTING)))
+    expected = f"error: no PulseGuard database at {target} ({HINT})\n"
+    wrong = {path: (p.returncode, p.stderr) for path, p in procs.items() if (p.returncode, p.stderr) != (2, expected)}
+    assert not wrong
+    assert all(p.stdout == "" for p in procs.values())
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_a_command_that_creates_says_so_once(sqlite_database):
+    path = sqlite_database.path
+    first = run_cli(sqlite_database, "token", "create", "ci", "--role", "viewer")
+    assert first.returncode == 0 and first.stderr == f"created a new database at {path}\n"
+    second = run_cli(sqlite_database, "incident", "create", "--title", "t", "--severity", "low", check=True)
+    assert second.stderr == ""
+    assert "INC-1" in run_cli(sqlite_database, "incident", "list", check=True).stdout
+
+
+def test_a_create_command_does_not_make_a_mistyped_directory(tmp_path):
+    target = tmp_path / "mistyped" / "pulseguard.db"
+    proc = run_cli(_db(target), "incident", "create", "--title", "t", "--severity", "low")
+    assert proc.returncode == 1 and proc.stderr == (
+        f"error: cannot create database {target}: directory {target.parent} does not exist "
+        "(create it, or check --db / PULSEGUARD_DB)\n")
+    assert not target.parent.exists()
+
+
+def _db(path: Path):
+    from engine.db import resolve_database
+
+    return resolve_database(str(path))
+
+
+# --- a database that cannot be opened fails at once, with the reason ---------------------------
+
+def _refused(database, *argv: str) -> subprocess.CompletedProcess[str]:
+    # A hang here was the defect: the timeout turns one into a failure rather than a stuck run.
+    proc = run_cli(database, *argv, timeout=60)
+    assert proc.returncode != 0 and proc.stdout == "", (argv, proc.stdout, proc.stderr)
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def _engine_refused(database) -> str:
+    proc = _refused(database, "engine")
+    return proc.stderr
+
+
+def test_a_directory_as_database_fails_with_the_reason(tmp_path):
+    database = _db(tmp_path)
+    expected = f"error: cannot open database {tmp_path}: Is a directory\n"
+    for argv in (["incident", "list"], ["incident", "create", "--title", "t", "--severity", "low"], ["engine"]):
+        proc = _refused(database, *argv)
+        assert proc.returncode == 1 and proc.stderr == expected, (argv, proc.stderr)
+
+
+def test_a_file_that_is_not_sqlite_fails_with_the_reason(tmp_path):
+    target = tmp_path / "notes.db"
+    target.write_text("these are my notes, not a database\n" * 50)
+    database = _db(target)
+    for argv in (["incident", "list"], ["incident", "create", "--title", "t", "--severity", "low"], ["engine"]):
+        proc = _refused(database, *argv)
+        assert proc.stderr == f"error: cannot open database {target}: not a SQLite database\n"
+    assert target.read_text() == "these are my notes, not a database\n" * 50
+
+
+def test_another_programs_sqlite_database_is_left_alone(tmp_path):
+    target = tmp_path / "other.db"
+    with sqlite3.connect(target) as con:
+        con.execute("CREATE TABLE notes (body TEXT)")
+    proc = _refused(_db(target), "incident", "create", "--title", "t", "--severity", "low")
+    assert proc.returncode == 2 and f"{target} is a SQLite database, but not a PulseGuard one" in proc.stderr
+    with sqlite3.connect(target) as con:
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["notes"]
+
+
+def test_a_path_under_proc_fails_with_the_reason(tmp_path):
+    proc = _refused(_db(Path("/proc/version")), "incident", "create", "--title", "t", "--severity", "low")
+    assert proc.stderr.startswith("error: cannot open database /proc/version: ")
+    proc = _refused(_db(Path("/proc/pulseguard.db")), "engine")
+    assert proc.stderr == "error: cannot create database /proc/pulseguard.db: No such file or directory\n"
+
+
+def test_a_database_on_a_read_only_mount_fails_with_the_reason(tmp_path, migrated_template):
+    """Root ignores permission bits, so a read-only tmpfs in a private mount namespace stands
+    in for a read-only disk (skipped where mounting is not allowed)."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        import pytest
+
+        pytest.skip("no private mount namespace here")
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    template = tmp_path / "template.db"
+    migrated_template.copy_sqlite(template)
+    cli = f"{sys.executable} -m pulseguard_tui --as tester --db {mount}/pulseguard.db"
+    script = (
+        f"mount -t tmpfs -o size=16m tmpfs {mount} && cp {template} {mount}/pulseguard.db && "
+        f"mount -o remount,ro {mount} || exit 99; "
+        f"for argv in 'incident list' 'incident create --title t --severity low' engine; do "
+        f"timeout 60 {cli} $argv; echo \"rc=$?\"; done"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=REPO,
+                          env=env, timeout=200)
+    if proc.returncode == 99:
+        import pytest
+
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    assert proc.stdout.split() == ["rc=1"] * 3, (proc.stdout, proc.stderr)
+    assert proc.stderr == f"error: cannot open database {mount}/pulseguard.db: Read-only file system\n" * 3
+
+
+def _pg(url: str):
+    from engine.db import resolve_database
+
+    return resolve_database(url)
+
+
+def test_an_unreachable_postgresql_fails_with_the_reason():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    database = _pg(f"postgres://postgres@127.0.0.1:{port}/pulseguard")
+    for argv in (["incident", "list"], ["engine"]):
+        proc = _refused(database, *argv)
+        assert proc.returncode == 1 and proc.stderr.startswith(f"error: cannot reach PostgreSQL at 127.0.0.1:{port}: ")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_that_does_not_exist_is_named(database):
+    base = PG_URL.split("?", 1)[0].rsplit("/", 1)[0]
+    missing = _pg(f"{base}/pulseguard_no_such_db")
+    server = base.rsplit("@", 1)[-1].split("//")[-1]
+    for argv in (["incident", "list"], ["incident", "create", "--title", "t", "--severity", "low"], ["engine"]):
+        proc = _refused(missing, *argv)
+        assert proc.returncode == 2 and proc.stderr == (
+            f"error: no PostgreSQL database 'pulseguard_no_such_db' on {server} "
+            "(create it with `createdb pulseguard_no_such_db`, or check --db / PULSEGUARD_DB)\n"), proc.stderr
+    if database.kind == "postgres":  # a schema of an existing database: read fails, create makes it
+        proc = run_cli(database, "incident", "list")
+        assert proc.returncode == 2 and proc.stderr == f"error: no PulseGuard database at {database.where} ({HINT})\n"
+        proc = run_cli(database, "incident", "create", "--title", "t", "--severity", "low", check=True)
+        assert proc.stderr == f"created a new database at {database.where}\n"
+        assert "INC-1" in run_cli(database, "incident", "list", check=True).stdout
+
+
+# --- the engine says what it runs, and never drops another configuration's messages ------------
+
+def test_engine_without_configuration_says_so_and_leaves_other_channels_pending(sqlite_database, tmp_path):
+    config = tmp_path / "pulseguard.toml"
+    config.write_text(
+        '[integrations.slack]\nwebhook_url_env = "TEST_SLACK_URL"\nincident_channels = ["#ops"]\n\n'
+        '[escalation_policy.critical]\nescalate_after_minutes = 30\n'
+        '[[escalation_policy.critical.levels]]\nnotify = ["slack:#ops"]\n'
+    )
+    # Queued by a process with Slack configured, a minute ago (so due and unclaimed since) …
+    run_cli(sqlite_database, "incident", "create", "--title", "API down", "--severity", "critical", "--config",
+            str(config), TEST_SLACK_URL="http://127.0.0.1:9/hook", check=True)
+    with sqlite3.connect(sqlite_database.path) as con:
+        con.execute("UPDATE notification SET next_attempt_at = datetime('now', '-1 minute'), created_at = datetime('now', '-1 minute')")
+        assert con.execute("SELECT count(*) FROM notification WHERE destination = 'slack:#ops'").fetchone()[0] >= 1
+    # … and an engine started without any configuration (an empty directory, no PULSEGUARD_CONFIG).
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    env = {**cli_env(sqlite_database), "HOME": str(empty), "XDG_CONFIG_HOME": str(empty / ".config"),
+           "PYTHONPATH": str(REPO)}
+    engine = subprocess.Popen([sys.executable, "-m", "pulseguard_tui", "engine", "--as", "tester"], cwd=empty, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        rows: list = []
+        while time.monotonic() < deadline:
+            rows = json.loads(run_cli(sqlite_database, "notifications", "--json", check=True).stdout)
+            if rows and all((r["error"] or "").startswith("waiting:") for r in rows):
+                break
+            time.sleep(0.3)
+    finally:
+        engine.send_signal(signal.SIGINT)
+        out, err = engine.communicate(timeout=30)
+    assert engine.returncode == 0, err
+    assert rows and all(r["state"] == "pending" and r["attempts"] == 0 for r in rows), rows
+    assert all(r["error"].startswith("waiting: no Slack webhook URL configured in engine ") for r in rows), rows
+    lines = err.splitlines()
+    assert lines[0] == "pulseguard engine: no configuration file: probing nothing, notifying nobody; see pulseguard init"
+    assert lines[1] == f"pulseguard engine: database sqlite:{sqlite_database.path}"
+    assert lines[2].startswith(f"pulseguard engine: {len(rows)} pending notification") and "(slack:#ops)" in lines[2]
+    table = run_cli(sqlite_database, "notifications", check=True).stdout
+    assert "pending" in table and "waiting: no Slack webhook URL" in table
+    shown = run_cli(sqlite_database, "incident", "show", "INC-1", check=True).stdout
+    assert "notify_waiting  notification to #ops waiting: no Slack webhook URL" in shown
+
+
+def test_engine_start_summary_names_what_it_runs(sqlite_database, tmp_path):
+    from engine.config import parse_config_text
+    from engine.monitor.runtime import start_summary
+
+    config = parse_config_text(
+        '[integrations.slack]\nwebhook_url_env = "TEST_SLACK_URL"\n\n[integrations.email]\nsmtp_host = "127.0.0.1"\n'
+        'from = "pg@example.com"\n\n[escalation_policy.critical]\nescalate_after_minutes = 5\n'
+        '[escalation_policy.high]\nescalate_after_minutes = 15\n\n[[targets]]\nname = "api"\nkind = "http"\n'
+        'url = "http://127.0.0.1:9/health"\n'
+    )
+    config._path = tmp_path / "pulseguard.toml"
+    os.environ["TEST_SLACK_URL"] = "http://127.0.0.1:9/hook"
+    try:
+        lines = start_summary(config, sqlite_database, api_url="http://127.0.0.1:8080")
+    finally:
+        del os.environ["TEST_SLACK_URL"]
+    assert lines == [
+        f"pulseguard engine: configuration {tmp_path / 'pulseguard.toml'}; database sqlite:{sqlite_database.path}",
+        "pulseguard engine: 1 target, 0 triggers, 2 channels (slack, email), policies critical/high; REST on 127.0.0.1:8080",
+    ]

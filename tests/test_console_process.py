@@ -95,8 +95,9 @@ def test_console_in_a_terminal_lists_acknowledges_and_quits(sqlite_database: Dat
     assert "acknowledged" in shown.stdout and "dana" in shown.stdout
 
 
-def test_console_runs_the_engine_when_it_wins_the_lease(sqlite_database: Database, tmp_path: Path) -> None:
-    run_cli(sqlite_database, "incident", "list", check=True)  # creates and migrates the database
+def test_console_runs_the_engine_when_it_wins_the_lease(sqlite_database: Database, migrated_template: Any,
+                                                       tmp_path: Path) -> None:
+    migrated_template.copy_sqlite(sqlite_database.path)
     term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana"], console_env(sqlite_database, tmp_path))
     term.expect(b"PulseGuard")
     # The first frame is up: nothing of numpy, SciPy or scikit-learn is loaded on the way.
@@ -210,3 +211,29 @@ def test_broken_configuration_is_reported_with_its_key_path(sqlite_database: Dat
     assert term.wait_exit(20) == 2
     text = term.out.decode("utf-8", "replace")
     assert "console.readonly" in text and "Traceback" not in text
+
+
+def test_console_on_a_new_database_says_so_and_a_read_only_one_creates_none(sqlite_database: Database,
+                                                                           tmp_path: Path) -> None:
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--no-engine"],
+               console_env(sqlite_database, tmp_path), cols=120)
+    term.expect(b"(new database)")  # the status line, while no incident exists
+    term.send(b"q")
+    assert term.wait_exit() == 0
+    assert sqlite_database.path.exists()  # type: ignore[union-attr]
+    typo = tmp_path / "typo.db"
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--readonly", "--no-engine", "--db", str(typo)],
+               console_env(sqlite_database, tmp_path))
+    assert term.wait_exit(20) == 2
+    assert f"no PulseGuard database at {typo}".encode() in term.out.replace(b"\r\n", b"")  # wrapped at 80
+    assert not typo.exists()
+
+
+async def test_the_new_database_note_lasts_until_the_first_incident(db: Database) -> None:
+    from engine import services
+    from engine.api import LocalEngine
+
+    api = LocalEngine("dana", db_label=db.label, new_database=True)
+    assert (await api.engine_state())["database"] == f"{db.label} (new database)"
+    await services.create_incident(title="first", severity="low", actor="dana")
+    assert (await api.engine_state())["database"] == db.label

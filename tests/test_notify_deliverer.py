@@ -126,3 +126,37 @@ async def test_changes_made_without_the_hook_are_caught_up_from_the_feed(esc_db,
     assert await Timer.filter(incident_id=inc.id, state="pending").count() == 0
     kinds = [k for k, _ in await timeline(inc.key)]
     assert kinds.count("escalation_stopped") == 1
+
+
+async def test_rows_for_a_channel_this_engine_lacks_stay_pending_and_say_why(esc_db, receivers):
+    from engine.config import default_config
+    from engine.notify.channels import Dispatcher, settings_from_config
+    from engine.notify.deliverer import Deliverer
+
+    cfg = make_config(receivers, after=30)
+    planner.install(cfg)  # queued by a process with Slack, PagerDuty, a webhook, e-mail …
+    inc = await services.create_incident(title="queued elsewhere", severity="critical", actor="cli")
+    planner.uninstall()
+    queued = await Notification.filter(incident_id=inc.id).values_list("destination", flat=True)
+    assert {"slack:#incidents", "webhook:ops", "pagerduty"} <= set(queued)
+
+    dispatcher = Dispatcher(settings_from_config(default_config()))  # … sent by one with none
+    deliverer = Deliverer(dispatcher, waiting_grace=0)
+    try:
+        await deliverer.run_once()
+        await deliverer.run_once()  # a second round notes nothing twice
+    finally:
+        await dispatcher.aclose()
+    rows = await Notification.filter(incident_id=inc.id)
+    assert [(r.destination, r.state, r.attempts) for r in rows if r.state != "pending" or r.attempts] == []
+    slack = next(r for r in rows if r.destination == "slack:#incidents")
+    assert slack.last_error.startswith("waiting: no Slack webhook URL configured in engine ")
+    assert next(r for r in rows if r.destination == "webhook:ops").last_error.startswith("waiting: no webhook 'ops' configured")
+    waiting = [s for k, s in await timeline(inc.key) if k == "notify_waiting"]
+    assert len(waiting) == len({r.stream for r in rows})
+    assert any(s.startswith("notification to #incidents waiting: no Slack webhook URL") for s in waiting), waiting
+    assert not receivers.slack.requests
+
+    async with fast_loops(cfg):  # an engine with the channels sends every one of them
+        await eventually(lambda: Notification.filter(incident_id=inc.id, destination="slack:#incidents", state="delivered").exists(), timeout=10)
+    assert receivers.slack.accepted and receivers.hook.accepted

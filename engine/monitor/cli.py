@@ -47,11 +47,24 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
     stop = asyncio.Event()
     engine = Engine(config, database=ctx.database, role="headless", on_role_change=role_changed)
     listen = getattr(args, "api", None) or config.engine.api
+    api_url = None
     if listen:  # no --api and no [engine] api: no port is opened
         from engine.rest.server import attach_api
 
         api = attach_api(engine, listen)
+        api_url = api.url
         say(f"engine: API and status page on {api.url}")
+    # What this process runs, on stderr (a service manager's log): an engine started without
+    # its configuration must not look like one that pages people.
+    from engine.monitor.runtime import start_summary
+    from engine.notify.channels import settings_from_config
+    from engine.notify.deliverer import pending_unservable
+
+    summary = start_summary(config, ctx.database, api_url=api_url, new_database=bool(ctx.extras.get("created_database")),
+                            waiting=await pending_unservable(settings_from_config(config)))
+    for line in summary:
+        if not args.quiet or "no configuration file" in line or "pending notification" in line:  # --quiet: the warnings
+            print(line, file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

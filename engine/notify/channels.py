@@ -51,6 +51,34 @@ class ChannelSettings:
     jira: JiraSettings | None = None
     timeout: float = DEFAULT_TIMEOUT
 
+    def available(self) -> list[str]:
+        """The channels this process can send to: slack, email, webhook:NAME, pagerduty, jira."""
+        out = ["slack"] if self.slack_webhook_url else []
+        if self.smtp is not None:
+            out.append("email")
+        out.extend(f"webhook:{name}" for name in self.webhooks)
+        if self.pagerduty_routing_key:
+            out.append("pagerduty")
+        if self.jira is not None:
+            out.append("jira")
+        return out
+
+    def unavailable(self, destination: str) -> str | None:
+        """Why this process cannot send to `destination` (its channel is not configured here), or
+        None. Another process, or this one with another configuration, may well be able to."""
+        kind, _, value = destination.partition(":")
+        if kind == "slack" and not self.slack_webhook_url:
+            return "no Slack webhook URL configured"
+        if kind == "email" and self.smtp is None:
+            return "no e-mail (SMTP) configured"
+        if kind == "webhook" and value not in self.webhooks:
+            return f"no webhook {value!r} configured"
+        if kind == "pagerduty" and not self.pagerduty_routing_key:
+            return "no PagerDuty routing key configured"
+        if kind == "jira" and self.jira is None:
+            return "no Jira configured"
+        return None
+
 
 def _env(var: str | None, env: Mapping[str, str]) -> str | None:
     if not var:

@@ -11,6 +11,9 @@
   crashed one's rows are picked up again; no transaction is held while a message is in flight.
 - Failures are written to the incident's timeline; sending runs in its own tasks with timeouts,
   so a slow or dead receiver never blocks the engine.
+- A row for a channel this process has no configuration for (queued by a process with another
+  configuration) is never claimed, so never dead: it stays pending, and once it has waited
+  `waiting_grace` unclaimed its `last_error` and the incident's timeline say why.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,7 +35,7 @@ from tortoise.transactions import in_transaction
 from engine.escalation.models import Notification, NotificationState
 from engine.models import Incident
 from engine.notify.base import Outcome
-from engine.notify.channels import Dispatcher, describe
+from engine.notify.channels import ChannelSettings, Dispatcher, describe
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,8 @@ class Deliverer:
         poll_interval: float = 0.5,
         lease: float = 120.0,
         name: str | None = None,
+        waiting_grace: float = 5.0,
+        waiting_every: float = 5.0,
     ) -> None:
         self.dispatcher = dispatcher
         self.retry = retry or RetryPolicy()
@@ -92,6 +98,11 @@ class Deliverer:
         self.delivered = 0
         self.failed = 0
         self.dead = 0
+        self.waiting_grace = waiting_grace  # a due row unclaimed this long: no engine can send it
+        self.waiting_every = waiting_every
+        self._waiting_checked = 0.0
+        self._warned: set[str] = set()
+        self._unservable = unservable_filter(dispatcher.settings)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (safe from any task of this loop)."""
@@ -122,6 +133,14 @@ class Deliverer:
                         raise
                     except Exception:  # the database was briefly unavailable, say: try again shortly
                         log.exception("claiming notifications failed")
+                if time.monotonic() - self._waiting_checked >= self.waiting_every:
+                    self._waiting_checked = time.monotonic()
+                    try:
+                        await self.mark_waiting(utcnow())
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("noting notifications this engine cannot send failed")
                 for row in rows:
                     task = asyncio.create_task(self._send(row), name=f"pulseguard-notify-{row.id}")
                     in_flight.add(task)
@@ -147,15 +166,60 @@ class Deliverer:
     async def run_once(self, now: datetime | None = None) -> int:
         """One synchronous round (claim, send, record); returns how many were sent."""
         rows = await self._claim(now or utcnow(), limit=self.batch)
+        await self.mark_waiting(now or utcnow())
         if not rows:
             return 0
         results = await asyncio.gather(*(self._attempt(row) for row in rows))
         await self._record_many([(row, row.attempts + 1, out) for row, out in zip(rows, results)])
         return len(rows)
 
+    async def mark_waiting(self, now: datetime) -> int:
+        """Note why due rows for channels this process lacks stay pending: in `last_error` (for
+        `pulseguard notifications`) and once per stream on the incident's timeline (the console).
+        Only rows nobody claimed for `waiting_grace`: an engine that has the channel would have."""
+        from engine.escalation.planner import _event
+
+        rows = (
+            await Notification.filter(state=NotificationState.PENDING, next_attempt_at__lte=now - timedelta(seconds=self.waiting_grace))
+            .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
+            .filter(self._unservable)
+            .order_by("id")
+            .limit(500)
+            .values("id", "incident_id", "destination", "stream", "last_error")
+        )
+        reasons = {r["destination"]: self._waiting_reason(r["destination"]) for r in rows}
+        noted = {r["stream"] for r in rows if r["last_error"] == reasons[r["destination"]]}
+        changed = [r for r in rows if r["last_error"] != reasons[r["destination"]]]
+        if not changed:
+            return 0
+        for destination in {r["destination"] for r in changed} - self._warned:
+            self._warned.add(destination)
+            log.warning("notifications to %s stay pending (%s)", destination, reasons[destination])
+        async with in_transaction() as conn:
+            incidents = {i.id: i for i in await Incident.filter(id__in=[r["incident_id"] for r in changed if r["incident_id"]]).using_db(conn)}
+            for destination in {r["destination"] for r in changed}:
+                ids = [r["id"] for r in changed if r["destination"] == destination]
+                await Notification.filter(id__in=ids, state=NotificationState.PENDING).using_db(conn).update(last_error=reasons[destination])
+            for r in changed:
+                incident = incidents.get(r["incident_id"])
+                if incident is None or r["stream"] in noted:
+                    continue
+                noted.add(r["stream"])
+                why = reasons[r["destination"]]
+                await _event(conn, incident, "notify_waiting",
+                             f"notification to {describe(r['destination'])} {why}; it stays pending until an engine with that channel runs",
+                             {"notification_id": r["id"], "destination": r["destination"]}, now)
+        return len(changed)
+
+    def _waiting_reason(self, destination: str) -> str:
+        why = self.dispatcher.settings.unavailable(destination) or f"unknown destination {destination!r}"
+        return f"waiting: {why} in engine {self.name}"
+
     async def _claim(self, now: datetime, limit: int) -> list[Notification]:
+        # Rows for a channel this process lacks are never claimed here, so never dead for it.
         due = (
             await Notification.filter(state=NotificationState.PENDING, next_attempt_at__lte=now)
+            .exclude(self._unservable)
             .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
             .order_by("id")
             .limit(max(limit, 1) * 4)
@@ -292,3 +356,27 @@ class Deliverer:
                     await _event(conn, incident, kind, summary, data, now)
         if any(outcome.ok for _, _, outcome, *_ in verdicts):
             self._wake.set()  # the streams' next messages may be waiting for these
+
+
+
+def unservable_filter(settings: ChannelSettings) -> Q:
+    """Outbox rows for channels a process with these settings cannot send to (at the least, a
+    webhook it has no entry for)."""
+    parts = [
+        Q(destination=kind) | Q(destination__startswith=f"{kind}:")
+        for kind in ("slack", "email", "pagerduty", "jira")
+        if settings.unavailable(kind)
+    ]
+    webhooks = Q(destination__startswith="webhook:")
+    if settings.webhooks:
+        webhooks &= ~Q(destination__in=[f"webhook:{name}" for name in settings.webhooks])
+    parts.append(webhooks)
+    return Q(*parts, join_type="OR")
+
+
+async def pending_unservable(settings: ChannelSettings) -> dict[str, int]:
+    """Pending rows per destination that a process with these settings cannot send."""
+    counts: dict[str, int] = {}
+    for destination in await Notification.filter(state=NotificationState.PENDING).filter(unservable_filter(settings)).values_list("destination", flat=True):
+        counts[destination] = counts.get(destination, 0) + 1
+    return counts
