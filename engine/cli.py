@@ -34,6 +34,7 @@ AREAS: list[str] = [
     "engine.oncall.cli",
     "engine.escalation.cli",
     "engine.rest.cli",
+    "engine.transfer_cli",
 ]
 
 EXIT_OK = 0
