@@ -34,6 +34,7 @@ FORMAT = "pulseguard-incidents"
 FORMAT_VERSION = 1
 
 # Document list name -> model; each row belongs to the incident through its `incident` relation.
+# Events come first: export reads them before the rows they name (see export_incidents).
 ATTACHED: dict[str, type[Model]] = {
     "events": Event,
     "comments": Comment,
@@ -127,37 +128,55 @@ def _dump_row(row: Model, columns: dict[str, tf.Field]) -> dict[str, Any]:
 
 
 async def export_incidents(*, since: datetime | None = None, keys: Sequence[str] = ()) -> dict[str, Any]:
-    """The document for every incident (opened at or after `since`, or only `keys`)."""
+    """The document for every incident (opened at or after `since`, or only `keys`).
+
+    On PostgreSQL one read-only snapshot. SQLite has no snapshot without taking the write lock
+    the engine needs, so the tables are read referrers first (post-mortem entries, then events,
+    then the rows events name): whatever a row read earlier points at was committed before it
+    and is in the document too.
+    """
+    from tortoise import Tortoise
+
+    if Tortoise.get_connection("default").capabilities.dialect == "postgres":
+        async with in_transaction() as conn:
+            await conn.execute_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return await _export(conn, since, keys)
+    return await _export(None, since, keys)
+
+
+async def _export(conn: BaseDBAsyncClient | None, since: datetime | None, keys: Sequence[str]) -> dict[str, Any]:
     from engine.db import migration_names
 
-    query = Incident.all()
+    query = Incident.all().using_db(conn)
     if since is not None:
         query = query.filter(created_at__gte=since)
     if keys:
         numbers = [parse_incident_key(k) for k in keys]
-        found = set(await Incident.filter(number__in=numbers).values_list("number", flat=True))
-        missing = [f"INC-{n}" for n in numbers if n not in found]
+        found = set(await Incident.filter(number__in=numbers).using_db(conn).values_list("number", flat=True))
+        missing = [f"INC-{n}" for n in dict.fromkeys(numbers) if n not in found]
         if missing:
             raise NotFound(f"no incident {', '.join(missing)}")
         query = query.filter(number__in=numbers)
     incidents = await query.order_by("number")
     ids = [i.id for i in incidents]
-    children: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    for name, model in ATTACHED.items():
-        columns = stored_fields(model, "incident")
-        grouped: dict[int, list[dict[str, Any]]] = {}
-        for chunk in _chunks(ids):
-            for row in await model.filter(incident_id__in=chunk).order_by("id"):
-                grouped.setdefault(row.incident_id, []).append(_dump_row(row, columns))  # type: ignore[attr-defined]
-        children[name] = grouped
     pm_columns = stored_fields(Postmortem, "incident")
     entry_columns = stored_fields(PostmortemEntry, "postmortem")
     postmortems: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(ids):
-        for pm in await Postmortem.filter(incident_id__in=chunk):
-            doc = _dump_row(pm, pm_columns)
-            doc[ENTRIES_KEY] = [_dump_row(e, entry_columns) for e in await PostmortemEntry.filter(postmortem_id=pm.id).order_by("id")]
-            postmortems[pm.incident_id] = doc  # type: ignore[attr-defined]
+        pms = await Postmortem.filter(incident_id__in=chunk).using_db(conn)
+        entries: dict[int, list[dict[str, Any]]] = {}
+        for e in await PostmortemEntry.filter(postmortem_id__in=[p.id for p in pms]).using_db(conn).order_by("id"):
+            entries.setdefault(e.postmortem_id, []).append(_dump_row(e, entry_columns))  # type: ignore[attr-defined]
+        for pm in pms:
+            postmortems[pm.incident_id] = {**_dump_row(pm, pm_columns), ENTRIES_KEY: entries.get(pm.id, [])}  # type: ignore[attr-defined]
+    children: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for name, model in ATTACHED.items():  # events first (see above)
+        columns = stored_fields(model, "incident")
+        grouped: dict[int, list[dict[str, Any]]] = {}
+        for chunk in _chunks(ids):
+            for row in await model.filter(incident_id__in=chunk).using_db(conn).order_by("id"):
+                grouped.setdefault(row.incident_id, []).append(_dump_row(row, columns))  # type: ignore[attr-defined]
+        children[name] = grouped
     inc_columns = stored_fields(Incident)
     out = []
     for inc in incidents:
@@ -379,7 +398,7 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
             keys = [f"INC-{n}" for n in sorted(taken)]
             shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
             raise InvalidInput("incidents", f"{shown} already exist{'s' if len(keys) == 1 else ''} here; nothing was "
-                               "imported (--as-new gives them new keys)")
+                               "imported (--as-new imports them under new keys)")
         # The key counter moves past every kept key first, so new keys never reuse one.
         kept = [n for n in numbers if n not in taken]
         await _raise_counter(conn, max(kept, default=0))
@@ -426,14 +445,14 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
                 escalation["seen"] = last
             it.incident["escalation"] = escalation
 
+        if postgres:  # claim the ids now, so a concurrent insert takes the next ones (setval is not rolled back)
+            for name, (model, rows) in tables.items():
+                if rows:
+                    await _advance_sequence(conn, model, max(r["id"] for r in rows))
         for name, (model, rows) in tables.items():
             if rows:
                 await model.bulk_create([model(**r) for r in rows], batch_size=500, using_db=conn)
                 result.rows += len(rows)
-        if postgres:
-            for name, (model, rows) in tables.items():
-                if rows:
-                    await _advance_sequence(conn, model)
         what = f"imported {len(items)} incident{'s' if len(items) != 1 else ''}" + (f" from {source}" if source else "")
         await append_event(conn, None, "imported", actor, what,
                            {"incidents": len(items), "rekeyed": result.rekeyed, "rows": result.rows})
@@ -487,12 +506,8 @@ async def _id_offset(conn: BaseDBAsyncClient, model: type[Model], ids: list[int]
     return 0 if low > top else top - low + 1
 
 
-async def _advance_sequence(conn: BaseDBAsyncClient, model: type[Model]) -> None:
-    """Rows written with explicit ids leave a PostgreSQL sequence behind: move it past them."""
-    table = model._meta.db_table
-    seq = await _sequence(conn, table)
+async def _advance_sequence(conn: BaseDBAsyncClient, model: type[Model], top: int) -> None:
+    """Rows written with explicit ids would leave a PostgreSQL sequence behind: move it past them."""
+    seq = await _sequence(conn, model._meta.db_table)
     if seq:
-        await conn.execute_query(
-            f'SELECT setval(\'{seq}\', GREATEST((SELECT MAX(id) FROM "{table}"), '
-            f"(SELECT last_value FROM {seq})))"
-        )
+        await conn.execute_query(f"SELECT setval('{seq}', GREATEST($1::bigint, (SELECT last_value FROM {seq})))", [top])

@@ -23,7 +23,7 @@ async def _backup(args: argparse.Namespace, ctx: Context) -> int:
               "(restore with pg_restore)", file=sys.stderr)
         return EXIT_USAGE
     result = await asyncio.to_thread(backup_sqlite, db, Path(args.path), force=args.force)
-    print(f"backed up {db.label} to {result.path} ({result.incidents} incidents, {_size(result.size)}, integrity ok)")
+    print(f"backed up {db.label} to {result.path} ({result.incidents} incident{'s' if result.incidents != 1 else ''}, {_size(result.size)}, integrity ok)")
     return EXIT_OK
 
 

@@ -75,7 +75,7 @@ def test_backup_refuses_to_overwrite_unless_forced(migrated_database: Database, 
     assert target.read_text() == "precious"
     proc = run_cli(migrated_database, "backup", str(target), "--force")
     assert proc.returncode == 0, proc.stderr
-    assert "(1 incidents" in proc.stdout and _copy_is_consistent(target) == 1
+    assert "(1 incident," in proc.stdout and _copy_is_consistent(target) == 1
 
     itself = run_cli(migrated_database, "backup", str(migrated_database.path), "--force")
     assert itself.returncode == 2 and "is the database itself" in itself.stderr
