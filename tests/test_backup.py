@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.db import Database, resolve_database
-from tests.conftest import REPO, cli_env, run_cli
+from conftest import REPO, cli_env, run_cli
 
 
 def _copy_is_consistent(path: Path) -> int:

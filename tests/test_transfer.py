@@ -31,7 +31,8 @@ from engine.transfer import (
     stored_fields,
     uncovered_models,
 )
-from tests.conftest import PG_URL, MigratedTemplate, _drop_pg_schema, _pg_url_with_schema, run_cli, table_rows
+from escalation_support import esc_db, make_config, receivers  # noqa: F401
+from conftest import PG_URL, MigratedTemplate, _drop_pg_schema, _pg_url_with_schema, run_cli, table_rows
 
 PAIRS = [
     ("sqlite", "sqlite"),
@@ -373,3 +374,21 @@ def test_cli_export_and_import_as_a_user(migrated_database: Database, tmp_path: 
     assert "INC-1 is now INC-2" in proc.stdout
     created = run_cli(fresh, "incident", "create", "--title", "n", "--severity", "low", check=True)
     assert created.stdout.startswith("INC-3 opened")
+
+
+async def test_an_engine_does_not_page_imported_incidents(good_document, esc_db, receivers) -> None:
+    """The engine replays timeline events it has not handled (changes made while it was down);
+    an imported timeline is history, not news: nothing is planned or sent for it."""
+    from engine.escalation import planner
+    from engine.escalation.models import Notification, Timer
+
+    planner.install(make_config(receivers))
+    assert any(i["status"] != "resolved" for i in good_document["incidents"])  # open ones too, opened hours ago
+    await import_document(copy.deepcopy(good_document), "restorer")
+    cursor, caught_up = await planner.catch_up_feed(0)
+    assert caught_up == 0 and cursor > 0
+    assert await Notification.all().count() == 0 and await Timer.all().count() == 0
+    # A change after the import is news as usual.
+    await services.comment("INC-3", "still there?", "alice")
+    await services.change_severity("INC-3", "critical", "alice")
+    assert await Timer.all().count() > 0 or await Notification.all().count() > 0
