@@ -388,7 +388,12 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
     result = ImportResult(incidents=len(items))
     async with in_transaction() as conn:
         postgres = conn.capabilities.dialect == "postgres"
-        if postgres:  # event ids must commit in order for feed followers (see engine.services)
+        if postgres:
+            # Writers wait while the ids are chosen and written (readers do not). The service
+            # layer locks key_counter or an incident row first, so taking them in this order
+            # cannot deadlock with it; the feed lock last keeps event ids committing in order.
+            tables_sql = ", ".join(f'"{m._meta.db_table}"' for m in exported_models())
+            await conn.execute_query(f'LOCK TABLE "key_counter", {tables_sql} IN SHARE ROW EXCLUSIVE MODE')
             await conn.execute_query(f"SELECT pg_advisory_xact_lock({_FEED_LOCK_ID})")
         numbers = [it.incident["number"] for it in items]
         taken: set[int] = set()
@@ -445,7 +450,7 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
                 escalation["seen"] = last
             it.incident["escalation"] = escalation
 
-        if postgres:  # claim the ids now, so a concurrent insert takes the next ones (setval is not rolled back)
+        if postgres:  # the sequences move past the ids written here (setval is not rolled back: a gap at worst)
             for name, (model, rows) in tables.items():
                 if rows:
                     await _advance_sequence(conn, model, max(r["id"] for r in rows))

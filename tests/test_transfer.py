@@ -392,3 +392,46 @@ async def test_an_engine_does_not_page_imported_incidents(good_document, esc_db,
     await services.comment("INC-3", "still there?", "alice")
     await services.change_severity("INC-3", "critical", "alice")
     assert await Timer.all().count() > 0 or await Notification.all().count() > 0
+
+
+def test_import_while_another_process_writes(good_document, migrated_database: Database, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO, cli_env
+
+    def numbers(created_by: str | None = None) -> list[int]:
+        rows = table_rows(migrated_database)["incident"]
+        columns = list(stored_fields(Incident))  # the table's column order
+        n, who = columns.index("number"), columns.index("created_by")
+        return sorted(r[n] for r in rows if created_by is None or r[who] == created_by)
+
+    def wait_for(check, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.2)
+
+    doc = tmp_path / "incidents.json"
+    doc.write_text(json.dumps(good_document))
+    url = migrated_database.url if migrated_database.kind == "postgres" else str(migrated_database.path)
+    writer = subprocess.Popen([sys.executable, "tests/hammer_worker.py", url, "writer", "1000000"], cwd=REPO,
+                              env=cli_env(migrated_database), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(numbers()) >= 2, "the writer wrote nothing")
+        proc = run_cli(migrated_database, "import", str(doc), "--as-new")
+        assert writer.poll() is None, writer.stderr.read()  # type: ignore[union-attr]
+        assert proc.returncode == 0, proc.stderr
+        assert "imported 3 incidents" in proc.stdout and "is now INC-" in proc.stdout
+        imported = sorted(set(numbers()) - set(numbers("writer")))
+        assert len(imported) == 3
+        wait_for(lambda: numbers("writer")[-1] > imported[-1], "the writer stopped after the import")
+    finally:
+        writer.terminate()
+        writer.wait(timeout=30)
+    mine = numbers("writer")
+    assert mine[0] < imported[0] and mine[-1] > imported[-1]  # the import landed between the writer's incidents
+    assert sorted(mine + imported) == numbers()
+    created = run_cli(migrated_database, "incident", "create", "--title", "after", "--severity", "low", check=True)
+    assert created.stdout.startswith(f"INC-{max(mine[-1], imported[-1]) + 1} opened")
