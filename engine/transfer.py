@@ -223,12 +223,17 @@ def _load_value(f: tf.Field, value: Any, path: str, model: type[Model], name: st
             raise _where(path, f"{value!r} is not a time (expected ISO 8601 like 2026-11-27T10:25:00+00:00)") from None
         if parsed.tzinfo is None:
             raise _where(path, f"{value!r} carries no time zone")
-        return parsed.astimezone(timezone.utc)
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError:  # e.g. year 1 at +14:00
+            raise _where(path, f"{value!r} is out of range") from None
     if isinstance(f, tf.DateField):
         try:
-            return date.fromisoformat(value) if isinstance(value, str) else _raise(path, value)
+            if isinstance(value, str):
+                return date.fromisoformat(value)
         except ValueError:
-            raise _where(path, f"{value!r} is not a date (expected YYYY-MM-DD)") from None
+            pass
+        raise _where(path, f"{value!r} is not a date (expected YYYY-MM-DD)")
     if isinstance(f, tf.BooleanField):
         if not isinstance(value, bool):
             raise _where(path, f"{value!r} is not true or false")
@@ -262,10 +267,6 @@ def _load_value(f: tf.Field, value: Any, path: str, model: type[Model], name: st
     return value
 
 
-def _raise(path: str, value: Any) -> Any:
-    raise _where(path, f"{value!r} is not a date (expected YYYY-MM-DD)")
-
-
 def _load_row(doc: Any, model: type[Model], columns: dict[str, tf.Field], path: str,
               nested: Sequence[str] = ()) -> dict[str, Any]:
     if not isinstance(doc, dict):
@@ -276,7 +277,7 @@ def _load_row(doc: Any, model: type[Model], columns: dict[str, tf.Field], path: 
     out: dict[str, Any] = {}
     for name, f in columns.items():
         if name not in doc:
-            if f.pk or (f.default is None and not f.null and not getattr(f, "has_db_default", lambda: False)()):
+            if f.pk or (f.default is None and not f.null and not f.has_db_default()):
                 raise _where(f"{path}.{name}", "is missing")
             continue
         out[name] = _load_value(f, doc[name], f"{path}.{name}", model, name)

@@ -302,6 +302,8 @@ BAD = [
     ("incidents.0.evidence.0.colour", "red", "incidents[0].evidence[0].colour: unknown field"),
     ("incidents.2.number", 1, "incidents[2].number: INC-1 is also at incidents[0]"),
     ("incidents.0.events.0.id", "7", "incidents[0].events[0].id: '7' is not a whole number"),
+    ("incidents.0.resolved_at", "0001-01-01T00:00:00+14:00", "incidents[0].resolved_at: '0001-01-01T00:00:00+14:00' is out of range"),
+    ("incidents.0.followups.0.due_date", 20270101, "incidents[0].followups[0].due_date: 20270101 is not a date"),
     ("incidents.0.tags", "prod", "incidents[0].tags: expected a list"),
     ("format_version", 99, "format_version: 99 is not a format this release reads"),
 ]
