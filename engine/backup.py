@@ -58,30 +58,50 @@ def backup_sqlite(db: Database, target: Path, *, force: bool = False) -> BackupR
         raise InvalidInput("PATH", f"{target.parent} is not a directory")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
-        # mode=rw: never create a database that is not there.
-        src = sqlite3.connect(f"file:{source}?mode=rw", uri=True, timeout=30)
         try:
-            dst = sqlite3.connect(partial)
+            # mode=rw: never create a database that is not there.
+            src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
+        except sqlite3.Error as exc:
+            raise InvalidInput("--db", f"cannot open {source}: {exc}") from None
+        try:
             try:
-                src.backup(dst, pages=-1)
-                # One self-contained file: no -wal beside the copy to lose when it is moved.
-                dst.execute("PRAGMA journal_mode=DELETE")
-                check = dst.execute("PRAGMA integrity_check").fetchall()
-                if check != [("ok",)]:
-                    raise InvalidInput("backup", f"the copy failed its integrity check: {check[0][0]}")
+                dst = sqlite3.connect(partial)
+            except sqlite3.Error as exc:
+                raise InvalidInput("PATH", f"cannot write {target}: {exc}") from None
+            try:
+                _copy(src, dst, source, target)
                 incidents = _count_incidents(dst)
             finally:
                 dst.close()
         finally:
             src.close()
-        with open(partial, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(partial, target)
+        try:
+            with open(partial, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(partial, target)
+        except OSError as exc:
+            raise InvalidInput("PATH", f"cannot write {target}: {exc.strerror or exc}") from None
         _fsync_dir(target.parent)
     finally:
         for leftover in (partial, partial.with_name(partial.name + "-journal")):
             leftover.unlink(missing_ok=True)
     return BackupResult(target, target.stat().st_size, incidents)
+
+
+def _copy(src: sqlite3.Connection, dst: sqlite3.Connection, source: Path, target: Path) -> None:
+    try:
+        src.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the header: is it SQLite?
+    except sqlite3.DatabaseError as exc:
+        raise InvalidInput("--db", f"{source} is not a SQLite database ({exc})") from None
+    try:
+        src.backup(dst, pages=-1)
+        # One self-contained file: no -wal beside the copy to lose when it is moved.
+        dst.execute("PRAGMA journal_mode=DELETE")
+        check = dst.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.Error as exc:
+        raise InvalidInput("PATH", f"cannot write {target}: {exc}") from None
+    if check != [("ok",)]:
+        raise InvalidInput("backup", f"the copy failed its integrity check: {check[0][0]}")
 
 
 def _count_incidents(con: sqlite3.Connection) -> int:

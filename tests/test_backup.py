@@ -107,3 +107,11 @@ def test_backup_on_postgres_says_how_to_use_pg_dump(migrated_database: Database,
     subprocess.run(shlex.split(command), check=True, timeout=120, capture_output=True)
     listing = subprocess.run(["pg_restore", "--list", str(target)], check=True, capture_output=True, text=True).stdout
     assert f"TABLE DATA {migrated_database.schema} incident" in listing
+
+
+def test_backup_of_a_file_that_is_not_a_database_says_so(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, just text that is long enough to have a header " * 10)
+    proc = run_cli(resolve_database(str(notes)), "backup", str(tmp_path / "b.db"))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: --db: {notes} is not a SQLite database")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
