@@ -32,7 +32,7 @@ from engine.transfer import (
     uncovered_models,
 )
 from escalation_support import esc_db, make_config, receivers  # noqa: F401
-from conftest import PG_URL, MigratedTemplate, _drop_pg_schema, _pg_url_with_schema, run_cli, table_rows
+from conftest import MigratedTemplate, _drop_pg_schema, _pg_url_with_schema, run_cli, table_rows
 
 PAIRS = [
     ("sqlite", "sqlite"),
