@@ -314,6 +314,19 @@ def parse_document(doc: Any) -> list[_Incoming]:
     incidents = doc.get("incidents")
     if not isinstance(incidents, list):
         raise _where("incidents", "expected a list")
+    try:
+        return _parse_incidents(incidents)
+    except BadDocument as exc:
+        from engine.db import migration_names
+
+        schema = doc.get("schema")
+        if "unknown field" in exc.message and isinstance(schema, str) and schema not in migration_names():
+            raise _where(exc.field, f"{exc.message}; the export comes from a newer PulseGuard (schema {schema}): "
+                                    "import it with that release or a later one") from None
+        raise
+
+
+def _parse_incidents(incidents: list[Any]) -> list[_Incoming]:
     inc_columns = stored_fields(Incident)
     attached_columns = {name: stored_fields(model, "incident") for name, model in ATTACHED.items()}
     pm_columns = stored_fields(Postmortem, "incident")

@@ -334,6 +334,13 @@ def test_a_bad_document_names_the_json_path(path: str, value: Any, message: str,
     assert message in str(caught.value)
 
 
+def test_a_document_from_a_newer_release_says_so(good_document: dict[str, Any]) -> None:
+    doc = _bad(good_document, "incidents.0.comments.0.reactions", ["+1"])
+    with pytest.raises(InvalidInput, match=r"incidents\[0\]\.comments\[0\]\.reactions: unknown field .*; the export "
+                                           r"comes from a newer PulseGuard \(schema 0099_reactions\)"):
+        parse_document({**doc, "schema": "0099_reactions"})
+
+
 def test_a_bad_file_changes_nothing(migrated_database: Database, good_document: dict[str, Any], tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(_bad(good_document, "incidents.1.comments", [{"id": 1, "author": "x"}])))
