@@ -364,7 +364,9 @@ def test_cli_export_and_import_as_a_user(migrated_database: Database, tmp_path: 
     run_cli(migrated_database, "incident", "comment", "INC-1", "cleaning /var", check=True)
     run_cli(migrated_database, "incident", "create", "--title", "Old", "--severity", "low", check=True)
     out = tmp_path / "incidents.json"
+    before = table_rows(migrated_database)
     proc = run_cli(migrated_database, "export", "--incident", "inc-1", "-o", str(out), check=True)
+    assert table_rows(migrated_database) == before  # export only reads
     assert "exported 1 incident to" in proc.stderr
     doc = json.loads(out.read_text())
     assert [i["key"] for i in doc["incidents"]] == ["INC-1"] and doc["incidents"][0]["comments"][0]["content"] == "cleaning /var"
