@@ -98,6 +98,9 @@ DB_ACCESS: dict[str, str] = {
     "token list": READ,
     "token revoke": CHANGE,
     "statuspage build": READ,
+    "backup": NONE,  # copies the file itself, never creating a database
+    "export": READ,
+    "import": CREATE,
 }
 
 

@@ -22,6 +22,10 @@ async def _backup(args: argparse.Namespace, ctx: Context) -> int:
         print(f"error: backup copies SQLite databases; for PostgreSQL run: {pg_dump_command(db, args.path)} "
               "(restore with pg_restore)", file=sys.stderr)
         return EXIT_USAGE
+    from engine.db import check_database
+
+    # The same refusals as every command that needs an existing database (none is created).
+    await check_database(db, create=False, create_dirs=False)
     result = await asyncio.to_thread(backup_sqlite, db, Path(args.path), force=args.force)
     print(f"backed up {db.label} to {result.path} ({result.incidents} incident{'s' if result.incidents != 1 else ''}, {_size(result.size)}, integrity ok)")
     return EXIT_OK
@@ -102,7 +106,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("backup", help="copy the SQLite database, consistently, while the engine runs", parents=[common])
     p.add_argument("path", metavar="PATH", help="the backup file to write")
     p.add_argument("--force", action="store_true", help="replace PATH if it exists")
-    # Opens the database file itself (read-only, never creating it), not through the ORM.
+    # Opens the database file itself, never creating it, not through the ORM.
     p.set_defaults(handler=_backup, needs_db=False)
 
     p = sub.add_parser("export", help="incidents with everything attached, as a JSON document", parents=[common])

@@ -86,7 +86,8 @@ def test_backup_refuses_to_overwrite_unless_forced(migrated_database: Database, 
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     missing = resolve_database(str(tmp_path / "missing.db"))
     proc = run_cli(missing, "backup", str(tmp_path / "b.db"))
-    assert proc.returncode == 2 and proc.stderr == f"error: --db: no database at {missing.path}\n"
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: no PulseGuard database at {missing.path} (check --db / PULSEGUARD_DB, or run `pulseguard init`)\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -113,5 +114,5 @@ def test_backup_of_a_file_that_is_not_a_database_says_so(tmp_path: Path) -> None
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database, just text that is long enough to have a header " * 10)
     proc = run_cli(resolve_database(str(notes)), "backup", str(tmp_path / "b.db"))
-    assert proc.returncode == 2 and proc.stderr.startswith(f"error: --db: {notes} is not a SQLite database")
+    assert proc.returncode == 1 and proc.stderr == f"error: cannot open database {notes}: not a SQLite database\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

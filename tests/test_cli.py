@@ -143,7 +143,7 @@ NEEDS_EXISTING = {
     "metrics query": ["cpu"], "maintenance list": [], "maintenance end": ["1"], "oncall": [],
     "oncall overrides": [], "oncall cancel-override": ["1"], "oncall export": [], "notifications": [],
     "notifications retry": ["1"], "token list": [], "token revoke": ["ci"], "statuspage build": ["site"],
-    "escalation preview": ["--severity", "critical"],
+    "escalation preview": ["--severity", "critical"], "export": [],
 }
 
 
