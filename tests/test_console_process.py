@@ -237,3 +237,146 @@ async def test_the_new_database_note_lasts_until_the_first_incident(db: Database
     assert (await api.engine_state())["database"] == f"{db.label} (new database)"
     await services.create_incident(title="first", severity="low", actor="dana")
     assert (await api.engine_state())["database"] == db.label
+
+
+class SilentReceiver:
+    """A webhook receiver on loopback that takes connections and never answers: pages sent to
+    it are in flight for as long as the sender waits."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held: list[Any] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        for conn in self.held:
+            conn.close()
+        self.server.close()
+
+
+async def _seed_pages(db: Database, incidents: int) -> None:
+    """Open incidents, each with a page due now to the webhook `slow`."""
+    from datetime import datetime, timezone
+
+    from engine import services
+    from engine.escalation.models import Notification
+
+    await open_database(db)
+    try:
+        now = datetime.now(timezone.utc)
+        for i in range(incidents):
+            incident = await services.create_incident(title=f"Page stuck {i}", severity="high", actor="tester")
+            await Notification.create(dedup_key=f"test:{i}", stream=f"{incident.id}:webhook:slow",
+                                      incident_id=incident.id, destination="webhook:slow", kind="triggered",
+                                      payload={"title": f"Page stuck {i}"}, next_attempt_at=now, created_at=now)
+    finally:
+        await close_database()
+
+
+async def _lease_and_pages(db: Database) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    from engine.escalation.models import Notification
+    from engine.monitor.lease import Lease
+
+    await open_database(db)
+    try:
+        lease = await Lease("engine", "reader").current()
+        pages = await Notification.all().order_by("id").values("state", "claimed_by", "claimed_until", "attempts",
+                                                               "next_attempt_at", "last_error")
+        return lease, pages
+    finally:
+        await close_database()
+
+
+def _quit_config(tmp_path: Path, receiver: SilentReceiver, detection: bool = False) -> Path:
+    text = f'[[webhooks]]\nname = "slow"\nurl = "http://127.0.0.1:{receiver.port}/hook"\ntimeout = "30s"\n'
+    if detection:  # its worker process loads numpy and PyOD, then fits, while the console stops
+        text += '\n[ai_detection.anomaly_detection]\nenabled = true\n\n[[targets]]\nname = "this-host"\nkind = "host"\ninterval = "1s"\n'
+    config = tmp_path / "pulseguard.toml"
+    config.write_text(text)
+    return config
+
+
+def _until(condition: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_q_with_pages_in_flight_releases_the_lease_and_leaves_the_pages_pending(
+        sqlite_database: Database, tmp_path: Path) -> None:
+    import asyncio
+
+    from datetime import datetime, timezone
+
+    run_cli(sqlite_database, "incident", "list", check=True)  # creates and migrates the database
+    asyncio.run(_seed_pages(sqlite_database, 3))
+    seeded = datetime.now(timezone.utc)
+    receiver = SilentReceiver()
+    try:
+        config = _quit_config(tmp_path, receiver)
+        term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--config", str(config)],
+                   console_env(sqlite_database, tmp_path))
+        term.expect(b"engine here")
+        _until(lambda: len(receiver.held) >= 3, "the three pages to be in flight")
+        term.send(b"q")
+        assert term.wait_exit() == 0
+    finally:
+        receiver.close()
+    lease, pages = asyncio.run(_lease_and_pages(sqlite_database))
+    assert lease is not None and lease["holder"].split(":")[2] == "console"
+    assert lease["expired"], "the engine lease is given up, so a standby takes over at once"
+    # Unanswered pages are neither lost nor failed: still pending and due, their claims given
+    # back so the next engine sends them at once. Quitting is not a failed attempt.
+    assert [p["state"] for p in pages] == ["pending"] * 3
+    assert [(p["claimed_by"], p["claimed_until"]) for p in pages] == [(None, None)] * 3
+    assert [(p["attempts"], p["last_error"]) for p in pages] == [(0, None)] * 3
+    assert all(p["next_attempt_at"] <= seeded for p in pages)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
+def test_hangup_or_term_stops_the_console_and_its_worker(sig: signal.Signals, sqlite_database: Database,
+                                                         tmp_path: Path) -> None:
+    import asyncio
+
+    run_cli(sqlite_database, "incident", "list", check=True)
+    asyncio.run(_seed_pages(sqlite_database, 2))
+    receiver = SilentReceiver()
+    try:
+        config = _quit_config(tmp_path, receiver, detection=True)
+        term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--config", str(config)],
+                   console_env(sqlite_database, tmp_path))
+        term.expect(b"engine here")
+        _until(lambda: len(receiver.held) >= 2, "the pages to be in flight")
+        os.kill(term.pid, sig)
+        # Not killed by the signal: the console stopped the engine, its detection worker and
+        # the database (the bench prints how fast: bench/quit.py).
+        assert term.wait_exit(10) == 0
+    finally:
+        receiver.close()
+    # Nothing of the console's process group is left running (the spawned detection worker).
+    _until(lambda: not _group_alive(term.pid), "the console's process group to be gone", timeout=5)
+    lease, pages = asyncio.run(_lease_and_pages(sqlite_database))
+    assert lease is not None and lease["expired"]
+    assert [(p["state"], p["claimed_by"], p["attempts"]) for p in pages] == [("pending", None, 0)] * 2
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

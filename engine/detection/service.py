@@ -74,6 +74,29 @@ def _spawn_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+async def _stop_executor(executor: Executor) -> None:
+    """Stop the detector's worker without waiting for the call it is in (a fit, or numpy and
+    PyOD still loading), which can take seconds: the worker keeps nothing that must outlive it
+    (the next start learns from the stored history again)."""
+    # The pool has no public way to end a busy worker before Python 3.14 (and forgets its
+    # processes on shutdown, so they are taken first).
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    manager = getattr(executor, "_executor_manager_thread", None)
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+
+    def wait() -> None:
+        for process in processes:
+            process.join(5.0)
+        if manager is not None:
+            manager.join(5.0)
+        executor.shutdown(wait=True)
+
+    await asyncio.get_running_loop().run_in_executor(None, wait)
+
+
 def series_name(target: str | None, key: str) -> str:
     """How the detector names a series: `target/key` for a target's series, else the key."""
     return f"{target}/{key}" if target else key
@@ -197,7 +220,7 @@ class AnomalyService:
         self._tasks = []
         if self._executor is not None:
             executor, self._executor = self._executor, None
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+            await _stop_executor(executor)
 
     # -------------------------------------------------------------------- intake
 

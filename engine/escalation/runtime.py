@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from engine.escalation import planner
+from engine.monitor.halt import pause
 from engine.notify.channels import ChannelSettings, Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer, RetryPolicy
 from engine.oncall.notices import plan_shift_notices
@@ -55,6 +56,7 @@ class EscalationLoops:
         self.deliverer: Deliverer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._timer_wake = asyncio.Event()
+        self._halt = asyncio.Event()
         self._stopping = False
         self.fired = 0
 
@@ -66,6 +68,7 @@ class EscalationLoops:
         self.deliverer = Deliverer(self.dispatcher, retry=self.retry, concurrency=self.concurrency, poll_interval=self.delivery_poll, lease=self.lease)
         ctx.wake[:] = [self.deliverer.wake, self._timer_wake.set]
         self._stopping = False
+        self._halt = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self.deliverer.run(), name="pulseguard-deliverer"),
             asyncio.create_task(self._timer_loop(), name="pulseguard-timers"),
@@ -77,11 +80,14 @@ class EscalationLoops:
         if self._pagerduty_schedules():
             self._tasks.append(asyncio.create_task(self._every(300, self.refresh_pagerduty_oncall), name="pulseguard-pagerduty-oncall"))
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loops; a message in flight gets `timeout` seconds to finish."""
+    async def stop(self, timeout: float = 5.0, *, in_flight: float = 0.25) -> None:
+        """Stop the loops: each ends its round at once; a message in flight gets `in_flight`
+        seconds to be answered, then stays pending (its claim given back) for the next engine.
+        Loops still running after `timeout` seconds are cancelled."""
         self._stopping = True
+        self._halt.set()
         if self.deliverer is not None:
-            self.deliverer.stop()
+            self.deliverer.stop(in_flight)
         self._timer_wake.set()
         if self._tasks:
             done, pending = await asyncio.wait(self._tasks, timeout=timeout)
@@ -133,10 +139,8 @@ class EscalationLoops:
                 raise
             except Exception:
                 log.exception("escalation housekeeping %s failed", getattr(fn, "__name__", fn))
-            try:
-                await asyncio.sleep(seconds)
-            except asyncio.CancelledError:
-                raise
+            if await pause(self._halt, seconds):
+                return
 
     async def _catch_up(self) -> None:
         """Changes made by processes without the change hook (a CLI without the configuration)."""

@@ -418,23 +418,34 @@ class IncidentWorker:
 
     async def run(self, halt: asyncio.Event | None = None) -> None:
         halt = halt or asyncio.Event()
-        while not halt.is_set():
-            try:
+        halted = asyncio.ensure_future(halt.wait())
+        got: asyncio.Future[Action] | None = None
+        try:
+            while not halt.is_set():
                 # Waiting on the queue is safe to interrupt; applying an action is not.
-                action = await asyncio.wait_for(self.queue.get(), 0.5)
-            except TimeoutError:
-                continue
-            try:
-                await self.apply(action)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.errors += 1
-                log.exception("applying %s for %s failed", action.kind, action.state.key)
-                if action.kind == "open":
-                    self.evaluator.unbind(action.state)  # the next breaching sample tries again
-            finally:
-                self.queue.task_done()
+                got = asyncio.ensure_future(self.queue.get())
+                await asyncio.wait({got, halted}, return_when=asyncio.FIRST_COMPLETED)
+                if not got.done():
+                    break
+                action, got = got.result(), None
+                await self._apply_one(action)
+        finally:
+            halted.cancel()
+            if got is not None:
+                got.cancel()
+
+    async def _apply_one(self, action: Action) -> None:
+        try:
+            await self.apply(action)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.errors += 1
+            log.exception("applying %s for %s failed", action.kind, action.state.key)
+            if action.kind == "open":
+                self.evaluator.unbind(action.state)  # the next breaching sample tries again
+        finally:
+            self.queue.task_done()
 
     async def drain(self, timeout: float = 5.0) -> None:
         try:

@@ -94,6 +94,7 @@ class Deliverer:
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}")[:64]
         self._wake = asyncio.Event()
         self._stopping = False
+        self._grace = 10.0
         self._sem = asyncio.Semaphore(concurrency)
         self.delivered = 0
         self.failed = 0
@@ -108,7 +109,10 @@ class Deliverer:
         """Look for work now rather than at the next poll (safe from any task of this loop)."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
+        """End `run()`: messages in flight get `grace` seconds to be answered; the rest stay
+        pending, their claims given back so the next engine sends them at once."""
+        self._grace = grace
         self._stopping = True
         self._wake.set()
 
@@ -121,7 +125,7 @@ class Deliverer:
         """
         self._outcomes: asyncio.Queue[tuple[Notification, int, Outcome]] = asyncio.Queue()
         recorder = asyncio.create_task(self._recorder(), name="pulseguard-deliverer-recorder")
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight: dict[asyncio.Task[None], int] = {}  # sending task -> notification id
         try:
             while not self._stopping:
                 free = self.concurrency - len(in_flight)
@@ -143,8 +147,8 @@ class Deliverer:
                         log.exception("noting notifications this engine cannot send failed")
                 for row in rows:
                     task = asyncio.create_task(self._send(row), name=f"pulseguard-notify-{row.id}")
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+                    in_flight[task] = row.id
+                    task.add_done_callback(lambda t: in_flight.pop(t, None))
                 if rows and len(in_flight) < self.concurrency:
                     continue
                 self._wake.clear()
@@ -155,13 +159,29 @@ class Deliverer:
                     for w in waiters:
                         w.cancel()
         finally:
+            unanswered: list[int] = []
             if in_flight:
-                await asyncio.wait(in_flight, timeout=10)
-                for t in in_flight:
+                sending = dict(in_flight)
+                _, late = await asyncio.wait(sending, timeout=self._grace)
+                for t in late:
                     t.cancel()
+                    unanswered.append(sending[t])
+                await asyncio.gather(*late, return_exceptions=True)
             await self._outcomes.join()
             recorder.cancel()
             await asyncio.gather(recorder, return_exceptions=True)
+            if unanswered:
+                await self._release(unanswered)
+
+    async def _release(self, ids: list[int]) -> None:
+        """Give back the claims of messages whose send was cut short by stopping: still
+        pending, they go out from the next engine without waiting for the claim to expire
+        (a receiver that got one anyway sees the same delivery id again)."""
+        try:
+            await Notification.filter(id__in=ids, claimed_by=self.name, state=NotificationState.PENDING).update(
+                claimed_by=None, claimed_until=None)
+        except Exception:  # the claims then expire by themselves
+            log.exception("giving back %d notification claims failed", len(ids))
 
     async def run_once(self, now: datetime | None = None) -> int:
         """One synchronous round (claim, send, record); returns how many were sent."""
