@@ -91,6 +91,7 @@ class PulseGuardApp(App[None]):
         # What the engine lets this console do (EngineAPI.capabilities); until it answers,
         # nothing is hidden.
         self.capabilities: dict[str, Any] = {}
+        self.engine_host: Any = None  # the engine running in this process, if any
         for theme in THEMES.values():
             self.register_theme(theme)
         self.theme = self.settings.theme if self.settings.theme in THEMES else "dark"
@@ -408,6 +409,13 @@ class PulseGuardApp(App[None]):
 
     async def action_quit(self) -> None:
         self.exit()
+
+    def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
+        """Close the console (q, :q, a hang-up): an engine running in this process starts
+        stopping at once, beside the screens being taken down, not after them."""
+        super().exit(result, return_code, message)
+        if self.engine_host is not None:
+            self.engine_host.stop_soon()
 
 
 def connect_error(exc: Exception) -> tuple[int, str]:

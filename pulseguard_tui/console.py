@@ -140,6 +140,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
 
             host = EngineHost(api, ctx.config or default_config(), db)
             host.app = app
+            app.engine_host = host
             host.start_soon()
         return api
 
@@ -214,6 +215,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
     from pulseguard_tui.engine_host import EngineHost, monitor_queries
 
     handles = await start_demo(keep=bool(getattr(args, "keep", False)))
+    host: Any = None
     try:
         api = LocalEngine(actor, readonly=settings.readonly, db_label=handles.database.label, role=handles.engine.role)
         api.targets_provider = monitor_queries()
@@ -221,6 +223,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
         app = PulseGuardApp(api, settings, config=handles.config)
         host = EngineHost(api, handles.config, handles.database, engine=handles.engine)
         host.app = app
+        app.engine_host = host
         host.start_soon()
         app.notify("demo: a flaky local service is probed; incidents open within about a minute",
                    title="PulseGuard demo", timeout=12)
@@ -228,6 +231,8 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
         await app.run_async()
     finally:
         directory = handles.directory
+        if host is not None:
+            await host.stop()  # begun when the console started to close
         await handles.stop()
     if getattr(args, "keep", False):
         print(f"demo database kept: {directory / 'pulseguard.db'} (configuration beside it)")

@@ -33,6 +33,7 @@ class EngineHost:
         self.engine = engine
         self.app: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Future[None] | None = None
         self.error: str | None = None
 
     def _role_changed(self, role: str) -> None:
@@ -68,7 +69,18 @@ class EngineHost:
             if self.app is not None and self.app.is_running:
                 self.app.notify(f"engine did not start here: {exc}; running as a pure console", severity="warning")
 
+    def stop_soon(self) -> None:
+        """Begin stopping the engine now (returns at once): called when the console starts to
+        close, so the engine's loops wind down while the screens are taken down."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+
     async def stop(self) -> None:
+        self.stop_soon()
+        assert self._stopping is not None
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         if self._task is not None:
             if not self._task.done():
                 self._task.cancel()
