@@ -7,8 +7,11 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.events import Resize
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 from pulseguard_tui.actions import action_for, for_scope, key_display
 from pulseguard_tui.lifecycle import StopsWorkOnRemoval
@@ -26,6 +29,43 @@ def bindings_for(scope: str) -> list[Binding]:
     return out
 
 
+KEEP_IN_FOOTER = {"help"}  # always shown: help lists whatever the footer leaves out
+PALETTE_WIDTH = 11  # the command palette key, docked on the right
+
+
+class ConsoleFooter(Footer):
+    """The compact footer, cut to the terminal's width: when the keys do not fit, the last ones
+    (the screen's and the app's, after those of the focused widget) are left out, except help,
+    rather than running off the edge."""
+
+    _laid_out_for = 0
+
+    def compose(self) -> ComposeResult:
+        items = list(super().compose())
+        self._laid_out_for = self.size.width or self.app.size.width
+        width = self._laid_out_for - PALETTE_WIDTH
+        keys = [w for w in items if isinstance(w, FooterKey) and "-command-palette" not in w.classes]
+
+        def cells(widget: Widget) -> int:
+            if isinstance(widget, FooterKey):
+                return len(widget.key_display) + (len(widget.description) + 1 if widget.description else 0) + 1
+            return 0
+
+        used = sum(cells(w) for w in keys)
+        dropped: set[int] = set()
+        for widget in reversed(keys):
+            if used <= width:
+                break
+            if widget.action.rpartition(".")[2] not in KEEP_IN_FOOTER:
+                dropped.add(id(widget))
+                used -= cells(widget)
+        yield from (w for w in items if id(w) not in dropped)
+
+    def on_resize(self, event: Resize) -> None:
+        if event.size.width != self._laid_out_for:
+            self.call_after_refresh(self.recompose)
+
+
 class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
     """Base screen: subclasses implement `compose_body` and may override `on_feed`. The app
     calls `on_feed` (and `tick`, `refresh_status`) only while the screen is live; the screen's
@@ -37,7 +77,7 @@ class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status-line")
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield ConsoleFooter(compact=True)
 
     def compose_body(self) -> ComposeResult:
         return iter(())

@@ -5,11 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import ComposeResult
+from textual.events import Resize
 from textual.widgets import DataTable, Static
 
-from pulseguard_tui.formatting import local_time, parse_iso
+from pulseguard_tui.formatting import clip, local_time, parse_iso
 from pulseguard_tui.forms.maintenance import AddMaintenanceScreen, EndMaintenanceScreen
 from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+
+
+HEADINGS = ("#", "STATE", "KIND", "TITLE", "COVERS", "STARTS", "ENDS")
+SHRINK = ((4, 8), (3, 12), (2, 5))  # (column, narrowest): what gives way when the table is too wide
+
+
+def fit(rows: list[tuple[str, ...]], width: int) -> list[int]:
+    """Column widths for a table `width` cells wide: as wide as the content, then COVERS,
+    TITLE and KIND narrowed (cut with an ellipsis) until the table fits; the selected window
+    is shown whole below the table."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(HEADINGS)]
+    over = sum(widths) + 2 * len(widths) - width  # DataTable pads each cell by one each side
+    for column, narrowest in SHRINK:
+        if over <= 0:
+            break
+        give = min(over, max(widths[column] - narrowest, 0))
+        widths[column] -= give
+        over -= give
+    return widths
 
 
 def window_state(w: dict[str, Any], now: Any) -> str:
@@ -36,6 +56,8 @@ class MaintenanceScreen(ConsoleScreen):
         super().__init__()
         self.show_ended = False
         self.windows: list[dict[str, Any]] = []
+        self.rows: list[tuple[str, ...]] = []
+        self._laid_out_for = -1
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="windows", cursor_type="row", zebra_stripes=True)
@@ -44,7 +66,6 @@ class MaintenanceScreen(ConsoleScreen):
     def on_mount(self) -> None:
         super().on_mount()
         table = self.query_one(DataTable)
-        table.add_columns("#", "STATE", "KIND", "TITLE", "COVERS", "STARTS", "ENDS")
         table.focus()
         self.run_worker(self.reload, group="maintenance", exclusive=True)
 
@@ -61,19 +82,46 @@ class MaintenanceScreen(ConsoleScreen):
             self.query_one("#windows-info", Static).update(f"could not load maintenance windows: {exc}")
             return
         now = app.now()
-        table = self.query_one(DataTable)
-        keep = table.cursor_row
-        table.clear()
+        self.rows = []
         for w in self.windows:
             covers = ", ".join([*(w.get("services") or []), *(f"target:{t}" for t in w.get("targets") or [])])
-            table.add_row(str(w["id"]), window_state(w, now), w["kind"], w["title"], covers,
-                          local_time(w["starts_at"], now=now), local_time(w.get("ended_at") or w["ends_at"], now=now),
-                          key=str(w["id"]))
-        if self.windows:
-            table.move_cursor(row=min(keep, len(self.windows) - 1))
+            self.rows.append((str(w["id"]), window_state(w, now), w["kind"], " ".join(w["title"].split()), covers,
+                              local_time(w["starts_at"], now=now),
+                              local_time(w.get("ended_at") or w["ends_at"], now=now)))
+        self._fill()
+        self._update_info()
+
+    def _update_info(self) -> None:
+        """The selected window whole (the columns may cut it), then what the list holds."""
         shown = "including ended" if self.show_ended else "active and scheduled"
-        self.query_one("#windows-info", Static).update(
-            f"{len(self.windows)} window{'' if len(self.windows) == 1 else 's'} ({shown}) · x shows or hides ended ones")
+        info = f"{len(self.windows)} window{'' if len(self.windows) == 1 else 's'} ({shown}) · x shows or hides ended ones"
+        table = self.query_one(DataTable)
+        if self.rows and table.cursor_row is not None and 0 <= table.cursor_row < len(self.rows):
+            number, state, kind, title, covers, starts, ends = self.rows[table.cursor_row]
+            info = f"#{number} {title} ({kind}, {state}) · {covers or 'nothing'} · {starts} – {ends}\n{info}"
+        self.query_one("#windows-info", Static).update(info)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._update_info()
+
+    def _fill(self) -> None:
+        """Lay the rows out for the table's width (again after a resize)."""
+        table = self.query_one(DataTable)
+        # The table spans the screen, whose size is known before the table's own layout.
+        self._laid_out_for = self.size.width or self.app.size.width
+        widths = fit(self.rows, self._laid_out_for - 1)  # room for the vertical scrollbar
+        keep = table.cursor_row
+        table.clear(columns=True)
+        for heading, width in zip(HEADINGS, widths):
+            table.add_column(heading, width=width, key=heading)
+        for row in self.rows:
+            table.add_row(*(clip(cell, width) for cell, width in zip(row, widths)), key=row[0])
+        if self.rows:
+            table.move_cursor(row=min(keep, len(self.rows) - 1))
+
+    def on_resize(self, event: Resize) -> None:
+        if event.size.width != self._laid_out_for:
+            self._fill()
 
     @property
     def selected(self) -> dict[str, Any] | None:

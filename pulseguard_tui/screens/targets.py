@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from textual.app import ComposeResult
+from textual.events import Resize
 from textual.widgets import DataTable, Static
 
 from pulseguard_tui.formatting import ago, clip, sparkline
@@ -13,6 +14,56 @@ from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 from pulseguard_tui.widgets.correlation import series_name
 
 STATE_TEXT = {"up": "▲ UP", "down": "▼ DOWN", "unknown": "? unknown", "paused": "‖ paused"}
+HEADINGS = ("TARGET", "KIND", "STATE", "LAST", "LATENCY", "TREND", "ERROR")
+TREND_WIDTH = 16
+
+
+def layout(rows: list[tuple[str, ...]], width: int) -> tuple[list[tuple[str, int]], list[tuple[str, ...]]]:
+    """Columns (heading, width) and the rows cut to them, for a table `width` cells wide.
+
+    Every column but ERROR is as wide as its content; ERROR takes the rest. When the longest
+    error does not fit, the trend narrows, then goes, then LAST drops its "ago", so the error
+    (what is wrong) is the last thing cut; the selected target's full error is shown below
+    the table anyway."""
+    rows = [tuple(r) for r in rows]
+    longest_error = max((len(r[6]) for r in rows), default=0)
+    trend = TREND_WIDTH
+    short_last = False
+
+    def widths() -> list[int]:
+        out = []
+        for i, heading in enumerate(HEADINGS[:6]):
+            if i == 5:
+                out.append(trend)
+                continue
+            cells = [r[i].removesuffix(" ago") if i == 3 and short_last else r[i] for r in rows]
+            out.append(max([len(heading), *(len(c) for c in cells)]))
+        return out
+
+    def error_room(ws: list[int]) -> int:
+        shown = [w for w in ws if w > 0]
+        return width - sum(shown) - 2 * (len(shown) + 1)  # DataTable pads each cell by one each side
+
+    for step in ("narrow trend", "no trend", "short last"):
+        if error_room(widths()) >= max(longest_error, len("ERROR")):
+            break
+        if step == "narrow trend":
+            trend = TREND_WIDTH // 2
+        elif step == "no trend":
+            trend = 0
+        else:
+            short_last = True
+    ws = widths()
+    ws.append(max(error_room(ws), len("ERROR")))
+    columns = [(h, w) for h, w in zip(HEADINGS, ws) if w > 0]
+    out = []
+    for r in rows:
+        cells = list(r)
+        if short_last:
+            cells[3] = cells[3].removesuffix(" ago")
+        cells[5] = cells[5][-trend:] if trend else ""
+        out.append(tuple(clip(c, w) for c, w in zip(cells, ws) if w > 0))
+    return columns, out
 
 
 class TargetsScreen(ConsoleScreen):
@@ -25,6 +76,13 @@ class TargetsScreen(ConsoleScreen):
     """
     REFRESH_SECONDS = 5.0
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[str, ...]] = []
+        self.errors: dict[str, str] = {}
+        self.summary = ""
+        self._laid_out_for = -1
+
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
         yield Static("", id="targets-info")
@@ -32,7 +90,6 @@ class TargetsScreen(ConsoleScreen):
     def on_mount(self) -> None:
         super().on_mount()
         table = self.query_one(DataTable)
-        table.add_columns("TARGET", "KIND", "STATE", "LAST", "LATENCY", "TREND", "ERROR")
         table.focus()
         self.run_worker(self.reload, group="targets", exclusive=True)
         self.set_interval(self.REFRESH_SECONDS, self._tick)
@@ -57,7 +114,7 @@ class TargetsScreen(ConsoleScreen):
             self.query_one("#targets-info", Static).update(f"could not load targets: {exc}")
             return
         now = app.now()
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for t in targets:
             try:
                 samples = await app.api.series_samples(series_name(t["name"]), since=now - timedelta(minutes=30))
@@ -71,19 +128,49 @@ class TargetsScreen(ConsoleScreen):
                 result = "ok" if t.get("last_ok") else "FAIL"
                 last = f"{result}{f' {code}' if code else ''} {ago(t['last_at'], now)}"
             rows.append((t["name"], t.get("kind", "-"), STATE_TEXT.get(t.get("state", "unknown"), t.get("state", "?")), last,
-                         f"{latency:.0f} ms" if latency is not None else "-", trend or "-", clip(t.get("last_error") or "", 40)))
-        table = self.query_one(DataTable)
-        keep = table.cursor_row
-        table.clear()
-        for row in rows:
-            table.add_row(*row, key=row[0])
-        if rows:
-            table.move_cursor(row=min(keep, len(rows) - 1))
-        info = self.query_one("#targets-info", Static)
+                         f"{latency:.0f} ms" if latency is not None else "-", trend or "-",
+                         " ".join(str(t.get("last_error") or "").split())))
+        self.rows = rows
+        self.errors = {r[0]: r[6] for r in rows if r[6]}
         if not targets:
-            info.update("no targets: add [[targets]] to the configuration; the engine probes them and they show here")
+            self.summary = "no targets: add [[targets]] to the configuration; the engine probes them and they show here"
         else:
             down = sum(1 for t in targets if t.get("state") == "down")
-            info.update(f"{len(targets)} targets, {down} down · refreshed every {self.REFRESH_SECONDS:.0f} s · Esc back")
+            self.summary = f"{len(targets)} targets, {down} down · refreshed every {self.REFRESH_SECONDS:.0f} s · Esc back"
+        self._fill()
         app.targets = targets
         self.refresh_status()
+
+    def _fill(self) -> None:
+        """Lay the rows out for the table's width (again after a resize)."""
+        table = self.query_one(DataTable)
+        # The table spans the screen, whose size is known before the table's own layout.
+        self._laid_out_for = self.size.width or self.app.size.width
+        width = self._laid_out_for - 1  # room for the vertical scrollbar
+        keep = table.cursor_row
+        columns, rows = layout(self.rows, width)
+        table.clear(columns=True)
+        for heading, w in columns:
+            table.add_column(heading, width=w, key=heading)
+        for raw, row in zip(self.rows, rows):
+            table.add_row(*row, key=raw[0])
+        if rows:
+            table.move_cursor(row=min(keep, len(rows) - 1))
+        self._update_info()
+
+    def _update_info(self) -> None:
+        """The summary, and the selected target's whole error (the column may cut it)."""
+        table = self.query_one(DataTable)
+        info = self.summary
+        if self.rows and table.cursor_row is not None and 0 <= table.cursor_row < len(self.rows):
+            name = self.rows[table.cursor_row][0]
+            if name in self.errors:
+                info = f"{name}: {self.errors[name]}\n{info}"
+        self.query_one("#targets-info", Static).update(info)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._update_info()
+
+    def on_resize(self, event: Resize) -> None:
+        if self.rows and event.size.width != self._laid_out_for:
+            self._fill()

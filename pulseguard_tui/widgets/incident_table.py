@@ -36,19 +36,29 @@ STATUS_NARROW = {
 }
 
 
-def columns_for(width: int) -> list[tuple[str, str, int]]:
-    """(field, heading, width) for a table `width` cells wide; title takes what is left."""
-    if width >= 120:
-        cols = [("key", "KEY", 9), ("severity", "SEV", 6), ("status", "STATUS", 13), ("ack", "ACK", 4),
-                ("age", "AGE", 6), ("title", "TITLE", 0), ("assignee", "ASSIGNEE", 12), ("services", "SERVICES", 22)]
-    elif width >= 88:
-        cols = [("key", "KEY", 8), ("severity", "SEV", 6), ("status", "STATUS", 13), ("ack", "ACK", 3),
-                ("age", "AGE", 5), ("title", "TITLE", 0), ("assignee", "ASSIGNEE", 9), ("services", "SERVICES", 14)]
-    else:
-        cols = [("key", "KEY", 8), ("severity", "SEV", 6), ("status", "STATUS", 6), ("ack", "ACK", 3),
-                ("age", "AGE", 5), ("title", "TITLE", 0), ("assignee", "WHO", 7), ("services", "SERVICES", 9)]
-    fixed = sum(w for _, _, w in cols) + len(cols) - 1
-    title = max(width - fixed, 8)
+TITLE_ROOM = 36  # cells the title keeps before optional columns are shown beside it
+
+
+def columns_for(width: int, longest_title: int = TITLE_ROOM) -> list[tuple[str, str, int]]:
+    """(field, heading, width) for a table `width` cells wide. Key, severity, status, ack and
+    age have fixed widths; the title takes what is left. Assignee and services are shown only
+    while the title keeps room for the longest title loaded (at most TITLE_ROOM cells), so a
+    narrow terminal cuts them rather than the title, and a wide one shows them too."""
+    status = 13 if width >= 90 else 6
+    cols = [("key", "KEY", 8), ("severity", "SEV", 6), ("status", "STATUS", status), ("ack", "ACK", 3),
+            ("age", "AGE", 5), ("title", "TITLE", 0)]
+    optional = ([("assignee", "ASSIGNEE", 10), ("services", "SERVICES", 24 if width >= 150 else 14)] if width >= 90
+                else [("assignee", "WHO", 7), ("services", "SERVICES", 10)])
+    keep = min(max(longest_title, 12), TITLE_ROOM)
+
+    def room(columns: list[tuple[str, str, int]]) -> int:
+        return width - sum(w for _, _, w in columns) - (len(columns) - 1)
+
+    for extra in optional:
+        if room([*cols, extra]) < keep:
+            break
+        cols.append(extra)
+    title = max(room(cols), 8)
     return [(f, h, w or title) for f, h, w in cols]
 
 
@@ -277,9 +287,13 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
 
     # --- rendering --------------------------------------------------------------------------
 
+    def _longest_title(self) -> int:
+        return max((len(r["title"]) + (5 if r.get("false_positive") else 0) for r in self._rows.values()),
+                   default=TITLE_ROOM)
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        cols = columns_for(width)
+        cols = columns_for(width, self._longest_title())
         if y == 0:
             style = self.get_component_rich_style("incident-table--header")
             text = " ".join(clip(h, w).ljust(w) for _, h, w in cols)

@@ -65,7 +65,8 @@ async def seed_targets(until: datetime = NOW) -> None:
     from engine.monitor.models import MonitorTarget, ProbeResult
 
     rows = [
-        ("checkout-api", "http", "http://127.0.0.1:8080/api/health", "checkout", "down", False, 2400.0, 500, "HTTP 500"),
+        ("checkout-api", "http", "http://127.0.0.1:8080/api/health", "checkout", "down", False, 2400.0, 500,
+         "HTTP 500 (expected 2xx or 3xx)"),
         ("storefront", "http", "http://127.0.0.1:8080/", "storefront", "up", True, 42.0, 200, None),
         ("db-port", "tcp", "db.internal:5432", "database", "up", True, 3.0, None, None),
     ]
