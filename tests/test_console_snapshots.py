@@ -1,5 +1,6 @@
 """Snapshots of the console's main screens at 80x24 and 160x48 in two themes (dark and
-light), plus the monochrome theme, the help screen and a form at 80x24.
+light), plus the monochrome theme; and of every other screen, detail tab and form at 80x24
+and 160x48 (dark), so what is cut on a small terminal shows in review.
 
 Data, clock, time zone and database label are fixed so the pictures are stable. Update them
 with `pytest tests/test_console_snapshots.py --snapshot-update` and look at the report.
@@ -107,13 +108,90 @@ def test_incidents_monochrome_comments_tab(snap_compare: Any, seeded: Any) -> No
     assert snap_compare(app_for(seeded, "monochrome"), terminal_size=(80, 24), run_before=before)
 
 
-def test_help(snap_compare: Any, seeded: Any) -> None:
-    async def before(pilot: Any) -> None:
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause(0.1)
+async def quiet(pilot: Any) -> None:
+    """Every worker but the change feed finished (a tab's or screen's data is in), then drawn."""
+    for _ in range(300):
+        if not [w for w in pilot.app.workers if w.group != "feed" and w.is_running]:
+            break
+        await pilot.pause(0.02)
+    await pilot.pause(0.1)
+    await finished(pilot)
 
-    assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=before)
+
+def pressing(*keys: str, mode: str | None = None, modal: bool = False) -> Any:
+    """run_before: settle, switch to `mode`, press `keys` (a form opens on the last when `modal`)."""
+
+    async def before(pilot: Any) -> None:
+        from textual.screen import ModalScreen
+
+        await settle(pilot)
+        if mode:
+            await pilot.app.switch_mode(mode)
+            await quiet(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await quiet(pilot)
+        if modal:
+            for _ in range(200):
+                if isinstance(pilot.app.screen, ModalScreen):
+                    break
+                await pilot.pause(0.02)
+            assert isinstance(pilot.app.screen, ModalScreen), f"{keys} opened no form"
+            await quiet(pilot)
+
+    return before
+
+
+SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
+DETAIL_TABS = ["comments", "updates", "evidence", "correlation", "resolution", "postmortem"]  # keys 2-7; 1 is above
+
+
+@pytest.mark.parametrize("tab", DETAIL_TABS)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_detail_tab(snap_compare: Any, seeded: Any, size: tuple[int, int], tab: str) -> None:
+    key = str(DETAIL_TABS.index(tab) + 2)
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=size, run_before=pressing(key))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_help(snap_compare: Any, seeded: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=size, run_before=pressing("question_mark"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_analytics(snap_compare: Any, seeded: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=size, run_before=pressing(mode="analytics"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_oncall(snap_compare: Any, seeded: Any, size: tuple[int, int], tmp_path: Path) -> None:
+    from engine.config import load_config
+    from test_console_wiring import ONCALL_CONFIG
+
+    path = tmp_path / "pulseguard.toml"
+    path.write_text(ONCALL_CONFIG)
+    app = app_for(seeded, "dark")
+    app.config = load_config(path)
+    assert snap_compare(app, terminal_size=size, run_before=pressing(mode="oncall"))
+
+
+FORMS = {  # name: (keys, mode)
+    "acknowledge": (["a"], None), "status": (["s"], None), "severity": (["v"], None), "comment": (["c"], None),
+    "update": (["u"], None), "evidence": (["e"], None), "resolve": (["r"], None), "promote": (["P"], None),
+    "new_incident": (["n"], None), "assign": (["A"], None), "tags": (["t"], None), "false_positive": (["f"], None),
+    "command_line": (["colon"], None),
+    "maintenance_add": (["n"], "maintenance"), "maintenance_end": (["E"], "maintenance"),
+    "postmortem_summary": (["7", "S"], None), "postmortem_lists": (["7", "W"], None),
+    "postmortem_impact": (["7", "I"], None), "postmortem_entry": (["7", "N"], None),
+    "postmortem_rating": (["7", "G"], None), "postmortem_publish": (["7", "P"], None),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_form(snap_compare: Any, seeded: Any, size: tuple[int, int], form: str) -> None:
+    keys, mode = FORMS[form]
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=size, run_before=pressing(*keys, mode=mode, modal=True))
 
 
 def test_resolve_form_with_problems(snap_compare: Any, seeded: Any) -> None:

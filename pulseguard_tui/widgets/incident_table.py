@@ -47,8 +47,9 @@ def columns_for(width: int, longest_title: int = TITLE_ROOM) -> list[tuple[str, 
     status = 13 if width >= 90 else 6
     cols = [("key", "KEY", 8), ("severity", "SEV", 6), ("status", "STATUS", status), ("ack", "ACK", 3),
             ("age", "AGE", 5), ("title", "TITLE", 0)]
-    optional = ([("assignee", "ASSIGNEE", 10), ("services", "SERVICES", 24 if width >= 150 else 14)] if width >= 90
-                else [("assignee", "WHO", 7), ("services", "SERVICES", 10)])
+    services = 24 if width >= 150 else 14 if width >= 120 else 10
+    optional = ([("assignee", "ASSIGNEE", 10), ("services", "SERVICES", services)] if width >= 90
+                else [("assignee", "WHO", 7), ("services", "SERVICES", services)])
     keep = min(max(longest_title, 12), TITLE_ROOM)
 
     def room(columns: list[tuple[str, str, int]]) -> int:
