@@ -29,6 +29,13 @@ def bindings_for(scope: str) -> list[Binding]:
     return out
 
 
+def scrollbar(screen: Screen[Any], rows: int) -> int:
+    """Cells a full-screen table's vertical scrollbar takes: 1 once its rows (and header) are
+    more than the screen's body holds (header line, footer and an info line or two aside)."""
+    height = screen.size.height or screen.app.size.height
+    return 1 if rows + 1 > height - 4 else 0
+
+
 KEEP_IN_FOOTER = {"help"}  # always shown: help lists whatever the footer leaves out
 PALETTE_WIDTH = 11  # the command palette key, docked on the right
 

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 
 from pulseguard_tui.formatting import clip, local_time, parse_iso
 from pulseguard_tui.forms.maintenance import AddMaintenanceScreen, EndMaintenanceScreen
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
 
 
 HEADINGS = ("#", "STATE", "KIND", "TITLE", "COVERS", "STARTS", "ENDS")
@@ -109,7 +109,7 @@ class MaintenanceScreen(ConsoleScreen):
         table = self.query_one(DataTable)
         # The table spans the screen, whose size is known before the table's own layout.
         self._laid_out_for = self.size.width or self.app.size.width
-        widths = fit(self.rows, self._laid_out_for - 1)  # room for the vertical scrollbar
+        widths = fit(self.rows, self._laid_out_for - scrollbar(self, len(self.rows)))
         keep = table.cursor_row
         table.clear(columns=True)
         for heading, width in zip(HEADINGS, widths):

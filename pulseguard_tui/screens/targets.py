@@ -10,7 +10,7 @@ from textual.events import Resize
 from textual.widgets import DataTable, Static
 
 from pulseguard_tui.formatting import ago, clip, sparkline
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
 from pulseguard_tui.widgets.correlation import series_name
 
 STATE_TEXT = {"up": "▲ UP", "down": "▼ DOWN", "unknown": "? unknown", "paused": "‖ paused"}
@@ -146,7 +146,7 @@ class TargetsScreen(ConsoleScreen):
         table = self.query_one(DataTable)
         # The table spans the screen, whose size is known before the table's own layout.
         self._laid_out_for = self.size.width or self.app.size.width
-        width = self._laid_out_for - 1  # room for the vertical scrollbar
+        width = self._laid_out_for - scrollbar(self, len(self.rows))
         keep = table.cursor_row
         columns, rows = layout(self.rows, width)
         table.clear(columns=True)
