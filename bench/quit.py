@@ -115,9 +115,16 @@ class Term:
         while time.monotonic() < deadline:
             self.read(max(0.0, min(0.1, deadline - time.monotonic())))
 
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def cpu_seconds(self, pid: int | None = None) -> float:
+        """CPU time of the process and its children so far (the detection worker included)."""
+        pid = pid or self.pid
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return 0.0
+        own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return own + sum(self.cpu_seconds(int(child)) for child in children)
 
     def exit_after(self, act: str, timeout: float = 30.0) -> tuple[float, float, int]:
         """Do `act` (q or a signal's name); seconds until the process is gone, CPU seconds it
