@@ -176,7 +176,7 @@ def test_oncall(snap_compare: Any, seeded: Any, size: tuple[int, int], tmp_path:
 
 
 FORMS = {  # name: (keys, mode)
-    "acknowledge": (["a"], None), "status": (["s"], None), "severity": (["v"], None), "comment": (["c"], None),
+    "acknowledge": (["j", "a"], None), "status": (["s"], None), "severity": (["v"], None), "comment": (["c"], None),
     "update": (["u"], None), "evidence": (["e"], None), "resolve": (["r"], None), "promote": (["P"], None),
     "new_incident": (["n"], None), "assign": (["A"], None), "tags": (["t"], None), "false_positive": (["f"], None),
     "command_line": (["colon"], None),
