@@ -322,8 +322,7 @@ def test_q_with_pages_in_flight_releases_the_lease_and_leaves_the_pages_pending(
 
     from datetime import datetime, timezone
 
-    run_cli(sqlite_database, "incident", "list", check=True)  # creates and migrates the database
-    asyncio.run(_seed_pages(sqlite_database, 3))
+    asyncio.run(_seed_pages(sqlite_database, 3))  # creates and migrates the database
     seeded = datetime.now(timezone.utc)
     receiver = SilentReceiver()
     try:
@@ -352,7 +351,6 @@ def test_hangup_or_term_stops_the_console_and_its_worker(sig: signal.Signals, sq
                                                          tmp_path: Path) -> None:
     import asyncio
 
-    run_cli(sqlite_database, "incident", "list", check=True)
     asyncio.run(_seed_pages(sqlite_database, 2))
     receiver = SilentReceiver()
     try:
