@@ -808,7 +808,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: {line}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.startswith(("asyncpg", "tortoise", "sqlite3")):
-            print(f"error: database: {exc}", file=sys.stderr)
+            from engine.storage.diskfull import disk_full_message
+
+            print(f"error: {disk_full_message(exc) or f'database: {exc}'}", file=sys.stderr)
             return EXIT_ERROR
         if os.environ.get("PULSEGUARD_DEBUG"):
             raise

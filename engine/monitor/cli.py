@@ -41,6 +41,8 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
             return  # stopping: the leader services wind down, nothing to announce
         if role == "engine":
             say(f"engine: running ({len(config.targets)} targets, {len(config.triggers)} triggers) on {ctx.database.label}")
+        elif engine.lease.problem:  # our own database trouble, not another process
+            say(f"engine: paused on {ctx.database.label}: {engine.lease.problem}; resuming when it can be written")
         else:
             say(f"engine: standby on {ctx.database.label}: another process holds the engine lease; taking over if it stops")
 
