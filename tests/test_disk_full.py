@@ -125,6 +125,11 @@ async def test_full_disk_gets_503_healthz_not_ok_and_the_engine_recovers(small_d
             assert health.status_code == 503 and health.json()["status"] == "unavailable"
             assert health.json()["database"] == f"database cannot be written: disk full ({db.path})"
 
+            cli = run_cli(db, "incident", "create", "--title", "from the CLI while full", "--severity", "low",
+                          "--description", "y" * 4000)
+            assert cli.returncode != 0 and "disk full" in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
+            refused.append("from the CLI while full")
+
             paused = engine.expect("engine: paused")
             assert "disk full" in paused and str(db.path) in paused
 

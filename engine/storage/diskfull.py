@@ -50,7 +50,8 @@ def where() -> str:
     return f"postgres:{host}/{name}" if host or name else "database"
 
 
-def _no_space_left(path: str | None) -> bool:
+def no_space_left(path: str | None) -> bool:
+    """True when the file system holding `path` has (next to) no room left."""
     if not path:
         return False
     try:
@@ -64,7 +65,7 @@ def sqlite_out_of_space() -> str | None:
     """The disk-full message when the SQLite file's file system has (next to) no room left: a
     write that reuses pages may still pass, but the next that needs a block will not."""
     path = _sqlite_path()
-    if path and _no_space_left(path):
+    if path and no_space_left(path):
         return f"database cannot be written: disk full ({where()})"
     return None
 
@@ -77,7 +78,7 @@ def is_disk_full(exc: BaseException) -> bool:
             if base == SQLITE_FULL or "database or disk is full" in str(e):
                 return True
             # A failed WAL write is an I/O error; it is a full disk when the disk is full.
-            if (base == SQLITE_IOERR or "disk I/O error" in str(e)) and _no_space_left(_sqlite_path()):
+            if (base == SQLITE_IOERR or "disk I/O error" in str(e)) and no_space_left(_sqlite_path()):
                 return True
         elif getattr(e, "sqlstate", None) == PG_DISK_FULL:
             return True
