@@ -251,7 +251,7 @@ async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
 
         print_json(incident_dict(incident))
     else:
-        print(f"{incident.key} opened ({incident.severity}): {incident.title}")
+        say(f"{incident.key} opened ({incident.severity}): {incident.title}")
     return EXIT_OK
 
 
@@ -347,7 +347,7 @@ def _print_analysis(analysis: dict[str, Any]) -> None:
         if pattern.get("hint"):
             print(f"  {pattern['hint']}")
         for other in (pattern.get("similar") or [])[:3]:
-            print(f"  {other.get('key')}  {other.get('title', '')}")
+            say(f"  {other.get('key')}  {other.get('title', '')}")
         for flag in pattern.get("recurring") or []:
             print(f"  recurring: {flag.get('text') if isinstance(flag, dict) else flag}")
     correlation = analysis.get("correlation")
@@ -358,7 +358,7 @@ def _print_analysis(analysis: dict[str, Any]) -> None:
             onset = short_time(c.get("onset")) if c.get("onset") else "-"
             print(f"  {c['series']}: {c['label']} (onset {onset})")
         for r in (correlation.get("related_incidents") or [])[:5]:
-            print(f"  related {r['key']}: {r.get('title') or ''}")
+            say(f"  related {r['key']}: {r.get('title') or ''}")
 
 
 async def _incident_ack(args: argparse.Namespace, ctx: Context) -> int:

@@ -201,7 +201,8 @@ async def test_hostile_text_leaves_every_public_surface_valid(db, tmp_path):
 
 def test_incident_list_and_show_print_no_terminal_escapes(db):
     title = HOSTILE
-    run_cli(db, "incident", "create", "--title", title, "--severity", "high", check=True)
+    created = run_cli(db, "incident", "create", "--title", title, "--severity", "high", check=True).stdout
+    assert "\x1b" not in created and "RED" in created
     for args in (("incident", "list"), ("incident", "show", "INC-1")):
         out = run_cli(db, *args, check=True).stdout
         assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out and "\r" not in out, (args, out)
