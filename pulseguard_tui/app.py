@@ -31,8 +31,9 @@ from themes import THEMES, normalise_theme_name
 # controls and bidi overrides that a terminal would execute. Both read these shared tables.
 _TERMINAL_CONTROLS = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0),
                                         *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
-rich.control._CONTROL_STRIP_TRANSLATE.update(_TERMINAL_CONTROLS)  # type: ignore[attr-defined]
-textual.content._CONTROL_STRIP_TRANSLATE.update(_TERMINAL_CONTROLS)
+for _table in (getattr(rich.control, "_CONTROL_STRIP_TRANSLATE", None), getattr(textual.content, "_CONTROL_STRIP_TRANSLATE", None)):
+    if isinstance(_table, dict):  # private names: a release that renames them must not stop the console
+        _table.update(_TERMINAL_CONTROLS)
 
 # Each screen is one module, so the feature that owns it can replace it alone.
 SCREEN_CLASSES: dict[str, str] = {
