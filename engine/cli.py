@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, DomainError
+from engine.textclean import UNSAFE as _UNSAFE_JSON, terminal_text
 
 # Modules that add subcommands with `register(subparsers)`; a missing one is skipped so an
 # area can land on its own.
@@ -176,8 +177,14 @@ def parse_duration(text: str, what: str = "duration") -> timedelta:
     return timedelta(seconds=float(rel.group(1)) * _UNITS[rel.group(2)])
 
 
+def say(text: str = "") -> None:
+    """Print a line of stored data: text a terminal shows, never executes (ESC, C1, CR)."""
+    print(terminal_text(text))
+
+
 def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    # Controls and bidi overrides become \uXXXX escapes: the same JSON, harmless on a terminal.
+    print(_UNSAFE_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, indent=2, default=str, ensure_ascii=False)))
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], empty: str = "(none)") -> None:
@@ -187,9 +194,9 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str
         return
     cells = [[_cell(r.get(k)) for k, _ in columns] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (_, h) in enumerate(columns)]
-    print("  ".join(h.upper().ljust(w) for (_, h), w in zip(columns, widths)).rstrip())
+    say("  ".join(h.upper().ljust(w) for (_, h), w in zip(columns, widths)).rstrip())
     for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip())
+        say("  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip())
 
 
 def _cell(value: Any) -> str:
@@ -199,7 +206,7 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value) or "-"
-    text = str(value).replace("\n", " ")
+    text = terminal_text(value).replace("\n", " ")
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -244,7 +251,7 @@ async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
 
         print_json(incident_dict(incident))
     else:
-        print(f"{incident.key} opened ({incident.severity}): {incident.title}")
+        say(f"{incident.key} opened ({incident.severity}): {incident.title}")
     return EXIT_OK
 
 
@@ -279,7 +286,7 @@ async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json:
         print_json(data)
         return EXIT_OK
-    print(f"{data['key']}  {data['title']}")
+    say(f"{data['key']}  {data['title']}")
     fields = [
         ("severity", data["severity"]), ("status", data["status"]), ("source", data["source"]),
         ("services", ", ".join(data["services"]) or "-"), ("tags", ", ".join(data["tags"]) or "-"),
@@ -292,44 +299,44 @@ async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
         fields.append(("false positive", "yes"))
     width = max(len(k) for k, _ in fields)
     for k, v in fields:
-        print(f"  {k.ljust(width)}  {v}")
+        say(f"  {k.ljust(width)}  {v}")
     if data["description"]:
-        print(f"\n{data['description']}")
+        say(f"\n{data['description']}")
     if data["root_cause"]:
-        print("\nResolution")
-        print(f"  root cause  {data['root_cause']} ({data['root_cause_category']})")
-        print(f"  solution    {data['solution']}")
+        say("\nResolution")
+        say(f"  root cause  {data['root_cause']} ({data['root_cause_category']})")
+        say(f"  solution    {data['solution']}")
         for i, step in enumerate(data["verification_steps"], 1):
-            print(f"  [{'x' if step['done'] else ' '}] {i}. {step['step']}")
+            say(f"  [{'x' if step['done'] else ' '}] {i}. {step['step']}")
     _print_analysis(data.get("analysis") or {})
-    print("\nTimeline")
+    say("\nTimeline")
     print_table(
         [{"at": short_time(e["at"]), "actor": e["actor"], "kind": e["kind"], "summary": e["summary"]} for e in data["timeline"]],
         [("at", "time"), ("actor", "actor"), ("kind", "event"), ("summary", "what")],
     )
     if data["comments"]:
-        print("\nComments")
+        say("\nComments")
         for c in data["comments"]:
             mark = " [internal]" if c["internal_only"] else ""
             who = f"{c['on_behalf_of']} via {c['author']}" if c.get("on_behalf_of") else c["author"]
             when = f"{short_time(c['stated_at'])} (stated)" if c.get("stated_at") else short_time(c["created_at"])
-            print(f"  {when}  {who}{mark}: {c['content']}")
+            say(f"  {when}  {who}{mark}: {c['content']}")
     if data["updates"]:
-        print("\nStatus updates")
+        say("\nStatus updates")
         for u in data["updates"]:
             mark = "public" if u["public"] else "internal"
             when = f"{short_time(u['stated_at'])} (stated)" if u.get("stated_at") else short_time(u["created_at"])
-            print(f"  {when}  {u['author']} ({u['status']}, {mark}): {u['message']}")
+            say(f"  {when}  {u['author']} ({u['status']}, {mark}): {u['message']}")
     if data["evidence"]:
-        print("\nEvidence")
+        say("\nEvidence")
         for e in data["evidence"]:
             where = e["url"] or e["path"] or ""
             rng = f" {format_range(e['range_from'], e['range_to'])}" if e["range_from"] else ""
-            print(f"  #{e['id']} {e['kind']}{rng} {where} {e['description']}".rstrip())
+            say(f"  #{e['id']} {e['kind']}{rng} {where} {e['description']}".rstrip())
     if data["followups"]:
-        print("\nFollow-ups")
+        say("\nFollow-ups")
         for f in data["followups"]:
-            print(f"  [{'x' if f['done'] else ' '}] #{f['id']} {f['group']}: {f['description']} ({f['owner'] or 'no owner'}, due {f['due_date'] or '-'})")
+            say(f"  [{'x' if f['done'] else ' '}] #{f['id']} {f['group']}: {f['description']} ({f['owner'] or 'no owner'}, due {f['due_date'] or '-'})")
     return EXIT_OK
 
 
@@ -340,7 +347,7 @@ def _print_analysis(analysis: dict[str, Any]) -> None:
         if pattern.get("hint"):
             print(f"  {pattern['hint']}")
         for other in (pattern.get("similar") or [])[:3]:
-            print(f"  {other.get('key')}  {other.get('title', '')}")
+            say(f"  {other.get('key')}  {other.get('title', '')}")
         for flag in pattern.get("recurring") or []:
             print(f"  recurring: {flag.get('text') if isinstance(flag, dict) else flag}")
     correlation = analysis.get("correlation")
@@ -351,7 +358,7 @@ def _print_analysis(analysis: dict[str, Any]) -> None:
             onset = short_time(c.get("onset")) if c.get("onset") else "-"
             print(f"  {c['series']}: {c['label']} (onset {onset})")
         for r in (correlation.get("related_incidents") or [])[:5]:
-            print(f"  related {r['key']}: {r.get('title') or ''}")
+            say(f"  related {r['key']}: {r.get('title') or ''}")
 
 
 async def _incident_ack(args: argparse.Namespace, ctx: Context) -> int:
@@ -801,7 +808,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: {line}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.startswith(("asyncpg", "tortoise", "sqlite3")):
-            print(f"error: database: {exc}", file=sys.stderr)
+            from engine.storage.diskfull import disk_full_message
+
+            print(f"error: {disk_full_message(exc) or f'database: {exc}'}", file=sys.stderr)
             return EXIT_ERROR
         if os.environ.get("PULSEGUARD_DEBUG"):
             raise

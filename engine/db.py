@@ -177,6 +177,10 @@ def _check_sqlite(db: Database, *, create: bool, create_dirs: bool) -> bool:
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc):
             raise DatabaseUnavailable(f"cannot open database {path}: not a SQLite database") from None
+        from engine.storage.diskfull import no_space_left
+
+        if no_space_left(str(path)):  # SQLite says "disk I/O error" when it cannot size the -shm file
+            raise DatabaseUnavailable(f"cannot open database {path}: disk full") from None
         raise DatabaseUnavailable(f"cannot open database {path}: {exc}") from None
     if "tortoise_migrations" in tables:
         return False

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import rich.control
+import textual.content
 from textual.app import App
 from textual.screen import Screen
 
@@ -23,6 +25,15 @@ from pulseguard_tui.lifecycle import is_live
 from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
 from themes import THEMES, normalise_theme_name
+
+# Rich's Text and Textual's Content remove BEL, BS, VT, FF and CR from the text they are given;
+# stored data (an incident title from an alert, a comment) may also carry ESC sequences, C1
+# controls and bidi overrides that a terminal would execute. Both read these shared tables.
+_TERMINAL_CONTROLS = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0),
+                                        *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+for _table in (getattr(rich.control, "_CONTROL_STRIP_TRANSLATE", None), getattr(textual.content, "_CONTROL_STRIP_TRANSLATE", None)):
+    if isinstance(_table, dict):  # private names: a release that renames them must not stop the console
+        _table.update(_TERMINAL_CONTROLS)
 
 # Each screen is one module, so the feature that owns it can replace it alone.
 SCREEN_CLASSES: dict[str, str] = {

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from engine.textclean import terminal_text
+
 SEVERITY_MARK = {
     "critical": ("◆", "CRIT"),
     "high": ("▲", "HIGH"),
@@ -98,8 +100,8 @@ def local_range(start: str | datetime | None, end: str | datetime | None) -> str
 
 
 def clip(text: str, width: int) -> str:
-    """Cut to `width` cells with an ellipsis; pads nothing."""
-    text = " ".join(str(text).split())
+    """Cut to `width` cells with an ellipsis; pads nothing (and shows no terminal controls)."""
+    text = " ".join(terminal_text(text).split())
     if width <= 0:
         return ""
     if len(text) <= width:

@@ -109,5 +109,10 @@ class IncidentEnricher:
                 data = await correlate_incident(key, config, self.window)
                 await services.set_analysis(key, "correlation", data, ACTOR)
             self.enriched.append(key)
-        except Exception:
-            log.exception("could not analyse %s", key)
+        except Exception as exc:
+            from engine.storage.diskfull import disk_full_message
+
+            if (full := disk_full_message(exc)) is not None:
+                log.warning("could not analyse %s: %s", key, full)
+            else:
+                log.exception("could not analyse %s", key)

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from engine.cli import EXIT_OK, Context, UsageError, age, parse_duration, parse_time, print_json, print_table, short_time
+from engine.cli import EXIT_OK, Context, UsageError, age, parse_duration, parse_time, print_json, print_table, say, short_time
 
 UTC = timezone.utc
 
@@ -41,6 +41,8 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
             return  # stopping: the leader services wind down, nothing to announce
         if role == "engine":
             say(f"engine: running ({len(config.targets)} targets, {len(config.triggers)} triggers) on {ctx.database.label}")
+        elif engine.lease.problem:  # our own database trouble, not another process
+            say(f"engine: paused on {ctx.database.label}: {engine.lease.problem}; resuming when it can be written")
         else:
             say(f"engine: standby on {ctx.database.label}: another process holds the engine lease; taking over if it stops")
 
@@ -235,7 +237,7 @@ async def _maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
         print_json(next(w for w in await list_maintenance(include_ended=True) if w["id"] == window.id))
     else:
         covered = ", ".join([*(f"service {s}" for s in window.services), *(f"target {t}" for t in window.targets)])
-        print(f"maintenance #{window.id} ({window.kind}) {short_time(window.starts_at.isoformat())} → "
+        say(f"maintenance #{window.id} ({window.kind}) {short_time(window.starts_at.isoformat())} → "
               f"{short_time(window.ends_at.isoformat())}: {window.title} [{covered}]")
     return EXIT_OK
 
@@ -271,7 +273,7 @@ async def _maintenance_end(args: argparse.Namespace, ctx: Context) -> int:
     from engine import services
 
     window = await services.end_maintenance(args.id, ctx.actor)
-    print(f"maintenance #{window.id} ended: {window.title}")
+    say(f"maintenance #{window.id} ended: {window.title}")
     return EXIT_OK
 
 

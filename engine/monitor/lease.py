@@ -51,6 +51,9 @@ class Lease:
         self.info = info or {"host": socket.gethostname(), "pid": os.getpid()}
         self.valid_until = 0.0  # monotonic deadline of the lease we hold
         self.generation = 0
+        # Why the lease was last lost or could not be taken, when the database was at fault (a
+        # full disk, say) rather than another process; None once the database answers again.
+        self.problem: str | None = None
 
     @property
     def held(self) -> bool:
@@ -97,6 +100,11 @@ class Lease:
         self.valid_until = 0.0
         return False
 
+    def _recovered(self) -> None:
+        if self.problem is not None:
+            log.info("engine lease %r: the database can be written again", self.name)
+            self.problem = None
+
     async def release(self) -> None:
         """Give the lease up at once so a standby need not wait for it to expire."""
         self.valid_until = 0.0
@@ -123,10 +131,14 @@ class Lease:
                 if not holding:
                     if await self.try_acquire():
                         holding = True
+                        self._recovered()
                         log.info("engine lease %r taken by %s", self.name, self.holder)
                         await on_acquired()
+                    else:
+                        self._recovered()
                 else:
                     ok = await self.renew()
+                    self._recovered()
                     if not ok:
                         log.warning("engine lease %r was taken over; stopping the engine loops", self.name)
                         holding = False
@@ -134,9 +146,15 @@ class Lease:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("engine lease %r: database error: %s", self.name, exc)
+                from engine.storage.diskfull import disk_full_message
+
+                problem = disk_full_message(exc) or f"database error: {exc}"
+                if problem != self.problem:  # once per cause, not on every retry
+                    log.warning("engine lease %r: %s", self.name, problem)
+                self.problem = problem
                 if holding and not self.held:
-                    log.warning("engine lease %r expired while the database was unreachable", self.name)
+                    log.warning("engine lease %r expired (%s): stopping the engine loops until the database can be written",
+                                self.name, problem)
                     holding = False
                     await on_lost()
             wait = self.renew_every if holding else self.poll
@@ -187,4 +205,6 @@ class Heartbeat:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("writing the engine heartbeat failed: %s", exc)
+                from engine.storage.diskfull import disk_full_message
+
+                log.warning("writing the engine heartbeat failed: %s", disk_full_message(exc) or exc)

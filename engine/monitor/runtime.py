@@ -522,8 +522,13 @@ class MonitorService:
         if self.heartbeat is not None:
             try:
                 await self.heartbeat.end()
-            except Exception:
-                log.exception("closing the heartbeat failed")
+            except Exception as exc:
+                from engine.storage.diskfull import disk_full_message
+
+                if (full := disk_full_message(exc)) is not None:
+                    log.warning("closing the heartbeat failed: %s", full)
+                else:
+                    log.exception("closing the heartbeat failed")
 
     # -- wiring ----------------------------------------------------------------------------
 

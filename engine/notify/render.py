@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from engine.textclean import public_text
+
 PUBLIC_STATES = {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring", "resolved": "Resolved"}
 # Fields of an incident that may leave the organisation. Its title is not one of them: titles are
 # written for responders (a trigger's is its condition), so the public reads a neutral name.
@@ -51,6 +53,11 @@ def _when(text: str | None) -> str:
 
 
 def headline(p: dict[str, Any]) -> str:
+    """One clean line (an e-mail subject, a chat title): no controls, no line breaks."""
+    return " ".join(public_text(_headline(p)).split())
+
+
+def _headline(p: dict[str, Any]) -> str:
     kind = p.get("kind", "")
     inc = p.get("incident") or {}
     key, title, sev = inc.get("key", ""), inc.get("title", ""), str(inc.get("severity", "")).upper()
@@ -86,6 +93,10 @@ def headline(p: dict[str, Any]) -> str:
 
 
 def body_lines(p: dict[str, Any]) -> list[str]:
+    return [public_text(line) for line in _body_lines(p)]
+
+
+def _body_lines(p: dict[str, Any]) -> list[str]:
     inc = p.get("incident") or {}
     lines: list[str] = []
     if p.get("audience") == "external":

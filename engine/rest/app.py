@@ -79,6 +79,33 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    from engine.storage.diskfull import disk_full_message
+
+    full = disk_full_message(exc)
+    if full is not None:  # nothing was stored (the transaction rolled back): the client may retry
+        log.error("%s %s: %s", request.method, request.url.path, full)
+        return _error(503, full, headers={"Retry-After": "30"})
+    return await _unexpected(request, exc)
+
+
+def _database_errors() -> list[type[Exception]]:
+    """Driver and ORM exceptions; handled here (not by the catch-all, which re-raises to the
+    server's log) so a full disk is one clear log line and a 503."""
+    import sqlite3
+
+    from tortoise.exceptions import BaseORMException
+
+    out: list[type[Exception]] = [BaseORMException, sqlite3.Error]
+    try:
+        from asyncpg.exceptions import PostgresError
+
+        out.append(PostgresError)
+    except ImportError:
+        pass
+    return out
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected failure serving %s %s", request.method, request.url.path)
     return _error(500, "internal error; the engine's log has the details")
@@ -172,6 +199,8 @@ def create_app(
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error in _database_errors():
+        app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     for module in (incidents, learning, timeline, manage, metrics, webhooks, ops, public, subscribers):
         app.include_router(module.router)

@@ -27,14 +27,47 @@ router = APIRouter(tags=["operations"])
 log = logging.getLogger("pulseguard.api")
 
 
-@router.get("/healthz", summary="Liveness and database reachability (no token needed)")
+class _ProbeDone(Exception):
+    """Rolls the PostgreSQL write probe back."""
+
+
+async def write_probe() -> None:
+    """A small real write: on SQLite a committed rewrite of the header's user_version (a full
+    disk only shows when a write reaches the file), on PostgreSQL an UPDATE rolled back."""
+    from tortoise.transactions import in_transaction
+
+    conn: Any = Tortoise.get_connection("default")
+    if getattr(conn, "filename", None):
+        async with in_transaction() as tx:
+            _, rows = await tx.execute_query("PRAGMA user_version")
+            version = int(rows[0][0]) if rows else 0
+            await tx.execute_script(f"PRAGMA user_version = {version}")
+        return
+    try:
+        async with in_transaction() as tx:
+            await tx.execute_query("UPDATE engine_lease SET renewed_at = renewed_at")
+            raise _ProbeDone
+    except _ProbeDone:
+        pass
+
+
+@router.get("/healthz", summary="Liveness, and whether the database can be read and written (no token needed)")
 async def healthz(request: Request) -> JSONResponse:
+    from engine.storage.diskfull import disk_full_message, sqlite_out_of_space
+
     state = rest_state(request)
     try:
         conn = Tortoise.get_connection("default")
         await asyncio.wait_for(conn.execute_query("SELECT 1"), 5.0)
+        await asyncio.wait_for(write_probe(), 5.0)
+        full = sqlite_out_of_space()
+        if full is not None:
+            return JSONResponse({"status": "unavailable", "database": full}, status_code=503)
+    except TimeoutError:
+        return JSONResponse({"status": "unavailable", "database": "no answer within 5 s (locked or unreachable)"}, status_code=503)
     except Exception as exc:  # report, never raise: this is what a load balancer polls
-        return JSONResponse({"status": "unavailable", "database": f"{type(exc).__name__}: {exc}"[:300]}, status_code=503)
+        reason = disk_full_message(exc) or f"{type(exc).__name__}: {exc}"[:300]
+        return JSONResponse({"status": "unavailable", "database": reason}, status_code=503)
     body: dict[str, Any] = {"status": "draining" if state.draining.is_set() else "ok", "database": "ok", "role": state.role}
     return JSONResponse(body, status_code=503 if state.draining.is_set() else 200)
 

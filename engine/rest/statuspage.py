@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from tortoise.expressions import Q
 from engine.domain import OPEN_STATUSES
 from engine.models import Incident, MaintenanceWindow, Service, StatusUpdate
 from engine.notify.render import public_name
+from engine.textclean import public_text
 
 COMPONENT_STATES = ("operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance")
 STATE_LABELS = {
@@ -257,6 +258,24 @@ async def _heartbeats(since: datetime) -> tuple[datetime | None, list[tuple[date
 # --- the page ---------------------------------------------------------------------------------
 
 
+def _clean(value: Any) -> Any:
+    """Every string in a page part with the characters XML forbids (and controls) removed, so
+    the HTML, the feed, the JSON and the static build all show the same clean text."""
+    if isinstance(value, str):
+        return public_text(value)
+    if isinstance(value, dict):
+        # "components" are the page's own (already clean) objects, shared so their state shows.
+        return {k: v if k == "components" else _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _clean_settings(s: Settings) -> Settings:
+    return replace(s, title=public_text(s.title), description=public_text(s.description) if s.description else s.description,
+                   labels={k: public_text(v) for k, v in (s.labels or {}).items()} or s.labels)
+
+
 def _visible(inc: dict[str, Any], public_updates: int, settings: Settings, private: set[str]) -> bool:
     if inc["false_positive"]:
         return False
@@ -321,9 +340,10 @@ def _maintenance(w: dict[str, Any], now: datetime, known: dict[str, dict[str, An
 async def build_page(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """Every public fact the page, its JSON, its feed and the static build show."""
     now = now or utcnow()
+    settings = _clean_settings(settings)
     history_start = now - timedelta(days=settings.history_days)
     private = private_services(settings)
-    comps = await components(settings)
+    comps = _clean(await components(settings))
     known = {c["id"]: c for c in comps}
 
     rows = await Incident.filter(status__in=OPEN).values(*INCIDENT_FIELDS)
@@ -336,7 +356,7 @@ async def build_page(settings: Settings, now: datetime | None = None) -> dict[st
         ):
             updates.setdefault(u["incident_id"], []).append(u)
     visible = [r for r in rows if _visible(r, len(updates.get(r["id"], [])), settings, private)]
-    public = [_incident(r, updates.get(r["id"], []), settings, known) for r in visible]
+    public = [_clean(_incident(r, updates.get(r["id"], []), settings, known)) for r in visible]
     active = sorted((i for i in public if i["status"] != "resolved"), key=lambda i: i["created_at"], reverse=True)
     resolved = sorted((i for i in public if i["status"] == "resolved"), key=lambda i: i["resolved_at"], reverse=True)
 
@@ -344,7 +364,7 @@ async def build_page(settings: Settings, now: datetime | None = None) -> dict[st
         "id", "title", "kind", "services", "starts_at", "ends_at", "ended_at", "description", "created_at"
     )
     windows = [w for w in windows if (settings.show_emergency if w["kind"] == "emergency" else settings.show_scheduled)]
-    maintenance = [_maintenance(w, now, known) for w in windows]
+    maintenance = [_clean(_maintenance(w, now, known)) for w in windows]
     active_windows = [w for w, m in zip(windows, maintenance) if m["status"] == "in_progress"]
 
     # Component state and uptime come from every real incident on the service (visible or

@@ -17,14 +17,20 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
 from engine.rest.statuspage import JSON_DOCUMENTS, STATE_LABELS, Settings, build_page, statuspage_json
+from engine.textclean import public_text
 
 
 def esc(value: Any) -> str:
-    return escape("" if value is None else str(value), quote=True)
+    # build_page already cleaned its text; this also covers text added here (config, messages).
+    return escape(public_text(value), quote=True)
+
+
+def xesc(value: Any) -> str:
+    return xml_escape(public_text(value))
 
 
 def _multiline(text: str) -> str:
-    return "<br>".join(esc(line) for line in str(text).splitlines())
+    return "<br>".join(esc(line) for line in public_text(text).splitlines())
 
 
 @dataclass(frozen=True)
@@ -216,12 +222,12 @@ def render_atom(page: dict[str, Any], links: Links) -> str:
     feed_id = f"{base}/status" if base else f"urn:pulseguard:{s.page_id}"
     out = [
         '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en">',
-        f"<id>{xml_escape(feed_id)}</id>",
-        f"<title>{xml_escape(s.title)} status history</title>",
+        f"<id>{xesc(feed_id)}</id>",
+        f"<title>{xesc(s.title)} status history</title>",
         f"<updated>{_atom_time(page['updated_at'])}</updated>",
         f'<link rel="alternate" type="text/html" href="{esc(links.page())}"/>',
         f'<link rel="self" type="application/atom+xml" href="{esc(links.feed())}"/>',
-        "<author><name>" + xml_escape(s.title) + "</name></author>",
+        "<author><name>" + xesc(s.title) + "</name></author>",
     ]
     entries = sorted(page["active"] + page["resolved"], key=lambda i: i["updated_at"], reverse=True)[:50]
     for i in entries:
@@ -232,12 +238,12 @@ def render_atom(page: dict[str, Any], links: Links) -> str:
         entry_id = f"{base}/status/incidents/{i['id']}" if base else f"urn:pulseguard:{s.page_id}:{i['id']}"
         out += [
             "<entry>",
-            f"<id>{xml_escape(entry_id)}</id>",
-            f"<title>{xml_escape(i['name'])}</title>",
+            f"<id>{xesc(entry_id)}</id>",
+            f"<title>{xesc(i['name'])}</title>",
             f"<published>{_atom_time(i['created_at'])}</published>",
             f"<updated>{_atom_time(i['updated_at'])}</updated>",
             f'<link rel="alternate" type="text/html" href="{esc(links.incident(i["id"]))}"/>',
-            f'<content type="html">{xml_escape(body)}</content>',
+            f'<content type="html">{xesc(body)}</content>',
             "</entry>",
         ]
     out.append("</feed>\n")

@@ -27,6 +27,7 @@ from engine import feed
 from engine.escalation.planner import write_notifications
 from engine.models import Event, Incident, StatusUpdate
 from engine.notify.render import public_name
+from engine.textclean import public_text
 from engine.rest.common import client_id, rest_state
 from engine.rest.models import Subscriber
 from engine.rest.statuspage import Settings, _visible, components, private_services, public_status
@@ -159,13 +160,14 @@ async def request_subscription(settings: Settings, email: str, services: list[st
         sub.confirm_sent_at = now
         await sub.save(using_db=conn)
         which = ", ".join(services) if services else "every service"
+        title = public_text(settings.title)
         message = (
-            f"Someone (hopefully you) asked to receive status updates from {settings.title} for {which}.\n\n"
+            f"Someone (hopefully you) asked to receive status updates from {title} for {which}.\n\n"
             f"Confirm: {_link(settings, 'confirm', sub.token)}\n\n"
             "If you did not ask for this, ignore this message and nothing will be sent.\n"
             f"Unsubscribe: {_link(settings, 'unsubscribe', sub.token)}"
         )
-        payload = {"kind": "subscription", "title": f"Confirm your subscription to {settings.title}", "message": message,
+        payload = {"kind": "subscription", "title": f"Confirm your subscription to {title}", "message": message,
                    "at": now.isoformat()}
         await write_notifications(conn, None, [f"email:{email}"], payload, f"subscribe:{sub.id}:{int(now.timestamp())}",
                                   audience="subscriber", now=now)
@@ -276,7 +278,8 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
         return 0
     at = datetime.fromisoformat(event["at"]) if isinstance(event["at"], str) else event["at"]
     subs = await Subscriber.filter(confirmed_at__lte=at).values("id", "email", "services", "token")
-    names = {c["id"]: c["name"] for c in await components(settings)}
+    # Clean before storing: a NUL from a configured display name would fail the insert on PostgreSQL.
+    names = {c["id"]: public_text(c["name"]) for c in await components(settings)}
     touched = [n for n in (inc["services"] or []) if n in names]
     chosen = [s for s in subs if not s["services"] or set(s["services"]) & set(touched)]
     if not chosen:
@@ -287,7 +290,7 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
     written = 0
     async with in_transaction() as conn:
         for s in chosen:
-            text = (message or "This incident has been resolved.") + (
+            text = public_text(message or "This incident has been resolved.") + (
                 f"\n\nDetails: {page}\nUnsubscribe: {_link(settings, 'unsubscribe', s['token'])}"
             )
             payload = {
