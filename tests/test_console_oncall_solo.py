@@ -40,6 +40,6 @@ async def test_oncall_screen_one_person_rotation_since_start_no_handoff(db: Any,
         await until(pilot, lambda: screen.overview is not None, what="on-call overview")
         row = table_rows(screen, "#oncall-now")[0]
         assert row[0] == "solo" and "alice" in row[1]
-        started = local_text("2025-03-03T09:00:00+01:00", "Europe/Amsterdam")
+        started = local_text("2025-03-03T09:00:00+01:00", "Europe/Amsterdam", compact=True)
         assert row[2] == started  # since the schedule started (Monday 2025-03-03 09:00 in Amsterdam)
         assert row[3] == "no hand-off" and row[4] == "-"

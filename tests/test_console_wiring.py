@@ -157,7 +157,7 @@ async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> Non
         assert set(rows) == {"primary", "secondary"}
         # 52 weeks after 2025-03-03: alice, bob, carol, … → bob this week, until Monday 9 March 09:00.
         assert rows["primary"][1] == "bob"
-        assert rows["primary"][2] == "Mon 2026-03-02 09:00 CET" and rows["primary"][3] == "Mon 2026-03-09 09:00 CET"  # Amsterdam time
+        assert rows["primary"][2] == "Mon 02 Mar 09:00" and rows["primary"][3] == "Mon 09 Mar 09:00"  # Amsterdam time, named below
         assert rows["primary"][4] == "carol in 6d 20h"
         assert rows["secondary"][4].endswith("in 20h 0m")  # daily hand-off at 09:00 tomorrow
         shifts = table_rows(screen, "#oncall-shifts")
@@ -168,9 +168,13 @@ async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> Non
         await pilot.press("down")
         await until(pilot, lambda: screen.selected == "secondary", what="secondary picked")
         shifts = table_rows(screen, "#oncall-shifts")
-        assert len(shifts) == 15 and shifts[0][1] == "Mon 2026-03-02 09:00 CET"
+        assert len(shifts) == 15 and shifts[0][1] == "Mon 02 Mar 09:00"
         assert [s[0] for s in shifts[:3]] == [rows["secondary"][1], *(
             ["carol", "bob"] if rows["secondary"][1] == "bob" else ["bob", "carol"])]
+        # A wide terminal has room for the zone's name in every cell.
+        await pilot.resize_terminal(160, 48)
+        await until(pilot, lambda: table_rows(screen, "#oncall-now")[0][2].endswith(" CET"), what="zone-named times")
+        assert {r[0]: r for r in table_rows(screen, "#oncall-now")}["primary"][2] == "Mon 2026-03-02 09:00 CET"
 
 
 async def test_oncall_screen_without_schedules_says_so(db: Any) -> None:

@@ -20,6 +20,7 @@ from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 
 DAYS = 14
 REFRESH_SECONDS = 30.0
+WIDE = 120  # from here each time carries its zone name
 NO_SCHEDULES = ("no on-call schedules: add [[schedules]] to pulseguard.toml (name, rotation, handoff, users; "
                 "see `pulseguard init`) and they show here · Esc back")
 
@@ -34,13 +35,18 @@ def person_text(person: dict[str, Any] | None) -> str:
     return person["id"] if person["name"] == person["id"] else f"{person['name']} ({person['id']})"
 
 
-def local_text(iso: str | None, tz: str) -> str:
-    """A shift's edge in the schedule's zone, named (engine.timefmt's rule), with the weekday."""
+def local_text(iso: str | None, tz: str, compact: bool = False) -> str:
+    """A shift's edge in the schedule's zone, named (engine.timefmt's rule), with the weekday.
+    `compact` leaves the zone to the screen's heading and info line ("times in Europe/Amsterdam"),
+    so the five columns fit 80 cells."""
     if not iso:
         return "-"
+    local = datetime.fromisoformat(iso).astimezone(ZoneInfo(tz))
+    if compact:
+        return local.strftime("%a %d %b %H:%M")
     from engine.timefmt import format_time
 
-    return datetime.fromisoformat(iso).astimezone(ZoneInfo(tz)).strftime("%a ") + format_time(iso, zone=tz)
+    return local.strftime("%a ") + format_time(iso, zone=tz)
 
 
 def span_text(seconds: float) -> str:
@@ -137,8 +143,17 @@ class OncallScreen(ConsoleScreen):
         self.error = None
         self.show_overview(overview, now)
 
-    def show_overview(self, overview: dict[str, Any] | None, now: datetime) -> None:
+    @property
+    def compact(self) -> bool:
+        return self.app.size.width < WIDE
+
+    def on_resize(self) -> None:
+        if self.overview is not None:
+            self.show_overview(self.overview, None)
+
+    def show_overview(self, overview: dict[str, Any] | None, now: datetime | None) -> None:
         self.overview = overview
+        compact = self.compact
         table = self.query_one("#oncall-now", DataTable)
         info = self.query_one("#oncall-info", Static)
         keep = self.selected
@@ -157,11 +172,11 @@ class OncallScreen(ConsoleScreen):
             who = person_text(current.get("person"))
             if current.get("override"):
                 who += " (override)"
-            until = local_text(current["end"], tz) if current.get("end") else "no hand-off"
+            until = local_text(current["end"], tz, compact) if current.get("end") else "no hand-off"
             handoff = "-"
             if nxt:
                 handoff = f"{person_text(nxt['person'])} in {span_text(nxt['in_seconds'])}"
-            table.add_row(s["name"], who, local_text(current["start"], tz), until, handoff, key=s["name"])
+            table.add_row(s["name"], who, local_text(current["start"], tz, compact), until, handoff, key=s["name"])
         names = [s["name"] for s in overview["schedules"]]
         index = names.index(keep) if keep in names else 0
         table.move_cursor(row=index)
@@ -179,12 +194,14 @@ class OncallScreen(ConsoleScreen):
             title.update("")
             return
         tz = schedule["timezone"]
+        compact = self.compact
         title.update(f"Shifts of {name}, next {DAYS} days ({tz})")
         if not schedule["shifts"]:
             shifts.add_row(schedule.get("note") or "no shifts", "", "", "")
             return
         for x in schedule["shifts"]:
-            shifts.add_row(person_text(x["person"]), local_text(x["start"], tz), local_text(x["end"], tz),
+            shifts.add_row(person_text(x["person"]), local_text(x["start"], tz, compact),
+                           local_text(x["end"], tz, compact),
                            x.get("override") or x.get("layer") or "-")
 
     @on(DataTable.RowHighlighted, "#oncall-now")
