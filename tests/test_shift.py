@@ -264,7 +264,24 @@ def wait_for_page(shift: Shift) -> None:
     assert any(p.json.get("incident", {}).get("key") == "INC-1" or "INC-1" in p.body.decode() for p in pages)
 
 
-def work_the_incident(shift: Shift, term: Terminal, soft: Callable[[Callable[[], Any]], None], *,
+class Soft:
+    """Checks that do not stop the shift: each failure is kept and reported at the end."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def __call__(self, check: Callable[[], Any], screen: Terminal | None = None) -> None:
+        try:
+            check()
+        except AssertionError as exc:
+            shown = f"; the screen last showed:\n{screen.text(max(0, len(screen.raw) - 2500))}" if screen else ""
+            self.failures.append(str(exc).splitlines()[0] + shown)
+
+    def assert_none(self) -> None:
+        assert not self.failures, "steps that failed:\n" + "\n".join(self.failures)
+
+
+def work_the_incident(shift: Shift, term: Terminal, soft: Soft, *,
                       postmortem: bool = True) -> None:
     """The responder's keys, each pressed right after the previous modal closed."""
     term.wait_for("INC-1", what="INC-1 in the list")
@@ -274,12 +291,17 @@ def work_the_incident(shift: Shift, term: Terminal, soft: Callable[[Callable[[],
     term.press("enter")
     shift.until(lambda: shift.incident().get("acknowledged_at"), what="INC-1 acknowledged")
 
+    # Cancelled with text typed: nothing is stored and the next key still reaches the list.
     term.press("c")
     term.wait_for("Comment", what="the comment form")
+    term.press("half a thought", "escape")
+    term.press("c")
+    term.wait_for("Comment", what="the comment form, opened right after a cancelled one")
     term.press(INTERNAL_COMMENT, "tab", "space", "ctrl+s")
     shift.until(lambda: shift.rows("SELECT internal_only FROM comment WHERE content = ?", INTERNAL_COMMENT),
                 what="the internal comment stored")
     assert shift.rows("SELECT internal_only FROM comment WHERE content = ?", INTERNAL_COMMENT)[0][0]
+    assert not shift.rows("SELECT id FROM comment WHERE content LIKE '%half a thought%'")
 
     term.press("u")
     term.wait_for("Public status update", what="the update form")
@@ -318,25 +340,11 @@ def work_the_incident(shift: Shift, term: Terminal, soft: Callable[[Callable[[],
         term.press("S")
         term.wait_for("ummary", what="the summary form")
         term.press(SUMMARY, "ctrl+s")
-        shift.until(lambda: shift.rows("SELECT summary FROM postmortem WHERE summary = ?", SUMMARY),
-                    what="the post-mortem summary stored")
+        soft(lambda: shift.until(lambda: shift.rows("SELECT summary FROM postmortem WHERE summary = ?", SUMMARY),
+                                 what="the post-mortem summary stored"), screen=term)
         term.press("escape")
-
-
-class Soft:
-    """Checks that do not stop the shift: each failure is kept and reported at the end."""
-
-    def __init__(self) -> None:
-        self.failures: list[str] = []
-
-    def __call__(self, check: Callable[[], Any]) -> None:
-        try:
-            check()
-        except AssertionError as exc:
-            self.failures.append(str(exc).splitlines()[0])
-
-    def assert_none(self) -> None:
-        assert not self.failures, "steps that failed:\n" + "\n".join(self.failures)
+        if soft.failures:
+            term.press("escape")  # the refused form, then the tab
 
 
 def quit_console(shift: Shift, term: Terminal) -> None:
