@@ -409,7 +409,7 @@ class ReadmeEnv:
 
     @property
     def db_path(self) -> Path:
-        return self.tmp / "data" / "pulseguard" / "pulseguard.db"
+        return self.tmp / "xdg-data" / "pulseguard" / "pulseguard.db"
 
     def query_one(self, sql: str) -> str:
         with sqlite3.connect(self.db_path) as con:
@@ -455,17 +455,19 @@ def readme_env(tmp_path: Path) -> Any:
     (work / "pulseguard.toml").write_text(CONFIG.format(target=target.url, jira=jira.url, smtp=smtp.port))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEGUARD_", "XDG_"))}
     env.update(
-        HOME=str(work), XDG_DATA_HOME=str(work / "data"), XDG_CONFIG_HOME=str(work / "config"),
+        HOME=str(work), XDG_DATA_HOME=str(work / "xdg-data"), XDG_CONFIG_HOME=str(work / "config"),
         XDG_STATE_HOME=str(work / "state"), XDG_CACHE_HOME=str(work / "cache"), TZ="UTC",
         PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(REPO), TERM="xterm-256color",
         README_SLACK_URL=slack.url + "/services/T/B/X", README_JIRA_USER="bot@example.com",
-        README_JIRA_TOKEN="jira-token", COLUMNS="100",
+        README_JIRA_TOKEN="jira-token",
     )
     env.pop("NO_COLOR", None)
-    # A log around 10:00 today for `evidence --log … --from 10:00 --to 10:15`.
-    day = time.strftime("%Y-%m-%d", time.gmtime())
+    # A log around 10:00 yesterday and today for `evidence --log … --from 10:00 --to 10:15`
+    # (whichever day a bare time of day is taken to mean).
+    days = [time.strftime("%Y-%m-%d", time.gmtime(time.time() + d * 86400)) for d in (-1, 0)]
     (work / "app.log").write_text("".join(
-        f"{day}T{h:02d}:{m:02d}:00 ERROR checkout failed: upstream timeout\n" for h in (9, 10) for m in range(50 if h == 9 else 0, 60 if h == 9 else 20, 5)))
+        f"{day}T{h:02d}:{m:02d}:00 ERROR checkout failed: upstream timeout\n"
+        for day in days for h, m in [(9, 50), (9, 55), (10, 0), (10, 5), (10, 10), (10, 15), (10, 20)]))
     (work / "data").mkdir()
     for i in range(2):
         rows = "\n".join(f"2026-03-01 {h:02d}:{m:02d}:00,{40 + (h * 60 + m) % 7 + (500 if (h, m) == (10, 30) else 0)}"
@@ -657,7 +659,7 @@ def run_planned(env: ReadmeEnv, command: str) -> str | None:
         return run_engine(env, command)
     if kind == "demo":
         # In a terminal the demo opens the console over its own engine and temporary database.
-        return run_in_pty(env, command, ready="ASSIGNEE")
+        return run_in_pty(env, command, ready="PulseGuard  open")
     if "--connect" in command:
         engine = Engine(env, f"pulseguard engine --api 127.0.0.1:{env.port}")
         problem = engine.wait_started(api=True)
@@ -705,3 +707,23 @@ def test_every_readme_command_runs(readme_env: ReadmeEnv) -> None:
         if problem:
             failures.append(f"$ {command}\n  (README: {item.readme})\n  {problem}")
     assert not failures, f"{len(failures)} of {len(planned)} README commands failed:\n\n" + "\n\n".join(failures)
+
+
+def test_readme_console_keys_are_the_consoles_keys() -> None:
+    """Every single-character key in the README's Console key table is bound in the console's
+    action table (incident list, app-wide or post-mortem scope), and the other way round."""
+    from pulseguard_tui.actions import ACTIONS, key_display
+
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| Key | Action | Key | Action |"):]
+    table = table[:table.index("\n\n")]
+    documented: set[str] = set()
+    for row in table.splitlines()[2:]:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        for cell in cells[0::2]:
+            documented |= {k for k in re.findall(r"`([^`]+)`", cell) if len(k) == 1}
+    bound = {key_display(a.key) for a in ACTIONS if a.scope in ("app", "incidents")}
+    missing = sorted(k for k in documented if k not in bound and k not in "[]" and not k.isdigit())
+    assert not missing, f"README key table names keys the console does not bind: {missing}"
+    undocumented = sorted(k for k in bound if len(k) == 1 and k not in documented)
+    assert not undocumented, f"console keys missing from the README key table: {undocumented}"
