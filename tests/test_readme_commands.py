@@ -354,7 +354,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from engine import services
-from engine.cli import load_config_for
 from engine.config import find_config, load_config
 from engine.db import close_database, open_database, resolve_database
 from engine.escalation.models import Notification
