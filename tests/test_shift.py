@@ -359,10 +359,16 @@ def quit_console(shift: Shift, term: Terminal) -> None:
     assert "Traceback" not in term.text()
 
 
-def status_page_is_public_only(shift: Shift) -> None:
+def status_page_is_public_only(shift: Shift, url: str | None = None) -> None:
+    """The built status page (and, with `url`, the engine's live one) shows the public update
+    and nothing internal: not the comment, the root cause, the solution, the trigger's title."""
     built = shift.cli("statuspage", "build", str(shift.tmp / "public"))
     assert built.returncode == 0, built.stderr
     page = "\n".join(p.read_text() for p in (shift.tmp / "public").rglob("*") if p.is_file())
+    for path in ("/status", "/status/feed.atom", "/api/v2/incidents.json") if url else ():
+        live = httpx.get(f"{url}{path}", timeout=10)
+        assert live.status_code == 200, f"{path}: {live.status_code}"
+        page += "\n" + live.text
     assert PUBLIC_UPDATE in page
     for internal in (INTERNAL_COMMENT, ROOT_CAUSE, SOLUTION, "checkout_down", "status_code"):
         assert internal not in page, f"{internal!r} is on the public status page"
@@ -435,7 +441,7 @@ def test_shift_over_connect_as_responder(shift: Shift, headless: tuple[str, dict
         quit_console(shift, term)
     finally:
         term.close()
-    soft(lambda: status_page_is_public_only(shift))
+    soft(lambda: status_page_is_public_only(shift, url))
     soft.assert_none()
 
 
