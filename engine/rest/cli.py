@@ -58,6 +58,8 @@ async def _statuspage_build(args: argparse.Namespace, ctx: Context) -> int:
     if target.exists() and not target.is_dir():
         raise UsageError(f"DIR: {args.dir} exists and is not a directory")
     config: Any = ctx.config or default_config()
+    if not config.notifications.external.status_page:
+        raise UsageError("the public status page is off in the configuration (notifications.external.status_page = false)")
     settings = Settings.from_config(config)
     if args.url:
         if not args.url.startswith(("http://", "https://")):
