@@ -46,7 +46,7 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
 
     stop = asyncio.Event()
     engine = Engine(config, database=ctx.database, role="headless", on_role_change=role_changed)
-    listen = getattr(args, "api", None) or config.engine.api
+    listen = listen_address(args, config)
     if listen:  # no --api and no [engine] api: no port is opened
         from engine.rest.server import attach_api
 
@@ -272,6 +272,11 @@ async def _demo(args: argparse.Namespace, ctx: Context) -> int:
 
 
 # --- registration ---------------------------------------------------------------------------
+
+
+def listen_address(args: argparse.Namespace, config: Any) -> str | None:
+    """Where the headless engine serves its API: --api, else `[engine] api`, else nowhere."""
+    return getattr(args, "api", None) or config.engine.api
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
