@@ -799,8 +799,9 @@ class PagerDutyIntegration(Section):
     on_call_schedule: bool = False
     """Schedules with `pagerduty_schedule` take who is on call from PagerDuty (GET /oncalls)."""
     incident_sync: bool = False
-    """Acknowledgements and resolutions travel both ways: to PagerDuty (Events API v2, same
-    dedup_key) and back from it (v3 webhooks at /api/webhooks/pagerduty)."""
+    """Acknowledgements and resolutions made in PagerDuty come back (v3 webhooks at
+    /api/webhooks/pagerduty). Those made here always go to PagerDuty (Events API v2, same
+    dedup_key), so a PagerDuty alert never stays open after its incident is settled."""
 
 
 class JiraIntegration(Section):

@@ -396,24 +396,6 @@ async def alertmanager_hook(c: Config) -> Any:
     return status, rows
 
 
-async def pagerduty_sync(c: Config) -> Any:
-    """What PagerDuty receives when an incident is acknowledged here."""
-    from engine.notify.channels import Dispatcher
-    from engine.monitor.loopback import LoopbackServer, Reply
-
-    got: list[Any] = []
-    async with LoopbackServer(lambda req: got.append(json.loads(req.body)) or Reply(202, "{}")) as srv:
-        settings = dispatcher_settings(c)
-        settings.pagerduty_events_url = srv.url + "/v2/enqueue"
-        d = Dispatcher(settings)
-        try:
-            payload = {"kind": "acknowledged", "incident": {"key": "INC-3", "title": "t", "severity": "critical"}}
-            await d.send("pagerduty", payload, dedup_key="x")
-        finally:
-            await d.aclose()
-    return [(e["event_action"], e["dedup_key"]) for e in got]
-
-
 # --- the table ---------------------------------------------------------------------------------
 
 Observe = Callable[[Config], Any]
@@ -543,7 +525,7 @@ EFFECTS: dict[str, Effect] = {
     "integrations.pagerduty.api_token_env": E("integrations.pagerduty.api_token_env", "PG_PD_TOKEN2", dispatcher_settings),
     "integrations.pagerduty.webhook_secret_env": E("integrations.pagerduty.webhook_secret_env", "PG_PD_WH2", with_env(pagerduty_hook), db=True),
     "integrations.pagerduty.escalation_policies": E("integrations.pagerduty.escalation_policies", True, policy("critical")),
-    "integrations.pagerduty.incident_sync": E("integrations.pagerduty.incident_sync", False, pagerduty_sync),
+    "integrations.pagerduty.incident_sync": E("integrations.pagerduty.incident_sync", False, with_env(pagerduty_hook), db=True),
     "integrations.jira.api_version": E("integrations.jira.api_version", 3, dispatcher_settings),
     "integrations.jira.base_url": E("integrations.jira.base_url", "https://jira2.example.com", dispatcher_settings),
     "integrations.jira.project": E("integrations.jira.project", "SRE", dispatcher_settings),

@@ -48,8 +48,6 @@ class ChannelSettings:
     pagerduty_routing_key: str | None = None
     pagerduty_api_url: str = pd_channel.API_URL
     pagerduty_api_token: str | None = None
-    # incident_sync: acknowledgements and resolutions made here are sent to PagerDuty too.
-    pagerduty_incident_sync: bool = True
     jira: JiraSettings | None = None
     timeout: float = DEFAULT_TIMEOUT
 
@@ -90,7 +88,6 @@ def settings_from_config(config: Any, env: Mapping[str, str] | None = None) -> C
         out.pagerduty_routing_key = _env(p.routing_key_env, env)
         out.pagerduty_api_url = p.api_url
         out.pagerduty_api_token = _env(p.api_token_env, env)
-        out.pagerduty_incident_sync = p.incident_sync
     if integ.jira is not None and integ.jira.configured:
         j = integ.jira
         out.jira = JiraSettings(
@@ -152,8 +149,6 @@ class Dispatcher:
         if kind == "pagerduty":
             if not s.pagerduty_routing_key:
                 return Outcome.refused("PagerDuty is not configured: set the variable named by integrations.pagerduty.routing_key_env")
-            if not s.pagerduty_incident_sync and pd_channel.ACTIONS.get(str(payload.get("kind"))) in ("acknowledge", "resolve"):
-                return Outcome.success("not sent: integrations.pagerduty.incident_sync is off (PagerDuty keeps its own state)")
             return await pd_channel.send(self.client, s.pagerduty_events_url, s.pagerduty_routing_key, payload, timeout=s.timeout)
         if kind == "jira":
             if s.jira is None:
