@@ -964,7 +964,7 @@ class Config(Section):
             if not pd.routing_key_env:
                 out.append(
                     "integrations.pagerduty: routing_key_env is not set: nothing is sent to PagerDuty "
-                    "(escalation_policies and incident_sync act only on incidents sent there)"
+                    "(and escalation_policies has no incident to hand over)"
                 )
             sourced = [s.name for s in self.schedules if s.pagerduty_schedule]
             if pd.on_call_schedule and not sourced:
