@@ -156,6 +156,22 @@ def policy(severity: str) -> Callable[[Config], Any]:
     return observe
 
 
+def derived_chain(severity: str) -> Callable[[Config], Any]:
+    """The chain derived for a policy that names no levels (on_call_rotation decides whether a
+    person is in it)."""
+    def observe(c: Config) -> Any:
+        from engine.escalation.policy import derived_levels
+
+        return derived_levels(c, c.escalation_policy.for_severity(severity), [])
+    return observe
+
+
+def home_schedule(c: Config) -> Any:
+    from engine.escalation.policy import home_schedule as home
+
+    return home(c, ["api"])
+
+
 def internal_destinations(kind: str) -> Callable[[Config], Any]:
     def observe(c: Config) -> Any:
         from engine.escalation.planner import _internal_destinations
@@ -432,6 +448,7 @@ EFFECTS: dict[str, Effect] = {
     "services[].display_name": E("services[0].display_name", "Public API", components, db=True),
     "services[].group": E("services[0].group", "edge", components, db=True),
     "services[].public": E("services[0].public", False, components, db=True),
+    "services[].schedule": E("services[0].schedule", "spare", home_schedule),
     "targets[].name": E("targets[1].name", "t2", target_rows, db=True),
     "targets[].interval": E("targets[0].interval", "1m", target_rows, db=True),
     "targets[].timeout": E("targets[0].timeout", "3s", target_rows, db=True),
@@ -557,7 +574,7 @@ for _sev in ("critical", "high", "medium", "low"):
     EFFECTS.update({
         f"escalation_policy.{_sev}.immediate_notification": E(f"escalation_policy.{_sev}.immediate_notification", False, policy(_sev)),
         f"escalation_policy.{_sev}.escalate_after_minutes": E(f"escalation_policy.{_sev}.escalate_after_minutes", 3, policy(_sev)),
-        f"escalation_policy.{_sev}.on_call_rotation": E(f"escalation_policy.{_sev}.on_call_rotation", True, policy(_sev)),
+        f"escalation_policy.{_sev}.on_call_rotation": E(f"escalation_policy.{_sev}.on_call_rotation", False, derived_chain(_sev)),
         f"escalation_policy.{_sev}.digest_mode": E(f"escalation_policy.{_sev}.digest_mode", True, policy(_sev)),
         f"escalation_policy.{_sev}.digest_interval_minutes": E(f"escalation_policy.{_sev}.digest_interval_minutes", 5, policy(_sev)),
         f"escalation_policy.{_sev}.levels[].notify": E(f"escalation_policy.{_sev}.levels[1].notify", ["user:bob"], policy(_sev)),
