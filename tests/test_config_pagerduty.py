@@ -66,3 +66,18 @@ async def test_escalation_policies_keep_pulseguard_escalating_without_a_routing_
         await eventually(lambda: receivers.mails_to("carol@example.com"), timeout=6)
     row = await Incident.get(id=inc.id)
     assert row.escalation["policy"]["handoff"] is None
+
+
+def test_config_check_shows_the_handoff_in_the_chain(tmp_path):
+    from test_config import SHARED_EXAMPLE, run_cli
+
+    if not SHARED_EXAMPLE.is_file():
+        pytest.skip("the shared example is not next to this checkout")
+    # The shared example: critical level 1 notifies "pagerduty" and escalation_policies = true.
+    handed = run_cli("config", "check", str(SHARED_EXAMPLE), cwd=tmp_path, env={"PULSEGUARD_PAGERDUTY_ROUTING_KEY": "k"})
+    own = run_cli("config", "check", str(SHARED_EXAMPLE), cwd=tmp_path)
+    assert handed.returncode == 0 and own.returncode == 0
+    critical = next(line for line in handed.stdout.splitlines() if line.strip().startswith("critical:"))
+    assert critical.endswith("PagerDuty; then PagerDuty's own escalation policy"), critical
+    critical_own = next(line for line in own.stdout.splitlines() if line.strip().startswith("critical:"))
+    assert "+5 min" in critical_own and "PagerDuty's own" not in critical_own
