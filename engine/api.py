@@ -177,6 +177,8 @@ class LocalEngine(LearningMixin):
         self.role = role  # "engine" (this process runs the loops), "standby", "console"
         self.categories = list(categories) if categories else None
         self.targets_provider: Any = None  # set by the monitoring engine when present
+        # The configuration's [[services]] names; a new incident naming another one is refused.
+        self.known_services: list[str] = []
 
     def _check_write(self) -> None:
         if self.readonly:
@@ -235,6 +237,7 @@ class LocalEngine(LearningMixin):
     # commands
     async def create_incident(self, **fields: Any) -> dict[str, Any]:
         self._check_write()
+        await services.check_services(fields.get("services"), self.known_services)
         return _row(await services.create_incident(actor=self.actor, **fields))
 
     async def acknowledge(self, key: str) -> dict[str, Any]:

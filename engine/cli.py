@@ -109,6 +109,15 @@ class UsageError(Exception):
     """Bad input on the command line: printed as one line, exit 2."""
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions; keeps text written with line breaks (examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # One clear line instead of argparse's usage block.
@@ -237,6 +246,8 @@ def age(value: str | None, now: datetime | None = None) -> str:
 async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
     from engine import services
 
+    configured = [sv.name for sv in getattr(ctx.config, "services", None) or []]
+    await services.check_services(args.service, configured, field="--service")
     incident = await services.create_incident(
         title=args.title,
         severity=args.severity,
@@ -550,102 +561,120 @@ def _register_incident(sub: argparse._SubParsersAction, common: argparse.Argumen
     p = sub.add_parser("incident", help="create, change and read incidents", parents=[common])
     isub = p.add_subparsers(dest="incident_command", metavar="COMMAND", required=True, parser_class=Parser)
 
-    def cmd(name: str, handler: Callable, help: str, read: bool = False) -> argparse.ArgumentParser:
-        c = isub.add_parser(name, help=help, parents=[common])
+    def cmd(name: str, handler: Callable, help: str, read: bool = False, description: str | None = None,
+            epilog: str | None = None) -> argparse.ArgumentParser:
+        c = isub.add_parser(name, help=help, parents=[common], description=description or help[:1].upper() + help[1:] + ".",
+                            epilog=epilog, formatter_class=_HelpFormatter)
         c.set_defaults(handler=handler, needs_db=True)
         if read:
             c.add_argument("--json", action="store_true", help="machine-readable output")
         return c
 
-    c = cmd("create", _incident_create, "open a manual incident", read=True)
-    c.add_argument("--title", required=True)
+    def key(c: argparse.ArgumentParser) -> None:
+        c.add_argument("key", help="the incident: INC-42 or 42")
+
+    c = cmd("create", _incident_create, "open a manual incident", read=True,
+            epilog='example: pulseguard incident create --title "Checkout 500s" --severity critical --service web-app')
+    c.add_argument("--title", required=True, help="what is wrong, in a line")
     c.add_argument("--severity", required=True, help="critical, high, medium or low")
-    c.add_argument("--description")
-    c.add_argument("--service", action="append", help="affected service (repeatable)")
+    c.add_argument("--description", help="more detail (internal; never on the status page)")
+    c.add_argument("--service", action="append", help="affected service (repeatable); must be a configured service when any are")
     c.add_argument("--tag", action="append", help="tag (repeatable)")
-    c.add_argument("--assignee")
+    c.add_argument("--assignee", help="who works on it (a user id)")
 
     c = cmd("list", _incident_list, "list incidents (open ones unless --all)", read=True)
     c.add_argument("--status", help="triggered, investigating, identified, monitoring, resolved or open; several separated by commas")
-    c.add_argument("--severity")
-    c.add_argument("--service")
-    c.add_argument("--tag")
+    c.add_argument("--severity", help="only this severity: critical, high, medium or low")
+    c.add_argument("--service", help="only incidents affecting this service")
+    c.add_argument("--tag", help="only incidents with this tag")
     c.add_argument("--all", action="store_true", help="include resolved incidents")
-    c.add_argument("--limit", type=int, default=500)
+    c.add_argument("--limit", type=int, default=500, help="at most this many rows (default 500)")
 
     c = cmd("show", _incident_show, "an incident with its timeline, comments, updates and evidence", read=True)
-    c.add_argument("key")
+    key(c)
 
     c = cmd("ack", _incident_ack, "acknowledge (stops escalation)")
-    c.add_argument("key")
+    key(c)
 
     c = cmd("status", _incident_status, "change status: investigating, identified or monitoring")
-    c.add_argument("key")
-    c.add_argument("status")
-    c.add_argument("--message", "-m")
+    key(c)
+    c.add_argument("status", help="investigating, identified or monitoring (resolve with `incident resolve`)")
+    c.add_argument("--message", "-m", help="what changed, recorded as a status update")
     c.add_argument("--public", action="store_true", help="publish the message on the status page")
 
     c = cmd("severity", _incident_severity, "change severity")
-    c.add_argument("key")
-    c.add_argument("severity")
-    c.add_argument("--reason")
+    key(c)
+    c.add_argument("severity", help="critical, high, medium or low")
+    c.add_argument("--reason", help="why, for the timeline")
 
     c = cmd("assign", _incident_assign, "assign to someone ('-' to unassign)")
-    c.add_argument("key")
-    c.add_argument("who")
+    key(c)
+    c.add_argument("who", help="a user id, or '-' to unassign")
 
     c = cmd("tag", _incident_tag, "add tags (name or +name) and remove them (-name)")
-    c.add_argument("key")
-    c.add_argument("tags", nargs="+")
+    key(c)
+    c.add_argument("tags", nargs="+", help="db +net adds, -flaky removes")
 
     c = cmd("comment", _incident_comment, "add a comment")
-    c.add_argument("key")
-    c.add_argument("text")
+    key(c)
+    c.add_argument("text", help="the comment")
     c.add_argument("--internal", action="store_true", help="internal only: never shown publicly")
 
     c = cmd("update", _incident_update, "post a status update (public unless --internal)")
-    c.add_argument("key")
-    c.add_argument("message")
-    c.add_argument("--status")
-    c.add_argument("--internal", action="store_true")
+    key(c)
+    c.add_argument("message", help="the update's text")
+    c.add_argument("--status", help="also move to this status (investigating, identified, monitoring)")
+    c.add_argument("--internal", action="store_true", help="keep it off the status page")
 
-    c = cmd("evidence", _incident_evidence, "attach a URL, a file or a log excerpt")
-    c.add_argument("key")
+    c = cmd(
+        "evidence", _incident_evidence, "attach a URL, a file or a log excerpt",
+        description="Attach evidence to an incident: a link (a screenshot, a dashboard), a file's contents, or the "
+        "lines of a log file whose time stamps (ISO 8601 or syslog, RFC 3164 and 5424) fall between --from and "
+        "--to (lines without a time stamp, such as stack traces, go with the line before them). Exactly one of "
+        "--url, --file and --log.",
+        epilog="examples:\n"
+        "  pulseguard incident evidence INC-1 --url https://files.example.com/500.png -d \"error page\"\n"
+        "  pulseguard incident evidence INC-1 --file ./pool-stats.txt\n"
+        "  pulseguard incident evidence INC-1 --log /var/log/app.log --from 10:00 --to 10:15\n"
+        "  pulseguard incident evidence INC-1 --log /var/log/syslog --from 2026-03-02T10:00 --to 2026-03-02T11:00",
+    )
+    key(c)
     g = c.add_mutually_exclusive_group(required=True)
-    g.add_argument("--url")
-    g.add_argument("--file")
-    g.add_argument("--log", metavar="PATH")
-    c.add_argument("--from", dest="from_", metavar="T")
-    c.add_argument("--to", metavar="T")
-    c.add_argument("--description", "-d")
+    g.add_argument("--url", help="link to the evidence (http:// or https://)")
+    g.add_argument("--file", help="attach this file (text or an image, up to 1 MB)")
+    g.add_argument("--log", metavar="PATH", help="attach the lines of this log file between --from and --to")
+    c.add_argument("--from", dest="from_", metavar="T", help="with --log: start of the range: a clock time like 10:00 (the most recent past one), "
+                   "a time like 2026-03-02T10:00, or an age like 30m")
+    c.add_argument("--to", metavar="T", help="with --log: end of the range (a clock time is the first one after --from; 'now' for now)")
+    c.add_argument("--description", "-d", help="what it shows")
 
     c = cmd("resolve", _incident_resolve, "resolve with a root cause and solution")
-    c.add_argument("key")
-    c.add_argument("--root-cause", required=True)
-    c.add_argument("--solution", required=True)
+    key(c)
+    c.add_argument("--root-cause", required=True, help="why it happened")
+    c.add_argument("--solution", required=True, help="what fixed it")
     c.add_argument("--category", help="root-cause category (database, deployment, network, …)")
     c.add_argument("--verify", action="append", metavar="STEP", help="verification step (repeatable)")
 
     c = cmd("reopen", _incident_reopen, "reopen a resolved incident")
-    c.add_argument("key")
-    c.add_argument("--reason")
+    key(c)
+    c.add_argument("--reason", help="why, for the timeline")
 
     c = cmd("false-positive", _incident_false_positive, "mark (or --undo) as a false positive")
-    c.add_argument("key")
-    c.add_argument("--reason")
-    c.add_argument("--undo", action="store_true")
+    key(c)
+    c.add_argument("--reason", help="why, for the timeline")
+    c.add_argument("--undo", action="store_true", help="it was a real incident after all")
 
     c = cmd("verify", _incident_verify, "check off verification step N (1-based)")
-    c.add_argument("key")
-    c.add_argument("step", type=int)
-    c.add_argument("--undo", action="store_true")
+    key(c)
+    c.add_argument("step", type=int, help="the step's number, as `incident show` lists them")
+    c.add_argument("--undo", action="store_true", help="mark the step open again")
 
     c = cmd("followup", _incident_followup, "add a follow-up action")
-    c.add_argument("key")
+    key(c)
     c.add_argument("--group", required=True, help="preventive_measures, monitoring_improvements, documentation_updates, process_changes, technical_changes, team_changes")
-    c.add_argument("--description", "-d", required=True)
-    c.add_argument("--owner")
-    c.add_argument("--due", metavar="YYYY-MM-DD")
+    c.add_argument("--description", "-d", required=True, help="what is to be done")
+    c.add_argument("--owner", help="who does it (a user id)")
+    c.add_argument("--due", metavar="YYYY-MM-DD", help="when it is due")
 
 
 # --- parser and dispatch ------------------------------------------------------------------
@@ -675,6 +704,7 @@ def build_parser(prog: str = "pulseguard") -> Parser:
         module.register(sub, common) if _takes_common(module.register) else module.register(sub)
     for path, command in leaf_commands(parser):
         command.set_defaults(command_path=path)
+    _describe_subcommands(parser)
     return parser
 
 
@@ -696,6 +726,20 @@ def leaf_commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tup
 def db_access(args: argparse.Namespace) -> str:
     """READ for a command missing from DB_ACCESS: the choice that never creates a database."""
     return DB_ACCESS.get(getattr(args, "command_path", ""), READ)
+
+
+def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """A subcommand's `--help` opens with the line its parent lists for it when it has no
+    description of its own, so no `--help` is a bare usage line."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        listed = {a.dest: a.help for a in action._choices_actions}
+        for name, child in action.choices.items():
+            if not child.description and listed.get(name):
+                text = str(listed[name])
+                child.description = text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+            _describe_subcommands(child)
 
 
 def _takes_common(fn: Callable) -> bool:

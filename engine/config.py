@@ -6,7 +6,8 @@ Sections use the incident-management specification's own names (`escalation_poli
 Unknown keys are errors. Secrets never live in the file: a key ending in `_env` names the
 environment variable that holds one, and a secret written in directly is refused.
 
-`load_config(path)` returns a `Config` or raises `ConfigError` listing every problem at once,
+A file ending in `.json` holds the same schema as JSON (so the specification's blocks load as
+they are). `load_config(path)` returns a `Config` or raises `ConfigError` listing every problem at once,
 each as `<file>: <key.path>: <what is wrong, what was expected>`.
 """
 
@@ -52,6 +53,7 @@ __all__ = [
     "find_config",
     "load_config",
     "example_config_text",
+    "parse_config_json",
     "parse_config_text",
     "parse_duration",
     "parse_handoff",
@@ -170,6 +172,25 @@ def _check_email(value: str) -> str:
 
 
 Email = Annotated[str, AfterValidator(_check_email)]
+
+# What a web page's address protection shows instead of an address; the specification's own
+# examples carry it. Accepted in recipient lists so a pasted block loads, never sent to (see
+# `Config.warnings`).
+EMAIL_PLACEHOLDER = "[email protected]"
+_PLACEHOLDER_RE = re.compile(r"^\[email\s+protected\]$")  # the page uses a no-break space
+
+
+def is_email_placeholder(value: object) -> bool:
+    return isinstance(value, str) and bool(_PLACEHOLDER_RE.match(value))
+
+
+def _drop_placeholders(value: object) -> object:
+    if isinstance(value, list):
+        return [v for v in value if not is_email_placeholder(v)]
+    return value
+
+
+Recipients = Annotated[list[Email], BeforeValidator(_drop_placeholders)]
 
 
 def _check_timezone(value: str) -> str:
@@ -696,13 +717,22 @@ class Webhook(Section):
 
 class InternalNotifications(Section):
     slack_channels: list[SlackChannel] = Field(default_factory=list)
-    email_groups: list[Email] = Field(default_factory=list)
+    email_groups: Recipients = Field(default_factory=list)
 
 
 class ExternalNotifications(Section):
     status_page: bool = True
-    customer_emails: list[Email] = Field(default_factory=list)
+    """Publish incidents on the public status page (false: the page and its feeds are not served)."""
+    customer_emails: Recipients = Field(default_factory=list)
     social_media: bool = False
+    """Not supported: accepted only as false."""
+
+    @field_validator("social_media")
+    @classmethod
+    def _social(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("posting to social media is not supported; set it to false or remove it")
+        return value
 
 
 class Notifications(Section):
@@ -741,9 +771,20 @@ class SlackIntegration(Section):
     webhook_url_env: EnvName | None = None
     signing_secret_env: EnvName | None = None
     bot_token_env: EnvName | None = None
+    """Not supported: PulseGuard posts through the incoming webhook (webhook_url_env)."""
     incident_channels: list[SlackChannel] = Field(default_factory=list)
     status_updates: bool = True
     command_integration: bool = False
+
+    @field_validator("bot_token_env")
+    @classmethod
+    def _bot(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "a Slack bot token is not supported: PulseGuard posts through an incoming webhook "
+                "(webhook_url_env) and takes slash commands with signing_secret_env; remove bot_token_env"
+            )
+        return value
 
 
 class PagerDutyIntegration(Section):
@@ -753,14 +794,21 @@ class PagerDutyIntegration(Section):
     api_token_env: EnvName | None = None
     webhook_secret_env: EnvName | None = None
     escalation_policies: bool = False
+    """Incidents whose first level notifies "pagerduty" are escalated by PagerDuty's own policy:
+    PulseGuard notifies that level and runs no further levels or reminders for them."""
     on_call_schedule: bool = False
+    """Schedules with `pagerduty_schedule` take who is on call from PagerDuty (GET /oncalls)."""
     incident_sync: bool = False
+    """Acknowledgements and resolutions made in PagerDuty come back (v3 webhooks at
+    /api/webhooks/pagerduty). Those made here always go to PagerDuty (Events API v2, same
+    dedup_key), so a PagerDuty alert never stays open after its incident is settled."""
 
 
 class JiraIntegration(Section):
     api_version: Literal[2, 3] = 2
-    base_url: Url
-    project: str = Field(min_length=1)
+    base_url: Url | None = None
+    project: Annotated[str, Field(min_length=1)] | None = None
+    """Without base_url and project nothing reaches Jira (`config check` warns)."""
     user_env: EnvName | None = None
     token_env: EnvName | None = None
     issue_type: str = "Task"
@@ -768,6 +816,11 @@ class JiraIntegration(Section):
     auto_create_tickets: bool = False
     link_incidents: bool = True
     sync_status: bool = False
+
+    @property
+    def configured(self) -> bool:
+        """Whether there is a Jira to talk to."""
+        return bool(self.base_url and self.project)
 
 
 class EmailIntegration(Section):
@@ -872,6 +925,59 @@ class Config(Section):
             for path, var in self.env_references()
             if var not in os.environ
         ]
+
+    def warnings(self) -> list[str]:
+        """`key.path: …` for settings that load but cannot take effect as written (a channel
+        without its connection settings, a placeholder address): said, never silently skipped."""
+        out: list[str] = []
+        integ = self.integrations
+        slack, email, pd, jira = integ.slack, integ.email, integ.pagerduty, integ.jira
+        internal, external = self.notifications.internal, self.notifications.external
+        raw_notes = self._raw.get("notifications") if isinstance(self._raw.get("notifications"), dict) else {}
+        for part, key in (("internal", "email_groups"), ("external", "customer_emails")):
+            section = raw_notes.get(part) if isinstance(raw_notes.get(part), dict) else {}
+            for i, value in enumerate(section.get(key) if isinstance(section.get(key), list) else []):
+                if is_email_placeholder(value):
+                    out.append(
+                        f'notifications.{part}.{key}[{i}]: "{EMAIL_PLACEHOLDER}" is what a web page shows for a hidden '
+                        "address, not an address; nothing is sent to it (write the real address)"
+                    )
+        no_slack = "no Slack webhook is configured ([integrations.slack] webhook_url_env)"
+        if internal.slack_channels and (slack is None or not slack.webhook_url_env):
+            out.append(f"notifications.internal.slack_channels: {no_slack}: these channels are not notified")
+        if slack is not None and slack.incident_channels and not slack.webhook_url_env:
+            out.append(f"integrations.slack.incident_channels: {no_slack}: these channels are not notified")
+        if slack is not None and slack.command_integration and not slack.signing_secret_env:
+            out.append(
+                "integrations.slack.command_integration: signing_secret_env is not set: "
+                "slash commands are refused until it is"
+            )
+        no_smtp = "no SMTP server is configured ([integrations.email] smtp_host and from)"
+        if internal.email_groups and email is None:
+            out.append(f"notifications.internal.email_groups: {no_smtp}: these addresses get no e-mail")
+        if external.customer_emails and email is None:
+            out.append(f"notifications.external.customer_emails: {no_smtp}: customers get no e-mail")
+        if jira is not None and not jira.configured:
+            missing = " and ".join(k for k in ("base_url", "project") if not getattr(jira, k))
+            out.append(f"integrations.jira: {missing} not set: no Jira issue is created, linked or synced until they are")
+        if pd is not None:
+            if not pd.routing_key_env:
+                out.append(
+                    "integrations.pagerduty: routing_key_env is not set: nothing is sent to PagerDuty "
+                    "(and escalation_policies has no incident to hand over)"
+                )
+            sourced = [s.name for s in self.schedules if s.pagerduty_schedule]
+            if pd.on_call_schedule and not sourced:
+                out.append(
+                    "integrations.pagerduty.on_call_schedule: no [[schedules]] entry names a pagerduty_schedule, "
+                    "so every schedule keeps its own rotation"
+                )
+            if pd.on_call_schedule and sourced and not pd.api_token_env:
+                out.append(
+                    "integrations.pagerduty.api_token_env: not set: PagerDuty cannot be asked who is on call "
+                    f"(schedules: {', '.join(sourced)})"
+                )
+        return out
 
     def summary(self) -> str:
         parts = [
@@ -1255,17 +1361,16 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                 if "covers" in override:
                     need_user(f"schedules[{i}].overrides[{k}].covers", override.get("covers"))
         if schedule.get("pagerduty_schedule") is not None:
-            need_integration(f"schedules[{i}].pagerduty_schedule", "pagerduty", "a PagerDuty schedule")
+            pd = integrations.get("pagerduty")
+            if isinstance(pd, dict) and pd.get("on_call_schedule") is not True:
+                problems.append(
+                    (f"schedules[{i}].pagerduty_schedule", "a PagerDuty schedule needs integrations.pagerduty.on_call_schedule = true")
+                )
+            else:
+                need_integration(f"schedules[{i}].pagerduty_schedule", "pagerduty", "a PagerDuty schedule")
 
-    notifications = raw.get("notifications") if isinstance(raw.get("notifications"), dict) else {}
-    internal = notifications.get("internal") if isinstance(notifications.get("internal"), dict) else {}
-    external = notifications.get("external") if isinstance(notifications.get("external"), dict) else {}
-    if internal.get("slack_channels"):
-        need_integration("notifications.internal.slack_channels", "slack", "notifying Slack channels")
-    if internal.get("email_groups"):
-        need_integration("notifications.internal.email_groups", "email", "sending e-mail")
-    if external.get("customer_emails"):
-        need_integration("notifications.external.customer_emails", "email", "sending e-mail")
+    # Stakeholder lists without their channel load (the specification's blocks are pasted on
+    # their own) and are warned about by `Config.warnings`.
     return problems
 
 
@@ -1306,6 +1411,44 @@ def parse_config_text(text: str, source: str = CONFIG_FILENAME) -> Config:
             what = message.removesuffix("(at end of document)").strip()
             raise ConfigError([f"{source}: line {max(last, 1)} (end of file): TOML syntax error: {what}"]) from None
         raise ConfigError([f"{source}: TOML syntax error: {message}"]) from None
+    return _validate(raw, source)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def parse_config_json(text: str, source: str = "pulseguard.json") -> Config:
+    """Validate JSON text with the same schema as the TOML file (the specification's blocks
+    load as they are); raise ConfigError with every problem."""
+    import json
+
+    try:
+        raw = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        # json gives no position for a duplicate: find the key's second occurrence.
+        hits = [m.start() for m in re.finditer(re.escape(json.dumps(exc.key)) + r"\s*:", text)]
+        where = ""
+        if len(hits) > 1:
+            line = text.count("\n", 0, hits[1]) + 1
+            column = hits[1] - (text.rfind("\n", 0, hits[1]) + 1) + 1
+            where = f"line {line}, column {column}: "
+        raise ConfigError([f"{source}: {where}duplicate key {json.dumps(exc.key)} (each key may appear once per object)"]) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"{source}: line {exc.lineno}, column {exc.colno}: JSON syntax error: {exc.msg}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: (top level): expected a JSON object {{…}}, got {_show(raw)}"])
     return _validate(raw, source)
 
 
@@ -1354,7 +1497,8 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a configuration file; ConfigError lists every problem, one per line."""
     file = Path(path)
-    config = parse_config_text(_read(file), str(path))
+    parse = parse_config_json if file.suffix.lower() == ".json" else parse_config_text
+    config = parse(_read(file), str(path))
     config._path = file
     return config
 

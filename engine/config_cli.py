@@ -1,4 +1,4 @@
-"""`pulseguard init [FILE]` and `pulseguard config check [FILE]`."""
+"""`pulseguard init [FILE]` and `pulseguard config check [FILE]` (TOML, or JSON for a `.json` file)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ async def check_handler(args: argparse.Namespace, ctx: object = None) -> int:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
-    for warning in config.missing_env():
+    for warning in [*config.warnings(), *config.missing_env()]:
         print(f"warning: {path}: {warning}", file=sys.stderr)
     lines, warnings = await escalation_report(config)
     for warning in warnings:
@@ -127,6 +127,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     p = subparsers.add_parser("config", help="check the configuration", parents=parents)
     # Same parser class as the top level, so usage errors stay one line.
     sub = p.add_subparsers(dest="config_command", metavar="COMMAND", required=True, parser_class=subparsers._parser_class)
-    c = sub.add_parser("check", help="validate a configuration file; one line per problem", parents=parents)
+    c = sub.add_parser(
+        "check",
+        help="validate a configuration file (TOML, or JSON when it ends in .json); one line per problem",
+        description="Validate a configuration file: `ok: FILE (…)` on success, else one line per problem naming the "
+        "key path (and line and column for a syntax error), exit status 2. Settings that load but cannot take "
+        "effect (a channel without its connection settings) are warned about.",
+        parents=parents,
+    )
     c.add_argument("file", nargs="?", metavar="FILE", help="default: --config, $PULSEGUARD_CONFIG, ./pulseguard.toml, user config dir")
     c.set_defaults(handler=check_handler, needs_db=False, needs_config=False)

@@ -211,6 +211,22 @@ def _require_open(incident: Incident, doing: str) -> None:
 # --- incident changes ---------------------------------------------------------------------
 
 
+async def check_services(names: Iterable[str] | None, configured: Iterable[str] = (), field: str = "services") -> None:
+    """Refuse service names nobody declared, once any are declared (the configuration's
+    [[services]] or services added over the API); a typo must not open an incident for a
+    service that does not exist."""
+    from engine.models import Service
+
+    wanted = _names(names, field)
+    if not wanted:
+        return
+    known = list(dict.fromkeys([*configured, *await Service.all().order_by("name").values_list("name", flat=True)]))
+    unknown = [n for n in wanted if n not in known]
+    if known and unknown:
+        shown = ", ".join(known[:20]) + (", …" if len(known) > 20 else "")
+        raise InvalidInput(field, f"unknown service {unknown[0]!r} (known services: {shown})")
+
+
 async def create_incident(
     *,
     title: str,

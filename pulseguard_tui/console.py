@@ -134,6 +134,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         opened = True
         api = LocalEngine(ctx.actor, readonly=settings.readonly, db_label=db.label, categories=ctx.categories,
                           role="console", new_database=created)
+        api.known_services = list(settings.services or [])
         api.targets_provider = monitor_queries()
         if not getattr(args, "no_engine", False):
             from engine.config import default_config
@@ -220,6 +221,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
         api = LocalEngine(actor, readonly=settings.readonly, db_label=handles.database.label, role=handles.engine.role)
         api.targets_provider = monitor_queries()
         settings.services = [s.name for s in handles.config.services]
+        api.known_services = list(settings.services)
         app = PulseGuardApp(api, settings, config=handles.config)
         host = EngineHost(api, handles.config, handles.database, engine=handles.engine)
         host.app = app

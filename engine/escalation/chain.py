@@ -63,6 +63,8 @@ class Chain:
             parts.append(f"{when} {who}")
         if self.reminder_minutes is not None:
             parts.append(f"then every {minutes(self.reminder_minutes)}")
+        if self.policy.handoff == "pagerduty":
+            parts.append("then PagerDuty's own escalation policy")
         return f"{head}: {'; '.join(parts)}"
 
     def no_person_reason(self) -> str | None:

@@ -331,7 +331,7 @@ def _internal_destinations(ctx: Context, kind: str) -> list[str]:
     if cfg.integrations.email is not None:
         out += [f"email:{a}" for a in cfg.notifications.internal.email_groups]
     jira = cfg.integrations.jira
-    if jira is not None and ((kind == "triggered" and jira.auto_create_tickets) or (kind == "resolved" and jira.sync_status)):
+    if jira is not None and jira.configured and ((kind == "triggered" and jira.auto_create_tickets) or (kind == "resolved" and jira.sync_status)):
         out.append("jira")
     return out
 
@@ -498,6 +498,8 @@ async def _fire_step(
     if nxt is not None:
         due = now + timedelta(minutes=nxt[2])
         summary += f"; next step at {due.strftime('%H:%M:%S')} UTC unless acknowledged"
+    elif policy.handoff == "pagerduty":
+        summary += "; PagerDuty escalates from here by its own policy"
     await _event(conn, incident, "escalation", summary, {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind}, now)
     if nxt is not None:
         await _plan(conn, incident, state, generation, nxt[0], nxt[1], now + timedelta(minutes=nxt[2]))

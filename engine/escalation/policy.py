@@ -10,7 +10,7 @@ that names no levels gets them derived from the schedules (`derived_levels`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 # A reminder loop that nobody answers still has to end somewhere.
@@ -37,6 +37,8 @@ class Policy:
     follows: str | None = None
     # True when the levels were derived from the schedules (the table names none).
     derived: bool = False
+    # PagerDuty escalates this incident by its own policy: only the first level is notified.
+    handoff: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -59,6 +61,7 @@ class Policy:
             levels=levels,
             follows=data.get("follows"),
             derived=bool(data.get("derived", False)),
+            handoff=data.get("handoff") or None,
         )
 
     def wait_after(self, level: int) -> float:
@@ -72,7 +75,7 @@ class Policy:
 
     def next_step(self, level: int, round_: int) -> tuple[int, int, float] | None:
         """The step after (level, round): (level, round, minutes after it), or None at the end."""
-        if not self.levels or round_ >= MAX_ROUNDS:
+        if not self.levels or round_ >= MAX_ROUNDS or self.handoff:
             return None
         wait = self.wait_after(level)
         if level < len(self.levels):
@@ -168,7 +171,7 @@ def policy_for(config: Any, severity: str, services: Sequence[str] = ()) -> Poli
     derived = not levels
     if derived:
         levels = derived_levels(config, raw, services)
-    return Policy(
+    return pagerduty_handoff(config, Policy(
         severity=str(getattr(severity, "value", severity)),
         immediate_notification=raw.immediate_notification,
         escalate_after_minutes=raw.escalate_after_minutes,
@@ -178,4 +181,19 @@ def policy_for(config: Any, severity: str, services: Sequence[str] = ()) -> Poli
         levels=levels,
         follows=None if source == str(getattr(severity, "value", severity)) else source,
         derived=derived,
-    )
+    ))
+
+
+def pagerduty_handoff(config: Any, policy: Policy) -> Policy:
+    """With `integrations.pagerduty.escalation_policies`, an incident whose first level goes to
+    PagerDuty is escalated by PagerDuty's own policy: PulseGuard notifies that level once and
+    runs no further levels or reminders. Without a routing key in the environment nothing
+    reaches PagerDuty, so PulseGuard keeps escalating itself."""
+    from engine.config import secret_from_env
+
+    pd = getattr(config.integrations, "pagerduty", None)
+    if pd is None or not pd.escalation_policies or not policy.levels or "pagerduty" not in policy.levels[0].notify:
+        return policy
+    if not secret_from_env(pd.routing_key_env):
+        return policy
+    return replace(policy, levels=policy.levels[:1], handoff="pagerduty")

@@ -48,7 +48,7 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
 
     stop = asyncio.Event()
     engine = Engine(config, database=ctx.database, role="headless", on_role_change=role_changed)
-    listen = getattr(args, "api", None) or config.engine.api
+    listen = listen_address(args, config)
     api_url = None
     if listen:  # no --api and no [engine] api: no port is opened
         from engine.rest.server import attach_api
@@ -289,6 +289,11 @@ async def _demo(args: argparse.Namespace, ctx: Context) -> int:
 # --- registration ---------------------------------------------------------------------------
 
 
+def listen_address(args: argparse.Namespace, config: Any) -> str | None:
+    """Where the headless engine serves its API: --api, else `[engine] api`, else nowhere."""
+    return getattr(args, "api", None) or config.engine.api
+
+
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser_class = sub._parser_class
 
@@ -306,41 +311,41 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("metrics", help="push and query metric series", parents=[common])
     msub = p.add_subparsers(dest="metrics_command", metavar="COMMAND", required=True, parser_class=parser_class)
     c = msub.add_parser("push", help='store one sample: SERIES is name or name{label="value"}', parents=[common])
-    c.add_argument("series", metavar="SERIES")
-    c.add_argument("value", metavar="VALUE")
+    c.add_argument("series", metavar="SERIES", help='series name, e.g. queue_depth or queue_depth{job="x"}')
+    c.add_argument("value", metavar="VALUE", help="the sample's value (a number)")
     c.add_argument("--at", metavar="T", help="when it was measured (ISO 8601 or an age like 5m; default now)")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_metrics_push, needs_db=True)
     c = msub.add_parser("query", help="samples of a series (raw, or per-minute rollups for long spans)", parents=[common])
     c.add_argument("series", metavar="SERIES", help="e.g. cpu_percent, queue_depth{job=\"x\"}, response_time --target api")
     c.add_argument("--since", metavar="D", help="start: an age like 15m, 2h, 7d or an ISO time (default 1h)")
-    c.add_argument("--until", metavar="T")
+    c.add_argument("--until", metavar="T", help="end: an ISO time or an age (default now)")
     c.add_argument("--target", help="only this target's series (needed for response_time and ok)")
-    c.add_argument("--resolution", choices=["auto", "raw", "minute"], default="auto")
-    c.add_argument("--limit", type=int, default=10_000)
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--resolution", choices=["auto", "raw", "minute"], default="auto", help="raw samples, per-minute rollups, or auto (by the range)")
+    c.add_argument("--limit", type=int, default=10_000, help="at most this many points (default 10000)")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_metrics_query, needs_db=True)
 
     p = sub.add_parser("maintenance", help="maintenance windows: no incident is auto-opened for what they cover",
                        parents=[common])
     msub = p.add_subparsers(dest="maintenance_command", metavar="COMMAND", required=True, parser_class=parser_class)
     c = msub.add_parser("add", help="schedule (or, with --emergency, declare) a window", parents=[common])
-    c.add_argument("--title", required=True)
+    c.add_argument("--title", required=True, help="what the window is for")
     c.add_argument("--service", action="append", help="covered service (repeatable)")
     c.add_argument("--target", action="append", help="covered target (repeatable)")
     c.add_argument("--start", metavar="T", help="default: now")
-    c.add_argument("--end", metavar="T")
+    c.add_argument("--end", metavar="T", help="when it ends (or --for)")
     c.add_argument("--for", dest="duration", metavar="DURATION", help="length, e.g. 30m or 2h (instead of --end)")
     c.add_argument("--emergency", action="store_true", help="an unplanned window")
-    c.add_argument("--description")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--description", help="more detail, shown on the status page")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_maintenance_add, needs_db=True)
     c = msub.add_parser("list", help="current and upcoming windows (--all: past ones too)", parents=[common])
-    c.add_argument("--all", action="store_true")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--all", action="store_true", help="include ended windows")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_maintenance_list, needs_db=True)
     c = msub.add_parser("end", help="end a window now", parents=[common])
-    c.add_argument("id", type=int, metavar="ID")
+    c.add_argument("id", type=int, metavar="ID", help="the window's id, as `maintenance list` shows it")
     c.set_defaults(handler=_maintenance_end, needs_db=True)
 
     p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)",

@@ -396,6 +396,18 @@ class Engine:
 # The monitoring service
 
 
+def retention_seconds(config: Any) -> tuple[float, float]:
+    """How long raw samples and per-minute rollups are kept. Rollups outlive
+    `pattern_recognition.historical_analysis_days`, which looks back over them."""
+    settings = config.engine
+    historical_days = 30
+    try:
+        historical_days = config.ai_detection.pattern_recognition.historical_analysis_days
+    except AttributeError:
+        pass
+    return float(settings.raw_retention), max(float(settings.rollup_retention), historical_days * 86400.0)
+
+
 class MonitorService:
     """Probes, metric history, triggers, maintenance and heartbeats (leader only)."""
 
@@ -439,7 +451,7 @@ class MonitorService:
         from engine.monitor import maintenance as maint
         from engine.monitor.metrics import MetricsWriter, sync_targets
         from engine.monitor.scheduler import Scheduler
-        from engine.monitor.triggers import Evaluator, IncidentWorker, Rule
+        from engine.monitor.triggers import Evaluator, IncidentWorker, rules_from_config
 
         self.scheduler = self.writer = self.evaluator = self.worker = self.tracker = self.heartbeat = None
         self._tasks = []
@@ -454,11 +466,11 @@ class MonitorService:
         await self.writer.registry.ensure(
             (t.name, name, (), "probe") for t in targets for name in ("response_time", "ok")
         )
-        rules = [Rule.from_config(name, trig) for name, trig in config.triggers.items() if getattr(trig, "enabled", True)]
+        rules = rules_from_config(config)
         self.tracker = maint.MaintenanceTracker(self._window_ended)
         self.evaluator = Evaluator(rules, self._emit, covered=self.tracker.covers)
         for t in targets:
-            self.evaluator.register_target(t.name, float(t.interval), t.service)
+            self.evaluator.register_target(t.name, float(t.interval), t.service, getattr(t, "tags", ()))
         self.worker = IncidentWorker(
             self.evaluator, covered_now=maint.covered_now, may_write=lambda: engine.lease.held,
         )
@@ -573,20 +585,14 @@ class MonitorService:
 
     async def _housekeeping(self, settings: Any) -> None:
         from engine.monitor.metrics import apply_retention
-
-        historical_days = 30
-        try:
-            historical_days = self.engine.config.ai_detection.pattern_recognition.historical_analysis_days
-        except AttributeError:
-            pass
         from engine.monitor.halt import pause
 
-        rollup_keep = max(float(settings.rollup_retention), historical_days * 86400.0)
+        raw_keep, rollup_keep = retention_seconds(self.engine.config)
         if await pause(self._halt, 30.0):
             return
         while True:
             try:
-                deleted = await apply_retention(float(settings.raw_retention), rollup_keep, halt=self._halt)
+                deleted = await apply_retention(raw_keep, rollup_keep, halt=self._halt)
                 if any(deleted.values()):
                     log.info("retention removed %s", deleted)
             except asyncio.CancelledError:

@@ -32,7 +32,7 @@ import json
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections import ChainMap
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -104,6 +104,11 @@ class Rule:
         return True
 
 
+def rules_from_config(config: Any) -> list[Rule]:
+    """The rules of the configuration's enabled triggers."""
+    return [Rule.from_config(name, trig) for name, trig in config.triggers.items() if getattr(trig, "enabled", True)]
+
+
 @dataclass
 class TriggerState:
     rule: Rule
@@ -149,13 +154,14 @@ class Action:
 
 
 class _TargetHistory:
-    __slots__ = ("results", "series", "interval", "service")
+    __slots__ = ("results", "series", "interval", "service", "tags")
 
-    def __init__(self, interval: float, service: str | None) -> None:
+    def __init__(self, interval: float, service: str | None, tags: Sequence[str] = ()) -> None:
         self.results: deque[tuple[float, bool]] = deque()
         self.series: dict[str, float] = {}
         self.interval = interval
         self.service = service
+        self.tags = list(tags)
 
 
 class Evaluator:
@@ -178,8 +184,13 @@ class Evaluator:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def register_target(self, name: str, interval: float, service: str | None) -> None:
-        self._history[name] = _TargetHistory(interval, service)
+    def register_target(self, name: str, interval: float, service: str | None, tags: Sequence[str] = ()) -> None:
+        self._history[name] = _TargetHistory(interval, service, tags)
+
+    def tags_of(self, target: str) -> list[str]:
+        """The target's configured tags: its incidents carry them."""
+        hist = self._history.get(target)
+        return list(hist.tags) if hist is not None else []
 
     def observe(self, obs: Observation) -> None:
         hist = self._history.get(obs.target)
@@ -533,7 +544,7 @@ class IncidentWorker:
             lines.append(rule.description)
         incident = await services.create_incident(
             title=title[:300], severity=rule.severity, actor=ACTOR, description="\n\n".join(lines),
-            services=services_, tags=["threshold"], source=Source.THRESHOLD.value, dedup_key=st.key,
+            services=services_, tags=["threshold", *self.evaluator.tags_of(st.target)], source=Source.THRESHOLD.value, dedup_key=st.key,
             detected_at=detected, target=st.target, trigger=rule.name, analysis=_jsonable({"threshold": evidence}),
         )
         st.incident = incident.key

@@ -116,7 +116,7 @@ def settings_from_config(config: Any, env: Mapping[str, str] | None = None) -> C
         out.pagerduty_routing_key = _env(p.routing_key_env, env)
         out.pagerduty_api_url = p.api_url
         out.pagerduty_api_token = _env(p.api_token_env, env)
-    if integ.jira is not None:
+    if integ.jira is not None and integ.jira.configured:
         j = integ.jira
         out.jira = JiraSettings(
             base_url=j.base_url,

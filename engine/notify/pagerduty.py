@@ -160,7 +160,7 @@ async def fetch_oncall(
     api_url: str = API_URL,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[Outcome, list[dict[str, str]]]:
-    """Who PagerDuty has on call for `schedule_id` at `at`: [{"name", "email"}] (REST API `oncalls`)."""
+    """Who PagerDuty has on call for `schedule_id` at `at`: [{"id", "name", "email"}] (REST API `oncalls`)."""
     params = [
         ("schedule_ids[]", schedule_id),
         ("since", at.isoformat()),
@@ -178,5 +178,7 @@ async def fetch_oncall(
     people = []
     for entry in sorted(oncalls, key=lambda o: o.get("escalation_level", 1)):
         user = entry.get("user") or {}
-        people.append({"name": str(user.get("summary") or user.get("name") or ""), "email": str(user.get("email") or "")})
+        # The id lets a [[users]] entry be matched by pagerduty_user_id when e-mails differ.
+        people.append({"id": str(user.get("id") or ""), "name": str(user.get("summary") or user.get("name") or ""),
+                       "email": str(user.get("email") or "")})
     return outcome, people

@@ -20,6 +20,9 @@ def _person(config: Any, user_id: str | None) -> dict[str, Any] | None:
         "name": (getattr(user, "name", None) or user_id),
         "email": getattr(user, "email", None),
         "slack": getattr(user, "slack", None),
+        # How to reach the person by phone, and their own time of day, for whoever pages them.
+        "phone": getattr(user, "phone", None),
+        "timezone": getattr(user, "timezone", None),
     }
 
 

@@ -160,6 +160,8 @@ def create_app(
     from engine.rest import incidents, learning, manage, metrics, ops, public, subscribers, timeline, webhooks
 
     config = config if config is not None else default_config()
+    # notifications.external.status_page = false: no public page, feeds or subscriptions at all.
+    publish = config.notifications.external.status_page
     state = RestState(config=config, db_label=db_label, base_url=base_url.rstrip("/") if base_url else None, role=role,
                       metrics_sources=list(metrics_sources))
 
@@ -167,7 +169,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         relay_task: asyncio.Task[None] | None = None
         relay_obj = None
-        if relay:
+        if relay and publish:
             from engine.rest.statuspage import Settings
 
             relay_obj = subscribers.SubscriberRelay(lambda: Settings.from_config(state.config, state.base_url))
@@ -202,7 +204,7 @@ def create_app(
     for error in _database_errors():
         app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (incidents, learning, timeline, manage, metrics, webhooks, ops, public, subscribers):
+    for module in (incidents, learning, timeline, manage, metrics, webhooks, ops, *((public, subscribers) if publish else ())):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=config.engine.api_body_limit)
     app.add_middleware(RequestLog, state=state)

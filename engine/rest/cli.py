@@ -58,6 +58,8 @@ async def _statuspage_build(args: argparse.Namespace, ctx: Context) -> int:
     if target.exists() and not target.is_dir():
         raise UsageError(f"DIR: {args.dir} exists and is not a directory")
     config: Any = ctx.config or default_config()
+    if not config.notifications.external.status_page:
+        raise UsageError("the public status page is off in the configuration (notifications.external.status_page = false)")
     settings = Settings.from_config(config)
     if args.url:
         if not args.url.startswith(("http://", "https://")):
@@ -91,13 +93,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_token_list, needs_db=True)
     c = sub.add_parser("revoke", help="revoke a token by name", parents=parents)
-    c.add_argument("name", metavar="NAME")
+    c.add_argument("name", metavar="NAME", help="the token's name, as `token list` shows it")
     c.set_defaults(handler=_token_revoke, needs_db=True)
 
     p = subparsers.add_parser("statuspage", help="the public status page", parents=parents)
     sub = p.add_subparsers(dest="statuspage_command", metavar="COMMAND", required=True, parser_class=parser_class)
     c = sub.add_parser("build", help="write the status page as static files (HTML, JSON, Atom) for any web host", parents=parents)
-    c.add_argument("dir", metavar="DIR")
+    c.add_argument("dir", metavar="DIR", help="where to write the static site (created if missing)")
     c.add_argument("--url", help="where the page will be published (links in the feed); default status_page_integration.public_url")
     c.add_argument("--json", action="store_true", help="list the files written as JSON")
     c.set_defaults(handler=_statuspage_build, needs_db=True)

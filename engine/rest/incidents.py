@@ -248,7 +248,9 @@ async def get_incident(id: IncidentId, _: Viewer) -> DataResponse:
 
 
 @router.post("/incidents", status_code=201, summary="Open an incident (source api)")
-async def create_incident(body: IncidentCreate, who: Responder) -> dict[str, Any]:
+async def create_incident(body: IncidentCreate, who: Responder, request: Request) -> dict[str, Any]:
+    configured = [sv.name for sv in rest_state(request).config.services]
+    await services.check_services(body.services, configured)
     incident = await services.create_incident(
         title=body.title, severity=body.severity, actor=who.name, description=body.description,
         services=body.services, tags=body.tags, assignee=body.assignee, source="api", dedup_key=body.dedup_key,
