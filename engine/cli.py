@@ -22,7 +22,15 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, DomainError
+from engine.domain import (
+    DEFAULT_ROOT_CAUSE_CATEGORIES,
+    EARLIEST_TIME,
+    LATEST_TIME,
+    LONGEST_DURATION,
+    DomainError,
+    InvalidInput,
+    check_time,
+)
 from engine.textclean import UNSAFE as _UNSAFE_JSON, terminal_text
 
 # Modules that add subcommands with `register(subparsers)`; a missing one is skipped so an
@@ -147,19 +155,22 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_time(text: str, what: str = "time") -> datetime:
-    """ISO 8601 (a naive time is local), 'now', or an age like 15m / 2h / 3d (meaning ago)."""
+    """ISO 8601 (a naive time is local), 'now', or an age like 15m / 2h / 3d (meaning ago);
+    within engine.domain's time range."""
     value = (text or "").strip()
     if value == "now":
         return datetime.now(timezone.utc)
     rel = _REL.match(value)
     if rel:
-        return datetime.now(timezone.utc) - timedelta(seconds=float(rel.group(1)) * _UNITS[rel.group(2)])
+        return datetime.now(timezone.utc) - _span(rel, text, what)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()
+    try:
+        parsed = check_time(parsed if parsed.tzinfo is not None else parsed.astimezone(), what)
+    except (OverflowError, ValueError, InvalidInput):  # astimezone() of a local time at the very edge
+        raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})") from None
     return parsed.astimezone(timezone.utc)
 
 
@@ -174,7 +185,14 @@ def parse_duration(text: str, what: str = "duration") -> timedelta:
     rel = _REL.match((text or "").strip().lstrip("+"))
     if not rel or text.strip().startswith("-"):
         raise UsageError(f"{what}: {text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
-    return timedelta(seconds=float(rel.group(1)) * _UNITS[rel.group(2)])
+    return _span(rel, text, what)
+
+
+def _span(rel: re.Match[str], text: str, what: str) -> timedelta:
+    seconds = float(rel.group(1)) * _UNITS[rel.group(2)]
+    if seconds > LONGEST_DURATION.total_seconds():
+        raise UsageError(f"{what}: {text!r} is too long (at most {LONGEST_DURATION.days} days)")
+    return timedelta(seconds=seconds)
 
 
 def say(text: str = "") -> None:

