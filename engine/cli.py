@@ -176,9 +176,12 @@ def parse_time(text: str, what: str = "time") -> datetime:
 
 def parse_date(text: str, what: str = "date") -> date:
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not a date (expected YYYY-MM-DD)") from None
+    if not EARLIEST_TIME.date() <= day < LATEST_TIME.date():
+        raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})")
+    return day
 
 
 def parse_duration(text: str, what: str = "duration") -> timedelta:

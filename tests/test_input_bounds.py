@@ -77,3 +77,40 @@ async def test_cli_push_uses_the_same_idempotent_path(db, database) -> None:  # 
     assert proc.returncode == 2 and proc.stderr.startswith("error: --at: ") and "out of range" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert await MetricSample.all().count() == 1
+
+
+# --- times at the edge of the range ---------------------------------------------------------
+
+
+async def test_edge_times_are_refused_naming_the_field(api) -> None:  # type: ignore[no-untyped-def]
+    from engine.models import Comment, Evidence, MaintenanceWindow
+
+    async with api.client("admin") as c:
+        key = (await c.post("/api/incidents", json={"title": "disk", "severity": "low"})).json()["key"]
+        await c.post("/api/services", json={"name": "billing"})
+        for edge in (EDGE, "9999-12-31T23:59:59-14:00", "1899-12-31T23:59:59Z"):
+            for method, path, body, params, field in [
+                ("GET", "/api/metrics/samples", None, {"series": "q", "since": edge}, "since"),
+                ("GET", "/api/metrics/samples", None, {"series": "q", "until": edge}, "until"),
+                ("GET", "/api/incidents", None, {"since": edge}, "since"),
+                ("POST", "/api/maintenance", {"title": "m", "starts_at": edge, "ends_at": "2030-01-01T00:00:00Z",
+                                              "services": ["billing"]}, None, "starts_at"),
+                ("POST", "/api/maintenance", {"title": "m", "starts_at": "2030-01-01T00:00:00Z", "ends_at": edge,
+                                              "services": ["billing"]}, None, "ends_at"),
+                ("POST", f"/api/incidents/{key}/evidence", {"kind": "log", "content": "x", "range_from": edge}, None, "range_from"),
+                ("POST", f"/api/incidents/{key}/evidence", {"kind": "log", "content": "x", "range_to": edge}, None, "range_to"),
+                ("POST", f"/api/incidents/{key}/comments", {"content": "x", "timestamp": edge}, None, "timestamp"),
+                ("POST", f"/api/incidents/{key}/postmortem/entries", {"at": edge, "text": "x"}, None, "at"),
+            ]:
+                r = await c.request(method, path, json=body, params=params)
+                assert r.status_code == 422, (method, path, edge, r.status_code, r.text)
+                assert r.json()["field"].split(".")[-1] == field and "out of range" in r.json()["message"], r.text
+        for params in [{"since": "0001-01-01", "until": "0001-01-02"}, {"since": "9999-12-30", "until": "9999-12-31"},
+                       {"month": "9999-12"}, {"month": "0001-01", "tz": "Pacific/Kiritimati"}]:
+            r = await c.get("/api/analytics", params=params)
+            assert r.status_code == 422 and r.json()["field"] in ("since", "until", "month"), r.text
+        r = await c.post(f"/api/incidents/{key}/followups", json={"group": "process_changes", "description": "x",
+                                                                   "due_date": "9999-12-31"})
+        assert r.status_code == 422 and r.json()["field"] == "due_date", r.text
+    assert await MaintenanceWindow.all().count() == 0
+    assert await Evidence.all().count() == 0 and await Comment.all().count() == 0

@@ -18,7 +18,7 @@ from engine.domain import IllegalTransition, InvalidInput, NotFound
 from engine.models import Service
 from engine.monitor.models import MonitorTarget
 from engine.rest import auth
-from engine.rest.common import Admin, Body, Text, Viewer, check_id, iso, rest_state
+from engine.rest.common import Admin, Body, Text, Viewer, When, check_id, iso, rest_state
 
 router = APIRouter(prefix="/api", tags=["manage"])
 
@@ -176,8 +176,8 @@ async def change_target(name: NamePath, body: TargetChange, who: Admin) -> dict[
 
 class MaintenanceIn(Body):
     title: Annotated[Text, Field(max_length=300, pattern=r"\S")]
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: When
+    ends_at: When
     kind: Literal["scheduled", "emergency"] = "scheduled"
     services: list[Name] = Field(default_factory=list, max_length=100)
     targets: list[Name] = Field(default_factory=list, max_length=100)

@@ -12,7 +12,7 @@ from pydantic import Field, StringConstraints
 from engine.conditions import series_key
 from engine.domain import InvalidInput
 from engine.monitor.models import MetricSeries
-from engine.rest.common import Body, Responder, Text, Viewer, iso
+from engine.rest.common import Body, Responder, Text, Viewer, When, iso
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
@@ -27,7 +27,7 @@ class SampleIn(Body):
     series: SeriesName = Field(description="metric name, Prometheus style: queue_depth")
     value: float = Field(allow_inf_nan=False)
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=20)
-    at: datetime | None = Field(None, description="when it was measured (default: now)")
+    at: When | None = Field(None, description="when it was measured (default: now)")
 
 
 class PushIn(Body):
@@ -77,8 +77,8 @@ async def list_series(
 async def samples(
     _: Viewer,
     series: Annotated[Text, Query(max_length=500)],
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: When | None = None,
+    until: When | None = None,
     target: Annotated[Text | None, Query(max_length=64)] = None,
     resolution: Literal["auto", "raw", "minute"] = "auto",
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
