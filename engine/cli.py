@@ -184,6 +184,41 @@ def parse_date(text: str, what: str = "date") -> date:
     return day
 
 
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]; anything else is a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range ({low} to {high})")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range ({low:g} to {high:g})")
+        return value
+
+    return parse
+
+
+# Row ids (maintenance windows, follow-ups, entries): what the databases' integer columns hold.
+ROW_ID = whole_number(1, 2**31 - 1)
+LIMIT = whole_number(1, 1_000_000)
+
+
 def parse_duration(text: str, what: str = "duration") -> timedelta:
     rel = _REL.match((text or "").strip().lstrip("+"))
     if not rel or text.strip().startswith("-"):
@@ -592,7 +627,7 @@ def _register_incident(sub: argparse._SubParsersAction, common: argparse.Argumen
     c.add_argument("--service")
     c.add_argument("--tag")
     c.add_argument("--all", action="store_true", help="include resolved incidents")
-    c.add_argument("--limit", type=int, default=500)
+    c.add_argument("--limit", type=LIMIT, default=500)
 
     c = cmd("show", _incident_show, "an incident with its timeline, comments, updates and evidence", read=True)
     c.add_argument("key")
@@ -658,7 +693,7 @@ def _register_incident(sub: argparse._SubParsersAction, common: argparse.Argumen
 
     c = cmd("verify", _incident_verify, "check off verification step N (1-based)")
     c.add_argument("key")
-    c.add_argument("step", type=int)
+    c.add_argument("step", type=whole_number(1, 1000))
     c.add_argument("--undo", action="store_true")
 
     c = cmd("followup", _incident_followup, "add a follow-up action")

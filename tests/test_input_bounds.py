@@ -114,3 +114,33 @@ async def test_edge_times_are_refused_naming_the_field(api) -> None:  # type: ig
         assert r.status_code == 422 and r.json()["field"] == "due_date", r.text
     assert await MaintenanceWindow.all().count() == 0
     assert await Evidence.all().count() == 0 and await Comment.all().count() == 0
+
+
+# --- numbers, durations and times on the command line ----------------------------------------
+
+BIG = "99999999999999999999"
+
+
+def test_cli_numbers_durations_and_times_are_bounded(migrated_database) -> None:  # type: ignore[no-untyped-def]
+    for args, says in [
+        (("maintenance", "end", BIG), "argument ID: '99999999999999999999' is out of range"),
+        (("maintenance", "add", "--title", "x", "--for", "99999999999d"), "--for: '99999999999d' is too long"),
+        (("maintenance", "add", "--title", "x", "--start", EDGE), "--start: "),
+        (("maintenance", "add", "--title", "x", "--end", "9999-12-31T23:59:59-14:00"), "--end: "),
+        (("metrics", "query", "q", "--limit", BIG), "argument --limit: "),
+        (("metrics", "query", "q", "--since", "99999999999d"), "--since: "),
+        (("demo", "--duration", "1e308"), "argument --duration: "),
+        (("incident", "list", "--limit", BIG), "argument --limit: "),
+        (("incident", "verify", "INC-1", BIG), "argument step: "),
+        (("followups", "done", BIG), "argument id: "),
+        (("oncall", "cancel-override", BIG), "argument id: "),
+        (("report", "--month", "9999-12"), "month: '9999-12' is out of range"),
+        (("report", "--since", "0001-01-01", "--until", "0001-01-02"), "--since: '0001-01-01' is out of range"),
+    ]:
+        proc = run_cli(migrated_database, *args)
+        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0] and "unexpected failure" not in lines[0], (args, proc.stderr)
+        assert "out of range" in lines[0] or "too long" in lines[0], (args, proc.stderr)
+    listed = run_cli(migrated_database, "maintenance", "list", "--all", "--json", check=True)
+    assert json.loads(listed.stdout) == []

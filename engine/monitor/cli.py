@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from engine.cli import EXIT_OK, Context, UsageError, age, parse_duration, parse_time, print_json, print_table, say, short_time
+from engine.cli import EXIT_OK, LIMIT, ROW_ID, Context, UsageError, age, number, parse_duration, parse_time, print_json, print_table, say, short_time
 
 UTC = timezone.utc
 
@@ -319,7 +319,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.add_argument("--until", metavar="T")
     c.add_argument("--target", help="only this target's series (needed for response_time and ok)")
     c.add_argument("--resolution", choices=["auto", "raw", "minute"], default="auto")
-    c.add_argument("--limit", type=int, default=10_000)
+    c.add_argument("--limit", type=LIMIT, default=10_000)
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=_metrics_query, needs_db=True)
 
@@ -342,11 +342,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=_maintenance_list, needs_db=True)
     c = msub.add_parser("end", help="end a window now", parents=[common])
-    c.add_argument("id", type=int, metavar="ID")
+    c.add_argument("id", type=ROW_ID, metavar="ID")
     c.set_defaults(handler=_maintenance_end, needs_db=True)
 
     p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)",
                        parents=[common])
-    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--duration", type=number(0, 10**9), default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
     p.set_defaults(handler=_demo, needs_db=False)
