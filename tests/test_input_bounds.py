@@ -144,3 +144,59 @@ def test_cli_numbers_durations_and_times_are_bounded(migrated_database) -> None:
         assert "out of range" in lines[0] or "too long" in lines[0], (args, proc.stderr)
     listed = run_cli(migrated_database, "maintenance", "list", "--all", "--json", check=True)
     assert json.loads(listed.stdout) == []
+
+
+# --- NUL bytes, names REST paths cannot address, unknown services ----------------------------
+
+
+def test_nul_bytes_in_evidence_are_dropped_with_a_note(migrated_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run_cli(migrated_database, "incident", "create", "--title", "disk", "--severity", "low", check=True)
+    log = tmp_path / "app.log"
+    log.write_bytes(b"2026-01-01T10:00:01+00:00 start\x00\x00 worker\n2026-01-01T10:00:02+00:00 done\n")
+    blob = tmp_path / "dump.bin"
+    blob.write_bytes(b"head\x00tail")
+    for args in (("--log", str(log), "--from", "2026-01-01T10:00:00Z", "--to", "2026-01-01T10:05:00Z"), ("--file", str(blob))):
+        proc = run_cli(migrated_database, "incident", "evidence", "INC-1", *args)
+        assert proc.returncode == 0, (args, proc.stderr)
+    detail = json.loads(run_cli(migrated_database, "incident", "show", "INC-1", "--json", check=True).stdout)
+    contents = [e["content"] for e in detail["evidence"]]
+    assert all(c and "\x00" not in c for c in contents), contents
+    assert any("start worker" in c for c in contents) and any("headtail" in c for c in contents)
+    assert all("NUL byte" in e["description"] for e in detail["evidence"])
+
+
+async def test_nul_in_titles_and_names_is_refused_on_every_backend(db) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from engine import services
+    from engine.domain import InvalidInput
+    from engine.models import Incident
+
+    for call, field in [
+        (services.create_incident(title="a\x00b", severity="low", actor="tester"), "title"),
+        (services.create_incident(title="ok", description="x\x00", severity="low", actor="tester"), "description"),
+        (services.create_incident(title="ok", severity="low", actor="te\x00ster"), "actor"),
+    ]:
+        with pytest.raises(InvalidInput) as info:
+            await call
+        assert info.value.field == field
+    assert await Incident.all().count() == 0
+
+
+async def test_slash_names_and_unknown_services_are_refused(api, database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine.models import MaintenanceWindow, Service
+    from engine.rest.models import ApiToken
+
+    async with api.client("admin") as c:
+        for path, body in [("/api/tokens", {"name": "ci/bot", "role": "viewer"}), ("/api/services", {"name": "web/app"})]:
+            r = await c.post(path, json=body)
+            assert r.status_code == 422 and r.json()["field"] == "name" and "'/'" in r.json()["message"], r.text
+        r = await c.post("/api/maintenance", json={"title": "m", "starts_at": "2030-01-01T00:00:00Z",
+                                                   "ends_at": "2030-01-01T01:00:00Z", "services": ["nowhere"]})
+        assert r.status_code == 422 and r.json()["field"] == "services" and "nowhere" in r.json()["message"], r.text
+    proc = await _cli(database, "token", "create", "ci/bot", "--role", "viewer")
+    assert proc.returncode == 2 and "'/'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    proc = await _cli(database, "maintenance", "add", "--title", "m", "--service", "nowhere", "--for", "1h")
+    assert proc.returncode == 2 and "unknown service 'nowhere'" in proc.stderr, proc.stderr
+    assert await ApiToken.filter(name="ci/bot").count() == 0 and await Service.all().count() == 0
+    assert await MaintenanceWindow.all().count() == 0

@@ -219,19 +219,18 @@ async def _maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("give the end of the window with --end T or --for DURATION (e.g. --for 2h)")
     if not (args.service or args.target):
         raise UsageError("name what the window covers with --service NAME or --target NAME")
+    service_names: set[str] = set()
     if ctx.config is not None:
         target_names = {t.name for t in ctx.config.targets}
         service_names = {s.name for s in ctx.config.services} | {t.service for t in ctx.config.targets if t.service}
         for name in args.target or []:
             if name not in target_names:
                 print(f"warning: no target {name!r} in the configuration", file=sys.stderr)
-        for name in args.service or []:
-            if name not in service_names:
-                print(f"warning: no service {name!r} in the configuration", file=sys.stderr)
     window = await services.create_maintenance(
         title=args.title, starts_at=start, ends_at=end, actor=ctx.actor,
         kind="emergency" if args.emergency else "scheduled",
         services=args.service or [], targets=args.target or [], description=args.description or "",
+        known_services=service_names,
     )
     if ctx.json:
         from engine.queries import list_maintenance
