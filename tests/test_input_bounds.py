@@ -200,3 +200,24 @@ async def test_slash_names_and_unknown_services_are_refused(api, database, tmp_p
     assert proc.returncode == 2 and "unknown service 'nowhere'" in proc.stderr, proc.stderr
     assert await ApiToken.filter(name="ci/bot").count() == 0 and await Service.all().count() == 0
     assert await MaintenanceWindow.all().count() == 0
+
+
+# --- numbers in the configuration ------------------------------------------------------------
+
+
+def test_config_check_refuses_numbers_that_would_break_later(sqlite_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    trigger = '[triggers.t]\ncondition = "x > 1"\nseverity = "low"\n'
+    target = '[[targets]]\nname = "a"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 9\n'
+    for text, field in [
+        ("[escalation_policy.critical]\nescalate_after_minutes = 1e300\n", "escalation_policy.critical.escalate_after_minutes"),
+        ("[escalation_policy.critical]\nescalate_after_minutes = inf\n", "escalation_policy.critical.escalate_after_minutes"),
+        ("[escalation_policy.high]\ndigest_interval_minutes = nan\n", "escalation_policy.high.digest_interval_minutes"),
+        (trigger + "duration_minutes = inf\n", "triggers.t.duration_minutes"),
+        (trigger + "recovery_minutes = 1e300\n", "triggers.t.recovery_minutes"),
+        (target + 'interval = "99999999999999d"\n', "targets[0].interval"),
+    ]:
+        path = tmp_path / "pulseguard.toml"
+        path.write_text(text)
+        proc = run_cli(sqlite_database, "config", "check", str(path))
+        assert proc.returncode == 2, (text, proc.stdout, proc.stderr)
+        assert f"{field}: " in proc.stderr and "Traceback" not in proc.stderr, (text, proc.stderr)
