@@ -221,3 +221,35 @@ def test_config_check_refuses_numbers_that_would_break_later(sqlite_database, tm
         proc = run_cli(sqlite_database, "config", "check", str(path))
         assert proc.returncode == 2, (text, proc.stdout, proc.stderr)
         assert f"{field}: " in proc.stderr and "Traceback" not in proc.stderr, (text, proc.stderr)
+
+
+async def test_upgrade_keeps_one_of_samples_stored_twice(database) -> None:  # type: ignore[no-untyped-def]
+    from tortoise import Tortoise
+    from tortoise.backends.base import executor
+
+    from engine.db import close_database, migrate_database, open_database
+
+    await migrate_database(database, target="0006_stated_times_analysis")
+    await close_database()
+    executor.EXECUTOR_CACHE.clear()
+    await Tortoise.init(config=database.tortoise_config())
+    try:
+        await Tortoise.get_connection("default").execute_script(
+            "INSERT INTO metric_series (target, key, name, labels, source, created_at)"
+            " VALUES ('', 'q', 'q', '{}', 'push', '2026-01-01 10:00:00+00:00');"
+            "INSERT INTO metric_sample (series_id, at, value) VALUES (1, '2026-01-01 10:00:00+00:00', 1.0);"
+            "INSERT INTO metric_sample (series_id, at, value) VALUES (1, '2026-01-01 10:00:00+00:00', 1.0);"
+            "INSERT INTO metric_sample (series_id, at, value) VALUES (1, '2026-01-01 10:00:01+00:00', 2.0);"
+        )
+    finally:
+        await close_database()
+    await open_database(database)  # upgrades: the retried push's copy goes, the constraint holds
+    try:
+        assert sorted(await MetricSample.all().values_list("value", flat=True)) == [1.0, 2.0]
+        from engine.monitor.metrics import check_sample, store_pushed
+
+        at = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+        result = await store_pushed([check_sample("q", 1.0, at)])
+        assert result["duplicates"] == 1 and await MetricSample.all().count() == 2
+    finally:
+        await close_database()
