@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from engine.domain import SEVERITY_ORDER, InvalidInput, Source
+from engine.domain import EARLIEST_TIME, LATEST_TIME, SEVERITY_ORDER, InvalidInput, Source
 
 MONITORING_SOURCES = [Source.THRESHOLD.value, Source.ANOMALY.value, Source.PATTERN.value, Source.ALERT.value]
 STABLE_PERCENT = 5.0
@@ -88,6 +88,8 @@ def month_period(text: str, tz: str = "UTC") -> Period:
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise InvalidInput("month", f"{text!r} is not a month (expected YYYY-MM, e.g. 2026-03)")
     year, month = int(m.group(1)), int(m.group(2))
+    if not EARLIEST_TIME.year <= year < LATEST_TIME.year:
+        raise InvalidInput("month", f"{text!r} is out of range ({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})")
     zone = _zone(tz)
     first = date(year, month, 1)
     following = date(year + (month == 12), month % 12 + 1, 1)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli import EXIT_OK, Context, UsageError, parse_date, parse_time, print_json, short_time
+from engine.cli import EXIT_OK, ROW_ID, Context, UsageError, whole_number, parse_date, parse_time, print_json, short_time
 
 ChartRenderer = Callable[[dict[str, Any], int], str]
 _chart_renderer: ChartRenderer | None = None
@@ -305,7 +305,7 @@ async def _postmortem(args: argparse.Namespace, ctx: Context) -> int:
 
 def _entry_id(value: str, flag: str) -> int:
     text = value.strip().lstrip("#")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or int(text) > 2**31 - 1:
         raise UsageError(f"{flag}: {value!r} is not an entry id (see --entries)")
     return int(text)
 
@@ -398,7 +398,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         "md (charts as .svg files beside -o FILE) or json; default from -o's extension")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.add_argument("--no-charts", action="store_true", help="tables only")
-    p.add_argument("--width", type=int, help="chart width in columns")
+    p.add_argument("--width", type=whole_number(20, 1000), help="chart width in columns")
     p.set_defaults(handler=_report, needs_db=True)
 
     p = sub.add_parser("followups", parents=[common], help="follow-up actions across incidents (overdue ones first)")
@@ -408,11 +408,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(handler=_followups, needs_db=True)
     fsub = p.add_subparsers(dest="followup_command", metavar="COMMAND", parser_class=Parser)
     c = fsub.add_parser("done", parents=[common], help="mark follow-up ID done (or --undo)")
-    c.add_argument("id", type=int, help="the follow-up's id, as `followups` lists them")
+    c.add_argument("id", type=ROW_ID, help="the follow-up's id, as `followups` lists them")
     c.add_argument("--undo", action="store_true", help="mark it open again")
     c.set_defaults(handler=_followup_done, needs_db=True)
     c = fsub.add_parser("ticket", parents=[common], help="link follow-up ID to a ticket, or open one in Jira")
-    c.add_argument("id", type=int, help="the follow-up's id, as `followups` lists them")
+    c.add_argument("id", type=ROW_ID, help="the follow-up's id, as `followups` lists them")
     g = c.add_mutually_exclusive_group(required=True)
     g.add_argument("--key", help="an existing ticket key, e.g. OPS-123")
     g.add_argument("--jira", action="store_true", help="open a Jira issue through [integrations.jira]")

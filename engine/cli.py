@@ -22,7 +22,15 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, DomainError
+from engine.domain import (
+    DEFAULT_ROOT_CAUSE_CATEGORIES,
+    EARLIEST_TIME,
+    LATEST_TIME,
+    LONGEST_DURATION,
+    DomainError,
+    InvalidInput,
+    check_time,
+)
 from engine.textclean import UNSAFE as _UNSAFE_JSON, terminal_text
 
 # Modules that add subcommands with `register(subparsers)`; a missing one is skipped so an
@@ -156,34 +164,82 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_time(text: str, what: str = "time") -> datetime:
-    """ISO 8601 (a naive time is local), 'now', or an age like 15m / 2h / 3d (meaning ago)."""
+    """ISO 8601 (a naive time is local), 'now', or an age like 15m / 2h / 3d (meaning ago);
+    within engine.domain's time range."""
     value = (text or "").strip()
     if value == "now":
         return datetime.now(timezone.utc)
     rel = _REL.match(value)
     if rel:
-        return datetime.now(timezone.utc) - timedelta(seconds=float(rel.group(1)) * _UNITS[rel.group(2)])
+        return datetime.now(timezone.utc) - _span(rel, text, what)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()
+    try:
+        parsed = check_time(parsed if parsed.tzinfo is not None else parsed.astimezone(), what)
+    except (OverflowError, ValueError, InvalidInput):  # astimezone() of a local time at the very edge
+        raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})") from None
     return parsed.astimezone(timezone.utc)
 
 
 def parse_date(text: str, what: str = "date") -> date:
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not a date (expected YYYY-MM-DD)") from None
+    if not EARLIEST_TIME.date() <= day < LATEST_TIME.date():
+        raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})")
+    return day
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]; anything else is a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range ({low} to {high})")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range ({low:g} to {high:g})")
+        return value
+
+    return parse
+
+
+# Row ids (maintenance windows, follow-ups, entries): what the databases' integer columns hold.
+ROW_ID = whole_number(1, 2**31 - 1)
+LIMIT = whole_number(1, 1_000_000)
 
 
 def parse_duration(text: str, what: str = "duration") -> timedelta:
     rel = _REL.match((text or "").strip().lstrip("+"))
     if not rel or text.strip().startswith("-"):
         raise UsageError(f"{what}: {text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
-    return timedelta(seconds=float(rel.group(1)) * _UNITS[rel.group(2)])
+    return _span(rel, text, what)
+
+
+def _span(rel: re.Match[str], text: str, what: str) -> timedelta:
+    seconds = float(rel.group(1)) * _UNITS[rel.group(2)]
+    if seconds > LONGEST_DURATION.total_seconds():
+        raise UsageError(f"{what}: {text!r} is too long (at most {LONGEST_DURATION.days} days)")
+    return timedelta(seconds=seconds)
 
 
 def say(text: str = "") -> None:
@@ -588,7 +644,7 @@ def _register_incident(sub: argparse._SubParsersAction, common: argparse.Argumen
     c.add_argument("--service", help="only incidents affecting this service")
     c.add_argument("--tag", help="only incidents with this tag")
     c.add_argument("--all", action="store_true", help="include resolved incidents")
-    c.add_argument("--limit", type=int, default=500, help="at most this many rows (default 500)")
+    c.add_argument("--limit", type=LIMIT, default=500, help="at most this many rows (default 500)")
 
     c = cmd("show", _incident_show, "an incident with its timeline, comments, updates and evidence", read=True)
     key(c)
@@ -666,7 +722,7 @@ def _register_incident(sub: argparse._SubParsersAction, common: argparse.Argumen
 
     c = cmd("verify", _incident_verify, "check off verification step N (1-based)")
     key(c)
-    c.add_argument("step", type=int, help="the step's number, as `incident show` lists them")
+    c.add_argument("step", type=whole_number(1, 1000), help="the step's number, as `incident show` lists them")
     c.add_argument("--undo", action="store_true", help="mark the step open again")
 
     c = cmd("followup", _incident_followup, "add a follow-up action")

@@ -82,6 +82,11 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604
 _DURATION_HINT = 'a duration such as "30s", "1m", "2h" or "1d"'
 
 
+# The longest span any setting may name (minutes fields and durations alike): far beyond any
+# real use, small enough that times computed from it never overflow.
+MAX_MINUTES = 36_600 * 1440
+
+
 def parse_duration(value: object) -> float:
     """`"30s"`, `"1m"`, `"2h"`, `"1d"`, `"1h30m"`, `"500ms"` → seconds (float).
 
@@ -102,6 +107,8 @@ def parse_duration(value: object) -> float:
         pos = match.end()
     if pos != len(text) or pos == 0:
         raise ValueError(f"expected {_DURATION_HINT}, got {_show(value)}")
+    if total > MAX_MINUTES * 60:
+        raise ValueError(f"expected at most {MAX_MINUTES // 1440} days, got {_show(value)}")
     return total
 
 
@@ -290,7 +297,7 @@ class Section(BaseModel):
     """Base of every table in the file: strict types, unknown keys refused."""
 
     model_config = ConfigDict(
-        extra="forbid", strict=True, populate_by_name=True
+        extra="forbid", strict=True, populate_by_name=True, allow_inf_nan=False
     )
 
 
@@ -473,7 +480,7 @@ Target = Annotated[
 class Trigger(Section):
     condition: ConditionField
     """See engine/conditions.py; error_rate is a percentage (0-100)."""
-    duration_minutes: float = Field(0.0, ge=0)
+    duration_minutes: float = Field(0.0, ge=0, le=MAX_MINUTES)
     """How long the condition must hold before it fires; fractions allowed (0.05 = 3 s)."""
     auto_create_incident: bool = True
     severity: SeverityField
@@ -484,9 +491,9 @@ class Trigger(Section):
     """Target names (or glob patterns) the trigger applies to; default: all targets."""
     services: list[Name] | None = None
     """Only targets of these services."""
-    recovery_minutes: float = Field(5.0, ge=0)
+    recovery_minutes: float = Field(5.0, ge=0, le=MAX_MINUTES)
     """Healthy this long after firing → the incident moves to monitoring."""
-    auto_resolve_minutes: float | None = Field(None, ge=0)
+    auto_resolve_minutes: float | None = Field(None, ge=0, le=MAX_MINUTES)
     """Healthy this long → the incident is resolved automatically (off by default)."""
     enabled: bool = True
 
@@ -570,7 +577,7 @@ class EscalationLevel(Section):
     notify: list[Annotated[str, AfterValidator(_check_notify)]] = Field(min_length=1)
     repeat: int = Field(1, ge=1, le=1000)
     """How many times this level is notified (escalate_after_minutes apart) before the next."""
-    escalate_after_minutes: float | None = Field(None, gt=0)
+    escalate_after_minutes: float | None = Field(None, gt=0, le=MAX_MINUTES)
     """Overrides the policy's escalate_after_minutes for this level."""
 
     @property
@@ -580,11 +587,11 @@ class EscalationLevel(Section):
 
 class EscalationPolicy(Section):
     immediate_notification: bool = True
-    escalate_after_minutes: float = Field(15.0, gt=0)
+    escalate_after_minutes: float = Field(15.0, gt=0, le=MAX_MINUTES)
     on_call_rotation: bool | None = None
     """Without `levels`: false pages no person (channels only); absent or true follows the schedules."""
     digest_mode: bool = False
-    digest_interval_minutes: float = Field(30.0, gt=0)
+    digest_interval_minutes: float = Field(30.0, gt=0, le=MAX_MINUTES)
     levels: list[EscalationLevel] = Field(default_factory=list)
 
 
@@ -696,7 +703,7 @@ class Schedule(RotationFields):
     overrides: list[ScheduleOverride] = Field(default_factory=list)
     pagerduty_schedule: str | None = None
     """Take who is on call from this PagerDuty schedule id instead."""
-    notify_before_shift_minutes: float = Field(60.0, ge=0)
+    notify_before_shift_minutes: float = Field(60.0, ge=0, le=MAX_MINUTES)
 
     @model_validator(mode="after")
     def _someone(self) -> Schedule:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 
 
@@ -97,6 +98,35 @@ class InvalidInput(DomainError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+# Times a user may give (API, CLI, config): wide enough for any real event or plan, narrow
+# enough that zone conversion and adding a bounded duration never leave what Python and both
+# databases can store.
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+# Durations a user may give (maintenance windows, silences, look-back spans).
+LONGEST_DURATION = timedelta(days=36_600)
+
+
+def check_time(value: datetime, field: str) -> datetime:
+    """`value` unchanged when it lies between EARLIEST_TIME and LATEST_TIME (a time without a
+    zone is taken as UTC for the check), else InvalidInput naming the field."""
+    try:
+        instant = value.astimezone(timezone.utc) if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    except (OverflowError, ValueError):
+        instant = None
+    if instant is None or not EARLIEST_TIME <= instant < LATEST_TIME:
+        raise InvalidInput(field, f"{value.isoformat()} is out of range "
+                                  f"({EARLIEST_TIME.date().isoformat()} to {LATEST_TIME.date().isoformat()})")
+    return value
+
+
+def check_duration(value: timedelta, field: str) -> timedelta:
+    """`value` unchanged when it is at most LONGEST_DURATION, else InvalidInput naming the field."""
+    if abs(value) > LONGEST_DURATION:
+        raise InvalidInput(field, f"is too long (at most {LONGEST_DURATION.days} days)")
+    return value
 
 
 def parse_enum(enum: type[Enum], value: str, field: str) -> Enum:

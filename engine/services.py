@@ -80,6 +80,7 @@ def _actor(actor: str) -> str:
     actor = (actor or "").strip()
     if not actor:
         raise InvalidInput("actor", "must not be empty")
+    _storable(actor, "actor")
     if len(actor) > 64:
         raise InvalidInput("actor", "is longer than 64 characters")
     return actor
@@ -87,11 +88,26 @@ def _actor(actor: str) -> str:
 
 def _text(value: str | None, field: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
     value = (value or "").strip()
+    _storable(value, field)
     if required and not value:
         raise InvalidInput(field, "must not be empty")
     if len(value) > limit:
         raise InvalidInput(field, f"is {len(value)} characters long (at most {limit})")
     return value
+
+
+def _storable(value: str, field: str) -> str:
+    """PostgreSQL refuses NUL in text (SQLite would store it): refuse it on every backend."""
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL characters")
+    return value
+
+
+def _path_safe(name: str, field: str) -> str:
+    """Names that REST paths address (/api/services/{name}, /api/tokens/{name}) cannot hold '/'."""
+    if "/" in name:
+        raise InvalidInput(field, f"{name!r} must not contain '/'")
+    return name
 
 
 def _names(values: Iterable[str] | None, field: str) -> list[str]:
@@ -574,6 +590,15 @@ async def add_evidence(
         raise InvalidInput("range", "starts after it ends")
     if content is not None and len(content) > 1_000_000:
         raise InvalidInput("content", "is larger than 1 MB; attach the file by path instead")
+    _storable(url or "", "url")
+    _storable(path or "", "path")
+    if content is not None and "\x00" in content:
+        # A log or file excerpt keeps its text; the NUL bytes no database stores alike are
+        # dropped, and the description says so.
+        removed = content.count("\x00")
+        content = content.replace("\x00", "")
+        note = f"({removed} NUL byte{'s' if removed != 1 else ''} removed from the content)"
+        description = f"{description} {note}".strip()
     now = _when(at)
     async with in_transaction() as conn:
         incident = await _locked(conn, key, now)
@@ -862,7 +887,10 @@ async def create_maintenance(
     services: Sequence[str] = (),
     targets: Sequence[str] = (),
     description: str = "",
+    known_services: Iterable[str] | None = None,
 ) -> MaintenanceWindow:
+    """A maintenance window. With `known_services` (the configured ones), a service neither
+    configured nor added (the service table) is refused."""
     actor = _actor(actor)
     title = _text(title, "title", limit=MAX_TITLE)
     if kind not in ("scheduled", "emergency"):
@@ -875,6 +903,13 @@ async def create_maintenance(
     target_names = _names(targets, "target")
     if not service_names and not target_names:
         raise InvalidInput("scope", "name at least one service or target the window covers")
+    if service_names and known_services is not None:
+        from engine.models import Service
+
+        known = set(known_services) | set(await Service.filter(name__in=service_names).values_list("name", flat=True))
+        unknown = [n for n in service_names if n not in known]
+        if unknown:
+            raise InvalidInput("services", f"unknown service {unknown[0]!r} (configure it or add it first)")
     now = utcnow()
     async with in_transaction() as conn:
         window = await MaintenanceWindow.create(

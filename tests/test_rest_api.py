@@ -279,7 +279,9 @@ async def test_stream_resumes_from_last_event_id(api):
 
 async def test_pushed_metrics_and_prometheus_metrics(api):
     async with api.client("responder") as c:
-        r = await c.post("/api/metrics", json={"samples": [{"series": "queue_depth", "value": 4, "labels": {"queue": "mail"}},
+        # A series holds one value per instant: two samples of one batch need their own times.
+        earlier = (datetime.now(timezone.utc) - timedelta(seconds=30)).isoformat()
+        r = await c.post("/api/metrics", json={"samples": [{"series": "queue_depth", "value": 4, "labels": {"queue": "mail"}, "at": earlier},
                                                          {"series": "queue_depth", "value": 7, "labels": {"queue": "mail"}}]})
         assert r.status_code == 201, r.text
         r = await c.post("/api/metrics", json={"samples": [{"series": "x", "value": 1, "at": "2999-01-01T00:00:00Z"}]})

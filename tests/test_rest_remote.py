@@ -105,6 +105,9 @@ async def test_contract_refusals(engine: EngineAPI):
 
 async def test_contract_maintenance(db):
     """Maintenance windows need an admin token remotely; the results match LocalEngine's."""
+    from engine.models import Service
+
+    await Service.create(name="db")  # a window covers a known service
     start = datetime.now(timezone.utc) + timedelta(hours=1)
     local = LocalEngine("admin-token")
     async with running_api() as api:

@@ -154,16 +154,17 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
+    from engine.cli import LIMIT, ROW_ID
     parents = [common] if common is not None else []
     p = subparsers.add_parser("notifications", help="the notification outbox: list, retry, test a channel", parents=parents)
     p.add_argument("--state", help=", ".join(STATES))
     p.add_argument("--incident", metavar="KEY", help="only this incident's notifications")
-    p.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
+    p.add_argument("--limit", type=LIMIT, default=50, help="at most this many rows (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=list_cmd, needs_db=True)
     sub = p.add_subparsers(dest="notifications_command", metavar="COMMAND", parser_class=subparsers._parser_class)
     c = sub.add_parser("retry", help="queue a dead notification again", parents=parents)
-    c.add_argument("id", type=int, help="the notification's id, as `notifications` lists them")
+    c.add_argument("id", type=ROW_ID, help="the notification's id, as `notifications` lists them")
     c.set_defaults(handler=retry_cmd, needs_db=True)
     c = sub.add_parser("test", help="send a test message to a destination now", parents=parents)
     c.add_argument("destination", help="slack:#channel, email:ADDRESS, webhook:NAME, pagerduty or jira")

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from engine.cli import EXIT_OK, Context, UsageError, age, parse_duration, parse_time, print_json, print_table, say, short_time
+from engine.cli import EXIT_OK, LIMIT, ROW_ID, Context, UsageError, age, number, parse_duration, parse_time, print_json, print_table, say, short_time
 
 UTC = timezone.utc
 
@@ -152,8 +152,10 @@ async def _metrics_push(args: argparse.Namespace, ctx: Context) -> int:
     stored = await push_sample(args.series, value, at)
     if ctx.json:
         print_json(stored)
-    else:
+    elif stored["stored"]:
         print(f"stored {stored['series']} = {stored['value']:g} at {short_time(stored['at'])}")
+    else:
+        print(f"already stored: {stored['series']} has a value at {short_time(stored['at'])}; nothing changed")
     return EXIT_OK
 
 
@@ -217,19 +219,18 @@ async def _maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("give the end of the window with --end T or --for DURATION (e.g. --for 2h)")
     if not (args.service or args.target):
         raise UsageError("name what the window covers with --service NAME or --target NAME")
+    service_names: set[str] = set()
     if ctx.config is not None:
         target_names = {t.name for t in ctx.config.targets}
         service_names = {s.name for s in ctx.config.services} | {t.service for t in ctx.config.targets if t.service}
         for name in args.target or []:
             if name not in target_names:
                 print(f"warning: no target {name!r} in the configuration", file=sys.stderr)
-        for name in args.service or []:
-            if name not in service_names:
-                print(f"warning: no service {name!r} in the configuration", file=sys.stderr)
     window = await services.create_maintenance(
         title=args.title, starts_at=start, ends_at=end, actor=ctx.actor,
         kind="emergency" if args.emergency else "scheduled",
         services=args.service or [], targets=args.target or [], description=args.description or "",
+        known_services=service_names,
     )
     if ctx.json:
         from engine.queries import list_maintenance
@@ -322,7 +323,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.add_argument("--until", metavar="T", help="end: an ISO time or an age (default now)")
     c.add_argument("--target", help="only this target's series (needed for response_time and ok)")
     c.add_argument("--resolution", choices=["auto", "raw", "minute"], default="auto", help="raw samples, per-minute rollups, or auto (by the range)")
-    c.add_argument("--limit", type=int, default=10_000, help="at most this many points (default 10000)")
+    c.add_argument("--limit", type=LIMIT, default=10_000, help="at most this many points (default 10000)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_metrics_query, needs_db=True)
 
@@ -345,11 +346,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_maintenance_list, needs_db=True)
     c = msub.add_parser("end", help="end a window now", parents=[common])
-    c.add_argument("id", type=int, metavar="ID", help="the window's id, as `maintenance list` shows it")
+    c.add_argument("id", type=ROW_ID, metavar="ID", help="the window's id, as `maintenance list` shows it")
     c.set_defaults(handler=_maintenance_end, needs_db=True)
 
     p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)",
                        parents=[common])
-    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--duration", type=number(0, 10**9), default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
     p.set_defaults(handler=_demo, needs_db=False)

@@ -393,7 +393,9 @@ class MetricsWriter:
             if result_rows:
                 await conn.execute_many(_insert_sql(conn, "probe_result", RESULT_COLUMNS), result_rows)
             if sample_rows:
-                await conn.execute_many(_insert_sql(conn, "metric_sample", SAMPLE_COLUMNS), sample_rows)
+                # A series has one value per instant (pushes are idempotent by series and time).
+                sql = _insert_sql(conn, "metric_sample", SAMPLE_COLUMNS) + ' ON CONFLICT ("series_id", "at") DO NOTHING'
+                await conn.execute_many(sql, sample_rows)
         self.batches += 1
         self.written_results += len(result_rows)
         self.written_samples += len(sample_rows)
@@ -451,32 +453,95 @@ class MetricsWriter:
 # Pushed samples
 
 
+@dataclass(frozen=True)
+class PushedSample:
+    """A checked pushed sample: `key` is the series key, `at` is in UTC."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    key: str
+    value: float
+    at: datetime
+
+
+def check_sample(series: str, value: Any, at: datetime | None, *, now: datetime | None = None, max_future: float = 300.0,
+                 where: str = "") -> PushedSample:
+    """A pushed sample checked for storing; InvalidInput names the field (prefixed by `where`,
+    such as `samples[3].`) for a bad series, value or time."""
+    from engine.domain import check_time
+
+    try:
+        name, labels = parse_series(series)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}series", exc.message) from None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"{where}value", f"{value!r} is not a number") from None
+    if math.isnan(number) or math.isinf(number):
+        raise InvalidInput(f"{where}value", "must be a finite number")
+    now = now or datetime.now(UTC)
+    when = now if at is None else at
+    if when.tzinfo is None:
+        raise InvalidInput(f"{where}at", "must carry a time zone")
+    when = check_time(when, f"{where}at").astimezone(UTC)
+    if when > now + timedelta(seconds=max_future):
+        raise InvalidInput(f"{where}at", f"{when.isoformat()} is in the future")
+    key = series_key(name, dict(labels))
+    if len(key) > 500:
+        raise InvalidInput(f"{where}series", "is longer than 500 characters with its labels")
+    return PushedSample(name, labels, key, number, when)
+
+
+async def store_pushed(samples: Sequence[PushedSample]) -> dict[str, int]:
+    """Store checked pushed samples at once: their samples and the rollups of the minutes they
+    fall in, in one transaction. A sample whose series already has a value at that instant is
+    not stored again, so a retried batch stores nothing twice."""
+    if not samples:
+        return {"stored": 0, "duplicates": 0, "series": 0}
+    registry = SeriesRegistry()
+    await registry.ensure({("", s.name, s.labels, "push") for s in samples})
+    rows: dict[tuple[int, datetime], float] = {}
+    for s in samples:
+        series_id = registry.get("", s.key)
+        assert series_id is not None
+        rows.setdefault((series_id, s.at), s.value)  # the first of a batch's repeats counts
+    minutes = {(series_id, minute_of(at.timestamp())) for series_id, at in rows}
+    lo = datetime.fromtimestamp(min(m for _, m in minutes), UTC)
+    hi = datetime.fromtimestamp(max(m for _, m in minutes) + 60, UTC)
+    ids = sorted({series_id for series_id, _ in minutes})
+    async with in_transaction() as conn:
+        stored: dict[tuple[int, datetime], float] = {}
+        for i in range(0, len(ids), 500):
+            found = await MetricSample.filter(series_id__in=ids[i : i + 500], at__gte=lo, at__lt=hi).using_db(conn).values_list(
+                "series_id", "at", "value"
+            )
+            for series_id, at, value in found:
+                if (series_id, minute_of(at.timestamp())) in minutes:
+                    stored[(series_id, at.astimezone(UTC))] = float(value)
+        new = [(series_id, at, value) for (series_id, at), value in rows.items() if (series_id, at) not in stored]
+        if new:
+            sql = _insert_sql(conn, "metric_sample", SAMPLE_COLUMNS) + ' ON CONFLICT ("series_id", "at") DO NOTHING'
+            await conn.execute_many(sql, new)
+        by_minute: dict[tuple[int, int], list[float]] = defaultdict(list)
+        for (series_id, at), value in [*stored.items(), *((k, v) for k, v in rows.items() if k not in stored)]:
+            key = (series_id, minute_of(at.timestamp()))
+            if key in minutes:
+                by_minute[key].append(value)
+        rollups = [(series_id, utc(minute), *rollup_of(values)) for (series_id, minute), values in sorted(by_minute.items())]
+        sql = _insert_sql(conn, "metric_rollup", ROLLUP_COLUMNS) + ' ON CONFLICT ("series_id", "minute") DO UPDATE SET ' + ", ".join(
+            f'"{c}" = excluded."{c}"' for c in ROLLUP_COLUMNS[2:]
+        )
+        await conn.execute_many(sql, rollups)
+    return {"stored": len(new), "duplicates": len(samples) - len(new), "series": len(ids)}
+
+
 async def push_sample(series: str, value: float, at: datetime | None = None, *, max_future: float = 300.0) -> dict[str, Any]:
     """Store one pushed sample (series `name` or `name{label="v"}`) and refresh its minute's
     rollup. Raises InvalidInput for a bad series, value or time."""
-    name, labels = parse_series(series)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput("value", f"{value!r} is not a number") from None
-    if math.isnan(number) or math.isinf(number):
-        raise InvalidInput("value", "must be a finite number")
-    now = datetime.now(UTC)
-    when = at or now
-    if when.tzinfo is None:
-        raise InvalidInput("at", "must carry a time zone")
-    if when > now + timedelta(seconds=max_future):
-        raise InvalidInput("at", f"{when.isoformat()} is in the future")
-    key = series_key(name, dict(labels))
-    if len(key) > 500:
-        raise InvalidInput("series", "is longer than 500 characters with its labels")
-    registry = SeriesRegistry()
-    await registry.ensure([("", name, labels, "push")])
-    series_id = registry.get("", key)
-    assert series_id is not None
-    sample = await MetricSample.create(series_id=series_id, at=when, value=number)
-    await recompute_rollups([(series_id, minute_of(when.timestamp()))])
-    return {"series": key, "id": sample.id, "at": when.isoformat(), "value": number}
+    sample = check_sample(series, value, at, max_future=max_future)
+    result = await store_pushed([sample])
+    return {"series": sample.key, "at": sample.at.isoformat(), "value": sample.value, "stored": bool(result["stored"])}
 
 
 async def recompute_rollups(pairs: Iterable[tuple[int, int]]) -> int:

@@ -84,7 +84,9 @@ class MetricSample(Model):
 
     class Meta:
         table = "metric_sample"
-        indexes = (("series_id", "at"), ("at",))
+        # One value per series and instant: a retried push stores nothing twice.
+        unique_together = (("series_id", "at"),)
+        indexes = (("at",),)
 
 
 class MetricRollup(Model):

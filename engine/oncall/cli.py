@@ -35,9 +35,13 @@ def parse_when(text: str, tz: ZoneInfo, what: str, now: datetime | None = None) 
     value = (text or "").strip()
     if value == "now":
         return now
+    from engine.domain import LONGEST_DURATION, InvalidInput, check_time
+
     rel = _REL.match(value)
     if rel:
         delta = timedelta(seconds=float(rel.group(2)) * _UNITS[rel.group(3)])
+        if delta > LONGEST_DURATION:
+            raise _usage(f"{what}: {text!r} is too far off (at most {LONGEST_DURATION.days} days)")
         return now + delta if rel.group(1) == "+" else now - delta
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -45,7 +49,10 @@ def parse_when(text: str, tz: ZoneInfo, what: str, now: datetime | None = None) 
         raise _usage(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-03-30T09:00, 'now', '+2h' or '-1d')") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return check_time(parsed, what).astimezone(timezone.utc)
+    except (InvalidInput, OverflowError):
+        raise _usage(f"{what}: {text!r} is out of range") from None
 
 
 def _config(ctx: Any) -> Any:
@@ -187,11 +194,12 @@ async def export(args: argparse.Namespace, ctx: Any) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
+    from engine.cli import ROW_ID, number
     parents = [common] if common is not None else []
     p = subparsers.add_parser("oncall", help="who is on call; overrides; iCalendar export", parents=parents)
     p.add_argument("--at", help="when (ISO 8601 in the engine's time zone, 'now', '+2h', '-1d'); default now")
     p.add_argument("--schedule", help="one schedule (also lists its shifts)")
-    p.add_argument("--days", type=float, default=14, help="how far ahead shifts are listed (default 14)")
+    p.add_argument("--days", type=number(0, 3660), default=14, help="how far ahead shifts are listed (default 14)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=show, needs_db=True)
     sub = p.add_subparsers(dest="oncall_command", metavar="COMMAND", parser_class=subparsers._parser_class)
@@ -212,12 +220,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     c.set_defaults(handler=list_overrides_cmd, needs_db=True)
 
     c = sub.add_parser("cancel-override", help="cancel an override by id", parents=parents)
-    c.add_argument("id", type=int, help="the override's id, as `oncall overrides` lists them")
+    c.add_argument("id", type=ROW_ID, help="the override's id, as `oncall overrides` lists them")
     c.set_defaults(handler=cancel_override_cmd, needs_db=True)
 
     c = sub.add_parser("export", help="the shifts as an iCalendar feed", parents=parents)
     c.add_argument("--ical", action="store_true", help="iCalendar (RFC 5545) output")
     c.add_argument("--schedule", help="only this schedule's shifts")
-    c.add_argument("--days", type=float, default=60, help="how far ahead (default 60)")
+    c.add_argument("--days", type=number(0, 3660), default=60, help="how far ahead (default 60)")
     c.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     c.set_defaults(handler=export, needs_db=True)

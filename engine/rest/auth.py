@@ -52,6 +52,8 @@ def check_name(name: str) -> str:
     value = (name or "").strip()
     if not NAME_RE.match(value):
         raise InvalidInput("name", f"{name!r} is not a valid token name (letters, digits and _.-:@#/+, up to 64)")
+    if "/" in value:  # DELETE /api/tokens/{name} could not name it
+        raise InvalidInput("name", f"{name!r} must not contain '/'")
     return value
 
 

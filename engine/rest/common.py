@@ -13,8 +13,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
 
-from engine.domain import InvalidInput, NotFound
+from engine.domain import InvalidInput, NotFound, check_time
 from engine.rest import auth
 
 MAX_INT = 2**31 - 1
@@ -119,6 +120,25 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+
+
+def _bounded_time(value: datetime) -> datetime:
+    # Years 1 and 9999 parse, but a zone offset pushes them outside what Python and the
+    # databases hold: refuse them here, with the field named, rather than fail later.
+    try:
+        return check_time(value, "")
+    except InvalidInput as exc:
+        raise PydanticCustomError("time_range", exc.message) from None
+
+
+def _bounded_day(value: date) -> date:
+    _bounded_time(datetime(value.year, value.month, value.day))
+    return value
+
+
+# Every time and day a request gives (bodies and query parameters).
+When = Annotated[datetime, AfterValidator(_bounded_time)]
+Day = Annotated[date, AfterValidator(_bounded_day)]
 
 
 class Body(BaseModel):

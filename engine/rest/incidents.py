@@ -6,7 +6,7 @@ token's name as the actor. `{id}` is the incident key (`INC-42`) or its number.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from engine import queries, services
 from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, NotFound, Severity, Status, parse_enum
 from engine.models import Incident
-from engine.rest.common import Body, DataResponse, Responder, Text, Viewer, check_id, incident_number, rest_state, row_dict
+from engine.rest.common import Body, DataResponse, Responder, Text, Viewer, When, Day, check_id, incident_number, rest_state, row_dict
 
 router = APIRouter(prefix="/api", tags=["incidents"])
 
@@ -89,7 +89,7 @@ class IncidentUpdate(Body):
     false_positive: bool | None = None
 
 
-Stated = Annotated[datetime | None, Field(
+Stated = Annotated[When | None, Field(
     description="when it happened, for back-filling (ISO 8601 with a zone; not in the future). Stored as the "
     "stated time; the record's created_at stays the server's time")]
 
@@ -135,8 +135,8 @@ class EvidenceIn(Body):
     url: Annotated[Text, Field(max_length=4000)] | None = None
     content: Annotated[Text, Field(max_length=1_000_000)] | None = None
     path: Annotated[Text, Field(max_length=4000, description="where an attached file came from (informational)")] | None = None
-    range_from: datetime | None = None
-    range_to: datetime | None = None
+    range_from: When | None = None
+    range_to: When | None = None
     description: Long = ""
 
 
@@ -164,7 +164,7 @@ class FollowUpIn(Body):
     group: FollowUpGroup_
     description: Annotated[Text, Field(max_length=5000, pattern=r"\S")]
     owner: Name | None = None
-    due_date: date | None = None
+    due_date: Day | None = None
 
 
 def _categories(state: Any) -> list[str]:
@@ -183,7 +183,7 @@ async def list_incidents(
     severity: Severity_ | None = None,
     service: Annotated[Text | None, Query(max_length=64)] = None,
     tag: Annotated[Text | None, Query(max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
+    since: Annotated[When | None, Query(description="created at or after (ISO 8601)")] = None,
     include_resolved: Annotated[bool, Query(description="without status: include resolved incidents")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,

@@ -7,7 +7,7 @@ as the actor, so a console attached over HTTP has the Post-mortem tab and Analyt
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -17,7 +17,7 @@ from pydantic import Field
 from engine import analytics, postmortem
 from engine.domain import InvalidInput
 from engine.postmortem import UNSET
-from engine.rest.common import Body, DataResponse, Responder, Text, Viewer, check_id, incident_number, row_dict
+from engine.rest.common import Body, DataResponse, Day, Responder, Text, Viewer, When, check_id, incident_number, row_dict
 
 router = APIRouter(prefix="/api", tags=["post-mortems and analytics"])
 
@@ -54,14 +54,14 @@ class PostmortemPatch(Body):
 
 
 class EntryIn(Body):
-    at: datetime = Field(description="when it happened (ISO 8601 with a zone)")
+    at: When = Field(description="when it happened (ISO 8601 with a zone)")
     text: Annotated[Text, Field(max_length=2000, pattern=r"\S")]
     kind: Annotated[Text, Field(max_length=40)] = "note"
     annotation: Item = ""
 
 
 class EntryPatch(Body):
-    at: datetime | None = None
+    at: When | None = None
     text: Annotated[Text, Field(max_length=2000, pattern=r"\S")] | None = None
     kind: Annotated[Text, Field(max_length=40)] | None = None
     annotation: Item | None = None
@@ -98,8 +98,8 @@ async def postmortem_markdown(id: IncidentId, _: Viewer, tz: Zone = "UTC") -> Pl
 async def analytics_report(
     _: Viewer,
     month: Annotated[Text | None, Query(max_length=7, description="YYYY-MM")] = None,
-    since: Annotated[date | None, Query(description="first day (with until: a range, both days included)")] = None,
-    until: Annotated[date | None, Query(description="last day (default today)")] = None,
+    since: Annotated[Day | None, Query(description="first day (with until: a range, both days included)")] = None,
+    until: Annotated[Day | None, Query(description="last day (default today)")] = None,
     tz: Zone = "UTC",
 ) -> DataResponse:
     tz = _zone(tz)

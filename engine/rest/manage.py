@@ -18,7 +18,7 @@ from engine.domain import IllegalTransition, InvalidInput, NotFound
 from engine.models import Service
 from engine.monitor.models import MonitorTarget
 from engine.rest import auth
-from engine.rest.common import Admin, Body, Text, Viewer, check_id, iso, rest_state
+from engine.rest.common import Admin, Body, Text, Viewer, When, check_id, iso, rest_state
 
 router = APIRouter(prefix="/api", tags=["manage"])
 
@@ -106,7 +106,7 @@ async def list_services(request: Request, _: Viewer) -> list[dict[str, Any]]:
 
 @router.post("/services", status_code=201, summary="Add a service")
 async def add_service(body: ServiceIn, who: Admin) -> dict[str, Any]:
-    name = services._names([body.name], "name")[0]
+    name = services._path_safe(services._names([body.name], "name")[0], "name")
     async with in_transaction() as conn:
         if await Service.filter(name=name).using_db(conn).exists():
             raise IllegalTransition(f"service {name!r} already exists")
@@ -176,8 +176,8 @@ async def change_target(name: NamePath, body: TargetChange, who: Admin) -> dict[
 
 class MaintenanceIn(Body):
     title: Annotated[Text, Field(max_length=300, pattern=r"\S")]
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: When
+    ends_at: When
     kind: Literal["scheduled", "emergency"] = "scheduled"
     services: list[Name] = Field(default_factory=list, max_length=100)
     targets: list[Name] = Field(default_factory=list, max_length=100)
@@ -190,10 +190,12 @@ async def list_maintenance(_: Viewer, include_ended: bool = False) -> list[dict[
 
 
 @router.post("/maintenance", status_code=201, summary="Schedule a maintenance window (or declare an emergency one)")
-async def add_maintenance(body: MaintenanceIn, who: Admin) -> dict[str, Any]:
+async def add_maintenance(request: Request, body: MaintenanceIn, who: Admin) -> dict[str, Any]:
+    config = rest_state(request).config
+    known = [s.name for s in config.services] + [t.service for t in config.targets if t.service] if config is not None else []
     window = await services.create_maintenance(
         title=body.title, starts_at=_aware(body.starts_at), ends_at=_aware(body.ends_at), actor=who.name, kind=body.kind,
-        services=body.services, targets=body.targets, description=body.description,
+        services=body.services, targets=body.targets, description=body.description, known_services=known,
     )
     return {k: iso(getattr(window, k)) for k in window._meta.db_fields}
 

@@ -12,7 +12,7 @@ from pydantic import Field, StringConstraints
 from engine.conditions import series_key
 from engine.domain import InvalidInput
 from engine.monitor.models import MetricSeries
-from engine.rest.common import Body, Responder, Text, Viewer, iso
+from engine.rest.common import Body, Responder, Text, Viewer, When, iso
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
@@ -27,7 +27,7 @@ class SampleIn(Body):
     series: SeriesName = Field(description="metric name, Prometheus style: queue_depth")
     value: float = Field(allow_inf_nan=False)
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=20)
-    at: datetime | None = Field(None, description="when it was measured (default: now)")
+    at: When | None = Field(None, description="when it was measured (default: now)")
 
 
 class PushIn(Body):
@@ -39,29 +39,22 @@ def utcnow() -> datetime:
 
 
 async def push_samples(samples: list[SampleIn]) -> dict[str, int]:
-    """Store samples through the monitoring engine's writer; every sample is checked first,
-    so a bad one in a batch stores nothing."""
-    from engine.monitor.metrics import parse_series, push_sample
+    """Store samples through the monitoring engine's writer: the whole batch is checked first
+    (a bad sample stores nothing), then written in one transaction; samples already stored
+    (same series and time: a retried batch) are not stored twice."""
+    from engine.monitor.metrics import check_sample, store_pushed
 
     now = utcnow()
-    checked: list[tuple[str, float, datetime]] = []
+    checked = []
     for i, s in enumerate(samples):
         at = s.at or now
         if at.tzinfo is None:
             at = at.replace(tzinfo=timezone.utc)
-        if at > now + MAX_SKEW:
-            raise InvalidInput(f"samples[{i}].at", "is in the future")
         key = series_key(s.series, s.labels)
         if len(key) > 500:
             raise InvalidInput(f"samples[{i}].labels", "make the series key longer than 500 characters")
-        try:
-            parse_series(key)
-        except InvalidInput as exc:
-            raise InvalidInput(f"samples[{i}].series", exc.message) from None
-        checked.append((key, float(s.value), at))
-    for key, value, at in checked:
-        await push_sample(key, value, at)
-    return {"stored": len(checked), "series": len({k for k, _, _ in checked})}
+        checked.append(check_sample(key, s.value, at, now=now, max_future=MAX_SKEW.total_seconds(), where=f"samples[{i}]."))
+    return await store_pushed(checked)
 
 
 @router.post("", status_code=201, summary="Push metric samples")
@@ -84,8 +77,8 @@ async def list_series(
 async def samples(
     _: Viewer,
     series: Annotated[Text, Query(max_length=500)],
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: When | None = None,
+    until: When | None = None,
     target: Annotated[Text | None, Query(max_length=64)] = None,
     resolution: Literal["auto", "raw", "minute"] = "auto",
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
