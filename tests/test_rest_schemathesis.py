@@ -1,5 +1,6 @@
-"""A bounded schemathesis run against the served /openapi.json: generated and mutated requests
-to every operation (with an admin token) must never get a 5xx."""
+"""A bounded schemathesis run against the served /openapi.json on each backend: generated and
+mutated requests to every operation (with an admin token; the status page and the inbound
+webhooks enabled) must never get a 5xx."""
 
 from __future__ import annotations
 
@@ -14,23 +15,63 @@ from engine.rest.auth import FailureThrottle
 from rest_support import config, running_api
 
 ST = Path(sys.executable).with_name("st")
-EXAMPLES = int(os.environ.get("PULSEGUARD_SCHEMATHESIS_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("PULSEGUARD_SCHEMATHESIS_EXAMPLES", "6"))
+
+# Every optional surface on, so its operations answer rather than 404: the status page with a
+# component and subscriptions (SMTP is configured but never reached: no deliverer runs here),
+# Alertmanager and generic alerts, Slack commands (unsigned requests are refused with 401) and
+# PagerDuty sync (without a signing secret it takes the API token, so bodies reach the parser).
+EVERYTHING = """
+[engine]
+timezone = "UTC"
+
+[[services]]
+name = "api"
+description = "The API"
+
+[status_page_integration]
+title = "Status"
+subscriptions = true
+
+[integrations.email]
+smtp_host = "127.0.0.1"
+smtp_port = 1
+from = "status@example.com"
+
+[integrations.alertmanager]
+default_severity = "medium"
+
+[integrations.slack]
+signing_secret_env = "PULSEGUARD_TEST_SLACK_SECRET"
+command_integration = true
+
+[integrations.pagerduty]
+routing_key_env = "PULSEGUARD_TEST_PD_KEY"
+incident_sync = true
+"""
 
 
 @pytest.mark.slow
-# One backend is enough here: the same handlers and error mapping serve both, and the
-# PostgreSQL paths are covered by the API suite. This keeps the run bounded.
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-async def test_schemathesis_finds_no_server_error(db, tmp_path):
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_schemathesis_finds_no_server_error(db, tmp_path, monkeypatch):
     if not ST.exists():
         pytest.skip("schemathesis is not installed (pip install -e '.[test]')")
-    async with running_api(config()) as api:
+    monkeypatch.setenv("PULSEGUARD_TEST_SLACK_SECRET", "slack-signing-secret")
+    async with running_api(config(EVERYTHING)) as api:
         # Generated requests include wrong tokens on purpose; the slow-down would turn every
         # later request into a 429 and leave the operations untested.
         api.state.throttle = FailureThrottle(free=10**9)
         api.state.public_throttle = FailureThrottle(free=10**9)
         async with api.client("responder") as c:
-            await c.post("/api/incidents", json={"title": "seed", "severity": "high"})
+            r = await c.post("/api/incidents", json={"title": "seed", "severity": "high", "services": ["api"]})
+            assert r.status_code == 201, r.text
+            key = r.json()["key"]
+            # Something behind every id-shaped path: a follow-up, a comment, a post-mortem entry.
+            for path, body in (("followups", {"group": "preventive_measures", "description": "seed follow-up"}),
+                               ("comments", {"content": "seed comment", "internal_only": True}),
+                               ("updates", {"message": "seed update"})):
+                r = await c.post(f"/api/incidents/{key}/{path}", json=body)
+                assert r.status_code == 201, r.text
         proc = await asyncio.create_subprocess_exec(
             str(ST), "run", f"{api.url}/openapi.json",
             "--header", f"Authorization: Bearer {api.tokens['admin']}",
@@ -46,7 +87,13 @@ async def test_schemathesis_finds_no_server_error(db, tmp_path):
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 900)
+        async with api.client() as anon:
+            spec = (await anon.get("/openapi.json")).json()
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-6000:]
     assert "Tested:" in text and "ST101" not in text
+    # Every operation but the event streams was selected: nothing left out by accident.
+    operations = sum(1 for path, item in spec["paths"].items() if not path.endswith("/stream")
+                     for method in item if method in ("get", "post", "put", "patch", "delete"))
+    assert f"Selected: {operations}/" in text or f"{operations} selected" in text, text[text.find("SUMMARY"):]
     print(text[text.find("SUMMARY"):])  # shown with -s: operations tested, cases generated
