@@ -113,7 +113,7 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], secret: str | None = 
         event = doc["event"]
         kind = str(event["event_type"])
         data = event.get("data") or {}
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ValueError("not a PagerDuty v3 webhook event (expected {\"event\": {\"event_type\": …}})") from None
     action = {"incident.acknowledged": "acknowledge", "incident.resolved": "resolve"}.get(kind)
     if action is None:

@@ -78,7 +78,7 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], bool]:
     if ctype == "application/json":
         try:
             data = json.loads(text or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
             raise BadRequest("body", "is not valid JSON") from None
         if not isinstance(data, dict):
             raise BadRequest("body", "must be a JSON object")
