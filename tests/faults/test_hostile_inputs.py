@@ -1,0 +1,346 @@
+"""A hostile-input sweep of every REST write operation and of the CLI, on each backend.
+
+REST: for every POST/PUT/PATCH/DELETE in the served /openapi.json, body-level hostiles (no body,
+invalid JSON, invalid UTF-8, a JSON array, 5,000 levels of nesting, an unknown field, a duplicated
+key whose last value is wrong) and, one field at a time on an otherwise valid body, wrong types,
+wrong enum values, numbers and strings beyond the schema's bounds, and NUL bytes. Each must be
+refused with a 4xx JSON error that names the field, and change no row of any table. Control
+characters in free text may be accepted (they are text); they must never give a 5xx or come back
+raw-NUL. Hostile path ids must be refused the same way.
+
+CLI: malformed arguments must exit 2 with one line on stderr, no traceback, no change.
+
+Run with -s to print the summary table (inputs tried, handled cleanly, 5xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from conftest import run_cli, table_rows  # noqa: E402
+from engine.rest.auth import FailureThrottle  # noqa: E402
+from rest_support import config, running_api  # noqa: E402
+from test_rest_schemathesis import EVERYTHING  # noqa: E402
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+WRITES = ("post", "put", "patch", "delete")
+MISSING = object()
+
+
+@dataclass
+class Tally:
+    tried: int = 0
+    clean: int = 0
+    server_errors: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def record(self, what: str, problem: str | None, status: int) -> None:
+        self.tried += 1
+        if status >= 500:
+            self.server_errors += 1
+        if problem is None:
+            self.clean += 1
+        else:
+            self.failures.append(f"{what}: {problem}")
+
+    def line(self, label: str) -> str:
+        return f"| {label:<28} | {self.tried:>6} | {self.clean:>15} | {self.server_errors:>3} |"
+
+
+# --- the schema: resolve $ref/anyOf, build a valid body, pick hostile values per field --------
+
+
+def _resolve(spec: dict, schema: dict) -> dict:
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = spec["components"]["schemas"][name]
+    if "anyOf" in schema:
+        concrete = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        if concrete:
+            return {**_resolve(spec, concrete[0]), "nullable": len(concrete) < len(schema["anyOf"])}
+    return schema
+
+
+def _valid(spec: dict, schema: dict, name: str) -> Any:
+    s = _resolve(spec, schema)
+    if "enum" in s:
+        return s["enum"][0]
+    if "const" in s:
+        return s["const"]
+    kind = s.get("type")
+    if kind == "string":
+        if s.get("format") == "date-time":
+            return "2026-01-01T10:00:00Z"
+        if s.get("format") == "date":
+            return "2026-01-31"
+        if s.get("format") == "email" or "email" in name:
+            return "someone@example.com"
+        if name in ("services", "service"):
+            return "api"
+        if name in ("severity",):
+            return "high"
+        return "x" * max(1, s.get("minLength", 1))
+    if kind == "integer":
+        return max(s.get("minimum", 1), s.get("exclusiveMinimum", 0) + 1)
+    if kind == "number":
+        return float(max(s.get("minimum", 1), 1))
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        n = s.get("minItems", 0)
+        return [_valid(spec, s.get("items", {}), name) for _ in range(n)]
+    if kind == "object":
+        return {k: _valid(spec, v, k) for k, v in s.get("properties", {}).items() if k in s.get("required", [])}
+    return "x"
+
+
+# Valid bodies where the schema alone does not make one (an edit must name something to change).
+BASES: dict[tuple[str, str], dict[str, Any]] = {
+    ("put", "/api/incidents/{id}"): {"status": "identified"},
+    ("post", "/api/incidents/{id}/assign"): {"assignee": "alice"},
+    ("post", "/api/incidents/{id}/tags"): {"add": ["x"]},
+    ("post", "/api/incidents/{id}/evidence"): {"kind": "screenshot", "url": "https://example.com/s.png"},
+    ("patch", "/api/incidents/{id}/postmortem"): {"summary": "x"},
+    ("patch", "/api/incidents/{id}/postmortem/entries/{entry_id}"): {"text": "y"},
+    ("post", "/api/incidents/{id}/satisfaction"): {"customer": 3},
+    ("post", "/api/followups/{followup_id}/ticket"): {"ticket_key": "OPS-1"},
+    ("post", "/api/maintenance"): {"title": "m", "services": ["api"], "starts_at": "2031-01-01T00:00:00Z",
+                                   "ends_at": "2031-01-01T01:00:00Z"},
+}
+
+
+def hostile_values(spec: dict, schema: dict) -> list[tuple[str, Any]]:
+    """(label, value) pairs that the field's own schema refuses."""
+    s = _resolve(spec, schema)
+    kind = s.get("type")
+    out: list[tuple[str, Any]] = [("wrong type: object", {"$gt": ""})] if kind != "object" else [("wrong type: string", "text")]
+    if kind != "array":
+        out.append(("wrong type: list", [1, 2]))
+    if kind in ("integer", "number", "boolean"):
+        out.append(("wrong type: string", "seven"))
+    if kind == "string":
+        if "enum" in s:
+            out.append(("wrong enum value", "definitely-not-a-member"))
+        if "maxLength" in s:
+            out.append(("huge string", "A" * (s["maxLength"] + 1)))
+        if s.get("format") in ("date-time", "date"):
+            out.append(("not a date", "2026-13-45T99:99:99Z"))
+        out.append(("NUL byte", "a\x00b"))
+    if kind in ("integer", "number"):
+        if "minimum" in s or "exclusiveMinimum" in s:
+            out.append(("below minimum", -(10**6)))
+        if "maximum" in s or "exclusiveMaximum" in s:
+            out.append(("above maximum", 10**30))
+        if kind == "integer":
+            out.append(("fraction for integer", 1.5))
+    if kind == "array" and "maxItems" in s:
+        out.append(("too many items", [_valid(spec, s.get("items", {}), "x")] * (s["maxItems"] + 1)))
+    return out
+
+
+def _names_field(body: Any, name: str) -> bool:
+    if not isinstance(body, dict):
+        return False
+    fields = [str(body.get("field", ""))] + [str(e.get("field", "")) for e in body.get("errors", []) if isinstance(e, dict)]
+    return any(f == name or f.startswith(name + ".") or f.split(".")[0] == name for f in fields) or name in str(body.get("message", ""))
+
+
+def _json_error(r: Any) -> tuple[Any, str | None]:
+    try:
+        body = r.json()
+    except ValueError:
+        return None, f"{r.status_code} without a JSON body: {r.text[:120]!r}"
+    if not isinstance(body, dict) or "message" not in body:
+        return body, f"{r.status_code} without the error shape: {str(body)[:120]}"
+    return body, None
+
+
+# --- REST ---------------------------------------------------------------------------------------
+
+
+async def _seed(api: Any) -> dict[str, str]:
+    """Something behind every path parameter, so a hostile body reaches the body validation."""
+    async with api.client("responder") as c:
+        r = await c.post("/api/incidents", json={"title": "seed", "severity": "high", "services": ["api"]})
+        key = r.json()["key"]
+        fu = (await c.post(f"/api/incidents/{key}/followups", json={"group": "preventive_measures", "description": "x"})).json()
+        cm = (await c.post(f"/api/incidents/{key}/comments", json={"content": "x", "internal_only": True})).json()
+        entry = (await c.post(f"/api/incidents/{key}/postmortem/entries", json={"at": "2026-01-01T10:00:00Z", "text": "x"})).json()
+    async with api.client("admin") as c:
+        assert (await c.post("/api/services", json={"name": "api-added"})).status_code == 201
+        mw = (await c.post("/api/maintenance", json={"title": "m", "services": ["api"],
+                                                     "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z"})).json()
+    return {"id": key, "followup_id": str(fu.get("id", 1)), "comment_id": str(cm.get("id", 1)),
+            "entry_id": str(entry["id"]), "window_id": str(mw["id"]), "name": "api-added", "step": "1"}
+
+
+def _json_body_schema(op: dict) -> dict | None:
+    content = op.get("requestBody", {}).get("content", {})
+    return content.get("application/json", {}).get("schema")
+
+
+async def sweep_rest(api: Any, db: Any) -> Tally:
+    tally = Tally()
+    ids = await _seed(api)
+    async with api.client("admin") as c:
+        spec = (await c.get("/openapi.json")).json()
+        baseline = await asyncio.to_thread(table_rows, db)
+
+        async def attempt(what: str, method: str, url: str, *, name: str | None, expect_refusal: bool = True,
+                          **kwargs: Any) -> None:
+            nonlocal baseline
+            r = await c.request(method.upper(), url, **kwargs)
+            problem = None
+            if r.status_code >= 500:
+                problem = f"{r.status_code}: {r.text[:200]}"
+            elif 200 <= r.status_code < 300:
+                if expect_refusal:
+                    problem = f"accepted with {r.status_code}: {r.text[:120]}"
+                elif "\\u0000" in r.text:
+                    problem = "stored and returned a NUL byte"
+            else:
+                body, problem = _json_error(r)
+                if problem is None and name is not None and r.status_code != 413 and not _names_field(body, name):
+                    problem = f"{r.status_code} does not name {name!r}: {body}"
+            after = await asyncio.to_thread(table_rows, db)
+            if 200 <= r.status_code < 300:
+                baseline = after  # an accepted input is allowed to change things
+            elif after != baseline:
+                changed = sorted(t for t in after if after[t] != baseline.get(t))
+                problem = (problem + "; " if problem else "") + f"refused but changed {changed}"
+                baseline = after
+            tally.record(f"{method.upper()} {url} [{what}]", problem, r.status_code)
+
+        for path, item in spec["paths"].items():
+            for method, op in item.items():
+                if method not in WRITES or path.endswith("/stream"):
+                    continue
+                url = path
+                for pname in ("id", "followup_id", "comment_id", "entry_id", "window_id", "name", "step"):
+                    url = url.replace("{" + pname + "}", ids[pname])
+                # Hostile ids in the path.
+                for pname in ("id", "followup_id", "comment_id", "entry_id", "window_id", "step"):
+                    if "{" + pname + "}" in path:
+                        for label, raw in (("negative id", "-1"), ("huge id", "99999999999999999999999"),
+                                           ("NUL id", "%00"), ("text id", "abc%20def")):
+                            bad = url.replace(ids[pname], raw, 1) if pname != "id" else url.replace(ids["id"], raw, 1)
+                            await attempt(f"{pname}: {label}", method, bad, name=None, json={})
+                schema = _json_body_schema(op)
+                if schema is None:
+                    continue
+                resolved = _resolve(spec, schema)
+                props = resolved.get("properties", {}) if resolved.get("type") == "object" else {}
+                valid = BASES.get((method, path)) or (_valid(spec, resolved, "") if props else {})
+                body_required = bool(op.get("requestBody", {}).get("required"))
+                # Body-level hostiles.
+                deep = "[" * 5000 + "]" * 5000
+                body_cases: list[tuple[str, dict[str, Any], str | None]] = [
+                    ("invalid JSON", {"content": b'{"a": ', "headers": {"Content-Type": "application/json"}}, "body"),
+                    ("invalid UTF-8", {"content": b'{"x": "\xff\xfe"}', "headers": {"Content-Type": "application/json"}}, "body"),
+                    ("top-level array", {"json": [valid]}, "body"),
+                    ("deeply nested", {"content": deep.encode(), "headers": {"Content-Type": "application/json"}}, "body"),
+                ]
+                if resolved.get("additionalProperties") is False:
+                    body_cases.append(("unknown field", {"json": {**valid, "zz_unknown": 1}}, "zz_unknown"))
+                if props:
+                    first = next(iter(props))
+                    wrong = json.dumps(hostile_values(spec, props[first])[0][1])
+                    dup = json.dumps(valid)[:-1].rstrip()
+                    dup = (dup + ", " if valid else dup) + f'"{first}": {wrong}}}'
+                    body_cases.append(("duplicated key, last wrong", {"content": dup.encode(), "headers": {"Content-Type": "application/json"}}, first))
+                for label, kwargs, name in body_cases:
+                    await attempt(label, method, url, name=name, **kwargs)
+                # No body at all is fine where the body is optional (reopen, acknowledge, …).
+                await attempt("empty body", method, url, name="body" if body_required else None, expect_refusal=body_required,
+                              content=b"", headers={"Content-Type": "application/json"})
+                # One hostile field at a time on a valid body.
+                for fname, fschema in props.items():
+                    for label, value in hostile_values(spec, fschema):
+                        refused = label != "NUL byte"  # refusing or stripping NUL are both clean
+                        await attempt(f"{fname}: {label}", method, url, name=fname if refused else None,
+                                      expect_refusal=refused, json={**valid, fname: value})
+                    if _resolve(spec, fschema).get("type") == "string" and "enum" not in _resolve(spec, fschema):
+                        await attempt(f"{fname}: control characters", method, url, name=None, expect_refusal=False,
+                                      json={**valid, fname: "a\x1b[31m\x07\x08b"})
+    return tally
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", BACKENDS, indirect=True)
+async def test_hostile_rest_inputs_are_refused_cleanly(db, monkeypatch):
+    monkeypatch.setenv("PULSEGUARD_TEST_SLACK_SECRET", "slack-signing-secret")
+    async with running_api(config(EVERYTHING)) as api:
+        api.state.throttle = FailureThrottle(free=10**9)
+        api.state.public_throttle = FailureThrottle(free=10**9)
+        tally = await sweep_rest(api, db)
+    print(f"\n| REST writes, {db.kind:<15} | inputs | handled cleanly | 5xx |\n{tally.line('')}")
+    assert tally.tried > 500
+    assert not tally.failures, "\n".join(tally.failures[:60]) + f"\n({len(tally.failures)} in all)"
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+CLI_INPUTS: list[tuple[str, ...]] = [
+    ("incident", "create", "--severity", "apocalyptic", "--title", "x"),
+    ("incident", "create", "--severity", "high"),
+    ("incident", "ack", "NOPE-1"),
+    ("incident", "ack", "INC-99999999999999999999"),
+    ("incident", "resolve", "-1"),
+    ("incident", "show", "INC-\x1b[31m"),
+    ("incident", "comment", "INC-1"),
+    ("incident", "list", "--status", "sleeping"),
+    ("incident", "list", "--limit", "-5"),
+    ("incident", "list", "--limit", "99999999999999999999"),
+    ("incident", "list", "--since", "0001-01-01T00:00:00+14:00"),
+    ("incident", "list", "--since", "yesterday-ish"),
+    ("maintenance", "end", "99999999999999999999"),
+    ("maintenance", "end", "abc"),
+    ("maintenance", "add", "--for", "99999999999d", "--title", "m"),
+    ("maintenance", "add", "--for", "-5m", "--title", "m"),
+    ("maintenance", "add", "--start", "0001-01-01T00:00:00+14:00", "--for", "1h", "--title", "m"),
+    ("maintenance", "add", "--title", "m", "--service", "no-such-service", "--for", "1h"),
+    ("token", "create", "x", "--role", "emperor"),
+    ("token", "revoke", "no-such-token"),
+    ("incident", "--no-such-option"),
+    ("no-such-command",),
+]
+
+
+def _cli_problem(proc: Any) -> str | None:
+    err = proc.stderr.strip()
+    if proc.returncode != 2:
+        return f"exit {proc.returncode}: {err[-200:]!r}"
+    if "Traceback" in proc.stderr:
+        return f"traceback: {err[-200:]!r}"
+    if not err:
+        return "nothing on stderr"
+    if len(err.splitlines()) != 1:
+        return f"{len(err.splitlines())} lines on stderr: {err[-200:]!r}"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", BACKENDS, indirect=True)
+def test_hostile_cli_inputs_exit_2_and_change_nothing(migrated_database):
+    run_cli(migrated_database, "incident", "create", "--title", "seed", "--severity", "high", check=True)
+    before = table_rows(migrated_database)
+    tally = Tally()
+    for args in CLI_INPUTS:
+        proc = run_cli(migrated_database, *args)
+        problem = _cli_problem(proc)
+        after = table_rows(migrated_database)
+        if after != before:
+            problem = (problem + "; " if problem else "") + "changed rows"
+            before = after
+        tally.record(" ".join(args), problem, 0)
+    print(f"\n| CLI, {migrated_database.kind:<22} | inputs | handled cleanly | 5xx |\n{tally.line('')}")
+    assert not tally.failures, "\n".join(tally.failures)
