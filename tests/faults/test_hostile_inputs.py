@@ -16,17 +16,22 @@ Run with -s to print the summary table (inputs tried, handled cleanly, 5xx).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest import run_cli, table_rows  # noqa: E402
+from engine.rest import auth  # noqa: E402
 from engine.rest.auth import FailureThrottle  # noqa: E402
 from rest_support import config, running_api  # noqa: E402
 from test_rest_schemathesis import EVERYTHING  # noqa: E402
@@ -271,13 +276,47 @@ async def sweep_rest(api: Any, db: Any) -> Tally:
                     if _resolve(spec, fschema).get("type") == "string" and "enum" not in _resolve(spec, fschema):
                         await attempt(f"{fname}: control characters", method, url, name=None, expect_refusal=False,
                                       json={**valid, fname: "a\x1b[31m\x07\x08b"})
+        await sweep_slack(api, db, tally)
     return tally
+
+
+SLACK_SECRET = "slack-signing-secret"
+# Signed slash commands: each is answered with a Slack reply (or a 4xx) and changes nothing.
+SLACK_TEXTS = ["", "ack", "ack INC-99999999999999999999", "ack INC-0", "ack -1", "ack INC-\x00",
+               "status INC-1 sleeping because", "status INC-1 resolved x", "status INC-99999999999999999999 identified x",
+               "comment", "comment INC-99999999999999999999 hi", "comment NOPE hi", "\x1b[31m\x07", "x" * 19_000]
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    digest = hmac.new(SLACK_SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def sweep_slack(api: Any, db: Any, tally: Tally) -> None:
+    bodies = [(f"text {t[:30]!r}", urlencode({"command": "/pulseguard", "text": t, "user_name": "u"}).encode()) for t in SLACK_TEXTS]
+    bodies += [("invalid UTF-8", b"command=%2Fpulseguard&text=\xff\xfe"), ("too large", b"text=" + b"a" * 25_000),
+               ("no fields", b"&&&=&")]
+    async with api.client() as anon:
+        for label, body in bodies:
+            before = await asyncio.to_thread(table_rows, db)
+            r = await anon.post("/api/webhooks/slack", content=body, headers=_signed(body))
+            problem = f"{r.status_code}: {r.text[:200]}" if r.status_code >= 500 else None
+            if problem is None and r.status_code == 200 and "text" not in r.json():
+                problem = f"no Slack reply: {r.text[:200]}"
+            if await asyncio.to_thread(table_rows, db) != before:
+                problem = (problem + "; " if problem else "") + "changed rows"
+            tally.record(f"POST /api/webhooks/slack [{label}]", problem, r.status_code)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("database", BACKENDS, indirect=True)
 async def test_hostile_rest_inputs_are_refused_cleanly(db, monkeypatch):
-    monkeypatch.setenv("PULSEGUARD_TEST_SLACK_SECRET", "slack-signing-secret")
+    monkeypatch.setenv("PULSEGUARD_TEST_SLACK_SECRET", SLACK_SECRET)
+    # A token's last use is recorded once a minute; recorded once (while seeding) it stays put, so
+    # "changed nothing" compares what the inputs did, not the clock.
+    monkeypatch.setattr(auth, "TOUCH_SECONDS", 10**9)
     async with running_api(config(EVERYTHING)) as api:
         api.state.throttle = FailureThrottle(free=10**9)
         api.state.public_throttle = FailureThrottle(free=10**9)
@@ -308,6 +347,21 @@ CLI_INPUTS: list[tuple[str, ...]] = [
     ("maintenance", "add", "--for", "-5m", "--title", "m"),
     ("maintenance", "add", "--start", "0001-01-01T00:00:00+14:00", "--for", "1h", "--title", "m"),
     ("maintenance", "add", "--title", "m", "--service", "no-such-service", "--for", "1h"),
+    ("incident", "severity", "INC-1", "apocalyptic"),
+    ("incident", "status", "INC-1", "sleeping"),
+    ("incident", "verify", "INC-1", "0"),
+    ("incident", "verify", "INC-1", "-1"),
+    ("incident", "followup", "INC-1", "--group", "nonsense", "--description", "x"),
+    ("incident", "followup", "INC-1", "--group", "preventive_measures", "--description", "x", "--due", "2026-02-30"),
+    ("satisfaction", "INC-1", "--customer", "9"),
+    ("satisfaction", "INC-1", "--team", "-1"),
+    ("postmortem", "INC-1", "--affected-users", "-3"),
+    ("postmortem", "INC-1", "--downtime", "nan"),
+    ("report", "--month", "2026-13"),
+    ("report", "--since", "2026-05-01", "--until", "2026-04-01"),
+    ("metrics", "push", "queue_depth", "not-a-number"),
+    ("metrics", "push", "queue_depth", "inf"),
+    ("metrics", "push", "queue_depth", "1", "--at", "0001-01-01T00:00:00+14:00"),
     ("token", "create", "x", "--role", "emperor"),
     ("token", "revoke", "no-such-token"),
     ("incident", "--no-such-option"),
@@ -341,6 +395,8 @@ def test_hostile_cli_inputs_exit_2_and_change_nothing(migrated_database):
         if after != before:
             problem = (problem + "; " if problem else "") + "changed rows"
             before = after
-        tally.record(" ".join(args), problem, 0)
-    print(f"\n| CLI, {migrated_database.kind:<22} | inputs | handled cleanly | 5xx |\n{tally.line('')}")
+        crashed = proc.returncode not in (0, 2) or "Traceback" in proc.stderr
+        tally.record(" ".join(args), problem, 500 if crashed else 0)
+    # The last column counts crashes here: an exit status other than 0 and 2, or a traceback.
+    print(f"\n| CLI, {migrated_database.kind:<22} | inputs | handled cleanly | crash |\n{tally.line('')}")
     assert not tally.failures, "\n".join(tally.failures)
