@@ -276,8 +276,38 @@ async def sweep_rest(api: Any, db: Any) -> Tally:
                     if _resolve(spec, fschema).get("type") == "string" and "enum" not in _resolve(spec, fschema):
                         await attempt(f"{fname}: control characters", method, url, name=None, expect_refusal=False,
                                       json={**valid, fname: "a\x1b[31m\x07\x08b"})
-        await sweep_slack(api, db, tally)
+        # Names in paths (services, tokens, targets) that name nothing.
+        for method, path in (("delete", "/api/services/{}"), ("put", "/api/services/{}"), ("delete", "/api/tokens/{}"),
+                             ("patch", "/api/targets/{}")):
+            for label, raw in (("unknown name", "no-such-name"), ("NUL name", "a%00b"), ("huge name", "n" * 5000),
+                               ("control characters", "%1B%5B31m")):
+                await attempt(f"name: {label}", method, path.format(raw), name=None, json={"description": "x", "active": False})
+    await sweep_public_forms(api, db, tally)
+    await sweep_slack(api, db, tally)
     return tally
+
+
+async def sweep_public_forms(api: Any, db: Any, tally: Tally) -> None:
+    """The status page's confirm and unsubscribe forms: a token that is no subscriber's is a 404
+    page, whatever it looks like, and changes nothing."""
+    cases: list[tuple[str, dict[str, Any]]] = []
+    for label, token in (("no token", ""), ("wrong token", "x" * 43), ("NUL", "a\x00b"), ("huge", "t" * 19_000),
+                         ("control characters", "\x1b[31m")):
+        cases.append((f"form {label}", {"data": {"token": token}}))
+        cases.append((f"JSON {label}", {"json": {"token": token}}))
+    cases += [("JSON wrong type", {"json": {"token": {"$ne": ""}}}), ("JSON array", {"json": [1]}),
+              ("invalid UTF-8", {"content": b"token=\xff\xfe", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+              ("deeply nested", {"content": ("[" * 5000 + "]" * 5000).encode(), "headers": {"Content-Type": "application/json"}}),
+              ("too large", {"data": {"token": "t" * 30_000}})]
+    async with api.client() as anon:
+        for path in ("/status/confirm", "/status/unsubscribe"):
+            for label, kwargs in cases:
+                before = await asyncio.to_thread(table_rows, db)
+                r = await anon.post(path, **kwargs)
+                problem = None if 400 <= r.status_code < 500 else f"{r.status_code}: {r.text[:200]}"
+                if await asyncio.to_thread(table_rows, db) != before:
+                    problem = (problem + "; " if problem else "") + "changed rows"
+                tally.record(f"POST {path} [{label}]", problem, r.status_code)
 
 
 SLACK_SECRET = "slack-signing-secret"
