@@ -276,6 +276,9 @@ async def sweep_rest(api: Any, db: Any) -> Tally:
                     if _resolve(spec, fschema).get("type") == "string" and "enum" not in _resolve(spec, fschema):
                         await attempt(f"{fname}: control characters", method, url, name=None, expect_refusal=False,
                                       json={**valid, fname: "a\x1b[31m\x07\x08b"})
+        # Names that could never be used in a REST path afterwards.
+        await attempt("name: with /", "post", "/api/tokens", name="name", json={"name": "a/b", "role": "viewer"})
+        await attempt("name: with /", "post", "/api/services", name="name", json={"name": "a/b"})
         # Names in paths (services, tokens, targets) that name nothing.
         for method, path in (("delete", "/api/services/{}"), ("put", "/api/services/{}"), ("delete", "/api/tokens/{}"),
                              ("patch", "/api/targets/{}")):
@@ -393,6 +396,7 @@ CLI_INPUTS: list[tuple[str, ...]] = [
     ("metrics", "push", "queue_depth", "inf"),
     ("metrics", "push", "queue_depth", "1", "--at", "0001-01-01T00:00:00+14:00"),
     ("token", "create", "x", "--role", "emperor"),
+    ("token", "create", "a/b", "--role", "viewer"),  # could never be revoked by name through REST
     ("token", "revoke", "no-such-token"),
     ("incident", "--no-such-option"),
     ("no-such-command",),
