@@ -139,6 +139,9 @@ def hostile_values(spec: dict, schema: dict) -> list[tuple[str, Any]]:
             out.append(("huge string", "A" * (s["maxLength"] + 1)))
         if s.get("format") in ("date-time", "date"):
             out.append(("not a date", "2026-13-45T99:99:99Z"))
+        if s.get("format") == "date-time":
+            out.append(("before the first instant", "0001-01-01T00:00:00+14:00"))
+            out.append(("after the last instant", "9999-12-31T23:59:59-14:00"))
         out.append(("NUL byte", "a\x00b"))
     if kind in ("integer", "number"):
         if "minimum" in s or "exclusiveMinimum" in s:
@@ -156,7 +159,9 @@ def _names_field(body: Any, name: str) -> bool:
     if not isinstance(body, dict):
         return False
     fields = [str(body.get("field", ""))] + [str(e.get("field", "")) for e in body.get("errors", []) if isinstance(e, dict)]
-    return any(f == name or f.startswith(name + ".") or f.split(".")[0] == name for f in fields) or name in str(body.get("message", ""))
+    # "range" names range_from and range_to: a check over a pair of fields names the pair.
+    return (any(f == name or f.split(".")[0] == name or (f and name.startswith(f + "_")) for f in fields)
+            or name in str(body.get("message", "")))
 
 
 def _json_error(r: Any) -> tuple[Any, str | None]:
