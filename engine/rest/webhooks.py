@@ -178,11 +178,15 @@ Sender = Annotated[str, Depends(alert_sender)]
 # --- Alertmanager --------------------------------------------------------------------------------
 
 
+# Label and annotation names are stored too (in titles and the timeline): the same rules as values.
+Labels = dict[Text, Text]
+
+
 class AmAlert(Body):
     model_config = {"extra": "allow"}
     status: Literal["firing", "resolved"]
-    labels: dict[str, Text] = Field(default_factory=dict)
-    annotations: dict[str, Text] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+    annotations: Labels = Field(default_factory=dict)
     startsAt: Text | None = None
     endsAt: Text | None = None
     generatorURL: Text | None = None
@@ -197,9 +201,9 @@ class AmPayload(Body):
     groupKey: Annotated[Text, Field(min_length=1, max_length=10_000)]
     status: Literal["firing", "resolved"]
     receiver: Text = ""
-    groupLabels: dict[str, Text] = Field(default_factory=dict)
-    commonLabels: dict[str, Text] = Field(default_factory=dict)
-    commonAnnotations: dict[str, Text] = Field(default_factory=dict)
+    groupLabels: Labels = Field(default_factory=dict)
+    commonLabels: Labels = Field(default_factory=dict)
+    commonAnnotations: Labels = Field(default_factory=dict)
     externalURL: Text = ""
     alerts: list[AmAlert] = Field(min_length=1, max_length=10_000)
 
