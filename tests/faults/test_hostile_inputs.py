@@ -151,6 +151,8 @@ def hostile_values(spec: dict, schema: dict) -> list[tuple[str, Any]]:
             out.append(("above maximum", 10**30))
         if kind == "integer":
             out.append(("fraction for integer", 1.5))
+    if kind == "object":
+        out.append(("NUL in a key", {"a\x00b": "v"}))
     if kind == "array" and "maxItems" in s:
         out.append(("too many items", [_valid(spec, s.get("items", {}), "x")] * (s["maxItems"] + 1)))
     return out
