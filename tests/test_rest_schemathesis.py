@@ -15,9 +15,9 @@ from engine.rest.auth import FailureThrottle
 from rest_support import config, running_api
 
 ST = Path(sys.executable).with_name("st")
-# About 25 s per backend with the default; PULSEGUARD_SCHEMATHESIS_EXAMPLES=150 (and another
+# About 45 s per backend on two cores with the default; PULSEGUARD_SCHEMATHESIS_EXAMPLES=150 (and another
 # PULSEGUARD_SCHEMATHESIS_SEED) make a deeper run by hand.
-EXAMPLES = int(os.environ.get("PULSEGUARD_SCHEMATHESIS_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("PULSEGUARD_SCHEMATHESIS_EXAMPLES", "50"))
 SEED = os.environ.get("PULSEGUARD_SCHEMATHESIS_SEED", "20261127")
 
 # Every optional surface on, so its operations answer rather than 404: the status page with a
