@@ -440,7 +440,8 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token("NOT", ch, col))
             i += 1
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
+        # isdecimal, not isdigit: "¹" is a digit to isdigit but starts no number (\d does not match it).
+        if ch.isdecimal() or (ch == "." and i + 1 < n and text[i + 1].isdecimal()):
             m = _NUMBER.match(text, i)
             assert m is not None  # the first character is a digit or ".digit"
             end = m.end()
@@ -457,7 +458,7 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token("NUM", text[i:end], col, Number(number, percent)))
             i = end
             continue
-        if ch == "-" and i + 1 < n and (text[i + 1].isdigit() or text[i + 1] == "."):
+        if ch == "-" and i + 1 < n and (text[i + 1].isdecimal() or text[i + 1] == "."):
             m = _NUMBER.match(text, i + 1)
             if m:
                 end = m.end()

@@ -280,3 +280,9 @@ def test_never_evaluates_python() -> None:
             continue
         # If it parses at all, it is only a series lookup.
         assert c.evaluate({}) is False
+
+
+@pytest.mark.parametrize("text", ["¹x > 1", "x > ²", "x > -³", "x > .⁴"])
+def test_digits_that_are_no_decimal_digits_are_a_condition_error(text: str) -> None:
+    with pytest.raises(ConditionError):
+        parse_condition(text)

@@ -53,3 +53,13 @@ async def test_nul_or_a_lone_surrogate_in_alertmanager_label_names_is_refused_wi
             assert r.status_code == 422, r.text
             assert r.json()["field"].startswith(where), r.json()
     assert await Incident.all().count() == 0 and await Event.all().count() == 0
+
+
+async def test_a_series_name_starting_with_a_non_decimal_digit_is_a_422(db):
+    # "¹" and "²" are digits to str.isdigit but no number's digits: the condition parser took them
+    # for the start of a number and failed an internal check.
+    async with running_api(config()) as api, api.client("viewer") as c:
+        for series in ("¹x", "²", "a > ³", "-¹"):
+            r = await c.get("/api/metrics/samples", params={"series": series, "limit": 5})
+            assert r.status_code == 422, (series, r.text)
+            assert r.json()["field"] == "series"
