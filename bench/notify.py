@@ -1,6 +1,7 @@
 """Notification delivery benchmark: incidents opened → webhook messages at a loopback receiver.
 
     .venv/bin/python bench/notify.py [--burst 1000] [--rate 20] [--seconds 10] [--db URL] [--runs 3]
+    .venv/bin/python bench/notify.py --hanging [--db URL] [--runs 5]
 
 Two measurements, each on a fresh database (a temporary SQLite file unless --db names a
 PostgreSQL server), with the real engine loops (timer claimer + outbox deliverer) running and a
@@ -10,6 +11,10 @@ receiver in its own process (so it does not compete with the engine for the inte
           loops started: prints notifications delivered per second (start → last arrival)
   paced   --rate incidents per second for --seconds; prints the delay from an incident's
           creation to its notification's arrival (p50, p99, max)
+
+  hanging (--hanging instead of the two above) critical pages to a healthy webhook, one every
+          0.2 s, with and without 20 earlier incidents whose webhook accepts and never
+          answers: prints creation → arrival p50 and p99 of the pages for each
 
 Every incident's notification is a row written in its creation's transaction, so the figures
 include the outbox round trip: commit, claim, HTTP POST, record.
@@ -44,12 +49,14 @@ async def handle(reader, writer):
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
-            method = lines[0].split(" ", 1)[0]
+            method, path = lines[0].split(" ")[:2]
             length = 0
             for line in lines[1:]:
                 if line.lower().startswith("content-length:"):
                     length = int(line.split(":", 1)[1])
             body = await reader.readexactly(length) if length else b""
+            if path.startswith("/hang"):
+                await asyncio.sleep(3600)  # accepts and never answers
             if method == "POST":
                 now = time.time()
                 key = (json.loads(body).get("incident") or {}).get("key")
@@ -85,6 +92,22 @@ notify = ["webhook:bench"]
 name = "bench"
 url = "http://127.0.0.1:{port}/hook"
 secret_env = "BENCH_WEBHOOK_SECRET"
+"""
+
+
+HANGING = """
+[escalation_policy.critical]
+immediate_notification = true
+escalate_after_minutes = 600
+[[escalation_policy.critical.levels]]
+notify = ["webhook:bench"]
+[escalation_policy.low]
+escalate_after_minutes = 600
+[[escalation_policy.low.levels]]
+notify = ["webhook:hang"]
+[[webhooks]]
+name = "hang"
+url = "http://127.0.0.1:{port}/hang"
 """
 
 
@@ -137,7 +160,7 @@ async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> di
     else:
         url = str(Path(tmp.name) / "bench.db")
     os.environ["BENCH_WEBHOOK_SECRET"] = "bench-secret"
-    config = parse_config_text(CONFIG.format(port=port))
+    config = parse_config_text(CONFIG.format(port=port) + (HANGING.format(port=port) if mode.startswith("pages") else ""))
     await open_database(resolve_database(url))
     created: dict[str, float] = {}
     loops = EscalationLoops(config, concurrency=args.concurrency, delivery_poll=0.2)
@@ -156,6 +179,16 @@ async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> di
             started = time.time()
             await loops.start()
             created = {k: started for k in created}
+        elif mode.startswith("pages"):
+            await loops.start()
+            if mode == "pages-hanging":
+                for i in range(20):
+                    await services.create_incident(title=f"hung {i}", severity="low", actor="bench")
+                await asyncio.sleep(1.0)  # their sends are in flight (and hang)
+            for i in range(20):
+                await asyncio.sleep(0.2)
+                inc = await services.create_incident(title=f"page {i}", severity="critical", actor="bench")
+                created[inc.key] = time.time()
         else:
             await loops.start()
             n = int(args.rate * args.seconds)
@@ -175,7 +208,7 @@ async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> di
                 break
             await asyncio.sleep(0.25)
     finally:
-        await loops.stop()
+        await loops.stop(timeout=1.0)
         await close_database()
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(5)
@@ -211,8 +244,19 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16, help="messages in flight at once (16, the engine default)")
     parser.add_argument("--db", help="postgres://… (default: a temporary SQLite file)")
+    parser.add_argument("--hanging", action="store_true", help="critical-page latency with and without a hanging webhook")
     args = parser.parse_args()
     backend = "PostgreSQL" if args.db else "SQLite"
+    if args.hanging:
+        print(f"critical pages on {backend}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+        out = {}
+        for mode, label in (("pages", "no hanging destination"), ("pages-hanging", "20 incidents to a hanging webhook")):
+            runs = [await one_run(args.db, mode, args) for _ in range(args.runs)]
+            out[mode] = runs
+            print(f"{label}: page creation → arrival p50 {statistics.median(r['p50_ms'] for r in runs):.0f} ms, "
+                  f"p99 {statistics.median(r['p99_ms'] for r in runs):.0f} ms (median of {args.runs}; worst max {max(r['max_ms'] for r in runs):.0f} ms)")
+        print(json.dumps({"backend": backend, **out}))
+        return
     print(f"notification delivery on {backend}, webhook receiver on loopback, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     ceiling = await raw_ceiling(concurrency=args.concurrency)
     print(f"loopback ceiling: {ceiling:.0f} bare HTTP POSTs/s to the same receiver (no database, no outbox)")

@@ -747,6 +747,8 @@ class Notifications(Section):
     external: ExternalNotifications = Field(default_factory=ExternalNotifications)
     max_age: PositiveDuration = 86400.0
     """A notification still undelivered after this long is marked dead."""
+    max_in_flight_per_destination: int = Field(4, ge=1, le=64)
+    """Messages sent at once to one destination: a hanging receiver holds no more slots than this."""
 
 
 class IncidentStates(Section):

@@ -1,6 +1,6 @@
 """Runs the escalation loops alone in a process (for the kill -9 tests).
 
-usage: python escalation_engine_proc.py DATABASE CONFIG_FILE [LEASE_SECONDS]
+usage: python escalation_engine_proc.py DATABASE CONFIG_FILE [LEASE_SECONDS]  (default: the deliverer's)
 Prints "ready" once the loops run; stops on SIGTERM.
 """
 
@@ -11,7 +11,7 @@ import signal
 import sys
 
 
-async def main(db_url: str, config_path: str, lease: float) -> None:
+async def main(db_url: str, config_path: str, lease: float | None) -> None:
     from engine.config import load_config
     from engine.db import close_database, open_database, resolve_database
     from engine.escalation.runtime import EscalationLoops
@@ -21,7 +21,7 @@ async def main(db_url: str, config_path: str, lease: float) -> None:
     await open_database(resolve_database(db_url))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    loops = EscalationLoops(config, retry=RetryPolicy(base=0.2, cap=1.0, max_age=60), timer_poll=0.05, delivery_poll=0.05, lease=lease)
+    loops = EscalationLoops(config, retry=RetryPolicy(base=0.2, cap=1.0, max_age=60), timer_poll=0.05, delivery_poll=0.05, **({} if lease is None else {"lease": lease}))
     try:
         await loops.start()
         print("ready", flush=True)
@@ -32,4 +32,4 @@ async def main(db_url: str, config_path: str, lease: float) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 120.0))
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None))

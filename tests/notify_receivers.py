@@ -49,6 +49,7 @@ class HttpReceiver:
     _fail_headers: dict[str, str] = field(default_factory=dict)
     responder: Responder | None = None
     delay: float = 0.0
+    arrived: list[Received] = field(default_factory=list)  # every request as it comes in, answered or not
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -65,6 +66,8 @@ class HttpReceiver:
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 req = Received(self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body, 0, time.time())
+                with receiver.lock:
+                    receiver.arrived.append(req)
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 status, headers, out = receiver._respond(req)

@@ -21,10 +21,11 @@ from escalation_support import config_text, esc_db, eventually, receivers, timel
 PROC = Path(__file__).with_name("escalation_engine_proc.py")
 
 
-def start_engine(db: Any, config_file: Path, lease: float = 3.0) -> subprocess.Popen[str]:
+def start_engine(db: Any, config_file: Path, lease: float | None = 3.0) -> subprocess.Popen[str]:
+    """`lease=None`: the deliverer's own claim length."""
     url = db.url if db.kind == "postgres" else str(db.path)
     env = {k: v for k, v in os.environ.items() if k != "PULSEGUARD_DB"}
-    proc = subprocess.Popen([sys.executable, str(PROC), url, str(config_file), str(lease)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, str(PROC), url, str(config_file), *([] if lease is None else [str(lease)])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()  # type: ignore[union-attr]
     if line.strip() != "ready":
         proc.kill()
@@ -106,6 +107,38 @@ async def test_kill_9_with_messages_in_the_outbox_delivers_each_once(esc_db, rec
         engine.wait(15)
     keys = [r.headers["x-pulseguard-delivery"] for r in receivers.slack.accepted]
     assert len(set(keys)) == len(incs)  # every message arrived; a deduplicating receiver shows each once
+
+
+async def test_kill_9_mid_send_resends_with_the_same_key_within_seconds(esc_db, receivers, tmp_path):
+    text = config_text(receivers, after=30)
+    config_file = tmp_path / "pulseguard.toml"
+    config_file.write_text(text)
+    planner.install(parse_config_text(text))
+    receivers.slack.delay = 120.0  # holds the request open: the kill lands mid-send
+    engine = start_engine(esc_db, config_file, lease=None)  # the default claim, as an engine runs
+    try:
+        inc = await services.create_incident(title="Killed mid-send", severity="critical", actor="probe")
+        await eventually(lambda: receivers.slack.arrived, timeout=10)
+        engine.send_signal(signal.SIGKILL)
+        engine.wait(5)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    engine = start_engine(esc_db, config_file, lease=None)
+    try:
+        # The dead engine stopped renewing its claim: another takes the message over well
+        # before the old two-minute claim would have run out.
+        await eventually(lambda: len(receivers.slack.arrived) >= 2, timeout=40)
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        try:
+            engine.wait(20)
+        finally:
+            if engine.poll() is None:
+                engine.kill()
+    first, again = receivers.slack.arrived[:2]
+    assert again.headers["x-pulseguard-delivery"] == first.headers["x-pulseguard-delivery"]
+    assert inc.key in again.body.decode()
 
 
 async def _level_one_recorded(incident_id: int) -> bool:

@@ -160,3 +160,69 @@ async def test_rows_for_a_channel_this_engine_lacks_stay_pending_and_say_why(esc
     async with fast_loops(cfg):  # an engine with the channels sends every one of them
         await eventually(lambda: Notification.filter(incident_id=inc.id, destination="slack:#incidents", state="delivered").exists(), timeout=10)
     assert receivers.slack.accepted and receivers.hook.accepted
+
+
+LOW_TO_HOOK = """
+[escalation_policy.low]
+escalate_after_minutes = 30
+[[escalation_policy.low.levels]]
+notify = ["webhook:ops"]
+"""
+
+
+async def test_a_hanging_webhook_never_delays_a_critical_page(esc_db, receivers):
+    cfg = make_config(receivers, after=30, extra=LOW_TO_HOOK)
+    receivers.hook.delay = 60.0  # accepts and never answers within the send timeout (10 s)
+    async with fast_loops(cfg) as loops:
+        for i in range(24):
+            await services.create_incident(title=f"hung {i}", severity="low", actor="probe")
+        await eventually(lambda: len(receivers.hook.arrived) >= 4, timeout=5)
+        page = await services.create_incident(title="Database down", severity="critical", actor="probe")
+        await eventually(lambda: [r for r in receivers.slack.arrived if page.key in r.body.decode()], timeout=20)
+        # The page went out while every hanging send was still in flight: none of them has
+        # failed (timed out) yet, and the webhook holds no more than its share of slots.
+        hook_rows = await Notification.filter(destination="webhook:ops").values("attempts", "incident_id")
+        assert [r for r in hook_rows if r["attempts"]] == []
+        assert len(receivers.hook.arrived) <= loops.per_destination
+        assert not receivers.hook.accepted
+        receivers.hook.delay = 0.0
+
+
+async def test_due_rows_are_claimed_critical_first(esc_db, receivers):
+    from engine.notify.channels import Dispatcher, settings_from_config
+    from engine.notify.deliverer import Deliverer
+
+    cfg = make_config(receivers, after=30, extra=LOW_TO_HOOK)
+    planner.install(cfg)
+    low = [await services.create_incident(title=f"minor {i}", severity="low", actor="probe") for i in range(3)]
+    page = await services.create_incident(title="Database down", severity="critical", actor="probe")
+    dispatcher = Dispatcher(settings_from_config(cfg))
+    deliverer = Deliverer(dispatcher, batch=2)
+    try:
+        assert await deliverer.run_once() == 2
+    finally:
+        await dispatcher.aclose()
+    sent = await Notification.filter(attempts__gt=0).values_list("incident_id", flat=True)
+    assert sent == [page.id, page.id], (sent, [i.id for i in low])
+
+
+async def test_a_long_send_keeps_its_claim_while_its_holder_lives(esc_db, receivers):
+    from engine.notify.channels import Dispatcher, settings_from_config
+    from engine.notify.deliverer import Deliverer
+
+    cfg = make_config(receivers, after=30)
+    receivers.slack.delay = 3.0  # three leases long
+    other = Deliverer(Dispatcher(settings_from_config(cfg)), lease=1.0, poll_interval=0.05, name="other-engine")
+    async with fast_loops(cfg, lease=1.0):
+        runner = asyncio.create_task(other.run())
+        try:
+            inc = await services.create_incident(title="slow Slack", severity="critical", actor="probe")
+            await eventually(lambda: Notification.filter(incident_id=inc.id, destination="slack:#incidents", state="delivered").exists(), timeout=15)
+        finally:
+            other.stop()
+            await runner
+            await other.dispatcher.aclose()
+    # Renewed every third of a lease, the claim never lapsed: the other engine never sent it.
+    assert len(receivers.slack.arrived) == 1
+    row = await Notification.get(incident_id=inc.id, destination="slack:#incidents")
+    assert row.attempts == 1

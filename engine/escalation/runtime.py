@@ -37,7 +37,8 @@ class EscalationLoops:
         timer_poll: float = 1.0,
         delivery_poll: float = 0.5,
         concurrency: int = 16,
-        lease: float = 120.0,
+        lease: float = 15.0,
+        per_destination: int | None = None,
         jira_poll: float = 300.0,
         catch_up_every: float = 5.0,
     ) -> None:
@@ -49,6 +50,7 @@ class EscalationLoops:
         self.delivery_poll = delivery_poll
         self.concurrency = concurrency
         self.lease = lease
+        self.per_destination = per_destination or int(getattr(getattr(config, "notifications", None), "max_in_flight_per_destination", 4))
         self.jira_poll = jira_poll
         self.catch_up_every = catch_up_every
         self._feed_cursor = 0
@@ -65,7 +67,8 @@ class EscalationLoops:
     async def start(self) -> None:
         ctx = planner.install(self.config)
         self.dispatcher = Dispatcher(self.settings)
-        self.deliverer = Deliverer(self.dispatcher, retry=self.retry, concurrency=self.concurrency, poll_interval=self.delivery_poll, lease=self.lease)
+        self.deliverer = Deliverer(self.dispatcher, retry=self.retry, concurrency=self.concurrency, poll_interval=self.delivery_poll,
+                                   lease=self.lease, per_destination=self.per_destination)
         ctx.wake[:] = [self.deliverer.wake, self._timer_wake.set]
         self._stopping = False
         self._halt = asyncio.Event()

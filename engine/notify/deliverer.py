@@ -7,8 +7,13 @@
   retried and the row is marked dead with the reason; so is a row older than `max_age`.
 - Each row carries a dedup key that the channels pass on (X-PulseGuard-Delivery, PagerDuty's
   dedup_key, the e-mail Message-ID), so a receiver that honours it shows a retry once.
-- Claims are leases (`claimed_until`), so several engines on one PostgreSQL share the work and a
-  crashed one's rows are picked up again; no transaction is held while a message is in flight.
+- Claims are short leases (`claimed_until`, 15 s) that the live deliverer renews every few seconds
+  while it holds a row, so several engines on one PostgreSQL share the work, a long send is never
+  taken over, and a crashed engine's rows go out again (same dedup key) within seconds; no
+  transaction is held while a message is in flight.
+- At most `per_destination` messages to one destination are in flight, and due rows are claimed
+  critical incidents first, then by due time: a hanging receiver holds a few slots of its own and
+  never delays a page to another destination.
 - Failures are written to the incident's timeline; sending runs in its own tasks with timeouts,
   so a slow or dead receiver never blocks the engine.
 - A row for a channel this process has no configuration for (queued by a process with another
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
@@ -80,7 +85,9 @@ class Deliverer:
         concurrency: int = 16,
         batch: int = 100,
         poll_interval: float = 0.5,
-        lease: float = 120.0,
+        lease: float = 15.0,
+        renew: float | None = None,
+        per_destination: int = 4,
         name: str | None = None,
         waiting_grace: float = 5.0,
         waiting_every: float = 5.0,
@@ -91,6 +98,9 @@ class Deliverer:
         self.batch = batch
         self.poll_interval = poll_interval
         self.lease = lease
+        self.renew = renew if renew is not None else lease / 3
+        self.per_destination = max(1, per_destination)
+        self._held: dict[int, str] = {}  # claimed rows not yet recorded: id -> destination
         self.name = (name or f"{socket.gethostname()}:{os.getpid()}")[:64]
         self._wake = asyncio.Event()
         self._stopping = False
@@ -125,6 +135,7 @@ class Deliverer:
         """
         self._outcomes: asyncio.Queue[tuple[Notification, int, Outcome]] = asyncio.Queue()
         recorder = asyncio.create_task(self._recorder(), name="pulseguard-deliverer-recorder")
+        heartbeat = asyncio.create_task(self._heartbeat(), name="pulseguard-deliverer-heartbeat")
         in_flight: dict[asyncio.Task[None], int] = {}  # sending task -> notification id
         try:
             while not self._stopping:
@@ -132,7 +143,7 @@ class Deliverer:
                 rows: list[Notification] = []
                 if free > 0:
                     try:
-                        rows = await self._claim(utcnow(), limit=min(free, self.batch))
+                        rows = await self._claim(utcnow(), limit=min(free, self.batch), busy=self._busy())
                     except asyncio.CancelledError:
                         raise
                     except Exception:  # the database was briefly unavailable, say: try again shortly
@@ -169,7 +180,10 @@ class Deliverer:
                 await asyncio.gather(*late, return_exceptions=True)
             await self._outcomes.join()
             recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
+            heartbeat.cancel()
+            await asyncio.gather(recorder, heartbeat, return_exceptions=True)
+            for row_id in unanswered:
+                self._held.pop(row_id, None)
             if unanswered:
                 await self._release(unanswered)
 
@@ -190,7 +204,11 @@ class Deliverer:
         if not rows:
             return 0
         results = await asyncio.gather(*(self._attempt(row) for row in rows))
-        await self._record_many([(row, row.attempts + 1, out) for row, out in zip(rows, results)])
+        try:
+            await self._record_many([(row, row.attempts + 1, out) for row, out in zip(rows, results)])
+        finally:
+            for row in rows:
+                self._held.pop(row.id, None)
         return len(rows)
 
     async def mark_waiting(self, now: datetime) -> int:
@@ -235,18 +253,60 @@ class Deliverer:
         why = self.dispatcher.settings.unavailable(destination) or f"unknown destination {destination!r}"
         return f"waiting: {why} in engine {self.name}"
 
-    async def _claim(self, now: datetime, limit: int) -> list[Notification]:
-        # Rows for a channel this process lacks are never claimed here, so never dead for it.
-        due = (
-            await Notification.filter(state=NotificationState.PENDING, next_attempt_at__lte=now)
-            .exclude(self._unservable)
-            .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
-            .order_by("id")
-            .limit(max(limit, 1) * 4)
-            .values("id", "stream")
+    def _busy(self) -> dict[str, int]:
+        """Messages this deliverer holds per destination (in flight or awaiting their record)."""
+        busy: dict[str, int] = {}
+        for destination in self._held.values():
+            busy[destination] = busy.get(destination, 0) + 1
+        return busy
+
+    async def _heartbeat(self) -> None:
+        """Renew the claims this deliverer holds, so only a dead holder's rows are taken over."""
+        while True:
+            await asyncio.sleep(self.renew)
+            ids = list(self._held)
+            if not ids:
+                continue
+            try:
+                until = utcnow() + timedelta(seconds=self.lease)
+                for chunk in range(0, len(ids), 500):
+                    await Notification.filter(id__in=ids[chunk : chunk + 500], claimed_by=self.name, state=NotificationState.PENDING).update(claimed_until=until)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database was briefly unavailable: the next beat tries again
+                log.exception("renewing notification claims failed")
+
+    async def _claim(self, now: datetime, limit: int, busy: dict[str, int] | None = None) -> list[Notification]:
+        """Claim up to `limit` stream heads: critical incidents first, then by due time, with at
+        most `per_destination` held per destination when `busy` (what is held now) is given."""
+        capped = busy is not None
+        busy = dict(busy or {})
+        full = [d for d, n in busy.items() if n >= self.per_destination]
+
+        def due_rows() -> Any:
+            q = (
+                Notification.filter(state=NotificationState.PENDING, next_attempt_at__lte=now)
+                .exclude(self._unservable)
+                .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
+            )
+            return q.exclude(destination__in=full) if full else q
+
+        width = max(limit, 1) * 4
+        fields = ("id", "stream", "destination", "incident_id", "next_attempt_at")
+        critical = (
+            await due_rows()
+            .filter(incident_id__in=Subquery(Incident.filter(severity="critical").values("id")))
+            .order_by("next_attempt_at", "id").limit(width).values(*fields)
         )
+        rest = await due_rows().order_by("next_attempt_at", "id").limit(width).values(*fields)
+        due = list({r["id"]: r for r in [*critical, *rest]}.values())
         if not due:
             return []
+        severity = dict(
+            await Incident.filter(id__in=list({r["incident_id"] for r in due if r["incident_id"] is not None})).values_list("id", "severity")
+        )
+        rank = {s: i for i, s in enumerate(("critical", "high", "medium", "low"))}
+        due.sort(key=lambda r: (rank.get(severity.get(r["incident_id"], "high"), 1), r["next_attempt_at"], r["id"]))
         streams = list({r["stream"] for r in due})
         heads: dict[str, int] = {}
         for chunk in range(0, len(streams), 500):
@@ -258,7 +318,16 @@ class Deliverer:
                 .values("stream", "head")
             ):
                 heads[r["stream"]] = r["head"]
-        ids = [r["id"] for r in due if heads.get(r["stream"]) == r["id"]][:limit]
+        ids: list[int] = []
+        for r in due:
+            if heads.get(r["stream"]) != r["id"]:
+                continue
+            if capped and busy.get(r["destination"], 0) >= self.per_destination:
+                continue
+            busy[r["destination"]] = busy.get(r["destination"], 0) + 1
+            ids.append(r["id"])
+            if len(ids) >= limit:
+                break
         if not ids:
             return []
         until = now + timedelta(seconds=self.lease)
@@ -271,7 +340,10 @@ class Deliverer:
             )
             if rows:
                 await Notification.filter(id__in=[r.id for r in rows]).using_db(conn).update(claimed_by=self.name, claimed_until=until)
-        return sorted(rows, key=lambda r: r.id)
+        for r in rows:
+            self._held[r.id] = r.destination
+        order = {i: n for n, i in enumerate(ids)}
+        return sorted(rows, key=lambda r: order[r.id])
 
     async def _context(self, row: Notification) -> dict[str, Any]:
         """Results of earlier deliveries in the same stream (a Jira issue key for its resolve)."""
@@ -314,7 +386,8 @@ class Deliverer:
                 # Unrecorded rows keep their claim until the lease runs out, then go out again.
                 log.exception("recording %d notification outcomes failed", len(batch))
             finally:
-                for _ in batch:
+                for row, _, _ in batch:
+                    self._held.pop(row.id, None)  # recorded, or left to its lease: no more renewals
                     self._outcomes.task_done()
 
     def _verdict(self, row: Notification, attempt: int, outcome: Outcome, now: datetime) -> tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]:
