@@ -284,6 +284,12 @@ def max_age(c: Config) -> Any:
     return EscalationLoops(c).retry.max_age
 
 
+def per_destination(c: Config) -> Any:
+    from engine.escalation.runtime import EscalationLoops
+
+    return EscalationLoops(c).per_destination  # handed to the deliverer's claim query
+
+
 # --- asynchronous consumers (loopback servers; the database where the consumer needs one) ---
 
 
@@ -519,6 +525,7 @@ EFFECTS: dict[str, Effect] = {
     "notifications.external.status_page": E("notifications.external.status_page", False, routes),
     "notifications.external.customer_emails": E("notifications.external.customer_emails", ["c@example.org"], external_destinations),
     "notifications.max_age": E("notifications.max_age", "2h", max_age),
+    "notifications.max_in_flight_per_destination": E("notifications.max_in_flight_per_destination", 2, per_destination),
     "status_page_integration.auto_update": E("status_page_integration.auto_update", False, status_page),
     "status_page_integration.title": E("status_page_integration.title", "Acme status", status_page),
     "status_page_integration.description": E("status_page_integration.description", "All of Acme", status_page),
