@@ -42,6 +42,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _display_zone_per_test() -> Iterator[None]:
+    """Loading a configuration with `[engine] timezone` sets the process's display zone (as the
+    CLI does once per run); in a test process it must not outlive the test that set it."""
+    yield
+    from engine import timefmt
+
+    timefmt.set_display_zone(None)
+
+
 def _pg_url_with_schema(schema: str) -> str:
     sep = "&" if "?" in PG_URL else "?"
     return f"{PG_URL}{sep}schema={schema}"
