@@ -27,7 +27,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conftest import REPO, cli_env  # noqa: E402
 from engine import services  # noqa: E402
 from engine.config import parse_config_text  # noqa: E402
 from engine.escalation import planner  # noqa: E402
@@ -35,32 +34,9 @@ from engine.escalation.models import Notification  # noqa: E402
 from engine.models import Incident  # noqa: E402
 from engine.monitor.models import EngineLease  # noqa: E402
 from escalation_support import config_text, esc_db, eventually, receivers, timeline  # noqa: E402,F401
+from test_monitor_takeover import read_until, start_engine  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-async def start_engine(database: Any, config: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pulseguard_tui", "engine", "--config", str(config), "--as", "tester",
-        cwd=REPO, env=cli_env(database), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def read_until(proc: asyncio.subprocess.Process, text: str, timeout: float) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        try:
-            raw = await asyncio.wait_for(proc.stdout.readline(), max(0.1, deadline - time.monotonic()))
-        except TimeoutError:
-            break
-        if not raw:
-            break
-        lines.append(raw.decode().rstrip())
-        if text in lines[-1]:
-            return lines
-    raise AssertionError(f"no line containing {text!r} within {timeout}s; got {lines}")
 
 
 def arrivals(rx: Any) -> list[tuple[str, str, float]]:
