@@ -21,7 +21,7 @@ from textual.screen import Screen
 
 from pulseguard_tui.actions import ACTIONS, SCREENS, Action, action_for, key_display
 from pulseguard_tui.commands import Command, ConsoleCommands
-from pulseguard_tui.lifecycle import is_live
+from pulseguard_tui.lifecycle import is_live, run_work
 from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
 from themes import THEMES, normalise_theme_name
@@ -129,7 +129,7 @@ class PulseGuardApp(App[None]):
             await self.load_capabilities()
             await self.refresh_overview()
         if self._follow_feed:
-            self.run_worker(self._follow, group="feed", exit_on_error=False)
+            run_work(self, self._follow, group="feed", exit_on_error=False)
         self.set_interval(1.0, self._tick)
         # Target states are written by the engine in batches, not announced on the feed.
         self.set_interval(5.0, self._overview_tick)
@@ -137,7 +137,7 @@ class PulseGuardApp(App[None]):
             self.notify("; ".join(self.keymap_problems), title="[console.keymap]", severity="warning", timeout=10)
 
     def _start_connect(self) -> None:
-        self.run_worker(self._connect_now, group="connect", exit_on_error=False)
+        run_work(self, self._connect_now, group="connect", exit_on_error=False)
 
     async def _connect_now(self) -> None:
         assert self._connect is not None
@@ -259,9 +259,9 @@ class PulseGuardApp(App[None]):
             for screen in stack:
                 if screen not in screens and is_live(screen):
                     screens.append(screen)
-        for screen in self._installed_screens.values():
-            if isinstance(screen, Screen) and screen not in screens and is_live(screen):
-                screens.append(screen)
+        for installed in self._installed_screens.values():
+            if isinstance(installed, Screen) and installed not in screens and is_live(installed):
+                screens.append(installed)
         return screens
 
     def _live_current_screen(self) -> Screen[Any] | None:
@@ -323,7 +323,7 @@ class PulseGuardApp(App[None]):
     def _overview_tick(self) -> None:
         if self.ready.is_set():
             # The function, not a coroutine: a worker replaced before it starts leaves nothing behind.
-            self.run_worker(self.refresh_overview, group="overview", exclusive=True, exit_on_error=False)
+            run_work(self, self.refresh_overview, group="overview", exclusive=True, exit_on_error=False)
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -413,7 +413,7 @@ class PulseGuardApp(App[None]):
         elif command.name == "q":
             self.exit()
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         back = getattr(self.screen, "action_back", None)
         if back is not None:
             back()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from engine.cli import EXIT_USAGE, build_parser, common_parser, run
 
 
-def add_console_options(parser) -> None:  # type: ignore[no-untyped-def]
+def add_console_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("console")
     group.add_argument("--theme", help="dark, light, high-contrast or monochrome")
     group.add_argument("--readonly", action="store_true", help="look, but change nothing")

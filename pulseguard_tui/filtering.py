@@ -90,9 +90,9 @@ def parse_filter(text: str, *, include_resolved: bool = False) -> Filter:
             errors.append(f"{prefix}: unknown filter (use sev:, status:, svc:, tag:, @user)")
             continue
         f.setdefault("text", []).append(token)
-    for key in ("severities", "statuses"):
-        if key in f and not f[key]:
-            del f[key]
+    for name in ("severities", "statuses"):
+        if name in f and not f[name]:
+            del f[name]
     if include_resolved:
         f["include_resolved"] = True
     return result

@@ -21,9 +21,12 @@ Two rules keep that from happening, the same for every screen and widget:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from textual.dom import DOMNode
 from textual.messages import Prune
+from textual.worker import Worker
 
 
 def is_live(node: Any) -> bool:
@@ -47,3 +50,12 @@ class StopsWorkOnRemoval:
         # Handlers run for each class in the MRO: Widget.on_prune (which closes the node's
         # message queue and so starts removing the children) runs after this one.
         self.workers.cancel_node(self)  # type: ignore[attr-defined]
+
+
+def run_work(node: DOMNode, work: Callable[[], Coroutine[Any, Any, None]], **options: Any) -> Worker[None]:
+    """`node.run_worker(work, ...)` for an async method or a partial of one.
+
+    Called bare, mypy cannot pick the result type out of Textual's WorkType union and rejects
+    every async method; here the return type tells it.
+    """
+    return node.run_worker(work, **options)

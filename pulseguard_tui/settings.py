@@ -65,7 +65,7 @@ def check_theme(name: str, where: str) -> str:
 
 def choose_theme(cli: str | None, config: str | None, env: dict[str, str] | None = None) -> str:
     """The theme to start with (see the module docstring for the order)."""
-    env = os.environ if env is None else env
+    env = dict(os.environ) if env is None else env
     if cli:
         return check_theme(cli, "--theme")
     if env.get("NO_COLOR", "") != "":

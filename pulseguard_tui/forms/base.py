@@ -149,7 +149,7 @@ class FormScreen(ModalScreen[Any]):
         return problems
 
     def show_problems(self, problems: dict[str, str], general: str = "") -> None:
-        for err in self.query(".field-error"):
+        for err in self.query(".field-error").results(Static):
             err.update("")
             err.remove_class("-shown")
         form_error = self.query_one("#form-error", Static)
@@ -188,7 +188,7 @@ class FormScreen(ModalScreen[Any]):
         """A field being fixed loses its problem line (and the form's general refusal, which
         no longer describes what is typed); the next save checks again."""
         name = (getattr(event.control, "id", None) or "").removeprefix("f-")
-        for err in self.query(f"#err-{name}"):
+        for err in self.query(f"#err-{name}").results(Static):
             err.update("")
             err.remove_class("-shown")
         form_error = self.query_one("#form-error", Static)

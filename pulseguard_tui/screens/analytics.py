@@ -13,13 +13,14 @@ from datetime import date, datetime
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from pulseguard_tui.charts import draw_mttr_trend, draw_root_causes, draw_weekly_by_severity
 from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+from pulseguard_tui.lifecycle import run_work
 
 # Events that change a report's figures.
 RELOAD_KINDS = {"created", "acknowledged", "status_changed", "status_update", "resolved", "reopened",
@@ -28,7 +29,7 @@ RELOAD_SECONDS = 5.0
 LOAD_SECONDS = 30.0  # a report that takes longer is reported as late, never waited on forever
 WIDE = 160
 
-OWN_BINDINGS = [
+OWN_BINDINGS: list[BindingType] = [
     Binding("left_square_bracket", "previous_period", "Prev", id="analytics.prev", key_display="["),
     Binding("right_square_bracket", "next_period", "Next", id="analytics.next", key_display="]"),
     Binding("m", "month", "Month", id="analytics.month"),
@@ -142,7 +143,7 @@ class AnalyticsScreen(ConsoleScreen):
         self._last_reload = time.monotonic()
         label = f"{self.year} (year)" if self.mode == "year" else f"{self.month} (month)"
         self.query_one("#analytics-period", Static).update(f"{label} · loading…")
-        self.run_worker(self.reload, group="analytics", exclusive=True, exit_on_error=False)
+        run_work(self, self.reload, group="analytics", exclusive=True, exit_on_error=False)
 
     def _say(self, headline: str, text: str) -> None:
         """End the wait with words: a headline in the period line, the whole story below (and

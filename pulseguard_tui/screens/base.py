@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widget import Widget
@@ -18,9 +18,9 @@ from pulseguard_tui.lifecycle import StopsWorkOnRemoval
 from pulseguard_tui.widgets.status_line import StatusLine
 
 
-def bindings_for(scope: str) -> list[Binding]:
+def bindings_for(scope: str) -> list[BindingType]:
     """Textual bindings for the actions of `scope`, each with its stable id (for the keymap)."""
-    out = []
+    out: list[BindingType] = []
     for a in for_scope(scope):
         if a.action == "tab":
             continue  # digit keys are bound one by one by the screen

@@ -23,6 +23,7 @@ from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 from pulseguard_tui.widgets.correlation import CorrelationView, gather
 from pulseguard_tui.widgets.detail import TABS, DetailPane
 from pulseguard_tui.widgets.incident_table import IncidentTable
+from pulseguard_tui.lifecycle import run_work
 
 WIDE = 150  # columns from which list and detail sit side by side
 
@@ -131,7 +132,7 @@ class IncidentsScreen(ConsoleScreen):
         self._detail_dirty = self._detail_dirty or detail
         if not self._refreshing:
             self._refreshing = True
-            self.run_worker(self._refresh_loop, group="refresh", exit_on_error=False)
+            run_work(self, self._refresh_loop, group="refresh", exit_on_error=False)
 
     async def _refresh_loop(self) -> None:
         app: Any = self.app
@@ -184,7 +185,7 @@ class IncidentsScreen(ConsoleScreen):
         self._detail_force = force
         if not self._detail_loading:
             self._detail_loading = True
-            self.run_worker(self._detail_loop, group="detail", exit_on_error=False)
+            run_work(self, self._detail_loop, group="detail", exit_on_error=False)
 
     async def _detail_loop(self) -> None:
         app: Any = self.app
@@ -204,7 +205,7 @@ class IncidentsScreen(ConsoleScreen):
                 if key == self._detail_wanted:
                     self.detail.show(data)
                     if self.detail.active_tab == "correlation":
-                        self.run_worker(partial(self._load_correlation, data), group="correlation", exclusive=True, exit_on_error=False)
+                        run_work(self, partial(self._load_correlation, data), group="correlation", exclusive=True, exit_on_error=False)
         finally:
             self._detail_loading = False
 
@@ -221,7 +222,7 @@ class IncidentsScreen(ConsoleScreen):
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-correlation" and self.detail.detail is not None:
-            self.run_worker(partial(self._load_correlation, self.detail.detail), group="correlation", exclusive=True, exit_on_error=False)
+            run_work(self, partial(self._load_correlation, self.detail.detail), group="correlation", exclusive=True, exit_on_error=False)
         elif event.pane.id == "tab-postmortem":
             # Its keys (S, W, N, …) belong to the tab: it takes the focus, Esc gives it back.
             for timeline in self.query("#pm-timeline"):

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 from pulseguard_tui.formatting import clip, local_time, parse_iso
 from pulseguard_tui.forms.maintenance import AddMaintenanceScreen, EndMaintenanceScreen
 from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
+from pulseguard_tui.lifecycle import run_work
 
 
 HEADINGS = ("#", "STATE", "KIND", "TITLE", "COVERS", "STARTS", "ENDS")
@@ -67,11 +68,11 @@ class MaintenanceScreen(ConsoleScreen):
         super().on_mount()
         table = self.query_one(DataTable)
         table.focus()
-        self.run_worker(self.reload, group="maintenance", exclusive=True)
+        run_work(self, self.reload, group="maintenance", exclusive=True)
 
     async def on_feed(self, events: list[dict[str, Any]]) -> None:
         if any(e.get("kind", "").startswith("maintenance") for e in events):
-            self.run_worker(self.reload, group="maintenance", exclusive=True)
+            run_work(self, self.reload, group="maintenance", exclusive=True)
 
     async def reload(self) -> None:
         app: Any = self.app
@@ -133,7 +134,7 @@ class MaintenanceScreen(ConsoleScreen):
     def _done(self, message: Any) -> None:
         if message:
             self.notify(str(message))
-            self.run_worker(self.reload, group="maintenance", exclusive=True)
+            run_work(self, self.reload, group="maintenance", exclusive=True)
 
     def action_add(self) -> None:
         app: Any = self.app
@@ -154,4 +155,4 @@ class MaintenanceScreen(ConsoleScreen):
 
     def action_toggle_ended(self) -> None:
         self.show_ended = not self.show_ended
-        self.run_worker(self.reload, group="maintenance", exclusive=True)
+        run_work(self, self.reload, group="maintenance", exclusive=True)

@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+from pulseguard_tui.lifecycle import run_work
 
 DAYS = 14
 REFRESH_SECONDS = 30.0
@@ -123,7 +124,7 @@ class OncallScreen(ConsoleScreen):
 
     def action_refresh(self) -> None:
         # The function, not a coroutine: a worker replaced before it starts leaves nothing behind.
-        self.run_worker(self.reload, group="oncall", exclusive=True, exit_on_error=False)
+        run_work(self, self.reload, group="oncall", exclusive=True, exit_on_error=False)
 
     async def reload(self) -> None:
         app: Any = self.app

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Static
 from pulseguard_tui.formatting import ago, clip, sparkline
 from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
 from pulseguard_tui.widgets.correlation import series_name
+from pulseguard_tui.lifecycle import run_work
 
 STATE_TEXT = {"up": "▲ UP", "down": "▼ DOWN", "unknown": "? unknown", "paused": "‖ paused"}
 HEADINGS = ("TARGET", "KIND", "STATE", "LAST", "LATENCY", "TREND", "ERROR")
@@ -91,19 +92,19 @@ class TargetsScreen(ConsoleScreen):
         super().on_mount()
         table = self.query_one(DataTable)
         table.focus()
-        self.run_worker(self.reload, group="targets", exclusive=True)
+        run_work(self, self.reload, group="targets", exclusive=True)
         self.set_interval(self.REFRESH_SECONDS, self._tick)
 
     def _tick(self) -> None:
         if self.is_current:
-            self.run_worker(self.reload, group="targets", exclusive=True)
+            run_work(self, self.reload, group="targets", exclusive=True)
 
     def action_refresh(self) -> None:
-        self.run_worker(self.reload, group="targets", exclusive=True)
+        run_work(self, self.reload, group="targets", exclusive=True)
 
     async def on_feed(self, events: list[dict[str, Any]]) -> None:
         if any(e.get("kind", "").startswith("target") for e in events) and self.is_current:
-            self.run_worker(self.reload, group="targets", exclusive=True)
+            run_work(self, self.reload, group="targets", exclusive=True)
 
     async def reload(self) -> None:
         app: Any = self.app

@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from pulseguard_tui.formatting import age, clip, severity_label
-from pulseguard_tui.lifecycle import StopsWorkOnRemoval
+from pulseguard_tui.lifecycle import StopsWorkOnRemoval, run_work
 
 Loader = Callable[[int, int, "str | None"], Awaitable[dict[str, Any]]]
 
@@ -201,7 +201,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
         if page in self._pages_pending or page < 0 or page * self.page_size >= max(self.total, 1):
             return
         self._pages_pending.add(page)
-        self.run_worker(partial(self._load_page, page, self._generation), group="incident-pages", exit_on_error=False)
+        run_work(self, partial(self._load_page, page, self._generation), group="incident-pages", exit_on_error=False)
 
     async def _load_page(self, page: int, generation: int) -> None:
         offset = page * self.page_size

@@ -24,7 +24,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from pulseguard_tui.formatting import local_time
-from pulseguard_tui.lifecycle import StopsWorkOnRemoval
+from pulseguard_tui.lifecycle import StopsWorkOnRemoval, run_work
 
 KIND_LABELS = {
     "first_alert": "first alert", "public_update": "public update", "severity_changed": "severity",
@@ -182,7 +182,7 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
 
     def reload(self) -> None:
         if self.key is not None:
-            self.run_worker(partial(self.load, self.key), group="postmortem", exclusive=True)
+            run_work(self, partial(self.load, self.key), group="postmortem", exclusive=True)
 
     async def load(self, key: str) -> None:
         try:
