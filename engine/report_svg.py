@@ -21,13 +21,13 @@ SEVERITY_FILL = {"critical": "#d62728", "high": "#ff7f0e", "medium": "#e8c21a", 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 32, 40
 
-_env = environment(__file__)
-_env.globals.update(width=WIDTH, left=LEFT, right=WIDTH - RIGHT, top=TOP, middle=f"{WIDTH / 2:g}",
+templates = environment(__file__)
+templates.globals.update(width=WIDTH, left=LEFT, right=WIDTH - RIGHT, top=TOP, middle=f"{WIDTH / 2:g}",
                     severities=SEVERITIES, fills=SEVERITY_FILL)
 
 
 def _svg(template: str, title: str, height: int = HEIGHT, **shapes: Any) -> str:
-    return _env.get_template(f"report/{template}").render({"grid": [], **shapes}, title=title, height=height)
+    return templates.get_template(f"report/{template}").render({"grid": [], **shapes}, title=title, height=height)
 
 
 def _nice_max(value: float, whole: bool = False) -> float:
@@ -134,5 +134,5 @@ def report_page(report: dict[str, Any], text: str) -> str:
     """A self-contained HTML page: the report's figures (`text`) and the three charts as inline SVG."""
     # The charts are markup this module's templates rendered (and escaped) already.
     charts = [Markup(draw(report)) for _, _, draw in CHARTS]
-    return _env.get_template("report/page.html").render(title=f"Incident report {report['period']['label']}", text=text,
+    return templates.get_template("report/page.html").render(title=f"Incident report {report['period']['label']}", text=text,
                                                         charts=charts)

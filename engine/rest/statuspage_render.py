@@ -56,15 +56,15 @@ def _when(value: datetime | None, tz: str) -> str:
     return format_time(value, zone=tz, date=True, empty="")
 
 
-_env = environment(__file__)
-_env.filters["when"] = _when
-_env.filters["lines"] = lambda text: public_text(text).splitlines()
-_env.globals["state_labels"] = STATE_LABELS
+templates = environment(__file__)
+templates.filters["when"] = _when
+templates.filters["lines"] = lambda text: public_text(text).splitlines()
+templates.globals["state_labels"] = STATE_LABELS
 
 
 def render_index(page: dict[str, Any], links: Links) -> str:
     s: Settings = page["settings"]
-    return _env.get_template("statuspage/index.html").render(title=s.title, s=s, page=page, links=links)
+    return templates.get_template("statuspage/index.html").render(title=s.title, s=s, page=page, links=links)
 
 
 def render_incident(page: dict[str, Any], key: str, links: Links) -> str | None:
@@ -73,18 +73,18 @@ def render_incident(page: dict[str, Any], key: str, links: Links) -> str | None:
     found = next((i for i in page["active"] + page["resolved"] if i["id"] == key), None)
     if found is None:
         return None
-    return _env.get_template("statuspage/incident.html").render(title=f"{found['name']} · {s.title}", s=s, incident=found, links=links)
+    return templates.get_template("statuspage/incident.html").render(title=f"{found['name']} · {s.title}", s=s, incident=found, links=links)
 
 
 def render_message(title: str, message: str, links: Links, form: ButtonForm | None = None) -> str:
     """A small page (subscription confirmed, unsubscribed), with an optional one-button form."""
-    return _env.get_template("statuspage/message.html").render(title=title, message=message, links=links, form=form)
+    return templates.get_template("statuspage/message.html").render(title=title, message=message, links=links, form=form)
 
 
 def render_atom(page: dict[str, Any], links: Links) -> str:
     s: Settings = page["settings"]
     entries = sorted(page["active"] + page["resolved"], key=lambda i: i["updated_at"], reverse=True)[:50]
-    return _env.get_template("statuspage/feed.xml").render(
+    return templates.get_template("statuspage/feed.xml").render(
         s=s, page=page, links=links, entries=entries,
         feed_id=f"{s.public_url}/status" if s.public_url else f"urn:pulseguard:{s.page_id}",
     )
