@@ -62,4 +62,5 @@ def shifts_to_ical(
         event.add("categories", [terminal_text(s.schedule)])
         event.add("transp", "TRANSPARENT")
         cal.add_component(event)
-    return cal.to_ical(sorted=False).decode("utf-8")  # properties in the order written above
+    data: bytes = cal.to_ical(sorted=False)  # properties in the order written above
+    return data.decode("utf-8")
