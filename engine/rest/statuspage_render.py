@@ -58,6 +58,7 @@ def _when(value: datetime | None, tz: str) -> str:
 
 templates = environment(__file__)
 templates.filters["when"] = _when
+# Cleaned before splitting, so a removed control character never splits a line.
 templates.filters["lines"] = lambda text: public_text(text).splitlines()
 templates.globals["state_labels"] = STATE_LABELS
 
@@ -73,7 +74,8 @@ def render_incident(page: dict[str, Any], key: str, links: Links) -> str | None:
     found = next((i for i in page["active"] + page["resolved"] if i["id"] == key), None)
     if found is None:
         return None
-    return templates.get_template("statuspage/incident.html").render(title=f"{found['name']} · {s.title}", s=s, incident=found, links=links)
+    title = f"{found['name']} · {s.title}"
+    return templates.get_template("statuspage/incident.html").render(title=title, s=s, incident=found, links=links)
 
 
 def render_message(title: str, message: str, links: Links, form: ButtonForm | None = None) -> str:
