@@ -120,16 +120,9 @@ def format_report(report: dict[str, Any]) -> str:
 
 def report_html(report: dict[str, Any]) -> str:
     """A self-contained HTML page: the figures and the three charts as inline SVG."""
-    from html import escape
+    from engine.report_svg import report_page
 
-    from engine.report_svg import CHARTS
-
-    title = f"Incident report {report['period']['label']}"
-    charts = "".join(f"<figure>{draw(report)}</figure>" for _, _, draw in CHARTS)
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(title)}</title><style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}"
-            "pre{background:#f6f6f6;padding:1rem;overflow-x:auto}figure{margin:1.5rem 0}</style></head><body>"
-            f"<h1>{escape(title)}</h1><pre>{escape(format_report(report))}</pre><h2>Charts</h2>{charts}</body></html>\n")
+    return report_page(report, format_report(report))
 
 
 def report_markdown(report: dict[str, Any], chart_files: dict[str, str]) -> str:

@@ -252,3 +252,25 @@ async def test_the_report_draws_its_charts_in_the_terminal_html_and_markdown(fix
     assert "data-severity" in (md_path.parent / refs[0]).read_text()
     bad = run_cli(fixture_db, "report", "--month", "2026-03", "--format", "md")
     assert bad.returncode == 2 and "-o FILE.md" in bad.stderr
+
+
+def test_report_charts_and_page_escape_hostile_text():
+    import xml.etree.ElementTree as ET
+
+    from engine.report_svg import CHARTS, report_page
+
+    hostile = "disk\x1b[2J\x07 <script>alert(1)</script> & \"q\" ]]>"
+    report = {
+        "period": {"label": "2026-03"},
+        "weekly": [{"week_start": "2026-03-02T00:00:00+01:00", "critical": 1, "high": 0, "medium": 0, "low": 0, "mttr_seconds": 3600.0}],
+        "root_causes": [{"category": hostile, "count": 1, "percent": 100.0}],
+    }
+    charts = {stem: draw(report) for stem, _, draw in CHARTS}
+    for svg in charts.values():
+        ET.fromstring(svg)  # well-formed: markup escaped, no character XML forbids
+    bar = ET.fromstring(charts["root-causes"]).find("{http://www.w3.org/2000/svg}rect")
+    assert bar is not None and bar.get("data-category") == 'disk[2J <script>alert(1)</script> & "q" ]]>'
+    assert "<script" not in charts["root-causes"] and "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in charts["root-causes"]
+    page = report_page(report, f"Root causes\n  {hostile}")
+    assert "<script" not in page and "\x1b" not in page
+    assert "<pre>Root causes\n  disk[2J &lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;q&#34; ]]&gt;</pre>" in page

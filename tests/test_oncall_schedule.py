@@ -176,6 +176,26 @@ def test_ical_export_lists_each_shift_with_folded_crlf_lines():
     assert len(set(uids)) == 3
 
 
+def test_ical_export_escapes_hostile_names_and_removes_control_characters():
+    from icalendar import Calendar
+
+    hostile = "Eve\x1b]0;pwned\x07\r\nEND:VEVENT\nBEGIN:VEVENT, x; y\\ ]]> <script>\u202e"
+    shifts = weekly().shifts(local(2025, 3, 3, 9), local(2025, 3, 10, 9))
+    text = shifts_to_ical(shifts, names={"alice": hostile}, now=utc(2025, 3, 1), calendar_name=f"On call: {hostile}")
+    assert not any(ch in text for ch in "\x1b\x07\u202e")
+    lines = text.split("\r\n")[:-1]
+    assert "\n" not in "".join(lines) and all(len(line.encode()) <= 75 for line in lines)
+    # The injected END/BEGIN stay inside the value: one event, whose summary reads back as written.
+    assert [line for line in lines if line.startswith(("BEGIN:", "END:"))] == [
+        "BEGIN:VCALENDAR", "BEGIN:VEVENT", "END:VEVENT", "END:VCALENDAR"]
+    cal = Calendar.from_ical(text)
+    clean = "Eve]0;pwned\nEND:VEVENT\nBEGIN:VEVENT, x; y\\ ]]> <script>"
+    # icalendar reads X- properties back raw: the escaped form is what was written.
+    assert "X-WR-CALNAME:On call: Eve]0\\;pwned\\nEND:VEVENT\\nBEGIN:VEVENT\\, x\\; y\\\\ ]]> <script>\r\n" in text.replace("\r\n ", "")
+    (event,) = cal.walk("VEVENT")
+    assert str(event["SUMMARY"]) == f"On call: {clean} (primary)"
+
+
 def test_schedules_from_the_configuration_file():
     from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""iCalendar (RFC 5545) feed of on-call shifts, one VEVENT per shift."""
+"""iCalendar (RFC 5545) feed of on-call shifts, one VEVENT per shift, written by `icalendar`
+(which escapes TEXT values and folds lines at 75 octets)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,18 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 
+from icalendar import Calendar, Event, vText
+
 from engine.oncall.schedule import Shift
+from engine.textclean import terminal_text
 
 PRODID = "-//PulseGuard//On-call//EN"
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r\n", "\\n").replace("\n", "\\n")
-
-
-def _fold(line: str) -> list[str]:
-    """Lines longer than 75 octets continue on the next line after a space (RFC 5545 3.1)."""
-    out: list[str] = []
-    data = line.encode("utf-8")
-    limit = 75
-    while len(data) > limit:
-        cut = limit
-        while cut > 0 and (data[cut] & 0xC0) == 0x80:  # never split a UTF-8 sequence
-            cut -= 1
-        out.append(data[:cut].decode("utf-8"))
-        data = data[cut:]
-        limit = 74  # the leading space counts
-    out.append(data.decode("utf-8"))
-    return [out[0]] + [" " + x for x in out[1:]]
+def _text(value: str) -> vText:
+    # RFC 5545 TEXT allows no control characters but tab (and escaped newlines); names and
+    # schedules come from configuration and the API, so they are cleaned, not trusted.
+    return vText(terminal_text(value))
 
 
 def _stamp(t: datetime) -> str:
@@ -45,39 +35,32 @@ def shifts_to_ical(
     """An iCalendar document; `names` maps user ids to display names."""
     names = names or {}
     now = now or datetime.now(timezone.utc)
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        f"PRODID:{PRODID}",
-        "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{_escape(calendar_name)}",
-    ]
+    cal = Calendar()
+    cal.add("version", "2.0")
+    cal.add("prodid", PRODID)
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")
+    # An X- property is written verbatim unless given as TEXT.
+    cal.add("x-wr-calname", _text(calendar_name))
     for s in shifts:
         if s.user is None:
             continue
         who = names.get(s.user, s.user)
-        uid_src = f"{s.schedule}|{s.user}|{_stamp(s.start)}"
-        uid = hashlib.sha1(uid_src.encode()).hexdigest()[:20]
+        uid = hashlib.sha1(f"{s.schedule}|{s.user}|{_stamp(s.start)}".encode()).hexdigest()[:20]
         desc = f"{who} is on call for schedule {s.schedule}"
         if s.override is not None:
             desc += f" (override: {s.override.describe()})"
         elif s.layer:
             desc += f" ({s.layer})"
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:{uid}@pulseguard",
-            f"DTSTAMP:{_stamp(now)}",
-            f"DTSTART:{_stamp(s.start)}",
-            f"DTEND:{_stamp(s.end)}",
-            f"SUMMARY:{_escape(f'On call: {who} ({s.schedule})')}",
-            f"DESCRIPTION:{_escape(desc)}",
-            f"CATEGORIES:{_escape(s.schedule)}",
-            "TRANSP:TRANSPARENT",
-            "END:VEVENT",
-        ]
-    lines.append("END:VCALENDAR")
-    folded: list[str] = []
-    for line in lines:
-        folded.extend(_fold(line))
-    return "\r\n".join(folded) + "\r\n"
+        event = Event()
+        event.add("uid", f"{uid}@pulseguard")
+        event.add("dtstamp", now.astimezone(timezone.utc))
+        event.add("dtstart", s.start.astimezone(timezone.utc))
+        event.add("dtend", s.end.astimezone(timezone.utc))
+        event.add("summary", _text(f"On call: {who} ({s.schedule})"))
+        event.add("description", _text(desc))
+        event.add("categories", [terminal_text(s.schedule)])
+        event.add("transp", "TRANSPARENT")
+        cal.add_component(event)
+    data: bytes = cal.to_ical(sorted=False)  # properties in the order written above
+    return data.decode("utf-8")

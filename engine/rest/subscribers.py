@@ -31,7 +31,7 @@ from engine.textclean import public_text
 from engine.rest.common import client_id, rest_state
 from engine.rest.models import Subscriber
 from engine.rest.statuspage import Settings, _visible, components, private_services, public_status
-from engine.rest.statuspage_render import Links, esc, render_message
+from engine.rest.statuspage_render import ButtonForm, Links, render_message
 
 router = APIRouter(tags=["status page"])
 log = logging.getLogger("pulseguard.api.subscribers")
@@ -174,11 +174,6 @@ async def request_subscription(settings: Settings, email: str, services: list[st
     return sub
 
 
-def _token_form(action: str, token: str, label: str) -> str:
-    return (f"<form method=\"post\" action=\"{esc(action)}\"><input type=\"hidden\" name=\"token\" value=\"{esc(token)}\">"
-            f"<p><button type=\"submit\">{esc(label)}</button></p></form>")
-
-
 async def _subscriber(token: str) -> Subscriber | None:
     token = (token or "").strip()
     if not token or len(token) > 64 or "\x00" in token or not token.isascii():
@@ -195,7 +190,7 @@ async def confirm_page(token: str = "") -> HTMLResponse:
     sub = await _subscriber(token)
     if sub is None:
         return HTMLResponse(render_message("Link expired", _GONE, SERVED), status_code=404)
-    form = _token_form("/status/confirm", token, "Confirm subscription")
+    form = ButtonForm("/status/confirm", token, "Confirm subscription")
     return HTMLResponse(render_message("Confirm your subscription", f"Send status updates to {sub.email}?", SERVED, form))
 
 
@@ -218,7 +213,7 @@ async def unsubscribe_page(token: str = "") -> HTMLResponse:
     sub = await _subscriber(token)
     if sub is None:
         return HTMLResponse(render_message("Already unsubscribed", _GONE, SERVED), status_code=404)
-    form = _token_form("/status/unsubscribe", token, "Unsubscribe")
+    form = ButtonForm("/status/unsubscribe", token, "Unsubscribe")
     return HTMLResponse(render_message("Unsubscribe", f"Stop sending status updates to {sub.email}?", SERVED, form))
 
 
