@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import enum
 import inspect
+import itertools
 import json
 import sys
 import textwrap
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel
 
 DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
@@ -42,7 +45,7 @@ def _cell(text: str) -> str:
 # --- configuration -------------------------------------------------------------------------
 
 
-def _field_docs(model: type) -> dict[str, str]:
+def _field_docs(model: type[BaseModel]) -> dict[str, str]:
     """The string written under each field of a model class (and its bases), by field name."""
     docs: dict[str, str] = {}
     for cls in reversed(model.__mro__):
@@ -53,7 +56,7 @@ def _field_docs(model: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, after in zip(body, body[1:]):
+        for node, after in itertools.pairwise(body):
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                     and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
                     and isinstance(after.value.value, str)):
@@ -134,15 +137,15 @@ def _default(field: Any) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def _models_in(annotation: Any) -> list[type]:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
     from engine.config import _unwrap
 
-    out = []
+    out: list[type[BaseModel]] = []
     for t in _unwrap(annotation):
         origin = typing.get_origin(t)
         if origin in (list, dict):
             out += _models_in(typing.get_args(t)[-1])
-        elif isinstance(t, type) and hasattr(t, "model_fields"):
+        elif isinstance(t, type) and issubclass(t, BaseModel):
             out.append(t)
     return out
 
@@ -164,13 +167,13 @@ def config_reference() -> str:
 
     out = [HEADER.format(source="the configuration models in `engine/config.py`"),
            "# Configuration reference\n\n",
-           "Every key PulseGuard reads from `pulseguard.toml` (or the same structure in JSON), table by table. "
+           ("Every key PulseGuard reads from `pulseguard.toml` (or the same structure in JSON), table by table. "
            "Unknown keys are refused by `pulseguard config check`, which names the key path. Durations are "
            'written `"90s"`, `"5m"`, `"2h"`, `"1d"` (or a number of seconds); an absent table takes the '
-           "defaults shown. The guide to what the settings do is [configuration.md](../configuration.md).\n"]
-    seen: set[tuple[str, type]] = set()
+           "defaults shown. The guide to what the settings do is [configuration.md](../configuration.md).\n")]
+    seen: set[tuple[str, type[BaseModel]]] = set()
 
-    def section(title: str, model: type, path: str) -> None:
+    def section(title: str, model: type[BaseModel], path: str) -> None:
         if (path, model) in seen:
             return
         seen.add((path, model))
@@ -179,8 +182,8 @@ def config_reference() -> str:
         if model.__doc__ and model.__module__ == Config.__module__ and model.__doc__ != model.__mro__[1].__doc__:
             out.append(" ".join(model.__doc__.split()) + "\n\n")
         out.append("| Key | Type | Default | Description |\n|---|---|---|---|\n")
-        nested: list[tuple[str, type, str]] = []
-        counts: dict[type, int] = {}
+        nested: list[tuple[str, type[BaseModel], str]] = []
+        counts: dict[type[BaseModel], int] = {}
         for f in model.model_fields.values():
             for m in _models_in(f.annotation):
                 counts[m] = counts.get(m, 0) + 1
@@ -204,7 +207,7 @@ def config_reference() -> str:
                 typ += f": see `{sub}`" if models[0] not in shared else f": see `[{path}.<…>]`"
             out.append(f"| `{key}` | {typ} | {_default(field)} | {_cell(docs.get(name, ''))} |\n")
         # Sibling keys of one model (escalation_policy.critical … low) share one table.
-        merged: dict[type, list[tuple[str, str]]] = {}
+        merged: dict[type[BaseModel], list[tuple[str, str]]] = {}
         for title_, m, p in nested:
             merged.setdefault(m, []).append((title_, p))
         for m, entries in merged.items():
@@ -242,8 +245,8 @@ def rest_reference() -> str:
     spec = create_app().openapi()
     out = [HEADER.format(source="the REST API's OpenAPI document (`engine/rest/`)"),
            f"# REST API reference\n\n{spec['info'].get('description', '')}\n\n",
-           "A running engine serves this document at `/openapi.json` and interactive docs at `/docs`. "
-           "How the API behaves (roles, errors, rate limits, the status page) is in [rest.md](../rest.md).\n"]
+           ("A running engine serves this document at `/openapi.json` and interactive docs at `/docs`. "
+           "How the API behaves (roles, errors, rate limits, the status page) is in [rest.md](../rest.md).\n")]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for path, item in spec["paths"].items():
         for method, op in item.items():
@@ -308,9 +311,9 @@ def keys_reference() -> str:
 
     out = [HEADER.format(source="the console's action table (`pulseguard_tui/actions.py`)"),
            "# Console keys\n\n",
-           "Every key of the console, by where it acts. `[console.keymap]` rebinds a key by its action id, "
+           ("Every key of the console, by where it acts. `[console.keymap]` rebinds a key by its action id, "
            'e.g. `"incident.ack" = "y"`. A read-only console (`--readonly`, `R`, a viewer\'s token) leaves '
-           "out the actions marked *changes*. How the console works: [console.md](../console.md).\n"]
+           "out the actions marked *changes*. How the console works: [console.md](../console.md).\n")]
     scopes = list(dict.fromkeys([*SCOPES, *(a.scope for a in ACTIONS)]))
     for scope in scopes:
         actions = [a for a in ACTIONS if a.scope == scope]
