@@ -1,6 +1,8 @@
-"""Every command the README shows runs, as a user would type it, and does not fail.
+"""Every command the README and the pages of docs/ show runs, as a user would type it, and does
+not fail.
 
-The ```sh blocks of README.md are read with markdown-it; every `pulseguard …` line (backslash
+The ```sh blocks of README.md and docs/**/*.md are read with markdown-it (a command shown on
+several pages runs once); every `pulseguard …` line (backslash
 continuations joined, trailing `# comments` dropped) runs through `sh -c` in a temporary working
 directory whose HOME and XDG directories are temporary too, over a database seeded with
 demo-like data (incidents INC-1 … INC-45, a resolved INC-7 with follow-ups, maintenance
@@ -40,6 +42,12 @@ from notify_receivers import HttpReceiver, JiraState, SmtpSink, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+# Every page whose ```sh blocks are run: the README and the documentation.
+PAGES = [README, *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def pages_text() -> str:
+    return "\n\n".join(p.read_text(encoding="utf-8") for p in PAGES)
 
 # Lines of the README's sh blocks that are not `pulseguard` commands, with why they do not run
 # here. Anything else that is not a `pulseguard` command fails the test.
@@ -229,7 +237,7 @@ def plan(text: str) -> tuple[list[Planned], list[str]]:
     """The commands to run for the README, and the problems that stop some from running."""
     planned: list[Planned] = []
     problems: list[str] = []
-    for line in sh_lines(text):
+    for line in dict.fromkeys(sh_lines(text)):
         for segment in (s.strip() for s in line.split(" && ")):
             if segment.startswith(".venv/bin/pulseguard"):
                 segment = segment[len(".venv/bin/"):]
@@ -678,10 +686,10 @@ def run_planned(env: ReadmeEnv, command: str) -> str | None:
 
 
 def test_every_readme_command_is_planned() -> None:
-    """Every sh line of the README is a command that runs (verbatim or through EXPANSIONS) or
+    """Every sh line of the README and docs/ is a command that runs (verbatim or through EXPANSIONS) or
     a listed setup step. (An EXPANSIONS entry whose README line changed no longer matches, so
     the changed line must get its own entry: drift cannot pass unnoticed.)"""
-    planned, problems = plan(README.read_text(encoding="utf-8"))
+    planned, problems = plan(pages_text())
     assert not problems, "\n".join(problems)
     assert len(planned) > 40
 
@@ -695,7 +703,7 @@ def test_readme_parsing_keeps_what_a_shell_would_run() -> None:
 
 @pytest.mark.slow
 def test_every_readme_command_runs(readme_env: ReadmeEnv) -> None:
-    planned, problems = plan(README.read_text(encoding="utf-8"))
+    planned, problems = plan(pages_text())
     assert not problems, "\n".join(problems)
     failures: list[str] = []
     for item in planned:
@@ -708,23 +716,3 @@ def test_every_readme_command_runs(readme_env: ReadmeEnv) -> None:
         if problem:
             failures.append(f"$ {command}\n  (README: {item.readme})\n  {problem}")
     assert not failures, f"{len(failures)} of {len(planned)} README commands failed:\n\n" + "\n\n".join(failures)
-
-
-def test_readme_console_keys_are_the_consoles_keys() -> None:
-    """Every single-character key in the README's Console key table is bound in the console's
-    action table (incident list, app-wide or post-mortem scope), and the other way round."""
-    from pulseguard_tui.actions import ACTIONS, key_display
-
-    text = README.read_text(encoding="utf-8")
-    table = text[text.index("| Key | Action | Key | Action |"):]
-    table = table[:table.index("\n\n")]
-    documented: set[str] = set()
-    for row in table.splitlines()[2:]:
-        cells = [c.strip() for c in row.strip().strip("|").split("|")]
-        for cell in cells[0::2]:
-            documented |= {k for k in re.findall(r"`([^`]+)`", cell) if len(k) == 1}
-    bound = {key_display(a.key) for a in ACTIONS if a.scope in ("app", "incidents")}
-    missing = sorted(k for k in documented if k not in bound and k not in "[]" and not k.isdigit())
-    assert not missing, f"README key table names keys the console does not bind: {missing}"
-    undocumented = sorted(k for k in bound if len(k) == 1 and k not in documented)
-    assert not undocumented, f"console keys missing from the README key table: {undocumented}"
