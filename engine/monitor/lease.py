@@ -173,6 +173,35 @@ class Lease:
                 log.warning("releasing the engine lease failed: %s", exc)
 
 
+class LeaseFence:
+    """Guards the leader's writes that must happen once (claiming a timer or an outbox row):
+    they are refused once the lease taken at `generation` is no longer ours, even before the
+    lease loop has noticed. A process frozen (SIGSTOP, a VM pause) past the ttl finds, when it
+    resumes, its loops still running for a moment; without this it could claim and send work
+    the new leader already did.
+
+    `held` is the cheap check by this process's own clock, for a send about to start; `check`
+    also reads the lease row inside the caller's transaction, after the caller has locked the
+    rows it is about to claim, so a takeover that happened while it waited is seen. It takes no
+    lock on the lease row: a frozen claimer must never stop a standby from taking over.
+    """
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.generation = lease.generation
+
+    @property
+    def held(self) -> bool:
+        return self.lease.held and self.lease.generation == self.generation
+
+    async def check(self, conn: Any) -> bool:
+        if not self.held:
+            return False
+        return await EngineLease.filter(
+            name=self.lease.name, holder=self.lease.holder, generation=self.generation, expires_at__gt=datetime.now(UTC)
+        ).using_db(conn).exists()
+
+
 class Heartbeat:
     """Writes a heartbeat row while the engine loops run; gaps between rows are no data."""
 
