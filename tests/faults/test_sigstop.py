@@ -94,7 +94,11 @@ async def test_sigstop_leader_standby_takes_over_and_thawed_leader_sends_nothing
         first.send_signal(signal.SIGCONT)
         lines = await read_until(first, "standby", 15)  # it notices the lease is gone and steps down
         await asyncio.sleep(4.0)  # time for anything the thawed engine still had in hand to go out
+        # Acknowledged, so no reminder is planned between the last check and the engines' stop.
+        for inc in (one, two):
+            await services.acknowledge(inc.key, "alice")
         await eventually(lambda: _none_pending(one.id), timeout=15)
+        await eventually(lambda: _none_pending(two.id), timeout=15)
         assert await holder_pid() == second.pid
 
         for proc in (first, second):
