@@ -120,7 +120,7 @@ class EscalationLoops:
     async def _timer_loop(self) -> None:
         while not self._stopping:
             fired = 0
-            started = datetime.now(timezone.utc)
+            started = planner.utcnow()  # the planner's clock (a test may move it)
             try:
                 nxt = None
                 if self._leading():

@@ -1,11 +1,13 @@
 """The engine lease: one row per database says which process runs the engine loops.
 
-Taking the lease is one conditional UPDATE (`… WHERE holder = me OR expires_at < now`), which
-is atomic on SQLite and PostgreSQL alike; a missing row is inserted first (a conflict just
-means someone else inserted it). The holder renews every `renew` seconds; a holder that cannot
-renew before `ttl` runs out considers the lease lost and stops its loops, so two processes
-never run them at once for longer than clock skew. A standby polls every `poll` seconds, so
-it takes over at most `ttl + poll` seconds after the holder died (kill -9 included).
+Taking the lease is a conditional UPDATE (`… WHERE holder = me`, else `… WHERE expires_at <
+now`, which starts a new generation), atomic on SQLite and PostgreSQL alike; a missing row is
+inserted first (a conflict just means someone else inserted it). The holder renews every
+`renew` seconds; a holder that cannot renew before `ttl` runs out considers the lease lost and
+stops its loops, so two processes never run them at once for longer than clock skew. A standby polls every `poll` seconds, so
+it takes over at most `ttl + poll` seconds after the holder died (kill -9 included). A holder
+that was frozen finds its loops running for a moment when it resumes, before the lease loop
+notices: `LeaseFence` makes their claims check the lease (holder and generation) first.
 
 Clocks of processes sharing a PostgreSQL database must be kept in sync (NTP); the ttl absorbs
 small differences.
@@ -24,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
 
 from engine.monitor.models import EngineHeartbeat, EngineLease
 
@@ -76,10 +78,16 @@ class Lease:
                 return True
             except IntegrityError:
                 pass  # another process inserted it first: fall through to the conditional update
-        updated = await EngineLease.filter(Q(name=self.name) & (Q(holder=self.holder) | Q(expires_at__lt=now))).update(
-            holder=self.holder, holder_info=self.info, acquired_at=now, renewed_at=now, expires_at=expires,
-            generation=F("generation") + 1,
+        # Already ours: taken again under the same generation (the holder never changed, so
+        # nothing fenced by it went stale). From someone else, once expired: a new generation.
+        updated = await EngineLease.filter(name=self.name, holder=self.holder).update(
+            holder_info=self.info, acquired_at=now, renewed_at=now, expires_at=expires,
         )
+        if not updated:
+            updated = await EngineLease.filter(name=self.name, expires_at__lt=now).exclude(holder=self.holder).update(
+                holder=self.holder, holder_info=self.info, acquired_at=now, renewed_at=now, expires_at=expires,
+                generation=F("generation") + 1,
+            )
         if updated:
             row = await EngineLease.get(name=self.name)
             self.generation = row.generation
