@@ -35,8 +35,10 @@ class EscalationService:
 
     async def start(self, engine: Any) -> None:
         from engine.escalation.runtime import EscalationLoops
+        from engine.monitor.lease import LeaseFence
 
-        self.loops = EscalationLoops(engine.config)
+        # Fenced by the lease as it is now: a lost lease stops every claim at once.
+        self.loops = EscalationLoops(engine.config, fence=LeaseFence(engine.lease))
         await self.loops.start()
 
     async def stop(self) -> None:

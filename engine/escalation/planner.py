@@ -618,8 +618,11 @@ async def next_due() -> datetime | None:
     return row  # type: ignore[return-value]
 
 
-async def fire_due_timers(now: datetime | None = None, limit: int = 50) -> int:
-    """Fire every timer due by `now` (each in its own transaction); returns how many fired."""
+async def fire_due_timers(now: datetime | None = None, limit: int = 50, *, fence: Any = None) -> int:
+    """Fire every timer due by `now` (each in its own transaction); returns how many fired.
+
+    `fence` (engine.monitor.lease.LeaseFence): each timer is fired only if this process still
+    holds the engine lease, checked in the firing transaction once the timer is locked."""
     ctx = _context
     if ctx is None:
         return 0
@@ -627,8 +630,10 @@ async def fire_due_timers(now: datetime | None = None, limit: int = 50) -> int:
     due = await Timer.filter(state=TimerState.PENDING, due_at__lte=now).order_by("due_at", "id").limit(limit).values("id", "incident_id")
     fired = 0
     for row in due:
+        if fence is not None and not fence.held:
+            break
         try:
-            if await _fire_one(ctx, row["id"], row["incident_id"]):
+            if await _fire_one(ctx, row["id"], row["incident_id"], fence):
                 fired += 1
         except Exception as exc:  # one broken timer must not stop the others
             log.exception("timer %s failed", row["id"])
@@ -648,7 +653,7 @@ async def _timer_failed(timer_id: int, exc: Exception) -> None:
         await timer.save(using_db=conn)
 
 
-async def _fire_one(ctx: Context, timer_id: int, incident_id: int | None) -> bool:
+async def _fire_one(ctx: Context, timer_id: int, incident_id: int | None, fence: Any = None) -> bool:
     now = utcnow()
     async with in_transaction() as conn:
         incident = None
@@ -658,6 +663,11 @@ async def _fire_one(ctx: Context, timer_id: int, incident_id: int | None) -> boo
         timer = await Timer.filter(id=timer_id, state=TimerState.PENDING).select_for_update(skip_locked=True).using_db(conn).first()
         if timer is None:
             return False  # fired or cancelled meanwhile, or another engine has it
+        if fence is not None and not await fence.check(conn):
+            # The lease was lost, maybe while this process was frozen or waited for the locks:
+            # the step is the new leader's to fire, once.
+            log.warning("escalation timer %s not fired: this process no longer holds the engine lease", timer.key)
+            return False
         timer.state = TimerState.FIRED
         timer.fired_at = now
         timer.attempts += 1

@@ -41,8 +41,12 @@ class EscalationLoops:
         per_destination: int | None = None,
         jira_poll: float = 300.0,
         catch_up_every: float = 5.0,
+        fence: Any = None,
     ) -> None:
         self.config = config
+        # The engine lease's fence (engine.monitor.lease.LeaseFence): timers and outbox rows are
+        # claimed only while this process leads. None: the caller runs the loops by itself.
+        self.fence = fence
         self.settings = settings or settings_from_config(config)
         max_age = float(getattr(getattr(config, "notifications", None), "max_age", 86400.0))
         self.retry = retry or RetryPolicy(max_age=max_age)
@@ -68,7 +72,7 @@ class EscalationLoops:
         ctx = planner.install(self.config)
         self.dispatcher = Dispatcher(self.settings)
         self.deliverer = Deliverer(self.dispatcher, retry=self.retry, concurrency=self.concurrency, poll_interval=self.delivery_poll,
-                                   lease=self.lease, per_destination=self.per_destination)
+                                   lease=self.lease, per_destination=self.per_destination, fence=self.fence)
         ctx.wake[:] = [self.deliverer.wake, self._timer_wake.set]
         self._stopping = False
         self._halt = asyncio.Event()
@@ -115,9 +119,14 @@ class EscalationLoops:
 
     async def _timer_loop(self) -> None:
         while not self._stopping:
+            fired = 0
+            started = planner.utcnow()  # the planner's clock (a test may move it)
             try:
-                self.fired += await planner.fire_due_timers()
-                nxt = await planner.next_due()
+                nxt = None
+                if self._leading():
+                    fired = await planner.fire_due_timers(started, fence=self.fence)
+                    self.fired += fired
+                    nxt = await planner.next_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -126,6 +135,8 @@ class EscalationLoops:
             wait = self.timer_poll
             if nxt is not None:
                 wait = min(wait, max(0.0, (nxt - datetime.now(timezone.utc)).total_seconds()))
+            if nxt is not None and nxt <= started and not fired:
+                wait = self.timer_poll  # due, but not ours to fire now (fenced, or another engine's): poll, don't spin
             if wait <= 0:
                 continue
             self._timer_wake.clear()
@@ -134,10 +145,15 @@ class EscalationLoops:
             except asyncio.TimeoutError:
                 pass
 
+    def _leading(self) -> bool:
+        """False once the lease is lost: the loops idle until the engine stops them."""
+        return self.fence is None or self.fence.held
+
     async def _every(self, seconds: float, fn: Callable[[], Awaitable[Any]]) -> None:
         while not self._stopping:
             try:
-                await fn()
+                if self._leading():
+                    await fn()
             except asyncio.CancelledError:
                 raise
             except Exception:

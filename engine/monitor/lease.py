@@ -1,11 +1,13 @@
 """The engine lease: one row per database says which process runs the engine loops.
 
-Taking the lease is one conditional UPDATE (`… WHERE holder = me OR expires_at < now`), which
-is atomic on SQLite and PostgreSQL alike; a missing row is inserted first (a conflict just
-means someone else inserted it). The holder renews every `renew` seconds; a holder that cannot
-renew before `ttl` runs out considers the lease lost and stops its loops, so two processes
-never run them at once for longer than clock skew. A standby polls every `poll` seconds, so
-it takes over at most `ttl + poll` seconds after the holder died (kill -9 included).
+Taking the lease is a conditional UPDATE (`… WHERE holder = me`, else `… WHERE expires_at <
+now`, which starts a new generation), atomic on SQLite and PostgreSQL alike; a missing row is
+inserted first (a conflict just means someone else inserted it). The holder renews every
+`renew` seconds; a holder that cannot renew before `ttl` runs out considers the lease lost and
+stops its loops, so two processes never run them at once for longer than clock skew. A standby polls every `poll` seconds, so
+it takes over at most `ttl + poll` seconds after the holder died (kill -9 included). A holder
+that was frozen finds its loops running for a moment when it resumes, before the lease loop
+notices: `LeaseFence` makes their claims check the lease (holder and generation) first.
 
 Clocks of processes sharing a PostgreSQL database must be kept in sync (NTP); the ttl absorbs
 small differences.
@@ -24,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
 
 from engine.monitor.models import EngineHeartbeat, EngineLease
 
@@ -76,10 +78,16 @@ class Lease:
                 return True
             except IntegrityError:
                 pass  # another process inserted it first: fall through to the conditional update
-        updated = await EngineLease.filter(Q(name=self.name) & (Q(holder=self.holder) | Q(expires_at__lt=now))).update(
-            holder=self.holder, holder_info=self.info, acquired_at=now, renewed_at=now, expires_at=expires,
-            generation=F("generation") + 1,
+        # Already ours: taken again under the same generation (the holder never changed, so
+        # nothing fenced by it went stale). From someone else, once expired: a new generation.
+        updated = await EngineLease.filter(name=self.name, holder=self.holder).update(
+            holder_info=self.info, acquired_at=now, renewed_at=now, expires_at=expires,
         )
+        if not updated:
+            updated = await EngineLease.filter(name=self.name, expires_at__lt=now).exclude(holder=self.holder).update(
+                holder=self.holder, holder_info=self.info, acquired_at=now, renewed_at=now, expires_at=expires,
+                generation=F("generation") + 1,
+            )
         if updated:
             row = await EngineLease.get(name=self.name)
             self.generation = row.generation
@@ -171,6 +179,35 @@ class Lease:
                 await self.release()
             except Exception as exc:
                 log.warning("releasing the engine lease failed: %s", exc)
+
+
+class LeaseFence:
+    """Guards the leader's writes that must happen once (claiming a timer or an outbox row):
+    they are refused once the lease taken at `generation` is no longer ours, even before the
+    lease loop has noticed. A process frozen (SIGSTOP, a VM pause) past the ttl finds, when it
+    resumes, its loops still running for a moment; without this it could claim and send work
+    the new leader already did.
+
+    `held` is the cheap check by this process's own clock, for a send about to start; `check`
+    also reads the lease row inside the caller's transaction, after the caller has locked the
+    rows it is about to claim, so a takeover that happened while it waited is seen. It takes no
+    lock on the lease row: a frozen claimer must never stop a standby from taking over.
+    """
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.generation = lease.generation
+
+    @property
+    def held(self) -> bool:
+        return self.lease.held and self.lease.generation == self.generation
+
+    async def check(self, conn: Any) -> bool:
+        if not self.held:
+            return False
+        return await EngineLease.filter(
+            name=self.lease.name, holder=self.lease.holder, generation=self.generation, expires_at__gt=datetime.now(UTC)
+        ).using_db(conn).exists()
 
 
 class Heartbeat:

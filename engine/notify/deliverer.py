@@ -16,6 +16,15 @@
   never delays a page to another destination.
 - Failures are written to the incident's timeline; sending runs in its own tasks with timeouts,
   so a slow or dead receiver never blocks the engine.
+- Under the engine lease (`fence`), a row is claimed only while this process leads: the lease
+  row is checked in the claim's transaction, and once more (by this process's clock) just before
+  the message goes out, so an engine frozen past its lease and resumed sends nothing the new
+  leader sends. Outcomes of messages that did go out are still recorded (fenced by the row's
+  own claim), so nothing is sent again for want of a record.
+- Recording locks the incidents' rows (as the timeline entries' foreign key does) before the
+  timeline's feed lock, the order the service layer and the timer claimer use: on PostgreSQL
+  the other order deadlocks with an escalation step firing for the same incident, and a
+  recorder chosen as the victim left a sent message pending, to go out again.
 - A row for a channel this process has no configuration for (queued by a process with another
   configuration) is never claimed, so never dead: it stays pending, and once it has waited
   `waiting_grace` unclaimed its `last_error` and the incident's timeline say why.
@@ -91,8 +100,10 @@ class Deliverer:
         name: str | None = None,
         waiting_grace: float = 5.0,
         waiting_every: float = 5.0,
+        fence: Any = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.fence = fence  # engine.monitor.lease.LeaseFence, or None: claim without a lease
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
         self.batch = batch
@@ -148,7 +159,7 @@ class Deliverer:
                         raise
                     except Exception:  # the database was briefly unavailable, say: try again shortly
                         log.exception("claiming notifications failed")
-                if time.monotonic() - self._waiting_checked >= self.waiting_every:
+                if time.monotonic() - self._waiting_checked >= self.waiting_every and self._leading():
                     self._waiting_checked = time.monotonic()
                     try:
                         await self.mark_waiting(utcnow())
@@ -186,6 +197,9 @@ class Deliverer:
                 self._held.pop(row_id, None)
             if unanswered:
                 await self._release(unanswered)
+
+    def _leading(self) -> bool:
+        return self.fence is None or self.fence.held
 
     async def _release(self, ids: list[int]) -> None:
         """Give back the claims of messages whose send was cut short by stopping: still
@@ -234,6 +248,7 @@ class Deliverer:
             self._warned.add(destination)
             log.warning("notifications to %s stay pending (%s)", destination, reasons[destination])
         async with in_transaction() as conn:
+            await _lock_incidents(conn, [r["incident_id"] for r in changed if r["incident_id"]])
             incidents = {i.id: i for i in await Incident.filter(id__in=[r["incident_id"] for r in changed if r["incident_id"]]).using_db(conn)}
             for destination in {r["destination"] for r in changed}:
                 ids = [r["id"] for r in changed if r["destination"] == destination]
@@ -279,6 +294,8 @@ class Deliverer:
     async def _claim(self, now: datetime, limit: int, busy: dict[str, int] | None = None) -> list[Notification]:
         """Claim up to `limit` stream heads: critical incidents first, then by due time, with at
         most `per_destination` held per destination when `busy` (what is held now) is given."""
+        if not self._leading():
+            return []
         capped = busy is not None
         busy = dict(busy or {})
         full = [d for d, n in busy.items() if n >= self.per_destination]
@@ -338,6 +355,9 @@ class Deliverer:
                 .select_for_update(skip_locked=True)
                 .using_db(conn)
             )
+            if rows and self.fence is not None and not await self.fence.check(conn):
+                log.warning("not claiming %d notification(s): this process no longer holds the engine lease", len(rows))
+                rows = []
             if rows:
                 await Notification.filter(id__in=[r.id for r in rows]).using_db(conn).update(claimed_by=self.name, claimed_until=until)
         for r in rows:
@@ -369,6 +389,12 @@ class Deliverer:
             return Outcome.failed(f"{type(exc).__name__}: {exc}")
 
     async def _send(self, row: Notification) -> None:
+        if not self._leading():
+            # Claimed while leading, but the lease is gone now (the process was frozen, say):
+            # the new leader sends it, once the claim is given back.
+            self._held.pop(row.id, None)
+            await self._release([row.id])
+            return
         outcome = await self._attempt(row)
         await self._outcomes.put((row, row.attempts + 1, outcome))
 
@@ -379,7 +405,21 @@ class Deliverer:
             while not self._outcomes.empty() and len(batch) < 200:
                 batch.append(self._outcomes.get_nowait())
             try:
-                await self._record_many(batch)
+                for attempt in range(3):
+                    counts = (self.delivered, self.failed, self.dead)
+                    try:
+                        await self._record_many(batch)
+                        break
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        self.delivered, self.failed, self.dead = counts  # counted again by the next try
+                        # These messages went out: a lost record would send them again. The
+                        # claims are still renewed meanwhile.
+                        if attempt == 2:
+                            raise
+                        log.warning("recording %d notification outcomes failed; trying again", len(batch), exc_info=True)
+                        await asyncio.sleep(0.2 * (attempt + 1))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -425,6 +465,7 @@ class Deliverer:
         verdicts = [(row, attempt, outcome, *self._verdict(row, attempt, outcome, now)) for row, attempt, outcome in batch]
         incident_ids = {row.incident_id for row, *_ in verdicts if row.incident_id is not None}
         async with in_transaction() as conn:
+            await _lock_incidents(conn, incident_ids)
             incidents = {i.id: i for i in await Incident.filter(id__in=list(incident_ids)).using_db(conn)} if incident_ids else {}
             updated: set[int] = set()
             for row, attempt, outcome, values, event in verdicts:
@@ -450,6 +491,14 @@ class Deliverer:
         if any(outcome.ok for _, _, outcome, *_ in verdicts):
             self._wake.set()  # the streams' next messages may be waiting for these
 
+
+async def _lock_incidents(conn: Any, incident_ids: Any) -> None:
+    """On PostgreSQL, take now, in id order, the lock on these incidents' rows that a timeline
+    entry's foreign key takes when it is inserted, so it is taken before the feed lock, never
+    after it (see the module's docstring)."""
+    ids = sorted({int(i) for i in incident_ids if i is not None})
+    if ids and conn.capabilities.dialect == "postgres":
+        await conn.execute_query('SELECT "id" FROM "incident" WHERE "id" = ANY($1) ORDER BY "id" FOR KEY SHARE', [ids])
 
 
 def unservable_filter(settings: ChannelSettings) -> Q:
