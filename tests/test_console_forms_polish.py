@@ -4,7 +4,6 @@ list; the severity form starts at the incident's severity."""
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -16,7 +15,7 @@ from pulseguard_tui.forms.incident import CommentScreen, SeverityScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
-from test_console_workflows import console, main, open_form, select_row, type_text, until  # noqa: F401
+from support.pilot import open_form, select_row, type_text, until
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 

@@ -11,7 +11,7 @@ import pytest
 
 from engine.detection.detector import REASON_NAMES, DetectorSettings, StreamingDetector, warm_up
 from engine.domain import InvalidInput
-from detection_series import inject, seasonal
+from support.detection_series import inject, seasonal
 
 ONSET = 1000
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from detection_series import inject, seasonal
+from support.detection_series import inject, seasonal
 from engine import services
 from engine.config import parse_config_text
 from engine.detection.engine_plugin import plugins

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from support.db import REPO, run_cli
 
 SPEC_BLOCK = """
 [escalation_policy.critical]

@@ -14,7 +14,7 @@ import pytest
 from engine import services
 from engine.config import parse_config_text
 from engine.escalation.models import Notification, Timer
-from escalation_support import esc_db, eventually, fast_loops, receivers, timeline  # noqa: F401
+from support.escalation import eventually, fast_loops, timeline
 
 SPEC_BLOCK = """
 [escalation_policy.critical]

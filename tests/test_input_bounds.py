@@ -9,8 +9,7 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
-from conftest import run_cli
-from rest_support import api  # noqa: F401  (fixture)
+from support.db import run_cli
 
 from engine.monitor.models import MetricRollup, MetricSample, MetricSeries
 

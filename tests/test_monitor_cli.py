@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import run_cli
+from support.db import run_cli
 
 from engine.models import MaintenanceWindow
 from engine.monitor.models import MetricSample
@@ -117,7 +117,7 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from conftest import REPO
+    from support.db import REPO
 
     proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "demo", "--duration", "7"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, table_rows
+from support.db import run_cli, table_rows
 
 CONFIG = """
 [engine]

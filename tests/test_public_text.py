@@ -14,17 +14,16 @@ from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from typing import Any
 
-from conftest import run_cli
+from support.db import run_cli
 from engine import services
 from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
 from engine.rest.statuspage import Settings
 from engine.rest.subscribers import SubscriberRelay
 from engine.textclean import public_text, terminal_text
-from notify_receivers import SmtpSink
-from rest_support import config, running_api
-from test_console_process import Pty, console_env
-
+from support.receivers import SmtpSink
+from support.rest import config, running_api
+from support.terminal import Pty, console_env
 HOSTILE = "a\x1b[31mRED\x1b[0m\x07 \x0bvt\x0c\x7f\x85\x9b2J ]]> <script>alert(1)</script> &amp; \u202eevil\u202c\u2066x\u2069 \ufffe end"
 LONG = "long " * 3900 + HOSTILE  # just under the 20,000-character limit
 # Characters that must never reach a public surface (or a terminal).

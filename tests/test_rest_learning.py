@@ -21,13 +21,11 @@ from engine.postmortem_models import Postmortem
 from engine.remote import RemoteEngine
 from pulseguard_tui.console import build_console, initial_settings
 from pulseguard_tui.screens.analytics import AnalyticsScreen
-from rest_support import running_api
-from test_console_screens import command
-from test_console_workflows import until
-from test_postmortem_console import Host, form, loaded, save
-from test_postmortem_document import full_lifecycle
-
-
+from support.rest import running_api
+from support.pilot import command
+from support.pilot import until
+from support.postmortem import Host, form, loaded, save
+from support.postmortem import full_lifecycle
 @pytest.fixture(params=["local", "remote"])
 async def engine(request: pytest.FixtureRequest, db: Any) -> AsyncIterator[Any]:
     if request.param == "local":

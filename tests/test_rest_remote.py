@@ -15,9 +15,7 @@ from engine.api import EngineAPI, LocalEngine, ReadOnlyError
 from engine.domain import IllegalTransition, InvalidInput, NotFound
 from engine.remote import AuthenticationFailed, RemoteEngine, RemoteError
 from engine.rest.server import ApiService
-from rest_support import running_api
-
-
+from support.rest import running_api
 @pytest.fixture(params=["local", "remote"])
 async def engine(request: pytest.FixtureRequest, db: Any) -> AsyncIterator[EngineAPI]:
     if request.param == "local":

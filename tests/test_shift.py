@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 import pytest
 
-from notify_receivers import HttpReceiver, SmtpSink, free_port
+from support.receivers import HttpReceiver, SmtpSink, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
