@@ -65,7 +65,7 @@ async def test_a_form_opens_over_the_dimmed_list(console: tuple[PulseGuardApp, P
     await open_form(pilot, "c", CommentScreen)
     await pilot.pause(0.2)
     picture = app.export_screenshot()
-    assert "Nightly&#160;export&#160;failed" in picture or "Nightly export failed" in picture
+    assert "Nightly&#160;export&#160;failed" in picture  # the list still shows under the form (SVG spaces)
 
 
 async def test_severity_form_starts_at_the_current_severity(console: tuple[PulseGuardApp, Pilot]) -> None:

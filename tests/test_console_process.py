@@ -4,6 +4,7 @@ a bad database in one line. Also the deferred start: first frame, then the datab
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -72,20 +73,21 @@ def test_unknown_theme_is_refused_before_drawing(tmp_path: Path) -> None:
 
 
 async def test_first_frame_before_the_database(sqlite_database: Database) -> None:
-    opened: list[bool] = []
+    may_open = asyncio.Event()  # the database "takes" until the first frame has been checked
 
     async def connect() -> Any:
+        await may_open.wait()
         await open_database(sqlite_database)
-        opened.append(True)
         return make_api(sqlite_database)
 
     app = PulseGuardApp(settings=ConsoleSettings(remember_theme=False), connect=connect, follow_feed=False)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             screen = main(app)
-            assert "opening the database" in str(screen.query_one("#list-info").render()) or opened
+            assert "opening the database" in str(screen.query_one("#list-info").render())
             await pilot.press("a")  # nothing to act on yet, and no crash
-            await until(pilot, lambda: app.ready.is_set() and screen.table.loaded, what="connected")
+            may_open.set()
+            await until(pilot, lambda: app.ready.is_set() and screen.table.loaded, timeout=20, what="connected")  # migrates
             assert "no incidents match" in screen.table.render_line(1).text
     finally:
         await close_database()

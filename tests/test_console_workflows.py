@@ -247,7 +247,8 @@ async def test_n_opens_new_incident_and_selects_it(console: tuple[PulseGuardApp,
     await type_text(pilot, "yesterday-ish")
     await pilot.press("enter")
     await until(pilot, lambda: form.problems_shown, what="bad time refused")
-    assert "detected" in "".join(form.problems_shown) or "not a time" in "".join(form.problems_shown)
+    assert form.problems_shown == [
+        "↑ 'yesterday-ish' is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)"]
     form.query_one("#f-detected", Input).value = "10m"
     await choose(pilot, form, "severity", "critical")
     form.query_one("#f-services", Input).focus()

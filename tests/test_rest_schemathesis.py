@@ -65,5 +65,5 @@ async def test_schemathesis_finds_no_server_error(db, tmp_path, monkeypatch):
     # Every operation but the event streams was selected: nothing left out by accident.
     operations = sum(1 for path, item in spec["paths"].items() if not path.endswith("/stream")
                      for method in item if method in ("get", "post", "put", "patch", "delete"))
-    assert f"Selected: {operations}/" in text or f"{operations} selected" in text, text[text.find("SUMMARY"):]
+    assert f"Selected: {operations}/" in text, text[text.find("SUMMARY"):]
     print(text[text.find("SUMMARY"):])  # shown with -s: operations tested, cases generated
