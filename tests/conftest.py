@@ -44,6 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Long tests first: under pytest-xdist each starts early, and the many short ones fill the
+    # workers up to the end instead of one worker finishing a long test alone.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
     if PG_URL:
         return
     skip = pytest.mark.skip(reason="PULSEGUARD_TEST_PG is not set")

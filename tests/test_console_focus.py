@@ -18,12 +18,14 @@ from pulseguard_tui.screens.incidents import IncidentsScreen
 from support.pilot import main, type_text, until
 from support.focus import select, next_key_acts_on_list, walk_every_modal, EXPECTED
 
+@pytest.mark.slow
 async def test_every_modal_both_ways_then_the_next_key_acts_on_the_list(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     seen = await walk_every_modal(app, pilot)
     assert EXPECTED <= seen, f"not opened: {EXPECTED - seen}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_every_modal_with_the_list_focus_lost_meanwhile(console: tuple[PulseGuardApp, Pilot]) -> None:
     """Textual gives focus back to what had it; when that is gone it focuses the first focusable

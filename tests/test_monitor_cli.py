@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from support.db import run_cli
 
 from engine.models import MaintenanceWindow
@@ -52,6 +54,7 @@ async def _run(database, *args):  # type: ignore[no-untyped-def]
     return await asyncio.to_thread(run_cli, database, *args)
 
 
+@pytest.mark.slow
 async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "pulseguard.toml"
     config.write_text('[[services]]\nname = "payments"\n\n[[targets]]\nname = "pay-api"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 9\nservice = "payments"\n')

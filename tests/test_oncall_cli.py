@@ -61,6 +61,7 @@ def test_who_is_on_call_at_a_time_across_dst(migrated_database, config_file):
     assert "Alice Jansen (alice)" in human and "bob at Mon 2025-03-31 09:00 CEST" in human and "secondary" in human
 
 
+@pytest.mark.slow
 def test_override_then_list_show_and_cancel(migrated_database, config_file):
     database = migrated_database
     now = datetime.now(timezone.utc)

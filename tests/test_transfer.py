@@ -359,6 +359,7 @@ def test_a_bad_file_changes_nothing(migrated_database: Database, good_document: 
     assert table_rows(migrated_database) == before
 
 
+@pytest.mark.slow
 def test_cli_export_and_import_as_a_user(migrated_database: Database, tmp_path: Path) -> None:
     run_cli(migrated_database, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
     run_cli(migrated_database, "incident", "comment", "INC-1", "cleaning /var", check=True)

@@ -3,6 +3,8 @@ to the incident list."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from textual.command import CommandPalette
@@ -28,6 +30,17 @@ SCOPES = ("app", "incidents", "postmortem")
 
 # A modal that the test cannot close is a new kind: teach `accept` how its user closes it.
 FILL = {"url": "https://example.com/x", "at": "5m", "range_from": "15m", "range_to": "now", "customer": "4", "team": "4"}
+
+
+async def settle(pilot: Pilot, done: Callable[[], object], at_most: float) -> None:
+    """Wait until `done()` or `at_most` seconds: a fixed pause that ends as soon as the outcome
+    it waits for is there (the full time only when it never comes, as for a key that opens no modal)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + at_most
+    await pilot.pause()
+    while not done() and loop.time() < deadline:
+        await pilot.pause(0.02)
+    await pilot.pause()  # and what that outcome posts (focus, error marks) is processed
 
 
 def keys_of(action: Action) -> list[str]:
@@ -58,12 +71,12 @@ async def accept(pilot: Pilot, modal: ModalScreen[Any]) -> None:
     """Close `modal` the way a user who means it does (save, confirm, run)."""
     if isinstance(modal, ConfirmScreen):
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        await settle(pilot, lambda: pilot.app.screen is not modal or modal.problems_shown, 0.3)
         if pilot.app.screen is modal and modal.problems_shown:
             await pilot.press("escape")  # the engine said no (say, nothing to publish yet): the refusal is shown
     elif isinstance(modal, FormScreen):
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await settle(pilot, lambda: pilot.app.screen is not modal or modal.problems_shown, 0.2)
         if pilot.app.screen is modal and modal.problems_shown:
             fields = [modal.query_one(f"#f-{(err.id or '').removeprefix('err-')}") for err in modal.query(".field-error.-shown")]
             if not fields:  # refused as a whole (say, "already unassigned"): give the first empty field a value
@@ -131,7 +144,7 @@ async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str
                             and screen.detail.postmortem.doc["key"] == screen.table.selected_key, what="post-mortem")
                 screen.query_one("#pm-timeline").focus()
             await pilot.press(*keys_of(action))
-            await pilot.pause(0.3)
+            await settle(pilot, lambda: isinstance(app.screen, ModalScreen), 0.3)
             modal = app.screen
             if not isinstance(modal, ModalScreen):
                 # The action acted (or explained why not) without a form: nothing to close.
