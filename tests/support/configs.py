@@ -81,3 +81,19 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
     )
+
+
+SPEC_BLOCK = """
+[escalation_policy.critical]
+immediate_notification = true
+escalate_after_minutes = 5
+on_call_rotation = true
+
+[escalation_policy.high]
+immediate_notification = true
+escalate_after_minutes = 15
+
+[escalation_policy.medium]
+digest_mode = true
+escalate_after_minutes = 60
+"""
