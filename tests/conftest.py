@@ -10,21 +10,31 @@ the CLI's first run) use `database` / `sqlite_database`, which stay empty."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.db import Database, close_database, open_database, resolve_database
+# The shared helpers in tests/support/ are imported as `support.…` by every test module.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("PULSEGUARD_TEST_PG", "").strip()
+from support.db import (  # noqa: E402
+    PG_URL,
+    REPO,
+    MigratedTemplate,
+    drop_pg_schema,
+    pg_url_with_schema,
+)
+
+from engine.db import Database, close_database, open_database, resolve_database  # noqa: E402
+
+# Fixtures shared by several test files: the escalation receivers, the REST server, the seeded console.
+pytest_plugins = ("support.escalation", "support.rest", "support.pilot")
+
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -34,6 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Long tests first: under pytest-xdist each starts early, and the many short ones fill the
+    # workers up to the end instead of one worker finishing a long test alone.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
     if PG_URL:
         return
     skip = pytest.mark.skip(reason="PULSEGUARD_TEST_PG is not set")
@@ -52,33 +65,18 @@ def _display_zone_per_test() -> Iterator[None]:
     timefmt.set_display_zone(None)
 
 
-def _pg_url_with_schema(schema: str) -> str:
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}schema={schema}"
-
-
-async def _drop_pg_schema(schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_URL.split("?", 1)[0].replace("postgresql://", "postgres://", 1))
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=BACKENDS)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     """A fresh, not yet opened database location on each backend."""
     if request.param == "sqlite":
         return resolve_database(str(tmp_path / "pulseguard.db"))
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    db = resolve_database(_pg_url_with_schema(schema))
+    db = resolve_database(pg_url_with_schema(schema))
 
     def drop() -> None:
         import asyncio
 
-        asyncio.run(_drop_pg_schema(schema))
+        asyncio.run(drop_pg_schema(schema))
 
     request.addfinalizer(drop)
     return db
@@ -87,30 +85,6 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 @pytest.fixture
 def sqlite_database(tmp_path: Path) -> Database:
     return resolve_database(str(tmp_path / "pulseguard.db"))
-
-
-@dataclass(frozen=True)
-class MigratedTemplate:
-    sqlite_file: Path
-    pg_schema: str | None = None  # the name the dump's statements create
-    pg_dump: str | None = None  # None: migrate each PostgreSQL schema (no usable pg_dump here)
-
-    def copy_sqlite(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.sqlite_file, path)
-
-    async def copy_pg(self, schema: str) -> bool:
-        if self.pg_dump is None or self.pg_schema is None:
-            return False
-        import asyncpg
-
-        script = re.sub(rf"\b{self.pg_schema}\b", schema, self.pg_dump)
-        conn = await asyncpg.connect(PG_URL.split("?", 1)[0].replace("postgresql://", "postgres://", 1))
-        try:
-            await conn.execute(script)  # one implicit transaction
-        finally:
-            await conn.close()
-        return True
 
 
 _MIGRATE_ONCE = """
@@ -148,7 +122,7 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migr
     urls = [str(sqlite_file)]
     pg_schema = f"tmpl_{uuid.uuid4().hex[:16]}" if PG_URL else None
     if pg_schema:
-        urls.append(_pg_url_with_schema(pg_schema))
+        urls.append(pg_url_with_schema(pg_schema))
     subprocess.run([sys.executable, "-c", _MIGRATE_ONCE, *urls], check=True, cwd=REPO, timeout=120,
                    env={k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")})
     wal = sqlite_file.with_name(sqlite_file.name + "-wal")
@@ -159,7 +133,7 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migr
         if pg_schema:
             import asyncio
 
-            asyncio.run(_drop_pg_schema(pg_schema))
+            asyncio.run(drop_pg_schema(pg_schema))
 
 
 @pytest.fixture
@@ -173,34 +147,6 @@ def migrated_database(database: Database, migrated_template: MigratedTemplate) -
 
         asyncio.run(migrated_template.copy_pg(database.schema))  # type: ignore[arg-type]
     return database
-
-
-def table_rows(database: Database) -> dict[str, list[tuple]]:
-    """Every row of every table, read directly (not through the engine): for "changed nothing"."""
-    if database.kind == "sqlite":
-        import sqlite3
-
-        with sqlite3.connect(database.path) as con:  # type: ignore[arg-type]
-            names = [r[0] for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-            return {n: con.execute(f'SELECT * FROM "{n}" ORDER BY rowid').fetchall() for n in names}
-
-    async def read() -> dict[str, list[tuple]]:
-        import asyncpg
-
-        conn = await asyncpg.connect(PG_URL.split("?", 1)[0].replace("postgresql://", "postgres://", 1))
-        try:
-            names = [r[0] for r in await conn.fetch(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
-                database.schema)]
-            return {n: sorted((tuple(r) for r in await conn.fetch(f'SELECT * FROM "{database.schema}"."{n}"')), key=repr)
-                    for n in names}
-        finally:
-            await conn.close()
-
-    import asyncio
-
-    return asyncio.run(read())
 
 
 @pytest.fixture
@@ -217,20 +163,3 @@ async def db(database: Database, migrated_template: MigratedTemplate) -> AsyncIt
         await close_database()
 
 
-def cli_env(database: Database, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
-    env["PULSEGUARD_DB"] = database.url if database.kind == "postgres" else str(database.path)
-    env.update(extra)
-    return env
-
-
-def run_cli(database: Database, *args: str, actor: str = "tester", check: bool = False,
-            timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `pulseguard …` in a subprocess against `database`, as a user would."""
-    cmd = [sys.executable, "-m", "pulseguard_tui", *args]
-    if actor and args and args[0] not in ("init", "config"):
-        cmd += ["--as", actor]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(database, **env), cwd=REPO, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.db import Database, resolve_database
-from conftest import REPO, cli_env, run_cli
+from support.db import REPO, cli_env, run_cli
 
 
 def _copy_is_consistent(path: Path) -> int:
@@ -31,7 +31,7 @@ def _copy_is_consistent(path: Path) -> int:
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_backup_while_another_process_writes(migrated_database: Database, tmp_path: Path) -> None:
     writer = subprocess.Popen(
-        [sys.executable, "tests/hammer_worker.py", str(migrated_database.path), "writer", "1000000"],
+        [sys.executable, "tests/support/hammer_worker.py", str(migrated_database.path), "writer", "1000000"],
         cwd=REPO, env=cli_env(migrated_database), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:

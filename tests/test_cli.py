@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PG_URL, REPO, cli_env, run_cli, table_rows
-from engine.cli import CREATE, DB_ACCESS, NONE, READ, build_parser, leaf_commands
+from support.db import PG_URL, REPO, cli_env, run_cli, table_rows
+from engine.cli import CREATE, DB_ACCESS, NONE, build_parser, leaf_commands
 
 HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
 

@@ -3,10 +3,7 @@ problem naming the key path."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,12 +23,9 @@ from engine.config import (
     parse_handoff,
 )
 from engine.domain import Severity
+from support.configs import SHARED_EXAMPLE, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_EXAMPLE = next(
-    (p for p in ((REPO / "../shared/examples/pulseguard.toml").resolve(), Path("/work/shared/examples/pulseguard.toml")) if p.is_file()),
-    (REPO / "../shared/examples/pulseguard.toml").resolve(),
-)
 PACKAGED_EXAMPLE = REPO / "engine" / "example.toml"
 
 MINIMAL = """
@@ -468,16 +462,6 @@ def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 # --- the command line -------------------------------------------------------------------------
-
-
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
-    full_env.update({"HOME": str(cwd), "XDG_CONFIG_HOME": str(cwd / ".config"), "PULSEGUARD_DB": str(cwd / "t.db")})
-    full_env.update(env or {})
-    code = "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
-    )
 
 
 def test_cli_init_then_check(tmp_path: Path) -> None:

@@ -5,17 +5,14 @@ subcommand's --help says what it does and what each argument means."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
 
-from conftest import run_cli
+from support.db import run_cli
 from engine.config import parse_config_text
-from test_config import run_cli as run_plain_cli
-
+from support.configs import run_cli as run_plain_cli
 SERVICES = """
 [[services]]
 name = "web-app"
@@ -46,8 +43,7 @@ def test_cli_refuses_an_unknown_service_naming_the_known_ones(sqlite_database: A
 
 
 async def test_rest_refuses_an_unknown_service(db: Any) -> None:
-    from rest_support import running_api
-
+    from support.rest import running_api
     async with running_api(parse_config_text(SERVICES)) as api:
         async with api.client("responder") as c:
             r = await c.post("/api/incidents", json={"title": "x", "severity": "high", "services": ["api-servr"]})
@@ -67,8 +63,8 @@ async def test_rest_refuses_an_unknown_service(db: Any) -> None:
 async def test_console_form_shows_the_refusal_and_opens_nothing(db: Any) -> None:
     from engine import queries
     from pulseguard_tui.forms.incident import NewIncidentScreen
-    from snapshots.console_app import make_app, seed
-    from test_console_workflows import main, open_form, type_text, until
+    from support.console_app import make_app, seed
+    from support.pilot import main, open_form, type_text, until
     from textual.widgets import Input
 
     await seed()

@@ -8,7 +8,7 @@ import pytest
 from engine import services
 from engine.escalation.models import Timer
 from engine.models import Incident
-from escalation_support import config_text, esc_db, eventually, fast_loops, receivers, timeline  # noqa: F401
+from support.escalation import config_text, eventually, fast_loops, timeline
 from engine.config import parse_config_text
 
 
@@ -69,8 +69,7 @@ async def test_escalation_policies_keep_pulseguard_escalating_without_a_routing_
 
 
 def test_config_check_shows_the_handoff_in_the_chain(tmp_path):
-    from test_config import SHARED_EXAMPLE, run_cli
-
+    from support.configs import SHARED_EXAMPLE, run_cli
     if not SHARED_EXAMPLE.is_file():
         pytest.skip("the shared example is not next to this checkout")
     # The shared example: critical level 1 notifies "pagerduty" and escalation_policies = true.

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from engine.config import ConfigError, load_config, parse_config_json
-from test_config import run_cli
-
+from support.configs import run_cli
 REPO = Path(__file__).resolve().parents[1]
 SPEC_DIRS = [REPO / "../shared/spec", Path("/work/shared/spec")]
 
@@ -222,8 +221,7 @@ def test_shared_example_as_json_loads_like_the_toml() -> None:
     """The same schema: the TOML example, turned into JSON (times as strings), loads the same."""
     import tomllib
 
-    from test_config import SHARED_EXAMPLE
-
+    from support.configs import SHARED_EXAMPLE
     if not SHARED_EXAMPLE.is_file():
         pytest.skip("the shared example is not next to this checkout")
     raw = tomllib.loads(SHARED_EXAMPLE.read_text(encoding="utf-8"))

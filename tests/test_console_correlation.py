@@ -71,9 +71,8 @@ async def test_the_tab_charts_the_engines_ranked_series(sqlite_database, migrate
     from engine.db import close_database, open_database
     from engine.detection.correlation import SeriesChange
     from engine.monitor.metrics import push_sample
-    from snapshots.console_app import make_app, seed
-    from test_console_workflows import main, until
-
+    from support.console_app import make_app, seed
+    from support.pilot import main, until
     migrated_template.copy_sqlite(sqlite_database.path)
     await open_database(sqlite_database)
     try:

@@ -5,170 +5,27 @@ always shown with its text and match count; Esc clears it."""
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.screen import ModalScreen
-from textual.widgets import Input, Select, Static, TextArea
+from textual.widgets import Input, Static
 
 from engine import queries
-from pulseguard_tui.actions import ACTIONS, Action
 from pulseguard_tui.app import PulseGuardApp
-from pulseguard_tui.forms.base import ConfirmScreen, FormScreen
-from pulseguard_tui.screens.help import HelpScreen
+from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
-from pulseguard_tui.widgets.command_line import CommandLineScreen
-from test_console_workflows import console, main, type_text, until  # noqa: F401  (fixture)
+from support.pilot import main, type_text, until
+from support.focus import select, next_key_acts_on_list, walk_every_modal, EXPECTED
 
-# Actions that open no modal by design (or would end the test): every other action of the
-# list, the detail, the Post-mortem tab and the app is pressed and, if a modal opens, closed.
-NOT_MODAL = {"app.quit", "app.readonly", "app.back", "list.filter", "list.resolved", "list.zoom", "list.refresh",
-             "detail.next_tab", "detail.prev_tab", "detail.tabs", "postmortem.copy", "postmortem.hide_entry"}
-SCOPES = ("app", "incidents", "postmortem")
-# A modal that the test cannot close is a new kind: teach `accept` how its user closes it.
-FILL = {"url": "https://example.com/x", "at": "5m", "range_from": "15m", "range_to": "now", "customer": "4", "team": "4"}
-
-
-def keys_of(action: Action) -> list[str]:
-    return [action.key.split(",")[0]]
-
-
-def pick_row(app: PulseGuardApp, action: Action) -> str | None:
-    rows = main(app).table.loaded_rows()
-    if action.id == "incident.ack":
-        wanted = [r for r in rows if not r.get("acknowledged_at") and r["status"] != "resolved"]
-    elif action.id == "incident.reopen":
-        wanted = [r for r in rows if r["status"] == "resolved"]
-    elif action.id == "incident.promote":
-        wanted = [r for r in rows if r["key"] == "INC-1"]
-    else:
-        wanted = [r for r in rows if r["status"] != "resolved"]
-    return wanted[0]["key"] if wanted else None
-
-
-async def select(pilot: Pilot, key: str) -> None:
-    screen = main(pilot.app)  # type: ignore[arg-type]
-    rows = [r["key"] for r in screen.table.loaded_rows()]
-    screen.table.cursor = rows.index(key)
-    await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == key, what=key)
-
-
-async def accept(pilot: Pilot, modal: ModalScreen[Any]) -> None:
-    """Close `modal` the way a user who means it does (save, confirm, run)."""
-    if isinstance(modal, ConfirmScreen):
-        await pilot.press("enter")
-        await pilot.pause(0.3)
-        if pilot.app.screen is modal and modal.problems_shown:
-            await pilot.press("escape")  # the engine said no (say, nothing to publish yet): the refusal is shown
-    elif isinstance(modal, FormScreen):
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
-        if pilot.app.screen is modal and modal.problems_shown:
-            fields = [modal.query_one(f"#f-{(err.id or '').removeprefix('err-')}") for err in modal.query(".field-error.-shown")]
-            if not fields:  # refused as a whole (say, "already unassigned"): give the first empty field a value
-                fields = [w for w in modal.query("Input") if not w.value][:1]
-            for field in fields:
-                name = (field.id or "").removeprefix("f-")
-                field.focus()
-                await pilot.pause()
-                if isinstance(field, (Input, TextArea)):
-                    await type_text(pilot, FILL.get(name, "x"))
-                elif isinstance(field, Select):  # pick another choice
-                    await pilot.press("enter", "down", "enter")
-            await pilot.press("ctrl+s")
-        for _ in range(50):
-            if pilot.app.screen is not modal:
-                break
-            await pilot.pause(0.1)
-        else:
-            raise AssertionError(f"{type(modal).__name__} did not save: {modal.problems_shown}")
-    elif isinstance(modal, HelpScreen):
-        await pilot.press("question_mark")
-    elif isinstance(modal, CommandLineScreen):
-        await type_text(pilot, "incidents")
-        await pilot.press("enter")
-    elif isinstance(modal, CommandPalette):
-        await type_text(pilot, "Go to Incidents")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-    else:
-        raise AssertionError(f"{type(modal).__name__}: a modal this test does not know how to accept")
-
-
-async def next_key_acts_on_list(app: PulseGuardApp, pilot: Pilot, what: str, filter_text: str) -> None:
-    screen = main(app)
-    await pilot.pause(0.2)
-    assert screen.focused is not screen.query_one("#filter", Input), f"{what}: focus went to the filter field"
-    before = screen.show_resolved
-    await pilot.press("x")  # the list's own key: show / hide resolved
-    await until(pilot, lambda: screen.show_resolved is not before, what=f"{what}: x to reach the list")
-    await pilot.press("x")
-    await until(pilot, lambda: screen.show_resolved is before, what=f"{what}: x back")
-    assert screen.filter_text == filter_text, f"{what}: keys went into the filter"
-
-
-async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str = "", lose_focus: bool = False) -> set[str]:
-    """Open every modal the registry reaches, close it both ways; return the modals seen."""
-    screen = main(app)
-    seen: set[str] = set()
-    actions = [a for a in ACTIONS if a.scope in SCOPES and a.id not in NOT_MODAL]
-    for action in actions + [Action("palette", "ctrl+p", "command_palette", "palette", "app")]:
-        if not app.action_available(action):
-            continue  # not offered here (a viewer's write keys; features this engine does not serve)
-        for way in ("cancel", "accept"):
-            if action.scope != "app":
-                screen.show_resolved = action.id == "incident.reopen"
-                screen.apply_filter(screen.filter_text)
-                await until(pilot, lambda: not screen._refreshing and screen.table.loaded, what="reload")
-                key = pick_row(app, action)
-                if key is None:
-                    continue
-                await select(pilot, key)
-            if action.scope == "postmortem":
-                await pilot.press("7")
-                await until(pilot, lambda: screen.detail.postmortem.doc is not None
-                            and screen.detail.postmortem.doc["key"] == screen.table.selected_key, what="post-mortem")
-                screen.query_one("#pm-timeline").focus()
-            await pilot.press(*keys_of(action))
-            await pilot.pause(0.3)
-            modal = app.screen
-            if not isinstance(modal, ModalScreen):
-                # The action acted (or explained why not) without a form: nothing to close.
-                await pilot.press("1")
-                screen.table.focus()
-                break
-            name = type(modal).__name__
-            seen.add(name)
-            if lose_focus:
-                screen.set_focus(None)  # as after a terminal focus change or a removed widget
-            screen.request_refresh(detail=True)
-            app.notify("a toast while the modal closes")
-            if way == "cancel":
-                await pilot.press("escape")
-            else:
-                await accept(pilot, modal)
-            await until(pilot, lambda: app.screen is screen, what=f"{name} to close ({way})")
-            await next_key_acts_on_list(app, pilot, f"{action.id} {name} {way}", filter_text)
-            await pilot.press("1")
-            screen.table.focus()
-            await pilot.pause()
-    return seen
-
-
-EXPECTED = {"AcknowledgeScreen", "StatusScreen", "SeverityScreen", "CommentScreen", "UpdateScreen", "EvidenceScreen",
-            "ResolveScreen", "ReopenScreen", "PromoteScreen", "NewIncidentScreen", "AssignScreen", "TagsScreen",
-            "FalsePositiveScreen", "HelpScreen", "CommandLineScreen", "CommandPalette", "SummaryForm", "ListsForm",
-            "ImpactForm", "EntryForm", "RatingForm", "PublishScreen"}
-
-
+@pytest.mark.slow
 async def test_every_modal_both_ways_then_the_next_key_acts_on_the_list(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     seen = await walk_every_modal(app, pilot)
     assert EXPECTED <= seen, f"not opened: {EXPECTED - seen}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_every_modal_with_the_list_focus_lost_meanwhile(console: tuple[PulseGuardApp, Pilot]) -> None:
     """Textual gives focus back to what had it; when that is gone it focuses the first focusable

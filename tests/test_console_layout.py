@@ -15,10 +15,9 @@ from engine.db import close_database, open_database
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.screens.targets import TargetsScreen
 from pulseguard_tui.widgets.incident_table import columns_for
-from snapshots.console_app import NOW, at, make_app, seed
-from test_console_screens import command, started
-from test_console_workflows import until
-
+from support.console_app import NOW, at, make_app, seed
+from support.pilot import command, started
+from support.pilot import until
 LONG_TITLE = "Checkout API returns 500s for every EU customer paying by card"  # 62 characters
 
 

@@ -8,13 +8,11 @@ import asyncio
 import time
 from typing import Any
 
-from conftest import run_cli
+from support.db import run_cli
 from engine import services
 from pulseguard_tui.screens.incidents import IncidentsScreen
-from snapshots.console_app import make_app, seed
-from test_console_workflows import main, select_row, until
-
-
+from support.console_app import make_app, seed
+from support.pilot import main, select_row, until
 async def test_incident_created_by_another_process_shows_within_two_seconds(db: Any) -> None:
     await seed()
     app = make_app(db)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from snapshots.console_app import make_app, seed
-from test_console_wiring import table_rows
-from test_console_workflows import until
-
+from support.console_app import make_app, seed
+from support.pilot import table_rows
+from support.pilot import until
 SOLO_CONFIG = """
 [engine]
 timezone = "Europe/Amsterdam"

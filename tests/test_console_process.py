@@ -4,79 +4,25 @@ a bad database in one line. Also the deferred start: first frame, then the datab
 
 from __future__ import annotations
 
+import asyncio
 import os
-import pty
-import select
 import signal
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import fcntl
 import pytest
-import termios
 
-from conftest import REPO, run_cli
+from support.db import REPO, run_cli
 from engine.db import Database, close_database, open_database
 from engine.domain import InvalidInput
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.settings import ConsoleSettings
-from snapshots.console_app import make_api
-from test_console_workflows import main, until
-
-
-class Pty:
-    def __init__(self, argv: list[str], env: dict[str, str], cols: int = 80, rows: int = 24) -> None:
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.chdir(REPO)
-            os.execvpe(argv[0], argv, env)
-        self.pid, self.fd, self.out = pid, fd, b""
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    def expect(self, marker: bytes, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in self.out:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{marker!r} not shown; screen tail: {self.out[-300:]!r}")
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                try:
-                    self.out += os.read(self.fd, 65536)
-                except OSError:
-                    raise AssertionError(f"exited before {marker!r}: {self.out[-300:]!r}") from None
-
-    def send(self, data: bytes) -> None:
-        os.write(self.fd, data)
-
-    def wait_exit(self, timeout: float = 10.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-            ready, _, _ = select.select([self.fd], [], [], 0.1)
-            if ready:
-                try:
-                    self.out += os.read(self.fd, 65536)
-                except OSError:
-                    pass
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        os.close(self.fd)
-        raise AssertionError("the console did not exit (a connection left open?)")
-
-
-def console_env(db: Database, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEGUARD_", "TEXTUAL_"))}
-    env.update(PULSEGUARD_DB=str(db.path), PULSEGUARD_STATE_DIR=str(tmp_path / "state"), TERM="xterm", NO_COLOR="1")
-    env.update(extra)
-    return env
+from support.console_app import make_api
+from support.pilot import main, until
+from support.terminal import Pty, console_env
 
 
 def test_console_in_a_terminal_lists_acknowledges_and_quits(sqlite_database: Database, tmp_path: Path) -> None:
@@ -127,20 +73,21 @@ def test_unknown_theme_is_refused_before_drawing(tmp_path: Path) -> None:
 
 
 async def test_first_frame_before_the_database(sqlite_database: Database) -> None:
-    opened: list[bool] = []
+    may_open = asyncio.Event()  # the database "takes" until the first frame has been checked
 
     async def connect() -> Any:
+        await may_open.wait()
         await open_database(sqlite_database)
-        opened.append(True)
         return make_api(sqlite_database)
 
     app = PulseGuardApp(settings=ConsoleSettings(remember_theme=False), connect=connect, follow_feed=False)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             screen = main(app)
-            assert "opening the database" in str(screen.query_one("#list-info").render()) or opened
+            assert "opening the database" in str(screen.query_one("#list-info").render())
             await pilot.press("a")  # nothing to act on yet, and no crash
-            await until(pilot, lambda: app.ready.is_set() and screen.table.loaded, what="connected")
+            may_open.set()
+            await until(pilot, lambda: app.ready.is_set() and screen.table.loaded, timeout=20, what="connected")  # migrates
             assert "no incidents match" in screen.table.render_line(1).text
     finally:
         await close_database()

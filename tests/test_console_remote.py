@@ -17,10 +17,8 @@ from engine.remote import RemoteEngine
 from pulseguard_tui.console import build_console, initial_settings, run_console
 from pulseguard_tui.forms.incident import AcknowledgeScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
-from rest_support import Api, running_api
-from test_console_workflows import detail_text, main, open_form, select_row, until
-
-
+from support.rest import Api, running_api
+from support.pilot import detail_text, main, open_form, select_row, until
 @pytest.fixture
 async def api(db: Any) -> AsyncIterator[Api]:
     async with running_api() as running:
@@ -241,13 +239,13 @@ async def remote_without_learning(api: Api, tmp_path: Path) -> None:
         await cleanup()
 
 
+@pytest.mark.slow
 async def test_every_modal_over_the_api_then_the_next_key_acts_on_the_list(api: Api, tmp_path: Path) -> None:
     """The responder's console over --connect: every modal it offers, closed both ways, with the
     keys reaching the list afterwards (saves take a round trip, and refreshes arrive over the
     event stream while the modal closes)."""
-    from snapshots.console_app import seed
-    from test_console_focus import EXPECTED, walk_every_modal
-
+    from support.console_app import seed
+    from support.focus import EXPECTED, walk_every_modal
     await seed(targets=False)
     args = console_args(tmp_path, api.url, api.tokens["responder"])
     app, cleanup = build_console(args, initial_settings(args))

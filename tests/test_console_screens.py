@@ -21,23 +21,9 @@ from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.screens.targets import TargetsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
-from snapshots.console_app import make_app, seed
-from test_console_workflows import choose, main, open_form, type_text, until
-
-
-async def started(app: Any, pilot: Any) -> IncidentsScreen:
-    screen = main(app)
-    await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
-    return screen
-
-
-async def command(pilot: Any, text: str) -> None:
-    await pilot.press("colon")
-    await until(pilot, lambda: isinstance(pilot.app.screen, CommandLineScreen), what="command line")
-    await type_text(pilot, text)
-    await pilot.press("enter")
-
-
+from support.console_app import make_app, seed
+from support.pilot import choose, open_form, type_text, until
+from support.pilot import started, command
 @pytest.fixture
 async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any]:
     """These screens do not differ by backend: SQLite only (the workflows run on both)."""

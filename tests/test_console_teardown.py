@@ -17,10 +17,8 @@ from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.engine_host import monitor_queries
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.settings import ConsoleSettings
-from snapshots.console_app import NOW, make_app, seed
-from test_console_workflows import main, until
-
-
+from support.console_app import NOW, make_app, seed
+from support.pilot import main, until
 class HeldEngine(LocalEngine):
     """The real engine over the test database, except that the maintenance list, once read, can
     be held back until a condition holds: its answer then arrives in the middle of the removal

@@ -16,8 +16,10 @@ from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.screens.analytics import OWN_BINDINGS, AnalyticsScreen
 from pulseguard_tui.screens.help import help_text
 from pulseguard_tui.widgets.postmortem import PostmortemView
-from snapshots.console_app import make_app, seed
-from test_console_workflows import main, select_row, until
+from support.console_app import make_app, seed
+from support.pilot import main, select_row, until
+from support.pilot import table_rows
+from support.configs import ONCALL_CONFIG
 
 
 @pytest.fixture
@@ -108,37 +110,6 @@ def test_registry_lists_the_analytics_and_postmortem_keys() -> None:
     assert len({a.id for a in ACTIONS}) == len(ACTIONS)
 
 
-ONCALL_CONFIG = """
-[engine]
-timezone = "Europe/Amsterdam"
-[[users]]
-id = "alice"
-name = "Alice Jansen"
-[[users]]
-id = "bob"
-[[users]]
-id = "carol"
-[[schedules]]
-name = "primary"
-rotation = "weekly"
-handoff = "monday 09:00"
-start = 2025-03-03
-users = ["alice", "bob", "carol"]
-[[schedules]]
-name = "secondary"
-rotation = "daily"
-handoff = "09:00"
-users = ["bob", "carol"]
-"""
-
-
-def table_rows(screen: Any, selector: str) -> list[list[str]]:
-    from textual.widgets import DataTable
-
-    table = screen.query_one(selector, DataTable)
-    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-
-
 async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> None:
     from engine.config import load_config
     from pulseguard_tui.screens.oncall import OncallScreen
@@ -197,8 +168,7 @@ async def test_detail_header_counts_down_to_escalation_then_names_who_acknowledg
     from engine import services
     from engine.models import Incident
     from pulseguard_tui.forms.incident import AcknowledgeScreen
-    from test_console_workflows import detail_text, open_form
-
+    from support.pilot import detail_text, open_form
     inc = await services.create_incident(title="Checkout down", severity="critical", actor="engine",
                                          services=["checkout"])
     due = datetime.now(timezone.utc) + timedelta(minutes=5)

@@ -4,75 +4,20 @@ nothing."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import Input
 
 from engine import queries
 from pulseguard_tui.app import PulseGuardApp
-from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
-from snapshots.console_app import make_app, seed
-
-
-async def until(pilot: Pilot, condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-async def type_text(pilot: Pilot, text: str) -> None:
-    keys = {" ": "space", ":": "colon", "/": "slash", ";": "semicolon", ",": "comma", ".": "full_stop",
-            "-": "minus", "+": "plus", "@": "at", "%": "percent_sign"}
-    await pilot.press(*[keys.get(ch, ch) for ch in text])
-
-
-def main(app: PulseGuardApp) -> IncidentsScreen:
-    screen = app.screen
-    assert isinstance(screen, IncidentsScreen), type(screen).__name__
-    return screen
-
-
-async def select_row(pilot: Pilot, key: str) -> None:
-    screen = main(pilot.app)  # type: ignore[arg-type]
-    rows = [r["key"] for r in screen.table.loaded_rows()]
-    screen.table.cursor = rows.index(key)
-    await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == key, what=f"{key} detail")
-
-
-async def open_form(pilot: Pilot, key: str, form: type) -> FormScreen:
-    await pilot.press(key)
-    await until(pilot, lambda: isinstance(pilot.app.screen, form), what=form.__name__)
-    return pilot.app.screen  # type: ignore[return-value]
-
-
+from support.console_app import make_app, seed
+from support.pilot import until, type_text, main, select_row, open_form, choose, detail_text
 async def submit(pilot: Pilot) -> None:
     await pilot.press("ctrl+s")
     await until(pilot, lambda: isinstance(pilot.app.screen, IncidentsScreen), what="form to close")
-
-
-async def choose(pilot: Pilot, form: FormScreen, name: str, value: str) -> None:
-    """Pick `value` in a Select with the keyboard."""
-    select = form.query_one(f"#f-{name}", Select)
-    select.focus()
-    await pilot.pause()
-    values = [v for _, v in select._options if v is not Select.NULL]
-    current = values.index(select.value) if select.value in values else -1
-    await pilot.press("enter")
-    await pilot.pause()
-    target = values.index(value)
-    steps = target - current if current >= 0 else target + 1
-    for _ in range(abs(steps)):
-        await pilot.press("down" if steps > 0 else "up")
-    await pilot.press("enter")
-    await until(pilot, lambda: select.value == value, what=f"{name}={value}")
 
 
 def list_text(app: PulseGuardApp) -> str:
@@ -80,20 +25,6 @@ def list_text(app: PulseGuardApp) -> str:
     table = screen.table
     width = table.scrollable_content_region.width
     return "\n".join(table.render_line(y).text for y in range(min(table.total + 1, 20))) + f"\n{width}"
-
-
-def detail_text(app: PulseGuardApp, widget_id: str) -> str:
-    return str(main(app).query_one(widget_id).render())
-
-
-@pytest.fixture
-async def console(db: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
-    await seed()
-    app = make_app(db)
-    async with app.run_test(size=(100, 34)) as pilot:
-        screen = main(app)
-        await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
-        yield app, pilot
 
 
 async def test_first_screen_lists_open_incidents_sorted(console: tuple[PulseGuardApp, Pilot]) -> None:
@@ -316,7 +247,8 @@ async def test_n_opens_new_incident_and_selects_it(console: tuple[PulseGuardApp,
     await type_text(pilot, "yesterday-ish")
     await pilot.press("enter")
     await until(pilot, lambda: form.problems_shown, what="bad time refused")
-    assert "detected" in "".join(form.problems_shown) or "not a time" in "".join(form.problems_shown)
+    assert form.problems_shown == [
+        "↑ 'yesterday-ish' is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)"]
     form.query_one("#f-detected", Input).value = "10m"
     await choose(pilot, form, "severity", "critical")
     form.query_one("#f-services", Input).focus()

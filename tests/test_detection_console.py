@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 
-from conftest import run_cli
-from detection_series import inject, seasonal
+from support.db import run_cli
+from support.detection_series import inject, seasonal
 from engine.db import close_database, open_database
 from engine.detection.service import AnomalyService
 from engine.models import Incident
-from snapshots.console_app import make_app
-from test_console_workflows import main, until
-
+from support.console_app import make_app
+from support.pilot import main, until
 UTC = timezone.utc
 
 

@@ -97,7 +97,7 @@ def test_related_incidents_overlap_in_time_and_share_services_or_tags() -> None:
 
 
 async def test_incident_correlation_reads_the_metric_store(db, database) -> None:  # type: ignore[no-untyped-def]
-    from conftest import run_cli
+    from support.db import run_cli
 
     from engine import services
     from engine.detection.gather import correlate_incident

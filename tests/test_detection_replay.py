@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detection_series import inject, seasonal
+from support.detection_series import inject, seasonal
 from engine.cli import main
 from engine.detection.detector import StreamingDetector, warm_up
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from detection_series import inject, seasonal
+from support.detection_series import inject, seasonal
 from engine import services
 from engine.config import parse_config_text
 from engine.detection.engine_plugin import plugins
@@ -30,6 +30,7 @@ async def started(service: AnomalyService, monitor=None) -> AnomalyService:
     return service
 
 
+@pytest.mark.slow
 async def test_anomaly_opens_one_incident_with_evidence_and_learns_false_positives(db) -> None:  # type: ignore[no-untyped-def]
     service = await started(AnomalyService(section(), SimpleNamespace(enabled=True, historical_analysis_days=30)))
     try:
@@ -82,6 +83,7 @@ async def test_a_restarted_service_relearns_marked_shapes_and_respects_series_gl
         await service.stop()
 
 
+@pytest.mark.slow
 async def test_loop_stays_responsive_while_the_worker_refits_1000_series(db) -> None:  # type: ignore[no-untyped-def]
     service = await started(AnomalyService(section()))
     try:
@@ -134,6 +136,7 @@ def test_non_finite_samples_are_not_queued(value: float) -> None:
     assert service._queued == 0
 
 
+@pytest.mark.slow
 async def test_inside_a_running_engine_probes_reach_the_detector_and_anomalies_open_incidents(db) -> None:  # type: ignore[no-untyped-def]
     from engine.monitor.loopback import LoopbackServer, Reply
     from engine.monitor.runtime import Engine
@@ -196,6 +199,7 @@ async def test_a_burst_of_pushed_samples_is_read_in_one_go(db) -> None:  # type:
     assert await service.read_pushed() == 0
 
 
+@pytest.mark.slow
 async def test_a_killed_worker_process_is_replaced(db) -> None:  # type: ignore[no-untyped-def]
     import os
     import signal

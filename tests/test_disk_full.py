@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO, cli_env, run_cli
+from support.db import REPO, cli_env, run_cli
 from engine.db import resolve_database
 
 

@@ -10,22 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
-
-SPEC_BLOCK = """
-[escalation_policy.critical]
-immediate_notification = true
-escalate_after_minutes = 5
-on_call_rotation = true
-
-[escalation_policy.high]
-immediate_notification = true
-escalate_after_minutes = 15
-
-[escalation_policy.medium]
-digest_mode = true
-escalate_after_minutes = 60
-"""
+from support.db import REPO, run_cli
+from support.configs import SPEC_BLOCK
 
 PEOPLE = """
 [engine]

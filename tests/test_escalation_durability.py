@@ -16,9 +16,9 @@ from engine import services
 from engine.config import parse_config_text
 from engine.escalation import planner
 from engine.escalation.models import Notification, Timer
-from escalation_support import config_text, esc_db, eventually, receivers, timeline  # noqa: F401
+from support.escalation import config_text, eventually, timeline
 
-PROC = Path(__file__).with_name("escalation_engine_proc.py")
+PROC = Path(__file__).parent / "support" / "escalation_engine_proc.py"
 
 
 def start_engine(db: Any, config_file: Path, lease: float | None = 3.0) -> subprocess.Popen[str]:

@@ -8,7 +8,7 @@ import time
 from engine import services
 from engine.escalation.models import Notification, Timer
 from engine.models import Incident
-from escalation_support import esc_db, eventually, fast_loops, make_config, receivers, timeline  # noqa: F401
+from support.escalation import eventually, fast_loops, make_config, timeline
 
 
 async def test_level_one_at_once_then_level_two_after_the_delay(esc_db, receivers):

@@ -14,22 +14,8 @@ import pytest
 from engine import services
 from engine.config import parse_config_text
 from engine.escalation.models import Notification, Timer
-from escalation_support import esc_db, eventually, fast_loops, receivers, timeline  # noqa: F401
-
-SPEC_BLOCK = """
-[escalation_policy.critical]
-immediate_notification = true
-escalate_after_minutes = 5
-on_call_rotation = true
-
-[escalation_policy.high]
-immediate_notification = true
-escalate_after_minutes = 15
-
-[escalation_policy.medium]
-digest_mode = true
-escalate_after_minutes = 60
-"""
+from support.configs import SPEC_BLOCK
+from support.escalation import eventually, fast_loops, timeline
 
 TOML = SPEC_BLOCK + """
 [engine]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from datetime import datetime
@@ -12,9 +11,9 @@ from pathlib import Path
 from engine import feed, services
 from engine.models import Comment, Event, Incident
 
-from conftest import cli_env
+from support.db import cli_env
 
-WORKER = str(Path(__file__).with_name("hammer_worker.py"))
+WORKER = str(Path(__file__).parent / "support" / "hammer_worker.py")
 REPO = Path(__file__).resolve().parents[1]
 
 

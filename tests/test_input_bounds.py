@@ -9,8 +9,7 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
-from conftest import run_cli
-from rest_support import api  # noqa: F401  (fixture)
+from support.db import run_cli
 
 from engine.monitor.models import MetricRollup, MetricSample, MetricSeries
 
@@ -105,10 +104,11 @@ async def test_edge_times_are_refused_naming_the_field(api) -> None:  # type: ig
                 r = await c.request(method, path, json=body, params=params)
                 assert r.status_code == 422, (method, path, edge, r.status_code, r.text)
                 assert r.json()["field"].split(".")[-1] == field and "out of range" in r.json()["message"], r.text
-        for params in [{"since": "0001-01-01", "until": "0001-01-02"}, {"since": "9999-12-30", "until": "9999-12-31"},
-                       {"month": "9999-12"}, {"month": "0001-01", "tz": "Pacific/Kiritimati"}]:
+        for params, field in [({"since": "0001-01-01", "until": "0001-01-02"}, "since"),
+                              ({"since": "9999-12-30", "until": "9999-12-31"}, "since"),
+                              ({"month": "9999-12"}, "month"), ({"month": "0001-01", "tz": "Pacific/Kiritimati"}, "month")]:
             r = await c.get("/api/analytics", params=params)
-            assert r.status_code == 422 and r.json()["field"] in ("since", "until", "month"), r.text
+            assert r.status_code == 422 and r.json()["field"] == field, r.text
         r = await c.post(f"/api/incidents/{key}/followups", json={"group": "process_changes", "description": "x",
                                                                    "due_date": "9999-12-31"})
         assert r.status_code == 422 and r.json()["field"] == "due_date", r.text
@@ -123,25 +123,25 @@ BIG = "99999999999999999999"
 
 def test_cli_numbers_durations_and_times_are_bounded(migrated_database) -> None:  # type: ignore[no-untyped-def]
     for args, says in [
-        (("maintenance", "end", BIG), "argument ID: '99999999999999999999' is out of range"),
-        (("maintenance", "add", "--title", "x", "--for", "99999999999d"), "--for: '99999999999d' is too long"),
-        (("maintenance", "add", "--title", "x", "--start", EDGE), "--start: "),
-        (("maintenance", "add", "--title", "x", "--end", "9999-12-31T23:59:59-14:00"), "--end: "),
-        (("metrics", "query", "q", "--limit", BIG), "argument --limit: "),
-        (("metrics", "query", "q", "--since", "99999999999d"), "--since: "),
-        (("demo", "--duration", "1e308"), "argument --duration: "),
-        (("incident", "list", "--limit", BIG), "argument --limit: "),
-        (("incident", "verify", "INC-1", BIG), "argument step: "),
-        (("followups", "done", BIG), "argument id: "),
-        (("oncall", "cancel-override", BIG), "argument id: "),
-        (("report", "--month", "9999-12"), "month: '9999-12' is out of range"),
-        (("report", "--since", "0001-01-01", "--until", "0001-01-02"), "--since: '0001-01-01' is out of range"),
+        (("maintenance", "end", BIG), "argument ID: '99999999999999999999' is out of range (1 to 2147483647)"),
+        (("maintenance", "add", "--title", "x", "--for", "99999999999d"), "--for: '99999999999d' is too long (at most 36600 days)"),
+        (("maintenance", "add", "--title", "x", "--start", EDGE), f"--start: '{EDGE}' is out of range (1900-01-01 to 9000-01-01)"),
+        (("maintenance", "add", "--title", "x", "--end", "9999-12-31T23:59:59-14:00"),
+         "--end: '9999-12-31T23:59:59-14:00' is out of range (1900-01-01 to 9000-01-01)"),
+        (("metrics", "query", "q", "--limit", BIG), f"argument --limit: '{BIG}' is out of range (1 to 1000000)"),
+        (("metrics", "query", "q", "--since", "99999999999d"), "--since: '99999999999d' is too long (at most 36600 days)"),
+        (("demo", "--duration", "1e308"), "argument --duration: '1e308' is out of range (0 to 1e+09)"),
+        (("incident", "list", "--limit", BIG), f"argument --limit: '{BIG}' is out of range (1 to 1000000)"),
+        (("incident", "verify", "INC-1", BIG), f"argument step: '{BIG}' is out of range (1 to 1000)"),
+        (("followups", "done", BIG), f"argument id: '{BIG}' is out of range (1 to 2147483647)"),
+        (("oncall", "cancel-override", BIG), f"argument id: '{BIG}' is out of range (1 to 2147483647)"),
+        (("report", "--month", "9999-12"), "month: '9999-12' is out of range (1900 to 8999)"),
+        (("report", "--since", "0001-01-01", "--until", "0001-01-02"), "--since: '0001-01-01' is out of range (1900-01-01 to 9000-01-01)"),
     ]:
         proc = run_cli(migrated_database, *args)
         assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and says in lines[0] and "unexpected failure" not in lines[0], (args, proc.stderr)
-        assert "out of range" in lines[0] or "too long" in lines[0], (args, proc.stderr)
     listed = run_cli(migrated_database, "maintenance", "list", "--all", "--json", check=True)
     assert json.loads(listed.stdout) == []
 

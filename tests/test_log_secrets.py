@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import REPO, cli_env, run_cli
+from support.db import REPO, cli_env, run_cli
 from engine.logs import MASK, Redactor
 from engine.rest.app import JsonFormatter
-from notify_receivers import HttpReceiver, JiraState, free_port, pagerduty_responder
+from support.receivers import HttpReceiver, JiraState, free_port, pagerduty_responder
 
 SECRETS = {
     "TEST_SLACK_URL": None,  # the receiver's address plus a secret path, filled in below

@@ -9,7 +9,7 @@ from engine import services
 from engine.db import close_database, migrate_database, open_database
 from engine.queries import incident_detail
 
-from conftest import run_cli
+from support.db import run_cli
 
 MIGRATIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "engine" / "migrations").glob("0*.py"))
 

@@ -7,7 +7,9 @@ import json
 import re
 from pathlib import Path
 
-from conftest import run_cli
+import pytest
+
+from support.db import run_cli
 
 from engine.models import MaintenanceWindow
 from engine.monitor.models import MetricSample
@@ -52,6 +54,7 @@ async def _run(database, *args):  # type: ignore[no-untyped-def]
     return await asyncio.to_thread(run_cli, database, *args)
 
 
+@pytest.mark.slow
 async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "pulseguard.toml"
     config.write_text('[[services]]\nname = "payments"\n\n[[targets]]\nname = "pay-api"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 9\nservice = "payments"\n')
@@ -117,7 +120,7 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from conftest import REPO
+    from support.db import REPO
 
     proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "demo", "--duration", "7"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)

@@ -111,7 +111,7 @@ async def test_http_network_failures(server: LoopbackServer) -> None:
     obs = await probe_http(http_target("http://no-such-host.invalid/"))
     assert not obs.ok and obs.error.startswith("DNS failure")
     obs = await probe_http(http_target(server.url + "/drop"))
-    assert not obs.ok and obs.error in ("connection closed without a response", "connection reset by peer")
+    assert not obs.ok and obs.error == "connection closed without a response"  # the request was read, then a FIN
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ and the standby takes over within 15 s without duplicating the open incident."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -15,34 +13,9 @@ import pytest
 from engine.models import Incident
 from engine.monitor.loopback import LoopbackServer, Reply
 from engine.monitor.models import EngineLease, ProbeResult
-from conftest import REPO, cli_env
+from support.engine_proc import start_engine, read_until
 
 pytestmark = pytest.mark.slow
-
-
-async def start_engine(database, config: Path) -> asyncio.subprocess.Process:  # type: ignore[no-untyped-def]
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pulseguard_tui", "engine", "--config", str(config), "--as", "tester",
-        cwd=REPO, env=cli_env(database), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def read_until(proc: asyncio.subprocess.Process, text: str, timeout: float) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        try:
-            raw = await asyncio.wait_for(proc.stdout.readline(), max(0.1, deadline - time.monotonic()))
-        except TimeoutError:
-            break
-        if not raw:
-            break
-        lines.append(raw.decode().rstrip())
-        if text in lines[-1]:
-            return lines
-    stderr = (await proc.stderr.read()).decode() if proc.returncode is not None and proc.stderr else ""
-    raise AssertionError(f"no line containing {text!r} within {timeout}s; got {lines} {stderr}")
 
 
 async def test_kill_9_standby_takes_over_without_duplicate(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

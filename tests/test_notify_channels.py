@@ -13,7 +13,7 @@ from engine.notify import pagerduty, render, slack, webhook
 from engine.notify.channels import ChannelSettings, Dispatcher, WebhookTarget
 from engine.notify.email import SmtpSettings
 from engine.notify.jira import JiraSettings
-from notify_receivers import HttpReceiver, JiraState, SmtpSink, free_port, pagerduty_responder
+from support.receivers import HttpReceiver, JiraState, SmtpSink, free_port, pagerduty_responder
 
 INCIDENT = {
     "key": "INC-7",

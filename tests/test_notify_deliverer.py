@@ -16,7 +16,7 @@ from engine.escalation.models import Notification, Timer
 from engine.models import Incident
 from engine.notify import pagerduty
 from engine.oncall.notices import plan_shift_notices
-from escalation_support import config_text, esc_db, eventually, fast_loops, make_config, receivers, timeline  # noqa: F401
+from support.escalation import config_text, eventually, fast_loops, make_config, timeline
 
 
 async def test_a_slow_receiver_holds_up_nobody_else(esc_db, receivers):

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from textual.app import App, ComposeResult
 from textual.widgets import Input, OptionList, TextArea
 
 from engine.api import LocalEngine
@@ -16,25 +15,9 @@ from engine.postmortem_models import Postmortem, PostmortemEntry
 from engine.models import Incident
 from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.widgets.postmortem import PostmortemView
-from test_console_workflows import until
-from test_postmortem_document import full_lifecycle
-
-
-class Host(App[None]):
-    """The smallest console the tab needs: an `api` and the read-only switch."""
-
-    def __init__(self, api: Any) -> None:
-        super().__init__()
-        self.api = api
-        self.readonly = False
-
-    def compose(self) -> ComposeResult:
-        yield PostmortemView(id="pm")
-
-    def refuse_if_readonly(self) -> bool:
-        if self.readonly:
-            self.notify("read-only console", severity="warning")
-        return self.readonly
+from support.pilot import until
+from support.postmortem import full_lifecycle
+from support.postmortem import Host, loaded, form, save
 
 
 @pytest.fixture
@@ -45,20 +28,6 @@ async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any
         yield sqlite_database
     finally:
         await close_database()
-
-
-async def loaded(pilot: Any, view: PostmortemView, check=lambda d: True) -> dict[str, Any]:
-    await until(pilot, lambda: view.doc is not None and check(view.doc), what="post-mortem loaded")
-    return view.doc  # type: ignore[return-value]
-
-
-async def form(pilot: Any, cls_name: str) -> FormScreen:
-    await until(pilot, lambda: type(pilot.app.screen).__name__ == cls_name, what=cls_name)
-    return pilot.app.screen
-
-
-async def save(pilot: Any) -> None:
-    await pilot.press("ctrl+s")
 
 
 async def test_editing_the_post_mortem_from_the_keyboard(sdb: Any) -> None:

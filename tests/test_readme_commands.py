@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import pytest
 
-from notify_receivers import HttpReceiver, JiraState, SmtpSink, free_port
+from support.receivers import HttpReceiver, JiraState, SmtpSink, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

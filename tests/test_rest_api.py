@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 
-from conftest import run_cli
+from support.db import run_cli
 from engine import services
 from engine.models import Comment, Event, StatusUpdate
 from engine.rest.auth import FailureThrottle
-from rest_support import api, running_api  # noqa: F401
+from support.rest import running_api
 
 
 async def test_the_six_endpoints_end_to_end_with_a_responder_token(api):

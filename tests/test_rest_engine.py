@@ -13,7 +13,7 @@ import time
 import httpx
 import psutil
 
-from conftest import REPO, cli_env, run_cli
+from support.db import REPO, cli_env, run_cli
 
 
 def _start(db, *args: str) -> subprocess.Popen:

@@ -9,8 +9,7 @@ import json
 
 from engine.models import Event, Incident
 from engine.rest.models import Subscriber
-from rest_support import config, running_api
-
+from support.rest import config, running_api
 DEEP = ("[" * 5000 + "]" * 5000).encode()
 JSON = {"Content-Type": "application/json"}
 

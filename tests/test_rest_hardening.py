@@ -9,7 +9,7 @@ import json
 import socket
 
 from engine.rest.auth import FailureThrottle
-from rest_support import api, config, running_api  # noqa: F401
+from support.rest import config, running_api
 
 # --- TCP_NODELAY ---------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ and the console's Post-mortem tab and Analytics screen over `--connect`."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from textual.widgets import TextArea
 
-from engine.api import LocalEngine, ReadOnlyError
+from engine.api import ReadOnlyError
 from engine.domain import IllegalTransition, InvalidInput, NotFound
 from engine.learning_api import LearningAPI, learning_api
 from engine.models import Incident
@@ -21,26 +20,11 @@ from engine.postmortem_models import Postmortem
 from engine.remote import RemoteEngine
 from pulseguard_tui.console import build_console, initial_settings
 from pulseguard_tui.screens.analytics import AnalyticsScreen
-from rest_support import running_api
-from test_console_screens import command
-from test_console_workflows import until
-from test_postmortem_console import Host, form, loaded, save
-from test_postmortem_document import full_lifecycle
-
-
-@pytest.fixture(params=["local", "remote"])
-async def engine(request: pytest.FixtureRequest, db: Any) -> AsyncIterator[Any]:
-    if request.param == "local":
-        yield LocalEngine("responder-token")
-        return
-    async with running_api() as api:
-        remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
-        try:
-            yield remote
-        finally:
-            await remote.aclose()
-
-
+from support.rest import running_api
+from support.pilot import command
+from support.pilot import until
+from support.postmortem import Host, form, loaded, save
+from support.postmortem import full_lifecycle
 async def test_learning_contract(engine: Any) -> None:
     assert isinstance(engine, LearningAPI) and learning_api(engine) is engine
     key = await full_lifecycle()

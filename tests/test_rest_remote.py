@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
@@ -15,22 +14,7 @@ from engine.api import EngineAPI, LocalEngine, ReadOnlyError
 from engine.domain import IllegalTransition, InvalidInput, NotFound
 from engine.remote import AuthenticationFailed, RemoteEngine, RemoteError
 from engine.rest.server import ApiService
-from rest_support import running_api
-
-
-@pytest.fixture(params=["local", "remote"])
-async def engine(request: pytest.FixtureRequest, db: Any) -> AsyncIterator[EngineAPI]:
-    if request.param == "local":
-        yield LocalEngine("responder-token")
-        return
-    async with running_api() as api:
-        remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
-        try:
-            yield remote
-        finally:
-            await remote.aclose()
-
-
+from support.rest import running_api
 async def _next_batch(stream: AsyncIterator[list[dict]], timeout: float = 5.0) -> list[dict]:
     return await asyncio.wait_for(stream.__anext__(), timeout)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from engine.models import Comment, Event, Incident, StatusUpdate
-from rest_support import api  # noqa: F401
+
 
 # The spec's blocks, as printed in it.
 MANUAL_INCIDENT = {

@@ -10,8 +10,7 @@ import time
 from urllib.parse import urlencode
 
 from engine.models import Event, Incident
-from rest_support import config, running_api
-
+from support.rest import config, running_api
 HOOKS = """
 [engine]
 timezone = "UTC"

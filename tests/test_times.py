@@ -12,14 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import run_cli
+from support.db import run_cli
 from engine import services, timefmt
 from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
-from notify_receivers import SmtpSink
-from rest_support import config, running_api
-
-# 10:32 UTC: 11:32 CET in Amsterdam, 19:32 JST in Tokyo.
+from support.receivers import SmtpSink
+from support.rest import config, running_api
 T0 = datetime(2026, 3, 2, 10, 32, tzinfo=timezone.utc)
 RAW_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d|\d\d:\d\d:\d\d[+-]\d\d:\d\d|\+00:00")
 TOKYO = """
@@ -131,9 +129,8 @@ async def test_email_and_status_page_follow_the_configured_zone(db, restore_zone
 async def test_console_detail_follows_the_viewers_zone(sqlite_database, migrated_template, monkeypatch, restore_zone):
     from engine.db import close_database, open_database
     from pulseguard_tui.widgets.detail import comment_prompt, evidence_text, resolution_text, timeline_text, updates_text
-    from snapshots.console_app import make_app
-    from test_console_workflows import main, until
-
+    from support.console_app import make_app
+    from support.pilot import main, until
     monkeypatch.setenv("TZ", "Europe/Amsterdam")
     time.tzset()
     try:

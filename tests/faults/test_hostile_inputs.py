@@ -21,22 +21,19 @@ import asyncio
 import hashlib
 import hmac
 import json
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conftest import run_cli, table_rows  # noqa: E402
+from support.db import run_cli, table_rows  # noqa: E402
 from engine.rest import auth  # noqa: E402
 from engine.rest.auth import FailureThrottle  # noqa: E402
-from rest_support import config, running_api  # noqa: E402
-from test_rest_schemathesis import EVERYTHING  # noqa: E402
+from support.rest import config, running_api  # noqa: E402
+from support.configs import EVERYTHING  # noqa: E402
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 WRITES = ("post", "put", "patch", "delete")

@@ -33,8 +33,8 @@ from engine.escalation import planner  # noqa: E402
 from engine.escalation.models import Notification  # noqa: E402
 from engine.models import Incident  # noqa: E402
 from engine.monitor.models import EngineLease  # noqa: E402
-from escalation_support import config_text, esc_db, eventually, receivers, timeline  # noqa: E402,F401
-from test_monitor_takeover import read_until, start_engine  # noqa: E402
+from support.escalation import config_text, esc_db, eventually, receivers, timeline  # noqa: E402,F401
+from support.engine_proc import read_until, start_engine  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

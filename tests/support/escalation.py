@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,7 +13,8 @@ from typing import Any
 import pytest
 
 from engine.config import parse_config_text
-from notify_receivers import HttpReceiver, JiraState, SmtpSink, pagerduty_responder
+from support.receivers import HttpReceiver, JiraState, SmtpSink, pagerduty_responder
+
 
 @pytest.fixture
 async def esc_db(db: Any) -> AsyncIterator[Any]:

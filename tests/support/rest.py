@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.api import LocalEngine
 from engine.config import parse_config_text
+from engine.remote import RemoteEngine
 from engine.rest import auth
 from engine.rest.server import ApiService
 
@@ -73,3 +75,16 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(params=["local", "remote"])
+async def engine(request: pytest.FixtureRequest, db: Any) -> AsyncIterator[Any]:
+    if request.param == "local":
+        yield LocalEngine("responder-token")
+        return
+    async with running_api() as api:
+        remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
+        try:
+            yield remote
+        finally:
+            await remote.aclose()

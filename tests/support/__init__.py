@@ -1,0 +1,2 @@
+"""Helpers and fixtures the test modules share (imported as `support.…`; tests/conftest.py puts
+tests/ on the path)."""

@@ -1,0 +1,105 @@
+"""The database and CLI pieces every test shares: the repository root, the PostgreSQL test server,
+the migrated template, a direct read of every table, and running `pulseguard …` as a user would."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.db import Database
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+PG_URL = os.environ.get("PULSEGUARD_TEST_PG", "").strip()
+
+
+def pg_url_with_schema(schema: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}schema={schema}"
+
+
+async def drop_pg_schema(schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL.split("?", 1)[0].replace("postgresql://", "postgres://", 1))
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class MigratedTemplate:
+    sqlite_file: Path
+    pg_schema: str | None = None  # the name the dump's statements create
+    pg_dump: str | None = None  # None: migrate each PostgreSQL schema (no usable pg_dump here)
+
+    def copy_sqlite(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.sqlite_file, path)
+
+    async def copy_pg(self, schema: str) -> bool:
+        if self.pg_dump is None or self.pg_schema is None:
+            return False
+        import asyncpg
+
+        script = re.sub(rf"\b{self.pg_schema}\b", schema, self.pg_dump)
+        conn = await asyncpg.connect(PG_URL.split("?", 1)[0].replace("postgresql://", "postgres://", 1))
+        try:
+            await conn.execute(script)  # one implicit transaction
+        finally:
+            await conn.close()
+        return True
+
+
+def table_rows(database: Database) -> dict[str, list[tuple]]:
+    """Every row of every table, read directly (not through the engine): for "changed nothing"."""
+    if database.kind == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(database.path) as con:  # type: ignore[arg-type]
+            names = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            return {n: con.execute(f'SELECT * FROM "{n}" ORDER BY rowid').fetchall() for n in names}
+
+    async def read() -> dict[str, list[tuple]]:
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_URL.split("?", 1)[0].replace("postgresql://", "postgres://", 1))
+        try:
+            names = [r[0] for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
+                database.schema)]
+            return {n: sorted((tuple(r) for r in await conn.fetch(f'SELECT * FROM "{database.schema}"."{n}"')), key=repr)
+                    for n in names}
+        finally:
+            await conn.close()
+
+    import asyncio
+
+    return asyncio.run(read())
+
+
+def cli_env(database: Database, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+    env["PULSEGUARD_DB"] = database.url if database.kind == "postgres" else str(database.path)
+    env.update(extra)
+    return env
+
+
+def run_cli(database: Database, *args: str, actor: str = "tester", check: bool = False,
+            timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `pulseguard …` in a subprocess against `database`, as a user would."""
+    cmd = [sys.executable, "-m", "pulseguard_tui", *args]
+    if actor and args and args[0] not in ("init", "config"):
+        cmd += ["--as", actor]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(database, **env), cwd=REPO, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
