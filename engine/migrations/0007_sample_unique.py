@@ -1,8 +1,8 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from tortoise.migrations.constraints import UniqueConstraint
 from tortoise.migrations.schema_editor.base import BaseSchemaEditor
 from tortoise.migrations.schema_generator.state_apps import StateApps
-from tortoise.migrations.constraints import UniqueConstraint
 
 
 async def drop_duplicate_samples(apps: StateApps, schema_editor: BaseSchemaEditor) -> None:
