@@ -66,7 +66,8 @@ class Progress:
 
 def _sensitivity(args: argparse.Namespace, ctx: Context) -> str:
     if args.sensitivity:
-        return args.sensitivity
+        chosen: str = args.sensitivity
+        return chosen
     detection = getattr(getattr(ctx.config, "ai_detection", None), "anomaly_detection", None)
     return str(getattr(detection, "sensitivity", None) or "medium")
 
@@ -172,7 +173,7 @@ async def _correlate(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
     parents = [common] if common is not None else []
     p = sub.add_parser(
         "replay",

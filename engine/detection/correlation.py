@@ -283,7 +283,7 @@ def related_incidents(
     if mine is None:
         return []
     services, tags = _as_set(incident.get("services")), _as_set(incident.get("tags"))
-    found = []
+    found: list[dict[str, Any]] = []
     for other in others:
         if other.get("key") == incident.get("key"):
             continue

@@ -576,7 +576,8 @@ class StreamingDetector:
             step = float(np.mean(steps)) if len(steps) and np.mean(steps) > 0 else max(1e-9, abs(base) * 1e-3)
         shape = (st.vals[lo : b + 1] - base) / step
         out = np.concatenate((z, shape))
-        return (np.sign(out) * np.log1p(np.abs(out))).tolist()
+        signature: list[float] = (np.sign(out) * np.log1p(np.abs(out))).tolist()
+        return signature
 
     # --------------------------------------------------------- learning API
 
@@ -614,10 +615,10 @@ class StreamingDetector:
             raw = st.raw[lo:hi]
             if not np.isfinite(raw).any():
                 return False
-            sig = self._signature(st, lo + int(np.nanargmax(raw)))
-            if sig is None:
+            at_peak = self._signature(st, lo + int(np.nanargmax(raw)))
+            if at_peak is None:
                 return False
-            shapes = [sig]
+            shapes = [at_peak]
         for sig in shapes:
             st.false_positive_shapes.append(list(sig))
         del st.false_positive_shapes[:-MAX_SHAPES]

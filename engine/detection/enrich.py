@@ -32,7 +32,8 @@ async def pattern_analysis(incident: dict[str, Any], days: int = 30) -> dict[str
     since = datetime.now(UTC) - timedelta(days=days)
     rows = await Incident.filter(created_at__gte=since).exclude(number=incident.get("number") or 0).values(*PAST_FIELDS)
     past = [{**r, "key": f"INC-{r['number']}"} for r in rows]
-    return _jsonable(analyze(incident, past, days=days))
+    result: dict[str, Any] = _jsonable(analyze(incident, past, days=days))
+    return result
 
 
 class IncidentEnricher:

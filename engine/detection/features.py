@@ -54,7 +54,8 @@ def lag_rows(ts: np.ndarray, rows: np.ndarray, period: float, interval: float) -
 
 
 def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    median: np.ndarray = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    return median
 
 
 def seasonal(interval: float) -> bool:

@@ -31,9 +31,10 @@ def _when(value: Any) -> datetime | None:
         return datetime.fromtimestamp(float(value), timezone.utc)
     if isinstance(value, str):
         value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value
+    when: datetime = value  # anything else is a datetime
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when
 
 
 def started(incident: Incident) -> datetime | None:
@@ -143,7 +144,7 @@ def recurring_timing(incident: Incident, similar_past: Sequence[Incident],
     day on at least two other days; "after deployments" when this one started within
     `after_deploy` of a deployment and so did at least half of the similar ones (or this one did
     and there is no history to compare)."""
-    flags = []
+    flags: list[str] = []
     t0 = started(incident)
     if t0 is None:
         return flags
@@ -165,8 +166,8 @@ def recurring_timing(incident: Incident, similar_past: Sequence[Incident],
         return any(timedelta(0) <= t - d <= after_deploy for d in deploys)
 
     if deploys and after_a_deploy(t0):
-        history = [p for p in similar_past if started(p) is not None]
-        hits = sum(1 for p in history if after_a_deploy(started(p)))  # type: ignore[arg-type]
+        history = [t for t in map(started, similar_past) if t is not None]
+        hits = sum(1 for t in history if after_a_deploy(t))
         if not history or hits * 2 >= len(history):
             flags.append("after deployments")
     return flags

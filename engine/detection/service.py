@@ -26,7 +26,7 @@ from collections import defaultdict
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 from engine.detection.worker import EVIDENCE_ROWS, Alert, DetectorHost, call, quiet_worker
 
@@ -202,7 +202,8 @@ class AnomalyService:
         """Series watched, models fitted, shapes learned (asks the worker)."""
         if self._executor is None or not self._built:
             return {"series": [], "fitted": 0, "fits": 0, "shapes": {}}
-        return await self._call("inspect")
+        found: dict[str, Any] = await self._call("inspect")
+        return found
 
     async def stop(self) -> None:
         self._halt.set()
@@ -272,7 +273,8 @@ class AnomalyService:
         from engine.monitor.models import MetricSample, MetricSeries
 
         if self._push_cursor is None:
-            last = await MetricSample.all().order_by("-id").first().values_list("id", flat=True)
+            # Tortoise types a flat values_list as tuples
+            last = cast("int | None", await MetricSample.all().order_by("-id").first().values_list("id", flat=True))
             self._push_cursor = int(last or 0)
             return 0
         conn = connections.get("default")
@@ -393,7 +395,7 @@ class AnomalyService:
         from engine.models import Incident
 
         try:
-            rows = await Incident.filter(source="anomaly", false_positive=True).values_list("analysis", flat=True)
+            rows = cast("list[dict[str, Any] | None]", await Incident.filter(source="anomaly", false_positive=True).values_list("analysis", flat=True))
         except Exception:
             log.exception("could not read past false positives")
             return
@@ -479,7 +481,8 @@ class AnomalyService:
             log.exception("pattern recognition could not read past incidents")
             return None
         past = [{**r, "key": f"INC-{r['number']}"} for r in rows]
-        return _jsonable(analyze(incident, past, days=days))
+        result: dict[str, Any] = _jsonable(analyze(incident, past, days=days))
+        return result
 
 
 def _num(value: float) -> str:

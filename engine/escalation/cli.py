@@ -92,7 +92,7 @@ async def test_cmd(args: argparse.Namespace, ctx: Any) -> int:
     if kind not in ("slack", "email", "webhook", "pagerduty", "jira"):
         raise _usage(f"{args.destination!r}: expected slack:#channel, email:ADDRESS, webhook:NAME, pagerduty or jira")
     now = datetime.now(timezone.utc)
-    payload = {"kind": "test", "title": "PulseGuard test notification", "message": f"sent by {ctx.actor} at {format_time(now, date=True, seconds=True)}", "at": now.isoformat()}
+    payload: dict[str, Any] = {"kind": "test", "title": "PulseGuard test notification", "message": f"sent by {ctx.actor} at {format_time(now, date=True, seconds=True)}", "at": now.isoformat()}
     if kind in ("pagerduty", "jira"):
         # These channels speak of incidents only; send a harmless one.
         payload = {"kind": "triggered", "incident": {"key": "INC-0", "title": "PulseGuard test", "severity": "low", "status": "triggered"}, "message": payload["message"]}
@@ -153,7 +153,7 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
     return EXIT_OK
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
     from engine.cli import LIMIT, ROW_ID
     parents = [common] if common is not None else []
     p = subparsers.add_parser("notifications", help="the notification outbox: list, retry, test a channel", parents=parents)

@@ -7,6 +7,8 @@ transaction as the change that caused it; the deliverer sends it and records the
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -25,7 +27,7 @@ class Timer(Model):
     incident_id = fields.IntField(null=True, db_index=True)
     due_at = fields.DatetimeField(db_index=True)
     state = fields.CharField(max_length=12, default=TimerState.PENDING, db_index=True)
-    data = fields.JSONField(default=dict)
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     attempts = fields.IntField(default=0)
     last_error = fields.TextField(null=True)
     created_at = fields.DatetimeField()
@@ -54,7 +56,7 @@ class Notification(Model):
     destination = fields.CharField(max_length=255)
     kind = fields.CharField(max_length=24)
     audience = fields.CharField(max_length=12, default="internal")
-    payload = fields.JSONField(default=dict)
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     state = fields.CharField(max_length=12, default=NotificationState.PENDING, db_index=True)
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField(db_index=True)
@@ -63,7 +65,7 @@ class Notification(Model):
     created_at = fields.DatetimeField(db_index=True)
     delivered_at = fields.DatetimeField(null=True)
     last_error = fields.TextField(null=True)
-    result = fields.JSONField(default=dict)
+    result: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     digest_id = fields.BigIntField(null=True)
 
     class Meta:

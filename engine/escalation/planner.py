@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -347,7 +347,7 @@ async def _notified_before(conn: BaseDBAsyncClient, incident_id: int) -> list[st
     rows = await Notification.filter(incident_id=incident_id, audience="internal").exclude(
         state=NotificationState.CANCELLED
     ).using_db(conn).order_by("id").values_list("destination", flat=True)
-    return list(dict.fromkeys(rows))
+    return list(dict.fromkeys(cast("list[str]", rows)))  # Tortoise types a flat values_list as tuples
 
 
 # --- the change hook --------------------------------------------------------------------------
@@ -738,10 +738,11 @@ async def sweep_held(now: datetime | None = None) -> int:
     """Held rows whose digest timer is gone (a clock jump, an interrupted upgrade) get a new one."""
     now = now or utcnow()
     old = now - timedelta(minutes=5)
-    dests = set(await Notification.filter(state=NotificationState.HELD, created_at__lte=old).values_list("destination", flat=True))
+    # Tortoise types a flat values_list as tuples
+    dests = set(cast("list[str]", await Notification.filter(state=NotificationState.HELD, created_at__lte=old).values_list("destination", flat=True)))
     if not dests:
         return 0
-    pending = await Timer.filter(kind="digest", state=TimerState.PENDING).values_list("data", flat=True)
+    pending = cast("list[dict[str, Any] | None]", await Timer.filter(kind="digest", state=TimerState.PENDING).values_list("data", flat=True))
     covered = {(d or {}).get("destination") for d in pending}
     n = 0
     for dest in sorted(dests - covered):

@@ -125,7 +125,8 @@ def home_schedule(config: Any, services: Sequence[str] = ()) -> str | None:
     for name in services:
         service = config.service(name)
         if service is not None and service.schedule in names:
-            return service.schedule
+            schedule: str = service.schedule
+            return schedule
     return names[0] if names else None
 
 

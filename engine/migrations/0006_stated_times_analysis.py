@@ -2,9 +2,11 @@ from json import dumps, loads
 
 from tortoise import fields, migrations
 from tortoise.migrations import operations as ops
+from tortoise.migrations.schema_editor.base import BaseSchemaEditor
+from tortoise.migrations.schema_generator.state_apps import StateApps
 
 
-async def repair_analysis(apps, schema_editor) -> None:
+async def repair_analysis(apps: StateApps, schema_editor: BaseSchemaEditor) -> None:
     """Rewrite every incident's `analysis` into the one shape engine.analysis defines (earlier
     releases stored an anomaly incident's correlation as a bare list, which readers choke on)."""
     from engine.analysis import repair_analysis as repair

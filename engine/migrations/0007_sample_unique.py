@@ -1,9 +1,11 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise.migrations.constraints import UniqueConstraint
+from tortoise.migrations.schema_editor.base import BaseSchemaEditor
+from tortoise.migrations.schema_generator.state_apps import StateApps
 
 
-async def drop_duplicate_samples(apps, schema_editor) -> None:
+async def drop_duplicate_samples(apps: StateApps, schema_editor: BaseSchemaEditor) -> None:
     """Keep the first of samples stored twice for one series and instant (retried pushes did
     that), so the unique constraint can be added."""
     await schema_editor.client.execute_script(

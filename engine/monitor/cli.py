@@ -34,7 +34,9 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
     _configure_logging(args.quiet, args.verbose, config)
     for warning in config.missing_env():
         print(f"warning: {warning}", file=sys.stderr)
-    say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, flush=True)
 
     def role_changed(role: str) -> None:
         if stop.is_set():
@@ -292,10 +294,11 @@ async def _demo(args: argparse.Namespace, ctx: Context) -> int:
 
 def listen_address(args: argparse.Namespace, config: Any) -> str | None:
     """Where the headless engine serves its API: --api, else `[engine] api`, else nowhere."""
-    return getattr(args, "api", None) or config.engine.api
+    api: str | None = getattr(args, "api", None) or config.engine.api
+    return api
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     parser_class = sub._parser_class
 
     p = sub.add_parser("engine", help="run the engine headless (probes, triggers, escalation, API); Ctrl-C stops it",

@@ -9,6 +9,7 @@ rounds and finish the round they are in; cancellation is only a last resort at s
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 async def pause(halt: asyncio.Event, seconds: float) -> bool:
@@ -22,7 +23,7 @@ async def pause(halt: asyncio.Event, seconds: float) -> bool:
         return False
 
 
-async def finish(tasks: list[asyncio.Task], timeout: float) -> list[asyncio.Task]:
+async def finish(tasks: list[asyncio.Task[Any]], timeout: float) -> list[asyncio.Task[Any]]:
     """Wait for halted loops to end; cancel (last resort) those still running after `timeout`.
     Returns the ones that had to be cancelled."""
     if not tasks:

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from tortoise.transactions import in_transaction
 
@@ -212,6 +212,11 @@ def _marks(conn: Any, n: int, start: int = 1) -> list[str]:
     return ["?"] * n
 
 
+def _rows(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows for `execute_many`, which takes any sequences though Tortoise types it `list[list]`."""
+    return cast("list[list[Any]]", rows)
+
+
 def _insert_sql(conn: Any, table: str, columns: Sequence[str]) -> str:
     return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(_marks(conn, len(columns)))})'
 
@@ -229,7 +234,7 @@ async def upsert_rollups(rows: list[tuple[Any, ...]]) -> None:
         sql = _insert_sql(conn, "metric_rollup", ROLLUP_COLUMNS) + ' ON CONFLICT ("series_id", "minute") DO UPDATE SET ' + ", ".join(
             f'"{c}" = excluded."{c}"' for c in ROLLUP_COLUMNS[2:]
         )
-        await conn.execute_many(sql, rows)
+        await conn.execute_many(sql, _rows(rows))
 
 
 def target_address(target: Any) -> str:
@@ -391,11 +396,11 @@ class MetricsWriter:
                 sample_rows.append((series_id, utc(at), value.value))
         async with in_transaction() as conn:
             if result_rows:
-                await conn.execute_many(_insert_sql(conn, "probe_result", RESULT_COLUMNS), result_rows)
+                await conn.execute_many(_insert_sql(conn, "probe_result", RESULT_COLUMNS), _rows(result_rows))
             if sample_rows:
                 # A series has one value per instant (pushes are idempotent by series and time).
                 sql = _insert_sql(conn, "metric_sample", SAMPLE_COLUMNS) + ' ON CONFLICT ("series_id", "at") DO NOTHING'
-                await conn.execute_many(sql, sample_rows)
+                await conn.execute_many(sql, _rows(sample_rows))
         self.batches += 1
         self.written_results += len(result_rows)
         self.written_samples += len(sample_rows)
@@ -444,7 +449,7 @@ class MetricsWriter:
             return
         rows = [s.state_values() for s in batch]
         async with in_transaction() as conn:
-            await conn.execute_many(_update_sql(conn, "monitor_target", STATE_COLUMNS, "name"), rows)
+            await conn.execute_many(_update_sql(conn, "monitor_target", STATE_COLUMNS, "name"), _rows(rows))
         for s in batch:
             s.dirty = s.urgent = False
 
@@ -522,7 +527,7 @@ async def store_pushed(samples: Sequence[PushedSample]) -> dict[str, int]:
         new = [(series_id, at, value) for (series_id, at), value in rows.items() if (series_id, at) not in stored]
         if new:
             sql = _insert_sql(conn, "metric_sample", SAMPLE_COLUMNS) + ' ON CONFLICT ("series_id", "at") DO NOTHING'
-            await conn.execute_many(sql, new)
+            await conn.execute_many(sql, _rows(new))
         by_minute: dict[tuple[int, int], list[float]] = defaultdict(list)
         for (series_id, at), value in [*stored.items(), *((k, v) for k, v in rows.items() if k not in stored)]:
             key = (series_id, minute_of(at.timestamp()))
@@ -532,7 +537,7 @@ async def store_pushed(samples: Sequence[PushedSample]) -> dict[str, int]:
         sql = _insert_sql(conn, "metric_rollup", ROLLUP_COLUMNS) + ' ON CONFLICT ("series_id", "minute") DO UPDATE SET ' + ", ".join(
             f'"{c}" = excluded."{c}"' for c in ROLLUP_COLUMNS[2:]
         )
-        await conn.execute_many(sql, rollups)
+        await conn.execute_many(sql, _rows(rollups))
     return {"stored": len(new), "duplicates": len(samples) - len(new), "series": len(ids)}
 
 
@@ -550,9 +555,9 @@ async def recompute_rollups(pairs: Iterable[tuple[int, int]]) -> int:
     rows = []
     for series_id, minute in sorted(set(pairs)):
         start = datetime.fromtimestamp(minute, UTC)
-        values = await MetricSample.filter(
+        values = cast("list[float]", await MetricSample.filter(
             series_id=series_id, at__gte=start, at__lt=start + timedelta(minutes=1)
-        ).values_list("value", flat=True)
+        ).values_list("value", flat=True))  # Tortoise types flat values_list as tuples
         if values:
             rows.append((series_id, start, *rollup_of([float(v) for v in values])))
     if rows:
@@ -700,7 +705,7 @@ async def uptime(target: str, since: datetime, until: datetime | None = None) ->
     total_minutes = max(0, int((until - since).total_seconds() // 60))
     if series is None:
         return {"target": target, "uptime_percent": None, "minutes_with_data": 0, "minutes_without_data": total_minutes}
-    rows = await MetricRollup.filter(series_id=series.id, minute__gte=since, minute__lt=until).values_list("mean", flat=True)
+    rows = cast("list[float]", await MetricRollup.filter(series_id=series.id, minute__gte=since, minute__lt=until).values_list("mean", flat=True))
     known = len(rows)
     percent = round(100.0 * sum(rows) / known, 3) if known else None
     return {"target": target, "uptime_percent": percent, "minutes_with_data": known, "minutes_without_data": max(0, total_minutes - known)}

@@ -7,6 +7,8 @@ the console and the CLI read them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -66,7 +68,7 @@ class MetricSeries(Model):
     target = fields.CharField(max_length=64, default="", db_default="")
     key = fields.CharField(max_length=500)
     name = fields.CharField(max_length=200, db_index=True)
-    labels = fields.JSONField(default=dict)
+    labels: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)
     # probe | prometheus | host | push
     source = fields.CharField(max_length=16)
     created_at = fields.DatetimeField()
@@ -112,7 +114,7 @@ class EngineLease(Model):
 
     name = fields.CharField(max_length=64, primary_key=True)
     holder = fields.CharField(max_length=200)
-    holder_info = fields.JSONField(default=dict)
+    holder_info: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     acquired_at = fields.DatetimeField()
     renewed_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()
@@ -139,7 +141,7 @@ class MonitorState(Model):
     """Small named values the engine keeps between runs (the rollup cursor, …)."""
 
     name = fields.CharField(max_length=64, primary_key=True)
-    value = fields.JSONField(default=dict)
+    value: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     updated_at = fields.DatetimeField()
 
     class Meta:

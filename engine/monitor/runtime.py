@@ -51,7 +51,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from engine.monitor.lease import Heartbeat, Lease, make_holder_id
 
@@ -622,7 +622,8 @@ class MonitorService:
         from engine.monitor.metrics import minute_of, recompute_rollups
         from engine.monitor.models import MetricSample, MetricSeries
 
-        last = await MetricSample.all().order_by("-id").first().values_list("id", flat=True)
+        # Tortoise types a flat values_list as tuples
+        last = cast("int | None", await MetricSample.all().order_by("-id").first().values_list("id", flat=True))
         cursor = int(last or 0)
         from engine.monitor.halt import pause
 
@@ -655,7 +656,7 @@ class MonitorService:
 
         while not await pause(self._halt, 3.0):
             try:
-                paused = set(await MonitorTarget.filter(active=False).values_list("name", flat=True))
+                paused = set(cast("list[str]", await MonitorTarget.filter(active=False).values_list("name", flat=True)))
             except asyncio.CancelledError:
                 raise
             except Exception:

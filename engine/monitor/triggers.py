@@ -117,7 +117,7 @@ class TriggerState:
     breach_start: float | None = None
     last_seen: float | None = None
     last_breach_at: float | None = None
-    samples: deque = field(default_factory=lambda: deque(maxlen=MAX_EVIDENCE))
+    samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_EVIDENCE))
     last_error: str | None = None
     last_values: dict[str, float | None] = field(default_factory=dict)
     fired: bool = False
@@ -125,7 +125,7 @@ class TriggerState:
     phase: str | None = None  # "breaching" or "healthy" once fired
     healthy_since: float | None = None
     monitoring_sent: bool = False
-    cycles: deque = field(default_factory=lambda: deque(maxlen=20))
+    cycles: deque[float] = field(default_factory=lambda: deque(maxlen=20))
     flapping: bool = False
     suppressed: bool = False
 
@@ -158,7 +158,7 @@ class _TargetHistory:
 
     def __init__(self, interval: float, service: str | None, tags: Sequence[str] = ()) -> None:
         self.results: deque[tuple[float, bool]] = deque()
-        self.series: dict[str, float] = {}
+        self.series: dict[str, float | None] = {}
         self.interval = interval
         self.service = service
         self.tags = list(tags)
@@ -180,7 +180,7 @@ class Evaluator:
         self.states: dict[tuple[str, str], TriggerState] = {}
         self._history: dict[str, _TargetHistory] = {}
         self._window = max([r.duration for r in self.rules] + [60.0])
-        self.pushed: dict[str, float] = {}
+        self.pushed: dict[str, float | None] = {}
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -220,7 +220,7 @@ class Evaluator:
                 continue  # reads only series this target does not produce
             values: Mapping[str, float | None] = ChainMap(probe_values, hist.series, self.pushed)
             if rule.needs_error_rate:
-                values = ChainMap({"error_rate": self._error_rate(hist, obs.at, rule.duration)}, values)  # type: ignore[arg-type]
+                values = ChainMap({"error_rate": self._error_rate(hist, obs.at, rule.duration)}, probe_values, hist.series, self.pushed)
             self._step(rule, obs.target, hist.service, hist.interval, obs.at, values, obs)
 
     def observe_pushed(self, key: str, value: float, at: float) -> None:

@@ -87,7 +87,8 @@ async def post(
 ) -> tuple[Outcome, httpx.Response | None]:
     """POST and classify; network errors and timeouts are retryable failures."""
     try:
-        response = await client.post(url, content=content, headers=headers, auth=auth, timeout=timeout)
+        # request(), not post(): httpx types post's auth without None (no auth), which request() takes
+        response = await client.request("POST", url, content=content, headers=headers, auth=auth, timeout=timeout)
     except httpx.TimeoutException:
         return Outcome.failed(f"timed out after {timeout:g} s"), None
     except httpx.InvalidURL as exc:

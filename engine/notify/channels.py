@@ -24,7 +24,7 @@ from engine.notify import render
 from engine.notify import slack as slack_channel
 from engine.notify import webhook as webhook_channel
 from engine.notify.base import DEFAULT_TIMEOUT, Outcome
-from engine.notify.destinations import describe  # noqa: F401  (re-exported)
+from engine.notify.destinations import describe as describe  # re-exported
 from engine.notify.email import SmtpSettings
 from engine.notify.jira import JiraSettings
 

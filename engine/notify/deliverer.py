@@ -40,7 +40,7 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Min
@@ -67,7 +67,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
         """Seconds to wait after the `attempts`-th failed attempt."""
-        d = min(self.cap, self.base * (2 ** max(0, attempts - 1)))
+        d: float = min(self.cap, self.base * (2 ** max(0, attempts - 1)))
         r = (rng or random).random()
         d = d * (1 - self.jitter) + d * self.jitter * r
         if retry_after is not None:
@@ -360,8 +360,8 @@ class Deliverer:
                 rows = []
             if rows:
                 await Notification.filter(id__in=[r.id for r in rows]).using_db(conn).update(claimed_by=self.name, claimed_until=until)
-        for r in rows:
-            self._held[r.id] = r.destination
+        for row in rows:
+            self._held[row.id] = row.destination
         order = {i: n for n, i in enumerate(ids)}
         return sorted(rows, key=lambda r: order[r.id])
 
@@ -436,7 +436,7 @@ class Deliverer:
             values: dict[str, Any] = {"state": NotificationState.DELIVERED, "delivered_at": now, "result": outcome.result or {}, "last_error": None}
             self.delivered += 1
             note = f" ({outcome.reason})" if outcome.reason and not outcome.reason.startswith("HTTP 2") else ""
-            event = ("notified", f"notified {where}: {row.kind}{note}", {})
+            event: tuple[str, str, dict[str, Any]] = ("notified", f"notified {where}: {row.kind}{note}", {})
         else:
             age = (now - row.created_at).total_seconds()
             if outcome.permanent or age >= self.retry.max_age:
@@ -519,6 +519,7 @@ def unservable_filter(settings: ChannelSettings) -> Q:
 async def pending_unservable(settings: ChannelSettings) -> dict[str, int]:
     """Pending rows per destination that a process with these settings cannot send."""
     counts: dict[str, int] = {}
-    for destination in await Notification.filter(state=NotificationState.PENDING).filter(unservable_filter(settings)).values_list("destination", flat=True):
+    # Tortoise types a flat values_list as tuples
+    for destination in cast("list[str]", await Notification.filter(state=NotificationState.PENDING).filter(unservable_filter(settings)).values_list("destination", flat=True)):
         counts[destination] = counts.get(destination, 0) + 1
     return counts

@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from ssl import SSLContext  # the field `ssl` below hides the module in the class body
 from typing import Any
 
 from engine.notify import render
@@ -35,7 +36,7 @@ class SmtpSettings:
     verify: bool = True
     timeout: float = 15.0
 
-    def tls_context(self) -> ssl.SSLContext:
+    def tls_context(self) -> SSLContext:
         ctx = ssl.create_default_context(cafile=self.ca_file)
         if not self.verify:
             ctx.check_hostname = False

@@ -193,7 +193,7 @@ async def export(args: argparse.Namespace, ctx: Any) -> int:
     return EXIT_OK
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
     from engine.cli import ROW_ID, number
     parents = [common] if common is not None else []
     p = subparsers.add_parser("oncall", help="who is on call; overrides; iCalendar export", parents=parents)

@@ -261,8 +261,8 @@ class Schedule:
         edges = {start, end}
         for ly in self.layers:
             edges.update(ly.boundaries(start, end))
-        for o in (*self.overrides, *overrides):
-            edges.update(x for x in (o.start, o.end) if start < x < end)
+        for ov in (*self.overrides, *overrides):
+            edges.update(x for x in (ov.start, ov.end) if start < x < end)
         points = sorted(edges)
         out: list[Shift] = []
         for a, b in zip(points, points[1:]):
@@ -337,8 +337,10 @@ def _as_mapping(raw: Any) -> Mapping[str, Any]:
         return raw
     dump = getattr(raw, "model_dump", None)
     if callable(dump):
-        return dump(by_alias=True, exclude_none=True)
-    return vars(raw)
+        dumped: Mapping[str, Any] = dump(by_alias=True, exclude_none=True)
+        return dumped
+    attributes: Mapping[str, Any] = vars(raw)
+    return attributes
 
 
 def _parse_handoff(text: Any, path: str) -> tuple[int | None, time]:

@@ -76,7 +76,7 @@ async def _statuspage_build(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
     parents = [common] if common is not None else []
     parser_class = subparsers._parser_class
 

@@ -43,6 +43,8 @@ class RestState:
     engine_info: Callable[[], dict[str, Any]] | None = None
     # Serialises inbound alerts of one group within this process.
     alert_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # The status page last built: (feed cursor, monotonic time, page).
+    page_cache: tuple[int, float, dict[str, Any]] | None = None
 
     @property
     def public_url(self) -> str | None:
@@ -52,7 +54,8 @@ class RestState:
 
 
 def rest_state(request: Request) -> RestState:
-    return request.app.state.rest
+    state: RestState = request.app.state.rest  # Starlette's State holds Any
+    return state
 
 
 def client_id(request: Request) -> str:

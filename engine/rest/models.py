@@ -30,9 +30,9 @@ class Subscriber(Model):
     id = fields.IntField(primary_key=True)
     email = fields.CharField(max_length=320, unique=True)
     # Services the subscriber follows (empty: every public service).
-    services = fields.JSONField(default=list)
+    services: fields.JSONField[list[str]] = fields.JSONField(default=list)
     # Services asked for in the latest request, applied when its confirmation link is opened.
-    requested_services = fields.JSONField(default=list)
+    requested_services: fields.JSONField[list[str]] = fields.JSONField(default=list)
     # Random secret carried by the confirmation and unsubscribe links.
     token = fields.CharField(max_length=64, unique=True)
     confirmed_at = fields.DatetimeField(null=True)

@@ -26,12 +26,12 @@ PUBLIC_HEADERS = {"Cache-Control": "public, max-age=10"}
 async def current_page(request: Request) -> dict[str, Any]:
     state = rest_state(request)
     cursor = await feed.latest_cursor()
-    cached = getattr(state, "_page_cache", None)
+    cached = state.page_cache
     now = time.monotonic()
     if cached is not None and cached[0] == cursor and now - cached[1] < MAX_AGE:
         return cached[2]
     page = await build_page(Settings.from_config(state.config, state.base_url))
-    state._page_cache = (cursor, now, page)  # type: ignore[attr-defined]
+    state.page_cache = (cursor, now, page)
     return page
 
 

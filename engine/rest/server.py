@@ -120,15 +120,16 @@ class ApiService:
     def url(self) -> str:
         return f"http://{self._shown_host}:{self.port}"
 
-    def bind(self) -> None:
-        """Take the port now (OSError naming the address if it is in use)."""
+    def bind(self) -> socket.socket:
+        """Take the port now (OSError naming the address if it is in use); the bound socket."""
         if self._sock is None:
             self._sock = bind(self.host, self.port)
             self.port = self._sock.getsockname()[1]  # port 0 means "any free port"
+        return self._sock
 
     async def start(self, engine: Any = None) -> None:
         """Serve; given the engine runtime, report its role and probe figures too."""
-        self.bind()
+        sock = self.bind()
         state = self.app.state.rest
         if state.base_url is None and self.host not in ("0.0.0.0", "::"):
             state.base_url = self.url
@@ -136,12 +137,13 @@ class ApiService:
             state.engine_info = engine.state
             state.metrics_sources.append(lambda: monitor_metrics(engine))
         config = uvicorn.Config(
-            self.app, lifespan="on", access_log=False, log_config=None, timeout_graceful_shutdown=self.drain_seconds,
+            # uvicorn types the timeout int but hands it to asyncio.wait_for, which takes float seconds
+            self.app, lifespan="on", access_log=False, log_config=None, timeout_graceful_shutdown=self.drain_seconds,  # type: ignore[arg-type]
             # X-Forwarded-For is believed only from the configured reverse proxies (none by default).
             proxy_headers=bool(self.trusted_proxies), forwarded_allow_ips=list(self.trusted_proxies), server_header=False,
         )
         self.server = _Server(config, state, self.own_signals)
-        self._task = asyncio.create_task(self.server.serve(sockets=[self._sock]), name="pulseguard-api")
+        self._task = asyncio.create_task(self.server.serve(sockets=[sock]), name="pulseguard-api")
         while not self.server.started:
             if self._task.done():
                 self._task.result()  # raises what went wrong

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
@@ -217,7 +217,7 @@ def daily_uptime(
     major, outage, degraded = (_union(spans[k]) for k in ("major", "any_outage", "degraded"))
     cover = _union(coverage) if coverage else None
     today = now.astimezone(zone).date()
-    out = []
+    out: list[dict[str, Any]] = []
     for offset in range(days - 1, -1, -1):
         day = today - timedelta(days=offset)
         start = datetime(day.year, day.month, day.day, tzinfo=zone)
@@ -242,13 +242,15 @@ def overall_uptime(days: list[dict[str, Any]]) -> float | None:
     total = sum(d["seconds"] for d in known)
     if not total:
         return None
-    return round(sum(d["uptime"] * d["seconds"] for d in known) / total, 3)
+    uptime: float = round(sum(d["uptime"] * d["seconds"] for d in known) / total, 3)
+    return uptime
 
 
 async def _heartbeats(since: datetime) -> tuple[datetime | None, list[tuple[datetime, datetime]] | None]:
     from engine.monitor.models import EngineHeartbeat
 
-    first = await EngineHeartbeat.all().order_by("started_at").first().values_list("started_at", flat=True)
+    # Tortoise types a flat values_list as tuples
+    first = cast("datetime | None", await EngineHeartbeat.all().order_by("started_at").first().values_list("started_at", flat=True))
     if first is None:
         return None, None
     rows = await EngineHeartbeat.filter(beat_at__gte=since).values_list("started_at", "beat_at")

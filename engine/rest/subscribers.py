@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, HTTPException, Request
@@ -318,7 +318,8 @@ class SubscriberRelay:
         # Replay the recent past: an update posted while no engine ran still goes out, and
         # the dedup keys make a replay of what was already queued harmless.
         since = utcnow() - self.lookback
-        first = await Event.filter(at__gte=since).order_by("id").first().values_list("id", flat=True)
+        # Tortoise types a flat values_list as tuples
+        first = cast("int | None", await Event.filter(at__gte=since).order_by("id").first().values_list("id", flat=True))
         return int(first) - 1 if first else await feed.latest_cursor()
 
     async def run_once(self) -> int:

@@ -317,7 +317,8 @@ def slack_actor(config: Any, user_id: str, user_name: str) -> str:
     for user in config.users:
         handle = (user.slack or "").strip()
         if handle and (handle == user_id or handle.lstrip("@") == user_name):
-            return user.id
+            found: str = user.id
+            return found
     return f"slack:{user_name or user_id or 'unknown'}"[:64]
 
 
@@ -377,7 +378,8 @@ async def slack_command(request: Request) -> dict[str, Any]:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         return _reply("That request was not UTF-8.")
-    field = lambda name: (form.get(name) or [""])[0].replace("\x00", "")  # noqa: E731
+    def field(name: str) -> str:
+        return (form.get(name) or [""])[0].replace("\x00", "")
     actor = slack_actor(state.config, field("user_id"), field("user_name"))
     return await run_slash_command(field("text").strip(), actor)
 

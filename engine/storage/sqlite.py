@@ -48,7 +48,8 @@ class SafeTransactionContext(SqliteTransactionContext):
             finally:
                 self._trxlock.release()
             raise
-        return self.connection
+        connection: TransactionalDBClient = self.connection  # Tortoise types it Any
+        return connection
 
     async def _undo_begin(self) -> None:
         # aiosqlite runs statements in order, so this ROLLBACK follows a BEGIN that may still
@@ -70,5 +71,5 @@ class ImmediateSqliteClient(SqliteClient):
 client_class = ImmediateSqliteClient
 
 
-def get_client_class(db_info: dict) -> type[SqliteClient]:
+def get_client_class(db_info: dict[str, Any]) -> type[SqliteClient]:
     return ImmediateSqliteClient
