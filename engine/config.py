@@ -271,8 +271,8 @@ def parse_handoff(value: str) -> tuple[int | None, time]:
 
 def _check_hours(value: str) -> str:
     match = re.match(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$", value.strip())
-    ok = bool(match) and int(match[1]) < 24 and int(match[2]) < 60 and int(match[4]) < 60
-    ok = ok and (int(match[3]) < 24 or (int(match[3]) == 24 and int(match[4]) == 0))
+    ok = match is not None and int(match[1]) < 24 and int(match[2]) < 60 and int(match[4]) < 60
+    ok = ok and match is not None and (int(match[3]) < 24 or (int(match[3]) == 24 and int(match[4]) == 0))
     if not ok:
         raise ValueError(f'expected hours like "09:00-17:00" (an end of "24:00" means midnight), got {_show(value)}')
     return value
