@@ -6,6 +6,8 @@ change, with an event on the incident's timeline.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -18,9 +20,9 @@ class Postmortem(Model):
     status = fields.CharField(max_length=16, default="draft", db_default="draft")
     summary = fields.TextField(default="", db_default="")
     # Lists of short paragraphs, rendered as bullets.
-    lessons_learned = fields.JSONField(default=list)
-    went_well = fields.JSONField(default=list)
-    went_badly = fields.JSONField(default=list)
+    lessons_learned: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    went_well: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    went_badly: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     created_by = fields.CharField(max_length=64)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
