@@ -91,7 +91,7 @@ class Event(Model):
     """The timeline of every incident, and the change feed (followed by ascending id)."""
 
     id = fields.BigIntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="events", null=True)
+    incident: fields.ForeignKeyNullableRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="events", null=True)
     kind = fields.CharField(max_length=40)
     actor = fields.CharField(max_length=64)
     at = fields.DatetimeField()
@@ -104,7 +104,7 @@ class Event(Model):
 
 class Comment(Model):
     id = fields.IntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="comments")
+    incident: fields.ForeignKeyRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="comments")
     author = fields.CharField(max_length=64)
     content = fields.TextField()
     internal_only = fields.BooleanField(default=False)
@@ -121,7 +121,7 @@ class Comment(Model):
 
 class StatusUpdate(Model):
     id = fields.IntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="updates")
+    incident: fields.ForeignKeyRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="updates")
     status = fields.CharField(max_length=16)
     message = fields.TextField()
     public = fields.BooleanField(default=True)
@@ -135,7 +135,7 @@ class StatusUpdate(Model):
 
 class Evidence(Model):
     id = fields.IntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="evidence")
+    incident: fields.ForeignKeyRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="evidence")
     kind = fields.CharField(max_length=16)
     url = fields.TextField(null=True)
     path = fields.TextField(null=True)
@@ -152,7 +152,7 @@ class Evidence(Model):
 
 class FollowUp(Model):
     id = fields.IntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="followups")
+    incident: fields.ForeignKeyRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="followups")
     group = fields.CharField(max_length=40)
     description = fields.TextField()
     owner = fields.CharField(max_length=64, null=True)
