@@ -380,7 +380,7 @@ async def build_report(period: Period, *, compare: bool = True) -> dict[str, Any
 def _weeks(period: Period, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Seven-day buckets from the period's start (the last one may be shorter)."""
     count = max(1, math.ceil((period.until - period.since).total_seconds() / 604800))
-    weeks = [
+    weeks: list[dict[str, Any]] = [
         {"week_start": (period.since + timedelta(days=7 * i)).isoformat(), **{s: 0 for s in SEVERITIES},
          "total": 0, "_resolved": 0, "_ttr": 0.0}
         for i in range(count)

@@ -143,7 +143,7 @@ def _write(path: Path, text: str, flag: str = "-o") -> None:
 
 def _report_format(args: argparse.Namespace) -> str:
     if args.format:
-        return args.format
+        return str(args.format)
     suffix = Path(args.output).suffix.lower() if args.output else ""
     return {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}.get(suffix, "text")
 
@@ -376,7 +376,7 @@ async def _satisfaction(args: argparse.Namespace, ctx: Context) -> int:
 # --- registration -------------------------------------------------------------------------
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
     from engine.cli import Parser
 
     p = sub.add_parser("report", parents=[common], help="incident analytics for a month or a date range",

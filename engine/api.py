@@ -165,6 +165,13 @@ async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: 
     return {"total": total, "offset": offset, "rows": [queries.incident_row(r) for r in rows], "position": position}
 
 
+class TargetsProvider(Protocol):
+    """The monitoring engine's view of its targets, lent to a LocalEngine when one runs."""
+
+    async def list_targets(self) -> list[dict[str, Any]]: ...
+    async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
+
+
 class LocalEngine(LearningMixin):
     """EngineAPI over this process's database connection."""
 
@@ -176,7 +183,7 @@ class LocalEngine(LearningMixin):
         self.new_database = new_database  # this process created it: say so until it holds an incident
         self.role = role  # "engine" (this process runs the loops), "standby", "console"
         self.categories = list(categories) if categories else None
-        self.targets_provider: Any = None  # set by the monitoring engine when present
+        self.targets_provider: TargetsProvider | None = None  # set by the monitoring engine when present
         # The configuration's [[services]] names; a new incident naming another one is refused.
         self.known_services: list[str] = []
 
@@ -279,7 +286,7 @@ class LocalEngine(LearningMixin):
     async def resolve(self, key: str, root_cause: str, solution: str, category: str | None = None,
                       verification_steps: Sequence[str] = ()) -> dict[str, Any]:
         self._check_write()
-        extra = {"categories": self.categories} if self.categories else {}
+        extra: dict[str, Any] = {"categories": self.categories} if self.categories else {}
         return _row(await services.resolve(key, self.actor, root_cause=root_cause, solution=solution,
                                            category=category, verification_steps=verification_steps, **extra))
 

@@ -613,13 +613,13 @@ async def _incident_followup(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def _register_incident(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("incident", help="create, change and read incidents", parents=[common])
     isub = p.add_subparsers(dest="incident_command", metavar="COMMAND", required=True, parser_class=Parser)
 
-    def cmd(name: str, handler: Callable, help: str, read: bool = False, description: str | None = None,
+    def cmd(name: str, handler: Callable[..., Any], help: str, read: bool = False, description: str | None = None,
             epilog: str | None = None) -> argparse.ArgumentParser:
-        c = isub.add_parser(name, help=help, parents=[common], description=description or help[:1].upper() + help[1:] + ".",
+        c: argparse.ArgumentParser = isub.add_parser(name, help=help, parents=[common], description=description or help[:1].upper() + help[1:] + ".",
                             epilog=epilog, formatter_class=_HelpFormatter)
         c.set_defaults(handler=handler, needs_db=True)
         if read:
@@ -798,7 +798,7 @@ def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
             _describe_subcommands(child)
 
 
-def _takes_common(fn: Callable) -> bool:
+def _takes_common(fn: Callable[..., Any]) -> bool:
     import inspect
 
     return len(inspect.signature(fn).parameters) >= 2
@@ -869,7 +869,8 @@ async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
 
     access = db_access(args)
     if not getattr(args, "needs_db", False) or access == NONE:
-        return await args.handler(args, ctx)
+        status: int = await args.handler(args, ctx)
+        return status
     try:
         await open_database_for(args, ctx, access)
         if ctx.config is not None:
@@ -878,7 +879,8 @@ async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
             # Notifications and escalation timers are written in the same transaction as the
             # change, so a CLI change is announced even while no engine runs.
             install(ctx.config)
-        return await args.handler(args, ctx)
+        status = await args.handler(args, ctx)
+        return status
     finally:
         await close_database()
 

@@ -563,7 +563,8 @@ class _Parser:
             raise ConditionError(
                 f"expected a condition after '{op.text}', found {token.describe()}", token.column
             )
-        return rule()
+        node: Node = rule()
+        return node
 
     def not_expr(self) -> Node:
         token = self.peek()
@@ -659,12 +660,12 @@ class _Parser:
         )
 
 
-def _flatten(kind: type, children: list[Node]) -> tuple[Node, ...]:
+def _flatten(kind: type[And | Or], children: list[Node]) -> tuple[Node, ...]:
     """``a OR (b OR c)`` and ``a OR b OR c`` are the same tree, so canonical forms agree."""
     out: list[Node] = []
     for child in children:
         if isinstance(child, kind):
-            out.extend(child.children)  # type: ignore[attr-defined]
+            out.extend(child.children)
         else:
             out.append(child)
     return tuple(out)

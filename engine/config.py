@@ -269,10 +269,22 @@ def parse_handoff(value: str) -> tuple[int | None, time]:
     return day, time(int(hour), int(minute))
 
 
+def _dict_in(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    """mapping[key] if it is a mapping, else empty: raw YAML sections may be missing or malformed."""
+    value = mapping.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _list_in(mapping: dict[str, Any], key: str) -> list[Any]:
+    """mapping[key] if it is a list, else empty."""
+    value = mapping.get(key)
+    return value if isinstance(value, list) else []
+
+
 def _check_hours(value: str) -> str:
     match = re.match(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$", value.strip())
-    ok = bool(match) and int(match[1]) < 24 and int(match[2]) < 60 and int(match[4]) < 60
-    ok = ok and (int(match[3]) < 24 or (int(match[3]) == 24 and int(match[4]) == 0))
+    ok = match is not None and int(match[1]) < 24 and int(match[2]) < 60 and int(match[4]) < 60
+    ok = ok and match is not None and (int(match[3]) < 24 or (int(match[3]) == 24 and int(match[4]) == 0))
     if not ok:
         raise ValueError(f'expected hours like "09:00-17:00" (an end of "24:00" means midnight), got {_show(value)}')
     return value
@@ -602,7 +614,8 @@ class EscalationPolicies(Section):
     low: EscalationPolicy | None = None
 
     def for_severity(self, severity: Severity | str) -> EscalationPolicy | None:
-        return getattr(self, Severity(severity).value)
+        policy: EscalationPolicy | None = getattr(self, Severity(severity).value)
+        return policy
 
 
 Rotation = Literal["daily", "weekly", "custom"]
@@ -942,10 +955,10 @@ class Config(Section):
         integ = self.integrations
         slack, email, pd, jira = integ.slack, integ.email, integ.pagerduty, integ.jira
         internal, external = self.notifications.internal, self.notifications.external
-        raw_notes = self._raw.get("notifications") if isinstance(self._raw.get("notifications"), dict) else {}
+        raw_notes = _dict_in(self._raw, "notifications")
         for part, key in (("internal", "email_groups"), ("external", "customer_emails")):
-            section = raw_notes.get(part) if isinstance(raw_notes.get(part), dict) else {}
-            for i, value in enumerate(section.get(key) if isinstance(section.get(key), list) else []):
+            section = _dict_in(raw_notes, part)
+            for i, value in enumerate(_list_in(section, key)):
                 if is_email_placeholder(value):
                     out.append(
                         f'notifications.{part}.{key}[{i}]: "{EMAIL_PLACEHOLDER}" is what a web page shows for a hidden '
@@ -1276,7 +1289,7 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
     schedules = _names(raw, "schedules")
     webhooks = _names(raw, "webhooks")
     targets = _names(raw, "targets")
-    integrations = raw.get("integrations") if isinstance(raw.get("integrations"), dict) else {}
+    integrations = _dict_in(raw, "integrations")
 
     for section, key, label in (
         ("services", "name", "service"),
@@ -1286,7 +1299,7 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
         ("targets", "name", "target"),
     ):
         seen: dict[str, int] = {}
-        entries = raw.get(section) if isinstance(raw.get(section), list) else []
+        entries = _list_in(raw, section)
         for i, entry in enumerate(entries):
             if isinstance(entry, dict) and isinstance(entry.get(key), str):
                 if entry[key] in seen:
@@ -1300,28 +1313,28 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(value, str) and value not in users:
             problems.append((path, f"no user with id {_show(value)} ({_known('users', users)})"))
 
-    for i, service in enumerate(raw.get("services") if isinstance(raw.get("services"), list) else []):
+    for i, service in enumerate(_list_in(raw, "services")):
         if isinstance(service, dict) and isinstance(service.get("schedule"), str) and service["schedule"] not in schedules:
             problems.append(
                 (f"services[{i}].schedule", f"no schedule named {_show(service['schedule'])} ({_known('schedules', schedules)})")
             )
 
-    for i, target in enumerate(raw.get("targets") if isinstance(raw.get("targets"), list) else []):
+    for i, target in enumerate(_list_in(raw, "targets")):
         if isinstance(target, dict) and isinstance(target.get("service"), str) and target["service"] not in services:
             problems.append(
                 (f"targets[{i}].service", f"no service named {_show(target['service'])} ({_known('services', services)})")
             )
 
-    triggers = raw.get("triggers") if isinstance(raw.get("triggers"), dict) else {}
+    triggers = _dict_in(raw, "triggers")
     for name, trigger in triggers.items():
         if not isinstance(trigger, dict):
             continue
-        for j, value in enumerate(trigger.get("targets") if isinstance(trigger.get("targets"), list) else []):
+        for j, value in enumerate(_list_in(trigger, "targets")):
             if isinstance(value, str) and not any(c in value for c in "*?[") and value not in targets:
                 problems.append(
                     (f"triggers.{name}.targets[{j}]", f"no target named {_show(value)} ({_known('targets', targets)})")
                 )
-        for j, value in enumerate(trigger.get("services") if isinstance(trigger.get("services"), list) else []):
+        for j, value in enumerate(_list_in(trigger, "services")):
             if isinstance(value, str) and value not in services:
                 problems.append(
                     (f"triggers.{name}.services[{j}]", f"no service named {_show(value)} ({_known('services', services)})")
@@ -1331,7 +1344,7 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(integrations.get(name), dict):
             problems.append((path, f"{why} needs an [integrations.{name}] section"))
 
-    policies = raw.get("escalation_policy") if isinstance(raw.get("escalation_policy"), dict) else {}
+    policies = _dict_in(raw, "escalation_policy")
     for severity, policy in policies.items():
         if not isinstance(policy, dict) or not isinstance(policy.get("levels"), list):
             continue
@@ -1355,16 +1368,16 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                 elif target.kind in ("pagerduty", "jira", "slack", "email"):
                     need_integration(path, target.kind, f"{_show(entry)}")
 
-    for i, schedule in enumerate(raw.get("schedules") if isinstance(raw.get("schedules"), list) else []):
+    for i, schedule in enumerate(_list_in(raw, "schedules")):
         if not isinstance(schedule, dict):
             continue
-        for j, user in enumerate(schedule.get("users") if isinstance(schedule.get("users"), list) else []):
+        for j, user in enumerate(_list_in(schedule, "users")):
             need_user(f"schedules[{i}].users[{j}]", user)
-        for k, layer in enumerate(schedule.get("layers") if isinstance(schedule.get("layers"), list) else []):
+        for k, layer in enumerate(_list_in(schedule, "layers")):
             if isinstance(layer, dict) and isinstance(layer.get("users"), list):
                 for j, user in enumerate(layer["users"]):
                     need_user(f"schedules[{i}].layers[{k}].users[{j}]", user)
-        for k, override in enumerate(schedule.get("overrides") if isinstance(schedule.get("overrides"), list) else []):
+        for k, override in enumerate(_list_in(schedule, "overrides")):
             if isinstance(override, dict):
                 need_user(f"schedules[{i}].overrides[{k}].user", override.get("user"))
                 if "covers" in override:

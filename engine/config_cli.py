@@ -116,7 +116,7 @@ async def escalation_report(config: Any, now: datetime | None = None) -> tuple[l
     return lines, warnings
 
 
-def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
     parents = [common] if common is not None else []
 
     p = subparsers.add_parser("init", help="write a commented example configuration", parents=parents)

@@ -134,7 +134,7 @@ def parse_enum(enum: type[Enum], value: str, field: str) -> Enum:
     try:
         return enum(str(value).strip().lower())
     except ValueError:
-        allowed = ", ".join(m.value for m in enum)  # type: ignore[attr-defined]
+        allowed = ", ".join(m.value for m in enum)
         raise InvalidInput(field, f"unknown value {value!r} (expected one of: {allowed})") from None
 
 

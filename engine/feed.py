@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from engine.models import Event
 
@@ -39,7 +39,8 @@ async def events_since(cursor: int = 0, limit: int = 500) -> list[dict[str, Any]
 
 
 async def latest_cursor() -> int:
-    last = await Event.all().order_by("-id").first().values_list("id", flat=True)
+    # Tortoise types a flat single-row values_list as a tuple; it yields the id or None.
+    last = cast("int | None", await Event.all().order_by("-id").first().values_list("id", flat=True))
     return int(last or 0)
 
 

@@ -124,12 +124,12 @@ class _Adapter(LearningMixin):
     def __init__(self, api: Any) -> None:
         self._api = api
 
-    @property  # type: ignore[override]
-    def actor(self) -> str:
+    @property
+    def actor(self) -> str:  # type: ignore[override]  # read through to the wrapped API; never assigned
         return str(getattr(self._api, "actor", "console"))
 
-    @property  # type: ignore[override]
-    def readonly(self) -> bool:
+    @property
+    def readonly(self) -> bool:  # type: ignore[override]  # read through to the wrapped API; never assigned
         return bool(getattr(self._api, "readonly", False))
 
 

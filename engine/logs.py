@@ -124,5 +124,5 @@ def configure(level: int = logging.INFO, config: Any = None,
         logging.getLogger(name).setLevel(level)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(LIBRARY_LEVEL)
-    for handler in root.handlers:
-        protect(handler)
+    for existing in root.handlers:
+        protect(existing)

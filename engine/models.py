@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -45,8 +47,8 @@ class Incident(Model):
     severity = fields.CharField(max_length=16, db_index=True)
     status = fields.CharField(max_length=16, db_index=True)
     source = fields.CharField(max_length=16, default="manual", db_default="manual")
-    services = fields.JSONField(default=list)
-    tags = fields.JSONField(default=list)
+    services: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    tags: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     assignee = fields.CharField(max_length=64, null=True)
     dedup_key = fields.CharField(max_length=200, null=True, db_index=True)
     target = fields.CharField(max_length=200, null=True)
@@ -63,18 +65,18 @@ class Incident(Model):
     root_cause_category = fields.CharField(max_length=64, null=True)
     solution = fields.TextField(null=True)
     # [{"step": str, "done": bool}]
-    verification_steps = fields.JSONField(default=list)
+    verification_steps: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     false_positive = fields.BooleanField(default=False, db_default=False)
     # affected_users, downtime_minutes, financial_impact, reputational_impact
-    impact = fields.JSONField(default=dict)
+    impact: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     # customer, team (1-5)
-    satisfaction = fields.JSONField(default=dict)
-    related = fields.JSONField(default=list)
-    external_refs = fields.JSONField(default=dict)
+    satisfaction: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    related: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    external_refs: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     # The escalation policy in force when the incident opened (copied so config edits never
     # strand a running escalation) and free-form analysis written by detectors.
-    escalation = fields.JSONField(default=dict)
-    analysis = fields.JSONField(default=dict)
+    escalation: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    analysis: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     version = fields.IntField(default=0, db_default=0)
 
     class Meta:
@@ -89,12 +91,12 @@ class Event(Model):
     """The timeline of every incident, and the change feed (followed by ascending id)."""
 
     id = fields.BigIntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="events", null=True)
+    incident: fields.ForeignKeyNullableRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="events", null=True)
     kind = fields.CharField(max_length=40)
     actor = fields.CharField(max_length=64)
     at = fields.DatetimeField()
     summary = fields.TextField(default="", db_default="")
-    data = fields.JSONField(default=dict)
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
 
     class Meta:
         table = "event"
@@ -102,7 +104,7 @@ class Event(Model):
 
 class Comment(Model):
     id = fields.IntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="comments")
+    incident: fields.ForeignKeyRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="comments")
     author = fields.CharField(max_length=64)
     content = fields.TextField()
     internal_only = fields.BooleanField(default=False)
@@ -119,7 +121,7 @@ class Comment(Model):
 
 class StatusUpdate(Model):
     id = fields.IntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="updates")
+    incident: fields.ForeignKeyRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="updates")
     status = fields.CharField(max_length=16)
     message = fields.TextField()
     public = fields.BooleanField(default=True)
@@ -133,7 +135,7 @@ class StatusUpdate(Model):
 
 class Evidence(Model):
     id = fields.IntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="evidence")
+    incident: fields.ForeignKeyRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="evidence")
     kind = fields.CharField(max_length=16)
     url = fields.TextField(null=True)
     path = fields.TextField(null=True)
@@ -150,7 +152,7 @@ class Evidence(Model):
 
 class FollowUp(Model):
     id = fields.IntField(primary_key=True)
-    incident = fields.ForeignKeyField("models.Incident", related_name="followups")
+    incident: fields.ForeignKeyRelation[Incident] = fields.ForeignKeyField("models.Incident", related_name="followups")
     group = fields.CharField(max_length=40)
     description = fields.TextField()
     owner = fields.CharField(max_length=64, null=True)
@@ -169,8 +171,8 @@ class MaintenanceWindow(Model):
     id = fields.IntField(primary_key=True)
     title = fields.CharField(max_length=300)
     kind = fields.CharField(max_length=16, default="scheduled")  # scheduled | emergency
-    services = fields.JSONField(default=list)
-    targets = fields.JSONField(default=list)
+    services: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    targets: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     starts_at = fields.DatetimeField(db_index=True)
     ends_at = fields.DatetimeField(db_index=True)
     ended_at = fields.DatetimeField(null=True)

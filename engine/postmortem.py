@@ -131,7 +131,8 @@ def computed_downtime(entries: Sequence[dict[str, Any]]) -> float | None:
     start, end = min(starts), max(ends)
     if end < start:
         return None
-    return round((end - start).total_seconds() / 60, 1)
+    minutes: float = round((end - start).total_seconds() / 60, 1)
+    return minutes
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ async def _postmortem_for_change(conn: BaseDBAsyncClient, incident: Incident, ac
 
     `editing` refuses a published post-mortem: it is final until someone unpublishes it.
     """
-    pm = await Postmortem.get_or_none(incident_id=incident.id).using_db(conn)
+    pm = await Postmortem.get_or_none(incident_id=incident.id, using_db=conn)
     if pm is None:
         pm = await Postmortem.create(incident=incident, created_by=actor, created_at=now, updated_at=now, using_db=conn)
         first = detection_entry({"detected_at": incident.detected_at, "created_at": incident.created_at,
@@ -466,7 +467,7 @@ async def remove_entry(key: str | int, entry_id: int, actor: str, *, at: datetim
 
 
 async def _entry_of(conn: BaseDBAsyncClient, pm: Postmortem, incident: Incident, entry_id: int) -> PostmortemEntry:
-    row = await PostmortemEntry.get_or_none(id=entry_id, postmortem_id=pm.id).using_db(conn)
+    row = await PostmortemEntry.get_or_none(id=entry_id, postmortem_id=pm.id, using_db=conn)
     if row is None:
         raise NotFound(f"the post-mortem of {incident.key} has no timeline entry {entry_id}")
     return row
@@ -494,7 +495,7 @@ async def unpublish(key: str | int, actor: str, *, at: datetime | None = None) -
     now = _when(at)
     async with in_transaction() as conn:
         incident = await _locked(conn, key)
-        pm = await Postmortem.get_or_none(incident_id=incident.id).using_db(conn)
+        pm = await Postmortem.get_or_none(incident_id=incident.id, using_db=conn)
         if pm is None or pm.status != PUBLISHED:
             raise IllegalTransition(f"the post-mortem of {incident.key} is not published")
         pm.status, pm.published_at, pm.published_by, pm.updated_at = DRAFT, None, None, now
@@ -555,7 +556,7 @@ async def set_followup_ticket(followup_id: int, ticket_key: str | None, actor: s
         raise NotFound(f"no follow-up {followup_id}")
     async with in_transaction() as conn:
         incident = await _locked(conn, row.incident.number)
-        row = await FollowUp.get(id=followup_id).using_db(conn)
+        row = await FollowUp.get(id=followup_id, using_db=conn)
         if row.ticket_key == ticket:
             raise IllegalTransition(f"follow-up {followup_id} is already {'linked to ' + ticket if ticket else 'without a ticket'}")
         old = row.ticket_key

@@ -6,21 +6,26 @@ change, with an event on the incident's timeline.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from engine.models import Incident
 
 
 class Postmortem(Model):
     """The after-incident review of one incident, draft until published."""
 
     id = fields.IntField(primary_key=True)
-    incident = fields.OneToOneField("models.Incident", related_name="postmortem", on_delete=fields.CASCADE)
+    incident: fields.OneToOneRelation[Incident] = fields.OneToOneField("models.Incident", related_name="postmortem", on_delete=fields.CASCADE)
     status = fields.CharField(max_length=16, default="draft", db_default="draft")
     summary = fields.TextField(default="", db_default="")
     # Lists of short paragraphs, rendered as bullets.
-    lessons_learned = fields.JSONField(default=list)
-    went_well = fields.JSONField(default=list)
-    went_badly = fields.JSONField(default=list)
+    lessons_learned: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    went_well: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    went_badly: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     created_by = fields.CharField(max_length=64)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
@@ -35,7 +40,7 @@ class PostmortemEntry(Model):
     """One line of a post-mortem timeline: copied from an incident event, or added by a person."""
 
     id = fields.IntField(primary_key=True)
-    postmortem = fields.ForeignKeyField("models.Postmortem", related_name="entries", on_delete=fields.CASCADE)
+    postmortem: fields.ForeignKeyRelation[Postmortem] = fields.ForeignKeyField("models.Postmortem", related_name="entries", on_delete=fields.CASCADE)
     # The timeline event this entry was assembled from (null for entries a person added).
     event_id = fields.BigIntField(null=True)
     at = fields.DatetimeField()

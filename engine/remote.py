@@ -46,6 +46,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _json_object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RemoteError(f"{path} did not answer with a JSON object")
+    return value
+
+
+def _json_objects(value: Any, path: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise RemoteError(f"{path} did not answer with a list of JSON objects")
+    return value
+
+
 def raise_for(response: httpx.Response) -> None:
     """Turn an error response into the domain error a LocalEngine would raise."""
     status = response.status_code
@@ -73,7 +85,8 @@ def raise_for(response: httpx.Response) -> None:
 
 async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, str | None]]:
     """(event, data, id) for each server-sent event in a stream of lines."""
-    event, data, last_id = "message", [], None
+    event, last_id = "message", None
+    data: list[str] = []
     async for line in lines:
         if line == "":
             if data:
@@ -166,18 +179,23 @@ class RemoteEngine:
         except ValueError:
             raise RemoteError(f"{self.url}{path} did not answer with JSON") from None
 
-    async def _get(self, path: str, params: Any = None) -> Any:
-        return await self._call("GET", path, params=params)
+    async def _get(self, path: str, params: Any = None) -> dict[str, Any]:
+        return _json_object(await self._call("GET", path, params=params), path)
 
-    async def _post(self, path: str, body: Any = None) -> Any:
+    async def _get_list(self, path: str, params: Any = None) -> list[dict[str, Any]]:
+        return _json_objects(await self._call("GET", path, params=params), path)
+
+    def _check_write(self) -> None:
         if self.readonly:
             raise ReadOnlyError(f"this console is read-only (token role {self.token_role})")
-        return await self._call("POST", path, body=body)
 
-    async def _write(self, method: str, path: str, body: Any = None) -> Any:
-        if self.readonly:
-            raise ReadOnlyError(f"this console is read-only (token role {self.token_role})")
-        return await self._call(method, path, body=body)
+    async def _post(self, path: str, body: Any = None) -> dict[str, Any]:
+        self._check_write()
+        return _json_object(await self._call("POST", path, body=body), path)
+
+    async def _write(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        self._check_write()
+        return _json_object(await self._call(method, path, body=body), path)
 
     @staticmethod
     def _key(key: str) -> str:
@@ -226,16 +244,16 @@ class RemoteEngine:
         return await self._get("/api/incidents/counts")
 
     async def list_maintenance(self, include_ended: bool = False) -> list[dict[str, Any]]:
-        return await self._get("/api/maintenance", {"include_ended": str(include_ended).lower()})
+        return await self._get_list("/api/maintenance", {"include_ended": str(include_ended).lower()})
 
     async def list_targets(self) -> list[dict[str, Any]]:
-        return await self._get("/api/targets")
+        return await self._get_list("/api/targets")
 
     async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"series": series}
         if since is not None:
             params["since"] = since.isoformat()
-        return (await self._get("/api/metrics/samples", params))["points"]
+        return _json_objects((await self._get("/api/metrics/samples", params))["points"], "/api/metrics/samples")
 
     async def engine_state(self) -> dict[str, Any]:
         state = await self._get("/api/engine")
@@ -246,7 +264,7 @@ class RemoteEngine:
     async def latest_cursor(self) -> int:
         return int((await self._get("/api/events/cursor"))["cursor"])
 
-    async def subscribe(self, cursor: int = 0) -> AsyncIterator[list[dict[str, Any]]]:  # type: ignore[override]
+    async def subscribe(self, cursor: int = 0) -> AsyncIterator[list[dict[str, Any]]]:
         """Batches of change-feed events after `cursor`, forever; reconnects with backoff."""
         delay = self.reconnect_delay[0]
         timeout = httpx.Timeout(10.0, read=45.0)  # the server sends a keep-alive every 15 s
@@ -383,7 +401,8 @@ class RemoteEngine:
         return await self._write("PATCH", f"/api/incidents/{self._key(key)}/postmortem/entries/{int(entry_id)}", body)
 
     async def remove_postmortem_entry(self, key: str, entry_id: int) -> None:
-        await self._write("DELETE", f"/api/incidents/{self._key(key)}/postmortem/entries/{int(entry_id)}")
+        self._check_write()
+        await self._call("DELETE", f"/api/incidents/{self._key(key)}/postmortem/entries/{int(entry_id)}")
 
     async def publish_postmortem(self, key: str) -> dict[str, Any]:
         return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/publish")
@@ -398,7 +417,7 @@ class RemoteEngine:
         params: dict[str, Any] = {"open_only": str(bool(open_only)).lower()}
         if owner:
             params["owner"] = owner
-        return await self._get("/api/followups", params)
+        return await self._get_list("/api/followups", params)
 
     async def complete_followup(self, followup_id: int, done: bool = True) -> dict[str, Any]:
         return await self._write("POST", f"/api/followups/{int(followup_id)}/complete", {"done": done})

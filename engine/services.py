@@ -236,7 +236,8 @@ async def check_services(names: Iterable[str] | None, configured: Iterable[str] 
     wanted = _names(names, field)
     if not wanted:
         return
-    known = list(dict.fromkeys([*configured, *await Service.all().order_by("name").values_list("name", flat=True)]))
+    stored = await Service.all().order_by("name").values_list("name", flat=True)
+    known = list(dict.fromkeys([*configured, *(str(name) for name in stored)]))
     unknown = [n for n in wanted if n not in known]
     if known and unknown:
         shown = ", ".join(known[:20]) + (", …" if len(known) > 20 else "")
@@ -788,7 +789,7 @@ async def complete_followup(followup_id: int, actor: str, *, done: bool = True, 
         raise NotFound(f"no follow-up {followup_id}")
     async with in_transaction() as conn:
         incident = await _locked(conn, row.incident.number, now)
-        row = await FollowUp.get(id=followup_id).using_db(conn)
+        row = await FollowUp.get(id=followup_id, using_db=conn)
         if row.done == done:
             raise IllegalTransition(f"follow-up {followup_id} is already {'done' if done else 'open'}")
         row.done = done
@@ -942,7 +943,7 @@ async def end_maintenance(window_id: int, actor: str, *, at: datetime | None = N
     now = _when(at)
     async with in_transaction() as conn:
         updated = await MaintenanceWindow.filter(id=window_id, ended_at=None).using_db(conn).update(ended_at=now)
-        window = await MaintenanceWindow.get_or_none(id=window_id).using_db(conn)
+        window = await MaintenanceWindow.get_or_none(id=window_id, using_db=conn)
         if window is None:
             raise NotFound(f"no maintenance window {window_id}")
         if not updated:

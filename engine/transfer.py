@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from tortoise import fields as tf
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -98,11 +98,11 @@ INT_BOUNDS = {tf.BigIntField: 2**63 - 1, tf.IntField: 2**31 - 1}
 # --- the model walk -----------------------------------------------------------------------
 
 
-def stored_fields(model: type[Model], parent: str | None = None) -> dict[str, tf.Field]:
+def stored_fields(model: type[Model], parent: str | None = None) -> dict[str, tf.Field[Any]]:
     """Every column of `model` by field name, without the one that names its parent row
     (the document's nesting says it)."""
     meta = model._meta
-    out: dict[str, tf.Field] = {}
+    out: dict[str, tf.Field[Any]] = {}
     for name in meta.fields_db_projection:
         if parent is not None and name == f"{parent}_id":
             continue
@@ -110,7 +110,7 @@ def stored_fields(model: type[Model], parent: str | None = None) -> dict[str, tf
     return out
 
 
-def _dump_value(f: tf.Field, value: Any) -> Any:
+def _dump_value(f: tf.Field[Any], value: Any) -> Any:
     if value is None:
         return None
     if isinstance(f, tf.DatetimeField):
@@ -120,7 +120,7 @@ def _dump_value(f: tf.Field, value: Any) -> Any:
     return value
 
 
-def _dump_row(row: Model, columns: dict[str, tf.Field]) -> dict[str, Any]:
+def _dump_row(row: Model, columns: dict[str, tf.Field[Any]]) -> dict[str, Any]:
     return {name: _dump_value(f, getattr(row, name)) for name, f in columns.items()}
 
 
@@ -152,7 +152,8 @@ async def _export(conn: BaseDBAsyncClient | None, since: datetime | None, keys: 
         query = query.filter(created_at__gte=since)
     if keys:
         numbers = [parse_incident_key(k) for k in keys]
-        found = set(await Incident.filter(number__in=numbers).using_db(conn).values_list("number", flat=True))
+        # Tortoise types a flat values_list after using_db() as tuples; it yields the numbers.
+        found = set(cast("list[int]", await Incident.filter(number__in=numbers).using_db(conn).values_list("number", flat=True)))
         missing = [f"INC-{n}" for n in dict.fromkeys(numbers) if n not in found]
         if missing:
             raise NotFound(f"no incident {', '.join(missing)}")
@@ -209,7 +210,7 @@ def _where(path: str, message: str) -> BadDocument:
     return BadDocument(path or "document", message)
 
 
-def _load_value(f: tf.Field, value: Any, path: str, model: type[Model], name: str) -> Any:
+def _load_value(f: tf.Field[Any], value: Any, path: str, model: type[Model], name: str) -> Any:
     if value is None:
         if f.null:
             return None
@@ -250,9 +251,9 @@ def _load_value(f: tf.Field, value: Any, path: str, model: type[Model], name: st
             raise _where(path, f"{value!r} is not text")
         if "\x00" in value:
             raise _where(path, "contains a NUL character")
-        limit = getattr(f, "max_length", None)
-        if isinstance(f, tf.CharField) and limit and len(value) > limit:
-            raise _where(path, f"is {len(value)} characters long (at most {limit})")
+        max_length: int | None = getattr(f, "max_length", None)
+        if isinstance(f, tf.CharField) and max_length and len(value) > max_length:
+            raise _where(path, f"is {len(value)} characters long (at most {max_length})")
         allowed = CHOICES.get((model, name))
         if allowed is not None and value not in allowed:
             raise _where(path, f"unknown value {value!r} (expected one of: {', '.join(sorted(allowed))})")
@@ -267,7 +268,7 @@ def _load_value(f: tf.Field, value: Any, path: str, model: type[Model], name: st
     return value
 
 
-def _load_row(doc: Any, model: type[Model], columns: dict[str, tf.Field], path: str,
+def _load_row(doc: Any, model: type[Model], columns: dict[str, tf.Field[Any]], path: str,
               nested: Sequence[str] = ()) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise _where(path, "expected a JSON object")
@@ -412,7 +413,7 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
         numbers = [it.incident["number"] for it in items]
         taken: set[int] = set()
         for chunk in _chunks(numbers):
-            taken |= set(await Incident.filter(number__in=chunk).using_db(conn).values_list("number", flat=True))
+            taken |= set(cast("list[int]", await Incident.filter(number__in=chunk).using_db(conn).values_list("number", flat=True)))
         if taken and not as_new:
             keys = [f"INC-{n}" for n in sorted(taken)]
             shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")

@@ -96,13 +96,13 @@ class _ReadFirst(argparse.Action):
 
         setattr(namespace, self.dest, values)
         try:
-            namespace.document = read_document(values)  # type: ignore[arg-type]
+            namespace.document = read_document(values)
             parse_document(namespace.document)
         except (UsageError, DomainError) as exc:
             parser.exit(EXIT_USAGE, f"error: {exc}; nothing was imported\n")
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("backup", help="copy the SQLite database, consistently, while the engine runs", parents=[common])
     p.add_argument("path", metavar="PATH", help="the backup file to write")
     p.add_argument("--force", action="store_true", help="replace PATH if it exists")
