@@ -29,7 +29,7 @@ def incident_row(row: dict[str, Any]) -> dict[str, Any]:
 
 async def list_incidents(
     *,
-    status: str | None = None,
+    status: str | Sequence[str] | None = None,
     severity: str | None = None,
     include_resolved: bool = False,
     service: str | None = None,
