@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import analytics  # noqa: E402
-from engine.db import close_database, open_database, resolve_database  # noqa: E402
-from engine.models import Incident, StatusUpdate  # noqa: E402
+from engine.learning import analytics  # noqa: E402
+from engine.storage.db import close_database, open_database, resolve_database  # noqa: E402
+from engine.storage.models import Incident, StatusUpdate  # noqa: E402
 
 SEVERITIES = ["critical", "high", "medium", "low"]
 SOURCES = ["manual", "threshold", "anomaly", "pattern", "alert", "api"]

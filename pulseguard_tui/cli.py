@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import EXIT_USAGE, build_parser, common_parser, run
+from engine.cli.main import EXIT_USAGE, build_parser, common_parser, run
 
 
 def add_console_options(parser) -> None:  # type: ignore[no-untyped-def]

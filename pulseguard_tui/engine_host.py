@@ -17,7 +17,7 @@ log = logging.getLogger("pulseguard.console")
 def monitor_queries() -> Any:
     """The monitoring engine's read side (targets, metric series), or None without it."""
     try:
-        from engine.monitor.runtime import MonitorQueries
+        from engine.runtime.engine import MonitorQueries
     except ImportError:
         return None
     return MonitorQueries()
@@ -48,7 +48,7 @@ class EngineHost:
             self.engine.on_role_change = self._role_changed
             return
         try:
-            from engine.monitor.runtime import Engine
+            from engine.runtime.engine import Engine
         except ImportError:
             self.api.role = "console"
             return

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import Database, close_database, open_database, resolve_database
+from engine.storage.db import Database, close_database, open_database, resolve_database
 
 REPO = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("PULSEGUARD_TEST_PG", "").strip()
@@ -47,7 +47,7 @@ def _display_zone_per_test() -> Iterator[None]:
     """Loading a configuration with `[engine] timezone` sets the process's display zone (as the
     CLI does once per run); in a test process it must not outlive the test that set it."""
     yield
-    from engine import timefmt
+    from engine.core import timefmt
 
     timefmt.set_display_zone(None)
 
@@ -115,7 +115,7 @@ class MigratedTemplate:
 
 _MIGRATE_ONCE = """
 import asyncio, sys
-from engine.db import close_database, open_database, resolve_database
+from engine.storage.db import close_database, open_database, resolve_database
 
 async def main() -> None:
     for url in sys.argv[1:]:

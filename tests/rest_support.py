@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.config import parse_config_text
+from engine.config.schema import parse_config_text
 from engine.rest import auth
 from engine.rest.server import ApiService
 

@@ -9,8 +9,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from engine import analytics, postmortem, services
-from engine.domain import InvalidInput
+from engine.learning import analytics, postmortem
+
+from engine.incidents import services
+from engine.core.domain import InvalidInput
 from conftest import run_cli
 
 UTC = timezone.utc

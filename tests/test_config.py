@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (
+from engine.config.schema import (
     Config,
     ConfigError,
     HttpTarget,
@@ -25,14 +25,14 @@ from engine.config import (
     parse_duration,
     parse_handoff,
 )
-from engine.domain import Severity
+from engine.core.domain import Severity
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_EXAMPLE = next(
     (p for p in ((REPO / "../shared/examples/pulseguard.toml").resolve(), Path("/work/shared/examples/pulseguard.toml")) if p.is_file()),
     (REPO / "../shared/examples/pulseguard.toml").resolve(),
 )
-PACKAGED_EXAMPLE = REPO / "engine" / "example.toml"
+PACKAGED_EXAMPLE = REPO / "engine" / "config" / "example.toml"
 
 MINIMAL = """
 [[users]]
@@ -474,7 +474,7 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
     full_env.update({"HOME": str(cwd), "XDG_CONFIG_HOME": str(cwd / ".config"), "PULSEGUARD_DB": str(cwd / "t.db")})
     full_env.update(env or {})
-    code = "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from engine.cli.main import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
     )

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static, TextArea
 
-from engine import queries
+from engine.incidents import queries
 from pulseguard_tui.actions import ACTIONS, Action
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.forms.base import ConfirmScreen, FormScreen

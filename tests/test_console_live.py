@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from conftest import run_cli
-from engine import services
+from engine.incidents import services
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from snapshots.console_app import make_app, seed
 from test_console_workflows import main, select_row, until

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.detection.detector import REASON_NAMES, DetectorSettings, StreamingDetector, warm_up
-from engine.domain import InvalidInput
+from engine.core.domain import InvalidInput
 from detection_series import inject, seasonal
 
 ONSET = 1000
@@ -174,7 +174,7 @@ def test_disabled_detector_never_alerts() -> None:
 
 def test_importing_the_detection_package_loads_nothing_heavy() -> None:
     code = (
-        "import sys, engine.detection, engine.detection.cli, engine.detection.correlation, "
+        "import sys, engine.detection, engine.cli.detection, engine.detection.correlation, "
         "engine.detection.patterns, engine.detection.settings, engine.detection.service, "
         "engine.detection.engine_plugin, engine.detection.gather, engine.detection.replay\n"
         "heavy = [m for m in ('numpy', 'pyod', 'sklearn', 'numba', 'rich', 'textual') if m in sys.modules]\n"
@@ -217,7 +217,7 @@ def test_refit_cadence_follows_refit_interval_in_series_time(one_by_one: bool) -
 
 
 def test_refit_interval_is_read_from_the_configuration() -> None:
-    from engine.config import parse_config_text
+    from engine.config.schema import parse_config_text
     from engine.detection.settings import settings_from_section
 
     config = parse_config_text('[ai_detection.anomaly_detection]\nenabled = true\nrefit_interval = "2h"\n')

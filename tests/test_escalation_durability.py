@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import services
-from engine.config import parse_config_text
+from engine.incidents import services
+from engine.config.schema import parse_config_text
 from engine.escalation import planner
-from engine.escalation.models import Notification, Timer
+from engine.storage.escalation_models import Notification, Timer
 from escalation_support import config_text, esc_db, eventually, receivers, timeline  # noqa: F401
 
 PROC = Path(__file__).with_name("escalation_engine_proc.py")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import Incident
+from engine.storage.models import Incident
 from engine.monitor.loopback import LoopbackServer, Reply
-from engine.monitor.models import EngineLease, ProbeResult
+from engine.storage.monitor_models import EngineLease, ProbeResult
 from conftest import REPO, cli_env
 
 pytestmark = pytest.mark.slow

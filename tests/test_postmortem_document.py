@@ -10,8 +10,9 @@ import pytest
 from markdown_it import MarkdownIt
 
 from conftest import run_cli
-from engine import postmortem, services
-from engine.postmortem_render import render_markdown
+from engine.learning import postmortem
+from engine.incidents import services
+from engine.learning.postmortem_render import render_markdown
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import run_cli
-from engine import services, timefmt
+from engine.incidents import services
+from engine.core import timefmt
 from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
 from notify_receivers import SmtpSink
@@ -129,7 +130,7 @@ async def test_email_and_status_page_follow_the_configured_zone(db, restore_zone
 
 
 async def test_console_detail_follows_the_viewers_zone(sqlite_database, migrated_template, monkeypatch, restore_zone):
-    from engine.db import close_database, open_database
+    from engine.storage.db import close_database, open_database
     from pulseguard_tui.widgets.detail import comment_prompt, evidence_text, resolution_text, timeline_text, updates_text
     from snapshots.console_app import make_app
     from test_console_workflows import main, until

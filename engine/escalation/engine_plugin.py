@@ -1,4 +1,4 @@
-"""Plugs escalation and notification delivery into the engine runtime (engine.monitor.runtime).
+"""Plugs escalation and notification delivery into the engine runtime (engine.runtime.engine).
 
 Every process that runs an Engine writes escalation rows for its own changes (the change hook,
 installed for the engine's whole life, leader or not); only the lease holder runs the timer

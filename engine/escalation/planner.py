@@ -23,9 +23,9 @@ from typing import Any, Callable
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from engine.escalation.models import Notification, NotificationState, Timer, TimerState
+from engine.storage.escalation_models import Notification, NotificationState, Timer, TimerState
 from engine.escalation.policy import Policy, policy_for
-from engine.models import Event, Incident, StatusUpdate
+from engine.storage.models import Event, Incident, StatusUpdate
 from engine.notify.destinations import describe
 from engine.notify.render import public_incident
 
@@ -55,7 +55,7 @@ class Context:
 
     @classmethod
     def build(cls, config: Any) -> Context:
-        from engine.domain import InvalidInput
+        from engine.core.domain import InvalidInput
         from engine.oncall.schedule import build_schedule
 
         schedules = {}
@@ -75,7 +75,7 @@ _context: Context | None = None
 
 def install(config: Any) -> Context:
     """Use `config` for every incident change in this process (idempotent; call again on reload)."""
-    from engine import services
+    from engine.incidents import services
 
     global _context
     wake = _context.wake if _context is not None else []
@@ -86,7 +86,7 @@ def install(config: Any) -> Context:
 
 
 def uninstall() -> None:
-    from engine import services
+    from engine.incidents import services
 
     global _context
     services.remove_change_hook(on_change)
@@ -153,7 +153,7 @@ def _scheduled(notify: Iterable[str]) -> list[str]:
 
 async def overrides_for(conn: BaseDBAsyncClient | None, schedules: Iterable[str], at: datetime) -> dict[str, list[Any]]:
     """Run-time overrides of these schedules that have not ended by `at` (none without a database)."""
-    from engine.oncall.models import OncallOverride
+    from engine.storage.oncall_models import OncallOverride
     from engine.oncall.schedule import Override
 
     names = list(schedules)
@@ -296,7 +296,7 @@ async def ensure_digest_timer(conn: BaseDBAsyncClient, destination: str, minutes
 
 
 async def _event(conn: BaseDBAsyncClient, incident: Incident | None, kind: str, summary: str, data: dict[str, Any], at: datetime) -> Event:
-    from engine import services
+    from engine.incidents import services
 
     # The service layer's own appender: it keeps the feed's id order on PostgreSQL.
     return await services._append_event(conn, incident, kind, ACTOR, summary, data, at)

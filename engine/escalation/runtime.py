@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from engine.escalation import planner
-from engine.monitor.halt import pause
+from engine.core.halt import pause
 from engine.notify.channels import ChannelSettings, Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer, RetryPolicy
 from engine.oncall.notices import plan_shift_notices
@@ -191,7 +191,7 @@ class EscalationLoops:
         """Record on the timeline when a linked Jira issue changes status; returns how many did."""
         from tortoise.transactions import in_transaction
 
-        from engine.models import Incident
+        from engine.storage.models import Incident
         from engine.notify.jira import fetch_status
 
         jira = self.settings.jira

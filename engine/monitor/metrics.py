@@ -24,9 +24,9 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from engine.conditions import Series, Truthy, parse_condition, ConditionError, series_key
-from engine.domain import InvalidInput
-from engine.monitor.models import (
+from engine.config.conditions import Series, Truthy, parse_condition, ConditionError, series_key
+from engine.core.domain import InvalidInput
+from engine.storage.monitor_models import (
     EngineHeartbeat,
     MetricRollup,
     MetricSample,
@@ -352,7 +352,7 @@ class MetricsWriter:
             except Exception:
                 self.failures += 1
                 log.exception("storing a batch of samples failed; it is kept for the next try")
-                from engine.monitor.halt import pause
+                from engine.core.halt import pause
 
                 await pause(halt, 1.0)
 
@@ -468,7 +468,7 @@ def check_sample(series: str, value: Any, at: datetime | None, *, now: datetime 
                  where: str = "") -> PushedSample:
     """A pushed sample checked for storing; InvalidInput names the field (prefixed by `where`,
     such as `samples[3].`) for a bad series, value or time."""
-    from engine.domain import check_time
+    from engine.core.domain import check_time
 
     try:
         name, labels = parse_series(series)

@@ -37,8 +37,8 @@ from tortoise.expressions import Q, Subquery
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
-from engine.escalation.models import Notification, NotificationState
-from engine.models import Incident
+from engine.storage.escalation_models import Notification, NotificationState
+from engine.storage.models import Incident
 from engine.notify.base import Outcome
 from engine.notify.channels import ChannelSettings, Dispatcher, describe
 

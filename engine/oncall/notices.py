@@ -8,7 +8,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from engine.escalation.models import Timer
+from engine.storage.escalation_models import Timer
 from engine.oncall.schedule import Override, Schedule
 
 # How far ahead the planner writes shift-notice timers each time it runs.
@@ -21,7 +21,7 @@ def utcnow() -> datetime:
 
 async def active_overrides(schedule: str, start: datetime, end: datetime, conn: BaseDBAsyncClient | None = None) -> list[Override]:
     """Run-time overrides of `schedule` overlapping [start, end)."""
-    from engine.oncall.models import OncallOverride
+    from engine.storage.oncall_models import OncallOverride
 
     q = OncallOverride.filter(schedule=schedule, cancelled_at=None, starts_at__lt=end, ends_at__gt=start).order_by("id")
     if conn is not None:
@@ -74,7 +74,7 @@ async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now
     user = ctx.users.get(data.get("user"))
     if user is None or not getattr(user, "email", None):
         return
-    from engine.timefmt import format_range
+    from engine.core.timefmt import format_range
 
     # In the person's own zone when they have one, else the schedule's.
     zone = getattr(user, "timezone", None) or sched.tz
@@ -88,7 +88,7 @@ async def notify_override(conn: BaseDBAsyncClient, ctx: Any, sched: Schedule, ov
 
     people = [override.user, *[u for u in displaced if u != override.user]]
     covers = f" covers {override.covers}" if override.covers else " is on call"
-    from engine.timefmt import format_range
+    from engine.core.timefmt import format_range
 
     span = format_range(override.start, override.end, date=True, zone=sched.tz)
     message = f"{override.user}{covers} on {sched.name} {span}"

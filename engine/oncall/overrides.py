@@ -7,8 +7,8 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.oncall.models import OncallOverride
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.storage.oncall_models import OncallOverride
 from engine.oncall.notices import notify_override
 from engine.oncall.schedule import Override, Schedule, schedules_from_config
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.domain import InvalidInput
+from engine.core.domain import InvalidInput
 
 UTC = timezone.utc
 DAY = timedelta(days=1)
@@ -201,7 +201,7 @@ class Override:
 
     def describe(self) -> str:
         who = f"{self.user} covers {self.covers}" if self.covers else f"{self.user} on call"
-        from engine.timefmt import format_range
+        from engine.core.timefmt import format_range
 
         return f"{who} {format_range(self.start, self.end, date=True)}"
 
@@ -443,7 +443,7 @@ def build_override(raw: Any, tz: ZoneInfo, path: str, index: int = 0) -> Overrid
 
 
 def build_schedule(raw: Any, default_tz: str = "UTC", path: str = "schedules[0]") -> Schedule:
-    """A Schedule from a `[[schedules]]` entry (a mapping or an engine.config.Schedule).
+    """A Schedule from a `[[schedules]]` entry (a mapping or an engine.config.schema.Schedule).
 
     The schedule's own `users` form its first layer; `layers` add more, a later one winning
     where it is active.
@@ -480,5 +480,5 @@ def build_schedules(raw: Iterable[Any], default_tz: str = "UTC") -> dict[str, Sc
 
 
 def schedules_from_config(config: Any) -> dict[str, Schedule]:
-    """Every `[[schedules]]` entry of an engine.config.Config, in the engine's time zone by default."""
+    """Every `[[schedules]]` entry of an engine.config.schema.Config, in the engine's time zone by default."""
     return build_schedules(config.schedules, config.engine.timezone)

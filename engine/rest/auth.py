@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.rest.models import ApiToken
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.storage.rest_models import ApiToken
 
 ROLES = ("viewer", "responder", "admin")
 TOKEN_PREFIX = "pg_"
@@ -47,7 +47,7 @@ def check_role(role: str) -> str:
 
 
 def check_name(name: str) -> str:
-    from engine.services import NAME_RE
+    from engine.incidents.services import NAME_RE
 
     value = (name or "").strip()
     if not NAME_RE.match(value):

@@ -1,7 +1,7 @@
 """After-incident endpoints: post-mortems, analytics, satisfaction ratings and follow-ups.
 
 Viewers read everything here; responders edit post-mortems, rate and link tickets. Each write
-calls the same engine.postmortem function the CLI and the console call, with the token's name
+calls the same engine.learning.postmortem function the CLI and the console call, with the token's name
 as the actor, so a console attached over HTTP has the Post-mortem tab and Analytics screen too.
 """
 
@@ -14,9 +14,9 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from engine import analytics, postmortem
-from engine.domain import InvalidInput
-from engine.postmortem import UNSET
+from engine.learning import analytics, postmortem
+from engine.core.domain import InvalidInput
+from engine.learning.postmortem import UNSET
 from engine.rest.common import Body, DataResponse, Day, Responder, Text, Viewer, When, check_id, incident_number, row_dict
 
 router = APIRouter(prefix="/api", tags=["post-mortems and analytics"])
@@ -46,7 +46,7 @@ class PostmortemPatch(Body):
     add_lessons: Items = Field(default_factory=list)
     add_went_well: Items = Field(default_factory=list)
     add_went_badly: Items = Field(default_factory=list)
-    # Numbers, or the text a console form holds ("1200", "45"); engine.postmortem checks them.
+    # Numbers, or the text a console form holds ("1200", "45"); engine.learning.postmortem checks them.
     affected_users: int | Annotated[Text, Field(max_length=40)] | None = None
     downtime_minutes: float | Annotated[Text, Field(max_length=40)] | None = Field(None, description="minutes; null: computed from the timeline")
     financial_impact: Item | None = None
@@ -88,7 +88,7 @@ async def get_postmortem(id: IncidentId, _: Viewer) -> DataResponse:
 @router.get("/incidents/{id}/postmortem/markdown", summary="The post-mortem as Markdown",
             response_class=PlainTextResponse, responses={200: {"content": {"text/markdown": {}}}})
 async def postmortem_markdown(id: IncidentId, _: Viewer, tz: Zone = "UTC") -> PlainTextResponse:
-    from engine.postmortem_render import render_markdown
+    from engine.learning.postmortem_render import render_markdown
 
     doc = await postmortem.postmortem_document(incident_number(id))
     return PlainTextResponse(render_markdown(doc, _zone(tz)), media_type="text/markdown; charset=utf-8")

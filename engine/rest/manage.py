@@ -13,10 +13,10 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 from tortoise.transactions import in_transaction
 
-from engine import queries, services
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.models import Service
-from engine.monitor.models import MonitorTarget
+from engine.incidents import queries, services
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.storage.models import Service
+from engine.storage.monitor_models import MonitorTarget
 from engine.rest import auth
 from engine.rest.common import Admin, Body, Text, Viewer, When, check_id, iso, rest_state
 

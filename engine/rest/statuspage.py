@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 
-from engine.domain import OPEN_STATUSES
-from engine.models import Incident, MaintenanceWindow, Service, StatusUpdate
+from engine.core.domain import OPEN_STATUSES
+from engine.storage.models import Incident, MaintenanceWindow, Service, StatusUpdate
 from engine.notify.render import public_name
-from engine.textclean import public_text
+from engine.core.textclean import public_text
 
 COMPONENT_STATES = ("operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance")
 STATE_LABELS = {
@@ -246,7 +246,7 @@ def overall_uptime(days: list[dict[str, Any]]) -> float | None:
 
 
 async def _heartbeats(since: datetime) -> tuple[datetime | None, list[tuple[datetime, datetime]] | None]:
-    from engine.monitor.models import EngineHeartbeat
+    from engine.storage.monitor_models import EngineHeartbeat
 
     first = await EngineHeartbeat.all().order_by("started_at").first().values_list("started_at", flat=True)
     if first is None:

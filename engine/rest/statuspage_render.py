@@ -17,7 +17,7 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
 from engine.rest.statuspage import JSON_DOCUMENTS, STATE_LABELS, Settings, build_page, statuspage_json
-from engine.textclean import public_text
+from engine.core.textclean import public_text
 
 
 def esc(value: Any) -> str:
@@ -55,7 +55,7 @@ class Links:
 
 
 def _when(value: datetime | None, tz: str) -> str:
-    from engine.timefmt import format_time
+    from engine.core.timefmt import format_time
 
     return format_time(value, zone=tz, date=True, empty="")
 

@@ -23,13 +23,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from tortoise.transactions import in_transaction
 
-from engine import feed
+from engine.incidents import feed
 from engine.escalation.planner import write_notifications
-from engine.models import Event, Incident, StatusUpdate
+from engine.storage.models import Event, Incident, StatusUpdate
 from engine.notify.render import public_name
-from engine.textclean import public_text
+from engine.core.textclean import public_text
 from engine.rest.common import client_id, rest_state
-from engine.rest.models import Subscriber
+from engine.storage.rest_models import Subscriber
 from engine.rest.statuspage import Settings, _visible, components, private_services, public_status
 from engine.rest.statuspage_render import Links, esc, render_message
 

@@ -23,10 +23,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 
-from engine import queries, services
-from engine.config import secret_from_env
-from engine.domain import DomainError, IllegalTransition, InvalidInput
-from engine.models import Event, Incident
+from engine.incidents import queries, services
+from engine.config.schema import secret_from_env
+from engine.core.domain import DomainError, IllegalTransition, InvalidInput
+from engine.storage.models import Event, Incident
 from engine.rest.auth import Principal, secure_equal
 from engine.rest.common import Body, RestState, Text, _bearer, authenticate_request, rest_state
 
