@@ -2,7 +2,7 @@
 
 `LearningMixin` adds these methods to an EngineAPI implementation that has `actor` and
 `readonly` (LocalEngine); everything is plain dicts, as in engine.api.local. `learning_api(api)`
-gives front ends an object with these methods whether or not `api` already has them.
+(engine.api.local) gives front ends an object with these methods whether or not `api` already has them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from engine.learning import analytics, postmortem
-from engine.core.domain import IllegalTransition
+from engine.api.errors import ReadOnlyError
 from engine.learning.postmortem import UNSET
 
 
@@ -47,8 +47,6 @@ class LearningMixin:
 
     def _learning_write(self) -> None:
         if self.readonly:
-            from engine.api.local import ReadOnlyError
-
             raise ReadOnlyError("this console is read-only")
 
     async def analytics_report(self, *, month: str | None = None, since: date | None = None,
@@ -57,7 +55,7 @@ class LearningMixin:
         if month:
             period = analytics.month_period(month, tz)
         elif since is not None:
-            period = analytics.range_period(since, until or datetime.now(analytics._zone(tz)).date(), tz)
+            period = analytics.range_period(since, until or datetime.now(analytics.zone_named(tz)).date(), tz)
         else:
             period = analytics.current_month(tz)
         return await analytics.build_report(period)
@@ -118,7 +116,7 @@ class LearningMixin:
         return _row(await postmortem.set_followup_ticket(followup_id, ticket_key, self.actor))
 
 
-class _Adapter(LearningMixin):
+class LearningAdapter(LearningMixin):
     """LearningMixin borrowing actor and read-only state from another EngineAPI object."""
 
     def __init__(self, api: Any) -> None:
@@ -131,20 +129,3 @@ class _Adapter(LearningMixin):
     @property  # type: ignore[override]
     def readonly(self) -> bool:
         return bool(getattr(self._api, "readonly", False))
-
-
-def learning_api(api: Any) -> Any:
-    """`api` itself when it implements LearningAPI, else an adapter over the local database.
-
-    Only an in-process LocalEngine has that database; another implementation (a console
-    attached over HTTP) that lacks these methods gets a clear refusal instead.
-    """
-    if isinstance(api, LearningAPI):
-        return api
-    from engine.api.local import LocalEngine
-
-    if not isinstance(api, LocalEngine):
-        raise IllegalTransition(
-            "analytics and post-mortems are not available through this connection (open the database directly)"
-        )
-    return _Adapter(api)

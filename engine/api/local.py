@@ -12,8 +12,9 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from engine.incidents import feed, queries, services
-from engine.core.domain import OPEN_STATUSES
-from engine.api.learning import LearningMixin
+from engine.core.domain import OPEN_STATUSES, IllegalTransition
+from engine.api.errors import ReadOnlyError
+from engine.api.learning import LearningAdapter, LearningAPI, LearningMixin
 from engine.storage.models import Comment, Evidence, FollowUp, StatusUpdate
 
 
@@ -79,10 +80,6 @@ def _row(obj: Any) -> dict[str, Any]:
         k: (v.isoformat() if hasattr(v, "isoformat") else v)
         for k, v in ((n, getattr(obj, n)) for n in obj._meta.fields_map if n in obj._meta.db_fields)
     }
-
-
-class ReadOnlyError(PermissionError):
-    pass
 
 
 # --- paged incident list (the console's virtualised table) --------------------------------
@@ -307,3 +304,18 @@ class LocalEngine(LearningMixin):
     async def end_maintenance(self, window_id: int) -> dict[str, Any]:
         self._check_write()
         return _row(await services.end_maintenance(window_id, self.actor))
+
+
+def learning_api(api: Any) -> Any:
+    """`api` itself when it implements LearningAPI, else an adapter over the local database.
+
+    Only an in-process LocalEngine has that database; another implementation (a console
+    attached over HTTP) that lacks these methods gets a clear refusal instead.
+    """
+    if isinstance(api, LearningAPI):
+        return api
+    if not isinstance(api, LocalEngine):
+        raise IllegalTransition(
+            "analytics and post-mortems are not available through this connection (open the database directly)"
+        )
+    return LearningAdapter(api)

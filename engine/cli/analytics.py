@@ -56,7 +56,7 @@ def period_from_args(args: argparse.Namespace, tz: str) -> Any:
         else:
             from datetime import datetime
 
-            until = datetime.now(analytics._zone(tz)).date()
+            until = datetime.now(analytics.zone_named(tz)).date()
         return analytics.range_period(since, until, tz)
     return analytics.current_month(tz)
 

@@ -51,9 +51,12 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
     listen = listen_address(args, config)
     api_url = None
     if listen:  # no --api and no [engine] api: no port is opened
-        from engine.rest.server import attach_api
+        from engine.rest.server import ApiAddressError, attach_api
 
-        api = attach_api(engine, listen)
+        try:
+            api = attach_api(engine, listen)
+        except ApiAddressError as exc:
+            raise UsageError(str(exc)) from None
         api_url = api.url
         say(f"engine: API and status page on {api.url}")
     # What this process runs, on stderr (a service manager's log): an engine started without

@@ -268,7 +268,7 @@ class AnomalyService:
         the store ends: history is learned separately). Returns the samples queued."""
         from tortoise import connections
 
-        from engine.monitor.metrics import _marks
+        from engine.monitor.metrics import sql_placeholders
         from engine.storage.monitor_models import MetricSample, MetricSeries
 
         if self._push_cursor is None:
@@ -276,7 +276,7 @@ class AnomalyService:
             self._push_cursor = int(last or 0)
             return 0
         conn = connections.get("default")
-        a, b = _marks(conn, 2)
+        a, b = sql_placeholders(conn, 2)
         # Raw rows, pushed series picked by a subquery: an ORM page with an IN list of every
         # pushed series costs ten times as much, all of it on the event loop. The unary + keeps
         # SQLite on the primary key (a range scan) instead of the (series_id, at) index, which

@@ -25,13 +25,14 @@ from tortoise.transactions import in_transaction
 
 from engine.storage.escalation_models import Notification, NotificationState, Timer, TimerState
 from engine.escalation.policy import Policy, policy_for
+from engine.incidents.services import SYSTEM_ACTOR, append_system_event
 from engine.storage.models import Event, Incident, StatusUpdate
 from engine.notify.destinations import describe
+from engine.notify import outbox
 from engine.notify.render import public_incident
 
 log = logging.getLogger(__name__)
-ACTOR = "pulseguard"
-DIGEST_CHANNELS = ("slack", "email")
+ACTOR = SYSTEM_ACTOR
 OPEN = {"triggered", "investigating", "identified", "monitoring"}
 # The id of the event being handled, so saving the escalation state marks it handled too.
 _handling: ContextVar[int | None] = ContextVar("escalation_handling", default=None)
@@ -126,10 +127,6 @@ def snapshot(incident: Incident) -> dict[str, Any]:
         "assignee": incident.assignee,
         "description": incident.description or "",
     }
-
-
-def _stream(incident_id: int | None, destination: str) -> str:
-    return f"{incident_id if incident_id is not None else '-'}|{destination}"
 
 
 @dataclass
@@ -239,67 +236,10 @@ async def resolve_targets(
     return resolve_entries(ctx, notify, at, await overrides_for(conn, _scheduled(notify), start), since)
 
 
-async def write_notifications(
-    conn: BaseDBAsyncClient,
-    incident: Incident | None,
-    destinations: Sequence[str],
-    payload: dict[str, Any],
-    key_prefix: str,
-    *,
-    audience: str = "internal",
-    digest_minutes: float | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Outbox rows, one per destination; a row whose dedup key exists is not written twice."""
-    now = now or utcnow()
-    rows = []
-    held: list[str] = []
-    for dest in dict.fromkeys(destinations):
-        kind = dest.partition(":")[0]
-        hold = digest_minutes is not None and kind in DIGEST_CHANNELS and audience == "internal"
-        rows.append(
-            Notification(
-                dedup_key=f"{key_prefix}:{dest}"[:255],
-                stream=_stream(incident.id if incident else None, dest),
-                incident_id=incident.id if incident else None,
-                destination=dest,
-                kind=str(payload.get("kind")),
-                audience=audience,
-                payload={**payload, "audience": audience},
-                state=NotificationState.HELD if hold else NotificationState.PENDING,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
-        if hold:
-            held.append(dest)
-    if rows:
-        await Notification.bulk_create(rows, ignore_conflicts=True, using_db=conn)
-    for dest in held:
-        await ensure_digest_timer(conn, dest, float(digest_minutes or 30.0), now)
-    if len(held) < len(rows):
-        _wake()
-    return len(rows)
-
-
-async def ensure_digest_timer(conn: BaseDBAsyncClient, destination: str, minutes: float, now: datetime) -> None:
-    """One digest per destination per interval, due at the end of the interval `now` falls in."""
-    seconds = max(1.0, minutes * 60)
-    bucket = math.floor(now.timestamp() / seconds)
-    due = datetime.fromtimestamp((bucket + 1) * seconds, timezone.utc)
-    key = f"digest:{destination}:{int(seconds)}:{bucket}"
-    await Timer.bulk_create(
-        [Timer(key=key[:255], kind="digest", due_at=due, data={"destination": destination}, created_at=now)],
-        ignore_conflicts=True,
-        using_db=conn,
-    )
-
-
-async def _event(conn: BaseDBAsyncClient, incident: Incident | None, kind: str, summary: str, data: dict[str, Any], at: datetime) -> Event:
-    from engine.incidents import services
-
-    # The service layer's own appender: it keeps the feed's id order on PostgreSQL.
-    return await services._append_event(conn, incident, kind, ACTOR, summary, data, at)
+async def write_notifications(*args: Any, **kwargs: Any) -> int:
+    """The outbox writer (engine.notify.outbox), waking this process's deliverer when a row is
+    due at once."""
+    return await outbox.write_notifications(*args, wake=_wake, **kwargs)
 
 
 async def _save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any]) -> None:
@@ -500,7 +440,7 @@ async def _fire_step(
         summary += f"; next step at {due.strftime('%H:%M:%S')} UTC unless acknowledged"
     elif policy.handoff == "pagerduty":
         summary += "; PagerDuty escalates from here by its own policy"
-    await _event(conn, incident, "escalation", summary, {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind}, now)
+    await append_system_event(conn, incident, "escalation", summary, {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind}, now)
     if nxt is not None:
         await _plan(conn, incident, state, generation, nxt[0], nxt[1], now + timedelta(minutes=nxt[2]))
     else:
@@ -523,7 +463,7 @@ async def _stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why:
         took = ""
         if "time_to_ack_seconds" in state:
             took = f" after {_human(state['time_to_ack_seconds'])}"
-        await _event(conn, incident, "escalation_stopped", f"escalation stopped: {reason}{took}", {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")}, now)
+        await append_system_event(conn, incident, "escalation_stopped", f"escalation stopped: {reason}{took}", {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")}, now)
 
 
 def _human(seconds: float) -> str:
@@ -575,7 +515,7 @@ async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident
     if policy is None or not policy.levels:
         state["stopped"] = f"no escalation policy for {incident.severity}"
         await _save_escalation(conn, incident, state)
-        await _event(conn, incident, "escalation_stopped", f"escalation stopped: no escalation policy for {incident.severity}", {"reason": state["stopped"]}, now)
+        await append_system_event(conn, incident, "escalation_stopped", f"escalation stopped: no escalation policy for {incident.severity}", {"reason": state["stopped"]}, now)
         return
     level, round_, delay = policy.first_step()
     if delay > 0:
@@ -670,7 +610,7 @@ async def _fire_one(ctx: Context, timer_id: int, incident_id: int | None) -> boo
         elif timer.kind == "shift_notice":
             from engine.oncall.notices import fire_shift_notice
 
-            await fire_shift_notice(conn, ctx, timer, now)
+            await fire_shift_notice(conn, ctx, timer, now, wake=_wake)
     return True
 
 
@@ -700,7 +640,7 @@ async def fire_digest(conn: BaseDBAsyncClient, timer: Timer, now: datetime) -> i
     payload = {"kind": "digest", "items": items, "at": _iso(now)}
     digest = await Notification.create(
         dedup_key=f"{timer.key}:digest"[:255],
-        stream=_stream(None, f"digest|{dest}"),
+        stream=outbox.stream_key(None, f"digest|{dest}"),
         incident_id=None,
         destination=dest,
         kind="digest",
@@ -719,7 +659,7 @@ async def fire_digest(conn: BaseDBAsyncClient, timer: Timer, now: datetime) -> i
     if by_incident:
         incidents = await Incident.filter(id__in=list(by_incident)).using_db(conn)
         for inc in incidents:
-            await _event(conn, inc, "digested", f"included in the digest to {describe(dest)} ({len(items)} updates)", {"destination": dest, "digest_id": digest.id}, now)
+            await append_system_event(conn, inc, "digested", f"included in the digest to {describe(dest)} ({len(items)} updates)", {"destination": dest, "digest_id": digest.id}, now)
     _wake()
     return len(held)
 
@@ -736,7 +676,7 @@ async def sweep_held(now: datetime | None = None) -> int:
     n = 0
     for dest in sorted(dests - covered):
         async with in_transaction() as conn:
-            await ensure_digest_timer(conn, dest, 1.0, now)
+            await outbox.ensure_digest_timer(conn, dest, 1.0, now)
         n += 1
     return n
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from engine.escalation import planner
+from engine.incidents import services
 from engine.core.halt import pause
 from engine.notify.channels import ChannelSettings, Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer, RetryPolicy
@@ -213,6 +214,6 @@ class EscalationLoops:
                     continue
                 new_refs = {**(incident.external_refs or {}), "jira_status": status}
                 await Incident.filter(id=incident.id).using_db(conn).update(external_refs=new_refs)
-                await planner._event(conn, incident, "jira_status", f"Jira {key} is now {status}", {"issue": key, "status": status}, datetime.now(timezone.utc))
+                await services.append_system_event(conn, incident, "jira_status", f"Jira {key} is now {status}", {"issue": key, "status": status}, datetime.now(timezone.utc))
             changed += 1
         return changed

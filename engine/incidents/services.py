@@ -76,7 +76,7 @@ def utcnow() -> datetime:
 # --- validation helpers -------------------------------------------------------------------
 
 
-def _actor(actor: str) -> str:
+def valid_actor(actor: str) -> str:
     actor = (actor or "").strip()
     if not actor:
         raise InvalidInput("actor", "must not be empty")
@@ -86,7 +86,7 @@ def _actor(actor: str) -> str:
     return actor
 
 
-def _text(value: str | None, field: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
+def valid_text(value: str | None, field: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
     value = (value or "").strip()
     _storable(value, field)
     if required and not value:
@@ -103,14 +103,14 @@ def _storable(value: str, field: str) -> str:
     return value
 
 
-def _path_safe(name: str, field: str) -> str:
+def path_safe_name(name: str, field: str) -> str:
     """Names that REST paths address (/api/services/{name}, /api/tokens/{name}) cannot hold '/'."""
     if "/" in name:
         raise InvalidInput(field, f"{name!r} must not contain '/'")
     return name
 
 
-def _names(values: Iterable[str] | None, field: str) -> list[str]:
+def valid_names(values: Iterable[str] | None, field: str) -> list[str]:
     out: list[str] = []
     for raw in values or ():
         name = str(raw).strip()
@@ -121,13 +121,13 @@ def _names(values: Iterable[str] | None, field: str) -> list[str]:
     return out
 
 
-def _name(value: str | None, field: str) -> str | None:
+def valid_name(value: str | None, field: str) -> str | None:
     if value is None or not str(value).strip():
         return None
-    return _names([value], field)[0]
+    return valid_names([value], field)[0]
 
 
-def _when(at: datetime | None) -> datetime:
+def valid_time(at: datetime | None) -> datetime:
     if at is None:
         return utcnow()
     if at.tzinfo is None:
@@ -165,7 +165,7 @@ def _display_name(value: str | None, field: str) -> str | None:
 # --- transaction plumbing -----------------------------------------------------------------
 
 
-async def _append_event(
+async def append_event(
     conn: BaseDBAsyncClient,
     incident: Incident | None,
     kind: str,
@@ -184,12 +184,18 @@ async def _append_event(
     return event
 
 
-# Public name for other areas (escalation, post-mortems) that write their own rows and a
-# timeline event in one transaction of their own.
-append_event = _append_event
+# The actor the engine writes its own timeline entries as (escalation, delivery, on-call).
+SYSTEM_ACTOR = "pulseguard"
 
 
-async def _locked(conn: BaseDBAsyncClient, key: str | int, now: datetime | None = None) -> Incident:
+async def append_system_event(
+    conn: BaseDBAsyncClient, incident: Incident | None, kind: str, summary: str, data: dict[str, Any], at: datetime
+) -> Event:
+    """A timeline entry the engine itself writes, inside the caller's transaction."""
+    return await append_event(conn, incident, kind, SYSTEM_ACTOR, summary, data, at)
+
+
+async def lock_incident(conn: BaseDBAsyncClient, key: str | int, now: datetime | None = None) -> Incident:
     """Fetch an incident for change, writing first so the transaction holds the lock.
 
     On SQLite the first write takes the database's write lock (transactions are BEGIN
@@ -233,7 +239,7 @@ async def check_services(names: Iterable[str] | None, configured: Iterable[str] 
     service that does not exist."""
     from engine.storage.models import Service
 
-    wanted = _names(names, field)
+    wanted = valid_names(names, field)
     if not wanted:
         return
     known = list(dict.fromkeys([*configured, *await Service.all().order_by("name").values_list("name", flat=True)]))
@@ -261,16 +267,16 @@ async def create_incident(
     at: datetime | None = None,
 ) -> Incident:
     """Open an incident (status triggered) and return it."""
-    actor = _actor(actor)
-    title = _text(title, "title", limit=MAX_TITLE)
+    actor = valid_actor(actor)
+    title = valid_text(title, "title", limit=MAX_TITLE)
     sev = parse_enum(Severity, severity, "severity").value
     src = parse_enum(Source, source, "source").value
-    description = _text(description, "description", required=False)
-    service_names = _names(services, "service")
-    tag_names = _names(tags, "tag")
-    assignee = _name(assignee, "assignee")
+    description = valid_text(description, "description", required=False)
+    service_names = valid_names(services, "service")
+    tag_names = valid_names(tags, "tag")
+    assignee = valid_name(assignee, "assignee")
     analysis = validate_analysis(analysis)
-    now = _when(at)
+    now = valid_time(at)
     if detected_at is not None and detected_at.tzinfo is None:
         raise InvalidInput("detected_at", "must carry a time zone")
     if detected_at is not None and detected_at > now:
@@ -297,7 +303,7 @@ async def create_incident(
             analysis=analysis or {},
             using_db=conn,
         )
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "created",
@@ -311,10 +317,10 @@ async def create_incident(
 
 async def acknowledge(key: str | int, actor: str, *, at: datetime | None = None) -> Incident:
     """Record who acknowledged; stops escalation. A triggered incident moves to investigating."""
-    actor = _actor(actor)
-    now = _when(at)
+    actor = valid_actor(actor)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         _require_open(incident, "acknowledge it")
         if incident.acknowledged_at is not None:
             raise IllegalTransition(f"{incident.key} was already acknowledged by {incident.acknowledged_by}")
@@ -325,7 +331,7 @@ async def acknowledge(key: str | int, actor: str, *, at: datetime | None = None)
             incident.status = Status.INVESTIGATING.value
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn, incident, "acknowledged", actor, "acknowledged", {"from": old, "to": incident.status}, now
         )
     return incident
@@ -347,16 +353,16 @@ async def change_status(
     acknowledgement; the engine's own moves (recovery to monitoring) pass
     `acknowledges=False` so they neither stop escalation nor count towards MTTA.
     """
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     new = parse_enum(Status, status, "status")
     if new == Status.RESOLVED:
         raise IllegalTransition("use resolve to resolve an incident (it needs a root cause and solution)")
     if new not in SETTABLE_STATUSES:
         raise IllegalTransition(f"an incident cannot be moved back to {new.value}")
-    text = _text(message, "message", required=public)
-    now = _when(at)
+    text = valid_text(message, "message", required=public)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         _require_open(incident, "change its status")
         old = incident.status
         if old == new.value:
@@ -373,7 +379,7 @@ async def change_status(
                 incident=incident, status=new.value, message=text, public=public, author=actor, created_at=now, using_db=conn
             )
         summary = f"status {old} → {new.value}" + (f": {text}" if text else "")
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "status_changed",
@@ -388,12 +394,12 @@ async def change_status(
 async def change_severity(
     key: str | int, severity: str, actor: str, *, reason: str | None = None, at: datetime | None = None
 ) -> Incident:
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     new = parse_enum(Severity, severity, "severity").value
-    reason = _text(reason, "reason", required=False)
-    now = _when(at)
+    reason = valid_text(reason, "reason", required=False)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         _require_open(incident, "change its severity")
         old = incident.severity
         if old == new:
@@ -401,7 +407,7 @@ async def change_severity(
         incident.severity = new
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "severity_changed",
@@ -415,11 +421,11 @@ async def change_severity(
 
 async def assign(key: str | int, assignee: str | None, actor: str, *, at: datetime | None = None) -> Incident:
     """Assign to someone, or unassign with None/empty."""
-    actor = _actor(actor)
-    who = _name(assignee, "assignee")
-    now = _when(at)
+    actor = valid_actor(actor)
+    who = valid_name(assignee, "assignee")
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         _require_open(incident, "assign it")
         old = incident.assignee
         if old == who:
@@ -427,7 +433,7 @@ async def assign(key: str | int, assignee: str | None, actor: str, *, at: dateti
         incident.assignee = who
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn, incident, "assigned", actor, f"assigned to {who}" if who else "unassigned", {"from": old, "to": who}, now
         )
     return incident
@@ -441,14 +447,14 @@ async def set_tags(
     remove: Sequence[str] = (),
     at: datetime | None = None,
 ) -> Incident:
-    actor = _actor(actor)
-    to_add = _names(add, "tag")
-    to_remove = _names(remove, "tag")
+    actor = valid_actor(actor)
+    to_add = valid_names(add, "tag")
+    to_remove = valid_names(remove, "tag")
     if not to_add and not to_remove:
         raise InvalidInput("tags", "name at least one tag to add or remove")
-    now = _when(at)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         old = list(incident.tags)
         new = [t for t in old if t not in to_remove] + [t for t in to_add if t not in old]
         if new == old:
@@ -457,7 +463,7 @@ async def set_tags(
         incident.updated_at = now
         await incident.save(using_db=conn)
         parts = [f"+{t}" for t in to_add if t not in old] + [f"-{t}" for t in to_remove if t in old]
-        await _append_event(conn, incident, "tags_changed", actor, "tags " + " ".join(parts), {"from": old, "to": new}, now)
+        await append_event(conn, incident, "tags_changed", actor, "tags " + " ".join(parts), {"from": old, "to": new}, now)
     return incident
 
 
@@ -473,15 +479,15 @@ async def comment(
 ) -> Comment:
     """A comment by `actor`. `stated_at` back-fills when it was said (created_at stays now);
     `on_behalf_of` names the person an integration writes for (shown as "NAME via ACTOR")."""
-    actor = _actor(actor)
-    content = _text(content, "comment")
-    now = _when(at)
+    actor = valid_actor(actor)
+    content = valid_text(content, "comment")
+    now = valid_time(at)
     stated = _stated(stated_at, now)
     behalf = _display_name(on_behalf_of, "author")
     if behalf is not None and behalf.lower() == actor.lower():
         behalf = None  # the actor naming itself
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         row = await Comment.create(
             incident=incident, author=actor, content=content, internal_only=internal_only, created_at=now,
             stated_at=stated, on_behalf_of=behalf, using_db=conn,
@@ -491,7 +497,7 @@ async def comment(
             data["stated_at"] = stated.isoformat()
         if behalf is not None:
             data["on_behalf_of"] = behalf
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "commented",
@@ -515,15 +521,15 @@ async def post_update(
 ) -> StatusUpdate:
     """A status update (public communication). With `status`, also moves the incident there.
     `stated_at` back-fills when it was posted; created_at and the status change stay now."""
-    actor = _actor(actor)
-    message = _text(message, "message")
+    actor = valid_actor(actor)
+    message = valid_text(message, "message")
     new = parse_enum(Status, status, "status").value if status else None
     if new is not None and new not in {s.value for s in SETTABLE_STATUSES}:
         raise IllegalTransition(f"a status update cannot move an incident to {new}")
-    now = _when(at)
+    now = valid_time(at)
     stated = _stated(stated_at, now)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         _require_open(incident, "post an update")
         old = incident.status
         if new and new != old:
@@ -540,7 +546,7 @@ async def post_update(
         data = {"update_id": row.id, "public": public, "from": old, "to": incident.status}
         if stated is not None:
             data["stated_at"] = stated.isoformat()
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "status_update",
@@ -554,7 +560,7 @@ async def post_update(
 
 async def promote_comment(comment_id: int, actor: str, *, at: datetime | None = None) -> StatusUpdate:
     """Publish an internal comment's text as a public status update."""
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     row = await Comment.get_or_none(id=comment_id).prefetch_related("incident")
     if row is None:
         raise NotFound(f"no comment {comment_id}")
@@ -576,9 +582,9 @@ async def add_evidence(
     description: str = "",
     at: datetime | None = None,
 ) -> Evidence:
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     ev_kind = parse_enum(EvidenceKind, kind, "kind").value
-    description = _text(description, "description", required=False)
+    description = valid_text(description, "description", required=False)
     url = (url or "").strip() or None
     if url is not None and not re.match(r"^[a-z][a-z0-9+.-]*://\S+$", url, re.I):
         raise InvalidInput("url", f"{url!r} is not a URL (expected scheme://…)")
@@ -599,9 +605,9 @@ async def add_evidence(
         content = content.replace("\x00", "")
         note = f"({removed} NUL byte{'s' if removed != 1 else ''} removed from the content)"
         description = f"{description} {note}".strip()
-    now = _when(at)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         row = await Evidence.create(
             incident=incident,
             kind=ev_kind,
@@ -616,7 +622,7 @@ async def add_evidence(
             using_db=conn,
         )
         what = description or url or path or ev_kind
-        await _append_event(
+        await append_event(
             conn, incident, "evidence_added", actor, f"evidence ({ev_kind}): {what}", {"evidence_id": row.id, "kind": ev_kind}, now
         )
     return row
@@ -633,16 +639,16 @@ async def resolve(
     categories: Sequence[str] = DEFAULT_ROOT_CAUSE_CATEGORIES,
     at: datetime | None = None,
 ) -> Incident:
-    actor = _actor(actor)
-    root_cause = _text(root_cause, "root_cause")
-    solution = _text(solution, "solution")
+    actor = valid_actor(actor)
+    root_cause = valid_text(root_cause, "root_cause")
+    solution = valid_text(solution, "solution")
     cat = (category or "unknown").strip().lower()
     if cat not in categories:
         raise InvalidInput("category", f"unknown root-cause category {category!r} (expected one of: {', '.join(categories)})")
-    steps = [{"step": _text(s, "verification step", limit=1000), "done": False} for s in verification_steps]
-    now = _when(at)
+    steps = [{"step": valid_text(s, "verification step", limit=1000), "done": False} for s in verification_steps]
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         if incident.status == Status.RESOLVED.value:
             raise IllegalTransition(f"{incident.key} is already resolved (by {incident.resolved_by})")
         old = incident.status
@@ -655,7 +661,7 @@ async def resolve(
         incident.verification_steps = steps
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "resolved",
@@ -668,11 +674,11 @@ async def resolve(
 
 
 async def reopen(key: str | int, actor: str, *, reason: str | None = None, at: datetime | None = None) -> Incident:
-    actor = _actor(actor)
-    reason = _text(reason, "reason", required=False)
-    now = _when(at)
+    actor = valid_actor(actor)
+    reason = valid_text(reason, "reason", required=False)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         if incident.status != Status.RESOLVED.value:
             raise IllegalTransition(f"{incident.key} is not resolved (it is {incident.status})")
         previous = {"resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None, "resolved_by": incident.resolved_by}
@@ -681,7 +687,7 @@ async def reopen(key: str | int, actor: str, *, reason: str | None = None, at: d
         incident.resolved_by = None
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn, incident, "reopened", actor, "reopened" + (f": {reason}" if reason else ""), {"reason": reason or None, **previous}, now
         )
     return incident
@@ -690,18 +696,18 @@ async def reopen(key: str | int, actor: str, *, reason: str | None = None, at: d
 async def mark_false_positive(
     key: str | int, actor: str, *, value: bool = True, reason: str | None = None, at: datetime | None = None
 ) -> Incident:
-    actor = _actor(actor)
-    reason = _text(reason, "reason", required=False)
-    now = _when(at)
+    actor = valid_actor(actor)
+    reason = valid_text(reason, "reason", required=False)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         if incident.false_positive == value:
             state = "already marked" if value else "not marked"
             raise IllegalTransition(f"{incident.key} is {state} as a false positive")
         incident.false_positive = value
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "false_positive",
@@ -716,10 +722,10 @@ async def mark_false_positive(
 async def set_verification_step(
     key: str | int, index: int, actor: str, *, done: bool = True, at: datetime | None = None
 ) -> Incident:
-    actor = _actor(actor)
-    now = _when(at)
+    actor = valid_actor(actor)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         steps = [dict(s) for s in incident.verification_steps]
         if not 0 <= index < len(steps):
             raise InvalidInput("step", f"{incident.key} has {len(steps)} verification steps; there is no step {index + 1}")
@@ -729,7 +735,7 @@ async def set_verification_step(
         incident.verification_steps = steps
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "verification_step",
@@ -751,13 +757,13 @@ async def add_followup(
     due_date: date | None = None,
     at: datetime | None = None,
 ) -> FollowUp:
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     grp = parse_enum(FollowUpGroup, group, "group").value
-    description = _text(description, "description", limit=5000)
-    owner = _name(owner, "owner")
-    now = _when(at)
+    description = valid_text(description, "description", limit=5000)
+    owner = valid_name(owner, "owner")
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         row = await FollowUp.create(
             incident=incident,
             group=grp,
@@ -768,7 +774,7 @@ async def add_followup(
             created_at=now,
             using_db=conn,
         )
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "followup_added",
@@ -781,20 +787,20 @@ async def add_followup(
 
 
 async def complete_followup(followup_id: int, actor: str, *, done: bool = True, at: datetime | None = None) -> FollowUp:
-    actor = _actor(actor)
-    now = _when(at)
+    actor = valid_actor(actor)
+    now = valid_time(at)
     row = await FollowUp.get_or_none(id=followup_id).prefetch_related("incident")
     if row is None:
         raise NotFound(f"no follow-up {followup_id}")
     async with in_transaction() as conn:
-        incident = await _locked(conn, row.incident.number, now)
+        incident = await lock_incident(conn, row.incident.number, now)
         row = await FollowUp.get(id=followup_id).using_db(conn)
         if row.done == done:
             raise IllegalTransition(f"follow-up {followup_id} is already {'done' if done else 'open'}")
         row.done = done
         row.done_at = now if done else None
         await row.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn,
             incident,
             "followup_done" if done else "followup_reopened",
@@ -816,12 +822,12 @@ async def record_event(
     at: datetime | None = None,
 ) -> Event:
     """A timeline entry that changes nothing else (a repeated breach, a notification sent…)."""
-    actor = _actor(actor)
-    kind = _text(kind, "kind", limit=40)
-    now = _when(at)
+    actor = valid_actor(actor)
+    kind = valid_text(kind, "kind", limit=40)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
-        return await _append_event(conn, incident, kind, actor, summary, data, now)
+        incident = await lock_incident(conn, key, now)
+        return await append_event(conn, incident, kind, actor, summary, data, now)
 
 
 ANALYSIS_SECTIONS = SECTIONS
@@ -832,17 +838,17 @@ async def set_analysis(
 ) -> Incident:
     """Store a detector's analysis (pattern recognition, correlation) on the incident, in the
     shape engine.core.analysis defines (InvalidInput naming the field when it does not fit)."""
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     data = validate_section(section, data)
-    now = _when(at)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key, now)
+        incident = await lock_incident(conn, key, now)
         analysis = dict(incident.analysis or {})
         analysis[section] = data
         incident.analysis = analysis
         await incident.save(using_db=conn, update_fields=["analysis"])
         summary = _analysis_summary(section, data or {})
-        await _append_event(conn, incident, "analysis", actor, summary, {"section": section}, now)
+        await append_event(conn, incident, "analysis", actor, summary, {"section": section}, now)
     return incident
 
 
@@ -861,9 +867,9 @@ async def record_system_event(
     kind: str, summary: str, actor: str, *, data: dict[str, Any] | None = None, at: datetime | None = None
 ) -> Event:
     """A feed entry not tied to an incident (target down, maintenance started…)."""
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     async with in_transaction() as conn:
-        return await _append_event(conn, None, _text(kind, "kind", limit=40), actor, summary, data, _when(at))
+        return await append_event(conn, None, valid_text(kind, "kind", limit=40), actor, summary, data, valid_time(at))
 
 
 async def find_open_incident(dedup_key: str) -> Incident | None:
@@ -891,16 +897,16 @@ async def create_maintenance(
 ) -> MaintenanceWindow:
     """A maintenance window. With `known_services` (the configured ones), a service neither
     configured nor added (the service table) is refused."""
-    actor = _actor(actor)
-    title = _text(title, "title", limit=MAX_TITLE)
+    actor = valid_actor(actor)
+    title = valid_text(title, "title", limit=MAX_TITLE)
     if kind not in ("scheduled", "emergency"):
         raise InvalidInput("kind", f"unknown maintenance kind {kind!r} (expected scheduled or emergency)")
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise InvalidInput("time", "start and end must carry a time zone")
     if ends_at <= starts_at:
         raise InvalidInput("ends", "must be after the start")
-    service_names = _names(services, "service")
-    target_names = _names(targets, "target")
+    service_names = valid_names(services, "service")
+    target_names = valid_names(targets, "target")
     if not service_names and not target_names:
         raise InvalidInput("scope", "name at least one service or target the window covers")
     if service_names and known_services is not None:
@@ -919,12 +925,12 @@ async def create_maintenance(
             targets=target_names,
             starts_at=starts_at,
             ends_at=ends_at,
-            description=_text(description, "description", required=False),
+            description=valid_text(description, "description", required=False),
             created_by=actor,
             created_at=now,
             using_db=conn,
         )
-        await _append_event(
+        await append_event(
             conn,
             None,
             "maintenance_added",
@@ -938,8 +944,8 @@ async def create_maintenance(
 
 
 async def end_maintenance(window_id: int, actor: str, *, at: datetime | None = None) -> MaintenanceWindow:
-    actor = _actor(actor)
-    now = _when(at)
+    actor = valid_actor(actor)
+    now = valid_time(at)
     async with in_transaction() as conn:
         updated = await MaintenanceWindow.filter(id=window_id, ended_at=None).using_db(conn).update(ended_at=now)
         window = await MaintenanceWindow.get_or_none(id=window_id).using_db(conn)
@@ -950,7 +956,7 @@ async def end_maintenance(window_id: int, actor: str, *, at: datetime | None = N
         if window.ends_at > now:
             window.ends_at = now
             await window.save(using_db=conn)
-        await _append_event(
+        await append_event(
             conn, None, "maintenance_ended", actor, f"maintenance #{window.id} ended: {window.title}", {"maintenance_id": window.id}, now
         )
     return window

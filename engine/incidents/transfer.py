@@ -395,9 +395,9 @@ class ImportResult:
 async def import_document(doc: Any, actor: str, *, as_new: bool = False, source: str = "") -> ImportResult:
     """Write a checked document in one transaction. Keys already in use are refused, or with
     `as_new` those incidents get the next free keys."""
-    from engine.incidents.services import _FEED_LOCK_ID, _actor, _next_number, append_event
+    from engine.incidents.services import _FEED_LOCK_ID, valid_actor, _next_number, append_event
 
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     items = parse_document(doc)
     result = ImportResult(incidents=len(items))
     async with in_transaction() as conn:

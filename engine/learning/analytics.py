@@ -55,7 +55,7 @@ class Period:
 
     def previous(self) -> Period:
         """The calendar month before a month; otherwise the same length just before."""
-        zone = _zone(self.tz)
+        zone = zone_named(self.tz)
         if self.month:
             start = self.since.astimezone(zone).date()
             prev = (start.replace(day=1) - timedelta(days=1)).replace(day=1)
@@ -71,7 +71,7 @@ class Period:
                 "days": round(self.days, 4), "timezone": self.tz}
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone_named(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -90,7 +90,7 @@ def month_period(text: str, tz: str = "UTC") -> Period:
     year, month = int(m.group(1)), int(m.group(2))
     if not EARLIEST_TIME.year <= year < LATEST_TIME.year:
         raise InvalidInput("month", f"{text!r} is out of range ({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})")
-    zone = _zone(tz)
+    zone = zone_named(tz)
     first = date(year, month, 1)
     following = date(year + (month == 12), month % 12 + 1, 1)
     return Period(_midnight(first, zone), _midnight(following, zone), f"{year:04d}-{month:02d}", True, tz)
@@ -102,12 +102,12 @@ def range_period(since: date, until: date, tz: str = "UTC") -> Period:
         raise InvalidInput("until", f"{until} is before --since {since}")
     if (until - since).days >= MAX_DAYS:
         raise InvalidInput("since", f"the range spans {(until - since).days + 1} days (at most {MAX_DAYS})")
-    zone = _zone(tz)
+    zone = zone_named(tz)
     return Period(_midnight(since, zone), _midnight(until + timedelta(days=1), zone), f"{since} – {until}", False, tz)
 
 
 def current_month(tz: str = "UTC", now: datetime | None = None) -> Period:
-    local = (now or datetime.now(timezone.utc)).astimezone(_zone(tz))
+    local = (now or datetime.now(timezone.utc)).astimezone(zone_named(tz))
     return month_period(f"{local:%Y-%m}", tz)
 
 

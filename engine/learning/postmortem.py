@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound, Status, parse_incident_key
 from engine.storage.models import Event, FollowUp, Incident
 from engine.storage.postmortem_models import Postmortem, PostmortemEntry
-from engine.incidents.services import _actor, _append_event, _locked, _text, _when
+from engine.incidents.services import valid_actor, append_event, lock_incident, valid_text, valid_time
 
 DRAFT, PUBLISHED = "draft", "published"
 MAX_ITEMS = 100
@@ -241,7 +241,7 @@ async def _postmortem_for_change(conn: BaseDBAsyncClient, incident: Incident, ac
         if first:
             await PostmortemEntry.create(postmortem=pm, event_id=None, at=first["at"], kind=first["kind"],
                                          text=first["text"], created_by=actor, using_db=conn)
-        await _append_event(conn, incident, "postmortem_started", actor, "post-mortem draft started", {"postmortem_id": pm.id}, now)
+        await append_event(conn, incident, "postmortem_started", actor, "post-mortem draft started", {"postmortem_id": pm.id}, now)
     elif editing and pm.status == PUBLISHED:
         raise IllegalTransition(f"the post-mortem of {incident.key} is published; unpublish it before you edit it")
     await _sync_entries(conn, pm, incident, actor)
@@ -266,7 +266,7 @@ async def _sync_entries(conn: BaseDBAsyncClient, pm: Postmortem, incident: Incid
 def _items(values: Sequence[str], field: str) -> list[str]:
     if isinstance(values, str):
         raise InvalidInput(field, "expected a list of items")
-    out = [" ".join(_text(v, field, limit=MAX_ITEM).split()) for v in values]
+    out = [" ".join(valid_text(v, field, limit=MAX_ITEM).split()) for v in values]
     if len(out) > MAX_ITEMS:
         raise InvalidInput(field, f"has {len(out)} items (at most {MAX_ITEMS})")
     return out
@@ -322,11 +322,11 @@ async def update_postmortem(
     List fields given whole replace the list; `add_*` append. `downtime_minutes=None` drops a
     manual override, so the downtime is computed from the timeline again.
     """
-    actor = _actor(actor)
-    now = _when(at)
+    actor = valid_actor(actor)
+    now = valid_time(at)
     changes: dict[str, Any] = {}
     if summary is not UNSET:
-        changes["summary"] = _text(summary, "summary", required=False)
+        changes["summary"] = valid_text(summary, "summary", required=False)
     for name, value, extra in (("lessons_learned", lessons_learned, add_lessons), ("went_well", went_well, add_went_well),
                                ("went_badly", went_badly, add_went_badly)):
         if value is not UNSET:
@@ -340,11 +340,11 @@ async def update_postmortem(
         impact["downtime_minutes"] = _minutes(downtime_minutes)
     for name, value in (("financial_impact", financial_impact), ("reputational_impact", reputational_impact)):
         if value is not UNSET:
-            impact[name] = _text(value, name, required=False, limit=MAX_ITEM)
+            impact[name] = valid_text(value, name, required=False, limit=MAX_ITEM)
     if not changes and not impact:
         raise InvalidInput("post-mortem", "nothing to change")
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await lock_incident(conn, key)
         pm = await _postmortem_for_change(conn, incident, actor, now)
         for name, value in changes.items():
             if name.startswith("+"):
@@ -361,7 +361,7 @@ async def update_postmortem(
         incident.updated_at = now
         await incident.save(using_db=conn)
         fields = sorted({n.lstrip("+") for n in changes} | set(impact))
-        await _append_event(conn, incident, "postmortem_edited", actor, "post-mortem edited: " + ", ".join(fields),
+        await append_event(conn, incident, "postmortem_edited", actor, "post-mortem edited: " + ", ".join(fields),
                             {"postmortem_id": pm.id, "fields": fields, "impact": impact or None}, now)
     return pm
 
@@ -384,20 +384,20 @@ async def add_entry(
     at: datetime | None = None,
 ) -> PostmortemEntry:
     """A timeline entry a person adds (a deployment the events missed, the start of impact…)."""
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     at_time = _aware(at_time, "time")
-    text = _text(text, "text", limit=MAX_ITEM)
+    text = valid_text(text, "text", limit=MAX_ITEM)
     kind = _entry_kind(kind)
-    annotation = _text(annotation, "annotation", required=False, limit=MAX_ITEM)
-    now = _when(at)
+    annotation = valid_text(annotation, "annotation", required=False, limit=MAX_ITEM)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await lock_incident(conn, key)
         pm = await _postmortem_for_change(conn, incident, actor, now)
         row = await PostmortemEntry.create(postmortem=pm, event_id=None, at=at_time, kind=kind, text=text,
                                            annotation=annotation, created_by=actor, using_db=conn)
         pm.updated_at = now
         await pm.save(using_db=conn)
-        await _append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: added {kind} entry",
+        await append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: added {kind} entry",
                             {"postmortem_id": pm.id, "entry_id": row.id, "action": "added"}, now)
     return row
 
@@ -415,23 +415,23 @@ async def edit_entry(
     at: datetime | None = None,
 ) -> PostmortemEntry:
     """Change an entry's time, text, kind or annotation, or hide it from the document."""
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     changes: dict[str, Any] = {}
     if at_time is not UNSET:
         changes["at"] = _aware(at_time, "time")
     if text is not UNSET:
-        changes["text"] = _text(text, "text", limit=MAX_ITEM)
+        changes["text"] = valid_text(text, "text", limit=MAX_ITEM)
     if kind is not UNSET:
         changes["kind"] = _entry_kind(kind)
     if annotation is not UNSET:
-        changes["annotation"] = _text(annotation, "annotation", required=False, limit=MAX_ITEM)
+        changes["annotation"] = valid_text(annotation, "annotation", required=False, limit=MAX_ITEM)
     if hidden is not UNSET:
         changes["hidden"] = bool(hidden)
     if not changes:
         raise InvalidInput("entry", "nothing to change")
-    now = _when(at)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await lock_incident(conn, key)
         pm = await _postmortem_for_change(conn, incident, actor, now)
         row = await _entry_of(conn, pm, incident, entry_id)
         for name, value in changes.items():
@@ -443,17 +443,17 @@ async def edit_entry(
         await pm.save(using_db=conn)
         what = "hidden" if changes.get("hidden") is True else ("shown" if changes.get("hidden") is False else
                                                                  "annotated" if set(changes) == {"annotation"} else "edited")
-        await _append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: entry {entry_id} {what}",
+        await append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: entry {entry_id} {what}",
                             {"postmortem_id": pm.id, "entry_id": entry_id, "action": what, "fields": sorted(changes)}, now)
     return row
 
 
 async def remove_entry(key: str | int, entry_id: int, actor: str, *, at: datetime | None = None) -> None:
     """Delete an entry a person added; entries from incident events can only be hidden."""
-    actor = _actor(actor)
-    now = _when(at)
+    actor = valid_actor(actor)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await lock_incident(conn, key)
         pm = await _postmortem_for_change(conn, incident, actor, now)
         row = await _entry_of(conn, pm, incident, entry_id)
         if row.event_id is not None:
@@ -461,7 +461,7 @@ async def remove_entry(key: str | int, entry_id: int, actor: str, *, at: datetim
         await row.delete(using_db=conn)
         pm.updated_at = now
         await pm.save(using_db=conn)
-        await _append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: entry {entry_id} removed",
+        await append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: entry {entry_id} removed",
                             {"postmortem_id": pm.id, "entry_id": entry_id, "action": "removed"}, now)
 
 
@@ -474,10 +474,10 @@ async def _entry_of(conn: BaseDBAsyncClient, pm: Postmortem, incident: Incident,
 
 async def publish(key: str | int, actor: str, *, at: datetime | None = None) -> Postmortem:
     """Publish: the incident must be resolved and the post-mortem must have a summary."""
-    actor = _actor(actor)
-    now = _when(at)
+    actor = valid_actor(actor)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await lock_incident(conn, key)
         pm = await _postmortem_for_change(conn, incident, actor, now)
         if incident.status != Status.RESOLVED.value:
             raise IllegalTransition(f"{incident.key} is {incident.status}; resolve it before you publish its post-mortem")
@@ -485,21 +485,21 @@ async def publish(key: str | int, actor: str, *, at: datetime | None = None) -> 
             raise IllegalTransition(f"the post-mortem of {incident.key} has no summary yet")
         pm.status, pm.published_at, pm.published_by, pm.updated_at = PUBLISHED, now, actor, now
         await pm.save(using_db=conn)
-        await _append_event(conn, incident, "postmortem_published", actor, "post-mortem published", {"postmortem_id": pm.id}, now)
+        await append_event(conn, incident, "postmortem_published", actor, "post-mortem published", {"postmortem_id": pm.id}, now)
     return pm
 
 
 async def unpublish(key: str | int, actor: str, *, at: datetime | None = None) -> Postmortem:
-    actor = _actor(actor)
-    now = _when(at)
+    actor = valid_actor(actor)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await lock_incident(conn, key)
         pm = await Postmortem.get_or_none(incident_id=incident.id).using_db(conn)
         if pm is None or pm.status != PUBLISHED:
             raise IllegalTransition(f"the post-mortem of {incident.key} is not published")
         pm.status, pm.published_at, pm.published_by, pm.updated_at = DRAFT, None, None, now
         await pm.save(using_db=conn)
-        await _append_event(conn, incident, "postmortem_unpublished", actor, "post-mortem back to draft",
+        await append_event(conn, incident, "postmortem_unpublished", actor, "post-mortem back to draft",
                             {"postmortem_id": pm.id}, now)
     return pm
 
@@ -526,42 +526,42 @@ async def rate_satisfaction(
     key: str | int, actor: str, *, customer: Any = None, team: Any = None, at: datetime | None = None
 ) -> Incident:
     """Record customer and/or team satisfaction (1–5) for an incident; a new rating replaces the old."""
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     ratings = {k: v for k, v in (("customer", _rating(customer, "customer")), ("team", _rating(team, "team"))) if v is not None}
     if not ratings:
         raise InvalidInput("satisfaction", "give a customer or team rating (1 to 5)")
-    now = _when(at)
+    now = valid_time(at)
     async with in_transaction() as conn:
-        incident = await _locked(conn, key)
+        incident = await lock_incident(conn, key)
         old = dict(incident.satisfaction or {})
         incident.satisfaction = {**old, **ratings}
         incident.updated_at = now
         await incident.save(using_db=conn)
         text = ", ".join(f"{k} {v}/5" for k, v in ratings.items())
-        await _append_event(conn, incident, "satisfaction_rated", actor, f"satisfaction rated: {text}",
+        await append_event(conn, incident, "satisfaction_rated", actor, f"satisfaction rated: {text}",
                             {"ratings": ratings, "previous": {k: old.get(k) for k in ratings}}, now)
     return incident
 
 
 async def set_followup_ticket(followup_id: int, ticket_key: str | None, actor: str, *, at: datetime | None = None) -> FollowUp:
     """Link a follow-up action to its ticket (e.g. OPS-123), or unlink it with None."""
-    actor = _actor(actor)
+    actor = valid_actor(actor)
     ticket = (ticket_key or "").strip() or None
     if ticket is not None and (len(ticket) > 64 or not TICKET_RE.match(ticket)):
         raise InvalidInput("ticket", f"{ticket_key!r} is not a ticket key (expected PROJECT-123)")
-    now = _when(at)
+    now = valid_time(at)
     row = await FollowUp.get_or_none(id=followup_id).prefetch_related("incident")
     if row is None:
         raise NotFound(f"no follow-up {followup_id}")
     async with in_transaction() as conn:
-        incident = await _locked(conn, row.incident.number)
+        incident = await lock_incident(conn, row.incident.number)
         row = await FollowUp.get(id=followup_id).using_db(conn)
         if row.ticket_key == ticket:
             raise IllegalTransition(f"follow-up {followup_id} is already {'linked to ' + ticket if ticket else 'without a ticket'}")
         old = row.ticket_key
         row.ticket_key = ticket
         await row.save(using_db=conn)
-        await _append_event(conn, incident, "followup_ticket", actor,
+        await append_event(conn, incident, "followup_ticket", actor,
                             f"follow-up {followup_id} " + (f"ticket {ticket}" if ticket else "ticket unlinked") + f": {row.description}",
                             {"followup_id": followup_id, "ticket_key": ticket, "previous": old}, now)
     return row

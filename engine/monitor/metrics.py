@@ -206,18 +206,18 @@ STATE_COLUMNS = ("state", "active", "last_at", "last_ok", "last_latency_ms", "la
                  "last_ok_at", "last_change_at", "cert_days_left", "updated_at")
 
 
-def _marks(conn: Any, n: int, start: int = 1) -> list[str]:
+def sql_placeholders(conn: Any, n: int, start: int = 1) -> list[str]:
     if conn.capabilities.dialect == "postgres":
         return [f"${i}" for i in range(start, start + n)]
     return ["?"] * n
 
 
 def _insert_sql(conn: Any, table: str, columns: Sequence[str]) -> str:
-    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(_marks(conn, len(columns)))})'
+    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(sql_placeholders(conn, len(columns)))})'
 
 
 def _update_sql(conn: Any, table: str, columns: Sequence[str], key: str) -> str:
-    marks = _marks(conn, len(columns) + 1)
+    marks = sql_placeholders(conn, len(columns) + 1)
     sets = ", ".join(f'"{c}" = {m}' for c, m in zip(columns, marks))
     return f'UPDATE "{table}" SET {sets} WHERE "{key}" = {marks[-1]}'
 

@@ -37,6 +37,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
+from engine.incidents import services
 from engine.storage.escalation_models import Notification, NotificationState
 from engine.storage.models import Incident
 from engine.notify.base import Outcome
@@ -215,8 +216,6 @@ class Deliverer:
         """Note why due rows for channels this process lacks stay pending: in `last_error` (for
         `pulseguard notifications`) and once per stream on the incident's timeline (the console).
         Only rows nobody claimed for `waiting_grace`: an engine that has the channel would have."""
-        from engine.escalation.planner import _event
-
         rows = (
             await Notification.filter(state=NotificationState.PENDING, next_attempt_at__lte=now - timedelta(seconds=self.waiting_grace))
             .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
@@ -244,7 +243,7 @@ class Deliverer:
                     continue
                 noted.add(r["stream"])
                 why = reasons[r["destination"]]
-                await _event(conn, incident, "notify_waiting",
+                await services.append_system_event(conn, incident, "notify_waiting",
                              f"notification to {describe(r['destination'])} {why}; it stays pending until an engine with that channel runs",
                              {"notification_id": r["id"], "destination": r["destination"]}, now)
         return len(changed)
@@ -419,8 +418,6 @@ class Deliverer:
 
     async def _record_many(self, batch: list[tuple[Notification, int, Outcome]]) -> None:
         """Write outcomes and their timeline entries in one transaction."""
-        from engine.escalation.planner import _event
-
         now = utcnow()
         verdicts = [(row, attempt, outcome, *self._verdict(row, attempt, outcome, now)) for row, attempt, outcome in batch]
         incident_ids = {row.incident_id for row, *_ in verdicts if row.incident_id is not None}
@@ -446,7 +443,7 @@ class Deliverer:
                 if row.id in updated and incident is not None:
                     kind, summary, data = event
                     data = {**data, "notification_id": row.id, "destination": row.destination, "attempt": attempt, "kind": row.kind}
-                    await _event(conn, incident, kind, summary, data, now)
+                    await services.append_system_event(conn, incident, kind, summary, data, now)
         if any(outcome.ok for _, _, outcome, *_ in verdicts):
             self._wake.set()  # the streams' next messages may be waiting for these
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.incidents import services
 from engine.storage.oncall_models import OncallOverride
 from engine.oncall.notices import notify_override
 from engine.oncall.schedule import Override, Schedule, schedules_from_config
@@ -17,13 +19,16 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _context(config: Any) -> Any:
-    from engine.escalation import planner
+@dataclass
+class _Directory:
+    """Who to tell: the configured schedules and users by id."""
 
-    ctx = planner.context()
-    if ctx is not None and ctx.config is config:
-        return ctx
-    return planner.Context.build(config)
+    schedules: dict[str, Schedule]
+    users: dict[str, Any]
+
+
+def _context(config: Any) -> _Directory:
+    return _Directory(schedules_from_config(config), {u.id: u for u in config.users})
 
 
 def _schedule(config: Any, name: str) -> Schedule:
@@ -78,9 +83,7 @@ async def create_override(
         override = _as_override(row)
         displaced = sorted({s.user for s in before if s.user and (covers is None or s.user == covers)})
         await notify_override(conn, ctx, sched, override, displaced, actor)
-        from engine.escalation.planner import _event
-
-        await _event(conn, None, "oncall_override", f"on-call override #{row.id}: {override.describe()} on {schedule}" + (f" ({reason})" if reason else ""),
+        await services.append_system_event(conn, None, "oncall_override", f"on-call override #{row.id}: {override.describe()} on {schedule}" + (f" ({reason})" if reason else ""),
                      {"override_id": row.id, "schedule": schedule, "user": user, "covers": covers, "displaced": displaced}, now)
     return row
 
@@ -102,9 +105,7 @@ async def cancel_override(config: Any, override_id: int, actor: str, now: dateti
             others = [_as_override(r) for r in await OncallOverride.filter(schedule=row.schedule, cancelled_at=None, starts_at__lt=row.ends_at, ends_at__gt=row.starts_at).using_db(conn)]
             back = sorted({s.user for s in sched.shifts(max(row.starts_at, now), row.ends_at, others) if s.user})
             await notify_override(conn, ctx, sched, override, back, actor, verb="cancelled")
-        from engine.escalation.planner import _event
-
-        await _event(conn, None, "oncall_override", f"on-call override #{row.id} cancelled", {"override_id": row.id, "schedule": row.schedule, "cancelled": True}, now)
+        await services.append_system_event(conn, None, "oncall_override", f"on-call override #{row.id} cancelled", {"override_id": row.id, "schedule": row.schedule, "cancelled": True}, now)
     return row
 
 

@@ -275,9 +275,9 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
     if "reason" in fields and "severity" not in fields:
         raise InvalidInput("reason", "goes with severity")
     if body.tags is not None:
-        services._names(body.tags, "tags")
+        services.valid_names(body.tags, "tags")
     if "assignee" in fields:
-        services._name(body.assignee, "assignee")
+        services.valid_name(body.assignee, "assignee")
     if body.status is not None and body.status.strip().lower() != current.status:
         await services.change_status(number, body.status, who.name, message=body.message, public=body.public)
     if body.severity is not None and body.severity.strip().lower() != current.severity:

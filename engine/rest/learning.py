@@ -29,7 +29,7 @@ Zone = Annotated[Text, Query(max_length=64, description="IANA time zone for the 
 
 def _zone(tz: str) -> str:
     try:
-        analytics._zone(tz)
+        analytics.zone_named(tz)
     except InvalidInput as exc:
         raise InvalidInput("tz", exc.message) from None
     return tz
@@ -110,7 +110,7 @@ async def analytics_report(
     if month:
         period = analytics.month_period(month, tz)
     elif since is not None:
-        period = analytics.range_period(since, until or datetime.now(analytics._zone(tz)).date(), tz)
+        period = analytics.range_period(since, until or datetime.now(analytics.zone_named(tz)).date(), tz)
     else:
         period = analytics.current_month(tz)
     return DataResponse(await analytics.build_report(period))

@@ -189,17 +189,19 @@ def monitor_metrics(engine: Any) -> list[str]:
     return out
 
 
+class ApiAddressError(Exception):
+    """The API cannot listen where it was told to (a bad address, a port in use)."""
+
+
 def attach_api(engine: Any, listen: str, *, relay: bool = True) -> ApiService:
     """Add the API to an engine runtime (`pulseguard engine --api HOST:PORT`): it runs for
     the engine's whole life, leader or standby. The port is taken at once, so a bad address or
-    a port in use stops the command with a clear message before anything starts."""
-    from engine.cli.main import UsageError
-
+    a port in use stops the command with a clear message (ApiAddressError) before anything starts."""
     try:
         service = ApiService(listen, engine.config, db_label=getattr(engine.database, "label", ""), relay=relay)
         service.bind()
     except (ValueError, OSError) as exc:
-        raise UsageError(f"--api: {exc}") from None
+        raise ApiAddressError(f"--api: {exc}") from None
     engine.add_service(service, leader_only=False)
     return service
 

@@ -155,7 +155,7 @@ class AnalyticsScreen(ConsoleScreen):
     async def reload(self) -> None:
         import asyncio
 
-        from engine.api.learning import learning_api
+        from engine.api.local import learning_api
 
         app: Any = self.app
         await app.ready.wait()

@@ -33,7 +33,7 @@ class PostmortemForm(FormScreen):
 
     @property
     def api(self) -> Any:
-        from engine.api.learning import learning_api
+        from engine.api.local import learning_api
 
         return learning_api(self.app.api)  # type: ignore[attr-defined]
 
