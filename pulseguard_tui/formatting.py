@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from engine.core.durations import format_age
 from engine.core.textclean import terminal_text
 
 SEVERITY_MARK = {
@@ -56,14 +57,7 @@ def age(value: str | datetime | None, now: datetime) -> str:
     then = parse_iso(value)
     if then is None:
         return "-"
-    seconds = int((now - then).total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 0)}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+    return format_age(int((now - then).total_seconds()))
 
 
 def ago(value: str | datetime | None, now: datetime) -> str:

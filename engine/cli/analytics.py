@@ -63,7 +63,7 @@ def period_from_args(args: argparse.Namespace, tz: str) -> Any:
 
 def format_report(report: dict[str, Any]) -> str:
     """The report as aligned plain text (what `pulseguard report` prints above its charts)."""
-    from engine.learning.analytics import human_duration as hd
+    from engine.core.durations import format_span as hd
     from engine.learning.analytics import trend_arrow
 
     p = report["period"]

@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from engine.core.durations import duration_seconds, format_age
 from engine.core.domain import (
     DEFAULT_ROOT_CAUSE_CATEGORIES,
     EARLIEST_TIME,
@@ -159,8 +160,8 @@ def os_user() -> str:
 
 # --- shared parsing helpers ---------------------------------------------------------------
 
-_REL = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# An age such as 15m or -2h (both mean ago): one number and one unit.
+_AGE = re.compile(r"^-?\d+(?:\.\d+)?\s*[smhdw]$")
 
 
 def parse_time(text: str, what: str = "time") -> datetime:
@@ -169,9 +170,9 @@ def parse_time(text: str, what: str = "time") -> datetime:
     value = (text or "").strip()
     if value == "now":
         return datetime.now(timezone.utc)
-    rel = _REL.match(value)
-    if rel:
-        return datetime.now(timezone.utc) - _span(rel, text, what)
+    ago = duration_seconds(value.removeprefix("-")) if _AGE.match(value) else None
+    if ago is not None:
+        return datetime.now(timezone.utc) - _span(ago, text, what)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -229,14 +230,14 @@ LIMIT = whole_number(1, 1_000_000)
 
 
 def parse_duration(text: str, what: str = "duration") -> timedelta:
-    rel = _REL.match((text or "").strip().lstrip("+"))
-    if not rel or text.strip().startswith("-"):
+    """A span such as 30m, 2h, 1d or 1h30m (engine.core.durations), at most LONGEST_DURATION."""
+    seconds = duration_seconds((text or "").strip().lstrip("+"))
+    if seconds is None or text.strip().startswith("-"):
         raise UsageError(f"{what}: {text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
-    return _span(rel, text, what)
+    return _span(seconds, text, what)
 
 
-def _span(rel: re.Match[str], text: str, what: str) -> timedelta:
-    seconds = float(rel.group(1)) * _UNITS[rel.group(2)]
+def _span(seconds: float, text: str, what: str) -> timedelta:
     if seconds > LONGEST_DURATION.total_seconds():
         raise UsageError(f"{what}: {text!r} is too long (at most {LONGEST_DURATION.days} days)")
     return timedelta(seconds=seconds)
@@ -286,14 +287,7 @@ def age(value: str | None, now: datetime | None = None) -> str:
     if not value:
         return "-"
     then = datetime.fromisoformat(value)
-    seconds = int(((now or datetime.now(timezone.utc)) - then).total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 0)}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+    return format_age(int(((now or datetime.now(timezone.utc)) - then).total_seconds()))
 
 
 # --- incident commands --------------------------------------------------------------------

@@ -41,6 +41,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.core.durations import duration_seconds, format_duration
 from engine.config.conditions import Condition, ConditionError, parse_condition
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, Severity
 
@@ -77,8 +78,6 @@ class ConfigError(Exception):
 # Value types
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_HINT = 'a duration such as "30s", "1m", "2h" or "1d"'
 
 
@@ -98,14 +97,8 @@ def parse_duration(value: object) -> float:
     text = value.strip().replace(" ", "")
     if not text:
         raise ValueError(f"expected {_DURATION_HINT}, got an empty string")
-    total = 0.0
-    pos = 0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
-        pos = match.end()
-    if pos != len(text) or pos == 0:
+    total = duration_seconds(text)
+    if total is None:
         raise ValueError(f"expected {_DURATION_HINT}, got {_show(value)}")
     if total > MAX_MINUTES * 60:
         raise ValueError(f"expected at most {MAX_MINUTES // 1440} days, got {_show(value)}")
@@ -119,16 +112,9 @@ def _positive_duration(value: object) -> float:
     return seconds
 
 
-def _format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(round(seconds * 1000))}ms"
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(_format_duration)]
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
 PositiveDuration = Annotated[
-    float, BeforeValidator(_positive_duration), PlainSerializer(_format_duration)
+    float, BeforeValidator(_positive_duration), PlainSerializer(format_duration)
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -611,7 +597,7 @@ RotationStart = Union[LooseDatetime, Annotated[date, Field(strict=False)]]
 
 class RotationFields(Section):
     rotation: Rotation = "weekly"
-    rotation_length: Annotated[float | None, PlainSerializer(lambda v: None if v is None else _format_duration(v))] = Field(
+    rotation_length: Annotated[float | None, PlainSerializer(lambda v: None if v is None else format_duration(v))] = Field(
         None, validate_default=True
     )
     """Shift length for `rotation = "custom"` (e.g. "3d", "12h")."""

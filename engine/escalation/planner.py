@@ -23,6 +23,8 @@ from typing import Any, Callable
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from engine.core.durations import format_words
+from engine.core.clock import utcnow
 from engine.storage.escalation_models import Notification, NotificationState, Timer, TimerState
 from engine.escalation.policy import Policy, policy_for
 from engine.incidents.services import SYSTEM_ACTOR, append_system_event
@@ -36,10 +38,6 @@ ACTOR = SYSTEM_ACTOR
 OPEN = {"triggered", "investigating", "identified", "monitoring"}
 # The id of the event being handled, so saving the escalation state marks it handled too.
 _handling: ContextVar[int | None] = ContextVar("escalation_handling", default=None)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --- the configuration the hooks work with ---------------------------------------------------
@@ -239,6 +237,7 @@ async def resolve_targets(
 async def write_notifications(*args: Any, **kwargs: Any) -> int:
     """The outbox writer (engine.notify.outbox), waking this process's deliverer when a row is
     due at once."""
+    kwargs["now"] = kwargs.get("now") or utcnow()
     return await outbox.write_notifications(*args, wake=_wake, **kwargs)
 
 
@@ -462,17 +461,8 @@ async def _stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why:
     if cancelled or state.get("level"):
         took = ""
         if "time_to_ack_seconds" in state:
-            took = f" after {_human(state['time_to_ack_seconds'])}"
+            took = f" after {format_words(state['time_to_ack_seconds'])}"
         await append_system_event(conn, incident, "escalation_stopped", f"escalation stopped: {reason}{took}", {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")}, now)
-
-
-def _human(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {(s % 3600) // 60} min"
 
 
 async def _fan_out(

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from engine.core.clock import utcnow
 from engine.core.analysis import SECTIONS, validate_analysis, validate_section
 from engine.core.domain import (
     DEFAULT_ROOT_CAUSE_CATEGORIES,
@@ -67,10 +68,6 @@ def add_change_hook(hook: ChangeHook) -> None:
 def remove_change_hook(hook: ChangeHook) -> None:
     if hook in _hooks:
         _hooks.remove(hook)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --- validation helpers -------------------------------------------------------------------

@@ -402,19 +402,5 @@ def _weeks(period: Period, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # --- formatting helpers shared by the CLI and the console ----------------------------------
 
 
-def human_duration(seconds: float | None) -> str:
-    """'-' for no data, else '42s', '12m 05s', '3h 07m', '2d 04h'."""
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d {(s % 86400) // 3600:02d}h"
-
-
 def trend_arrow(direction: str) -> str:
     return {"increasing": "↑", "decreasing": "↓", "improving": "↓", "worsening": "↑", "stable": "→"}.get(direction, "·")

@@ -12,6 +12,8 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine.core.durations import format_minutes
+
 KIND_LABELS = {
     "first_alert": "First alert",
     "declared": "Declared",
@@ -75,15 +77,6 @@ def _time(value: str | None, zone: tzinfo | None, with_date: bool = True) -> str
     return format_time(value, zone=zone, date=with_date, seconds=True)
 
 
-def _minutes(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    total = int(round(value))
-    if total < 60:
-        return f"{value:g} minutes"
-    return f"{value:g} minutes ({total // 60} h {total % 60:02d} min)"
-
-
 def render_markdown(doc: dict[str, Any], tz: str | tzinfo | None = None) -> str:
     """`tz`: an IANA name or zone; default the display zone (engine.core.timefmt)."""
     from engine.core.timefmt import display_zone, to_zone, zone_label
@@ -110,7 +103,7 @@ def render_markdown(doc: dict[str, Any], tz: str | tzinfo | None = None) -> str:
 
     lines += ["## Impact", ""]
     source = {"manual": "set by hand", "timeline": "computed from the timeline"}.get(impact["downtime_source"] or "", "")
-    downtime = _minutes(impact["downtime_minutes"]) + (f", {source}" if source else "")
+    downtime = format_minutes(impact["downtime_minutes"]) + (f", {source}" if source else "")
     if impact["downtime_source"] == "manual" and impact["downtime_minutes_computed"] is not None:
         downtime += f"; the timeline gives {impact['downtime_minutes_computed']:g} minutes"
     users = impact["affected_users"]

@@ -30,13 +30,14 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
+from engine.core.clock import utcnow
 from engine.incidents import services
 from engine.storage.escalation_models import Notification, NotificationState
 from engine.storage.models import Incident
@@ -44,10 +45,6 @@ from engine.notify.base import Outcome
 from engine.notify.channels import ChannelSettings, Dispatcher, describe
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -446,7 +443,6 @@ class Deliverer:
                     await services.append_system_event(conn, incident, kind, summary, data, now)
         if any(outcome.ok for _, _, outcome, *_ in verdicts):
             self._wake.set()  # the streams' next messages may be waiting for these
-
 
 
 def unservable_filter(settings: ChannelSettings) -> Q:

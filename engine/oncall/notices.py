@@ -9,16 +9,13 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from engine.core.clock import utcnow
 from engine.notify.outbox import write_notifications
 from engine.storage.escalation_models import Timer
 from engine.oncall.schedule import Override, Schedule
 
 # How far ahead the planner writes shift-notice timers each time it runs.
 PLAN_AHEAD = timedelta(minutes=30)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 async def active_overrides(schedule: str, start: datetime, end: datetime, conn: BaseDBAsyncClient | None = None) -> list[Override]:
@@ -103,4 +100,4 @@ async def notify_override(conn: BaseDBAsyncClient, ctx: Any, sched: Schedule, ov
     data = {"schedule": sched.name, "user": override.user, "start": override.start.isoformat(), "end": override.end.isoformat()}
     payload = _shift_payload("override_notice", data, message)
     payload["actor"] = actor
-    return await write_notifications(conn, None, dests, payload, f"override:{override.id}:{verb}")
+    return await write_notifications(conn, None, dests, payload, f"override:{override.id}:{verb}", now=utcnow())

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents import services
 from engine.storage.oncall_models import OncallOverride
 from engine.oncall.notices import notify_override
 from engine.oncall.schedule import Override, Schedule, schedules_from_config
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from engine.core.durations import duration_seconds
 from engine.core.domain import InvalidInput
 
 UTC = timezone.utc
@@ -28,12 +29,11 @@ WEEKDAYS = {
     "sunday": 6, "sun": 6,
 }
 DAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_duration(text: Any, field_name: str) -> timedelta:
-    """'90s', '15m', '12h', '3d', '2w', '1h30m' -> timedelta; a bare number means minutes."""
+    """'90s', '15m', '12h', '3d', '2w', '1h30m' -> timedelta (engine.core.durations); a bare
+    number means minutes."""
     if isinstance(text, timedelta):
         return text
     if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -41,13 +41,8 @@ def parse_duration(text: Any, field_name: str) -> timedelta:
     raw = str(text).strip().lower().replace(" ", "")
     if raw and re.fullmatch(r"\d+(\.\d+)?", raw):
         return timedelta(minutes=float(raw))
-    pos, seconds = 0, 0.0
-    for m in _DURATION_RE.finditer(raw):
-        if m.start() != pos:
-            break
-        seconds += float(m.group(1)) * _UNITS[m.group(2).lower()]
-        pos = m.end()
-    if not raw or pos != len(raw):
+    seconds = duration_seconds(raw)
+    if seconds is None:
         raise InvalidInput(field_name, f"{text!r} is not a duration (expected e.g. 30s, 15m, 12h, 3d, 2w)")
     return timedelta(seconds=seconds)
 

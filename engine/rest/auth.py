@@ -12,9 +12,10 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.storage.rest_models import ApiToken
 
@@ -25,10 +26,6 @@ TOKEN_PREFIX = "pg_"
 CACHE_SECONDS = 5.0
 # last_used_at is written at most this often per token, so reads stay reads.
 TOUCH_SECONDS = 60.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def hash_token(token: str) -> str:

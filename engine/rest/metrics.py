@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field, StringConstraints
 
+from engine.core.clock import utcnow
 from engine.config.conditions import series_key
 from engine.core.domain import InvalidInput
 from engine.storage.monitor_models import MetricSeries
@@ -32,10 +33,6 @@ class SampleIn(Body):
 
 class PushIn(Body):
     samples: list[SampleIn] = Field(min_length=1, max_length=10_000)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 async def push_samples(samples: list[SampleIn]) -> dict[str, int]:

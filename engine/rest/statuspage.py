@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 
+from engine.core.clock import utcnow
 from engine.core.domain import OPEN_STATUSES
 from engine.storage.models import Incident, MaintenanceWindow, Service, StatusUpdate
 from engine.notify.render import public_name
@@ -53,10 +54,6 @@ OPEN = [s.value for s in OPEN_STATUSES]
 PARTIAL_WEIGHT = 0.3
 INCIDENT_FIELDS = ("id", "number", "title", "severity", "status", "services", "false_positive", "created_at",
                    "detected_at", "updated_at", "resolved_at")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _iso(value: datetime | None) -> str | None:

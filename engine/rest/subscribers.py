@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from tortoise.transactions import in_transaction
 
+from engine.core.clock import utcnow
 from engine.incidents import feed
 from engine.escalation.planner import write_notifications
 from engine.storage.models import Event, Incident, StatusUpdate
@@ -43,10 +44,6 @@ EMAIL_RE = re.compile(
 # One confirmation e-mail per address per this long, however often the form is sent.
 RESEND_AFTER = timedelta(minutes=10)
 SERVED = Links()
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def settings_of(request: Request) -> Settings:
