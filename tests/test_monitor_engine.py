@@ -350,6 +350,24 @@ async def test_plugins_run_only_on_the_leader(db) -> None:  # type: ignore[no-un
         Engine(default_config(), discover=False).add_service(object())
 
 
+async def test_a_plugin_that_fails_to_load_stops_start_up_with_its_name(db) -> None:  # type: ignore[no-untyped-def]
+    from engine.config.schema import default_config
+    from engine.core.errors import StartupError
+    from engine.runtime import engine as runtime
+
+    def broken(engine: Engine) -> object:
+        raise KeyError("missing_setting")
+
+    runtime.register_plugin(broken, name="test-broken")
+    try:
+        engine = Engine(default_config(), discover=False)
+        with pytest.raises(StartupError, match=r"engine plugin test-broken failed to load: KeyError: 'missing_setting'"):
+            await engine.start()
+        assert not engine.lease.held  # nothing started
+    finally:
+        runtime._PLUGINS[:] = [p for p in runtime._PLUGINS if p[0] != "test-broken"]
+
+
 async def test_an_engine_that_loses_its_lease_stops_its_loops(db) -> None:  # type: ignore[no-untyped-def]
     from engine.config.schema import default_config
     from engine.storage.monitor_models import EngineLease

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.durations import duration_seconds, format_age
+from engine.core.errors import StartupError
 from engine.core.domain import (
     DEFAULT_ROOT_CAUSE_CATEGORIES,
     EARLIEST_TIME,
@@ -745,12 +746,7 @@ def build_parser(prog: str = "pulseguard") -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _register_incident(sub, common)
     for name in AREAS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+        module = importlib.import_module(name)
         module.register(sub, common) if _takes_common(module.register) else module.register(sub)
     for path, command in leaf_commands(parser):
         command.set_defaults(command_path=path)
@@ -810,10 +806,8 @@ def load_context(args: argparse.Namespace) -> Context:
 
 def load_config_for(args: argparse.Namespace) -> Any:
     """The configuration file named by --config / PULSEGUARD_CONFIG / the usual places, or None."""
-    try:
-        from engine.config import schema as config_module
-    except ImportError:  # the configuration module is optional for incident commands
-        return None
+    from engine.config import schema as config_module
+
     explicit = getattr(args, "config", None)
     path = config_module.find_config(explicit)
     if path is None:
@@ -885,6 +879,9 @@ def run(args: argparse.Namespace) -> int:
     except (DomainError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `pulseguard … | head`: the reader left, nothing to report

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
+from engine.core.errors import StartupError
 from engine.runtime.lease import Heartbeat, Lease, make_holder_id
 
 log = logging.getLogger("pulseguard.monitor.runtime")
@@ -247,11 +248,11 @@ class Engine:
             for module_name in discover_plugin_modules():
                 try:
                     module = importlib.import_module(module_name)
-                    produced = module.plugins(self)
-                except Exception:
+                    produced = list(module.plugins(self) or ())
+                except Exception as exc:
                     log.exception("loading engine plugin %s failed", module_name)
-                    continue
-                for item in produced or ():
+                    raise StartupError(f"engine plugin {module_name} failed to load: {type(exc).__name__}: {exc}") from exc
+                for item in produced:
                     service, leader_only = item if isinstance(item, tuple) else (item, True)
                     if service.name not in names:
                         self.add_service(service, leader_only=leader_only)
@@ -261,9 +262,9 @@ class Engine:
                 continue
             try:
                 service = factory(self)
-            except Exception:
+            except Exception as exc:
                 log.exception("creating engine plugin %s failed", name)
-                continue
+                raise StartupError(f"engine plugin {name} failed to load: {type(exc).__name__}: {exc}") from exc
             if service is not None:
                 self.add_service(service, leader_only=leader_only)
                 names.add(name)
