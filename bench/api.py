@@ -72,7 +72,7 @@ async def serve(kind: str, port: int, db_url: str | None) -> None:
         print("READY", flush=True)
         await task
         return
-    from engine.db import close_database, open_database, resolve_database
+    from engine.storage.db import close_database, open_database, resolve_database
     from engine.rest.server import ApiService
 
     db = resolve_database(db_url)
@@ -198,8 +198,8 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 async def prepare(db_url: str) -> tuple[str, str]:
     """A migrated database with one incident and a responder token."""
-    from engine import services
-    from engine.db import close_database, open_database, resolve_database
+    from engine.incidents import services
+    from engine.storage.db import close_database, open_database, resolve_database
     from engine.rest import auth
 
     await open_database(resolve_database(db_url))

@@ -52,9 +52,9 @@ Minimal().run()
 
 async def seed(path: Path, n: int) -> list[str]:
     """`n` incidents; returns the keys of the first two rows as the console sorts them."""
-    from engine.api import incident_page
-    from engine.db import close_database, open_database, resolve_database
-    from engine.models import Event, Incident, KeyCounter
+    from engine.api.local import incident_page
+    from engine.storage.db import close_database, open_database, resolve_database
+    from engine.storage.models import Event, Incident, KeyCounter
 
     db = resolve_database(str(path))
     await open_database(db)

@@ -36,8 +36,8 @@ async def push_series(path: Path, series: int, samples: int) -> int:
     """`series` pushed series of `samples` noisy samples each, one a minute, ending now."""
     import numpy as np
 
-    from engine.db import close_database, open_database, resolve_database
-    from engine.monitor.models import MetricSample, MetricSeries
+    from engine.storage.db import close_database, open_database, resolve_database
+    from engine.storage.monitor_models import MetricSample, MetricSeries
 
     await open_database(resolve_database(str(path)))
     try:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 
 async def serve(mode: str, port: int, db_path: str) -> None:
-    from engine.db import close_database, open_database, resolve_database
+    from engine.storage.db import close_database, open_database, resolve_database
     from engine.rest import server
 
     if mode == "without":

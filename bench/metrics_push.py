@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from engine.db import close_database, open_database, resolve_database  # noqa: E402
+from engine.storage.db import close_database, open_database, resolve_database  # noqa: E402
 from engine.rest import auth  # noqa: E402
 from engine.rest.server import ApiService  # noqa: E402
 

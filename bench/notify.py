@@ -146,9 +146,9 @@ async def raw_ceiling(n: int = 500, concurrency: int = 32) -> float:
 
 
 async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> dict[str, float]:
-    from engine import services
-    from engine.config import parse_config_text
-    from engine.db import close_database, open_database, resolve_database
+    from engine.incidents import services
+    from engine.config.schema import parse_config_text
+    from engine.storage.db import close_database, open_database, resolve_database
     from engine.escalation.runtime import EscalationLoops
 
     receiver, port = start_receiver()

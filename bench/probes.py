@@ -55,10 +55,10 @@ def config_text(n: int, ports: list[int], interval: float, concurrency: int) -> 
 async def run_one(n: int, ports: list[int], server_pid: int, args: argparse.Namespace) -> dict[str, float]:
     import psutil
 
-    from engine.config import parse_config_text
-    from engine.db import close_database, open_database, resolve_database
-    from engine.monitor.models import ProbeResult
-    from engine.monitor.runtime import Engine
+    from engine.config.schema import parse_config_text
+    from engine.storage.db import close_database, open_database, resolve_database
+    from engine.storage.monitor_models import ProbeResult
+    from engine.runtime.engine import Engine
 
     folder = Path(tempfile.mkdtemp(prefix="pulseguard-bench-"))
     url = args.db if args.db else str(folder / "bench.db")

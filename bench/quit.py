@@ -44,9 +44,9 @@ async def seed(path: Path, incidents: int) -> None:
     """A migrated database with open incidents and one pending page each (to the slow webhook)."""
     from datetime import datetime, timezone
 
-    from engine.db import close_database, open_database, resolve_database
-    from engine.escalation.models import Notification
-    from engine.models import Incident, KeyCounter
+    from engine.storage.db import close_database, open_database, resolve_database
+    from engine.storage.escalation_models import Notification
+    from engine.storage.models import Incident, KeyCounter
 
     await open_database(resolve_database(str(path)))
     try:

@@ -25,9 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import analytics  # noqa: E402
-from engine.db import close_database, open_database, resolve_database  # noqa: E402
-from engine.models import Incident, StatusUpdate  # noqa: E402
+from engine.core.durations import format_span  # noqa: E402
+from engine.learning import analytics  # noqa: E402
+from engine.storage.db import close_database, open_database, resolve_database  # noqa: E402
+from engine.storage.models import Incident, StatusUpdate  # noqa: E402
 
 SEVERITIES = ["critical", "high", "medium", "low"]
 SOURCES = ["manual", "threshold", "anomaly", "pattern", "alert", "api"]
@@ -96,7 +97,7 @@ async def run(url: str, n: int, runs: int) -> None:
         print(f"  yearly report over {report['total_incidents']:,} incidents: first {times[0] * 1000:.0f} ms, "
               f"median {statistics.median(times) * 1000:.0f} ms, best {min(times) * 1000:.0f} ms ({runs} runs)")
         k = report["kpis"]
-        print(f"  (MTTR {analytics.human_duration(k['mttr_seconds'])}, prevention rate {k['prevention_rate']}%, "
+        print(f"  (MTTR {format_span(k['mttr_seconds'])}, prevention rate {k['prevention_rate']}%, "
               f"{len(report['weekly'])} weeks, {len(report['root_causes'])} root causes)")
     finally:
         await close_database()

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import services  # noqa: E402
-from engine.db import close_database, open_database, resolve_database  # noqa: E402
+from engine.incidents import services  # noqa: E402
+from engine.storage.db import close_database, open_database, resolve_database  # noqa: E402
 
 
 async def one_run(url: str, n: int) -> dict[str, float]:

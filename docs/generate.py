@@ -131,14 +131,14 @@ def _default(field: Any) -> str:
         value = value.value
     if isinstance(value, float) and any(getattr(m, "func", None) and "duration" in m.func.__name__
                                         for m in field.metadata):
-        from engine.config import _format_duration
+        from engine.config.schema import _format_duration
 
         return f'`"{_format_duration(value)}"`'
     return f"`{json.dumps(value)}`"
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    from engine.config import _unwrap
+    from engine.config.schema import _unwrap
 
     out: list[type[BaseModel]] = []
     for t in _unwrap(annotation):
@@ -151,7 +151,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _table_name(prefix: str, key: str, annotation: Any) -> str:
-    from engine.config import _unwrap
+    from engine.config.schema import _unwrap
 
     kinds = [typing.get_origin(t) for t in _unwrap(annotation)]
     path = f"{prefix}.{key}" if prefix else key
@@ -163,7 +163,7 @@ def _table_name(prefix: str, key: str, annotation: Any) -> str:
 
 
 def config_reference() -> str:
-    from engine.config import Config
+    from engine.config.schema import Config
 
     out = [HEADER.format(source="the configuration models in `engine/config.py`"),
            "# Configuration reference\n\n",

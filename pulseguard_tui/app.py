@@ -117,7 +117,7 @@ class PulseGuardApp(App[None]):
 
     async def on_load(self) -> None:
         if self._database is not None:
-            from engine.db import open_database
+            from engine.storage.db import open_database
 
             await open_database(self._database, migrate_schema=False)
 
@@ -213,7 +213,7 @@ class PulseGuardApp(App[None]):
 
     async def on_unmount(self) -> None:
         if self._database is not None:
-            from engine.db import close_database
+            from engine.storage.db import close_database
 
             await close_database()
 
@@ -435,12 +435,12 @@ def connect_error(exc: Exception) -> tuple[int, str]:
     problems = getattr(exc, "problems", None)
     if problems:
         return 2, "\n".join(f"error: {line}" for line in problems)
-    from engine.cli import UsageError
-    from engine.domain import DomainError
+    from engine.cli.main import UsageError
+    from engine.core.domain import DomainError
     from pulseguard_tui.settings import ThemeError
 
     if isinstance(exc, (DomainError, UsageError, ThemeError)):
         return 2, f"error: {exc}"
-    if hasattr(exc, "exit_code"):  # engine.db.DatabaseUnavailable: already one clear line
+    if hasattr(exc, "exit_code"):  # engine.storage.db.DatabaseUnavailable: already one clear line
         return int(exc.exit_code), f"error: {exc}"
     return 1, f"error: database: {type(exc).__name__}: {exc}"

@@ -1,7 +1,7 @@
 """Charts drawn with plotext: analytics for the `report` command and the Analytics screen, and
 the metrics around an incident's start for the Correlation tab.
 
-Each `draw_*` function draws one chart of an analytics report (engine.analytics.build_report)
+Each `draw_*` function draws one chart of an analytics report (engine.learning.analytics.build_report)
 on a plotext figure: the `plotext` module itself for the command line, or a PlotextPlot's
 `plt` in the console. plotext is imported only when a chart is drawn.
 """
@@ -107,6 +107,6 @@ def render_report_charts(report: dict[str, Any], width: int) -> str:
 
 def install_report_charts() -> None:
     """Let `pulseguard report` draw these charts (the engine cannot import plotext itself)."""
-    from engine.analytics_cli import set_chart_renderer
+    from engine.cli.analytics import set_chart_renderer
 
     set_chart_renderer(render_report_charts)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import EXIT_USAGE, build_parser, common_parser, run
+from engine.cli.main import EXIT_USAGE, build_parser, common_parser, run
 
 
 def add_console_options(parser: argparse.ArgumentParser) -> None:
@@ -54,13 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_console_options(parser)
     args = parser.parse_args(argv)
     if getattr(args, "command", None) is None:
-        try:
-            from pulseguard_tui.console import run_console
-        except ModuleNotFoundError as exc:
-            if exc.name != "pulseguard_tui.console":
-                raise
-            parser.print_help()
-            return EXIT_USAGE
+        from pulseguard_tui.console import run_console
+
         return run_console(args)
     if args.command == "demo" and getattr(args, "duration", None) is None and sys.stdin.isatty() and sys.stdout.isatty():
         # In a terminal the demo opens the console, with the demo's engine in this process.

@@ -61,17 +61,17 @@ def exit_on_hangup(app: Any) -> None:
 
 
 def _warm_imports() -> None:
-    import engine.api  # noqa: F401
-    import engine.config  # noqa: F401
-    import engine.db  # noqa: F401
+    import engine.api.local  # noqa: F401
+    import engine.config.schema  # noqa: F401
+    import engine.storage.db  # noqa: F401
     from pulseguard_tui import engine_host
 
     engine_host.monitor_queries()
 
 
 def _warm_remote_imports() -> None:
-    import engine.config  # noqa: F401
-    import engine.remote  # noqa: F401
+    import engine.config.schema  # noqa: F401
+    import engine.api.remote  # noqa: F401
 
 
 def remote_token(args: argparse.Namespace) -> str:
@@ -103,8 +103,8 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         """--connect: the engine's REST API stands in for the database; nothing opens here."""
         nonlocal remote
         await asyncio.to_thread(_warm_remote_imports)
-        from engine.cli import load_context
-        from engine.remote import RemoteEngine
+        from engine.cli.main import load_context
+        from engine.api.remote import RemoteEngine
 
         ctx = await asyncio.to_thread(load_context, args)
         take_config(ctx)
@@ -122,9 +122,9 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         # (the two share one interpreter lock), so the thread starts after it; keys work while
         # the database opens.
         await asyncio.to_thread(_warm_imports)
-        from engine.api import LocalEngine
-        from engine.cli import database_for, load_context
-        from engine.db import open_database
+        from engine.api.local import LocalEngine
+        from engine.cli.main import database_for, load_context
+        from engine.storage.db import open_database
         from pulseguard_tui.engine_host import EngineHost, monitor_queries
 
         ctx = await asyncio.to_thread(load_context, args)
@@ -137,7 +137,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         api.known_services = list(settings.services or [])
         api.targets_provider = monitor_queries()
         if not getattr(args, "no_engine", False):
-            from engine.config import default_config
+            from engine.config.schema import default_config
 
             host = EngineHost(api, ctx.config or default_config(), db)
             host.app = app
@@ -153,7 +153,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
                 await remote.aclose()
         finally:
             if opened:
-                from engine.db import close_database
+                from engine.storage.db import close_database
 
                 await close_database()
 
@@ -210,8 +210,8 @@ def run_console(args: argparse.Namespace) -> int:
 
 async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
     """`pulseguard demo` in a terminal: the demo's engine in this process, under the console."""
-    from engine.api import LocalEngine
-    from engine.monitor.demo import start_demo
+    from engine.api.local import LocalEngine
+    from engine.runtime.demo import start_demo
     from pulseguard_tui.app import PulseGuardApp
     from pulseguard_tui.engine_host import EngineHost, monitor_queries
 
@@ -243,7 +243,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
 
 def run_demo_console(args: argparse.Namespace) -> int:
     """The demo under the console (when stdin and stdout are a terminal)."""
-    from engine.cli import os_user
+    from engine.cli.main import os_user
     from pulseguard_tui.settings import ConsoleSettings, ThemeError, choose_theme
 
     try:

@@ -15,11 +15,9 @@ log = logging.getLogger("pulseguard.console")
 
 
 def monitor_queries() -> Any:
-    """The monitoring engine's read side (targets, metric series), or None without it."""
-    try:
-        from engine.monitor.runtime import MonitorQueries
-    except ImportError:
-        return None
+    """The monitoring engine's read side (targets, metric series)."""
+    from engine.runtime.engine import MonitorQueries
+
     return MonitorQueries()
 
 
@@ -47,11 +45,8 @@ class EngineHost:
             self.api.role = self.engine.role
             self.engine.on_role_change = self._role_changed
             return
-        try:
-            from engine.monitor.runtime import Engine
-        except ImportError:
-            self.api.role = "console"
-            return
+        from engine.runtime.engine import Engine
+
         self.api.role = "standby"
         self.engine = Engine(self.config, database=self.database, role="console", on_role_change=self._role_changed)
         self._task = asyncio.create_task(self._start(), name="pulseguard:console-engine")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from engine.textclean import terminal_text
+from engine.core.durations import format_age
+from engine.core.textclean import terminal_text
 
 SEVERITY_MARK = {
     "critical": ("◆", "CRIT"),
@@ -56,14 +57,7 @@ def age(value: str | datetime | None, now: datetime) -> str:
     then = parse_iso(value)
     if then is None:
         return "-"
-    seconds = int((now - then).total_seconds())
-    if seconds < 60:
-        return f"{max(seconds, 0)}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+    return format_age(int((now - then).total_seconds()))
 
 
 def ago(value: str | datetime | None, now: datetime) -> str:
@@ -85,16 +79,16 @@ def countdown(value: str | datetime | None, now: datetime) -> str | None:
 
 
 def local_time(value: str | datetime | None, *, with_date: bool | None = None, now: datetime | None = None) -> str:
-    """The engine's one rule for times (engine.timefmt): the viewer's zone, named, with the date
+    """The engine's one rule for times (engine.core.timefmt): the viewer's zone, named, with the date
     unless it is today (`with_date` True or False forces it)."""
-    from engine.timefmt import format_time
+    from engine.core.timefmt import format_time
 
     return format_time(parse_iso(value), date=with_date, now=now)
 
 
 def local_range(start: str | datetime | None, end: str | datetime | None) -> str:
     """"2026-12-04 10:00 CET → 11:30 CET" (the end's date only when it differs)."""
-    from engine.timefmt import format_range
+    from engine.core.timefmt import format_range
 
     return format_range(parse_iso(start), parse_iso(end))
 

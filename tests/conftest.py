@@ -30,7 +30,7 @@ from support.db import (  # noqa: E402
     pg_url_with_schema,
 )
 
-from engine.db import Database, close_database, open_database, resolve_database  # noqa: E402
+from engine.storage.db import Database, close_database, open_database, resolve_database  # noqa: E402
 
 # Fixtures shared by several test files: the escalation receivers, the REST server, the seeded console.
 pytest_plugins = ("support.escalation", "support.rest", "support.pilot")
@@ -60,7 +60,7 @@ def _display_zone_per_test() -> Iterator[None]:
     """Loading a configuration with `[engine] timezone` sets the process's display zone (as the
     CLI does once per run); in a test process it must not outlive the test that set it."""
     yield
-    from engine import timefmt
+    from engine.core import timefmt
 
     timefmt.set_display_zone(None)
 
@@ -89,7 +89,7 @@ def sqlite_database(tmp_path: Path) -> Database:
 
 _MIGRATE_ONCE = """
 import asyncio, sys
-from engine.db import close_database, open_database, resolve_database
+from engine.storage.db import close_database, open_database, resolve_database
 
 async def main() -> None:
     for url in sys.argv[1:]:

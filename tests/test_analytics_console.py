@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from textual_plotext import PlotextPlot
 
-from engine import services
-from engine.db import close_database, open_database
+from engine.incidents import services
+from engine.storage.db import close_database, open_database
 from pulseguard_tui.screens.analytics import AnalyticsScreen, _shift_month
 from support.console_app import make_app
 from support.analytics import FEBRUARY, MARCH, make
@@ -105,7 +105,7 @@ def test_report_command_draws_the_charts_once_the_renderer_is_installed(sqlite_d
 
     asyncio.run(fill())
     code = ("import sys; from pulseguard_tui.charts import install_report_charts; install_report_charts(); "
-            "from engine.cli import main; sys.exit(main(['report', '--month', '2026-03', '--width', '80']))")
+            "from engine.cli.main import main; sys.exit(main(['report', '--month', '2026-03', '--width', '80']))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env=cli_env(sqlite_database), timeout=60)
     assert proc.returncode == 0, proc.stderr

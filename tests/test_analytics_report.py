@@ -9,8 +9,8 @@ from datetime import date, datetime
 
 import pytest
 
-from engine import analytics
-from engine.domain import InvalidInput
+from engine.learning import analytics
+from engine.core.domain import InvalidInput
 from support.db import run_cli
 from support.analytics import MARCH, FEBRUARY, make
 from support.analytics import UTC, t
@@ -213,7 +213,7 @@ async def test_the_report_draws_its_charts_in_the_terminal_html_and_markdown(fix
 def test_report_charts_and_page_escape_hostile_text():
     import xml.etree.ElementTree as ET
 
-    from engine.report_svg import CHARTS, report_page
+    from engine.learning.report_svg import CHARTS, report_page
 
     hostile = "disk\x1b[2J\x07 <script>alert(1)</script> & \"q\" ]]>"
     report = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import Database, resolve_database
+from engine.storage.db import Database, resolve_database
 from support.db import REPO, cli_env, run_cli
 
 

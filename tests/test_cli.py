@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.db import PG_URL, REPO, cli_env, run_cli, table_rows
-from engine.cli import CREATE, DB_ACCESS, NONE, build_parser, leaf_commands
+from engine.cli.main import CREATE, DB_ACCESS, NONE, build_parser, leaf_commands
 
 HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
 
@@ -99,7 +99,7 @@ def test_bad_database_url_is_one_line(sqlite_database):
 
 
 def test_default_database_lives_in_the_user_data_dir(tmp_path):
-    from engine.db import resolve_database
+    from engine.storage.db import resolve_database
 
     env = {"XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path)}
     import os
@@ -193,7 +193,7 @@ def test_a_create_command_does_not_make_a_mistyped_directory(tmp_path):
 
 
 def _db(path: Path):
-    from engine.db import resolve_database
+    from engine.storage.db import resolve_database
 
     return resolve_database(str(path))
 
@@ -278,7 +278,7 @@ def test_a_database_on_a_read_only_mount_fails_with_the_reason(tmp_path, migrate
 
 
 def _pg(url: str):
-    from engine.db import resolve_database
+    from engine.storage.db import resolve_database
 
     return resolve_database(url)
 
@@ -363,8 +363,8 @@ def test_engine_without_configuration_says_so_and_leaves_other_channels_pending(
 
 
 def test_engine_start_summary_names_what_it_runs(sqlite_database, tmp_path):
-    from engine.config import parse_config_text
-    from engine.monitor.runtime import start_summary
+    from engine.config.schema import parse_config_text
+    from engine.runtime.engine import start_summary
 
     config = parse_config_text(
         '[integrations.slack]\nwebhook_url_env = "TEST_SLACK_URL"\n\n[integrations.email]\nsmtp_host = "127.0.0.1"\n'

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from support.db import run_cli
-from engine.logtime import clock_end, clock_start, line_time
+from engine.core.logtime import clock_end, clock_start, line_time
 
 ZONE = "Asia/Kolkata"  # +05:30: a local zone that is neither UTC nor a whole hour off
 TZ = ZoneInfo(ZONE)

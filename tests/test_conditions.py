@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from engine.conditions import Condition, ConditionError, parse_condition, series_key
+from engine.config.conditions import Condition, ConditionError, parse_condition, series_key
 
 # --- parsing and canonical form ------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 
 
 from support.db import run_cli
-from engine.config import parse_config_text
+from engine.config.schema import parse_config_text
 from support.configs import run_cli as run_plain_cli
 SERVICES = """
 [[services]]
@@ -61,7 +61,7 @@ async def test_rest_refuses_an_unknown_service(db: Any) -> None:
 
 
 async def test_console_form_shows_the_refusal_and_opens_nothing(db: Any) -> None:
-    from engine import queries
+    from engine.incidents import queries
     from pulseguard_tui.forms.incident import NewIncidentScreen
     from support.console_app import make_app, seed
     from support.pilot import main, open_form, type_text, until
@@ -120,7 +120,7 @@ def test_config_check_warns_about_channels_it_cannot_reach(tmp_path: Path) -> No
 
 
 def parsers() -> list[tuple[str, argparse.ArgumentParser]]:
-    from engine.cli import build_parser
+    from engine.cli.main import build_parser
 
     out: list[tuple[str, argparse.ArgumentParser]] = []
 

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from engine.config import Config, ConfigError, _unwrap, parse_config_json
+from engine.config.schema import Config, ConfigError, _unwrap, parse_config_json
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
@@ -247,13 +247,13 @@ def console_settings(c: Config) -> Any:
 def database(c: Config) -> Any:
     from argparse import Namespace
 
-    from engine.cli import Context, database_for
+    from engine.cli.main import Context, database_for
 
     return database_for(Namespace(), Context("t", config=c)).label
 
 
 def cli_categories(c: Config) -> Any:
-    from engine.cli import Context
+    from engine.cli.main import Context
 
     return Context("t", config=c).categories
 
@@ -261,13 +261,13 @@ def cli_categories(c: Config) -> Any:
 def api_listen(c: Config) -> Any:
     from argparse import Namespace
 
-    from engine.monitor.cli import listen_address
+    from engine.cli.monitor import listen_address
 
     return listen_address(Namespace(api=None), c)
 
 
 def retention(c: Config) -> Any:
-    from engine.monitor.runtime import retention_seconds
+    from engine.runtime.engine import retention_seconds
 
     return retention_seconds(c)
 
@@ -404,7 +404,7 @@ async def pagerduty_hook(c: Config) -> Any:
 
 
 async def alertmanager_hook(c: Config) -> Any:
-    from engine.models import Incident
+    from engine.storage.models import Incident
 
     payload = {
         "version": "4", "groupKey": "g", "status": "firing", "receiver": "pg", "groupLabels": {"alertname": "Hot"},
@@ -437,11 +437,11 @@ def E(where: str, value: Any, observe: Observe, *, db: bool = False, base_value:
 
 
 EFFECTS: dict[str, Effect] = {
-    "engine.db": E("engine.db", "other.db", database),
+    "engine.storage.db": E("engine.storage.db", "other.db", database),
     "engine.timezone": E("engine.timezone", "America/New_York", schedule_rota),
     "engine.raw_retention": E("engine.raw_retention", "1d", retention),
     "engine.rollup_retention": E("engine.rollup_retention", "365d", retention),
-    "engine.api": E("engine.api", "127.0.0.1:9090", api_listen),
+    "engine.api.local": E("engine.api.local", "127.0.0.1:9090", api_listen),
     "engine.root_cause_categories": E("engine.root_cause_categories", ["payment-provider"], cli_categories),
     "users[].id": E("users[4].id", "frank", lambda c: sorted(escalation_context(c).users)),
     "users[].name": E("users[0].name", "Alice J.", person),
@@ -706,10 +706,10 @@ async def test_field_changes_behaviour_with_a_database(field: str, db: Any) -> N
 async def test_engine_section_reaches_the_running_engine(db: Any) -> None:
     """heartbeat_url/interval ping a watcher; max_concurrent_probes and probe_body_limit size
     the probe scheduler; a target's tags go onto the incidents it opens."""
-    from engine.config import parse_config_text
-    from engine.models import Incident
+    from engine.config.schema import parse_config_text
+    from engine.storage.models import Incident
     from engine.monitor.loopback import LoopbackServer, Reply
-    from engine.monitor.runtime import Engine
+    from engine.runtime.engine import Engine
 
     beats: list[str] = []
 
@@ -761,7 +761,7 @@ async def test_pagerduty_on_call_schedule_names_who_is_paged(db: Any) -> None:
     """on_call_schedule = true: a schedule with pagerduty_schedule pages whoever PagerDuty's
     GET /oncalls names (matched by pagerduty_user_id or e-mail), read from api_url with the
     token from api_token_env. Off, such a schedule is refused by `config check`."""
-    from engine.config import parse_config_text
+    from engine.config.schema import parse_config_text
     from engine.escalation import planner
     from engine.escalation.runtime import EscalationLoops
     from engine.monitor.loopback import LoopbackServer, Reply
@@ -829,7 +829,7 @@ async def test_anomaly_incident_settings(db: Any) -> None:
     from engine.detection.service import AnomalyService
     from engine.detection.settings import settings_from_section
     from engine.detection.worker import Alert
-    from engine.models import Incident
+    from engine.storage.models import Incident
 
     def alert(series: str) -> Alert:
         return Alert(series, None, T0.timestamp(), 9.0, 0.9, (1.0, 2.0), [0.1, 0.2], [(T0.timestamp() - 60, 1.0), (T0.timestamp(), 9.0)])
@@ -850,9 +850,9 @@ async def test_correlation_switch(db: Any) -> None:
     """correlation_analysis.enabled = false: new incidents get no correlation analysis."""
     from types import SimpleNamespace
 
-    from engine import services
+    from engine.incidents import services
     from engine.detection.enrich import IncidentEnricher
-    from engine.models import Incident
+    from engine.storage.models import Incident
 
     found = []
     for enabled in (True, False):

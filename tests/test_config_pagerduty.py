@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import services
-from engine.escalation.models import Timer
-from engine.models import Incident
+from engine.incidents import services
+from engine.storage.escalation_models import Timer
+from engine.storage.models import Incident
 from support.escalation import config_text, eventually, fast_loops, timeline
-from engine.config import parse_config_text
+from engine.config.schema import parse_config_text
 
 
 def with_pagerduty(rx, **switches: bool) -> object:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import ConfigError, load_config, parse_config_json
+from engine.config.schema import ConfigError, load_config, parse_config_json
 from support.configs import run_cli
 REPO = Path(__file__).resolve().parents[1]
 SPEC_DIRS = [REPO / "../shared/spec", Path("/work/shared/spec")]

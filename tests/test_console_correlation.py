@@ -22,7 +22,7 @@ def test_analysis_lines_show_label_fix_and_changed_series():
 
 
 def test_analysis_lines_show_other_sections_times_by_the_rule():
-    from engine import timefmt
+    from engine.core import timefmt
 
     timefmt.set_display_zone("Europe/Amsterdam")
     try:
@@ -67,8 +67,8 @@ async def test_the_tab_charts_the_engines_ranked_series(sqlite_database, migrate
     "checkout-api/response_time" and "db_connections"): the tab draws both as lines."""
     from datetime import datetime, timedelta, timezone
 
-    from engine import services
-    from engine.db import close_database, open_database
+    from engine.incidents import services
+    from engine.storage.db import close_database, open_database
     from engine.detection.correlation import SeriesChange
     from engine.monitor.metrics import push_sample
     from support.console_app import make_app, seed

@@ -11,7 +11,7 @@ from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from engine import queries
+from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen

@@ -9,7 +9,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
-from engine import queries
+from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.forms.incident import CommentScreen, SeverityScreen
 from pulseguard_tui.screens.help import HelpScreen

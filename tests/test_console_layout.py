@@ -10,8 +10,8 @@ import pytest
 from textual.widgets import DataTable, Static
 from textual.widgets._footer import FooterKey
 
-from engine import services
-from engine.db import close_database, open_database
+from engine.incidents import services
+from engine.storage.db import close_database, open_database
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.screens.targets import TargetsScreen
 from pulseguard_tui.widgets.incident_table import columns_for

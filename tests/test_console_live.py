@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from support.db import run_cli
-from engine import services
+from engine.incidents import services
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from support.console_app import make_app, seed
 from support.pilot import main, select_row, until

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from support.db import REPO, run_cli
-from engine.db import Database, close_database, open_database
-from engine.domain import InvalidInput
+from engine.storage.db import Database, close_database, open_database
+from engine.core.domain import InvalidInput
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.settings import ConsoleSettings
 from support.console_app import make_api
@@ -177,8 +177,8 @@ def test_console_on_a_new_database_says_so_and_a_read_only_one_creates_none(sqli
 
 
 async def test_the_new_database_note_lasts_until_the_first_incident(db: Database) -> None:
-    from engine import services
-    from engine.api import LocalEngine
+    from engine.incidents import services
+    from engine.api.local import LocalEngine
 
     api = LocalEngine("dana", db_label=db.label, new_database=True)
     assert (await api.engine_state())["database"] == f"{db.label} (new database)"
@@ -217,8 +217,8 @@ async def _seed_pages(db: Database, incidents: int) -> None:
     """Open incidents, each with a page due now to the webhook `slow`."""
     from datetime import datetime, timezone
 
-    from engine import services
-    from engine.escalation.models import Notification
+    from engine.incidents import services
+    from engine.storage.escalation_models import Notification
 
     await open_database(db)
     try:
@@ -233,8 +233,8 @@ async def _seed_pages(db: Database, incidents: int) -> None:
 
 
 async def _lease_and_pages(db: Database) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    from engine.escalation.models import Notification
-    from engine.monitor.lease import Lease
+    from engine.storage.escalation_models import Notification
+    from engine.runtime.lease import Lease
 
     await open_database(db)
     try:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from engine import queries, services
-from engine.api import LocalEngine
-from engine.remote import RemoteEngine
+from engine.incidents import queries, services
+from engine.api.local import LocalEngine
+from engine.api.remote import RemoteEngine
 from pulseguard_tui.console import build_console, initial_settings, run_console
 from pulseguard_tui.forms.incident import AcknowledgeScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen

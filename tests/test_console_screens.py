@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input
 
-from engine import queries
-from engine.db import close_database, open_database
+from engine.incidents import queries
+from engine.storage.db import close_database, open_database
 from pulseguard_tui.screens.analytics import AnalyticsScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
@@ -270,7 +270,7 @@ async def test_enter_zooms_detail_and_escape_restores(sdb: Any) -> None:
 
 
 async def test_correlation_tab_plots_the_targets_metrics(sdb: Any) -> None:
-    from engine import services
+    from engine.incidents import services
 
     now = datetime.now(timezone.utc)
     await seed(probes_until=now)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine.db import resolve_database
+from engine.storage.db import resolve_database
 from support.console_app import make_app, seed_file
 
 SIZES = [(80, 24), (160, 48)]
@@ -165,7 +165,7 @@ def test_analytics(snap_compare: Any, seeded: Any, size: tuple[int, int]) -> Non
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_oncall(snap_compare: Any, seeded: Any, size: tuple[int, int], tmp_path: Path) -> None:
-    from engine.config import load_config
+    from engine.config.schema import load_config
     from support.configs import ONCALL_CONFIG
     path = tmp_path / "pulseguard.toml"
     path.write_text(ONCALL_CONFIG)

@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.worker import WorkerState
 
-from engine.api import LocalEngine
+from engine.api.local import LocalEngine
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.engine_host import monitor_queries
 from pulseguard_tui.screens.maintenance import MaintenanceScreen

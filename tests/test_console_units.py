@@ -165,7 +165,7 @@ def test_startup_imports_no_heavy_libraries() -> None:
     code = (
         "import sys\n"
         "import pulseguard_tui.app, pulseguard_tui.console, pulseguard_tui.screens.incidents\n"
-        "import pulseguard_tui.engine_host, engine.api\n"
+        "import pulseguard_tui.engine_host, engine.api.local\n"
         "heavy = [m for m in ('numpy', 'sklearn', 'pyod', 'scipy', 'numba', 'textual_plotext', 'plotext') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

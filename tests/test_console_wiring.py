@@ -10,7 +10,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import OptionList, TextArea
 
-from engine import postmortem
+from engine.learning import postmortem
 from pulseguard_tui.actions import ACTIONS, for_scope
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.screens.analytics import OWN_BINDINGS, AnalyticsScreen
@@ -111,7 +111,7 @@ def test_registry_lists_the_analytics_and_postmortem_keys() -> None:
 
 
 async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> None:
-    from engine.config import load_config
+    from engine.config.schema import load_config
     from pulseguard_tui.screens.oncall import OncallScreen
 
     path = tmp_path / "pulseguard.toml"
@@ -165,8 +165,8 @@ async def test_oncall_screen_without_schedules_says_so(db: Any) -> None:
 async def test_detail_header_counts_down_to_escalation_then_names_who_acknowledged(db: Any) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from engine import services
-    from engine.models import Incident
+    from engine.incidents import services
+    from engine.storage.models import Incident
     from pulseguard_tui.forms.incident import AcknowledgeScreen
     from support.pilot import detail_text, open_form
     inc = await services.create_incident(title="Checkout down", severity="critical", actor="engine",

@@ -10,7 +10,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from engine import queries
+from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from support.console_app import make_app, seed

@@ -14,9 +14,9 @@ import pytest
 
 from support.db import run_cli
 from support.detection_series import inject, seasonal
-from engine.db import close_database, open_database
+from engine.storage.db import close_database, open_database
 from engine.detection.service import AnomalyService
-from engine.models import Incident
+from engine.storage.models import Incident
 from support.console_app import make_app
 from support.pilot import main, until
 UTC = timezone.utc
@@ -35,7 +35,7 @@ async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any
 async def _anomaly_on_dashed_target() -> Incident:
     """Probe latencies of `checkout-api` (one a minute, ending now) with a level shift, fed to
     the real anomaly service; the probe results are stored too, as the monitor would."""
-    from engine.monitor.models import ProbeResult
+    from engine.storage.monitor_models import ProbeResult
 
     ts, values = seasonal(1100, 2, interval=60.0)
     ts = ts - ts[-1] + time.time() - 30

@@ -99,9 +99,9 @@ def test_related_incidents_overlap_in_time_and_share_services_or_tags() -> None:
 async def test_incident_correlation_reads_the_metric_store(db, database) -> None:  # type: ignore[no-untyped-def]
     from support.db import run_cli
 
-    from engine import services
+    from engine.incidents import services
     from engine.detection.gather import correlate_incident
-    from engine.monitor.models import MetricSample, MetricSeries
+    from engine.storage.monitor_models import MetricSample, MetricSeries
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     start = now - timedelta(minutes=20)

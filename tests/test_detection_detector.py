@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.detection.detector import REASON_NAMES, DetectorSettings, StreamingDetector, warm_up
-from engine.domain import InvalidInput
+from engine.core.domain import InvalidInput
 from support.detection_series import inject, seasonal
 
 ONSET = 1000
@@ -217,7 +217,7 @@ def test_refit_cadence_follows_refit_interval_in_series_time(one_by_one: bool) -
 
 
 def test_refit_interval_is_read_from_the_configuration() -> None:
-    from engine.config import parse_config_text
+    from engine.config.schema import parse_config_text
     from engine.detection.settings import settings_from_section
 
     config = parse_config_text('[ai_detection.anomaly_detection]\nenabled = true\nrefit_interval = "2h"\n')

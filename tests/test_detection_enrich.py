@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-from engine import services
+from engine.incidents import services
 from engine.detection.enrich import IncidentEnricher
-from engine.domain import InvalidInput
-from engine.models import Event, Incident
+from engine.core.domain import InvalidInput
+from engine.storage.models import Event, Incident
 
 import pytest
 

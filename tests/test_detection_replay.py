@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from support.detection_series import inject, seasonal
-from engine.cli import main
+from engine.cli.main import main
 from engine.detection.detector import StreamingDetector, warm_up
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from support.detection_series import inject, seasonal
-from engine import services
-from engine.config import parse_config_text
+from engine.incidents import services
+from engine.config.schema import parse_config_text
 from engine.detection.engine_plugin import plugins
 from engine.detection.service import AnomalyService
-from engine.models import Evidence, Incident
+from engine.storage.models import Evidence, Incident
 
 
 def section(**extra):
@@ -139,7 +139,7 @@ def test_non_finite_samples_are_not_queued(value: float) -> None:
 @pytest.mark.slow
 async def test_inside_a_running_engine_probes_reach_the_detector_and_anomalies_open_incidents(db) -> None:  # type: ignore[no-untyped-def]
     from engine.monitor.loopback import LoopbackServer, Reply
-    from engine.monitor.runtime import Engine
+    from engine.runtime.engine import Engine
 
     async with LoopbackServer(lambda request: Reply(200, "ok")) as srv:
         config = parse_config_text(
@@ -182,7 +182,7 @@ async def test_a_burst_of_pushed_samples_is_read_in_one_go(db) -> None:  # type:
     from datetime import datetime, timezone
 
     from engine.monitor.metrics import push_sample
-    from engine.monitor.models import MetricSample, MetricSeries
+    from engine.storage.monitor_models import MetricSample, MetricSeries
 
     service = AnomalyService(section(), push_poll=3600)
     await push_sample("queue_depth", 1.0)

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from support.db import REPO, cli_env, run_cli
-from engine.db import resolve_database
+from engine.storage.db import resolve_database
 
 
 @pytest.fixture

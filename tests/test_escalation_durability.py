@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import services
-from engine.config import parse_config_text
+from engine.incidents import services
+from engine.config.schema import parse_config_text
 from engine.escalation import planner
-from engine.escalation.models import Notification, Timer
+from engine.storage.escalation_models import Notification, Timer
 from support.escalation import config_text, eventually, timeline
 
 PROC = Path(__file__).parent / "support" / "escalation_engine_proc.py"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from engine import services
-from engine.escalation.models import Notification, Timer
-from engine.models import Incident
+from engine.incidents import services
+from engine.storage.escalation_models import Notification, Timer
+from engine.storage.models import Incident
 from support.escalation import eventually, fast_loops, make_config, timeline
 
 

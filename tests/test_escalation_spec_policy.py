@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from engine import services
-from engine.config import parse_config_text
-from engine.escalation.models import Notification, Timer
+from engine.incidents import services
+from engine.config.schema import parse_config_text
+from engine.storage.escalation_models import Notification, Timer
 from support.configs import SPEC_BLOCK
 from support.escalation import eventually, fast_loops, timeline
 

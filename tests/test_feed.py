@@ -8,8 +8,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from engine import feed, services
-from engine.models import Comment, Event, Incident
+from engine.incidents import feed, services
+from engine.storage.models import Comment, Event, Incident
 
 from support.db import cli_env
 

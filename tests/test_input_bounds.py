@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from support.db import run_cli
 
-from engine.monitor.models import MetricRollup, MetricSample, MetricSeries
+from engine.storage.monitor_models import MetricRollup, MetricSample, MetricSeries
 
 UTC = timezone.utc
 EDGE = "0001-01-01T00:00:00+14:00"  # becomes year 0 in UTC, which Python cannot hold
@@ -82,7 +82,7 @@ async def test_cli_push_uses_the_same_idempotent_path(db, database) -> None:  # 
 
 
 async def test_edge_times_are_refused_naming_the_field(api) -> None:  # type: ignore[no-untyped-def]
-    from engine.models import Comment, Evidence, MaintenanceWindow
+    from engine.storage.models import Comment, Evidence, MaintenanceWindow
 
     async with api.client("admin") as c:
         key = (await c.post("/api/incidents", json={"title": "disk", "severity": "low"})).json()["key"]
@@ -168,9 +168,9 @@ def test_nul_bytes_in_evidence_are_dropped_with_a_note(migrated_database, tmp_pa
 async def test_nul_in_titles_and_names_is_refused_on_every_backend(db) -> None:  # type: ignore[no-untyped-def]
     import pytest
 
-    from engine import services
-    from engine.domain import InvalidInput
-    from engine.models import Incident
+    from engine.incidents import services
+    from engine.core.domain import InvalidInput
+    from engine.storage.models import Incident
 
     for call, field in [
         (services.create_incident(title="a\x00b", severity="low", actor="tester"), "title"),
@@ -184,8 +184,8 @@ async def test_nul_in_titles_and_names_is_refused_on_every_backend(db) -> None: 
 
 
 async def test_slash_names_and_unknown_services_are_refused(api, database, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from engine.models import MaintenanceWindow, Service
-    from engine.rest.models import ApiToken
+    from engine.storage.models import MaintenanceWindow, Service
+    from engine.storage.rest_models import ApiToken
 
     async with api.client("admin") as c:
         for path, body in [("/api/tokens", {"name": "ci/bot", "role": "viewer"}), ("/api/services", {"name": "web/app"})]:
@@ -227,7 +227,7 @@ async def test_upgrade_keeps_one_of_samples_stored_twice(database) -> None:  # t
     from tortoise import Tortoise
     from tortoise.backends.base import executor
 
-    from engine.db import close_database, migrate_database, open_database
+    from engine.storage.db import close_database, migrate_database, open_database
 
     await migrate_database(database, target="0006_stated_times_analysis")
     await close_database()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HEADLESS = ["engine.services", "engine.api", "engine.cli", "engine.db", "engine.queries", "engine.feed"]
+HEADLESS = ["engine.incidents.services", "engine.api.local", "engine.cli.main", "engine.storage.db", "engine.incidents.queries", "engine.incidents.feed"]
 
 
 def loaded_after(imports: list[str]) -> set[str]:

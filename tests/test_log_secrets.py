@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from support.db import REPO, cli_env, run_cli
-from engine.logs import MASK, Redactor
+from engine.core.logs import MASK, Redactor
 from engine.rest.app import JsonFormatter
 from support.receivers import HttpReceiver, JiraState, free_port, pagerduty_responder
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from engine import services
-from engine.db import close_database, migrate_database, open_database
-from engine.queries import incident_detail
+from engine.incidents import services
+from engine.storage.db import close_database, migrate_database, open_database
+from engine.incidents.queries import incident_detail
 
 from support.db import run_cli
 
-MIGRATIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "engine" / "migrations").glob("0*.py"))
+MIGRATIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "engine" / "storage" / "migrations").glob("0*.py"))
 
 
 async def test_upgrade_from_first_revision_keeps_data(database):

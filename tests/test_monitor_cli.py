@@ -11,8 +11,8 @@ import pytest
 
 from support.db import run_cli
 
-from engine.models import MaintenanceWindow
-from engine.monitor.models import MetricSample
+from engine.storage.models import MaintenanceWindow
+from engine.storage.monitor_models import MetricSample
 
 
 def test_metrics_push_and_query(db, database) -> None:  # type: ignore[no-untyped-def]
@@ -96,7 +96,7 @@ async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  
 async def test_targets_lists_configured_and_probed_targets(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from datetime import datetime, timezone
 
-    from engine.monitor.models import MonitorTarget
+    from engine.storage.monitor_models import MonitorTarget
 
     config = tmp_path / "pulseguard.toml"
     config.write_text('[[targets]]\nname = "api"\nkind = "http"\nurl = "http://127.0.0.1:9/"\n\n'

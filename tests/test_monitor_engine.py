@@ -15,12 +15,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import services
-from engine.config import parse_config_text
-from engine.models import Event, Evidence, Incident
+from engine.incidents import services
+from engine.config.schema import parse_config_text
+from engine.storage.models import Event, Evidence, Incident
 from engine.monitor.loopback import LoopbackServer, Reply
-from engine.monitor.models import MonitorTarget, ProbeResult
-from engine.monitor.runtime import Engine
+from engine.storage.monitor_models import MonitorTarget, ProbeResult
+from engine.runtime.engine import Engine
 
 UTC = timezone.utc
 
@@ -264,7 +264,7 @@ severity = "high"
 
 
 async def test_lease_allows_one_holder_and_is_taken_over_after_expiry(db) -> None:  # type: ignore[no-untyped-def]
-    from engine.monitor.lease import Lease
+    from engine.runtime.lease import Lease
 
     a = Lease("engine", "holder-a", ttl=1.0, renew=0.3, poll=0.2)
     b = Lease("engine", "holder-b", ttl=1.0, renew=0.3, poll=0.2)
@@ -311,8 +311,8 @@ async def test_second_engine_waits_as_standby_and_takes_over(db) -> None:  # typ
 
 
 async def test_plugins_run_only_on_the_leader(db) -> None:  # type: ignore[no-untyped-def]
-    from engine.config import default_config
-    from engine.monitor.runtime import register_plugin
+    from engine.config.schema import default_config
+    from engine.runtime.engine import register_plugin
 
     log: list[str] = []
 
@@ -340,7 +340,7 @@ async def test_plugins_run_only_on_the_leader(db) -> None:  # type: ignore[no-un
         await asyncio.sleep(0.1)
         await engine.stop()
     finally:
-        from engine.monitor import runtime
+        from engine.runtime import engine as runtime
 
         runtime._PLUGINS[:] = [p for p in runtime._PLUGINS if p[0] != "test-registered"]
     assert log[0] == "start api leader=False"  # always-on services start before the lease
@@ -350,9 +350,27 @@ async def test_plugins_run_only_on_the_leader(db) -> None:  # type: ignore[no-un
         Engine(default_config(), discover=False).add_service(object())
 
 
+async def test_a_plugin_that_fails_to_load_stops_start_up_with_its_name(db) -> None:  # type: ignore[no-untyped-def]
+    from engine.config.schema import default_config
+    from engine.core.errors import StartupError
+    from engine.runtime import engine as runtime
+
+    def broken(engine: Engine) -> object:
+        raise KeyError("missing_setting")
+
+    runtime.register_plugin(broken, name="test-broken")
+    try:
+        engine = Engine(default_config(), discover=False)
+        with pytest.raises(StartupError, match=r"engine plugin test-broken failed to load: KeyError: 'missing_setting'"):
+            await engine.start()
+        assert not engine.lease.held  # nothing started
+    finally:
+        runtime._PLUGINS[:] = [p for p in runtime._PLUGINS if p[0] != "test-broken"]
+
+
 async def test_an_engine_that_loses_its_lease_stops_its_loops(db) -> None:  # type: ignore[no-untyped-def]
-    from engine.config import default_config
-    from engine.monitor.models import EngineLease
+    from engine.config.schema import default_config
+    from engine.storage.monitor_models import EngineLease
 
     roles: list[str] = []
     engine = Engine(default_config(), discover=False, lease_ttl=1.5, lease_renew=0.3, lease_poll=0.3,

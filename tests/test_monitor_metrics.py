@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.domain import InvalidInput
+from engine.core.domain import InvalidInput
 from engine.monitor.metrics import (
     MetricsWriter,
     TargetStatus,
@@ -19,7 +19,7 @@ from engine.monitor.metrics import (
     query_series,
     uptime,
 )
-from engine.monitor.models import EngineHeartbeat, MetricRollup, MetricSample, MetricSeries, MonitorTarget, ProbeResult
+from engine.storage.monitor_models import EngineHeartbeat, MetricRollup, MetricSample, MetricSeries, MonitorTarget, ProbeResult
 from engine.monitor.probes import Observation, SeriesValue
 
 UTC = timezone.utc

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import Incident
+from engine.storage.models import Incident
 from engine.monitor.loopback import LoopbackServer, Reply
-from engine.monitor.models import EngineLease, ProbeResult
+from engine.storage.monitor_models import EngineLease, ProbeResult
 from support.engine_proc import start_engine, read_until
 
 pytestmark = pytest.mark.slow

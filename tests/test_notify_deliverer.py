@@ -9,11 +9,11 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 
-from engine import services
-from engine.config import parse_config_text
+from engine.incidents import services
+from engine.config.schema import parse_config_text
 from engine.escalation import planner
-from engine.escalation.models import Notification, Timer
-from engine.models import Incident
+from engine.storage.escalation_models import Notification, Timer
+from engine.storage.models import Incident
 from engine.notify import pagerduty
 from engine.oncall.notices import plan_shift_notices
 from support.escalation import config_text, eventually, fast_loops, make_config, timeline
@@ -84,7 +84,7 @@ async def test_pagerduty_acknowledgement_flows_back_and_stops_escalation(esc_db,
 
 
 async def test_escalation_runs_as_an_engine_plugin_under_the_lease(esc_db, receivers):
-    from engine.monitor.runtime import Engine
+    from engine.runtime.engine import Engine
 
     cfg = make_config(receivers, after=30)
     engine = Engine(cfg, monitor=False, standby=False, lease_ttl=5, lease_renew=1)
@@ -129,7 +129,7 @@ async def test_changes_made_without_the_hook_are_caught_up_from_the_feed(esc_db,
 
 
 async def test_rows_for_a_channel_this_engine_lacks_stay_pending_and_say_why(esc_db, receivers):
-    from engine.config import default_config
+    from engine.config.schema import default_config
     from engine.notify.channels import Dispatcher, settings_from_config
     from engine.notify.deliverer import Deliverer
 

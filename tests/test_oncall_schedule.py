@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.domain import InvalidInput
+from engine.core.domain import InvalidInput
 from engine.oncall.ical import shifts_to_ical
 from engine.oncall.schedule import Override, build_schedule, build_schedules, parse_duration
 
@@ -199,7 +199,7 @@ def test_ical_export_escapes_hostile_names_and_removes_control_characters():
 def test_schedules_from_the_configuration_file():
     from pathlib import Path
 
-    from engine.config import load_config, parse_config_text
+    from engine.config.schema import load_config, parse_config_text
     from engine.oncall.schedule import schedules_from_config
 
     example = load_config(Path(__file__).resolve().parents[2] / "shared" / "examples" / "pulseguard.toml") if (
@@ -248,7 +248,7 @@ end = 2025-03-03T20:00:00
 
 def test_one_person_weekly_rotation_is_on_call_since_the_start_with_no_handoff():
     from engine.oncall.overview import oncall_overview
-    from engine.config import parse_config_text
+    from engine.config.schema import parse_config_text
 
     s = weekly(users=["alice"])
     now = utc(2026, 3, 2, 12)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from textual.widgets import Input, OptionList, TextArea
 
-from engine.api import LocalEngine
-from engine.db import close_database, open_database
-from engine.postmortem_models import Postmortem, PostmortemEntry
-from engine.models import Incident
+from engine.api.local import LocalEngine
+from engine.storage.db import close_database, open_database
+from engine.storage.postmortem_models import Postmortem, PostmortemEntry
+from engine.storage.models import Incident
 from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.widgets.postmortem import PostmortemView
 from support.pilot import until
@@ -125,7 +125,7 @@ async def test_read_only_console_opens_no_form(sdb: Any) -> None:
 
 
 async def test_an_incident_without_a_post_mortem_shows_a_preview(sdb: Any) -> None:
-    from engine import services
+    from engine.incidents import services
 
     inc = await services.create_incident(title="db slow", severity="low", actor="alice")
     app = Host(LocalEngine("alice"))

@@ -9,8 +9,9 @@ import pytest
 from markdown_it import MarkdownIt
 
 from support.db import run_cli
-from engine import postmortem, services
-from engine.postmortem_render import render_markdown
+from engine.learning import postmortem
+from engine.incidents import services
+from engine.learning.postmortem_render import render_markdown
 from support.postmortem import full_lifecycle
 from support.postmortem import at
 

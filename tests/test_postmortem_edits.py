@@ -8,11 +8,12 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from support.db import run_cli
-from engine import postmortem, services
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.models import Event, FollowUp, Incident
+from engine.learning import postmortem
+from engine.incidents import services
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.storage.models import Event, FollowUp, Incident
 from engine.notify.jira import JiraSettings
-from engine.postmortem_models import Postmortem, PostmortemEntry
+from engine.storage.postmortem_models import Postmortem, PostmortemEntry
 from support.receivers import HttpReceiver, JiraState
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)

@@ -15,12 +15,12 @@ from html.parser import HTMLParser
 from typing import Any
 
 from support.db import run_cli
-from engine import services
+from engine.incidents import services
 from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
 from engine.rest.statuspage import Settings
 from engine.rest.subscribers import SubscriberRelay
-from engine.textclean import public_text, terminal_text
+from engine.core.textclean import public_text, terminal_text
 from support.receivers import SmtpSink
 from support.rest import config, running_api
 from support.terminal import Pty, console_env

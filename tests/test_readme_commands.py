@@ -366,10 +366,10 @@ SEED = r"""
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from engine import services
-from engine.config import find_config, load_config
-from engine.db import close_database, open_database, resolve_database
-from engine.escalation.models import Notification
+from engine.incidents import services
+from engine.config.schema import find_config, load_config
+from engine.storage.db import close_database, open_database, resolve_database
+from engine.storage.escalation_models import Notification
 from engine.escalation.planner import install
 from engine.monitor.metrics import push_sample
 from engine.rest.auth import create_token

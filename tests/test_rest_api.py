@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import httpx
 
 from support.db import run_cli
-from engine import services
-from engine.models import Comment, Event, StatusUpdate
+from engine.incidents import services
+from engine.storage.models import Comment, Event, StatusUpdate
 from engine.rest.auth import FailureThrottle
 from support.rest import running_api
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from engine.models import Event, Incident
-from engine.rest.models import Subscriber
+from engine.storage.models import Event, Incident
+from engine.storage.rest_models import Subscriber
 from support.rest import config, running_api
 DEEP = ("[" * 5000 + "]" * 5000).encode()
 JSON = {"Content-Type": "application/json"}

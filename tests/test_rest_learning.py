@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from textual.widgets import TextArea
 
-from engine.api import ReadOnlyError
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.learning_api import LearningAPI, learning_api
-from engine.models import Incident
-from engine.postmortem_models import Postmortem
-from engine.remote import RemoteEngine
+from engine.api.local import ReadOnlyError
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.api.learning import LearningAPI, learning_api
+from engine.storage.models import Incident
+from engine.storage.postmortem_models import Postmortem
+from engine.api.remote import RemoteEngine
 from pulseguard_tui.console import build_console, initial_settings
 from pulseguard_tui.screens.analytics import AnalyticsScreen
 from support.rest import running_api

@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from engine import services
-from engine.api import EngineAPI, LocalEngine, ReadOnlyError
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.remote import AuthenticationFailed, RemoteEngine, RemoteError
+from engine.incidents import services
+from engine.api.local import EngineAPI, LocalEngine, ReadOnlyError
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.api.remote import AuthenticationFailed, RemoteEngine, RemoteError
 from engine.rest.server import ApiService
 from support.rest import running_api
 async def _next_batch(stream: AsyncIterator[list[dict]], timeout: float = 5.0) -> list[dict]:
@@ -89,7 +89,7 @@ async def test_contract_refusals(engine: EngineAPI):
 
 async def test_contract_maintenance(db):
     """Maintenance windows need an admin token remotely; the results match LocalEngine's."""
-    from engine.models import Service
+    from engine.storage.models import Service
 
     await Service.create(name="db")  # a window covers a known service
     start = datetime.now(timezone.utc) + timedelta(hours=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from engine.models import Comment, Event, Incident, StatusUpdate
+from engine.storage.models import Comment, Event, Incident, StatusUpdate
 
 
 # The spec's blocks, as printed in it.
@@ -126,7 +126,7 @@ async def test_openapi_documents_the_spec_names(api):
 
 
 async def test_samples_of_a_dashed_target_series_as_correlation_names_it(api):
-    from engine.monitor.models import ProbeResult
+    from engine.storage.monitor_models import ProbeResult
 
     now = datetime.now(timezone.utc)
     for minute in range(5):

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import httpx
 
 from support.db import run_cli
-from engine import services
-from engine.api import LocalEngine
+from engine.incidents import services
+from engine.api.local import LocalEngine
 from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
 from engine.rest.statuspage import Settings

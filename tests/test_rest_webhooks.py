@@ -9,7 +9,7 @@ import json
 import time
 from urllib.parse import urlencode
 
-from engine.models import Event, Incident
+from engine.storage.models import Event, Incident
 from support.rest import config, running_api
 HOOKS = """
 [engine]

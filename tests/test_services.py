@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import services
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.models import Comment, Event, Incident, StatusUpdate
-from engine.queries import incident_detail, list_incidents
+from engine.incidents import services
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.storage.models import Comment, Event, Incident, StatusUpdate
+from engine.incidents.queries import incident_detail, list_incidents
 
 
 async def snapshot() -> tuple[list, list, list, list]:

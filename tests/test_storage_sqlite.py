@@ -7,12 +7,12 @@ import sqlite3
 
 from tortoise.transactions import in_transaction
 
-from engine import services
-from engine.models import Incident
+from engine.incidents import services
+from engine.storage.models import Incident
 
 
 async def test_cancelled_begin_releases_the_lock(sqlite_database):
-    from engine.db import close_database, open_database
+    from engine.storage.db import close_database, open_database
 
     await open_database(sqlite_database)
     other = sqlite3.connect(sqlite_database.path, isolation_level=None)
@@ -41,7 +41,7 @@ async def test_cancelled_begin_releases_the_lock(sqlite_database):
 
 
 async def test_writers_in_two_connections_queue_instead_of_failing(sqlite_database):
-    from engine.db import close_database, open_database
+    from engine.storage.db import close_database, open_database
 
     await open_database(sqlite_database)
     other = sqlite3.connect(sqlite_database.path, isolation_level=None)

@@ -10,16 +10,16 @@ import jinja2
 import pytest
 
 from engine.rest.statuspage_render import ButtonForm, Links, render_message
-from engine.templating import environment
+from engine.core.templating import environment
 
 ENGINE = Path(__file__).resolve().parents[1] / "engine"
 
 
 def test_every_template_file_compiles_in_its_environment():
-    from engine import report_svg
+    from engine.learning import report_svg
     from engine.rest import statuspage_render
 
-    envs = {"rest": statuspage_render.templates, ".": report_svg.templates}
+    envs = {"rest": statuspage_render.templates, "learning": report_svg.templates}
     files = {(f.relative_to(ENGINE).parts[:-1], f) for f in ENGINE.rglob("templates/**/*") if f.is_file()}
     compiled = 0
     for path, file in sorted(files):

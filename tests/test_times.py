@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from support.db import run_cli
-from engine import services, timefmt
+from engine.incidents import services
+from engine.core import timefmt
 from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
 from support.receivers import SmtpSink
@@ -127,7 +128,7 @@ async def test_email_and_status_page_follow_the_configured_zone(db, restore_zone
 
 
 async def test_console_detail_follows_the_viewers_zone(sqlite_database, migrated_template, monkeypatch, restore_zone):
-    from engine.db import close_database, open_database
+    from engine.storage.db import close_database, open_database
     from pulseguard_tui.widgets.detail import comment_prompt, evidence_text, resolution_text, timeline_text, updates_text
     from support.console_app import make_app
     from support.pilot import main, until

@@ -15,12 +15,14 @@ import pytest
 from tortoise import Tortoise, fields
 from tortoise.models import Model
 
-from engine import postmortem, services
-from engine.db import Database, close_database, open_database, resolve_database
-from engine.domain import InvalidInput
-from engine.models import Comment, Event, Incident, StatusUpdate
-from engine.postmortem_models import PostmortemEntry
-from engine.transfer import (
+from engine.learning import postmortem
+
+from engine.incidents import services
+from engine.storage.db import Database, close_database, open_database, resolve_database
+from engine.core.domain import InvalidInput
+from engine.storage.models import Comment, Event, Incident, StatusUpdate
+from engine.storage.postmortem_models import PostmortemEntry
+from engine.incidents.transfer import (
     ATTACHED,
     FORMAT_VERSION,
     NOT_EXPORTED,
@@ -187,7 +189,7 @@ async def test_every_column_of_every_exported_table_is_in_the_document(db: Datab
 
 async def test_a_table_tied_to_incidents_is_exported_or_named(db: Database) -> None:
     models = list(Tortoise.apps["models"].values())
-    assert uncovered_models(models) == [], "export it (engine.transfer.ATTACHED) or say why not (NOT_EXPORTED)"
+    assert uncovered_models(models) == [], "export it (engine.incidents.transfer.ATTACHED) or say why not (NOT_EXPORTED)"
     assert set(NOT_EXPORTED) <= {m.__name__ for m in models}
     assert set(exported_models()) <= set(models)
 
@@ -392,7 +394,7 @@ async def test_an_engine_does_not_page_imported_incidents(good_document, esc_db,
     """The engine replays timeline events it has not handled (changes made while it was down);
     an imported timeline is history, not news: nothing is planned or sent for it."""
     from engine.escalation import planner
-    from engine.escalation.models import Notification, Timer
+    from engine.storage.escalation_models import Notification, Timer
 
     planner.install(make_config(receivers))
     assert any(i["status"] != "resolved" for i in good_document["incidents"])  # open ones too, opened hours ago

@@ -41,7 +41,7 @@ import numpy as np
 
 from engine.detection import features as feat
 from engine.detection.settings import SENSITIVITIES, DetectorSettings
-from engine.domain import InvalidInput
+from engine.core.domain import InvalidInput
 
 __all__ = ["SENSITIVITIES", "DetectorSettings", "StreamingDetector", "Observation", "Batch", "FitJob", "warm_up"]
 MAX_EPISODES = 32  # alerts remembered per series (for marking false positives by window)

@@ -1,4 +1,4 @@
-"""Discovered by engine.monitor.runtime.Engine: the anomaly-detection service, when
+"""Discovered by engine.runtime.engine.Engine: the anomaly-detection service, when
 `ai_detection.anomaly_detection.enabled` is on (it is off when the section is absent)."""
 
 from __future__ import annotations

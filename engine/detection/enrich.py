@@ -27,7 +27,7 @@ async def pattern_analysis(incident: dict[str, Any], days: int = 30) -> dict[str
     """`patterns.analyze` over the incidents of the last `days` (the incident itself excluded)."""
     from engine.detection.patterns import analyze
     from engine.detection.service import _jsonable
-    from engine.models import Incident
+    from engine.storage.models import Incident
 
     since = datetime.now(UTC) - timedelta(days=days)
     rows = await Incident.filter(created_at__gte=since).exclude(number=incident.get("number") or 0).values(*PAST_FIELDS)
@@ -57,7 +57,7 @@ class IncidentEnricher:
         return timedelta(seconds=float(getattr(self.correlation, "window", 3600.0) or 3600.0))
 
     async def start(self, engine: Any) -> None:
-        from engine.feed import latest_cursor
+        from engine.incidents.feed import latest_cursor
 
         self.engine = engine
         self._halt.clear()
@@ -75,7 +75,7 @@ class IncidentEnricher:
             self._task = None
 
     async def _run(self, cursor: int) -> None:
-        from engine.feed import events_since
+        from engine.incidents.feed import events_since
 
         while not self._halt.is_set():
             try:
@@ -94,9 +94,9 @@ class IncidentEnricher:
                     pass
 
     async def enrich(self, key: str) -> None:
-        from engine import services
+        from engine.incidents import services
         from engine.detection.gather import correlate_incident
-        from engine.models import Incident
+        from engine.storage.models import Incident
 
         try:
             incident = await Incident.get_or_none(number=int(key.split("-", 1)[1]))

@@ -1,7 +1,7 @@
 """Feed the pure correlation functions from the database: the metric series of an incident's
 target, services and host around its start, and the incidents overlapping it.
 
-Needs an open database (engine.db.open_database). Nothing heavy is imported.
+Needs an open database (engine.storage.db.open_database). Nothing heavy is imported.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ async def incident_series(incident: Any, config: Any, window: timedelta) -> dict
     """Every metric series of the incident's target, its services' targets and the host, as
     {"target/key": (timestamps, values)} over [start - window, start + window / 2]."""
     from engine.monitor.metrics import query_series
-    from engine.monitor.models import MetricSeries
+    from engine.storage.monitor_models import MetricSeries
 
     start = incident.detected_at or incident.created_at
     since, until = start - window, start + window / 2
@@ -49,8 +49,8 @@ async def incident_series(incident: Any, config: Any, window: timedelta) -> dict
 async def correlate_incident(key: str, config: Any = None, window: timedelta = timedelta(hours=1),
                              limit: int = 20) -> dict[str, Any]:
     """Correlation analysis of one incident: ranked series changes and related incidents."""
-    from engine.domain import NotFound, parse_incident_key
-    from engine.models import Incident
+    from engine.core.domain import NotFound, parse_incident_key
+    from engine.storage.models import Incident
 
     number = parse_incident_key(key)
     incident = await Incident.get_or_none(number=number)

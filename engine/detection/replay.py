@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.domain import InvalidInput
+from engine.core.domain import InvalidInput
 
 CHUNK = 500  # rows per observe_many call: bounds latency of the progress callback
 

@@ -103,7 +103,7 @@ def series_name(target: str | None, key: str) -> str:
 
 
 class AnomalyService:
-    """Engine service (see engine.monitor.runtime): `start(engine)` / `stop()`."""
+    """Engine service (see engine.runtime.engine): `start(engine)` / `stop()`."""
 
     name = "anomaly"
 
@@ -153,7 +153,7 @@ class AnomalyService:
         monitor = getattr(engine, "monitor", None)
         if monitor is not None:
             monitor.add_listener(self.on_observation)
-        from engine import services
+        from engine.incidents import services
 
         self._hook = self._on_change
         services.add_change_hook(self._hook)
@@ -211,7 +211,7 @@ class AnomalyService:
         if monitor is not None:
             monitor.remove_listener(self.on_observation)
         if self._hook is not None:
-            from engine import services
+            from engine.incidents import services
 
             services.remove_change_hook(self._hook)
             self._hook = None
@@ -269,8 +269,8 @@ class AnomalyService:
         the store ends: history is learned separately). Returns the samples queued."""
         from tortoise import connections
 
-        from engine.monitor.metrics import _marks
-        from engine.monitor.models import MetricSample, MetricSeries
+        from engine.monitor.metrics import sql_placeholders
+        from engine.storage.monitor_models import MetricSample, MetricSeries
 
         if self._push_cursor is None:
             # Tortoise types a flat values_list as tuples
@@ -278,7 +278,7 @@ class AnomalyService:
             self._push_cursor = int(last or 0)
             return 0
         conn = connections.get("default")
-        a, b = _marks(conn, 2)
+        a, b = sql_placeholders(conn, 2)
         # Raw rows, pushed series picked by a subquery: an ORM page with an IN list of every
         # pushed series costs ten times as much, all of it on the event loop. The unary + keeps
         # SQLite on the primary key (a range scan) instead of the (series_id, at) index, which
@@ -392,7 +392,7 @@ class AnomalyService:
 
     async def _learn_from_history(self) -> None:
         """Shapes of anomaly incidents already marked as false positives (before a restart)."""
-        from engine.models import Incident
+        from engine.storage.models import Incident
 
         try:
             rows = cast("list[dict[str, Any] | None]", await Incident.filter(source="anomaly", false_positive=True).values_list("analysis", flat=True))
@@ -407,7 +407,7 @@ class AnomalyService:
     # ----------------------------------------------------------------- incidents
 
     async def _open(self, alert: Alert) -> str | None:
-        from engine import services
+        from engine.incidents import services
 
         dedup = f"anomaly:{alert.series}"[:200]
         if await services.find_open_incident(dedup) is not None:
@@ -434,7 +434,7 @@ class AnomalyService:
                 "sensitivity": self.settings.sensitivity,
                 "signature": [round(v, 6) for v in alert.signature],
             },
-            # The same shape the enricher stores for other incidents (engine.analysis.Correlation).
+            # The same shape the enricher stores for other incidents (engine.core.analysis.Correlation).
             "correlation": {"incident": None, "start": at.isoformat(), "window_seconds": self._correlation_window(),
                             "series": alert.correlation, "related_incidents": []},
         }
@@ -468,7 +468,7 @@ class AnomalyService:
         if self.patterns is not None and not getattr(self.patterns, "enabled", True):
             return None
         from engine.detection.patterns import analyze
-        from engine.models import Incident
+        from engine.storage.models import Incident
 
         days = int(getattr(self.patterns, "historical_analysis_days", 30) or 30)
         since = datetime.now(UTC) - timedelta(days=days)

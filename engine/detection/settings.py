@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from engine.domain import InvalidInput
+from engine.core.domain import InvalidInput
 
 SENSITIVITIES = ("low", "medium", "high")
 
@@ -101,7 +101,7 @@ class DetectorSettings:
 
 
 def settings_from_section(section: Any) -> DetectorSettings:
-    """DetectorSettings from the loaded configuration section (engine.config.AnomalyDetection,
+    """DetectorSettings from the loaded configuration section (engine.config.schema.AnomalyDetection,
     a mapping, or None for the defaults)."""
     if section is None:
         return DetectorSettings()

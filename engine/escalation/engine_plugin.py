@@ -1,4 +1,4 @@
-"""Plugs escalation and notification delivery into the engine runtime (engine.monitor.runtime).
+"""Plugs escalation and notification delivery into the engine runtime (engine.runtime.engine).
 
 Every process that runs an Engine writes escalation rows for its own changes (the change hook,
 installed for the engine's whole life, leader or not); only the lease holder runs the timer
@@ -35,10 +35,8 @@ class EscalationService:
 
     async def start(self, engine: Any) -> None:
         from engine.escalation.runtime import EscalationLoops
-        from engine.monitor.lease import LeaseFence
 
-        # Fenced by the lease as it is now: a lost lease stops every claim at once.
-        self.loops = EscalationLoops(engine.config, fence=LeaseFence(engine.lease))
+        self.loops = EscalationLoops(engine.config, fence=engine.lease_fence())
         await self.loops.start()
 
     async def stop(self) -> None:

@@ -23,22 +23,21 @@ from typing import Any, Callable, cast
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from engine.escalation.models import Notification, NotificationState, Timer, TimerState
+from engine.core.durations import format_words
+from engine.core.clock import utcnow as utcnow  # re-exported: the timer loop reads the planner's clock, which tests move
+from engine.storage.escalation_models import Notification, NotificationState, Timer, TimerState
 from engine.escalation.policy import Policy, policy_for
-from engine.models import Event, Incident, StatusUpdate
+from engine.incidents.services import SYSTEM_ACTOR, append_system_event
+from engine.storage.models import Event, Incident, StatusUpdate
 from engine.notify.destinations import describe
+from engine.notify import outbox
 from engine.notify.render import public_incident
 
 log = logging.getLogger(__name__)
-ACTOR = "pulseguard"
-DIGEST_CHANNELS = ("slack", "email")
+ACTOR = SYSTEM_ACTOR
 OPEN = {"triggered", "investigating", "identified", "monitoring"}
 # The id of the event being handled, so saving the escalation state marks it handled too.
 _handling: ContextVar[int | None] = ContextVar("escalation_handling", default=None)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --- the configuration the hooks work with ---------------------------------------------------
@@ -55,7 +54,7 @@ class Context:
 
     @classmethod
     def build(cls, config: Any) -> Context:
-        from engine.domain import InvalidInput
+        from engine.core.domain import InvalidInput
         from engine.oncall.schedule import build_schedule
 
         schedules = {}
@@ -75,7 +74,7 @@ _context: Context | None = None
 
 def install(config: Any) -> Context:
     """Use `config` for every incident change in this process (idempotent; call again on reload)."""
-    from engine import services
+    from engine.incidents import services
 
     global _context
     wake = _context.wake if _context is not None else []
@@ -86,7 +85,7 @@ def install(config: Any) -> Context:
 
 
 def uninstall() -> None:
-    from engine import services
+    from engine.incidents import services
 
     global _context
     services.remove_change_hook(on_change)
@@ -128,10 +127,6 @@ def snapshot(incident: Incident) -> dict[str, Any]:
     }
 
 
-def _stream(incident_id: int | None, destination: str) -> str:
-    return f"{incident_id if incident_id is not None else '-'}|{destination}"
-
-
 @dataclass
 class Recipient:
     destination: str
@@ -153,7 +148,7 @@ def _scheduled(notify: Iterable[str]) -> list[str]:
 
 async def overrides_for(conn: BaseDBAsyncClient | None, schedules: Iterable[str], at: datetime) -> dict[str, list[Any]]:
     """Run-time overrides of these schedules that have not ended by `at` (none without a database)."""
-    from engine.oncall.models import OncallOverride
+    from engine.storage.oncall_models import OncallOverride
     from engine.oncall.schedule import Override
 
     names = list(schedules)
@@ -239,67 +234,11 @@ async def resolve_targets(
     return resolve_entries(ctx, notify, at, await overrides_for(conn, _scheduled(notify), start), since)
 
 
-async def write_notifications(
-    conn: BaseDBAsyncClient,
-    incident: Incident | None,
-    destinations: Sequence[str],
-    payload: dict[str, Any],
-    key_prefix: str,
-    *,
-    audience: str = "internal",
-    digest_minutes: float | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Outbox rows, one per destination; a row whose dedup key exists is not written twice."""
-    now = now or utcnow()
-    rows = []
-    held: list[str] = []
-    for dest in dict.fromkeys(destinations):
-        kind = dest.partition(":")[0]
-        hold = digest_minutes is not None and kind in DIGEST_CHANNELS and audience == "internal"
-        rows.append(
-            Notification(
-                dedup_key=f"{key_prefix}:{dest}"[:255],
-                stream=_stream(incident.id if incident else None, dest),
-                incident_id=incident.id if incident else None,
-                destination=dest,
-                kind=str(payload.get("kind")),
-                audience=audience,
-                payload={**payload, "audience": audience},
-                state=NotificationState.HELD if hold else NotificationState.PENDING,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
-        if hold:
-            held.append(dest)
-    if rows:
-        await Notification.bulk_create(rows, ignore_conflicts=True, using_db=conn)
-    for dest in held:
-        await ensure_digest_timer(conn, dest, float(digest_minutes or 30.0), now)
-    if len(held) < len(rows):
-        _wake()
-    return len(rows)
-
-
-async def ensure_digest_timer(conn: BaseDBAsyncClient, destination: str, minutes: float, now: datetime) -> None:
-    """One digest per destination per interval, due at the end of the interval `now` falls in."""
-    seconds = max(1.0, minutes * 60)
-    bucket = math.floor(now.timestamp() / seconds)
-    due = datetime.fromtimestamp((bucket + 1) * seconds, timezone.utc)
-    key = f"digest:{destination}:{int(seconds)}:{bucket}"
-    await Timer.bulk_create(
-        [Timer(key=key[:255], kind="digest", due_at=due, data={"destination": destination}, created_at=now)],
-        ignore_conflicts=True,
-        using_db=conn,
-    )
-
-
-async def _event(conn: BaseDBAsyncClient, incident: Incident | None, kind: str, summary: str, data: dict[str, Any], at: datetime) -> Event:
-    from engine import services
-
-    # The service layer's own appender: it keeps the feed's id order on PostgreSQL.
-    return await services._append_event(conn, incident, kind, ACTOR, summary, data, at)
+async def write_notifications(*args: Any, **kwargs: Any) -> int:
+    """The outbox writer (engine.notify.outbox), waking this process's deliverer when a row is
+    due at once."""
+    kwargs["now"] = kwargs.get("now") or utcnow()
+    return await outbox.write_notifications(*args, wake=_wake, **kwargs)
 
 
 async def _save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any]) -> None:
@@ -500,7 +439,7 @@ async def _fire_step(
         summary += f"; next step at {due.strftime('%H:%M:%S')} UTC unless acknowledged"
     elif policy.handoff == "pagerduty":
         summary += "; PagerDuty escalates from here by its own policy"
-    await _event(conn, incident, "escalation", summary, {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind}, now)
+    await append_system_event(conn, incident, "escalation", summary, {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind}, now)
     if nxt is not None:
         await _plan(conn, incident, state, generation, nxt[0], nxt[1], now + timedelta(minutes=nxt[2]))
     else:
@@ -522,17 +461,8 @@ async def _stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why:
     if cancelled or state.get("level"):
         took = ""
         if "time_to_ack_seconds" in state:
-            took = f" after {_human(state['time_to_ack_seconds'])}"
-        await _event(conn, incident, "escalation_stopped", f"escalation stopped: {reason}{took}", {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")}, now)
-
-
-def _human(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {(s % 3600) // 60} min"
+            took = f" after {format_words(state['time_to_ack_seconds'])}"
+        await append_system_event(conn, incident, "escalation_stopped", f"escalation stopped: {reason}{took}", {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")}, now)
 
 
 async def _fan_out(
@@ -575,7 +505,7 @@ async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident
     if policy is None or not policy.levels:
         state["stopped"] = f"no escalation policy for {incident.severity}"
         await _save_escalation(conn, incident, state)
-        await _event(conn, incident, "escalation_stopped", f"escalation stopped: no escalation policy for {incident.severity}", {"reason": state["stopped"]}, now)
+        await append_system_event(conn, incident, "escalation_stopped", f"escalation stopped: no escalation policy for {incident.severity}", {"reason": state["stopped"]}, now)
         return
     level, round_, delay = policy.first_step()
     if delay > 0:
@@ -621,7 +551,7 @@ async def next_due() -> datetime | None:
 async def fire_due_timers(now: datetime | None = None, limit: int = 50, *, fence: Any = None) -> int:
     """Fire every timer due by `now` (each in its own transaction); returns how many fired.
 
-    `fence` (engine.monitor.lease.LeaseFence): each timer is fired only if this process still
+    `fence` (engine.runtime.lease.LeaseFence): each timer is fired only if this process still
     holds the engine lease, checked in the firing transaction once the timer is locked."""
     ctx = _context
     if ctx is None:
@@ -680,7 +610,7 @@ async def _fire_one(ctx: Context, timer_id: int, incident_id: int | None, fence:
         elif timer.kind == "shift_notice":
             from engine.oncall.notices import fire_shift_notice
 
-            await fire_shift_notice(conn, ctx, timer, now)
+            await fire_shift_notice(conn, ctx, timer, now, wake=_wake)
     return True
 
 
@@ -710,7 +640,7 @@ async def fire_digest(conn: BaseDBAsyncClient, timer: Timer, now: datetime) -> i
     payload = {"kind": "digest", "items": items, "at": _iso(now)}
     digest = await Notification.create(
         dedup_key=f"{timer.key}:digest"[:255],
-        stream=_stream(None, f"digest|{dest}"),
+        stream=outbox.stream_key(None, f"digest|{dest}"),
         incident_id=None,
         destination=dest,
         kind="digest",
@@ -729,7 +659,7 @@ async def fire_digest(conn: BaseDBAsyncClient, timer: Timer, now: datetime) -> i
     if by_incident:
         incidents = await Incident.filter(id__in=list(by_incident)).using_db(conn)
         for inc in incidents:
-            await _event(conn, inc, "digested", f"included in the digest to {describe(dest)} ({len(items)} updates)", {"destination": dest, "digest_id": digest.id}, now)
+            await append_system_event(conn, inc, "digested", f"included in the digest to {describe(dest)} ({len(items)} updates)", {"destination": dest, "digest_id": digest.id}, now)
     _wake()
     return len(held)
 
@@ -747,7 +677,7 @@ async def sweep_held(now: datetime | None = None) -> int:
     n = 0
     for dest in sorted(dests - covered):
         async with in_transaction() as conn:
-            await ensure_digest_timer(conn, dest, 1.0, now)
+            await outbox.ensure_digest_timer(conn, dest, 1.0, now)
         n += 1
     return n
 

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from engine.escalation import planner
-from engine.monitor.halt import pause
+from engine.incidents import services
+from engine.core.halt import pause
 from engine.notify.channels import ChannelSettings, Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer, RetryPolicy
 from engine.oncall.notices import plan_shift_notices
@@ -44,7 +45,7 @@ class EscalationLoops:
         fence: Any = None,
     ) -> None:
         self.config = config
-        # The engine lease's fence (engine.monitor.lease.LeaseFence): timers and outbox rows are
+        # The engine lease's fence (engine.runtime.lease.LeaseFence): timers and outbox rows are
         # claimed only while this process leads. None: the caller runs the loops by itself.
         self.fence = fence
         self.settings = settings or settings_from_config(config)
@@ -207,7 +208,7 @@ class EscalationLoops:
         """Record on the timeline when a linked Jira issue changes status; returns how many did."""
         from tortoise.transactions import in_transaction
 
-        from engine.models import Incident
+        from engine.storage.models import Incident
         from engine.notify.jira import fetch_status
 
         jira = self.settings.jira
@@ -229,6 +230,6 @@ class EscalationLoops:
                     continue
                 new_refs = {**(incident.external_refs or {}), "jira_status": status}
                 await Incident.filter(id=incident.id).using_db(conn).update(external_refs=new_refs)
-                await planner._event(conn, incident, "jira_status", f"Jira {key} is now {status}", {"issue": key, "status": status}, datetime.now(timezone.utc))
+                await services.append_system_event(conn, incident, "jira_status", f"Jira {key} is now {status}", {"issue": key, "status": status}, datetime.now(timezone.utc))
             changed += 1
         return changed

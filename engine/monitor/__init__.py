@@ -1,5 +1,5 @@
 """The monitoring engine: probes, scheduler, metric history, threshold triggers, maintenance
 windows, the engine lease and the demo.
 
-Nothing heavy is imported here; `engine.monitor.runtime.Engine` is the entry point.
+Nothing heavy is imported here; `engine.runtime.engine.Engine` is the entry point.
 """

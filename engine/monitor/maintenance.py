@@ -1,7 +1,7 @@
 """Maintenance windows as the engine sees them: which targets are covered right now, and when
 a window ends (so what still fails is evaluated at once).
 
-Windows are rows (engine.services creates and ends them, from the CLI, the API or the
+Windows are rows (engine.incidents.services creates and ends them, from the CLI, the API or the
 console). The tracker keeps the current and soon-starting windows in memory, refreshed every
 few seconds, and arms a timer at each known end; `covered_now` asks the database directly,
 for the moment just before an incident would be opened.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from engine.models import MaintenanceWindow
+from engine.storage.models import MaintenanceWindow
 
 log = logging.getLogger("pulseguard.monitor.maintenance")
 
@@ -115,7 +115,7 @@ class MaintenanceTracker:
             log.exception("re-evaluating after maintenance window %s failed", window.id)
 
     async def run(self, halt: asyncio.Event) -> None:
-        from engine.monitor.halt import pause
+        from engine.core.halt import pause
 
         while not halt.is_set():
             try:

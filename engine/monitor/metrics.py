@@ -24,9 +24,9 @@ from typing import Any, cast
 
 from tortoise.transactions import in_transaction
 
-from engine.conditions import Series, Truthy, parse_condition, ConditionError, series_key
-from engine.domain import InvalidInput
-from engine.monitor.models import (
+from engine.config.conditions import Series, Truthy, parse_condition, ConditionError, series_key
+from engine.core.domain import InvalidInput
+from engine.storage.monitor_models import (
     EngineHeartbeat,
     MetricRollup,
     MetricSample,
@@ -206,7 +206,7 @@ STATE_COLUMNS = ("state", "active", "last_at", "last_ok", "last_latency_ms", "la
                  "last_ok_at", "last_change_at", "cert_days_left", "updated_at")
 
 
-def _marks(conn: Any, n: int, start: int = 1) -> list[str]:
+def sql_placeholders(conn: Any, n: int, start: int = 1) -> list[str]:
     if conn.capabilities.dialect == "postgres":
         return [f"${i}" for i in range(start, start + n)]
     return ["?"] * n
@@ -218,11 +218,11 @@ def _rows(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
 
 
 def _insert_sql(conn: Any, table: str, columns: Sequence[str]) -> str:
-    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(_marks(conn, len(columns)))})'
+    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(sql_placeholders(conn, len(columns)))})'
 
 
 def _update_sql(conn: Any, table: str, columns: Sequence[str], key: str) -> str:
-    marks = _marks(conn, len(columns) + 1)
+    marks = sql_placeholders(conn, len(columns) + 1)
     sets = ", ".join(f'"{c}" = {m}' for c, m in zip(columns, marks))
     return f'UPDATE "{table}" SET {sets} WHERE "{key}" = {marks[-1]}'
 
@@ -357,7 +357,7 @@ class MetricsWriter:
             except Exception:
                 self.failures += 1
                 log.exception("storing a batch of samples failed; it is kept for the next try")
-                from engine.monitor.halt import pause
+                from engine.core.halt import pause
 
                 await pause(halt, 1.0)
 
@@ -473,7 +473,7 @@ def check_sample(series: str, value: Any, at: datetime | None, *, now: datetime 
                  where: str = "") -> PushedSample:
     """A pushed sample checked for storing; InvalidInput names the field (prefixed by `where`,
     such as `samples[3].`) for a bad series, value or time."""
-    from engine.domain import check_time
+    from engine.core.domain import check_time
 
     try:
         name, labels = parse_series(series)

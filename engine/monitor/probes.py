@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.conditions import series_key
+from engine.config.conditions import series_key
 from engine.monitor.httpclient import ProbeError, _describe_os_error, fetch
 
 __all__ = ["Observation", "SeriesValue", "run_probe", "parse_prometheus", "resolve_headers", "timeout_observation"]

@@ -2,7 +2,7 @@
 
 The evaluator is synchronous and in memory: it sees every observation as it arrives and
 decides; anything that touches incidents becomes an action on a queue that one worker task
-applies through engine.services, so a probe never waits on the database.
+applies through engine.incidents.services, so a probe never waits on the database.
 
 Per trigger and target:
 
@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from engine.conditions import PROBE_VARIABLES, Condition
+from engine.config.conditions import PROBE_VARIABLES, Condition
 from engine.monitor.probes import Observation
-from engine.timefmt import format_time
+from engine.core.timefmt import format_time
 
 log = logging.getLogger("pulseguard.monitor.triggers")
 
@@ -406,7 +406,7 @@ def _iso(ts: float) -> str:
 
 
 class IncidentWorker:
-    """Applies the evaluator's actions through engine.services, one at a time."""
+    """Applies the evaluator's actions through engine.incidents.services, one at a time."""
 
     def __init__(
         self,
@@ -465,7 +465,7 @@ class IncidentWorker:
             log.warning("%d incident actions left unapplied at shutdown", self.queue.qsize())
 
     async def apply(self, action: Action) -> None:
-        from engine import services
+        from engine.incidents import services
 
         if not self.may_write():
             if action.kind == "open":
@@ -492,9 +492,9 @@ class IncidentWorker:
             await self._to_monitoring(st, action)
 
     async def _open(self, action: Action) -> None:
-        from engine import services
-        from engine.domain import IllegalTransition, Source
-        from engine.models import Incident
+        from engine.incidents import services
+        from engine.core.domain import IllegalTransition, Source
+        from engine.storage.models import Incident
 
         st = action.state
         rule = st.rule
@@ -563,9 +563,9 @@ class IncidentWorker:
             log.exception("attaching evidence to %s failed", incident.key)
 
     async def _to_monitoring(self, st: TriggerState, action: Action) -> None:
-        from engine import services
-        from engine.models import Incident
-        from engine.domain import parse_incident_key
+        from engine.incidents import services
+        from engine.storage.models import Incident
+        from engine.core.domain import parse_incident_key
 
         incident = await Incident.get_or_none(number=parse_incident_key(st.incident or "0"))
         if incident is None or incident.status == "resolved":
@@ -580,9 +580,9 @@ class IncidentWorker:
         )
 
     async def _resolve(self, st: TriggerState, action: Action) -> None:
-        from engine import services
-        from engine.models import Incident
-        from engine.domain import parse_incident_key
+        from engine.incidents import services
+        from engine.storage.models import Incident
+        from engine.core.domain import parse_incident_key
 
         key = action.data.get("incident") or st.incident
         if key is None:

@@ -39,23 +39,21 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
-from engine.escalation.models import Notification, NotificationState
-from engine.models import Incident
+from engine.core.clock import utcnow
+from engine.incidents import services
+from engine.storage.escalation_models import Notification, NotificationState
+from engine.storage.models import Incident
 from engine.notify.base import Outcome
 from engine.notify.channels import ChannelSettings, Dispatcher, describe
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -103,7 +101,7 @@ class Deliverer:
         fence: Any = None,
     ) -> None:
         self.dispatcher = dispatcher
-        self.fence = fence  # engine.monitor.lease.LeaseFence, or None: claim without a lease
+        self.fence = fence  # engine.runtime.lease.LeaseFence, or None: claim without a lease
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
         self.batch = batch
@@ -229,8 +227,6 @@ class Deliverer:
         """Note why due rows for channels this process lacks stay pending: in `last_error` (for
         `pulseguard notifications`) and once per stream on the incident's timeline (the console).
         Only rows nobody claimed for `waiting_grace`: an engine that has the channel would have."""
-        from engine.escalation.planner import _event
-
         rows = (
             await Notification.filter(state=NotificationState.PENDING, next_attempt_at__lte=now - timedelta(seconds=self.waiting_grace))
             .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
@@ -259,7 +255,7 @@ class Deliverer:
                     continue
                 noted.add(r["stream"])
                 why = reasons[r["destination"]]
-                await _event(conn, incident, "notify_waiting",
+                await services.append_system_event(conn, incident, "notify_waiting",
                              f"notification to {describe(r['destination'])} {why}; it stays pending until an engine with that channel runs",
                              {"notification_id": r["id"], "destination": r["destination"]}, now)
         return len(changed)
@@ -459,8 +455,6 @@ class Deliverer:
 
     async def _record_many(self, batch: list[tuple[Notification, int, Outcome]]) -> None:
         """Write outcomes and their timeline entries in one transaction."""
-        from engine.escalation.planner import _event
-
         now = utcnow()
         verdicts = [(row, attempt, outcome, *self._verdict(row, attempt, outcome, now)) for row, attempt, outcome in batch]
         incident_ids = {row.incident_id for row, *_ in verdicts if row.incident_id is not None}
@@ -487,7 +481,7 @@ class Deliverer:
                 if row.id in updated and incident is not None:
                     kind, summary, data = event
                     data = {**data, "notification_id": row.id, "destination": row.destination, "attempt": attempt, "kind": row.kind}
-                    await _event(conn, incident, kind, summary, data, now)
+                    await services.append_system_event(conn, incident, kind, summary, data, now)
         if any(outcome.ok for _, _, outcome, *_ in verdicts):
             self._wake.set()  # the streams' next messages may be waiting for these
 

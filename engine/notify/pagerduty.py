@@ -133,8 +133,8 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], secret: str | None = 
 
 async def apply_webhook(action: SyncAction) -> str:
     """Carry a PagerDuty acknowledgement/resolution over to the incident; says what happened."""
-    from engine import services
-    from engine.domain import DomainError
+    from engine.incidents import services
+    from engine.core.domain import DomainError
 
     try:
         if action.action == "acknowledge":

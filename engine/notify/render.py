@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from engine.textclean import public_text
+from engine.core.textclean import public_text
 
 PUBLIC_STATES = {"investigating": "Investigating", "identified": "Identified", "monitoring": "Monitoring", "resolved": "Resolved"}
 # Fields of an incident that may leave the organisation. Its title is not one of them: titles are
@@ -47,7 +47,7 @@ def public_incident(incident: dict[str, Any], components: Sequence[str] | None =
 
 
 def _when(text: str | None) -> str:
-    from engine.timefmt import format_time
+    from engine.core.timefmt import format_time
 
     return format_time(text, date=True, empty="")
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from icalendar import Calendar, Event, vText
 
 from engine.oncall.schedule import Shift
-from engine.textclean import terminal_text
+from engine.core.textclean import terminal_text
 
 PRODID = "-//PulseGuard//On-call//EN"
 

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from engine.escalation.models import Timer
+from engine.core.clock import utcnow
+from engine.notify.outbox import write_notifications
+from engine.storage.escalation_models import Timer
 from engine.oncall.schedule import Override, Schedule
 
 # How far ahead the planner writes shift-notice timers each time it runs.
 PLAN_AHEAD = timedelta(minutes=30)
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 async def active_overrides(schedule: str, start: datetime, end: datetime, conn: BaseDBAsyncClient | None = None) -> list[Override]:
     """Run-time overrides of `schedule` overlapping [start, end)."""
-    from engine.oncall.models import OncallOverride
+    from engine.storage.oncall_models import OncallOverride
 
     q = OncallOverride.filter(schedule=schedule, cancelled_at=None, starts_at__lt=end, ends_at__gt=start).order_by("id")
     if conn is not None:
@@ -59,10 +58,11 @@ def _shift_payload(kind: str, data: dict[str, Any], message: str) -> dict[str, A
     return {"kind": kind, "shift": dict(data), "message": message, "at": utcnow().isoformat()}
 
 
-async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now: datetime) -> None:
-    """E-mail the person whose shift starts soon, if they are still the one on call then."""
-    from engine.escalation.planner import write_notifications
-
+async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now: datetime,
+                            wake: Callable[[], None] | None = None) -> None:
+    """E-mail the person whose shift starts soon, if they are still the one on call then.
+    `ctx` holds the schedules and users by id; `wake` is the outbox's wake-up (see
+    engine.notify.outbox.write_notifications)."""
     data = timer.data
     sched: Schedule | None = ctx.schedules.get(data.get("schedule"))
     if sched is None:
@@ -74,21 +74,19 @@ async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now
     user = ctx.users.get(data.get("user"))
     if user is None or not getattr(user, "email", None):
         return
-    from engine.timefmt import format_range
+    from engine.core.timefmt import format_range
 
     # In the person's own zone when they have one, else the schedule's.
     zone = getattr(user, "timezone", None) or sched.tz
     message = f"You are on call for {sched.name} {format_range(data['start'], data['end'], date=True, zone=zone)}."
-    await write_notifications(conn, None, [f"email:{user.email}"], _shift_payload("shift_notice", data, message), timer.key, now=now)
+    await write_notifications(conn, None, [f"email:{user.email}"], _shift_payload("shift_notice", data, message), timer.key, now=now, wake=wake)
 
 
 async def notify_override(conn: BaseDBAsyncClient, ctx: Any, sched: Schedule, override: Override, displaced: list[str], actor: str, verb: str = "created") -> int:
     """Tell the person taking over and everyone whose shift the override takes."""
-    from engine.escalation.planner import write_notifications
-
     people = [override.user, *[u for u in displaced if u != override.user]]
     covers = f" covers {override.covers}" if override.covers else " is on call"
-    from engine.timefmt import format_range
+    from engine.core.timefmt import format_range
 
     span = format_range(override.start, override.end, date=True, zone=sched.tz)
     message = f"{override.user}{covers} on {sched.name} {span}"
@@ -102,4 +100,4 @@ async def notify_override(conn: BaseDBAsyncClient, ctx: Any, sched: Schedule, ov
     data = {"schedule": sched.name, "user": override.user, "start": override.start.isoformat(), "end": override.end.isoformat()}
     payload = _shift_payload("override_notice", data, message)
     payload["actor"] = actor
-    return await write_notifications(conn, None, dests, payload, f"override:{override.id}:{verb}")
+    return await write_notifications(conn, None, dests, payload, f"override:{override.id}:{verb}", now=utcnow())

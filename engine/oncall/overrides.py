@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.oncall.models import OncallOverride
+from engine.core.clock import utcnow
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.incidents import services
+from engine.storage.oncall_models import OncallOverride
 from engine.oncall.notices import notify_override
 from engine.oncall.schedule import Override, Schedule, schedules_from_config
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+@dataclass
+class _Directory:
+    """Who to tell: the configured schedules and users by id."""
+
+    schedules: dict[str, Schedule]
+    users: dict[str, Any]
 
 
-def _context(config: Any) -> Any:
-    from engine.escalation import planner
-
-    ctx = planner.context()
-    if ctx is not None and ctx.config is config:
-        return ctx
-    return planner.Context.build(config)
+def _context(config: Any) -> _Directory:
+    return _Directory(schedules_from_config(config), {u.id: u for u in config.users})
 
 
 def _schedule(config: Any, name: str) -> Schedule:
@@ -78,9 +80,7 @@ async def create_override(
         override = _as_override(row)
         displaced = sorted({s.user for s in before if s.user and (covers is None or s.user == covers)})
         await notify_override(conn, ctx, sched, override, displaced, actor)
-        from engine.escalation.planner import _event
-
-        await _event(conn, None, "oncall_override", f"on-call override #{row.id}: {override.describe()} on {schedule}" + (f" ({reason})" if reason else ""),
+        await services.append_system_event(conn, None, "oncall_override", f"on-call override #{row.id}: {override.describe()} on {schedule}" + (f" ({reason})" if reason else ""),
                      {"override_id": row.id, "schedule": schedule, "user": user, "covers": covers, "displaced": displaced}, now)
     return row
 
@@ -102,9 +102,7 @@ async def cancel_override(config: Any, override_id: int, actor: str, now: dateti
             others = [_as_override(r) for r in await OncallOverride.filter(schedule=row.schedule, cancelled_at=None, starts_at__lt=row.ends_at, ends_at__gt=row.starts_at).using_db(conn)]
             back = sorted({s.user for s in sched.shifts(max(row.starts_at, now), row.ends_at, others) if s.user})
             await notify_override(conn, ctx, sched, override, back, actor, verb="cancelled")
-        from engine.escalation.planner import _event
-
-        await _event(conn, None, "oncall_override", f"on-call override #{row.id} cancelled", {"override_id": row.id, "schedule": row.schedule, "cancelled": True}, now)
+        await services.append_system_event(conn, None, "oncall_override", f"on-call override #{row.id} cancelled", {"override_id": row.id, "schedule": row.schedule, "cancelled": True}, now)
     return row
 
 

@@ -15,7 +15,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.domain import InvalidInput
+from engine.core.durations import duration_seconds
+from engine.core.domain import InvalidInput
 
 UTC = timezone.utc
 DAY = timedelta(days=1)
@@ -28,12 +29,11 @@ WEEKDAYS = {
     "sunday": 6, "sun": 6,
 }
 DAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_duration(text: Any, field_name: str) -> timedelta:
-    """'90s', '15m', '12h', '3d', '2w', '1h30m' -> timedelta; a bare number means minutes."""
+    """'90s', '15m', '12h', '3d', '2w', '1h30m' -> timedelta (engine.core.durations); a bare
+    number means minutes."""
     if isinstance(text, timedelta):
         return text
     if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -41,13 +41,8 @@ def parse_duration(text: Any, field_name: str) -> timedelta:
     raw = str(text).strip().lower().replace(" ", "")
     if raw and re.fullmatch(r"\d+(\.\d+)?", raw):
         return timedelta(minutes=float(raw))
-    pos, seconds = 0, 0.0
-    for m in _DURATION_RE.finditer(raw):
-        if m.start() != pos:
-            break
-        seconds += float(m.group(1)) * _UNITS[m.group(2).lower()]
-        pos = m.end()
-    if not raw or pos != len(raw):
+    seconds = duration_seconds(raw)
+    if seconds is None:
         raise InvalidInput(field_name, f"{text!r} is not a duration (expected e.g. 30s, 15m, 12h, 3d, 2w)")
     return timedelta(seconds=seconds)
 
@@ -201,7 +196,7 @@ class Override:
 
     def describe(self) -> str:
         who = f"{self.user} covers {self.covers}" if self.covers else f"{self.user} on call"
-        from engine.timefmt import format_range
+        from engine.core.timefmt import format_range
 
         return f"{who} {format_range(self.start, self.end, date=True)}"
 
@@ -445,7 +440,7 @@ def build_override(raw: Any, tz: ZoneInfo, path: str, index: int = 0) -> Overrid
 
 
 def build_schedule(raw: Any, default_tz: str = "UTC", path: str = "schedules[0]") -> Schedule:
-    """A Schedule from a `[[schedules]]` entry (a mapping or an engine.config.Schedule).
+    """A Schedule from a `[[schedules]]` entry (a mapping or an engine.config.schema.Schedule).
 
     The schedule's own `users` form its first layer; `layers` add more, a later one winning
     where it is active.
@@ -482,5 +477,5 @@ def build_schedules(raw: Iterable[Any], default_tz: str = "UTC") -> dict[str, Sc
 
 
 def schedules_from_config(config: Any) -> dict[str, Schedule]:
-    """Every `[[schedules]]` entry of an engine.config.Config, in the engine's time zone by default."""
+    """Every `[[schedules]]` entry of an engine.config.schema.Config, in the engine's time zone by default."""
     return build_schedules(config.schedules, config.engine.timezone)

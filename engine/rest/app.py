@@ -1,6 +1,6 @@
 """The FastAPI application of the headless engine: REST API, status page, webhooks, operations.
 
-The process that serves it has already opened the database (`engine.db.open_database`, which
+The process that serves it has already opened the database (`engine.storage.db.open_database`, which
 sets Tortoise's global fallback so request handlers can use it); the app never opens one.
 Errors have one JSON shape, `{"error", "message", "field"?}`: 401, 403, 404, 409 for an illegal
 transition, 422 naming the field at fault; bad input never becomes a 500.
@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.domain import DomainError, IllegalTransition, InvalidInput, NotFound
+from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
 from engine.rest.common import RestState
 from engine.rest.limits import BodyLimit
 
@@ -156,7 +156,7 @@ def create_app(
     metrics_sources: Sequence[Callable[[], Any]] = (),
 ) -> FastAPI:
     """The ASGI app. `relay` runs the subscriber relay (status-page e-mails) while it serves."""
-    from engine.config import default_config
+    from engine.config.schema import default_config
     from engine.rest import incidents, learning, manage, metrics, ops, public, subscribers, timeline, webhooks
 
     config = config if config is not None else default_config()

@@ -12,11 +12,12 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.rest.models import ApiToken
+from engine.core.clock import utcnow
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.storage.rest_models import ApiToken
 
 ROLES = ("viewer", "responder", "admin")
 TOKEN_PREFIX = "pg_"
@@ -25,10 +26,6 @@ TOKEN_PREFIX = "pg_"
 CACHE_SECONDS = 5.0
 # last_used_at is written at most this often per token, so reads stay reads.
 TOUCH_SECONDS = 60.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def hash_token(token: str) -> str:
@@ -47,7 +44,7 @@ def check_role(role: str) -> str:
 
 
 def check_name(name: str) -> str:
-    from engine.services import NAME_RE
+    from engine.incidents.services import NAME_RE
 
     value = (name or "").strip()
     if not NAME_RE.match(value):

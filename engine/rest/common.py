@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from engine.domain import InvalidInput, NotFound, check_time
+from engine.core.domain import InvalidInput, NotFound, check_time
 from engine.rest import auth
 
 MAX_INT = 2**31 - 1

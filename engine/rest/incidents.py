@@ -1,6 +1,6 @@
 """Incident endpoints: list, read, create, update, and every change the console can make.
 
-Each write calls the same engine.services function the CLI and the console call, with the
+Each write calls the same engine.incidents.services function the CLI and the console call, with the
 token's name as the actor. `{id}` is the incident key (`INC-42`) or its number.
 """
 
@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field, model_validator
 
-from engine import queries, services
-from engine.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, NotFound, Severity, Status, parse_enum
-from engine.models import Incident
+from engine.incidents import queries, services
+from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, NotFound, Severity, Status, parse_enum
+from engine.storage.models import Incident
 from engine.rest.common import Body, DataResponse, Responder, Text, Viewer, When, Day, check_id, incident_number, rest_state, row_dict
 
 router = APIRouter(prefix="/api", tags=["incidents"])
@@ -218,7 +218,7 @@ async def incident_page(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     focus: Annotated[Text | None, Query(max_length=40, description="an incident key: where it sits in this order")] = None,
 ) -> dict[str, Any]:
-    from engine.api import incident_page as page
+    from engine.api.local import incident_page as page
 
     filters: dict[str, Any] = {"statuses": queries.status_filter(status), "severities": severity or [], "services": service or [],
                                "tags": tag or [], "text": text or [], "include_resolved": include_resolved}
@@ -275,9 +275,9 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
     if "reason" in fields and "severity" not in fields:
         raise InvalidInput("reason", "goes with severity")
     if body.tags is not None:
-        services._names(body.tags, "tags")
+        services.valid_names(body.tags, "tags")
     if "assignee" in fields:
-        services._name(body.assignee, "assignee")
+        services.valid_name(body.assignee, "assignee")
     if body.status is not None and body.status.strip().lower() != current.status:
         await services.change_status(number, body.status, who.name, message=body.message, public=body.public)
     if body.severity is not None and body.severity.strip().lower() != current.severity:

@@ -1,7 +1,7 @@
 """After-incident endpoints: post-mortems, analytics, satisfaction ratings and follow-ups.
 
 Viewers read everything here; responders edit post-mortems, rate and link tickets. Each write
-calls the same engine.postmortem function the CLI and the console call, with the token's name
+calls the same engine.learning.postmortem function the CLI and the console call, with the token's name
 as the actor, so a console attached over HTTP has the Post-mortem tab and Analytics screen too.
 """
 
@@ -14,9 +14,9 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from engine import analytics, postmortem
-from engine.domain import InvalidInput
-from engine.postmortem import UNSET
+from engine.learning import analytics, postmortem
+from engine.core.domain import InvalidInput
+from engine.learning.postmortem import UNSET
 from engine.rest.common import Body, DataResponse, Day, Responder, Text, Viewer, When, check_id, incident_number, row_dict
 
 router = APIRouter(prefix="/api", tags=["post-mortems and analytics"])
@@ -29,7 +29,7 @@ Zone = Annotated[Text, Query(max_length=64, description="IANA time zone for the 
 
 def _zone(tz: str) -> str:
     try:
-        analytics._zone(tz)
+        analytics.zone_named(tz)
     except InvalidInput as exc:
         raise InvalidInput("tz", exc.message) from None
     return tz
@@ -46,7 +46,7 @@ class PostmortemPatch(Body):
     add_lessons: Items = Field(default_factory=list)
     add_went_well: Items = Field(default_factory=list)
     add_went_badly: Items = Field(default_factory=list)
-    # Numbers, or the text a console form holds ("1200", "45"); engine.postmortem checks them.
+    # Numbers, or the text a console form holds ("1200", "45"); engine.learning.postmortem checks them.
     affected_users: int | Annotated[Text, Field(max_length=40)] | None = None
     downtime_minutes: float | Annotated[Text, Field(max_length=40)] | None = Field(None, description="minutes; null: computed from the timeline")
     financial_impact: Item | None = None
@@ -88,7 +88,7 @@ async def get_postmortem(id: IncidentId, _: Viewer) -> DataResponse:
 @router.get("/incidents/{id}/postmortem/markdown", summary="The post-mortem as Markdown",
             response_class=PlainTextResponse, responses={200: {"content": {"text/markdown": {}}}})
 async def postmortem_markdown(id: IncidentId, _: Viewer, tz: Zone = "UTC") -> PlainTextResponse:
-    from engine.postmortem_render import render_markdown
+    from engine.learning.postmortem_render import render_markdown
 
     doc = await postmortem.postmortem_document(incident_number(id))
     return PlainTextResponse(render_markdown(doc, _zone(tz)), media_type="text/markdown; charset=utf-8")
@@ -110,7 +110,7 @@ async def analytics_report(
     if month:
         period = analytics.month_period(month, tz)
     elif since is not None:
-        period = analytics.range_period(since, until or datetime.now(analytics._zone(tz)).date(), tz)
+        period = analytics.range_period(since, until or datetime.now(analytics.zone_named(tz)).date(), tz)
     else:
         period = analytics.current_month(tz)
     return DataResponse(await analytics.build_report(period))

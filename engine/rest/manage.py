@@ -13,10 +13,10 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 from tortoise.transactions import in_transaction
 
-from engine import queries, services
-from engine.domain import IllegalTransition, InvalidInput, NotFound
-from engine.models import Service
-from engine.monitor.models import MonitorTarget
+from engine.incidents import queries, services
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.storage.models import Service
+from engine.storage.monitor_models import MonitorTarget
 from engine.rest import auth
 from engine.rest.common import Admin, Body, Text, Viewer, When, check_id, iso, rest_state
 
@@ -106,12 +106,12 @@ async def list_services(request: Request, _: Viewer) -> list[dict[str, Any]]:
 
 @router.post("/services", status_code=201, summary="Add a service")
 async def add_service(body: ServiceIn, who: Admin) -> dict[str, Any]:
-    name = services._path_safe(services._names([body.name], "name")[0], "name")
+    name = services.path_safe_name(services.valid_names([body.name], "name")[0], "name")
     async with in_transaction() as conn:
         if await Service.filter(name=name).using_db(conn).exists():
             raise IllegalTransition(f"service {name!r} already exists")
         row = await Service.create(name=name, description=body.description.strip(), using_db=conn)
-        await services._append_event(conn, None, "service_added", who.name, f"service {name} added", {"service": name})
+        await services.append_event(conn, None, "service_added", who.name, f"service {name} added", {"service": name})
     return {"name": row.name, "description": row.description, "created_at": iso(row.created_at)}
 
 
@@ -123,7 +123,7 @@ async def change_service(name: NamePath, body: ServiceChange, who: Admin) -> dic
             raise NotFound(f"no service {name!r} (services from the configuration file are changed there)")
         row.description = body.description.strip()
         await row.save(using_db=conn)
-        await services._append_event(conn, None, "service_changed", who.name, f"service {name} changed", {"service": name})
+        await services.append_event(conn, None, "service_changed", who.name, f"service {name} changed", {"service": name})
     return {"name": row.name, "description": row.description, "created_at": iso(row.created_at)}
 
 
@@ -133,7 +133,7 @@ async def delete_service(name: NamePath, who: Admin) -> None:
         deleted = await Service.filter(name=name).using_db(conn).delete()
         if not deleted:
             raise NotFound(f"no service {name!r}")
-        await services._append_event(conn, None, "service_removed", who.name, f"service {name} removed", {"service": name})
+        await services.append_event(conn, None, "service_removed", who.name, f"service {name} removed", {"service": name})
 
 
 # --- targets --------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ async def change_target(name: NamePath, body: TargetChange, who: Admin) -> dict[
         if not updated:
             raise NotFound(f"no target {name!r}")
         kind = "target_resumed" if body.active else "target_paused"
-        await services._append_event(conn, None, kind, who.name, f"target {name} {'resumed' if body.active else 'paused'}", {"target": name})
+        await services.append_event(conn, None, kind, who.name, f"target {name} {'resumed' if body.active else 'paused'}", {"target": name})
     return await get_target(name, who)
 
 

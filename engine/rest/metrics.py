@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field, StringConstraints
 
-from engine.conditions import series_key
-from engine.domain import InvalidInput
-from engine.monitor.models import MetricSeries
+from engine.core.clock import utcnow
+from engine.config.conditions import series_key
+from engine.core.domain import InvalidInput
+from engine.storage.monitor_models import MetricSeries
 from engine.rest.common import Body, Responder, Text, Viewer, When, iso
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
@@ -32,10 +33,6 @@ class SampleIn(Body):
 
 class PushIn(Body):
     samples: list[SampleIn] = Field(min_length=1, max_length=10_000)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 async def push_samples(samples: list[SampleIn]) -> dict[str, int]:
@@ -97,7 +94,7 @@ async def samples(
         raise InvalidInput("until", "must be after since")
     if target is None and until is None and resolution == "auto" and limit == 10_000:
         # The console's spelling: name{target="x"} selects target x's own series.
-        from engine.monitor.runtime import MonitorQueries
+        from engine.runtime.engine import MonitorQueries
 
         points = await MonitorQueries().series_samples(series, since)
     else:

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from tortoise import Tortoise
 
-from engine import queries
-from engine.escalation.models import Notification
-from engine.models import Event
-from engine.monitor.models import ProbeResult
+from engine.incidents import queries
+from engine.storage.escalation_models import Notification
+from engine.storage.models import Event
+from engine.storage.monitor_models import ProbeResult
 from engine.rest.common import Viewer, rest_state
 
 router = APIRouter(tags=["operations"])

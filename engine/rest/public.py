@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from engine import feed
+from engine.incidents import feed
 from engine.rest.common import Text, rest_state
 from engine.rest.statuspage import JSON_DOCUMENTS, Settings, build_page, statuspage_json
 from engine.rest.statuspage_render import Links, render_atom, render_incident, render_index, render_message

@@ -75,7 +75,7 @@ class _Server(uvicorn.Server):
 def configure_logging(level: int = logging.INFO, config: Any = None) -> None:
     """JSON lines on stderr for the API's loggers (left alone if the process set up its own);
     libraries log from WARNING and every line is stripped of the configuration's secrets."""
-    from engine import logs
+    from engine.core import logs
 
     logs.configure(level, config)
     for name in ("pulseguard.api", "uvicorn.error"):
@@ -191,24 +191,26 @@ def monitor_metrics(engine: Any) -> list[str]:
     return out
 
 
+class ApiAddressError(Exception):
+    """The API cannot listen where it was told to (a bad address, a port in use)."""
+
+
 def attach_api(engine: Any, listen: str, *, relay: bool = True) -> ApiService:
     """Add the API to an engine runtime (`pulseguard engine --api HOST:PORT`): it runs for
     the engine's whole life, leader or standby. The port is taken at once, so a bad address or
-    a port in use stops the command with a clear message before anything starts."""
-    from engine.cli import UsageError
-
+    a port in use stops the command with a clear message (ApiAddressError) before anything starts."""
     try:
         service = ApiService(listen, engine.config, db_label=getattr(engine.database, "label", ""), relay=relay)
         service.bind()
     except (ValueError, OSError) as exc:
-        raise UsageError(f"--api: {exc}") from None
+        raise ApiAddressError(f"--api: {exc}") from None
     engine.add_service(service, leader_only=False)
     return service
 
 
 async def serve_api(listen: str, database: Any, config: Any = None, *, ready: Callable[[str], None] | None = None) -> None:
     """Serve the API stand-alone (no probes, no escalation loops) until SIGTERM or Ctrl-C."""
-    from engine.db import close_database, open_database
+    from engine.storage.db import close_database, open_database
 
     configure_logging(config=config)
     await open_database(database)

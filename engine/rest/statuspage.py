@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 
-from engine.domain import OPEN_STATUSES
-from engine.models import Incident, MaintenanceWindow, Service, StatusUpdate
+from engine.core.clock import utcnow
+from engine.core.domain import OPEN_STATUSES
+from engine.storage.models import Incident, MaintenanceWindow, Service, StatusUpdate
 from engine.notify.render import public_name
-from engine.textclean import public_text
+from engine.core.textclean import public_text
 
 COMPONENT_STATES = ("operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance")
 STATE_LABELS = {
@@ -53,10 +54,6 @@ OPEN = [s.value for s in OPEN_STATUSES]
 PARTIAL_WEIGHT = 0.3
 INCIDENT_FIELDS = ("id", "number", "title", "severity", "status", "services", "false_positive", "created_at",
                    "detected_at", "updated_at", "resolved_at")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -247,7 +244,7 @@ def overall_uptime(days: list[dict[str, Any]]) -> float | None:
 
 
 async def _heartbeats(since: datetime) -> tuple[datetime | None, list[tuple[datetime, datetime]] | None]:
-    from engine.monitor.models import EngineHeartbeat
+    from engine.storage.monitor_models import EngineHeartbeat
 
     # Tortoise types a flat values_list as tuples
     first = cast("datetime | None", await EngineHeartbeat.all().order_by("started_at").first().values_list("started_at", flat=True))

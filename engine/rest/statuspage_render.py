@@ -2,7 +2,7 @@
 
 The markup is in Jinja2 templates (templates/statuspage/) rendered with autoescape on, so every
 value reaching a page or the feed is escaped (text and attributes alike) and cleaned of
-characters XML forbids (engine.templating). The page needs no JavaScript and loads nothing from
+characters XML forbids (engine.core.templating). The page needs no JavaScript and loads nothing from
 elsewhere.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.rest.statuspage import JSON_DOCUMENTS, STATE_LABELS, Settings, build_page, statuspage_json
-from engine.templating import environment
-from engine.textclean import public_text
+from engine.core.templating import environment
+from engine.core.textclean import public_text
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class ButtonForm:
 
 
 def _when(value: datetime | None, tz: str) -> str:
-    from engine.timefmt import format_time
+    from engine.core.timefmt import format_time
 
     return format_time(value, zone=tz, date=True, empty="")
 

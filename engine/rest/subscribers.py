@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qs, quote
 
@@ -23,13 +23,14 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from tortoise.transactions import in_transaction
 
-from engine import feed
+from engine.core.clock import utcnow
+from engine.incidents import feed
 from engine.escalation.planner import write_notifications
-from engine.models import Event, Incident, StatusUpdate
+from engine.storage.models import Event, Incident, StatusUpdate
 from engine.notify.render import public_name
-from engine.textclean import public_text
+from engine.core.textclean import public_text
 from engine.rest.common import client_id, rest_state
-from engine.rest.models import Subscriber
+from engine.storage.rest_models import Subscriber
 from engine.rest.statuspage import Settings, _visible, components, private_services, public_status
 from engine.rest.statuspage_render import ButtonForm, Links, render_message
 
@@ -43,10 +44,6 @@ EMAIL_RE = re.compile(
 # One confirmation e-mail per address per this long, however often the form is sent.
 RESEND_AFTER = timedelta(minutes=10)
 SERVED = Links()
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def settings_of(request: Request) -> Settings:

@@ -16,10 +16,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from engine import feed
-from engine.feed import event_to_dict
-from engine.models import Event
-from engine.queries import get_incident
+from engine.incidents import feed
+from engine.incidents.feed import event_to_dict
+from engine.storage.models import Event
+from engine.incidents.queries import get_incident
 from engine.rest.common import RestState, Text, Viewer, incident_number, rest_state
 
 router = APIRouter(prefix="/api", tags=["timeline"])

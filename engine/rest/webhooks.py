@@ -23,10 +23,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 
-from engine import queries, services
-from engine.config import secret_from_env
-from engine.domain import DomainError, IllegalTransition, InvalidInput
-from engine.models import Event, Incident
+from engine.core.clock import utcnow
+from engine.incidents import queries, services
+from engine.config.schema import secret_from_env
+from engine.core.domain import DomainError, IllegalTransition, InvalidInput
+from engine.storage.models import Event, Incident
 from engine.rest.auth import Principal, secure_equal
 from engine.rest.common import Body, RestState, Text, _bearer, authenticate_request, rest_state
 
@@ -42,10 +43,6 @@ NAME_PATTERN = r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$"
 NAME_OK = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
 # Slack refuses requests older than this, and so do we (replayed requests).
 SLACK_MAX_AGE = 300
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _lock(state: RestState, key: str) -> asyncio.Lock:

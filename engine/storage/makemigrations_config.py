@@ -6,6 +6,6 @@ Migrations are generated against a throwaway SQLite file; they are backend-neutr
 import tempfile
 from pathlib import Path
 
-from engine.db import Database
+from engine.storage.db import Database
 
 TORTOISE_ORM = Database("sqlite", "", Path(tempfile.gettempdir()) / "pulseguard-makemigrations.db").tortoise_config()

@@ -156,7 +156,7 @@ class AnalyticsScreen(ConsoleScreen):
     async def reload(self) -> None:
         import asyncio
 
-        from engine.learning_api import learning_api
+        from engine.api.local import learning_api
 
         app: Any = self.app
         await app.ready.wait()
@@ -178,7 +178,7 @@ class AnalyticsScreen(ConsoleScreen):
         self.show_report(report)
 
     def show_report(self, report: dict[str, Any]) -> None:
-        from engine.analytics_cli import format_report
+        from engine.cli.analytics import format_report
 
         self.report = report
         self.query_one("#analytics-charts").display = True

@@ -37,7 +37,7 @@ def person_text(person: dict[str, Any] | None) -> str:
 
 
 def local_text(iso: str | None, tz: str, compact: bool = False) -> str:
-    """A shift's edge in the schedule's zone, named (engine.timefmt's rule), with the weekday.
+    """A shift's edge in the schedule's zone, named (engine.core.timefmt's rule), with the weekday.
     `compact` leaves the zone to the screen's heading and info line ("times in Europe/Amsterdam"),
     so the five columns fit 80 cells."""
     if not iso:
@@ -45,7 +45,7 @@ def local_text(iso: str | None, tz: str, compact: bool = False) -> str:
     local = datetime.fromisoformat(iso).astimezone(ZoneInfo(tz))
     if compact:
         return local.strftime("%a %d %b %H:%M")
-    from engine.timefmt import format_time
+    from engine.core.timefmt import format_time
 
     return local.strftime("%a ") + format_time(iso, zone=tz)
 
@@ -69,7 +69,7 @@ async def load_overview(app: Any, now: datetime) -> dict[str, Any] | None:
     remote = getattr(api, "oncall_overview", None)
     if remote is not None:
         return await remote(now, days=DAYS)
-    from engine.api import LocalEngine
+    from engine.api.local import LocalEngine
 
     if not isinstance(api, LocalEngine):
         raise OncallUnavailable("on call is computed from the engine's configuration and database, "

@@ -155,7 +155,7 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
 
     @property
     def api(self) -> Any:
-        from engine.learning_api import learning_api
+        from engine.api.local import learning_api
 
         base = self._api() if self._api else self.app.api  # type: ignore[attr-defined]
         return learning_api(base)

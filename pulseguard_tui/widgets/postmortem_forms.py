@@ -15,7 +15,7 @@ ENTRY_KINDS = ("note", "deployment", "impact_start", "impact_end", "first_alert"
 
 def parse_when(text: str, field: str) -> Any:
     """A time typed into a form ('15m' = 15 minutes ago, 'now', ISO 8601), or ValueError."""
-    from engine.cli import UsageError, parse_time
+    from engine.cli.main import UsageError, parse_time
 
     try:
         return parse_time(text, field)
@@ -33,7 +33,7 @@ class PostmortemForm(FormScreen):
 
     @property
     def api(self) -> Any:
-        from engine.learning_api import learning_api
+        from engine.api.local import learning_api
 
         return learning_api(self.app.api)  # type: ignore[attr-defined]
 

@@ -28,11 +28,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import services  # noqa: E402
-from engine.config import parse_config_text  # noqa: E402
+from engine.config.schema import parse_config_text  # noqa: E402
 from engine.escalation import planner  # noqa: E402
-from engine.escalation.models import Notification  # noqa: E402
-from engine.models import Incident  # noqa: E402
-from engine.monitor.models import EngineLease  # noqa: E402
+from engine.storage.escalation_models import Notification  # noqa: E402
+from engine.storage.models import Incident  # noqa: E402
+from engine.storage.monitor_models import EngineLease  # noqa: E402
 from support.escalation import config_text, esc_db, eventually, receivers, timeline  # noqa: E402,F401
 from support.engine_proc import read_until, start_engine  # noqa: E402
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from engine import postmortem, services
+from engine.learning import postmortem
+from engine.incidents import services
 
 UTC = timezone.utc
 

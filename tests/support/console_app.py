@@ -10,9 +10,9 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from engine import services
-from engine.api import LocalEngine
-from engine.db import Database, close_database, open_database
+from engine.incidents import services
+from engine.api.local import LocalEngine
+from engine.storage.db import Database, close_database, open_database
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.engine_host import monitor_queries
 from pulseguard_tui.settings import ConsoleSettings
@@ -62,7 +62,7 @@ async def seed(targets: bool = True, probes_until: datetime | None = None) -> No
 async def seed_targets(until: datetime = NOW) -> None:
     """Three targets; their probe results end at `until`. The metric queries read up to the
     real time, so tests that look at metrics pass the real time here (and as the clock)."""
-    from engine.monitor.models import MonitorTarget, ProbeResult
+    from engine.storage.monitor_models import MonitorTarget, ProbeResult
 
     rows = [
         ("checkout-api", "http", "http://127.0.0.1:8080/api/health", "checkout", "down", False, 2400.0, 500,

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.db import Database
+from engine.storage.db import Database
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import parse_config_text
+from engine.config.schema import parse_config_text
 from support.receivers import HttpReceiver, JiraState, SmtpSink, pagerduty_responder
 
 
@@ -178,7 +178,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: 
 
 
 async def timeline(key: str) -> list[tuple[str, str]]:
-    from engine.models import Event, Incident
+    from engine.storage.models import Event, Incident
 
     inc = await Incident.get(number=int(key.split("-")[1]))
     return [(e.kind, e.summary) for e in await Event.filter(incident_id=inc.id).order_by("id")]

@@ -12,8 +12,8 @@ import sys
 
 
 async def main(db_url: str, config_path: str, lease: float | None) -> None:
-    from engine.config import load_config
-    from engine.db import close_database, open_database, resolve_database
+    from engine.config.schema import load_config
+    from engine.storage.db import close_database, open_database, resolve_database
     from engine.escalation.runtime import EscalationLoops
     from engine.notify.deliverer import RetryPolicy
 

@@ -6,8 +6,8 @@ import asyncio
 import random
 import sys
 
-from engine import services
-from engine.db import close_database, open_database, resolve_database
+from engine.incidents import services
+from engine.storage.db import close_database, open_database, resolve_database
 
 
 async def main(url: str, name: str, count: int) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 
-from engine import postmortem, services
+from engine.learning import postmortem
+from engine.incidents import services
 from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.widgets.postmortem import PostmortemView
 from support.pilot import until

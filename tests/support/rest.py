@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.api import LocalEngine
-from engine.config import parse_config_text
-from engine.remote import RemoteEngine
+from engine.api.local import LocalEngine
+from engine.config.schema import parse_config_text
+from engine.api.remote import RemoteEngine
 from engine.rest import auth
 from engine.rest.server import ApiService
 

@@ -12,7 +12,7 @@ import termios
 import time
 from pathlib import Path
 
-from engine.db import Database
+from engine.storage.db import Database
 from support.db import REPO
 
 

@@ -1,0 +1,426 @@
+"""`RemoteEngine`: the console's engine interface (engine.api.local.EngineAPI) over a headless
+engine's REST API, so `pulseguard --connect URL --token T` needs no database access.
+
+Queries and commands are HTTP calls; the subscription follows `/api/events/stream` (server-sent
+events) and reconnects by itself, resuming from the last event it delivered, so a restart of
+the engine or a dropped link loses nothing. Refusals come back as the same domain errors a
+LocalEngine raises (NotFound, IllegalTransition, InvalidInput with its field), and the token's
+role decides what may be done: a viewer's console is read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from engine.api.errors import ReadOnlyError
+from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
+
+log = logging.getLogger("pulseguard.remote")
+
+
+class RemoteError(DomainError):
+    """The engine could not be reached, or answered something unexpected."""
+
+    code = "remote"
+
+
+class AuthenticationFailed(RemoteError):
+    code = "unauthorized"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _json_object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RemoteError(f"{path} did not answer with a JSON object")
+    return value
+
+
+def _json_objects(value: Any, path: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise RemoteError(f"{path} did not answer with a list of JSON objects")
+    return value
+
+
+def raise_for(response: httpx.Response) -> None:
+    """Turn an error response into the domain error a LocalEngine would raise."""
+    status = response.status_code
+    if status < 400:
+        return
+    try:
+        body = response.json()
+        message = str(body.get("message") or body.get("detail") or f"HTTP {status}")
+        field = body.get("field")
+    except (ValueError, AttributeError):
+        message, field = (response.text or f"HTTP {status}")[:300], None
+    if status == 404:
+        raise NotFound(message)
+    if status == 409:
+        raise IllegalTransition(message)
+    if status == 422:
+        prefix = f"{field}: "
+        raise InvalidInput(field or "request", message[len(prefix):] if field and message.startswith(prefix) else message)
+    if status == 403:
+        raise ReadOnlyError(message)
+    if status == 401:
+        raise AuthenticationFailed(f"the engine refused the token: {message}")
+    raise RemoteError(f"the engine answered HTTP {status}: {message}")
+
+
+async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, str | None]]:
+    """(event, data, id) for each server-sent event in a stream of lines."""
+    event, last_id = "message", None
+    data: list[str] = []
+    async for line in lines:
+        if line == "":
+            if data:
+                yield event, "\n".join(data), last_id
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id":
+            last_id = value
+
+
+class RemoteEngine:
+    """EngineAPI over HTTP. Use `await RemoteEngine.connect(url, token)` (it checks the token
+    and learns the actor and role), and `await engine.aclose()` when done."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 15.0, client: httpx.AsyncClient | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInput("--connect", f"{url!r} is not an http(s) URL")
+        if not token:
+            raise InvalidInput("--token", "an API token is needed (pulseguard token create NAME --role responder)")
+        self.url = url.rstrip("/")
+        self.actor = ""
+        self.readonly = True
+        self.role = "remote"
+        self.token_role = "viewer"
+        self.db_label = self.url
+        self.reconnect_delay = (0.5, 10.0)
+        self._client = client or httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}", "User-Agent": "pulseguard-console"}, timeout=timeout
+        )
+
+    @classmethod
+    async def connect(cls, url: str, token: str, **kwargs: Any) -> RemoteEngine:
+        engine = cls(url, token, **kwargs)
+        try:
+            await engine.refresh_identity()
+        except BaseException:
+            await engine.aclose()
+            raise
+        return engine
+
+    async def refresh_identity(self) -> None:
+        me = await self._get("/api/me")
+        self.actor = me["name"]
+        self.token_role = me["role"]
+        self.readonly = bool(me["readonly"])
+
+    async def capabilities(self) -> dict[str, Any]:
+        """The token's name and role and what works over this connection: a feature needs the
+        server to serve it (an older server names none) and this client to speak it."""
+        from engine.api.local import FEATURES, capabilities_of
+
+        me = await self._get("/api/me")
+        served = me.get("features") or {}
+        spoken = {"postmortems": "postmortem", "postmortem_edits": "update_postmortem", "analytics": "analytics_report"}
+        features = {f: bool(served.get(f)) and callable(getattr(self, spoken[f], None)) for f in FEATURES}
+        may_write = bool(me.get("may_write", not me.get("readonly", True)))
+        return capabilities_of(me["name"], me["role"], may_write=may_write, features=features)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> RemoteEngine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _call(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Any:
+        try:
+            response = await self._client.request(method, path, params=params, json=_jsonable(body) if body is not None else None)
+        except httpx.TimeoutException:
+            raise RemoteError(f"{self.url} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
+        raise_for(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise RemoteError(f"{self.url}{path} did not answer with JSON") from None
+
+    async def _get(self, path: str, params: Any = None) -> dict[str, Any]:
+        return _json_object(await self._call("GET", path, params=params), path)
+
+    async def _get_list(self, path: str, params: Any = None) -> list[dict[str, Any]]:
+        return _json_objects(await self._call("GET", path, params=params), path)
+
+    def _check_write(self) -> None:
+        if self.readonly:
+            raise ReadOnlyError(f"this console is read-only (token role {self.token_role})")
+
+    async def _post(self, path: str, body: Any = None) -> dict[str, Any]:
+        self._check_write()
+        return _json_object(await self._call("POST", path, body=body), path)
+
+    async def _write(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        self._check_write()
+        return _json_object(await self._call(method, path, body=body), path)
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return quote(str(key).strip(), safe="")
+
+    # --- queries --------------------------------------------------------------------------
+
+    async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]:
+        """Same filters as engine.incidents.queries.list_incidents: status, severity, include_resolved,
+        service, tag, since, limit, offset."""
+        limit = int(filters.pop("limit", 500))
+        offset = int(filters.pop("offset", 0))
+        params = {k: _jsonable(v) for k, v in filters.items() if v is not None}
+        out: list[dict[str, Any]] = []
+        while len(out) < limit:
+            page = await self._get("/api/incidents", {**params, "limit": min(500, limit - len(out)), "offset": offset})
+            out += page["incidents"]
+            if page["next_offset"] is None:
+                break
+            offset = page["next_offset"]
+        return out
+
+    async def incident_page(self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100,
+                            focus_key: str | None = None) -> dict[str, Any]:
+        f = filters or {}
+        params: list[tuple[str, Any]] = [("offset", offset), ("limit", limit)]
+        params += [("status", s) for s in f.get("statuses") or []]
+        params += [("severity", s) for s in f.get("severities") or []]
+        params += [("service", s) for s in f.get("services") or []]
+        params += [("tag", t) for t in f.get("tags") or []]
+        params += [("text", w) for w in f.get("text") or []]
+        if f.get("include_resolved"):
+            params.append(("include_resolved", "true"))
+        if f.get("assignee") is not None:
+            params.append(("assignee", f["assignee"]))
+        if f.get("number") is not None:
+            params.append(("number", int(f["number"])))
+        if focus_key:
+            params.append(("focus", focus_key))
+        return await self._get("/api/incidents/page", params)
+
+    async def incident_detail(self, key: str) -> dict[str, Any]:
+        return await self._get(f"/api/incidents/{self._key(key)}")
+
+    async def incident_counts(self) -> dict[str, int]:
+        return await self._get("/api/incidents/counts")
+
+    async def list_maintenance(self, include_ended: bool = False) -> list[dict[str, Any]]:
+        return await self._get_list("/api/maintenance", {"include_ended": str(include_ended).lower()})
+
+    async def list_targets(self) -> list[dict[str, Any]]:
+        return await self._get_list("/api/targets")
+
+    async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"series": series}
+        if since is not None:
+            params["since"] = since.isoformat()
+        return _json_objects((await self._get("/api/metrics/samples", params))["points"], "/api/metrics/samples")
+
+    async def engine_state(self) -> dict[str, Any]:
+        state = await self._get("/api/engine")
+        return {**state, "remote": self.url, "readonly": self.readonly, "actor": self.actor}
+
+    # --- subscription ---------------------------------------------------------------------
+
+    async def latest_cursor(self) -> int:
+        return int((await self._get("/api/events/cursor"))["cursor"])
+
+    async def subscribe(self, cursor: int = 0) -> AsyncIterator[list[dict[str, Any]]]:
+        """Batches of change-feed events after `cursor`, forever; reconnects with backoff."""
+        delay = self.reconnect_delay[0]
+        timeout = httpx.Timeout(10.0, read=45.0)  # the server sends a keep-alive every 15 s
+        while True:
+            try:
+                async with self._client.stream("GET", "/api/events/stream", params={"cursor": cursor}, timeout=timeout) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise_for(response)
+                    async for event, data, _ in parse_sse(response.aiter_lines()):
+                        if event != "events":
+                            continue
+                        batch = json.loads(data)
+                        if batch:
+                            cursor = max(cursor, int(batch[-1]["id"]))
+                            delay = self.reconnect_delay[0]
+                            yield batch
+            except (AuthenticationFailed, ReadOnlyError):
+                raise
+            except (httpx.TransportError, RemoteError, ValueError) as exc:
+                log.info("event stream from %s interrupted (%s); reconnecting in %.1f s", self.url, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_delay[1])
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def create_incident(self, **fields: Any) -> dict[str, Any]:
+        fields.pop("actor", None)
+        return await self._post("/api/incidents", {k: v for k, v in fields.items() if v is not None})
+
+    async def acknowledge(self, key: str) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/acknowledge")
+
+    async def change_status(self, key: str, status: str, message: str | None = None, public: bool = False) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/status", {"status": status, "message": message, "public": public})
+
+    async def change_severity(self, key: str, severity: str, reason: str | None = None) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/severity", {"severity": severity, "reason": reason})
+
+    async def assign(self, key: str, assignee: str | None) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/assign", {"assignee": assignee})
+
+    async def set_tags(self, key: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/tags", {"add": list(add), "remove": list(remove)})
+
+    async def comment(self, key: str, content: str, internal_only: bool = False) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/comments", {"content": content, "internal_only": internal_only})
+
+    async def post_update(self, key: str, message: str, public: bool = True, status: str | None = None) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/updates", {"message": message, "public": public, "status": status})
+
+    async def promote_comment(self, comment_id: int) -> dict[str, Any]:
+        return await self._post(f"/api/comments/{int(comment_id)}/promote")
+
+    async def add_evidence(self, key: str, kind: str, **fields: Any) -> dict[str, Any]:
+        body = {"kind": kind, **{k: v for k, v in fields.items() if v is not None}}
+        return await self._post(f"/api/incidents/{self._key(key)}/evidence", body)
+
+    async def resolve(self, key: str, root_cause: str, solution: str, category: str | None = None,
+                      verification_steps: Sequence[str] = ()) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/resolve", {
+            "root_cause": root_cause, "solution": solution, "category": category, "verification_steps": list(verification_steps)})
+
+    async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/reopen", {"reason": reason})
+
+    async def mark_false_positive(self, key: str, value: bool = True, reason: str | None = None) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/false-positive", {"value": value, "reason": reason})
+
+    async def set_verification_step(self, key: str, index: int, done: bool = True) -> dict[str, Any]:
+        if index < 0:
+            raise InvalidInput("step", "there is no step 0")
+        return await self._post(f"/api/incidents/{self._key(key)}/verification/{int(index) + 1}", {"done": done})
+
+    async def add_followup(self, key: str, group: str, description: str, owner: str | None = None,
+                           due_date: date | None = None) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/followups", {
+            "group": group, "description": description, "owner": owner, "due_date": due_date})
+
+    async def create_maintenance(self, **fields: Any) -> dict[str, Any]:
+        fields.pop("actor", None)
+        return await self._post("/api/maintenance", {k: v for k, v in fields.items() if v is not None})
+
+    async def end_maintenance(self, window_id: int) -> dict[str, Any]:
+        return await self._post(f"/api/maintenance/{int(window_id)}/end")
+
+    # --- after the incident: post-mortems, analytics, ratings, follow-ups (LearningAPI) ---
+
+    async def analytics_report(self, *, month: str | None = None, since: date | None = None,
+                               until: date | None = None, tz: str = "UTC") -> dict[str, Any]:
+        params: dict[str, Any] = {"tz": tz}
+        if month:
+            params["month"] = month
+        elif since is not None:
+            params["since"] = since.isoformat()
+            if until is not None:
+                params["until"] = until.isoformat()
+        return await self._get("/api/analytics", params)
+
+    async def postmortem(self, key: str) -> dict[str, Any]:
+        return await self._get(f"/api/incidents/{self._key(key)}/postmortem")
+
+    async def postmortem_markdown(self, key: str, tz: str = "UTC") -> str:
+        try:
+            response = await self._client.get(f"/api/incidents/{self._key(key)}/postmortem/markdown", params={"tz": tz})
+        except httpx.TimeoutException:
+            raise RemoteError(f"{self.url} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
+        raise_for(response)
+        return response.text
+
+    async def update_postmortem(self, key: str, **fields: Any) -> dict[str, Any]:
+        from engine.learning.postmortem import UNSET
+
+        body = {k: v for k, v in fields.items() if v is not UNSET}
+        for name in ("add_lessons", "add_went_well", "add_went_badly", "lessons_learned", "went_well", "went_badly"):
+            if name in body and body[name] is not None:
+                body[name] = list(body[name])
+        return await self._write("PATCH", f"/api/incidents/{self._key(key)}/postmortem", body)
+
+    async def add_postmortem_entry(self, key: str, at: datetime, text: str, kind: str = "note",
+                                   annotation: str = "") -> dict[str, Any]:
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/entries",
+                                 {"at": at, "text": text, "kind": kind, "annotation": annotation})
+
+    async def edit_postmortem_entry(self, key: str, entry_id: int, **fields: Any) -> dict[str, Any]:
+        from engine.learning.postmortem import UNSET
+
+        if "at_time" in fields:
+            fields["at"] = fields.pop("at_time")
+        allowed = {"at", "text", "kind", "annotation", "hidden"}
+        body = {k: v for k, v in fields.items() if k in allowed and v is not UNSET}
+        return await self._write("PATCH", f"/api/incidents/{self._key(key)}/postmortem/entries/{int(entry_id)}", body)
+
+    async def remove_postmortem_entry(self, key: str, entry_id: int) -> None:
+        self._check_write()
+        await self._call("DELETE", f"/api/incidents/{self._key(key)}/postmortem/entries/{int(entry_id)}")
+
+    async def publish_postmortem(self, key: str) -> dict[str, Any]:
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/publish")
+
+    async def unpublish_postmortem(self, key: str) -> dict[str, Any]:
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/unpublish")
+
+    async def rate_satisfaction(self, key: str, customer: Any = None, team: Any = None) -> dict[str, Any]:
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/satisfaction", {"customer": customer, "team": team})
+
+    async def list_followups(self, open_only: bool = False, owner: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"open_only": str(bool(open_only)).lower()}
+        if owner:
+            params["owner"] = owner
+        return await self._get_list("/api/followups", params)
+
+    async def complete_followup(self, followup_id: int, done: bool = True) -> dict[str, Any]:
+        return await self._write("POST", f"/api/followups/{int(followup_id)}/complete", {"done": done})
+
+    async def set_followup_ticket(self, followup_id: int, ticket_key: str | None) -> dict[str, Any]:
+        return await self._write("POST", f"/api/followups/{int(followup_id)}/ticket", {"ticket_key": ticket_key})

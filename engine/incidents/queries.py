@@ -1,0 +1,147 @@
+"""Read side: incidents and their details as plain dicts (for the CLI, API and console)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from engine.core.domain import OPEN_STATUSES, SEVERITY_ORDER, NotFound, Severity, Status, parse_enum, parse_incident_key
+from engine.incidents.feed import event_to_dict
+from engine.storage.models import Comment, Event, Evidence, FollowUp, Incident, MaintenanceWindow, StatusUpdate
+
+LIST_FIELDS = (
+    "id", "number", "title", "severity", "status", "source", "services", "tags", "assignee",
+    "created_at", "updated_at", "detected_at", "acknowledged_at", "acknowledged_by",
+    "resolved_at", "resolved_by", "false_positive", "target", "trigger", "escalation",
+)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def incident_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: _iso(v) for k, v in row.items()}
+    out["key"] = f"INC-{row['number']}"
+    return out
+
+
+async def list_incidents(
+    *,
+    status: str | Sequence[str] | None = None,
+    severity: str | None = None,
+    include_resolved: bool = False,
+    service: str | None = None,
+    tag: str | None = None,
+    since: datetime | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Incidents sorted by severity (worst first), then newest first."""
+    query = Incident.all()
+    wanted = status_filter(status)
+    if wanted:
+        query = query.filter(status__in=wanted)
+    elif not include_resolved:
+        query = query.filter(status__in=[s.value for s in OPEN_STATUSES])
+    if severity:
+        query = query.filter(severity=parse_enum(Severity, severity, "severity").value)
+    if since:
+        query = query.filter(created_at__gte=since)
+    rows = await query.order_by("-created_at").values(*LIST_FIELDS)
+    # JSON-list filters are not available on SQLite, so service/tag filter in Python.
+    if service:
+        rows = [r for r in rows if service in (r["services"] or [])]
+    if tag:
+        rows = [r for r in rows if tag in (r["tags"] or [])]
+    rank = {s.value: i for i, s in enumerate(SEVERITY_ORDER)}
+    rows.sort(key=lambda r: rank.get(r["severity"], 9))  # stable: newest first within a severity
+    return [incident_row(r) for r in rows[offset : offset + limit]]
+
+
+def status_filter(status: str | Sequence[str] | None) -> list[str]:
+    """The statuses a filter names: one status, `open` (every open status), or several as a
+    list or comma-separated (`investigating,identified`)."""
+    names = [status] if isinstance(status, str) else list(status or [])
+    wanted: list[str] = []
+    for part in (p.strip() for name in names for p in str(name).split(",")):
+        if not part:
+            continue
+        values = [s.value for s in OPEN_STATUSES] if part.lower() == "open" else [parse_enum(Status, part, "status").value]
+        wanted += [v for v in values if v not in wanted]
+    return wanted
+
+
+async def get_incident(key: str | int) -> Incident:
+    number = parse_incident_key(key)
+    incident = await Incident.get_or_none(number=number)
+    if incident is None:
+        raise NotFound(f"no incident INC-{number}")
+    return incident
+
+
+def incident_dict(incident: Incident) -> dict[str, Any]:
+    db_fields = incident._meta.db_fields
+    data = {name: _iso(getattr(incident, name)) for name in incident._meta.fields_map if name in db_fields}
+    data["key"] = incident.key
+    return data
+
+
+_CHILDREN = {
+    "comments": (Comment, ("id", "author", "content", "internal_only", "created_at", "stated_at", "on_behalf_of")),
+    "updates": (StatusUpdate, ("id", "status", "message", "public", "author", "created_at", "stated_at")),
+    "evidence": (Evidence, ("id", "kind", "url", "path", "content", "range_from", "range_to", "description",
+                            "added_by", "created_at")),
+    "followups": (FollowUp, ("id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key",
+                             "created_at")),
+}
+
+
+async def incident_detail(key: str | int) -> dict[str, Any]:
+    """The incident with its timeline, comments, status updates, evidence and follow-ups."""
+    import asyncio
+
+    incident = await get_incident(key)
+    data = incident_dict(incident)
+
+    async def children(model: Any, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+        rows = await model.filter(incident_id=incident.id).order_by("id").values(*fields)
+        return [{k: _iso(v) for k, v in row.items()} for row in rows]
+
+    # Independent reads: on PostgreSQL they run on separate pool connections at once.
+    events, *lists = await asyncio.gather(
+        Event.filter(incident_id=incident.id).order_by("id").values(
+            "id", "incident_id", "kind", "actor", "at", "summary", "data"
+        ),
+        *(children(model, fields) for model, fields in _CHILDREN.values()),
+    )
+    data["timeline"] = [event_to_dict({**e, "incident__number": incident.number}) for e in events]
+    data.update(zip(_CHILDREN, lists))
+    return data
+
+
+async def incident_counts() -> dict[str, int]:
+    """Open incidents by severity (one grouped query, whatever the table's size)."""
+    from tortoise.functions import Count
+
+    rows = (
+        await Incident.filter(status__in=[s.value for s in OPEN_STATUSES])
+        .annotate(n=Count("id"))
+        .group_by("severity")
+        .values("severity", "n")
+    )
+    counts = {s.value: 0 for s in SEVERITY_ORDER}
+    for row in rows:
+        counts[row["severity"]] = row["n"]
+    return counts
+
+
+async def list_maintenance(include_ended: bool = False) -> list[dict[str, Any]]:
+    query = MaintenanceWindow.all()
+    if not include_ended:
+        query = query.filter(ended_at=None)
+    rows = await query.order_by("starts_at").values(
+        "id", "title", "kind", "services", "targets", "starts_at", "ends_at", "ended_at", "description", "created_by"
+    )
+    return [{k: _iso(v) for k, v in r.items()} for r in rows]

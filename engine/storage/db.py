@@ -1,0 +1,322 @@
+"""Which database, how to open it, and how its schema is brought up to date."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import sqlite3
+import stat
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+from urllib.parse import quote, urlsplit
+
+from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
+
+from engine.core.domain import InvalidInput
+
+APP = "models"
+MODELS = ["engine.storage.models", "engine.storage.monitor_models", "engine.storage.escalation_models", "engine.storage.oncall_models", "engine.storage.rest_models", "engine.storage.postmortem_models"]
+MIGRATIONS = "engine.storage.migrations"
+SQLITE_PRAGMAS = {"journal_mode": "WAL", "busy_timeout": 30000, "synchronous": "NORMAL"}
+
+
+def default_db_path() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path("pulseguard", appauthor=False) / "pulseguard.db"
+
+
+@dataclass(frozen=True)
+class Database:
+    """A resolved database location: `kind` is sqlite or postgres."""
+
+    kind: str
+    url: str
+    path: Path | None = None
+    schema: str | None = None
+    default: bool = False  # the user data directory's file: nothing named it
+
+    @property
+    def where(self) -> str:
+        """The location as a person named it: the file path, or the PostgreSQL label."""
+        if self.kind == "sqlite":
+            return str(self.path)
+        return f"{self.label} (schema {self.schema})" if self.schema else self.label
+
+    @property
+    def label(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:{self.path}"
+        parts = urlsplit(self.url)
+        host = parts.hostname or "localhost"
+        return f"postgres:{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+    def tortoise_config(self) -> dict[str, Any]:
+        if self.kind == "sqlite":
+            connection: dict[str, Any] = {
+                "engine": "engine.storage.sqlite",
+                "credentials": {"file_path": str(self.path), **SQLITE_PRAGMAS},
+            }
+        else:
+            connection = expand_db_url(self.url)
+            credentials = connection["credentials"]
+            credentials.setdefault("minsize", 1)
+            credentials.setdefault("maxsize", 10)
+            if self.schema:
+                credentials["schema"] = self.schema
+        return {
+            "connections": {"default": connection},
+            "apps": {APP: {"models": MODELS, "default_connection": "default", "migrations": MIGRATIONS}},
+            "use_tz": True,
+            "timezone": "UTC",
+        }
+
+
+def resolve_database(value: str | None = None) -> Database:
+    """`--db` / PULSEGUARD_DB / config value, or the default file in the user data directory."""
+    raw = (value or os.environ.get("PULSEGUARD_DB") or "").strip()
+    if not raw:
+        return Database("sqlite", "", default_db_path(), default=True)
+    lowered = raw.lower()
+    if lowered.startswith(("postgres://", "postgresql://")):
+        parts = urlsplit(raw)
+        if not parts.path.strip("/"):
+            raise InvalidInput("--db", f"{raw!r} names no database (expected postgres://user@host/dbname)")
+        schema = None
+        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        schema = query.get("schema")
+        return Database("postgres", raw, None, schema)
+    if lowered.startswith("sqlite://"):
+        rest = raw[len("sqlite://"):]
+        if rest.startswith("/"):
+            path = Path(rest)
+        else:
+            path = Path(rest).expanduser().resolve()
+        if not rest or rest == "/":
+            raise InvalidInput("--db", f"{raw!r} names no file (expected sqlite:///path/to/file.db)")
+        return Database("sqlite", raw, path)
+    if "://" in raw:
+        scheme = raw.split("://", 1)[0]
+        raise InvalidInput("--db", f"unsupported database scheme {scheme!r} (expected a file path, sqlite:///… or postgres://…)")
+    return Database("sqlite", raw, Path(raw).expanduser().resolve())
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be used: one line naming it and the reason; the CLI exits `exit_code`."""
+
+    exit_code = 1
+
+
+class NoDatabase(DatabaseUnavailable):
+    """Nothing is there, and this command may not create it (a mistyped --db, say)."""
+
+    exit_code = 2
+
+
+HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
+PG_CONNECT_TIMEOUT = 10.0
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
+
+
+def _check_sqlite(db: Database, *, create: bool, create_dirs: bool) -> bool:
+    """Fail with the OS's reason before SQLite is asked: it would only say "unable to open
+    database file", which the migrations then wait on for ever. True when the file holds no
+    PulseGuard schema yet (and `create` allows making one)."""
+    path = db.path
+    assert path is not None
+    try:
+        st: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:  # a parent that is a file, a directory we may not search, …
+        raise DatabaseUnavailable(f"cannot open database {path}: {_reason(exc)}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise DatabaseUnavailable(f"cannot open database {path}: {os.strerror(errno.EISDIR)}")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise DatabaseUnavailable(f"cannot open database {path}: not a regular file")
+    if st is None:
+        if not create:
+            raise NoDatabase(f"no PulseGuard database at {path} ({HINT})")
+        parent = path.parent
+        if not parent.is_dir():
+            if not create_dirs:
+                raise DatabaseUnavailable(
+                    f"cannot create database {path}: directory {parent} does not exist (create it, or check --db / PULSEGUARD_DB)"
+                )
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(f"cannot create database {path}: {parent}: {_reason(exc)}") from None
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if st is None else 0), 0o644)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot {'create' if st is None else 'open'} database {path}: {_reason(exc)}") from None
+    os.close(fd)
+    try:
+        con = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=10, isolation_level=None)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables and create:
+                # An empty file can still refuse writes (a special file, a full disk): the
+                # migrations would wait on it for ever, so write once now.
+                con.execute("CREATE TABLE pulseguard_probe (x INTEGER)")
+                con.execute("DROP TABLE pulseguard_probe")
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise DatabaseUnavailable(f"cannot open database {path}: not a SQLite database") from None
+        from engine.storage.diskfull import no_space_left
+
+        if no_space_left(str(path)):  # SQLite says "disk I/O error" when it cannot size the -shm file
+            raise DatabaseUnavailable(f"cannot open database {path}: disk full") from None
+        raise DatabaseUnavailable(f"cannot open database {path}: {exc}") from None
+    if "tortoise_migrations" in tables:
+        return False
+    if tables:  # another program's database: never add our tables to it
+        raise NoDatabase(f"{path} is a SQLite database, but not a PulseGuard one ({HINT})")
+    if not create:
+        raise NoDatabase(f"no PulseGuard database at {path} ({HINT})")
+    return True
+
+
+async def _check_postgres(db: Database, *, create: bool) -> bool:
+    """Connect once with a short timeout and say plainly what is missing. True when the
+    database (or the schema) has no PulseGuard tables yet and `create` allows making them."""
+    import asyncpg
+
+    parts = urlsplit(db.url)
+    name = parts.path.strip("/")
+    server = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    try:
+        conn = await asyncpg.connect(db.url.split("?", 1)[0].replace("postgresql://", "postgres://", 1),
+                                     timeout=PG_CONNECT_TIMEOUT)
+    except asyncpg.InvalidCatalogNameError:
+        raise NoDatabase(f"no PostgreSQL database {name!r} on {server} (create it with `createdb {name}`, "
+                         f"or check --db / PULSEGUARD_DB)") from None
+    except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
+        raise DatabaseUnavailable(f"cannot reach PostgreSQL at {server}: {_reason(exc)}") from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"PostgreSQL at {server} refused database {name!r}: {exc}") from None
+    try:
+        schema = db.schema or await conn.fetchval("SELECT coalesce(current_schema(), 'public')")
+        present = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'tortoise_migrations'",
+            schema,
+        )
+        if present:
+            return False
+        if not create:
+            raise NoDatabase(f"no PulseGuard database at {db.where} ({HINT})")
+        if db.schema:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+        return True
+    finally:
+        await conn.close()
+
+
+async def check_database(db: Database, *, create: bool = True, create_dirs: bool = True) -> bool:
+    """Make sure the database can be opened, without the ORM. True when it is new: no
+    PulseGuard schema yet (created by the migrations next). Raises NoDatabase when there is
+    none and `create` is false, DatabaseUnavailable when it cannot be opened (with the reason).
+    `create_dirs` allows making the SQLite file's missing parent directories."""
+    if db.kind == "sqlite":
+        return _check_sqlite(db, create=create, create_dirs=create_dirs)
+    return await _check_postgres(db, create=create)
+
+
+async def migrate_database(db: Database, target: str | None = None) -> None:
+    """Create or upgrade the schema to the newest migration (or to `target`, e.g. '0001_initial')."""
+    from tortoise.migrations.api.migrate import migrate
+
+    if db.kind == "sqlite":
+        db.path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    elif db.schema:
+        await _ensure_pg_schema(db)
+    await migrate(config=db.tortoise_config(), target=f"{APP}.{target}" if target else None)
+
+
+async def _ensure_pg_schema(db: Database) -> None:
+    import asyncpg
+
+    url = db.url.split("?", 1)[0].replace("postgresql://", "postgres://", 1)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+    finally:
+        await conn.close()
+
+
+def migration_names() -> list[str]:
+    """The migrations this release ships, in order."""
+    folder = Path(__file__).with_name("migrations")
+    return sorted(p.stem for p in folder.glob("[0-9]*.py"))
+
+
+async def _schema_is_current() -> bool:
+    from tortoise.exceptions import OperationalError
+
+    try:
+        rows = await Tortoise.get_connection("default").execute_query_dict(
+            "SELECT name FROM tortoise_migrations WHERE app = 'models'"
+        )
+    except OperationalError as exc:
+        # Only a missing table means "not migrated yet"; anything else (a file SQLite cannot
+        # open, a read-only database) would otherwise send the migrations waiting on it.
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            return False
+        raise
+    return sorted(r["name"] for r in rows) == migration_names()
+
+
+async def open_database(db: Database, *, migrate_schema: bool = True, global_fallback: bool = True,
+                        create: bool = True, create_dirs: bool = True) -> bool:
+    """Bring the schema up to date, then initialise Tortoise for this process. True when the
+    database was new (see `check_database` for `create` and `create_dirs`).
+
+    The global fallback lets tasks created before init (widget message pumps, server handlers)
+    use the connection; see DEPENDENCIES.md on the task-bound context. Planning migrations
+    costs ~0.2 s, so an up-to-date database skips it.
+    """
+    from tortoise.backends.base import executor
+
+    # Tortoise caches compiled INSERT/DELETE statements keyed by connection name and table,
+    # not by dialect: a process that reopens on another backend would reuse the wrong SQL.
+    new = await check_database(db, create=create, create_dirs=create_dirs)
+    executor.EXECUTOR_CACHE.clear()
+    await Tortoise.init(config=db.tortoise_config(), _enable_global_fallback=global_fallback)
+    if not migrate_schema or (not new and await _schema_is_current()):
+        return new
+    await Tortoise.close_connections()
+    try:
+        await migrate_database(db)
+    finally:
+        await Tortoise.close_connections()
+    executor.EXECUTOR_CACHE.clear()
+    await Tortoise.init(config=db.tortoise_config(), _enable_global_fallback=global_fallback)
+    return new
+
+
+async def close_database() -> None:
+    # aiosqlite's worker thread is not a daemon: an unclosed connection would keep the process alive.
+    await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def database(db: Database, *, migrate_schema: bool = True) -> AsyncIterator[Database]:
+    await open_database(db, migrate_schema=migrate_schema)
+    try:
+        yield db
+    finally:
+        await close_database()
