@@ -131,9 +131,9 @@ def _default(field: Any) -> str:
         value = value.value
     if isinstance(value, float) and any(getattr(m, "func", None) and "duration" in m.func.__name__
                                         for m in field.metadata):
-        from engine.config.schema import _format_duration
+        from engine.core.durations import format_duration
 
-        return f'`"{_format_duration(value)}"`'
+        return f'`"{format_duration(value)}"`'
     return f"`{json.dumps(value)}`"
 
 

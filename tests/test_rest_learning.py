@@ -14,7 +14,8 @@ from textual.widgets import TextArea
 
 from engine.api.local import ReadOnlyError
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
-from engine.api.learning import LearningAPI, learning_api
+from engine.api.learning import LearningAPI
+from engine.api.local import learning_api
 from engine.storage.models import Incident
 from engine.storage.postmortem_models import Postmortem
 from engine.api.remote import RemoteEngine
