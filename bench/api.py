@@ -39,8 +39,16 @@ def baseline_app():  # type: ignore[no-untyped-def]
     from pydantic import BaseModel
 
     app = FastAPI()
-    incident = {"key": "INC-1", "title": "bench", "severity": "high", "status": "triggered", "services": ["api"],
-                "timeline": [], "comments": [], "updates": []}
+    incident = {
+        "key": "INC-1",
+        "title": "bench",
+        "severity": "high",
+        "status": "triggered",
+        "services": ["api"],
+        "timeline": [],
+        "comments": [],
+        "updates": [],
+    }
 
     class CommentIn(BaseModel):
         content: str
@@ -72,8 +80,8 @@ async def serve(kind: str, port: int, db_url: str | None) -> None:
         print("READY", flush=True)
         await task
         return
-    from engine.storage.db import close_database, open_database, resolve_database
     from engine.rest.server import ApiService
+    from engine.storage.db import close_database, open_database, resolve_database
 
     db = resolve_database(db_url)
     await open_database(db, migrate_schema=False)
@@ -199,8 +207,8 @@ def stop_server(proc: subprocess.Popen) -> None:
 async def prepare(db_url: str) -> tuple[str, str]:
     """A migrated database with one incident and a responder token."""
     from engine.incidents import services
-    from engine.storage.db import close_database, open_database, resolve_database
     from engine.rest import auth
+    from engine.storage.db import close_database, open_database, resolve_database
 
     await open_database(resolve_database(db_url))
     try:
@@ -221,7 +229,7 @@ async def measure(label: str, db_url: str, seconds: float, concurrency: int) -> 
     for kind in ("baseline", label):
         proc, port = start_server("baseline" if kind == "baseline" else "pulseguard", db_url)
         try:
-            rows.append((kind, f"GET  /api/incidents/{{id}}", await load(port, get, 200, concurrency, seconds)))
+            rows.append((kind, "GET  /api/incidents/{id}", await load(port, get, 200, concurrency, seconds)))
             rows.append((kind, "POST /api/incidents/{id}/comments", await load(port, post, 201, concurrency, seconds)))
         finally:
             stop_server(proc)
@@ -270,8 +278,11 @@ def main() -> None:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         sep = "&" if "?" in args.pg else "?"
         try:
-            rows += [r for r in asyncio.run(measure("pulseguard postgres", f"{args.pg}{sep}schema={schema}", args.seconds,
-                                                    args.concurrency)) if r[0] != "baseline"]
+            rows += [
+                r
+                for r in asyncio.run(measure("pulseguard postgres", f"{args.pg}{sep}schema={schema}", args.seconds, args.concurrency))
+                if r[0] != "baseline"
+            ]
         finally:
             asyncio.run(drop_schema(args.pg, schema))
     report(rows, args.concurrency, args.seconds)

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import termios
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,21 +59,42 @@ async def seed(path: Path, n: int) -> list[str]:
     db = resolve_database(str(path))
     await open_database(db)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         sev = ["critical", "high", "medium", "low"]
         status = ["triggered", "investigating", "identified", "monitoring", "resolved"]
         rows = []
         for i in range(1, n + 1):
             at = now - timedelta(seconds=37 * i)
-            rows.append(Incident(number=i, title=f"bench incident {i} on service-{i % 40}", severity=sev[(i * 7) % 4],
-                                 status=status[(i * 3) % 5], services=[f"service-{i % 40}"], tags=["bench"],
-                                 created_at=at, updated_at=at, detected_at=at, created_by="bench"))
+            rows.append(
+                Incident(
+                    number=i,
+                    title=f"bench incident {i} on service-{i % 40}",
+                    severity=sev[(i * 7) % 4],
+                    status=status[(i * 3) % 5],
+                    services=[f"service-{i % 40}"],
+                    tags=["bench"],
+                    created_at=at,
+                    updated_at=at,
+                    detected_at=at,
+                    created_by="bench",
+                )
+            )
         await Incident.bulk_create(rows, batch_size=2000)
         ids = dict(await Incident.all().values_list("number", "id"))
         await Event.bulk_create(
-            [Event(incident_id=ids[r.number], kind="created", actor="bench", at=r.created_at,
-                   summary=f"opened INC-{r.number} ({r.severity}): {r.title}", data={}) for r in rows],
-            batch_size=2000)
+            [
+                Event(
+                    incident_id=ids[r.number],
+                    kind="created",
+                    actor="bench",
+                    at=r.created_at,
+                    summary=f"opened INC-{r.number} ({r.severity}): {r.title}",
+                    data={},
+                )
+                for r in rows
+            ],
+            batch_size=2000,
+        )
         await KeyCounter.update_or_create(name="incident", defaults={"value": n})
         page = await incident_page({}, 0, 2)
         last = await incident_page({}, page["total"] - 1, 1)
@@ -153,8 +174,9 @@ def env_for(db: Path, state: Path) -> dict[str, str]:
     return env
 
 
-def measure_console(db: Path, state: Path, first: str, second: str, last: str, keys: int
-                    ) -> tuple[float, float, list[float], list[float], list[float]]:
+def measure_console(
+    db: Path, state: Path, first: str, second: str, last: str, keys: int
+) -> tuple[float, float, list[float], list[float], list[float]]:
     term = Term([PYTHON, "-m", "pulseguard_tui", "--no-engine", "--as", "bench"], env_for(db, state))
     try:
         frame = term.wait_for(b"PulseGuard") - term.started
@@ -200,7 +222,9 @@ def measure_minimal(script: Path, keys: int) -> tuple[float, list[float]]:
 
 
 def ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:7.1f} ms  (min {min(values) * 1000:.1f}, max {max(values) * 1000:.1f}, n={len(values)})"
+    return (
+        f"median {statistics.median(values) * 1000:7.1f} ms  (min {min(values) * 1000:.1f}, max {max(values) * 1000:.1f}, n={len(values)})"
+    )
 
 
 def main() -> int:
@@ -239,8 +263,10 @@ def main() -> int:
         print(f"  console, G/g last/first row     {ms(c_jump)}")
         limit = 1.0
         verdict = "within" if statistics.median(c_frame) <= limit else "OVER"
-        print(f"\nfirst frame {verdict} the 1 s budget (median {statistics.median(c_frame):.2f} s); "
-              f"incidents listed at {statistics.median(c_start):.2f} s")
+        print(
+            f"\nfirst frame {verdict} the 1 s budget (median {statistics.median(c_frame):.2f} s); "
+            f"incidents listed at {statistics.median(c_start):.2f} s"
+        )
     return 0
 
 

@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,10 +41,14 @@ async def push_series(path: Path, series: int, samples: int) -> int:
 
     await open_database(resolve_database(str(path)))
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         await MetricSeries.bulk_create(
-            [MetricSeries(key=f"bench_load{{host=\"h{i}\"}}", name="bench_load", labels={"host": f"h{i}"},
-                          source="push", created_at=now) for i in range(series)], batch_size=1000)
+            [
+                MetricSeries(key=f'bench_load{{host="h{i}"}}', name="bench_load", labels={"host": f"h{i}"}, source="push", created_at=now)
+                for i in range(series)
+            ],
+            batch_size=1000,
+        )
         ids = list(await MetricSeries.filter(name="bench_load").order_by("id").values_list("id", flat=True))
         rng = np.random.default_rng(0)
         t0 = now.timestamp() - 60 * samples
@@ -52,7 +56,7 @@ async def push_series(path: Path, series: int, samples: int) -> int:
         written = 0
         # Interleaved by time, as live pushes would arrive.
         for j in range(samples):
-            at = datetime.fromtimestamp(t0 + 60 * j, timezone.utc)
+            at = datetime.fromtimestamp(t0 + 60 * j, UTC)
             values = rng.normal(50.0, 5.0, len(ids)).tolist()
             batch += [MetricSample(series_id=sid, at=at, value=v) for sid, v in zip(ids, values)]
             if len(batch) >= 20_000:
@@ -103,8 +107,10 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 def fmt(values: list[float]) -> str:
     q = statistics.quantiles(values, n=20)
-    return (f"median {statistics.median(values) * 1000:6.1f} ms  p95 {q[18] * 1000:6.1f} ms  "
-            f"max {max(values) * 1000:6.1f} ms  (n={len(values)}, over 100 ms: {sum(v > 0.1 for v in values)})")
+    return (
+        f"median {statistics.median(values) * 1000:6.1f} ms  p95 {q[18] * 1000:6.1f} ms  "
+        f"max {max(values) * 1000:6.1f} ms  (n={len(values)}, over 100 ms: {sum(v > 0.1 for v in values)})"
+    )
 
 
 def main() -> int:
@@ -138,7 +144,7 @@ def main() -> int:
         finally:
             term.close()
     fits = a.series * (1 + max(0, a.samples - 60 - 1) // 20)
-    print(f"\nconsole with its engine in-process, 80x24 pty, key (j/k) to detail header of the new row")
+    print("\nconsole with its engine in-process, 80x24 pty, key (j/k) to detail header of the new row")
     print(f"  idle                        {fmt(idle)}")
     print(f"      CPU in {a.idle:.0f} s: console {cpu1[0] - cpu0[0]:5.1f} s, detector worker {cpu1[1] - cpu0[1]:5.1f} s")
     print(f"  while fitting ~{fits:,} models {fmt(busy)}")

@@ -26,10 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 
 async def serve(mode: str, port: int, db_path: str) -> None:
-    from engine.storage.db import close_database, open_database, resolve_database
     from engine.rest import server
+    from engine.storage.db import close_database, open_database, resolve_database
 
     if mode == "without":
+
         def old_bind(host: str, port: int) -> socket.socket:  # no IPPROTO_TCP: asyncio skips TCP_NODELAY
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

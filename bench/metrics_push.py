@@ -15,22 +15,29 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from engine.storage.db import close_database, open_database, resolve_database  # noqa: E402
 from engine.rest import auth  # noqa: E402
 from engine.rest.server import ApiService  # noqa: E402
+from engine.storage.db import close_database, open_database, resolve_database  # noqa: E402
 
 
 def batch(n: int, series: int) -> list[dict]:
-    start = datetime.now(timezone.utc) - timedelta(seconds=n + 60)
-    return [{"series": "queue_depth", "labels": {"queue": f"q{i % series}"}, "value": float(i % 97),
-             "at": (start + timedelta(seconds=i)).isoformat()} for i in range(n)]
+    start = datetime.now(UTC) - timedelta(seconds=n + 60)
+    return [
+        {
+            "series": "queue_depth",
+            "labels": {"queue": f"q{i % series}"},
+            "value": float(i % 97),
+            "at": (start + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(n)
+    ]
 
 
 async def one_run(url: str, samples: list[dict]) -> tuple[float, float]:
@@ -93,6 +100,7 @@ def main() -> None:
     print(f"{args.n} samples over {args.series} series per push, {args.runs} runs, {os.cpu_count()} cores")
     asyncio.run(measure("sqlite", lambda: (str(Path(tmp) / f"{uuid.uuid4().hex}.db"), None), args.runs, samples))
     if args.pg:
+
         def pg_url():
             schema = f"bench_{uuid.uuid4().hex[:8]}"
             sep = "&" if "?" in args.pg else "?"

@@ -120,8 +120,7 @@ def _replay_one(job: tuple[str, str, str, dict[str, str], str]) -> tuple[str, in
     return rel, rows, time.process_time() - started
 
 
-def replay_corpus(data_dir: Path, out_dir: Path, overrides: dict[str, str], sensitivity: str,
-                  workers: int) -> tuple[int, float, float]:
+def replay_corpus(data_dir: Path, out_dir: Path, overrides: dict[str, str], sensitivity: str, workers: int) -> tuple[int, float, float]:
     """Replay every file into out_dir/replay; returns (rows, replay CPU seconds, wall seconds).
 
     The CPU seconds include reading and writing the CSVs and every refit; the workers' one-off
@@ -134,7 +133,7 @@ def replay_corpus(data_dir: Path, out_dir: Path, overrides: dict[str, str], sens
     rows = 0
     busy = 0.0
     with ProcessPoolExecutor(max_workers=max(1, min(2, workers)), initializer=_warm) as pool:
-        for rel, n, seconds in pool.map(_replay_one, jobs):
+        for _rel, n, seconds in pool.map(_replay_one, jobs):
             rows += n
             busy += seconds
     return rows, busy, time.perf_counter() - started
@@ -176,8 +175,7 @@ def score(out_dir: Path, data_dir: Path, labels: Path) -> dict:
                 fp = sum(f["fp_rows"] for f in r["files"])
                 hit = sum(f["windows_hit"] for f in r["files"])
                 windows = sum(f["windows"] for f in r["files"])
-                entry[cat] = {"score": r["normalized"], "raw": r["raw"], "fp_rows": fp,
-                              "windows": f"{hit}/{windows}"}
+                entry[cat] = {"score": r["normalized"], "raw": r["raw"], "fp_rows": fp, "windows": f"{hit}/{windows}"}
             out[mode][profile] = entry
             if profile == "standard":
                 out["files"][mode] = total["files"]
@@ -210,8 +208,10 @@ def report(result: dict, rows: int, busy: float, wall: float, per_file: bool) ->
         if per_file:
             for f in result["files"][mode]:
                 print(f"    {f['file']:<58s} raw={f['raw']:+7.3f} windows {f['windows_hit']}/{f['windows']} fp_rows={f['fp_rows']}")
-    print(f"\nreplay: {rows} points, {busy:.1f} s of worker CPU time: {1000 * busy / rows:.3f} s per 1,000 points "
-          f"({busy / rows * 1000:.3f} ms per point amortised, refits and CSV I/O included); {wall:.1f} s wall")
+    print(
+        f"\nreplay: {rows} points, {busy:.1f} s of worker CPU time: {1000 * busy / rows:.3f} s per 1,000 points "
+        f"({busy / rows * 1000:.3f} ms per point amortised, refits and CSV I/O included); {wall:.1f} s wall"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,12 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="keep the replay output here")
     ap.add_argument("--sensitivity", default="medium", choices=("low", "medium", "high"))
     ap.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="override a DetectorSettings field (ablations)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a DetectorSettings field (ablations)")
     ap.add_argument("--per-file", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
-    ap.add_argument("--short", default=None, metavar="LEAD:LENGTH",
-                    help="score the short-file variant: each window in a file of its own")
+    ap.add_argument("--short", default=None, metavar="LEAD:LENGTH", help="score the short-file variant: each window in a file of its own")
     a = ap.parse_args(argv)
     if not (a.data.is_dir() and a.labels.is_file()):
         print(f"NAB data not found under {a.data} / {a.labels}", file=sys.stderr)
@@ -244,10 +242,13 @@ def main(argv: list[str] | None = None) -> int:
             a.data, a.labels = cut_corpus(a.data, a.labels, Path(tmp) / "short", lead, length)
         rows, busy, wall = replay_corpus(a.data, out_dir, overrides, a.sensitivity, a.workers)
         result = score(out_dir, a.data, a.labels)
-    print(f"NAB subset at {a.data}" + (f" cut to short files (window {a.short.split(':')[0]} rows in, "
-                                        f"about {a.short.split(':')[1]} rows)" if a.short else "")
-          + f" (sensitivity {a.sensitivity}"
-          + (f", overrides {overrides}" if overrides else "") + ")")
+    print(
+        f"NAB subset at {a.data}"
+        + (f" cut to short files (window {a.short.split(':')[0]} rows in, about {a.short.split(':')[1]} rows)" if a.short else "")
+        + f" (sensitivity {a.sensitivity}"
+        + (f", overrides {overrides}" if overrides else "")
+        + ")"
+    )
     report(result, rows, busy, wall, a.per_file)
     if a.json:
         result.update(rows=rows, busy_seconds=busy, wall_seconds=wall, sensitivity=a.sensitivity, overrides=overrides)

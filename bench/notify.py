@@ -146,10 +146,10 @@ async def raw_ceiling(n: int = 500, concurrency: int = 32) -> float:
 
 
 async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> dict[str, float]:
-    from engine.incidents import services
     from engine.config.schema import parse_config_text
-    from engine.storage.db import close_database, open_database, resolve_database
     from engine.escalation.runtime import EscalationLoops
+    from engine.incidents import services
+    from engine.storage.db import close_database, open_database, resolve_database
 
     receiver, port = start_receiver()
     tmp = tempfile.TemporaryDirectory()
@@ -253,8 +253,10 @@ async def main() -> None:
         for mode, label in (("pages", "no hanging destination"), ("pages-hanging", "20 incidents to a hanging webhook")):
             runs = [await one_run(args.db, mode, args) for _ in range(args.runs)]
             out[mode] = runs
-            print(f"{label}: page creation → arrival p50 {statistics.median(r['p50_ms'] for r in runs):.0f} ms, "
-                  f"p99 {statistics.median(r['p99_ms'] for r in runs):.0f} ms (median of {args.runs}; worst max {max(r['max_ms'] for r in runs):.0f} ms)")
+            print(
+                f"{label}: page creation → arrival p50 {statistics.median(r['p50_ms'] for r in runs):.0f} ms, "
+                f"p99 {statistics.median(r['p99_ms'] for r in runs):.0f} ms (median of {args.runs}; worst max {max(r['max_ms'] for r in runs):.0f} ms)"
+            )
         print(json.dumps({"backend": backend, **out}))
         return
     print(f"notification delivery on {backend}, webhook receiver on loopback, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
@@ -263,13 +265,18 @@ async def main() -> None:
     bursts = [await one_run(args.db, "burst", args) for _ in range(args.runs)]
     rate = statistics.median(r["per_second"] for r in bursts)
     creates = statistics.median(r["create_per_second"] for r in bursts)
-    print(f"burst of {args.burst}: {rate:.0f} notifications delivered/s (median of {args.runs}; runs: "
-          + ", ".join(f"{r['per_second']:.0f}" for r in bursts) + f"); incidents opened with their outbox rows: {creates:.0f}/s")
+    print(
+        f"burst of {args.burst}: {rate:.0f} notifications delivered/s (median of {args.runs}; runs: "
+        + ", ".join(f"{r['per_second']:.0f}" for r in bursts)
+        + f"); incidents opened with their outbox rows: {creates:.0f}/s"
+    )
     paced = [await one_run(args.db, "paced", args) for _ in range(args.runs)]
     p50 = statistics.median(r["p50_ms"] for r in paced)
     p99 = statistics.median(r["p99_ms"] for r in paced)
-    print(f"paced at {args.rate:g}/s for {args.seconds:g} s: creation → delivery p50 {p50:.0f} ms, p99 {p99:.0f} ms "
-          f"(median of {args.runs}; worst max {max(r['max_ms'] for r in paced):.0f} ms)")
+    print(
+        f"paced at {args.rate:g}/s for {args.seconds:g} s: creation → delivery p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+        f"(median of {args.runs}; worst max {max(r['max_ms'] for r in paced):.0f} ms)"
+    )
     print(json.dumps({"backend": backend, "ceiling_per_second": ceiling, "burst": bursts, "paced": paced}))
 
 

@@ -56,9 +56,9 @@ async def run_one(n: int, ports: list[int], server_pid: int, args: argparse.Name
     import psutil
 
     from engine.config.schema import parse_config_text
+    from engine.runtime.engine import Engine
     from engine.storage.db import close_database, open_database, resolve_database
     from engine.storage.monitor_models import ProbeResult
-    from engine.runtime.engine import Engine
 
     folder = Path(tempfile.mkdtemp(prefix="pulseguard-bench-"))
     url = args.db if args.db else str(folder / "bench.db")
@@ -105,12 +105,22 @@ async def run_one(n: int, ports: list[int], server_pid: int, args: argparse.Name
         stored = await ProbeResult.all().count()
         failed = await ProbeResult.filter(ok=False).count()
         result = {
-            "n": n, "expected": n / args.interval, "achieved": probes / wall,
-            "p50": (stats.lag_p50 or 0) * 1000, "p99": (stats.lag_p99 or 0) * 1000, "max": (stats.lag_max or 0) * 1000,
-            "cpu": cpu, "server_cpu": srv_cpu, "probes_total": stats.probes, "stored": stored, "failed": failed,
-            "skipped": stats.skipped, "timeouts": stats.timeouts,
+            "n": n,
+            "expected": n / args.interval,
+            "achieved": probes / wall,
+            "p50": (stats.lag_p50 or 0) * 1000,
+            "p99": (stats.lag_p99 or 0) * 1000,
+            "max": (stats.lag_max or 0) * 1000,
+            "cpu": cpu,
+            "server_cpu": srv_cpu,
+            "probes_total": stats.probes,
+            "stored": stored,
+            "failed": failed,
+            "skipped": stats.skipped,
+            "timeouts": stats.timeouts,
             "stall_p99": stalls[int(0.99 * (len(stalls) - 1))] * 1000 if stalls else 0.0,
-            "batches": monitor.writer.batches, "flush_ms": monitor.writer.flush_seconds * 1000 / max(1, monitor.writer.batches),
+            "batches": monitor.writer.batches,
+            "flush_ms": monitor.writer.flush_seconds * 1000 / max(1, monitor.writer.batches),
         }
     finally:
         await close_database()
@@ -140,10 +150,14 @@ def main() -> None:
     proc = multiprocessing.get_context("spawn").Process(target=serve, args=(args.ports, child), daemon=True)
     proc.start()
     ports = parent.recv()
-    print(f"{os.cpu_count()} CPUs; interval {args.interval:g} s; {args.seconds:g} s measured per size after a "
-          f"{args.interval:g} s warm-up; database {'SQLite file' if not args.db else args.db.split('?')[0]}")
-    header = f"{'targets':>8} {'expected/s':>10} {'probes/s':>9} {'lag p50':>9} {'lag p99':>9} {'lag max':>9} " \
-             f"{'engine CPU':>10} {'server CPU':>10} {'stored':>14} {'batch':>8} {'loop p99':>9}"
+    print(
+        f"{os.cpu_count()} CPUs; interval {args.interval:g} s; {args.seconds:g} s measured per size after a "
+        f"{args.interval:g} s warm-up; database {'SQLite file' if not args.db else args.db.split('?')[0]}"
+    )
+    header = (
+        f"{'targets':>8} {'expected/s':>10} {'probes/s':>9} {'lag p50':>9} {'lag p99':>9} {'lag max':>9} "
+        f"{'engine CPU':>10} {'server CPU':>10} {'stored':>14} {'batch':>8} {'loop p99':>9}"
+    )
     print(header)
     try:
         for n in sizes:
@@ -156,9 +170,12 @@ def main() -> None:
             else:
                 r = asyncio.run(run_one(n, ports, proc.pid, args))
             complete = "all" if r["stored"] == r["probes_total"] else f"{r['stored']}/{r['probes_total']}"
-            print(f"{r['n']:>8} {r['expected']:>10.0f} {r['achieved']:>9.0f} {r['p50']:>7.1f}ms {r['p99']:>7.1f}ms "
-                  f"{r['max']:>7.1f}ms {r['cpu'] * 100:>9.0f}% {r['server_cpu'] * 100:>9.0f}% {complete:>14} "
-                  f"{r['flush_ms']:>6.1f}ms {r['stall_p99']:>7.1f}ms", flush=True)
+            print(
+                f"{r['n']:>8} {r['expected']:>10.0f} {r['achieved']:>9.0f} {r['p50']:>7.1f}ms {r['p99']:>7.1f}ms "
+                f"{r['max']:>7.1f}ms {r['cpu'] * 100:>9.0f}% {r['server_cpu'] * 100:>9.0f}% {complete:>14} "
+                f"{r['flush_ms']:>6.1f}ms {r['stall_p99']:>7.1f}ms",
+                flush=True,
+            )
             if r["failed"] or r["timeouts"] or r["skipped"]:
                 print(f"{'':>8} failed {r['failed']}, timeouts {r['timeouts']}, skipped rounds {r['skipped']}")
     finally:
@@ -166,8 +183,10 @@ def main() -> None:
         proc.join(5)
         if proc.is_alive():
             proc.kill()
-    print("lag: start minus due time; CPU: share of one core; stored: probe results in the database vs probes run;"
-          " batch: mean time to store one batch; loop p99: how late a 10 ms timer fires (event-loop stalls)")
+    print(
+        "lag: start minus due time; CPU: share of one core; stored: probe results in the database vs probes run;"
+        " batch: mean time to store one batch; loop p99: how late a 10 ms timer fires (event-loop stalls)"
+    )
     print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())} (other processes compete for the CPUs)")
 
 

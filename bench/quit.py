@@ -33,6 +33,7 @@ import sys
 import tempfile
 import termios
 import time
+from datetime import UTC
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ BUDGET = {"q": 1.0, "SIGHUP": 2.0, "SIGTERM": 2.0}
 
 async def seed(path: Path, incidents: int) -> None:
     """A migrated database with open incidents and one pending page each (to the slow webhook)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from engine.storage.db import close_database, open_database, resolve_database
     from engine.storage.escalation_models import Notification
@@ -50,17 +51,40 @@ async def seed(path: Path, incidents: int) -> None:
 
     await open_database(resolve_database(str(path)))
     try:
-        now = datetime.now(timezone.utc)
-        await Incident.bulk_create([
-            Incident(number=i, title=f"bench incident {i} on service-{i % 7}", severity="high", status="triggered",
-                     services=[f"service-{i % 7}"], created_by="bench", created_at=now, updated_at=now, detected_at=now)
-            for i in range(1, incidents + 1)])
+        now = datetime.now(UTC)
+        await Incident.bulk_create(
+            [
+                Incident(
+                    number=i,
+                    title=f"bench incident {i} on service-{i % 7}",
+                    severity="high",
+                    status="triggered",
+                    services=[f"service-{i % 7}"],
+                    created_by="bench",
+                    created_at=now,
+                    updated_at=now,
+                    detected_at=now,
+                )
+                for i in range(1, incidents + 1)
+            ]
+        )
         await KeyCounter.update_or_create(name="incident", defaults={"value": incidents})
         ids = await Incident.all().order_by("id").values_list("id", flat=True)
-        await Notification.bulk_create([
-            Notification(dedup_key=f"bench:{i}", stream=f"{i}:webhook:slow", incident_id=i, destination="webhook:slow",
-                         kind="triggered", payload={"title": f"bench incident {i}"}, next_attempt_at=now, created_at=now)
-            for i in ids])
+        await Notification.bulk_create(
+            [
+                Notification(
+                    dedup_key=f"bench:{i}",
+                    stream=f"{i}:webhook:slow",
+                    incident_id=i,
+                    destination="webhook:slow",
+                    kind="triggered",
+                    payload={"title": f"bench incident {i}"},
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                for i in ids
+            ]
+        )
     finally:
         await close_database()
 
@@ -187,14 +211,18 @@ def main() -> int:
         port = silent_receiver()
         webhook = f'[[webhooks]]\nname = "slow"\nurl = "http://127.0.0.1:{port}/hook"\ntimeout = "20s"\n'
         (folder / "console.toml").write_text(webhook)
-        (folder / "detect.toml").write_text(webhook + '\n[ai_detection.anomaly_detection]\nenabled = true\n\n'
-                                            '[[targets]]\nname = "this-host"\nkind = "host"\ninterval = "1s"\n')
+        (folder / "detect.toml").write_text(
+            webhook + "\n[ai_detection.anomaly_detection]\nenabled = true\n\n"
+            '[[targets]]\nname = "this-host"\nkind = "host"\ninterval = "1s"\n'
+        )
         asyncio.run(seed(folder / "bench.db", args.incidents))
-        print(f"q (or a signal) {args.settle:g} s after the engine runs, to process exit; "
-              f"median of {args.runs} runs, 80x24 pty")
+        print(f"q (or a signal) {args.settle:g} s after the engine runs, to process exit; median of {args.runs} runs, 80x24 pty")
         for case in args.cases.split(","):
-            label = {"demo": "pulseguard demo", "console": f"pulseguard, {args.incidents} pages in flight",
-                     "detect": "pulseguard, anomaly detection"}[case]
+            label = {
+                "demo": "pulseguard demo",
+                "console": f"pulseguard, {args.incidents} pages in flight",
+                "detect": "pulseguard, anomaly detection",
+            }[case]
             for act in args.acts.split(","):
                 times, cpus, codes = [], [], set()
                 for _ in range(args.runs):
@@ -204,9 +232,12 @@ def main() -> int:
                     codes.add(code)
                 median = statistics.median(times)
                 verdict = "within" if median <= BUDGET[act] else "OVER"
-                print(f"  {label:30} {act:8} median {median * 1000:6.0f} ms  (min {min(times) * 1000:.0f}, "
-                      f"max {max(times) * 1000:.0f})  CPU meanwhile {statistics.median(cpus) * 1000:4.0f} ms  "
-                      f"exit {','.join(map(str, sorted(codes)))}  {verdict} the {BUDGET[act]:g} s budget", flush=True)
+                print(
+                    f"  {label:30} {act:8} median {median * 1000:6.0f} ms  (min {min(times) * 1000:.0f}, "
+                    f"max {max(times) * 1000:.0f})  CPU meanwhile {statistics.median(cpus) * 1000:4.0f} ms  "
+                    f"exit {','.join(map(str, sorted(codes)))}  {verdict} the {BUDGET[act]:g} s budget",
+                    flush=True,
+                )
     return 0
 
 

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,31 +36,33 @@ CATEGORIES = ["database", "deployment", "network", "configuration", "capacity", 
 
 
 def incidents(n: int, year: int, first_number: int, rng: random.Random) -> list[Incident]:
-    start = datetime(year, 1, 1, tzinfo=timezone.utc)
+    start = datetime(year, 1, 1, tzinfo=UTC)
     seconds = 365 * 86400
     rows = []
     for i in range(n):
         created = start + timedelta(seconds=rng.randrange(seconds))
         resolved = rng.random() < 0.93
         acked = resolved or rng.random() < 0.6
-        rows.append(Incident(
-            number=first_number + i,
-            title=f"bench incident {first_number + i}",
-            severity=rng.choice(SEVERITIES),
-            status="resolved" if resolved else "investigating",
-            source=rng.choice(SOURCES),
-            created_at=created,
-            created_by="bench",
-            updated_at=created,
-            detected_at=created - timedelta(seconds=rng.randrange(0, 600)),
-            acknowledged_at=created + timedelta(seconds=rng.randrange(30, 1800)) if acked else None,
-            acknowledged_by="bench" if acked else None,
-            resolved_at=created + timedelta(seconds=rng.randrange(600, 6 * 3600)) if resolved else None,
-            resolved_by="bench" if resolved else None,
-            root_cause_category=rng.choice(CATEGORIES) if resolved else None,
-            false_positive=rng.random() < 0.05,
-            satisfaction={"customer": rng.randint(1, 5), "team": rng.randint(1, 5)} if rng.random() < 0.2 else {},
-        ))
+        rows.append(
+            Incident(
+                number=first_number + i,
+                title=f"bench incident {first_number + i}",
+                severity=rng.choice(SEVERITIES),
+                status="resolved" if resolved else "investigating",
+                source=rng.choice(SOURCES),
+                created_at=created,
+                created_by="bench",
+                updated_at=created,
+                detected_at=created - timedelta(seconds=rng.randrange(0, 600)),
+                acknowledged_at=created + timedelta(seconds=rng.randrange(30, 1800)) if acked else None,
+                acknowledged_by="bench" if acked else None,
+                resolved_at=created + timedelta(seconds=rng.randrange(600, 6 * 3600)) if resolved else None,
+                resolved_by="bench" if resolved else None,
+                root_cause_category=rng.choice(CATEGORIES) if resolved else None,
+                false_positive=rng.random() < 0.05,
+                satisfaction={"customer": rng.randint(1, 5), "team": rng.randint(1, 5)} if rng.random() < 0.2 else {},
+            )
+        )
     return rows
 
 
@@ -72,9 +74,16 @@ async def fill(n: int) -> tuple[int, float]:
     await Incident.bulk_create(current + previous, batch_size=5000)
     ids = await Incident.filter(number__lte=n).order_by("number").values_list("id", "created_at")
     updates = [
-        StatusUpdate(incident_id=iid, status="investigating", message="looking into it", public=rng.random() < 0.8,
-                     author="bench", created_at=created + timedelta(seconds=rng.randrange(60, 3600)))
-        for iid, created in ids if rng.random() < 0.33
+        StatusUpdate(
+            incident_id=iid,
+            status="investigating",
+            message="looking into it",
+            public=rng.random() < 0.8,
+            author="bench",
+            created_at=created + timedelta(seconds=rng.randrange(60, 3600)),
+        )
+        for iid, created in ids
+        if rng.random() < 0.33
     ]
     await StatusUpdate.bulk_create(updates, batch_size=5000)
     return len(current) + len(previous) + len(updates), time.perf_counter() - t
@@ -94,11 +103,15 @@ async def run(url: str, n: int, runs: int) -> None:
             times.append(time.perf_counter() - t)
         assert report is not None and report["total_incidents"] == n, report and report["total_incidents"]
         print(f"  fixture: {rows:,} rows bulk-inserted in {fill_s:.1f} s")
-        print(f"  yearly report over {report['total_incidents']:,} incidents: first {times[0] * 1000:.0f} ms, "
-              f"median {statistics.median(times) * 1000:.0f} ms, best {min(times) * 1000:.0f} ms ({runs} runs)")
+        print(
+            f"  yearly report over {report['total_incidents']:,} incidents: first {times[0] * 1000:.0f} ms, "
+            f"median {statistics.median(times) * 1000:.0f} ms, best {min(times) * 1000:.0f} ms ({runs} runs)"
+        )
         k = report["kpis"]
-        print(f"  (MTTR {format_span(k['mttr_seconds'])}, prevention rate {k['prevention_rate']}%, "
-              f"{len(report['weekly'])} weeks, {len(report['root_causes'])} root causes)")
+        print(
+            f"  (MTTR {format_span(k['mttr_seconds'])}, prevention rate {k['prevention_rate']}%, "
+            f"{len(report['weekly'])} weeks, {len(report['root_causes'])} root causes)"
+        )
     finally:
         await close_database()
 

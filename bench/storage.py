@@ -67,7 +67,9 @@ async def measure(label: str, make_url, runs: int, n: int, cleanup=None) -> None
             if cleanup:
                 await cleanup(token)
     for op, values in results.items():
-        print(f"{label:8} {op:8} {statistics.median(values):8.0f} changes/s   (median of {runs}; min {min(values):.0f}, max {max(values):.0f})")
+        print(
+            f"{label:8} {op:8} {statistics.median(values):8.0f} changes/s   (median of {runs}; min {min(values):.0f}, max {max(values):.0f})"
+        )
 
 
 def main() -> None:
@@ -80,6 +82,7 @@ def main() -> None:
     print(f"{args.n} changes per operation, {args.runs} runs, {os.cpu_count()} cores")
     asyncio.run(measure("sqlite", lambda: (str(Path(tmp) / f"{uuid.uuid4().hex}.db"), None), args.runs, args.n))
     if args.pg:
+
         def pg_url():
             schema = f"bench_{uuid.uuid4().hex[:8]}"
             sep = "&" if "?" in args.pg else "?"

@@ -57,9 +57,13 @@ def _field_docs(model: type[BaseModel]) -> dict[str, str]:
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
         for node, after in itertools.pairwise(body):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-                    and isinstance(after.value.value, str)):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 docs[node.target.id] = " ".join(after.value.value.split())
     return docs
 
@@ -74,15 +78,20 @@ def _meta_notes(metadata: list[Any]) -> tuple[list[str], str | None]:
             if name.lower() == attr and hasattr(m, attr):
                 notes.append(f"{op} {getattr(m, attr):,}")
         if name == "MinLen" and m.min_length:
-            notes.append(f"at least {m.min_length} item{'s' if m.min_length > 1 else ''}"
-                         if m.min_length > 1 else "not empty")
+            notes.append(f"at least {m.min_length} item{'s' if m.min_length > 1 else ''}" if m.min_length > 1 else "not empty")
         func = getattr(m, "func", None)
         fname = getattr(func, "__name__", "")
         kind = {
-            "parse_duration": "duration", "_positive_duration": "duration > 0", "_check_url": "URL",
-            "_check_email": "e-mail address", "_check_env_name": "environment variable name",
-            "_check_timezone": "IANA time zone", "_check_channel": "Slack channel", "_check_name": "name",
-            "_check_weekday": "weekday", "_drop_placeholders": "e-mail addresses",
+            "parse_duration": "duration",
+            "_positive_duration": "duration > 0",
+            "_check_url": "URL",
+            "_check_email": "e-mail address",
+            "_check_env_name": "environment variable name",
+            "_check_timezone": "IANA time zone",
+            "_check_channel": "Slack channel",
+            "_check_name": "name",
+            "_check_weekday": "weekday",
+            "_drop_placeholders": "e-mail addresses",
         }.get(fname, kind)
     return notes, kind
 
@@ -107,8 +116,9 @@ def _type_name(annotation: Any) -> str:
         return " \\| ".join(f'`"{e.value}"`' for e in annotation)
     if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
         return "table (below)"
-    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(annotation, getattr(
-        annotation, "__name__", str(annotation)))
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
 
 
 def _default(field: Any) -> str:
@@ -129,8 +139,7 @@ def _default(field: Any) -> str:
     value = field.default
     if isinstance(value, enum.Enum):
         value = value.value
-    if isinstance(value, float) and any(getattr(m, "func", None) and "duration" in m.func.__name__
-                                        for m in field.metadata):
+    if isinstance(value, float) and any(getattr(m, "func", None) and "duration" in m.func.__name__ for m in field.metadata):
         from engine.core.durations import format_duration
 
         return f'`"{format_duration(value)}"`'
@@ -165,12 +174,16 @@ def _table_name(prefix: str, key: str, annotation: Any) -> str:
 def config_reference() -> str:
     from engine.config.schema import Config
 
-    out = [HEADER.format(source="the configuration models in `engine/config.py`"),
-           "# Configuration reference\n\n",
-           ("Every key PulseGuard reads from `pulseguard.toml` (or the same structure in JSON), table by table. "
-           "Unknown keys are refused by `pulseguard config check`, which names the key path. Durations are "
-           'written `"90s"`, `"5m"`, `"2h"`, `"1d"` (or a number of seconds); an absent table takes the '
-           "defaults shown. The guide to what the settings do is [configuration.md](../configuration.md).\n")]
+    out = [
+        HEADER.format(source="the configuration models in `engine/config.py`"),
+        "# Configuration reference\n\n",
+        (
+            "Every key PulseGuard reads from `pulseguard.toml` (or the same structure in JSON), table by table. "
+            "Unknown keys are refused by `pulseguard config check`, which names the key path. Durations are "
+            'written `"90s"`, `"5m"`, `"2h"`, `"1d"` (or a number of seconds); an absent table takes the '
+            "defaults shown. The guide to what the settings do is [configuration.md](../configuration.md).\n"
+        ),
+    ]
     seen: set[tuple[str, type[BaseModel]]] = set()
 
     def section(title: str, model: type[BaseModel], path: str) -> None:
@@ -243,10 +256,14 @@ def rest_reference() -> str:
     from engine.rest.app import create_app
 
     spec = create_app().openapi()
-    out = [HEADER.format(source="the REST API's OpenAPI document (`engine/rest/`)"),
-           f"# REST API reference\n\n{spec['info'].get('description', '')}\n\n",
-           ("A running engine serves this document at `/openapi.json` and interactive docs at `/docs`. "
-           "How the API behaves (roles, errors, rate limits, the status page) is in [rest.md](../rest.md).\n")]
+    out = [
+        HEADER.format(source="the REST API's OpenAPI document (`engine/rest/`)"),
+        f"# REST API reference\n\n{spec['info'].get('description', '')}\n\n",
+        (
+            "A running engine serves this document at `/openapi.json` and interactive docs at `/docs`. "
+            "How the API behaves (roles, errors, rate limits, the status page) is in [rest.md](../rest.md).\n"
+        ),
+    ]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for path, item in spec["paths"].items():
         for method, op in item.items():
@@ -265,8 +282,10 @@ def rest_reference() -> str:
             if params:
                 out.append("| Parameter | In | Type | Required |\n|---|---|---|---|\n")
                 for p in params:
-                    out.append(f"| `{p['name']}` | {p['in']} | {_cell(_schema_name(p.get('schema', {})))} | "
-                               f"{'yes' if p.get('required') else 'no'} |\n")
+                    out.append(
+                        f"| `{p['name']}` | {p['in']} | {_cell(_schema_name(p.get('schema', {})))} | "
+                        f"{'yes' if p.get('required') else 'no'} |\n"
+                    )
                 out.append("\n")
             body = op.get("requestBody", {}).get("content", {})
             for media, content in body.items():
@@ -309,11 +328,15 @@ SCOPES = {
 def keys_reference() -> str:
     from pulseguard_tui.actions import ACTIONS, key_display
 
-    out = [HEADER.format(source="the console's action table (`pulseguard_tui/actions.py`)"),
-           "# Console keys\n\n",
-           ("Every key of the console, by where it acts. `[console.keymap]` rebinds a key by its action id, "
-           'e.g. `"incident.ack" = "y"`. A read-only console (`--readonly`, `R`, a viewer\'s token) leaves '
-           "out the actions marked *changes*. How the console works: [console.md](../console.md).\n")]
+    out = [
+        HEADER.format(source="the console's action table (`pulseguard_tui/actions.py`)"),
+        "# Console keys\n\n",
+        (
+            "Every key of the console, by where it acts. `[console.keymap]` rebinds a key by its action id, "
+            'e.g. `"incident.ack" = "y"`. A read-only console (`--readonly`, `R`, a viewer\'s token) leaves '
+            "out the actions marked *changes*. How the console works: [console.md](../console.md).\n"
+        ),
+    ]
     scopes = list(dict.fromkeys([*SCOPES, *(a.scope for a in ACTIONS)]))
     for scope in scopes:
         actions = [a for a in ACTIONS if a.scope == scope]

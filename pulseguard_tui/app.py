@@ -11,7 +11,7 @@ import asyncio
 import importlib
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import rich.control
@@ -29,8 +29,9 @@ from themes import THEMES, normalise_theme_name
 # Rich's Text and Textual's Content remove BEL, BS, VT, FF and CR from the text they are given;
 # stored data (an incident title from an alert, a comment) may also carry ESC sequences, C1
 # controls and bidi overrides that a terminal would execute. Both read these shared tables.
-_TERMINAL_CONTROLS = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0),
-                                        *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+_TERMINAL_CONTROLS = {
+    c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
 for _table in (getattr(rich.control, "_CONTROL_STRIP_TRANSLATE", None), getattr(textual.content, "_CONTROL_STRIP_TRANSLATE", None)):
     if isinstance(_table, dict):  # private names: a release that renames them must not stop the console
         _table.update(_TERMINAL_CONTROLS)
@@ -111,7 +112,7 @@ class PulseGuardApp(App[None]):
 
     def now(self) -> datetime:
         """The console's clock (fixed in tests and snapshots)."""
-        return self._clock() if self._clock else datetime.now(timezone.utc)
+        return self._clock() if self._clock else datetime.now(UTC)
 
     # --- life cycle -------------------------------------------------------------------------------
 
@@ -349,8 +350,7 @@ class PulseGuardApp(App[None]):
                 self.notify(f"read-only: this console's identity ({role}) may not change anything", severity="warning")
             else:
                 keys = self.keys_for("app.readonly") or "R"
-                self.notify(f"read-only console: nothing can be changed here (press {keys} to allow changes)",
-                            severity="warning")
+                self.notify(f"read-only console: nothing can be changed here (press {keys} to allow changes)", severity="warning")
         return self.readonly
 
     def set_readonly(self, value: bool) -> None:

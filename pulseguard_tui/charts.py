@@ -35,8 +35,13 @@ def draw_weekly_by_severity(plt: Any, report: dict[str, Any], width: int = 80) -
     labels = _week_labels(report)
     present = [s for s in SEVERITIES if any(w[s] for w in weeks)] or ["critical"]
     positions = list(range(1, len(weeks) + 1))
-    plt.stacked_bar(positions, [[w[s] for w in weeks] for s in present], labels=present,
-                    color=[SEVERITY_COLORS[s] for s in present], marker=[SEVERITY_MARKERS[s] for s in present])
+    plt.stacked_bar(
+        positions,
+        [[w[s] for w in weeks] for s in present],
+        labels=present,
+        color=[SEVERITY_COLORS[s] for s in present],
+        marker=[SEVERITY_MARKERS[s] for s in present],
+    )
     _sparse_ticks(plt, labels, width)
     plt.title("Incidents per week by severity")
 
@@ -55,13 +60,13 @@ def draw_mttr_trend(plt: Any, report: dict[str, Any], width: int = 80) -> None:
 def draw_root_causes(plt: Any, report: dict[str, Any], width: int = 80) -> None:
     causes = list(reversed(report["root_causes"]))  # plotext draws the first bar at the bottom
     if causes:
-        plt.bar([c["category"] for c in causes], [c["percent"] for c in causes], orientation="horizontal",
-                color="magenta", width=0.6)
+        plt.bar([c["category"] for c in causes], [c["percent"] for c in causes], orientation="horizontal", color="magenta", width=0.6)
     plt.title("Root causes (% of resolved)" if causes else "Root causes: nothing resolved")
 
 
-def draw_correlation(plt: Any, start: datetime, series: dict[str, list[tuple[datetime, float]]],
-                     labels: dict[str, str] | None = None) -> None:
+def draw_correlation(
+    plt: Any, start: datetime, series: dict[str, list[tuple[datetime, float]]], labels: dict[str, str] | None = None
+) -> None:
     """One panel per series (their units differ: milliseconds, connections, percent), minutes from
     the incident's start on the x axis and the start marked by a vertical line."""
     labels = labels or {}

@@ -19,8 +19,7 @@ def add_console_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--readonly", action="store_true", help="look, but change nothing")
     group.add_argument("--connect", metavar="URL", help="attach to a headless engine's API instead of a database")
     group.add_argument("--token", help="API token for --connect (env PULSEGUARD_TOKEN)")
-    group.add_argument("--no-engine", action="store_true",
-                       help="a pure console: never run the engine loops in this process")
+    group.add_argument("--no-engine", action="store_true", help="a pure console: never run the engine loops in this process")
 
 
 class _QuietParser(argparse.ArgumentParser):

@@ -23,8 +23,20 @@ COMMANDS: dict[str, str] = {
     "help": "every key",
     "q": "quit",
 }
-ALIASES = {"i": "incidents", "inc": "incidents", "t": "targets", "m": "maintenance", "maint": "maintenance",
-           "on-call": "oncall", "quit": "q", "exit": "q", "q!": "q", "ro": "readonly", "h": "help", "?": "help"}
+ALIASES = {
+    "i": "incidents",
+    "inc": "incidents",
+    "t": "targets",
+    "m": "maintenance",
+    "maint": "maintenance",
+    "on-call": "oncall",
+    "quit": "q",
+    "exit": "q",
+    "q!": "q",
+    "ro": "readonly",
+    "h": "help",
+    "?": "help",
+}
 
 
 class CommandError(ValueError):

@@ -26,8 +26,7 @@ def initial_settings(args: argparse.Namespace) -> Any:
     """What the first frame needs, from the command line and the remembered state only."""
     from pulseguard_tui.settings import ConsoleSettings, choose_theme
 
-    return ConsoleSettings(theme=choose_theme(getattr(args, "theme", None), None),
-                           readonly=bool(getattr(args, "readonly", False)))
+    return ConsoleSettings(theme=choose_theme(getattr(args, "theme", None), None), readonly=bool(getattr(args, "readonly", False)))
 
 
 def apply_config(settings: Any, args: argparse.Namespace, config: Any, categories: list[str]) -> str | None:
@@ -70,8 +69,8 @@ def _warm_imports() -> None:
 
 
 def _warm_remote_imports() -> None:
-    import engine.config.schema  # noqa: F401
     import engine.api.remote  # noqa: F401
+    import engine.config.schema  # noqa: F401
 
 
 def remote_token(args: argparse.Namespace) -> str:
@@ -103,8 +102,8 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         """--connect: the engine's REST API stands in for the database; nothing opens here."""
         nonlocal remote
         await asyncio.to_thread(_warm_remote_imports)
-        from engine.cli.main import load_context
         from engine.api.remote import RemoteEngine
+        from engine.cli.main import load_context
 
         ctx = await asyncio.to_thread(load_context, args)
         take_config(ctx)
@@ -132,8 +131,9 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         db = database_for(args, ctx)
         created = await open_database(db, create=not settings.readonly, create_dirs=db.default)
         opened = True
-        api = LocalEngine(ctx.actor, readonly=settings.readonly, db_label=db.label, categories=ctx.categories,
-                          role="console", new_database=created)
+        api = LocalEngine(
+            ctx.actor, readonly=settings.readonly, db_label=db.label, categories=ctx.categories, role="console", new_database=created
+        )
         api.known_services = list(settings.services or [])
         api.targets_provider = monitor_queries()
         if not getattr(args, "no_engine", False):
@@ -183,12 +183,14 @@ def run_console(args: argparse.Namespace) -> int:
             print(f"error: --connect: {url!r} is not an http(s) URL (e.g. http://engine.internal:8080)", file=sys.stderr)
             return EXIT_USAGE
         if not remote_token(args):
-            print("error: --connect needs an API token: pass --token T or set PULSEGUARD_TOKEN "
-                  "(on the engine: pulseguard token create NAME --role responder)", file=sys.stderr)
+            print(
+                "error: --connect needs an API token: pass --token T or set PULSEGUARD_TOKEN "
+                "(on the engine: pulseguard token create NAME --role responder)",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("error: the console needs a terminal; for scripts use a subcommand, e.g. `pulseguard incident list`",
-              file=sys.stderr)
+        print("error: the console needs a terminal; for scripts use a subcommand, e.g. `pulseguard incident list`", file=sys.stderr)
         return EXIT_USAGE
     try:
         settings = initial_settings(args)
@@ -227,8 +229,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
         host.app = app
         app.engine_host = host
         host.start_soon()
-        app.notify("demo: a flaky local service is probed; incidents open within about a minute",
-                   title="PulseGuard demo", timeout=12)
+        app.notify("demo: a flaky local service is probed; incidents open within about a minute", title="PulseGuard demo", timeout=12)
         exit_on_hangup(app)
         await app.run_async()
     finally:
@@ -260,6 +261,5 @@ def run_demo_console(args: argparse.Namespace) -> int:
     except Exception as exc:
         if os.environ.get("PULSEGUARD_DEBUG"):
             raise
-        print(f"error: the demo failed: {type(exc).__name__}: {exc} (PULSEGUARD_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(f"error: the demo failed: {type(exc).__name__}: {exc} (PULSEGUARD_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_ERROR

@@ -6,7 +6,7 @@ word as well as a colour, so the list reads on a terminal without colour.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from engine.core.durations import format_age
 from engine.core.textclean import terminal_text
@@ -49,7 +49,7 @@ def parse_iso(value: str | datetime | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def age(value: str | datetime | None, now: datetime) -> str:
@@ -87,7 +87,7 @@ def local_time(value: str | datetime | None, *, with_date: bool | None = None, n
 
 
 def local_range(start: str | datetime | None, end: str | datetime | None) -> str:
-    """"2026-12-04 10:00 CET → 11:30 CET" (the end's date only when it differs)."""
+    """ "2026-12-04 10:00 CET → 11:30 CET" (the end's date only when it differs)."""
     from engine.core.timefmt import format_range
 
     return format_range(parse_iso(start), parse_iso(end))

@@ -37,8 +37,7 @@ def is_live(node: Any) -> bool:
     """
     if not getattr(node, "is_mounted", False) or not node.is_attached:
         return False
-    return not (getattr(node, "_pruning", False) or getattr(node, "_closing", False)
-                or getattr(node, "_closed", False))
+    return not (getattr(node, "_pruning", False) or getattr(node, "_closing", False) or getattr(node, "_closed", False))
 
 
 class StopsWorkOnRemoval:

@@ -105,9 +105,10 @@ def _pg_dump_schema(schema: str) -> str | None:
     if pg_dump is None:
         return None
     proc = subprocess.run(
-        [pg_dump, "--dbname", PG_URL.split("?", 1)[0], "--schema", schema, "--inserts", "--no-owner",
-         "--no-privileges"],
-        capture_output=True, text=True, timeout=60,
+        [pg_dump, "--dbname", PG_URL.split("?", 1)[0], "--schema", schema, "--inserts", "--no-owner", "--no-privileges"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if proc.returncode != 0 or f"CREATE SCHEMA {schema};" not in proc.stdout:
         return None
@@ -123,8 +124,13 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migr
     pg_schema = f"tmpl_{uuid.uuid4().hex[:16]}" if PG_URL else None
     if pg_schema:
         urls.append(pg_url_with_schema(pg_schema))
-    subprocess.run([sys.executable, "-c", _MIGRATE_ONCE, *urls], check=True, cwd=REPO, timeout=120,
-                   env={k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")})
+    subprocess.run(
+        [sys.executable, "-c", _MIGRATE_ONCE, *urls],
+        check=True,
+        cwd=REPO,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")},
+    )
     wal = sqlite_file.with_name(sqlite_file.name + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0, "the template was not checkpointed on close"
     try:
@@ -161,5 +167,3 @@ async def db(database: Database, migrated_template: MigratedTemplate) -> AsyncIt
         yield database
     finally:
         await close_database()
-
-

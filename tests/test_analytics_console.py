@@ -4,17 +4,20 @@ live reload from the change feed, and 80x24."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import pytest
+from support.analytics import FEBRUARY, MARCH, make
+from support.console_app import make_app
+from support.pilot import until
 from textual_plotext import PlotextPlot
 
 from engine.incidents import services
 from engine.storage.db import close_database, open_database
 from pulseguard_tui.screens.analytics import AnalyticsScreen, _shift_month
-from support.console_app import make_app
-from support.analytics import FEBRUARY, MARCH, make
-from support.pilot import until
+
+
 @pytest.fixture
 async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any]:
     migrated_template.copy_sqlite(sqlite_database.path)  # conftest's once-migrated schema
@@ -74,10 +77,9 @@ async def test_new_incidents_reload_the_report(sdb: Any) -> None:
         screen = await analytics(app, pilot)
         assert screen.query_one("#analytics-body").has_class("-wide")
         screen._last_reload = 0.0  # no throttling wait in the test
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        await services.create_incident(title="late one", severity="low", actor="x",
-                                       at=datetime(2026, 3, 2, 11, tzinfo=timezone.utc))
+        await services.create_incident(title="late one", severity="low", actor="x", at=datetime(2026, 3, 2, 11, tzinfo=UTC))
         await until(pilot, lambda: screen.report["total_incidents"] == 9, timeout=10, what="reload from the feed")
 
 
@@ -104,10 +106,11 @@ def test_report_command_draws_the_charts_once_the_renderer_is_installed(sqlite_d
     import asyncio
 
     asyncio.run(fill())
-    code = ("import sys; from pulseguard_tui.charts import install_report_charts; install_report_charts(); "
-            "from engine.cli.main import main; sys.exit(main(['report', '--month', '2026-03', '--width', '80']))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env=cli_env(sqlite_database), timeout=60)
+    code = (
+        "import sys; from pulseguard_tui.charts import install_report_charts; install_report_charts(); "
+        "from engine.cli.main import main; sys.exit(main(['report', '--month', '2026-03', '--width', '80']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=cli_env(sqlite_database), timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for title in ("Incidents per week by severity", "MTTR per week (hours)", "Root causes (% of resolved)"):

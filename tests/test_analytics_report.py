@@ -8,12 +8,11 @@ import re
 from datetime import date, datetime
 
 import pytest
-
-from engine.learning import analytics
-from engine.core.domain import InvalidInput
+from support.analytics import FEBRUARY, MARCH, UTC, make, t
 from support.db import run_cli
-from support.analytics import MARCH, FEBRUARY, make
-from support.analytics import UTC, t
+
+from engine.core.domain import InvalidInput
+from engine.learning import analytics
 
 M = 60  # seconds in a minute
 
@@ -47,10 +46,10 @@ async def test_every_figure_of_the_march_report_equals_the_hand_computed_value(f
     # MTTR by severity, in seconds: resolve minutes of the non-false-positive resolved incidents.
     sev = report["by_severity"]
     assert list(sev) == ["critical", "high", "medium", "low"]
-    assert sev["critical"]["mttr_seconds"] == pytest.approx(mean([60 * M, 120 * M]), abs=0.01)   # 5400
-    assert sev["high"]["mttr_seconds"] == pytest.approx(30 * M, abs=0.01)                         # i4 is open
-    assert sev["medium"]["mttr_seconds"] == pytest.approx(mean([90 * M, 20 * M]), abs=0.01)      # 3300
-    assert sev["low"]["mttr_seconds"] == pytest.approx(240 * M, abs=0.01)                         # i6 excluded
+    assert sev["critical"]["mttr_seconds"] == pytest.approx(mean([60 * M, 120 * M]), abs=0.01)  # 5400
+    assert sev["high"]["mttr_seconds"] == pytest.approx(30 * M, abs=0.01)  # i4 is open
+    assert sev["medium"]["mttr_seconds"] == pytest.approx(mean([90 * M, 20 * M]), abs=0.01)  # 3300
+    assert sev["low"]["mttr_seconds"] == pytest.approx(240 * M, abs=0.01)  # i6 excluded
     assert [sev[s]["incidents"] for s in sev] == [2, 2, 2, 2]
     assert [sev[s]["false_positives"] for s in sev] == [0, 0, 0, 1]
     assert [sev[s]["resolved"] for s in sev] == [2, 1, 2, 1]
@@ -59,7 +58,7 @@ async def test_every_figure_of_the_march_report_equals_the_hand_computed_value(f
     assert sev["high"]["mttd_seconds"] == pytest.approx(mean([10 * M, 1 * M]), abs=0.01)
 
     k = report["kpis"]
-    mttr = mean([60 * M, 120 * M, 30 * M, 90 * M, 240 * M, 20 * M])                      # 5600
+    mttr = mean([60 * M, 120 * M, 30 * M, 90 * M, 240 * M, 20 * M])  # 5600
     assert k["mttr_seconds"] == pytest.approx(mttr, abs=0.01)
     assert report["average_resolution_seconds"] == k["mttr_seconds"]
     assert k["mtta_seconds"] == pytest.approx(mean([5 * M, 10 * M, 2 * M, 4 * M, 6 * M, 3 * M]), abs=0.01)  # 300
@@ -85,7 +84,7 @@ async def test_every_figure_of_the_march_report_equals_the_hand_computed_value(f
     assert freq["change_percent"] == round(100 * ((8 / 31) - (4 / 28)) / (4 / 28), 2)
     assert freq["direction"] == "increasing"
     ttr = report["trends"]["resolution_time"]
-    prev_mttr = mean([180 * M, 60 * M, 10 * M])                                            # 5000
+    prev_mttr = mean([180 * M, 60 * M, 10 * M])  # 5000
     assert ttr["previous_seconds"] == pytest.approx(prev_mttr, abs=0.01)
     assert ttr["change_percent"] == pytest.approx(round(100 * (mttr - prev_mttr) / prev_mttr, 2), abs=0.01)  # +12
     assert ttr["direction"] == "worsening"
@@ -95,7 +94,12 @@ async def test_every_figure_of_the_march_report_equals_the_hand_computed_value(f
     assert [w["week_start"][:10] for w in weekly] == ["2026-03-01", "2026-03-08", "2026-03-15", "2026-03-22", "2026-03-29"]
     assert [w["total"] for w in weekly] == [3, 1, 2, 1, 1]
     assert [(w["critical"], w["high"], w["medium"], w["low"]) for w in weekly] == [
-        (1, 1, 1, 0), (1, 0, 0, 0), (0, 1, 1, 0), (0, 0, 0, 1), (0, 0, 0, 1)]
+        (1, 1, 1, 0),
+        (1, 0, 0, 0),
+        (0, 1, 1, 0),
+        (0, 0, 0, 1),
+        (0, 0, 0, 1),
+    ]
     assert weekly[0]["mttr_seconds"] == pytest.approx(mean([20 * M, 60 * M, 30 * M]), abs=0.01)
     assert weekly[1]["mttr_seconds"] == pytest.approx(120 * M, abs=0.01)
     assert weekly[2]["mttr_seconds"] == pytest.approx(90 * M, abs=0.01)
@@ -191,7 +195,9 @@ async def test_the_report_draws_its_charts_in_the_terminal_html_and_markdown(fix
     expected = {(w["week_start"], s, str(w[s])) for w in report["weekly"] for s in ("critical", "high", "medium", "low") if w[s]}
     assert set(bars) == expected and sum(int(v) for _, _, v in bars) == 8
     points = re.findall(r'<circle class="point"[^>]*data-value="([\d.]+)"', html)
-    assert [round(float(p), 2) for p in points] == [round(w["mttr_seconds"] / 3600, 2) for w in report["weekly"] if w["mttr_seconds"] is not None]
+    assert [round(float(p), 2) for p in points] == [
+        round(w["mttr_seconds"] / 3600, 2) for w in report["weekly"] if w["mttr_seconds"] is not None
+    ]
     causes = re.findall(r'data-category="([^"]+)" data-value="([\d.]+)"', html)
     assert causes == [(c["category"], f"{c['percent']:.1f}") for c in report["root_causes"]]
 
@@ -215,7 +221,7 @@ def test_report_charts_and_page_escape_hostile_text():
 
     from engine.learning.report_svg import CHARTS, report_page
 
-    hostile = "disk\x1b[2J\x07 <script>alert(1)</script> & \"q\" ]]>"
+    hostile = 'disk\x1b[2J\x07 <script>alert(1)</script> & "q" ]]>'
     report = {
         "period": {"label": "2026-03"},
         "weekly": [{"week_start": "2026-03-02T00:00:00+01:00", "critical": 1, "high": 0, "medium": 0, "low": 0, "mttr_seconds": 3600.0}],

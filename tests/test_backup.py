@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support.db import REPO, cli_env, run_cli
 
 from engine.storage.db import Database, resolve_database
-from support.db import REPO, cli_env, run_cli
 
 
 def _copy_is_consistent(path: Path) -> int:
@@ -32,7 +32,11 @@ def _copy_is_consistent(path: Path) -> int:
 def test_backup_while_another_process_writes(migrated_database: Database, tmp_path: Path) -> None:
     writer = subprocess.Popen(
         [sys.executable, "tests/support/hammer_worker.py", str(migrated_database.path), "writer", "1000000"],
-        cwd=REPO, env=cli_env(migrated_database), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=cli_env(migrated_database),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         counts = []

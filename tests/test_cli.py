@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from support.db import PG_URL, REPO, cli_env, run_cli, table_rows
+
 from engine.cli.main import CREATE, DB_ACCESS, NONE, build_parser, leaf_commands
 
 HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
@@ -31,23 +31,65 @@ def test_full_lifecycle_through_the_cli(database, tmp_path):
         "2026-11-27T10:30:00+00:00 INFO recovered\n"
     )
     steps = [
-        ("alice", ["incident", "create", "--title", "API down", "--severity", "critical", "--service", "api-server",
-                   "--tag", "db", "--description", "5xx on /health"]),
+        (
+            "alice",
+            [
+                "incident",
+                "create",
+                "--title",
+                "API down",
+                "--severity",
+                "critical",
+                "--service",
+                "api-server",
+                "--tag",
+                "db",
+                "--description",
+                "5xx on /health",
+            ],
+        ),
         ("bob", ["incident", "ack", "INC-1"]),
         ("bob", ["incident", "status", "INC-1", "identified", "--message", "connection pool exhausted", "--public"]),
         ("bob", ["incident", "comment", "INC-1", "raising pool size", "--internal"]),
-        ("bob", ["incident", "evidence", "INC-1", "--log", str(log), "--from", "2026-11-27T10:04:00Z",
-                 "--to", "2026-11-27T10:10:00Z", "--description", "db errors"]),
-        ("carol", ["incident", "resolve", "INC-1", "--root-cause", "pool too small", "--solution", "pool 20 -> 80",
-                   "--category", "database", "--verify", "p99 < 300ms"]),
+        (
+            "bob",
+            [
+                "incident",
+                "evidence",
+                "INC-1",
+                "--log",
+                str(log),
+                "--from",
+                "2026-11-27T10:04:00Z",
+                "--to",
+                "2026-11-27T10:10:00Z",
+                "--description",
+                "db errors",
+            ],
+        ),
+        (
+            "carol",
+            [
+                "incident",
+                "resolve",
+                "INC-1",
+                "--root-cause",
+                "pool too small",
+                "--solution",
+                "pool 20 -> 80",
+                "--category",
+                "database",
+                "--verify",
+                "p99 < 300ms",
+            ],
+        ),
     ]
     for actor, argv in steps:
         proc = run_cli(database, *argv, actor=actor)
         assert proc.returncode == 0, proc.stderr
     detail = json.loads(run_cli(database, "incident", "show", "INC-1", "--json", check=True).stdout)
     timeline = detail["timeline"]
-    assert [e["kind"] for e in timeline] == [
-        "created", "acknowledged", "status_changed", "commented", "evidence_added", "resolved"]
+    assert [e["kind"] for e in timeline] == ["created", "acknowledged", "status_changed", "commented", "evidence_added", "resolved"]
     assert [e["actor"] for e in timeline] == ["alice", "bob", "bob", "bob", "bob", "carol"]
     assert all(e["at"] for e in timeline)
     assert detail["evidence"][0]["content"] == "2026-11-27T10:05:00+00:00 ERROR db timeout\nTraceback: line 1\n"
@@ -83,8 +125,9 @@ def test_full_lifecycle_through_the_cli(database, tmp_path):
 
 def test_list_is_an_aligned_table(sqlite_database):
     run_cli(sqlite_database, "incident", "create", "--title", "short", "--severity", "low", check=True)
-    run_cli(sqlite_database, "incident", "create", "--title", "a much longer title", "--severity", "critical",
-            "--assignee", "bob", check=True)
+    run_cli(
+        sqlite_database, "incident", "create", "--title", "a much longer title", "--severity", "critical", "--assignee", "bob", check=True
+    )
     lines = run_cli(sqlite_database, "incident", "list", check=True).stdout.splitlines()
     assert lines[0].split()[:3] == ["KEY", "SEVERITY", "STATUS"]
     assert lines[1].startswith("INC-2") and "critical" in lines[1]  # worst first
@@ -109,8 +152,9 @@ def test_default_database_lives_in_the_user_data_dir(tmp_path):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEGUARD_", "XDG_"))}
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pulseguard_tui", *argv], capture_output=True, text=True,
-                              env={**clean, **env}, cwd=tmp_path, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "pulseguard_tui", *argv], capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path, timeout=60
+        )
 
     path = tmp_path / "data" / "pulseguard" / "pulseguard.db"
     # A machine with no database yet: reading says so and creates nothing, not even the folder.
@@ -131,19 +175,43 @@ def test_default_database_lives_in_the_user_data_dir(tmp_path):
 
 # A valid call of every command that needs an existing database (read or change).
 NEEDS_EXISTING = {
-    "incident list": [], "incident show": ["INC-1"], "incident ack": ["INC-1"],
-    "incident status": ["INC-1", "identified"], "incident severity": ["INC-1", "high"],
-    "incident assign": ["INC-1", "bob"], "incident tag": ["INC-1", "db"], "incident comment": ["INC-1", "hi"],
-    "incident update": ["INC-1", "looking"], "incident evidence": ["INC-1", "--url", "https://example.com/x"],
-    "incident resolve": ["INC-1", "--root-cause", "x", "--solution", "y"], "incident reopen": ["INC-1"],
-    "incident false-positive": ["INC-1"], "incident verify": ["INC-1", "1"],
-    "incident followup": ["INC-1", "--group", "process_changes", "-d", "x"], "incident correlate": ["INC-1"],
-    "report": [], "followups": [], "followups done": ["1"], "followups ticket": ["1", "--key", "OPS-1"],
-    "postmortem": ["INC-1"], "satisfaction": ["INC-1", "--customer", "4"], "targets": [],
-    "metrics query": ["cpu"], "maintenance list": [], "maintenance end": ["1"], "oncall": [],
-    "oncall overrides": [], "oncall cancel-override": ["1"], "oncall export": [], "notifications": [],
-    "notifications retry": ["1"], "token list": [], "token revoke": ["ci"], "statuspage build": ["site"],
-    "escalation preview": ["--severity", "critical"], "export": [],
+    "incident list": [],
+    "incident show": ["INC-1"],
+    "incident ack": ["INC-1"],
+    "incident status": ["INC-1", "identified"],
+    "incident severity": ["INC-1", "high"],
+    "incident assign": ["INC-1", "bob"],
+    "incident tag": ["INC-1", "db"],
+    "incident comment": ["INC-1", "hi"],
+    "incident update": ["INC-1", "looking"],
+    "incident evidence": ["INC-1", "--url", "https://example.com/x"],
+    "incident resolve": ["INC-1", "--root-cause", "x", "--solution", "y"],
+    "incident reopen": ["INC-1"],
+    "incident false-positive": ["INC-1"],
+    "incident verify": ["INC-1", "1"],
+    "incident followup": ["INC-1", "--group", "process_changes", "-d", "x"],
+    "incident correlate": ["INC-1"],
+    "report": [],
+    "followups": [],
+    "followups done": ["1"],
+    "followups ticket": ["1", "--key", "OPS-1"],
+    "postmortem": ["INC-1"],
+    "satisfaction": ["INC-1", "--customer", "4"],
+    "targets": [],
+    "metrics query": ["cpu"],
+    "maintenance list": [],
+    "maintenance end": ["1"],
+    "oncall": [],
+    "oncall overrides": [],
+    "oncall cancel-override": ["1"],
+    "oncall export": [],
+    "notifications": [],
+    "notifications retry": ["1"],
+    "token list": [],
+    "token revoke": ["ci"],
+    "statuspage build": ["site"],
+    "escalation preview": ["--severity", "critical"],
+    "export": [],
 }
 
 
@@ -162,8 +230,14 @@ def test_commands_that_read_or_change_never_create_a_database(tmp_path):
 
     def call(path: str) -> subprocess.CompletedProcess[str]:
         argv = [*path.split(), *NEEDS_EXISTING[path]]
-        return subprocess.run([sys.executable, "-m", "pulseguard_tui", *argv, "--db", str(target)],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "pulseguard_tui", *argv, "--db", str(target)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
 
     with ThreadPoolExecutor(3) as pool:
         procs = dict(zip(NEEDS_EXISTING, pool.map(call, NEEDS_EXISTING)))
@@ -187,8 +261,8 @@ def test_a_create_command_does_not_make_a_mistyped_directory(tmp_path):
     target = tmp_path / "mistyped" / "pulseguard.db"
     proc = run_cli(_db(target), "incident", "create", "--title", "t", "--severity", "low")
     assert proc.returncode == 1 and proc.stderr == (
-        f"error: cannot create database {target}: directory {target.parent} does not exist "
-        "(create it, or check --db / PULSEGUARD_DB)\n")
+        f"error: cannot create database {target}: directory {target.parent} does not exist (create it, or check --db / PULSEGUARD_DB)\n"
+    )
     assert not target.parent.exists()
 
 
@@ -199,6 +273,7 @@ def _db(path: Path):
 
 
 # --- a database that cannot be opened fails at once, with the reason ---------------------------
+
 
 def _refused(database, *argv: str) -> subprocess.CompletedProcess[str]:
     # A hang here was the defect: the timeout turns one into a failure rather than a stuck run.
@@ -264,11 +339,10 @@ def test_a_database_on_a_read_only_mount_fails_with_the_reason(tmp_path, migrate
         f"mount -t tmpfs -o size=16m tmpfs {mount} && cp {template} {mount}/pulseguard.db && "
         f"mount -o remount,ro {mount} || exit 99; "
         f"for argv in 'incident list' 'incident create --title t --severity low' engine; do "
-        f"timeout 60 {cli} $argv; echo \"rc=$?\"; done"
+        f'timeout 60 {cli} $argv; echo "rc=$?"; done'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=200)
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=REPO, env=env, timeout=200)
     if proc.returncode == 99:
         import pytest
 
@@ -307,7 +381,8 @@ def test_a_postgresql_database_that_does_not_exist_is_named(database):
         proc = _refused(missing, *argv)
         assert proc.returncode == 2 and proc.stderr == (
             f"error: no PostgreSQL database 'pulseguard_no_such_db' on {server} "
-            "(create it with `createdb pulseguard_no_such_db`, or check --db / PULSEGUARD_DB)\n"), proc.stderr
+            "(create it with `createdb pulseguard_no_such_db`, or check --db / PULSEGUARD_DB)\n"
+        ), proc.stderr
     if database.kind == "postgres":  # a schema of an existing database: read fails, create makes it
         proc = run_cli(database, "incident", "list")
         assert proc.returncode == 2 and proc.stderr == f"error: no PulseGuard database at {database.where} ({HINT})\n"
@@ -318,26 +393,43 @@ def test_a_postgresql_database_that_does_not_exist_is_named(database):
 
 # --- the engine says what it runs, and never drops another configuration's messages ------------
 
+
 def test_engine_without_configuration_says_so_and_leaves_other_channels_pending(sqlite_database, tmp_path):
     config = tmp_path / "pulseguard.toml"
     config.write_text(
         '[integrations.slack]\nwebhook_url_env = "TEST_SLACK_URL"\nincident_channels = ["#ops"]\n\n'
-        '[escalation_policy.critical]\nescalate_after_minutes = 30\n'
+        "[escalation_policy.critical]\nescalate_after_minutes = 30\n"
         '[[escalation_policy.critical.levels]]\nnotify = ["slack:#ops"]\n'
     )
     # Queued by a process with Slack configured, a minute ago (so due and unclaimed since) …
-    run_cli(sqlite_database, "incident", "create", "--title", "API down", "--severity", "critical", "--config",
-            str(config), TEST_SLACK_URL="http://127.0.0.1:9/hook", check=True)
+    run_cli(
+        sqlite_database,
+        "incident",
+        "create",
+        "--title",
+        "API down",
+        "--severity",
+        "critical",
+        "--config",
+        str(config),
+        TEST_SLACK_URL="http://127.0.0.1:9/hook",
+        check=True,
+    )
     with sqlite3.connect(sqlite_database.path) as con:
         con.execute("UPDATE notification SET next_attempt_at = datetime('now', '-1 minute'), created_at = datetime('now', '-1 minute')")
         assert con.execute("SELECT count(*) FROM notification WHERE destination = 'slack:#ops'").fetchone()[0] >= 1
     # … and an engine started without any configuration (an empty directory, no PULSEGUARD_CONFIG).
     empty = tmp_path / "elsewhere"
     empty.mkdir()
-    env = {**cli_env(sqlite_database), "HOME": str(empty), "XDG_CONFIG_HOME": str(empty / ".config"),
-           "PYTHONPATH": str(REPO)}
-    engine = subprocess.Popen([sys.executable, "-m", "pulseguard_tui", "engine", "--as", "tester"], cwd=empty, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**cli_env(sqlite_database), "HOME": str(empty), "XDG_CONFIG_HOME": str(empty / ".config"), "PYTHONPATH": str(REPO)}
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "pulseguard_tui", "engine", "--as", "tester"],
+        cwd=empty,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         rows: list = []

@@ -5,12 +5,12 @@ lines and continuation lines in real files, and clock times such as the README's
 from __future__ import annotations
 
 import json
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from support.db import run_cli
+
 from engine.core.logtime import clock_end, clock_start, line_time
 
 ZONE = "Asia/Kolkata"  # +05:30: a local zone that is neither UTC nor a whole hour off
@@ -23,7 +23,7 @@ def rfc3164(at: datetime, rest: str, pri: bool = False) -> str:
 
 
 def rfc5424(at: datetime, rest: str) -> str:
-    return f"<165>1 {at.astimezone(timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z')} web-1 app 42 ID47 - {rest}\n"
+    return f"<165>1 {at.astimezone(UTC).isoformat(timespec='milliseconds').replace('+00:00', 'Z')} web-1 app 42 ID47 - {rest}\n"
 
 
 def iso(at: datetime, rest: str) -> str:
@@ -37,10 +37,15 @@ def test_line_times_of_each_format() -> None:
     # Most recent past: a leap day read in 2027 is 2024's.
     assert line_time("Feb 29 12:00:00 web-1 x: y\n", now, TZ) == datetime(2024, 2, 29, 12, tzinfo=TZ)
     assert line_time("<165>1 2027-01-02T03:25:00.123456789Z host app - - - msg\n", now, TZ) == datetime(
-        2027, 1, 2, 3, 25, 0, 123456, tzinfo=timezone.utc)
+        2027, 1, 2, 3, 25, 0, 123456, tzinfo=UTC
+    )
     assert line_time("[2027-01-02 08:00:00,250] WARN slow\n", now, TZ) == datetime(2027, 1, 2, 8, 0, 0, 250000, tzinfo=TZ)
-    for other in ("    at com.example.Main(Main.java:10)\n", "Traceback (most recent call last):\n",
-                  "Foo 12 10:00:00 not a month\n", "<165>1 - host app - - - nil time stamp\n"):
+    for other in (
+        "    at com.example.Main(Main.java:10)\n",
+        "Traceback (most recent call last):\n",
+        "Foo 12 10:00:00 not a month\n",
+        "<165>1 - host app - - - nil time stamp\n",
+    ):
         assert line_time(other, now, TZ) is None
 
 
@@ -109,10 +114,11 @@ def test_the_readme_example_from_10_00_to_10_15(sqlite_database, tmp_path) -> No
         + rfc3164(ten - timedelta(days=1, minutes=-5), "app: the day before at 10:05, outside")
     )
     evidence = _evidence(sqlite_database, "--log", str(log), "--from", "10:00", "--to", "10:15")
-    assert evidence["content"] == rfc3164(ten + timedelta(minutes=1), "app: ERROR at 10:01") + iso(ten + timedelta(minutes=3), "ERROR at 10:03")
+    assert evidence["content"] == rfc3164(ten + timedelta(minutes=1), "app: ERROR at 10:01") + iso(
+        ten + timedelta(minutes=3), "ERROR at 10:03"
+    )
     assert datetime.fromisoformat(evidence["range_from"]) == ten
     assert datetime.fromisoformat(evidence["range_to"]) == ten + timedelta(minutes=15)
 
-    proc = run_cli(sqlite_database, "incident", "evidence", "INC-1", "--log", str(log), "--from", "25:00", "--to", "10:15",
-                   TZ=ZONE)
+    proc = run_cli(sqlite_database, "incident", "evidence", "INC-1", "--log", str(log), "--from", "25:00", "--to", "10:15", TZ=ZONE)
     assert proc.returncode == 2 and "--from" in proc.stderr and "Traceback" not in proc.stderr

@@ -239,7 +239,7 @@ def test_condition_is_hashable_and_immutable() -> None:
         ('x{job="api} > 1', 7, "unterminated"),
         ('x{="a"} > 1', 3, "label name"),
         ('x{a="1",a="2"} > 1', 11, "given twice"),
-        ("x{job==\"a\"} > 1", 6, "single '='"),
+        ('x{job=="a"} > 1', 6, "single '='"),
         ('x{job=~"a.*"} > 1', 6, "single '='"),
         ("x{job} > 1", 6, "expected '=' after label 'job'"),
     ],

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support.configs import SHARED_EXAMPLE, run_cli
 
 from engine.config.schema import (
     Config,
@@ -23,7 +24,6 @@ from engine.config.schema import (
     parse_handoff,
 )
 from engine.core.domain import Severity
-from support.configs import SHARED_EXAMPLE, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGED_EXAMPLE = REPO / "engine" / "example.toml"
@@ -353,10 +353,7 @@ def test_env_key_must_name_a_variable_not_hold_the_secret() -> None:
 
 
 def test_env_references_and_missing_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    text = MINIMAL + (
-        'headers_env = { Authorization = "PG_TEST_AUTH" }\n'
-        "[integrations.pagerduty]\nrouting_key_env = 'PG_TEST_ROUTING'\n"
-    )
+    text = MINIMAL + ("headers_env = { Authorization = \"PG_TEST_AUTH\" }\n[integrations.pagerduty]\nrouting_key_env = 'PG_TEST_ROUTING'\n")
     monkeypatch.setenv("PG_TEST_ROUTING", "r")
     monkeypatch.delenv("PG_TEST_AUTH", raising=False)
     config = parse_config_text(text, "x.toml")
@@ -498,7 +495,7 @@ def test_cli_check_bad_file(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert lines == [
         f"error: {bad}: triggers.t.condition: column 4: expected a number or a variable after '>', "
-        "found the end of the condition (in \"x >\")",
+        'found the end of the condition (in "x >")',
         f"error: {bad}: triggers.t.severity: expected one of 'critical', 'high', 'medium' or 'low', got \"urgent\"",
         f'error: {bad}: targets[0].port: required key is missing (target "a")',
     ]

@@ -9,10 +9,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-
-from support.db import run_cli
-from engine.config.schema import parse_config_text
 from support.configs import run_cli as run_plain_cli
+from support.db import run_cli
+
+from engine.config.schema import parse_config_text
+
 SERVICES = """
 [[services]]
 name = "web-app"
@@ -29,11 +30,23 @@ def incident_count(database: Any) -> int:
 def test_cli_refuses_an_unknown_service_naming_the_known_ones(sqlite_database: Any, tmp_path: Path) -> None:
     cfg = tmp_path / "pulseguard.toml"
     cfg.write_text(SERVICES, encoding="utf-8")
-    ok = run_cli(sqlite_database, "--config", str(cfg), "incident", "create", "--title", "a", "--severity", "high",
-                 "--service", "web-app")
+    ok = run_cli(sqlite_database, "--config", str(cfg), "incident", "create", "--title", "a", "--severity", "high", "--service", "web-app")
     assert ok.returncode == 0, ok.stderr
-    bad = run_cli(sqlite_database, "--config", str(cfg), "incident", "create", "--title", "b", "--severity", "high",
-                  "--service", "web-app", "--service", "web-ap")
+    bad = run_cli(
+        sqlite_database,
+        "--config",
+        str(cfg),
+        "incident",
+        "create",
+        "--title",
+        "b",
+        "--severity",
+        "high",
+        "--service",
+        "web-app",
+        "--service",
+        "web-ap",
+    )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip() == "error: --service: unknown service 'web-ap' (known services: web-app, api-server)"
     assert incident_count(sqlite_database) == 1
@@ -44,6 +57,7 @@ def test_cli_refuses_an_unknown_service_naming_the_known_ones(sqlite_database: A
 
 async def test_rest_refuses_an_unknown_service(db: Any) -> None:
     from support.rest import running_api
+
     async with running_api(parse_config_text(SERVICES)) as api:
         async with api.client("responder") as c:
             r = await c.post("/api/incidents", json={"title": "x", "severity": "high", "services": ["api-servr"]})
@@ -61,11 +75,12 @@ async def test_rest_refuses_an_unknown_service(db: Any) -> None:
 
 
 async def test_console_form_shows_the_refusal_and_opens_nothing(db: Any) -> None:
-    from engine.incidents import queries
-    from pulseguard_tui.forms.incident import NewIncidentScreen
     from support.console_app import make_app, seed
     from support.pilot import main, open_form, type_text, until
     from textual.widgets import Input
+
+    from engine.incidents import queries
+    from pulseguard_tui.forms.incident import NewIncidentScreen
 
     await seed()
     app = make_app(db)
@@ -96,7 +111,11 @@ def test_config_check_warns_about_channels_it_cannot_reach(tmp_path: Path) -> No
     )
     result = run_plain_cli("config", "check", str(cfg), cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith(f"ok: {cfg}")
-    settings = [line for line in result.stderr.splitlines() if line.startswith((f"warning: {cfg}: notifications.", f"warning: {cfg}: integrations."))]
+    settings = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith((f"warning: {cfg}: notifications.", f"warning: {cfg}: integrations."))
+    ]
     assert settings == [
         f"warning: {cfg}: notifications.internal.slack_channels: no Slack webhook is configured ([integrations.slack] "
         "webhook_url_env): these channels are not notified",
@@ -157,7 +176,12 @@ def test_evidence_help_explains_the_three_kinds(tmp_path: Path) -> None:
     text = result.stdout
     assert "Attach evidence to an incident" in text
     flat = " ".join(text.split())
-    for phrase in ("--url URL link to the evidence", "--file FILE attach this file", "--log PATH attach the lines of this log file",
-                   "--from T with --log: start of the range", "--to T with --log: end of the range"):
+    for phrase in (
+        "--url URL link to the evidence",
+        "--file FILE attach this file",
+        "--log PATH attach the lines of this log file",
+        "--from T with --log: start of the range",
+        "--to T with --log: end of the range",
+    ):
         assert phrase in flat, phrase
     assert "examples:" in text and "pulseguard incident evidence INC-1 --log" in text

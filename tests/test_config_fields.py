@@ -22,7 +22,7 @@ import time
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from engine.config.schema import Config, ConfigError, _unwrap, parse_config_json
 
 REPO = Path(__file__).resolve().parents[1]
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 ENV = {
     "PG_SLACK_URL": "http://127.0.0.1:9/slack", "PG_SLACK_URL2": "http://127.0.0.1:9/other",
     "PG_SLACK_SIGN": "s1", "PG_PD_KEY": "k1", "PG_PD_KEY2": "k2", "PG_PD_TOKEN": "t1", "PG_PD_TOKEN2": "t2",
@@ -49,15 +49,21 @@ def base() -> dict[str, Any]:
     return {
         "engine": {"timezone": "UTC", "db": "base.db", "api": "127.0.0.1:8080"},
         "users": [
-            {"id": "alice", "name": "Alice", "email": "alice@example.com", "slack": "@alice", "phone": "+31 1",
-             "timezone": "Europe/Amsterdam", "pagerduty_user_id": "PA"},
+            {
+                "id": "alice",
+                "name": "Alice",
+                "email": "alice@example.com",
+                "slack": "@alice",
+                "phone": "+31 1",
+                "timezone": "Europe/Amsterdam",
+                "pagerduty_user_id": "PA",
+            },
             {"id": "bob", "email": "bob@example.com"},
             {"id": "carol", "email": "carol@example.com"},
             {"id": "dave", "email": "dave@example.com"},
             {"id": "erin"},
         ],
-        "services": [{"name": "api", "description": "The API", "display_name": "API", "group": "core"},
-                     {"name": "web"}],
+        "services": [{"name": "api", "description": "The API", "display_name": "API", "group": "core"}, {"name": "web"}],
         "targets": [
             {"name": "h", "kind": "http", "url": "http://127.0.0.1:9/health", "service": "api", "interval": "30s"},
             {"name": "t", "kind": "tcp", "host": "127.0.0.1", "port": 9},
@@ -71,24 +77,51 @@ def base() -> dict[str, Any]:
             sev: {"levels": [{"notify": ["schedule:primary", "slack:#incidents", "pagerduty"]}, {"notify": ["user:carol"]}]}
             for sev in ("critical", "high", "medium", "low")
         },
-        "schedules": [{
-            "name": "primary", "users": ["alice", "bob"], "rotation": "daily", "handoff": "09:00",
-            "layers": [{"name": "nights", "users": ["carol", "dave"], "rotation": "weekly", "restrict_hours": "00:00-06:00"}],
-            "overrides": [{"user": "bob", "covers": "alice", "start": "2026-03-03T00:00:00Z",
-                           "end": "2026-03-10T00:00:00Z", "reason": "swap"}],
-        }, {"name": "spare", "users": ["dave"]}],
+        "schedules": [
+            {
+                "name": "primary",
+                "users": ["alice", "bob"],
+                "rotation": "daily",
+                "handoff": "09:00",
+                "layers": [{"name": "nights", "users": ["carol", "dave"], "rotation": "weekly", "restrict_hours": "00:00-06:00"}],
+                "overrides": [
+                    {"user": "bob", "covers": "alice", "start": "2026-03-03T00:00:00Z", "end": "2026-03-10T00:00:00Z", "reason": "swap"}
+                ],
+            },
+            {"name": "spare", "users": ["dave"]},
+        ],
         "webhooks": [{"name": "ops", "url": "http://127.0.0.1:9/hook", "secret_env": "PG_HOOK_SECRET"}],
-        "notifications": {"internal": {"slack_channels": ["#devops"], "email_groups": ["devops@example.com"]},
-                          "external": {"customer_emails": ["customers@example.com"]}},
+        "notifications": {
+            "internal": {"slack_channels": ["#devops"], "email_groups": ["devops@example.com"]},
+            "external": {"customer_emails": ["customers@example.com"]},
+        },
         "integrations": {
-            "slack": {"webhook_url_env": "PG_SLACK_URL", "signing_secret_env": "PG_SLACK_SIGN",
-                      "incident_channels": ["#incidents"], "status_updates": False, "command_integration": True},
-            "pagerduty": {"routing_key_env": "PG_PD_KEY", "api_token_env": "PG_PD_TOKEN", "webhook_secret_env": "PG_PD_WH",
-                          "incident_sync": True},
-            "jira": {"base_url": "https://jira.example.com", "project": "OPS", "user_env": "PG_JIRA_USER",
-                     "token_env": "PG_JIRA_TOKEN", "auto_create_tickets": True},
-            "email": {"smtp_host": "smtp.example.com", "from": "pg@example.com", "username_env": "PG_SMTP_USER",
-                      "password_env": "PG_SMTP_PASS"},
+            "slack": {
+                "webhook_url_env": "PG_SLACK_URL",
+                "signing_secret_env": "PG_SLACK_SIGN",
+                "incident_channels": ["#incidents"],
+                "status_updates": False,
+                "command_integration": True,
+            },
+            "pagerduty": {
+                "routing_key_env": "PG_PD_KEY",
+                "api_token_env": "PG_PD_TOKEN",
+                "webhook_secret_env": "PG_PD_WH",
+                "incident_sync": True,
+            },
+            "jira": {
+                "base_url": "https://jira.example.com",
+                "project": "OPS",
+                "user_env": "PG_JIRA_USER",
+                "token_env": "PG_JIRA_TOKEN",
+                "auto_create_tickets": True,
+            },
+            "email": {
+                "smtp_host": "smtp.example.com",
+                "from": "pg@example.com",
+                "username_env": "PG_SMTP_USER",
+                "password_env": "PG_SMTP_PASS",
+            },
             "alertmanager": {"token_env": "PG_AM_TOKEN"},
         },
         "console": {},
@@ -134,8 +167,7 @@ def schedule_rota(c: Config) -> Any:
     from engine.oncall.schedule import build_schedule
 
     s = build_schedule(c.schedules[0], c.engine.timezone)
-    shifts = [(x.user, x.start, x.end, x.layer, x.override.reason if x.override else None)
-              for x in s.shifts(T0, T0 + timedelta(days=21))]
+    shifts = [(x.user, x.start, x.end, x.layer, x.override.reason if x.override else None) for x in s.shifts(T0, T0 + timedelta(days=21))]
     return s.name, s.tz.key, s.source, s.notify_before, shifts
 
 
@@ -153,16 +185,19 @@ def policy(severity: str) -> Callable[[Config], Any]:
                 break
             step = nxt
         return p.immediate_notification, p.on_call_rotation, p.digest_mode, p.digest_interval_minutes, steps
+
     return observe
 
 
 def derived_chain(severity: str) -> Callable[[Config], Any]:
     """The chain derived for a policy that names no levels (on_call_rotation decides whether a
     person is in it)."""
+
     def observe(c: Config) -> Any:
         from engine.escalation.policy import derived_levels
 
         return derived_levels(c, c.escalation_policy.for_severity(severity), [])
+
     return observe
 
 
@@ -177,6 +212,7 @@ def internal_destinations(kind: str) -> Callable[[Config], Any]:
         from engine.escalation.planner import _internal_destinations
 
         return _internal_destinations(escalation_context(c), kind)
+
     return observe
 
 
@@ -341,6 +377,7 @@ async def probe_result(c: Config, index: int) -> Any:
 def probe(index: int) -> Callable[[Config], Awaitable[Any]]:
     async def observe(c: Config) -> Any:
         return await probe_result(c, index)
+
     return observe
 
 
@@ -383,6 +420,7 @@ def with_env(fn: Callable[[Config], Awaitable[Any]]) -> Callable[[Config], Await
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
     return observe
 
 
@@ -390,16 +428,22 @@ async def slack_command(c: Config) -> Any:
     body = b"text=list&user_id=U1&user_name=alice"
     ts = str(int(time.time()))
     sig = "v0=" + hmac.new(b"s1", f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    status, _ = await rest_call(c, "POST", "/api/webhooks/slack", content=body, headers={
-        "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"})
+    status, _ = await rest_call(
+        c,
+        "POST",
+        "/api/webhooks/slack",
+        content=body,
+        headers={"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     return status
 
 
 async def pagerduty_hook(c: Config) -> Any:
     body = json.dumps({"event": {"event_type": "incident.annotated", "data": {}}}).encode()
     sig = "v1=" + hmac.new(b"w1", body, hashlib.sha256).hexdigest()
-    status, _ = await rest_call(c, "POST", "/api/webhooks/pagerduty", content=body,
-                                headers={"X-PagerDuty-Signature": sig, "Content-Type": "application/json"})
+    status, _ = await rest_call(
+        c, "POST", "/api/webhooks/pagerduty", content=body, headers={"X-PagerDuty-Signature": sig, "Content-Type": "application/json"}
+    )
     return status
 
 
@@ -578,16 +622,20 @@ EFFECTS: dict[str, Effect] = {
 }  # fmt: skip
 
 for _sev in ("critical", "high", "medium", "low"):
-    EFFECTS.update({
-        f"escalation_policy.{_sev}.immediate_notification": E(f"escalation_policy.{_sev}.immediate_notification", False, policy(_sev)),
-        f"escalation_policy.{_sev}.escalate_after_minutes": E(f"escalation_policy.{_sev}.escalate_after_minutes", 3, policy(_sev)),
-        f"escalation_policy.{_sev}.on_call_rotation": E(f"escalation_policy.{_sev}.on_call_rotation", False, derived_chain(_sev)),
-        f"escalation_policy.{_sev}.digest_mode": E(f"escalation_policy.{_sev}.digest_mode", True, policy(_sev)),
-        f"escalation_policy.{_sev}.digest_interval_minutes": E(f"escalation_policy.{_sev}.digest_interval_minutes", 5, policy(_sev)),
-        f"escalation_policy.{_sev}.levels[].notify": E(f"escalation_policy.{_sev}.levels[1].notify", ["user:bob"], policy(_sev)),
-        f"escalation_policy.{_sev}.levels[].repeat": E(f"escalation_policy.{_sev}.levels[0].repeat", 2, policy(_sev)),
-        f"escalation_policy.{_sev}.levels[].escalate_after_minutes": E(f"escalation_policy.{_sev}.levels[0].escalate_after_minutes", 2, policy(_sev)),
-    })
+    EFFECTS.update(
+        {
+            f"escalation_policy.{_sev}.immediate_notification": E(f"escalation_policy.{_sev}.immediate_notification", False, policy(_sev)),
+            f"escalation_policy.{_sev}.escalate_after_minutes": E(f"escalation_policy.{_sev}.escalate_after_minutes", 3, policy(_sev)),
+            f"escalation_policy.{_sev}.on_call_rotation": E(f"escalation_policy.{_sev}.on_call_rotation", False, derived_chain(_sev)),
+            f"escalation_policy.{_sev}.digest_mode": E(f"escalation_policy.{_sev}.digest_mode", True, policy(_sev)),
+            f"escalation_policy.{_sev}.digest_interval_minutes": E(f"escalation_policy.{_sev}.digest_interval_minutes", 5, policy(_sev)),
+            f"escalation_policy.{_sev}.levels[].notify": E(f"escalation_policy.{_sev}.levels[1].notify", ["user:bob"], policy(_sev)),
+            f"escalation_policy.{_sev}.levels[].repeat": E(f"escalation_policy.{_sev}.levels[0].repeat", 2, policy(_sev)),
+            f"escalation_policy.{_sev}.levels[].escalate_after_minutes": E(
+                f"escalation_policy.{_sev}.levels[0].escalate_after_minutes", 2, policy(_sev)
+            ),
+        }
+    )
 
 # Consumed only by a running engine or a loopback exchange: the named test shows the effect.
 PROVEN: dict[str, str] = {
@@ -707,9 +755,9 @@ async def test_engine_section_reaches_the_running_engine(db: Any) -> None:
     """heartbeat_url/interval ping a watcher; max_concurrent_probes and probe_body_limit size
     the probe scheduler; a target's tags go onto the incidents it opens."""
     from engine.config.schema import parse_config_text
-    from engine.storage.models import Incident
     from engine.monitor.loopback import LoopbackServer, Reply
     from engine.runtime.engine import Engine
+    from engine.storage.models import Incident
 
     beats: list[str] = []
 
@@ -761,11 +809,12 @@ async def test_pagerduty_on_call_schedule_names_who_is_paged(db: Any) -> None:
     """on_call_schedule = true: a schedule with pagerduty_schedule pages whoever PagerDuty's
     GET /oncalls names (matched by pagerduty_user_id or e-mail), read from api_url with the
     token from api_token_env. Off, such a schedule is refused by `config check`."""
+    from tortoise.transactions import in_transaction
+
     from engine.config.schema import parse_config_text
     from engine.escalation import planner
     from engine.escalation.runtime import EscalationLoops
     from engine.monitor.loopback import LoopbackServer, Reply
-    from tortoise.transactions import in_transaction
 
     asked: list[Any] = []
 
@@ -836,8 +885,9 @@ async def test_anomaly_incident_settings(db: Any) -> None:
 
     opened = []
     for severity, auto in (("low", True), ("critical", True), ("critical", False)):
-        section = SimpleNamespace(enabled=True, sensitivity="medium", false_positive_filter=True, severity=severity,
-                                  auto_create_incident=auto, series=[])
+        section = SimpleNamespace(
+            enabled=True, sensitivity="medium", false_positive_filter=True, severity=severity, auto_create_incident=auto, series=[]
+        )
         service = AnomalyService(section, SimpleNamespace(enabled=False, historical_analysis_days=30))
         service.settings = settings_from_section(section)
         opened.append(await service._open(alert(f"s-{severity}-{auto}/value")))
@@ -850,15 +900,16 @@ async def test_correlation_switch(db: Any) -> None:
     """correlation_analysis.enabled = false: new incidents get no correlation analysis."""
     from types import SimpleNamespace
 
-    from engine.incidents import services
     from engine.detection.enrich import IncidentEnricher
+    from engine.incidents import services
     from engine.storage.models import Incident
 
     found = []
     for enabled in (True, False):
         inc = await services.create_incident(title=f"slow {enabled}", severity="high", actor="t")
-        enricher = IncidentEnricher(SimpleNamespace(enabled=False, historical_analysis_days=30),
-                                    SimpleNamespace(enabled=enabled, window=3600.0))
+        enricher = IncidentEnricher(
+            SimpleNamespace(enabled=False, historical_analysis_days=30), SimpleNamespace(enabled=enabled, window=3600.0)
+        )
         enricher.engine = SimpleNamespace(config=None)
         await enricher.enrich(inc.key)
         row = await Incident.get(id=inc.id)

@@ -4,12 +4,12 @@ loopback receiver standing in for PagerDuty's Events API v2."""
 from __future__ import annotations
 
 import pytest
+from support.escalation import config_text, eventually, fast_loops, timeline
 
+from engine.config.schema import parse_config_text
 from engine.incidents import services
 from engine.storage.escalation_models import Timer
 from engine.storage.models import Incident
-from support.escalation import config_text, eventually, fast_loops, timeline
-from engine.config.schema import parse_config_text
 
 
 def with_pagerduty(rx, **switches: bool) -> object:
@@ -70,6 +70,7 @@ async def test_escalation_policies_keep_pulseguard_escalating_without_a_routing_
 
 def test_config_check_shows_the_handoff_in_the_chain(tmp_path):
     from support.configs import SHARED_EXAMPLE, run_cli
+
     if not SHARED_EXAMPLE.is_file():
         pytest.skip("the shared example is not next to this checkout")
     # The shared example: critical level 1 notifies "pagerduty" and escalation_policies = true.

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.configs import run_cli
 
 from engine.config.schema import ConfigError, load_config, parse_config_json
-from support.configs import run_cli
+
 REPO = Path(__file__).resolve().parents[1]
 SPEC_DIRS = [REPO / "../shared/spec", Path("/work/shared/spec")]
 
@@ -222,6 +223,7 @@ def test_shared_example_as_json_loads_like_the_toml() -> None:
     import tomllib
 
     from support.configs import SHARED_EXAMPLE
+
     if not SHARED_EXAMPLE.is_file():
         pytest.skip("the shared example is not next to this checkout")
     raw = tomllib.loads(SHARED_EXAMPLE.read_text(encoding="utf-8"))

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from pulseguard_tui.widgets.correlation import analysis_lines, gather
 
 
 def test_analysis_lines_show_label_fix_and_changed_series():
-    lines = analysis_lines({
-        "pattern": {"label": "rare", "similar_count": 1, "period_days": 30,
-                    "hint": "Last time (INC-1), the fix was: bigger pool", "recurring": []},
-        "correlation": {"series": [
-            {"series": "db_connections", "label": "sudden jump", "onset": "2026-11-27T10:25:00+00:00"},
-            {"series": "cpu", "label": "stable", "onset": None},
-        ]},
-    })
+    lines = analysis_lines(
+        {
+            "pattern": {
+                "label": "rare",
+                "similar_count": 1,
+                "period_days": 30,
+                "hint": "Last time (INC-1), the fix was: bigger pool",
+                "recurring": [],
+            },
+            "correlation": {
+                "series": [
+                    {"series": "db_connections", "label": "sudden jump", "onset": "2026-11-27T10:25:00+00:00"},
+                    {"series": "cpu", "label": "stable", "onset": None},
+                ]
+            },
+        }
+    )
     assert lines[0] == "pattern: rare (1 similar in 30 days)"
     assert "bigger pool" in lines[1]
     assert any("db_connections: sudden jump" in line for line in lines)
@@ -51,12 +62,22 @@ class RecordingAPI:
 
 async def test_gather_charts_the_top_ranked_series():
     api = RecordingAPI()
-    detail = {"key": "INC-2", "created_at": "2026-11-27T10:30:00+00:00", "detected_at": "2026-11-27T10:26:00+00:00",
-              "services": [], "target": "checkout-api",
-              "analysis": {"correlation": {"series": [
-                  {"series": "db_connections", "label": "sudden jump"},
-                  {"series": "queue_depth", "label": "steady increase"},
-                  {"series": "cpu", "label": "stable"}]}}}
+    detail = {
+        "key": "INC-2",
+        "created_at": "2026-11-27T10:30:00+00:00",
+        "detected_at": "2026-11-27T10:26:00+00:00",
+        "services": [],
+        "target": "checkout-api",
+        "analysis": {
+            "correlation": {
+                "series": [
+                    {"series": "db_connections", "label": "sudden jump"},
+                    {"series": "queue_depth", "label": "steady increase"},
+                    {"series": "cpu", "label": "stable"},
+                ]
+            }
+        },
+    }
     data = await gather(api, detail)
     assert api.asked == ["db_connections", "queue_depth"]
     assert set(data["series"]) == {"db_connections", "queue_depth"}
@@ -65,32 +86,56 @@ async def test_gather_charts_the_top_ranked_series():
 async def test_the_tab_charts_the_engines_ranked_series(sqlite_database, migrated_template):
     """An incident analysed by the engine (probe latency of its target and a pushed metric, named
     "checkout-api/response_time" and "db_connections"): the tab draws both as lines."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    from engine.incidents import services
-    from engine.storage.db import close_database, open_database
-    from engine.detection.correlation import SeriesChange
-    from engine.monitor.metrics import push_sample
     from support.console_app import make_app, seed
     from support.pilot import main, until
+
+    from engine.detection.correlation import SeriesChange
+    from engine.incidents import services
+    from engine.monitor.metrics import push_sample
+    from engine.storage.db import close_database, open_database
+
     migrated_template.copy_sqlite(sqlite_database.path)
     await open_database(sqlite_database)
     try:
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(UTC).replace(microsecond=0)
         await seed(probes_until=now)
         for minute in range(40, -1, -1):
             await push_sample("db_connections", 20.0 + (80.0 if minute <= 12 else minute % 3), at=now - timedelta(minutes=minute))
-        inc = await services.create_incident(title="checkout-api: response_time > 2000", severity="high", actor="monitor",
-                                             services=["checkout"], target="checkout-api", source="threshold",
-                                             at=now - timedelta(minutes=10))
+        inc = await services.create_incident(
+            title="checkout-api: response_time > 2000",
+            severity="high",
+            actor="monitor",
+            services=["checkout"],
+            target="checkout-api",
+            source="threshold",
+            at=now - timedelta(minutes=10),
+        )
         # The correlation analysis as the engine stores it (SeriesChange.to_dict per series).
         onset = (now - timedelta(minutes=12)).isoformat()
-        changes = [SeriesChange("checkout-api/response_time", "gradual_increase", "gradual increase", now - timedelta(minutes=25),
-                                6.0, 300.0, 2400.0, 7.0, 5.0),
-                   SeriesChange("db_connections", "sudden_jump", "sudden jump", datetime.fromisoformat(onset), 9.0, 21.0, 100.0, 3.8, 8.0),
-                   SeriesChange("cpu", "stable", "stable", None, 0.1, 30.0, 30.0, 0.0, 0.0)]
-        data = {"incident": inc.key, "start": inc.created_at.isoformat(), "window_seconds": 1800.0,
-                "series": [c.to_dict() for c in changes], "related_incidents": []}
+        changes = [
+            SeriesChange(
+                "checkout-api/response_time",
+                "gradual_increase",
+                "gradual increase",
+                now - timedelta(minutes=25),
+                6.0,
+                300.0,
+                2400.0,
+                7.0,
+                5.0,
+            ),
+            SeriesChange("db_connections", "sudden_jump", "sudden jump", datetime.fromisoformat(onset), 9.0, 21.0, 100.0, 3.8, 8.0),
+            SeriesChange("cpu", "stable", "stable", None, 0.1, 30.0, 30.0, 0.0, 0.0),
+        ]
+        data = {
+            "incident": inc.key,
+            "start": inc.created_at.isoformat(),
+            "window_seconds": 1800.0,
+            "series": [c.to_dict() for c in changes],
+            "related_incidents": [],
+        }
         await services.set_analysis(inc.key, "correlation", data, "detector")
 
         app = make_app(sqlite_database, clock=lambda: now)

@@ -5,8 +5,9 @@ always shown with its text and match count; Esc clears it."""
 
 from __future__ import annotations
 
-
 import pytest
+from support.focus import EXPECTED, next_key_acts_on_list, select, walk_every_modal
+from support.pilot import main, type_text, until
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
@@ -15,8 +16,7 @@ from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
-from support.pilot import main, type_text, until
-from support.focus import select, next_key_acts_on_list, walk_every_modal, EXPECTED
+
 
 @pytest.mark.slow
 async def test_every_modal_both_ways_then_the_next_key_acts_on_the_list(console: tuple[PulseGuardApp, Pilot]) -> None:

@@ -4,8 +4,8 @@ list; the severity form starts at the incident's severity."""
 
 from __future__ import annotations
 
-
 import pytest
+from support.pilot import open_form, select_row, type_text, until
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
@@ -15,7 +15,6 @@ from pulseguard_tui.forms.incident import CommentScreen, SeverityScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
-from support.pilot import open_form, select_row, type_text, until
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from support.console_app import NOW, at, make_app, seed
+from support.pilot import command, started, until
 from textual.widgets import DataTable, Static
 from textual.widgets._footer import FooterKey
 
@@ -15,9 +17,7 @@ from engine.storage.db import close_database, open_database
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.screens.targets import TargetsScreen
 from pulseguard_tui.widgets.incident_table import columns_for
-from support.console_app import NOW, at, make_app, seed
-from support.pilot import command, started
-from support.pilot import until
+
 LONG_TITLE = "Checkout API returns 500s for every EU customer paying by card"  # 62 characters
 
 
@@ -88,9 +88,13 @@ async def test_targets_fit_80_columns_and_the_selected_error_is_whole(sdb: Any) 
 
 async def test_maintenance_fits_80_columns(sdb: Any) -> None:
     await seed()
-    await services.create_maintenance(title="Upgrade every database replica in the EU region to PostgreSQL 17",
-                                      starts_at=at(10), ends_at=at(-60), actor="carol",
-                                      services=["database", "checkout", "payments", "search"])
+    await services.create_maintenance(
+        title="Upgrade every database replica in the EU region to PostgreSQL 17",
+        starts_at=at(10),
+        ends_at=at(-60),
+        actor="carol",
+        services=["database", "checkout", "payments", "search"],
+    )
     app = make_app(sdb)
     async with app.run_test(size=(80, 24)) as pilot:
         await started(app, pilot)
@@ -104,8 +108,11 @@ async def test_maintenance_fits_80_columns(sdb: Any) -> None:
             assert "…" not in str(table.get_row_at(i)[5]) + str(table.get_row_at(i)[6])
         await pilot.press("down")
         info = app.screen.query_one("#windows-info", Static)
-        await until(pilot, lambda: "Upgrade every database replica in the EU region to PostgreSQL 17" in str(info.render()),
-                    what="the selected window whole below the table")
+        await until(
+            pilot,
+            lambda: "Upgrade every database replica in the EU region to PostgreSQL 17" in str(info.render()),
+            what="the selected window whole below the table",
+        )
 
 
 async def test_footer_keys_fit_80_columns_on_the_post_mortem_tab(sdb: Any) -> None:

@@ -8,11 +8,14 @@ import asyncio
 import time
 from typing import Any
 
+from support.console_app import make_app, seed
 from support.db import run_cli
+from support.pilot import main, select_row, until
+
 from engine.incidents import services
 from pulseguard_tui.screens.incidents import IncidentsScreen
-from support.console_app import make_app, seed
-from support.pilot import main, select_row, until
+
+
 async def test_incident_created_by_another_process_shows_within_two_seconds(db: Any) -> None:
     await seed()
     app = make_app(db)
@@ -24,13 +27,22 @@ async def test_incident_created_by_another_process_shows_within_two_seconds(db: 
         await select_row(pilot, "INC-3")
         before = screen.table.total
         proc = await asyncio.to_thread(
-            run_cli, db, "incident", "create", "--title", "Database primary down", "--severity", "critical",
-            "--service", "database", actor="carol")
+            run_cli,
+            db,
+            "incident",
+            "create",
+            "--title",
+            "Database primary down",
+            "--severity",
+            "critical",
+            "--service",
+            "database",
+            actor="carol",
+        )
         assert proc.returncode == 0, proc.stderr
         created = time.monotonic()
         key = proc.stdout.split()[0]
-        await until(pilot, lambda: key in [r["key"] for r in screen.table.loaded_rows()], timeout=2.0,
-                    what=f"{key} in the list within 2 s")
+        await until(pilot, lambda: key in [r["key"] for r in screen.table.loaded_rows()], timeout=2.0, what=f"{key} in the list within 2 s")
         shown_after = time.monotonic() - created
         assert shown_after < 2.0
         assert screen.table.total == before + 1
@@ -54,17 +66,21 @@ async def test_change_by_another_process_updates_detail_and_keeps_scroll(db: Any
         screen = main(app)
         await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
         await pilot.press("pagedown", "pagedown", "down", "down")
-        await until(pilot, lambda: screen.detail.detail and screen.detail.detail["key"] == screen.table.selected_key,
-                    what="detail follows cursor")
+        await until(
+            pilot, lambda: screen.detail.detail and screen.detail.detail["key"] == screen.table.selected_key, what="detail follows cursor"
+        )
         key = screen.table.selected_key
         scroll_before = screen.table.scroll_y
         cursor_before = screen.table.cursor
         assert scroll_before > 0
         proc = await asyncio.to_thread(run_cli, db, "incident", "comment", key, "seen from the other terminal", actor="bob")
         assert proc.returncode == 0, proc.stderr
-        await until(pilot, lambda: any(c["content"] == "seen from the other terminal"
-                                       for c in screen.detail.detail.get("comments", [])), timeout=2.0,
-                    what="comment in the detail")
+        await until(
+            pilot,
+            lambda: any(c["content"] == "seen from the other terminal" for c in screen.detail.detail.get("comments", [])),
+            timeout=2.0,
+            what="comment in the detail",
+        )
         assert screen.table.selected_key == key
         assert screen.table.scroll_y == scroll_before and screen.table.cursor == cursor_before
         timeline = str(screen.query_one("#timeline-body").render())
@@ -80,8 +96,7 @@ async def test_bell_can_be_turned_off(db: Any) -> None:
         screen = main(app)
         await until(pilot, lambda: screen.table.loaded, what="load")
         await services.create_incident(title="quiet critical", severity="critical", actor="seed")
-        await until(pilot, lambda: any(r["title"] == "quiet critical" for r in screen.table.loaded_rows()),
-                    timeout=2.0, what="row")
+        await until(pilot, lambda: any(r["title"] == "quiet critical" for r in screen.table.loaded_rows()), timeout=2.0, what="row")
         await pilot.pause(0.2)
         assert bells == []
         assert isinstance(app.screen, IncidentsScreen)

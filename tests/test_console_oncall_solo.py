@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from support.console_app import make_app, seed
-from support.pilot import table_rows
-from support.pilot import until
+from support.pilot import table_rows, until
+
 SOLO_CONFIG = """
 [engine]
 timezone = "Europe/Amsterdam"

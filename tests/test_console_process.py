@@ -10,19 +10,20 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from support.db import REPO, run_cli
-from engine.storage.db import Database, close_database, open_database
-from engine.core.domain import InvalidInput
-from pulseguard_tui.app import PulseGuardApp
-from pulseguard_tui.settings import ConsoleSettings
 from support.console_app import make_api
+from support.db import REPO, run_cli
 from support.pilot import main, until
 from support.terminal import Pty, console_env
+
+from engine.core.domain import InvalidInput
+from engine.storage.db import Database, close_database, open_database
+from pulseguard_tui.app import PulseGuardApp
+from pulseguard_tui.settings import ConsoleSettings
 
 
 def test_console_in_a_terminal_lists_acknowledges_and_quits(sqlite_database: Database, tmp_path: Path) -> None:
@@ -41,8 +42,7 @@ def test_console_in_a_terminal_lists_acknowledges_and_quits(sqlite_database: Dat
     assert "acknowledged" in shown.stdout and "dana" in shown.stdout
 
 
-def test_console_runs_the_engine_when_it_wins_the_lease(sqlite_database: Database, migrated_template: Any,
-                                                       tmp_path: Path) -> None:
+def test_console_runs_the_engine_when_it_wins_the_lease(sqlite_database: Database, migrated_template: Any, tmp_path: Path) -> None:
     migrated_template.copy_sqlite(sqlite_database.path)
     term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana"], console_env(sqlite_database, tmp_path))
     term.expect(b"PulseGuard")
@@ -105,8 +105,7 @@ async def test_connect_failure_closes_with_the_reason() -> None:
 
 @pytest.mark.parametrize("argv", [["--help"], ["incident", "--help"]])
 def test_help_still_lists_subcommands(argv: list[str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", *argv], capture_output=True, text=True, cwd=REPO,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", *argv], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 0
     assert "incident" in proc.stdout
 
@@ -124,8 +123,7 @@ def test_console_section_of_the_configuration_applies(sqlite_database: Database,
     run_cli(sqlite_database, "incident", "create", "--title", "Slow search", "--severity", "medium", check=True)
     config = tmp_path / "pulseguard.toml"
     config.write_text('[console]\nreadonly = true\nbell = false\n\n[console.keymap]\n"app.help" = "h"\n')
-    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)],
-               console_env(sqlite_database, tmp_path))
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)], console_env(sqlite_database, tmp_path))
     term.expect(b"Slow search")
     term.expect(b"READ-ONLY")
     term.send(b"a")
@@ -142,8 +140,11 @@ def test_unknown_theme_in_the_configuration_is_a_warning(sqlite_database: Databa
     run_cli(sqlite_database, "incident", "create", "--title", "Slow search", "--severity", "medium", check=True)
     config = tmp_path / "pulseguard.toml"
     config.write_text('[console]\ntheme = "neon"\n')
-    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)],
-               console_env(sqlite_database, tmp_path, NO_COLOR=""), cols=120)
+    term = Pty(
+        [sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)],
+        console_env(sqlite_database, tmp_path, NO_COLOR=""),
+        cols=120,
+    )
     term.expect(b"Slow search")
     term.expect(b"unknown theme 'neon'")
     term.send(b"q")
@@ -153,32 +154,30 @@ def test_unknown_theme_in_the_configuration_is_a_warning(sqlite_database: Databa
 def test_broken_configuration_is_reported_with_its_key_path(sqlite_database: Database, tmp_path: Path) -> None:
     config = tmp_path / "pulseguard.toml"
     config.write_text('[console]\nreadonly = "sometimes"\n')
-    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)],
-               console_env(sqlite_database, tmp_path))
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--config", str(config)], console_env(sqlite_database, tmp_path))
     assert term.wait_exit(20) == 2
     text = term.out.decode("utf-8", "replace")
     assert "console.readonly" in text and "Traceback" not in text
 
 
-def test_console_on_a_new_database_says_so_and_a_read_only_one_creates_none(sqlite_database: Database,
-                                                                           tmp_path: Path) -> None:
-    term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--no-engine"],
-               console_env(sqlite_database, tmp_path), cols=120)
+def test_console_on_a_new_database_says_so_and_a_read_only_one_creates_none(sqlite_database: Database, tmp_path: Path) -> None:
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--no-engine"], console_env(sqlite_database, tmp_path), cols=120)
     term.expect(b"(new database)")  # the status line, while no incident exists
     term.send(b"q")
     assert term.wait_exit() == 0
     assert sqlite_database.path.exists()  # type: ignore[union-attr]
     typo = tmp_path / "typo.db"
-    term = Pty([sys.executable, "-m", "pulseguard_tui", "--readonly", "--no-engine", "--db", str(typo)],
-               console_env(sqlite_database, tmp_path))
+    term = Pty(
+        [sys.executable, "-m", "pulseguard_tui", "--readonly", "--no-engine", "--db", str(typo)], console_env(sqlite_database, tmp_path)
+    )
     assert term.wait_exit(20) == 2
     assert f"no PulseGuard database at {typo}".encode() in term.out.replace(b"\r\n", b"")  # wrapped at 80
     assert not typo.exists()
 
 
 async def test_the_new_database_note_lasts_until_the_first_incident(db: Database) -> None:
-    from engine.incidents import services
     from engine.api.local import LocalEngine
+    from engine.incidents import services
 
     api = LocalEngine("dana", db_label=db.label, new_database=True)
     assert (await api.engine_state())["database"] == f"{db.label} (new database)"
@@ -215,32 +214,42 @@ class SilentReceiver:
 
 async def _seed_pages(db: Database, incidents: int) -> None:
     """Open incidents, each with a page due now to the webhook `slow`."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from engine.incidents import services
     from engine.storage.escalation_models import Notification
 
     await open_database(db)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for i in range(incidents):
             incident = await services.create_incident(title=f"Page stuck {i}", severity="high", actor="tester")
-            await Notification.create(dedup_key=f"test:{i}", stream=f"{incident.id}:webhook:slow",
-                                      incident_id=incident.id, destination="webhook:slow", kind="triggered",
-                                      payload={"title": f"Page stuck {i}"}, next_attempt_at=now, created_at=now)
+            await Notification.create(
+                dedup_key=f"test:{i}",
+                stream=f"{incident.id}:webhook:slow",
+                incident_id=incident.id,
+                destination="webhook:slow",
+                kind="triggered",
+                payload={"title": f"Page stuck {i}"},
+                next_attempt_at=now,
+                created_at=now,
+            )
     finally:
         await close_database()
 
 
 async def _lease_and_pages(db: Database) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    from engine.storage.escalation_models import Notification
     from engine.runtime.lease import Lease
+    from engine.storage.escalation_models import Notification
 
     await open_database(db)
     try:
         lease = await Lease("engine", "reader").current()
-        pages = await Notification.all().order_by("id").values("state", "claimed_by", "claimed_until", "attempts",
-                                                               "next_attempt_at", "last_error")
+        pages = (
+            await Notification.all()
+            .order_by("id")
+            .values("state", "claimed_by", "claimed_until", "attempts", "next_attempt_at", "last_error")
+        )
         return lease, pages
     finally:
         await close_database()
@@ -263,19 +272,18 @@ def _until(condition: Any, what: str, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_q_with_pages_in_flight_releases_the_lease_and_leaves_the_pages_pending(
-        sqlite_database: Database, tmp_path: Path) -> None:
+def test_q_with_pages_in_flight_releases_the_lease_and_leaves_the_pages_pending(sqlite_database: Database, tmp_path: Path) -> None:
     import asyncio
-
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     asyncio.run(_seed_pages(sqlite_database, 3))  # creates and migrates the database
-    seeded = datetime.now(timezone.utc)
+    seeded = datetime.now(UTC)
     receiver = SilentReceiver()
     try:
         config = _quit_config(tmp_path, receiver)
-        term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--config", str(config)],
-                   console_env(sqlite_database, tmp_path))
+        term = Pty(
+            [sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--config", str(config)], console_env(sqlite_database, tmp_path)
+        )
         term.expect(b"engine here")
         _until(lambda: len(receiver.held) >= 3, "the three pages to be in flight")
         term.send(b"q")
@@ -294,16 +302,16 @@ def test_q_with_pages_in_flight_releases_the_lease_and_leaves_the_pages_pending(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
-def test_hangup_or_term_stops_the_console_and_its_worker(sig: signal.Signals, sqlite_database: Database,
-                                                         tmp_path: Path) -> None:
+def test_hangup_or_term_stops_the_console_and_its_worker(sig: signal.Signals, sqlite_database: Database, tmp_path: Path) -> None:
     import asyncio
 
     asyncio.run(_seed_pages(sqlite_database, 2))
     receiver = SilentReceiver()
     try:
         config = _quit_config(tmp_path, receiver, detection=True)
-        term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--config", str(config)],
-                   console_env(sqlite_database, tmp_path))
+        term = Pty(
+            [sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--config", str(config)], console_env(sqlite_database, tmp_path)
+        )
         term.expect(b"engine here")
         _until(lambda: len(receiver.held) >= 2, "the pages to be in flight")
         os.kill(term.pid, sig)

@@ -10,15 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.pilot import detail_text, main, open_form, select_row, until
+from support.rest import Api, running_api
 
-from engine.incidents import queries, services
 from engine.api.local import LocalEngine
 from engine.api.remote import RemoteEngine
+from engine.incidents import queries, services
 from pulseguard_tui.console import build_console, initial_settings, run_console
 from pulseguard_tui.forms.incident import AcknowledgeScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
-from support.rest import Api, running_api
-from support.pilot import detail_text, main, open_form, select_row, until
+
+
 @pytest.fixture
 async def api(db: Any) -> AsyncIterator[Api]:
     async with running_api() as running:
@@ -28,26 +30,35 @@ async def api(db: Any) -> AsyncIterator[Api]:
 def console_args(tmp_path: Path, url: str, token: str | None) -> argparse.Namespace:
     config = tmp_path / "pulseguard.toml"
     config.write_text('[engine]\ntimezone = "UTC"\n')
-    return argparse.Namespace(connect=url, token=token, config=str(config), db=None, actor=None, json=False,
-                              theme="dark", readonly=False, no_engine=False, command=None)
+    return argparse.Namespace(
+        connect=url,
+        token=token,
+        config=str(config),
+        db=None,
+        actor=None,
+        json=False,
+        theme="dark",
+        readonly=False,
+        no_engine=False,
+        command=None,
+    )
 
 
 async def seed_two() -> None:
-    await services.create_incident(title="Checkout API returns 500s", severity="critical", actor="monitor",
-                                   services=["checkout"])
+    await services.create_incident(title="Checkout API returns 500s", severity="critical", actor="monitor", services=["checkout"])
     await services.create_incident(title="Disk 85% on db-2", severity="medium", actor="monitor")
 
 
 async def started(app: Any, pilot: Any) -> IncidentsScreen:
     await until(pilot, lambda: app.ready.is_set(), timeout=10, what="connected")
     screen = main(app)
-    await until(pilot, lambda: screen.table.loaded and screen.table.total >= 2 and screen.detail.detail is not None,
-                what="incidents listed")
+    await until(
+        pilot, lambda: screen.table.loaded and screen.table.total >= 2 and screen.detail.detail is not None, what="incidents listed"
+    )
     return screen
 
 
-async def test_console_over_the_api_lists_and_acknowledges(api: Api, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_console_over_the_api_lists_and_acknowledges(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     await seed_two()
     monkeypatch.setenv("PULSEGUARD_TOKEN", api.tokens["responder"])  # no --token: the environment's
     args = console_args(tmp_path, api.url, None)
@@ -67,13 +78,17 @@ async def test_console_over_the_api_lists_and_acknowledges(api: Api, tmp_path: P
             await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
             inc = await queries.incident_detail("INC-2")
             assert inc["acknowledged_by"] == "responder-token"  # the token's name: it went through the API
-            await until(pilot, lambda: "acknowledged by responder-token" in detail_text(app, "#detail-header"),
-                        what="header shows the acknowledgement")
+            await until(
+                pilot,
+                lambda: "acknowledged by responder-token" in detail_text(app, "#detail-header"),
+                what="header shows the acknowledgement",
+            )
 
             # A change made elsewhere arrives over the API's event stream.
             await services.create_incident(title="Payment provider timeouts", severity="high", actor="cli")
-            await until(pilot, lambda: "INC-3" in {r["key"] for r in screen.table.loaded_rows()}, timeout=5,
-                        what="incident from another process")
+            await until(
+                pilot, lambda: "INC-3" in {r["key"] for r in screen.table.loaded_rows()}, timeout=5, what="incident from another process"
+            )
             remote = app.api
     finally:
         await cleanup()
@@ -109,15 +124,15 @@ async def test_a_refused_token_ends_the_console_with_a_clear_message(api: Api, t
     app, cleanup = build_console(args, initial_settings(args))
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            await until(pilot, lambda: not app.is_running or app.return_code is not None, timeout=10,
-                        what="the console to give up")
+            await until(pilot, lambda: not app.is_running or app.return_code is not None, timeout=10, what="the console to give up")
     finally:
         await cleanup()
     assert app.return_code == 2
 
 
-def test_missing_token_or_bad_url_is_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_token_or_bad_url_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("PULSEGUARD_TOKEN", raising=False)
     assert run_console(console_args(tmp_path, "http://127.0.0.1:9", None)) == 2
     err = capsys.readouterr().err
@@ -153,8 +168,12 @@ async def test_api_me_says_what_the_server_serves(api: Api) -> None:
             caps = await remote.capabilities()
         finally:
             await remote.aclose()
-        assert caps == {"name": f"{role}-token", "role": role, "may_write": may_write,
-                        "features": {"postmortems": True, "postmortem_edits": True, "analytics": True}}
+        assert caps == {
+            "name": f"{role}-token",
+            "role": role,
+            "may_write": may_write,
+            "features": {"postmortems": True, "postmortem_edits": True, "analytics": True},
+        }
     local = await LocalEngine("alice").capabilities()
     assert local["role"] == "local" and local["may_write"] and all(local["features"].values())
 
@@ -163,8 +182,7 @@ async def test_an_engine_without_postmortems_or_analytics_says_so_in_api_me(db: 
     async with running_api() as api:
         async with api.client("responder") as client:
             me = (await client.get("/api/me")).json()
-        assert me["may_write"] is True and me["features"] == {
-            "postmortems": False, "postmortem_edits": False, "analytics": False}
+        assert me["may_write"] is True and me["features"] == {"postmortems": False, "postmortem_edits": False, "analytics": False}
         remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
         try:
             assert not any((await remote.capabilities())["features"].values())
@@ -222,8 +240,11 @@ async def remote_without_learning(api: Api, tmp_path: Path) -> None:
             assert "ack" in shown_actions(app)  # a responder still acknowledges, comments, resolves
             await pilot.press("7")
             view = screen.detail.postmortem
-            await until(pilot, lambda: "not available over this connection" in str(
-                view.query_one("#pm-summary").render()), what="post-mortem tab says why")
+            await until(
+                pilot,
+                lambda: "not available over this connection" in str(view.query_one("#pm-summary").render()),
+                what="post-mortem tab says why",
+            )
             view.query_one("#pm-timeline").focus()
             await pilot.pause(0.1)
             assert not shown_actions(app) & {"summary", "lists", "impact", "new_entry", "publish", "copy_markdown"}
@@ -231,8 +252,11 @@ async def remote_without_learning(api: Api, tmp_path: Path) -> None:
             await app.switch_mode("analytics")
             await until(pilot, lambda: isinstance(app.screen, AnalyticsScreen), what="analytics")
             analytics = app.screen
-            await until(pilot, lambda: "not available over this connection" in str(
-                analytics.query_one("#analytics-summary").render()), what="analytics says why, no spinner")
+            await until(
+                pilot,
+                lambda: "not available over this connection" in str(analytics.query_one("#analytics-summary").render()),
+                what="analytics says why, no spinner",
+            )
             assert "loading" not in str(analytics.query_one("#analytics-period").render())
             assert not shown_actions(app) & {"previous_period", "next_period", "month", "year"}
     finally:
@@ -246,6 +270,7 @@ async def test_every_modal_over_the_api_then_the_next_key_acts_on_the_list(api: 
     event stream while the modal closes)."""
     from support.console_app import seed
     from support.focus import EXPECTED, walk_every_modal
+
     await seed(targets=False)
     args = console_args(tmp_path, api.url, api.tokens["responder"])
     app, cleanup = build_console(args, initial_settings(args))

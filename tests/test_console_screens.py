@@ -5,12 +5,14 @@ the user's keymap, and 80x24 without a mouse."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.console_app import make_app, seed
+from support.pilot import choose, command, open_form, started, type_text, until
 from textual.widgets import DataTable, Input
 
 from engine.incidents import queries
@@ -21,9 +23,8 @@ from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.screens.targets import TargetsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
-from support.console_app import make_app, seed
-from support.pilot import choose, open_form, type_text, until
-from support.pilot import started, command
+
+
 @pytest.fixture
 async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any]:
     """These screens do not differ by backend: SQLite only (the workflows run on both)."""
@@ -90,10 +91,24 @@ async def test_help_lists_every_key(sdb: Any) -> None:
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
         text = str(app.screen.query_one("#help-text").render())
-        for key, words in [("a", "Acknowledge"), ("s", "Change status"), ("v", "Change severity"), ("c", "Comment"),
-                           ("u", "public status update"), ("e", "evidence"), ("r", "Resolve"), ("o", "Reopen"),
-                           ("P", "Promote"), ("n", "New incident"), ("A", "Assign"), ("t", "tags"),
-                           ("f", "false positive"), ("/", "Filter"), ("R", "read-only"), ("q", "Quit")]:
+        for key, words in [
+            ("a", "Acknowledge"),
+            ("s", "Change status"),
+            ("v", "Change severity"),
+            ("c", "Comment"),
+            ("u", "public status update"),
+            ("e", "evidence"),
+            ("r", "Resolve"),
+            ("o", "Reopen"),
+            ("P", "Promote"),
+            ("n", "New incident"),
+            ("A", "Assign"),
+            ("t", "tags"),
+            ("f", "false positive"),
+            ("/", "Filter"),
+            ("R", "read-only"),
+            ("q", "Quit"),
+        ]:
             assert any(line.strip().startswith(key) and words in line for line in text.splitlines()), key
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="help closed")
@@ -138,8 +153,7 @@ async def test_command_line_screens_and_errors(sdb: Any) -> None:
         await pilot.press("escape")  # Esc backs out to the incidents
         await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="escape to incidents")
         await command(pilot, "frobnicate")
-        await until(pilot, lambda: "unknown command" in str(app.screen.query_one("#command-error").render()),
-                    what="inline command error")
+        await until(pilot, lambda: "unknown command" in str(app.screen.query_one("#command-error").render()), what="inline command error")
         assert isinstance(app.screen, CommandLineScreen)
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="closed")
@@ -177,7 +191,7 @@ async def test_q_quits(sdb: Any) -> None:
 
 
 async def test_targets_screen_shows_state_latency_trend_and_error(sdb: Any) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await seed(probes_until=now)
     app = make_app(sdb, clock=lambda: now)
     async with app.run_test(size=(120, 30)) as pilot:
@@ -272,12 +286,19 @@ async def test_enter_zooms_detail_and_escape_restores(sdb: Any) -> None:
 async def test_correlation_tab_plots_the_targets_metrics(sdb: Any) -> None:
     from engine.incidents import services
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await seed(probes_until=now)
-    await services.create_incident(title="Checkout probe failing", severity="high", actor="monitor",
-                                   services=["checkout"], target="checkout-api", at=now - timedelta(minutes=10))
-    await services.create_incident(title="Checkout slow", severity="low", actor="monitor",
-                                   services=["checkout"], at=now - timedelta(minutes=50))
+    await services.create_incident(
+        title="Checkout probe failing",
+        severity="high",
+        actor="monitor",
+        services=["checkout"],
+        target="checkout-api",
+        at=now - timedelta(minutes=10),
+    )
+    await services.create_incident(
+        title="Checkout slow", severity="low", actor="monitor", services=["checkout"], at=now - timedelta(minutes=50)
+    )
     app = make_app(sdb, clock=lambda: now)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await started(app, pilot)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.console_app import make_app, seed_file
 
 from engine.storage.db import resolve_database
-from support.console_app import make_app, seed_file
 
 SIZES = [(80, 24), (160, 48)]
 THEMES = ["dark", "light"]
@@ -165,8 +165,10 @@ def test_analytics(snap_compare: Any, seeded: Any, size: tuple[int, int]) -> Non
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_oncall(snap_compare: Any, seeded: Any, size: tuple[int, int], tmp_path: Path) -> None:
-    from engine.config.schema import load_config
     from support.configs import ONCALL_CONFIG
+
+    from engine.config.schema import load_config
+
     path = tmp_path / "pulseguard.toml"
     path.write_text(ONCALL_CONFIG)
     app = app_for(seeded, "dark")
@@ -175,14 +177,27 @@ def test_oncall(snap_compare: Any, seeded: Any, size: tuple[int, int], tmp_path:
 
 
 FORMS = {  # name: (keys, mode)
-    "acknowledge": (["j", "a"], None), "status": (["s"], None), "severity": (["v"], None), "comment": (["c"], None),
-    "update": (["u"], None), "evidence": (["e"], None), "resolve": (["r"], None), "promote": (["P"], None),
-    "new_incident": (["n"], None), "assign": (["A"], None), "tags": (["t"], None), "false_positive": (["f"], None),
+    "acknowledge": (["j", "a"], None),
+    "status": (["s"], None),
+    "severity": (["v"], None),
+    "comment": (["c"], None),
+    "update": (["u"], None),
+    "evidence": (["e"], None),
+    "resolve": (["r"], None),
+    "promote": (["P"], None),
+    "new_incident": (["n"], None),
+    "assign": (["A"], None),
+    "tags": (["t"], None),
+    "false_positive": (["f"], None),
     "command_line": (["colon"], None),
-    "maintenance_add": (["n"], "maintenance"), "maintenance_end": (["E"], "maintenance"),
-    "postmortem_summary": (["7", "S"], None), "postmortem_lists": (["7", "W"], None),
-    "postmortem_impact": (["7", "I"], None), "postmortem_entry": (["7", "N"], None),
-    "postmortem_rating": (["7", "G"], None), "postmortem_publish": (["7", "P"], None),
+    "maintenance_add": (["n"], "maintenance"),
+    "maintenance_end": (["E"], "maintenance"),
+    "postmortem_summary": (["7", "S"], None),
+    "postmortem_lists": (["7", "W"], None),
+    "postmortem_impact": (["7", "I"], None),
+    "postmortem_entry": (["7", "N"], None),
+    "postmortem_rating": (["7", "G"], None),
+    "postmortem_publish": (["7", "P"], None),
 }
 
 

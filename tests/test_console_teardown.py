@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from support.console_app import NOW, make_app, seed
+from support.pilot import main, until
 from textual.worker import WorkerState
 
 from engine.api.local import LocalEngine
@@ -17,8 +19,8 @@ from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.engine_host import monitor_queries
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.settings import ConsoleSettings
-from support.console_app import NOW, make_app, seed
-from support.pilot import main, until
+
+
 class HeldEngine(LocalEngine):
     """The real engine over the test database, except that the maintenance list, once read, can
     be held back until a condition holds: its answer then arrives in the middle of the removal
@@ -67,8 +69,7 @@ async def test_clock_and_feed_reach_no_screen_while_the_console_closes(db: Any) 
     event loop, also while the screens are being taken down."""
     await seed()
     app = make_app(db)
-    batch = [{"id": 1_000_000, "kind": "created", "incident": "INC-1", "summary": "Checkout down",
-              "data": {"severity": "critical"}}]
+    batch = [{"id": 1_000_000, "kind": "created", "incident": "INC-1", "summary": "Checkout down", "data": {"severity": "critical"}}]
     errors: list[BaseException] = []
     ticks = 0
     closing = False

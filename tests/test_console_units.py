@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from pulseguard_tui.formatting import age, countdown, severity_label, sparkline
 from pulseguard_tui.settings import ThemeError, choose_theme, load_state, save_state
 
 REPO = Path(__file__).resolve().parents[1]
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -175,18 +175,36 @@ def test_startup_imports_no_heavy_libraries() -> None:
 
 
 def test_console_refuses_without_a_terminal(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "--db", str(tmp_path / "x.db")],
-                          capture_output=True, text=True, cwd=REPO, timeout=60, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pulseguard_tui", "--db", str(tmp_path / "x.db")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2
     assert "needs a terminal" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def _detail(**extra: object) -> dict:
-    base = {"key": "INC-7", "title": "Checkout down", "severity": "critical", "status": "triggered",
-            "services": ["checkout"], "tags": ["api"], "assignee": None, "source": "threshold",
-            "created_at": (NOW - timedelta(minutes=5)).isoformat(), "created_by": "engine",
-            "acknowledged_at": None, "acknowledged_by": None, "resolved_at": None, "false_positive": False,
-            "escalation": {}}
+    base = {
+        "key": "INC-7",
+        "title": "Checkout down",
+        "severity": "critical",
+        "status": "triggered",
+        "services": ["checkout"],
+        "tags": ["api"],
+        "assignee": None,
+        "source": "threshold",
+        "created_at": (NOW - timedelta(minutes=5)).isoformat(),
+        "created_by": "engine",
+        "acknowledged_at": None,
+        "acknowledged_by": None,
+        "resolved_at": None,
+        "false_positive": False,
+        "escalation": {},
+    }
     base.update(extra)
     return base
 
@@ -196,8 +214,9 @@ def test_detail_header_says_when_it_escalates_or_who_acknowledged() -> None:
 
     text = header_text(_detail(escalation={"next_at": (NOW + timedelta(minutes=3, seconds=12)).isoformat()}), NOW).plain
     assert "INC-7 ◆ CRIT TRIGGERED" in text and "escalates in 3:12" in text and "services checkout" in text
-    acked = header_text(_detail(status="investigating", acknowledged_at=(NOW - timedelta(minutes=2)).isoformat(),
-                                acknowledged_by="bob"), NOW).plain
+    acked = header_text(
+        _detail(status="investigating", acknowledged_at=(NOW - timedelta(minutes=2)).isoformat(), acknowledged_by="bob"), NOW
+    ).plain
     assert "acknowledged by bob 2m ago" in acked and "escalates" not in acked
     fp = header_text(_detail(false_positive=True), NOW).plain
     assert "[false positive]" in fp and "not acknowledged" in fp
@@ -217,9 +236,13 @@ def test_header_line_keeps_the_important_part_at_80_columns(width: int) -> None:
     from pulseguard_tui.widgets.status_line import status_content
 
     targets = [{"state": "up"}] * 12 + [{"state": "down"}] * 3
-    text = status_content({"role": "standby", "database": "sqlite:/very/long/path/to/the/pulseguard.db",
-                           "readonly": True}, {"critical": 2, "high": 11, "medium": 0, "low": 5}, targets, width,
-                          "Maintenance").plain
+    text = status_content(
+        {"role": "standby", "database": "sqlite:/very/long/path/to/the/pulseguard.db", "readonly": True},
+        {"critical": 2, "high": 11, "medium": 0, "low": 5},
+        targets,
+        width,
+        "Maintenance",
+    ).plain
     assert text.index("READ-ONLY") < text.index("open ◆2 ▲11 ●0 ○5") < text.index("targets 12 up 3 DOWN")
     assert len(text[: text.index("DOWN") + 4]) <= 80
     assert ("standby" in text) and ((width > 100) == ("engine: standby" in text))
@@ -229,13 +252,25 @@ def test_header_line_keeps_the_important_part_at_80_columns(width: int) -> None:
 def test_back_filled_comments_and_updates_show_the_stated_time_and_who_vouched() -> None:
     from pulseguard_tui.widgets.detail import comment_prompt, updates_text
 
-    comment = {"created_at": "2026-12-04T05:37:20+00:00", "stated_at": "2024-01-17T10:35:00+00:00", "internal_only": False,
-               "author": "ops-bot", "on_behalf_of": "[email protected]", "content": "pool exhausted"}
+    comment = {
+        "created_at": "2026-12-04T05:37:20+00:00",
+        "stated_at": "2024-01-17T10:35:00+00:00",
+        "internal_only": False,
+        "author": "ops-bot",
+        "on_behalf_of": "[email protected]",
+        "content": "pool exhausted",
+    }
     text = comment_prompt(comment).plain
     assert "[email protected] via ops-bot: pool exhausted" in text and "(stated)" in text and "2024-01-17" in text
     plain = comment_prompt({**comment, "stated_at": None, "on_behalf_of": None}).plain
     assert "ops-bot: pool exhausted" in plain and "via" not in plain and "(stated)" not in plain
-    update = {"created_at": "2026-12-04T05:37:20+00:00", "stated_at": "2024-01-17T10:30:00+00:00", "public": True,
-              "status": "investigating", "author": "ops-bot", "message": "investigating"}
+    update = {
+        "created_at": "2026-12-04T05:37:20+00:00",
+        "stated_at": "2024-01-17T10:30:00+00:00",
+        "public": True,
+        "status": "investigating",
+        "author": "ops-bot",
+        "message": "investigating",
+    }
     shown = updates_text({"updates": [update]}).plain
     assert "(stated)" in shown and "2024-01-17" in shown

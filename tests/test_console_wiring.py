@@ -4,9 +4,13 @@ registry entries of the Analytics screen and the Post-mortem tab (help, palette,
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import pytest
+from support.configs import ONCALL_CONFIG
+from support.console_app import make_app, seed
+from support.pilot import main, select_row, table_rows, until
 from textual.pilot import Pilot
 from textual.widgets import OptionList, TextArea
 
@@ -16,10 +20,6 @@ from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.screens.analytics import OWN_BINDINGS, AnalyticsScreen
 from pulseguard_tui.screens.help import help_text
 from pulseguard_tui.widgets.postmortem import PostmortemView
-from support.console_app import make_app, seed
-from support.pilot import main, select_row, until
-from support.pilot import table_rows
-from support.configs import ONCALL_CONFIG
 
 
 @pytest.fixture
@@ -140,8 +140,10 @@ async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> Non
         await until(pilot, lambda: screen.selected == "secondary", what="secondary picked")
         shifts = table_rows(screen, "#oncall-shifts")
         assert len(shifts) == 15 and shifts[0][1] == "Mon 02 Mar 09:00"
-        assert [s[0] for s in shifts[:3]] == [rows["secondary"][1], *(
-            ["carol", "bob"] if rows["secondary"][1] == "bob" else ["bob", "carol"])]
+        assert [s[0] for s in shifts[:3]] == [
+            rows["secondary"][1],
+            *(["carol", "bob"] if rows["secondary"][1] == "bob" else ["bob", "carol"]),
+        ]
         # A wide terminal has room for the zone's name in every cell.
         await pilot.resize_terminal(160, 48)
         await until(pilot, lambda: table_rows(screen, "#oncall-now")[0][2].endswith(" CET"), what="zone-named times")
@@ -157,26 +159,26 @@ async def test_oncall_screen_without_schedules_says_so(db: Any) -> None:
         await app.switch_mode("oncall")
         screen = app.screen
         assert isinstance(screen, OncallScreen)
-        await until(pilot, lambda: "no on-call schedules" in str(screen.query_one("#oncall-info").render()),
-                    what="no schedules message")
+        await until(pilot, lambda: "no on-call schedules" in str(screen.query_one("#oncall-info").render()), what="no schedules message")
         assert table_rows(screen, "#oncall-now") == []
 
 
 async def test_detail_header_counts_down_to_escalation_then_names_who_acknowledged(db: Any) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
+
+    from support.pilot import detail_text, open_form
 
     from engine.incidents import services
     from engine.storage.models import Incident
     from pulseguard_tui.forms.incident import AcknowledgeScreen
-    from support.pilot import detail_text, open_form
-    inc = await services.create_incident(title="Checkout down", severity="critical", actor="engine",
-                                         services=["checkout"])
-    due = datetime.now(timezone.utc) + timedelta(minutes=5)
+
+    inc = await services.create_incident(title="Checkout down", severity="critical", actor="engine", services=["checkout"])
+    due = datetime.now(UTC) + timedelta(minutes=5)
     # The escalation planner writes this field when a policy applies (engine/escalation/planner.py);
     # the test writes it directly so the console can be checked without running the engine.
     await Incident.filter(id=inc.id).update(escalation={"generation": 1, "level": 0, "next_at": due.isoformat()})
     shift = [timedelta(0)]
-    app = make_app(db, clock=lambda: datetime.now(timezone.utc) + shift[0])
+    app = make_app(db, clock=lambda: datetime.now(UTC) + shift[0])
     async with app.run_test(size=(80, 24)) as pilot:
         screen = main(app)
         await until(pilot, lambda: screen.detail.detail is not None, what="detail")

@@ -7,14 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support.console_app import make_app, seed
+from support.pilot import choose, detail_text, main, open_form, select_row, type_text, until
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.screens.incidents import IncidentsScreen
-from support.console_app import make_app, seed
-from support.pilot import until, type_text, main, select_row, open_form, choose, detail_text
+
+
 async def submit(pilot: Pilot) -> None:
     await pilot.press("ctrl+s")
     await until(pilot, lambda: isinstance(pilot.app.screen, IncidentsScreen), what="form to close")
@@ -30,8 +32,7 @@ def list_text(app: PulseGuardApp) -> str:
 async def test_first_screen_lists_open_incidents_sorted(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     rows = main(app).table.loaded_rows()
-    assert [r["severity"] for r in rows] == sorted(
-        [r["severity"] for r in rows], key=["critical", "high", "medium", "low"].index)
+    assert [r["severity"] for r in rows] == sorted([r["severity"] for r in rows], key=["critical", "high", "medium", "low"].index)
     assert "INC-8" not in [r["key"] for r in rows]  # resolved: hidden until toggled
     text = list_text(app)
     assert "◆ CRIT" in text and "▲ HIGH" in text and "○ LOW" in text  # symbol and word, not colour alone
@@ -58,8 +59,7 @@ async def test_a_on_acknowledged_incident_explains_and_changes_nothing(console: 
     app, pilot = console
     await select_row(pilot, "INC-1")
     await pilot.press("a")  # no question asked again: who acknowledged it, and when
-    await until(pilot, lambda: any("already acknowledged by alice" in n.message for n in app._notifications),
-                what="explanation")
+    await until(pilot, lambda: any("already acknowledged by alice" in n.message for n in app._notifications), what="explanation")
     assert isinstance(app.screen, IncidentsScreen)
     assert (await queries.incident_detail("INC-1"))["acknowledged_by"] == "alice"
 
@@ -122,8 +122,14 @@ async def test_c_comments_internal(console: tuple[PulseGuardApp, Pilot]) -> None
     assert inc["comments"][-1]["content"] == "Provider status page is red"
     assert inc["comments"][-1]["internal_only"] is True
     await pilot.press("2")
-    await until(pilot, lambda: "Provider status page is red" in str(main(app).query_one("#comments-list").render_line(0).text)
-                or main(app).detail.selected_comment() is not None, what="comments tab")
+    await until(
+        pilot,
+        lambda: (
+            "Provider status page is red" in str(main(app).query_one("#comments-list").render_line(0).text)
+            or main(app).detail.selected_comment() is not None
+        ),
+        what="comments tab",
+    )
     assert main(app).detail.selected_comment()["content"] == "Provider status page is red"
     lines = "".join(main(app).query_one("#comments-list").render_line(y).text for y in range(3))
     assert "[internal]" in lines
@@ -247,8 +253,7 @@ async def test_n_opens_new_incident_and_selects_it(console: tuple[PulseGuardApp,
     await type_text(pilot, "yesterday-ish")
     await pilot.press("enter")
     await until(pilot, lambda: form.problems_shown, what="bad time refused")
-    assert form.problems_shown == [
-        "↑ 'yesterday-ish' is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)"]
+    assert form.problems_shown == ["↑ 'yesterday-ish' is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)"]
     form.query_one("#f-detected", Input).value = "10m"
     await choose(pilot, form, "severity", "critical")
     form.query_one("#f-services", Input).focus()

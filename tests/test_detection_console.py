@@ -6,20 +6,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
+from support.console_app import make_app
 from support.db import run_cli
 from support.detection_series import inject, seasonal
-from engine.storage.db import close_database, open_database
-from engine.detection.service import AnomalyService
-from engine.storage.models import Incident
-from support.console_app import make_app
 from support.pilot import main, until
-UTC = timezone.utc
+
+from engine.detection.service import AnomalyService
+from engine.storage.db import close_database, open_database
+from engine.storage.models import Incident
+
+UTC = UTC
 
 
 @pytest.fixture
@@ -42,10 +43,10 @@ async def _anomaly_on_dashed_target() -> Incident:
     values = inject("level_shift", values, 1000) * 10
     values[1000:] += 200.0  # well beyond the noise, so correlation calls it a jump
     for t, v in zip(ts[940:].tolist(), values[940:].tolist()):
-        await ProbeResult.create(target="checkout-api", at=datetime.fromtimestamp(t, UTC), ok=True, latency_ms=v,
-                                 status_code=200)
-    section = SimpleNamespace(enabled=True, sensitivity="medium", false_positive_filter=True, severity="high",
-                              auto_create_incident=True, series=[])
+        await ProbeResult.create(target="checkout-api", at=datetime.fromtimestamp(t, UTC), ok=True, latency_ms=v, status_code=200)
+    section = SimpleNamespace(
+        enabled=True, sensitivity="medium", false_positive_filter=True, severity="high", auto_create_incident=True, series=[]
+    )
     service = AnomalyService(section, SimpleNamespace(enabled=False))
     await service.start(SimpleNamespace(monitor=None, config=None))
     try:
@@ -73,8 +74,9 @@ async def test_anomaly_correlation_reaches_incident_show_and_the_correlation_tab
     app = make_app(sdb, clock=lambda: now)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = main(app)
-        await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == incident.key,
-                    what="the anomaly incident")
+        await until(
+            pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == incident.key, what="the anomaly incident"
+        )
         await pilot.press("5")
         await until(pilot, lambda: screen.query("#corr-plot"), timeout=10, what="correlation chart")
         summary = str(screen.query_one("#corr-summary").render())

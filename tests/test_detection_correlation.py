@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from engine.detection.correlation import classify, correlate, related_incidents
 
-START = datetime(2026, 1, 5, 10, 30, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
 
 
 def series(shape, seed: int = 0, step: int = 60, noise: float = 1.0):
@@ -49,7 +49,7 @@ def test_shape_label_and_onset(kind: str, seed: int) -> None:
 def test_gradual_onset_is_where_the_ramp_starts() -> None:
     change = classify(*series(SHAPES["gradual_increase"][0]), START)
     # The ramp starts at 10:20 and the 10 % crossing is a couple of minutes later.
-    assert datetime(2026, 1, 5, 10, 20, tzinfo=timezone.utc) <= change.onset <= datetime(2026, 1, 5, 10, 25, tzinfo=timezone.utc)
+    assert datetime(2026, 1, 5, 10, 20, tzinfo=UTC) <= change.onset <= datetime(2026, 1, 5, 10, 25, tzinfo=UTC)
 
 
 def test_flat_series_jitter_is_stable_and_short_series_have_no_data() -> None:
@@ -74,7 +74,7 @@ def test_ranking_prefers_onset_near_the_start_then_size() -> None:
 
 def test_classify_accepts_iso_strings_and_datetimes() -> None:
     ts, vs = series(SHAPES["sudden_jump"][0])
-    iso = [datetime.fromtimestamp(t, timezone.utc).isoformat() for t in ts]
+    iso = [datetime.fromtimestamp(t, UTC).isoformat() for t in ts]
     assert classify(iso, vs, START.isoformat()).kind == "sudden_jump"
     with pytest.raises(ValueError):
         classify(ts, vs, START, 0)
@@ -84,8 +84,13 @@ def test_related_incidents_overlap_in_time_and_share_services_or_tags() -> None:
     base = {"key": "INC-1", "services": ["api", "db"], "tags": ["eu"], "detected_at": START, "resolved_at": None}
     others = [
         {"key": "INC-2", "title": "db slow", "services": ["db"], "tags": [], "detected_at": START + timedelta(minutes=5)},
-        {"key": "INC-3", "services": ["web"], "tags": ["eu"], "detected_at": START - timedelta(hours=2),
-         "resolved_at": START - timedelta(minutes=10)},
+        {
+            "key": "INC-3",
+            "services": ["web"],
+            "tags": ["eu"],
+            "detected_at": START - timedelta(hours=2),
+            "resolved_at": START - timedelta(minutes=10),
+        },
         {"key": "INC-4", "services": ["db"], "detected_at": START - timedelta(days=2), "resolved_at": START - timedelta(days=1)},
         {"key": "INC-5", "services": ["mail"], "tags": ["us"], "detected_at": START},
         {"key": "INC-6", "services": ["api", "db"], "detected_at": START + timedelta(minutes=30)},
@@ -99,25 +104,28 @@ def test_related_incidents_overlap_in_time_and_share_services_or_tags() -> None:
 async def test_incident_correlation_reads_the_metric_store(db, database) -> None:  # type: ignore[no-untyped-def]
     from support.db import run_cli
 
-    from engine.incidents import services
     from engine.detection.gather import correlate_incident
+    from engine.incidents import services
     from engine.storage.monitor_models import MetricSample, MetricSeries
 
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(minutes=20)
-    incident = await services.create_incident(title="checkout slow", severity="high", actor="t", target="checkout",
-                                              services=["shop"], detected_at=start)
-    await services.create_incident(title="db slow", severity="low", actor="t", services=["shop"],
-                                   detected_at=start + timedelta(minutes=3))
+    incident = await services.create_incident(
+        title="checkout slow", severity="high", actor="t", target="checkout", services=["shop"], detected_at=start
+    )
+    await services.create_incident(title="db slow", severity="low", actor="t", services=["shop"], detected_at=start + timedelta(minutes=3))
     shapes = {"cpu": lambda m: 25 if m >= -2 else 0, "mem": lambda m: 0, "queue": lambda m: 30 if -5.5 < m <= -4.5 else 0}
     for name, shape in shapes.items():
         row = await MetricSeries.create(target="checkout", key=name, name=name, labels={}, source="prometheus", created_at=now)
         ts, vs = series(shape, seed=len(name))
         shift = start.timestamp() - START.timestamp()
-        await MetricSample.bulk_create([
-            MetricSample(series_id=row.id, at=datetime.fromtimestamp(t + shift, timezone.utc), value=v)
-            for t, v in zip(ts, vs) if t + shift <= now.timestamp()
-        ])
+        await MetricSample.bulk_create(
+            [
+                MetricSample(series_id=row.id, at=datetime.fromtimestamp(t + shift, UTC), value=v)
+                for t, v in zip(ts, vs)
+                if t + shift <= now.timestamp()
+            ]
+        )
     data = await correlate_incident(incident.key, None, timedelta(hours=1))
     kinds = {c["series"]: c["kind"] for c in data["series"]}
     assert kinds == {"checkout/cpu": "sudden_jump", "checkout/queue": "spike", "checkout/mem": "stable"}

@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 import pytest
-
-from engine.detection.detector import REASON_NAMES, DetectorSettings, StreamingDetector, warm_up
-from engine.core.domain import InvalidInput
 from support.detection_series import inject, seasonal
+
+from engine.core.domain import InvalidInput
+from engine.detection.detector import REASON_NAMES, DetectorSettings, StreamingDetector, warm_up
 
 ONSET = 1000
 

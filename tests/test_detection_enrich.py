@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
-
-from engine.incidents import services
-from engine.detection.enrich import IncidentEnricher
-from engine.core.domain import InvalidInput
-from engine.storage.models import Event, Incident
+from datetime import UTC, datetime, timedelta
 
 import pytest
+
+from engine.core.domain import InvalidInput
+from engine.detection.enrich import IncidentEnricher
+from engine.incidents import services
+from engine.storage.models import Event, Incident
 
 
 class FakeEngine:
@@ -20,16 +20,20 @@ class FakeEngine:
 
 
 async def test_new_incident_is_labelled_and_linked_to_past_fix(db):
-    t0 = datetime.now(timezone.utc) - timedelta(days=3)
-    old = await services.create_incident(title="checkout-api slow responses", severity="high", actor="engine",
-                                         services=["web-app"], at=t0)
-    await services.resolve(old.key, "bob", root_cause="connection pool exhausted", solution="raised pool size to 80",
-                           category="database", at=t0 + timedelta(minutes=20))
+    t0 = datetime.now(UTC) - timedelta(days=3)
+    old = await services.create_incident(title="checkout-api slow responses", severity="high", actor="engine", services=["web-app"], at=t0)
+    await services.resolve(
+        old.key,
+        "bob",
+        root_cause="connection pool exhausted",
+        solution="raised pool size to 80",
+        category="database",
+        at=t0 + timedelta(minutes=20),
+    )
     enricher = IncidentEnricher()
     await enricher.start(FakeEngine())
     try:
-        new = await services.create_incident(title="checkout-api slow responses", severity="high", actor="engine",
-                                             services=["web-app"])
+        new = await services.create_incident(title="checkout-api slow responses", severity="high", actor="engine", services=["web-app"])
         for _ in range(100):
             if new.key in enricher.enriched:
                 break
@@ -62,9 +66,17 @@ async def test_set_analysis_rejects_unknown_sections(db):
 
 async def test_analysis_has_one_shape_checked_on_every_write(db):
     inc = await services.create_incident(title="x", severity="low", actor="x")
-    change = {"series": "checkout-api/response_time", "kind": "sudden_jump", "label": "sudden jump",
-              "onset": "2026-01-01T10:00:00+00:00", "magnitude": 12.0, "before": 100.0, "after": 900.0,
-              "relative_change": 8.0, "score": 3.0}
+    change = {
+        "series": "checkout-api/response_time",
+        "kind": "sudden_jump",
+        "label": "sudden jump",
+        "onset": "2026-01-01T10:00:00+00:00",
+        "magnitude": 12.0,
+        "before": 100.0,
+        "after": 900.0,
+        "relative_change": 8.0,
+        "score": 3.0,
+    }
     # The list an earlier anomaly detector stored is refused, naming the section.
     with pytest.raises(InvalidInput) as refused:
         await services.set_analysis(inc.key, "correlation", [change], "x")

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from engine.detection.patterns import analyze, fix_hint, recurring_timing, similar_incidents, similarity
 
-NOW = datetime(2026, 3, 10, 3, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, 3, 5, tzinfo=UTC)
 
 
 def incident(key: str, days_ago: float, **fields):
     return {"key": key, "detected_at": NOW - timedelta(days=days_ago), **fields}
 
 
-NEW = incident("INC-50", 0, title="High latency on checkout API", target="checkout", trigger="latency",
-               services=["checkout"], tags=["eu"])
+NEW = incident("INC-50", 0, title="High latency on checkout API", target="checkout", trigger="latency", services=["checkout"], tags=["eu"])
 
 
 def test_similarity_weighs_target_trigger_services_and_text() -> None:
-    same = incident("INC-1", 3, title="High latency on checkout API", target="checkout", trigger="latency",
-                    services=["checkout"])
+    same = incident("INC-1", 3, title="High latency on checkout API", target="checkout", trigger="latency", services=["checkout"])
     other = incident("INC-2", 3, title="Disk full on db-1", target="db-1", trigger="disk", services=["db"])
     assert similarity(NEW, same) > 0.9
     assert similarity(NEW, other) < 0.2
@@ -42,9 +40,17 @@ def test_label_new_rare_frequent_over_the_period() -> None:
 
 def test_similar_incidents_carry_the_fix_and_the_hint_quotes_it() -> None:
     past = [
-        incident("INC-7", 4, title="High latency on checkout API", target="checkout", trigger="latency",
-                 services=["checkout"], root_cause="connection pool exhausted", solution="raised pool size to 50",
-                 resolved_at=NOW - timedelta(days=4, hours=-1)),
+        incident(
+            "INC-7",
+            4,
+            title="High latency on checkout API",
+            target="checkout",
+            trigger="latency",
+            services=["checkout"],
+            root_cause="connection pool exhausted",
+            solution="raised pool size to 50",
+            resolved_at=NOW - timedelta(days=4, hours=-1),
+        ),
         incident("INC-8", 1, title="High latency on checkout", target="checkout", trigger="latency", services=["checkout"]),
         incident("INC-9", 1, title="Disk full", target="db-1", trigger="disk"),
     ]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from support.detection_series import inject, seasonal
+
 from engine.cli.main import main
 from engine.detection.detector import StreamingDetector, warm_up
 
@@ -24,7 +24,7 @@ def write_series(path: Path, ts: np.ndarray, values: np.ndarray) -> None:
         out = csv.writer(fh)
         out.writerow(["timestamp", "value"])
         for t, v in zip(ts, values):
-            out.writerow([datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), repr(float(v))])
+            out.writerow([datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S"), repr(float(v))])
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

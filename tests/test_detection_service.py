@@ -6,22 +6,29 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from support.detection_series import inject, seasonal
-from engine.incidents import services
+
 from engine.config.schema import parse_config_text
 from engine.detection.engine_plugin import plugins
 from engine.detection.service import AnomalyService
+from engine.incidents import services
 from engine.storage.models import Evidence, Incident
 
 
 def section(**extra):
-    return SimpleNamespace(enabled=True, sensitivity="medium", false_positive_filter=True, severity="high",
-                           auto_create_incident=True, **{"series": [], **extra})
+    return SimpleNamespace(
+        enabled=True,
+        sensitivity="medium",
+        false_positive_filter=True,
+        severity="high",
+        auto_create_incident=True,
+        **{"series": [], **extra},
+    )
 
 
 async def started(service: AnomalyService, monitor=None) -> AnomalyService:
@@ -68,7 +75,10 @@ async def test_anomaly_opens_one_incident_with_evidence_and_learns_false_positiv
 
 async def test_a_restarted_service_relearns_marked_shapes_and_respects_series_globs(db) -> None:  # type: ignore[no-untyped-def]
     incident = await services.create_incident(
-        title="old anomaly", severity="medium", actor="t", source="anomaly",
+        title="old anomaly",
+        severity="medium",
+        actor="t",
+        source="anomaly",
         analysis={"anomaly": {"series": "db/cpu", "signature": [1.0, 2.0, 3.0]}},
     )
     await services.mark_false_positive(incident.key, "bob")
@@ -164,8 +174,11 @@ async def test_inside_a_running_engine_probes_reach_the_detector_and_anomalies_o
             ts, values = seasonal(1100, 2)
             ts = ts - ts[-1] + time.time() - 60
             for t, v in zip(ts.tolist(), inject("level_shift", values, 1000).tolist()):
-                service.on_observation(SimpleNamespace(target="checkout", at=t, latency_ms=None, responded=False,
-                                                       series=[SimpleNamespace(key="queue_depth", value=v)]))
+                service.on_observation(
+                    SimpleNamespace(
+                        target="checkout", at=t, latency_ms=None, responded=False, series=[SimpleNamespace(key="queue_depth", value=v)]
+                    )
+                )
             while not service.opened and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
         finally:
@@ -179,7 +192,7 @@ async def test_inside_a_running_engine_probes_reach_the_detector_and_anomalies_o
 
 
 async def test_a_burst_of_pushed_samples_is_read_in_one_go(db) -> None:  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from engine.monitor.metrics import push_sample
     from engine.storage.monitor_models import MetricSample, MetricSeries
@@ -192,8 +205,12 @@ async def test_a_burst_of_pushed_samples_is_read_in_one_go(db) -> None:  # type:
     now = time.time()
     # More than two pages of samples arrive between two polls.
     await MetricSample.bulk_create(
-        [MetricSample(series_id=ids["queue_depth"], at=datetime.fromtimestamp(now - 12_000 + i, timezone.utc), value=float(i))
-         for i in range(12_000)], batch_size=2000)
+        [
+            MetricSample(series_id=ids["queue_depth"], at=datetime.fromtimestamp(now - 12_000 + i, UTC), value=float(i))
+            for i in range(12_000)
+        ],
+        batch_size=2000,
+    )
     assert await service.read_pushed() == 12_001
     assert {k: len(v) for k, v in service._queue.items()} == {'jobs{queue="mail"}': 1, "queue_depth": 12_000}
     assert await service.read_pushed() == 0

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from support.db import REPO, cli_env, run_cli
+
 from engine.storage.db import resolve_database
 
 
@@ -60,8 +60,14 @@ class Engine:
 
     def __init__(self, db, log: Path) -> None:
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "pulseguard_tui", "engine", "--api", "127.0.0.1:0"],
-                                     stdout=subprocess.PIPE, stderr=open(log, "w"), text=True, env=cli_env(db), cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pulseguard_tui", "engine", "--api", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=open(log, "w"),
+            text=True,
+            env=cli_env(db),
+            cwd=REPO,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -78,7 +84,7 @@ class Engine:
                 line = self.lines.get(timeout=0.2)
             except queue.Empty:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"engine exited: {self.log.read_text()[-2000:]}")
+                    raise AssertionError(f"engine exited: {self.log.read_text()[-2000:]}") from None
                 continue
             self.seen.append(line)
             if text in line:
@@ -114,8 +120,7 @@ async def test_full_disk_gets_503_healthz_not_ok_and_the_engine_recovers(small_d
                 r = await c.post("/api/incidents", json={"title": title, "severity": "low", "description": "x" * 4000})
                 codes.append(r.status_code)
                 if r.status_code == 503:
-                    assert r.json() == {"error": "unavailable",
-                                        "message": f"database cannot be written: disk full ({db.path})"}, r.text
+                    assert r.json() == {"error": "unavailable", "message": f"database cannot be written: disk full ({db.path})"}, r.text
                     refused.append(title)
                 else:
                     assert r.status_code == 201, r.text
@@ -125,8 +130,7 @@ async def test_full_disk_gets_503_healthz_not_ok_and_the_engine_recovers(small_d
             assert health.status_code == 503 and health.json()["status"] == "unavailable"
             assert health.json()["database"] == f"database cannot be written: disk full ({db.path})"
 
-            cli = run_cli(db, "incident", "create", "--title", "from the CLI while full", "--severity", "low",
-                          "--description", "y" * 4000)
+            cli = run_cli(db, "incident", "create", "--title", "from the CLI while full", "--severity", "low", "--description", "y" * 4000)
             assert cli.returncode != 0 and "disk full" in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
             refused.append("from the CLI while full")
 
@@ -158,7 +162,8 @@ async def test_full_disk_gets_503_healthz_not_ok_and_the_engine_recovers(small_d
     # No partial rows: every incident has its creation event, and the file is sound.
     with sqlite3.connect(db.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        orphans = conn.execute("SELECT COUNT(*) FROM incident i WHERE NOT EXISTS "
-                               "(SELECT 1 FROM event e WHERE e.incident_id = i.id)").fetchone()[0]
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM incident i WHERE NOT EXISTS (SELECT 1 FROM event e WHERE e.incident_id = i.id)"
+        ).fetchone()[0]
         assert orphans == 0
         assert conn.execute("SELECT COUNT(*) FROM incident").fetchone()[0] == len(titles)

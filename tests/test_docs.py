@@ -16,10 +16,7 @@ from markdown_it import MarkdownIt
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-TEST_COMMAND = (
-    "python3.11 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e '.[test]' "
-    "&& .venv/bin/python -m pytest -q -n 2"
-)
+TEST_COMMAND = "python3.11 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e '.[test]' && .venv/bin/python -m pytest -q -n 2"
 
 
 def _generator() -> ModuleType:
@@ -63,8 +60,15 @@ def test_check_mode_names_a_stale_page_and_changes_nothing(tmp_path: Path) -> No
     shutil.copytree(REPO / "docs", copy / "docs")
     stale = copy / "docs" / "reference" / "keys.md"
     stale.write_text(stale.read_text(encoding="utf-8") + "\nedited by hand\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, str(copy / "docs" / "generate.py"), "--check"], cwd=copy,
-                          capture_output=True, text=True, timeout=120, check=False, env={"PYTHONPATH": str(REPO), "PATH": ""})
+    proc = subprocess.run(
+        [sys.executable, str(copy / "docs" / "generate.py"), "--check"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PYTHONPATH": str(REPO), "PATH": ""},
+    )
     assert proc.returncode == 1, proc.stderr
     assert "docs/reference/keys.md" in proc.stderr
     assert stale.read_text(encoding="utf-8").endswith("edited by hand\n")

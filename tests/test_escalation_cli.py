@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from support.db import REPO, run_cli
 from support.configs import SPEC_BLOCK
+from support.db import REPO, run_cli
 
 PEOPLE = """
 [engine]
@@ -42,7 +41,10 @@ name = "web"
 incident_channels = ["#incidents"]
 """
 
-FIXED = SPEC_BLOCK + PEOPLE + """
+FIXED = (
+    SPEC_BLOCK
+    + PEOPLE
+    + """
 [[schedules]]
 name = "primary"
 users = ["alice"]
@@ -53,8 +55,12 @@ users = ["bob"]
 name = "search-oncall"
 users = ["dave"]
 """
+)
 
-ROTATING = SPEC_BLOCK + PEOPLE + """
+ROTATING = (
+    SPEC_BLOCK
+    + PEOPLE
+    + """
 [[schedules]]
 name = "primary"
 rotation = "weekly"
@@ -71,14 +77,21 @@ handoff = "09:00"
 start = 2026-03-02
 users = ["dave", "erin"]
 """
+)
 
 
 def check(tmp_path: Path, text: str) -> tuple[int, list[str], list[str]]:
     path = tmp_path / "pulseguard.toml"
     path.write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
-    proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "config", "check", str(path)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pulseguard_tui", "config", "check", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
     assert "Traceback" not in proc.stderr
     lines = [line.replace(f"{path}: ", "") for line in proc.stderr.splitlines()]
     # Warnings about channels without their connection settings are tested in test_config_checks.py.
@@ -168,7 +181,9 @@ def test_preview_shows_who_is_paged_at_a_moment_and_for_a_service(migrated_datab
     )
     # erin takes over at 09:00, before level 2 fires at 09:30: level 2 is still erin, not dave again
     handoff = preview(migrated_database, rotating, "--severity", "medium", "--service", "search", "--at", "2026-03-03T08:30")
-    assert handoff.stdout.splitlines()[1].endswith("dave (search-oncall), #incidents; +60 min erin (next on search-oncall); then every 60 min")
+    assert handoff.stdout.splitlines()[1].endswith(
+        "dave (search-oncall), #incidents; +60 min erin (next on search-oncall); then every 60 min"
+    )
     web = preview(migrated_database, rotating, "--severity", "medium", "--service", "web", "--at", "2026-03-03T07:00")
     assert "alice (primary)" in web.stdout.splitlines()[1]  # a service without a schedule: the first one
 
@@ -176,8 +191,9 @@ def test_preview_shows_who_is_paged_at_a_moment_and_for_a_service(migrated_datab
 def test_preview_follows_run_time_overrides(migrated_database, rotating):
     before = preview(migrated_database, rotating, "--severity", "high", "--at", "+25h")
     assert "bob (primary)" not in before.stdout
-    made = run_cli(migrated_database, "oncall", "override", "bob", "--schedule", "primary",
-                   "--from", "+24h", "--to", "+26h", "--config", str(rotating))
+    made = run_cli(
+        migrated_database, "oncall", "override", "bob", "--schedule", "primary", "--from", "+24h", "--to", "+26h", "--config", str(rotating)
+    )
     assert made.returncode == 0, made.stderr
     proc = preview(migrated_database, rotating, "--severity", "high", "--at", "+25h")
     assert proc.stdout.splitlines()[1].startswith("  high: now bob (primary), #incidents; +15 min bob (secondary)")
@@ -188,8 +204,10 @@ def test_preview_follows_run_time_overrides(migrated_database, rotating):
     [
         (["--severity", "urgent"], "error: --severity: unknown severity 'urgent' (expected one of: critical, high, medium, low)"),
         (["--severity", "high", "--service", "serch"], "error: --service: no service named 'serch' (services: search, web)"),
-        (["--severity", "high", "--at", "tomorrow"],
-         "error: --at: 'tomorrow' is not a time (expected ISO 8601 like 2026-03-30T09:00, 'now', '+2h' or '-1d')"),
+        (
+            ["--severity", "high", "--at", "tomorrow"],
+            "error: --at: 'tomorrow' is not a time (expected ISO 8601 like 2026-03-30T09:00, 'now', '+2h' or '-1d')",
+        ),
     ],
 )
 def test_preview_bad_input_is_one_line_and_exit_2(migrated_database, rotating, args, message):
@@ -199,13 +217,16 @@ def test_preview_bad_input_is_one_line_and_exit_2(migrated_database, rotating, a
 
 
 def test_config_check_names_a_pagerduty_schedule_as_pagerdutys_on_call(tmp_path):
-    text = SPEC_BLOCK + """
+    text = (
+        SPEC_BLOCK
+        + """
 [[schedules]]
 name = "pd"
 pagerduty_schedule = "PABC123"
 [integrations.pagerduty]
 on_call_schedule = true
 """
+    )
     code, out, err = check(tmp_path, text)
     assert code == 0
     assert "  critical: now PagerDuty's on-call (pd); then every 5 min" in out

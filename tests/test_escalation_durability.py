@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.incidents import services
+from support.escalation import config_text, eventually, timeline
+
 from engine.config.schema import parse_config_text
 from engine.escalation import planner
+from engine.incidents import services
 from engine.storage.escalation_models import Notification, Timer
-from support.escalation import config_text, eventually, timeline
 
 PROC = Path(__file__).parent / "support" / "escalation_engine_proc.py"
 
@@ -25,7 +26,13 @@ def start_engine(db: Any, config_file: Path, lease: float | None = 3.0) -> subpr
     """`lease=None`: the deliverer's own claim length."""
     url = db.url if db.kind == "postgres" else str(db.path)
     env = {k: v for k, v in os.environ.items() if k != "PULSEGUARD_DB"}
-    proc = subprocess.Popen([sys.executable, str(PROC), url, str(config_file), *([] if lease is None else [str(lease)])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(PROC), url, str(config_file), *([] if lease is None else [str(lease)])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     line = proc.stdout.readline()  # type: ignore[union-attr]
     if line.strip() != "ready":
         proc.kill()
@@ -73,7 +80,9 @@ async def test_kill_9_between_levels_then_restart_notifies_level_two_once(esc_db
         if engine.poll() is None:
             engine.kill()
     for who in ("bob@example.com", "carol@example.com"):
-        assert [s for s in subjects(receivers, who) if "escalated to level 2" in s] == [f"[CRITICAL] {inc.key} escalated to level 2: Kill me"]
+        assert [s for s in subjects(receivers, who) if "escalated to level 2" in s] == [
+            f"[CRITICAL] {inc.key} escalated to level 2: Kill me"
+        ]
     assert len(receivers.mails_to("alice@example.com")) == 1  # level 1 was not sent again
     fired = await Timer.get(key=f"esc:{inc.id}:g1:l2:r1")
     assert fired.state == "fired" and fired.attempts == 1

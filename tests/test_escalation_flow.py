@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+from support.escalation import eventually, fast_loops, make_config, timeline
+
 from engine.incidents import services
 from engine.storage.escalation_models import Notification, Timer
 from engine.storage.models import Incident
-from support.escalation import eventually, fast_loops, make_config, timeline
 
 
 async def test_level_one_at_once_then_level_two_after_the_delay(esc_db, receivers):
@@ -121,7 +122,12 @@ async def test_too_old_messages_are_marked_dead(esc_db, receivers):
         inc = await services.create_incident(title="Queue stuck", severity="critical", actor="probe")
         await eventually(lambda: Notification.filter(destination="webhook:ops", state="dead").exists(), timeout=8)
     row = await Notification.get(destination="webhook:ops")
-    assert row.attempts >= 2 and "gave up after" in row.last_error and "HTTP 503" in row.last_error, (row.attempts, row.last_error, row.created_at, row.delivered_at)
+    assert row.attempts >= 2 and "gave up after" in row.last_error and "HTTP 503" in row.last_error, (
+        row.attempts,
+        row.last_error,
+        row.created_at,
+        row.delivered_at,
+    )
     # the rest of the incident's messages were not held up by the dead one
     assert receivers.slack.accepted and receivers.pagerduty.accepted
     assert any(k == "notify_dead" for k, _ in await timeline(inc.key))
@@ -151,7 +157,9 @@ async def test_medium_incidents_in_digest_mode_arrive_as_one_message(esc_db, rec
 async def test_internal_comments_never_reach_external_recipients(esc_db, receivers):
     cfg = make_config(receivers, after=30)
     async with fast_loops(cfg):
-        inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe", description="secret db host db-7.internal")
+        inc = await services.create_incident(
+            title="Checkout errors", severity="high", actor="probe", description="secret db host db-7.internal"
+        )
         await services.comment(inc.key, "INTERNAL-ONLY: blame the vendor", "alice", internal_only=True)
         await services.post_update(inc.key, "INTERNAL-UPDATE: rollback in progress", "alice", public=False, status="identified")
         await services.post_update(inc.key, "We have identified the cause and are fixing it.", "alice", public=True)

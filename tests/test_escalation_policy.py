@@ -86,14 +86,17 @@ incident_channels = ["#incidents"]
 
 
 def test_the_spec_policy_without_levels_pages_a_person_and_escalates_to_the_next_schedule():
-    cfg = parse_config_text(SPEC + """
+    cfg = parse_config_text(
+        SPEC
+        + """
 [[schedules]]
 name = "primary"
 users = ["alice", "carol"]
 [[schedules]]
 name = "secondary"
 users = ["bob"]
-""")
+"""
+    )
     chain = (Level(("schedule:primary", "slack:#incidents")), Level(("schedule:secondary",)))
     for severity, after in (("critical", 5), ("high", 15), ("medium", 60)):
         p = policy_for(cfg, severity)
@@ -105,7 +108,9 @@ users = ["bob"]
 
 
 def test_the_incident_service_schedule_is_paged_first_and_other_services_schedules_are_skipped():
-    cfg = parse_config_text(SPEC + """
+    cfg = parse_config_text(
+        SPEC
+        + """
 [[services]]
 name = "web"
 schedule = "web-oncall"
@@ -122,24 +127,32 @@ users = ["carol"]
 [[schedules]]
 name = "managers"
 users = ["bob"]
-""")
+"""
+    )
     assert policy_for(cfg, "high", ["db"]).levels == (  # type: ignore[union-attr]
-        Level(("schedule:db-oncall", "slack:#incidents")), Level(("schedule:managers",)))
+        Level(("schedule:db-oncall", "slack:#incidents")),
+        Level(("schedule:managers",)),
+    )
     # web's escalation never walks into the db team's schedule
     assert policy_for(cfg, "high", ["web"]).levels == (  # type: ignore[union-attr]
-        Level(("schedule:web-oncall", "slack:#incidents")), Level(("schedule:managers",)))
+        Level(("schedule:web-oncall", "slack:#incidents")),
+        Level(("schedule:managers",)),
+    )
     # no service (or one without a schedule): the first schedule
     assert policy_for(cfg, "high").levels[0].notify[0] == "schedule:web-oncall"  # type: ignore[union-attr]
 
 
 def test_one_schedule_escalates_to_the_rotations_next_person_and_false_pages_nobody():
-    cfg = parse_config_text(SPEC + """
+    cfg = parse_config_text(
+        SPEC
+        + """
 [[schedules]]
 name = "only"
 users = ["alice", "bob"]
 [escalation_policy.low]
 on_call_rotation = false
-""")
+"""
+    )
     assert policy_for(cfg, "high").levels == (Level(("schedule:only", "slack:#incidents")), Level(("next:only",)))  # type: ignore[union-attr]
     assert policy_for(cfg, "low").levels == (Level(("slack:#incidents",)),)  # type: ignore[union-attr]
     solo = parse_config_text(SPEC + '[[schedules]]\nname = "solo"\nusers = ["alice"]\n')

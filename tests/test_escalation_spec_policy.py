@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from engine.incidents import services
-from engine.config.schema import parse_config_text
-from engine.storage.escalation_models import Notification, Timer
 from support.configs import SPEC_BLOCK
 from support.escalation import eventually, fast_loops, timeline
 
-TOML = SPEC_BLOCK + """
+from engine.config.schema import parse_config_text
+from engine.incidents import services
+from engine.storage.escalation_models import Notification, Timer
+
+TOML = (
+    SPEC_BLOCK
+    + """
 [engine]
 timezone = "UTC"
 
@@ -45,6 +47,7 @@ smtp_port = {smtp}
 from = "pulseguard@example.com"
 starttls = false
 """
+)
 
 
 class Clock:
@@ -54,7 +57,7 @@ class Clock:
         self.offset = timedelta(0)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
     def advance(self, minutes: float) -> None:
         self.offset += timedelta(minutes=minutes)
@@ -140,11 +143,14 @@ async def test_medium_goes_into_the_digest_and_still_escalates_to_a_person(esc_d
 
 
 async def test_the_service_schedule_is_paged_first(esc_db, receivers, clock):
-    text = TOML.replace("{smtp}", str(receivers.smtp.port)) + """
+    text = (
+        TOML.replace("{smtp}", str(receivers.smtp.port))
+        + """
 [[services]]
 name = "search"
 schedule = "secondary"
 """
+    )
     async with fast_loops(parse_config_text(text)):
         inc = await services.create_incident(title="Search down", severity="critical", actor="probe", services=["search"])
         await eventually(lambda: receivers.mails_to("bob@example.com"), timeout=5)

@@ -8,10 +8,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from support.db import cli_env
+
 from engine.incidents import feed, services
 from engine.storage.models import Comment, Event, Incident
-
-from support.db import cli_env
 
 WORKER = str(Path(__file__).parent / "support" / "hammer_worker.py")
 REPO = Path(__file__).resolve().parents[1]
@@ -37,9 +37,21 @@ async def test_events_since_pages_in_order(db):
 async def test_change_by_another_process_is_seen_within_a_second(db):
     cursor = await feed.latest_cursor()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pulseguard_tui", "incident", "create", "--title", "from afar", "--severity", "high",
-        "--as", "remote", env=cli_env(db), cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "pulseguard_tui",
+        "incident",
+        "create",
+        "--title",
+        "from afar",
+        "--severity",
+        "high",
+        "--as",
+        "remote",
+        env=cli_env(db),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     follower = feed.follow(cursor, interval=0.1)
     try:
@@ -62,8 +74,15 @@ async def test_two_processes_hammer_one_database(db):
     per_process = 1000
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, WORKER, db_arg(db), name, str(per_process), cwd=REPO,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=cli_env(db),
+            sys.executable,
+            WORKER,
+            db_arg(db),
+            name,
+            str(per_process),
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=cli_env(db),
         )
         for name in ("alpha", "beta")
     ]
@@ -85,7 +104,7 @@ async def test_two_processes_hammer_one_database(db):
     follower = asyncio.create_task(follow_until_done())
     outputs = [await p.communicate() for p in procs]
     await follower
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (_out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err.decode()[-2000:]
         assert b"locked" not in err
     # Catch anything committed after the last poll.

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from support.db import run_cli
 
 from engine.storage.monitor_models import MetricRollup, MetricSample, MetricSeries
 
-UTC = timezone.utc
+UTC = UTC
 EDGE = "0001-01-01T00:00:00+14:00"  # becomes year 0 in UTC, which Python cannot hold
 
 
@@ -26,10 +26,12 @@ async def _cli(database, *args):  # type: ignore[no-untyped-def]
 
 async def test_bad_sample_in_a_batch_stores_nothing(api) -> None:  # type: ignore[no-untyped-def]
     async with api.client("responder") as c:
-        for bad, field in [({"series": "q", "value": 2, "at": EDGE}, "samples[1].at"),
-                           ({"series": "q", "value": 2, "at": "9999-12-31T23:59:59-14:00"}, "samples[1].at"),
-                           ({"series": "q", "value": "1e309"}, "samples[1].value"),
-                           ({"series": "q w", "value": 2}, "samples[1].series")]:
+        for bad, field in [
+            ({"series": "q", "value": 2, "at": EDGE}, "samples[1].at"),
+            ({"series": "q", "value": 2, "at": "9999-12-31T23:59:59-14:00"}, "samples[1].at"),
+            ({"series": "q", "value": "1e309"}, "samples[1].value"),
+            ({"series": "q w", "value": 2}, "samples[1].series"),
+        ]:
             text = json.dumps({"samples": [{"series": "q", "value": 1}, bad]}).replace('"1e309"', "1e309")
             r = await c.post("/api/metrics", content=text, headers={"Content-Type": "application/json"})
             assert r.status_code == 422, (bad, r.text)
@@ -40,8 +42,10 @@ async def test_bad_sample_in_a_batch_stores_nothing(api) -> None:  # type: ignor
 
 async def test_a_retried_batch_stores_nothing_twice(api) -> None:  # type: ignore[no-untyped-def]
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
-    batch = [{"series": "jobs", "labels": {"queue": f"q{i % 7}"}, "value": float(i),
-              "at": (start + timedelta(seconds=i)).isoformat()} for i in range(3000)]
+    batch = [
+        {"series": "jobs", "labels": {"queue": f"q{i % 7}"}, "value": float(i), "at": (start + timedelta(seconds=i)).isoformat()}
+        for i in range(3000)
+    ]
     async with api.client("responder") as c:
         first = await c.post("/api/metrics", json={"samples": batch})
         assert first.status_code == 201, first.text
@@ -92,10 +96,20 @@ async def test_edge_times_are_refused_naming_the_field(api) -> None:  # type: ig
                 ("GET", "/api/metrics/samples", None, {"series": "q", "since": edge}, "since"),
                 ("GET", "/api/metrics/samples", None, {"series": "q", "until": edge}, "until"),
                 ("GET", "/api/incidents", None, {"since": edge}, "since"),
-                ("POST", "/api/maintenance", {"title": "m", "starts_at": edge, "ends_at": "2030-01-01T00:00:00Z",
-                                              "services": ["billing"]}, None, "starts_at"),
-                ("POST", "/api/maintenance", {"title": "m", "starts_at": "2030-01-01T00:00:00Z", "ends_at": edge,
-                                              "services": ["billing"]}, None, "ends_at"),
+                (
+                    "POST",
+                    "/api/maintenance",
+                    {"title": "m", "starts_at": edge, "ends_at": "2030-01-01T00:00:00Z", "services": ["billing"]},
+                    None,
+                    "starts_at",
+                ),
+                (
+                    "POST",
+                    "/api/maintenance",
+                    {"title": "m", "starts_at": "2030-01-01T00:00:00Z", "ends_at": edge, "services": ["billing"]},
+                    None,
+                    "ends_at",
+                ),
                 ("POST", f"/api/incidents/{key}/evidence", {"kind": "log", "content": "x", "range_from": edge}, None, "range_from"),
                 ("POST", f"/api/incidents/{key}/evidence", {"kind": "log", "content": "x", "range_to": edge}, None, "range_to"),
                 ("POST", f"/api/incidents/{key}/comments", {"content": "x", "timestamp": edge}, None, "timestamp"),
@@ -104,13 +118,15 @@ async def test_edge_times_are_refused_naming_the_field(api) -> None:  # type: ig
                 r = await c.request(method, path, json=body, params=params)
                 assert r.status_code == 422, (method, path, edge, r.status_code, r.text)
                 assert r.json()["field"].split(".")[-1] == field and "out of range" in r.json()["message"], r.text
-        for params, field in [({"since": "0001-01-01", "until": "0001-01-02"}, "since"),
-                              ({"since": "9999-12-30", "until": "9999-12-31"}, "since"),
-                              ({"month": "9999-12"}, "month"), ({"month": "0001-01", "tz": "Pacific/Kiritimati"}, "month")]:
+        for params, field in [
+            ({"since": "0001-01-01", "until": "0001-01-02"}, "since"),
+            ({"since": "9999-12-30", "until": "9999-12-31"}, "since"),
+            ({"month": "9999-12"}, "month"),
+            ({"month": "0001-01", "tz": "Pacific/Kiritimati"}, "month"),
+        ]:
             r = await c.get("/api/analytics", params=params)
             assert r.status_code == 422 and r.json()["field"] == field, r.text
-        r = await c.post(f"/api/incidents/{key}/followups", json={"group": "process_changes", "description": "x",
-                                                                   "due_date": "9999-12-31"})
+        r = await c.post(f"/api/incidents/{key}/followups", json={"group": "process_changes", "description": "x", "due_date": "9999-12-31"})
         assert r.status_code == 422 and r.json()["field"] == "due_date", r.text
     assert await MaintenanceWindow.all().count() == 0
     assert await Evidence.all().count() == 0 and await Comment.all().count() == 0
@@ -126,8 +142,10 @@ def test_cli_numbers_durations_and_times_are_bounded(migrated_database) -> None:
         (("maintenance", "end", BIG), "argument ID: '99999999999999999999' is out of range (1 to 2147483647)"),
         (("maintenance", "add", "--title", "x", "--for", "99999999999d"), "--for: '99999999999d' is too long (at most 36600 days)"),
         (("maintenance", "add", "--title", "x", "--start", EDGE), f"--start: '{EDGE}' is out of range (1900-01-01 to 9000-01-01)"),
-        (("maintenance", "add", "--title", "x", "--end", "9999-12-31T23:59:59-14:00"),
-         "--end: '9999-12-31T23:59:59-14:00' is out of range (1900-01-01 to 9000-01-01)"),
+        (
+            ("maintenance", "add", "--title", "x", "--end", "9999-12-31T23:59:59-14:00"),
+            "--end: '9999-12-31T23:59:59-14:00' is out of range (1900-01-01 to 9000-01-01)",
+        ),
         (("metrics", "query", "q", "--limit", BIG), f"argument --limit: '{BIG}' is out of range (1 to 1000000)"),
         (("metrics", "query", "q", "--since", "99999999999d"), "--since: '99999999999d' is too long (at most 36600 days)"),
         (("demo", "--duration", "1e308"), "argument --duration: '1e308' is out of range (0 to 1e+09)"),
@@ -168,8 +186,8 @@ def test_nul_bytes_in_evidence_are_dropped_with_a_note(migrated_database, tmp_pa
 async def test_nul_in_titles_and_names_is_refused_on_every_backend(db) -> None:  # type: ignore[no-untyped-def]
     import pytest
 
-    from engine.incidents import services
     from engine.core.domain import InvalidInput
+    from engine.incidents import services
     from engine.storage.models import Incident
 
     for call, field in [
@@ -191,8 +209,10 @@ async def test_slash_names_and_unknown_services_are_refused(api, database, tmp_p
         for path, body in [("/api/tokens", {"name": "ci/bot", "role": "viewer"}), ("/api/services", {"name": "web/app"})]:
             r = await c.post(path, json=body)
             assert r.status_code == 422 and r.json()["field"] == "name" and "'/'" in r.json()["message"], r.text
-        r = await c.post("/api/maintenance", json={"title": "m", "starts_at": "2030-01-01T00:00:00Z",
-                                                   "ends_at": "2030-01-01T01:00:00Z", "services": ["nowhere"]})
+        r = await c.post(
+            "/api/maintenance",
+            json={"title": "m", "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z", "services": ["nowhere"]},
+        )
         assert r.status_code == 422 and r.json()["field"] == "services" and "nowhere" in r.json()["message"], r.text
     proc = await _cli(database, "token", "create", "ci/bot", "--role", "viewer")
     assert proc.returncode == 2 and "'/'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

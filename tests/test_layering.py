@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HEADLESS = ["engine.incidents.services", "engine.api.local", "engine.cli.main", "engine.storage.db", "engine.incidents.queries", "engine.incidents.feed"]
+HEADLESS = [
+    "engine.incidents.services",
+    "engine.api.local",
+    "engine.cli.main",
+    "engine.storage.db",
+    "engine.incidents.queries",
+    "engine.incidents.feed",
+]
 
 
 def loaded_after(imports: list[str]) -> set[str]:

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-
 from support.db import REPO, cli_env, run_cli
+from support.receivers import HttpReceiver, JiraState, free_port, pagerduty_responder
+
 from engine.core.logs import MASK, Redactor
 from engine.rest.app import JsonFormatter
-from support.receivers import HttpReceiver, JiraState, free_port, pagerduty_responder
 
 SECRETS = {
     "TEST_SLACK_URL": None,  # the receiver's address plus a secret path, filled in below
@@ -112,8 +112,9 @@ class AuthSmtp:
             return AuthResult(success=ok)
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, authenticator=authenticator,
-                                     auth_require_tls=False, auth_required=True)
+        self.controller = Controller(
+            Handler(), hostname="127.0.0.1", port=self.port, authenticator=authenticator, auth_require_tls=False, auth_required=True
+        )
         self.controller.start()
 
     def close(self) -> None:
@@ -145,8 +146,14 @@ def test_a_full_engine_run_logs_no_configured_secret(db, tmp_path: Path):
         receiver.fail(500, times=1)
     log_file = tmp_path / "engine.log"
     with log_file.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pulseguard_tui", "engine", "--verbose", "--api", "127.0.0.1:0"],
-                                stdout=subprocess.PIPE, stderr=out, text=True, env=env, cwd=REPO)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pulseguard_tui", "engine", "--verbose", "--api", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=out,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
     stdout_lines: list[str] = []
     try:
         url = None
@@ -161,21 +168,30 @@ def test_a_full_engine_run_logs_no_configured_secret(db, tmp_path: Path):
         assert url, stdout_lines
         with httpx.Client(base_url=url, timeout=10) as c:
             _wait(lambda: c.get("/healthz").status_code == 200, "the API coming up")
-            r = c.post("/api/incidents", json={"title": "checkout down", "severity": "critical"},
-                       headers={"Authorization": f"Bearer {token}"})
+            r = c.post(
+                "/api/incidents", json={"title": "checkout down", "severity": "critical"}, headers={"Authorization": f"Bearer {token}"}
+            )
             assert r.status_code == 201, r.text
-            alert = {"version": "4", "status": "firing", "receiver": "pg", "groupKey": "{}:{alertname=\"Disk\"}",
-                     "groupLabels": {"alertname": "Disk"}, "commonLabels": {"alertname": "Disk", "severity": "critical"},
-                     "commonAnnotations": {"summary": "disk full"}, "externalURL": "http://alertmanager:9093",
-                     "alerts": [{"status": "firing", "labels": {"alertname": "Disk", "instance": "db:9100"}, "annotations": {}}]}
+            alert = {
+                "version": "4",
+                "status": "firing",
+                "receiver": "pg",
+                "groupKey": '{}:{alertname="Disk"}',
+                "groupLabels": {"alertname": "Disk"},
+                "commonLabels": {"alertname": "Disk", "severity": "critical"},
+                "commonAnnotations": {"summary": "disk full"},
+                "externalURL": "http://alertmanager:9093",
+                "alerts": [{"status": "firing", "labels": {"alertname": "Disk", "instance": "db:9100"}, "annotations": {}}],
+            }
             r = c.post("/api/webhooks/alertmanager", json=alert, headers={"Authorization": f"Bearer {secrets['TEST_AM_TOKEN']}"})
             assert r.status_code < 300, r.text
             # Wrong tokens and a URL with credentials and a key in its query are logged by the API too.
             c.get("/api/incidents", headers={"Authorization": "Bearer pg_not-a-token"})
         _wait(lambda: len(slack.accepted) >= 2 and len(hook.accepted) >= 2 and len(pd.accepted) >= 2, "the pages", 60)
         _wait(lambda: len(jira.accepted) >= 1 and len(smtp.mails) >= 2, "the ticket and the mails", 60)
-        assert smtp.logins and all(login == (secrets["TEST_SMTP_USER"].encode(), secrets["TEST_SMTP_PASSWORD"].encode())
-                                   for login in smtp.logins)
+        assert smtp.logins and all(
+            login == (secrets["TEST_SMTP_USER"].encode(), secrets["TEST_SMTP_PASSWORD"].encode()) for login in smtp.logins
+        )
         assert hook.accepted[0].headers["x-api-key"] == secrets["TEST_HOOK_HEADER"]
         assert hook.accepted[0].query["api_key"] == [QUERY_KEY]
     finally:

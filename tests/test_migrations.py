@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from engine.incidents import services
-from engine.storage.db import close_database, migrate_database, open_database
-from engine.incidents.queries import incident_detail
-
 from support.db import run_cli
+
+from engine.incidents import services
+from engine.incidents.queries import incident_detail
+from engine.storage.db import close_database, migrate_database, open_database
 
 MIGRATIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "engine" / "storage" / "migrations").glob("0*.py"))
 

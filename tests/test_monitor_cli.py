@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC
 from pathlib import Path
 
 import pytest
-
 from support.db import run_cli
 
 from engine.storage.models import MaintenanceWindow
@@ -57,18 +57,24 @@ async def _run(database, *args):  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "pulseguard.toml"
-    config.write_text('[[services]]\nname = "payments"\n\n[[targets]]\nname = "pay-api"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 9\nservice = "payments"\n')
-    proc = await _run(database, "maintenance", "add", "--title", "DB upgrade", "--service", "payments", "--for", "2h",
-                      "--config", str(config))
+    config.write_text(
+        '[[services]]\nname = "payments"\n\n[[targets]]\nname = "pay-api"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 9\nservice = "payments"\n'
+    )
+    proc = await _run(
+        database, "maintenance", "add", "--title", "DB upgrade", "--service", "payments", "--for", "2h", "--config", str(config)
+    )
     assert proc.returncode == 0, proc.stderr
     assert re.match(r"maintenance #1 \(scheduled\) .* → .*: DB upgrade \[service payments\]", proc.stdout)
-    proc = await _run(database, "maintenance", "add", "--title", "hotfix", "--target", "nope", "--emergency",
-                      "--for", "30m", "--config", str(config))
+    proc = await _run(
+        database, "maintenance", "add", "--title", "hotfix", "--target", "nope", "--emergency", "--for", "30m", "--config", str(config)
+    )
     assert proc.returncode == 0 and "warning: no target 'nope' in the configuration" in proc.stderr
     proc = await _run(database, "maintenance", "list", "--json")
     rows = json.loads(proc.stdout)
     assert [(r["title"], r["kind"], r["services"], r["targets"]) for r in rows] == [
-        ("DB upgrade", "scheduled", ["payments"], []), ("hotfix", "emergency", [], ["nope"])]
+        ("DB upgrade", "scheduled", ["payments"], []),
+        ("hotfix", "emergency", [], ["nope"]),
+    ]
     proc = await _run(database, "maintenance", "list")
     assert "active" in proc.stdout and "DB upgrade" in proc.stdout
     proc = await _run(database, "maintenance", "end", "1")
@@ -94,16 +100,28 @@ async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  
 
 
 async def test_targets_lists_configured_and_probed_targets(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from engine.storage.monitor_models import MonitorTarget
 
     config = tmp_path / "pulseguard.toml"
-    config.write_text('[[targets]]\nname = "api"\nkind = "http"\nurl = "http://127.0.0.1:9/"\n\n'
-                      '[[targets]]\nname = "db"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 5432\n')
-    await MonitorTarget.create(name="api", kind="http", address="http://127.0.0.1:9/", interval=30, timeout=10, state="down",
-                               last_at=datetime.now(timezone.utc), last_ok=False, last_latency_ms=1.5,
-                               last_error="connection refused", updated_at=datetime.now(timezone.utc))
+    config.write_text(
+        '[[targets]]\nname = "api"\nkind = "http"\nurl = "http://127.0.0.1:9/"\n\n'
+        '[[targets]]\nname = "db"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 5432\n'
+    )
+    await MonitorTarget.create(
+        name="api",
+        kind="http",
+        address="http://127.0.0.1:9/",
+        interval=30,
+        timeout=10,
+        state="down",
+        last_at=datetime.now(UTC),
+        last_ok=False,
+        last_latency_ms=1.5,
+        last_error="connection refused",
+        updated_at=datetime.now(UTC),
+    )
     proc = await _run(database, "targets", "--json", "--config", str(config))
     data = json.loads(proc.stdout)
     assert data["engine"] is None
@@ -122,8 +140,9 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
 
     from support.db import REPO
 
-    proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "demo", "--duration", "7"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pulseguard_tui", "demo", "--duration", "7"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "demo: flaky service on http://127.0.0.1:" in lines[0]

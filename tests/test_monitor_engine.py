@@ -11,18 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.incidents import services
 from engine.config.schema import parse_config_text
-from engine.storage.models import Event, Evidence, Incident
+from engine.incidents import services
 from engine.monitor.loopback import LoopbackServer, Reply
-from engine.storage.monitor_models import MonitorTarget, ProbeResult
 from engine.runtime.engine import Engine
+from engine.storage.models import Event, Evidence, Incident
+from engine.storage.monitor_models import MonitorTarget, ProbeResult
 
-UTC = timezone.utc
+UTC = UTC
 
 
 class Switchboard:
@@ -45,8 +45,15 @@ class Switchboard:
         return Reply(200, "ok")
 
 
-def config_for(url: str, targets: dict[str, str], *, trigger: str = "", services_of: dict[str, str] | None = None,
-               interval: str = "250ms", timeout: str = "2s") -> object:
+def config_for(
+    url: str,
+    targets: dict[str, str],
+    *,
+    trigger: str = "",
+    services_of: dict[str, str] | None = None,
+    interval: str = "250ms",
+    timeout: str = "2s",
+) -> object:
     services_of = services_of or {}
     lines = []
     for service in sorted(set(services_of.values())):
@@ -55,14 +62,18 @@ def config_for(url: str, targets: dict[str, str], *, trigger: str = "", services
         lines.append(
             f'[[targets]]\nname = "{name}"\nkind = "http"\nurl = "{url}/{name}"\ninterval = "{interval}"\n'
             + ("" if "timeout" in extra else f'timeout = "{timeout}"\n')
-            + (f'service = "{services_of[name]}"\n' if name in services_of else "") + extra
+            + (f'service = "{services_of[name]}"\n' if name in services_of else "")
+            + extra
         )
-    lines.append(trigger or """
+    lines.append(
+        trigger
+        or """
 [triggers.domain_down]
 condition = "response_time > 30000 OR status_code >= 500"
 duration_minutes = 0.05
 severity = "critical"
-""")
+"""
+    )
     return parse_config_text("\n".join(lines))
 
 
@@ -87,13 +98,17 @@ async def test_failing_healthy_maintenance_and_hanging_targets(db) -> None:  # t
     board.modes.update(failing="500", covered="500", hanging="hang")
     async with LoopbackServer(board.handle) as srv:
         config = config_for(
-            srv.url, {"healthy": "", "failing": "", "covered": "", "hanging": 'timeout = "500ms"\n'},
+            srv.url,
+            {"healthy": "", "failing": "", "covered": "", "hanging": 'timeout = "500ms"\n'},
             services_of={"failing": "api", "covered": "payments"},
         )
         now = datetime.now(UTC)
         window = await services.create_maintenance(
-            title="payments upgrade", starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1),
-            actor="ops", services=["payments"],
+            title="payments upgrade",
+            starts_at=now - timedelta(minutes=1),
+            ends_at=now + timedelta(hours=1),
+            actor="ops",
+            services=["payments"],
         )
         engine = Engine(config, discover=False)
         await engine.start()
@@ -105,7 +120,12 @@ async def test_failing_healthy_maintenance_and_hanging_targets(db) -> None:  # t
             assert len(failing) == 1
             inc = failing[0]
             assert (inc.severity, inc.status, inc.source, inc.target, inc.trigger) == (
-                "critical", "triggered", "threshold", "failing", "domain_down")
+                "critical",
+                "triggered",
+                "threshold",
+                "failing",
+                "domain_down",
+            )
             assert inc.services == ["api"]
             assert "HTTP 500" in inc.title
             first_breach = await ProbeResult.filter(target="failing", ok=False).order_by("at").first()
@@ -150,14 +170,18 @@ async def test_recovery_monitoring_auto_resolve_and_reopen(db) -> None:  # type:
     board = Switchboard()
     board.modes["api"] = "500"
     async with LoopbackServer(board.handle) as srv:
-        config = config_for(srv.url, {"api": ""}, trigger="""
+        config = config_for(
+            srv.url,
+            {"api": ""},
+            trigger="""
 [triggers.api_down]
 condition = "status_code >= 500"
 duration_minutes = 0.01
 severity = "high"
 recovery_minutes = 0.02
 auto_resolve_minutes = 0.04
-""")
+""",
+        )
         engine = Engine(config, discover=False)
         await engine.start()
         try:
@@ -198,12 +222,17 @@ async def test_flapping_opens_one_incident_and_stops_the_event_storm(db) -> None
     board = Switchboard()
     board.modes["flaky"] = "flap"
     async with LoopbackServer(board.handle) as srv:
-        config = config_for(srv.url, {"flaky": ""}, interval="150ms", trigger="""
+        config = config_for(
+            srv.url,
+            {"flaky": ""},
+            interval="150ms",
+            trigger="""
 [triggers.errors]
 condition = "status_code >= 500"
 duration_minutes = 0
 severity = "medium"
-""")
+""",
+        )
         engine = Engine(config, discover=False)
         await engine.start()
         try:
@@ -231,7 +260,10 @@ async def test_pushed_metric_trigger_and_paused_target(db) -> None:  # type: ign
     board = Switchboard()
     board.modes["web"] = "500"
     async with LoopbackServer(board.handle) as srv:
-        config = config_for(srv.url, {"web": ""}, trigger="""
+        config = config_for(
+            srv.url,
+            {"web": ""},
+            trigger="""
 [triggers.backlog]
 condition = 'queue_depth{job="mail"} > 100'
 duration_minutes = 0
@@ -241,7 +273,8 @@ severity = "low"
 condition = "status_code >= 500"
 duration_minutes = 0.2
 severity = "high"
-""")
+""",
+        )
         engine = Engine(config, discover=False)
         engine.monitor.push_poll = 0.3
         await MonitorTarget.create(name="web", kind="http", interval=0.25, timeout=2, active=False, updated_at=datetime.now(UTC))
@@ -373,8 +406,7 @@ async def test_an_engine_that_loses_its_lease_stops_its_loops(db) -> None:  # ty
     from engine.storage.monitor_models import EngineLease
 
     roles: list[str] = []
-    engine = Engine(default_config(), discover=False, lease_ttl=1.5, lease_renew=0.3, lease_poll=0.3,
-                    on_role_change=roles.append)
+    engine = Engine(default_config(), discover=False, lease_ttl=1.5, lease_renew=0.3, lease_poll=0.3, on_role_change=roles.append)
     await engine.start()
     try:
         assert await engine.wait_leader(5) and engine.monitor.running

@@ -3,7 +3,7 @@ queries, retention, uptime with "no data", heartbeat gaps."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,10 +19,10 @@ from engine.monitor.metrics import (
     query_series,
     uptime,
 )
-from engine.storage.monitor_models import EngineHeartbeat, MetricRollup, MetricSample, MetricSeries, MonitorTarget, ProbeResult
 from engine.monitor.probes import Observation, SeriesValue
+from engine.storage.monitor_models import EngineHeartbeat, MetricRollup, MetricSample, MetricSeries, MonitorTarget, ProbeResult
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -45,10 +45,16 @@ async def test_batches_rollups_queries_retention_uptime(db) -> None:  # type: ig
         writer.add(obs)
     for i in range(2):
         writer.add(Observation("api", minute + 30 + i, False, 2000.0, responded=False, error="timeout after 2s"))
-    writer.add(Observation("node", minute + 5, True, 3.0, status_code=200, series=[
-        SeriesValue("up", (("job", "x"),), 1.0), SeriesValue("load", (), 0.5)]))
-    writer.add(Observation("node", minute + 35, True, 3.0, status_code=200, series=[
-        SeriesValue("up", (("job", "x"),), 0.0), SeriesValue("load", (), 1.5)]))
+    writer.add(
+        Observation(
+            "node", minute + 5, True, 3.0, status_code=200, series=[SeriesValue("up", (("job", "x"),), 1.0), SeriesValue("load", (), 0.5)]
+        )
+    )
+    writer.add(
+        Observation(
+            "node", minute + 35, True, 3.0, status_code=200, series=[SeriesValue("up", (("job", "x"),), 0.0), SeriesValue("load", (), 1.5)]
+        )
+    )
     await MonitorTarget.create(name="api", kind="http", interval=5, timeout=2, updated_at=datetime.now(UTC))
     await writer.flush()
     # One batch for everything, and every row stored.
@@ -117,8 +123,9 @@ async def test_pushed_samples_and_bad_input(db) -> None:  # type: ignore[no-unty
 async def test_heartbeat_gaps_are_no_data(db) -> None:  # type: ignore[no-untyped-def]
     t0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
     await EngineHeartbeat.create(holder="a", started_at=t0, beat_at=t0 + timedelta(seconds=60))  # died: no stop
-    await EngineHeartbeat.create(holder="b", started_at=t0 + timedelta(seconds=300), beat_at=t0 + timedelta(seconds=400),
-                                 stopped_at=t0 + timedelta(seconds=400))
+    await EngineHeartbeat.create(
+        holder="b", started_at=t0 + timedelta(seconds=300), beat_at=t0 + timedelta(seconds=400), stopped_at=t0 + timedelta(seconds=400)
+    )
     gaps = await heartbeat_gaps(t0 - timedelta(seconds=10), t0 + timedelta(seconds=500))
     assert gaps == [
         (t0 - timedelta(seconds=10), t0),

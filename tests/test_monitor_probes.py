@@ -19,8 +19,21 @@ from engine.monitor.probes import parse_prometheus, probe_host, probe_http, prob
 
 
 def http_target(url: str, **kw: object) -> SimpleNamespace:
-    base = dict(name="t", kind="http", url=url, method="GET", headers={}, body=None, expect_status=None,
-                expect_body=None, expect_body_regex=None, follow_redirects=True, verify_tls=True, timeout=5.0, interval=1.0)
+    base = dict(
+        name="t",
+        kind="http",
+        url=url,
+        method="GET",
+        headers={},
+        body=None,
+        expect_status=None,
+        expect_body=None,
+        expect_body_regex=None,
+        follow_redirects=True,
+        verify_tls=True,
+        timeout=5.0,
+        interval=1.0,
+    )
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -120,9 +133,25 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     key, cert = folder / "key.pem", folder / "cert.pem"
     try:
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "5", "-subj", "/CN=localhost",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True, timeout=60,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "5",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
     except (FileNotFoundError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"openssl cannot make a test certificate: {exc}")

@@ -13,9 +13,22 @@ from engine.monitor.scheduler import Scheduler, spread_offset
 
 
 def target(name: str, url: str, interval: float, timeout: float) -> SimpleNamespace:
-    return SimpleNamespace(name=name, kind="http", url=url, method="GET", headers={}, body=None, expect_status=None,
-                           expect_body=None, expect_body_regex=None, follow_redirects=True, verify_tls=True,
-                           interval=interval, timeout=timeout, enabled=True)
+    return SimpleNamespace(
+        name=name,
+        kind="http",
+        url=url,
+        method="GET",
+        headers={},
+        body=None,
+        expect_status=None,
+        expect_body=None,
+        expect_body_regex=None,
+        follow_redirects=True,
+        verify_tls=True,
+        interval=interval,
+        timeout=timeout,
+        enabled=True,
+    )
 
 
 def test_spread_is_stable_and_inside_the_interval() -> None:

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support.engine_proc import read_until, start_engine
 
-from engine.storage.models import Incident
 from engine.monitor.loopback import LoopbackServer, Reply
+from engine.storage.models import Incident
 from engine.storage.monitor_models import EngineLease, ProbeResult
-from support.engine_proc import start_engine, read_until
 
 pytestmark = pytest.mark.slow
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import UTC
 
 import httpx
 import pytest
+from support.receivers import HttpReceiver, JiraState, SmtpSink, free_port, pagerduty_responder
 
 from engine.notify import pagerduty, render, slack, webhook
 from engine.notify.channels import ChannelSettings, Dispatcher, WebhookTarget
 from engine.notify.email import SmtpSettings
 from engine.notify.jira import JiraSettings
-from support.receivers import HttpReceiver, JiraState, SmtpSink, free_port, pagerduty_responder
 
 INCIDENT = {
     "key": "INC-7",
@@ -151,17 +152,19 @@ async def test_pagerduty_oncall_lookup(http):
     def answer(req):
         assert req.headers["authorization"] == "Token token=TOK"
         assert req.query["schedule_ids[]"] == ["PSCHED1"]
-        body = {"oncalls": [
-            {"escalation_level": 2, "user": {"summary": "Bob", "email": "bob@example.com"}},
-            {"escalation_level": 1, "user": {"summary": "Alice", "email": "alice@example.com"}},
-        ]}
+        body = {
+            "oncalls": [
+                {"escalation_level": 2, "user": {"summary": "Bob", "email": "bob@example.com"}},
+                {"escalation_level": 1, "user": {"summary": "Alice", "email": "alice@example.com"}},
+            ]
+        }
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
     rx = http("pd-api", answer)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     async with httpx.AsyncClient() as client:
-        out, people = await pagerduty.fetch_oncall(client, "TOK", "PSCHED1", datetime.now(timezone.utc), api_url=rx.url)
+        out, people = await pagerduty.fetch_oncall(client, "TOK", "PSCHED1", datetime.now(UTC), api_url=rx.url)
     assert out.ok and [p["email"] for p in people] == ["alice@example.com", "bob@example.com"]
 
 
@@ -248,7 +251,13 @@ async def test_email_plain_server_and_permanent_refusal(tmp_path):
 async def test_unconfigured_channels_say_what_is_missing():
     d = Dispatcher(ChannelSettings())
     try:
-        for dest, word in (("slack:#x", "webhook_url_env"), ("email:a@b.c", "integrations.email"), ("webhook:nope", "nope"), ("pagerduty", "routing_key_env"), ("jira", "integrations.jira")):
+        for dest, word in (
+            ("slack:#x", "webhook_url_env"),
+            ("email:a@b.c", "integrations.email"),
+            ("webhook:nope", "nope"),
+            ("pagerduty", "routing_key_env"),
+            ("jira", "integrations.jira"),
+        ):
             out = await d.send(dest, payload(), dedup_key="k")
             assert out.permanent and word in out.reason
     finally:
@@ -256,7 +265,12 @@ async def test_unconfigured_channels_say_what_is_missing():
 
 
 def test_external_wording_carries_public_fields_only():
-    p = {"kind": "status_update", "audience": "external", "incident": render.public_incident({**INCIDENT, "status": "identified"}), "message": "We found the cause."}
+    p = {
+        "kind": "status_update",
+        "audience": "external",
+        "incident": render.public_incident({**INCIDENT, "status": "identified"}),
+        "message": "We found the cause.",
+    }
     text = render.text(p)
     assert "Identified" in text and "We found the cause." in text
     assert "quorum" not in text and "critical" not in text.lower()

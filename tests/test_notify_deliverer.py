@@ -7,16 +7,17 @@ import asyncio
 import json
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from engine.incidents import services
+from support.escalation import config_text, eventually, fast_loops, make_config, timeline
+
 from engine.config.schema import parse_config_text
 from engine.escalation import planner
-from engine.storage.escalation_models import Notification, Timer
-from engine.storage.models import Incident
+from engine.incidents import services
 from engine.notify import pagerduty
 from engine.oncall.notices import plan_shift_notices
-from support.escalation import config_text, eventually, fast_loops, make_config, timeline
+from engine.storage.escalation_models import Notification, Timer
+from engine.storage.models import Incident
 
 
 async def test_a_slow_receiver_holds_up_nobody_else(esc_db, receivers):
@@ -36,13 +37,13 @@ async def test_a_slow_receiver_holds_up_nobody_else(esc_db, receivers):
 
 
 async def test_shift_notices_go_out_before_the_shift_and_follow_overrides(esc_db, receivers):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start = (now + timedelta(minutes=20)).replace(second=0, microsecond=0)
     extra = f"""
 [[schedules]]
 name = "night"
 rotation = "daily"
-handoff = "{start.strftime('%H:%M')}"
+handoff = "{start.strftime("%H:%M")}"
 users = ["alice", "carol"]
 notify_before_shift_minutes = 30
 """
@@ -70,8 +71,15 @@ async def test_pagerduty_acknowledgement_flows_back_and_stops_escalation(esc_db,
         inc = await services.create_incident(title="Disk full", severity="critical", actor="probe")
         await eventually(lambda: receivers.pagerduty.accepted, timeout=5)
         trigger = receivers.pagerduty.accepted[0].json
-        body = json.dumps({"event": {"event_type": "incident.acknowledged", "agent": {"summary": "Bob"},
-                                     "data": {"id": "PQ1", "title": trigger["payload"]["summary"]}}}).encode()
+        body = json.dumps(
+            {
+                "event": {
+                    "event_type": "incident.acknowledged",
+                    "agent": {"summary": "Bob"},
+                    "data": {"id": "PQ1", "title": trigger["payload"]["summary"]},
+                }
+            }
+        ).encode()
         action = pagerduty.parse_webhook(body, {}, None)
         assert action is not None
         assert (await pagerduty.apply_webhook(action)) == f"{inc.key} acknowledged from PagerDuty"
@@ -120,7 +128,9 @@ async def test_changes_made_without_the_hook_are_caught_up_from_the_feed(esc_db,
         await services.resolve(inc.key, "alice", root_cause="cosmic ray", solution="reboot")
         assert (await Incident.get(id=inc.id)).escalation["seen"] < (await services.record_event(inc.key, "note", "x", "probe")).id
         planner.install(cfg)
-        await eventually(lambda: [r.json["event_action"] for r in receivers.pagerduty.accepted] == ["trigger", "acknowledge", "resolve"], timeout=10)
+        await eventually(
+            lambda: [r.json["event_action"] for r in receivers.pagerduty.accepted] == ["trigger", "acknowledge", "resolve"], timeout=10
+        )
         await asyncio.sleep(3.5)  # past level 2's time: it was cancelled, not fired
     assert not receivers.mails_to("carol@example.com")
     assert await Timer.filter(incident_id=inc.id, state="pending").count() == 0
@@ -158,7 +168,9 @@ async def test_rows_for_a_channel_this_engine_lacks_stay_pending_and_say_why(esc
     assert not receivers.slack.requests
 
     async with fast_loops(cfg):  # an engine with the channels sends every one of them
-        await eventually(lambda: Notification.filter(incident_id=inc.id, destination="slack:#incidents", state="delivered").exists(), timeout=10)
+        await eventually(
+            lambda: Notification.filter(incident_id=inc.id, destination="slack:#incidents", state="delivered").exists(), timeout=10
+        )
     assert receivers.slack.accepted and receivers.hook.accepted
 
 
@@ -217,7 +229,9 @@ async def test_a_long_send_keeps_its_claim_while_its_holder_lives(esc_db, receiv
         runner = asyncio.create_task(other.run())
         try:
             inc = await services.create_incident(title="slow Slack", severity="critical", actor="probe")
-            await eventually(lambda: Notification.filter(incident_id=inc.id, destination="slack:#incidents", state="delivered").exists(), timeout=15)
+            await eventually(
+                lambda: Notification.filter(incident_id=inc.id, destination="slack:#incidents", state="delivered").exists(), timeout=15
+            )
         finally:
             other.stop()
             await runner

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from support.db import run_cli, table_rows
 
 CONFIG = """
@@ -64,12 +63,29 @@ def test_who_is_on_call_at_a_time_across_dst(migrated_database, config_file):
 @pytest.mark.slow
 def test_override_then_list_show_and_cancel(migrated_database, config_file):
     database = migrated_database
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # who is on primary now? cover them for the next two hours
     data = json.loads(cli(database, config_file, "oncall", "--schedule", "primary", "--json", check=True).stdout)
     current = data["schedules"][0]["on_call"]["user"]
     other = next(u for u in ("alice", "bob", "carol") if u != current)
-    proc = cli(database, config_file, "oncall", "override", other, "--covers", current, "--from", "now", "--to", "+2h", "--schedule", "primary", "--reason", "dentist", check=True)
+    proc = cli(
+        database,
+        config_file,
+        "oncall",
+        "override",
+        other,
+        "--covers",
+        current,
+        "--from",
+        "now",
+        "--to",
+        "+2h",
+        "--schedule",
+        "primary",
+        "--reason",
+        "dentist",
+        check=True,
+    )
     assert proc.stdout.startswith(f"override #1: {other} covers {current} on primary")
     data = json.loads(cli(database, config_file, "oncall", "--schedule", "primary", "--json", check=True).stdout)
     assert data["schedules"][0]["on_call"]["user"] == other
@@ -113,7 +129,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(migrated_database, c
 def test_ical_export_to_a_file(migrated_database, config_file, tmp_path):
     database = migrated_database
     out = tmp_path / "oncall.ics"
-    proc = cli(database, config_file, "oncall", "export", "--ical", "--schedule", "secondary", "--days", "7", "--output", str(out), check=True)
+    proc = cli(
+        database, config_file, "oncall", "export", "--ical", "--schedule", "secondary", "--days", "7", "--output", str(out), check=True
+    )
     assert proc.stdout.startswith("wrote ")
     text = out.read_bytes().decode()
     assert text.startswith("BEGIN:VCALENDAR\r\n") and text.rstrip().endswith("END:VCALENDAR")

@@ -1,6 +1,6 @@
 """On-call rotation arithmetic: hand-offs in local time across DST, layers, overrides, iCal."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +10,7 @@ from engine.oncall.ical import shifts_to_ical
 from engine.oncall.schedule import Override, build_schedule, build_schedules, parse_duration
 
 AMS = ZoneInfo("Europe/Amsterdam")
-UTC = timezone.utc
+UTC = UTC
 
 
 def local(*args: int) -> datetime:
@@ -55,7 +55,9 @@ def test_weekly_shift_across_fall_back_lasts_169_hours():
 
 
 def test_daily_handoff_inside_the_skipped_hour_lands_after_the_jump():
-    s = build_schedule({"name": "d", "rotation": "daily", "handoff": "02:30", "users": ["a", "b"], "start": "2025-03-01"}, "Europe/Amsterdam")
+    s = build_schedule(
+        {"name": "d", "rotation": "daily", "handoff": "02:30", "users": ["a", "b"], "start": "2025-03-01"}, "Europe/Amsterdam"
+    )
     shifts = s.shifts(utc(2025, 3, 28), utc(2025, 4, 2))
     starts = [x.start for x in shifts]
     # 2025-03-30 02:30 does not exist in Amsterdam; the hand-off happens at 03:30 CEST = 01:30 UTC.
@@ -78,11 +80,16 @@ def test_daily_handoff_in_the_repeated_hour_uses_its_first_occurrence():
 
 
 def test_custom_length_rotations():
-    s = build_schedule({"name": "c", "rotation": "custom", "rotation_length": "3d", "handoff": "08:00", "users": ["x", "y"], "start": "2025-01-01"}, "UTC")
+    s = build_schedule(
+        {"name": "c", "rotation": "custom", "rotation_length": "3d", "handoff": "08:00", "users": ["x", "y"], "start": "2025-01-01"}, "UTC"
+    )
     assert s.who(utc(2025, 1, 1, 8))[0] == "x"
     assert s.who(utc(2025, 1, 4, 7, 59))[0] == "x"
     assert s.who(utc(2025, 1, 4, 8))[0] == "y"
-    h = build_schedule({"name": "h", "rotation": "custom", "rotation_length": "12h", "handoff": "06:00", "users": ["x", "y"], "start": "2025-03-29"}, "Europe/Amsterdam")
+    h = build_schedule(
+        {"name": "h", "rotation": "custom", "rotation_length": "12h", "handoff": "06:00", "users": ["x", "y"], "start": "2025-03-29"},
+        "Europe/Amsterdam",
+    )
     # sub-day rotations count elapsed hours, so across the DST jump the hand-off moves in local time
     assert h.who(local(2025, 3, 29, 6))[0] == "x"
     assert h.who(local(2025, 3, 29, 18))[0] == "y"
@@ -97,7 +104,15 @@ def test_later_layer_covers_the_earlier_one_within_its_hours():
             "rotation": "weekly",
             "users": ["night"],
             "layers": [
-                {"name": "office", "rotation": "daily", "handoff": "09:00", "users": ["dana", "erik"], "restrict_hours": "09:00-17:00", "restrict_days": ["monday", "tuesday", "wednesday", "thursday", "friday"], "start": "2025-03-03"},
+                {
+                    "name": "office",
+                    "rotation": "daily",
+                    "handoff": "09:00",
+                    "users": ["dana", "erik"],
+                    "restrict_hours": "09:00-17:00",
+                    "restrict_days": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                    "start": "2025-03-03",
+                },
             ],
         },
         "Europe/Amsterdam",
@@ -164,7 +179,7 @@ def test_bad_schedule_entries_name_the_key():
 def test_ical_export_lists_each_shift_with_folded_crlf_lines():
     s = weekly()
     shifts = s.shifts(local(2025, 3, 3, 9), local(2025, 3, 24, 9))
-    text = shifts_to_ical(shifts, names={"alice": "Alice Jansen, SRE; team \"blue\" with a very long name indeed"}, now=utc(2025, 3, 1))
+    text = shifts_to_ical(shifts, names={"alice": 'Alice Jansen, SRE; team "blue" with a very long name indeed'}, now=utc(2025, 3, 1))
     assert text.startswith("BEGIN:VCALENDAR\r\n") and text.endswith("END:VCALENDAR\r\n")
     lines = text.split("\r\n")[:-1]
     assert all(len(line.encode()) <= 75 for line in lines)
@@ -187,7 +202,11 @@ def test_ical_export_escapes_hostile_names_and_removes_control_characters():
     assert "\n" not in "".join(lines) and all(len(line.encode()) <= 75 for line in lines)
     # The injected END/BEGIN stay inside the value: one event, whose summary reads back as written.
     assert [line for line in lines if line.startswith(("BEGIN:", "END:"))] == [
-        "BEGIN:VCALENDAR", "BEGIN:VEVENT", "END:VEVENT", "END:VCALENDAR"]
+        "BEGIN:VCALENDAR",
+        "BEGIN:VEVENT",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
     cal = Calendar.from_ical(text)
     clean = "Eve]0;pwned\nEND:VEVENT\nBEGIN:VEVENT, x; y\\ ]]> <script>"
     # icalendar reads X- properties back raw: the escaped form is what was written.
@@ -202,9 +221,11 @@ def test_schedules_from_the_configuration_file():
     from engine.config.schema import load_config, parse_config_text
     from engine.oncall.schedule import schedules_from_config
 
-    example = load_config(Path(__file__).resolve().parents[2] / "shared" / "examples" / "pulseguard.toml") if (
-        Path(__file__).resolve().parents[2] / "shared" / "examples" / "pulseguard.toml"
-    ).exists() else None
+    example = (
+        load_config(Path(__file__).resolve().parents[2] / "shared" / "examples" / "pulseguard.toml")
+        if (Path(__file__).resolve().parents[2] / "shared" / "examples" / "pulseguard.toml").exists()
+        else None
+    )
     if example is not None:
         schedules = schedules_from_config(example)
         assert set(schedules) == {"primary", "secondary"}
@@ -247,8 +268,8 @@ end = 2025-03-03T20:00:00
 
 
 def test_one_person_weekly_rotation_is_on_call_since_the_start_with_no_handoff():
-    from engine.oncall.overview import oncall_overview
     from engine.config.schema import parse_config_text
+    from engine.oncall.overview import oncall_overview
 
     s = weekly(users=["alice"])
     now = utc(2026, 3, 2, 12)

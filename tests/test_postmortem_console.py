@@ -7,17 +7,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from support.pilot import until
+from support.postmortem import Host, form, full_lifecycle, loaded, save
 from textual.widgets import Input, OptionList, TextArea
 
 from engine.api.local import LocalEngine
 from engine.storage.db import close_database, open_database
-from engine.storage.postmortem_models import Postmortem, PostmortemEntry
 from engine.storage.models import Incident
+from engine.storage.postmortem_models import Postmortem, PostmortemEntry
 from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.widgets.postmortem import PostmortemView
-from support.pilot import until
-from support.postmortem import full_lifecycle
-from support.postmortem import Host, loaded, form, save
 
 
 @pytest.fixture

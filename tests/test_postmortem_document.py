@@ -7,13 +7,13 @@ import json
 
 import pytest
 from markdown_it import MarkdownIt
-
 from support.db import run_cli
-from engine.learning import postmortem
+from support.postmortem import at, full_lifecycle
+
 from engine.incidents import services
+from engine.learning import postmortem
 from engine.learning.postmortem_render import render_markdown
-from support.postmortem import full_lifecycle
-from support.postmortem import at
+
 
 def parse(markdown: str) -> list:
     return MarkdownIt("commonmark").enable("table").parse(markdown)
@@ -52,15 +52,31 @@ async def test_markdown_of_a_full_lifecycle_incident(db):
 
     headings = [tokens[i + 1].content for i, tok in enumerate(tokens) if tok.type == "heading_open"]
     assert headings == [
-        "Post-mortem: INC-1 — Checkout \\| returns 500", "Summary", "Impact", "Timeline", "Root cause", "Resolution",
-        "What went well", "What went badly", "Lessons learned", "Action items",
+        "Post-mortem: INC-1 — Checkout \\| returns 500",
+        "Summary",
+        "Impact",
+        "Timeline",
+        "Root cause",
+        "Resolution",
+        "What went well",
+        "What went badly",
+        "Lessons learned",
+        "Action items",
     ]
     # The escaped pipe in the title renders as a pipe, not as a table.
     assert "Checkout | returns 500" in MarkdownIt("commonmark").enable("table").render(md).split("</h1>")[0]
 
     timeline = table_rows(tokens, 0)
     assert [row[1] for row in timeline] == [
-        "Deployment", "First alert", "Declared", "Paged", "Escalated", "Acknowledged", "Identified", "Monitoring", "Resolved",
+        "Deployment",
+        "First alert",
+        "Declared",
+        "Paged",
+        "Escalated",
+        "Acknowledged",
+        "Identified",
+        "Monitoring",
+        "Resolved",
     ]
     assert [row[0] for row in timeline] == sorted(row[0] for row in timeline)
     assert timeline[0][0] == "2026-03-02 09:50:00 UTC" and timeline[-1][0] == "2026-03-02 10:45:00 UTC"

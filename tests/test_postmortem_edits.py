@@ -3,20 +3,20 @@ one transaction with a timeline event; a refused change writes nothing."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
 from support.db import run_cli
-from engine.learning import postmortem
-from engine.incidents import services
-from engine.core.domain import IllegalTransition, InvalidInput, NotFound
-from engine.storage.models import Event, FollowUp, Incident
-from engine.notify.jira import JiraSettings
-from engine.storage.postmortem_models import Postmortem, PostmortemEntry
 from support.receivers import HttpReceiver, JiraState
 
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.incidents import services
+from engine.learning import postmortem
+from engine.notify.jira import JiraSettings
+from engine.storage.models import Event, FollowUp, Incident
+from engine.storage.postmortem_models import Postmortem, PostmortemEntry
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 async def snapshot() -> tuple:
@@ -32,8 +32,7 @@ async def snapshot() -> tuple:
 async def resolved_incident() -> str:
     inc = await services.create_incident(title="api down", severity="high", actor="alice", at=T0)
     await services.acknowledge(inc.key, "bob", at=T0 + timedelta(minutes=2))
-    await services.resolve(inc.key, "bob", root_cause="disk full", solution="cleaned", category="capacity",
-                           at=T0 + timedelta(minutes=20))
+    await services.resolve(inc.key, "bob", root_cause="disk full", solution="cleaned", category="capacity", at=T0 + timedelta(minutes=20))
     return inc.key
 
 
@@ -137,15 +136,14 @@ async def test_satisfaction_ratings_are_recorded_and_replace_earlier_ones(db):
 
 
 async def test_followups_across_incidents_with_overdue_first(db):
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     a = await resolved_incident()
     b = (await services.create_incident(title="queue stuck", severity="medium", actor="alice")).key
-    f1 = await services.add_followup(a, "documentation_updates", "runbook for disk", "alice", owner="dave",
-                                     due_date=today + timedelta(days=5))
-    f2 = await services.add_followup(b, "technical_changes", "bigger queue", "alice", owner="erin",
-                                     due_date=today - timedelta(days=3))
-    f3 = await services.add_followup(b, "team_changes", "pairing rota", "alice", owner="dave",
-                                     due_date=today - timedelta(days=1))
+    f1 = await services.add_followup(
+        a, "documentation_updates", "runbook for disk", "alice", owner="dave", due_date=today + timedelta(days=5)
+    )
+    f2 = await services.add_followup(b, "technical_changes", "bigger queue", "alice", owner="erin", due_date=today - timedelta(days=3))
+    f3 = await services.add_followup(b, "team_changes", "pairing rota", "alice", owner="dave", due_date=today - timedelta(days=1))
     await services.complete_followup(f3.id, "dave")
     rows = await postmortem.list_followups()
     assert [r["id"] for r in rows] == [f2.id, f1.id, f3.id]
@@ -167,8 +165,7 @@ async def test_followups_across_incidents_with_overdue_first(db):
 
 async def test_a_followup_opens_a_jira_ticket_through_the_integration(db):
     key = await resolved_incident()
-    row = await services.add_followup(key, "preventive_measures", "alert on disk usage", "bob", owner="bob",
-                                      due_date=date(2026, 4, 1))
+    row = await services.add_followup(key, "preventive_measures", "alert on disk usage", "bob", owner="bob", due_date=date(2026, 4, 1))
     jira = JiraState("OPS")
     receiver = HttpReceiver("jira", responder=jira)
     try:
@@ -190,16 +187,36 @@ async def test_a_followup_opens_a_jira_ticket_through_the_integration(db):
 
 async def test_cli_edits_the_post_mortem(db):
     key = await resolved_incident()
-    proc = run_cli(db, "postmortem", key, "--summary", "Disk filled up", "--well", "fast ack", "--badly", "no alert",
-                   "--lesson", "alert at 80%", "--affected-users", "40", "--downtime", "25",
-                   "--add-entry", "2026-03-02T09:55:00+00:00", "log rotation broke", "--kind", "impact_start")
+    proc = run_cli(
+        db,
+        "postmortem",
+        key,
+        "--summary",
+        "Disk filled up",
+        "--well",
+        "fast ack",
+        "--badly",
+        "no alert",
+        "--lesson",
+        "alert at 80%",
+        "--affected-users",
+        "40",
+        "--downtime",
+        "25",
+        "--add-entry",
+        "2026-03-02T09:55:00+00:00",
+        "log rotation broke",
+        "--kind",
+        "impact_start",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and "edited, entry added" in proc.stderr
     doc = await postmortem.postmortem_document(key)
     assert doc["impact"]["downtime_minutes"] == 25.0 and doc["impact"]["downtime_minutes_computed"] == 25.0
     entry = next(e for e in doc["timeline"] if e["kind"] == "impact_start")
-    proc = run_cli(db, "postmortem", key, "--annotate", str(entry["id"]), "found in syslog", "--downtime", "auto",
-                   "--publish", "--format", "md")
+    proc = run_cli(
+        db, "postmortem", key, "--annotate", str(entry["id"]), "found in syslog", "--downtime", "auto", "--publish", "--format", "md"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "found in syslog" in proc.stdout and "published" in proc.stdout
     proc = run_cli(db, "postmortem", key, "--summary", "again")

@@ -10,20 +10,22 @@ import json
 import re
 import sys
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
 from support.db import run_cli
+from support.receivers import SmtpSink
+from support.rest import config, running_api
+from support.terminal import Pty, console_env
+
+from engine.core.textclean import public_text, terminal_text
 from engine.incidents import services
 from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
 from engine.rest.statuspage import Settings
 from engine.rest.subscribers import SubscriberRelay
-from engine.core.textclean import public_text, terminal_text
-from support.receivers import SmtpSink
-from support.rest import config, running_api
-from support.terminal import Pty, console_env
+
 HOSTILE = "a\x1b[31mRED\x1b[0m\x07 \x0bvt\x0c\x7f\x85\x9b2J ]]> <script>alert(1)</script> &amp; \u202eevil\u202c\u2066x\u2069 \ufffe end"
 LONG = "long " * 3900 + HOSTILE  # just under the 20,000-character limit
 # Characters that must never reach a public surface (or a terminal).
@@ -135,7 +137,7 @@ async def test_hostile_text_leaves_every_public_surface_valid(db, tmp_path):
         site = SITE.replace("{port}", str(sink.port))
         cfg = config(site)
         relay = SubscriberRelay(lambda: Settings.from_config(cfg))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         async with running_api(cfg) as api:
             async with api.client() as anon:
                 assert (await anon.post("/status/subscribe", json={"email": "sub@example.com"})).status_code == 202
@@ -149,22 +151,34 @@ async def test_hostile_text_leaves_every_public_surface_valid(db, tmp_path):
                 assert (await c.post(f"/api/incidents/{key}/updates", json={"message": HOSTILE})).status_code == 201
                 assert (await c.post(f"/api/incidents/{key}/comments", json={"content": HOSTILE})).status_code == 201
                 # Lone surrogates cannot get in: refused with the field named.
-                r = await c.post(f"/api/incidents/{key}/updates", content='{"message": "x\\ud800y"}',
-                                 headers={"Content-Type": "application/json"})
+                r = await c.post(
+                    f"/api/incidents/{key}/updates", content='{"message": "x\\ud800y"}', headers={"Content-Type": "application/json"}
+                )
                 assert r.status_code == 422 and r.json()["field"] == "message"
             # What the CLI, the console and Alertmanager reach: the service layer, with no API filter.
             await services.post_update(key, LONG, "alertmanager")
-            await services.create_maintenance(title=HOSTILE, description=LONG, starts_at=now - timedelta(hours=1),
-                                              ends_at=now + timedelta(hours=1), actor="ops", services=["web-app"])
+            await services.create_maintenance(
+                title=HOSTILE,
+                description=LONG,
+                starts_at=now - timedelta(hours=1),
+                ends_at=now + timedelta(hours=1),
+                actor="ops",
+                services=["web-app"],
+            )
             async with api.client("admin") as c:
                 r = await c.post("/api/services", json={"name": "edge", "description": HOSTILE})
                 assert r.status_code == 201, r.text
             async with api.client() as anon:
-                served = {"html": (await anon.get("/status")).text, f"page {key}": (await anon.get(f"/status/incidents/{key}")).text,
-                          "missing page": (await anon.get("/status/incidents/INC-999")).text}
+                served = {
+                    "html": (await anon.get("/status")).text,
+                    f"page {key}": (await anon.get(f"/status/incidents/{key}")).text,
+                    "missing page": (await anon.get("/status/incidents/INC-999")).text,
+                }
                 feed = (await anon.get("/status/feed.atom")).content
-                docs = {name: (await anon.get(f"/api/v2/{name}.json")).text for name in ("summary", "incidents", "components",
-                                                                                         "scheduled-maintenances")}
+                docs = {
+                    name: (await anon.get(f"/api/v2/{name}.json")).text
+                    for name in ("summary", "incidents", "components", "scheduled-maintenances")
+                }
             assert await relay.run_once() > 0
             sink.mails.clear()
             await _deliver(cfg)
@@ -218,12 +232,13 @@ def test_console_draws_a_hostile_title_without_executing_it(sqlite_database, tmp
     title = "Boom\x1b]0;pwned\x07 [bold red]markup[/] \x9b2J tail\rX"
     run_cli(sqlite_database, "incident", "create", "--title", title, "--severity", "high", check=True)
     run_cli(sqlite_database, "incident", "comment", "INC-1", "note\x1b]0;pwned-too\x07 end", check=True)
-    term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--no-engine"],
-               console_env(sqlite_database, tmp_path), cols=140)
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--no-engine"], console_env(sqlite_database, tmp_path), cols=140)
     term.expect(b"Boom]0;pwned [bold red]markup[/] 2J tailX")
     term.send(b"\r")  # the incident's detail, with its comment
     term.expect(b"pwned-too")
     term.send(b"q")
     term.wait_exit()
     out = term.out
-    assert b"\x1b]0;pwned" not in out and "\x9b".encode() not in out, [out[max(i - 40, 0):i + 40] for i in (out.find(b"\x1b]0;pwned"), out.find("\x9b".encode()))]
+    assert b"\x1b]0;pwned" not in out and "\x9b".encode() not in out, [
+        out[max(i - 40, 0) : i + 40] for i in (out.find(b"\x1b]0;pwned"), out.find("\x9b".encode()))
+    ]

@@ -37,7 +37,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from support.receivers import HttpReceiver, JiraState, SmtpSink, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +47,7 @@ PAGES = [README, *sorted((REPO / "docs").rglob("*.md"))]
 
 def pages_text() -> str:
     return "\n\n".join(p.read_text(encoding="utf-8") for p in PAGES)
+
 
 # Lines of the README's sh blocks that are not `pulseguard` commands, with why they do not run
 # here. Anything else that is not a `pulseguard` command fails the test.
@@ -85,9 +85,9 @@ EXPANSIONS: dict[str, list[str]] = {
         "pulseguard metrics query response_time --target api-health --since 2h",
         "pulseguard metrics query response_time --target api-health --since 2h --resolution minute --json",
     ],
-    "pulseguard maintenance add --title \"DB upgrade\" --service web-app --for 2h [--emergency] [--start T]": [
-        "pulseguard maintenance add --title \"DB upgrade\" --service web-app --for 2h",
-        "pulseguard maintenance add --title \"DB upgrade\" --service web-app --for 2h --emergency --start now",
+    'pulseguard maintenance add --title "DB upgrade" --service web-app --for 2h [--emergency] [--start T]': [
+        'pulseguard maintenance add --title "DB upgrade" --service web-app --for 2h',
+        'pulseguard maintenance add --title "DB upgrade" --service web-app --for 2h --emergency --start now',
     ],
     "pulseguard maintenance list [--all]": ["pulseguard maintenance list", "pulseguard maintenance list --all"],
     "pulseguard replay data/*.csv --out scored/ [--sensitivity high] [--json]": [
@@ -128,18 +128,18 @@ EXPANSIONS: dict[str, list[str]] = {
         "pulseguard postmortem INC-7 --format md -o INC-7.md",
         "pulseguard postmortem INC-7 --format json",
     ],
-    "pulseguard postmortem INC-7 --summary \"…\" --well \"…\" --badly \"…\" --lesson \"…\" --affected-users 1200 --downtime 45|auto --financial \"…\" --reputational \"…\"": [
-        "pulseguard postmortem INC-7 --summary \"Checkout failed for 40 minutes\" --well \"paged at once\""
-        " --badly \"rollback was manual\" --lesson \"automate rollbacks\" --affected-users 1200 --downtime 45"
-        " --financial \"about 3,000 EUR of lost orders\" --reputational \"complaints on social media\"",
+    'pulseguard postmortem INC-7 --summary "…" --well "…" --badly "…" --lesson "…" --affected-users 1200 --downtime 45|auto --financial "…" --reputational "…"': [
+        'pulseguard postmortem INC-7 --summary "Checkout failed for 40 minutes" --well "paged at once"'
+        ' --badly "rollback was manual" --lesson "automate rollbacks" --affected-users 1200 --downtime 45'
+        ' --financial "about 3,000 EUR of lost orders" --reputational "complaints on social media"',
         "pulseguard postmortem INC-7 --downtime auto",
     ],
-    "pulseguard postmortem INC-7 --entries | --add-entry 2026-03-02T10:02 \"deploy 4.2\" --kind deployment": [
+    'pulseguard postmortem INC-7 --entries | --add-entry 2026-03-02T10:02 "deploy 4.2" --kind deployment': [
         "pulseguard postmortem INC-7 --entries",
-        "pulseguard postmortem INC-7 --add-entry 2026-03-02T10:02 \"deploy 4.2\" --kind deployment",
+        'pulseguard postmortem INC-7 --add-entry 2026-03-02T10:02 "deploy 4.2" --kind deployment',
     ],
-    "pulseguard postmortem INC-7 --annotate ID \"…\" | --retime ID T | --hide ID | --publish | --unpublish": [
-        "pulseguard postmortem INC-7 --annotate {pm_entry} \"the deploy that broke checkout\"",
+    'pulseguard postmortem INC-7 --annotate ID "…" | --retime ID T | --hide ID | --publish | --unpublish': [
+        'pulseguard postmortem INC-7 --annotate {pm_entry} "the deploy that broke checkout"',
         "pulseguard postmortem INC-7 --retime {pm_entry} 2026-03-02T10:03",
         "pulseguard postmortem INC-7 --hide {pm_entry}",
         "pulseguard postmortem INC-7 --publish",
@@ -223,8 +223,7 @@ def has_placeholder(line: str) -> bool:
 
 
 def options(line: str) -> set[str]:
-    return {w for w in shlex.split(line.replace("[", " ").replace("]", " ").replace("|", " "))
-            if re.fullmatch(r"--?[a-zA-Z][\w-]*", w)}
+    return {w for w in shlex.split(line.replace("[", " ").replace("]", " ").replace("|", " ")) if re.fullmatch(r"--?[a-zA-Z][\w-]*", w)}
 
 
 @dataclass
@@ -240,7 +239,7 @@ def plan(text: str) -> tuple[list[Planned], list[str]]:
     for line in dict.fromkeys(sh_lines(text)):
         for segment in (s.strip() for s in line.split(" && ")):
             if segment.startswith(".venv/bin/pulseguard"):
-                segment = segment[len(".venv/bin/"):]
+                segment = segment[len(".venv/bin/") :]
             if not segment.startswith("pulseguard") or not re.match(r"pulseguard(\s|$)", segment):
                 if segment not in NOT_RUN:
                     problems.append(f"README line is not a pulseguard command and not in NOT_RUN: {segment!r}")
@@ -249,8 +248,7 @@ def plan(text: str) -> tuple[list[Planned], list[str]]:
                 expanded = EXPANSIONS[segment]
                 used = set().union(*(options(c) for c in expanded))
                 if used != options(segment):
-                    problems.append(f"EXPANSIONS[{segment!r}] uses options {sorted(used)}, the README line "
-                                    f"{sorted(options(segment))}")
+                    problems.append(f"EXPANSIONS[{segment!r}] uses options {sorted(used)}, the README line {sorted(options(segment))}")
                 planned += [Planned(segment, c) for c in expanded]
             elif has_placeholder(segment):
                 problems.append(f"README command has placeholders and no entry in EXPANSIONS: {segment!r}")
@@ -462,28 +460,42 @@ def readme_env(tmp_path: Path) -> Any:
     bindir.mkdir()
     # `pulseguard` on PATH is this checkout's entry point, as `pip install -e .` makes it.
     wrapper = bindir / "pulseguard"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m pulseguard_tui \"$@\"\n")
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m pulseguard_tui "$@"\n')
     wrapper.chmod(0o755)
     (work / "pulseguard.toml").write_text(CONFIG.format(target=target.url, jira=jira.url, smtp=smtp.port))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEGUARD_", "XDG_"))}
     env.update(
-        HOME=str(work), XDG_DATA_HOME=str(work / "xdg-data"), XDG_CONFIG_HOME=str(work / "config"),
-        XDG_STATE_HOME=str(work / "state"), XDG_CACHE_HOME=str(work / "cache"), TZ="UTC",
-        PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(REPO), TERM="xterm-256color",
-        README_SLACK_URL=slack.url + "/services/T/B/X", README_JIRA_USER="bot@example.com",
+        HOME=str(work),
+        XDG_DATA_HOME=str(work / "xdg-data"),
+        XDG_CONFIG_HOME=str(work / "config"),
+        XDG_STATE_HOME=str(work / "state"),
+        XDG_CACHE_HOME=str(work / "cache"),
+        TZ="UTC",
+        PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONPATH=str(REPO),
+        TERM="xterm-256color",
+        README_SLACK_URL=slack.url + "/services/T/B/X",
+        README_JIRA_USER="bot@example.com",
         README_JIRA_TOKEN="jira-token",
     )
     env.pop("NO_COLOR", None)
     # A log around 10:00 yesterday and today for `evidence --log … --from 10:00 --to 10:15`
     # (whichever day a bare time of day is taken to mean).
     days = [time.strftime("%Y-%m-%d", time.gmtime(time.time() + d * 86400)) for d in (-1, 0)]
-    (work / "app.log").write_text("".join(
-        f"{day}T{h:02d}:{m:02d}:00 ERROR checkout failed: upstream timeout\n"
-        for day in days for h, m in [(9, 50), (9, 55), (10, 0), (10, 5), (10, 10), (10, 15), (10, 20)]))
+    (work / "app.log").write_text(
+        "".join(
+            f"{day}T{h:02d}:{m:02d}:00 ERROR checkout failed: upstream timeout\n"
+            for day in days
+            for h, m in [(9, 50), (9, 55), (10, 0), (10, 5), (10, 10), (10, 15), (10, 20)]
+        )
+    )
     (work / "data").mkdir()
     for i in range(2):
-        rows = "\n".join(f"2026-03-01 {h:02d}:{m:02d}:00,{40 + (h * 60 + m) % 7 + (500 if (h, m) == (10, 30) else 0)}"
-                         for h in range(8, 16) for m in range(0, 60, 1))
+        rows = "\n".join(
+            f"2026-03-01 {h:02d}:{m:02d}:00,{40 + (h * 60 + m) % 7 + (500 if (h, m) == (10, 30) else 0)}"
+            for h in range(8, 16)
+            for m in range(0, 60, 1)
+        )
         (work / "data" / f"series{i}.csv").write_text("timestamp,value\n" + rows + "\n")
     seed = subprocess.run([sys.executable, "-c", SEED], cwd=work, env=env, capture_output=True, text=True, timeout=180)
     assert seed.returncode == 0, seed.stderr
@@ -513,8 +525,9 @@ def run_once(env: ReadmeEnv, command: str) -> str | None:
         # none yet, as on a first start (the working directory holds the test's configuration).
         cwd = env.tmp / "first-start"
         cwd.mkdir(exist_ok=True)
-    proc = subprocess.run(["sh", "-c", command], cwd=cwd, env=env.env, capture_output=True, text=True,
-                          timeout=180, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        ["sh", "-c", command], cwd=cwd, env=env.env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL
+    )
     out = proc.stdout + proc.stderr
     if command.startswith("pulseguard token create"):
         m = re.search(r"\bpg_[A-Za-z0-9_\-]+", proc.stdout)
@@ -595,8 +608,9 @@ class Engine:
 
     def __init__(self, env: ReadmeEnv, command: str) -> None:
         self.env = env
-        self.proc = subprocess.Popen(["sh", "-c", "exec " + command], cwd=env.tmp, env=env.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            ["sh", "-c", "exec " + command], cwd=env.tmp, env=env.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.lines: list[str] = []
 
     def wait_started(self, api: bool, timeout: float = 60) -> str | None:
@@ -695,7 +709,7 @@ def test_every_readme_command_is_planned() -> None:
 
 
 def test_readme_parsing_keeps_what_a_shell_would_run() -> None:
-    text = "```sh\npulseguard a --x \"1 # 2\" \\\n    --y 3   # say why\npulseguard notifications test slack:#incidents\n```\n"
+    text = '```sh\npulseguard a --x "1 # 2" \\\n    --y 3   # say why\npulseguard notifications test slack:#incidents\n```\n'
     assert sh_lines(text) == ['pulseguard a --x "1 # 2" --y 3', "pulseguard notifications test slack:#incidents"]
     _, problems = plan("```sh\npulseguard new-thing ID\nsomething else\n```\n")
     assert len(problems) == 2

@@ -5,21 +5,29 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
-
 from support.db import run_cli
-from engine.incidents import services
-from engine.storage.models import Comment, Event, StatusUpdate
-from engine.rest.auth import FailureThrottle
 from support.rest import running_api
+
+from engine.incidents import services
+from engine.rest.auth import FailureThrottle
+from engine.storage.models import Comment, Event, StatusUpdate
 
 
 async def test_the_six_endpoints_end_to_end_with_a_responder_token(api):
     async with api.client("responder") as c:
-        r = await c.post("/api/incidents", json={"title": "Checkout errors", "severity": "high",
-                                                 "services": ["web-app"], "tags": ["payments"], "description": "5xx on /pay"})
+        r = await c.post(
+            "/api/incidents",
+            json={
+                "title": "Checkout errors",
+                "severity": "high",
+                "services": ["web-app"],
+                "tags": ["payments"],
+                "description": "5xx on /pay",
+            },
+        )
         assert r.status_code == 201, r.text
         created = r.json()
         key = created["key"]
@@ -31,17 +39,30 @@ async def test_the_six_endpoints_end_to_end_with_a_responder_token(api):
         assert [i["key"] for i in r.json()["incidents"]] == [key]
         assert (await c.get("/api/incidents", params={"service": "search"})).json()["total"] == 1
         assert (await c.get("/api/incidents", params={"tag": "payments"})).json()["incidents"][0]["key"] == key
-        future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+        future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         assert (await c.get("/api/incidents", params={"since": future})).json()["total"] == 0
         page = (await c.get("/api/incidents", params={"limit": 1})).json()
         assert page["total"] == 2 and len(page["incidents"]) == 1 and page["next_offset"] == 1
         assert (await c.get("/api/incidents", params={"limit": 1, "offset": 1})).json()["next_offset"] is None
 
-        r = await c.put(f"/api/incidents/{key}", json={"status": "identified", "message": "bad deploy", "severity": "critical",
-                                                        "assignee": "alice", "tags": ["payments", "deploy"]})
+        r = await c.put(
+            f"/api/incidents/{key}",
+            json={
+                "status": "identified",
+                "message": "bad deploy",
+                "severity": "critical",
+                "assignee": "alice",
+                "tags": ["payments", "deploy"],
+            },
+        )
         assert r.status_code == 200, r.text
         body = r.json()
-        assert (body["status"], body["severity"], body["assignee"], body["tags"]) == ("identified", "critical", "alice", ["payments", "deploy"])
+        assert (body["status"], body["severity"], body["assignee"], body["tags"]) == (
+            "identified",
+            "critical",
+            "alice",
+            ["payments", "deploy"],
+        )
         assert body["acknowledged_by"] == "responder-token"
 
         r = await c.post(f"/api/incidents/{key}/comments", json={"content": "rolled back to v41", "internal_only": True})
@@ -57,7 +78,14 @@ async def test_the_six_endpoints_end_to_end_with_a_responder_token(api):
         assert [x["content"] for x in detail["comments"]] == ["rolled back to v41"]
         assert [u["message"] for u in detail["updates"]] == ["bad deploy", "A fix is rolling out"]
         kinds = [e["kind"] for e in detail["timeline"]]
-        assert kinds[0] == "created" and {"status_changed", "severity_changed", "assigned", "tags_changed", "commented", "status_update"} <= set(kinds)
+        assert kinds[0] == "created" and {
+            "status_changed",
+            "severity_changed",
+            "assigned",
+            "tags_changed",
+            "commented",
+            "status_update",
+        } <= set(kinds)
         assert all(e["actor"] == "responder-token" for e in detail["timeline"])
 
 
@@ -67,8 +95,15 @@ async def test_every_write_goes_through_the_service_layer(api):
         key = (await c.post("/api/incidents", json={"title": "t", "severity": "medium"})).json()["key"]
         await c.post(f"/api/incidents/{key}/acknowledge")
         await c.post(f"/api/incidents/{key}/evidence", json={"kind": "link", "url": "https://grafana.example.com/d/1"})
-        await c.post(f"/api/incidents/{key}/resolve", json={"root_cause": "disk full", "solution": "rotated logs", "category": "capacity",
-                                                            "verification_steps": ["df shows 40% free"]})
+        await c.post(
+            f"/api/incidents/{key}/resolve",
+            json={
+                "root_cause": "disk full",
+                "solution": "rotated logs",
+                "category": "capacity",
+                "verification_steps": ["df shows 40% free"],
+            },
+        )
         r = await c.post(f"/api/incidents/{key}/verification/1", json={"done": True})
         assert r.json()["verification_steps"] == [{"step": "df shows 40% free", "done": True}]
         r = await c.post(f"/api/incidents/{key}/reopen", json={"reason": "full again"})
@@ -128,7 +163,12 @@ async def test_viewer_reads_but_cannot_write(api):
         assert (await v.get("/api/incidents")).status_code == 200
         assert (await v.get(f"/api/incidents/{key}")).status_code == 200
         me = (await v.get("/api/me")).json()
-        assert {k: me[k] for k in ("name", "role", "readonly", "may_write")} == {"name": "viewer-token", "role": "viewer", "readonly": True, "may_write": False}
+        assert {k: me[k] for k in ("name", "role", "readonly", "may_write")} == {
+            "name": "viewer-token",
+            "role": "viewer",
+            "readonly": True,
+            "may_write": False,
+        }
         writes = [
             ("POST", "/api/incidents", {"title": "x", "severity": "low"}),
             ("PUT", f"/api/incidents/{key}", {"severity": "high"}),
@@ -149,9 +189,15 @@ async def test_viewer_reads_but_cannot_write(api):
 
 async def test_admin_only_management(api):
     async with api.client("responder") as c:
-        for method, path, body in [("POST", "/api/services", {"name": "billing"}), ("GET", "/api/tokens", None),
-                                   ("POST", "/api/maintenance", {"title": "m", "starts_at": "2030-01-01T00:00:00Z",
-                                                                 "ends_at": "2030-01-01T01:00:00Z", "services": ["billing"]})]:
+        for method, path, body in [
+            ("POST", "/api/services", {"name": "billing"}),
+            ("GET", "/api/tokens", None),
+            (
+                "POST",
+                "/api/maintenance",
+                {"title": "m", "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z", "services": ["billing"]},
+            ),
+        ]:
             assert (await c.request(method, path, json=body)).status_code == 403
     async with api.client("admin") as a:
         r = await a.post("/api/services", json={"name": "billing", "description": "Invoices"})
@@ -159,12 +205,16 @@ async def test_admin_only_management(api):
         assert (await a.post("/api/services", json={"name": "billing"})).status_code == 409
         assert [s["name"] for s in (await a.get("/api/services")).json()] == ["billing"]
         assert (await a.get("/api/services")).json()[0]["status"] == "operational"
-        r = await a.post("/api/maintenance", json={"title": "DB upgrade", "starts_at": "2030-01-01T00:00:00Z",
-                                                   "ends_at": "2030-01-01T01:00:00Z", "services": ["billing"]})
+        r = await a.post(
+            "/api/maintenance",
+            json={"title": "DB upgrade", "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z", "services": ["billing"]},
+        )
         assert r.status_code == 201, r.text
         window = r.json()["id"]
-        r = await a.post("/api/maintenance", json={"title": "x", "starts_at": "2030-01-01T02:00:00Z", "ends_at": "2030-01-01T01:00:00Z",
-                                                   "services": ["billing"]})
+        r = await a.post(
+            "/api/maintenance",
+            json={"title": "x", "starts_at": "2030-01-01T02:00:00Z", "ends_at": "2030-01-01T01:00:00Z", "services": ["billing"]},
+        )
         assert r.status_code == 422 and r.json()["field"] == "ends"
         assert [m["title"] for m in (await a.get("/api/maintenance")).json()] == ["DB upgrade"]
         assert (await a.post(f"/api/maintenance/{window}/end")).status_code == 200
@@ -182,8 +232,17 @@ async def test_admin_only_management(api):
         assert (await a.delete("/api/services/billing")).status_code == 404
 
 
-PUBLIC = {"/status", "/status/incidents/{key}", "/status/feed.atom", "/healthz", "/status/subscribe", "/status/confirm",
-          "/status/unsubscribe", "/api/webhooks/slack", "/api/webhooks/pagerduty"}
+PUBLIC = {
+    "/status",
+    "/status/incidents/{key}",
+    "/status/feed.atom",
+    "/healthz",
+    "/status/subscribe",
+    "/status/confirm",
+    "/status/unsubscribe",
+    "/api/webhooks/slack",
+    "/api/webhooks/pagerduty",
+}
 
 
 async def test_no_token_gets_401_everywhere_but_the_public_pages(api):
@@ -203,8 +262,17 @@ async def test_no_token_gets_401_everywhere_but_the_public_pages(api):
         assert checked > 40
         r = await anon.get("/api/incidents", headers={"Authorization": "Basic dXNlcjpwdw=="})
         assert r.status_code == 401
-        for path in ("/status", "/api/v2/summary.json", "/api/v2/status.json", "/api/v2/components.json", "/api/v2/incidents.json",
-                     "/api/v2/incidents/unresolved.json", "/api/v2/scheduled-maintenances.json", "/status/feed.atom", "/healthz"):
+        for path in (
+            "/status",
+            "/api/v2/summary.json",
+            "/api/v2/status.json",
+            "/api/v2/components.json",
+            "/api/v2/incidents.json",
+            "/api/v2/incidents/unresolved.json",
+            "/api/v2/scheduled-maintenances.json",
+            "/status/feed.atom",
+            "/healthz",
+        ):
             assert (await anon.get(path)).status_code == 200, path
 
 
@@ -280,9 +348,16 @@ async def test_stream_resumes_from_last_event_id(api):
 async def test_pushed_metrics_and_prometheus_metrics(api):
     async with api.client("responder") as c:
         # A series holds one value per instant: two samples of one batch need their own times.
-        earlier = (datetime.now(timezone.utc) - timedelta(seconds=30)).isoformat()
-        r = await c.post("/api/metrics", json={"samples": [{"series": "queue_depth", "value": 4, "labels": {"queue": "mail"}, "at": earlier},
-                                                         {"series": "queue_depth", "value": 7, "labels": {"queue": "mail"}}]})
+        earlier = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
+        r = await c.post(
+            "/api/metrics",
+            json={
+                "samples": [
+                    {"series": "queue_depth", "value": 4, "labels": {"queue": "mail"}, "at": earlier},
+                    {"series": "queue_depth", "value": 7, "labels": {"queue": "mail"}},
+                ]
+            },
+        )
         assert r.status_code == 201, r.text
         r = await c.post("/api/metrics", json={"samples": [{"series": "x", "value": 1, "at": "2999-01-01T00:00:00Z"}]})
         assert r.status_code == 422 and r.json()["field"] == "samples[0].at"

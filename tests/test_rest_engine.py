@@ -12,13 +12,18 @@ import time
 
 import httpx
 import psutil
-
 from support.db import REPO, cli_env, run_cli
 
 
 def _start(db, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pulseguard_tui", "engine", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli_env(db), cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pulseguard_tui", "engine", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(db),
+        cwd=REPO,
+    )
 
 
 def _listening(pid: int) -> list:
@@ -83,11 +88,23 @@ async def test_engine_api_refuses_a_bad_address(db):
     try:
         url = _wait_for(busy, r"API and status page on (http://\S+)").group(1)
         port = url.rsplit(":", 1)[1]
-        proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "engine", "--api", f"127.0.0.1:{port}"],
-                              capture_output=True, text=True, env=cli_env(db), cwd=REPO, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pulseguard_tui", "engine", "--api", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            env=cli_env(db),
+            cwd=REPO,
+            timeout=60,
+        )
         assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
-        proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", "engine", "--api", "localhost"],
-                              capture_output=True, text=True, env=cli_env(db), cwd=REPO, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pulseguard_tui", "engine", "--api", "localhost"],
+            capture_output=True,
+            text=True,
+            env=cli_env(db),
+            cwd=REPO,
+            timeout=60,
+        )
         assert proc.returncode == 2 and "is not HOST:PORT" in proc.stderr
     finally:
         busy.send_signal(signal.SIGTERM)

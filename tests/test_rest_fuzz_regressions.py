@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 
+from support.rest import config, running_api
+
 from engine.storage.models import Event, Incident
 from engine.storage.rest_models import Subscriber
-from support.rest import config, running_api
+
 DEEP = ("[" * 5000 + "]" * 5000).encode()
 JSON = {"Content-Type": "application/json"}
 
@@ -46,8 +48,13 @@ async def test_nul_or_a_lone_surrogate_in_alertmanager_label_names_is_refused_wi
                 assert r.status_code == 422, r.text
                 assert r.json()["field"].startswith(f"alerts.0.{where}"), r.json()
         for where in ("groupLabels", "commonLabels", "commonAnnotations"):
-            body = {"version": "4", "groupKey": "g", "status": "firing", where: {"a\x00": "v"},
-                    "alerts": [{"status": "firing", "labels": {"alertname": "X"}}]}
+            body = {
+                "version": "4",
+                "groupKey": "g",
+                "status": "firing",
+                where: {"a\x00": "v"},
+                "alerts": [{"status": "firing", "labels": {"alertname": "X"}}],
+            }
             r = await c.post("/api/webhooks/alertmanager", json=body)
             assert r.status_code == 422, r.text
             assert r.json()["field"].startswith(where), r.json()

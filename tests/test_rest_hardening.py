@@ -8,8 +8,9 @@ import asyncio
 import json
 import socket
 
-from engine.rest.auth import FailureThrottle
 from support.rest import config, running_api
+
+from engine.rest.auth import FailureThrottle
 
 # --- TCP_NODELAY ---------------------------------------------------------------------------------
 
@@ -64,6 +65,7 @@ async def test_forwarded_for_from_a_trusted_proxy_names_the_client_and_one_prefi
     async with running_api(cfg) as running:
         running.state.throttle = FailureThrottle(free=3, window=60, cap=30)
         async with running.client() as anon:
+
             async def attempt(client_ip: str, token: str) -> int:
                 headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": f"{client_ip}, 127.0.0.1"}
                 return (await anon.get("/api/incidents", headers=headers)).status_code
@@ -99,8 +101,10 @@ async def _exchange(url: str, head: str, body_chunks: list[bytes], timeout: floa
 
 
 async def test_an_oversize_content_length_gets_413_before_the_body_is_sent(api):
-    head = (f"POST /api/incidents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api.tokens['responder']}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {100 * 1024 * 1024}\r\n\r\n")
+    head = (
+        f"POST /api/incidents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api.tokens['responder']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {100 * 1024 * 1024}\r\n\r\n"
+    )
     # Only the first bytes of the 100 MB body are ever sent: the answer must not wait for the rest.
     status, body = await _exchange(api.url, head, [b'{"title": "'])
     assert status == 413
@@ -111,8 +115,10 @@ async def test_an_oversize_content_length_gets_413_before_the_body_is_sent(api):
 
 
 async def test_a_chunked_oversize_body_gets_413(api):
-    head = (f"POST /api/incidents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api.tokens['responder']}\r\n"
-            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    head = (
+        f"POST /api/incidents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api.tokens['responder']}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     piece = b"x" * 65536
     chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * 20  # 1.25 MB, and the body never ends
     status, body = await _exchange(api.url, head, chunks)
@@ -132,11 +138,18 @@ async def test_the_limit_is_configurable_and_the_webhooks_honour_it(db, monkeypa
             assert (await c.post("/api/incidents", json={"title": "t", "severity": "low", "description": "d" * 3000})).status_code == 201
             r = await c.post("/api/incidents", json={"title": "t", "severity": "low", "description": "d" * 5000})
             assert r.status_code == 413 and "4096" in r.json()["message"]
-        alerts = [{"status": "firing", "labels": {"alertname": "Big", "instance": f"host-{n}:9100"}, "annotations": {}}
-                  for n in range(200)]
-        doc = {"version": "4", "status": "firing", "receiver": "pg", "groupKey": "{}:{alertname=\"Big\"}",
-               "groupLabels": {"alertname": "Big"}, "commonLabels": {"alertname": "Big"}, "commonAnnotations": {},
-               "externalURL": "http://alertmanager:9093", "alerts": alerts}
+        alerts = [{"status": "firing", "labels": {"alertname": "Big", "instance": f"host-{n}:9100"}, "annotations": {}} for n in range(200)]
+        doc = {
+            "version": "4",
+            "status": "firing",
+            "receiver": "pg",
+            "groupKey": '{}:{alertname="Big"}',
+            "groupLabels": {"alertname": "Big"},
+            "commonLabels": {"alertname": "Big"},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "alerts": alerts,
+        }
         async with running.client(headers={"Authorization": "Bearer am-secret-token"}) as hook:
             r = await hook.post("/api/webhooks/alertmanager", json=doc)
             assert r.status_code == 413

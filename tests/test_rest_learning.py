@@ -5,27 +5,26 @@ and the console's Post-mortem tab and Analytics screen over `--connect`."""
 from __future__ import annotations
 
 import argparse
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.pilot import command, until
+from support.postmortem import Host, form, full_lifecycle, loaded, save
+from support.rest import running_api
 from textual.widgets import TextArea
 
-from engine.api.local import ReadOnlyError
-from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.api.learning import LearningAPI
-from engine.api.local import learning_api
+from engine.api.local import ReadOnlyError, learning_api
+from engine.api.remote import RemoteEngine
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.storage.models import Incident
 from engine.storage.postmortem_models import Postmortem
-from engine.api.remote import RemoteEngine
 from pulseguard_tui.console import build_console, initial_settings
 from pulseguard_tui.screens.analytics import AnalyticsScreen
-from support.rest import running_api
-from support.pilot import command
-from support.pilot import until
-from support.postmortem import Host, form, loaded, save
-from support.postmortem import full_lifecycle
+
+
 async def test_learning_contract(engine: Any) -> None:
     assert isinstance(engine, LearningAPI) and learning_api(engine) is engine
     key = await full_lifecycle()
@@ -35,8 +34,9 @@ async def test_learning_contract(engine: Any) -> None:
     markdown = await engine.postmortem_markdown(key)
     assert markdown.startswith("#") and key in markdown and "Rollback took 10 minutes" in markdown
 
-    await engine.update_postmortem(key, summary="Release 4.2 broke checkout.", add_lessons=["Canary first"],
-                                   affected_users="1500", downtime_minutes="50")
+    await engine.update_postmortem(
+        key, summary="Release 4.2 broke checkout.", add_lessons=["Canary first"], affected_users="1500", downtime_minutes="50"
+    )
     doc = await engine.postmortem(key)
     assert doc["postmortem"]["summary"] == "Release 4.2 broke checkout."
     assert doc["postmortem"]["lessons_learned"][-1] == "Canary first"
@@ -47,8 +47,7 @@ async def test_learning_contract(engine: Any) -> None:
         await engine.update_postmortem(key, affected_users="-5")
     assert refused.value.field == "affected_users"
 
-    entry = await engine.add_postmortem_entry(key, datetime(2026, 3, 2, 10, 20, tzinfo=timezone.utc), "support tickets spike",
-                                              kind="impact_start")
+    entry = await engine.add_postmortem_entry(key, datetime(2026, 3, 2, 10, 20, tzinfo=UTC), "support tickets spike", kind="impact_start")
     await engine.edit_postmortem_entry(key, entry["id"], annotation="from the helpdesk")
     first = (await engine.postmortem(key))["timeline"][0]
     await engine.edit_postmortem_entry(key, first["id"], hidden=True)
@@ -125,8 +124,18 @@ async def test_viewer_reads_post_mortems_and_analytics_but_cannot_edit(db: Any) 
 def console_args(tmp_path: Path, url: str, token: str) -> argparse.Namespace:
     config = tmp_path / "pulseguard.toml"
     config.write_text('[engine]\ntimezone = "UTC"\n')
-    return argparse.Namespace(connect=url, token=token, config=str(config), db=None, actor=None, json=False,
-                              theme="dark", readonly=False, no_engine=False, command=None)
+    return argparse.Namespace(
+        connect=url,
+        token=token,
+        config=str(config),
+        db=None,
+        actor=None,
+        json=False,
+        theme="dark",
+        readonly=False,
+        no_engine=False,
+        command=None,
+    )
 
 
 async def test_post_mortem_tab_over_the_api_as_responder(db: Any) -> None:
@@ -163,11 +172,12 @@ async def test_console_analytics_and_post_mortem_over_connect(db: Any, tmp_path:
                 screen = app.screen
                 await until(pilot, lambda: screen.table.loaded, what="the list loaded")
                 await pilot.press("x")  # the incident is resolved: show resolved incidents
-                await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == key,
-                            what="the incident listed")
+                await until(
+                    pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == key, what="the incident listed"
+                )
                 await pilot.press("7")  # the Post-mortem tab
                 view = screen.detail.postmortem
-                doc = await loaded(pilot, view, lambda d: d["key"] == key)
+                await loaded(pilot, view, lambda d: d["key"] == key)
                 assert view.error is None and "Checkout failed for 48 minutes" in str(view.query_one("#pm-summary").render())
                 if role == "responder":
                     view.query_one("#pm-timeline").focus()
@@ -181,9 +191,12 @@ async def test_console_analytics_and_post_mortem_over_connect(db: Any, tmp_path:
                 screen = app.screen
                 screen.month = "2026-03"
                 screen.reload_soon()
-                await until(pilot, lambda: getattr(screen, "report", None) is not None
-                            and screen.report["period"]["label"] == "2026-03", timeout=10,
-                            what="analytics report over the API")
+                await until(
+                    pilot,
+                    lambda: getattr(screen, "report", None) is not None and screen.report["period"]["label"] == "2026-03",
+                    timeout=10,
+                    what="analytics report over the API",
+                )
                 assert screen.error is None and screen.report["total_incidents"] == 1
         finally:
             await cleanup()

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
-from engine.incidents import services
-from engine.api.local import EngineAPI, LocalEngine, ReadOnlyError
-from engine.core.domain import IllegalTransition, InvalidInput, NotFound
-from engine.api.remote import AuthenticationFailed, RemoteEngine, RemoteError
-from engine.rest.server import ApiService
 from support.rest import running_api
+
+from engine.api.local import EngineAPI, LocalEngine, ReadOnlyError
+from engine.api.remote import AuthenticationFailed, RemoteEngine, RemoteError
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.incidents import services
+from engine.rest.server import ApiService
+
+
 async def _next_batch(stream: AsyncIterator[list[dict]], timeout: float = 5.0) -> list[dict]:
     return await asyncio.wait_for(stream.__anext__(), timeout)
 
@@ -40,8 +42,14 @@ async def test_contract(engine: EngineAPI):
     update = await engine.post_update(key, "Fix rolling out", status="monitoring")
     assert update["public"] is True and update["status"] == "monitoring"
     assert (await engine.promote_comment(note["id"]))["message"] == "rotating logs"
-    evidence = await engine.add_evidence(key, "log", content="disk 100%", range_from=datetime(2026, 1, 1, tzinfo=timezone.utc),
-                                         range_to=datetime(2026, 1, 1, 1, tzinfo=timezone.utc), description="df output")
+    evidence = await engine.add_evidence(
+        key,
+        "log",
+        content="disk 100%",
+        range_from=datetime(2026, 1, 1, tzinfo=UTC),
+        range_to=datetime(2026, 1, 1, 1, tzinfo=UTC),
+        description="df output",
+    )
     assert evidence["kind"] == "log" and evidence["range_from"].startswith("2026-01-01T00:00:00")
     followup = await engine.add_followup(key, "monitoring_improvements", "alert at 80% disk", owner="bob", due_date=date(2030, 1, 1))
     assert followup["due_date"] == "2030-01-01"
@@ -92,7 +100,7 @@ async def test_contract_maintenance(db):
     from engine.storage.models import Service
 
     await Service.create(name="db")  # a window covers a known service
-    start = datetime.now(timezone.utc) + timedelta(hours=1)
+    start = datetime.now(UTC) + timedelta(hours=1)
     local = LocalEngine("admin-token")
     async with running_api() as api:
         async with await RemoteEngine.connect(api.url, api.tokens["admin"]) as remote:

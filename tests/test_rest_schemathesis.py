@@ -10,16 +10,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.configs import EVERYTHING
+from support.rest import config, running_api
 
 from engine.rest.auth import FailureThrottle
-from support.rest import config, running_api
-from support.configs import EVERYTHING
 
 ST = Path(sys.executable).with_name("st")
 # About 45 s per backend on two cores with the default; PULSEGUARD_SCHEMATHESIS_EXAMPLES=150 (and another
 # PULSEGUARD_SCHEMATHESIS_SEED) make a deeper run by hand.
 EXAMPLES = int(os.environ.get("PULSEGUARD_SCHEMATHESIS_EXAMPLES", "50"))
 SEED = os.environ.get("PULSEGUARD_SCHEMATHESIS_SEED", "20261127")
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
@@ -37,24 +38,39 @@ async def test_schemathesis_finds_no_server_error(db, tmp_path, monkeypatch):
             assert r.status_code == 201, r.text
             key = r.json()["key"]
             # Something behind every id-shaped path: a follow-up, a comment, a post-mortem entry.
-            for path, body in (("followups", {"group": "preventive_measures", "description": "seed follow-up"}),
-                               ("comments", {"content": "seed comment", "internal_only": True}),
-                               ("updates", {"message": "seed update"})):
+            for path, body in (
+                ("followups", {"group": "preventive_measures", "description": "seed follow-up"}),
+                ("comments", {"content": "seed comment", "internal_only": True}),
+                ("updates", {"message": "seed update"}),
+            ):
                 r = await c.post(f"/api/incidents/{key}/{path}", json=body)
                 assert r.status_code == 201, r.text
         proc = await asyncio.create_subprocess_exec(
-            str(ST), "run", f"{api.url}/openapi.json",
-            "--header", f"Authorization: Bearer {api.tokens['admin']}",
-            "--checks", "not_a_server_error",
-            "--phases", "examples,coverage,fuzzing",
-            "--max-examples", str(EXAMPLES),
-            "--seed", SEED,
-            "--exclude-path-regex", "/stream$",  # event streams never end by design
-            "--workers", "2",
-            "--request-timeout", "20",
+            str(ST),
+            "run",
+            f"{api.url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {api.tokens['admin']}",
+            "--checks",
+            "not_a_server_error",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            str(EXAMPLES),
+            "--seed",
+            SEED,
+            "--exclude-path-regex",
+            "/stream$",  # event streams never end by design
+            "--workers",
+            "2",
+            "--request-timeout",
+            "20",
             "--no-shrink",
-            "--warnings", "off",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+            "--warnings",
+            "off",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path,
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 900)
         async with api.client() as anon:
@@ -63,7 +79,12 @@ async def test_schemathesis_finds_no_server_error(db, tmp_path, monkeypatch):
     assert proc.returncode == 0, text[-6000:]
     assert "Tested:" in text and "ST101" not in text
     # Every operation but the event streams was selected: nothing left out by accident.
-    operations = sum(1 for path, item in spec["paths"].items() if not path.endswith("/stream")
-                     for method in item if method in ("get", "post", "put", "patch", "delete"))
-    assert f"Selected: {operations}/" in text, text[text.find("SUMMARY"):]
-    print(text[text.find("SUMMARY"):])  # shown with -s: operations tested, cases generated
+    operations = sum(
+        1
+        for path, item in spec["paths"].items()
+        if not path.endswith("/stream")
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    )
+    assert f"Selected: {operations}/" in text, text[text.find("SUMMARY") :]
+    print(text[text.find("SUMMARY") :])  # shown with -s: operations tested, cases generated

@@ -4,10 +4,9 @@ with `timestamp`, and `status=a,b` filters."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from engine.storage.models import Comment, Event, Incident, StatusUpdate
-
 
 # The spec's blocks, as printed in it.
 MANUAL_INCIDENT = {
@@ -43,27 +42,27 @@ async def test_the_spec_bodies_are_accepted_verbatim(api):
         assert r.status_code == 201, r.text
         assert r.json()["services"] == ["web-app", "api-server"]
 
-        before = datetime.now(timezone.utc)
+        before = datetime.now(UTC)
         r = await c.post(f"/api/incidents/{key}/comments", json=COMMENT)
         assert r.status_code == 201, r.text
         comment = r.json()
         # Who wrote it is the token; the spec's author is kept as the display author only.
         assert comment["author"] == "responder-token" and comment["on_behalf_of"] == "[email protected]"
-        assert datetime.fromisoformat(comment["stated_at"]) == datetime(2024, 1, 17, 10, 35, tzinfo=timezone.utc)
+        assert datetime.fromisoformat(comment["stated_at"]) == datetime(2024, 1, 17, 10, 35, tzinfo=UTC)
         assert datetime.fromisoformat(comment["created_at"]) >= before - timedelta(seconds=1)
 
         r = await c.post(f"/api/incidents/{key}/updates", json=STATUS_UPDATE)
         assert r.status_code == 201, r.text
         update = r.json()
         assert update["status"] == "investigating" and update["public"] is True
-        assert datetime.fromisoformat(update["stated_at"]) == datetime(2024, 1, 17, 10, 30, tzinfo=timezone.utc)
+        assert datetime.fromisoformat(update["stated_at"]) == datetime(2024, 1, 17, 10, 30, tzinfo=UTC)
         assert datetime.fromisoformat(update["created_at"]) >= before - timedelta(seconds=1)
 
         detail = (await c.get(f"/api/incidents/{key}")).json()
         review = (await c.get(f"/api/incidents/{key}/postmortem")).json()
     # The post-mortem places the back-filled public update at its stated time.
     posted = [e for e in review["timeline"] if e["kind"] == "public_update"]
-    assert [datetime.fromisoformat(e["at"]) for e in posted] == [datetime(2024, 1, 17, 10, 30, tzinfo=timezone.utc)]
+    assert [datetime.fromisoformat(e["at"]) for e in posted] == [datetime(2024, 1, 17, 10, 30, tzinfo=UTC)]
     assert detail["comments"][0]["on_behalf_of"] == "[email protected]"
     assert detail["updates"][0]["stated_at"].startswith("2024-01-17T10:30:00")
     row = await Comment.get(id=comment["id"])
@@ -81,7 +80,7 @@ async def test_author_equal_to_the_token_is_not_an_on_behalf_of(api):
 
 
 async def test_future_timestamps_and_conflicting_names_are_refused_and_change_nothing(api):
-    future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     async with api.client("responder") as c:
         key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
         r = await c.post(f"/api/incidents/{key}/comments", json={**COMMENT, "timestamp": future})
@@ -128,10 +127,11 @@ async def test_openapi_documents_the_spec_names(api):
 async def test_samples_of_a_dashed_target_series_as_correlation_names_it(api):
     from engine.storage.monitor_models import ProbeResult
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for minute in range(5):
-        await ProbeResult.create(target="checkout-api", at=now - timedelta(minutes=minute), ok=True,
-                                 latency_ms=100.0 + minute, status_code=200)
+        await ProbeResult.create(
+            target="checkout-api", at=now - timedelta(minutes=minute), ok=True, latency_ms=100.0 + minute, status_code=200
+        )
     async with api.client("viewer") as c:
         r = await c.get("/api/metrics/samples", params={"series": "checkout-api/response_time"})
         assert r.status_code == 200, r.text

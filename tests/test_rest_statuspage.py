@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
-
 from support.db import run_cli
-from engine.incidents import services
+from support.receivers import SmtpSink
+from support.rest import config, running_api
+
 from engine.api.local import LocalEngine
+from engine.incidents import services
 from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
 from engine.rest.statuspage import Settings
 from engine.rest.subscribers import SubscriberRelay
-from support.receivers import SmtpSink
-from support.rest import config, running_api
+
 SITE = """
 [engine]
 timezone = "UTC"
@@ -46,10 +47,27 @@ monitoring = "Watching the fix"
 resolved = "All clear"
 """
 
-SECRETS = ["SECRET-API-COMMENT", "SECRET-CLI-COMMENT", "SECRET-CONSOLE-COMMENT", "SECRET-INTERNAL-UPDATE",
-           "SECRET-STATUS-NOTE", "SECRET-DESCRIPTION", "SECRET-ROOT-CAUSE", "SECRET-SOLUTION", "private-db-outage"]
-DOCS = ["summary", "status", "components", "incidents", "incidents/unresolved", "scheduled-maintenances",
-        "scheduled-maintenances/upcoming", "scheduled-maintenances/active"]
+SECRETS = [
+    "SECRET-API-COMMENT",
+    "SECRET-CLI-COMMENT",
+    "SECRET-CONSOLE-COMMENT",
+    "SECRET-INTERNAL-UPDATE",
+    "SECRET-STATUS-NOTE",
+    "SECRET-DESCRIPTION",
+    "SECRET-ROOT-CAUSE",
+    "SECRET-SOLUTION",
+    "private-db-outage",
+]
+DOCS = [
+    "summary",
+    "status",
+    "components",
+    "incidents",
+    "incidents/unresolved",
+    "scheduled-maintenances",
+    "scheduled-maintenances/upcoming",
+    "scheduled-maintenances/active",
+]
 
 
 async def _everything_public(c: httpx.AsyncClient, keys: list[str]) -> dict[str, str]:
@@ -67,8 +85,10 @@ async def test_internal_notes_never_reach_the_page_json_feed_or_static_build(db,
     cfg = config(SITE)
     async with running_api(cfg) as api:
         async with api.client("responder") as c:
-            r = await c.post("/api/incidents", json={"title": "Checkout failing", "severity": "critical", "services": ["web-app"],
-                                                     "description": "SECRET-DESCRIPTION"})
+            r = await c.post(
+                "/api/incidents",
+                json={"title": "Checkout failing", "severity": "critical", "services": ["web-app"], "description": "SECRET-DESCRIPTION"},
+            )
             key = r.json()["key"]
             await c.post(f"/api/incidents/{key}/comments", json={"content": "SECRET-API-COMMENT", "internal_only": True})
             await c.post(f"/api/incidents/{key}/updates", json={"message": "SECRET-INTERNAL-UPDATE", "public": False})
@@ -77,9 +97,12 @@ async def test_internal_notes_never_reach_the_page_json_feed_or_static_build(db,
             # The same through the CLI and through the console's engine interface.
             run_cli(db, "incident", "comment", key, "SECRET-CLI-COMMENT", "--internal", check=True)
             await LocalEngine("console-user").comment(key, "SECRET-CONSOLE-COMMENT", internal_only=True)
-            hidden = (await c.post("/api/incidents", json={"title": "private-db-outage", "severity": "high",
-                                                           "services": ["internal-db"]})).json()["key"]
-            closed = (await c.post("/api/incidents", json={"title": "Old blip", "severity": "medium", "services": ["api-server"]})).json()["key"]
+            hidden = (
+                await c.post("/api/incidents", json={"title": "private-db-outage", "severity": "high", "services": ["internal-db"]})
+            ).json()["key"]
+            closed = (await c.post("/api/incidents", json={"title": "Old blip", "severity": "medium", "services": ["api-server"]})).json()[
+                "key"
+            ]
             await c.post(f"/api/incidents/{closed}/resolve", json={"root_cause": "SECRET-ROOT-CAUSE", "solution": "SECRET-SOLUTION"})
         async with api.client() as anon:
             views = await _everything_public(anon, [key, closed])
@@ -90,8 +113,13 @@ async def test_internal_notes_never_reach_the_page_json_feed_or_static_build(db,
     for path in sorted((tmp_path / "site").rglob("*")):
         if path.is_file():
             views[f"static {path.relative_to(tmp_path / 'site')}"] = path.read_text()
-    assert {"static index.html", "static feed.atom", f"static incidents/{key}.html", "static api/v2/summary.json",
-            "static api/v2/incidents/unresolved.json"} <= set(views)
+    assert {
+        "static index.html",
+        "static feed.atom",
+        f"static incidents/{key}.html",
+        "static api/v2/summary.json",
+        "static api/v2/incidents/unresolved.json",
+    } <= set(views)
     for where, text in views.items():
         for secret in SECRETS:
             assert secret not in text, f"{secret} leaked into {where}"
@@ -114,7 +142,9 @@ async def test_public_text_is_escaped_everywhere(db, tmp_path):
     (tmp_path / "pulseguard.toml").write_text(site)
     async with running_api(config(site)) as api:
         async with api.client("responder") as c:
-            key = (await c.post("/api/incidents", json={"title": "internal <b>title</b>", "severity": "high", "services": ["web-app"]})).json()["key"]
+            key = (
+                await c.post("/api/incidents", json={"title": "internal <b>title</b>", "severity": "high", "services": ["web-app"]})
+            ).json()["key"]
             await c.post(f"/api/incidents/{key}/updates", json={"message": "<img src=x onerror=alert(2)> & more"})
         async with api.client() as anon:
             html = (await anon.get("/status")).text
@@ -135,16 +165,29 @@ async def test_public_text_is_escaped_everywhere(db, tmp_path):
 
 
 async def test_components_states_maintenance_and_uptime(db):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     async with running_api(config(SITE)) as api:
         # Detected ten minutes ago: an outage of a few milliseconds would round to 100 % uptime.
-        inc = await services.create_incident(title="API down", severity="critical", services=["api-server"], actor="x",
-                                             detected_at=now - timedelta(minutes=10))
+        inc = await services.create_incident(
+            title="API down", severity="critical", services=["api-server"], actor="x", detected_at=now - timedelta(minutes=10)
+        )
         api_key = inc.key
-        await services.create_maintenance(title="Web deploy", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1),
-                                          actor="ops", services=["web-app"], description="Rolling out v42")
-        await services.create_maintenance(title="Emergency network work", kind="emergency", starts_at=now + timedelta(days=1),
-                                          ends_at=now + timedelta(days=1, hours=1), actor="ops", services=["api-server"])
+        await services.create_maintenance(
+            title="Web deploy",
+            starts_at=now - timedelta(minutes=5),
+            ends_at=now + timedelta(hours=1),
+            actor="ops",
+            services=["web-app"],
+            description="Rolling out v42",
+        )
+        await services.create_maintenance(
+            title="Emergency network work",
+            kind="emergency",
+            starts_at=now + timedelta(days=1),
+            ends_at=now + timedelta(days=1, hours=1),
+            actor="ops",
+            services=["api-server"],
+        )
         async with api.client() as anon:
             comps = {c["id"]: c for c in (await anon.get("/api/v2/components.json")).json()["components"]}
             summary = (await anon.get("/api/v2/summary.json")).json()
@@ -157,11 +200,13 @@ async def test_components_states_maintenance_and_uptime(db):
         assert comps["group-backend"]["group"] is True and comps["group-backend"]["components"] == ["api-server"]
         assert summary["status"] == {"indicator": "critical", "description": "Major System Outage"}
         assert summary["page"]["name"] == "Example Status" and summary["page"]["url"] == "https://status.example.com"
-        assert summary["incidents"][0]["impact"] == "critical" and summary["incidents"][0]["shortlink"].endswith(f"/status/incidents/{api_key}")
+        assert summary["incidents"][0]["impact"] == "critical" and summary["incidents"][0]["shortlink"].endswith(
+            f"/status/incidents/{api_key}"
+        )
         assert [m["name"] for m in summary["scheduled_maintenances"]] == ["Web deploy", "Emergency network work"]
         assert [m["name"] for m in upcoming] == ["Emergency network work"] and [m["status"] for m in active] == ["in_progress"]
         assert "Rolling out v42" in html and "Under maintenance" in html and "Major outage" in html
-        assert html.count('class="bars"') == 2 and html.count("<span class=\"d-") == 2 * 90
+        assert html.count('class="bars"') == 2 and html.count('<span class="d-') == 2 * 90
 
         async with api.client("responder") as c:
             await c.post(f"/api/incidents/{api_key}/resolve", json={"root_cause": "r", "solution": "s"})
@@ -198,13 +243,16 @@ async def test_auto_update_off_shows_only_incidents_with_public_updates(db):
     assert "Quiet one" not in html and "Announced one" not in html  # titles are internal
 
 
-SUBSCRIBE_SITE = SITE + """
+SUBSCRIBE_SITE = (
+    SITE
+    + """
 [integrations.email]
 smtp_host = "127.0.0.1"
 smtp_port = {port}
 from = "status@example.com"
 starttls = false
 """
+)
 
 
 async def _deliver(cfg) -> int:
@@ -249,7 +297,9 @@ async def test_subscribers_confirm_receive_public_updates_and_unsubscribe(db):
                 assert (await anon.post("/status/confirm", data={"token": "nope"})).status_code == 404
 
             async with api.client("responder") as c:
-                key = (await c.post("/api/incidents", json={"title": "Login broken", "severity": "high", "services": ["web-app"]})).json()["key"]
+                key = (await c.post("/api/incidents", json={"title": "Login broken", "severity": "high", "services": ["web-app"]})).json()[
+                    "key"
+                ]
                 await c.post(f"/api/incidents/{key}/comments", json={"content": "SECRET-API-COMMENT", "internal_only": True})
                 await c.post(f"/api/incidents/{key}/updates", json={"message": "SECRET-INTERNAL-UPDATE", "public": False})
                 await c.post(f"/api/incidents/{key}/updates", json={"message": "Logins fail for some users; we are on it."})
@@ -307,7 +357,9 @@ async def test_static_build_writes_a_complete_site(db, tmp_path):
     assert bad.returncode == 2 and "not a directory" in bad.stderr
 
 
-TRIGGER_SITE = SITE.replace('name = "web-app"\ndisplay_name = "Web application"', 'name = "checkout-api"\ndisplay_name = "Checkout"', 1) + """
+TRIGGER_SITE = (
+    SITE.replace('name = "web-app"\ndisplay_name = "Web application"', 'name = "checkout-api"\ndisplay_name = "Checkout"', 1)
+    + """
 [integrations.email]
 smtp_host = "127.0.0.1"
 smtp_port = {port}
@@ -317,6 +369,7 @@ starttls = false
 [notifications.external]
 customer_emails = ["customer@example.com"]
 """
+)
 INTERNAL_TITLE = "checkout-api: response_time > 30000 OR status_code >= 500"
 
 
@@ -330,9 +383,16 @@ async def test_a_trigger_opened_incident_shows_only_public_text_and_a_neutral_na
         planner.install(cfg)  # this process plans the customers' e-mail, as the engine would
         # What the threshold engine writes when a trigger fires.
         inc = await services.create_incident(
-            title=INTERNAL_TITLE, severity="critical", actor="trigger", services=["checkout-api"], source="threshold",
-            trigger="slow-or-failing", target="checkout-api", tags=["threshold"],
-            description="Trigger slow-or-failing fired: `response_time > 30000 OR status_code >= 500`")
+            title=INTERNAL_TITLE,
+            severity="critical",
+            actor="trigger",
+            services=["checkout-api"],
+            source="threshold",
+            trigger="slow-or-failing",
+            target="checkout-api",
+            tags=["threshold"],
+            description="Trigger slow-or-failing fired: `response_time > 30000 OR status_code >= 500`",
+        )
         key = inc.key
         await services.comment(key, "SECRET-INTERNAL-COMMENT pool exhausted on db-3", "alice", internal_only=True)
         relay = SubscriberRelay(lambda: Settings.from_config(cfg))
@@ -361,17 +421,43 @@ async def test_a_trigger_opened_incident_shows_only_public_text_and_a_neutral_na
         sink.close()
     mails = {m.rcpt_tos[0]: m for m in sink.mails}
     assert {"customer@example.com", "sub@example.com"} <= set(mails)
-    views = {**{f"before {k}": v for k, v in before.items()}, **after, **static,
-             **{f"mail {a}": m.data.decode() for a, m in mails.items() if a in ("customer@example.com", "sub@example.com")}}
+    views = {
+        **{f"before {k}": v for k, v in before.items()},
+        **after,
+        **static,
+        **{f"mail {a}": m.data.decode() for a, m in mails.items() if a in ("customer@example.com", "sub@example.com")},
+    }
     for where, text in views.items():
         assert INTERNAL_TITLE not in text and "response_time" not in text, where
         assert "SECRET-INTERNAL-COMMENT" not in text, where
-    for where in ("before html", f"before page {key}", "before feed", "before summary", "html", f"page {key}", "feed",
-                  "summary", "incidents", "static index.html", f"static incidents/{key}.html", "static feed.atom",
-                  "static api/v2/summary.json", "mail sub@example.com"):
+    for where in (
+        "before html",
+        f"before page {key}",
+        "before feed",
+        "before summary",
+        "html",
+        f"page {key}",
+        "feed",
+        "summary",
+        "incidents",
+        "static index.html",
+        f"static incidents/{key}.html",
+        "static feed.atom",
+        "static api/v2/summary.json",
+        "mail sub@example.com",
+    ):
         assert "Investigating an issue with Checkout" in views[where], where
-    for where in ("html", f"page {key}", "feed", "summary", "static index.html", f"static incidents/{key}.html",
-                  "static api/v2/summary.json", "mail customer@example.com", "mail sub@example.com"):
+    for where in (
+        "html",
+        f"page {key}",
+        "feed",
+        "summary",
+        "static index.html",
+        f"static incidents/{key}.html",
+        "static api/v2/summary.json",
+        "mail customer@example.com",
+        "mail sub@example.com",
+    ):
         assert "Some payments fail; we are working on a fix." in views[where], where
     assert mails["customer@example.com"].message["Subject"] == "[Investigating] Investigating an issue with Checkout"
     assert json.loads(after["summary"])["incidents"][0]["name"] == "Investigating an issue with Checkout"

@@ -9,8 +9,10 @@ import json
 import time
 from urllib.parse import urlencode
 
-from engine.storage.models import Event, Incident
 from support.rest import config, running_api
+
+from engine.storage.models import Event, Incident
+
 HOOKS = """
 [engine]
 timezone = "UTC"
@@ -37,15 +39,25 @@ incident_sync = true
 def am(status: str, group: str, alerts: list[tuple[str, str]], severity: str = "critical") -> dict:
     """An Alertmanager v4 payload: `alerts` are (instance, status)."""
     return {
-        "version": "4", "groupKey": f'{{}}:{{alertname="{group}"}}', "truncatedAlerts": 0, "status": status,
-        "receiver": "pulseguard", "groupLabels": {"alertname": group},
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{group}"}}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "pulseguard",
+        "groupLabels": {"alertname": group},
         "commonLabels": {"alertname": group, "severity": severity, "service": "api-server"},
-        "commonAnnotations": {"summary": f"{group} on the API"}, "externalURL": "http://alertmanager:9093",
+        "commonAnnotations": {"summary": f"{group} on the API"},
+        "externalURL": "http://alertmanager:9093",
         "alerts": [
-            {"status": s, "labels": {"alertname": group, "instance": inst, "severity": severity},
-             "annotations": {"description": "p99 above 2s"}, "startsAt": "2026-01-01T10:00:00Z",
-             "endsAt": "0001-01-01T00:00:00Z" if s == "firing" else "2026-01-01T10:30:00Z",
-             "generatorURL": f"http://prometheus:9090/graph?g0={inst}", "fingerprint": hashlib.sha1(inst.encode()).hexdigest()[:16]}
+            {
+                "status": s,
+                "labels": {"alertname": group, "instance": inst, "severity": severity},
+                "annotations": {"description": "p99 above 2s"},
+                "startsAt": "2026-01-01T10:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z" if s == "firing" else "2026-01-01T10:30:00Z",
+                "generatorURL": f"http://prometheus:9090/graph?g0={inst}",
+                "fingerprint": hashlib.sha1(inst.encode()).hexdigest()[:16],
+            }
             for inst, s in alerts
         ],
     }
@@ -55,18 +67,26 @@ async def test_alertmanager_group_opens_one_incident_and_resolution_settles_it(d
     monkeypatch.setenv("TEST_AM_TOKEN", "am-secret")
     async with running_api(config(HOOKS)) as api:
         async with api.client(headers={"Authorization": "Bearer am-secret"}) as hook:
-            r = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing"), ("b:9100", "firing")]))
+            r = await hook.post(
+                "/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing"), ("b:9100", "firing")])
+            )
             assert r.status_code == 200, r.text
             assert r.json()["action"] == "created"
             key = r.json()["incident"]
-            again = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing"), ("b:9100", "firing")]))
+            again = await hook.post(
+                "/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing"), ("b:9100", "firing")])
+            )
             assert again.json() == {"action": "unchanged", "incident": key}
             other = await hook.post("/api/webhooks/alertmanager", json=am("firing", "DiskFull", [("db:9100", "firing")], "warning"))
             assert other.json()["action"] == "created" and other.json()["incident"] != key
 
-            partly = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "resolved"), ("b:9100", "firing")]))
+            partly = await hook.post(
+                "/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "resolved"), ("b:9100", "firing")])
+            )
             assert partly.json()["action"] == "updated"
-            done = await hook.post("/api/webhooks/alertmanager", json=am("resolved", "HighLatency", [("a:9100", "resolved"), ("b:9100", "resolved")]))
+            done = await hook.post(
+                "/api/webhooks/alertmanager", json=am("resolved", "HighLatency", [("a:9100", "resolved"), ("b:9100", "resolved")])
+            )
             assert done.json() == {"action": "monitoring", "incident": key}
             back = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing")]))
             assert back.json() == {"action": "investigating", "incident": key}
@@ -98,8 +118,16 @@ async def test_alertmanager_group_opens_one_incident_and_resolution_settles_it(d
 async def test_generic_alert(db):
     async with running_api(config(HOOKS)) as api:
         async with api.client("responder") as c:
-            r = await c.post("/api/webhooks/alert", json={"title": "Queue backlog", "severity": "warning", "dedup_key": "queue-1",
-                                                          "services": ["worker"], "url": "https://grafana/x"})
+            r = await c.post(
+                "/api/webhooks/alert",
+                json={
+                    "title": "Queue backlog",
+                    "severity": "warning",
+                    "dedup_key": "queue-1",
+                    "services": ["worker"],
+                    "url": "https://grafana/x",
+                },
+            )
             assert r.json()["action"] == "created"
             key = r.json()["incident"]
             r = await c.post("/api/webhooks/alert", json={"title": "Queue backlog (still)", "dedup_key": "queue-1"})
@@ -112,12 +140,17 @@ async def test_generic_alert(db):
     assert (detail["severity"], detail["source"], detail["status"], detail["services"]) == ("medium", "alert", "monitoring", ["worker"])
 
 
-def slack_request(secret: str, text: str, *, ts: int | None = None, user: str = "alice", sign_with: str | None = None) -> tuple[bytes, dict]:
+def slack_request(
+    secret: str, text: str, *, ts: int | None = None, user: str = "alice", sign_with: str | None = None
+) -> tuple[bytes, dict]:
     body = urlencode({"command": "/pulseguard", "text": text, "user_id": "U1", "user_name": user, "team_id": "T1"}).encode()
     stamp = str(ts if ts is not None else int(time.time()))
     digest = hmac.new((sign_with or secret).encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
-                  "Content-Type": "application/x-www-form-urlencoded"}
+    return body, {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 async def test_slack_commands_are_verified_and_run(db, monkeypatch):
@@ -127,6 +160,7 @@ async def test_slack_commands_are_verified_and_run(db, monkeypatch):
         async with api.client("responder") as c:
             key = (await c.post("/api/incidents", json={"title": "Payments down", "severity": "critical"})).json()["key"]
         async with api.client() as slack:
+
             async def run(text: str, **kw) -> dict:
                 body, headers = slack_request(secret, text, **kw)
                 r = await slack.post("/api/webhooks/slack", content=body, headers=headers)
@@ -156,7 +190,10 @@ async def test_slack_commands_are_verified_and_run(db, monkeypatch):
         async with api.client("responder") as c:
             detail = (await c.get(f"/api/incidents/{key}")).json()
     assert detail["acknowledged_by"] == "alice" and detail["status"] == "identified"
-    assert [(x["author"], x["content"]) for x in detail["comments"]] == [("alice", "paging the vendor"), ("slack:mallory", "from a stranger")]
+    assert [(x["author"], x["content"]) for x in detail["comments"]] == [
+        ("alice", "paging the vendor"),
+        ("slack:mallory", "from a stranger"),
+    ]
 
 
 async def test_slack_commands_off_unless_configured(db):
@@ -172,18 +209,32 @@ async def test_pagerduty_v3_webhook_carries_acknowledgement_back(db, monkeypatch
     async with running_api(config(HOOKS)) as api:
         async with api.client("responder") as c:
             key = (await c.post("/api/incidents", json={"title": "DB down", "severity": "critical"})).json()["key"]
-        event = {"event": {"id": "E1", "event_type": "incident.acknowledged", "resource_type": "incident",
-                           "occurred_at": "2026-01-01T10:00:00Z", "agent": {"summary": "Bob"},
-                           "data": {"id": "P1", "type": "incident", "incident_key": f"pulseguard-{key}", "title": f"{key}: DB down"}}}
+        event = {
+            "event": {
+                "id": "E1",
+                "event_type": "incident.acknowledged",
+                "resource_type": "incident",
+                "occurred_at": "2026-01-01T10:00:00Z",
+                "agent": {"summary": "Bob"},
+                "data": {"id": "P1", "type": "incident", "incident_key": f"pulseguard-{key}", "title": f"{key}: DB down"},
+            }
+        }
         body = json.dumps(event).encode()
         signature = "v1=" + hmac.new(b"pd-secret", body, hashlib.sha256).hexdigest()
         async with api.client() as pd:
-            r = await pd.post("/api/webhooks/pagerduty", content=body, headers={"X-PagerDuty-Signature": "v1=bad," + signature,
-                                                                                 "Content-Type": "application/json"})
+            r = await pd.post(
+                "/api/webhooks/pagerduty",
+                content=body,
+                headers={"X-PagerDuty-Signature": "v1=bad," + signature, "Content-Type": "application/json"},
+            )
             assert r.status_code == 200 and r.json()["result"] == f"{key} acknowledged from PagerDuty"
             r = await pd.post("/api/webhooks/pagerduty", content=body, headers={"X-PagerDuty-Signature": "v1=bad"})
             assert r.status_code == 401
-            r = await pd.post("/api/webhooks/pagerduty", content=b"[]", headers={"X-PagerDuty-Signature": "v1=" + hmac.new(b"pd-secret", b"[]", hashlib.sha256).hexdigest()})
+            r = await pd.post(
+                "/api/webhooks/pagerduty",
+                content=b"[]",
+                headers={"X-PagerDuty-Signature": "v1=" + hmac.new(b"pd-secret", b"[]", hashlib.sha256).hexdigest()},
+            )
             assert r.status_code == 422
     incident = await Incident.get(number=int(key.split("-")[1]))
     assert incident.acknowledged_by == "pagerduty:Bob"

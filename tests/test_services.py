@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.incidents import services
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
-from engine.storage.models import Comment, Event, Incident, StatusUpdate
+from engine.incidents import services
 from engine.incidents.queries import incident_detail, list_incidents
+from engine.storage.models import Comment, Event, Incident, StatusUpdate
 
 
 async def snapshot() -> tuple[list, list, list, list]:
@@ -24,8 +24,13 @@ async def snapshot() -> tuple[list, list, list, list]:
 
 async def test_full_lifecycle_records_every_step_in_order(db):
     inc = await services.create_incident(
-        title="Checkout returns 500", severity="critical", actor="alice", description="spike of 500s",
-        services=["web-app"], tags=["payments"], assignee="bob",
+        title="Checkout returns 500",
+        severity="critical",
+        actor="alice",
+        description="spike of 500s",
+        services=["web-app"],
+        tags=["payments"],
+        assignee="bob",
     )
     assert inc.key == "INC-1" and inc.status == "triggered" and inc.detected_at == inc.created_at
     await services.acknowledge(inc.key, "bob")
@@ -33,8 +38,14 @@ async def test_full_lifecycle_records_every_step_in_order(db):
     await services.comment(inc.key, "rolling back now", "bob", internal_only=True)
     await services.add_evidence(inc.key, "link", "bob", url="https://grafana.example.com/d/abc", description="latency")
     await services.add_followup(inc.key, "preventive_measures", "canary deploys", "alice", owner="carol")
-    await services.resolve(inc.key, "bob", root_cause="bad deploy", solution="rolled back", category="deployment",
-                           verification_steps=["error rate < 1%", "checkout works"])
+    await services.resolve(
+        inc.key,
+        "bob",
+        root_cause="bad deploy",
+        solution="rolled back",
+        category="deployment",
+        verification_steps=["error rate < 1%", "checkout works"],
+    )
     detail = await incident_detail("inc-1")
     assert detail["status"] == "resolved" and detail["resolved_by"] == "bob"
     assert detail["acknowledged_by"] == "bob"
@@ -162,7 +173,7 @@ async def test_change_hooks_run_inside_the_transaction(db):
 
 
 async def test_list_sorts_by_severity_then_newest_and_filters(db):
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     await services.create_incident(title="old low", severity="low", actor="x", at=t0)
     await services.create_incident(title="old crit", severity="critical", actor="x", at=t0 + timedelta(minutes=1), services=["api"])
     await services.create_incident(title="new crit", severity="critical", actor="x", at=t0 + timedelta(minutes=2))
@@ -177,7 +188,7 @@ async def test_list_sorts_by_severity_then_newest_and_filters(db):
 
 
 async def test_maintenance_windows(db):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     window = await services.create_maintenance(
         title="db upgrade", starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1), actor="x", services=["web-app"]
     )

@@ -43,7 +43,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from support.receivers import HttpReceiver, SmtpSink, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,8 +114,7 @@ STEPS = "error rate under 1%; checkout p95 under 300 ms"
 SUMMARY = "Checkout failed while a batch job held the db pool"
 
 ANSI = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[()][0-9A-Za-z]|[=>78cM])")
-KEYS = {"enter": b"\r", "tab": b"\t", "escape": b"\x1b", "space": b" ", "up": b"\x1b[A", "down": b"\x1b[B",
-        "ctrl+s": b"\x13"}
+KEYS = {"enter": b"\r", "tab": b"\t", "escape": b"\x1b", "space": b" ", "up": b"\x1b[A", "down": b"\x1b[B", "ctrl+s": b"\x13"}
 
 
 class Terminal:
@@ -174,8 +172,9 @@ class Terminal:
                 # still taking focus are not what this test is about.
                 self._read(0.3)
                 return
-        raise AssertionError(f"{what or words} not drawn within {timeout} s; the screen last showed:\n"
-                             f"{self.text(max(0, len(self.raw) - 4000))}")
+        raise AssertionError(
+            f"{what or words} not drawn within {timeout} s; the screen last showed:\n{self.text(max(0, len(self.raw) - 4000))}"
+        )
 
     def wait_exit(self, timeout: float = 15.0) -> int:
         deadline = time.monotonic() + timeout
@@ -207,15 +206,15 @@ class Shift:
     smtp: SmtpSink
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pulseguard_tui", *args], cwd=self.tmp, env=self.env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "pulseguard_tui", *args], cwd=self.tmp, env=self.env, capture_output=True, text=True, timeout=120
+        )
 
     def rows(self, sql: str, *params: Any) -> list[tuple]:
         with sqlite3.connect(self.db) as con:
             return con.execute(sql, params).fetchall()
 
-    def until(self, check: Callable[[], Any], timeout: float = 20.0, what: str = "condition",
-              screen: Terminal | None = None) -> Any:
+    def until(self, check: Callable[[], Any], timeout: float = 20.0, what: str = "condition", screen: Terminal | None = None) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -241,15 +240,22 @@ def shift(tmp_path: Path) -> Iterator[Shift]:
     target.fail_for(3600, status=500)  # the service is down for the whole shift
     hook = HttpReceiver("ops-webhook")
     smtp = SmtpSink()
-    (tmp_path / "pulseguard.toml").write_text(CONFIG.format(target=target.url, hook=hook.url, smtp=smtp.port,
-                                                             after=POLICY_MINUTES))
+    (tmp_path / "pulseguard.toml").write_text(CONFIG.format(target=target.url, hook=hook.url, smtp=smtp.port, after=POLICY_MINUTES))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEGUARD_", "XDG_"))}
     env.pop("NO_COLOR", None)
     db = tmp_path / "shift.db"
     env.update(
-        HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
-        XDG_STATE_HOME=str(tmp_path / "state"), TERM="xterm-256color", TZ="UTC", PYTHONPATH=str(REPO),
-        PULSEGUARD_DB=str(db), SHIFT_WEBHOOK_SECRET="shift-secret", LINES="24", COLUMNS="80",
+        HOME=str(tmp_path),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        TERM="xterm-256color",
+        TZ="UTC",
+        PYTHONPATH=str(REPO),
+        PULSEGUARD_DB=str(db),
+        SHIFT_WEBHOOK_SECRET="shift-secret",
+        LINES="24",
+        COLUMNS="80",
     )
     yield Shift(tmp_path, env, db, target, hook, smtp)
     for r in (target, hook):
@@ -308,16 +314,22 @@ def work_the_incident(shift: Shift, term: Terminal, soft: Soft, expected_actor: 
     term.press("c")
     term.wait_for("Comment", what="the comment form, opened right after a cancelled one")
     term.press(INTERNAL_COMMENT, "tab", "space", "ctrl+s")
-    shift.until(lambda: shift.rows("SELECT internal_only FROM comment WHERE content = ?", INTERNAL_COMMENT),
-                what="the internal comment stored", screen=term)
+    shift.until(
+        lambda: shift.rows("SELECT internal_only FROM comment WHERE content = ?", INTERNAL_COMMENT),
+        what="the internal comment stored",
+        screen=term,
+    )
     assert shift.rows("SELECT internal_only FROM comment WHERE content = ?", INTERNAL_COMMENT)[0][0]
     assert not shift.rows("SELECT id FROM comment WHERE content LIKE '%half a thought%'")
 
     term.press("u")
     term.wait_for("Public status update", what="the update form")
     term.press(PUBLIC_UPDATE, "ctrl+s")
-    shift.until(lambda: shift.rows("SELECT public FROM status_update WHERE message = ?", PUBLIC_UPDATE),
-                what="the public update stored", screen=term)
+    shift.until(
+        lambda: shift.rows("SELECT public FROM status_update WHERE message = ?", PUBLIC_UPDATE),
+        what="the public update stored",
+        screen=term,
+    )
 
     log = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} ERROR pool exhausted (50/50 in use)"
     term.press("e")
@@ -325,10 +337,12 @@ def work_the_incident(shift: Shift, term: Terminal, soft: Soft, expected_actor: 
     # Kind: screenshot, log, response, link (the default), file: two up from link is log.
     term.press("enter")
     term.wait_for("screenshot", what="the evidence kinds")
-    term.press("up", "up", "enter", "tab", "tab", log, "tab", "pool errors", "tab", "15m", "tab", "now",
-               "ctrl+s")
-    shift.until(lambda: shift.rows("SELECT kind FROM evidence WHERE kind = 'log' AND content LIKE '%pool exhausted%'"),
-                what="the log evidence stored", screen=term)
+    term.press("up", "up", "enter", "tab", "tab", log, "tab", "pool errors", "tab", "15m", "tab", "now", "ctrl+s")
+    shift.until(
+        lambda: shift.rows("SELECT kind FROM evidence WHERE kind = 'log' AND content LIKE '%pool exhausted%'"),
+        what="the log evidence stored",
+        screen=term,
+    )
 
     term.press("5", "enter")  # at 80x24 the detail's tabs show once the detail is enlarged
     term.wait_for("incident start", what="the Correlation tab")
@@ -346,14 +360,18 @@ def work_the_incident(shift: Shift, term: Terminal, soft: Soft, expected_actor: 
 
     term.press("x")  # resolved incidents are listed again, INC-1 among them
     term.wait_for("INC-1", what="resolved INC-1 listed")
+
     def postmortem() -> None:
         term.press("7")
         term.wait_for("ost-mortem", what="the Post-mortem tab")
         term.press("S")
         term.wait_for("Post-mortem summary", what="the post-mortem summary form")
         term.press(SUMMARY, "ctrl+s")
-        shift.until(lambda: shift.rows("SELECT summary FROM postmortem WHERE summary = ?", SUMMARY),
-                    what="the post-mortem summary stored", screen=term)
+        shift.until(
+            lambda: shift.rows("SELECT summary FROM postmortem WHERE summary = ?", SUMMARY),
+            what="the post-mortem summary stored",
+            screen=term,
+        )
 
     # The last step: if it fails the shift still quits, and the test fails at the end naming it.
     failed = len(soft.failures)
@@ -417,8 +435,14 @@ def headless(shift: Shift) -> Iterator[tuple[str, dict[str, str]]]:
         assert made.returncode == 0, made.stderr
         tokens[role] = re.search(r"\bpg_[A-Za-z0-9_\-]+", made.stdout).group(0)  # type: ignore[union-attr]
     port = free_port()
-    engine = subprocess.Popen([sys.executable, "-m", "pulseguard_tui", "engine", "--api", f"127.0.0.1:{port}"],
-                              cwd=shift.tmp, env=shift.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "pulseguard_tui", "engine", "--api", f"127.0.0.1:{port}"],
+        cwd=shift.tmp,
+        env=shift.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -476,7 +500,7 @@ def test_shift_over_connect_as_viewer(shift: Shift, headless: tuple[str, dict[st
             for title in ("Acknowledge INC", "Public status update", "Attach evidence"):
                 assert title not in shown, f"{key!r} opened {title!r} for a viewer"
             # A viewer's token cannot write: the console must not suggest a key that would allow it.
-            soft(lambda: _assert_absent("press R", shown, f"after {key!r} a viewer is told to press R"))
+            soft(lambda shown=shown, key=key: _assert_absent("press R", shown, f"after {key!r} a viewer is told to press R"))
             term.press("escape")
         quit_console(shift, term)
     finally:

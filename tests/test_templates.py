@@ -9,8 +9,8 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from engine.rest.statuspage_render import ButtonForm, Links, render_message
 from engine.core.templating import environment
+from engine.rest.statuspage_render import ButtonForm, Links, render_message
 
 ENGINE = Path(__file__).resolve().parents[1] / "engine"
 
@@ -51,7 +51,7 @@ def test_escaping_and_cleaning_apply_to_html_xml_and_svg_but_not_text(tmp_path):
 
 
 def test_message_page_escapes_hostile_text_and_form_values():
-    hostile = "Boom\x1b]0;pwned\x07 <script>alert(1)</script> \"><img src=x onerror=alert(2)>"
+    hostile = 'Boom\x1b]0;pwned\x07 <script>alert(1)</script> "><img src=x onerror=alert(2)>'
     html = render_message(hostile, f"{hostile}\nsecond line", Links(), ButtonForm("/status/confirm", hostile, hostile))
 
     class Tags(HTMLParser):
@@ -67,6 +67,6 @@ def test_message_page_escapes_hostile_text_and_form_values():
     parser = Tags()
     parser.feed(html)
     assert "script" not in parser.tags and "img" not in parser.tags
-    assert parser.values == ["Boom]0;pwned <script>alert(1)</script> \"><img src=x onerror=alert(2)>"]
+    assert parser.values == ['Boom]0;pwned <script>alert(1)</script> "><img src=x onerror=alert(2)>']
     assert "\x1b" not in html and "\x07" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &#34;&gt;&lt;img src=x onerror=alert(2)&gt;<br>second line" in html

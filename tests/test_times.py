@@ -7,19 +7,20 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from support.db import run_cli
-from engine.incidents import services
-from engine.core import timefmt
-from engine.notify.channels import Dispatcher, settings_from_config
-from engine.notify.deliverer import Deliverer
 from support.receivers import SmtpSink
 from support.rest import config, running_api
-T0 = datetime(2026, 3, 2, 10, 32, tzinfo=timezone.utc)
+
+from engine.core import timefmt
+from engine.incidents import services
+from engine.notify.channels import Dispatcher, settings_from_config
+from engine.notify.deliverer import Deliverer
+
+T0 = datetime(2026, 3, 2, 10, 32, tzinfo=UTC)
 RAW_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d|\d\d:\d\d:\d\d[+-]\d\d:\d\d|\+00:00")
 TOKYO = """
 [engine]
@@ -45,14 +46,24 @@ def no_raw_iso(text: str, where: str) -> None:
 
 
 async def incident(t0: datetime = T0) -> str:
-    inc = await services.create_incident(title="Checkout errors", severity="high", actor="monitor", services=["checkout"],
-                                         detected_at=t0 - timedelta(minutes=2), at=t0)
+    inc = await services.create_incident(
+        title="Checkout errors", severity="high", actor="monitor", services=["checkout"], detected_at=t0 - timedelta(minutes=2), at=t0
+    )
     await services.comment(inc.key, "looking at the pool", "alice", at=t0 + timedelta(minutes=3))
     await services.post_update(inc.key, "We are looking into checkout errors.", "alice", public=True, at=t0 + timedelta(minutes=5))
-    await services.add_evidence(inc.key, "log", "alice", content="10:30 pool exhausted", description="app log",
-                                range_from=t0 - timedelta(minutes=5), range_to=t0 + timedelta(minutes=1), at=t0 + timedelta(minutes=6))
-    await services.resolve(inc.key, "alice", root_cause="pool too small", solution="bigger pool", category="database",
-                           at=t0 + timedelta(minutes=40))
+    await services.add_evidence(
+        inc.key,
+        "log",
+        "alice",
+        content="10:30 pool exhausted",
+        description="app log",
+        range_from=t0 - timedelta(minutes=5),
+        range_to=t0 + timedelta(minutes=1),
+        at=t0 + timedelta(minutes=6),
+    )
+    await services.resolve(
+        inc.key, "alice", root_cause="pool too small", solution="bigger pool", category="database", at=t0 + timedelta(minutes=40)
+    )
     return inc.key
 
 
@@ -101,7 +112,7 @@ async def test_email_and_status_page_follow_the_configured_zone(db, restore_zone
         timefmt.configure(cfg)  # as `pulseguard engine` does when it loads this configuration
         planner.install(cfg)
         # Recent, so the status page still lists it among its resolved incidents.
-        t0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=2)
+        t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
         try:
             key = await incident(t0)
         finally:
@@ -128,10 +139,12 @@ async def test_email_and_status_page_follow_the_configured_zone(db, restore_zone
 
 
 async def test_console_detail_follows_the_viewers_zone(sqlite_database, migrated_template, monkeypatch, restore_zone):
-    from engine.storage.db import close_database, open_database
-    from pulseguard_tui.widgets.detail import comment_prompt, evidence_text, resolution_text, timeline_text, updates_text
     from support.console_app import make_app
     from support.pilot import main, until
+
+    from engine.storage.db import close_database, open_database
+    from pulseguard_tui.widgets.detail import comment_prompt, evidence_text, resolution_text, timeline_text, updates_text
+
     monkeypatch.setenv("TZ", "Europe/Amsterdam")
     time.tzset()
     try:
@@ -146,8 +159,13 @@ async def test_console_detail_follows_the_viewers_zone(sqlite_database, migrated
                 await pilot.press("x")  # show resolved incidents
                 await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == key, what=key)
                 d = screen.detail.detail
-                texts = {"timeline": str(timeline_text(d)), "updates": str(updates_text(d)), "evidence": str(evidence_text(d)),
-                         "resolution": str(resolution_text(d)), "comment": str(comment_prompt(d["comments"][0]))}
+                texts = {
+                    "timeline": str(timeline_text(d)),
+                    "updates": str(updates_text(d)),
+                    "evidence": str(evidence_text(d)),
+                    "resolution": str(resolution_text(d)),
+                    "comment": str(comment_prompt(d["comments"][0])),
+                }
                 await pilot.press("5")  # the Correlation tab names the start too
                 await until(pilot, lambda: "incident start" in str(screen.query_one("#corr-summary").render()), what="correlation")
                 texts["correlation"] = str(screen.query_one("#corr-summary").render())

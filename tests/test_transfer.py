@@ -12,16 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.db import MigratedTemplate, drop_pg_schema, pg_url_with_schema, run_cli, table_rows
+from support.escalation import make_config
 from tortoise import Tortoise, fields
 from tortoise.models import Model
 
-from engine.learning import postmortem
-
-from engine.incidents import services
-from engine.storage.db import Database, close_database, open_database, resolve_database
 from engine.core.domain import InvalidInput
-from engine.storage.models import Comment, Event, Incident, StatusUpdate
-from engine.storage.postmortem_models import PostmortemEntry
+from engine.incidents import services
 from engine.incidents.transfer import (
     ATTACHED,
     FORMAT_VERSION,
@@ -33,8 +30,10 @@ from engine.incidents.transfer import (
     stored_fields,
     uncovered_models,
 )
-from support.escalation import make_config
-from support.db import MigratedTemplate, drop_pg_schema, pg_url_with_schema, run_cli, table_rows
+from engine.learning import postmortem
+from engine.storage.db import Database, close_database, open_database, resolve_database
+from engine.storage.models import Comment, Event, Incident, StatusUpdate
+from engine.storage.postmortem_models import PostmortemEntry
 
 PAIRS = [
     ("sqlite", "sqlite"),
@@ -74,9 +73,19 @@ async def seed() -> None:
     now = services.utcnow() - timedelta(hours=3)
     t = lambda minutes: now + timedelta(minutes=minutes)  # noqa: E731
     a = await services.create_incident(
-        title="Checkout 502s", severity="critical", actor="detector", description="Gateway errors\nacross regions",
-        services=["checkout", "api"], tags=["prod", "eu"], assignee="alice", source="threshold",
-        dedup_key="threshold:checkout:5xx", target="checkout", trigger="5xx-rate", detected_at=t(-2), at=t(0),
+        title="Checkout 502s",
+        severity="critical",
+        actor="detector",
+        description="Gateway errors\nacross regions",
+        services=["checkout", "api"],
+        tags=["prod", "eu"],
+        assignee="alice",
+        source="threshold",
+        dedup_key="threshold:checkout:5xx",
+        target="checkout",
+        trigger="5xx-rate",
+        detected_at=t(-2),
+        at=t(0),
         analysis={"threshold": {"value": 12.5, "limit": 5}},
     )
     await services.acknowledge(a.key, "alice", at=t(1))
@@ -92,24 +101,47 @@ async def seed() -> None:
     await services.post_update(a.key, "Back-filled", "bob", stated_at=t(4), at=t(11))
     await services.promote_comment(c1.id, "bob", at=t(12))
     await services.add_evidence(a.key, "link", "bob", url="https://grafana.example/d/1?x=1", description="dashboard", at=t(13))
-    await services.add_evidence(a.key, "log", "bob", path="/var/log/app.log", content="10:00 boom\n  at x\n",
-                                range_from=t(-5), range_to=t(5), at=t(14))
+    await services.add_evidence(
+        a.key, "log", "bob", path="/var/log/app.log", content="10:00 boom\n  at x\n", range_from=t(-5), range_to=t(5), at=t(14)
+    )
     await services.add_evidence(a.key, "file", "bob", path="/tmp/x.bin", content="base64:AAEC", at=t(15))
-    await services.set_analysis(a.key, "pattern", {"label": "recurring", "similar_count": 2, "period_days": 30,
-                                                   "similar": [{"key": "INC-9", "title": "old"}], "hint": "again"}, "detector", at=t(16))
-    f1 = await services.add_followup(a.key, "preventive_measures", "Canary deploys", "bob", owner="carol",
-                                     due_date=date(2027, 1, 15), at=t(17))
+    await services.set_analysis(
+        a.key,
+        "pattern",
+        {"label": "recurring", "similar_count": 2, "period_days": 30, "similar": [{"key": "INC-9", "title": "old"}], "hint": "again"},
+        "detector",
+        at=t(16),
+    )
+    f1 = await services.add_followup(
+        a.key, "preventive_measures", "Canary deploys", "bob", owner="carol", due_date=date(2027, 1, 15), at=t(17)
+    )
     f2 = await services.add_followup(a.key, "monitoring_improvements", "Alert on 5xx", "bob", at=t(18))
     await services.complete_followup(f2.id, "carol", at=t(19))
     await postmortem.set_followup_ticket(f1.id, "OPS-123", "bob", at=t(20))
-    await services.resolve(a.key, "bob", root_cause="Bad config", solution="Rolled back", category="deployment",
-                           verification_steps=["5xx below 0.1%", "checkout works"], at=t(30))
+    await services.resolve(
+        a.key,
+        "bob",
+        root_cause="Bad config",
+        solution="Rolled back",
+        category="deployment",
+        verification_steps=["5xx below 0.1%", "checkout works"],
+        at=t(30),
+    )
     await services.set_verification_step(a.key, 0, "bob", at=t(31))
-    await postmortem.update_postmortem(a.key, "bob", summary="A config push broke checkout.", lessons_learned=["canary"],
-                                       went_well=["fast rollback"], went_badly=["late page"], affected_users=1200,
-                                       downtime_minutes=28.5, financial_impact="€4k", reputational_impact="low", at=t(32))
-    added = await postmortem.add_entry(a.key, "bob", at_time=t(-10), text="config pushed", kind="note",
-                                       annotation="the trigger", at=t(33))
+    await postmortem.update_postmortem(
+        a.key,
+        "bob",
+        summary="A config push broke checkout.",
+        lessons_learned=["canary"],
+        went_well=["fast rollback"],
+        went_badly=["late page"],
+        affected_users=1200,
+        downtime_minutes=28.5,
+        financial_impact="€4k",
+        reputational_impact="low",
+        at=t(32),
+    )
+    added = await postmortem.add_entry(a.key, "bob", at_time=t(-10), text="config pushed", kind="note", annotation="the trigger", at=t(33))
     gone = await postmortem.add_entry(a.key, "bob", at_time=t(-9), text="wrong", at=t(34))
     await postmortem.edit_entry(a.key, added.id, "bob", annotation="the real trigger", at=t(35))
     await postmortem.remove_entry(a.key, gone.id, "bob", at=t(36))
@@ -338,8 +370,11 @@ def test_a_bad_document_names_the_json_path(path: str, value: Any, message: str,
 
 def test_a_document_from_a_newer_release_says_so(good_document: dict[str, Any]) -> None:
     doc = _bad(good_document, "incidents.0.comments.0.reactions", ["+1"])
-    with pytest.raises(InvalidInput, match=r"incidents\[0\]\.comments\[0\]\.reactions: unknown field .*; the export "
-                                           r"comes from a newer PulseGuard \(schema 0099_reactions\)"):
+    with pytest.raises(
+        InvalidInput,
+        match=r"incidents\[0\]\.comments\[0\]\.reactions: unknown field .*; the export "
+        r"comes from a newer PulseGuard \(schema 0099_reactions\)",
+    ):
         parse_document({**doc, "schema": "0099_reactions"})
 
 
@@ -431,8 +466,14 @@ def test_import_while_another_process_writes(good_document, migrated_database: D
     doc = tmp_path / "incidents.json"
     doc.write_text(json.dumps(good_document))
     url = migrated_database.url if migrated_database.kind == "postgres" else str(migrated_database.path)
-    writer = subprocess.Popen([sys.executable, "tests/support/hammer_worker.py", url, "writer", "1000000"], cwd=REPO,
-                              env=cli_env(migrated_database), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "tests/support/hammer_worker.py", url, "writer", "1000000"],
+        cwd=REPO,
+        env=cli_env(migrated_database),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: len(numbers()) >= 2, "the writer wrote nothing")
         proc = run_cli(migrated_database, "import", str(doc), "--as-new")

@@ -14,8 +14,13 @@ from themes.palettes import DARK, HIGH_CONTRAST, LIGHT, MONOCHROME
 
 THEMES: dict[str, Theme] = {t.name: t for t in (DARK, LIGHT, HIGH_CONTRAST, MONOCHROME)}
 THEME_NAMES: tuple[str, ...] = tuple(THEMES)
-THEME_ALIASES = {"hc": "high-contrast", "contrast": "high-contrast", "mono": "monochrome", "none": "monochrome",
-                 "high_contrast": "high-contrast"}
+THEME_ALIASES = {
+    "hc": "high-contrast",
+    "contrast": "high-contrast",
+    "mono": "monochrome",
+    "none": "monochrome",
+    "high_contrast": "high-contrast",
+}
 
 
 def normalise_theme_name(name: str | None) -> str | None:

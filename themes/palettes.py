@@ -6,8 +6,16 @@ from __future__ import annotations
 from textual.theme import Theme
 
 
-def _vars(critical: str, high: str, medium: str, low: str, *, new: str, muted: str,
-          styles: tuple[str, str, str, str] = ("bold", "bold", "none", "none")) -> dict[str, str]:
+def _vars(
+    critical: str,
+    high: str,
+    medium: str,
+    low: str,
+    *,
+    new: str,
+    muted: str,
+    styles: tuple[str, str, str, str] = ("bold", "bold", "none", "none"),
+) -> dict[str, str]:
     return {
         "sev-critical": critical,
         "sev-high": high,
@@ -68,9 +76,13 @@ HIGH_CONTRAST = Theme(
     panel="#000000",
     boost="#FFFFFF",
     dark=True,
-    variables={**_vars("#FF0000", "#FF00FF", "#FFFF00", "#FFFFFF", new="#800000", muted="#FFFFFF",
-                       styles=("bold reverse", "bold", "bold", "none")),
-               "block-cursor-background": "#FFFF00", "block-cursor-foreground": "#000000"},
+    variables={
+        **_vars(
+            "#FF0000", "#FF00FF", "#FFFF00", "#FFFFFF", new="#800000", muted="#FFFFFF", styles=("bold reverse", "bold", "bold", "none")
+        ),
+        "block-cursor-background": "#FFFF00",
+        "block-cursor-foreground": "#000000",
+    },
 )
 
 # No hue at all: severity reads from the symbol and word, with reverse/bold for the worst.
@@ -87,8 +99,13 @@ MONOCHROME = Theme(
     surface="#000000",
     panel="#202020",
     dark=True,
-    variables={**_vars("#FFFFFF", "#FFFFFF", "#E0E0E0", "#A0A0A0", new="#404040", muted="#A0A0A0",
-                       styles=("bold reverse", "bold", "none", "none")),
-               "block-cursor-background": "#FFFFFF", "block-cursor-foreground": "#000000",
-               "block-cursor-blurred-background": "#606060", "block-cursor-blurred-foreground": "#FFFFFF"},
+    variables={
+        **_vars(
+            "#FFFFFF", "#FFFFFF", "#E0E0E0", "#A0A0A0", new="#404040", muted="#A0A0A0", styles=("bold reverse", "bold", "none", "none")
+        ),
+        "block-cursor-background": "#FFFFFF",
+        "block-cursor-foreground": "#000000",
+        "block-cursor-blurred-background": "#606060",
+        "block-cursor-blurred-foreground": "#FFFFFF",
+    },
 )

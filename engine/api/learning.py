@@ -10,20 +10,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from engine.learning import analytics, postmortem
 from engine.api.errors import ReadOnlyError
+from engine.learning import analytics, postmortem
 from engine.learning.postmortem import UNSET
 
 
 @runtime_checkable
 class LearningAPI(Protocol):
-    async def analytics_report(self, *, month: str | None = None, since: date | None = None,
-                               until: date | None = None, tz: str = "UTC") -> dict[str, Any]: ...
+    async def analytics_report(
+        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str = "UTC"
+    ) -> dict[str, Any]: ...
     async def postmortem(self, key: str) -> dict[str, Any]: ...
     async def postmortem_markdown(self, key: str, tz: str | None = None) -> str: ...
     async def update_postmortem(self, key: str, **fields: Any) -> dict[str, Any]: ...
-    async def add_postmortem_entry(self, key: str, at: datetime, text: str, kind: str = "note",
-                                   annotation: str = "") -> dict[str, Any]: ...
+    async def add_postmortem_entry(self, key: str, at: datetime, text: str, kind: str = "note", annotation: str = "") -> dict[str, Any]: ...
     async def edit_postmortem_entry(self, key: str, entry_id: int, **fields: Any) -> dict[str, Any]: ...
     async def remove_postmortem_entry(self, key: str, entry_id: int) -> None: ...
     async def publish_postmortem(self, key: str) -> dict[str, Any]: ...
@@ -49,8 +49,9 @@ class LearningMixin:
         if self.readonly:
             raise ReadOnlyError("this console is read-only")
 
-    async def analytics_report(self, *, month: str | None = None, since: date | None = None,
-                               until: date | None = None, tz: str = "UTC") -> dict[str, Any]:
+    async def analytics_report(
+        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str = "UTC"
+    ) -> dict[str, Any]:
         """The report for a month ('2026-03'), a date range (both days included), or this month."""
         if month:
             period = analytics.month_period(month, tz)
@@ -72,8 +73,7 @@ class LearningMixin:
         self._learning_write()
         return _row(await postmortem.update_postmortem(key, self.actor, **fields))
 
-    async def add_postmortem_entry(self, key: str, at: datetime, text: str, kind: str = "note",
-                                   annotation: str = "") -> dict[str, Any]:
+    async def add_postmortem_entry(self, key: str, at: datetime, text: str, kind: str = "note", annotation: str = "") -> dict[str, Any]:
         self._learning_write()
         return _row(await postmortem.add_entry(key, self.actor, at_time=at, text=text, kind=kind, annotation=annotation))
 

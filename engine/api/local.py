@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from engine.incidents import feed, queries, services
-from engine.core.domain import OPEN_STATUSES, IllegalTransition
 from engine.api.errors import ReadOnlyError
 from engine.api.learning import LearningAdapter, LearningAPI, LearningMixin
+from engine.core.domain import OPEN_STATUSES, IllegalTransition
+from engine.incidents import feed, queries, services
 from engine.storage.models import Comment, Evidence, FollowUp, StatusUpdate
-
 
 # What an engine may or may not offer a front end (see `EngineAPI.capabilities`).
 FEATURES = ("postmortems", "postmortem_edits", "analytics")
@@ -25,8 +24,7 @@ FEATURES = ("postmortems", "postmortem_edits", "analytics")
 def capabilities_of(name: str, role: str, *, may_write: bool, features: dict[str, bool]) -> dict[str, Any]:
     """The capabilities record: the actor's name, its role (`local`, or the API token's
     viewer/responder/admin), whether that role may change anything at all, and each feature."""
-    return {"name": name, "role": role, "may_write": may_write,
-            "features": {f: bool(features.get(f, False)) for f in FEATURES}}
+    return {"name": name, "role": role, "may_write": may_write, "features": {f: bool(features.get(f, False)) for f in FEATURES}}
 
 
 @runtime_checkable
@@ -36,8 +34,9 @@ class EngineAPI(Protocol):
 
     # queries
     async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]: ...
-    async def incident_page(self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100,
-                            focus_key: str | None = None) -> dict[str, Any]: ...
+    async def incident_page(
+        self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
+    ) -> dict[str, Any]: ...
     async def incident_detail(self, key: str) -> dict[str, Any]: ...
     async def incident_counts(self) -> dict[str, int]: ...
     async def list_maintenance(self, include_ended: bool = False) -> list[dict[str, Any]]: ...
@@ -61,13 +60,15 @@ class EngineAPI(Protocol):
     async def post_update(self, key: str, message: str, public: bool = True, status: str | None = None) -> dict[str, Any]: ...
     async def promote_comment(self, comment_id: int) -> dict[str, Any]: ...
     async def add_evidence(self, key: str, kind: str, **fields: Any) -> dict[str, Any]: ...
-    async def resolve(self, key: str, root_cause: str, solution: str, category: str | None = None,
-                      verification_steps: Sequence[str] = ()) -> dict[str, Any]: ...
+    async def resolve(
+        self, key: str, root_cause: str, solution: str, category: str | None = None, verification_steps: Sequence[str] = ()
+    ) -> dict[str, Any]: ...
     async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]: ...
     async def mark_false_positive(self, key: str, value: bool = True, reason: str | None = None) -> dict[str, Any]: ...
     async def set_verification_step(self, key: str, index: int, done: bool = True) -> dict[str, Any]: ...
-    async def add_followup(self, key: str, group: str, description: str, owner: str | None = None,
-                           due_date: date | None = None) -> dict[str, Any]: ...
+    async def add_followup(
+        self, key: str, group: str, description: str, owner: str | None = None, due_date: date | None = None
+    ) -> dict[str, Any]: ...
     async def create_maintenance(self, **fields: Any) -> dict[str, Any]: ...
     async def end_maintenance(self, window_id: int) -> dict[str, Any]: ...
 
@@ -76,17 +77,33 @@ def _row(obj: Any) -> dict[str, Any]:
     if isinstance(obj, (Comment, StatusUpdate, Evidence, FollowUp)):
         data = {name: getattr(obj, name) for name in obj._meta.fields_map if name in obj._meta.db_fields}
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
-    return queries.incident_dict(obj) if hasattr(obj, "number") else {
-        k: (v.isoformat() if hasattr(v, "isoformat") else v)
-        for k, v in ((n, getattr(obj, n)) for n in obj._meta.fields_map if n in obj._meta.db_fields)
-    }
+    return (
+        queries.incident_dict(obj)
+        if hasattr(obj, "number")
+        else {
+            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in ((n, getattr(obj, n)) for n in obj._meta.fields_map if n in obj._meta.db_fields)
+        }
+    )
 
 
 # --- paged incident list (the console's virtualised table) --------------------------------
 
 PAGE_FIELDS = (
-    "id", "number", "title", "severity", "status", "services", "tags", "assignee", "created_at",
-    "acknowledged_at", "acknowledged_by", "resolved_at", "false_positive", "source",
+    "id",
+    "number",
+    "title",
+    "severity",
+    "status",
+    "services",
+    "tags",
+    "assignee",
+    "created_at",
+    "acknowledged_at",
+    "acknowledged_by",
+    "resolved_at",
+    "false_positive",
+    "source",
 )
 
 
@@ -110,23 +127,19 @@ def _page_query(filters: dict[str, Any]) -> Any:
     if filters.get("number") is not None:
         query = query.filter(number=int(filters["number"]))
     if "assignee" in filters and filters["assignee"] is not None:
-        query = query.filter(assignee=filters["assignee"]) if filters["assignee"] else query.filter(
-            Q(assignee=None) | Q(assignee=""))
+        query = query.filter(assignee=filters["assignee"]) if filters["assignee"] else query.filter(Q(assignee=None) | Q(assignee=""))
     for word in filters.get("text") or []:
         query = query.filter(title__icontains=word)
     # JSON filters are not available on SQLite: match the quoted name in the list's text form,
     # which works on both backends (names cannot contain quotes).
     for i, name in enumerate(filters.get("services") or []):
-        query = query.annotate(**{f"_svc{i}": RawSQL('CAST("services" AS TEXT)')}).filter(
-            **{f"_svc{i}__contains": f'"{name}"'})
+        query = query.annotate(**{f"_svc{i}": RawSQL('CAST("services" AS TEXT)')}).filter(**{f"_svc{i}__contains": f'"{name}"'})
     for i, name in enumerate(filters.get("tags") or []):
-        query = query.annotate(**{f"_tag{i}": RawSQL('CAST("tags" AS TEXT)')}).filter(
-            **{f"_tag{i}__contains": f'"{name}"'})
+        query = query.annotate(**{f"_tag{i}": RawSQL('CAST("tags" AS TEXT)')}).filter(**{f"_tag{i}__contains": f'"{name}"'})
     return query
 
 
-async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: int = 100,
-                        focus_key: str | None = None) -> dict[str, Any]:
+async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: int = 100, focus_key: str | None = None) -> dict[str, Any]:
     """One window of the incident list, sorted like `queries.list_incidents` (severity, then
     newest first), with the total count, so a client can page or virtualise 100,000 rows.
     With `focus_key`, also where that incident now sits (None if it no longer matches)."""
@@ -143,21 +156,26 @@ async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: 
     base = _page_query(filters)
     total = await base.count()
     rows = await (
-        _page_query(filters).annotate(rank=rank).order_by("rank", "-created_at", "-id")
-        .offset(offset).limit(limit).values(*PAGE_FIELDS)
+        _page_query(filters).annotate(rank=rank).order_by("rank", "-created_at", "-id").offset(offset).limit(limit).values(*PAGE_FIELDS)
     )
     position = None
     if focus_key:
-        focus = await _page_query(filters).filter(number=parse_incident_key(focus_key)).annotate(rank=rank).values(
-            "id", "created_at", "rank")
+        focus = (
+            await _page_query(filters).filter(number=parse_incident_key(focus_key)).annotate(rank=rank).values("id", "created_at", "rank")
+        )
         if focus:
             f = focus[0]
             from tortoise.expressions import Q
 
-            ahead = _page_query(filters).annotate(rank=rank).filter(
-                Q(rank__lt=f["rank"])
-                | Q(rank=f["rank"], created_at__gt=f["created_at"])
-                | Q(rank=f["rank"], created_at=f["created_at"], id__gt=f["id"]))
+            ahead = (
+                _page_query(filters)
+                .annotate(rank=rank)
+                .filter(
+                    Q(rank__lt=f["rank"])
+                    | Q(rank=f["rank"], created_at__gt=f["created_at"])
+                    | Q(rank=f["rank"], created_at=f["created_at"], id__gt=f["id"])
+                )
+            )
             position = await ahead.count()
     return {"total": total, "offset": offset, "rows": [queries.incident_row(r) for r in rows], "position": position}
 
@@ -172,8 +190,16 @@ class TargetsProvider(Protocol):
 class LocalEngine(LearningMixin):
     """EngineAPI over this process's database connection."""
 
-    def __init__(self, actor: str, *, readonly: bool = False, db_label: str = "", role: str = "local",
-                 categories: Sequence[str] | None = None, new_database: bool = False) -> None:
+    def __init__(
+        self,
+        actor: str,
+        *,
+        readonly: bool = False,
+        db_label: str = "",
+        role: str = "local",
+        categories: Sequence[str] | None = None,
+        new_database: bool = False,
+    ) -> None:
         self.actor = actor
         self.readonly = readonly
         self.db_label = db_label
@@ -192,8 +218,9 @@ class LocalEngine(LearningMixin):
     async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]:
         return await queries.list_incidents(**filters)
 
-    async def incident_page(self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100,
-                            focus_key: str | None = None) -> dict[str, Any]:
+    async def incident_page(
+        self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
+    ) -> dict[str, Any]:
         return await incident_page(filters, offset, limit, focus_key)
 
     async def incident_detail(self, key: str) -> dict[str, Any]:
@@ -280,12 +307,16 @@ class LocalEngine(LearningMixin):
         self._check_write()
         return _row(await services.add_evidence(key, kind, self.actor, **fields))
 
-    async def resolve(self, key: str, root_cause: str, solution: str, category: str | None = None,
-                      verification_steps: Sequence[str] = ()) -> dict[str, Any]:
+    async def resolve(
+        self, key: str, root_cause: str, solution: str, category: str | None = None, verification_steps: Sequence[str] = ()
+    ) -> dict[str, Any]:
         self._check_write()
         extra: dict[str, Any] = {"categories": self.categories} if self.categories else {}
-        return _row(await services.resolve(key, self.actor, root_cause=root_cause, solution=solution,
-                                           category=category, verification_steps=verification_steps, **extra))
+        return _row(
+            await services.resolve(
+                key, self.actor, root_cause=root_cause, solution=solution, category=category, verification_steps=verification_steps, **extra
+            )
+        )
 
     async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]:
         self._check_write()
@@ -299,8 +330,9 @@ class LocalEngine(LearningMixin):
         self._check_write()
         return _row(await services.set_verification_step(key, index, self.actor, done=done))
 
-    async def add_followup(self, key: str, group: str, description: str, owner: str | None = None,
-                           due_date: date | None = None) -> dict[str, Any]:
+    async def add_followup(
+        self, key: str, group: str, description: str, owner: str | None = None, due_date: date | None = None
+    ) -> dict[str, Any]:
         self._check_write()
         return _row(await services.add_followup(key, group, description, self.actor, owner=owner, due_date=due_date))
 
@@ -322,7 +354,5 @@ def learning_api(api: Any) -> Any:
     if isinstance(api, LearningAPI):
         return api
     if not isinstance(api, LocalEngine):
-        raise IllegalTransition(
-            "analytics and post-mortems are not available through this connection (open the database directly)"
-        )
+        raise IllegalTransition("analytics and post-mortems are not available through this connection (open the database directly)")
     return LearningAdapter(api)

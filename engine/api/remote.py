@@ -75,7 +75,7 @@ def raise_for(response: httpx.Response) -> None:
         raise IllegalTransition(message)
     if status == 422:
         prefix = f"{field}: "
-        raise InvalidInput(field or "request", message[len(prefix):] if field and message.startswith(prefix) else message)
+        raise InvalidInput(field or "request", message[len(prefix) :] if field and message.startswith(prefix) else message)
     if status == 403:
         raise ReadOnlyError(message)
     if status == 401:
@@ -218,8 +218,9 @@ class RemoteEngine:
             offset = page["next_offset"]
         return out
 
-    async def incident_page(self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100,
-                            focus_key: str | None = None) -> dict[str, Any]:
+    async def incident_page(
+        self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
+    ) -> dict[str, Any]:
         f = filters or {}
         params: list[tuple[str, Any]] = [("offset", offset), ("limit", limit)]
         params += [("status", s) for s in f.get("statuses") or []]
@@ -323,10 +324,13 @@ class RemoteEngine:
         body = {"kind": kind, **{k: v for k, v in fields.items() if v is not None}}
         return await self._post(f"/api/incidents/{self._key(key)}/evidence", body)
 
-    async def resolve(self, key: str, root_cause: str, solution: str, category: str | None = None,
-                      verification_steps: Sequence[str] = ()) -> dict[str, Any]:
-        return await self._post(f"/api/incidents/{self._key(key)}/resolve", {
-            "root_cause": root_cause, "solution": solution, "category": category, "verification_steps": list(verification_steps)})
+    async def resolve(
+        self, key: str, root_cause: str, solution: str, category: str | None = None, verification_steps: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        return await self._post(
+            f"/api/incidents/{self._key(key)}/resolve",
+            {"root_cause": root_cause, "solution": solution, "category": category, "verification_steps": list(verification_steps)},
+        )
 
     async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]:
         return await self._post(f"/api/incidents/{self._key(key)}/reopen", {"reason": reason})
@@ -339,10 +343,12 @@ class RemoteEngine:
             raise InvalidInput("step", "there is no step 0")
         return await self._post(f"/api/incidents/{self._key(key)}/verification/{int(index) + 1}", {"done": done})
 
-    async def add_followup(self, key: str, group: str, description: str, owner: str | None = None,
-                           due_date: date | None = None) -> dict[str, Any]:
-        return await self._post(f"/api/incidents/{self._key(key)}/followups", {
-            "group": group, "description": description, "owner": owner, "due_date": due_date})
+    async def add_followup(
+        self, key: str, group: str, description: str, owner: str | None = None, due_date: date | None = None
+    ) -> dict[str, Any]:
+        return await self._post(
+            f"/api/incidents/{self._key(key)}/followups", {"group": group, "description": description, "owner": owner, "due_date": due_date}
+        )
 
     async def create_maintenance(self, **fields: Any) -> dict[str, Any]:
         fields.pop("actor", None)
@@ -353,8 +359,9 @@ class RemoteEngine:
 
     # --- after the incident: post-mortems, analytics, ratings, follow-ups (LearningAPI) ---
 
-    async def analytics_report(self, *, month: str | None = None, since: date | None = None,
-                               until: date | None = None, tz: str = "UTC") -> dict[str, Any]:
+    async def analytics_report(
+        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str = "UTC"
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"tz": tz}
         if month:
             params["month"] = month
@@ -386,10 +393,10 @@ class RemoteEngine:
                 body[name] = list(body[name])
         return await self._write("PATCH", f"/api/incidents/{self._key(key)}/postmortem", body)
 
-    async def add_postmortem_entry(self, key: str, at: datetime, text: str, kind: str = "note",
-                                   annotation: str = "") -> dict[str, Any]:
-        return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/entries",
-                                 {"at": at, "text": text, "kind": kind, "annotation": annotation})
+    async def add_postmortem_entry(self, key: str, at: datetime, text: str, kind: str = "note", annotation: str = "") -> dict[str, Any]:
+        return await self._write(
+            "POST", f"/api/incidents/{self._key(key)}/postmortem/entries", {"at": at, "text": text, "kind": kind, "annotation": annotation}
+        )
 
     async def edit_postmortem_entry(self, key: str, entry_id: int, **fields: Any) -> dict[str, Any]:
         from engine.learning.postmortem import UNSET

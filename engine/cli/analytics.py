@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli.main import EXIT_OK, ROW_ID, Context, UsageError, whole_number, parse_date, parse_time, print_json, short_time
+from engine.cli.main import EXIT_OK, ROW_ID, Context, UsageError, parse_date, parse_time, print_json, short_time, whole_number
 
 ChartRenderer = Callable[[dict[str, Any], int], str]
 _chart_renderer: ChartRenderer | None = None
@@ -77,8 +77,7 @@ def format_report(report: dict[str, Any]) -> str:
     if trends:
         f, r = trends["incident_frequency"], trends["resolution_time"]
         pct = f" {f['change_percent']:+.1f}%" if f["change_percent"] is not None else ""
-        freq = (f"  {trend_arrow(f['direction'])} {f['direction']}: {f['current_per_day']:.2f}/day vs "
-                f"{f['previous_per_day']:.2f}/day{pct}")
+        freq = f"  {trend_arrow(f['direction'])} {f['direction']}: {f['current_per_day']:.2f}/day vs {f['previous_per_day']:.2f}/day{pct}"
         pct = f" {r['change_percent']:+.1f}%" if r["change_percent"] is not None else ""
         if r["direction"] == "no data":
             ttr = "  (nothing resolved to compare with)" if r["current_seconds"] is not None else ""
@@ -94,19 +93,34 @@ def format_report(report: dict[str, Any]) -> str:
     out += [f"  {k:<16}{v}" for k, v in rows]
     out += ["", "By severity", f"  {'SEVERITY':<10}{'INCIDENTS':>10}{'FALSE POS':>10}{'RESOLVED':>10}{'MTTR':>10}{'MTTA':>10}{'MTTD':>10}"]
     for sev, s in report["by_severity"].items():
-        out.append(f"  {sev:<10}{s['incidents']:>10}{s['false_positives']:>10}{s['resolved']:>10}"
-                   f"{hd(s['mttr_seconds']):>10}{hd(s['mtta_seconds']):>10}{hd(s['mttd_seconds']):>10}")
+        out.append(
+            f"  {sev:<10}{s['incidents']:>10}{s['false_positives']:>10}{s['resolved']:>10}"
+            f"{hd(s['mttr_seconds']):>10}{hd(s['mtta_seconds']):>10}{hd(s['mttd_seconds']):>10}"
+        )
     k = report["kpis"]
-    prevention = (f"{k['prevention_rate']:.1f}% ({k['prevented']} of {k['monitoring_detected']} detected by monitoring)"
-                  if k["prevention_rate"] is not None else "- (no incident detected by monitoring)")
-    cust = f"{k['customer_satisfaction']:.2f}/5 ({k['customer_ratings']} ratings)" if k["customer_satisfaction"] is not None else "- (no ratings)"
+    prevention = (
+        f"{k['prevention_rate']:.1f}% ({k['prevented']} of {k['monitoring_detected']} detected by monitoring)"
+        if k["prevention_rate"] is not None
+        else "- (no incident detected by monitoring)"
+    )
+    cust = (
+        f"{k['customer_satisfaction']:.2f}/5 ({k['customer_ratings']} ratings)"
+        if k["customer_satisfaction"] is not None
+        else "- (no ratings)"
+    )
     team = f"{k['team_satisfaction']:.2f}/5 ({k['team_ratings']} ratings)" if k["team_satisfaction"] is not None else "- (no ratings)"
     out += ["", "KPIs"]
-    out += [f"  {a:<26}{b}" for a, b in (
-        ("mean time to detect", hd(k["mttd_seconds"])), ("mean time to acknowledge", hd(k["mtta_seconds"])),
-        ("mean time to resolve", hd(k["mttr_seconds"])), ("incident prevention rate", prevention),
-        ("customer satisfaction", cust), ("team satisfaction", team),
-    )]
+    out += [
+        f"  {a:<26}{b}"
+        for a, b in (
+            ("mean time to detect", hd(k["mttd_seconds"])),
+            ("mean time to acknowledge", hd(k["mtta_seconds"])),
+            ("mean time to resolve", hd(k["mttr_seconds"])),
+            ("incident prevention rate", prevention),
+            ("customer satisfaction", cust),
+            ("team satisfaction", team),
+        )
+    ]
     out += ["", "Root causes"]
     if report["root_causes"]:
         width = max(len(c["category"]) for c in report["root_causes"])
@@ -202,9 +216,19 @@ def format_followups(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         status = "done" if r["done"] else (f"OVERDUE {r['days_overdue']}d" if r["overdue"] else "open")
         action = " ".join(r["description"].split())
-        cells.append(["!" if r["overdue"] else "", str(r["id"]), r["incident"], r["group"],
-                      action if len(action) <= 40 else action[:37] + "...", r["owner"] or "-", r["due_date"] or "-",
-                      status, r["ticket_key"] or "-"])
+        cells.append(
+            [
+                "!" if r["overdue"] else "",
+                str(r["id"]),
+                r["incident"],
+                r["group"],
+                action if len(action) <= 40 else action[:37] + "...",
+                r["owner"] or "-",
+                r["due_date"] or "-",
+                status,
+                r["ticket_key"] or "-",
+            ]
+        )
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
     for r, c in zip(rows, cells):
@@ -379,16 +403,23 @@ async def _satisfaction(args: argparse.Namespace, ctx: Context) -> int:
 def register(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
     from engine.cli.main import Parser
 
-    p = sub.add_parser("report", parents=[common], help="incident analytics for a month or a date range",
-                       description="Totals, MTTR by severity, KPIs, trends against the previous period and root causes. "
-                                   "Without --month or --since, the current month.")
+    p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="incident analytics for a month or a date range",
+        description="Totals, MTTR by severity, KPIs, trends against the previous period and root causes. "
+        "Without --month or --since, the current month.",
+    )
     p.add_argument("--month", metavar="YYYY-MM", help="one calendar month (default: the current one)")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="first day (included)")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="last day (included; default today)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--format", choices=["text", "html", "md", "json"],
-                   help="text (default, charts drawn in the terminal), html (charts as inline SVG), "
-                        "md (charts as .svg files beside -o FILE) or json; default from -o's extension")
+    p.add_argument(
+        "--format",
+        choices=["text", "html", "md", "json"],
+        help="text (default, charts drawn in the terminal), html (charts as inline SVG), "
+        "md (charts as .svg files beside -o FILE) or json; default from -o's extension",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.add_argument("--no-charts", action="store_true", help="tables only")
     p.add_argument("--width", type=whole_number(20, 1000), help="chart width in columns")
@@ -412,9 +443,13 @@ def register(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentPars
     g.add_argument("--unlink", action="store_true", help="forget the linked ticket")
     c.set_defaults(handler=_followup_ticket, needs_db=True)
 
-    p = sub.add_parser("postmortem", parents=[common], help="write or edit an incident's post-mortem",
-                       description="Without edit options, prints the post-mortem (Markdown by default). Each edit "
-                                   "option is saved as its own change; the document is printed only with --format or -o.")
+    p = sub.add_parser(
+        "postmortem",
+        parents=[common],
+        help="write or edit an incident's post-mortem",
+        description="Without edit options, prints the post-mortem (Markdown by default). Each edit "
+        "option is saved as its own change; the document is printed only with --format or -o.",
+    )
     p.add_argument("key", help="incident key, e.g. INC-42")
     out = p.add_argument_group("output")
     out.add_argument("--format", choices=["md", "json"], help="md (Markdown, the default) or json")

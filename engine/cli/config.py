@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ async def escalation_report(config: Any, now: datetime | None = None) -> tuple[l
     from engine.escalation.planner import Context
     from engine.escalation.policy import SEVERITIES, policy_source
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     warnings: list[str] = []
     if all(policy_source(config, s) is None for s in SEVERITIES):
         warnings.append("no [escalation_policy]: no incident pages anyone (add [escalation_policy.critical] and the others)")

@@ -48,7 +48,9 @@ class Progress:
         width = 30
         filled = int(width * self.done / self.total)
         pct = 100 * self.done / self.total
-        self.stream.write(f"\r[{'#' * filled}{'-' * (width - filled)}] {pct:5.1f}% {self.done:,}/{self.total:,} points  {self.label[:40]:<40s}")
+        self.stream.write(
+            f"\r[{'#' * filled}{'-' * (width - filled)}] {pct:5.1f}% {self.done:,}/{self.total:,} points  {self.label[:40]:<40s}"
+        )
         self.stream.flush()
 
     def finish_file(self, line: str) -> None:
@@ -99,10 +101,9 @@ def plan_outputs(files: list[str], out: str) -> list[tuple[Path, Path]]:
 
 
 async def _replay(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.detection.detector import DetectorSettings
-    from engine.detection.replay import read_series_csv, replay_series, write_result
-    from engine.detection.detector import StreamingDetector
     from engine.core.domain import InvalidInput
+    from engine.detection.detector import DetectorSettings, StreamingDetector
+    from engine.detection.replay import read_series_csv, replay_series, write_result
 
     pairs = plan_outputs(args.files, args.out)
     settings = DetectorSettings(false_positive_filter=_false_positive_filter(ctx)).with_sensitivity(_sensitivity(args, ctx))
@@ -143,8 +144,8 @@ def _window(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 async def _correlate(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.incidents import services
     from engine.detection.gather import correlate_incident
+    from engine.incidents import services
 
     data = await correlate_incident(args.key, ctx.config, _window(args, ctx))
     # Stored on the incident when the service layer offers a way to (it owns incident rows).
@@ -160,14 +161,27 @@ async def _correlate(args: argparse.Namespace, ctx: Context) -> int:
     for c in data["series"]:
         before, after = c["before"], c["after"]
         change = "" if before is None else f"{before:.4g} -> {after:.4g}"
-        rows.append({"series": c["series"], "label": c["label"], "onset": short_time(c["onset"]) if c["onset"] else "-",
-                     "size": f"{c['magnitude']:.1f} sd", "change": change, "score": f"{c['score']:.2f}"})
-    print_table(rows, [("series", "series"), ("label", "change"), ("onset", "onset"), ("size", "size"),
-                       ("change", "level"), ("score", "rank")], empty="(no metric series for this incident)")
+        rows.append(
+            {
+                "series": c["series"],
+                "label": c["label"],
+                "onset": short_time(c["onset"]) if c["onset"] else "-",
+                "size": f"{c['magnitude']:.1f} sd",
+                "change": change,
+                "score": f"{c['score']:.2f}",
+            }
+        )
+    print_table(
+        rows,
+        [("series", "series"), ("label", "change"), ("onset", "onset"), ("size", "size"), ("change", "level"), ("score", "rank")],
+        empty="(no metric series for this incident)",
+    )
     print("\nRelated incidents")
     print_table(
-        [{"key": r["key"], "title": r["title"] or "", "shared": ", ".join(r["shared_services"] + [f"#{t}" for t in r["shared_tags"]])}
-         for r in data["related_incidents"]],
+        [
+            {"key": r["key"], "title": r["title"] or "", "shared": ", ".join(r["shared_services"] + [f"#{t}" for t in r["shared_tags"]])}
+            for r in data["related_incidents"]
+        ],
         [("key", "key"), ("title", "title"), ("shared", "shared")],
     )
     return EXIT_OK
@@ -184,8 +198,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     )
     p.add_argument("files", nargs="+", metavar="FILE.csv", help="CSV files with a timestamp,value header")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the scored copies")
-    p.add_argument("--sensitivity", choices=("low", "medium", "high"), default=None,
-                   help="alert decision (default: ai_detection.anomaly_detection.sensitivity, else medium)")
+    p.add_argument(
+        "--sensitivity",
+        choices=("low", "medium", "high"),
+        default=None,
+        help="alert decision (default: ai_detection.anomaly_detection.sensitivity, else medium)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(handler=_replay, needs_db=False)
 
@@ -201,8 +219,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
             parents=parents,
         )
         c.add_argument("key", metavar="KEY", help="incident key, e.g. INC-42")
-        c.add_argument("--window", default=None, help="how far before the start to look (default: "
-                       "ai_detection.correlation_analysis.window, else 1h)")
+        c.add_argument(
+            "--window", default=None, help="how far before the start to look (default: ai_detection.correlation_analysis.window, else 1h)"
+        )
         c.add_argument("--no-store", action="store_true", help="only print, do not store on the incident")
         c.add_argument("--json", action="store_true", help="print JSON")
         c.set_defaults(handler=_correlate, needs_db=True)

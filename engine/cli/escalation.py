@@ -1,16 +1,16 @@
 """`pulseguard notifications …`: read the outbox, retry a dead message, send a test.
 
-    pulseguard notifications [--state S] [--incident KEY] [--limit N] [--json]
-    pulseguard notifications retry ID
-    pulseguard notifications test DESTINATION     # slack:#ops, email:a@b.c, webhook:NAME, pagerduty, jira
-    pulseguard escalation preview --severity S [--service NAME] [--at TIME]
+pulseguard notifications [--state S] [--incident KEY] [--limit N] [--json]
+pulseguard notifications retry ID
+pulseguard notifications test DESTINATION     # slack:#ops, email:a@b.c, webhook:NAME, pagerduty, jira
+pulseguard escalation preview --severity S [--service NAME] [--at TIME]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 EXIT_OK = 0
@@ -41,28 +41,44 @@ async def list_cmd(args: argparse.Namespace, ctx: Any) -> int:
         if inc is None:
             raise NotFound(f"no incident INC-{number}")
         q = q.filter(incident_id=inc.id)
-    rows = await q.order_by("-id").limit(args.limit).values(
-        "id", "incident_id", "destination", "kind", "audience", "state", "attempts", "created_at", "delivered_at", "last_error"
+    rows = (
+        await q.order_by("-id")
+        .limit(args.limit)
+        .values("id", "incident_id", "destination", "kind", "audience", "state", "attempts", "created_at", "delivered_at", "last_error")
     )
     numbers = dict(await Incident.filter(id__in=[r["incident_id"] for r in rows if r["incident_id"]]).values_list("id", "number"))
     out = []
     for r in rows:
-        out.append({
-            "id": r["id"],
-            "incident": f"INC-{numbers[r['incident_id']]}" if r["incident_id"] in numbers else None,
-            "destination": r["destination"],
-            "kind": r["kind"],
-            "audience": r["audience"],
-            "state": r["state"],
-            "attempts": r["attempts"],
-            "created_at": r["created_at"].isoformat() if r["created_at"] else None,
-            "delivered_at": r["delivered_at"].isoformat() if r["delivered_at"] else None,
-            "error": r["last_error"],
-        })
+        out.append(
+            {
+                "id": r["id"],
+                "incident": f"INC-{numbers[r['incident_id']]}" if r["incident_id"] in numbers else None,
+                "destination": r["destination"],
+                "kind": r["kind"],
+                "audience": r["audience"],
+                "state": r["state"],
+                "attempts": r["attempts"],
+                "created_at": r["created_at"].isoformat() if r["created_at"] else None,
+                "delivered_at": r["delivered_at"].isoformat() if r["delivered_at"] else None,
+                "error": r["last_error"],
+            }
+        )
     if ctx.json or args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return EXIT_OK
-    print_table(out, [("id", "id"), ("incident", "incident"), ("destination", "to"), ("kind", "kind"), ("state", "state"), ("attempts", "tries"), ("error", "last error")], empty="(no notifications)")
+    print_table(
+        out,
+        [
+            ("id", "id"),
+            ("incident", "incident"),
+            ("destination", "to"),
+            ("kind", "kind"),
+            ("state", "state"),
+            ("attempts", "tries"),
+            ("error", "last error"),
+        ],
+        empty="(no notifications)",
+    )
     return EXIT_OK
 
 
@@ -75,27 +91,38 @@ async def retry_cmd(args: argparse.Namespace, ctx: Any) -> int:
         raise NotFound(f"no notification #{args.id}")
     if row.state != "dead":
         raise IllegalTransition(f"notification #{args.id} is {row.state}; only dead ones can be retried")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # A fresh created_at restarts the maximum-age clock.
-    await Notification.filter(id=row.id, state="dead").update(state="pending", next_attempt_at=now, created_at=now, claimed_by=None, claimed_until=None)
+    await Notification.filter(id=row.id, state="dead").update(
+        state="pending", next_attempt_at=now, created_at=now, claimed_by=None, claimed_until=None
+    )
     print(f"notification #{row.id} to {row.destination} queued again")
     return EXIT_OK
 
 
 async def test_cmd(args: argparse.Namespace, ctx: Any) -> int:
-    from engine.notify.channels import Dispatcher, settings_from_config
     from engine.core.timefmt import format_time
+    from engine.notify.channels import Dispatcher, settings_from_config
 
     if ctx.config is None:
         raise _usage("no configuration file: channels are configured in pulseguard.toml (pass --config FILE)")
     kind = args.destination.partition(":")[0]
     if kind not in ("slack", "email", "webhook", "pagerduty", "jira"):
         raise _usage(f"{args.destination!r}: expected slack:#channel, email:ADDRESS, webhook:NAME, pagerduty or jira")
-    now = datetime.now(timezone.utc)
-    payload: dict[str, Any] = {"kind": "test", "title": "PulseGuard test notification", "message": f"sent by {ctx.actor} at {format_time(now, date=True, seconds=True)}", "at": now.isoformat()}
+    now = datetime.now(UTC)
+    payload: dict[str, Any] = {
+        "kind": "test",
+        "title": "PulseGuard test notification",
+        "message": f"sent by {ctx.actor} at {format_time(now, date=True, seconds=True)}",
+        "at": now.isoformat(),
+    }
     if kind in ("pagerduty", "jira"):
         # These channels speak of incidents only; send a harmless one.
-        payload = {"kind": "triggered", "incident": {"key": "INC-0", "title": "PulseGuard test", "severity": "low", "status": "triggered"}, "message": payload["message"]}
+        payload = {
+            "kind": "triggered",
+            "incident": {"key": "INC-0", "title": "PulseGuard test", "severity": "low", "status": "triggered"},
+            "message": payload["message"],
+        }
     dispatcher = Dispatcher(settings_from_config(ctx.config))
     try:
         outcome = await dispatcher.send(args.destination, payload, dedup_key=f"test:{now.timestamp()}")
@@ -115,10 +142,10 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
 
     from tortoise import Tortoise
 
+    from engine.cli.oncall import parse_when
     from engine.escalation.chain import chain_for, minutes
     from engine.escalation.planner import Context
     from engine.escalation.policy import SEVERITIES
-    from engine.cli.oncall import parse_when
 
     config = ctx.config
     if config is None:
@@ -130,10 +157,12 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
     if args.service is not None:
         names = [s.name for s in config.services]
         if args.service not in names:
-            raise _usage(f"--service: no service named {args.service!r} ({'services: ' + ', '.join(names) if names else 'the configuration has no [[services]]'})")
+            raise _usage(
+                f"--service: no service named {args.service!r} ({'services: ' + ', '.join(names) if names else 'the configuration has no [[services]]'})"
+            )
         services = [args.service]
     tz = ZoneInfo(config.engine.timezone)
-    at = parse_when(args.at, tz, "--at") if args.at else datetime.now(timezone.utc)
+    at = parse_when(args.at, tz, "--at") if args.at else datetime.now(UTC)
     chain = await chain_for(Context.build(config), severity, at, services, conn=Tortoise.get_connection("default"))
 
     def local(t: datetime) -> str:
@@ -155,6 +184,7 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
     from engine.cli.main import LIMIT, ROW_ID
+
     parents = [common] if common is not None else []
     p = subparsers.add_parser("notifications", help="the notification outbox: list, retry, test a channel", parents=parents)
     p.add_argument("--state", help=", ".join(STATES))

@@ -18,12 +18,10 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.core.durations import duration_seconds, format_age
-from engine.core.errors import StartupError
 from engine.core.domain import (
     DEFAULT_ROOT_CAUSE_CATEGORIES,
     EARLIEST_TIME,
@@ -33,7 +31,10 @@ from engine.core.domain import (
     InvalidInput,
     check_time,
 )
-from engine.core.textclean import UNSAFE as _UNSAFE_JSON, terminal_text
+from engine.core.durations import duration_seconds, format_age
+from engine.core.errors import StartupError
+from engine.core.textclean import UNSAFE as _UNSAFE_JSON
+from engine.core.textclean import terminal_text
 
 # Modules that add subcommands with `register(subparsers)`; a missing one is skipped so an
 # area can land on its own.
@@ -170,10 +171,10 @@ def parse_time(text: str, what: str = "time") -> datetime:
     within engine.core.domain's time range."""
     value = (text or "").strip()
     if value == "now":
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     ago = duration_seconds(value.removeprefix("-")) if _AGE.match(value) else None
     if ago is not None:
-        return datetime.now(timezone.utc) - _span(ago, text, what)
+        return datetime.now(UTC) - _span(ago, text, what)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -182,7 +183,7 @@ def parse_time(text: str, what: str = "time") -> datetime:
         parsed = check_time(parsed if parsed.tzinfo is not None else parsed.astimezone(), what)
     except (OverflowError, ValueError, InvalidInput):  # astimezone() of a local time at the very edge
         raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})") from None
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def parse_date(text: str, what: str = "date") -> date:
@@ -288,7 +289,7 @@ def age(value: str | None, now: datetime | None = None) -> str:
     if not value:
         return "-"
     then = datetime.fromisoformat(value)
-    return format_age(int(((now or datetime.now(timezone.utc)) - then).total_seconds()))
+    return format_age(int(((now or datetime.now(UTC)) - then).total_seconds()))
 
 
 # --- incident commands --------------------------------------------------------------------
@@ -318,8 +319,14 @@ async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 LIST_COLUMNS = [
-    ("key", "key"), ("severity", "severity"), ("status", "status"), ("ack", "ack"), ("age", "age"),
-    ("title", "title"), ("assignee", "assignee"), ("services", "services"),
+    ("key", "key"),
+    ("severity", "severity"),
+    ("status", "status"),
+    ("ack", "ack"),
+    ("age", "age"),
+    ("title", "title"),
+    ("assignee", "assignee"),
+    ("services", "services"),
 ]
 
 
@@ -327,7 +334,11 @@ async def _incident_list(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import queries
 
     rows = await queries.list_incidents(
-        status=args.status, severity=args.severity, include_resolved=args.all, service=args.service, tag=args.tag,
+        status=args.status,
+        severity=args.severity,
+        include_resolved=args.all,
+        service=args.service,
+        tag=args.tag,
         limit=args.limit,
     )
     if ctx.json:
@@ -341,8 +352,8 @@ async def _incident_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.incidents import queries
     from engine.core.timefmt import format_range
+    from engine.incidents import queries
 
     data = await queries.incident_detail(args.key)
     if ctx.json:
@@ -350,9 +361,13 @@ async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     say(f"{data['key']}  {data['title']}")
     fields = [
-        ("severity", data["severity"]), ("status", data["status"]), ("source", data["source"]),
-        ("services", ", ".join(data["services"]) or "-"), ("tags", ", ".join(data["tags"]) or "-"),
-        ("assignee", data["assignee"] or "-"), ("detected", short_time(data["detected_at"])),
+        ("severity", data["severity"]),
+        ("status", data["status"]),
+        ("source", data["source"]),
+        ("services", ", ".join(data["services"]) or "-"),
+        ("tags", ", ".join(data["tags"]) or "-"),
+        ("assignee", data["assignee"] or "-"),
+        ("detected", short_time(data["detected_at"])),
         ("created", f"{short_time(data['created_at'])} by {data['created_by']}"),
         ("acknowledged", f"{short_time(data['acknowledged_at'])} by {data['acknowledged_by']}" if data["acknowledged_at"] else "no"),
         ("resolved", f"{short_time(data['resolved_at'])} by {data['resolved_by']}" if data["resolved_at"] else "no"),
@@ -398,14 +413,18 @@ async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
     if data["followups"]:
         say("\nFollow-ups")
         for f in data["followups"]:
-            say(f"  [{'x' if f['done'] else ' '}] #{f['id']} {f['group']}: {f['description']} ({f['owner'] or 'no owner'}, due {f['due_date'] or '-'})")
+            say(
+                f"  [{'x' if f['done'] else ' '}] #{f['id']} {f['group']}: {f['description']} ({f['owner'] or 'no owner'}, due {f['due_date'] or '-'})"
+            )
     return EXIT_OK
 
 
 def _print_analysis(analysis: dict[str, Any]) -> None:
     pattern = analysis.get("pattern")
     if pattern:
-        print(f"\nPattern: {pattern.get('label')} ({pattern.get('similar_count', 0)} similar in the last {pattern.get('period_days')} days)")
+        print(
+            f"\nPattern: {pattern.get('label')} ({pattern.get('similar_count', 0)} similar in the last {pattern.get('period_days')} days)"
+        )
         if pattern.get("hint"):
             print(f"  {pattern['hint']}")
         for other in (pattern.get("similar") or [])[:3]:
@@ -482,14 +501,15 @@ async def _incident_update(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def log_excerpt(path: Path, start: datetime, end: datetime, limit: int = 1_000_000, *, now: datetime | None = None,
-                zone: Any = None) -> str:
+def log_excerpt(
+    path: Path, start: datetime, end: datetime, limit: int = 1_000_000, *, now: datetime | None = None, zone: Any = None
+) -> str:
     """Lines of a log whose leading time stamp (ISO 8601, syslog RFC 5424 or RFC 3164; see
     engine.core.logtime) falls in [start, end]; continuation lines (stack traces) follow the line
     they belong to."""
     from engine.core.logtime import line_time
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     out: list[str] = []
     size = 0
     keep = False
@@ -515,13 +535,15 @@ def log_range(from_: str, to: str, now: datetime | None = None) -> tuple[datetim
         try:
             return parse_time(text, what)
         except UsageError:
-            raise UsageError(f"{what}: {text!r} is not a time (expected a clock time like 10:00, ISO 8601 like "
-                             "2026-11-27T10:25, 'now', or an age like 15m)") from None
+            raise UsageError(
+                f"{what}: {text!r} is not a time (expected a clock time like 10:00, ISO 8601 like "
+                "2026-11-27T10:25, 'now', or an age like 15m)"
+            ) from None
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     start = clock_start(from_, now) or full(from_, "--from")
     end = clock_end(to, start) or full(to, "--to")
-    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 async def _incident_evidence(args: argparse.Namespace, ctx: Context) -> int:
@@ -567,8 +589,13 @@ async def _incident_resolve(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
     inc = await services.resolve(
-        args.key, ctx.actor, root_cause=args.root_cause, solution=args.solution, category=args.category,
-        verification_steps=args.verify or [], categories=ctx.categories,
+        args.key,
+        ctx.actor,
+        root_cause=args.root_cause,
+        solution=args.solution,
+        category=args.category,
+        verification_steps=args.verify or [],
+        categories=ctx.categories,
     )
     print(f"{inc.key} resolved ({inc.root_cause_category})")
     return EXIT_OK
@@ -612,10 +639,17 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
     p = sub.add_parser("incident", help="create, change and read incidents", parents=[common])
     isub = p.add_subparsers(dest="incident_command", metavar="COMMAND", required=True, parser_class=Parser)
 
-    def cmd(name: str, handler: Callable[..., Any], help: str, read: bool = False, description: str | None = None,
-            epilog: str | None = None) -> argparse.ArgumentParser:
-        c: argparse.ArgumentParser = isub.add_parser(name, help=help, parents=[common], description=description or help[:1].upper() + help[1:] + ".",
-                            epilog=epilog, formatter_class=_HelpFormatter)
+    def cmd(
+        name: str, handler: Callable[..., Any], help: str, read: bool = False, description: str | None = None, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        c: argparse.ArgumentParser = isub.add_parser(
+            name,
+            help=help,
+            parents=[common],
+            description=description or help[:1].upper() + help[1:] + ".",
+            epilog=epilog,
+            formatter_class=_HelpFormatter,
+        )
         c.set_defaults(handler=handler, needs_db=True)
         if read:
             c.add_argument("--json", action="store_true", help="machine-readable output")
@@ -624,8 +658,13 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
     def key(c: argparse.ArgumentParser) -> None:
         c.add_argument("key", help="the incident: INC-42 or 42")
 
-    c = cmd("create", _incident_create, "open a manual incident", read=True,
-            epilog='example: pulseguard incident create --title "Checkout 500s" --severity critical --service web-app')
+    c = cmd(
+        "create",
+        _incident_create,
+        "open a manual incident",
+        read=True,
+        epilog='example: pulseguard incident create --title "Checkout 500s" --severity critical --service web-app',
+    )
     c.add_argument("--title", required=True, help="what is wrong, in a line")
     c.add_argument("--severity", required=True, help="critical, high, medium or low")
     c.add_argument("--description", help="more detail (internal; never on the status page)")
@@ -678,13 +717,15 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
     c.add_argument("--internal", action="store_true", help="keep it off the status page")
 
     c = cmd(
-        "evidence", _incident_evidence, "attach a URL, a file or a log excerpt",
+        "evidence",
+        _incident_evidence,
+        "attach a URL, a file or a log excerpt",
         description="Attach evidence to an incident: a link (a screenshot, a dashboard), a file's contents, or the "
         "lines of a log file whose time stamps (ISO 8601 or syslog, RFC 3164 and 5424) fall between --from and "
         "--to (lines without a time stamp, such as stack traces, go with the line before them). Exactly one of "
         "--url, --file and --log.",
         epilog="examples:\n"
-        "  pulseguard incident evidence INC-1 --url https://files.example.com/500.png -d \"error page\"\n"
+        '  pulseguard incident evidence INC-1 --url https://files.example.com/500.png -d "error page"\n'
         "  pulseguard incident evidence INC-1 --file ./pool-stats.txt\n"
         "  pulseguard incident evidence INC-1 --log /var/log/app.log --from 10:00 --to 10:15\n"
         "  pulseguard incident evidence INC-1 --log /var/log/syslog --from 2026-03-02T10:00 --to 2026-03-02T11:00",
@@ -694,8 +735,13 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
     g.add_argument("--url", help="link to the evidence (http:// or https://)")
     g.add_argument("--file", help="attach this file (text or an image, up to 1 MB)")
     g.add_argument("--log", metavar="PATH", help="attach the lines of this log file between --from and --to")
-    c.add_argument("--from", dest="from_", metavar="T", help="with --log: start of the range: a clock time like 10:00 (the most recent past one), "
-                   "a time like 2026-03-02T10:00, or an age like 30m")
+    c.add_argument(
+        "--from",
+        dest="from_",
+        metavar="T",
+        help="with --log: start of the range: a clock time like 10:00 (the most recent past one), "
+        "a time like 2026-03-02T10:00, or an age like 30m",
+    )
     c.add_argument("--to", metavar="T", help="with --log: end of the range (a clock time is the first one after --from; 'now' for now)")
     c.add_argument("--description", "-d", help="what it shows")
 
@@ -722,7 +768,11 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
 
     c = cmd("followup", _incident_followup, "add a follow-up action")
     key(c)
-    c.add_argument("--group", required=True, help="preventive_measures, monitoring_improvements, documentation_updates, process_changes, technical_changes, team_changes")
+    c.add_argument(
+        "--group",
+        required=True,
+        help="preventive_measures, monitoring_improvements, documentation_updates, process_changes, technical_changes, team_changes",
+    )
     c.add_argument("--description", "-d", required=True, help="what is to be done")
     c.add_argument("--owner", help="who does it (a user id)")
     c.add_argument("--due", metavar="YYYY-MM-DD", help="when it is due")

@@ -8,12 +8,26 @@ import asyncio
 import logging
 import signal
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.cli.main import EXIT_OK, LIMIT, ROW_ID, Context, UsageError, age, number, parse_duration, parse_time, print_json, print_table, say, short_time
+from engine.cli.main import (
+    EXIT_OK,
+    LIMIT,
+    ROW_ID,
+    Context,
+    UsageError,
+    age,
+    number,
+    parse_duration,
+    parse_time,
+    print_json,
+    print_table,
+    say,
+    short_time,
+)
 
-UTC = timezone.utc
+UTC = UTC
 
 
 # --- engine ---------------------------------------------------------------------------------
@@ -34,6 +48,7 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
     _configure_logging(args.quiet, args.verbose, config)
     for warning in config.missing_env():
         print(f"warning: {warning}", file=sys.stderr)
+
     def say(text: str) -> None:
         if not args.quiet:
             print(text, flush=True)
@@ -63,12 +78,17 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
         say(f"engine: API and status page on {api.url}")
     # What this process runs, on stderr (a service manager's log): an engine started without
     # its configuration must not look like one that pages people.
-    from engine.runtime.engine import start_summary
     from engine.notify.channels import settings_from_config
     from engine.notify.deliverer import pending_unservable
+    from engine.runtime.engine import start_summary
 
-    summary = start_summary(config, ctx.database, api_url=api_url, new_database=bool(ctx.extras.get("created_database")),
-                            waiting=await pending_unservable(settings_from_config(config)))
+    summary = start_summary(
+        config,
+        ctx.database,
+        api_url=api_url,
+        new_database=bool(ctx.extras.get("created_database")),
+        waiting=await pending_unservable(settings_from_config(config)),
+    )
     for line in summary:
         if not args.quiet or "no configuration file" in line or "pending notification" in line:  # --quiet: the warnings
             print(line, file=sys.stderr, flush=True)
@@ -96,21 +116,35 @@ async def _engine(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _targets(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.runtime.lease import Lease
     from engine.monitor.metrics import list_targets, target_address
+    from engine.runtime.lease import Lease
 
     rows = await list_targets()
     known = {r["name"] for r in rows}
     if ctx.config is not None:
         for t in ctx.config.targets:
             if t.name not in known:
-                rows.append({
-                    "name": t.name, "kind": t.kind, "address": target_address(t), "service": t.service,
-                    "interval": t.interval, "timeout": t.timeout, "active": True, "state": "unknown",
-                    "last_at": None, "last_ok": None, "last_latency_ms": None, "last_status_code": None,
-                    "last_error": "never probed (no engine has run with this target)", "last_ok_at": None,
-                    "last_change_at": None, "cert_days_left": None, "updated_at": None,
-                })
+                rows.append(
+                    {
+                        "name": t.name,
+                        "kind": t.kind,
+                        "address": target_address(t),
+                        "service": t.service,
+                        "interval": t.interval,
+                        "timeout": t.timeout,
+                        "active": True,
+                        "state": "unknown",
+                        "last_at": None,
+                        "last_ok": None,
+                        "last_latency_ms": None,
+                        "last_status_code": None,
+                        "last_error": "never probed (no engine has run with this target)",
+                        "last_ok_at": None,
+                        "last_change_at": None,
+                        "cert_days_left": None,
+                        "updated_at": None,
+                    }
+                )
         rows.sort(key=lambda r: r["name"])
     lease = await Lease().current()
     if ctx.json:
@@ -123,17 +157,34 @@ async def _targets(args: argparse.Namespace, ctx: Context) -> int:
         state = r["state"]
         if not running and state in ("up", "down"):
             state = f"no data (was {state})"  # nobody is probing: the last state is history
-        table.append({
-            "name": r["name"], "kind": r["kind"], "state": state,
-            "latency": f"{latency:.0f} ms" if latency is not None else None,
-            "code": r["last_status_code"], "checked": age(r["last_at"]) + " ago" if r["last_at"] else None,
-            "error": r["last_error"], "service": r["service"],
-            "cert": f"{r['cert_days_left']:.0f} d" if r.get("cert_days_left") is not None else None,
-        })
-    print_table(table, [("name", "target"), ("kind", "kind"), ("state", "state"), ("latency", "latency"),
-                        ("code", "code"), ("checked", "checked"), ("cert", "cert"), ("service", "service"),
-                        ("error", "last error")],
-                empty="no targets (add [[targets]] to the configuration)")
+        table.append(
+            {
+                "name": r["name"],
+                "kind": r["kind"],
+                "state": state,
+                "latency": f"{latency:.0f} ms" if latency is not None else None,
+                "code": r["last_status_code"],
+                "checked": age(r["last_at"]) + " ago" if r["last_at"] else None,
+                "error": r["last_error"],
+                "service": r["service"],
+                "cert": f"{r['cert_days_left']:.0f} d" if r.get("cert_days_left") is not None else None,
+            }
+        )
+    print_table(
+        table,
+        [
+            ("name", "target"),
+            ("kind", "kind"),
+            ("state", "state"),
+            ("latency", "latency"),
+            ("code", "code"),
+            ("checked", "checked"),
+            ("cert", "cert"),
+            ("service", "service"),
+            ("error", "last error"),
+        ],
+        empty="no targets (add [[targets]] to the configuration)",
+    )
     if lease is None:
         print("\nno engine has run on this database yet (start one with `pulseguard engine`)")
     elif lease["expired"]:
@@ -171,8 +222,7 @@ async def _metrics_query(args: argparse.Namespace, ctx: Context) -> int:
     until = parse_time(args.until, "--until") if args.until else None
     if until is not None and until <= since:
         raise UsageError("--until must be after --since")
-    points = await query_series(args.series, since=since, until=until, target=args.target,
-                                resolution=args.resolution, limit=args.limit)
+    points = await query_series(args.series, since=since, until=until, target=args.target, resolution=args.resolution, limit=args.limit)
     if ctx.json:
         print_json(points)
         return EXIT_OK
@@ -232,9 +282,14 @@ async def _maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
             if name not in target_names:
                 print(f"warning: no target {name!r} in the configuration", file=sys.stderr)
     window = await services.create_maintenance(
-        title=args.title, starts_at=start, ends_at=end, actor=ctx.actor,
+        title=args.title,
+        starts_at=start,
+        ends_at=end,
+        actor=ctx.actor,
         kind="emergency" if args.emergency else "scheduled",
-        services=args.service or [], targets=args.target or [], description=args.description or "",
+        services=args.service or [],
+        targets=args.target or [],
+        description=args.description or "",
         known_services=service_names,
     )
     if ctx.json:
@@ -243,8 +298,10 @@ async def _maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
         print_json(next(w for w in await list_maintenance(include_ended=True) if w["id"] == window.id))
     else:
         covered = ", ".join([*(f"service {s}" for s in window.services), *(f"target {t}" for t in window.targets)])
-        say(f"maintenance #{window.id} ({window.kind}) {short_time(window.starts_at.isoformat())} → "
-              f"{short_time(window.ends_at.isoformat())}: {window.title} [{covered}]")
+        say(
+            f"maintenance #{window.id} ({window.kind}) {short_time(window.starts_at.isoformat())} → "
+            f"{short_time(window.ends_at.isoformat())}: {window.title} [{covered}]"
+        )
     return EXIT_OK
 
 
@@ -267,11 +324,30 @@ async def _maintenance_list(args: argparse.Namespace, ctx: Context) -> int:
             state = "active"
         else:
             state = "scheduled"
-        table.append({"id": r["id"], "state": state, "kind": r["kind"], "starts": short_time(r["starts_at"]),
-                      "ends": short_time(r["ends_at"]), "covers": [*r["services"], *r["targets"]], "title": r["title"]})
-    print_table(table, [("id", "id"), ("state", "state"), ("kind", "kind"), ("starts", "starts"), ("ends", "ends"),
-                        ("covers", "covers"), ("title", "title")],
-                empty="no maintenance windows" + ("" if args.all else " now or ahead (use --all for past ones)"))
+        table.append(
+            {
+                "id": r["id"],
+                "state": state,
+                "kind": r["kind"],
+                "starts": short_time(r["starts_at"]),
+                "ends": short_time(r["ends_at"]),
+                "covers": [*r["services"], *r["targets"]],
+                "title": r["title"],
+            }
+        )
+    print_table(
+        table,
+        [
+            ("id", "id"),
+            ("state", "state"),
+            ("kind", "kind"),
+            ("starts", "starts"),
+            ("ends", "ends"),
+            ("covers", "covers"),
+            ("title", "title"),
+        ],
+        empty="no maintenance windows" + ("" if args.all else " now or ahead (use --all for past ones)"),
+    )
     return EXIT_OK
 
 
@@ -304,8 +380,7 @@ def listen_address(args: argparse.Namespace, config: Any) -> str | None:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     parser_class = sub._parser_class
 
-    p = sub.add_parser("engine", help="run the engine headless (probes, triggers, escalation, API); Ctrl-C stops it",
-                       parents=[common])
+    p = sub.add_parser("engine", help="run the engine headless (probes, triggers, escalation, API); Ctrl-C stops it", parents=[common])
     p.add_argument("--quiet", "-q", action="store_true", help="print warnings only")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     p.add_argument("--api", metavar="HOST:PORT", help="also serve the REST API and status page here (or [engine] api)")
@@ -324,17 +399,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_metrics_push, needs_db=True)
     c = msub.add_parser("query", help="samples of a series (raw, or per-minute rollups for long spans)", parents=[common])
-    c.add_argument("series", metavar="SERIES", help="e.g. cpu_percent, queue_depth{job=\"x\"}, response_time --target api")
+    c.add_argument("series", metavar="SERIES", help='e.g. cpu_percent, queue_depth{job="x"}, response_time --target api')
     c.add_argument("--since", metavar="D", help="start: an age like 15m, 2h, 7d or an ISO time (default 1h)")
     c.add_argument("--until", metavar="T", help="end: an ISO time or an age (default now)")
     c.add_argument("--target", help="only this target's series (needed for response_time and ok)")
-    c.add_argument("--resolution", choices=["auto", "raw", "minute"], default="auto", help="raw samples, per-minute rollups, or auto (by the range)")
+    c.add_argument(
+        "--resolution", choices=["auto", "raw", "minute"], default="auto", help="raw samples, per-minute rollups, or auto (by the range)"
+    )
     c.add_argument("--limit", type=LIMIT, default=10_000, help="at most this many points (default 10000)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_metrics_query, needs_db=True)
 
-    p = sub.add_parser("maintenance", help="maintenance windows: no incident is auto-opened for what they cover",
-                       parents=[common])
+    p = sub.add_parser("maintenance", help="maintenance windows: no incident is auto-opened for what they cover", parents=[common])
     msub = p.add_subparsers(dest="maintenance_command", metavar="COMMAND", required=True, parser_class=parser_class)
     c = msub.add_parser("add", help="schedule (or, with --emergency, declare) a window", parents=[common])
     c.add_argument("--title", required=True, help="what the window is for")
@@ -355,8 +431,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     c.add_argument("id", type=ROW_ID, metavar="ID", help="the window's id, as `maintenance list` shows it")
     c.set_defaults(handler=_maintenance_end, needs_db=True)
 
-    p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)",
-                       parents=[common])
-    p.add_argument("--duration", type=number(0, 10**9), default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)")
+    p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)", parents=[common])
+    p.add_argument(
+        "--duration", type=number(0, 10**9), default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
     p.set_defaults(handler=_demo, needs_db=False)

@@ -1,10 +1,10 @@
 """`pulseguard oncall …`: who is on call, overrides, and an iCalendar feed of the shifts.
 
-    pulseguard oncall [--at TIME] [--schedule S] [--days N] [--json]
-    pulseguard oncall override USER [--covers WHO] --from TIME --to TIME [--schedule S] [--reason R]
-    pulseguard oncall overrides [--schedule S] [--all] [--json]
-    pulseguard oncall cancel-override ID
-    pulseguard oncall export --ical [--schedule S] [--days N] [--output FILE]
+pulseguard oncall [--at TIME] [--schedule S] [--days N] [--json]
+pulseguard oncall override USER [--covers WHO] --from TIME --to TIME [--schedule S] [--reason R]
+pulseguard oncall overrides [--schedule S] [--all] [--json]
+pulseguard oncall cancel-override ID
+pulseguard oncall export --ical [--schedule S] [--days N] [--output FILE]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import json
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,7 +31,7 @@ def _usage(message: str) -> Exception:
 
 def parse_when(text: str, tz: ZoneInfo, what: str, now: datetime | None = None) -> datetime:
     """'now', '+2h' / '-1d' (relative to now), or ISO 8601 (a time without offset is in `tz`)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     value = (text or "").strip()
     if value == "now":
         return now
@@ -50,7 +50,7 @@ def parse_when(text: str, tz: ZoneInfo, what: str, now: datetime | None = None) 
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
-        return check_time(parsed, what).astimezone(timezone.utc)
+        return check_time(parsed, what).astimezone(UTC)
     except (InvalidInput, OverflowError):
         raise _usage(f"{what}: {text!r} is out of range") from None
 
@@ -92,7 +92,7 @@ async def show(args: argparse.Namespace, ctx: Any) -> int:
 
     config = _config(ctx)
     engine_tz = ZoneInfo(config.engine.timezone)
-    at = parse_when(args.at, engine_tz, "--at") if args.at else datetime.now(timezone.utc)
+    at = parse_when(args.at, engine_tz, "--at") if args.at else datetime.now(UTC)
     schedule = _pick_schedule(config, args.schedule)
     overview = await load_oncall_overview(config, at, days=args.days, schedule=schedule)
     if ctx.json or args.json:
@@ -101,20 +101,40 @@ async def show(args: argparse.Namespace, ctx: Any) -> int:
     rows = []
     for s in overview["schedules"]:
         cur, nxt = s.get("on_call") or {}, s.get("next_handoff")
-        rows.append({
-            "schedule": s["name"],
-            "on_call": _who(cur.get("person")) if cur else s.get("note", "-"),
-            "since": _local(cur.get("start"), s["timezone"]) if cur else "-",
-            "until": (_local(cur["end"], s["timezone"]) if cur.get("end") else "no hand-off") if cur else "-",
-            "next": f"{_who(nxt['person'])} at {_local(nxt['at'], s['timezone'])}" if nxt else "-",
-            "override": (cur.get("override") or "-") if cur else "-",
-        })
+        rows.append(
+            {
+                "schedule": s["name"],
+                "on_call": _who(cur.get("person")) if cur else s.get("note", "-"),
+                "since": _local(cur.get("start"), s["timezone"]) if cur else "-",
+                "until": (_local(cur["end"], s["timezone"]) if cur.get("end") else "no hand-off") if cur else "-",
+                "next": f"{_who(nxt['person'])} at {_local(nxt['at'], s['timezone'])}" if nxt else "-",
+                "override": (cur.get("override") or "-") if cur else "-",
+            }
+        )
     print(f"on call at {_local(overview['now'], config.engine.timezone)}")
-    print_table(rows, [("schedule", "schedule"), ("on_call", "on call"), ("since", "since"), ("until", "until"), ("next", "next hand-off"), ("override", "override")])
+    print_table(
+        rows,
+        [
+            ("schedule", "schedule"),
+            ("on_call", "on call"),
+            ("since", "since"),
+            ("until", "until"),
+            ("next", "next hand-off"),
+            ("override", "override"),
+        ],
+    )
     if schedule is not None:
         s = overview["schedules"][0]
         print(f"\nshifts of {s['name']} for the next {args.days:g} days ({s['timezone']}):")
-        shifts = [{"who": _who(x["person"]), "from": _local(x["start"], s["timezone"]), "to": _local(x["end"], s["timezone"]), "note": x["override"] or x["layer"]} for x in s["shifts"]]
+        shifts = [
+            {
+                "who": _who(x["person"]),
+                "from": _local(x["start"], s["timezone"]),
+                "to": _local(x["end"], s["timezone"]),
+                "note": x["override"] or x["layer"],
+            }
+            for x in s["shifts"]
+        ]
         print_table(shifts, [("who", "who"), ("from", "from"), ("to", "to"), ("note", "layer / override")])
     return EXIT_OK
 
@@ -133,9 +153,13 @@ async def override(args: argparse.Namespace, ctx: Any) -> int:
     tz = ZoneInfo(sched.timezone or config.engine.timezone)
     start = parse_when(args.from_, tz, "--from")
     end = parse_when(args.to, tz, "--to")
-    row = await create_override(config, schedule=name, user=args.user, covers=args.covers, start=start, end=end, actor=ctx.actor, reason=args.reason or "")
+    row = await create_override(
+        config, schedule=name, user=args.user, covers=args.covers, start=start, end=end, actor=ctx.actor, reason=args.reason or ""
+    )
     who = f"{row.user} covers {row.covers}" if row.covers else f"{row.user} is on call"
-    print(f"override #{row.id}: {who} on {name} from {_local(row.starts_at.isoformat(), tz.key)} to {_local(row.ends_at.isoformat(), tz.key)}")
+    print(
+        f"override #{row.id}: {who} on {name} from {_local(row.starts_at.isoformat(), tz.key)} to {_local(row.ends_at.isoformat(), tz.key)}"
+    )
     return EXIT_OK
 
 
@@ -150,7 +174,19 @@ async def list_overrides_cmd(args: argparse.Namespace, ctx: Any) -> int:
         return EXIT_OK
     tz = config.engine.timezone
     shown = [{**r, "start": _local(r["start"], tz), "end": _local(r["end"], tz)} for r in rows]
-    print_table(shown, [("id", "id"), ("schedule", "schedule"), ("user", "user"), ("covers", "covers"), ("start", "from"), ("end", "to"), ("reason", "reason")], empty="(no overrides)")
+    print_table(
+        shown,
+        [
+            ("id", "id"),
+            ("schedule", "schedule"),
+            ("user", "user"),
+            ("covers", "covers"),
+            ("start", "from"),
+            ("end", "to"),
+            ("reason", "reason"),
+        ],
+        empty="(no overrides)",
+    )
     return EXIT_OK
 
 
@@ -171,7 +207,7 @@ async def export(args: argparse.Namespace, ctx: Any) -> int:
         raise _usage("export: give the format (--ical)")
     config = _config(ctx)
     name = _pick_schedule(config, args.schedule)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start = now - timedelta(days=7)
     end = now + timedelta(days=args.days)
     extra = await overrides_by_schedule(start, end)
@@ -195,6 +231,7 @@ async def export(args: argparse.Namespace, ctx: Any) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
     from engine.cli.main import ROW_ID, number
+
     parents = [common] if common is not None else []
     p = subparsers.add_parser("oncall", help="who is on call; overrides; iCalendar export", parents=parents)
     p.add_argument("--at", help="when (ISO 8601 in the engine's time zone, 'now', '+2h', '-1d'); default now")

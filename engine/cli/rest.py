@@ -84,8 +84,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], co
     sub = p.add_subparsers(dest="token_command", metavar="COMMAND", required=True, parser_class=parser_class)
     c = sub.add_parser("create", help="create a token (shown once, stored hashed)", parents=parents)
     c.add_argument("name", metavar="NAME", help="who or what uses it; acts as the actor of its changes")
-    c.add_argument("--role", required=True, choices=["viewer", "responder", "admin"],
-                   help="viewer reads; responder also changes incidents; admin also manages services, targets, maintenance, tokens")
+    c.add_argument(
+        "--role",
+        required=True,
+        choices=["viewer", "responder", "admin"],
+        help="viewer reads; responder also changes incidents; admin also manages services, targets, maintenance, tokens",
+    )
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=_token_create, needs_db=True)
     c = sub.add_parser("list", help="list tokens (never the tokens themselves)", parents=parents)

@@ -19,15 +19,19 @@ async def _backup(args: argparse.Namespace, ctx: Context) -> int:
     db = database_for(args, ctx)
     if db.kind == "postgres":
         # pg_dump is the tool for a consistent PostgreSQL copy; we say how rather than wrap it.
-        print(f"error: backup copies SQLite databases; for PostgreSQL run: {pg_dump_command(db, args.path)} "
-              "(restore with pg_restore)", file=sys.stderr)
+        print(
+            f"error: backup copies SQLite databases; for PostgreSQL run: {pg_dump_command(db, args.path)} (restore with pg_restore)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from engine.storage.db import check_database
 
     # The same refusals as every command that needs an existing database (none is created).
     await check_database(db, create=False, create_dirs=False)
     result = await asyncio.to_thread(backup_sqlite, db, Path(args.path), force=args.force)
-    print(f"backed up {db.label} to {result.path} ({result.incidents} incident{'s' if result.incidents != 1 else ''}, {_size(result.size)}, integrity ok)")
+    print(
+        f"backed up {db.label} to {result.path} ({result.incidents} incident{'s' if result.incidents != 1 else ''}, {_size(result.size)}, integrity ok)"
+    )
     return EXIT_OK
 
 
@@ -79,8 +83,10 @@ async def _import(args: argparse.Namespace, ctx: Context) -> int:
 
     doc = args.document
     result = await import_document(doc, ctx.actor, as_new=args.as_new, source=args.file if args.file != "-" else "")
-    print(f"imported {result.incidents} incident{'s' if result.incidents != 1 else ''} ({result.rows} rows)"
-          + ("" if result.ids_kept else "; row ids shifted past the existing ones"))
+    print(
+        f"imported {result.incidents} incident{'s' if result.incidents != 1 else ''} ({result.rows} rows)"
+        + ("" if result.ids_kept else "; row ids shifted past the existing ones")
+    )
     for old, new in result.rekeyed.items():
         print(f"  {old} is now {new}")
     return EXIT_OK

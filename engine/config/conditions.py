@@ -352,9 +352,7 @@ def _read_labels(text: str, pos: int) -> tuple[tuple[tuple[str, str], ...], int]
         label = m.group()
         i = skip_spaces(m.end())
         if text.startswith("==", i) or text.startswith("!=", i) or text.startswith("=~", i):
-            raise ConditionError(
-                f"labels match exactly, with a single '=' (like {label}=\"api\")", i + 1
-            )
+            raise ConditionError(f"labels match exactly, with a single '=' (like {label}=\"api\")", i + 1)
         if not text.startswith("=", i):
             raise ConditionError(f"expected '=' after label '{label}'", i + 1)
         i = skip_spaces(i + 1)
@@ -450,9 +448,7 @@ def _tokenize(text: str) -> list[_Token]:
             if percent:
                 end += 1
             if end < n and (text[end].isalnum() or text[end] in "_.%:"):
-                raise ConditionError(
-                    f"unexpected '{text[end]}' after the number {text[i:end]}", end + 1
-                )
+                raise ConditionError(f"unexpected '{text[end]}' after the number {text[i:end]}", end + 1)
             if math.isinf(number):
                 raise ConditionError(f"the number {text[i:end]} is too large", col)
             tokens.append(_Token("NUM", text[i:end], col, Number(number, percent)))
@@ -466,9 +462,7 @@ def _tokenize(text: str) -> list[_Token]:
                 if percent:
                     end += 1
                 if end < n and (text[end].isalnum() or text[end] in "_.%:"):
-                    raise ConditionError(
-                        f"unexpected '{text[end]}' after the number {text[i:end]}", end + 1
-                    )
+                    raise ConditionError(f"unexpected '{text[end]}' after the number {text[i:end]}", end + 1)
                 tokens.append(_Token("NUM", text[i:end], col, Number(-float(m.group()), percent)))
                 i = end
                 continue
@@ -560,9 +554,7 @@ class _Parser:
     def operand_of(self, op: _Token, rule) -> Node:  # type: ignore[no-untyped-def]
         token = self.peek()
         if token.kind in ("END", "RPAREN", "AND", "OR", "CMP"):
-            raise ConditionError(
-                f"expected a condition after '{op.text}', found {token.describe()}", token.column
-            )
+            raise ConditionError(f"expected a condition after '{op.text}', found {token.describe()}", token.column)
         node: Node = rule()
         return node
 
@@ -597,9 +589,7 @@ class _Parser:
             closing = self.peek()
             if closing.kind != "RPAREN":
                 if closing.kind == "END":
-                    raise ConditionError(
-                        f"expected ')' to close the '(' at column {token.column}", closing.column
-                    )
+                    raise ConditionError(f"expected ')' to close the '(' at column {token.column}", closing.column)
                 raise self.expected_closing(closing, token)
             self.take()
             return node
@@ -627,8 +617,7 @@ class _Parser:
                 return Comparison(left, nxt.value, right)  # type: ignore[arg-type]
             if nxt.kind in _OPERAND_KINDS or nxt.kind == "LPAREN":
                 raise ConditionError(
-                    f"expected a comparison operator (>, >=, <, <=, ==, !=) after {token.describe()}, "
-                    f"found {nxt.describe()}",
+                    f"expected a comparison operator (>, >=, <, <=, ==, !=) after {token.describe()}, found {nxt.describe()}",
                     nxt.column,
                 )
             if token.kind == "NUM":
@@ -638,9 +627,7 @@ class _Parser:
                 )
             return Truthy(left)
         if token.kind == "CMP":
-            raise ConditionError(
-                f"expected a number or a variable before '{token.text}'", token.column
-            )
+            raise ConditionError(f"expected a number or a variable before '{token.text}'", token.column)
         if token.kind == "RPAREN":
             raise ConditionError("unmatched ')'", token.column)
         if token.kind == "END":
@@ -654,8 +641,7 @@ class _Parser:
         if closing.kind == "CMP":
             return self.expected_connective(closing)
         return ConditionError(
-            f"expected AND, OR or ')' to close the '(' at column {opening.column}, "
-            f"found {closing.describe()}",
+            f"expected AND, OR or ')' to close the '(' at column {opening.column}, found {closing.describe()}",
             closing.column,
         )
 

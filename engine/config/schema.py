@@ -41,9 +41,9 @@ from pydantic import (
     model_validator,
 )
 
-from engine.core.durations import duration_seconds, format_duration
 from engine.config.conditions import Condition, ConditionError, parse_condition
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, Severity
+from engine.core.durations import duration_seconds, format_duration
 
 __all__ = [
     "Config",
@@ -113,9 +113,7 @@ def _positive_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
-PositiveDuration = Annotated[
-    float, BeforeValidator(_positive_duration), PlainSerializer(format_duration)
-]
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration), PlainSerializer(format_duration)]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -123,8 +121,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 def _check_name(value: str) -> str:
     if not _NAME_RE.match(value):
         raise ValueError(
-            f"expected a name of letters, digits, '-', '_' or '.' (at most 64, starting with a "
-            f"letter or digit), got {_show(value)}"
+            f"expected a name of letters, digits, '-', '_' or '.' (at most 64, starting with a letter or digit), got {_show(value)}"
         )
     return value
 
@@ -192,9 +189,7 @@ def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f'unknown time zone {_show(value)} (expected an IANA name like "Europe/Amsterdam" or "UTC")'
-        ) from None
+        raise ValueError(f'unknown time zone {_show(value)} (expected an IANA name like "Europe/Amsterdam" or "UTC")') from None
     return value
 
 
@@ -221,9 +216,7 @@ def _parse_condition_value(value: object) -> Condition:
         raise ValueError(f"{exc} (in {_show(value)})") from None
 
 
-ConditionField = Annotated[
-    Condition, BeforeValidator(_parse_condition_value), PlainSerializer(str, return_type=str)
-]
+ConditionField = Annotated[Condition, BeforeValidator(_parse_condition_value), PlainSerializer(str, return_type=str)]
 
 # Lenient enum fields: the models are strict (no "yes" for true, no "5" for 5), but enums must
 # still accept their string values.
@@ -294,9 +287,7 @@ Weekday = Annotated[str, AfterValidator(_check_weekday)]
 class Section(BaseModel):
     """Base of every table in the file: strict types, unknown keys refused."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, populate_by_name=True, allow_inf_nan=False
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class EngineSection(Section):
@@ -343,7 +334,7 @@ class EngineSection(Section):
             try:
                 ipaddress.ip_network(item.strip(), strict=False)
             except ValueError:
-                raise ValueError(f"expected IP addresses or networks such as \"10.0.0.0/8\", got {_show(item)}") from None
+                raise ValueError(f'expected IP addresses or networks such as "10.0.0.0/8", got {_show(item)}') from None
         return [item.strip() for item in value]
 
     @field_validator("api")
@@ -470,9 +461,7 @@ TARGET_KINDS: dict[str, type[TargetBase]] = {
     "prometheus": PrometheusTarget,
     "host": HostTarget,
 }
-Target = Annotated[
-    Union[HttpTarget, TcpTarget, PrometheusTarget, HostTarget], Field(discriminator="kind")
-]
+Target = Annotated[HttpTarget | TcpTarget | PrometheusTarget | HostTarget, Field(discriminator="kind")]
 
 
 class Trigger(Section):
@@ -541,10 +530,7 @@ class NotifyTarget:
 
 
 NOTIFY_KINDS = ("schedule", "next", "user", "webhook", "slack", "email", "pagerduty", "jira")
-_NOTIFY_HINT = (
-    'expected "schedule:NAME", "next:NAME", "user:ID", "webhook:NAME", "slack:#channel", '
-    '"email:ADDRESS", "pagerduty" or "jira"'
-)
+_NOTIFY_HINT = 'expected "schedule:NAME", "next:NAME", "user:ID", "webhook:NAME", "slack:#channel", "email:ADDRESS", "pagerduty" or "jira"'
 
 
 def parse_notify(entry: str) -> NotifyTarget:
@@ -605,7 +591,7 @@ class EscalationPolicies(Section):
 
 
 Rotation = Literal["daily", "weekly", "custom"]
-RotationStart = Union[LooseDatetime, Annotated[date, Field(strict=False)]]
+RotationStart = LooseDatetime | Annotated[date, Field(strict=False)]
 
 
 class RotationFields(Section):
@@ -928,11 +914,7 @@ class Config(Section):
 
     def missing_env(self) -> list[str]:
         """Warnings for environment variables the file names but this process does not have."""
-        return [
-            f"{path}: environment variable {var} is not set"
-            for path, var in self.env_references()
-            if var not in os.environ
-        ]
+        return [f"{path}: environment variable {var} is not set" for path, var in self.env_references() if var not in os.environ]
 
     def warnings(self) -> list[str]:
         """`key.path: …` for settings that load but cannot take effect as written (a channel
@@ -956,10 +938,7 @@ class Config(Section):
         if slack is not None and slack.incident_channels and not slack.webhook_url_env:
             out.append(f"integrations.slack.incident_channels: {no_slack}: these channels are not notified")
         if slack is not None and slack.command_integration and not slack.signing_secret_env:
-            out.append(
-                "integrations.slack.command_integration: signing_secret_env is not set: "
-                "slash commands are refused until it is"
-            )
+            out.append("integrations.slack.command_integration: signing_secret_env is not set: slash commands are refused until it is")
         no_smtp = "no SMTP server is configured ([integrations.email] smtp_host and from)"
         if internal.email_groups and email is None:
             out.append(f"notifications.internal.email_groups: {no_smtp}: these addresses get no e-mail")
@@ -1154,7 +1133,7 @@ def _describe_error(error: Mapping[str, Any], loc: tuple[Any, ...], raw: Any) ->
             owners = [k for k, m in TARGET_KINDS.items() if m is not model and name in m.model_fields]
             if owners:
                 kind = next(k for k, m in TARGET_KINDS.items() if m is model)
-                return f"unknown key for kind = \"{kind}\" ({name} belongs to {' and '.join(owners)} targets)"
+                return f'unknown key for kind = "{kind}" ({name} belongs to {" and ".join(owners)} targets)'
         if model is not None:
             names = _field_names(model)
             close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
@@ -1182,7 +1161,7 @@ def _describe_error(error: Mapping[str, Any], loc: tuple[Any, ...], raw: Any) ->
         message = str(error.get("msg", ""))
         for prefix in ("Value error, ", "Assertion failed, "):
             if message.startswith(prefix):
-                message = message[len(prefix):]
+                message = message[len(prefix) :]
         return message
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}, got {_show(value)}"
@@ -1290,7 +1269,7 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
             if isinstance(entry, dict) and isinstance(entry.get(key), str):
                 if entry[key] in seen:
                     problems.append(
-                        (f"{section}[{i}].{key}", f'duplicate {label} {_show(entry[key])} (also {section}[{seen[entry[key]]}])')
+                        (f"{section}[{i}].{key}", f"duplicate {label} {_show(entry[key])} (also {section}[{seen[entry[key]]}])")
                     )
                 else:
                     seen[entry[key]] = i
@@ -1307,9 +1286,7 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
 
     for i, target in enumerate(_list_in(raw, "targets")):
         if isinstance(target, dict) and isinstance(target.get("service"), str) and target["service"] not in services:
-            problems.append(
-                (f"targets[{i}].service", f"no service named {_show(target['service'])} ({_known('services', services)})")
-            )
+            problems.append((f"targets[{i}].service", f"no service named {_show(target['service'])} ({_known('services', services)})"))
 
     triggers = _dict_in(raw, "triggers")
     for name, trigger in triggers.items():
@@ -1317,14 +1294,10 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
             continue
         for j, value in enumerate(_list_in(trigger, "targets")):
             if isinstance(value, str) and not any(c in value for c in "*?[") and value not in targets:
-                problems.append(
-                    (f"triggers.{name}.targets[{j}]", f"no target named {_show(value)} ({_known('targets', targets)})")
-                )
+                problems.append((f"triggers.{name}.targets[{j}]", f"no target named {_show(value)} ({_known('targets', targets)})"))
         for j, value in enumerate(_list_in(trigger, "services")):
             if isinstance(value, str) and value not in services:
-                problems.append(
-                    (f"triggers.{name}.services[{j}]", f"no service named {_show(value)} ({_known('services', services)})")
-                )
+                problems.append((f"triggers.{name}.services[{j}]", f"no service named {_show(value)} ({_known('services', services)})"))
 
     def need_integration(path: str, name: str, why: str) -> None:
         if not isinstance(integrations.get(name), dict):

@@ -128,11 +128,14 @@ def repair_analysis(data: Any) -> dict[str, Any]:
         except InvalidInput:
             if section == "correlation" and isinstance(value, dict):
                 try:
-                    checked = validate_section(section, {
-                        **value,
-                        "series": [c for c in value.get("series") or [] if isinstance(c, dict) and c.get("series")],
-                        "related_incidents": [r for r in value.get("related_incidents") or [] if isinstance(r, dict) and r.get("key")],
-                    })
+                    checked = validate_section(
+                        section,
+                        {
+                            **value,
+                            "series": [c for c in value.get("series") or [] if isinstance(c, dict) and c.get("series")],
+                            "related_incidents": [r for r in value.get("related_incidents") or [] if isinstance(r, dict) and r.get("key")],
+                        },
+                    )
                 except InvalidInput:
                     continue
             else:

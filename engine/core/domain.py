@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 
@@ -103,8 +103,8 @@ class InvalidInput(DomainError):
 # Times a user may give (API, CLI, config): wide enough for any real event or plan, narrow
 # enough that zone conversion and adding a bounded duration never leave what Python and both
 # databases can store.
-EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=timezone.utc)
-LATEST_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 # Durations a user may give (maintenance windows, silences, look-back spans).
 LONGEST_DURATION = timedelta(days=36_600)
 
@@ -113,12 +113,13 @@ def check_time(value: datetime, field: str) -> datetime:
     """`value` unchanged when it lies between EARLIEST_TIME and LATEST_TIME (a time without a
     zone is taken as UTC for the check), else InvalidInput naming the field."""
     try:
-        instant = value.astimezone(timezone.utc) if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        instant = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
     except (OverflowError, ValueError):
         instant = None
     if instant is None or not EARLIEST_TIME <= instant < LATEST_TIME:
-        raise InvalidInput(field, f"{value.isoformat()} is out of range "
-                                  f"({EARLIEST_TIME.date().isoformat()} to {LATEST_TIME.date().isoformat()})")
+        raise InvalidInput(
+            field, f"{value.isoformat()} is out of range ({EARLIEST_TIME.date().isoformat()} to {LATEST_TIME.date().isoformat()})"
+        )
     return value
 
 

@@ -19,8 +19,23 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 OWN_LOGGERS = ("pulseguard", "engine")
-LIBRARY_LOGGERS = ("httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncpg", "tortoise",
-                   "aiosqlite", "aiosmtplib", "mail.log", "multipart", "fastapi", "starlette", "urllib3", "pyod")
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "asyncpg",
+    "tortoise",
+    "aiosqlite",
+    "aiosmtplib",
+    "mail.log",
+    "multipart",
+    "fastapi",
+    "starlette",
+    "urllib3",
+    "pyod",
+)
 LIBRARY_LEVEL = logging.WARNING
 MASK = "[redacted]"
 # Shorter values would mask ordinary words; a secret this short protects nothing anyway.
@@ -109,8 +124,7 @@ def protect(handler: logging.Handler) -> logging.Handler:
     return handler
 
 
-def configure(level: int = logging.INFO, config: Any = None,
-              fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:
+def configure(level: int = logging.INFO, config: Any = None, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:
     """Set up stderr logging for a long-running command: our loggers at `level`, libraries at
     WARNING, every handler of the root logger redacting the configuration's secrets."""
     _redactor.add(config_secrets(config))

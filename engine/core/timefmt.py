@@ -8,7 +8,7 @@ with its offset; this module is for display only.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,11 +54,11 @@ def _parse(value: str | datetime | None) -> datetime | None:
             when = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
             return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def zone_label(when: datetime) -> str:
-    """"CET", "UTC", "EST"; the offset ("+05:30") where the zone has no letters for a name."""
+    """ "CET", "UTC", "EST"; the offset ("+05:30") where the zone has no letters for a name."""
     name = when.tzname() or ""
     if name.isalpha():
         return name
@@ -70,8 +70,15 @@ def zone_label(when: datetime) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def format_time(value: str | datetime | None, *, date: bool | None = None, seconds: bool = False,
-                zone: tzinfo | str | None = None, now: datetime | None = None, empty: str = "-") -> str:
+def format_time(
+    value: str | datetime | None,
+    *,
+    date: bool | None = None,
+    seconds: bool = False,
+    zone: tzinfo | str | None = None,
+    now: datetime | None = None,
+    empty: str = "-",
+) -> str:
     """`value` (a datetime or an ISO 8601 string) for a person. `date`: True always shows the
     date, False never, None (default) only when it is not today in that zone."""
     when = _parse(value)
@@ -80,13 +87,13 @@ def format_time(value: str | datetime | None, *, date: bool | None = None, secon
     local = to_zone(when, zone)
     clock = local.strftime("%H:%M:%S" if seconds else "%H:%M")
     if date is None:
-        date = local.date() != to_zone(now or datetime.now(timezone.utc), zone).date()
+        date = local.date() != to_zone(now or datetime.now(UTC), zone).date()
     text = f"{local.strftime('%Y-%m-%d')} {clock}" if date else clock
     return f"{text} {zone_label(local)}"
 
 
 def format_range(start: str | datetime | None, end: str | datetime | None, **options: Any) -> str:
-    """"2026-12-04 10:00 CET → 11:30 CET": the end's date only when it differs from the start's."""
+    """ "2026-12-04 10:00 CET → 11:30 CET": the end's date only when it differs from the start's."""
     a, b = _parse(start), _parse(end)
     if a is None or b is None:
         return f"{format_time(start, **options)} → {format_time(end, **options)}"

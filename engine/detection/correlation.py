@@ -18,9 +18,10 @@ share services or tags.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 Stamp = datetime | float | int | str
 
@@ -56,7 +57,7 @@ def _epoch(value: Stamp) -> float:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 
@@ -97,7 +98,7 @@ def _bucket(ts: list[float], vs: list[float], limit: int) -> tuple[list[float], 
 
 
 def _fmt_time(epoch: float, tz: tzinfo | None) -> str:
-    return datetime.fromtimestamp(epoch, tz or timezone.utc).strftime("%H:%M")
+    return datetime.fromtimestamp(epoch, tz or UTC).strftime("%H:%M")
 
 
 def classify(
@@ -137,7 +138,7 @@ def classify(
     step_sd = _robust_sd(steps, _median(steps)) / math.sqrt(2) if len(steps) > 2 else 0.0
     sd = max(_robust_sd(base, before), step_sd, MIN_RELATIVE * abs(before) / NOISE_SIGMAS, 1e-9)
     threshold = NOISE_SIGMAS * sd
-    tail = vs[-max(3, n // 5):]
+    tail = vs[-max(3, n // 5) :]
     after = _median(tail)
     shift = after - before
 
@@ -153,8 +154,9 @@ def classify(
             first -= 1
         if len(run) <= max(3, n // 10):
             kind = "spike" if sign > 0 else "dip"
-            return _change(series, kind, f"{kind} at {_fmt_time(ts[first], tz)}", ts[first], abs(dev[peak_i]) / sd,
-                           before, vs[peak_i], start, span)
+            return _change(
+                series, kind, f"{kind} at {_fmt_time(ts[first], tz)}", ts[first], abs(dev[peak_i]) / sd, before, vs[peak_i], start, span
+            )
 
     if abs(shift) <= threshold:
         # A trend across the whole window can stay within the noise at both ends' medians only
@@ -197,11 +199,19 @@ def _relative(before: float, after: float) -> float | None:
     return None if before == 0 else (after - before) / abs(before)
 
 
-def _change(series: str, kind: str, label: str, onset: float, magnitude: float, before: float, after: float,
-            start: float, span: float) -> SeriesChange:
+def _change(
+    series: str, kind: str, label: str, onset: float, magnitude: float, before: float, after: float, start: float, span: float
+) -> SeriesChange:
     return SeriesChange(
-        series, kind, label, datetime.fromtimestamp(onset, timezone.utc), magnitude, before, after,
-        _relative(before, after), rank_score(onset, magnitude, start, span),
+        series,
+        kind,
+        label,
+        datetime.fromtimestamp(onset, UTC),
+        magnitude,
+        before,
+        after,
+        _relative(before, after),
+        rank_score(onset, magnitude, start, span),
     )
 
 
@@ -294,12 +304,14 @@ def related_incidents(
         shared_tags = sorted(tags & _as_set(other.get("tags")))
         if not shared_services and not shared_tags:
             continue
-        found.append({
-            "key": other.get("key"),
-            "title": other.get("title"),
-            "shared_services": shared_services,
-            "shared_tags": shared_tags,
-            "gap_seconds": round(abs(theirs[0] - mine[0]), 3),
-        })
+        found.append(
+            {
+                "key": other.get("key"),
+                "title": other.get("title"),
+                "shared_services": shared_services,
+                "shared_tags": shared_tags,
+                "gap_seconds": round(abs(theirs[0] - mine[0]), 3),
+            }
+        )
     found.sort(key=lambda r: (-(2 * len(r["shared_services"]) + len(r["shared_tags"])), r["gap_seconds"], str(r["key"])))
     return found[:limit]

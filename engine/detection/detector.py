@@ -33,15 +33,16 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
+from engine.core.domain import InvalidInput
 from engine.detection import features as feat
 from engine.detection.settings import SENSITIVITIES, DetectorSettings
-from engine.core.domain import InvalidInput
 
 __all__ = ["SENSITIVITIES", "DetectorSettings", "StreamingDetector", "Observation", "Batch", "FitJob", "warm_up"]
 MAX_EPISODES = 32  # alerts remembered per series (for marking false positives by window)
@@ -106,7 +107,7 @@ class FitJob:
     interval: float
     n_bins: int
 
-    def run(self) -> "FittedModel":
+    def run(self) -> FittedModel:
         """Fit HBOS on the training rows. Pure: touches nothing but its own arrays."""
         from pyod.models.hbos import HBOS
 
@@ -135,8 +136,7 @@ class FitJob:
             absdev = np.abs(dated[:, DAILY] - center[DAILY])
             # Mostly-constant daily differences (a series of rare spikes) have a MAD of zero:
             # fall back to the mean absolute deviation rather than call every spike infinite.
-            spread[DAILY] = np.where(np.median(absdev, axis=0) > 0, 1.4826 * np.median(absdev, axis=0),
-                                     1.2533 * absdev.mean(axis=0))
+            spread[DAILY] = np.where(np.median(absdev, axis=0) > 0, 1.4826 * np.median(absdev, axis=0), 1.2533 * absdev.mean(axis=0))
         else:
             center[DAILY] = 0.0
             spread[DAILY] = np.inf
@@ -236,7 +236,7 @@ def to_epoch(value: datetime | float | int | str) -> float:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.strip())
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 
@@ -424,7 +424,7 @@ class StreamingDetector:
         """Score buffer rows b0..b1-1 with the current model and decide their alerts."""
         fitted = st.fitted
         assert fitted is not None
-        x = feat.compute(st.ts[: b1], st.vals[: b1], b0, b1, fitted.interval)
+        x = feat.compute(st.ts[:b1], st.vals[:b1], b0, b1, fitted.interval)
         raw = np.asarray(fitted.model.decision_function(x), dtype=np.float64)
         zs = np.abs(x - fitted.center) / fitted.spread
         z = np.max(zs[:, DEVIATION_COLUMNS], axis=1)
@@ -447,8 +447,7 @@ class StreamingDetector:
         held = (reason >= REASON_EPISODE) & (reason <= REASON_KNOWN_FALSE_POSITIVE)
         score[:] = np.where(held, np.minimum(cal, 0.9 * self.settings.threshold), cal)
 
-    def _decide(self, st: SeriesState, b0: int, cal: np.ndarray, x: np.ndarray, alert: np.ndarray,
-                reason: np.ndarray) -> None:
+    def _decide(self, st: SeriesState, b0: int, cal: np.ndarray, x: np.ndarray, alert: np.ndarray, reason: np.ndarray) -> None:
         """Turn calibrated scores into alerts, row by row (the filter keeps per-series state)."""
         s = self.settings
         thr = s.threshold
@@ -508,8 +507,7 @@ class StreamingDetector:
             cal[j] = max(c, st.pending_score)
             self._open_episode(st, b, cal[j], sig, candidate=max(cb, 0))
 
-    def _open_episode(self, st: SeriesState, b: int, c: float, sig: list[float] | None = None,
-                      candidate: int | None = None) -> None:
+    def _open_episode(self, st: SeriesState, b: int, c: float, sig: list[float] | None = None, candidate: int | None = None) -> None:
         """Record an alert at buffer row b; `candidate` is the row that started it (b itself
         unless a later row confirmed it)."""
         cb = b if candidate is None else candidate
@@ -581,8 +579,12 @@ class StreamingDetector:
 
     # --------------------------------------------------------- learning API
 
-    def mark_false_positive(self, series: str, window: tuple[datetime | float | str, datetime | float | str] | None = None,
-                            signature: Sequence[float] | None = None) -> bool:
+    def mark_false_positive(
+        self,
+        series: str,
+        window: tuple[datetime | float | str, datetime | float | str] | None = None,
+        signature: Sequence[float] | None = None,
+    ) -> bool:
         """Remember the shape of a false alarm on `series` so the same shape no longer alerts.
 
         Give the alert's window (start, end) while the series still holds those rows, or the

@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 log = logging.getLogger("pulseguard.detection.enrich")
-UTC = timezone.utc
+UTC = UTC
 ACTOR = "engine"
 
 PAST_FIELDS = (
-    "number", "title", "description", "source", "target", "trigger", "services", "tags", "detected_at",
-    "created_at", "resolved_at", "root_cause", "solution", "false_positive",
+    "number",
+    "title",
+    "description",
+    "source",
+    "target",
+    "trigger",
+    "services",
+    "tags",
+    "detected_at",
+    "created_at",
+    "resolved_at",
+    "root_cause",
+    "solution",
+    "false_positive",
 )
 
 
@@ -70,7 +82,7 @@ class IncidentEnricher:
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._task.cancel()
             self._task = None
 
@@ -90,12 +102,12 @@ class IncidentEnricher:
             if not batch:
                 try:
                     await asyncio.wait_for(self._halt.wait(), self.interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def enrich(self, key: str) -> None:
-        from engine.incidents import services
         from engine.detection.gather import correlate_incident
+        from engine.incidents import services
         from engine.storage.models import Incident
 
         try:

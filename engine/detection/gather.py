@@ -6,12 +6,12 @@ Needs an open database (engine.storage.db.open_database). Nothing heavy is impor
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from typing import Any
 
 from engine.detection.correlation import SeriesChange, correlate, related_incidents
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def targets_of(config: Any, services: list[str]) -> set[str]:
@@ -46,8 +46,7 @@ async def incident_series(incident: Any, config: Any, window: timedelta) -> dict
     return out
 
 
-async def correlate_incident(key: str, config: Any = None, window: timedelta = timedelta(hours=1),
-                             limit: int = 20) -> dict[str, Any]:
+async def correlate_incident(key: str, config: Any = None, window: timedelta = timedelta(hours=1), limit: int = 20) -> dict[str, Any]:
     """Correlation analysis of one incident: ranked series changes and related incidents."""
     from engine.core.domain import NotFound, parse_incident_key
     from engine.storage.models import Incident
@@ -59,12 +58,17 @@ async def correlate_incident(key: str, config: Any = None, window: timedelta = t
     start = incident.detected_at or incident.created_at
     series = await incident_series(incident, config, window)
     changes: list[SeriesChange] = correlate(series, start, window)
-    nearby = await Incident.filter(
-        created_at__gte=start - timedelta(days=2), created_at__lte=start + window
-    ).values("number", "title", "services", "tags", "detected_at", "created_at", "resolved_at")
+    nearby = await Incident.filter(created_at__gte=start - timedelta(days=2), created_at__lte=start + window).values(
+        "number", "title", "services", "tags", "detected_at", "created_at", "resolved_at"
+    )
     others = [{**r, "key": f"INC-{r['number']}"} for r in nearby]
-    mine = {"key": incident.key, "services": incident.services, "tags": incident.tags,
-            "detected_at": start, "resolved_at": incident.resolved_at}
+    mine = {
+        "key": incident.key,
+        "services": incident.services,
+        "tags": incident.tags,
+        "detected_at": start,
+        "resolved_at": incident.resolved_at,
+    }
     return {
         "incident": incident.key,
         "start": start.astimezone(UTC).isoformat(),

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 Incident = Mapping[str, Any]
 
@@ -28,12 +29,12 @@ def _when(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(float(value), timezone.utc)
+        return datetime.fromtimestamp(float(value), UTC)
     if isinstance(value, str):
         value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     when: datetime = value  # anything else is a datetime
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return when
 
 
@@ -92,8 +93,7 @@ def _in_period(incident: Incident, past: Iterable[Incident], days: int, now: dat
     return out
 
 
-def similar_incidents(incident: Incident, past: Iterable[Incident], *, limit: int = 3,
-                      threshold: float = SIMILAR) -> list[dict[str, Any]]:
+def similar_incidents(incident: Incident, past: Iterable[Incident], *, limit: int = 3, threshold: float = SIMILAR) -> list[dict[str, Any]]:
     """The most similar past incidents (resolved ones with a fix first among equals), with what
     fixed them: key, title, similarity, root_cause, solution, resolved_at."""
     scored = []
@@ -109,20 +109,22 @@ def similar_incidents(incident: Incident, past: Iterable[Incident], *, limit: in
     out = []
     for s, _, t, p in scored[:limit]:
         resolved = _when(p.get("resolved_at"))
-        out.append({
-            "key": p.get("key"),
-            "title": p.get("title"),
-            "similarity": s,
-            "started_at": t.isoformat() if t else None,
-            "resolved_at": resolved.isoformat() if resolved else None,
-            "root_cause": p.get("root_cause"),
-            "solution": p.get("solution"),
-        })
+        out.append(
+            {
+                "key": p.get("key"),
+                "title": p.get("title"),
+                "similarity": s,
+                "started_at": t.isoformat() if t else None,
+                "resolved_at": resolved.isoformat() if resolved else None,
+                "root_cause": p.get("root_cause"),
+                "solution": p.get("solution"),
+            }
+        )
     return out
 
 
 def fix_hint(similar: Sequence[Mapping[str, Any]]) -> str | None:
-    """"Last time (INC-12), the fix was: …" from the closest similar incident that has one."""
+    """ "Last time (INC-12), the fix was: …" from the closest similar incident that has one."""
     for s in similar:
         if s.get("solution"):
             cause = f" (root cause: {s['root_cause']})" if s.get("root_cause") else ""
@@ -137,9 +139,14 @@ def frequency_label(count: int) -> str:
     return "rare" if count < FREQUENT else "frequent"
 
 
-def recurring_timing(incident: Incident, similar_past: Sequence[Incident],
-                     deployments: Iterable[Any] = (), *, after_deploy: timedelta = timedelta(minutes=30),
-                     hour_tolerance: float = 1.0) -> list[str]:
+def recurring_timing(
+    incident: Incident,
+    similar_past: Sequence[Incident],
+    deployments: Iterable[Any] = (),
+    *,
+    after_deploy: timedelta = timedelta(minutes=30),
+    hour_tolerance: float = 1.0,
+) -> list[str]:
     """Timing flags: "same hour daily" when similar incidents started around the same time of
     day on at least two other days; "after deployments" when this one started within
     `after_deploy` of a deployment and so did at least half of the similar ones (or this one did
@@ -173,12 +180,13 @@ def recurring_timing(incident: Incident, similar_past: Sequence[Incident],
     return flags
 
 
-def analyze(incident: Incident, past: Iterable[Incident], *, days: int = 30, now: Any = None,
-            deployments: Iterable[Any] = (), limit: int = 3) -> dict[str, Any]:
+def analyze(
+    incident: Incident, past: Iterable[Incident], *, days: int = 30, now: Any = None, deployments: Iterable[Any] = (), limit: int = 3
+) -> dict[str, Any]:
     """Everything pattern recognition says about a new incident: its frequency label, how many
     similar incidents happened in the last `days`, the closest ones with their fixes, a fix hint
     and timing flags."""
-    when = _when(now) or started(incident) or datetime.now(timezone.utc)
+    when = _when(now) or started(incident) or datetime.now(UTC)
     period = _in_period(incident, past, days, when)
     alike = [p for p in period if not p.get("false_positive") and similarity(incident, p) >= SIMILAR]
     similar = similar_incidents(incident, period, limit=limit)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.core.domain import InvalidInput
 
@@ -41,7 +42,7 @@ def _parse_time(text: str, where: str) -> float:
     except ValueError:
         raise InvalidInput(where, f"timestamp {text!r} is neither ISO 8601 (2014-07-01 00:00:00) nor epoch seconds") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -93,8 +94,9 @@ def read_series_csv(path: str | Path) -> SeriesFile:
     return SeriesFile(path, stamps, values_text, epoch, values)
 
 
-def replay_series(detector: Any, series: str, epoch: list[float], values: list[float],
-                  progress: Callable[[int], None] | None = None) -> tuple[list[float], list[bool]]:
+def replay_series(
+    detector: Any, series: str, epoch: list[float], values: list[float], progress: Callable[[int], None] | None = None
+) -> tuple[list[float], list[bool]]:
     """Run one series through `detector` (a StreamingDetector); returns scores and alerts."""
     import numpy as np
 
@@ -123,8 +125,9 @@ def write_result(path: Path, data: SeriesFile, scores: list[float], alerts: list
     tmp.replace(path)
 
 
-def replay_file(path: str | Path, out_path: str | Path, settings: Any = None,
-                progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+def replay_file(
+    path: str | Path, out_path: str | Path, settings: Any = None, progress: Callable[[int], None] | None = None
+) -> tuple[int, int]:
     """Replay one CSV into `out_path` with a fresh detector; returns (rows, alerts)."""
     from engine.detection.detector import StreamingDetector
 

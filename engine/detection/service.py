@@ -23,16 +23,17 @@ import fnmatch
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, cast
+from typing import Any, cast
 
-from engine.detection.worker import EVIDENCE_ROWS, Alert, DetectorHost, call, quiet_worker
+from engine.detection.worker import Alert, DetectorHost, call, quiet_worker
 
 log = logging.getLogger("pulseguard.detection")
 
-UTC = timezone.utc
+UTC = UTC
 MAX_QUEUE = 200_000  # samples waiting for the worker; beyond this the oldest are dropped
 # Samples per call to the worker: each call is pickled in one go, holding the interpreter lock,
 # so a large batch would stall the event loop for that long.
@@ -107,9 +108,17 @@ class AnomalyService:
 
     name = "anomaly"
 
-    def __init__(self, section: Any = None, patterns: Any = None, correlation: Any = None, *,
-                 flush_every: float = 1.0, push_poll: float = 5.0, detector_settings: Any = None,
-                 worker: str = "process") -> None:
+    def __init__(
+        self,
+        section: Any = None,
+        patterns: Any = None,
+        correlation: Any = None,
+        *,
+        flush_every: float = 1.0,
+        push_poll: float = 5.0,
+        detector_settings: Any = None,
+        worker: str = "process",
+    ) -> None:
         if worker not in ("process", "thread"):
             raise ValueError(f"worker must be 'process' or 'thread', not {worker!r}")
         self.worker = worker
@@ -185,7 +194,7 @@ class AnomalyService:
     def _correlation_window(self) -> float:
         return float(getattr(self.correlation, "window", 3600.0) or 3600.0)
 
-    def _call(self, method: str, *args: Any) -> "asyncio.Future[Any]":
+    def _call(self, method: str, *args: Any) -> asyncio.Future[Any]:
         """Run a DetectorHost method in the worker (process or thread)."""
         assert self._executor is not None
         loop = asyncio.get_running_loop()
@@ -283,12 +292,16 @@ class AnomalyService:
         # pushed series costs ten times as much, all of it on the event loop. The unary + keeps
         # SQLite on the primary key (a range scan) instead of the (series_id, at) index, which
         # would sort every unread sample for each page.
-        sql = ('SELECT s.id, s.series_id, s.at, s.value FROM metric_sample s WHERE s.id > ' + a +
-               " AND +s.series_id IN (SELECT id FROM metric_series WHERE source = 'push') ORDER BY s.id LIMIT " + b)
+        sql = (
+            "SELECT s.id, s.series_id, s.at, s.value FROM metric_sample s WHERE s.id > "
+            + a
+            + " AND +s.series_id IN (SELECT id FROM metric_series WHERE source = 'push') ORDER BY s.id LIMIT "
+            + b
+        )
         queued = 0
         while not self._halt.is_set():
             _, rows = await conn.execute_query(sql, [self._push_cursor, PUSH_PAGE])
-            for sample_id, series_id, at, value in rows:
+            for _sample_id, series_id, at, value in rows:
                 key = self._push_keys.get(series_id)
                 if key is None:
                     self._push_keys = dict(await MetricSeries.filter(source="push").values_list("id", "key"))
@@ -395,7 +408,10 @@ class AnomalyService:
         from engine.storage.models import Incident
 
         try:
-            rows = cast("list[dict[str, Any] | None]", await Incident.filter(source="anomaly", false_positive=True).values_list("analysis", flat=True))
+            rows = cast(
+                "list[dict[str, Any] | None]",
+                await Incident.filter(source="anomaly", false_positive=True).values_list("analysis", flat=True),
+            )
         except Exception:
             log.exception("could not read past false positives")
             return
@@ -422,8 +438,14 @@ class AnomalyService:
         title = f"Anomaly on {alert.series}: {_num(alert.value)} {direction} normal ({expected})"
         services_of = getattr(getattr(self.engine, "monitor", None), "services_by_target", None) or {}
         service = services_of.get(alert.target) if alert.target else None
-        incident_like = {"title": title, "target": alert.target, "trigger": "anomaly", "services": [service] if service else [],
-                         "detected_at": min(at, now), "source": "anomaly"}
+        incident_like = {
+            "title": title,
+            "target": alert.target,
+            "trigger": "anomaly",
+            "services": [service] if service else [],
+            "detected_at": min(at, now),
+            "source": "anomaly",
+        }
         analysis: dict[str, Any] = {
             "anomaly": {
                 "series": alert.series,
@@ -435,8 +457,13 @@ class AnomalyService:
                 "signature": [round(v, 6) for v in alert.signature],
             },
             # The same shape the enricher stores for other incidents (engine.core.analysis.Correlation).
-            "correlation": {"incident": None, "start": at.isoformat(), "window_seconds": self._correlation_window(),
-                            "series": alert.correlation, "related_incidents": []},
+            "correlation": {
+                "incident": None,
+                "start": at.isoformat(),
+                "window_seconds": self._correlation_window(),
+                "series": alert.correlation,
+                "related_incidents": [],
+            },
         }
         analysis["pattern"] = await self._patterns(incident_like)
         description = (
@@ -446,18 +473,38 @@ class AnomalyService:
         hint = (analysis["pattern"] or {}).get("hint")
         if hint:
             description += f"\n{hint}"
-        severity = getattr(getattr(self.section, "severity", None), "value", None) or str(getattr(self.section, "severity", "medium") or "medium")
+        severity = getattr(getattr(self.section, "severity", None), "value", None) or str(
+            getattr(self.section, "severity", "medium") or "medium"
+        )
         incident = await services.create_incident(
-            title=title[:200], severity=severity, actor=ACTOR, description=description,
-            services=[service] if service else [], tags=["anomaly"], source="anomaly", dedup_key=dedup,
-            detected_at=min(at, now), target=alert.target, trigger="anomaly", analysis=analysis,
+            title=title[:200],
+            severity=severity,
+            actor=ACTOR,
+            description=description,
+            services=[service] if service else [],
+            tags=["anomaly"],
+            source="anomaly",
+            dedup_key=dedup,
+            detected_at=min(at, now),
+            target=alert.target,
+            trigger="anomaly",
+            analysis=analysis,
         )
         first, last = alert.window[0][0], alert.window[-1][0]
         await services.add_evidence(
-            incident.key, "samples", ACTOR,
-            content=json.dumps({"series": alert.series, "expected_band": list(band) if band else None, "score": alert.score,
-                                "samples": [[datetime.fromtimestamp(t, UTC).isoformat(), v] for t, v in alert.window]}),
-            range_from=datetime.fromtimestamp(first, UTC), range_to=datetime.fromtimestamp(last, UTC),
+            incident.key,
+            "samples",
+            ACTOR,
+            content=json.dumps(
+                {
+                    "series": alert.series,
+                    "expected_band": list(band) if band else None,
+                    "score": alert.score,
+                    "samples": [[datetime.fromtimestamp(t, UTC).isoformat(), v] for t, v in alert.window],
+                }
+            ),
+            range_from=datetime.fromtimestamp(first, UTC),
+            range_to=datetime.fromtimestamp(last, UTC),
             description=f"anomalous window of {alert.series}: score {alert.score:.2f}, {expected}",
         )
         self.stats["incidents"] += 1
@@ -474,8 +521,20 @@ class AnomalyService:
         since = datetime.now(UTC) - timedelta(days=days)
         try:
             rows = await Incident.filter(created_at__gte=since).values(
-                "number", "title", "description", "source", "target", "trigger", "services", "tags", "detected_at",
-                "created_at", "resolved_at", "root_cause", "solution", "false_positive",
+                "number",
+                "title",
+                "description",
+                "source",
+                "target",
+                "trigger",
+                "services",
+                "tags",
+                "detected_at",
+                "created_at",
+                "resolved_at",
+                "root_cause",
+                "solution",
+                "false_positive",
             )
         except Exception:
             log.exception("pattern recognition could not read past incidents")

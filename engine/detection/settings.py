@@ -5,8 +5,9 @@ A light module (no numpy) so the engine can read and validate settings on the ev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from engine.core.domain import InvalidInput
 
@@ -66,7 +67,7 @@ class DetectorSettings:
         return {name: dev for name, _, dev in self.thresholds}[self.sensitivity]
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any] | None, where: str = "ai_detection.anomaly_detection") -> "DetectorSettings":
+    def from_config(cls, section: Mapping[str, Any] | None, where: str = "ai_detection.anomaly_detection") -> DetectorSettings:
         """Settings from the TOML section; bad values raise InvalidInput naming the key."""
         section = dict(section or {})
         out: dict[str, Any] = {}
@@ -93,11 +94,10 @@ class DetectorSettings:
             out["refit_interval"] = float(value)
         return cls(**out)
 
-    def with_sensitivity(self, sensitivity: str) -> "DetectorSettings":
+    def with_sensitivity(self, sensitivity: str) -> DetectorSettings:
         if sensitivity not in SENSITIVITIES:
             raise InvalidInput("sensitivity", f"expected one of low, medium, high, got {sensitivity!r}")
         return replace(self, sensitivity=sensitivity)
-
 
 
 def settings_from_section(section: Any) -> DetectorSettings:
@@ -107,7 +107,10 @@ def settings_from_section(section: Any) -> DetectorSettings:
         return DetectorSettings()
     if isinstance(section, Mapping):
         return DetectorSettings.from_config(section)
-    return DetectorSettings.from_config({
-        key: getattr(section, key) for key in ("enabled", "sensitivity", "false_positive_filter", "refit_interval")
-        if hasattr(section, key)
-    })
+    return DetectorSettings.from_config(
+        {
+            key: getattr(section, key)
+            for key in ("enabled", "sensitivity", "false_positive_filter", "refit_interval")
+            if hasattr(section, key)
+        }
+    )

@@ -77,19 +77,24 @@ class DetectorHost:
             if episode is None:
                 continue
             window_ts, window_vals = self.detector.recent(series, EVIDENCE_ROWS)
-            found.append(Alert(
-                series=series,
-                target=self.targets.get(series),
-                at=episode.timestamp,
-                value=episode.value,
-                score=float(result.score[result.alert].max()),
-                band=self.detector.expected_band(series, episode.timestamp),
-                signature=list(episode.signature),
-                window=list(zip(window_ts, window_vals)),
-            ))
+            found.append(
+                Alert(
+                    series=series,
+                    target=self.targets.get(series),
+                    at=episode.timestamp,
+                    value=episode.value,
+                    score=float(result.score[result.alert].max()),
+                    band=self.detector.expected_band(series, episode.timestamp),
+                    signature=list(episode.signature),
+                    window=list(zip(window_ts, window_vals)),
+                )
+            )
         for alert in found:
-            others = {name: self.detector.recent(name, 100_000) for name in self.detector.series()
-                      if self.targets.get(name) == alert.target or name == alert.series}
+            others = {
+                name: self.detector.recent(name, 100_000)
+                for name in self.detector.series()
+                if self.targets.get(name) == alert.target or name == alert.series
+            }
             ranked = correlate(others, alert.at, self.window)
             alert.correlation = [c.to_dict() for c in ranked[:10]]
         return found

@@ -13,25 +13,24 @@ process killed at any point either fired a step completely or not at all).
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, cast
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from engine.core.durations import format_words
 from engine.core.clock import utcnow as utcnow  # re-exported: the timer loop reads the planner's clock, which tests move
-from engine.storage.escalation_models import Notification, NotificationState, Timer, TimerState
+from engine.core.durations import format_words
 from engine.escalation.policy import Policy, policy_for
 from engine.incidents.services import SYSTEM_ACTOR, append_system_event
-from engine.storage.models import Event, Incident, StatusUpdate
-from engine.notify.destinations import describe
 from engine.notify import outbox
+from engine.notify.destinations import describe
 from engine.notify.render import public_incident
+from engine.storage.escalation_models import Notification, NotificationState, Timer, TimerState
+from engine.storage.models import Event, Incident, StatusUpdate
 
 log = logging.getLogger(__name__)
 ACTOR = SYSTEM_ACTOR
@@ -148,8 +147,8 @@ def _scheduled(notify: Iterable[str]) -> list[str]:
 
 async def overrides_for(conn: BaseDBAsyncClient | None, schedules: Iterable[str], at: datetime) -> dict[str, list[Any]]:
     """Run-time overrides of these schedules that have not ended by `at` (none without a database)."""
-    from engine.storage.oncall_models import OncallOverride
     from engine.oncall.schedule import Override
+    from engine.storage.oncall_models import OncallOverride
 
     names = list(schedules)
     if conn is None or not names:
@@ -251,8 +250,10 @@ async def _save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: d
 
 
 async def _cancel_pending(conn: BaseDBAsyncClient, incident_id: int) -> int:
-    return await Timer.filter(incident_id=incident_id, kind="escalate", state=TimerState.PENDING).using_db(conn).update(
-        state=TimerState.CANCELLED, fired_at=utcnow()
+    return (
+        await Timer.filter(incident_id=incident_id, kind="escalate", state=TimerState.PENDING)
+        .using_db(conn)
+        .update(state=TimerState.CANCELLED, fired_at=utcnow())
     )
 
 
@@ -270,7 +271,11 @@ def _internal_destinations(ctx: Context, kind: str) -> list[str]:
     if cfg.integrations.email is not None:
         out += [f"email:{a}" for a in cfg.notifications.internal.email_groups]
     jira = cfg.integrations.jira
-    if jira is not None and jira.configured and ((kind == "triggered" and jira.auto_create_tickets) or (kind == "resolved" and jira.sync_status)):
+    if (
+        jira is not None
+        and jira.configured
+        and ((kind == "triggered" and jira.auto_create_tickets) or (kind == "resolved" and jira.sync_status))
+    ):
         out.append("jira")
     return out
 
@@ -283,9 +288,13 @@ def _external_destinations(ctx: Context) -> list[str]:
 
 
 async def _notified_before(conn: BaseDBAsyncClient, incident_id: int) -> list[str]:
-    rows = await Notification.filter(incident_id=incident_id, audience="internal").exclude(
-        state=NotificationState.CANCELLED
-    ).using_db(conn).order_by("id").values_list("destination", flat=True)
+    rows = (
+        await Notification.filter(incident_id=incident_id, audience="internal")
+        .exclude(state=NotificationState.CANCELLED)
+        .using_db(conn)
+        .order_by("id")
+        .values_list("destination", flat=True)
+    )
     return list(dict.fromkeys(cast("list[str]", rows)))  # Tortoise types a flat values_list as tuples
 
 
@@ -365,24 +374,52 @@ async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, eve
 
 
 def _payload(incident: Incident, kind: str, event: Event | None, **extra: Any) -> dict[str, Any]:
-    p = {"kind": kind, "incident": snapshot(incident), "actor": event.actor if event else ACTOR, "at": _iso(event.at if event else utcnow())}
+    p = {
+        "kind": kind,
+        "incident": snapshot(incident),
+        "actor": event.actor if event else ACTOR,
+        "at": _iso(event.at if event else utcnow()),
+    }
     p.update({k: v for k, v in extra.items() if v is not None})
     return p
 
 
 async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
     policy = policy_for(ctx.config, incident.severity, incident.services or ())
-    state: dict[str, Any] = {"generation": 1, "policy": policy.to_json() if policy else None, "level": 0, "round": 0, "next_at": None, "opened_at": _iso(now)}
+    state: dict[str, Any] = {
+        "generation": 1,
+        "policy": policy.to_json() if policy else None,
+        "level": 0,
+        "round": 0,
+        "next_at": None,
+        "opened_at": _iso(now),
+    }
     digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
     stakeholders = _internal_destinations(ctx, "triggered")
     if policy is None or not policy.levels:
         state["stopped"] = f"no escalation policy for {incident.severity}" if policy is None else "the policy names nobody"
         await _save_escalation(conn, incident, state)
-        await write_notifications(conn, incident, stakeholders, _payload(incident, "triggered", event), f"{incident.key}:e{event.id}", digest_minutes=digest, now=now)
+        await write_notifications(
+            conn,
+            incident,
+            stakeholders,
+            _payload(incident, "triggered", event),
+            f"{incident.key}:e{event.id}",
+            digest_minutes=digest,
+            now=now,
+        )
         return
     level, round_, delay = policy.first_step()
     if delay > 0 or incident.acknowledged_at is not None or incident.status not in OPEN:
-        await write_notifications(conn, incident, stakeholders, _payload(incident, "triggered", event), f"{incident.key}:e{event.id}", digest_minutes=digest, now=now)
+        await write_notifications(
+            conn,
+            incident,
+            stakeholders,
+            _payload(incident, "triggered", event),
+            f"{incident.key}:e{event.id}",
+            digest_minutes=digest,
+            now=now,
+        )
         if incident.acknowledged_at is None and incident.status in OPEN:
             await _plan(conn, incident, state, 1, level, round_, now + timedelta(minutes=delay))
         else:
@@ -391,10 +428,21 @@ async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident,
     await _fire_step(conn, ctx, incident, state, policy, level, round_, now, extra=stakeholders, event=event)
 
 
-async def _plan(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any], generation: int, level: int, round_: int, due: datetime) -> None:
+async def _plan(
+    conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any], generation: int, level: int, round_: int, due: datetime
+) -> None:
     key = f"esc:{incident.id}:g{generation}:l{level}:r{round_}"
     await Timer.bulk_create(
-        [Timer(key=key, kind="escalate", incident_id=incident.id, due_at=due, created_at=utcnow(), data={"generation": generation, "level": level, "round": round_})],
+        [
+            Timer(
+                key=key,
+                kind="escalate",
+                incident_id=incident.id,
+                due_at=due,
+                created_at=utcnow(),
+                data={"generation": generation, "level": level, "round": round_},
+            )
+        ],
         ignore_conflicts=True,
         using_db=conn,
     )
@@ -427,19 +475,32 @@ async def _fire_step(
     # must reach its person now.
     digest = policy.digest_interval_minutes if policy.digest_mode and (level, round_) == (1, 1) else None
     dests = [r.destination for r in recipients] + [d for d in extra if d not in {r.destination for r in recipients}]
-    await write_notifications(conn, incident, dests, payload, f"{incident.key}:g{generation}:l{level}:r{round_}", digest_minutes=digest, now=now)
+    await write_notifications(
+        conn, incident, dests, payload, f"{incident.key}:g{generation}:l{level}:r{round_}", digest_minutes=digest, now=now
+    )
     nxt = policy.next_step(level, round_)
     state.update({"level": level, "round": round_, "last_at": _iso(now)})
     if nxt is None:
         state["next_at"] = None
-    what = {"triggered": f"level {level} notified", "escalated": f"escalated to level {level}", "reminder": f"reminder {round_} to level {level}"}.get(kind, f"level {level} notified ({kind})")
+    what = {
+        "triggered": f"level {level} notified",
+        "escalated": f"escalated to level {level}",
+        "reminder": f"reminder {round_} to level {level}",
+    }.get(kind, f"level {level} notified ({kind})")
     summary = f"{what}: {', '.join(names) or 'nobody reachable'}" + (f" ({'; '.join(notes)})" if notes else "")
     if nxt is not None:
         due = now + timedelta(minutes=nxt[2])
         summary += f"; next step at {due.strftime('%H:%M:%S')} UTC unless acknowledged"
     elif policy.handoff == "pagerduty":
         summary += "; PagerDuty escalates from here by its own policy"
-    await append_system_event(conn, incident, "escalation", summary, {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind}, now)
+    await append_system_event(
+        conn,
+        incident,
+        "escalation",
+        summary,
+        {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind},
+        now,
+    )
     if nxt is not None:
         await _plan(conn, incident, state, generation, nxt[0], nxt[1], now + timedelta(minutes=nxt[2]))
     else:
@@ -462,7 +523,14 @@ async def _stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why:
         took = ""
         if "time_to_ack_seconds" in state:
             took = f" after {format_words(state['time_to_ack_seconds'])}"
-        await append_system_event(conn, incident, "escalation_stopped", f"escalation stopped: {reason}{took}", {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")}, now)
+        await append_system_event(
+            conn,
+            incident,
+            "escalation_stopped",
+            f"escalation stopped: {reason}{took}",
+            {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")},
+            now,
+        )
 
 
 async def _fan_out(
@@ -488,24 +556,56 @@ async def _fan_out(
             message = f"Root cause: {message}"
     policy = Policy.from_json((incident.escalation or {}).get("policy") or {}) if (incident.escalation or {}).get("policy") else None
     digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
-    await write_notifications(conn, incident, dests, _payload(incident, kind, event, message=message), f"{incident.key}:e{event.id}:{kind}", digest_minutes=digest, now=now)
+    await write_notifications(
+        conn,
+        incident,
+        dests,
+        _payload(incident, kind, event, message=message),
+        f"{incident.key}:e{event.id}:{kind}",
+        digest_minutes=digest,
+        now=now,
+    )
 
 
 async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
     data = event.data or {}
-    await _fan_out(conn, ctx, incident, event, "severity_changed", now, before=True, stakeholders=True, message=f"Severity {data.get('from')} → {data.get('to')}" + (f": {data['reason']}" if data.get("reason") else ""))
+    await _fan_out(
+        conn,
+        ctx,
+        incident,
+        event,
+        "severity_changed",
+        now,
+        before=True,
+        stakeholders=True,
+        message=f"Severity {data.get('from')} → {data.get('to')}" + (f": {data['reason']}" if data.get("reason") else ""),
+    )
     if incident.acknowledged_at is not None or incident.status not in OPEN:
         return
     # Unacknowledged: the new severity's policy takes over from its first level.
     await _cancel_pending(conn, incident.id)
     old = dict(incident.escalation or {})
     policy = policy_for(ctx.config, incident.severity, incident.services or ())
-    state: dict[str, Any] = {**old, "generation": int(old.get("generation") or 0) + 1, "policy": policy.to_json() if policy else None, "level": 0, "round": 0, "next_at": None}
+    state: dict[str, Any] = {
+        **old,
+        "generation": int(old.get("generation") or 0) + 1,
+        "policy": policy.to_json() if policy else None,
+        "level": 0,
+        "round": 0,
+        "next_at": None,
+    }
     state.pop("stopped", None)
     if policy is None or not policy.levels:
         state["stopped"] = f"no escalation policy for {incident.severity}"
         await _save_escalation(conn, incident, state)
-        await append_system_event(conn, incident, "escalation_stopped", f"escalation stopped: no escalation policy for {incident.severity}", {"reason": state["stopped"]}, now)
+        await append_system_event(
+            conn,
+            incident,
+            "escalation_stopped",
+            f"escalation stopped: no escalation policy for {incident.severity}",
+            {"reason": state["stopped"]},
+            now,
+        )
         return
     level, round_, delay = policy.first_step()
     if delay > 0:
@@ -529,7 +629,9 @@ async def _on_status(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, 
         await _external(conn, ctx, incident, event, "status_update", message, now)
 
 
-async def _external(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, kind: str, message: str | None, now: datetime) -> None:
+async def _external(
+    conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, kind: str, message: str | None, now: datetime
+) -> None:
     """Customers hear public updates only: public fields of the incident and the public message."""
     dests = _external_destinations(ctx)
     if not dests:
@@ -636,7 +738,10 @@ async def fire_digest(conn: BaseDBAsyncClient, timer: Timer, now: datetime) -> i
     held = await Notification.filter(destination=dest, state=NotificationState.HELD, created_at__lte=now).using_db(conn).order_by("id")
     if not held:
         return 0
-    items = [{"kind": n.kind, "incident": n.payload.get("incident"), "message": n.payload.get("message"), "at": n.payload.get("at")} for n in held]
+    items = [
+        {"kind": n.kind, "incident": n.payload.get("incident"), "message": n.payload.get("message"), "at": n.payload.get("at")}
+        for n in held
+    ]
     payload = {"kind": "digest", "items": items, "at": _iso(now)}
     digest = await Notification.create(
         dedup_key=f"{timer.key}:digest"[:255],
@@ -659,7 +764,14 @@ async def fire_digest(conn: BaseDBAsyncClient, timer: Timer, now: datetime) -> i
     if by_incident:
         incidents = await Incident.filter(id__in=list(by_incident)).using_db(conn)
         for inc in incidents:
-            await append_system_event(conn, inc, "digested", f"included in the digest to {describe(dest)} ({len(items)} updates)", {"destination": dest, "digest_id": digest.id}, now)
+            await append_system_event(
+                conn,
+                inc,
+                "digested",
+                f"included in the digest to {describe(dest)} ({len(items)} updates)",
+                {"destination": dest, "digest_id": digest.id},
+                now,
+            )
     _wake()
     return len(held)
 
@@ -669,10 +781,16 @@ async def sweep_held(now: datetime | None = None) -> int:
     now = now or utcnow()
     old = now - timedelta(minutes=5)
     # Tortoise types a flat values_list as tuples
-    dests = set(cast("list[str]", await Notification.filter(state=NotificationState.HELD, created_at__lte=old).values_list("destination", flat=True)))
+    dests = set(
+        cast(
+            "list[str]", await Notification.filter(state=NotificationState.HELD, created_at__lte=old).values_list("destination", flat=True)
+        )
+    )
     if not dests:
         return 0
-    pending = cast("list[dict[str, Any] | None]", await Timer.filter(kind="digest", state=TimerState.PENDING).values_list("data", flat=True))
+    pending = cast(
+        "list[dict[str, Any] | None]", await Timer.filter(kind="digest", state=TimerState.PENDING).values_list("data", flat=True)
+    )
     covered = {(d or {}).get("destination") for d in pending}
     n = 0
     for dest in sorted(dests - covered):
@@ -697,7 +815,13 @@ async def catch_up_feed(cursor: int, limit: int = 200) -> tuple[int, int]:
     if ctx is None:
         return cursor, 0
     since = utcnow() - timedelta(days=1)
-    rows = await Event.filter(id__gt=cursor, kind__in=RELEVANT, at__gte=since).exclude(incident_id=None).order_by("id").limit(limit).values("id", "incident_id")
+    rows = (
+        await Event.filter(id__gt=cursor, kind__in=RELEVANT, at__gte=since)
+        .exclude(incident_id=None)
+        .order_by("id")
+        .limit(limit)
+        .values("id", "incident_id")
+    )
     if not rows:
         return cursor, 0
     last: dict[int, int] = {}

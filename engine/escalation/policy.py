@@ -42,7 +42,9 @@ class Policy:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["levels"] = [{"notify": list(lv.notify), "repeat": lv.repeat, "escalate_after_minutes": lv.escalate_after_minutes} for lv in self.levels]
+        data["levels"] = [
+            {"notify": list(lv.notify), "repeat": lv.repeat, "escalate_after_minutes": lv.escalate_after_minutes} for lv in self.levels
+        ]
         return data
 
     @classmethod
@@ -151,7 +153,7 @@ def derived_levels(config: Any, raw: Any, services: Sequence[str] = ()) -> tuple
         return (Level(tuple(channels)),) if channels else ()
     owned = {s.schedule for s in config.services if s.schedule} - {home}
     names = [s.name for s in config.schedules]
-    later = [n for n in names[names.index(home) + 1:] if n not in owned]
+    later = [n for n in names[names.index(home) + 1 :] if n not in owned]
     levels = [Level((f"schedule:{home}", *channels))]
     levels += [Level((f"schedule:{n}",)) for n in later]
     sched = config.schedule(home)
@@ -172,17 +174,20 @@ def policy_for(config: Any, severity: str, services: Sequence[str] = ()) -> Poli
     derived = not levels
     if derived:
         levels = derived_levels(config, raw, services)
-    return pagerduty_handoff(config, Policy(
-        severity=str(getattr(severity, "value", severity)),
-        immediate_notification=raw.immediate_notification,
-        escalate_after_minutes=raw.escalate_after_minutes,
-        on_call_rotation=raw.on_call_rotation is not False,
-        digest_mode=raw.digest_mode,
-        digest_interval_minutes=raw.digest_interval_minutes,
-        levels=levels,
-        follows=None if source == str(getattr(severity, "value", severity)) else source,
-        derived=derived,
-    ))
+    return pagerduty_handoff(
+        config,
+        Policy(
+            severity=str(getattr(severity, "value", severity)),
+            immediate_notification=raw.immediate_notification,
+            escalate_after_minutes=raw.escalate_after_minutes,
+            on_call_rotation=raw.on_call_rotation is not False,
+            digest_mode=raw.digest_mode,
+            digest_interval_minutes=raw.digest_interval_minutes,
+            levels=levels,
+            follows=None if source == str(getattr(severity, "value", severity)) else source,
+            derived=derived,
+        ),
+    )
 
 
 def pagerduty_handoff(config: Any, policy: Policy) -> Policy:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from engine.core.halt import pause
 from engine.escalation import planner
 from engine.incidents import services
-from engine.core.halt import pause
 from engine.notify.channels import ChannelSettings, Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer, RetryPolicy
 from engine.oncall.notices import plan_shift_notices
@@ -72,8 +72,15 @@ class EscalationLoops:
     async def start(self) -> None:
         ctx = planner.install(self.config)
         self.dispatcher = Dispatcher(self.settings)
-        self.deliverer = Deliverer(self.dispatcher, retry=self.retry, concurrency=self.concurrency, poll_interval=self.delivery_poll,
-                                   lease=self.lease, per_destination=self.per_destination, fence=self.fence)
+        self.deliverer = Deliverer(
+            self.dispatcher,
+            retry=self.retry,
+            concurrency=self.concurrency,
+            poll_interval=self.delivery_poll,
+            lease=self.lease,
+            per_destination=self.per_destination,
+            fence=self.fence,
+        )
         ctx.wake[:] = [self.deliverer.wake, self._timer_wake.set]
         self._stopping = False
         self._halt = asyncio.Event()
@@ -135,7 +142,7 @@ class EscalationLoops:
                 nxt = None
             wait = self.timer_poll
             if nxt is not None:
-                wait = min(wait, max(0.0, (nxt - datetime.now(timezone.utc)).total_seconds()))
+                wait = min(wait, max(0.0, (nxt - datetime.now(UTC)).total_seconds()))
             if nxt is not None and nxt <= started and not fired:
                 wait = self.timer_poll  # due, but not ours to fire now (fenced, or another engine's): poll, don't spin
             if wait <= 0:
@@ -143,7 +150,7 @@ class EscalationLoops:
             self._timer_wake.clear()
             try:
                 await asyncio.wait_for(self._timer_wake.wait(), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _leading(self) -> bool:
@@ -194,7 +201,7 @@ class EscalationLoops:
         by_pd = {u.pagerduty_user_id: u.id for u in self.config.users if getattr(u, "pagerduty_user_id", None)}
         for name, pd_id in self._pagerduty_schedules().items():
             outcome, people = await fetch_oncall(
-                self.dispatcher.client, self.settings.pagerduty_api_token, pd_id, datetime.now(timezone.utc), api_url=self.settings.pagerduty_api_url
+                self.dispatcher.client, self.settings.pagerduty_api_token, pd_id, datetime.now(UTC), api_url=self.settings.pagerduty_api_url
             )
             if not outcome.ok:
                 log.warning("PagerDuty on-call for %s: %s", name, outcome.reason)
@@ -208,8 +215,8 @@ class EscalationLoops:
         """Record on the timeline when a linked Jira issue changes status; returns how many did."""
         from tortoise.transactions import in_transaction
 
-        from engine.storage.models import Incident
         from engine.notify.jira import fetch_status
+        from engine.storage.models import Incident
 
         jira = self.settings.jira
         if jira is None or self.dispatcher is None:
@@ -230,6 +237,8 @@ class EscalationLoops:
                     continue
                 new_refs = {**(incident.external_refs or {}), "jira_status": status}
                 await Incident.filter(id=incident.id).using_db(conn).update(external_refs=new_refs)
-                await services.append_system_event(conn, incident, "jira_status", f"Jira {key} is now {status}", {"issue": key, "status": status}, datetime.now(timezone.utc))
+                await services.append_system_event(
+                    conn, incident, "jira_status", f"Jira {key} is now {status}", {"issue": key, "status": status}, datetime.now(UTC)
+                )
             changed += 1
         return changed

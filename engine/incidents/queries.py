@@ -11,9 +11,26 @@ from engine.incidents.feed import event_to_dict
 from engine.storage.models import Comment, Event, Evidence, FollowUp, Incident, MaintenanceWindow, StatusUpdate
 
 LIST_FIELDS = (
-    "id", "number", "title", "severity", "status", "source", "services", "tags", "assignee",
-    "created_at", "updated_at", "detected_at", "acknowledged_at", "acknowledged_by",
-    "resolved_at", "resolved_by", "false_positive", "target", "trigger", "escalation",
+    "id",
+    "number",
+    "title",
+    "severity",
+    "status",
+    "source",
+    "services",
+    "tags",
+    "assignee",
+    "created_at",
+    "updated_at",
+    "detected_at",
+    "acknowledged_at",
+    "acknowledged_by",
+    "resolved_at",
+    "resolved_by",
+    "false_positive",
+    "target",
+    "trigger",
+    "escalation",
 )
 
 
@@ -91,10 +108,8 @@ def incident_dict(incident: Incident) -> dict[str, Any]:
 _CHILDREN = {
     "comments": (Comment, ("id", "author", "content", "internal_only", "created_at", "stated_at", "on_behalf_of")),
     "updates": (StatusUpdate, ("id", "status", "message", "public", "author", "created_at", "stated_at")),
-    "evidence": (Evidence, ("id", "kind", "url", "path", "content", "range_from", "range_to", "description",
-                            "added_by", "created_at")),
-    "followups": (FollowUp, ("id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key",
-                             "created_at")),
+    "evidence": (Evidence, ("id", "kind", "url", "path", "content", "range_from", "range_to", "description", "added_by", "created_at")),
+    "followups": (FollowUp, ("id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key", "created_at")),
 }
 
 
@@ -111,9 +126,7 @@ async def incident_detail(key: str | int) -> dict[str, Any]:
 
     # Independent reads: on PostgreSQL they run on separate pool connections at once.
     events, *lists = await asyncio.gather(
-        Event.filter(incident_id=incident.id).order_by("id").values(
-            "id", "incident_id", "kind", "actor", "at", "summary", "data"
-        ),
+        Event.filter(incident_id=incident.id).order_by("id").values("id", "incident_id", "kind", "actor", "at", "summary", "data"),
         *(children(model, fields) for model, fields in _CHILDREN.values()),
     )
     data["timeline"] = [event_to_dict({**e, "incident__number": incident.number}) for e in events]

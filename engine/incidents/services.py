@@ -17,11 +17,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from engine.core.clock import utcnow
 from engine.core.analysis import SECTIONS, validate_analysis, validate_section
+from engine.core.clock import utcnow
 from engine.core.domain import (
     DEFAULT_ROOT_CAUSE_CATEGORIES,
     OPEN_STATUSES,
@@ -213,12 +212,8 @@ async def lock_incident(conn: BaseDBAsyncClient, key: str | int, now: datetime |
 
 
 async def _next_number(conn: BaseDBAsyncClient) -> int:
-    await conn.execute_query(
-        "INSERT INTO key_counter (name, value) VALUES ('incident', 0) ON CONFLICT (name) DO NOTHING"
-    )
-    rows = await conn.execute_query_dict(
-        "UPDATE key_counter SET value = value + 1 WHERE name = 'incident' RETURNING value"
-    )
+    await conn.execute_query("INSERT INTO key_counter (name, value) VALUES ('incident', 0) ON CONFLICT (name) DO NOTHING")
+    rows = await conn.execute_query_dict("UPDATE key_counter SET value = value + 1 WHERE name = 'incident' RETURNING value")
     return int(rows[0]["value"])
 
 
@@ -329,9 +324,7 @@ async def acknowledge(key: str | int, actor: str, *, at: datetime | None = None)
             incident.status = Status.INVESTIGATING.value
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await append_event(
-            conn, incident, "acknowledged", actor, "acknowledged", {"from": old, "to": incident.status}, now
-        )
+        await append_event(conn, incident, "acknowledged", actor, "acknowledged", {"from": old, "to": incident.status}, now)
     return incident
 
 
@@ -389,9 +382,7 @@ async def change_status(
     return incident
 
 
-async def change_severity(
-    key: str | int, severity: str, actor: str, *, reason: str | None = None, at: datetime | None = None
-) -> Incident:
+async def change_severity(key: str | int, severity: str, actor: str, *, reason: str | None = None, at: datetime | None = None) -> Incident:
     actor = valid_actor(actor)
     new = parse_enum(Severity, severity, "severity").value
     reason = valid_text(reason, "reason", required=False)
@@ -431,9 +422,7 @@ async def assign(key: str | int, assignee: str | None, actor: str, *, at: dateti
         incident.assignee = who
         incident.updated_at = now
         await incident.save(using_db=conn)
-        await append_event(
-            conn, incident, "assigned", actor, f"assigned to {who}" if who else "unassigned", {"from": old, "to": who}, now
-        )
+        await append_event(conn, incident, "assigned", actor, f"assigned to {who}" if who else "unassigned", {"from": old, "to": who}, now)
     return incident
 
 
@@ -487,8 +476,14 @@ async def comment(
     async with in_transaction() as conn:
         incident = await lock_incident(conn, key, now)
         row = await Comment.create(
-            incident=incident, author=actor, content=content, internal_only=internal_only, created_at=now,
-            stated_at=stated, on_behalf_of=behalf, using_db=conn,
+            incident=incident,
+            author=actor,
+            content=content,
+            internal_only=internal_only,
+            created_at=now,
+            stated_at=stated,
+            on_behalf_of=behalf,
+            using_db=conn,
         )
         data: dict[str, Any] = {"comment_id": row.id, "internal_only": internal_only}
         if stated is not None:
@@ -538,8 +533,14 @@ async def post_update(
         incident.updated_at = now
         await incident.save(using_db=conn)
         row = await StatusUpdate.create(
-            incident=incident, status=incident.status, message=message, public=public, author=actor, created_at=now,
-            stated_at=stated, using_db=conn,
+            incident=incident,
+            status=incident.status,
+            message=message,
+            public=public,
+            author=actor,
+            created_at=now,
+            stated_at=stated,
+            using_db=conn,
         )
         data = {"update_id": row.id, "public": public, "from": old, "to": incident.status}
         if stated is not None:
@@ -717,9 +718,7 @@ async def mark_false_positive(
     return incident
 
 
-async def set_verification_step(
-    key: str | int, index: int, actor: str, *, done: bool = True, at: datetime | None = None
-) -> Incident:
+async def set_verification_step(key: str | int, index: int, actor: str, *, done: bool = True, at: datetime | None = None) -> Incident:
     actor = valid_actor(actor)
     now = valid_time(at)
     async with in_transaction() as conn:
@@ -831,9 +830,7 @@ async def record_event(
 ANALYSIS_SECTIONS = SECTIONS
 
 
-async def set_analysis(
-    key: str | int, section: str, data: dict[str, Any] | None, actor: str, *, at: datetime | None = None
-) -> Incident:
+async def set_analysis(key: str | int, section: str, data: dict[str, Any] | None, actor: str, *, at: datetime | None = None) -> Incident:
     """Store a detector's analysis (pattern recognition, correlation) on the incident, in the
     shape engine.core.analysis defines (InvalidInput naming the field when it does not fit)."""
     actor = valid_actor(actor)
@@ -871,11 +868,7 @@ async def record_system_event(
 
 
 async def find_open_incident(dedup_key: str) -> Incident | None:
-    return (
-        await Incident.filter(dedup_key=dedup_key, status__in=[s.value for s in OPEN_STATUSES])
-        .order_by("-number")
-        .first()
-    )
+    return await Incident.filter(dedup_key=dedup_key, status__in=[s.value for s in OPEN_STATUSES]).order_by("-number").first()
 
 
 # --- maintenance windows ------------------------------------------------------------------
@@ -934,8 +927,13 @@ async def create_maintenance(
             "maintenance_added",
             actor,
             f"{kind} maintenance #{window.id}: {title}",
-            {"maintenance_id": window.id, "services": service_names, "targets": target_names,
-             "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+            {
+                "maintenance_id": window.id,
+                "services": service_names,
+                "targets": target_names,
+                "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(),
+            },
             now,
         )
     return window

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from tortoise import fields as tf
@@ -51,7 +51,6 @@ NOT_EXPORTED: dict[str, str] = {
     "Timer": "escalation timers are the engine's schedule: an imported incident must not page again",
     "Notification": "the outbox belongs to the installation that sent it: importing it would resend messages",
 }
-
 
 
 def exported_models() -> list[type[Model]]:
@@ -114,7 +113,7 @@ def _dump_value(f: tf.Field[Any], value: Any) -> Any:
     if value is None:
         return None
     if isinstance(f, tf.DatetimeField):
-        return value.astimezone(timezone.utc).isoformat()
+        return value.astimezone(UTC).isoformat()
     if isinstance(f, tf.DateField):
         return value.isoformat()
     return value
@@ -190,13 +189,13 @@ async def _export(conn: BaseDBAsyncClient | None, since: datetime | None, keys: 
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "schema": migration_names()[-1],
-        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "exported_at": datetime.now(UTC).isoformat(),
         "incidents": out,
     }
 
 
 def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)] or []
+    return [ids[i : i + size] for i in range(0, len(ids), size)] or []
 
 
 # --- reading a document -------------------------------------------------------------------
@@ -225,7 +224,7 @@ def _load_value(f: tf.Field[Any], value: Any, path: str, model: type[Model], nam
         if parsed.tzinfo is None:
             raise _where(path, f"{value!r} carries no time zone")
         try:
-            return parsed.astimezone(timezone.utc)
+            return parsed.astimezone(UTC)
         except OverflowError:  # e.g. year 1 at +14:00
             raise _where(path, f"{value!r} is out of range") from None
     if isinstance(f, tf.DateField):
@@ -268,8 +267,7 @@ def _load_value(f: tf.Field[Any], value: Any, path: str, model: type[Model], nam
     return value
 
 
-def _load_row(doc: Any, model: type[Model], columns: dict[str, tf.Field[Any]], path: str,
-              nested: Sequence[str] = ()) -> dict[str, Any]:
+def _load_row(doc: Any, model: type[Model], columns: dict[str, tf.Field[Any]], path: str, nested: Sequence[str] = ()) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise _where(path, "expected a JSON object")
     unknown = sorted(set(doc) - set(columns) - set(nested))
@@ -322,8 +320,10 @@ def parse_document(doc: Any) -> list[_Incoming]:
 
         schema = doc.get("schema")
         if "unknown field" in exc.message and isinstance(schema, str) and schema not in migration_names():
-            raise _where(exc.field, f"{exc.message}; the export comes from a newer PulseGuard (schema {schema}): "
-                                    "import it with that release or a later one") from None
+            raise _where(
+                exc.field,
+                f"{exc.message}; the export comes from a newer PulseGuard (schema {schema}): import it with that release or a later one",
+            ) from None
         raise
 
 
@@ -396,7 +396,7 @@ class ImportResult:
 async def import_document(doc: Any, actor: str, *, as_new: bool = False, source: str = "") -> ImportResult:
     """Write a checked document in one transaction. Keys already in use are refused, or with
     `as_new` those incidents get the next free keys."""
-    from engine.incidents.services import _FEED_LOCK_ID, valid_actor, _next_number, append_event
+    from engine.incidents.services import _FEED_LOCK_ID, _next_number, append_event, valid_actor
 
     actor = valid_actor(actor)
     items = parse_document(doc)
@@ -417,8 +417,10 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
         if taken and not as_new:
             keys = [f"INC-{n}" for n in sorted(taken)]
             shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
-            raise InvalidInput("incidents", f"{shown} already exist{'s' if len(keys) == 1 else ''} here; nothing was "
-                               "imported (--as-new imports them under new keys)")
+            raise InvalidInput(
+                "incidents",
+                f"{shown} already exist{'s' if len(keys) == 1 else ''} here; nothing was imported (--as-new imports them under new keys)",
+            )
         # The key counter moves past every kept key first, so new keys never reuse one.
         kept = [n for n in numbers if n not in taken]
         await _raise_counter(conn, max(kept, default=0))
@@ -466,16 +468,15 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
             it.incident["escalation"] = escalation
 
         if postgres:  # the sequences move past the ids written here (setval is not rolled back: a gap at worst)
-            for name, (model, rows) in tables.items():
+            for model, rows in tables.values():
                 if rows:
                     await _advance_sequence(conn, model, max(r["id"] for r in rows))
-        for name, (model, rows) in tables.items():
+        for model, rows in tables.values():
             if rows:
                 await model.bulk_create([model(**r) for r in rows], batch_size=500, using_db=conn)
                 result.rows += len(rows)
         what = f"imported {len(items)} incident{'s' if len(items) != 1 else ''}" + (f" from {source}" if source else "")
-        await append_event(conn, None, "imported", actor, what,
-                           {"incidents": len(items), "rekeyed": result.rekeyed, "rows": result.rows})
+        await append_event(conn, None, "imported", actor, what, {"incidents": len(items), "rekeyed": result.rekeyed, "rows": result.rows})
     return result
 
 
@@ -495,12 +496,14 @@ async def _raise_counter(conn: BaseDBAsyncClient, at_least: int) -> None:
     # Also past every incident already stored (a database written before the counter existed).
     if conn.capabilities.dialect == "postgres":
         await conn.execute_query(
-            "UPDATE key_counter SET value = GREATEST(value, $1, (SELECT COALESCE(MAX(number), 0) FROM incident)) "
-            "WHERE name = 'incident'", [at_least])
+            "UPDATE key_counter SET value = GREATEST(value, $1, (SELECT COALESCE(MAX(number), 0) FROM incident)) WHERE name = 'incident'",
+            [at_least],
+        )
     else:
         await conn.execute_query(
-            "UPDATE key_counter SET value = MAX(value, ?, (SELECT COALESCE(MAX(number), 0) FROM incident)) "
-            "WHERE name = 'incident'", [at_least])
+            "UPDATE key_counter SET value = MAX(value, ?, (SELECT COALESCE(MAX(number), 0) FROM incident)) WHERE name = 'incident'",
+            [at_least],
+        )
 
 
 async def _sequence(conn: BaseDBAsyncClient, table: str) -> str | None:

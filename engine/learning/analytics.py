@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -67,8 +67,13 @@ class Period:
         return Period(since, self.since, f"{first} – {last}", False, self.tz)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "since": self.since.isoformat(), "until": self.until.isoformat(),
-                "days": round(self.days, 4), "timezone": self.tz}
+        return {
+            "label": self.label,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "days": round(self.days, 4),
+            "timezone": self.tz,
+        }
 
 
 def zone_named(name: str) -> ZoneInfo:
@@ -79,7 +84,7 @@ def zone_named(name: str) -> ZoneInfo:
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), zone).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
 def month_period(text: str, tz: str = "UTC") -> Period:
@@ -107,7 +112,7 @@ def range_period(since: date, until: date, tz: str = "UTC") -> Period:
 
 
 def current_month(tz: str = "UTC", now: datetime | None = None) -> Period:
-    local = (now or datetime.now(timezone.utc)).astimezone(zone_named(tz))
+    local = (now or datetime.now(UTC)).astimezone(zone_named(tz))
     return month_period(f"{local:%Y-%m}", tz)
 
 
@@ -124,7 +129,7 @@ class _Sql:
     def param(self, value: Any) -> str:
         if isinstance(value, datetime) and not self.pg:
             # SQLite stores UTC text like '2026-03-01 10:00:00.250000+00:00'; compare alike.
-            value = value.astimezone(timezone.utc).isoformat(sep=" ")
+            value = value.astimezone(UTC).isoformat(sep=" ")
         self.values.append(value)
         if self.pg:
             return f"${len(self.values)}::timestamptz" if isinstance(value, datetime) else f"${len(self.values)}"
@@ -173,7 +178,9 @@ async def _use_index(conn: BaseDBAsyncClient, q: _Sql, since: str, until: str, v
         return True
     _, rows = await conn.execute_query(
         f"SELECT (SELECT COUNT(*) FROM incident WHERE created_at >= {since} AND created_at < {until}) AS n, "
-        "(SELECT MAX(id) FROM incident) AS total", values)
+        "(SELECT MAX(id) FROM incident) AS total",
+        values,
+    )
     n, total = rows[0][0] or 0, rows[0][1] or 0
     return n * 8 < total
 
@@ -201,14 +208,14 @@ async def _cube(conn: BaseDBAsyncClient, period: Period) -> list[dict[str, Any]]
                         THEN COALESCE(i.root_cause_category, 'unknown') END AS category,
                    CASE WHEN i.false_positive THEN 1 ELSE 0 END AS fp,
                    CASE WHEN {real} AND i.resolved_at IS NOT NULL
-                        THEN {q.seconds('i.created_at', 'i.resolved_at')} END AS ttr,
+                        THEN {q.seconds("i.created_at", "i.resolved_at")} END AS ttr,
                    CASE WHEN {real} AND i.acknowledged_at IS NOT NULL
-                        THEN {q.seconds('i.created_at', 'i.acknowledged_at')} END AS tta,
+                        THEN {q.seconds("i.created_at", "i.acknowledged_at")} END AS tta,
                    CASE WHEN {real} AND i.detected_at IS NOT NULL
-                        THEN {q.seconds('i.detected_at', 'i.created_at')} END AS ttd,
+                        THEN {q.seconds("i.detected_at", "i.created_at")} END AS ttd,
                    CASE WHEN {monitored} THEN CASE WHEN i.resolved_at IS NOT NULL THEN 1 ELSE 0 END END AS mon,
-                   {q.json_number('i.satisfaction', 'customer')} AS customer,
-                   {q.json_number('i.satisfaction', 'team')} AS team
+                   {q.json_number("i.satisfaction", "customer")} AS customer,
+                   {q.json_number("i.satisfaction", "team")} AS team
             FROM incident i
             WHERE {column} >= {since} AND {column} < {until}
         )
@@ -268,10 +275,23 @@ def _change(current: float | None, previous: float | None) -> float | None:
     return round(100.0 * (current - previous) / previous, 2)
 
 
-SUM_KEYS = ("incidents", "false_positives", "resolved", "ttr_sum", "acked", "tta_sum", "detected", "ttd_sum",
-            "monitored", "monitored_resolved", "customer_sum", "customer_n", "team_sum", "team_n")
-COUNT_KEYS = {"incidents", "false_positives", "resolved", "acked", "detected", "monitored", "monitored_resolved",
-              "customer_n", "team_n"}
+SUM_KEYS = (
+    "incidents",
+    "false_positives",
+    "resolved",
+    "ttr_sum",
+    "acked",
+    "tta_sum",
+    "detected",
+    "ttd_sum",
+    "monitored",
+    "monitored_resolved",
+    "customer_sum",
+    "customer_n",
+    "team_sum",
+    "team_n",
+)
+COUNT_KEYS = {"incidents", "false_positives", "resolved", "acked", "detected", "monitored", "monitored_resolved", "customer_n", "team_n"}
 
 
 def _add(into: dict[str, Any], row: dict[str, Any]) -> None:
@@ -311,8 +331,7 @@ def _root_cause_shares(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"category": c, "count": n, "percent": _percent(n, whole)} for c, n in ordered]
 
 
-def _direction(change: float | None, current: float | None, previous: float | None,
-               up: str, down: str) -> str:
+def _direction(change: float | None, current: float | None, previous: float | None, up: str, down: str) -> str:
     if current is None or previous is None:
         return "no data"
     if previous == 0:
@@ -364,12 +383,17 @@ async def build_report(period: Period, *, compare: bool = True) -> dict[str, Any
         report["previous_period"] = prev_period.as_dict()
         report["trends"] = {
             "incident_frequency": {
-                "current": t["incidents"], "previous": prev["incidents"],
-                "current_per_day": _round(rate, 4), "previous_per_day": _round(prev_rate, 4), "change_percent": freq_change,
+                "current": t["incidents"],
+                "previous": prev["incidents"],
+                "current_per_day": _round(rate, 4),
+                "previous_per_day": _round(prev_rate, 4),
+                "change_percent": freq_change,
                 "direction": _direction(freq_change, rate, prev_rate, "increasing", "decreasing"),
             },
             "resolution_time": {
-                "current_seconds": mttr, "previous_seconds": prev_mttr, "change_percent": ttr_change,
+                "current_seconds": mttr,
+                "previous_seconds": prev_mttr,
+                "change_percent": ttr_change,
                 # A longer resolution time is worse.
                 "direction": _direction(ttr_change, mttr, prev_mttr, "worsening", "improving"),
             },
@@ -381,8 +405,13 @@ def _weeks(period: Period, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Seven-day buckets from the period's start (the last one may be shorter)."""
     count = max(1, math.ceil((period.until - period.since).total_seconds() / 604800))
     weeks: list[dict[str, Any]] = [
-        {"week_start": (period.since + timedelta(days=7 * i)).isoformat(), **{s: 0 for s in SEVERITIES},
-         "total": 0, "_resolved": 0, "_ttr": 0.0}
+        {
+            "week_start": (period.since + timedelta(days=7 * i)).isoformat(),
+            **{s: 0 for s in SEVERITIES},
+            "total": 0,
+            "_resolved": 0,
+            "_ttr": 0.0,
+        }
         for i in range(count)
     ]
     for r in rows:

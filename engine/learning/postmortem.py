@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound, Status, parse_incident_key
+from engine.incidents.services import append_event, lock_incident, valid_actor, valid_text, valid_time
 from engine.storage.models import Event, FollowUp, Incident
 from engine.storage.postmortem_models import Postmortem, PostmortemEntry
-from engine.incidents.services import valid_actor, append_event, lock_incident, valid_text, valid_time
 
 DRAFT, PUBLISHED = "draft", "published"
 MAX_ITEMS = 100
@@ -55,8 +55,17 @@ def _iso(value: Any) -> Any:
 
 
 def _entry(at: datetime, kind: str, text: str, event_id: int | None) -> dict[str, Any]:
-    return {"id": None, "event_id": event_id, "at": at, "kind": kind, "text": text, "annotation": "",
-            "hidden": False, "edited": False, "origin": "event" if event_id is not None else "incident"}
+    return {
+        "id": None,
+        "event_id": event_id,
+        "at": at,
+        "kind": kind,
+        "text": text,
+        "annotation": "",
+        "hidden": False,
+        "edited": False,
+        "origin": "event" if event_id is not None else "incident",
+    }
 
 
 def entry_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -138,10 +147,33 @@ def computed_downtime(entries: Sequence[dict[str, Any]]) -> float | None:
 # --- reading ------------------------------------------------------------------------------
 
 INCIDENT_FIELDS = (
-    "id", "number", "title", "description", "severity", "status", "source", "services", "tags", "assignee",
-    "target", "trigger", "detected_at", "created_at", "created_by", "acknowledged_at", "acknowledged_by",
-    "resolved_at", "resolved_by", "root_cause", "root_cause_category", "solution", "verification_steps",
-    "false_positive", "impact", "satisfaction", "external_refs",
+    "id",
+    "number",
+    "title",
+    "description",
+    "severity",
+    "status",
+    "source",
+    "services",
+    "tags",
+    "assignee",
+    "target",
+    "trigger",
+    "detected_at",
+    "created_at",
+    "created_by",
+    "acknowledged_at",
+    "acknowledged_by",
+    "resolved_at",
+    "resolved_by",
+    "root_cause",
+    "root_cause_category",
+    "solution",
+    "verification_steps",
+    "false_positive",
+    "impact",
+    "satisfaction",
+    "external_refs",
 )
 
 
@@ -154,9 +186,7 @@ async def _incident_row(key: str | int) -> dict[str, Any]:
 
 
 async def _events(incident_id: int, after: int = 0) -> list[dict[str, Any]]:
-    return await Event.filter(incident_id=incident_id, id__gt=after).order_by("id").values(
-        "id", "kind", "actor", "at", "summary", "data"
-    )
+    return await Event.filter(incident_id=incident_id, id__gt=after).order_by("id").values("id", "kind", "actor", "at", "summary", "data")
 
 
 def _entry_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -174,9 +204,12 @@ async def postmortem_document(key: str | int) -> dict[str, Any]:
     if pm is None:
         entries = assemble_timeline(inc, await _events(inc["id"]))
     else:
-        stored = [_entry_row(r) for r in await PostmortemEntry.filter(postmortem_id=pm.id).values(
-            "id", "event_id", "at", "kind", "text", "annotation", "hidden", "edited"
-        )]
+        stored = [
+            _entry_row(r)
+            for r in await PostmortemEntry.filter(postmortem_id=pm.id).values(
+                "id", "event_id", "at", "kind", "text", "annotation", "hidden", "edited"
+            )
+        ]
         linked = {e["event_id"] for e in stored if e["event_id"] is not None}
         newer = max(linked, default=0)
         # Events since the last edit are shown too (and stored by the next edit).
@@ -185,10 +218,12 @@ async def postmortem_document(key: str | int) -> dict[str, Any]:
     impact = dict(inc["impact"] or {})
     computed = computed_downtime(entries)
     manual = impact.get("downtime_minutes")
-    followups = await FollowUp.filter(incident_id=inc["id"]).order_by("id").values(
-        "id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key"
+    followups = (
+        await FollowUp.filter(incident_id=inc["id"])
+        .order_by("id")
+        .values("id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key")
     )
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     updates = await Event.filter(incident_id=inc["id"], kind="status_update").count()
     return {
         "key": f"INC-{inc['number']}",
@@ -217,8 +252,7 @@ async def postmortem_document(key: str | int) -> dict[str, Any]:
         "satisfaction": {k: (inc["satisfaction"] or {}).get(k) for k in ("customer", "team")},
         "timeline": [{**e, "at": _iso(e["at"])} for e in entries],
         "action_items": [
-            {**{k: _iso(v) for k, v in f.items()},
-             "overdue": (not f["done"]) and f["due_date"] is not None and f["due_date"] < today}
+            {**{k: _iso(v) for k, v in f.items()}, "overdue": (not f["done"]) and f["due_date"] is not None and f["due_date"] < today}
             for f in followups
         ],
         "status_updates": updates,
@@ -228,8 +262,9 @@ async def postmortem_document(key: str | int) -> dict[str, Any]:
 # --- writing ------------------------------------------------------------------------------
 
 
-async def _postmortem_for_change(conn: BaseDBAsyncClient, incident: Incident, actor: str, now: datetime,
-                                 *, editing: bool = True) -> Postmortem:
+async def _postmortem_for_change(
+    conn: BaseDBAsyncClient, incident: Incident, actor: str, now: datetime, *, editing: bool = True
+) -> Postmortem:
     """The incident's post-mortem (created and seeded on first use), its timeline brought up to date.
 
     `editing` refuses a published post-mortem: it is final until someone unpublishes it.
@@ -237,11 +272,19 @@ async def _postmortem_for_change(conn: BaseDBAsyncClient, incident: Incident, ac
     pm = await Postmortem.get_or_none(incident_id=incident.id, using_db=conn)
     if pm is None:
         pm = await Postmortem.create(incident=incident, created_by=actor, created_at=now, updated_at=now, using_db=conn)
-        first = detection_entry({"detected_at": incident.detected_at, "created_at": incident.created_at,
-                                 "trigger": incident.trigger, "target": incident.target, "source": incident.source})
+        first = detection_entry(
+            {
+                "detected_at": incident.detected_at,
+                "created_at": incident.created_at,
+                "trigger": incident.trigger,
+                "target": incident.target,
+                "source": incident.source,
+            }
+        )
         if first:
-            await PostmortemEntry.create(postmortem=pm, event_id=None, at=first["at"], kind=first["kind"],
-                                         text=first["text"], created_by=actor, using_db=conn)
+            await PostmortemEntry.create(
+                postmortem=pm, event_id=None, at=first["at"], kind=first["kind"], text=first["text"], created_by=actor, using_db=conn
+            )
         await append_event(conn, incident, "postmortem_started", actor, "post-mortem draft started", {"postmortem_id": pm.id}, now)
     elif editing and pm.status == PUBLISHED:
         raise IllegalTransition(f"the post-mortem of {incident.key} is published; unpublish it before you edit it")
@@ -250,16 +293,22 @@ async def _postmortem_for_change(conn: BaseDBAsyncClient, incident: Incident, ac
 
 
 async def _sync_entries(conn: BaseDBAsyncClient, pm: Postmortem, incident: Incident, actor: str) -> None:
-    linked = set(await PostmortemEntry.filter(postmortem_id=pm.id, event_id__not_isnull=True).using_db(conn)
-                 .values_list("event_id", flat=True))
-    events = await Event.filter(incident_id=incident.id, id__gt=max(linked, default=0)).using_db(conn).order_by("id").values(
-        "id", "kind", "actor", "at", "summary", "data"
+    linked = set(
+        await PostmortemEntry.filter(postmortem_id=pm.id, event_id__not_isnull=True).using_db(conn).values_list("event_id", flat=True)
+    )
+    events = (
+        await Event.filter(incident_id=incident.id, id__gt=max(linked, default=0))
+        .using_db(conn)
+        .order_by("id")
+        .values("id", "kind", "actor", "at", "summary", "data")
     )
     new = [e for e in (entry_from_event(ev) for ev in events) if e and e["event_id"] not in linked]
     if new:
         await PostmortemEntry.bulk_create(
-            [PostmortemEntry(postmortem_id=pm.id, event_id=e["event_id"], at=e["at"], kind=e["kind"], text=e["text"],
-                             created_by=actor) for e in new],
+            [
+                PostmortemEntry(postmortem_id=pm.id, event_id=e["event_id"], at=e["at"], kind=e["kind"], text=e["text"], created_by=actor)
+                for e in new
+            ],
             using_db=conn,
         )
 
@@ -328,8 +377,11 @@ async def update_postmortem(
     changes: dict[str, Any] = {}
     if summary is not UNSET:
         changes["summary"] = valid_text(summary, "summary", required=False)
-    for name, value, extra in (("lessons_learned", lessons_learned, add_lessons), ("went_well", went_well, add_went_well),
-                               ("went_badly", went_badly, add_went_badly)):
+    for name, value, extra in (
+        ("lessons_learned", lessons_learned, add_lessons),
+        ("went_well", went_well, add_went_well),
+        ("went_badly", went_badly, add_went_badly),
+    ):
         if value is not UNSET:
             changes[name] = _items(value or [], name)
         if extra:
@@ -362,8 +414,15 @@ async def update_postmortem(
         incident.updated_at = now
         await incident.save(using_db=conn)
         fields = sorted({n.lstrip("+") for n in changes} | set(impact))
-        await append_event(conn, incident, "postmortem_edited", actor, "post-mortem edited: " + ", ".join(fields),
-                            {"postmortem_id": pm.id, "fields": fields, "impact": impact or None}, now)
+        await append_event(
+            conn,
+            incident,
+            "postmortem_edited",
+            actor,
+            "post-mortem edited: " + ", ".join(fields),
+            {"postmortem_id": pm.id, "fields": fields, "impact": impact or None},
+            now,
+        )
     return pm
 
 
@@ -381,7 +440,13 @@ def _aware(value: datetime, field: str) -> datetime:
 
 
 async def add_entry(
-    key: str | int, actor: str, *, at_time: datetime, text: str, kind: str = "note", annotation: str = "",
+    key: str | int,
+    actor: str,
+    *,
+    at_time: datetime,
+    text: str,
+    kind: str = "note",
+    annotation: str = "",
     at: datetime | None = None,
 ) -> PostmortemEntry:
     """A timeline entry a person adds (a deployment the events missed, the start of impact…)."""
@@ -394,12 +459,20 @@ async def add_entry(
     async with in_transaction() as conn:
         incident = await lock_incident(conn, key)
         pm = await _postmortem_for_change(conn, incident, actor, now)
-        row = await PostmortemEntry.create(postmortem=pm, event_id=None, at=at_time, kind=kind, text=text,
-                                           annotation=annotation, created_by=actor, using_db=conn)
+        row = await PostmortemEntry.create(
+            postmortem=pm, event_id=None, at=at_time, kind=kind, text=text, annotation=annotation, created_by=actor, using_db=conn
+        )
         pm.updated_at = now
         await pm.save(using_db=conn)
-        await append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: added {kind} entry",
-                            {"postmortem_id": pm.id, "entry_id": row.id, "action": "added"}, now)
+        await append_event(
+            conn,
+            incident,
+            "postmortem_entry",
+            actor,
+            f"post-mortem timeline: added {kind} entry",
+            {"postmortem_id": pm.id, "entry_id": row.id, "action": "added"},
+            now,
+        )
     return row
 
 
@@ -442,10 +515,20 @@ async def edit_entry(
         await row.save(using_db=conn)
         pm.updated_at = now
         await pm.save(using_db=conn)
-        what = "hidden" if changes.get("hidden") is True else ("shown" if changes.get("hidden") is False else
-                                                                 "annotated" if set(changes) == {"annotation"} else "edited")
-        await append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: entry {entry_id} {what}",
-                            {"postmortem_id": pm.id, "entry_id": entry_id, "action": what, "fields": sorted(changes)}, now)
+        what = (
+            "hidden"
+            if changes.get("hidden") is True
+            else ("shown" if changes.get("hidden") is False else "annotated" if set(changes) == {"annotation"} else "edited")
+        )
+        await append_event(
+            conn,
+            incident,
+            "postmortem_entry",
+            actor,
+            f"post-mortem timeline: entry {entry_id} {what}",
+            {"postmortem_id": pm.id, "entry_id": entry_id, "action": what, "fields": sorted(changes)},
+            now,
+        )
     return row
 
 
@@ -462,8 +545,15 @@ async def remove_entry(key: str | int, entry_id: int, actor: str, *, at: datetim
         await row.delete(using_db=conn)
         pm.updated_at = now
         await pm.save(using_db=conn)
-        await append_event(conn, incident, "postmortem_entry", actor, f"post-mortem timeline: entry {entry_id} removed",
-                            {"postmortem_id": pm.id, "entry_id": entry_id, "action": "removed"}, now)
+        await append_event(
+            conn,
+            incident,
+            "postmortem_entry",
+            actor,
+            f"post-mortem timeline: entry {entry_id} removed",
+            {"postmortem_id": pm.id, "entry_id": entry_id, "action": "removed"},
+            now,
+        )
 
 
 async def _entry_of(conn: BaseDBAsyncClient, pm: Postmortem, incident: Incident, entry_id: int) -> PostmortemEntry:
@@ -500,8 +590,7 @@ async def unpublish(key: str | int, actor: str, *, at: datetime | None = None) -
             raise IllegalTransition(f"the post-mortem of {incident.key} is not published")
         pm.status, pm.published_at, pm.published_by, pm.updated_at = DRAFT, None, None, now
         await pm.save(using_db=conn)
-        await append_event(conn, incident, "postmortem_unpublished", actor, "post-mortem back to draft",
-                            {"postmortem_id": pm.id}, now)
+        await append_event(conn, incident, "postmortem_unpublished", actor, "post-mortem back to draft", {"postmortem_id": pm.id}, now)
     return pm
 
 
@@ -523,9 +612,7 @@ def _rating(value: Any, field: str) -> int | None:
     return number
 
 
-async def rate_satisfaction(
-    key: str | int, actor: str, *, customer: Any = None, team: Any = None, at: datetime | None = None
-) -> Incident:
+async def rate_satisfaction(key: str | int, actor: str, *, customer: Any = None, team: Any = None, at: datetime | None = None) -> Incident:
     """Record customer and/or team satisfaction (1–5) for an incident; a new rating replaces the old."""
     actor = valid_actor(actor)
     ratings = {k: v for k, v in (("customer", _rating(customer, "customer")), ("team", _rating(team, "team"))) if v is not None}
@@ -539,8 +626,15 @@ async def rate_satisfaction(
         incident.updated_at = now
         await incident.save(using_db=conn)
         text = ", ".join(f"{k} {v}/5" for k, v in ratings.items())
-        await append_event(conn, incident, "satisfaction_rated", actor, f"satisfaction rated: {text}",
-                            {"ratings": ratings, "previous": {k: old.get(k) for k in ratings}}, now)
+        await append_event(
+            conn,
+            incident,
+            "satisfaction_rated",
+            actor,
+            f"satisfaction rated: {text}",
+            {"ratings": ratings, "previous": {k: old.get(k) for k in ratings}},
+            now,
+        )
     return incident
 
 
@@ -562,9 +656,15 @@ async def set_followup_ticket(followup_id: int, ticket_key: str | None, actor: s
         old = row.ticket_key
         row.ticket_key = ticket
         await row.save(using_db=conn)
-        await append_event(conn, incident, "followup_ticket", actor,
-                            f"follow-up {followup_id} " + (f"ticket {ticket}" if ticket else "ticket unlinked") + f": {row.description}",
-                            {"followup_id": followup_id, "ticket_key": ticket, "previous": old}, now)
+        await append_event(
+            conn,
+            incident,
+            "followup_ticket",
+            actor,
+            f"follow-up {followup_id} " + (f"ticket {ticket}" if ticket else "ticket unlinked") + f": {row.description}",
+            {"followup_id": followup_id, "ticket_key": ticket, "previous": old},
+            now,
+        )
     return row
 
 
@@ -593,16 +693,25 @@ async def open_followup_ticket(followup_id: int, actor: str, settings: Any, clie
         "labels": ["pulseguard", f"pulseguard-{key.lower()}-followup-{row.id}"],
     }
     text = "\n".join(lines)
-    body["description"] = ({"type": "doc", "version": 1, "content": [
-        {"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in lines if p]}
-        if settings.api_version >= 3 else text)
+    body["description"] = (
+        {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in lines if p]}
+        if settings.api_version >= 3
+        else text
+    )
     if row.due_date:
         body["duedate"] = row.due_date.isoformat()
     own = client is None
     client = client or httpx.AsyncClient()
     try:
-        outcome, response = await base.request(client, "POST", settings.url("issue"), json_body={"fields": body},
-                                               headers=settings.headers(), auth=settings.auth(), timeout=settings.timeout)
+        outcome, response = await base.request(
+            client,
+            "POST",
+            settings.url("issue"),
+            json_body={"fields": body},
+            headers=settings.headers(),
+            auth=settings.auth(),
+            timeout=settings.timeout,
+        )
     finally:
         if own:
             await client.aclose()
@@ -623,16 +732,32 @@ async def list_followups(*, open_only: bool = False, owner: str | None = None, t
     if owner:
         query = query.filter(owner=owner.strip())
     rows = await query.values(
-        "id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key", "created_at",
-        "incident__number", "incident__title",
+        "id",
+        "group",
+        "description",
+        "owner",
+        "due_date",
+        "done",
+        "done_at",
+        "ticket_key",
+        "created_at",
+        "incident__number",
+        "incident__title",
     )
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     out = []
     for r in rows:
         number = r.pop("incident__number")
         title = r.pop("incident__title")
         overdue = (not r["done"]) and r["due_date"] is not None and r["due_date"] < today
-        out.append({**{k: _iso(v) for k, v in r.items()}, "incident": f"INC-{number}", "incident_title": title,
-                    "overdue": overdue, "days_overdue": (today - r["due_date"]).days if overdue else 0})
+        out.append(
+            {
+                **{k: _iso(v) for k, v in r.items()},
+                "incident": f"INC-{number}",
+                "incident_title": title,
+                "overdue": overdue,
+                "days_overdue": (today - r["due_date"]).days if overdue else 0,
+            }
+        )
     out.sort(key=lambda r: (not r["overdue"], r["done"], r["due_date"] or "9999-99-99", r["id"]))
     return out

@@ -86,14 +86,19 @@ def render_markdown(doc: dict[str, Any], tz: str | tzinfo | None = None) -> str:
     inc, pm, impact = doc["incident"], doc["postmortem"], doc["impact"]
     lines: list[str] = [f"# Post-mortem: {doc['key']} — {_inline(inc['title'])}", ""]
     facts = [
-        ("Status", pm["status"] + (f" (published {_time(pm['published_at'], zone)} by {_inline(pm['published_by'])})"
-                                   if pm["status"] == "published" else "")),
+        (
+            "Status",
+            pm["status"]
+            + (f" (published {_time(pm['published_at'], zone)} by {_inline(pm['published_by'])})" if pm["status"] == "published" else ""),
+        ),
         ("Severity", inc["severity"]),
         ("Services", ", ".join(_inline(s) for s in inc["services"]) or "-"),
         ("Detected", _time(inc["detected_at"], zone)),
         ("Declared", f"{_time(inc['created_at'], zone)} by {_inline(inc['created_by'])}"),
-        ("Acknowledged", f"{_time(inc['acknowledged_at'], zone)} by {_inline(inc['acknowledged_by'])}"
-         if inc["acknowledged_at"] else "never"),
+        (
+            "Acknowledged",
+            f"{_time(inc['acknowledged_at'], zone)} by {_inline(inc['acknowledged_by'])}" if inc["acknowledged_at"] else "never",
+        ),
         ("Resolved", f"{_time(inc['resolved_at'], zone)} by {_inline(inc['resolved_by'])}" if inc["resolved_at"] else "not yet"),
     ]
     if inc.get("false_positive"):
@@ -147,8 +152,11 @@ def render_markdown(doc: dict[str, Any], tz: str | tzinfo | None = None) -> str:
         lines.append("_Not resolved yet._")
     lines.append("")
 
-    for title, items in (("What went well", pm["went_well"]), ("What went badly", pm["went_badly"]),
-                         ("Lessons learned", pm["lessons_learned"])):
+    for title, items in (
+        ("What went well", pm["went_well"]),
+        ("What went badly", pm["went_badly"]),
+        ("Lessons learned", pm["lessons_learned"]),
+    ):
         lines += [f"## {title}", ""]
         lines += [f"- {_inline(i)}" for i in items] if items else ["_Nothing recorded yet._"]
         lines.append("")

@@ -22,8 +22,9 @@ WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 32, 40
 
 templates = environment(__file__)
-templates.globals.update(width=WIDTH, left=LEFT, right=WIDTH - RIGHT, top=TOP, middle=f"{WIDTH / 2:g}",
-                    severities=SEVERITIES, fills=SEVERITY_FILL)
+templates.globals.update(
+    width=WIDTH, left=LEFT, right=WIDTH - RIGHT, top=TOP, middle=f"{WIDTH / 2:g}", severities=SEVERITIES, fills=SEVERITY_FILL
+)
 
 
 def _svg(template: str, title: str, height: int = HEIGHT, **shapes: Any) -> str:
@@ -83,10 +84,15 @@ def weekly_by_severity(report: dict[str, Any]) -> str:
             h = plot_h * w[s] / top
             base -= h
             stack.append({"severity": s, "value": w[s], "y": f"{base:.1f}", "height": f"{h:.1f}"})
-        columns.append({"week": w["week_start"], "label": _week_label(w), "x": f"{x:.1f}", "middle": f"{x + bar / 2:.1f}",
-                        "stack": stack})
-    return _svg("weekly.svg", "Incidents per week by severity", grid=_y_axis(top, plot_h), columns=columns,
-                bar=f"{bar:.1f}", axis_y=TOP + plot_h + 14)
+        columns.append({"week": w["week_start"], "label": _week_label(w), "x": f"{x:.1f}", "middle": f"{x + bar / 2:.1f}", "stack": stack})
+    return _svg(
+        "weekly.svg",
+        "Incidents per week by severity",
+        grid=_y_axis(top, plot_h),
+        columns=columns,
+        bar=f"{bar:.1f}",
+        axis_y=TOP + plot_h + 14,
+    )
 
 
 def mttr_trend(report: dict[str, Any]) -> str:
@@ -97,13 +103,26 @@ def mttr_trend(report: dict[str, Any]) -> str:
     top = _nice_max(max((v for _, v in hours), default=0))
     slot = plot_w / max(len(weeks), 1)
     points = [
-        {"x": f"{LEFT + slot * i + slot / 2:.1f}", "y": f"{TOP + plot_h - plot_h * v / top:.1f}", "week": weeks[i]["week_start"],
-         "label": _week_label(weeks[i]), "value": f"{v:.3f}", "hours": f"{v:.2f}"}
+        {
+            "x": f"{LEFT + slot * i + slot / 2:.1f}",
+            "y": f"{TOP + plot_h - plot_h * v / top:.1f}",
+            "week": weeks[i]["week_start"],
+            "label": _week_label(weeks[i]),
+            "value": f"{v:.3f}",
+            "hours": f"{v:.2f}",
+        }
         for i, v in hours
     ]
     labels = [{"middle": f"{LEFT + slot * i + slot / 2:.1f}", "label": _week_label(w)} for i, w in enumerate(weeks)]
-    return _svg("mttr.svg", "MTTR per week (hours)", grid=_y_axis(top, plot_h, " h"), points=points, weeks=labels,
-                axis_y=TOP + plot_h + 14, empty_y=f"{TOP + plot_h / 2:.1f}")
+    return _svg(
+        "mttr.svg",
+        "MTTR per week (hours)",
+        grid=_y_axis(top, plot_h, " h"),
+        points=points,
+        weeks=labels,
+        axis_y=TOP + plot_h + 14,
+        empty_y=f"{TOP + plot_h / 2:.1f}",
+    )
 
 
 def root_causes(report: dict[str, Any]) -> str:
@@ -116,10 +135,19 @@ def root_causes(report: dict[str, Any]) -> str:
     for n, c in enumerate(causes):
         pct = c["percent"] or 0.0
         w = plot_w * pct / 100
-        bars.append({"category": c["category"], "count": c["count"], "percent": f"{pct:.1f}", "y": TOP + n * row,
-                     "width": f"{w:.1f}", "after": f"{label_w + w + 4:.1f}"})
-    return _svg("root_causes.svg", "Root causes (% of resolved)", TOP + max(len(causes), 1) * row + 16,
-                causes=bars, row=row, label_w=label_w)
+        bars.append(
+            {
+                "category": c["category"],
+                "count": c["count"],
+                "percent": f"{pct:.1f}",
+                "y": TOP + n * row,
+                "width": f"{w:.1f}",
+                "after": f"{label_w + w + 4:.1f}",
+            }
+        )
+    return _svg(
+        "root_causes.svg", "Root causes (% of resolved)", TOP + max(len(causes), 1) * row + 16, causes=bars, row=row, label_w=label_w
+    )
 
 
 # (file stem, title, draw) in the order the report shows them.
@@ -134,5 +162,4 @@ def report_page(report: dict[str, Any], text: str) -> str:
     """A self-contained HTML page: the report's figures (`text`) and the three charts as inline SVG."""
     # The charts are markup this module's templates rendered (and escaped) already.
     charts = [Markup(draw(report)) for _, _, draw in CHARTS]
-    return templates.get_template("report/page.html").render(title=f"Incident report {report['period']['label']}", text=text,
-                                                        charts=charts)
+    return templates.get_template("report/page.html").render(title=f"Incident report {report['period']['label']}", text=text, charts=charts)

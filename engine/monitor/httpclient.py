@@ -130,9 +130,7 @@ async def _request_once(
         raise ProbeError("URL has an invalid port") from None
     tls = _ssl_context(verify_tls) if scheme == "https" else None
     try:
-        reader, writer = await asyncio.open_connection(
-            host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_HEADER_BYTES
-        )
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_HEADER_BYTES)
     except OSError as exc:
         raise ProbeError(_describe_os_error(exc)) from None
     try:
@@ -246,9 +244,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], cap:
         try:
             data = await reader.readexactly(wanted)
         except asyncio.IncompleteReadError as exc:
-            raise ProbeError(
-                f"connection closed after {len(exc.partial)} of {size} body bytes"
-            ) from None
+            raise ProbeError(f"connection closed after {len(exc.partial)} of {size} body bytes") from None
         return data, size > cap
     # No length: the body runs to the end of the connection.
     data = await reader.read(cap + 1)

@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 
 __all__ = ["Reply", "Request", "LoopbackServer", "TcpListener"]
 
-REASONS = {200: "OK", 204: "No Content", 301: "Moved Permanently", 302: "Found", 404: "Not Found",
-           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    204: "No Content",
+    301: "Moved Permanently",
+    302: "Found",
+    404: "Not Found",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 @dataclass
@@ -45,9 +53,10 @@ class Reply:
             head.append(f"{name}: {value}")
         if self.chunked:
             head.append("Transfer-Encoding: chunked")
-            payload = b"".join(
-                f"{len(body[i:i + 7]):x}\r\n".encode() + body[i:i + 7] + b"\r\n" for i in range(0, len(body), 7)
-            ) + b"0\r\n\r\n"
+            payload = (
+                b"".join(f"{len(body[i : i + 7]):x}\r\n".encode() + body[i : i + 7] + b"\r\n" for i in range(0, len(body), 7))
+                + b"0\r\n\r\n"
+            )
         else:
             head.append(f"Content-Length: {len(body)}")
             payload = body
@@ -59,7 +68,7 @@ Handler = Callable[[Request], "Reply | Awaitable[Reply]"]
 
 
 class _HttpProtocol(asyncio.Protocol):
-    def __init__(self, server: "LoopbackServer") -> None:
+    def __init__(self, server: LoopbackServer) -> None:
         self.server = server
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
@@ -147,7 +156,7 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self) -> "LoopbackServer":
+    async def start(self) -> LoopbackServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _HttpProtocol(self), self.host, self.port, backlog=self.backlog)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -162,7 +171,7 @@ class LoopbackServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> "LoopbackServer":
+    async def __aenter__(self) -> LoopbackServer:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -178,7 +187,7 @@ class TcpListener:
         self.accepted = 0
         self._server: asyncio.base_events.Server | None = None
 
-    async def start(self) -> "TcpListener":
+    async def start(self) -> TcpListener:
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.accepted += 1
             writer.close()
@@ -193,7 +202,7 @@ class TcpListener:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> "TcpListener":
+    async def __aenter__(self) -> TcpListener:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

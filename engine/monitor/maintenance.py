@@ -14,13 +14,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from engine.storage.models import MaintenanceWindow
 
 log = logging.getLogger("pulseguard.monitor.maintenance")
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,12 @@ def _window(row: MaintenanceWindow) -> Window:
     if row.ended_at is not None and row.ended_at < ends:
         ends = row.ended_at
     return Window(
-        row.id, row.title, frozenset(row.services or ()), frozenset(row.targets or ()),
-        row.starts_at.timestamp(), ends.timestamp(),
+        row.id,
+        row.title,
+        frozenset(row.services or ()),
+        frozenset(row.targets or ()),
+        row.starts_at.timestamp(),
+        ends.timestamp(),
     )
 
 

@@ -19,13 +19,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from tortoise.transactions import in_transaction
 
-from engine.config.conditions import Series, Truthy, parse_condition, ConditionError, series_key
+from engine.config.conditions import ConditionError, Series, Truthy, parse_condition, series_key
 from engine.core.domain import InvalidInput
+from engine.monitor.probes import Observation, SeriesValue
 from engine.storage.monitor_models import (
     EngineHeartbeat,
     MetricRollup,
@@ -34,16 +35,27 @@ from engine.storage.monitor_models import (
     MonitorTarget,
     ProbeResult,
 )
-from engine.monitor.probes import Observation, SeriesValue
 
 log = logging.getLogger("pulseguard.monitor.metrics")
 
-UTC = timezone.utc
+UTC = UTC
 PROBE_SERIES = ("response_time", "ok")
 TARGET_STATE_FIELDS = [
-    "kind", "address", "service", "interval", "timeout", "state", "last_at", "last_ok",
-    "last_latency_ms", "last_status_code", "last_error", "last_ok_at", "last_change_at",
-    "cert_days_left", "updated_at",
+    "kind",
+    "address",
+    "service",
+    "interval",
+    "timeout",
+    "state",
+    "last_at",
+    "last_ok",
+    "last_latency_ms",
+    "last_status_code",
+    "last_error",
+    "last_ok_at",
+    "last_change_at",
+    "cert_days_left",
+    "updated_at",
 ]
 
 
@@ -93,7 +105,7 @@ def split_target(text: str) -> tuple[str | None, str]:
         return None, raw
     target, series = raw.split("/", 1)
     if not target.strip() or not series.strip():
-        raise InvalidInput("series", f"{raw!r} is not a series name (expected name, name{{label=\"value\"}} or target/name)")
+        raise InvalidInput("series", f'{raw!r} is not a series name (expected name, name{{label="value"}} or target/name)')
     return target.strip(), series.strip()
 
 
@@ -176,34 +188,59 @@ class TargetStatus:
         """Values of STATE_COLUMNS, then the name (for the UPDATE's WHERE)."""
         obs = self.last
         return (
-            "paused" if self.paused else self.state, not self.paused,
-            utc(obs.at) if obs else None, obs.ok if obs else None, obs.latency_ms if obs else None,
-            obs.status_code if obs else None, (obs.error or None) if obs else None,
-            utc(self.last_ok_at) if self.last_ok_at else None, utc(self.last_change_at) if self.last_change_at else None,
-            self.cert_days_left, datetime.now(UTC), self.name,
+            "paused" if self.paused else self.state,
+            not self.paused,
+            utc(obs.at) if obs else None,
+            obs.ok if obs else None,
+            obs.latency_ms if obs else None,
+            obs.status_code if obs else None,
+            (obs.error or None) if obs else None,
+            utc(self.last_ok_at) if self.last_ok_at else None,
+            utc(self.last_change_at) if self.last_change_at else None,
+            self.cert_days_left,
+            datetime.now(UTC),
+            self.name,
         )
 
     def row(self) -> MonitorTarget:
         obs = self.last
         return MonitorTarget(
-            name=self.name, kind=self.kind, address=self.address[:500], service=self.service,
-            interval=self.interval, timeout=self.timeout, active=not self.paused,
+            name=self.name,
+            kind=self.kind,
+            address=self.address[:500],
+            service=self.service,
+            interval=self.interval,
+            timeout=self.timeout,
+            active=not self.paused,
             state="paused" if self.paused else self.state,
-            last_at=utc(obs.at) if obs else None, last_ok=obs.ok if obs else None,
+            last_at=utc(obs.at) if obs else None,
+            last_ok=obs.ok if obs else None,
             last_latency_ms=obs.latency_ms if obs else None,
             last_status_code=obs.status_code if obs else None,
             last_error=(obs.error or None) if obs else None,
             last_ok_at=utc(self.last_ok_at) if self.last_ok_at else None,
             last_change_at=utc(self.last_change_at) if self.last_change_at else None,
-            cert_days_left=self.cert_days_left, updated_at=datetime.now(UTC),
+            cert_days_left=self.cert_days_left,
+            updated_at=datetime.now(UTC),
         )
 
 
 RESULT_COLUMNS = ("target", "at", "ok", "latency_ms", "status_code", "error", "cert_days_left")
 SAMPLE_COLUMNS = ("series_id", "at", "value")
 ROLLUP_COLUMNS = ("series_id", "minute", "count", "min", "max", "mean", "p95")
-STATE_COLUMNS = ("state", "active", "last_at", "last_ok", "last_latency_ms", "last_status_code", "last_error",
-                 "last_ok_at", "last_change_at", "cert_days_left", "updated_at")
+STATE_COLUMNS = (
+    "state",
+    "active",
+    "last_at",
+    "last_ok",
+    "last_latency_ms",
+    "last_status_code",
+    "last_error",
+    "last_ok_at",
+    "last_change_at",
+    "cert_days_left",
+    "updated_at",
+)
 
 
 def sql_placeholders(conn: Any, n: int, start: int = 1) -> list[str]:
@@ -231,8 +268,10 @@ async def upsert_rollups(rows: list[tuple[Any, ...]]) -> None:
     """Insert or replace per-minute rollups (series_id, minute, count, min, max, mean, p95).
     A minute split between two engines (a takeover) keeps the later write."""
     async with in_transaction() as conn:
-        sql = _insert_sql(conn, "metric_rollup", ROLLUP_COLUMNS) + ' ON CONFLICT ("series_id", "minute") DO UPDATE SET ' + ", ".join(
-            f'"{c}" = excluded."{c}"' for c in ROLLUP_COLUMNS[2:]
+        sql = (
+            _insert_sql(conn, "metric_rollup", ROLLUP_COLUMNS)
+            + ' ON CONFLICT ("series_id", "minute") DO UPDATE SET '
+            + ", ".join(f'"{c}" = excluded."{c}"' for c in ROLLUP_COLUMNS[2:])
         )
         await conn.execute_many(sql, _rows(rows))
 
@@ -259,8 +298,12 @@ async def sync_targets(targets: Iterable[Any]) -> dict[str, TargetStatus]:
         if old is not None and old.last_at is not None:
             # Keep the last known result visible; the state is unknown until the next probe.
             status.last = Observation(
-                t.name, old.last_at.timestamp(), bool(old.last_ok), old.last_latency_ms,
-                status_code=old.last_status_code, error=old.last_error,
+                t.name,
+                old.last_at.timestamp(),
+                bool(old.last_ok),
+                old.last_latency_ms,
+                status_code=old.last_status_code,
+                error=old.last_error,
             )
             status.state = "unknown"
             status.last_ok_at = old.last_ok_at.timestamp() if old.last_ok_at else None
@@ -385,9 +428,7 @@ class MetricsWriter:
             return
         if samples:
             await self.registry.ensure((t, v.name, v.labels, src) for t, src, v, _ in samples)
-        result_rows = [
-            (o.target, utc(o.at), o.ok, o.latency_ms, o.status_code, o.error, o.cert_days_left) for o in results
-        ]
+        result_rows = [(o.target, utc(o.at), o.ok, o.latency_ms, o.status_code, o.error, o.cert_days_left) for o in results]
         sample_rows = []
         get = self.registry.get
         for target, _, value, at in samples:
@@ -469,8 +510,9 @@ class PushedSample:
     at: datetime
 
 
-def check_sample(series: str, value: Any, at: datetime | None, *, now: datetime | None = None, max_future: float = 300.0,
-                 where: str = "") -> PushedSample:
+def check_sample(
+    series: str, value: Any, at: datetime | None, *, now: datetime | None = None, max_future: float = 300.0, where: str = ""
+) -> PushedSample:
     """A pushed sample checked for storing; InvalidInput names the field (prefixed by `where`,
     such as `samples[3].`) for a bad series, value or time."""
     from engine.core.domain import check_time
@@ -518,8 +560,10 @@ async def store_pushed(samples: Sequence[PushedSample]) -> dict[str, int]:
     async with in_transaction() as conn:
         stored: dict[tuple[int, datetime], float] = {}
         for i in range(0, len(ids), 500):
-            found = await MetricSample.filter(series_id__in=ids[i : i + 500], at__gte=lo, at__lt=hi).using_db(conn).values_list(
-                "series_id", "at", "value"
+            found = (
+                await MetricSample.filter(series_id__in=ids[i : i + 500], at__gte=lo, at__lt=hi)
+                .using_db(conn)
+                .values_list("series_id", "at", "value")
             )
             for series_id, at, value in found:
                 if (series_id, minute_of(at.timestamp())) in minutes:
@@ -534,8 +578,10 @@ async def store_pushed(samples: Sequence[PushedSample]) -> dict[str, int]:
             if key in minutes:
                 by_minute[key].append(value)
         rollups = [(series_id, utc(minute), *rollup_of(values)) for (series_id, minute), values in sorted(by_minute.items())]
-        sql = _insert_sql(conn, "metric_rollup", ROLLUP_COLUMNS) + ' ON CONFLICT ("series_id", "minute") DO UPDATE SET ' + ", ".join(
-            f'"{c}" = excluded."{c}"' for c in ROLLUP_COLUMNS[2:]
+        sql = (
+            _insert_sql(conn, "metric_rollup", ROLLUP_COLUMNS)
+            + ' ON CONFLICT ("series_id", "minute") DO UPDATE SET '
+            + ", ".join(f'"{c}" = excluded."{c}"' for c in ROLLUP_COLUMNS[2:])
         )
         await conn.execute_many(sql, _rows(rollups))
     return {"stored": len(new), "duplicates": len(samples) - len(new), "series": len(ids)}
@@ -555,9 +601,12 @@ async def recompute_rollups(pairs: Iterable[tuple[int, int]]) -> int:
     rows = []
     for series_id, minute in sorted(set(pairs)):
         start = datetime.fromtimestamp(minute, UTC)
-        values = cast("list[float]", await MetricSample.filter(
-            series_id=series_id, at__gte=start, at__lt=start + timedelta(minutes=1)
-        ).values_list("value", flat=True))  # Tortoise types flat values_list as tuples
+        values = cast(
+            "list[float]",
+            await MetricSample.filter(series_id=series_id, at__gte=start, at__lt=start + timedelta(minutes=1)).values_list(
+                "value", flat=True
+            ),
+        )  # Tortoise types flat values_list as tuples
         if values:
             rows.append((series_id, start, *rollup_of([float(v) for v in values])))
     if rows:
@@ -569,8 +618,9 @@ async def recompute_rollups(pairs: Iterable[tuple[int, int]]) -> int:
 # Retention
 
 
-async def apply_retention(raw_seconds: float, rollup_seconds: float, *, chunk: int = 5000, now: datetime | None = None,
-                          halt: asyncio.Event | None = None) -> dict[str, int]:
+async def apply_retention(
+    raw_seconds: float, rollup_seconds: float, *, chunk: int = 5000, now: datetime | None = None, halt: asyncio.Event | None = None
+) -> dict[str, int]:
     """Delete raw results and samples older than `raw_seconds` and rollups (and heartbeat
     rows) older than `rollup_seconds`, in chunks so no transaction stays open for long."""
     now = now or datetime.now(UTC)
@@ -639,23 +689,39 @@ async def query_series(
         targets_done.add(row.target)
         label = {"series": row.key, "target": row.target or None}
         if resolution == "minute":
-            rollups = await MetricRollup.filter(series_id=row.id, minute__gte=since, minute__lt=until).order_by("minute").limit(limit).values(
-                "minute", "count", "min", "max", "mean", "p95"
+            rollups = (
+                await MetricRollup.filter(series_id=row.id, minute__gte=since, minute__lt=until)
+                .order_by("minute")
+                .limit(limit)
+                .values("minute", "count", "min", "max", "mean", "p95")
             )
-            out += [{**label, "at": r["minute"].isoformat(), "value": r["mean"], **{k: r[k] for k in ("count", "min", "max", "mean", "p95")}} for r in rollups]
+            out += [
+                {**label, "at": r["minute"].isoformat(), "value": r["mean"], **{k: r[k] for k in ("count", "min", "max", "mean", "p95")}}
+                for r in rollups
+            ]
         elif row.source == "probe":
             out += await _probe_points(row.target, row.name, since, until, limit, label)
         else:
-            points = await MetricSample.filter(series_id=row.id, at__gte=since, at__lt=until).order_by("at").limit(limit).values_list("at", "value")
+            points = (
+                await MetricSample.filter(series_id=row.id, at__gte=since, at__lt=until)
+                .order_by("at")
+                .limit(limit)
+                .values_list("at", "value")
+            )
             out += [{**label, "at": at.isoformat(), "value": value} for at, value in points]
     if resolution == "raw" and name in PROBE_SERIES and target is not None and target not in targets_done:
         out += await _probe_points(target, name, since, until, limit, {"series": name, "target": target})
     return out
 
 
-async def _probe_points(target: str, name: str, since: datetime, until: datetime, limit: int, label: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = await ProbeResult.filter(target=target, at__gte=since, at__lt=until).order_by("at").limit(limit).values_list(
-        "at", "ok", "latency_ms", "status_code", "error"
+async def _probe_points(
+    target: str, name: str, since: datetime, until: datetime, limit: int, label: dict[str, Any]
+) -> list[dict[str, Any]]:
+    rows = (
+        await ProbeResult.filter(target=target, at__gte=since, at__lt=until)
+        .order_by("at")
+        .limit(limit)
+        .values_list("at", "ok", "latency_ms", "status_code", "error")
     )
     if name == "ok":
         return [{**label, "at": at.isoformat(), "value": 1.0 if ok else 0.0, "error": error} for at, ok, _, _, error in rows]
@@ -680,8 +746,10 @@ async def heartbeat_gaps(since: datetime, until: datetime | None = None, *, slac
     """Stretches in [since, until] when no engine was running: "no data", neither up nor down.
     A run counts until its last heartbeat plus `slack` seconds."""
     until = until or datetime.now(UTC)
-    runs = await EngineHeartbeat.filter(beat_at__gte=since - timedelta(seconds=slack), started_at__lte=until).order_by("started_at").values_list(
-        "started_at", "beat_at", "stopped_at"
+    runs = (
+        await EngineHeartbeat.filter(beat_at__gte=since - timedelta(seconds=slack), started_at__lte=until)
+        .order_by("started_at")
+        .values_list("started_at", "beat_at", "stopped_at")
     )
     gaps: list[tuple[datetime, datetime]] = []
     cursor = since
@@ -705,7 +773,9 @@ async def uptime(target: str, since: datetime, until: datetime | None = None) ->
     total_minutes = max(0, int((until - since).total_seconds() // 60))
     if series is None:
         return {"target": target, "uptime_percent": None, "minutes_with_data": 0, "minutes_without_data": total_minutes}
-    rows = cast("list[float]", await MetricRollup.filter(series_id=series.id, minute__gte=since, minute__lt=until).values_list("mean", flat=True))
+    rows = cast(
+        "list[float]", await MetricRollup.filter(series_id=series.id, minute__gte=since, minute__lt=until).values_list("mean", flat=True)
+    )
     known = len(rows)
     percent = round(100.0 * sum(rows) / known, 3) if known else None
     return {"target": target, "uptime_percent": percent, "minutes_with_data": known, "minutes_without_data": max(0, total_minutes - known)}

@@ -93,8 +93,13 @@ def resolve_headers(target: Any) -> tuple[dict[str, str], list[str]]:
 
 def timeout_observation(target: Any, started: float, timeout: float, lag: float = 0.0) -> Observation:
     return Observation(
-        target.name, started, False, round(timeout * 1000.0, 3), responded=False,
-        error=f"timeout after {timeout:g}s", lag=lag,
+        target.name,
+        started,
+        False,
+        round(timeout * 1000.0, 3),
+        responded=False,
+        error=f"timeout after {timeout:g}s",
+        lag=lag,
     )
 
 
@@ -157,8 +162,14 @@ async def probe_http(target: Any, *, headers: Mapping[str, str] | None = None, b
             elif expect_regex and not re.search(expect_regex, text):
                 ok, error = False, f"body mismatch: no match for /{expect_regex}/{cut}"
     return Observation(
-        target.name, at, ok, latency, responded=True, status_code=status,
-        error=_short(error) if error else None, cert_days_left=cert_days,
+        target.name,
+        at,
+        ok,
+        latency,
+        responded=True,
+        status_code=status,
+        error=_short(error) if error else None,
+        cert_days_left=cert_days,
     )
 
 
@@ -186,12 +197,20 @@ async def probe_prometheus(target: Any, *, headers: Mapping[str, str] | None = N
     latency = _ms(start)
     if response.status_code != 200:
         return Observation(
-            target.name, at, False, latency, status_code=response.status_code,
+            target.name,
+            at,
+            False,
+            latency,
+            status_code=response.status_code,
             error=f"HTTP {response.status_code} (expected 200)",
         )
     if response.truncated:
         return Observation(
-            target.name, at, False, latency, status_code=200,
+            target.name,
+            at,
+            False,
+            latency,
+            status_code=200,
             error=f"metrics page larger than {len(response.body) // 1_048_576} MiB",
         )
     try:

@@ -183,8 +183,9 @@ class Scheduler:
                     raise
                 except Exception as exc:  # a probe bug must not stop the schedule
                     log.exception("probe of %s failed", slot.target.name)
-                    obs = Observation(slot.target.name, started, False, None, responded=False,
-                                      error=f"probe failed: {type(exc).__name__}: {exc}"[:300])
+                    obs = Observation(
+                        slot.target.name, started, False, None, responded=False, error=f"probe failed: {type(exc).__name__}: {exc}"[:300]
+                    )
                 obs.lag = lag
             self.probes += 1
             slot.last = obs

@@ -31,20 +31,19 @@ import fnmatch
 import json
 import logging
 import math
-from collections import deque
+from collections import ChainMap, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from collections import ChainMap
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.config.conditions import PROBE_VARIABLES, Condition
-from engine.monitor.probes import Observation
 from engine.core.timefmt import format_time
+from engine.monitor.probes import Observation
 
 log = logging.getLogger("pulseguard.monitor.triggers")
 
-UTC = timezone.utc
+UTC = UTC
 ACTOR = "engine"
 FLAP_WINDOW = 30 * 60.0
 FLAP_CYCLES = 3
@@ -79,7 +78,7 @@ class Rule:
         self.needs_error_rate = "error_rate" in self.condition.variables
 
     @classmethod
-    def from_config(cls, name: str, trigger: Any) -> "Rule":
+    def from_config(cls, name: str, trigger: Any) -> Rule:
         severity = getattr(trigger.severity, "value", trigger.severity)
         auto_resolve = getattr(trigger, "auto_resolve_minutes", None)
         return cls(
@@ -252,8 +251,14 @@ class Evaluator:
         return st
 
     def _step(
-        self, rule: Rule, target: str, service: str | None, interval: float, at: float,
-        values: Mapping[str, float | None], obs: Observation | None,
+        self,
+        rule: Rule,
+        target: str,
+        service: str | None,
+        interval: float,
+        at: float,
+        values: Mapping[str, float | None],
+        obs: Observation | None,
     ) -> None:
         truth = rule.condition.truth(values)
         st = self.state(rule, target, service)
@@ -321,12 +326,16 @@ class Evaluator:
             st.cycles.popleft()
         if not st.flapping and len(st.cycles) >= FLAP_CYCLES:
             st.flapping = True
-            self.emit(Action(
-                "event", st, at,
-                f"{st.target} is flapping ({len(st.cycles)} breaches in {FLAP_WINDOW / 60:g} minutes); "
-                "further breaches and recoveries are not recorded one by one",
-                {"kind": "flapping", "cycles": len(st.cycles)},
-            ))
+            self.emit(
+                Action(
+                    "event",
+                    st,
+                    at,
+                    f"{st.target} is flapping ({len(st.cycles)} breaches in {FLAP_WINDOW / 60:g} minutes); "
+                    "further breaches and recoveries are not recorded one by one",
+                    {"kind": "flapping", "cycles": len(st.cycles)},
+                )
+            )
 
     def _fire(self, st: TriggerState, at: float) -> None:
         if self.covered(st.target, st.service, at):
@@ -475,9 +484,7 @@ class IncidentWorker:
         if action.kind == "open":
             await self._open(action)
         elif action.kind == "fired":
-            await services.record_system_event(
-                "trigger_fired", f"{st.rule.name} fired on {st.target}", ACTOR, data=_jsonable(action.data)
-            )
+            await services.record_system_event("trigger_fired", f"{st.rule.name} fired on {st.target}", ACTOR, data=_jsonable(action.data))
         elif action.kind == "resolve":
             await self._resolve(st, action)
         elif st.incident is None:
@@ -492,8 +499,8 @@ class IncidentWorker:
             await self._to_monitoring(st, action)
 
     async def _open(self, action: Action) -> None:
-        from engine.incidents import services
         from engine.core.domain import IllegalTransition, Source
+        from engine.incidents import services
         from engine.storage.models import Incident
 
         st = action.state
@@ -506,22 +513,33 @@ class IncidentWorker:
         if existing is not None:
             st.incident = existing.key
             await services.record_event(
-                existing.key, "breach", f"{rule.name} breached on {st.target} (incident already open)", ACTOR,
-                data=_jsonable(evidence), at=_utc(action.at),
+                existing.key,
+                "breach",
+                f"{rule.name} breached on {st.target} (incident already open)",
+                ACTOR,
+                data=_jsonable(evidence),
+                at=_utc(action.at),
             )
             return
         recent = (
             await Incident.filter(dedup_key=st.key, status="resolved", resolved_at__gte=_utc(action.at) - timedelta(seconds=REOPEN_WINDOW))
-            .order_by("-number").first()
+            .order_by("-number")
+            .first()
         )
         if recent is not None:
             try:
-                await services.reopen(recent.key, ACTOR, reason=f"{rule.name} breached again on {st.target} within {REOPEN_WINDOW / 60:g} minutes of resolution")
+                await services.reopen(
+                    recent.key,
+                    ACTOR,
+                    reason=f"{rule.name} breached again on {st.target} within {REOPEN_WINDOW / 60:g} minutes of resolution",
+                )
             except IllegalTransition:
                 pass
             else:
                 st.incident = recent.key
-                await services.record_event(recent.key, "breach", f"{rule.name} breached again on {st.target}", ACTOR, data=_jsonable(evidence))
+                await services.record_event(
+                    recent.key, "breach", f"{rule.name} breached again on {st.target}", ACTOR, data=_jsonable(evidence)
+                )
                 return
         detected = _utc(st.breach_start if st.breach_start is not None else action.at)
         now = datetime.now(UTC)
@@ -543,16 +561,27 @@ class IncidentWorker:
         if rule.description:
             lines.append(rule.description)
         incident = await services.create_incident(
-            title=title[:300], severity=rule.severity, actor=ACTOR, description="\n\n".join(lines),
-            services=services_, tags=["threshold", *self.evaluator.tags_of(st.target)], source=Source.THRESHOLD.value, dedup_key=st.key,
-            detected_at=detected, target=st.target, trigger=rule.name, analysis=_jsonable({"threshold": evidence}),
+            title=title[:300],
+            severity=rule.severity,
+            actor=ACTOR,
+            description="\n\n".join(lines),
+            services=services_,
+            tags=["threshold", *self.evaluator.tags_of(st.target)],
+            source=Source.THRESHOLD.value,
+            dedup_key=st.key,
+            detected_at=detected,
+            target=st.target,
+            trigger=rule.name,
+            analysis=_jsonable({"threshold": evidence}),
         )
         st.incident = incident.key
         self.opened.append(incident.key)
         samples = evidence.get("samples") or []
         try:
             await services.add_evidence(
-                incident.key, "samples", ACTOR,
+                incident.key,
+                "samples",
+                ACTOR,
                 content=json.dumps(_jsonable(evidence), indent=1, default=str),
                 range_from=_parse_iso(samples[0]["at"]) if samples else None,
                 range_to=_parse_iso(samples[-1]["at"]) if samples else None,
@@ -563,9 +592,9 @@ class IncidentWorker:
             log.exception("attaching evidence to %s failed", incident.key)
 
     async def _to_monitoring(self, st: TriggerState, action: Action) -> None:
+        from engine.core.domain import parse_incident_key
         from engine.incidents import services
         from engine.storage.models import Incident
-        from engine.core.domain import parse_incident_key
 
         incident = await Incident.get_or_none(number=parse_incident_key(st.incident or "0"))
         if incident is None or incident.status == "resolved":
@@ -574,15 +603,17 @@ class IncidentWorker:
         if incident.status == "monitoring":
             return
         await services.change_status(
-            incident.key, "monitoring", ACTOR,
+            incident.key,
+            "monitoring",
+            ACTOR,
             message=f"{st.rule.name} on {st.target} has been healthy for {st.rule.recovery / 60:g} minute(s)",
             acknowledges=False,
         )
 
     async def _resolve(self, st: TriggerState, action: Action) -> None:
+        from engine.core.domain import parse_incident_key
         from engine.incidents import services
         from engine.storage.models import Incident
-        from engine.core.domain import parse_incident_key
 
         key = action.data.get("incident") or st.incident
         if key is None:
@@ -591,7 +622,8 @@ class IncidentWorker:
         if incident is None or incident.status == "resolved":
             return
         await services.resolve(
-            incident.key, ACTOR,
+            incident.key,
+            ACTOR,
             root_cause=f"Transient: {st.rule.name} on {st.target} recovered without intervention",
             solution=f"Resolved automatically after {action.summary}",
             category="unknown",

@@ -162,7 +162,9 @@ class Dispatcher:
         if kind == "slack":
             if not s.slack_webhook_url:
                 return Outcome.refused("Slack is not configured: set the variable named by integrations.slack.webhook_url_env")
-            return await slack_channel.send(self.client, s.slack_webhook_url, payload, channel=value or None, dedup_key=dedup_key, timeout=s.timeout)
+            return await slack_channel.send(
+                self.client, s.slack_webhook_url, payload, channel=value or None, dedup_key=dedup_key, timeout=s.timeout
+            )
         if kind == "email":
             if s.smtp is None:
                 return Outcome.refused("e-mail is not configured: add [integrations.email]")
@@ -172,7 +174,13 @@ class Dispatcher:
             if target is None:
                 return Outcome.refused(f"no webhook named {value!r} in [[webhooks]]")
             return await webhook_channel.send(
-                self.client, target.url, payload, secret=target.secret, dedup_key=dedup_key, headers=dict(target.headers), timeout=target.timeout
+                self.client,
+                target.url,
+                payload,
+                secret=target.secret,
+                dedup_key=dedup_key,
+                headers=dict(target.headers),
+                timeout=target.timeout,
             )
         if kind == "pagerduty":
             if not s.pagerduty_routing_key:

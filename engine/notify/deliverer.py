@@ -48,10 +48,10 @@ from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
 from engine.incidents import services
-from engine.storage.escalation_models import Notification, NotificationState
-from engine.storage.models import Incident
 from engine.notify.base import Outcome
 from engine.notify.channels import ChannelSettings, Dispatcher, describe
+from engine.storage.escalation_models import Notification, NotificationState
+from engine.storage.models import Incident
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,8 @@ class Deliverer:
         (a receiver that got one anyway sees the same delivery id again)."""
         try:
             await Notification.filter(id__in=ids, claimed_by=self.name, state=NotificationState.PENDING).update(
-                claimed_by=None, claimed_until=None)
+                claimed_by=None, claimed_until=None
+            )
         except Exception:  # the claims then expire by themselves
             log.exception("giving back %d notification claims failed", len(ids))
 
@@ -245,19 +246,28 @@ class Deliverer:
             log.warning("notifications to %s stay pending (%s)", destination, reasons[destination])
         async with in_transaction() as conn:
             await _lock_incidents(conn, [r["incident_id"] for r in changed if r["incident_id"]])
-            incidents = {i.id: i for i in await Incident.filter(id__in=[r["incident_id"] for r in changed if r["incident_id"]]).using_db(conn)}
+            incidents = {
+                i.id: i for i in await Incident.filter(id__in=[r["incident_id"] for r in changed if r["incident_id"]]).using_db(conn)
+            }
             for destination in {r["destination"] for r in changed}:
                 ids = [r["id"] for r in changed if r["destination"] == destination]
-                await Notification.filter(id__in=ids, state=NotificationState.PENDING).using_db(conn).update(last_error=reasons[destination])
+                await (
+                    Notification.filter(id__in=ids, state=NotificationState.PENDING).using_db(conn).update(last_error=reasons[destination])
+                )
             for r in changed:
                 incident = incidents.get(r["incident_id"])
                 if incident is None or r["stream"] in noted:
                     continue
                 noted.add(r["stream"])
                 why = reasons[r["destination"]]
-                await services.append_system_event(conn, incident, "notify_waiting",
-                             f"notification to {describe(r['destination'])} {why}; it stays pending until an engine with that channel runs",
-                             {"notification_id": r["id"], "destination": r["destination"]}, now)
+                await services.append_system_event(
+                    conn,
+                    incident,
+                    "notify_waiting",
+                    f"notification to {describe(r['destination'])} {why}; it stays pending until an engine with that channel runs",
+                    {"notification_id": r["id"], "destination": r["destination"]},
+                    now,
+                )
         return len(changed)
 
     def _waiting_reason(self, destination: str) -> str:
@@ -281,7 +291,9 @@ class Deliverer:
             try:
                 until = utcnow() + timedelta(seconds=self.lease)
                 for chunk in range(0, len(ids), 500):
-                    await Notification.filter(id__in=ids[chunk : chunk + 500], claimed_by=self.name, state=NotificationState.PENDING).update(claimed_until=until)
+                    await Notification.filter(
+                        id__in=ids[chunk : chunk + 500], claimed_by=self.name, state=NotificationState.PENDING
+                    ).update(claimed_until=until)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database was briefly unavailable: the next beat tries again
@@ -309,14 +321,18 @@ class Deliverer:
         critical = (
             await due_rows()
             .filter(incident_id__in=Subquery(Incident.filter(severity="critical").values("id")))
-            .order_by("next_attempt_at", "id").limit(width).values(*fields)
+            .order_by("next_attempt_at", "id")
+            .limit(width)
+            .values(*fields)
         )
         rest = await due_rows().order_by("next_attempt_at", "id").limit(width).values(*fields)
         due = list({r["id"]: r for r in [*critical, *rest]}.values())
         if not due:
             return []
         severity = dict(
-            await Incident.filter(id__in=list({r["incident_id"] for r in due if r["incident_id"] is not None})).values_list("id", "severity")
+            await Incident.filter(id__in=list({r["incident_id"] for r in due if r["incident_id"] is not None})).values_list(
+                "id", "severity"
+            )
         )
         rank = {s: i for i, s in enumerate(("critical", "high", "medium", "low"))}
         due.sort(key=lambda r: (rank.get(severity.get(r["incident_id"], "high"), 1), r["next_attempt_at"], r["id"]))
@@ -364,7 +380,11 @@ class Deliverer:
     async def _context(self, row: Notification) -> dict[str, Any]:
         """Results of earlier deliveries in the same stream (a Jira issue key for its resolve)."""
         merged: dict[str, Any] = {}
-        for result in await Notification.filter(stream=row.stream, state=NotificationState.DELIVERED, id__lt=row.id).order_by("id").values_list("result", flat=True):
+        for result in (
+            await Notification.filter(stream=row.stream, state=NotificationState.DELIVERED, id__lt=row.id)
+            .order_by("id")
+            .values_list("result", flat=True)
+        ):
             merged.update(result or {})
         return merged
 
@@ -378,7 +398,7 @@ class Deliverer:
             )
         except asyncio.CancelledError:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return Outcome.failed("gave no answer in time")
         except Exception as exc:  # a bug in a channel must not lose the message
             log.exception("sending notification %s failed", row.id)
@@ -426,10 +446,17 @@ class Deliverer:
                     self._held.pop(row.id, None)  # recorded, or left to its lease: no more renewals
                     self._outcomes.task_done()
 
-    def _verdict(self, row: Notification, attempt: int, outcome: Outcome, now: datetime) -> tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]:
+    def _verdict(
+        self, row: Notification, attempt: int, outcome: Outcome, now: datetime
+    ) -> tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]:
         where = describe(row.destination)
         if outcome.ok:
-            values: dict[str, Any] = {"state": NotificationState.DELIVERED, "delivered_at": now, "result": outcome.result or {}, "last_error": None}
+            values: dict[str, Any] = {
+                "state": NotificationState.DELIVERED,
+                "delivered_at": now,
+                "result": outcome.result or {},
+                "last_error": None,
+            }
             self.delivered += 1
             note = f" ({outcome.reason})" if outcome.reason and not outcome.reason.startswith("HTTP 2") else ""
             event: tuple[str, str, dict[str, Any]] = ("notified", f"notified {where}: {row.kind}{note}", {})
@@ -443,9 +470,17 @@ class Deliverer:
             else:
                 wait = self.retry.delay(attempt, outcome.retry_after)
                 wait = min(wait, max(0.0, self.retry.max_age - age) + 0.01)
-                values = {"state": NotificationState.PENDING, "next_attempt_at": now + timedelta(seconds=wait), "last_error": outcome.reason}
+                values = {
+                    "state": NotificationState.PENDING,
+                    "next_attempt_at": now + timedelta(seconds=wait),
+                    "last_error": outcome.reason,
+                }
                 self.failed += 1
-                event = ("notify_failed", f"notification to {where} failed: {outcome.reason}, retrying in {_seconds(wait)}", {"retry_in": round(wait, 3)})
+                event = (
+                    "notify_failed",
+                    f"notification to {where} failed: {outcome.reason}, retrying in {_seconds(wait)}",
+                    {"retry_in": round(wait, 3)},
+                )
         values.update({"attempts": attempt, "claimed_by": None, "claimed_until": None})
         return values, event
 
@@ -462,13 +497,13 @@ class Deliverer:
             await _lock_incidents(conn, incident_ids)
             incidents = {i.id: i for i in await Incident.filter(id__in=list(incident_ids)).using_db(conn)} if incident_ids else {}
             updated: set[int] = set()
-            for row, attempt, outcome, values, event in verdicts:
+            for row, _attempt, _outcome, values, _event in verdicts:
                 if await Notification.filter(id=row.id, claimed_by=self.name).using_db(conn).update(**values):
                     updated.add(row.id)
             # Incident rows before timeline entries: the service layer locks in that order too
             # (the incident, then the feed's lock), so the two can never deadlock on PostgreSQL.
             if self._link_jira():
-                for row, attempt, outcome, values, event in verdicts:
+                for row, _attempt, outcome, _values, _event in verdicts:
                     incident = incidents.get(row.incident_id) if row.incident_id is not None else None
                     if row.id in updated and incident is not None and outcome.ok and outcome.result.get("jira_issue"):
                         refs = dict(incident.external_refs or {})
@@ -476,7 +511,7 @@ class Deliverer:
                             refs["jira"] = outcome.result["jira_issue"]
                             incident.external_refs = refs
                             await Incident.filter(id=incident.id).using_db(conn).update(external_refs=refs)
-            for row, attempt, outcome, values, event in verdicts:
+            for row, attempt, _outcome, _values, event in verdicts:
                 incident = incidents.get(row.incident_id) if row.incident_id is not None else None
                 if row.id in updated and incident is not None:
                     kind, summary, data = event
@@ -514,6 +549,11 @@ async def pending_unservable(settings: ChannelSettings) -> dict[str, int]:
     """Pending rows per destination that a process with these settings cannot send."""
     counts: dict[str, int] = {}
     # Tortoise types a flat values_list as tuples
-    for destination in cast("list[str]", await Notification.filter(state=NotificationState.PENDING).filter(unservable_filter(settings)).values_list("destination", flat=True)):
+    for destination in cast(
+        "list[str]",
+        await Notification.filter(state=NotificationState.PENDING)
+        .filter(unservable_filter(settings))
+        .values_list("destination", flat=True),
+    ):
         counts[destination] = counts.get(destination, 0) + 1
     return counts

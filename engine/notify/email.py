@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -97,7 +96,10 @@ def send_sync(settings: SmtpSettings, msg: EmailMessage) -> Outcome:
                 smtp.close()
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
-        detail = "; ".join(f"{rcpt}: {code} {text.decode(errors='replace') if isinstance(text, bytes) else text}" for rcpt, (code, text) in exc.recipients.items())
+        detail = "; ".join(
+            f"{rcpt}: {code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+            for rcpt, (code, text) in exc.recipients.items()
+        )
         if all(_permanent(c) for c in codes):
             return Outcome.refused(f"SMTP refused every recipient: {detail}")
         return Outcome.failed(f"SMTP refused recipients: {detail}")
@@ -107,7 +109,7 @@ def send_sync(settings: SmtpSettings, msg: EmailMessage) -> Outcome:
         return Outcome.refused(reason) if _permanent(exc.smtp_code) else Outcome.failed(reason)
     except ssl.SSLError as exc:
         return Outcome.failed(f"TLS failed with {settings.host}:{settings.port}: {exc.reason or exc}")
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Outcome.failed(f"SMTP timed out after {settings.timeout:g} s")
     except (smtplib.SMTPException, OSError) as exc:
         return Outcome.failed(f"SMTP {settings.host}:{settings.port}: {exc}")

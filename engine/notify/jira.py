@@ -72,8 +72,13 @@ async def find_issue(client: httpx.AsyncClient, settings: JiraSettings, incident
     jql = f'project = "{settings.project}" AND labels = "{incident_label(incident_key)}" ORDER BY created ASC'
     path = "search/jql" if settings.api_version >= 3 else "search"
     outcome, response = await request(
-        client, "GET", settings.url(path), params={"jql": jql, "fields": "status", "maxResults": 1},
-        headers=settings.headers(), auth=settings.auth(), timeout=settings.timeout,
+        client,
+        "GET",
+        settings.url(path),
+        params={"jql": jql, "fields": "status", "maxResults": 1},
+        headers=settings.headers(),
+        auth=settings.auth(),
+        timeout=settings.timeout,
     )
     if not outcome.ok or response is None:
         return outcome, None
@@ -93,8 +98,13 @@ async def create_issue(client: httpx.AsyncClient, settings: JiraSettings, payloa
         if existing:
             return Outcome.success(f"found {existing}", jira_issue=existing)
     outcome, response = await request(
-        client, "POST", settings.url("issue"), json_body=build_issue(payload, settings),
-        headers=settings.headers(), auth=settings.auth(), timeout=settings.timeout,
+        client,
+        "POST",
+        settings.url("issue"),
+        json_body=build_issue(payload, settings),
+        headers=settings.headers(),
+        auth=settings.auth(),
+        timeout=settings.timeout,
     )
     if outcome.ok and response is not None:
         try:
@@ -159,8 +169,13 @@ async def resolve_issue(client: httpx.AsyncClient, settings: JiraSettings, key: 
 
 async def fetch_status(client: httpx.AsyncClient, settings: JiraSettings, key: str) -> tuple[Outcome, str | None]:
     outcome, response = await request(
-        client, "GET", settings.url(f"issue/{key}"), params={"fields": "status"},
-        headers=settings.headers(), auth=settings.auth(), timeout=settings.timeout,
+        client,
+        "GET",
+        settings.url(f"issue/{key}"),
+        params={"fields": "status"},
+        headers=settings.headers(),
+        auth=settings.auth(),
+        timeout=settings.timeout,
     )
     if not outcome.ok or response is None:
         return outcome, None

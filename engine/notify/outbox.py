@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -74,7 +74,7 @@ async def ensure_digest_timer(conn: BaseDBAsyncClient, destination: str, minutes
     """One digest per destination per interval, due at the end of the interval `now` falls in."""
     seconds = max(1.0, minutes * 60)
     bucket = math.floor(now.timestamp() / seconds)
-    due = datetime.fromtimestamp((bucket + 1) * seconds, timezone.utc)
+    due = datetime.fromtimestamp((bucket + 1) * seconds, UTC)
     key = f"digest:{destination}:{int(seconds)}:{bucket}"
     await Timer.bulk_create(
         [Timer(key=key[:255], kind="digest", due_at=due, data={"destination": destination}, created_at=now)],

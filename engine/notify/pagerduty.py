@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -51,7 +51,7 @@ def build_event(payload: dict[str, Any], routing_key: str, *, source: str = "pul
             "summary": f"{inc['key']}: {inc.get('title', '')}"[:1024],
             "source": source,
             "severity": SEVERITY.get(str(inc.get("severity")), "error"),
-            "timestamp": inc.get("created_at") or datetime.now(timezone.utc).isoformat(),
+            "timestamp": inc.get("created_at") or datetime.now(UTC).isoformat(),
             "component": ", ".join(inc.get("services") or []) or None,
             "class": str(inc.get("severity")),
             "custom_details": {"status": inc.get("status"), "text": "\n".join(render.body_lines(payload))},
@@ -73,7 +73,9 @@ async def send(
     if event is None:
         return Outcome.success("nothing to send to PagerDuty")
     content = json.dumps(event).encode()
-    outcome, response = await post(client, events_url or EVENTS_URL, content=content, headers={"Content-Type": "application/json"}, timeout=timeout)
+    outcome, response = await post(
+        client, events_url or EVENTS_URL, content=content, headers={"Content-Type": "application/json"}, timeout=timeout
+    )
     if outcome.ok:
         outcome.result = {"pagerduty_dedup_key": event["dedup_key"]}
     return outcome
@@ -114,14 +116,14 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], secret: str | None = 
         kind = str(event["event_type"])
         data = event.get("data") or {}
     except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise ValueError("not a PagerDuty v3 webhook event (expected {\"event\": {\"event_type\": …}})") from None
+        raise ValueError('not a PagerDuty v3 webhook event (expected {"event": {"event_type": …}})') from None
     action = {"incident.acknowledged": "acknowledge", "incident.resolved": "resolve"}.get(kind)
     if action is None:
         return None
     number = None
     key = str(data.get("incident_key") or data.get("dedup_key") or "")
-    if key.startswith("pulseguard-INC-") and key[len("pulseguard-INC-"):].isdigit():
-        number = int(key[len("pulseguard-INC-"):])
+    if key.startswith("pulseguard-INC-") and key[len("pulseguard-INC-") :].isdigit():
+        number = int(key[len("pulseguard-INC-") :])
     else:
         m = _KEY_RE.search(str(data.get("title") or data.get("summary") or ""))
         number = int(m.group(1)) if m else None
@@ -133,16 +135,14 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], secret: str | None = 
 
 async def apply_webhook(action: SyncAction) -> str:
     """Carry a PagerDuty acknowledgement/resolution over to the incident; says what happened."""
-    from engine.incidents import services
     from engine.core.domain import DomainError
+    from engine.incidents import services
 
     try:
         if action.action == "acknowledge":
             await services.acknowledge(action.number, action.actor)
         else:
-            await services.resolve(
-                action.number, action.actor, root_cause="resolved in PagerDuty", solution="resolved in PagerDuty"
-            )
+            await services.resolve(action.number, action.actor, root_cause="resolved in PagerDuty", solution="resolved in PagerDuty")
     except DomainError as exc:  # already acknowledged/resolved here: nothing to carry over
         return f"ignored: {exc}"
     return f"INC-{action.number} {action.action}d from PagerDuty"
@@ -179,6 +179,11 @@ async def fetch_oncall(
     for entry in sorted(oncalls, key=lambda o: o.get("escalation_level", 1)):
         user = entry.get("user") or {}
         # The id lets a [[users]] entry be matched by pagerduty_user_id when e-mails differ.
-        people.append({"id": str(user.get("id") or ""), "name": str(user.get("summary") or user.get("name") or ""),
-                       "email": str(user.get("email") or "")})
+        people.append(
+            {
+                "id": str(user.get("id") or ""),
+                "name": str(user.get("summary") or user.get("name") or ""),
+                "email": str(user.get("email") or ""),
+            }
+        )
     return outcome, people

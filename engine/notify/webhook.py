@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -35,7 +35,7 @@ def build_body(payload: dict[str, Any], dedup_key: str, *, sent_at: datetime | N
         "event": f"incident.{payload.get('kind')}" if payload.get("incident") else str(payload.get("kind")),
         "delivery": dedup_key,
         "summary": render.headline(payload),
-        "sent_at": (sent_at or datetime.now(timezone.utc)).isoformat(),
+        "sent_at": (sent_at or datetime.now(UTC)).isoformat(),
         **{k: v for k, v in payload.items() if k != "kind"},
         "kind": payload.get("kind"),
     }

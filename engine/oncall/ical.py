@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from icalendar import Calendar, Event, vText
 
-from engine.oncall.schedule import Shift
 from engine.core.textclean import terminal_text
+from engine.oncall.schedule import Shift
 
 PRODID = "-//PulseGuard//On-call//EN"
 
@@ -22,7 +22,7 @@ def _text(value: str) -> vText:
 
 
 def _stamp(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return t.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def shifts_to_ical(
@@ -34,7 +34,7 @@ def shifts_to_ical(
 ) -> str:
     """An iCalendar document; `names` maps user ids to display names."""
     names = names or {}
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     cal = Calendar()
     cal.add("version", "2.0")
     cal.add("prodid", PRODID)
@@ -54,9 +54,9 @@ def shifts_to_ical(
             desc += f" ({s.layer})"
         event = Event()
         event.add("uid", f"{uid}@pulseguard")
-        event.add("dtstamp", now.astimezone(timezone.utc))
-        event.add("dtstart", s.start.astimezone(timezone.utc))
-        event.add("dtend", s.end.astimezone(timezone.utc))
+        event.add("dtstamp", now.astimezone(UTC))
+        event.add("dtstart", s.start.astimezone(UTC))
+        event.add("dtend", s.end.astimezone(UTC))
         event.add("summary", _text(f"On call: {who} ({s.schedule})"))
         event.add("description", _text(desc))
         event.add("categories", [terminal_text(s.schedule)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -11,8 +11,8 @@ from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
 from engine.notify.outbox import write_notifications
-from engine.storage.escalation_models import Timer
 from engine.oncall.schedule import Override, Schedule
+from engine.storage.escalation_models import Timer
 
 # How far ahead the planner writes shift-notice timers each time it runs.
 PLAN_AHEAD = timedelta(minutes=30)
@@ -58,8 +58,7 @@ def _shift_payload(kind: str, data: dict[str, Any], message: str) -> dict[str, A
     return {"kind": kind, "shift": dict(data), "message": message, "at": utcnow().isoformat()}
 
 
-async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now: datetime,
-                            wake: Callable[[], None] | None = None) -> None:
+async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now: datetime, wake: Callable[[], None] | None = None) -> None:
     """E-mail the person whose shift starts soon, if they are still the one on call then.
     `ctx` holds the schedules and users by id; `wake` is the outbox's wake-up (see
     engine.notify.outbox.write_notifications)."""
@@ -79,10 +78,14 @@ async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now
     # In the person's own zone when they have one, else the schedule's.
     zone = getattr(user, "timezone", None) or sched.tz
     message = f"You are on call for {sched.name} {format_range(data['start'], data['end'], date=True, zone=zone)}."
-    await write_notifications(conn, None, [f"email:{user.email}"], _shift_payload("shift_notice", data, message), timer.key, now=now, wake=wake)
+    await write_notifications(
+        conn, None, [f"email:{user.email}"], _shift_payload("shift_notice", data, message), timer.key, now=now, wake=wake
+    )
 
 
-async def notify_override(conn: BaseDBAsyncClient, ctx: Any, sched: Schedule, override: Override, displaced: list[str], actor: str, verb: str = "created") -> int:
+async def notify_override(
+    conn: BaseDBAsyncClient, ctx: Any, sched: Schedule, override: Override, displaced: list[str], actor: str, verb: str = "created"
+) -> int:
     """Tell the person taking over and everyone whose shift the override takes."""
     people = [override.user, *[u for u in displaced if u != override.user]]
     covers = f" covers {override.covers}" if override.covers else " is on call"

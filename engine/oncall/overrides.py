@@ -11,9 +11,9 @@ from tortoise.transactions import in_transaction
 from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents import services
-from engine.storage.oncall_models import OncallOverride
 from engine.oncall.notices import notify_override
 from engine.oncall.schedule import Override, Schedule, schedules_from_config
+from engine.storage.oncall_models import OncallOverride
 
 
 @dataclass
@@ -69,19 +69,37 @@ async def create_override(
         raise InvalidInput("covers", f"{user} cannot cover their own shift")
     ctx = _context(config)
     async with in_transaction() as conn:
-        existing = [_as_override(r) for r in await OncallOverride.filter(schedule=schedule, cancelled_at=None, starts_at__lt=end, ends_at__gt=start).using_db(conn).order_by("id")]
+        existing = [
+            _as_override(r)
+            for r in await OncallOverride.filter(schedule=schedule, cancelled_at=None, starts_at__lt=end, ends_at__gt=start)
+            .using_db(conn)
+            .order_by("id")
+        ]
         before = sched.shifts(start, end, existing)
         if covers is not None and not any(s.user == covers for s in before):
             raise InvalidInput("covers", f"{covers} is not on call on {schedule} between those times")
         row = await OncallOverride.create(
-            schedule=schedule, user=user, covers=covers, starts_at=start, ends_at=end, reason=reason or "",
-            created_by=actor, created_at=now, using_db=conn,
+            schedule=schedule,
+            user=user,
+            covers=covers,
+            starts_at=start,
+            ends_at=end,
+            reason=reason or "",
+            created_by=actor,
+            created_at=now,
+            using_db=conn,
         )
         override = _as_override(row)
         displaced = sorted({s.user for s in before if s.user and (covers is None or s.user == covers)})
         await notify_override(conn, ctx, sched, override, displaced, actor)
-        await services.append_system_event(conn, None, "oncall_override", f"on-call override #{row.id}: {override.describe()} on {schedule}" + (f" ({reason})" if reason else ""),
-                     {"override_id": row.id, "schedule": schedule, "user": user, "covers": covers, "displaced": displaced}, now)
+        await services.append_system_event(
+            conn,
+            None,
+            "oncall_override",
+            f"on-call override #{row.id}: {override.describe()} on {schedule}" + (f" ({reason})" if reason else ""),
+            {"override_id": row.id, "schedule": schedule, "user": user, "covers": covers, "displaced": displaced},
+            now,
+        )
     return row
 
 
@@ -99,10 +117,22 @@ async def cancel_override(config: Any, override_id: int, actor: str, now: dateti
         sched = ctx.schedules.get(row.schedule)
         if sched is not None and row.ends_at > now:
             override = _as_override(row)
-            others = [_as_override(r) for r in await OncallOverride.filter(schedule=row.schedule, cancelled_at=None, starts_at__lt=row.ends_at, ends_at__gt=row.starts_at).using_db(conn)]
+            others = [
+                _as_override(r)
+                for r in await OncallOverride.filter(
+                    schedule=row.schedule, cancelled_at=None, starts_at__lt=row.ends_at, ends_at__gt=row.starts_at
+                ).using_db(conn)
+            ]
             back = sorted({s.user for s in sched.shifts(max(row.starts_at, now), row.ends_at, others) if s.user})
             await notify_override(conn, ctx, sched, override, back, actor, verb="cancelled")
-        await services.append_system_event(conn, None, "oncall_override", f"on-call override #{row.id} cancelled", {"override_id": row.id, "schedule": row.schedule, "cancelled": True}, now)
+        await services.append_system_event(
+            conn,
+            None,
+            "oncall_override",
+            f"on-call override #{row.id} cancelled",
+            {"override_id": row.id, "schedule": row.schedule, "cancelled": True},
+            now,
+        )
     return row
 
 
@@ -115,8 +145,16 @@ async def list_overrides(schedule: str | None = None, *, include_past: bool = Fa
         q = q.filter(ends_at__gt=now)
     rows = await q.order_by("starts_at", "id")
     return [
-        {"id": r.id, "schedule": r.schedule, "user": r.user, "covers": r.covers, "start": r.starts_at.isoformat(),
-         "end": r.ends_at.isoformat(), "reason": r.reason, "created_by": r.created_by}
+        {
+            "id": r.id,
+            "schedule": r.schedule,
+            "user": r.user,
+            "covers": r.covers,
+            "start": r.starts_at.isoformat(),
+            "end": r.ends_at.isoformat(),
+            "reason": r.reason,
+            "created_by": r.created_by,
+        }
         for r in rows
     ]
 

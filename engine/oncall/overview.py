@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.oncall.schedule import Override, Shift, schedules_from_config
@@ -41,7 +41,7 @@ def oncall_overview(
     """A plain dict: for each schedule, who is on call at `now` (since/until), the next
     hand-off, and every shift in the next `days` days. `overrides` are the run-time overrides
     per schedule (see `load_oncall_overview` for the database's)."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     overrides = overrides or {}
     out: list[dict[str, Any]] = []
     for name, sched in schedules_from_config(config).items():
@@ -58,7 +58,17 @@ def oncall_overview(
         entry["on_call"] = {**_shift(config, current)}
         if nxt is None:  # nobody takes over (a one-person rotation): on call until further notice
             entry["on_call"]["end"] = None
-        entry["next_handoff"] = {"at": nxt.start.isoformat(), "from": current.user, "to": nxt.user, "person": _person(config, nxt.user), "in_seconds": round((nxt.start - now).total_seconds())} if nxt else None
+        entry["next_handoff"] = (
+            {
+                "at": nxt.start.isoformat(),
+                "from": current.user,
+                "to": nxt.user,
+                "person": _person(config, nxt.user),
+                "in_seconds": round((nxt.start - now).total_seconds()),
+            }
+            if nxt
+            else None
+        )
         # From the start of the current shift, so the list begins with who is on call now.
         entry["shifts"] = [_shift(config, s) for s in sched.shifts(min(current.start, now), now + timedelta(days=days), extra)]
         entry["overrides"] = [
@@ -70,10 +80,12 @@ def oncall_overview(
     return {"now": now.isoformat(), "schedules": out}
 
 
-async def load_oncall_overview(config: Any, now: datetime | None = None, *, days: float = 14, schedule: str | None = None) -> dict[str, Any]:
+async def load_oncall_overview(
+    config: Any, now: datetime | None = None, *, days: float = 14, schedule: str | None = None
+) -> dict[str, Any]:
     """`oncall_overview` with the run-time overrides read from the database."""
     from engine.oncall.overrides import overrides_by_schedule
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     span = timedelta(days=max(days, 35))
     return oncall_overview(config, now, await overrides_by_schedule(now - span, now + span), days=days, schedule=schedule)

@@ -11,22 +11,36 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.core.durations import duration_seconds
 from engine.core.domain import InvalidInput
+from engine.core.durations import duration_seconds
 
-UTC = timezone.utc
+UTC = UTC
 DAY = timedelta(days=1)
 # Rotations count from here unless a layer names its own `start`: a Monday, so a weekly
 # rotation's first user is on call in the week of 2024-01-01 and every 3rd week after, etc.
 EPOCH = date(2024, 1, 1)
 WEEKDAYS = {
-    "monday": 0, "mon": 0, "tuesday": 1, "tue": 1, "tues": 1, "wednesday": 2, "wed": 2,
-    "thursday": 3, "thu": 3, "thur": 3, "thurs": 3, "friday": 4, "fri": 4, "saturday": 5, "sat": 5,
-    "sunday": 6, "sun": 6,
+    "monday": 0,
+    "mon": 0,
+    "tuesday": 1,
+    "tue": 1,
+    "tues": 1,
+    "wednesday": 2,
+    "wed": 2,
+    "thursday": 3,
+    "thu": 3,
+    "thur": 3,
+    "thurs": 3,
+    "friday": 4,
+    "fri": 4,
+    "saturday": 5,
+    "sat": 5,
+    "sunday": 6,
+    "sun": 6,
 }
 DAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
@@ -370,7 +384,7 @@ def _parse_days(raw: Any, path: str) -> frozenset[int]:
 
 
 def _parse_hours(text: Any, path: str) -> tuple[time, time]:
-    """"09:00-17:00"; "24:00" as an end means midnight."""
+    """ "09:00-17:00"; "24:00" as an end means midnight."""
     parts = str(text).split("-")
     if len(parts) != 2:
         raise InvalidInput(path, f"{text!r} is not a window (expected e.g. 09:00-17:00)")
@@ -436,7 +450,9 @@ def build_override(raw: Any, tz: ZoneInfo, path: str, index: int = 0) -> Overrid
     if end <= start:
         raise InvalidInput(f"{path}.end", "is not after the start")
     covers = data.get("covers")
-    return Override(user, start, end, str(covers).strip() if covers else None, data.get("id", f"config-{index}"), str(data.get("reason") or ""))
+    return Override(
+        user, start, end, str(covers).strip() if covers else None, data.get("id", f"config-{index}"), str(data.get("reason") or "")
+    )
 
 
 def build_schedule(raw: Any, default_tz: str = "UTC", path: str = "schedules[0]") -> Schedule:

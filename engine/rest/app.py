@@ -29,9 +29,19 @@ from engine.rest.limits import BodyLimit
 log = logging.getLogger("pulseguard.api")
 access_log = logging.getLogger("pulseguard.api.access")
 
-ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-               409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests",
-               503: "unavailable"}
+ERROR_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -140,10 +150,23 @@ class RequestLog:
                 principal = getattr(scope.get("state", {}).get("principal"), "name", None) if isinstance(scope.get("state"), dict) else None
                 client = scope.get("client")
                 ms = round((time.perf_counter() - started) * 1000, 2)
-                access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, ms, extra={"fields": {
-                    "method": scope["method"], "path": scope["path"], "status": status, "ms": ms,
-                    "client": client[0] if client else None, "token": principal,
-                }})
+                access_log.info(
+                    "%s %s %s %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    ms,
+                    extra={
+                        "fields": {
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "ms": ms,
+                            "client": client[0] if client else None,
+                            "token": principal,
+                        }
+                    },
+                )
 
 
 def create_app(
@@ -162,8 +185,13 @@ def create_app(
     config = config if config is not None else default_config()
     # notifications.external.status_page = false: no public page, feeds or subscriptions at all.
     publish = config.notifications.external.status_page
-    state = RestState(config=config, db_label=db_label, base_url=base_url.rstrip("/") if base_url else None, role=role,
-                      metrics_sources=list(metrics_sources))
+    state = RestState(
+        config=config,
+        db_label=db_label,
+        base_url=base_url.rstrip("/") if base_url else None,
+        role=role,
+        metrics_sources=list(metrics_sources),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -182,7 +210,7 @@ def create_app(
                 relay_obj.stop()
                 try:
                     await asyncio.wait_for(relay_task, 5.0)
-                except (asyncio.TimeoutError, asyncio.CancelledError):
+                except (TimeoutError, asyncio.CancelledError):
                     relay_task.cancel()
             w = getattr(state, "_feed_watcher", None)
             if w is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -79,7 +80,7 @@ async def authenticate_request(request: Request, token: str | None) -> auth.Prin
     if not token:
         raise _unauthorized("authentication required: send Authorization: Bearer <token>")
     principal = await auth.authenticate(token)
-    keys = (f"ip:{client_id(request)}", f"prefix:{token[:len(auth.TOKEN_PREFIX) + 7]}")
+    keys = (f"ip:{client_id(request)}", f"prefix:{token[: len(auth.TOKEN_PREFIX) + 7]}")
     if principal is not None:
         state.throttle.succeeded(keys[1])
         request.state.principal = principal
@@ -89,8 +90,9 @@ async def authenticate_request(request: Request, token: str | None) -> auth.Prin
     if wait <= 0:  # attempts made while slowed down are not counted again
         wait = max(state.throttle.failed(key) for key in keys)
     if wait > 0:
-        raise HTTPException(429, f"too many failed authentication attempts; retry in {wait:.0f} s",
-                            headers={"Retry-After": str(max(1, round(wait)))})
+        raise HTTPException(
+            429, f"too many failed authentication attempts; retry in {wait:.0f} s", headers={"Retry-After": str(max(1, round(wait)))}
+        )
     raise _unauthorized("unknown or revoked token")
 
 

@@ -6,16 +6,16 @@ token's name as the actor. `{id}` is the incident key (`INC-42`) or its number.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field, model_validator
 
-from engine.incidents import queries, services
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, NotFound, Severity, Status, parse_enum
+from engine.incidents import queries, services
+from engine.rest.common import Body, DataResponse, Day, Responder, Text, Viewer, When, check_id, incident_number, rest_state, row_dict
 from engine.storage.models import Incident
-from engine.rest.common import Body, DataResponse, Responder, Text, Viewer, When, Day, check_id, incident_number, rest_state, row_dict
 
 router = APIRouter(prefix="/api", tags=["incidents"])
 
@@ -27,8 +27,9 @@ Required = Annotated[Text, Field(max_length=20_000, pattern=r"\S")]
 Severity_ = Literal["critical", "high", "medium", "low"]
 Settable = Literal["investigating", "identified", "monitoring"]
 EvidenceKind_ = Literal["screenshot", "log", "response", "link", "file", "samples"]
-FollowUpGroup_ = Literal["preventive_measures", "monitoring_improvements", "documentation_updates", "process_changes",
-                         "technical_changes", "team_changes"]
+FollowUpGroup_ = Literal[
+    "preventive_measures", "monitoring_improvements", "documentation_updates", "process_changes", "technical_changes", "team_changes"
+]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -36,7 +37,7 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -89,17 +90,25 @@ class IncidentUpdate(Body):
     false_positive: bool | None = None
 
 
-Stated = Annotated[When | None, Field(
-    description="when it happened, for back-filling (ISO 8601 with a zone; not in the future). Stored as the "
-    "stated time; the record's created_at stays the server's time")]
+Stated = Annotated[
+    When | None,
+    Field(
+        description="when it happened, for back-filling (ISO 8601 with a zone; not in the future). Stored as the "
+        "stated time; the record's created_at stays the server's time"
+    ),
+]
 
 
 class CommentIn(Body):
     content: Required
     internal_only: bool = False
-    author: Annotated[Text, Field(max_length=200)] | None = Field(None, description=(
-        "display author (the spec's field). The token's name is always recorded as who wrote it; a different "
-        "author is stored as on_behalf_of and shown as \"AUTHOR via TOKEN\""))
+    author: Annotated[Text, Field(max_length=200)] | None = Field(
+        None,
+        description=(
+            "display author (the spec's field). The token's name is always recorded as who wrote it; a different "
+            'author is stored as on_behalf_of and shown as "AUTHOR via TOKEN"'
+        ),
+    )
     timestamp: Stated = None
 
 
@@ -178,8 +187,9 @@ def _categories(state: Any) -> list[str]:
 @router.get("/incidents", summary="List incidents")
 async def list_incidents(
     _: Viewer,
-    status: Annotated[Text | None, Query(max_length=200, description="a status, open, or several separated by commas "
-                                                                       "(investigating,identified)")] = None,
+    status: Annotated[
+        Text | None, Query(max_length=200, description="a status, open, or several separated by commas (investigating,identified)")
+    ] = None,
     severity: Severity_ | None = None,
     service: Annotated[Text | None, Query(max_length=64)] = None,
     tag: Annotated[Text | None, Query(max_length=64)] = None,
@@ -189,8 +199,14 @@ async def list_incidents(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     rows = await queries.list_incidents(
-        status=queries.status_filter(status), severity=severity, include_resolved=include_resolved, service=service, tag=tag,
-        since=_aware(since), limit=10_000_000, offset=0,
+        status=queries.status_filter(status),
+        severity=severity,
+        include_resolved=include_resolved,
+        service=service,
+        tag=tag,
+        since=_aware(since),
+        limit=10_000_000,
+        offset=0,
     )
     page = rows[offset : offset + limit]
     following = offset + limit if offset + limit < len(rows) else None
@@ -205,14 +221,18 @@ async def incident_counts(_: Viewer) -> dict[str, int]:
 @router.get("/incidents/page", summary="One window of the incident list with the total (for paging consoles)")
 async def incident_page(
     _: Viewer,
-    status: Annotated[list[Annotated[Text, Field(max_length=200)]] | None, Query(
-        max_length=20, description="repeatable or comma-separated; open means every open status")] = None,
+    status: Annotated[
+        list[Annotated[Text, Field(max_length=200)]] | None,
+        Query(max_length=20, description="repeatable or comma-separated; open means every open status"),
+    ] = None,
     severity: Annotated[list[Severity_] | None, Query(description="repeatable")] = None,
     service: Annotated[list[Annotated[Text, Field(max_length=64)]] | None, Query(max_length=50)] = None,
     tag: Annotated[list[Annotated[Text, Field(max_length=64)]] | None, Query(max_length=50)] = None,
     assignee: Annotated[Text | None, Query(max_length=64, description="an empty value means unassigned")] = None,
     number: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    text: Annotated[list[Annotated[Text, Field(max_length=200)]] | None, Query(max_length=20, description="words the title contains")] = None,
+    text: Annotated[
+        list[Annotated[Text, Field(max_length=200)]] | None, Query(max_length=20, description="words the title contains")
+    ] = None,
     include_resolved: bool = False,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -220,8 +240,14 @@ async def incident_page(
 ) -> dict[str, Any]:
     from engine.api.local import incident_page as page
 
-    filters: dict[str, Any] = {"statuses": queries.status_filter(status), "severities": severity or [], "services": service or [],
-                               "tags": tag or [], "text": text or [], "include_resolved": include_resolved}
+    filters: dict[str, Any] = {
+        "statuses": queries.status_filter(status),
+        "severities": severity or [],
+        "services": service or [],
+        "tags": tag or [],
+        "text": text or [],
+        "include_resolved": include_resolved,
+    }
     if assignee is not None:
         filters["assignee"] = assignee
     if number is not None:
@@ -252,8 +278,15 @@ async def create_incident(body: IncidentCreate, who: Responder, request: Request
     configured = [sv.name for sv in rest_state(request).config.services]
     await services.check_services(body.services, configured)
     incident = await services.create_incident(
-        title=body.title, severity=body.severity, actor=who.name, description=body.description,
-        services=body.services, tags=body.tags, assignee=body.assignee, source="api", dedup_key=body.dedup_key,
+        title=body.title,
+        severity=body.severity,
+        actor=who.name,
+        description=body.description,
+        services=body.services,
+        tags=body.tags,
+        assignee=body.assignee,
+        source="api",
+        dedup_key=body.dedup_key,
     )
     return _incident(incident)
 
@@ -297,15 +330,22 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
 
 @router.post("/incidents/{id}/comments", status_code=201, summary="Add a comment (internal_only never leaves the team)")
 async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[str, Any]:
-    row = await services.comment(incident_number(id), body.content, who.name, internal_only=body.internal_only,
-                                 stated_at=_aware(body.timestamp), on_behalf_of=body.author)
+    row = await services.comment(
+        incident_number(id),
+        body.content,
+        who.name,
+        internal_only=body.internal_only,
+        stated_at=_aware(body.timestamp),
+        on_behalf_of=body.author,
+    )
     return row_dict(row)
 
 
 @router.post("/incidents/{id}/updates", status_code=201, summary="Post a status update (public unless public is false)")
 async def add_update(id: IncidentId, body: UpdateIn, who: Responder) -> dict[str, Any]:
-    row = await services.post_update(incident_number(id), body.message, who.name, public=body.public, status=body.status,
-                                     stated_at=_aware(body.timestamp))
+    row = await services.post_update(
+        incident_number(id), body.message, who.name, public=body.public, status=body.status, stated_at=_aware(body.timestamp)
+    )
     return row_dict(row)
 
 
@@ -337,8 +377,15 @@ async def tags(id: IncidentId, body: TagsIn, who: Responder) -> dict[str, Any]:
 @router.post("/incidents/{id}/evidence", status_code=201, summary="Attach evidence: a URL, content, a log excerpt")
 async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict[str, Any]:
     row = await services.add_evidence(
-        incident_number(id), body.kind, who.name, url=body.url, content=body.content, path=body.path,
-        range_from=_aware(body.range_from), range_to=_aware(body.range_to), description=body.description,
+        incident_number(id),
+        body.kind,
+        who.name,
+        url=body.url,
+        content=body.content,
+        path=body.path,
+        range_from=_aware(body.range_from),
+        range_to=_aware(body.range_to),
+        description=body.description,
     )
     return row_dict(row)
 
@@ -346,8 +393,13 @@ async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict
 @router.post("/incidents/{id}/resolve", summary="Resolve with a root cause and solution")
 async def resolve(id: IncidentId, body: ResolveIn, who: Responder, request: Request) -> dict[str, Any]:
     incident = await services.resolve(
-        incident_number(id), who.name, root_cause=body.root_cause, solution=body.solution, category=body.category,
-        verification_steps=body.verification_steps, categories=_categories(rest_state(request)),
+        incident_number(id),
+        who.name,
+        root_cause=body.root_cause,
+        solution=body.solution,
+        category=body.category,
+        verification_steps=body.verification_steps,
+        categories=_categories(rest_state(request)),
     )
     return _incident(incident)
 
@@ -363,17 +415,13 @@ async def false_positive(id: IncidentId, body: FalsePositiveIn, who: Responder) 
 
 
 @router.post("/incidents/{id}/verification/{step}", summary="Check off verification step N (1-based)")
-async def verification_step(
-    id: IncidentId, step: Annotated[int, Path(ge=1, le=1000)], body: StepIn, who: Responder
-) -> dict[str, Any]:
+async def verification_step(id: IncidentId, step: Annotated[int, Path(ge=1, le=1000)], body: StepIn, who: Responder) -> dict[str, Any]:
     return _incident(await services.set_verification_step(incident_number(id), step - 1, who.name, done=body.done))
 
 
 @router.post("/incidents/{id}/followups", status_code=201, summary="Add a follow-up action")
 async def add_followup(id: IncidentId, body: FollowUpIn, who: Responder) -> dict[str, Any]:
-    row = await services.add_followup(
-        incident_number(id), body.group, body.description, who.name, owner=body.owner, due_date=body.due_date
-    )
+    row = await services.add_followup(incident_number(id), body.group, body.description, who.name, owner=body.owner, due_date=body.due_date)
     return row_dict(row)
 
 

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from engine.learning import analytics, postmortem
 from engine.core.domain import InvalidInput
+from engine.learning import analytics, postmortem
 from engine.learning.postmortem import UNSET
 from engine.rest.common import Body, DataResponse, Day, Responder, Text, Viewer, When, check_id, incident_number, row_dict
 
@@ -48,7 +48,9 @@ class PostmortemPatch(Body):
     add_went_badly: Items = Field(default_factory=list)
     # Numbers, or the text a console form holds ("1200", "45"); engine.learning.postmortem checks them.
     affected_users: int | Annotated[Text, Field(max_length=40)] | None = None
-    downtime_minutes: float | Annotated[Text, Field(max_length=40)] | None = Field(None, description="minutes; null: computed from the timeline")
+    downtime_minutes: float | Annotated[Text, Field(max_length=40)] | None = Field(
+        None, description="minutes; null: computed from the timeline"
+    )
     financial_impact: Item | None = None
     reputational_impact: Item | None = None
 
@@ -85,8 +87,12 @@ async def get_postmortem(id: IncidentId, _: Viewer) -> DataResponse:
     return DataResponse(await postmortem.postmortem_document(incident_number(id)))
 
 
-@router.get("/incidents/{id}/postmortem/markdown", summary="The post-mortem as Markdown",
-            response_class=PlainTextResponse, responses={200: {"content": {"text/markdown": {}}}})
+@router.get(
+    "/incidents/{id}/postmortem/markdown",
+    summary="The post-mortem as Markdown",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {}}}},
+)
 async def postmortem_markdown(id: IncidentId, _: Viewer, tz: Zone = "UTC") -> PlainTextResponse:
     from engine.learning.postmortem_render import render_markdown
 
@@ -131,22 +137,37 @@ async def list_followups(
 @router.patch("/incidents/{id}/postmortem", summary="Edit the post-mortem's text and impact")
 async def update_postmortem(id: IncidentId, body: PostmortemPatch, who: Responder) -> dict[str, Any]:
     given = body.model_fields_set
-    fields: dict[str, Any] = {name: getattr(body, name) if name in given else UNSET for name in (
-        "summary", "lessons_learned", "went_well", "went_badly", "affected_users", "downtime_minutes",
-        "financial_impact", "reputational_impact")}
+    fields: dict[str, Any] = {
+        name: getattr(body, name) if name in given else UNSET
+        for name in (
+            "summary",
+            "lessons_learned",
+            "went_well",
+            "went_badly",
+            "affected_users",
+            "downtime_minutes",
+            "financial_impact",
+            "reputational_impact",
+        )
+    }
     if "summary" in given and body.summary is None:
         fields["summary"] = ""
     row = await postmortem.update_postmortem(
-        incident_number(id), who.name, add_lessons=body.add_lessons, add_went_well=body.add_went_well,
-        add_went_badly=body.add_went_badly, **fields,
+        incident_number(id),
+        who.name,
+        add_lessons=body.add_lessons,
+        add_went_well=body.add_went_well,
+        add_went_badly=body.add_went_badly,
+        **fields,
     )
     return row_dict(row)
 
 
 @router.post("/incidents/{id}/postmortem/entries", status_code=201, summary="Add a post-mortem timeline entry")
 async def add_entry(id: IncidentId, body: EntryIn, who: Responder) -> dict[str, Any]:
-    row = await postmortem.add_entry(incident_number(id), who.name, at_time=body.at, text=body.text, kind=body.kind,
-                                     annotation=body.annotation)
+    row = await postmortem.add_entry(
+        incident_number(id), who.name, at_time=body.at, text=body.text, kind=body.kind, annotation=body.annotation
+    )
     return row_dict(row)
 
 
@@ -164,8 +185,11 @@ async def edit_entry(id: IncidentId, entry_id: int, body: EntryPatch, who: Respo
     return row_dict(row)
 
 
-@router.delete("/incidents/{id}/postmortem/entries/{entry_id}", status_code=204,
-               summary="Remove an entry a person added (entries from events can only be hidden)")
+@router.delete(
+    "/incidents/{id}/postmortem/entries/{entry_id}",
+    status_code=204,
+    summary="Remove an entry a person added (entries from events can only be hidden)",
+)
 async def remove_entry(id: IncidentId, entry_id: int, who: Responder) -> None:
     await postmortem.remove_entry(incident_number(id), check_id(entry_id, "entry"), who.name)
 

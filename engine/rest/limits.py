@@ -15,10 +15,14 @@ DEFAULT_BODY_LIMIT = 1_048_576
 
 
 def _too_large(limit: int) -> tuple[Message, Message]:
-    body = json.dumps({"error": "too_large", "message": f"the request body is larger than the limit of {limit} bytes "
-                       "(engine.api_body_limit)"}).encode()
-    start: Message = {"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]}
+    body = json.dumps(
+        {"error": "too_large", "message": f"the request body is larger than the limit of {limit} bytes (engine.api_body_limit)"}
+    ).encode()
+    start: Message = {
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+    }
     return start, {"type": "http.response.body", "body": body}
 
 

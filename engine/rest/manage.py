@@ -6,19 +6,19 @@ shown with their file settings; services added through the API live in the datab
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 from tortoise.transactions import in_transaction
 
-from engine.incidents import queries, services
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
-from engine.storage.models import Service
-from engine.storage.monitor_models import MonitorTarget
+from engine.incidents import queries, services
 from engine.rest import auth
 from engine.rest.common import Admin, Body, Text, Viewer, When, check_id, iso, rest_state
+from engine.storage.models import Service
+from engine.storage.monitor_models import MonitorTarget
 
 router = APIRouter(prefix="/api", tags=["manage"])
 
@@ -27,7 +27,7 @@ NamePath = Annotated[Text, Path(max_length=64)]
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # --- who am I -------------------------------------------------------------------------------
@@ -37,8 +37,13 @@ def _aware(value: datetime) -> datetime:
 async def me(request: Request, who: Viewer) -> dict[str, Any]:
     """`features` says which optional parts this server serves (post-mortems, their edits,
     analytics), so a console shows only what works over this connection."""
-    return {"name": who.name, "role": who.role, "readonly": not who.can("responder"),
-            "may_write": who.can("responder"), "features": served_features(request)}
+    return {
+        "name": who.name,
+        "role": who.role,
+        "readonly": not who.can("responder"),
+        "may_write": who.can("responder"),
+        "features": served_features(request),
+    }
 
 
 def served_features(request: Request) -> dict[str, bool]:
@@ -82,13 +87,31 @@ async def service_rows(config: Any) -> list[dict[str, Any]]:
     stored = {s["name"]: s for s in await Service.all().order_by("name").values("id", "name", "description", "created_at")}
     for s in config.services:
         row = stored.get(s.name)
-        out.append({"name": s.name, "display_name": s.display_name or s.name, "description": s.description or (row or {}).get("description", ""),
-                    "group": s.group, "public": s.public, "configured": True, "created_at": iso((row or {}).get("created_at"))})
+        out.append(
+            {
+                "name": s.name,
+                "display_name": s.display_name or s.name,
+                "description": s.description or (row or {}).get("description", ""),
+                "group": s.group,
+                "public": s.public,
+                "configured": True,
+                "created_at": iso((row or {}).get("created_at")),
+            }
+        )
         seen.add(s.name)
     for name, row in stored.items():
         if name not in seen:
-            out.append({"name": name, "display_name": name, "description": row["description"], "group": None, "public": True,
-                        "configured": False, "created_at": iso(row["created_at"])})
+            out.append(
+                {
+                    "name": name,
+                    "display_name": name,
+                    "description": row["description"],
+                    "group": None,
+                    "public": True,
+                    "configured": False,
+                    "created_at": iso(row["created_at"]),
+                }
+            )
     return out
 
 
@@ -137,6 +160,7 @@ async def delete_service(name: NamePath, who: Admin) -> None:
 
 
 # --- targets --------------------------------------------------------------------------------
+
 
 class TargetChange(Body):
     active: bool = Field(description="false pauses probing, true resumes it")
@@ -194,8 +218,15 @@ async def add_maintenance(request: Request, body: MaintenanceIn, who: Admin) -> 
     config = rest_state(request).config
     known = [s.name for s in config.services] + [t.service for t in config.targets if t.service] if config is not None else []
     window = await services.create_maintenance(
-        title=body.title, starts_at=_aware(body.starts_at), ends_at=_aware(body.ends_at), actor=who.name, kind=body.kind,
-        services=body.services, targets=body.targets, description=body.description, known_services=known,
+        title=body.title,
+        starts_at=_aware(body.starts_at),
+        ends_at=_aware(body.ends_at),
+        actor=who.name,
+        kind=body.kind,
+        services=body.services,
+        targets=body.targets,
+        description=body.description,
+        known_services=known,
     )
     return {k: iso(getattr(window, k)) for k in window._meta.db_fields}
 

@@ -3,17 +3,17 @@ HTTP, stored as samples of named series that triggers and detectors read like an
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import Field, StringConstraints
 
-from engine.core.clock import utcnow
 from engine.config.conditions import series_key
+from engine.core.clock import utcnow
 from engine.core.domain import InvalidInput
-from engine.storage.monitor_models import MetricSeries
 from engine.rest.common import Body, Responder, Text, Viewer, When, iso
+from engine.storage.monitor_models import MetricSeries
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
@@ -46,7 +46,7 @@ async def push_samples(samples: list[SampleIn]) -> dict[str, int]:
     for i, s in enumerate(samples):
         at = s.at or now
         if at.tzinfo is None:
-            at = at.replace(tzinfo=timezone.utc)
+            at = at.replace(tzinfo=UTC)
         key = series_key(s.series, s.labels)
         if len(key) > 500:
             raise InvalidInput(f"samples[{i}].labels", "make the series key longer than 500 characters")
@@ -70,7 +70,7 @@ async def list_series(
     return [{k: iso(v) for k, v in r.items()} for r in rows]
 
 
-@router.get("/samples", summary="Points of one series (by its key, such as queue_depth or up{job=\"api\"})")
+@router.get("/samples", summary='Points of one series (by its key, such as queue_depth or up{job="api"})')
 async def samples(
     _: Viewer,
     series: Annotated[Text, Query(max_length=500)],
@@ -88,8 +88,8 @@ async def samples(
             raise InvalidInput("target", f"names {target!r} but the series names {prefix!r}")
         series, target = key, prefix
     parse_series(series)  # InvalidInput (422) naming the problem
-    since = since.replace(tzinfo=timezone.utc) if since is not None and since.tzinfo is None else since
-    until = until.replace(tzinfo=timezone.utc) if until is not None and until.tzinfo is None else until
+    since = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    until = until.replace(tzinfo=UTC) if until is not None and until.tzinfo is None else until
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until", "must be after since")
     if target is None and until is None and resolution == "auto" and limit == 10_000:

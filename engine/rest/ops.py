@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,10 +18,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from tortoise import Tortoise
 
 from engine.incidents import queries
+from engine.rest.common import Viewer, rest_state
 from engine.storage.escalation_models import Notification
 from engine.storage.models import Event
 from engine.storage.monitor_models import ProbeResult
-from engine.rest.common import Viewer, rest_state
 
 router = APIRouter(tags=["operations"])
 log = logging.getLogger("pulseguard.api")
@@ -85,7 +85,7 @@ def _escape(value: str) -> str:
 
 async def metrics_text(request: Request) -> str:
     state = rest_state(request)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:

@@ -54,12 +54,17 @@ async def incident_page(request: Request, key: Annotated[Text, Path(max_length=4
     return HTMLResponse(html, headers=PUBLIC_HEADERS)
 
 
-@router.get("/status/feed.atom", summary="Atom feed of public incidents", response_class=Response,
-            responses={200: {"content": {"application/atom+xml": {}}}})
+@router.get(
+    "/status/feed.atom",
+    summary="Atom feed of public incidents",
+    response_class=Response,
+    responses={200: {"content": {"application/atom+xml": {}}}},
+)
 @router.get("/history.atom", include_in_schema=False)
 async def atom(request: Request) -> Response:
-    return Response(render_atom(await current_page(request), SERVED), media_type="application/atom+xml; charset=utf-8",
-                    headers=PUBLIC_HEADERS)
+    return Response(
+        render_atom(await current_page(request), SERVED), media_type="application/atom+xml; charset=utf-8", headers=PUBLIC_HEADERS
+    )
 
 
 def _json_route(name: str) -> None:
@@ -68,8 +73,9 @@ def _json_route(name: str) -> None:
         return JSONResponse(body, headers={**PUBLIC_HEADERS, "Access-Control-Allow-Origin": "*"})
 
     endpoint.__name__ = "statuspage_" + name.replace("/", "_").replace("-", "_")
-    router.add_api_route(f"/api/v2/{name}.json", endpoint, methods=["GET"], summary=f"Statuspage v2: {name}.json",
-                         response_class=JSONResponse)
+    router.add_api_route(
+        f"/api/v2/{name}.json", endpoint, methods=["GET"], summary=f"Statuspage v2: {name}.json", response_class=JSONResponse
+    )
 
 
 for _name in JSON_DOCUMENTS:

@@ -138,9 +138,15 @@ class ApiService:
             state.metrics_sources.append(lambda: monitor_metrics(engine))
         config = uvicorn.Config(
             # uvicorn types the timeout int but hands it to asyncio.wait_for, which takes float seconds
-            self.app, lifespan="on", access_log=False, log_config=None, timeout_graceful_shutdown=self.drain_seconds,  # type: ignore[arg-type]
+            self.app,
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=self.drain_seconds,  # type: ignore[arg-type]
             # X-Forwarded-For is believed only from the configured reverse proxies (none by default).
-            proxy_headers=bool(self.trusted_proxies), forwarded_allow_ips=list(self.trusted_proxies), server_header=False,
+            proxy_headers=bool(self.trusted_proxies),
+            forwarded_allow_ips=list(self.trusted_proxies),
+            server_header=False,
         )
         self.server = _Server(config, state, self.own_signals)
         self._task = asyncio.create_task(self.server.serve(sockets=[sock]), name="pulseguard-api")
@@ -162,7 +168,7 @@ class ApiService:
         self.server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(self._task), (timeout or self.drain_seconds) + 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.server.force_exit = True
             self._task.cancel()
         finally:
@@ -179,15 +185,21 @@ def monitor_metrics(engine: Any) -> list[str]:
     if monitor is None or not getattr(monitor, "running", False):
         return []
     stats = monitor.stats()
-    out = ["# HELP pulseguard_scheduling_lag_seconds How late probes start against their schedule.",
-           "# TYPE pulseguard_scheduling_lag_seconds summary"]
+    out = [
+        "# HELP pulseguard_scheduling_lag_seconds How late probes start against their schedule.",
+        "# TYPE pulseguard_scheduling_lag_seconds summary",
+    ]
     for quantile, key in (("0.5", "lag_p50_ms"), ("0.99", "lag_p99_ms")):
         if stats.get(key) is not None:
             out.append(f'pulseguard_scheduling_lag_seconds{{quantile="{quantile}"}} {stats[key] / 1000:g}')
-    out += ["# HELP pulseguard_probes_total Probes run by this engine process.", "# TYPE pulseguard_probes_total counter",
-            f"pulseguard_probes_total {stats.get('probes', 0)}",
-            "# HELP pulseguard_probe_timeouts_total Probes that timed out.", "# TYPE pulseguard_probe_timeouts_total counter",
-            f"pulseguard_probe_timeouts_total {stats.get('timeouts', 0)}"]
+    out += [
+        "# HELP pulseguard_probes_total Probes run by this engine process.",
+        "# TYPE pulseguard_probes_total counter",
+        f"pulseguard_probes_total {stats.get('probes', 0)}",
+        "# HELP pulseguard_probe_timeouts_total Probes that timed out.",
+        "# TYPE pulseguard_probe_timeouts_total counter",
+        f"pulseguard_probe_timeouts_total {stats.get('timeouts', 0)}",
+    ]
     return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -24,9 +24,9 @@ from tortoise.expressions import Q
 
 from engine.core.clock import utcnow
 from engine.core.domain import OPEN_STATUSES
-from engine.storage.models import Incident, MaintenanceWindow, Service, StatusUpdate
-from engine.notify.render import public_name
 from engine.core.textclean import public_text
+from engine.notify.render import public_name
+from engine.storage.models import Incident, MaintenanceWindow, Service, StatusUpdate
 
 COMPONENT_STATES = ("operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance")
 STATE_LABELS = {
@@ -52,8 +52,19 @@ INDICATOR_TEXT = {
 OPEN = [s.value for s in OPEN_STATUSES]
 # Statuspage counts a partial outage as 30 % down when computing uptime.
 PARTIAL_WEIGHT = 0.3
-INCIDENT_FIELDS = ("id", "number", "title", "severity", "status", "services", "false_positive", "created_at",
-                   "detected_at", "updated_at", "resolved_at")
+INCIDENT_FIELDS = (
+    "id",
+    "number",
+    "title",
+    "severity",
+    "status",
+    "services",
+    "false_positive",
+    "created_at",
+    "detected_at",
+    "updated_at",
+    "resolved_at",
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -93,8 +104,12 @@ class Settings:
             auto_update=spi.auto_update,
             subscriptions=spi.subscriptions,
             history_days=spi.history_days,
-            labels={"investigating": states.investigating, "identified": states.identified,
-                    "monitoring": states.monitoring, "resolved": states.resolved},
+            labels={
+                "investigating": states.investigating,
+                "identified": states.identified,
+                "monitoring": states.monitoring,
+                "resolved": states.resolved,
+            },
             show_scheduled=spi.maintenance_mode.scheduled_maintenance,
             show_emergency=spi.maintenance_mode.emergency_maintenance,
             timezone=config.engine.timezone,
@@ -124,8 +139,15 @@ async def components(settings: Settings) -> list[dict[str, Any]]:
         if not s.public:
             continue
         row = stored.get(s.name) or {}
-        out.append({"id": s.name, "name": s.display_name or s.name, "description": s.description or row.get("description") or "",
-                    "group": s.group, "created_at": row.get("created_at")})
+        out.append(
+            {
+                "id": s.name,
+                "name": s.display_name or s.name,
+                "description": s.description or row.get("description") or "",
+                "group": s.group,
+                "created_at": row.get("created_at"),
+            }
+        )
     for name, row in stored.items():
         if name not in seen:
             out.append({"id": name, "name": name, "description": row["description"], "group": None, "created_at": row["created_at"]})
@@ -229,7 +251,15 @@ def daily_uptime(
         down = _overlap(major, start, end)
         partial = _overlap(outage, start, end) - down
         uptime = max(0.0, 100.0 * (1 - (down + PARTIAL_WEIGHT * partial) / length))
-        state = "major_outage" if down else "partial_outage" if partial else "degraded_performance" if _overlap(degraded, start, end) else "operational"
+        state = (
+            "major_outage"
+            if down
+            else "partial_outage"
+            if partial
+            else "degraded_performance"
+            if _overlap(degraded, start, end)
+            else "operational"
+        )
         out.append({"date": day.isoformat(), "uptime": round(uptime, 3), "state": state, "seconds": length})
     return out
 
@@ -271,8 +301,12 @@ def _clean(value: Any) -> Any:
 
 
 def _clean_settings(s: Settings) -> Settings:
-    return replace(s, title=public_text(s.title), description=public_text(s.description) if s.description else s.description,
-                   labels={k: public_text(v) for k, v in (s.labels or {}).items()} or s.labels)
+    return replace(
+        s,
+        title=public_text(s.title),
+        description=public_text(s.description) if s.description else s.description,
+        labels={k: public_text(v) for k, v in (s.labels or {}).items()} or s.labels,
+    )
 
 
 def _visible(inc: dict[str, Any], public_updates: int, settings: Settings, private: set[str]) -> bool:
@@ -287,16 +321,35 @@ def _visible(inc: dict[str, Any], public_updates: int, settings: Settings, priva
 def _incident(inc: dict[str, Any], updates: list[dict[str, Any]], settings: Settings, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
     status = public_status(inc["status"])
     entries = [
-        {"id": f"{inc['number']}-u{u['id']}", "status": public_status(u["status"]), "label": settings.label(u["status"]),
-         "body": u["message"], "created_at": u["created_at"]}
+        {
+            "id": f"{inc['number']}-u{u['id']}",
+            "status": public_status(u["status"]),
+            "label": settings.label(u["status"]),
+            "body": u["message"],
+            "created_at": u["created_at"],
+        }
         for u in updates
     ]
     if status == "resolved" and inc.get("resolved_at"):
-        entries.append({"id": f"{inc['number']}-resolved", "status": "resolved", "label": settings.label("resolved"),
-                        "body": "This incident has been resolved.", "created_at": inc["resolved_at"]})
+        entries.append(
+            {
+                "id": f"{inc['number']}-resolved",
+                "status": "resolved",
+                "label": settings.label("resolved"),
+                "body": "This incident has been resolved.",
+                "created_at": inc["resolved_at"],
+            }
+        )
     if not entries:
-        entries.append({"id": f"{inc['number']}-opened", "status": "investigating", "label": settings.label("investigating"),
-                        "body": "We are investigating this issue.", "created_at": inc["created_at"]})
+        entries.append(
+            {
+                "id": f"{inc['number']}-opened",
+                "status": "investigating",
+                "label": settings.label("investigating"),
+                "body": "We are investigating this issue.",
+                "created_at": inc["created_at"],
+            }
+        )
     entries.sort(key=lambda e: e["created_at"], reverse=True)
     monitoring = [e["created_at"] for e in entries if e["status"] == "monitoring"]
     comps = [known[n] for n in (inc.get("services") or []) if n in known]
@@ -350,8 +403,10 @@ async def build_page(settings: Settings, now: datetime | None = None) -> dict[st
     ids = [r["id"] for r in rows]
     updates: dict[int, list[dict[str, Any]]] = {}
     if ids:
-        for u in await StatusUpdate.filter(incident_id__in=ids, public=True).order_by("created_at").values(
-            "id", "incident_id", "status", "message", "created_at"
+        for u in (
+            await StatusUpdate.filter(incident_id__in=ids, public=True)
+            .order_by("created_at")
+            .values("id", "incident_id", "status", "message", "created_at")
         ):
             updates.setdefault(u["incident_id"], []).append(u)
     visible = [r for r in rows if _visible(r, len(updates.get(r["id"], [])), settings, private)]
@@ -359,8 +414,10 @@ async def build_page(settings: Settings, now: datetime | None = None) -> dict[st
     active = sorted((i for i in public if i["status"] != "resolved"), key=lambda i: i["created_at"], reverse=True)
     resolved = sorted((i for i in public if i["status"] == "resolved"), key=lambda i: i["resolved_at"], reverse=True)
 
-    windows = await MaintenanceWindow.filter(ends_at__gte=history_start).order_by("starts_at").values(
-        "id", "title", "kind", "services", "starts_at", "ends_at", "ended_at", "description", "created_at"
+    windows = (
+        await MaintenanceWindow.filter(ends_at__gte=history_start)
+        .order_by("starts_at")
+        .values("id", "title", "kind", "services", "starts_at", "ends_at", "ended_at", "description", "created_at")
     )
     windows = [w for w in windows if (settings.show_emergency if w["kind"] == "emergency" else settings.show_scheduled)]
     maintenance = [_clean(_maintenance(w, now, known)) for w in windows]
@@ -370,9 +427,11 @@ async def build_page(settings: Settings, now: datetime | None = None) -> dict[st
     # not: a hidden incident still took the service down), never from its text.
     outage_rows = await Incident.filter(false_positive=False, status__in=OPEN).values("severity", "status", "services")
     first_beat, coverage = await _heartbeats(history_start)
-    history = await Incident.filter(false_positive=False, created_at__lte=now).filter(
-        Q(resolved_at=None) | Q(resolved_at__gte=history_start)
-    ).values("severity", "services", "created_at", "detected_at", "resolved_at")
+    history = (
+        await Incident.filter(false_positive=False, created_at__lte=now)
+        .filter(Q(resolved_at=None) | Q(resolved_at__gte=history_start))
+        .values("severity", "services", "created_at", "detected_at", "resolved_at")
+    )
     # Since when anything is known of a service: its row, the first engine heartbeat, or its
     # first incident in the window (older ones end before the window or are still open in it).
     earliest: dict[str, datetime] = {}
@@ -385,7 +444,9 @@ async def build_page(settings: Settings, now: datetime | None = None) -> dict[st
         c["status"] = _state_of(name, outage_rows, active_windows)
         starts = [t for t in (c.get("created_at"), first_beat, earliest.get(name)) if t is not None]
         on_service = [i for i in history if name in (i["services"] or [])]
-        c["uptime_days"] = daily_uptime(on_service, settings.history_days, now, settings.timezone, min(starts) if starts else None, coverage)
+        c["uptime_days"] = daily_uptime(
+            on_service, settings.history_days, now, settings.timezone, min(starts) if starts else None, coverage
+        )
         c["uptime"] = overall_uptime(c["uptime_days"])
 
     impact = max((i["impact"] for i in active), key=lambda x: IMPACT_RANK[x], default="none")
@@ -416,10 +477,19 @@ def _page_obj(page: dict[str, Any]) -> dict[str, Any]:
 
 def _component_obj(c: dict[str, Any], page_id: str, position: int, group_id: str | None = None) -> dict[str, Any]:
     return {
-        "id": c["id"], "name": c["name"], "status": c["status"], "created_at": _iso(c.get("created_at")),
-        "updated_at": _iso(c.get("created_at")), "position": position, "description": c["description"] or None,
-        "showcase": True, "start_date": c["created_at"].date().isoformat() if c.get("created_at") else None,
-        "group_id": group_id, "page_id": page_id, "group": False, "only_show_if_degraded": False,
+        "id": c["id"],
+        "name": c["name"],
+        "status": c["status"],
+        "created_at": _iso(c.get("created_at")),
+        "updated_at": _iso(c.get("created_at")),
+        "position": position,
+        "description": c["description"] or None,
+        "showcase": True,
+        "start_date": c["created_at"].date().isoformat() if c.get("created_at") else None,
+        "group_id": group_id,
+        "page_id": page_id,
+        "group": False,
+        "only_show_if_degraded": False,
     }
 
 
@@ -427,14 +497,27 @@ def component_objs(page: dict[str, Any]) -> list[dict[str, Any]]:
     page_id = page["settings"].page_id
     out: list[dict[str, Any]] = []
     groups: dict[str, dict[str, Any]] = {}
-    for i, c in enumerate(page["components"], 1):
+    for _i, c in enumerate(page["components"], 1):
         group_id = None
         if c.get("group"):
             group_id = "group-" + re.sub(r"[^a-z0-9]+", "-", c["group"].lower()).strip("-")
             if group_id not in groups:
-                groups[group_id] = {"id": group_id, "name": c["group"], "status": "operational", "created_at": None, "updated_at": None,
-                                    "position": len(out) + 1, "description": None, "showcase": False, "start_date": None,
-                                    "group_id": None, "page_id": page_id, "group": True, "only_show_if_degraded": False, "components": []}
+                groups[group_id] = {
+                    "id": group_id,
+                    "name": c["group"],
+                    "status": "operational",
+                    "created_at": None,
+                    "updated_at": None,
+                    "position": len(out) + 1,
+                    "description": None,
+                    "showcase": False,
+                    "start_date": None,
+                    "group_id": None,
+                    "page_id": page_id,
+                    "group": True,
+                    "only_show_if_degraded": False,
+                    "components": [],
+                }
                 out.append(groups[group_id])
             groups[group_id]["components"].append(c["id"])
             if c["status"] == "under_maintenance" or _RANK.get(c["status"], 0) > _RANK.get(groups[group_id]["status"], 0):
@@ -446,14 +529,31 @@ def component_objs(page: dict[str, Any]) -> list[dict[str, Any]]:
 def incident_obj(i: dict[str, Any], page_id: str, base: str | None) -> dict[str, Any]:
     comps = [_component_obj(c, page_id, n) for n, c in enumerate(i["components"], 1)]
     return {
-        "id": i["id"], "name": i["name"], "status": i["status"], "created_at": _iso(i["created_at"]),
-        "updated_at": _iso(i["updated_at"]), "monitoring_at": _iso(i["monitoring_at"]), "resolved_at": _iso(i["resolved_at"]),
-        "impact": i["impact"], "shortlink": f"{base}/status/incidents/{i['id']}" if base else None,
-        "started_at": _iso(i["started_at"]), "page_id": page_id,
+        "id": i["id"],
+        "name": i["name"],
+        "status": i["status"],
+        "created_at": _iso(i["created_at"]),
+        "updated_at": _iso(i["updated_at"]),
+        "monitoring_at": _iso(i["monitoring_at"]),
+        "resolved_at": _iso(i["resolved_at"]),
+        "impact": i["impact"],
+        "shortlink": f"{base}/status/incidents/{i['id']}" if base else None,
+        "started_at": _iso(i["started_at"]),
+        "page_id": page_id,
         "incident_updates": [
-            {"id": u["id"], "status": u["status"], "body": u["body"], "incident_id": i["id"], "created_at": _iso(u["created_at"]),
-             "updated_at": _iso(u["created_at"]), "display_at": _iso(u["created_at"]), "affected_components": None,
-             "deliver_notifications": True, "custom_tweet": None, "tweet_id": None}
+            {
+                "id": u["id"],
+                "status": u["status"],
+                "body": u["body"],
+                "incident_id": i["id"],
+                "created_at": _iso(u["created_at"]),
+                "updated_at": _iso(u["created_at"]),
+                "display_at": _iso(u["created_at"]),
+                "affected_components": None,
+                "deliver_notifications": True,
+                "custom_tweet": None,
+                "tweet_id": None,
+            }
             for u in i["updates"]
         ],
         "components": comps,
@@ -462,14 +562,33 @@ def incident_obj(i: dict[str, Any], page_id: str, base: str | None) -> dict[str,
 
 def maintenance_obj(m: dict[str, Any], page_id: str, base: str | None) -> dict[str, Any]:
     return {
-        "id": m["id"], "name": m["name"], "status": m["status"], "created_at": _iso(m["created_at"]),
-        "updated_at": _iso(m["updated_at"]), "monitoring_at": None, "resolved_at": _iso(m["ended_at"]),
-        "impact": "maintenance", "shortlink": f"{base}/status" if base else None, "started_at": _iso(m["scheduled_for"]),
-        "page_id": page_id, "scheduled_for": _iso(m["scheduled_for"]), "scheduled_until": _iso(m["scheduled_until"]),
+        "id": m["id"],
+        "name": m["name"],
+        "status": m["status"],
+        "created_at": _iso(m["created_at"]),
+        "updated_at": _iso(m["updated_at"]),
+        "monitoring_at": None,
+        "resolved_at": _iso(m["ended_at"]),
+        "impact": "maintenance",
+        "shortlink": f"{base}/status" if base else None,
+        "started_at": _iso(m["scheduled_for"]),
+        "page_id": page_id,
+        "scheduled_for": _iso(m["scheduled_for"]),
+        "scheduled_until": _iso(m["scheduled_until"]),
         "incident_updates": [
-            {"id": f"{m['id']}-u", "status": m["status"], "body": m["body"], "incident_id": m["id"],
-             "created_at": _iso(m["created_at"]), "updated_at": _iso(m["updated_at"]), "display_at": _iso(m["created_at"]),
-             "affected_components": None, "deliver_notifications": True, "custom_tweet": None, "tweet_id": None}
+            {
+                "id": f"{m['id']}-u",
+                "status": m["status"],
+                "body": m["body"],
+                "incident_id": m["id"],
+                "created_at": _iso(m["created_at"]),
+                "updated_at": _iso(m["updated_at"]),
+                "display_at": _iso(m["created_at"]),
+                "affected_components": None,
+                "deliver_notifications": True,
+                "custom_tweet": None,
+                "tweet_id": None,
+            }
         ],
         "components": [_component_obj(c, page_id, n) for n, c in enumerate(m["components"], 1)],
     }
@@ -487,8 +606,7 @@ def statuspage_json(page: dict[str, Any], name: str) -> dict[str, Any]:
     maint = [maintenance_obj(m, s.page_id, base) for m in sorted(page["maintenance"], key=lambda m: m["scheduled_for"], reverse=True)][:50]
     if name == "summary":
         current = sorted((m for m in maint if m["status"] in ("scheduled", "in_progress")), key=lambda m: m["scheduled_for"])
-        return {**head, "components": component_objs(page), "incidents": unresolved, "scheduled_maintenances": current,
-                "status": status}
+        return {**head, "components": component_objs(page), "incidents": unresolved, "scheduled_maintenances": current, "status": status}
     if name == "status":
         return {**head, "status": status}
     if name == "components":
@@ -507,6 +625,12 @@ def statuspage_json(page: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 JSON_DOCUMENTS = (
-    "summary", "status", "components", "incidents", "incidents/unresolved", "scheduled-maintenances",
-    "scheduled-maintenances/upcoming", "scheduled-maintenances/active",
+    "summary",
+    "status",
+    "components",
+    "incidents",
+    "incidents/unresolved",
+    "scheduled-maintenances",
+    "scheduled-maintenances/upcoming",
+    "scheduled-maintenances/active",
 )

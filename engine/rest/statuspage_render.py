@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.rest.statuspage import JSON_DOCUMENTS, STATE_LABELS, Settings, build_page, statuspage_json
 from engine.core.templating import environment
 from engine.core.textclean import public_text
+from engine.rest.statuspage import JSON_DOCUMENTS, STATE_LABELS, Settings, build_page, statuspage_json
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,10 @@ def render_atom(page: dict[str, Any], links: Links) -> str:
     s: Settings = page["settings"]
     entries = sorted(page["active"] + page["resolved"], key=lambda i: i["updated_at"], reverse=True)[:50]
     return templates.get_template("statuspage/feed.xml").render(
-        s=s, page=page, links=links, entries=entries,
+        s=s,
+        page=page,
+        links=links,
+        entries=entries,
         feed_id=f"{s.public_url}/status" if s.public_url else f"urn:pulseguard:{s.page_id}",
     )
 

@@ -24,15 +24,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
-from engine.incidents import feed
-from engine.escalation.planner import write_notifications
-from engine.storage.models import Event, Incident, StatusUpdate
-from engine.notify.render import public_name
 from engine.core.textclean import public_text
+from engine.escalation.planner import write_notifications
+from engine.incidents import feed
+from engine.notify.render import public_name
 from engine.rest.common import client_id, rest_state
-from engine.storage.rest_models import Subscriber
 from engine.rest.statuspage import Settings, _visible, components, private_services, public_status
 from engine.rest.statuspage_render import ButtonForm, Links, render_message
+from engine.storage.models import Event, Incident, StatusUpdate
+from engine.storage.rest_models import Subscriber
 
 router = APIRouter(tags=["status page"])
 log = logging.getLogger("pulseguard.api.subscribers")
@@ -81,7 +81,11 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], bool]:
             raise BadRequest("body", "must be a JSON object")
         return data, True
     fields = parse_qs(text, keep_blank_values=True)
-    return {"email": (fields.get("email") or [""])[0], "services": fields.get("services") or [], "token": (fields.get("token") or [""])[0]}, False
+    return {
+        "email": (fields.get("email") or [""])[0],
+        "services": fields.get("services") or [],
+        "token": (fields.get("token") or [""])[0],
+    }, False
 
 
 def _reply(is_json: bool, status: int, title: str, message: str, **extra: Any) -> Response:
@@ -102,12 +106,29 @@ def check_email(value: Any) -> str:
     "/status/subscribe",
     status_code=202,
     summary="Subscribe to status updates by e-mail (form or JSON: email, services)",
-    openapi_extra={"requestBody": {"content": {
-        "application/json": {"schema": {"type": "object", "required": ["email"], "properties": {
-            "email": {"type": "string", "format": "email"}, "services": {"type": "array", "items": {"type": "string"}}}}},
-        "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["email"], "properties": {
-            "email": {"type": "string"}, "services": {"type": "array", "items": {"type": "string"}}}}},
-    }}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["email"],
+                        "properties": {
+                            "email": {"type": "string", "format": "email"},
+                            "services": {"type": "array", "items": {"type": "string"}},
+                        },
+                    }
+                },
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["email"],
+                        "properties": {"email": {"type": "string"}, "services": {"type": "array", "items": {"type": "string"}}},
+                    }
+                },
+            }
+        }
+    },
 )
 async def subscribe(request: Request) -> Response:
     state = rest_state(request)
@@ -120,7 +141,9 @@ async def subscribe(request: Request) -> Response:
     client = client_id(request)
     wait = state.public_throttle.retry_after(client)
     if wait > 0:
-        raise HTTPException(429, f"too many subscription requests; retry in {wait:.0f} s", headers={"Retry-After": str(max(1, round(wait)))})
+        raise HTTPException(
+            429, f"too many subscription requests; retry in {wait:.0f} s", headers={"Retry-After": str(max(1, round(wait)))}
+        )
     try:
         data, is_json = await _read_form(request)
         email = check_email(data.get("email"))
@@ -137,8 +160,7 @@ async def subscribe(request: Request) -> Response:
         return HTMLResponse(render_message("Subscription not possible", f"{exc.field}: {exc.message}", SERVED), status_code=422)
     state.public_throttle.failed(client)  # every request spends from the client's hourly budget
     await request_subscription(settings, email, list(dict.fromkeys(wanted)))
-    return _reply(is_json, 202, "Check your inbox",
-                  f"We sent a confirmation link to {email}. Updates start once you open it.", email=email)
+    return _reply(is_json, 202, "Check your inbox", f"We sent a confirmation link to {email}. Updates start once you open it.", email=email)
 
 
 async def request_subscription(settings: Settings, email: str, services: list[str], now: datetime | None = None) -> Subscriber:
@@ -147,8 +169,9 @@ async def request_subscription(settings: Settings, email: str, services: list[st
     async with in_transaction() as conn:
         sub = await Subscriber.filter(email=email).using_db(conn).first()
         if sub is None:
-            sub = await Subscriber.create(email=email, services=[], requested_services=services, token=secrets.token_urlsafe(24),
-                                          created_at=now, using_db=conn)
+            sub = await Subscriber.create(
+                email=email, services=[], requested_services=services, token=secrets.token_urlsafe(24), created_at=now, using_db=conn
+            )
         else:
             sub.requested_services = services
         if sub.confirm_sent_at is not None and now - sub.confirm_sent_at < RESEND_AFTER:
@@ -164,10 +187,10 @@ async def request_subscription(settings: Settings, email: str, services: list[st
             "If you did not ask for this, ignore this message and nothing will be sent.\n"
             f"Unsubscribe: {_link(settings, 'unsubscribe', sub.token)}"
         )
-        payload = {"kind": "subscription", "title": f"Confirm your subscription to {title}", "message": message,
-                   "at": now.isoformat()}
-        await write_notifications(conn, None, [f"email:{email}"], payload, f"subscribe:{sub.id}:{int(now.timestamp())}",
-                                  audience="subscriber", now=now)
+        payload = {"kind": "subscription", "title": f"Confirm your subscription to {title}", "message": message, "at": now.isoformat()}
+        await write_notifications(
+            conn, None, [f"email:{email}"], payload, f"subscribe:{sub.id}:{int(now.timestamp())}", audience="subscriber", now=now
+        )
     return sub
 
 
@@ -260,8 +283,10 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
     if what is None:
         return 0
     kind, message = what
-    inc = await Incident.filter(id=event["incident_id"]).first().values(
-        "id", "number", "title", "status", "services", "false_positive", "severity", "created_at"
+    inc = (
+        await Incident.filter(id=event["incident_id"])
+        .first()
+        .values("id", "number", "title", "status", "services", "false_positive", "severity", "created_at")
     )
     if inc is None:
         return 0
@@ -287,14 +312,14 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
             )
             payload = {
                 "kind": kind,
-                "incident": {"key": f"INC-{inc['number']}", "title": public_name(status, shown), "status": status,
-                             "services": shown},
+                "incident": {"key": f"INC-{inc['number']}", "title": public_name(status, shown), "status": status, "services": shown},
                 "message": text,
                 "at": at.isoformat(),
             }
             # No incident on the row: a delivery to a subscriber is not an event of the incident's timeline.
-            written += await write_notifications(conn, None, [f"email:{s['email']}"], payload, f"sub:e{event['id']}:s{s['id']}",
-                                                 audience="external", now=utcnow())
+            written += await write_notifications(
+                conn, None, [f"email:{s['email']}"], payload, f"sub:e{event['id']}:s{s['id']}", audience="external", now=utcnow()
+            )
     return written
 
 
@@ -345,5 +370,5 @@ class SubscriberRelay:
                 continue
             try:
                 await asyncio.wait_for(self._stop.wait(), self.poll)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

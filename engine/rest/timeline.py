@@ -18,9 +18,9 @@ from fastapi.responses import StreamingResponse
 
 from engine.incidents import feed
 from engine.incidents.feed import event_to_dict
-from engine.storage.models import Event
 from engine.incidents.queries import get_incident
 from engine.rest.common import RestState, Text, Viewer, incident_number, rest_state
+from engine.storage.models import Event
 
 router = APIRouter(prefix="/api", tags=["timeline"])
 
@@ -64,7 +64,7 @@ class FeedWatcher:
         changed = self._changed
         try:
             await asyncio.wait_for(changed.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def stop(self) -> None:
@@ -108,9 +108,7 @@ async def events_cursor(_: Viewer) -> dict[str, int]:
 
 
 @router.get("/incidents/{id}/timeline", summary="An incident's timeline after a cursor, oldest first")
-async def timeline(
-    id: Annotated[Text, Path(max_length=40)], _: Viewer, cursor: Cursor = 0, limit: Limit = 500
-) -> dict[str, Any]:
+async def timeline(id: Annotated[Text, Path(max_length=40)], _: Viewer, cursor: Cursor = 0, limit: Limit = 500) -> dict[str, Any]:
     incident = await get_incident(incident_number(id))
     batch = await _incident_events(incident.id, cursor, limit)
     return {"incident": incident.key, "events": batch, "cursor": batch[-1]["id"] if batch else cursor}
@@ -152,9 +150,7 @@ async def _stream(request: Request, state: RestState, cursor: int, incident_id: 
 
 
 def _sse(gen: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        gen, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
+    return StreamingResponse(gen, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @router.get(

@@ -15,7 +15,7 @@ import hmac
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
@@ -23,21 +23,37 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 
-from engine.core.clock import utcnow
-from engine.incidents import queries, services
 from engine.config.schema import secret_from_env
+from engine.core.clock import utcnow
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput
-from engine.storage.models import Event, Incident
+from engine.incidents import queries, services
 from engine.rest.auth import Principal, secure_equal
 from engine.rest.common import Body, RestState, Text, _bearer, authenticate_request, rest_state
+from engine.storage.models import Event, Incident
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
 SEVERITY_WORDS = {
-    "critical": "critical", "page": "critical", "p1": "critical", "fatal": "critical", "emergency": "critical",
-    "high": "high", "error": "high", "major": "high", "p2": "high",
-    "medium": "medium", "warning": "medium", "warn": "medium", "p3": "medium", "minor": "medium",
-    "low": "low", "info": "low", "informational": "low", "p4": "low", "p5": "low", "none": "low",
+    "critical": "critical",
+    "page": "critical",
+    "p1": "critical",
+    "fatal": "critical",
+    "emergency": "critical",
+    "high": "high",
+    "error": "high",
+    "major": "high",
+    "p2": "high",
+    "medium": "medium",
+    "warning": "medium",
+    "warn": "medium",
+    "p3": "medium",
+    "minor": "medium",
+    "low": "low",
+    "info": "low",
+    "informational": "low",
+    "p4": "low",
+    "p5": "low",
+    "none": "low",
 }
 NAME_PATTERN = r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$"
 NAME_OK = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
@@ -64,7 +80,11 @@ async def _open_for(dedup: str) -> Incident | None:
 async def _fired_before(incident: Incident) -> dict[str, str]:
     """Each alert fingerprint's last known state (firing/resolved) from the incident's timeline."""
     states: dict[str, str] = {}
-    for data in await Event.filter(incident_id=incident.id, kind__in=["alert_firing", "alert_resolved"]).order_by("id").values_list("data", flat=True):
+    for data in (
+        await Event.filter(incident_id=incident.id, kind__in=["alert_firing", "alert_resolved"])
+        .order_by("id")
+        .values_list("data", flat=True)
+    ):
         if isinstance(data, dict) and data.get("fingerprint"):
             states[str(data["fingerprint"])] = str(data.get("status"))
     return states
@@ -92,13 +112,24 @@ async def apply_alerts(
             if not firing:
                 return {"action": "ignored", "reason": "no open incident for this group and nothing is firing"}
             incident = await services.create_incident(
-                title=title, severity=severity, actor=actor, description=description, services=services_, tags=tags,
-                source="alert", dedup_key=dedup,
+                title=title,
+                severity=severity,
+                actor=actor,
+                description=description,
+                services=services_,
+                tags=tags,
+                source="alert",
+                dedup_key=dedup,
                 detected_at=min((a["starts_at"] for a in firing if a.get("starts_at")), default=None),
             )
             for a in firing:
-                await services.record_event(incident.number, "alert_firing", f"alert firing: {a['summary']}", actor,
-                                            data={"fingerprint": a["fingerprint"], "status": "firing", "url": a.get("url")})
+                await services.record_event(
+                    incident.number,
+                    "alert_firing",
+                    f"alert firing: {a['summary']}",
+                    actor,
+                    data={"fingerprint": a["fingerprint"], "status": "firing", "url": a.get("url")},
+                )
             return {"action": "created", "incident": incident.key}
         known = await _fired_before(incident)
         changed = 0
@@ -106,8 +137,13 @@ async def apply_alerts(
             if known.get(a["fingerprint"]) == a["status"]:
                 continue
             kind = "alert_firing" if a["status"] == "firing" else "alert_resolved"
-            await services.record_event(incident.number, kind, f"alert {a['status']}: {a['summary']}", actor,
-                                        data={"fingerprint": a["fingerprint"], "status": a["status"], "url": a.get("url")})
+            await services.record_event(
+                incident.number,
+                kind,
+                f"alert {a['status']}: {a['summary']}",
+                actor,
+                data={"fingerprint": a["fingerprint"], "status": a["status"], "url": a.get("url")},
+            )
             known[a["fingerprint"]] = a["status"]
             changed += 1
         action = "updated" if changed else "unchanged"
@@ -141,7 +177,7 @@ def _time(value: Any) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return min(parsed, utcnow())
 
 
@@ -235,15 +271,26 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
         description = (description + "\n\n" if description else "") + f"Alertmanager: {_clip(body.externalURL, 500)}"
     svc = common.get("service") or first.labels.get("service")
     alerts = [
-        {"fingerprint": _fingerprint(a), "status": a.status, "starts_at": _time(a.startsAt),
-         "summary": _clip(a.annotations.get("summary") or a.labels.get("alertname") or name, 300) + _label_text(a.labels),
-         "url": _clip(a.generatorURL, 2000) or None}
+        {
+            "fingerprint": _fingerprint(a),
+            "status": a.status,
+            "starts_at": _time(a.startsAt),
+            "summary": _clip(a.annotations.get("summary") or a.labels.get("alertname") or name, 300) + _label_text(a.labels),
+            "url": _clip(a.generatorURL, 2000) or None,
+        }
         for a in body.alerts
     ]
     dedup = "alertmanager:" + hashlib.sha256(body.groupKey.encode()).hexdigest()[:40]
     return await apply_alerts(
-        state, dedup=dedup, actor=actor, title=title, severity=severity, description=description,
-        services_=_names([svc]) if svc else [], tags=_names(["alertmanager", name]), alerts=alerts,
+        state,
+        dedup=dedup,
+        actor=actor,
+        title=title,
+        severity=severity,
+        description=description,
+        services_=_names([svc]) if svc else [],
+        tags=_names(["alertmanager", name]),
+        alerts=alerts,
         group_resolved=body.status == "resolved",
     )
 
@@ -261,7 +308,8 @@ class GenericAlert(Body):
     status: Literal["firing", "resolved"] = "firing"
     severity: Annotated[Text, Field(max_length=32, description="critical, high, medium, low (or warning, error, info, page…)")] = "high"
     dedup_key: Annotated[Text, Field(min_length=1, max_length=150)] | None = Field(
-        None, description="alerts with the same key share one incident (default: the title)")
+        None, description="alerts with the same key share one incident (default: the title)"
+    )
     description: Annotated[Text, Field(max_length=20_000)] = ""
     services: list[Annotated[Text, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=50)
     tags: list[Annotated[Text, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=50)
@@ -280,8 +328,15 @@ async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> 
         raise InvalidInput("services" if bad[0] in body.services else "tags", f"{bad[0]!r} is not a valid name")
     alerts = [{"fingerprint": "alert", "status": body.status, "summary": body.title, "url": body.url, "starts_at": None}]
     return await apply_alerts(
-        rest_state(request), dedup=dedup, actor=actor, title=body.title, severity=severity, description=body.description,
-        services_=[s.strip() for s in body.services], tags=[t.strip() for t in body.tags], alerts=alerts,
+        rest_state(request),
+        dedup=dedup,
+        actor=actor,
+        title=body.title,
+        severity=severity,
+        description=body.description,
+        services_=[s.strip() for s in body.services],
+        tags=[t.strip() for t in body.tags],
+        alerts=alerts,
         group_resolved=body.status == "resolved",
     )
 
@@ -289,8 +344,7 @@ async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> 
 # --- Slack slash commands ------------------------------------------------------------------------
 
 SLACK_HELP = (
-    "Usage: /pulseguard list | ack KEY | status KEY STATUS MESSAGE | comment KEY TEXT\n"
-    "STATUS is investigating, identified or monitoring."
+    "Usage: /pulseguard list | ack KEY | status KEY STATUS MESSAGE | comment KEY TEXT\nSTATUS is investigating, identified or monitoring."
 )
 
 
@@ -354,9 +408,23 @@ async def run_slash_command(text: str, actor: str) -> dict[str, Any]:
 @router.post(
     "/slack",
     summary="Slack slash command /pulseguard (signed with the Slack signing secret)",
-    openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
-        "type": "object", "properties": {"command": {"type": "string"}, "text": {"type": "string"},
-                                         "user_id": {"type": "string"}, "user_name": {"type": "string"}}}}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "command": {"type": "string"},
+                            "text": {"type": "string"},
+                            "user_id": {"type": "string"},
+                            "user_name": {"type": "string"},
+                        },
+                    }
+                }
+            }
+        }
+    },
 )
 async def slack_command(request: Request) -> dict[str, Any]:
     state = rest_state(request)
@@ -375,8 +443,10 @@ async def slack_command(request: Request) -> dict[str, Any]:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         return _reply("That request was not UTF-8.")
+
     def field(name: str) -> str:
         return (form.get(name) or [""])[0].replace("\x00", "")
+
     actor = slack_actor(state.config, field("user_id"), field("user_name"))
     return await run_slash_command(field("text").strip(), actor)
 
@@ -384,8 +454,11 @@ async def slack_command(request: Request) -> dict[str, Any]:
 # --- PagerDuty v3 webhooks (incident_sync) ------------------------------------------------------
 
 
-@router.post("/pagerduty", summary="PagerDuty v3 webhook: acknowledgements and resolutions flow back (incident_sync)",
-             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}})
+@router.post(
+    "/pagerduty",
+    summary="PagerDuty v3 webhook: acknowledgements and resolutions flow back (incident_sync)",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
 async def pagerduty_webhook(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
     from engine.notify.pagerduty import apply_webhook, parse_webhook
 

@@ -92,8 +92,7 @@ class FlakyService:
                 self.errors += 1
                 return Reply(500, "internal error", delay=self._api_latency(t))
             return Reply(200, '{"status":"ok"}', {"Content-Type": "application/json"}, delay=self._api_latency(t))
-        return Reply(200, "<html><body>Demo shop: ok</body></html>", {"Content-Type": "text/html"},
-                     delay=self.random.uniform(0.01, 0.03))
+        return Reply(200, "<html><body>Demo shop: ok</body></html>", {"Content-Type": "text/html"}, delay=self.random.uniform(0.01, 0.03))
 
 
 def demo_config_text(base_url: str) -> str:
@@ -189,14 +188,20 @@ class DemoHandles:
                 shutil.rmtree(self.directory, ignore_errors=True)
 
 
-async def start_demo(*, directory: Path | None = None, keep: bool = False, speed: float = 1.0,
-                     open_db: bool = True, engine_kwargs: dict[str, Any] | None = None) -> DemoHandles:
+async def start_demo(
+    *,
+    directory: Path | None = None,
+    keep: bool = False,
+    speed: float = 1.0,
+    open_db: bool = True,
+    engine_kwargs: dict[str, Any] | None = None,
+) -> DemoHandles:
     """Start the flaky service, write the demo configuration, open a fresh SQLite database in
     a temporary directory (unless `open_db=False`: the caller opened one) and start the engine.
     The engine is leader at once (the database is new)."""
     from engine.config.schema import parse_config_text
-    from engine.storage.db import close_database, open_database, resolve_database
     from engine.runtime.engine import Engine
+    from engine.storage.db import close_database, open_database, resolve_database
 
     service = FlakyService(speed=speed)
     server = await LoopbackServer(service.handle).start()
@@ -238,8 +243,10 @@ async def run_demo_printing(*, duration: float | None = None, keep: bool = False
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"{_clock()}  demo: flaky service on {handles.server.url}, database {handles.database.path}")
-    print(f"{_clock()}  demo: probing {', '.join(t.name for t in handles.config.targets)}; "
-          "incidents should open within about a minute (Ctrl-C stops)")
+    print(
+        f"{_clock()}  demo: probing {', '.join(t.name for t in handles.config.targets)}; "
+        "incidents should open within about a minute (Ctrl-C stops)"
+    )
     cursor = 0
     last_phase = ""
     last_summary = time.monotonic() - 10  # first summary once the first probes are in
@@ -274,7 +281,8 @@ async def run_demo_printing(*, duration: float | None = None, keep: bool = False
                 monitor = handles.engine.monitor
                 if monitor is not None and monitor.running:
                     states = ", ".join(
-                        f"{name} {st.state}" + (f" {st.last.latency_ms:.0f}ms" if st.last and st.last.latency_ms is not None and st.last.responded else "")
+                        f"{name} {st.state}"
+                        + (f" {st.last.latency_ms:.0f}ms" if st.last and st.last.latency_ms is not None and st.last.responded else "")
                         for name, st in sorted(monitor.statuses.items())
                     )
                     print(f"{_clock()}  targets: {states}")

@@ -48,9 +48,9 @@ import os
 import pkgutil
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast, runtime_checkable
 
 from engine.core.errors import StartupError
@@ -58,14 +58,14 @@ from engine.runtime.lease import Heartbeat, Lease, LeaseFence, make_holder_id
 
 log = logging.getLogger("pulseguard.monitor.runtime")
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @runtime_checkable
 class Service(Protocol):
     name: str
 
-    async def start(self, engine: "Engine") -> None: ...
+    async def start(self, engine: Engine) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -119,11 +119,11 @@ class LoopService:
         self.halt = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
-    async def start(self, engine: "Engine") -> None:
+    async def start(self, engine: Engine) -> None:
         self.halt = asyncio.Event()
         self.task = asyncio.create_task(self._guard(engine), name=f"pulseguard:{self.name}")
 
-    async def _guard(self, engine: "Engine") -> None:
+    async def _guard(self, engine: Engine) -> None:
         try:
             await (self.fn(engine, self.halt) if self.cooperative else self.fn(engine))
         except asyncio.CancelledError:
@@ -140,8 +140,9 @@ class LoopService:
             self.task = None
 
 
-def start_summary(config: Any, database: Any, *, api_url: str | None = None, new_database: bool = False,
-                  waiting: dict[str, int] | None = None) -> list[str]:
+def start_summary(
+    config: Any, database: Any, *, api_url: str | None = None, new_database: bool = False, waiting: dict[str, int] | None = None
+) -> list[str]:
     """What an engine with this configuration runs, as the short block `pulseguard engine` prints
     on start: configuration, database, targets, channels, policies, API; and how many pending
     notifications go to channels it lacks (`waiting`: destination -> rows)."""
@@ -151,8 +152,7 @@ def start_summary(config: Any, database: Any, *, api_url: str | None = None, new
     head = "pulseguard engine:"
     database_text = f"database {database.label}" + (" (new)" if new_database else "") if database is not None else "no database"
     if getattr(config, "path", None) is None:
-        lines = [f"{head} no configuration file: probing nothing, notifying nobody; see pulseguard init",
-                 f"{head} {database_text}"]
+        lines = [f"{head} no configuration file: probing nothing, notifying nobody; see pulseguard init", f"{head} {database_text}"]
     else:
         channels = settings_from_config(config).available()
         policies = [s.value for s in SEVERITY_ORDER if config.escalation_policy.for_severity(s)]
@@ -160,7 +160,8 @@ def start_summary(config: Any, database: Any, *, api_url: str | None = None, new
         parts = [
             f"{len(targets)} target{'' if len(targets) == 1 else 's'}",
             f"{len(config.triggers)} trigger{'' if len(config.triggers) == 1 else 's'}",
-            f"{len(channels)} channel{'' if len(channels) == 1 else 's'} ({', '.join(channels)})" if channels
+            f"{len(channels)} channel{'' if len(channels) == 1 else 's'} ({', '.join(channels)})"
+            if channels
             else "no channels (notifying nobody)",
             f"policies {'/'.join(policies)}" if policies else "no escalation policies",
         ]
@@ -169,8 +170,10 @@ def start_summary(config: Any, database: Any, *, api_url: str | None = None, new
         lines[-1] += f"; REST on {api_url.split('://', 1)[-1]}"
     if waiting:
         total = sum(waiting.values())
-        lines.append(f"{head} {total} pending notification{'' if total == 1 else 's'} for channels this engine "
-                     f"lacks ({', '.join(sorted(waiting))}): left pending for an engine that has them")
+        lines.append(
+            f"{head} {total} pending notification{'' if total == 1 else 's'} for channels this engine "
+            f"lacks ({', '.join(sorted(waiting))}): left pending for an engine that has them"
+        )
     return lines
 
 
@@ -204,8 +207,14 @@ class Engine:
         self.config = config
         self.database = database
         self.holder = make_holder_id(role)
-        self.lease = Lease(lease_name, self.holder, ttl=lease_ttl, renew=lease_renew, poll=lease_poll,
-                           info={"role": role, "host": socket.gethostname(), "pid": os.getpid()})
+        self.lease = Lease(
+            lease_name,
+            self.holder,
+            ttl=lease_ttl,
+            renew=lease_renew,
+            poll=lease_poll,
+            info={"role": role, "host": socket.gethostname(), "pid": os.getpid()},
+        )
         self.standby = standby
         self.discover = discover
         self.heartbeat_every = heartbeat_every
@@ -237,7 +246,7 @@ class Engine:
                 raise TypeError(f"{service!r} is not an engine service (it has no {attr!r})")
         self._entries.append(_Entry(service, leader_only))
 
-    def add_loop(self, name: str, fn: Callable[["Engine"], Awaitable[None]], *, leader_only: bool = True) -> None:
+    def add_loop(self, name: str, fn: Callable[[Engine], Awaitable[None]], *, leader_only: bool = True) -> None:
         self.add_service(LoopService(name, fn), leader_only=leader_only)
 
     def service(self, name: str) -> Any:
@@ -334,7 +343,7 @@ class Engine:
                 await self._stop_entry(entry)
         self._started = False
 
-    async def __aenter__(self) -> "Engine":
+    async def __aenter__(self) -> Engine:
         await self.start()
         return self
 
@@ -469,24 +478,26 @@ class MonitorService:
         self.statuses = await sync_targets(targets)
         self.writer = MetricsWriter(self.statuses)
         # Register every probe target's own series now rather than at the first minute boundary.
-        await self.writer.registry.ensure(
-            (t.name, name, (), "probe") for t in targets for name in ("response_time", "ok")
-        )
+        await self.writer.registry.ensure((t.name, name, (), "probe") for t in targets for name in ("response_time", "ok"))
         rules = rules_from_config(config)
         self.tracker = maint.MaintenanceTracker(self._window_ended)
         self.evaluator = Evaluator(rules, self._emit, covered=self.tracker.covers)
         for t in targets:
             self.evaluator.register_target(t.name, float(t.interval), t.service, getattr(t, "tags", ()))
         self.worker = IncidentWorker(
-            self.evaluator, covered_now=maint.covered_now, may_write=lambda: engine.lease.held,
+            self.evaluator,
+            covered_now=maint.covered_now,
+            may_write=lambda: engine.lease.held,
         )
         await self._restore_open_incidents()
         await self.tracker.refresh()
         self.heartbeat = Heartbeat(engine.holder, every=self.heartbeat_every)
         await self.heartbeat.begin()
         self.scheduler = Scheduler(
-            targets, self._on_observation,
-            concurrency=int(settings.max_concurrent_probes), body_limit=int(settings.probe_body_limit),
+            targets,
+            self._on_observation,
+            concurrency=int(settings.max_concurrent_probes),
+            body_limit=int(settings.probe_body_limit),
         )
         for warning in self.scheduler.warnings:
             log.warning("%s", warning)
@@ -567,7 +578,8 @@ class MonitorService:
 
     def _window_ended(self, window: Any) -> None:
         covered = [
-            name for name, service in self.services_by_target.items()
+            name
+            for name, service in self.services_by_target.items()
             if name in window.targets or (service is not None and service in window.services)
         ]
         if covered:
@@ -585,13 +597,15 @@ class MonitorService:
             trigger, target = row["trigger"], row["target"]
             if not trigger or not target:
                 continue
-            last = await Event.filter(incident_id=row["id"], kind__in=["created", "breach", "recovered", "reopened"]).order_by("-id").first()
+            last = (
+                await Event.filter(incident_id=row["id"], kind__in=["created", "breach", "recovered", "reopened"]).order_by("-id").first()
+            )
             breaching = last is None or last.kind != "recovered"
             self.evaluator.restore(trigger, target, f"INC-{row['number']}", breaching)
 
     async def _housekeeping(self, settings: Any) -> None:
-        from engine.monitor.metrics import apply_retention
         from engine.core.halt import pause
+        from engine.monitor.metrics import apply_retention
 
         raw_keep, rollup_keep = retention_seconds(self.engine.config)
         if await pause(self._halt, 30.0):
@@ -640,8 +654,11 @@ class MonitorService:
                     keys[series_id] = key
                 if not keys:
                     continue
-                rows = await MetricSample.filter(id__gt=cursor, series_id__in=list(keys)).order_by("id").limit(5000).values_list(
-                    "id", "series_id", "at", "value"
+                rows = (
+                    await MetricSample.filter(id__gt=cursor, series_id__in=list(keys))
+                    .order_by("id")
+                    .limit(5000)
+                    .values_list("id", "series_id", "at", "value")
                 )
                 touched: set[tuple[int, int]] = set()
                 for sample_id, series_id, at, value in rows:

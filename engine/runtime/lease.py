@@ -22,7 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -32,7 +32,7 @@ from engine.storage.monitor_models import EngineHeartbeat, EngineLease
 
 log = logging.getLogger("pulseguard.monitor.lease")
 
-UTC = timezone.utc
+UTC = UTC
 DEFAULT_NAME = "engine"
 
 
@@ -41,8 +41,16 @@ def make_holder_id(role: str = "engine") -> str:
 
 
 class Lease:
-    def __init__(self, name: str = DEFAULT_NAME, holder: str | None = None, *, ttl: float = 10.0,
-                 renew: float = 3.0, poll: float = 2.0, info: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str = DEFAULT_NAME,
+        holder: str | None = None,
+        *,
+        ttl: float = 10.0,
+        renew: float = 3.0,
+        poll: float = 2.0,
+        info: dict[str, Any] | None = None,
+    ) -> None:
         if renew >= ttl:
             raise ValueError("the lease must be renewed more often than it expires")
         self.name = name
@@ -70,8 +78,13 @@ class Lease:
         if not await EngineLease.exists(name=self.name):
             try:
                 await EngineLease.create(
-                    name=self.name, holder=self.holder, holder_info=self.info, acquired_at=now,
-                    renewed_at=now, expires_at=expires, generation=1,
+                    name=self.name,
+                    holder=self.holder,
+                    holder_info=self.info,
+                    acquired_at=now,
+                    renewed_at=now,
+                    expires_at=expires,
+                    generation=1,
                 )
                 self.generation = 1
                 self.valid_until = started + self.ttl
@@ -81,12 +94,23 @@ class Lease:
         # Already ours: taken again under the same generation (the holder never changed, so
         # nothing fenced by it went stale). From someone else, once expired: a new generation.
         updated = await EngineLease.filter(name=self.name, holder=self.holder).update(
-            holder_info=self.info, acquired_at=now, renewed_at=now, expires_at=expires,
+            holder_info=self.info,
+            acquired_at=now,
+            renewed_at=now,
+            expires_at=expires,
         )
         if not updated:
-            updated = await EngineLease.filter(name=self.name, expires_at__lt=now).exclude(holder=self.holder).update(
-                holder=self.holder, holder_info=self.info, acquired_at=now, renewed_at=now, expires_at=expires,
-                generation=F("generation") + 1,
+            updated = (
+                await EngineLease.filter(name=self.name, expires_at__lt=now)
+                .exclude(holder=self.holder)
+                .update(
+                    holder=self.holder,
+                    holder_info=self.info,
+                    acquired_at=now,
+                    renewed_at=now,
+                    expires_at=expires,
+                    generation=F("generation") + 1,
+                )
             )
         if updated:
             row = await EngineLease.get(name=self.name)
@@ -124,13 +148,16 @@ class Lease:
         if row is None:
             return None
         return {
-            "name": row.name, "holder": row.holder, "info": row.holder_info,
-            "acquired_at": row.acquired_at.isoformat(), "expires_at": row.expires_at.isoformat(),
-            "expired": row.expires_at < datetime.now(UTC), "generation": row.generation,
+            "name": row.name,
+            "holder": row.holder,
+            "info": row.holder_info,
+            "acquired_at": row.acquired_at.isoformat(),
+            "expires_at": row.expires_at.isoformat(),
+            "expired": row.expires_at < datetime.now(UTC),
+            "generation": row.generation,
         }
 
-    async def hold(self, on_acquired: Callable[[], Awaitable[None]], on_lost: Callable[[], Awaitable[None]],
-                   stop: asyncio.Event) -> None:
+    async def hold(self, on_acquired: Callable[[], Awaitable[None]], on_lost: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
         """Loop until `stop`: wait as standby, call `on_acquired` when the lease is ours, renew
         it, call `on_lost` if it slips away (then wait again)."""
         holding = False
@@ -161,8 +188,9 @@ class Lease:
                     log.warning("engine lease %r: %s", self.name, problem)
                 self.problem = problem
                 if holding and not self.held:
-                    log.warning("engine lease %r expired (%s): stopping the engine loops until the database can be written",
-                                self.name, problem)
+                    log.warning(
+                        "engine lease %r expired (%s): stopping the engine loops until the database can be written", self.name, problem
+                    )
                     holding = False
                     await on_lost()
             wait = self.renew_every if holding else self.poll
@@ -205,9 +233,13 @@ class LeaseFence:
     async def check(self, conn: Any) -> bool:
         if not self.held:
             return False
-        return await EngineLease.filter(
-            name=self.lease.name, holder=self.lease.holder, generation=self.generation, expires_at__gt=datetime.now(UTC)
-        ).using_db(conn).exists()
+        return (
+            await EngineLease.filter(
+                name=self.lease.name, holder=self.lease.holder, generation=self.generation, expires_at__gt=datetime.now(UTC)
+            )
+            .using_db(conn)
+            .exists()
+        )
 
 
 class Heartbeat:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from engine.storage.db import Database
 from engine.core.domain import InvalidInput
+from engine.storage.db import Database
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ import errno
 import os
 import sqlite3
 import stat
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tortoise import Tortoise
@@ -19,7 +20,14 @@ from tortoise.backends.base.config_generator import expand_db_url
 from engine.core.domain import InvalidInput
 
 APP = "models"
-MODELS = ["engine.storage.models", "engine.storage.monitor_models", "engine.storage.escalation_models", "engine.storage.oncall_models", "engine.storage.rest_models", "engine.storage.postmortem_models"]
+MODELS = [
+    "engine.storage.models",
+    "engine.storage.monitor_models",
+    "engine.storage.escalation_models",
+    "engine.storage.oncall_models",
+    "engine.storage.rest_models",
+    "engine.storage.postmortem_models",
+]
 MIGRATIONS = "engine.storage.migrations"
 SQLITE_PRAGMAS = {"journal_mode": "WAL", "busy_timeout": 30000, "synchronous": "NORMAL"}
 
@@ -91,7 +99,7 @@ def resolve_database(value: str | None = None) -> Database:
         schema = query.get("schema")
         return Database("postgres", raw, None, schema)
     if lowered.startswith("sqlite://"):
-        rest = raw[len("sqlite://"):]
+        rest = raw[len("sqlite://") :]
         if rest.startswith("/"):
             path = Path(rest)
         else:
@@ -200,12 +208,12 @@ async def _check_postgres(db: Database, *, create: bool) -> bool:
     name = parts.path.strip("/")
     server = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
     try:
-        conn = await asyncpg.connect(db.url.split("?", 1)[0].replace("postgresql://", "postgres://", 1),
-                                     timeout=PG_CONNECT_TIMEOUT)
+        conn = await asyncpg.connect(db.url.split("?", 1)[0].replace("postgresql://", "postgres://", 1), timeout=PG_CONNECT_TIMEOUT)
     except asyncpg.InvalidCatalogNameError:
-        raise NoDatabase(f"no PostgreSQL database {name!r} on {server} (create it with `createdb {name}`, "
-                         f"or check --db / PULSEGUARD_DB)") from None
-    except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
+        raise NoDatabase(
+            f"no PostgreSQL database {name!r} on {server} (create it with `createdb {name}`, or check --db / PULSEGUARD_DB)"
+        ) from None
+    except (OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot reach PostgreSQL at {server}: {_reason(exc)}") from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"PostgreSQL at {server} refused database {name!r}: {exc}") from None
@@ -268,9 +276,7 @@ async def _schema_is_current() -> bool:
     from tortoise.exceptions import OperationalError
 
     try:
-        rows = await Tortoise.get_connection("default").execute_query_dict(
-            "SELECT name FROM tortoise_migrations WHERE app = 'models'"
-        )
+        rows = await Tortoise.get_connection("default").execute_query_dict("SELECT name FROM tortoise_migrations WHERE app = 'models'")
     except OperationalError as exc:
         # Only a missing table means "not migrated yet"; anything else (a file SQLite cannot
         # open, a read-only database) would otherwise send the migrations waiting on it.
@@ -280,8 +286,9 @@ async def _schema_is_current() -> bool:
     return sorted(r["name"] for r in rows) == migration_names()
 
 
-async def open_database(db: Database, *, migrate_schema: bool = True, global_fallback: bool = True,
-                        create: bool = True, create_dirs: bool = True) -> bool:
+async def open_database(
+    db: Database, *, migrate_schema: bool = True, global_fallback: bool = True, create: bool = True, create_dirs: bool = True
+) -> bool:
     """Bring the schema up to date, then initialise Tortoise for this process. True when the
     database was new (see `check_database` for `create` and `create_dirs`).
 

@@ -90,7 +90,7 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 def disk_full_message(exc: BaseException) -> str | None:
-    """"database cannot be written: disk full (<where>)" when `exc` comes from a full disk."""
+    """ "database cannot be written: disk full (<where>)" when `exc` comes from a full disk."""
     if not is_disk_full(exc):
         return None
     return f"database cannot be written: disk full ({where()})"

@@ -19,7 +19,9 @@ class Postmortem(Model):
     """The after-incident review of one incident, draft until published."""
 
     id = fields.IntField(primary_key=True)
-    incident: fields.OneToOneRelation[Incident] = fields.OneToOneField("models.Incident", related_name="postmortem", on_delete=fields.CASCADE)
+    incident: fields.OneToOneRelation[Incident] = fields.OneToOneField(
+        "models.Incident", related_name="postmortem", on_delete=fields.CASCADE
+    )
     status = fields.CharField(max_length=16, default="draft", db_default="draft")
     summary = fields.TextField(default="", db_default="")
     # Lists of short paragraphs, rendered as bullets.
@@ -40,7 +42,9 @@ class PostmortemEntry(Model):
     """One line of a post-mortem timeline: copied from an incident event, or added by a person."""
 
     id = fields.IntField(primary_key=True)
-    postmortem: fields.ForeignKeyRelation[Postmortem] = fields.ForeignKeyField("models.Postmortem", related_name="entries", on_delete=fields.CASCADE)
+    postmortem: fields.ForeignKeyRelation[Postmortem] = fields.ForeignKeyField(
+        "models.Postmortem", related_name="entries", on_delete=fields.CASCADE
+    )
     # The timeline event this entry was assembled from (null for entries a person added).
     event_id = fields.BigIntField(null=True)
     at = fields.DatetimeField()

@@ -74,8 +74,9 @@ def field_row(name: str, label: str, widget: Widget) -> ComposeResult:
 
 def choice(options: Iterable[tuple[str, str]], value: str | None = None, *, allow_blank: bool = False) -> Select[str]:
     opts = list(options)
-    return Select(opts, value=value if value is not None else (Select.NULL if allow_blank else opts[0][1]),
-                  allow_blank=allow_blank, compact=True)
+    return Select(
+        opts, value=value if value is not None else (Select.NULL if allow_blank else opts[0][1]), allow_blank=allow_blank, compact=True
+    )
 
 
 class FormScreen(ModalScreen[Any]):

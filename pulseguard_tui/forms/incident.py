@@ -58,8 +58,9 @@ class StatusScreen(FormScreen):
         return problems
 
     async def perform(self) -> str:
-        row = await self.api.change_status(self.incident["key"], self.value("status"), message=self.value("message") or None,
-                                           public=bool(self.value("public")))
+        row = await self.api.change_status(
+            self.incident["key"], self.value("status"), message=self.value("message") or None, public=bool(self.value("public"))
+        )
         return f"{row['key']} is now {row['status']}"
 
 
@@ -115,8 +116,7 @@ class UpdateScreen(FormScreen):
 
     async def perform(self) -> str:
         public = bool(self.value("public"))
-        row = await self.api.post_update(self.incident["key"], self.value("message"), public=public,
-                                         status=self.value("status") or None)
+        row = await self.api.post_update(self.incident["key"], self.value("message"), public=public, status=self.value("status") or None)
         return f"{'public' if public else 'internal'} update posted ({row['status']})"
 
 
@@ -168,7 +168,9 @@ class ResolveScreen(FormScreen):
     def compose_fields(self) -> ComposeResult:
         categories = list(getattr(self.app, "settings", None).categories or DEFAULT_ROOT_CAUSE_CATEGORIES)  # type: ignore[union-attr]
         yield from field_row("root_cause", "Root cause", Input(placeholder="why it happened", compact=True))
-        yield from field_row("category", "Category", choice([(c, c) for c in categories], "unknown" if "unknown" in categories else categories[0]))
+        yield from field_row(
+            "category", "Category", choice([(c, c) for c in categories], "unknown" if "unknown" in categories else categories[0])
+        )
         yield from field_row("solution", "Solution", Input(placeholder="what fixed it", compact=True))
         yield from field_row("steps", "Verify steps", Input(placeholder="optional; separate steps with ;", compact=True))
 
@@ -177,8 +179,13 @@ class ResolveScreen(FormScreen):
 
     async def perform(self) -> str:
         steps = [s.strip() for s in self.value("steps").split(";") if s.strip()]
-        row = await self.api.resolve(self.incident["key"], self.value("root_cause"), self.value("solution"),
-                                     category=self.value("category"), verification_steps=steps)
+        row = await self.api.resolve(
+            self.incident["key"],
+            self.value("root_cause"),
+            self.value("solution"),
+            category=self.value("category"),
+            verification_steps=steps,
+        )
         return f"{row['key']} resolved ({row['root_cause_category']})"
 
 
@@ -201,8 +208,7 @@ class PromoteScreen(ConfirmScreen):
         self.comment = comment
 
     def question(self) -> str:
-        return (f"Publish this internal comment by {self.comment['author']} as a public status update?\n\n"
-                f"“{self.comment['content']}”")
+        return f"Publish this internal comment by {self.comment['author']} as a public status update?\n\n“{self.comment['content']}”"
 
     async def perform(self) -> str:
         row = await self.api.promote_comment(int(self.comment["id"]))
@@ -223,12 +229,19 @@ class NewIncidentScreen(FormScreen):
         yield from field_row("title", "Title", Input(placeholder="what is wrong, for whom", compact=True))
         yield from field_row("severity", "Severity", choice([(severity_label(s) + f"  {s}", s) for s in SEVERITIES], "high"))
         yield from field_row("description", "Description", Input(placeholder="optional", compact=True))
-        yield from field_row("services", "Services", Input(
-            placeholder=", ".join(services[:4]) or "affected services, comma separated", compact=True,
-            suggester=SuggestFromList(services) if services else None))
+        yield from field_row(
+            "services",
+            "Services",
+            Input(
+                placeholder=", ".join(services[:4]) or "affected services, comma separated",
+                compact=True,
+                suggester=SuggestFromList(services) if services else None,
+            ),
+        )
         yield from field_row("tags", "Tags", Input(placeholder="optional, comma separated", compact=True))
-        yield from field_row("assignee", "Assignee", Input(
-            placeholder="optional", compact=True, suggester=SuggestFromList(users) if users else None))
+        yield from field_row(
+            "assignee", "Assignee", Input(placeholder="optional", compact=True, suggester=SuggestFromList(users) if users else None)
+        )
         yield from field_row("detected", "Detected", Input(placeholder="optional: 10m (ago), ISO time; default now", compact=True))
 
     def check(self) -> dict[str, str]:
@@ -243,8 +256,11 @@ class NewIncidentScreen(FormScreen):
 
     async def perform(self) -> str:
         fields: dict[str, Any] = dict(
-            title=self.value("title"), severity=self.value("severity"), description=self.value("description"),
-            services=split_names(self.value("services")), tags=split_names(self.value("tags")),
+            title=self.value("title"),
+            severity=self.value("severity"),
+            description=self.value("description"),
+            services=split_names(self.value("services")),
+            tags=split_names(self.value("tags")),
             assignee=self.value("assignee") or None,
         )
         if self._detected is not None:
@@ -260,9 +276,16 @@ class AssignScreen(FormScreen):
     def compose_fields(self) -> ComposeResult:
         users = list(getattr(getattr(self.app, "settings", None), "users", []) or [])
         hint = ("known: " + ", ".join(users[:6])) if users else "a user name; empty to unassign"
-        yield from field_row("assignee", "Assignee", Input(
-            value=self.incident.get("assignee") or "", placeholder=hint, compact=True,
-            suggester=SuggestFromList(users) if users else None))
+        yield from field_row(
+            "assignee",
+            "Assignee",
+            Input(
+                value=self.incident.get("assignee") or "",
+                placeholder=hint,
+                compact=True,
+                suggester=SuggestFromList(users) if users else None,
+            ),
+        )
 
     async def perform(self) -> str:
         who = self.value("assignee") or None

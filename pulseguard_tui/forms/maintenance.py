@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from textual.app import ComposeResult
@@ -10,6 +10,7 @@ from textual.widgets import Input
 
 from pulseguard_tui.forms.base import ConfirmScreen, FormScreen, choice, field_row
 from pulseguard_tui.forms.incident import split_names
+
 
 def parse_start(text: str, now: datetime) -> datetime:
     """'now', '+30m' (from now) or an ISO time (local when no zone is given)."""
@@ -27,7 +28,8 @@ def parse_start(text: str, now: datetime) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{text!r} is not a time (now, +30m, or ISO 8601 like 2026-11-27T22:00)") from None
-    return (parsed if parsed.tzinfo else parsed.astimezone()).astimezone(timezone.utc)
+    return (parsed if parsed.tzinfo else parsed.astimezone()).astimezone(UTC)
+
 
 def parse_end(text: str, start: datetime) -> datetime:
     """A duration after the start ('2h') or an ISO time."""
@@ -42,7 +44,8 @@ def parse_end(text: str, start: datetime) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{text!r} is neither a duration (2h, 30m) nor an ISO time") from None
-    return (parsed if parsed.tzinfo else parsed.astimezone()).astimezone(timezone.utc)
+    return (parsed if parsed.tzinfo else parsed.astimezone()).astimezone(UTC)
+
 
 class AddMaintenanceScreen(FormScreen):
     title_text = "Add maintenance window"
@@ -76,10 +79,16 @@ class AddMaintenanceScreen(FormScreen):
 
     async def perform(self) -> str:
         row = await self.api.create_maintenance(
-            title=self.value("title"), kind=self.value("kind"), services=split_names(self.value("services")),
-            targets=split_names(self.value("targets")), starts_at=self._starts, ends_at=self._ends,
-            description=self.value("description"))
+            title=self.value("title"),
+            kind=self.value("kind"),
+            services=split_names(self.value("services")),
+            targets=split_names(self.value("targets")),
+            starts_at=self._starts,
+            ends_at=self._ends,
+            description=self.value("description"),
+        )
         return f"maintenance #{row['id']} added: {row['title']}"
+
 
 class EndMaintenanceScreen(ConfirmScreen):
     title_text = "End maintenance"

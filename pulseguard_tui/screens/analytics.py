@@ -19,12 +19,21 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from pulseguard_tui.charts import draw_mttr_trend, draw_root_causes, draw_weekly_by_severity
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 from pulseguard_tui.lifecycle import run_work
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 
 # Events that change a report's figures.
-RELOAD_KINDS = {"created", "acknowledged", "status_changed", "status_update", "resolved", "reopened",
-                "false_positive", "satisfaction_rated", "severity_changed"}
+RELOAD_KINDS = {
+    "created",
+    "acknowledged",
+    "status_changed",
+    "status_update",
+    "resolved",
+    "reopened",
+    "false_positive",
+    "satisfaction_rated",
+    "severity_changed",
+}
 RELOAD_SECONDS = 5.0
 LOAD_SECONDS = 30.0  # a report that takes longer is reported as late, never waited on forever
 WIDE = 160
@@ -161,13 +170,15 @@ class AnalyticsScreen(ConsoleScreen):
         app: Any = self.app
         await app.ready.wait()
         if not app.feature("analytics"):
-            self._say("not available over this connection",
-                      "Analytics is not available over this connection: the engine does not serve it. "
-                      "Run `pulseguard report` where the database is, or connect to an engine that does.")
+            self._say(
+                "not available over this connection",
+                "Analytics is not available over this connection: the engine does not serve it. "
+                "Run `pulseguard report` where the database is, or connect to an engine that does.",
+            )
             return
         try:
             report = await asyncio.wait_for(learning_api(app.api).analytics_report(**self.period_args()), LOAD_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             late = f"the report did not arrive within {LOAD_SECONDS:.0f} s; ctrl+r tries again"
             self._say(late, late)
             return
@@ -187,8 +198,11 @@ class AnalyticsScreen(ConsoleScreen):
         # The keys are in the footer; this line names the periods compared.
         self.query_one("#analytics-period", Static).update(f"{period} ({report['period']['timezone']})")
         self.query_one("#analytics-summary", Static).update(format_report(report))
-        for widget_id, draw in (("#chart-weekly", draw_weekly_by_severity), ("#chart-mttr", draw_mttr_trend),
-                                ("#chart-causes", draw_root_causes)):
+        for widget_id, draw in (
+            ("#chart-weekly", draw_weekly_by_severity),
+            ("#chart-mttr", draw_mttr_trend),
+            ("#chart-causes", draw_root_causes),
+        ):
             plot = self.query_one(widget_id, PlotextPlot)
             plot.plt.clear_figure()
             draw(plot.plt, report, plot.size.width or 80)

@@ -24,8 +24,17 @@ def bindings_for(scope: str) -> list[BindingType]:
     for a in for_scope(scope):
         if a.action == "tab":
             continue  # digit keys are bound one by one by the screen
-        out.append(Binding(a.key, a.action, a.short or a.description.split(" (")[0], show=a.footer, id=a.id,
-                           key_display=key_display(a.key), tooltip=a.description))
+        out.append(
+            Binding(
+                a.key,
+                a.action,
+                a.short or a.description.split(" (")[0],
+                show=a.footer,
+                id=a.id,
+                key_display=key_display(a.key),
+                tooltip=a.description,
+            )
+        )
     return out
 
 

@@ -13,9 +13,15 @@ from textual.widgets import Static
 
 from pulseguard_tui.actions import ACTIONS, key_display
 
-SECTIONS = (("app", "Anywhere"), ("incidents", "Incidents (list and detail)"),
-            ("postmortem", "Post-mortem tab (7 opens it; Esc returns to the list)"), ("maintenance", "Maintenance"),
-            ("targets", "Targets"), ("oncall", "On-call"), ("analytics", "Analytics"))
+SECTIONS = (
+    ("app", "Anywhere"),
+    ("incidents", "Incidents (list and detail)"),
+    ("postmortem", "Post-mortem tab (7 opens it; Esc returns to the list)"),
+    ("maintenance", "Maintenance"),
+    ("targets", "Targets"),
+    ("oncall", "On-call"),
+    ("analytics", "Analytics"),
+)
 
 NAVIGATION = (
     ("↑ ↓ j k", "move in the list"),

@@ -19,11 +19,11 @@ from textual.widgets import Input, Static, TabbedContent
 from pulseguard_tui.filtering import parse_filter
 from pulseguard_tui.formatting import ago, local_time
 from pulseguard_tui.forms import incident as forms
+from pulseguard_tui.lifecycle import run_work
 from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 from pulseguard_tui.widgets.correlation import CorrelationView, gather
 from pulseguard_tui.widgets.detail import TABS, DetailPane
 from pulseguard_tui.widgets.incident_table import IncidentTable
-from pulseguard_tui.lifecycle import run_work
 
 WIDE = 150  # columns from which list and detail sit side by side
 
@@ -77,8 +77,12 @@ class IncidentsScreen(ConsoleScreen):
         with Vertical(id="filter-bar"):
             with Horizontal(id="filter-row"):
                 # Disabled while hidden: a hidden field must never take focus (and keys) back.
-                yield Input(placeholder="filter: words sev:critical status:open svc:api tag:db @alice  (Enter keep, Esc clear)",
-                            id="filter", compact=True, disabled=True)
+                yield Input(
+                    placeholder="filter: words sev:critical status:open svc:api tag:db @alice  (Enter keep, Esc clear)",
+                    id="filter",
+                    compact=True,
+                    disabled=True,
+                )
                 yield Static("", id="filter-count", markup=False)
             yield Static("", id="filter-error")
         with Container(id="main"):
@@ -359,8 +363,9 @@ class IncidentsScreen(ConsoleScreen):
                 # Asking again would only end in a refusal: say who and when instead.
                 app: Any = self.app
                 when = f"{local_time(row['acknowledged_at'])} ({ago(row['acknowledged_at'], app.now())})"
-                self.notify(f"{row['key']} is already acknowledged by {row.get('acknowledged_by') or '?'} at {when}",
-                            severity="information")
+                self.notify(
+                    f"{row['key']} is already acknowledged by {row.get('acknowledged_by') or '?'} at {when}", severity="information"
+                )
                 return
             self._open(forms.AcknowledgeScreen(row))
 

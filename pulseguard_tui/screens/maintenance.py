@@ -10,9 +10,8 @@ from textual.widgets import DataTable, Static
 
 from pulseguard_tui.formatting import clip, local_time, parse_iso
 from pulseguard_tui.forms.maintenance import AddMaintenanceScreen, EndMaintenanceScreen
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
 from pulseguard_tui.lifecycle import run_work
-
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
 
 HEADINGS = ("#", "STATE", "KIND", "TITLE", "COVERS", "STARTS", "ENDS")
 SHRINK = ((4, 8), (3, 12), (2, 5))  # (column, narrowest): what gives way when the table is too wide
@@ -86,9 +85,17 @@ class MaintenanceScreen(ConsoleScreen):
         self.rows = []
         for w in self.windows:
             covers = ", ".join([*(w.get("services") or []), *(f"target:{t}" for t in w.get("targets") or [])])
-            self.rows.append((str(w["id"]), window_state(w, now), w["kind"], " ".join(w["title"].split()), covers,
-                              local_time(w["starts_at"], now=now),
-                              local_time(w.get("ended_at") or w["ends_at"], now=now)))
+            self.rows.append(
+                (
+                    str(w["id"]),
+                    window_state(w, now),
+                    w["kind"],
+                    " ".join(w["title"].split()),
+                    covers,
+                    local_time(w["starts_at"], now=now),
+                    local_time(w.get("ended_at") or w["ends_at"], now=now),
+                )
+            )
         self._fill()
         self._update_info()
 

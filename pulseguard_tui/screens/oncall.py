@@ -8,7 +8,7 @@ the screen refreshes itself every half minute (and at once with ctrl+r).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,14 +16,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 from pulseguard_tui.lifecycle import run_work
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
 
 DAYS = 14
 REFRESH_SECONDS = 30.0
 WIDE = 120  # from here each time carries its zone name
-NO_SCHEDULES = ("no on-call schedules: add [[schedules]] to pulseguard.toml (name, rotation, handoff, users; "
-                "see `pulseguard init`) and they show here · Esc back")
+NO_SCHEDULES = (
+    "no on-call schedules: add [[schedules]] to pulseguard.toml (name, rotation, handoff, users; "
+    "see `pulseguard init`) and they show here · Esc back"
+)
 
 
 class OncallUnavailable(Exception):
@@ -72,8 +74,10 @@ async def load_overview(app: Any, now: datetime) -> dict[str, Any] | None:
     from engine.api.local import LocalEngine
 
     if not isinstance(api, LocalEngine):
-        raise OncallUnavailable("on call is computed from the engine's configuration and database, "
-                                "which this console does not have (run it where the engine runs)")
+        raise OncallUnavailable(
+            "on call is computed from the engine's configuration and database, "
+            "which this console does not have (run it where the engine runs)"
+        )
     config = getattr(app, "config", None)
     if config is None or not getattr(config, "schedules", None):
         return None
@@ -129,7 +133,7 @@ class OncallScreen(ConsoleScreen):
     async def reload(self) -> None:
         app: Any = self.app
         await app.ready.wait()
-        now = app.now() if hasattr(app, "now") else datetime.now(timezone.utc)
+        now = app.now() if hasattr(app, "now") else datetime.now(UTC)
         info = self.query_one("#oncall-info", Static)
         try:
             overview = await load_overview(app, now)
@@ -201,13 +205,15 @@ class OncallScreen(ConsoleScreen):
             shifts.add_row(schedule.get("note") or "no shifts", "", "", "")
             return
         for x in schedule["shifts"]:
-            shifts.add_row(person_text(x["person"]), local_text(x["start"], tz, compact),
-                           local_text(x["end"], tz, compact),
-                           x.get("override") or x.get("layer") or "-")
+            shifts.add_row(
+                person_text(x["person"]),
+                local_text(x["start"], tz, compact),
+                local_text(x["end"], tz, compact),
+                x.get("override") or x.get("layer") or "-",
+            )
 
     @on(DataTable.RowHighlighted, "#oncall-now")
     def _schedule_highlighted(self, event: DataTable.RowHighlighted) -> None:
         name = event.row_key.value if event.row_key is not None else None
         if name and self.overview and name != self.selected:
             self.show_shifts(name)
-

@@ -10,9 +10,9 @@ from textual.events import Resize
 from textual.widgets import DataTable, Static
 
 from pulseguard_tui.formatting import ago, clip, sparkline
+from pulseguard_tui.lifecycle import run_work
 from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
 from pulseguard_tui.widgets.correlation import series_name
-from pulseguard_tui.lifecycle import run_work
 
 STATE_TEXT = {"up": "▲ UP", "down": "▼ DOWN", "unknown": "? unknown", "paused": "‖ paused"}
 HEADINGS = ("TARGET", "KIND", "STATE", "LAST", "LATENCY", "TREND", "ERROR")
@@ -128,9 +128,17 @@ class TargetsScreen(ConsoleScreen):
                 code = t.get("last_status_code")
                 result = "ok" if t.get("last_ok") else "FAIL"
                 last = f"{result}{f' {code}' if code else ''} {ago(t['last_at'], now)}"
-            rows.append((t["name"], t.get("kind", "-"), STATE_TEXT.get(t.get("state", "unknown"), t.get("state", "?")), last,
-                         f"{latency:.0f} ms" if latency is not None else "-", trend or "-",
-                         " ".join(str(t.get("last_error") or "").split())))
+            rows.append(
+                (
+                    t["name"],
+                    t.get("kind", "-"),
+                    STATE_TEXT.get(t.get("state", "unknown"), t.get("state", "?")),
+                    last,
+                    f"{latency:.0f} ms" if latency is not None else "-",
+                    trend or "-",
+                    " ".join(str(t.get("last_error") or "").split()),
+                )
+            )
         self.rows = rows
         self.errors = {r[0]: r[6] for r in rows if r[6]}
         if not targets:

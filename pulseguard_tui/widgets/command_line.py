@@ -13,7 +13,7 @@ from textual.widgets import Input, Static
 from pulseguard_tui.commands import Command, CommandError, complete, parse_command
 
 
-class CommandLineScreen(ModalScreen["Command | None"]):
+class CommandLineScreen(ModalScreen[Command | None]):
     DEFAULT_CSS = """
     CommandLineScreen { align: left bottom; background: $background 0%; }
     CommandLineScreen > Vertical { height: auto; width: 100%; background: $panel; }
@@ -29,8 +29,7 @@ class CommandLineScreen(ModalScreen["Command | None"]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("", id="command-error")
-            yield Input(placeholder="incidents targets maintenance oncall analytics theme NAME readonly help q",
-                        id="command", compact=True)
+            yield Input(placeholder="incidents targets maintenance oncall analytics theme NAME readonly help q", id="command", compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

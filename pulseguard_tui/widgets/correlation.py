@@ -55,8 +55,14 @@ async def gather(api: Any, detail: dict[str, Any]) -> dict[str, Any]:
     analysis = detail.get("analysis") or {}
     # With the engine's correlation analysis, chart the series whose change ranked highest.
     correlation = analysis.get("correlation") if isinstance(analysis, dict) else None
-    changes = [c for c in ((correlation or {}).get("series") or []) if isinstance(correlation, dict)
-               and isinstance(c, dict) and c.get("series") and c.get("kind", c.get("label")) not in ("stable", "no_data")]
+    changes = [
+        c
+        for c in ((correlation or {}).get("series") or [])
+        if isinstance(correlation, dict)
+        and isinstance(c, dict)
+        and c.get("series")
+        and c.get("kind", c.get("label")) not in ("stable", "no_data")
+    ]
     labels = {c["series"]: str(c.get("label") or "") for c in changes[:3]}
     wanted = [(c["series"], series_query(c["series"])) for c in changes[:3]]
     if not wanted:
@@ -95,8 +101,7 @@ def analysis_lines(analysis: dict[str, Any], width: int = 100) -> list[str]:
     out: list[str] = []
     pattern = analysis.get("pattern")
     if isinstance(pattern, dict):
-        out.append(f"pattern: {pattern.get('label')} ({pattern.get('similar_count', 0)} similar in "
-                   f"{pattern.get('period_days')} days)")
+        out.append(f"pattern: {pattern.get('label')} ({pattern.get('similar_count', 0)} similar in {pattern.get('period_days')} days)")
         if pattern.get("hint"):
             out.append(f"  {pattern['hint']}")
         out += [f"  recurring: {flag}" for flag in pattern.get("recurring") or []]
@@ -139,8 +144,10 @@ class CorrelationView(Vertical):
 
     async def show(self, data: dict[str, Any]) -> None:
         start: datetime = data["start"]
-        lines = [f"incident start {local_time(start)}; metrics from {local_time(start - WINDOW, with_date=False)} "
-                 f"to {local_time(start + WINDOW, with_date=False)}"]
+        lines = [
+            f"incident start {local_time(start)}; metrics from {local_time(start - WINDOW, with_date=False)} "
+            f"to {local_time(start + WINDOW, with_date=False)}"
+        ]
         lines += analysis_lines(data.get("analysis") or {})
         if not data["series"]:
             lines.append("no metrics: this incident names no probed target (or the engine has no data yet)")

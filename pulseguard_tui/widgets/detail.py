@@ -5,7 +5,7 @@ the highlighted comment."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from textual.app import ComposeResult
@@ -18,7 +18,8 @@ from pulseguard_tui.formatting import ago, countdown, local_range, local_time, p
 from pulseguard_tui.widgets.correlation import CorrelationView
 from pulseguard_tui.widgets.postmortem import PostmortemView
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 class Text:
     """A tiny builder of Textual Content, whose styles may name theme variables ($sev-high)."""
@@ -63,8 +64,9 @@ def header_text(d: dict[str, Any], now: datetime) -> Content:
     t.append(f"  {d['title']}\n")
     services = ", ".join(d.get("services") or []) or "-"
     tags = ", ".join(d.get("tags") or []) or "-"
-    t.append(f"assignee {d.get('assignee') or '-'} · services {services} · tags {tags} · source {d.get('source', '-')}\n",
-             style="$text-muted")
+    t.append(
+        f"assignee {d.get('assignee') or '-'} · services {services} · tags {tags} · source {d.get('source', '-')}\n", style="$text-muted"
+    )
     when = [f"opened {ago(d['created_at'], now)}"]
     if d.get("created_by"):
         when[-1] += f" by {d['created_by']}"
@@ -110,8 +112,7 @@ def updates_text(d: dict[str, Any]) -> Content:
     t = Text()
     for u in rows:
         # A back-filled update shows when it was said to happen.
-        t.append(local_time(u.get("stated_at") or u["created_at"]) + (" (stated)  " if u.get("stated_at") else "  "),
-                 style="$text-muted")
+        t.append(local_time(u.get("stated_at") or u["created_at"]) + (" (stated)  " if u.get("stated_at") else "  "), style="$text-muted")
         t.append("PUBLIC " if u["public"] else "internal ", style="bold" if u["public"] else "dim")
         t.append(f"{u['status']}  {u['author']}: ", style="bold")
         t.append(f"{u['message']}\n")
@@ -166,16 +167,17 @@ def resolution_text(d: dict[str, Any]) -> Content:
     if followups:
         t.append("Follow-ups\n", style="bold")
         for f in followups:
-            t.append(f"  [{'x' if f.get('done') else ' '}] {f['group']}: {f['description']}"
-                     f" ({f.get('owner') or 'no owner'}, due {f.get('due_date') or '-'})\n")
+            t.append(
+                f"  [{'x' if f.get('done') else ' '}] {f['group']}: {f['description']}"
+                f" ({f.get('owner') or 'no owner'}, due {f.get('due_date') or '-'})\n"
+            )
     t.rstrip()
     return t.content()
 
 
 def comment_prompt(c: dict[str, Any]) -> Content:
     t = Text()
-    t.append(local_time(c.get("stated_at") or c["created_at"]) + (" (stated) " if c.get("stated_at") else " "),
-             style="$text-muted")
+    t.append(local_time(c.get("stated_at") or c["created_at"]) + (" (stated) " if c.get("stated_at") else " "), style="$text-muted")
     if c["internal_only"]:
         t.append("[internal] ", style="bold reverse")
     # An integration writing for someone: the person, and the token that vouched for it.

@@ -45,11 +45,20 @@ def columns_for(width: int, longest_title: int = TITLE_ROOM) -> list[tuple[str, 
     while the title keeps room for the longest title loaded (at most TITLE_ROOM cells), so a
     narrow terminal cuts them rather than the title, and a wide one shows them too."""
     status = 13 if width >= 90 else 6
-    cols = [("key", "KEY", 8), ("severity", "SEV", 6), ("status", "STATUS", status), ("ack", "ACK", 3),
-            ("age", "AGE", 5), ("title", "TITLE", 0)]
+    cols = [
+        ("key", "KEY", 8),
+        ("severity", "SEV", 6),
+        ("status", "STATUS", status),
+        ("ack", "ACK", 3),
+        ("age", "AGE", 5),
+        ("title", "TITLE", 0),
+    ]
     services = 24 if width >= 150 else 14 if width >= 120 else 10
-    optional = ([("assignee", "ASSIGNEE", 10), ("services", "SERVICES", services)] if width >= 90
-                else [("assignee", "WHO", 7), ("services", "SERVICES", services)])
+    optional = (
+        [("assignee", "ASSIGNEE", 10), ("services", "SERVICES", services)]
+        if width >= 90
+        else [("assignee", "WHO", 7), ("services", "SERVICES", services)]
+    )
     keep = min(max(longest_title, 12), TITLE_ROOM)
 
     def room(columns: list[tuple[str, str, int]]) -> int:
@@ -134,8 +143,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
             super().__init__()
             self.total = total
 
-    def __init__(self, loader: Loader, now: Callable[[], datetime], *, page_size: int = 100,
-                 id: str | None = None) -> None:
+    def __init__(self, loader: Loader, now: Callable[[], datetime], *, page_size: int = 100, id: str | None = None) -> None:
         super().__init__(id=id)
         self._loader = loader
         self._now = now
@@ -289,8 +297,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
     # --- rendering --------------------------------------------------------------------------
 
     def _longest_title(self) -> int:
-        return max((len(r["title"]) + (5 if r.get("false_positive") else 0) for r in self._rows.values()),
-                   default=TITLE_ROOM)
+        return max((len(r["title"]) + (5 if r.get("false_positive") else 0) for r in self._rows.values()), default=TITLE_ROOM)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width

@@ -27,8 +27,12 @@ from pulseguard_tui.formatting import local_time
 from pulseguard_tui.lifecycle import StopsWorkOnRemoval, run_work
 
 KIND_LABELS = {
-    "first_alert": "first alert", "public_update": "public update", "severity_changed": "severity",
-    "false_positive": "false positive", "impact_start": "impact start", "impact_end": "impact end",
+    "first_alert": "first alert",
+    "public_update": "public update",
+    "severity_changed": "severity",
+    "false_positive": "false positive",
+    "impact_start": "impact start",
+    "impact_end": "impact end",
 }
 
 
@@ -48,14 +52,15 @@ def summary_content(doc: dict[str, Any]) -> Content:
         parts.append(("  (preview: the first edit saves it)", "$text-muted"))
     parts.append("\n\n")
     parts.append(("Summary\n", "bold"))
-    parts.append((f"  {pm['summary']}\n" if pm["summary"] else "  no summary yet (S writes one)\n",
-                  "" if pm["summary"] else "$text-muted"))
+    parts.append((f"  {pm['summary']}\n" if pm["summary"] else "  no summary yet (S writes one)\n", "" if pm["summary"] else "$text-muted"))
     parts.append(("Impact\n", "bold"))
     down = impact["downtime_minutes"]
     source = {"manual": "set by hand", "timeline": "from the timeline"}.get(impact["downtime_source"] or "", "")
-    parts.append(f"  downtime {f'{down:g} min' if down is not None else 'unknown'}"
-                 f"{f' ({source})' if source else ''} · affected users "
-                 f"{impact['affected_users'] if impact['affected_users'] is not None else 'unknown'}\n")
+    parts.append(
+        f"  downtime {f'{down:g} min' if down is not None else 'unknown'}"
+        f"{f' ({source})' if source else ''} · affected users "
+        f"{impact['affected_users'] if impact['affected_users'] is not None else 'unknown'}\n"
+    )
     parts.append(f"  financial: {impact['financial_impact'] or '-'} · reputational: {impact['reputational_impact'] or '-'}\n")
     parts.append(f"  satisfaction: customer {sat.get('customer') or '-'}/5, team {sat.get('team') or '-'}/5\n")
     parts.append(("Root cause\n", "bold"))
@@ -71,8 +76,11 @@ def summary_content(doc: dict[str, Any]) -> Content:
 def lists_content(doc: dict[str, Any]) -> Content:
     pm = doc["postmortem"]
     parts: list[tuple[str, str] | str] = []
-    for title, items in (("What went well", pm["went_well"]), ("What went badly", pm["went_badly"]),
-                         ("Lessons learned", pm["lessons_learned"])):
+    for title, items in (
+        ("What went well", pm["went_well"]),
+        ("What went badly", pm["went_badly"]),
+        ("Lessons learned", pm["lessons_learned"]),
+    ):
         parts.append((f"{title}\n", "bold"))
         parts += _bullets(items, "nothing yet (W edits the lists)")
     parts.append(("Action items\n", "bold"))
@@ -104,8 +112,10 @@ def entry_prompt(e: dict[str, Any]) -> Content:
     return Content.assemble(*parts)
 
 
-NOT_HERE = ("Post-mortems are not available over this connection: the engine does not serve them. "
-            "Open the database directly, or connect to an engine that does.")
+NOT_HERE = (
+    "Post-mortems are not available over this connection: the engine does not serve them. "
+    "Open the database directly, or connect to an engine that does."
+)
 
 
 class PostmortemView(StopsWorkOnRemoval, Vertical):
@@ -273,8 +283,7 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
             return None
         if entry["id"] is None:
             # Shown from a recent event, not stored yet: any edit of the post-mortem stores it.
-            self.app.notify(f"this entry is new since the last edit; save any change first, then {doing} it",
-                            severity="warning")
+            self.app.notify(f"this entry is new since the last edit; save any change first, then {doing} it", severity="warning")
             return None
         return entry
 

@@ -9,8 +9,19 @@ from textual.widgets import Input, TextArea
 
 from pulseguard_tui.forms.base import ConfirmScreen, FormScreen, choice, field_row
 
-ENTRY_KINDS = ("note", "deployment", "impact_start", "impact_end", "first_alert", "declared", "acknowledged",
-               "escalated", "identified", "monitoring", "resolved")
+ENTRY_KINDS = (
+    "note",
+    "deployment",
+    "impact_start",
+    "impact_end",
+    "first_alert",
+    "declared",
+    "acknowledged",
+    "escalated",
+    "identified",
+    "monitoring",
+    "resolved",
+)
 
 
 def parse_when(text: str, field: str) -> Any:
@@ -65,15 +76,20 @@ class ListsForm(PostmortemForm):
         return [line.strip() for line in self.value(name).splitlines() if line.strip()]
 
     async def perform(self) -> str:
-        await self.api.update_postmortem(self.doc["key"], went_well=self.items("well"), went_badly=self.items("badly"),
-                                         lessons_learned=self.items("lessons"))
+        await self.api.update_postmortem(
+            self.doc["key"], went_well=self.items("well"), went_badly=self.items("badly"), lessons_learned=self.items("lessons")
+        )
         return f"{self.doc['key']} post-mortem lists saved"
 
 
 class ImpactForm(PostmortemForm):
     title_text = "Impact assessment"
-    FIELD_MAP = {"affected_users": "users", "downtime_minutes": "downtime", "financial_impact": "financial",
-                 "reputational_impact": "reputational"}
+    FIELD_MAP = {
+        "affected_users": "users",
+        "downtime_minutes": "downtime",
+        "financial_impact": "financial",
+        "reputational_impact": "reputational",
+    }
 
     def compose_fields(self) -> ComposeResult:
         impact = self.doc["impact"]
@@ -81,10 +97,12 @@ class ImpactForm(PostmortemForm):
         manual = impact["downtime_source"] == "manual"
         computed = impact["downtime_minutes_computed"]
         hint = f"empty: from the timeline ({computed:g} min)" if computed is not None else "empty: from the timeline"
-        yield from field_row("users", "Affected users", Input("" if users is None else str(users), compact=True,
-                                                               placeholder="how many users were affected"))
-        yield from field_row("downtime", "Downtime min", Input(f"{impact['downtime_minutes']:g}" if manual else "",
-                                                               compact=True, placeholder=hint))
+        yield from field_row(
+            "users", "Affected users", Input("" if users is None else str(users), compact=True, placeholder="how many users were affected")
+        )
+        yield from field_row(
+            "downtime", "Downtime min", Input(f"{impact['downtime_minutes']:g}" if manual else "", compact=True, placeholder=hint)
+        )
         yield from field_row("financial", "Financial", Input(impact["financial_impact"], compact=True))
         yield from field_row("reputational", "Reputational", Input(impact["reputational_impact"], compact=True))
 
@@ -92,8 +110,11 @@ class ImpactForm(PostmortemForm):
         users = self.value("users")
         downtime = self.value("downtime")
         await self.api.update_postmortem(
-            self.doc["key"], affected_users=users or None, downtime_minutes=downtime or None,
-            financial_impact=self.value("financial"), reputational_impact=self.value("reputational"),
+            self.doc["key"],
+            affected_users=users or None,
+            downtime_minutes=downtime or None,
+            financial_impact=self.value("financial"),
+            reputational_impact=self.value("reputational"),
         )
         return f"{self.doc['key']} impact saved"
 
@@ -110,12 +131,12 @@ class EntryForm(PostmortemForm):
     def compose_fields(self) -> ComposeResult:
         e = self.entry or {}
         kinds = list(ENTRY_KINDS) + ([e["kind"]] if e.get("kind") and e["kind"] not in ENTRY_KINDS else [])
-        yield from field_row("at", "Time", Input(e.get("at", ""), compact=True,
-                                                 placeholder="ISO time (2026-03-02T10:05Z) or age (15m)"))
+        yield from field_row("at", "Time", Input(e.get("at", ""), compact=True, placeholder="ISO time (2026-03-02T10:05Z) or age (15m)"))
         yield from field_row("kind", "Kind", choice([(k.replace("_", " "), k) for k in kinds], e.get("kind", "note")))
         yield from field_row("text", "What", Input(e.get("text", ""), compact=True))
-        yield from field_row("annotation", "Annotation", Input(e.get("annotation", ""), compact=True,
-                                                               placeholder="optional note for the review"))
+        yield from field_row(
+            "annotation", "Annotation", Input(e.get("annotation", ""), compact=True, placeholder="optional note for the review")
+        )
 
     def check(self) -> dict[str, str]:
         problems = self.required({}, "at", "text")
@@ -129,11 +150,11 @@ class EntryForm(PostmortemForm):
     async def perform(self) -> str:
         key = self.doc["key"]
         if self.entry:
-            await self.api.edit_postmortem_entry(key, self.entry["id"], at=self._at, text=self.value("text"),
-                                                 kind=self.value("kind"), annotation=self.value("annotation"))
+            await self.api.edit_postmortem_entry(
+                key, self.entry["id"], at=self._at, text=self.value("text"), kind=self.value("kind"), annotation=self.value("annotation")
+            )
             return f"{key} timeline entry {self.entry['id']} saved"
-        await self.api.add_postmortem_entry(key, self._at, self.value("text"), kind=self.value("kind"),
-                                            annotation=self.value("annotation"))
+        await self.api.add_postmortem_entry(key, self._at, self.value("text"), kind=self.value("kind"), annotation=self.value("annotation"))
         return f"{key} timeline entry added"
 
 
@@ -147,8 +168,7 @@ class RatingForm(PostmortemForm):
         yield from field_row("team", "Team", Input(str(sat.get("team") or ""), compact=True, placeholder="1-5"))
 
     async def perform(self) -> str:
-        result = await self.api.rate_satisfaction(self.doc["key"], customer=self.value("customer") or None,
-                                                  team=self.value("team") or None)
+        result = await self.api.rate_satisfaction(self.doc["key"], customer=self.value("customer") or None, team=self.value("team") or None)
         sat = result["satisfaction"]
         return f"{self.doc['key']} satisfaction: customer {sat.get('customer', '-')}/5, team {sat.get('team', '-')}/5"
 

@@ -9,14 +9,14 @@ from textual.widgets import Static
 
 from pulseguard_tui.formatting import SEVERITY_MARK
 
-ROLE_TEXT = {"engine": "engine: running here", "standby": "engine: standby", "console": "pure console",
-             "local": "pure console"}
+ROLE_TEXT = {"engine": "engine: running here", "standby": "engine: standby", "console": "pure console", "local": "pure console"}
 REMOTE_ROLE_TEXT = {"engine": "engine running", "standby": "engine standby"}
 ROLE_SHORT = {"engine": "engine here", "standby": "standby", "console": "pure console", "local": "pure console"}
 
 
-def status_content(state: dict[str, Any], counts: dict[str, int], targets: list[dict[str, Any]], width: int,
-                   screen_title: str = "") -> Content:
+def status_content(
+    state: dict[str, Any], counts: dict[str, int], targets: list[dict[str, Any]], width: int, screen_title: str = ""
+) -> Content:
     """Most important first, so a narrow terminal cuts the least useful end: read-only badge,
     open incidents by severity, targets up/down, engine state, database."""
     narrow = width < 100
@@ -55,7 +55,7 @@ def status_content(state: dict[str, Any], counts: dict[str, int], targets: list[
     room = width - used - 3
     if db and room > 8:
         if len(db) > room:
-            db = "…" + db[-(room - 1):]
+            db = "…" + db[-(room - 1) :]
         parts.append((" │ " + db, "$text-muted"))
     return Content.assemble(*parts)
 
@@ -72,8 +72,9 @@ class StatusLine(Static):
         self.targets: list[dict[str, Any]] = []
         self.screen_title = ""
 
-    def set_data(self, *, state: dict[str, Any] | None = None, counts: dict[str, int] | None = None,
-                 targets: list[dict[str, Any]] | None = None) -> None:
+    def set_data(
+        self, *, state: dict[str, Any] | None = None, counts: dict[str, int] | None = None, targets: list[dict[str, Any]] | None = None
+    ) -> None:
         if state is not None:
             self.state = state
         if counts is not None:

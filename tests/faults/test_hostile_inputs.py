@@ -27,13 +27,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-
-
+from support.configs import EVERYTHING  # noqa: E402
 from support.db import run_cli, table_rows  # noqa: E402
+from support.rest import config, running_api  # noqa: E402
+
 from engine.rest import auth  # noqa: E402
 from engine.rest.auth import FailureThrottle  # noqa: E402
-from support.rest import config, running_api  # noqa: E402
-from support.configs import EVERYTHING  # noqa: E402
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 WRITES = ("post", "put", "patch", "delete")
@@ -116,8 +115,12 @@ BASES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/api/incidents/{id}/postmortem/entries/{entry_id}"): {"text": "y"},
     ("post", "/api/incidents/{id}/satisfaction"): {"customer": 3},
     ("post", "/api/followups/{followup_id}/ticket"): {"ticket_key": "OPS-1"},
-    ("post", "/api/maintenance"): {"title": "m", "services": ["api"], "starts_at": "2031-01-01T00:00:00Z",
-                                   "ends_at": "2031-01-01T01:00:00Z"},
+    ("post", "/api/maintenance"): {
+        "title": "m",
+        "services": ["api"],
+        "starts_at": "2031-01-01T00:00:00Z",
+        "ends_at": "2031-01-01T01:00:00Z",
+    },
 }
 
 
@@ -160,8 +163,9 @@ def _names_field(body: Any, name: str) -> bool:
         return False
     fields = [str(body.get("field", ""))] + [str(e.get("field", "")) for e in body.get("errors", []) if isinstance(e, dict)]
     # "range" names range_from and range_to: a check over a pair of fields names the pair.
-    return (any(f == name or f.split(".")[0] == name or (f and name.startswith(f + "_")) for f in fields)
-            or name in str(body.get("message", "")))
+    return any(f == name or f.split(".")[0] == name or (f and name.startswith(f + "_")) for f in fields) or name in str(
+        body.get("message", "")
+    )
 
 
 def _json_error(r: Any) -> tuple[Any, str | None]:
@@ -187,10 +191,21 @@ async def _seed(api: Any) -> dict[str, str]:
         entry = (await c.post(f"/api/incidents/{key}/postmortem/entries", json={"at": "2026-01-01T10:00:00Z", "text": "x"})).json()
     async with api.client("admin") as c:
         assert (await c.post("/api/services", json={"name": "api-added"})).status_code == 201
-        mw = (await c.post("/api/maintenance", json={"title": "m", "services": ["api"],
-                                                     "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z"})).json()
-    return {"id": key, "followup_id": str(fu.get("id", 1)), "comment_id": str(cm.get("id", 1)),
-            "entry_id": str(entry["id"]), "window_id": str(mw["id"]), "name": "api-added", "step": "1"}
+        mw = (
+            await c.post(
+                "/api/maintenance",
+                json={"title": "m", "services": ["api"], "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z"},
+            )
+        ).json()
+    return {
+        "id": key,
+        "followup_id": str(fu.get("id", 1)),
+        "comment_id": str(cm.get("id", 1)),
+        "entry_id": str(entry["id"]),
+        "window_id": str(mw["id"]),
+        "name": "api-added",
+        "step": "1",
+    }
 
 
 def _json_body_schema(op: dict) -> dict | None:
@@ -205,8 +220,7 @@ async def sweep_rest(api: Any, db: Any) -> Tally:
         spec = (await c.get("/openapi.json")).json()
         baseline = await asyncio.to_thread(table_rows, db)
 
-        async def attempt(what: str, method: str, url: str, *, name: str | None, expect_refusal: bool = True,
-                          **kwargs: Any) -> None:
+        async def attempt(what: str, method: str, url: str, *, name: str | None, expect_refusal: bool = True, **kwargs: Any) -> None:
             nonlocal baseline
             r = await c.request(method.upper(), url, **kwargs)
             problem = None
@@ -240,8 +254,12 @@ async def sweep_rest(api: Any, db: Any) -> Tally:
                 # Hostile ids in the path.
                 for pname in ("id", "followup_id", "comment_id", "entry_id", "window_id", "step"):
                     if "{" + pname + "}" in path:
-                        for label, raw in (("negative id", "-1"), ("huge id", "99999999999999999999999"),
-                                           ("NUL id", "%00"), ("text id", "abc%20def")):
+                        for label, raw in (
+                            ("negative id", "-1"),
+                            ("huge id", "99999999999999999999999"),
+                            ("NUL id", "%00"),
+                            ("text id", "abc%20def"),
+                        ):
                             bad = url.replace(ids[pname], raw, 1) if pname != "id" else url.replace(ids["id"], raw, 1)
                             await attempt(f"{pname}: {label}", method, bad, name=None, json={})
                 schema = _json_body_schema(op)
@@ -266,29 +284,58 @@ async def sweep_rest(api: Any, db: Any) -> Tally:
                     wrong = json.dumps(hostile_values(spec, props[first])[0][1])
                     dup = json.dumps(valid)[:-1].rstrip()
                     dup = (dup + ", " if valid else dup) + f'"{first}": {wrong}}}'
-                    body_cases.append(("duplicated key, last wrong", {"content": dup.encode(), "headers": {"Content-Type": "application/json"}}, first))
+                    body_cases.append(
+                        ("duplicated key, last wrong", {"content": dup.encode(), "headers": {"Content-Type": "application/json"}}, first)
+                    )
                 for label, kwargs, name in body_cases:
                     await attempt(label, method, url, name=name, **kwargs)
                 # No body at all is fine where the body is optional (reopen, acknowledge, …).
-                await attempt("empty body", method, url, name="body" if body_required else None, expect_refusal=body_required,
-                              content=b"", headers={"Content-Type": "application/json"})
+                await attempt(
+                    "empty body",
+                    method,
+                    url,
+                    name="body" if body_required else None,
+                    expect_refusal=body_required,
+                    content=b"",
+                    headers={"Content-Type": "application/json"},
+                )
                 # One hostile field at a time on a valid body.
                 for fname, fschema in props.items():
                     for label, value in hostile_values(spec, fschema):
                         refused = label != "NUL byte"  # refusing or stripping NUL are both clean
-                        await attempt(f"{fname}: {label}", method, url, name=fname if refused else None,
-                                      expect_refusal=refused, json={**valid, fname: value})
+                        await attempt(
+                            f"{fname}: {label}",
+                            method,
+                            url,
+                            name=fname if refused else None,
+                            expect_refusal=refused,
+                            json={**valid, fname: value},
+                        )
                     if _resolve(spec, fschema).get("type") == "string" and "enum" not in _resolve(spec, fschema):
-                        await attempt(f"{fname}: control characters", method, url, name=None, expect_refusal=False,
-                                      json={**valid, fname: "a\x1b[31m\x07\x08b"})
+                        await attempt(
+                            f"{fname}: control characters",
+                            method,
+                            url,
+                            name=None,
+                            expect_refusal=False,
+                            json={**valid, fname: "a\x1b[31m\x07\x08b"},
+                        )
         # Names that could never be used in a REST path afterwards.
         await attempt("name: with /", "post", "/api/tokens", name="name", json={"name": "a/b", "role": "viewer"})
         await attempt("name: with /", "post", "/api/services", name="name", json={"name": "a/b"})
         # Names in paths (services, tokens, targets) that name nothing.
-        for method, path in (("delete", "/api/services/{}"), ("put", "/api/services/{}"), ("delete", "/api/tokens/{}"),
-                             ("patch", "/api/targets/{}")):
-            for label, raw in (("unknown name", "no-such-name"), ("NUL name", "a%00b"), ("huge name", "n" * 5000),
-                               ("control characters", "%1B%5B31m")):
+        for method, path in (
+            ("delete", "/api/services/{}"),
+            ("put", "/api/services/{}"),
+            ("delete", "/api/tokens/{}"),
+            ("patch", "/api/targets/{}"),
+        ):
+            for label, raw in (
+                ("unknown name", "no-such-name"),
+                ("NUL name", "a%00b"),
+                ("huge name", "n" * 5000),
+                ("control characters", "%1B%5B31m"),
+            ):
                 await attempt(f"name: {label}", method, path.format(raw), name=None, json={"description": "x", "active": False})
     await sweep_public_forms(api, db, tally)
     await sweep_slack(api, db, tally)
@@ -299,14 +346,22 @@ async def sweep_public_forms(api: Any, db: Any, tally: Tally) -> None:
     """The status page's confirm and unsubscribe forms: a token that is no subscriber's is a 404
     page, whatever it looks like, and changes nothing."""
     cases: list[tuple[str, dict[str, Any]]] = []
-    for label, token in (("no token", ""), ("wrong token", "x" * 43), ("NUL", "a\x00b"), ("huge", "t" * 19_000),
-                         ("control characters", "\x1b[31m")):
+    for label, token in (
+        ("no token", ""),
+        ("wrong token", "x" * 43),
+        ("NUL", "a\x00b"),
+        ("huge", "t" * 19_000),
+        ("control characters", "\x1b[31m"),
+    ):
         cases.append((f"form {label}", {"data": {"token": token}}))
         cases.append((f"JSON {label}", {"json": {"token": token}}))
-    cases += [("JSON wrong type", {"json": {"token": {"$ne": ""}}}), ("JSON array", {"json": [1]}),
-              ("invalid UTF-8", {"content": b"token=\xff\xfe", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
-              ("deeply nested", {"content": ("[" * 5000 + "]" * 5000).encode(), "headers": {"Content-Type": "application/json"}}),
-              ("too large", {"data": {"token": "t" * 30_000}})]
+    cases += [
+        ("JSON wrong type", {"json": {"token": {"$ne": ""}}}),
+        ("JSON array", {"json": [1]}),
+        ("invalid UTF-8", {"content": b"token=\xff\xfe", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+        ("deeply nested", {"content": ("[" * 5000 + "]" * 5000).encode(), "headers": {"Content-Type": "application/json"}}),
+        ("too large", {"data": {"token": "t" * 30_000}}),
+    ]
     async with api.client() as anon:
         for path in ("/status/confirm", "/status/unsubscribe"):
             for label, kwargs in cases:
@@ -320,22 +375,33 @@ async def sweep_public_forms(api: Any, db: Any, tally: Tally) -> None:
 
 SLACK_SECRET = "slack-signing-secret"
 # Signed slash commands: each is answered with a Slack reply (or a 4xx) and changes nothing.
-SLACK_TEXTS = ["", "ack", "ack INC-99999999999999999999", "ack INC-0", "ack -1", "ack INC-\x00",
-               "status INC-1 sleeping because", "status INC-1 resolved x", "status INC-99999999999999999999 identified x",
-               "comment", "comment INC-99999999999999999999 hi", "comment NOPE hi", "\x1b[31m\x07", "x" * 19_000]
+SLACK_TEXTS = [
+    "",
+    "ack",
+    "ack INC-99999999999999999999",
+    "ack INC-0",
+    "ack -1",
+    "ack INC-\x00",
+    "status INC-1 sleeping because",
+    "status INC-1 resolved x",
+    "status INC-99999999999999999999 identified x",
+    "comment",
+    "comment INC-99999999999999999999 hi",
+    "comment NOPE hi",
+    "\x1b[31m\x07",
+    "x" * 19_000,
+]
 
 
 def _signed(body: bytes) -> dict[str, str]:
     stamp = str(int(time.time()))
     digest = hmac.new(SLACK_SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}", "Content-Type": "application/x-www-form-urlencoded"}
 
 
 async def sweep_slack(api: Any, db: Any, tally: Tally) -> None:
     bodies = [(f"text {t[:30]!r}", urlencode({"command": "/pulseguard", "text": t, "user_name": "u"}).encode()) for t in SLACK_TEXTS]
-    bodies += [("invalid UTF-8", b"command=%2Fpulseguard&text=\xff\xfe"), ("too large", b"text=" + b"a" * 25_000),
-               ("no fields", b"&&&=&")]
+    bodies += [("invalid UTF-8", b"command=%2Fpulseguard&text=\xff\xfe"), ("too large", b"text=" + b"a" * 25_000), ("no fields", b"&&&=&")]
     async with api.client() as anon:
         for label, body in bodies:
             before = await asyncio.to_thread(table_rows, db)

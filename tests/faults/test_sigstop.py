@@ -27,14 +27,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from support.engine_proc import read_until, start_engine  # noqa: E402
+from support.escalation import config_text, eventually, timeline  # noqa: E402
+
 from engine import services  # noqa: E402
 from engine.config.schema import parse_config_text  # noqa: E402
 from engine.escalation import planner  # noqa: E402
 from engine.storage.escalation_models import Notification  # noqa: E402
 from engine.storage.models import Incident  # noqa: E402
 from engine.storage.monitor_models import EngineLease  # noqa: E402
-from support.escalation import config_text, esc_db, eventually, receivers, timeline  # noqa: E402,F401
-from support.engine_proc import read_until, start_engine  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +96,6 @@ async def test_sigstop_leader_standby_takes_over_and_thawed_leader_sends_nothing
         held = await _pending(one.id, two.id)
         before_thaw = Counter(key for _, key, _ in arrivals(receivers))
 
-        thawed = time.time()
         first.send_signal(signal.SIGCONT)
         lines = await read_until(first, "standby", 15)  # it notices the lease is gone and steps down
         await asyncio.sleep(4.0)  # time for anything the thawed engine still had in hand to go out
@@ -131,11 +131,13 @@ async def test_sigstop_leader_standby_takes_over_and_thawed_leader_sends_nothing
         steps_one = [s for k, s in await timeline(one.key) if k == "escalation"]
         assert sum(s.startswith("escalated to level 2") for s in steps_one) == 1, steps_one
         two_delays = [at - opened_two for name, key, at in pages if at and key in {r.dedup_key for r in keyed if r.incident_id == two.id}]
-        print(f"\n[{esc_db.kind}] takeover {took_over:.1f} s after SIGSTOP; pages sent twice: {len(twice)}"
-              f" ({sum(twice.values()) - len(twice)} extra arrivals); new pages after SIGCONT (due then, from the new leader): {sent_after_thaw};"
-              f" pages due while frozen: incident 2 level 1 delayed {min(two_delays):.1f}-{max(two_delays):.1f} s,"
-              f" incident 1 level 2 delayed {max(0.0, level_two_at - level_two_due):.1f} s (at most; polled);"
-              f" rows still pending at SIGCONT (sent, record held by the frozen engine): {held}")
+        print(
+            f"\n[{esc_db.kind}] takeover {took_over:.1f} s after SIGSTOP; pages sent twice: {len(twice)}"
+            f" ({sum(twice.values()) - len(twice)} extra arrivals); new pages after SIGCONT (due then, from the new leader): {sent_after_thaw};"
+            f" pages due while frozen: incident 2 level 1 delayed {min(two_delays):.1f}-{max(two_delays):.1f} s,"
+            f" incident 1 level 2 delayed {max(0.0, level_two_at - level_two_due):.1f} s (at most; polled);"
+            f" rows still pending at SIGCONT (sent, record held by the frozen engine): {held}"
+        )
         assert not twice, f"delivered twice: {twice}\nthawed engine's log:\n{first_log[-3000:]}"
     finally:
         for proc in (first, second):
@@ -212,14 +214,17 @@ async def test_sigstop_mid_send_standby_resends_with_the_same_key_and_thawed_lea
         assert set(resent) <= {slack_key} and all(n == 2 for n in resent.values()), resent
         assert len(pages) == before_thaw, (
             f"the thawed engine sent {len(pages) - before_thaw} page(s) after SIGCONT:"
-            f" {[p for p in pages if p[2] >= thawed]}\n" + "\n".join(lines) + outs[0][1].decode()[-3000:])
+            f" {[p for p in pages if p[2] >= thawed]}\n" + "\n".join(lines) + outs[0][1].decode()[-3000:]
+        )
         assert len(receivers.pagerduty.requests) == len([r for r in rows if r.destination == "pagerduty"])
         assert await Incident.filter(title="Frozen mid-send").count() == 1
         extra = sum(resent.values()) - len(resent)
-        print(f"\n[{esc_db.kind}] frozen mid-send: takeover {took_over:.1f} s after SIGSTOP; cut-off message resent"
-              f" {extra} time(s) with the same key, resent {settled:.1f} s after SIGSTOP;"
-              f" distinct pages sent twice: 0; arrivals after SIGCONT: {len(pages) - before_thaw};"
-              f" rows still pending at SIGCONT (sent, record held by the frozen engine): {held}")
+        print(
+            f"\n[{esc_db.kind}] frozen mid-send: takeover {took_over:.1f} s after SIGSTOP; cut-off message resent"
+            f" {extra} time(s) with the same key, resent {settled:.1f} s after SIGSTOP;"
+            f" distinct pages sent twice: 0; arrivals after SIGCONT: {len(pages) - before_thaw};"
+            f" rows still pending at SIGCONT (sent, record held by the frozen engine): {held}"
+        )
     finally:
         for proc in (first, second):
             if proc is not None and proc.returncode is None:
@@ -232,7 +237,6 @@ async def test_sigstop_mid_send_standby_resends_with_the_same_key_and_thawed_lea
                 print(f"\nengine {proc.pid} killed; its log ends:\n{err.decode()[-2500:]}")
 
 
-
 async def _pending(*incident_ids: int) -> list[str]:
     return list(await Notification.filter(incident_id__in=incident_ids, state="pending").values_list("destination", flat=True))
 
@@ -243,8 +247,11 @@ async def _all_arrived(rx: Any, incident_ids: list[int]) -> bool:
     rows = await Notification.filter(incident_id__in=incident_ids)
     seen = {key for _, key, _ in arrivals(rx)}
     paged = len(rx.pagerduty.accepted)
-    return bool(rows) and all(r.dedup_key in seen for r in rows if r.destination != "pagerduty") and paged >= sum(
-        r.destination == "pagerduty" for r in rows)
+    return (
+        bool(rows)
+        and all(r.dedup_key in seen for r in rows if r.destination != "pagerduty")
+        and paged >= sum(r.destination == "pagerduty" for r in rows)
+    )
 
 
 def _freeze_between_writes(proc: Any, db: Any) -> None:
@@ -269,8 +276,16 @@ def _holds_wal_write_lock(pid: int, db: Any) -> bool:
     except FileNotFoundError:
         return False
     for f in (line.split() for line in Path("/proc/locks").read_text().splitlines()):
-        if len(f) > 7 and f[3] == "WRITE" and f[4] == str(pid) and f[5].count(":") == 2 \
-                and int(f[5].split(":")[2]) == inode and f[7] != "EOF" and int(f[6]) <= 127 and int(f[7]) >= 120:
+        if (
+            len(f) > 7
+            and f[3] == "WRITE"
+            and f[4] == str(pid)
+            and f[5].count(":") == 2
+            and int(f[5].split(":")[2]) == inode
+            and f[7] != "EOF"
+            and int(f[6]) <= 127
+            and int(f[7]) >= 120
+        ):
             return True
     return False
 
@@ -284,5 +299,7 @@ def _file_locks(db: Any) -> str:
     inodes = {os.stat(p).st_ino: p.name for p in db.path.parent.glob(db.path.name + "*")}
     held = [line.split() for line in Path("/proc/locks").read_text().splitlines()]
     return "locks on the database files: " + "; ".join(
-        f"pid {f[4]} {f[3]} {inodes[int(f[5].split(':')[2])]} bytes {f[6]}-{f[7]}" for f in held
-        if len(f) > 7 and f[5].count(":") == 2 and int(f[5].split(":")[2]) in inodes)
+        f"pid {f[4]} {f[3]} {inodes[int(f[5].split(':')[2])]} bytes {f[6]}-{f[7]}"
+        for f in held
+        if len(f) > 7 and f[5].count(":") == 2 and int(f[5].split(":")[2]) in inodes
+    )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from engine.learning import postmortem
 from engine.incidents import services
+from engine.learning import postmortem
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def t(month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
@@ -39,23 +39,24 @@ FEBRUARY = [
 async def make(spec: tuple) -> None:
     name, created, sev, source, detect, ack, public, internal, resolve, category, fp, customer, team = spec
     inc = await services.create_incident(
-        title=f"incident {name}", severity=sev, actor="fixture", source=source,
-        detected_at=created - timedelta(minutes=detect), at=created,
+        title=f"incident {name}",
+        severity=sev,
+        actor="fixture",
+        source=source,
+        detected_at=created - timedelta(minutes=detect),
+        at=created,
     )
     if ack is not None:
         await services.acknowledge(inc.key, "oncall", at=created + timedelta(minutes=ack))
     if public is not None:
-        await services.post_update(inc.key, "we are looking into it", "oncall", public=True,
-                                   at=created + timedelta(minutes=public))
+        await services.post_update(inc.key, "we are looking into it", "oncall", public=True, at=created + timedelta(minutes=public))
     if internal is not None:
-        await services.post_update(inc.key, "internal note", "oncall", public=False,
-                                   at=created + timedelta(minutes=internal))
+        await services.post_update(inc.key, "internal note", "oncall", public=False, at=created + timedelta(minutes=internal))
     if resolve is not None:
-        await services.resolve(inc.key, "oncall", root_cause="because", solution="fixed", category=category,
-                               at=created + timedelta(minutes=resolve))
+        await services.resolve(
+            inc.key, "oncall", root_cause="because", solution="fixed", category=category, at=created + timedelta(minutes=resolve)
+        )
     if fp:
         await services.mark_false_positive(inc.key, "oncall", at=created + timedelta(minutes=(resolve or 0) + 1))
     if customer is not None or team is not None:
         await postmortem.rate_satisfaction(inc.key, "oncall", customer=customer, team=team)
-
-

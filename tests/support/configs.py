@@ -78,9 +78,7 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     full_env.update({"HOME": str(cwd), "XDG_CONFIG_HOME": str(cwd / ".config"), "PULSEGUARD_DB": str(cwd / "t.db")})
     full_env.update(env or {})
     code = "import sys; from engine.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
 
 
 SPEC_BLOCK = """

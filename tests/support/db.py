@@ -64,8 +64,9 @@ def table_rows(database: Database) -> dict[str, list[tuple]]:
         import sqlite3
 
         with sqlite3.connect(database.path) as con:  # type: ignore[arg-type]
-            names = [r[0] for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            names = [
+                r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            ]
             return {n: con.execute(f'SELECT * FROM "{n}" ORDER BY rowid').fetchall() for n in names}
 
     async def read() -> dict[str, list[tuple]]:
@@ -73,11 +74,13 @@ def table_rows(database: Database) -> dict[str, list[tuple]]:
 
         conn = await asyncpg.connect(PG_URL.split("?", 1)[0].replace("postgresql://", "postgres://", 1))
         try:
-            names = [r[0] for r in await conn.fetch(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
-                database.schema)]
-            return {n: sorted((tuple(r) for r in await conn.fetch(f'SELECT * FROM "{database.schema}"."{n}"')), key=repr)
-                    for n in names}
+            names = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", database.schema
+                )
+            ]
+            return {n: sorted((tuple(r) for r in await conn.fetch(f'SELECT * FROM "{database.schema}"."{n}"')), key=repr) for n in names}
         finally:
             await conn.close()
 
@@ -93,8 +96,9 @@ def cli_env(database: Database, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(database: Database, *args: str, actor: str = "tester", check: bool = False,
-            timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    database: Database, *args: str, actor: str = "tester", check: bool = False, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run `pulseguard …` in a subprocess against `database`, as a user would."""
     cmd = [sys.executable, "-m", "pulseguard_tui", *args]
     if actor and args and args[0] not in ("init", "config"):

@@ -12,8 +12,18 @@ from support.db import REPO, cli_env
 
 async def start_engine(database, config: Path) -> asyncio.subprocess.Process:  # type: ignore[no-untyped-def]
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pulseguard_tui", "engine", "--config", str(config), "--as", "tester",
-        cwd=REPO, env=cli_env(database), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "pulseguard_tui",
+        "engine",
+        "--config",
+        str(config),
+        "--as",
+        "tester",
+        cwd=REPO,
+        env=cli_env(database),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 

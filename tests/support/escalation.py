@@ -50,8 +50,12 @@ class Receivers:
 def receivers(monkeypatch: pytest.MonkeyPatch) -> Any:
     jira_state = JiraState("OPS")
     rx = Receivers(
-        HttpReceiver("slack"), HttpReceiver("webhook"), HttpReceiver("pagerduty", responder=pagerduty_responder),
-        HttpReceiver("jira", responder=jira_state), jira_state, SmtpSink(),
+        HttpReceiver("slack"),
+        HttpReceiver("webhook"),
+        HttpReceiver("pagerduty", responder=pagerduty_responder),
+        HttpReceiver("jira", responder=jira_state),
+        jira_state,
+        SmtpSink(),
     )
     monkeypatch.setenv("TEST_SLACK_URL", rx.slack.url + "/services/T/B/X")
     monkeypatch.setenv("TEST_WEBHOOK_SECRET", "whsecret")
@@ -145,10 +149,18 @@ starttls = false
 
 
 def config_text(rx: Receivers, *, after: float = 0.02, digest: float = 0.02, jira_create: bool = False, extra: str = "") -> str:
-    return BASE_TOML.format(
-        after=after, digest=digest, hook=rx.hook.url, pd=rx.pagerduty.url, jira=rx.jira.url,
-        smtp=rx.smtp.port, jira_create="true" if jira_create else "false",
-    ) + extra
+    return (
+        BASE_TOML.format(
+            after=after,
+            digest=digest,
+            hook=rx.hook.url,
+            pd=rx.pagerduty.url,
+            jira=rx.jira.url,
+            smtp=rx.smtp.port,
+            jira_create="true" if jira_create else "false",
+        )
+        + extra
+    )
 
 
 def make_config(rx: Receivers, **kw: Any) -> Any:

@@ -13,15 +13,21 @@ import sys
 
 async def main(db_url: str, config_path: str, lease: float | None) -> None:
     from engine.config.schema import load_config
-    from engine.storage.db import close_database, open_database, resolve_database
     from engine.escalation.runtime import EscalationLoops
     from engine.notify.deliverer import RetryPolicy
+    from engine.storage.db import close_database, open_database, resolve_database
 
     config = load_config(config_path)
     await open_database(resolve_database(db_url))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    loops = EscalationLoops(config, retry=RetryPolicy(base=0.2, cap=1.0, max_age=60), timer_poll=0.05, delivery_poll=0.05, **({} if lease is None else {"lease": lease}))
+    loops = EscalationLoops(
+        config,
+        retry=RetryPolicy(base=0.2, cap=1.0, max_age=60),
+        timer_poll=0.05,
+        delivery_poll=0.05,
+        **({} if lease is None else {"lease": lease}),
+    )
     try:
         await loops.start()
         print("ready", flush=True)

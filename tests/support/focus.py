@@ -21,8 +21,20 @@ from support.pilot import main, type_text, until
 
 # Actions that open no modal by design (or would end the test): every other action of the
 # list, the detail, the Post-mortem tab and the app is pressed and, if a modal opens, closed.
-NOT_MODAL = {"app.quit", "app.readonly", "app.back", "list.filter", "list.resolved", "list.zoom", "list.refresh",
-             "detail.next_tab", "detail.prev_tab", "detail.tabs", "postmortem.copy", "postmortem.hide_entry"}
+NOT_MODAL = {
+    "app.quit",
+    "app.readonly",
+    "app.back",
+    "list.filter",
+    "list.resolved",
+    "list.zoom",
+    "list.refresh",
+    "detail.next_tab",
+    "detail.prev_tab",
+    "detail.tabs",
+    "postmortem.copy",
+    "postmortem.hide_entry",
+}
 
 
 SCOPES = ("app", "incidents", "postmortem")
@@ -140,8 +152,11 @@ async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str
                 await select(pilot, key)
             if action.scope == "postmortem":
                 await pilot.press("7")
-                await until(pilot, lambda: screen.detail.postmortem.doc is not None
-                            and screen.detail.postmortem.doc["key"] == screen.table.selected_key, what="post-mortem")
+                await until(
+                    pilot,
+                    lambda: screen.detail.postmortem.doc is not None and screen.detail.postmortem.doc["key"] == screen.table.selected_key,
+                    what="post-mortem",
+                )
                 screen.query_one("#pm-timeline").focus()
             await pilot.press(*keys_of(action))
             await settle(pilot, lambda: isinstance(app.screen, ModalScreen), 0.3)
@@ -169,7 +184,27 @@ async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str
     return seen
 
 
-EXPECTED = {"AcknowledgeScreen", "StatusScreen", "SeverityScreen", "CommentScreen", "UpdateScreen", "EvidenceScreen",
-            "ResolveScreen", "ReopenScreen", "PromoteScreen", "NewIncidentScreen", "AssignScreen", "TagsScreen",
-            "FalsePositiveScreen", "HelpScreen", "CommandLineScreen", "CommandPalette", "SummaryForm", "ListsForm",
-            "ImpactForm", "EntryForm", "RatingForm", "PublishScreen"}
+EXPECTED = {
+    "AcknowledgeScreen",
+    "StatusScreen",
+    "SeverityScreen",
+    "CommentScreen",
+    "UpdateScreen",
+    "EvidenceScreen",
+    "ResolveScreen",
+    "ReopenScreen",
+    "PromoteScreen",
+    "NewIncidentScreen",
+    "AssignScreen",
+    "TagsScreen",
+    "FalsePositiveScreen",
+    "HelpScreen",
+    "CommandLineScreen",
+    "CommandPalette",
+    "SummaryForm",
+    "ListsForm",
+    "ImpactForm",
+    "EntryForm",
+    "RatingForm",
+    "PublishScreen",
+}

@@ -28,8 +28,18 @@ async def until(pilot: Pilot, condition: Callable[[], Any], timeout: float = 5.0
 
 
 async def type_text(pilot: Pilot, text: str) -> None:
-    keys = {" ": "space", ":": "colon", "/": "slash", ";": "semicolon", ",": "comma", ".": "full_stop",
-            "-": "minus", "+": "plus", "@": "at", "%": "percent_sign"}
+    keys = {
+        " ": "space",
+        ":": "colon",
+        "/": "slash",
+        ";": "semicolon",
+        ",": "comma",
+        ".": "full_stop",
+        "-": "minus",
+        "+": "plus",
+        "@": "at",
+        "%": "percent_sign",
+    }
     await pilot.press(*[keys.get(ch, ch) for ch in text])
 
 

@@ -11,10 +11,11 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -65,7 +66,9 @@ class HttpReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                req = Received(self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body, 0, time.time())
+                req = Received(
+                    self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body, 0, time.time()
+                )
                 with receiver.lock:
                     receiver.arrived.append(req)
                 if receiver.delay:
@@ -179,7 +182,11 @@ class JiraState:
             return 201, js, json.dumps({"id": str(len(self.issues)), "key": key, "self": f"/rest/api/2/issue/{key}"}).encode()
         if rest[:1] in (["search"], ["search", "jql"]) or rest == ["search", "jql"]:
             jql = req.query.get("jql", [""])[0]
-            found = [k for k, v in self.issues.items() if any(f'"{label}"' in jql for label in v["fields"].get("labels", []) if label.startswith("pulseguard-"))]
+            found = [
+                k
+                for k, v in self.issues.items()
+                if any(f'"{label}"' in jql for label in v["fields"].get("labels", []) if label.startswith("pulseguard-"))
+            ]
             return 200, js, json.dumps({"issues": [{"key": k} for k in found]}).encode()
         if len(rest) >= 2 and rest[0] == "issue":
             key = rest[1]
@@ -188,7 +195,11 @@ class JiraState:
                 return 404, js, b'{"errorMessages":["Issue does not exist"]}'
             if len(rest) == 2 and req.method == "GET":
                 category = "done" if issue["status"] == "Done" else "new"
-                return 200, js, json.dumps({"key": key, "fields": {"status": {"name": issue["status"], "statusCategory": {"key": category}}}}).encode()
+                return (
+                    200,
+                    js,
+                    json.dumps({"key": key, "fields": {"status": {"name": issue["status"], "statusCategory": {"key": category}}}}).encode(),
+                )
             if rest[2:] == ["transitions"] and req.method == "GET":
                 ts = [
                     {"id": "11", "name": "Start", "to": {"name": "In Progress", "statusCategory": {"key": "indeterminate"}}},
@@ -265,9 +276,26 @@ class SmtpSink:
 
             cert, key = tls_dir / "cert.pem", tls_dir / "key.pem"
             subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                 "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                check=True, capture_output=True,
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    str(key),
+                    "-out",
+                    str(cert),
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ],
+                check=True,
+                capture_output=True,
             )
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(str(cert), str(key))

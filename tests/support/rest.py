@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from engine.api.local import LocalEngine
-from engine.config.schema import parse_config_text
 from engine.api.remote import RemoteEngine
+from engine.config.schema import parse_config_text
 from engine.rest import auth
 from engine.rest.server import ApiService
 
@@ -60,7 +60,7 @@ async def api(db: Any) -> AsyncIterator[Api]:
 
 
 def config(text: str = "") -> Any:
-    return parse_config_text(text or "[engine]\ntimezone = \"UTC\"\n")
+    return parse_config_text(text or '[engine]\ntimezone = "UTC"\n')
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:

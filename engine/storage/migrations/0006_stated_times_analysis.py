@@ -14,7 +14,7 @@ async def repair_analysis(apps: StateApps, schema_editor: BaseSchemaEditor) -> N
     conn = schema_editor.client
     pg = conn.capabilities.dialect == "postgres"
     rows = await conn.execute_query_dict("SELECT id, analysis FROM incident")
-    update = 'UPDATE incident SET analysis = $1::jsonb WHERE id = $2' if pg else 'UPDATE incident SET analysis = ? WHERE id = ?'
+    update = "UPDATE incident SET analysis = $1::jsonb WHERE id = $2" if pg else "UPDATE incident SET analysis = ? WHERE id = ?"
     for row in rows:
         raw = row["analysis"]
         try:
@@ -27,24 +27,24 @@ async def repair_analysis(apps: StateApps, schema_editor: BaseSchemaEditor) -> N
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0005_postmortem')]
+    dependencies = [("models", "0005_postmortem")]
 
     initial = False
 
     operations = [
         ops.AddField(
-            model_name='Comment',
-            name='stated_at',
+            model_name="Comment",
+            name="stated_at",
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
         ),
         ops.AddField(
-            model_name='Comment',
-            name='on_behalf_of',
+            model_name="Comment",
+            name="on_behalf_of",
             field=fields.CharField(null=True, max_length=200),
         ),
         ops.AddField(
-            model_name='StatusUpdate',
-            name='stated_at',
+            model_name="StatusUpdate",
+            name="stated_at",
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
         ),
         ops.RunPython(repair_analysis, ops.RunPython.noop),

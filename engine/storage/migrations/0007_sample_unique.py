@@ -14,19 +14,19 @@ async def drop_duplicate_samples(apps: StateApps, schema_editor: BaseSchemaEdito
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0006_stated_times_analysis')]
+    dependencies = [("models", "0006_stated_times_analysis")]
 
     initial = False
 
     operations = [
         ops.RunPython(drop_duplicate_samples, ops.RunPython.noop),
         ops.RemoveIndex(
-            model_name='MetricSample',
+            model_name="MetricSample",
             name=None,
-            fields=['series_id', 'at'],
+            fields=["series_id", "at"],
         ),
         ops.AddConstraint(
-            model_name='MetricSample',
-            constraint=UniqueConstraint(fields=('series_id', 'at'), name=None),
+            model_name="MetricSample",
+            constraint=UniqueConstraint(fields=("series_id", "at"), name=None),
         ),
     ]
