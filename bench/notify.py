@@ -146,7 +146,7 @@ async def raw_ceiling(n: int = 500, concurrency: int = 32) -> float:
 
 
 async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> dict[str, float]:
-    from engine.config.schema import parse_config_text
+    from engine.config.loading import parse_config_text
     from engine.escalation.runtime import EscalationLoops
     from engine.incidents import services
     from engine.storage.db import close_database, open_database, resolve_database

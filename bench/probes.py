@@ -55,7 +55,7 @@ def config_text(n: int, ports: list[int], interval: float, concurrency: int) -> 
 async def run_one(n: int, ports: list[int], server_pid: int, args: argparse.Namespace) -> dict[str, float]:
     import psutil
 
-    from engine.config.schema import parse_config_text
+    from engine.config.loading import parse_config_text
     from engine.runtime.engine import Engine
     from engine.storage.db import close_database, open_database, resolve_database
     from engine.storage.monitor_models import ProbeResult

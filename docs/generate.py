@@ -44,12 +44,15 @@ def _cell(text: str) -> str:
 
 # --- configuration -------------------------------------------------------------------------
 
+# The models live in several modules of this package (one per section of the file).
+CONFIG_PACKAGE = "engine.config."
+
 
 def _field_docs(model: type[BaseModel]) -> dict[str, str]:
     """The string written under each field of a model class (and its bases), by field name."""
     docs: dict[str, str] = {}
     for cls in reversed(model.__mro__):
-        if cls.__module__ != model.__module__:
+        if not cls.__module__.startswith(CONFIG_PACKAGE):
             continue
         try:
             tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
@@ -147,7 +150,7 @@ def _default(field: Any) -> str:
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    from engine.config.schema import _unwrap
+    from engine.config.problems import _unwrap
 
     out: list[type[BaseModel]] = []
     for t in _unwrap(annotation):
@@ -160,7 +163,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _table_name(prefix: str, key: str, annotation: Any) -> str:
-    from engine.config.schema import _unwrap
+    from engine.config.problems import _unwrap
 
     kinds = [typing.get_origin(t) for t in _unwrap(annotation)]
     path = f"{prefix}.{key}" if prefix else key
@@ -172,10 +175,10 @@ def _table_name(prefix: str, key: str, annotation: Any) -> str:
 
 
 def config_reference() -> str:
-    from engine.config.schema import Config
+    from engine.config.model import Config
 
     out = [
-        HEADER.format(source="the configuration models in `engine/config.py`"),
+        HEADER.format(source="the configuration models in `engine/config/`"),
         "# Configuration reference\n\n",
         (
             "Every key PulseGuard reads from `pulseguard.toml` (or the same structure in JSON), table by table. "
@@ -192,7 +195,7 @@ def config_reference() -> str:
         seen.add((path, model))
         docs = _field_docs(model)
         out.append(f"\n## `{title}`\n\n")
-        if model.__doc__ and model.__module__ == Config.__module__ and model.__doc__ != model.__mro__[1].__doc__:
+        if model.__doc__ and model.__module__.startswith(CONFIG_PACKAGE) and model.__doc__ != model.__mro__[1].__doc__:
             out.append(" ".join(model.__doc__.split()) + "\n\n")
         out.append("| Key | Type | Default | Description |\n|---|---|---|---|\n")
         nested: list[tuple[str, type[BaseModel], str]] = []

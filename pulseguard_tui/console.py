@@ -61,7 +61,7 @@ def exit_on_hangup(app: Any) -> None:
 
 def _warm_imports() -> None:
     import engine.api.local  # noqa: F401
-    import engine.config.schema  # noqa: F401
+    import engine.config.loading  # noqa: F401
     import engine.storage.db  # noqa: F401
     from pulseguard_tui import engine_host
 
@@ -70,7 +70,7 @@ def _warm_imports() -> None:
 
 def _warm_remote_imports() -> None:
     import engine.api.remote  # noqa: F401
-    import engine.config.schema  # noqa: F401
+    import engine.config.loading  # noqa: F401
 
 
 def remote_token(args: argparse.Namespace) -> str:
@@ -137,7 +137,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         api.known_services = list(settings.services or [])
         api.targets_provider = monitor_queries()
         if not getattr(args, "no_engine", False):
-            from engine.config.schema import default_config
+            from engine.config.loading import default_config
 
             host = EngineHost(api, ctx.config or default_config(), db)
             host.app = app

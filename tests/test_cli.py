@@ -455,7 +455,7 @@ def test_engine_without_configuration_says_so_and_leaves_other_channels_pending(
 
 
 def test_engine_start_summary_names_what_it_runs(sqlite_database, tmp_path):
-    from engine.config.schema import parse_config_text
+    from engine.config.loading import parse_config_text
     from engine.runtime.engine import start_summary
 
     config = parse_config_text(

@@ -9,20 +9,10 @@ from pathlib import Path
 import pytest
 from support.configs import SHARED_EXAMPLE, run_cli
 
-from engine.config.schema import (
-    Config,
-    ConfigError,
-    HttpTarget,
-    TcpTarget,
-    check_config,
-    default_config,
-    example_config_text,
-    find_config,
-    load_config,
-    parse_config_text,
-    parse_duration,
-    parse_handoff,
-)
+from engine.config.fields import ConfigError, parse_duration, parse_handoff
+from engine.config.loading import check_config, default_config, example_config_text, find_config, load_config, parse_config_text
+from engine.config.model import Config
+from engine.config.targets import HttpTarget, TcpTarget
 from engine.core.domain import Severity
 
 REPO = Path(__file__).resolve().parents[1]

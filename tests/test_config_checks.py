@@ -12,7 +12,7 @@ from typing import Any
 from support.configs import run_cli as run_plain_cli
 from support.db import run_cli
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 
 SERVICES = """
 [[services]]

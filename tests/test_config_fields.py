@@ -30,7 +30,10 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from engine.config.schema import Config, ConfigError, _unwrap, parse_config_json
+from engine.config.fields import ConfigError
+from engine.config.loading import parse_config_json
+from engine.config.model import Config
+from engine.config.problems import _unwrap
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -754,7 +757,7 @@ async def test_field_changes_behaviour_with_a_database(field: str, db: Any) -> N
 async def test_engine_section_reaches_the_running_engine(db: Any) -> None:
     """heartbeat_url/interval ping a watcher; max_concurrent_probes and probe_body_limit size
     the probe scheduler; a target's tags go onto the incidents it opens."""
-    from engine.config.schema import parse_config_text
+    from engine.config.loading import parse_config_text
     from engine.monitor.loopback import LoopbackServer, Reply
     from engine.runtime.engine import Engine
     from engine.storage.models import Incident
@@ -811,7 +814,7 @@ async def test_pagerduty_on_call_schedule_names_who_is_paged(db: Any) -> None:
     token from api_token_env. Off, such a schedule is refused by `config check`."""
     from tortoise.transactions import in_transaction
 
-    from engine.config.schema import parse_config_text
+    from engine.config.loading import parse_config_text
     from engine.escalation import planner
     from engine.escalation.runtime import EscalationLoops
     from engine.monitor.loopback import LoopbackServer, Reply

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from support.escalation import config_text, eventually, fast_loops, timeline
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from engine.incidents import services
 from engine.storage.escalation_models import Timer
 from engine.storage.models import Incident

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from support.configs import run_cli
 
-from engine.config.schema import ConfigError, load_config, parse_config_json
+from engine.config.fields import ConfigError
+from engine.config.loading import load_config, parse_config_json
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_DIRS = [REPO / "../shared/spec", Path("/work/shared/spec")]

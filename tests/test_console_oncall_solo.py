@@ -24,7 +24,7 @@ users = ["alice"]
 
 
 async def test_oncall_screen_one_person_rotation_since_start_no_handoff(db: Any, tmp_path: Any) -> None:
-    from engine.config.schema import load_config
+    from engine.config.loading import load_config
     from pulseguard_tui.screens.oncall import OncallScreen, local_text
 
     path = tmp_path / "pulseguard.toml"

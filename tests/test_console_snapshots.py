@@ -167,7 +167,7 @@ def test_analytics(snap_compare: Any, seeded: Any, size: tuple[int, int]) -> Non
 def test_oncall(snap_compare: Any, seeded: Any, size: tuple[int, int], tmp_path: Path) -> None:
     from support.configs import ONCALL_CONFIG
 
-    from engine.config.schema import load_config
+    from engine.config.loading import load_config
 
     path = tmp_path / "pulseguard.toml"
     path.write_text(ONCALL_CONFIG)

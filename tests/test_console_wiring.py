@@ -111,7 +111,7 @@ def test_registry_lists_the_analytics_and_postmortem_keys() -> None:
 
 
 async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> None:
-    from engine.config.schema import load_config
+    from engine.config.loading import load_config
     from pulseguard_tui.screens.oncall import OncallScreen
 
     path = tmp_path / "pulseguard.toml"

@@ -217,7 +217,7 @@ def test_refit_cadence_follows_refit_interval_in_series_time(one_by_one: bool) -
 
 
 def test_refit_interval_is_read_from_the_configuration() -> None:
-    from engine.config.schema import parse_config_text
+    from engine.config.loading import parse_config_text
     from engine.detection.settings import settings_from_section
 
     config = parse_config_text('[ai_detection.anomaly_detection]\nenabled = true\nrefit_interval = "2h"\n')

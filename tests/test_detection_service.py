@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from support.detection_series import inject, seasonal
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from engine.detection.engine_plugin import plugins
 from engine.detection.service import AnomalyService
 from engine.incidents import services

@@ -35,7 +35,7 @@ def test_generated_page_is_up_to_date(tmp_path: Path, page: str) -> None:
 
 
 def test_config_reference_names_every_key_with_its_description() -> None:
-    from engine.config.schema import EngineSection
+    from engine.config.engine_settings import EngineSection
 
     text = _generator().config_reference()
     for name in EngineSection.model_fields:

@@ -14,7 +14,7 @@ from typing import Any
 
 from support.escalation import config_text, eventually, timeline
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from engine.escalation import planner
 from engine.incidents import services
 from engine.storage.escalation_models import Notification, Timer

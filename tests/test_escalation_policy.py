@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from engine.escalation.policy import Level, Policy, policy_for
 from engine.notify.deliverer import RetryPolicy
 
@@ -172,7 +172,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
 
 
 def test_next_is_a_recipient_and_names_a_real_schedule():
-    from engine.config.schema import ConfigError
+    from engine.config.fields import ConfigError
 
     base = '[[users]]\nid = "a"\n[[schedules]]\nname = "s"\nusers = ["a"]\n[[escalation_policy.high.levels]]\n'
     cfg = parse_config_text(base + 'notify = ["schedule:s", "next:s"]\n')

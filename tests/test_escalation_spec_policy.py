@@ -13,7 +13,7 @@ import pytest
 from support.configs import SPEC_BLOCK
 from support.escalation import eventually, fast_loops, timeline
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from engine.incidents import services
 from engine.storage.escalation_models import Notification, Timer
 

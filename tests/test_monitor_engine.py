@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from engine.incidents import services
 from engine.monitor.loopback import LoopbackServer, Reply
 from engine.runtime.engine import Engine
@@ -344,7 +344,7 @@ async def test_second_engine_waits_as_standby_and_takes_over(db) -> None:  # typ
 
 
 async def test_plugins_run_only_on_the_leader(db) -> None:  # type: ignore[no-untyped-def]
-    from engine.config.schema import default_config
+    from engine.config.loading import default_config
     from engine.runtime.engine import register_plugin
 
     log: list[str] = []
@@ -384,7 +384,7 @@ async def test_plugins_run_only_on_the_leader(db) -> None:  # type: ignore[no-un
 
 
 async def test_a_plugin_that_fails_to_load_stops_start_up_with_its_name(db) -> None:  # type: ignore[no-untyped-def]
-    from engine.config.schema import default_config
+    from engine.config.loading import default_config
     from engine.core.errors import StartupError
     from engine.runtime import engine as runtime
 
@@ -402,7 +402,7 @@ async def test_a_plugin_that_fails_to_load_stops_start_up_with_its_name(db) -> N
 
 
 async def test_an_engine_that_loses_its_lease_stops_its_loops(db) -> None:  # type: ignore[no-untyped-def]
-    from engine.config.schema import default_config
+    from engine.config.loading import default_config
     from engine.storage.monitor_models import EngineLease
 
     roles: list[str] = []

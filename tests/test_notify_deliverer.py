@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from support.escalation import config_text, eventually, fast_loops, make_config, timeline
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from engine.escalation import planner
 from engine.incidents import services
 from engine.notify import pagerduty
@@ -139,7 +139,7 @@ async def test_changes_made_without_the_hook_are_caught_up_from_the_feed(esc_db,
 
 
 async def test_rows_for_a_channel_this_engine_lacks_stay_pending_and_say_why(esc_db, receivers):
-    from engine.config.schema import default_config
+    from engine.config.loading import default_config
     from engine.notify.channels import Dispatcher, settings_from_config
     from engine.notify.deliverer import Deliverer
 

@@ -218,7 +218,7 @@ def test_ical_export_escapes_hostile_names_and_removes_control_characters():
 def test_schedules_from_the_configuration_file():
     from pathlib import Path
 
-    from engine.config.schema import load_config, parse_config_text
+    from engine.config.loading import load_config, parse_config_text
     from engine.oncall.schedule import schedules_from_config
 
     example = (
@@ -268,7 +268,7 @@ end = 2025-03-03T20:00:00
 
 
 def test_one_person_weekly_rotation_is_on_call_since_the_start_with_no_handoff():
-    from engine.config.schema import parse_config_text
+    from engine.config.loading import parse_config_text
     from engine.oncall.overview import oncall_overview
 
     s = weekly(users=["alice"])

@@ -365,7 +365,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from engine.incidents import services
-from engine.config.schema import find_config, load_config
+from engine.config.loading import find_config, load_config
 from engine.storage.db import close_database, open_database, resolve_database
 from engine.storage.escalation_models import Notification
 from engine.escalation.planner import install

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.config.schema import CONFIG_FILENAME, ENV_CONFIG, ConfigError, example_config_text, find_config, load_config
+from engine.config.fields import CONFIG_FILENAME, ENV_CONFIG, ConfigError
+from engine.config.loading import example_config_text, find_config, load_config
 
 EXIT_OK = 0
 EXIT_USAGE = 2

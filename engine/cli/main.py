@@ -856,13 +856,13 @@ def load_context(args: argparse.Namespace) -> Context:
 
 def load_config_for(args: argparse.Namespace) -> Any:
     """The configuration file named by --config / PULSEGUARD_CONFIG / the usual places, or None."""
-    from engine.config import schema as config_module
+    from engine.config.loading import find_config, load_config
 
     explicit = getattr(args, "config", None)
-    path = config_module.find_config(explicit)
+    path = find_config(explicit)
     if path is None:
         return None
-    return config_module.load_config(path)
+    return load_config(path)
 
 
 def database_for(args: argparse.Namespace, ctx: Context) -> Any:
@@ -891,7 +891,7 @@ async def open_database_for(args: argparse.Namespace, ctx: Context, access: str)
 async def init_database(args: argparse.Namespace, config_path: Path) -> bool:
     """`pulseguard init`: create the database the new configuration (or --db) names, if missing.
     True when it was created."""
-    from engine.config.schema import load_config
+    from engine.config.loading import load_config
     from engine.storage.db import close_database
 
     ctx = Context(actor=os_user(), config=load_config(config_path))

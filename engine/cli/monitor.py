@@ -41,7 +41,7 @@ def _configure_logging(quiet: bool, verbose: bool, config: Any = None) -> None:
 
 
 async def _engine(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.config.schema import default_config
+    from engine.config.loading import default_config
     from engine.runtime.engine import Engine
 
     config = ctx.config or default_config()

@@ -50,7 +50,7 @@ async def _token_revoke(args: argparse.Namespace, ctx: Context) -> int:
 async def _statuspage_build(args: argparse.Namespace, ctx: Context) -> int:
     from pathlib import Path
 
-    from engine.config.schema import default_config
+    from engine.config.loading import default_config
     from engine.rest.statuspage import Settings
     from engine.rest.statuspage_render import build_static
 

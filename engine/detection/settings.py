@@ -101,7 +101,7 @@ class DetectorSettings:
 
 
 def settings_from_section(section: Any) -> DetectorSettings:
-    """DetectorSettings from the loaded configuration section (engine.config.schema.AnomalyDetection,
+    """DetectorSettings from the loaded configuration section (engine.config.detection.AnomalyDetection,
     a mapping, or None for the defaults)."""
     if section is None:
         return DetectorSettings()

@@ -195,7 +195,7 @@ def pagerduty_handoff(config: Any, policy: Policy) -> Policy:
     PagerDuty is escalated by PagerDuty's own policy: PulseGuard notifies that level once and
     runs no further levels or reminders. Without a routing key in the environment nothing
     reaches PagerDuty, so PulseGuard keeps escalating itself."""
-    from engine.config.schema import secret_from_env
+    from engine.config.model import secret_from_env
 
     pd = getattr(config.integrations, "pagerduty", None)
     if pd is None or not pd.escalation_policies or not policy.levels or "pagerduty" not in policy.levels[0].notify:

@@ -88,7 +88,7 @@ def _env(var: str | None, env: Mapping[str, str]) -> str | None:
 
 
 def settings_from_config(config: Any, env: Mapping[str, str] | None = None) -> ChannelSettings:
-    """Channel settings from an engine.config.schema.Config; secrets come from `env` (os.environ)."""
+    """Channel settings from an engine.config.model.Config; secrets come from `env` (os.environ)."""
     env = os.environ if env is None else env
     integ = config.integrations
     out = ChannelSettings()

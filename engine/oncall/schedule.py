@@ -456,7 +456,7 @@ def build_override(raw: Any, tz: ZoneInfo, path: str, index: int = 0) -> Overrid
 
 
 def build_schedule(raw: Any, default_tz: str = "UTC", path: str = "schedules[0]") -> Schedule:
-    """A Schedule from a `[[schedules]]` entry (a mapping or an engine.config.schema.Schedule).
+    """A Schedule from a `[[schedules]]` entry (a mapping or an engine.config.oncall.Schedule).
 
     The schedule's own `users` form its first layer; `layers` add more, a later one winning
     where it is active.
@@ -493,5 +493,5 @@ def build_schedules(raw: Iterable[Any], default_tz: str = "UTC") -> dict[str, Sc
 
 
 def schedules_from_config(config: Any) -> dict[str, Schedule]:
-    """Every `[[schedules]]` entry of an engine.config.schema.Config, in the engine's time zone by default."""
+    """Every `[[schedules]]` entry of an engine.config.model.Config, in the engine's time zone by default."""
     return build_schedules(config.schedules, config.engine.timezone)

@@ -179,7 +179,7 @@ def create_app(
     metrics_sources: Sequence[Callable[[], Any]] = (),
 ) -> FastAPI:
     """The ASGI app. `relay` runs the subscriber relay (status-page e-mails) while it serves."""
-    from engine.config.schema import default_config
+    from engine.config.loading import default_config
     from engine.rest import incidents, learning, manage, metrics, ops, public, subscribers, timeline, webhooks
 
     config = config if config is not None else default_config()

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 
-from engine.config.schema import secret_from_env
+from engine.config.model import secret_from_env
 from engine.core.clock import utcnow
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput
 from engine.incidents import queries, services

@@ -199,7 +199,7 @@ async def start_demo(
     """Start the flaky service, write the demo configuration, open a fresh SQLite database in
     a temporary directory (unless `open_db=False`: the caller opened one) and start the engine.
     The engine is leader at once (the database is new)."""
-    from engine.config.schema import parse_config_text
+    from engine.config.loading import parse_config_text
     from engine.runtime.engine import Engine
     from engine.storage.db import close_database, open_database, resolve_database
 

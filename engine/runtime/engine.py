@@ -28,7 +28,7 @@ Plugging in (escalation, notifications, detection, the REST API, …) — no edi
     lease, and are stopped when it is lost; `leader_only=False` ones (an API server) run for
     the engine's whole life. Services start in the order added and stop in reverse.
 
-    What a service can use: `engine.config` (engine.config.schema.Config), `engine.database`,
+    What a service can use: `engine.config` (engine.config.model.Config), `engine.database`,
     `engine.is_leader`, `engine.lease` (`.held` is a cheap fencing check before writing),
     `engine.monitor` (the MonitorService: `.statuses`, `.add_listener(fn)` to see every
     probe Observation, `.scheduler.stats()`), and `engine.holder` (this process's id).
@@ -201,7 +201,7 @@ class Engine:
         on_role_change: Callable[[str], None] | None = None,
     ) -> None:
         if config is None:
-            from engine.config.schema import default_config
+            from engine.config.loading import default_config
 
             config = default_config()
         self.config = config

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from support.receivers import HttpReceiver, JiraState, SmtpSink, pagerduty_responder
 
 

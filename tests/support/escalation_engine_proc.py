@@ -12,7 +12,7 @@ import sys
 
 
 async def main(db_url: str, config_path: str, lease: float | None) -> None:
-    from engine.config.schema import load_config
+    from engine.config.loading import load_config
     from engine.escalation.runtime import EscalationLoops
     from engine.notify.deliverer import RetryPolicy
     from engine.storage.db import close_database, open_database, resolve_database

@@ -15,7 +15,7 @@ import pytest
 
 from engine.api.local import LocalEngine
 from engine.api.remote import RemoteEngine
-from engine.config.schema import parse_config_text
+from engine.config.loading import parse_config_text
 from engine.rest import auth
 from engine.rest.server import ApiService
 

@@ -1,0 +1,137 @@
+"""Monitored services, probe targets and alert triggers."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+
+from engine.config.fields import MAX_MINUTES, ConditionField, EnvName, Name, PositiveDuration, Section, SeverityField, Url, _show
+
+
+class Service(Section):
+    name: Name
+    description: str = ""
+    display_name: str | None = None
+    """Shown on the status page instead of `name`."""
+    group: str | None = None
+    public: bool = True
+    """Whether the service appears on the public status page."""
+    schedule: Name | None = None
+    """The on-call schedule paged first for this service's incidents (policies without levels)."""
+
+
+_SECRET_HEADERS = {
+    "authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token",
+    "private-token", "x-access-token",
+}  # fmt: skip
+
+
+def _check_headers(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not re.match(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", name):
+            raise ValueError(f"{_show(name)} is not a valid HTTP header name")
+    return value
+
+
+Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]
+HeadersEnv = Annotated[dict[str, EnvName], AfterValidator(_check_headers)]
+
+
+class TargetBase(Section):
+    name: Name
+    interval: PositiveDuration = 30.0
+    timeout: PositiveDuration = 10.0
+    service: Name | None = None
+    """The [[services]] entry this target belongs to (its incidents affect that service)."""
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=list)
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+class HttpTarget(TargetBase):
+    kind: Literal["http"]
+    url: Url
+    method: Annotated[Literal[HTTP_METHODS], BeforeValidator(_upper)] = "GET"  # type: ignore[valid-type]
+    headers: Headers = Field(default_factory=dict)
+    headers_env: HeadersEnv = Field(default_factory=dict)
+    """Header name → environment variable holding its value (for Authorization and the like)."""
+    body: str | None = None
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
+    """Accepted status codes; by default any 2xx or 3xx."""
+    expect_body: str | None = None
+    """Text the body must contain."""
+    expect_body_regex: str | None = None
+    follow_redirects: bool = True
+    verify_tls: bool = True
+
+    @field_validator("expect_body_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    def accepts_status(self, status: int) -> bool:
+        return status in self.expect_status if self.expect_status else 200 <= status < 400
+
+
+class TcpTarget(TargetBase):
+    kind: Literal["tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+
+
+class PrometheusTarget(TargetBase):
+    kind: Literal["prometheus"]
+    url: Url
+    headers: Headers = Field(default_factory=dict)
+    headers_env: HeadersEnv = Field(default_factory=dict)
+    include: list[str] = Field(default_factory=list)
+    """Glob patterns of series names to keep (all when empty)."""
+
+
+class HostTarget(TargetBase):
+    kind: Literal["host"]
+    disks: list[str] = Field(default_factory=lambda: ["/"])
+    """Mount points whose usage is recorded."""
+
+
+TARGET_KINDS: dict[str, type[TargetBase]] = {
+    "http": HttpTarget,
+    "tcp": TcpTarget,
+    "prometheus": PrometheusTarget,
+    "host": HostTarget,
+}
+Target = Annotated[HttpTarget | TcpTarget | PrometheusTarget | HostTarget, Field(discriminator="kind")]
+
+
+class Trigger(Section):
+    condition: ConditionField
+    """See engine/config/conditions.py; error_rate is a percentage (0-100)."""
+    duration_minutes: float = Field(0.0, ge=0, le=MAX_MINUTES)
+    """How long the condition must hold before it fires; fractions allowed (0.05 = 3 s)."""
+    auto_create_incident: bool = True
+    severity: SeverityField
+    description: str | None = None
+    title: str | None = None
+    """Incident title; defaults to the trigger name and target."""
+    targets: list[str] | None = None
+    """Target names (or glob patterns) the trigger applies to; default: all targets."""
+    services: list[Name] | None = None
+    """Only targets of these services."""
+    recovery_minutes: float = Field(5.0, ge=0, le=MAX_MINUTES)
+    """Healthy this long after firing → the incident moves to monitoring."""
+    auto_resolve_minutes: float | None = Field(None, ge=0, le=MAX_MINUTES)
+    """Healthy this long → the incident is resolved automatically (off by default)."""
+    enabled: bool = True
