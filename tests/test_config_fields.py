@@ -484,11 +484,11 @@ def E(where: str, value: Any, observe: Observe, *, db: bool = False, base_value:
 
 
 EFFECTS: dict[str, Effect] = {
-    "engine.storage.db": E("engine.storage.db", "other.db", database),
+    "engine.db": E("engine.db", "other.db", database),
     "engine.timezone": E("engine.timezone", "America/New_York", schedule_rota),
     "engine.raw_retention": E("engine.raw_retention", "1d", retention),
     "engine.rollup_retention": E("engine.rollup_retention", "365d", retention),
-    "engine.api.local": E("engine.api.local", "127.0.0.1:9090", api_listen),
+    "engine.api": E("engine.api", "127.0.0.1:9090", api_listen),
     "engine.root_cause_categories": E("engine.root_cause_categories", ["payment-provider"], cli_categories),
     "users[].id": E("users[4].id", "frank", lambda c: sorted(escalation_context(c).users)),
     "users[].name": E("users[0].name", "Alice J.", person),
