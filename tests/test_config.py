@@ -26,7 +26,7 @@ from engine.config.schema import (
 from engine.core.domain import Severity
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGED_EXAMPLE = REPO / "engine" / "example.toml"
+PACKAGED_EXAMPLE = REPO / "engine" / "config" / "example.toml"
 
 MINIMAL = """
 [[users]]
@@ -227,8 +227,8 @@ def test_parse_handoff() -> None:
         ('[triggers."bad name"]\ncondition = "x > 1"\nseverity = "low"', "triggers.bad name", "expected a name"),
         ("[engine]\ntimezone = 'Europe/Amsterdm'", "engine.timezone", "unknown time zone"),
         ("[engine]\nheartbeat_url = 'not a url'", "engine.heartbeat_url", "http:// or https://"),
-        ("[engine]\napi = '8080'", "engine.api.local", "HOST:PORT"),
-        ("[engine]\ndb = 'postgres://host/'", "engine.storage.db", "names no database"),
+        ("[engine]\napi = '8080'", "engine.api", "HOST:PORT"),
+        ("[engine]\ndb = 'postgres://host/'", "engine.db", "names no database"),
         ('[[users]]\nid = "a"\nemail = "nope"', "users[0].email", "e-mail address"),
         ("[notifications.external]\ncustomer_emails = ['x']\n[integrations.email]\nsmtp_host = 'h'\nfrom = 'a@b'",
          "notifications.external.customer_emails[0]", "e-mail address"),
