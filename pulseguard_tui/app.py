@@ -435,7 +435,7 @@ def connect_error(exc: Exception) -> tuple[int, str]:
     problems = getattr(exc, "problems", None)
     if problems:
         return 2, "\n".join(f"error: {line}" for line in problems)
-    from engine.cli.main import UsageError
+    from engine.cli.common import UsageError
     from engine.core.domain import DomainError
     from pulseguard_tui.settings import ThemeError
 

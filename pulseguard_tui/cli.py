@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli.main import EXIT_USAGE, build_parser, common_parser, run
+from engine.cli.common import EXIT_USAGE
+from engine.cli.main import build_parser, common_parser, run
 
 
 def add_console_options(parser: argparse.ArgumentParser) -> None:

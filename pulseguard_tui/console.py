@@ -103,7 +103,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         nonlocal remote
         await asyncio.to_thread(_warm_remote_imports)
         from engine.api.remote import RemoteEngine
-        from engine.cli.main import load_context
+        from engine.cli.context import load_context
 
         ctx = await asyncio.to_thread(load_context, args)
         take_config(ctx)
@@ -122,7 +122,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         # the database opens.
         await asyncio.to_thread(_warm_imports)
         from engine.api.local import LocalEngine
-        from engine.cli.main import database_for, load_context
+        from engine.cli.context import database_for, load_context
         from engine.storage.db import open_database
         from pulseguard_tui.engine_host import EngineHost, monitor_queries
 
@@ -244,7 +244,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
 
 def run_demo_console(args: argparse.Namespace) -> int:
     """The demo under the console (when stdin and stdout are a terminal)."""
-    from engine.cli.main import os_user
+    from engine.cli.common import os_user
     from pulseguard_tui.settings import ConsoleSettings, ThemeError, choose_theme
 
     try:

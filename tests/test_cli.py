@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from support.db import PG_URL, REPO, cli_env, run_cli, table_rows
 
-from engine.cli.main import CREATE, DB_ACCESS, NONE, build_parser, leaf_commands
+from engine.cli.common import CREATE, NONE
+from engine.cli.main import DB_ACCESS, build_parser, leaf_commands
 
 HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
 

@@ -286,13 +286,14 @@ def console_settings(c: Config) -> Any:
 def database(c: Config) -> Any:
     from argparse import Namespace
 
-    from engine.cli.main import Context, database_for
+    from engine.cli.common import Context
+    from engine.cli.context import database_for
 
     return database_for(Namespace(), Context("t", config=c)).label
 
 
 def cli_categories(c: Config) -> Any:
-    from engine.cli.main import Context
+    from engine.cli.common import Context
 
     return Context("t", config=c).categories
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli.main import EXIT_OK, ROW_ID, Context, UsageError, parse_date, parse_time, print_json, short_time, whole_number
+from engine.cli.common import EXIT_OK, ROW_ID, Context, UsageError, parse_date, parse_time, print_json, short_time, whole_number
 
 ChartRenderer = Callable[[dict[str, Any], int], str]
 _chart_renderer: ChartRenderer | None = None
@@ -401,7 +401,7 @@ async def _satisfaction(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
-    from engine.cli.main import Parser
+    from engine.cli.common import Parser
 
     p = sub.add_parser(
         "report",

@@ -32,7 +32,7 @@ async def init_handler(args: argparse.Namespace, ctx: object = None) -> int:
     if path.exists() and not args.force:
         # Kept as it is; the database it names is still made if missing (the hint of every
         # "no PulseGuard database" error leads here).
-        from engine.cli.main import init_database
+        from engine.cli.context import init_database
 
         if await init_database(args, path):
             print(f"kept {path} (it already exists; --force overwrites it)")
@@ -50,7 +50,7 @@ async def init_handler(args: argparse.Namespace, ctx: object = None) -> int:
         print(f"error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {path}; edit it, then run: pulseguard config check {path}")
-    from engine.cli.main import init_database
+    from engine.cli.context import init_database
 
     await init_database(args, path)
     return EXIT_OK

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.cli.main import EXIT_OK, Context, UsageError, parse_duration, print_json, print_table, short_time
+from engine.cli.common import EXIT_OK, Context, UsageError, parse_duration, print_json, print_table, short_time
 
 
 class Progress:

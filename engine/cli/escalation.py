@@ -19,13 +19,13 @@ STATES = ("pending", "held", "delivered", "dead", "digested", "cancelled")
 
 
 def _usage(message: str) -> Exception:
-    from engine.cli.main import UsageError
+    from engine.cli.common import UsageError
 
     return UsageError(message)
 
 
 async def list_cmd(args: argparse.Namespace, ctx: Any) -> int:
-    from engine.cli.main import print_table
+    from engine.cli.common import print_table
     from engine.core.domain import NotFound, parse_incident_key
     from engine.storage.escalation_models import Notification
     from engine.storage.models import Incident
@@ -183,7 +183,7 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
-    from engine.cli.main import LIMIT, ROW_ID
+    from engine.cli.common import LIMIT, ROW_ID
 
     parents = [common] if common is not None else []
     p = subparsers.add_parser("notifications", help="the notification outbox: list, retry, test a channel", parents=parents)

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.cli.main import (
+from engine.cli.common import (
     EXIT_OK,
     LIMIT,
     ROW_ID,

@@ -24,7 +24,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def _usage(message: str) -> Exception:
-    from engine.cli.main import UsageError
+    from engine.cli.common import UsageError
 
     return UsageError(message)
 
@@ -87,7 +87,7 @@ def _who(person: dict[str, Any] | None) -> str:
 
 
 async def show(args: argparse.Namespace, ctx: Any) -> int:
-    from engine.cli.main import print_table
+    from engine.cli.common import print_table
     from engine.oncall.overview import load_oncall_overview
 
     config = _config(ctx)
@@ -164,7 +164,7 @@ async def override(args: argparse.Namespace, ctx: Any) -> int:
 
 
 async def list_overrides_cmd(args: argparse.Namespace, ctx: Any) -> int:
-    from engine.cli.main import print_table
+    from engine.cli.common import print_table
     from engine.oncall.overrides import list_overrides
 
     config = _config(ctx)
@@ -230,7 +230,7 @@ async def export(args: argparse.Namespace, ctx: Any) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
-    from engine.cli.main import ROW_ID, number
+    from engine.cli.common import ROW_ID, number
 
     parents = [common] if common is not None else []
     p = subparsers.add_parser("oncall", help="who is on call; overrides; iCalendar export", parents=parents)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli.main import EXIT_OK, Context, UsageError, print_json, print_table, short_time
+from engine.cli.common import EXIT_OK, Context, UsageError, print_json, print_table, short_time
 
 
 async def _token_create(args: argparse.Namespace, ctx: Context) -> int:

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from engine.cli.main import EXIT_OK, EXIT_USAGE, Context, UsageError, database_for, parse_time
+from engine.cli.common import EXIT_OK, EXIT_USAGE, Context, UsageError, parse_time
+from engine.cli.context import database_for
 
 
 async def _backup(args: argparse.Namespace, ctx: Context) -> int:

@@ -1,0 +1,69 @@
+"""A handler's Context built from the parsed arguments: the actor, the configuration and the database."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.cli.common import CREATE, Context, os_user
+
+
+def load_context(args: argparse.Namespace) -> Context:
+    ctx = Context(actor=(getattr(args, "actor", None) or os_user()).strip(), json=bool(getattr(args, "json", False)))
+    if getattr(args, "needs_config", True):
+        ctx.config = load_config_for(args)
+    from engine.core import timefmt
+
+    timefmt.configure(ctx.config)
+    return ctx
+
+
+def load_config_for(args: argparse.Namespace) -> Any:
+    """The configuration file named by --config / PULSEGUARD_CONFIG / the usual places, or None."""
+    from engine.config.loading import find_config, load_config
+
+    explicit = getattr(args, "config", None)
+    path = find_config(explicit)
+    if path is None:
+        return None
+    return load_config(path)
+
+
+def database_for(args: argparse.Namespace, ctx: Context) -> Any:
+    from engine.storage.db import resolve_database
+
+    configured = None
+    if ctx.config is not None:
+        configured = getattr(getattr(ctx.config, "engine", None), "db", None)
+    return resolve_database(getattr(args, "db", None) or os.environ.get("PULSEGUARD_DB") or configured)
+
+
+async def open_database_for(args: argparse.Namespace, ctx: Context, access: str) -> Any:
+    """Open the database the command names; only CREATE may make a new one, and then it says so.
+    Missing parent directories are made only for the default location: a directory that does
+    not exist in --db is more likely a typo than a wish."""
+    from engine.storage.db import open_database
+
+    ctx.database = database_for(args, ctx)
+    created = await open_database(ctx.database, create=access == CREATE, create_dirs=ctx.database.default)
+    ctx.extras["created_database"] = created
+    if created:
+        print(f"created a new database at {ctx.database.where}", file=sys.stderr)
+    return ctx.database
+
+
+async def init_database(args: argparse.Namespace, config_path: Path) -> bool:
+    """`pulseguard init`: create the database the new configuration (or --db) names, if missing.
+    True when it was created."""
+    from engine.config.loading import load_config
+    from engine.storage.db import close_database
+
+    ctx = Context(actor=os_user(), config=load_config(config_path))
+    try:
+        await open_database_for(args, ctx, CREATE)
+    finally:
+        await close_database()
+    return bool(ctx.extras.get("created_database"))
