@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.engine_proc import read_until, start_engine  # noqa: E402
 from support.escalation import config_text, eventually, timeline  # noqa: E402
 
-from engine.incidents import services  # noqa: E402
 from engine.config.loading import parse_config_text  # noqa: E402
 from engine.escalation import planner  # noqa: E402
+from engine.incidents import services  # noqa: E402
 from engine.storage.escalation_models import Notification  # noqa: E402
 from engine.storage.models import Incident  # noqa: E402
 from engine.storage.monitor_models import EngineLease  # noqa: E402
