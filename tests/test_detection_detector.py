@@ -174,7 +174,7 @@ def test_disabled_detector_never_alerts() -> None:
 
 def test_importing_the_detection_package_loads_nothing_heavy() -> None:
     code = (
-        "import sys, engine.detection, engine.detection.cli, engine.detection.correlation, "
+        "import sys, engine.detection, engine.cli.detection, engine.detection.correlation, "
         "engine.detection.patterns, engine.detection.settings, engine.detection.service, "
         "engine.detection.engine_plugin, engine.detection.gather, engine.detection.replay\n"
         "heavy = [m for m in ('numpy', 'pyod', 'sklearn', 'numba', 'rich', 'textual') if m in sys.modules]\n"
