@@ -55,9 +55,12 @@ async def settle(pilot: Any) -> None:
 
 
 async def finished(pilot: Any) -> None:
-    """Animations (the tab underline's slide) over and the resulting layout drawn: on a loaded
-    machine a fixed pause can catch them midway."""
+    """Animations (the tab underline's slide) over, text cursors held steady and the resulting
+    layout drawn: on a loaded machine a fixed pause can catch them midway, and a blinking
+    cursor is off in half the pictures taken more than 0.5 s after the last key."""
     await pilot.wait_for_scheduled_animations()
+    for field in pilot.app.screen.query("Input, TextArea"):
+        field.cursor_blink = False  # Textual shows the cursor of a focused field that does not blink
     await pilot.pause()
 
 
@@ -215,5 +218,6 @@ def test_resolve_form_with_problems(snap_compare: Any, seeded: Any) -> None:
         await pilot.pause(0.1)
         await pilot.press("enter")
         await pilot.pause(0.1)
+        await finished(pilot)
 
     assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=before)
