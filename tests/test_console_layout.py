@@ -132,3 +132,27 @@ async def test_footer_keys_fit_80_columns_on_the_post_mortem_tab(sdb: Any) -> No
         assert max(k.region.right for k in keys()) <= palette.region.x  # nothing runs under or past it
         shown = {k.key for k in keys()}
         assert {"S", "P", "question_mark"} <= shown
+
+
+async def test_the_tab_underline_follows_the_narrow_tabs(sdb: Any) -> None:
+    """Beside the list the detail's tabs lose their right padding; Tabs move the underline on a
+    relabel, not on a padding change, so it was left one cell longer than the active tab."""
+    from textual.widgets import Tabs
+    from textual.widgets._tabs import Underline
+
+    await seed()
+    app = make_app(sdb)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await started(app, pilot)
+        assert screen.detail.has_class("-narrow-tabs")
+        tabs = screen.detail.query_one(Tabs)
+
+        def underline_under_active() -> bool:
+            tab = tabs.query_one("#tabs-list > Tab.-active")
+            span = tab.virtual_region.shrink(tab.styles.gutter).column_span
+            underline = tabs.query_one(Underline)
+            return (underline.highlight_start, underline.highlight_end) == span and span[1] - span[0] == tab.label.cell_length
+
+        await until(pilot, underline_under_active, what="the underline under the active tab")
+        await pilot.press("3")  # Updates
+        await until(pilot, lambda: screen.detail.active_tab == "updates" and underline_under_active(), what="the underline under Updates")

@@ -207,6 +207,7 @@ class DetailPane(Vertical):
         self.detail: dict[str, Any] | None = None
         # The post-mortem document costs a few queries: it loads only while its tab is shown.
         self._postmortem_stale = True
+        self._underline_stale = False
 
     def compose(self) -> ComposeResult:
         yield Static("select an incident", id="detail-header")
@@ -233,6 +234,8 @@ class DetailPane(Vertical):
     def on_resize(self) -> None:
         width = self.size.width
         narrow = width < sum(len(t) + 2 for t in TAB_TITLES)
+        if self.has_class("-narrow-tabs") != narrow:
+            self._underline_stale = True
         self.set_class(narrow, "-narrow-tabs")
         short = narrow and width < sum(len(t) + 1 for t in TAB_TITLES)
         found = self.query(TabbedContent)
@@ -241,7 +244,25 @@ class DetailPane(Vertical):
         tabs = found.first()
         for name, title in zip(TABS, TAB_TITLES):
             if name in SHORT_TITLES:
-                tabs.get_tab(f"tab-{name}").label = SHORT_TITLES[name] if short else title
+                tab = tabs.get_tab(f"tab-{name}")
+                label = SHORT_TITLES[name] if short else title
+                if tab.label_text != label:
+                    tab.label = label  # a relabel moves the underline
+        if self._underline_stale and tabs.active:
+            # Tabs move their underline on a relabel, not when a class changes their padding:
+            # relabel the active tab, once the new padding is laid out, so the underline follows.
+            self._underline_stale = False
+            self.call_after_refresh(self._relabel_active_tab)
+
+    def _relabel_active_tab(self, tries: int = 40) -> None:
+        found = self.query(TabbedContent)
+        if not found or not found.first().active:
+            return
+        tab = found.first().get_tab(found.first().active)
+        if tab.virtual_region.width != tab.label.cell_length + tab.styles.gutter.width and tries:
+            self.set_timer(0.05, lambda: self._relabel_active_tab(tries - 1))  # not laid out yet
+            return
+        tab.label = tab.label
 
     @property
     def active_tab(self) -> str:
