@@ -396,7 +396,7 @@ class ImportResult:
 async def import_document(doc: Any, actor: str, *, as_new: bool = False, source: str = "") -> ImportResult:
     """Write a checked document in one transaction. Keys already in use are refused, or with
     `as_new` those incidents get the next free keys."""
-    from engine.incidents.services import _FEED_LOCK_ID, _next_number, append_event, valid_actor
+    from engine.incidents.services import FEED_LOCK_ID, append_event, next_number, valid_actor
 
     actor = valid_actor(actor)
     items = parse_document(doc)
@@ -409,7 +409,7 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
             # cannot deadlock with it; the feed lock last keeps event ids committing in order.
             tables_sql = ", ".join(f'"{m._meta.db_table}"' for m in exported_models())
             await conn.execute_query(f'LOCK TABLE "key_counter", {tables_sql} IN SHARE ROW EXCLUSIVE MODE')
-            await conn.execute_query(f"SELECT pg_advisory_xact_lock({_FEED_LOCK_ID})")
+            await conn.execute_query(f"SELECT pg_advisory_xact_lock({FEED_LOCK_ID})")
         numbers = [it.incident["number"] for it in items]
         taken: set[int] = set()
         for chunk in _chunks(numbers):
@@ -426,7 +426,7 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
         await _raise_counter(conn, max(kept, default=0))
         for it in items:
             if it.incident["number"] in taken:
-                new = await _next_number(conn)
+                new = await next_number(conn)
                 result.rekeyed[f"INC-{it.incident['number']}"] = f"INC-{new}"
                 it.incident["number"] = new
 
