@@ -26,6 +26,7 @@ from engine.core.errors import StartupError
 AREAS: list[str] = [
     "engine.cli.config",
     "engine.cli.analytics",
+    "engine.cli.postmortem",
     "engine.cli.detection",
     "engine.cli.monitor",
     "engine.cli.oncall",
