@@ -107,6 +107,35 @@ def _number(text: str, start: int, m: re.Match[str], *, negative: bool) -> tuple
     return Token("NUM", text[start:end], start + 1, Number(number, percent)), end
 
 
+# Operators and brackets, two-character ones first: the token kind and value (a comparison's
+# canonical operator). Near misses are refused with a suggestion.
+_SYMBOLS: dict[str, tuple[str, str | None]] = {
+    ">=": ("CMP", ">="),
+    "<=": ("CMP", "<="),
+    "==": ("CMP", "=="),
+    "!=": ("CMP", "!="),
+    "&&": ("AND", None),
+    "||": ("OR", None),
+    "(": ("LPAREN", None),
+    ")": ("RPAREN", None),
+    "<": ("CMP", "<"),
+    ">": ("CMP", ">"),
+    "=": ("CMP", "=="),
+    "!": ("NOT", None),
+}
+_NEAR_MISSES = {"=>": ">=", "=<": "<=", "<>": "!=", "&": "&&", "|": "||"}
+
+
+def _symbol(text: str, i: int) -> Token | None:
+    for symbol in (text[i : i + 2], text[i]):
+        if symbol in _NEAR_MISSES:
+            raise ConditionError(f"unknown operator '{symbol}'; did you mean '{_NEAR_MISSES[symbol]}'?", i + 1)
+        if symbol in _SYMBOLS:
+            kind, value = _SYMBOLS[symbol]
+            return Token(kind, symbol, i + 1, value)
+    return None
+
+
 def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     i, n = 0, len(text)
@@ -116,44 +145,10 @@ def tokenize(text: str) -> list[Token]:
         if ch.isspace():
             i += 1
             continue
-        if ch == "(":
-            tokens.append(Token("LPAREN", ch, col))
-            i += 1
-            continue
-        if ch == ")":
-            tokens.append(Token("RPAREN", ch, col))
-            i += 1
-            continue
-        two = text[i : i + 2]
-        if two in (">=", "<=", "==", "!="):
-            tokens.append(Token("CMP", two, col, two))
-            i += 2
-            continue
-        if two in ("=>", "=<"):
-            raise ConditionError(f"unknown operator '{two}'; did you mean '{two[::-1]}'?", col)
-        if two == "<>":
-            raise ConditionError("unknown operator '<>'; did you mean '!='?", col)
-        if two == "&&":
-            tokens.append(Token("AND", two, col))
-            i += 2
-            continue
-        if two == "||":
-            tokens.append(Token("OR", two, col))
-            i += 2
-            continue
-        if ch in "&|":
-            raise ConditionError(f"unknown operator '{ch}'; did you mean '{ch * 2}'?", col)
-        if ch in "<>":
-            tokens.append(Token("CMP", ch, col, ch))
-            i += 1
-            continue
-        if ch == "=":
-            tokens.append(Token("CMP", ch, col, "=="))
-            i += 1
-            continue
-        if ch == "!":
-            tokens.append(Token("NOT", ch, col))
-            i += 1
+        symbol = _symbol(text, i)
+        if symbol is not None:
+            tokens.append(symbol)
+            i += len(symbol.text)
             continue
         # isdecimal, not isdigit: "¹" is a digit to isdigit but starts no number (\d does not match it).
         if ch.isdecimal() or (ch == "." and i + 1 < n and text[i + 1].isdecimal()):

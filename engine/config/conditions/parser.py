@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from engine.config.conditions.errors import ConditionError
 from engine.config.conditions.lexer import Token, tokenize
 from engine.config.conditions.tree import And, Comparison, Condition, Node, Not, Number, Or, Series, Truthy
@@ -52,25 +54,23 @@ class Parser:
         )
 
     def or_expr(self) -> Node:
-        children = [self.and_expr()]
-        while self.peek().kind == "OR":
-            op = self.take()
-            children.append(self.operand_of(op, self.and_expr))
-        return children[0] if len(children) == 1 else Or(_flatten(Or, children))
+        return self.junction("OR", Or, self.and_expr)
 
     def and_expr(self) -> Node:
-        children = [self.not_expr()]
-        while self.peek().kind == "AND":
-            op = self.take()
-            children.append(self.operand_of(op, self.not_expr))
-        return children[0] if len(children) == 1 else And(_flatten(And, children))
+        return self.junction("AND", And, self.not_expr)
 
-    def operand_of(self, op: Token, rule) -> Node:  # type: ignore[no-untyped-def]
+    def junction(self, word: str, kind: type[And] | type[Or], operand: Callable[[], Node]) -> Node:
+        children = [operand()]
+        while self.peek().kind == word:
+            op = self.take()
+            children.append(self.operand_of(op, operand))
+        return children[0] if len(children) == 1 else kind(_flatten(kind, children))
+
+    def operand_of(self, op: Token, rule: Callable[[], Node]) -> Node:
         token = self.peek()
         if token.kind in ("END", "RPAREN", "AND", "OR", "CMP"):
             raise ConditionError(f"expected a condition after '{op.text}', found {token.describe()}", token.column)
-        node: Node = rule()
-        return node
+        return rule()
 
     def not_expr(self) -> Node:
         token = self.peek()
