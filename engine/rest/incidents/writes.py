@@ -1,276 +1,44 @@
-"""Incident endpoints: list, read, create, update, and every change the console can make.
-
-Each write calls the same engine.incidents.services function the CLI and the console call, with the
-token's name as the actor. `{id}` is the incident key (`INC-42`) or its number.
-"""
+"""Incident writes: each calls the engine.incidents.services function the CLI and the console call."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
-from pydantic import Field, model_validator
+from fastapi import APIRouter, Path, Request
 
-from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, NotFound, Severity, Status, parse_enum
+from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, Severity, Status, parse_enum
 from engine.incidents import queries, services
-from engine.rest.common import Body, DataResponse, Day, Responder, Text, Viewer, When, check_id, incident_number, rest_state, row_dict
+from engine.rest.common import Responder, check_id, incident_number, rest_state, row_dict
+from engine.rest.incidents.bodies import (
+    AssignIn,
+    CommentIn,
+    EvidenceIn,
+    FalsePositiveIn,
+    FollowUpIn,
+    IncidentCreate,
+    IncidentId,
+    IncidentUpdate,
+    ReasonIn,
+    ResolveIn,
+    SeverityIn,
+    StatusIn,
+    StepIn,
+    TagsIn,
+    UpdateIn,
+    aware,
+)
 from engine.storage.models import Incident
 
-router = APIRouter(prefix="/api", tags=["incidents"])
-
-IncidentId = Annotated[Text, Path(description="Incident key such as INC-42 (or its number)", max_length=40)]
-Name = Annotated[Text, Field(pattern=r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$", description="letters, digits and _.-:@#/+, up to 64")]
-Short = Annotated[Text, Field(max_length=300, pattern=r"\S")]
-Long = Annotated[Text, Field(max_length=20_000)]
-Required = Annotated[Text, Field(max_length=20_000, pattern=r"\S")]
-Severity_ = Literal["critical", "high", "medium", "low"]
-Settable = Literal["investigating", "identified", "monitoring"]
-EvidenceKind_ = Literal["screenshot", "log", "response", "link", "file", "samples"]
-FollowUpGroup_ = Literal[
-    "preventive_measures", "monitoring_improvements", "documentation_updates", "process_changes", "technical_changes", "team_changes"
-]
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """A time without a zone is taken as UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+router = APIRouter()
 
 
 def _incident(incident: Incident) -> dict[str, Any]:
     return queries.incident_dict(incident)
 
 
-# --- bodies ---------------------------------------------------------------------------------
-
-
-class IncidentCreate(Body):
-    """The spec's manual incident: `affected_services` is accepted as another name for
-    `services`; the spec's wrapper `{"manual_incident": {...}}` is unwrapped."""
-
-    title: Short
-    severity: Severity_
-    description: Long = ""
-    services: list[Name] = Field(default_factory=list, max_length=100)
-    affected_services: list[Name] | None = Field(None, max_length=100, description="the spec's name for services (use one of the two)")
-    tags: list[Name] = Field(default_factory=list, max_length=100)
-    assignee: Name | None = None
-    dedup_key: Annotated[Text, Field(max_length=200)] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap(cls, data: Any) -> Any:
-        if isinstance(data, dict) and set(data) == {"manual_incident"} and isinstance(data["manual_incident"], dict):
-            return data["manual_incident"]
-        return data
-
-    @model_validator(mode="after")
-    def _one_services(self) -> IncidentCreate:
-        if self.affected_services is not None:
-            if "services" in self.model_fields_set and self.services != self.affected_services:
-                raise ValueError("give services or affected_services, not both")
-            self.services = self.affected_services
-        return self
-
-
-class IncidentUpdate(Body):
-    """Fields to change; each one present is applied through its own service function."""
-
-    status: Settable | None = None
-    message: Long | None = Field(None, description="with status: the status update's text")
-    public: bool = Field(False, description="with status and message: show the message on the status page")
-    severity: Severity_ | None = None
-    reason: Long | None = Field(None, description="with severity: why it changed")
-    assignee: Name | Literal[""] | None = Field(None, description="who is assigned; null or an empty string unassigns")
-    tags: list[Name] | None = Field(None, max_length=100, description="the complete new list of tags")
-    false_positive: bool | None = None
-
-
-Stated = Annotated[
-    When | None,
-    Field(
-        description="when it happened, for back-filling (ISO 8601 with a zone; not in the future). Stored as the "
-        "stated time; the record's created_at stays the server's time"
-    ),
-]
-
-
-class CommentIn(Body):
-    content: Required
-    internal_only: bool = False
-    author: Annotated[Text, Field(max_length=200)] | None = Field(
-        None,
-        description=(
-            "display author (the spec's field). The token's name is always recorded as who wrote it; a different "
-            'author is stored as on_behalf_of and shown as "AUTHOR via TOKEN"'
-        ),
-    )
-    timestamp: Stated = None
-
-
-class UpdateIn(Body):
-    message: Required
-    public: bool = True
-    status: Settable | None = None
-    timestamp: Stated = None
-
-
-class StatusIn(Body):
-    status: Settable
-    message: Long | None = None
-    public: bool = False
-
-
-class SeverityIn(Body):
-    severity: Severity_
-    reason: Long | None = None
-
-
-class AssignIn(Body):
-    assignee: Name | None = None
-
-
-class TagsIn(Body):
-    add: list[Name] = Field(default_factory=list, max_length=100)
-    remove: list[Name] = Field(default_factory=list, max_length=100)
-
-
-class EvidenceIn(Body):
-    kind: EvidenceKind_
-    url: Annotated[Text, Field(max_length=4000)] | None = None
-    content: Annotated[Text, Field(max_length=1_000_000)] | None = None
-    path: Annotated[Text, Field(max_length=4000, description="where an attached file came from (informational)")] | None = None
-    range_from: When | None = None
-    range_to: When | None = None
-    description: Long = ""
-
-
-class ResolveIn(Body):
-    root_cause: Required
-    solution: Required
-    category: Annotated[Text, Field(max_length=64)] | None = None
-    verification_steps: list[Annotated[Text, Field(max_length=1000, pattern=r"\S")]] = Field(default_factory=list, max_length=100)
-
-
-class ReasonIn(Body):
-    reason: Long | None = None
-
-
-class FalsePositiveIn(Body):
-    value: bool = True
-    reason: Long | None = None
-
-
-class StepIn(Body):
-    done: bool = True
-
-
-class FollowUpIn(Body):
-    group: FollowUpGroup_
-    description: Annotated[Text, Field(max_length=5000, pattern=r"\S")]
-    owner: Name | None = None
-    due_date: Day | None = None
-
-
 def _categories(state: Any) -> list[str]:
     extra = list(getattr(getattr(state.config, "engine", None), "root_cause_categories", None) or [])
     return list(dict.fromkeys([*DEFAULT_ROOT_CAUSE_CATEGORIES, *extra]))
-
-
-# --- reads ----------------------------------------------------------------------------------
-
-
-@router.get("/incidents", summary="List incidents")
-async def list_incidents(
-    _: Viewer,
-    status: Annotated[
-        Text | None, Query(max_length=200, description="a status, open, or several separated by commas (investigating,identified)")
-    ] = None,
-    severity: Severity_ | None = None,
-    service: Annotated[Text | None, Query(max_length=64)] = None,
-    tag: Annotated[Text | None, Query(max_length=64)] = None,
-    since: Annotated[When | None, Query(description="created at or after (ISO 8601)")] = None,
-    include_resolved: Annotated[bool, Query(description="without status: include resolved incidents")] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> dict[str, Any]:
-    rows = await queries.list_incidents(
-        status=queries.status_filter(status),
-        severity=severity,
-        include_resolved=include_resolved,
-        service=service,
-        tag=tag,
-        since=_aware(since),
-        limit=10_000_000,
-        offset=0,
-    )
-    page = rows[offset : offset + limit]
-    following = offset + limit if offset + limit < len(rows) else None
-    return {"incidents": page, "total": len(rows), "limit": limit, "offset": offset, "next_offset": following}
-
-
-@router.get("/incidents/counts", summary="Open incidents by severity")
-async def incident_counts(_: Viewer) -> dict[str, int]:
-    return await queries.incident_counts()
-
-
-@router.get("/incidents/page", summary="One window of the incident list with the total (for paging consoles)")
-async def incident_page(
-    _: Viewer,
-    status: Annotated[
-        list[Annotated[Text, Field(max_length=200)]] | None,
-        Query(max_length=20, description="repeatable or comma-separated; open means every open status"),
-    ] = None,
-    severity: Annotated[list[Severity_] | None, Query(description="repeatable")] = None,
-    service: Annotated[list[Annotated[Text, Field(max_length=64)]] | None, Query(max_length=50)] = None,
-    tag: Annotated[list[Annotated[Text, Field(max_length=64)]] | None, Query(max_length=50)] = None,
-    assignee: Annotated[Text | None, Query(max_length=64, description="an empty value means unassigned")] = None,
-    number: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    text: Annotated[
-        list[Annotated[Text, Field(max_length=200)]] | None, Query(max_length=20, description="words the title contains")
-    ] = None,
-    include_resolved: bool = False,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    focus: Annotated[Text | None, Query(max_length=40, description="an incident key: where it sits in this order")] = None,
-) -> dict[str, Any]:
-    from engine.api.local import incident_page as page
-
-    filters: dict[str, Any] = {
-        "statuses": queries.status_filter(status),
-        "severities": severity or [],
-        "services": service or [],
-        "tags": tag or [],
-        "text": text or [],
-        "include_resolved": include_resolved,
-    }
-    if assignee is not None:
-        filters["assignee"] = assignee
-    if number is not None:
-        filters["number"] = number
-    focus_key = None
-    if focus:
-        try:
-            focus_key = f"INC-{incident_number(focus)}"
-        except NotFound:
-            focus_key = None
-    result = await page(filters, offset, limit, focus_key)
-    if focus and focus_key is None:
-        result["position"] = None
-    return result
-
-
-@router.get("/incidents/{id}", summary="One incident with its timeline, comments, updates, evidence and follow-ups")
-async def get_incident(id: IncidentId, _: Viewer) -> DataResponse:
-    # Plain data already: skip re-validating the (large) detail as a response model.
-    return DataResponse(await queries.incident_detail(incident_number(id)))
-
-
-# --- writes ---------------------------------------------------------------------------------
 
 
 @router.post("/incidents", status_code=201, summary="Open an incident (source api)")
@@ -335,7 +103,7 @@ async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[s
         body.content,
         who.name,
         internal_only=body.internal_only,
-        stated_at=_aware(body.timestamp),
+        stated_at=aware(body.timestamp),
         on_behalf_of=body.author,
     )
     return row_dict(row)
@@ -344,7 +112,7 @@ async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[s
 @router.post("/incidents/{id}/updates", status_code=201, summary="Post a status update (public unless public is false)")
 async def add_update(id: IncidentId, body: UpdateIn, who: Responder) -> dict[str, Any]:
     row = await services.post_update(
-        incident_number(id), body.message, who.name, public=body.public, status=body.status, stated_at=_aware(body.timestamp)
+        incident_number(id), body.message, who.name, public=body.public, status=body.status, stated_at=aware(body.timestamp)
     )
     return row_dict(row)
 
@@ -383,8 +151,8 @@ async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict
         url=body.url,
         content=body.content,
         path=body.path,
-        range_from=_aware(body.range_from),
-        range_to=_aware(body.range_to),
+        range_from=aware(body.range_from),
+        range_to=aware(body.range_to),
         description=body.description,
     )
     return row_dict(row)
