@@ -4,15 +4,15 @@ Each public function is one transaction that writes its rows and appends an Even
 incident's timeline (the change feed). Validation happens before anything is written, and a
 refused change raises a DomainError with a message meant for the person who asked.
 
-Other areas (escalation, notifications) register change hooks that run inside the same
-transaction, so the rows they derive from a change (timers, outbox messages) are stored
-atomically with it.
+Other areas (escalation, detection) subscribe change hooks (engine.incidents.hooks) that run
+inside the same transaction, so the rows they derive from a change (timers, outbox messages)
+are stored atomically with it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from engine.core.domain import (
     parse_enum,
     parse_incident_key,
 )
+from engine.incidents.hooks import change_hooks
 from engine.storage.models import (
     Comment,
     Event,
@@ -46,9 +47,6 @@ from engine.storage.models import (
     StatusUpdate,
 )
 
-ChangeHook = Callable[[Incident | None, Event, BaseDBAsyncClient], Awaitable[None]]
-_hooks: list[ChangeHook] = []
-
 # Serialises event inserts on PostgreSQL so ids commit in ascending order and a follower
 # reading "id > cursor" can never skip a row committed late.
 _FEED_LOCK_ID = 0x50_47_46  # "PGF"
@@ -56,17 +54,6 @@ _FEED_LOCK_ID = 0x50_47_46  # "PGF"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
 MAX_TITLE = 300
 MAX_TEXT = 20_000
-
-
-def add_change_hook(hook: ChangeHook) -> None:
-    """Run `hook(incident, event, conn)` inside every change's transaction, after its event."""
-    if hook not in _hooks:
-        _hooks.append(hook)
-
-
-def remove_change_hook(hook: ChangeHook) -> None:
-    if hook in _hooks:
-        _hooks.remove(hook)
 
 
 # --- validation helpers -------------------------------------------------------------------
@@ -175,7 +162,7 @@ async def append_event(
     event = await Event.create(
         incident=incident, kind=kind, actor=actor, at=at or utcnow(), summary=summary, data=data or {}, using_db=conn
     )
-    for hook in list(_hooks):
+    for hook in change_hooks:
         await hook(incident, event, conn)
     return event
 
