@@ -451,6 +451,7 @@ def test_engine_without_configuration_says_so_and_leaves_other_channels_pending(
     assert lines[2].startswith(f"pulseguard engine: {len(rows)} pending notification") and "(slack:#ops)" in lines[2]
     table = run_cli(sqlite_database, "notifications", check=True).stdout
     assert "pending" in table and "waiting: no Slack webhook URL" in table
+    assert run_cli(sqlite_database, "notifications", "list", check=True).stdout == table  # the spelling the docs use
     shown = run_cli(sqlite_database, "incident", "show", "INC-1", check=True).stdout
     assert "notify_waiting  notification to #ops waiting: no Slack webhook URL" in shown
 

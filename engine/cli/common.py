@@ -37,7 +37,7 @@ class UsageError(Exception):
     """Bad input on the command line: printed as one line, exit 2."""
 
 
-class _HelpFormatter(argparse.HelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
     """Wraps descriptions; keeps text written with line breaks (examples) as written."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:

@@ -186,13 +186,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], co
     from engine.cli.common import LIMIT, ROW_ID
 
     parents = [common] if common is not None else []
+
+    def listing(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--state", help=", ".join(STATES))
+        parser.add_argument("--incident", metavar="KEY", help="only this incident's notifications")
+        parser.add_argument("--limit", type=LIMIT, default=50, help="at most this many rows (default 50)")
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.set_defaults(handler=list_cmd, needs_db=True)
+
     p = subparsers.add_parser("notifications", help="the notification outbox: list, retry, test a channel", parents=parents)
-    p.add_argument("--state", help=", ".join(STATES))
-    p.add_argument("--incident", metavar="KEY", help="only this incident's notifications")
-    p.add_argument("--limit", type=LIMIT, default=50, help="at most this many rows (default 50)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=list_cmd, needs_db=True)
+    listing(p)
     sub = p.add_subparsers(dest="notifications_command", metavar="COMMAND", parser_class=subparsers._parser_class)
+    listing(sub.add_parser("list", help="list the outbox (the same as `notifications` alone)", parents=parents))
     c = sub.add_parser("retry", help="queue a dead notification again", parents=parents)
     c.add_argument("id", type=ROW_ID, help="the notification's id, as `notifications` lists them")
     c.set_defaults(handler=retry_cmd, needs_db=True)

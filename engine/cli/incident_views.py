@@ -34,7 +34,7 @@ LIST_COLUMNS = [
 ]
 
 
-async def _incident_list(args: argparse.Namespace, ctx: Context) -> int:
+async def incident_list(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import queries
 
     rows = await queries.list_incidents(
@@ -55,7 +55,7 @@ async def _incident_list(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-async def _incident_show(args: argparse.Namespace, ctx: Context) -> int:
+async def incident_show(args: argparse.Namespace, ctx: Context) -> int:
     from engine.core.timefmt import format_range
     from engine.incidents import queries
 
@@ -191,7 +191,7 @@ def log_range(from_: str, to: str, now: datetime | None = None) -> tuple[datetim
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-async def _incident_evidence(args: argparse.Namespace, ctx: Context) -> int:
+async def incident_evidence(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
     fields: dict[str, Any] = {"description": args.description or ""}

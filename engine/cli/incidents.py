@@ -10,14 +10,14 @@ from engine.cli.common import (
     EXIT_OK,
     LIMIT,
     Context,
+    HelpFormatter,
     Parser,
-    _HelpFormatter,
     parse_date,
     print_json,
     say,
     whole_number,
 )
-from engine.cli.incident_views import _incident_evidence, _incident_list, _incident_show
+from engine.cli.incident_views import incident_evidence, incident_list, incident_show
 
 
 async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
@@ -152,7 +152,7 @@ async def _incident_followup(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
+def register_incident(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("incident", help="create, change and read incidents", parents=[common])
     isub = p.add_subparsers(dest="incident_command", metavar="COMMAND", required=True, parser_class=Parser)
 
@@ -165,7 +165,7 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
             parents=[common],
             description=description or help[:1].upper() + help[1:] + ".",
             epilog=epilog,
-            formatter_class=_HelpFormatter,
+            formatter_class=HelpFormatter,
         )
         c.set_defaults(handler=handler, needs_db=True)
         if read:
@@ -189,7 +189,7 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
     c.add_argument("--tag", action="append", help="tag (repeatable)")
     c.add_argument("--assignee", help="who works on it (a user id)")
 
-    c = cmd("list", _incident_list, "list incidents (open ones unless --all)", read=True)
+    c = cmd("list", incident_list, "list incidents (open ones unless --all)", read=True)
     c.add_argument("--status", help="triggered, investigating, identified, monitoring, resolved or open; several separated by commas")
     c.add_argument("--severity", help="only this severity: critical, high, medium or low")
     c.add_argument("--service", help="only incidents affecting this service")
@@ -197,7 +197,7 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
     c.add_argument("--all", action="store_true", help="include resolved incidents")
     c.add_argument("--limit", type=LIMIT, default=500, help="at most this many rows (default 500)")
 
-    c = cmd("show", _incident_show, "an incident with its timeline, comments, updates and evidence", read=True)
+    c = cmd("show", incident_show, "an incident with its timeline, comments, updates and evidence", read=True)
     key(c)
 
     c = cmd("ack", _incident_ack, "acknowledge (stops escalation)")
@@ -235,7 +235,7 @@ def _register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Ar
 
     c = cmd(
         "evidence",
-        _incident_evidence,
+        incident_evidence,
         "attach a URL, a file or a log excerpt",
         description="Attach evidence to an incident: a link (a screenshot, a dashboard), a file's contents, or the "
         "lines of a log file whose time stamps (ISO 8601 or syslog, RFC 3164 and 5424) fall between --from and "

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.cli.common import CHANGE, CREATE, EXIT_ERROR, EXIT_OK, EXIT_USAGE, NONE, READ, Context, Parser, UsageError
 from engine.cli.context import load_context, open_database_for
-from engine.cli.incidents import _register_incident
+from engine.cli.incidents import register_incident
 from engine.core.domain import DomainError
 from engine.core.errors import StartupError
 
@@ -27,6 +27,7 @@ from engine.core.errors import StartupError
 AREAS: list[str] = [
     "engine.cli.config",
     "engine.cli.analytics",
+    "engine.cli.postmortem",
     "engine.cli.detection",
     "engine.cli.monitor",
     "engine.cli.oncall",
@@ -113,7 +114,7 @@ def build_parser(prog: str = "pulseguard") -> Parser:
     common = common_parser()
     parser = Parser(prog=prog, description="PulseGuard: detect, investigate and resolve incidents.", parents=[common])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    _register_incident(sub, common)
+    register_incident(sub, common)
     for name in AREAS:
         module = importlib.import_module(name)
         module.register(sub, common) if _takes_common(module.register) else module.register(sub)

@@ -118,7 +118,7 @@ Target = Annotated[HttpTarget | TcpTarget | PrometheusTarget | HostTarget, Field
 
 class Trigger(Section):
     condition: ConditionField
-    """See engine/config/conditions.py; error_rate is a percentage (0-100)."""
+    """See engine/config/conditions/ (the grammar is in its __init__.py); error_rate is a percentage (0-100)."""
     duration_minutes: float = Field(0.0, ge=0, le=MAX_MINUTES)
     """How long the condition must hold before it fires; fractions allowed (0.05 = 3 s)."""
     auto_create_incident: bool = True

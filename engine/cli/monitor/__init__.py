@@ -1,0 +1,34 @@
+"""Monitoring subcommands: `engine`, `targets`, `metrics push|query`, `maintenance add|list|end`
+and `demo`.
+
+Each command lives with its arguments in a submodule: `headless` (engine), `targets`, `metrics`
+and `maintenance`; `register` adds them in the order `--help` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.cli.common import Context, number
+from engine.cli.monitor import headless, maintenance, metrics, targets
+from engine.cli.monitor.headless import listen_address
+
+__all__ = ["listen_address", "register"]
+
+
+async def _demo(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.runtime.demo import run_demo_printing
+
+    return await run_demo_printing(duration=args.duration, keep=args.keep)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    for area in (headless, targets, metrics, maintenance):
+        area.register(sub, common)
+
+    p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)", parents=[common])
+    p.add_argument(
+        "--duration", type=number(0, 10**9), default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)"
+    )
+    p.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
+    p.set_defaults(handler=_demo, needs_db=False)

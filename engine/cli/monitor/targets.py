@@ -1,0 +1,98 @@
+"""`pulseguard targets`: each target's state, last result and latency."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.cli.common import (
+    EXIT_OK,
+    Context,
+    age,
+    print_json,
+    print_table,
+)
+
+
+async def show_targets(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.monitor.metrics import list_targets, target_address
+    from engine.runtime.lease import Lease
+
+    rows = await list_targets()
+    known = {r["name"] for r in rows}
+    if ctx.config is not None:
+        for t in ctx.config.targets:
+            if t.name not in known:
+                rows.append(
+                    {
+                        "name": t.name,
+                        "kind": t.kind,
+                        "address": target_address(t),
+                        "service": t.service,
+                        "interval": t.interval,
+                        "timeout": t.timeout,
+                        "active": True,
+                        "state": "unknown",
+                        "last_at": None,
+                        "last_ok": None,
+                        "last_latency_ms": None,
+                        "last_status_code": None,
+                        "last_error": "never probed (no engine has run with this target)",
+                        "last_ok_at": None,
+                        "last_change_at": None,
+                        "cert_days_left": None,
+                        "updated_at": None,
+                    }
+                )
+        rows.sort(key=lambda r: r["name"])
+    lease = await Lease().current()
+    if ctx.json:
+        print_json({"engine": lease, "targets": rows})
+        return EXIT_OK
+    table = []
+    running = lease is not None and not lease["expired"]
+    for r in rows:
+        latency = r["last_latency_ms"]
+        state = r["state"]
+        if not running and state in ("up", "down"):
+            state = f"no data (was {state})"  # nobody is probing: the last state is history
+        table.append(
+            {
+                "name": r["name"],
+                "kind": r["kind"],
+                "state": state,
+                "latency": f"{latency:.0f} ms" if latency is not None else None,
+                "code": r["last_status_code"],
+                "checked": age(r["last_at"]) + " ago" if r["last_at"] else None,
+                "error": r["last_error"],
+                "service": r["service"],
+                "cert": f"{r['cert_days_left']:.0f} d" if r.get("cert_days_left") is not None else None,
+            }
+        )
+    print_table(
+        table,
+        [
+            ("name", "target"),
+            ("kind", "kind"),
+            ("state", "state"),
+            ("latency", "latency"),
+            ("code", "code"),
+            ("checked", "checked"),
+            ("cert", "cert"),
+            ("service", "service"),
+            ("error", "last error"),
+        ],
+        empty="no targets (add [[targets]] to the configuration)",
+    )
+    if lease is None:
+        print("\nno engine has run on this database yet (start one with `pulseguard engine`)")
+    elif lease["expired"]:
+        print(f"\nno engine is running (the last one, {lease['holder']}, stopped or died)")
+    else:
+        print(f"\nengine: {lease['holder']}")
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("targets", help="each target's state, last result and latency", parents=[common])
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=show_targets, needs_db=True)

@@ -1,0 +1,114 @@
+"""The service layer: the one owner of every incident change.
+
+Each public function is one transaction that writes its rows and appends an Event to the
+incident's timeline (the change feed). Validation happens before anything is written, and a
+refused change raises a DomainError with a message meant for the person who asked.
+
+Other areas (escalation, detection) subscribe change hooks (engine.incidents.hooks) that run
+inside the same transaction, so the rows they derive from a change (timers, outbox messages)
+are stored atomically with it.
+
+Where things live: validation (names, text, times), timeline (the lock, events, hooks and
+`change`, the one transition sequence), lifecycle (open → acknowledge → … → resolve → reopen),
+conversation (comments, updates, evidence), followups, maintenance.
+"""
+
+from engine.core.clock import utcnow
+from engine.incidents.services.conversation import add_evidence, comment, post_update, promote_comment
+from engine.incidents.services.followups import add_followup, complete_followup
+from engine.incidents.services.lifecycle import (
+    ANALYSIS_SECTIONS,
+    acknowledge,
+    assign,
+    change_severity,
+    change_status,
+    check_services,
+    create_incident,
+    find_open_incident,
+    mark_false_positive,
+    reopen,
+    resolve,
+    set_analysis,
+    set_tags,
+    set_verification_step,
+)
+from engine.incidents.services.maintenance import active_maintenance, create_maintenance, end_maintenance
+from engine.incidents.services.timeline import (
+    FEED_LOCK_ID,
+    SYSTEM_ACTOR,
+    Change,
+    append_event,
+    append_system_event,
+    change,
+    lock_incident,
+    next_number,
+    record_event,
+    record_system_event,
+    require_open,
+)
+from engine.incidents.services.validation import (
+    CLOCK_SKEW,
+    MAX_TEXT,
+    MAX_TITLE,
+    NAME_RE,
+    display_name,
+    path_safe_name,
+    stated_time,
+    storable,
+    valid_actor,
+    valid_name,
+    valid_names,
+    valid_text,
+    valid_time,
+)
+
+__all__ = [
+    "ANALYSIS_SECTIONS",
+    "CLOCK_SKEW",
+    "FEED_LOCK_ID",
+    "MAX_TEXT",
+    "MAX_TITLE",
+    "NAME_RE",
+    "SYSTEM_ACTOR",
+    "Change",
+    "acknowledge",
+    "active_maintenance",
+    "add_evidence",
+    "add_followup",
+    "append_event",
+    "append_system_event",
+    "assign",
+    "change",
+    "change_severity",
+    "change_status",
+    "check_services",
+    "comment",
+    "complete_followup",
+    "create_incident",
+    "create_maintenance",
+    "display_name",
+    "end_maintenance",
+    "find_open_incident",
+    "lock_incident",
+    "mark_false_positive",
+    "next_number",
+    "path_safe_name",
+    "post_update",
+    "promote_comment",
+    "record_event",
+    "record_system_event",
+    "reopen",
+    "require_open",
+    "resolve",
+    "set_analysis",
+    "set_tags",
+    "set_verification_step",
+    "stated_time",
+    "storable",
+    "utcnow",
+    "valid_actor",
+    "valid_name",
+    "valid_names",
+    "valid_text",
+    "valid_time",
+]

@@ -1,0 +1,151 @@
+"""The timeline and the change plumbing every service function shares: the incident lock, the
+event append (with the change hooks that run inside the same transaction) and `change`, the one
+lock → check → set → save → event sequence of every incident transition. The hooks are those
+subscribed to engine.incidents.hooks.change_hooks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from engine.core.clock import utcnow
+from engine.core.domain import IllegalTransition, NotFound, Status, parse_incident_key
+from engine.incidents.hooks import change_hooks
+from engine.incidents.services.validation import valid_actor, valid_text, valid_time
+from engine.storage.models import Event, Incident
+
+# Serialises event inserts on PostgreSQL so ids commit in ascending order and a follower
+# reading "id > cursor" can never skip a row committed late.
+FEED_LOCK_ID = 0x50_47_46  # "PGF"
+
+
+async def append_event(
+    conn: BaseDBAsyncClient,
+    incident: Incident | None,
+    kind: str,
+    actor: str,
+    summary: str,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Event:
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_query(f"SELECT pg_advisory_xact_lock({FEED_LOCK_ID})")
+    event = await Event.create(
+        incident=incident, kind=kind, actor=actor, at=at or utcnow(), summary=summary, data=data or {}, using_db=conn
+    )
+    for hook in change_hooks:
+        await hook(incident, event, conn)
+    return event
+
+
+# The actor the engine writes its own timeline entries as (escalation, delivery, on-call).
+SYSTEM_ACTOR = "pulseguard"
+
+
+async def append_system_event(
+    conn: BaseDBAsyncClient, incident: Incident | None, kind: str, summary: str, data: dict[str, Any], at: datetime
+) -> Event:
+    """A timeline entry the engine itself writes, inside the caller's transaction."""
+    return await append_event(conn, incident, kind, SYSTEM_ACTOR, summary, data, at)
+
+
+async def lock_incident(conn: BaseDBAsyncClient, key: str | int, now: datetime | None = None) -> Incident:
+    """Fetch an incident for change, writing first so the transaction holds the lock.
+
+    On SQLite the first write takes the database's write lock (transactions are BEGIN
+    IMMEDIATE anyway); on PostgreSQL the UPDATE holds the row lock until commit, so two
+    processes changing one incident serialise instead of losing an update. One statement
+    bumps the version, stamps updated_at and returns the row.
+    """
+    number = parse_incident_key(key)
+    stamp = Incident._meta.fields_map["updated_at"].to_db_value(now or utcnow(), Incident)
+    if conn.capabilities.dialect == "postgres":
+        sql = 'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = $1 WHERE "number" = $2 RETURNING *'
+    else:
+        sql = 'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = ? WHERE "number" = ? RETURNING *'
+    rows = await conn.execute_query_dict(sql, [stamp, number])
+    if not rows:
+        raise NotFound(f"no incident INC-{number}")
+    return Incident._init_from_db(**rows[0])
+
+
+async def next_number(conn: BaseDBAsyncClient) -> int:
+    await conn.execute_query("INSERT INTO key_counter (name, value) VALUES ('incident', 0) ON CONFLICT (name) DO NOTHING")
+    rows = await conn.execute_query_dict("UPDATE key_counter SET value = value + 1 WHERE name = 'incident' RETURNING value")
+    return int(rows[0]["value"])
+
+
+def require_open(incident: Incident, doing: str) -> None:
+    if incident.status == Status.RESOLVED.value:
+        raise IllegalTransition(f"{incident.key} is resolved; reopen it before you {doing}")
+
+
+class Change:
+    """An incident locked for change inside its transaction, and the moment of the change."""
+
+    def __init__(self, conn: BaseDBAsyncClient, incident: Incident, now: datetime) -> None:
+        self.conn = conn
+        self.incident = incident
+        self.now = now
+
+    async def save(self, update_fields: list[str] | None = None) -> None:
+        """Store the incident's new values: the whole row, stamped updated_at; or only
+        `update_fields` (lock_incident has already stamped the row)."""
+        if update_fields is None:
+            self.incident.updated_at = self.now
+            await self.incident.save(using_db=self.conn)
+        else:
+            await self.incident.save(using_db=self.conn, update_fields=update_fields)
+
+    async def record(self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None) -> Event:
+        """Append the change's timeline event (and run the change hooks) in its transaction."""
+        return await append_event(self.conn, self.incident, kind, actor, summary, data, self.now)
+
+    async def commit(
+        self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None, *, update_fields: list[str] | None = None
+    ) -> Event:
+        """Save, then record: the usual end of a transition."""
+        await self.save(update_fields)
+        return await self.record(kind, actor, summary, data)
+
+
+@asynccontextmanager
+async def change(key: str | int, now: datetime, *, open_to: str | None = None) -> AsyncIterator[Change]:
+    """Lock incident `key` in a new transaction for one change. With `open_to` ("acknowledge
+    it"), a resolved incident is refused first. A DomainError raised inside rolls it all back."""
+    async with in_transaction() as conn:
+        incident = await lock_incident(conn, key, now)
+        if open_to is not None:
+            require_open(incident, open_to)
+        yield Change(conn, incident, now)
+
+
+async def record_event(
+    key: str | int,
+    kind: str,
+    summary: str,
+    actor: str,
+    *,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Event:
+    """A timeline entry that changes nothing else (a repeated breach, a notification sent…)."""
+    actor = valid_actor(actor)
+    kind = valid_text(kind, "kind", limit=40)
+    now = valid_time(at)
+    async with change(key, now) as c:
+        return await c.record(kind, actor, summary, data)
+
+
+async def record_system_event(
+    kind: str, summary: str, actor: str, *, data: dict[str, Any] | None = None, at: datetime | None = None
+) -> Event:
+    """A feed entry not tied to an incident (target down, maintenance started…)."""
+    actor = valid_actor(actor)
+    async with in_transaction() as conn:
+        return await append_event(conn, None, valid_text(kind, "kind", limit=40), actor, summary, data, valid_time(at))

@@ -1,0 +1,101 @@
+"""Checks every service function runs before it writes: names, free text, times. A refusal
+raises InvalidInput naming the field, so the person who asked can fix it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from engine.core.clock import utcnow
+from engine.core.domain import InvalidInput
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
+MAX_TITLE = 300
+MAX_TEXT = 20_000
+
+
+def valid_actor(actor: str) -> str:
+    actor = (actor or "").strip()
+    if not actor:
+        raise InvalidInput("actor", "must not be empty")
+    storable(actor, "actor")
+    if len(actor) > 64:
+        raise InvalidInput("actor", "is longer than 64 characters")
+    return actor
+
+
+def valid_text(value: str | None, field: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
+    value = (value or "").strip()
+    storable(value, field)
+    if required and not value:
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > limit:
+        raise InvalidInput(field, f"is {len(value)} characters long (at most {limit})")
+    return value
+
+
+def storable(value: str, field: str) -> str:
+    """PostgreSQL refuses NUL in text (SQLite would store it): refuse it on every backend."""
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL characters")
+    return value
+
+
+def path_safe_name(name: str, field: str) -> str:
+    """Names that REST paths address (/api/services/{name}, /api/tokens/{name}) cannot hold '/'."""
+    if "/" in name:
+        raise InvalidInput(field, f"{name!r} must not contain '/'")
+    return name
+
+
+def valid_names(values: Iterable[str] | None, field: str) -> list[str]:
+    out: list[str] = []
+    for raw in values or ():
+        name = str(raw).strip()
+        if not NAME_RE.match(name):
+            raise InvalidInput(field, f"{raw!r} is not a valid name (letters, digits and _.-:@#/+, up to 64)")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def valid_name(value: str | None, field: str) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    return valid_names([value], field)[0]
+
+
+def valid_time(at: datetime | None) -> datetime:
+    if at is None:
+        return utcnow()
+    if at.tzinfo is None:
+        raise InvalidInput("at", "must carry a time zone")
+    return at
+
+
+# A stated time may run this far ahead of the server's clock (client clocks drift); later is refused.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+def stated_time(value: datetime | None, now: datetime, field: str = "timestamp") -> datetime | None:
+    """When the writer says something happened: never in the future (beyond clock skew)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(field, "must carry a time zone (e.g. 2024-01-17T10:35:00Z)")
+    if value > now + CLOCK_SKEW:
+        raise InvalidInput(field, f"{value.isoformat()} is in the future (the server's time is {now.isoformat(timespec='seconds')})")
+    return min(value, now)
+
+
+def display_name(value: str | None, field: str) -> str | None:
+    """A free-text display name (an e-mail address, "Jan de Vries"): printable, at most 200."""
+    if value is None or not str(value).strip():
+        return None
+    text = " ".join(str(value).split())
+    if len(text) > 200:
+        raise InvalidInput(field, f"is {len(text)} characters long (at most 200)")
+    if not text.isprintable():
+        raise InvalidInput(field, "must not contain control characters")
+    return text
