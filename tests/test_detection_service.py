@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 from datetime import UTC
 from types import SimpleNamespace
@@ -117,12 +118,12 @@ async def test_loop_stays_responsive_while_the_worker_refits_1000_series(db) -> 
         watcher.cancel()
         assert (await service.inspect())["fitted"] == 1000
         assert took > 0.3 and len(lags) > 10
-        # The models are fitted in the worker process: the loop only pickles the batch. One late
-        # wake-up is tolerated: on a shared, overloaded machine the OS alone can deschedule the
-        # process that long.
-        late = sorted(lags)[-2] if len(lags) > 1 else lags[0]
-        assert late < 0.1, f"the event loop stalled {late * 1000:.0f} ms (max {max(lags) * 1000:.0f} ms)"
-        assert sorted(lags)[int(0.95 * len(lags))] < 0.05
+        # The models are fitted in the worker process: the loop only pickles the batch, so it keeps
+        # waking on time. Fitted on the loop, it would miss most wake-ups and stall for most of the
+        # flush. Relative figures: on a shared, overloaded machine the OS alone can deschedule the
+        # process for 100 ms and more.
+        assert statistics.median(lags) < 0.05, f"the event loop woke {statistics.median(lags) * 1000:.0f} ms late (median)"
+        assert max(lags) < took / 2, f"the event loop stalled {max(lags) * 1000:.0f} ms of a {took * 1000:.0f} ms flush"
     finally:
         await service.stop()
 

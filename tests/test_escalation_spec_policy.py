@@ -66,7 +66,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
     from engine.escalation import changes, messages, steps, timers
-    from engine.notify import deliverer
+    from engine.notify.deliverer import worker as deliverer
     from engine.oncall import notices
 
     c = Clock()

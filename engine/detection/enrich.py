@@ -13,38 +13,23 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.detection.patterns import PAST_FIELDS
+
 log = logging.getLogger("pulseguard.detection.enrich")
 UTC = UTC
 ACTOR = "engine"
 
-PAST_FIELDS = (
-    "number",
-    "title",
-    "description",
-    "source",
-    "target",
-    "trigger",
-    "services",
-    "tags",
-    "detected_at",
-    "created_at",
-    "resolved_at",
-    "root_cause",
-    "solution",
-    "false_positive",
-)
-
 
 async def pattern_analysis(incident: dict[str, Any], days: int = 30) -> dict[str, Any]:
     """`patterns.analyze` over the incidents of the last `days` (the incident itself excluded)."""
+    from engine.detection.incident import jsonable
     from engine.detection.patterns import analyze
-    from engine.detection.service import _jsonable
     from engine.storage.models import Incident
 
     since = datetime.now(UTC) - timedelta(days=days)
     rows = await Incident.filter(created_at__gte=since).exclude(number=incident.get("number") or 0).values(*PAST_FIELDS)
     past = [{**r, "key": f"INC-{r['number']}"} for r in rows]
-    result: dict[str, Any] = _jsonable(analyze(incident, past, days=days))
+    result: dict[str, Any] = jsonable(analyze(incident, past, days=days))
     return result
 
 

@@ -16,6 +16,24 @@ from typing import Any
 
 Incident = Mapping[str, Any]
 
+# The fields of a past incident that `analyze` compares: what callers load from the store.
+PAST_FIELDS = (
+    "number",
+    "title",
+    "description",
+    "source",
+    "target",
+    "trigger",
+    "services",
+    "tags",
+    "detected_at",
+    "created_at",
+    "resolved_at",
+    "root_cause",
+    "solution",
+    "false_positive",
+)
+
 SIMILAR = 0.5  # similarity at which two incidents count as "the same kind"
 FREQUENT = 3  # similar incidents in the period for "frequent"; 1..FREQUENT-1 is "rare"
 _WORD = re.compile(r"[a-z0-9]+")

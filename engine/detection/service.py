@@ -7,11 +7,10 @@ same `observe_many` with inline fits that `pulseguard replay` runs — so the ev
 queues samples and writes incidents, the console never waits for a fit to release the
 interpreter lock, and the detector needs no locking.
 
-An alert opens one incident per series episode (dedup key `anomaly:<series>`), source
-`anomaly`, with the anomalous window as evidence, its score, the expected band, the shape the
-detector would remember if a person marks it a false positive, pattern recognition (frequent /
-rare / new, similar past incidents and their fixes) and the metrics correlation of the other
-series the detector watches. Marking such an incident a false positive teaches the detector.
+An alert opens one incident per series episode (engine.detection.incident), with the
+anomalous window as evidence, pattern recognition (frequent / rare / new, similar past
+incidents and their fixes) and the metrics correlation of the other series the detector
+watches. Marking such an incident a false positive teaches the detector.
 
 Nothing heavy is imported at module level.
 """
@@ -20,15 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
+from engine.detection import pool
+from engine.detection.incident import open_incident
 from engine.detection.worker import Alert, DetectorHost, call, quiet_worker
 
 log = logging.getLogger("pulseguard.detection")
@@ -39,63 +38,6 @@ MAX_QUEUE = 200_000  # samples waiting for the worker; beyond this the oldest ar
 # so a large batch would stall the event loop for that long.
 CALL_SAMPLES = 4000
 PUSH_PAGE = 1000  # pushed samples read per query: small pages keep the event loop free between them
-ACTOR = "anomaly-detector"
-
-
-def _chunks(batch: dict[str, list[tuple[float, float]]], size: int) -> Iterator[dict[str, list[tuple[float, float]]]]:
-    """The batch in parts of about `size` samples, each series whole and in one part."""
-    part: dict[str, list[tuple[float, float]]] = {}
-    count = 0
-    for series, samples in batch.items():
-        part[series] = samples
-        count += len(samples)
-        if count >= size:
-            yield part
-            part, count = {}, 0
-    if part:
-        yield part
-
-
-def _spawn_context() -> Any:
-    """The spawn context, with multiprocessing's resource tracker started on /dev/null: the
-    tracker inherits sys.stderr's descriptor, and under the console sys.stderr is Textual's
-    capture, which has none (spawning fails), while the terminal must not get its warnings."""
-    import multiprocessing
-    import os
-    import sys
-    from multiprocessing import resource_tracker
-
-    saved = sys.stderr
-    with open(os.devnull, "w") as sink:
-        sys.stderr = sink
-        try:
-            resource_tracker.ensure_running()
-        finally:
-            sys.stderr = saved
-    return multiprocessing.get_context("spawn")
-
-
-async def _stop_executor(executor: Executor) -> None:
-    """Stop the detector's worker without waiting for the call it is in (a fit, or numpy and
-    PyOD still loading), which can take seconds: the worker keeps nothing that must outlive it
-    (the next start learns from the stored history again)."""
-    # The pool has no public way to end a busy worker before Python 3.14 (and forgets its
-    # processes on shutdown, so they are taken first).
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    manager = getattr(executor, "_executor_manager_thread", None)
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-
-    def wait() -> None:
-        for process in processes:
-            process.join(5.0)
-        if manager is not None:
-            manager.join(5.0)
-        executor.shutdown(wait=True)
-
-    await asyncio.get_running_loop().run_in_executor(None, wait)
 
 
 def series_name(target: str | None, key: str) -> str:
@@ -174,7 +116,7 @@ class AnomalyService:
     def _new_executor(self) -> Executor:
         if self.worker == "process":
             # spawn, not fork: this process runs threads (the event loop's helpers, the console).
-            return ProcessPoolExecutor(1, mp_context=_spawn_context(), initializer=quiet_worker)
+            return ProcessPoolExecutor(1, mp_context=pool.spawn_context(), initializer=quiet_worker)
         return ThreadPoolExecutor(1, thread_name_prefix="pulseguard-anomaly")
 
     async def _restart_worker(self) -> bool:
@@ -230,7 +172,7 @@ class AnomalyService:
         self._tasks = []
         if self._executor is not None:
             executor, self._executor = self._executor, None
-            await _stop_executor(executor)
+            await pool.stop_executor(executor)
 
     # -------------------------------------------------------------------- intake
 
@@ -382,7 +324,7 @@ class AnomalyService:
         batch, self._queue = dict(self._queue), defaultdict(list)
         self._queued = 0
         alerts: list[Alert] = []
-        chunks = list(_chunks(batch, CALL_SAMPLES))
+        chunks = list(pool.chunks(batch, CALL_SAMPLES))
         for done, chunk in enumerate(chunks):
             targets = {series: self._targets.get(series) for series in chunk}
             try:
@@ -423,130 +365,15 @@ class AnomalyService:
     # ----------------------------------------------------------------- incidents
 
     async def _open(self, alert: Alert) -> str | None:
-        from engine.incidents import services
-
-        dedup = f"anomaly:{alert.series}"[:200]
-        if await services.find_open_incident(dedup) is not None:
-            return None  # one open incident per series episode
-        if not getattr(self.section, "auto_create_incident", True):
-            return None
-        at = datetime.fromtimestamp(alert.at, UTC)
-        now = datetime.now(UTC)
-        band = alert.band
-        direction = "above" if band and alert.value > band[1] else "below" if band and alert.value < band[0] else "unusual"
-        expected = f"expected {_num(band[0])}–{_num(band[1])}" if band else "no expected band yet"
-        title = f"Anomaly on {alert.series}: {_num(alert.value)} {direction} normal ({expected})"
-        services_of = getattr(getattr(self.engine, "monitor", None), "services_by_target", None) or {}
-        service = services_of.get(alert.target) if alert.target else None
-        incident_like = {
-            "title": title,
-            "target": alert.target,
-            "trigger": "anomaly",
-            "services": [service] if service else [],
-            "detected_at": min(at, now),
-            "source": "anomaly",
-        }
-        analysis: dict[str, Any] = {
-            "anomaly": {
-                "series": alert.series,
-                "score": round(alert.score, 4),
-                "value": alert.value,
-                "at": at.isoformat(),
-                "expected_band": list(band) if band else None,
-                "sensitivity": self.settings.sensitivity,
-                "signature": [round(v, 6) for v in alert.signature],
-            },
-            # The same shape the enricher stores for other incidents (engine.core.analysis.Correlation).
-            "correlation": {
-                "incident": None,
-                "start": at.isoformat(),
-                "window_seconds": self._correlation_window(),
-                "series": alert.correlation,
-                "related_incidents": [],
-            },
-        }
-        analysis["pattern"] = await self._patterns(incident_like)
-        description = (
-            f"The anomaly detector flagged {alert.series} at {at.strftime('%Y-%m-%d %H:%M:%S')} UTC: value {_num(alert.value)}, "
-            f"score {alert.score:.2f} ({self.settings.sensitivity} sensitivity), {expected}."
+        key = await open_incident(
+            alert,
+            engine=self.engine,
+            section=self.section,
+            settings=self.settings,
+            patterns=self.patterns,
+            window=self._correlation_window(),
         )
-        hint = (analysis["pattern"] or {}).get("hint")
-        if hint:
-            description += f"\n{hint}"
-        severity = getattr(getattr(self.section, "severity", None), "value", None) or str(
-            getattr(self.section, "severity", "medium") or "medium"
-        )
-        incident = await services.create_incident(
-            title=title[:200],
-            severity=severity,
-            actor=ACTOR,
-            description=description,
-            services=[service] if service else [],
-            tags=["anomaly"],
-            source="anomaly",
-            dedup_key=dedup,
-            detected_at=min(at, now),
-            target=alert.target,
-            trigger="anomaly",
-            analysis=analysis,
-        )
-        first, last = alert.window[0][0], alert.window[-1][0]
-        await services.add_evidence(
-            incident.key,
-            "samples",
-            ACTOR,
-            content=json.dumps(
-                {
-                    "series": alert.series,
-                    "expected_band": list(band) if band else None,
-                    "score": alert.score,
-                    "samples": [[datetime.fromtimestamp(t, UTC).isoformat(), v] for t, v in alert.window],
-                }
-            ),
-            range_from=datetime.fromtimestamp(first, UTC),
-            range_to=datetime.fromtimestamp(last, UTC),
-            description=f"anomalous window of {alert.series}: score {alert.score:.2f}, {expected}",
-        )
-        self.stats["incidents"] += 1
-        self.opened.append(incident.key)
-        return incident.key
-
-    async def _patterns(self, incident: dict[str, Any]) -> dict[str, Any] | None:
-        if self.patterns is not None and not getattr(self.patterns, "enabled", True):
-            return None
-        from engine.detection.patterns import analyze
-        from engine.storage.models import Incident
-
-        days = int(getattr(self.patterns, "historical_analysis_days", 30) or 30)
-        since = datetime.now(UTC) - timedelta(days=days)
-        try:
-            rows = await Incident.filter(created_at__gte=since).values(
-                "number",
-                "title",
-                "description",
-                "source",
-                "target",
-                "trigger",
-                "services",
-                "tags",
-                "detected_at",
-                "created_at",
-                "resolved_at",
-                "root_cause",
-                "solution",
-                "false_positive",
-            )
-        except Exception:
-            log.exception("pattern recognition could not read past incidents")
-            return None
-        past = [{**r, "key": f"INC-{r['number']}"} for r in rows]
-        result: dict[str, Any] = _jsonable(analyze(incident, past, days=days))
-        return result
-
-
-def _num(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def _jsonable(data: Any) -> Any:
-    return json.loads(json.dumps(data, default=str))
+        if key:
+            self.stats["incidents"] += 1
+            self.opened.append(key)
+        return key

@@ -101,7 +101,7 @@ class DetectorHost:
 
     def inspect(self) -> dict[str, Any]:
         """What the host holds: series, fitted models, learned shapes (for status and tests)."""
-        states = self.detector._series
+        states = self.detector.states()
         return {
             "series": sorted(states),
             "fitted": sum(st.fitted is not None for st in states.values()),

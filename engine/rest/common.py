@@ -63,7 +63,7 @@ def client_id(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API token: `pulseguard token create NAME --role ROLE`")
+bearer_scheme = HTTPBearer(auto_error=False, description="An API token: `pulseguard token create NAME --role ROLE`")
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -97,7 +97,7 @@ async def authenticate_request(request: Request, token: str | None) -> auth.Prin
 
 
 def require(role: str) -> Callable[..., Any]:
-    async def dependency(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> auth.Principal:
+    async def dependency(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> auth.Principal:
         principal = await authenticate_request(request, creds.credentials if creds else None)
         if not principal.can(role):
             raise HTTPException(403, f"this needs the {role} role; token {principal.name!r} is a {principal.role}")

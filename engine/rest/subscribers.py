@@ -29,7 +29,7 @@ from engine.escalation.messages import write_notifications
 from engine.incidents import feed
 from engine.notify.render import public_name
 from engine.rest.common import client_id, rest_state
-from engine.rest.statuspage import Settings, _visible, components, private_services, public_status
+from engine.rest.statuspage import Settings, components, incident_visible, private_services, public_status
 from engine.rest.statuspage_render import ButtonForm, Links, render_message
 from engine.storage.models import Event, Incident, StatusUpdate
 from engine.storage.rest_models import Subscriber
@@ -291,7 +291,7 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
     if inc is None:
         return 0
     public_updates = await StatusUpdate.filter(incident_id=inc["id"], public=True).count()
-    if not _visible(inc, public_updates, settings, private_services(settings)):
+    if not incident_visible(inc, public_updates, settings, private_services(settings)):
         return 0
     at = datetime.fromisoformat(event["at"]) if isinstance(event["at"], str) else event["at"]
     subs = await Subscriber.filter(confirmed_at__lte=at).values("id", "email", "services", "token")

@@ -1,33 +1,6 @@
-"""The outbox deliverer: sends pending notifications, retries, and records every outcome.
+"""The Deliverer: claims due outbox rows, sends them in their own tasks, and records the outcomes.
 
-- Only the oldest pending row of a stream (one incident, one destination) is sent, so a
-  "resolved" never overtakes its "triggered".
-- A retryable failure (network, timeout, HTTP 408/425/429/5xx) is retried with exponential
-  backoff and jitter (honouring Retry-After); a permanent refusal (other 4xx, SMTP 5xx) is not
-  retried and the row is marked dead with the reason; so is a row older than `max_age`.
-- Each row carries a dedup key that the channels pass on (X-PulseGuard-Delivery, PagerDuty's
-  dedup_key, the e-mail Message-ID), so a receiver that honours it shows a retry once.
-- Claims are short leases (`claimed_until`, 15 s) that the live deliverer renews every few seconds
-  while it holds a row, so several engines on one PostgreSQL share the work, a long send is never
-  taken over, and a crashed engine's rows go out again (same dedup key) within seconds; no
-  transaction is held while a message is in flight.
-- At most `per_destination` messages to one destination are in flight, and due rows are claimed
-  critical incidents first, then by due time: a hanging receiver holds a few slots of its own and
-  never delays a page to another destination.
-- Failures are written to the incident's timeline; sending runs in its own tasks with timeouts,
-  so a slow or dead receiver never blocks the engine.
-- Under the engine lease (`fence`), a row is claimed only while this process leads: the lease
-  row is checked in the claim's transaction, and once more (by this process's clock) just before
-  the message goes out, so an engine frozen past its lease and resumed sends nothing the new
-  leader sends. Outcomes of messages that did go out are still recorded (fenced by the row's
-  own claim), so nothing is sent again for want of a record.
-- Recording locks the incidents' rows (as the timeline entries' foreign key does) before the
-  timeline's feed lock, the order the service layer and the timer claimer use: on PostgreSQL
-  the other order deadlocks with an escalation step firing for the same incident, and a
-  recorder chosen as the victim left a sent message pending, to go out again.
-- A row for a channel this process has no configuration for (queued by a process with another
-  configuration) is never claimed, so never dead: it stays pending, and once it has waited
-  `waiting_grace` unclaimed its `last_error` and the incident's timeline say why.
+How it claims, retries and records is in the package's docstring (engine.notify.deliverer).
 """
 
 from __future__ import annotations
@@ -35,50 +8,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from tortoise.expressions import Q, Subquery
-from tortoise.functions import Min
-from tortoise.transactions import in_transaction
+from tortoise.expressions import Q
 
 from engine.core.clock import utcnow
-from engine.incidents import services
 from engine.notify.base import Outcome
-from engine.notify.channels import ChannelSettings, Dispatcher, describe
+from engine.notify.channels import Dispatcher, describe
+from engine.notify.deliverer.claims import claim_heads, release_claims, renew_claims, unservable_filter
+from engine.notify.deliverer.policy import RetryPolicy, seconds
+from engine.notify.deliverer.recording import note_waiting, record_outcomes
 from engine.storage.escalation_models import Notification, NotificationState
-from engine.storage.models import Incident
 
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class RetryPolicy:
-    base: float = 2.0  # seconds before the first retry
-    cap: float = 600.0  # longest wait between attempts
-    max_age: float = 86400.0  # give up on a message this old (seconds)
-    jitter: float = 0.5  # the wait is drawn from [(1 - jitter) * d, d]
-
-    def delay(self, attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
-        """Seconds to wait after the `attempts`-th failed attempt."""
-        d: float = min(self.cap, self.base * (2 ** max(0, attempts - 1)))
-        r = (rng or random).random()
-        d = d * (1 - self.jitter) + d * self.jitter * r
-        if retry_after is not None:
-            d = max(d, min(retry_after, self.cap))
-        return d
-
-
-def _seconds(d: float) -> str:
-    if d < 10:
-        return f"{d:.1f} s"
-    if d < 120:
-        return f"{d:.0f} s"
-    return f"{d / 60:.0f} min"
+log = logging.getLogger("engine.notify.deliverer")  # one logger for the package, as before the split
 
 
 class Deliverer:
@@ -204,9 +149,7 @@ class Deliverer:
         pending, they go out from the next engine without waiting for the claim to expire
         (a receiver that got one anyway sees the same delivery id again)."""
         try:
-            await Notification.filter(id__in=ids, claimed_by=self.name, state=NotificationState.PENDING).update(
-                claimed_by=None, claimed_until=None
-            )
+            await release_claims(ids, self.name)
         except Exception:  # the claims then expire by themselves
             log.exception("giving back %d notification claims failed", len(ids))
 
@@ -244,30 +187,7 @@ class Deliverer:
         for destination in {r["destination"] for r in changed} - self._warned:
             self._warned.add(destination)
             log.warning("notifications to %s stay pending (%s)", destination, reasons[destination])
-        async with in_transaction() as conn:
-            await _lock_incidents(conn, [r["incident_id"] for r in changed if r["incident_id"]])
-            incidents = {
-                i.id: i for i in await Incident.filter(id__in=[r["incident_id"] for r in changed if r["incident_id"]]).using_db(conn)
-            }
-            for destination in {r["destination"] for r in changed}:
-                ids = [r["id"] for r in changed if r["destination"] == destination]
-                await (
-                    Notification.filter(id__in=ids, state=NotificationState.PENDING).using_db(conn).update(last_error=reasons[destination])
-                )
-            for r in changed:
-                incident = incidents.get(r["incident_id"])
-                if incident is None or r["stream"] in noted:
-                    continue
-                noted.add(r["stream"])
-                why = reasons[r["destination"]]
-                await services.append_system_event(
-                    conn,
-                    incident,
-                    "notify_waiting",
-                    f"notification to {describe(r['destination'])} {why}; it stays pending until an engine with that channel runs",
-                    {"notification_id": r["id"], "destination": r["destination"]},
-                    now,
-                )
+        await note_waiting(changed, reasons, noted, now)
         return len(changed)
 
     def _waiting_reason(self, destination: str) -> str:
@@ -289,93 +209,29 @@ class Deliverer:
             if not ids:
                 continue
             try:
-                until = utcnow() + timedelta(seconds=self.lease)
-                for chunk in range(0, len(ids), 500):
-                    await Notification.filter(
-                        id__in=ids[chunk : chunk + 500], claimed_by=self.name, state=NotificationState.PENDING
-                    ).update(claimed_until=until)
+                await renew_claims(ids, self.name, utcnow() + timedelta(seconds=self.lease))
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database was briefly unavailable: the next beat tries again
                 log.exception("renewing notification claims failed")
 
     async def _claim(self, now: datetime, limit: int, busy: dict[str, int] | None = None) -> list[Notification]:
-        """Claim up to `limit` stream heads: critical incidents first, then by due time, with at
-        most `per_destination` held per destination when `busy` (what is held now) is given."""
+        """Claim stream heads (engine.notify.deliverer.claims) while this process leads, and hold them."""
         if not self._leading():
             return []
-        capped = busy is not None
-        busy = dict(busy or {})
-        full = [d for d, n in busy.items() if n >= self.per_destination]
-
-        def due_rows() -> Any:
-            q = (
-                Notification.filter(state=NotificationState.PENDING, next_attempt_at__lte=now)
-                .exclude(self._unservable)
-                .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
-            )
-            return q.exclude(destination__in=full) if full else q
-
-        width = max(limit, 1) * 4
-        fields = ("id", "stream", "destination", "incident_id", "next_attempt_at")
-        critical = (
-            await due_rows()
-            .filter(incident_id__in=Subquery(Incident.filter(severity="critical").values("id")))
-            .order_by("next_attempt_at", "id")
-            .limit(width)
-            .values(*fields)
+        rows = await claim_heads(
+            now,
+            limit,
+            name=self.name,
+            lease=self.lease,
+            per_destination=self.per_destination,
+            unservable=self._unservable,
+            fence=self.fence,
+            busy=busy,
         )
-        rest = await due_rows().order_by("next_attempt_at", "id").limit(width).values(*fields)
-        due = list({r["id"]: r for r in [*critical, *rest]}.values())
-        if not due:
-            return []
-        severity = dict(
-            await Incident.filter(id__in=list({r["incident_id"] for r in due if r["incident_id"] is not None})).values_list(
-                "id", "severity"
-            )
-        )
-        rank = {s: i for i, s in enumerate(("critical", "high", "medium", "low"))}
-        due.sort(key=lambda r: (rank.get(severity.get(r["incident_id"], "high"), 1), r["next_attempt_at"], r["id"]))
-        streams = list({r["stream"] for r in due})
-        heads: dict[str, int] = {}
-        for chunk in range(0, len(streams), 500):
-            part = streams[chunk : chunk + 500]
-            for r in (
-                await Notification.filter(state=NotificationState.PENDING, stream__in=part)
-                .annotate(head=Min("id"))
-                .group_by("stream")
-                .values("stream", "head")
-            ):
-                heads[r["stream"]] = r["head"]
-        ids: list[int] = []
-        for r in due:
-            if heads.get(r["stream"]) != r["id"]:
-                continue
-            if capped and busy.get(r["destination"], 0) >= self.per_destination:
-                continue
-            busy[r["destination"]] = busy.get(r["destination"], 0) + 1
-            ids.append(r["id"])
-            if len(ids) >= limit:
-                break
-        if not ids:
-            return []
-        until = now + timedelta(seconds=self.lease)
-        async with in_transaction() as conn:
-            rows = (
-                await Notification.filter(id__in=ids, state=NotificationState.PENDING)
-                .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
-                .select_for_update(skip_locked=True)
-                .using_db(conn)
-            )
-            if rows and self.fence is not None and not await self.fence.check(conn):
-                log.warning("not claiming %d notification(s): this process no longer holds the engine lease", len(rows))
-                rows = []
-            if rows:
-                await Notification.filter(id__in=[r.id for r in rows]).using_db(conn).update(claimed_by=self.name, claimed_until=until)
         for row in rows:
             self._held[row.id] = row.destination
-        order = {i: n for n, i in enumerate(ids)}
-        return sorted(rows, key=lambda r: order[r.id])
+        return rows
 
     async def _context(self, row: Notification) -> dict[str, Any]:
         """Results of earlier deliveries in the same stream (a Jira issue key for its resolve)."""
@@ -463,7 +319,7 @@ class Deliverer:
         else:
             age = (now - row.created_at).total_seconds()
             if outcome.permanent or age >= self.retry.max_age:
-                why = outcome.reason if outcome.permanent else f"{outcome.reason}; gave up after {attempt} attempts over {_seconds(age)}"
+                why = outcome.reason if outcome.permanent else f"{outcome.reason}; gave up after {attempt} attempts over {seconds(age)}"
                 values = {"state": NotificationState.DEAD, "last_error": why}
                 self.dead += 1
                 event = ("notify_dead", f"notification to {where} abandoned: {why}", {})
@@ -478,7 +334,7 @@ class Deliverer:
                 self.failed += 1
                 event = (
                     "notify_failed",
-                    f"notification to {where} failed: {outcome.reason}, retrying in {_seconds(wait)}",
+                    f"notification to {where} failed: {outcome.reason}, retrying in {seconds(wait)}",
                     {"retry_in": round(wait, 3)},
                 )
         values.update({"attempts": attempt, "claimed_by": None, "claimed_until": None})
@@ -492,68 +348,6 @@ class Deliverer:
         """Write outcomes and their timeline entries in one transaction."""
         now = utcnow()
         verdicts = [(row, attempt, outcome, *self._verdict(row, attempt, outcome, now)) for row, attempt, outcome in batch]
-        incident_ids = {row.incident_id for row, *_ in verdicts if row.incident_id is not None}
-        async with in_transaction() as conn:
-            await _lock_incidents(conn, incident_ids)
-            incidents = {i.id: i for i in await Incident.filter(id__in=list(incident_ids)).using_db(conn)} if incident_ids else {}
-            updated: set[int] = set()
-            for row, _attempt, _outcome, values, _event in verdicts:
-                if await Notification.filter(id=row.id, claimed_by=self.name).using_db(conn).update(**values):
-                    updated.add(row.id)
-            # Incident rows before timeline entries: the service layer locks in that order too
-            # (the incident, then the feed's lock), so the two can never deadlock on PostgreSQL.
-            if self._link_jira():
-                for row, _attempt, outcome, _values, _event in verdicts:
-                    incident = incidents.get(row.incident_id) if row.incident_id is not None else None
-                    if row.id in updated and incident is not None and outcome.ok and outcome.result.get("jira_issue"):
-                        refs = dict(incident.external_refs or {})
-                        if refs.get("jira") != outcome.result["jira_issue"]:
-                            refs["jira"] = outcome.result["jira_issue"]
-                            incident.external_refs = refs
-                            await Incident.filter(id=incident.id).using_db(conn).update(external_refs=refs)
-            for row, attempt, _outcome, _values, event in verdicts:
-                incident = incidents.get(row.incident_id) if row.incident_id is not None else None
-                if row.id in updated and incident is not None:
-                    kind, summary, data = event
-                    data = {**data, "notification_id": row.id, "destination": row.destination, "attempt": attempt, "kind": row.kind}
-                    await services.append_system_event(conn, incident, kind, summary, data, now)
+        await record_outcomes(verdicts, holder=self.name, link_jira=self._link_jira(), now=now)
         if any(outcome.ok for _, _, outcome, *_ in verdicts):
             self._wake.set()  # the streams' next messages may be waiting for these
-
-
-async def _lock_incidents(conn: Any, incident_ids: Any) -> None:
-    """On PostgreSQL, take now, in id order, the lock on these incidents' rows that a timeline
-    entry's foreign key takes when it is inserted, so it is taken before the feed lock, never
-    after it (see the module's docstring)."""
-    ids = sorted({int(i) for i in incident_ids if i is not None})
-    if ids and conn.capabilities.dialect == "postgres":
-        await conn.execute_query('SELECT "id" FROM "incident" WHERE "id" = ANY($1) ORDER BY "id" FOR KEY SHARE', [ids])
-
-
-def unservable_filter(settings: ChannelSettings) -> Q:
-    """Outbox rows for channels a process with these settings cannot send to (at the least, a
-    webhook it has no entry for)."""
-    parts = [
-        Q(destination=kind) | Q(destination__startswith=f"{kind}:")
-        for kind in ("slack", "email", "pagerduty", "jira")
-        if settings.unavailable(kind)
-    ]
-    webhooks = Q(destination__startswith="webhook:")
-    if settings.webhooks:
-        webhooks &= ~Q(destination__in=[f"webhook:{name}" for name in settings.webhooks])
-    parts.append(webhooks)
-    return Q(*parts, join_type="OR")
-
-
-async def pending_unservable(settings: ChannelSettings) -> dict[str, int]:
-    """Pending rows per destination that a process with these settings cannot send."""
-    counts: dict[str, int] = {}
-    # Tortoise types a flat values_list as tuples
-    for destination in cast(
-        "list[str]",
-        await Notification.filter(state=NotificationState.PENDING)
-        .filter(unservable_filter(settings))
-        .values_list("destination", flat=True),
-    ):
-        counts[destination] = counts.get(destination, 0) + 1
-    return counts

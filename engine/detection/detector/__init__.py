@@ -1,0 +1,41 @@
+"""The streaming anomaly detector: one state per metric series, PyOD HBOS on causal features.
+
+How a sample becomes an alert:
+
+1. Its features (engine.detection.features) are built from that sample and earlier ones only.
+2. The series' current model (PyOD HBOS, fitted on the previous `train_window` rows and refitted
+   every `refit_every` rows, or every `refit_interval` seconds of the series' clock when that is
+   set) gives a raw outlier score.
+3. The raw score is calibrated against the series' own past scores with the ratio
+   r = (s - median) / (q - median), q the 99.9th percentile of the past scores, squashed to [0, 1)
+   as r / (1 + r). It is scale-free, so one threshold means the same thing on a flat series and on
+   a noisy one: 0.5 is "as unusual as the most unusual 0.1 % of the recent past". HBOS caps what
+   one feature can add, so its score counts how many views of the sample are unusual at once;
+   many clear anomalies reach that cap and score exactly 0.5.
+4. A second, deviation score covers what HBOS's cap hides: a sample further from the same time
+   yesterday (now, or over the last 12 rows) than any row of the calibration window, by at least
+   `deviation_floor` robust standard deviations — a level shift on a seasonal series.
+5. `sensitivity` picks the threshold and the minimum deviation (at least `deviating_features`
+   features that many robust standard deviations off). With `false_positive_filter` on, a
+   candidate must also be confirmed (a second row scoring `confirm_level` within
+   `confirm_span`), must not belong to an episode that already alerted (cooldown unless the
+   score escalates), must not be explained by the series' daily pattern, and must not match a
+   shape a person marked as a false positive on that series.
+
+Fits are pure (`FitJob.run`), so they can run in another thread (`fit_inline=False`, then
+`pending_fits()` / `install()`); replay, tests and the engine service (which runs the whole
+detector in one worker thread) fit inline. Scoring between fits is the same code in both modes.
+
+The package's modules: `streaming` (StreamingDetector: per-series observe, fits, learning API),
+`state` (per-series state, results, reason codes), `fitting` (FitJob, FittedModel, calibration,
+warm-up) and `alerting` (the threshold and the false-positive filter).
+
+numpy is imported at module level and PyOD inside functions: import this package lazily.
+"""
+
+from engine.detection.detector.fitting import FitJob, warm_up
+from engine.detection.detector.state import REASON_NAMES, Batch, Observation
+from engine.detection.detector.streaming import StreamingDetector
+from engine.detection.settings import SENSITIVITIES, DetectorSettings
+
+__all__ = ["REASON_NAMES", "SENSITIVITIES", "Batch", "DetectorSettings", "FitJob", "Observation", "StreamingDetector", "warm_up"]

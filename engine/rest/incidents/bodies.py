@@ -1,0 +1,160 @@
+"""The incident endpoints' request bodies and the field types they share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Path
+from pydantic import Field, model_validator
+
+from engine.rest.common import Body, Day, Text, When
+
+IncidentId = Annotated[Text, Path(description="Incident key such as INC-42 (or its number)", max_length=40)]
+Name = Annotated[Text, Field(pattern=r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$", description="letters, digits and _.-:@#/+, up to 64")]
+Short = Annotated[Text, Field(max_length=300, pattern=r"\S")]
+Long = Annotated[Text, Field(max_length=20_000)]
+Required = Annotated[Text, Field(max_length=20_000, pattern=r"\S")]
+Severity_ = Literal["critical", "high", "medium", "low"]
+Settable = Literal["investigating", "identified", "monitoring"]
+EvidenceKind_ = Literal["screenshot", "log", "response", "link", "file", "samples"]
+FollowUpGroup_ = Literal[
+    "preventive_measures", "monitoring_improvements", "documentation_updates", "process_changes", "technical_changes", "team_changes"
+]
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class IncidentCreate(Body):
+    """The spec's manual incident: `affected_services` is accepted as another name for
+    `services`; the spec's wrapper `{"manual_incident": {...}}` is unwrapped."""
+
+    title: Short
+    severity: Severity_
+    description: Long = ""
+    services: list[Name] = Field(default_factory=list, max_length=100)
+    affected_services: list[Name] | None = Field(None, max_length=100, description="the spec's name for services (use one of the two)")
+    tags: list[Name] = Field(default_factory=list, max_length=100)
+    assignee: Name | None = None
+    dedup_key: Annotated[Text, Field(max_length=200)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) == {"manual_incident"} and isinstance(data["manual_incident"], dict):
+            return data["manual_incident"]
+        return data
+
+    @model_validator(mode="after")
+    def _one_services(self) -> IncidentCreate:
+        if self.affected_services is not None:
+            if "services" in self.model_fields_set and self.services != self.affected_services:
+                raise ValueError("give services or affected_services, not both")
+            self.services = self.affected_services
+        return self
+
+
+class IncidentUpdate(Body):
+    """Fields to change; each one present is applied through its own service function."""
+
+    status: Settable | None = None
+    message: Long | None = Field(None, description="with status: the status update's text")
+    public: bool = Field(False, description="with status and message: show the message on the status page")
+    severity: Severity_ | None = None
+    reason: Long | None = Field(None, description="with severity: why it changed")
+    assignee: Name | Literal[""] | None = Field(None, description="who is assigned; null or an empty string unassigns")
+    tags: list[Name] | None = Field(None, max_length=100, description="the complete new list of tags")
+    false_positive: bool | None = None
+
+
+Stated = Annotated[
+    When | None,
+    Field(
+        description="when it happened, for back-filling (ISO 8601 with a zone; not in the future). Stored as the "
+        "stated time; the record's created_at stays the server's time"
+    ),
+]
+
+
+class CommentIn(Body):
+    content: Required
+    internal_only: bool = False
+    author: Annotated[Text, Field(max_length=200)] | None = Field(
+        None,
+        description=(
+            "display author (the spec's field). The token's name is always recorded as who wrote it; a different "
+            'author is stored as on_behalf_of and shown as "AUTHOR via TOKEN"'
+        ),
+    )
+    timestamp: Stated = None
+
+
+class UpdateIn(Body):
+    message: Required
+    public: bool = True
+    status: Settable | None = None
+    timestamp: Stated = None
+
+
+class StatusIn(Body):
+    status: Settable
+    message: Long | None = None
+    public: bool = False
+
+
+class SeverityIn(Body):
+    severity: Severity_
+    reason: Long | None = None
+
+
+class AssignIn(Body):
+    assignee: Name | None = None
+
+
+class TagsIn(Body):
+    add: list[Name] = Field(default_factory=list, max_length=100)
+    remove: list[Name] = Field(default_factory=list, max_length=100)
+
+
+class EvidenceIn(Body):
+    kind: EvidenceKind_
+    url: Annotated[Text, Field(max_length=4000)] | None = None
+    content: Annotated[Text, Field(max_length=1_000_000)] | None = None
+    path: Annotated[Text, Field(max_length=4000, description="where an attached file came from (informational)")] | None = None
+    range_from: When | None = None
+    range_to: When | None = None
+    description: Long = ""
+
+
+class ResolveIn(Body):
+    root_cause: Required
+    solution: Required
+    category: Annotated[Text, Field(max_length=64)] | None = None
+    verification_steps: list[Annotated[Text, Field(max_length=1000, pattern=r"\S")]] = Field(default_factory=list, max_length=100)
+
+
+class ReasonIn(Body):
+    reason: Long | None = None
+
+
+class FalsePositiveIn(Body):
+    value: bool = True
+    reason: Long | None = None
+
+
+class StepIn(Body):
+    done: bool = True
+
+
+class FollowUpIn(Body):
+    group: FollowUpGroup_
+    description: Annotated[Text, Field(max_length=5000, pattern=r"\S")]
+    owner: Name | None = None
+    due_date: Day | None = None

@@ -1,0 +1,203 @@
+"""Incident writes: each calls the engine.incidents.services function the CLI and the console call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, Severity, Status, parse_enum
+from engine.incidents import queries, services
+from engine.rest.common import Responder, check_id, incident_number, rest_state, row_dict
+from engine.rest.incidents.bodies import (
+    AssignIn,
+    CommentIn,
+    EvidenceIn,
+    FalsePositiveIn,
+    FollowUpIn,
+    IncidentCreate,
+    IncidentId,
+    IncidentUpdate,
+    ReasonIn,
+    ResolveIn,
+    SeverityIn,
+    StatusIn,
+    StepIn,
+    TagsIn,
+    UpdateIn,
+    aware,
+)
+from engine.storage.models import Incident
+
+router = APIRouter()
+
+
+def _incident(incident: Incident) -> dict[str, Any]:
+    return queries.incident_dict(incident)
+
+
+def _categories(state: Any) -> list[str]:
+    extra = list(getattr(getattr(state.config, "engine", None), "root_cause_categories", None) or [])
+    return list(dict.fromkeys([*DEFAULT_ROOT_CAUSE_CATEGORIES, *extra]))
+
+
+@router.post("/incidents", status_code=201, summary="Open an incident (source api)")
+async def create_incident(body: IncidentCreate, who: Responder, request: Request) -> dict[str, Any]:
+    configured = [sv.name for sv in rest_state(request).config.services]
+    await services.check_services(body.services, configured)
+    incident = await services.create_incident(
+        title=body.title,
+        severity=body.severity,
+        actor=who.name,
+        description=body.description,
+        services=body.services,
+        tags=body.tags,
+        assignee=body.assignee,
+        source="api",
+        dedup_key=body.dedup_key,
+    )
+    return _incident(incident)
+
+
+@router.put("/incidents/{id}", summary="Change status, severity, assignee, tags or the false-positive flag")
+async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) -> dict[str, Any]:
+    number = incident_number(id)
+    fields = body.model_fields_set
+    if not fields - {"message", "public", "reason"}:
+        raise InvalidInput("body", "name at least one of status, severity, assignee, tags, false_positive")
+    current = await queries.get_incident(number)
+    # Check every value before changing anything, so a bad field changes nothing.
+    if body.status is not None:
+        parse_enum(Status, body.status, "status")
+    if body.severity is not None:
+        parse_enum(Severity, body.severity, "severity")
+    if "message" in fields and "status" not in fields:
+        raise InvalidInput("message", "goes with status (the status update's text)")
+    if "reason" in fields and "severity" not in fields:
+        raise InvalidInput("reason", "goes with severity")
+    if body.tags is not None:
+        services.valid_names(body.tags, "tags")
+    if "assignee" in fields:
+        services.valid_name(body.assignee, "assignee")
+    if body.status is not None and body.status.strip().lower() != current.status:
+        await services.change_status(number, body.status, who.name, message=body.message, public=body.public)
+    if body.severity is not None and body.severity.strip().lower() != current.severity:
+        await services.change_severity(number, body.severity, who.name, reason=body.reason)
+    if "assignee" in fields and (body.assignee or None) != current.assignee:
+        await services.assign(number, body.assignee, who.name)
+    if body.tags is not None:
+        wanted = list(dict.fromkeys(t.strip() for t in body.tags))
+        add = [t for t in wanted if t not in current.tags]
+        remove = [t for t in current.tags if t not in wanted]
+        if add or remove:
+            await services.set_tags(number, who.name, add=add, remove=remove)
+    if body.false_positive is not None and body.false_positive != current.false_positive:
+        await services.mark_false_positive(number, who.name, value=body.false_positive)
+    return _incident(await queries.get_incident(number))
+
+
+@router.post("/incidents/{id}/comments", status_code=201, summary="Add a comment (internal_only never leaves the team)")
+async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[str, Any]:
+    row = await services.comment(
+        incident_number(id),
+        body.content,
+        who.name,
+        internal_only=body.internal_only,
+        stated_at=aware(body.timestamp),
+        on_behalf_of=body.author,
+    )
+    return row_dict(row)
+
+
+@router.post("/incidents/{id}/updates", status_code=201, summary="Post a status update (public unless public is false)")
+async def add_update(id: IncidentId, body: UpdateIn, who: Responder) -> dict[str, Any]:
+    row = await services.post_update(
+        incident_number(id), body.message, who.name, public=body.public, status=body.status, stated_at=aware(body.timestamp)
+    )
+    return row_dict(row)
+
+
+@router.post("/incidents/{id}/acknowledge", summary="Acknowledge (stops escalation)")
+async def acknowledge(id: IncidentId, who: Responder) -> dict[str, Any]:
+    return _incident(await services.acknowledge(incident_number(id), who.name))
+
+
+@router.post("/incidents/{id}/status", summary="Move to investigating, identified or monitoring")
+async def change_status(id: IncidentId, body: StatusIn, who: Responder) -> dict[str, Any]:
+    return _incident(await services.change_status(incident_number(id), body.status, who.name, message=body.message, public=body.public))
+
+
+@router.post("/incidents/{id}/severity", summary="Change severity")
+async def change_severity(id: IncidentId, body: SeverityIn, who: Responder) -> dict[str, Any]:
+    return _incident(await services.change_severity(incident_number(id), body.severity, who.name, reason=body.reason))
+
+
+@router.post("/incidents/{id}/assign", summary="Assign (null or empty unassigns)")
+async def assign(id: IncidentId, body: AssignIn, who: Responder) -> dict[str, Any]:
+    return _incident(await services.assign(incident_number(id), body.assignee, who.name))
+
+
+@router.post("/incidents/{id}/tags", summary="Add and remove tags")
+async def tags(id: IncidentId, body: TagsIn, who: Responder) -> dict[str, Any]:
+    return _incident(await services.set_tags(incident_number(id), who.name, add=body.add, remove=body.remove))
+
+
+@router.post("/incidents/{id}/evidence", status_code=201, summary="Attach evidence: a URL, content, a log excerpt")
+async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict[str, Any]:
+    row = await services.add_evidence(
+        incident_number(id),
+        body.kind,
+        who.name,
+        url=body.url,
+        content=body.content,
+        path=body.path,
+        range_from=aware(body.range_from),
+        range_to=aware(body.range_to),
+        description=body.description,
+    )
+    return row_dict(row)
+
+
+@router.post("/incidents/{id}/resolve", summary="Resolve with a root cause and solution")
+async def resolve(id: IncidentId, body: ResolveIn, who: Responder, request: Request) -> dict[str, Any]:
+    incident = await services.resolve(
+        incident_number(id),
+        who.name,
+        root_cause=body.root_cause,
+        solution=body.solution,
+        category=body.category,
+        verification_steps=body.verification_steps,
+        categories=_categories(rest_state(request)),
+    )
+    return _incident(incident)
+
+
+@router.post("/incidents/{id}/reopen", summary="Reopen a resolved incident")
+async def reopen(id: IncidentId, who: Responder, body: ReasonIn | None = None) -> dict[str, Any]:
+    return _incident(await services.reopen(incident_number(id), who.name, reason=body.reason if body else None))
+
+
+@router.post("/incidents/{id}/false-positive", summary="Mark (or with value false, unmark) as a false positive")
+async def false_positive(id: IncidentId, body: FalsePositiveIn, who: Responder) -> dict[str, Any]:
+    return _incident(await services.mark_false_positive(incident_number(id), who.name, value=body.value, reason=body.reason))
+
+
+@router.post("/incidents/{id}/verification/{step}", summary="Check off verification step N (1-based)")
+async def verification_step(id: IncidentId, step: Annotated[int, Path(ge=1, le=1000)], body: StepIn, who: Responder) -> dict[str, Any]:
+    return _incident(await services.set_verification_step(incident_number(id), step - 1, who.name, done=body.done))
+
+
+@router.post("/incidents/{id}/followups", status_code=201, summary="Add a follow-up action")
+async def add_followup(id: IncidentId, body: FollowUpIn, who: Responder) -> dict[str, Any]:
+    row = await services.add_followup(incident_number(id), body.group, body.description, who.name, owner=body.owner, due_date=body.due_date)
+    return row_dict(row)
+
+
+@router.post("/followups/{followup_id}/complete", summary="Mark a follow-up done (or with done false, open again)")
+async def complete_followup(followup_id: int, body: StepIn, who: Responder) -> dict[str, Any]:
+    return row_dict(await services.complete_followup(check_id(followup_id, "follow-up"), who.name, done=body.done))
+
+
+@router.post("/comments/{comment_id}/promote", status_code=201, summary="Publish an internal comment as a public update")
+async def promote_comment(comment_id: int, who: Responder) -> dict[str, Any]:
+    return row_dict(await services.promote_comment(check_id(comment_id, "comment"), who.name))

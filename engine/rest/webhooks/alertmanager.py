@@ -1,0 +1,104 @@
+"""Prometheus Alertmanager's webhook (version 4): one incident per alert group."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from engine.core.domain import InvalidInput
+from engine.rest.common import Body, Text, rest_state
+from engine.rest.webhooks.alerts import Sender, alert_time, apply_alerts, clean_names, clip, severity_word
+
+router = APIRouter()
+
+# Label and annotation names are stored too (in titles and the timeline): the same rules as values.
+Labels = dict[Text, Text]
+
+
+class AmAlert(Body):
+    model_config = {"extra": "allow"}
+    status: Literal["firing", "resolved"]
+    labels: Labels = Field(default_factory=dict)
+    annotations: Labels = Field(default_factory=dict)
+    startsAt: Text | None = None
+    endsAt: Text | None = None
+    generatorURL: Text | None = None
+    fingerprint: Annotated[Text, Field(max_length=200)] | None = None
+
+
+class AmPayload(Body):
+    """Alertmanager's webhook body (version 4)."""
+
+    model_config = {"extra": "allow"}
+    version: Text = "4"
+    groupKey: Annotated[Text, Field(min_length=1, max_length=10_000)]
+    status: Literal["firing", "resolved"]
+    receiver: Text = ""
+    groupLabels: Labels = Field(default_factory=dict)
+    commonLabels: Labels = Field(default_factory=dict)
+    commonAnnotations: Labels = Field(default_factory=dict)
+    externalURL: Text = ""
+    alerts: list[AmAlert] = Field(min_length=1, max_length=10_000)
+
+
+def _fingerprint(alert: AmAlert) -> str:
+    if alert.fingerprint:
+        return alert.fingerprint
+    raw = json.dumps(sorted(alert.labels.items()))
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+@router.post("/alertmanager", summary="Prometheus Alertmanager webhook (version 4): one incident per alert group")
+async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict[str, Any]:
+    state = rest_state(request)
+    if body.version != "4":
+        raise InvalidInput("version", f"expected Alertmanager webhook version 4, got {body.version!r}")
+    am = state.config.integrations.alertmanager
+    default = str(getattr(am.default_severity, "value", am.default_severity)) if am is not None else "high"
+    label = am.severity_label if am is not None else "severity"
+    common, annotations = body.commonLabels, body.commonAnnotations
+    first = body.alerts[0]
+    name = common.get("alertname") or body.groupLabels.get("alertname") or first.labels.get("alertname") or "alert"
+    summary = annotations.get("summary") or (first.annotations.get("summary") if len(body.alerts) == 1 else None)
+    if not summary:
+        # Name the group by its labels: "HighLatency (cluster=eu, job=api)".
+        grouping = ", ".join(f"{k}={v}" for k, v in sorted(body.groupLabels.items()) if k != "alertname")
+        summary = f"{name} ({grouping})" if grouping else name
+    title = clip(summary, 300) or name
+    severity = severity_word(common.get(label) or first.labels.get(label), default)
+    description = clip(annotations.get("description") or first.annotations.get("description") or "", 5000)
+    if body.externalURL:
+        description = (description + "\n\n" if description else "") + f"Alertmanager: {clip(body.externalURL, 500)}"
+    svc = common.get("service") or first.labels.get("service")
+    alerts = [
+        {
+            "fingerprint": _fingerprint(a),
+            "status": a.status,
+            "starts_at": alert_time(a.startsAt),
+            "summary": clip(a.annotations.get("summary") or a.labels.get("alertname") or name, 300) + _label_text(a.labels),
+            "url": clip(a.generatorURL, 2000) or None,
+        }
+        for a in body.alerts
+    ]
+    dedup = "alertmanager:" + hashlib.sha256(body.groupKey.encode()).hexdigest()[:40]
+    return await apply_alerts(
+        state,
+        dedup=dedup,
+        actor=actor,
+        title=title,
+        severity=severity,
+        description=description,
+        services_=clean_names([svc]) if svc else [],
+        tags=clean_names(["alertmanager", name]),
+        alerts=alerts,
+        group_resolved=body.status == "resolved",
+    )
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    shown = [f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity")][:6]
+    return f" [{', '.join(shown)}]" if shown else ""

@@ -1,0 +1,197 @@
+"""From an alert group to an incident, shared by the alert webhooks, and who may send alerts.
+
+Alerts open incidents with source `alert`, one per alert group (dedup key), so a group that
+keeps firing adds timeline events to its open incident rather than opening more. When every
+alert of the group is resolved the incident moves to monitoring; a new firing brings it back
+to investigating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from engine.config.model import secret_from_env
+from engine.core.clock import utcnow
+from engine.core.domain import IllegalTransition
+from engine.incidents import queries, services
+from engine.rest.auth import Principal, secure_equal
+from engine.rest.common import RestState, authenticate_request, bearer_scheme, rest_state
+from engine.storage.models import Event, Incident
+
+SEVERITY_WORDS = {
+    "critical": "critical",
+    "page": "critical",
+    "p1": "critical",
+    "fatal": "critical",
+    "emergency": "critical",
+    "high": "high",
+    "error": "high",
+    "major": "high",
+    "p2": "high",
+    "medium": "medium",
+    "warning": "medium",
+    "warn": "medium",
+    "p3": "medium",
+    "minor": "medium",
+    "low": "low",
+    "info": "low",
+    "informational": "low",
+    "p4": "low",
+    "p5": "low",
+    "none": "low",
+}
+NAME_PATTERN = r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$"
+NAME_OK = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
+
+
+def _lock(state: RestState, key: str) -> asyncio.Lock:
+    lock = state.alert_locks.get(key)
+    if lock is None:
+        if len(state.alert_locks) > 10_000:
+            state.alert_locks.clear()
+        lock = state.alert_locks[key] = asyncio.Lock()
+    return lock
+
+
+# --- shared: from an alert group to an incident --------------------------------------------------
+
+
+async def _open_for(dedup: str) -> Incident | None:
+    return await services.find_open_incident(dedup)
+
+
+async def _fired_before(incident: Incident) -> dict[str, str]:
+    """Each alert fingerprint's last known state (firing/resolved) from the incident's timeline."""
+    states: dict[str, str] = {}
+    for data in (
+        await Event.filter(incident_id=incident.id, kind__in=["alert_firing", "alert_resolved"])
+        .order_by("id")
+        .values_list("data", flat=True)
+    ):
+        if isinstance(data, dict) and data.get("fingerprint"):
+            states[str(data["fingerprint"])] = str(data.get("status"))
+    return states
+
+
+async def apply_alerts(
+    state: RestState,
+    *,
+    dedup: str,
+    actor: str,
+    title: str,
+    severity: str,
+    description: str,
+    services_: list[str],
+    tags: list[str],
+    alerts: list[dict[str, Any]],
+    group_resolved: bool,
+) -> dict[str, Any]:
+    """Open, update or settle the incident of one alert group. `alerts` items carry
+    fingerprint, status (firing|resolved), summary and optional url."""
+    async with _lock(state, dedup):
+        incident = await _open_for(dedup)
+        firing = [a for a in alerts if a["status"] == "firing"]
+        if incident is None:
+            if not firing:
+                return {"action": "ignored", "reason": "no open incident for this group and nothing is firing"}
+            incident = await services.create_incident(
+                title=title,
+                severity=severity,
+                actor=actor,
+                description=description,
+                services=services_,
+                tags=tags,
+                source="alert",
+                dedup_key=dedup,
+                detected_at=min((a["starts_at"] for a in firing if a.get("starts_at")), default=None),
+            )
+            for a in firing:
+                await services.record_event(
+                    incident.number,
+                    "alert_firing",
+                    f"alert firing: {a['summary']}",
+                    actor,
+                    data={"fingerprint": a["fingerprint"], "status": "firing", "url": a.get("url")},
+                )
+            return {"action": "created", "incident": incident.key}
+        known = await _fired_before(incident)
+        changed = 0
+        for a in alerts:
+            if known.get(a["fingerprint"]) == a["status"]:
+                continue
+            kind = "alert_firing" if a["status"] == "firing" else "alert_resolved"
+            await services.record_event(
+                incident.number,
+                kind,
+                f"alert {a['status']}: {a['summary']}",
+                actor,
+                data={"fingerprint": a["fingerprint"], "status": a["status"], "url": a.get("url")},
+            )
+            known[a["fingerprint"]] = a["status"]
+            changed += 1
+        action = "updated" if changed else "unchanged"
+        all_resolved = group_resolved or (known and all(s == "resolved" for s in known.values()))
+        incident = await queries.get_incident(incident.number)
+        try:
+            if all_resolved and incident.status != "monitoring":
+                await services.change_status(incident.number, "monitoring", actor, message="all alerts of the group resolved")
+                action = "monitoring"
+            elif not all_resolved and firing and incident.status == "monitoring":
+                await services.change_status(incident.number, "investigating", actor, message="alerts firing again")
+                action = "investigating"
+        except IllegalTransition:
+            pass  # someone moved it meanwhile: their word stands
+        return {"action": action, "incident": incident.key}
+
+
+def severity_word(value: Any, default: str) -> str:
+    return SEVERITY_WORDS.get(str(value or "").strip().lower(), default)
+
+
+def clean_names(values: list[Any]) -> list[str]:
+    return [str(v).strip() for v in values if isinstance(v, str) and NAME_OK.match(str(v).strip())]
+
+
+def alert_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value or value.startswith("0001-"):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return min(parsed, utcnow())
+
+
+def clip(text: Any, limit: int) -> str:
+    value = str(text or "").replace("\x00", "").strip()
+    value = value.encode("utf-8", "replace").decode("utf-8")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+# --- authentication of alert senders ----------------------------------------------------------
+
+
+async def alert_sender(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> str:
+    """Alertmanager may present the token named by integrations.alertmanager.token_env;
+    otherwise a responder API token is needed. Returns the actor."""
+    state = rest_state(request)
+    am = state.config.integrations.alertmanager
+    secret = secret_from_env(am.token_env) if am is not None else None
+    token = creds.credentials if creds else None
+    if secret and token and secure_equal(token, secret):
+        return "alertmanager"
+    principal: Principal = await authenticate_request(request, token)
+    if not principal.can("responder"):
+        raise HTTPException(403, f"this needs the responder role; token {principal.name!r} is a {principal.role}")
+    return principal.name
+
+
+Sender = Annotated[str, Depends(alert_sender)]

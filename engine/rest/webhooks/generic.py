@@ -1,0 +1,53 @@
+"""A generic JSON alert: firing opens (or updates) an incident, resolved settles it."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from engine.core.domain import InvalidInput
+from engine.rest.common import Body, Text, rest_state
+from engine.rest.webhooks.alerts import NAME_OK, NAME_PATTERN, SEVERITY_WORDS, Sender, apply_alerts
+
+router = APIRouter()
+
+
+class GenericAlert(Body):
+    title: Annotated[Text, Field(max_length=300, pattern=r"\S")]
+    status: Literal["firing", "resolved"] = "firing"
+    severity: Annotated[Text, Field(max_length=32, description="critical, high, medium, low (or warning, error, info, page…)")] = "high"
+    dedup_key: Annotated[Text, Field(min_length=1, max_length=150)] | None = Field(
+        None, description="alerts with the same key share one incident (default: the title)"
+    )
+    description: Annotated[Text, Field(max_length=20_000)] = ""
+    services: list[Annotated[Text, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=50)
+    tags: list[Annotated[Text, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=50)
+    url: Annotated[Text, Field(max_length=2000)] | None = None
+
+
+@router.post("/alert", summary="Generic JSON alert: firing opens (or updates) an incident, resolved settles it")
+async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> dict[str, Any]:
+    severity = SEVERITY_WORDS.get(body.severity.strip().lower())
+    if severity is None:
+        raise InvalidInput("severity", f"unknown severity {body.severity!r} (expected critical, high, medium or low)")
+    key = body.dedup_key or body.title
+    dedup = "alert:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    bad = [s for s in body.services + body.tags if not NAME_OK.match(s.strip())]
+    if bad:
+        raise InvalidInput("services" if bad[0] in body.services else "tags", f"{bad[0]!r} is not a valid name")
+    alerts = [{"fingerprint": "alert", "status": body.status, "summary": body.title, "url": body.url, "starts_at": None}]
+    return await apply_alerts(
+        rest_state(request),
+        dedup=dedup,
+        actor=actor,
+        title=body.title,
+        severity=severity,
+        description=body.description,
+        services_=[s.strip() for s in body.services],
+        tags=[t.strip() for t in body.tags],
+        alerts=alerts,
+        group_resolved=body.status == "resolved",
+    )
