@@ -148,6 +148,7 @@ async def raw_ceiling(n: int = 500, concurrency: int = 32) -> float:
 async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> dict[str, float]:
     from engine.config.loading import parse_config_text
     from engine.escalation.runtime import EscalationLoops
+    from engine.escalation.wiring import Wiring
     from engine.incidents import services
     from engine.storage.db import close_database, open_database, resolve_database
 
@@ -164,13 +165,12 @@ async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> di
     await open_database(resolve_database(url))
     created: dict[str, float] = {}
     loops = EscalationLoops(config, concurrency=args.concurrency, delivery_poll=0.2)
+    wiring = Wiring(loops.context)  # this process's change hook, as an engine wires it
+    wiring.start()
     stats: dict[str, float] = {}
     try:
         if mode == "burst":
             # Fill the outbox first (the change hook writes each row), then time the drain alone.
-            from engine.escalation import planner
-
-            planner.install(config)
             t0 = time.monotonic()
             for i in range(args.burst):
                 inc = await services.create_incident(title=f"bench {i}", severity="high", actor="bench")
@@ -209,6 +209,7 @@ async def one_run(db_url: str | None, mode: str, args: argparse.Namespace) -> di
             await asyncio.sleep(0.25)
     finally:
         await loops.stop(timeout=1.0)
+        wiring.stop()
         await close_database()
         receiver.send_signal(signal.SIGTERM)
         receiver.wait(5)

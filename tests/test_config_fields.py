@@ -161,7 +161,7 @@ def dispatcher_settings(c: Config) -> Any:
 
 
 def escalation_context(c: Config) -> Any:
-    from engine.escalation.planner import Context
+    from engine.escalation.context import Context
 
     return Context.build(c)
 
@@ -212,17 +212,17 @@ def home_schedule(c: Config) -> Any:
 
 def internal_destinations(kind: str) -> Callable[[Config], Any]:
     def observe(c: Config) -> Any:
-        from engine.escalation.planner import _internal_destinations
+        from engine.escalation.destinations import internal_destinations
 
-        return _internal_destinations(escalation_context(c), kind)
+        return internal_destinations(escalation_context(c), kind)
 
     return observe
 
 
 def external_destinations(c: Config) -> Any:
-    from engine.escalation.planner import _external_destinations
+    from engine.escalation.destinations import external_destinations
 
-    return _external_destinations(escalation_context(c))
+    return external_destinations(escalation_context(c))
 
 
 def trigger_rules(c: Config) -> Any:
@@ -816,7 +816,7 @@ async def test_pagerduty_on_call_schedule_names_who_is_paged(db: Any) -> None:
     from tortoise.transactions import in_transaction
 
     from engine.config.loading import parse_config_text
-    from engine.escalation import planner
+    from engine.escalation.recipients import resolve_targets
     from engine.escalation.runtime import EscalationLoops
     from engine.monitor.loopback import LoopbackServer, Reply
 
@@ -853,17 +853,16 @@ on_call_schedule = {on}
         async with LoopbackServer(handle) as srv:
             config = parse_config_text(text.format(url=srv.url, on="true"))
             loops = EscalationLoops(config)
-            ctx = planner.install(config)
+            ctx = loops.context
             from engine.notify.channels import Dispatcher
 
             loops.dispatcher = Dispatcher(loops.settings)
             try:
                 await loops.refresh_pagerduty_oncall()
                 async with in_transaction() as conn:
-                    recipients, notes = await planner.resolve_targets(conn, ctx, ["schedule:primary"], T0)
+                    recipients, notes = await resolve_targets(conn, ctx, ["schedule:primary"], T0)
             finally:
                 await loops.dispatcher.aclose()
-                planner.uninstall()
         assert asked and asked[0] == ("/oncalls", "Token token=tok")
         # Bob is PagerDuty's on-call person (found by his pagerduty_user_id): not the file's alice.
         assert [r.destination for r in recipients] == ["email:bob@example.com"] and notes == []

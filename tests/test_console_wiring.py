@@ -174,7 +174,7 @@ async def test_detail_header_counts_down_to_escalation_then_names_who_acknowledg
 
     inc = await services.create_incident(title="Checkout down", severity="critical", actor="engine", services=["checkout"])
     due = datetime.now(UTC) + timedelta(minutes=5)
-    # The escalation planner writes this field when a policy applies (engine/escalation/planner.py);
+    # The escalation planner writes this field when a policy applies (engine/escalation/changes.py);
     # the test writes it directly so the console can be checked without running the engine.
     await Incident.filter(id=inc.id).update(escalation={"generation": 1, "level": 0, "next_at": due.isoformat()})
     shift = [timedelta(0)]

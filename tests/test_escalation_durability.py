@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support.escalation import config_text, eventually, timeline
+from support.escalation import config_text, eventually, timeline, wire
 
 from engine.config.loading import parse_config_text
-from engine.escalation import planner
 from engine.incidents import services
 from engine.storage.escalation_models import Notification, Timer
 
@@ -48,7 +47,7 @@ async def test_kill_9_between_levels_then_restart_notifies_level_two_once(esc_db
     text = config_text(receivers, after=0.05)  # level 2 is due 3 s after the incident opens
     config_file = tmp_path / "pulseguard.toml"
     config_file.write_text(text)
-    planner.install(parse_config_text(text))  # this process writes changes; the engine runs elsewhere
+    wire(parse_config_text(text))  # this process writes changes; the engine runs elsewhere
 
     engine = start_engine(esc_db, config_file)
     try:
@@ -94,7 +93,7 @@ async def test_kill_9_with_messages_in_the_outbox_delivers_each_once(esc_db, rec
     text = config_text(receivers, after=30)
     config_file = tmp_path / "pulseguard.toml"
     config_file.write_text(text)
-    planner.install(parse_config_text(text))
+    wire(parse_config_text(text))
     receivers.slack.delay = 0.3  # slow receiver: the kill lands while messages are in flight or queued
     engine = start_engine(esc_db, config_file)
     try:
@@ -122,7 +121,7 @@ async def test_kill_9_mid_send_resends_with_the_same_key_within_seconds(esc_db, 
     text = config_text(receivers, after=30)
     config_file = tmp_path / "pulseguard.toml"
     config_file.write_text(text)
-    planner.install(parse_config_text(text))
+    wire(parse_config_text(text))
     receivers.slack.delay = 120.0  # holds the request open: the kill lands mid-send
     engine = start_engine(esc_db, config_file, lease=None)  # the default claim, as an engine runs
     try:

@@ -51,7 +51,7 @@ starttls = false
 
 
 class Clock:
-    """The engine's notion of now (planner, service layer, deliverer), moved by hand."""
+    """The engine's notion of now (escalation, service layer, deliverer), moved by hand."""
 
     def __init__(self) -> None:
         self.offset = timedelta(0)
@@ -65,12 +65,12 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    from engine.escalation import planner
+    from engine.escalation import changes, messages, steps, timers
     from engine.notify.deliverer import worker as deliverer
     from engine.oncall import notices
 
     c = Clock()
-    for module in (planner, services, deliverer, notices):
+    for module in (changes, messages, steps, timers, services, deliverer, notices):
         monkeypatch.setattr(module, "utcnow", c.now)
     yield c
 

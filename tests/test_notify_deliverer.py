@@ -9,11 +9,12 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from support.escalation import config_text, eventually, fast_loops, make_config, timeline
+from support.escalation import config_text, eventually, fast_loops, make_config, timeline, wire
 
 from engine.config.loading import parse_config_text
-from engine.escalation import planner
+from engine.escalation.wiring import Wiring
 from engine.incidents import services
+from engine.incidents.hooks import change_hooks
 from engine.notify import pagerduty
 from engine.oncall.notices import plan_shift_notices
 from engine.storage.escalation_models import Notification, Timer
@@ -48,7 +49,7 @@ users = ["alice", "carol"]
 notify_before_shift_minutes = 30
 """
     cfg = parse_config_text(config_text(receivers, after=30) + extra)
-    ctx = planner.install(cfg)
+    ctx = wire(cfg).context
     assert await plan_shift_notices({"night": ctx.schedules["night"]}, now) == 1
     assert await plan_shift_notices({"night": ctx.schedules["night"]}, now) == 1  # planned twice, stored once
     [timer] = await Timer.filter(kind="shift_notice")
@@ -99,17 +100,19 @@ async def test_escalation_runs_as_an_engine_plugin_under_the_lease(esc_db, recei
     await engine.start()
     try:
         assert engine.is_leader and {"escalation", "escalation-hooks"} <= set(engine.services)
-        assert planner.context() is not None and planner.context().config is cfg
+        wiring = engine.service("escalation-hooks").wiring
+        assert wiring.subscribed and wiring.context.config is cfg
+        assert engine.service("escalation").loops.context is wiring.context  # one Context per engine
         inc = await services.create_incident(title="via the engine", severity="critical", actor="probe")
         await eventually(lambda: receivers.slack.accepted, timeout=5)
     finally:
         await engine.stop()
     assert await Notification.filter(incident_id=inc.id, state="delivered").count() >= 3
-    assert planner.context() is None  # a stopped engine leaves no hook behind
+    assert not wiring.subscribed and len(change_hooks) == 0  # a stopped engine leaves no hook behind
 
 
 async def test_incidents_opened_without_the_hook_are_caught_up(esc_db, receivers):
-    planner.uninstall()  # as if opened by a process that never loaded the configuration
+    # No hook subscribed: as if opened by a process that never loaded the configuration.
     inc = await services.create_incident(title="opened elsewhere", severity="critical", actor="cli")
     assert (await Incident.get(id=inc.id)).escalation == {}
     cfg = make_config(receivers, after=30)
@@ -120,14 +123,16 @@ async def test_incidents_opened_without_the_hook_are_caught_up(esc_db, receivers
 
 async def test_changes_made_without_the_hook_are_caught_up_from_the_feed(esc_db, receivers):
     cfg = make_config(receivers, after=0.05)
-    async with fast_loops(cfg, catch_up_every=0.2):
+    async with fast_loops(cfg, catch_up_every=0.2) as loops:
         inc = await services.create_incident(title="half-hooked", severity="critical", actor="probe")
         await eventually(lambda: receivers.pagerduty.accepted, timeout=5)
-        planner.uninstall()  # now a process without the configuration acknowledges and resolves
+        hooked = Wiring(loops.context)
+        for hook in change_hooks:
+            change_hooks.unsubscribe(hook)  # now a process without the configuration acknowledges and resolves
         await services.acknowledge(inc.key, "alice")
         await services.resolve(inc.key, "alice", root_cause="cosmic ray", solution="reboot")
         assert (await Incident.get(id=inc.id)).escalation["seen"] < (await services.record_event(inc.key, "note", "x", "probe")).id
-        planner.install(cfg)
+        hooked.start()
         await eventually(
             lambda: [r.json["event_action"] for r in receivers.pagerduty.accepted] == ["trigger", "acknowledge", "resolve"], timeout=10
         )
@@ -144,9 +149,8 @@ async def test_rows_for_a_channel_this_engine_lacks_stay_pending_and_say_why(esc
     from engine.notify.deliverer import Deliverer
 
     cfg = make_config(receivers, after=30)
-    planner.install(cfg)  # queued by a process with Slack, PagerDuty, a webhook, e-mail …
-    inc = await services.create_incident(title="queued elsewhere", severity="critical", actor="cli")
-    planner.uninstall()
+    with Wiring.for_config(cfg):  # queued by a process with Slack, PagerDuty, a webhook, e-mail …
+        inc = await services.create_incident(title="queued elsewhere", severity="critical", actor="cli")
     queued = await Notification.filter(incident_id=inc.id).values_list("destination", flat=True)
     assert {"slack:#incidents", "webhook:ops", "pagerduty"} <= set(queued)
 
@@ -205,7 +209,7 @@ async def test_due_rows_are_claimed_critical_first(esc_db, receivers):
     from engine.notify.deliverer import Deliverer
 
     cfg = make_config(receivers, after=30, extra=LOW_TO_HOOK)
-    planner.install(cfg)
+    wire(cfg)
     low = [await services.create_incident(title=f"minor {i}", severity="low", actor="probe") for i in range(3)]
     page = await services.create_incident(title="Database down", severity="critical", actor="probe")
     dispatcher = Dispatcher(settings_from_config(cfg))

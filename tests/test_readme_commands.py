@@ -368,7 +368,7 @@ from engine.incidents import services
 from engine.config.loading import find_config, load_config
 from engine.storage.db import close_database, open_database, resolve_database
 from engine.storage.escalation_models import Notification
-from engine.escalation.planner import install
+from engine.escalation.wiring import Wiring
 from engine.monitor.metrics import push_sample
 from engine.rest.auth import create_token
 from platformdirs import user_data_path
@@ -377,7 +377,7 @@ from platformdirs import user_data_path
 async def main() -> None:
     config = load_config(find_config())
     await open_database(resolve_database(str(user_data_path("pulseguard", appauthor=False) / "pulseguard.db")))
-    install(config)
+    Wiring.for_config(config).start()  # as a CLI command with this configuration does
     now = datetime.now(UTC)
     severities = ["critical", "high", "medium", "low"]
     for n in range(1, 46):

@@ -374,13 +374,15 @@ INTERNAL_TITLE = "checkout-api: response_time > 30000 OR status_code >= 500"
 
 
 async def test_a_trigger_opened_incident_shows_only_public_text_and_a_neutral_name(db, tmp_path):
-    from engine.escalation import planner
+    from engine.escalation.wiring import Wiring
 
     sink = SmtpSink()
+    wiring = None
     try:
         site = TRIGGER_SITE.replace("{port}", str(sink.port))
         cfg = config(site)
-        planner.install(cfg)  # this process plans the customers' e-mail, as the engine would
+        wiring = Wiring.for_config(cfg)
+        wiring.start()  # this process plans the customers' e-mail, as the engine would
         # What the threshold engine writes when a trigger fires.
         inc = await services.create_incident(
             title=INTERNAL_TITLE,
@@ -417,7 +419,8 @@ async def test_a_trigger_opened_incident_shows_only_public_text_and_a_neutral_na
         run_cli(db, "statuspage", "build", str(tmp_path / "site"), "--config", str(tmp_path / "pulseguard.toml"), check=True)
         static = {f"static {p.relative_to(tmp_path / 'site')}": p.read_text() for p in (tmp_path / "site").rglob("*") if p.is_file()}
     finally:
-        planner.uninstall()
+        if wiring is not None:
+            wiring.stop()
         sink.close()
     mails = {m.rcpt_tos[0]: m for m in sink.mails}
     assert {"customer@example.com", "sub@example.com"} <= set(mails)

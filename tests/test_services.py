@@ -8,6 +8,7 @@ import pytest
 
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents import services
+from engine.incidents.hooks import change_hooks
 from engine.incidents.queries import incident_detail, list_incidents
 from engine.storage.models import Comment, Event, Incident, StatusUpdate
 
@@ -159,7 +160,7 @@ async def test_change_hooks_run_inside_the_transaction(db):
         if event.kind == "commented":
             raise RuntimeError("outbox write failed")
 
-    services.add_change_hook(hook)
+    change_hooks.subscribe(hook)
     try:
         inc = await services.create_incident(title="a", severity="low", actor="x")
         before = await snapshot()
@@ -168,7 +169,7 @@ async def test_change_hooks_run_inside_the_transaction(db):
         # the hook's failure rolled back the comment and its event with it
         assert await snapshot() == before
     finally:
-        services.remove_change_hook(hook)
+        change_hooks.unsubscribe(hook)
     assert seen == [("INC-1", "created"), ("INC-1", "commented")]
 
 

@@ -104,19 +104,20 @@ async def test_cli_shows_times_in_the_viewers_zone_or_the_configured_one(db, tmp
 
 
 async def test_email_and_status_page_follow_the_configured_zone(db, restore_zone):
-    from engine.escalation import planner
+    from engine.escalation.wiring import Wiring
 
     sink = SmtpSink()
     try:
         cfg = config(TOKYO.replace("{port}", str(sink.port)))
         timefmt.configure(cfg)  # as `pulseguard engine` does when it loads this configuration
-        planner.install(cfg)
+        wiring = Wiring.for_config(cfg)
+        wiring.start()
         # Recent, so the status page still lists it among its resolved incidents.
         t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
         try:
             key = await incident(t0)
         finally:
-            planner.uninstall()
+            wiring.stop()
         dispatcher = Dispatcher(settings_from_config(cfg))
         try:
             await Deliverer(dispatcher).run_once()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from support.db import MigratedTemplate, drop_pg_schema, pg_url_with_schema, run_cli, table_rows
-from support.escalation import make_config
+from support.escalation import make_config, wire
 from tortoise import Tortoise, fields
 from tortoise.models import Model
 
@@ -428,13 +428,13 @@ def test_cli_export_and_import_as_a_user(migrated_database: Database, tmp_path: 
 async def test_an_engine_does_not_page_imported_incidents(good_document, esc_db, receivers) -> None:
     """The engine replays timeline events it has not handled (changes made while it was down);
     an imported timeline is history, not news: nothing is planned or sent for it."""
-    from engine.escalation import planner
+    from engine.escalation.changes import catch_up_feed
     from engine.storage.escalation_models import Notification, Timer
 
-    planner.install(make_config(receivers))
+    ctx = wire(make_config(receivers)).context
     assert any(i["status"] != "resolved" for i in good_document["incidents"])  # open ones too, opened hours ago
     await import_document(copy.deepcopy(good_document), "restorer")
-    cursor, caught_up = await planner.catch_up_feed(0)
+    cursor, caught_up = await catch_up_feed(ctx, 0)
     assert caught_up == 0 and cursor > 0
     assert await Notification.all().count() == 0 and await Timer.all().count() == 0
     # A change after the import is news as usual.

@@ -90,7 +90,7 @@ async def escalation_report(config: Any, now: datetime | None = None) -> tuple[l
     from zoneinfo import ZoneInfo
 
     from engine.escalation.chain import chains
-    from engine.escalation.planner import Context
+    from engine.escalation.context import Context
     from engine.escalation.policy import SEVERITIES, policy_source
 
     now = now or datetime.now(UTC)

@@ -144,7 +144,7 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
 
     from engine.cli.oncall import parse_when
     from engine.escalation.chain import chain_for, minutes
-    from engine.escalation.planner import Context
+    from engine.escalation.context import Context
     from engine.escalation.policy import SEVERITIES
 
     config = ctx.config

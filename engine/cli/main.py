@@ -1,7 +1,8 @@
 """The `pulseguard` command line (every subcommand but the console itself).
 
 Areas add subcommands in their own module exposing `register(subparsers)`; list it in AREAS.
-A handler is `async def handler(args, ctx) -> int` set with `set_defaults(handler=..., needs_db=...)`.
+A handler is `async def handler(args, ctx) -> int` set with `set_defaults(handler=..., needs_db=...)`
+(and `runs_engine=True` when it runs an Engine, which wires escalation into the process itself).
 Bad input exits 2 with one line on stderr and writes nothing.
 """
 
@@ -170,17 +171,21 @@ async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
     if not getattr(args, "needs_db", False) or access == NONE:
         status: int = await args.handler(args, ctx)
         return status
+    wiring = None
     try:
         await open_database_for(args, ctx, access)
-        if ctx.config is not None:
-            from engine.escalation.planner import install
+        if ctx.config is not None and not getattr(args, "runs_engine", False):
+            from engine.escalation.wiring import Wiring
 
             # Notifications and escalation timers are written in the same transaction as the
             # change, so a CLI change is announced even while no engine runs.
-            install(ctx.config)
+            wiring = Wiring.for_config(ctx.config)
+            wiring.start()
         status = await args.handler(args, ctx)
         return status
     finally:
+        if wiring is not None:
+            wiring.stop()
         await close_database()
 
 

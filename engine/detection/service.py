@@ -104,10 +104,10 @@ class AnomalyService:
         monitor = getattr(engine, "monitor", None)
         if monitor is not None:
             monitor.add_listener(self.on_observation)
-        from engine.incidents import services
+        from engine.incidents.hooks import change_hooks
 
         self._hook = self._on_change
-        services.add_change_hook(self._hook)
+        change_hooks.subscribe(self._hook)
         self._tasks = [
             asyncio.create_task(self._run(build), name="pulseguard:anomaly"),
             asyncio.create_task(self._watch_pushed(), name="pulseguard:anomaly-pushed"),
@@ -162,9 +162,9 @@ class AnomalyService:
         if monitor is not None:
             monitor.remove_listener(self.on_observation)
         if self._hook is not None:
-            from engine.incidents import services
+            from engine.incidents.hooks import change_hooks
 
-            services.remove_change_hook(self._hook)
+            change_hooks.unsubscribe(self._hook)
             self._hook = None
         for task in self._tasks:
             task.cancel()

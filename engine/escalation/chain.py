@@ -1,7 +1,7 @@
 """The escalation chain as a person reads it: who is paged when, for a severity and a moment.
 
 `chain_for` walks the same policy (`policy.policy_for`), step arithmetic (`Policy.first_step` /
-`next_step`) and recipient resolution (`planner.resolve_targets`) that the engine runs, so
+`next_step`) and recipient resolution (`recipients.resolve_targets`) that the engine runs, so
 `pulseguard config check` and `pulseguard escalation preview` print what would be sent:
 
     critical: now alice (primary), #incidents; +5 min bob (secondary); then every 5 min
@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.escalation.planner import Context, Recipient, _internal_destinations, resolve_targets
+from engine.escalation.context import Context
+from engine.escalation.destinations import internal_destinations
 from engine.escalation.policy import SEVERITIES, Policy, policy_for
+from engine.escalation.recipients import Recipient, resolve_targets
 from engine.notify.destinations import describe
 
 
@@ -97,7 +99,7 @@ async def chain_for(ctx: Context, severity: str, at: datetime, services: tuple[s
     resolved at the moment it would fire. `conn`: a database connection for run-time
     overrides (None: the file's overrides only)."""
     policy = policy_for(ctx.config, severity, services)
-    chain = Chain(str(severity), policy, stakeholders=_internal_destinations(ctx, "triggered"))
+    chain = Chain(str(severity), policy, stakeholders=internal_destinations(ctx, "triggered"))
     if policy is None or not policy.levels:
         return chain
     level, round_, offset = policy.first_step()

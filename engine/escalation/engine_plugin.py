@@ -1,16 +1,17 @@
 """Plugs escalation and notification delivery into the engine runtime (engine.runtime.engine).
 
-Every process that runs an Engine writes escalation rows for its own changes (the change hook,
-installed for the engine's whole life, leader or not); only the lease holder runs the timer
-claimer and the deliverer.
+Every process that runs an Engine writes escalation rows for its own changes: its change hook
+is subscribed for the engine's whole life, leader or not, and unsubscribed when it stops. Only
+the lease holder runs the timer claimer and the deliverer; both share the engine's Context.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
-from engine.escalation import planner
+from engine.escalation.context import Context
+from engine.escalation.wiring import Wiring
 
 
 class EscalationHooks:
@@ -18,11 +19,14 @@ class EscalationHooks:
 
     name = "escalation-hooks"
 
+    def __init__(self, wiring: Wiring) -> None:
+        self.wiring = wiring
+
     async def start(self, engine: Any) -> None:
-        planner.install(engine.config)
+        self.wiring.start()
 
     async def stop(self) -> None:
-        planner.uninstall()
+        self.wiring.stop()
 
 
 class EscalationService:
@@ -30,13 +34,14 @@ class EscalationService:
 
     name = "escalation"
 
-    def __init__(self) -> None:
+    def __init__(self, context: Context) -> None:
+        self.context = context
         self.loops: Any = None
 
     async def start(self, engine: Any) -> None:
         from engine.escalation.runtime import EscalationLoops
 
-        self.loops = EscalationLoops(engine.config, fence=engine.lease_fence())
+        self.loops = EscalationLoops(engine.config, context=self.context, fence=engine.lease_fence())
         await self.loops.start()
 
     async def stop(self) -> None:
@@ -45,6 +50,9 @@ class EscalationService:
             self.loops = None
 
 
-def plugins(engine: Any) -> Iterable[Any]:
-    yield EscalationHooks(), False
-    yield EscalationService(), True
+def plugins(engine: Any) -> Iterator[Any]:
+    # Built while the engine loads its plugins: a configuration escalation cannot use stops
+    # start-up with an error naming this plugin, not an engine that quietly pages nobody.
+    wiring = Wiring.for_config(engine.config)
+    yield EscalationHooks(wiring), False
+    yield EscalationService(wiring.context), True

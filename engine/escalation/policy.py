@@ -164,7 +164,7 @@ def derived_levels(config: Any, raw: Any, services: Sequence[str] = ()) -> tuple
 
 def policy_for(config: Any, severity: str, services: Sequence[str] = ()) -> Policy | None:
     """The policy in force for a severity (and the incident's services), or None when the
-    configuration has none. The one place a chain is derived: the planner, `config check`
+    configuration has none. The one place a chain is derived: the change handling, `config check`
     and `escalation preview` all use it."""
     found = policy_source(config, severity)
     if found is None:

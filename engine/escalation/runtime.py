@@ -1,9 +1,11 @@
 """The engine loops of escalation and notification: the timer claimer and the deliverer.
 
-`EscalationLoops(config)` is started by whatever process holds the engine lease (the headless
-engine, or the first console): `await loops.start()` … `await loops.stop()`. Every change
-hook, timer and outbox row lives in the database, so stopping (or killing) it loses nothing:
-the next start resumes every step at its time, or at once when its time has passed.
+`EscalationLoops(config, context=…)` is started by whatever process holds the engine lease
+(the headless engine, or the first console): `await loops.start()` … `await loops.stop()`.
+The loops do not subscribe the change hook: whoever starts the process does
+(engine.escalation.wiring), with the same Context. Every timer and outbox row lives in the
+database, so stopping (or killing) the loops loses nothing: the next start resumes every step
+at its time, or at once when its time has passed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.core.halt import pause
-from engine.escalation import planner
+from engine.escalation import timers
+from engine.escalation.changes import catch_up_feed, has_events_after
+from engine.escalation.context import OPEN, Context
+from engine.escalation.messages import local_loops
 from engine.incidents import services
 from engine.notify.channels import ChannelSettings, Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer, RetryPolicy
@@ -33,6 +38,7 @@ class EscalationLoops:
         self,
         config: Any,
         *,
+        context: Context | None = None,
         settings: ChannelSettings | None = None,
         retry: RetryPolicy | None = None,
         timer_poll: float = 1.0,
@@ -45,6 +51,8 @@ class EscalationLoops:
         fence: Any = None,
     ) -> None:
         self.config = config
+        # Shared with this process's change hook (schedules, PagerDuty's on-call); None: one of its own.
+        self.context = context if context is not None else Context.build(config)
         # The engine lease's fence (engine.runtime.lease.LeaseFence): timers and outbox rows are
         # claimed only while this process leads. None: the caller runs the loops by itself.
         self.fence = fence
@@ -66,11 +74,11 @@ class EscalationLoops:
         self._halt = asyncio.Event()
         self._stopping = False
         self.fired = 0
+        self._wakers: tuple[Callable[[], None], ...] = ()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        ctx = planner.install(self.config)
         self.dispatcher = Dispatcher(self.settings)
         self.deliverer = Deliverer(
             self.dispatcher,
@@ -81,7 +89,9 @@ class EscalationLoops:
             per_destination=self.per_destination,
             fence=self.fence,
         )
-        ctx.wake[:] = [self.deliverer.wake, self._timer_wake.set]
+        self._wakers = (self.deliverer.wake, self._timer_wake.set)
+        for fn in self._wakers:
+            local_loops.subscribe(fn)
         self._stopping = False
         self._halt = asyncio.Event()
         self._tasks = [
@@ -110,9 +120,9 @@ class EscalationLoops:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        ctx = planner.context()
-        if ctx is not None:
-            ctx.wake[:] = []
+        for fn in self._wakers:
+            local_loops.unsubscribe(fn)
+        self._wakers = ()
         if self.dispatcher is not None:
             await self.dispatcher.aclose()
 
@@ -128,13 +138,13 @@ class EscalationLoops:
     async def _timer_loop(self) -> None:
         while not self._stopping:
             fired = 0
-            started = planner.utcnow()  # the planner's clock (a test may move it)
+            started = timers.utcnow()  # the timers' clock (a test may move it)
             try:
                 nxt = None
                 if self._leading():
-                    fired = await planner.fire_due_timers(started, fence=self.fence)
+                    fired = await timers.fire_due_timers(self.context, started, fence=self.fence)
                     self.fired += fired
-                    nxt = await planner.next_due()
+                    nxt = await timers.next_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -172,15 +182,13 @@ class EscalationLoops:
     async def _catch_up(self) -> None:
         """Changes made by processes without the change hook (a CLI without the configuration)."""
         while True:
-            self._feed_cursor, _ = await planner.catch_up_feed(self._feed_cursor)
-            if not await planner.has_events_after(self._feed_cursor):
+            self._feed_cursor, _ = await catch_up_feed(self.context, self._feed_cursor)
+            if not await has_events_after(self._feed_cursor):
                 return
 
     async def _housekeeping(self) -> None:
-        ctx = planner.context()
-        if ctx is not None:
-            await plan_shift_notices(ctx.schedules)
-        await planner.sweep_held()
+        await plan_shift_notices(self.context.schedules)
+        await timers.sweep_held()
 
     # --- PagerDuty as a schedule source --------------------------------------------------------
 
@@ -194,8 +202,8 @@ class EscalationLoops:
         """Ask PagerDuty who is on call for schedules that name it as their source."""
         from engine.notify.pagerduty import fetch_oncall
 
-        ctx = planner.context()
-        if ctx is None or self.dispatcher is None or not self.settings.pagerduty_api_token:
+        ctx = self.context
+        if self.dispatcher is None or not self.settings.pagerduty_api_token:
             return
         by_email = {u.email.lower(): u.id for u in self.config.users if u.email}
         by_pd = {u.pagerduty_user_id: u.id for u in self.config.users if getattr(u, "pagerduty_user_id", None)}
@@ -221,7 +229,7 @@ class EscalationLoops:
         jira = self.settings.jira
         if jira is None or self.dispatcher is None:
             return 0
-        rows = await Incident.filter(status__in=sorted(planner.OPEN)).values("id", "external_refs")
+        rows = await Incident.filter(status__in=sorted(OPEN)).values("id", "external_refs")
         changed = 0
         for row in rows:
             refs = row["external_refs"] or {}

@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
 from engine.core.textclean import public_text
-from engine.escalation.planner import write_notifications
+from engine.escalation.messages import write_notifications
 from engine.incidents import feed
 from engine.notify.render import public_name
 from engine.rest.common import client_id, rest_state

@@ -28,10 +28,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from support.engine_proc import read_until, start_engine  # noqa: E402
-from support.escalation import config_text, eventually, timeline  # noqa: E402
+from support.escalation import config_text, eventually, timeline, wire  # noqa: E402
 
 from engine.config.loading import parse_config_text  # noqa: E402
-from engine.escalation import planner  # noqa: E402
 from engine.incidents import services  # noqa: E402
 from engine.storage.escalation_models import Notification  # noqa: E402
 from engine.storage.models import Incident  # noqa: E402
@@ -63,7 +62,7 @@ async def test_sigstop_leader_standby_takes_over_and_thawed_leader_sends_nothing
     text = text.replace(level_two, level_two + "escalate_after_minutes = 30\n")
     config = tmp_path / "pulseguard.toml"
     config.write_text(text)
-    planner.install(parse_config_text(text))  # this process opens incidents; the engines page
+    wire(parse_config_text(text))  # this process opens incidents; the engines page
 
     first = await start_engine(esc_db, config)
     second = None
@@ -160,7 +159,7 @@ async def test_sigstop_mid_send_standby_resends_with_the_same_key_and_thawed_lea
     text = config_text(receivers, after=30)  # level 1 only within the test
     config = tmp_path / "pulseguard.toml"
     config.write_text(text)
-    planner.install(parse_config_text(text))
+    wire(parse_config_text(text))
 
     first = await start_engine(esc_db, config)
     second = None

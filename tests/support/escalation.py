@@ -18,14 +18,28 @@ from support.receivers import HttpReceiver, JiraState, SmtpSink, pagerduty_respo
 
 @pytest.fixture
 async def esc_db(db: Any) -> AsyncIterator[Any]:
-    """conftest's fresh database (SQLite, and PostgreSQL when configured), with the
-    escalation hooks removed afterwards so one test's configuration never leaks into the next."""
-    from engine.escalation import planner
+    """conftest's fresh database (SQLite, and PostgreSQL when configured), with the change
+    hooks the test subscribed removed afterwards so one test's configuration never leaks into
+    the next."""
+    from engine.incidents.hooks import change_hooks
 
+    before = list(change_hooks)
     try:
         yield db
     finally:
-        planner.uninstall()
+        for hook in change_hooks:
+            if hook not in before:
+                change_hooks.unsubscribe(hook)
+
+
+def wire(config: Any) -> Any:
+    """This process writes escalation rows for its changes with `config`, as a CLI command or an
+    engine does; the Wiring, whose stop() unsubscribes it (esc_db does at the end of the test)."""
+    from engine.escalation.wiring import Wiring
+
+    wiring = Wiring.for_config(config)
+    wiring.start()
+    return wiring
 
 
 @dataclass
@@ -168,11 +182,28 @@ def make_config(rx: Receivers, **kw: Any) -> Any:
 
 
 def fast_loops(config: Any, **kw: Any) -> Any:
+    """The engine loops with short polls, and this process's change hook sharing their Context,
+    subscribed when they start, as an engine wires them. The hook stays subscribed after the
+    loops stop, until the next fast loops start or the test ends (esc_db)."""
     from engine.escalation.runtime import EscalationLoops
+    from engine.escalation.wiring import Wiring
     from engine.notify.deliverer import RetryPolicy
 
+    class WiredLoops(EscalationLoops):
+        async def start(self) -> None:
+            if _wired:
+                _wired.pop().stop()
+            wiring = Wiring(self.context)
+            wiring.start()
+            _wired.append(wiring)
+            await super().start()
+
     retry = kw.pop("retry", None) or RetryPolicy(base=0.2, cap=1.0, max_age=kw.pop("max_age", 60.0))
-    return EscalationLoops(config, retry=retry, timer_poll=0.05, delivery_poll=0.05, **kw)
+    return WiredLoops(config, retry=retry, timer_poll=0.05, delivery_poll=0.05, **kw)
+
+
+# The hook the last fast loops subscribed (one at a time, as one engine per process).
+_wired: list[Any] = []
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

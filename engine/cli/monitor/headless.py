@@ -106,4 +106,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("--quiet", "-q", action="store_true", help="print warnings only")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     p.add_argument("--api", metavar="HOST:PORT", help="also serve the REST API and status page here (or [engine] api)")
-    p.set_defaults(handler=run_engine, needs_db=True)
+    p.set_defaults(handler=run_engine, needs_db=True, runs_engine=True)  # the engine wires escalation itself

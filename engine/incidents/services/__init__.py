@@ -4,9 +4,9 @@ Each public function is one transaction that writes its rows and appends an Even
 incident's timeline (the change feed). Validation happens before anything is written, and a
 refused change raises a DomainError with a message meant for the person who asked.
 
-Other areas (escalation, notifications) register change hooks that run inside the same
-transaction, so the rows they derive from a change (timers, outbox messages) are stored
-atomically with it.
+Other areas (escalation, detection) subscribe change hooks (engine.incidents.hooks) that run
+inside the same transaction, so the rows they derive from a change (timers, outbox messages)
+are stored atomically with it.
 
 Where things live: validation (names, text, times), timeline (the lock, events, hooks and
 `change`, the one transition sequence), lifecycle (open → acknowledge → … → resolve → reopen),
@@ -37,8 +37,6 @@ from engine.incidents.services.timeline import (
     FEED_LOCK_ID,
     SYSTEM_ACTOR,
     Change,
-    ChangeHook,
-    add_change_hook,
     append_event,
     append_system_event,
     change,
@@ -46,7 +44,6 @@ from engine.incidents.services.timeline import (
     next_number,
     record_event,
     record_system_event,
-    remove_change_hook,
     require_open,
 )
 from engine.incidents.services.validation import (
@@ -74,10 +71,8 @@ __all__ = [
     "NAME_RE",
     "SYSTEM_ACTOR",
     "Change",
-    "ChangeHook",
     "acknowledge",
     "active_maintenance",
-    "add_change_hook",
     "add_evidence",
     "add_followup",
     "append_event",
@@ -102,7 +97,6 @@ __all__ = [
     "promote_comment",
     "record_event",
     "record_system_event",
-    "remove_change_hook",
     "reopen",
     "require_open",
     "resolve",

@@ -1,10 +1,11 @@
 """The timeline and the change plumbing every service function shares: the incident lock, the
 event append (with the change hooks that run inside the same transaction) and `change`, the one
-lock → check → set → save → event sequence of every incident transition."""
+lock → check → set → save → event sequence of every incident transition. The hooks are those
+subscribed to engine.incidents.hooks.change_hooks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -14,26 +15,13 @@ from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, NotFound, Status, parse_incident_key
+from engine.incidents.hooks import change_hooks
 from engine.incidents.services.validation import valid_actor, valid_text, valid_time
 from engine.storage.models import Event, Incident
-
-ChangeHook = Callable[[Incident | None, Event, BaseDBAsyncClient], Awaitable[None]]
-_hooks: list[ChangeHook] = []
 
 # Serialises event inserts on PostgreSQL so ids commit in ascending order and a follower
 # reading "id > cursor" can never skip a row committed late.
 FEED_LOCK_ID = 0x50_47_46  # "PGF"
-
-
-def add_change_hook(hook: ChangeHook) -> None:
-    """Run `hook(incident, event, conn)` inside every change's transaction, after its event."""
-    if hook not in _hooks:
-        _hooks.append(hook)
-
-
-def remove_change_hook(hook: ChangeHook) -> None:
-    if hook in _hooks:
-        _hooks.remove(hook)
 
 
 async def append_event(
@@ -50,7 +38,7 @@ async def append_event(
     event = await Event.create(
         incident=incident, kind=kind, actor=actor, at=at or utcnow(), summary=summary, data=data or {}, using_db=conn
     )
-    for hook in list(_hooks):
+    for hook in change_hooks:
         await hook(incident, event, conn)
     return event
 

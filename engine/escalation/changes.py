@@ -1,0 +1,297 @@
+"""From incident changes to outbox rows and timers, inside the change's own transaction.
+
+`change_handler(ctx)` is the service-layer change hook (see engine.escalation.wiring for who
+subscribes it): creating an incident writes its first notifications and the timer of its next
+escalation step in the same transaction; an acknowledgement cancels what is pending; a
+severity change re-plans; a resolution cancels the escalation and tells everyone who heard of
+the incident. `catch_up_feed` handles, from the engine loop, what changed without the hook.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from engine.core.clock import utcnow
+from engine.escalation.context import OPEN, Context
+from engine.escalation.destinations import external_destinations, internal_destinations, notified_before
+from engine.escalation.messages import iso, message_payload, snapshot, write_notifications
+from engine.escalation.policy import Policy, policy_for
+from engine.escalation.steps import cancel_pending, fire_step, handling, plan, save_escalation, stop
+from engine.incidents.hooks import ChangeHook
+from engine.incidents.services import append_system_event
+from engine.notify.render import public_incident
+from engine.storage.escalation_models import Notification
+from engine.storage.models import Event, Incident, StatusUpdate
+
+# --- the change hook --------------------------------------------------------------------------
+
+
+# The changes escalation reacts to. Each handled one is marked on the incident
+# (`escalation.seen`, the last event id handled), so a change made by a process without the
+# hook is caught up later: by the next hooked change of that incident, or by the engine.
+RELEVANT = ("created", "acknowledged", "status_changed", "status_update", "severity_changed", "resolved", "reopened")
+
+
+def change_handler(ctx: Context) -> ChangeHook:
+    """The service-layer change hook planning escalation with `ctx`; it runs inside each
+    change's transaction."""
+
+    async def on_change(incident: Incident | None, event: Event, conn: BaseDBAsyncClient) -> None:
+        if incident is None or event.kind not in RELEVANT:
+            return
+        if int((incident.escalation or {}).get("seen") or 0) >= event.id:
+            return  # handled already: another engine in this process has its own hook
+        await _catch_up(conn, ctx, incident, before=event.id)
+        await _handle_marked(conn, ctx, incident, event, event.at or utcnow())
+
+    return on_change
+
+
+async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int) -> int:
+    """Handle this incident's changes that no hook saw (made by a process without one)."""
+    seen = int((incident.escalation or {}).get("seen") or 0)
+    missed = await Event.filter(incident_id=incident.id, id__gt=seen, id__lt=before, kind__in=RELEVANT).using_db(conn).order_by("id")
+    if seen == 0 and missed and missed[0].kind != "created":
+        missed = []  # the incident predates escalation tracking: nothing to replay
+    for ev in missed:
+        await _handle_marked(conn, ctx, incident, ev, utcnow())
+    return len(missed)
+
+
+async def _mark_seen(conn: BaseDBAsyncClient, incident: Incident, event_id: int) -> None:
+    state = dict(incident.escalation or {})
+    if int(state.get("seen") or 0) >= event_id:
+        return  # a handler saved the state, and the mark with it
+    state["seen"] = event_id
+    await save_escalation(conn, incident, state)
+
+
+async def _handle_marked(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    with handling(event.id):
+        await _handle(conn, ctx, incident, event, now)
+    await _mark_seen(conn, incident, event.id)
+
+
+async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    kind = event.kind
+    data = event.data or {}
+    if kind == "created":
+        await _on_created(conn, ctx, incident, event, now)
+        if incident.acknowledged_at is not None or incident.status not in OPEN:
+            await stop(conn, incident, now, kind)  # replayed late: it was handled by hand meanwhile
+        return
+    if incident.acknowledged_at is not None or incident.status not in OPEN:
+        await stop(conn, incident, now, kind)
+    acked_now = (
+        kind == "acknowledged"
+        or (kind == "status_changed" and data.get("acknowledged"))
+        or (kind == "status_update" and data.get("from") == "triggered" and data.get("to") != "triggered")
+    )
+    if acked_now:
+        await _fan_out(conn, ctx, incident, event, "acknowledged", now, before=True)
+    if kind == "severity_changed":
+        await _on_severity(conn, ctx, incident, event, now)
+    elif kind in ("status_changed", "status_update"):
+        await _on_status(conn, ctx, incident, event, now)
+    elif kind == "resolved":
+        await _fan_out(conn, ctx, incident, event, "resolved", now, before=True, stakeholders=True)
+        if await Notification.filter(incident_id=incident.id, audience="external").using_db(conn).exists():
+            await _external(conn, ctx, incident, event, "resolved", None, now)
+    elif kind == "reopened":
+        await _fan_out(conn, ctx, incident, event, "reopened", now, before=True, stakeholders=True, message=data.get("reason"))
+
+
+async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    policy = policy_for(ctx.config, incident.severity, incident.services or ())
+    state: dict[str, Any] = {
+        "generation": 1,
+        "policy": policy.to_json() if policy else None,
+        "level": 0,
+        "round": 0,
+        "next_at": None,
+        "opened_at": iso(now),
+    }
+    digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
+    stakeholders = internal_destinations(ctx, "triggered")
+    if policy is None or not policy.levels:
+        state["stopped"] = f"no escalation policy for {incident.severity}" if policy is None else "the policy names nobody"
+        await save_escalation(conn, incident, state)
+        await write_notifications(
+            conn,
+            incident,
+            stakeholders,
+            message_payload(incident, "triggered", event),
+            f"{incident.key}:e{event.id}",
+            digest_minutes=digest,
+            now=now,
+        )
+        return
+    level, round_, delay = policy.first_step()
+    if delay > 0 or incident.acknowledged_at is not None or incident.status not in OPEN:
+        await write_notifications(
+            conn,
+            incident,
+            stakeholders,
+            message_payload(incident, "triggered", event),
+            f"{incident.key}:e{event.id}",
+            digest_minutes=digest,
+            now=now,
+        )
+        if incident.acknowledged_at is None and incident.status in OPEN:
+            await plan(conn, incident, state, 1, level, round_, now + timedelta(minutes=delay))
+        else:
+            await save_escalation(conn, incident, state)
+        return
+    await fire_step(conn, ctx, incident, state, policy, level, round_, now, extra=stakeholders, event=event)
+
+
+async def _fan_out(
+    conn: BaseDBAsyncClient,
+    ctx: Context,
+    incident: Incident,
+    event: Event,
+    kind: str,
+    now: datetime,
+    *,
+    before: bool = False,
+    stakeholders: bool = False,
+    message: str | None = None,
+) -> None:
+    dests: list[str] = []
+    if before:
+        dests += [d for d in await notified_before(conn, incident.id) if kind != "acknowledged" or d != "jira"]
+    if stakeholders:
+        dests += internal_destinations(ctx, kind)
+    if kind == "resolved" and message is None:
+        message = (event.data or {}).get("root_cause")
+        if message:
+            message = f"Root cause: {message}"
+    policy = Policy.from_json((incident.escalation or {}).get("policy") or {}) if (incident.escalation or {}).get("policy") else None
+    digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
+    await write_notifications(
+        conn,
+        incident,
+        dests,
+        message_payload(incident, kind, event, message=message),
+        f"{incident.key}:e{event.id}:{kind}",
+        digest_minutes=digest,
+        now=now,
+    )
+
+
+async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    data = event.data or {}
+    await _fan_out(
+        conn,
+        ctx,
+        incident,
+        event,
+        "severity_changed",
+        now,
+        before=True,
+        stakeholders=True,
+        message=f"Severity {data.get('from')} → {data.get('to')}" + (f": {data['reason']}" if data.get("reason") else ""),
+    )
+    if incident.acknowledged_at is not None or incident.status not in OPEN:
+        return
+    # Unacknowledged: the new severity's policy takes over from its first level.
+    await cancel_pending(conn, incident.id)
+    old = dict(incident.escalation or {})
+    policy = policy_for(ctx.config, incident.severity, incident.services or ())
+    state: dict[str, Any] = {
+        **old,
+        "generation": int(old.get("generation") or 0) + 1,
+        "policy": policy.to_json() if policy else None,
+        "level": 0,
+        "round": 0,
+        "next_at": None,
+    }
+    state.pop("stopped", None)
+    if policy is None or not policy.levels:
+        state["stopped"] = f"no escalation policy for {incident.severity}"
+        await save_escalation(conn, incident, state)
+        await append_system_event(
+            conn,
+            incident,
+            "escalation_stopped",
+            f"escalation stopped: no escalation policy for {incident.severity}",
+            {"reason": state["stopped"]},
+            now,
+        )
+        return
+    level, round_, delay = policy.first_step()
+    if delay > 0:
+        await plan(conn, incident, state, state["generation"], level, round_, now + timedelta(minutes=delay))
+    else:
+        await fire_step(conn, ctx, incident, state, policy, level, round_, now, event=event, kind="severity_changed")
+
+
+async def _on_status(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    data = event.data or {}
+    message: str | None = data.get("message")
+    public = bool(data.get("public"))
+    if event.kind == "status_update" and data.get("update_id"):
+        row = await StatusUpdate.filter(id=data["update_id"]).using_db(conn).first()
+        if row is not None:
+            message, public = row.message, row.public
+    if not message and data.get("from") == data.get("to"):
+        return
+    await _fan_out(conn, ctx, incident, event, "status_update", now, stakeholders=True, message=message)
+    if public and message:
+        await _external(conn, ctx, incident, event, "status_update", message, now)
+
+
+async def _external(
+    conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, kind: str, message: str | None, now: datetime
+) -> None:
+    """Customers hear public updates only: public fields of the incident and the public message."""
+    dests = external_destinations(ctx)
+    if not dests:
+        return
+    shown = {s.name: s.display_name or s.name for s in ctx.config.services if s.public}
+    names = [shown.get(n, n) for n in incident.services or [] if n in shown or not any(s.name == n for s in ctx.config.services)]
+    payload = {"kind": kind, "incident": public_incident(snapshot(incident), names), "message": message, "at": iso(now)}
+    await write_notifications(conn, incident, dests, payload, f"{incident.key}:e{event.id}:ext", audience="external", now=now)
+
+
+async def has_events_after(cursor: int) -> bool:
+    """Whether the change feed holds relevant changes of the last day after `cursor`."""
+    since = utcnow() - timedelta(days=1)
+    return await Event.filter(id__gt=cursor, kind__in=RELEVANT, at__gte=since).exclude(incident_id=None).exists()
+
+
+async def catch_up_feed(ctx: Context, cursor: int, limit: int = 200) -> tuple[int, int]:
+    """Handle relevant changes no hook saw, following the change feed from `cursor`.
+
+    Returns (new cursor, incidents caught up). Only the last day is looked at, so an engine
+    starting on an old database does not replay history.
+    """
+    since = utcnow() - timedelta(days=1)
+    rows = (
+        await Event.filter(id__gt=cursor, kind__in=RELEVANT, at__gte=since)
+        .exclude(incident_id=None)
+        .order_by("id")
+        .limit(limit)
+        .values("id", "incident_id")
+    )
+    if not rows:
+        return cursor, 0
+    last: dict[int, int] = {}
+    for r in rows:
+        last[r["incident_id"]] = r["id"]
+    states = dict(await Incident.filter(id__in=list(last)).values_list("id", "escalation"))
+    done = 0
+    for incident_id, event_id in last.items():
+        if int((states.get(incident_id) or {}).get("seen") or 0) >= event_id:
+            continue
+        async with in_transaction() as conn:
+            incident = await Incident.filter(id=incident_id).select_for_update().using_db(conn).first()
+            if incident is None:
+                continue
+            if await _catch_up(conn, ctx, incident, before=event_id + 1):
+                done += 1
+    return rows[-1]["id"], done

@@ -1,0 +1,161 @@
+"""An incident's escalation state (`Incident.escalation`) and its steps: planning the timer of
+the next step, notifying one level, stopping when someone acknowledges.
+
+Every write here runs inside the transaction of the change (or timer) being handled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from engine.core.clock import utcnow
+from engine.core.durations import format_words
+from engine.escalation.context import Context
+from engine.escalation.messages import iso, message_payload, write_notifications
+from engine.escalation.policy import Policy
+from engine.escalation.recipients import resolve_targets
+from engine.incidents.services import append_system_event
+from engine.storage.escalation_models import Timer, TimerState
+from engine.storage.models import Event, Incident
+
+# The id of the event being handled, so saving the escalation state marks it handled too.
+_handling: ContextVar[int | None] = ContextVar("escalation_handling", default=None)
+
+
+@contextmanager
+def handling(event_id: int) -> Iterator[None]:
+    """While handling this event, every save of the escalation state marks it handled."""
+    token = _handling.set(event_id)
+    try:
+        yield
+    finally:
+        _handling.reset(token)
+
+
+async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any]) -> None:
+    handling = _handling.get()
+    if handling is not None:
+        # Saved while handling an event: mark it handled in the same write.
+        state["seen"] = max(int(state.get("seen") or 0), int((incident.escalation or {}).get("seen") or 0), handling)
+    incident.escalation = state
+    await Incident.filter(id=incident.id).using_db(conn).update(escalation=state)
+
+
+async def cancel_pending(conn: BaseDBAsyncClient, incident_id: int) -> int:
+    return (
+        await Timer.filter(incident_id=incident_id, kind="escalate", state=TimerState.PENDING)
+        .using_db(conn)
+        .update(state=TimerState.CANCELLED, fired_at=utcnow())
+    )
+
+
+async def plan(
+    conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any], generation: int, level: int, round_: int, due: datetime
+) -> None:
+    """Write the timer of the next step (once: the key is unique) and record it in the state."""
+    key = f"esc:{incident.id}:g{generation}:l{level}:r{round_}"
+    await Timer.bulk_create(
+        [
+            Timer(
+                key=key,
+                kind="escalate",
+                incident_id=incident.id,
+                due_at=due,
+                created_at=utcnow(),
+                data={"generation": generation, "level": level, "round": round_},
+            )
+        ],
+        ignore_conflicts=True,
+        using_db=conn,
+    )
+    state["next_at"] = iso(due)
+    state["next_level"] = level
+    await save_escalation(conn, incident, state)
+
+
+async def fire_step(
+    conn: BaseDBAsyncClient,
+    ctx: Context,
+    incident: Incident,
+    state: dict[str, Any],
+    policy: Policy,
+    level: int,
+    round_: int,
+    now: datetime,
+    *,
+    extra: Sequence[str] = (),
+    event: Event | None = None,
+    kind: str | None = None,
+) -> None:
+    """Notify one level (plus `extra` stakeholders), record it, and plan the next step."""
+    generation = int(state.get("generation") or 1)
+    recipients, notes = await resolve_targets(conn, ctx, policy.levels[level - 1].notify, now, incident.created_at)
+    kind = kind or policy.step_kind(level, round_)
+    names = [r.label for r in recipients]
+    payload = message_payload(incident, kind, event, level=level, round=round_, recipients=names)
+    # Digest mode batches the first notification; an escalation or reminder nobody answered
+    # must reach its person now.
+    digest = policy.digest_interval_minutes if policy.digest_mode and (level, round_) == (1, 1) else None
+    dests = [r.destination for r in recipients] + [d for d in extra if d not in {r.destination for r in recipients}]
+    await write_notifications(
+        conn, incident, dests, payload, f"{incident.key}:g{generation}:l{level}:r{round_}", digest_minutes=digest, now=now
+    )
+    nxt = policy.next_step(level, round_)
+    state.update({"level": level, "round": round_, "last_at": iso(now)})
+    if nxt is None:
+        state["next_at"] = None
+    what = {
+        "triggered": f"level {level} notified",
+        "escalated": f"escalated to level {level}",
+        "reminder": f"reminder {round_} to level {level}",
+    }.get(kind, f"level {level} notified ({kind})")
+    summary = f"{what}: {', '.join(names) or 'nobody reachable'}" + (f" ({'; '.join(notes)})" if notes else "")
+    if nxt is not None:
+        due = now + timedelta(minutes=nxt[2])
+        summary += f"; next step at {due.strftime('%H:%M:%S')} UTC unless acknowledged"
+    elif policy.handoff == "pagerduty":
+        summary += "; PagerDuty escalates from here by its own policy"
+    await append_system_event(
+        conn,
+        incident,
+        "escalation",
+        summary,
+        {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind},
+        now,
+    )
+    if nxt is not None:
+        await plan(conn, incident, state, generation, nxt[0], nxt[1], now + timedelta(minutes=nxt[2]))
+    else:
+        await save_escalation(conn, incident, state)
+
+
+async def stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why: str) -> None:
+    """Cancel what is pending (acknowledged, or no longer open) and say so on the timeline."""
+    cancelled = await cancel_pending(conn, incident.id)
+    state = dict(incident.escalation or {})
+    if not state or state.get("stopped_at"):
+        return
+    state["next_at"] = None
+    state["stopped_at"] = iso(now)
+    if incident.acknowledged_at is not None and incident.created_at is not None:
+        state["time_to_ack_seconds"] = round((incident.acknowledged_at - incident.created_at).total_seconds(), 3)
+    reason = f"acknowledged by {incident.acknowledged_by}" if incident.acknowledged_at else f"incident {incident.status}"
+    state["stopped"] = reason
+    await save_escalation(conn, incident, state)
+    if cancelled or state.get("level"):
+        took = ""
+        if "time_to_ack_seconds" in state:
+            took = f" after {format_words(state['time_to_ack_seconds'])}"
+        await append_system_event(
+            conn,
+            incident,
+            "escalation_stopped",
+            f"escalation stopped: {reason}{took}",
+            {"cancelled_steps": cancelled, "reason": reason, "time_to_ack_seconds": state.get("time_to_ack_seconds")},
+            now,
+        )
