@@ -207,6 +207,7 @@ NEEDS_EXISTING = {
     "oncall cancel-override": ["1"],
     "oncall export": [],
     "notifications": [],
+    "notifications list": [],
     "notifications retry": ["1"],
     "token list": [],
     "token revoke": ["ci"],

@@ -85,6 +85,7 @@ DB_ACCESS: dict[str, str] = {
     "oncall cancel-override": CHANGE,
     "oncall export": READ,
     "notifications": READ,
+    "notifications list": READ,
     "notifications retry": CHANGE,
     "notifications test": NONE,
     "escalation preview": READ,
