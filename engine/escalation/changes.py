@@ -117,30 +117,26 @@ async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident,
     }
     digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
     stakeholders = internal_destinations(ctx, "triggered")
+
+    async def tell_stakeholders() -> None:
+        await write_notifications(
+            conn,
+            incident,
+            stakeholders,
+            message_payload(incident, "triggered", event),
+            f"{incident.key}:e{event.id}",
+            digest_minutes=digest,
+            now=now,
+        )
+
     if policy is None or not policy.levels:
         state["stopped"] = f"no escalation policy for {incident.severity}" if policy is None else "the policy names nobody"
         await save_escalation(conn, incident, state)
-        await write_notifications(
-            conn,
-            incident,
-            stakeholders,
-            message_payload(incident, "triggered", event),
-            f"{incident.key}:e{event.id}",
-            digest_minutes=digest,
-            now=now,
-        )
+        await tell_stakeholders()
         return
     level, round_, delay = policy.first_step()
     if delay > 0 or incident.acknowledged_at is not None or incident.status not in OPEN:
-        await write_notifications(
-            conn,
-            incident,
-            stakeholders,
-            message_payload(incident, "triggered", event),
-            f"{incident.key}:e{event.id}",
-            digest_minutes=digest,
-            now=now,
-        )
+        await tell_stakeholders()
         if incident.acknowledged_at is None and incident.status in OPEN:
             await plan(conn, incident, state, 1, level, round_, now + timedelta(minutes=delay))
         else:
