@@ -85,17 +85,8 @@ async def post(
     auth: tuple[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[Outcome, httpx.Response | None]:
-    """POST and classify; network errors and timeouts are retryable failures."""
-    try:
-        # request(), not post(): httpx types post's auth without None (no auth), which request() takes
-        response = await client.request("POST", url, content=content, headers=headers, auth=auth, timeout=timeout)
-    except httpx.TimeoutException:
-        return Outcome.failed(f"timed out after {timeout:g} s"), None
-    except httpx.InvalidURL as exc:
-        return Outcome.refused(f"invalid URL {url!r}: {exc}"), None
-    except httpx.HTTPError as exc:
-        return Outcome.failed(_describe(exc)), None
-    return classify(response), response
+    """POST a body as given and classify; network errors and timeouts are retryable failures."""
+    return await request(client, "POST", url, content=content, headers=headers, auth=auth, timeout=timeout)
 
 
 async def request(
@@ -104,13 +95,18 @@ async def request(
     url: str,
     *,
     json_body: Any = None,
+    content: bytes | None = None,
     headers: dict[str, str] | None = None,
     auth: tuple[str, str] | None = None,
     params: Any = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[Outcome, httpx.Response | None]:
+    """Send and classify; network errors and timeouts are retryable failures."""
     try:
-        response = await client.request(method, url, json=json_body, headers=headers, auth=auth, params=params, timeout=timeout)
+        # client.request(), not .post(): httpx types post's auth without None (no auth), which request() takes
+        response = await client.request(
+            method, url, content=content, json=json_body, headers=headers, auth=auth, params=params, timeout=timeout
+        )
     except httpx.TimeoutException:
         return Outcome.failed(f"timed out after {timeout:g} s"), None
     except httpx.InvalidURL as exc:
