@@ -19,6 +19,10 @@ from pulseguard_tui.screens.incidents import IncidentsScreen
 
 
 @pytest.mark.slow
+# Where focus goes when a modal closes is the console's own doing; the database plays no part,
+# so the walk (70 s) runs once, on SQLite. The same workflows run on PostgreSQL in
+# test_console_workflows.py.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_every_modal_both_ways_then_the_next_key_acts_on_the_list(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     seen = await walk_every_modal(app, pilot)

@@ -264,6 +264,9 @@ async def remote_without_learning(api: Api, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+# Focus after a modal over --connect depends on the console and the wire, not on the engine's
+# database: the walk (70 s) runs once, on SQLite.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_every_modal_over_the_api_then_the_next_key_acts_on_the_list(api: Api, tmp_path: Path) -> None:
     """The responder's console over --connect: every modal it offers, closed both ways, with the
     keys reaching the list afterwards (saves take a round trip, and refreshes arrive over the
