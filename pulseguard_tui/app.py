@@ -1,8 +1,8 @@
 """PulseGuardApp: screens as modes, themes, global keys, the palette and the change feed.
 
 The app reaches the engine only through `self.api` (an EngineAPI). It follows the feed from the
-cursor it starts at and hands each batch of events to every screen that is alive; a new
-critical incident rings the bell and is highlighted for a while.
+cursor it starts at (pulseguard_tui.feed) and hands each batch of events to every screen that
+is alive; a new critical incident rings the bell and is highlighted for a while.
 """
 
 from __future__ import annotations
@@ -14,27 +14,19 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import rich.control
-import textual.content
 from textual.app import App
 from textual.screen import Screen
 
+from pulseguard_tui import feed
 from pulseguard_tui.actions import ACTIONS, SCREENS, Action, action_for, key_display
 from pulseguard_tui.commands import Command, ConsoleCommands
 from pulseguard_tui.lifecycle import is_live, run_work
 from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
+from pulseguard_tui.terminal import strip_terminal_controls
 from themes import THEMES, normalise_theme_name
 
-# Rich's Text and Textual's Content remove BEL, BS, VT, FF and CR from the text they are given;
-# stored data (an incident title from an alert, a comment) may also carry ESC sequences, C1
-# controls and bidi overrides that a terminal would execute. Both read these shared tables.
-_TERMINAL_CONTROLS = {
-    c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-}
-for _table in (getattr(rich.control, "_CONTROL_STRIP_TRANSLATE", None), getattr(textual.content, "_CONTROL_STRIP_TRANSLATE", None)):
-    if isinstance(_table, dict):  # private names: a release that renames them must not stop the console
-        _table.update(_TERMINAL_CONTROLS)
+strip_terminal_controls()
 
 # Each screen is one module, so the feature that owns it can replace it alone.
 SCREEN_CLASSES: dict[str, str] = {
@@ -44,7 +36,6 @@ SCREEN_CLASSES: dict[str, str] = {
     "oncall": "pulseguard_tui.screens.oncall:OncallScreen",
     "analytics": "pulseguard_tui.screens.analytics:AnalyticsScreen",
 }
-HIGHLIGHT_SECONDS = 60.0
 
 
 def _screen_factory(path: str) -> Callable[[], Screen[Any]]:
@@ -179,7 +170,7 @@ class PulseGuardApp(App[None]):
         if not self.may_write:
             self.readonly = True
             self.api.readonly = True
-        for screen in self._live_screens():
+        for screen in self.live_screens():
             screen.refresh_bindings()
 
     @property
@@ -247,12 +238,12 @@ class PulseGuardApp(App[None]):
         self._refresh_status_lines()
 
     def _refresh_status_lines(self) -> None:
-        for screen in self._live_screens():
+        for screen in self.live_screens():
             refresh = getattr(screen, "refresh_status", None)
             if refresh is not None:
                 refresh()
 
-    def _live_screens(self) -> list[Screen[Any]]:
+    def live_screens(self) -> list[Screen[Any]]:
         """The screens the clock, the feed and the status line may reach: mounted and not being
         removed (while the console closes, none)."""
         screens: list[Screen[Any]] = []
@@ -273,53 +264,10 @@ class PulseGuardApp(App[None]):
     # --- the change feed ------------------------------------------------------------------------------
 
     async def _follow(self) -> None:
-        """Follow the engine's change feed for as long as the app runs."""
-        import asyncio
-
-        await self.ready.wait()
-        backoff = 0.5
-        while True:
-            try:
-                if self.feed_cursor is None:
-                    self.feed_cursor = await self.api.latest_cursor()
-                async for batch in self.api.subscribe(self.feed_cursor):
-                    if batch:
-                        self.feed_cursor = batch[-1]["id"]
-                        await self.on_feed_batch(batch)
-                    backoff = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a database hiccup: report it, then try again
-                if self.feed_error is None:
-                    self.notify(f"change feed interrupted: {exc}; retrying", severity="warning")
-                self.feed_error = str(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            else:
-                return
+        await feed.follow(self)
 
     async def on_feed_batch(self, events: list[dict[str, Any]]) -> None:
-        self.feed_error = None
-        for e in events:
-            if e.get("kind") == "created" and (e.get("data") or {}).get("severity") == "critical":
-                self._new_critical(e)
-        if any(e.get("incident") for e in events) or any(e.get("kind", "").startswith("target") for e in events):
-            await self.refresh_overview()
-        for screen in self._live_screens():
-            handler = getattr(screen, "on_feed", None)
-            if handler is not None:
-                await handler(events)
-
-    def _new_critical(self, event: dict[str, Any]) -> None:
-        key = event.get("incident") or "?"
-        if self.settings.bell:
-            self.bell()
-        self.notify(event.get("summary") or f"{key} opened", title="New critical incident", severity="error", timeout=15)
-        until = time.monotonic() + HIGHLIGHT_SECONDS
-        for screen in self._live_screens():
-            table = getattr(screen, "table", None)
-            if table is not None and hasattr(table, "highlight"):
-                table.highlight(key, until)
+        await feed.deliver(self, events)
 
     def _overview_tick(self) -> None:
         if self.ready.is_set():
@@ -363,7 +311,7 @@ class PulseGuardApp(App[None]):
             self.api.readonly = value
         self.engine_state = {**self.engine_state, "readonly": value}
         self._refresh_status_lines()
-        for screen in self._live_screens():
+        for screen in self.live_screens():
             update = getattr(screen, "_update_info", None)
             if update is not None:
                 update()

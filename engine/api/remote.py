@@ -21,88 +21,12 @@ from urllib.parse import quote
 import httpx
 
 from engine.api.errors import ReadOnlyError
-from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
+from engine.api.http import AuthenticationFailed, RemoteError, json_object, json_objects, jsonable, parse_sse, raise_for
+from engine.core.domain import InvalidInput
+
+__all__ = ["AuthenticationFailed", "RemoteEngine", "RemoteError", "parse_sse", "raise_for"]
 
 log = logging.getLogger("pulseguard.remote")
-
-
-class RemoteError(DomainError):
-    """The engine could not be reached, or answered something unexpected."""
-
-    code = "remote"
-
-
-class AuthenticationFailed(RemoteError):
-    code = "unauthorized"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _json_object(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise RemoteError(f"{path} did not answer with a JSON object")
-    return value
-
-
-def _json_objects(value: Any, path: str) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise RemoteError(f"{path} did not answer with a list of JSON objects")
-    return value
-
-
-def raise_for(response: httpx.Response) -> None:
-    """Turn an error response into the domain error a LocalEngine would raise."""
-    status = response.status_code
-    if status < 400:
-        return
-    try:
-        body = response.json()
-        message = str(body.get("message") or body.get("detail") or f"HTTP {status}")
-        field = body.get("field")
-    except (ValueError, AttributeError):
-        message, field = (response.text or f"HTTP {status}")[:300], None
-    if status == 404:
-        raise NotFound(message)
-    if status == 409:
-        raise IllegalTransition(message)
-    if status == 422:
-        prefix = f"{field}: "
-        raise InvalidInput(field or "request", message[len(prefix) :] if field and message.startswith(prefix) else message)
-    if status == 403:
-        raise ReadOnlyError(message)
-    if status == 401:
-        raise AuthenticationFailed(f"the engine refused the token: {message}")
-    raise RemoteError(f"the engine answered HTTP {status}: {message}")
-
-
-async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, str | None]]:
-    """(event, data, id) for each server-sent event in a stream of lines."""
-    event, last_id = "message", None
-    data: list[str] = []
-    async for line in lines:
-        if line == "":
-            if data:
-                yield event, "\n".join(data), last_id
-            event, data = "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-        elif name == "id":
-            last_id = value
 
 
 class RemoteEngine:
@@ -166,7 +90,7 @@ class RemoteEngine:
 
     async def _call(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Any:
         try:
-            response = await self._client.request(method, path, params=params, json=_jsonable(body) if body is not None else None)
+            response = await self._client.request(method, path, params=params, json=jsonable(body) if body is not None else None)
         except httpx.TimeoutException:
             raise RemoteError(f"{self.url} did not answer in time") from None
         except httpx.TransportError as exc:
@@ -180,10 +104,10 @@ class RemoteEngine:
             raise RemoteError(f"{self.url}{path} did not answer with JSON") from None
 
     async def _get(self, path: str, params: Any = None) -> dict[str, Any]:
-        return _json_object(await self._call("GET", path, params=params), path)
+        return json_object(await self._call("GET", path, params=params), path)
 
     async def _get_list(self, path: str, params: Any = None) -> list[dict[str, Any]]:
-        return _json_objects(await self._call("GET", path, params=params), path)
+        return json_objects(await self._call("GET", path, params=params), path)
 
     def _check_write(self) -> None:
         if self.readonly:
@@ -191,11 +115,11 @@ class RemoteEngine:
 
     async def _post(self, path: str, body: Any = None) -> dict[str, Any]:
         self._check_write()
-        return _json_object(await self._call("POST", path, body=body), path)
+        return json_object(await self._call("POST", path, body=body), path)
 
     async def _write(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         self._check_write()
-        return _json_object(await self._call(method, path, body=body), path)
+        return json_object(await self._call(method, path, body=body), path)
 
     @staticmethod
     def _key(key: str) -> str:
@@ -208,7 +132,7 @@ class RemoteEngine:
         service, tag, since, limit, offset."""
         limit = int(filters.pop("limit", 500))
         offset = int(filters.pop("offset", 0))
-        params = {k: _jsonable(v) for k, v in filters.items() if v is not None}
+        params = {k: jsonable(v) for k, v in filters.items() if v is not None}
         out: list[dict[str, Any]] = []
         while len(out) < limit:
             page = await self._get("/api/incidents", {**params, "limit": min(500, limit - len(out)), "offset": offset})
@@ -254,7 +178,7 @@ class RemoteEngine:
         params: dict[str, Any] = {"series": series}
         if since is not None:
             params["since"] = since.isoformat()
-        return _json_objects((await self._get("/api/metrics/samples", params))["points"], "/api/metrics/samples")
+        return json_objects((await self._get("/api/metrics/samples", params))["points"], "/api/metrics/samples")
 
     async def engine_state(self) -> dict[str, Any]:
         state = await self._get("/api/engine")
