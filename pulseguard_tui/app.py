@@ -17,6 +17,7 @@ from typing import Any
 from textual.app import App
 from textual.screen import Screen
 
+from engine.api.protocol import Capabilities
 from pulseguard_tui import feed
 from pulseguard_tui.actions import ACTIONS, SCREENS, Action, action_for, key_display
 from pulseguard_tui.commands import Command, ConsoleCommands
@@ -81,7 +82,7 @@ class PulseGuardApp(App[None]):
         self._database = database
         self._follow_feed = follow_feed
         self.config: Any = config
-        self.readonly = bool(self.settings.readonly or getattr(api, "readonly", False))
+        self.readonly = bool(self.settings.readonly or (api is not None and api.readonly))
         if api is not None:
             self.api.readonly = self.readonly
             self.ready.set()
@@ -93,7 +94,7 @@ class PulseGuardApp(App[None]):
         self.keymap_problems: list[str] = []
         # What the engine lets this console do (EngineAPI.capabilities); until it answers,
         # nothing is hidden.
-        self.capabilities: dict[str, Any] = {}
+        self.capabilities = Capabilities()
         self.engine_host: Any = None  # the engine running in this process, if any
         for theme in THEMES.values():
             self.register_theme(theme)
@@ -109,7 +110,7 @@ class PulseGuardApp(App[None]):
 
     async def on_load(self) -> None:
         if self._database is not None:
-            from engine.storage.db import open_database
+            from engine.api.startup import open_database
 
             await open_database(self._database, migrate_schema=False)
 
@@ -141,7 +142,7 @@ class PulseGuardApp(App[None]):
             self.exit(return_code=code, message=message)
             return
         # A viewer's token (a remote engine) keeps the console read-only whatever was asked.
-        self.readonly = self.readonly or bool(getattr(api, "readonly", False))
+        self.readonly = self.readonly or bool(api.readonly)
         api.readonly = self.readonly
         self.api = api
         await self.load_capabilities()
@@ -164,9 +165,9 @@ class PulseGuardApp(App[None]):
         """Ask the engine who this console acts as and what works over its connection; keys,
         the footer, help and the palette then show only that."""
         try:
-            self.capabilities = await self.api.capabilities()
+            self.capabilities = Capabilities.from_record(await self.api.capabilities(), remote=self.api.remote)
         except Exception:  # an engine that cannot say: its read-only flag decides; features show their own errors
-            self.capabilities = {"may_write": not bool(getattr(self.api, "readonly", False))}
+            self.capabilities = Capabilities(can_write=not self.api.readonly, remote=self.api.remote)
         if not self.may_write:
             self.readonly = True
             self.api.readonly = True
@@ -177,11 +178,10 @@ class PulseGuardApp(App[None]):
     def may_write(self) -> bool:
         """Whether this console's identity may change anything at all (a viewer's token may not);
         `readonly` is the switch the user may flip within that."""
-        return bool(self.capabilities.get("may_write", True))
+        return self.capabilities.can_write
 
     def feature(self, name: str) -> bool:
-        features = self.capabilities.get("features")
-        return True if features is None else bool(features.get(name, False))
+        return self.capabilities.has(name)
 
     def action_available(self, action: Action) -> bool:
         """Whether `action` can work here at all (not: whether it is allowed right now)."""
@@ -205,7 +205,7 @@ class PulseGuardApp(App[None]):
 
     async def on_unmount(self) -> None:
         if self._database is not None:
-            from engine.storage.db import close_database
+            from engine.api.startup import close_database
 
             await close_database()
 
@@ -294,7 +294,7 @@ class PulseGuardApp(App[None]):
             return True
         if self.readonly:
             if not self.may_write:
-                role = self.capabilities.get("role") or "viewer"
+                role = self.capabilities.role or "viewer"
                 self.notify(f"read-only: this console's identity ({role}) may not change anything", severity="warning")
             else:
                 keys = self.keys_for("app.readonly") or "R"
@@ -302,8 +302,7 @@ class PulseGuardApp(App[None]):
         return self.readonly
 
     def set_readonly(self, value: bool) -> None:
-        role = getattr(self.api, "token_role", None)
-        if not value and (role == "viewer" or not self.may_write):
+        if not value and (self.capabilities.role == "viewer" or not self.may_write):
             self.notify("this console's API token is a viewer's: it stays read-only", severity="warning")
             return
         self.readonly = value
@@ -383,8 +382,8 @@ def connect_error(exc: Exception) -> tuple[int, str]:
     problems = getattr(exc, "problems", None)
     if problems:
         return 2, "\n".join(f"error: {line}" for line in problems)
-    from engine.cli.common import UsageError
-    from engine.core.domain import DomainError
+    from engine.api.errors import DomainError
+    from engine.api.inputs import UsageError
     from pulseguard_tui.settings import ThemeError
 
     if isinstance(exc, (DomainError, UsageError, ThemeError)):

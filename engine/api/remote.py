@@ -1,4 +1,4 @@
-"""`RemoteEngine`: the console's engine interface (engine.api.local.EngineAPI) over a headless
+"""`RemoteEngine`: the console's engine interface (engine.api.protocol.EngineAPI) over a headless
 engine's REST API, so `pulseguard --connect URL --token T` needs no database access.
 
 Queries and commands are HTTP calls; the subscription follows `/api/events/stream` (server-sent
@@ -22,6 +22,7 @@ import httpx
 
 from engine.api.errors import ReadOnlyError
 from engine.api.http import AuthenticationFailed, RemoteError, json_object, json_objects, jsonable, parse_sse, raise_for
+from engine.api.protocol import FEATURES, capabilities_of
 from engine.core.domain import InvalidInput
 
 __all__ = ["AuthenticationFailed", "RemoteEngine", "RemoteError", "parse_sse", "raise_for"]
@@ -32,6 +33,8 @@ log = logging.getLogger("pulseguard.remote")
 class RemoteEngine:
     """EngineAPI over HTTP. Use `await RemoteEngine.connect(url, token)` (it checks the token
     and learns the actor and role), and `await engine.aclose()` when done."""
+
+    remote = True
 
     def __init__(self, url: str, token: str, *, timeout: float = 15.0, client: httpx.AsyncClient | None = None) -> None:
         if not url.startswith(("http://", "https://")):
@@ -68,8 +71,6 @@ class RemoteEngine:
     async def capabilities(self) -> dict[str, Any]:
         """The token's name and role and what works over this connection: a feature needs the
         server to serve it (an older server names none) and this client to speak it."""
-        from engine.api.local import FEATURES, capabilities_of
-
         me = await self._get("/api/me")
         served = me.get("features") or {}
         spoken = {"postmortems": "postmortem", "postmortem_edits": "update_postmortem", "analytics": "analytics_report"}
