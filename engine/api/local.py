@@ -18,7 +18,7 @@ from engine.api.learning import LearningAdapter, LearningAPI, LearningMixin
 # Re-exported: the protocol lived here first.
 from engine.api.protocol import FEATURES as FEATURES
 from engine.api.protocol import EngineAPI as EngineAPI
-from engine.api.protocol import capabilities_of
+from engine.api.protocol import EngineState, IncidentPage, capabilities_of
 from engine.core.domain import OPEN_STATUSES, IllegalTransition
 from engine.incidents import feed, queries, services
 from engine.storage.models import Comment, Evidence, FollowUp, StatusUpdate
@@ -90,7 +90,7 @@ def _page_query(filters: dict[str, Any]) -> Any:
     return query
 
 
-async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: int = 100, focus_key: str | None = None) -> dict[str, Any]:
+async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: int = 100, focus_key: str | None = None) -> IncidentPage:
     """One window of the incident list, sorted like `queries.list_incidents` (severity, then
     newest first), with the total count, so a client can page or virtualise 100,000 rows.
     With `focus_key`, also where that incident now sits (None if it no longer matches)."""
@@ -173,7 +173,7 @@ class LocalEngine(LearningMixin):
 
     async def incident_page(
         self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> IncidentPage:
         return await incident_page(filters, offset, limit, focus_key)
 
     async def incident_detail(self, key: str) -> dict[str, Any]:
@@ -195,7 +195,7 @@ class LocalEngine(LearningMixin):
             return []
         return await self.targets_provider.series_samples(series, since)
 
-    async def engine_state(self) -> dict[str, Any]:
+    async def engine_state(self) -> EngineState:
         database = self.db_label
         if self.new_database:
             from engine.storage.models import Incident

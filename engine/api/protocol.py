@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 # What an engine may or may not offer a front end (see `EngineAPI.capabilities`).
 FEATURES = ("postmortems", "postmortem_edits", "analytics")
@@ -16,6 +16,27 @@ def capabilities_of(name: str, role: str, *, may_write: bool, features: dict[str
     """The capabilities record: the actor's name, its role (`local`, or the API token's
     viewer/responder/admin), whether that role may change anything at all, and each feature."""
     return {"name": name, "role": role, "may_write": may_write, "features": {f: bool(features.get(f, False)) for f in FEATURES}}
+
+
+class IncidentPage(TypedDict):
+    """One window of the incident list (EngineAPI.incident_page): `rows` in list order, the
+    `total` that match, and where the focused incident now sits (None: it no longer matches)."""
+
+    total: int
+    offset: int
+    rows: list[dict[str, Any]]
+    position: int | None
+
+
+class EngineState(TypedDict, total=False):
+    """What the header line shows about the engine (EngineAPI.engine_state); a remote engine
+    adds its URL (`remote`)."""
+
+    role: str
+    database: str
+    readonly: bool
+    actor: str
+    remote: str
 
 
 @dataclass(frozen=True)
@@ -69,13 +90,13 @@ class EngineAPI(Protocol):
     async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]: ...
     async def incident_page(
         self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
-    ) -> dict[str, Any]: ...
+    ) -> IncidentPage: ...
     async def incident_detail(self, key: str) -> dict[str, Any]: ...
     async def incident_counts(self) -> dict[str, int]: ...
     async def list_maintenance(self, include_ended: bool = False) -> list[dict[str, Any]]: ...
     async def list_targets(self) -> list[dict[str, Any]]: ...
     async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
-    async def engine_state(self) -> dict[str, Any]: ...
+    async def engine_state(self) -> EngineState: ...
     async def capabilities(self) -> dict[str, Any]: ...
 
     # subscription

@@ -15,14 +15,14 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
 
 from engine.api.errors import ReadOnlyError
 from engine.api.http import AuthenticationFailed, RemoteError, json_object, json_objects, jsonable, parse_sse, raise_for
-from engine.api.protocol import FEATURES, capabilities_of
+from engine.api.protocol import FEATURES, EngineState, IncidentPage, capabilities_of
 from engine.core.domain import InvalidInput
 
 __all__ = ["AuthenticationFailed", "RemoteEngine", "RemoteError", "parse_sse", "raise_for"]
@@ -145,7 +145,7 @@ class RemoteEngine:
 
     async def incident_page(
         self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> IncidentPage:
         f = filters or {}
         params: list[tuple[str, Any]] = [("offset", offset), ("limit", limit)]
         params += [("status", s) for s in f.get("statuses") or []]
@@ -161,7 +161,7 @@ class RemoteEngine:
             params.append(("number", int(f["number"])))
         if focus_key:
             params.append(("focus", focus_key))
-        return await self._get("/api/incidents/page", params)
+        return cast(IncidentPage, await self._get("/api/incidents/page", params))
 
     async def incident_detail(self, key: str) -> dict[str, Any]:
         return await self._get(f"/api/incidents/{self._key(key)}")
@@ -181,9 +181,9 @@ class RemoteEngine:
             params["since"] = since.isoformat()
         return json_objects((await self._get("/api/metrics/samples", params))["points"], "/api/metrics/samples")
 
-    async def engine_state(self) -> dict[str, Any]:
+    async def engine_state(self) -> EngineState:
         state = await self._get("/api/engine")
-        return {**state, "remote": self.url, "readonly": self.readonly, "actor": self.actor}
+        return cast(EngineState, {**state, "remote": self.url, "readonly": self.readonly, "actor": self.actor})
 
     # --- subscription ---------------------------------------------------------------------
 
