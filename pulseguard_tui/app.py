@@ -1,8 +1,8 @@
 """PulseGuardApp: screens as modes, themes, global keys, the palette and the change feed.
 
 The app reaches the engine only through `self.api` (an EngineAPI). It follows the feed from the
-cursor it starts at and hands each batch of events to every screen that is alive; a new
-critical incident rings the bell and is highlighted for a while.
+cursor it starts at (pulseguard_tui.feed) and hands each batch of events to every screen that
+is alive; a new critical incident rings the bell and is highlighted for a while.
 """
 
 from __future__ import annotations
@@ -14,27 +14,20 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import rich.control
-import textual.content
 from textual.app import App
 from textual.screen import Screen
 
+from engine.api.protocol import Capabilities
+from pulseguard_tui import feed
 from pulseguard_tui.actions import ACTIONS, SCREENS, Action, action_for, key_display
 from pulseguard_tui.commands import Command, ConsoleCommands
 from pulseguard_tui.lifecycle import is_live, run_work
 from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
+from pulseguard_tui.terminal import strip_terminal_controls
 from themes import THEMES, normalise_theme_name
 
-# Rich's Text and Textual's Content remove BEL, BS, VT, FF and CR from the text they are given;
-# stored data (an incident title from an alert, a comment) may also carry ESC sequences, C1
-# controls and bidi overrides that a terminal would execute. Both read these shared tables.
-_TERMINAL_CONTROLS = {
-    c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-}
-for _table in (getattr(rich.control, "_CONTROL_STRIP_TRANSLATE", None), getattr(textual.content, "_CONTROL_STRIP_TRANSLATE", None)):
-    if isinstance(_table, dict):  # private names: a release that renames them must not stop the console
-        _table.update(_TERMINAL_CONTROLS)
+strip_terminal_controls()
 
 # Each screen is one module, so the feature that owns it can replace it alone.
 SCREEN_CLASSES: dict[str, str] = {
@@ -44,7 +37,6 @@ SCREEN_CLASSES: dict[str, str] = {
     "oncall": "pulseguard_tui.screens.oncall:OncallScreen",
     "analytics": "pulseguard_tui.screens.analytics:AnalyticsScreen",
 }
-HIGHLIGHT_SECONDS = 60.0
 
 
 def _screen_factory(path: str) -> Callable[[], Screen[Any]]:
@@ -90,7 +82,7 @@ class PulseGuardApp(App[None]):
         self._database = database
         self._follow_feed = follow_feed
         self.config: Any = config
-        self.readonly = bool(self.settings.readonly or getattr(api, "readonly", False))
+        self.readonly = bool(self.settings.readonly or (api is not None and api.readonly))
         if api is not None:
             self.api.readonly = self.readonly
             self.ready.set()
@@ -102,7 +94,7 @@ class PulseGuardApp(App[None]):
         self.keymap_problems: list[str] = []
         # What the engine lets this console do (EngineAPI.capabilities); until it answers,
         # nothing is hidden.
-        self.capabilities: dict[str, Any] = {}
+        self.capabilities = Capabilities()
         self.engine_host: Any = None  # the engine running in this process, if any
         for theme in THEMES.values():
             self.register_theme(theme)
@@ -118,7 +110,7 @@ class PulseGuardApp(App[None]):
 
     async def on_load(self) -> None:
         if self._database is not None:
-            from engine.storage.db import open_database
+            from engine.api.startup import open_database
 
             await open_database(self._database, migrate_schema=False)
 
@@ -150,7 +142,7 @@ class PulseGuardApp(App[None]):
             self.exit(return_code=code, message=message)
             return
         # A viewer's token (a remote engine) keeps the console read-only whatever was asked.
-        self.readonly = self.readonly or bool(getattr(api, "readonly", False))
+        self.readonly = self.readonly or bool(api.readonly)
         api.readonly = self.readonly
         self.api = api
         await self.load_capabilities()
@@ -173,24 +165,23 @@ class PulseGuardApp(App[None]):
         """Ask the engine who this console acts as and what works over its connection; keys,
         the footer, help and the palette then show only that."""
         try:
-            self.capabilities = await self.api.capabilities()
+            self.capabilities = Capabilities.from_record(await self.api.capabilities(), remote=self.api.remote)
         except Exception:  # an engine that cannot say: its read-only flag decides; features show their own errors
-            self.capabilities = {"may_write": not bool(getattr(self.api, "readonly", False))}
+            self.capabilities = Capabilities(can_write=not self.api.readonly, remote=self.api.remote)
         if not self.may_write:
             self.readonly = True
             self.api.readonly = True
-        for screen in self._live_screens():
+        for screen in self.live_screens():
             screen.refresh_bindings()
 
     @property
     def may_write(self) -> bool:
         """Whether this console's identity may change anything at all (a viewer's token may not);
         `readonly` is the switch the user may flip within that."""
-        return bool(self.capabilities.get("may_write", True))
+        return self.capabilities.can_write
 
     def feature(self, name: str) -> bool:
-        features = self.capabilities.get("features")
-        return True if features is None else bool(features.get(name, False))
+        return self.capabilities.has(name)
 
     def action_available(self, action: Action) -> bool:
         """Whether `action` can work here at all (not: whether it is allowed right now)."""
@@ -214,7 +205,7 @@ class PulseGuardApp(App[None]):
 
     async def on_unmount(self) -> None:
         if self._database is not None:
-            from engine.storage.db import close_database
+            from engine.api.startup import close_database
 
             await close_database()
 
@@ -247,12 +238,12 @@ class PulseGuardApp(App[None]):
         self._refresh_status_lines()
 
     def _refresh_status_lines(self) -> None:
-        for screen in self._live_screens():
+        for screen in self.live_screens():
             refresh = getattr(screen, "refresh_status", None)
             if refresh is not None:
                 refresh()
 
-    def _live_screens(self) -> list[Screen[Any]]:
+    def live_screens(self) -> list[Screen[Any]]:
         """The screens the clock, the feed and the status line may reach: mounted and not being
         removed (while the console closes, none)."""
         screens: list[Screen[Any]] = []
@@ -273,53 +264,10 @@ class PulseGuardApp(App[None]):
     # --- the change feed ------------------------------------------------------------------------------
 
     async def _follow(self) -> None:
-        """Follow the engine's change feed for as long as the app runs."""
-        import asyncio
-
-        await self.ready.wait()
-        backoff = 0.5
-        while True:
-            try:
-                if self.feed_cursor is None:
-                    self.feed_cursor = await self.api.latest_cursor()
-                async for batch in self.api.subscribe(self.feed_cursor):
-                    if batch:
-                        self.feed_cursor = batch[-1]["id"]
-                        await self.on_feed_batch(batch)
-                    backoff = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a database hiccup: report it, then try again
-                if self.feed_error is None:
-                    self.notify(f"change feed interrupted: {exc}; retrying", severity="warning")
-                self.feed_error = str(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            else:
-                return
+        await feed.follow(self)
 
     async def on_feed_batch(self, events: list[dict[str, Any]]) -> None:
-        self.feed_error = None
-        for e in events:
-            if e.get("kind") == "created" and (e.get("data") or {}).get("severity") == "critical":
-                self._new_critical(e)
-        if any(e.get("incident") for e in events) or any(e.get("kind", "").startswith("target") for e in events):
-            await self.refresh_overview()
-        for screen in self._live_screens():
-            handler = getattr(screen, "on_feed", None)
-            if handler is not None:
-                await handler(events)
-
-    def _new_critical(self, event: dict[str, Any]) -> None:
-        key = event.get("incident") or "?"
-        if self.settings.bell:
-            self.bell()
-        self.notify(event.get("summary") or f"{key} opened", title="New critical incident", severity="error", timeout=15)
-        until = time.monotonic() + HIGHLIGHT_SECONDS
-        for screen in self._live_screens():
-            table = getattr(screen, "table", None)
-            if table is not None and hasattr(table, "highlight"):
-                table.highlight(key, until)
+        await feed.deliver(self, events)
 
     def _overview_tick(self) -> None:
         if self.ready.is_set():
@@ -346,7 +294,7 @@ class PulseGuardApp(App[None]):
             return True
         if self.readonly:
             if not self.may_write:
-                role = self.capabilities.get("role") or "viewer"
+                role = self.capabilities.role or "viewer"
                 self.notify(f"read-only: this console's identity ({role}) may not change anything", severity="warning")
             else:
                 keys = self.keys_for("app.readonly") or "R"
@@ -354,8 +302,7 @@ class PulseGuardApp(App[None]):
         return self.readonly
 
     def set_readonly(self, value: bool) -> None:
-        role = getattr(self.api, "token_role", None)
-        if not value and (role == "viewer" or not self.may_write):
+        if not value and (self.capabilities.role == "viewer" or not self.may_write):
             self.notify("this console's API token is a viewer's: it stays read-only", severity="warning")
             return
         self.readonly = value
@@ -363,7 +310,7 @@ class PulseGuardApp(App[None]):
             self.api.readonly = value
         self.engine_state = {**self.engine_state, "readonly": value}
         self._refresh_status_lines()
-        for screen in self._live_screens():
+        for screen in self.live_screens():
             update = getattr(screen, "_update_info", None)
             if update is not None:
                 update()
@@ -435,8 +382,8 @@ def connect_error(exc: Exception) -> tuple[int, str]:
     problems = getattr(exc, "problems", None)
     if problems:
         return 2, "\n".join(f"error: {line}" for line in problems)
-    from engine.cli.common import UsageError
-    from engine.core.domain import DomainError
+    from engine.api.errors import DomainError
+    from engine.api.inputs import UsageError
     from pulseguard_tui.settings import ThemeError
 
     if isinstance(exc, (DomainError, UsageError, ThemeError)):

@@ -108,10 +108,3 @@ def render_report_charts(report: dict[str, Any], width: int) -> str:
         out.append(text if colour else plt.uncolorize(text))
     plt.clear_figure()
     return "\n".join(out)
-
-
-def install_report_charts() -> None:
-    """Let `pulseguard report` draw these charts (the engine cannot import plotext itself)."""
-    from engine.cli.analytics import set_chart_renderer
-
-    set_chart_renderer(render_report_charts)

@@ -66,11 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
         return EXIT_USAGE
     if args.command == "report":
-        # `report` draws its charts with plotext, which the engine itself cannot import.
-        from pulseguard_tui.charts import install_report_charts
-
         install_report_charts()
     return run(args)
+
+
+def install_report_charts() -> None:
+    """Let `pulseguard report` draw the console's charts (plotext, which the engine itself
+    cannot import)."""
+    from engine.cli.analytics import set_chart_renderer
+    from pulseguard_tui.charts import render_report_charts
+
+    set_chart_renderer(render_report_charts)
 
 
 if __name__ == "__main__":

@@ -60,17 +60,17 @@ def exit_on_hangup(app: Any) -> None:
 
 
 def _warm_imports() -> None:
-    import engine.api.local  # noqa: F401
-    import engine.config.loading  # noqa: F401
-    import engine.storage.db  # noqa: F401
+    from engine.api.startup import warm_local_imports
     from pulseguard_tui import engine_host
 
+    warm_local_imports()
     engine_host.monitor_queries()
 
 
 def _warm_remote_imports() -> None:
-    import engine.api.remote  # noqa: F401
-    import engine.config.loading  # noqa: F401
+    from engine.api.startup import warm_remote_imports
+
+    warm_remote_imports()
 
 
 def remote_token(args: argparse.Namespace) -> str:
@@ -103,9 +103,9 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         nonlocal remote
         await asyncio.to_thread(_warm_remote_imports)
         from engine.api.remote import RemoteEngine
-        from engine.cli.context import load_context
+        from engine.api.startup import load_start_context
 
-        ctx = await asyncio.to_thread(load_context, args)
+        ctx = await asyncio.to_thread(load_start_context, args)
         take_config(ctx)
         # The token's role decides: a viewer's console is read-only (the app keeps it so).
         remote = await RemoteEngine.connect(args.connect, remote_token(args))
@@ -122,13 +122,12 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         # the database opens.
         await asyncio.to_thread(_warm_imports)
         from engine.api.local import LocalEngine
-        from engine.cli.context import database_for, load_context
-        from engine.storage.db import open_database
+        from engine.api.startup import database_for, load_start_context, open_database
         from pulseguard_tui.engine_host import EngineHost, monitor_queries
 
-        ctx = await asyncio.to_thread(load_context, args)
+        ctx = await asyncio.to_thread(load_start_context, args)
         take_config(ctx)
-        db = database_for(args, ctx)
+        db = database_for(args, ctx.config)
         created = await open_database(db, create=not settings.readonly, create_dirs=db.default)
         opened = True
         api = LocalEngine(
@@ -137,7 +136,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         api.known_services = list(settings.services or [])
         api.targets_provider = monitor_queries()
         if not getattr(args, "no_engine", False):
-            from engine.config.loading import default_config
+            from engine.api.startup import default_config
 
             host = EngineHost(api, ctx.config or default_config(), db)
             host.app = app
@@ -153,7 +152,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
                 await remote.aclose()
         finally:
             if opened:
-                from engine.storage.db import close_database
+                from engine.api.startup import close_database
 
                 await close_database()
 
@@ -213,7 +212,7 @@ def run_console(args: argparse.Namespace) -> int:
 async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
     """`pulseguard demo` in a terminal: the demo's engine in this process, under the console."""
     from engine.api.local import LocalEngine
-    from engine.runtime.demo import start_demo
+    from engine.api.startup import start_demo
     from pulseguard_tui.app import PulseGuardApp
     from pulseguard_tui.engine_host import EngineHost, monitor_queries
 
@@ -244,7 +243,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
 
 def run_demo_console(args: argparse.Namespace) -> int:
     """The demo under the console (when stdin and stdout are a terminal)."""
-    from engine.cli.common import os_user
+    from engine.api.inputs import os_user
     from pulseguard_tui.settings import ConsoleSettings, ThemeError, choose_theme
 
     try:

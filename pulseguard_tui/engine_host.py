@@ -16,9 +16,9 @@ log = logging.getLogger("pulseguard.console")
 
 def monitor_queries() -> Any:
     """The monitoring engine's read side (targets, metric series)."""
-    from engine.runtime.engine import MonitorQueries
+    from engine.api.startup import monitor_queries as queries
 
-    return MonitorQueries()
+    return queries()
 
 
 class EngineHost:
@@ -45,10 +45,10 @@ class EngineHost:
             self.api.role = self.engine.role
             self.engine.on_role_change = self._role_changed
             return
-        from engine.runtime.engine import Engine
+        from engine.api.startup import new_engine
 
         self.api.role = "standby"
-        self.engine = Engine(self.config, database=self.database, role="console", on_role_change=self._role_changed)
+        self.engine = new_engine(self.config, self.database, role="console", on_role_change=self._role_changed)
         self._task = asyncio.create_task(self._start(), name="pulseguard:console-engine")
 
     async def _start(self) -> None:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engine.core.durations import format_age
-from engine.core.textclean import terminal_text
+from engine.api.display import format_age, terminal_text
 
 SEVERITY_MARK = {
     "critical": ("◆", "CRIT"),
@@ -81,14 +80,14 @@ def countdown(value: str | datetime | None, now: datetime) -> str | None:
 def local_time(value: str | datetime | None, *, with_date: bool | None = None, now: datetime | None = None) -> str:
     """The engine's one rule for times (engine.core.timefmt): the viewer's zone, named, with the date
     unless it is today (`with_date` True or False forces it)."""
-    from engine.core.timefmt import format_time
+    from engine.api.display import format_time
 
     return format_time(parse_iso(value), date=with_date, now=now)
 
 
 def local_range(start: str | datetime | None, end: str | datetime | None) -> str:
     """ "2026-12-04 10:00 CET → 11:30 CET" (the end's date only when it differs)."""
-    from engine.core.timefmt import format_range
+    from engine.api.display import format_range
 
     return format_range(parse_iso(start), parse_iso(end))
 

@@ -107,7 +107,7 @@ def test_report_command_draws_the_charts_once_the_renderer_is_installed(sqlite_d
 
     asyncio.run(fill())
     code = (
-        "import sys; from pulseguard_tui.charts import install_report_charts; install_report_charts(); "
+        "import sys; from pulseguard_tui.cli import install_report_charts; install_report_charts(); "
         "from engine.cli.main import main; sys.exit(main(['report', '--month', '2026-03', '--width', '80']))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=cli_env(sqlite_database), timeout=60)

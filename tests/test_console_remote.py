@@ -200,7 +200,7 @@ async def test_viewer_console_offers_no_write_keys_and_never_says_press_r(api: A
     try:
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
             screen = await started(app, pilot)
-            assert app.capabilities["role"] == "viewer"
+            assert app.capabilities.role == "viewer"
             shown = shown_actions(app)
             assert "filter" in shown and "help" in shown
             assert not shown & {"ack", "comment", "resolve", "new", "toggle_readonly"}, shown

@@ -1,7 +1,8 @@
 """The one interface the console (and any other front end) uses to reach the engine.
 
-`EngineAPI` is a protocol of queries, commands and a subscription, all in plain dicts so that a
-remote implementation over HTTP can stand in for `LocalEngine` without the console noticing.
+`EngineAPI` (engine.api.protocol) is a protocol of queries, commands and a subscription, all in
+plain dicts so that a remote implementation over HTTP can stand in for `LocalEngine` without
+the console noticing.
 Every command goes through engine.incidents.services; nothing here touches the ORM for writes.
 """
 
@@ -9,68 +10,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from engine.api.errors import ReadOnlyError
 from engine.api.learning import LearningAdapter, LearningAPI, LearningMixin
+
+# Re-exported: the protocol lived here first.
+from engine.api.protocol import FEATURES as FEATURES
+from engine.api.protocol import EngineAPI as EngineAPI
+from engine.api.protocol import EngineState, IncidentPage, capabilities_of
 from engine.core.domain import OPEN_STATUSES, IllegalTransition
 from engine.incidents import feed, queries, services
 from engine.storage.models import Comment, Evidence, FollowUp, StatusUpdate
-
-# What an engine may or may not offer a front end (see `EngineAPI.capabilities`).
-FEATURES = ("postmortems", "postmortem_edits", "analytics")
-
-
-def capabilities_of(name: str, role: str, *, may_write: bool, features: dict[str, bool]) -> dict[str, Any]:
-    """The capabilities record: the actor's name, its role (`local`, or the API token's
-    viewer/responder/admin), whether that role may change anything at all, and each feature."""
-    return {"name": name, "role": role, "may_write": may_write, "features": {f: bool(features.get(f, False)) for f in FEATURES}}
-
-
-@runtime_checkable
-class EngineAPI(Protocol):
-    actor: str
-    readonly: bool
-
-    # queries
-    async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]: ...
-    async def incident_page(
-        self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
-    ) -> dict[str, Any]: ...
-    async def incident_detail(self, key: str) -> dict[str, Any]: ...
-    async def incident_counts(self) -> dict[str, int]: ...
-    async def list_maintenance(self, include_ended: bool = False) -> list[dict[str, Any]]: ...
-    async def list_targets(self) -> list[dict[str, Any]]: ...
-    async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
-    async def engine_state(self) -> dict[str, Any]: ...
-    async def capabilities(self) -> dict[str, Any]: ...
-
-    # subscription
-    async def latest_cursor(self) -> int: ...
-    def subscribe(self, cursor: int = 0) -> AsyncIterator[list[dict[str, Any]]]: ...
-
-    # commands
-    async def create_incident(self, **fields: Any) -> dict[str, Any]: ...
-    async def acknowledge(self, key: str) -> dict[str, Any]: ...
-    async def change_status(self, key: str, status: str, message: str | None = None, public: bool = False) -> dict[str, Any]: ...
-    async def change_severity(self, key: str, severity: str, reason: str | None = None) -> dict[str, Any]: ...
-    async def assign(self, key: str, assignee: str | None) -> dict[str, Any]: ...
-    async def set_tags(self, key: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]: ...
-    async def comment(self, key: str, content: str, internal_only: bool = False) -> dict[str, Any]: ...
-    async def post_update(self, key: str, message: str, public: bool = True, status: str | None = None) -> dict[str, Any]: ...
-    async def promote_comment(self, comment_id: int) -> dict[str, Any]: ...
-    async def add_evidence(self, key: str, kind: str, **fields: Any) -> dict[str, Any]: ...
-    async def resolve(
-        self, key: str, root_cause: str, solution: str, category: str | None = None, verification_steps: Sequence[str] = ()
-    ) -> dict[str, Any]: ...
-    async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]: ...
-    async def mark_false_positive(self, key: str, value: bool = True, reason: str | None = None) -> dict[str, Any]: ...
-    async def set_verification_step(self, key: str, index: int, done: bool = True) -> dict[str, Any]: ...
-    async def add_followup(
-        self, key: str, group: str, description: str, owner: str | None = None, due_date: date | None = None
-    ) -> dict[str, Any]: ...
-    async def create_maintenance(self, **fields: Any) -> dict[str, Any]: ...
-    async def end_maintenance(self, window_id: int) -> dict[str, Any]: ...
 
 
 def _row(obj: Any) -> dict[str, Any]:
@@ -139,7 +90,7 @@ def _page_query(filters: dict[str, Any]) -> Any:
     return query
 
 
-async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: int = 100, focus_key: str | None = None) -> dict[str, Any]:
+async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: int = 100, focus_key: str | None = None) -> IncidentPage:
     """One window of the incident list, sorted like `queries.list_incidents` (severity, then
     newest first), with the total count, so a client can page or virtualise 100,000 rows.
     With `focus_key`, also where that incident now sits (None if it no longer matches)."""
@@ -190,6 +141,8 @@ class TargetsProvider(Protocol):
 class LocalEngine(LearningMixin):
     """EngineAPI over this process's database connection."""
 
+    remote = False
+
     def __init__(
         self,
         actor: str,
@@ -220,7 +173,7 @@ class LocalEngine(LearningMixin):
 
     async def incident_page(
         self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> IncidentPage:
         return await incident_page(filters, offset, limit, focus_key)
 
     async def incident_detail(self, key: str) -> dict[str, Any]:
@@ -242,7 +195,7 @@ class LocalEngine(LearningMixin):
             return []
         return await self.targets_provider.series_samples(series, since)
 
-    async def engine_state(self) -> dict[str, Any]:
+    async def engine_state(self) -> EngineState:
         database = self.db_label
         if self.new_database:
             from engine.storage.models import Incident

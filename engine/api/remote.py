@@ -1,4 +1,4 @@
-"""`RemoteEngine`: the console's engine interface (engine.api.local.EngineAPI) over a headless
+"""`RemoteEngine`: the console's engine interface (engine.api.protocol.EngineAPI) over a headless
 engine's REST API, so `pulseguard --connect URL --token T` needs no database access.
 
 Queries and commands are HTTP calls; the subscription follows `/api/events/stream` (server-sent
@@ -15,99 +15,26 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
 
 from engine.api.errors import ReadOnlyError
-from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
+from engine.api.http import AuthenticationFailed, RemoteError, json_object, json_objects, jsonable, parse_sse, raise_for
+from engine.api.protocol import FEATURES, EngineState, IncidentPage, capabilities_of
+from engine.core.domain import InvalidInput
+
+__all__ = ["AuthenticationFailed", "RemoteEngine", "RemoteError", "parse_sse", "raise_for"]
 
 log = logging.getLogger("pulseguard.remote")
-
-
-class RemoteError(DomainError):
-    """The engine could not be reached, or answered something unexpected."""
-
-    code = "remote"
-
-
-class AuthenticationFailed(RemoteError):
-    code = "unauthorized"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _json_object(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise RemoteError(f"{path} did not answer with a JSON object")
-    return value
-
-
-def _json_objects(value: Any, path: str) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise RemoteError(f"{path} did not answer with a list of JSON objects")
-    return value
-
-
-def raise_for(response: httpx.Response) -> None:
-    """Turn an error response into the domain error a LocalEngine would raise."""
-    status = response.status_code
-    if status < 400:
-        return
-    try:
-        body = response.json()
-        message = str(body.get("message") or body.get("detail") or f"HTTP {status}")
-        field = body.get("field")
-    except (ValueError, AttributeError):
-        message, field = (response.text or f"HTTP {status}")[:300], None
-    if status == 404:
-        raise NotFound(message)
-    if status == 409:
-        raise IllegalTransition(message)
-    if status == 422:
-        prefix = f"{field}: "
-        raise InvalidInput(field or "request", message[len(prefix) :] if field and message.startswith(prefix) else message)
-    if status == 403:
-        raise ReadOnlyError(message)
-    if status == 401:
-        raise AuthenticationFailed(f"the engine refused the token: {message}")
-    raise RemoteError(f"the engine answered HTTP {status}: {message}")
-
-
-async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, str | None]]:
-    """(event, data, id) for each server-sent event in a stream of lines."""
-    event, last_id = "message", None
-    data: list[str] = []
-    async for line in lines:
-        if line == "":
-            if data:
-                yield event, "\n".join(data), last_id
-            event, data = "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-        elif name == "id":
-            last_id = value
 
 
 class RemoteEngine:
     """EngineAPI over HTTP. Use `await RemoteEngine.connect(url, token)` (it checks the token
     and learns the actor and role), and `await engine.aclose()` when done."""
+
+    remote = True
 
     def __init__(self, url: str, token: str, *, timeout: float = 15.0, client: httpx.AsyncClient | None = None) -> None:
         if not url.startswith(("http://", "https://")):
@@ -144,8 +71,6 @@ class RemoteEngine:
     async def capabilities(self) -> dict[str, Any]:
         """The token's name and role and what works over this connection: a feature needs the
         server to serve it (an older server names none) and this client to speak it."""
-        from engine.api.local import FEATURES, capabilities_of
-
         me = await self._get("/api/me")
         served = me.get("features") or {}
         spoken = {"postmortems": "postmortem", "postmortem_edits": "update_postmortem", "analytics": "analytics_report"}
@@ -166,7 +91,7 @@ class RemoteEngine:
 
     async def _call(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Any:
         try:
-            response = await self._client.request(method, path, params=params, json=_jsonable(body) if body is not None else None)
+            response = await self._client.request(method, path, params=params, json=jsonable(body) if body is not None else None)
         except httpx.TimeoutException:
             raise RemoteError(f"{self.url} did not answer in time") from None
         except httpx.TransportError as exc:
@@ -180,10 +105,10 @@ class RemoteEngine:
             raise RemoteError(f"{self.url}{path} did not answer with JSON") from None
 
     async def _get(self, path: str, params: Any = None) -> dict[str, Any]:
-        return _json_object(await self._call("GET", path, params=params), path)
+        return json_object(await self._call("GET", path, params=params), path)
 
     async def _get_list(self, path: str, params: Any = None) -> list[dict[str, Any]]:
-        return _json_objects(await self._call("GET", path, params=params), path)
+        return json_objects(await self._call("GET", path, params=params), path)
 
     def _check_write(self) -> None:
         if self.readonly:
@@ -191,11 +116,11 @@ class RemoteEngine:
 
     async def _post(self, path: str, body: Any = None) -> dict[str, Any]:
         self._check_write()
-        return _json_object(await self._call("POST", path, body=body), path)
+        return json_object(await self._call("POST", path, body=body), path)
 
     async def _write(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         self._check_write()
-        return _json_object(await self._call(method, path, body=body), path)
+        return json_object(await self._call(method, path, body=body), path)
 
     @staticmethod
     def _key(key: str) -> str:
@@ -208,7 +133,7 @@ class RemoteEngine:
         service, tag, since, limit, offset."""
         limit = int(filters.pop("limit", 500))
         offset = int(filters.pop("offset", 0))
-        params = {k: _jsonable(v) for k, v in filters.items() if v is not None}
+        params = {k: jsonable(v) for k, v in filters.items() if v is not None}
         out: list[dict[str, Any]] = []
         while len(out) < limit:
             page = await self._get("/api/incidents", {**params, "limit": min(500, limit - len(out)), "offset": offset})
@@ -220,7 +145,7 @@ class RemoteEngine:
 
     async def incident_page(
         self, filters: dict[str, Any] | None = None, offset: int = 0, limit: int = 100, focus_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> IncidentPage:
         f = filters or {}
         params: list[tuple[str, Any]] = [("offset", offset), ("limit", limit)]
         params += [("status", s) for s in f.get("statuses") or []]
@@ -236,7 +161,7 @@ class RemoteEngine:
             params.append(("number", int(f["number"])))
         if focus_key:
             params.append(("focus", focus_key))
-        return await self._get("/api/incidents/page", params)
+        return cast(IncidentPage, await self._get("/api/incidents/page", params))
 
     async def incident_detail(self, key: str) -> dict[str, Any]:
         return await self._get(f"/api/incidents/{self._key(key)}")
@@ -254,11 +179,11 @@ class RemoteEngine:
         params: dict[str, Any] = {"series": series}
         if since is not None:
             params["since"] = since.isoformat()
-        return _json_objects((await self._get("/api/metrics/samples", params))["points"], "/api/metrics/samples")
+        return json_objects((await self._get("/api/metrics/samples", params))["points"], "/api/metrics/samples")
 
-    async def engine_state(self) -> dict[str, Any]:
+    async def engine_state(self) -> EngineState:
         state = await self._get("/api/engine")
-        return {**state, "remote": self.url, "readonly": self.readonly, "actor": self.actor}
+        return cast(EngineState, {**state, "remote": self.url, "readonly": self.readonly, "actor": self.actor})
 
     # --- subscription ---------------------------------------------------------------------
 

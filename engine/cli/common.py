@@ -4,24 +4,21 @@ the parser class, the handler's Context, argument types (times, durations, numbe
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from engine.core.domain import (
-    DEFAULT_ROOT_CAUSE_CATEGORIES,
-    EARLIEST_TIME,
-    LATEST_TIME,
-    LONGEST_DURATION,
-    InvalidInput,
-    check_time,
-)
-from engine.core.durations import duration_seconds, format_age
+from engine.api.startup import root_cause_categories
+from engine.core.durations import format_age
+
+# Re-exported: every command module takes its argument types from here.
+from engine.core.inputs import UsageError as UsageError
+from engine.core.inputs import os_user as os_user
+from engine.core.inputs import parse_date as parse_date
+from engine.core.inputs import parse_duration as parse_duration
+from engine.core.inputs import parse_time as parse_time
 from engine.core.textclean import UNSAFE as _UNSAFE_JSON
 from engine.core.textclean import terminal_text
 
@@ -31,10 +28,6 @@ EXIT_USAGE = 2
 
 # How a subcommand uses the database (engine.cli.main's DB_ACCESS says which, and why).
 NONE, READ, CHANGE, CREATE = "none", "read", "change", "create"
-
-
-class UsageError(Exception):
-    """Bad input on the command line: printed as one line, exit 2."""
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -64,53 +57,10 @@ class Context:
 
     @property
     def categories(self) -> list[str]:
-        extra = []
-        if self.config is not None:
-            extra = list(getattr(getattr(self.config, "engine", None), "root_cause_categories", None) or [])
-        return list(dict.fromkeys([*DEFAULT_ROOT_CAUSE_CATEGORIES, *extra]))
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (containers): fall back to the uid
-        return f"uid{os.getuid()}"
+        return root_cause_categories(self.config)
 
 
 # --- shared parsing helpers ---------------------------------------------------------------
-
-# An age such as 15m or -2h (both mean ago): one number and one unit.
-_AGE = re.compile(r"^-?\d+(?:\.\d+)?\s*[smhdw]$")
-
-
-def parse_time(text: str, what: str = "time") -> datetime:
-    """ISO 8601 (a naive time is local), 'now', or an age like 15m / 2h / 3d (meaning ago);
-    within engine.core.domain's time range."""
-    value = (text or "").strip()
-    if value == "now":
-        return datetime.now(UTC)
-    ago = duration_seconds(value.removeprefix("-")) if _AGE.match(value) else None
-    if ago is not None:
-        return datetime.now(UTC) - _span(ago, text, what)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)") from None
-    try:
-        parsed = check_time(parsed if parsed.tzinfo is not None else parsed.astimezone(), what)
-    except (OverflowError, ValueError, InvalidInput):  # astimezone() of a local time at the very edge
-        raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})") from None
-    return parsed.astimezone(UTC)
-
-
-def parse_date(text: str, what: str = "date") -> date:
-    try:
-        day = date.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"{what}: {text!r} is not a date (expected YYYY-MM-DD)") from None
-    if not EARLIEST_TIME.date() <= day < LATEST_TIME.date():
-        raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})")
-    return day
 
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -146,20 +96,6 @@ def number(low: float, high: float) -> Callable[[str], float]:
 # Row ids (maintenance windows, follow-ups, entries): what the databases' integer columns hold.
 ROW_ID = whole_number(1, 2**31 - 1)
 LIMIT = whole_number(1, 1_000_000)
-
-
-def parse_duration(text: str, what: str = "duration") -> timedelta:
-    """A span such as 30m, 2h, 1d or 1h30m (engine.core.durations), at most LONGEST_DURATION."""
-    seconds = duration_seconds((text or "").strip().lstrip("+"))
-    if seconds is None or text.strip().startswith("-"):
-        raise UsageError(f"{what}: {text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
-    return _span(seconds, text, what)
-
-
-def _span(seconds: float, text: str, what: str) -> timedelta:
-    if seconds > LONGEST_DURATION.total_seconds():
-        raise UsageError(f"{what}: {text!r} is too long (at most {LONGEST_DURATION.days} days)")
-    return timedelta(seconds=seconds)
 
 
 def say(text: str = "") -> None:

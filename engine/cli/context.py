@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from engine.api.startup import config_for
+from engine.api.startup import database_for as database_named
 from engine.cli.common import CREATE, Context, os_user
 
 
 def load_context(args: argparse.Namespace) -> Context:
     ctx = Context(actor=(getattr(args, "actor", None) or os_user()).strip(), json=bool(getattr(args, "json", False)))
     if getattr(args, "needs_config", True):
-        ctx.config = load_config_for(args)
+        ctx.config = config_for(args)
     from engine.core import timefmt
 
     timefmt.configure(ctx.config)
@@ -23,22 +24,11 @@ def load_context(args: argparse.Namespace) -> Context:
 
 def load_config_for(args: argparse.Namespace) -> Any:
     """The configuration file named by --config / PULSEGUARD_CONFIG / the usual places, or None."""
-    from engine.config.loading import find_config, load_config
-
-    explicit = getattr(args, "config", None)
-    path = find_config(explicit)
-    if path is None:
-        return None
-    return load_config(path)
+    return config_for(args)
 
 
 def database_for(args: argparse.Namespace, ctx: Context) -> Any:
-    from engine.storage.db import resolve_database
-
-    configured = None
-    if ctx.config is not None:
-        configured = getattr(getattr(ctx.config, "engine", None), "db", None)
-    return resolve_database(getattr(args, "db", None) or os.environ.get("PULSEGUARD_DB") or configured)
+    return database_named(args, ctx.config)
 
 
 async def open_database_for(args: argparse.Namespace, ctx: Context, access: str) -> Any:

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
 
-from engine.core.domain import DomainError, InvalidInput
+from engine.api.errors import DomainError, InvalidInput
 
 FORM_CSS = """
 FormScreen, ConfirmScreen {

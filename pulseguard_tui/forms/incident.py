@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, TextArea
 
-from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, EvidenceKind
+from engine.api.inputs import DEFAULT_ROOT_CAUSE_CATEGORIES, EvidenceKind
 from pulseguard_tui.formatting import SEVERITIES, severity_label
 from pulseguard_tui.forms.base import ConfirmScreen, FormCheckbox, FormScreen, choice, field_row
 
@@ -22,7 +22,7 @@ def split_names(text: str) -> list[str]:
 
 def parse_when(text: str, field: str) -> Any:
     """A time typed into a form ('15m' = 15 minutes ago, 'now', ISO 8601), or ValueError."""
-    from engine.cli.common import UsageError, parse_time
+    from engine.api.inputs import UsageError, parse_time
 
     try:
         return parse_time(text, field)

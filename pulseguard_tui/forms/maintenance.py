@@ -14,7 +14,7 @@ from pulseguard_tui.forms.incident import split_names
 
 def parse_start(text: str, now: datetime) -> datetime:
     """'now', '+30m' (from now) or an ISO time (local when no zone is given)."""
-    from engine.cli.common import UsageError, parse_duration
+    from engine.api.inputs import UsageError, parse_duration
 
     value = text.strip() or "now"
     if value == "now":
@@ -33,7 +33,7 @@ def parse_start(text: str, now: datetime) -> datetime:
 
 def parse_end(text: str, start: datetime) -> datetime:
     """A duration after the start ('2h') or an ISO time."""
-    from engine.cli.common import UsageError, parse_duration
+    from engine.api.inputs import UsageError, parse_duration
 
     value = text.strip()
     try:

@@ -189,7 +189,7 @@ class AnalyticsScreen(ConsoleScreen):
         self.show_report(report)
 
     def show_report(self, report: dict[str, Any]) -> None:
-        from engine.cli.analytics import format_report
+        from engine.api.display import format_report
 
         self.report = report
         self.query_one("#analytics-charts").display = True

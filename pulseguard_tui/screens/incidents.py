@@ -1,7 +1,8 @@
 """The main screen: the live incident list over the selected incident's detail.
 
-Every workflow key opens a small form (pulseguard_tui.forms.incident) that goes through the
-EngineAPI; the list and the detail follow the change feed, keeping the selection and scroll.
+Every workflow key opens a small form (pulseguard_tui.forms.incident, wired in
+pulseguard_tui.screens.incident_workflows) that goes through the EngineAPI; the list and the
+detail follow the change feed, keeping the selection and scroll.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from textual.events import Resize
 from textual.widgets import Input, Static, TabbedContent
 
 from pulseguard_tui.filtering import parse_filter
-from pulseguard_tui.formatting import ago, local_time
-from pulseguard_tui.forms import incident as forms
 from pulseguard_tui.lifecycle import run_work
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for
+from pulseguard_tui.screens.base import bindings_for
+from pulseguard_tui.screens.incident_workflows import IncidentWorkflows
 from pulseguard_tui.widgets.correlation import CorrelationView, gather
 from pulseguard_tui.widgets.detail import TABS, DetailPane
 from pulseguard_tui.widgets.incident_table import IncidentTable
@@ -28,7 +28,7 @@ from pulseguard_tui.widgets.incident_table import IncidentTable
 WIDE = 150  # columns from which list and detail sit side by side
 
 
-class IncidentsScreen(ConsoleScreen):
+class IncidentsScreen(IncidentWorkflows):
     screen_title = "Incidents"
     scope = "incidents"
 
@@ -115,14 +115,6 @@ class IncidentsScreen(ConsoleScreen):
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
-
-    @property
-    def table(self) -> IncidentTable:
-        return self.query_one(IncidentTable)
-
-    @property
-    def detail(self) -> DetailPane:
-        return self.query_one(DetailPane)
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -328,111 +320,8 @@ class IncidentsScreen(ConsoleScreen):
     def action_prev_tab(self) -> None:
         self.detail.step_tab(-1)
 
-    # --- workflows -----------------------------------------------------------------------------
-
-    def _target(self, *, write: bool = True) -> dict[str, Any] | None:
-        app: Any = self.app
-        if write and app.refuse_if_readonly():
-            return None
-        row = self.table.selected
-        if row is None:
-            self.notify("no incident selected", severity="warning")
-        return row
-
-    def _open(self, screen: Any, select_key: str | None = None) -> None:
-        def done(message: Any) -> None:
-            if message:
-                self.notify(str(message))
-                created = getattr(screen, "created_key", None)
-                if created:
-                    self.select(created)
-                else:
-                    self.request_refresh(detail=True)
-
-        self.app.push_screen(screen, done)
-
     def select(self, key: str) -> None:
         """Reload the list and select `key` (a new incident). It goes through the one refresh
         loop, so a reload the feed asks for meanwhile cannot put the old selection back."""
         self._select_key = key
         self.request_refresh(detail=True)
-
-    def action_ack(self) -> None:
-        if row := self._target():
-            if row.get("acknowledged_at") and row.get("status") != "resolved":
-                # Asking again would only end in a refusal: say who and when instead.
-                app: Any = self.app
-                when = f"{local_time(row['acknowledged_at'])} ({ago(row['acknowledged_at'], app.now())})"
-                self.notify(
-                    f"{row['key']} is already acknowledged by {row.get('acknowledged_by') or '?'} at {when}", severity="information"
-                )
-                return
-            self._open(forms.AcknowledgeScreen(row))
-
-    def action_status(self) -> None:
-        if row := self._target():
-            self._open(forms.StatusScreen(row))
-
-    def action_severity(self) -> None:
-        if row := self._target():
-            self._open(forms.SeverityScreen(row))
-
-    def action_comment(self) -> None:
-        if row := self._target():
-            self._open(forms.CommentScreen(row))
-
-    def action_update(self) -> None:
-        if row := self._target():
-            self._open(forms.UpdateScreen(row))
-
-    def action_evidence(self) -> None:
-        if row := self._target():
-            self._open(forms.EvidenceScreen(row))
-
-    def action_resolve(self) -> None:
-        if row := self._target():
-            self._open(forms.ResolveScreen(row))
-
-    def action_reopen(self) -> None:
-        if row := self._target():
-            self._open(forms.ReopenScreen(row))
-
-    def action_assign(self) -> None:
-        if row := self._target():
-            self._open(forms.AssignScreen(row))
-
-    def action_tags(self) -> None:
-        if row := self._target():
-            self._open(forms.TagsScreen(row))
-
-    def action_false_positive(self) -> None:
-        if row := self._target():
-            self._open(forms.FalsePositiveScreen(row))
-
-    def action_new(self) -> None:
-        app: Any = self.app
-        if not app.refuse_if_readonly():
-            self._open(forms.NewIncidentScreen())
-
-    async def action_promote(self) -> None:
-        row = self._target()
-        if row is None:
-            return
-        app: Any = self.app
-        detail = self.detail.detail
-        if detail is None or detail["key"] != row["key"]:
-            detail = await app.api.incident_detail(row["key"])
-        comment = None
-        if self.detail.active_tab == "comments":
-            highlighted = self.detail.selected_comment()
-            if highlighted is not None and not highlighted["internal_only"]:
-                self.notify("that comment is already public; pick an internal one", severity="warning")
-                return
-            comment = highlighted
-        if comment is None:
-            internal = [c for c in detail.get("comments") or [] if c["internal_only"]]
-            comment = internal[-1] if internal else None
-        if comment is None:
-            self.notify(f"{row['key']} has no internal comment to promote", severity="warning")
-            return
-        self._open(forms.PromoteScreen(row, comment))

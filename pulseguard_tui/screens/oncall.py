@@ -47,7 +47,7 @@ def local_text(iso: str | None, tz: str, compact: bool = False) -> str:
     local = datetime.fromisoformat(iso).astimezone(ZoneInfo(tz))
     if compact:
         return local.strftime("%a %d %b %H:%M")
-    from engine.core.timefmt import format_time
+    from engine.api.display import format_time
 
     return local.strftime("%a ") + format_time(iso, zone=tz)
 
@@ -65,15 +65,9 @@ def span_text(seconds: float) -> str:
 
 
 async def load_overview(app: Any, now: datetime) -> dict[str, Any] | None:
-    """The overview (None: no schedules configured). An EngineAPI that computes on call itself
-    (`oncall_overview`) is asked; otherwise the configuration and this process's database."""
-    api = app.api
-    remote = getattr(api, "oncall_overview", None)
-    if remote is not None:
-        return await remote(now, days=DAYS)
-    from engine.api.local import LocalEngine
-
-    if not isinstance(api, LocalEngine):
+    """The overview (None: no schedules configured), from the configuration and this process's
+    database; a remote engine does not serve it (EngineAPI.remote, Capabilities.oncall)."""
+    if app.api.remote:
         raise OncallUnavailable(
             "on call is computed from the engine's configuration and database, "
             "which this console does not have (run it where the engine runs)"
@@ -81,7 +75,7 @@ async def load_overview(app: Any, now: datetime) -> dict[str, Any] | None:
     config = getattr(app, "config", None)
     if config is None or not getattr(config, "schedules", None):
         return None
-    from engine.oncall.overview import load_oncall_overview
+    from engine.api.oncall import load_oncall_overview
 
     return await load_oncall_overview(config, now, days=DAYS)
 

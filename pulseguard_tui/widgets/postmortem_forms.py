@@ -26,7 +26,7 @@ ENTRY_KINDS = (
 
 def parse_when(text: str, field: str) -> Any:
     """A time typed into a form ('15m' = 15 minutes ago, 'now', ISO 8601), or ValueError."""
-    from engine.cli.common import UsageError, parse_time
+    from engine.api.inputs import UsageError, parse_time
 
     try:
         return parse_time(text, field)

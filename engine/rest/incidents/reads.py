@@ -89,7 +89,7 @@ async def incident_page(
             focus_key = f"INC-{incident_number(focus)}"
         except NotFound:
             focus_key = None
-    result = await page(filters, offset, limit, focus_key)
+    result: dict[str, Any] = dict(await page(filters, offset, limit, focus_key))
     if focus and focus_key is None:
         result["position"] = None
     return result

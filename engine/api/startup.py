@@ -1,0 +1,122 @@
+"""Starting what a front end talks to: the configuration and the actor from the command line,
+the database it names, an in-process Engine (or the demo's), and the read side of monitoring.
+
+Everything heavy (the configuration model, the ORM, the engine) is imported inside the
+function that needs it: the console draws its first frame before any of it loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES
+from engine.core.inputs import os_user
+
+
+@dataclass
+class StartContext:
+    """Who acts and the loaded configuration (None: no file found)."""
+
+    actor: str
+    config: Any = None
+
+    @property
+    def categories(self) -> list[str]:
+        return root_cause_categories(self.config)
+
+
+def root_cause_categories(config: Any) -> list[str]:
+    """The root-cause categories: the defaults, then the configuration's own."""
+    extra = []
+    if config is not None:
+        extra = list(getattr(getattr(config, "engine", None), "root_cause_categories", None) or [])
+    return list(dict.fromkeys([*DEFAULT_ROOT_CAUSE_CATEGORIES, *extra]))
+
+
+def config_for(args: argparse.Namespace) -> Any:
+    """The configuration file named by --config / PULSEGUARD_CONFIG / the usual places, or None."""
+    from engine.config.loading import find_config, load_config
+
+    path = find_config(getattr(args, "config", None))
+    if path is None:
+        return None
+    return load_config(path)
+
+
+def load_start_context(args: argparse.Namespace) -> StartContext:
+    """The actor (--actor, else the login name) and the configuration; times are then shown in
+    the configuration's zone."""
+    from engine.core import timefmt
+
+    ctx = StartContext(actor=(getattr(args, "actor", None) or os_user()).strip())
+    if getattr(args, "needs_config", True):
+        ctx.config = config_for(args)
+    timefmt.configure(ctx.config)
+    return ctx
+
+
+def database_for(args: argparse.Namespace, config: Any) -> Any:
+    """The database --db, $PULSEGUARD_DB or the configuration names (engine.storage.db.Database)."""
+    from engine.storage.db import resolve_database
+
+    configured = getattr(getattr(config, "engine", None), "db", None) if config is not None else None
+    return resolve_database(getattr(args, "db", None) or os.environ.get("PULSEGUARD_DB") or configured)
+
+
+async def open_database(database: Any, **options: Any) -> bool:
+    """engine.storage.db.open_database: True when the database was new."""
+    from engine.storage.db import open_database as open_db
+
+    return await open_db(database, **options)
+
+
+async def close_database() -> None:
+    from engine.storage.db import close_database as close_db
+
+    await close_db()
+
+
+def default_config() -> Any:
+    """The configuration an engine runs with when no file was found."""
+    from engine.config.loading import default_config as default
+
+    return default()
+
+
+def new_engine(config: Any, database: Any, *, role: str, on_role_change: Callable[[str], None]) -> Any:
+    """An Engine (engine.runtime.engine) for this process, not started yet."""
+    from engine.runtime.engine import Engine
+
+    return Engine(config, database=database, role=role, on_role_change=on_role_change)
+
+
+def monitor_queries() -> Any:
+    """The monitoring engine's read side (targets, metric series)."""
+    from engine.runtime.engine import MonitorQueries
+
+    return MonitorQueries()
+
+
+async def start_demo(**options: Any) -> Any:
+    """The demo (engine.runtime.demo): a flaky local service, its database and a started engine."""
+    from engine.runtime.demo import start_demo as start
+
+    return await start(**options)
+
+
+def warm_local_imports() -> None:
+    """Import what a local console needs (run in a thread after the first frame)."""
+    import engine.api.local  # noqa: F401
+    import engine.config.loading  # noqa: F401
+    import engine.runtime.engine  # noqa: F401
+    import engine.storage.db  # noqa: F401
+
+
+def warm_remote_imports() -> None:
+    """Import what a console attached to a remote engine needs."""
+    import engine.api.remote  # noqa: F401
+    import engine.config.loading  # noqa: F401

@@ -1,0 +1,72 @@
+"""What a person types, parsed: times ("now", an age like 15m, ISO 8601), dates and durations,
+each kept within engine.core.domain's ranges; and who they are (the login name). The CLI's
+argument types and the console's forms share these, so both accept and refuse the same text."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from engine.core.domain import EARLIEST_TIME, LATEST_TIME, LONGEST_DURATION, InvalidInput, check_time
+from engine.core.durations import duration_seconds
+
+
+class UsageError(Exception):
+    """Bad input on the command line: printed as one line, exit 2."""
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers): fall back to the uid
+        return f"uid{os.getuid()}"
+
+
+# An age such as 15m or -2h (both mean ago): one number and one unit.
+_AGE = re.compile(r"^-?\d+(?:\.\d+)?\s*[smhdw]$")
+
+
+def parse_time(text: str, what: str = "time") -> datetime:
+    """ISO 8601 (a naive time is local), 'now', or an age like 15m / 2h / 3d (meaning ago);
+    within engine.core.domain's time range."""
+    value = (text or "").strip()
+    if value == "now":
+        return datetime.now(UTC)
+    ago = duration_seconds(value.removeprefix("-")) if _AGE.match(value) else None
+    if ago is not None:
+        return datetime.now(UTC) - _span(ago, text, what)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)") from None
+    try:
+        parsed = check_time(parsed if parsed.tzinfo is not None else parsed.astimezone(), what)
+    except (OverflowError, ValueError, InvalidInput):  # astimezone() of a local time at the very edge
+        raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})") from None
+    return parsed.astimezone(UTC)
+
+
+def parse_date(text: str, what: str = "date") -> date:
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not a date (expected YYYY-MM-DD)") from None
+    if not EARLIEST_TIME.date() <= day < LATEST_TIME.date():
+        raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})")
+    return day
+
+
+def parse_duration(text: str, what: str = "duration") -> timedelta:
+    """A span such as 30m, 2h, 1d or 1h30m (engine.core.durations), at most LONGEST_DURATION."""
+    seconds = duration_seconds((text or "").strip().lstrip("+"))
+    if seconds is None or text.strip().startswith("-"):
+        raise UsageError(f"{what}: {text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
+    return _span(seconds, text, what)
+
+
+def _span(seconds: float, text: str, what: str) -> timedelta:
+    if seconds > LONGEST_DURATION.total_seconds():
+        raise UsageError(f"{what}: {text!r} is too long (at most {LONGEST_DURATION.days} days)")
+    return timedelta(seconds=seconds)

@@ -1,0 +1,134 @@
+"""The Incidents screen's workflow keys: each checks that changes are allowed and an incident is
+selected, then opens its form (pulseguard_tui.forms.incident) and, when the form is done,
+reloads the list or selects the incident it created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulseguard_tui.formatting import ago, local_time
+from pulseguard_tui.forms import incident as forms
+from pulseguard_tui.screens.base import ConsoleScreen
+from pulseguard_tui.widgets.detail import DetailPane
+from pulseguard_tui.widgets.incident_table import IncidentTable
+
+
+class IncidentWorkflows(ConsoleScreen):
+    """The incident list's screen without its layout and data: what the workflow keys need."""
+
+    @property
+    def table(self) -> IncidentTable:
+        return self.query_one(IncidentTable)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    def request_refresh(self, detail: bool = False) -> None:
+        """Reload the list (and the detail) soon; the screen knows how."""
+        raise NotImplementedError
+
+    def select(self, key: str) -> None:
+        """Reload the list and select `key`; the screen knows how."""
+        raise NotImplementedError
+
+    def _target(self, *, write: bool = True) -> dict[str, Any] | None:
+        app: Any = self.app
+        if write and app.refuse_if_readonly():
+            return None
+        row = self.table.selected
+        if row is None:
+            self.notify("no incident selected", severity="warning")
+        return row
+
+    def _open(self, screen: Any, select_key: str | None = None) -> None:
+        def done(message: Any) -> None:
+            if message:
+                self.notify(str(message))
+                created = getattr(screen, "created_key", None)
+                if created:
+                    self.select(created)
+                else:
+                    self.request_refresh(detail=True)
+
+        self.app.push_screen(screen, done)
+
+    def action_ack(self) -> None:
+        if row := self._target():
+            if row.get("acknowledged_at") and row.get("status") != "resolved":
+                # Asking again would only end in a refusal: say who and when instead.
+                app: Any = self.app
+                when = f"{local_time(row['acknowledged_at'])} ({ago(row['acknowledged_at'], app.now())})"
+                self.notify(
+                    f"{row['key']} is already acknowledged by {row.get('acknowledged_by') or '?'} at {when}", severity="information"
+                )
+                return
+            self._open(forms.AcknowledgeScreen(row))
+
+    def action_status(self) -> None:
+        if row := self._target():
+            self._open(forms.StatusScreen(row))
+
+    def action_severity(self) -> None:
+        if row := self._target():
+            self._open(forms.SeverityScreen(row))
+
+    def action_comment(self) -> None:
+        if row := self._target():
+            self._open(forms.CommentScreen(row))
+
+    def action_update(self) -> None:
+        if row := self._target():
+            self._open(forms.UpdateScreen(row))
+
+    def action_evidence(self) -> None:
+        if row := self._target():
+            self._open(forms.EvidenceScreen(row))
+
+    def action_resolve(self) -> None:
+        if row := self._target():
+            self._open(forms.ResolveScreen(row))
+
+    def action_reopen(self) -> None:
+        if row := self._target():
+            self._open(forms.ReopenScreen(row))
+
+    def action_assign(self) -> None:
+        if row := self._target():
+            self._open(forms.AssignScreen(row))
+
+    def action_tags(self) -> None:
+        if row := self._target():
+            self._open(forms.TagsScreen(row))
+
+    def action_false_positive(self) -> None:
+        if row := self._target():
+            self._open(forms.FalsePositiveScreen(row))
+
+    def action_new(self) -> None:
+        app: Any = self.app
+        if not app.refuse_if_readonly():
+            self._open(forms.NewIncidentScreen())
+
+    async def action_promote(self) -> None:
+        row = self._target()
+        if row is None:
+            return
+        app: Any = self.app
+        detail = self.detail.detail
+        if detail is None or detail["key"] != row["key"]:
+            detail = await app.api.incident_detail(row["key"])
+        comment = None
+        if self.detail.active_tab == "comments":
+            highlighted = self.detail.selected_comment()
+            if highlighted is not None and not highlighted["internal_only"]:
+                self.notify("that comment is already public; pick an internal one", severity="warning")
+                return
+            comment = highlighted
+        if comment is None:
+            internal = [c for c in detail.get("comments") or [] if c["internal_only"]]
+            comment = internal[-1] if internal else None
+        if comment is None:
+            self.notify(f"{row['key']} has no internal comment to promote", severity="warning")
+            return
+        self._open(forms.PromoteScreen(row, comment))
