@@ -9,7 +9,7 @@ import pytest
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents import services
 from engine.incidents.hooks import change_hooks
-from engine.incidents.queries import incident_detail, list_incidents
+from engine.incidents.queries import count_incidents, incident_detail, list_incidents
 from engine.storage.models import Comment, Event, Incident, StatusUpdate
 
 
@@ -186,6 +186,31 @@ async def test_list_sorts_by_severity_then_newest_and_filters(db):
     assert [r["title"] for r in await list_incidents(status="resolved")] == ["done"]
     with pytest.raises(InvalidInput):
         await list_incidents(severity="p1")
+
+
+async def test_list_pages_in_the_database_with_filters_and_a_total(db):
+    """Pages are cut in SQL (severity, then newest, then id): every page of a filtered list
+    joins into the whole list, in order, and the count matches it."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    severities = ["low", "critical", "medium", "high", "critical", "low", "high"]
+    for i, severity in enumerate(severities):
+        await services.create_incident(
+            title=f"i{i}",
+            severity=severity,
+            actor="x",
+            at=t0 + timedelta(minutes=i),
+            services=["api"] if i % 2 else ["web"],
+            tags=["db"] if i < 4 else [],
+        )
+    whole = [r["title"] for r in await list_incidents(service="api")]
+    assert whole == ["i1", "i3", "i5"]
+    pages = [[r["title"] for r in await list_incidents(service="api", limit=2, offset=o)] for o in (0, 2, 4)]
+    assert pages == [["i1", "i3"], ["i5"], []]
+    assert await count_incidents(service="api") == 3
+    everything = [r["title"] for r in await list_incidents()]
+    assert everything == ["i4", "i1", "i6", "i3", "i2", "i5", "i0"]
+    assert [r["title"] for r in await list_incidents(limit=3, offset=3)] == ["i3", "i2", "i5"]
+    assert await count_incidents(tag="db", severity="critical") == 1
 
 
 async def test_maintenance_windows(db):

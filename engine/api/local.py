@@ -94,16 +94,12 @@ async def incident_page(filters: dict[str, Any] | None, offset: int = 0, limit: 
     """One window of the incident list, sorted like `queries.list_incidents` (severity, then
     newest first), with the total count, so a client can page or virtualise 100,000 rows.
     With `focus_key`, also where that incident now sits (None if it no longer matches)."""
-    from tortoise.expressions import RawSQL
-
-    from engine.core.domain import SEVERITY_ORDER, parse_incident_key
+    from engine.core.domain import parse_incident_key
 
     filters = filters or {}
     limit = max(1, min(int(limit), 1000))
     offset = max(0, int(offset))
-    # Literal SQL (constants only): asyncpg cannot type a parametrised CASE ... THEN $n.
-    whens = " ".join(f"WHEN '{s.value}' THEN {i}" for i, s in enumerate(SEVERITY_ORDER))
-    rank = RawSQL(f'CASE "severity" {whens} ELSE {len(SEVERITY_ORDER)} END')
+    rank = queries.severity_rank()
     base = _page_query(filters)
     total = await base.count()
     rows = await (

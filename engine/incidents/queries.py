@@ -44,6 +44,44 @@ def incident_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _list_query(
+    status: str | Sequence[str] | None,
+    severity: str | None,
+    include_resolved: bool,
+    service: str | None,
+    tag: str | None,
+    since: datetime | None,
+) -> Any:
+    from tortoise.expressions import RawSQL
+
+    query = Incident.all()
+    wanted = status_filter(status)
+    if wanted:
+        query = query.filter(status__in=wanted)
+    elif not include_resolved:
+        query = query.filter(status__in=[s.value for s in OPEN_STATUSES])
+    if severity:
+        query = query.filter(severity=parse_enum(Severity, severity, "severity").value)
+    if since:
+        query = query.filter(created_at__gte=since)
+    # JSON filters are not available on SQLite: match the quoted name in the list's text form,
+    # which works on both backends (names cannot contain quotes).
+    if service:
+        query = query.annotate(_svc=RawSQL('CAST("services" AS TEXT)')).filter(_svc__contains=f'"{service}"')
+    if tag:
+        query = query.annotate(_tag=RawSQL('CAST("tags" AS TEXT)')).filter(_tag__contains=f'"{tag}"')
+    return query
+
+
+def severity_rank() -> Any:
+    """An SQL expression: an incident's place in SEVERITY_ORDER (worst first)."""
+    from tortoise.expressions import RawSQL
+
+    # Literal SQL (constants only): asyncpg cannot type a parametrised CASE ... THEN $n.
+    whens = " ".join(f"WHEN '{s.value}' THEN {i}" for i, s in enumerate(SEVERITY_ORDER))
+    return RawSQL(f'CASE "severity" {whens} ELSE {len(SEVERITY_ORDER)} END')
+
+
 async def list_incidents(
     *,
     status: str | Sequence[str] | None = None,
@@ -55,26 +93,26 @@ async def list_incidents(
     limit: int = 500,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Incidents sorted by severity (worst first), then newest first."""
-    query = Incident.all()
-    wanted = status_filter(status)
-    if wanted:
-        query = query.filter(status__in=wanted)
-    elif not include_resolved:
-        query = query.filter(status__in=[s.value for s in OPEN_STATUSES])
-    if severity:
-        query = query.filter(severity=parse_enum(Severity, severity, "severity").value)
-    if since:
-        query = query.filter(created_at__gte=since)
-    rows = await query.order_by("-created_at").values(*LIST_FIELDS)
-    # JSON-list filters are not available on SQLite, so service/tag filter in Python.
-    if service:
-        rows = [r for r in rows if service in (r["services"] or [])]
-    if tag:
-        rows = [r for r in rows if tag in (r["tags"] or [])]
-    rank = {s.value: i for i, s in enumerate(SEVERITY_ORDER)}
-    rows.sort(key=lambda r: rank.get(r["severity"], 9))  # stable: newest first within a severity
-    return [incident_row(r) for r in rows[offset : offset + limit]]
+    """Incidents sorted by severity (worst first), then newest first; one window of them,
+    ordered and cut in SQL so a page costs the same whatever the table's size."""
+    query = _list_query(status, severity, include_resolved, service, tag, since)
+    rows = (
+        await query.annotate(rank=severity_rank()).order_by("rank", "-created_at", "-id").offset(offset).limit(limit).values(*LIST_FIELDS)
+    )
+    return [incident_row(r) for r in rows]
+
+
+async def count_incidents(
+    *,
+    status: str | Sequence[str] | None = None,
+    severity: str | None = None,
+    include_resolved: bool = False,
+    service: str | None = None,
+    tag: str | None = None,
+    since: datetime | None = None,
+) -> int:
+    """How many incidents `list_incidents` with the same filters would list in all."""
+    return int(await _list_query(status, severity, include_resolved, service, tag, since).count())
 
 
 def status_filter(status: str | Sequence[str] | None) -> list[str]:

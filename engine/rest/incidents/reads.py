@@ -29,19 +29,18 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    rows = await queries.list_incidents(
-        status=queries.status_filter(status),
-        severity=severity,
-        include_resolved=include_resolved,
-        service=service,
-        tag=tag,
-        since=aware(since),
-        limit=10_000_000,
-        offset=0,
-    )
-    page = rows[offset : offset + limit]
-    following = offset + limit if offset + limit < len(rows) else None
-    return {"incidents": page, "total": len(rows), "limit": limit, "offset": offset, "next_offset": following}
+    filters: dict[str, Any] = {
+        "status": queries.status_filter(status),
+        "severity": severity,
+        "include_resolved": include_resolved,
+        "service": service,
+        "tag": tag,
+        "since": aware(since),
+    }
+    total = await queries.count_incidents(**filters)
+    page = await queries.list_incidents(**filters, limit=limit, offset=offset)
+    following = offset + limit if offset + limit < total else None
+    return {"incidents": page, "total": total, "limit": limit, "offset": offset, "next_offset": following}
 
 
 @router.get("/incidents/counts", summary="Open incidents by severity")
