@@ -62,7 +62,7 @@ def _page_query(filters: dict[str, Any]) -> Any:
     """The filtered incident query; `filters` as the console's `/` filter produces them:
     severities, statuses (or "open"), include_resolved, services, tags, assignee ("" for
     unassigned), number, text (words that must all appear in the title)."""
-    from tortoise.expressions import Q, RawSQL
+    from tortoise.expressions import Q
 
     from engine.core.domain import Severity, parse_enum
     from engine.storage.models import Incident
@@ -81,12 +81,10 @@ def _page_query(filters: dict[str, Any]) -> Any:
         query = query.filter(assignee=filters["assignee"]) if filters["assignee"] else query.filter(Q(assignee=None) | Q(assignee=""))
     for word in filters.get("text") or []:
         query = query.filter(title__icontains=word)
-    # JSON filters are not available on SQLite: match the quoted name in the list's text form,
-    # which works on both backends (names cannot contain quotes).
     for i, name in enumerate(filters.get("services") or []):
-        query = query.annotate(**{f"_svc{i}": RawSQL('CAST("services" AS TEXT)')}).filter(**{f"_svc{i}__contains": f'"{name}"'})
+        query = queries.names_contain(query, "services", name, f"_svc{i}")
     for i, name in enumerate(filters.get("tags") or []):
-        query = query.annotate(**{f"_tag{i}": RawSQL('CAST("tags" AS TEXT)')}).filter(**{f"_tag{i}__contains": f'"{name}"'})
+        query = queries.names_contain(query, "tags", name, f"_tag{i}")
     return query
 
 

@@ -45,15 +45,15 @@ def incident_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _list_query(
-    status: str | Sequence[str] | None,
-    severity: str | None,
-    include_resolved: bool,
-    service: str | None,
-    tag: str | None,
-    since: datetime | None,
+    *,
+    status: str | Sequence[str] | None = None,
+    severity: str | None = None,
+    include_resolved: bool = False,
+    service: str | None = None,
+    tag: str | None = None,
+    since: datetime | None = None,
 ) -> Any:
-    from tortoise.expressions import RawSQL
-
+    """The filters `list_incidents` and `count_incidents` share."""
     query = Incident.all()
     wanted = status_filter(status)
     if wanted:
@@ -64,13 +64,20 @@ def _list_query(
         query = query.filter(severity=parse_enum(Severity, severity, "severity").value)
     if since:
         query = query.filter(created_at__gte=since)
-    # JSON filters are not available on SQLite: match the quoted name in the list's text form,
-    # which works on both backends (names cannot contain quotes).
     if service:
-        query = query.annotate(_svc=RawSQL('CAST("services" AS TEXT)')).filter(_svc__contains=f'"{service}"')
+        query = names_contain(query, "services", service, "_svc")
     if tag:
-        query = query.annotate(_tag=RawSQL('CAST("tags" AS TEXT)')).filter(_tag__contains=f'"{tag}"')
+        query = names_contain(query, "tags", tag, "_tag")
     return query
+
+
+def names_contain(query: Any, column: str, name: str, alias: str) -> Any:
+    """`query` narrowed to rows whose JSON list `column` holds `name`. JSON filters are not
+    available on SQLite: match the quoted name in the list's text form, which works on both
+    backends (names cannot contain quotes)."""
+    from tortoise.expressions import RawSQL
+
+    return query.annotate(**{alias: RawSQL(f'CAST("{column}" AS TEXT)')}).filter(**{f"{alias}__contains": f'"{name}"'})
 
 
 def severity_rank() -> Any:
@@ -82,37 +89,18 @@ def severity_rank() -> Any:
     return RawSQL(f'CASE "severity" {whens} ELSE {len(SEVERITY_ORDER)} END')
 
 
-async def list_incidents(
-    *,
-    status: str | Sequence[str] | None = None,
-    severity: str | None = None,
-    include_resolved: bool = False,
-    service: str | None = None,
-    tag: str | None = None,
-    since: datetime | None = None,
-    limit: int = 500,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
+async def list_incidents(*, limit: int = 500, offset: int = 0, **filters: Any) -> list[dict[str, Any]]:
     """Incidents sorted by severity (worst first), then newest first; one window of them,
-    ordered and cut in SQL so a page costs the same whatever the table's size."""
-    query = _list_query(status, severity, include_resolved, service, tag, since)
-    rows = (
-        await query.annotate(rank=severity_rank()).order_by("rank", "-created_at", "-id").offset(offset).limit(limit).values(*LIST_FIELDS)
-    )
+    ordered and cut in SQL so a page costs the same whatever the table's size. `filters` are
+    `_list_query`'s: status, severity, include_resolved, service, tag, since."""
+    query = _list_query(**filters).annotate(rank=severity_rank())
+    rows = await query.order_by("rank", "-created_at", "-id").offset(offset).limit(limit).values(*LIST_FIELDS)
     return [incident_row(r) for r in rows]
 
 
-async def count_incidents(
-    *,
-    status: str | Sequence[str] | None = None,
-    severity: str | None = None,
-    include_resolved: bool = False,
-    service: str | None = None,
-    tag: str | None = None,
-    since: datetime | None = None,
-) -> int:
+async def count_incidents(**filters: Any) -> int:
     """How many incidents `list_incidents` with the same filters would list in all."""
-    return int(await _list_query(status, severity, include_resolved, service, tag, since).count())
+    return int(await _list_query(**filters).count())
 
 
 def status_filter(status: str | Sequence[str] | None) -> list[str]:
