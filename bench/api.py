@@ -1,21 +1,33 @@
-"""REST API throughput and latency under concurrent load, against a minimal FastAPI app.
+"""REST API throughput and latency under concurrent load, as ratios to a bare FastAPI app
+measured in the same run.
 
-Two servers run in their own processes, one after the other, each on uvicorn with one worker:
-  pulseguard  the real API (token check, service layer, database) on a fresh database
-  baseline    a minimal FastAPI app with the same two routes, no auth, no database
-and a keep-alive HTTP/1.1 load generator (plain asyncio streams, so the client costs little)
-drives each with N concurrent connections for a few seconds per endpoint:
-  GET  /api/incidents/{id}
+Each server runs in its own process on uvicorn with one worker, one after the other:
+  pulseguard  the real API (token check, service layer, database, production defaults)
+  baseline    a bare FastAPI app with the same routes: no auth, no database; it answers every
+              read with the bytes PulseGuard served for it (same size on the wire) and every
+              write with a small JSON body after validating the request body
+The database holds a realistic busy incident (200 timeline events, 50 comments, status
+updates, evidence, analysis data) among `--incidents` others (100,000 by default), and a
+keep-alive HTTP/1.1 load generator (plain asyncio streams, so the client costs little) drives
+each endpoint for a few seconds:
+  GET  /api/incidents/{id}                 the busy incident in full
+  GET  /api/incidents/{id} (If-None-Match) a poller that already has it
+  GET  /api/incidents?limit=50             the first page of the open incidents
+  GET  /api/incidents?severity&service     a filtered page
+  GET  /api/incidents?cursor               a page deep in the list (keyset cursor)
   POST /api/incidents/{id}/comments
-Prints requests per second and latency (p50, p99) per server and endpoint.
+  POST /api/incidents/{id}/updates
+  POST /api/incidents/{id}/acknowledge     a different triggered incident each time
+  GET  /status, /api/v2/summary.json       1,000 connections (`--viewers`), as pollers with ETags
 
-    .venv/bin/python bench/api.py [--seconds 5] [--concurrency 32] [--pg postgres://postgres@127.0.0.1/test]
+    .venv/bin/python bench/api.py [--seconds 5] [--concurrency 32] [--incidents 100000] [--pg postgres://postgres@127.0.0.1/test]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -25,6 +37,8 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,45 +48,68 @@ sys.path.insert(0, str(ROOT))
 # --- the servers (run as `bench/api.py --serve KIND`) ---------------------------------------------
 
 
-def baseline_app():  # type: ignore[no-untyped-def]
-    from fastapi import FastAPI
+def baseline_app(bodies: dict[str, bytes]):  # type: ignore[no-untyped-def]
+    """Bare FastAPI: the same routes, answering reads with the recorded bytes."""
+    from fastapi import FastAPI, Request, Response
     from pydantic import BaseModel
 
     app = FastAPI()
-    incident = {
-        "key": "INC-1",
-        "title": "bench",
-        "severity": "high",
-        "status": "triggered",
-        "services": ["api"],
-        "timeline": [],
-        "comments": [],
-        "updates": [],
-    }
 
     class CommentIn(BaseModel):
         content: str
         internal_only: bool = False
 
+    class UpdateIn(BaseModel):
+        message: str
+        public: bool = True
+
     # Annotations are strings here (postponed evaluation): FastAPI resolves them in the globals.
     globals()["CommentIn"] = CommentIn
+    globals()["UpdateIn"] = UpdateIn
+
+    def cached(name: str, request: Request, media: str = "application/json") -> Response:
+        tag = f'"{name}"'
+        if request.headers.get("if-none-match") == tag:
+            return Response(status_code=304, headers={"ETag": tag})
+        return Response(bodies[name], media_type=media, headers={"ETag": tag})
 
     @app.get("/api/incidents/{id}")
-    async def get_incident(id: str) -> dict:
-        return incident
+    async def get_incident(id: str, request: Request) -> Response:
+        return cached("detail", request)
+
+    @app.get("/api/incidents")
+    async def list_incidents(request: Request, severity: str | None = None, cursor: str | None = None) -> Response:
+        return cached("list_cursor" if cursor else "list_filtered" if severity else "list", request)
+
+    @app.get("/status")
+    async def status(request: Request) -> Response:
+        return cached("status", request, "text/html; charset=utf-8")
+
+    @app.get("/api/v2/summary.json")
+    async def summary(request: Request) -> Response:
+        return cached("summary", request)
 
     @app.post("/api/incidents/{id}/comments", status_code=201)
     async def comment(id: str, body: CommentIn) -> dict:
         return {"id": 1, "incident_id": 1, "author": "bench", "content": body.content, "internal_only": body.internal_only}
 
+    @app.post("/api/incidents/{id}/updates", status_code=201)
+    async def update(id: str, body: UpdateIn) -> dict:
+        return {"id": 1, "incident_id": 1, "author": "bench", "message": body.message, "public": body.public}
+
+    @app.post("/api/incidents/{id}/acknowledge")
+    async def acknowledge(id: str) -> dict:
+        return {"key": id, "status": "investigating", "acknowledged_by": "bench"}
+
     return app
 
 
-async def serve(kind: str, port: int, db_url: str | None) -> None:
+async def serve(kind: str, port: int, db_url: str | None, bodies_file: str | None) -> None:
     import uvicorn
 
     if kind == "baseline":
-        config = uvicorn.Config(baseline_app(), host="127.0.0.1", port=port, access_log=False, log_level="warning")
+        bodies = {k: bytes.fromhex(v) for k, v in json.loads(Path(bodies_file or "").read_text()).items()}
+        config = uvicorn.Config(baseline_app(bodies), host="127.0.0.1", port=port, access_log=False, log_level="warning")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         while not server.started:
@@ -94,6 +131,103 @@ async def serve(kind: str, port: int, db_url: str | None) -> None:
         await close_database()
 
 
+# --- the data -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Fixture:
+    busy: str  # the busy incident's key
+    token: str
+    triggered: list[str]  # keys to acknowledge, one per request
+    service: str  # a service for the filtered list
+
+
+async def prepare(db_url: str, n: int) -> Fixture:
+    """A migrated database: `n` incidents in bulk, and one busy incident built through the
+    service layer (so its rows are what production writes)."""
+    from engine.incidents import services
+    from engine.rest import auth
+    from engine.storage.db import close_database, open_database, resolve_database
+    from engine.storage.models import Event, Incident, KeyCounter
+
+    await open_database(resolve_database(db_url))
+    try:
+        now = datetime.now(UTC)
+        sev = ["critical", "high", "medium", "low"]
+        status = ["triggered", "investigating", "identified", "monitoring", "resolved"]
+        rows = []
+        for i in range(1, n + 1):
+            at = now - timedelta(days=400) + timedelta(seconds=300 * i)
+            rows.append(
+                Incident(
+                    number=i,
+                    title=f"bench incident {i} on service-{i % 40}",
+                    severity=sev[(i * 7) % 4],
+                    status=status[(i * 3) % 5],
+                    services=[f"service-{i % 40}"],
+                    tags=["bench"],
+                    created_at=at,
+                    updated_at=at,
+                    detected_at=at,
+                    created_by="bench",
+                    resolved_at=at + timedelta(minutes=30) if (i * 3) % 5 == 4 else None,
+                )
+            )
+        await Incident.bulk_create(rows, batch_size=2000)
+        ids = dict(await Incident.all().values_list("number", "id"))
+        events = [
+            Event(incident_id=ids[r.number], kind="created", actor="bench", at=r.created_at, summary=f"opened INC-{r.number}", data={})
+            for r in rows
+        ]
+        await Event.bulk_create(events, batch_size=2000)
+        await KeyCounter.update_or_create(name="incident", defaults={"value": n})
+        triggered = [f"INC-{r.number}" for r in rows if r.status == "triggered"][::-1]
+
+        analysis = {
+            "anomaly": {
+                "series": "api.latency_p99",
+                "score": 0.97,
+                "value": 2150.0,
+                "signature": [round(100 + 3.7 * i, 1) for i in range(120)],
+            },
+            "correlation": {
+                "incident": "bench",
+                "window_seconds": 1800,
+                "series": [
+                    {"series": f"service-{i}.errors", "kind": "step", "label": "step up", "magnitude": 2.5 + i, "before": 1.0, "after": 9.0}
+                    for i in range(10)
+                ],
+                "related_incidents": [{"key": f"INC-{i}", "title": f"bench incident {i}", "shared_services": ["api"]} for i in range(1, 6)],
+            },
+        }
+        busy = await services.create_incident(
+            title="checkout latency above 2 s on api",
+            severity="critical",
+            actor="bench",
+            services=["api", "checkout"],
+            tags=["latency"],
+            description="p99 latency of the checkout API above 2 s for 5 minutes",
+            analysis=analysis,
+        )
+        key = busy.key
+        await services.acknowledge(key, "alice")
+        for i in range(50):
+            await services.comment(key, f"looked at shard {i}: " + "connection pool saturated; " * 4, "alice", internal_only=bool(i % 3))
+        for i in range(10):
+            await services.post_update(key, f"update {i}: we are still working on the checkout latency", "alice")
+        for i in range(5):
+            await services.add_evidence(key, "link", "alice", url=f"https://grafana.example/d/checkout?panel={i}", description=f"panel {i}")
+        for i in range(3):
+            await services.add_evidence(key, "log", "alice", content="ERROR pool exhausted\n" * 20, description=f"log excerpt {i}")
+        done = await Event.filter(incident_id=busy.id).count()
+        for i in range(max(0, 200 - done)):
+            await services.record_event(key, "notified", f"paged alice by slack (attempt {i})", "engine", data={"channel": "slack", "n": i})
+        _, token = await auth.create_token("bench", "responder", "bench")
+        return Fixture(key, token, triggered, "service-7")
+    finally:
+        await close_database()
+
+
 # --- load generation ----------------------------------------------------------------------------
 
 
@@ -105,39 +239,62 @@ class Connection:
 
     @classmethod
     async def open(cls, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
         writer.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(reader, writer)
 
-    async def request(self, raw: bytes) -> int:
+    async def request(self, raw: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        if length:
-            await self.reader.readexactly(length)
-        return status
+        headers = {}
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get(b"content-length", b"0") or 0)
+        body = await self.reader.readexactly(length) if length else b""
+        return status, headers, body
 
     def close(self) -> None:
         self.writer.close()
 
 
-def http_request(method: str, path: str, token: str | None, body: dict | None = None) -> bytes:
+def http_request(method: str, path: str, token: str | None, body: dict | None = None, etag: bytes | None = None) -> bytes:
     data = json.dumps(body).encode() if body is not None else b""
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: keep-alive"]
     if token:
         lines.append(f"Authorization: Bearer {token}")
-    if body is not None:
+    if etag:
+        lines.append(f"If-None-Match: {etag.decode()}")
+    if body is not None or method == "POST":
         lines += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
 
 
-async def load(port: int, raw: bytes, expect: int, concurrency: int, seconds: float) -> dict[str, float]:
+@dataclass
+class Scenario:
+    name: str
+    method: str
+    paths: list[str]  # one per request, cycled (acknowledge: each used once)
+    expect: int
+    body: dict | None = None
+    poller: bool = False  # send the ETag of a first response as If-None-Match
+    viewers: bool = False  # run at the status page's concurrency, without a token
+    once: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+async def open_all(port: int, n: int) -> list[Connection]:
+    conns: list[Connection] = []
+    for start in range(0, n, 100):  # in batches: the accept backlog is finite
+        conns += await asyncio.gather(*(Connection.open(port) for _ in range(min(100, n - start))))
+    return conns
+
+
+async def load(port: int, requests: itertools.cycle | list[bytes], expect: int, concurrency: int, seconds: float) -> dict[str, float]:
     """Drive `concurrency` connections for `seconds` (after a short warm-up)."""
-    conns = [await Connection.open(port) for _ in range(concurrency)]
+    source = iter(requests)
+    conns = await open_all(port, concurrency)
     latencies: list[float] = []
     errors = 0
     measuring = False
@@ -145,18 +302,24 @@ async def load(port: int, raw: bytes, expect: int, concurrency: int, seconds: fl
 
     async def worker(conn: Connection) -> None:
         nonlocal errors
-        while True:
+        for raw in source:
             t = time.perf_counter()
             if measuring and t >= stop_at:
                 return
-            status = await conn.request(raw)
+            try:
+                status, _, _ = await conn.request(raw)
+            except (asyncio.IncompleteReadError, ConnectionError):  # the server closed it: count, reconnect
+                errors += 1
+                conn.close()
+                conn = await Connection.open(port)
+                continue
             if measuring:
                 latencies.append(time.perf_counter() - t)
                 if status != expect:
                     errors += 1
 
     async def warm(conn: Connection) -> None:
-        for _ in range(20):
+        for raw in itertools.islice(source, 5):
             await conn.request(raw)
 
     await asyncio.gather(*(warm(c) for c in conns))
@@ -168,6 +331,8 @@ async def load(port: int, raw: bytes, expect: int, concurrency: int, seconds: fl
     for c in conns:
         c.close()
     latencies.sort()
+    if not latencies:
+        return {"rps": 0.0, "p50": 0.0, "p99": 0.0, "n": 0, "errors": errors}
     return {
         "rps": len(latencies) / elapsed,
         "p50": statistics.median(latencies) * 1000,
@@ -177,17 +342,28 @@ async def load(port: int, raw: bytes, expect: int, concurrency: int, seconds: fl
     }
 
 
+async def first_response(port: int, raw: bytes) -> tuple[int, bytes | None, bytes]:
+    conn = await Connection.open(port)
+    try:
+        status, headers, body = await conn.request(raw)
+        return status, headers.get(b"etag"), body
+    finally:
+        conn.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_server(kind: str, db_url: str | None) -> tuple[subprocess.Popen, int]:
+def start_server(kind: str, db_url: str | None, bodies_file: str | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--port", str(port)]
     if db_url:
         cmd += ["--db", db_url]
+    if bodies_file:
+        cmd += ["--bodies", bodies_file]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     line = proc.stdout.readline() if proc.stdout else ""
     if "READY" not in line:
@@ -204,47 +380,93 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-async def prepare(db_url: str) -> tuple[str, str]:
-    """A migrated database with one incident and a responder token."""
-    from engine.incidents import services
-    from engine.rest import auth
-    from engine.storage.db import close_database, open_database, resolve_database
+def scenarios(fx: Fixture) -> list[Scenario]:
+    busy = f"/api/incidents/{fx.busy}"
+    return [
+        Scenario("GET  incident (busy, in full)", "GET", [busy], 200),
+        Scenario("GET  incident, If-None-Match", "GET", [busy], 304, poller=True),
+        Scenario("GET  list, open, 50", "GET", ["/api/incidents?limit=50"], 200),
+        Scenario("GET  list, filtered, 50", "GET", [f"/api/incidents?severity=high&service={fx.service}&limit=50"], 200),
+        Scenario("GET  list, deep page, 50", "GET", ["/api/incidents?include_resolved=true&limit=50"], 200, extra={"deep": True}),
+        Scenario("POST comment", "POST", [f"{busy}/comments"], 201, body={"content": "load test comment"}),
+        Scenario("POST status update", "POST", [f"{busy}/updates"], 201, body={"message": "still on it", "public": False}),
+        Scenario("POST acknowledge", "POST", [f"/api/incidents/{k}/acknowledge" for k in fx.triggered], 200, once=True),
+        Scenario("GET  /status (viewers)", "GET", ["/status"], 304, poller=True, viewers=True),
+        Scenario("GET  summary.json (viewers)", "GET", ["/api/v2/summary.json"], 304, poller=True, viewers=True),
+    ]
 
-    await open_database(resolve_database(db_url))
-    try:
-        incident = await services.create_incident(title="bench incident", severity="high", actor="bench", services=["api"])
-        for i in range(20):  # a realistic detail: some timeline, comments, updates
-            await services.comment(incident.key, f"note {i}", "bench", internal_only=bool(i % 2))
-        _, token = await auth.create_token("bench", "responder", "bench")
-        return incident.key, token
-    finally:
-        await close_database()
+
+async def deep_cursor(port: int, token: str, pages: int) -> str:
+    """Follow the list's cursor `pages` pages in: the path of a page deep in the table."""
+    path = "/api/incidents?include_resolved=true&limit=50"
+    for _ in range(pages):
+        status, _, body = await first_response(port, http_request("GET", path, token))
+        if status != 200:
+            raise SystemExit(f"GET {path} answered {status}")
+        cursor = json.loads(body).get("next_cursor")
+        if not cursor:
+            break
+        path = f"/api/incidents?include_resolved=true&limit=50&cursor={cursor}"
+    return path
 
 
-async def measure(label: str, db_url: str, seconds: float, concurrency: int) -> list[tuple[str, str, dict[str, float]]]:
-    key, token = await prepare(db_url)
-    get = http_request("GET", f"/api/incidents/{key}", token)
-    post = http_request("POST", f"/api/incidents/{key}/comments", token, {"content": "load test comment"})
+async def run_server(
+    kind: str, db_url: str | None, fx: Fixture, concurrency: int, viewers: int, seconds: float, bodies: dict[str, bytes], tmp: str
+) -> list[tuple[str, str, dict[str, float]]]:
+    bodies_file = None
+    if kind == "baseline":
+        bodies_file = str(Path(tmp) / "bodies.json")
+        Path(bodies_file).write_text(json.dumps({k: v.hex() for k, v in bodies.items()}))
+    proc, port = start_server("baseline" if kind == "baseline" else "pulseguard", db_url, bodies_file)
     rows = []
-    for kind in ("baseline", label):
-        proc, port = start_server("baseline" if kind == "baseline" else "pulseguard", db_url)
-        try:
-            rows.append((kind, "GET  /api/incidents/{id}", await load(port, get, 200, concurrency, seconds)))
-            rows.append((kind, "POST /api/incidents/{id}/comments", await load(port, post, 201, concurrency, seconds)))
-        finally:
-            stop_server(proc)
+    token = fx.token if kind != "baseline" else None
+    names = {
+        "GET  incident (busy, in full)": "detail",
+        "GET  list, open, 50": "list",
+        "GET  list, filtered, 50": "list_filtered",
+        "GET  list, deep page, 50": "list_cursor",
+        "GET  /status (viewers)": "status",
+        "GET  summary.json (viewers)": "summary",
+    }
+    try:
+        for sc in scenarios(fx):
+            paths = sc.paths
+            if sc.extra.get("deep"):
+                paths = [await deep_cursor(port, fx.token, 200)] if kind != "baseline" else ["/api/incidents?cursor=x"]
+            auth = None if sc.viewers else token
+            etag = None
+            if sc.poller:
+                status, etag, body = await first_response(port, http_request(sc.method, paths[0], auth))
+                if etag is None:
+                    print(f"  {kind}: {sc.name}: no ETag in the response (status {status}); measured without one")
+            raws = [http_request(sc.method, p, auth, sc.body, etag) for p in paths]
+            if kind != "baseline" and sc.name in names and not sc.poller:
+                status, _, body = await first_response(port, raws[0])
+                bodies[names[sc.name]] = body
+            if kind != "baseline" and sc.poller and sc.name in names:
+                bodies[names[sc.name]] = (await first_response(port, http_request(sc.method, paths[0], auth)))[2]
+            expect = sc.expect if etag is not None or not sc.poller else 200
+            source: itertools.cycle | list[bytes] = raws if sc.once else itertools.cycle(raws)
+            t0 = time.perf_counter()
+            rows.append((kind, sc.name, await load(port, source, expect, viewers if sc.viewers else concurrency, seconds)))
+            print(f"  {kind}: {sc.name}: {rows[-1][2]['rps']:.0f}/s, {time.perf_counter() - t0:.1f} s", flush=True)
+    finally:
+        stop_server(proc)
     return rows
 
 
-def report(rows: list[tuple[str, str, dict[str, float]]], concurrency: int, seconds: float) -> None:
-    print(f"\n{concurrency} concurrent keep-alive connections, {seconds:g} s per endpoint, one uvicorn worker per server\n")
-    print(f"{'server':<20} {'endpoint':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
-    for server, endpoint, r in rows:
-        print(f"{server:<20} {endpoint:<36} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['n']:>9.0f} {r['errors']:>7.0f}")
+def report(rows: list[tuple[str, str, dict[str, float]]], concurrency: int, viewers: int, seconds: float, n: int) -> None:
+    print(
+        f"\n{n:,} incidents; {concurrency} keep-alive connections ({viewers} for the status page), "
+        f"{seconds:g} s per endpoint, one uvicorn worker per server\n"
+    )
     base = {e: r for s, e, r in rows if s == "baseline"}
+    print(f"{'server':<20} {'endpoint':<32} {'req/s':>8} {'of base':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
     for server, endpoint, r in rows:
-        if server != "baseline" and endpoint in base:
-            print(f"  {server}: {endpoint.split()[0]} at {100 * r['rps'] / base[endpoint]['rps']:.0f} % of the baseline's throughput")
+        ratio = f"{100 * r['rps'] / base[endpoint]['rps']:.0f} %" if endpoint in base and base[endpoint]["rps"] else ""
+        print(
+            f"{server:<20} {endpoint:<32} {r['rps']:>8.0f} {ratio:>8} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['n']:>9.0f} {r['errors']:>7.0f}"
+        )
 
 
 async def drop_schema(pg: str, schema: str) -> None:
@@ -257,35 +479,45 @@ async def drop_schema(pg: str, schema: str) -> None:
         await conn.close()
 
 
+def measure(label: str, db_url: str, args: argparse.Namespace, tmp: str, with_baseline: bool) -> list[tuple[str, str, dict[str, float]]]:
+    t = time.perf_counter()
+    fx = asyncio.run(prepare(db_url, args.incidents))
+    print(f"{label}: {args.incidents:,} incidents and the busy {fx.busy} ready in {time.perf_counter() - t:.0f} s", flush=True)
+    bodies: dict[str, bytes] = {}
+    rows = asyncio.run(run_server(label, db_url, fx, args.concurrency, args.viewers, args.seconds, bodies, tmp))
+    if with_baseline:
+        rows = asyncio.run(run_server("baseline", None, fx, args.concurrency, args.viewers, args.seconds, bodies, tmp)) + rows
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--viewers", type=int, default=1000, help="connections for the status page")
+    parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--pg", default=os.environ.get("PULSEGUARD_TEST_PG"), help="also measure on this PostgreSQL server")
     parser.add_argument("--serve", choices=["pulseguard", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--bodies", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         try:
-            asyncio.run(serve(args.serve, args.port, args.db))
+            asyncio.run(serve(args.serve, args.port, args.db, args.bodies))
         except KeyboardInterrupt:
             pass
         return
     with tempfile.TemporaryDirectory() as tmp:
-        rows = asyncio.run(measure("pulseguard sqlite", str(Path(tmp) / "bench.db"), args.seconds, args.concurrency))
-    if args.pg:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        sep = "&" if "?" in args.pg else "?"
-        try:
-            rows += [
-                r
-                for r in asyncio.run(measure("pulseguard postgres", f"{args.pg}{sep}schema={schema}", args.seconds, args.concurrency))
-                if r[0] != "baseline"
-            ]
-        finally:
-            asyncio.run(drop_schema(args.pg, schema))
-    report(rows, args.concurrency, args.seconds)
+        rows = measure("pulseguard sqlite", str(Path(tmp) / "bench.db"), args, tmp, with_baseline=True)
+        if args.pg:
+            schema = f"bench_{uuid.uuid4().hex[:8]}"
+            sep = "&" if "?" in args.pg else "?"
+            try:
+                rows += measure("pulseguard postgres", f"{args.pg}{sep}schema={schema}", args, tmp, with_baseline=False)
+            finally:
+                asyncio.run(drop_schema(args.pg, schema))
+    report(rows, args.concurrency, args.viewers, args.seconds, args.incidents)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.expressions import F
+
 from engine.core.halt import pause
 from engine.escalation import timers
 from engine.escalation.changes import catch_up_feed, has_events_after
@@ -244,7 +246,7 @@ class EscalationLoops:
                 if incident is None:
                     continue
                 new_refs = {**(incident.external_refs or {}), "jira_status": status}
-                await Incident.filter(id=incident.id).using_db(conn).update(external_refs=new_refs)
+                await Incident.filter(id=incident.id).using_db(conn).update(external_refs=new_refs, version=F("version") + 1)
                 await services.append_system_event(
                     conn, incident, "jira_status", f"Jira {key} is now {status}", {"issue": key, "status": status}, datetime.now(UTC)
                 )

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
 
 from engine.core.clock import utcnow
 from engine.core.durations import format_words
@@ -43,7 +44,10 @@ async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: di
         # Saved while handling an event: mark it handled in the same write.
         state["seen"] = max(int(state.get("seen") or 0), int((incident.escalation or {}).get("seen") or 0), handling)
     incident.escalation = state
-    await Incident.filter(id=incident.id).using_db(conn).update(escalation=state)
+    # A change to the row bumps its version (the detail's cache validator); the copy in hand
+    # follows, so a later save of it never writes an older version back.
+    incident.version += 1
+    await Incident.filter(id=incident.id).using_db(conn).update(escalation=state, version=F("version") + 1)
 
 
 async def cancel_pending(conn: BaseDBAsyncClient, incident_id: int) -> int:

@@ -89,13 +89,35 @@ def severity_rank() -> Any:
     return RawSQL(f'CASE "severity" {whens} ELSE {len(SEVERITY_ORDER)} END')
 
 
-async def list_incidents(*, limit: int = 500, offset: int = 0, **filters: Any) -> list[dict[str, Any]]:
+async def list_incidents(*, limit: int = 500, offset: int = 0, after: ListPosition | None = None, **filters: Any) -> list[dict[str, Any]]:
     """Incidents sorted by severity (worst first), then newest first; one window of them,
-    ordered and cut in SQL so a page costs the same whatever the table's size. `filters` are
-    `_list_query`'s: status, severity, include_resolved, service, tag, since."""
+    ordered and cut in SQL. `after` (a row's `position`) starts the window just past that row,
+    so following pages stays correct while incidents open. `filters` are `_list_query`'s:
+    status, severity, include_resolved, service, tag, since."""
+    from tortoise.expressions import Q
+
     query = _list_query(**filters).annotate(rank=severity_rank())
+    if after is not None:
+        rank, created, last_id = after
+        query = query.filter(Q(rank__gt=rank) | Q(rank=rank, created_at__lt=created) | Q(rank=rank, created_at=created, id__lt=last_id))
     rows = await query.order_by("rank", "-created_at", "-id").offset(offset).limit(limit).values(*LIST_FIELDS)
     return [incident_row(r) for r in rows]
+
+
+ListPosition = tuple[int, datetime, int]
+
+
+def position(row: dict[str, Any]) -> ListPosition:
+    """Where a listed row sits in the list's order: (severity rank, created_at, id)."""
+    created = row["created_at"]
+    return (
+        _RANK.get(row["severity"], len(SEVERITY_ORDER)),
+        datetime.fromisoformat(created) if isinstance(created, str) else created,
+        row["id"],
+    )
+
+
+_RANK = {s.value: i for i, s in enumerate(SEVERITY_ORDER)}
 
 
 async def count_incidents(**filters: Any) -> int:
@@ -158,6 +180,21 @@ async def incident_detail(key: str | int) -> dict[str, Any]:
     data["timeline"] = [event_to_dict({**e, "incident__number": incident.number}) for e in events]
     data.update(zip(_CHILDREN, lists))
     return data
+
+
+async def detail_version(key: str | int) -> tuple[int, int] | None:
+    """What changes whenever incident `key`'s detail does: its row version (every write to the
+    row bumps it) and its newest timeline event (every child row is written with one). One
+    indexed query; None when there is no such incident."""
+    number = parse_incident_key(key)
+    conn = Incident._meta.db
+    mark = "$1" if conn.capabilities.dialect == "postgres" else "?"
+    rows = await conn.execute_query_dict(
+        'SELECT i."version" AS v, (SELECT MAX(e."id") FROM "event" e WHERE e."incident_id" = i."id") AS last '
+        f'FROM "incident" i WHERE i."number" = {mark}',
+        [number],
+    )
+    return (int(rows[0]["v"]), int(rows[0]["last"] or 0)) if rows else None
 
 
 async def incident_counts() -> dict[str, int]:

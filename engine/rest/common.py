@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from engine.core.domain import InvalidInput, NotFound, check_time
 from engine.rest import auth
+from engine.rest.cache import PublicCache, RenderedCache
 
 MAX_INT = 2**31 - 1
 
@@ -44,8 +45,12 @@ class RestState:
     engine_info: Callable[[], dict[str, Any]] | None = None
     # Serialises inbound alerts of one group within this process.
     alert_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    # The status page last built: (feed cursor, monotonic time, page).
-    page_cache: tuple[int, float, dict[str, Any]] | None = None
+    # The status page last built and its rendered bodies (engine.rest.public).
+    public: PublicCache = field(default_factory=PublicCache)
+    # Incident details as sent, by incident number, under their ETag.
+    details: RenderedCache = field(default_factory=RenderedCache)
+    # Pages of the incident list, by their query, while the change feed stands still.
+    lists: RenderedCache = field(default_factory=RenderedCache)
 
     @property
     def public_url(self) -> str | None:
@@ -177,11 +182,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def render_data(content: Any) -> bytes:
+    """Plain data as compact JSON (dates as ISO 8601)."""
+    return json.dumps(content, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 class DataResponse(JSONResponse):
-    """JSON of plain data (dates as ISO 8601), without re-validating it as a response model."""
+    """JSON of plain data, without re-validating it as a response model."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return render_data(content)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names `etag` (weak comparison, lists and * allowed)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
 
 
 def iso(value: Any) -> Any:

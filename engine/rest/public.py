@@ -1,38 +1,67 @@
 """The public status page, its Statuspage-shaped JSON and its Atom feed (no token needed).
 
 A built page is cached until the change feed moves (or 30 s pass, for maintenance windows that
-start and end on their own), so a crowd of visitors during an outage costs one cheap query each.
+start and end on their own), so a crowd of visitors during an outage costs one cheap query each,
+and a visitor who has the page already gets 304.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from engine.incidents import feed
-from engine.rest.common import Text, rest_state
+from engine.rest.cache import PublicCache, strong_etag
+from engine.rest.common import Text, etag_matches, render_data, rest_state
 from engine.rest.statuspage import JSON_DOCUMENTS, Settings, build_page, statuspage_json
 from engine.rest.statuspage_render import Links, render_atom, render_incident, render_index, render_message
 
 router = APIRouter(tags=["status page"])
-MAX_AGE = 30.0
 SERVED = Links()
 PUBLIC_HEADERS = {"Cache-Control": "public, max-age=10"}
+# Maintenance windows start and end on their own: rebuild at least this often.
+MAX_AGE = 30.0
 
 
-async def current_page(request: Request) -> dict[str, Any]:
+async def current_page(request: Request) -> PublicCache:
+    """The page for the feed's current cursor (rebuilt when the feed moves or MAX_AGE passes,
+    for maintenance windows that start and end on their own)."""
     state = rest_state(request)
+    cache = state.public
     cursor = await feed.latest_cursor()
-    cached = state.page_cache
-    now = time.monotonic()
-    if cached is not None and cached[0] == cursor and now - cached[1] < MAX_AGE:
-        return cached[2]
-    page = await build_page(Settings.from_config(state.config, state.base_url))
-    state.page_cache = (cursor, now, page)
-    return page
+    if cache.fresh(cursor, MAX_AGE):
+        return cache
+    async with cache.lock:
+        if not cache.fresh(cursor, MAX_AGE):
+            page = await build_page(Settings.from_config(state.config, state.base_url))
+            cache.page, cache.cursor, cache.built_at, cache.renders = page, cursor, time.monotonic(), {}
+    return cache
+
+
+async def public_response(
+    request: Request, name: str, render: Callable[[dict[str, Any]], bytes | None], media_type: str, headers: dict[str, str] | None = None
+) -> Response | None:
+    """`render`'s bytes for the current page, or 304 when If-None-Match names them; None when
+    `render` finds nothing (the caller answers 404)."""
+    cache = await current_page(request)
+    if name not in cache.renders:
+        body = render(cache.page or {})
+        cache.renders[name] = None if body is None else (strong_etag(body), body)
+    entry = cache.renders[name]
+    if entry is None:
+        return None
+    etag, body = entry
+    sent = {**PUBLIC_HEADERS, **(headers or {}), "ETag": etag}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=sent)
+    return Response(body, media_type=media_type, headers=sent)
+
+
+HTML = "text/html; charset=utf-8"
 
 
 @router.get("/", include_in_schema=False)
@@ -41,17 +70,24 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/status", response_class=HTMLResponse, summary="The public status page")
-async def status_page(request: Request) -> HTMLResponse:
-    return HTMLResponse(render_index(await current_page(request), SERVED), headers=PUBLIC_HEADERS)
+async def status_page(request: Request) -> Response:
+    response = await public_response(request, "index", lambda page: render_index(page, SERVED).encode(), HTML)
+    assert response is not None  # the index always renders
+    return response
 
 
 @router.get("/status/incidents/{key}", response_class=HTMLResponse, summary="One public incident's page")
-async def incident_page(request: Request, key: Annotated[Text, Path(max_length=40)]) -> HTMLResponse:
-    page = await current_page(request)
-    html = render_incident(page, key.strip().upper(), SERVED)
-    if html is None:
+async def incident_page(request: Request, key: Annotated[Text, Path(max_length=40)]) -> Response:
+    wanted = key.strip().upper()
+
+    def render(page: dict[str, Any]) -> bytes | None:
+        html = render_incident(page, wanted, SERVED)
+        return None if html is None else html.encode()
+
+    response = await public_response(request, f"incident:{wanted}", render, HTML)
+    if response is None:
         return HTMLResponse(render_message("Not found", "There is no public incident by that name.", SERVED), status_code=404)
-    return HTMLResponse(html, headers=PUBLIC_HEADERS)
+    return response
 
 
 @router.get(
@@ -62,15 +98,24 @@ async def incident_page(request: Request, key: Annotated[Text, Path(max_length=4
 )
 @router.get("/history.atom", include_in_schema=False)
 async def atom(request: Request) -> Response:
-    return Response(
-        render_atom(await current_page(request), SERVED), media_type="application/atom+xml; charset=utf-8", headers=PUBLIC_HEADERS
+    response = await public_response(
+        request, "atom", lambda page: render_atom(page, SERVED).encode(), "application/atom+xml; charset=utf-8"
     )
+    assert response is not None
+    return response
 
 
 def _json_route(name: str) -> None:
-    async def endpoint(request: Request) -> JSONResponse:
-        body = statuspage_json(await current_page(request), name)
-        return JSONResponse(body, headers={**PUBLIC_HEADERS, "Access-Control-Allow-Origin": "*"})
+    async def endpoint(request: Request) -> Response:
+        response = await public_response(
+            request,
+            f"json:{name}",
+            lambda page: render_data(statuspage_json(page, name)),
+            "application/json",
+            {"Access-Control-Allow-Origin": "*"},
+        )
+        assert response is not None
+        return response
 
     endpoint.__name__ = "statuspage_" + name.replace("/", "_").replace("-", "_")
     router.add_api_route(

@@ -100,6 +100,8 @@ class Event(Model):
 
     class Meta:
         table = "event"
+        # An incident's timeline and its newest entry (the detail's cache validator) by index.
+        indexes = (("incident_id", "id"),)
 
 
 class Comment(Model):
@@ -117,6 +119,7 @@ class Comment(Model):
 
     class Meta:
         table = "comment"
+        indexes = (("incident_id", "id"),)
 
 
 class StatusUpdate(Model):
@@ -131,6 +134,7 @@ class StatusUpdate(Model):
 
     class Meta:
         table = "status_update"
+        indexes = (("incident_id", "id"),)
 
 
 class Evidence(Model):
@@ -148,6 +152,7 @@ class Evidence(Model):
 
     class Meta:
         table = "evidence"
+        indexes = (("incident_id", "id"),)
 
 
 class FollowUp(Model):
@@ -165,6 +170,7 @@ class FollowUp(Model):
 
     class Meta:
         table = "followup"
+        indexes = (("incident_id", "id"),)
 
 
 class MaintenanceWindow(Model):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from engine.incidents import services
@@ -53,7 +54,7 @@ async def record_outcomes(verdicts: list[Verdict], *, holder: str, link_jira: bo
                     if refs.get("jira") != outcome.result["jira_issue"]:
                         refs["jira"] = outcome.result["jira_issue"]
                         incident.external_refs = refs
-                        await Incident.filter(id=incident.id).using_db(conn).update(external_refs=refs)
+                        await Incident.filter(id=incident.id).using_db(conn).update(external_refs=refs, version=F("version") + 1)
         for row, attempt, _outcome, _values, event in verdicts:
             incident = incidents.get(row.incident_id) if row.incident_id is not None else None
             if row.id in updated and incident is not None:

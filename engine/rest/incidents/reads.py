@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import time
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
-from engine.core.domain import NotFound
-from engine.incidents import queries
-from engine.rest.common import DataResponse, Text, Viewer, When, incident_number
+from engine.core.domain import InvalidInput, NotFound
+from engine.incidents import feed, queries
+from engine.rest.common import Text, Viewer, When, etag_matches, incident_number, render_data, rest_state
 from engine.rest.incidents.bodies import IncidentId, Severity_, aware
 
 router = APIRouter()
 
 
-@router.get("/incidents", summary="List incidents")
+LIST_MAX_AGE = 5.0
+
+
+@router.get(
+    "/incidents",
+    summary="List incidents",
+    description=(
+        "Worst severity first, then newest. Page with `next_cursor` (stable while incidents open) or with offset. "
+        "Sends an ETag; a poller that sends it back as If-None-Match gets 304 while the list is unchanged."
+    ),
+    response_model=None,
+    responses={304: {"description": "unchanged since the ETag sent in If-None-Match"}},
+)
 async def list_incidents(
+    request: Request,
     _: Viewer,
     status: Annotated[
         Text | None, Query(max_length=200, description="a status, open, or several separated by commas (investigating,identified)")
@@ -28,7 +46,8 @@ async def list_incidents(
     include_resolved: Annotated[bool, Query(description="without status: include resolved incidents")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> dict[str, Any]:
+    cursor: Annotated[Text | None, Query(max_length=200, description="the previous page's next_cursor: the page after it")] = None,
+) -> Response:
     filters: dict[str, Any] = {
         "status": queries.status_filter(status),
         "severity": severity,
@@ -37,10 +56,51 @@ async def list_incidents(
         "tag": tag,
         "since": aware(since),
     }
-    total = await queries.count_incidents(**filters)
-    page = await queries.list_incidents(**filters, limit=limit, offset=offset)
-    following = offset + limit if offset + limit < total else None
-    return {"incidents": page, "total": total, "limit": limit, "offset": offset, "next_offset": following}
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None and offset:
+        raise InvalidInput("offset", "give a cursor or an offset, not both")
+    # Every change to an incident writes a timeline entry, so the feed's cursor says whether any
+    # list may have changed; the engine's own bookkeeping (escalation state) shows within LIST_MAX_AGE.
+    validator = f"{await feed.latest_cursor()}.{int(time.monotonic() // LIST_MAX_AGE)}"
+    key = (*((k, str(v)) for k, v in filters.items()), limit, offset, cursor)
+    cache = rest_state(request).lists
+    entry = cache.get(key, validator)
+    if entry is None:
+        total = await queries.count_incidents(**filters)
+        page = await queries.list_incidents(**filters, limit=limit + 1, offset=offset, after=after)
+        more, page = len(page) > limit, page[:limit]
+        body = render_data(
+            {
+                "incidents": page,
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "next_offset": offset + limit if after is None and offset + limit < total else None,
+                "next_cursor": encode_cursor(queries.position(page[-1])) if more else None,
+            }
+        )
+        entry = cache.put(key, validator, body)
+    etag, body = entry
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def encode_cursor(pos: queries.ListPosition) -> str:
+    rank, created, last_id = pos
+    return base64.urlsafe_b64encode(json.dumps([rank, created.isoformat(), last_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> queries.ListPosition:
+    try:
+        rank, created, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        when = datetime.fromisoformat(created)
+        if not (isinstance(rank, int) and isinstance(last_id, int)) or when.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise InvalidInput("cursor", "is not a cursor this list gave (pass next_cursor back as it came)") from None
+    return rank, when, last_id
 
 
 @router.get("/incidents/counts", summary="Open incidents by severity")
@@ -94,7 +154,24 @@ async def incident_page(
     return result
 
 
-@router.get("/incidents/{id}", summary="One incident with its timeline, comments, updates, evidence and follow-ups")
-async def get_incident(id: IncidentId, _: Viewer) -> DataResponse:
-    # Plain data already: skip re-validating the (large) detail as a response model.
-    return DataResponse(await queries.incident_detail(incident_number(id)))
+@router.get(
+    "/incidents/{id}",
+    summary="One incident with its timeline, comments, updates, evidence and follow-ups",
+    description="Sends an ETag; a poller that sends it back as If-None-Match gets 304 until the incident changes.",
+    responses={304: {"description": "unchanged since the ETag sent in If-None-Match"}},
+)
+async def get_incident(id: IncidentId, request: Request, _: Viewer) -> Response:
+    number = incident_number(id)
+    version = await queries.detail_version(number)
+    if version is None:
+        raise NotFound(f"no incident INC-{number}")
+    etag = f'"{number}.{version[0]}.{version[1]}"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    cache = rest_state(request).details
+    entry = cache.get(number, etag)
+    if entry is None:
+        # Read after the validator: the body is at least as new as the ETag it is kept under.
+        entry = cache.put(number, etag, render_data(await queries.incident_detail(number)), etag)
+    return Response(entry[1], media_type="application/json", headers=headers)

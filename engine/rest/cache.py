@@ -1,0 +1,72 @@
+"""Rendered responses kept per process, keyed by a validator the database gives cheaply.
+
+A busy incident is polled by dozens of consoles, bots and dashboards at once; rebuilding its
+detail (hundreds of timeline rows) for each costs far more than one indexed query that says
+whether it changed. A cached body is served only while its validator is current, and the
+validator is read for every request, so a write by any process (this one or another engine
+on the same database) is seen by the next read: never stale, and read-your-writes holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from typing import Any
+
+
+class RenderedCache:
+    """Least recently used bodies under a byte budget: key -> (validator, ETag, body)."""
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[object, tuple[str, str, bytes]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: object, validator: str) -> tuple[str, bytes] | None:
+        """(ETag, body) kept for `key` if it was kept under this validator."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != validator:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1], entry[2]
+
+    def put(self, key: object, validator: str, body: bytes, etag: str | None = None) -> tuple[str, bytes]:
+        """Keep `body`; its ETag is `etag` or a hash of the bytes. Returns (ETag, body)."""
+        etag = etag or strong_etag(body)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[2])
+        if len(body) <= self.max_bytes // 4:  # one huge body must not evict everything else
+            self._entries[key] = (validator, etag, body)
+            self._bytes += len(body)
+        while self._bytes > self.max_bytes:
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self._bytes -= len(dropped)
+        return etag, body
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def strong_etag(body: bytes) -> str:
+    return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+
+
+class PublicCache:
+    """The status page last built and what was rendered from it.
+
+    One build at a time: a crowd arriving together waits for the build in progress instead of
+    each building the page. Rendered bodies are kept per page with a strong ETag (a hash of
+    the bytes), so a visitor's browser or a poller that sends it back gets 304."""
+
+    def __init__(self) -> None:
+        self.cursor = -1
+        self.built_at = 0.0
+        self.page: dict[str, Any] | None = None
+        self.lock = asyncio.Lock()
+        self.renders: dict[str, tuple[str, bytes] | None] = {}
+
+    def fresh(self, cursor: int, max_age: float) -> bool:
+        return self.page is not None and self.cursor == cursor and time.monotonic() - self.built_at < max_age
