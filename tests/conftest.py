@@ -22,6 +22,7 @@ import pytest
 # The shared helpers in tests/support/ are imported as `support.…` by every test module.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from support import durations  # noqa: E402
 from support.db import (  # noqa: E402
     PG_URL,
     REPO,
@@ -44,9 +45,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Long tests first: under pytest-xdist each starts early, and the many short ones fill the
-    # workers up to the end instead of one worker finishing a long test alone.
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
+    # Longest first (by the last recorded run, tests/durations.json): under pytest-xdist each
+    # long test starts early and the many short ones fill the workers up to the end, instead of
+    # one worker finishing a long test alone. A test not yet recorded counts as its marker says.
+    took = durations.load()
+
+    def expected(item: pytest.Item) -> float:
+        return took.get(item.nodeid, 10.0 if item.get_closest_marker("slow") else 0.5)
+
+    items.sort(key=expected, reverse=True)
     if PG_URL:
         return
     skip = pytest.mark.skip(reason="PULSEGUARD_TEST_PG is not set")
@@ -165,5 +172,17 @@ async def db(database: Database, migrated_template: MigratedTemplate) -> AsyncIt
     await open_database(database)  # migrates only if the copy is not current
     try:
         yield database
+    finally:
+        await close_database()
+
+
+@pytest.fixture
+async def sdb(sqlite_database: Database, migrated_template: MigratedTemplate) -> AsyncIterator[Database]:
+    """Like `db`, on SQLite only: for tests where the backend plays no part (console screens
+    and keys; the service layer beneath them runs on both backends in its own tests)."""
+    migrated_template.copy_sqlite(sqlite_database.path)  # type: ignore[arg-type]
+    await open_database(sqlite_database)
+    try:
+        yield sqlite_database
     finally:
         await close_database()

@@ -18,11 +18,9 @@ from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 
 
-@pytest.mark.slow
 # Where focus goes when a modal closes is the console's own doing; the database plays no part,
-# so the walk (70 s) runs once, on SQLite. The same workflows run on PostgreSQL in
-# test_console_workflows.py.
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+# so the walk runs once, on SQLite (the `console` fixture).
+@pytest.mark.slow
 async def test_every_modal_both_ways_then_the_next_key_acts_on_the_list(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     seen = await walk_every_modal(app, pilot)
@@ -30,7 +28,6 @@ async def test_every_modal_both_ways_then_the_next_key_acts_on_the_list(console:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_every_modal_with_the_list_focus_lost_meanwhile(console: tuple[PulseGuardApp, Pilot]) -> None:
     """Textual gives focus back to what had it; when that is gone it focuses the first focusable
     widget, which was the hidden filter field: the next keys then filtered the list away."""
@@ -39,7 +36,6 @@ async def test_every_modal_with_the_list_focus_lost_meanwhile(console: tuple[Pul
     assert EXPECTED <= seen
 
 
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_a_modal_opened_from_the_filter_field_returns_to_the_list(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     screen = main(app)
@@ -57,7 +53,6 @@ async def test_a_modal_opened_from_the_filter_field_returns_to_the_list(console:
     assert screen.focused is screen.table
 
 
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_active_filter_shows_text_and_count_and_esc_clears(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     screen = main(app)
@@ -82,7 +77,6 @@ async def test_active_filter_shows_text_and_count_and_esc_clears(console: tuple[
     assert not screen.query_one("#filter", Input).focusable  # hidden: can never take keys again
 
 
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_a_on_an_acknowledged_incident_says_who_and_when(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     await select(pilot, "INC-1")  # acknowledged by alice 10 minutes before the frozen clock

@@ -4,7 +4,6 @@ list; the severity form starts at the incident's severity."""
 
 from __future__ import annotations
 
-import pytest
 from support.pilot import open_form, select_row, type_text, until
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
@@ -15,8 +14,6 @@ from pulseguard_tui.forms.incident import CommentScreen, SeverityScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
-
-pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
 async def test_help_shows_keys_not_markup(console: tuple[PulseGuardApp, Pilot]) -> None:

@@ -5,7 +5,6 @@ the user's keymap, and 80x24 without a mouse."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,24 +15,12 @@ from support.pilot import choose, command, open_form, started, type_text, until
 from textual.widgets import DataTable, Input
 
 from engine.incidents import queries
-from engine.storage.db import close_database, open_database
 from pulseguard_tui.screens.analytics import AnalyticsScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.screens.maintenance import MaintenanceScreen
 from pulseguard_tui.screens.targets import TargetsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
-
-
-@pytest.fixture
-async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any]:
-    """These screens do not differ by backend: SQLite only (the workflows run on both)."""
-    migrated_template.copy_sqlite(sqlite_database.path)  # conftest's once-migrated schema
-    await open_database(sqlite_database)
-    try:
-        yield sqlite_database
-    finally:
-        await close_database()
 
 
 @pytest.fixture

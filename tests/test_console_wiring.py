@@ -3,11 +3,9 @@ registry entries of the Analytics screen and the Post-mortem tab (help, palette,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Any
 
-import pytest
 from support.configs import ONCALL_CONFIG
 from support.console_app import make_app, seed
 from support.pilot import main, select_row, table_rows, until
@@ -22,22 +20,12 @@ from pulseguard_tui.screens.help import help_text
 from pulseguard_tui.widgets.postmortem import PostmortemView
 
 
-@pytest.fixture
-async def console(db: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
-    await seed()
-    app = make_app(db)
-    async with app.run_test(size=(100, 34)) as pilot:
-        screen = main(app)
-        await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
-        yield app, pilot
-
-
 def pm_text(app: PulseGuardApp) -> str:
     return str(main(app).query_one("#pm-summary").render())
 
 
-async def test_postmortem_tab_edits_and_follows_the_feed(console: tuple[PulseGuardApp, Pilot]) -> None:
-    app, pilot = console
+async def test_postmortem_tab_edits_and_follows_the_feed(console_on_each_backend: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console_on_each_backend
     await select_row(pilot, "INC-1")
     view = main(app).query_one(PostmortemView)
     assert view.doc is None  # not loaded until its tab is shown
@@ -69,9 +57,9 @@ async def test_postmortem_tab_edits_and_follows_the_feed(console: tuple[PulseGua
     assert "no summary yet" in pm_text(app)
 
 
-async def test_postmortem_tab_is_read_only_in_a_readonly_console(db: Any) -> None:
+async def test_postmortem_tab_is_read_only_in_a_readonly_console(sdb: Any) -> None:
     await seed()
-    app = make_app(db, readonly=True)
+    app = make_app(sdb, readonly=True)
     async with app.run_test(size=(100, 34)) as pilot:
         screen = main(app)
         await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
@@ -150,11 +138,11 @@ async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> Non
         assert {r[0]: r for r in table_rows(screen, "#oncall-now")}["primary"][2] == "Mon 2026-03-02 09:00 CET"
 
 
-async def test_oncall_screen_without_schedules_says_so(db: Any) -> None:
+async def test_oncall_screen_without_schedules_says_so(sdb: Any) -> None:
     from pulseguard_tui.screens.oncall import OncallScreen
 
     await seed(targets=False)
-    app = make_app(db)
+    app = make_app(sdb)
     async with app.run_test(size=(80, 24)) as pilot:
         await app.switch_mode("oncall")
         screen = app.screen

@@ -29,8 +29,8 @@ def list_text(app: PulseGuardApp) -> str:
     return "\n".join(table.render_line(y).text for y in range(min(table.total + 1, 20))) + f"\n{width}"
 
 
-async def test_first_screen_lists_open_incidents_sorted(console: tuple[PulseGuardApp, Pilot]) -> None:
-    app, pilot = console
+async def test_first_screen_lists_open_incidents_sorted(console_on_each_backend: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console_on_each_backend
     rows = main(app).table.loaded_rows()
     assert [r["severity"] for r in rows] == sorted([r["severity"] for r in rows], key=["critical", "high", "medium", "low"].index)
     assert "INC-8" not in [r["key"] for r in rows]  # resolved: hidden until toggled
@@ -40,10 +40,10 @@ async def test_first_screen_lists_open_incidents_sorted(console: tuple[PulseGuar
     assert main(app).detail.detail["key"] == "INC-1"
 
 
-async def test_a_acknowledges(console: tuple[PulseGuardApp, Pilot]) -> None:
+async def test_a_acknowledges(console_on_each_backend: tuple[PulseGuardApp, Pilot]) -> None:
     from pulseguard_tui.forms.incident import AcknowledgeScreen
 
-    app, pilot = console
+    app, pilot = console_on_each_backend
     await select_row(pilot, "INC-2")
     await open_form(pilot, "a", AcknowledgeScreen)
     await pilot.press("enter")

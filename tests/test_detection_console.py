@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from support.console_app import make_app
 from support.db import run_cli
 from support.detection_series import inject, seasonal
 from support.pilot import main, until
 
 from engine.detection.service import AnomalyService
-from engine.storage.db import close_database, open_database
 from engine.storage.models import Incident
 
 UTC = UTC
-
-
-@pytest.fixture
-async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any]:
-    migrated_template.copy_sqlite(sqlite_database.path)
-    await open_database(sqlite_database)
-    try:
-        yield sqlite_database
-    finally:
-        await close_database()
 
 
 async def _anomaly_on_dashed_target() -> Incident:

@@ -123,7 +123,7 @@ async def accept(pilot: Pilot, modal: ModalScreen[Any]) -> None:
 
 async def next_key_acts_on_list(app: PulseGuardApp, pilot: Pilot, what: str, filter_text: str) -> None:
     screen = main(app)
-    await pilot.pause(0.2)
+    await pilot.pause()
     assert screen.focused is not screen.query_one("#filter", Input), f"{what}: focus went to the filter field"
     before = screen.show_resolved
     await pilot.press("x")  # the list's own key: show / hide resolved

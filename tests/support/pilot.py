@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -83,14 +84,29 @@ def detail_text(app: PulseGuardApp, widget_id: str) -> str:
     return str(main(app).query_one(widget_id).render())
 
 
-@pytest.fixture
-async def console(db: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
+@asynccontextmanager
+async def seeded_console(db: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
     await seed()
     app = make_app(db)
     async with app.run_test(size=(100, 34)) as pilot:
         screen = main(app)
         await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
         yield app, pilot
+
+
+@pytest.fixture
+async def console(sdb: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
+    """The seeded console on SQLite: its keys and screens do not differ by backend."""
+    async with seeded_console(sdb) as running:
+        yield running
+
+
+@pytest.fixture
+async def console_on_each_backend(db: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
+    """The seeded console on SQLite and PostgreSQL, for what the backend's SQL decides (the
+    list's order, the feed)."""
+    async with seeded_console(db) as running:
+        yield running
 
 
 async def started(app: Any, pilot: Any) -> IncidentsScreen:
