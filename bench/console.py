@@ -19,8 +19,10 @@ import os
 import pty
 import select
 import signal
+import socket
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import termios
@@ -175,9 +177,12 @@ def env_for(db: Path, state: Path) -> dict[str, str]:
 
 
 def measure_console(
-    db: Path, state: Path, first: str, second: str, last: str, keys: int
+    db: Path, state: Path, first: str, second: str, last: str, keys: int, remote: tuple[str, str] | None = None
 ) -> tuple[float, float, list[float], list[float], list[float]]:
-    term = Term([PYTHON, "-m", "pulseguard_tui", "--no-engine", "--as", "bench"], env_for(db, state))
+    argv = [PYTHON, "-m", "pulseguard_tui", "--no-engine", "--as", "bench"]
+    if remote is not None:
+        argv = [PYTHON, "-m", "pulseguard_tui", "--connect", remote[0], "--token", remote[1]]
+    term = Term(argv, env_for(db, state))
     try:
         frame = term.wait_for(b"PulseGuard") - term.started
         shown = term.wait_for(first.encode() + b" ") - term.started
@@ -201,6 +206,33 @@ def measure_console(
         return frame, shown, repaint, full, jumps
     finally:
         term.close()
+
+
+def start_engine(db: Path, folder: Path) -> tuple[subprocess.Popen[bytes], tuple[str, str]]:
+    """A headless engine serving the REST API on loopback over `db`, and a responder token."""
+    env = env_for(db, folder / "engine-state")
+    token = subprocess.run(
+        [PYTHON, "-m", "pulseguard_tui", "token", "create", "bench-console", "--role", "responder"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([PYTHON, "-m", "pulseguard_tui", "engine", "--api", f"127.0.0.1:{port}"], env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, (url, token)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the engine's API did not start")
 
 
 def measure_minimal(script: Path, keys: int) -> tuple[float, list[float]]:
@@ -232,6 +264,7 @@ def main() -> int:
     parser.add_argument("--incidents", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5, help="start-ups of each app")
     parser.add_argument("--keys", type=int, default=20, help="key presses per start-up")
+    parser.add_argument("--connect", action="store_true", help="also measure the console attached to a headless engine's REST API")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pulseguard-bench-") as tmp:
         folder = Path(tmp)
@@ -242,16 +275,32 @@ def main() -> int:
         script = folder / "minimal_app.py"
         script.write_text(MINIMAL_APP)
         c_frame, c_start, c_repaint, c_full, c_jump, m_start, m_keys = [], [], [], [], [], [], []
-        for _ in range(args.runs):
-            shown, lat = measure_minimal(script, args.keys)
-            m_start.append(shown)
-            m_keys += lat
-            frame, shown, repaint, full, jumps = measure_console(db, folder / "state", first, second, last, args.keys)
-            c_jump += jumps
-            c_frame.append(frame)
-            c_start.append(shown)
-            c_repaint += repaint
-            c_full += full
+        r: dict[str, list[float]] = {"frame": [], "start": [], "repaint": [], "full": [], "jump": []}
+        engine = start_engine(db, folder) if args.connect else None
+        try:
+            for _ in range(args.runs):
+                shown, lat = measure_minimal(script, args.keys)
+                m_start.append(shown)
+                m_keys += lat
+                frame, shown, repaint, full, jumps = measure_console(db, folder / "state", first, second, last, args.keys)
+                c_jump += jumps
+                c_frame.append(frame)
+                c_start.append(shown)
+                c_repaint += repaint
+                c_full += full
+                if engine is not None:
+                    frame, shown, repaint, full, jumps = measure_console(
+                        db, folder / "state", first, second, last, args.keys, remote=engine[1]
+                    )
+                    r["frame"].append(frame)
+                    r["start"].append(shown)
+                    r["repaint"] += repaint
+                    r["full"] += full
+                    r["jump"] += jumps
+        finally:
+            if engine is not None:
+                engine[0].terminate()
+                engine[0].wait(15)
         print(f"\nstart-up to first frame ({args.runs} runs each, 80x24 pty)")
         print(f"  minimal Textual app             {ms(m_start)}")
         print(f"  console, first frame           {ms(c_frame)}")
@@ -261,6 +310,13 @@ def main() -> int:
         print(f"  console, cursor repaint         {ms(c_repaint)}")
         print(f"  console, detail of new row      {ms(c_full)}")
         print(f"  console, G/g last/first row     {ms(c_jump)}")
+        if engine is not None:
+            print(f"\nremote console (--connect to a headless engine's REST API on loopback, {args.incidents:,} incidents)")
+            print(f"  first frame                    {ms(r['frame'])}")
+            print(f"  incidents listed               {ms(r['start'])}")
+            print(f"  cursor repaint                 {ms(r['repaint'])}")
+            print(f"  detail of new row              {ms(r['full'])}")
+            print(f"  G/g last/first row             {ms(r['jump'])}")
         limit = 1.0
         verdict = "within" if statistics.median(c_frame) <= limit else "OVER"
         print(

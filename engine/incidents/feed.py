@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 from engine.storage.models import Event
 
@@ -39,9 +39,10 @@ async def events_since(cursor: int = 0, limit: int = 500) -> list[dict[str, Any]
 
 
 async def latest_cursor() -> int:
-    # Tortoise types a flat single-row values_list as a tuple; it yields the id or None.
-    last = cast("int | None", await Event.all().order_by("-id").first().values_list("id", flat=True))
-    return int(last or 0)
+    """The newest event's id (0 when there is none): one primary-key lookup, plain SQL because
+    pollers and caches ask for it on every request."""
+    rows = await Event._meta.db.execute_query_dict('SELECT MAX("id") AS last FROM "event"')
+    return int(rows[0]["last"] or 0)
 
 
 async def follow(cursor: int = 0, interval: float = 0.25, limit: int = 500) -> AsyncIterator[list[dict[str, Any]]]:

@@ -135,10 +135,14 @@ class RequestLog:
         started = time.perf_counter()
         status = 500
 
+        writes = scope["method"] not in ("GET", "HEAD", "OPTIONS")
+
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if writes:  # done and stored: the status page must not hide it from the writer
+                    self.state.public.forget_check()
             await send(message)
 
         try:

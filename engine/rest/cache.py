@@ -64,9 +64,19 @@ class PublicCache:
     def __init__(self) -> None:
         self.cursor = -1
         self.built_at = 0.0
+        self.checked_at = 0.0
         self.page: dict[str, Any] | None = None
         self.lock = asyncio.Lock()
         self.renders: dict[str, tuple[str, bytes] | None] = {}
 
     def fresh(self, cursor: int, max_age: float) -> bool:
         return self.page is not None and self.cursor == cursor and time.monotonic() - self.built_at < max_age
+
+    def recently_checked(self, within: float, max_age: float) -> bool:
+        """Whether the feed was asked within `within` seconds (and the page is still young)."""
+        now = time.monotonic()
+        return self.page is not None and now - self.checked_at < within and now - self.built_at < max_age
+
+    def forget_check(self) -> None:
+        """A write went through this process: the next visitor asks the feed again."""
+        self.checked_at = 0.0

@@ -25,6 +25,10 @@ SERVED = Links()
 PUBLIC_HEADERS = {"Cache-Control": "public, max-age=10"}
 # Maintenance windows start and end on their own: rebuild at least this often.
 MAX_AGE = 30.0
+# A crowd of visitors asks the feed at most this often; a write through this process makes the
+# next visitor ask at once (so whoever posted an update sees it). Other processes' changes show
+# within this time, well inside the page's public max-age.
+CHECK_EVERY = 0.5
 
 
 async def current_page(request: Request) -> PublicCache:
@@ -32,7 +36,10 @@ async def current_page(request: Request) -> PublicCache:
     for maintenance windows that start and end on their own)."""
     state = rest_state(request)
     cache = state.public
+    if cache.recently_checked(CHECK_EVERY, MAX_AGE):
+        return cache
     cursor = await feed.latest_cursor()
+    cache.checked_at = time.monotonic()
     if cache.fresh(cursor, MAX_AGE):
         return cache
     async with cache.lock:
