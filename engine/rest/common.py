@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
@@ -201,6 +201,17 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     if if_none_match.strip() == "*":
         return True
     return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
+def not_modified(request: Request, headers: dict[str, str]) -> Response | None:
+    """A 304 carrying `headers` when the request's If-None-Match names `headers["ETag"]`."""
+    if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return None
+
+
+# Authenticated reads: a client may keep them, but asks again (with its ETag) before each use.
+REVALIDATE = {"Cache-Control": "private, no-cache"}
 
 
 def iso(value: Any) -> Any:

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from engine.incidents import feed
 from engine.rest.cache import PublicCache, strong_etag
-from engine.rest.common import Text, etag_matches, render_data, rest_state
+from engine.rest.common import Text, not_modified, render_data, rest_state
 from engine.rest.statuspage import JSON_DOCUMENTS, Settings, build_page, statuspage_json
 from engine.rest.statuspage_render import Links, render_atom, render_incident, render_index, render_message
 
@@ -63,9 +63,7 @@ async def public_response(
         return None
     etag, body = entry
     sent = {**PUBLIC_HEADERS, **(headers or {}), "ETag": etag}
-    if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=sent)
-    return Response(body, media_type=media_type, headers=sent)
+    return not_modified(request, sent) or Response(body, media_type=media_type, headers=sent)
 
 
 HTML = "text/html; charset=utf-8"

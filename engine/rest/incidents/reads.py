@@ -14,7 +14,7 @@ from pydantic import Field
 
 from engine.core.domain import InvalidInput, NotFound
 from engine.incidents import feed, queries
-from engine.rest.common import Text, Viewer, When, etag_matches, incident_number, render_data, rest_state
+from engine.rest.common import REVALIDATE, Text, Viewer, When, incident_number, not_modified, render_data, rest_state
 from engine.rest.incidents.bodies import IncidentId, Severity_, aware
 
 router = APIRouter()
@@ -81,10 +81,8 @@ async def list_incidents(
         )
         entry = cache.put(key, validator, body)
     etag, body = entry
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    headers = {**REVALIDATE, "ETag": etag}
+    return not_modified(request, headers) or Response(body, media_type="application/json", headers=headers)
 
 
 def encode_cursor(pos: queries.ListPosition) -> str:
@@ -166,9 +164,9 @@ async def get_incident(id: IncidentId, request: Request, _: Viewer) -> Response:
     if version is None:
         raise NotFound(f"no incident INC-{number}")
     etag = f'"{number}.{version[0]}.{version[1]}"'
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
+    headers = {**REVALIDATE, "ETag": etag}
+    if (unchanged := not_modified(request, headers)) is not None:
+        return unchanged  # without building the detail
     cache = rest_state(request).details
     entry = cache.get(number, etag)
     if entry is None:
