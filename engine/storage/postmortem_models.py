@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
-from tortoise.models import Model
+
+from engine.storage.base import Model
 
 if TYPE_CHECKING:
     from engine.storage.models import Incident
