@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from support.cli_proc import run_python
 from support.db import PG_URL, REPO, cli_env, run_cli, table_rows
 
 from engine.cli.common import CREATE, NONE
@@ -147,15 +148,11 @@ def test_default_database_lives_in_the_user_data_dir(tmp_path):
 
     env = {"XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path)}
     import os
-    import subprocess
-    import sys
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEGUARD_", "XDG_"))}
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pulseguard_tui", *argv], capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path, timeout=60
-        )
+        return run_python(list(argv), env={**clean, **env}, cwd=tmp_path)
 
     path = tmp_path / "data" / "pulseguard" / "pulseguard.db"
     # A machine with no database yet: reading says so and creates nothing, not even the folder.
@@ -232,17 +229,9 @@ def test_commands_that_read_or_change_never_create_a_database(tmp_path):
 
     def call(path: str) -> subprocess.CompletedProcess[str]:
         argv = [*path.split(), *NEEDS_EXISTING[path]]
-        return subprocess.run(
-            [sys.executable, "-m", "pulseguard_tui", *argv, "--db", str(target)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-        )
+        return run_python([*argv, "--db", str(target)], env=env, cwd=tmp_path)
 
-    with ThreadPoolExecutor(3) as pool:
-        procs = dict(zip(NEEDS_EXISTING, pool.map(call, NEEDS_EXISTING)))
+    procs = {path: call(path) for path in NEEDS_EXISTING}
     expected = f"error: no PulseGuard database at {target} ({HINT})\n"
     wrong = {path: (p.returncode, p.stderr) for path, p in procs.items() if (p.returncode, p.stderr) != (2, expected)}
     assert not wrong

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+from support.cli_proc import run_python
 from support.db import REPO
 
 ONCALL_CONFIG = """
@@ -78,7 +78,7 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     full_env.update({"HOME": str(cwd), "XDG_CONFIG_HOME": str(cwd / ".config"), "PULSEGUARD_DB": str(cwd / "t.db")})
     full_env.update(env or {})
     code = "import sys; from engine.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
+    return run_python(list(args), env=full_env, cwd=cwd, code=code)
 
 
 SPEC_BLOCK = """

@@ -7,11 +7,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.storage.db import Database
+from support.cli_proc import run_python
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,10 +100,10 @@ def run_cli(
     database: Database, *args: str, actor: str = "tester", check: bool = False, timeout: float = 60, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run `pulseguard …` in a subprocess against `database`, as a user would."""
-    cmd = [sys.executable, "-m", "pulseguard_tui", *args]
+    argv = list(args)
     if actor and args and args[0] not in ("init", "config"):
-        cmd += ["--as", actor]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(database, **env), cwd=REPO, timeout=timeout)
+        argv += ["--as", actor]
+    proc = run_python(argv, env=cli_env(database, **env), cwd=REPO, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr}")
     return proc

@@ -133,12 +133,18 @@ async def next_key_acts_on_list(app: PulseGuardApp, pilot: Pilot, what: str, fil
     assert screen.filter_text == filter_text, f"{what}: keys went into the filter"
 
 
-async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str = "", lose_focus: bool = False) -> set[str]:
-    """Open every modal the registry reaches, close it both ways; return the modals seen."""
+async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str = "") -> set[str]:
+    """Open every modal the registry reaches, close it both ways; return the modals seen.
+
+    One of the two closes of each modal happens with the list's focus lost meanwhile (as after a
+    terminal focus change or a removed widget): Textual gives focus back to what had it, and when
+    that is gone it focused the first focusable widget, the hidden filter field, so the next keys
+    filtered the list away. Which way loses it alternates from modal to modal, so both ways are
+    walked with and without it."""
     screen = main(app)
     seen: set[str] = set()
     actions = [a for a in ACTIONS if a.scope in SCOPES and a.id not in NOT_MODAL]
-    for action in actions + [Action("palette", "ctrl+p", "command_palette", "palette", "app")]:
+    for index, action in enumerate(actions + [Action("palette", "ctrl+p", "command_palette", "palette", "app")]):
         if not app.action_available(action):
             continue  # not offered here (a viewer's write keys; features this engine does not serve)
         for way in ("cancel", "accept"):
@@ -168,8 +174,8 @@ async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str
                 break
             name = type(modal).__name__
             seen.add(name)
-            if lose_focus:
-                screen.set_focus(None)  # as after a terminal focus change or a removed widget
+            if (index + (way == "accept")) % 2 == 0:
+                screen.set_focus(None)
             screen.request_refresh(detail=True)
             app.notify("a toast while the modal closes")
             if way == "cancel":
