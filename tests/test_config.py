@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from support import REPO
 from support.configs import SHARED_EXAMPLE, run_cli
 
 from engine.config.fields import ConfigError, parse_duration, parse_handoff
@@ -15,7 +16,6 @@ from engine.config.model import Config
 from engine.config.targets import HttpTarget, TcpTarget
 from engine.core.domain import Severity
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGED_EXAMPLE = REPO / "engine" / "config" / "example.toml"
 
 MINIMAL = """

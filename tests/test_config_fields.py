@@ -23,19 +23,18 @@ import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import BaseModel
+from support import REPO
 
 from engine.config.fields import ConfigError
 from engine.config.loading import parse_config_json
 from engine.config.model import Config
 from engine.config.problems import _unwrap
 
-REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 ENV = {
     "PG_SLACK_URL": "http://127.0.0.1:9/slack", "PG_SLACK_URL2": "http://127.0.0.1:9/other",

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import REPO
 from support.configs import run_cli
 
 from engine.config.fields import ConfigError
 from engine.config.loading import load_config, parse_config_json
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC_DIRS = [REPO / "../shared/spec", Path("/work/shared/spec")]
 
 # Blocks that configure PulseGuard: each must load.

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support import REPO
 
 from pulseguard_tui.actions import ACTIONS, for_scope
 from pulseguard_tui.commands import Command, CommandError, complete, parse_command
@@ -17,7 +18,6 @@ from pulseguard_tui.filtering import parse_filter
 from pulseguard_tui.formatting import age, countdown, severity_label, sparkline
 from pulseguard_tui.settings import ThemeError, choose_theme, load_state, save_state
 
-REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 

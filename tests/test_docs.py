@@ -13,8 +13,8 @@ from types import ModuleType
 
 import pytest
 from markdown_it import MarkdownIt
+from support import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 TEST_COMMAND = "python3.11 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e '.[test]' && .venv/bin/python -m pytest -q -n 3"
 

@@ -8,13 +8,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from support import REPO
 from support.db import cli_env
 
 from engine.incidents import feed, services
 from engine.storage.models import Comment, Event, Incident
 
 WORKER = str(Path(__file__).parent / "support" / "hammer_worker.py")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def db_arg(database) -> str:

@@ -37,9 +37,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support import REPO
 from support.receivers import HttpReceiver, JiraState, SmtpSink, free_port
 
-REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 # Every page whose ```sh blocks are run: the README and the documentation.
 PAGES = [README, *sorted((REPO / "docs").rglob("*.md"))]

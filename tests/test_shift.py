@@ -43,9 +43,8 @@ from typing import Any
 
 import httpx
 import pytest
+from support import REPO
 from support.receivers import HttpReceiver, SmtpSink, free_port
-
-REPO = Path(__file__).resolve().parents[1]
 
 POLICY_MINUTES = 1.0  # the critical policy escalates after this: the page must arrive before
 

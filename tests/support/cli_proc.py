@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-REPO = Path(__file__).resolve().parents[2]
+from support import REPO
 
 _ZYGOTE = r"""
 import json, os, sys
@@ -68,8 +68,8 @@ os.chdir(req["cwd"])
 os.environ.clear()
 os.environ.update(req["env"])
 time.tzset()
-for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, req["stdout"], os.O_WRONLY), (2, req["stderr"], os.O_WRONLY)):
-    opened = os.open(path, flags)
+for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, req["stdout"], os.O_WRONLY | os.O_CREAT), (2, req["stderr"], os.O_WRONLY | os.O_CREAT)):
+    opened = os.open(path, flags, 0o600)
     os.dup2(opened, fd)
     os.close(opened)
 os.close(_null)
@@ -123,8 +123,6 @@ class _Zygote:
     def run(self, request: dict[str, Any], timeout: float) -> tuple[int, str, str]:
         with tempfile.TemporaryDirectory(prefix="pg-cli-") as tmp:
             paths = {name: os.path.join(tmp, name) for name in ("stdout", "stderr")}
-            for path in paths.values():
-                Path(path).touch()
             stdin: IO[bytes] | None = self.proc.stdin
             assert stdin is not None
             stdin.write(json.dumps({**request, **paths}).encode() + b"\n")
@@ -136,8 +134,15 @@ class _Zygote:
                 os.kill(started["pid"], signal.SIGKILL)
                 self._reply(30)
                 raise subprocess.TimeoutExpired(request.get("argv", []), timeout)
-            out, err = (Path(paths[n]).read_text(errors="replace") for n in ("stdout", "stderr"))
+            out, err = (_read(paths[n]) for n in ("stdout", "stderr"))
         return int(done["status"]), out, err
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except FileNotFoundError:  # the child died before it opened its output
+        return ""
 
 
 _zygote: _Zygote | None = None

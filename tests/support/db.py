@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.storage.db import Database
+from support import REPO
 from support.cli_proc import run_python
-
-REPO = Path(__file__).resolve().parents[2]
-
 
 PG_URL = os.environ.get("PULSEGUARD_TEST_PG", "").strip()
 
