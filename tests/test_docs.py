@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from support import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-TEST_COMMAND = "python3.11 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e '.[test]' && .venv/bin/python -m pytest -q -n 3"
+TEST_COMMAND = "python3.11 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e '.[test]' && .venv/bin/python -m pytest -q -n 4"
 
 
 def _generator() -> ModuleType:

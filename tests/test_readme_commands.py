@@ -55,7 +55,7 @@ NOT_RUN = {
     "python3.11 -m venv .venv": "creates a virtual environment: the suite already runs in one",
     ".venv/bin/pip install -q -c constraints.txt -e .": "installs the package: the suite runs from this checkout",
     ".venv/bin/pip install -q -c constraints.txt -e '.[test]'": "installs the test extra: already installed to run this",
-    ".venv/bin/python -m pytest -q -n 3": "runs the whole suite, this test included",
+    ".venv/bin/python -m pytest -q -n 4": "runs the whole suite, this test included",
 }
 
 # README line (as written, continuations joined, comment dropped) -> the concrete commands it
