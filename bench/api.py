@@ -510,17 +510,34 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--only", help="comma-separated words: measure only the endpoints whose name holds one (list,POST)")
     parser.add_argument("--pg", default=os.environ.get("PULSEGUARD_TEST_PG"), help="also measure on this PostgreSQL server")
+    parser.add_argument("--profile", metavar="FILE", help="run the PulseGuard server under cProfile and write its stats here")
     parser.add_argument("--serve", choices=["pulseguard", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--bodies", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
+        profile = os.environ.get("PULSEGUARD_BENCH_PROFILE") if args.serve == "pulseguard" else None
+        profiler = None
+        if profile:
+            import cProfile
+            import signal
+
+            # uvicorn raises the SIGTERM it caught again after shutting down: exit cleanly then, so the stats are written.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            profiler = cProfile.Profile()
+            profiler.enable()
         try:
             asyncio.run(serve(args.serve, args.port, args.db, args.bodies))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             pass
+        finally:
+            if profiler is not None and profile:
+                profiler.disable()
+                profiler.dump_stats(profile)
         return
+    if args.profile:
+        os.environ["PULSEGUARD_BENCH_PROFILE"] = str(Path(args.profile).resolve())
     with tempfile.TemporaryDirectory() as tmp:
         rows = measure("pulseguard sqlite", str(Path(tmp) / "bench.db"), args, tmp, with_baseline=True)
         if args.pg:

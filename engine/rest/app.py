@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
 from engine.rest.common import RestState
+from engine.rest.fastpath import CachedReads
 from engine.rest.limits import BodyLimit
 
 log = logging.getLogger("pulseguard.api")
@@ -239,6 +240,7 @@ def create_app(
     for module in (incidents, learning, timeline, manage, metrics, webhooks, ops, *((public, subscribers) if publish else ())):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=config.engine.api_body_limit)
+    app.add_middleware(CachedReads, state=state)  # inside RequestLog: fast reads are logged and counted too
     app.add_middleware(RequestLog, state=state)
     return app
 

@@ -13,7 +13,11 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class RenderedCache:
@@ -80,3 +84,43 @@ class PublicCache:
     def forget_check(self) -> None:
         """A write went through this process: the next visitor asks the feed again."""
         self.checked_at = 0.0
+
+
+class SingleFlight(Generic[K, V]):
+    """One database read serves every request that needs it at the same moment.
+
+    Under a crowd, each request asking "did incident 42 change?" costs a round trip to the
+    database. Here a caller waits for the next read of its key that *starts after it arrived*
+    (never one already under way, which could predate a write the caller has just made: so
+    read-your-writes holds), and at most one read per key is under way at a time: while one
+    runs, the callers arriving meanwhile gather and the next read serves them all."""
+
+    def __init__(self, fetch: Callable[[K], Awaitable[V]]) -> None:
+        self._fetch = fetch
+        self._next: dict[K, asyncio.Future[V]] = {}
+        self._running: set[K] = set()
+
+    async def get(self, key: K) -> V:
+        fut = self._next.get(key)
+        if fut is None:
+            fut = self._next[key] = asyncio.get_running_loop().create_future()
+            if key not in self._running:
+                self._start(key)
+        # shield: one caller giving up (a client hanging up) must not cancel the read for the others
+        return await asyncio.shield(fut)
+
+    def _start(self, key: K) -> None:
+        self._running.add(key)
+        asyncio.get_running_loop().create_task(self._run(key))
+
+    async def _run(self, key: K) -> None:
+        fut = self._next.pop(key)  # callers arriving from now on wait for the next read
+        try:
+            fut.set_result(await self._fetch(key))
+        except Exception as exc:
+            fut.set_exception(exc)
+            fut.exception()  # every waiting caller raises it; none left means nobody to tell
+        finally:
+            self._running.discard(key)
+            if key in self._next:
+                self._start(key)

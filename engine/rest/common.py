@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -17,8 +17,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
 from engine.core.domain import InvalidInput, NotFound, check_time
+from engine.incidents import feed, queries
 from engine.rest import auth
-from engine.rest.cache import PublicCache, RenderedCache
+from engine.rest.cache import PublicCache, RenderedCache, SingleFlight
 
 MAX_INT = 2**31 - 1
 
@@ -51,6 +52,13 @@ class RestState:
     details: RenderedCache = field(default_factory=RenderedCache)
     # Pages of the incident list, by their query, while the change feed stands still.
     lists: RenderedCache = field(default_factory=RenderedCache)
+    # The raw query strings the list has answered, and the cache key each was validated into.
+    list_queries: dict[bytes, object] = field(default_factory=dict)
+    # The validators every cached read asks for, one database read for a crowd of requests.
+    detail_versions: SingleFlight[int, tuple[int, int] | None] = field(default_factory=lambda: SingleFlight(queries.detail_version))
+    feed_cursor: SingleFlight[None, int] = field(default_factory=lambda: SingleFlight(lambda _: feed.latest_cursor()))
+    # Reads answered from the rendered caches before routing (engine.rest.fastpath), for /metrics.
+    fast_reads: int = 0
 
     @property
     def public_url(self) -> str | None:
@@ -85,11 +93,10 @@ async def authenticate_request(request: Request, token: str | None) -> auth.Prin
     if not token:
         raise _unauthorized("authentication required: send Authorization: Bearer <token>")
     principal = await auth.authenticate(token)
-    keys = (f"ip:{client_id(request)}", f"prefix:{token[: len(auth.TOKEN_PREFIX) + 7]}")
     if principal is not None:
-        state.throttle.succeeded(keys[1])
-        request.state.principal = principal
+        admit(state, request.scope, token, principal)
         return principal
+    keys = (f"ip:{client_id(request)}", _prefix_key(token))
     state.auth_failures += 1
     wait = max(state.throttle.retry_after(key) for key in keys)
     if wait <= 0:  # attempts made while slowed down are not counted again
@@ -99,6 +106,17 @@ async def authenticate_request(request: Request, token: str | None) -> auth.Prin
             429, f"too many failed authentication attempts; retry in {wait:.0f} s", headers={"Retry-After": str(max(1, round(wait)))}
         )
     raise _unauthorized("unknown or revoked token")
+
+
+def _prefix_key(token: str) -> str:
+    return f"prefix:{token[: len(auth.TOKEN_PREFIX) + 7]}"
+
+
+def admit(state: RestState, scope: MutableMapping[str, Any], token: str, principal: auth.Principal) -> None:
+    """What a request with a valid token does before it is served: clear the slow-down of its
+    token's prefix and name the token in the access log."""
+    state.throttle.succeeded(_prefix_key(token))
+    scope.setdefault("state", {})["principal"] = principal
 
 
 def require(role: str) -> Callable[..., Any]:

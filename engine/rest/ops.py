@@ -117,6 +117,8 @@ async def metrics_text(request: Request) -> str:
         out.append(_line("pulseguard_http_requests_total", count, {"method": method, "code": str(code)}))
     family("pulseguard_auth_failures_total", "counter", "Requests refused for an unknown or revoked token.")
     out.append(_line("pulseguard_auth_failures_total", state.auth_failures))
+    family("pulseguard_api_cached_reads_total", "counter", "Incident details and list pages answered from the cache before routing.")
+    out.append(_line("pulseguard_api_cached_reads_total", state.fast_reads))
 
     for source in state.metrics_sources:
         try:

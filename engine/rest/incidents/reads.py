@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,14 +12,16 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
 from engine.core.domain import InvalidInput, NotFound
-from engine.incidents import feed, queries
+from engine.incidents import queries
 from engine.rest.common import REVALIDATE, Text, Viewer, When, incident_number, not_modified, render_data, rest_state
+from engine.rest.fastpath import detail_etag, list_validator
 from engine.rest.incidents.bodies import IncidentId, Severity_, aware
 
 router = APIRouter()
 
 
-LIST_MAX_AGE = 5.0
+# A list query string remembered for the fast path costs its bytes; enough for every dashboard.
+LIST_QUERIES = 4096
 
 
 @router.get(
@@ -60,10 +61,11 @@ async def list_incidents(
     if after is not None and offset:
         raise InvalidInput("offset", "give a cursor or an offset, not both")
     # Every change to an incident writes a timeline entry, so the feed's cursor says whether any
-    # list may have changed; the engine's own bookkeeping (escalation state) shows within LIST_MAX_AGE.
-    validator = f"{await feed.latest_cursor()}.{int(time.monotonic() // LIST_MAX_AGE)}"
+    # list may have changed; the engine's own bookkeeping (escalation state) shows within fastpath.LIST_MAX_AGE.
+    state = rest_state(request)
+    validator = list_validator(await state.feed_cursor.get(None))
     key = (*((k, str(v)) for k, v in filters.items()), limit, offset, cursor)
-    cache = rest_state(request).lists
+    cache = state.lists
     entry = cache.get(key, validator)
     if entry is None:
         total = await queries.count_incidents(**filters)
@@ -81,6 +83,10 @@ async def list_incidents(
         )
         entry = cache.put(key, validator, body)
     etag, body = entry
+    # Validated: the same query string may now be answered before routing (engine.rest.fastpath).
+    if len(state.list_queries) >= LIST_QUERIES:
+        state.list_queries.clear()
+    state.list_queries[request.scope["query_string"]] = key
     headers = {**REVALIDATE, "ETag": etag}
     return not_modified(request, headers) or Response(body, media_type="application/json", headers=headers)
 
@@ -160,14 +166,15 @@ async def incident_page(
 )
 async def get_incident(id: IncidentId, request: Request, _: Viewer) -> Response:
     number = incident_number(id)
-    version = await queries.detail_version(number)
+    state = rest_state(request)
+    version = await state.detail_versions.get(number)
     if version is None:
         raise NotFound(f"no incident INC-{number}")
-    etag = f'"{number}.{version[0]}.{version[1]}"'
+    etag = detail_etag(number, version)
     headers = {**REVALIDATE, "ETag": etag}
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged  # without building the detail
-    cache = rest_state(request).details
+    cache = state.details
     entry = cache.get(number, etag)
     if entry is None:
         # Read after the validator: the body is at least as new as the ETag it is kept under.

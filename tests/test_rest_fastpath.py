@@ -1,0 +1,140 @@
+"""Repeat reads of an incident's detail and of list pages are answered from the rendered cache
+before FastAPI's routing (engine.rest.fastpath): the answer is the route's answer byte for byte,
+the token is checked as strictly, and a query string the route refused is refused again. The
+validators they ask for are read once for a crowd, never from a read that began before the
+caller arrived. Real uvicorn on loopback, on SQLite and PostgreSQL; the single-flight unit tests
+run on the event loop alone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from engine.incidents import services
+from engine.rest import auth
+from engine.rest.cache import SingleFlight
+
+
+def _same(response) -> tuple:
+    headers = {k: v for k, v in response.headers.items() if k != "date"}
+    return response.status_code, headers, response.content
+
+
+async def test_a_cached_read_answers_exactly_as_the_route_does(api, caplog):
+    incident = await services.create_incident(title="Checkout errors", severity="high", actor="alice")
+    await services.comment(incident.key, "pool exhausted on db-2", "bob")
+    caplog.set_level(logging.INFO, logger="pulseguard.api.access")
+    async with api.client("viewer") as c:
+        for path in (f"/api/incidents/{incident.key}", "/api/incidents?severity=high&limit=5", "/api/incidents"):
+            before = api.state.fast_reads
+            routed = await c.get(path)
+            assert api.state.fast_reads == before  # the first read goes through the route and fills the cache
+            cached = await c.get(path)
+            assert api.state.fast_reads == before + 1
+            assert _same(cached) == _same(routed)
+            assert routed.status_code == 200
+
+            etag = routed.headers["etag"]
+            routed_304 = await c.get(path.replace("INC-", "inc-") if "INC-" in path else path, headers={"If-None-Match": etag})
+            assert routed_304.status_code == 304
+            assert api.state.fast_reads == before + 2
+    fast_lines = [r for r in caplog.records if r.name == "pulseguard.api.access"]
+    assert fast_lines and all(r.fields["token"] == "viewer-token" for r in fast_lines)
+    async with api.client("admin") as c:
+        metrics = (await c.get("/metrics")).text
+    assert f"pulseguard_api_cached_reads_total {api.state.fast_reads}" in metrics
+
+
+async def test_a_cached_detail_is_refused_without_a_valid_token(api):
+    incident = await services.create_incident(title="Queue backlog", severity="medium", actor="alice")
+    path = f"/api/incidents/{incident.key}"
+    async with api.client("viewer") as c:
+        assert (await c.get(path)).status_code == 200
+        assert (await c.get(path)).status_code == 200
+    reads = api.state.fast_reads
+    async with api.client() as anonymous:
+        missing = await anonymous.get(path)
+        assert (missing.status_code, missing.json()["error"]) == (401, "unauthorized")
+        failures = api.state.auth_failures
+        wrong = await anonymous.get(path, headers={"Authorization": "Bearer pg_not-a-token"})
+        assert (wrong.status_code, wrong.json()["error"]) == (401, "unauthorized")
+        assert api.state.auth_failures == failures + 1  # counted once, by the route
+    await auth.revoke_token("viewer-token")
+    async with api.client("viewer") as c:
+        revoked = await c.get(path)
+    assert revoked.status_code == 401
+    assert api.state.fast_reads == reads
+
+
+async def test_a_list_query_the_route_refused_is_refused_again(api):
+    await services.create_incident(title="Disk 85% on db-2", severity="low", actor="alice")
+    async with api.client("viewer") as c:
+        for query in ("limit=0", "limit=5&offset=5&cursor=WzEsIjIwMjYtMDEtMDFUMDA6MDA6MDArMDA6MDAiLDFd", "severity=urgent"):
+            for _ in range(2):
+                r = await c.get(f"/api/incidents?{query}")
+                assert r.status_code == 422, (query, r.text)
+        reads = api.state.fast_reads
+        unknown = await c.get("/api/incidents/INC-999999")
+        assert unknown.status_code == 404
+        not_a_key = await c.get("/api/incidents/counts")
+        assert not_a_key.status_code == 200 and "critical" in not_a_key.json()
+    assert api.state.fast_reads == reads
+
+
+async def test_a_crowd_shares_one_read_and_no_caller_gets_a_read_older_than_itself():
+    value, calls = 0, 0
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def fetch(key: str) -> tuple[str, int]:
+        nonlocal calls
+        calls += 1
+        seen = value  # what the database holds when the read starts
+        started.set()
+        await release.wait()
+        return key, seen
+
+    flight: SingleFlight[str, tuple[str, int]] = SingleFlight(fetch)
+    crowd = [asyncio.create_task(flight.get("INC-1")) for _ in range(20)]
+    await started.wait()
+    value = 1  # a write that commits while the first read is under way
+    late = [asyncio.create_task(flight.get("INC-1")) for _ in range(5)]
+    other = asyncio.create_task(flight.get("INC-2"))
+    await asyncio.sleep(0)
+    release.set()
+    assert {await t for t in crowd} == {("INC-1", 0)}
+    assert {await t for t in late} == {("INC-1", 1)}  # not the read that began before they came
+    assert await other == ("INC-2", 1)
+    assert calls == 3
+
+
+async def test_a_failed_read_fails_its_callers_only_and_a_cancelled_caller_leaves_the_others_their_answer():
+    attempts = 0
+    gate = asyncio.Event()
+
+    async def fetch(key: None) -> int:
+        nonlocal attempts
+        attempts += 1
+        await gate.wait()
+        if attempts == 1:
+            raise ConnectionError("database went away")
+        return attempts
+
+    flight: SingleFlight[None, int] = SingleFlight(fetch)
+    failing = [asyncio.create_task(flight.get(None)) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    for task in failing:
+        with pytest.raises(ConnectionError, match="went away"):
+            await task
+
+    gate.clear()
+    waiting = [asyncio.create_task(flight.get(None)) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting[0]
+    assert [await t for t in waiting[1:]] == [2, 2]
