@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import httpx
 import pytest
+from support.rest import config, eventually, running_api
 
 from engine.incidents import services
 from engine.rest import auth
@@ -138,3 +140,68 @@ async def test_a_failed_read_fails_its_callers_only_and_a_cancelled_caller_leave
     with pytest.raises(asyncio.CancelledError):
         await waiting[0]
     assert [await t for t in waiting[1:]] == [2, 2]
+
+
+SITE = """
+[engine]
+timezone = "UTC"
+
+[[services]]
+name = "web-app"
+
+[status_page_integration]
+title = "Example Status"
+"""
+
+
+async def test_status_pages_answer_from_the_cache_exactly_as_their_routes_do(db):
+    async with running_api(config(SITE)) as api, httpx.AsyncClient(base_url=api.url, timeout=30) as visitor:
+        incident = await services.create_incident(title="Checkout slow", severity="high", actor="alice", services=["web-app"])
+        await services.post_update(incident.key, "Payments are slow; we are looking into it", "alice")
+        paths = ["/status", f"/status/incidents/{incident.key}", "/api/v2/summary.json", "/status/feed.atom", "/history.atom"]
+        await eventually(lambda: _shows(visitor, "/status", "Payments are slow"), timeout=3)
+        for path in paths:
+            before = api.state.fast_reads
+            routed = await visitor.get(path)
+            cached = await visitor.get(path)
+            assert routed.status_code == 200 and "Payments are slow" in routed.text, path
+            assert _same(cached) == _same(routed), path
+            assert api.state.fast_reads >= before + 1, path
+            unchanged = await visitor.get(path, headers={"If-None-Match": routed.headers["etag"]})
+            assert (unchanged.status_code, unchanged.content) == (304, b""), path
+        missing = await visitor.get("/status/incidents/INC-424242")
+        assert missing.status_code == 404 and "no public incident" in missing.text
+        assert (await visitor.get("/status/incidents/" + "X" * 41)).status_code == 422
+
+
+async def test_a_status_page_build_that_fails_leaves_visitors_the_last_page(db, monkeypatch, caplog):
+    from engine.rest import public
+
+    async with running_api(config(SITE)) as api, httpx.AsyncClient(base_url=api.url, timeout=30) as visitor:
+        incident = await services.create_incident(title="Checkout slow", severity="high", actor="alice", services=["web-app"])
+        await services.post_update(incident.key, "Payments are slow; we are looking into it", "alice")
+        await eventually(lambda: _shows(visitor, "/status", "Payments are slow"), timeout=3)
+        real_build = public.build_page
+
+        async def broken(*args, **kwargs):
+            raise RuntimeError("the database is being restarted")
+
+        monkeypatch.setattr(public, "build_page", broken)
+        # Another process's change: the page is rebuilt in the background, and that build fails.
+        await services.post_update(incident.key, "A fix is rolling out", "alice")
+        seen = []
+
+        async def visit() -> bool:
+            seen.append(await visitor.get("/status"))
+            return "building the status page failed" in caplog.text
+
+        await eventually(visit, timeout=3)
+        r = await visitor.get("/status")
+        assert all(v.status_code == 200 and "A fix is rolling out" not in v.text for v in [*seen, r])
+        assert "Payments are slow" in r.text
+        monkeypatch.setattr(public, "build_page", real_build)
+        await eventually(lambda: _shows(visitor, "/status", "A fix is rolling out"), timeout=3)
+
+
+async def _shows(client: httpx.AsyncClient, path: str, wanted: str) -> bool:
+    return wanted in (await client.get(path)).text

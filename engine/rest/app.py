@@ -240,7 +240,7 @@ def create_app(
     for module in (incidents, learning, timeline, manage, metrics, webhooks, ops, *((public, subscribers) if publish else ())):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=config.engine.api_body_limit)
-    app.add_middleware(CachedReads, state=state)  # inside RequestLog: fast reads are logged and counted too
+    app.add_middleware(CachedReads, state=state, public=publish)  # inside RequestLog: fast reads are logged and counted too
     app.add_middleware(RequestLog, state=state)
     return app
 

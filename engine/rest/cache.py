@@ -63,7 +63,11 @@ class PublicCache:
 
     One build at a time: a crowd arriving together waits for the build in progress instead of
     each building the page. Rendered bodies are kept per page with a strong ETag (a hash of
-    the bytes), so a visitor's browser or a poller that sends it back gets 304."""
+    the bytes), so a visitor's browser or a poller that sends it back gets 304. When the page
+    is out of date because of another process's change or its age, visitors keep getting the
+    page they have while the new one is built in the background (it takes about a second with
+    a year of history); after a write through this process the next visitor waits for the new
+    page, so whoever posted an update sees it."""
 
     def __init__(self) -> None:
         self.cursor = -1
@@ -72,6 +76,8 @@ class PublicCache:
         self.page: dict[str, Any] | None = None
         self.lock = asyncio.Lock()
         self.renders: dict[str, tuple[str, bytes] | None] = {}
+        self.written = False
+        self.background: asyncio.Task[None] | None = None
 
     def fresh(self, cursor: int, max_age: float) -> bool:
         return self.page is not None and self.cursor == cursor and time.monotonic() - self.built_at < max_age
@@ -82,8 +88,13 @@ class PublicCache:
         return self.page is not None and now - self.checked_at < within and now - self.built_at < max_age
 
     def forget_check(self) -> None:
-        """A write went through this process: the next visitor asks the feed again."""
+        """A write went through this process: the next visitor asks the feed again and waits
+        for a page that shows it."""
         self.checked_at = 0.0
+        self.written = True
+
+    def keep(self, page: dict[str, Any], cursor: int, started: float) -> None:
+        self.page, self.cursor, self.built_at, self.renders = page, cursor, started, {}
 
 
 class SingleFlight(Generic[K, V]):

@@ -1,4 +1,5 @@
-"""Repeat reads answered from the rendered caches before FastAPI's routing.
+"""Repeat reads answered from the rendered caches before FastAPI's routing: incident details,
+list pages and the public status page.
 
 When an incident breaks, dozens of consoles, bots and dashboards poll its detail and the first
 page of the list. Their bodies are already rendered and kept under a validator
@@ -20,9 +21,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.rest import auth
 from engine.rest.common import REVALIDATE, RestState, admit, etag_matches, incident_number
+from engine.rest.public import cached_public
 
 DETAIL_PREFIX = "/api/incidents/"
 LIST_PATH = "/api/incidents"
+PUBLIC_PREFIXES = ("/status", "/api/v2/", "/history.atom")
 # The list's validator changes at least this often, for the engine's bookkeeping writes (which
 # write no timeline event); engine.rest.incidents.reads uses the same.
 LIST_MAX_AGE = 5.0
@@ -36,17 +39,31 @@ def detail_etag(number: int, version: tuple[int, int]) -> str:
     return f'"{number}.{version[0]}.{version[1]}"'
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 class CachedReads:
     """ASGI middleware: serves cached incident details and list pages to authenticated viewers."""
 
-    def __init__(self, app: ASGIApp, state: RestState) -> None:
+    def __init__(self, app: ASGIApp, state: RestState, public: bool = False) -> None:
         self.app = app
         self.state = state
+        self.public = public  # the status page is served (notifications.external.status_page)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(LIST_PATH):
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
             try:
-                response = await self._cached(scope)
+                if path.startswith(LIST_PATH):
+                    response = await self._cached(scope)
+                elif self.public and path.startswith(PUBLIC_PREFIXES):
+                    response = await cached_public(self.state, path, _header(scope, b"if-none-match"))
+                else:
+                    response = None
             except Exception:  # FastAPI answers it again, with the API's own error handling
                 response = None
             if response is not None:
