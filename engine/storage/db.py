@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
+import logging
 import os
 import sqlite3
 import stat
@@ -18,6 +20,8 @@ from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 
 from engine.core.domain import InvalidInput
+
+log = logging.getLogger("pulseguard.storage")
 
 APP = "models"
 MODELS = [
@@ -117,6 +121,10 @@ class DatabaseUnavailable(Exception):
     """The database cannot be used: one line naming it and the reason; the CLI exits `exit_code`."""
 
     exit_code = 1
+
+
+class SchemaTooNew(DatabaseUnavailable):
+    """A newer PulseGuard has migrated this database: this one must not run on it."""
 
 
 class NoDatabase(DatabaseUnavailable):
@@ -227,9 +235,7 @@ async def _check_postgres(db: Database, *, create: bool) -> bool:
             return False
         if not create:
             raise NoDatabase(f"no PulseGuard database at {db.where} ({HINT})")
-        if db.schema:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
-        return True
+        return True  # the schema is made by the migrations, under the migration lock
     finally:
         await conn.close()
 
@@ -272,7 +278,8 @@ def migration_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("[0-9]*.py"))
 
 
-async def _schema_is_current() -> bool:
+async def _applied_migrations() -> list[str] | None:
+    """The migrations this database has had, None when it has none yet."""
     from tortoise.exceptions import OperationalError
 
     try:
@@ -281,9 +288,45 @@ async def _schema_is_current() -> bool:
         # Only a missing table means "not migrated yet"; anything else (a file SQLite cannot
         # open, a read-only database) would otherwise send the migrations waiting on it.
         if "no such table" in str(exc) or "does not exist" in str(exc):
-            return False
+            return None
         raise
-    return sorted(r["name"] for r in rows) == migration_names()
+    return sorted(r["name"] for r in rows)
+
+
+def _refuse_newer(db: Database, applied: list[str] | None) -> None:
+    known = migration_names()
+    unknown = sorted(set(applied or ()) - set(known))
+    if unknown:
+        raise SchemaTooNew(
+            f"the database at {db.where} has a newer schema than this PulseGuard (it has migration {unknown[-1]}; "
+            f"this release knows up to {known[-1]}): upgrade PulseGuard here before running it on this database"
+        )
+
+
+def migration_lock_key(db: Database) -> int:
+    """The PostgreSQL advisory lock one migrator of this database (and schema) holds."""
+    digest = hashlib.blake2b(f"pulseguard-migrate:{db.schema or ''}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@asynccontextmanager
+async def _migration_lock(db: Database) -> AsyncIterator[None]:
+    """One migrator at a time on PostgreSQL: engines starting together (or during a rolling
+    upgrade) wait for the one migrating, then find the schema current. SQLite runs one engine."""
+    if db.kind != "postgres":
+        yield
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(db.url.split("?", 1)[0].replace("postgresql://", "postgres://", 1), timeout=PG_CONNECT_TIMEOUT)
+    try:
+        key = migration_lock_key(db)
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            log.warning("another PulseGuard process is migrating %s; waiting for it", db.where)
+            await conn.execute("SELECT pg_advisory_lock($1)", key)
+        yield
+    finally:
+        await conn.close()  # ends the session, which releases the lock
 
 
 async def open_database(
@@ -303,11 +346,22 @@ async def open_database(
     new = await check_database(db, create=create, create_dirs=create_dirs)
     executor.EXECUTOR_CACHE.clear()
     await Tortoise.init(config=db.tortoise_config(), _enable_global_fallback=global_fallback)
-    if not migrate_schema or (not new and await _schema_is_current()):
-        return new
-    await Tortoise.close_connections()
     try:
-        await migrate_database(db)
+        applied = None if new else await _applied_migrations()
+        _refuse_newer(db, applied)
+    except BaseException:
+        await Tortoise.close_connections()
+        raise
+    if not migrate_schema or applied == migration_names():
+        return new
+    try:
+        async with _migration_lock(db):
+            # Whoever held the lock before may have migrated already (or be a newer release).
+            applied = await _applied_migrations()
+            _refuse_newer(db, applied)
+            await Tortoise.close_connections()
+            if applied != migration_names():
+                await migrate_database(db)
     finally:
         await Tortoise.close_connections()
     executor.EXECUTOR_CACHE.clear()
