@@ -1,15 +1,16 @@
 """The change feed: timeline events read by ascending id after a cursor.
 
 Works the same across processes and machines on SQLite and PostgreSQL; a follower keeps the
-last id it has seen and polls (see `follow`).
+last id it has seen and reads after it, woken by PostgreSQL's notifications or polling on
+SQLite (see `follow` and engine.storage.changes).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from engine.storage.changes import change_signal
 from engine.storage.models import Event
 
 
@@ -46,12 +47,15 @@ async def latest_cursor() -> int:
 
 
 async def follow(cursor: int = 0, interval: float = 0.25, limit: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
-    """Yield batches of new events forever, polling every `interval` seconds when idle."""
+    """Yield batches of new events forever. When idle, wait for a commit anywhere to be
+    signalled (PostgreSQL), or poll every `interval` seconds (SQLite, or while not listening)."""
+    signal = change_signal()
     while True:
+        seen = signal.generation  # before the read: a commit signalled after it wakes the wait
         batch = await events_since(cursor, limit)
         if batch:
             cursor = batch[-1]["id"]
             yield batch
             if len(batch) == limit:
                 continue
-        await asyncio.sleep(interval)
+        await signal.wait(seen, interval)

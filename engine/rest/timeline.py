@@ -1,6 +1,7 @@
 """Timeline and change feed: read after a cursor, or follow as server-sent events.
 
-One `FeedWatcher` per app polls the newest event id; every open stream waits on it and reads
+One `FeedWatcher` per app reads the newest event id when PostgreSQL signals a commit (or polls,
+on SQLite); every open stream waits on it and reads
 only its own slice when something changed, so a hundred idle consoles cost one cheap query per
 poll, not a hundred. A stream sends each batch as one SSE message (`event: events`, the last
 event id as `id`), so a reconnecting client resumes with `Last-Event-ID` and misses nothing.
@@ -20,6 +21,7 @@ from engine.incidents import feed
 from engine.incidents.feed import event_to_dict
 from engine.incidents.queries import get_incident
 from engine.rest.common import RestState, Text, Viewer, incident_number, rest_state
+from engine.storage.changes import change_signal
 from engine.storage.models import Event
 
 router = APIRouter(prefix="/api", tags=["timeline"])
@@ -30,7 +32,8 @@ HEARTBEAT = 15.0
 
 
 class FeedWatcher:
-    """Polls the newest event id and wakes every waiting stream when it grows."""
+    """Reads the newest event id when a commit is signalled (or polls) and wakes every waiting
+    stream when it grows."""
 
     def __init__(self, interval: float = 0.25) -> None:
         self.interval = interval
@@ -44,7 +47,9 @@ class FeedWatcher:
             self._task = asyncio.create_task(self._run(), name="pulseguard-api-feed")
 
     async def _run(self) -> None:
+        signal = change_signal()
         while True:
+            seen = signal.generation
             try:
                 latest = await feed.latest_cursor()
             except asyncio.CancelledError:
@@ -55,7 +60,7 @@ class FeedWatcher:
                 self.latest = latest
                 self._changed.set()
                 self._changed = asyncio.Event()
-            await asyncio.sleep(self.interval)
+            await signal.wait(seen, self.interval)
 
     async def wait(self, cursor: int, timeout: float) -> None:
         """Return once events past `cursor` may exist, or after `timeout` seconds."""

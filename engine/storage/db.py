@@ -370,6 +370,9 @@ async def open_database(
 
 
 async def close_database() -> None:
+    from engine.storage.changes import stop_listening
+
+    await stop_listening()
     # aiosqlite's worker thread is not a daemon: an unclosed connection would keep the process alive.
     await Tortoise.close_connections()
 

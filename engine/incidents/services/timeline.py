@@ -17,6 +17,7 @@ from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, NotFound, Status, parse_incident_key
 from engine.incidents.hooks import change_hooks
 from engine.incidents.services.validation import valid_actor, valid_text, valid_time
+from engine.storage.changes import notify_sql
 from engine.storage.models import Event, Incident
 
 # Serialises event inserts on PostgreSQL so ids commit in ascending order and a follower
@@ -34,7 +35,7 @@ async def append_event(
     at: datetime | None = None,
 ) -> Event:
     if conn.capabilities.dialect == "postgres":
-        await conn.execute_query(f"SELECT pg_advisory_xact_lock({FEED_LOCK_ID})")
+        await conn.execute_query(notify_sql(FEED_LOCK_ID))  # also wakes followers in every process, at commit
     event = await Event.create(
         incident=incident, kind=kind, actor=actor, at=at or utcnow(), summary=summary, data=data or {}, using_db=conn
     )

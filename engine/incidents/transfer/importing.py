@@ -19,6 +19,7 @@ from tortoise.transactions import in_transaction
 from engine.core.domain import InvalidInput
 from engine.incidents.transfer.document import ATTACHED, chunks, exported_models
 from engine.incidents.transfer.parsing import parse_document
+from engine.storage.changes import notify_sql
 from engine.storage.models import Comment, Evidence, FollowUp, Incident, StatusUpdate
 from engine.storage.postmortem_models import Postmortem, PostmortemEntry
 
@@ -57,7 +58,7 @@ async def import_document(doc: Any, actor: str, *, as_new: bool = False, source:
             # cannot deadlock with it; the feed lock last keeps event ids committing in order.
             tables_sql = ", ".join(f'"{m._meta.db_table}"' for m in exported_models())
             await conn.execute_query(f'LOCK TABLE "key_counter", {tables_sql} IN SHARE ROW EXCLUSIVE MODE')
-            await conn.execute_query(f"SELECT pg_advisory_xact_lock({FEED_LOCK_ID})")
+            await conn.execute_query(notify_sql(FEED_LOCK_ID))
         numbers = [it.incident["number"] for it in items]
         taken: set[int] = set()
         for chunk in chunks(numbers):
