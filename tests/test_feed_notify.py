@@ -69,7 +69,7 @@ async def test_a_dropped_listener_costs_latency_not_events(pg_db):
         await eventually(lambda: changes.change_signal().listening, timeout=10)
         killed = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
-            changes.LISTENER_NAME,
+            changes.listener_name(pg_db.schema),  # this test's listener only, not other tests' listeners
         )
         assert killed >= 1
         for title in ("Queue backlog", "Disk 85% on db-2"):  # written while nobody listens

@@ -23,7 +23,12 @@ CHANNEL_PREFIX = "pulseguard_feed:"
 # What a follower waits at most while listening (a missed notification costs this, at worst).
 SAFETY_SECONDS = 5.0
 RECONNECT_SECONDS = (0.5, 10.0)
-LISTENER_NAME = "pulseguard feed listener"  # its application_name, as pg_stat_activity shows it
+LISTENER_NAME = "pulseguard feed listener"
+
+
+def listener_name(schema: str | None) -> str:
+    """The listening connection's application_name, as pg_stat_activity shows it."""
+    return f"{LISTENER_NAME} ({schema or 'public'})"[:63]
 
 
 def notify_sql(lock_id: int) -> str:
@@ -83,7 +88,7 @@ class ChangeSignal:
                     password=client.password,  # type: ignore[attr-defined]
                     database=client.database,  # type: ignore[attr-defined]
                     server_settings={
-                        "application_name": LISTENER_NAME,
+                        "application_name": listener_name(client.schema),  # type: ignore[attr-defined]
                         **({"search_path": client.schema} if client.schema else {}),  # type: ignore[attr-defined]
                     },
                     timeout=10,
