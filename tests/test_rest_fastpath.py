@@ -205,3 +205,18 @@ async def test_a_status_page_build_that_fails_leaves_visitors_the_last_page(db, 
 
 async def _shows(client: httpx.AsyncClient, path: str, wanted: str) -> bool:
     return wanted in (await client.get(path)).text
+
+
+async def test_a_read_cancelled_under_its_callers_ends_their_wait():
+    async def fetch(key: str) -> int:
+        await asyncio.Event().wait()  # a read that never finishes (the server shutting down)
+        return 0
+
+    flight: SingleFlight[str, int] = SingleFlight(fetch)
+    callers = [asyncio.create_task(flight.get("INC-7")) for _ in range(3)]
+    await asyncio.sleep(0)
+    (read,) = [t for t in asyncio.all_tasks() if t.get_name() == "pulseguard-single-flight:INC-7"]
+    read.cancel()
+    done, pending = await asyncio.wait(callers, timeout=5)
+    assert not pending
+    assert all(t.cancelled() for t in done)

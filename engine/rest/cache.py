@@ -10,6 +10,7 @@ on the same database) is seen by the next read: never stale, and read-your-write
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections import OrderedDict
@@ -109,6 +110,7 @@ class SingleFlight(Generic[K, V]):
     def __init__(self, fetch: Callable[[K], Awaitable[V]]) -> None:
         self._fetch = fetch
         self._next: dict[K, asyncio.Future[V]] = {}
+        self._reading: dict[K, asyncio.Future[V]] = {}
         self._running: set[K] = set()
 
     async def get(self, key: K) -> V:
@@ -122,16 +124,25 @@ class SingleFlight(Generic[K, V]):
 
     def _start(self, key: K) -> None:
         self._running.add(key)
-        asyncio.get_running_loop().create_task(self._run(key))
+        task = asyncio.get_running_loop().create_task(self._run(key), name=f"pulseguard-single-flight:{key}")
+        task.add_done_callback(functools.partial(self._finished, key))
 
     async def _run(self, key: K) -> None:
-        fut = self._next.pop(key)  # callers arriving from now on wait for the next read
+        fut = self._reading[key] = self._next.pop(key)  # callers arriving from now on wait for the next read
         try:
-            fut.set_result(await self._fetch(key))
+            result = await self._fetch(key)
         except Exception as exc:
             fut.set_exception(exc)
             fut.exception()  # every waiting caller raises it; none left means nobody to tell
-        finally:
-            self._running.discard(key)
-            if key in self._next:
-                self._start(key)
+        else:
+            fut.set_result(result)
+
+    def _finished(self, key: K, task: asyncio.Task[None]) -> None:
+        # A read cancelled (even before it began, when its body never ran) must not leave its
+        # callers waiting for ever, nor the key marked as being read.
+        fut = self._reading.pop(key, None) or self._next.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.cancel()
+        self._running.discard(key)
+        if key in self._next:
+            self._start(key)
