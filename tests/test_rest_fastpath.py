@@ -12,6 +12,7 @@ import logging
 
 import httpx
 import pytest
+from support.rest import STATUS_SITE as SITE
 from support.rest import config, eventually, running_api
 
 from engine.incidents import services
@@ -140,18 +141,6 @@ async def test_a_failed_read_fails_its_callers_only_and_a_cancelled_caller_leave
     with pytest.raises(asyncio.CancelledError):
         await waiting[0]
     assert [await t for t in waiting[1:]] == [2, 2]
-
-
-SITE = """
-[engine]
-timezone = "UTC"
-
-[[services]]
-name = "web-app"
-
-[status_page_integration]
-title = "Example Status"
-"""
 
 
 async def test_status_pages_answer_from_the_cache_exactly_as_their_routes_do(db):

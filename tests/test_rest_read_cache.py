@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 from support.db import run_cli
+from support.rest import STATUS_SITE as SITE
 from support.rest import config, eventually, running_api
 from tortoise.transactions import in_transaction
 
@@ -14,17 +15,6 @@ from engine.escalation.steps import save_escalation
 from engine.incidents import services
 from engine.incidents.services import append_system_event
 from engine.storage.models import Incident
-
-SITE = """
-[engine]
-timezone = "UTC"
-
-[[services]]
-name = "web-app"
-
-[status_page_integration]
-title = "Example Status"
-"""
 
 
 async def test_a_poller_gets_304_until_the_incident_changes_and_then_sees_its_own_write(api):

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
+from engine.core.halt import finish
 from engine.incidents import feed
 from engine.incidents.feed import event_to_dict
 from engine.incidents.queries import get_incident
@@ -74,11 +75,7 @@ class FeedWatcher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await finish([self._task], 0)
             self._task = None
 
 

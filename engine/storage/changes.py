@@ -17,6 +17,8 @@ import weakref
 
 from tortoise import Tortoise
 
+from engine.core.halt import finish
+
 log = logging.getLogger("pulseguard.storage")
 
 CHANNEL_PREFIX = "pulseguard_feed:"
@@ -118,11 +120,7 @@ class ChangeSignal:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            await finish([self._task], 0)
             self._task = None
         self.listening = False
 

@@ -21,6 +21,18 @@ from engine.rest.server import ApiService
 
 ROLES = ("viewer", "responder", "admin")
 
+# A configuration with one public service and a status page (the status-page tests' site).
+STATUS_SITE = """
+[engine]
+timezone = "UTC"
+
+[[services]]
+name = "web-app"
+
+[status_page_integration]
+title = "Example Status"
+"""
+
 
 @dataclass
 class Api:
