@@ -225,3 +225,43 @@ async def test_maintenance_windows(db):
         await services.end_maintenance(window.id, "x")
     with pytest.raises(InvalidInput):
         await services.create_maintenance(title="x", starts_at=now, ends_at=now - timedelta(1), actor="x", services=["a"])
+
+
+async def test_a_change_stores_the_columns_it_changed_and_only_those(db):
+    """Change.save compares with the row it locked: a list changed in place is stored, and
+    columns nobody touched (the analysis data) are left as they are in the database."""
+    from engine.incidents.services.timeline import change, changed_fields
+
+    inc = await services.create_incident(title="Disk full", severity="high", actor="alice", tags=["disk"])
+    async with change(inc.key, datetime.now(UTC)) as c:
+        c.incident.tags.append("db")  # in place: the same list object the model holds
+        c.incident.assignee = "bob"
+        assert sorted(changed_fields(c.incident) or []) == ["assignee", "tags"]
+        # Another writer's column, changed under the lock as a hook inside the transaction would.
+        await c.conn.execute_query("UPDATE incident SET title = 'Disk full on db-1' WHERE number = 1")
+        await c.save()
+    stored = await Incident.get(number=1)
+    assert stored.tags == ["disk", "db"] and stored.assignee == "bob"
+    assert stored.title == "Disk full on db-1"  # a whole-row save would have written the old title back
+    assert stored.version == inc.version + 1
+
+
+async def test_a_status_update_without_a_status_leaves_the_incident_row_alone(sdb):
+    from tortoise import Tortoise
+
+    inc = await services.create_incident(title="Slow API", severity="medium", actor="alice")
+    aio = Tortoise.get_connection("default")._connection  # aiosqlite: sqlite3 calls run in its thread
+    statements: list[str] = []
+    await aio._execute(aio._conn.set_trace_callback, statements.append)
+    try:
+        await services.post_update(inc.key, "still looking", "bob", public=False)
+        await services.acknowledge(inc.key, "bob")
+    finally:
+        await aio._execute(aio._conn.set_trace_callback, None)
+    writes = [s for s in statements if s.lstrip().upper().startswith('UPDATE "INCIDENT"')]
+    # The lock's version bump for each change, and one narrow UPDATE for the acknowledgement.
+    assert len(writes) == 3, writes
+    assert all('"analysis"' not in s and '"description"' not in s for s in writes), writes
+    assert any('"acknowledged_by"' in s for s in writes)
+    detail = await Incident.get(number=1)
+    assert detail.acknowledged_by == "bob" and detail.status == "investigating"

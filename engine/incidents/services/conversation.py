@@ -85,7 +85,7 @@ async def post_update(
             if incident.acknowledged_at is None:
                 incident.acknowledged_at = now
                 incident.acknowledged_by = actor
-        await c.save()
+            await c.save()
         row = await StatusUpdate.create(
             incident=incident,
             status=incident.status,

@@ -72,7 +72,26 @@ async def lock_incident(conn: BaseDBAsyncClient, key: str | int, now: datetime |
     rows = await conn.execute_query_dict(sql, [stamp, number])
     if not rows:
         raise NotFound(f"no incident INC-{number}")
-    return Incident._init_from_db(**rows[0])
+    incident = Incident._init_from_db(**rows[0])
+    incident._locked_row = rows[0]  # what is stored: Change.save writes only what differs
+    return incident
+
+
+# Columns lock_incident itself has written; the rest is compared with what it read.
+_STAMPED = frozenset({"id", "version", "updated_at"})
+
+
+def changed_fields(incident: Incident) -> list[str] | None:
+    """The incident's columns whose values differ from the row lock_incident read, or None
+    when it did not come from lock_incident (then the whole row is saved)."""
+    row = getattr(incident, "_locked_row", None)
+    if row is None:
+        return None
+    # Decoded afresh, so a list or dict changed in place still compares unequal.
+    stored = Incident._init_from_db(**row)
+    return [
+        name for name in Incident._meta.fields_db_projection if name not in _STAMPED and getattr(incident, name) != getattr(stored, name)
+    ]
 
 
 async def next_number(conn: BaseDBAsyncClient) -> int:
@@ -95,12 +114,17 @@ class Change:
         self.now = now
 
     async def save(self, update_fields: list[str] | None = None) -> None:
-        """Store the incident's new values: the whole row, stamped updated_at; or only
-        `update_fields` (lock_incident has already stamped the row)."""
+        """Store the incident's new values: the columns that differ from the locked row, or
+        only `update_fields`. lock_incident has already stamped updated_at and the version;
+        rewriting the whole row would re-encode and re-index every column (the analysis
+        data included) on each change."""
         if update_fields is None:
-            self.incident.updated_at = self.now
-            await self.incident.save(using_db=self.conn)
-        else:
+            update_fields = changed_fields(self.incident)
+            if update_fields is None:
+                self.incident.updated_at = self.now
+                await self.incident.save(using_db=self.conn)
+                return
+        if update_fields:
             await self.incident.save(using_db=self.conn, update_fields=update_fields)
 
     async def record(self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None) -> Event:
