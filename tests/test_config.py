@@ -420,7 +420,7 @@ def test_load_config_reports_the_file_name(tmp_path: Path) -> None:
     assert info.value.problems == [
         f"{path}: engine.bogus: unknown key (expected one of: db, timezone, heartbeat_url, heartbeat_interval, "
         "raw_retention, rollup_retention, max_concurrent_probes, probe_body_limit, api, api_body_limit, trusted_proxies, "
-        "root_cause_categories)"
+        "root_cause_categories, cluster)"
     ]
     assert str(info.value) == "\n".join(info.value.problems)
 

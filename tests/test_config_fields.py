@@ -645,6 +645,7 @@ PROVEN: dict[str, str] = {
     "engine.heartbeat_url": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "engine.heartbeat_interval": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "engine.max_concurrent_probes": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
+    "engine.cluster": "tests/test_cluster.py::test_engines_share_the_buckets_and_modules_through_joins_stops_and_deaths",
     "engine.probe_body_limit": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "targets[].tags": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "targets[].verify_tls": "tests/test_monitor_probes.py::test_https_certificate_days_and_tls_errors",

@@ -88,10 +88,13 @@ def default_config() -> Any:
 
 
 def new_engine(config: Any, database: Any, *, role: str, on_role_change: Callable[[str], None]) -> Any:
-    """An Engine (engine.runtime.engine) for this process, not started yet."""
+    """An Engine (engine.runtime.engine) for this process, not started yet. Beside a cluster of
+    engines (`[engine] cluster = true`) a console runs none of the engine's loops: the servers'
+    engines probe and page, the console reads and writes incidents."""
     from engine.runtime.engine import Engine
 
-    return Engine(config, database=database, role=role, on_role_change=on_role_change)
+    cluster = bool(getattr(getattr(config, "engine", None), "cluster", False))
+    return Engine(config, database=database, role=role, on_role_change=on_role_change, cluster=cluster, loops=not cluster)
 
 
 def monitor_queries() -> Any:

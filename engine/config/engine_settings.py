@@ -33,6 +33,10 @@ class EngineSection(Section):
     """Addresses or networks of reverse proxies whose X-Forwarded-For the API believes."""
     root_cause_categories: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     """Root-cause categories added to the built-in ones (database, deployment, network, …)."""
+    cluster: bool = False
+    """PostgreSQL only: every `pulseguard engine` on the database shares the targets (buckets
+    claimed through the database) and runs singleton work under per-module leases. Off: one
+    engine runs everything and the others wait as hot standbys."""
 
     @field_validator("db")
     @classmethod

@@ -73,8 +73,11 @@ class Scheduler:
         body_limit: int = 1_048_576,
         probe: ProbeFn = run_probe,
         lag_window: int = 20000,
+        owned: Callable[[str], bool] | None = None,
     ) -> None:
         self._sink = sink
+        # In a cluster: whether this engine probes a target now (its bucket is ours).
+        self._owned = owned
         self._probe = probe
         self._body_limit = body_limit
         self._sem = asyncio.Semaphore(concurrency)
@@ -150,7 +153,7 @@ class Scheduler:
             slot.next_due = due + (missed + 1) * slot.interval
             slot.skipped += missed
         self._arm(slot)
-        if slot.paused:
+        if slot.paused or (self._owned is not None and not self._owned(slot.target.name)):
             return
         if slot.running:
             slot.skipped += 1

@@ -57,6 +57,7 @@ from datetime import UTC
 from typing import Any, Protocol, runtime_checkable
 
 from engine.core.errors import StartupError
+from engine.runtime.cluster import Cluster
 from engine.runtime.lease import Lease, LeaseFence, make_holder_id
 from engine.runtime.loops import LoopService
 from engine.runtime.monitoring import MonitorService, retention_seconds
@@ -149,6 +150,9 @@ class Engine:
         lease_poll: float = 2.0,
         heartbeat_every: float = 10.0,
         on_role_change: Callable[[str], None] | None = None,
+        cluster: bool = False,
+        cluster_tick: float = 2.0,
+        loops: bool = True,
     ) -> None:
         if config is None:
             from engine.config.loading import default_config
@@ -177,14 +181,27 @@ class Engine:
         self._leader_lock = asyncio.Lock()
         self.monitor: MonitorService | None = None
         self.leader_since: float | None = None
+        # PostgreSQL cluster mode: no engine lease; target buckets and per-module leases instead.
+        self.cluster: Cluster | None = None
+        self._module_leases: dict[str, Lease] = {}
+        self._module_tasks: list[asyncio.Task[None]] = []
+        self._cluster_task: asyncio.Task[None] | None = None
+        self._fence_lease: Lease | None = None
+        self._cluster_stop = asyncio.Event()
+        # False: only the services every process runs (the change hooks), never the engine's
+        # loops: a console beside a cluster of engines.
+        self.loops = loops
+        if cluster:
+            self.cluster = Cluster(self.holder, info=dict(self.lease.info), ttl=lease_ttl, tick=cluster_tick)
         if monitor:
             self.monitor = MonitorService(heartbeat_every=heartbeat_every)
             self.add_service(self.monitor, leader_only=True)
 
     def lease_fence(self) -> LeaseFence:
         """A fence on the lease as it is now: services that claim work once (timers, outbox rows)
-        check it, so a lost lease stops every claim at once."""
-        return LeaseFence(self.lease)
+        check it, so a lost lease stops every claim at once. In a cluster, a service asking while
+        it starts gets the fence of its own module's lease."""
+        return LeaseFence(self._fence_lease or self.lease)
 
     # -- composition ---------------------------------------------------------------------
 
@@ -237,22 +254,45 @@ class Engine:
 
     @property
     def is_leader(self) -> bool:
+        if self.cluster is not None:
+            return self._leader.is_set() and self.cluster.live
         return self._leader.is_set() and self.lease.held
+
+    def may_write(self) -> bool:
+        """The cheap check before the engine's own writes (opening a threshold incident)."""
+        return self.cluster.live if self.cluster is not None else self.lease.held
+
+    def modules(self) -> dict[str, bool]:
+        """In a cluster: each module and whether this engine runs it now."""
+        return {name: lease.held for name, lease in self._module_leases.items()}
 
     @property
     def role(self) -> str:
+        if not self.loops:
+            return "console"
         return "engine" if self._leader.is_set() else ("standby" if self.standby and self._started else "console")
 
     async def start(self) -> None:
         """Start always-on services and the lease loop; returns at once (see wait_leader)."""
         if self._started:
             return
+        if self.cluster is not None and getattr(self.database, "kind", "postgres") != "postgres":
+            raise StartupError(
+                f"[engine] cluster = true needs PostgreSQL, and {getattr(self.database, 'label', 'this database')} is SQLite: "
+                "engines cannot share a SQLite file (remove the setting to run one engine here)"
+            )
         self._load_plugins()
         self._started = True
         self._stop.clear()
         for entry in self._entries:
             if not entry.leader_only:
                 await self._start_entry(entry)
+        if not self.loops:
+            self._notify_role()
+            return
+        if self.cluster is not None:
+            self._start_cluster()
+            return
         if self.standby:
             self._lease_task = asyncio.create_task(
                 self.lease.hold(self._became_leader, self._lost_leadership, self._stop), name="pulseguard:lease"
@@ -279,6 +319,8 @@ class Engine:
         if not self._started:
             return
         self._stop.set()
+        if self.cluster is not None:
+            await self._stop_cluster()
         if self._lease_task is not None:
             await asyncio.gather(self._lease_task, return_exceptions=True)
             self._lease_task = None
@@ -299,6 +341,86 @@ class Engine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # -- cluster mode ----------------------------------------------------------------------
+
+    def _start_cluster(self) -> None:
+        """Join: the cluster loop claims buckets; the monitor starts once it has; every other
+        leader-only service runs under its own module lease, taken by whichever engine is first."""
+        assert self.cluster is not None
+        self._cluster_stop = asyncio.Event()
+        self._cluster_task = asyncio.create_task(self.cluster.run(self._cluster_stop), name="pulseguard:cluster")
+        self._module_tasks = [asyncio.create_task(self._join_monitor(), name="pulseguard:cluster-monitor")]
+        for entry in self._entries:
+            if not entry.leader_only or entry.service is self.monitor:
+                continue
+            lease = Lease(
+                f"module:{entry.service.name}",
+                self.holder,
+                ttl=self.lease.ttl,
+                renew=self.lease.renew_every,
+                poll=self.lease.poll,
+                info=dict(self.lease.info),
+                version=self.cluster.version,
+            )
+            self._module_leases[entry.service.name] = lease
+            task = asyncio.create_task(
+                lease.hold(self._module_starter(entry, lease), self._module_stopper(entry), self._stop),
+                name=f"pulseguard:module:{entry.service.name}",
+            )
+            self._module_tasks.append(task)
+
+    async def _join_monitor(self) -> None:
+        assert self.cluster is not None
+        stop = asyncio.create_task(self._stop.wait())
+        joined = asyncio.create_task(self.cluster.joined.wait())
+        try:
+            await asyncio.wait({stop, joined}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            joined.cancel()
+        if self._stop.is_set():
+            return
+        self.leader_since = time.time()
+        for entry in self._entries:
+            if entry.service is self.monitor:
+                await self._start_entry(entry)
+        self._leader.set()
+        self._notify_role()
+
+    def _module_starter(self, entry: _Entry, lease: Lease) -> Callable[[], Awaitable[None]]:
+        async def start() -> None:
+            self._fence_lease = lease  # what the service's lease_fence() fences on
+            try:
+                await self._start_entry(entry)
+            finally:
+                self._fence_lease = None
+            log.info("cluster: %s runs module %s", self.holder, entry.service.name)
+
+        return start
+
+    def _module_stopper(self, entry: _Entry) -> Callable[[], Awaitable[None]]:
+        async def stop() -> None:
+            await self._stop_entry(entry)
+
+        return stop
+
+    async def _stop_cluster(self) -> None:
+        """Leave: modules stop and hand their leases back, then probing stops, then the buckets
+        go back (in that order, so nothing is run by two engines during a clean handover)."""
+        assert self.cluster is not None
+        await asyncio.gather(*self._module_tasks, return_exceptions=True)
+        self._module_tasks = []
+        self._leader.clear()
+        self.leader_since = None
+        for entry in reversed(self._entries):
+            if entry.service is self.monitor:
+                await self._stop_entry(entry)
+        self._cluster_stop.set()
+        if self._cluster_task is not None:
+            await asyncio.gather(self._cluster_task, return_exceptions=True)
+            self._cluster_task = None
+        self._module_leases = {}
 
     async def _became_leader(self) -> None:
         async with self._leader_lock:
@@ -352,6 +474,8 @@ class Engine:
 
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "holder": self.holder, "services": self.services}
+        if self.cluster is not None:
+            out["cluster"] = {"buckets": sorted(self.cluster.owned), "modules": self.modules()}
         if self.monitor is not None and self.monitor.running:
             out["monitor"] = self.monitor.stats()
         return out

@@ -50,6 +50,7 @@ class Lease:
         renew: float = 3.0,
         poll: float = 2.0,
         info: dict[str, Any] | None = None,
+        version: str | None = None,
     ) -> None:
         if renew >= ttl:
             raise ValueError("the lease must be renewed more often than it expires")
@@ -64,6 +65,10 @@ class Lease:
         # Why the lease was last lost or could not be taken, when the database was at fault (a
         # full disk, say) rather than another process; None once the database answers again.
         self.problem: str | None = None
+        # A module lease in a cluster: the holder's release is stored on the row, and an older
+        # release leaves the module to a newer one while an engine of that release is alive.
+        self.version = version
+        self._deferred_to: str | None = None
 
     @property
     def held(self) -> bool:
@@ -85,6 +90,7 @@ class Lease:
                     renewed_at=now,
                     expires_at=expires,
                     generation=1,
+                    version=self.version or "",
                 )
                 self.generation = 1
                 self.valid_until = started + self.ttl
@@ -99,6 +105,8 @@ class Lease:
             renewed_at=now,
             expires_at=expires,
         )
+        if not updated and await self._defer(now):
+            return False
         if not updated:
             updated = (
                 await EngineLease.filter(name=self.name, expires_at__lt=now)
@@ -110,6 +118,7 @@ class Lease:
                     renewed_at=now,
                     expires_at=expires,
                     generation=F("generation") + 1,
+                    version=self.version or "",
                 )
             )
         if updated:
@@ -117,6 +126,29 @@ class Lease:
             self.generation = row.generation
             self.valid_until = started + self.ttl
             return True
+        return False
+
+    async def _defer(self, now: datetime) -> bool:
+        """True when a newer release runs this module and an engine of it is alive: during a
+        rolling upgrade an old engine never takes a module back from a new one."""
+        if self.version is None:
+            return False
+        from engine.runtime.cluster import version_key
+        from engine.storage.monitor_models import EngineMember
+
+        row = await EngineLease.get_or_none(name=self.name)
+        newer = row is not None and row.version and version_key(row.version) > version_key(self.version)
+        if newer and row is not None and await EngineMember.filter(version=row.version, expires_at__gt=now).exists():
+            if self._deferred_to != row.version:
+                log.info(
+                    "module %s is run by PulseGuard %s, newer than this engine's %s: leaving it to that release",
+                    self.name,
+                    row.version,
+                    self.version,
+                )
+            self._deferred_to = row.version
+            return True
+        self._deferred_to = None
         return False
 
     async def renew(self) -> bool:
@@ -155,6 +187,7 @@ class Lease:
             "expires_at": row.expires_at.isoformat(),
             "expired": row.expires_at < datetime.now(UTC),
             "generation": row.generation,
+            "version": row.version,
         }
 
     async def hold(self, on_acquired: Callable[[], Awaitable[None]], on_lost: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:

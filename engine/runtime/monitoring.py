@@ -25,6 +25,9 @@ class Engine(Protocol):
     config: Any
     holder: str
     lease: Lease
+    cluster: Any  # engine.runtime.cluster.Cluster in a PostgreSQL cluster, else None
+
+    def may_write(self) -> bool: ...
 
 
 def retention_seconds(config: Any) -> tuple[float, float]:
@@ -60,6 +63,7 @@ class MonitorService:
         self.heartbeat: Heartbeat | None = None
         self.statuses: dict[str, Any] = {}
         self.started_at: float | None = None
+        self.cluster: Any = None
 
     def add_listener(self, fn: Callable[[Any], None]) -> None:
         """`fn(observation)` is called on the loop for every probe result (keep it quick)."""
@@ -100,10 +104,11 @@ class MonitorService:
         self.evaluator = Evaluator(rules, self._emit, covered=self.tracker.covers)
         for t in targets:
             self.evaluator.register_target(t.name, float(t.interval), t.service, getattr(t, "tags", ()))
+        self.cluster = getattr(engine, "cluster", None)
         self.worker = IncidentWorker(
             self.evaluator,
             covered_now=maint.covered_now,
-            may_write=lambda: engine.lease.held,
+            may_write=engine.may_write,
         )
         await self._restore_open_incidents()
         await self.tracker.refresh()
@@ -114,6 +119,7 @@ class MonitorService:
             self._on_observation,
             concurrency=int(settings.max_concurrent_probes),
             body_limit=int(settings.probe_body_limit),
+            owned=self.cluster.owns if self.cluster is not None else None,
         )
         for warning in self.scheduler.warnings:
             log.warning("%s", warning)
@@ -228,7 +234,11 @@ class MonitorService:
             return
         while True:
             try:
-                deleted = await apply_retention(raw_keep, rollup_keep, halt=self._halt)
+                # In a cluster the engine holding bucket 0 applies it for everyone.
+                if self.cluster is None or 0 in self.cluster.owned:
+                    deleted = await apply_retention(raw_keep, rollup_keep, halt=self._halt)
+                else:
+                    deleted = {}
                 if any(deleted.values()):
                     log.info("retention removed %s", deleted)
             except asyncio.CancelledError:
@@ -268,6 +278,8 @@ class MonitorService:
             try:
                 for series_id, key in await MetricSeries.filter(source="push").values_list("id", "key"):
                     keys[series_id] = key
+                if self.cluster is not None:  # each pushed series is evaluated by the engine owning its bucket
+                    keys = {k: v for k, v in keys.items() if self.cluster.owns(v)}
                 if not keys:
                     continue
                 rows = (

@@ -120,9 +120,39 @@ class EngineLease(Model):
     renewed_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()
     generation = fields.BigIntField(default=0, db_default=0)
+    # The PulseGuard version of the holder: in a cluster, an engine does not take a module over
+    # from a newer release while an engine of that release is alive (rolling upgrades).
+    version = fields.CharField(max_length=40, default="", db_default="")
 
     class Meta:
         table = "engine_lease"
+
+
+class EngineMember(Model):
+    """A running engine of a PostgreSQL cluster: gone once `expires_at` has passed."""
+
+    holder = fields.CharField(max_length=200, primary_key=True)
+    info: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    version = fields.CharField(max_length=40)
+    started_at = fields.DatetimeField()
+    beat_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "engine_member"
+
+
+class EngineShard(Model):
+    """One of the buckets targets hash into, and the engine that probes its targets."""
+
+    bucket = fields.IntField(primary_key=True, generated=False)
+    holder = fields.CharField(max_length=200, null=True)
+    expires_at = fields.DatetimeField(null=True)
+    claimed_at = fields.DatetimeField(null=True)
+    generation = fields.BigIntField(default=0, db_default=0)
+
+    class Meta:
+        table = "engine_shard"
 
 
 class EngineHeartbeat(Model):

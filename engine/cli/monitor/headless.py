@@ -39,7 +39,13 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
     def role_changed(role: str) -> None:
         if stop.is_set():
             return  # stopping: the leader services wind down, nothing to announce
-        if role == "engine":
+        if role == "engine" and engine.cluster is not None:
+            members = len(engine.cluster.members)
+            say(
+                f"engine: joined the cluster on {ctx.database.label} as {engine.holder} "
+                f"({members} engine{'s' if members != 1 else ''}; probing {len(engine.cluster.owned)} of {engine.cluster.buckets} buckets)"
+            )
+        elif role == "engine":
             say(f"engine: running ({len(config.targets)} targets, {len(config.triggers)} triggers) on {ctx.database.label}")
         elif engine.lease.problem:  # our own database trouble, not another process
             say(f"engine: paused on {ctx.database.label}: {engine.lease.problem}; resuming when it can be written")
@@ -47,7 +53,7 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
             say(f"engine: standby on {ctx.database.label}: another process holds the engine lease; taking over if it stops")
 
     stop = asyncio.Event()
-    engine = Engine(config, database=ctx.database, role="headless", on_role_change=role_changed)
+    engine = Engine(config, database=ctx.database, role="headless", on_role_change=role_changed, cluster=config.engine.cluster)
     listen = listen_address(args, config)
     api_url = None
     if listen:  # no --api and no [engine] api: no port is opened
@@ -80,7 +86,7 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await engine.start()
-        if not await engine.wait_leader(0.5):
+        if engine.cluster is None and not await engine.wait_leader(0.5):
             current = await engine.lease.current()
             if current and not current["expired"] and not engine.is_leader:
                 role_changed("standby")

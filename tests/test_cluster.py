@@ -1,0 +1,155 @@
+"""Several `pulseguard engine` processes on one PostgreSQL database (`[engine] cluster = true`)
+split the target buckets and the singleton modules: engines joining, stopping (SIGTERM) and dying
+(kill -9) are absorbed within 15 s, and no target is probed by two engines at once. Real
+PostgreSQL, real engine processes, a real loopback HTTP server as the targets."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.engine_proc import read_until, start_engine
+
+from engine.monitor.loopback import LoopbackServer, Reply
+from engine.runtime.cluster import BUCKETS, bucket_of
+from engine.storage.monitor_models import EngineLease, EngineShard
+
+TARGETS = 120
+
+
+@pytest.fixture
+def pg_db(db: Any) -> Any:
+    if db.kind != "postgres":
+        pytest.skip("a cluster shares one PostgreSQL database")
+    return db
+
+
+def pid_of(holder: str | None) -> int | None:
+    return int(holder.split(":")[1]) if holder else None
+
+
+async def shares() -> collections.Counter[int | None]:
+    """Buckets per engine pid, counting only unexpired claims (None: nobody's)."""
+    now = datetime.now(UTC)
+    rows = await EngineShard.all().values("holder", "expires_at")
+    return collections.Counter(pid_of(r["holder"]) if r["expires_at"] and r["expires_at"] > now else None for r in rows)
+
+
+async def until(check: Any, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    last: Any = None
+    while time.monotonic() - started < timeout:
+        ok, last = await check()
+        if ok:
+            return time.monotonic() - started
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} not within {timeout}s; last seen {last}")
+
+
+def balanced(pids: list[int]) -> Any:
+    async def check() -> tuple[bool, Any]:
+        got = await shares()
+        fair = -(-BUCKETS // len(pids))
+        ok = set(got) == set(pids) and sum(got.values()) == BUCKETS and all(BUCKETS // len(pids) - 1 <= got[p] <= fair for p in pids)
+        return ok, dict(got)
+
+    return check
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_engines_share_the_buckets_and_modules_through_joins_stops_and_deaths(pg_db, tmp_path: Path) -> None:
+    hits: collections.Counter[str] = collections.Counter()
+
+    def handler(request):  # type: ignore[no-untyped-def]
+        hits[request.path] += 1
+        return Reply(200, "ok")
+
+    async with LoopbackServer(handler) as srv:
+        config = tmp_path / "pulseguard.toml"
+        config.write_text(
+            "[engine]\ncluster = true\n\n"
+            + "".join(f'[[targets]]\nname = "t{i}"\nkind = "http"\nurl = "{srv.url}/t{i}"\ninterval = "1s"\n\n' for i in range(TARGETS))
+        )
+        procs: list[asyncio.subprocess.Process] = []
+        try:
+            for n in range(3):
+                proc = await start_engine(pg_db, config)
+                procs.append(proc)
+                await read_until(proc, "joined the cluster", 30)
+                took = await until(balanced([p.pid for p in procs]), 15, f"{n + 1} engine(s) sharing the buckets")
+                print(f"{n + 1} engines balanced {took:.1f} s after the last joined")
+
+            # No target is probed by two engines: in 4 s at a 1 s interval, at most 5 probes each.
+            await asyncio.sleep(1.5)
+            hits.clear()
+            await asyncio.sleep(4.0)
+            counts = [hits[f"/t{i}"] for i in range(TARGETS)]
+            assert min(counts) >= 2, "some targets were not probed"
+            assert max(counts) <= 5, f"a target was probed by two engines: {collections.Counter(counts)}"
+
+            # Every singleton module runs on exactly one engine.
+            live = {p.pid for p in procs}
+            module = await EngineLease.get(name="module:escalation")
+            assert pid_of(module.holder) in live and module.version
+            assert not await EngineLease.filter(name="engine").exists()  # no single-engine lease in a cluster
+
+            # SIGTERM: handed over at once (well inside 15 s), the engine exits cleanly.
+            leaving = procs.pop(0)
+            leaving.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(leaving.wait(), 20) == 0
+            took = await until(balanced([p.pid for p in procs]), 15, "two engines taking over a stopped engine's buckets")
+            print(f"SIGTERM: buckets rebalanced in {took:.1f} s")
+
+            # kill -9 of the engine running the escalation module: the survivor takes both over.
+            module = await EngineLease.get(name="module:escalation")
+            victim = next(p for p in procs if p.pid == pid_of(module.holder))
+            procs.remove(victim)
+            victim.send_signal(signal.SIGKILL)
+            await victim.wait()
+            survivor = procs[0].pid
+            took = await until(balanced([survivor]), 15, "the survivor taking over a killed engine's buckets")
+            print(f"kill -9: buckets taken over in {took:.1f} s")
+
+            async def module_moved() -> tuple[bool, Any]:
+                row = await EngineLease.get(name="module:escalation")
+                return pid_of(row.holder) == survivor and row.expires_at > datetime.now(UTC), row.holder
+
+            took = await until(module_moved, 15, "the escalation module moving to the survivor")
+            print(f"kill -9: escalation module taken over in {took:.1f} s")
+            hits.clear()
+            await asyncio.sleep(3.0)
+            assert all(hits[f"/t{i}"] >= 1 for i in range(TARGETS)), "the survivor does not probe every target"
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    await asyncio.wait_for(proc.wait(), 20)
+                except TimeoutError:
+                    proc.kill()
+
+
+def test_a_target_always_hashes_to_the_same_bucket() -> None:
+    # Every engine of every release must agree on a target's bucket (CRC-32, not hash()).
+    assert bucket_of("api-health") == bucket_of("api-health") == 869967249 % BUCKETS
+    spread = collections.Counter(bucket_of(f"target-{i}") for i in range(6400))
+    assert len(spread) == BUCKETS and max(spread.values()) < 2 * 100
+
+
+def test_cluster_mode_on_sqlite_is_refused_with_one_line(sqlite_database, tmp_path: Path) -> None:
+    from support.db import run_cli
+
+    config = tmp_path / "pulseguard.toml"
+    config.write_text("[engine]\ncluster = true\n")
+    proc = run_cli(sqlite_database, "engine", "--config", str(config))
+    assert proc.returncode == 1
+    assert "cluster = true needs PostgreSQL" in proc.stderr and "SQLite" in proc.stderr
+    assert "Traceback" not in proc.stderr and "engine: running" not in proc.stdout
