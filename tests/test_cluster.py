@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import signal
 import time
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.db import run_cli
 from support.engine_proc import read_until, start_engine
 
 from engine.monitor.loopback import LoopbackServer, Reply
@@ -94,6 +96,18 @@ async def test_engines_share_the_buckets_and_modules_through_joins_stops_and_dea
             assert min(counts) >= 2, "some targets were not probed"
             assert max(counts) <= 5, f"a target was probed by two engines: {collections.Counter(counts)}"
 
+            # `pulseguard engine status` lists the cluster as it is.
+            status = await asyncio.to_thread(run_cli, pg_db, "engine", "status", "--json")
+            assert status.returncode == 0, status.stderr
+            view = json.loads(status.stdout)
+            running = {pid_of(e["holder"]): e for e in view["engines"] if e["alive"]}
+            assert set(running) == {p.pid for p in procs} and view["mode"] == "cluster"
+            assert sum(e["buckets"] for e in running.values()) == BUCKETS == view["buckets"]["claimed"]
+            held = sorted(m for e in running.values() for m in e["info"]["modules"])
+            assert "escalation" in held and len(held) == len(set(held))  # each module on one engine
+            text = await asyncio.to_thread(run_cli, pg_db, "engine", "status")
+            assert "3 engines running, 64 of 64 buckets claimed" in text.stdout, text.stdout
+
             # Every singleton module runs on exactly one engine.
             live = {p.pid for p in procs}
             module = await EngineLease.get(name="module:escalation")
@@ -145,8 +159,6 @@ def test_a_target_always_hashes_to_the_same_bucket() -> None:
 
 
 def test_cluster_mode_on_sqlite_is_refused_with_one_line(sqlite_database, tmp_path: Path) -> None:
-    from support.db import run_cli
-
     config = tmp_path / "pulseguard.toml"
     config.write_text("[engine]\ncluster = true\n")
     proc = run_cli(sqlite_database, "engine", "--config", str(config))

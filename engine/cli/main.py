@@ -142,6 +142,8 @@ def leaf_commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tup
 
 def db_access(args: argparse.Namespace) -> str:
     """READ for a command missing from DB_ACCESS: the choice that never creates a database."""
+    if getattr(args, "command_path", "") == "engine" and getattr(args, "action", None) == "status":
+        return READ  # `engine status` only looks: a mistyped --db must not create a database
     return DB_ACCESS.get(getattr(args, "command_path", ""), READ)
 
 

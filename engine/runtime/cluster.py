@@ -86,6 +86,8 @@ class Cluster:
         self.members: list[dict[str, Any]] = []
         self.problem: str | None = None
         self.joined = asyncio.Event()
+        # Figures stored on the member row each tick (probes, lag, modules): `engine status`.
+        self.describe: Callable[[], dict[str, Any]] = dict
 
     # -- what the scheduler asks ---------------------------------------------------------
 
@@ -127,7 +129,7 @@ class Cluster:
             "INSERT INTO engine_member (holder, info, version, started_at, beat_at, expires_at) VALUES ($1, $2::jsonb, $3, $4, $4, $5) "
             "ON CONFLICT (holder) DO UPDATE SET info = EXCLUDED.info, version = EXCLUDED.version, "
             "beat_at = EXCLUDED.beat_at, expires_at = EXCLUDED.expires_at",
-            [self.holder, _json({**self.info, "buckets": len(self.owned)}), self.version, now, expires],
+            [self.holder, _json({**self.info, **self._described(), "buckets": len(self.owned)}), self.version, now, expires],
         )
         # Rows of engines gone for a minute are only history.
         await conn.execute_query("DELETE FROM engine_member WHERE expires_at < $1", [now - timedelta(seconds=60)])
@@ -164,6 +166,13 @@ class Cluster:
         self.valid_until = started + self.ttl
         self._set_owned(frozenset(mine))
         self.joined.set()
+
+    def _described(self) -> dict[str, Any]:
+        try:
+            return self.describe()
+        except Exception:
+            log.exception("describing this engine failed")
+            return {}
 
     async def leave(self) -> None:
         """Give every bucket back and drop out at once (a clean stop: others take over next tick)."""
@@ -228,4 +237,10 @@ async def cluster_view(now: datetime | None = None) -> dict[str, Any]:
     leases = await conn.execute_query_dict(
         "SELECT name, holder, holder_info, acquired_at, renewed_at, expires_at, generation, version FROM engine_lease ORDER BY name"
     )
+    import json
+
+    for row in members:
+        row["info"] = json.loads(row["info"]) if isinstance(row["info"], str) else (row["info"] or {})
+    for row in leases:
+        row["holder_info"] = json.loads(row["holder_info"]) if isinstance(row["holder_info"], str) else (row["holder_info"] or {})
     return {"now": now, "members": members, "shards": shards, "leases": leases}

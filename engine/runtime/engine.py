@@ -193,6 +193,7 @@ class Engine:
         self.loops = loops
         if cluster:
             self.cluster = Cluster(self.holder, info=dict(self.lease.info), ttl=lease_ttl, tick=cluster_tick)
+            self.cluster.describe = self._describe
         if monitor:
             self.monitor = MonitorService(heartbeat_every=heartbeat_every)
             self.add_service(self.monitor, leader_only=True)
@@ -343,6 +344,13 @@ class Engine:
         await self.stop()
 
     # -- cluster mode ----------------------------------------------------------------------
+
+    def _describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"modules": sorted(name for name, held in self.modules().items() if held)}
+        if self.monitor is not None and self.monitor.running:
+            stats = self.monitor.stats()
+            out.update(probes=stats["probes"], lag_p99_ms=stats["lag_p99_ms"], pending=stats["pending"])
+        return out
 
     def _start_cluster(self) -> None:
         """Join: the cluster loop claims buckets; the monitor starts once it has; every other

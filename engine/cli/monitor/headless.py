@@ -24,6 +24,8 @@ def configure_logging(quiet: bool, verbose: bool, config: Any = None) -> None:
 
 
 async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
+    if getattr(args, "action", None) == "status":
+        return await show_status(args, ctx)
     from engine.config.loading import default_config
     from engine.runtime.engine import Engine
 
@@ -101,6 +103,92 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def _seconds(delta: float) -> str:
+    return f"{delta:.0f} s" if abs(delta) < 120 else f"{delta / 60:.0f} min"
+
+
+async def show_status(args: argparse.Namespace, ctx: Context) -> int:
+    """`pulseguard engine status`: the engines on this database, their buckets, module leases,
+    heartbeats and probe lag (a cluster), or who holds the engine lease (one engine)."""
+    from datetime import UTC, datetime
+
+    from engine.cli.common import print_json, print_table
+    from engine.runtime.cluster import cluster_view
+
+    view = await cluster_view()
+    now: datetime = view["now"]
+    live = [m for m in view["members"] if m["expires_at"] > now]
+    claimed = {s["bucket"]: s["holder"] for s in view["shards"] if s["holder"] and s["expires_at"] and s["expires_at"] > now}
+    leases = view["leases"]
+
+    def stamped(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+    if ctx.json:
+        print_json(
+            {
+                "database": ctx.database.label,
+                "mode": "cluster" if view["members"] or view["shards"] else "single",
+                "engines": [
+                    {**m, "alive": m["expires_at"] > now, "buckets": sum(1 for h in claimed.values() if h == m["holder"])}
+                    for m in view["members"]
+                ],
+                "buckets": {"total": len(view["shards"]), "claimed": len(claimed)},
+                "leases": [{**row, "expired": row["expires_at"] < now} for row in leases],
+            }
+        )
+        return EXIT_OK
+    if view["members"] or view["shards"]:
+        print(
+            f"cluster on {ctx.database.label}: {len(live)} engine{'s' if len(live) != 1 else ''} running, {len(claimed)} of {len(view['shards'])} buckets claimed"
+        )
+        rows = []
+        for m in view["members"]:
+            info = m["info"]
+            alive = m["expires_at"] > now
+            rows.append(
+                {
+                    "engine": m["holder"],
+                    "state": "running" if alive else "gone",
+                    "version": m["version"],
+                    "buckets": sum(1 for h in claimed.values() if h == m["holder"]) if alive else None,
+                    "modules": ", ".join(info.get("modules") or []) or None,
+                    "beat": _seconds((now - m["beat_at"]).total_seconds()) + " ago",
+                    "lag": f"{info['lag_p99_ms']:.0f} ms" if info.get("lag_p99_ms") is not None else None,
+                    "probes": info.get("probes"),
+                }
+            )
+        print()
+        print_table(
+            rows,
+            [("engine", "engine"), ("state", "state"), ("version", "version"), ("buckets", "buckets"), ("modules", "modules"),
+             ("beat", "heartbeat"), ("lag", "lag p99"), ("probes", "probes")],
+            empty="(no engine is running: start one with `pulseguard engine`)",
+        )  # fmt: skip
+        print()
+    table = [
+        {
+            "name": row["name"].removeprefix("module:"),
+            "holder": row["holder"] if row["expires_at"] > now else f"nobody (was {row['holder']})",
+            "version": row["version"] or None,
+            "expires": ("in " + _seconds((row["expires_at"] - now).total_seconds())) if row["expires_at"] > now else "expired",
+        }
+        for row in leases
+    ]
+    if not leases and not view["members"]:
+        print(f"no engine has run on {ctx.database.label} yet (start one with `pulseguard engine`)")
+        return EXIT_OK
+    print_table(
+        table, [("name", "module" if view["shards"] else "lease"), ("holder", "held by"), ("version", "version"), ("expires", "expires")]
+    )
+    if not view["members"]:
+        engine_lease = next((row for row in leases if row["name"] == "engine"), None)
+        if engine_lease is not None:
+            state = "running" if engine_lease["expires_at"] > datetime.now(UTC) else "not running"
+            print(f"\none engine at a time on {ctx.database.label} (the engine lease): {state}")
+    return EXIT_OK
+
+
 def listen_address(args: argparse.Namespace, config: Any) -> str | None:
     """Where the headless engine serves its API: --api, else `[engine] api`, else nowhere."""
     api: str | None = getattr(args, "api", None) or config.engine.api
@@ -109,6 +197,8 @@ def listen_address(args: argparse.Namespace, config: Any) -> str | None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("engine", help="run the engine headless (probes, triggers, escalation, API); Ctrl-C stops it", parents=[common])
+    p.add_argument("action", nargs="?", choices=["status"], help="status: list the engines on this database, their buckets and modules")
+    p.add_argument("--json", action="store_true", help="with status: machine-readable output")
     p.add_argument("--quiet", "-q", action="store_true", help="print warnings only")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     p.add_argument("--api", metavar="HOST:PORT", help="also serve the REST API and status page here (or [engine] api)")
