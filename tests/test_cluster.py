@@ -165,3 +165,32 @@ def test_cluster_mode_on_sqlite_is_refused_with_one_line(sqlite_database, tmp_pa
     assert proc.returncode == 1
     assert "cluster = true needs PostgreSQL" in proc.stderr and "SQLite" in proc.stderr
     assert "Traceback" not in proc.stderr and "engine: running" not in proc.stdout
+
+
+@pytest.mark.postgres
+async def test_an_older_release_leaves_a_module_to_a_newer_one_while_that_release_runs(pg_db) -> None:
+    from datetime import timedelta
+
+    from engine.runtime.lease import Lease
+    from engine.storage.monitor_models import EngineMember
+
+    now = datetime.now(UTC)
+    past, future = now - timedelta(seconds=5), now + timedelta(seconds=30)
+    await EngineLease.create(
+        name="module:escalation", holder="new:1", acquired_at=past, renewed_at=past, expires_at=past, generation=3, version="0.10.0"
+    )
+    member = await EngineMember.create(holder="new:2", version="0.10.0", started_at=now, beat_at=now, expires_at=future)
+    old = Lease("module:escalation", "old:1", version="0.9.5")
+    assert not await old.try_acquire()  # expired, but an engine of 0.10.0 is alive: left to it
+    assert (await EngineLease.get(name="module:escalation")).holder == "new:1"
+
+    member.expires_at = past
+    await member.save()
+    assert await old.try_acquire()  # no engine of the newer release is left: the module must run somewhere
+    row = await EngineLease.get(name="module:escalation")
+    assert (row.holder, row.version, row.generation) == ("old:1", "0.9.5", 4)
+
+    await old.release()
+    newer = Lease("module:escalation", "new:3", version="0.10.0")
+    assert await newer.try_acquire()  # a newer release takes over from an older one as soon as it is free
+    assert (await EngineLease.get(name="module:escalation")).version == "0.10.0"
