@@ -376,14 +376,20 @@ async def main() -> None:
                 f"\nscaling: {args.targets:,} loopback targets every {args.interval:g} s ({args.targets / args.interval:,.0f} probes/s asked), {args.seconds:g} s window"
             )
             print(
-                f"{'engines':>8} {'probes/s':>10} {'per engine':>11} {'efficiency':>11} {'lag p99':>9} {'engines cpu':>12} {'target cpu':>11} {'pg cpu':>7}"
+                f"{'engines':>8} {'probes/s':>10} {'per engine':>11} {'efficiency':>11} {'lag p99':>9} {'engines cpu':>12} "
+                f"{'per core-s':>11} {'target cpu':>11} {'pg cpu':>7}"
             )
             for r in rows:
                 eff = r["rate"] / (r["engines"] * base) if base else 0.0
                 print(
                     f"{r['engines']:>8} {r['rate']:>10,.0f} {r['rate'] / r['engines']:>11,.0f} {eff:>10.0%} {r['lag_p99']:>7.0f}ms "
-                    f"{r['cpu']:>12.2f} {r['server_cpu']:>11.2f} {r['pg_cpu']:>7.2f}"
+                    f"{r['cpu']:>12.2f} {r['rate'] / max(r['cpu'], 0.01):>11,.0f} {r['server_cpu']:>11.2f} {r['pg_cpu']:>7.2f}"
                 )
+            print(
+                f"  ({os.cpu_count()} cores shared by the engines, the target server, PostgreSQL and this script: "
+                "efficiency is bounded by the cores here; 'per core-s' is probes per second of engine CPU, "
+                "what each engine brings on a machine of its own)"
+            )
         if args.only in (None, "failover"):
             runs = [await failover(tmp) for _ in range(3)]
             print("\nfailover after kill -9 of the engine running the escalation module (3 runs, median)")
