@@ -270,3 +270,35 @@ def _got(deliveries: list[tuple[str, str]], n: int) -> Any:
         return len({key for key, _ in deliveries}) >= n, deliveries[-3:]
 
     return check
+
+
+@pytest.mark.postgres
+async def test_a_console_beside_a_cluster_runs_no_engine_loops_and_shows_the_engines(pg_db, tmp_path: Path) -> None:
+    from engine.api.local import LocalEngine
+    from engine.api.startup import new_engine
+    from engine.config.loading import parse_config_text
+    from engine.storage.monitor_models import EngineMember
+    from pulseguard_tui.widgets.status_line import status_content
+
+    config_file = tmp_path / "pulseguard.toml"
+    config_file.write_text(
+        '[engine]\ncluster = true\n\n[[targets]]\nname = "a"\nkind = "http"\nurl = "http://127.0.0.1:9/a"\ninterval = "1s"\n'
+    )
+    engine_proc = await start_engine(pg_db, config_file)
+    console = new_engine(parse_config_text(config_file.read_text()), pg_db, role="console", on_role_change=lambda role: None)
+    try:
+        await read_until(engine_proc, "joined the cluster", 30)
+        await console.start()
+        assert console.role == "cluster" and not console.is_leader
+        await asyncio.sleep(2.5)  # a member would have claimed buckets or a module by now
+        assert [pid_of(m.holder) for m in await EngineMember.all()] == [engine_proc.pid]
+        assert {pid_of(r.holder) for r in await EngineLease.all()} == {engine_proc.pid}
+        state = await LocalEngine("tester", db_label=pg_db.label, role=console.role).engine_state()
+        assert state["engines"] == 1
+        assert "cluster: 1 engine" in status_content(state, {}, [], 160).plain
+    finally:
+        await console.stop()
+        engine_proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(engine_proc.wait(), 20)
+    state = await LocalEngine("tester", db_label=pg_db.label, role="cluster").engine_state()
+    assert state["engines"] == 0 and "cluster: NO ENGINE" in status_content(state, {}, [], 160).plain

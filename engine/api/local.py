@@ -198,7 +198,12 @@ class LocalEngine(LearningMixin):
                 self.new_database = False
             else:  # at the end, so a narrow status line that cuts the path from the left keeps it
                 database = f"{database} (new database)"
-        return {"role": self.role, "database": database, "readonly": self.readonly, "actor": self.actor}
+        state: EngineState = {"role": self.role, "database": database, "readonly": self.readonly, "actor": self.actor}
+        if self.role == "cluster":  # a console beside a cluster: how many engines run it now
+            from engine.runtime.cluster import live_engines
+
+            state["engines"] = await live_engines()
+        return state
 
     async def capabilities(self) -> dict[str, Any]:
         """Who acts and what works here: with the database in this process, everything (a

@@ -37,6 +37,7 @@ class EngineState(TypedDict, total=False):
     readonly: bool
     actor: str
     remote: str
+    engines: int  # role "cluster": engines of the cluster running now
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,13 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+async def live_engines() -> int:
+    """How many engines of the cluster are running now (the console's status line)."""
+    conn = connections.get("default")
+    rows = await conn.execute_query_dict("SELECT count(*) AS n FROM engine_member WHERE expires_at > $1", [datetime.now(UTC)])
+    return int(rows[0]["n"])
+
+
 async def cluster_view(now: datetime | None = None) -> dict[str, Any]:
     """Engines, their buckets and heartbeats, module leases: what `pulseguard engine status` shows."""
     now = now or datetime.now(UTC)

@@ -270,7 +270,7 @@ class Engine:
     @property
     def role(self) -> str:
         if not self.loops:
-            return "console"
+            return "cluster" if self.cluster is not None else "console"  # a console beside a cluster's engines
         return "engine" if self._leader.is_set() else ("standby" if self.standby and self._started else "console")
 
     async def start(self) -> None:

@@ -9,9 +9,15 @@ from textual.widgets import Static
 
 from pulseguard_tui.formatting import SEVERITY_MARK
 
-ROLE_TEXT = {"engine": "engine: running here", "standby": "engine: standby", "console": "pure console", "local": "pure console"}
+ROLE_TEXT = {
+    "engine": "engine: running here",
+    "standby": "engine: standby",
+    "console": "pure console",
+    "local": "pure console",
+    "cluster": "cluster",
+}
 REMOTE_ROLE_TEXT = {"engine": "engine running", "standby": "engine standby"}
-ROLE_SHORT = {"engine": "engine here", "standby": "standby", "console": "pure console", "local": "pure console"}
+ROLE_SHORT = {"engine": "engine here", "standby": "standby", "console": "pure console", "local": "pure console", "cluster": "cluster"}
 
 
 def status_content(
@@ -45,11 +51,14 @@ def status_content(
     parts.append(" │ ")
     role = state.get("role", "")
     role_text = (ROLE_SHORT if narrow else ROLE_TEXT).get(role, role)
+    if role == "cluster" and "engines" in state:
+        n = int(state["engines"])
+        role_text = f"cluster: {n} engine{'s' if n != 1 else ''}" if n else "cluster: NO ENGINE"
     remote = str(state.get("remote") or "")
     if remote:  # attached over the API: the engine's state there, and where it is
         role_text = "remote" if narrow else f"remote, {REMOTE_ROLE_TEXT.get(role, role)}"
         remote = remote.split("://", 1)[-1]
-    parts.append((role_text, "$text-muted"))
+    parts.append((role_text, "bold $error" if role == "cluster" and state.get("engines") == 0 else "$text-muted"))
     used = sum(len(p if isinstance(p, str) else p[0]) for p in parts)
     db = remote or str(state.get("database") or "")
     room = width - used - 3
