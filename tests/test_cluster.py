@@ -9,6 +9,7 @@ import asyncio
 import collections
 import json
 import signal
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,10 +101,11 @@ async def test_engines_share_the_buckets_and_modules_through_joins_stops_and_dea
             status = await asyncio.to_thread(run_cli, pg_db, "engine", "status", "--json")
             assert status.returncode == 0, status.stderr
             view = json.loads(status.stdout)
-            running = {pid_of(e["holder"]): e for e in view["engines"] if e["alive"]}
-            assert set(running) == {p.pid for p in procs} and view["mode"] == "cluster"
-            assert sum(e["buckets"] for e in running.values()) == BUCKETS == view["buckets"]["claimed"]
-            held = sorted(m for e in running.values() for m in e["info"]["modules"])
+            assert view["mode"] == "cluster"
+            running = {pid_of(e["engine"]): e for e in view["cluster"]["engines"] if e["alive"]}
+            assert set(running) == {p.pid for p in procs} and view["cluster"]["running"] == 3
+            assert sum(e["buckets"] for e in running.values()) == BUCKETS == view["cluster"]["buckets"]["claimed"]
+            held = sorted(m for e in running.values() for m in e["modules"])
             assert "escalation" in held and len(held) == len(set(held))  # each module on one engine
             text = await asyncio.to_thread(run_cli, pg_db, "engine", "status")
             assert "3 engines running, 64 of 64 buckets claimed" in text.stdout, text.stdout
@@ -278,6 +280,7 @@ async def test_a_console_beside_a_cluster_runs_no_engine_loops_and_shows_the_eng
     from engine.api.startup import new_engine
     from engine.config.loading import parse_config_text
     from engine.storage.monitor_models import EngineMember
+    from pulseguard_tui.screens.targets import cluster_lines
     from pulseguard_tui.widgets.status_line import status_content
 
     config_file = tmp_path / "pulseguard.toml"
@@ -293,9 +296,20 @@ async def test_a_console_beside_a_cluster_runs_no_engine_loops_and_shows_the_eng
         await asyncio.sleep(2.5)  # a member would have claimed buckets or a module by now
         assert [pid_of(m.holder) for m in await EngineMember.all()] == [engine_proc.pid]
         assert {pid_of(r.holder) for r in await EngineLease.all()} == {engine_proc.pid}
-        state = await LocalEngine("tester", db_label=pg_db.label, role=console.role).engine_state()
+        api = LocalEngine("tester", db_label=pg_db.label, role=console.role)
+        state = await api.engine_state()
         assert state["engines"] == 1
         assert "cluster: 1 engine" in status_content(state, {}, [], 160).plain
+
+        # The targets screen's engine panel: the engine, its buckets and modules.
+        async def described() -> tuple[bool, Any]:
+            lines = cluster_lines(await api.cluster())
+            return len(lines) == 2 and "escalation" in lines[1] and " 64 buckets" in lines[1], lines
+
+        await until(described, 10, "the engine's buckets and modules in the panel")
+        panel = cluster_lines(await api.cluster())
+        assert panel[0] == "cluster: 1 engine running, 64 of 64 buckets claimed"
+        assert panel[1].startswith(f"  {socket.gethostname()}:{engine_proc.pid}  64 buckets · ") and "escalation" in panel[1]
     finally:
         await console.stop()
         engine_proc.send_signal(signal.SIGTERM)

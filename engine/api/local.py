@@ -205,6 +205,11 @@ class LocalEngine(LearningMixin):
             state["engines"] = await live_engines()
         return state
 
+    async def cluster(self) -> dict[str, Any] | None:
+        from engine.runtime.cluster import cluster_summary
+
+        return await cluster_summary()
+
     async def capabilities(self) -> dict[str, Any]:
         """Who acts and what works here: with the database in this process, everything (a
         read-only console may still be switched to allow changes)."""

@@ -185,6 +185,10 @@ class RemoteEngine:
         state = await self._get("/api/engine")
         return cast(EngineState, {**state, "remote": self.url, "readonly": self.readonly, "actor": self.actor})
 
+    async def cluster(self) -> dict[str, Any] | None:
+        cluster = (await self._get("/api/engine")).get("cluster")
+        return cluster if isinstance(cluster, dict) else None
+
     # --- subscription ---------------------------------------------------------------------
 
     async def latest_cursor(self) -> int:

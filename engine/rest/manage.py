@@ -65,6 +65,11 @@ async def engine_state(request: Request, who: Viewer) -> dict[str, Any]:
         info = state.engine_info()
         out.update({"role": info.get("role", state.role), "holder": info.get("holder"), "services": info.get("services")})
     out.update({"actor": who.name, "token_role": who.role, "readonly": not who.can("responder")})
+    from engine.runtime.cluster import cluster_summary
+
+    cluster = await cluster_summary()  # engines sharing this database, their buckets and modules
+    if cluster is not None:
+        out["cluster"] = cluster
     return out
 
 

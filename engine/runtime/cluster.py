@@ -251,3 +251,47 @@ async def cluster_view(now: datetime | None = None) -> dict[str, Any]:
     for row in leases:
         row["holder_info"] = json.loads(row["holder_info"]) if isinstance(row["holder_info"], str) else (row["holder_info"] or {})
     return {"now": now, "members": members, "shards": shards, "leases": leases}
+
+
+async def cluster_summary() -> dict[str, Any] | None:
+    """The cluster as JSON-ready data (`engine status --json`, GET /api/engine, the console's
+    targets screen); None when no cluster has run on this database."""
+    view = await cluster_view()
+    if not view["members"] and not view["shards"]:
+        return None
+    now: datetime = view["now"]
+    claimed = {s["bucket"]: s["holder"] for s in view["shards"] if s["holder"] and s["expires_at"] and s["expires_at"] > now}
+    engines = []
+    for m in view["members"]:
+        alive = m["expires_at"] > now
+        info = m["info"]
+        engines.append(
+            {
+                "engine": m["holder"],
+                "alive": alive,
+                "version": m["version"],
+                "started_at": m["started_at"].isoformat(),
+                "beat_seconds_ago": round((now - m["beat_at"]).total_seconds(), 1),
+                "buckets": sum(1 for h in claimed.values() if h == m["holder"]) if alive else 0,
+                "modules": list(info.get("modules") or []) if alive else [],
+                "probes": info.get("probes"),
+                "lag_p99_ms": info.get("lag_p99_ms"),
+            }
+        )
+    modules = [
+        {
+            "module": row["name"].removeprefix("module:"),
+            "holder": row["holder"],
+            "held": row["expires_at"] > now,
+            "version": row["version"] or None,
+            "expires_in_seconds": round((row["expires_at"] - now).total_seconds(), 1),
+        }
+        for row in view["leases"]
+        if row["name"].startswith("module:")
+    ]
+    return {
+        "engines": engines,
+        "running": sum(1 for e in engines if e["alive"]),
+        "buckets": {"total": len(view["shards"]), "claimed": len(claimed)},
+        "modules": modules,
+    }

@@ -19,6 +19,28 @@ HEADINGS = ("TARGET", "KIND", "STATE", "LAST", "LATENCY", "TREND", "ERROR")
 TREND_WIDTH = 16
 
 
+def cluster_lines(cluster: dict[str, Any] | None) -> list[str]:
+    """The engines sharing the database, one line each: who probes how many buckets and runs
+    which modules (the engine panel of `[engine] cluster = true`)."""
+    if not cluster:
+        return []
+    n = cluster.get("running", 0)
+    buckets = cluster.get("buckets") or {}
+    lines = [
+        f"cluster: {n} engine{'s' if n != 1 else ''} running, {buckets.get('claimed', 0)} of {buckets.get('total', 0)} buckets claimed"
+    ]
+    for e in cluster.get("engines") or []:
+        if not e.get("alive"):
+            continue
+        name = ":".join(str(e.get("engine", "?")).split(":")[:2])  # host:pid
+        modules = ", ".join(e.get("modules") or []) or "no module"
+        lag = f" · lag p99 {e['lag_p99_ms']:.0f} ms" if e.get("lag_p99_ms") is not None else ""
+        lines.append(f"  {name}  {e.get('buckets', 0)} buckets · {modules} · beat {e.get('beat_seconds_ago', 0):.0f} s ago{lag}")
+    if n == 0:
+        lines.append("  no engine is running: nothing is probed or paged (start `pulseguard engine` on a server)")
+    return lines
+
+
 def layout(rows: list[tuple[str, ...]], width: int) -> tuple[list[tuple[str, int]], list[tuple[str, ...]]]:
     """Columns (heading, width) and the rows cut to them, for a table `width` cells wide.
 
@@ -74,6 +96,7 @@ class TargetsScreen(ConsoleScreen):
     DEFAULT_CSS = """
     TargetsScreen #targets { height: 1fr; }
     TargetsScreen #targets-info { height: auto; color: $text-muted; padding: 0 1; }
+    TargetsScreen #targets-cluster { height: auto; color: $text-muted; padding: 0 1; }
     """
     REFRESH_SECONDS = 5.0
 
@@ -87,6 +110,7 @@ class TargetsScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
         yield Static("", id="targets-info")
+        yield Static("", id="targets-cluster")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -139,6 +163,11 @@ class TargetsScreen(ConsoleScreen):
                     " ".join(str(t.get("last_error") or "").split()),
                 )
             )
+        try:
+            cluster = await app.api.cluster()
+        except Exception:  # an engine that predates clusters, a dropped connection: no panel
+            cluster = None
+        self.query_one("#targets-cluster", Static).update("\n".join(cluster_lines(cluster)))
         self.rows = rows
         self.errors = {r[0]: r[6] for r in rows if r[6]}
         if not targets:

@@ -110,82 +110,59 @@ def _seconds(delta: float) -> str:
 async def show_status(args: argparse.Namespace, ctx: Context) -> int:
     """`pulseguard engine status`: the engines on this database, their buckets, module leases,
     heartbeats and probe lag (a cluster), or who holds the engine lease (one engine)."""
-    from datetime import UTC, datetime
-
     from engine.cli.common import print_json, print_table
-    from engine.runtime.cluster import cluster_view
+    from engine.runtime.cluster import cluster_summary
+    from engine.runtime.lease import Lease
 
-    view = await cluster_view()
-    now: datetime = view["now"]
-    live = [m for m in view["members"] if m["expires_at"] > now]
-    claimed = {s["bucket"]: s["holder"] for s in view["shards"] if s["holder"] and s["expires_at"] and s["expires_at"] > now}
-    leases = view["leases"]
-
-    def stamped(row: dict[str, Any]) -> dict[str, Any]:
-        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-
+    cluster = await cluster_summary()
+    lease = None if cluster is not None else await Lease().current()
     if ctx.json:
-        print_json(
-            {
-                "database": ctx.database.label,
-                "mode": "cluster" if view["members"] or view["shards"] else "single",
-                "engines": [
-                    {**m, "alive": m["expires_at"] > now, "buckets": sum(1 for h in claimed.values() if h == m["holder"])}
-                    for m in view["members"]
-                ],
-                "buckets": {"total": len(view["shards"]), "claimed": len(claimed)},
-                "leases": [{**row, "expired": row["expires_at"] < now} for row in leases],
-            }
-        )
+        print_json({"database": ctx.database.label, "mode": "cluster" if cluster else "single", "cluster": cluster, "engine_lease": lease})
         return EXIT_OK
-    if view["members"] or view["shards"]:
-        print(
-            f"cluster on {ctx.database.label}: {len(live)} engine{'s' if len(live) != 1 else ''} running, {len(claimed)} of {len(view['shards'])} buckets claimed"
-        )
-        rows = []
-        for m in view["members"]:
-            info = m["info"]
-            alive = m["expires_at"] > now
-            rows.append(
-                {
-                    "engine": m["holder"],
-                    "state": "running" if alive else "gone",
-                    "version": m["version"],
-                    "buckets": sum(1 for h in claimed.values() if h == m["holder"]) if alive else None,
-                    "modules": ", ".join(info.get("modules") or []) or None,
-                    "beat": _seconds((now - m["beat_at"]).total_seconds()) + " ago",
-                    "lag": f"{info['lag_p99_ms']:.0f} ms" if info.get("lag_p99_ms") is not None else None,
-                    "probes": info.get("probes"),
-                }
-            )
-        print()
-        print_table(
-            rows,
-            [("engine", "engine"), ("state", "state"), ("version", "version"), ("buckets", "buckets"), ("modules", "modules"),
-             ("beat", "heartbeat"), ("lag", "lag p99"), ("probes", "probes")],
-            empty="(no engine is running: start one with `pulseguard engine`)",
-        )  # fmt: skip
-        print()
-    table = [
-        {
-            "name": row["name"].removeprefix("module:"),
-            "holder": row["holder"] if row["expires_at"] > now else f"nobody (was {row['holder']})",
-            "version": row["version"] or None,
-            "expires": ("in " + _seconds((row["expires_at"] - now).total_seconds())) if row["expires_at"] > now else "expired",
-        }
-        for row in leases
-    ]
-    if not leases and not view["members"]:
-        print(f"no engine has run on {ctx.database.label} yet (start one with `pulseguard engine`)")
+    if cluster is None:
+        if lease is None:
+            print(f"no engine has run on {ctx.database.label} yet (start one with `pulseguard engine`)")
+        elif lease["expired"]:
+            print(f"one engine at a time on {ctx.database.label}: none is running (the last one, {lease['holder']}, stopped or died)")
+        else:
+            print(f"one engine at a time on {ctx.database.label}: {lease['holder']} runs it (the engine lease)")
         return EXIT_OK
-    print_table(
-        table, [("name", "module" if view["shards"] else "lease"), ("holder", "held by"), ("version", "version"), ("expires", "expires")]
+    n = cluster["running"]
+    print(
+        f"cluster on {ctx.database.label}: {n} engine{'s' if n != 1 else ''} running, "
+        f"{cluster['buckets']['claimed']} of {cluster['buckets']['total']} buckets claimed\n"
     )
-    if not view["members"]:
-        engine_lease = next((row for row in leases if row["name"] == "engine"), None)
-        if engine_lease is not None:
-            state = "running" if engine_lease["expires_at"] > datetime.now(UTC) else "not running"
-            print(f"\none engine at a time on {ctx.database.label} (the engine lease): {state}")
+    rows = [
+        {
+            **e,
+            "state": "running" if e["alive"] else "gone",
+            "buckets": e["buckets"] if e["alive"] else None,
+            "modules": ", ".join(e["modules"]) or None,
+            "beat": f"{_seconds(e['beat_seconds_ago'])} ago",
+            "lag": f"{e['lag_p99_ms']:.0f} ms" if e["lag_p99_ms"] is not None else None,
+        }
+        for e in cluster["engines"]
+    ]
+    print_table(
+        rows,
+        [("engine", "engine"), ("state", "state"), ("version", "version"), ("buckets", "buckets"), ("modules", "modules"),
+         ("beat", "heartbeat"), ("lag", "lag p99"), ("probes", "probes")],
+        empty="(no engine is running: start one with `pulseguard engine`)",
+    )  # fmt: skip
+    print()
+    modules = [
+        {
+            **m,
+            "holder": m["holder"] if m["held"] else f"nobody (was {m['holder']})",
+            "expires": f"in {_seconds(m['expires_in_seconds'])}" if m["held"] else "expired",
+        }
+        for m in cluster["modules"]
+    ]
+    print_table(
+        modules,
+        [("module", "module"), ("holder", "held by"), ("version", "version"), ("expires", "expires")],
+        empty="(no module has run yet)",
+    )
     return EXIT_OK
 
 
