@@ -316,3 +316,26 @@ async def test_a_console_beside_a_cluster_runs_no_engine_loops_and_shows_the_eng
         await asyncio.wait_for(engine_proc.wait(), 20)
     state = await LocalEngine("tester", db_label=pg_db.label, role="cluster").engine_state()
     assert state["engines"] == 0 and "cluster: NO ENGINE" in status_content(state, {}, [], 160).plain
+
+
+@pytest.mark.postgres
+async def test_each_module_fences_its_claims_on_its_own_lease(pg_db) -> None:
+    from engine.config.loading import parse_config_text
+    from engine.runtime.engine import Engine
+
+    config = parse_config_text("[engine]\ncluster = true\n\n[escalation_policy.high]\nescalate_after_minutes = 5\n")
+    engine = Engine(config, database=pg_db, cluster=True, role="headless")
+    await engine.start()
+    try:
+
+        async def running() -> tuple[bool, Any]:
+            return all(engine.modules().values()) and engine.is_leader, engine.modules()
+
+        await until(running, 15, "the engine running every module")
+        loops = engine.service("escalation").loops
+        assert loops.fence.lease.name == "module:escalation" and loops.fence.held
+        row = await EngineLease.get(name="module:escalation")
+        assert row.holder == engine.holder and row.generation == loops.fence.generation
+    finally:
+        await engine.stop()
+    assert not (await EngineLease.get(name="module:escalation")).expires_at > datetime.now(UTC)  # handed back at once

@@ -52,6 +52,7 @@ import pkgutil
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Protocol, runtime_checkable
@@ -99,6 +100,9 @@ class _Entry:
 
 
 PluginFactory = Callable[["Engine"], Any]
+
+# In a cluster, the module lease of the service being started in the current task.
+_MODULE_LEASE: ContextVar[Lease | None] = ContextVar("pulseguard_module_lease", default=None)
 _PLUGINS: list[tuple[str, PluginFactory, bool]] = []
 
 
@@ -186,7 +190,6 @@ class Engine:
         self._module_leases: dict[str, Lease] = {}
         self._module_tasks: list[asyncio.Task[None]] = []
         self._cluster_task: asyncio.Task[None] | None = None
-        self._fence_lease: Lease | None = None
         self._cluster_stop = asyncio.Event()
         # False: only the services every process runs (the change hooks), never the engine's
         # loops: a console beside a cluster of engines.
@@ -202,7 +205,7 @@ class Engine:
         """A fence on the lease as it is now: services that claim work once (timers, outbox rows)
         check it, so a lost lease stops every claim at once. In a cluster, a service asking while
         it starts gets the fence of its own module's lease."""
-        return LeaseFence(self._fence_lease or self.lease)
+        return LeaseFence(_MODULE_LEASE.get() or self.lease)
 
     # -- composition ---------------------------------------------------------------------
 
@@ -398,11 +401,13 @@ class Engine:
 
     def _module_starter(self, entry: _Entry, lease: Lease) -> Callable[[], Awaitable[None]]:
         async def start() -> None:
-            self._fence_lease = lease  # what the service's lease_fence() fences on
+            # Set in this module's own task (its hold loop): what the service's lease_fence()
+            # fences on, whatever other modules start meanwhile.
+            token = _MODULE_LEASE.set(lease)
             try:
                 await self._start_entry(entry)
             finally:
-                self._fence_lease = None
+                _MODULE_LEASE.reset(token)
             log.info("cluster: %s runs module %s", self.holder, entry.service.name)
 
         return start
