@@ -196,6 +196,7 @@ NEEDS_EXISTING = {
     "postmortem": ["INC-1"],
     "satisfaction": ["INC-1", "--customer", "4"],
     "targets": [],
+    "heartbeat": ["nightly-backup"],
     "metrics query": ["cpu"],
     "maintenance list": [],
     "maintenance end": ["1"],

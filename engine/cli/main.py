@@ -73,6 +73,7 @@ DB_ACCESS: dict[str, str] = {
     "replay": NONE,
     "engine": CREATE,
     "targets": READ,
+    "heartbeat": CHANGE,
     "metrics push": CREATE,
     "metrics query": READ,
     "maintenance add": CREATE,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from engine.config.fields import MAX_MINUTES, ConditionField, EnvName, Name, PositiveDuration, Section, SeverityField, Url, _show
+from engine.core.domain import Severity
 
 
 class Service(Section):
@@ -107,13 +108,34 @@ class HostTarget(TargetBase):
     """Mount points whose usage is recorded."""
 
 
+class HeartbeatTarget(TargetBase):
+    """A dead-man's switch: a job pings `/api/heartbeats/TOKEN` (POST, or GET for a cron
+    `curl`) at least every `interval`; no ping for `interval` + `grace` opens an incident, and
+    the next ping resolves it."""
+
+    kind: Literal["heartbeat"]
+    grace: PositiveDuration = 60.0
+    """How late a ping may be before the job counts as missed."""
+    token_env: EnvName
+    """Environment variable holding the secret token in the ping URL (both the engine and the API read it)."""
+    severity: SeverityField = Severity.HIGH
+    """Severity of the incident a missed ping opens."""
+
+    @property
+    def check_interval(self) -> float:
+        """How often the engine looks for a missed ping: often enough to notice within about a
+        tenth of the allowed silence, at least every 30 s, at most every second."""
+        return min(30.0, max(1.0, (float(self.interval) + float(self.grace)) / 10.0))
+
+
 TARGET_KINDS: dict[str, type[TargetBase]] = {
     "http": HttpTarget,
     "tcp": TcpTarget,
     "prometheus": PrometheusTarget,
     "host": HostTarget,
+    "heartbeat": HeartbeatTarget,
 }
-Target = Annotated[HttpTarget | TcpTarget | PrometheusTarget | HostTarget, Field(discriminator="kind")]
+Target = Annotated[HttpTarget | TcpTarget | PrometheusTarget | HostTarget | HeartbeatTarget, Field(discriminator="kind")]
 
 
 class Trigger(Section):

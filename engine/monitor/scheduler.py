@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.monitor.heartbeats import probe_heartbeat
 from engine.monitor.probes import Observation, resolve_headers, run_probe, timeout_observation
 
 log = logging.getLogger("pulseguard.monitor.scheduler")
@@ -94,7 +95,9 @@ class Scheduler:
                 continue
             headers, warnings = resolve_headers(target)
             self.warnings += warnings
-            self._slots[target.name] = _Slot(target, float(target.interval), float(target.timeout), headers)
+            # A heartbeat target's interval is how often its job pings; it is checked more often.
+            every = float(getattr(target, "check_interval", target.interval))
+            self._slots[target.name] = _Slot(target, every, float(target.timeout), headers)
 
     @property
     def targets(self) -> list[Any]:
@@ -175,7 +178,9 @@ class Scheduler:
                 started = time.time()
                 try:
                     async with asyncio.timeout(slot.timeout):
-                        if slot.target.kind in ("http", "prometheus"):
+                        if slot.target.kind == "heartbeat":
+                            obs = await probe_heartbeat(slot.target)
+                        elif slot.target.kind in ("http", "prometheus"):
                             obs = await self._probe(slot.target, headers=slot.headers, body_limit=self._body_limit)
                         else:
                             obs = await self._probe(slot.target)

@@ -155,16 +155,19 @@ class RequestLog:
                 principal = getattr(scope.get("state", {}).get("principal"), "name", None) if isinstance(scope.get("state"), dict) else None
                 client = scope.get("client")
                 ms = round((time.perf_counter() - started) * 1000, 2)
+                path = scope["path"]
+                if path.startswith("/api/heartbeats/"):
+                    path = "/api/heartbeats/[token]"  # the path is the credential, right or nearly right
                 access_log.info(
                     "%s %s %s %.1fms",
                     scope["method"],
-                    scope["path"],
+                    path,
                     status,
                     ms,
                     extra={
                         "fields": {
                             "method": scope["method"],
-                            "path": scope["path"],
+                            "path": path,
                             "status": status,
                             "ms": ms,
                             "client": client[0] if client else None,
@@ -185,7 +188,7 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. `relay` runs the subscriber relay (status-page e-mails) while it serves."""
     from engine.config.loading import default_config
-    from engine.rest import incidents, learning, manage, metrics, ops, public, subscribers, timeline, webhooks
+    from engine.rest import heartbeats, incidents, learning, manage, metrics, ops, public, subscribers, timeline, webhooks
 
     config = config if config is not None else default_config()
     # notifications.external.status_page = false: no public page, feeds or subscriptions at all.
@@ -237,7 +240,7 @@ def create_app(
     for error in _database_errors():
         app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (incidents, learning, timeline, manage, metrics, webhooks, ops, *((public, subscribers) if publish else ())):
+    for module in (incidents, learning, timeline, manage, metrics, webhooks, heartbeats, ops, *((public, subscribers) if publish else ())):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=config.engine.api_body_limit)
     app.add_middleware(CachedReads, state=state, public=publish)  # inside RequestLog: fast reads are logged and counted too

@@ -99,11 +99,14 @@ class MonitorService:
         self.writer = MetricsWriter(self.statuses)
         # Register every probe target's own series now rather than at the first minute boundary.
         await self.writer.registry.ensure((t.name, name, (), "probe") for t in targets for name in ("response_time", "ok"))
-        rules = rules_from_config(config)
+        from engine.monitor.heartbeats import heartbeat_rules
+
+        rules = rules_from_config(config) + heartbeat_rules(targets)
         self.tracker = maint.MaintenanceTracker(self._window_ended)
         self.evaluator = Evaluator(rules, self._emit, covered=self.tracker.covers)
         for t in targets:
-            self.evaluator.register_target(t.name, float(t.interval), t.service, getattr(t, "tags", ()))
+            every = float(getattr(t, "check_interval", t.interval))
+            self.evaluator.register_target(t.name, every, t.service, getattr(t, "tags", ()))
         self.cluster = getattr(engine, "cluster", None)
         self.worker = IncidentWorker(
             self.evaluator,

@@ -110,6 +110,20 @@ class MetricRollup(Model):
         indexes = (("minute",),)
 
 
+class HeartbeatPing(Model):
+    """One ping of a heartbeat target (a job saying it ran), kept for `engine.raw_retention`."""
+
+    id = fields.BigIntField(primary_key=True)
+    target = fields.CharField(max_length=64)
+    at = fields.DatetimeField()
+    source = fields.CharField(max_length=64, null=True)
+    """The client address, or "cli"."""
+
+    class Meta:
+        table = "heartbeat_ping"
+        indexes = (("target", "at"),)
+
+
 class EngineLease(Model):
     """Who runs the engine loops for a database, taken over once `expires_at` has passed."""
 

@@ -7,6 +7,7 @@ import argparse
 from engine.cli.common import (
     EXIT_OK,
     Context,
+    UsageError,
     age,
     print_json,
     print_table,
@@ -92,7 +93,26 @@ async def show_targets(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+async def ping_heartbeat(args: argparse.Namespace, ctx: Context) -> int:
+    """`pulseguard heartbeat NAME`: a job on a machine with PulseGuard pings without curl."""
+    from engine.monitor.heartbeats import heartbeat_targets, record_ping
+
+    known = {t.name: t for t in heartbeat_targets(ctx.config.targets if ctx.config is not None else [])}
+    target = known.get(args.name)
+    if target is None:
+        names = ", ".join(sorted(known)) or 'none is configured (a [[targets]] entry with kind = "heartbeat")'
+        raise UsageError(f"{args.name!r} is not a heartbeat target (heartbeat targets: {names})")
+    at = await record_ping(target.name, "cli")
+    if not args.quiet:
+        print(f"pinged {target.name} at {at.isoformat(timespec='seconds')}")
+    return EXIT_OK
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("targets", help="each target's state, last result and latency", parents=[common])
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=show_targets, needs_db=True)
+    p = sub.add_parser("heartbeat", help="ping a heartbeat target (what a job's curl to /api/heartbeats/TOKEN does)", parents=[common])
+    p.add_argument("name", help="the heartbeat target's name")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    p.set_defaults(handler=ping_heartbeat, needs_db=True)

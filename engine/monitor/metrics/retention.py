@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from engine.storage.monitor_models import EngineHeartbeat, MetricRollup, MetricSample, ProbeResult
+from tortoise.functions import Max
+
+from engine.storage.monitor_models import EngineHeartbeat, HeartbeatPing, MetricRollup, MetricSample, ProbeResult
 
 
 async def apply_retention(
@@ -32,4 +34,10 @@ async def apply_retention(
                 break
             await asyncio.sleep(0)
         deleted[model._meta.db_table] = total
+    # Heartbeat pings age like raw results, except each target's newest: a monthly job's last
+    # ping must outlive a 7-day retention, or a restarted engine would forget it.
+    newest = await HeartbeatPing.annotate(newest=Max("id")).group_by("target").values_list("newest", flat=True)
+    deleted["heartbeat_ping"] = (
+        await HeartbeatPing.filter(at__lt=now - timedelta(seconds=raw_seconds)).exclude(id__in=list(newest)).delete()
+    )
     return deleted

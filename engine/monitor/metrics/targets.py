@@ -86,6 +86,10 @@ def target_address(target: Any) -> str:
         return str(target.url)
     if kind == "tcp":
         return f"{target.host}:{target.port}"
+    if kind == "heartbeat":
+        from engine.core.durations import format_duration
+
+        return f"pinged every {format_duration(target.interval)} (+{format_duration(target.grace)} grace)"
     return "this host"
 
 

@@ -34,6 +34,9 @@ class Rule:
     services: list[str] | None = None
     recovery: float = 300.0
     auto_resolve: float | None = None
+    # The resolution an automatic resolve records; by default "recovered without intervention".
+    root_cause: str | None = None
+    solution: str | None = None
     probe_vars: bool = field(init=False)
     needs_error_rate: bool = field(init=False)
 

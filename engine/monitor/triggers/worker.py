@@ -229,8 +229,8 @@ class IncidentWorker:
         await services.resolve(
             incident.key,
             ACTOR,
-            root_cause=f"Transient: {st.rule.name} on {st.target} recovered without intervention",
-            solution=f"Resolved automatically after {action.summary}",
+            root_cause=st.rule.root_cause or f"Transient: {st.rule.name} on {st.target} recovered without intervention",
+            solution=st.rule.solution or f"Resolved automatically after {action.summary}",
             category="unknown",
         )
 

@@ -1,0 +1,113 @@
+"""Heartbeat (dead-man's switch) targets: a job pings `/api/heartbeats/TOKEN`; a missed ping opens
+an incident and the next ping resolves it. The real engine loops, the real API on loopback, the
+CLI as a job would run it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from support.db import run_cli
+from support.rest import eventually, running_api
+
+from engine.config.loading import ConfigError, parse_config_text
+from engine.monitor.metrics import apply_retention
+from engine.runtime.engine import Engine
+from engine.storage.models import Incident
+from engine.storage.monitor_models import HeartbeatPing
+
+TOKEN = "k3y-for-the-nightly-backup"
+CONFIG = """
+[engine]
+timezone = "UTC"
+
+[[targets]]
+name = "nightly-backup"
+kind = "heartbeat"
+interval = "1s"
+grace = "1s"
+token_env = "TEST_BACKUP_TOKEN"
+severity = "critical"
+"""
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("TEST_BACKUP_TOKEN", TOKEN)
+    return TOKEN
+
+
+async def open_heartbeat_incident() -> Incident | None:
+    return await Incident.filter(dedup_key="threshold:missed_heartbeat:nightly-backup").order_by("-id").first()
+
+
+async def test_a_missed_ping_opens_an_incident_and_the_next_ping_resolves_it(db: Any, token: str) -> None:
+    config = parse_config_text(CONFIG)
+    async with running_api(config) as api:
+        engine = Engine(config, database=db, discover=False)
+        await engine.start()
+        try:
+            await engine.wait_leader(10)
+            async with api.client() as client:  # no Authorization header: the token is in the path
+                for _ in range(8):  # a job pinging on time: nothing opens
+                    answer = await client.post(f"/api/heartbeats/{token}")
+                    assert answer.status_code == 200, answer.text
+                    await asyncio.sleep(0.4)
+                assert answer.json()["target"] == "nightly-backup"
+                assert await open_heartbeat_incident() is None
+
+                incident = await eventually(open_heartbeat_incident, timeout=10)  # the job stops pinging
+                assert incident.severity == "critical" and incident.status == "triggered"
+                assert "missed heartbeat" in incident.title
+
+                pings = await HeartbeatPing.filter(target="nightly-backup").count()
+                wrong = await client.get(f"/api/heartbeats/{token}x")
+                assert wrong.status_code == 404 and "no heartbeat target has this token" in wrong.json()["message"]
+                assert await HeartbeatPing.filter(target="nightly-backup").count() == pings  # changed nothing
+
+                assert (await client.get(f"/api/heartbeats/{token}")).status_code == 200  # cron's curl: a GET
+
+                async def resolved() -> bool:
+                    row = await Incident.get(id=incident.id)
+                    return row.status == "resolved"
+
+                await eventually(resolved, timeout=10)
+                row = await Incident.get(id=incident.id)
+                assert row.resolved_by == "engine" and "did not ping in time" in (row.root_cause or "")
+        finally:
+            await engine.stop()
+
+
+def test_the_cli_pings_a_configured_heartbeat_and_refuses_anything_else(migrated_database: Any, tmp_path: Any) -> None:
+    config = tmp_path / "pulseguard.toml"
+    config.write_text(CONFIG)
+    done = run_cli(migrated_database, "heartbeat", "nightly-backup", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("pinged nightly-backup at ")
+    wrong = run_cli(migrated_database, "heartbeat", "nightly-bakup", "--config", str(config))
+    assert wrong.returncode == 2
+    assert "'nightly-bakup' is not a heartbeat target (heartbeat targets: nightly-backup)" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    listed = run_cli(migrated_database, "targets", "--config", str(config))
+    assert "heartbeat" in listed.stdout
+
+
+async def test_retention_keeps_each_targets_newest_ping(db: Any) -> None:
+    now = datetime.now(UTC)
+    old = now - timedelta(days=30)
+    for name in ("monthly", "daily"):
+        for days in (40, 35):
+            await HeartbeatPing.create(target=name, at=now - timedelta(days=days))
+    await HeartbeatPing.create(target="daily", at=now)
+    deleted = await apply_retention(7 * 86400.0, 90 * 86400.0, now=now)
+    assert deleted["heartbeat_ping"] == 3
+    left = sorted((p.target, p.at < old) for p in await HeartbeatPing.all())
+    assert left == [("daily", False), ("monthly", True)]  # the monthly job's last ping outlives retention
+
+
+def test_a_heartbeat_target_needs_its_token_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config_text('[[targets]]\nname = "job"\nkind = "heartbeat"\ninterval = "1h"\n')
+    assert any("targets[0]" in p and "token_env" in p for p in info.value.problems)
