@@ -96,7 +96,7 @@ class TargetsScreen(ConsoleScreen):
     DEFAULT_CSS = """
     TargetsScreen #targets { height: 1fr; }
     TargetsScreen #targets-info { height: auto; color: $text-muted; padding: 0 1; }
-    TargetsScreen #targets-cluster { height: auto; color: $text-muted; padding: 0 1; }
+    TargetsScreen #targets-cluster { height: auto; color: $text-muted; padding: 0 1; display: none; }
     """
     REFRESH_SECONDS = 5.0
 
@@ -167,7 +167,10 @@ class TargetsScreen(ConsoleScreen):
             cluster = await app.api.cluster()
         except Exception:  # an engine that predates clusters, a dropped connection: no panel
             cluster = None
-        self.query_one("#targets-cluster", Static).update("\n".join(cluster_lines(cluster)))
+        panel = self.query_one("#targets-cluster", Static)
+        lines = cluster_lines(cluster)
+        panel.update("\n".join(lines))
+        panel.display = bool(lines)  # takes no room without a cluster
         self.rows = rows
         self.errors = {r[0]: r[6] for r in rows if r[6]}
         if not targets:
