@@ -244,3 +244,43 @@ def test_resolve_form_with_problems(snap_compare: Any, seeded: Any) -> None:
         await finished(pilot)
 
     assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=before)
+
+
+@pytest.fixture
+def with_heartbeat(seeded: Any) -> Any:
+    """The seeded database plus a heartbeat target whose job stopped pinging."""
+    import asyncio
+
+    async def add() -> None:
+        from support.console_app import at
+
+        from engine.storage.db import close_database, open_database
+        from engine.storage.monitor_models import MonitorTarget
+
+        await open_database(seeded)
+        try:
+            await MonitorTarget.create(
+                name="nightly-backup",
+                kind="heartbeat",
+                address="pinged every 1d (+1h grace)",
+                interval=86400,
+                timeout=10,
+                state="down",
+                last_at=at(0.5),
+                last_ok=False,
+                last_error="no ping for 1d 2h (expected every 1d, grace 1h)",
+                updated_at=at(0.5),
+            )
+        finally:
+            await close_database()
+
+    asyncio.run(add())
+    return seeded
+
+
+def test_targets_with_a_missed_heartbeat(snap_compare: Any, with_heartbeat: Any) -> None:
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await go(pilot, "targets")
+
+    assert snap_compare(app_for(with_heartbeat, "dark"), terminal_size=(80, 24), run_before=before)
