@@ -16,7 +16,7 @@ class Action:
     key: str
     action: str  # the Textual action name (on the screen or app)
     description: str
-    scope: str  # "app", "incidents", "targets", "maintenance"
+    scope: str  # "app", "incidents", "targets", "maintenance", "audit", …
     write: bool = False
     footer: bool = False
     palette: bool = True
@@ -75,6 +75,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("maintenance.ended", "x", "toggle_ended", "Show / hide ended windows", "maintenance"),
     Action("targets.refresh", "ctrl+r", "refresh", "Refresh now", "targets"),
     Action("oncall.refresh", "ctrl+r", "refresh", "Refresh now", "oncall"),
+    Action("audit.refresh", "ctrl+r", "refresh", "Refresh now", "audit"),
     Action("analytics.prev", "left_square_bracket", "previous_period", "Previous period", "analytics", footer=True, short="Prev"),
     Action("analytics.next", "right_square_bracket", "next_period", "Next period", "analytics", footer=True, short="Next"),
     Action("analytics.month", "m", "month", "Report a month", "analytics", footer=True, short="Month"),
@@ -92,6 +93,7 @@ SCREENS: dict[str, str] = {
     "maintenance": "Maintenance",
     "oncall": "On-call",
     "analytics": "Analytics",
+    "audit": "Audit log",
 }
 
 KEY_NAMES = {

@@ -36,6 +36,7 @@ SCREEN_CLASSES: dict[str, str] = {
     "maintenance": "pulseguard_tui.screens.maintenance:MaintenanceScreen",
     "oncall": "pulseguard_tui.screens.oncall:OncallScreen",
     "analytics": "pulseguard_tui.screens.analytics:AnalyticsScreen",
+    "audit": "pulseguard_tui.screens.audit:AuditScreen",
 }
 
 

@@ -197,6 +197,7 @@ NEEDS_EXISTING = {
     "satisfaction": ["INC-1", "--customer", "4"],
     "targets": [],
     "heartbeat": ["nightly-backup"],
+    "audit": [],
     "metrics query": ["cpu"],
     "maintenance list": [],
     "maintenance end": ["1"],

@@ -284,3 +284,43 @@ def test_targets_with_a_missed_heartbeat(snap_compare: Any, with_heartbeat: Any)
         await go(pilot, "targets")
 
     assert snap_compare(app_for(with_heartbeat, "dark"), terminal_size=(80, 24), run_before=before)
+
+
+@pytest.fixture
+def with_audit(seeded: Any) -> Any:
+    """The seeded database plus audit entries from three interfaces."""
+    import asyncio
+
+    async def add() -> None:
+        from support.console_app import at
+
+        from engine.storage.db import close_database, open_database
+        from engine.storage.models import AuditEntry
+
+        await open_database(seeded)
+        try:
+            rows = [
+                (12, "alice", "console", "incident.acknowledged", "INC-3", "acknowledged",
+                 {"status": "triggered", "acknowledged_by": None}, {"status": "investigating", "acknowledged_by": "alice"}),
+                (9, "ci-bot", "api", "incident.commented", "INC-3", "comment: deploy 4.2 rolled back", {}, {"event": {"comment_id": 7}}),
+                (5, "bob", "slack", "incident.status_changed", "INC-3", "status investigating → identified",
+                 {"status": "investigating"}, {"status": "identified"}),
+                (2, "carol", "cli", "token.create", "token:grafana", "created viewer token grafana", {}, {"role": "viewer"}),
+            ]  # fmt: skip
+            for minutes, actor, source, action, subject, summary, before, after in rows:
+                await AuditEntry.create(
+                    at=at(minutes), actor=actor, source=source, action=action, subject=subject, summary=summary, before=before, after=after
+                )
+        finally:
+            await close_database()
+
+    asyncio.run(add())
+    return seeded
+
+
+def test_audit_log(snap_compare: Any, with_audit: Any) -> None:
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await go(pilot, "audit")
+
+    assert snap_compare(app_for(with_audit, "dark"), terminal_size=(80, 24), run_before=before)

@@ -20,7 +20,7 @@ from engine.api.protocol import FEATURES as FEATURES
 from engine.api.protocol import EngineAPI as EngineAPI
 from engine.api.protocol import EngineState, IncidentPage, capabilities_of
 from engine.core.domain import OPEN_STATUSES, IllegalTransition
-from engine.incidents import feed, queries, services
+from engine.incidents import audit, feed, queries, services
 from engine.storage.models import Comment, Evidence, FollowUp, StatusUpdate
 
 
@@ -160,6 +160,8 @@ class LocalEngine(LearningMixin):
     def _check_write(self) -> None:
         if self.readonly:
             raise ReadOnlyError("this console is read-only")
+        # Every write starts here, in the task doing it: its changes are audited as the console's.
+        audit.set_source("console")
 
     # queries
     async def list_incidents(self, **filters: Any) -> list[dict[str, Any]]:
@@ -204,6 +206,10 @@ class LocalEngine(LearningMixin):
 
             state["engines"] = await live_engines()
         return state
+
+    async def audit_log(self, *, before: int | None = None, limit: int = 100, **filters: Any) -> dict[str, Any]:
+        rows = await audit.entries(before_id=before, limit=limit, **filters)
+        return {"entries": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
 
     async def cluster(self) -> dict[str, Any] | None:
         from engine.runtime.cluster import cluster_summary

@@ -99,6 +99,11 @@ class EngineAPI(Protocol):
     async def series_samples(self, series: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
     async def engine_state(self) -> EngineState: ...
 
+    async def audit_log(self, *, before: int | None = None, limit: int = 100, **filters: Any) -> dict[str, Any]:
+        """Audit entries newest first (`entries`), and `next` to pass as `before` for older ones;
+        filters: actor, subject, source, since. A remote engine needs an admin token."""
+        ...
+
     async def cluster(self) -> dict[str, Any] | None:
         """The engines sharing the database (`[engine] cluster = true`): each engine's buckets,
         modules, heartbeat and probe lag, and the module leases; None without a cluster."""

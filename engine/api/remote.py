@@ -185,6 +185,13 @@ class RemoteEngine:
         state = await self._get("/api/engine")
         return cast(EngineState, {**state, "remote": self.url, "readonly": self.readonly, "actor": self.actor})
 
+    async def audit_log(self, *, before: int | None = None, limit: int = 100, **filters: Any) -> dict[str, Any]:
+        params = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in filters.items() if v is not None}
+        if before is not None:
+            params["before"] = before
+        answer = await self._get("/api/audit", {**params, "limit": limit})
+        return {"entries": json_objects(answer.get("entries"), "/api/audit"), "next": answer.get("next")}
+
     async def cluster(self) -> dict[str, Any] | None:
         cluster = (await self._get("/api/engine")).get("cluster")
         return cluster if isinstance(cluster, dict) else None

@@ -26,6 +26,7 @@ from engine.core.errors import StartupError
 # area can land on its own.
 AREAS: list[str] = [
     "engine.cli.config",
+    "engine.cli.audit",
     "engine.cli.analytics",
     "engine.cli.postmortem",
     "engine.cli.detection",
@@ -74,6 +75,7 @@ DB_ACCESS: dict[str, str] = {
     "engine": CREATE,
     "targets": READ,
     "heartbeat": CHANGE,
+    "audit": READ,
     "metrics push": CREATE,
     "metrics query": READ,
     "maintenance add": CREATE,
@@ -197,6 +199,10 @@ def run(args: argparse.Namespace) -> int:
     """Run a parsed subcommand; turns every expected failure into one line and exit 2."""
     try:
         ctx = load_context(args)
+        if not getattr(args, "runs_engine", False):
+            from engine.incidents import audit
+
+            audit.set_source("cli")  # what this command changes is the CLI's in the audit log
         return asyncio.run(_run_handler(args, ctx))
     except (DomainError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

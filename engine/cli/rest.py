@@ -42,7 +42,7 @@ async def _token_list(args: argparse.Namespace, ctx: Context) -> int:
 async def _token_revoke(args: argparse.Namespace, ctx: Context) -> int:
     from engine.rest import auth
 
-    row = await auth.revoke_token(args.name)
+    row = await auth.revoke_token(args.name, ctx.actor)
     print(f"token {row.name!r} revoked (any process serving the API stops accepting it within {auth.CACHE_SECONDS:.0f} s)")
     return EXIT_OK
 

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
+from engine.incidents import audit
 from engine.rest.common import RestState
 from engine.rest.fastpath import CachedReads
 from engine.rest.limits import BodyLimit
@@ -135,6 +136,8 @@ class RequestLog:
             return
         started = time.perf_counter()
         status = 500
+        # Changes made by this request are the API's in the audit log (webhooks name themselves).
+        audit.set_source("api")
 
         writes = scope["method"] not in ("GET", "HEAD", "OPTIONS")
 

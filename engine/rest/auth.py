@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.incidents import audit
 from engine.storage.rest_models import ApiToken
 
 ROLES = ("viewer", "responder", "admin")
@@ -73,9 +76,18 @@ async def create_token(name: str, role: str, created_by: str) -> tuple[ApiToken,
     if await ApiToken.filter(name=name, revoked_at=None).exists():
         raise IllegalTransition(f"a token named {name!r} already exists (revoke it first, or pick another name)")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = await ApiToken.create(
-        name=name, role=role, token_hash=hash_token(token), prefix=token[:10], created_at=utcnow(), created_by=created_by
-    )
+    async with in_transaction() as conn:
+        row = await ApiToken.create(
+            name=name, role=role, token_hash=hash_token(token), prefix=token[:10], created_at=utcnow(), created_by=created_by, using_db=conn
+        )
+        await audit.record(
+            conn,
+            created_by,
+            "token.create",
+            f"token:{name}",
+            summary=f"created {role} token {name}",
+            after={"role": role, "prefix": row.prefix},
+        )
     return row, token
 
 
@@ -85,15 +97,25 @@ async def list_tokens(include_revoked: bool = False) -> list[dict[str, Any]]:
     return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
 
-async def revoke_token(name_or_id: str | int) -> ApiToken:
-    """Revoke the active token with this name (or id)."""
+async def revoke_token(name_or_id: str | int, actor: str = "unknown") -> ApiToken:
+    """Revoke the active token with this name (or id); `actor` is who did it (the audit log)."""
     text = str(name_or_id).strip()
     query = ApiToken.filter(revoked_at=None)
     row = await (query.filter(id=int(text)) if text.isdigit() else query.filter(name=text)).first()
     if row is None:
         raise NotFound(f"no active token {text!r}")
     row.revoked_at = utcnow()
-    await row.save(update_fields=["revoked_at"])
+    async with in_transaction() as conn:
+        await row.save(update_fields=["revoked_at"], using_db=conn)
+        await audit.record(
+            conn,
+            actor,
+            "token.revoke",
+            f"token:{row.name}",
+            summary=f"revoked {row.role} token {row.name}",
+            before={"revoked_at": None},
+            after={"revoked_at": row.revoked_at},
+        )
     _cache.clear()
     return row
 

@@ -265,4 +265,23 @@ async def create_token(body: TokenIn, who: Admin) -> dict[str, Any]:
 async def revoke_token(name: NamePath, who: Admin) -> None:
     if not name.strip():
         raise InvalidInput("name", "must not be empty")
-    await auth.revoke_token(name)
+    await auth.revoke_token(name, who.name)
+
+
+# --- audit log ------------------------------------------------------------------------------
+
+
+@router.get("/audit", tags=["auth"], summary="The audit log: who changed what, from where, before and after (newest first; read-only)")
+async def audit_log(
+    _: Admin,
+    since: Annotated[When | None, Query(description="at or after (ISO 8601)")] = None,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    subject: Annotated[str | None, Query(max_length=200, description="INC-12, token:NAME or system")] = None,
+    source: Annotated[Literal["console", "cli", "api", "slack", "pagerduty", "webhook", "email"] | None, Query()] = None,
+    before: Annotated[int | None, Query(ge=1, description="the `next` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    from engine.incidents.audit import entries
+
+    rows = await entries(since=since, actor=actor, subject=subject, source=source, before_id=before, limit=limit)
+    return {"entries": rows, "next": rows[-1]["id"] if len(rows) == limit else None}

@@ -189,3 +189,23 @@ class MaintenanceWindow(Model):
 
     class Meta:
         table = "maintenance_window"
+
+
+class AuditEntry(Model):
+    """Who changed what, from where, and the values before and after: one row per change made
+    through an interface (console, CLI, API, Slack, an e-mail link). The database refuses to
+    update or delete these rows (triggers created by migration 0011)."""
+
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField(db_index=True)
+    actor = fields.CharField(max_length=64, db_index=True)
+    source = fields.CharField(max_length=16)
+    """console, cli, api, slack, pagerduty, webhook or email."""
+    action = fields.CharField(max_length=64)
+    subject = fields.CharField(max_length=200, db_index=True)
+    summary = fields.TextField(default="", db_default="")
+    before: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    after: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "audit_log"

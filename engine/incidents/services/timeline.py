@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, NotFound, Status, parse_incident_key
+from engine.incidents import audit
 from engine.incidents.hooks import change_hooks
 from engine.incidents.services.validation import valid_actor, valid_text, valid_time
 from engine.storage.changes import notify_sql
@@ -39,6 +40,13 @@ async def append_event(
     event = await Event.create(
         incident=incident, kind=kind, actor=actor, at=at or utcnow(), summary=summary, data=data or {}, using_db=conn
     )
+    if audit.SOURCE.get() is not None:  # made through an interface: who, from where, before and after
+        before, after = field_changes(incident) if incident is not None else ({}, {})
+        if data:
+            after = {**after, "event": data}
+        subject = incident.key if incident is not None else "system"
+        area = "incident" if incident is not None else "system"  # maintenance windows and the like
+        await audit.record(conn, actor, f"{area}.{kind}", subject, summary=summary, before=before, after=after, at=event.at)
     for hook in change_hooks:
         await hook(incident, event, conn)
     return event
@@ -81,17 +89,26 @@ async def lock_incident(conn: BaseDBAsyncClient, key: str | int, now: datetime |
 _STAMPED = frozenset({"id", "version", "updated_at"})
 
 
-def changed_fields(incident: Incident) -> list[str] | None:
-    """The incident's columns whose values differ from the row lock_incident read, or None
-    when it did not come from lock_incident (then the whole row is saved)."""
+def field_changes(incident: Incident) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The incident's columns that differ from the row lock_incident read: (before, after)."""
     row = getattr(incident, "_locked_row", None)
     if row is None:
-        return None
-    # Decoded afresh, so a list or dict changed in place still compares unequal.
+        return {}, {}
     stored = Incident._init_from_db(**row)
-    return [
-        name for name in Incident._meta.fields_db_projection if name not in _STAMPED and getattr(incident, name) != getattr(stored, name)
-    ]
+    before, after = {}, {}
+    for name in Incident._meta.fields_db_projection:
+        if name not in _STAMPED and getattr(incident, name) != getattr(stored, name):
+            before[name], after[name] = getattr(stored, name), getattr(incident, name)
+    return before, after
+
+
+def changed_fields(incident: Incident) -> list[str] | None:
+    """The incident's columns whose values differ from the row lock_incident read, or None
+    when it did not come from lock_incident (then the whole row is saved). The row is decoded
+    afresh, so a list or dict changed in place still compares unequal."""
+    if getattr(incident, "_locked_row", None) is None:
+        return None
+    return list(field_changes(incident)[1])
 
 
 async def next_number(conn: BaseDBAsyncClient) -> int:

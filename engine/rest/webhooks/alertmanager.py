@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from engine.core.domain import InvalidInput
+from engine.incidents import audit
 from engine.rest.common import Body, Text, rest_state
 from engine.rest.webhooks.alerts import Sender, alert_time, apply_alerts, clean_names, clip, severity_word
 
@@ -54,6 +55,7 @@ def _fingerprint(alert: AmAlert) -> str:
 
 @router.post("/alertmanager", summary="Prometheus Alertmanager webhook (version 4): one incident per alert group")
 async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict[str, Any]:
+    audit.set_source("webhook")  # the audit log says where the change came from
     state = rest_state(request)
     if body.version != "4":
         raise InvalidInput("version", f"expected Alertmanager webhook version 4, got {body.version!r}")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from engine.core.domain import InvalidInput
+from engine.incidents import audit
 from engine.rest.common import Body, Text, rest_state
 from engine.rest.webhooks.alerts import NAME_OK, NAME_PATTERN, SEVERITY_WORDS, Sender, apply_alerts
 
@@ -30,6 +31,7 @@ class GenericAlert(Body):
 
 @router.post("/alert", summary="Generic JSON alert: firing opens (or updates) an incident, resolved settles it")
 async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> dict[str, Any]:
+    audit.set_source("webhook")  # the audit log says where the change came from
     severity = SEVERITY_WORDS.get(body.severity.strip().lower())
     if severity is None:
         raise InvalidInput("severity", f"unknown severity {body.severity!r} (expected critical, high, medium or low)")

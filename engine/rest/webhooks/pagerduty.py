@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from engine.config.model import secret_from_env
 from engine.core.domain import InvalidInput
+from engine.incidents import audit
 from engine.rest.common import authenticate_request, bearer_scheme, rest_state
 
 router = APIRouter()
@@ -20,6 +21,7 @@ router = APIRouter()
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 async def pagerduty_webhook(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> dict[str, Any]:
+    audit.set_source("pagerduty")  # the audit log says where the change came from
     from engine.notify.pagerduty import apply_webhook, parse_webhook
 
     state = rest_state(request)

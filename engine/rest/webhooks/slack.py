@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from engine.config.model import secret_from_env
 from engine.core.domain import DomainError
-from engine.incidents import queries, services
+from engine.incidents import audit, queries, services
 from engine.rest.common import rest_state
 
 router = APIRouter()
@@ -103,6 +103,7 @@ async def run_slash_command(text: str, actor: str) -> dict[str, Any]:
     },
 )
 async def slack_command(request: Request) -> dict[str, Any]:
+    audit.set_source("slack")  # the audit log says where the change came from
     state = rest_state(request)
     slack = state.config.integrations.slack
     secret = secret_from_env(slack.signing_secret_env) if slack is not None else None

@@ -1,0 +1,96 @@
+"""The audit log: every change made through an interface, with who, from where, when, and the
+values before and after.
+
+Each interface says where a change comes from by setting `SOURCE` for the work it does (the CLI
+for its command, the API per request, the console per write, the Slack and PagerDuty webhooks
+for theirs); the engine's own loops leave it unset and are not audited (their changes are on the
+timeline with the engine as actor). Entries are written in the change's own transaction, so a
+change and its entry are stored together or not at all; the database refuses to update or delete
+them (see migration 0011).
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from engine.storage.models import AuditEntry
+
+SOURCES = ("console", "cli", "api", "slack", "pagerduty", "webhook", "email")
+SOURCE: ContextVar[str | None] = ContextVar("pulseguard_audit_source", default=None)
+
+
+def set_source(source: str) -> None:
+    """Changes made from here on, in this task and the tasks it starts, come from `source`."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown audit source {source!r}")
+    SOURCE.set(source)
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+async def record(
+    conn: BaseDBAsyncClient | None,
+    actor: str,
+    action: str,
+    subject: str,
+    *,
+    summary: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry | None:
+    """One entry, in `conn`'s transaction; nothing when no interface made the change."""
+    source = SOURCE.get()
+    if source is None:
+        return None
+    return await AuditEntry.create(
+        at=at or datetime.now(UTC),
+        actor=actor[:64],
+        source=source,
+        action=action[:64],
+        subject=subject[:200],
+        summary=summary,
+        before=jsonable(before or {}),
+        after=jsonable(after or {}),
+        using_db=conn,
+    )
+
+
+async def entries(
+    *,
+    since: datetime | None = None,
+    actor: str | None = None,
+    subject: str | None = None,
+    source: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Newest first; `before_id` pages back (the last id of the previous page)."""
+    query = AuditEntry.all()
+    if since is not None:
+        query = query.filter(at__gte=since)
+    if actor:
+        query = query.filter(actor=actor)
+    if subject:
+        query = query.filter(subject=subject)
+    if source:
+        query = query.filter(source=source)
+    if before_id is not None:
+        query = query.filter(id__lt=before_id)
+    rows = await query.order_by("-id").limit(limit).values()
+    return [{**row, "at": row["at"].isoformat()} for row in rows]

@@ -1,0 +1,86 @@
+"""The audit log: a change made through the console, the CLI, the API or Slack is stored with its
+actor, source, time and the values before and after, in the change's own transaction; the
+engine's own changes are not; nothing can edit an entry, not even SQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from support.db import run_cli
+from support.rest import config, running_api
+from test_rest_webhooks import HOOKS, slack_request
+from tortoise import Tortoise
+
+from engine.api.local import LocalEngine
+from engine.incidents import services
+from engine.storage.models import AuditEntry
+
+
+async def test_every_interface_is_audited_with_before_and_after(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_SLACK_SECRET", "slack-signing-secret")
+    engine_made = await services.create_incident(title="Disk full", severity="high", actor="engine")  # no interface: not audited
+    assert not await AuditEntry.exists()
+
+    console = LocalEngine("carol")
+    made = await console.create_incident(title="Checkout errors", severity="critical")
+    await console.acknowledge(made["key"])
+
+    async with running_api(config(HOOKS)) as api:
+        async with api.client("responder") as c:
+            r = await c.post(f"/api/incidents/{made['key']}/comments", json={"content": "rolling back", "internal_only": True})
+            assert r.status_code == 201, r.text
+        async with api.client() as slack:
+            body, headers = slack_request("slack-signing-secret", f"status {made['key']} identified bad deploy")
+            assert (await slack.post("/api/webhooks/slack", content=body, headers=headers)).status_code == 200
+
+        cli = run_cli(db, "incident", "severity", made["key"], "high", "--reason", "only EU", actor="dave")
+        assert cli.returncode == 0, cli.stderr
+        token = run_cli(db, "token", "create", "ci-bot", "--role", "viewer", actor="erin")
+        assert token.returncode == 0, token.stderr
+
+        async with api.client("admin") as admin:
+            listed = (await admin.get("/api/audit", params={"subject": made["key"]})).json()
+            assert (await admin.get("/api/audit", params={"limit": 0})).status_code == 422
+        async with api.client("responder") as responder:
+            assert (await responder.get("/api/audit")).status_code == 403  # the audit log is for admins
+    rows = [(e["source"], e["actor"], e["action"]) for e in reversed(listed["entries"])]
+    assert rows == [
+        ("console", "carol", "incident.created"),
+        ("console", "carol", "incident.acknowledged"),
+        ("api", "responder-token", "incident.commented"),
+        ("slack", "alice", "incident.status_changed"),
+        ("cli", "dave", "incident.severity_changed"),
+    ]
+    by_action = {e["action"]: e for e in listed["entries"]}
+    ack = by_action["incident.acknowledged"]
+    assert ack["before"]["status"] == "triggered" and ack["after"]["status"] == "investigating"
+    assert ack["before"]["acknowledged_by"] is None and ack["after"]["acknowledged_by"] == "carol"
+    assert by_action["incident.severity_changed"]["before"] == {"severity": "critical"}
+    assert by_action["incident.severity_changed"]["after"]["severity"] == "high"
+    assert by_action["incident.commented"]["after"]["event"]["internal_only"] is True
+    assert not await AuditEntry.filter(subject=engine_made.key).exists()
+    created = await AuditEntry.get(action="token.create", subject="token:ci-bot")
+    assert (created.actor, created.source, created.subject, created.after["role"]) == ("erin", "cli", "token:ci-bot", "viewer")
+
+    shown = run_cli(db, "audit", "--subject", made["key"], "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [e["action"] for e in json.loads(shown.stdout)] == [a for _, _, a in reversed(rows)]
+    table = run_cli(db, "audit", "--source", "console")
+    assert '    status: "triggered" → "investigating"' in table.stdout and "carol via console  incident.acknowledged" in table.stdout
+    assert run_cli(db, "audit", "--limit", "0").returncode == 2
+
+
+async def test_nothing_can_edit_or_delete_an_entry(db: Any) -> None:
+    console = LocalEngine("carol")
+    await console.create_incident(title="Checkout errors", severity="critical")
+    entry = await AuditEntry.get(action="incident.created")
+    conn = Tortoise.get_connection("default")
+    for sql in (f"UPDATE audit_log SET actor = 'mallory' WHERE id = {entry.id}", f"DELETE FROM audit_log WHERE id = {entry.id}"):
+        with pytest.raises(Exception, match="the audit log cannot be changed"):
+            await conn.execute_script(sql)
+    assert (await AuditEntry.get(id=entry.id)).actor == "carol"
+    async with running_api() as api, api.client("admin") as admin:
+        for method in ("PUT", "PATCH", "DELETE"):
+            assert (await admin.request(method, "/api/audit")).status_code == 405
