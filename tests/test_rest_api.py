@@ -242,6 +242,7 @@ PUBLIC = {
     "/status/unsubscribe",
     "/api/webhooks/slack",
     "/api/webhooks/pagerduty",
+    "/api/heartbeats/{token}",  # the token in the path is the credential (tests/test_heartbeats.py)
 }
 
 
