@@ -135,6 +135,7 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         )
         api.known_services = list(settings.services or [])
         api.targets_provider = monitor_queries()
+        api.config = ctx.config
         if not getattr(args, "no_engine", False):
             from engine.api.startup import default_config
 
@@ -223,6 +224,7 @@ async def _run_demo(args: argparse.Namespace, actor: str, settings: Any) -> int:
         api.targets_provider = monitor_queries()
         settings.services = [s.name for s in handles.config.services]
         api.known_services = list(settings.services)
+        api.config = handles.config
         app = PulseGuardApp(api, settings, config=handles.config)
         host = EngineHost(api, handles.config, handles.database, engine=handles.engine)
         host.app = app

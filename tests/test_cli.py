@@ -175,6 +175,7 @@ def test_default_database_lives_in_the_user_data_dir(tmp_path):
 NEEDS_EXISTING = {
     "incident list": [],
     "incident show": ["INC-1"],
+    "incident runbook": ["INC-1"],
     "incident ack": ["INC-1"],
     "incident status": ["INC-1", "identified"],
     "incident severity": ["INC-1", "high"],

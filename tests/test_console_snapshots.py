@@ -324,3 +324,29 @@ def test_audit_log(snap_compare: Any, with_audit: Any) -> None:
         await go(pilot, "audit")
 
     assert snap_compare(app_for(with_audit, "dark"), terminal_size=(80, 24), run_before=before)
+
+
+def test_runbook_beside_an_incident(snap_compare: Any, seeded: Any, tmp_path: Path) -> None:
+    from engine.config.loading import load_config
+
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "checkout.md").write_text(
+        "# Checkout returns 500s\n\n1. Check the error rate on the checkout dashboard.\n"
+        "2. If a release went out in the last hour, roll it back:\n\n   ```\n   deploy rollback checkout\n   ```\n\n"
+        "3. Still failing? Page the payments team.\n"
+    )
+    (tmp_path / "pulseguard.toml").write_text('[[services]]\nname = "checkout"\nrunbook = "runbooks/checkout.md"\n')
+    app = app_for(seeded, "dark")
+    app.api.config = load_config(tmp_path / "pulseguard.toml")
+
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press("b")
+        for _ in range(200):
+            if pilot.app.screen.query("#runbook-body"):
+                break
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+        await finished(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)

@@ -156,6 +156,8 @@ class LocalEngine(LearningMixin):
         self.targets_provider: TargetsProvider | None = None  # set by the monitoring engine when present
         # The configuration's [[services]] names; a new incident naming another one is refused.
         self.known_services: list[str] = []
+        # The configuration the console runs with (runbooks); None: no runbooks.
+        self.config: Any = None
 
     def _check_write(self) -> None:
         if self.readonly:
@@ -210,6 +212,13 @@ class LocalEngine(LearningMixin):
     async def audit_log(self, *, before: int | None = None, limit: int = 100, **filters: Any) -> dict[str, Any]:
         rows = await audit.entries(before_id=before, limit=limit, **filters)
         return {"entries": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
+
+    async def runbook(self, key: str) -> dict[str, Any] | None:
+        from engine.config.runbooks import runbook_for
+
+        incident = await queries.get_incident(key)
+        found = runbook_for(self.config, incident.trigger, list(incident.services or [])) if self.config is not None else None
+        return found.as_dict() if found is not None else None
 
     async def cluster(self) -> dict[str, Any] | None:
         from engine.runtime.cluster import cluster_summary

@@ -104,6 +104,11 @@ class EngineAPI(Protocol):
         filters: actor, subject, source, since. A remote engine needs an admin token."""
         ...
 
+    async def runbook(self, key: str) -> dict[str, Any] | None:
+        """The incident's runbook (its trigger's, else its first service's): origin, url, file and
+        markdown (for a file); None when it has none."""
+        ...
+
     async def cluster(self) -> dict[str, Any] | None:
         """The engines sharing the database (`[engine] cluster = true`): each engine's buckets,
         modules, heartbeat and probe lag, and the module leases; None without a cluster."""

@@ -192,6 +192,10 @@ class RemoteEngine:
         answer = await self._get("/api/audit", {**params, "limit": limit})
         return {"entries": json_objects(answer.get("entries"), "/api/audit"), "next": answer.get("next")}
 
+    async def runbook(self, key: str) -> dict[str, Any] | None:
+        found = (await self._get(f"/api/incidents/{self._key(key)}/runbook")).get("runbook")
+        return found if isinstance(found, dict) else None
+
     async def cluster(self) -> dict[str, Any] | None:
         cluster = (await self._get("/api/engine")).get("cluster")
         return cluster if isinstance(cluster, dict) else None

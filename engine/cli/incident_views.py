@@ -56,6 +56,7 @@ async def incident_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def incident_show(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.config.runbooks import runbook_for
     from engine.core.timefmt import format_range
     from engine.incidents import queries
 
@@ -83,6 +84,11 @@ async def incident_show(args: argparse.Namespace, ctx: Context) -> int:
         say(f"  {k.ljust(width)}  {v}")
     if data["description"]:
         say(f"\n{data['description']}")
+    if ctx.config is not None and (runbook := runbook_for(ctx.config, data.get("trigger"), data.get("services"))) is not None:
+        say(
+            f"\nRunbook ({runbook.origin}): {runbook.url or runbook.path}"
+            + ("" if runbook.url else f"  (pulseguard incident runbook {data['key']})")
+        )
     if data["root_cause"]:
         say("\nResolution")
         say(f"  root cause  {data['root_cause']} ({data['root_cause_category']})")
@@ -227,4 +233,24 @@ async def incident_evidence(args: argparse.Namespace, ctx: Context) -> int:
         fields.update(path=str(path.resolve()), content=excerpt, range_from=start, range_to=end)
     row = await services.add_evidence(args.key, kind, ctx.actor, **fields)
     print(f"evidence #{row.id} ({kind}) added to {args.key.upper()}")
+    return EXIT_OK
+
+
+async def incident_runbook(args: argparse.Namespace, ctx: Context) -> int:
+    """`pulseguard incident runbook KEY`: the runbook's Markdown (a file) or its URL."""
+    from engine.config.runbooks import runbook_for
+    from engine.incidents import queries
+
+    incident = await queries.get_incident(args.key)
+    runbook = runbook_for(ctx.config, incident.trigger, list(incident.services or [])) if ctx.config is not None else None
+    if ctx.json:
+        print_json({"incident": incident.key, "runbook": runbook.as_dict() if runbook is not None else None})
+        return EXIT_OK
+    if runbook is None:
+        say(f"{incident.key} has no runbook (set runbook = … on its trigger or service in the configuration)")
+        return EXIT_OK
+    say(f"{incident.key} runbook, from {runbook.origin}: {runbook.url or runbook.path}")
+    if (markdown := runbook.read()) is not None:
+        say("")
+        say(markdown.rstrip())
     return EXIT_OK

@@ -17,7 +17,7 @@ from engine.cli.common import (
     say,
     whole_number,
 )
-from engine.cli.incident_views import incident_evidence, incident_list, incident_show
+from engine.cli.incident_views import incident_evidence, incident_list, incident_runbook, incident_show
 
 
 async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
@@ -198,6 +198,9 @@ def register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Arg
     c.add_argument("--limit", type=LIMIT, default=500, help="at most this many rows (default 500)")
 
     c = cmd("show", incident_show, "an incident with its timeline, comments, updates and evidence", read=True)
+    key(c)
+
+    c = cmd("runbook", incident_runbook, "the runbook of an incident's trigger or service (Markdown or URL)", read=True)
     key(c)
 
     c = cmd("ack", _incident_ack, "acknowledge (stops escalation)")

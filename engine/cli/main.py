@@ -49,6 +49,7 @@ DB_ACCESS: dict[str, str] = {
     "incident create": CREATE,
     "incident list": READ,
     "incident show": READ,
+    "incident runbook": READ,
     "incident ack": CHANGE,
     "incident status": CHANGE,
     "incident severity": CHANGE,

@@ -140,6 +140,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     parse = parse_config_json if file.suffix.lower() == ".json" else parse_config_text
     config = parse(_read(file), str(path))
     config._path = file
+    from engine.config.runbooks import missing_files
+
+    if problems := missing_files(config):
+        raise ConfigError([f"{path}: {key}: {message}" for key, message in problems])
     return config
 
 

@@ -11,6 +11,19 @@ from engine.config.fields import MAX_MINUTES, ConditionField, EnvName, Name, Pos
 from engine.core.domain import Severity
 
 
+def _check_runbook(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("expected an https:// URL or a Markdown file's path, got an empty string")
+    if "://" in value and not value.lower().startswith(("https://", "http://")):
+        raise ValueError(f"expected an http(s):// URL or a file path, got {_show(value)}")
+    return value
+
+
+# A URL, or a Markdown file whose existence load_config checks (it knows the file's folder).
+Runbook = Annotated[str, AfterValidator(_check_runbook)]
+
+
 class Service(Section):
     name: Name
     description: str = ""
@@ -21,6 +34,8 @@ class Service(Section):
     """Whether the service appears on the public status page."""
     schedule: Name | None = None
     """The on-call schedule paged first for this service's incidents (policies without levels)."""
+    runbook: Runbook | None = None
+    """What to do when this service breaks: an https:// URL or a Markdown file (relative to the configuration file's folder)."""
 
 
 _SECRET_HEADERS = {
@@ -156,4 +171,6 @@ class Trigger(Section):
     """Healthy this long after firing → the incident moves to monitoring."""
     auto_resolve_minutes: float | None = Field(None, ge=0, le=MAX_MINUTES)
     """Healthy this long → the incident is resolved automatically (off by default)."""
+    runbook: Runbook | None = None
+    """What to do when this trigger fires: an https:// URL or a Markdown file (relative to the configuration file's folder); it wins over the service's."""
     enabled: bool = True

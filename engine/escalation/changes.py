@@ -15,6 +15,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from engine.config.runbooks import page_reference
 from engine.core.clock import utcnow
 from engine.escalation.context import OPEN, Context
 from engine.escalation.destinations import external_destinations, internal_destinations, notified_before
@@ -123,7 +124,9 @@ async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident,
             conn,
             incident,
             stakeholders,
-            message_payload(incident, "triggered", event),
+            message_payload(
+                incident, "triggered", event, runbook=page_reference(ctx.config, incident.trigger, list(incident.services or []))
+            ),
             f"{incident.key}:e{event.id}",
             digest_minutes=digest,
             now=now,

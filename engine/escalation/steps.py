@@ -14,6 +14,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
+from engine.config.runbooks import page_reference
 from engine.core.clock import utcnow
 from engine.core.durations import format_words
 from engine.escalation.context import Context
@@ -101,7 +102,8 @@ async def fire_step(
     recipients, notes = await resolve_targets(conn, ctx, policy.levels[level - 1].notify, now, incident.created_at)
     kind = kind or policy.step_kind(level, round_)
     names = [r.label for r in recipients]
-    payload = message_payload(incident, kind, event, level=level, round=round_, recipients=names)
+    runbook = page_reference(ctx.config, incident.trigger, list(incident.services or []))
+    payload = message_payload(incident, kind, event, level=level, round=round_, recipients=names, runbook=runbook)
     # Digest mode batches the first notification; an escalation or reminder nobody answered
     # must reach its person now.
     digest = policy.digest_interval_minutes if policy.digest_mode and (level, round_) == (1, 1) else None

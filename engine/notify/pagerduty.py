@@ -58,6 +58,9 @@ def build_event(payload: dict[str, Any], routing_key: str, *, source: str = "pul
         }
         body["payload"] = {k: v for k, v in body["payload"].items() if v is not None}
         body["client"] = "PulseGuard"
+        runbook = str(payload.get("runbook") or "")
+        if runbook.startswith(("https://", "http://")):
+            body["links"] = [{"href": runbook, "text": "Runbook"}]
     return body
 
 

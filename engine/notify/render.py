@@ -132,6 +132,8 @@ def _body_lines(p: dict[str, Any]) -> list[str]:
         if inc.get("created_at"):
             lines.append(f"Opened: {_when(inc['created_at'])}")
     if kind in ("triggered", "escalated", "reminder"):
+        if p.get("runbook"):
+            lines.append(f"Runbook: {p['runbook']}")
         lines.append(f"Acknowledge: pulseguard incident ack {inc.get('key')}")
     return lines
 

@@ -81,6 +81,23 @@ class IncidentWorkflows(ConsoleScreen):
         if row := self._target():
             self._open(forms.UpdateScreen(row))
 
+    async def action_runbook(self) -> None:
+        row = self._target(write=False)  # reading: a read-only console may
+        if row is None:
+            return
+        app: Any = self.app
+        try:
+            runbook = await app.api.runbook(row["key"])
+        except Exception as exc:
+            self.notify(f"could not read {row['key']}'s runbook: {exc}", severity="error")
+            return
+        if runbook is None:
+            self.notify(f"{row['key']} has no runbook (set runbook = … on its trigger or service)", severity="information")
+            return
+        from pulseguard_tui.screens.runbook import RunbookScreen
+
+        app.push_screen(RunbookScreen(row["key"], runbook))
+
     def action_evidence(self) -> None:
         if row := self._target():
             self._open(forms.EvidenceScreen(row))

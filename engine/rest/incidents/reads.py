@@ -180,3 +180,12 @@ async def get_incident(id: IncidentId, request: Request, _: Viewer) -> Response:
         # Read after the validator: the body is at least as new as the ETag it is kept under.
         entry = cache.put(number, etag, render_data(await queries.incident_detail(number)), etag)
     return Response(entry[1], media_type="application/json", headers=headers)
+
+
+@router.get("/incidents/{id}/runbook", summary="The incident's runbook: its trigger's, else its first service's (URL or Markdown)")
+async def get_runbook(id: IncidentId, request: Request, _: Viewer) -> dict[str, Any]:
+    from engine.config.runbooks import runbook_for
+
+    incident = await queries.get_incident(incident_number(id))
+    found = runbook_for(rest_state(request).config, incident.trigger, list(incident.services or []))
+    return {"incident": incident.key, "runbook": found.as_dict() if found is not None else None}
