@@ -339,3 +339,69 @@ async def test_each_module_fences_its_claims_on_its_own_lease(pg_db) -> None:
     finally:
         await engine.stop()
     assert not (await EngineLease.get(name="module:escalation")).expires_at > datetime.now(UTC)  # handed back at once
+
+
+def test_a_final_release_sorts_after_its_pre_releases() -> None:
+    from engine.runtime.cluster import version_key as key
+
+    assert key("1.0.0") > key("1.0.0rc2") > key("1.0.0rc1") > key("0.9.9")
+    assert key("0.10.2") > key("0.9.5") and key("1.0") == key("1.0.0") == key("1.0.0+g1a2b") and key("junk") == ()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_an_incident_opened_by_one_engine_is_resolved_by_the_engine_that_takes_its_target_over(pg_db, tmp_path: Path) -> None:
+    failing = {"on": True}
+
+    def handler(request):  # type: ignore[no-untyped-def]
+        return Reply(500, "broken") if failing["on"] else Reply(200, "ok")
+
+    async with LoopbackServer(handler) as srv:
+        config = tmp_path / "pulseguard.toml"
+        config.write_text(f"""[engine]
+cluster = true
+
+[[targets]]
+name = "checkout"
+kind = "http"
+url = "{srv.url}/checkout"
+interval = "500ms"
+
+[triggers.down]
+condition = "status_code >= 500"
+severity = "critical"
+recovery_minutes = 0
+auto_resolve_minutes = 0
+""")
+        first = await start_engine(pg_db, config)
+        second = None
+        try:
+            await read_until(first, "joined the cluster", 30)
+            from engine.storage.models import Incident
+
+            async def opened() -> tuple[bool, Any]:
+                row = await Incident.filter(dedup_key="threshold:down:checkout").first()
+                return row is not None, row
+
+            await until(opened, 15, "the first engine opening the incident")
+            second = await start_engine(pg_db, config)
+            await read_until(second, "joined the cluster", 30)
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(first.wait(), 20) == 0
+            await until(balanced([second.pid]), 15, "the second engine taking every bucket")
+            failing["on"] = False  # the target recovers while the second engine probes it
+
+            async def resolved() -> tuple[bool, Any]:
+                row = await Incident.get(dedup_key="threshold:down:checkout")
+                return row.status == "resolved", row.status
+
+            await until(resolved, 15, "the second engine resolving the first engine's incident")
+            assert await Incident.filter(dedup_key="threshold:down:checkout").count() == 1
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        await asyncio.wait_for(proc.wait(), 20)
+                    except TimeoutError:
+                        proc.kill()

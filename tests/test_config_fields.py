@@ -646,6 +646,8 @@ PROVEN: dict[str, str] = {
     "engine.heartbeat_interval": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "engine.max_concurrent_probes": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "engine.cluster": "tests/test_cluster.py::test_engines_share_the_buckets_and_modules_through_joins_stops_and_deaths",
+    "services[].runbook": "tests/test_runbooks.py::test_the_api_and_the_cli_return_the_runbook",
+    "triggers.*.runbook": "tests/test_runbooks.py::test_the_trigger_wins_then_the_first_service_that_has_one",
     "targets[].grace": "tests/test_heartbeats.py::test_a_missed_ping_opens_an_incident_and_the_next_ping_resolves_it",
     "targets[].token_env": "tests/test_heartbeats.py::test_a_missed_ping_opens_an_incident_and_the_next_ping_resolves_it",
     "targets[].severity": "tests/test_heartbeats.py::test_a_missed_ping_opens_an_incident_and_the_next_ping_resolves_it",

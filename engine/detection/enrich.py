@@ -18,6 +18,7 @@ from engine.detection.patterns import PAST_FIELDS
 log = logging.getLogger("pulseguard.detection.enrich")
 UTC = UTC
 ACTOR = "engine"
+CATCH_UP_SECONDS = 300.0
 
 
 async def pattern_analysis(incident: dict[str, Any], days: int = 30) -> dict[str, Any]:
@@ -54,11 +55,15 @@ class IncidentEnricher:
         return timedelta(seconds=float(getattr(self.correlation, "window", 3600.0) or 3600.0))
 
     async def start(self, engine: Any) -> None:
-        from engine.incidents.feed import latest_cursor
+        from engine.storage.models import Event
 
         self.engine = engine
         self._halt.clear()
-        cursor = await latest_cursor()
+        # Start a few minutes back: incidents opened while no engine ran this (a takeover after
+        # kill -9 takes ~12 s) are enriched too; ones already enriched are skipped.
+        before = datetime.now(UTC) - timedelta(seconds=CATCH_UP_SECONDS)
+        last = await Event.filter(at__lt=before).order_by("-id").first().values_list("id", flat=True)
+        cursor = int(last) if isinstance(last, int) else 0
         self._task = asyncio.create_task(self._run(cursor), name=self.name)
 
     async def stop(self) -> None:

@@ -48,6 +48,10 @@ def series_name(target: str | None, key: str) -> str:
 class AnomalyService:
     """Engine service (see engine.runtime.engine): `start(engine)` / `stop()`."""
 
+    # In a cluster every engine runs it for the targets it probes (their results reach only it);
+    # pushed series are scored by the engine holding bucket 0.
+    sharded = True
+
     name = "anomaly"
 
     def __init__(
@@ -264,7 +268,9 @@ class AnomalyService:
     async def _watch_pushed(self) -> None:
         while not self._halt.is_set():
             try:
-                await self.read_pushed()
+                cluster = getattr(self.engine, "cluster", None)
+                if cluster is None or 0 in cluster.owned:  # a cluster's pushed series: bucket 0's engine
+                    await self.read_pushed()
             except asyncio.CancelledError:
                 raise
             except Exception:

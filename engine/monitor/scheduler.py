@@ -173,6 +173,8 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         try:
             async with self._sem:
+                if self._owned is not None and not self._owned(slot.target.name):
+                    return  # its bucket went to another engine while this waited for a slot
                 lag = max(0.0, loop.time() - due)
                 self._lags.append(lag)
                 started = time.time()
@@ -197,6 +199,8 @@ class Scheduler:
                 obs.lag = lag
             self.probes += 1
             slot.last = obs
+            if self._owned is not None and not self._owned(slot.target.name):
+                return  # handed over mid-probe: the new owner's results count, not this one
             try:
                 self._sink(obs)
             except Exception:

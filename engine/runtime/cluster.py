@@ -15,8 +15,10 @@ PostgreSQL is the coordinator; there is no consensus protocol of our own.
   which is never later than the moment another engine may take them (clock skew aside: keep the
   engines' clocks in sync with NTP, as for the lease).
 
-Singleton work (escalation, detection, enrichment, the status-page relay) runs under
-per-module leases (engine.runtime.lease.Lease named `module:NAME`), see engine.runtime.engine.
+Singleton work (escalation, incident enrichment) runs under per-module leases
+(engine.runtime.lease.Lease named `module:NAME`), see engine.runtime.engine. Anomaly detection
+runs on every engine for the targets it probes. Work without a target (retention, pushed series)
+is done by the engine holding bucket 0.
 """
 
 from __future__ import annotations
@@ -54,8 +56,18 @@ def release_version() -> str:
 
 
 def version_key(text: str) -> tuple[int, ...]:
-    """ "0.10.2" sorts after "0.9.5"; anything unparsable sorts first."""
-    return tuple(int(part) for part in re.findall(r"\d+", text or "")[:4])
+    """ "0.10.2" after "0.9.5", and a final release after its pre-releases ("1.0.0" after
+    "1.0.0rc1"); local labels ("+g1a2b") do not count; anything unparsable sorts first."""
+    match = re.match(r"\s*v?(\d+(?:\.\d+)*)([^+]*)", text or "")
+    if match is None:
+        return ()
+    release = tuple(int(part) for part in match.group(1).split("."))[:4]
+    release += (0,) * (4 - len(release))
+    pre = match.group(2).strip(".-_")
+    if not pre:
+        return (*release, 1, 0)
+    digits = re.findall(r"\d+", pre)
+    return (*release, 0, int(digits[0]) if digits else 0)
 
 
 class Cluster:
@@ -86,6 +98,10 @@ class Cluster:
         self.members: list[dict[str, Any]] = []
         self.problem: str | None = None
         self.joined = asyncio.Event()
+        # True: a member that claims no buckets (and gives back any it has): its monitor is not running.
+        self.paused = False
+        self.retiring = False
+        self._rows_made = False
         # Figures stored on the member row each tick (probes, lag, modules): `engine status`.
         self.describe: Callable[[], dict[str, Any]] = dict
 
@@ -116,15 +132,19 @@ class Cluster:
 
     async def step(self) -> None:
         """Beat, then renew, give back and claim buckets (one transaction each)."""
+        if self.retiring:
+            return  # stopping: no more beats or claims; leave() hands the buckets back
         started = time.monotonic()
         now = datetime.now(UTC)
         expires = now + timedelta(seconds=self.ttl)
         conn = connections.get("default")
-        await conn.execute_query(
-            "INSERT INTO engine_shard (bucket, generation) SELECT b, 0 FROM generate_series(0, $1::int - 1) AS b "
-            "ON CONFLICT (bucket) DO NOTHING",
-            [self.buckets],
-        )
+        if not self._rows_made:
+            await conn.execute_query(
+                "INSERT INTO engine_shard (bucket, generation) SELECT b, 0 FROM generate_series(0, $1::int - 1) AS b "
+                "ON CONFLICT (bucket) DO NOTHING",
+                [self.buckets],
+            )
+            self._rows_made = True
         await conn.execute_query(
             "INSERT INTO engine_member (holder, info, version, started_at, beat_at, expires_at) VALUES ($1, $2::jsonb, $3, $4, $4, $5) "
             "ON CONFLICT (holder) DO UPDATE SET info = EXCLUDED.info, version = EXCLUDED.version, "
@@ -139,7 +159,7 @@ class Cluster:
         )
         self.members = members
         live = max(1, len(members))
-        fair = math.ceil(self.buckets / live)
+        fair = 0 if self.paused else math.ceil(self.buckets / live)
         # Ours (even if expired by the clock: nobody has taken it while the row still names us).
         rows = await conn.execute_query_dict(
             "UPDATE engine_shard SET expires_at = $2 WHERE holder = $1 RETURNING bucket", [self.holder, expires]
@@ -173,6 +193,13 @@ class Cluster:
         except Exception:
             log.exception("describing this engine failed")
             return {}
+
+    async def retire(self) -> None:
+        """Stopping: other engines stop counting this one at once (a newer release's modules are
+        no longer deferred to it), while it still holds its buckets until `leave`."""
+        self.retiring = True
+        conn = connections.get("default")
+        await conn.execute_query("UPDATE engine_member SET expires_at = $2 WHERE holder = $1", [self.holder, datetime.now(UTC)])
 
     async def leave(self) -> None:
         """Give every bucket back and drop out at once (a clean stop: others take over next tick)."""
@@ -257,10 +284,15 @@ async def cluster_summary() -> dict[str, Any] | None:
     """The cluster as JSON-ready data (`engine status --json`, GET /api/engine, the console's
     targets screen); None when no cluster has run on this database."""
     view = await cluster_view()
-    if not view["members"] and not view["shards"]:
-        return None
     now: datetime = view["now"]
     claimed = {s["bucket"]: s["holder"] for s in view["shards"] if s["holder"] and s["expires_at"] and s["expires_at"] > now}
+    modules_held = any(row["name"].startswith("module:") and row["expires_at"] > now for row in view["leases"])
+    if not (view["members"] or claimed or modules_held):
+        # Nothing runs as a cluster now: a database that ran one and went back to a single
+        # engine shows that engine's lease; one that never ran an engine shows nothing.
+        single = any(row["name"] == "engine" for row in view["leases"])
+        if single or not (view["shards"] or any(row["name"].startswith("module:") for row in view["leases"])):
+            return None
     engines = []
     for m in view["members"]:
         alive = m["expires_at"] > now

@@ -59,7 +59,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from engine.core.errors import StartupError
 from engine.runtime.cluster import Cluster
-from engine.runtime.lease import Lease, LeaseFence, make_holder_id
+from engine.runtime.lease import Lease, LeaseDeclined, LeaseFence, make_holder_id
 from engine.runtime.loops import LoopService
 from engine.runtime.monitoring import MonitorService, retention_seconds
 from engine.runtime.queries import MonitorQueries
@@ -196,6 +196,7 @@ class Engine:
         self.loops = loops
         if cluster:
             self.cluster = Cluster(self.holder, info=dict(self.lease.info), ttl=lease_ttl, tick=cluster_tick)
+            self.cluster.paused = monitor  # no buckets before the monitor runs (see _join_monitor)
             self.cluster.describe = self._describe
         if monitor:
             self.monitor = MonitorService(heartbeat_every=heartbeat_every)
@@ -363,8 +364,8 @@ class Engine:
         self._cluster_task = asyncio.create_task(self.cluster.run(self._cluster_stop), name="pulseguard:cluster")
         self._module_tasks = [asyncio.create_task(self._join_monitor(), name="pulseguard:cluster-monitor")]
         for entry in self._entries:
-            if not entry.leader_only or entry.service is self.monitor:
-                continue
+            if not entry.leader_only or entry.service is self.monitor or getattr(entry.service, "sharded", False):
+                continue  # the monitor and sharded services run on every member (_join_monitor)
             lease = Lease(
                 f"module:{entry.service.name}",
                 self.holder,
@@ -382,7 +383,23 @@ class Engine:
             self._module_tasks.append(task)
 
     async def _join_monitor(self) -> None:
+        """Start the monitor, then let the cluster claim buckets (an engine whose monitor cannot
+        start holds none, so others probe its share), then count as running."""
+        from engine.core.halt import pause
+
         assert self.cluster is not None
+        entry = next((e for e in self._entries if e.service is self.monitor), None)
+        while entry is not None and not entry.started:
+            await self._start_entry(entry)
+            if entry.started:
+                break
+            log.warning("cluster: the monitor did not start; this engine claims no buckets (trying again in 10 s)")
+            if await pause(self._stop, 10.0):
+                return
+        self.cluster.paused = False
+        for other in self._entries:
+            if other.leader_only and getattr(other.service, "sharded", False):
+                await self._start_entry(other)  # each engine for its own buckets
         stop = asyncio.create_task(self._stop.wait())
         joined = asyncio.create_task(self.cluster.joined.wait())
         try:
@@ -393,9 +410,6 @@ class Engine:
         if self._stop.is_set():
             return
         self.leader_since = time.time()
-        for entry in self._entries:
-            if entry.service is self.monitor:
-                await self._start_entry(entry)
         self._leader.set()
         self._notify_role()
 
@@ -408,6 +422,8 @@ class Engine:
                 await self._start_entry(entry)
             finally:
                 _MODULE_LEASE.reset(token)
+            if not entry.started:  # its start failed (logged): another engine may run it meanwhile
+                raise LeaseDeclined(f"module {entry.service.name} did not start here")
             log.info("cluster: %s runs module %s", self.holder, entry.service.name)
 
         return start
@@ -422,12 +438,16 @@ class Engine:
         """Leave: modules stop and hand their leases back, then probing stops, then the buckets
         go back (in that order, so nothing is run by two engines during a clean handover)."""
         assert self.cluster is not None
+        try:
+            await self.cluster.retire()
+        except Exception as exc:
+            log.warning("cluster: could not say this engine is stopping (its row expires by itself): %s", exc)
         await asyncio.gather(*self._module_tasks, return_exceptions=True)
         self._module_tasks = []
         self._leader.clear()
         self.leader_since = None
         for entry in reversed(self._entries):
-            if entry.service is self.monitor:
+            if entry.service is self.monitor or (entry.leader_only and getattr(entry.service, "sharded", False)):
                 await self._stop_entry(entry)
         self._cluster_stop.set()
         if self._cluster_task is not None:

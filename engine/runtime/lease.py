@@ -40,6 +40,14 @@ def make_holder_id(role: str = "engine") -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{role}:{uuid.uuid4().hex[:8]}"
 
 
+class LeaseDeclined(Exception):
+    """Raised by `on_acquired` when the work the lease guards could not start: the lease is
+    handed back at once, and this process tries again only after `DECLINE_SECONDS`."""
+
+
+DECLINE_SECONDS = 30.0
+
+
 class Lease:
     def __init__(
         self,
@@ -69,6 +77,7 @@ class Lease:
         # release leaves the module to a newer one while an engine of that release is alive.
         self.version = version
         self._deferred_to: str | None = None
+        self._declined_until = 0.0
 
     @property
     def held(self) -> bool:
@@ -197,11 +206,19 @@ class Lease:
         while not stop.is_set():
             try:
                 if not holding:
-                    if await self.try_acquire():
+                    if time.monotonic() < self._declined_until:
+                        pass  # what it guards failed to start here a moment ago: others may take it
+                    elif await self.try_acquire():
                         holding = True
                         self._recovered()
                         log.info("engine lease %r taken by %s", self.name, self.holder)
-                        await on_acquired()
+                        try:
+                            await on_acquired()
+                        except LeaseDeclined as exc:
+                            log.warning("engine lease %r handed back: %s; trying again in %.0f s", self.name, exc, DECLINE_SECONDS)
+                            holding = False
+                            self._declined_until = time.monotonic() + DECLINE_SECONDS
+                            await self.release()
                     else:
                         self._recovered()
                 else:

@@ -64,6 +64,7 @@ class MonitorService:
         self.statuses: dict[str, Any] = {}
         self.started_at: float | None = None
         self.cluster: Any = None
+        self._owned_buckets: frozenset[int] = frozenset()
 
     def add_listener(self, fn: Callable[[Any], None]) -> None:
         """`fn(observation)` is called on the loop for every probe result (keep it quick)."""
@@ -95,7 +96,11 @@ class MonitorService:
         self.engine = engine
         targets = [t for t in config.targets if getattr(t, "enabled", True)]
         self.services_by_target = {t.name: t.service for t in targets}
-        self.statuses = await sync_targets(targets)
+        clustered = getattr(engine, "cluster", None) is not None
+        self.statuses = await sync_targets(targets, keep_state=clustered)
+        if clustered:
+            for status in self.statuses.values():
+                status.dirty = False  # written once this engine probes it (its bucket is ours)
         self.writer = MetricsWriter(self.statuses)
         # Register every probe target's own series now rather than at the first minute boundary.
         await self.writer.registry.ensure((t.name, name, (), "probe") for t in targets for name in ("response_time", "ok"))
@@ -113,7 +118,10 @@ class MonitorService:
             covered_now=maint.covered_now,
             may_write=engine.may_write,
         )
-        await self._restore_open_incidents()
+        await self._restore_open_incidents(None if self.cluster is None else {n for n in self.statuses if self.cluster.owns(n)})
+        if self.cluster is not None:
+            self._owned_buckets = frozenset(self.cluster.owned)
+            self.cluster.on_change = self._buckets_changed
         await self.tracker.refresh()
         self.heartbeat = Heartbeat(engine.holder, every=self.heartbeat_every)
         await self.heartbeat.begin()
@@ -155,6 +163,8 @@ class MonitorService:
         from engine.core.halt import finish
 
         self.running = False
+        if self.cluster is not None:
+            self.cluster.on_change = None
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.tracker is not None:
@@ -198,6 +208,21 @@ class MonitorService:
             except Exception:
                 log.exception("observation listener failed")
 
+    def _buckets_changed(self, owned: frozenset[int]) -> None:
+        """Targets whose bucket moved: forget the ones handed away, and bind the open incidents
+        of the ones taken over, so their recovery resolves what another engine opened."""
+        from engine.runtime.cluster import bucket_of
+
+        gained, lost = owned - self._owned_buckets, self._owned_buckets - owned
+        self._owned_buckets = owned
+        names = set(self.statuses)
+        if lost and self.evaluator is not None:
+            self.evaluator.forget({n for n in names if bucket_of(n) in lost})
+        taken = {n for n in names if bucket_of(n) in gained}
+        if taken and self.running:
+            self.evaluator.forget(taken)  # whatever this engine knew of them is out of date
+            self._spawn(self._restore_open_incidents(taken), "restore-taken-over")
+
     def _emit(self, action: Any) -> None:
         self.worker.submit(action)
 
@@ -210,8 +235,10 @@ class MonitorService:
         if covered:
             self.evaluator.reevaluate(covered, at=time.time())
 
-    async def _restore_open_incidents(self) -> None:
-        """Bind threshold incidents left open by an engine that died, so none is duplicated."""
+    async def _restore_open_incidents(self, only: set[str] | None = None) -> None:
+        """Bind threshold incidents left open by an engine that died (or, in a cluster, by the
+        engine that owned these targets' bucket before), so none is duplicated and their
+        recovery still resolves them. `only`: just these targets."""
         from engine.core.domain import OPEN_STATUSES
         from engine.storage.models import Event, Incident
 
@@ -220,7 +247,7 @@ class MonitorService:
         ).values("id", "number", "dedup_key", "trigger", "target")
         for row in rows:
             trigger, target = row["trigger"], row["target"]
-            if not trigger or not target:
+            if not trigger or not target or (only is not None and target not in only):
                 continue
             last = (
                 await Event.filter(incident_id=row["id"], kind__in=["created", "breach", "recovered", "reopened"]).order_by("-id").first()
@@ -281,9 +308,10 @@ class MonitorService:
             try:
                 for series_id, key in await MetricSeries.filter(source="push").values_list("id", "key"):
                     keys[series_id] = key
-                if self.cluster is not None:  # each pushed series is evaluated by the engine owning its bucket
-                    keys = {k: v for k, v in keys.items() if self.cluster.owns(v)}
-                if not keys:
+                # In a cluster, the engine holding bucket 0 evaluates every pushed series (a rule
+                # may combine several); the others keep their cursor, so whoever takes bucket 0
+                # over starts where it last read, missing nothing.
+                if not keys or (self.cluster is not None and 0 not in self.cluster.owned):
                     continue
                 rows = (
                     await MetricSample.filter(id__gt=cursor, series_id__in=list(keys))

@@ -93,7 +93,7 @@ def target_address(target: Any) -> str:
     return "this host"
 
 
-async def sync_targets(targets: Iterable[Any]) -> dict[str, TargetStatus]:
+async def sync_targets(targets: Iterable[Any], *, keep_state: bool = False) -> dict[str, TargetStatus]:
     """Write the configured targets to `monitor_target` (keeping their last state and their
     `active` flag, which operators clear to pause a target) and mark the ones no longer
     configured `removed`. Returns the in-memory status of each target."""
@@ -120,7 +120,9 @@ async def sync_targets(targets: Iterable[Any]) -> dict[str, TargetStatus]:
         statuses[t.name] = status
     rows = [s.row() for s in statuses.values()]
     if rows:
-        await MonitorTarget.bulk_create(rows, batch_size=500, on_conflict=["name"], update_fields=TARGET_STATE_FIELDS)
+        # keep_state (a cluster): other engines probe most targets; their state is theirs to write.
+        fields = TARGET_STATE_FIELDS[:5] if keep_state else TARGET_STATE_FIELDS
+        await MonitorTarget.bulk_create(rows, batch_size=500, on_conflict=["name"], update_fields=fields)
     gone = [name for name in existing if name not in statuses]
     if gone:
         await MonitorTarget.filter(name__in=gone).update(state="removed")

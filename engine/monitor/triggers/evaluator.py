@@ -246,6 +246,12 @@ class Evaluator:
         st.incident = incident
         st.phase = "breaching" if breaching else "healthy"
 
+    def forget(self, targets: set[str]) -> None:
+        """Drop what was learned about `targets` (their bucket went to another engine, which
+        now owns their incidents): if they come back, restore() binds them afresh."""
+        for key in [k for k in self.states if k[1] in targets]:
+            del self.states[key]
+
     def unbind(self, st: TriggerState, *, suppressed: bool = False) -> None:
         st.clear_binding()
         st.suppressed = suppressed
