@@ -45,11 +45,12 @@ def small_disk(tmp_path: Path):
 def fill(directory: Path) -> Path:
     """Write until the file system refuses: ENOSPC."""
     filler = directory / "filler"
-    with open(filler, "wb") as f:
+    # Unbuffered: a buffered file would keep the bytes that did not fit and raise ENOSPC again
+    # when closed, depending on how full the disk was to begin with.
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return filler

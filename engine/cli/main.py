@@ -174,6 +174,12 @@ def _takes_common(fn: Callable[..., Any]) -> bool:
 async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
     from engine.storage.db import close_database
 
+    if not getattr(args, "runs_engine", False):
+        from engine.incidents import audit
+
+        # In this command's task only: what it changes is the CLI's in the audit log.
+        audit.set_source("cli")
+
     access = db_access(args)
     if not getattr(args, "needs_db", False) or access == NONE:
         status: int = await args.handler(args, ctx)
@@ -200,10 +206,6 @@ def run(args: argparse.Namespace) -> int:
     """Run a parsed subcommand; turns every expected failure into one line and exit 2."""
     try:
         ctx = load_context(args)
-        if not getattr(args, "runs_engine", False):
-            from engine.incidents import audit
-
-            audit.set_source("cli")  # what this command changes is the CLI's in the audit log
         return asyncio.run(_run_handler(args, ctx))
     except (DomainError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
