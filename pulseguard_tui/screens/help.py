@@ -21,6 +21,7 @@ SECTIONS = (
     ("targets", "Targets"),
     ("oncall", "On-call"),
     ("analytics", "Analytics"),
+    ("audit", "Audit log"),
 )
 
 NAVIGATION = (
@@ -55,7 +56,7 @@ def help_content(app: Any) -> Content:
     for keys, what in NAVIGATION:
         line(keys, what)
     parts.append("\n")
-    parts.extend([("Command line", "bold"), "  :incidents :targets :maintenance :oncall :analytics :theme NAME :readonly :q\n"])
+    parts.extend([("Command line", "bold"), "  :incidents :targets :maintenance :oncall :analytics :audit :theme NAME :readonly :q\n"])
     parts.extend([("Filter", "bold"), "  words  sev:critical,high  status:open  svc:api  tag:db  @alice  @none  INC-42"])
     return Content.assemble(*parts)
 
