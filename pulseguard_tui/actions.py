@@ -77,6 +77,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("targets.refresh", "ctrl+r", "refresh", "Refresh now", "targets"),
     Action("oncall.refresh", "ctrl+r", "refresh", "Refresh now", "oncall"),
     Action("audit.refresh", "ctrl+r", "refresh", "Refresh now", "audit"),
+    Action("services.refresh", "ctrl+r", "refresh", "Refresh now", "services"),
     Action("analytics.prev", "left_square_bracket", "previous_period", "Previous period", "analytics", footer=True, short="Prev"),
     Action("analytics.next", "right_square_bracket", "next_period", "Next period", "analytics", footer=True, short="Next"),
     Action("analytics.month", "m", "month", "Report a month", "analytics", footer=True, short="Month"),
@@ -95,6 +96,7 @@ SCREENS: dict[str, str] = {
     "oncall": "On-call",
     "analytics": "Analytics",
     "audit": "Audit log",
+    "services": "Services",
 }
 
 KEY_NAMES = {

@@ -37,6 +37,7 @@ SCREEN_CLASSES: dict[str, str] = {
     "oncall": "pulseguard_tui.screens.oncall:OncallScreen",
     "analytics": "pulseguard_tui.screens.analytics:AnalyticsScreen",
     "audit": "pulseguard_tui.screens.audit:AuditScreen",
+    "services": "pulseguard_tui.screens.services:ServicesScreen",
 }
 
 

@@ -199,6 +199,7 @@ NEEDS_EXISTING = {
     "targets": [],
     "heartbeat": ["nightly-backup"],
     "audit": [],
+    "services": [],
     "metrics query": ["cpu"],
     "maintenance list": [],
     "maintenance end": ["1"],

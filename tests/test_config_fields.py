@@ -648,6 +648,8 @@ PROVEN: dict[str, str] = {
     "engine.cluster": "tests/test_cluster.py::test_engines_share_the_buckets_and_modules_through_joins_stops_and_deaths",
     "services[].runbook": "tests/test_runbooks.py::test_the_api_and_the_cli_return_the_runbook",
     "triggers.*.runbook": "tests/test_runbooks.py::test_the_trigger_wins_then_the_first_service_that_has_one",
+    "services[].owner": "tests/test_service_routing.py::test_the_catalogue_says_who_is_on_call_for_each_service",
+    "services[].escalation_policy": "tests/test_service_routing.py::test_an_incident_follows_its_services_policy_set",
     "targets[].grace": "tests/test_heartbeats.py::test_a_missed_ping_opens_an_incident_and_the_next_ping_resolves_it",
     "targets[].token_env": "tests/test_heartbeats.py::test_a_missed_ping_opens_an_incident_and_the_next_ping_resolves_it",
     "targets[].severity": "tests/test_heartbeats.py::test_a_missed_ping_opens_an_incident_and_the_next_ping_resolves_it",
@@ -690,6 +692,19 @@ def model_fields(model: type[BaseModel] = Config, prefix: str = "") -> list[str]
         else:
             out.append(path)
     return list(dict.fromkeys(out))
+
+
+def _policy_sets_proven() -> None:
+    """A named policy set is the [escalation_policy] model under another key, read by the same
+    policy_for: each of its fields takes effect as the default set's do (checked above), once
+    the routing test shows the set is followed."""
+    from engine.config.escalation import EscalationPolicies
+
+    for path in model_fields(EscalationPolicies, "escalation_policies.*"):
+        PROVEN.setdefault(path, "tests/test_service_routing.py::test_an_incident_follows_its_services_policy_set")
+
+
+_policy_sets_proven()
 
 
 def test_every_field_is_accounted_for() -> None:

@@ -350,3 +350,24 @@ def test_runbook_beside_an_incident(snap_compare: Any, seeded: Any, tmp_path: Pa
         await finished(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_services(snap_compare: Any, seeded: Any) -> None:
+    from engine.config.loading import parse_config_text
+
+    app = app_for(seeded, "dark")
+    app.api.config = parse_config_text(
+        '[[users]]\nid = "alice"\nname = "Alice Jansen"\n[[users]]\nid = "bob"\nname = "Bob de Vries"\n\n'
+        '[[schedules]]\nname = "primary"\nrotation = "weekly"\nusers = ["alice"]\n\n'
+        '[[schedules]]\nname = "payments"\nrotation = "weekly"\nusers = ["bob"]\n\n'
+        '[[services]]\nname = "checkout"\nowner = "payments-team"\nescalation_policy = "payments"\n\n'
+        '[[services]]\nname = "search"\nowner = "platform"\n\n'
+        '[escalation_policy.critical]\n[[escalation_policy.critical.levels]]\nnotify = ["schedule:primary"]\n\n'
+        '[escalation_policies.payments.critical]\n[[escalation_policies.payments.critical.levels]]\nnotify = ["schedule:payments", "user:alice"]\n'
+    )
+
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await go(pilot, "services")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)

@@ -213,6 +213,12 @@ class LocalEngine(LearningMixin):
         rows = await audit.entries(before_id=before, limit=limit, **filters)
         return {"entries": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
 
+    async def service_catalogue(self) -> list[dict[str, Any]]:
+        from engine.config.loading import default_config
+        from engine.escalation.catalogue import service_catalogue
+
+        return await service_catalogue(self.config or default_config())
+
     async def runbook(self, key: str) -> dict[str, Any] | None:
         from engine.config.runbooks import runbook_for
 

@@ -104,6 +104,11 @@ class EngineAPI(Protocol):
         filters: actor, subject, source, since. A remote engine needs an admin token."""
         ...
 
+    async def service_catalogue(self) -> list[dict[str, Any]]:
+        """Each configured service: owner, the policy set it follows, who it pages first per
+        severity, its schedule and who is on call for it now."""
+        ...
+
     async def runbook(self, key: str) -> dict[str, Any] | None:
         """The incident's runbook (its trigger's, else its first service's): origin, url, file and
         markdown (for a file); None when it has none."""

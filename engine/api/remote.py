@@ -192,6 +192,9 @@ class RemoteEngine:
         answer = await self._get("/api/audit", {**params, "limit": limit})
         return {"entries": json_objects(answer.get("entries"), "/api/audit"), "next": answer.get("next")}
 
+    async def service_catalogue(self) -> list[dict[str, Any]]:
+        return [row for row in await self._get_list("/api/services") if row.get("configured") and "pages_first" in row]
+
     async def runbook(self, key: str) -> dict[str, Any] | None:
         found = (await self._get(f"/api/incidents/{self._key(key)}/runbook")).get("runbook")
         return found if isinstance(found, dict) else None

@@ -84,6 +84,7 @@ DB_ACCESS: dict[str, str] = {
     "maintenance end": CHANGE,
     "demo": NONE,  # its own temporary database
     "oncall": READ,
+    "services": READ,
     "oncall override": CREATE,
     "oncall overrides": READ,
     "oncall cancel-override": CHANGE,

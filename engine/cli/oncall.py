@@ -229,6 +229,38 @@ async def export(args: argparse.Namespace, ctx: Any) -> int:
     return EXIT_OK
 
 
+async def show_services(args: argparse.Namespace, ctx: Any) -> int:
+    """`pulseguard services`: the catalogue: owner, policy, who is paged first, on call now."""
+    from engine.cli.common import print_json, print_table, short_time
+    from engine.config.loading import default_config
+    from engine.escalation.catalogue import service_catalogue
+
+    rows = await service_catalogue(ctx.config or default_config())
+    if ctx.json:
+        print_json(rows)
+        return EXIT_OK
+    table = []
+    for r in rows:
+        who = r["on_call_name"] or (f"from {r['on_call_source']}" if r["on_call_source"] else None)
+        if who and r["on_call_until"]:
+            who += f" until {short_time(r['on_call_until'])}"
+        table.append(
+            {
+                **r,
+                "policy": r["escalation_policy"] or "[escalation_policy]",
+                "critical": ", ".join(r["pages_first"]["critical"]) or "nobody",
+                "who": who,
+            }
+        )
+    print_table(
+        table,
+        [("name", "service"), ("owner", "owner"), ("policy", "policy"), ("critical", "critical pages first"),
+         ("schedule", "schedule"), ("who", "on call now"), ("runbook", "runbook")],
+        empty="no services (add [[services]] to the configuration)",
+    )  # fmt: skip
+    return EXIT_OK
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
     from engine.cli.common import ROW_ID, number
 
@@ -266,3 +298,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], co
     c.add_argument("--days", type=number(0, 3660), default=60, help="how far ahead (default 60)")
     c.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     c.set_defaults(handler=export, needs_db=True)
+    p = subparsers.add_parser(
+        "services", help="the service catalogue: owner, escalation policy, who is paged first, on call now", parents=parents
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=show_services, needs_db=True)

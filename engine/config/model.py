@@ -28,6 +28,8 @@ class Config(Section):
     triggers: dict[Name, Trigger] = Field(default_factory=dict)
     ai_detection: AIDetection = Field(default_factory=AIDetection)
     escalation_policy: EscalationPolicies = Field(default_factory=EscalationPolicies)
+    escalation_policies: dict[Name, EscalationPolicies] = Field(default_factory=dict)
+    """Named policy sets (each with critical, high, medium, low) that services pick with `escalation_policy = "NAME"`."""
     schedules: list[Schedule] = Field(default_factory=list)
     webhooks: list[Webhook] = Field(default_factory=list)
     notifications: Notifications = Field(default_factory=Notifications)

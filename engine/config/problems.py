@@ -239,6 +239,40 @@ def _known(kind: str, names: list[str]) -> str:
     return f"{kind}: {shown}"
 
 
+def _policy_references(
+    prefix: str,
+    policies: dict[str, Any],
+    problems: list[tuple[str, str]],
+    schedules: Any,
+    webhooks: Any,
+    need_user: Any,
+    need_integration: Any,
+) -> None:
+    """The recipients a policy table's levels name must exist."""
+    for severity, policy in policies.items():
+        if not isinstance(policy, dict) or not isinstance(policy.get("levels"), list):
+            continue
+        for li, level in enumerate(policy["levels"]):
+            if not isinstance(level, dict) or not isinstance(level.get("notify"), list):
+                continue
+            for ni, entry in enumerate(level["notify"]):
+                if not isinstance(entry, str):
+                    continue
+                path = f"{prefix}.{severity}.levels[{li}].notify[{ni}]"
+                try:
+                    target = parse_notify(entry)
+                except ValueError:
+                    continue  # reported by the schema
+                if target.kind in ("schedule", "next") and target.value not in schedules:
+                    problems.append((path, f"no schedule named {_show(target.value)} ({_known('schedules', schedules)})"))
+                elif target.kind == "user":
+                    need_user(path, target.value)
+                elif target.kind == "webhook" and target.value not in webhooks:
+                    problems.append((path, f"no webhook named {_show(target.value)} ({_known('webhooks', webhooks)})"))
+                elif target.kind in ("pagerduty", "jira", "slack", "email"):
+                    need_integration(path, target.kind, f"{_show(entry)}")
+
+
 def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
     """Cross-references, checked on the raw document so they are reported even when other
     parts of the file are invalid."""
@@ -278,6 +312,13 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                 (f"services[{i}].schedule", f"no schedule named {_show(service['schedule'])} ({_known('schedules', schedules)})")
             )
 
+    policy_sets = set(_dict_in(raw, "escalation_policies"))
+    for i, service in enumerate(_list_in(raw, "services")):
+        wanted = service.get("escalation_policy") if isinstance(service, dict) else None
+        if isinstance(wanted, str) and wanted not in policy_sets:
+            known = ", ".join(sorted(policy_sets)) or "none: add [escalation_policies.NAME.critical] and the others"
+            problems.append((f"services[{i}].escalation_policy", f"no policy set named {_show(wanted)} (escalation_policies: {known})"))
+
     for i, target in enumerate(_list_in(raw, "targets")):
         if isinstance(target, dict) and isinstance(target.get("service"), str) and target["service"] not in services:
             problems.append((f"targets[{i}].service", f"no service named {_show(target['service'])} ({_known('services', services)})"))
@@ -297,29 +338,12 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(integrations.get(name), dict):
             problems.append((path, f"{why} needs an [integrations.{name}] section"))
 
-    policies = _dict_in(raw, "escalation_policy")
-    for severity, policy in policies.items():
-        if not isinstance(policy, dict) or not isinstance(policy.get("levels"), list):
-            continue
-        for li, level in enumerate(policy["levels"]):
-            if not isinstance(level, dict) or not isinstance(level.get("notify"), list):
-                continue
-            for ni, entry in enumerate(level["notify"]):
-                if not isinstance(entry, str):
-                    continue
-                path = f"escalation_policy.{severity}.levels[{li}].notify[{ni}]"
-                try:
-                    target = parse_notify(entry)
-                except ValueError:
-                    continue  # reported by the schema
-                if target.kind in ("schedule", "next") and target.value not in schedules:
-                    problems.append((path, f"no schedule named {_show(target.value)} ({_known('schedules', schedules)})"))
-                elif target.kind == "user":
-                    need_user(path, target.value)
-                elif target.kind == "webhook" and target.value not in webhooks:
-                    problems.append((path, f"no webhook named {_show(target.value)} ({_known('webhooks', webhooks)})"))
-                elif target.kind in ("pagerduty", "jira", "slack", "email"):
-                    need_integration(path, target.kind, f"{_show(entry)}")
+    tables = [("escalation_policy", _dict_in(raw, "escalation_policy"))]
+    tables += [
+        (f"escalation_policies.{name}", group) for name, group in _dict_in(raw, "escalation_policies").items() if isinstance(group, dict)
+    ]
+    for prefix, policies in tables:
+        _policy_references(prefix, policies, problems, schedules, webhooks, need_user, need_integration)
 
     for i, schedule in enumerate(_list_in(raw, "schedules")):
         if not isinstance(schedule, dict):

@@ -34,6 +34,10 @@ class Service(Section):
     """Whether the service appears on the public status page."""
     schedule: Name | None = None
     """The on-call schedule paged first for this service's incidents (policies without levels)."""
+    owner: str | None = None
+    """The team that owns the service (shown by `pulseguard services`, the API and the console)."""
+    escalation_policy: Name | None = None
+    """A set in [escalation_policies.NAME] this service's incidents follow, per severity, instead of [escalation_policy]."""
     runbook: Runbook | None = None
     """What to do when this service breaks: an https:// URL or a Markdown file (relative to the configuration file's folder)."""
 

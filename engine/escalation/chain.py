@@ -138,15 +138,16 @@ def _pagerduty_placeholders(ctx: Context, notify: tuple[str, ...], recipients: l
 
 
 async def chains(ctx: Context, at: datetime, conn: Any = None) -> list[tuple[str | None, Chain]]:
-    """Every severity's chain; for derived chains, also one per service whose own schedule
-    changes who is paged first: (service or None, chain)."""
+    """Every severity's chain, and one per service whose own policy set (or, for derived
+    chains, own schedule) changes who is paged: (service or None, chain)."""
     out: list[tuple[str | None, Chain]] = []
     for severity in SEVERITIES:
         chain = await chain_for(ctx, severity, at, conn=conn)
         out.append((None, chain))
-        if chain.policy is None or not chain.policy.derived:
-            continue
+        derived = chain.policy is not None and chain.policy.derived
         for service in ctx.config.services:
-            if service.schedule and policy_for(ctx.config, severity, [service.name]) != chain.policy:
+            # A service's own policy set, or its own schedule heading a derived chain.
+            own = service.escalation_policy or (service.schedule and derived)
+            if own and policy_for(ctx.config, severity, [service.name]) != chain.policy:
                 out.append((service.name, await chain_for(ctx, severity, at, [service.name], conn=conn)))
     return out

@@ -97,14 +97,26 @@ class Policy:
 SEVERITIES = ("critical", "high", "medium", "low")
 
 
-def policy_source(config: Any, severity: str) -> tuple[str, Any] | None:
+def policy_set(config: Any, services: Sequence[str] = ()) -> tuple[str | None, Any]:
+    """(name, policies) an incident of `services` follows: the set named by the first of its
+    services that names one (services own routing), else [escalation_policy] (name None)."""
+    for name in services:
+        service = config.service(name)
+        chosen = getattr(service, "escalation_policy", None) if service is not None else None
+        if chosen and chosen in getattr(config, "escalation_policies", {}):
+            return chosen, config.escalation_policies[chosen]
+    return None, config.escalation_policy
+
+
+def policy_source(config: Any, severity: str, services: Sequence[str] = ()) -> tuple[str, Any] | None:
     """(severity, table) whose policy a severity follows: its own, else the nearest less
-    severe one, else the nearest more severe one; None when there is no policy at all.
+    severe one, else the nearest more severe one; None when there is no policy at all. The
+    table comes from the set the incident's services pick (policy_set).
 
     So the spec's block (critical, high, medium) pages for low too, the medium way.
     """
     severity = str(getattr(severity, "value", severity))
-    policies = config.escalation_policy
+    _, policies = policy_set(config, services)
     i = SEVERITIES.index(severity)
     for other in (*SEVERITIES[i:], *reversed(SEVERITIES[:i])):
         raw = policies.for_severity(other)
@@ -166,7 +178,7 @@ def policy_for(config: Any, severity: str, services: Sequence[str] = ()) -> Poli
     """The policy in force for a severity (and the incident's services), or None when the
     configuration has none. The one place a chain is derived: the change handling, `config check`
     and `escalation preview` all use it."""
-    found = policy_source(config, severity)
+    found = policy_source(config, severity, services)
     if found is None:
         return None
     source, raw = found

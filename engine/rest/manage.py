@@ -122,13 +122,32 @@ async def service_rows(config: Any) -> list[dict[str, Any]]:
 
 @router.get("/services", summary="Services (status-page components) with their current state")
 async def list_services(request: Request, _: Viewer) -> list[dict[str, Any]]:
+    from engine.escalation.catalogue import service_catalogue
     from engine.rest.statuspage import service_states
 
     state = rest_state(request)
     rows = await service_rows(state.config)
     states = await service_states([r["name"] for r in rows])
+    # Configured services also say who owns them, which policy they follow and who is on call.
+    catalogue = {c["name"]: c for c in await service_catalogue(state.config)}
     for r in rows:
         r["status"] = states.get(r["name"], "operational")
+        if (entry := catalogue.get(r["name"])) is not None:
+            r.update(
+                {
+                    k: entry[k]
+                    for k in (
+                        "owner",
+                        "escalation_policy",
+                        "pages_first",
+                        "schedule",
+                        "on_call",
+                        "on_call_name",
+                        "on_call_until",
+                        "runbook",
+                    )
+                }
+            )
     return rows
 
 

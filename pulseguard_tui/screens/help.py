@@ -22,6 +22,7 @@ SECTIONS = (
     ("oncall", "On-call"),
     ("analytics", "Analytics"),
     ("audit", "Audit log"),
+    ("services", "Services"),
 )
 
 NAVIGATION = (
@@ -56,7 +57,9 @@ def help_content(app: Any) -> Content:
     for keys, what in NAVIGATION:
         line(keys, what)
     parts.append("\n")
-    parts.extend([("Command line", "bold"), "  :incidents :targets :maintenance :oncall :analytics :audit :theme NAME :readonly :q\n"])
+    parts.extend(
+        [("Command line", "bold"), "  :incidents :targets :maintenance :oncall :analytics :audit :services :theme NAME :readonly :q\n"]
+    )
     parts.extend([("Filter", "bold"), "  words  sev:critical,high  status:open  svc:api  tag:db  @alice  @none  INC-42"])
     return Content.assemble(*parts)
 
