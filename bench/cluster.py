@@ -86,6 +86,12 @@ def cli(schema: str, *args: str, config: Path | None = None) -> subprocess.Compl
     return subprocess.run(argv, cwd=ROOT, env={**os.environ, "PULSEGUARD_DB": url_for(schema)}, capture_output=True, text=True, timeout=120)
 
 
+def init(schema: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """Create and migrate the schema. `init` also writes a configuration file: name one in the
+    scratch folder, or it would land in the repository (the working directory)."""
+    return cli(schema, "init", str(tmp / f"{schema}.toml"))
+
+
 def start_engine(schema: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115  (the child writes it; closed with the process)
     return subprocess.Popen(
@@ -169,7 +175,7 @@ async def scaling(args: argparse.Namespace, tmp: Path) -> list[dict[str, float]]
             schema = f"bench_cluster_{n}_{uuid.uuid4().hex[:6]}"
             config = tmp / f"scale{n}.toml"
             config.write_text(targets_config(args.targets, ports, args.interval))
-            assert cli(schema, "init").returncode == 0
+            assert init(schema, tmp).returncode == 0
             procs = [start_engine(schema, config, tmp / f"scale{n}-{i}.log") for i in range(n)]
             try:
                 await wait_balanced(schema, n)
@@ -216,7 +222,7 @@ async def failover(tmp: Path) -> dict[str, float]:
     schema = f"bench_failover_{uuid.uuid4().hex[:6]}"
     config = tmp / "failover.toml"
     config.write_text('[engine]\ncluster = true\n\n[[targets]]\nname = "a"\nkind = "http"\nurl = "http://127.0.0.1:9/a"\ninterval = "5s"\n')
-    assert cli(schema, "init").returncode == 0
+    assert init(schema, tmp).returncode == 0
     procs = [start_engine(schema, config, tmp / f"failover-{i}.log") for i in range(3)]
     try:
         await wait_balanced(schema, 3)
@@ -277,7 +283,7 @@ name = "pager"
 url = "http://127.0.0.1:{port}/hook"
 """
     )
-    assert cli(schema, "init").returncode == 0
+    assert init(schema, tmp).returncode == 0
     rng = random.Random(args.seed)
     procs: dict[int, subprocess.Popen[bytes] | None] = {i: start_engine(schema, config, tmp / f"chaos-{i}.log") for i in range(3)}
     kills = terms = 0
