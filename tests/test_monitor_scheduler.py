@@ -59,7 +59,10 @@ async def test_a_hanging_target_is_a_timeout_and_delays_nobody() -> None:
         elapsed = time.monotonic() - started
     for i in range(20):
         fast = results[f"fast-{i}"]
-        assert len(fast) >= int(elapsed / 0.2) - 1, (i, len(fast))
+        # One round is lost to the spread start and the probe in flight at stop; one more may be
+        # skipped on a loaded machine (a probe still running at its next round). The lag below
+        # is what shows the hanging targets hold nobody up.
+        assert len(fast) >= int(elapsed / 0.2) - 2, (i, len(fast))
         assert all(o.ok for o in fast)
         assert statistics.median(o.lag for o in fast) < 0.1  # not held up by the 0.5 s hangs
     for i in range(3):
