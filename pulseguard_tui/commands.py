@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "maintenance": "maintenance windows",
     "oncall": "who is on call",
     "analytics": "incident analytics",
+    "audit": "the audit log: who changed what",
+    "services": "the service catalogue: owners, routing, on call now",
     "theme": "theme NAME: " + ", ".join(THEME_NAMES),
     "readonly": "readonly [on|off]: look but change nothing",
     "help": "every key",

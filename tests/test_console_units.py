@@ -88,6 +88,14 @@ def test_command_line(text: str, command: Command) -> None:
     assert parse_command(text) == command
 
 
+def test_every_screen_is_a_command() -> None:
+    """A screen listed in help and the palette opens with `:name` too."""
+    from pulseguard_tui.actions import SCREENS
+
+    for name in SCREENS:
+        assert parse_command(f":{name}") == Command(name)
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
