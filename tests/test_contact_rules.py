@@ -44,6 +44,11 @@ name = "mail"
 method = "email"
 to = "alice.pager@example.com"
 
+[[users.contact]]
+name = "pager"
+method = "pagerduty"
+routing_key_env = "TEST_ALICE_PD_KEY"
+
 [[users.rules]]
 via = "slack"
 
@@ -73,6 +78,9 @@ url = "{hook}/sms"
 webhook_url_env = "TEST_SLACK_URL"
 incident_channels = []
 
+[integrations.pagerduty]
+events_url = "{pd}/v2/enqueue"
+
 [integrations.email]
 smtp_host = "127.0.0.1"
 smtp_port = {smtp}
@@ -82,7 +90,7 @@ starttls = false
 
 
 def contact_config(rx: Any, sms_after: str = "2s", hook: str | None = None) -> str:
-    return CONTACT_TOML.format(sms_after=sms_after, hook=hook or rx.hook.url, smtp=rx.smtp.port)
+    return CONTACT_TOML.format(sms_after=sms_after, hook=hook or rx.hook.url, smtp=rx.smtp.port, pd=rx.pagerduty.url)
 
 
 def sms(rx: Any) -> list[Any]:
@@ -155,14 +163,17 @@ def write_config(tmp_path: Path, text: str) -> Path:
 
 async def test_users_test_reaches_every_method_and_reports_a_failing_one(db, receivers, tmp_path):
     good = write_config(tmp_path, contact_config(receivers))
-    env = {"TEST_SLACK_URL": receivers.slack.url + "/services/T/B/X"}
+    env = {"TEST_SLACK_URL": receivers.slack.url + "/services/T/B/X", "TEST_ALICE_PD_KEY": "alice-routing-key"}
     ok = run_cli(db, "--config", str(good), "users", "test", "alice", actor="dave", **env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    for method in ("slack", "sms", "mail"):
+    for method in ("slack", "sms", "mail", "pager"):
         assert any(line.split()[:1] == [method] and " ok " in f" {line} " for line in ok.stdout.splitlines()), ok.stdout
     assert slack_dms(receivers) and "test message" in slack_dms(receivers)[0].json["text"].lower()
     assert sms(receivers)[0].json["contact"]["to"] == "+31600000001"
     assert receivers.mails_to("alice.pager@example.com")
+    # PagerDuty: a test page with her own routing key, resolved at once
+    pd = [(r.json["routing_key"], r.json["event_action"]) for r in receivers.pagerduty.accepted]
+    assert pd == [("alice-routing-key", "trigger"), ("alice-routing-key", "resolve")]
     entry = await AuditEntry.get(action="user.contact_test")
     assert (entry.actor, entry.source, entry.subject) == ("dave", "cli", "user:alice")
 
@@ -172,7 +183,13 @@ async def test_users_test_reaches_every_method_and_reports_a_failing_one(db, rec
     assert bad.returncode == 1, bad.stdout + bad.stderr
     results = {r["method"]: r for r in json.loads(bad.stdout)}
     assert results["sms"]["ok"] is False and results["sms"]["reason"].startswith("HTTP 500")
-    assert results["slack"]["ok"] and results["mail"]["ok"]
+    assert results["slack"]["ok"] and results["mail"]["ok"] and results["pager"]["ok"]
+
+    # without the routing key in the environment the PagerDuty method fails and says why
+    nokey = run_cli(db, "--config", str(good), "users", "test", "alice", "--json", TEST_SLACK_URL=env["TEST_SLACK_URL"])
+    assert nokey.returncode == 1
+    pager = next(r for r in json.loads(nokey.stdout) if r["method"] == "pager")
+    assert not pager["ok"] and "no PagerDuty routing key for alice" in pager["reason"]
 
     unknown = run_cli(db, "--config", str(good), "users", "test", "zoe", **env)
     assert unknown.returncode != 0 and "no user with id 'zoe' (users: alice, bob)" in unknown.stderr
@@ -182,7 +199,7 @@ async def test_users_test_reaches_every_method_and_reports_a_failing_one(db, rec
     assert listed.returncode == 0 and "immediately: slack; after 2s: sms" in listed.stdout, listed.stdout
     shown = run_cli(db, "--config", str(good), "users", "show", "alice", "--json")
     doc = json.loads(shown.stdout)
-    assert [m["name"] for m in doc["contact"]] == ["slack", "sms", "mail"]
+    assert [m["name"] for m in doc["contact"]] == ["slack", "sms", "mail", "pager"]
     assert doc["rules"] == [
         {"after_seconds": 0.0, "after": "immediately", "via": "slack"},
         {"after_seconds": 2.0, "after": "after 2s", "via": "sms"},
@@ -190,6 +207,7 @@ async def test_users_test_reaches_every_method_and_reports_a_failing_one(db, rec
 
 
 async def test_rest_lists_users_and_tests_their_methods(db, receivers, monkeypatch):
+    monkeypatch.setenv("TEST_ALICE_PD_KEY", "alice-routing-key")
     cfg = parse_config_text(contact_config(receivers))
     async with running_api(cfg) as api:
         async with api.client("viewer") as viewer:
@@ -201,7 +219,7 @@ async def test_rest_lists_users_and_tests_their_methods(db, receivers, monkeypat
             r = await admin.post("/api/users/alice/test")
             assert r.status_code == 200, r.text
             body = r.json()
-            assert body["ok"] is True and [x["method"] for x in body["results"]] == ["slack", "sms", "mail"]
+            assert body["ok"] is True and [x["method"] for x in body["results"]] == ["slack", "sms", "mail", "pager"]
             missing = await admin.post("/api/users/zoe/test")
             assert missing.status_code == 404 and "no user with id 'zoe'" in missing.text
             bob = await admin.post("/api/users/bob/test")
