@@ -114,6 +114,9 @@ async def test_slack_dm_at_once_then_sms_after_the_rule_delay(esc_db, receivers)
         await eventually(lambda: sms(receivers), timeout=6)
         sms_after = time.monotonic() - t0
         await asyncio.sleep(0.5)
+        # the rest of the incident reaches her the ways she was paged, addressed to her
+        await services.resolve(inc.key, "alice", root_cause="bad deploy", solution="rolled back")
+        await eventually(lambda: len(sms(receivers)) == 2 and len(slack_dms(receivers)) == 2, timeout=5)
     assert dm_after < 1.5, f"the Slack DM took {dm_after:.2f} s"
     assert 1.9 <= sms_after < 5.0, f"the SMS came after {sms_after:.2f} s, expected about 2 s"
     text = slack_dms(receivers)[0].json["text"]
@@ -121,7 +124,11 @@ async def test_slack_dm_at_once_then_sms_after_the_rule_delay(esc_db, receivers)
     body = sms(receivers)[0].json
     assert body["contact"] == {"user": "alice", "method": "sms", "kind": "sms", "to": "+31600000001"}
     assert body["incident"]["key"] == inc.key
-    assert len(sms(receivers)) == 1 and len(slack_dms(receivers)) == 1  # each rule once
+    resolved = sms(receivers)[1].json
+    assert resolved["kind"] == "resolved" and resolved["contact"]["to"] == "+31600000001"
+    assert "RESOLVED" in slack_dms(receivers)[1].json["text"]
+    keys = [r.headers["x-pulseguard-delivery"] for r in sms(receivers) + slack_dms(receivers)]
+    assert len(set(keys)) == 4  # each rule and each follow-up once
     # alice has rules: her plain e-mail page is replaced by them
     assert not receivers.mails_to("alice@example.com")
     summaries = [s for k, s in await timeline(inc.key) if k == "escalation"]
@@ -139,6 +146,8 @@ async def test_acknowledging_before_the_delay_cancels_the_sms(esc_db, receivers)
         await services.acknowledge(inc.key, "alice")
         await asyncio.sleep(3.0)  # well past the 2 s rule
     assert not sms(receivers)
+    # the Slack DM she was paged by hears the acknowledgement; the SMS gateway never hears a word
+    assert any("acknowledged by alice" in r.json["text"] for r in slack_dms(receivers))
     states = await Timer.filter(incident_id=inc.id, kind="contact").values_list("state", flat=True)
     assert list(states) == ["cancelled"]
 

@@ -147,7 +147,11 @@ def describe_user(user: Any) -> dict[str, Any]:
             for m in user.contact
         ],
         "rules": [
-            {"after_seconds": float(r.after), "after": f"after {format_duration(float(r.after))}" if r.after else "immediately", "via": r.via}
+            {
+                "after_seconds": float(r.after),
+                "after": f"after {format_duration(float(r.after))}" if r.after else "immediately",
+                "via": r.via,
+            }
             for r in user.rules
         ],
     }
