@@ -254,3 +254,22 @@ def test_bad_contact_configuration_is_refused_naming_the_key(receivers, change, 
     with pytest.raises(ConfigError) as err:
         parse_config_text(text)
     assert any(p.startswith(f"pulseguard.toml: {key}: ") and words in p for p in err.value.problems), err.value.problems
+
+
+async def test_the_console_on_call_screen_says_how_the_person_on_call_is_paged(sdb, receivers):
+    from support.console_app import make_app, seed
+    from support.pilot import command, started, until
+
+    await seed()
+    app = make_app(sdb)
+    app.config = parse_config_text(contact_config(receivers))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await started(app, pilot)
+        await command(pilot, "oncall")
+        await until(pilot, lambda: type(app.screen).__name__ == "OncallScreen", what=":oncall")
+
+        def title() -> str:
+            return str(app.screen.query_one("#oncall-shifts-title").render())
+
+        await until(pilot, lambda: "is paged by" in title(), what="contact rules on the on-call screen")
+        assert title().endswith("alice is paged by slack, then sms after 2s")
