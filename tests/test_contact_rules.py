@@ -152,15 +152,22 @@ async def test_acknowledging_before_the_delay_cancels_the_sms(esc_db, receivers)
     assert list(states) == ["cancelled"]
 
 
-async def test_email_method_reaches_a_real_smtp_server(esc_db, receivers):
-    text = contact_config(receivers).replace('[[users.rules]]\nvia = "slack"', '[[users.rules]]\nvia = "mail"')
+async def test_email_and_pagerduty_methods_reach_real_receivers(esc_db, receivers, monkeypatch):
+    monkeypatch.setenv("TEST_ALICE_PD_KEY", "alice-routing-key")
+    rules = '[[users.rules]]\nvia = "mail"\n\n[[users.rules]]\nvia = "pager"'
+    text = contact_config(receivers).replace('[[users.rules]]\nvia = "slack"', rules)
     cfg = parse_config_text(text)
     async with fast_loops(cfg):
         inc = await services.create_incident(title="Queue stuck", severity="critical", actor="probe")
         await eventually(lambda: receivers.mails_to("alice.pager@example.com"), timeout=5)
+        await eventually(lambda: receivers.pagerduty.accepted, timeout=5)
         await services.acknowledge(inc.key, "alice")
+        await eventually(lambda: len(receivers.pagerduty.accepted) >= 2, timeout=5)
     mail = receivers.mails_to("alice.pager@example.com")[0].message
     assert inc.key in mail["Subject"] and "triggered" in mail["Subject"]
+    # her own PagerDuty service: the page, then the acknowledgement of the same alert
+    pd = [(r.json["routing_key"], r.json["event_action"], r.json["dedup_key"]) for r in receivers.pagerduty.accepted]
+    assert pd == [("alice-routing-key", "trigger", f"pulseguard-{inc.key}"), ("alice-routing-key", "acknowledge", f"pulseguard-{inc.key}")]
     assert not slack_dms(receivers) and not sms(receivers)
 
 
