@@ -200,6 +200,7 @@ NEEDS_EXISTING = {
     "heartbeat": ["nightly-backup"],
     "audit": [],
     "services": [],
+    "users test": ["alice"],
     "metrics query": ["cpu"],
     "maintenance list": [],
     "maintenance end": ["1"],

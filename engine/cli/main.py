@@ -85,6 +85,9 @@ DB_ACCESS: dict[str, str] = {
     "demo": NONE,  # its own temporary database
     "oncall": READ,
     "services": READ,
+    "users": NONE,
+    "users show": NONE,
+    "users test": CHANGE,  # the test is written to the audit log
     "oncall override": CREATE,
     "oncall overrides": READ,
     "oncall cancel-override": CHANGE,

@@ -5,6 +5,7 @@ pulseguard oncall override USER [--covers WHO] --from TIME --to TIME [--schedule
 pulseguard oncall overrides [--schedule S] [--all] [--json]
 pulseguard oncall cancel-override ID
 pulseguard oncall export --ical [--schedule S] [--days N] [--output FILE]
+pulseguard users [--json] | users show NAME | users test NAME
 """
 
 from __future__ import annotations
@@ -303,3 +304,96 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], co
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=show_services, needs_db=True)
+    register_users(subparsers, parents)
+
+
+def _user(ctx: Any, user_id: str) -> Any:
+    if ctx.config is None:
+        raise _usage("no configuration file: users live in pulseguard.toml (pass --config FILE or run `pulseguard init`)")
+    user = ctx.config.user(user_id)
+    if user is None:
+        known = ", ".join(u.id for u in ctx.config.users) or "none: add [[users]] to the configuration"
+        raise _usage(f"no user with id {user_id!r} (users: {known})")
+    return user
+
+
+async def list_users(args: argparse.Namespace, ctx: Any) -> int:
+    """`pulseguard users`: each person with their contact methods and rules."""
+    from engine.cli.common import print_json, print_table
+    from engine.escalation.contacts import describe_user
+
+    users = [describe_user(u) for u in (ctx.config.users if ctx.config is not None else [])]
+    if ctx.json or args.json:
+        print_json(users)
+        return EXIT_OK
+    rows = [
+        {
+            "id": u["id"],
+            "name": u["name"],
+            "methods": ", ".join(m["name"] for m in u["contact"]) or "-",
+            "rules": "; ".join(f"{r['after']}: {r['via']}" for r in u["rules"]) or ("by e-mail" if u["email"] else "-"),
+        }
+        for u in users
+    ]
+    print_table(
+        rows,
+        [("id", "user"), ("name", "name"), ("methods", "contact methods"), ("rules", "when paged")],
+        empty="no users (add [[users]] to the configuration)",
+    )
+    return EXIT_OK
+
+
+async def show_user(args: argparse.Namespace, ctx: Any) -> int:
+    """`pulseguard users show NAME`: one person's methods and rules."""
+    from engine.cli.common import print_json
+    from engine.escalation.contacts import describe_user
+
+    u = describe_user(_user(ctx, args.user))
+    if ctx.json or args.json:
+        print_json(u)
+        return EXIT_OK
+    print(f"{u['name']} ({u['id']})" if u["name"] != u["id"] else u["id"])
+    print("contact methods:")
+    for m in u["contact"] or []:
+        via = f" via webhook {m['gateway']}" if m["gateway"] else ""
+        print(f"  {m['name']:<12} {m['method']:<10} {m['to'] or '-'}{via}")
+    if not u["contact"]:
+        print("  (none)")
+    print("when paged:")
+    for r in u["rules"]:
+        print(f"  {r['after']:<12} by {r['via']}")
+    if not u["rules"]:
+        print(f"  by e-mail to {u['email']}" if u["email"] else "  (no rules and no e-mail address: pages cannot reach this user)")
+    return EXIT_OK
+
+
+async def test_user(args: argparse.Namespace, ctx: Any) -> int:
+    """`pulseguard users test NAME`: a test message to each method; non-zero when any fails."""
+    from engine.cli.common import print_json, print_table
+    from engine.escalation.contacts import send_tests
+
+    user = _user(ctx, args.user)
+    if not user.contact:
+        raise _usage(f"user {user.id!r} has no contact methods (add [[users.contact]] entries)")
+    results = await send_tests(ctx.config, user.id, ctx.actor)
+    if ctx.json or args.json:
+        print_json(results)
+    else:
+        rows = [{**r, "result": "ok" if r["ok"] else "FAILED"} for r in results]
+        print_table(rows, [("method", "method"), ("destination", "destination"), ("result", "result"), ("reason", "reason")])
+    return EXIT_OK if all(r["ok"] for r in results) else 1
+
+
+def register_users(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("users", help="people: contact methods, contact rules, test messages", parents=parents)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=list_users, needs_db=False)
+    sub = p.add_subparsers(dest="users_command", metavar="COMMAND", parser_class=subparsers._parser_class)
+    c = sub.add_parser("show", help="one user's contact methods and rules", parents=parents)
+    c.add_argument("user", help="the user's id")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(handler=show_user, needs_db=False)
+    c = sub.add_parser("test", help="send a test message to each of the user's contact methods", parents=parents)
+    c.add_argument("user", help="the user's id")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(handler=test_user, needs_db=True)

@@ -9,7 +9,9 @@ from pydantic import AfterValidator, Field, PlainSerializer, ValidationInfo, fie
 
 from engine.config.fields import (
     MAX_MINUTES,
+    Duration,
     Email,
+    EnvName,
     LooseDatetime,
     Name,
     Section,
@@ -21,6 +23,34 @@ from engine.config.fields import (
 )
 from engine.core.durations import format_duration
 
+ContactKind = Literal["email", "slack", "sms", "webhook", "pagerduty"]
+CONTACT_KINDS: tuple[str, ...] = ("email", "slack", "sms", "webhook", "pagerduty")
+
+
+class ContactMethod(Section):
+    """One way to reach a person: `[[users.contact]]`."""
+
+    method: ContactKind
+    name: Name | None = None
+    """How rules name this method (default: the method, e.g. "sms")."""
+    to: str | None = None
+    """The address, Slack member id or phone number (default: the user's email, slack or phone)."""
+    gateway: Name | None = None
+    """sms and webhook: the [[webhooks]] entry the message is posted to."""
+    routing_key_env: EnvName | None = None
+    """pagerduty: the variable holding this person's Events API v2 routing key."""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.method
+
+
+class ContactRule(Section):
+    """When to use which method once the person is paged: `[[users.rules]] after = "2m" via = "sms"`."""
+
+    after: Duration = 0.0
+    via: Name
+
 
 class User(Section):
     id: Name
@@ -30,6 +60,19 @@ class User(Section):
     phone: str | None = None
     timezone: TimeZone | None = None
     pagerduty_user_id: str | None = None
+    contact: list[ContactMethod] = Field(default_factory=list)
+    """How this person can be reached (e-mail, Slack DM, SMS or webhook gateway, PagerDuty)."""
+    rules: list[ContactRule] = Field(default_factory=list)
+    """When each method is used after the person is paged; without rules a page goes by e-mail."""
+
+    def contact_method(self, label: str) -> ContactMethod | None:
+        return next((c for c in self.contact if c.label == label), None)
+
+    def contact_address(self, method: ContactMethod) -> str | None:
+        """Where this method reaches the person: its `to`, else the user's own field."""
+        if method.to:
+            return method.to
+        return {"email": self.email, "slack": self.slack, "sms": self.phone}.get(method.method)
 
 
 Rotation = Literal["daily", "weekly", "custom"]

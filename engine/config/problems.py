@@ -273,6 +273,58 @@ def _policy_references(
                     need_integration(path, target.kind, f"{_show(entry)}")
 
 
+def _contact_problems(path: str, user: dict[str, Any], webhooks: list[str], problems: list[tuple[str, str]]) -> None:
+    """A person's contact methods and rules: each method can reach them, each rule names one."""
+    from engine.config.fields import _check_email
+
+    own = {"email": "email", "slack": "slack", "sms": "phone"}
+    labels: dict[str, int] = {}
+    for j, method in enumerate(_list_in(user, "contact")):
+        if not isinstance(method, dict) or not isinstance(method.get("method"), str):
+            continue
+        kind, where = method["method"], f"{path}.contact[{j}]"
+        label = str(method["name"]) if isinstance(method.get("name"), str) else kind
+        if kind not in ("email", "slack", "sms", "webhook", "pagerduty"):
+            continue  # refused by the field's own check
+        if label in labels:
+            problems.append(
+                (
+                    f"{where}.name" if "name" in method else f"{where}.method",
+                    f"{_show(label)} names two contact methods (also {path}.contact[{labels[label]}]); give each a distinct name",
+                )
+            )
+        else:
+            labels[label] = j
+        to = method.get("to")
+        if kind in own and to is None and not isinstance(user.get(own[kind]), str):
+            problems.append((f"{where}.to", f"a {kind} method needs `to` here or `{own[kind]}` on the user"))
+        if kind == "email" and isinstance(to, str):
+            try:
+                _check_email(to)
+            except ValueError as exc:
+                problems.append((f"{where}.to", str(exc)))
+        if kind in ("sms", "webhook"):
+            gateway = method.get("gateway")
+            if gateway is None:
+                problems.append(
+                    (
+                        f"{where}.gateway",
+                        f"a {kind} method needs gateway = the name of a [[webhooks]] entry ({_known('webhooks', webhooks)})",
+                    )
+                )
+            elif isinstance(gateway, str) and gateway not in webhooks:
+                problems.append((f"{where}.gateway", f"no webhook named {_show(gateway)} ({_known('webhooks', webhooks)})"))
+        if kind == "pagerduty" and method.get("routing_key_env") is None:
+            problems.append(
+                (f"{where}.routing_key_env", "a pagerduty method needs routing_key_env = the variable holding the person's routing key")
+            )
+    for k, rule in enumerate(_list_in(user, "rules")):
+        via = rule.get("via") if isinstance(rule, dict) else None
+        if isinstance(via, str) and via not in labels:
+            known = ", ".join(labels) or "none: add [[users.contact]] entries"
+            problems.append((f"{path}.rules[{k}].via", f"no contact method {_show(via)} on this user (contact methods: {known})"))
+
+
 def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
     """Cross-references, checked on the raw document so they are reported even when other
     parts of the file are invalid."""
@@ -367,6 +419,10 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                 )
             else:
                 need_integration(f"schedules[{i}].pagerduty_schedule", "pagerduty", "a PagerDuty schedule")
+
+    for i, user in enumerate(_list_in(raw, "users")):
+        if isinstance(user, dict):
+            _contact_problems(f"users[{i}]", user, webhooks, problems)
 
     # Stakeholder lists without their channel load (the specification's blocks are pasted on
     # their own) and are warned about by `Config.warnings`.

@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 from engine.config.runbooks import page_reference
 from engine.core.clock import utcnow
 from engine.escalation.context import OPEN, Context
-from engine.escalation.destinations import external_destinations, internal_destinations, notified_before
+from engine.escalation.destinations import contacted_before, external_destinations, internal_destinations, notified_before
 from engine.escalation.messages import iso, message_payload, snapshot, write_notifications
 from engine.escalation.policy import Policy, policy_for
 from engine.escalation.steps import cancel_pending, fire_step, handling, plan, save_escalation, stop
@@ -161,8 +161,10 @@ async def _fan_out(
     message: str | None = None,
 ) -> None:
     dests: list[str] = []
+    people: list[dict[str, Any]] = []
     if before:
         dests += [d for d in await notified_before(conn, incident.id) if kind != "acknowledged" or d != "jira"]
+        people = await contacted_before(conn, incident.id)
     if stakeholders:
         dests += internal_destinations(ctx, kind)
     if kind == "resolved" and message is None:
@@ -180,6 +182,17 @@ async def _fan_out(
         digest_minutes=digest,
         now=now,
     )
+    # People paged through their contact rules hear the rest the same way, addressed to them.
+    for person in people:
+        contact = {k: v for k, v in person.items() if k != "destination"}
+        await write_notifications(
+            conn,
+            incident,
+            [person["destination"]],
+            {**message_payload(incident, kind, event, message=message), "contact": contact},
+            f"{incident.key}:e{event.id}:{kind}:{contact.get('user')}:{contact.get('method')}",
+            now=now,
+        )
 
 
 async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:

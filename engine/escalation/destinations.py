@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -41,12 +41,33 @@ def external_destinations(ctx: Context) -> list[str]:
 
 
 async def notified_before(conn: BaseDBAsyncClient, incident_id: int) -> list[str]:
-    """Every internal destination this incident has reached (or will), in first-notified order."""
+    """Every internal destination this incident has reached (or will), in first-notified order;
+    a person's own contact methods are not among them (see `contacted_before`)."""
+    plain, _ = await _reached(conn, incident_id)
+    return plain
+
+
+async def contacted_before(conn: BaseDBAsyncClient, incident_id: int) -> list[dict[str, Any]]:
+    """The people reached through their contact rules ({"user", "method", "kind", "to",
+    "destination"}), once each: their follow-ups go the same way, addressed to them."""
+    _, people = await _reached(conn, incident_id)
+    return people
+
+
+async def _reached(conn: BaseDBAsyncClient, incident_id: int) -> tuple[list[str], list[dict[str, Any]]]:
     rows = (
         await Notification.filter(incident_id=incident_id, audience="internal")
         .exclude(state=NotificationState.CANCELLED)
         .using_db(conn)
         .order_by("id")
-        .values_list("destination", flat=True)
+        .values("destination", "payload")
     )
-    return list(dict.fromkeys(cast("list[str]", rows)))  # Tortoise types a flat values_list as tuples
+    plain: dict[str, None] = {}
+    people: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        contact = (row["payload"] or {}).get("contact")
+        if isinstance(contact, dict) and contact.get("user"):
+            people.setdefault((str(contact["user"]), str(contact.get("method"))), {**contact, "destination": row["destination"]})
+        else:
+            plain.setdefault(row["destination"])
+    return list(plain), list(people.values())

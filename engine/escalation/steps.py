@@ -17,6 +17,7 @@ from tortoise.expressions import F
 from engine.config.runbooks import page_reference
 from engine.core.clock import utcnow
 from engine.core.durations import format_words
+from engine.escalation import contacts
 from engine.escalation.context import Context
 from engine.escalation.messages import iso, message_payload, write_notifications
 from engine.escalation.policy import Policy
@@ -53,7 +54,8 @@ async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: di
 
 async def cancel_pending(conn: BaseDBAsyncClient, incident_id: int) -> int:
     return (
-        await Timer.filter(incident_id=incident_id, kind="escalate", state=TimerState.PENDING)
+        # A person's later contact rules wait with the escalation's steps and stop with them.
+        await Timer.filter(incident_id=incident_id, kind__in=("escalate", "contact"), state=TimerState.PENDING)
         .using_db(conn)
         .update(state=TimerState.CANCELLED, fired_at=utcnow())
     )
@@ -107,10 +109,27 @@ async def fire_step(
     # Digest mode batches the first notification; an escalation or reminder nobody answered
     # must reach its person now.
     digest = policy.digest_interval_minutes if policy.digest_mode and (level, round_) == (1, 1) else None
-    dests = [r.destination for r in recipients] + [d for d in extra if d not in {r.destination for r in recipients}]
-    await write_notifications(
-        conn, incident, dests, payload, f"{incident.key}:g{generation}:l{level}:r{round_}", digest_minutes=digest, now=now
-    )
+    key_prefix = f"{incident.key}:g{generation}:l{level}:r{round_}"
+    # A person with contact rules is reached through them; everyone else as before.
+    ruled: dict[str, list[contacts.Delivery]] = {}
+    for r in recipients:
+        user = ctx.users.get(r.user) if r.user else None
+        plan_ = contacts.deliveries(user) if user is not None else []
+        if plan_:
+            ruled[r.destination] = plan_
+    direct = [r.destination for r in recipients if r.destination not in ruled]
+    dests = direct + [d for d in extra if d not in {r.destination for r in recipients}]
+    await write_notifications(conn, incident, dests, payload, key_prefix, digest_minutes=digest, now=now)
+    contact_notes: list[str] = []
+    for r in recipients:
+        for d in ruled.get(r.destination, []):
+            if d.after <= 0:
+                await contacts.send_now(conn, incident, d, payload, key_prefix, now)
+                dests.append(d.destination)
+            else:
+                await contacts.plan_later(conn, incident, d, payload, key_prefix, generation, now)
+        if r.destination in ruled:
+            contact_notes.append(f"{r.user} by " + ", then ".join(d.describe() for d in ruled[r.destination]))
     nxt = policy.next_step(level, round_)
     state.update({"level": level, "round": round_, "last_at": iso(now)})
     if nxt is None:
@@ -121,6 +140,8 @@ async def fire_step(
         "reminder": f"reminder {round_} to level {level}",
     }.get(kind, f"level {level} notified ({kind})")
     summary = f"{what}: {', '.join(names) or 'nobody reachable'}" + (f" ({'; '.join(notes)})" if notes else "")
+    if contact_notes:
+        summary += f"; {'; '.join(contact_notes)}"
     if nxt is not None:
         due = now + timedelta(minutes=nxt[2])
         summary += f"; next step at {due.strftime('%H:%M:%S')} UTC unless acknowledged"
@@ -131,7 +152,15 @@ async def fire_step(
         incident,
         "escalation",
         summary,
-        {"level": level, "round": round_, "recipients": names, "destinations": dests, "notes": notes, "kind": kind},
+        {
+            "level": level,
+            "round": round_,
+            "recipients": names,
+            "destinations": dests,
+            "notes": notes,
+            "kind": kind,
+            "contact_rules": contact_notes,
+        },
         now,
     )
     if nxt is not None:

@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 from engine.core.clock import utcnow as utcnow  # re-exported: the timer loop reads this clock, which tests move
 from engine.escalation.context import OPEN, Context
 from engine.escalation.destinations import internal_destinations
-from engine.escalation.messages import iso, local_loops
+from engine.escalation.messages import iso, local_loops, write_notifications
 from engine.escalation.policy import Policy
 from engine.escalation.steps import fire_step
 from engine.incidents.services import append_system_event
@@ -87,6 +87,9 @@ async def _fire_one(ctx: Context, timer_id: int, incident_id: int | None, fence:
         if timer.kind == "escalate":
             if incident is not None:
                 await _fire_escalation(conn, ctx, incident, timer, now)
+        elif timer.kind == "contact":
+            if incident is not None:
+                await _fire_contact(conn, incident, timer, now)
         elif timer.kind == "digest":
             await fire_digest(conn, timer, now)
         elif timer.kind == "shift_notice":
@@ -110,6 +113,33 @@ async def _fire_escalation(conn: BaseDBAsyncClient, ctx: Context, incident: Inci
     if level == 1 and round_ == 1:
         extra = internal_destinations(ctx, "triggered")  # a delayed first notification
     await fire_step(conn, ctx, incident, state, policy, level, round_, now, extra=extra)
+
+
+async def _fire_contact(conn: BaseDBAsyncClient, incident: Incident, timer: Timer, now: datetime) -> None:
+    """A person's later contact rule ("after 2 min by SMS"): sent unless the page was answered."""
+    state = dict(incident.escalation or {})
+    if incident.acknowledged_at is not None or incident.status not in OPEN:
+        return
+    if int(state.get("generation") or 0) != int(timer.data.get("generation") or -1):
+        return  # re-planned since this rule was due
+    data = timer.data
+    contact = dict(data.get("contact") or {})
+    await write_notifications(
+        conn,
+        incident,
+        [str(data["destination"])],
+        {**dict(data.get("payload") or {}), "contact": contact},
+        f"{data['key_prefix']}:{data['user']}:c{data['rule']}",
+        now=now,
+    )
+    await append_system_event(
+        conn,
+        incident,
+        "escalation",
+        f"contact rule: {data['user']} by {data['method']} (still unacknowledged)",
+        {"user": data["user"], "method": data["method"], "destinations": [data["destination"]], "rule": data["rule"]},
+        now,
+    )
 
 
 async def fire_digest(conn: BaseDBAsyncClient, timer: Timer, now: datetime) -> int:

@@ -5,6 +5,8 @@ A destination is a string stored on the outbox row:
   email:ADDRESS    e-mail over SMTP
   webhook:NAME     a [[webhooks]] entry
   pagerduty        PagerDuty Events API v2
+  pagerduty:USER   PagerDuty with that person's own routing key (their contact method)
+  slack:MEMBER     a Slack DM (a member id or @name, as a person's contact method)
   jira             Jira REST API
 """
 
@@ -48,6 +50,8 @@ class ChannelSettings:
     pagerduty_routing_key: str | None = None
     pagerduty_api_url: str = pd_channel.API_URL
     pagerduty_api_token: str | None = None
+    pagerduty_user_keys: dict[str, str] = field(default_factory=dict)
+    """user id -> the routing key of their own PagerDuty contact method."""
     jira: JiraSettings | None = None
     timeout: float = DEFAULT_TIMEOUT
 
@@ -73,7 +77,9 @@ class ChannelSettings:
             return "no e-mail (SMTP) configured"
         if kind == "webhook" and value not in self.webhooks:
             return f"no webhook {value!r} configured"
-        if kind == "pagerduty" and not self.pagerduty_routing_key:
+        if kind == "pagerduty" and value and value not in self.pagerduty_user_keys:
+            return f"no PagerDuty routing key for {value} (set the variable named by their routing_key_env)"
+        if kind == "pagerduty" and not value and not self.pagerduty_routing_key:
             return "no PagerDuty routing key configured"
         if kind == "jira" and self.jira is None:
             return "no Jira configured"
@@ -116,6 +122,10 @@ def settings_from_config(config: Any, env: Mapping[str, str] | None = None) -> C
         out.pagerduty_routing_key = _env(p.routing_key_env, env)
         out.pagerduty_api_url = p.api_url
         out.pagerduty_api_token = _env(p.api_token_env, env)
+    for user in config.users:
+        for method in user.contact:
+            if method.method == "pagerduty" and (key := _env(method.routing_key_env, env)):
+                out.pagerduty_user_keys[user.id] = key
     if integ.jira is not None and integ.jira.configured:
         j = integ.jira
         out.jira = JiraSettings(
@@ -182,6 +192,11 @@ class Dispatcher:
                 headers=dict(target.headers),
                 timeout=target.timeout,
             )
+        if kind == "pagerduty" and value:
+            key = s.pagerduty_user_keys.get(value)
+            if not key:
+                return Outcome.refused(f"no PagerDuty routing key for {value}: set the variable named by their routing_key_env")
+            return await pd_channel.send(self.client, s.pagerduty_events_url, key, payload, timeout=s.timeout)
         if kind == "pagerduty":
             if not s.pagerduty_routing_key:
                 return Outcome.refused("PagerDuty is not configured: set the variable named by integrations.pagerduty.routing_key_env")

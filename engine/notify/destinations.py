@@ -7,7 +7,9 @@ def describe(destination: str) -> str:
     """How a destination reads in the timeline: '#incidents', 'alice@example.com', 'PagerDuty'."""
     kind, _, value = destination.partition(":")
     if kind == "pagerduty":
-        return "PagerDuty"
+        return f"PagerDuty ({value})" if value else "PagerDuty"
+    if kind == "slack" and value and not value.startswith("#"):
+        return f"Slack DM {value}"
     if kind == "jira":
         return "Jira"
     if kind == "webhook":

@@ -23,7 +23,19 @@ def _person(config: Any, user_id: str | None) -> dict[str, Any] | None:
         # How to reach the person by phone, and their own time of day, for whoever pages them.
         "phone": getattr(user, "phone", None),
         "timezone": getattr(user, "timezone", None),
+        # How a page reaches them: "slack, then sms after 2m" (None: no contact rules, by e-mail).
+        "paged_by": _paged_by(user),
     }
+
+
+def _paged_by(user: Any) -> str | None:
+    rules = list(getattr(user, "rules", None) or [])
+    if not rules:
+        return None
+    from engine.core.durations import format_duration
+
+    steps = sorted(rules, key=lambda r: float(r.after))
+    return ", then ".join(r.via + (f" after {format_duration(float(r.after))}" if r.after else "") for r in steps)
 
 
 def _shift(config: Any, s: Shift) -> dict[str, Any]:

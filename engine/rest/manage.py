@@ -304,3 +304,44 @@ async def audit_log(
 
     rows = await entries(since=since, actor=actor, subject=subject, source=source, before_id=before, limit=limit)
     return {"entries": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
+
+
+# --- users: contact methods and rules -----------------------------------------------------------
+
+
+def _users(request: Request) -> list[Any]:
+    config = rest_state(request).config
+    return list(config.users) if config is not None else []
+
+
+def _find_user(request: Request, name: str) -> Any:
+    users = _users(request)
+    user = next((u for u in users if u.id == name), None)
+    if user is None:
+        raise NotFound(f"no user with id {name!r} (users: {', '.join(u.id for u in users) or 'none in the configuration'})")
+    return user
+
+
+@router.get("/users", summary="The people of the configuration, with their contact methods and rules")
+async def list_users(request: Request, who: Viewer) -> list[dict[str, Any]]:
+    from engine.escalation.contacts import describe_user
+
+    return [describe_user(u) for u in _users(request)]
+
+
+@router.get("/users/{name}", summary="One person's contact methods and rules")
+async def get_user(request: Request, who: Viewer, name: NamePath) -> dict[str, Any]:
+    from engine.escalation.contacts import describe_user
+
+    return describe_user(_find_user(request, name))
+
+
+@router.post("/users/{name}/test", summary="Send a test message to each of the person's contact methods (admin)")
+async def test_user_contacts(request: Request, who: Admin, name: NamePath) -> dict[str, Any]:
+    from engine.escalation.contacts import send_tests
+
+    user = _find_user(request, name)
+    if not user.contact:
+        raise InvalidInput("contact", f"user {name!r} has no contact methods (add [[users.contact]] entries)")
+    results = await send_tests(rest_state(request).config, user.id, who.name)
+    return {"user": user.id, "ok": all(r["ok"] for r in results), "results": results}

@@ -194,7 +194,11 @@ class OncallScreen(ConsoleScreen):
             return
         tz = schedule["timezone"]
         compact = self.compact
-        title.update(f"Shifts of {name}, next {DAYS} days ({tz})")
+        heading = f"Shifts of {name}, next {DAYS} days ({tz})"
+        person = (schedule.get("on_call") or {}).get("person") or {}
+        if person.get("paged_by"):
+            heading += f" · {person['id']} is paged by {person['paged_by']}"
+        title.update(heading)
         if not schedule["shifts"]:
             shifts.add_row(schedule.get("note") or "no shifts", "", "", "")
             return

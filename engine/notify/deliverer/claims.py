@@ -123,10 +123,15 @@ def unservable_filter(settings: ChannelSettings) -> Q:
     """Outbox rows for channels a process with these settings cannot send to (at the least, a
     webhook it has no entry for)."""
     parts = [
-        Q(destination=kind) | Q(destination__startswith=f"{kind}:")
-        for kind in ("slack", "email", "pagerduty", "jira")
-        if settings.unavailable(kind)
+        Q(destination=kind) | Q(destination__startswith=f"{kind}:") for kind in ("slack", "email", "jira") if settings.unavailable(kind)
     ]
+    if settings.unavailable("pagerduty"):
+        parts.append(Q(destination="pagerduty"))
+    # pagerduty:USER goes with that person's own routing key
+    people = Q(destination__startswith="pagerduty:")
+    if settings.pagerduty_user_keys:
+        people &= ~Q(destination__in=[f"pagerduty:{user}" for user in settings.pagerduty_user_keys])
+    parts.append(people)
     webhooks = Q(destination__startswith="webhook:")
     if settings.webhooks:
         webhooks &= ~Q(destination__in=[f"webhook:{name}" for name in settings.webhooks])
