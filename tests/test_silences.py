@@ -1,0 +1,257 @@
+"""Silences, snoozes and inhibition, with Alertmanager's semantics, on the real parts: the real
+engine loops (monitor, escalation timers, deliverer), real loopback targets and receivers, the
+real database (SQLite, and PostgreSQL when PULSEGUARD_TEST_PG is set).
+
+What must hold: a silence stops a page and its expiry restores it; a silenced firing is
+recorded and opens nothing; pages for an open incident a silence matches are held, not lost; a
+snooze re-pages at its end unless acknowledged; inhibition holds while a critical incident is
+open for the service and releases after; bad matchers are refused everywhere, changing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from support.escalation import config_text, eventually, fast_loops, make_config
+
+from engine.config.loading import parse_config_text
+from engine.core.domain import IllegalTransition, InvalidInput
+from engine.core.matchers import labels_of, matchers_from, parse_matcher
+from engine.incidents import services
+from engine.monitor.loopback import LoopbackServer, Reply
+from engine.runtime.engine import Engine
+from engine.storage.models import AuditEntry, Event, Incident, Silence
+
+CHECKOUT = """
+[[services]]
+name = "checkout"
+
+[[services]]
+name = "search"
+"""
+
+
+def monitored(rx: Any, url: str, *, after: float = 5) -> Any:
+    """The escalation configuration with a failing target of service checkout and a trigger
+    that fires after three seconds of 500s."""
+    extra = (
+        CHECKOUT
+        + f"""
+[[targets]]
+name = "checkout-api"
+kind = "http"
+url = "{url}/checkout"
+interval = "250ms"
+timeout = "2s"
+service = "checkout"
+
+[triggers.domain_down]
+condition = "status_code >= 500"
+duration_minutes = 0.05
+severity = "critical"
+"""
+    )
+    return parse_config_text(config_text(rx, after=after, extra=extra))
+
+
+def pages_about(rx: Any, key: str) -> list[Any]:
+    """Requests the ops webhook received about incident `key`."""
+    return [r for r in rx.hook.accepted if key in r.body.decode()]
+
+
+def failing(request: Any) -> Reply:
+    return Reply(500, "internal error")
+
+
+# --- matchers -----------------------------------------------------------------------------------
+
+
+def test_matchers_follow_alertmanager() -> None:
+    labels = labels_of(services=["checkout", "web"], target="api", severity="high", source="threshold", tags=["team=payments", "edge"])
+    assert parse_matcher("service=checkout").matches(labels)
+    assert not parse_matcher("service!=web").matches(labels)  # one of its services is web
+    assert parse_matcher("severity!=critical").matches(labels)
+    assert parse_matcher("target=~ap.").matches(labels)
+    assert not parse_matcher("target=~ap").matches(labels)  # anchored at both ends
+    assert parse_matcher("target!~db.*").matches(labels)
+    assert parse_matcher("label.team=payments").matches(labels) and parse_matcher("label.edge=true").matches(labels)
+    assert parse_matcher("trigger!=x").matches(labels)  # no trigger: the empty value
+    assert parse_matcher('service = "checkout"').matches(labels)
+    with pytest.raises(InvalidInput, match=r"matcher 'colour=red'.*unknown field 'colour'"):
+        parse_matcher("colour=red")
+    with pytest.raises(InvalidInput, match=r"matcher 'target=~\(unclosed'.*bad regular expression"):
+        parse_matcher("target=~(unclosed")
+    with pytest.raises(InvalidInput, match="matcher 'checkout'"):
+        parse_matcher("checkout")
+    with pytest.raises(InvalidInput, match="would silence every firing"):
+        matchers_from(["target!=web"])
+
+
+async def test_bad_silences_are_refused_and_change_nothing(db: Any) -> None:
+    for bad, message in (
+        (["service=checkout", "severity=~[high"], "matcher 'severity=~[high'"),
+        (["sevrity=high"], "unknown field 'sevrity'"),
+        ([], "name at least one matcher"),
+    ):
+        with pytest.raises(InvalidInput, match=message.replace("[", r"\[")):
+            await services.create_silence(bad, actor="ops", comment="deploy", duration=timedelta(hours=1))
+    with pytest.raises(InvalidInput, match="comment"):
+        await services.create_silence(["service=checkout"], actor="ops", comment=" ", duration=timedelta(hours=1))
+    with pytest.raises(InvalidInput, match="give an end or a duration"):
+        await services.create_silence(["service=checkout"], actor="ops", comment="deploy")
+    assert await Silence.all().count() == 0
+    assert await Event.filter(kind__startswith="silence").count() == 0
+
+
+async def test_silence_states_extend_and_expire(db: Any) -> None:
+    now = services.utcnow()
+    later = await services.create_silence(
+        ["service=search"], actor="ops", comment="tomorrow's upgrade", starts_at=now + timedelta(hours=20), duration=timedelta(hours=2)
+    )
+    active = await services.create_silence(["service=checkout"], actor="ops", comment="deploy", duration=timedelta(hours=1))
+    assert services.silences.state_of(later) == "pending" and services.silences.state_of(active) == "active"
+    extended = await services.extend_silence(active.id, timedelta(minutes=30), "ops")
+    assert extended.ends_at == active.ends_at + timedelta(minutes=30)
+    expired = await services.expire_silence(active.id, "bob")
+    assert services.silences.state_of(expired) == "expired" and expired.expired_by == "bob"
+    with pytest.raises(IllegalTransition, match="expired"):
+        await services.extend_silence(active.id, timedelta(minutes=30), "ops")
+    with pytest.raises(IllegalTransition, match="already expired"):
+        await services.expire_silence(active.id, "ops")
+    assert [s.id for s in await services.list_silences()] == [later.id]
+    assert [s.id for s in await services.list_silences(expired=True)] == [later.id, active.id]
+    kinds = await Event.filter(incident_id=None, kind__startswith="silence").order_by("id").values_list("kind", flat=True)
+    assert kinds == ["silence_added", "silence_added", "silence_extended", "silence_expired"]
+
+
+# --- a silence stops a page; its expiry restores it -------------------------------------------
+
+
+async def test_a_silence_stops_the_page_and_its_expiry_restores_it(esc_db: Any, receivers: Any) -> None:
+    async with LoopbackServer(failing) as target:
+        config = monitored(receivers, target.url)
+        silence = await services.create_silence(
+            ["service=checkout", "severity=~critical|high"], actor="ops", comment="deploy", duration=timedelta(seconds=12)
+        )
+        engine = Engine(config, discover=False)
+        await engine.start()
+        try:
+            async with fast_loops(config):
+                assert await engine.wait_leader(10)
+                # The trigger fires (three seconds of 500s) inside the silence: recorded, nothing opened.
+                await eventually(lambda: Silence.filter(id=silence.id, silenced__gte=1).exists(), timeout=11)
+                assert await Incident.all().count() == 0
+                recorded = await Event.get(kind="silenced_firing")
+                assert recorded.incident_id is None and recorded.data["silence_id"] == silence.id
+                assert recorded.data["labels"]["target"] == ["checkout-api"] and "checkout-api" in recorded.summary
+                await asyncio.sleep(1.0)  # the target keeps failing: still nothing, counted once
+                assert await Incident.all().count() == 0 and receivers.hook.accepted == []
+                assert (await Silence.get(id=silence.id)).silenced == 1
+                # The silence ends by itself while the target still fails: the incident opens and pages.
+                incident = await eventually(lambda: Incident.filter(dedup_key="threshold:domain_down:checkout-api").first(), timeout=20)
+                assert incident.created_at >= silence.ends_at
+                await eventually(lambda: pages_about(receivers, incident.key), timeout=10)
+        finally:
+            await engine.stop()
+
+
+async def test_an_open_incidents_pages_are_held_by_a_silence_not_lost(esc_db: Any, receivers: Any) -> None:
+    config = make_config(receivers, after=0.05, extra=CHECKOUT)  # level 2 three seconds after level 1
+    async with fast_loops(config):
+        incident = await services.create_incident(
+            title="Checkout errors", severity="critical", actor="alertmanager", source="alert", services=["checkout"]
+        )
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=10)
+        silence = await services.create_silence(["service=checkout"], actor="ops", comment="known, fixing", duration=timedelta(hours=1))
+        held = await eventually(lambda: Event.filter(incident_id=incident.id, kind="page_held").first(), timeout=10)
+        assert held.data["reason"] == "silenced" and f"silence #{silence.id}" in held.summary
+        await asyncio.sleep(1.0)
+        assert receivers.mails_to("bob@example.com") == []  # level 2 held
+        await services.expire_silence(silence.id, "ops")
+        await eventually(lambda: receivers.mails_to("bob@example.com"), timeout=10)
+    kinds = [e.kind for e in await Event.filter(incident_id=incident.id).order_by("id")]
+    assert kinds.index("page_held") < kinds.index("page_released")
+
+
+async def test_a_manual_incident_is_not_silenced(esc_db: Any, receivers: Any) -> None:
+    config = make_config(receivers, after=5, extra=CHECKOUT)
+    await services.create_silence(["service=checkout"], actor="ops", comment="deploy", duration=timedelta(hours=1))
+    async with fast_loops(config):
+        incident = await services.create_incident(
+            title="Checkout down, declared", severity="critical", actor="alice", services=["checkout"]
+        )
+        await eventually(lambda: pages_about(receivers, incident.key), timeout=10)
+
+
+# --- snooze ---------------------------------------------------------------------------------------
+
+
+async def test_a_snooze_re_pages_at_its_end_unless_acknowledged(esc_db: Any, receivers: Any) -> None:
+    config = make_config(receivers, after=5)  # no escalation to level 2 within the test
+    async with fast_loops(config):
+        loud = await services.create_incident(title="Disk full", severity="critical", actor="probe")
+        quiet = await services.create_incident(title="Queue stuck", severity="critical", actor="probe")
+        await eventually(lambda: pages_about(receivers, loud.key) and pages_about(receivers, quiet.key), timeout=10)
+        await services.snooze(loud.key, timedelta(seconds=3), "alice")
+        await services.snooze(quiet.key, timedelta(seconds=3), "alice")
+        await services.acknowledge(quiet.key, "alice")
+        assert len(pages_about(receivers, loud.key)) == 1
+        await asyncio.sleep(1.5)
+        assert len(pages_about(receivers, loud.key)) == 1  # snoozed: no page yet
+        await eventually(lambda: len(pages_about(receivers, loud.key)) >= 2, timeout=10)
+        await asyncio.sleep(1.5)
+    assert len([r for r in pages_about(receivers, quiet.key) if '"triggered"' in r.body.decode()]) == 1  # acknowledged: no re-page
+    loud_events = [e.kind for e in await Event.filter(incident__number=loud.number).order_by("id")]
+    assert "snoozed" in loud_events and "page_released" in loud_events
+    stopped = await Incident.get(number=quiet.number)
+    assert "snoozed_until" not in (stopped.escalation or {})  # acknowledging ended the snooze
+    with pytest.raises(IllegalTransition, match="acknowledged"):
+        await services.snooze(quiet.key, timedelta(minutes=5), "alice")
+    with pytest.raises(InvalidInput, match="duration"):
+        await services.snooze(loud.key, timedelta(days=30), "alice")
+
+
+# --- inhibition -----------------------------------------------------------------------------------
+
+
+async def test_inhibition_holds_while_the_critical_incident_is_open(esc_db: Any, receivers: Any) -> None:
+    config = make_config(receivers, after=5, extra=CHECKOUT)
+
+    def high_pages() -> list[Any]:
+        return [r for r in receivers.slack.accepted if r.json.get("channel") == "#high"]
+
+    async with fast_loops(config):
+        critical = await services.create_incident(
+            title="Checkout down", severity="critical", actor="alertmanager", source="alert", services=["checkout"]
+        )
+        await eventually(lambda: pages_about(receivers, critical.key), timeout=10)
+        lower = await services.create_incident(
+            title="Checkout slow", severity="high", actor="alertmanager", source="alert", services=["checkout"]
+        )
+        elsewhere = await services.create_incident(
+            title="Search slow", severity="high", actor="alertmanager", source="alert", services=["search"]
+        )
+        await eventually(lambda: [r for r in high_pages() if elsewhere.key in r.json["text"]], timeout=10)
+        held = await eventually(lambda: Event.filter(incident_id=lower.id, kind="page_held").first(), timeout=10)
+        assert held.data["reason"] == "inhibited" and critical.key in held.summary
+        assert (await Incident.get(id=lower.id)).status == "triggered"  # inhibited incidents still open
+        await asyncio.sleep(1.0)
+        assert not [r for r in high_pages() if lower.key in r.json["text"]]
+        await services.resolve(critical.key, "alice", root_cause="bad deploy", solution="rolled back", category="deployment")
+        await eventually(lambda: [r for r in high_pages() if lower.key in r.json["text"]], timeout=10)
+
+
+async def test_the_changes_are_audited_from_an_interface(db: Any) -> None:
+    from engine.incidents import audit
+
+    async def as_cli() -> None:
+        audit.set_source("cli")
+        s = await services.create_silence(["service=checkout"], actor="ops", comment="deploy", duration=timedelta(hours=1))
+        await services.expire_silence(s.id, "ops")
+
+    await asyncio.create_task(as_cli())
+    actions = await AuditEntry.filter(source="cli").order_by("id").values_list("action", flat=True)
+    assert actions == ["system.silence_added", "system.silence_expired"]
