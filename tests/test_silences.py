@@ -255,3 +255,111 @@ async def test_the_changes_are_audited_from_an_interface(db: Any) -> None:
     await asyncio.create_task(as_cli())
     actions = await AuditEntry.filter(source="cli").order_by("id").values_list("action", flat=True)
     assert actions == ["system.silence_added", "system.silence_expired"]
+
+
+# --- the CLI and the REST API ---------------------------------------------------------------------
+
+
+def test_silences_from_the_cli(migrated_database: Any) -> None:
+    import json
+
+    from support.db import run_cli
+
+    db = migrated_database
+    added = run_cli(db, "silence", "add", "service=checkout", "severity!=critical", "--for", "2h", "--comment", "deploy")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("silence #1 (service=checkout severity!=critical) until ")
+    for bad, message in (
+        (["severity=~[high"], "error: matcher 'severity=~[high': bad regular expression"),
+        (["colour=red"], "error: matcher 'colour=red': unknown field 'colour'"),
+    ):
+        refused = run_cli(db, "silence", "add", *bad, "--for", "1h", "--comment", "x")
+        assert refused.returncode == 2 and refused.stderr.startswith(message), refused.stderr
+        assert "Traceback" not in refused.stderr and refused.stdout == ""
+    no_end = run_cli(db, "silence", "add", "service=x", "--comment", "x")
+    assert no_end.returncode == 2 and "--for" in no_end.stderr
+    rows = json.loads(run_cli(db, "silence", "list", "--json", check=True).stdout)
+    assert [(r["id"], r["state"], r["matchers"], r["comment"], r["created_by"]) for r in rows] == [
+        (1, "active", ["service=checkout", "severity!=critical"], "deploy", "tester")
+    ]
+    run_cli(db, "silence", "extend", "1", "1h", check=True)
+    extended = json.loads(run_cli(db, "silence", "list", "--json", check=True).stdout)[0]
+    from datetime import datetime
+
+    assert datetime.fromisoformat(extended["ends_at"]) - datetime.fromisoformat(rows[0]["ends_at"]) == timedelta(hours=1)
+    expired = run_cli(db, "silence", "expire", "1", check=True)
+    assert "silence #1 expired" in expired.stdout
+    assert "no silences active or pending" in run_cli(db, "silence", "list", check=True).stdout
+    listed = run_cli(db, "silence", "list", "--expired", check=True).stdout
+    assert "expired" in listed and "service=checkout severity!=critical" in listed
+    again = run_cli(db, "silence", "expire", "1")
+    assert again.returncode != 0 and "already expired" in again.stderr
+    audit = run_cli(db, "audit", "--json", check=True).stdout
+    assert "system.silence_added" in audit and "system.silence_expired" in audit
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+    snoozed = run_cli(db, "incident", "snooze", "INC-1", "30m", check=True)
+    assert "INC-1 paging snoozed until" in snoozed.stdout
+    shown = run_cli(db, "incident", "show", "INC-1", check=True).stdout
+    assert "paging snoozed for 30 minutes" in shown
+    bad = run_cli(db, "incident", "snooze", "INC-1", "soon")
+    assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr
+
+
+async def test_silences_over_the_api_and_a_silenced_alert(db: Any, monkeypatch: Any) -> None:
+    from support.rest import running_api
+
+    monkeypatch.setenv("TEST_AM_TOKEN", "am-secret")
+    cfg = parse_config_text('[integrations.alertmanager]\ntoken_env = "TEST_AM_TOKEN"\n')
+    alert = {
+        "version": "4",
+        "groupKey": '{}:{alertname="HighLatency"}',
+        "status": "firing",
+        "receiver": "pulseguard",
+        "groupLabels": {"alertname": "HighLatency"},
+        "commonLabels": {"alertname": "HighLatency", "severity": "warning", "service": "api-server"},
+        "commonAnnotations": {"summary": "HighLatency on the API"},
+        "alerts": [{"status": "firing", "labels": {"alertname": "HighLatency"}, "fingerprint": "f1", "startsAt": "2026-01-01T10:00:00Z"}],
+    }
+    async with running_api(cfg) as api, api.client("responder") as responder, api.client("viewer") as viewer:
+        refused = await viewer.post("/api/silences", json={"matchers": ["service=api-server"], "comment": "x", "duration": "1h"})
+        assert refused.status_code == 403
+        bad = await responder.post(
+            "/api/silences", json={"matchers": ["service=api-server", "target=~(x"], "comment": "x", "duration": "1h"}
+        )
+        assert bad.status_code == 422 and "matcher 'target=~(x'" in bad.text and "bad regular expression" in bad.text
+        bad = await responder.post(
+            "/api/silences", json={"matchers": [{"field": "team", "op": "=", "value": "x"}], "comment": "x", "duration": "1h"}
+        )
+        assert bad.status_code == 422 and "unknown field 'team'" in bad.text
+        assert (await viewer.get("/api/silences")).json() == []
+        made = await responder.post(
+            "/api/silences", json={"matchers": ["service=api-server", "severity!=critical"], "comment": "known slow", "duration": "2h"}
+        )
+        assert made.status_code == 201, made.text
+        silence = made.json()
+        assert silence["state"] == "active" and silence["created_by"] == "responder-token"
+        async with api.client(headers={"Authorization": "Bearer am-secret"}) as hook:
+            answer = (await hook.post("/api/webhooks/alertmanager", json=alert)).json()
+        assert answer["action"] == "silenced" and answer["silence"] == silence["id"]
+        assert await Incident.all().count() == 0
+        assert (await viewer.get(f"/api/silences/{silence['id']}")).json()["silenced"] == 1
+        longer = await responder.patch(f"/api/silences/{silence['id']}", json={"extend_by": "1h"})
+        assert longer.status_code == 200 and longer.json()["ends_at"] > silence["ends_at"]
+        assert (await responder.patch(f"/api/silences/{silence['id']}", json={"extend_by": "later"})).status_code == 422
+        gone = await responder.delete(f"/api/silences/{silence['id']}")
+        assert gone.status_code == 200 and gone.json()["state"] == "expired" and gone.json()["expired_by"] == "responder-token"
+        assert (await viewer.get("/api/silences")).json() == []
+        assert [s["state"] for s in (await viewer.get("/api/silences", params={"expired": "true"})).json()] == ["expired"]
+        async with api.client(headers={"Authorization": "Bearer am-secret"}) as hook:
+            answer = (await hook.post("/api/webhooks/alertmanager", json=alert)).json()
+        assert answer["action"] == "created"  # the next firing after expiry opens the incident
+        key = answer["incident"]
+        snoozed = await responder.post(f"/api/incidents/{key}/snooze", json={"duration": "30m"})
+        assert snoozed.status_code == 200 and snoozed.json()["snoozed_until"]
+        assert (await viewer.post(f"/api/incidents/{key}/snooze", json={"duration": "30m"})).status_code == 403
+        assert (await responder.delete(f"/api/incidents/{key}/snooze")).status_code == 200
+        assert (await responder.delete(f"/api/incidents/{key}/snooze")).status_code == 409
+        async with api.client() as anon:
+            public = await anon.get("/status")
+        assert public.status_code == 200 and "known slow" not in public.text and "silence" not in public.text.lower()
+    assert await Silence.all().count() == 1
