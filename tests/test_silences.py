@@ -363,3 +363,65 @@ async def test_silences_over_the_api_and_a_silenced_alert(db: Any, monkeypatch: 
             public = await anon.get("/status")
         assert public.status_code == 200 and "known slow" not in public.text and "silence" not in public.text.lower()
     assert await Silence.all().count() == 1
+
+
+# --- the console ----------------------------------------------------------------------------------
+
+
+async def test_the_console_adds_extends_and_expires_silences(sdb: Any) -> None:
+    from support.console_app import make_app, seed
+    from support.pilot import command, open_form, select_row, started, until
+    from textual.widgets import DataTable, Input
+
+    from pulseguard_tui.forms.silences import AddSilenceScreen, ExpireSilenceScreen, ExtendSilenceScreen, SnoozeScreen
+    from pulseguard_tui.screens.silences import SilencesScreen
+
+    await seed()
+    app = make_app(sdb)
+    async with app.run_test(size=(80, 24)) as pilot:
+        main = await started(app, pilot)
+        # z on an unacknowledged incident: snooze its paging (a bad duration is named first).
+        key = next(r["key"] for r in main.table.loaded_rows() if not r.get("acknowledged_at") and r["status"] != "resolved")
+        await select_row(pilot, key)
+        form = await open_form(pilot, "z", SnoozeScreen)
+        form.query_one("#f-duration", Input).value = "soon"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: any("not a duration" in p for p in form.problems_shown), what="bad snooze refused")
+        form.query_one("#f-duration", Input).value = "45m"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, SnoozeScreen), what="snoozed")
+        assert "snoozed_until" in ((await Incident.get(number=int(key.split("-")[1]))).escalation or {})
+
+        await command(pilot, "silences")
+        await until(pilot, lambda: isinstance(app.screen, SilencesScreen), what="the silences screen")
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        form = await open_form(pilot, "n", AddSilenceScreen)
+        form.query_one("#f-matchers", Input).value = "service=checkout target=~(web"
+        form.query_one("#f-duration", Input).value = "2h"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(form.problems_shown) == 2, what="matcher and comment refused")
+        assert any("matcher 'target=~(web'" in p and "bad regular expression" in p for p in form.problems_shown)
+        assert any("must not be empty" in p for p in form.problems_shown)  # under the empty comment
+        assert await Silence.all().count() == 0
+        form.query_one("#f-matchers", Input).value = "service=checkout severity!=critical"
+        form.query_one("#f-comment", Input).value = "deploy 4.2"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, SilencesScreen), what="form closed")
+        await until(pilot, lambda: table.row_count == 1, what="listed")
+        silence = await Silence.get()
+        assert silence.comment == "deploy 4.2" and [m["value"] for m in silence.matchers] == ["checkout", "critical"]
+        await open_form(pilot, "e", ExtendSilenceScreen)
+        await pilot.press("ctrl+s")  # the default: an hour longer
+        await until(pilot, lambda: isinstance(app.screen, SilencesScreen), what="extended")
+        assert (await Silence.get()).ends_at == silence.ends_at + timedelta(hours=1)
+        await open_form(pilot, "E", ExpireSilenceScreen)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SilencesScreen), what="expired")
+        await until(pilot, lambda: screen.rows and screen.rows[0][1] == "expired", what="shown expired")
+        assert (await Silence.get()).expired_by is not None
+        await pilot.press("E")  # an expired silence cannot be expired again: said, no form
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, SilencesScreen)
+        await pilot.press("x")
+        await until(pilot, lambda: table.row_count == 0, what="expired hidden")

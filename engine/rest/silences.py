@@ -12,9 +12,9 @@ from pydantic import Field
 
 from engine.core.domain import InvalidInput
 from engine.core.durations import duration_seconds
-from engine.incidents import services
+from engine.incidents import queries, services
 from engine.incidents.services.silences import as_dict
-from engine.rest.common import Body, Responder, Text, Viewer, When, check_id, incident_number, row_dict
+from engine.rest.common import Body, Responder, Text, Viewer, When, check_id, incident_number
 from engine.rest.incidents.bodies import IncidentId
 
 router = APIRouter(prefix="/api", tags=["silences"])
@@ -95,15 +95,10 @@ async def expire_silence(silence_id: int, who: Responder) -> dict[str, Any]:
 @router.post("/incidents/{id}/snooze", summary="Hold an unacknowledged incident's paging; it re-pages at the end unless acknowledged")
 async def snooze(id: IncidentId, body: SnoozeIn, who: Responder) -> dict[str, Any]:
     inc = await services.snooze(incident_number(id), _duration(body.duration, "duration"), who.name)
-    return {"incident": inc.key, "snoozed_until": (inc.escalation or {}).get("snoozed_until"), **_brief(inc)}
+    return {**queries.incident_dict(inc), "snoozed_until": (inc.escalation or {}).get("snoozed_until")}
 
 
 @router.delete("/incidents/{id}/snooze", summary="End a snooze now: paging resumes")
 async def unsnooze(id: IncidentId, who: Responder) -> dict[str, Any]:
     inc = await services.unsnooze(incident_number(id), who.name)
-    return {"incident": inc.key, "snoozed_until": None, **_brief(inc)}
-
-
-def _brief(inc: Any) -> dict[str, Any]:
-    row = row_dict(inc)
-    return {"status": row.get("status"), "severity": row.get("severity")}
+    return {**queries.incident_dict(inc), "snoozed_until": None}
