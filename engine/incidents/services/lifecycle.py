@@ -23,7 +23,7 @@ from engine.core.domain import (
     parse_enum,
 )
 from engine.core.matchers import labels_of
-from engine.incidents.services.silences import FIRING_SOURCES, Silenced, matching_silence, record_silenced
+from engine.incidents.services.silences import FIRING_SOURCES, Silenced, silence_firing
 from engine.incidents.services.timeline import append_event, change, next_number
 from engine.incidents.services.validation import MAX_TITLE, valid_actor, valid_name, valid_names, valid_text, valid_time
 from engine.storage.models import Incident, StatusUpdate
@@ -83,10 +83,7 @@ async def create_incident(
     if src in FIRING_SOURCES:
         # A firing an active silence matches opens nothing: it is recorded, and the caller told.
         labels = labels_of(services=service_names, target=target, trigger=trigger, severity=sev, source=src, tags=tag_names)
-        async with in_transaction() as conn:
-            silence = await matching_silence(labels, now, conn)
-            if silence is not None:
-                await record_silenced(conn, silence, labels, title, now)
+        silence = await silence_firing(labels, title, now)
         if silence is not None:
             raise Silenced(silence)
     async with in_transaction() as conn:

@@ -230,6 +230,17 @@ async def matching_silence(labels: Mapping[str, Sequence[str]], now: datetime, c
     return None
 
 
+async def silence_firing(labels: Mapping[str, Sequence[str]], title: str, now: datetime | None = None) -> Silence | None:
+    """Whether an active silence matches this firing; when one does, the firing is recorded
+    (one transaction) and the silence returned: the caller opens nothing."""
+    now = now or utcnow()
+    async with in_transaction() as conn:
+        silence = await matching_silence(labels, now, conn)
+        if silence is not None:
+            await record_silenced(conn, silence, labels, title, now)
+    return silence
+
+
 async def record_silenced(
     conn: BaseDBAsyncClient, silence: Silence, labels: Mapping[str, Sequence[str]], title: str, now: datetime
 ) -> None:

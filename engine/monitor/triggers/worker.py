@@ -132,6 +132,23 @@ class IncidentWorker:
             .first()
         )
         if recent is not None:
+            # Reopening pages like opening: a silence that matches keeps it closed.
+            from engine.core.matchers import labels_of
+            from engine.incidents.services.silences import silence_firing
+
+            labels = labels_of(
+                services=list(recent.services or []),
+                target=st.target,
+                trigger=rule.name,
+                severity=recent.severity,
+                source=recent.source,
+                tags=list(recent.tags or []),
+            )
+            silence = await silence_firing(labels, f"{recent.key} would reopen: {rule.name} on {st.target}")
+            if silence is not None:
+                st.silenced_until = silence.ends_at.timestamp()
+                self.evaluator.unbind(st, suppressed=True)
+                return
             try:
                 await services.reopen(
                     recent.key,
