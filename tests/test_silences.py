@@ -425,3 +425,19 @@ async def test_the_console_adds_extends_and_expires_silences(sdb: Any) -> None:
         assert isinstance(app.screen, SilencesScreen)
         await pilot.press("x")
         await until(pilot, lambda: table.row_count == 0, what="expired hidden")
+
+
+async def test_a_snooze_survives_a_restart_and_re_pages_once(esc_db: Any, receivers: Any) -> None:
+    """The re-page is a stored timer: loops stopped during the snooze fire it when they come
+    back, and two engines' loops claiming together fire it once."""
+    config = make_config(receivers, after=5)
+    async with fast_loops(config):
+        incident = await services.create_incident(title="Cache cold", severity="critical", actor="probe")
+        await eventually(lambda: pages_about(receivers, incident.key), timeout=10)
+        await services.snooze(incident.key, timedelta(seconds=2), "alice")
+    await asyncio.sleep(2.5)  # the snooze ends while no loop runs
+    assert len(pages_about(receivers, incident.key)) == 1
+    async with fast_loops(config), fast_loops(config):
+        await eventually(lambda: len(pages_about(receivers, incident.key)) >= 2, timeout=10)
+        await asyncio.sleep(1.0)
+    assert len(pages_about(receivers, incident.key)) == 2
