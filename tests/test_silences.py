@@ -441,3 +441,30 @@ async def test_a_snooze_survives_a_restart_and_re_pages_once(esc_db: Any, receiv
         await eventually(lambda: len(pages_about(receivers, incident.key)) >= 2, timeout=10)
         await asyncio.sleep(1.0)
     assert len(pages_about(receivers, incident.key)) == 2
+
+
+async def test_a_silenced_missed_heartbeat_opens_nothing_until_the_silence_is_expired(db: Any, monkeypatch: Any) -> None:
+    """The heartbeat path (a job that never pings) through the real monitor: silenced, recorded;
+    expired, the incident opens."""
+    monkeypatch.setenv("TEST_BACKUP_TOKEN", "k3y-for-the-nightly-backup")
+    config = parse_config_text(
+        '[[targets]]\nname = "nightly-backup"\nkind = "heartbeat"\ninterval = "1s"\ngrace = "1s"\n'
+        'token_env = "TEST_BACKUP_TOKEN"\nseverity = "critical"\n'
+    )
+    silence = await services.create_silence(
+        ["target=nightly-backup"], actor="ops", comment="backups off tonight", duration=timedelta(hours=1)
+    )
+    engine = Engine(config, database=db, discover=False)
+    await engine.start()
+    try:
+        assert await engine.wait_leader(10)
+        await eventually(lambda: Silence.filter(id=silence.id, silenced__gte=1).exists(), timeout=15)
+        recorded = await Event.get(kind="silenced_firing")
+        assert recorded.data["labels"]["trigger"] == ["missed_heartbeat"] and recorded.data["labels"]["target"] == ["nightly-backup"]
+        await asyncio.sleep(1.5)
+        assert await Incident.all().count() == 0
+        await services.expire_silence(silence.id, "ops")
+        incident = await eventually(lambda: Incident.filter(dedup_key="threshold:missed_heartbeat:nightly-backup").first(), timeout=10)
+        assert incident.status == "triggered"
+    finally:
+        await engine.stop()
