@@ -44,6 +44,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("incident.assign", "A", "assign", "Assign", "incidents", write=True),
     Action("incident.tags", "t", "tags", "Edit tags", "incidents", write=True),
     Action("incident.false_positive", "f", "false_positive", "Mark / unmark false positive", "incidents", write=True),
+    Action("incident.snooze", "z", "snooze", "Snooze paging (re-pages at the end unless acknowledged)", "incidents", write=True),
     Action("incident.runbook", "b", "runbook", "Show the runbook (the trigger's, else the service's)", "incidents"),
     Action("list.filter", "slash", "filter", "Filter (sev: status: svc: tag: @user)", "incidents", footer=True, short="Filter"),
     Action("list.resolved", "x", "toggle_resolved", "Show / hide resolved incidents", "incidents"),
@@ -74,6 +75,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("maintenance.add", "n", "add", "Add a maintenance window", "maintenance", write=True, footer=True, short="Add"),
     Action("maintenance.end", "E", "end", "End the selected window now", "maintenance", write=True, footer=True, short="End"),
     Action("maintenance.ended", "x", "toggle_ended", "Show / hide ended windows", "maintenance"),
+    Action("silences.add", "n", "add", "Add a silence", "silences", write=True, footer=True, short="Add"),
+    Action("silences.extend", "e", "extend", "Extend the selected silence", "silences", write=True, footer=True, short="Extend"),
+    Action("silences.expire", "E", "expire", "Expire the selected silence now", "silences", write=True, footer=True, short="Expire"),
+    Action("silences.expired", "x", "toggle_expired", "Show / hide expired silences", "silences"),
+    Action("silences.refresh", "ctrl+r", "refresh", "Refresh now", "silences"),
     Action("targets.refresh", "ctrl+r", "refresh", "Refresh now", "targets"),
     Action("oncall.refresh", "ctrl+r", "refresh", "Refresh now", "oncall"),
     Action("audit.refresh", "ctrl+r", "refresh", "Refresh now", "audit"),
@@ -97,6 +103,7 @@ SCREENS: dict[str, str] = {
     "analytics": "Analytics",
     "audit": "Audit log",
     "services": "Services",
+    "silences": "Silences",
 }
 
 KEY_NAMES = {

@@ -38,6 +38,7 @@ SCREEN_CLASSES: dict[str, str] = {
     "analytics": "pulseguard_tui.screens.analytics:AnalyticsScreen",
     "audit": "pulseguard_tui.screens.audit:AuditScreen",
     "services": "pulseguard_tui.screens.services:ServicesScreen",
+    "silences": "pulseguard_tui.screens.silences:SilencesScreen",
 }
 
 

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "analytics": "incident analytics",
     "audit": "the audit log: who changed what",
     "services": "the service catalogue: owners, routing, on call now",
+    "silences": "silences: add, extend, expire",
     "theme": "theme NAME: " + ", ".join(THEME_NAMES),
     "readonly": "readonly [on|off]: look but change nothing",
     "help": "every key",

@@ -371,3 +371,50 @@ def test_services(snap_compare: Any, seeded: Any) -> None:
         await go(pilot, "services")
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+@pytest.fixture
+def with_silences(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The seeded database plus an active, a pending and an expired silence, with the engine's
+    clock at the console's (whether a silence is active is a matter of time)."""
+    import asyncio
+    from datetime import timedelta
+
+    from support.console_app import NOW, at
+
+    from engine.incidents.services import silences
+
+    monkeypatch.setattr(silences, "utcnow", lambda: NOW)
+
+    async def add() -> None:
+        from engine.storage.db import close_database, open_database
+        from engine.storage.models import Silence
+
+        def m(field: str, op: str, value: str) -> dict[str, str]:
+            return {"field": field, "op": op, "value": value}
+
+        await open_database(seeded)
+        try:
+            rows = [
+                ([m("service", "=", "checkout"), m("severity", "!=", "critical")], at(20), NOW + timedelta(minutes=100), "alice", "deploy 4.2 of checkout", 3, None),
+                ([m("target", "=~", "web-.*")], NOW + timedelta(hours=10), NOW + timedelta(hours=12), "bob", "nightly migration of the web tier", 0, None),
+                ([m("trigger", "=", "disk_full")], at(300), at(60), "carol", "known: log rotation broken", 1, "carol"),
+            ]  # fmt: skip
+            for matchers, starts, ends, who, comment, hits, expired_by in rows:
+                await Silence.create(
+                    matchers=matchers, starts_at=starts, ends_at=ends, comment=comment, created_by=who, created_at=starts,
+                    expired_by=expired_by, silenced=hits,
+                )  # fmt: skip
+        finally:
+            await close_database()
+
+    asyncio.run(add())
+    return seeded
+
+
+def test_silences(snap_compare: Any, with_silences: Any) -> None:
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await go(pilot, "silences")
+
+    assert snap_compare(app_for(with_silences, "dark"), terminal_size=(80, 24), run_before=before)

@@ -162,11 +162,11 @@ def test_unwritable_state_dir_is_reported_not_raised(tmp_path: Path, monkeypatch
 def test_action_registry_is_consistent() -> None:
     ids = [a.id for a in ACTIONS]
     assert len(ids) == len(set(ids))
-    for scope in ("app", "incidents", "maintenance", "targets"):
+    for scope in ("app", "incidents", "maintenance", "targets", "silences"):
         keys = [k for a in for_scope(scope) for k in a.key.split(",")]
         assert len(keys) == len(set(keys)), f"duplicate key in {scope}"
     workflow = {a.key for a in for_scope("incidents") if a.write}
-    assert workflow == set("asvcueroPnAtf")
+    assert workflow == set("asvcueroPnAtfz")
 
 
 def test_startup_imports_no_heavy_libraries() -> None:

@@ -9,7 +9,7 @@ Every command goes through engine.incidents.services; nothing here touches the O
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from engine.api.errors import ReadOnlyError
@@ -19,7 +19,7 @@ from engine.api.learning import LearningAdapter, LearningAPI, LearningMixin
 from engine.api.protocol import FEATURES as FEATURES
 from engine.api.protocol import EngineAPI as EngineAPI
 from engine.api.protocol import EngineState, IncidentPage, capabilities_of
-from engine.core.domain import OPEN_STATUSES, IllegalTransition
+from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput
 from engine.incidents import audit, feed, queries, services
 from engine.storage.models import Comment, Evidence, FollowUp, StatusUpdate
 
@@ -321,6 +321,44 @@ class LocalEngine(LearningMixin):
     async def end_maintenance(self, window_id: int) -> dict[str, Any]:
         self._check_write()
         return _row(await services.end_maintenance(window_id, self.actor))
+
+    async def list_silences(self, expired: bool = False) -> list[dict[str, Any]]:
+        from engine.incidents.services.silences import as_dict
+
+        return [as_dict(s) for s in await services.list_silences(expired=expired)]
+
+    async def create_silence(self, matchers: Sequence[str], comment: str, duration: str) -> dict[str, Any]:
+        from engine.incidents.services.silences import as_dict
+
+        self._check_write()
+        span = _duration(duration, "duration")
+        return as_dict(await services.create_silence(list(matchers), actor=self.actor, comment=comment, duration=span))
+
+    async def extend_silence(self, silence_id: int, by: str) -> dict[str, Any]:
+        from engine.incidents.services.silences import as_dict
+
+        self._check_write()
+        return as_dict(await services.extend_silence(silence_id, _duration(by, "extend_by"), self.actor))
+
+    async def expire_silence(self, silence_id: int) -> dict[str, Any]:
+        from engine.incidents.services.silences import as_dict
+
+        self._check_write()
+        return as_dict(await services.expire_silence(silence_id, self.actor))
+
+    async def snooze(self, key: str, duration: str) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.snooze(key, _duration(duration, "duration"), self.actor))
+
+
+def _duration(text: str, field: str) -> timedelta:
+    """A span typed by a person (30m, 2h) or InvalidInput naming the field."""
+    from engine.core.durations import duration_seconds
+
+    seconds = duration_seconds(str(text or "").strip())
+    if seconds is None or seconds <= 0:
+        raise InvalidInput(field, f"{text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
+    return timedelta(seconds=seconds)
 
 
 def learning_api(api: Any) -> Any:

@@ -300,6 +300,21 @@ class RemoteEngine:
     async def end_maintenance(self, window_id: int) -> dict[str, Any]:
         return await self._post(f"/api/maintenance/{int(window_id)}/end")
 
+    async def list_silences(self, expired: bool = False) -> list[dict[str, Any]]:
+        return await self._get_list("/api/silences", {"expired": str(expired).lower()})
+
+    async def create_silence(self, matchers: Sequence[str], comment: str, duration: str) -> dict[str, Any]:
+        return await self._post("/api/silences", {"matchers": list(matchers), "comment": comment, "duration": duration})
+
+    async def extend_silence(self, silence_id: int, by: str) -> dict[str, Any]:
+        return await self._write("PATCH", f"/api/silences/{int(silence_id)}", {"extend_by": by})
+
+    async def expire_silence(self, silence_id: int) -> dict[str, Any]:
+        return await self._write("DELETE", f"/api/silences/{int(silence_id)}")
+
+    async def snooze(self, key: str, duration: str) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/snooze", {"duration": duration})
+
     # --- after the incident: post-mortems, analytics, ratings, follow-ups (LearningAPI) ---
 
     async def analytics_report(

@@ -206,6 +206,15 @@ def register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Arg
     c = cmd("ack", _incident_ack, "acknowledge (stops escalation)")
     key(c)
 
+    from engine.cli.silences import incident_snooze, incident_unsnooze
+
+    c = cmd("snooze", incident_snooze, "hold an unacknowledged incident's paging; it re-pages at the end unless acknowledged")
+    key(c)
+    c.add_argument("duration", metavar="DURATION", help="how long, e.g. 30m (at most 7 days)")
+
+    c = cmd("unsnooze", incident_unsnooze, "end a snooze now: paging resumes")
+    key(c)
+
     c = cmd("status", _incident_status, "change status: investigating, identified or monitoring")
     key(c)
     c.add_argument("status", help="investigating, identified or monitoring (resolve with `incident resolve`)")

@@ -35,6 +35,7 @@ AREAS: list[str] = [
     "engine.cli.escalation",
     "engine.cli.rest",
     "engine.cli.transfer",
+    "engine.cli.silences",
 ]
 
 # How each subcommand uses the database. Kept in one place so that a new command has to
@@ -51,6 +52,8 @@ DB_ACCESS: dict[str, str] = {
     "incident show": READ,
     "incident runbook": READ,
     "incident ack": CHANGE,
+    "incident snooze": CHANGE,
+    "incident unsnooze": CHANGE,
     "incident status": CHANGE,
     "incident severity": CHANGE,
     "incident assign": CHANGE,
@@ -82,6 +85,10 @@ DB_ACCESS: dict[str, str] = {
     "maintenance add": CREATE,
     "maintenance list": READ,
     "maintenance end": CHANGE,
+    "silence add": CREATE,
+    "silence list": READ,
+    "silence extend": CHANGE,
+    "silence expire": CHANGE,
     "demo": NONE,  # its own temporary database
     "oncall": READ,
     "services": READ,

@@ -71,20 +71,23 @@ async def open_incident(alert: Alert, *, engine: Any, section: Any, settings: An
     if hint:
         description += f"\n{hint}"
     severity = getattr(getattr(section, "severity", None), "value", None) or str(getattr(section, "severity", "medium") or "medium")
-    incident = await services.create_incident(
-        title=title[:200],
-        severity=severity,
-        actor=ACTOR,
-        description=description,
-        services=[service] if service else [],
-        tags=["anomaly"],
-        source="anomaly",
-        dedup_key=dedup,
-        detected_at=min(at, now),
-        target=alert.target,
-        trigger="anomaly",
-        analysis=analysis,
-    )
+    try:
+        incident = await services.create_incident(
+            title=title[:200],
+            severity=severity,
+            actor=ACTOR,
+            description=description,
+            services=[service] if service else [],
+            tags=["anomaly"],
+            source="anomaly",
+            dedup_key=dedup,
+            detected_at=min(at, now),
+            target=alert.target,
+            trigger="anomaly",
+            analysis=analysis,
+        )
+    except services.Silenced:
+        return None  # recorded on the feed and counted on the silence
     first, last = alert.window[0][0], alert.window[-1][0]
     await services.add_evidence(
         incident.key,

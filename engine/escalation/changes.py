@@ -9,6 +9,7 @@ the incident. `catch_up_feed` handles, from the engine loop, what changed withou
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,13 +20,15 @@ from engine.config.runbooks import page_reference
 from engine.core.clock import utcnow
 from engine.escalation.context import OPEN, Context
 from engine.escalation.destinations import contacted_before, external_destinations, internal_destinations, notified_before
+from engine.escalation.holds import hold_step, paging_hold
 from engine.escalation.messages import iso, message_payload, snapshot, write_notifications
 from engine.escalation.policy import Policy, policy_for
 from engine.escalation.steps import cancel_pending, fire_step, handling, plan, save_escalation, stop
 from engine.incidents.hooks import ChangeHook
 from engine.incidents.services import append_system_event
+from engine.incidents.services.silences import release_holds
 from engine.notify.render import public_incident
-from engine.storage.escalation_models import Notification
+from engine.storage.escalation_models import Notification, Timer, TimerState
 from engine.storage.models import Event, Incident, StatusUpdate
 
 # --- the change hook --------------------------------------------------------------------------
@@ -34,7 +37,17 @@ from engine.storage.models import Event, Incident, StatusUpdate
 # The changes escalation reacts to. Each handled one is marked on the incident
 # (`escalation.seen`, the last event id handled), so a change made by a process without the
 # hook is caught up later: by the next hooked change of that incident, or by the engine.
-RELEVANT = ("created", "acknowledged", "status_changed", "status_update", "severity_changed", "resolved", "reopened")
+RELEVANT = (
+    "created",
+    "acknowledged",
+    "status_changed",
+    "status_update",
+    "severity_changed",
+    "resolved",
+    "reopened",
+    "snoozed",
+    "unsnoozed",
+)
 
 
 def change_handler(ctx: Context) -> ChangeHook:
@@ -94,6 +107,12 @@ async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, eve
     )
     if acked_now:
         await _fan_out(conn, ctx, incident, event, "acknowledged", now, before=True)
+    if incident.severity == "critical" and kind == "resolved" or (kind == "severity_changed" and data.get("from") == "critical"):
+        # It may have inhibited others' pages: re-check them now.
+        await release_holds(conn, now)
+    if kind == "snoozed":
+        await _on_snoozed(conn, ctx, incident, event, now)
+        return
     if kind == "severity_changed":
         await _on_severity(conn, ctx, incident, event, now)
     elif kind in ("status_changed", "status_update"):
@@ -106,6 +125,33 @@ async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, eve
         await _fan_out(conn, ctx, incident, event, "reopened", now, before=True, stakeholders=True, message=data.get("reason"))
 
 
+async def _on_snoozed(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+    """Pause the escalation: its next step (or, when none is left, the last one again) waits
+    for the snooze's end, in a new generation so the re-page is a fresh notification."""
+    if incident.acknowledged_at is not None or incident.status not in OPEN:
+        return
+    state = dict(incident.escalation or {})
+    if not state.get("policy"):
+        return  # nobody is paged for it: nothing to pause
+    if int(state.get("level") or 0) > 0:
+        level, round_ = int(state["level"]), max(int(state.get("round") or 1), 1)
+    else:
+        pending = (
+            await Timer.filter(incident_id=incident.id, kind="escalate", state=TimerState.PENDING).using_db(conn).order_by("due_at").first()
+        )
+        level, round_ = (int(pending.data.get("level") or 1), int(pending.data.get("round") or 1)) if pending else (1, 1)
+    await cancel_pending(conn, incident.id)
+    state["generation"] = int(state.get("generation") or 0) + 1
+    state.pop("stopped", None)
+    hold = await paging_hold(conn, incident, now)
+    if hold is None:  # the snooze already ended (replayed late): page now
+        policy = Policy.from_json(state["policy"])
+        if level <= len(policy.levels):
+            await fire_step(conn, ctx, incident, state, policy, level, round_, now)
+        return
+    await hold_step(conn, incident, state, level, round_, hold, now, save=save_escalation)
+
+
 async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
     policy = policy_for(ctx.config, incident.severity, incident.services or ())
     state: dict[str, Any] = {
@@ -116,6 +162,16 @@ async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident,
         "next_at": None,
         "opened_at": iso(now),
     }
+    if policy is not None and policy.levels and incident.acknowledged_at is None and incident.status in OPEN:
+        hold = await paging_hold(conn, incident, now)
+        if hold is not None:
+            # Silenced or inhibited from the start: nobody hears of it until the hold ends,
+            # then the first step pages (with the stakeholders) as it would have.
+            level, round_, delay = policy.first_step()
+            if delay > 0:
+                hold = replace(hold, until=max(hold.until, now + timedelta(minutes=delay)))
+            await hold_step(conn, incident, state, level, round_, hold, now, save=save_escalation)
+            return
     digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
     stakeholders = internal_destinations(ctx, "triggered")
 

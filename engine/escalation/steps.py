@@ -99,7 +99,16 @@ async def fire_step(
     event: Event | None = None,
     kind: str | None = None,
 ) -> None:
-    """Notify one level (plus `extra` stakeholders), record it, and plan the next step."""
+    """Notify one level (plus `extra` stakeholders), record it, and plan the next step; or,
+    while a snooze, a silence or an inhibition holds the incident's pages, plan the step for
+    when the hold ends (engine.escalation.holds)."""
+    from engine.escalation.holds import hold_step, note_released, paging_hold
+
+    hold = await paging_hold(conn, incident, now)
+    if hold is not None:
+        await hold_step(conn, incident, state, level, round_, hold, now, save=save_escalation)
+        return
+    await note_released(conn, incident, state, now)
     generation = int(state.get("generation") or 1)
     recipients, notes = await resolve_targets(conn, ctx, policy.levels[level - 1].notify, now, incident.created_at)
     kind = kind or policy.step_kind(level, round_)
@@ -177,6 +186,8 @@ async def stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why: 
         return
     state["next_at"] = None
     state["stopped_at"] = iso(now)
+    state.pop("snoozed_until", None)  # acknowledging or resolving ends a snooze
+    state.pop("held", None)
     if incident.acknowledged_at is not None and incident.created_at is not None:
         state["time_to_ack_seconds"] = round((incident.acknowledged_at - incident.created_at).total_seconds(), 3)
     reason = f"acknowledged by {incident.acknowledged_by}" if incident.acknowledged_at else f"incident {incident.status}"

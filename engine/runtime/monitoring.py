@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, Protocol, cast
 
 from engine.runtime.lease import Heartbeat, Lease
@@ -146,6 +147,7 @@ class MonitorService:
             spawn(self._ping(str(settings.heartbeat_url), float(settings.heartbeat_interval)), "heartbeat-url")
         spawn(self._watch_pushed(), "pushed-metrics")
         spawn(self._watch_paused(), "paused-targets")
+        spawn(self._watch_silences(), "silences")
         for name, status in self.statuses.items():
             if status.paused:
                 self.scheduler.pause(name)
@@ -330,6 +332,31 @@ class MonitorService:
                 raise
             except Exception:
                 log.exception("reading pushed metrics failed")
+
+    async def _watch_silences(self, every: float = 1.0) -> None:
+        """When a silence ends (its time, or expired early), triggers it kept quiet that still
+        breach fire now: a silence's expiry restores the page."""
+        from datetime import UTC, datetime
+
+        from engine.core.halt import pause
+        from engine.storage.models import Silence
+
+        since = datetime.now(UTC)
+        seen: dict[int, datetime] = {}
+        while not await pause(self._halt, every):
+            try:
+                now = datetime.now(UTC)
+                ended = await Silence.filter(ends_at__gt=since - timedelta(seconds=30), ends_at__lte=now).values_list("id", "ends_at")
+                fresh = [(i, e) for i, e in ended if seen.get(i) != e]
+                for i, e in fresh:
+                    seen[i] = e
+                if fresh and self.evaluator is not None:
+                    self.evaluator.silences_changed(time.time())
+                since = now
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading silences failed")
 
     async def _watch_paused(self) -> None:
         """Operators pause a target by clearing its `active` flag (API, CLI); follow that."""

@@ -209,3 +209,25 @@ class AuditEntry(Model):
 
     class Meta:
         table = "audit_log"
+
+
+class Silence(Model):
+    """Alertmanager-style silence: while active (starts_at <= now < ends_at), a firing whose
+    labels all its matchers match opens nothing and pages nobody (it is counted here and
+    recorded on the feed), and pages for open incidents it matches are held until it ends.
+    Expiring early sets ends_at to the moment, so state is always a matter of time."""
+
+    id = fields.IntField(primary_key=True)
+    matchers: fields.JSONField[list[Any]] = fields.JSONField(default=list)
+    starts_at = fields.DatetimeField(db_index=True)
+    ends_at = fields.DatetimeField(db_index=True)
+    comment = fields.TextField(default="", db_default="")
+    created_by = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField()
+    expired_by = fields.CharField(max_length=64, null=True)
+    silenced = fields.IntField(default=0, db_default=0)
+    """How many firings it has silenced."""
+    last_silenced_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "silence"

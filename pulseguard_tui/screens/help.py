@@ -23,6 +23,7 @@ SECTIONS = (
     ("analytics", "Analytics"),
     ("audit", "Audit log"),
     ("services", "Services"),
+    ("silences", "Silences"),
 )
 
 NAVIGATION = (
@@ -58,7 +59,10 @@ def help_content(app: Any) -> Content:
         line(keys, what)
     parts.append("\n")
     parts.extend(
-        [("Command line", "bold"), "  :incidents :targets :maintenance :oncall :analytics :audit :services :theme NAME :readonly :q\n"]
+        [
+            ("Command line", "bold"),
+            "  :incidents :targets :maintenance :oncall :analytics :audit :services :silences :theme NAME :readonly :q\n",
+        ]
     )
     parts.extend([("Filter", "bold"), "  words  sev:critical,high  status:open  svc:api  tag:db  @alice  @none  INC-42"])
     return Content.assemble(*parts)

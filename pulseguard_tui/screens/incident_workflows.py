@@ -65,6 +65,15 @@ class IncidentWorkflows(ConsoleScreen):
                 return
             self._open(forms.AcknowledgeScreen(row))
 
+    def action_snooze(self) -> None:
+        if row := self._target():
+            if row.get("acknowledged_at") or row.get("status") == "resolved":
+                self.notify(f"{row['key']} pages nobody (acknowledged or resolved): nothing to snooze", severity="information")
+                return
+            from pulseguard_tui.forms.silences import SnoozeScreen
+
+            self._open(SnoozeScreen(row))
+
     def action_status(self) -> None:
         if row := self._target():
             self._open(forms.StatusScreen(row))

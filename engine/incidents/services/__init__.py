@@ -10,7 +10,7 @@ are stored atomically with it.
 
 Where things live: validation (names, text, times), timeline (the lock, events, hooks and
 `change`, the one transition sequence), lifecycle (open → acknowledge → … → resolve → reopen),
-conversation (comments, updates, evidence), followups, maintenance.
+conversation (comments, updates, evidence), followups, maintenance, silences (and snoozes).
 """
 
 from engine.core.clock import utcnow
@@ -33,6 +33,16 @@ from engine.incidents.services.lifecycle import (
     set_verification_step,
 )
 from engine.incidents.services.maintenance import active_maintenance, create_maintenance, end_maintenance
+from engine.incidents.services.silences import (
+    Silenced,
+    create_silence,
+    expire_silence,
+    extend_silence,
+    get_silence,
+    list_silences,
+    snooze,
+    unsnooze,
+)
 from engine.incidents.services.timeline import (
     FEED_LOCK_ID,
     SYSTEM_ACTOR,
@@ -63,6 +73,14 @@ from engine.incidents.services.validation import (
 )
 
 __all__ = [
+    "unsnooze",
+    "snooze",
+    "list_silences",
+    "get_silence",
+    "extend_silence",
+    "expire_silence",
+    "create_silence",
+    "Silenced",
     "ANALYSIS_SECTIONS",
     "CLOCK_SKEW",
     "FEED_LOCK_ID",

@@ -22,6 +22,8 @@ from engine.core.domain import (
     Status,
     parse_enum,
 )
+from engine.core.matchers import labels_of
+from engine.incidents.services.silences import FIRING_SOURCES, Silenced, silence_firing
 from engine.incidents.services.timeline import append_event, change, next_number
 from engine.incidents.services.validation import MAX_TITLE, valid_actor, valid_name, valid_names, valid_text, valid_time
 from engine.storage.models import Incident, StatusUpdate
@@ -78,6 +80,12 @@ async def create_incident(
         raise InvalidInput("detected_at", "must carry a time zone")
     if detected_at is not None and detected_at > now:
         raise InvalidInput("detected_at", "is later than the incident's creation")
+    if src in FIRING_SOURCES:
+        # A firing an active silence matches opens nothing: it is recorded, and the caller told.
+        labels = labels_of(services=service_names, target=target, trigger=trigger, severity=sev, source=src, tags=tag_names)
+        silence = await silence_firing(labels, title, now)
+        if silence is not None:
+            raise Silenced(silence)
     async with in_transaction() as conn:
         number = await next_number(conn)
         incident = await Incident.create(

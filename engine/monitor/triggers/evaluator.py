@@ -199,9 +199,10 @@ class Evaluator:
             )
 
     def _fire(self, st: TriggerState, at: float) -> None:
-        if self.covered(st.target, st.service, at):
+        if self.covered(st.target, st.service, at) or (st.silenced_until is not None and at < st.silenced_until):
             st.suppressed = True
             return
+        st.silenced_until = None
         st.suppressed = False
         st.fired = True
         st.phase = "breaching"
@@ -234,6 +235,13 @@ class Evaluator:
                 self._fire(st, at if at is not None else st.last_breach_at)
                 fired += st.fired
         return fired
+
+    def silences_changed(self, at: float) -> int:
+        """A silence ended or was expired early: forget what silenced firings learned, and fire
+        what has been breaching long enough (a matching silence still active records it again)."""
+        for st in self.states.values():
+            st.silenced_until = None
+        return self.reevaluate(None, at=at)
 
     def restore(self, trigger: str, target: str, incident: str, breaching: bool) -> None:
         """Bind an incident another engine opened (after a takeover)."""

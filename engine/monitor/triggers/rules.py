@@ -95,6 +95,7 @@ class TriggerState:
     cycles: deque[float] = field(default_factory=lambda: deque(maxlen=20))
     flapping: bool = False
     suppressed: bool = False
+    silenced_until: float | None = None  # a silence matched its firing: quiet until then
 
     @property
     def key(self) -> str:

@@ -132,6 +132,23 @@ class IncidentWorker:
             .first()
         )
         if recent is not None:
+            # Reopening pages like opening: a silence that matches keeps it closed.
+            from engine.core.matchers import labels_of
+            from engine.incidents.services.silences import silence_firing
+
+            labels = labels_of(
+                services=list(recent.services or []),
+                target=st.target,
+                trigger=rule.name,
+                severity=recent.severity,
+                source=recent.source,
+                tags=list(recent.tags or []),
+            )
+            silence = await silence_firing(labels, f"{recent.key} would reopen: {rule.name} on {st.target}")
+            if silence is not None:
+                st.silenced_until = silence.ends_at.timestamp()
+                self.evaluator.unbind(st, suppressed=True)
+                return
             try:
                 await services.reopen(
                     recent.key,
@@ -165,20 +182,27 @@ class IncidentWorker:
             lines.append(f"Last error: {st.last_error}")
         if rule.description:
             lines.append(rule.description)
-        incident = await services.create_incident(
-            title=title[:300],
-            severity=rule.severity,
-            actor=ACTOR,
-            description="\n\n".join(lines),
-            services=services_,
-            tags=["threshold", *self.evaluator.tags_of(st.target)],
-            source=Source.THRESHOLD.value,
-            dedup_key=st.key,
-            detected_at=detected,
-            target=st.target,
-            trigger=rule.name,
-            analysis=_jsonable({"threshold": evidence}),
-        )
+        try:
+            incident = await services.create_incident(
+                title=title[:300],
+                severity=rule.severity,
+                actor=ACTOR,
+                description="\n\n".join(lines),
+                services=services_,
+                tags=["threshold", *self.evaluator.tags_of(st.target)],
+                source=Source.THRESHOLD.value,
+                dedup_key=st.key,
+                detected_at=detected,
+                target=st.target,
+                trigger=rule.name,
+                analysis=_jsonable({"threshold": evidence}),
+            )
+        except services.Silenced as silenced:
+            # Recorded on the feed and counted on the silence; the trigger stays quiet until
+            # the silence ends (the monitor re-evaluates it then, so a firing still breaching opens).
+            st.silenced_until = silenced.silence.ends_at.timestamp()
+            self.evaluator.unbind(st, suppressed=True)
+            return
         st.incident = incident.key
         self.opened.append(incident.key)
         samples = evidence.get("samples") or []

@@ -100,17 +100,22 @@ async def apply_alerts(
         if incident is None:
             if not firing:
                 return {"action": "ignored", "reason": "no open incident for this group and nothing is firing"}
-            incident = await services.create_incident(
-                title=title,
-                severity=severity,
-                actor=actor,
-                description=description,
-                services=services_,
-                tags=tags,
-                source="alert",
-                dedup_key=dedup,
-                detected_at=min((a["starts_at"] for a in firing if a.get("starts_at")), default=None),
-            )
+            try:
+                incident = await services.create_incident(
+                    title=title,
+                    severity=severity,
+                    actor=actor,
+                    description=description,
+                    services=services_,
+                    tags=tags,
+                    source="alert",
+                    dedup_key=dedup,
+                    detected_at=min((a["starts_at"] for a in firing if a.get("starts_at")), default=None),
+                )
+            except services.Silenced as silenced:
+                # Recorded and counted on the silence; the sender's next repeat after the
+                # silence ends opens the incident.
+                return {"action": "silenced", "silence": silenced.silence.id, "until": silenced.silence.ends_at.isoformat()}
             for a in firing:
                 await services.record_event(
                     incident.number,
