@@ -329,6 +329,25 @@ async def test_without_a_public_url_pages_carry_no_links(esc_db, receivers):
     assert links_in(mail) == {} and "/act/" not in mail.message.get_content()
     assert "Acknowledge: pulseguard incident ack" in mail.message.get_content()  # the CLI way is always there
     assert "actions" not in hook.json
+    slack = (await eventually(lambda: receivers.slack.accepted, timeout=5))[0].json
+    assert [b["type"] for b in slack["blocks"]] == ["header", "section", "section", "context"]  # not interactive: no buttons
+
+
+async def test_a_link_works_for_page_link_ttl(db):
+    port = free_port()
+    cfg = parse_config_text(
+        f'[engine]\npublic_url = "http://127.0.0.1:{port}"\npage_link_ttl = "2s"\n[[users]]\nid = "alice"\nemail = "alice@example.com"\n'
+    )
+    inc = await services_create()
+    page = {"kind": "reminder", "audience": "internal", "incident": {"key": inc.key, "status": "triggered"}}
+    sent = await PageLinks.from_config(cfg).for_email(page, ["alice@example.com"])
+    assert sent is not None
+    async with serving(cfg, port), httpx.AsyncClient(timeout=10) as browser:
+        assert (await browser.get(sent["acknowledge"])).status_code == 200
+        await asyncio.sleep(2.2)
+        late = await browser.post(sent["acknowledge"])
+    assert late.status_code == 410 and "This link expired at" in late.text
+    assert (await Incident.get(id=inc.id)).acknowledged_at is None
 
 
 async def test_engines_on_one_database_share_the_link_secret(db, monkeypatch):

@@ -101,19 +101,18 @@ class Signer:
 
     def verify(self, token: str, now: float | None = None) -> Claim:
         """The claim of a genuine, unexpired token; LinkRefused saying why not."""
-        if not token or len(token) > MAX_TOKEN or token.count(".") != 1:
+        if not token or len(token) > MAX_TOKEN or token.count(".") != 1 or not token.isascii():
             raise LinkRefused("This is not a PulseGuard link (it may have been cut short when copied).", 404)
         body, mac = token.split(".")
         if not hmac.compare_digest(self._mac(body).encode(), mac.encode("ascii", "replace")):
             raise LinkRefused("This link is not genuine: its signature does not match, so it was changed or not made here.", 403)
         try:
-            doc = json.loads(_unb64(body))
-            version, action, number, channel, recipient, expires, nonce = doc
+            version, action, number, channel, recipient, expires, nonce = json.loads(_unb64(body))
+            if version != VERSION or action not in ACTIONS or channel not in CHANNELS:
+                raise LinkRefused("This link is from another version of PulseGuard and no longer works.", 400)
+            claim = Claim(str(action), int(number), str(channel), str(recipient), int(expires), str(nonce))
         except (ValueError, TypeError, binascii.Error):
             raise LinkRefused("This link cannot be read.", 400) from None
-        if version != VERSION or action not in ACTIONS or channel not in CHANNELS:
-            raise LinkRefused("This link is from another version of PulseGuard and no longer works.", 400)
-        claim = Claim(str(action), int(number), str(channel), str(recipient), int(expires), str(nonce))
         if (time.time() if now is None else now) > claim.expires:
             raise LinkRefused(f"This link expired at {claim.expires_at:%Y-%m-%d %H:%M} UTC.", 410)
         return claim

@@ -30,6 +30,15 @@ router = APIRouter(tags=["page links"])
 # The token is the credential: never cached, indexed or sent on as a referrer.
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 EMAIL_VIA, WEBHOOK_VIA = "e-mail link", "webhook callback"
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the link cannot be read"},
+    403: {"description": "the link is not genuine (forged or changed), or its person is no longer a user"},
+    404: {"description": "not a link, or its incident no longer exists"},
+    409: {"description": "the link was already used, or the incident is already acknowledged or resolved"},
+    410: {"description": "the link expired"},
+    503: {"description": "page links are switched off: engine.page_link_secret_env names a variable this engine does not have"},
+}
+HTML_REFUSALS = {status: {**doc, "content": {"text/html": {}}} for status, doc in REFUSALS.items()}
 TIMELINE_ENTRIES = 10
 
 
@@ -99,7 +108,12 @@ def why_not(action: str, incident: dict[str, Any]) -> str | None:
     return None
 
 
-@router.get("/act/{token}", response_class=HTMLResponse, summary="A page's link: shows the incident or asks to confirm (changes nothing)")
+@router.get(
+    "/act/{token}",
+    response_class=HTMLResponse,
+    summary="A page's link: shows the incident or asks to confirm (changes nothing)",
+    responses={**HTML_REFUSALS, 405: {"description": "a webhook callback, which has no page", "content": {"text/html": {}}}},
+)
 async def show_link(request: Request, token: str) -> HTMLResponse:
     try:
         claim = await verify(request, token)
@@ -161,7 +175,15 @@ def _form(body: bytes) -> dict[str, str]:
     return {k: v[0] for k, v in fields.items() if v}
 
 
-@router.post("/act/{token}", response_class=HTMLResponse, summary="A page's link, confirmed: acknowledge or resolve as the person paged")
+@router.post(
+    "/act/{token}",
+    response_class=HTMLResponse,
+    summary="A page's link, confirmed: acknowledge or resolve as the person paged (form fields root_cause and solution optional)",
+    responses={
+        **HTML_REFUSALS,
+        405: {"description": "an open link or a webhook callback, which do not act here", "content": {"text/html": {}}},
+    },
+)
 async def use_link(request: Request, token: str) -> HTMLResponse:
     audit.set_source(EMAIL_VIA)  # the audit log says where the change came from
     try:
@@ -216,6 +238,7 @@ def _callback_body(body: bytes) -> dict[str, Any]:
 @router.post(
     "/api/callbacks/{token}",
     summary="A webhook's callback: acknowledge or resolve the incident it was sent about (the signed token is the credential)",
+    responses=REFUSALS,
     openapi_extra={
         "requestBody": {
             "required": False,
