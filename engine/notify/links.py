@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import time
@@ -187,7 +188,7 @@ class PageLinks:
         if signer is None:
             return None
         number = int(key.removeprefix("INC-"))
-        expires = int(time.time() + self.ttl)
+        expires = math.ceil(time.time() + self.ttl)
         actions = ["open"]
         if recipient and channel != "slack" and payload.get("kind") in PAGE_KINDS and inc.get("status") != "resolved":
             actions = ["acknowledge", "resolve", "open"]

@@ -126,6 +126,8 @@ async def show_link(request: Request, token: str) -> HTMLResponse:
         return refusal(404, f"{claim.key} no longer exists.")
     if claim.action == "open":
         return await open_page(request, claim, incident)
+    if not user_known(request, claim.recipient):
+        return refusal(403, f"This link acts as {claim.recipient!r}, who is no longer a PulseGuard user.")
     earlier = await used(claim.nonce)
     if earlier is not None:
         return refusal(409, sentence(used_message(earlier)), incident)
