@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -146,7 +147,8 @@ async def services_create(severity: str = "critical") -> Incident:
     return await services.create_incident(title="Checkout down", severity=severity, actor="probe")
 
 
-async def test_concurrent_clicks_of_one_link_act_once(db, monkeypatch):
+async def test_concurrent_clicks_of_one_link_act_once(db, caplog):
+    caplog.set_level(logging.INFO, logger="pulseguard.api.access")
     port = free_port()
     cfg = parse_config_text(
         f'[engine]\ntimezone = "UTC"\npublic_url = "http://127.0.0.1:{port}"\n[[users]]\nid = "alice"\nemail = "alice@example.com"\n'
@@ -162,6 +164,10 @@ async def test_concurrent_clicks_of_one_link_act_once(db, monkeypatch):
     assert sorted(a.status_code for a in answers) == [200, 409, 409, 409, 409, 409]
     assert await Event.filter(incident_id=inc.id, kind="acknowledged").count() == 1
     assert await AuditEntry.filter(subject=inc.key).count() == 1
+    # The link is a credential: the access log names the route, never the token.
+    logged = [json.dumps(getattr(r, "fields", {})) + r.getMessage() for r in caplog.records if r.name == "pulseguard.api.access"]
+    token = sent["acknowledge"].rsplit("/", 1)[1]
+    assert len(logged) == 6 and all("/act/[token]" in line and token not in line for line in logged)
 
 
 async def test_forged_tampered_expired_and_cut_links_are_refused_and_change_nothing(db):

@@ -159,8 +159,9 @@ class RequestLog:
                 client = scope.get("client")
                 ms = round((time.perf_counter() - started) * 1000, 2)
                 path = scope["path"]
-                if path.startswith("/api/heartbeats/"):
-                    path = "/api/heartbeats/[token]"  # the path is the credential, right or nearly right
+                for prefix in ("/api/heartbeats/", "/act/", "/api/callbacks/"):
+                    if path.startswith(prefix):
+                        path = f"{prefix}[token]"  # the path is the credential, right or nearly right
                 access_log.info(
                     "%s %s %s %.1fms",
                     scope["method"],
