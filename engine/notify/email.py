@@ -59,6 +59,8 @@ def link_lines(links: dict[str, Any] | None) -> list[str]:
     ]
     lines.append(f"Open: {links['open']}")
     until = format_time(links.get("expires_at"), date=True, empty="")
+    if len(lines) == 1:
+        return [*lines, f"This link works until {until}."]
     return [*lines, f"These links work until {until}; each asks before it changes anything."]
 
 
