@@ -419,8 +419,8 @@ def test_load_config_reports_the_file_name(tmp_path: Path) -> None:
         load_config(path)
     assert info.value.problems == [
         f"{path}: engine.bogus: unknown key (expected one of: db, timezone, heartbeat_url, heartbeat_interval, "
-        "raw_retention, rollup_retention, max_concurrent_probes, probe_body_limit, api, api_body_limit, trusted_proxies, "
-        "root_cause_categories, cluster)"
+        "raw_retention, rollup_retention, max_concurrent_probes, probe_body_limit, api, api_body_limit, public_url, "
+        "page_link_ttl, page_link_secret_env, trusted_proxies, root_cause_categories, cluster)"
     ]
     assert str(info.value) == "\n".join(info.value.problems)
 

@@ -243,6 +243,9 @@ PUBLIC = {
     "/api/webhooks/slack",
     "/api/webhooks/pagerduty",
     "/api/heartbeats/{token}",  # the token in the path is the credential (tests/test_heartbeats.py)
+    "/api/webhooks/slack/actions",  # signed by Slack (tests/test_page_actions.py)
+    "/act/{token}",  # a page's signed link is the credential (tests/test_page_actions.py)
+    "/api/callbacks/{token}",
 }
 
 

@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("--since", metavar="D", help="an age like 2h or 7d, or an ISO time")
     p.add_argument("--by", metavar="NAME", help="only changes by this person or token")
     p.add_argument("--subject", metavar="KEY", help="only this subject: INC-12, token:ci-bot, system")
-    p.add_argument("--source", choices=["console", "cli", "api", "slack", "pagerduty", "webhook", "email"], help="only changes from here")
+    p.add_argument(
+        "--source",
+        choices=["console", "cli", "api", "slack", "pagerduty", "webhook", "e-mail link", "webhook callback"],
+        help="only changes from here",
+    )
     p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N entries (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=show_audit, needs_db=True)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from engine.config.fields import PositiveDuration, Section, TimeZone, Url, _show
+from engine.config.fields import EnvName, PositiveDuration, Section, TimeZone, Url, _show
 
 
 class EngineSection(Section):
@@ -29,6 +29,16 @@ class EngineSection(Section):
     """`HOST:PORT` the headless engine serves its REST API and status page on."""
     api_body_limit: int = Field(1_048_576, ge=1024, le=1_073_741_824)
     """Bytes of a request body the API accepts at most; larger ones get 413 unread."""
+    public_url: Url | None = None
+    """Where people reach this engine's HTTP server (https://pulseguard.example.com): pages carry
+    signed links there to acknowledge, resolve and open an incident. Default:
+    status_page_integration.public_url; with neither, pages carry no links."""
+    page_link_ttl: PositiveDuration = 86400.0
+    """How long the links in a page work after it is sent (e.g. "24h")."""
+    page_link_secret_env: EnvName | None = None
+    """Environment variable holding the key that signs page links (every engine on the database
+    needs the same value). Default: a key made once and kept in the database, shared by every
+    engine that uses it."""
     trusted_proxies: list[str] = Field(default_factory=list)
     """Addresses or networks of reverse proxies whose X-Forwarded-For the API believes."""
     root_cause_categories: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)

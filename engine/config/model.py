@@ -105,6 +105,8 @@ class Config(Section):
             out.append(f"integrations.slack.incident_channels: {no_slack}: these channels are not notified")
         if slack is not None and slack.command_integration and not slack.signing_secret_env:
             out.append("integrations.slack.command_integration: signing_secret_env is not set: slash commands are refused until it is")
+        if slack is not None and slack.interactive and not slack.signing_secret_env:
+            out.append("integrations.slack.interactive: signing_secret_env is not set: button presses are refused until it is")
         no_smtp = "no SMTP server is configured ([integrations.email] smtp_host and from)"
         if internal.email_groups and email is None:
             out.append(f"notifications.internal.email_groups: {no_smtp}: these addresses get no e-mail")

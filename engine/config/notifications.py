@@ -72,6 +72,11 @@ class SlackIntegration(Section):
     incident_channels: list[SlackChannel] = Field(default_factory=list)
     status_updates: bool = True
     command_integration: bool = False
+    interactive: bool = False
+    """Pages posted to Slack carry Acknowledge and Resolve buttons: set the Slack app's
+    Interactivity Request URL to /api/webhooks/slack/actions on this engine. Needs
+    signing_secret_env; whoever clicks must be a [[users]] entry whose `slack` is their Slack
+    member id or @handle."""
 
     @field_validator("bot_token_env")
     @classmethod

@@ -3,8 +3,8 @@ values before and after.
 
 Each interface says where a change comes from by setting `SOURCE` for the work it does (the CLI
 for its command, the API per request, the console per write, the Slack and PagerDuty webhooks
-for theirs); the engine's own loops leave it unset and are not audited (their changes are on the
-timeline with the engine as actor). Entries are written in the change's own transaction, so a
+for theirs, a page's e-mail link or webhook callback for what it does); the engine's own loops
+leave it unset and are not audited (their changes are on the timeline with the engine as actor). Entries are written in the change's own transaction, so a
 change and its entry are stored together or not at all; the database refuses to update or delete
 them (see migration 0011).
 """
@@ -20,7 +20,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from engine.storage.models import AuditEntry
 
-SOURCES = ("console", "cli", "api", "slack", "pagerduty", "webhook", "email")
+SOURCES = ("console", "cli", "api", "slack", "pagerduty", "webhook", "e-mail link", "webhook callback")
 SOURCE: ContextVar[str | None] = ContextVar("pulseguard_audit_source", default=None)
 
 

@@ -29,6 +29,7 @@ from engine.notify.base import DEFAULT_TIMEOUT, Outcome
 from engine.notify.destinations import describe as describe  # re-exported
 from engine.notify.email import SmtpSettings
 from engine.notify.jira import JiraSettings
+from engine.notify.links import PageLinks
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class ChannelSettings:
     """user id -> the routing key of their own PagerDuty contact method."""
     jira: JiraSettings | None = None
     timeout: float = DEFAULT_TIMEOUT
+    # Signed acknowledge/resolve/open links in e-mails and webhook payloads (None: no links).
+    links: PageLinks | None = None
+    # Slack pages carry Acknowledge and Resolve buttons ([integrations.slack] interactive).
+    slack_buttons: bool = False
 
     def available(self) -> list[str]:
         """The channels this process can send to: slack, email, webhook:NAME, pagerduty, jira."""
@@ -100,6 +105,9 @@ def settings_from_config(config: Any, env: Mapping[str, str] | None = None) -> C
     out = ChannelSettings()
     if integ.slack is not None:
         out.slack_webhook_url = _env(integ.slack.webhook_url_env, env)
+        out.slack_buttons = integ.slack.interactive and bool(_env(integ.slack.signing_secret_env, env))
+    links = PageLinks.from_config(config, env)
+    out.links = links if links.base else None
     if integ.email is not None:
         e = integ.email
         out.smtp = SmtpSettings(
@@ -172,21 +180,32 @@ class Dispatcher:
         if kind == "slack":
             if not s.slack_webhook_url:
                 return Outcome.refused("Slack is not configured: set the variable named by integrations.slack.webhook_url_env")
+            opened = await s.links.links(payload, "slack", "") if s.links is not None and s.slack_buttons else None
             return await slack_channel.send(
-                self.client, s.slack_webhook_url, payload, channel=value or None, dedup_key=dedup_key, timeout=s.timeout
+                self.client,
+                s.slack_webhook_url,
+                payload,
+                channel=value or None,
+                dedup_key=dedup_key,
+                timeout=s.timeout,
+                interactive=s.slack_buttons,
+                open_url=opened["open"] if opened else None,
             )
         if kind == "email":
             if s.smtp is None:
                 return Outcome.refused("e-mail is not configured: add [integrations.email]")
-            return await email_channel.send(s.smtp, payload, [a.strip() for a in value.split(",") if a.strip()], dedup_key)
+            to = [a.strip() for a in value.split(",") if a.strip()]
+            links = await s.links.for_email(payload, to) if s.links is not None else None
+            return await email_channel.send(s.smtp, payload, to, dedup_key, links)
         if kind == "webhook":
             target = s.webhooks.get(value)
             if target is None:
                 return Outcome.refused(f"no webhook named {value!r} in [[webhooks]]")
+            links = await s.links.links(payload, "webhook", value) if s.links is not None else None
             return await webhook_channel.send(
                 self.client,
                 target.url,
-                payload,
+                {**payload, "actions": links} if links else payload,
                 secret=target.secret,
                 dedup_key=dedup_key,
                 headers=dict(target.headers),

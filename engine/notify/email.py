@@ -47,7 +47,24 @@ def message_id(dedup_key: str) -> str:
     return f"<{hashlib.sha256(dedup_key.encode()).hexdigest()[:32]}@pulseguard>"
 
 
-def build_email(payload: dict[str, Any], to: list[str], sender: str, dedup_key: str) -> EmailMessage:
+def link_lines(links: dict[str, Any] | None) -> list[str]:
+    """The page's own links (engine.notify.links): one line each, then how long they work."""
+    from engine.core.timefmt import format_time
+
+    if not links:
+        return []
+    who = f" as {links['as']}" if links.get("as") else ""
+    lines = [
+        f"{label}{who}: {links[action]}" for action, label in (("acknowledge", "Acknowledge"), ("resolve", "Resolve")) if action in links
+    ]
+    lines.append(f"Open: {links['open']}")
+    until = format_time(links.get("expires_at"), date=True, empty="")
+    if len(lines) == 1:
+        return [*lines, f"This link works until {until}."]
+    return [*lines, f"These links work until {until}; each asks before it changes anything."]
+
+
+def build_email(payload: dict[str, Any], to: list[str], sender: str, dedup_key: str, links: dict[str, Any] | None = None) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = ", ".join(to)
@@ -62,7 +79,9 @@ def build_email(payload: dict[str, Any], to: list[str], sender: str, dedup_key: 
         msg["References"] = root
         msg["In-Reply-To"] = root
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content("\n".join(render.body_lines(payload)) + "\n\n-- \nPulseGuard\n")
+    lines = render.body_lines(payload)
+    extra = link_lines(links)
+    msg.set_content("\n".join([*lines, *([""] if extra else []), *extra]) + "\n\n-- \nPulseGuard\n")
     return msg
 
 
@@ -119,8 +138,10 @@ def send_sync(settings: SmtpSettings, msg: EmailMessage) -> Outcome:
     return Outcome.success(f"accepted by {settings.host}")
 
 
-async def send(settings: SmtpSettings, payload: dict[str, Any], to: list[str], dedup_key: str) -> Outcome:
+async def send(
+    settings: SmtpSettings, payload: dict[str, Any], to: list[str], dedup_key: str, links: dict[str, Any] | None = None
+) -> Outcome:
     if not to:
         return Outcome.refused("no recipient address")
-    msg = build_email(payload, to, settings.sender, dedup_key)
+    msg = build_email(payload, to, settings.sender, dedup_key, links)
     return await asyncio.to_thread(send_sync, settings, msg)

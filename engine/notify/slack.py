@@ -1,4 +1,8 @@
-"""Slack incoming webhooks: Block Kit messages for create, updates, escalation and resolve."""
+"""Slack incoming webhooks: Block Kit messages for create, updates, escalation and resolve.
+
+With `[integrations.slack] interactive = true` a page carries Acknowledge and Resolve buttons
+(their clicks come back to /api/webhooks/slack/actions, engine.rest.webhooks.slack) and, when
+the engine has a public URL, an Open button to the incident's signed page."""
 
 from __future__ import annotations
 
@@ -19,8 +23,53 @@ def _mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_message(payload: dict[str, Any], channel: str | None = None) -> dict[str, Any]:
-    """The JSON body for an incoming webhook: `text` is the notification fallback, `blocks` the layout."""
+# The action ids of the buttons; the incident key is each button's value.
+ACTION_PREFIX = "pulseguard."
+PAGE_KINDS = ("triggered", "escalated", "reminder")
+
+
+def buttons(payload: dict[str, Any], open_url: str | None) -> dict[str, Any] | None:
+    """The actions block of a page about an open incident, or None."""
+    inc = payload.get("incident") or {}
+    if payload.get("kind") not in PAGE_KINDS or payload.get("audience") == "external" or not inc.get("key"):
+        return None
+    if inc.get("status") == "resolved":
+        return None
+    key = str(inc["key"])
+    elements: list[dict[str, Any]] = [
+        {
+            "type": "button",
+            "action_id": f"{ACTION_PREFIX}acknowledge",
+            "text": {"type": "plain_text", "text": "Acknowledge"},
+            "style": "primary",
+            "value": key,
+        },
+        {
+            "type": "button",
+            "action_id": f"{ACTION_PREFIX}resolve",
+            "text": {"type": "plain_text", "text": "Resolve"},
+            "style": "danger",
+            "value": key,
+            "confirm": {
+                "title": {"type": "plain_text", "text": f"Resolve {key}?"},
+                "text": {"type": "plain_text", "text": "Escalation stops; the root cause and solution can be added afterwards."},
+                "confirm": {"type": "plain_text", "text": "Resolve"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            },
+        },
+    ]
+    if open_url:
+        elements.append(
+            {"type": "button", "action_id": f"{ACTION_PREFIX}open", "text": {"type": "plain_text", "text": "Open"}, "url": open_url}
+        )
+    return {"type": "actions", "block_id": f"{ACTION_PREFIX}{key}", "elements": elements}
+
+
+def build_message(
+    payload: dict[str, Any], channel: str | None = None, *, interactive: bool = False, open_url: str | None = None
+) -> dict[str, Any]:
+    """The JSON body for an incoming webhook: `text` is the notification fallback, `blocks` the
+    layout; `interactive` adds the buttons of a page."""
     head = render.headline(payload)
     lines = render.body_lines(payload)
     inc = payload.get("incident") or {}
@@ -43,6 +92,9 @@ def build_message(payload: dict[str, Any], channel: str | None = None) -> dict[s
     if payload.get("actor"):
         context += f" · by {payload['actor']}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _mrkdwn(context)}]})
+    actions = buttons(payload, open_url) if interactive else None
+    if actions is not None:
+        blocks.append(actions)
     body: dict[str, Any] = {"text": f"{emoji} {head}", "blocks": blocks}
     if channel:
         body["channel"] = channel  # honoured by legacy webhooks; app webhooks post to their own channel
@@ -57,8 +109,10 @@ async def send(
     channel: str | None = None,
     dedup_key: str = "",
     timeout: float = DEFAULT_TIMEOUT,
+    interactive: bool = False,
+    open_url: str | None = None,
 ) -> Outcome:
-    body = json.dumps(build_message(payload, channel)).encode()
+    body = json.dumps(build_message(payload, channel, interactive=interactive, open_url=open_url)).encode()
     headers = {"Content-Type": "application/json"}
     if dedup_key:
         headers["X-PulseGuard-Delivery"] = dedup_key

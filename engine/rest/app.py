@@ -159,8 +159,9 @@ class RequestLog:
                 client = scope.get("client")
                 ms = round((time.perf_counter() - started) * 1000, 2)
                 path = scope["path"]
-                if path.startswith("/api/heartbeats/"):
-                    path = "/api/heartbeats/[token]"  # the path is the credential, right or nearly right
+                for prefix in ("/api/heartbeats/", "/act/", "/api/callbacks/"):
+                    if path.startswith(prefix):
+                        path = f"{prefix}[token]"  # the path is the credential, right or nearly right
                 access_log.info(
                     "%s %s %s %.1fms",
                     scope["method"],
@@ -191,7 +192,21 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app. `relay` runs the subscriber relay (status-page e-mails) while it serves."""
     from engine.config.loading import default_config
-    from engine.rest import heartbeats, incidents, learning, manage, metrics, ops, public, silences, subscribers, timeline, webhooks
+    from engine.notify.links import PageLinks
+    from engine.rest import (
+        heartbeats,
+        incidents,
+        learning,
+        manage,
+        metrics,
+        ops,
+        pagelinks,
+        public,
+        silences,
+        subscribers,
+        timeline,
+        webhooks,
+    )
 
     config = config if config is not None else default_config()
     # notifications.external.status_page = false: no public page, feeds or subscriptions at all.
@@ -202,6 +217,7 @@ def create_app(
         base_url=base_url.rstrip("/") if base_url else None,
         role=role,
         metrics_sources=list(metrics_sources),
+        links=PageLinks.from_config(config),
     )
 
     @asynccontextmanager
@@ -243,7 +259,7 @@ def create_app(
     for error in _database_errors():
         app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (
+    routers = (
         incidents,
         learning,
         timeline,
@@ -253,8 +269,10 @@ def create_app(
         heartbeats,
         ops,
         silences,
+        pagelinks,
         *((public, subscribers) if publish else ()),
-    ):
+    )
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=config.engine.api_body_limit)
     app.add_middleware(CachedReads, state=state, public=publish)  # inside RequestLog: fast reads are logged and counted too

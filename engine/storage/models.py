@@ -200,7 +200,7 @@ class AuditEntry(Model):
     at = fields.DatetimeField(db_index=True)
     actor = fields.CharField(max_length=64, db_index=True)
     source = fields.CharField(max_length=16)
-    """console, cli, api, slack, pagerduty, webhook or email."""
+    """console, cli, api, slack, pagerduty, webhook, e-mail link or webhook callback."""
     action = fields.CharField(max_length=64)
     subject = fields.CharField(max_length=200, db_index=True)
     summary = fields.TextField(default="", db_default="")
@@ -231,3 +231,19 @@ class Silence(Model):
 
     class Meta:
         table = "silence"
+
+
+class PageLinkUse(Model):
+    """A page action that was carried out (an e-mail link, a webhook callback, a Slack button
+    press), by its nonce: stored in the change's own transaction, so the same link or request
+    used again is refused and changes nothing."""
+
+    nonce = fields.CharField(max_length=64, primary_key=True)
+    action = fields.CharField(max_length=16)
+    incident_number = fields.IntField()
+    actor = fields.CharField(max_length=64)
+    via = fields.CharField(max_length=16)
+    used_at = fields.DatetimeField()
+
+    class Meta:
+        table = "page_link_use"

@@ -10,7 +10,8 @@ are stored atomically with it.
 
 Where things live: validation (names, text, times), timeline (the lock, events, hooks and
 `change`, the one transition sequence), lifecycle (open → acknowledge → … → resolve → reopen),
-conversation (comments, updates, evidence), followups, maintenance, silences (and snoozes).
+conversation (comments, updates, evidence), followups, maintenance, page_actions (acknowledging or
+resolving from a page, once per link), silences (and snoozes).
 """
 
 from engine.core.clock import utcnow
@@ -33,6 +34,7 @@ from engine.incidents.services.lifecycle import (
     set_verification_step,
 )
 from engine.incidents.services.maintenance import active_maintenance, create_maintenance, end_maintenance
+from engine.incidents.services.page_actions import PAGE_ACTIONS, LinkUsed, act_once
 from engine.incidents.services.silences import (
     Silenced,
     create_silence,
@@ -83,6 +85,8 @@ __all__ = [
     "Silenced",
     "ANALYSIS_SECTIONS",
     "CLOCK_SKEW",
+    "PAGE_ACTIONS",
+    "LinkUsed",
     "FEED_LOCK_ID",
     "MAX_TEXT",
     "MAX_TITLE",
@@ -90,6 +94,7 @@ __all__ = [
     "SYSTEM_ACTOR",
     "Change",
     "acknowledge",
+    "act_once",
     "active_maintenance",
     "add_evidence",
     "add_followup",

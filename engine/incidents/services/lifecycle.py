@@ -24,7 +24,7 @@ from engine.core.domain import (
 )
 from engine.core.matchers import labels_of
 from engine.incidents.services.silences import FIRING_SOURCES, Silenced, silence_firing
-from engine.incidents.services.timeline import append_event, change, next_number
+from engine.incidents.services.timeline import Change, append_event, change, next_number, require_open
 from engine.incidents.services.validation import MAX_TITLE, valid_actor, valid_name, valid_names, valid_text, valid_time
 from engine.storage.models import Incident, StatusUpdate
 
@@ -125,16 +125,26 @@ async def acknowledge(key: str | int, actor: str, *, at: datetime | None = None)
     actor = valid_actor(actor)
     now = valid_time(at)
     async with change(key, now, open_to="acknowledge it") as c:
-        incident = c.incident
-        if incident.acknowledged_at is not None:
-            raise IllegalTransition(f"{incident.key} was already acknowledged by {incident.acknowledged_by}")
-        incident.acknowledged_at = now
-        incident.acknowledged_by = actor
-        old = incident.status
-        if old == Status.TRIGGERED.value:
-            incident.status = Status.INVESTIGATING.value
-        await c.commit("acknowledged", actor, "acknowledged", {"from": old, "to": incident.status})
-    return incident
+        await acknowledge_in(c, actor)
+    return c.incident
+
+
+async def acknowledge_in(c: Change, actor: str, via: str | None = None) -> None:
+    """The acknowledgement inside a change already begun; `via` names where it came from when
+    that is not the actor's own interface (an e-mail link, a Slack button)."""
+    incident = c.incident
+    require_open(incident, "acknowledge it")
+    if incident.acknowledged_at is not None:
+        raise IllegalTransition(f"{incident.key} was already acknowledged by {incident.acknowledged_by}")
+    incident.acknowledged_at = c.now
+    incident.acknowledged_by = actor
+    old = incident.status
+    if old == Status.TRIGGERED.value:
+        incident.status = Status.INVESTIGATING.value
+    data: dict[str, Any] = {"from": old, "to": incident.status}
+    if via:
+        data["via"] = via
+    await c.commit("acknowledged", actor, f"acknowledged via {via}" if via else "acknowledged", data)
 
 
 async def change_status(
@@ -251,28 +261,49 @@ async def resolve(
     at: datetime | None = None,
 ) -> Incident:
     actor = valid_actor(actor)
+    resolution = valid_resolution(root_cause, solution, category, verification_steps, categories)
+    now = valid_time(at)
+    async with change(key, now) as c:
+        await resolve_in(c, actor, resolution)
+    return c.incident
+
+
+def valid_resolution(
+    root_cause: str,
+    solution: str,
+    category: str | None = None,
+    verification_steps: Sequence[str] = (),
+    categories: Sequence[str] = DEFAULT_ROOT_CAUSE_CATEGORIES,
+) -> dict[str, Any]:
+    """A resolution's fields, checked before anything is written (InvalidInput naming the field)."""
     root_cause = valid_text(root_cause, "root_cause")
     solution = valid_text(solution, "solution")
     cat = (category or "unknown").strip().lower()
     if cat not in categories:
         raise InvalidInput("category", f"unknown root-cause category {category!r} (expected one of: {', '.join(categories)})")
     steps = [{"step": valid_text(s, "verification step", limit=1000), "done": False} for s in verification_steps]
-    now = valid_time(at)
-    async with change(key, now) as c:
-        incident = c.incident
-        if incident.status == Status.RESOLVED.value:
-            raise IllegalTransition(f"{incident.key} is already resolved (by {incident.resolved_by})")
-        old = incident.status
-        incident.status = Status.RESOLVED.value
-        incident.resolved_at = now
-        incident.resolved_by = actor
-        incident.root_cause = root_cause
-        incident.root_cause_category = cat
-        incident.solution = solution
-        incident.verification_steps = steps
-        data = {"from": old, "root_cause": root_cause, "category": cat, "solution": solution, "verification_steps": steps}
-        await c.commit("resolved", actor, f"resolved ({cat}): {root_cause}", data)
-    return incident
+    return {"root_cause": root_cause, "category": cat, "solution": solution, "verification_steps": steps}
+
+
+async def resolve_in(c: Change, actor: str, resolution: dict[str, Any], via: str | None = None) -> None:
+    """The resolution (from `valid_resolution`) inside a change already begun; `via` as for
+    `acknowledge_in`."""
+    incident = c.incident
+    if incident.status == Status.RESOLVED.value:
+        raise IllegalTransition(f"{incident.key} is already resolved (by {incident.resolved_by})")
+    old = incident.status
+    cat, root_cause = resolution["category"], resolution["root_cause"]
+    incident.status = Status.RESOLVED.value
+    incident.resolved_at = c.now
+    incident.resolved_by = actor
+    incident.root_cause = root_cause
+    incident.root_cause_category = cat
+    incident.solution = resolution["solution"]
+    incident.verification_steps = resolution["verification_steps"]
+    data: dict[str, Any] = {"from": old, **resolution}
+    if via:
+        data["via"] = via
+    await c.commit("resolved", actor, f"resolved ({cat}){' via ' + via if via else ''}: {root_cause}", data)
 
 
 async def reopen(key: str | int, actor: str, *, reason: str | None = None, at: datetime | None = None) -> Incident:

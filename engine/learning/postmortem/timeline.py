@@ -36,7 +36,8 @@ def entry_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "created":
         return _entry(at, "declared", f"incident declared ({data.get('severity', '?')}) by {actor}", eid)
     if kind == "acknowledged":
-        return _entry(at, "acknowledged", f"acknowledged by {actor}", eid)
+        via = f" via {data['via']}" if data.get("via") else ""  # a page's e-mail link, Slack button, webhook callback
+        return _entry(at, "acknowledged", f"acknowledged by {actor}{via}", eid)
     if kind == "escalation":
         step = data.get("kind")
         if step == "triggered":

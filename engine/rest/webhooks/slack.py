@@ -1,20 +1,24 @@
-"""Slack slash commands (/pulseguard), verified with the Slack signing secret."""
+"""Slack slash commands (/pulseguard) and the buttons of pages posted to Slack (Acknowledge,
+Resolve), both verified with the Slack signing secret."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 
 from engine.config.model import secret_from_env
 from engine.core.domain import DomainError
 from engine.incidents import audit, queries, services
 from engine.rest.common import rest_state
 
+log = logging.getLogger("pulseguard.api")
 router = APIRouter()
 
 # Slack refuses requests older than this, and so do we (replayed requests).
@@ -39,14 +43,19 @@ def verify_slack(secret: str, body: bytes, timestamp: str | None, signature: str
     return None
 
 
-def slack_actor(config: Any, user_id: str, user_name: str) -> str:
-    """The configured user with this Slack id or @handle, else slack:NAME."""
+def slack_user(config: Any, user_id: str, user_name: str) -> str | None:
+    """The [[users]] id whose `slack` is this Slack member id or @handle, or None."""
     for user in config.users:
         handle = (user.slack or "").strip()
-        if handle and (handle == user_id or handle.lstrip("@") == user_name):
+        if handle and ((user_id and handle == user_id) or (user_name and handle.lstrip("@") == user_name)):
             found: str = user.id
             return found
-    return f"slack:{user_name or user_id or 'unknown'}"[:64]
+    return None
+
+
+def slack_actor(config: Any, user_id: str, user_name: str) -> str:
+    """The configured user with this Slack id or @handle, else slack:NAME."""
+    return slack_user(config, user_id, user_name) or f"slack:{user_name or user_id or 'unknown'}"[:64]
 
 
 def _reply(text: str, public: bool = False) -> dict[str, Any]:
@@ -126,3 +135,94 @@ async def slack_command(request: Request) -> dict[str, Any]:
 
     actor = slack_actor(state.config, field("user_id"), field("user_name"))
     return await run_slash_command(field("text").strip(), actor)
+
+
+# The buttons of a page (engine.notify.slack.buttons): action_id → what it does.
+BUTTONS = {"pulseguard.acknowledge": "acknowledge", "pulseguard.resolve": "resolve"}
+
+
+def slack_nonce(signature: str) -> str:
+    """The nonce of one signed Slack request: the same request sent again is the same use."""
+    return "slack:" + hashlib.sha256(signature.strip().encode()).hexdigest()[:40]
+
+
+async def reply_to_slack(response_url: str, reply: dict[str, Any]) -> None:
+    """Post the reply where Slack said to (after the 200 Slack needs within 3 seconds)."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            response = await client.post(response_url, json={**reply, "replace_original": False})
+        if response.status_code >= 300:
+            log.warning("Slack refused the reply to a button press: HTTP %s", response.status_code)
+    except httpx.HTTPError as exc:
+        log.warning("could not reply to a Slack button press: %s", exc)
+
+
+async def press(config: Any, payload: dict[str, Any], nonce: str) -> dict[str, Any] | None:
+    """Carry out one button press; the reply for the person who pressed, or None for a press
+    that is not ours to answer (the Open button is a plain link)."""
+    from engine.incidents.services import act_once
+
+    pressed = next((a for a in payload.get("actions") or [] if isinstance(a, dict) and a.get("action_id") in BUTTONS), None)
+    if pressed is None:
+        return None
+    action, key = BUTTONS[str(pressed["action_id"])], str(pressed.get("value") or "")
+    who = payload.get("user")
+    who = who if isinstance(who, dict) else {}
+    user_id, user_name = str(who.get("id") or ""), str(who.get("username") or who.get("name") or "")
+    actor = slack_user(config, user_id, user_name)
+    if actor is None:
+        return _reply(
+            f"Your Slack account ({user_id or user_name or 'unknown'}) is not a PulseGuard user, so nothing was changed. "
+            f'Add slack = "{user_id or "@" + user_name}" to your [[users]] entry, then press the button again.'
+        )
+    try:
+        incident = await act_once(key, action, actor, nonce=nonce, via="slack", categories=config.root_cause_categories)
+    except DomainError as exc:
+        return _reply(f"Could not {action} {key}: {exc}. Nothing was changed.")
+    return _reply(f"{incident.key} {action}d by {actor}" + (" (escalation stopped)" if action == "acknowledge" else ""), public=True)
+
+
+@router.post(
+    "/slack/actions",
+    summary="Slack interactivity: the Acknowledge and Resolve buttons of pages (signed with the Slack signing secret)",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "properties": {"payload": {"type": "string", "description": "block_actions JSON"}}}
+                }
+            }
+        }
+    },
+)
+async def slack_actions(request: Request, background: BackgroundTasks) -> dict[str, Any]:
+    audit.set_source("slack")  # the audit log says where the change came from
+    state = rest_state(request)
+    slack = state.config.integrations.slack
+    secret = secret_from_env(slack.signing_secret_env) if slack is not None else None
+    if slack is None or not slack.interactive or not secret:
+        raise HTTPException(404, "Slack buttons are not enabled (integrations.slack: interactive and signing_secret_env)")
+    body = await request.body()
+    if len(body) > 100_000:
+        raise HTTPException(413, "request too large")
+    signature = request.headers.get("x-slack-signature")
+    why = verify_slack(secret, body, request.headers.get("x-slack-request-timestamp"), signature)
+    if why:
+        state.auth_failures += 1
+        raise HTTPException(401, f"not a verified Slack request: {why}")
+    try:
+        raw = (parse_qs(body.decode("utf-8")).get("payload") or [""])[0]
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(400, "expected a form with a `payload` field holding Slack's interaction JSON") from None
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        return {}  # other interactions (shortcuts, modals) are not PulseGuard's
+    reply = await press(state.config, payload, slack_nonce(signature or ""))
+    if reply is None:
+        return {}
+    response_url = payload.get("response_url")
+    if isinstance(response_url, str) and response_url.startswith(("https://", "http://")):
+        background.add_task(reply_to_slack, response_url, reply)
+    return reply
