@@ -4,6 +4,7 @@ a time, so a probe never waits on the database."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -29,8 +30,12 @@ class IncidentWorker:
         services_of: Callable[[str], list[str]] = lambda target: [],
         covered_now: Callable[[str, str | None], Any] | None = None,
         may_write: Callable[[], bool] = lambda: True,
+        window: float | None = None,
+        fingerprint: list[str] | None = None,
     ) -> None:
         self.evaluator = evaluator
+        self.window = window  # [grouping] window: a breach later than this after the last opens anew
+        self.fingerprint = fingerprint
         self.queue: asyncio.Queue[Action] = asyncio.Queue()
         self.services_of = services_of
         self.covered_now = covered_now
@@ -103,6 +108,17 @@ class IncidentWorker:
         elif action.kind == "monitoring":
             await self._to_monitoring(st, action)
 
+    def group_key(self, st: TriggerState) -> str:
+        """The fingerprint (dedup key) a breach of `st` groups by: the trigger on the target unless
+        [grouping] fingerprint names other parts. It starts with "threshold:" either way, which
+        is how an engine finds the trigger incidents left open (see _restore_open_incidents)."""
+        if not self.fingerprint or set(self.fingerprint) == {"trigger", "target"}:
+            return st.key
+        service = st.service or next(iter(self.services_of(st.target)), None)
+        parts = {"trigger": st.rule.name, "target": st.target, "service": service, "labels": sorted(self.evaluator.tags_of(st.target))}
+        raw = json.dumps({name: parts[name] for name in self.fingerprint if name in parts}, sort_keys=True)
+        return "threshold:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
     async def _open(self, action: Action) -> None:
         from engine.core.domain import IllegalTransition, Source
         from engine.incidents import services
@@ -114,9 +130,11 @@ class IncidentWorker:
             self.evaluator.unbind(st, suppressed=True)
             return
         evidence = action.data
-        existing = await services.find_open_incident(st.key)
+        group = self.group_key(st)
+        existing = await services.find_group(group, window=self.window)
         if existing is not None:
             st.incident = existing.key
+            await services.count_firing(existing.key)
             await services.record_event(
                 existing.key,
                 "breach",
@@ -127,7 +145,12 @@ class IncidentWorker:
             )
             return
         recent = (
-            await Incident.filter(dedup_key=st.key, status="resolved", resolved_at__gte=_utc(action.at) - timedelta(seconds=REOPEN_WINDOW))
+            await Incident.filter(
+                dedup_key=group,
+                status="resolved",
+                merged_into__isnull=True,
+                resolved_at__gte=_utc(action.at) - timedelta(seconds=REOPEN_WINDOW),
+            )
             .order_by("-number")
             .first()
         )
@@ -142,6 +165,7 @@ class IncidentWorker:
                 pass
             else:
                 st.incident = recent.key
+                await services.count_firing(recent.key)
                 await services.record_event(
                     recent.key, "breach", f"{rule.name} breached again on {st.target}", ACTOR, data=_jsonable(evidence)
                 )
@@ -173,7 +197,7 @@ class IncidentWorker:
             services=services_,
             tags=["threshold", *self.evaluator.tags_of(st.target)],
             source=Source.THRESHOLD.value,
-            dedup_key=st.key,
+            dedup_key=group,
             detected_at=detected,
             target=st.target,
             trigger=rule.name,
