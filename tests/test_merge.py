@@ -1,0 +1,174 @@
+"""Merging and splitting incidents: over the real API server, the real CLI process and the
+service layer (SQLite and PostgreSQL). Nothing is lost: every row of both incidents is on the
+survivor after a merge, counted before and after."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+from support.db import run_cli
+from support.rest import config, running_api
+
+from engine.core.clock import utcnow
+from engine.incidents import services
+from engine.storage.escalation_models import Notification, Timer, TimerState
+from engine.storage.models import AuditEntry, Comment, Event, Evidence, FollowUp, Incident, StatusUpdate
+
+CHILDREN = (Event, Comment, StatusUpdate, Evidence, FollowUp, Notification)
+
+
+async def _busy_incident(title: str) -> Incident:
+    """An incident with a row of every kind: timeline, comment, updates, evidence, follow-up,
+    a notification and a pending escalation timer."""
+    inc = await services.create_incident(title=title, severity="high", actor="alice", services=["api-server"])
+    await services.acknowledge(inc.key, "alice")
+    await services.comment(inc.key, f"looking at {title}", "alice")
+    await services.comment(inc.key, "internal note", "bob", internal_only=True)
+    await services.post_update(inc.key, f"We are investigating {title}.", "alice", public=True)
+    await services.add_evidence(inc.key, "link", "alice", url="https://grafana.example.com/d/1")
+    await services.add_followup(inc.key, "process_changes", "write it down", "alice")
+    now = utcnow()
+    await Notification.create(
+        dedup_key=f"test:{inc.key}", stream=f"{inc.key}:ops", incident_id=inc.id, destination="slack:#ops", kind="page",
+        payload={"incident": inc.key}, next_attempt_at=now, created_at=now, state="delivered",
+    )  # fmt: skip
+    await Timer.create(key=f"test-esc:{inc.id}", kind="escalate", incident_id=inc.id, due_at=now + timedelta(minutes=5), created_at=now)
+    return inc
+
+
+async def _rows(incident: Incident) -> dict[str, list[int]]:
+    return {m.__name__: sorted(await m.filter(incident_id=incident.id).values_list("id", flat=True)) for m in CHILDREN}
+
+
+async def test_a_merged_incident_keeps_every_event_of_both(db) -> None:  # type: ignore[no-untyped-def]
+    survivor = await _busy_incident("checkout 500s")
+    merged = await _busy_incident("payment timeouts")
+    before_survivor, before_merged = await _rows(survivor), await _rows(merged)
+    assert all(before_merged.values()) and all(before_survivor.values())
+    async with running_api(config('[engine]\ntimezone = "UTC"\n[[services]]\nname = "api-server"\n')) as api:
+        async with api.client("responder") as c:
+            r = await c.post(f"/api/incidents/{merged.key}/merge", json={"into": survivor.key, "reason": "same outage"})
+            assert r.status_code == 200, r.text
+            assert r.json()["key"] == survivor.key and r.json()["related"] == [merged.key]
+            gone = (await c.get(f"/api/incidents/{merged.key}")).json()
+            kept = (await c.get(f"/api/incidents/{survivor.key}")).json()
+    after = await _rows(survivor)
+    for name in before_survivor:
+        assert set(before_survivor[name]) | set(before_merged[name]) <= set(after[name]), name
+    # Every row of both plus the survivor's merge entry; the merged one keeps only its closing entry.
+    assert len(after["Event"]) == len(before_survivor["Event"]) + len(before_merged["Event"]) + 1
+    left = await _rows(merged)
+    assert [k for k, v in left.items() if v] == ["Event"] and len(left["Event"]) == 1
+    assert gone["status"] == "resolved" and gone["merged_into"] == survivor.number and "Merged into" in gone["root_cause"]
+    assert kept["timeline"][-1]["kind"] == "merged" and merged.key in kept["timeline"][-1]["summary"]
+    assert len(kept["comments"]) == 4 and len(kept["updates"]) == 2 and len(kept["evidence"]) == 2 and len(kept["followups"]) == 2
+    # The merged one's escalation stops; the survivor's goes on.
+    assert (await Timer.get(key=f"test-esc:{merged.id}")).state == TimerState.CANCELLED
+    assert (await Timer.get(key=f"test-esc:{survivor.id}")).state == TimerState.PENDING
+    # One audit entry per incident, from the API, by the token's name.
+    audits = (
+        await AuditEntry.filter(action__in=["incident.merged", "incident.resolved"]).order_by("id").values("action", "subject", "source")
+    )
+    assert audits == [
+        {"action": "incident.resolved", "subject": merged.key, "source": "api"},
+        {"action": "incident.merged", "subject": survivor.key, "source": "api"},
+    ]
+
+
+async def test_merging_refuses_itself_closed_and_merged_incidents_and_changes_nothing(db) -> None:  # type: ignore[no-untyped-def]
+    a = await services.create_incident(title="a", severity="low", actor="alice")
+    b = await services.create_incident(title="b", severity="low", actor="alice")
+    c = await services.create_incident(title="c", severity="low", actor="alice")
+    closed = await services.create_incident(title="closed", severity="low", actor="alice")
+    await services.resolve(closed.key, "alice", root_cause="x", solution="y")
+    async with running_api() as api, api.client("responder") as http:
+        cases = [
+            (a.key, {"into": a.key}, 409, "cannot be merged into itself"),
+            (a.key, {"into": closed.key}, 409, "reopen it before merging into it"),
+            (closed.key, {"into": a.key}, 409, "reopen it before merging it"),
+            (a.key, {"into": "INC-999"}, 404, "no incident INC-999"),
+            (a.key, {"into": "yesterday"}, 422, "into: 'yesterday' is not an incident key"),
+            (a.key, {}, 422, "into"),
+        ]
+        versions = {i.number: i.version for i in await Incident.all()}
+        for key, body, status, message in cases:
+            r = await http.post(f"/api/incidents/{key}/merge", json=body)
+            assert r.status_code == status and message in r.text, (body, r.status_code, r.text)
+        assert {i.number: i.version for i in await Incident.all()} == versions
+        assert (await http.post(f"/api/incidents/{b.key}/merge", json={"into": a.key})).status_code == 200
+        # b is merged: it cannot be merged again, nor be merged into (no cycles).
+        again = await http.post(f"/api/incidents/{b.key}/merge", json={"into": c.key})
+        assert again.status_code == 409 and f"already merged into {a.key}" in again.text
+        into_merged = await http.post(f"/api/incidents/{c.key}/merge", json={"into": b.key})
+        assert into_merged.status_code == 409 and f"merge into that one instead" in into_merged.text
+        cycle = await http.post(f"/api/incidents/{a.key}/merge", json={"into": b.key})
+        assert cycle.status_code == 409
+
+
+async def test_later_firings_of_a_merged_incident_land_on_the_survivor(db) -> None:  # type: ignore[no-untyped-def]
+    async with running_api() as api, api.client("responder") as c:
+        first = (await c.post("/api/webhooks/alert", json={"title": "Queue backlog", "dedup_key": "queue"})).json()
+        other = (await c.post("/api/webhooks/alert", json={"title": "Worker crash", "dedup_key": "worker"})).json()
+        r = await c.post(f"/api/incidents/{first['incident']}/merge", json={"into": other["incident"]})
+        assert r.status_code == 200 and r.json()["firing_count"] == 2
+        later = (await c.post("/api/webhooks/alert", json={"title": "Queue backlog", "dedup_key": "queue"})).json()
+    assert later["incident"] == other["incident"] and later["count"] == 3
+    assert await Incident.all().count() == 2
+
+
+def _am(alerts: list[tuple[str, str]]) -> dict:  # type: ignore[type-arg]
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="HighLatency"}',
+        "status": "firing",
+        "groupLabels": {"alertname": "HighLatency"},
+        "commonLabels": {"alertname": "HighLatency", "severity": "high"},
+        "commonAnnotations": {"summary": "HighLatency on the API"},
+        "alerts": [
+            {"status": s, "labels": {"alertname": "HighLatency", "instance": i}, "fingerprint": hashlib.sha1(i.encode()).hexdigest()[:16]}
+            for i, s in alerts
+        ],
+    }
+
+
+async def test_split_takes_one_alert_out_and_its_later_firings_follow(db) -> None:  # type: ignore[no-untyped-def]
+    fp_b = hashlib.sha1(b"b:9100").hexdigest()[:16]
+    async with running_api() as api, api.client("responder") as c:
+        r = await c.post("/api/webhooks/alertmanager", json=_am([("a:9100", "firing"), ("b:9100", "firing")]))
+        key = r.json()["incident"]
+        bad = await c.post(f"/api/incidents/{key}/split", json={"fingerprint": "nope"})
+        assert bad.status_code == 422 and "has no alert 'nope'" in bad.text
+        r = await c.post(f"/api/incidents/{key}/split", json={"fingerprint": fp_b})
+        assert r.status_code == 201, r.text
+        child = r.json()
+        assert child["key"] != key and child["related"] == [key] and "b:9100" in child["title"] or "HighLatency" in child["title"]
+        only = await c.post(f"/api/incidents/{child['key']}/split", json={"fingerprint": fp_b})
+        assert only.status_code == 409 and "only alert" in only.text
+        # b resolving now settles the split-out incident, not the group's.
+        r = await c.post("/api/webhooks/alertmanager", json=_am([("a:9100", "firing"), ("b:9100", "resolved")]))
+        parent = (await c.get(f"/api/incidents/{key}")).json()
+        split_out = (await c.get(f"/api/incidents/{child['key']}")).json()
+    fps = lambda d: {e["data"].get("fingerprint") for e in d["timeline"] if e["kind"].startswith("alert_")}  # noqa: E731
+    assert fps(parent) == {hashlib.sha1(b"a:9100").hexdigest()[:16]} and fps(split_out) == {fp_b}
+    # The moved entry keeps its place in time (before the new incident's own opening).
+    assert [e["kind"] for e in split_out["timeline"]] == ["alert_firing", "created", "alert_resolved", "status_changed"]
+    assert split_out["status"] == "monitoring" and parent["status"] == "triggered"
+    assert parent["timeline"][-1]["kind"] == "split"
+
+
+def test_merge_split_and_show_through_the_cli(database) -> None:  # type: ignore[no-untyped-def]
+    for title in ("API down", "API slow", "DB down"):
+        run_cli(database, "incident", "create", "--title", title, "--severity", "high", check=True)
+    out = run_cli(database, "incident", "merge", "INC-2", "--into", "INC-1", "--reason", "same outage", check=True).stdout
+    assert out.strip() == "INC-2 merged into INC-1 (2 firings; triggered)"
+    shown = run_cli(database, "incident", "show", "INC-2", check=True).stdout
+    assert "merged into  INC-1" in shown or "merged into" in shown and "INC-1" in shown
+    survivor = json.loads(run_cli(database, "incident", "show", "INC-1", "--json", check=True).stdout)
+    assert survivor["firing_count"] == 2 and survivor["timeline"][-1]["kind"] == "merged"
+    refused = run_cli(database, "incident", "merge", "INC-3", "--into", "INC-2")
+    assert refused.returncode != 0 and "INC-2 was merged into INC-1; merge into that one instead" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    split = run_cli(database, "incident", "split", "INC-1", "abc")
+    assert split.returncode != 0 and "fingerprint: INC-1 has no alert 'abc'" in split.stderr
