@@ -55,6 +55,8 @@ PAGE_FIELDS = (
     "resolved_at",
     "false_positive",
     "source",
+    "firing_count",
+    "merged_into",
 )
 
 
