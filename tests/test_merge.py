@@ -13,8 +13,11 @@ from support.rest import config, running_api
 
 from engine.core.clock import utcnow
 from engine.incidents import services
+from engine.rest.statuspage import Settings
+from engine.rest.subscribers import SubscriberRelay
 from engine.storage.escalation_models import Notification, Timer, TimerState
 from engine.storage.models import AuditEntry, Comment, Event, Evidence, FollowUp, Incident, StatusUpdate
+from engine.storage.rest_models import Subscriber
 
 CHILDREN = (Event, Comment, StatusUpdate, Evidence, FollowUp, Notification)
 
@@ -102,7 +105,7 @@ async def test_merging_refuses_itself_closed_and_merged_incidents_and_changes_no
         again = await http.post(f"/api/incidents/{b.key}/merge", json={"into": c.key})
         assert again.status_code == 409 and f"already merged into {a.key}" in again.text
         into_merged = await http.post(f"/api/incidents/{c.key}/merge", json={"into": b.key})
-        assert into_merged.status_code == 409 and f"merge into that one instead" in into_merged.text
+        assert into_merged.status_code == 409 and "merge into that one instead" in into_merged.text
         cycle = await http.post(f"/api/incidents/{a.key}/merge", json={"into": b.key})
         assert cycle.status_code == 409
 
@@ -172,3 +175,60 @@ def test_merge_split_and_show_through_the_cli(database) -> None:  # type: ignore
     assert "Traceback" not in refused.stderr
     split = run_cli(database, "incident", "split", "INC-1", "abc")
     assert split.returncode != 0 and "fingerprint: INC-1 has no alert 'abc'" in split.stderr
+
+
+PUBLIC_SITE = """
+[engine]
+timezone = "UTC"
+
+[[services]]
+name = "web-app"
+display_name = "Web application"
+
+[[services]]
+name = "internal-db"
+public = false
+
+[status_page_integration]
+title = "Example Status"
+public_url = "https://status.example.com"
+
+[integrations.email]
+smtp_host = "127.0.0.1"
+smtp_port = 2525
+from = "status@example.com"
+starttls = false
+"""
+
+
+async def test_merging_shows_the_public_only_what_is_public(db) -> None:  # type: ignore[no-untyped-def]
+    """The survivor carries both incidents' public updates; the merged one leaves the page
+    without a "resolved" (the outage goes on) and subscribers get no mail for it; nothing
+    internal of the merge (titles, reason, comments) reaches the page."""
+    cfg = config(PUBLIC_SITE)
+    relay = SubscriberRelay(lambda: Settings.from_config(cfg))
+    await Subscriber.create(email="ann@example.com", token="t" * 32, confirmed_at=utcnow() - timedelta(hours=1), created_at=utcnow())
+    async with running_api(cfg) as api:
+        async with api.client("responder") as c:
+            keep = (await c.post("/api/incidents", json={"title": "SECRET-TITLE-A", "severity": "high", "services": ["web-app"]})).json()
+            gone = (await c.post("/api/incidents", json={"title": "SECRET-TITLE-B", "severity": "high", "services": ["web-app"]})).json()
+            await c.post(f"/api/incidents/{keep['key']}/updates", json={"message": "Logins fail for some users."})
+            await c.post(f"/api/incidents/{gone['key']}/updates", json={"message": "Checkout is slow."})
+            await c.post(f"/api/incidents/{gone['key']}/comments", json={"content": "SECRET-COMMENT", "internal_only": True})
+            await relay.run_once()
+            mails = await Notification.filter(incident_id=None).count()
+            assert mails == 2  # one per public update: the subscriber is really listening
+            r = await c.post(f"/api/incidents/{gone['key']}/merge", json={"into": keep["key"], "reason": "SECRET-REASON"})
+            assert r.status_code == 200, r.text
+        assert await relay.run_once() > 0
+        assert await Notification.filter(incident_id=None).count() == mails  # no "resolved" mail for the merged one
+        async with api.client() as anon:
+            html = (await anon.get("/status")).text
+            summary = (await anon.get("/api/v2/incidents.json")).json()
+            survivor = (await anon.get(f"/status/incidents/{keep['key']}")).text
+            assert (await anon.get(f"/status/incidents/{gone['key']}")).status_code == 404
+    assert [i["id"] for i in summary["incidents"]] == [keep["key"]]
+    assert sorted(u["body"] for u in summary["incidents"][0]["incident_updates"]) == ["Checkout is slow.", "Logins fail for some users."]
+    for text in (html, survivor, json.dumps(summary)):
+        for secret in ("SECRET-TITLE-A", "SECRET-TITLE-B", "SECRET-REASON", "SECRET-COMMENT", "Merged into", gone["key"]):
+            assert secret not in text
