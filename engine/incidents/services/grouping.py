@@ -94,6 +94,8 @@ async def merge(source: str | int, into: str | int, actor: str, *, reason: str |
         src, dst = (first, second) if first.number == a else (second, first)
         if src.merged_into is not None:
             raise IllegalTransition(f"{src.key} was already merged into INC-{src.merged_into}")
+        if dst.merged_into == src.number:
+            raise IllegalTransition(f"{dst.key} was merged into {src.key}; merging back would make a cycle")
         if dst.merged_into is not None:
             raise IllegalTransition(f"{dst.key} was merged into INC-{dst.merged_into}; merge into that one instead")
         if dst.status == Status.RESOLVED.value:
