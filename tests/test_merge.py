@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import timedelta
 
 from support.db import run_cli
 from support.rest import config, running_api
+from test_grouping import TRIGGERS, _firing, _worker
 
 from engine.core.clock import utcnow
 from engine.incidents import services
+from engine.monitor.triggers.rules import Action
 from engine.rest.statuspage import Settings
 from engine.rest.subscribers import SubscriberRelay
 from engine.storage.escalation_models import Notification, Timer, TimerState
@@ -232,3 +235,27 @@ async def test_merging_shows_the_public_only_what_is_public(db) -> None:  # type
     for text in (html, survivor, json.dumps(summary)):
         for secret in ("SECRET-TITLE-A", "SECRET-TITLE-B", "SECRET-REASON", "SECRET-COMMENT", "Merged into", gone["key"]):
             assert secret not in text
+
+
+async def test_a_merged_trigger_incident_follows_the_survivor_and_leaves_it_to_its_responders(db) -> None:  # type: ignore[no-untyped-def]
+    """The trigger worker (the real one) keeps writing a merged trigger incident's entries on the
+    survivor, but its recovery does not move the survivor to monitoring nor resolve it."""
+    worker, evaluator = _worker(TRIGGERS)
+    await worker.apply(_firing(evaluator, "api-a"))
+    own = await Incident.get(dedup_key="threshold:api_down:api-a")
+    survivor = await services.create_incident(title="Checkout down", severity="critical", actor="alice")
+    await services.merge(own.key, survivor.key, "alice")
+    st = evaluator.state(evaluator.rules[0], "api-a", "api-server")
+    await worker.apply(Action("recovered", st, time.time(), "api_down recovered on api-a", {}))
+    await worker.apply(Action("monitoring", st, time.time(), "healthy for 5.0 minutes"))
+    await worker.apply(Action("resolve", st, time.time(), "healthy for 10.0 minutes", {"incident": own.key}))
+    kept = await Incident.get(number=survivor.number)
+    assert kept.status == "triggered" and kept.resolved_at is None
+    assert await Event.filter(incident_id=kept.id, kind="recovered").count() == 1
+    assert await Event.filter(incident_id=own.id).values_list("kind", flat=True) == ["resolved"]  # only its closing
+    # Breaching again joins the survivor: no new incident, one more firing.
+    await worker.apply(_firing(evaluator, "api-a"))
+    assert await Incident.all().count() == 2
+    assert (await Incident.get(number=survivor.number)).firing_count == 3
+    await worker.apply(Action("resolve", st, time.time(), "healthy for 10.0 minutes", {"incident": survivor.key}))
+    assert (await Incident.get(number=survivor.number)).status == "triggered"

@@ -25,6 +25,7 @@ from engine.incidents.services.grouping import (
     merge,
     split,
     split_key,
+    survivor_of,
     within_window,
 )
 from engine.incidents.services.lifecycle import (
@@ -119,6 +120,7 @@ __all__ = [
     "set_verification_step",
     "split",
     "split_key",
+    "survivor_of",
     "stated_time",
     "storable",
     "utcnow",

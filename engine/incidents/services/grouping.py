@@ -49,6 +49,16 @@ async def find_open_incident(dedup_key: str) -> Incident | None:
     return None
 
 
+async def survivor_of(key: str | int) -> Incident | None:
+    """Incident `key`, or, when it was merged away, the incident it now lives on (None: unknown)."""
+    incident = await Incident.get_or_none(number=parse_incident_key(key))
+    hops = 0
+    while incident is not None and incident.merged_into is not None and hops < MAX_CHAIN:
+        incident = await Incident.get_or_none(number=incident.merged_into)
+        hops += 1
+    return incident
+
+
 def within_window(incident: Incident, window: float | None, now: datetime) -> bool:
     """Whether a firing at `now` still joins `incident` (no window: always)."""
     if not window:

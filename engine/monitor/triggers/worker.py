@@ -36,6 +36,9 @@ class IncidentWorker:
         self.evaluator = evaluator
         self.window = window  # [grouping] window: a breach later than this after the last opens anew
         self.fingerprint = fingerprint
+        # Trigger states (by key) bound to an incident their own was merged into: they add to its
+        # timeline but leave its status to its responders.
+        self.adopted: set[str] = set()
         self.queue: asyncio.Queue[Action] = asyncio.Queue()
         self.services_of = services_of
         self.covered_now = covered_now
@@ -91,6 +94,8 @@ class IncidentWorker:
                 self.evaluator.unbind(action.state)
             return
         st = action.state
+        if st.incident is not None and action.kind in ("event", "recovered"):
+            await self._follow_merge(st)
         if action.kind == "open":
             await self._open(action)
         elif action.kind == "fired":
@@ -132,8 +137,11 @@ class IncidentWorker:
         evidence = action.data
         group = self.group_key(st)
         existing = await services.find_group(group, window=self.window)
+        self.adopted.discard(st.key)
         if existing is not None:
             st.incident = existing.key
+            if existing.dedup_key != group:  # its own incident was merged into this one
+                self.adopted.add(st.key)
             await services.count_firing(existing.key)
             await services.record_event(
                 existing.key,
@@ -220,11 +228,27 @@ class IncidentWorker:
         except Exception:
             log.exception("attaching evidence to %s failed", incident.key)
 
+    async def _follow_merge(self, st: TriggerState) -> bool:
+        """Rebind `st` to the survivor when its incident was merged away, so the trigger's later
+        entries land there. True when the bound incident is not this trigger's own (a merge
+        survivor): its responders settle it, a recovery here only goes on its timeline."""
+        from engine.incidents import services
+
+        if st.incident is None:
+            return st.key in self.adopted
+        survivor = await services.survivor_of(st.incident)
+        if survivor is not None and survivor.key != st.incident:
+            st.incident = survivor.key
+            self.adopted.add(st.key)
+        return st.key in self.adopted
+
     async def _to_monitoring(self, st: TriggerState, action: Action) -> None:
         from engine.core.domain import parse_incident_key
         from engine.incidents import services
         from engine.storage.models import Incident
 
+        if await self._follow_merge(st):
+            return
         incident = await Incident.get_or_none(number=parse_incident_key(st.incident or "0"))
         if incident is None or incident.status == "resolved":
             self.evaluator.unbind(st)
@@ -240,16 +264,16 @@ class IncidentWorker:
         )
 
     async def _resolve(self, st: TriggerState, action: Action) -> None:
-        from engine.core.domain import parse_incident_key
         from engine.incidents import services
-        from engine.storage.models import Incident
 
         key = action.data.get("incident") or st.incident
         if key is None:
             return
-        incident = await Incident.get_or_none(number=parse_incident_key(key))
-        if incident is None or incident.status == "resolved":
-            return
+        incident = await services.survivor_of(key)
+        adopted = st.key in self.adopted or (incident is not None and incident.key != key)
+        self.adopted.discard(st.key)  # the evaluator has let go of the binding
+        if incident is None or incident.status == "resolved" or adopted:
+            return  # merged into another incident: that one's responders resolve it
         await services.resolve(
             incident.key,
             ACTOR,
