@@ -87,9 +87,9 @@ async def test_alertmanager_group_opens_one_incident_and_resolution_settles_it(d
             done = await hook.post(
                 "/api/webhooks/alertmanager", json=am("resolved", "HighLatency", [("a:9100", "resolved"), ("b:9100", "resolved")])
             )
-            assert done.json() == {"action": "monitoring", "incident": key}
+            assert done.json() == {"action": "monitoring", "incident": key, "count": 3}
             back = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing")]))
-            assert back.json() == {"action": "investigating", "incident": key}
+            assert back.json() == {"action": "investigating", "incident": key, "count": 4}
 
         incidents = await Incident.all().order_by("number")
         assert len(incidents) == 2
