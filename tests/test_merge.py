@@ -9,11 +9,14 @@ import json
 import time
 from datetime import timedelta
 
+import pytest
 from support.db import run_cli
 from support.rest import config, running_api
 from test_grouping import TRIGGERS, _firing, _worker
 
+from engine.api.protocol import EngineAPI
 from engine.core.clock import utcnow
+from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents import services
 from engine.monitor.triggers.rules import Action
 from engine.rest.statuspage import Settings
@@ -259,3 +262,29 @@ async def test_a_merged_trigger_incident_follows_the_survivor_and_leaves_it_to_i
     assert (await Incident.get(number=survivor.number)).firing_count == 3
     await worker.apply(Action("resolve", st, time.time(), "healthy for 10.0 minutes", {"incident": survivor.key}))
     assert (await Incident.get(number=survivor.number)).status == "triggered"
+
+
+async def test_merge_and_split_answer_alike_through_both_console_engines(engine: EngineAPI) -> None:
+    """The console merges and splits through EngineAPI: in this process and over the API, the
+    same rows come back and the same refusals, by kind and field."""
+    a = (await engine.create_incident(title="API down", severity="high"))["key"]
+    b = (await engine.create_incident(title="API slow", severity="medium"))["key"]
+    survivor = await engine.merge(b, a, "same outage")
+    assert survivor["key"] == a and survivor["firing_count"] == 2 and survivor["related"] == [b]
+    merged = await engine.incident_detail(b)
+    assert merged["status"] == "resolved" and merged["merged_into"] == int(a[4:])
+    assert [r["key"] for r in await engine.list_incidents()] == [a]  # the merged one is closed
+    with pytest.raises(IllegalTransition) as refused:
+        await engine.merge(a, a)
+    assert "cannot be merged into itself" in str(refused.value)
+    with pytest.raises(IllegalTransition) as refused:
+        await engine.merge(a, b)
+    assert "merging back would make a cycle" in str(refused.value)
+    with pytest.raises(NotFound):
+        await engine.merge(a, "INC-4242")
+    with pytest.raises(InvalidInput) as bad:
+        await engine.merge(a, "tomorrow")
+    assert bad.value.field == "into"
+    with pytest.raises(InvalidInput) as bad:
+        await engine.split(a, "no-such-alert")
+    assert bad.value.field == "fingerprint" and "has no alert 'no-such-alert'" in str(bad.value)
