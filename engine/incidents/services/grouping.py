@@ -75,14 +75,20 @@ async def find_group(dedup_key: str, *, window: float | None = None, at: datetim
     return incident
 
 
-async def count_firing(key: str | int, *, at: datetime | None = None) -> Incident:
-    """One more firing joined incident `key`: count it and stamp last_seen_at. The firing's
-    own timeline entry (if it changed anything) is the caller's; a repeat is counted only."""
+async def count_firing(
+    key: str | int, *, at: datetime | None = None, event: tuple[str, str, str, dict[str, Any]] | None = None
+) -> Incident:
+    """One more firing joined incident `key`: count it and stamp last_seen_at. `event` (kind,
+    summary, actor, data) is the firing's timeline entry, stored in the same transaction; a
+    plain repeat is counted only."""
     now = valid_time(at)
     async with change(key, now) as c:
         c.incident.firing_count = int(c.incident.firing_count or 0) + 1
         c.incident.last_seen_at = now
         await c.save(["firing_count", "last_seen_at"])
+        if event is not None:
+            kind, summary, actor, data = event
+            await c.record(valid_text(kind, "kind", limit=40), valid_actor(actor), summary, data)
     return c.incident
 
 

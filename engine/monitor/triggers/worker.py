@@ -142,15 +142,8 @@ class IncidentWorker:
             st.incident = existing.key
             if existing.dedup_key != group:  # its own incident was merged into this one
                 self.adopted.add(st.key)
-            await services.count_firing(existing.key)
-            await services.record_event(
-                existing.key,
-                "breach",
-                f"{rule.name} breached on {st.target} (incident already open)",
-                ACTOR,
-                data=_jsonable(evidence),
-                at=_utc(action.at),
-            )
+            summary = f"{rule.name} breached on {st.target} (incident already open)"
+            await services.count_firing(existing.key, at=_utc(action.at), event=("breach", summary, ACTOR, _jsonable(evidence)))
             return
         recent = (
             await Incident.filter(
@@ -173,10 +166,8 @@ class IncidentWorker:
                 pass
             else:
                 st.incident = recent.key
-                await services.count_firing(recent.key)
-                await services.record_event(
-                    recent.key, "breach", f"{rule.name} breached again on {st.target}", ACTOR, data=_jsonable(evidence)
-                )
+                summary = f"{rule.name} breached again on {st.target}"
+                await services.count_firing(recent.key, event=("breach", summary, ACTOR, _jsonable(evidence)))
                 return
         detected = _utc(st.breach_start if st.breach_start is not None else action.at)
         now = datetime.now(UTC)
