@@ -147,6 +147,9 @@ async def test_split_takes_one_alert_out_and_its_later_firings_follow(db) -> Non
     async with running_api() as api, api.client("responder") as c:
         r = await c.post("/api/webhooks/alertmanager", json=_am([("a:9100", "firing"), ("b:9100", "firing")]))
         key = r.json()["incident"]
+        for _ in range(2):  # repeats: counted on the group, not logged
+            r = await c.post("/api/webhooks/alertmanager", json=_am([("a:9100", "firing"), ("b:9100", "firing")]))
+        assert r.json()["count"] == 3
         bad = await c.post(f"/api/incidents/{key}/split", json={"fingerprint": "nope"})
         assert bad.status_code == 422 and "has no alert 'nope'" in bad.text
         r = await c.post(f"/api/incidents/{key}/split", json={"fingerprint": fp_b})
@@ -164,6 +167,8 @@ async def test_split_takes_one_alert_out_and_its_later_firings_follow(db) -> Non
     # The moved entry keeps its place in time (before the new incident's own opening).
     assert [e["kind"] for e in split_out["timeline"]] == ["alert_firing", "created", "alert_resolved", "status_changed"]
     assert split_out["status"] == "monitoring" and parent["status"] == "triggered"
+    # The split alert takes its one logged firing along; the group's later firing counts on the group.
+    assert split_out["firing_count"] == 1 and parent["firing_count"] == 3
     assert parent["timeline"][-1]["kind"] == "split"
 
 

@@ -217,6 +217,7 @@ async def split(key: str | int, fingerprint: str, actor: str, *, at: datetime | 
             raise IllegalTransition(f"{fingerprint!r} is {parent.key}'s only alert; there is nothing to split it from")
         mine = [r for r in rows if isinstance(r.data, dict) and str(r.data.get("fingerprint")) == fingerprint]
         summary = next((r.summary.removeprefix("alert firing: ") for r in mine if r.kind == "alert_firing"), fingerprint)
+        fired = max(1, sum(1 for r in mine if r.kind == "alert_firing"))
         number = await next_number(conn)
         child = await Incident.create(
             number=number,
@@ -235,7 +236,8 @@ async def split(key: str | int, fingerprint: str, actor: str, *, at: datetime | 
             created_by=actor,
             updated_at=now,
             last_seen_at=max(r.at for r in mine),
-            firing_count=1,
+            # Repeats are counted, not logged, so an alert's own firings are its firing entries.
+            firing_count=fired,
             related=[parent.key],
             using_db=conn,
         )
@@ -250,7 +252,8 @@ async def split(key: str | int, fingerprint: str, actor: str, *, at: datetime | 
         )
         moved = await Event.filter(id__in=[r.id for r in mine]).using_db(conn).update(incident_id=child.id)
         parent.related = list(dict.fromkeys([*(parent.related or []), child.key]))
-        await parent.save(using_db=conn, update_fields=["related"])
+        parent.firing_count = max(1, int(parent.firing_count or 0) - fired)
+        await parent.save(using_db=conn, update_fields=["related", "firing_count"])
         await append_event(
             conn,
             parent,
