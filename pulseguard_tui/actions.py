@@ -45,6 +45,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("incident.tags", "t", "tags", "Edit tags", "incidents", write=True),
     Action("incident.false_positive", "f", "false_positive", "Mark / unmark false positive", "incidents", write=True),
     Action("incident.snooze", "z", "snooze", "Snooze paging (re-pages at the end unless acknowledged)", "incidents", write=True),
+    Action("incident.merge", "m", "merge", "Merge into another open incident (everything moves there)", "incidents", write=True),
+    Action("incident.split", "X", "split", "Split one alert out of a grouped incident", "incidents", write=True),
     Action("incident.runbook", "b", "runbook", "Show the runbook (the trigger's, else the service's)", "incidents"),
     Action("list.filter", "slash", "filter", "Filter (sev: status: svc: tag: @user)", "incidents", footer=True, short="Filter"),
     Action("list.resolved", "x", "toggle_resolved", "Show / hide resolved incidents", "incidents"),

@@ -186,6 +186,8 @@ NEEDS_EXISTING = {
     "incident evidence": ["INC-1", "--url", "https://example.com/x"],
     "incident resolve": ["INC-1", "--root-cause", "x", "--solution", "y"],
     "incident reopen": ["INC-1"],
+    "incident merge": ["INC-1", "--into", "INC-2"],
+    "incident split": ["INC-1", "abc"],
     "incident false-positive": ["INC-1"],
     "incident verify": ["INC-1", "1"],
     "incident followup": ["INC-1", "--group", "process_changes", "-d", "x"],

@@ -642,6 +642,8 @@ for _sev in ("critical", "high", "medium", "low"):
 
 # Consumed only by a running engine or a loopback exchange: the named test shows the effect.
 PROVEN: dict[str, str] = {
+    "grouping.window": "tests/test_grouping.py::test_a_firing_after_the_window_opens_a_new_incident",
+    "grouping.fingerprint": "tests/test_grouping.py::test_fingerprint_by_service_groups_alerts_of_different_titles",
     "engine.heartbeat_url": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "engine.heartbeat_interval": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "engine.max_concurrent_probes": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",

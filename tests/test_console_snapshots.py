@@ -418,3 +418,68 @@ def test_silences(snap_compare: Any, with_silences: Any) -> None:
         await go(pilot, "silences")
 
     assert snap_compare(app_for(with_silences, "dark"), terminal_size=(80, 24), run_before=before)
+
+
+def _group_and_merge(db: Any) -> None:
+    """On the seeded data: 100 firings grouped on INC-2, and INC-6 merged into INC-1."""
+    import asyncio
+
+    from support.console_app import at
+
+    from engine.incidents import services
+    from engine.storage.db import close_database, open_database
+    from engine.storage.models import Incident
+
+    async def go() -> None:
+        await open_database(db)
+        try:
+            await Incident.filter(number=2).update(dedup_key="alert:payments", firing_count=100, last_seen_at=at(1))
+            await services.merge("INC-6", "INC-1", "alice", reason="same CDN outage", at=at(2))
+        finally:
+            await close_database()
+
+    asyncio.run(go())
+
+
+def test_grouped_incident_shows_its_count_and_last_firing(snap_compare: Any, seeded: Any) -> None:
+    _group_and_merge(seeded)
+
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press("down")
+        await settle(pilot)
+        for _ in range(200):
+            if (pilot.app.screen.detail.detail or {}).get("key") == "INC-2":
+                break
+            await pilot.pause(0.02)
+        await finished(pilot)
+
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=before)
+
+
+def test_merge_form_picks_the_surviving_incident(snap_compare: Any, seeded: Any) -> None:
+    _group_and_merge(seeded)
+
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press("down")
+        await pilot.press("m")
+        for _ in range(200):
+            if pilot.app.screen.query("#f-into"):
+                break
+            await pilot.pause(0.02)
+        await finished(pilot)
+
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=before)
+
+
+def test_merged_incident_timeline_on_the_survivor(snap_compare: Any, seeded: Any) -> None:
+    _group_and_merge(seeded)
+
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await finished(pilot)
+
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=before)

@@ -335,7 +335,7 @@ async def test_readonly_refuses_every_write_key_and_toggle_allows(db: Any) -> No
     async with app.run_test(size=(100, 34)) as pilot:
         screen = main(app)
         await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="load")
-        for key in "asvcueroPnAtf":
+        for key in "asvcueroPnAtfmX":
             await pilot.press(key)
             await pilot.pause(0.05)
             assert isinstance(app.screen, IncidentsScreen), f"{key} opened a form in read-only mode"
@@ -352,3 +352,39 @@ async def test_readonly_refuses_every_write_key_and_toggle_allows(db: Any) -> No
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="ack done")
         assert (await queries.incident_detail("INC-2"))["acknowledged_by"] == "alice"
+
+
+async def test_m_merges_into_the_picked_incident_and_x_splits_an_alert_out(console_on_each_backend: tuple[PulseGuardApp, Pilot]) -> None:
+    from engine.incidents import services
+    from pulseguard_tui.forms.incident import MergeScreen
+
+    app, pilot = console_on_each_backend
+    before = len((await queries.incident_detail("INC-2"))["timeline"]) + len((await queries.incident_detail("INC-3"))["timeline"])
+    await select_row(pilot, "INC-2")
+    form = await open_form(pilot, "m", MergeScreen)
+    await choose(pilot, form, "into", "INC-3")
+    form.query_one("#f-reason", Input).focus()
+    await type_text(pilot, "same outage")
+    await submit(pilot)
+    survivor = await queries.incident_detail("INC-3")
+    gone = await queries.incident_detail("INC-2")
+    assert gone["merged_into"] == 3 and gone["status"] == "resolved"
+    assert len(survivor["timeline"]) == before + 1 and survivor["timeline"][-1]["kind"] == "merged"
+    assert "same outage" in survivor["timeline"][-1]["summary"]
+    await until(pilot, lambda: "INC-2" not in [r["key"] for r in main(app).table.loaded_rows()], what="the merged one to leave the list")
+    # An incident without two alerts: X explains and changes nothing.
+    await select_row(pilot, "INC-3")
+    await pilot.press("X")
+    await pilot.pause(0.2)
+    assert isinstance(app.screen, IncidentsScreen)
+    # Two alerts on INC-3: X picks one and splits it out.
+    for fp in ("a1", "b2"):
+        await services.record_event(
+            "INC-3", "alert_firing", f"alert firing: disk {fp}", "alertmanager", data={"fingerprint": fp, "status": "firing"}
+        )
+    from pulseguard_tui.forms.incident import SplitScreen
+
+    form = await open_form(pilot, "X", SplitScreen)
+    await submit(pilot)
+    child = await queries.incident_detail(form.created_key)  # type: ignore[attr-defined]
+    assert [e["data"].get("fingerprint") for e in child["timeline"] if e["kind"] == "alert_firing"] == ["a1"]

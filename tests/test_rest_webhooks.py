@@ -76,7 +76,7 @@ async def test_alertmanager_group_opens_one_incident_and_resolution_settles_it(d
             again = await hook.post(
                 "/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing"), ("b:9100", "firing")])
             )
-            assert again.json() == {"action": "unchanged", "incident": key}
+            assert again.json() == {"action": "unchanged", "incident": key, "count": 2}
             other = await hook.post("/api/webhooks/alertmanager", json=am("firing", "DiskFull", [("db:9100", "firing")], "warning"))
             assert other.json()["action"] == "created" and other.json()["incident"] != key
 
@@ -87,9 +87,9 @@ async def test_alertmanager_group_opens_one_incident_and_resolution_settles_it(d
             done = await hook.post(
                 "/api/webhooks/alertmanager", json=am("resolved", "HighLatency", [("a:9100", "resolved"), ("b:9100", "resolved")])
             )
-            assert done.json() == {"action": "monitoring", "incident": key}
+            assert done.json() == {"action": "monitoring", "incident": key, "count": 3}
             back = await hook.post("/api/webhooks/alertmanager", json=am("firing", "HighLatency", [("a:9100", "firing")]))
-            assert back.json() == {"action": "investigating", "incident": key}
+            assert back.json() == {"action": "investigating", "incident": key, "count": 4}
 
         incidents = await Incident.all().order_by("number")
         assert len(incidents) == 2
@@ -131,9 +131,9 @@ async def test_generic_alert(db):
             assert r.json()["action"] == "created"
             key = r.json()["incident"]
             r = await c.post("/api/webhooks/alert", json={"title": "Queue backlog (still)", "dedup_key": "queue-1"})
-            assert r.json() == {"action": "unchanged", "incident": key}
+            assert r.json() == {"action": "unchanged", "incident": key, "count": 2}
             r = await c.post("/api/webhooks/alert", json={"title": "Queue backlog", "dedup_key": "queue-1", "status": "resolved"})
-            assert r.json() == {"action": "monitoring", "incident": key}
+            assert r.json() == {"action": "monitoring", "incident": key, "count": 2}
             r = await c.post("/api/webhooks/alert", json={"title": "x", "severity": "apocalyptic"})
             assert r.status_code == 422 and r.json()["field"] == "severity"
             detail = (await c.get(f"/api/incidents/{key}")).json()

@@ -55,6 +55,8 @@ PAGE_FIELDS = (
     "resolved_at",
     "false_positive",
     "source",
+    "firing_count",
+    "merged_into",
 )
 
 
@@ -299,6 +301,14 @@ class LocalEngine(LearningMixin):
     async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]:
         self._check_write()
         return _row(await services.reopen(key, self.actor, reason=reason))
+
+    async def merge(self, key: str, into: str, reason: str | None = None) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.merge(key, into, self.actor, reason=reason))
+
+    async def split(self, key: str, fingerprint: str) -> dict[str, Any]:
+        self._check_write()
+        return _row(await services.split(key, fingerprint, self.actor))
 
     async def mark_false_positive(self, key: str, value: bool = True, reason: str | None = None) -> dict[str, Any]:
         self._check_write()

@@ -278,6 +278,12 @@ class RemoteEngine:
     async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]:
         return await self._post(f"/api/incidents/{self._key(key)}/reopen", {"reason": reason})
 
+    async def merge(self, key: str, into: str, reason: str | None = None) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/merge", {"into": into, "reason": reason})
+
+    async def split(self, key: str, fingerprint: str) -> dict[str, Any]:
+        return await self._post(f"/api/incidents/{self._key(key)}/split", {"fingerprint": fingerprint})
+
     async def mark_false_positive(self, key: str, value: bool = True, reason: str | None = None) -> dict[str, Any]:
         return await self._post(f"/api/incidents/{self._key(key)}/false-positive", {"value": value, "reason": reason})
 

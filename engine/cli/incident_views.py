@@ -77,6 +77,12 @@ async def incident_show(args: argparse.Namespace, ctx: Context) -> int:
         ("acknowledged", f"{short_time(data['acknowledged_at'])} by {data['acknowledged_by']}" if data["acknowledged_at"] else "no"),
         ("resolved", f"{short_time(data['resolved_at'])} by {data['resolved_by']}" if data["resolved_at"] else "no"),
     ]
+    if data.get("firing_count", 1) > 1 or data.get("dedup_key"):
+        fields.append(("firings", f"{data.get('firing_count', 1)}, last seen {short_time(data.get('last_seen_at') or data['created_at'])}"))
+    if data.get("merged_into"):
+        fields.append(("merged into", f"INC-{data['merged_into']}"))
+    if data.get("related"):
+        fields.append(("related", ", ".join(str(r) for r in data["related"])))
     if data["false_positive"]:
         fields.append(("false positive", "yes"))
     width = max(len(k) for k, _ in fields)

@@ -152,6 +152,22 @@ async def _incident_followup(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+async def _incident_merge(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.incidents import services
+
+    survivor = await services.merge(args.key, args.into, ctx.actor, reason=args.reason)
+    print(f"{args.key.upper()} merged into {survivor.key} ({survivor.firing_count} firings; {survivor.status})")
+    return EXIT_OK
+
+
+async def _incident_split(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.incidents import services
+
+    child = await services.split(args.key, args.fingerprint, ctx.actor)
+    print(f"alert {args.fingerprint} split out of {args.key.upper()} into {child.key}: {child.title}")
+    return EXIT_OK
+
+
 def register_incident(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("incident", help="create, change and read incidents", parents=[common])
     isub = p.add_subparsers(dest="incident_command", metavar="COMMAND", required=True, parser_class=Parser)
@@ -294,6 +310,31 @@ def register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Arg
     key(c)
     c.add_argument("step", type=whole_number(1, 1000), help="the step's number, as `incident show` lists them")
     c.add_argument("--undo", action="store_true", help="mark the step open again")
+
+    c = cmd(
+        "merge",
+        _incident_merge,
+        "merge an incident into another (everything moves there)",
+        description="Merge an incident into another open one: its timeline, comments, status updates, evidence, "
+        "follow-ups and notifications move to the surviving incident (--into), its escalation stops, and it is "
+        "resolved with a link to the survivor. Later firings of its fingerprint join the survivor.",
+        epilog="example: pulseguard incident merge INC-7 --into INC-5 --reason 'same outage'",
+    )
+    key(c)
+    c.add_argument("--into", required=True, metavar="KEY", help="the surviving incident: INC-5 or 5")
+    c.add_argument("--reason", help="why, for both timelines")
+
+    c = cmd(
+        "split",
+        _incident_split,
+        "take one alert out of a grouped incident into a new incident",
+        description="Split one alert (by its fingerprint, as `incident show --json` and the timeline's alert "
+        "entries name it) out of a grouped incident into a new incident, with the alert's timeline entries. "
+        "Its later firings go to the new incident.",
+        epilog="example: pulseguard incident split INC-5 3f9c2a1b",
+    )
+    key(c)
+    c.add_argument("fingerprint", help="the alert's fingerprint")
 
     c = cmd("followup", _incident_followup, "add a follow-up action")
     key(c)

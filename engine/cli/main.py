@@ -63,6 +63,8 @@ DB_ACCESS: dict[str, str] = {
     "incident evidence": CHANGE,
     "incident resolve": CHANGE,
     "incident reopen": CHANGE,
+    "incident merge": CHANGE,
+    "incident split": CHANGE,
     "incident false-positive": CHANGE,
     "incident verify": CHANGE,
     "incident followup": CHANGE,

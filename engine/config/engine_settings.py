@@ -90,3 +90,30 @@ class ConsoleSection(Section):
     """Ring the terminal bell when a critical incident opens."""
     keymap: dict[str, str] = Field(default_factory=dict)
     """Action id → keys, e.g. "incident.ack" = "a"."""
+
+
+GROUPING_PARTS = ("service", "trigger", "target", "labels")
+
+
+class GroupingSection(Section):
+    """[grouping]: which firings join one open incident."""
+
+    window: PositiveDuration | None = None
+    """A firing joins its fingerprint's open incident only within this time of the incident's
+    last firing; later, a new incident opens. Unset: an open incident takes every firing."""
+    fingerprint: list[str] | None = None
+    """What makes a fingerprint, from service, trigger, target and labels. Unset: an alert
+    group (Alertmanager's groupKey, the generic alert's dedup_key or title) and, for triggers,
+    trigger + target, as before."""
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("name at least one of " + ", ".join(GROUPING_PARTS))
+        for part in value:
+            if part not in GROUPING_PARTS:
+                raise ValueError(f"unknown part {_show(part)} (expected some of: {', '.join(GROUPING_PARTS)})")
+        return list(dict.fromkeys(value))

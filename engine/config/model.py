@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr
 
 from engine.config.detection import AIDetection
-from engine.config.engine_settings import ConsoleSection, EngineSection
+from engine.config.engine_settings import ConsoleSection, EngineSection, GroupingSection
 from engine.config.escalation import EscalationPolicies
 from engine.config.fields import EMAIL_PLACEHOLDER, Name, Section, _dict_in, _list_in, _walk, is_email_placeholder
 from engine.config.notifications import Integrations, Notifications, StatusPageIntegration, Webhook
@@ -36,6 +36,7 @@ class Config(Section):
     status_page_integration: StatusPageIntegration = Field(default_factory=StatusPageIntegration)
     integrations: Integrations = Field(default_factory=Integrations)
     console: ConsoleSection = Field(default_factory=ConsoleSection)
+    grouping: GroupingSection = Field(default_factory=GroupingSection)
 
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)

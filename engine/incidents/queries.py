@@ -31,6 +31,9 @@ LIST_FIELDS = (
     "target",
     "trigger",
     "escalation",
+    "firing_count",
+    "last_seen_at",
+    "merged_into",
 )
 
 

@@ -286,7 +286,7 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
     inc = (
         await Incident.filter(id=event["incident_id"])
         .first()
-        .values("id", "number", "title", "status", "services", "false_positive", "severity", "created_at")
+        .values("id", "number", "title", "status", "services", "false_positive", "severity", "created_at", "merged_into")
     )
     if inc is None:
         return 0

@@ -118,6 +118,8 @@ class MonitorService:
             self.evaluator,
             covered_now=maint.covered_now,
             may_write=engine.may_write,
+            window=engine.config.grouping.window,
+            fingerprint=engine.config.grouping.fingerprint,
         )
         await self._restore_open_incidents(None if self.cluster is None else {n for n in self.statuses if self.cluster.owns(n)})
         if self.cluster is not None:

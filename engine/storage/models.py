@@ -79,6 +79,12 @@ class Incident(Model):
     escalation: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     analysis: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     version = fields.IntField(default=0, db_default=0)
+    # Grouping: how many firings of its fingerprint (dedup_key) joined this incident, and when
+    # the last one came; a firing after `[grouping] window` past last_seen_at opens a new one.
+    firing_count = fields.IntField(default=1, db_default=1)
+    last_seen_at = fields.DatetimeField(null=True)
+    # The incident this one was merged into (its number); set once, never cleared.
+    merged_into = fields.IntField(null=True, db_index=True)
 
     class Meta:
         table = "incident"

@@ -326,3 +326,51 @@ class FalsePositiveScreen(FormScreen):
     async def perform(self) -> str:
         row = await self.api.mark_false_positive(self.incident["key"], value=self.mark, reason=self.value("reason") or None)
         return f"{row['key']} {'marked as' if row['false_positive'] else 'no longer'} a false positive"
+
+
+class MergeScreen(FormScreen):
+    """Merge the selected incident into another open one, picked from a list."""
+
+    title_text = "Merge into…"
+
+    def __init__(self, incident: dict[str, Any], candidates: list[dict[str, Any]]) -> None:
+        super().__init__(incident)
+        self.candidates = candidates
+
+    def subtitle(self) -> str:
+        return f"{self.incident['key']}  {self.incident['title']}\nmoves everything to the incident picked; {self.incident['key']} closes"
+
+    def compose_fields(self) -> ComposeResult:
+        options = [(f"{c['key']}  {severity_label(c['severity'])} {c['title']}"[:60], c["key"]) for c in self.candidates]
+        yield from field_row("into", "Into", choice(options, options[0][1] if options else None, allow_blank=not options))
+        yield from field_row("reason", "Reason", Input(placeholder="optional: why they are one", compact=True))
+
+    def check(self) -> dict[str, str]:
+        return self.required({}, "into")
+
+    async def perform(self) -> str:
+        row = await self.api.merge(self.incident["key"], self.value("into"), reason=self.value("reason") or None)
+        return f"{self.incident['key']} merged into {row['key']} ({row['firing_count']} firings)"
+
+
+class SplitScreen(FormScreen):
+    """Take one alert of a grouped incident out into a new incident."""
+
+    title_text = "Split an alert out"
+
+    def __init__(self, incident: dict[str, Any], alerts: list[tuple[str, str]]) -> None:
+        super().__init__(incident)
+        self.alerts = alerts  # (fingerprint, what it said)
+        self.created_key: str | None = None
+
+    def compose_fields(self) -> ComposeResult:
+        options = [(f"{summary}  ({fp})"[:60], fp) for fp, summary in self.alerts]
+        yield from field_row("fingerprint", "Alert", choice(options, options[0][1] if options else None))
+
+    def check(self) -> dict[str, str]:
+        return self.required({}, "fingerprint")
+
+    async def perform(self) -> str:
+        row = await self.api.split(self.incident["key"], self.value("fingerprint"))
+        self.created_key = row["key"]
+        return f"alert split out of {self.incident['key']} into {row['key']}"

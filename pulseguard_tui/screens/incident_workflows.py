@@ -119,6 +119,41 @@ class IncidentWorkflows(ConsoleScreen):
         if row := self._target():
             self._open(forms.ReopenScreen(row))
 
+    async def action_merge(self) -> None:
+        row = self._target()
+        if row is None:
+            return
+        if row.get("status") == "resolved":
+            self.notify(f"{row['key']} is resolved; reopen it before merging it", severity="warning")
+            return
+        app: Any = self.app
+        try:
+            rows = await app.api.list_incidents(limit=200)
+        except Exception as exc:
+            self.notify(f"could not list the open incidents: {exc}", severity="error")
+            return
+        candidates = [r for r in rows if r["key"] != row["key"] and r.get("status") != "resolved"]
+        if not candidates:
+            self.notify(f"no other open incident to merge {row['key']} into", severity="warning")
+            return
+        self._open(forms.MergeScreen(row, candidates))
+
+    async def action_split(self) -> None:
+        row = self._target()
+        if row is None:
+            return
+        app: Any = self.app
+        detail = await app.api.incident_detail(row["key"])
+        alerts: dict[str, str] = {}
+        for e in detail.get("timeline") or []:
+            fp = (e.get("data") or {}).get("fingerprint")
+            if e["kind"] in ("alert_firing", "alert_resolved") and fp:
+                alerts.setdefault(str(fp), str(e["summary"]).removeprefix("alert firing: "))
+        if len(alerts) < 2:
+            self.notify(f"{row['key']} groups {'one alert' if alerts else 'no alerts'}; there is nothing to split out", severity="warning")
+            return
+        self._open(forms.SplitScreen(row, list(alerts.items())))
+
     def action_assign(self) -> None:
         if row := self._target():
             self._open(forms.AssignScreen(row))

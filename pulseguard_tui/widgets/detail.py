@@ -78,6 +78,10 @@ def header_text(d: dict[str, Any], now: datetime) -> Content:
         esc = d.get("escalation") or {}
         left = countdown(esc.get("next_at"), now) if isinstance(esc, dict) else None
         when.append(f"escalates in {left}" if left else "not acknowledged")
+    if (d.get("firing_count") or 1) > 1:
+        when.append(f"{d['firing_count']} firings, last {ago(d.get('last_seen_at') or d['created_at'], now)}")
+    if d.get("merged_into"):
+        when.append(f"merged into INC-{d['merged_into']}")
     t.append(" · ".join(when))
     return t.content()
 

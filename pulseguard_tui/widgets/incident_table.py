@@ -39,6 +39,18 @@ STATUS_NARROW = {
 TITLE_ROOM = 36  # cells the title keeps before optional columns are shown beside it
 
 
+def title_text(row: dict[str, Any]) -> str:
+    """The title cell: marked when merged away, a false positive, or grouping several firings."""
+    marks = []
+    if row.get("merged_into"):
+        marks.append(f"[→INC-{row['merged_into']}]")
+    if row.get("false_positive"):
+        marks.append("[FP]")
+    if (row.get("firing_count") or 1) > 1:
+        marks.append(f"×{row['firing_count']}")
+    return " ".join([*marks, row["title"]])
+
+
 def columns_for(width: int, longest_title: int = TITLE_ROOM) -> list[tuple[str, str, int]]:
     """(field, heading, width) for a table `width` cells wide. Key, severity, status, ack and
     age have fixed widths; the title takes what is left. Assignee and services are shown only
@@ -297,7 +309,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
     # --- rendering --------------------------------------------------------------------------
 
     def _longest_title(self) -> int:
-        return max((len(r["title"]) + (5 if r.get("false_positive") else 0) for r in self._rows.values()), default=TITLE_ROOM)
+        return max((len(title_text(r)) for r in self._rows.values()), default=TITLE_ROOM)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -350,7 +362,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
             elif field == "age":
                 text = age(row["created_at"], self._now())
             elif field == "title":
-                text = ("[FP] " if row.get("false_positive") else "") + row["title"]
+                text = title_text(row)
             elif field == "assignee":
                 text = row.get("assignee") or "-"
             else:

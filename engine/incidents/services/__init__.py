@@ -10,13 +10,25 @@ are stored atomically with it.
 
 Where things live: validation (names, text, times), timeline (the lock, events, hooks and
 `change`, the one transition sequence), lifecycle (open → acknowledge → … → resolve → reopen),
-conversation (comments, updates, evidence), followups, maintenance, page_actions (acknowledging or
-resolving from a page, once per link), silences (and snoozes).
+conversation (comments, updates, evidence), followups, grouping (firings joining an open incident,
+merge, split), maintenance, page_actions (acknowledging or resolving from a page, once per link),
+silences (and snoozes).
 """
 
 from engine.core.clock import utcnow
 from engine.incidents.services.conversation import add_evidence, comment, post_update, promote_comment
 from engine.incidents.services.followups import add_followup, complete_followup
+from engine.incidents.services.grouping import (
+    alert_fingerprints,
+    count_firing,
+    find_group,
+    find_open_incident,
+    merge,
+    split,
+    split_key,
+    survivor_of,
+    within_window,
+)
 from engine.incidents.services.lifecycle import (
     ANALYSIS_SECTIONS,
     acknowledge,
@@ -25,7 +37,6 @@ from engine.incidents.services.lifecycle import (
     change_status,
     check_services,
     create_incident,
-    find_open_incident,
     mark_false_positive,
     reopen,
     resolve,
@@ -98,6 +109,7 @@ __all__ = [
     "active_maintenance",
     "add_evidence",
     "add_followup",
+    "alert_fingerprints",
     "append_event",
     "append_system_event",
     "assign",
@@ -106,14 +118,17 @@ __all__ = [
     "change_status",
     "check_services",
     "comment",
+    "count_firing",
     "complete_followup",
     "create_incident",
     "create_maintenance",
     "display_name",
     "end_maintenance",
+    "find_group",
     "find_open_incident",
     "lock_incident",
     "mark_false_positive",
+    "merge",
     "next_number",
     "path_safe_name",
     "post_update",
@@ -126,6 +141,9 @@ __all__ = [
     "set_analysis",
     "set_tags",
     "set_verification_step",
+    "split",
+    "split_key",
+    "survivor_of",
     "stated_time",
     "storable",
     "utcnow",
@@ -134,4 +152,5 @@ __all__ = [
     "valid_names",
     "valid_text",
     "valid_time",
+    "within_window",
 ]

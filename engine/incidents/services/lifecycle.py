@@ -13,7 +13,6 @@ from tortoise.transactions import in_transaction
 from engine.core.analysis import SECTIONS, validate_analysis, validate_section
 from engine.core.domain import (
     DEFAULT_ROOT_CAUSE_CATEGORIES,
-    OPEN_STATUSES,
     SETTABLE_STATUSES,
     IllegalTransition,
     InvalidInput,
@@ -105,6 +104,7 @@ async def create_incident(
             created_at=now,
             created_by=actor,
             updated_at=now,
+            last_seen_at=now,
             analysis=analysis or {},
             using_db=conn,
         )
@@ -380,7 +380,3 @@ def analysis_summary(section: str, data: dict[str, Any]) -> str:
         related = len(data.get("related_incidents") or [])
         return "correlation: " + (", ".join(top) or "no metric changed") + (f"; {related} related incident(s)" if related else "")
     return f"{section} analysis updated"
-
-
-async def find_open_incident(dedup_key: str) -> Incident | None:
-    return await Incident.filter(dedup_key=dedup_key, status__in=[s.value for s in OPEN_STATUSES]).order_by("-number").first()

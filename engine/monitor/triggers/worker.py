@@ -4,6 +4,7 @@ a time, so a probe never waits on the database."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
@@ -29,8 +30,15 @@ class IncidentWorker:
         services_of: Callable[[str], list[str]] = lambda target: [],
         covered_now: Callable[[str, str | None], Any] | None = None,
         may_write: Callable[[], bool] = lambda: True,
+        window: float | None = None,
+        fingerprint: list[str] | None = None,
     ) -> None:
         self.evaluator = evaluator
+        self.window = window  # [grouping] window: a breach later than this after the last opens anew
+        self.fingerprint = fingerprint
+        # Trigger states (by key) bound to an incident their own was merged into: they add to its
+        # timeline but leave its status to its responders.
+        self.adopted: set[str] = set()
         self.queue: asyncio.Queue[Action] = asyncio.Queue()
         self.services_of = services_of
         self.covered_now = covered_now
@@ -86,6 +94,8 @@ class IncidentWorker:
                 self.evaluator.unbind(action.state)
             return
         st = action.state
+        if st.incident is not None and action.kind in ("event", "recovered"):
+            await self._follow_merge(st)
         if action.kind == "open":
             await self._open(action)
         elif action.kind == "fired":
@@ -103,6 +113,17 @@ class IncidentWorker:
         elif action.kind == "monitoring":
             await self._to_monitoring(st, action)
 
+    def group_key(self, st: TriggerState) -> str:
+        """The fingerprint (dedup key) a breach of `st` groups by: the trigger on the target unless
+        [grouping] fingerprint names other parts. It starts with "threshold:" either way, which
+        is how an engine finds the trigger incidents left open (see _restore_open_incidents)."""
+        if not self.fingerprint or set(self.fingerprint) == {"trigger", "target"}:
+            return st.key
+        service = st.service or next(iter(self.services_of(st.target)), None)
+        parts = {"trigger": st.rule.name, "target": st.target, "service": service, "labels": sorted(self.evaluator.tags_of(st.target))}
+        raw = json.dumps({name: parts[name] for name in self.fingerprint if name in parts}, sort_keys=True)
+        return "threshold:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
     async def _open(self, action: Action) -> None:
         from engine.core.domain import IllegalTransition, Source
         from engine.incidents import services
@@ -114,20 +135,23 @@ class IncidentWorker:
             self.evaluator.unbind(st, suppressed=True)
             return
         evidence = action.data
-        existing = await services.find_open_incident(st.key)
+        group = self.group_key(st)
+        existing = await services.find_group(group, window=self.window)
+        self.adopted.discard(st.key)
         if existing is not None:
             st.incident = existing.key
-            await services.record_event(
-                existing.key,
-                "breach",
-                f"{rule.name} breached on {st.target} (incident already open)",
-                ACTOR,
-                data=_jsonable(evidence),
-                at=_utc(action.at),
-            )
+            if existing.dedup_key != group:  # its own incident was merged into this one
+                self.adopted.add(st.key)
+            summary = f"{rule.name} breached on {st.target} (incident already open)"
+            await services.count_firing(existing.key, at=_utc(action.at), event=("breach", summary, ACTOR, _jsonable(evidence)))
             return
         recent = (
-            await Incident.filter(dedup_key=st.key, status="resolved", resolved_at__gte=_utc(action.at) - timedelta(seconds=REOPEN_WINDOW))
+            await Incident.filter(
+                dedup_key=group,
+                status="resolved",
+                merged_into__isnull=True,
+                resolved_at__gte=_utc(action.at) - timedelta(seconds=REOPEN_WINDOW),
+            )
             .order_by("-number")
             .first()
         )
@@ -159,9 +183,8 @@ class IncidentWorker:
                 pass
             else:
                 st.incident = recent.key
-                await services.record_event(
-                    recent.key, "breach", f"{rule.name} breached again on {st.target}", ACTOR, data=_jsonable(evidence)
-                )
+                summary = f"{rule.name} breached again on {st.target}"
+                await services.count_firing(recent.key, event=("breach", summary, ACTOR, _jsonable(evidence)))
                 return
         detected = _utc(st.breach_start if st.breach_start is not None else action.at)
         now = datetime.now(UTC)
@@ -191,7 +214,7 @@ class IncidentWorker:
                 services=services_,
                 tags=["threshold", *self.evaluator.tags_of(st.target)],
                 source=Source.THRESHOLD.value,
-                dedup_key=st.key,
+                dedup_key=group,
                 detected_at=detected,
                 target=st.target,
                 trigger=rule.name,
@@ -220,11 +243,27 @@ class IncidentWorker:
         except Exception:
             log.exception("attaching evidence to %s failed", incident.key)
 
+    async def _follow_merge(self, st: TriggerState) -> bool:
+        """Rebind `st` to the survivor when its incident was merged away, so the trigger's later
+        entries land there. True when the bound incident is not this trigger's own (a merge
+        survivor): its responders settle it, a recovery here only goes on its timeline."""
+        from engine.incidents import services
+
+        if st.incident is None:
+            return st.key in self.adopted
+        survivor = await services.survivor_of(st.incident)
+        if survivor is not None and survivor.key != st.incident:
+            st.incident = survivor.key
+            self.adopted.add(st.key)
+        return st.key in self.adopted
+
     async def _to_monitoring(self, st: TriggerState, action: Action) -> None:
         from engine.core.domain import parse_incident_key
         from engine.incidents import services
         from engine.storage.models import Incident
 
+        if await self._follow_merge(st):
+            return
         incident = await Incident.get_or_none(number=parse_incident_key(st.incident or "0"))
         if incident is None or incident.status == "resolved":
             self.evaluator.unbind(st)
@@ -240,16 +279,16 @@ class IncidentWorker:
         )
 
     async def _resolve(self, st: TriggerState, action: Action) -> None:
-        from engine.core.domain import parse_incident_key
         from engine.incidents import services
-        from engine.storage.models import Incident
 
         key = action.data.get("incident") or st.incident
         if key is None:
             return
-        incident = await Incident.get_or_none(number=parse_incident_key(key))
-        if incident is None or incident.status == "resolved":
-            return
+        incident = await services.survivor_of(key)
+        adopted = st.key in self.adopted or (incident is not None and incident.key != key)
+        self.adopted.discard(st.key)  # the evaluator has let go of the binding
+        if incident is None or incident.status == "resolved" or adopted:
+            return  # merged into another incident: that one's responders resolve it
         await services.resolve(
             incident.key,
             ACTOR,

@@ -158,3 +158,14 @@ class FollowUpIn(Body):
     description: Annotated[Text, Field(max_length=5000, pattern=r"\S")]
     owner: Name | None = None
     due_date: Day | None = None
+
+
+class MergeIn(Body):
+    into: Annotated[Text, Field(min_length=1, max_length=40, description="the surviving incident: INC-5 or 5")]
+    reason: Long | None = None
+
+
+class SplitIn(Body):
+    fingerprint: Annotated[
+        Text, Field(min_length=1, max_length=200, description="the alert's fingerprint (timeline alert entries carry it)")
+    ]

@@ -18,9 +18,11 @@ from engine.rest.incidents.bodies import (
     IncidentCreate,
     IncidentId,
     IncidentUpdate,
+    MergeIn,
     ReasonIn,
     ResolveIn,
     SeverityIn,
+    SplitIn,
     StatusIn,
     StepIn,
     TagsIn,
@@ -175,6 +177,16 @@ async def resolve(id: IncidentId, body: ResolveIn, who: Responder, request: Requ
 @router.post("/incidents/{id}/reopen", summary="Reopen a resolved incident")
 async def reopen(id: IncidentId, who: Responder, body: ReasonIn | None = None) -> dict[str, Any]:
     return _incident(await services.reopen(incident_number(id), who.name, reason=body.reason if body else None))
+
+
+@router.post("/incidents/{id}/merge", summary="Merge this incident into another open one (everything moves there); returns the survivor")
+async def merge(id: IncidentId, body: MergeIn, who: Responder) -> dict[str, Any]:
+    return _incident(await services.merge(incident_number(id), body.into, who.name, reason=body.reason))
+
+
+@router.post("/incidents/{id}/split", status_code=201, summary="Take one alert (by fingerprint) out into a new incident; returns it")
+async def split(id: IncidentId, body: SplitIn, who: Responder) -> dict[str, Any]:
+    return _incident(await services.split(incident_number(id), body.fingerprint, who.name))
 
 
 @router.post("/incidents/{id}/false-positive", summary="Mark (or with value false, unmark) as a false positive")

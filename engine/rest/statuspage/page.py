@@ -29,6 +29,7 @@ INCIDENT_FIELDS = (
     "detected_at",
     "updated_at",
     "resolved_at",
+    "merged_into",
 )
 
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from engine.core.domain import InvalidInput
 from engine.incidents import audit
 from engine.rest.common import Body, Text, rest_state
-from engine.rest.webhooks.alerts import Sender, alert_time, apply_alerts, clean_names, clip, severity_word
+from engine.rest.webhooks.alerts import Sender, alert_time, apply_alerts, clean_names, clip, group_fingerprint, severity_word
 
 router = APIRouter()
 
@@ -86,7 +86,13 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
         }
         for a in body.alerts
     ]
-    dedup = "alertmanager:" + hashlib.sha256(body.groupKey.encode()).hexdigest()[:40]
+    parts = {
+        "service": svc,
+        "trigger": name,
+        "target": common.get("instance") or first.labels.get("instance"),
+        "labels": {k: v for k, v in sorted(common.items()) if k != label},
+    }
+    dedup = group_fingerprint("alertmanager", body.groupKey, parts, state.config.grouping.fingerprint)
     return await apply_alerts(
         state,
         dedup=dedup,

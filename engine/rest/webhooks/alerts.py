@@ -1,7 +1,8 @@
 """From an alert group to an incident, shared by the alert webhooks, and who may send alerts.
 
-Alerts open incidents with source `alert`, one per alert group (dedup key), so a group that
-keeps firing adds timeline events to its open incident rather than opening more. When every
+Alerts open incidents with source `alert`, one per alert group (dedup key, the fingerprint that
+[grouping] may compose), so a group that keeps firing counts on its open incident (firing_count,
+last_seen_at) and adds timeline events there rather than opening more, within [grouping] window. When every
 alert of the group is resolved the incident moves to monitoring; a new firing brings it back
 to investigating.
 """
@@ -9,6 +10,8 @@ to investigating.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from engine.config.model import secret_from_env
 from engine.core.clock import utcnow
-from engine.core.domain import IllegalTransition
+from engine.core.domain import OPEN_STATUSES, IllegalTransition
 from engine.incidents import queries, services
 from engine.rest.auth import Principal, secure_equal
 from engine.rest.common import RestState, authenticate_request, bearer_scheme, rest_state
@@ -62,10 +65,6 @@ def _lock(state: RestState, key: str) -> asyncio.Lock:
 # --- shared: from an alert group to an incident --------------------------------------------------
 
 
-async def _open_for(dedup: str) -> Incident | None:
-    return await services.find_open_incident(dedup)
-
-
 async def _fired_before(incident: Incident) -> dict[str, str]:
     """Each alert fingerprint's last known state (firing/resolved) from the incident's timeline."""
     states: dict[str, str] = {}
@@ -77,6 +76,23 @@ async def _fired_before(incident: Incident) -> dict[str, str]:
         if isinstance(data, dict) and data.get("fingerprint"):
             states[str(data["fingerprint"])] = str(data.get("status"))
     return states
+
+
+def group_fingerprint(prefix: str, default: str, parts: dict[str, Any], chosen: list[str] | None) -> str:
+    """The dedup key (fingerprint) of an alert group: `default` (the sender's own grouping) unless
+    [grouping] fingerprint names the parts (service, trigger, target, labels) that make it."""
+    if not chosen:
+        raw = default
+    else:
+        raw = json.dumps({name: parts.get(name) for name in chosen}, sort_keys=True, default=str)
+    return f"{prefix}:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+async def _split_out(dedup: str, alerts: list[dict[str, Any]]) -> dict[str, Incident]:
+    """Open incidents that alerts of this group were split out into, by alert fingerprint."""
+    keys = {services.split_key(dedup, a["fingerprint"]): a["fingerprint"] for a in alerts}
+    rows = await Incident.filter(dedup_key__in=list(keys), status__in=[s.value for s in OPEN_STATUSES]).order_by("number")
+    return {keys[str(r.dedup_key)]: r for r in rows}
 
 
 async def apply_alerts(
@@ -93,10 +109,19 @@ async def apply_alerts(
     group_resolved: bool,
 ) -> dict[str, Any]:
     """Open, update or settle the incident of one alert group. `alerts` items carry
-    fingerprint, status (firing|resolved), summary and optional url."""
+    fingerprint, status (firing|resolved), summary and optional url. Alerts split out of the
+    group's incident go to their own incidents."""
     async with _lock(state, dedup):
-        incident = await _open_for(dedup)
-        firing = [a for a in alerts if a["status"] == "firing"]
+        split = await _split_out(dedup, alerts)
+        for fp, own in split.items():
+            mine = [a for a in alerts if a["fingerprint"] == fp]
+            await _apply_to(state, own, dedup, actor, mine, group_resolved)
+        rest = [a for a in alerts if a["fingerprint"] not in split]
+        if split and not rest:
+            return {"action": "updated", "incident": next(iter(split.values())).key}
+        window = getattr(getattr(state.config, "grouping", None), "window", None)
+        incident = await services.find_group(dedup, window=window)
+        firing = [a for a in rest if a["status"] == "firing"]
         if incident is None:
             if not firing:
                 return {"action": "ignored", "reason": "no open incident for this group and nothing is firing"}
@@ -124,35 +149,45 @@ async def apply_alerts(
                     actor,
                     data={"fingerprint": a["fingerprint"], "status": "firing", "url": a.get("url")},
                 )
-            return {"action": "created", "incident": incident.key}
-        known = await _fired_before(incident)
-        changed = 0
-        for a in alerts:
-            if known.get(a["fingerprint"]) == a["status"]:
-                continue
-            kind = "alert_firing" if a["status"] == "firing" else "alert_resolved"
-            await services.record_event(
-                incident.number,
-                kind,
-                f"alert {a['status']}: {a['summary']}",
-                actor,
-                data={"fingerprint": a["fingerprint"], "status": a["status"], "url": a.get("url")},
-            )
-            known[a["fingerprint"]] = a["status"]
-            changed += 1
-        action = "updated" if changed else "unchanged"
-        all_resolved = group_resolved or (known and all(s == "resolved" for s in known.values()))
-        incident = await queries.get_incident(incident.number)
-        try:
-            if all_resolved and incident.status != "monitoring":
-                await services.change_status(incident.number, "monitoring", actor, message="all alerts of the group resolved")
-                action = "monitoring"
-            elif not all_resolved and firing and incident.status == "monitoring":
-                await services.change_status(incident.number, "investigating", actor, message="alerts firing again")
-                action = "investigating"
-        except IllegalTransition:
-            pass  # someone moved it meanwhile: their word stands
-        return {"action": action, "incident": incident.key}
+            return {"action": "created", "incident": incident.key, "count": incident.firing_count}
+        return await _apply_to(state, incident, dedup, actor, rest, group_resolved)
+
+
+async def _apply_to(
+    state: RestState, incident: Incident, dedup: str, actor: str, alerts: list[dict[str, Any]], group_resolved: bool
+) -> dict[str, Any]:
+    """A group's alerts on its open incident: new states go on the timeline, a firing counts."""
+    firing = [a for a in alerts if a["status"] == "firing"]
+    known = await _fired_before(incident)
+    changed = 0
+    for a in alerts:
+        if known.get(a["fingerprint"]) == a["status"]:
+            continue
+        kind = "alert_firing" if a["status"] == "firing" else "alert_resolved"
+        await services.record_event(
+            incident.number,
+            kind,
+            f"alert {a['status']}: {a['summary']}",
+            actor,
+            data={"fingerprint": a["fingerprint"], "status": a["status"], "url": a.get("url")},
+        )
+        known[a["fingerprint"]] = a["status"]
+        changed += 1
+    if firing:
+        await services.count_firing(incident.number)
+    action = "updated" if changed else "unchanged"
+    all_resolved = group_resolved or (known and all(s == "resolved" for s in known.values()))
+    incident = await queries.get_incident(incident.number)
+    try:
+        if all_resolved and incident.status != "monitoring":
+            await services.change_status(incident.number, "monitoring", actor, message="all alerts of the group resolved")
+            action = "monitoring"
+        elif not all_resolved and firing and incident.status == "monitoring":
+            await services.change_status(incident.number, "investigating", actor, message="alerts firing again")
+            action = "investigating"
+    except IllegalTransition:
+        pass  # someone moved it meanwhile: their word stands
+    return {"action": action, "incident": incident.key, "count": incident.firing_count}
 
 
 def severity_word(value: Any, default: str) -> str:

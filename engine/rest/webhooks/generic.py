@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -11,7 +10,7 @@ from pydantic import Field
 from engine.core.domain import InvalidInput
 from engine.incidents import audit
 from engine.rest.common import Body, Text, rest_state
-from engine.rest.webhooks.alerts import NAME_OK, NAME_PATTERN, SEVERITY_WORDS, Sender, apply_alerts
+from engine.rest.webhooks.alerts import NAME_OK, NAME_PATTERN, SEVERITY_WORDS, Sender, apply_alerts, group_fingerprint
 
 router = APIRouter()
 
@@ -36,7 +35,13 @@ async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> 
     if severity is None:
         raise InvalidInput("severity", f"unknown severity {body.severity!r} (expected critical, high, medium or low)")
     key = body.dedup_key or body.title
-    dedup = "alert:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    parts = {
+        "service": sorted(s.strip() for s in body.services),
+        "trigger": key,
+        "target": None,
+        "labels": sorted(t.strip() for t in body.tags),
+    }
+    dedup = group_fingerprint("alert", key, parts, rest_state(request).config.grouping.fingerprint)
     bad = [s for s in body.services + body.tags if not NAME_OK.match(s.strip())]
     if bad:
         raise InvalidInput("services" if bad[0] in body.services else "tags", f"{bad[0]!r} is not a valid name")

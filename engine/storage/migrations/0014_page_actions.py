@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0011_audit_log")]
+    dependencies = [("models", "0013_grouping_merge")]
 
     initial = False
 
