@@ -226,3 +226,19 @@ def test_refit_interval_is_read_from_the_configuration() -> None:
     with pytest.raises(InvalidInput) as err:
         DetectorSettings.from_config({"refit_interval": -5})
     assert "ai_detection.anomaly_detection.refit_interval" in str(err.value)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_spikes_growing_denser_alert_sooner_with_the_sustained_score(seed: int) -> None:
+    # Rare spikes, then the same spikes every sixth row: no single spike is a record, the run of
+    # them is. The rolling-mean score catches the run earlier than the per-row score alone.
+    rng = np.random.default_rng(seed)
+    n, onset = 2600, 2000
+    ts = 1_700_006_400.0 + np.arange(n) * 300.0
+    values = 10.0 + rng.normal(0.0, 1.0, n)
+    values[rng.choice(np.arange(100, onset), 12, replace=False)] += 8.0
+    values[onset : onset + 300 : 6] += 8.0
+    without = [r for r in alerts(ts, values, DetectorSettings(sustained_rows=0)) if r >= onset]
+    with_run = [r for r in alerts(ts, values, DetectorSettings(sustained_rows=10)) if r >= onset]
+    assert with_run and without
+    assert onset <= with_run[0] < without[0]

@@ -49,6 +49,10 @@ class DetectorSettings:
     strong: float = 0.75  # a single row this far past the threshold needs no confirmation
     seasonal_filter: bool = True
     deviation_score: bool = True
+    # HTM's anomaly likelihood in spirit: the mean model score of the last `sustained_rows` rows,
+    # calibrated against the same mean over the calibration window, alerts when it sets a record
+    # (a run of moderately unusual rows, such as spikes growing denser). 0 turns it off.
+    sustained_rows: int = 0
     deviating_features: int = 2  # features that must reach the minimum deviation together
     deviation_floor: float = 6.0  # robust z a row needs before its deviation score counts
     confirm_span: int = 3  # a candidate must be confirmed within this many rows
