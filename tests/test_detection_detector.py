@@ -206,9 +206,9 @@ def _fit_rows(settings: DetectorSettings, ts: np.ndarray, values: np.ndarray, on
 @pytest.mark.parametrize("one_by_one", [False, True])
 def test_refit_cadence_follows_refit_interval_in_series_time(one_by_one: bool) -> None:
     ts, values = seasonal(2000, 3, interval=60.0)
-    # Default: every 20 samples from the first fit at 60.
+    # Default: every 40 samples from the first fit at 60.
     fits, last = _fit_rows(DetectorSettings(), ts, values, one_by_one)
-    assert (fits, last) == (1 + (1999 - 60) // 20, 60 + 20 * ((1999 - 60) // 20))
+    assert (fits, last) == (1 + (1999 - 60) // 40, 60 + 40 * ((1999 - 60) // 40))
     # refit_interval = 1h at one sample a minute: every 60 samples, after a few early refits
     # while the history grows (60 → 90 → 135 → 195, then by the clock).
     fits, last = _fit_rows(DetectorSettings(refit_interval=3600.0), ts, values, one_by_one)

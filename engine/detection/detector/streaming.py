@@ -210,7 +210,7 @@ class StreamingDetector:
         past = past[np.isfinite(past)]
         past_dev = st.dev[lo:hi]
         past_dev = past_dev[np.isfinite(past_dev)]
-        q = s.calibration_quantile
+        q = s.quantile
         st.ref_ready = len(past) >= s.min_reference
         if st.ref_ready:
             st.ref_median = (float(np.median(past)), st.ref_median[1])
