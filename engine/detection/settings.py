@@ -28,7 +28,7 @@ class DetectorSettings:
     thresholds: tuple[tuple[str, float, float], ...] = (
         ("low", 0.4999, 6.0),
         ("medium", 0.4999, 4.0),
-        ("high", 0.45, 3.0),
+        ("high", 0.4999, 3.0),
     )
     # `high` calibrates against the 99.8th percentile of the past scores instead of the 99.9th
     # (`calibration_quantile`): more alerts, the trade NAB's low-FN profile rewards.
