@@ -6,7 +6,7 @@ The console runs with its engine in the same process (anomaly detection on) in a
 pseudo-terminal (80x24). First j/k key-to-screen times are measured while nothing else happens;
 then `--series` pushed series of `--samples` samples each are written to the database by this
 process, the engine reads them, and its worker thread fits a model for every series (one fit at
-60 samples, then one every 20) while the same keys are measured again. The console's CPU time in
+60 samples, then one every 40) while the same keys are measured again. The console's CPU time in
 each phase (its own, and its detector worker process's) shows that the worker really was busy.
 """
 

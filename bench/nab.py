@@ -32,7 +32,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NAB = Path(__file__).resolve().parents[1].parent / "shared" / "nab"
+# The shared data beside the repository; PULSEGUARD_NAB points elsewhere (a worktree).
+NAB = Path(os.environ.get("PULSEGUARD_NAB") or Path(__file__).resolve().parents[1].parent / "shared" / "nab")
 sys.path.insert(0, str(ROOT))
 
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
@@ -219,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=NAB / "data")
     ap.add_argument("--labels", type=Path, default=NAB / "labels" / "combined_windows.json")
     ap.add_argument("--out", type=Path, default=None, help="keep the replay output here")
-    ap.add_argument("--sensitivity", default="medium", choices=("low", "medium", "high"))
+    ap.add_argument(
+        "--sensitivity",
+        default="medium",
+        choices=("low", "medium", "high", "all"),
+        help="all: each sensitivity in turn, then which one scores best on each NAB profile",
+    )
     ap.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a DetectorSettings field (ablations)")
     ap.add_argument("--per-file", action="store_true")
@@ -230,29 +236,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"NAB data not found under {a.data} / {a.labels}", file=sys.stderr)
         return 2
     overrides = dict(item.split("=", 1) for item in a.set)
-    _settings(overrides, a.sensitivity)  # fail early on a bad --set
+    sensitivities = ("low", "medium", "high") if a.sensitivity == "all" else (a.sensitivity,)
+    for sensitivity in sensitivities:
+        _settings(overrides, sensitivity)  # fail early on a bad --set
+    if a.short:
+        try:
+            lead, length = (int(part) for part in a.short.split(":"))
+        except ValueError:
+            print(f"--short: expected LEAD:LENGTH in rows, e.g. 260:1700, got {a.short!r}", file=sys.stderr)
+            return 2
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="pulseguard-nab-") as tmp:
-        out_dir = a.out or Path(tmp)
         if a.short:
-            try:
-                lead, length = (int(part) for part in a.short.split(":"))
-            except ValueError:
-                print(f"--short: expected LEAD:LENGTH in rows, e.g. 260:1700, got {a.short!r}", file=sys.stderr)
-                return 2
             a.data, a.labels = cut_corpus(a.data, a.labels, Path(tmp) / "short", lead, length)
-        rows, busy, wall = replay_corpus(a.data, out_dir, overrides, a.sensitivity, a.workers)
-        result = score(out_dir, a.data, a.labels)
-    print(
-        f"NAB subset at {a.data}"
-        + (f" cut to short files (window {a.short.split(':')[0]} rows in, about {a.short.split(':')[1]} rows)" if a.short else "")
-        + f" (sensitivity {a.sensitivity}"
-        + (f", overrides {overrides}" if overrides else "")
-        + ")"
-    )
-    report(result, rows, busy, wall, a.per_file)
+        for sensitivity in sensitivities:
+            out_dir = (a.out / sensitivity if len(sensitivities) > 1 else a.out) if a.out else Path(tmp) / sensitivity
+            rows, busy, wall = replay_corpus(a.data, out_dir, overrides, sensitivity, a.workers)
+            result = score(out_dir, a.data, a.labels)
+            print(
+                f"NAB subset at {a.data}"
+                + (f" cut to short files (window {a.short.split(':')[0]} rows in, about {a.short.split(':')[1]} rows)" if a.short else "")
+                + f" (sensitivity {sensitivity}"
+                + (f", overrides {overrides}" if overrides else "")
+                + ")"
+            )
+            report(result, rows, busy, wall, a.per_file)
+            result.update(rows=rows, busy_seconds=busy, wall_seconds=wall, sensitivity=sensitivity, overrides=overrides)
+            results[sensitivity] = result
+    if len(sensitivities) > 1:
+        print(
+            "\n== sensitivity against NAB profile, product alert decision (the mapping: low -> reward_low_FP_rate, medium -> standard, high -> reward_low_FN_rate)"
+        )
+        print(f"{'sensitivity':<12s}" + "".join(f"{p[:18]:>20s}" for p in PROFILES))
+        for sensitivity in sensitivities:
+            print(f"{sensitivity:<12s}" + "".join(f"{_fmt(results[sensitivity]['alert'][p]['total']):>20s}" for p in PROFILES))
+        for sensitivity, profile in zip(sensitivities, ("reward_low_FP_rate", "standard", "reward_low_FN_rate")):
+            best = max(sensitivities, key=lambda s: results[s]["alert"][profile]["total"])
+            print(f"{profile}: best at {best}" + ("" if best == sensitivity else f" (expected {sensitivity})"))
     if a.json:
-        result.update(rows=rows, busy_seconds=busy, wall_seconds=wall, sensitivity=a.sensitivity, overrides=overrides)
-        a.json.write_text(json.dumps(result, indent=2, default=float))
+        a.json.write_text(json.dumps(results if len(sensitivities) > 1 else results[sensitivities[0]], indent=2, default=float))
     return 0
 
 

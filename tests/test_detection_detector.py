@@ -206,9 +206,9 @@ def _fit_rows(settings: DetectorSettings, ts: np.ndarray, values: np.ndarray, on
 @pytest.mark.parametrize("one_by_one", [False, True])
 def test_refit_cadence_follows_refit_interval_in_series_time(one_by_one: bool) -> None:
     ts, values = seasonal(2000, 3, interval=60.0)
-    # Default: every 20 samples from the first fit at 60.
+    # Default: every 40 samples from the first fit at 60.
     fits, last = _fit_rows(DetectorSettings(), ts, values, one_by_one)
-    assert (fits, last) == (1 + (1999 - 60) // 20, 60 + 20 * ((1999 - 60) // 20))
+    assert (fits, last) == (1 + (1999 - 60) // 40, 60 + 40 * ((1999 - 60) // 40))
     # refit_interval = 1h at one sample a minute: every 60 samples, after a few early refits
     # while the history grows (60 → 90 → 135 → 195, then by the clock).
     fits, last = _fit_rows(DetectorSettings(refit_interval=3600.0), ts, values, one_by_one)
@@ -226,3 +226,19 @@ def test_refit_interval_is_read_from_the_configuration() -> None:
     with pytest.raises(InvalidInput) as err:
         DetectorSettings.from_config({"refit_interval": -5})
     assert "ai_detection.anomaly_detection.refit_interval" in str(err.value)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_spikes_growing_denser_alert_sooner_with_the_sustained_score(seed: int) -> None:
+    # Rare spikes, then the same spikes every sixth row: no single spike is a record, the run of
+    # them is. The rolling-mean score catches the run earlier than the per-row score alone.
+    rng = np.random.default_rng(seed)
+    n, onset = 2600, 2000
+    ts = 1_700_006_400.0 + np.arange(n) * 300.0
+    values = 10.0 + rng.normal(0.0, 1.0, n)
+    values[rng.choice(np.arange(100, onset), 12, replace=False)] += 8.0
+    values[onset : onset + 300 : 6] += 8.0
+    without = [r for r in alerts(ts, values, DetectorSettings(sustained_rows=0)) if r >= onset]
+    with_run = [r for r in alerts(ts, values, DetectorSettings(sustained_rows=10)) if r >= onset]
+    assert with_run and without
+    assert onset <= with_run[0] < without[0]

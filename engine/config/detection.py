@@ -18,7 +18,7 @@ class AnomalyDetection(Section):
     auto_create_incident: bool = True
     refit_interval: PositiveDuration | None = None
     """How often each series' model is refitted, in the series' own time ("1h"); default: every
-    20 samples, the cadence measured on NAB."""
+    40 samples, the cadence measured on NAB."""
     series: list[str] = Field(default_factory=list)
     """Glob patterns of series to watch (all when empty)."""
 

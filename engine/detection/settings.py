@@ -28,10 +28,13 @@ class DetectorSettings:
     thresholds: tuple[tuple[str, float, float], ...] = (
         ("low", 0.4999, 6.0),
         ("medium", 0.4999, 4.0),
-        ("high", 0.45, 3.0),
+        ("high", 0.4999, 3.0),
     )
+    # `high` calibrates against the 99.8th percentile of the past scores instead of the 99.9th
+    # (`calibration_quantile`): more alerts, the trade NAB's low-FN profile rewards.
+    high_quantile: float = 0.998
     train_window: int = 3000
-    refit_every: int = 20
+    refit_every: int = 40
     # `refit_interval` (seconds of the series' own clock) replaces the row cadence when set. Either
     # way a model trained on a still-growing history is refitted once the history has grown by
     # half, so the first, small models are soon replaced.
@@ -49,6 +52,10 @@ class DetectorSettings:
     strong: float = 0.75  # a single row this far past the threshold needs no confirmation
     seasonal_filter: bool = True
     deviation_score: bool = True
+    # HTM's anomaly likelihood in spirit: the mean model score of the last `sustained_rows` rows,
+    # calibrated against the same mean over the calibration window, alerts when it sets a record
+    # (a run of moderately unusual rows, such as spikes growing denser). 0 turns it off.
+    sustained_rows: int = 30
     deviating_features: int = 2  # features that must reach the minimum deviation together
     deviation_floor: float = 6.0  # robust z a row needs before its deviation score counts
     confirm_span: int = 3  # a candidate must be confirmed within this many rows
@@ -61,6 +68,11 @@ class DetectorSettings:
     @property
     def threshold(self) -> float:
         return {name: thr for name, thr, _ in self.thresholds}[self.sensitivity]
+
+    @property
+    def quantile(self) -> float:
+        """The calibration quantile at this sensitivity."""
+        return self.high_quantile if self.sensitivity == "high" else self.calibration_quantile
 
     @property
     def min_deviation(self) -> float:

@@ -15,7 +15,10 @@ How a sample becomes an alert:
 4. A second, deviation score covers what HBOS's cap hides: a sample further from the same time
    yesterday (now, or over the last 12 rows) than any row of the calibration window, by at least
    `deviation_floor` robust standard deviations — a level shift on a seasonal series.
-5. `sensitivity` picks the threshold and the minimum deviation (at least `deviating_features`
+5. A third, sustained score: the mean raw score of the last `sustained_rows` rows, calibrated
+   against the same mean over the calibration window, counts when it sets a record — a run of
+   moderately unusual rows (spikes growing denser) that no single row makes a record.
+6. `sensitivity` picks the threshold and the minimum deviation (at least `deviating_features`
    features that many robust standard deviations off). With `false_positive_filter` on, a
    candidate must also be confirmed (a second row scoring `confirm_level` within
    `confirm_span`), must not belong to an episode that already alerted (cooldown unless the

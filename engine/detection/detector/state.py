@@ -90,6 +90,7 @@ class SeriesState:
     dev_ready: bool = False
     ref_median: tuple[float, float] = (0.0, 0.0)  # (model score, deviation)
     ref_high: tuple[float, float] = (0.0, 0.0)
+    sustained_ref: tuple[float, float] | None = None  # (median, max) of the past rolling mean score
     last_alert_row: int = -(10**9)
     peak: float = 0.0
     recent_candidates: list[int] = field(default_factory=list)

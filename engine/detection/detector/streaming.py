@@ -32,6 +32,13 @@ from engine.detection.detector.state import (
 from engine.detection.settings import DetectorSettings
 
 
+def rolling_mean(values: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each run of k consecutive values (len(values) - k + 1 of them), each summed on its
+    own so a row's mean does not depend on how the stream was cut into batches."""
+    out: np.ndarray = np.lib.stride_tricks.sliding_window_view(values, k).mean(axis=1)
+    return out
+
+
 class StreamingDetector:
     """Per-series streaming anomaly detection. Not thread-safe: call it from one thread (the
     event loop); only `FitJob.run` is meant for worker threads."""
@@ -203,11 +210,16 @@ class StreamingDetector:
         past = past[np.isfinite(past)]
         past_dev = st.dev[lo:hi]
         past_dev = past_dev[np.isfinite(past_dev)]
-        q = s.calibration_quantile
+        q = s.quantile
         st.ref_ready = len(past) >= s.min_reference
         if st.ref_ready:
             st.ref_median = (float(np.median(past)), st.ref_median[1])
             st.ref_high = (float(np.quantile(past, q)), st.ref_high[1])
+        k = s.sustained_rows
+        st.sustained_ref = None
+        if k > 1 and len(past) >= max(s.min_reference, 4 * k):
+            means = rolling_mean(past, k)
+            st.sustained_ref = (float(np.median(means)), float(np.max(means)))
         # The deviation score needs its own history of rows that had a day-ago sample.
         st.dev_ready = len(past_dev) >= s.min_reference
         if st.dev_ready:
@@ -237,6 +249,13 @@ class StreamingDetector:
             # Only a record: further from yesterday than any row of the calibration window.
             big = (z >= self.settings.deviation_floor) & (dev > st.ref_high[1])
             cal = np.maximum(cal, np.where(big, calibrate(dev, st.ref_median[1], st.ref_high[1]), 0.0))
+        k = self.settings.sustained_rows
+        if st.sustained_ref is not None and b0 >= k - 1:
+            # Rows of an unfinished run are NaN in the mean and never count.
+            mean = rolling_mean(st.raw[b0 - k + 1 : b1], k)
+            med, top = st.sustained_ref
+            record = np.isfinite(mean) & (mean > top)
+            cal = np.maximum(cal, np.where(record, calibrate(np.nan_to_num(mean), med, top), 0.0))
         alerting.decide(self.settings, st, b0, cal, x, alert, reason)
         # What the filter held back stays below the alert threshold in the reported score, so a
         # chart or a threshold sweep sees the decision, not the raw burst.
