@@ -196,3 +196,51 @@ async def test_a_never_pinged_target_counts_its_silence_from_when_it_was_first_w
     )
     first = await probe_heartbeat(target)
     assert not first.ok and "never pinged" in (first.error or "")
+
+
+def test_heartbeat_targets_get_only_their_own_rule_unless_a_trigger_names_them() -> None:
+    from engine.monitor.heartbeats import heartbeat_rules
+    from engine.monitor.triggers.rules import rules_from_config
+
+    config = parse_config_text(
+        CONFIG
+        + """
+[[targets]]
+name = "api-health"
+kind = "http"
+url = "http://127.0.0.1:9/health"
+
+[triggers.high_error_rate]
+condition = "error_rate > 10%"
+severity = "high"
+
+[triggers.any_down]
+condition = "ok == 0"
+severity = "low"
+targets = ["*"]
+
+[triggers.backup_slow]
+condition = "ok == 0"
+severity = "low"
+targets = ["nightly-backup"]
+"""
+    )
+    rules = rules_from_config(config) + heartbeat_rules(config.targets)
+    reach = {r.name: [t for t in ("api-health", "nightly-backup") if r.selects(t, None)] for r in rules}
+    assert reach == {
+        "high_error_rate": ["api-health"],
+        "any_down": ["api-health"],
+        "backup_slow": ["nightly-backup"],
+        "missed_heartbeat": ["nightly-backup"],
+    }
+
+
+def test_the_built_in_trigger_name_and_a_shared_token_are_refused_at_load() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config_text(CONFIG + '\n[triggers.missed_heartbeat]\ncondition = "ok == 0"\nseverity = "low"\n')
+    assert any("toml: triggers.missed_heartbeat: the name is reserved" in p for p in info.value.problems), info.value.problems
+    shared = CONFIG + '\n[[targets]]\nname = "weekly-report"\nkind = "heartbeat"\ninterval = "1h"\ntoken_env = "TEST_BACKUP_TOKEN"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config_text(shared)
+    [problem] = [p for p in info.value.problems if "token_env" in p]
+    assert "toml: targets[1].token_env: " in problem and "nightly-backup" in problem and "weekly-report" in problem, problem
