@@ -244,3 +244,22 @@ def test_the_built_in_trigger_name_and_a_shared_token_are_refused_at_load() -> N
         parse_config_text(shared)
     [problem] = [p for p in info.value.problems if "token_env" in p]
     assert "toml: targets[1].token_env: " in problem and "nightly-backup" in problem and "weekly-report" in problem, problem
+
+
+async def test_wrong_heartbeat_tokens_are_slowed_down_like_wrong_api_tokens(db: Any, token: str) -> None:
+    from engine.rest.auth import FailureThrottle
+
+    async with running_api(parse_config_text(CONFIG)) as api:
+        api.state.throttle = FailureThrottle(free=3, window=60, cap=30)
+        async with api.client() as client:
+            for i in range(3):
+                assert (await client.post(f"/api/heartbeats/guess-{i}")).status_code == 404
+            slowed = await client.post("/api/heartbeats/guess-3")
+            assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) >= 1
+            # shared with the API's own tokens: the same address is slowed down there too
+            wrong_api = await client.get("/api/incidents", headers={"Authorization": "Bearer pg_wrong-token"})
+            assert wrong_api.status_code == 429
+            # the job's real token is never slowed down (others behind the same address)
+            assert (await client.post(f"/api/heartbeats/{token}")).status_code == 200
+        assert await HeartbeatPing.filter(target="nightly-backup").count() == 1
+        assert api.state.auth_failures == 5
