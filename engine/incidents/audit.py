@@ -6,7 +6,7 @@ for its command, the API per request, the console per write, the Slack and Pager
 for theirs); the engine's own loops leave it unset and are not audited (their changes are on the
 timeline with the engine as actor). Entries are written in the change's own transaction, so a
 change and its entry are stored together or not at all; the database refuses to update or delete
-them (see migration 0011).
+them (see migrations 0011 and 0016).
 """
 
 from __future__ import annotations
