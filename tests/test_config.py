@@ -92,6 +92,10 @@ def test_every_commented_option_in_the_packaged_example_is_valid() -> None:
     assert config.console.keymap == {"incident.ack": "a"}
     assert config.triggers["cert_expiry"].severity is Severity.MEDIUM
     assert config.schedules[0].overrides[0].covers == "alice"
+    # an uncommented block takes no key of the entry around it
+    by_name = {t.name: t for t in config.targets}
+    assert by_name["db-port"].service == "web-app"
+    assert by_name["nightly-backup"].kind == "heartbeat" and by_name["nightly-backup"].service is None
 
 
 def test_example_values_are_parsed() -> None:

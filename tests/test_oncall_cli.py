@@ -85,6 +85,7 @@ def test_override_then_list_show_and_cancel(migrated_database, config_file):
         "--reason",
         "dentist",
         check=True,
+        actor="dave",
     )
     assert proc.stdout.startswith(f"override #1: {other} covers {current} on primary")
     data = json.loads(cli(database, config_file, "oncall", "--schedule", "primary", "--json", check=True).stdout)
@@ -96,7 +97,15 @@ def test_override_then_list_show_and_cancel(migrated_database, config_file):
     outbox = json.loads(cli(database, config_file, "notifications", "--json", check=True).stdout)
     assert {n["destination"] for n in outbox} == {f"email:{other}@example.com", f"email:{current}@example.com"}
     assert {n["kind"] for n in outbox} == {"override_notice"}
-    cli(database, config_file, "oncall", "cancel-override", "1", check=True)
+    cli(database, config_file, "oncall", "cancel-override", "1", check=True, actor="erin")
+    # the people who made and cancelled it, on the timeline and in the audit log (not the engine)
+    events = [r for r in table_rows(database)["event"] if "oncall_override" in r]
+    assert len(events) == 2 and "dave" in events[0] and "erin" in events[1] and not any("pulseguard" in r for r in events)
+    audited = json.loads(cli(database, config_file, "audit", "--json", check=True).stdout)
+    assert [(e["actor"], e["action"]) for e in audited if e["action"] == "system.oncall_override"] == [
+        ("erin", "system.oncall_override"),
+        ("dave", "system.oncall_override"),
+    ]
     data = json.loads(cli(database, config_file, "oncall", "--schedule", "primary", "--json", check=True).stdout)
     assert data["schedules"][0]["on_call"]["user"] == current
     again = cli(database, config_file, "oncall", "cancel-override", "1")

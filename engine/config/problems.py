@@ -354,6 +354,32 @@ def _reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                 else:
                     seen[entry[key]] = i
 
+    # A heartbeat target is found by its token: two sharing one variable could not be told apart.
+    token_owner: dict[str, tuple[int, str]] = {}
+    for i, entry in enumerate(_list_in(raw, "targets")):
+        if not (isinstance(entry, dict) and entry.get("kind") == "heartbeat" and isinstance(entry.get("token_env"), str)):
+            continue
+        name = entry.get("name") if isinstance(entry.get("name"), str) else f"targets[{i}]"
+        if entry["token_env"] in token_owner:
+            first_i, first_name = token_owner[entry["token_env"]]
+            problems.append(
+                (
+                    f"targets[{i}].token_env",
+                    f"heartbeat targets {_show(first_name)} (targets[{first_i}]) and {_show(name)} share the token variable "
+                    f"{_show(entry['token_env'])}: a ping could not say which job ran (give each its own)",
+                )
+            )
+        else:
+            token_owner[entry["token_env"]] = (i, str(name))
+
+    if "missed_heartbeat" in _dict_in(raw, "triggers"):
+        problems.append(
+            (
+                "triggers.missed_heartbeat",
+                "the name is reserved for the built-in trigger of heartbeat targets (rename this trigger)",
+            )
+        )
+
     def need_user(path: str, value: Any) -> None:
         if isinstance(value, str) and value not in users:
             problems.append((path, f"no user with id {_show(value)} ({_known('users', users)})"))

@@ -168,7 +168,8 @@ class Trigger(Section):
     title: str | None = None
     """Incident title; defaults to the trigger name and target."""
     targets: list[str] | None = None
-    """Target names (or glob patterns) the trigger applies to; default: all targets."""
+    """Target names (or glob patterns) the trigger applies to; default: all targets. A heartbeat
+    target only when named exactly (it has its built-in `missed_heartbeat` trigger)."""
     services: list[Name] | None = None
     """Only targets of these services."""
     recovery_minutes: float = Field(5.0, ge=0, le=MAX_MINUTES)

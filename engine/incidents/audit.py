@@ -6,7 +6,7 @@ for its command, the API per request, the console per write, the Slack and Pager
 for theirs, a page's e-mail link or webhook callback for what it does); the engine's own loops
 leave it unset and are not audited (their changes are on the timeline with the engine as actor). Entries are written in the change's own transaction, so a
 change and its entry are stored together or not at all; the database refuses to update or delete
-them (see migration 0011).
+them (see migrations 0011 and 0016).
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from engine.storage.models import AuditEntry
 
 SOURCES = ("console", "cli", "api", "slack", "pagerduty", "webhook", "e-mail link", "webhook callback")
 SOURCE: ContextVar[str | None] = ContextVar("pulseguard_audit_source", default=None)
+# The names the engine writes its own actions as (escalation, delivery, on-call: "pulseguard";
+# trigger rules and enrichment: "engine"; detectors: "anomaly-detector"). Their work can run inside an interface's task (an acknowledgement
+# stops escalation in the same transaction) but it is no change made by a person or a token.
+ENGINE_ACTORS = frozenset({"pulseguard", "engine", "anomaly-detector"})
 
 
 def set_source(source: str) -> None:
@@ -54,9 +58,10 @@ async def record(
     after: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> AuditEntry | None:
-    """One entry, in `conn`'s transaction; nothing when no interface made the change."""
+    """One entry, in `conn`'s transaction; nothing when no interface made the change or when the
+    engine itself did."""
     source = SOURCE.get()
-    if source is None:
+    if source is None or actor in ENGINE_ACTORS:
         return None
     return await AuditEntry.create(
         at=at or datetime.now(UTC),

@@ -6,7 +6,10 @@ every `check_interval` seconds by reading its newest ping: a target silent for l
 `interval + grace` fails its probe, and the built-in `missed_heartbeat` trigger rule (one per
 heartbeat target, see `heartbeat_rules`) opens an incident at the first failed check and resolves
 it at the first passing one, so the next ping resolves it. Until a target's first ping, the
-silence is counted from when this engine started watching it.
+silence is counted from stored facts, not from this process's start (a restart must neither
+resolve an open missed-heartbeat incident nor give a job that never pings a fresh allowance):
+from when the target was first watched (its `ok` series was registered), or earlier when an
+open missed-heartbeat incident says the silence began before that.
 """
 
 from __future__ import annotations
@@ -23,9 +26,6 @@ from engine.monitor.probes import Observation
 from engine.storage.monitor_models import HeartbeatPing
 
 RULE = "missed_heartbeat"
-
-# When this process began watching each target: the silence before a first ping counts from here.
-_watching_since: dict[str, float] = {}
 
 
 def heartbeat_targets(targets: Iterable[Any]) -> list[Any]:
@@ -54,10 +54,31 @@ async def last_ping(name: str) -> datetime | None:
     return row if isinstance(row, datetime) else None
 
 
+async def watched_since(name: str, allowed: float, now: float) -> float:
+    """When the silence of a never-pinged target began, from what is stored."""
+    from engine.core.domain import OPEN_STATUSES
+    from engine.storage.models import Incident
+    from engine.storage.monitor_models import MetricSeries
+
+    since = now
+    first = await MetricSeries.filter(target=name, key="ok").order_by("created_at").first().values_list("created_at", flat=True)
+    if isinstance(first, datetime):
+        since = min(since, first.timestamp())
+    opened = (
+        await Incident.filter(target=name, trigger=RULE, status__in=[s.value for s in OPEN_STATUSES])
+        .order_by("created_at")
+        .first()
+        .values_list("created_at", flat=True)
+    )
+    if isinstance(opened, datetime):
+        # it opened once the silence exceeded the allowance: the silence began at least that long before
+        since = min(since, opened.timestamp() - allowed - 1.0)
+    return since
+
+
 async def probe_heartbeat(target: Any) -> Observation:
     """The target's check: passes while its newest ping is at most `interval + grace` old."""
     now = time.time()
-    since = _watching_since.setdefault(target.name, now)
     pinged = await last_ping(target.name)
     allowed = float(target.interval) + float(target.grace)
     if pinged is not None:
@@ -66,10 +87,10 @@ async def probe_heartbeat(target: Any) -> Observation:
             return Observation(target.name, now, True, None, responded=True)
         error = f"no ping for {format_duration(round(silent))} (expected every {format_duration(target.interval)}, grace {format_duration(target.grace)})"
         return Observation(target.name, now, False, None, responded=False, error=error[:300])
-    silent = now - since
+    silent = now - await watched_since(target.name, allowed, now)
     if silent <= allowed:
         return Observation(target.name, now, True, None, responded=True)
-    error = f"never pinged in the {format_duration(round(silent))} since the engine started watching (expected every {format_duration(target.interval)})"
+    error = f"never pinged in the {format_duration(round(silent))} since it was first watched (expected every {format_duration(target.interval)})"
     return Observation(target.name, now, False, None, responded=False, error=error[:300])
 
 

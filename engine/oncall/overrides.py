@@ -54,6 +54,7 @@ async def create_override(
 ) -> OncallOverride:
     """Store an override and tell the people whose shifts it moves, in one transaction."""
     now = now or utcnow()
+    actor = services.valid_actor(actor)
     sched = _schedule(config, schedule)
     users = {u.id for u in config.users}
     for field_name, who in (("user", user), ("covers", covers)):
@@ -92,10 +93,11 @@ async def create_override(
         override = _as_override(row)
         displaced = sorted({s.user for s in before if s.user and (covers is None or s.user == covers)})
         await notify_override(conn, ctx, sched, override, displaced, actor)
-        await services.append_system_event(
+        await services.append_event(
             conn,
             None,
             "oncall_override",
+            actor,
             f"on-call override #{row.id}: {override.describe()} on {schedule}" + (f" ({reason})" if reason else ""),
             {"override_id": row.id, "schedule": schedule, "user": user, "covers": covers, "displaced": displaced},
             now,
@@ -105,6 +107,7 @@ async def create_override(
 
 async def cancel_override(config: Any, override_id: int, actor: str, now: datetime | None = None) -> OncallOverride:
     now = now or utcnow()
+    actor = services.valid_actor(actor)
     ctx = _context(config)
     async with in_transaction() as conn:
         row = await OncallOverride.filter(id=override_id).using_db(conn).first()
@@ -125,10 +128,11 @@ async def cancel_override(config: Any, override_id: int, actor: str, now: dateti
             ]
             back = sorted({s.user for s in sched.shifts(max(row.starts_at, now), row.ends_at, others) if s.user})
             await notify_override(conn, ctx, sched, override, back, actor, verb="cancelled")
-        await services.append_system_event(
+        await services.append_event(
             conn,
             None,
             "oncall_override",
+            actor,
             f"on-call override #{row.id} cancelled",
             {"override_id": row.id, "schedule": row.schedule, "cancelled": True},
             now,

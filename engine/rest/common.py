@@ -98,7 +98,14 @@ async def authenticate_request(request: Request, token: str | None) -> auth.Prin
     if principal is not None:
         admit(state, request.scope, token, principal)
         return principal
-    keys = (f"ip:{client_id(request)}", _prefix_key(token))
+    failed_authentication(request, (f"ip:{client_id(request)}", _prefix_key(token)))
+    raise _unauthorized("unknown or revoked token")
+
+
+def failed_authentication(request: Request, keys: tuple[str, ...]) -> None:
+    """Count a wrong credential against `keys` (client address, token prefix); 429 while they
+    are slowed down. Returns when the caller may give its own refusal (401, 404)."""
+    state = rest_state(request)
     state.auth_failures += 1
     wait = max(state.throttle.retry_after(key) for key in keys)
     if wait <= 0:  # attempts made while slowed down are not counted again
@@ -107,7 +114,6 @@ async def authenticate_request(request: Request, token: str | None) -> auth.Prin
         raise HTTPException(
             429, f"too many failed authentication attempts; retry in {wait:.0f} s", headers={"Retry-After": str(max(1, round(wait)))}
         )
-    raise _unauthorized("unknown or revoked token")
 
 
 def _prefix_key(token: str) -> str:

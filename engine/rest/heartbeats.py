@@ -1,6 +1,7 @@
 """Heartbeat pings: a job says it ran with `POST /api/heartbeats/TOKEN` (or GET, for a cron
 `curl -fsS URL` one-liner). The token in the path is the credential (the value of the target's
-`token_env`), so no Authorization header is needed; an unknown token changes nothing."""
+`token_env`), so no Authorization header is needed; an unknown token changes nothing and counts
+as a failed authentication (guesses are slowed down like wrong API tokens)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Path, Request
 
 from engine.core.domain import NotFound
 from engine.monitor.heartbeats import record_ping, target_for_token
-from engine.rest.common import client_id, rest_state
+from engine.rest.common import client_id, failed_authentication, rest_state
 
 router = APIRouter(prefix="/api", tags=["heartbeats"])
 
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/api", tags=["heartbeats"])
 async def _ping(token: str, request: Request) -> dict[str, Any]:
     target = target_for_token(rest_state(request).config.targets, token)
     if target is None:
+        failed_authentication(request, (f"ip:{client_id(request)}",))
         raise NotFound("no heartbeat target has this token (check the URL, and that the target's token_env is set where the API runs)")
     at = await record_ping(target.name, client_id(request))
     due = at + timedelta(seconds=float(target.interval) + float(target.grace))

@@ -200,7 +200,8 @@ class MaintenanceWindow(Model):
 class AuditEntry(Model):
     """Who changed what, from where, and the values before and after: one row per change made
     through an interface (console, CLI, API, Slack, an e-mail link). The database refuses to
-    update or delete these rows (triggers created by migration 0011)."""
+    update, delete, replace or truncate these rows (triggers created by migrations 0011 and
+    0016)."""
 
     id = fields.BigIntField(primary_key=True)
     at = fields.DatetimeField(db_index=True)

@@ -31,4 +31,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         "--duration", type=number(0, 10**9), default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)"
     )
     p.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
-    p.set_defaults(handler=_demo, needs_db=False)
+    # runs_engine: the demo's engine opens and resolves incidents itself; none of it is a CLI change.
+    p.set_defaults(handler=_demo, needs_db=False, runs_engine=True)

@@ -40,7 +40,7 @@ async def append_event(
     event = await Event.create(
         incident=incident, kind=kind, actor=actor, at=at or utcnow(), summary=summary, data=data or {}, using_db=conn
     )
-    if audit.SOURCE.get() is not None:  # made through an interface: who, from where, before and after
+    if audit.SOURCE.get() is not None and actor not in audit.ENGINE_ACTORS:  # made through an interface by a person or token
         before, after = field_changes(incident) if incident is not None else ({}, {})
         if data:
             after = {**after, "event": data}

@@ -245,10 +245,12 @@ class Evaluator:
 
     def restore(self, trigger: str, target: str, incident: str, breaching: bool) -> None:
         """Bind an incident another engine opened (after a takeover)."""
-        rule = next((r for r in self.rules if r.name == trigger), None)
+        service = self._history[target].service if target in self._history else None
+        # Built-in rules share a name across targets (one missed_heartbeat rule per heartbeat
+        # target): the rule bound must be the one that selects this target.
+        rule = next((r for r in self.rules if r.name == trigger and r.selects(target, service)), None)
         if rule is None:
             return
-        service = self._history[target].service if target in self._history else None
         st = self.state(rule, target, service)
         st.fired = True
         st.incident = incident

@@ -37,6 +37,9 @@ class Rule:
     # The resolution an automatic resolve records; by default "recovered without intervention".
     root_cause: str | None = None
     solution: str | None = None
+    # Targets this rule evaluates only when `targets` names them exactly (heartbeat targets: a
+    # generic rule, or a pattern, must not reach them; they have their own built-in rule).
+    named_only: frozenset[str] = frozenset()
     probe_vars: bool = field(init=False)
     needs_error_rate: bool = field(init=False)
 
@@ -64,6 +67,8 @@ class Rule:
         )
 
     def selects(self, target: str, service: str | None) -> bool:
+        if target in self.named_only:
+            return self.targets is not None and target in self.targets and (self.services is None or service in self.services)
         if self.targets is not None and not any(fnmatch.fnmatchcase(target, p) for p in self.targets):
             return False
         if self.services is not None and service not in self.services:
@@ -72,8 +77,13 @@ class Rule:
 
 
 def rules_from_config(config: Any) -> list[Rule]:
-    """The rules of the configuration's enabled triggers."""
-    return [Rule.from_config(name, trig) for name, trig in config.triggers.items() if getattr(trig, "enabled", True)]
+    """The rules of the configuration's enabled triggers. Heartbeat targets are reached only by
+    a trigger that names them in `targets`."""
+    heartbeats = frozenset(t.name for t in config.targets if getattr(t, "kind", None) == "heartbeat")
+    rules = [Rule.from_config(name, trig) for name, trig in config.triggers.items() if getattr(trig, "enabled", True)]
+    for rule in rules:
+        rule.named_only = heartbeats
+    return rules
 
 
 @dataclass
