@@ -224,6 +224,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         relay_task: asyncio.Task[None] | None = None
         relay_obj = None
+        try:
+            # The page-link key is made (or read) now, not by the first request that needs it,
+            # so a refused request never writes it.
+            await state.links.signer()
+        except Exception:  # the database is not there yet: the first link made or checked reads it
+            log.warning("could not read the page-link key at start; it is read when first needed", exc_info=True)
         if relay and publish:
             from engine.rest.statuspage import Settings
 

@@ -263,7 +263,9 @@ async def sweep_rest(api: Any, db: Any) -> Tally:
                             bad = url.replace(ids[pname], raw, 1) if pname != "id" else url.replace(ids["id"], raw, 1)
                             await attempt(f"{pname}: {label}", method, bad, name=None, json={})
                 schema = _json_body_schema(op)
-                if schema is None:
+                if schema is None or path == "/api/callbacks/{token}":
+                    # A callback's token is its credential, looked at before its body (as a bearer
+                    # token is); its bodies are tried with real tokens in tests/test_page_actions.py.
                     continue
                 resolved = _resolve(spec, schema)
                 props = resolved.get("properties", {}) if resolved.get("type") == "object" else {}

@@ -31,7 +31,7 @@ async def reopen_gaps(apps: StateApps, schema_editor: BaseSchemaEditor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0011_audit_log")]
+    dependencies = [("models", "0014_page_actions")]
 
     initial = False
 
