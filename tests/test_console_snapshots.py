@@ -144,6 +144,17 @@ async def quiet(pilot: Any) -> None:
     await finished(pilot)
 
 
+async def postmortem_loaded(pilot: Any) -> None:
+    from pulseguard_tui.widgets.postmortem import PostmortemView
+
+    for _ in range(500):
+        views = list(pilot.app.screen.query(PostmortemView))
+        if views and all(v.doc is not None for v in views):
+            break
+        await pilot.pause(0.02)
+    await quiet(pilot)
+
+
 def pressing(*keys: str, mode: str | None = None, modal: bool = False) -> Any:
     """run_before: settle, switch to `mode`, press `keys` (a form opens on the last when `modal`)."""
 
@@ -157,6 +168,8 @@ def pressing(*keys: str, mode: str | None = None, modal: bool = False) -> Any:
         for key in keys:
             await pilot.press(key)
             await quiet(pilot)
+            if key == "7":  # the Post-mortem tab loads once shown: its forms start from what it loaded
+                await postmortem_loaded(pilot)
         if modal:
             for _ in range(200):
                 if isinstance(pilot.app.screen, ModalScreen):
@@ -200,6 +213,19 @@ def test_oncall(snap_compare: Any, seeded: Any, size: tuple[int, int], tmp_path:
     app = app_for(seeded, "dark")
     app.config = load_config(path)
     assert snap_compare(app, terminal_size=size, run_before=pressing(mode="oncall"))
+
+
+def test_oncall_with_contact_rules(snap_compare: Any, seeded: Any, tmp_path: Path) -> None:
+    """The on-call screen says how the person on call is paged (their contact rules)."""
+    from support.configs import ONCALL_RULES_CONFIG
+
+    from engine.config.loading import load_config
+
+    path = tmp_path / "pulseguard.toml"
+    path.write_text(ONCALL_RULES_CONFIG)
+    app = app_for(seeded, "dark")
+    app.config = load_config(path)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=pressing(mode="oncall"))
 
 
 FORMS = {  # name: (keys, mode)
@@ -480,6 +506,43 @@ def test_merged_incident_timeline_on_the_survivor(snap_compare: Any, seeded: Any
         await settle(pilot)
         await pilot.press("enter")
         await settle(pilot)
+        await finished(pilot)
+
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=before)
+
+
+def test_acknowledged_from_an_email_link_on_the_timeline(snap_compare: Any, seeded: Any) -> None:
+    """An acknowledgement made from a page's link reads as such on the incident's timeline."""
+    import asyncio
+
+    from support.console_app import at
+
+    from engine.incidents import services
+    from engine.storage.db import close_database, open_database
+    from engine.storage.models import Incident
+
+    keys: list[str] = []
+
+    async def act() -> None:
+        await open_database(seeded)
+        try:
+            incident = await Incident.filter(acknowledged_at=None, status="triggered").order_by("number").first()
+            assert incident is not None, "the seeded data has a triggered incident"
+            keys.append(incident.key)
+            await services.act_once(incident.key, "acknowledge", "alice", nonce="n-snapshot", via="e-mail link", at=at(1))
+        finally:
+            await close_database()
+
+    asyncio.run(act())
+
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        for _ in range(30):
+            if (pilot.app.screen.detail.detail or {}).get("key") == keys[0]:
+                break
+            await pilot.press("down")
+            await settle(pilot)
+        assert (pilot.app.screen.detail.detail or {}).get("key") == keys[0]
         await finished(pilot)
 
     assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=before)

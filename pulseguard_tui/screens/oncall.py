@@ -197,6 +197,8 @@ class OncallScreen(ConsoleScreen):
         heading = f"Shifts of {name}, next {DAYS} days ({tz})"
         person = (schedule.get("on_call") or {}).get("person") or {}
         if person.get("paged_by"):
+            if compact:  # 80 columns: the time zone is in the footer; who is paged how must fit
+                heading = f"Shifts of {name}"
             heading += f" · {person['id']} is paged by {person['paged_by']}"
         title.update(heading)
         if not schedule["shifts"]:

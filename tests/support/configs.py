@@ -33,6 +33,31 @@ users = ["bob", "carol"]
 """
 
 
+def _ruled(user: str, phone: str) -> str:
+    return f"""email = "{user}@example.com"
+phone = "{phone}"
+[[users.contact]]
+method = "email"
+[[users.contact]]
+method = "sms"
+gateway = "sms"
+[[users.rules]]
+via = "email"
+[[users.rules]]
+after = "2m"
+via = "sms"
+"""
+
+
+# The on-call configuration with personal contact rules: e-mail at once, SMS after 2 minutes.
+ONCALL_RULES_CONFIG = (
+    ONCALL_CONFIG.replace('name = "Alice Jansen"\n', 'name = "Alice Jansen"\n' + _ruled("alice", "+31600000001"))
+    .replace('id = "bob"\n', 'id = "bob"\n' + _ruled("bob", "+31600000002"), 1)
+    .replace('id = "carol"\n', 'id = "carol"\n' + _ruled("carol", "+31600000003"), 1)
+    + '[[webhooks]]\nname = "sms"\nurl = "https://sms.example.com/send"\n'
+)
+
+
 # Every optional surface on, so its operations answer rather than 404: the status page with a
 # component and subscriptions (SMTP is configured but never reached: no deliverer runs here),
 # Alertmanager and generic alerts, Slack commands (unsigned requests are refused with 401) and
