@@ -53,6 +53,19 @@ def slack_user(config: Any, user_id: str, user_name: str) -> str | None:
     return None
 
 
+async def verified_body(request: Request, secret: str, *, limit: int) -> bytes:
+    """The request's body once it is known to be Slack's: 413 over `limit`, 401 (counted as a
+    failed authentication) when the signature or its timestamp does not hold."""
+    body = await request.body()
+    if len(body) > limit:
+        raise HTTPException(413, "request too large")
+    why = verify_slack(secret, body, request.headers.get("x-slack-request-timestamp"), request.headers.get("x-slack-signature"))
+    if why:
+        rest_state(request).auth_failures += 1
+        raise HTTPException(401, f"not a verified Slack request: {why}")
+    return body
+
+
 def slack_actor(config: Any, user_id: str, user_name: str) -> str:
     """The configured user with this Slack id or @handle, else slack:NAME."""
     return slack_user(config, user_id, user_name) or f"slack:{user_name or user_id or 'unknown'}"[:64]
@@ -118,13 +131,7 @@ async def slack_command(request: Request) -> dict[str, Any]:
     secret = secret_from_env(slack.signing_secret_env) if slack is not None else None
     if slack is None or not slack.command_integration or not secret:
         raise HTTPException(404, "Slack commands are not enabled (integrations.slack: command_integration and signing_secret_env)")
-    body = await request.body()
-    if len(body) > 20_000:
-        raise HTTPException(413, "request too large")
-    why = verify_slack(secret, body, request.headers.get("x-slack-request-timestamp"), request.headers.get("x-slack-signature"))
-    if why:
-        state.auth_failures += 1
-        raise HTTPException(401, f"not a verified Slack request: {why}")
+    body = await verified_body(request, secret, limit=20_000)
     try:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
@@ -204,14 +211,8 @@ async def slack_actions(request: Request, background: BackgroundTasks) -> dict[s
     secret = secret_from_env(slack.signing_secret_env) if slack is not None else None
     if slack is None or not slack.interactive or not secret:
         raise HTTPException(404, "Slack buttons are not enabled (integrations.slack: interactive and signing_secret_env)")
-    body = await request.body()
-    if len(body) > 100_000:
-        raise HTTPException(413, "request too large")
     signature = request.headers.get("x-slack-signature")
-    why = verify_slack(secret, body, request.headers.get("x-slack-request-timestamp"), signature)
-    if why:
-        state.auth_failures += 1
-        raise HTTPException(401, f"not a verified Slack request: {why}")
+    body = await verified_body(request, secret, limit=100_000)
     try:
         raw = (parse_qs(body.decode("utf-8")).get("payload") or [""])[0]
         payload = json.loads(raw)
