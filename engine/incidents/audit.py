@@ -18,6 +18,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from engine.storage import rows
 from engine.storage.models import AuditEntry
 
 SOURCES = ("console", "cli", "api", "slack", "pagerduty", "webhook", "e-mail link", "webhook callback")
@@ -63,17 +64,19 @@ async def record(
     source = SOURCE.get()
     if source is None or actor in ENGINE_ACTORS:
         return None
-    return await AuditEntry.create(
-        at=at or datetime.now(UTC),
-        actor=actor[:64],
-        source=source,
-        action=action[:64],
-        subject=subject[:200],
-        summary=summary,
-        before=jsonable(before or {}),
-        after=jsonable(after or {}),
-        using_db=conn,
-    )
+    values = {
+        "at": at or datetime.now(UTC),
+        "actor": actor[:64],
+        "source": source,
+        "action": action[:64],
+        "subject": subject[:200],
+        "summary": summary,
+        "before": jsonable(before or {}),
+        "after": jsonable(after or {}),
+    }
+    if conn is None:
+        return await AuditEntry.create(**values)
+    return await rows.insert(conn, AuditEntry, values)
 
 
 async def entries(

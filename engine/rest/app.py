@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
 from engine.incidents import audit
 from engine.rest.common import RestState
-from engine.rest.fastpath import CachedReads
+from engine.rest.fastpath import CachedReads, FastWrites
 from engine.rest.limits import BodyLimit
 
 log = logging.getLogger("pulseguard.api")
@@ -280,6 +280,7 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router)
+    app.add_middleware(FastWrites, state=state)  # innermost: inside the body limit
     app.add_middleware(BodyLimit, limit=config.engine.api_body_limit)
     app.add_middleware(CachedReads, state=state, public=publish)  # inside RequestLog: fast reads are logged and counted too
     app.add_middleware(RequestLog, state=state)

@@ -119,6 +119,8 @@ async def metrics_text(request: Request) -> str:
     out.append(_line("pulseguard_auth_failures_total", state.auth_failures))
     family("pulseguard_api_cached_reads_total", "counter", "Incident details and list pages answered from the cache before routing.")
     out.append(_line("pulseguard_api_cached_reads_total", state.fast_reads))
+    family("pulseguard_api_fast_writes_total", "counter", "Comments, status updates and acknowledgements served before routing.")
+    out.append(_line("pulseguard_api_fast_writes_total", state.fast_writes))
 
     for source in state.metrics_sources:
         try:

@@ -8,13 +8,26 @@ busy timeout instead, so concurrent writers queue rather than fail.
 Tortoise's transaction context also keeps its connection lock if the task is cancelled (or the
 BEGIN fails) while it waits for another process's write lock, after which every query in the
 process hangs. The context here releases the lock and rolls back whatever BEGIN left behind.
+
+An incident change (engine.incidents.services.timeline.change) is a handful of one-row statements
+under the write lock. Each statement sent through aiosqlite's thread costs a thread hop and a turn
+of the event loop, and on a busy API those turns, not SQLite, set how long the lock is held. Such
+transactions ask for `inline_writes()`: their statements run on the calling thread (microseconds
+each under WAL), so the lock is held for the transaction's own work only. BEGIN IMMEDIATE is tried
+without waiting and, when another process holds the write lock, waits in aiosqlite's thread as
+before, so the event loop never waits on another process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
+
+import aiosqlite
 
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
@@ -22,11 +35,94 @@ from tortoise.connection import get_connections
 from tortoise.exceptions import TransactionManagementError
 
 
+_INLINE: ContextVar[bool] = ContextVar("pulseguard_sqlite_inline", default=False)
+
+
+@contextmanager
+def inline_writes() -> Iterator[None]:
+    """Transactions opened inside run their statements on the calling thread (see the module's
+    docstring): only for short transactions of a few one-row statements."""
+    token = _INLINE.set(True)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
+
+
+class _Cursor:
+    """The little of aiosqlite's Cursor that callers of `execute` use."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class InlineConnection:
+    """aiosqlite.Connection's statement methods run directly on its sqlite3 connection. Safe only
+    while the caller holds Tortoise's connection lock (a transaction does): then no statement of
+    aiosqlite's thread is pending, and none starts until the lock is released."""
+
+    def __init__(self, conn: aiosqlite.Connection, busy_timeout: int) -> None:
+        self._async = conn
+        self._raw: sqlite3.Connection = conn._conn
+        self._busy_timeout = busy_timeout
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._async, name)
+
+    @property
+    def total_changes(self) -> int:
+        return self._raw.total_changes
+
+    async def begin_immediate(self) -> None:
+        raw = self._raw
+        raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
+        await self._async.execute("BEGIN IMMEDIATE")  # another process writes: wait off the loop
+
+    async def execute(self, sql: str, parameters: Any = None) -> _Cursor:
+        return _Cursor(self._raw.execute(sql, parameters or ()))
+
+    async def execute_fetchall(self, sql: str, parameters: Any = None) -> list[Any]:
+        return self._raw.execute(sql, parameters or ()).fetchall()
+
+    async def execute_insert(self, sql: str, parameters: Any = None) -> tuple[int]:
+        return (self._raw.execute(sql, parameters or ()).lastrowid or 0,)
+
+    async def executemany(self, sql: str, parameters: Any) -> _Cursor:
+        return _Cursor(self._raw.executemany(sql, parameters))
+
+    async def commit(self) -> None:
+        self._raw.commit()
+
+    async def rollback(self) -> None:
+        self._raw.rollback()
+
+
 class ImmediateTransactionWrapper(SqliteTransactionWrapper):
     async def begin(self) -> None:
         try:
             # The connection is in autocommit mode, so no transaction is pending here.
-            await self._connection.execute("BEGIN IMMEDIATE")
+            conn: Any = self._connection
+            if isinstance(conn, InlineConnection):
+                await conn.begin_immediate()
+            else:
+                await conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise TransactionManagementError(exc) from exc
 
@@ -36,6 +132,11 @@ class SafeTransactionContext(SqliteTransactionContext):
         await self._trxlock.acquire()
         try:
             await self.ensure_connection()
+            if _INLINE.get() and isinstance(self.connection._connection, aiosqlite.Connection):
+                parent = self.connection._parent
+                self.connection._connection = InlineConnection(
+                    self.connection._connection, int(parent.pragmas.get("busy_timeout", 30000))
+                )
             self.token = get_connections().set(self.connection_name, self.connection)
             try:
                 await self.connection.begin()
@@ -64,6 +165,17 @@ class SafeTransactionContext(SqliteTransactionContext):
 
 
 class ImmediateSqliteClient(SqliteClient):
+    async def create_connection(self, with_db: bool) -> None:
+        if not self._connection:
+            # Opened in aiosqlite's thread and also used, under the connection lock, from the
+            # event loop's (InlineConnection).
+            self._connection = await aiosqlite.connect(self.filename, isolation_level=None, check_same_thread=False)
+            self._connection._conn.row_factory = sqlite3.Row
+            for pragma, val in self.pragmas.items():
+                cursor = await self._connection.execute(f"PRAGMA {pragma}={val}")
+                await cursor.close()
+            await self._post_connect()
+
     def _in_transaction(self) -> SqliteTransactionContext:
         return SafeTransactionContext(ImmediateTransactionWrapper(self), self._lock)
 

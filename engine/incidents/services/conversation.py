@@ -10,6 +10,7 @@ from typing import Any
 from engine.core.domain import SETTABLE_STATUSES, EvidenceKind, IllegalTransition, InvalidInput, NotFound, Status, parse_enum
 from engine.incidents.services.timeline import change
 from engine.incidents.services.validation import display_name, stated_time, storable, valid_actor, valid_text, valid_time
+from engine.storage import rows
 from engine.storage.models import Comment, Evidence, StatusUpdate
 
 
@@ -34,15 +35,19 @@ async def comment(
         behalf = None  # the actor naming itself
     async with change(key, now) as c:
         incident = c.incident
-        row = await Comment.create(
-            incident=incident,
-            author=actor,
-            content=content,
-            internal_only=internal_only,
-            created_at=now,
-            stated_at=stated,
-            on_behalf_of=behalf,
-            using_db=c.conn,
+        row = await rows.insert(
+            c.conn,
+            Comment,
+            {
+                "incident_id": incident.id,
+                "author": actor,
+                "content": content,
+                "internal_only": internal_only,
+                "created_at": now,
+                "stated_at": stated,
+                "on_behalf_of": behalf,
+            },
+            {"incident": incident},
         )
         data: dict[str, Any] = {"comment_id": row.id, "internal_only": internal_only}
         if stated is not None:
@@ -86,15 +91,19 @@ async def post_update(
                 incident.acknowledged_at = now
                 incident.acknowledged_by = actor
             await c.save()
-        row = await StatusUpdate.create(
-            incident=incident,
-            status=incident.status,
-            message=message,
-            public=public,
-            author=actor,
-            created_at=now,
-            stated_at=stated,
-            using_db=c.conn,
+        row = await rows.insert(
+            c.conn,
+            StatusUpdate,
+            {
+                "incident_id": incident.id,
+                "status": incident.status,
+                "message": message,
+                "public": public,
+                "author": actor,
+                "created_at": now,
+                "stated_at": stated,
+            },
+            {"incident": incident},
         )
         data = {"update_id": row.id, "public": public, "from": old, "to": incident.status}
         if stated is not None:

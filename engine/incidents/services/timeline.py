@@ -18,8 +18,10 @@ from engine.core.domain import IllegalTransition, NotFound, Status, parse_incide
 from engine.incidents import audit
 from engine.incidents.hooks import change_hooks
 from engine.incidents.services.validation import valid_actor, valid_text, valid_time
+from engine.storage import rows
 from engine.storage.changes import notify_sql
 from engine.storage.models import Event, Incident
+from engine.storage.sqlite import inline_writes
 
 # Serialises event inserts on PostgreSQL so ids commit in ascending order and a follower
 # reading "id > cursor" can never skip a row committed late.
@@ -34,14 +36,23 @@ async def append_event(
     summary: str,
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
+    changes: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> Event:
+    """Append one timeline event in `conn`'s transaction, with its audit entry (`changes`: the
+    incident's stored columns before and after, when the caller knows them) and the hooks."""
     if conn.capabilities.dialect == "postgres":
         await conn.execute_query(notify_sql(FEED_LOCK_ID))  # also wakes followers in every process, at commit
-    event = await Event.create(
-        incident=incident, kind=kind, actor=actor, at=at or utcnow(), summary=summary, data=data or {}, using_db=conn
+    event = await rows.insert(
+        conn,
+        Event,
+        {"incident_id": incident.id if incident is not None else None, "kind": kind, "actor": actor, "at": at or utcnow(), "summary": summary, "data": data or {}},
+        {"incident": incident} if incident is not None else None,
     )
     if audit.SOURCE.get() is not None and actor not in audit.ENGINE_ACTORS:  # made through an interface by a person or token
-        before, after = field_changes(incident) if incident is not None else ({}, {})
+        if changes is not None:
+            before, after = changes
+        else:
+            before, after = field_changes(incident) if incident is not None else ({}, {})
         if data:
             after = {**after, "event": data}
         subject = incident.key if incident is not None else "system"
@@ -89,16 +100,30 @@ async def lock_incident(conn: BaseDBAsyncClient, key: str | int, now: datetime |
 _STAMPED = frozenset({"id", "version", "updated_at"})
 
 
-def field_changes(incident: Incident) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The incident's columns that differ from the row lock_incident read: (before, after)."""
+def field_changes(incident: Incident, names: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The incident's columns that differ from the row lock_incident read: (before, after).
+
+    Each value is encoded as it would be stored and compared with the stored form first; only a
+    column whose forms differ is decoded (a list or dict changed in place still compares
+    unequal, and a stored form written differently, PostgreSQL's jsonb, compares by value)."""
     row = getattr(incident, "_locked_row", None)
     if row is None:
         return {}, {}
-    stored = Incident._init_from_db(**row)
     before, after = {}, {}
-    for name in Incident._meta.fields_db_projection:
-        if name not in _STAMPED and getattr(incident, name) != getattr(stored, name):
-            before[name], after[name] = getattr(stored, name), getattr(incident, name)
+    meta = Incident._meta
+    projection = meta.fields_db_projection
+    for name in names if names is not None else projection:
+        column = projection[name]
+        if name in _STAMPED:
+            continue
+        field = meta.fields_map[name]
+        current = getattr(incident, name)
+        raw = row[column]
+        if field.to_db_value(current, incident) == raw:
+            continue
+        stored = field.to_python_value(raw)
+        if current != stored:
+            before[name], after[name] = stored, current
     return before, after
 
 
@@ -129,24 +154,32 @@ class Change:
         self.conn = conn
         self.incident = incident
         self.now = now
+        # The stored columns this change has saved, before and after: its audit entry's values.
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
 
     async def save(self, update_fields: list[str] | None = None) -> None:
         """Store the incident's new values: the columns that differ from the locked row, or
         only `update_fields`. lock_incident has already stamped updated_at and the version;
         rewriting the whole row would re-encode and re-index every column (the analysis
         data included) on each change."""
-        if update_fields is None:
-            update_fields = changed_fields(self.incident)
+        if getattr(self.incident, "_locked_row", None) is None:
             if update_fields is None:
                 self.incident.updated_at = self.now
-                await self.incident.save(using_db=self.conn)
-                return
-        if update_fields:
             await self.incident.save(using_db=self.conn, update_fields=update_fields)
+            return
+        before, after = field_changes(self.incident, update_fields)
+        for name, value in before.items():
+            self.before.setdefault(name, value)
+        self.after.update(after)
+        fields = list(after) if update_fields is None else update_fields
+        if fields:
+            await self.incident.save(using_db=self.conn, update_fields=fields)
 
     async def record(self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None) -> Event:
         """Append the change's timeline event (and run the change hooks) in its transaction."""
-        return await append_event(self.conn, self.incident, kind, actor, summary, data, self.now)
+        changes = (self.before, self.after) if getattr(self.incident, "_locked_row", None) is not None else None
+        return await append_event(self.conn, self.incident, kind, actor, summary, data, self.now, changes)
 
     async def commit(
         self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None, *, update_fields: list[str] | None = None
@@ -160,11 +193,12 @@ class Change:
 async def change(key: str | int, now: datetime, *, open_to: str | None = None) -> AsyncIterator[Change]:
     """Lock incident `key` in a new transaction for one change. With `open_to` ("acknowledge
     it"), a resolved incident is refused first. A DomainError raised inside rolls it all back."""
-    async with in_transaction() as conn:
-        incident = await lock_incident(conn, key, now)
-        if open_to is not None:
-            require_open(incident, open_to)
-        yield Change(conn, incident, now)
+    with inline_writes():  # a few one-row statements: SQLite runs them without thread hops
+        async with in_transaction() as conn:
+            incident = await lock_incident(conn, key, now)
+            if open_to is not None:
+                require_open(incident, open_to)
+            yield Change(conn, incident, now)
 
 
 async def record_event(
