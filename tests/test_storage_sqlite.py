@@ -55,3 +55,70 @@ async def test_writers_in_two_connections_queue_instead_of_failing(sqlite_databa
     finally:
         other.close()
         await close_database()
+
+
+async def test_an_incident_change_waits_off_the_event_loop_while_another_process_writes(sqlite_database):
+    """Incident changes run their statements on the loop's thread (engine.storage.sqlite
+    inline_writes); while another process holds the write lock, their BEGIN waits in aiosqlite's
+    thread, so the loop goes on serving, and the change lands once the lock is let go."""
+    from engine.storage.db import close_database, open_database
+
+    await open_database(sqlite_database)
+    incident = await services.create_incident(title="busy", severity="high", actor="x")
+    other = sqlite3.connect(sqlite_database.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beat = asyncio.create_task(ticker())
+        task = asyncio.create_task(services.comment(incident.key, "written while another process writes", "alice"))
+        await asyncio.sleep(0.5)
+        assert not task.done()
+        assert ticks >= 20  # the loop was not blocked by the wait (50 ticks at most in 0.5 s)
+        other.execute("ROLLBACK")
+        row = await asyncio.wait_for(task, 10)
+        beat.cancel()
+        assert row.id is not None
+        comments = [c.content for c in await incident.comments.all()]
+        assert comments == ["written while another process writes"]
+        events = [e.kind for e in await incident.events.all().order_by("id")]
+        assert events[-1] == "commented"
+    finally:
+        other.close()
+        await close_database()
+
+
+async def test_a_failed_incident_change_rolls_back_everything_it_wrote(sqlite_database):
+    """A DomainError inside an incident change (run on the loop's thread) leaves no row behind,
+    and the connection serves the next change."""
+    from engine.core.domain import IllegalTransition
+    from engine.storage.db import close_database, open_database
+    from engine.storage.models import Comment, Event
+
+    await open_database(sqlite_database)
+    try:
+        incident = await services.create_incident(title="resolved one", severity="low", actor="x")
+        await services.acknowledge(incident.key, "alice")
+        events = await Event.all().count()
+        version = (await Incident.get(id=incident.id)).version
+        try:
+            await services.acknowledge(incident.key, "bob")  # already acknowledged: refused after the lock
+        except IllegalTransition:
+            pass
+        else:
+            raise AssertionError("a second acknowledgement was accepted")
+        assert await Event.all().count() == events
+        stored = await Incident.get(id=incident.id)
+        assert stored.acknowledged_by == "alice"
+        assert stored.version == version  # the lock's version bump was rolled back too
+        await services.comment(incident.key, "next change goes through", "bob")
+        assert await Comment.all().count() == 1
+        assert await Event.all().count() == events + 1
+    finally:
+        await close_database()

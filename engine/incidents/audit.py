@@ -48,6 +48,32 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def entry_values(
+    actor: str,
+    action: str,
+    subject: str,
+    *,
+    summary: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any] | None:
+    """The columns of one entry, or None when no interface made the change or the engine did."""
+    source = SOURCE.get()
+    if source is None or actor in ENGINE_ACTORS:
+        return None
+    return {
+        "at": at or datetime.now(UTC),
+        "actor": actor[:64],
+        "source": source,
+        "action": action[:64],
+        "subject": subject[:200],
+        "summary": summary,
+        "before": jsonable(before or {}),
+        "after": jsonable(after or {}),
+    }
+
+
 async def record(
     conn: BaseDBAsyncClient | None,
     actor: str,
@@ -61,19 +87,9 @@ async def record(
 ) -> AuditEntry | None:
     """One entry, in `conn`'s transaction; nothing when no interface made the change or when the
     engine itself did."""
-    source = SOURCE.get()
-    if source is None or actor in ENGINE_ACTORS:
+    values = entry_values(actor, action, subject, summary=summary, before=before, after=after, at=at)
+    if values is None:
         return None
-    values = {
-        "at": at or datetime.now(UTC),
-        "actor": actor[:64],
-        "source": source,
-        "action": action[:64],
-        "subject": subject[:200],
-        "summary": summary,
-        "before": jsonable(before or {}),
-        "after": jsonable(after or {}),
-    }
     if conn is None:
         return await AuditEntry.create(**values)
     return await rows.insert(conn, AuditEntry, values)

@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
 from engine.incidents import audit
 from engine.rest.common import RestState
-from engine.rest.fastpath import CachedReads, FastWrites
+from engine.rest.fastpath import CachedReads
+from engine.rest.fastwrites import FastWrites
 from engine.rest.limits import BodyLimit
 
 log = logging.getLogger("pulseguard.api")

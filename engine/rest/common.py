@@ -59,7 +59,7 @@ class RestState:
     feed_cursor: SingleFlight[None, int] = field(default_factory=lambda: SingleFlight(lambda _: feed.latest_cursor()))
     # Reads answered from the rendered caches before routing (engine.rest.fastpath), for /metrics.
     fast_reads: int = 0
-    # Comments, updates and acknowledgements served before routing (engine.rest.fastpath.FastWrites).
+    # Comments, updates and acknowledgements served before routing (engine.rest.fastwrites.FastWrites).
     fast_writes: int = 0
     # Signs and verifies the links pages carry (engine.notify.links); set by create_app.
     links: Any = None

@@ -48,33 +48,92 @@ def _default(field: Field[Any]) -> Any:
     return default if isinstance(default, (int, float, str, bool, bytes)) else deepcopy(default)
 
 
-async def insert(conn: BaseDBAsyncClient, model: type[M], values: dict[str, Any], relations: dict[str, Model] | None = None) -> M:
-    """Insert one `model` row in `conn`'s transaction and return it as `Model.create` would.
+def _statement(model: type[Model], dialect: str, pk_sql: str | None, also: tuple[type[Model], ...]) -> str:
+    """PostgreSQL: the INSERT of `model` (its key from `pk_sql`) and of one row of each `also`
+    model as one statement, returning the first row's key."""
+    key = (model, dialect, pk_sql, also)
+    sql = _CHAINS.get(key)
+    if sql is None:
+        meta = model._meta
+        _, columns = _plan(model, dialect)
+        names = [f'"{meta.fields_db_projection[name]}"' for name, _ in columns]
+        marks = [f"${i}" for i in range(1, len(columns) + 1)]
+        if pk_sql is not None:
+            names.insert(0, f'"{meta.db_pk_column}"')
+            marks.insert(0, pk_sql)
+        parts = [
+            f'WITH "row0" AS (INSERT INTO "{meta.db_table}" ({", ".join(names)}) VALUES ({", ".join(marks)}) RETURNING "{meta.db_pk_column}")'
+        ]
+        n = len(columns)
+        for i, other in enumerate(also, start=1):
+            ometa = other._meta
+            _, ocolumns = _plan(other, dialect)
+            onames = ", ".join(f'"{ometa.fields_db_projection[name]}"' for name, _ in ocolumns)
+            omarks = ", ".join(f"${n + j}" for j in range(1, len(ocolumns) + 1))
+            n += len(ocolumns)
+            parts.append(f'"row{i}" AS (INSERT INTO "{ometa.db_table}" ({onames}) VALUES ({omarks}))')
+        sql = _CHAINS[key] = ", ".join(parts) + f' SELECT "{meta.db_pk_column}" FROM "row0"'
+    return sql
 
-    `values` names columns by attribute (a relation by its `_id` column); a column not given
-    takes its field's default. `relations` are related instances to attach (by relation name,
-    e.g. {"incident": incident}) so that reading them does not query again."""
-    sql, columns = _plan(model, conn.capabilities.dialect)
-    meta = model._meta
+
+_CHAINS: dict[tuple[Any, ...], str] = {}
+
+
+def _row(model: type[M], columns: list[tuple[str, Field[Any]]], values: dict[str, Any], params: list[Any]) -> M:
+    """The instance `create` would return (its key still to set), its columns' stored values
+    appended to `params`."""
     instance = model.__new__(model)
     setattr_ = object.__setattr__
     setattr_(instance, "_partial", False)
     setattr_(instance, "_saved_in_db", True)
     setattr_(instance, "_custom_generated_pk", False)
     setattr_(instance, "_await_when_save", {})
-    params = []
     for name, field in columns:
         value = values[name] if name in values else _default(field)
         if value is None and not field.null:
-            raise ValueError(f"{meta.db_table}.{name} is non nullable field, but null was passed")
+            raise ValueError(f"{model._meta.db_table}.{name} is non nullable field, but null was passed")
         setattr_(instance, name, value)
         params.append(field.to_db_value(value, instance))
+    return instance
+
+
+async def insert(
+    conn: BaseDBAsyncClient,
+    model: type[M],
+    values: dict[str, Any],
+    relations: dict[str, Model] | None = None,
+    *,
+    pk_sql: str | None = None,
+    also: list[tuple[type[Model], dict[str, Any]]] | None = None,
+) -> M:
+    """Insert one `model` row in `conn`'s transaction and return it as `Model.create` would.
+
+    `values` names columns by attribute (a relation by its `_id` column); a column not given
+    takes its field's default. `relations` are related instances to attach (by relation name,
+    e.g. {"incident": incident}) so that reading them does not query again. `also` rows (model,
+    values) are inserted with it. On PostgreSQL all of it is one statement (one round trip), and
+    `pk_sql`, a scalar SQL expression, gives the row's key (e.g. a sequence read after a lock is
+    taken); SQLite runs one statement per row and ignores `pk_sql`."""
+    dialect = conn.capabilities.dialect
+    sql, columns = _plan(model, dialect)
+    meta = model._meta
+    params: list[Any] = []
+    instance = _row(model, columns, values, params)
     for name, related in (relations or {}).items():
-        setattr_(instance, f"_{name}", related)
-    if conn.capabilities.dialect == "postgres":
-        rows = await conn.execute_query_dict(sql, params)
-        pk = rows[0][meta.db_pk_column]
+        object.__setattr__(instance, f"_{name}", related)
+    if dialect == "postgres":
+        if pk_sql is not None or also:
+            for other, other_values in also or ():
+                _row(other, _plan(other, dialect)[1], other_values, params)
+            sql = _statement(model, dialect, pk_sql, tuple(other for other, _ in also or ()))
+        found = await conn.execute_query_dict(sql, params)
+        pk = found[0][meta.db_pk_column]
     else:
         pk = await conn.execute_insert(sql, params)
-    setattr_(instance, meta.pk_attr, pk)
+        for other, other_values in also or ():
+            other_sql, other_columns = _plan(other, dialect)
+            other_params: list[Any] = []
+            _row(other, other_columns, other_values, other_params)
+            await conn.execute_insert(other_sql, other_params)
+    object.__setattr__(instance, meta.pk_attr, pk)
     return instance

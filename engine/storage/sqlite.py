@@ -28,12 +28,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import aiosqlite
-
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
 from tortoise.connection import get_connections
 from tortoise.exceptions import TransactionManagementError
-
 
 _INLINE: ContextVar[bool] = ContextVar("pulseguard_sqlite_inline", default=False)
 
@@ -134,9 +132,7 @@ class SafeTransactionContext(SqliteTransactionContext):
             await self.ensure_connection()
             if _INLINE.get() and isinstance(self.connection._connection, aiosqlite.Connection):
                 parent = self.connection._parent
-                self.connection._connection = InlineConnection(
-                    self.connection._connection, int(parent.pragmas.get("busy_timeout", 30000))
-                )
+                self.connection._connection = InlineConnection(self.connection._connection, int(parent.pragmas.get("busy_timeout", 30000)))
             self.token = get_connections().set(self.connection_name, self.connection)
             try:
                 await self.connection.begin()

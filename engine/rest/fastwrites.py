@@ -1,0 +1,135 @@
+"""POST comment, status update and acknowledge served before FastAPI's routing.
+
+When an incident breaks, responders, bots and integrations comment on it, post updates and
+acknowledge by the hundred. Matching the path against a hundred routes and solving the
+dependencies cost as much as the write itself; this middleware calls the endpoint function
+FastAPI would call, with the same token check and body model, when the request is ordinary.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.rest import auth
+from engine.rest.common import RestState, admit, incident_number
+from engine.rest.fastpath import DETAIL_PREFIX
+
+# The writes a busy incident draws by the hundred (responders' and bots' comments, status
+# updates, acknowledgements) and the endpoint function FastAPI would call for each.
+_WRITES = {"comments": ("add_comment", "CommentIn"), "updates": ("add_update", "UpdateIn"), "acknowledge": ("acknowledge", None)}
+
+
+class FastWrites:
+    """ASGI middleware, innermost (inside the body limit): POST comment, status update and
+    acknowledge, when everything about the request is ordinary, go straight to the endpoint
+    function FastAPI would call, with the same token check, body model and service call, skipping
+    the routing and dependency solving that cost as much as the write itself.
+
+    Anything else goes to FastAPI unchanged, the body replayed: another path or method, a query
+    string, a body that is not JSON or does not validate, a missing, wrong or too weak token. A
+    DomainError or a database error from the service means its transaction was rolled back
+    (the services write nothing after it commits), so FastAPI serves the request again and
+    answers with the API's own error (404, 409, 422, 503) while nothing was stored twice.
+    """
+
+    def __init__(self, app: ASGIApp, state: RestState) -> None:
+        self.app = app
+        self.state = state
+        self._endpoints: dict[str, tuple[Any, Any]] | None = None
+        self._rolled_back: tuple[type[BaseException], ...] = ()
+
+    def _resolve(self) -> dict[str, tuple[Any, Any]]:
+        if self._endpoints is None:
+            import sqlite3
+
+            from tortoise.exceptions import BaseORMException
+
+            from engine.rest.incidents import bodies, writes
+
+            errors: list[type[BaseException]] = [BaseORMException, sqlite3.Error]
+            try:
+                from asyncpg.exceptions import PostgresError
+
+                errors.append(PostgresError)
+            except ImportError:
+                pass
+            from engine.core.domain import DomainError
+
+            self._rolled_back = (DomainError, *errors)
+            self._endpoints = {
+                name: (getattr(writes, function), getattr(bodies, model) if model else None) for name, (function, model) in _WRITES.items()
+            }
+        return self._endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
+            path: str = scope["path"]
+            if path.startswith(DETAIL_PREFIX):
+                key, _, action = path[len(DETAIL_PREFIX) :].partition("/")
+                if action in _WRITES and key and len(key) <= 40:
+                    await self._write(scope, receive, send, key, action)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _write(self, scope: Scope, receive: Receive, send: Send, key: str, action: str) -> None:
+        from fastapi.encoders import jsonable_encoder
+        from pydantic import ValidationError
+
+        from engine.core.domain import DomainError
+
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        endpoint, model = self._resolve()[action]
+        content_type = authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+        token = auth.bearer(authorization)
+        principal = await auth.authenticate(token) if token else None
+        args: tuple[Any, ...] | None = None
+        if principal is not None and principal.can("responder"):
+            try:
+                incident_number(key)
+                if model is None:
+                    args = (key, principal) if not body else None
+                elif content_type is not None and content_type.split(";")[0].strip().lower() == "application/json":
+                    args = (key, model.model_validate_json(body), principal)
+            except (ValidationError, ValueError, DomainError):
+                args = None
+        if args is None:
+            await self.app(scope, replay, send)
+            return
+        assert token is not None and principal is not None
+        try:
+            result = await endpoint(*args)
+        except self._rolled_back:
+            await self.app(scope, replay, send)
+            return
+        admit(self.state, scope, token, principal)
+        self.state.fast_writes += 1
+        # The endpoints return JSON-ready dicts; FastAPI's encoder only for anything that is not.
+        content = json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=jsonable_encoder)
+        response = Response(content.encode("utf-8"), status_code=201 if model is not None else 200, media_type="application/json")
+        await response(scope, receive, send)
