@@ -122,3 +122,39 @@ async def test_a_failed_incident_change_rolls_back_everything_it_wrote(sqlite_da
         assert await Event.all().count() == events + 1
     finally:
         await close_database()
+
+
+async def test_the_wal_is_checkpointed_in_the_background_not_in_a_commit(sqlite_database):
+    """Automatic checkpoints are off on the process's connection (a commit never copies the WAL
+    back into the database); the background checkpointer does it soon after rows are written."""
+    import os
+
+    from tortoise import connections
+
+    from engine.storage.db import close_database, open_database
+    from engine.storage.models import Comment
+
+    await open_database(sqlite_database)
+    try:
+        incident = await services.create_incident(title="busy", severity="high", actor="x")
+        checkpointer = connections.get("default")._checkpointer
+        await asyncio.sleep(1.2)  # it has caught up with the schema and the incident
+        await checkpointer.stop()
+        size = os.path.getsize(sqlite_database.path)
+        for i in range(300):  # about 2,000 pages: SQLite's own checkpoint would run in three commits
+            await services.comment(incident.key, f"note {i} " + "x" * 200, "alice")
+        assert os.path.getsize(sqlite_database.path) == size  # no commit copied the WAL back
+        checkpointer.start()
+        deadline = asyncio.get_running_loop().time() + 5
+        while os.path.getsize(sqlite_database.path) <= size:
+            assert asyncio.get_running_loop().time() < deadline, "the WAL was never checkpointed"
+            await asyncio.sleep(0.05)
+        assert await Comment.all().count() == 300
+    finally:
+        await close_database()
+    check = sqlite3.connect(sqlite_database.path)
+    try:
+        assert check.execute("SELECT count(*) FROM comment").fetchone()[0] == 300
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        check.close()
