@@ -180,21 +180,34 @@ class Checkpointer:
         self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._checkpointed = -1  # the connection's total_changes at the last checkpoint
+        self._busy = asyncio.Lock()
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="pulseguard-sqlite-checkpoint")
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+                return
+            except TimeoutError:
+                pass
             now = self._changes()
             if now == self._checkpointed:
                 continue
             try:
-                await asyncio.to_thread(self._checkpoint)
+                # Shielded: a checkpoint under way finishes on its connection before anything
+                # closes that connection (closing it under a running statement crashes).
+                await asyncio.shield(self._checkpoint_async())
             except sqlite3.Error:
                 continue  # the next round tries again; SQLite checkpoints at close in any case
             self._checkpointed = now
+
+    async def _checkpoint_async(self) -> None:
+        async with self._busy:
+            await asyncio.to_thread(self._checkpoint)
 
     def _checkpoint(self) -> None:
         if self._conn is None:
@@ -202,16 +215,18 @@ class Checkpointer:
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     async def stop(self) -> None:
+        """Stop after the checkpoint under way, if any, and close the connection."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
+            task, self._task = self._task, None
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
-            self._task = None
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.to_thread(conn.close)
+        async with self._busy:  # a shielded checkpoint may outlive a cancelled task
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                await asyncio.to_thread(conn.close)
 
 
 class ImmediateSqliteClient(SqliteClient):
