@@ -242,3 +242,50 @@ def test_spikes_growing_denser_alert_sooner_with_the_sustained_score(seed: int) 
     with_run = [r for r in alerts(ts, values, DetectorSettings(sustained_rows=10)) if r >= onset]
     assert with_run and without
     assert onset <= with_run[0] < without[0]
+
+
+def _weekly_series(seed: int, holiday: int | None = None, weeks: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Half-hourly, ten weeks: busy weekdays (morning and evening peaks), quiet weekends; with
+    `holiday`, that day (a weekday) looks like a weekend day."""
+    rng = np.random.default_rng(seed)
+    interval = 1800.0
+    n = int(weeks * 7 * 86400 / interval)
+    ts = 1_700_006_400.0 + np.arange(n) * interval
+    day = ((ts - ts[0]) // 86400).astype(int)
+    hour = (ts % 86400) / 3600
+    weekday = 100 + 60 * np.exp(-(((hour - 9) / 2.5) ** 2)) + 50 * np.exp(-(((hour - 18) / 2.5) ** 2))
+    weekend = 80 + 40 * np.exp(-(((hour - 14) / 4) ** 2))
+    off = day % 7 >= 5
+    if holiday is not None:
+        off |= day == holiday
+    return ts, np.where(off, weekend, weekday) + rng.normal(0.0, 4.0, n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_weekday_holiday_alerts_on_the_day_with_the_weekly_score(seed: int) -> None:
+    holiday = 7 * 7 + 2
+    ts, values = _weekly_series(seed, holiday)
+    day = ((ts - ts[0]) // 86400).astype(int)
+    with_weekly = [r for r in alerts(ts, values) if day[r] >= holiday]
+    assert with_weekly and day[with_weekly[0]] == holiday
+    # Without the weekly context the day is an ordinary weekend-like day (or alerts only later).
+    without = [r for r in alerts(ts, values, DetectorSettings(weekly_score=False)) if day[r] >= holiday]
+    assert not without or without[0] > with_weekly[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_weekly_score_adds_no_alert_to_an_ordinary_weekly_rhythm(seed: int) -> None:
+    ts, values = _weekly_series(seed)
+    assert alerts(ts, values) == alerts(ts, values, DetectorSettings(weekly_score=False))
+
+
+def test_weekly_deviation_is_the_same_in_chunks_and_whole() -> None:
+    from engine.detection import features as feat
+
+    ts, values = _weekly_series(0, 40)
+    whole = feat.weekly_deviation(ts, values, 0, len(ts), 1800.0)
+    parts = np.concatenate([feat.weekly_deviation(ts, values, lo, min(len(ts), lo + 37), 1800.0) for lo in range(0, len(ts), 37)])
+    assert np.array_equal(whole, parts, equal_nan=True)
+    # Defined once three weeks (and a full mean) are behind the row; never for 5-minute series.
+    assert np.isnan(whole[: 3 * 336]).all() and np.isfinite(whole[3 * 336 + 12 :]).all()
+    assert np.isnan(feat.weekly_deviation(ts, values, 0, 100, 300.0)).all()

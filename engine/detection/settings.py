@@ -52,6 +52,9 @@ class DetectorSettings:
     strong: float = 0.75  # a single row this far past the threshold needs no confirmation
     seasonal_filter: bool = True
     deviation_score: bool = True
+    # The weekly deviation score (engine.detection.features.weekly_deviation) on series sampled
+    # every 7.4 min to 6 h, whose three weeks of history fit in 4,096 rows.
+    weekly_score: bool = True
     # HTM's anomaly likelihood in spirit: the mean model score of the last `sustained_rows` rows,
     # calibrated against the same mean over the calibration window, alerts when it sets a record
     # (a run of moderately unusual rows, such as spikes growing denser). 0 turns it off.
