@@ -60,7 +60,11 @@ class DetectorSettings:
     # (a run of moderately unusual rows, such as spikes growing denser). 0 turns it off.
     sustained_rows: int = 30
     deviating_features: int = 2  # features that must reach the minimum deviation together
-    deviation_floor: float = 6.0  # robust z a row needs before its deviation score counts
+    # Robust z a row needs before its deviation scores (daily, weekly) count; never below the
+    # sensitivity's minimum deviation (`deviation_bar`). The scores must set a record of the
+    # calibration window as well, so the floor only keeps tiny records out: 6 held back level
+    # shifts the sensitivity's own bar (4 at medium) calls clear.
+    deviation_floor: float = 4.0
     confirm_span: int = 3  # a candidate must be confirmed within this many rows
     confirm_count: int = 2  # rows scoring at least confirm_level within the span
     confirm_level: float = 0.3
@@ -80,6 +84,11 @@ class DetectorSettings:
     @property
     def min_deviation(self) -> float:
         return {name: dev for name, _, dev in self.thresholds}[self.sensitivity]
+
+    @property
+    def deviation_bar(self) -> float:
+        """Robust z a row needs before its deviation scores count at this sensitivity."""
+        return max(self.deviation_floor, self.min_deviation)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, where: str = "ai_detection.anomaly_detection") -> DetectorSettings:

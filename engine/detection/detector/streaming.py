@@ -259,14 +259,14 @@ class StreamingDetector:
             # HBOS caps what one feature adds: a sample far off in one or two views only (a level
             # shift on a seasonal series) needs the deviation score to stand out.
             # Only a record: further from yesterday than any row of the calibration window.
-            big = (z >= self.settings.deviation_floor) & (dev > st.ref_high[1])
+            big = (z >= self.settings.deviation_bar) & (dev > st.ref_high[1])
             cal = np.maximum(cal, np.where(big, calibrate(dev, st.ref_median[1], st.ref_high[1]), 0.0))
         if self.settings.weekly_score and st.week_ready:
             # A weekday unlike the same weekday of the previous weeks (a holiday on a series with
             # a weekly rhythm): counts as the daily deviation does, as a record of the calibration
-            # window at least `deviation_floor` robust standard deviations off.
+            # window at least `deviation_bar` robust standard deviations off.
             wdev = st.wdev[b0:b1]
-            big = np.isfinite(wz) & (wz >= self.settings.deviation_floor) & (wdev > st.week_ref[1])
+            big = np.isfinite(wz) & (wz >= self.settings.deviation_bar) & (wdev > st.week_ref[1])
             cal = np.maximum(cal, np.where(big, calibrate(np.nan_to_num(wdev), *st.week_ref), 0.0))
         k = self.settings.sustained_rows
         if st.sustained_ref is not None and b0 >= k - 1:
