@@ -24,15 +24,25 @@ class DetectorSettings:
     # Per sensitivity: (threshold on the calibrated score, minimum deviation). 0.4999 is "at least
     # as unusual as the top 0.1 % of the recent past"; the deviation is in robust standard
     # deviations, reached by at least `deviating_features` features at once: stationary noise
-    # reaches the score threshold now and then, but not that.
+    # reaches the score threshold now and then, but not that. The calibrated score has a cliff at
+    # 0.5 (HBOS caps what a feature adds, and most anomalies reach that cap), so neither a lower
+    # threshold, a lower deviation (3) nor a lower calibration quantile buys earlier detections on
+    # NAB, only false alarms; a higher deviation (6) loses windows. The sensitivities differ in
+    # how much confirmation an alert needs (`confirmations`).
     thresholds: tuple[tuple[str, float, float], ...] = (
-        ("low", 0.4999, 6.0),
+        ("low", 0.4999, 4.0),
         ("medium", 0.4999, 4.0),
-        ("high", 0.4999, 3.0),
+        ("high", 0.4999, 4.0),
     )
-    # `high` calibrates against the 99.8th percentile of the past scores instead of the 99.9th
-    # (`calibration_quantile`): more alerts, the trade NAB's low-FN profile rewards.
-    high_quantile: float = 0.998
+    # Per sensitivity: (rows, level): a candidate alerts once `rows` rows within `confirm_span`
+    # (itself included) scored at least `level`. `low` wants three clearly unusual rows, so a
+    # short burst does not wake anyone (fewer false alarms, the trade NAB's low-FP profile
+    # rewards); `high` alerts on the first row, as early as the detector can (low-FN).
+    confirmations: tuple[tuple[str, float, float], ...] = (
+        ("low", 3, 0.4),
+        ("medium", 2, 0.3),
+        ("high", 1, 0.3),
+    )
     train_window: int = 3000
     refit_every: int = 40
     # `refit_interval` (seconds of the series' own clock) replaces the row cadence when set. Either
@@ -66,8 +76,6 @@ class DetectorSettings:
     # shifts the sensitivity's own bar (4 at medium) calls clear.
     deviation_floor: float = 4.0
     confirm_span: int = 3  # a candidate must be confirmed within this many rows
-    confirm_count: int = 2  # rows scoring at least confirm_level within the span
-    confirm_level: float = 0.3
     seasonal_days: int = 7
     shape_length: int = 8
     shape_tolerance: float = 0.35
@@ -78,8 +86,17 @@ class DetectorSettings:
 
     @property
     def quantile(self) -> float:
-        """The calibration quantile at this sensitivity."""
-        return self.high_quantile if self.sensitivity == "high" else self.calibration_quantile
+        """The calibration quantile (the same at every sensitivity: see `thresholds`)."""
+        return self.calibration_quantile
+
+    @property
+    def confirm_count(self) -> int:
+        """Rows within `confirm_span` that must score `confirm_level` before a candidate alerts."""
+        return int({name: rows for name, rows, _ in self.confirmations}[self.sensitivity])
+
+    @property
+    def confirm_level(self) -> float:
+        return float({name: level for name, _, level in self.confirmations}[self.sensitivity])
 
     @property
     def min_deviation(self) -> float:
