@@ -289,3 +289,22 @@ def test_weekly_deviation_is_the_same_in_chunks_and_whole() -> None:
     # Defined once three weeks (and a full mean) are behind the row; never for 5-minute series.
     assert np.isnan(whole[: 3 * 336]).all() and np.isfinite(whole[3 * 336 + 12 :]).all()
     assert np.isnan(feat.weekly_deviation(ts, values, 0, 100, 300.0)).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("kind", ["level_shift", "drop"])
+def test_high_alerts_no_later_than_medium_and_medium_no_later_than_low(kind: str, seed: int) -> None:
+    # The sensitivities differ in confirmation: high alerts on the first unusual row, medium
+    # wants a second, low a third clearly unusual one.
+    ts, values = seasonal(ONSET + 300, seed)
+    values = inject(kind, values, ONSET, seed)
+    first = {s: alerts(ts, values, DetectorSettings(sensitivity=s))[0] for s in ("low", "medium", "high")}
+    assert ONSET <= first["high"] <= first["medium"] <= first["low"] <= ONSET + 3
+
+
+def test_low_sensitivity_lets_a_lone_spike_pass_that_medium_alerts_on() -> None:
+    ts, values = seasonal(ONSET + 300, 0)
+    values = inject("spike", values, ONSET)
+    assert alerts(ts, values, DetectorSettings(sensitivity="low")) == []
+    assert alerts(ts, values, DetectorSettings(sensitivity="medium")) == [ONSET + 1]
+    assert alerts(ts, values, DetectorSettings(sensitivity="high")) == [ONSET]
