@@ -229,7 +229,10 @@ class StreamingDetector:
             st.ref_high = (st.ref_high[0], float(np.max(past_dev)))
         past_week = st.wdev[lo:hi]
         past_week = past_week[np.isfinite(past_week)]
-        st.week_ready = fitted.weekly is not None and len(past_week) >= s.min_reference
+        # A record needs a full week of weekly scores behind it (every weekday seen once): over a
+        # few days the highest is a low bar, and a new series would alert on its fourth week.
+        week_rows = feat.WEEK / fitted.interval if fitted.interval > 0 else math.inf
+        st.week_ready = fitted.weekly is not None and len(past_week) >= max(s.min_reference, week_rows)
         if st.week_ready:
             st.week_ref = (float(np.median(past_week)), float(np.max(past_week)))
 
