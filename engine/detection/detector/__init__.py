@@ -14,7 +14,8 @@ How a sample becomes an alert:
    many clear anomalies reach that cap and score exactly 0.5.
 4. A second, deviation score covers what HBOS's cap hides: a sample further from the same time
    yesterday (now, or over the last 12 rows) than any row of the calibration window, by at least
-   `deviation_bar` robust standard deviations (the sensitivity's minimum deviation, at least 4) — a level shift on a seasonal series.
+   `deviation_bar` robust standard deviations (the minimum deviation, at least 4) — a level
+   shift on a seasonal series.
 5. A third, sustained score: the mean raw score of the last `sustained_rows` rows, calibrated
    against the same mean over the calibration window, counts when it sets a record — a run of
    moderately unusual rows (spikes growing denser) that no single row makes a record.
