@@ -244,15 +244,17 @@ def test_spikes_growing_denser_alert_sooner_with_the_sustained_score(seed: int) 
     assert onset <= with_run[0] < without[0]
 
 
-def _weekly_series(seed: int, holiday: int | None = None, weeks: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def _weekly_series(seed: int, holiday: int | None = None, weeks: int = 10, dst_day: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Half-hourly, ten weeks: busy weekdays (morning and evening peaks), quiet weekends; with
-    `holiday`, that day (a weekday) looks like a weekend day."""
+    `holiday`, that day (a weekday) looks like a weekend day; from `dst_day` on, the rhythm runs
+    an hour later against the (UTC) timestamps, as a daylight-saving change moves it."""
     rng = np.random.default_rng(seed)
     interval = 1800.0
     n = int(weeks * 7 * 86400 / interval)
     ts = 1_700_006_400.0 + np.arange(n) * interval
-    day = ((ts - ts[0]) // 86400).astype(int)
-    hour = (ts % 86400) / 3600
+    local = ts if dst_day is None else ts + np.where(ts >= ts[0] + dst_day * 86400, 3600.0, 0.0)
+    day = ((local - ts[0]) // 86400).astype(int)
+    hour = (local % 86400) / 3600
     weekday = 100 + 60 * np.exp(-(((hour - 9) / 2.5) ** 2)) + 50 * np.exp(-(((hour - 18) / 2.5) ** 2))
     weekend = 80 + 40 * np.exp(-(((hour - 14) / 4) ** 2))
     off = day % 7 >= 5
@@ -276,6 +278,12 @@ def test_a_weekday_holiday_alerts_on_the_day_with_the_weekly_score(seed: int) ->
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_weekly_score_adds_no_alert_to_an_ordinary_weekly_rhythm(seed: int) -> None:
     ts, values = _weekly_series(seed)
+    assert alerts(ts, values) == alerts(ts, values, DetectorSettings(weekly_score=False))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_daylight_saving_hour_does_not_alert_through_the_weekly_score(seed: int) -> None:
+    ts, values = _weekly_series(seed, dst_day=42)
     assert alerts(ts, values) == alerts(ts, values, DetectorSettings(weekly_score=False))
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 DAY = 86400.0
 WEEK = 7 * DAY
+HOUR = 3600.0
 WEEKS = 3  # weeks back the weekly reference looks (their median: last week's holiday does not echo)
 WEEKLY_ROWS = 4096  # most rows the weekly history may take per series (memory)
 
@@ -78,7 +79,7 @@ def weekly_rows(interval: float) -> int:
     """Rows of history the weekly deviation of one row reaches back to (0 when not kept)."""
     if not weekly(interval):
         return 0
-    return int(np.ceil(WEEKS * WEEK / interval)) + SUSTAIN + 4
+    return int(np.ceil((WEEKS * WEEK + HOUR) / interval)) + SUSTAIN + 4
 
 
 def weekly_deviation(ts: np.ndarray, vals: np.ndarray, start: int, stop: int, interval: float) -> np.ndarray:
@@ -88,28 +89,39 @@ def weekly_deviation(ts: np.ndarray, vals: np.ndarray, start: int, stop: int, in
 
     A day that differs from the same weekday of the previous weeks (a public holiday on a weekday
     of a series with a weekly rhythm) stands out here while yesterday's difference is ordinary;
-    the median of three weeks keeps a holiday last week from echoing this week."""
+    the median of three weeks keeps a holiday last week from echoing this week. The same is
+    computed against the weeks shifted by an hour either way and the smallest difference kept: a
+    daylight-saving change moves a human rhythm by an hour against UTC timestamps, which a
+    holiday does not explain away but an hour's shift does."""
     n = stop - start
     out = np.full(n, np.nan)
     if n <= 0 or not weekly(interval):
         return out
     first = max(0, start - (SUSTAIN - 1))
     rows = np.arange(first, stop)
-    refs = np.empty((WEEKS, len(rows)))
-    ok = np.ones(len(rows), dtype=bool)
-    for k in range(1, WEEKS + 1):
-        j = lag_rows(ts[:stop], rows, k * WEEK, interval)
-        ok &= j >= 0
-        refs[k - 1] = vals[np.maximum(j, 0)]
-    diff = np.where(ok, vals[rows] - np.median(refs, axis=0), np.nan)
-    # Summed in a fixed order, so chunked and whole-series computations agree to the bit; rows
-    # too close to the start of the buffer for a full mean stay NaN.
     idx = np.arange(start - first, len(rows))
-    total = np.zeros(n)
-    for k in range(SUSTAIN):
-        src = idx - k
-        total += np.where(src >= 0, diff[np.maximum(src, 0)], np.nan)
-    out[:] = total / SUSTAIN
+    for shift in (0.0, -HOUR, HOUR):
+        refs = np.empty((WEEKS, len(rows)))
+        ok = np.ones(len(rows), dtype=bool)
+        for k in range(1, WEEKS + 1):
+            j = lag_rows(ts[:stop], rows, k * WEEK + shift, interval)
+            ok &= j >= 0
+            refs[k - 1] = vals[np.maximum(j, 0)]
+        diff = np.where(ok, vals[rows] - np.median(refs, axis=0), np.nan)
+        # Summed in a fixed order, so chunked and whole-series computations agree to the bit;
+        # rows too close to the start of the buffer for a full mean stay NaN.
+        total = np.zeros(n)
+        for k in range(SUSTAIN):
+            src = idx - k
+            total += np.where(src >= 0, diff[np.maximum(src, 0)], np.nan)
+        mean = total / SUSTAIN
+        if shift == 0.0:
+            out = mean
+        else:
+            # A shifted reference only ever explains a difference away, never adds one; it
+            # counts only where the unshifted one exists.
+            closer = np.isfinite(mean) & np.isfinite(out) & (np.abs(mean) < np.abs(out))
+            out = np.where(closer, mean, out)
     return out
 
 
