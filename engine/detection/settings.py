@@ -58,6 +58,10 @@ class DetectorSettings:
     learning_rows: int = 200
     min_reference: int = 40
     cooldown: int = 150  # rows after an alert during which the episode stays quiet
+    # `low` stays quiet longer after an alert: fewer repeat pages, at the price of missing an
+    # onset soon after a false alarm (the trade NAB's low-FP profile rewards; 400 rows is too
+    # long for the default, it swallowed real onsets).
+    low_cooldown: int = 400
     escalation: float = 0.2  # an episode alerts again only past its peak by this much
     strong: float = 0.75  # a single row this far past the threshold needs no confirmation
     seasonal_filter: bool = True
@@ -93,6 +97,11 @@ class DetectorSettings:
     def confirm_count(self) -> int:
         """Rows within `confirm_span` that must score `confirm_level` before a candidate alerts."""
         return int({name: rows for name, rows, _ in self.confirmations}[self.sensitivity])
+
+    @property
+    def quiet_rows(self) -> int:
+        """Rows after an alert during which its episode stays quiet at this sensitivity."""
+        return self.low_cooldown if self.sensitivity == "low" else self.cooldown
 
     @property
     def confirm_level(self) -> float:

@@ -26,9 +26,9 @@ How a sample becomes an alert:
    robust standard deviations off) apply at every sensitivity. With `false_positive_filter` on, a
    candidate must also be confirmed (`sensitivity` picks how: `low` wants three rows scoring
    0.4 within `confirm_span`, `medium` two scoring 0.3, `high` alerts on the first row), must not
-   belong to an episode that already alerted (cooldown unless the score escalates), must not be
-   explained by the series' daily pattern, and must not match a shape a person marked as a
-   false positive on that series.
+   belong to an episode that already alerted (cooldown unless the score escalates; 400 rows at
+   `low`, 150 otherwise), must not be explained by the series' daily pattern, and must not match
+   a shape a person marked as a false positive on that series.
 
 Fits are pure (`FitJob.run`), so they can run in another thread (`fit_inline=False`, then
 `pending_fits()` / `install()`); replay, tests and the engine service (which runs the whole
