@@ -242,3 +242,77 @@ def test_spikes_growing_denser_alert_sooner_with_the_sustained_score(seed: int) 
     with_run = [r for r in alerts(ts, values, DetectorSettings(sustained_rows=10)) if r >= onset]
     assert with_run and without
     assert onset <= with_run[0] < without[0]
+
+
+def _weekly_series(seed: int, holiday: int | None = None, weeks: int = 10, dst_day: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Half-hourly, ten weeks: busy weekdays (morning and evening peaks), quiet weekends; with
+    `holiday`, that day (a weekday) looks like a weekend day; from `dst_day` on, the rhythm runs
+    an hour later against the (UTC) timestamps, as a daylight-saving change moves it."""
+    rng = np.random.default_rng(seed)
+    interval = 1800.0
+    n = int(weeks * 7 * 86400 / interval)
+    ts = 1_700_006_400.0 + np.arange(n) * interval
+    local = ts if dst_day is None else ts + np.where(ts >= ts[0] + dst_day * 86400, 3600.0, 0.0)
+    day = ((local - ts[0]) // 86400).astype(int)
+    hour = (local % 86400) / 3600
+    weekday = 100 + 60 * np.exp(-(((hour - 9) / 2.5) ** 2)) + 50 * np.exp(-(((hour - 18) / 2.5) ** 2))
+    weekend = 80 + 40 * np.exp(-(((hour - 14) / 4) ** 2))
+    off = day % 7 >= 5
+    if holiday is not None:
+        off |= day == holiday
+    return ts, np.where(off, weekend, weekday) + rng.normal(0.0, 4.0, n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_weekday_holiday_alerts_on_the_day_with_the_weekly_score(seed: int) -> None:
+    holiday = 7 * 7 + 2
+    ts, values = _weekly_series(seed, holiday)
+    day = ((ts - ts[0]) // 86400).astype(int)
+    with_weekly = [r for r in alerts(ts, values) if day[r] >= holiday]
+    assert with_weekly and day[with_weekly[0]] == holiday
+    # Without the weekly context the day is an ordinary weekend-like day (or alerts only later).
+    without = [r for r in alerts(ts, values, DetectorSettings(weekly_score=False)) if day[r] >= holiday]
+    assert not without or without[0] > with_weekly[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_weekly_score_adds_no_alert_to_an_ordinary_weekly_rhythm(seed: int) -> None:
+    ts, values = _weekly_series(seed)
+    assert alerts(ts, values) == alerts(ts, values, DetectorSettings(weekly_score=False))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_daylight_saving_hour_does_not_alert_through_the_weekly_score(seed: int) -> None:
+    ts, values = _weekly_series(seed, dst_day=42)
+    assert alerts(ts, values) == alerts(ts, values, DetectorSettings(weekly_score=False))
+
+
+def test_weekly_deviation_is_the_same_in_chunks_and_whole() -> None:
+    from engine.detection import features as feat
+
+    ts, values = _weekly_series(0, 40)
+    whole = feat.weekly_deviation(ts, values, 0, len(ts), 1800.0)
+    parts = np.concatenate([feat.weekly_deviation(ts, values, lo, min(len(ts), lo + 37), 1800.0) for lo in range(0, len(ts), 37)])
+    assert np.array_equal(whole, parts, equal_nan=True)
+    # Defined once three weeks (and a full mean) are behind the row; never for 5-minute series.
+    assert np.isnan(whole[: 3 * 336]).all() and np.isfinite(whole[3 * 336 + 12 :]).all()
+    assert np.isnan(feat.weekly_deviation(ts, values, 0, 100, 300.0)).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("kind", ["level_shift", "drop"])
+def test_high_alerts_no_later_than_medium_and_medium_no_later_than_low(kind: str, seed: int) -> None:
+    # The sensitivities differ in confirmation: high alerts on the first unusual row, medium
+    # wants a second, low a third clearly unusual one.
+    ts, values = seasonal(ONSET + 300, seed)
+    values = inject(kind, values, ONSET, seed)
+    first = {s: alerts(ts, values, DetectorSettings(sensitivity=s))[0] for s in ("low", "medium", "high")}
+    assert ONSET <= first["high"] <= first["medium"] <= first["low"] <= ONSET + 3
+
+
+def test_low_sensitivity_lets_a_lone_spike_pass_that_medium_alerts_on() -> None:
+    ts, values = seasonal(ONSET + 300, 0)
+    values = inject("spike", values, ONSET)
+    assert alerts(ts, values, DetectorSettings(sensitivity="low")) == []
+    assert alerts(ts, values, DetectorSettings(sensitivity="medium")) == [ONSET + 1]
+    assert alerts(ts, values, DetectorSettings(sensitivity="high")) == [ONSET]

@@ -13,6 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 DAY = 86400.0
+WEEK = 7 * DAY
+HOUR = 3600.0
+WEEKS = 3  # weeks back the weekly reference looks (their median: last week's holiday does not echo)
+WEEKLY_ROWS = 4096  # most rows the weekly history may take per series (memory)
 
 FEATURE_NAMES = (
     "level",  # the value itself: catches values outside the usual range
@@ -62,6 +66,63 @@ def seasonal(interval: float) -> bool:
     """Whether a day is long enough, in rows, for the daily features to mean something and short
     enough to keep in memory (sampling every 5 s to every 12 h)."""
     return 5.0 <= interval <= DAY / 2
+
+
+def weekly(interval: float) -> bool:
+    """Whether the weekly context is kept for a series sampled every `interval` seconds: WEEKS
+    weeks must fit in WEEKLY_ROWS rows (every 7.4 min or slower) and a week must span enough rows
+    (every 6 h or faster)."""
+    return WEEKS * WEEK / WEEKLY_ROWS <= interval <= DAY / 4
+
+
+def weekly_rows(interval: float) -> int:
+    """Rows of history the weekly deviation of one row reaches back to (0 when not kept)."""
+    if not weekly(interval):
+        return 0
+    return int(np.ceil((WEEKS * WEEK + HOUR) / interval)) + SUSTAIN + 4
+
+
+def weekly_deviation(ts: np.ndarray, vals: np.ndarray, start: int, stop: int, interval: float) -> np.ndarray:
+    """For rows start..stop-1: the mean over the last SUSTAIN rows of the difference between the
+    value and the median of the same time 1..WEEKS weeks earlier; NaN where a week-ago sample of
+    any of those rows is missing, or the series is not kept weekly.
+
+    A day that differs from the same weekday of the previous weeks (a public holiday on a weekday
+    of a series with a weekly rhythm) stands out here while yesterday's difference is ordinary;
+    the median of three weeks keeps a holiday last week from echoing this week. The same is
+    computed against the weeks shifted by an hour either way and the smallest difference kept: a
+    daylight-saving change moves a human rhythm by an hour against UTC timestamps, which a
+    holiday does not explain away but an hour's shift does."""
+    n = stop - start
+    out = np.full(n, np.nan)
+    if n <= 0 or not weekly(interval):
+        return out
+    first = max(0, start - (SUSTAIN - 1))
+    rows = np.arange(first, stop)
+    idx = np.arange(start - first, len(rows))
+    for shift in (0.0, -HOUR, HOUR):
+        refs = np.empty((WEEKS, len(rows)))
+        ok = np.ones(len(rows), dtype=bool)
+        for k in range(1, WEEKS + 1):
+            j = lag_rows(ts[:stop], rows, k * WEEK + shift, interval)
+            ok &= j >= 0
+            refs[k - 1] = vals[np.maximum(j, 0)]
+        diff = np.where(ok, vals[rows] - np.median(refs, axis=0), np.nan)
+        # Summed in a fixed order, so chunked and whole-series computations agree to the bit;
+        # rows too close to the start of the buffer for a full mean stay NaN.
+        total = np.zeros(n)
+        for k in range(SUSTAIN):
+            src = idx - k
+            total += np.where(src >= 0, diff[np.maximum(src, 0)], np.nan)
+        mean = total / SUSTAIN
+        if shift == 0.0:
+            out = mean
+        else:
+            # A shifted reference only ever explains a difference away, never adds one; it
+            # counts only where the unshifted one exists.
+            closer = np.isfinite(mean) & np.isfinite(out) & (np.abs(mean) < np.abs(out))
+            out = np.where(closer, mean, out)
+    return out
 
 
 def compute(ts: np.ndarray, vals: np.ndarray, start: int, stop: int, interval: float) -> np.ndarray:

@@ -24,15 +24,25 @@ class DetectorSettings:
     # Per sensitivity: (threshold on the calibrated score, minimum deviation). 0.4999 is "at least
     # as unusual as the top 0.1 % of the recent past"; the deviation is in robust standard
     # deviations, reached by at least `deviating_features` features at once: stationary noise
-    # reaches the score threshold now and then, but not that.
+    # reaches the score threshold now and then, but not that. The calibrated score has a cliff at
+    # 0.5 (HBOS caps what a feature adds, and most anomalies reach that cap), so neither a lower
+    # threshold, a lower deviation (3) nor a lower calibration quantile buys earlier detections on
+    # NAB, only false alarms; a higher deviation (6) loses windows. The sensitivities differ in
+    # how much confirmation an alert needs (`confirmations`).
     thresholds: tuple[tuple[str, float, float], ...] = (
-        ("low", 0.4999, 6.0),
+        ("low", 0.4999, 4.0),
         ("medium", 0.4999, 4.0),
-        ("high", 0.4999, 3.0),
+        ("high", 0.4999, 4.0),
     )
-    # `high` calibrates against the 99.8th percentile of the past scores instead of the 99.9th
-    # (`calibration_quantile`): more alerts, the trade NAB's low-FN profile rewards.
-    high_quantile: float = 0.998
+    # Per sensitivity: (rows, level): a candidate alerts once `rows` rows within `confirm_span`
+    # (itself included) scored at least `level`. `low` wants three clearly unusual rows, so a
+    # short burst does not wake anyone (fewer false alarms, the trade NAB's low-FP profile
+    # rewards); `high` alerts on the first row, as early as the detector can (low-FN).
+    confirmations: tuple[tuple[str, float, float], ...] = (
+        ("low", 3, 0.4),
+        ("medium", 2, 0.3),
+        ("high", 1, 0.3),
+    )
     train_window: int = 3000
     refit_every: int = 40
     # `refit_interval` (seconds of the series' own clock) replaces the row cadence when set. Either
@@ -48,19 +58,28 @@ class DetectorSettings:
     learning_rows: int = 200
     min_reference: int = 40
     cooldown: int = 150  # rows after an alert during which the episode stays quiet
+    # `low` stays quiet longer after an alert: fewer repeat pages, at the price of missing an
+    # onset soon after a false alarm (the trade NAB's low-FP profile rewards; 400 rows is too
+    # long for the default, it swallowed real onsets).
+    low_cooldown: int = 400
     escalation: float = 0.2  # an episode alerts again only past its peak by this much
     strong: float = 0.75  # a single row this far past the threshold needs no confirmation
     seasonal_filter: bool = True
     deviation_score: bool = True
+    # The weekly deviation score (engine.detection.features.weekly_deviation) on series sampled
+    # every 7.4 min to 6 h, whose three weeks of history fit in 4,096 rows.
+    weekly_score: bool = True
     # HTM's anomaly likelihood in spirit: the mean model score of the last `sustained_rows` rows,
     # calibrated against the same mean over the calibration window, alerts when it sets a record
     # (a run of moderately unusual rows, such as spikes growing denser). 0 turns it off.
     sustained_rows: int = 30
     deviating_features: int = 2  # features that must reach the minimum deviation together
-    deviation_floor: float = 6.0  # robust z a row needs before its deviation score counts
+    # Robust z a row needs before its deviation scores (daily, weekly) count; never below the
+    # sensitivity's minimum deviation (`deviation_bar`). The scores must set a record of the
+    # calibration window as well, so the floor only keeps tiny records out: 6 held back level
+    # shifts the sensitivity's own bar (4 at medium) calls clear.
+    deviation_floor: float = 4.0
     confirm_span: int = 3  # a candidate must be confirmed within this many rows
-    confirm_count: int = 2  # rows scoring at least confirm_level within the span
-    confirm_level: float = 0.3
     seasonal_days: int = 7
     shape_length: int = 8
     shape_tolerance: float = 0.35
@@ -71,12 +90,31 @@ class DetectorSettings:
 
     @property
     def quantile(self) -> float:
-        """The calibration quantile at this sensitivity."""
-        return self.high_quantile if self.sensitivity == "high" else self.calibration_quantile
+        """The calibration quantile (the same at every sensitivity: see `thresholds`)."""
+        return self.calibration_quantile
+
+    @property
+    def confirm_count(self) -> int:
+        """Rows within `confirm_span` that must score `confirm_level` before a candidate alerts."""
+        return int({name: rows for name, rows, _ in self.confirmations}[self.sensitivity])
+
+    @property
+    def quiet_rows(self) -> int:
+        """Rows after an alert during which its episode stays quiet at this sensitivity."""
+        return self.low_cooldown if self.sensitivity == "low" else self.cooldown
+
+    @property
+    def confirm_level(self) -> float:
+        return float({name: level for name, _, level in self.confirmations}[self.sensitivity])
 
     @property
     def min_deviation(self) -> float:
         return {name: dev for name, _, dev in self.thresholds}[self.sensitivity]
+
+    @property
+    def deviation_bar(self) -> float:
+        """Robust z a row needs before its deviation scores count at this sensitivity."""
+        return max(self.deviation_floor, self.min_deviation)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, where: str = "ai_detection.anomaly_detection") -> DetectorSettings:

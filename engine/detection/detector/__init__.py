@@ -14,16 +14,21 @@ How a sample becomes an alert:
    many clear anomalies reach that cap and score exactly 0.5.
 4. A second, deviation score covers what HBOS's cap hides: a sample further from the same time
    yesterday (now, or over the last 12 rows) than any row of the calibration window, by at least
-   `deviation_floor` robust standard deviations — a level shift on a seasonal series.
+   `deviation_bar` robust standard deviations (the minimum deviation, at least 4) — a level
+   shift on a seasonal series.
 5. A third, sustained score: the mean raw score of the last `sustained_rows` rows, calibrated
    against the same mean over the calibration window, counts when it sets a record — a run of
    moderately unusual rows (spikes growing denser) that no single row makes a record.
-6. `sensitivity` picks the threshold and the minimum deviation (at least `deviating_features`
-   features that many robust standard deviations off). With `false_positive_filter` on, a
-   candidate must also be confirmed (a second row scoring `confirm_level` within
-   `confirm_span`), must not belong to an episode that already alerted (cooldown unless the
-   score escalates), must not be explained by the series' daily pattern, and must not match a
-   shape a person marked as a false positive on that series.
+6. A fourth, weekly score on series sampled every 7.4 min to 6 h: the last 12 rows against the
+   median of the same time 1, 2 and 3 weeks earlier, counting as the deviation score does — a
+   weekday that looks like a Sunday (a public holiday) on a series with a weekly rhythm.
+7. The threshold and the minimum deviation (at least `deviating_features` features that many
+   robust standard deviations off) apply at every sensitivity. With `false_positive_filter` on, a
+   candidate must also be confirmed (`sensitivity` picks how: `low` wants three rows scoring
+   0.4 within `confirm_span`, `medium` two scoring 0.3, `high` alerts on the first row), must not
+   belong to an episode that already alerted (cooldown unless the score escalates; 400 rows at
+   `low`, 150 otherwise), must not be explained by the series' daily pattern, and must not match
+   a shape a person marked as a false positive on that series.
 
 Fits are pure (`FitJob.run`), so they can run in another thread (`fit_inline=False`, then
 `pending_fits()` / `install()`); replay, tests and the engine service (which runs the whole

@@ -56,7 +56,7 @@ def decide(
                 c = min(c, 0.9 * thr)
                 cal[j] = c
         if c >= thr:
-            if row - st.last_alert_row < s.cooldown and c <= st.peak + s.escalation:
+            if row - st.last_alert_row < s.quiet_rows and c <= st.peak + s.escalation:
                 reason[j] = REASON_EPISODE
                 st.peak = max(st.peak, c)
                 st.pending_row = -(10**9)

@@ -72,7 +72,16 @@ class FitJob:
         # any movement there counts as a large deviation.
         floor = 1e-9 * (1.0 + np.abs(center))
         spread = np.maximum(spread, floor)
-        return FittedModel(model, self.at_row, self.interval, limits, center, spread)
+        weekly = None
+        week = feat.weekly_deviation(self.ts, self.vals, self.start, self.stop, self.interval)
+        week = week[np.isfinite(week)]
+        # At least a day of training rows with a weekly reference, so its spread means something.
+        if len(week) >= max(30, feat.DAY / self.interval):
+            wc = float(np.median(week))
+            ad = np.abs(week - wc)
+            ws = 1.4826 * float(np.median(ad)) if np.median(ad) > 0 else 1.2533 * float(ad.mean())
+            weekly = (wc, max(ws, 1e-9 * (1.0 + abs(wc))))
+        return FittedModel(model, self.at_row, self.interval, limits, center, spread, weekly)
 
 
 @dataclass
@@ -83,6 +92,7 @@ class FittedModel:
     daily_limits: tuple[float, float] | None  # 99th percentiles of |vs_yesterday| features
     center: np.ndarray  # per-feature median of the training rows
     spread: np.ndarray  # per-feature robust standard deviation (MAD) of the training rows
+    weekly: tuple[float, float] | None = None  # (median, robust sd) of the weekly deviation, if kept
 
 
 def calibrate(raw: np.ndarray, median: float, high: float, margin: float = 1.0) -> np.ndarray:

@@ -77,6 +77,7 @@ class SeriesState:
     vals: np.ndarray = field(init=False)
     raw: np.ndarray = field(init=False)  # raw model score per row, NaN before the first model
     dev: np.ndarray = field(init=False)  # log(1 + largest robust z of the row's features)
+    wdev: np.ndarray = field(init=False)  # log(1 + robust z of the weekly deviation), NaN without one
     n: int = 0  # rows held in the buffers
     offset: int = 0  # global row number of buffer row 0
     interval: float = 0.0
@@ -88,6 +89,8 @@ class SeriesState:
     fit_pending: bool = False
     ref_ready: bool = False
     dev_ready: bool = False
+    week_ready: bool = False
+    week_ref: tuple[float, float] = (0.0, 0.0)  # (median, max) of the past weekly deviation scores
     ref_median: tuple[float, float] = (0.0, 0.0)  # (model score, deviation)
     ref_high: tuple[float, float] = (0.0, 0.0)
     sustained_ref: tuple[float, float] | None = None  # (median, max) of the past rolling mean score
@@ -105,6 +108,7 @@ class SeriesState:
         self.vals = np.empty(self.capacity, dtype=np.float64)
         self.raw = np.empty(self.capacity, dtype=np.float64)
         self.dev = np.empty(self.capacity, dtype=np.float64)
+        self.wdev = np.empty(self.capacity, dtype=np.float64)
 
     @property
     def rows(self) -> int:
@@ -117,13 +121,13 @@ class SeriesState:
             return
         drop = max(0, self.n - keep)
         if drop:
-            for arr in (self.ts, self.vals, self.raw, self.dev):
+            for arr in (self.ts, self.vals, self.raw, self.dev, self.wdev):
                 arr[: self.n - drop] = arr[drop : self.n]
             self.n -= drop
             self.offset += drop
         if self.n + extra > self.capacity:
             self.capacity = max(2 * self.capacity, self.n + extra)
-            for name in ("ts", "vals", "raw", "dev"):
+            for name in ("ts", "vals", "raw", "dev", "wdev"):
                 old = getattr(self, name)
                 new = np.empty(self.capacity, dtype=np.float64)
                 new[: self.n] = old[: self.n]

@@ -73,7 +73,8 @@ class StreamingDetector:
         season = 0
         if st.interval and feat.seasonal(st.interval):
             season = int(math.ceil(s.seasonal_days * feat.DAY / st.interval)) + 4
-        return max(s.train_window, s.calibration_window) + max(season, 16) + 8
+        week = feat.weekly_rows(st.interval) if st.interval else 0
+        return max(s.train_window, s.calibration_window) + max(season, week, 16) + 8
 
     # --------------------------------------------------------------- observe
 
@@ -112,6 +113,7 @@ class StreamingDetector:
         st.vals[a : a + k] = x_in
         st.raw[a : a + k] = np.nan
         st.dev[a : a + k] = np.nan
+        st.wdev[a : a + k] = np.nan
         st.n = a + k
         if not st.interval or st.fitted is None:
             st.interval = feat.estimate_interval(st.ts[max(0, st.n - 256) : st.n])
@@ -225,6 +227,14 @@ class StreamingDetector:
         if st.dev_ready:
             st.ref_median = (st.ref_median[0], float(np.median(past_dev)))
             st.ref_high = (st.ref_high[0], float(np.max(past_dev)))
+        past_week = st.wdev[lo:hi]
+        past_week = past_week[np.isfinite(past_week)]
+        # A record needs a full week of weekly scores behind it (every weekday seen once): over a
+        # few days the highest is a low bar, and a new series would alert on its fourth week.
+        week_rows = feat.WEEK / fitted.interval if fitted.interval > 0 else math.inf
+        st.week_ready = fitted.weekly is not None and len(past_week) >= max(s.min_reference, week_rows)
+        if st.week_ready:
+            st.week_ref = (float(np.median(past_week)), float(np.max(past_week)))
 
     # --------------------------------------------------------------- scoring
 
@@ -240,6 +250,11 @@ class StreamingDetector:
         dev = np.log1p(z) if np.isfinite(fitted.spread[DEVIATION_COLUMNS]).all() else np.full(len(z), np.nan)
         st.raw[b0:b1] = raw
         st.dev[b0:b1] = dev
+        wz = np.full(len(raw), np.nan)
+        if fitted.weekly is not None:
+            week = feat.weekly_deviation(st.ts[:b1], st.vals[:b1], b0, b1, fitted.interval)
+            wz = np.abs(week - fitted.weekly[0]) / fitted.weekly[1]
+            st.wdev[b0:b1] = np.log1p(wz)
         if not st.ref_ready:
             return
         cal = calibrate(raw, st.ref_median[0], st.ref_high[0])
@@ -247,8 +262,15 @@ class StreamingDetector:
             # HBOS caps what one feature adds: a sample far off in one or two views only (a level
             # shift on a seasonal series) needs the deviation score to stand out.
             # Only a record: further from yesterday than any row of the calibration window.
-            big = (z >= self.settings.deviation_floor) & (dev > st.ref_high[1])
+            big = (z >= self.settings.deviation_bar) & (dev > st.ref_high[1])
             cal = np.maximum(cal, np.where(big, calibrate(dev, st.ref_median[1], st.ref_high[1]), 0.0))
+        if self.settings.weekly_score and st.week_ready:
+            # A weekday unlike the same weekday of the previous weeks (a holiday on a series with
+            # a weekly rhythm): counts as the daily deviation does, as a record of the calibration
+            # window at least `deviation_bar` robust standard deviations off.
+            wdev = st.wdev[b0:b1]
+            big = np.isfinite(wz) & (wz >= self.settings.deviation_bar) & (wdev > st.week_ref[1])
+            cal = np.maximum(cal, np.where(big, calibrate(np.nan_to_num(wdev), *st.week_ref), 0.0))
         k = self.settings.sustained_rows
         if st.sustained_ref is not None and b0 >= k - 1:
             # Rows of an unfinished run are NaN in the mean and never count.
