@@ -137,3 +137,29 @@ async def insert(
             await conn.execute_insert(other_sql, other_params)
     object.__setattr__(instance, meta.pk_attr, pk)
     return instance
+
+
+async def update(conn: BaseDBAsyncClient, instance: Model, names: list[str]) -> None:
+    """`instance.save(update_fields=names)` as one prepared UPDATE by primary key, without the
+    ORM's per-save query building (every incident change saves a few columns of one row)."""
+    model = type(instance)
+    meta = model._meta
+    dialect = conn.capabilities.dialect
+    key = (model, dialect, tuple(names))
+    sql = _UPDATES.get(key)
+    if sql is None:
+        columns = [meta.fields_db_projection[name] for name in names]
+        if dialect == "postgres":
+            sets = ", ".join(f'"{column}" = ${i}' for i, column in enumerate(columns, start=1))
+            where = f"${len(columns) + 1}"
+        else:
+            sets = ", ".join(f'"{column}" = ?' for column in columns)
+            where = "?"
+        sql = _UPDATES[key] = f'UPDATE "{meta.db_table}" SET {sets} WHERE "{meta.db_pk_column}" = {where}'
+    fields = meta.fields_map
+    params = [fields[name].to_db_value(getattr(instance, name), instance) for name in names]
+    params.append(instance.pk)
+    await conn.execute_query(sql, params)
+
+
+_UPDATES: dict[tuple[Any, ...], str] = {}

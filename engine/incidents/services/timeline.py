@@ -188,7 +188,7 @@ class Change:
         self.after.update(after)
         fields = list(after) if update_fields is None else update_fields
         if fields:
-            await self.incident.save(using_db=self.conn, update_fields=fields)
+            await rows.update(self.conn, self.incident, fields)
 
     async def record(self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None) -> Event:
         """Append the change's timeline event (and run the change hooks) in its transaction."""
