@@ -23,18 +23,26 @@ M = TypeVar("M", bound=Model)
 _PLANS: dict[tuple[type[Model], str], tuple[str, list[tuple[str, Field[Any]]]]] = {}
 
 
+def _insert_sql(model: type[Model], dialect: str, columns: int, first: int = 1, pk_sql: str | None = None) -> str:
+    """INSERT of `model`'s columns (all but the key) with parameter markers from `first` on; with
+    `pk_sql`, the key from that SQL expression."""
+    meta = model._meta
+    names = [f'"{column}"' for name, column in meta.fields_db_projection.items() if name != meta.pk_attr]
+    marks = [f"${i}" for i in range(first, first + columns)] if dialect == "postgres" else ["?"] * columns
+    if pk_sql is not None:
+        names.insert(0, f'"{meta.db_pk_column}"')
+        marks.insert(0, pk_sql)
+    return f'INSERT INTO "{meta.db_table}" ({", ".join(names)}) VALUES ({", ".join(marks)})'
+
+
 def _plan(model: type[Model], dialect: str) -> tuple[str, list[tuple[str, Field[Any]]]]:
     plan = _PLANS.get((model, dialect))
     if plan is None:
         meta = model._meta
         columns = [(name, meta.fields_map[name]) for name in meta.fields_db_projection if name != meta.pk_attr]
-        names = ", ".join(f'"{meta.fields_db_projection[name]}"' for name, _ in columns)
+        sql = _insert_sql(model, dialect, len(columns))
         if dialect == "postgres":
-            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-            sql = f'INSERT INTO "{meta.db_table}" ({names}) VALUES ({marks}) RETURNING "{meta.db_pk_column}"'
-        else:
-            marks = ", ".join("?" for _ in columns)
-            sql = f'INSERT INTO "{meta.db_table}" ({names}) VALUES ({marks})'
+            sql += f' RETURNING "{meta.db_pk_column}"'
         plan = _PLANS[(model, dialect)] = (sql, columns)
     return plan
 
@@ -54,25 +62,14 @@ def _statement(model: type[Model], dialect: str, pk_sql: str | None, also: tuple
     key = (model, dialect, pk_sql, also)
     sql = _CHAINS.get(key)
     if sql is None:
-        meta = model._meta
-        _, columns = _plan(model, dialect)
-        names = [f'"{meta.fields_db_projection[name]}"' for name, _ in columns]
-        marks = [f"${i}" for i in range(1, len(columns) + 1)]
-        if pk_sql is not None:
-            names.insert(0, f'"{meta.db_pk_column}"')
-            marks.insert(0, pk_sql)
-        parts = [
-            f'WITH "row0" AS (INSERT INTO "{meta.db_table}" ({", ".join(names)}) VALUES ({", ".join(marks)}) RETURNING "{meta.db_pk_column}")'
-        ]
-        n = len(columns)
+        pk = model._meta.db_pk_column
+        n = len(_plan(model, dialect)[1])
+        parts = [f'WITH "row0" AS ({_insert_sql(model, dialect, n, 1, pk_sql)} RETURNING "{pk}")']
         for i, other in enumerate(also, start=1):
-            ometa = other._meta
-            _, ocolumns = _plan(other, dialect)
-            onames = ", ".join(f'"{ometa.fields_db_projection[name]}"' for name, _ in ocolumns)
-            omarks = ", ".join(f"${n + j}" for j in range(1, len(ocolumns) + 1))
-            n += len(ocolumns)
-            parts.append(f'"row{i}" AS (INSERT INTO "{ometa.db_table}" ({onames}) VALUES ({omarks}))')
-        sql = _CHAINS[key] = ", ".join(parts) + f' SELECT "{meta.db_pk_column}" FROM "row0"'
+            columns = len(_plan(other, dialect)[1])
+            parts.append(f'"row{i}" AS ({_insert_sql(other, dialect, columns, n + 1)})')
+            n += columns
+        sql = _CHAINS[key] = ", ".join(parts) + f' SELECT "{pk}" FROM "row0"'
     return sql
 
 
