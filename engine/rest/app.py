@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
 from engine.incidents import audit
-from engine.rest.common import RestState
+from engine.rest.common import RestState, database_errors
 from engine.rest.fastpath import CachedReads
 from engine.rest.fastwrites import FastWrites
 from engine.rest.limits import BodyLimit
@@ -100,23 +100,6 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s: %s", request.method, request.url.path, full)
         return _error(503, full, headers={"Retry-After": "30"})
     return await _unexpected(request, exc)
-
-
-def _database_errors() -> list[type[Exception]]:
-    """Driver and ORM exceptions; handled here (not by the catch-all, which re-raises to the
-    server's log) so a full disk is one clear log line and a 503."""
-    import sqlite3
-
-    from tortoise.exceptions import BaseORMException
-
-    out: list[type[Exception]] = [BaseORMException, sqlite3.Error]
-    try:
-        from asyncpg.exceptions import PostgresError
-
-        out.append(PostgresError)
-    except ImportError:
-        pass
-    return out
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -263,7 +246,7 @@ def create_app(
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for error in _database_errors():
+    for error in database_errors():
         app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     routers = (

@@ -252,3 +252,21 @@ def row_dict(obj: Any) -> dict[str, Any]:
     if hasattr(obj, "number"):
         data["key"] = f"INC-{obj.number}"
     return data
+
+
+def database_errors() -> list[type[Exception]]:
+    """Driver and ORM exceptions. The app answers them with its own handler (not the catch-all,
+    which re-raises to the server's log) so a full disk is one clear log line and a 503; the fast
+    writes (engine.rest.fastwrites) hand them to that handler."""
+    import sqlite3
+
+    from tortoise.exceptions import BaseORMException
+
+    out: list[type[Exception]] = [BaseORMException, sqlite3.Error]
+    try:
+        from asyncpg.exceptions import PostgresError
+
+        out.append(PostgresError)
+    except ImportError:
+        pass
+    return out

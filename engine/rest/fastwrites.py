@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.rest import auth
-from engine.rest.common import RestState, admit, incident_number
+from engine.rest.common import RestState, admit, database_errors, incident_number
 from engine.rest.fastpath import DETAIL_PREFIX
 
 # The writes a busy incident draws by the hundred (responders' and bots' comments, status
@@ -44,22 +44,10 @@ class FastWrites:
 
     def _resolve(self) -> dict[str, tuple[Any, Any]]:
         if self._endpoints is None:
-            import sqlite3
-
-            from tortoise.exceptions import BaseORMException
-
+            from engine.core.domain import DomainError
             from engine.rest.incidents import bodies, writes
 
-            errors: list[type[BaseException]] = [BaseORMException, sqlite3.Error]
-            try:
-                from asyncpg.exceptions import PostgresError
-
-                errors.append(PostgresError)
-            except ImportError:
-                pass
-            from engine.core.domain import DomainError
-
-            self._rolled_back = (DomainError, *errors)
+            self._rolled_back = (DomainError, *database_errors())
             self._endpoints = {
                 name: (getattr(writes, function), getattr(bodies, model) if model else None) for name, (function, model) in _WRITES.items()
             }
