@@ -11,16 +11,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fastapi.encoders import jsonable_encoder
+from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.core.domain import DomainError
 from engine.rest import auth
 from engine.rest.common import RestState, admit, database_errors, incident_number
 from engine.rest.fastpath import DETAIL_PREFIX
+from engine.rest.incidents import bodies, writes
 
 # The writes a busy incident draws by the hundred (responders' and bots' comments, status
-# updates, acknowledgements) and the endpoint function FastAPI would call for each.
-_WRITES = {"comments": ("add_comment", "CommentIn"), "updates": ("add_update", "UpdateIn"), "acknowledge": ("acknowledge", None)}
+# updates, acknowledgements): the endpoint function FastAPI would call for each, and its body.
+_WRITES: dict[str, tuple[Any, Any]] = {
+    "comments": (writes.add_comment, bodies.CommentIn),
+    "updates": (writes.add_update, bodies.UpdateIn),
+    "acknowledge": (writes.acknowledge, None),
+}
 
 
 class FastWrites:
@@ -39,19 +47,7 @@ class FastWrites:
     def __init__(self, app: ASGIApp, state: RestState) -> None:
         self.app = app
         self.state = state
-        self._endpoints: dict[str, tuple[Any, Any]] | None = None
-        self._rolled_back: tuple[type[BaseException], ...] = ()
-
-    def _resolve(self) -> dict[str, tuple[Any, Any]]:
-        if self._endpoints is None:
-            from engine.core.domain import DomainError
-            from engine.rest.incidents import bodies, writes
-
-            self._rolled_back = (DomainError, *database_errors())
-            self._endpoints = {
-                name: (getattr(writes, function), getattr(bodies, model) if model else None) for name, (function, model) in _WRITES.items()
-            }
-        return self._endpoints
+        self._rolled_back: tuple[type[BaseException], ...] = (DomainError, *database_errors())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
@@ -64,11 +60,6 @@ class FastWrites:
         await self.app(scope, receive, send)
 
     async def _write(self, scope: Scope, receive: Receive, send: Send, key: str, action: str) -> None:
-        from fastapi.encoders import jsonable_encoder
-        from pydantic import ValidationError
-
-        from engine.core.domain import DomainError
-
         chunks: list[bytes] = []
         while True:
             message = await receive()
@@ -87,7 +78,7 @@ class FastWrites:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        endpoint, model = self._resolve()[action]
+        endpoint, model = _WRITES[action]
         content_type = authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
