@@ -9,9 +9,9 @@ from textual.events import Resize
 from textual.widgets import DataTable, Static
 
 from engine.api.display import audit_change
-from pulseguard_tui.formatting import clip, local_time
+from pulseguard_tui.formatting import local_time
 from pulseguard_tui.lifecycle import run_work
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, lay_out_table
 
 HEADINGS = ("TIME", "ACTOR", "FROM", "ACTION", "SUBJECT", "CHANGE")
 PAGE = 200
@@ -92,17 +92,7 @@ class AuditScreen(ConsoleScreen):
         self._fill()
 
     def _fill(self) -> None:
-        table = self.query_one(DataTable)
-        self._laid_out_for = self.size.width or self.app.size.width
-        widths = fit(self.rows, self._laid_out_for - scrollbar(self, len(self.rows)))
-        keep = table.cursor_row
-        table.clear(columns=True)
-        for heading, width in zip(HEADINGS, widths):
-            table.add_column(heading, width=width, key=heading)
-        for i, row in enumerate(self.rows):
-            table.add_row(*(clip(cell, width) for cell, width in zip(row, widths)), key=str(i))
-        if self.rows:
-            table.move_cursor(row=min(keep, len(self.rows) - 1))
+        self._laid_out_for = lay_out_table(self, HEADINGS, self.rows, fit, keys=[str(i) for i in range(len(self.rows))])
         self._update_info()
 
     def _update_info(self) -> None:

@@ -3,6 +3,7 @@ hook for the change feed. A screen is one module, so a feature can replace its s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from textual.app import ComposeResult
@@ -10,10 +11,11 @@ from textual.binding import Binding, BindingType
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import DataTable, Footer
 from textual.widgets._footer import FooterKey
 
 from pulseguard_tui.actions import action_for, for_scope, key_display
+from pulseguard_tui.formatting import clip
 from pulseguard_tui.lifecycle import StopsWorkOnRemoval
 from pulseguard_tui.widgets.status_line import StatusLine
 
@@ -43,6 +45,32 @@ def scrollbar(screen: Screen[Any], rows: int) -> int:
     more than the screen's body holds (header line, footer and an info line or two aside)."""
     height = screen.size.height or screen.app.size.height
     return 1 if rows + 1 > height - 4 else 0
+
+
+def lay_out_table(
+    screen: Screen[Any],
+    headings: Sequence[str],
+    rows: list[tuple[str, ...]],
+    fit: Callable[[list[tuple[str, ...]], int], list[int]],
+    keys: Sequence[str] | None = None,
+) -> int:
+    """Fill the screen's full-width table with `rows`, each cell clipped to the column widths
+    `fit` gives for the screen's width (less a scrollbar), keeping the cursor's row. Rows are
+    keyed by their first cell unless `keys` are given. Returns the width laid out for, so the
+    screen lays out again after a resize that changes it."""
+    table = screen.query_one(DataTable)
+    # The table spans the screen, whose size is known before the table's own layout.
+    laid_out_for = screen.size.width or screen.app.size.width
+    widths = fit(rows, laid_out_for - scrollbar(screen, len(rows)))
+    keep = table.cursor_row
+    table.clear(columns=True)
+    for heading, width in zip(headings, widths):
+        table.add_column(heading, width=width, key=heading)
+    for i, row in enumerate(rows):
+        table.add_row(*(clip(cell, width) for cell, width in zip(row, widths)), key=keys[i] if keys is not None else row[0])
+    if rows:
+        table.move_cursor(row=min(keep, len(rows) - 1))
+    return laid_out_for
 
 
 KEEP_IN_FOOTER = {"help"}  # always shown: help lists whatever the footer leaves out

@@ -8,10 +8,10 @@ from textual.app import ComposeResult
 from textual.events import Resize
 from textual.widgets import DataTable, Static
 
-from pulseguard_tui.formatting import clip, local_time, parse_iso
+from pulseguard_tui.formatting import local_time, parse_iso
 from pulseguard_tui.forms.maintenance import AddMaintenanceScreen, EndMaintenanceScreen
 from pulseguard_tui.lifecycle import run_work
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, lay_out_table
 
 HEADINGS = ("#", "STATE", "KIND", "TITLE", "COVERS", "STARTS", "ENDS")
 SHRINK = ((4, 8), (3, 12), (2, 5))  # (column, narrowest): what gives way when the table is too wide
@@ -114,18 +114,7 @@ class MaintenanceScreen(ConsoleScreen):
 
     def _fill(self) -> None:
         """Lay the rows out for the table's width (again after a resize)."""
-        table = self.query_one(DataTable)
-        # The table spans the screen, whose size is known before the table's own layout.
-        self._laid_out_for = self.size.width or self.app.size.width
-        widths = fit(self.rows, self._laid_out_for - scrollbar(self, len(self.rows)))
-        keep = table.cursor_row
-        table.clear(columns=True)
-        for heading, width in zip(HEADINGS, widths):
-            table.add_column(heading, width=width, key=heading)
-        for row in self.rows:
-            table.add_row(*(clip(cell, width) for cell, width in zip(row, widths)), key=row[0])
-        if self.rows:
-            table.move_cursor(row=min(keep, len(self.rows) - 1))
+        self._laid_out_for = lay_out_table(self, HEADINGS, self.rows, fit)
 
     def on_resize(self, event: Resize) -> None:
         if event.size.width != self._laid_out_for:

@@ -9,9 +9,9 @@ from textual.app import ComposeResult
 from textual.events import Resize
 from textual.widgets import DataTable, Static
 
-from pulseguard_tui.formatting import clip, local_time
+from pulseguard_tui.formatting import local_time
 from pulseguard_tui.lifecycle import run_work
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, lay_out_table
 
 HEADINGS = ("SERVICE", "OWNER", "POLICY", "ON CALL NOW", "PAGES FIRST (CRITICAL)")
 
@@ -77,17 +77,7 @@ class ServicesScreen(ConsoleScreen):
         self._fill()
 
     def _fill(self) -> None:
-        table = self.query_one(DataTable)
-        self._laid_out_for = self.size.width or self.app.size.width
-        widths = fit(self.rows, self._laid_out_for - scrollbar(self, len(self.rows)))
-        keep = table.cursor_row
-        table.clear(columns=True)
-        for heading, width in zip(HEADINGS, widths):
-            table.add_column(heading, width=width, key=heading)
-        for row in self.rows:
-            table.add_row(*(clip(cell, width) for cell, width in zip(row, widths)), key=row[0])
-        if self.rows:
-            table.move_cursor(row=min(keep, len(self.rows) - 1))
+        self._laid_out_for = lay_out_table(self, HEADINGS, self.rows, fit)
         self._update_info()
 
     def _update_info(self) -> None:

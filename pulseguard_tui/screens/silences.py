@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.events import Resize
 from textual.widgets import DataTable, Static
 
-from pulseguard_tui.formatting import clip, local_time
+from pulseguard_tui.formatting import local_time
 from pulseguard_tui.forms.silences import AddSilenceScreen, ExpireSilenceScreen, ExtendSilenceScreen
 from pulseguard_tui.lifecycle import run_work
-from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, scrollbar
+from pulseguard_tui.screens.base import ConsoleScreen, bindings_for, lay_out_table
 
 HEADINGS = ("#", "STATE", "MATCHERS", "ENDS", "HITS", "BY", "COMMENT")
 SHRINK = ((6, 8), (2, 16), (5, 6))  # (column, narrowest): what gives way when the table is too wide
@@ -96,17 +96,7 @@ class SilencesScreen(ConsoleScreen):
         self._fill()
 
     def _fill(self) -> None:
-        table = self.query_one(DataTable)
-        self._laid_out_for = self.size.width or self.app.size.width
-        widths = fit(self.rows, self._laid_out_for - scrollbar(self, len(self.rows)))
-        keep = table.cursor_row
-        table.clear(columns=True)
-        for heading, width in zip(HEADINGS, widths):
-            table.add_column(heading, width=width, key=heading)
-        for row in self.rows:
-            table.add_row(*(clip(cell, width) for cell, width in zip(row, widths)), key=row[0])
-        if self.rows:
-            table.move_cursor(row=min(keep, len(self.rows) - 1))
+        self._laid_out_for = lay_out_table(self, HEADINGS, self.rows, fit)
         self._update_info()
 
     def _update_info(self) -> None:
