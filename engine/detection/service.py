@@ -111,7 +111,7 @@ class AnomalyService:
         from engine.incidents.hooks import change_hooks
 
         self._hook = self._on_change
-        change_hooks.subscribe(self._hook)
+        change_hooks.subscribe(self._hook, ("false_positive",))
         self._tasks = [
             asyncio.create_task(self._run(build), name="pulseguard:anomaly"),
             asyncio.create_task(self._watch_pushed(), name="pulseguard:anomaly-pushed"),

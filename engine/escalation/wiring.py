@@ -14,7 +14,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from engine.escalation.changes import change_handler
+from engine.escalation.changes import RELEVANT, change_handler
 from engine.escalation.context import Context
 from engine.incidents.hooks import ChangeHook, change_hooks
 
@@ -36,7 +36,7 @@ class Wiring:
         return self.hook in change_hooks
 
     def start(self) -> Context:
-        change_hooks.subscribe(self.hook)
+        change_hooks.subscribe(self.hook, RELEVANT)
         return self.context
 
     def stop(self) -> None:

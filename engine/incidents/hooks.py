@@ -9,7 +9,7 @@ engine.escalation.wiring), so nothing outlives the engine or command that set it
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -23,15 +23,29 @@ class ChangeHooks:
 
     def __init__(self) -> None:
         self._hooks: list[ChangeHook] = []
+        # The event kinds each hook acts on (None: all of them).
+        self._kinds: dict[ChangeHook, frozenset[str] | None] = {}
 
-    def subscribe(self, hook: ChangeHook) -> None:
-        """Run `hook(incident, event, conn)` inside every change's transaction, after its event."""
+    def subscribe(self, hook: ChangeHook, kinds: Iterable[str] | None = None) -> None:
+        """Run `hook(incident, event, conn)` inside every change's transaction, after its event;
+        with `kinds`, only for events of those kinds (a change recording none of them need not
+        hold a transaction open for it: see timeline.run_change)."""
         if hook not in self._hooks:
             self._hooks.append(hook)
+        self._kinds[hook] = frozenset(kinds) if kinds is not None else None
 
     def unsubscribe(self, hook: ChangeHook) -> None:
         if hook in self._hooks:
             self._hooks.remove(hook)
+        self._kinds.pop(hook, None)
+
+    def wants(self, kind: str) -> bool:
+        """Whether any subscribed hook acts on events of `kind`."""
+        return any(kinds is None or kind in kinds for kinds in self._kinds.values())
+
+    def for_kind(self, kind: str) -> list[ChangeHook]:
+        """The hooks to run for an event of `kind`, in subscription order."""
+        return [hook for hook in self._hooks if (kinds := self._kinds.get(hook)) is None or kind in kinds]
 
     def __iter__(self) -> Iterator[ChangeHook]:
         return iter(list(self._hooks))  # a copy: a hook may unsubscribe while the others run

@@ -78,6 +78,7 @@ class Database:
             credentials = connection["credentials"]
             credentials.setdefault("minsize", 1)
             credentials.setdefault("maxsize", 10)
+            credentials["reset"] = keep_session
             if self.schema:
                 credentials["schema"] = self.schema
         return {
@@ -86,6 +87,14 @@ class Database:
             "use_tz": True,
             "timezone": "UTC",
         }
+
+
+async def keep_session(conn: Any) -> None:
+    """asyncpg's pool resets each connection it takes back with one more round trip (RESET ALL,
+    UNLISTEN, CLOSE ALL, advisory unlock); PulseGuard leaves no session state on pooled
+    connections (its advisory locks are per transaction, it listens on its own connection), so
+    that round trip, one per statement outside a transaction, is skipped. An open transaction is
+    still rolled back by the pool first."""
 
 
 def resolve_database(value: str | None = None) -> Database:

@@ -10,6 +10,7 @@ defaults are the fields' defaults, and the instance returned is the one `create`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from copy import deepcopy
 from typing import Any, TypeVar
 
@@ -160,3 +161,109 @@ async def update(conn: BaseDBAsyncClient, instance: Model, names: list[str]) -> 
 
 
 _UPDATES: dict[tuple[Any, ...], str] = {}
+
+
+# `guarded_write`: a row whose key the column's default (its sequence) gives.
+DEFAULT_KEY = "DEFAULT"
+
+
+def _typed(field: Field[Any], i: int) -> str:
+    """Parameter marker `i` cast to the column's type: in INSERT … SELECT the server cannot
+    infer a parameter's type from the column it fills."""
+    return f"${i}::{field.get_for_dialect('postgres', 'SQL_TYPE')}"
+
+
+def _guarded_sql(
+    model: type[Model],
+    sets: tuple[str, ...],
+    raw_set: str,
+    guard: tuple[str, ...],
+    returning: tuple[str, ...],
+    inserts: tuple[tuple[type[Model], str | None], ...],
+) -> str:
+    key = ("guarded", model, sets, raw_set, guard, returning, inserts)
+    sql = _CHAINS.get(key)
+    if sql is not None:
+        return sql
+    meta = model._meta
+    projection, fields = meta.fields_db_projection, meta.fields_map
+    n = 0
+
+    def mark(field: Field[Any]) -> str:
+        nonlocal n
+        n += 1
+        return _typed(field, n)
+
+    assignments = [raw_set] if raw_set else []
+    assignments += [f'"{projection[name]}" = {mark(fields[name])}' for name in sets]
+    where = [f'"{meta.db_pk_column}" = {mark(fields[meta.pk_attr])}']
+    where += [f'"{projection[name]}" IS NOT DISTINCT FROM {mark(fields[name])}' for name in guard]
+    back = ", ".join(f'"{projection[name]}"' for name in returning)
+    parts = [f'WITH "target" AS (UPDATE "{meta.db_table}" SET {", ".join(assignments)} WHERE {" AND ".join(where)} RETURNING {back})']
+    keyed = None
+    for i, (other, pk_sql) in enumerate(inserts, start=1):
+        other_meta = other._meta
+        columns = _plan(other, "postgres")[1]
+        names, values = [], []
+        if pk_sql != DEFAULT_KEY:
+            names.append(f'"{other_meta.db_pk_column}"')
+            values.append(pk_sql if pk_sql is not None else mark(other_meta.fields_map[other_meta.pk_attr]))
+        names += [f'"{other_meta.fields_db_projection[name]}"' for name, _ in columns]
+        values += [mark(field) for _, field in columns]
+        returns = ""
+        if pk_sql not in (None, DEFAULT_KEY):
+            if keyed is not None:
+                raise ValueError("one row at most may take its key from an expression")
+            keyed, returns = f"row{i}", f' RETURNING "{other_meta.db_pk_column}" AS "key"'
+        parts.append(
+            f'"row{i}" AS (INSERT INTO "{other_meta.db_table}" ({", ".join(names)}) SELECT {", ".join(values)} FROM "target"{returns})'
+        )
+    select = '"target".*' + (f', (SELECT "key" FROM "{keyed}") AS "row_key"' if keyed else "")
+    sql = _CHAINS[key] = ", ".join(parts) + f' SELECT {select} FROM "target"'
+    return sql
+
+
+async def guarded_write(
+    conn: BaseDBAsyncClient,
+    instance: Model,
+    sets: list[str],
+    guard: dict[str, Any],
+    *,
+    raw_set: str = "",
+    returning: tuple[str, ...] = (),
+    inserts: Sequence[tuple[Model, str | None]] = (),
+) -> dict[str, Any] | None:
+    """PostgreSQL: update `instance`'s row (columns `sets` from its attributes, plus the SQL
+    `raw_set`) only while each `guard` column still holds the stored value given, and insert
+    the `inserts` rows (instances built by `row`: with their key set and None, or with a key
+    expression, or with DEFAULT_KEY for the column's default) only if it did: one statement, so one transaction and one round trip even
+    outside a transaction. Returns the `returning` columns (and "row_key", the key the
+    expression gave), or None when the guard failed or the row is gone."""
+    model = type(instance)
+    meta = model._meta
+    fields = meta.fields_map
+    sql = _guarded_sql(
+        model,
+        tuple(sets),
+        raw_set,
+        tuple(guard),
+        returning or (meta.pk_attr,),
+        tuple((type(row), pk_sql) for row, pk_sql in inserts),
+    )
+    params = [fields[name].to_db_value(getattr(instance, name), instance) for name in sets]
+    params.append(instance.pk)
+    params += list(guard.values())
+    for row, pk_sql in inserts:
+        if pk_sql is None:
+            params.append(row._meta.fields_map[row._meta.pk_attr].to_db_value(row.pk, row))
+        params += [field.to_db_value(getattr(row, name), row) for name, field in _plan(type(row), "postgres")[1]]
+    found = await conn.execute_query_dict(sql, params)
+    return found[0] if found else None
+
+
+def row(model: type[M], values: dict[str, Any], relations: dict[str, Model] | None = None) -> M:
+    """The instance `insert` would insert, not yet stored (for `guarded_write`)."""
+    instance = _row(model, _plan(model, "postgres")[1], values, [])
+    for name, related in (relations or {}).items():
+        object.__setattr__(instance, f"_{name}", related)
+    return instance

@@ -8,9 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from engine.core.domain import SETTABLE_STATUSES, EvidenceKind, IllegalTransition, InvalidInput, NotFound, Status, parse_enum
-from engine.incidents.services.timeline import change
+from engine.incidents.services.timeline import Change, Quick, change, run_change
 from engine.incidents.services.validation import display_name, stated_time, storable, valid_actor, valid_text, valid_time
-from engine.storage import rows
 from engine.storage.models import Comment, Evidence, StatusUpdate
 
 
@@ -33,10 +32,10 @@ async def comment(
     behalf = display_name(on_behalf_of, "author")
     if behalf is not None and behalf.lower() == actor.lower():
         behalf = None  # the actor naming itself
-    async with change(key, now) as c:
+
+    async def body(c: Change) -> Comment:
         incident = c.incident
-        row = await rows.insert(
-            c.conn,
+        row = await c.insert(
             Comment,
             {
                 "incident_id": incident.id,
@@ -47,7 +46,6 @@ async def comment(
                 "stated_at": stated,
                 "on_behalf_of": behalf,
             },
-            {"incident": incident},
         )
         data: dict[str, Any] = {"comment_id": row.id, "internal_only": internal_only}
         if stated is not None:
@@ -60,7 +58,13 @@ async def comment(
             ("internal comment: " if internal_only else "comment: ") + (f"({behalf}) " if behalf else "") + content,
             data,
         )
-    return row
+        return row
+
+    # A comment reads nothing of the incident: concurrent comments never conflict.
+    return await run_change(key, now, body, quick=_COMMENT)
+
+
+_COMMENT = Quick("commented", inserts=(Comment,))
 
 
 async def post_update(
@@ -82,7 +86,8 @@ async def post_update(
         raise IllegalTransition(f"a status update cannot move an incident to {new}")
     now = valid_time(at)
     stated = stated_time(stated_at, now)
-    async with change(key, now, open_to="post an update") as c:
+
+    async def body(c: Change) -> StatusUpdate:
         incident = c.incident
         old = incident.status
         if new and new != old:
@@ -91,8 +96,7 @@ async def post_update(
                 incident.acknowledged_at = now
                 incident.acknowledged_by = actor
             await c.save()
-        row = await rows.insert(
-            c.conn,
+        row = await c.insert(
             StatusUpdate,
             {
                 "incident_id": incident.id,
@@ -103,7 +107,6 @@ async def post_update(
                 "created_at": now,
                 "stated_at": stated,
             },
-            {"incident": incident},
         )
         data = {"update_id": row.id, "public": public, "from": old, "to": incident.status}
         if stated is not None:
@@ -111,7 +114,13 @@ async def post_update(
         await c.record(
             "status_update", actor, ("public update" if public else "internal update") + f" ({incident.status}): {message}", data
         )
-    return row
+        return row
+
+    # It reads the status (and, moving it, whether it was acknowledged).
+    return await run_change(key, now, body, quick=_UPDATE, open_to="post an update")
+
+
+_UPDATE = Quick("status_update", guard=("status", "acknowledged_at"), inserts=(StatusUpdate,))
 
 
 async def promote_comment(comment_id: int, actor: str, *, at: datetime | None = None) -> StatusUpdate:

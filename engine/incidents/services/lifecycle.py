@@ -23,7 +23,7 @@ from engine.core.domain import (
 )
 from engine.core.matchers import labels_of
 from engine.incidents.services.silences import FIRING_SOURCES, Silenced, silence_firing
-from engine.incidents.services.timeline import Change, append_event, change, next_number, require_open
+from engine.incidents.services.timeline import Change, Quick, append_event, change, next_number, require_open, run_change
 from engine.incidents.services.validation import MAX_TITLE, valid_actor, valid_name, valid_names, valid_text, valid_time
 from engine.storage.models import Incident, StatusUpdate
 
@@ -124,9 +124,15 @@ async def acknowledge(key: str | int, actor: str, *, at: datetime | None = None)
     """Record who acknowledged; stops escalation. A triggered incident moves to investigating."""
     actor = valid_actor(actor)
     now = valid_time(at)
-    async with change(key, now, open_to="acknowledge it") as c:
+
+    async def body(c: Change) -> Incident:
         await acknowledge_in(c, actor)
-    return c.incident
+        return c.incident
+
+    return await run_change(key, now, body, quick=_ACKNOWLEDGE, open_to="acknowledge it")
+
+
+_ACKNOWLEDGE = Quick("acknowledged", guard=("status", "acknowledged_at"))
 
 
 async def acknowledge_in(c: Change, actor: str, via: str | None = None) -> None:

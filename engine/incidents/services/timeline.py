@@ -5,12 +5,14 @@ subscribed to engine.incidents.hooks.change_hooks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
@@ -22,6 +24,9 @@ from engine.storage import rows
 from engine.storage.changes import notify_sql
 from engine.storage.models import AuditEntry, Event, Incident
 from engine.storage.sqlite import inline_writes
+
+M = TypeVar("M", bound=Model)
+T = TypeVar("T")
 
 # Serialises event inserts on PostgreSQL so ids commit in ascending order and a follower
 # reading "id > cursor" can never skip a row committed late.
@@ -45,7 +50,30 @@ async def append_event(
 
     On PostgreSQL the feed's lock, the event and the audit entry are one statement: the lock
     is held from there to commit, so the fewer round trips after it, the more writers a second."""
-    at = at or utcnow()
+    values, entry = event_values(incident, kind, actor, summary, data, at or utcnow(), changes)
+    event = await rows.insert(
+        conn,
+        Event,
+        values,
+        {"incident": incident} if incident is not None else None,
+        pk_sql=FEED_EVENT_ID,
+        also=[(AuditEntry, entry)] if entry is not None else None,
+    )
+    for hook in change_hooks.for_kind(kind):
+        await hook(incident, event, conn)
+    return event
+
+
+def event_values(
+    incident: Incident | None,
+    kind: str,
+    actor: str,
+    summary: str,
+    data: dict[str, Any] | None,
+    at: datetime,
+    changes: tuple[dict[str, Any], dict[str, Any]] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The event's columns, and its audit entry's when an interface made the change."""
     entry = None
     if audit.SOURCE.get() is not None and actor not in audit.ENGINE_ACTORS:  # made through an interface by a person or token
         if changes is not None:
@@ -57,24 +85,15 @@ async def append_event(
         subject = incident.key if incident is not None else "system"
         area = "incident" if incident is not None else "system"  # maintenance windows and the like
         entry = audit.entry_values(actor, f"{area}.{kind}", subject, summary=summary, before=before, after=after, at=at)
-    event = await rows.insert(
-        conn,
-        Event,
-        {
-            "incident_id": incident.id if incident is not None else None,
-            "kind": kind,
-            "actor": actor,
-            "at": at,
-            "summary": summary,
-            "data": data or {},
-        },
-        {"incident": incident} if incident is not None else None,
-        pk_sql=FEED_EVENT_ID,
-        also=[(AuditEntry, entry)] if entry is not None else None,
-    )
-    for hook in change_hooks:
-        await hook(incident, event, conn)
-    return event
+    values = {
+        "incident_id": incident.id if incident is not None else None,
+        "kind": kind,
+        "actor": actor,
+        "at": at,
+        "summary": summary,
+        "data": data or {},
+    }
+    return values, entry
 
 
 # The actor the engine writes its own timeline entries as (escalation, delivery, on-call).
@@ -190,6 +209,10 @@ class Change:
         if fields:
             await rows.update(self.conn, self.incident, fields)
 
+    async def insert(self, model: type[M], values: dict[str, Any]) -> M:
+        """Insert a row belonging to the incident (a comment, an update) in the change."""
+        return await rows.insert(self.conn, model, values, {"incident": self.incident})
+
     async def record(self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None) -> Event:
         """Append the change's timeline event (and run the change hooks) in its transaction."""
         changes = (self.before, self.after) if getattr(self.incident, "_locked_row", None) is not None else None
@@ -239,3 +262,145 @@ async def record_system_event(
     actor = valid_actor(actor)
     async with in_transaction() as conn:
         return await append_event(conn, None, valid_text(kind, "kind", limit=40), actor, summary, data, valid_time(at))
+
+
+# --- changes as one statement ---------------------------------------------------------------
+
+
+class Quick:
+    """How a change may run as one statement on PostgreSQL (see `run_change`): the event kind
+    it records, the incident columns its checks read (`guard`), and the models of the rows it
+    inserts (their keys are drawn with the read)."""
+
+    def __init__(self, kind: str, guard: tuple[str, ...] = (), inserts: tuple[type[Model], ...] = ()) -> None:
+        self.kind = kind
+        self.guard = guard
+        self.inserts = inserts
+        self._read: dict[str, str] = {}
+
+    def read_sql(self, dialect: str) -> str:
+        sql = self._read.get(dialect)
+        if sql is None:
+            keys = "".join(
+                f", nextval(pg_get_serial_sequence('{m._meta.db_table}', '{m._meta.db_pk_column}')) AS \"pulseguard_key_{i}\""
+                for i, m in enumerate(self.inserts)
+            )
+            sql = self._read[dialect] = f'SELECT *{keys} FROM "incident" WHERE "number" = $1'
+        return sql
+
+
+class Stale(Exception):
+    """A quick change's guard failed: another writer changed what it read. Run it locked."""
+
+
+class QuickChange(Change):
+    """A change whose writes wait until the end and go as one guarded statement, with no
+    transaction held open across the round trips in between (`run_change`)."""
+
+    def __init__(
+        self, conn: BaseDBAsyncClient, incident: Incident, now: datetime, quick: Quick, keys: list[Any], guard: tuple[str, ...]
+    ) -> None:
+        super().__init__(conn, incident, now)
+        self.quick = quick
+        self.guard = guard
+        self.keys = {model: key for model, key in zip(quick.inserts, keys, strict=True)}
+        self.rows: list[Model] = []
+        self.event: tuple[Event, AuditEntry | None] | None = None
+
+    async def save(self, update_fields: list[str] | None = None) -> None:
+        before, after = field_changes(self.incident, update_fields)
+        for name, value in before.items():
+            self.before.setdefault(name, value)
+        self.after.update(after)
+
+    async def insert(self, model: type[M], values: dict[str, Any]) -> M:
+        if model not in self.keys:
+            raise Stale(f"{model.__name__} has no key drawn")
+        instance = rows.row(model, values, {"incident": self.incident})
+        object.__setattr__(instance, model._meta.pk_attr, self.keys.pop(model))
+        self.rows.append(instance)
+        return instance
+
+    async def record(self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None) -> Event:
+        if kind != self.quick.kind or self.event is not None:
+            raise Stale(f"a {kind} event in a change planned for one {self.quick.kind}")
+        values, entry = event_values(self.incident, kind, actor, summary, data, self.now, (self.before, self.after))
+        event = rows.row(Event, values, {"incident": self.incident})
+        self.event = (event, rows.row(AuditEntry, entry) if entry is not None else None)
+        return event
+
+    async def write(self) -> None:
+        """Send the change: the incident's stamp and saved columns, guarded, with its rows."""
+        if self.event is None:
+            raise Stale("a change that records no event")
+        incident = self.incident
+        row = incident._locked_row  # type: ignore[attr-defined]
+        guard = {name: row[Incident._meta.fields_db_projection[name]] for name in self.guard}
+        event, entry = self.event
+        inserts: list[tuple[Model, str | None]] = [(r, None) for r in self.rows]
+        inserts.append((event, FEED_EVENT_ID))
+        if entry is not None:
+            inserts.append((entry, rows.DEFAULT_KEY))
+        found = await rows.guarded_write(
+            self.conn,
+            incident,
+            ["updated_at", *self.after],
+            guard,
+            raw_set='"version" = "version" + 1',
+            returning=("version",),
+            inserts=inserts,
+        )
+        if found is None:
+            raise Stale(f"{incident.key} changed meanwhile")
+        incident.version = found["version"]
+        object.__setattr__(event, "id", found["row_key"])
+
+
+async def run_change(
+    key: str | int,
+    now: datetime,
+    body: Callable[[Change], Awaitable[T]],
+    *,
+    quick: Quick | None = None,
+    open_to: str | None = None,
+) -> T:
+    """Run `body` as one change of incident `key` (see `change`).
+
+    With `quick`, on PostgreSQL and when no change hook acts on its event kind, the incident is
+    read without a lock, `body` runs against that row and its writes go as one statement (the
+    stamp, the columns it changed, its rows, the event and the audit entry) that applies only
+    while the `quick.guard` columns (and the status, with `open_to`) still hold what was read.
+    No lock is held across the round trips, so writers to one incident, or to many, do not
+    queue behind each other's commits. If the guard fails, `body` runs again, locked."""
+    if quick is not None and not change_hooks.wants(quick.kind):
+        conn = connections.get("default")
+        if conn.capabilities.dialect == "postgres":
+            try:
+                return await _run_quick(conn, key, now, body, quick, open_to)
+            except Stale:
+                pass
+    async with change(key, now, open_to=open_to) as c:
+        return await body(c)
+
+
+async def _run_quick(
+    conn: BaseDBAsyncClient, key: str | int, now: datetime, body: Callable[[Change], Awaitable[T]], quick: Quick, open_to: str | None
+) -> T:
+    number = parse_incident_key(key)
+    found = await conn.execute_query_dict(quick.read_sql("postgres"), [number])
+    if not found:
+        raise NotFound(f"no incident INC-{number}")
+    row = found[0]
+    keys = [row.pop(f"pulseguard_key_{i}") for i in range(len(quick.inserts))]
+    incident = Incident._init_from_db(**row)
+    incident._locked_row = row
+    incident.updated_at = now
+    guard = quick.guard
+    if open_to is not None:
+        require_open(incident, open_to)
+        if "status" not in guard:
+            guard = (*guard, "status")
+    c = QuickChange(conn, incident, now, quick, keys, guard)
+    result = await body(c)
+    await c.write()
+    return result

@@ -1,0 +1,138 @@
+"""Changes sent as one guarded statement (timeline.run_change with `quick`, PostgreSQL): what they
+store is what the locked path stores, a guard that fails sends the change again under the lock,
+and a hook that acts on the event kind keeps the change in a transaction it can join."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.core.domain import IllegalTransition, NotFound
+from engine.incidents import audit, services
+from engine.incidents.hooks import change_hooks
+from engine.incidents.services.lifecycle import acknowledge_in
+from engine.incidents.services.timeline import Change, Quick, run_change
+from engine.storage.models import AuditEntry, Comment, Event, Incident, StatusUpdate
+
+
+async def stored(number: int) -> tuple[list, list, list, list]:
+    return (
+        await Incident.filter(number=number).values("version", "status", "acknowledged_by"),
+        await Event.filter(incident__number=number).order_by("id").values("kind", "actor", "data"),
+        await Comment.filter(incident__number=number).order_by("id").values("id", "author", "content", "internal_only"),
+        await StatusUpdate.filter(incident__number=number).order_by("id").values("id", "status", "message", "public"),
+    )
+
+
+async def test_a_quick_write_stores_what_the_locked_one_stores(db):
+    """The same sequence with and without the one-statement path leaves the same rows."""
+    results = []
+    for locked in (True, False):
+        wants = change_hooks.wants
+        if locked:
+            change_hooks.wants = lambda kind: True  # type: ignore[method-assign]
+        try:
+            inc = await services.create_incident(title="checkout slow", severity="high", actor="alice")
+            token = audit.SOURCE.set("api")
+            try:
+                c = await services.comment(inc.key, "looking", "bob", internal_only=True)
+                u = await services.post_update(inc.key, "we are on it", "bob", public=True)
+                acked = await services.acknowledge(inc.key, "bob")
+                await services.post_update(inc.key, "found it", "bob", status="identified")
+            finally:
+                audit.SOURCE.reset(token)
+        finally:
+            change_hooks.wants = wants  # type: ignore[method-assign]
+        assert c.id is not None and u.id is not None
+        assert acked.status == "investigating" and acked.acknowledged_by == "bob"
+        assert acked.version == (await Incident.get(number=inc.number)).version - 1  # the update after it bumped it once more
+        rows = await stored(inc.number)
+        events = rows[1]
+        assert [e["kind"] for e in events] == ["created", "commented", "status_update", "acknowledged", "status_update"]
+        assert events[1]["data"]["comment_id"] == c.id and events[2]["data"]["update_id"] == u.id
+        entries = await AuditEntry.filter(subject=inc.key).order_by("id").values("action", "before", "after")
+        assert [e["action"] for e in entries] == [
+            "incident.commented",
+            "incident.status_update",
+            "incident.acknowledged",
+            "incident.status_update",
+        ]
+        assert entries[2]["before"]["status"] == "triggered" and entries[2]["after"]["status"] == "investigating"
+        assert entries[3]["after"]["status"] == "identified"
+        strip = (
+            rows[0],
+            [{k: v for k, v in e.items() if k != "data"} for e in events],
+            [{k: v for k, v in r.items() if k != "id"} for r in rows[2]],
+            [{k: v for k, v in r.items() if k != "id"} for r in rows[3]],
+        )
+        results.append(strip)
+    assert results[0] == results[1]
+    assert results[0][0] == [{"version": 4, "status": "identified", "acknowledged_by": "bob"}]
+
+
+async def test_a_quick_write_to_a_missing_or_resolved_incident_is_refused_and_writes_nothing(db):
+    with pytest.raises(NotFound):
+        await services.comment("INC-404", "hello", "bob")
+    inc = await services.create_incident(title="done", severity="low", actor="alice")
+    await services.resolve(inc.key, "alice", root_cause="r", solution="s")
+    before = await stored(inc.number)
+    with pytest.raises(IllegalTransition):
+        await services.acknowledge(inc.key, "bob")
+    with pytest.raises(IllegalTransition):
+        await services.post_update(inc.key, "still here", "bob")
+    assert await stored(inc.number) == before
+
+
+@pytest.mark.postgres
+async def test_a_guard_that_fails_sends_the_change_again_under_the_lock(db):
+    """Someone acknowledges between the quick read and its write: the quick write applies
+    nothing, the change runs again locked and is refused there."""
+    if db.kind != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    inc = await services.create_incident(title="paged", severity="high", actor="alice")
+    ran: list[str] = []
+
+    async def body(c: Change) -> Incident:
+        ran.append(type(c).__name__)
+        if len(ran) == 1:
+            await services.change_status(inc.key, "identified", "carol")  # carol is on it, meanwhile
+        await acknowledge_in(c, "bob")
+        return c.incident
+
+    with pytest.raises(IllegalTransition, match="already acknowledged by carol"):
+        await run_change(inc.key, inc.created_at, body, quick=Quick("acknowledged", guard=("status", "acknowledged_at")))
+    assert ran == ["QuickChange", "Change"]
+    kinds = [e["kind"] for e in (await stored(inc.number))[1]]
+    assert kinds == ["created", "status_changed"]  # nothing of bob's attempt
+
+
+@pytest.mark.postgres
+async def test_concurrent_quick_comments_all_land_with_one_version_each(db):
+    if db.kind != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    inc = await services.create_incident(title="busy", severity="critical", actor="alice")
+    made = await asyncio.gather(*[services.comment(inc.key, f"note {i}", f"user{i % 4}") for i in range(40)])
+    assert len({c.id for c in made}) == 40
+    incident, events, comments, _ = await stored(inc.number)
+    assert incident[0]["version"] == 40  # each comment bumped it once
+    assert len(comments) == 40 and sorted(e["data"]["comment_id"] for e in events[1:]) == sorted(c.id for c in made)
+    ids = await Event.filter(incident__number=inc.number).order_by("id").values_list("id", flat=True)
+    assert ids == sorted(ids) and len(ids) == 41
+
+
+async def test_a_hook_on_the_kind_keeps_the_change_in_a_transaction(db):
+    seen: list[tuple[str, bool]] = []
+
+    async def hook(incident, event, conn):
+        seen.append((event.kind, await Event.filter(id=event.id).using_db(conn).exists()))
+
+    change_hooks.subscribe(hook, ["acknowledged"])
+    try:
+        inc = await services.create_incident(title="a", severity="low", actor="x")
+        await services.comment(inc.key, "hi", "x")
+        await services.acknowledge(inc.key, "x")
+    finally:
+        change_hooks.unsubscribe(hook)
+    assert seen == [("acknowledged", True)]  # created and commented are not its kinds: it never saw them
+    assert not change_hooks.wants("acknowledged")
