@@ -136,3 +136,29 @@ async def test_a_hook_on_the_kind_keeps_the_change_in_a_transaction(db):
         change_hooks.unsubscribe(hook)
     assert seen == [("acknowledged", True)]  # created and commented are not its kinds: it never saw them
     assert not change_hooks.wants("acknowledged")
+
+
+async def test_updates_racing_a_status_change_record_the_status_they_were_posted_under(db):
+    """Twenty status updates batched on one busy incident while someone moves its status: each
+    update lands once and names the status the timeline had when it was written."""
+    inc = await services.create_incident(title="busy", severity="critical", actor="alice")
+    await services.acknowledge(inc.key, "alice")
+
+    async def move() -> None:
+        await asyncio.sleep(0)
+        await services.change_status(inc.key, "identified", "carol")
+
+    updates = [services.post_update(inc.key, f"update {i}", f"user{i % 3}", public=False) for i in range(20)]
+    await asyncio.gather(*updates, move())
+    status = None
+    landed = []
+    for event in (await stored(inc.number))[1]:
+        if event["kind"] in ("acknowledged", "status_changed"):
+            status = "identified" if event["kind"] == "status_changed" else "investigating"
+        if event["kind"] == "status_update":
+            assert event["data"]["from"] == event["data"]["to"] == status
+            landed.append(event["data"]["update_id"])
+    rows = (await stored(inc.number))[3]
+    assert len(landed) == 20 and sorted(landed) == sorted(r["id"] for r in rows)
+    assert {r["status"] for r in rows} <= {"investigating", "identified"}
+    assert (await Incident.get(number=inc.number)).version == 1 + 20 + 1  # acknowledged, 20 updates, moved

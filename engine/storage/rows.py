@@ -200,7 +200,7 @@ def _guarded_sql(
     where += [f'"{projection[name]}" IS NOT DISTINCT FROM {mark(fields[name])}' for name in guard]
     back = ", ".join(f'"{projection[name]}"' for name in returning)
     parts = [f'WITH "target" AS (UPDATE "{meta.db_table}" SET {", ".join(assignments)} WHERE {" AND ".join(where)} RETURNING {back})']
-    keyed = None
+    keyed: list[str] = []
     for i, (other, pk_sql) in enumerate(inserts, start=1):
         other_meta = other._meta
         columns = _plan(other, "postgres")[1]
@@ -212,14 +212,13 @@ def _guarded_sql(
         values += [mark(field) for _, field in columns]
         returns = ""
         if pk_sql not in (None, DEFAULT_KEY):
-            if keyed is not None:
-                raise ValueError("one row at most may take its key from an expression")
-            keyed, returns = f"row{i}", f' RETURNING "{other_meta.db_pk_column}" AS "key"'
+            keyed.append(f"row{i}")
+            returns = f' RETURNING "{other_meta.db_pk_column}" AS "key"'
         parts.append(
             f'"row{i}" AS (INSERT INTO "{other_meta.db_table}" ({", ".join(names)}) SELECT {", ".join(values)} FROM "target"{returns})'
         )
-    select = '"target".*' + (f', (SELECT "key" FROM "{keyed}") AS "row_key"' if keyed else "")
-    sql = _CHAINS[key] = ", ".join(parts) + f' SELECT {select} FROM "target"'
+    keys = "".join(f', (SELECT "key" FROM "{name}") AS "key_{j}"' for j, name in enumerate(keyed))
+    sql = _CHAINS[key] = ", ".join(parts) + f' SELECT "target".*{keys} FROM "target"'
     return sql
 
 
@@ -237,8 +236,8 @@ async def guarded_write(
     `raw_set`) only while each `guard` column still holds the stored value given, and insert
     the `inserts` rows (instances built by `row`: with their key set and None, or with a key
     expression, or with DEFAULT_KEY for the column's default) only if it did: one statement, so one transaction and one round trip even
-    outside a transaction. Returns the `returning` columns (and "row_key", the key the
-    expression gave), or None when the guard failed or the row is gone."""
+    outside a transaction. Returns the `returning` columns and, as "key_0", "key_1"…, the keys
+    the expressions gave, in order; None when the guard failed or the row is gone."""
     model = type(instance)
     meta = model._meta
     fields = meta.fields_map
