@@ -64,7 +64,7 @@ async def comment(
     return await run_change(key, now, body, quick=_COMMENT)
 
 
-_COMMENT = Quick("commented", inserts=(Comment,))
+_COMMENT = Quick("commented", inserts=(Comment,), columns=())
 
 
 async def post_update(
@@ -120,7 +120,7 @@ async def post_update(
     return await run_change(key, now, body, quick=_UPDATE, open_to="post an update")
 
 
-_UPDATE = Quick("status_update", guard=("status", "acknowledged_at"), inserts=(StatusUpdate,))
+_UPDATE = Quick("status_update", guard=("status", "acknowledged_at"), inserts=(StatusUpdate,), columns=("acknowledged_by",))
 
 
 async def promote_comment(comment_id: int, actor: str, *, at: datetime | None = None) -> StatusUpdate:

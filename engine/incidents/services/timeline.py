@@ -108,20 +108,32 @@ async def append_system_event(
     return await append_event(conn, incident, kind, SYSTEM_ACTOR, summary, data, at)
 
 
-async def lock_incident(conn: BaseDBAsyncClient, key: str | int, now: datetime | None = None) -> Incident:
+def projection(columns: tuple[str, ...] | None) -> str:
+    """The SELECT list of an incident read: every column, or only `columns` (and the key)."""
+    if columns is None:
+        return "*"
+    names = Incident._meta.fields_db_projection
+    return ", ".join(f'"{names[name]}"' for name in dict.fromkeys(("id", "number", *columns)))
+
+
+async def lock_incident(
+    conn: BaseDBAsyncClient, key: str | int, now: datetime | None = None, columns: tuple[str, ...] | None = None
+) -> Incident:
     """Fetch an incident for change, writing first so the transaction holds the lock.
 
     On SQLite the first write takes the database's write lock (transactions are BEGIN
     IMMEDIATE anyway); on PostgreSQL the UPDATE holds the row lock until commit, so two
     processes changing one incident serialise instead of losing an update. One statement
-    bumps the version, stamps updated_at and returns the row.
+    bumps the version, stamps updated_at and returns the row: all of it, or only `columns` (a
+    change that reads a few columns need not decode the incident's JSON ones).
     """
     number = parse_incident_key(key)
     stamp = Incident._meta.fields_map["updated_at"].to_db_value(now or utcnow(), Incident)
+    back = projection(columns)
     if conn.capabilities.dialect == "postgres":
-        sql = 'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = $1 WHERE "number" = $2 RETURNING *'
+        sql = f'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = $1 WHERE "number" = $2 RETURNING {back}'
     else:
-        sql = 'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = ? WHERE "number" = ? RETURNING *'
+        sql = f'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = ? WHERE "number" = ? RETURNING {back}'
     rows = await conn.execute_query_dict(sql, [stamp, number])
     if not rows:
         raise NotFound(f"no incident INC-{number}")
@@ -149,6 +161,10 @@ def field_changes(incident: Incident, names: list[str] | None = None) -> tuple[d
     for name in names if names is not None else projection:
         column = projection[name]
         if name in _STAMPED:
+            continue
+        if column not in row:  # a change that read only some columns
+            if name in vars(incident):
+                raise ValueError(f"incident.{name} was changed but not read")
             continue
         field = meta.fields_map[name]
         current = getattr(incident, name)
@@ -228,12 +244,18 @@ class Change:
 
 
 @asynccontextmanager
-async def change(key: str | int, now: datetime, *, open_to: str | None = None) -> AsyncIterator[Change]:
+async def change(
+    key: str | int, now: datetime, *, open_to: str | None = None, columns: tuple[str, ...] | None = None
+) -> AsyncIterator[Change]:
     """Lock incident `key` in a new transaction for one change. With `open_to` ("acknowledge
-    it"), a resolved incident is refused first. A DomainError raised inside rolls it all back."""
+    it"), a resolved incident is refused first. With `columns`, only those are read (the
+    incident is partial: the others cannot be read or changed). A DomainError raised inside
+    rolls it all back."""
+    if open_to is not None and columns is not None and "status" not in columns:
+        columns = (*columns, "status")
     with inline_writes():  # a few one-row statements: SQLite runs them without thread hops
         async with in_transaction() as conn:
-            incident = await lock_incident(conn, key, now)
+            incident = await lock_incident(conn, key, now, columns)
             if open_to is not None:
                 require_open(incident, open_to)
             yield Change(conn, incident, now)
@@ -273,10 +295,14 @@ class Quick:
     it records, the incident columns its checks read (`guard`), and the models of the rows it
     inserts (their keys are drawn with the read)."""
 
-    def __init__(self, kind: str, guard: tuple[str, ...] = (), inserts: tuple[type[Model], ...] = ()) -> None:
+    def __init__(
+        self, kind: str, guard: tuple[str, ...] = (), inserts: tuple[type[Model], ...] = (), columns: tuple[str, ...] | None = None
+    ) -> None:
         self.kind = kind
         self.guard = guard
         self.inserts = inserts
+        # The incident columns the change reads (None: all); the guard's are read too.
+        self.columns = None if columns is None else (*columns, *(g for g in guard if g not in columns))
         self._read: dict[str, str] = {}
 
     def read_sql(self, dialect: str) -> str:
@@ -286,7 +312,7 @@ class Quick:
                 f", nextval(pg_get_serial_sequence('{m._meta.db_table}', '{m._meta.db_pk_column}')) AS \"pulseguard_key_{i}\""
                 for i, m in enumerate(self.inserts)
             )
-            sql = self._read[dialect] = f'SELECT *{keys} FROM "incident" WHERE "number" = $1'
+            sql = self._read[dialect] = f'SELECT {projection(self.columns)}{keys} FROM "incident" WHERE "number" = $1'
         return sql
 
 
@@ -465,15 +491,18 @@ async def run_change(
     stamp, the columns it changed, its rows, the event and the audit entry) that applies only
     while the `quick.guard` columns (and the status, with `open_to`) still hold what was read.
     No lock is held across the round trips, so writers to one incident, or to many, do not
-    queue behind each other's commits. If the guard fails, `body` runs again, locked."""
+    queue behind each other's commits. If the guard fails, `body` runs again, locked. Either
+    way only `quick.columns` of the incident are read when no hook will see it."""
+    columns = None  # a hook may read any column of the incident
     if quick is not None and not change_hooks.wants(quick.kind):
+        columns = quick.columns
         conn = connections.get("default")
         if conn.capabilities.dialect == "postgres":
             try:
                 return await _run_quick(conn, key, now, body, quick, open_to)
             except Stale:
                 pass
-    async with change(key, now, open_to=open_to) as c:
+    async with change(key, now, open_to=open_to, columns=columns) as c:
         return await body(c)
 
 
