@@ -235,9 +235,10 @@ async def guarded_write(
     """PostgreSQL: update `instance`'s row (columns `sets` from its attributes, plus the SQL
     `raw_set`) only while each `guard` column still holds the stored value given, and insert
     the `inserts` rows (instances built by `row`: with their key set and None, or with a key
-    expression, or with DEFAULT_KEY for the column's default) only if it did: one statement, so one transaction and one round trip even
-    outside a transaction. Returns the `returning` columns and, as "key_0", "key_1"…, the keys
-    the expressions gave, in order; None when the guard failed or the row is gone."""
+    expression, or with DEFAULT_KEY for the column's default) only if it did: one statement,
+    so one transaction and one round trip even outside a transaction. Returns the `returning`
+    columns and, as "key_0", "key_1"…, the keys the expressions gave, in order; None when the
+    guard failed or the row is gone."""
     model = type(instance)
     meta = model._meta
     fields = meta.fields_map

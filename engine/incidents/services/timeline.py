@@ -218,13 +218,19 @@ class Change:
                 self.incident.updated_at = self.now
             await self.incident.save(using_db=self.conn, update_fields=update_fields)
             return
+        after = self.note(update_fields)
+        fields = list(after) if update_fields is None else update_fields
+        if fields:
+            await rows.update(self.conn, self.incident, fields)
+
+    def note(self, update_fields: list[str] | None = None) -> dict[str, Any]:
+        """Compare the incident with the locked row and keep each changed column's first
+        before and last after (the audit entry's values); returns this save's after."""
         before, after = field_changes(self.incident, update_fields)
         for name, value in before.items():
             self.before.setdefault(name, value)
         self.after.update(after)
-        fields = list(after) if update_fields is None else update_fields
-        if fields:
-            await rows.update(self.conn, self.incident, fields)
+        return after
 
     async def insert(self, model: type[M], values: dict[str, Any]) -> M:
         """Insert a row belonging to the incident (a comment, an update) in the change."""
@@ -335,10 +341,7 @@ class QuickChange(Change):
         self.event: tuple[Event, AuditEntry | None] | None = None
 
     async def save(self, update_fields: list[str] | None = None) -> None:
-        before, after = field_changes(self.incident, update_fields)
-        for name, value in before.items():
-            self.before.setdefault(name, value)
-        self.after.update(after)
+        self.note(update_fields)  # sent with the rest at the end
 
     async def insert(self, model: type[M], values: dict[str, Any]) -> M:
         if model not in self.keys:
