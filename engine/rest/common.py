@@ -122,6 +122,16 @@ def _prefix_key(token: str) -> str:
     return f"prefix:{token[: len(auth.TOKEN_PREFIX) + 7]}"
 
 
+def header_values(scope: MutableMapping[str, Any], *names: bytes) -> list[str | None]:
+    """The raw ASGI headers `names` (lower-case), in that order; None for one not sent. For the
+    middlewares that answer before routing, where building a Request would cost more."""
+    found: list[str | None] = [None] * len(names)
+    for name, value in scope["headers"]:
+        if name in names:
+            found[names.index(name)] = value.decode("latin-1")
+    return found
+
+
 def admit(state: RestState, scope: MutableMapping[str, Any], token: str, principal: auth.Principal) -> None:
     """What a request with a valid token does before it is served: clear the slow-down of its
     token's prefix and name the token in the access log."""

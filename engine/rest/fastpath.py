@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.rest import auth
-from engine.rest.common import REVALIDATE, RestState, admit, etag_matches, incident_number
+from engine.rest.common import REVALIDATE, RestState, admit, etag_matches, header_values, incident_number
 from engine.rest.public import cached_public
 
 DETAIL_PREFIX = "/api/incidents/"
@@ -39,13 +39,6 @@ def detail_etag(number: int, version: tuple[int, int]) -> str:
     return f'"{number}.{version[0]}.{version[1]}"'
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 class CachedReads:
     """ASGI middleware: serves cached incident details and list pages to authenticated viewers."""
 
@@ -61,7 +54,7 @@ class CachedReads:
                 if path.startswith(LIST_PATH):
                     response = await self._cached(scope)
                 elif self.public and path.startswith(PUBLIC_PREFIXES):
-                    response = await cached_public(self.state, path, _header(scope, b"if-none-match"))
+                    response = await cached_public(self.state, path, header_values(scope, b"if-none-match")[0])
                 else:
                     response = None
             except Exception:  # FastAPI answers it again, with the API's own error handling
@@ -82,12 +75,7 @@ class CachedReads:
             key = None
         else:
             return None
-        authorization = if_none_match = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"if-none-match":
-                if_none_match = value.decode("latin-1")
+        authorization, if_none_match = header_values(scope, b"authorization", b"if-none-match")
         token = auth.bearer(authorization)
         if token is None:
             return None

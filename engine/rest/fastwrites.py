@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.core.domain import DomainError
 from engine.rest import auth
-from engine.rest.common import RestState, admit, database_errors, incident_number
+from engine.rest.common import RestState, admit, database_errors, header_values, incident_number
 from engine.rest.fastpath import DETAIL_PREFIX
 from engine.rest.incidents import bodies, writes
 
@@ -79,12 +79,7 @@ class FastWrites:
             return await receive()
 
         endpoint, model = _WRITES[action]
-        content_type = authorization = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"content-type":
-                content_type = value.decode("latin-1")
+        authorization, content_type = header_values(scope, b"authorization", b"content-type")
         token = auth.bearer(authorization)
         principal = await auth.authenticate(token) if token else None
         args: tuple[Any, ...] | None = None
