@@ -6,6 +6,7 @@ subscribed to engine.incidents.hooks.change_hooks."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -309,17 +310,15 @@ class Quick:
         self.inserts = inserts
         # The incident columns the change reads (None: all); the guard's are read too.
         self.columns = None if columns is None else (*columns, *(g for g in guard if g not in columns))
-        self._read: dict[str, str] = {}
 
-    def read_sql(self, dialect: str) -> str:
-        sql = self._read.get(dialect)
-        if sql is None:
-            keys = "".join(
-                f", nextval(pg_get_serial_sequence('{m._meta.db_table}', '{m._meta.db_pk_column}')) AS \"pulseguard_key_{i}\""
-                for i, m in enumerate(self.inserts)
-            )
-            sql = self._read[dialect] = f'SELECT {projection(self.columns)}{keys} FROM "incident" WHERE "number" = $1'
-        return sql
+    @functools.cached_property
+    def read_sql(self) -> str:
+        """PostgreSQL: the incident's columns, and a key drawn for each row it will insert."""
+        keys = "".join(
+            f", nextval(pg_get_serial_sequence('{m._meta.db_table}', '{m._meta.db_pk_column}')) AS \"pulseguard_key_{i}\""
+            for i, m in enumerate(self.inserts)
+        )
+        return f'SELECT {projection(self.columns)}{keys} FROM "incident" WHERE "number" = $1'
 
 
 class Stale(Exception):
@@ -513,7 +512,7 @@ async def _run_quick(
     conn: BaseDBAsyncClient, key: str | int, now: datetime, body: Callable[[Change], Awaitable[T]], quick: Quick, open_to: str | None
 ) -> T:
     number = parse_incident_key(key)
-    found = await conn.execute_query_dict(quick.read_sql("postgres"), [number])
+    found = await conn.execute_query_dict(quick.read_sql, [number])
     if not found:
         raise NotFound(f"no incident INC-{number}")
     row = found[0]
