@@ -5,6 +5,7 @@ minutes are the spec's (15, 60): the engine's clocks are moved forward instead o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,10 +119,11 @@ async def test_high_pages_the_on_call_person_escalates_reminds_and_stops_on_ackn
 
 
 async def test_medium_goes_into_the_digest_and_still_escalates_to_a_person(esc_db, receivers, clock):
-    # A digest falls due at the end of the wall-clock half hour it was held in: start well clear
-    # of that end, or a run at :29:59 would see it sent before the interval has passed.
-    if (left := 1800 - clock.now().timestamp() % 1800) < 120:
-        clock.advance(left / 60 + 1)
+    # A digest falls due at the end of the wall-clock half hour it was held in, counted from the
+    # incident's own time (real time: this clock does not move it). A run at :29:59 would see it
+    # sent before the interval has passed, so wait out the end of the half hour first.
+    if (left := 1800 - time.time() % 1800) < 10:
+        await asyncio.sleep(left + 0.2)
     async with fast_loops(spec_config(receivers)):
         inc = await services.create_incident(title="Search slow", severity="medium", actor="probe")
         await asyncio.sleep(0.8)
