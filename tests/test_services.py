@@ -228,14 +228,16 @@ async def test_maintenance_windows(db):
 
 
 async def test_a_change_stores_the_columns_it_changed_and_only_those(db):
-    """Change.save compares with the row it locked: a list changed in place is stored, and
-    columns nobody touched (the analysis data) are left as they are in the database."""
+    """Change.save compares with the row it locked: a list changed in place is stored, a value
+    set again to what it was is not, and columns nobody touched (the analysis data) are left as
+    they are in the database."""
     from engine.incidents.services.timeline import change, changed_fields
 
     inc = await services.create_incident(title="Disk full", severity="high", actor="alice", tags=["disk"])
     async with change(inc.key, datetime.now(UTC)) as c:
         c.incident.tags.append("db")  # in place: the same list object the model holds
         c.incident.assignee = "bob"
+        c.incident.severity = "".join(["hi", "gh"])  # an equal value, another object: unchanged
         assert sorted(changed_fields(c.incident) or []) == ["assignee", "tags"]
         # Another writer's column, changed under the lock as a hook inside the transaction would.
         await c.conn.execute_query("UPDATE incident SET title = 'Disk full on db-1' WHERE number = 1")

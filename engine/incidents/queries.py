@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -149,9 +150,14 @@ async def get_incident(key: str | int) -> Incident:
     return incident
 
 
+@functools.cache
+def _incident_fields() -> tuple[str, ...]:
+    db_fields = Incident._meta.db_fields
+    return tuple(name for name in Incident._meta.fields_map if name in db_fields)
+
+
 def incident_dict(incident: Incident) -> dict[str, Any]:
-    db_fields = incident._meta.db_fields
-    data = {name: _iso(getattr(incident, name)) for name in incident._meta.fields_map if name in db_fields}
+    data = {name: _iso(getattr(incident, name)) for name in _incident_fields()}
     data["key"] = incident.key
     return data
 

@@ -8,7 +8,6 @@ FastAPI would call, with the same token check and body model, when the request i
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -18,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.core.domain import DomainError
 from engine.rest import auth
-from engine.rest.common import RestState, admit, database_errors, header_values, incident_number
+from engine.rest.common import RestState, admit, database_errors, header_values, incident_number, render_data
 from engine.rest.fastpath import DETAIL_PREFIX
 from engine.rest.incidents import bodies, writes
 
@@ -104,6 +103,6 @@ class FastWrites:
         admit(self.state, scope, token, principal)
         self.state.fast_writes += 1
         # The endpoints return JSON-ready dicts; FastAPI's encoder only for anything that is not.
-        content = json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=jsonable_encoder)
-        response = Response(content.encode("utf-8"), status_code=201 if model is not None else 200, media_type="application/json")
+        content = render_data(result, default=jsonable_encoder)
+        response = Response(content, status_code=201 if model is not None else 200, media_type="application/json")
         await response(scope, receive, send)

@@ -150,7 +150,8 @@ async def acknowledge_in(c: Change, actor: str, via: str | None = None) -> None:
     data: dict[str, Any] = {"from": old, "to": incident.status}
     if via:
         data["via"] = via
-    await c.commit("acknowledged", actor, f"acknowledged via {via}" if via else "acknowledged", data)
+    summary = f"acknowledged via {via}" if via else "acknowledged"
+    await c.commit("acknowledged", actor, summary, data, update_fields=["status", "acknowledged_at", "acknowledged_by"])
 
 
 async def change_status(

@@ -9,8 +9,10 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
+from uuid import UUID
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
@@ -138,13 +140,25 @@ async def lock_incident(
     rows = await conn.execute_query_dict(sql, [stamp, number])
     if not rows:
         raise NotFound(f"no incident INC-{number}")
-    incident = Incident._init_from_db(**rows[0])
-    incident._locked_row = rows[0]  # what is stored: Change.save writes only what differs
+    return locked(rows[0])
+
+
+def locked(row: dict[str, Any]) -> Incident:
+    """The incident read from `row` for a change, keeping what was read: the stored row (a
+    save writes only what differs from it) and the decoded values (an immutable value still
+    the very object read needs no re-encoding to know it is unchanged)."""
+    incident = Incident._init_from_db(**row)
+    incident._locked_row = row
+    incident._locked_values = dict(vars(incident))
     return incident
 
 
 # Columns lock_incident itself has written; the rest is compared with what it read.
 _STAMPED = frozenset({"id", "version", "updated_at"})
+# Values that cannot change in place: one still the very object read is unchanged. Lists and
+# dicts (the JSON columns) can, so those are always compared in their stored form.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime, date, Decimal, UUID})
+_UNREAD = object()
 
 
 def field_changes(incident: Incident, names: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -159,6 +173,7 @@ def field_changes(incident: Incident, names: list[str] | None = None) -> tuple[d
     before, after = {}, {}
     meta = Incident._meta
     projection = meta.fields_db_projection
+    read = getattr(incident, "_locked_values", None) or {}
     for name in names if names is not None else projection:
         column = projection[name]
         if name in _STAMPED:
@@ -167,8 +182,10 @@ def field_changes(incident: Incident, names: list[str] | None = None) -> tuple[d
             if name in vars(incident):
                 raise ValueError(f"incident.{name} was changed but not read")
             continue
-        field = meta.fields_map[name]
         current = getattr(incident, name)
+        if current is read.get(name, _UNREAD) and type(current) in _IMMUTABLE:
+            continue
+        field = meta.fields_map[name]
         raw = row[column]
         if field.to_db_value(current, incident) == raw:
             continue
@@ -517,8 +534,7 @@ async def _run_quick(
         raise NotFound(f"no incident INC-{number}")
     row = found[0]
     keys = [row.pop(f"pulseguard_key_{i}") for i in range(len(quick.inserts))]
-    incident = Incident._init_from_db(**row)
-    incident._locked_row = row
+    incident = locked(row)
     incident.updated_at = now
     guard = quick.guard
     if open_to is not None:
