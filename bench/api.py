@@ -1,7 +1,10 @@
 """REST API throughput and latency under concurrent load, as ratios to a bare FastAPI app
 measured in the same run.
 
-Each server runs in its own process on uvicorn with one worker, one after the other:
+Both servers run in their own processes on uvicorn with one worker each, measured in turn:
+every endpoint in `--rounds` rounds, each the baseline then PulseGuard for `--seconds`, so a
+round's two figures meet the same load on a shared machine; "of base" is the median of the
+rounds' ratios.
   pulseguard  the real API (token check, service layer, database, production defaults)
   baseline    a bare FastAPI app with the same routes: no auth, no database; it answers every
               read with the bytes PulseGuard served for it (same size on the wire) and every
@@ -20,7 +23,7 @@ each endpoint for a few seconds:
   POST /api/incidents/{id}/acknowledge     a different triggered incident each time
   GET  /status, /api/v2/summary.json       1,000 connections (`--viewers`), as pollers with ETags
 
-    .venv/bin/python bench/api.py [--seconds 5] [--concurrency 32] [--incidents 100000] [--pg postgres://postgres@127.0.0.1/test]
+    .venv/bin/python bench/api.py [--rounds 3] [--seconds 2] [--concurrency 32] [--incidents 100000] [--pg postgres://postgres@127.0.0.1/test]
 """
 
 from __future__ import annotations
@@ -410,73 +413,91 @@ async def deep_cursor(port: int, token: str, pages: int) -> str:
     return path
 
 
-async def run_server(
-    kind: str,
-    db_url: str | None,
-    fx: Fixture,
-    concurrency: int,
-    viewers: int,
-    seconds: float,
-    bodies: dict[str, bytes],
-    tmp: str,
-    only: list[str],
+NAMES = {  # the reads whose PulseGuard bytes the baseline answers with
+    "GET  incident (busy, in full)": "detail",
+    "GET  list, open, 50": "list",
+    "GET  list, filtered, 50": "list_filtered",
+    "GET  list, deep page, 50": "list_cursor",
+    "GET  /status (viewers)": "status",
+    "GET  summary.json (viewers)": "summary",
+}
+
+
+async def requests_for(kind: str, port: int, sc: Scenario, fx: Fixture, bodies: dict[str, bytes]) -> tuple[list[bytes], int]:
+    """The raw requests of scenario `sc` for this server, and the status they expect; from
+    PulseGuard, the bytes of the reads the baseline will answer with."""
+    paths = sc.paths
+    if sc.extra.get("deep"):
+        paths = [await deep_cursor(port, fx.token, 200)] if kind != "baseline" else ["/api/incidents?cursor=x"]
+    auth = None if sc.viewers or kind == "baseline" else fx.token
+    etag = None
+    if sc.poller:
+        status, etag, body = await first_response(port, http_request(sc.method, paths[0], auth))
+        if etag is None:
+            print(f"  {kind}: {sc.name}: no ETag in the response (status {status}); measured without one")
+    raws = [http_request(sc.method, p, auth, sc.body, etag) for p in paths]
+    if kind != "baseline" and sc.name in NAMES:
+        raw = http_request(sc.method, paths[0], auth) if sc.poller else raws[0]
+        bodies[NAMES[sc.name]] = (await first_response(port, raw))[2]
+    return raws, sc.expect if etag is not None or not sc.poller else 200
+
+
+async def run_paired(
+    label: str, db_url: str, fx: Fixture, args: argparse.Namespace, tmp: str, only: list[str]
 ) -> list[tuple[str, str, dict[str, float]]]:
-    bodies_file = None
-    if kind == "baseline":
+    """Each endpoint in `args.rounds` rounds, each round the baseline then PulseGuard, so both
+    servers of a round meet the same load on this shared machine: the ratio is the median of
+    the rounds' ratios."""
+    chosen = [sc for sc in scenarios(fx) if not only or any(word in sc.name for word in only)]
+    bodies: dict[str, bytes] = {}
+    proc, port = start_server("pulseguard", db_url)
+    base_proc = None
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    try:
+        ours = {sc.name: await requests_for(label, port, sc, fx, bodies) for sc in chosen}
         bodies_file = str(Path(tmp) / "bodies.json")
         Path(bodies_file).write_text(json.dumps({k: v.hex() for k, v in bodies.items()}))
-    proc, port = start_server("baseline" if kind == "baseline" else "pulseguard", db_url, bodies_file)
-    rows = []
-    token = fx.token if kind != "baseline" else None
-    names = {
-        "GET  incident (busy, in full)": "detail",
-        "GET  list, open, 50": "list",
-        "GET  list, filtered, 50": "list_filtered",
-        "GET  list, deep page, 50": "list_cursor",
-        "GET  /status (viewers)": "status",
-        "GET  summary.json (viewers)": "summary",
-    }
-    try:
-        for sc in scenarios(fx):
-            if only and not any(word in sc.name for word in only):
-                continue
-            paths = sc.paths
-            if sc.extra.get("deep"):
-                paths = [await deep_cursor(port, fx.token, 200)] if kind != "baseline" else ["/api/incidents?cursor=x"]
-            auth = None if sc.viewers else token
-            etag = None
-            if sc.poller:
-                status, etag, body = await first_response(port, http_request(sc.method, paths[0], auth))
-                if etag is None:
-                    print(f"  {kind}: {sc.name}: no ETag in the response (status {status}); measured without one")
-            raws = [http_request(sc.method, p, auth, sc.body, etag) for p in paths]
-            if kind != "baseline" and sc.name in names and not sc.poller:
-                status, _, body = await first_response(port, raws[0])
-                bodies[names[sc.name]] = body
-            if kind != "baseline" and sc.poller and sc.name in names:
-                bodies[names[sc.name]] = (await first_response(port, http_request(sc.method, paths[0], auth)))[2]
-            expect = sc.expect if etag is not None or not sc.poller else 200
-            # Each incident is acknowledged once; the baseline changes nothing, so it may repeat them.
-            source: itertools.cycle | list[bytes] = raws if sc.once and kind != "baseline" else itertools.cycle(raws)
-            t0 = time.perf_counter()
-            rows.append((kind, sc.name, await load(port, source, expect, viewers if sc.viewers else concurrency, seconds)))
-            print(f"  {kind}: {sc.name}: {rows[-1][2]['rps']:.0f}/s, {time.perf_counter() - t0:.1f} s", flush=True)
+        base_proc, base_port = start_server("baseline", None, bodies_file)
+        theirs = {sc.name: await requests_for("baseline", base_port, sc, fx, bodies) for sc in chosen}
+        for sc in chosen:
+            concurrency = args.viewers if sc.viewers else args.concurrency
+            raws, expect = ours[sc.name]
+            base_raws, base_expect = theirs[sc.name]
+            rounds: list[tuple[dict[str, float], dict[str, float]]] = []
+            for r in range(args.rounds):
+                base = await load(base_port, itertools.cycle(base_raws), base_expect, concurrency, args.seconds)
+                # Each incident is acknowledged once: every round gets its own share of them.
+                share = raws[r :: args.rounds] if sc.once else itertools.cycle(raws)
+                mine = await load(port, share, expect, concurrency, args.seconds)
+                rounds.append((base, mine))
+                print(f"  {label}: {sc.name}: round {r + 1}: {mine['rps']:.0f}/s against {base['rps']:.0f}/s", flush=True)
+            for server, i in (("baseline", 0), (label, 1)):
+                row = {k: statistics.median(rnd[i][k] for rnd in rounds) for k in ("rps", "p50", "p99")}
+                row["n"] = sum(rnd[i]["n"] for rnd in rounds)
+                row["errors"] = sum(rnd[i]["errors"] for rnd in rounds)
+                if i:
+                    row["ratio"] = statistics.median(m["rps"] / b["rps"] if b["rps"] else 0.0 for b, m in rounds)
+                    row["ratios"] = [m["rps"] / b["rps"] if b["rps"] else 0.0 for b, m in rounds]  # type: ignore[assignment]
+                rows.append((f"{server}" if i else f"baseline ({label.split()[-1]})", sc.name, row))
     finally:
         stop_server(proc)
+        if base_proc is not None:
+            stop_server(base_proc)
     return rows
 
 
-def report(rows: list[tuple[str, str, dict[str, float]]], concurrency: int, viewers: int, seconds: float, n: int) -> None:
+def report(rows: list[tuple[str, str, dict[str, float]]], args: argparse.Namespace) -> None:
     print(
-        f"\n{n:,} incidents; {concurrency} keep-alive connections ({viewers} for the status page), "
-        f"{seconds:g} s per endpoint, one uvicorn worker per server\n"
+        f"\n{args.incidents:,} incidents; {args.concurrency} keep-alive connections ({args.viewers} for the status page), "
+        f"{args.rounds} rounds of {args.seconds:g} s per endpoint and server, one uvicorn worker per server; "
+        "req/s, p50 and p99 are the rounds' medians, 'of base' the median of the rounds' ratios\n"
     )
-    base = {e: r for s, e, r in rows if s == "baseline"}
-    print(f"{'server':<20} {'endpoint':<32} {'req/s':>8} {'of base':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
+    print(f"{'server':<22} {'endpoint':<32} {'req/s':>8} {'of base':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}  rounds")
     for server, endpoint, r in rows:
-        ratio = f"{100 * r['rps'] / base[endpoint]['rps']:.0f} %" if endpoint in base and base[endpoint]["rps"] else ""
+        ratio = f"{100 * r['ratio']:.0f} %" if "ratio" in r else "100 %"
+        each = " ".join(f"{100 * x:.0f}" for x in r.get("ratios", ()))  # type: ignore[attr-defined]
         print(
-            f"{server:<20} {endpoint:<32} {r['rps']:>8.0f} {ratio:>8} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['n']:>9.0f} {r['errors']:>7.0f}"
+            f"{server:<22} {endpoint:<32} {r['rps']:>8.0f} {ratio:>8} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['n']:>9.0f} {r['errors']:>7.0f}  {each}"
         )
 
 
@@ -490,21 +511,18 @@ async def drop_schema(pg: str, schema: str) -> None:
         await conn.close()
 
 
-def measure(label: str, db_url: str, args: argparse.Namespace, tmp: str, with_baseline: bool) -> list[tuple[str, str, dict[str, float]]]:
+def measure(label: str, db_url: str, args: argparse.Namespace, tmp: str) -> list[tuple[str, str, dict[str, float]]]:
     t = time.perf_counter()
     fx = asyncio.run(prepare(db_url, args.incidents))
     print(f"{label}: {args.incidents:,} incidents and the busy {fx.busy} ready in {time.perf_counter() - t:.0f} s", flush=True)
-    bodies: dict[str, bytes] = {}
     only = [w.strip() for w in args.only.split(",") if w.strip()] if args.only else []
-    rows = asyncio.run(run_server(label, db_url, fx, args.concurrency, args.viewers, args.seconds, bodies, tmp, only))
-    if with_baseline:
-        rows = asyncio.run(run_server("baseline", None, fx, args.concurrency, args.viewers, args.seconds, bodies, tmp, only)) + rows
-    return rows
+    return asyncio.run(run_paired(label, db_url, fx, args, tmp, only))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per round, endpoint and server")
+    parser.add_argument("--rounds", type=int, default=3, help="baseline/PulseGuard pairs per endpoint")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--viewers", type=int, default=1000, help="connections for the status page")
     parser.add_argument("--incidents", type=int, default=100_000)
@@ -539,15 +557,15 @@ def main() -> None:
     if args.profile:
         os.environ["PULSEGUARD_BENCH_PROFILE"] = str(Path(args.profile).resolve())
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure("pulseguard sqlite", str(Path(tmp) / "bench.db"), args, tmp, with_baseline=True)
+        rows = measure("pulseguard sqlite", str(Path(tmp) / "bench.db"), args, tmp)
         if args.pg:
             schema = f"bench_{uuid.uuid4().hex[:8]}"
             sep = "&" if "?" in args.pg else "?"
             try:
-                rows += measure("pulseguard postgres", f"{args.pg}{sep}schema={schema}", args, tmp, with_baseline=False)
+                rows += measure("pulseguard postgres", f"{args.pg}{sep}schema={schema}", args, tmp)
             finally:
                 asyncio.run(drop_schema(args.pg, schema))
-    report(rows, args.concurrency, args.viewers, args.seconds, args.incidents)
+    report(rows, args)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,19 @@ async def keep_session(conn: Any) -> None:
     still rolled back by the pool first."""
 
 
+@asynccontextmanager
+async def one_connection(client: Any) -> AsyncIterator[Any]:
+    """PostgreSQL: a client for a few statements on one pooled connection, outside a
+    transaction (each statement commits on its own). A read and the write that follows it then
+    take the pool once instead of twice."""
+    from tortoise.backends.asyncpg.client import TransactionWrapper
+
+    async with client.acquire_connection() as raw:
+        held = TransactionWrapper(client)  # Tortoise's client over one connection; no BEGIN is sent
+        held._connection = raw
+        yield held
+
+
 def resolve_database(value: str | None = None) -> Database:
     """`--db` / PULSEGUARD_DB / config value, or the default file in the user data directory."""
     raw = (value or os.environ.get("PULSEGUARD_DB") or "").strip()

@@ -26,6 +26,7 @@ from engine.incidents.hooks import change_hooks
 from engine.incidents.services.validation import valid_actor, valid_text, valid_time
 from engine.storage import rows
 from engine.storage.changes import notify_sql
+from engine.storage.db import one_connection
 from engine.storage.models import AuditEntry, Event, Incident
 from engine.storage.sqlite import inline_writes
 
@@ -528,6 +529,24 @@ async def run_change(
 async def _run_quick(
     conn: BaseDBAsyncClient, key: str | int, now: datetime, body: Callable[[Change], Awaitable[T]], quick: Quick, open_to: str | None
 ) -> T:
+    if isinstance(conn, TransactionalDBClient):  # a caller's transaction: all of it in there
+        c, result = await _plan_quick(conn, key, now, body, quick, open_to)
+        await _write([c])
+        return result
+    async with one_connection(conn) as held:
+        c, result = await _plan_quick(held, key, now, body, quick, open_to)
+        if c.after:  # a change to the incident's columns goes alone: on the connection it read with
+            await _write([c])
+            return result
+    c.conn = conn  # the others may join a batch, sent on another connection
+    await batches.write(c)
+    return result
+
+
+async def _plan_quick(
+    conn: BaseDBAsyncClient, key: str | int, now: datetime, body: Callable[[Change], Awaitable[T]], quick: Quick, open_to: str | None
+) -> tuple[QuickChange, T]:
+    """Read the incident (and the new rows' keys) and run `body` on it; its writes are kept."""
     number = parse_incident_key(key)
     found = await conn.execute_query_dict(quick.read_sql, [number])
     if not found:
@@ -542,6 +561,4 @@ async def _run_quick(
         if "status" not in guard:
             guard = (*guard, "status")
     c = QuickChange(conn, incident, now, quick, keys, guard)
-    result = await body(c)
-    await batches.write(c)
-    return result
+    return c, await body(c)
