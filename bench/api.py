@@ -454,15 +454,16 @@ async def run_paired(
     base_proc = None
     rows: list[tuple[str, str, dict[str, float]]] = []
     try:
-        ours = {sc.name: await requests_for(label, port, sc, fx, bodies) for sc in chosen}
+        for sc in chosen:  # the bytes the baseline answers with
+            await requests_for(label, port, sc, fx, bodies)
         bodies_file = str(Path(tmp) / "bodies.json")
         Path(bodies_file).write_text(json.dumps({k: v.hex() for k, v in bodies.items()}))
         base_proc, base_port = start_server("baseline", None, bodies_file)
-        theirs = {sc.name: await requests_for("baseline", base_port, sc, fx, bodies) for sc in chosen}
         for sc in chosen:
             concurrency = args.viewers if sc.viewers else args.concurrency
-            raws, expect = ours[sc.name]
-            base_raws, base_expect = theirs[sc.name]
+            # Just before: the writes measured earlier change the status page and its ETag.
+            raws, expect = await requests_for(label, port, sc, fx, {})
+            base_raws, base_expect = await requests_for("baseline", base_port, sc, fx, {})
             rounds: list[tuple[dict[str, float], dict[str, float]]] = []
             for r in range(args.rounds):
                 base = await load(base_port, itertools.cycle(base_raws), base_expect, concurrency, args.seconds)

@@ -216,3 +216,39 @@ async def test_a_read_cancelled_under_its_callers_ends_their_wait():
     done, pending = await asyncio.wait(callers, timeout=5)
     assert not pending
     assert all(t.cancelled() for t in done)
+
+
+async def test_a_crowd_whose_copy_went_stale_waits_for_one_build_that_shows_the_write(api, monkeypatch):
+    """After a write to a busy incident, the pollers' next reads all miss the cache at once: one
+    detail build (and one list build) serves them, and every answer holds the write."""
+    from engine.incidents import queries
+
+    built = {"detail": 0, "list": 0}
+    detail, count = queries.incident_detail, queries.count_incidents
+
+    async def counted_detail(key):  # the real read, counted
+        built["detail"] += 1
+        return await detail(key)
+
+    async def counted_count(**filters):
+        built["list"] += 1
+        return await count(**filters)
+
+    monkeypatch.setattr(queries, "incident_detail", counted_detail)
+    monkeypatch.setattr(queries, "count_incidents", counted_count)
+    incident = await services.create_incident(title="Checkout errors", severity="high", actor="alice")
+    path = f"/api/incidents/{incident.key}"
+    async with api.client("responder") as c:
+        assert (await c.get(path)).status_code == 200
+        assert (await c.post(f"{path}/comments", json={"content": "pool exhausted"})).status_code == 201
+        built["detail"] = built["list"] = 0
+        details, lists = await asyncio.gather(
+            asyncio.gather(*(c.get(path) for _ in range(20))),
+            asyncio.gather(*(c.get("/api/incidents?limit=50") for _ in range(20))),
+        )
+    assert {r.status_code for r in details} == {r.status_code for r in lists} == {200}
+    assert all("pool exhausted" in [cm["content"] for cm in r.json()["comments"]] for r in details)
+    assert all(r.json()["incidents"][0]["key"] == incident.key for r in lists)
+    assert len({r.headers["etag"] for r in details}) == 1
+    # One build each; a second only if the list's LIST_MAX_AGE bucket turned during the crowd.
+    assert built["detail"] == 1 and 1 <= built["list"] <= 2, built

@@ -4,10 +4,10 @@ base classes and text types that refuse what the database cannot store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, HTTPException, Request
@@ -22,6 +22,8 @@ from engine.rest import auth
 from engine.rest.cache import PublicCache, RenderedCache, SingleFlight
 
 MAX_INT = 2**31 - 1
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,6 +54,10 @@ class RestState:
     details: RenderedCache = field(default_factory=RenderedCache)
     # Pages of the incident list, by their query, while the change feed stands still.
     lists: RenderedCache = field(default_factory=RenderedCache)
+    # Details and list pages being built, by what they are and their validator: pollers whose
+    # copy expired together (a write to a busy incident, a list every LIST_MAX_AGE) wait for
+    # one build instead of each running the same queries.
+    builds: dict[object, asyncio.Future[tuple[str, bytes]]] = field(default_factory=dict)
     # The raw query strings the list has answered, and the cache key each was validated into.
     list_queries: dict[bytes, object] = field(default_factory=dict)
     # The validators every cached read asks for, one database read for a crowd of requests.
@@ -69,6 +75,17 @@ class RestState:
         spi = self.config.status_page_integration
         url = spi.public_url or self.base_url
         return url.rstrip("/") if url else None
+
+
+async def one_build(builds: dict[object, asyncio.Future[T]], key: object, build: Callable[[], Awaitable[T]]) -> T:
+    """The result of `build`, run once for every caller asking for `key` while it runs. Keyed by
+    a validator read after the caller arrived, so a build it joins began after its own writes."""
+    flight = builds.get(key)
+    if flight is None:
+        flight = builds[key] = asyncio.ensure_future(build())
+        flight.add_done_callback(lambda f: (builds.pop(key, None), f.cancelled() or f.exception()))
+    # shield: one client hanging up must not cancel the build the others wait for
+    return await asyncio.shield(flight)
 
 
 def rest_state(request: Request) -> RestState:

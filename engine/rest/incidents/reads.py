@@ -13,7 +13,7 @@ from pydantic import Field
 
 from engine.core.domain import InvalidInput, NotFound
 from engine.incidents import queries
-from engine.rest.common import REVALIDATE, Text, Viewer, When, incident_number, not_modified, render_data, rest_state
+from engine.rest.common import REVALIDATE, Text, Viewer, When, incident_number, not_modified, one_build, render_data, rest_state
 from engine.rest.fastpath import detail_etag, list_validator
 from engine.rest.incidents.bodies import IncidentId, Severity_, aware
 
@@ -68,20 +68,24 @@ async def list_incidents(
     cache = state.lists
     entry = cache.get(key, validator)
     if entry is None:
-        total = await queries.count_incidents(**filters)
-        page = await queries.list_incidents(**filters, limit=limit + 1, offset=offset, after=after)
-        more, page = len(page) > limit, page[:limit]
-        body = render_data(
-            {
-                "incidents": page,
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-                "next_offset": offset + limit if after is None and offset + limit < total else None,
-                "next_cursor": encode_cursor(queries.position(page[-1])) if more else None,
-            }
-        )
-        entry = cache.put(key, validator, body)
+
+        async def build() -> tuple[str, bytes]:
+            total = await queries.count_incidents(**filters)
+            page = await queries.list_incidents(**filters, limit=limit + 1, offset=offset, after=after)
+            more, page = len(page) > limit, page[:limit]
+            body = render_data(
+                {
+                    "incidents": page,
+                    "total": total,
+                    "limit": limit,
+                    "offset": offset,
+                    "next_offset": offset + limit if after is None and offset + limit < total else None,
+                    "next_cursor": encode_cursor(queries.position(page[-1])) if more else None,
+                }
+            )
+            return cache.put(key, validator, body)
+
+        entry = await one_build(state.builds, ("list", key, validator), build)
     etag, body = entry
     # Validated: the same query string may now be answered before routing (engine.rest.fastpath).
     if len(state.list_queries) >= LIST_QUERIES:
@@ -177,8 +181,12 @@ async def get_incident(id: IncidentId, request: Request, _: Viewer) -> Response:
     cache = state.details
     entry = cache.get(number, etag)
     if entry is None:
-        # Read after the validator: the body is at least as new as the ETag it is kept under.
-        entry = cache.put(number, etag, render_data(await queries.incident_detail(number)), etag)
+
+        async def build() -> tuple[str, bytes]:
+            # Read after the validator: the body is at least as new as the ETag it is kept under.
+            return cache.put(number, etag, render_data(await queries.incident_detail(number)), etag)
+
+        entry = await one_build(state.builds, ("detail", number, etag), build)
     return Response(entry[1], media_type="application/json", headers=headers)
 
 
