@@ -124,12 +124,25 @@ async def serve(kind: str, port: int, db_url: str | None, bodies_file: str | Non
 
     db = resolve_database(db_url)
     await open_database(db, migrate_schema=False)
+    wiring = None
+    config = None
+    if os.environ.get("PULSEGUARD_BENCH_ESCALATION"):
+        # As `pulseguard engine --api` runs it: escalation planned in each change's transaction
+        # (the configuration `pulseguard init` writes); `pulseguard api` alone leaves that to the engine.
+        from engine.config.loading import load_config
+        from engine.escalation.wiring import Wiring
+
+        config = load_config(ROOT / "engine" / "config" / "example.toml")
+        wiring = Wiring.for_config(config)
+        wiring.start()
     try:
-        service = ApiService(f"127.0.0.1:{port}", db_label=db.label, relay=False, own_signals=True)
+        service = ApiService(f"127.0.0.1:{port}", config, db_label=db.label, relay=False, own_signals=True)
         await service.start()
         print("READY", flush=True)
         await service.wait()
     finally:
+        if wiring is not None:
+            wiring.stop()
         await close_database()
 
 
@@ -488,8 +501,9 @@ async def run_paired(
 
 
 def report(rows: list[tuple[str, str, dict[str, float]]], args: argparse.Namespace) -> None:
+    wired = "; escalation wired into the API (as in `pulseguard engine --api`)" if args.escalation else ""
     print(
-        f"\n{args.incidents:,} incidents; {args.concurrency} keep-alive connections ({args.viewers} for the status page), "
+        f"\n{args.incidents:,} incidents{wired}; {args.concurrency} keep-alive connections ({args.viewers} for the status page), "
         f"{args.rounds} rounds of {args.seconds:g} s per endpoint and server, one uvicorn worker per server; "
         "req/s, p50 and p99 are the rounds' medians, 'of base' the median of the rounds' ratios\n"
     )
@@ -529,6 +543,9 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--only", help="comma-separated words: measure only the endpoints whose name holds one (list,POST)")
     parser.add_argument("--pg", default=os.environ.get("PULSEGUARD_TEST_PG"), help="also measure on this PostgreSQL server")
+    parser.add_argument(
+        "--escalation", action="store_true", help="wire escalation into the API as `pulseguard engine --api` does (the writes plan it)"
+    )
     parser.add_argument("--profile", metavar="FILE", help="run the PulseGuard server under cProfile and write its stats here")
     parser.add_argument("--serve", choices=["pulseguard", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -555,6 +572,8 @@ def main() -> None:
                 profiler.disable()
                 profiler.dump_stats(profile)
         return
+    if args.escalation:
+        os.environ["PULSEGUARD_BENCH_ESCALATION"] = "1"
     if args.profile:
         os.environ["PULSEGUARD_BENCH_PROFILE"] = str(Path(args.profile).resolve())
     with tempfile.TemporaryDirectory() as tmp:
