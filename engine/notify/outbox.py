@@ -16,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from engine.core.clock import utcnow
 from engine.storage.escalation_models import Notification, NotificationState, Timer
 from engine.storage.models import Incident
+from engine.storage.rows import insert_ignoring
 
 DIGEST_CHANNELS = ("slack", "email")
 
@@ -40,29 +41,29 @@ async def write_notifications(
     """Outbox rows, one per destination; a row whose dedup key exists is not written twice.
     `wake` is called when a row is deliverable at once (held digest rows wait for their timer)."""
     now = now or utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     held: list[str] = []
     for dest in dict.fromkeys(destinations):
         kind = dest.partition(":")[0]
         hold = digest_minutes is not None and kind in DIGEST_CHANNELS and audience == "internal"
         rows.append(
-            Notification(
-                dedup_key=f"{key_prefix}:{dest}"[:255],
-                stream=stream_key(incident.id if incident else None, dest),
-                incident_id=incident.id if incident else None,
-                destination=dest,
-                kind=str(payload.get("kind")),
-                audience=audience,
-                payload={**payload, "audience": audience},
-                state=NotificationState.HELD if hold else NotificationState.PENDING,
-                next_attempt_at=now,
-                created_at=now,
-            )
+            {
+                "dedup_key": f"{key_prefix}:{dest}"[:255],
+                "stream": stream_key(incident.id if incident else None, dest),
+                "incident_id": incident.id if incident else None,
+                "destination": dest,
+                "kind": str(payload.get("kind")),
+                "audience": audience,
+                "payload": {**payload, "audience": audience},
+                "state": NotificationState.HELD if hold else NotificationState.PENDING,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
         )
         if hold:
             held.append(dest)
-    if rows:
-        await Notification.bulk_create(rows, ignore_conflicts=True, using_db=conn)
+    # A row whose dedup key is stored already is not written twice.
+    await insert_ignoring(conn, Notification, rows)
     for dest in held:
         await ensure_digest_timer(conn, dest, float(digest_minutes or 30.0), now)
     if len(held) < len(rows) and wake is not None:
@@ -76,8 +77,6 @@ async def ensure_digest_timer(conn: BaseDBAsyncClient, destination: str, minutes
     bucket = math.floor(now.timestamp() / seconds)
     due = datetime.fromtimestamp((bucket + 1) * seconds, UTC)
     key = f"digest:{destination}:{int(seconds)}:{bucket}"
-    await Timer.bulk_create(
-        [Timer(key=key[:255], kind="digest", due_at=due, data={"destination": destination}, created_at=now)],
-        ignore_conflicts=True,
-        using_db=conn,
+    await insert_ignoring(
+        conn, Timer, [{"key": key[:255], "kind": "digest", "due_at": due, "data": {"destination": destination}, "created_at": now}]
     )

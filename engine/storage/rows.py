@@ -137,6 +137,40 @@ async def insert(
     return instance
 
 
+def _ignoring_sql(model: type[Model], dialect: str, count: int) -> str:
+    """INSERT of `count` rows of `model` that skips a row whose unique key is taken."""
+    key = (model, dialect, count)
+    sql = _IGNORING.get(key)
+    if sql is None:
+        meta = model._meta
+        names = [f'"{column}"' for name, column in meta.fields_db_projection.items() if name != meta.pk_attr]
+        width = len(names)
+        if dialect == "postgres":
+            groups = ["(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(count)]
+        else:
+            groups = ["(" + ", ".join(["?"] * width) + ")"] * count
+        sql = _IGNORING[key] = f'INSERT INTO "{meta.db_table}" ({", ".join(names)}) VALUES {", ".join(groups)} ON CONFLICT DO NOTHING'
+    return sql
+
+
+_IGNORING: dict[tuple[type[Model], str, int], str] = {}
+
+
+async def insert_ignoring(conn: BaseDBAsyncClient, model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` of `model` (values by attribute, defaults for the rest) in one statement,
+    skipping any whose unique key is already stored: what `bulk_create(ignore_conflicts=True)`
+    does, without building the query anew for each call (the outbox rows and timers every
+    notified change writes)."""
+    if not rows:
+        return
+    dialect = conn.capabilities.dialect
+    columns = _plan(model, dialect)[1]
+    params: list[Any] = []
+    for values in rows:
+        _row(model, columns, values, params)
+    await conn.execute_query(_ignoring_sql(model, dialect, len(rows)), params)
+
+
 async def update(conn: BaseDBAsyncClient, instance: Model, names: list[str]) -> None:
     """`instance.save(update_fields=names)` as one prepared UPDATE by primary key, without the
     ORM's per-save query building (every incident change saves a few columns of one row)."""
