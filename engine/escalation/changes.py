@@ -30,6 +30,7 @@ from engine.incidents.services.silences import release_holds
 from engine.notify.render import public_incident
 from engine.storage.escalation_models import Notification, Timer, TimerState
 from engine.storage.models import Event, Incident, StatusUpdate
+from engine.storage.rows import marks
 
 # --- the change hook --------------------------------------------------------------------------
 
@@ -50,6 +51,10 @@ RELEVANT = (
 )
 
 
+# Every change escalation acts on looks for the incident's earlier ones it missed: a prepared query.
+_RELEVANT_SQL = 'AND "kind" IN (' + ", ".join(f"'{kind}'" for kind in RELEVANT) + ")"
+
+
 def change_handler(ctx: Context) -> ChangeHook:
     """The service-layer change hook planning escalation with `ctx`; it runs inside each
     change's transaction."""
@@ -68,7 +73,12 @@ def change_handler(ctx: Context) -> ChangeHook:
 async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int) -> int:
     """Handle this incident's changes that no hook saw (made by a process without one)."""
     seen = int((incident.escalation or {}).get("seen") or 0)
-    missed = await Event.filter(incident_id=incident.id, id__gt=seen, id__lt=before, kind__in=RELEVANT).using_db(conn).order_by("id")
+    a, b, c = marks(conn.capabilities.dialect, 3)
+    found = await conn.execute_query_dict(
+        f'SELECT * FROM "event" WHERE "incident_id" = {a} AND "id" > {b} AND "id" < {c} {_RELEVANT_SQL} ORDER BY "id"',
+        [incident.id, seen, before],
+    )
+    missed = [Event._init_from_db(**row) for row in found]
     if seen == 0 and missed and missed[0].kind != "created":
         missed = []  # the incident predates escalation tracking: nothing to replay
     for ev in missed:

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
 
 from engine.config.runbooks import page_reference
 from engine.core.clock import utcnow
@@ -25,6 +24,7 @@ from engine.escalation.recipients import resolve_targets
 from engine.incidents.services import append_system_event
 from engine.storage.escalation_models import Timer, TimerState
 from engine.storage.models import Event, Incident
+from engine.storage.rows import marks
 
 # The id of the event being handled, so saving the escalation state marks it handled too.
 _handling: ContextVar[int | None] = ContextVar("escalation_handling", default=None)
@@ -49,16 +49,22 @@ async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: di
     # A change to the row bumps its version (the detail's cache validator); the copy in hand
     # follows, so a later save of it never writes an older version back.
     incident.version += 1
-    await Incident.filter(id=incident.id).using_db(conn).update(escalation=state, version=F("version") + 1)
+    # Prepared statements: these run in the transaction of every change escalation acts on.
+    a, b = marks(conn.capabilities.dialect, 2)
+    stored = Incident._meta.fields_map["escalation"].to_db_value(state, incident)
+    await conn.execute_query(f'UPDATE "incident" SET "escalation" = {a}, "version" = "version" + 1 WHERE "id" = {b}', [stored, incident.id])
 
 
 async def cancel_pending(conn: BaseDBAsyncClient, incident_id: int) -> int:
-    return (
-        # A person's later contact rules wait with the escalation's steps and stop with them.
-        await Timer.filter(incident_id=incident_id, kind__in=("escalate", "contact"), state=TimerState.PENDING)
-        .using_db(conn)
-        .update(state=TimerState.CANCELLED, fired_at=utcnow())
+    a, b = marks(conn.capabilities.dialect, 2)
+    fired = Timer._meta.fields_map["fired_at"].to_db_value(utcnow(), Timer)
+    # A person's later contact rules wait with the escalation's steps and stop with them.
+    changed, _ = await conn.execute_query(
+        f'UPDATE "escalation_timer" SET "state" = \'{TimerState.CANCELLED}\', "fired_at" = {a} '
+        f"WHERE \"incident_id\" = {b} AND \"kind\" IN ('escalate', 'contact') AND \"state\" = '{TimerState.PENDING}'",
+        [fired, incident_id],
     )
+    return changed
 
 
 async def plan(

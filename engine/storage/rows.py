@@ -48,6 +48,11 @@ def _plan(model: type[Model], dialect: str) -> tuple[str, list[tuple[str, Field[
     return plan
 
 
+def marks(dialect: str, count: int, first: int = 1) -> list[str]:
+    """Parameter markers for `count` values from the `first`-th: "$1"… on PostgreSQL, "?" on SQLite."""
+    return [f"${i}" for i in range(first, first + count)] if dialect == "postgres" else ["?"] * count
+
+
 def _default(field: Field[Any]) -> Any:
     default = field.default
     if callable(default):
