@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 from engine.config.runbooks import page_reference
 from engine.core.clock import utcnow
 from engine.escalation.context import OPEN, Context
-from engine.escalation.destinations import contacted_before, external_destinations, internal_destinations, notified_before
+from engine.escalation.destinations import external_destinations, internal_destinations, reached_before
 from engine.escalation.holds import hold_step, paging_hold
 from engine.escalation.messages import iso, message_payload, snapshot, write_notifications
 from engine.escalation.policy import Policy, policy_for
@@ -229,8 +229,8 @@ async def _fan_out(
     dests: list[str] = []
     people: list[dict[str, Any]] = []
     if before:
-        dests += [d for d in await notified_before(conn, incident.id) if kind != "acknowledged" or d != "jira"]
-        people = await contacted_before(conn, incident.id)
+        reached, people = await reached_before(conn, incident.id)
+        dests += [d for d in reached if kind != "acknowledged" or d != "jira"]
     if stakeholders:
         dests += internal_destinations(ctx, kind)
     if kind == "resolved" and message is None:

@@ -9,6 +9,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from engine.escalation.context import Context
 from engine.storage.escalation_models import Notification, NotificationState
+from engine.storage.rows import marks
 
 
 def internal_destinations(ctx: Context, kind: str) -> list[str]:
@@ -40,32 +41,22 @@ def external_destinations(ctx: Context) -> list[str]:
     return [f"email:{a}" for a in cfg.notifications.external.customer_emails]
 
 
-async def notified_before(conn: BaseDBAsyncClient, incident_id: int) -> list[str]:
-    """Every internal destination this incident has reached (or will), in first-notified order;
-    a person's own contact methods are not among them (see `contacted_before`)."""
-    plain, _ = await _reached(conn, incident_id)
-    return plain
-
-
-async def contacted_before(conn: BaseDBAsyncClient, incident_id: int) -> list[dict[str, Any]]:
-    """The people reached through their contact rules ({"user", "method", "kind", "to",
-    "destination"}), once each: their follow-ups go the same way, addressed to them."""
-    _, people = await _reached(conn, incident_id)
-    return people
-
-
-async def _reached(conn: BaseDBAsyncClient, incident_id: int) -> tuple[list[str], list[dict[str, Any]]]:
-    rows = (
-        await Notification.filter(incident_id=incident_id, audience="internal")
-        .exclude(state=NotificationState.CANCELLED)
-        .using_db(conn)
-        .order_by("id")
-        .values("destination", "payload")
+async def reached_before(conn: BaseDBAsyncClient, incident_id: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """Every internal destination this incident has reached (or will), in first-notified order,
+    and apart from them the people reached through their contact rules ({"user", "method",
+    "kind", "to", "destination"}), once each: their follow-ups go the same way, addressed to them."""
+    a = marks(conn.capabilities.dialect, 1)[0]
+    # Prepared: every acknowledgement and resolution of a notified incident reads it.
+    found = await conn.execute_query_dict(
+        f'SELECT "destination", "payload" FROM "notification" WHERE "incident_id" = {a} '
+        f'AND "audience" = \'internal\' AND "state" <> \'{NotificationState.CANCELLED}\' ORDER BY "id"',
+        [incident_id],
     )
+    decode = Notification._meta.fields_map["payload"].to_python_value
     plain: dict[str, None] = {}
     people: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        contact = (row["payload"] or {}).get("contact")
+    for row in found:
+        contact = (decode(row["payload"]) or {}).get("contact")
         if isinstance(contact, dict) and contact.get("user"):
             people.setdefault((str(contact["user"]), str(contact.get("method"))), {**contact, "destination": row["destination"]})
         else:
