@@ -10,6 +10,7 @@ from typing import Any
 from engine.core.domain import OPEN_STATUSES, SEVERITY_ORDER, NotFound, Severity, Status, parse_enum, parse_incident_key
 from engine.incidents.feed import event_to_dict
 from engine.storage.models import Comment, Event, Evidence, FollowUp, Incident, MaintenanceWindow, StatusUpdate
+from engine.storage.rows import marks
 
 LIST_FIELDS = (
     "id",
@@ -197,7 +198,7 @@ async def detail_version(key: str | int) -> tuple[int, int] | None:
     indexed query; None when there is no such incident."""
     number = parse_incident_key(key)
     conn = Incident._meta.db
-    mark = "$1" if conn.capabilities.dialect == "postgres" else "?"
+    (mark,) = marks(conn.capabilities.dialect, 1)
     rows = await conn.execute_query_dict(
         'SELECT i."version" AS v, (SELECT MAX(e."id") FROM "event" e WHERE e."incident_id" = i."id") AS last '
         f'FROM "incident" i WHERE i."number" = {mark}',

@@ -24,16 +24,27 @@ M = TypeVar("M", bound=Model)
 _PLANS: dict[tuple[type[Model], str], tuple[str, list[tuple[str, Field[Any]]]]] = {}
 
 
+def marks(dialect: str, count: int, first: int = 1) -> list[str]:
+    """Parameter markers for `count` values from the `first`-th: "$1"… on PostgreSQL, "?" on SQLite."""
+    return [f"${i}" for i in range(first, first + count)] if dialect == "postgres" else ["?"] * count
+
+
+def _column_names(model: type[Model]) -> list[str]:
+    """`model`'s columns but the key, quoted, in its fields' order (the order `_plan` binds)."""
+    meta = model._meta
+    return [f'"{column}"' for name, column in meta.fields_db_projection.items() if name != meta.pk_attr]
+
+
 def _insert_sql(model: type[Model], dialect: str, columns: int, first: int = 1, pk_sql: str | None = None) -> str:
     """INSERT of `model`'s columns (all but the key) with parameter markers from `first` on; with
     `pk_sql`, the key from that SQL expression."""
     meta = model._meta
-    names = [f'"{column}"' for name, column in meta.fields_db_projection.items() if name != meta.pk_attr]
-    marks = [f"${i}" for i in range(first, first + columns)] if dialect == "postgres" else ["?"] * columns
+    names = _column_names(model)
+    values = marks(dialect, columns, first)
     if pk_sql is not None:
         names.insert(0, f'"{meta.db_pk_column}"')
-        marks.insert(0, pk_sql)
-    return f'INSERT INTO "{meta.db_table}" ({", ".join(names)}) VALUES ({", ".join(marks)})'
+        values.insert(0, pk_sql)
+    return f'INSERT INTO "{meta.db_table}" ({", ".join(names)}) VALUES ({", ".join(values)})'
 
 
 def _plan(model: type[Model], dialect: str) -> tuple[str, list[tuple[str, Field[Any]]]]:
@@ -46,11 +57,6 @@ def _plan(model: type[Model], dialect: str) -> tuple[str, list[tuple[str, Field[
             sql += f' RETURNING "{meta.db_pk_column}"'
         plan = _PLANS[(model, dialect)] = (sql, columns)
     return plan
-
-
-def marks(dialect: str, count: int, first: int = 1) -> list[str]:
-    """Parameter markers for `count` values from the `first`-th: "$1"… on PostgreSQL, "?" on SQLite."""
-    return [f"${i}" for i in range(first, first + count)] if dialect == "postgres" else ["?"] * count
 
 
 def _default(field: Field[Any]) -> Any:
@@ -147,14 +153,10 @@ def _ignoring_sql(model: type[Model], dialect: str, count: int) -> str:
     key = (model, dialect, count)
     sql = _IGNORING.get(key)
     if sql is None:
-        meta = model._meta
-        names = [f'"{column}"' for name, column in meta.fields_db_projection.items() if name != meta.pk_attr]
+        names = _column_names(model)
         width = len(names)
-        if dialect == "postgres":
-            groups = ["(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(count)]
-        else:
-            groups = ["(" + ", ".join(["?"] * width) + ")"] * count
-        sql = _IGNORING[key] = f'INSERT INTO "{meta.db_table}" ({", ".join(names)}) VALUES {", ".join(groups)} ON CONFLICT DO NOTHING'
+        groups = ", ".join("(" + ", ".join(marks(dialect, width, i * width + 1)) + ")" for i in range(count))
+        sql = _IGNORING[key] = f'INSERT INTO "{model._meta.db_table}" ({", ".join(names)}) VALUES {groups} ON CONFLICT DO NOTHING'
     return sql
 
 

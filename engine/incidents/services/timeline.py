@@ -134,14 +134,12 @@ async def lock_incident(
     number = parse_incident_key(key)
     stamp = Incident._meta.fields_map["updated_at"].to_db_value(now or utcnow(), Incident)
     back = projection(columns)
-    if conn.capabilities.dialect == "postgres":
-        sql = f'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = $1 WHERE "number" = $2 RETURNING {back}'
-    else:
-        sql = f'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = ? WHERE "number" = ? RETURNING {back}'
-    rows = await conn.execute_query_dict(sql, [stamp, number])
-    if not rows:
+    a, b = rows.marks(conn.capabilities.dialect, 2)
+    sql = f'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = {a} WHERE "number" = {b} RETURNING {back}'
+    found = await conn.execute_query_dict(sql, [stamp, number])
+    if not found:
         raise NotFound(f"no incident INC-{number}")
-    return locked(rows[0])
+    return locked(found[0])
 
 
 def locked(row: dict[str, Any]) -> Incident:

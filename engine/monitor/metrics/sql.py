@@ -8,6 +8,8 @@ from typing import Any, cast
 
 from tortoise.transactions import in_transaction
 
+from engine.storage.rows import marks
+
 RESULT_COLUMNS = ("target", "at", "ok", "latency_ms", "status_code", "error", "cert_days_left")
 SAMPLE_COLUMNS = ("series_id", "at", "value")
 ROLLUP_COLUMNS = ("series_id", "minute", "count", "min", "max", "mean", "p95")
@@ -27,9 +29,7 @@ STATE_COLUMNS = (
 
 
 def sql_placeholders(conn: Any, n: int, start: int = 1) -> list[str]:
-    if conn.capabilities.dialect == "postgres":
-        return [f"${i}" for i in range(start, start + n)]
-    return ["?"] * n
+    return marks(conn.capabilities.dialect, n, start)
 
 
 def as_rows(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
