@@ -43,6 +43,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -457,7 +458,7 @@ async def requests_for(kind: str, port: int, sc: Scenario, fx: Fixture, bodies: 
 
 async def run_paired(
     label: str, db_url: str, fx: Fixture, args: argparse.Namespace, tmp: str, only: list[str]
-) -> list[tuple[str, str, dict[str, float]]]:
+) -> list[tuple[str, str, dict[str, Any]]]:
     """Each endpoint in `args.rounds` rounds, each round the baseline then PulseGuard, so both
     servers of a round meet the same load on this shared machine: the ratio is the median of
     the rounds' ratios."""
@@ -465,7 +466,7 @@ async def run_paired(
     bodies: dict[str, bytes] = {}
     proc, port = start_server("pulseguard", db_url)
     base_proc = None
-    rows: list[tuple[str, str, dict[str, float]]] = []
+    rows: list[tuple[str, str, dict[str, Any]]] = []
     try:
         for sc in chosen:  # the bytes the baseline answers with
             await requests_for(label, port, sc, fx, bodies)
@@ -477,6 +478,10 @@ async def run_paired(
             # Just before: the writes measured earlier change the status page and its ETag.
             raws, expect = await requests_for(label, port, sc, fx, {})
             base_raws, base_expect = await requests_for("baseline", base_port, sc, fx, {})
+            if sc.once and len(raws) // args.rounds <= 10 * concurrency:
+                print(
+                    f"  {label}: {sc.name}: {len(raws)} incidents to share among {args.rounds} rounds, too few past the warm-up (more --incidents)"
+                )
             rounds: list[tuple[dict[str, float], dict[str, float]]] = []
             for r in range(args.rounds):
                 base = await load(base_port, itertools.cycle(base_raws), base_expect, concurrency, args.seconds)
@@ -485,14 +490,14 @@ async def run_paired(
                 mine = await load(port, share, expect, concurrency, args.seconds)
                 rounds.append((base, mine))
                 print(f"  {label}: {sc.name}: round {r + 1}: {mine['rps']:.0f}/s against {base['rps']:.0f}/s", flush=True)
-            for server, i in (("baseline", 0), (label, 1)):
-                row = {k: statistics.median(rnd[i][k] for rnd in rounds) for k in ("rps", "p50", "p99")}
+            ratios = [m["rps"] / b["rps"] if b["rps"] else 0.0 for b, m in rounds]
+            for server, i in ((f"baseline ({label.split()[-1]})", 0), (label, 1)):
+                row: dict[str, Any] = {k: statistics.median(rnd[i][k] for rnd in rounds) for k in ("rps", "p50", "p99")}
                 row["n"] = sum(rnd[i]["n"] for rnd in rounds)
                 row["errors"] = sum(rnd[i]["errors"] for rnd in rounds)
                 if i:
-                    row["ratio"] = statistics.median(m["rps"] / b["rps"] if b["rps"] else 0.0 for b, m in rounds)
-                    row["ratios"] = [m["rps"] / b["rps"] if b["rps"] else 0.0 for b, m in rounds]  # type: ignore[assignment]
-                rows.append((f"{server}" if i else f"baseline ({label.split()[-1]})", sc.name, row))
+                    row["ratio"], row["ratios"] = statistics.median(ratios), ratios
+                rows.append((server, sc.name, row))
     finally:
         stop_server(proc)
         if base_proc is not None:
@@ -500,7 +505,7 @@ async def run_paired(
     return rows
 
 
-def report(rows: list[tuple[str, str, dict[str, float]]], args: argparse.Namespace) -> None:
+def report(rows: list[tuple[str, str, dict[str, Any]]], args: argparse.Namespace) -> None:
     wired = "; escalation wired into the API (as in `pulseguard engine --api`)" if args.escalation else ""
     print(
         f"\n{args.incidents:,} incidents{wired}; {args.concurrency} keep-alive connections ({args.viewers} for the status page), "
@@ -510,7 +515,7 @@ def report(rows: list[tuple[str, str, dict[str, float]]], args: argparse.Namespa
     print(f"{'server':<22} {'endpoint':<32} {'req/s':>8} {'of base':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}  rounds")
     for server, endpoint, r in rows:
         ratio = f"{100 * r['ratio']:.0f} %" if "ratio" in r else "100 %"
-        each = " ".join(f"{100 * x:.0f}" for x in r.get("ratios", ()))  # type: ignore[attr-defined]
+        each = " ".join(f"{100 * x:.0f}" for x in r.get("ratios", ()))
         print(
             f"{server:<22} {endpoint:<32} {r['rps']:>8.0f} {ratio:>8} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['n']:>9.0f} {r['errors']:>7.0f}  {each}"
         )
@@ -526,7 +531,7 @@ async def drop_schema(pg: str, schema: str) -> None:
         await conn.close()
 
 
-def measure(label: str, db_url: str, args: argparse.Namespace, tmp: str) -> list[tuple[str, str, dict[str, float]]]:
+def measure(label: str, db_url: str, args: argparse.Namespace, tmp: str) -> list[tuple[str, str, dict[str, Any]]]:
     t = time.perf_counter()
     fx = asyncio.run(prepare(db_url, args.incidents))
     print(f"{label}: {args.incidents:,} incidents and the busy {fx.busy} ready in {time.perf_counter() - t:.0f} s", flush=True)

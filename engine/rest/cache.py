@@ -146,3 +146,14 @@ class SingleFlight(Generic[K, V]):
         self._running.discard(key)
         if key in self._next:
             self._start(key)
+
+
+async def one_build(builds: dict[object, asyncio.Future[V]], key: object, build: Callable[[], Awaitable[V]]) -> V:
+    """The result of `build`, run once for every caller asking for `key` while it runs. Keyed by
+    a validator read after the caller arrived, so a build it joins began after its own writes."""
+    flight = builds.get(key)
+    if flight is None:
+        flight = builds[key] = asyncio.ensure_future(build())
+        flight.add_done_callback(lambda f: (builds.pop(key, None), f.cancelled() or f.exception()))
+    # shield: one client hanging up must not cancel the build the others wait for
+    return await asyncio.shield(flight)

@@ -4,10 +4,10 @@ base classes and text types that refuse what the database cannot store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, HTTPException, Request
@@ -22,8 +22,6 @@ from engine.rest import auth
 from engine.rest.cache import PublicCache, RenderedCache, SingleFlight
 
 MAX_INT = 2**31 - 1
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -75,17 +73,6 @@ class RestState:
         spi = self.config.status_page_integration
         url = spi.public_url or self.base_url
         return url.rstrip("/") if url else None
-
-
-async def one_build(builds: dict[object, asyncio.Future[T]], key: object, build: Callable[[], Awaitable[T]]) -> T:
-    """The result of `build`, run once for every caller asking for `key` while it runs. Keyed by
-    a validator read after the caller arrived, so a build it joins began after its own writes."""
-    flight = builds.get(key)
-    if flight is None:
-        flight = builds[key] = asyncio.ensure_future(build())
-        flight.add_done_callback(lambda f: (builds.pop(key, None), f.cancelled() or f.exception()))
-    # shield: one client hanging up must not cancel the build the others wait for
-    return await asyncio.shield(flight)
 
 
 def rest_state(request: Request) -> RestState:

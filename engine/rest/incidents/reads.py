@@ -13,7 +13,8 @@ from pydantic import Field
 
 from engine.core.domain import InvalidInput, NotFound
 from engine.incidents import queries
-from engine.rest.common import REVALIDATE, Text, Viewer, When, incident_number, not_modified, one_build, render_data, rest_state
+from engine.rest.cache import one_build
+from engine.rest.common import REVALIDATE, Text, Viewer, When, incident_number, not_modified, render_data, rest_state
 from engine.rest.fastpath import detail_etag, list_validator
 from engine.rest.incidents.bodies import IncidentId, Severity_, aware
 
