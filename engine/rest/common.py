@@ -218,15 +218,10 @@ def check_id(value: int, what: str) -> int:
     return value
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def render_data(content: Any, default: Callable[[Any], Any] = _json_default) -> bytes:
-    """Plain data as compact UTF-8 JSON (dates as ISO 8601), by orjson: a busy incident's
-    detail (36 kB) takes it 47 µs where json.dumps takes 350. NaN is written as null."""
+def render_data(content: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Plain data as compact UTF-8 JSON, by orjson (dates as ISO 8601, NaN as null; `default`
+    for any other type, else a TypeError naming it): a busy incident's detail (36 kB) takes it
+    47 µs where json.dumps takes 350."""
     return orjson.dumps(content, default=default, option=orjson.OPT_NON_STR_KEYS)
 
 
