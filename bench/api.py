@@ -158,9 +158,11 @@ class Fixture:
     service: str  # a service for the filtered list
 
 
-async def prepare(db_url: str, n: int) -> Fixture:
+async def prepare(db_url: str, n: int, escalation: bool = False) -> Fixture:
     """A migrated database: `n` incidents in bulk, and one busy incident built through the
-    service layer (so its rows are what production writes)."""
+    service layer (so its rows are what production writes). With `escalation`, the engine's
+    catch-up has planned the open incidents' escalation (their pages, their pending timers),
+    so an acknowledgement stops a real escalation."""
     from engine.incidents import services
     from engine.rest import auth
     from engine.storage.db import close_database, open_database, resolve_database
@@ -175,6 +177,8 @@ async def prepare(db_url: str, n: int) -> Fixture:
             # A year of history: most incidents resolved, 6 % open (4 % untouched, to acknowledge).
             st = "triggered" if i % 25 == 0 else "investigating" if i % 100 == 1 else "monitoring" if i % 100 == 2 else "resolved"
             at = now - timedelta(days=400) + timedelta(seconds=300 * i)
+            if st == "triggered":  # waiting for someone: opened in the last hours
+                at = now - timedelta(hours=6) + timedelta(seconds=i * 6 * 3600 // n)
             rows.append(
                 Incident(
                     number=i,
@@ -198,6 +202,15 @@ async def prepare(db_url: str, n: int) -> Fixture:
         ]
         await Event.bulk_create(events, batch_size=2000)
         await KeyCounter.update_or_create(name="incident", defaults={"value": n})
+        if escalation:
+            from engine.config.loading import load_config
+            from engine.escalation.changes import catch_up_feed
+            from engine.escalation.context import Context
+
+            ctx = Context.build(load_config(ROOT / "engine" / "config" / "example.toml"))
+            cursor = -1
+            while cursor != (cursor := (await catch_up_feed(ctx, max(cursor, 0)))[0]):
+                pass
         triggered = [f"INC-{r.number}" for r in rows if r.status == "triggered"][::-1]
 
         analysis = {
@@ -533,7 +546,7 @@ async def drop_schema(pg: str, schema: str) -> None:
 
 def measure(label: str, db_url: str, args: argparse.Namespace, tmp: str) -> list[tuple[str, str, dict[str, Any]]]:
     t = time.perf_counter()
-    fx = asyncio.run(prepare(db_url, args.incidents))
+    fx = asyncio.run(prepare(db_url, args.incidents, args.escalation))
     print(f"{label}: {args.incidents:,} incidents and the busy {fx.busy} ready in {time.perf_counter() - t:.0f} s", flush=True)
     only = [w.strip() for w in args.only.split(",") if w.strip()] if args.only else []
     return asyncio.run(run_paired(label, db_url, fx, args, tmp, only))

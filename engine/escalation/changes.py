@@ -24,7 +24,7 @@ from engine.escalation.holds import hold_step, paging_hold
 from engine.escalation.messages import iso, message_payload, snapshot, write_notifications
 from engine.escalation.policy import Policy, policy_for
 from engine.escalation.steps import cancel_pending, fire_step, handling, plan, save_escalation, stop
-from engine.incidents.hooks import ChangeHook
+from engine.incidents.hooks import ChangeHook, change_rows
 from engine.incidents.services import append_system_event
 from engine.incidents.services.silences import release_holds
 from engine.notify.render import public_incident
@@ -51,6 +51,10 @@ RELEVANT = (
 )
 
 
+# Changes no hook saw are replayed only this far back: older ones are history (an incident
+# imported, or written before escalation ran, is not paged for when someone acknowledges it).
+REPLAY_HORIZON = timedelta(days=1)
+
 # Every change escalation acts on looks for the incident's earlier ones it missed: a prepared query.
 _RELEVANT_SQL = 'AND "kind" IN (' + ", ".join(f"'{kind}'" for kind in RELEVANT) + ")"
 
@@ -62,21 +66,34 @@ def change_handler(ctx: Context) -> ChangeHook:
     async def on_change(incident: Incident | None, event: Event, conn: BaseDBAsyncClient) -> None:
         if incident is None or event.kind not in RELEVANT:
             return
-        if int((incident.escalation or {}).get("seen") or 0) >= event.id:
+        state = incident.escalation or {}
+        if int(state.get("seen") or 0) >= event.id:
             return  # handled already: another engine in this process has its own hook
-        await _catch_up(conn, ctx, incident, before=event.id)
-        await _handle_marked(conn, ctx, incident, event, event.at or utcnow())
+        if not _nothing_missed(incident, event):
+            await _catch_up(conn, ctx, incident, before=event.id)
+        await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True)
 
     return on_change
+
+
+def _nothing_missed(incident: Incident, event: Event) -> bool:
+    """Whether the incident cannot have changes no hook saw before `event`, without reading
+    them: it is new, or the last change before this one was handled by a hook (the state was
+    saved at the version this change's lock bumped from; any other change bumps it too)."""
+    state = incident.escalation or {}
+    if not state.get("seen"):
+        return event.kind == "created"
+    return state.get("seen_version") == incident.version - 1
 
 
 async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int) -> int:
     """Handle this incident's changes that no hook saw (made by a process without one)."""
     seen = int((incident.escalation or {}).get("seen") or 0)
-    a, b, c = marks(conn.capabilities.dialect, 3)
+    a, b, c, d = marks(conn.capabilities.dialect, 4)
+    since = Event._meta.fields_map["at"].to_db_value(utcnow() - REPLAY_HORIZON, Event)
     found = await conn.execute_query_dict(
-        f'SELECT * FROM "event" WHERE "incident_id" = {a} AND "id" > {b} AND "id" < {c} {_RELEVANT_SQL} ORDER BY "id"',
-        [incident.id, seen, before],
+        f'SELECT * FROM "event" WHERE "incident_id" = {a} AND "id" > {b} AND "id" < {c} AND "at" >= {d} {_RELEVANT_SQL} ORDER BY "id"',
+        [incident.id, seen, before, since],
     )
     missed = [Event._init_from_db(**row) for row in found]
     if seen == 0 and missed and missed[0].kind != "created":
@@ -86,18 +103,23 @@ async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, b
     return len(missed)
 
 
-async def _mark_seen(conn: BaseDBAsyncClient, incident: Incident, event_id: int) -> None:
+async def _mark_seen(conn: BaseDBAsyncClient, incident: Incident, event_id: int, complete: bool) -> None:
     state = dict(incident.escalation or {})
-    if int(state.get("seen") or 0) >= event_id:
+    if int(state.get("seen") or 0) >= event_id and (not complete or state.get("seen_version") == incident.version):
         return  # a handler saved the state, and the mark with it
     state["seen"] = event_id
     await save_escalation(conn, incident, state)
 
 
-async def _handle_marked(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
-    with handling(event.id):
+async def _handle_marked(
+    conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime, *, complete: bool = False
+) -> None:
+    """Handle `event` and mark it handled. `complete`: every earlier change of the incident is
+    handled too, and no later one can exist (the change's own hook, under its lock), so the
+    mark also records the version it was saved at (see _nothing_missed)."""
+    with handling(event.id, complete):
         await _handle(conn, ctx, incident, event, now)
-    await _mark_seen(conn, incident, event.id)
+        await _mark_seen(conn, incident, event.id, complete)
 
 
 async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
@@ -313,7 +335,9 @@ async def _on_status(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, 
     message: str | None = data.get("message")
     public = bool(data.get("public"))
     if event.kind == "status_update" and data.get("update_id"):
-        row = await StatusUpdate.filter(id=data["update_id"]).using_db(conn).first()
+        row = next((r for r in change_rows.get() if isinstance(r, StatusUpdate) and r.id == data["update_id"]), None)
+        if row is None:  # a change replayed later
+            row = await StatusUpdate.filter(id=data["update_id"]).using_db(conn).first()
         if row is not None:
             message, public = row.message, row.public
     if not message and data.get("from") == data.get("to"):
@@ -338,7 +362,7 @@ async def _external(
 
 async def has_events_after(cursor: int) -> bool:
     """Whether the change feed holds relevant changes of the last day after `cursor`."""
-    since = utcnow() - timedelta(days=1)
+    since = utcnow() - REPLAY_HORIZON
     return await Event.filter(id__gt=cursor, kind__in=RELEVANT, at__gte=since).exclude(incident_id=None).exists()
 
 
@@ -348,7 +372,7 @@ async def catch_up_feed(ctx: Context, cursor: int, limit: int = 200) -> tuple[in
     Returns (new cursor, incidents caught up). Only the last day is looked at, so an engine
     starting on an old database does not replay history.
     """
-    since = utcnow() - timedelta(days=1)
+    since = utcnow() - REPLAY_HORIZON
     rows = (
         await Event.filter(id__gt=cursor, kind__in=RELEVANT, at__gte=since)
         .exclude(incident_id=None)

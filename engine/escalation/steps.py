@@ -26,14 +26,15 @@ from engine.storage.escalation_models import Timer, TimerState
 from engine.storage.models import Event, Incident
 from engine.storage.rows import marks
 
-# The id of the event being handled, so saving the escalation state marks it handled too.
-_handling: ContextVar[int | None] = ContextVar("escalation_handling", default=None)
+# The id of the event being handled, so saving the escalation state marks it handled too, and
+# whether everything before it is handled (the change's own hook: see changes._nothing_missed).
+_handling: ContextVar[tuple[int, bool] | None] = ContextVar("escalation_handling", default=None)
 
 
 @contextmanager
-def handling(event_id: int) -> Iterator[None]:
+def handling(event_id: int, complete: bool = False) -> Iterator[None]:
     """While handling this event, every save of the escalation state marks it handled."""
-    token = _handling.set(event_id)
+    token = _handling.set((event_id, complete))
     try:
         yield
     finally:
@@ -41,14 +42,19 @@ def handling(event_id: int) -> Iterator[None]:
 
 
 async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any]) -> None:
-    handling = _handling.get()
-    if handling is not None:
-        # Saved while handling an event: mark it handled in the same write.
-        state["seen"] = max(int(state.get("seen") or 0), int((incident.escalation or {}).get("seen") or 0), handling)
-    incident.escalation = state
     # A change to the row bumps its version (the detail's cache validator); the copy in hand
     # follows, so a later save of it never writes an older version back.
     incident.version += 1
+    handling = _handling.get()
+    if handling is not None:
+        # Saved while handling an event: mark it handled in the same write.
+        event_id, complete = handling
+        state["seen"] = max(int(state.get("seen") or 0), int((incident.escalation or {}).get("seen") or 0), event_id)
+        if complete:
+            state["seen_version"] = incident.version
+        else:
+            state.pop("seen_version", None)
+    incident.escalation = state
     # Prepared statements: these run in the transaction of every change escalation acts on.
     a, b = marks(conn.capabilities.dialect, 2)
     stored = Incident._meta.fields_map["escalation"].to_db_value(state, incident)

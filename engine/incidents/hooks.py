@@ -10,12 +10,18 @@ engine.escalation.wiring), so nothing outlives the engine or command that set it
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.models import Model
 
 from engine.storage.models import Event, Incident
 
 ChangeHook = Callable[[Incident | None, Event, BaseDBAsyncClient], Awaitable[None]]
+
+# While the hooks run: the rows the change inserted before its event (a comment, a status
+# update), as stored, so a hook needing one reads it here instead of from the database.
+change_rows: ContextVar[tuple[Model, ...]] = ContextVar("change_rows", default=())
 
 
 class ChangeHooks:

@@ -43,6 +43,8 @@ async def write_notifications(
     now = now or utcnow()
     rows: list[dict[str, Any]] = []
     held: list[str] = []
+    # One object for every row: it is encoded once (storage.rows.insert_ignoring).
+    shared = {**payload, "audience": audience}
     for dest in dict.fromkeys(destinations):
         kind = dest.partition(":")[0]
         hold = digest_minutes is not None and kind in DIGEST_CHANNELS and audience == "internal"
@@ -54,7 +56,7 @@ async def write_notifications(
                 "destination": dest,
                 "kind": str(payload.get("kind")),
                 "audience": audience,
-                "payload": {**payload, "audience": audience},
+                "payload": shared,
                 "state": NotificationState.HELD if hold else NotificationState.PENDING,
                 "next_attempt_at": now,
                 "created_at": now,

@@ -88,9 +88,16 @@ def _statement(model: type[Model], dialect: str, pk_sql: str | None, also: tuple
 _CHAINS: dict[tuple[Any, ...], str] = {}
 
 
-def _row(model: type[M], columns: list[tuple[str, Field[Any]]], values: dict[str, Any], params: list[Any]) -> M:
+def _row(
+    model: type[M],
+    columns: list[tuple[str, Field[Any]]],
+    values: dict[str, Any],
+    params: list[Any],
+    encoded: dict[tuple[str, int], Any] | None = None,
+) -> M:
     """The instance `create` would return (its key still to set), its columns' stored values
-    appended to `params`."""
+    appended to `params`. With `encoded`, a list or dict value the rows share (the same object)
+    is encoded once."""
     instance = model.__new__(model)
     setattr_ = object.__setattr__
     setattr_(instance, "_partial", False)
@@ -102,6 +109,12 @@ def _row(model: type[M], columns: list[tuple[str, Field[Any]]], values: dict[str
         if value is None and not field.null:
             raise ValueError(f"{model._meta.db_table}.{name} is non nullable field, but null was passed")
         setattr_(instance, name, value)
+        if encoded is not None and isinstance(value, (dict, list)):
+            key = (name, id(value))
+            if key not in encoded:
+                encoded[key] = field.to_db_value(value, instance)
+            params.append(encoded[key])
+            continue
         params.append(field.to_db_value(value, instance))
     return instance
 
@@ -173,8 +186,9 @@ async def insert_ignoring(conn: BaseDBAsyncClient, model: type[Model], rows: Seq
     dialect = conn.capabilities.dialect
     columns = _plan(model, dialect)[1]
     params: list[Any] = []
+    encoded: dict[tuple[str, int], Any] = {}  # the rows' values stay alive, so their ids are theirs
     for values in rows:
-        _row(model, columns, values, params)
+        _row(model, columns, values, params, encoded)
     await conn.execute_query(_ignoring_sql(model, dialect, len(rows)), params)
 
 

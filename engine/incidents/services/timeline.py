@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, NotFound, Status, parse_incident_key
 from engine.incidents import audit
-from engine.incidents.hooks import change_hooks
+from engine.incidents.hooks import change_hooks, change_rows
 from engine.incidents.services.validation import valid_actor, valid_text, valid_time
 from engine.storage import rows
 from engine.storage.changes import notify_sql
@@ -49,9 +49,11 @@ async def append_event(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
     changes: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    made: tuple[Model, ...] = (),
 ) -> Event:
     """Append one timeline event in `conn`'s transaction, with its audit entry (`changes`: the
-    incident's stored columns before and after, when the caller knows them) and the hooks.
+    incident's stored columns before and after, when the caller knows them) and the hooks
+    (`made`: the rows the change inserted, handed to them as hooks.change_rows).
 
     On PostgreSQL the feed's lock, the event and the audit entry are one statement: the lock
     is held from there to commit, so the fewer round trips after it, the more writers a second."""
@@ -64,8 +66,14 @@ async def append_event(
         pk_sql=FEED_EVENT_ID,
         also=[(AuditEntry, entry)] if entry is not None else None,
     )
-    for hook in change_hooks.for_kind(kind):
-        await hook(incident, event, conn)
+    hooks = change_hooks.for_kind(kind)
+    if hooks:
+        token = change_rows.set(made)
+        try:
+            for hook in hooks:
+                await hook(incident, event, conn)
+        finally:
+            change_rows.reset(token)
     return event
 
 
@@ -224,6 +232,7 @@ class Change:
         # The stored columns this change has saved, before and after: its audit entry's values.
         self.before: dict[str, Any] = {}
         self.after: dict[str, Any] = {}
+        self.made: list[Model] = []
 
     async def save(self, update_fields: list[str] | None = None) -> None:
         """Store the incident's new values: the columns that differ from the locked row, or
@@ -251,12 +260,14 @@ class Change:
 
     async def insert(self, model: type[M], values: dict[str, Any]) -> M:
         """Insert a row belonging to the incident (a comment, an update) in the change."""
-        return await rows.insert(self.conn, model, values, {"incident": self.incident})
+        row = await rows.insert(self.conn, model, values, {"incident": self.incident})
+        self.made.append(row)
+        return row
 
     async def record(self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None) -> Event:
         """Append the change's timeline event (and run the change hooks) in its transaction."""
         changes = (self.before, self.after) if getattr(self.incident, "_locked_row", None) is not None else None
-        return await append_event(self.conn, self.incident, kind, actor, summary, data, self.now, changes)
+        return await append_event(self.conn, self.incident, kind, actor, summary, data, self.now, changes, tuple(self.made))
 
     async def commit(
         self, kind: str, actor: str, summary: str, data: dict[str, Any] | None = None, *, update_fields: list[str] | None = None
