@@ -21,7 +21,9 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "engine" / "config" / "exampl
 
 async def outbox(incident_id: int) -> list[tuple[str, str]]:
     """(kind, dedup key) of the incident's outbox rows, in order."""
-    return [(r["kind"], r["dedup_key"]) for r in await Notification.filter(incident_id=incident_id).order_by("id").values("kind", "dedup_key")]
+    return [
+        (r["kind"], r["dedup_key"]) for r in await Notification.filter(incident_id=incident_id).order_by("id").values("kind", "dedup_key")
+    ]
 
 
 async def test_an_update_no_hook_saw_is_planned_by_the_next_hooked_change(esc_db):
@@ -65,12 +67,8 @@ async def test_history_older_than_a_day_is_not_replayed_as_a_page(esc_db):
     """Incidents written without the hook: one opened two days ago is acknowledged without
     anyone being paged for its opening; one opened a minute ago is still paged, then told."""
     config = load_config(EXAMPLE)
-    old = await services.create_incident(
-        title="old", severity="high", actor="probe", services=["api"], at=utcnow() - timedelta(days=2)
-    )
-    new = await services.create_incident(
-        title="new", severity="high", actor="probe", services=["api"], at=utcnow() - timedelta(minutes=1)
-    )
+    old = await services.create_incident(title="old", severity="high", actor="probe", services=["api"], at=utcnow() - timedelta(days=2))
+    new = await services.create_incident(title="new", severity="high", actor="probe", services=["api"], at=utcnow() - timedelta(minutes=1))
     wire(config)
     await services.acknowledge(old.key, "alice")
     await services.acknowledge(new.key, "alice")

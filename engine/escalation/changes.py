@@ -28,6 +28,7 @@ from engine.incidents.hooks import ChangeHook, change_rows
 from engine.incidents.services import append_system_event
 from engine.incidents.services.silences import release_holds
 from engine.notify.render import public_incident
+from engine.storage import rows
 from engine.storage.escalation_models import Notification, Timer, TimerState
 from engine.storage.models import Event, Incident, StatusUpdate
 from engine.storage.rows import marks
@@ -51,6 +52,11 @@ RELEVANT = (
 )
 
 
+# The changes every responder makes by the hundred: handled alone (no missed change replayed
+# with them), they cancel timers, save the state and write outbox rows and timeline entries, and
+# read only before any of it (see _handle), so those writes can be held back and sent together.
+_HELD_BACK = frozenset({"acknowledged", "status_update", "status_changed"})
+
 # Changes no hook saw are replayed only this far back: older ones are history (an incident
 # imported, or written before escalation ran, is not paged for when someone acknowledges it).
 REPLAY_HORIZON = timedelta(days=1)
@@ -71,6 +77,11 @@ def change_handler(ctx: Context) -> ChangeHook:
             return  # handled already: another engine in this process has its own hook
         if not _nothing_missed(incident, event):
             await _catch_up(conn, ctx, incident, before=event.id)
+        elif event.kind in _HELD_BACK:
+            # Their writes go as one statement (rows.deferring): they read nothing another writes.
+            async with rows.deferring(conn):
+                await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True)
+            return
         await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True)
 
     return on_change
@@ -130,15 +141,17 @@ async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, eve
         if incident.acknowledged_at is not None or incident.status not in OPEN:
             await stop(conn, incident, now, kind)  # replayed late: it was handled by hand meanwhile
         return
-    if incident.acknowledged_at is not None or incident.status not in OPEN:
-        await stop(conn, incident, now, kind)
     acked_now = (
         kind == "acknowledged"
         or (kind == "status_changed" and data.get("acknowledged"))
         or (kind == "status_update" and data.get("from") == "triggered" and data.get("to") != "triggered")
     )
+    # Read before anything is written: the writes below may be held back (_HELD_BACK).
+    reached = await reached_before(conn, incident.id) if acked_now else None
+    if incident.acknowledged_at is not None or incident.status not in OPEN:
+        await stop(conn, incident, now, kind)
     if acked_now:
-        await _fan_out(conn, ctx, incident, event, "acknowledged", now, before=True)
+        await _fan_out(conn, ctx, incident, event, "acknowledged", now, before=True, reached=reached)
     if incident.severity == "critical" and kind == "resolved" or (kind == "severity_changed" and data.get("from") == "critical"):
         # It may have inhibited others' pages: re-check them now.
         await release_holds(conn, now)
@@ -247,12 +260,15 @@ async def _fan_out(
     before: bool = False,
     stakeholders: bool = False,
     message: str | None = None,
+    reached: tuple[list[str], list[dict[str, Any]]] | None = None,
 ) -> None:
+    """Tell of `kind`: with `before`, everyone the incident reached (`reached`, when read
+    already), with `stakeholders` the stakeholders of that kind."""
     dests: list[str] = []
     people: list[dict[str, Any]] = []
     if before:
-        reached, people = await reached_before(conn, incident.id)
-        dests += [d for d in reached if kind != "acknowledged" or d != "jira"]
+        plain, people = reached if reached is not None else await reached_before(conn, incident.id)
+        dests += [d for d in plain if kind != "acknowledged" or d != "jira"]
     if stakeholders:
         dests += internal_destinations(ctx, kind)
     if kind == "resolved" and message is None:

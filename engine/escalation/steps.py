@@ -22,6 +22,7 @@ from engine.escalation.messages import iso, message_payload, write_notifications
 from engine.escalation.policy import Policy
 from engine.escalation.recipients import resolve_targets
 from engine.incidents.services import append_system_event
+from engine.storage import rows
 from engine.storage.escalation_models import Timer, TimerState
 from engine.storage.models import Event, Incident
 from engine.storage.rows import marks
@@ -56,9 +57,18 @@ async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: di
             state.pop("seen_version", None)
     incident.escalation = state
     # Prepared statements: these run in the transaction of every change escalation acts on.
-    a, b = marks(conn.capabilities.dialect, 2)
+    a, b, c = marks(conn.capabilities.dialect, 3)
     stored = Incident._meta.fields_map["escalation"].to_db_value(state, incident)
-    await conn.execute_query(f'UPDATE "incident" SET "escalation" = {a}, "version" = "version" + 1 WHERE "id" = {b}', [stored, incident.id])
+    # Held back (rows.deferring), a later save replaces this one and bumps the version for both.
+    key = ("escalation", incident.id)
+    held = rows.deferred(conn)
+    saves = held.counts.get(key, 0) + 1 if held is not None else 1
+    await rows.write(
+        conn,
+        f'UPDATE "incident" SET "escalation" = {a}, "version" = "version" + {b} WHERE "id" = {c}',
+        [stored, saves, incident.id],
+        key,
+    )
 
 
 async def cancel_pending(conn: BaseDBAsyncClient, incident_id: int) -> int:

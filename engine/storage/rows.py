@@ -10,7 +10,10 @@ defaults are the fields' defaults, and the instance returned is the one `create`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from copy import deepcopy
 from typing import Any, TypeVar
 
@@ -127,6 +130,7 @@ async def insert(
     *,
     pk_sql: str | None = None,
     also: list[tuple[type[Model], dict[str, Any]]] | None = None,
+    may_defer: bool = False,
 ) -> M:
     """Insert one `model` row in `conn`'s transaction and return it as `Model.create` would.
 
@@ -135,7 +139,8 @@ async def insert(
     e.g. {"incident": incident}) so that reading them does not query again. `also` rows (model,
     values) are inserted with it. On PostgreSQL all of it is one statement (one round trip), and
     `pk_sql`, a scalar SQL expression, gives the row's key (e.g. a sequence read after a lock is
-    taken); SQLite runs one statement per row and ignores `pk_sql`."""
+    taken); SQLite runs one statement per row and ignores `pk_sql`. With `may_defer`, inside
+    `deferring(conn)` the row is held back with the other writes (its key is then not set)."""
     dialect = conn.capabilities.dialect
     sql, columns = _plan(model, dialect)
     meta = model._meta
@@ -143,6 +148,10 @@ async def insert(
     instance = _row(model, columns, values, params)
     for name, related in (relations or {}).items():
         object.__setattr__(instance, f"_{name}", related)
+    held = deferred(conn) if may_defer and not also else None
+    if held is not None:  # sent with the other held-back writes; its key stays unknown
+        held.add(_insert_sql(model, dialect, len(columns), 1, pk_sql), params)
+        return instance
     if dialect == "postgres":
         if pk_sql is not None or also:
             for other, other_values in also or ():
@@ -189,7 +198,7 @@ async def insert_ignoring(conn: BaseDBAsyncClient, model: type[Model], rows: Seq
     encoded: dict[tuple[str, int], Any] = {}  # the rows' values stay alive, so their ids are theirs
     for values in rows:
         _row(model, columns, values, params, encoded)
-    await conn.execute_query(_ignoring_sql(model, dialect, len(rows)), params)
+    await write(conn, _ignoring_sql(model, dialect, len(rows)), params)
 
 
 async def update(conn: BaseDBAsyncClient, instance: Model, names: list[str]) -> None:
@@ -322,3 +331,91 @@ def row(model: type[M], values: dict[str, Any], relations: dict[str, Model] | No
     for name, related in (relations or {}).items():
         object.__setattr__(instance, f"_{name}", related)
     return instance
+
+
+# --- writes sent together -------------------------------------------------------------------
+
+
+class Deferred:
+    """Writes of one PostgreSQL transaction held back and sent as one statement (see `deferring`)."""
+
+    def __init__(self, conn: BaseDBAsyncClient) -> None:
+        self.conn = conn
+        # key -> (SQL, parameters), in the order first written; a keyed write replaces its
+        # earlier one in place (the last state of a row supersedes the ones before).
+        self.writes: dict[Any, tuple[str, list[Any]]] = {}
+        self.counts: dict[Any, int] = {}
+
+    def add(self, sql: str, params: list[Any], key: Any = None) -> None:
+        if key is None:
+            key = ("write", len(self.writes))
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.writes[key] = (sql, params)
+
+    async def send(self) -> None:
+        writes = list(self.writes.values())
+        self.writes.clear()
+        self.counts.clear()
+        if not writes:
+            return
+        if len(writes) == 1:
+            await self.conn.execute_query(*writes[0])
+            return
+        parts: list[str] = []
+        params: list[Any] = []
+        for i, (sql, own) in enumerate(writes):
+            if params:
+                sql = _shifted(sql, len(params))
+            parts.append(sql if i == len(writes) - 1 else f'"w{i}" AS ({sql})')
+            params += own
+        await self.conn.execute_query("WITH " + ", ".join(parts[:-1]) + " " + parts[-1], params)
+
+
+_MARKER = re.compile(r"\$(\d+)")
+
+
+def _shifted(sql: str, offset: int) -> str:
+    """`sql` with its parameter markers numbered from `offset` + 1 (as a part of a larger statement)."""
+    return _MARKER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
+
+
+_DEFERRED: ContextVar[Deferred | None] = ContextVar("rows_deferred", default=None)
+
+
+def deferred(conn: BaseDBAsyncClient) -> Deferred | None:
+    """The writes held back for `conn`, inside `deferring(conn)`; None when they go at once."""
+    held = _DEFERRED.get()
+    return held if held is not None and held.conn is conn else None
+
+
+@asynccontextmanager
+async def deferring(conn: BaseDBAsyncClient) -> AsyncIterator[None]:
+    """On PostgreSQL, hold back the writes made through `write` (and `insert_ignoring`) on `conn`
+    until the block ends, then send them as one statement, each a part of it. After the change's
+    event is written its transaction holds the change feed's lock until commit, so every round
+    trip saved there is a round trip every other writer stops waiting for.
+
+    The parts of one statement see the database as it was before it, not each other's changes:
+    only writes that read nothing the others write may be held back together, no two may change
+    the same row (a keyed write replaces its earlier one instead), and nothing in the block may
+    read what they write. SQLite sends each at once (no round trips to save)."""
+    if conn.capabilities.dialect != "postgres" or deferred(conn) is not None:
+        yield
+        return
+    held = Deferred(conn)
+    token = _DEFERRED.set(held)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    await held.send()  # not after an error: the transaction is rolled back anyway
+
+
+async def write(conn: BaseDBAsyncClient, sql: str, params: list[Any], key: Any = None) -> None:
+    """Run one write on `conn`, or hold it back inside `deferring(conn)` (`key`: a later write
+    with the same key replaces it)."""
+    held = deferred(conn)
+    if held is not None:
+        held.add(sql, params, key)
+        return
+    await conn.execute_query(sql, params)

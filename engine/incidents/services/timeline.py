@@ -58,6 +58,7 @@ async def append_event(
     On PostgreSQL the feed's lock, the event and the audit entry are one statement: the lock
     is held from there to commit, so the fewer round trips after it, the more writers a second."""
     values, entry = event_values(incident, kind, actor, summary, data, at or utcnow(), changes)
+    hooks = change_hooks.for_kind(kind)
     event = await rows.insert(
         conn,
         Event,
@@ -65,8 +66,8 @@ async def append_event(
         {"incident": incident} if incident is not None else None,
         pk_sql=FEED_EVENT_ID,
         also=[(AuditEntry, entry)] if entry is not None else None,
+        may_defer=not hooks,  # an entry a hook writes (escalation stopped…): nothing reads its id
     )
-    hooks = change_hooks.for_kind(kind)
     if hooks:
         token = change_rows.set(made)
         try:

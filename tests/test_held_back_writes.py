@@ -1,0 +1,108 @@
+"""Writes held back and sent as one statement (storage.rows.deferring): what escalation's hook
+stores for an acknowledgement or a status update is what it stores sending each write alone."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.escalation import wire
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from engine.config.loading import load_config
+from engine.escalation import changes
+from engine.incidents import services
+from engine.storage import rows
+from engine.storage.escalation_models import Notification, Timer
+from engine.storage.models import Event, Incident
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "engine" / "config" / "example.toml"
+
+
+async def what_escalation_stored(number: int) -> dict[str, Any]:
+    incident = await Incident.get(number=number)
+    # What differs between two incidents by time alone (their moments, how long an ack took).
+    state = {k: v for k, v in incident.escalation.items() if not k.endswith("_at") and k not in ("seen", "time_to_ack_seconds")}
+    return {
+        "version": incident.version,
+        "state": state,
+        "seen is the last event": incident.escalation["seen"]
+        == max(e for e in await Event.filter(incident_id=incident.id, kind__in=changes.RELEVANT).values_list("id", flat=True)),
+        "events": [
+            (kind, actor, re.sub(r"INC-\d+|after [\d.]+ \w+|\d\d:\d\d:\d\d", "…", summary))
+            for kind, actor, summary in await Event.filter(incident_id=incident.id).order_by("id").values_list("kind", "actor", "summary")
+        ],
+        "outbox": sorted(
+            (n["kind"], n["destination"], n["dedup_key"].split(":")[-1], n["payload"].get("message"))
+            for n in await Notification.filter(incident_id=incident.id).values("kind", "destination", "dedup_key", "payload")
+        ),
+        "timers": sorted(await Timer.filter(incident_id=incident.id).values_list("kind", "state")),
+    }
+
+
+async def a_busy_minute() -> int:
+    inc = await services.create_incident(title="checkout slow", severity="critical", actor="probe", services=["api"])
+    await services.post_update(inc.key, "looking at the pool", "alice", public=False)
+    await services.acknowledge(inc.key, "alice")
+    await services.post_update(inc.key, "pool resized", "alice", public=True)
+    await services.change_status(inc.key, "monitoring", "alice", message="watching it")
+    return inc.number
+
+
+async def test_escalation_stores_the_same_with_its_writes_held_back(esc_db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    wire(load_config(EXAMPLE))
+    held = await what_escalation_stored(await a_busy_minute())
+    monkeypatch.setattr(changes, "_HELD_BACK", frozenset())
+    alone = await what_escalation_stored(await a_busy_minute())
+    for what in held:
+        assert held[what] == alone[what], what
+    assert held["seen is the last event"]
+    assert ("escalation_stopped", "pulseguard") in [(kind, actor) for kind, actor, _ in held["events"]]
+    assert {state for kind, state in held["timers"] if kind == "escalate"} == {"cancelled"}
+    assert {kind for kind, *_ in held["outbox"]} >= {"triggered", "acknowledged", "status_update"}
+
+
+@pytest.mark.postgres
+async def test_held_back_writes_go_as_one_statement_in_order_and_a_keyed_one_replaces_its_earlier(esc_db: Any) -> None:
+    if esc_db.kind != "postgres":
+        pytest.skip("SQLite sends each write at once")
+    inc = await services.create_incident(title="checkout slow", severity="low", actor="probe")
+    other = await services.create_incident(title="search slow", severity="low", actor="probe")
+    sent: list[str] = []
+    async with in_transaction() as conn:
+        original = conn.execute_query
+
+        async def counting(query: str, values: Any = None) -> Any:
+            sent.append(query)
+            return await original(query, values)
+
+        conn.execute_query = counting  # type: ignore[method-assign]
+        async with rows.deferring(conn):
+            for title in ("first", "second", "third"):
+                await rows.write(conn, 'UPDATE "incident" SET "title" = $1 WHERE "id" = $2', [title, inc.id], key="title")
+            await rows.write(conn, 'UPDATE "incident" SET "description" = $1 WHERE "id" = $2', ["held back", other.id])
+            assert sent == []  # nothing went yet
+    assert len(sent) == 1 and sent[0].startswith('WITH "w0" AS (UPDATE')
+    assert (await Incident.get(id=inc.id)).title == "third"
+    assert (await Incident.get(id=other.id)).description == "held back"
+
+
+async def test_a_write_outside_the_block_or_on_another_connection_goes_at_once(esc_db: Any) -> None:
+    inc = await services.create_incident(title="checkout slow", severity="low", actor="probe")
+    pool = connections.get("default")
+    a, b = rows.marks(pool.capabilities.dialect, 2)
+    async with in_transaction() as conn:
+        async with rows.deferring(pool):
+            await rows.write(conn, f'UPDATE "incident" SET "title" = {a} WHERE "id" = {b}', ["now", inc.id])
+            assert rows.deferred(conn) is None
+        stored = await conn.execute_query_dict(f'SELECT "title" FROM "incident" WHERE "id" = {a}', [inc.id])
+        assert stored[0]["title"] == "now"
+    async with in_transaction() as conn:
+        async with rows.deferring(conn):
+            pass
+        await rows.write(conn, f'UPDATE "incident" SET "title" = {a} WHERE "id" = {b}', ["after the block", inc.id])
+        assert rows.deferred(conn) is None
+    assert (await Incident.get(id=inc.id)).title == "after the block"
