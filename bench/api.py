@@ -208,9 +208,12 @@ async def prepare(db_url: str, n: int, escalation: bool = False) -> Fixture:
             from engine.escalation.context import Context
 
             ctx = Context.build(load_config(ROOT / "engine" / "config" / "example.toml"))
-            cursor = -1
-            while cursor != (cursor := (await catch_up_feed(ctx, max(cursor, 0)))[0]):
-                pass
+            cursor = 0
+            while True:  # the engine's catch-up loop, until the feed has nothing more
+                after, _ = await catch_up_feed(ctx, cursor)
+                if after == cursor:
+                    break
+                cursor = after
         triggered = [f"INC-{r.number}" for r in rows if r.status == "triggered"][::-1]
 
         analysis = {

@@ -9,6 +9,7 @@ the incident. `catch_up_feed` handles, from the engine loop, what changed withou
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,14 +76,12 @@ def change_handler(ctx: Context) -> ChangeHook:
         state = incident.escalation or {}
         if int(state.get("seen") or 0) >= event.id:
             return  # handled already: another engine in this process has its own hook
-        if not _nothing_missed(incident, event):
+        alone = _nothing_missed(incident, event)
+        if not alone:
             await _catch_up(conn, ctx, incident, before=event.id)
-        elif event.kind in _HELD_BACK:
-            # Their writes go as one statement (rows.deferring): they read nothing another writes.
-            async with rows.deferring(conn):
-                await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True)
-            return
-        await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True)
+        # Handled alone, their writes go as one statement (rows.deferring): none reads another's.
+        async with rows.deferring(conn) if alone and event.kind in _HELD_BACK else nullcontext():
+            await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True)
 
     return on_change
 

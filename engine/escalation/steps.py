@@ -62,7 +62,7 @@ async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: di
     # Held back (rows.deferring), a later save replaces this one and bumps the version for both.
     key = ("escalation", incident.id)
     held = rows.deferred(conn)
-    saves = held.counts.get(key, 0) + 1 if held is not None else 1
+    saves = held.held(key) + 1 if held is not None else 1
     await rows.write(
         conn,
         f'UPDATE "incident" SET "escalation" = {a}, "version" = "version" + {b} WHERE "id" = {c}',

@@ -344,18 +344,23 @@ class Deferred:
         # key -> (SQL, parameters), in the order first written; a keyed write replaces its
         # earlier one in place (the last state of a row supersedes the ones before).
         self.writes: dict[Any, tuple[str, list[Any]]] = {}
-        self.counts: dict[Any, int] = {}
+        self._replaced: dict[Any, int] = {}
 
     def add(self, sql: str, params: list[Any], key: Any = None) -> None:
         if key is None:
             key = ("write", len(self.writes))
-        self.counts[key] = self.counts.get(key, 0) + 1
+        elif key in self.writes:
+            self._replaced[key] = self._replaced.get(key, 0) + 1
         self.writes[key] = (sql, params)
+
+    def held(self, key: Any) -> int:
+        """How many writes under `key` are held back (the last of them to be sent)."""
+        return self._replaced.get(key, 0) + (key in self.writes)
 
     async def send(self) -> None:
         writes = list(self.writes.values())
         self.writes.clear()
-        self.counts.clear()
+        self._replaced.clear()
         if not writes:
             return
         if len(writes) == 1:
