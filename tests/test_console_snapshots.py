@@ -66,6 +66,11 @@ async def finished(pilot: Any) -> None:
     await pilot.wait_for_scheduled_animations()
     for field in pilot.app.screen.query("Input, TextArea"):
         field.cursor_blink = False  # Textual shows the cursor of a focused field that does not blink
+    for area in pilot.app.screen.query("TextArea"):
+        # TextArea caches a line drawn in a blink's off phase under the same key as a steady
+        # cursor's line (Textual 8.2), so a blink caught off would stay off: draw it afresh.
+        area.notify_style_update()
+        area.refresh()
     await pilot.pause()
 
 
