@@ -128,3 +128,33 @@ def test_upgrade_repairs_list_shaped_correlation_so_show_works(database):
     assert analysis["correlation"]["related_incidents"] == []
     assert analysis["anomaly"]["series"] == "checkout-api/response_time"
     assert "pattern" not in analysis
+
+
+async def test_upgrade_drops_only_the_outbox_indexes_the_composites_cover(database):
+    """0016 drops the single-column stream, state and next_attempt_at indexes of the outbox and
+    keeps the rest; the deliverer's due-row query still finds its rows through an index."""
+    from tortoise import Tortoise
+
+    await migrate_database(database, target="0015_audit_hardening")
+    await close_database()
+    await open_database(database)
+    try:
+        conn = Tortoise.get_connection("default")
+        if database.kind == "sqlite":
+            rows = await conn.execute_query_dict(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'notification' AND type = 'index' AND sql IS NOT NULL"
+            )
+            indexed = sorted(r["sql"].split(" ON ")[1].split("(", 1)[1].rstrip(")") for r in rows)
+            plan = await conn.execute_query_dict(
+                "EXPLAIN QUERY PLAN SELECT id FROM notification WHERE state = 'pending' AND next_attempt_at <= '2026-01-01' ORDER BY next_attempt_at, id"
+            )
+            assert any("INDEX idx_notificatio_state_3d93e9" in r["detail"] for r in plan), plan
+        else:
+            rows = await conn.execute_query_dict(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'notification'"
+                " AND indexname LIKE 'idx_%'"
+            )
+            indexed = sorted(r["indexdef"].split("(", 1)[1].rstrip(")") for r in rows)
+    finally:
+        await close_database()
+    assert [columns.replace('"', "") for columns in indexed] == ["created_at", "incident_id", "state, next_attempt_at", "stream, state"]

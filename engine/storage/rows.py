@@ -195,10 +195,42 @@ async def insert_ignoring(conn: BaseDBAsyncClient, model: type[Model], rows: Seq
     dialect = conn.capabilities.dialect
     columns = _plan(model, dialect)[1]
     params: list[Any] = []
-    encoded: dict[tuple[str, int], Any] = {}  # the rows' values stay alive, so their ids are theirs
-    for values in rows:
-        _row(model, columns, values, params, encoded)
+    if any(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) for _, field in columns):
+        encoded: dict[tuple[str, int], Any] = {}  # the rows' values stay alive, so their ids are theirs
+        for values in rows:
+            _row(model, columns, values, params, encoded)
+    else:
+        _encode_rows(model, columns, rows, params)
     await write(conn, _ignoring_sql(model, dialect, len(rows)), params)
+
+
+def _encode_rows(model: type[Model], columns: list[tuple[str, Field[Any]]], rows: Sequence[dict[str, Any]], params: list[Any]) -> None:
+    """The stored values of `rows`, as `_row` gives them, without building instances: a value
+    the rows share (the same object: a payload, a timestamp, a kind) and a constant default are
+    encoded once. Only for models without auto_now fields (they need the instance)."""
+    encoded: dict[tuple[str, int], Any] = {}  # the rows' values stay alive, so their ids are theirs
+    defaults: dict[str, Any] = {}
+    for values in rows:
+        for name, field in columns:
+            if name in values:
+                value = values[name]
+                if value is None and not field.null:
+                    raise ValueError(f"{model._meta.db_table}.{name} is non nullable field, but null was passed")
+                key = (name, id(value))
+                if key not in encoded:
+                    encoded[key] = field.to_db_value(value, model)
+                params.append(encoded[key])
+            elif name in defaults:
+                params.append(defaults[name])
+            else:
+                default = field.default
+                value = _default(field)
+                if value is None and not field.null:
+                    raise ValueError(f"{model._meta.db_table}.{name} is non nullable field, but null was passed")
+                stored = field.to_db_value(value, model)
+                if not callable(default) or default in (dict, list):  # the same for every row
+                    defaults[name] = stored
+                params.append(stored)
 
 
 async def update(conn: BaseDBAsyncClient, instance: Model, names: list[str]) -> None:
