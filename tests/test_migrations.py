@@ -130,31 +130,42 @@ def test_upgrade_repairs_list_shaped_correlation_so_show_works(database):
     assert "pattern" not in analysis
 
 
-async def test_upgrade_drops_only_the_outbox_indexes_the_composites_cover(database):
+async def test_upgrade_drops_only_the_indexes_the_composites_cover(database):
     """0016 drops the single-column stream, state and next_attempt_at indexes of the outbox and
-    keeps the rest; the deliverer's due-row query still finds its rows through an index."""
+    state and due_at of the escalation timers, and keeps the rest; the deliverer's and the timer
+    loop's due-row queries still find their rows through an index."""
     from tortoise import Tortoise
 
     await migrate_database(database, target="0015_audit_hardening")
     await close_database()
     await open_database(database)
+    indexed: dict[str, list[str]] = {}
     try:
         conn = Tortoise.get_connection("default")
+        for table in ("notification", "escalation_timer"):
+            if database.kind == "sqlite":
+                rows = await conn.execute_query_dict(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type = 'index' AND sql IS NOT NULL", [table]
+                )
+                found = [r["sql"].split(" ON ")[1].split("(", 1)[1].rstrip(")") for r in rows]
+            else:
+                rows = await conn.execute_query_dict(
+                    "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1 AND indexname LIKE 'idx_%'",
+                    [table],
+                )
+                found = [r["indexdef"].split("(", 1)[1].rstrip(")") for r in rows]
+            indexed[table] = sorted(columns.replace('"', "") for columns in found)
         if database.kind == "sqlite":
-            rows = await conn.execute_query_dict(
-                "SELECT sql FROM sqlite_master WHERE tbl_name = 'notification' AND type = 'index' AND sql IS NOT NULL"
-            )
-            indexed = sorted(r["sql"].split(" ON ")[1].split("(", 1)[1].rstrip(")") for r in rows)
-            plan = await conn.execute_query_dict(
-                "EXPLAIN QUERY PLAN SELECT id FROM notification WHERE state = 'pending' AND next_attempt_at <= '2026-01-01' ORDER BY next_attempt_at, id"
-            )
-            assert any("INDEX idx_notificatio_state_3d93e9" in r["detail"] for r in plan), plan
-        else:
-            rows = await conn.execute_query_dict(
-                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'notification'"
-                " AND indexname LIKE 'idx_%'"
-            )
-            indexed = sorted(r["indexdef"].split("(", 1)[1].rstrip(")") for r in rows)
+            for query, index in (
+                (
+                    "SELECT id FROM notification WHERE state = 'pending' AND next_attempt_at <= '2026-01-01' ORDER BY next_attempt_at, id",
+                    "state_3d93e9",
+                ),
+                ("SELECT id FROM escalation_timer WHERE state = 'pending' AND due_at <= '2026-01-01' ORDER BY due_at, id", "state_e38127"),
+            ):
+                plan = await conn.execute_query_dict("EXPLAIN QUERY PLAN " + query)
+                assert any("INDEX idx_" in r["detail"] and index in r["detail"] for r in plan), plan
     finally:
         await close_database()
-    assert [columns.replace('"', "") for columns in indexed] == ["created_at", "incident_id", "state, next_attempt_at", "stream, state"]
+    assert indexed["notification"] == ["created_at", "incident_id", "state, next_attempt_at", "stream, state"]
+    assert indexed["escalation_timer"] == ["incident_id", "state, due_at"]

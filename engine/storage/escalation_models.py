@@ -26,8 +26,8 @@ class Timer(Model):
     key = fields.CharField(max_length=255, unique=True)
     kind = fields.CharField(max_length=24)  # escalate | digest | shift_notice
     incident_id = fields.IntField(null=True, db_index=True)
-    due_at = fields.DatetimeField(db_index=True)
-    state = fields.CharField(max_length=12, default=TimerState.PENDING, db_index=True)
+    due_at = fields.DatetimeField()
+    state = fields.CharField(max_length=12, default=TimerState.PENDING)
     data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     attempts = fields.IntField(default=0)
     last_error = fields.TextField(null=True)

@@ -1,7 +1,8 @@
-"""Drop the outbox's single-column indexes on stream, state and next_attempt_at: the composite
-(state, next_attempt_at) and (stream, state) indexes serve every query that used them, and every
-index is written for each notification a change queues (without these three, a change's outbox
-rows cost SQLite about a third less).
+"""Drop the outbox's single-column indexes on stream, state and next_attempt_at, and the
+escalation timers' on state and due_at: the composite (state, next_attempt_at), (stream, state)
+and (state, due_at) indexes serve every query that used them, and every index is written for
+each notification a change queues and each timer it plans or cancels (without the outbox's
+three, a change's outbox rows cost SQLite about a third less).
 
 Tortoise's AlterField rebuilds a SQLite table without its other indexes, so the indexes are
 dropped by name here; the model state still moves as AlterField says."""
@@ -13,9 +14,14 @@ from tortoise.migrations import operations as ops
 
 # Named as 0003 created them (Tortoise names an index after its table, columns and a hash).
 INDEXES = {
-    "stream": 'CREATE INDEX IF NOT EXISTS "idx_notificatio_stream_799c6d" ON "notification" ("stream")',
-    "state": 'CREATE INDEX IF NOT EXISTS "idx_notificatio_state_8da97a" ON "notification" ("state")',
-    "next_attempt_at": 'CREATE INDEX IF NOT EXISTS "idx_notificatio_next_at_84a463" ON "notification" ("next_attempt_at")',
+    ("Notification", "stream"): 'CREATE INDEX IF NOT EXISTS "idx_notificatio_stream_799c6d" ON "notification" ("stream")',
+    ("Notification", "state"): 'CREATE INDEX IF NOT EXISTS "idx_notificatio_state_8da97a" ON "notification" ("state")',
+    (
+        "Notification",
+        "next_attempt_at",
+    ): 'CREATE INDEX IF NOT EXISTS "idx_notificatio_next_at_84a463" ON "notification" ("next_attempt_at")',
+    ("Timer", "state"): 'CREATE INDEX IF NOT EXISTS "idx_escalation__state_f45864" ON "escalation_timer" ("state")',
+    ("Timer", "due_at"): 'CREATE INDEX IF NOT EXISTS "idx_escalation__due_at_b726e7" ON "escalation_timer" ("due_at")',
 }
 
 
@@ -24,12 +30,12 @@ class DropColumnIndex(ops.AlterField):
 
     async def database_forward(self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None) -> None:
         if state_editor is not None:
-            name = INDEXES[self.name].split('"')[1]
+            name = INDEXES[self.model_name, self.name].split('"')[1]
             await state_editor.client.execute_script(f'DROP INDEX IF EXISTS "{name}";')
 
     async def database_backward(self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None) -> None:
         if state_editor is not None:
-            await state_editor.client.execute_script(INDEXES[self.name] + ";")
+            await state_editor.client.execute_script(INDEXES[self.model_name, self.name] + ";")
 
 
 class Migration(migrations.Migration):
@@ -52,5 +58,15 @@ class Migration(migrations.Migration):
             model_name="Notification",
             name="stream",
             field=fields.CharField(max_length=300),
+        ),
+        DropColumnIndex(
+            model_name="Timer",
+            name="due_at",
+            field=fields.DatetimeField(auto_now=False, auto_now_add=False),
+        ),
+        DropColumnIndex(
+            model_name="Timer",
+            name="state",
+            field=fields.CharField(default="pending", max_length=12),
         ),
     ]
