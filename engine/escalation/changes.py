@@ -10,7 +10,7 @@ the incident. `catch_up_feed` handles, from the engine loop, what changed withou
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,28 +71,69 @@ def change_handler(ctx: Context) -> ChangeHook:
     change's transaction."""
 
     async def on_change(incident: Incident | None, event: Event, conn: BaseDBAsyncClient) -> None:
+        ready = _taken_ahead(incident, ctx)
         if incident is None or event.kind not in RELEVANT:
             return
         state = incident.escalation or {}
         if int(state.get("seen") or 0) >= event.id:
             return  # handled already: another engine in this process has its own hook
-        alone = _nothing_missed(incident, event)
+        alone = _nothing_missed(incident, event.kind)
         if not alone:
             await _catch_up(conn, ctx, incident, before=event.id)
         # Handled alone, their writes go as one statement (rows.deferring): none reads another's.
         async with rows.deferring(conn) if alone and event.kind in _HELD_BACK else nullcontext():
-            await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True)
+            await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True, ready=ready if alone else None)
 
+    async def ahead(incident: Incident | None, kind: str, data: dict[str, Any], conn: BaseDBAsyncClient) -> None:
+        """Before the change's event is written: what handling it alone reads, and the pending
+        steps it cancels. On PostgreSQL the event takes the change feed's lock until commit, so
+        these round trips no longer hold it (see timeline.append_event)."""
+        if incident is None or kind not in _HELD_BACK or not _nothing_missed(incident, kind):
+            return
+        reached = await reached_before(conn, incident.id) if _acked_now(kind, data) else None
+        cancelled = await cancel_pending(conn, incident.id) if _stopping(incident) else None
+        ready: dict[int, Ready] = incident.__dict__.setdefault("_escalation_ready", {})
+        ready[id(ctx)] = Ready(reached, cancelled)
+
+    on_change.ahead = ahead  # type: ignore[attr-defined]
     return on_change
 
 
-def _nothing_missed(incident: Incident, event: Event) -> bool:
-    """Whether the incident cannot have changes no hook saw before `event`, without reading
-    them: it is new, or the last change before this one was handled by a hook (the state was
-    saved at the version this change's lock bumped from; any other change bumps it too)."""
+@dataclass(frozen=True)
+class Ready:
+    """What `ahead` did for a change: the destinations reached before it (acknowledgements
+    only) and how many pending steps it cancelled (when the change stops the escalation)."""
+
+    reached: tuple[list[str], list[dict[str, Any]]] | None
+    cancelled: int | None
+
+
+def _taken_ahead(incident: Incident | None, ctx: Context) -> Ready | None:
+    ready = incident.__dict__.get("_escalation_ready") if incident is not None else None
+    return ready.pop(id(ctx), None) if ready else None
+
+
+def _acked_now(kind: str, data: dict[str, Any]) -> bool:
+    return bool(
+        kind == "acknowledged"
+        or (kind == "status_changed" and data.get("acknowledged"))
+        or (kind == "status_update" and data.get("from") == "triggered" and data.get("to") != "triggered")
+    )
+
+
+def _stopping(incident: Incident) -> bool:
+    """Whether a change of the incident stops its escalation (see _handle)."""
+    return incident.acknowledged_at is not None or incident.status not in OPEN
+
+
+def _nothing_missed(incident: Incident, kind: str) -> bool:
+    """Whether the incident cannot have changes no hook saw before this change (of `kind`),
+    without reading them: it is new, or the last change before this one was handled by a hook
+    (the state was saved at the version this change's lock bumped from; any other change bumps
+    it too)."""
     state = incident.escalation or {}
     if not state.get("seen"):
-        return event.kind == "created"
+        return kind == "created"
     return state.get("seen_version") == incident.version - 1
 
 
@@ -122,33 +163,42 @@ async def _mark_seen(conn: BaseDBAsyncClient, incident: Incident, event_id: int,
 
 
 async def _handle_marked(
-    conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime, *, complete: bool = False
+    conn: BaseDBAsyncClient,
+    ctx: Context,
+    incident: Incident,
+    event: Event,
+    now: datetime,
+    *,
+    complete: bool = False,
+    ready: Ready | None = None,
 ) -> None:
     """Handle `event` and mark it handled. `complete`: every earlier change of the incident is
     handled too, and no later one can exist (the change's own hook, under its lock), so the
-    mark also records the version it was saved at (see _nothing_missed)."""
+    mark also records the version it was saved at (see _nothing_missed). `ready`: what the
+    hook's `ahead` read and cancelled for this change before its event."""
     with handling(event.id, complete):
-        await _handle(conn, ctx, incident, event, now)
+        await _handle(conn, ctx, incident, event, now, ready)
         await _mark_seen(conn, incident, event.id, complete)
 
 
-async def _handle(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
+async def _handle(
+    conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime, ready: Ready | None = None
+) -> None:
     kind = event.kind
     data = event.data or {}
     if kind == "created":
         await _on_created(conn, ctx, incident, event, now)
-        if incident.acknowledged_at is not None or incident.status not in OPEN:
+        if _stopping(incident):
             await stop(conn, incident, now, kind)  # replayed late: it was handled by hand meanwhile
         return
-    acked_now = (
-        kind == "acknowledged"
-        or (kind == "status_changed" and data.get("acknowledged"))
-        or (kind == "status_update" and data.get("from") == "triggered" and data.get("to") != "triggered")
-    )
+    acked_now = _acked_now(kind, data)
     # Read before anything is written: the writes below may be held back (_HELD_BACK).
-    reached = await reached_before(conn, incident.id) if acked_now else None
-    if incident.acknowledged_at is not None or incident.status not in OPEN:
-        await stop(conn, incident, now, kind)
+    if ready is not None:
+        reached = ready.reached
+    else:
+        reached = await reached_before(conn, incident.id) if acked_now else None
+    if _stopping(incident):
+        await stop(conn, incident, now, kind, cancelled=ready.cancelled if ready is not None else None)
     if acked_now:
         await _fan_out(conn, ctx, incident, event, "acknowledged", now, before=True, reached=reached)
     if incident.severity == "critical" and kind == "resolved" or (kind == "severity_changed" and data.get("from") == "critical"):

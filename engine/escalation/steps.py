@@ -200,9 +200,11 @@ async def fire_step(
         await save_escalation(conn, incident, state)
 
 
-async def stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why: str) -> None:
-    """Cancel what is pending (acknowledged, or no longer open) and say so on the timeline."""
-    cancelled = await cancel_pending(conn, incident.id)
+async def stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why: str, *, cancelled: int | None = None) -> None:
+    """Cancel what is pending (acknowledged, or no longer open) and say so on the timeline;
+    `cancelled`: the pending steps were cancelled already, this many."""
+    if cancelled is None:
+        cancelled = await cancel_pending(conn, incident.id)
     state = dict(incident.escalation or {})
     if not state or state.get("stopped_at"):
         return

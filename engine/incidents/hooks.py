@@ -2,6 +2,11 @@
 transaction, after its event, so the rows it derives from the change (timers, outbox messages)
 are stored atomically with it.
 
+A hook may carry an `ahead(incident, kind, data, conn)` coroutine: the service layer runs it in
+the same transaction just before the event is written, for the work that needs no event (reads,
+cancelling timers). On PostgreSQL the event takes the change feed's lock until commit, so what
+runs ahead does not hold it.
+
 The service layer runs whatever is subscribed to `change_hooks`. Whoever starts a process that
 writes incidents subscribes its hooks there and unsubscribes them when it stops (see
 engine.escalation.wiring), so nothing outlives the engine or command that set it up.

@@ -59,6 +59,10 @@ async def append_event(
     is held from there to commit, so the fewer round trips after it, the more writers a second."""
     values, entry = event_values(incident, kind, actor, summary, data, at or utcnow(), changes)
     hooks = change_hooks.for_kind(kind)
+    for hook in hooks:
+        ahead = getattr(hook, "ahead", None)
+        if ahead is not None:  # its reads and cancels before the event: not under the feed's lock
+            await ahead(incident, kind, data or {}, conn)
     event = await rows.insert(
         conn,
         Event,
