@@ -111,8 +111,9 @@ async def test_a_write_outside_the_block_or_on_another_connection_goes_at_once(e
 @pytest.mark.postgres
 async def test_an_acknowledgement_holds_the_feed_lock_for_one_statement(esc_db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """On PostgreSQL the change's event takes the change feed's lock until commit. What
-    escalation reads for an acknowledgement (who was paged) and the steps it cancels go before
-    the event (the hook's `ahead`), so after it only the held-back writes go, as one statement."""
+    escalation reads for an acknowledgement (missed changes, who was paged) and the steps it
+    cancels go before the event (the hook's `ahead`), so after it only the held-back writes go,
+    as one statement."""
     if esc_db.kind != "postgres":
         pytest.skip("the feed's lock is PostgreSQL's")
     import asyncpg
@@ -120,6 +121,9 @@ async def test_an_acknowledgement_holds_the_feed_lock_for_one_statement(esc_db: 
     wire(load_config(EXAMPLE))
     inc = await services.create_incident(title="checkout slow", severity="critical", actor="probe", services=["api"])
     assert await Timer.filter(incident_id=inc.id, kind="escalate", state="pending").exists()
+    # A change escalation does not act on (as a delivery's timeline entry) moves the version on:
+    # the acknowledgement looks for missed changes, ahead of its event, and finds none.
+    await services.comment(inc.key, "looking", "bob")
     sent: list[str] = []
     original = asyncpg.connection.Connection._execute
 
@@ -133,7 +137,7 @@ async def test_an_acknowledgement_holds_the_feed_lock_for_one_statement(esc_db: 
     locked_at = next(i for i, query in enumerate(sent) if "pg_advisory_xact_lock" in query)
     after = sent[locked_at + 1 :]
     assert len(after) == 1 and after[0].startswith("WITH"), after
-    assert {state for kind, state in await Timer.filter(incident_id=inc.id).values_list("kind", "state") if kind == "escalate"} == {"cancelled"}
-    kinds = [kind for kind in await Event.filter(incident_id=inc.id).order_by("id").values_list("kind", flat=True)]
+    assert set(await Timer.filter(incident_id=inc.id, kind="escalate").values_list("state", flat=True)) == {"cancelled"}
+    kinds = await Event.filter(incident_id=inc.id).order_by("id").values_list("kind", flat=True)
     assert kinds[-2:] == ["acknowledged", "escalation_stopped"]
     assert await Notification.filter(incident_id=inc.id, kind="acknowledged").exists()

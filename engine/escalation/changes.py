@@ -77,7 +77,8 @@ def change_handler(ctx: Context) -> ChangeHook:
         state = incident.escalation or {}
         if int(state.get("seen") or 0) >= event.id:
             return  # handled already: another engine in this process has its own hook
-        alone = _nothing_missed(incident, event.kind)
+        # `ready`: ahead found nothing missed (and read what the change needs).
+        alone = ready is not None or _nothing_missed(incident, event.kind)
         if not alone:
             await _catch_up(conn, ctx, incident, before=event.id)
         # Handled alone, their writes go as one statement (rows.deferring): none reads another's.
@@ -85,11 +86,14 @@ def change_handler(ctx: Context) -> ChangeHook:
             await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True, ready=ready if alone else None)
 
     async def ahead(incident: Incident | None, kind: str, data: dict[str, Any], conn: BaseDBAsyncClient) -> None:
-        """Before the change's event is written: what handling it alone reads, and the pending
-        steps it cancels. On PostgreSQL the event takes the change feed's lock until commit, so
-        these round trips no longer hold it (see timeline.append_event)."""
-        if incident is None or kind not in _HELD_BACK or not _nothing_missed(incident, kind):
+        """Before the change's event is written, when no change of the incident was missed
+        (nothing to replay; the incident's lock keeps it so): what handling it alone reads, and
+        the pending steps it cancels. On PostgreSQL the event takes the change feed's lock until
+        commit, so these round trips no longer hold it (see timeline.append_event)."""
+        if incident is None or kind not in _HELD_BACK:
             return
+        if not _nothing_missed(incident, kind) and await _missed(conn, incident):
+            return  # replayed first, by on_change
         reached = await reached_before(conn, incident.id) if _acked_now(kind, data) else None
         cancelled = await cancel_pending(conn, incident.id) if _stopping(incident) else None
         ready: dict[int, Ready] = incident.__dict__.setdefault("_escalation_ready", {})
@@ -137,18 +141,24 @@ def _nothing_missed(incident: Incident, kind: str) -> bool:
     return state.get("seen_version") == incident.version - 1
 
 
-async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int) -> int:
-    """Handle this incident's changes that no hook saw (made by a process without one)."""
+async def _missed(conn: BaseDBAsyncClient, incident: Incident, before: int | None = None) -> list[Event]:
+    """This incident's changes (before event id `before`) that no hook saw, to replay."""
     seen = int((incident.escalation or {}).get("seen") or 0)
     a, b, c, d = marks(conn.capabilities.dialect, 4)
     since = Event._meta.fields_map["at"].to_db_value(utcnow() - REPLAY_HORIZON, Event)
     found = await conn.execute_query_dict(
         f'SELECT * FROM "event" WHERE "incident_id" = {a} AND "id" > {b} AND "id" < {c} AND "at" >= {d} {_RELEVANT_SQL} ORDER BY "id"',
-        [incident.id, seen, before, since],
+        [incident.id, seen, before if before is not None else 2**62, since],
     )
     missed = [Event._init_from_db(**row) for row in found]
     if seen == 0 and missed and missed[0].kind != "created":
-        missed = []  # the incident predates escalation tracking: nothing to replay
+        return []  # the incident predates escalation tracking: nothing to replay
+    return missed
+
+
+async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int) -> int:
+    """Handle this incident's changes that no hook saw (made by a process without one)."""
+    missed = await _missed(conn, incident, before)
     for ev in missed:
         await _handle_marked(conn, ctx, incident, ev, utcnow())
     return len(missed)
