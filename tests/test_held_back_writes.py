@@ -141,3 +141,17 @@ async def test_an_acknowledgement_holds_the_feed_lock_for_one_statement(esc_db: 
     kinds = await Event.filter(incident_id=inc.id).order_by("id").values_list("kind", flat=True)
     assert kinds[-2:] == ["acknowledged", "escalation_stopped"]
     assert await Notification.filter(incident_id=inc.id, kind="acknowledged").exists()
+
+    # Updates of the acknowledged incident: anything left pending is cancelled with the held-back
+    # writes (how many is not needed once the escalation stopped), not in a round trip of its own.
+    sent.clear()
+    monkeypatch.setattr(asyncpg.connection.Connection, "_execute", tracing)
+    await services.post_update(inc.key, "pool resized", "alice", public=False)
+    monkeypatch.undo()
+    assert [query.split(" (")[0] for query in sent] == [
+        'UPDATE "incident" SET "version" = "version" + 1, "updated_at" = $1 WHERE "number" = $2 RETURNING *',
+        'INSERT INTO "status_update"',
+        'WITH "row0" AS',
+        'WITH "w0" AS',
+    ], sent
+    assert 'UPDATE "escalation_timer"' in sent[-1]

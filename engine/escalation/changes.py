@@ -95,7 +95,9 @@ def change_handler(ctx: Context) -> ChangeHook:
         if not _nothing_missed(incident, kind) and await _missed(conn, incident):
             return  # replayed first, by on_change
         reached = await reached_before(conn, incident.id) if _acked_now(kind, data) else None
-        cancelled = await cancel_pending(conn, incident.id) if _stopping(incident) else None
+        # A stopped escalation's leftovers are cancelled with the held-back writes (see stop).
+        stopped = bool((incident.escalation or {}).get("stopped_at"))
+        cancelled = await cancel_pending(conn, incident.id) if _stopping(incident) and not stopped else None
         ready: dict[int, Ready] = incident.__dict__.setdefault("_escalation_ready", {})
         ready[id(ctx)] = Ready(reached, cancelled)
 

@@ -71,15 +71,20 @@ async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: di
     )
 
 
-async def cancel_pending(conn: BaseDBAsyncClient, incident_id: int) -> int:
+async def cancel_pending(conn: BaseDBAsyncClient, incident_id: int, *, count: bool = True) -> int:
+    """Cancel the incident's pending steps; returns how many (0 when not `count`: then the write
+    may be held back with the others, see rows.deferring)."""
     a, b = marks(conn.capabilities.dialect, 2)
     fired = Timer._meta.fields_map["fired_at"].to_db_value(utcnow(), Timer)
     # A person's later contact rules wait with the escalation's steps and stop with them.
-    changed, _ = await conn.execute_query(
+    sql = (
         f'UPDATE "escalation_timer" SET "state" = \'{TimerState.CANCELLED}\', "fired_at" = {a} '
-        f"WHERE \"incident_id\" = {b} AND \"kind\" IN ('escalate', 'contact') AND \"state\" = '{TimerState.PENDING}'",
-        [fired, incident_id],
+        f"WHERE \"incident_id\" = {b} AND \"kind\" IN ('escalate', 'contact') AND \"state\" = '{TimerState.PENDING}'"
     )
+    if not count:
+        await rows.write(conn, sql, [fired, incident_id])
+        return 0
+    changed, _ = await conn.execute_query(sql, [fired, incident_id])
     return changed
 
 
@@ -203,11 +208,13 @@ async def fire_step(
 async def stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why: str, *, cancelled: int | None = None) -> None:
     """Cancel what is pending (acknowledged, or no longer open) and say so on the timeline;
     `cancelled`: the pending steps were cancelled already, this many."""
-    if cancelled is None:
-        cancelled = await cancel_pending(conn, incident.id)
     state = dict(incident.escalation or {})
     if not state or state.get("stopped_at"):
+        if cancelled is None:  # how many is not needed: the write may be held back (rows.deferring)
+            await cancel_pending(conn, incident.id, count=False)
         return
+    if cancelled is None:
+        cancelled = await cancel_pending(conn, incident.id)
     state["next_at"] = None
     state["stopped_at"] = iso(now)
     state.pop("snoozed_until", None)  # acknowledging or resolving ends a snooze
