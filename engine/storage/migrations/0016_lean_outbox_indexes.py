@@ -10,6 +10,7 @@ dropped by name here; the model state still moves as AlterField says."""
 from typing import Any
 
 from tortoise import fields, migrations
+from tortoise.fields.base import Field
 from tortoise.migrations import operations as ops
 
 # Named as 0003 created them (Tortoise names an index after its table, columns and a hash).
@@ -22,6 +23,15 @@ INDEXES = {
     ): 'CREATE INDEX IF NOT EXISTS "idx_notificatio_next_at_84a463" ON "notification" ("next_attempt_at")',
     ("Timer", "state"): 'CREATE INDEX IF NOT EXISTS "idx_escalation__state_f45864" ON "escalation_timer" ("state")',
     ("Timer", "due_at"): 'CREATE INDEX IF NOT EXISTS "idx_escalation__due_at_b726e7" ON "escalation_timer" ("due_at")',
+}
+
+# Each column's field as the models now declare it: no index of its own.
+COLUMNS: dict[tuple[str, str], Field[Any]] = {
+    ("Notification", "next_attempt_at"): fields.DatetimeField(auto_now=False, auto_now_add=False),
+    ("Notification", "state"): fields.CharField(default="pending", max_length=12),
+    ("Notification", "stream"): fields.CharField(max_length=300),
+    ("Timer", "due_at"): fields.DatetimeField(auto_now=False, auto_now_add=False),
+    ("Timer", "state"): fields.CharField(default="pending", max_length=12),
 }
 
 
@@ -43,30 +53,4 @@ class Migration(migrations.Migration):
 
     initial = False
 
-    operations = [
-        DropColumnIndex(
-            model_name="Notification",
-            name="next_attempt_at",
-            field=fields.DatetimeField(auto_now=False, auto_now_add=False),
-        ),
-        DropColumnIndex(
-            model_name="Notification",
-            name="state",
-            field=fields.CharField(default="pending", max_length=12),
-        ),
-        DropColumnIndex(
-            model_name="Notification",
-            name="stream",
-            field=fields.CharField(max_length=300),
-        ),
-        DropColumnIndex(
-            model_name="Timer",
-            name="due_at",
-            field=fields.DatetimeField(auto_now=False, auto_now_add=False),
-        ),
-        DropColumnIndex(
-            model_name="Timer",
-            name="state",
-            field=fields.CharField(default="pending", max_length=12),
-        ),
-    ]
+    operations = [DropColumnIndex(model_name=model, name=name, field=field) for (model, name), field in COLUMNS.items()]
