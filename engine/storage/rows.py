@@ -91,16 +91,9 @@ def _statement(model: type[Model], dialect: str, pk_sql: str | None, also: tuple
 _CHAINS: dict[tuple[Any, ...], str] = {}
 
 
-def _row(
-    model: type[M],
-    columns: list[tuple[str, Field[Any]]],
-    values: dict[str, Any],
-    params: list[Any],
-    encoded: dict[tuple[str, int], Any] | None = None,
-) -> M:
+def _row(model: type[M], columns: list[tuple[str, Field[Any]]], values: dict[str, Any], params: list[Any]) -> M:
     """The instance `create` would return (its key still to set), its columns' stored values
-    appended to `params`. With `encoded`, a list or dict value the rows share (the same object)
-    is encoded once."""
+    appended to `params`."""
     instance = model.__new__(model)
     setattr_ = object.__setattr__
     setattr_(instance, "_partial", False)
@@ -112,12 +105,6 @@ def _row(
         if value is None and not field.null:
             raise ValueError(f"{model._meta.db_table}.{name} is non nullable field, but null was passed")
         setattr_(instance, name, value)
-        if encoded is not None and isinstance(value, (dict, list)):
-            key = (name, id(value))
-            if key not in encoded:
-                encoded[key] = field.to_db_value(value, instance)
-            params.append(encoded[key])
-            continue
         params.append(field.to_db_value(value, instance))
     return instance
 
@@ -196,9 +183,8 @@ async def insert_ignoring(conn: BaseDBAsyncClient, model: type[Model], rows: Seq
     columns = _plan(model, dialect)[1]
     params: list[Any] = []
     if any(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) for _, field in columns):
-        encoded: dict[tuple[str, int], Any] = {}  # the rows' values stay alive, so their ids are theirs
-        for values in rows:
-            _row(model, columns, values, params, encoded)
+        for values in rows:  # those fields set their value on the instance
+            _row(model, columns, values, params)
     else:
         _encode_rows(model, columns, rows, params)
     await write(conn, _ignoring_sql(model, dialect, len(rows)), params)

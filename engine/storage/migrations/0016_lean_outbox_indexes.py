@@ -13,25 +13,17 @@ from tortoise import fields, migrations
 from tortoise.fields.base import Field
 from tortoise.migrations import operations as ops
 
-# Named as 0003 created them (Tortoise names an index after its table, columns and a hash).
-INDEXES = {
-    ("Notification", "stream"): 'CREATE INDEX IF NOT EXISTS "idx_notificatio_stream_799c6d" ON "notification" ("stream")',
-    ("Notification", "state"): 'CREATE INDEX IF NOT EXISTS "idx_notificatio_state_8da97a" ON "notification" ("state")',
-    (
-        "Notification",
-        "next_attempt_at",
-    ): 'CREATE INDEX IF NOT EXISTS "idx_notificatio_next_at_84a463" ON "notification" ("next_attempt_at")',
-    ("Timer", "state"): 'CREATE INDEX IF NOT EXISTS "idx_escalation__state_f45864" ON "escalation_timer" ("state")',
-    ("Timer", "due_at"): 'CREATE INDEX IF NOT EXISTS "idx_escalation__due_at_b726e7" ON "escalation_timer" ("due_at")',
-}
-
-# Each column's field as the models now declare it: no index of its own.
-COLUMNS: dict[tuple[str, str], Field[Any]] = {
-    ("Notification", "next_attempt_at"): fields.DatetimeField(auto_now=False, auto_now_add=False),
-    ("Notification", "state"): fields.CharField(default="pending", max_length=12),
-    ("Notification", "stream"): fields.CharField(max_length=300),
-    ("Timer", "due_at"): fields.DatetimeField(auto_now=False, auto_now_add=False),
-    ("Timer", "state"): fields.CharField(default="pending", max_length=12),
+# (model, column): (table, the index as 0003 named it, the field as the models now declare it).
+INDEXES: dict[tuple[str, str], tuple[str, str, Field[Any]]] = {
+    ("Notification", "next_attempt_at"): (
+        "notification",
+        "idx_notificatio_next_at_84a463",
+        fields.DatetimeField(auto_now=False, auto_now_add=False),
+    ),
+    ("Notification", "state"): ("notification", "idx_notificatio_state_8da97a", fields.CharField(default="pending", max_length=12)),
+    ("Notification", "stream"): ("notification", "idx_notificatio_stream_799c6d", fields.CharField(max_length=300)),
+    ("Timer", "due_at"): ("escalation_timer", "idx_escalation__due_at_b726e7", fields.DatetimeField(auto_now=False, auto_now_add=False)),
+    ("Timer", "state"): ("escalation_timer", "idx_escalation__state_f45864", fields.CharField(default="pending", max_length=12)),
 }
 
 
@@ -40,12 +32,13 @@ class DropColumnIndex(ops.AlterField):
 
     async def database_forward(self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None) -> None:
         if state_editor is not None:
-            name = INDEXES[self.model_name, self.name].split('"')[1]
-            await state_editor.client.execute_script(f'DROP INDEX IF EXISTS "{name}";')
+            _, index, _ = INDEXES[self.model_name, self.name]
+            await state_editor.client.execute_script(f'DROP INDEX IF EXISTS "{index}";')
 
     async def database_backward(self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None) -> None:
         if state_editor is not None:
-            await state_editor.client.execute_script(INDEXES[self.model_name, self.name] + ";")
+            table, index, _ = INDEXES[self.model_name, self.name]
+            await state_editor.client.execute_script(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ("{self.name}");')
 
 
 class Migration(migrations.Migration):
@@ -53,4 +46,4 @@ class Migration(migrations.Migration):
 
     initial = False
 
-    operations = [DropColumnIndex(model_name=model, name=name, field=field) for (model, name), field in COLUMNS.items()]
+    operations = [DropColumnIndex(model_name=model, name=name, field=field) for (model, name), (_, _, field) in INDEXES.items()]
