@@ -83,7 +83,7 @@ def change_handler(ctx: Context) -> ChangeHook:
             await _catch_up(conn, ctx, incident, before=event.id)
         # Handled alone, their writes go as one statement (rows.deferring): none reads another's.
         async with rows.deferring(conn) if alone and event.kind in _HELD_BACK else nullcontext():
-            await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True, ready=ready if alone else None)
+            await _handle_marked(conn, ctx, incident, event, event.at or utcnow(), complete=True, ready=ready)
 
     async def ahead(incident: Incident | None, kind: str, data: dict[str, Any], conn: BaseDBAsyncClient) -> None:
         """Before the change's event is written, when no change of the incident was missed
