@@ -244,3 +244,36 @@ async def test_a_long_send_keeps_its_claim_while_its_holder_lives(esc_db, receiv
     assert len(receivers.slack.arrived) == 1
     row = await Notification.get(incident_id=inc.id, destination="slack:#incidents")
     assert row.attempts == 1
+
+
+async def test_held_rows_whose_digest_timers_are_gone_get_one_timer_per_channel(db):
+    from engine.escalation.timers import sweep_held
+
+    now = datetime.now(UTC)
+    old = now - timedelta(minutes=10)
+    for i, dest in enumerate(["slack:#ops", "email:ops@example.com", "slack:#ops"]):
+        await Notification.create(
+            dedup_key=f"held:{i}",
+            stream=f"1|{dest}",
+            destination=dest,
+            kind="status_update",
+            state="held",
+            next_attempt_at=old,
+            created_at=old,
+        )
+    # A channel whose rows are recent keeps waiting for its own timer.
+    await Notification.create(
+        dedup_key="held:new",
+        stream="1|email:new@example.com",
+        destination="email:new@example.com",
+        kind="status_update",
+        state="held",
+        next_attempt_at=now,
+        created_at=now,
+    )
+    assert await sweep_held(now) == 2
+    timers = await Timer.filter(kind="digest", state="pending").values_list("data", "due_at")
+    assert sorted(data["destination"] for data, _ in timers) == ["email:ops@example.com", "slack:#ops"]
+    assert all(now < due <= now + timedelta(minutes=1) for _, due in timers)
+    assert await sweep_held(now) == 0  # covered now
+    assert await Timer.filter(kind="digest").count() == 2

@@ -202,9 +202,8 @@ async def sweep_held(now: datetime | None = None) -> int:
         "list[dict[str, Any] | None]", await Timer.filter(kind="digest", state=TimerState.PENDING).values_list("data", flat=True)
     )
     covered = {(d or {}).get("destination") for d in pending}
-    n = 0
-    for dest in sorted(dests - covered):
+    missing = sorted(dests - covered)
+    if missing:
         async with in_transaction() as conn:
-            await outbox.ensure_digest_timer(conn, dest, 1.0, now)
-        n += 1
-    return n
+            await outbox.ensure_digest_timers(conn, missing, 1.0, now)
+    return len(missing)

@@ -66,19 +66,28 @@ async def write_notifications(
             held.append(dest)
     # A row whose dedup key is stored already is not written twice.
     await insert_ignoring(conn, Notification, rows)
-    for dest in held:
-        await ensure_digest_timer(conn, dest, float(digest_minutes or 30.0), now)
+    await ensure_digest_timers(conn, held, float(digest_minutes or 30.0), now)
     if len(held) < len(rows) and wake is not None:
         wake()
     return len(rows)
 
 
-async def ensure_digest_timer(conn: BaseDBAsyncClient, destination: str, minutes: float, now: datetime) -> None:
-    """One digest per destination per interval, due at the end of the interval `now` falls in."""
+async def ensure_digest_timers(conn: BaseDBAsyncClient, destinations: Sequence[str], minutes: float, now: datetime) -> None:
+    """One digest per destination per interval, due at the end of the interval `now` falls in;
+    the timers of all `destinations` in one statement (an acknowledgement holds rows for several)."""
+    if not destinations:
+        return
     seconds = max(1.0, minutes * 60)
     bucket = math.floor(now.timestamp() / seconds)
     due = datetime.fromtimestamp((bucket + 1) * seconds, UTC)
-    key = f"digest:{destination}:{int(seconds)}:{bucket}"
-    await insert_ignoring(
-        conn, Timer, [{"key": key[:255], "kind": "digest", "due_at": due, "data": {"destination": destination}, "created_at": now}]
-    )
+    timers = [
+        {
+            "key": f"digest:{dest}:{int(seconds)}:{bucket}"[:255],
+            "kind": "digest",
+            "due_at": due,
+            "data": {"destination": dest},
+            "created_at": now,
+        }
+        for dest in dict.fromkeys(destinations)
+    ]
+    await insert_ignoring(conn, Timer, timers)
