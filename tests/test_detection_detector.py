@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from support.detection_series import inject, seasonal
+from support.detection_series import START, inject, seasonal
 
 from engine.core.domain import InvalidInput
 from engine.detection.detector import REASON_NAMES, DetectorSettings, StreamingDetector, warm_up
@@ -40,6 +41,14 @@ def test_injected_anomaly_alerts_within_a_few_points_of_onset(kind: str, seed: i
 def test_clean_seasonal_noisy_series_does_not_alert_at_medium(seed: int, interval: float) -> None:
     ts, values = seasonal(4000, seed, interval=interval)
     assert alerts(ts, values) == []
+
+
+@pytest.mark.parametrize("seed,interval", [(0, 300.0), (1, 300.0), (2, 60.0), (3, 300.0)])
+def test_high_pays_for_its_sensitivity_with_a_rare_false_alarm_on_a_clean_series(seed: int, interval: float) -> None:
+    # High's shorter cooldown and one-feature deviation cost false alarms, but rarely: at most
+    # one in 4,000 rows of clean seasonal noise (two of these four series have one).
+    ts, values = seasonal(4000, seed, interval=interval)
+    assert len(alerts(ts, values, DetectorSettings(sensitivity="high"))) <= 1
 
 
 def test_high_sensitivity_alerts_at_least_as_often_as_medium_and_low() -> None:
@@ -303,10 +312,11 @@ def test_weekly_deviation_is_the_same_in_chunks_and_whole() -> None:
 @pytest.mark.parametrize("kind", ["level_shift", "drop"])
 def test_high_alerts_no_later_than_medium_and_medium_no_later_than_low(kind: str, seed: int) -> None:
     # The sensitivities differ in confirmation: high alerts on the first unusual row, medium
-    # wants a second, low a third clearly unusual one.
+    # wants a second, low a third clearly unusual one. (High may also raise a false alarm before
+    # the onset: it lets one feature far off count as a deviation.)
     ts, values = seasonal(ONSET + 300, seed)
     values = inject(kind, values, ONSET, seed)
-    first = {s: alerts(ts, values, DetectorSettings(sensitivity=s))[0] for s in ("low", "medium", "high")}
+    first = {s: next(r for r in alerts(ts, values, DetectorSettings(sensitivity=s)) if r >= ONSET) for s in ("low", "medium", "high")}
     assert ONSET <= first["high"] <= first["medium"] <= first["low"] <= ONSET + 3
 
 
@@ -315,4 +325,64 @@ def test_low_sensitivity_lets_a_lone_spike_pass_that_medium_alerts_on() -> None:
     values = inject("spike", values, ONSET)
     assert alerts(ts, values, DetectorSettings(sensitivity="low")) == []
     assert alerts(ts, values, DetectorSettings(sensitivity="medium")) == [ONSET + 1]
-    assert alerts(ts, values, DetectorSettings(sensitivity="high")) == [ONSET]
+    # (high's one false alarm on this series, at row 740, comes from its one-feature deviation)
+    assert [r for r in alerts(ts, values, DetectorSettings(sensitivity="high")) if r >= ONSET - 200] == [ONSET]
+
+
+def counter(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A sparse counter every 5 minutes: zero on 40 % of the rows, so runs of zeros are short."""
+    rng = np.random.default_rng(seed)
+    ts = START + np.arange(n) * 300.0
+    return ts, np.where(rng.random(n) < 0.6, np.round(rng.exponential(1.0, n), 2), 0.0)
+
+
+NO_RECORD_RUNS = (("low", 0, 4.0), ("medium", 0, 4.0), ("high", 0, 4.0))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("kind", ["counter_goes_quiet", "value_freezes"])
+def test_a_metric_stuck_longer_than_ever_before_alerts_at_high_once(kind: str, seed: int) -> None:
+    # The record-run score: a run of one value longer than any the series has shown (and at
+    # least 12 rows) alerts at high, ahead of what the model makes of it, and only once: the
+    # counter that stays at zero pages once in 200 rows (a frozen value on a daily cycle drifts
+    # away from yesterday, which the model may page again for). Medium and low do not have it.
+    if kind == "counter_goes_quiet":
+        ts, values = counter(ONSET + 300, seed)
+        values[ONSET : ONSET + 200] = 0.0
+    else:
+        ts, values = seasonal(ONSET + 300, seed)
+        values[ONSET : ONSET + 200] = values[ONSET - 1]
+    high = DetectorSettings(sensitivity="high")
+    during = [r for r in alerts(ts, values, high) if ONSET <= r < ONSET + 200]
+    assert during and ONSET <= during[0] <= ONSET + 13, during
+    without = [r for r in alerts(ts, values, replace(high, record_runs=NO_RECORD_RUNS)) if ONSET <= r < ONSET + 200]
+    assert not without or without[0] > during[0]
+    if kind == "counter_goes_quiet":
+        assert len(during) == 1
+    assert DetectorSettings(sensitivity="medium").record_run[0] == 0 == DetectorSettings(sensitivity="low").record_run[0]
+
+
+@pytest.mark.parametrize("shape", ["flat_from_the_start", "square_wave", "longer_second_run"])
+def test_runs_that_are_no_record_of_a_long_history_do_not_alert(shape: str) -> None:
+    # A series flat from its first row has no history to set a record against; a square wave's
+    # runs are all alike; a run longer than the first one, which began 300 rows in, is a record of
+    # too short a history (the run must begin after four times its length).
+    ts = START + np.arange(4000) * 300.0
+    values = {
+        "flat_from_the_start": np.full(4000, 5.0),
+        "square_wave": np.where((np.arange(4000) // 100) % 2 == 0, 1.0, 0.0),
+        "longer_second_run": np.where(np.arange(4000) < 300, 0.0, np.where(np.arange(4000) < 700, 1.0, np.sin(np.arange(4000.0)))),
+    }[shape]
+    high = DetectorSettings(sensitivity="high")
+    assert alerts(ts, values, high) == alerts(ts, values, replace(high, record_runs=NO_RECORD_RUNS))
+
+
+def test_record_runs_are_the_same_one_by_one_and_in_batches() -> None:
+    ts, values = counter(ONSET + 100, 0)
+    values[ONSET : ONSET + 60] = 0.0
+    high = DetectorSettings(sensitivity="high")
+    batch = StreamingDetector(high).observe_many("s", ts, values)
+    one = StreamingDetector(high)
+    flags = [one.observe("s", t, v).alert for t, v in zip(ts.tolist(), values.tolist())]
+    assert flags == batch.alert.tolist()
+    assert any(flags[ONSET : ONSET + 60])

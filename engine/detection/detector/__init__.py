@@ -22,13 +22,22 @@ How a sample becomes an alert:
 6. A fourth, weekly score on series sampled every 7.4 min to 6 h: the last 12 rows against the
    median of the same time 1, 2 and 3 weeks earlier, counting as the deviation score does — a
    weekday that looks like a Sunday (a public holiday) on a series with a weekly rhythm.
-7. The threshold and the minimum deviation (at least `deviating_features` features that many
-   robust standard deviations off) apply at every sensitivity. With `false_positive_filter` on, a
-   candidate must also be confirmed (`sensitivity` picks how: `low` wants three rows scoring
-   0.4 within `confirm_span`, `medium` two scoring 0.3, `high` alerts on the first row), must not
-   belong to an episode that already alerted (cooldown unless the score escalates; 400 rows at
-   `low`, 150 otherwise), must not be explained by the series' daily pattern, and must not match
-   a shape a person marked as a false positive on that series.
+7. At `high` only, a record-run score (`record_runs`): a run of one repeated value (a stuck
+   metric, a counter gone quiet) that becomes longer than every earlier run of the series, at
+   least 12 rows long and begun after a history four times its length, reaches the threshold on
+   its own, once per run. Runs are followed on every row, fitted or not.
+8. The threshold and the minimum deviation (at least `deviating_features` features that many
+   robust standard deviations off; one feature at `high`) apply at every sensitivity, except to
+   a record run (a run is neither). With `false_positive_filter` on, a candidate must also be
+   confirmed (`sensitivity` picks how: `low` wants three rows scoring 0.4 within `confirm_span`,
+   `medium` two scoring 0.3, `high` alerts on the first row), must not belong to an episode that
+   already alerted (cooldown unless the score escalates; 400 rows at `low`, 150 at `medium`, 50
+   at `high`), must not be explained by the series' daily pattern (a record run is not judged by
+   it) and must not match a shape a person marked as a false positive on that series.
+
+So `high` is `medium` plus more: the windows a record run finds, paid for with the false alarms
+of a shorter cooldown and a one-feature deviation. On NAB that is the trade the low-FN profile
+rewards and the standard one does not (bench/nab.py --sensitivity all).
 
 Fits are pure (`FitJob.run`), so they can run in another thread (`fit_inline=False`, then
 `pending_fits()` / `install()`); replay, tests and the engine service (which runs the whole

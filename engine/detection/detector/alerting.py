@@ -4,6 +4,7 @@ positives; and what an alert is remembered by (its episode and signature)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,16 +25,57 @@ from engine.detection.detector.state import (
 from engine.detection.settings import DetectorSettings
 
 
+def track_runs(settings: DetectorSettings, st: SeriesState, a: int, k: int) -> np.ndarray | None:
+    """Follow the runs of one repeated value through buffer rows a..a+k-1 (every row, fitted or
+    not) and mark the rows at which a run becomes a record: longer than every run that ended
+    before it, at least the sensitivity's minimum length, and begun after a history `history`
+    times its length. The first `confirm_span` rows of the record are marked (so a sensitivity
+    that wants confirmation gets it), not the rest of the run: a stuck metric pages once, not
+    again at every cooldown. None when the sensitivity has no record-run score (the runs are
+    still followed)."""
+    min_rows, history = settings.record_run
+    out = np.zeros(k, dtype=bool) if min_rows > 0 else None
+    values = st.vals[a : a + k].tolist()
+    prev = float(st.vals[a - 1]) if a > 0 else math.nan
+    start, length, longest = st.run_start, st.run_length, st.longest_run
+    for i, v in enumerate(values):
+        if v == prev:
+            length += 1
+        else:
+            longest = max(longest, length)
+            start, length = st.offset + a + i, 1
+        prev = v
+        if out is not None and start >= history * length:
+            first = max(longest + 1, min_rows)
+            out[i] = first <= length < first + settings.confirm_span
+    st.run_start, st.run_length, st.longest_run = start, length, longest
+    return out
+
+
 def decide(
-    settings: DetectorSettings, st: SeriesState, b0: int, cal: np.ndarray, x: np.ndarray, alert: np.ndarray, reason: np.ndarray
+    settings: DetectorSettings,
+    st: SeriesState,
+    b0: int,
+    cal: np.ndarray,
+    x: np.ndarray,
+    alert: np.ndarray,
+    reason: np.ndarray,
+    records: np.ndarray | None = None,
 ) -> None:
-    """Turn calibrated scores into alerts, row by row (the filter keeps per-series state)."""
+    """Turn calibrated scores into alerts, row by row (the filter keeps per-series state).
+    `records` marks rows whose run of one repeated value is a record (`track_runs`): they reach
+    the threshold whatever the model says, and a run is not a deviation nor a daily pattern, so
+    those two tests do not hold them back; confirmation, the cooldown and learned shapes do."""
     s = settings
     thr = s.threshold
     strong = max(s.strong, thr)
     for j, c in enumerate(cal.tolist()):
         b = b0 + j
         row = st.offset + b
+        record = records is not None and bool(records[j])
+        if record and c < thr:
+            c = thr
+            cal[j] = c
         if not s.false_positive_filter:
             if c >= thr:
                 alert[j] = True
@@ -47,11 +89,11 @@ def decide(
         if c >= s.confirm_level:
             st.recent_candidates.append(row)
         reason[j] = REASON_NONE
-        if c >= thr and s.min_deviation > 0:
+        if c >= thr and s.min_deviation > 0 and not record:
             fitted = st.fitted
             assert fitted is not None
             zrow = np.abs(x[j] - fitted.center) / fitted.spread
-            if int(np.count_nonzero(zrow >= s.min_deviation)) < s.deviating_features:
+            if int(np.count_nonzero(zrow >= s.min_deviation)) < s.min_deviating_features:
                 reason[j] = REASON_SMALL
                 c = min(c, 0.9 * thr)
                 cal[j] = c
@@ -65,6 +107,7 @@ def decide(
                 st.pending_row = row
                 st.pending_score = c
                 st.pending_features = x[j].copy()
+                st.pending_record = record
             st.pending_score = max(st.pending_score, c)
         if row - st.pending_row >= s.confirm_span:
             continue  # no candidate, or one that nothing confirmed: a lone blip
@@ -74,7 +117,7 @@ def decide(
         # The filters judge the candidate row, not the row that confirmed it.
         cb = st.pending_row - st.offset
         st.pending_row = -(10**9)
-        if s.seasonal_filter and cb >= 0 and seasonal_explains(settings, st, cb, st.pending_features):
+        if s.seasonal_filter and cb >= 0 and not st.pending_record and seasonal_explains(settings, st, cb, st.pending_features):
             reason[j] = REASON_SEASONAL
             continue
         sig = signature(settings, st, cb)

@@ -94,12 +94,18 @@ class SeriesState:
     ref_median: tuple[float, float] = (0.0, 0.0)  # (model score, deviation)
     ref_high: tuple[float, float] = (0.0, 0.0)
     sustained_ref: tuple[float, float] | None = None  # (median, max) of the past rolling mean score
+    # The current run of one repeated value (its first global row and length) and the longest
+    # run that ended before it: the record-run score's state, kept over every row seen.
+    run_start: int = 0
+    run_length: int = 0
+    longest_run: int = 0
     last_alert_row: int = -(10**9)
     peak: float = 0.0
     recent_candidates: list[int] = field(default_factory=list)
     pending_row: int = -(10**9)
     pending_score: float = 0.0
     pending_features: Any = None
+    pending_record: bool = False  # the pending candidate is a record run (no deviation or daily test)
     episodes: list[Episode] = field(default_factory=list)  # the latest alerts, oldest first
     false_positive_shapes: list[list[float]] = field(default_factory=list)
 

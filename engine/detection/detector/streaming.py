@@ -117,6 +117,7 @@ class StreamingDetector:
         st.n = a + k
         if not st.interval or st.fitted is None:
             st.interval = feat.estimate_interval(st.ts[max(0, st.n - 256) : st.n])
+        records = alerting.track_runs(self.settings, st, a, k)
 
         i = 0
         while i < k:
@@ -128,7 +129,7 @@ class StreamingDetector:
                 next_fit = self._next_fit_row(st, row, a + i, a + k)
                 end = min(k, i + max(1, next_fit - row))
             if st.fitted is not None:
-                self._score(st, a + i, a + end, score[i:end], alert[i:end], reason[i:end])
+                self._score(st, a + i, a + end, score[i:end], alert[i:end], reason[i:end], None if records is None else records[i:end])
             i = end
         return Batch(score, alert, reason)
 
@@ -238,8 +239,18 @@ class StreamingDetector:
 
     # --------------------------------------------------------------- scoring
 
-    def _score(self, st: SeriesState, b0: int, b1: int, score: np.ndarray, alert: np.ndarray, reason: np.ndarray) -> None:
-        """Score buffer rows b0..b1-1 with the current model and decide their alerts."""
+    def _score(
+        self,
+        st: SeriesState,
+        b0: int,
+        b1: int,
+        score: np.ndarray,
+        alert: np.ndarray,
+        reason: np.ndarray,
+        records: np.ndarray | None = None,
+    ) -> None:
+        """Score buffer rows b0..b1-1 with the current model and decide their alerts (`records`:
+        the rows whose run of one repeated value is a record, see `alerting.track_runs`)."""
         fitted = st.fitted
         assert fitted is not None
         x = feat.compute(st.ts[:b1], st.vals[:b1], b0, b1, fitted.interval)
@@ -278,7 +289,7 @@ class StreamingDetector:
             med, top = st.sustained_ref
             record = np.isfinite(mean) & (mean > top)
             cal = np.maximum(cal, np.where(record, calibrate(np.nan_to_num(mean), med, top), 0.0))
-        alerting.decide(self.settings, st, b0, cal, x, alert, reason)
+        alerting.decide(self.settings, st, b0, cal, x, alert, reason, records)
         # What the filter held back stays below the alert threshold in the reported score, so a
         # chart or a threshold sweep sees the decision, not the raw burst.
         held = (reason >= REASON_EPISODE) & (reason <= REASON_KNOWN_FALSE_POSITIVE)
