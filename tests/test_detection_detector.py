@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -199,6 +200,22 @@ def test_warm_up_runs_in_a_background_thread_once() -> None:
     assert thread is warm_up()
     thread.join()
     assert time.perf_counter() - started < 5.0
+
+
+def test_a_later_process_loads_the_compiled_model_kernel_instead_of_compiling_it(tmp_path) -> None:
+    # numba's own cache, in a directory of the test's (NUMBA_CACHE_DIR is numba's setting).
+    code = (
+        "import numpy as np\n"
+        "from engine.detection.detector.fitting import warm_up\n"
+        "from pyod.models import hbos\n"
+        "warm_up(block=True)\n"
+        "stats = hbos._calculate_outlier_scores.stats\n"
+        "print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env) for _ in range(2)]
+    assert [r.stdout.split() for r in runs] == [["0", "1"], ["1", "0"]], [r.stderr for r in runs]
+    assert any(tmp_path.rglob("*.nbi"))
 
 
 def _fit_rows(settings: DetectorSettings, ts: np.ndarray, values: np.ndarray, one_by_one: bool) -> tuple[int, int]:

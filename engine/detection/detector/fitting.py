@@ -37,8 +37,7 @@ class FitJob:
 
     def run(self) -> FittedModel:
         """Fit HBOS on the training rows. Pure: touches nothing but its own arrays."""
-        from pyod.models.hbos import HBOS
-
+        HBOS = _hbos()
         x = feat.compute(self.ts, self.vals, self.start, self.stop, self.interval)
         model = HBOS(n_bins=self.n_bins, contamination=0.01)
         model.fit(np.ascontiguousarray(x, dtype=np.float64))
@@ -101,6 +100,31 @@ def calibrate(raw: np.ndarray, median: float, high: float, margin: float = 1.0) 
     spread = max(high - median, 1e-9 * (1.0 + abs(median))) * margin
     ratio = np.clip((raw - median) / spread, 0.0, 1e12)
     return ratio / (1.0 + ratio)
+
+
+_hbos_lock = threading.Lock()
+_hbos_class: Any = None
+
+
+def _hbos() -> Any:
+    """PyOD's HBOS, its numba kernel compiled once per machine rather than once per process.
+
+    PyOD's kernel is jitted without numba's on-disk cache, so every process (each `pulseguard
+    replay`, each engine start) spent 3-5 s compiling it. With the cache (beside PyOD's own
+    bytecode, or numba's per-user cache directory when that is read-only) a later process loads
+    it in a fraction of a second. Numba keys the cache on the source file and the CPU, so an
+    upgraded PyOD compiles afresh; where no cache location is writable it compiles as before."""
+    global _hbos_class
+    with _hbos_lock:
+        if _hbos_class is None:
+            from pyod.models import hbos
+
+            try:
+                hbos._calculate_outlier_scores.enable_caching()
+            except Exception:  # no writable cache location: compile in memory, as numba would
+                pass
+            _hbos_class = hbos.HBOS
+        return _hbos_class
 
 
 _warm_lock = threading.Lock()
