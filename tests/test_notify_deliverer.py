@@ -251,26 +251,18 @@ async def test_held_rows_whose_digest_timers_are_gone_get_one_timer_per_channel(
 
     now = datetime.now(UTC)
     old = now - timedelta(minutes=10)
-    for i, dest in enumerate(["slack:#ops", "email:ops@example.com", "slack:#ops"]):
+    # The last channel's row is recent: it keeps waiting for its own timer.
+    held = [("slack:#ops", old), ("email:ops@example.com", old), ("slack:#ops", old), ("email:new@example.com", now)]
+    for i, (dest, at) in enumerate(held):
         await Notification.create(
             dedup_key=f"held:{i}",
             stream=f"1|{dest}",
             destination=dest,
             kind="status_update",
             state="held",
-            next_attempt_at=old,
-            created_at=old,
+            next_attempt_at=at,
+            created_at=at,
         )
-    # A channel whose rows are recent keeps waiting for its own timer.
-    await Notification.create(
-        dedup_key="held:new",
-        stream="1|email:new@example.com",
-        destination="email:new@example.com",
-        kind="status_update",
-        state="held",
-        next_attempt_at=now,
-        created_at=now,
-    )
     assert await sweep_held(now) == 2
     timers = await Timer.filter(kind="digest", state="pending").values_list("data", "due_at")
     assert sorted(data["destination"] for data, _ in timers) == ["email:ops@example.com", "slack:#ops"]
