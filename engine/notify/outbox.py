@@ -75,8 +75,6 @@ async def write_notifications(
 async def ensure_digest_timers(conn: BaseDBAsyncClient, destinations: Sequence[str], minutes: float, now: datetime) -> None:
     """One digest per destination per interval, due at the end of the interval `now` falls in;
     the timers of all `destinations` in one statement (an acknowledgement holds rows for several)."""
-    if not destinations:
-        return
     seconds = max(1.0, minutes * 60)
     bucket = math.floor(now.timestamp() / seconds)
     due = datetime.fromtimestamp((bucket + 1) * seconds, UTC)

@@ -10,6 +10,7 @@ defaults are the fields' defaults, and the instance returned is the one `create`
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -182,12 +183,18 @@ async def insert_ignoring(conn: BaseDBAsyncClient, model: type[Model], rows: Seq
     dialect = conn.capabilities.dialect
     columns = _plan(model, dialect)[1]
     params: list[Any] = []
-    if any(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False) for _, field in columns):
+    if _stamps_on_instance(model):
         for values in rows:  # those fields set their value on the instance
             _row(model, columns, values, params)
     else:
         _encode_rows(model, columns, rows, params)
     await write(conn, _ignoring_sql(model, dialect, len(rows)), params)
+
+
+@functools.cache
+def _stamps_on_instance(model: type[Model]) -> bool:
+    """Whether a field of `model` sets its value on the instance (auto_now, auto_now_add)."""
+    return any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in model._meta.fields_map.values())
 
 
 def _encode_rows(model: type[Model], columns: list[tuple[str, Field[Any]]], rows: Sequence[dict[str, Any]], params: list[Any]) -> None:
