@@ -159,3 +159,116 @@ async def test_the_wal_is_checkpointed_in_the_background_not_in_a_commit(sqlite_
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         check.close()
+
+
+async def _commits_during(coro):  # type: ignore[no-untyped-def]
+    """Run `coro` counting the COMMITs the process's connection sends, and return both."""
+    from tortoise import connections
+
+    raw = connections.get("default")._connection._conn
+    commits: list[str] = []
+    raw.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    try:
+        result = await coro
+    finally:
+        raw.set_trace_callback(None)
+    return result, len(commits)
+
+
+async def test_changes_arriving_together_share_a_commit_and_each_returns_once_stored(sqlite_database):
+    """Twenty comments posted at once join one transaction (engine.storage.sqlite.CommitGroup)
+    instead of committing twenty times, and none returns before it is committed: another
+    connection, which sees only what is committed, finds each comment as soon as its call returns."""
+    from engine.storage.db import close_database, open_database
+    from engine.storage.models import Comment
+
+    await open_database(sqlite_database)
+    reader = sqlite3.connect(sqlite_database.path)
+    try:
+        incident = await services.create_incident(title="busy", severity="high", actor="x")
+        version = (await Incident.get(id=incident.id)).version
+        found: list[int] = []
+
+        async def post(i: int) -> None:
+            row = await services.comment(incident.key, f"note {i}", "alice")
+            found.append(reader.execute("SELECT count(*) FROM comment WHERE id = ?", (row.id,)).fetchone()[0])
+
+        _, commits = await _commits_during(asyncio.gather(*(post(i) for i in range(20))))
+        assert found == [1] * 20
+        assert commits < 10, f"{commits} commits for 20 changes arriving together"
+        assert await Comment.filter(incident_id=incident.id).count() == 20
+        events = [e.kind for e in await incident.events.all()]
+        assert events.count("commented") == 20
+        assert (await Incident.get(id=incident.id)).version == version + 20  # one bump per change
+    finally:
+        reader.close()
+        await close_database()
+
+
+async def test_a_refused_change_in_a_shared_commit_leaves_the_others_stored(sqlite_database):
+    """A change refused inside a shared transaction rolls back its own savepoint only: its lock's
+    version bump is gone, the changes before and after it in the group are committed."""
+    from engine.core.domain import IllegalTransition
+    from engine.storage.db import close_database, open_database
+    from engine.storage.models import Comment, Event
+
+    await open_database(sqlite_database)
+    try:
+        acked = await services.create_incident(title="acknowledged", severity="low", actor="x")
+        await services.acknowledge(acked.key, "alice")
+        other = await services.create_incident(title="busy", severity="high", actor="x")
+        version = (await Incident.get(id=acked.id)).version
+        events = await Event.filter(incident_id=acked.id).count()
+        results, commits = await _commits_during(
+            asyncio.gather(
+                services.comment(other.key, "before", "bob"),
+                services.acknowledge(acked.key, "bob"),  # refused after its lock
+                services.comment(other.key, "after", "bob"),
+                return_exceptions=True,
+            )
+        )
+        assert isinstance(results[1], IllegalTransition)
+        assert commits == 1  # one transaction held all three
+        assert sorted(c.content for c in await Comment.filter(incident_id=other.id)) == ["after", "before"]
+        stored = await Incident.get(id=acked.id)
+        assert (stored.version, stored.acknowledged_by) == (version, "alice")
+        assert await Event.filter(incident_id=acked.id).count() == events
+    finally:
+        await close_database()
+
+
+async def test_a_commit_that_fails_fails_every_change_that_shared_it(sqlite_database):
+    """When the shared transaction cannot commit (here a deferred foreign key one change broke,
+    checked by SQLite at COMMIT), every change in it raises and none of them is stored; the
+    connection then serves the next change."""
+    from engine.core.clock import utcnow
+    from engine.incidents.services.timeline import change
+    from engine.storage.db import close_database, open_database
+    from engine.storage.models import Comment
+
+    await open_database(sqlite_database)
+    try:
+        from tortoise import connections
+
+        db = connections.get("default")
+        await db.execute_script(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);"
+        )
+        incident = await services.create_incident(title="busy", severity="high", actor="x")
+        version = (await Incident.get(id=incident.id)).version
+
+        async def orphan() -> None:
+            async with change(incident.key, utcnow()) as c:
+                await c.conn.execute_query("INSERT INTO child (parent_id) VALUES (42)")
+
+        results = await asyncio.gather(
+            services.comment(incident.key, "a", "bob"), orphan(), services.comment(incident.key, "b", "bob"), return_exceptions=True
+        )
+        assert all(isinstance(r, Exception) and "FOREIGN KEY" in str(r) for r in results), results
+        assert await Comment.all().count() == 0
+        assert (await Incident.get(id=incident.id)).version == version
+        await services.comment(incident.key, "after", "bob")
+        assert [c.content for c in await Comment.all()] == ["after"]
+    finally:
+        await close_database()

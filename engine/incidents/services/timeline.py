@@ -28,7 +28,7 @@ from engine.storage import rows
 from engine.storage.changes import notify_sql
 from engine.storage.db import one_connection
 from engine.storage.models import AuditEntry, Event, Incident
-from engine.storage.sqlite import inline_writes
+from engine.storage.sqlite import change_transaction, inline_writes
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -292,8 +292,10 @@ async def change(
     rolls it all back."""
     if open_to is not None and columns is not None and "status" not in columns:
         columns = (*columns, "status")
-    with inline_writes():  # a few one-row statements: SQLite runs them without thread hops
-        async with in_transaction() as conn:
+    # A few one-row statements: SQLite runs them without thread hops, and commits the changes
+    # that arrive together once.
+    with inline_writes():
+        async with change_transaction() as conn:
             incident = await lock_incident(conn, key, now, columns)
             if open_to is not None:
                 require_open(incident, open_to)
