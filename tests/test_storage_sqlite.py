@@ -272,3 +272,26 @@ async def test_a_commit_that_fails_fails_every_change_that_shared_it(sqlite_data
         assert [c.content for c in await Comment.all()] == ["after"]
     finally:
         await close_database()
+
+
+async def test_a_change_cancelled_while_its_group_commits_is_stored_and_leaves_nothing_held(sqlite_database):
+    """A change whose caller is cancelled after its writes joined the shared transaction (while
+    it waits for the commit) is committed with the others, as a change cancelled just after its
+    own commit would be; the group's lock is let go and the next change goes through."""
+    from engine.storage.db import close_database, open_database
+    from engine.storage.models import Comment
+
+    await open_database(sqlite_database)
+    try:
+        incident = await services.create_incident(title="busy", severity="high", actor="x")
+        tasks = [asyncio.create_task(services.comment(incident.key, f"note {i}", "alice")) for i in range(3)]
+        while not all(t.done() or t.get_coro().cr_await is not None for t in tasks):  # each has run until it waits
+            await asyncio.sleep(0)
+        tasks[1].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[1], asyncio.CancelledError)
+        assert sorted(c.content for c in await Comment.filter(incident_id=incident.id)) == ["note 0", "note 1", "note 2"]
+        await asyncio.wait_for(services.comment(incident.key, "after", "bob"), 5)
+        assert await Comment.filter(incident_id=incident.id).count() == 4
+    finally:
+        await close_database()
