@@ -123,6 +123,10 @@ class InlineConnection:
         self._raw.rollback()
 
 
+def _inline(client: SqliteClient, conn: aiosqlite.Connection) -> InlineConnection:
+    return InlineConnection(conn, int(client.pragmas.get("busy_timeout", 30000)))
+
+
 class ImmediateTransactionWrapper(SqliteTransactionWrapper):
     async def begin(self) -> None:
         try:
@@ -142,8 +146,7 @@ class SafeTransactionContext(SqliteTransactionContext):
         try:
             await self.ensure_connection()
             if _INLINE.get() and isinstance(self.connection._connection, aiosqlite.Connection):
-                parent = self.connection._parent
-                self.connection._connection = InlineConnection(self.connection._connection, int(parent.pragmas.get("busy_timeout", 30000)))
+                self.connection._connection = _inline(self.connection._parent, self.connection._connection)
             self.token = get_connections().set(self.connection_name, self.connection)
             try:
                 await self.connection.begin()
@@ -250,6 +253,7 @@ class CommitGroup:
         self.client = client
         self.turn = asyncio.Lock()
         self.wrapper: ImmediateTransactionWrapper | None = None
+        self.raw: sqlite3.Connection | None = None  # the wrapper's sqlite3 connection
         self.running = 0  # members joined and not yet left
         self.size = 0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -271,13 +275,14 @@ class CommitGroup:
                 await client.create_connection(with_db=True)
             conn = client._connection
             assert conn is not None
+            inline = _inline(client, conn)
             wrapper = ImmediateTransactionWrapper(client)
-            wrapper._connection = InlineConnection(conn, int(client.pragmas.get("busy_timeout", 30000)))  # type: ignore[assignment]
+            wrapper._connection = inline  # type: ignore[assignment]
             await wrapper.begin()
         except BaseException:
             client._lock.release()
             raise
-        self.wrapper = wrapper
+        self.wrapper, self.raw = wrapper, inline._raw
         return wrapper
 
     def left(self) -> None:
@@ -285,11 +290,14 @@ class CommitGroup:
         if self.running == 0:
             asyncio.get_running_loop().call_soon(self._finish)
 
-    def broke(self, exc: BaseException) -> None:
-        """The transaction is gone with what the members before stored in it: they fail too."""
+    def _close(self) -> None:
         self.finished = True
         if self.client._group is self:
             self.client._group = None
+
+    def broke(self, exc: BaseException) -> None:
+        """The transaction is gone with what the members before stored in it: they fail too."""
+        self._close()
         if self.wrapper is not None:
             self.wrapper._finalized = True
             self.wrapper = None
@@ -300,14 +308,12 @@ class CommitGroup:
     def _finish(self) -> None:
         if self.running or self.finished:
             return  # a change joined meanwhile: the last to leave finishes
-        self.finished = True
-        if self.client._group is self:
-            self.client._group = None
+        self._close()
         wrapper, self.wrapper = self.wrapper, None
-        if wrapper is None:  # nobody began: every member failed to
+        raw = self.raw
+        if wrapper is None or raw is None:  # nobody began: every member failed to
             self.done.set_result(None)
             return
-        raw: sqlite3.Connection = wrapper._connection._raw  # type: ignore[attr-defined]
         try:
             if not raw.in_transaction:
                 raise sqlite3.OperationalError("the transaction was rolled back before it could commit")
@@ -382,7 +388,8 @@ async def grouped_transaction(client: ImmediateSqliteClient) -> AsyncIterator[Tr
         group.left()
     try:
         wrapper = await group.begin()
-        raw: sqlite3.Connection = wrapper._connection._raw  # type: ignore[attr-defined]
+        raw = group.raw
+        assert raw is not None
         raw.execute("SAVEPOINT pulseguard_change")
         token = get_connections().set(wrapper.connection_name, wrapper)
         try:
