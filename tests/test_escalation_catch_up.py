@@ -79,3 +79,35 @@ async def test_history_older_than_a_day_is_not_replayed_as_a_page(esc_db):
     for inc in (old, new):
         state = (await Incident.get(id=inc.id)).escalation
         assert state["seen"] == await Event.filter(incident_id=inc.id, kind="acknowledged").first().values_list("id", flat=True)
+
+
+async def test_the_engines_catch_up_marks_the_version_and_a_later_unseen_change_is_still_replayed(esc_db):
+    """The engine's feed catch-up holds the incident's lock and replays every change no hook saw,
+    so it records the version too: the next hooked change skips the look for missed ones. A
+    change made without the hook after that moves the version on, and is still replayed."""
+    from engine.escalation.changes import catch_up_feed
+
+    config = load_config(EXAMPLE)
+    inc = await services.create_incident(title="checkout slow", severity="high", actor="probe", services=["api"])
+    await services.post_update(inc.key, "first, written without the hook", "bob", public=False)
+    wiring = wire(config)
+    _, caught_up = await catch_up_feed(wiring.context, 0)
+    assert caught_up == 1
+    stored = await Incident.get(id=inc.id)
+    last = await Event.filter(incident_id=inc.id, kind="status_update").order_by("-id").first().values_list("id", flat=True)
+    assert stored.escalation["seen"] == last and stored.escalation["seen_version"] == stored.version
+    paged = [kind for kind, _ in await outbox(inc.id)]
+    assert paged[0] == "triggered" and "status_update" in paged
+
+    wiring.stop()  # another process, without escalation, posts one more update
+    unseen = await services.post_update(inc.key, "second, written without the hook", "bob", public=False)
+    wiring.start()
+    await services.acknowledge(inc.key, "alice")
+
+    update_event = await Event.filter(incident_id=inc.id, kind="status_update").order_by("-id").first()
+    assert update_event.data["update_id"] == unseen.id
+    keys = [key for kind, key in await outbox(inc.id) if kind == "status_update"]
+    assert any(f":e{update_event.id}:" in key for key in keys), keys
+    state = (await Incident.get(id=inc.id)).escalation
+    assert state["stopped"] == "acknowledged by alice"
+    assert state["seen_version"] == (await Incident.get(id=inc.id)).version

@@ -158,11 +158,13 @@ async def _missed(conn: BaseDBAsyncClient, incident: Incident, before: int | Non
     return missed
 
 
-async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int) -> int:
-    """Handle this incident's changes that no hook saw (made by a process without one)."""
+async def _catch_up(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, before: int | None) -> int:
+    """Handle this incident's changes that no hook saw (made by a process without one). With no
+    `before`, all of them, under the incident's lock: the last one's mark then records the
+    version too, so the incident's next hooked change need not look for missed ones again."""
     missed = await _missed(conn, incident, before)
-    for ev in missed:
-        await _handle_marked(conn, ctx, incident, ev, utcnow())
+    for i, ev in enumerate(missed):
+        await _handle_marked(conn, ctx, incident, ev, utcnow(), complete=before is None and i == len(missed) - 1)
     return len(missed)
 
 
@@ -471,6 +473,6 @@ async def catch_up_feed(ctx: Context, cursor: int, limit: int = 200) -> tuple[in
             incident = await Incident.filter(id=incident_id).select_for_update().using_db(conn).first()
             if incident is None:
                 continue
-            if await _catch_up(conn, ctx, incident, before=event_id + 1):
+            if await _catch_up(conn, ctx, incident, before=None):
                 done += 1
     return rows[-1]["id"], done
