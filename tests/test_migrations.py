@@ -169,3 +169,41 @@ async def test_upgrade_drops_only_the_indexes_the_composites_cover(database):
         await close_database()
     assert indexed["notification"] == ["created_at", "incident_id", "state, next_attempt_at", "stream, state"]
     assert indexed["escalation_timer"] == ["incident_id", "state, due_at"]
+
+
+MIGRATIONS_MATCH_MODELS = """
+import asyncio, sys
+from tortoise.context import TortoiseContext
+from tortoise.migrations.autodetector import MigrationAutodetector
+from engine.storage.db import Database
+
+async def main():
+    config = Database("sqlite", "", sys.argv[1]).tortoise_config()
+    apps = {label: dict(app) for label, app in config["apps"].items()}
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=config)
+        writers = await MigrationAutodetector(ctx.apps, apps).changes()
+    for writer in writers:
+        for op in writer.operations:
+            print(writer.app_label, type(op).__name__, getattr(op, "name", ""))
+
+asyncio.run(main())
+"""
+
+
+def test_the_models_and_the_migrations_agree(tmp_path):
+    """`makemigrations` (docs/development.md) finds nothing to write: every change to the models
+    has its migration, and no model states anything (a table comment) the migrations do not."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", MIGRATIONS_MATCH_MODELS, str(tmp_path / "autodetect.db")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "", f"the models differ from the migrations:\n{proc.stdout}"

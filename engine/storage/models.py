@@ -238,6 +238,13 @@ class Silence(Model):
 
     class Meta:
         table = "silence"
+        # As migration 0012 recorded it: taken from the docstring, it would read differently
+        # and `makemigrations` would write a migration that changes nothing but this comment.
+        table_description = (
+            "Alertmanager-style silence: while active, a firing whose labels all its matchers match opens nothing and pages "
+            "nobody (it is counted here and recorded on the feed), and pages for open incidents it matches are held until it "
+            "ends. Expiring early sets ends_at to the moment, so state is always a matter of time."
+        )
 
 
 class PageLinkUse(Model):
