@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 
 from tortoise.transactions import in_transaction
@@ -293,5 +294,78 @@ async def test_a_change_cancelled_while_its_group_commits_is_stored_and_leaves_n
         assert sorted(c.content for c in await Comment.filter(incident_id=incident.id)) == ["note 0", "note 1", "note 2"]
         await asyncio.wait_for(services.comment(incident.key, "after", "bob"), 5)
         assert await Comment.filter(incident_id=incident.id).count() == 4
+    finally:
+        await close_database()
+
+
+async def test_an_incident_change_cancelled_while_another_process_writes_leaves_no_transaction_behind(sqlite_database):
+    """The change's BEGIN waits in aiosqlite's thread and still completes after the caller is
+    cancelled: it is rolled back before the connection is let go. Without that, the connection
+    stayed in a transaction nobody owned: every later change refused, plain writes never
+    committed, and the write lock held from every other process."""
+    from engine.storage.db import close_database, open_database
+
+    await open_database(sqlite_database)
+    incident = await services.create_incident(title="busy", severity="high", actor="x")
+    other = sqlite3.connect(sqlite_database.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        task = asyncio.create_task(services.comment(incident.key, "cancelled", "alice"))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        task.cancel()
+        await asyncio.sleep(0.3)
+        other.execute("ROLLBACK")
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+        assert task.cancelled()
+
+        await asyncio.wait_for(services.comment(incident.key, "after", "bob"), 5)
+        await asyncio.wait_for(Incident.filter(id=incident.id).update(title="renamed"), 5)
+        # Committed, for every connection to read, and the write lock is free again.
+        assert other.execute("SELECT title FROM incident WHERE id = ?", (incident.id,)).fetchone()[0] == "renamed"
+        assert [r[0] for r in other.execute("SELECT content FROM comment WHERE incident_id = ?", (incident.id,))] == ["after"]
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        await close_database()
+
+
+async def test_a_change_that_goes_on_after_sqlite_dropped_the_shared_transaction_fails_and_the_next_joins_a_new_one(sqlite_database):
+    """A statement that fills the disk makes SQLite roll the whole shared transaction back. A
+    change that catches that error and goes on must not return as if stored: it fails, as the
+    change before it in the group does (its writes went with the transaction), and the change
+    after it starts a new transaction instead of writing into none, and is stored."""
+    from tortoise import connections
+    from tortoise.exceptions import OperationalError
+
+    from engine.core.clock import utcnow
+    from engine.incidents.services.timeline import change
+    from engine.storage.db import close_database, open_database
+
+    await open_database(sqlite_database)
+    try:
+        incident = await services.create_incident(title="busy", severity="high", actor="x")
+        db = connections.get("default")
+        await db.execute_script("CREATE TABLE note (name TEXT PRIMARY KEY, body TEXT)")
+
+        async def note(name: str) -> None:
+            async with change(incident.key, utcnow()) as c:
+                await c.conn.execute_query("INSERT INTO note (name, body) VALUES (?, '')", [name])
+
+        async def goes_on() -> None:
+            async with change(incident.key, utcnow()) as c:
+                with contextlib.suppress(OperationalError):  # disk full: SQLite rolled back everything
+                    await c.conn.execute_query("INSERT INTO note (name, body) VALUES ('big', ?)", ["x" * 200_000])
+
+        pages = (await db.execute_query_dict("PRAGMA page_count"))[0]["page_count"]
+        await db.execute_query(f"PRAGMA max_page_count = {pages + 3}")
+        try:
+            results = await asyncio.gather(note("first"), goes_on(), note("third"), return_exceptions=True)
+        finally:
+            await db.execute_query("PRAGMA max_page_count = 1073741823")
+        assert [type(r).__name__ for r in results] == ["OperationalError", "OperationalError", "NoneType"], results
+        assert "rolled back" in str(results[1])
+        assert [r["name"] for r in await db.execute_query_dict("SELECT name FROM note")] == ["third"]
     finally:
         await close_database()

@@ -100,7 +100,11 @@ class InlineConnection:
                 raise
         finally:
             raw.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
-        await self._async.execute("BEGIN IMMEDIATE")  # another process writes: wait off the loop
+        try:
+            await self._async.execute("BEGIN IMMEDIATE")  # another process writes: wait off the loop
+        except BaseException:
+            await rollback_behind(self._async)
+            raise
 
     async def execute(self, sql: str, parameters: Any = None) -> _Cursor:
         return _Cursor(self._raw.execute(sql, parameters or ()))
@@ -125,6 +129,29 @@ class InlineConnection:
 
 def _inline(client: SqliteClient, conn: aiosqlite.Connection) -> InlineConnection:
     return InlineConnection(conn, int(client.pragmas.get("busy_timeout", 30000)))
+
+
+async def rollback_behind(conn: aiosqlite.Connection) -> None:
+    """ROLLBACK in aiosqlite's thread, after what is queued there: a BEGIN whose caller was
+    cancelled (or timed out) still runs to its end and would leave the connection in a
+    transaction nobody owns, every later BEGIN refused and the write lock held. Waited for to its
+    end even if cancelled again, so the caller lets go of the connection's lock only after it."""
+
+    async def rollback() -> None:
+        try:
+            await conn.execute("ROLLBACK")
+        except (sqlite3.Error, ValueError):
+            pass  # no transaction was open, or the connection is closed
+
+    task = asyncio.ensure_future(rollback())
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 class ImmediateTransactionWrapper(SqliteTransactionWrapper):
@@ -155,23 +182,16 @@ class SafeTransactionContext(SqliteTransactionContext):
                 raise
         except BaseException:
             try:
-                await asyncio.shield(self._undo_begin())
+                conn: Any = getattr(self.connection, "_connection", None)
+                if isinstance(conn, InlineConnection):
+                    conn = conn._async  # behind anything still queued in its thread
+                if conn is not None:
+                    await rollback_behind(conn)
             finally:
                 self._trxlock.release()
             raise
         connection: TransactionalDBClient = self.connection  # Tortoise types it Any
         return connection
-
-    async def _undo_begin(self) -> None:
-        # aiosqlite runs statements in order, so this ROLLBACK follows a BEGIN that may still
-        # complete in its thread after the task was cancelled.
-        conn: Any = getattr(self.connection, "_connection", None)
-        if conn is None:
-            return
-        try:
-            await conn.execute("ROLLBACK")
-        except (sqlite3.OperationalError, ValueError):
-            pass  # no transaction was open, or the connection is closed
 
 
 class Checkpointer:
@@ -280,7 +300,11 @@ class CommitGroup:
             wrapper._connection = inline  # type: ignore[assignment]
             await wrapper.begin()
         except BaseException:
-            client._lock.release()
+            try:
+                if client._connection is not None:
+                    await rollback_behind(client._connection)
+            finally:
+                client._lock.release()
             raise
         self.wrapper, self.raw = wrapper, inline._raw
         return wrapper
@@ -377,19 +401,25 @@ async def grouped_transaction(client: ImmediateSqliteClient) -> AsyncIterator[Tr
             group = client._group = CommitGroup(client)
         group.running += 1
         group.size += 1
+        turn = False
         try:
-            await group.turn.acquire()
+            turn = await group.turn.acquire()
+            if not group.finished:
+                wrapper = await group.begin()
+                raw = group.raw
+                assert raw is not None
+                if raw.in_transaction:
+                    break
+                # SQLite rolled the transaction back under a change that went on regardless.
+                group.broke(sqlite3.OperationalError("the transaction was rolled back before it could commit"))
         except BaseException:
+            if turn:
+                group.turn.release()
             group.left()
             raise
-        if not group.finished:
-            break
         group.turn.release()  # it broke while this change waited: join another
         group.left()
     try:
-        wrapper = await group.begin()
-        raw = group.raw
-        assert raw is not None
         raw.execute("SAVEPOINT pulseguard_change")
         token = get_connections().set(wrapper.connection_name, wrapper)
         try:
@@ -402,6 +432,10 @@ async def grouped_transaction(client: ImmediateSqliteClient) -> AsyncIterator[Tr
                 group.broke(exc)
             raise
         else:
+            if not raw.in_transaction:  # rolled back under this change, which went on: its writes are lost
+                lost = sqlite3.OperationalError("the transaction was rolled back before it could commit")
+                group.broke(lost)
+                raise lost
             raw.execute("RELEASE pulseguard_change")
         finally:
             get_connections().reset(token)
