@@ -162,3 +162,64 @@ async def test_updates_racing_a_status_change_record_the_status_they_were_posted
     assert len(landed) == 20 and sorted(landed) == sorted(r["id"] for r in rows)
     assert {r["status"] for r in rows} <= {"investigating", "identified"}
     assert (await Incident.get(number=inc.number)).version == 1 + 20 + 1  # acknowledged, 20 updates, moved
+
+
+@pytest.mark.postgres
+async def test_a_batch_whose_sender_is_cancelled_after_it_committed_is_stored_once(db):
+    """Comments to a busy incident that arrive together go as one statement. When the task
+    sending it is cancelled once the server has committed it (here: in the same loop callback
+    that lets go of the row lock the statement waited on, so nothing can read the reply first),
+    its members are stored once and their callers told so. It had told them the batch was not
+    sent, and each wrote its comment a second time under the lock."""
+    import subprocess
+    import time
+
+    from support.db import PG_URL
+    from tortoise import connections
+
+    from engine.incidents.services import timeline
+
+    if db.kind != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    inc = await services.create_incident(title="busy", severity="critical", actor="alice")
+    # A psql process holds the incident's row lock: it lets go synchronously, from a loop callback.
+    psql = ["psql", "-X", "-At", "-q", PG_URL]
+    holder = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 (driven synchronously on purpose)
+    assert holder.stdin is not None and holder.stdout is not None
+    holder.stdin.write(
+        f"SET search_path TO \"{db.schema}\"; BEGIN; SELECT 1 FROM incident WHERE id = {inc.id} FOR UPDATE; SELECT 'held';\n"
+    )
+    holder.stdin.flush()
+    while holder.stdout.readline().strip() != "held":
+        pass
+    try:
+        tasks = [asyncio.create_task(services.comment(inc.key, f"note {i}", "bob")) for i in range(3)]
+        conn = connections.get("default")
+        for _ in range(500):  # the first comment's statement and a batch's wait on the lock
+            found = await conn.execute_query_dict(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if found[0]["n"] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        senders = list(timeline.batches._senders)
+        assert senders
+
+        def commit_then_cancel() -> None:
+            holder.stdin.write("COMMIT;\n\\q\n")  # type: ignore[union-attr]
+            holder.stdin.flush()  # type: ignore[union-attr]
+            holder.wait(10)
+            time.sleep(0.5)  # the server commits the waiting statements meanwhile
+            for task in senders:
+                task.cancel()
+
+        asyncio.get_running_loop().call_soon(commit_then_cancel)
+        made = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert sorted(c.content for c in made) == ["note 0", "note 1", "note 2"]
+    incident, events, comments, _ = await stored(inc.number)
+    assert sorted(c["content"] for c in comments) == ["note 0", "note 1", "note 2"]  # each once
+    assert [e["kind"] for e in events] == ["created", "commented", "commented", "commented"]
+    assert incident[0]["version"] == 3

@@ -6,6 +6,7 @@ subscribed to engine.incidents.hooks.change_hooks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -480,6 +481,7 @@ class Batches:
 
     async def _send(self, key: int) -> None:
         batch: list[tuple[QuickChange, asyncio.Future[None]]] = []
+        sent: set[int] = set()  # the futures whose statement is on its way
         try:
             pending = [(c, f) for c, f in self._queues.get(key, []) if not f.done()]
             batch, self._queues[key] = pending[:BATCH_MAX], pending[BATCH_MAX:]
@@ -487,22 +489,53 @@ class Batches:
             for c, f in batch:
                 groups.setdefault(tuple(c.guard_values().items()), []).append((c, f))
             for group in groups.values():
-                try:
-                    await _write([c for c, _ in group])
-                except Exception as exc:
-                    # Each runs again alone, locked, and meets its own error there.
-                    for _, f in group:
-                        if not f.done():
-                            f.set_exception(Stale(str(exc)))
-                else:
-                    for _, f in group:
-                        if not f.done():
-                            f.set_result(None)
+                futures = [f for _, f in group]
+                sent.update(map(id, futures))
+                # Once on its way, the statement's outcome is its members' whatever befalls this
+                # task: it may commit after this task is cancelled.
+                write = asyncio.ensure_future(_write([c for c, _ in group]))
+                write.add_done_callback(functools.partial(_settle, futures))
+                with contextlib.suppress(Exception):  # _settle tells the members
+                    await asyncio.shield(write)
         finally:
             for _, f in batch:
-                if not f.done():  # cancelled before it was sent
+                if not f.done() and id(f) not in sent:  # never sent: nothing of it is stored
                     f.set_exception(Stale("the batch was not sent"))
             self._sent(key)
+
+
+def _settle(futures: list[asyncio.Future[None]], write: asyncio.Future[None]) -> None:
+    """Tell a batch's members how its statement ended. Only one known not to have applied (its
+    guard failed, or the server refused it and so rolled it back) lets each run again, alone and
+    locked, to meet its own error there. An outcome the connection lost may have been committed:
+    that error is theirs to report, never a reason to write the change again."""
+    exc = None if write.cancelled() else write.exception()
+    for f in futures:
+        if f.done():
+            continue
+        if write.cancelled():
+            f.cancel()
+        elif exc is None:
+            f.set_result(None)
+        elif _not_applied(exc):
+            f.set_exception(Stale(str(exc)))
+        else:
+            f.set_exception(exc)
+
+
+# Classes of SQLSTATE whose error the server reports for a statement it rolled back: data,
+# integrity, transaction rollback (serialization, deadlock), syntax or access, resources,
+# program limits, object state (a lock not available); and 57014, a cancelled statement.
+# A lost connection (08…) or a terminated backend (57P…) may have come after the commit.
+_REFUSED = frozenset({"22", "23", "40", "42", "53", "54", "55"})
+
+
+def _not_applied(exc: BaseException) -> bool:
+    if isinstance(exc, Stale):
+        return True
+    driver = exc if hasattr(exc, "sqlstate") else exc.__cause__  # Tortoise wraps asyncpg's errors
+    state = getattr(driver, "sqlstate", None)
+    return isinstance(state, str) and (state[:2] in _REFUSED or state == "57014")
 
 
 batches = Batches()
