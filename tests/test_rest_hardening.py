@@ -156,3 +156,85 @@ async def test_the_limit_is_configurable_and_the_webhooks_honour_it(db, monkeypa
             doc["alerts"] = alerts[:2]
             r = await hook.post("/api/webhooks/alertmanager", json=doc)
             assert r.status_code < 300, r.text
+
+
+# --- requests read the same on the fast path and the route ---------------------------------------
+
+
+async def test_a_header_sent_twice_is_read_as_the_route_reads_it_the_first_copy(api):
+    """The fast writes (and the read cache) answer before routing; of a repeated header they
+    read the first copy, as Starlette does: a viewer's token first is a viewer's request."""
+    from engine.storage.models import Comment
+
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "checkout slow", "severity": "high"})).json()["key"]
+    async with api.client() as anon:
+        for path in (f"/api/incidents/{key}/comments", f"/api/incidents/{key}/comments?via=route"):
+            headers = [
+                ("Authorization", f"Bearer {api.tokens['viewer']}"),
+                ("Authorization", f"Bearer {api.tokens['responder']}"),
+                ("Content-Type", "application/json"),
+            ]
+            r = await anon.post(path, content=b'{"content": "x"}', headers=headers)
+            assert r.status_code == 403, (path, r.text)
+        typed = [("Authorization", f"Bearer {api.tokens['responder']}"), ("Content-Type", "text/plain"), ("Content-Type", "application/json")]
+        r = await anon.post(f"/api/incidents/{key}/comments", content=b'{"content": "x"}', headers=typed)
+        assert r.status_code == 415, r.text
+        r = await anon.get(f"/api/incidents/{key}", headers=[("Authorization", "Bearer pg_wrong-token"), ("Authorization", f"Bearer {api.tokens['viewer']}")])
+        assert r.status_code == 401, r.text
+    assert await Comment.all().count() == 0
+
+
+async def test_a_body_that_is_not_json_gets_415_naming_the_content_type(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "checkout slow", "severity": "high"})).json()["key"]
+        r = await c.post(f"/api/incidents/{key}/comments", data={"content": "sent as a form"})
+        assert r.status_code == 415 and r.json()["field"] == "Content-Type", r.text
+        assert "application/x-www-form-urlencoded" in r.json()["message"]
+        r = await c.post(f"/api/incidents/{key}/comments")  # no body at all: it is missing
+        assert r.status_code == 422 and r.json()["field"] == "body", r.text
+        assert (await c.get(f"/api/incidents/{key}")).json()["comments"] == []
+
+
+async def test_a_client_gone_before_its_body_ended_is_counted_as_499_not_as_a_server_error(api):
+    head = (
+        f"POST /api/incidents/INC-1/comments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api.tokens['responder']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    host, port = api.url.removeprefix("http://").rsplit(":", 1)
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head.encode() + b'{"content": "x"}')
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    for _ in range(100):
+        if ("POST", 499) in api.state.requests:
+            break
+        await asyncio.sleep(0.02)
+    assert api.state.requests.get(("POST", 499)) == 1 and ("POST", 500) not in api.state.requests
+
+
+async def test_a_ten_digit_incident_key_is_not_found_everywhere(api):
+    async with api.client("responder") as c:
+        for path in ("/api/incidents/1000000000", "/api/incidents/INC-2147483647", "/api/incidents/INC-99999999999999999999"):
+            r = await c.get(path)
+            assert r.status_code == 404, (path, r.text)
+            r = await c.post(f"{path}/comments", json={"content": "x"})
+            assert r.status_code == 404, (path, r.text)
+
+
+async def test_put_keeps_a_message_sent_with_an_unchanged_status_and_refuses_nulls(api):
+    """PUT is a set of values: a status already held changes nothing, but the message sent
+    with it is posted, not dropped; a field sent as null names nothing and is refused."""
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "checkout slow", "severity": "high"})).json()["key"]
+        r = await c.put(f"/api/incidents/{key}", json={"status": "investigating"})
+        assert r.status_code == 200 and r.json()["status"] == "investigating"
+        r = await c.put(f"/api/incidents/{key}", json={"status": "investigating", "message": "still on it", "public": True})
+        assert r.status_code == 200, r.text
+        updates = (await c.get(f"/api/incidents/{key}")).json()["updates"]
+        assert [(u["message"], u["public"]) for u in updates] == [("still on it", True)]
+        for field in ("status", "severity", "tags", "false_positive"):
+            r = await c.put(f"/api/incidents/{key}", json={field: None})
+            assert r.status_code == 422 and r.json()["field"] == field, (field, r.text)
+        assert len((await c.get(f"/api/incidents/{key}")).json()["updates"]) == 1

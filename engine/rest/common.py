@@ -127,12 +127,15 @@ def _prefix_key(token: str) -> str:
 
 
 def header_values(scope: MutableMapping[str, Any], *names: bytes) -> list[str | None]:
-    """The raw ASGI headers `names` (lower-case), in that order; None for one not sent. For the
-    middlewares that answer before routing, where building a Request would cost more."""
+    """The raw ASGI headers `names` (lower-case), in that order; None for one not sent; of a
+    header sent twice, the first, as the routes (Starlette) read it. For the middlewares that
+    answer before routing, where building a Request would cost more."""
     found: list[str | None] = [None] * len(names)
     for name, value in scope["headers"]:
         if name in names:
-            found[names.index(name)] = value.decode("latin-1")
+            i = names.index(name)
+            if found[i] is None:
+                found[i] = value.decode("latin-1")
     return found
 
 
