@@ -74,6 +74,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    sent = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    json_body = media == "application/json" or media.endswith("+json")
+    if sent and not json_body and any(e.get("loc", ())[:1] == ("body",) for e in exc.errors()):
+        # The body was not read as JSON at all: say why, rather than what it then lacked.
+        got = f"got {media!r}" if media else "none was sent"
+        return _error(415, f"Content-Type: send the body as application/json ({got})", "Content-Type")
     problems = []
     for err in exc.errors():
         field = _field(err.get("loc", ()))
@@ -119,7 +126,8 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 0  # no response sent
+        gone = False  # the client went away before it had one
         # Changes made by this request are the API's in the audit log (webhooks name themselves).
         audit.set_source("api")
 
@@ -133,9 +141,19 @@ class RequestLog:
                     self.state.public.forget_check()
             await send(message)
 
+        async def receiving() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+            return message
+
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receiving, sending)
         finally:
+            if not status:
+                # nginx's 499: the client closed the request; anything else unanswered is ours
+                status = 499 if gone else 500
             key = (scope["method"], status)
             self.state.requests[key] = self.state.requests.get(key, 0) + 1
             if access_log.isEnabledFor(logging.INFO):
