@@ -143,11 +143,18 @@ def incident_key(number: int) -> str:
     return f"INC-{number}"
 
 
+# Incident numbers are 32-bit integers in the database.
+MAX_INCIDENT_NUMBER = 2**31 - 1
+
+
 def parse_incident_key(key: str | int) -> int:
     """INC-42, inc-42 or 42 -> 42."""
     text = str(key).strip()
     if text.upper().startswith("INC-"):
         text = text[4:]
-    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+    if not (text.isascii() and text.isdigit()):
         raise InvalidInput("key", f"{key!r} is not an incident key (expected INC-<number>)")
-    return int(text)
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 10 or int(digits) > MAX_INCIDENT_NUMBER:  # beyond what the key column holds
+        raise NotFound(f"no incident INC-{digits}")
+    return int(digits)
