@@ -65,7 +65,7 @@ class IncidentUpdate(Body):
     """Fields to change; each one present is applied through its own service function."""
 
     status: Settable | None = None
-    message: Long | None = Field(None, description="with status: the status update's text")
+    message: Long | None = Field(None, description="with status: the status update's text (posted even when the status is unchanged)")
     public: bool = Field(False, description="with status and message: show the message on the status page")
     severity: Severity_ | None = None
     reason: Long | None = Field(None, description="with severity: why it changed")

@@ -67,6 +67,9 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
     fields = body.model_fields_set
     if not fields - {"message", "public", "reason"}:
         raise InvalidInput("body", "name at least one of status, severity, assignee, tags, false_positive")
+    for name in ("status", "severity", "tags", "false_positive"):
+        if name in fields and getattr(body, name) is None:
+            raise InvalidInput(name, "may not be null (leave it out to keep the current value)")
     current = await queries.get_incident(number)
     # Check every value before changing anything, so a bad field changes nothing.
     if body.status is not None:
@@ -83,6 +86,8 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
         services.valid_name(body.assignee, "assignee")
     if body.status is not None and body.status.strip().lower() != current.status:
         await services.change_status(number, body.status, who.name, message=body.message, public=body.public)
+    elif body.message:  # the status stands: its text is still an update, not to be dropped
+        await services.post_update(number, body.message, who.name, public=body.public)
     if body.severity is not None and body.severity.strip().lower() != current.severity:
         await services.change_severity(number, body.severity, who.name, reason=body.reason)
     if "assignee" in fields and (body.assignee or None) != current.assignee:
