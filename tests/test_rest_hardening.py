@@ -177,10 +177,17 @@ async def test_a_header_sent_twice_is_read_as_the_route_reads_it_the_first_copy(
             ]
             r = await anon.post(path, content=b'{"content": "x"}', headers=headers)
             assert r.status_code == 403, (path, r.text)
-        typed = [("Authorization", f"Bearer {api.tokens['responder']}"), ("Content-Type", "text/plain"), ("Content-Type", "application/json")]
+        typed = [
+            ("Authorization", f"Bearer {api.tokens['responder']}"),
+            ("Content-Type", "text/plain"),
+            ("Content-Type", "application/json"),
+        ]
         r = await anon.post(f"/api/incidents/{key}/comments", content=b'{"content": "x"}', headers=typed)
         assert r.status_code == 415, r.text
-        r = await anon.get(f"/api/incidents/{key}", headers=[("Authorization", "Bearer pg_wrong-token"), ("Authorization", f"Bearer {api.tokens['viewer']}")])
+        r = await anon.get(
+            f"/api/incidents/{key}",
+            headers=[("Authorization", "Bearer pg_wrong-token"), ("Authorization", f"Bearer {api.tokens['viewer']}")],
+        )
         assert r.status_code == 401, r.text
     assert await Comment.all().count() == 0
 
