@@ -9,6 +9,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from support.escalation import config_text, eventually, fast_loops, make_config, timeline, wire
 
 from engine.config.loading import parse_config_text
@@ -269,3 +270,65 @@ async def test_held_rows_whose_digest_timers_are_gone_get_one_timer_per_channel(
     assert all(now < due <= now + timedelta(minutes=1) for _, due in timers)
     assert await sweep_held(now) == 0  # covered now
     assert await Timer.filter(kind="digest").count() == 2
+
+
+async def test_a_send_in_flight_is_not_claimed_again_by_its_own_deliverer_when_the_clock_jumps(esc_db, receivers, monkeypatch):
+    """A row whose send outlasts its claim, as seen by the clock (a wall-clock step, a resumed VM,
+    a stalled loop before the next renewal), is still this deliverer's: it is not claimed and
+    sent a second time beside the first. It had been: the same page twice."""
+    from engine.core.clock import utcnow as real_now
+    from engine.notify.deliverer import worker
+
+    ahead = [timedelta(0)]
+    monkeypatch.setattr(worker, "utcnow", lambda: real_now() + ahead[0])
+    cfg = make_config(receivers, after=30)
+    receivers.hook.delay = 2.0
+    async with fast_loops(cfg):
+        inc = await services.create_incident(title="slow webhook", severity="critical", actor="probe")
+        await eventually(lambda: receivers.hook.arrived, timeout=5)  # the send is in flight
+        ahead[0] = timedelta(hours=1)  # every claim now looks long expired
+        await eventually(lambda: Notification.filter(incident_id=inc.id, destination="webhook:ops", state="delivered").exists(), timeout=10)
+        await asyncio.sleep(0.5)  # a second claim round would have sent it again by now
+    assert len(receivers.hook.arrived) == 1, [r.path for r in receivers.hook.arrived]
+    row = await Notification.get(incident_id=inc.id, destination="webhook:ops")
+    assert row.attempts == 1
+
+
+async def test_a_stop_cut_short_by_a_stuck_recorder_leaves_no_deliverer_task_behind(esc_db, receivers):
+    """Stopping waits for the outcomes to be recorded, within the stop's timeout. When the
+    recorder is stuck (here: another session holds the incident's row lock, which recording the
+    delivery on its timeline needs) and the timeout cuts the wait short, the heartbeat and the
+    recorder still stop. The heartbeat had gone on renewing the claims for good, so no other
+    engine ever sent those rows."""
+    import subprocess
+
+    from support.db import PG_URL
+
+    if esc_db.kind != "postgres":
+        pytest.skip("held from a psql session: PostgreSQL's row lock")
+    cfg = make_config(receivers, after=30)
+    receivers.hook.delay = 1.0
+    loops = fast_loops(cfg)
+    await loops.start()
+    holder = None
+    try:
+        inc = await services.create_incident(title="slow webhook", severity="critical", actor="probe")
+        await eventually(lambda: receivers.hook.arrived, timeout=5)
+        psql = ["psql", "-X", "-At", "-q", PG_URL]
+        holder = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 (a line to it)
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write(
+            f"SET search_path TO \"{esc_db.schema}\"; BEGIN; SELECT 1 FROM incident WHERE id = {inc.id} FOR UPDATE; SELECT 'held';\n"
+        )
+        holder.stdin.flush()
+        assert await asyncio.to_thread(holder.stdout.readline) == "1\n"
+        await eventually(lambda: receivers.hook.accepted, timeout=5)
+        await asyncio.sleep(0.3)  # its outcome is waiting on the lock
+        await loops.stop(timeout=1.0)
+    finally:
+        if holder is not None:
+            holder.kill()
+            await asyncio.to_thread(holder.wait)
+    await asyncio.sleep(0.2)
+    names = ("pulseguard-deliverer-heartbeat", "pulseguard-deliverer-recorder")
+    assert [t.get_name() for t in asyncio.all_tasks() if t.get_name() in names] == []

@@ -8,6 +8,7 @@ Under the engine lease (`fence`) the lease row is checked in the claim's own tra
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -32,13 +33,17 @@ async def claim_heads(
     unservable: Q,
     fence: Any,
     busy: dict[str, int] | None = None,
+    held: Collection[int] = (),
 ) -> list[Notification]:
     """Claim for `name` up to `limit` stream heads: critical incidents first, then by due time, with
     at most `per_destination` held per destination when `busy` (what is held now) is given.
+    `held`: the rows this deliverer is sending or recording; never claimed again, even when their
+    claim looks expired (the clock jumped, the loop stalled) before the next renewal.
     `fence` (an engine.runtime.lease.LeaseFence, or None) is checked in the claim's transaction."""
     capped = busy is not None
     busy = dict(busy or {})
     full = [d for d, n in busy.items() if n >= per_destination]
+    mine = list(held)
 
     def due_rows() -> Any:
         q = (
@@ -46,6 +51,8 @@ async def claim_heads(
             .exclude(unservable)
             .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
         )
+        if mine:
+            q = q.exclude(id__in=mine)
         return q.exclude(destination__in=full) if full else q
 
     width = max(limit, 1) * 4
@@ -79,7 +86,7 @@ async def claim_heads(
             heads[r["stream"]] = r["head"]
     ids: list[int] = []
     for r in due:
-        if heads.get(r["stream"]) != r["id"]:
+        if heads.get(r["stream"]) != r["id"] or r["id"] in held:
             continue
         if capped and busy.get(r["destination"], 0) >= per_destination:
             continue

@@ -125,21 +125,25 @@ class Deliverer:
                         w.cancel()
         finally:
             unanswered: list[int] = []
-            if in_flight:
-                sending = dict(in_flight)
-                _, late = await asyncio.wait(sending, timeout=self._grace)
-                for t in late:
-                    t.cancel()
-                    unanswered.append(sending[t])
-                await asyncio.gather(*late, return_exceptions=True)
-            await self._outcomes.join()
-            recorder.cancel()
-            heartbeat.cancel()
-            await asyncio.gather(recorder, heartbeat, return_exceptions=True)
-            for row_id in unanswered:
-                self._held.pop(row_id, None)
-            if unanswered:
-                await self._release(unanswered)
+            try:
+                if in_flight:
+                    sending = dict(in_flight)
+                    _, late = await asyncio.wait(sending, timeout=self._grace)
+                    for t in late:
+                        t.cancel()
+                        unanswered.append(sending[t])
+                    await asyncio.gather(*late, return_exceptions=True)
+                await self._outcomes.join()  # the caller may cut this short: a recorder stuck on a lock
+            finally:
+                # Whatever cut it short: no claim is renewed from here on, and the unanswered are
+                # given back, so another engine sends them (at worst once more, same delivery id).
+                recorder.cancel()
+                heartbeat.cancel()
+                await asyncio.gather(recorder, heartbeat, return_exceptions=True)
+                for row_id in unanswered:
+                    self._held.pop(row_id, None)
+                if unanswered:
+                    await self._release(unanswered)
 
     def _leading(self) -> bool:
         return self.fence is None or self.fence.held
@@ -206,7 +210,7 @@ class Deliverer:
         while True:
             await asyncio.sleep(self.renew)
             ids = list(self._held)
-            if not ids:
+            if not ids or not self._leading():  # a deliverer that lost the engine lease lets its claims lapse
                 continue
             try:
                 await renew_claims(ids, self.name, utcnow() + timedelta(seconds=self.lease))
@@ -228,6 +232,7 @@ class Deliverer:
             unservable=self._unservable,
             fence=self.fence,
             busy=busy,
+            held=self._held.keys(),
         )
         for row in rows:
             self._held[row.id] = row.destination
