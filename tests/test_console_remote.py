@@ -108,6 +108,14 @@ async def test_viewer_token_gives_a_read_only_console(api: Api, tmp_path: Path) 
             await pilot.press("a")
             await pilot.pause(0.2)
             assert isinstance(app.screen, IncidentsScreen)  # no form opened
+            # The key is not in the footer, yet pressed it says why nothing happens.
+            said = [n.message for n in app._notifications]
+            assert any("(viewer) may not change anything" in m for m in said), said
+            # Typed into the filter, the same letter is text, not a refused key.
+            await pilot.press("slash", "a", "c")
+            await pilot.pause(0.2)
+            assert [n.message for n in app._notifications] == said
+            await pilot.press("escape")
             await pilot.press("R")  # the toggle cannot unlock a viewer's token
             await pilot.pause(0.1)
             assert app.readonly is True and app.api.readonly is True

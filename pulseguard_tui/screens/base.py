@@ -8,7 +8,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.events import Resize
+from textual.events import Key, Resize
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer
@@ -148,6 +148,19 @@ class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
         found = action_for(self.scope, action)
         available = getattr(self.app, "action_available", None)
         return found is None or available is None or available(found)
+
+    def on_key(self, event: Key) -> None:
+        """A viewer's console shows no write keys (check_action); one pressed anyway says why
+        instead of doing nothing."""
+        app: Any = self.app
+        if getattr(app, "may_write", True) or not self.scope:
+            return
+        keymap = getattr(app, "_keymap", None) or {}
+        for a in for_scope(self.scope):
+            if a.write and event.key in (keymap.get(a.id) or a.key).split(","):
+                event.stop()
+                app.refuse_if_readonly()
+                return
 
     def action_back(self) -> None:
         app: Any = self.app
