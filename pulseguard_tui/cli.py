@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli.common import EXIT_USAGE
+from engine.cli.common import DEMO_DB_REFUSED, EXIT_USAGE
 from engine.cli.main import build_parser, common_parser, run
 
 
@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pulseguard_tui.console import run_console
 
         return run_console(args)
+    if args.command == "demo" and "db" in vars(args):
+        print(f"error: {DEMO_DB_REFUSED}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "demo" and getattr(args, "duration", None) is None and sys.stdin.isatty() and sys.stdout.isatty():
         # In a terminal the demo opens the console, with the demo's engine in this process.
         from pulseguard_tui.console import run_demo_console

@@ -152,3 +152,22 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     assert any("targets: checkout-api up" in line for line in lines)
     assert lines[-1].endswith("demo: stopping")
     assert not folder.exists()  # the temporary database is removed unless --keep
+
+
+def test_demo_refuses_a_db_it_would_not_use(tmp_path: Path) -> None:
+    """The demo always runs on its own throwaway database: a --db given to it is refused (it had
+    been ignored, the demo's data going elsewhere), and nothing is created there."""
+    import subprocess
+    import sys
+
+    from support.db import REPO
+
+    wanted = tmp_path / "demo.db"
+    for argv in (["demo", "--db", str(wanted), "--duration", "1"], ["--db", str(wanted), "demo", "--keep", "--duration", "1"]):
+        proc = subprocess.run([sys.executable, "-m", "pulseguard_tui", *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
+        assert proc.stderr.strip() == (
+            "error: the demo runs on a throwaway database of its own and does not take --db (--keep keeps it and prints its path)"
+        )
+        assert proc.stdout == ""
+    assert not wanted.exists()

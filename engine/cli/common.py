@@ -26,6 +26,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
+# `pulseguard demo` always runs on its own throwaway database.
+DEMO_DB_REFUSED = "the demo runs on a throwaway database of its own and does not take --db (--keep keeps it and prints its path)"
+
 # How a subcommand uses the database (engine.cli.main's DB_ACCESS says which, and why).
 NONE, READ, CHANGE, CREATE = "none", "read", "change", "create"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli.common import Context, number
+from engine.cli.common import DEMO_DB_REFUSED, Context, UsageError, number
 from engine.cli.monitor import headless, maintenance, metrics, targets
 from engine.cli.monitor.headless import listen_address
 
@@ -19,6 +19,8 @@ __all__ = ["listen_address", "register"]
 async def _demo(args: argparse.Namespace, ctx: Context) -> int:
     from engine.runtime.demo import run_demo_printing
 
+    if "db" in vars(args):  # given on the command line (PULSEGUARD_DB is for the other commands)
+        raise UsageError(DEMO_DB_REFUSED)
     return await run_demo_printing(duration=args.duration, keep=args.keep)
 
 
