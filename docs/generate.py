@@ -336,8 +336,9 @@ def keys_reference() -> str:
         "# Console keys\n\n",
         (
             "Every key of the console, by where it acts. `[console.keymap]` rebinds a key by its action id, "
-            'e.g. `"incident.ack" = "y"`. A read-only console (`--readonly`, `R`, a viewer\'s token) leaves '
-            "out the actions marked *changes*. How the console works: [console.md](../console.md).\n"
+            'e.g. `"incident.ack" = "y"`. A viewer\'s token leaves out the actions marked *changes* (pressed '
+            "anyway, one says why); a console made read-only (`--readonly`, `R`) keeps them and says, when one is "
+            "pressed, how to allow changes. How the console works: [console.md](../console.md).\n"
         ),
     ]
     scopes = list(dict.fromkeys([*SCOPES, *(a.scope for a in ACTIONS)]))

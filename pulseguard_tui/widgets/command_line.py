@@ -29,7 +29,7 @@ class CommandLineScreen(ModalScreen[Command | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("", id="command-error")
-            yield Input(placeholder="incidents targets maintenance oncall analytics theme NAME readonly help q", id="command", compact=True)
+            yield Input(placeholder="incidents targets oncall silences audit analytics theme NAME help q", id="command", compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
