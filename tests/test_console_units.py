@@ -257,6 +257,21 @@ def test_header_line_keeps_the_important_part_at_80_columns(width: int) -> None:
     assert (width > 100) == ("sqlite:/very/long/path/to/the/pulseguard.db" in text)
 
 
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_a_new_database_says_so_in_the_header_at_any_width(width: int) -> None:
+    """The one sign in the console that --db named a file that was not there: never cut away."""
+    from pulseguard_tui.widgets.status_line import status_content
+
+    text = status_content(
+        {"role": "engine", "database": "sqlite:/home/alice/pulsegaurd/typo.db (new database)", "readonly": False},
+        {"critical": 0, "high": 0, "medium": 0, "low": 0},
+        [{"state": "up"}] * 3,
+        width,
+        "Incidents",
+    ).plain
+    assert "new database" in text and len(text) <= width, text
+
+
 def test_back_filled_comments_and_updates_show_the_stated_time_and_who_vouched() -> None:
     from pulseguard_tui.widgets.detail import comment_prompt, updates_text
 

@@ -64,9 +64,19 @@ def status_content(
     room = width - used - 3
     if db and room > 8:
         if len(db) > room:
-            db = "…" + db[-(room - 1) :]
+            path, new, _ = db.partition(NEW_DATABASE)
+            if new and room - len(NEW_DATABASE) > 8:  # the path cut from the left, the mark kept whole
+                db = "…" + path[-(room - len(NEW_DATABASE) - 1) :] + NEW_DATABASE
+            elif new:  # too narrow for a path: the mark is what matters (a mistyped --db)
+                db = "new database"[:room]
+            else:
+                db = "…" + db[-(room - 1) :]
         parts.append((" │ " + db, "$text-muted"))
     return Content.assemble(*parts)
+
+
+# What engine.api.local appends to the database while it holds no incident.
+NEW_DATABASE = " (new database)"
 
 
 class StatusLine(Static):
