@@ -78,7 +78,7 @@ class IncidentsScreen(IncidentWorkflows):
             with Horizontal(id="filter-row"):
                 # Disabled while hidden: a hidden field must never take focus (and keys) back.
                 yield Input(
-                    placeholder="filter: words sev:critical status:open svc:api tag:db @alice  (Enter keep, Esc clear)",
+                    placeholder="sev: status: svc: tag: @user or words · Enter keeps, Esc clears",
                     id="filter",
                     compact=True,
                     disabled=True,
