@@ -24,7 +24,7 @@ from engine.escalation.destinations import external_destinations, internal_desti
 from engine.escalation.holds import hold_step, paging_hold
 from engine.escalation.messages import iso, message_payload, snapshot, write_notifications
 from engine.escalation.policy import Policy, policy_for
-from engine.escalation.steps import cancel_pending, fire_step, handling, plan, save_escalation, stop
+from engine.escalation.steps import UNTOLD, cancel_pending, fire_step, handling, plan, save_escalation, stop
 from engine.incidents.hooks import ChangeHook, change_rows
 from engine.incidents.services import append_system_event
 from engine.incidents.services.silences import release_holds
@@ -230,7 +230,12 @@ async def _handle(
         if await Notification.filter(incident_id=incident.id, audience="external").using_db(conn).exists():
             await _external(conn, ctx, incident, event, "resolved", None, now)
     elif kind == "reopened":
-        await _fan_out(conn, ctx, incident, event, "reopened", now, before=True, stakeholders=True, message=data.get("reason"))
+        # Nobody owns it (resolved unacknowledged, by a recovery say): it pages again from the
+        # first level, which tells the people it reaches; otherwise everyone it reached hears.
+        unowned = incident.acknowledged_at is None and incident.status in OPEN
+        await _fan_out(conn, ctx, incident, event, "reopened", now, before=not unowned, stakeholders=True, message=data.get("reason"))
+        if unowned:
+            await _replan(conn, ctx, incident, event, now, "reopened")
 
 
 async def _on_snoozed(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
@@ -278,6 +283,7 @@ async def _on_created(conn: BaseDBAsyncClient, ctx: Context, incident: Incident,
             level, round_, delay = policy.first_step()
             if delay > 0:
                 hold = replace(hold, until=max(hold.until, now + timedelta(minutes=delay)))
+            state[UNTOLD] = True
             await hold_step(conn, incident, state, level, round_, hold, now, save=save_escalation)
             return
     digest = policy.digest_interval_minutes if policy and policy.digest_mode else None
@@ -378,6 +384,12 @@ async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident
     if incident.acknowledged_at is not None or incident.status not in OPEN:
         return
     # Unacknowledged: the new severity's policy takes over from its first level.
+    await _replan(conn, ctx, incident, event, now, "severity_changed")
+
+
+async def _replan(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime, kind: str) -> None:
+    """Escalate the unacknowledged incident again from its policy's first level, in a new
+    generation (what was pending is cancelled; a stopped escalation starts anew)."""
     await cancel_pending(conn, incident.id)
     old = dict(incident.escalation or {})
     policy = policy_for(ctx.config, incident.severity, incident.services or ())
@@ -389,7 +401,8 @@ async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident
         "round": 0,
         "next_at": None,
     }
-    state.pop("stopped", None)
+    for done in ("stopped", "stopped_at", "time_to_ack_seconds", UNTOLD):
+        state.pop(done, None)
     if policy is None or not policy.levels:
         state["stopped"] = f"no escalation policy for {incident.severity}"
         await save_escalation(conn, incident, state)
@@ -406,7 +419,7 @@ async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident
     if delay > 0:
         await plan(conn, incident, state, state["generation"], level, round_, now + timedelta(minutes=delay))
     else:
-        await fire_step(conn, ctx, incident, state, policy, level, round_, now, event=event, kind="severity_changed")
+        await fire_step(conn, ctx, incident, state, policy, level, round_, now, event=event, kind=kind)
 
 
 async def _on_status(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:

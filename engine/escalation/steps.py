@@ -42,6 +42,11 @@ def handling(event_id: int, complete: bool = False) -> Iterator[None]:
         _handling.reset(token)
 
 
+# In the escalation state: the stakeholders have not heard "triggered" yet (the first step was
+# held from the opening); that step tells them, and only that one.
+UNTOLD = "stakeholders_untold"
+
+
 async def save_escalation(conn: BaseDBAsyncClient, incident: Incident, state: dict[str, Any]) -> None:
     # A change to the row bumps its version (the detail's cache validator); the copy in hand
     # follows, so a later save of it never writes an older version back.
@@ -136,6 +141,7 @@ async def fire_step(
         await hold_step(conn, incident, state, level, round_, hold, now, save=save_escalation)
         return
     await note_released(conn, incident, state, now)
+    state.pop(UNTOLD, None)  # a step goes out: the stakeholders owed "triggered" are among its `extra`
     generation = int(state.get("generation") or 1)
     recipients, notes = await resolve_targets(conn, ctx, policy.levels[level - 1].notify, now, incident.created_at)
     kind = kind or policy.step_kind(level, round_)

@@ -16,7 +16,7 @@ from engine.escalation.context import OPEN, Context
 from engine.escalation.destinations import internal_destinations
 from engine.escalation.messages import iso, local_loops, write_notifications
 from engine.escalation.policy import Policy
-from engine.escalation.steps import fire_step
+from engine.escalation.steps import UNTOLD, fire_step
 from engine.incidents.services import append_system_event
 from engine.notify import outbox
 from engine.notify.destinations import describe
@@ -110,8 +110,10 @@ async def _fire_escalation(conn: BaseDBAsyncClient, ctx: Context, incident: Inci
     if level > len(policy.levels):
         return
     extra: list[str] = []
-    if level == 1 and round_ == 1:
-        extra = internal_destinations(ctx, "triggered")  # a delayed first notification
+    if level == 1 and round_ == 1 and state.get(UNTOLD):
+        # The first step held from the opening: the stakeholders hear of it now. Any other first
+        # step (delayed, re-planned, after a snooze) follows news they have had already.
+        extra = internal_destinations(ctx, "triggered")
     await fire_step(conn, ctx, incident, state, policy, level, round_, now, extra=extra)
 
 

@@ -1,0 +1,128 @@
+"""The stakeholder channels hear "triggered" once, whether the first page goes at the opening,
+later, or after a snooze; and an incident resolved without anyone acknowledging it pages again
+when it reopens. Real database (SQLite and PostgreSQL), real engine loops, a loopback SMTP
+server and Slack receiver; the engine's clocks are moved forward instead of waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from support.escalation import eventually, fast_loops
+
+from engine.config.loading import parse_config_text
+from engine.incidents import queries, services
+
+TOML = """
+[engine]
+timezone = "UTC"
+
+[[users]]
+id = "alice"
+email = "alice@example.com"
+[[users]]
+id = "bob"
+email = "bob@example.com"
+
+[escalation_policy.high]
+immediate_notification = {immediate}
+escalate_after_minutes = 10
+[[escalation_policy.high.levels]]
+notify = ["user:alice"]
+[[escalation_policy.high.levels]]
+notify = ["user:bob"]
+
+[integrations.slack]
+webhook_url_env = "TEST_SLACK_URL"
+incident_channels = ["#incidents"]
+
+[integrations.email]
+smtp_host = "127.0.0.1"
+smtp_port = {smtp}
+from = "pulseguard@example.com"
+starttls = false
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, minutes: float) -> None:
+        self.offset += timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    from engine.escalation import changes, messages, steps, timers
+    from engine.notify.deliverer import worker as deliverer
+
+    c = Clock()
+    for module in (changes, messages, steps, timers, services, deliverer):
+        monkeypatch.setattr(module, "utcnow", c.now)
+    yield c
+
+
+def config(rx: Any, *, immediate: bool) -> Any:
+    return parse_config_text(TOML.replace("{smtp}", str(rx.smtp.port)).replace("{immediate}", str(immediate).lower()))
+
+
+def channel(rx: Any) -> list[str]:
+    return [r.json.get("text", "") for r in rx.slack.accepted if r.json.get("channel") == "#incidents"]
+
+
+def subjects(rx: Any, address: str) -> list[str]:
+    return [str(m.message["Subject"]) for m in rx.mails_to(address)]
+
+
+async def test_a_delayed_first_page_does_not_tell_the_channel_again(esc_db, receivers, clock):
+    async with fast_loops(config(receivers, immediate=False)):
+        inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe")
+        await eventually(lambda: channel(receivers), timeout=5)  # told at the opening
+        assert not receivers.mails_to("alice@example.com")
+        clock.advance(10.01)
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=5)
+        await asyncio.sleep(0.5)
+    assert subjects(receivers, "alice@example.com") == [f"[HIGH] {inc.key} triggered: Checkout errors"]
+    assert len([t for t in channel(receivers) if "triggered" in t]) == 1, channel(receivers)
+
+
+async def test_the_end_of_a_snooze_pages_again_without_telling_the_channel_again(esc_db, receivers, clock):
+    async with fast_loops(config(receivers, immediate=True)):
+        inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe")
+        await eventually(lambda: receivers.mails_to("alice@example.com") and channel(receivers), timeout=5)
+        clock.advance(2)
+        await services.snooze(inc.key, timedelta(minutes=5), "alice")
+        clock.advance(5.01)
+        await eventually(lambda: len(receivers.mails_to("alice@example.com")) >= 2, timeout=5)
+        await asyncio.sleep(0.5)
+    assert len([t for t in channel(receivers) if "triggered" in t]) == 1, channel(receivers)
+
+
+async def test_an_incident_reopened_that_nobody_acknowledged_pages_again_and_escalates(esc_db, receivers, clock):
+    async with fast_loops(config(receivers, immediate=True)):
+        inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe")
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=5)
+        await services.resolve(inc.key, "probe", root_cause="recovered by itself", solution="none needed")
+        await services.reopen(inc.key, "probe", reason="the errors are back")
+        await eventually(lambda: len(receivers.mails_to("alice@example.com")) >= 3, timeout=5)
+        clock.advance(10.01)  # nobody answers: the next level, as for a new incident
+        await eventually(lambda: receivers.mails_to("bob@example.com"), timeout=5)
+        await services.acknowledge(inc.key, "bob")
+        state = (await queries.get_incident(inc.key)).escalation
+    # Paged again once, as the first level (not also told of the reopening on the side); then
+    # told of bob's acknowledgement, as everyone reached is.
+    assert subjects(receivers, "alice@example.com")[:3] == [
+        f"[HIGH] {inc.key} triggered: Checkout errors",
+        f"[RESOLVED] {inc.key}: Checkout errors",
+        f"[HIGH] {inc.key} reopened: Checkout errors",
+    ]
+    assert all("acknowledged by bob" in s for s in subjects(receivers, "alice@example.com")[3:])
+    assert subjects(receivers, "bob@example.com")[0] == f"[HIGH] {inc.key} escalated to level 2: Checkout errors"
+    assert state["stopped"] == "acknowledged by bob" and state["time_to_ack_seconds"] > 0
