@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from support.configs import SPEC_BLOCK
 from support.escalation import eventually, fast_loops, timeline
 
@@ -49,31 +46,6 @@ from = "pulseguard@example.com"
 starttls = false
 """
 )
-
-
-class Clock:
-    """The engine's notion of now (escalation, service layer, deliverer), moved by hand."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, minutes: float) -> None:
-        self.offset += timedelta(minutes=minutes)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    from engine.escalation import changes, messages, steps, timers
-    from engine.notify.deliverer import worker as deliverer
-    from engine.oncall import notices
-
-    c = Clock()
-    for module in (changes, messages, steps, timers, services, deliverer, notices):
-        monkeypatch.setattr(module, "utcnow", c.now)
-    yield c
 
 
 def subjects(rx: Any, address: str) -> list[str]:

@@ -6,11 +6,9 @@ server and Slack receiver; the engine's clocks are moved forward instead of wait
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pytest
 from support.escalation import eventually, fast_loops
 
 from engine.config.loading import parse_config_text
@@ -45,28 +43,6 @@ smtp_port = {smtp}
 from = "pulseguard@example.com"
 starttls = false
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, minutes: float) -> None:
-        self.offset += timedelta(minutes=minutes)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    from engine.escalation import changes, messages, steps, timers
-    from engine.notify.deliverer import worker as deliverer
-
-    c = Clock()
-    for module in (changes, messages, steps, timers, services, deliverer):
-        monkeypatch.setattr(module, "utcnow", c.now)
-    yield c
 
 
 def config(rx: Any, *, immediate: bool) -> Any:

@@ -300,9 +300,7 @@ async def test_a_stop_cut_short_by_a_stuck_recorder_leaves_no_deliverer_task_beh
     delivery on its timeline needs) and the timeout cuts the wait short, the heartbeat and the
     recorder still stop. The heartbeat had gone on renewing the claims for good, so no other
     engine ever sent those rows."""
-    import subprocess
-
-    from support.db import PG_URL
+    from support.db import PgRowLock
 
     if esc_db.kind != "postgres":
         pytest.skip("held from a psql session: PostgreSQL's row lock")
@@ -310,25 +308,17 @@ async def test_a_stop_cut_short_by_a_stuck_recorder_leaves_no_deliverer_task_beh
     receivers.hook.delay = 1.0
     loops = fast_loops(cfg)
     await loops.start()
-    holder = None
+    holder: PgRowLock | None = None
     try:
         inc = await services.create_incident(title="slow webhook", severity="critical", actor="probe")
         await eventually(lambda: receivers.hook.arrived, timeout=5)
-        psql = ["psql", "-X", "-At", "-q", PG_URL]
-        holder = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 (a line to it)
-        assert holder.stdin is not None and holder.stdout is not None
-        holder.stdin.write(
-            f"SET search_path TO \"{esc_db.schema}\"; BEGIN; SELECT 1 FROM incident WHERE id = {inc.id} FOR UPDATE; SELECT 'held';\n"
-        )
-        holder.stdin.flush()
-        assert await asyncio.to_thread(holder.stdout.readline) == "1\n"
+        holder = await asyncio.to_thread(PgRowLock, esc_db.schema, inc.id)  # off the loop: the engine may hold the row a moment
         await eventually(lambda: receivers.hook.accepted, timeout=5)
         await asyncio.sleep(0.3)  # its outcome is waiting on the lock
         await loops.stop(timeout=1.0)
     finally:
         if holder is not None:
-            holder.kill()
-            await asyncio.to_thread(holder.wait)
+            holder.close()
     await asyncio.sleep(0.2)
     names = ("pulseguard-deliverer-heartbeat", "pulseguard-deliverer-recorder")
     assert [t.get_name() for t in asyncio.all_tasks() if t.get_name() in names] == []

@@ -171,10 +171,9 @@ async def test_a_batch_whose_sender_is_cancelled_after_it_committed_is_stored_on
     that lets go of the row lock the statement waited on, so nothing can read the reply first),
     its members are stored once and their callers told so. It had told them the batch was not
     sent, and each wrote its comment a second time under the lock."""
-    import subprocess
     import time
 
-    from support.db import PG_URL
+    from support.db import PgRowLock
     from tortoise import connections
 
     from engine.incidents.services import timeline
@@ -182,16 +181,7 @@ async def test_a_batch_whose_sender_is_cancelled_after_it_committed_is_stored_on
     if db.kind != "postgres":
         pytest.skip("the one-statement path is PostgreSQL's")
     inc = await services.create_incident(title="busy", severity="critical", actor="alice")
-    # A psql process holds the incident's row lock: it lets go synchronously, from a loop callback.
-    psql = ["psql", "-X", "-At", "-q", PG_URL]
-    holder = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 (driven synchronously on purpose)
-    assert holder.stdin is not None and holder.stdout is not None
-    holder.stdin.write(
-        f"SET search_path TO \"{db.schema}\"; BEGIN; SELECT 1 FROM incident WHERE id = {inc.id} FOR UPDATE; SELECT 'held';\n"
-    )
-    holder.stdin.flush()
-    while holder.stdout.readline().strip() != "held":
-        pass
+    holder = PgRowLock(db.schema, inc.id)  # another process holds the incident's row lock
     try:
         tasks = [asyncio.create_task(services.comment(inc.key, f"note {i}", "bob")) for i in range(3)]
         conn = connections.get("default")
@@ -206,9 +196,7 @@ async def test_a_batch_whose_sender_is_cancelled_after_it_committed_is_stored_on
         assert senders
 
         def commit_then_cancel() -> None:
-            holder.stdin.write("COMMIT;\n\\q\n")  # type: ignore[union-attr]
-            holder.stdin.flush()  # type: ignore[union-attr]
-            holder.wait(10)
+            holder.release()
             time.sleep(0.5)  # the server commits the waiting statements meanwhile
             for task in senders:
                 task.cancel()
@@ -216,8 +204,7 @@ async def test_a_batch_whose_sender_is_cancelled_after_it_committed_is_stored_on
         asyncio.get_running_loop().call_soon(commit_then_cancel)
         made = await asyncio.wait_for(asyncio.gather(*tasks), 10)
     finally:
-        if holder.poll() is None:
-            holder.kill()
+        holder.close()
     assert sorted(c.content for c in made) == ["note 0", "note 1", "note 2"]
     incident, events, comments, _ = await stored(inc.number)
     assert sorted(c["content"] for c in comments) == ["note 0", "note 1", "note 2"]  # each once

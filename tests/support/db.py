@@ -105,3 +105,31 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr}")
     return proc
+
+
+class PgRowLock:
+    """A psql session holding one incident's row lock (FOR UPDATE) in another process, let go
+    synchronously: from a loop callback nothing else runs between the release and what follows."""
+
+    def __init__(self, schema: str, incident_id: int) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(["psql", "-X", "-At", "-q", PG_URL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(
+            f"SET search_path TO \"{schema}\"; BEGIN; SELECT 1 FROM incident WHERE id = {incident_id} FOR UPDATE; SELECT 'held';\n"
+        )
+        self.proc.stdin.flush()
+        while self.proc.stdout.readline().strip() != "held":
+            pass
+
+    def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("COMMIT;\n\\q\n")
+        self.proc.stdin.flush()
+        self.proc.wait(10)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

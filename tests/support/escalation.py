@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -58,6 +59,33 @@ class Receivers:
 
     def mails_to(self, address: str) -> list[Any]:
         return [m for m in self.smtp.mails if address in m.rcpt_tos]
+
+
+class Clock:
+    """The engine's notion of now (escalation, service layer, deliverer), moved by hand."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, minutes: float) -> None:
+        self.offset += timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    """A Clock the escalation, the service layer, the deliverer and the shift notices read."""
+    from engine.escalation import changes, messages, steps, timers
+    from engine.incidents import services
+    from engine.notify.deliverer import worker as deliverer
+    from engine.oncall import notices
+
+    c = Clock()
+    for module in (changes, messages, steps, timers, services, deliverer, notices):
+        monkeypatch.setattr(module, "utcnow", c.now)
+    yield c
 
 
 @pytest.fixture
