@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from support.rest import eventually
 
 from engine.incidents import services
@@ -124,3 +125,45 @@ async def test_concurrent_fast_writes_are_each_stored_once(api):
     ids = [a.json()["id"] for a in answers]
     assert len(set(ids)) == 40
     await eventually(lambda: api.state.fast_writes >= 40)
+
+
+async def test_a_write_whose_connection_was_lost_after_it_was_stored_is_not_stored_again(api, db):
+    """The fast path answers a database error by serving the request again through the route,
+    which is right when the statement was rolled back. When the connection is lost after the
+    server stored the change (simulated here by aborting the client's socket once the server has
+    committed: no real part can cut a loopback connection at that moment), serving it again
+    stored the comment twice. It now answers 503 saying the change may have been stored."""
+    import time
+
+    from support.db import PgRowLock
+    from tortoise import connections
+
+    if db.kind != "postgres":
+        pytest.skip("a connection lost after the commit: PostgreSQL's")
+    conn = connections.get("default")
+    inc = await services.create_incident(title="busy", severity="high", actor="alice")
+    holder = PgRowLock(db.schema, inc.id)
+    try:
+        async with api.client("responder") as c:
+            answer = asyncio.create_task(c.post(f"/api/incidents/{inc.key}/comments", json={"content": "only once"}))
+            for _ in range(500):  # the comment's statement waits on the row lock
+                found = await conn.execute_query_dict(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if found[0]["n"] >= 1:
+                    break
+                await asyncio.sleep(0.01)
+
+            def commit_then_drop() -> None:
+                holder.release()
+                time.sleep(0.5)  # the server stores the comment meanwhile; its reply waits unread
+                for held in conn._pool._holders:
+                    if held._con is not None and held._in_use is not None:
+                        held._con._transport.abort()
+
+            asyncio.get_running_loop().call_soon(commit_then_drop)
+            r = await asyncio.wait_for(answer, 10)
+    finally:
+        holder.close()
+    assert r.status_code == 503 and "may have been" in r.json()["message"], r.text
+    assert [c.content for c in await Comment.filter(incident_id=inc.id)] == ["only once"]

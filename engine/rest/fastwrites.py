@@ -20,6 +20,7 @@ from engine.rest import auth
 from engine.rest.common import RestState, admit, database_errors, header_values, incident_number, render_data
 from engine.rest.fastpath import DETAIL_PREFIX
 from engine.rest.incidents import bodies, writes
+from engine.storage.outcome import may_be_stored
 
 # The writes a busy incident draws by the hundred (responders' and bots' comments, status
 # updates, acknowledgements): the endpoint function FastAPI would call for each, and its body.
@@ -97,7 +98,10 @@ class FastWrites:
         assert token is not None and principal is not None
         try:
             result = await endpoint(*args)
-        except self._rolled_back:
+        except self._rolled_back as exc:
+            if may_be_stored(exc):  # served again, it could be stored twice: say what is known
+                await _lost(scope, receive, send)
+                return
             await self.app(scope, replay, send)
             return
         admit(self.state, scope, token, principal)
@@ -106,3 +110,11 @@ class FastWrites:
         content = render_data(result, default=jsonable_encoder)
         response = Response(content, status_code=201 if model is not None else 200, media_type="application/json")
         await response(scope, receive, send)
+
+
+async def _lost(scope: Scope, receive: Receive, send: Send) -> None:
+    body = {
+        "error": "unavailable",
+        "message": "the database connection was lost while the change was being stored: it may have been; read the incident before sending it again",
+    }
+    await Response(render_data(body), status_code=503, media_type="application/json", headers={"Retry-After": "5"})(scope, receive, send)

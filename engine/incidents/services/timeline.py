@@ -29,6 +29,7 @@ from engine.storage import rows
 from engine.storage.changes import notify_sql
 from engine.storage.db import one_connection
 from engine.storage.models import AuditEntry, Event, Incident
+from engine.storage.outcome import refused
 from engine.storage.sqlite import change_transaction, inline_writes
 
 M = TypeVar("M", bound=Model)
@@ -523,19 +524,8 @@ def _settle(futures: list[asyncio.Future[None]], write: asyncio.Future[None]) ->
             f.set_exception(exc)
 
 
-# Classes of SQLSTATE whose error the server reports for a statement it rolled back: data,
-# integrity, transaction rollback (serialization, deadlock), syntax or access, resources,
-# program limits, object state (a lock not available); and 57014, a cancelled statement.
-# A lost connection (08…) or a terminated backend (57P…) may have come after the commit.
-_REFUSED = frozenset({"22", "23", "40", "42", "53", "54", "55"})
-
-
 def _not_applied(exc: BaseException) -> bool:
-    if isinstance(exc, Stale):
-        return True
-    driver = exc if hasattr(exc, "sqlstate") else exc.__cause__  # Tortoise wraps asyncpg's errors
-    state = getattr(driver, "sqlstate", None)
-    return isinstance(state, str) and (state[:2] in _REFUSED or state == "57014")
+    return isinstance(exc, Stale) or refused(exc)
 
 
 batches = Batches()

@@ -1,0 +1,37 @@
+"""Whether a failed write may have been stored all the same.
+
+A statement the server refused (a constraint, a serialization failure, a full disk) was rolled
+back: running the change again is safe, and meets the same error or succeeds. A statement whose
+connection was lost after it was sent (SQLSTATE class 08, a backend terminated, 57P…) may have
+been committed before the reply was lost: running it again could store the change twice.
+"""
+
+from __future__ import annotations
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for e in (exc, exc.__cause__, *getattr(exc, "args", ())):  # Tortoise wraps asyncpg's errors
+        state = getattr(e, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
+def may_be_stored(exc: BaseException) -> bool:
+    """True when `exc` leaves it unknown whether the write was committed (the connection went)."""
+    state = _sqlstate(exc)
+    if state is not None:
+        return state.startswith(("08", "57P"))
+    return type(exc).__name__ in ("InterfaceError", "ConnectionDoesNotExistError") or isinstance(exc, ConnectionError)
+
+
+# Classes of SQLSTATE the server reports for a statement it rolled back: data, integrity,
+# transaction rollback (serialization, deadlock), syntax or access, resources, program limits,
+# object state (a lock not available); and 57014, a cancelled statement.
+_REFUSED = ("22", "23", "40", "42", "53", "54", "55")
+
+
+def refused(exc: BaseException) -> bool:
+    """True when the server refused the statement and so rolled it back: nothing of it is stored."""
+    state = _sqlstate(exc)
+    return state is not None and (state.startswith(_REFUSED) or state == "57014")
