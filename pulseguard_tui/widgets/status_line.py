@@ -68,7 +68,7 @@ def status_content(
             if new and room - len(NEW_DATABASE) > 8:  # the path cut from the left, the mark kept whole
                 db = "…" + path[-(room - len(NEW_DATABASE) - 1) :] + NEW_DATABASE
             elif new:  # too narrow for a path: the mark is what matters (a mistyped --db)
-                db = "new database"[:room]
+                db = next(mark for mark in (NEW_DATABASE.strip(), "new database", "(new db)") if len(mark) <= room)
             else:
                 db = "…" + db[-(room - 1) :]
         parts.append((" │ " + db, "$text-muted"))
