@@ -6,7 +6,8 @@ server and Slack receiver; the engine's clocks are moved forward instead of wait
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import re
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from support.escalation import eventually, fast_loops
@@ -102,3 +103,22 @@ async def test_an_incident_reopened_that_nobody_acknowledged_pages_again_and_esc
     assert all("acknowledged by bob" in s for s in subjects(receivers, "alice@example.com")[3:])
     assert subjects(receivers, "bob@example.com")[0] == f"[HIGH] {inc.key} escalated to level 2: Checkout errors"
     assert state["stopped"] == "acknowledged by bob" and state["time_to_ack_seconds"] > 0
+
+
+async def test_the_timeline_says_when_the_next_step_is_due_in_the_configured_zone(esc_db, receivers, clock, monkeypatch):
+    """Every other time a person reads is in `[engine] timezone`; the escalation's line was in UTC."""
+    from support.escalation import timeline
+
+    from engine.core import timefmt
+
+    monkeypatch.setattr(timefmt, "_configured", None)
+    timefmt.set_display_zone("Asia/Kolkata")  # IST, +05:30 all year: no daylight saving to cross
+    async with fast_loops(config(receivers, immediate=True)):
+        inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe")
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=5)
+    line = next(summary for kind, summary in await timeline(inc.key) if kind == "escalation")
+    due = (clock.now() + timedelta(minutes=10)).astimezone(timefmt.display_zone())
+    found = re.search(rf"next step at (\d\d:\d\d:\d\d) {timefmt.zone_label(due)} unless acknowledged", line)
+    assert found and "UTC" not in line, line
+    shown = datetime.combine(due.date(), time.fromisoformat(found.group(1)), due.tzinfo)
+    assert abs((shown - due).total_seconds()) < 60, (line, due)

@@ -16,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from engine.config.runbooks import page_reference
 from engine.core.clock import utcnow
 from engine.core.durations import format_words
+from engine.core.timefmt import format_time
 from engine.escalation import contacts
 from engine.escalation.context import Context
 from engine.escalation.messages import iso, message_payload, write_notifications
@@ -186,7 +187,7 @@ async def fire_step(
         summary += f"; {'; '.join(contact_notes)}"
     if nxt is not None:
         due = now + timedelta(minutes=nxt[2])
-        summary += f"; next step at {due.strftime('%H:%M:%S')} UTC unless acknowledged"
+        summary += f"; next step at {format_time(due, seconds=True, now=now)} unless acknowledged"  # the configured zone
     elif policy.handoff == "pagerduty":
         summary += "; PagerDuty escalates from here by its own policy"
     await append_system_event(
