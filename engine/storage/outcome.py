@@ -22,7 +22,7 @@ def may_be_stored(exc: BaseException) -> bool:
     state = _sqlstate(exc)
     if state is not None:
         return state.startswith(("08", "57P"))
-    return type(exc).__name__ in ("InterfaceError", "ConnectionDoesNotExistError") or isinstance(exc, ConnectionError)
+    return type(exc).__name__ == "InterfaceError" or isinstance(exc, ConnectionError)  # asyncpg's "connection is closed"
 
 
 # Classes of SQLSTATE the server reports for a statement it rolled back: data, integrity,

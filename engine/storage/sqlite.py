@@ -298,13 +298,9 @@ class CommitGroup:
             inline = _inline(client, conn)
             wrapper = ImmediateTransactionWrapper(client)
             wrapper._connection = inline  # type: ignore[assignment]
-            await wrapper.begin()
+            await wrapper.begin()  # a BEGIN cut short rolls itself back (begin_immediate)
         except BaseException:
-            try:
-                if client._connection is not None:
-                    await rollback_behind(client._connection)
-            finally:
-                client._lock.release()
+            client._lock.release()
             raise
         self.wrapper, self.raw = wrapper, inline._raw
         return wrapper
