@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from support.configs import SPEC_BLOCK
-from support.escalation import eventually, fast_loops, timeline
+from support.escalation import ALICE_AND_BOB, SLACK_AND_MAIL, eventually, fast_loops, timeline
 
 from engine.config.loading import parse_config_text
 from engine.incidents import services
@@ -17,34 +17,16 @@ from engine.storage.escalation_models import Notification, Timer
 
 TOML = (
     SPEC_BLOCK
+    + ALICE_AND_BOB
     + """
-[engine]
-timezone = "UTC"
-
-[[users]]
-id = "alice"
-email = "alice@example.com"
-[[users]]
-id = "bob"
-email = "bob@example.com"
-
 [[schedules]]
 name = "primary"
 users = ["alice"]
 [[schedules]]
 name = "secondary"
 users = ["bob"]
-
-[integrations.slack]
-webhook_url_env = "TEST_SLACK_URL"
-incident_channels = ["#incidents"]
-
-[integrations.email]
-smtp_host = "127.0.0.1"
-smtp_port = {smtp}
-from = "pulseguard@example.com"
-starttls = false
 """
+    + SLACK_AND_MAIL
 )
 
 

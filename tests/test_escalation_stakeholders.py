@@ -10,22 +10,14 @@ import re
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from support.escalation import eventually, fast_loops
+from support.escalation import ALICE_AND_BOB, SLACK_AND_MAIL, eventually, fast_loops, timeline
 
 from engine.config.loading import parse_config_text
 from engine.incidents import queries, services
 
-TOML = """
-[engine]
-timezone = "UTC"
-
-[[users]]
-id = "alice"
-email = "alice@example.com"
-[[users]]
-id = "bob"
-email = "bob@example.com"
-
+TOML = (
+    ALICE_AND_BOB
+    + """
 [escalation_policy.high]
 immediate_notification = {immediate}
 escalate_after_minutes = 10
@@ -33,17 +25,9 @@ escalate_after_minutes = 10
 notify = ["user:alice"]
 [[escalation_policy.high.levels]]
 notify = ["user:bob"]
-
-[integrations.slack]
-webhook_url_env = "TEST_SLACK_URL"
-incident_channels = ["#incidents"]
-
-[integrations.email]
-smtp_host = "127.0.0.1"
-smtp_port = {smtp}
-from = "pulseguard@example.com"
-starttls = false
 """
+    + SLACK_AND_MAIL
+)
 
 
 def config(rx: Any, *, immediate: bool) -> Any:
@@ -107,7 +91,6 @@ async def test_an_incident_reopened_that_nobody_acknowledged_pages_again_and_esc
 
 async def test_the_timeline_says_when_the_next_step_is_due_in_the_configured_zone(esc_db, receivers, clock, monkeypatch):
     """Every other time a person reads is in `[engine] timezone`; the escalation's line was in UTC."""
-    from support.escalation import timeline
 
     from engine.core import timefmt
 

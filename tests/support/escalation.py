@@ -61,6 +61,32 @@ class Receivers:
         return [m for m in self.smtp.mails if address in m.rcpt_tos]
 
 
+# Configuration pieces of the tests that page alice and bob through Slack and a loopback SMTP
+# server ({smtp}: its port).
+ALICE_AND_BOB = """
+[engine]
+timezone = "UTC"
+
+[[users]]
+id = "alice"
+email = "alice@example.com"
+[[users]]
+id = "bob"
+email = "bob@example.com"
+"""
+SLACK_AND_MAIL = """
+[integrations.slack]
+webhook_url_env = "TEST_SLACK_URL"
+incident_channels = ["#incidents"]
+
+[integrations.email]
+smtp_host = "127.0.0.1"
+smtp_port = {smtp}
+from = "pulseguard@example.com"
+starttls = false
+"""
+
+
 class Clock:
     """The engine's notion of now (escalation, service layer, deliverer), moved by hand."""
 
