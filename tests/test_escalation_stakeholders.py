@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import pytest
 from support.escalation import ALICE_AND_BOB, SLACK_AND_MAIL, eventually, fast_loops, timeline
 
 from engine.config.loading import parse_config_text
@@ -89,19 +90,31 @@ async def test_an_incident_reopened_that_nobody_acknowledged_pages_again_and_esc
     assert state["stopped"] == "acknowledged by bob" and state["time_to_ack_seconds"] > 0
 
 
-async def test_the_timeline_says_when_the_next_step_is_due_in_the_configured_zone(esc_db, receivers, clock, monkeypatch):
-    """Every other time a person reads is in `[engine] timezone`; the escalation's line was in UTC."""
+@pytest.mark.parametrize("local_time", ["12:00", "23:55"], ids=["midday", "before-midnight"])
+async def test_the_timeline_says_when_the_next_step_is_due_in_the_configured_zone(esc_db, receivers, clock, monkeypatch, local_time):
+    """Every other time a person reads is in `[engine] timezone`; the escalation's line was in UTC.
+    A step due on the next day in that zone carries its date (a CI run at 23:50 IST found the
+    bare-time expectation wrong), so the engine's clock is put at a chosen local time."""
 
     from engine.core import timefmt
 
     monkeypatch.setattr(timefmt, "_configured", None)
     timefmt.set_display_zone("Asia/Kolkata")  # IST, +05:30 all year: no daylight saving to cross
+    ist = timefmt.display_zone()
+    real = datetime.now(UTC).astimezone(ist)
+    wanted = datetime.combine(real.date(), time.fromisoformat(local_time), ist)
+    clock.offset = wanted - real
     async with fast_loops(config(receivers, immediate=True)):
         inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe")
         await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=5)
     line = next(summary for kind, summary in await timeline(inc.key) if kind == "escalation")
-    due = (clock.now() + timedelta(minutes=10)).astimezone(timefmt.display_zone())
-    found = re.search(rf"next step at (\d\d:\d\d:\d\d) {timefmt.zone_label(due)} unless acknowledged", line)
+    due = (clock.now() + timedelta(minutes=10)).astimezone(ist)
+    found = re.search(rf"next step at (\d{{4}}-\d\d-\d\d )?(\d\d:\d\d:\d\d) {timefmt.zone_label(due)} unless acknowledged", line)
     assert found and "UTC" not in line, line
-    shown = datetime.combine(due.date(), time.fromisoformat(found.group(1)), due.tzinfo)
+    if local_time == "12:00":
+        assert found.group(1) is None, line  # today: the time alone
+    else:
+        assert found.group(1) == f"{due.date().isoformat()} ", line  # tomorrow: with its date
+    day = date.fromisoformat(found.group(1).strip()) if found.group(1) else due.date()
+    shown = datetime.combine(day, time.fromisoformat(found.group(2)), ist)
     assert abs((shown - due).total_seconds()) < 60, (line, due)

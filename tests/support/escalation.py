@@ -102,14 +102,17 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    """A Clock the escalation, the service layer, the deliverer and the shift notices read."""
-    from engine.escalation import changes, messages, steps, timers
+    """A Clock the escalation, the service layer (and the timeline events it writes), the deliverer
+    and the shift notices read."""
+    from engine.escalation import changes, contacts, messages, steps, timers
     from engine.incidents import services
+    from engine.incidents.services import timeline as events
+    from engine.incidents.services import validation
     from engine.notify.deliverer import worker as deliverer
     from engine.oncall import notices
 
     c = Clock()
-    for module in (changes, messages, steps, timers, services, deliverer, notices):
+    for module in (changes, contacts, messages, steps, timers, services, events, validation, deliverer, notices):
         monkeypatch.setattr(module, "utcnow", c.now)
     yield c
 
