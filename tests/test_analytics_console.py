@@ -71,6 +71,28 @@ async def test_the_screen_shows_the_month_of_the_clock_with_its_charts(sdb: Any)
         await until(pilot, lambda: screen.report["period"]["label"] == "2026-02", what="back to the month")
 
 
+async def test_the_months_follow_the_configured_zone_as_the_report_does(sdb: Any, monkeypatch: Any) -> None:
+    """With `[engine] timezone` set, the console counts a month's days in that zone, as
+    `pulseguard report` does; it counted them in UTC and said so."""
+    from datetime import datetime
+
+    from engine.core import timefmt
+    from engine.learning import analytics as reports
+
+    monkeypatch.setattr(timefmt, "_configured", None)
+    timefmt.set_display_zone("Pacific/Auckland")  # +13:00 in February and March 2026
+    # 12:00 UTC on February 28th is 01:00 on March 1st in Auckland: March there.
+    app = make_app(sdb, follow_feed=False, clock=lambda: datetime(2026, 2, 28, 12, tzinfo=UTC))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await analytics(app, pilot)
+        expected = await reports.build_report(reports.month_period("2026-03", "Pacific/Auckland"))
+        assert screen.report["period"]["label"] == "2026-03"
+        assert screen.report["period"]["timezone"] == "Pacific/Auckland"
+        # p4 (23:59:59 UTC on February 28th) falls on March 1st in Auckland.
+        assert screen.report["total_incidents"] == expected["total_incidents"] == 9
+        assert "(Pacific/Auckland)" in str(screen.query_one("#analytics-period").render())
+
+
 async def test_new_incidents_reload_the_report(sdb: Any) -> None:
     app = make_app(sdb)
     async with app.run_test(size=(160, 48)) as pilot:

@@ -9,7 +9,7 @@ seconds). Below 160 columns the charts sit under the figures; wider, beside them
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from textual.app import ComposeResult
@@ -45,6 +45,14 @@ OWN_BINDINGS: list[BindingType] = [
     Binding("y", "year", "Year", id="analytics.year"),
     Binding("ctrl+r", "refresh", "Refresh", id="analytics.refresh", key_display="^r", show=False),
 ]
+
+
+def report_zone() -> str:
+    """The zone whose days the periods follow: the one the console shows times in when
+    `[engine] timezone` is set, else UTC, as `pulseguard report` counts them."""
+    from engine.core.timefmt import display_zone
+
+    return str(getattr(display_zone(), "key", None) or "UTC")
 
 
 def _shift_month(month: str, delta: int) -> str:
@@ -92,8 +100,7 @@ class AnalyticsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        app: Any = self.app
-        today = app.now() if hasattr(app, "now") else datetime.now()
+        today = self._today()
         self.month = f"{today:%Y-%m}"
         self.year = today.year
         self.query_one("#analytics-scroll").focus()
@@ -110,11 +117,19 @@ class AnalyticsScreen(ConsoleScreen):
 
     def period_args(self) -> dict[str, Any]:
         if self.mode == "year":
-            app: Any = self.app
-            today = app.now().date() if hasattr(app, "now") else date.today()
+            today = self._today()
             last = date(self.year, 12, 31)  # type: ignore[arg-type]
-            return {"since": date(self.year, 1, 1), "until": min(last, today) if self.year == today.year else last}  # type: ignore[arg-type]
-        return {"month": self.month}
+            until = min(last, today) if self.year == today.year else last
+            return {"since": date(self.year, 1, 1), "until": until, "tz": report_zone()}  # type: ignore[arg-type]
+        return {"month": self.month, "tz": report_zone()}
+
+    def _today(self) -> date:
+        """Today in the report's zone (the console's clock is UTC)."""
+        from engine.core.timefmt import to_zone
+
+        app: Any = self.app
+        now = app.now() if hasattr(app, "now") else datetime.now(UTC)
+        return to_zone(now, report_zone()).date()
 
     def action_previous_period(self) -> None:
         self._step(-1)
