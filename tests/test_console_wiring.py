@@ -116,9 +116,10 @@ async def test_oncall_screen_shows_who_is_on_call(db: Any, tmp_path: Any) -> Non
         assert set(rows) == {"primary", "secondary"}
         # 52 weeks after 2025-03-03: alice, bob, carol, … → bob this week, until Monday 9 March 09:00.
         assert rows["primary"][1] == "bob"
-        assert rows["primary"][2] == "Mon 02 Mar 09:00" and rows["primary"][3] == "Mon 09 Mar 09:00"  # Amsterdam time, named below
-        assert rows["primary"][4] == "carol in 6d 20h"
-        assert rows["secondary"][4].endswith("in 20h 0m")  # daily hand-off at 09:00 tomorrow
+        # 80 columns: no SINCE (the shifts table's first row has it), the next person by id.
+        assert rows["primary"][2] == "Mon 09 Mar 09:00"  # Amsterdam time, named below
+        assert rows["primary"][3] == "carol in 6d 20h"
+        assert rows["secondary"][3].endswith("in 20h 0m")  # daily hand-off at 09:00 tomorrow
         shifts = table_rows(screen, "#oncall-shifts")
         assert "Shifts of primary" in str(screen.query_one("#oncall-shifts-title").render())
         assert "times in Europe/Amsterdam" in str(screen.query_one("#oncall-info").render())

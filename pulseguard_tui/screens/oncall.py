@@ -106,7 +106,7 @@ class OncallScreen(ConsoleScreen):
     def on_mount(self) -> None:
         super().on_mount()
         now_table = self.query_one("#oncall-now", DataTable)
-        now_table.add_columns("SCHEDULE", "ON CALL", "SINCE", "UNTIL", "NEXT HAND-OFF")
+        now_table.add_columns(*self._now_columns())
         self.query_one("#oncall-shifts", DataTable).add_columns("WHO", "FROM", "TO", "LAYER / OVERRIDE")
         now_table.focus()
         self.action_refresh()
@@ -146,6 +146,13 @@ class OncallScreen(ConsoleScreen):
     def compact(self) -> bool:
         return self.app.size.width < WIDE
 
+    def _now_columns(self) -> tuple[str, ...]:
+        """Below WIDE the shift's start is left to the shifts table (its first row), so who is on
+        call, until when, and who is next fit 80 columns whole."""
+        if self.compact:
+            return ("SCHEDULE", "ON CALL", "UNTIL", "NEXT HAND-OFF")
+        return ("SCHEDULE", "ON CALL", "SINCE", "UNTIL", "NEXT HAND-OFF")
+
     def on_resize(self) -> None:
         if self.overview is not None:
             self.show_overview(self.overview, None)
@@ -156,7 +163,12 @@ class OncallScreen(ConsoleScreen):
         table = self.query_one("#oncall-now", DataTable)
         info = self.query_one("#oncall-info", Static)
         keep = self.selected
-        table.clear()
+        columns = self._now_columns()
+        if tuple(str(c.label) for c in table.columns.values()) != columns:  # resized across WIDE
+            table.clear(columns=True)
+            table.add_columns(*columns)
+        else:
+            table.clear()
         if not overview or not overview["schedules"]:
             self.query_one("#oncall-shifts", DataTable).clear()
             self.query_one("#oncall-shifts-title", Static).update("")
@@ -166,7 +178,7 @@ class OncallScreen(ConsoleScreen):
             tz = s["timezone"]
             current, nxt = s.get("on_call"), s.get("next_handoff")
             if current is None:  # taken from an external calendar
-                table.add_row(s["name"], s.get("note") or "-", "-", "-", "-", key=s["name"])
+                table.add_row(s["name"], s.get("note") or "-", *["-"] * (len(columns) - 2), key=s["name"])
                 continue
             who = person_text(current.get("person"))
             if current.get("override"):
@@ -174,8 +186,11 @@ class OncallScreen(ConsoleScreen):
             until = local_text(current["end"], tz, compact) if current.get("end") else "no hand-off"
             handoff = "-"
             if nxt:
-                handoff = f"{person_text(nxt['person'])} in {span_text(nxt['in_seconds'])}"
-            table.add_row(s["name"], who, local_text(current["start"], tz, compact), until, handoff, key=s["name"])
+                # 80 columns: the next person by id (the shifts table below names them in full)
+                after = nxt["person"]["id"] if compact and nxt.get("person") else person_text(nxt["person"])
+                handoff = f"{after} in {span_text(nxt['in_seconds'])}"
+            since = () if compact else (local_text(current["start"], tz, compact),)
+            table.add_row(s["name"], who, *since, until, handoff, key=s["name"])
         names = [s["name"] for s in overview["schedules"]]
         index = names.index(keep) if keep in names else 0
         table.move_cursor(row=index)
