@@ -3,6 +3,11 @@
 Only the oldest pending row of a stream (one incident, one destination) is claimed; due rows go
 critical incidents first, then by due time, at most `per_destination` held per destination.
 Under the engine lease (`fence`) the lease row is checked in the claim's own transaction.
+The claim's transaction checks each chosen row again as it locks it (still pending, due and
+unclaimed): another engine may have sent it meanwhile, and a failure it recorded makes the row due
+only after its backoff. A head read earlier and still pending is still its stream's head: a row
+that left the pending state (delivered, dead) never comes back to it by the deliverer's hand (only
+`pulseguard notifications retry` queues a dead one again).
 """
 
 from __future__ import annotations
@@ -98,8 +103,10 @@ async def claim_heads(
         return []
     until = now + timedelta(seconds=lease)
     async with in_transaction() as conn:
+        # Checked again, row by row, as the rows are locked: since they were read, another engine
+        # may have claimed, sent and recorded one (delivered, or failed and due later only).
         rows = (
-            await Notification.filter(id__in=ids, state=NotificationState.PENDING)
+            await Notification.filter(id__in=ids, state=NotificationState.PENDING, next_attempt_at__lte=now)
             .filter(Q(claimed_until=None) | Q(claimed_until__lt=now))
             .select_for_update(skip_locked=True)
             .using_db(conn)
