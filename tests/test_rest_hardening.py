@@ -245,3 +245,29 @@ async def test_put_keeps_a_message_sent_with_an_unchanged_status_and_refuses_nul
             r = await c.put(f"/api/incidents/{key}", json={field: None})
             assert r.status_code == 422 and r.json()["field"] == field, (field, r.text)
         assert len((await c.get(f"/api/incidents/{key}")).json()["updates"]) == 1
+
+
+async def test_an_endpoint_that_takes_no_body_refuses_one_with_fields_and_changes_nothing(api):
+    """Bodies refuse unknown fields; an endpoint with no body at all ignored whatever came, so a
+    note sent with an acknowledgement vanished. `{}`, `null` and nothing still pass."""
+    async with api.client("responder") as c:
+        keys = [(await c.post("/api/incidents", json={"title": f"disk full {i}", "severity": "high"})).json()["key"] for i in range(3)]
+        r = await c.post(f"/api/incidents/{keys[0]}/acknowledge", json={"message": "on it"})
+        assert r.status_code == 422 and r.json()["field"] == "body" and "message" in r.json()["message"], r.text
+        r = await c.post(f"/api/incidents/{keys[0]}/acknowledge", content=b"on it", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 422 and r.json()["field"] == "body", r.text
+        r = await c.post(f"/api/incidents/{keys[0]}/acknowledge", json=["x"])
+        assert r.status_code == 422 and "list" in r.json()["message"], r.text
+        assert (await c.get(f"/api/incidents/{keys[0]}")).json()["status"] == "triggered"
+        # Nothing refused reached a snooze's end either.
+        r = await c.request("DELETE", f"/api/incidents/{keys[0]}/snooze", json={"until": "never"})
+        assert r.status_code == 422 and r.json()["field"] == "body", r.text
+        for key, body in zip(keys, (None, {}, "null"), strict=True):
+            if body == "null":
+                r = await c.post(f"/api/incidents/{key}/acknowledge", content=b"null", headers={"Content-Type": "application/json"})
+            else:
+                r = await c.post(f"/api/incidents/{key}/acknowledge", json=body)
+            assert r.status_code == 200 and r.json()["status"] == "investigating", (body, r.text)
+    async with api.client() as anonymous:  # the token is checked before the body
+        r = await anonymous.post(f"/api/incidents/{keys[0]}/acknowledge", json={"message": "on it"})
+        assert r.status_code == 401, r.text

@@ -162,6 +162,27 @@ Responder = Annotated[auth.Principal, Depends(require("responder"))]
 Admin = Annotated[auth.Principal, Depends(require("admin"))]
 
 
+async def no_body(request: Request) -> None:
+    """An endpoint that reads no body refuses one with fields in it, as every body refuses an
+    unknown field: `{"message": "on it"}` sent with an acknowledgement would otherwise vanish.
+    Nothing, whitespace, `{}` and `null` (what clients send by default) pass."""
+    raw = (await request.body()).strip()
+    if not raw or raw in (b"{}", b"null"):
+        return
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("body", "this endpoint takes no body, and what was sent is not JSON") from None
+    if isinstance(data, dict) and not data:
+        return
+    got = f"fields {', '.join(sorted(map(str, data)))[:200]}" if isinstance(data, dict) else f"a JSON {type(data).__name__}"
+    raise InvalidInput("body", f"this endpoint takes no body; it was sent {got}, which would be ignored")
+
+
+# Last among an endpoint's parameters: the token is checked first (401/403 before 422).
+NoBody = Annotated[None, Depends(no_body)]
+
+
 def _storable(value: str) -> str:
     # PostgreSQL refuses NUL in text and lone surrogates cannot be encoded: refuse them here,
     # with the field named, rather than fail in the database.

@@ -17,7 +17,7 @@ from pydantic import Field
 from engine.core.domain import InvalidInput
 from engine.learning import analytics, postmortem
 from engine.learning.postmortem import UNSET
-from engine.rest.common import Body, DataResponse, Day, Responder, Text, Viewer, When, check_id, incident_number, row_dict
+from engine.rest.common import Body, DataResponse, Day, NoBody, Responder, Text, Viewer, When, check_id, incident_number, row_dict
 
 router = APIRouter(prefix="/api", tags=["post-mortems and analytics"])
 
@@ -190,17 +190,17 @@ async def edit_entry(id: IncidentId, entry_id: int, body: EntryPatch, who: Respo
     status_code=204,
     summary="Remove an entry a person added (entries from events can only be hidden)",
 )
-async def remove_entry(id: IncidentId, entry_id: int, who: Responder) -> None:
+async def remove_entry(id: IncidentId, entry_id: int, who: Responder, _body: NoBody) -> None:
     await postmortem.remove_entry(incident_number(id), check_id(entry_id, "entry"), who.name)
 
 
 @router.post("/incidents/{id}/postmortem/publish", summary="Publish the post-mortem")
-async def publish(id: IncidentId, who: Responder) -> dict[str, Any]:
+async def publish(id: IncidentId, who: Responder, _body: NoBody) -> dict[str, Any]:
     return row_dict(await postmortem.publish(incident_number(id), who.name))
 
 
 @router.post("/incidents/{id}/postmortem/unpublish", summary="Take the post-mortem back to draft")
-async def unpublish(id: IncidentId, who: Responder) -> dict[str, Any]:
+async def unpublish(id: IncidentId, who: Responder, _body: NoBody) -> dict[str, Any]:
     return row_dict(await postmortem.unpublish(incident_number(id), who.name))
 
 

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents import queries, services
 from engine.rest import auth
-from engine.rest.common import Admin, Body, Text, Viewer, When, check_id, iso, rest_state
+from engine.rest.common import Admin, Body, NoBody, Text, Viewer, When, check_id, iso, rest_state
 from engine.storage.models import Service
 from engine.storage.monitor_models import MonitorTarget
 
@@ -175,7 +175,7 @@ async def change_service(name: NamePath, body: ServiceChange, who: Admin) -> dic
 
 
 @router.delete("/services/{name}", status_code=204, summary="Remove a service added through the API")
-async def delete_service(name: NamePath, who: Admin) -> None:
+async def delete_service(name: NamePath, who: Admin, _body: NoBody) -> None:
     async with in_transaction() as conn:
         deleted = await Service.filter(name=name).using_db(conn).delete()
         if not deleted:
@@ -256,7 +256,7 @@ async def add_maintenance(request: Request, body: MaintenanceIn, who: Admin) -> 
 
 
 @router.post("/maintenance/{window_id}/end", summary="End a maintenance window now")
-async def end_maintenance(window_id: int, who: Admin) -> dict[str, Any]:
+async def end_maintenance(window_id: int, who: Admin, _body: NoBody) -> dict[str, Any]:
     window = await services.end_maintenance(check_id(window_id, "maintenance window"), who.name)
     return {k: iso(getattr(window, k)) for k in window._meta.db_fields}
 
@@ -281,7 +281,7 @@ async def create_token(body: TokenIn, who: Admin) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{name}", status_code=204, tags=["auth"], summary="Revoke a token by name or id")
-async def revoke_token(name: NamePath, who: Admin) -> None:
+async def revoke_token(name: NamePath, who: Admin, _body: NoBody) -> None:
     if not name.strip():
         raise InvalidInput("name", "must not be empty")
     await auth.revoke_token(name, who.name)
@@ -337,7 +337,7 @@ async def get_user(request: Request, who: Viewer, name: NamePath) -> dict[str, A
 
 
 @router.post("/users/{name}/test", summary="Send a test message to each of the person's contact methods (admin)")
-async def test_user_contacts(request: Request, who: Admin, name: NamePath) -> dict[str, Any]:
+async def test_user_contacts(request: Request, who: Admin, name: NamePath, _body: NoBody) -> dict[str, Any]:
     from engine.escalation.contacts import send_tests
 
     user = _find_user(request, name)

@@ -14,7 +14,7 @@ from engine.core.domain import InvalidInput
 from engine.core.durations import duration_seconds
 from engine.incidents import queries, services
 from engine.incidents.services.silences import as_dict
-from engine.rest.common import Body, Responder, Text, Viewer, When, check_id, incident_number
+from engine.rest.common import Body, NoBody, Responder, Text, Viewer, When, check_id, incident_number
 from engine.rest.incidents.bodies import IncidentId
 
 router = APIRouter(prefix="/api", tags=["silences"])
@@ -88,7 +88,7 @@ async def extend_silence(silence_id: int, body: SilencePatch, who: Responder) ->
 
 
 @router.delete("/silences/{silence_id}", summary="Expire a silence now (pages it held are sent)")
-async def expire_silence(silence_id: int, who: Responder) -> dict[str, Any]:
+async def expire_silence(silence_id: int, who: Responder, _body: NoBody) -> dict[str, Any]:
     return as_dict(await services.expire_silence(check_id(silence_id, "silence"), who.name))
 
 
@@ -99,6 +99,6 @@ async def snooze(id: IncidentId, body: SnoozeIn, who: Responder) -> dict[str, An
 
 
 @router.delete("/incidents/{id}/snooze", summary="End a snooze now: paging resumes")
-async def unsnooze(id: IncidentId, who: Responder) -> dict[str, Any]:
+async def unsnooze(id: IncidentId, who: Responder, _body: NoBody) -> dict[str, Any]:
     inc = await services.unsnooze(incident_number(id), who.name)
     return {**queries.incident_dict(inc), "snoozed_until": None}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, Severity, Status, parse_enum
 from engine.incidents import queries, services
-from engine.rest.common import Responder, check_id, incident_number, rest_state, row_dict
+from engine.rest.common import NoBody, Responder, check_id, incident_number, rest_state, row_dict
 from engine.rest.incidents.bodies import (
     AssignIn,
     CommentIn,
@@ -125,7 +125,7 @@ async def add_update(id: IncidentId, body: UpdateIn, who: Responder) -> dict[str
 
 
 @router.post("/incidents/{id}/acknowledge", summary="Acknowledge (stops escalation)")
-async def acknowledge(id: IncidentId, who: Responder) -> dict[str, Any]:
+async def acknowledge(id: IncidentId, who: Responder, _body: NoBody = None) -> dict[str, Any]:
     return _incident(await services.acknowledge(incident_number(id), who.name))
 
 
@@ -216,5 +216,5 @@ async def complete_followup(followup_id: int, body: StepIn, who: Responder) -> d
 
 
 @router.post("/comments/{comment_id}/promote", status_code=201, summary="Publish an internal comment as a public update")
-async def promote_comment(comment_id: int, who: Responder) -> dict[str, Any]:
+async def promote_comment(comment_id: int, who: Responder, _body: NoBody) -> dict[str, Any]:
     return row_dict(await services.promote_comment(check_id(comment_id, "comment"), who.name))
