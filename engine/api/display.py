@@ -8,17 +8,19 @@ from typing import Any
 
 from engine.core.durations import format_age, format_span
 from engine.core.textclean import terminal_text
-from engine.core.timefmt import format_range, format_time
+from engine.core.timefmt import display_zone, format_range, format_time, to_zone
 
 __all__ = [
     "audit_change",
     "audit_change_lines",
+    "display_zone",
     "format_age",
     "format_range",
     "format_report",
     "format_span",
     "format_time",
     "terminal_text",
+    "to_zone",
 ]
 
 

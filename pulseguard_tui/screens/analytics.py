@@ -50,7 +50,7 @@ OWN_BINDINGS: list[BindingType] = [
 def report_zone() -> str:
     """The zone whose days the periods follow: the one the console shows times in when
     `[engine] timezone` is set, else UTC, as `pulseguard report` counts them."""
-    from engine.core.timefmt import display_zone
+    from engine.api.display import display_zone
 
     return str(getattr(display_zone(), "key", None) or "UTC")
 
@@ -125,7 +125,7 @@ class AnalyticsScreen(ConsoleScreen):
 
     def _today(self) -> date:
         """Today in the report's zone (the console's clock is UTC)."""
-        from engine.core.timefmt import to_zone
+        from engine.api.display import to_zone
 
         app: Any = self.app
         now = app.now() if hasattr(app, "now") else datetime.now(UTC)
