@@ -95,6 +95,7 @@ class PulseGuardApp(App[None]):
         self.feed_cursor: int | None = None
         self.feed_error: str | None = None
         self.keymap_problems: list[str] = []
+        self.held_toasts: list[str] = []  # announced while a form was open (pulseguard_tui.feed)
         # What the engine lets this console do (EngineAPI.capabilities); until it answers,
         # nothing is hidden.
         self.capabilities = Capabilities()

@@ -57,9 +57,24 @@ def announce_critical(app: PulseGuardApp, event: dict[str, Any]) -> None:
     key = event.get("incident") or "?"
     if app.settings.bell:
         app.bell()
-    app.notify(event.get("summary") or f"{key} opened", title="New critical incident", severity="error", timeout=15)
+    text = event.get("summary") or f"{key} opened"
+    if getattr(app.screen, "holds_toasts", False):  # a toast would cover the form's lower fields at 80x24
+        app.held_toasts.append(text)  # the bell rang and the header counts it; shown when the form closes
+    else:
+        show_critical(app, text)
     until = time.monotonic() + HIGHLIGHT_SECONDS
     for screen in app.live_screens():
         table = getattr(screen, "table", None)
         if table is not None and hasattr(table, "highlight"):
             table.highlight(key, until)
+
+
+def show_critical(app: PulseGuardApp, text: str) -> None:
+    app.notify(text, title="New critical incident", severity="error", timeout=15)
+
+
+def show_held(app: PulseGuardApp) -> None:
+    """The critical incidents announced while a form was open, now that it has closed."""
+    held, app.held_toasts = app.held_toasts, []
+    for text in held:
+        show_critical(app, text)

@@ -13,6 +13,7 @@ from support.db import run_cli
 from support.pilot import main, select_row, until
 
 from engine.incidents import services
+from pulseguard_tui.forms.base import FormScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 
 
@@ -55,6 +56,37 @@ async def test_incident_created_by_another_process_shows_within_two_seconds(db: 
         assert key in screen.table.highlights
         # The header's counts follow too.
         assert app.counts["critical"] == 2
+
+
+async def test_a_critical_incident_announced_while_a_form_is_open_waits_for_it_to_close(db: Any) -> None:
+    """At 80x24 the toast covered the lower fields of an open form (the new-incident form's
+    assignee and detection time) for 15 s. The bell rings and the header counts it at once; the
+    toast shows when the form closes."""
+    await seed()
+    app = make_app(db)
+    bells: list[float] = []
+    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    said = lambda: [n.message for n in app._notifications if n.title == "New critical incident"]  # noqa: E731
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = main(app)
+        await until(pilot, lambda: screen.table.loaded, what="first load")
+        critical = app.counts.get("critical", 0)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), what="the new-incident form")
+        await pilot.press(*"Checkout")
+        proc = await asyncio.to_thread(
+            run_cli, db, "incident", "create", "--title", "Payments down", "--severity", "critical", actor="carol"
+        )
+        assert proc.returncode == 0, proc.stderr
+        key = proc.stdout.split()[0]
+        await until(pilot, lambda: bells and app.counts.get("critical", 0) == critical + 1, what="bell and header count")
+        await pilot.pause(0.2)
+        assert said() == [], said()
+        assert key in app.held_toasts[0]
+        assert app.screen.query_one("#f-title").value == "Checkout"  # the form is untouched
+        await pilot.press("escape")
+        await until(pilot, lambda: said(), what="the toast, once the form closed")
+        assert key in said()[0] and app.held_toasts == []
 
 
 async def test_change_by_another_process_updates_detail_and_keeps_scroll(db: Any) -> None:

@@ -91,6 +91,7 @@ class FormScreen(ModalScreen[Any]):
 
     title_text = "Form"
     hint_text = "Enter save · Tab next field · Esc cancel"
+    holds_toasts = True  # a new critical incident's toast waits until the form closes (feed.announce_critical)
     # engine field name -> form field name, for the fields whose names differ
     FIELD_MAP: dict[str, str] = {}
 
@@ -124,6 +125,13 @@ class FormScreen(ModalScreen[Any]):
         first = next((w for w in self.query("Input, Select, Checkbox, TextArea") if w.focusable), None)
         if first is not None:
             first.focus()
+
+    def on_unmount(self) -> None:
+        from pulseguard_tui.feed import show_held
+
+        app: Any = self.app
+        if getattr(app, "held_toasts", None):
+            app.call_later(show_held, app)
 
     # --- values and problems -----------------------------------------------------------------
 
