@@ -101,6 +101,36 @@ async def test_help_lists_every_key(sdb: Any) -> None:
         await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="help closed")
 
 
+async def test_a_long_key_description_wraps_under_itself_not_from_the_first_column(sdb: Any) -> None:
+    indent = 17  # "  " + a key in 14 cells + " ": where each description starts
+
+    await seed()
+    app = make_app(sdb)
+    async with app.run_test(size=(60, 24)) as pilot:
+        await started(app, pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        widget = app.screen.query_one("#help-text")
+        await until(pilot, lambda: "Snooze paging" in str(widget.render()), what="help text")
+        lines = str(widget.render()).splitlines()
+        width = widget.size.width
+        at = next(i for i, line in enumerate(lines) if line.startswith("  z ") and "Snooze paging" in line)
+        assert len(lines[at]) <= width and lines[at + 1].startswith(" " * indent), lines[at : at + 2]
+        assert lines[at + 1].strip().endswith("(changes data)")  # the mark stays whole
+        keyed = [i for i, line in enumerate(lines) if line.startswith("  ") and not line.startswith(" " * indent)]
+        for i in keyed:  # each key's lines fit, the further ones indented under the description
+            assert len(lines[i]) <= width, lines[i]
+            j = i + 1
+            while j < len(lines) and lines[j].startswith(" " * indent):
+                assert len(lines[j]) <= width, lines[j]
+                j += 1
+            assert j == len(lines) or not lines[j] or lines[j].startswith("  ") or lines[j][0] != " ", lines[j]
+        promote = "Promote internal comment to public update (changes data)"
+        assert not any(promote in line for line in lines)  # wrapped at 60 columns
+        await pilot.resize_terminal(100, 24)  # wider: it fits whole again
+        await until(pilot, lambda: any(promote in line for line in str(widget.render()).splitlines()), what="rewrap")
+
+
 async def test_palette_runs_actions_and_switches_screens(sdb: Any) -> None:
     from pulseguard_tui.forms.incident import AcknowledgeScreen
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -34,14 +35,37 @@ NAVIGATION = (
 )
 
 
-def help_content(app: Any) -> Content:
-    """The help as styled text (built as Content, never markup: keys like `[` stay keys)."""
+KEY_CELLS = 17  # "  " + the key in 14 cells + " ": where every description starts
+
+
+def help_content(app: Any, width: int | None = None) -> Content:
+    """The help as styled text (built as Content, never markup: keys like `[` stay keys). With
+    `width`, a description too long for it goes on under itself, not from the first column."""
     parts: list[str | tuple[str, str]] = []
 
     def line(key: str, what: str, mark: str = "") -> None:
-        parts.extend([("  " + f"{key:<14}", "bold"), f" {what}"])
-        if mark:
-            parts.append((mark, "dim"))
+        parts.append(("  " + f"{key:<14}", "bold"))
+        room = (width or 0) - KEY_CELLS
+        if room < 20 or cell_len(what + mark) <= room:
+            parts.append(f" {what}")
+            if mark:
+                parts.append((mark, "dim"))
+        else:  # wrapped by hand, the mark dim as ever, each further line indented under the first
+            words = what.split(" ") + ([mark.strip()] if mark else [])  # the mark stays whole
+            plain = len(what.split(" "))  # the words that are not the mark
+            rows: list[list[tuple[int, str]]] = [[]]
+            used = 0
+            for i, word in enumerate(words):
+                if rows[-1] and used + 1 + cell_len(word) > room:
+                    rows.append([])
+                    used = 0
+                used += (1 if rows[-1] else 0) + cell_len(word)
+                rows[-1].append((i, word))
+            for r, row in enumerate(rows):
+                parts.append(" " if r == 0 else "\n" + " " * KEY_CELLS)
+                for j, (i, word) in enumerate(row):
+                    text = (" " if j else "") + word
+                    parts.append((text, "dim") if i >= plain else text)
         parts.append("\n")
 
     available = getattr(app, "action_available", None)
@@ -72,6 +96,15 @@ def help_text(app: Any) -> str:
     return help_content(app).plain
 
 
+class HelpText(Static):
+    """The help, its long descriptions wrapped under themselves for the width it has."""
+
+    def on_resize(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            self.update(screen._content(self.size.width))
+
+
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; background: $background 60%; }
@@ -82,8 +115,11 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            title = Content.assemble(("PulseGuard keys", "bold"), "  (Esc closes)\n\n")
-            yield Static(title + help_content(self.app), id="help-text")
+            yield HelpText(self._content(None), id="help-text")
+
+    def _content(self, width: int | None) -> Content:
+        title = Content.assemble(("PulseGuard keys", "bold"), "  (Esc closes)\n\n")
+        return title + help_content(self.app, width)
 
     async def action_dismiss(self, result: Any = None) -> None:
         self.dismiss(None)
