@@ -101,8 +101,9 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     """`X-PagerDuty-Signature: v1=<hex>[,v1=<hex>]` (several while a secret is being rotated)."""
     if not header:
         return False
-    expected = "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, part.strip()) for part in header.split(","))
+    expected = ("v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()).encode()
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
+    return any(hmac.compare_digest(expected, part.strip().encode("utf-8", "replace")) for part in header.split(","))
 
 
 def parse_webhook(body: bytes, headers: Mapping[str, str], secret: str | None = None) -> SyncAction | None:
@@ -123,16 +124,23 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], secret: str | None = 
     action = {"incident.acknowledged": "acknowledge", "incident.resolved": "resolve"}.get(kind)
     if action is None:
         return None
+    agent_doc = event.get("agent") or {}
+    for name, part in (("data", data), ("agent", agent_doc)):
+        if not isinstance(part, dict):
+            got = {str: "a string", list: "an array", bool: "a boolean"}.get(type(part), "a number")
+            raise ValueError(f"event.{name} must be an object, not {got}")
     number = None
     key = str(data.get("incident_key") or data.get("dedup_key") or "")
-    if key.startswith("pulseguard-INC-") and key[len("pulseguard-INC-") :].isdigit():
-        number = int(key[len("pulseguard-INC-") :])
+    digits = key[len("pulseguard-INC-") :]
+    # isascii: str.isdigit() also accepts characters such as '²' that int() refuses.
+    if key.startswith("pulseguard-INC-") and digits.isascii() and digits.isdigit():
+        number = int(digits)
     else:
         m = _KEY_RE.search(str(data.get("title") or data.get("summary") or ""))
         number = int(m.group(1)) if m else None
     if number is None:
         return None
-    agent = (event.get("agent") or {}).get("summary") or "PagerDuty"
+    agent = agent_doc.get("summary") or "PagerDuty"
     return SyncAction(number, action, f"pagerduty:{agent}"[:64], str(data.get("id") or ""))
 
 

@@ -80,11 +80,11 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
         {
             "fingerprint": _fingerprint(a),
             "status": a.status,
-            "starts_at": alert_time(a.startsAt),
+            "starts_at": alert_time(a.startsAt, f"alerts.{i}.startsAt"),
             "summary": clip(a.annotations.get("summary") or a.labels.get("alertname") or name, 300) + _label_text(a.labels),
             "url": clip(a.generatorURL, 2000) or None,
         }
-        for a in body.alerts
+        for i, a in enumerate(body.alerts)
     ]
     parts = {
         "service": svc,

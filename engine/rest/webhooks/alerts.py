@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from engine.config.model import secret_from_env
 from engine.core.clock import utcnow
-from engine.core.domain import OPEN_STATUSES, IllegalTransition
+from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput, check_time
 from engine.incidents import queries, services
 from engine.rest.auth import Principal, secure_equal
 from engine.rest.common import RestState, authenticate_request, bearer_scheme, rest_state
@@ -198,15 +198,19 @@ def clean_names(values: list[Any]) -> list[str]:
     return [str(v).strip() for v in values if isinstance(v, str) and NAME_OK.match(str(v).strip())]
 
 
-def alert_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value or value.startswith("0001-"):
+def alert_time(value: Any, field: str) -> datetime | None:
+    """An alert's time (RFC 3339), no later than now; None when unset (empty, or Alertmanager's
+    zero time in year 1). Not a time, or outside what is stored (1900 to 9000): InvalidInput
+    naming `field`, as an incident created through the API would be refused."""
+    if not isinstance(value, str) or not value.strip() or value.startswith("0001-"):
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        return None
+        raise InvalidInput(field, f"{value[:60]!r} is not a time (expected RFC 3339, 2026-01-01T10:00:00Z)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    check_time(parsed, field)
     return min(parsed, utcnow())
 
 

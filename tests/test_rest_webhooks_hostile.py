@@ -1,0 +1,105 @@
+"""Inbound webhooks as a hostile or sloppy sender uses them, against a real server (SQLite and
+PostgreSQL): wrong types where objects belong, odd bytes in signatures, times outside what the
+product stores. Each refusal names what is wrong, answers without a 500 and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from support.rest import config, running_api
+
+from engine.storage.models import Event, Incident
+
+PD = """
+[engine]
+timezone = "UTC"
+
+[integrations.pagerduty]
+routing_key_env = "TEST_PD_KEY"
+webhook_secret_env = "TEST_PD_SECRET"
+incident_sync = true
+"""
+
+
+def signed(doc: object) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(doc).encode()
+    signature = "v1=" + hmac.new(b"pd-secret", body, hashlib.sha256).hexdigest()
+    return body, {"X-PagerDuty-Signature": signature, "Content-Type": "application/json"}
+
+
+async def test_pagerduty_event_parts_of_the_wrong_type_are_a_422_naming_them(db, monkeypatch):
+    monkeypatch.setenv("TEST_PD_SECRET", "pd-secret")
+    async with running_api(config(PD)) as api:
+        async with api.client("responder") as c:
+            key = (await c.post("/api/incidents", json={"title": "DB down", "severity": "critical"})).json()["key"]
+        data = {"incident_key": f"pulseguard-{key}"}
+        cases = [
+            ({"event_type": "incident.acknowledged", "data": "P1"}, "event.data"),
+            ({"event_type": "incident.acknowledged", "data": [data]}, "event.data"),
+            ({"event_type": "incident.acknowledged", "data": data, "agent": "Bob"}, "event.agent"),
+            ({"event_type": "incident.resolved", "data": data, "agent": ["Bob"]}, "event.agent"),
+        ]
+        async with api.client() as pd:
+            for event, named in cases:
+                body, headers = signed({"event": event})
+                r = await pd.post("/api/webhooks/pagerduty", content=body, headers=headers)
+                assert r.status_code == 422, (event, r.status_code, r.text)
+                assert named in r.json()["message"], r.json()
+            # A key whose "digits" are not decimal digits is not one of ours: ignored, not a 422
+            # quoting Python's int().
+            body, headers = signed({"event": {"event_type": "incident.acknowledged", "data": {"incident_key": "pulseguard-INC-²"}}})
+            r = await pd.post("/api/webhooks/pagerduty", content=body, headers=headers)
+            assert r.status_code == 200 and r.json()["result"].startswith("ignored"), r.text
+    incident = await Incident.get(number=int(key.split("-")[1]))
+    assert incident.status == "triggered" and incident.acknowledged_by is None
+
+
+async def test_a_pagerduty_signature_with_non_ascii_bytes_is_a_401(db, monkeypatch):
+    monkeypatch.setenv("TEST_PD_SECRET", "pd-secret")
+    async with running_api(config(PD)) as api:
+        async with api.client("responder") as c:
+            key = (await c.post("/api/incidents", json={"title": "DB down", "severity": "critical"})).json()["key"]
+        body, _ = signed({"event": {"event_type": "incident.acknowledged", "data": {"incident_key": f"pulseguard-{key}"}}})
+        async with api.client() as pd:
+            for signature in ("v1=\xff", "v1=é" + "0" * 62, "v1=abc,v1=\xe9"):
+                r = await pd.post(
+                    "/api/webhooks/pagerduty",
+                    content=body,
+                    headers=[("X-PagerDuty-Signature", signature.encode("latin-1")), ("Content-Type", "application/json")],
+                )
+                assert r.status_code == 401, (signature, r.status_code, r.text)
+                assert "signature" in r.json()["message"]
+    incident = await Incident.get(number=int(key.split("-")[1]))
+    assert incident.status == "triggered" and incident.acknowledged_by is None
+
+
+def am(starts_at: object) -> dict:
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="Old"}',
+        "status": "firing",
+        "groupLabels": {"alertname": "Old"},
+        "commonLabels": {"alertname": "Old"},
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": "Old", "instance": "a"}},
+            {"status": "firing", "labels": {"alertname": "Old", "instance": "b"}, "startsAt": starts_at},
+        ],
+    }
+
+
+async def test_an_alertmanager_start_time_that_is_no_time_or_out_of_range_is_a_422(db):
+    async with running_api(config()) as api, api.client("responder") as c:
+        for starts_at in ("0002-01-01T00:00:00+14:00", "1899-12-31T23:00:00Z", "yesterday", "2026-13-01T00:00:00Z"):
+            r = await c.post("/api/webhooks/alertmanager", json=am(starts_at))
+            assert r.status_code == 422, (starts_at, r.text)
+            assert r.json()["field"] == "alerts.1.startsAt", r.json()
+            assert starts_at[:10] in r.json()["message"]
+        assert await Incident.all().count() == 0 and await Event.all().count() == 0
+        # Alertmanager's zero time (an unset time) and a real start still pass.
+        for starts_at in ("0001-01-01T00:00:00Z", "2026-01-01T10:00:00.123456789Z"):
+            r = await c.post("/api/webhooks/alertmanager", json=am(starts_at))
+            assert r.status_code == 200, r.text
+    incident = await Incident.get()
+    assert incident.detected_at.year == 2026
