@@ -271,3 +271,22 @@ async def test_an_endpoint_that_takes_no_body_refuses_one_with_fields_and_change
     async with api.client() as anonymous:  # the token is checked before the body
         r = await anonymous.post(f"/api/incidents/{keys[0]}/acknowledge", json={"message": "on it"})
         assert r.status_code == 401, r.text
+
+
+async def test_a_body_that_cannot_be_read_is_refused_saying_why_and_where(api):
+    """Invalid UTF-8 and JSON nested past what can be read got 400 "There was an error parsing
+    the body"; bad JSON got "is not valid JSON" without saying where."""
+    async with api.client("responder", headers={"Content-Type": "application/json"}) as c:
+        key = (await c.post("/api/incidents", json={"title": "checkout slow", "severity": "high"})).json()["key"]
+        for body, says in [
+            (b'{"content": "\xff\xfe caf\xe9"}', "is not valid UTF-8 (byte 0xff at byte 13)"),
+            (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+            (b'{"content": "x",}', "is not valid JSON (expecting property name enclosed in double quotes at character 16)"),
+        ]:
+            for method, path in (("POST", f"/api/incidents/{key}/comments"), ("PUT", f"/api/incidents/{key}")):
+                r = await c.request(method, path, content=body)
+                assert r.status_code == 422, (method, body[:20], r.text)
+                assert r.json()["field"] == "body" and says in r.json()["message"], r.text
+                assert r.json()["errors"][0]["field"] == "body", r.text
+        incident = (await c.get(f"/api/incidents/{key}")).json()
+        assert incident["comments"] == [] and incident["version"] == 0, incident

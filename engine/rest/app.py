@@ -86,7 +86,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         field = _field(err.get("loc", ()))
         msg = str(err.get("msg", "is not valid"))
         if err.get("type") == "json_invalid":
-            field, msg = "body", "is not valid JSON"
+            where = err.get("loc", ())[1:2]
+            why = str((err.get("ctx") or {}).get("error") or "").lower()
+            field = "body"
+            msg = f"is not valid JSON ({why} at character {where[0]})" if why and where else "is not valid JSON"
         elif err.get("type") == "missing":
             msg = "is required"
         problems.append({"field": field, "message": msg})
@@ -96,6 +99,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and cause is not None:  # FastAPI could not read the body: say why
+        why = None
+        if isinstance(cause, UnicodeDecodeError):
+            why = f"is not valid UTF-8 (byte 0x{cause.object[cause.start : cause.start + 1].hex()} at byte {cause.start})"
+        elif isinstance(cause, RecursionError):
+            why = "its JSON is nested too deeply to read"
+        if why is not None:
+            return _error(422, f"body: {why}", "body", errors=[{"field": "body", "message": why}])
     return _error(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
