@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
+from urllib.parse import urlencode
 
 from support.rest import config, running_api
 
@@ -103,3 +105,65 @@ async def test_an_alertmanager_start_time_that_is_no_time_or_out_of_range_is_a_4
             assert r.status_code == 200, r.text
     incident = await Incident.get()
     assert incident.detected_at.year == 2026
+
+
+async def test_an_alert_body_that_is_not_utf8_or_nested_too_deeply_is_a_422_saying_so(db):
+    firing = '{"version": "4", "groupKey": "g\xe9", "status": "firing", "alerts": [{"status": "firing"}]}'
+    deep = '{"title": "x", "tags": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    cases = [
+        ("/api/webhooks/alertmanager", firing.encode("latin-1"), "UTF-8"),
+        ("/api/webhooks/alert", b'{"title": "disk \xff full"}', "UTF-8"),
+        ("/api/webhooks/alertmanager", deep.encode(), "deep"),
+        ("/api/webhooks/alert", deep.encode(), "deep"),
+    ]
+    async with running_api(config()) as api, api.client("responder") as c:
+        for path, body, said in cases:
+            r = await c.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 422, (path, r.text)
+            assert r.json()["field"] == "body" and said in r.json()["message"], r.json()
+    assert await Incident.all().count() == 0 and await Event.all().count() == 0
+
+
+SLACK = """
+[engine]
+timezone = "UTC"
+
+[[users]]
+id = "alice"
+slack = "U1"
+
+[integrations.slack]
+signing_secret_env = "TEST_SLACK_SECRET"
+command_integration = true
+interactive = true
+"""
+
+
+def slack_signed(body: bytes, stamp: str | None = None) -> dict[str, str]:
+    stamp = stamp or str(int(time.time()))
+    digest = hmac.new(b"slack-secret", b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}", "Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def test_slack_requests_with_absurd_timestamps_or_payload_shapes_are_refused_without_a_500(db, monkeypatch):
+    monkeypatch.setenv("TEST_SLACK_SECRET", "slack-secret")
+    async with running_api(config(SLACK)) as api:
+        async with api.client("responder") as c:
+            key = (await c.post("/api/incidents", json={"title": "Payments down", "severity": "critical"})).json()["key"]
+        async with api.client() as slack:
+            # A timestamp longer than int() reads (4300 digits): a bad timestamp, before any signature.
+            body = urlencode({"text": f"ack {key}", "user_id": "U1"}).encode()
+            for path in ("/api/webhooks/slack", "/api/webhooks/slack/actions"):
+                r = await slack.post(path, content=body, headers=slack_signed(body, "9" * 5000))
+                assert r.status_code == 401 and "X-Slack-Request-Timestamp" in r.json()["message"], (path, r.text)
+            # Interaction JSON nested deeper than the parser goes, and `actions` that is no list.
+            deep = b"payload=" + b"[" * 30_000
+            r = await slack.post("/api/webhooks/slack/actions", content=deep, headers=slack_signed(deep))
+            assert r.status_code == 400 and "payload" in r.json()["message"], r.text
+            for actions in (5, True, 1.5, [{"action_id": ["pulseguard.acknowledge"], "value": key}]):
+                doc = {"type": "block_actions", "user": {"id": "U1"}, "actions": actions}
+                body = urlencode({"payload": json.dumps(doc)}).encode()
+                r = await slack.post("/api/webhooks/slack/actions", content=body, headers=slack_signed(body))
+                assert r.status_code == 200 and r.json() == {}, (actions, r.text)
+    incident = await Incident.get(number=int(key.split("-")[1]))
+    assert incident.status == "triggered" and incident.acknowledged_by is None

@@ -32,7 +32,8 @@ def verify_slack(secret: str, body: bytes, timestamp: str | None, signature: str
     """None when the request is Slack's; otherwise why not."""
     if not timestamp or not signature:
         return "missing X-Slack-Request-Timestamp or X-Slack-Signature"
-    if not timestamp.isascii() or not timestamp.isdigit():
+    # At most 15 digits: int() refuses more than 4300, and no Unix time has more than 11.
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 15:
         return "bad X-Slack-Request-Timestamp"
     if abs((time.time() if now is None else now) - int(timestamp)) > SLACK_MAX_AGE:
         return "request timestamp is more than 5 minutes away (replayed or clock skew)"
@@ -171,7 +172,9 @@ async def press(config: Any, payload: dict[str, Any], nonce: str) -> dict[str, A
     that is not ours to answer (the Open button is a plain link)."""
     from engine.incidents.services import act_once
 
-    pressed = next((a for a in payload.get("actions") or [] if isinstance(a, dict) and a.get("action_id") in BUTTONS), None)
+    actions = payload.get("actions")
+    actions = actions if isinstance(actions, list) else []
+    pressed = next((a for a in actions if isinstance(a, dict) and str(a.get("action_id")) in BUTTONS), None)
     if pressed is None:
         return None
     action, key = BUTTONS[str(pressed["action_id"])], str(pressed.get("value") or "")
@@ -216,7 +219,7 @@ async def slack_actions(request: Request, background: BackgroundTasks) -> dict[s
     try:
         raw = (parse_qs(body.decode("utf-8")).get("payload") or [""])[0]
         payload = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise HTTPException(400, "expected a form with a `payload` field holding Slack's interaction JSON") from None
     if not isinstance(payload, dict) or payload.get("type") != "block_actions":
         return {}  # other interactions (shortcuts, modals) are not PulseGuard's
