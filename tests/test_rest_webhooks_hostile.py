@@ -167,3 +167,39 @@ async def test_slack_requests_with_absurd_timestamps_or_payload_shapes_are_refus
                 assert r.status_code == 200 and r.json() == {}, (actions, r.text)
     incident = await Incident.get(number=int(key.split("-")[1]))
     assert incident.status == "triggered" and incident.acknowledged_by is None
+
+
+def group(status: str, alerts: list[tuple[str, str]], alertname: str = "Latency") -> dict:
+    return {
+        "version": "4",
+        "groupKey": "{}:{job=api}",
+        "status": status,
+        "groupLabels": {"job": "api"},
+        "commonLabels": {"alertname": alertname, "job": "api"},
+        "alerts": [{"status": s, "labels": {"alertname": alertname, "instance": inst}} for inst, s in alerts],
+    }
+
+
+async def test_an_alertmanager_group_resolved_while_an_alert_fires_is_refused_naming_the_alert(db):
+    async with running_api(config()) as api, api.client("responder") as c:
+        r = await c.post("/api/webhooks/alertmanager", json=group("resolved", [("a", "resolved"), ("b", "firing")]))
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "status" and "alerts.1" in r.json()["message"], r.json()
+        assert await Incident.all().count() == 0
+        r = await c.post("/api/webhooks/alertmanager", json=group("firing", [("a", "firing"), ("b", "firing")]))
+        assert r.status_code == 200 and r.json()["action"] == "created", r.text
+        # The contradiction does not move the incident to monitoring while b still fires.
+        r = await c.post("/api/webhooks/alertmanager", json=group("resolved", [("a", "resolved"), ("b", "firing")]))
+        assert r.status_code == 422, r.text
+    incident = await Incident.get()
+    assert incident.status == "triggered" and incident.firing_count == 1
+    assert [e.kind for e in await Event.filter(incident_id=incident.id, kind__startswith="alert_")] == ["alert_firing"] * 2
+
+
+async def test_a_blank_alertname_falls_back_instead_of_a_422_about_a_title_never_sent(db):
+    async with running_api(config()) as api, api.client("responder") as c:
+        body = dict(group("firing", [("a", "firing")], alertname="   "), groupLabels={"alertname": "   "})
+        r = await c.post("/api/webhooks/alertmanager", json=body)
+        assert r.status_code == 200, r.text
+    incident = await Incident.get()
+    assert incident.title.strip() and incident.title.strip() == incident.title

@@ -64,7 +64,14 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
     label = am.severity_label if am is not None else "severity"
     common, annotations = body.commonLabels, body.commonAnnotations
     first = body.alerts[0]
-    name = common.get("alertname") or body.groupLabels.get("alertname") or first.labels.get("alertname") or "alert"
+    if body.status == "resolved":
+        # Alertmanager calls a group resolved only once every alert of it is: a firing alert
+        # in a resolved group would move the incident to monitoring while it fires.
+        still = next((i for i, a in enumerate(body.alerts) if a.status == "firing"), None)
+        if still is not None:
+            raise InvalidInput("status", f"is resolved, but alerts.{still} is firing (a resolved group has only resolved alerts)")
+    named = (common.get("alertname"), body.groupLabels.get("alertname"), first.labels.get("alertname"))
+    name = next((n.strip() for n in named if n and n.strip()), "alert")
     summary = annotations.get("summary") or (first.annotations.get("summary") if len(body.alerts) == 1 else None)
     if not summary:
         # Name the group by its labels: "HighLatency (cluster=eu, job=api)".
