@@ -39,8 +39,9 @@ def test_capabilities_not_yet_known_hide_nothing() -> None:
     assert all(Capabilities().has(feature) for feature in FEATURES)
 
 
-def test_a_remote_engine_does_not_serve_on_call() -> None:
-    assert Capabilities(remote=RemoteEngine.remote).oncall is False
+def test_a_remote_engine_serves_on_call_when_it_says_so() -> None:
+    assert Capabilities(remote=RemoteEngine.remote, features={"oncall": True}).oncall is True
+    assert Capabilities(remote=RemoteEngine.remote, features={"analytics": True}).oncall is False  # an older engine
 
 
 def test_an_engine_in_this_process_serves_on_call() -> None:

@@ -169,7 +169,7 @@ async def test_api_me_says_what_the_server_serves(api: Api) -> None:
     async with api.client("viewer") as client:
         me = (await client.get("/api/me")).json()
     assert me["name"] == "viewer-token" and me["role"] == "viewer" and me["may_write"] is False
-    assert me["features"] == {"postmortems": True, "postmortem_edits": True, "analytics": True}
+    assert me["features"] == {"postmortems": True, "postmortem_edits": True, "analytics": True, "oncall": True}
     for role, may_write in (("viewer", False), ("responder", True)):
         remote = await RemoteEngine.connect(api.url, api.tokens[role])
         try:
@@ -180,7 +180,7 @@ async def test_api_me_says_what_the_server_serves(api: Api) -> None:
             "name": f"{role}-token",
             "role": role,
             "may_write": may_write,
-            "features": {"postmortems": True, "postmortem_edits": True, "analytics": True},
+            "features": {"postmortems": True, "postmortem_edits": True, "analytics": True, "oncall": True},
         }
     local = await LocalEngine("alice").capabilities()
     assert local["role"] == "local" and local["may_write"] and all(local["features"].values())
@@ -190,10 +190,11 @@ async def test_an_engine_without_postmortems_or_analytics_says_so_in_api_me(db: 
     async with running_api() as api:
         async with api.client("responder") as client:
             me = (await client.get("/api/me")).json()
-        assert me["may_write"] is True and me["features"] == {"postmortems": False, "postmortem_edits": False, "analytics": False}
+        learning = {"postmortems": False, "postmortem_edits": False, "analytics": False}
+        assert me["may_write"] is True and me["features"] == {**learning, "oncall": True}
         remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
         try:
-            assert not any((await remote.capabilities())["features"].values())
+            assert (await remote.capabilities())["features"] == {**learning, "oncall": True}
         finally:
             await remote.aclose()
 
@@ -294,3 +295,84 @@ async def test_every_modal_over_the_api_then_the_next_key_acts_on_the_list(api: 
             assert expected <= seen, f"not opened: {expected - seen}"
     finally:
         await cleanup()
+
+
+ONCALL_SERVER = """
+[engine]
+timezone = "Europe/Amsterdam"
+[[users]]
+id = "alice"
+name = "Alice Jansen"
+email = "alice@example.com"
+phone = "+31600000001"
+[[users]]
+id = "bob"
+name = "Bob de Vries"
+email = "bob@example.com"
+[[schedules]]
+name = "primary"
+rotation = "weekly"
+handoff = "monday 09:00"
+start = 2025-03-03
+users = ["alice", "bob"]
+"""
+
+
+async def test_on_call_over_the_api_as_the_engine_computes_it_contacts_for_responders_only(db: Any) -> None:
+    from datetime import UTC, datetime
+
+    from support.rest import config
+
+    from engine.oncall.overview import load_oncall_overview
+
+    cfg = config(ONCALL_SERVER)
+    at = datetime(2026, 3, 4, 12, tzinfo=UTC)
+    async with running_api(cfg) as api:
+        async with api.client("responder") as c:
+            full = (await c.get("/api/oncall", params={"at": at.isoformat(), "days": 7})).json()
+            assert full == await load_oncall_overview(cfg, at, days=7)
+            assert full["schedules"][0]["on_call"]["person"]["phone"] == "+31600000001"
+            r = await c.get("/api/oncall", params={"schedule": "nope"})
+            assert r.status_code == 404 and "nope" in r.json()["message"], r.text
+            r = await c.get("/api/oncall", params={"at": "yesterday"})
+            assert r.status_code == 422 and r.json()["field"] == "at", r.text
+        async with api.client("viewer") as c:
+            seen = (await c.get("/api/oncall", params={"at": at.isoformat(), "days": 7})).json()
+        people = [seen["schedules"][0]["on_call"]["person"], seen["schedules"][0]["next_handoff"]["person"]]
+        people += [s["person"] for s in seen["schedules"][0]["shifts"]]
+        assert all(p["name"] and not {"email", "phone", "slack"} & set(p) for p in people), people
+
+
+async def test_on_call_over_the_api_without_schedules_is_empty(db: Any) -> None:
+    from support.rest import config
+
+    async with running_api(config()) as api, api.client("viewer") as c:
+        assert (await c.get("/api/oncall")).json()["schedules"] == []
+
+
+async def test_remote_console_shows_who_is_on_call_from_the_engine(db: Any, tmp_path: Path) -> None:
+    """The console over --connect has no schedules of its own (its configuration is empty): the
+    engine's are shown, with the times in the schedule's zone."""
+    from support.pilot import table_rows
+    from support.rest import config
+
+    from pulseguard_tui.screens.oncall import OncallScreen
+
+    await seed_two()
+    async with running_api(config(ONCALL_SERVER)) as api:
+        args = console_args(tmp_path, api.url, api.tokens["viewer"])
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await started(app, pilot)
+                await app.switch_mode("oncall")
+                screen = app.screen
+                assert isinstance(screen, OncallScreen)
+                await until(pilot, lambda: screen.overview is not None or screen.error, what="on-call overview")
+                assert screen.error is None, screen.error
+                rows = table_rows(screen, "#oncall-now")
+                assert [r[0] for r in rows] == ["primary"] and rows[0][1] in ("Alice Jansen (alice)", "Bob de Vries (bob)")
+                assert "times in Europe/Amsterdam" in str(screen.query_one("#oncall-info").render())
+                assert table_rows(screen, "#oncall-shifts")
+        finally:
+            await cleanup()

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
 # What an engine may or may not offer a front end (see `EngineAPI.capabilities`).
-FEATURES = ("postmortems", "postmortem_edits", "analytics")
+FEATURES = ("postmortems", "postmortem_edits", "analytics", "oncall")
 
 
 def capabilities_of(name: str, role: str, *, may_write: bool, features: dict[str, bool]) -> dict[str, Any]:
@@ -56,9 +56,9 @@ class Capabilities:
 
     @property
     def oncall(self) -> bool:
-        """On call is computed from the configuration and database of this process: a remote
-        engine does not serve it."""
-        return not self.remote
+        """On call is computed from the engine's configuration and database: here, or served by
+        a remote engine (GET /api/oncall)."""
+        return not self.remote or self.has("oncall")
 
     def has(self, feature: str) -> bool:
         return True if self.features is None else bool(self.features.get(feature, False))

@@ -73,7 +73,12 @@ class RemoteEngine:
         server to serve it (an older server names none) and this client to speak it."""
         me = await self._get("/api/me")
         served = me.get("features") or {}
-        spoken = {"postmortems": "postmortem", "postmortem_edits": "update_postmortem", "analytics": "analytics_report"}
+        spoken = {
+            "postmortems": "postmortem",
+            "postmortem_edits": "update_postmortem",
+            "analytics": "analytics_report",
+            "oncall": "oncall_overview",
+        }
         features = {f: bool(served.get(f)) and callable(getattr(self, spoken[f], None)) for f in FEATURES}
         may_write = bool(me.get("may_write", not me.get("readonly", True)))
         return capabilities_of(me["name"], me["role"], may_write=may_write, features=features)
@@ -337,6 +342,13 @@ class RemoteEngine:
 
     async def postmortem(self, key: str) -> dict[str, Any]:
         return await self._get(f"/api/incidents/{self._key(key)}/postmortem")
+
+    async def oncall_overview(self, at: datetime | None = None, *, days: float = 14) -> dict[str, Any]:
+        """Who is on call, as the engine computes it from its configuration (GET /api/oncall)."""
+        params: dict[str, Any] = {"days": days}
+        if at is not None:
+            params["at"] = at.isoformat()
+        return await self._get("/api/oncall", params)
 
     async def postmortem_markdown(self, key: str, tz: str = "UTC") -> str:
         try:

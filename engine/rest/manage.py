@@ -54,6 +54,7 @@ def served_features(request: Request) -> dict[str, bool]:
         "postmortems": "get" in postmortem,
         "postmortem_edits": "patch" in postmortem,
         "analytics": "get" in paths.get("/api/analytics", {}),
+        "oncall": "get" in paths.get("/api/oncall", {}),
     }
 
 
@@ -149,6 +150,39 @@ async def list_services(request: Request, _: Viewer) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+@router.get("/oncall", summary="Who is on call in each schedule, the next hand-off, and the shifts ahead")
+async def oncall(
+    request: Request,
+    who: Viewer,
+    at: Annotated[When | None, Query(description="the moment asked about (ISO 8601 with its offset; default now)")] = None,
+    days: Annotated[float, Query(ge=0, le=3660, description="how far ahead shifts are listed")] = 14,
+    schedule: Annotated[Text | None, Query(max_length=64, description="one schedule")] = None,
+) -> dict[str, Any]:
+    """What `pulseguard oncall --json` prints, from this engine's configuration and the overrides
+    in its database: a console connected from elsewhere has neither. People's e-mail, Slack and
+    phone are for responders (who may have to reach them); a viewer token gets names only."""
+    from engine.oncall.overview import load_oncall_overview
+
+    config = rest_state(request).config
+    now = _aware(at) if at is not None else datetime.now(UTC)
+    if config is None or not getattr(config, "schedules", None):
+        return {"now": now.isoformat(), "schedules": []}
+    if schedule is not None and schedule not in {s.name for s in config.schedules}:
+        raise NotFound(f"no schedule {schedule!r}")
+    overview = await load_oncall_overview(config, now, days=days, schedule=schedule)
+    if not who.can("responder"):
+        for entry in overview["schedules"]:
+            for holder in (entry.get("on_call"), entry.get("next_handoff"), *entry.get("shifts", ())):
+                person = (holder or {}).get("person")
+                for contact in CONTACTS:
+                    if person:
+                        person.pop(contact, None)
+    return overview
+
+
+CONTACTS = ("email", "slack", "phone")
 
 
 @router.post("/services", status_code=201, summary="Add a service")

@@ -65,13 +65,15 @@ def span_text(seconds: float) -> str:
 
 
 async def load_overview(app: Any, now: datetime) -> dict[str, Any] | None:
-    """The overview (None: no schedules configured), from the configuration and this process's
-    database; a remote engine does not serve it (EngineAPI.remote, Capabilities.oncall)."""
+    """The overview (None: no schedules configured): from the configuration and this process's
+    database, or over `--connect` from the engine's (GET /api/oncall)."""
     if app.api.remote:
-        raise OncallUnavailable(
-            "on call is computed from the engine's configuration and database, "
-            "which this console does not have (run it where the engine runs)"
-        )
+        if not app.feature("oncall"):  # an engine from before it served on call
+            raise OncallUnavailable(
+                "this engine does not serve who is on call: run the console where the engine runs, or update the engine"
+            )
+        overview: dict[str, Any] = await app.api.oncall_overview(now, days=DAYS)
+        return overview if overview.get("schedules") else None
     config = getattr(app, "config", None)
     if config is None or not getattr(config, "schedules", None):
         return None
