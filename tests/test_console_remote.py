@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.configs import ONCALL_RULES_CONFIG
 from support.pilot import detail_text, main, open_form, select_row, until
 from support.rest import Api, running_api
 
@@ -297,27 +298,6 @@ async def test_every_modal_over_the_api_then_the_next_key_acts_on_the_list(api: 
         await cleanup()
 
 
-ONCALL_SERVER = """
-[engine]
-timezone = "Europe/Amsterdam"
-[[users]]
-id = "alice"
-name = "Alice Jansen"
-email = "alice@example.com"
-phone = "+31600000001"
-[[users]]
-id = "bob"
-name = "Bob de Vries"
-email = "bob@example.com"
-[[schedules]]
-name = "primary"
-rotation = "weekly"
-handoff = "monday 09:00"
-start = 2025-03-03
-users = ["alice", "bob"]
-"""
-
-
 async def test_on_call_over_the_api_as_the_engine_computes_it_contacts_for_responders_only(db: Any) -> None:
     from datetime import UTC, datetime
 
@@ -325,13 +305,13 @@ async def test_on_call_over_the_api_as_the_engine_computes_it_contacts_for_respo
 
     from engine.oncall.overview import load_oncall_overview
 
-    cfg = config(ONCALL_SERVER)
+    cfg = config(ONCALL_RULES_CONFIG)
     at = datetime(2026, 3, 4, 12, tzinfo=UTC)
     async with running_api(cfg) as api:
         async with api.client("responder") as c:
             full = (await c.get("/api/oncall", params={"at": at.isoformat(), "days": 7})).json()
             assert full == await load_oncall_overview(cfg, at, days=7)
-            assert full["schedules"][0]["on_call"]["person"]["phone"] == "+31600000001"
+            assert full["schedules"][0]["on_call"]["person"]["phone"] == "+31600000002"  # bob's week
             r = await c.get("/api/oncall", params={"schedule": "nope"})
             assert r.status_code == 404 and "nope" in r.json()["message"], r.text
             r = await c.get("/api/oncall", params={"at": "yesterday"})
@@ -359,7 +339,7 @@ async def test_remote_console_shows_who_is_on_call_from_the_engine(db: Any, tmp_
     from pulseguard_tui.screens.oncall import OncallScreen
 
     await seed_two()
-    async with running_api(config(ONCALL_SERVER)) as api:
+    async with running_api(config(ONCALL_RULES_CONFIG)) as api:
         args = console_args(tmp_path, api.url, api.tokens["viewer"])
         app, cleanup = build_console(args, initial_settings(args))
         try:
@@ -371,7 +351,7 @@ async def test_remote_console_shows_who_is_on_call_from_the_engine(db: Any, tmp_
                 await until(pilot, lambda: screen.overview is not None or screen.error, what="on-call overview")
                 assert screen.error is None, screen.error
                 rows = table_rows(screen, "#oncall-now")
-                assert [r[0] for r in rows] == ["primary"] and rows[0][1] in ("Alice Jansen (alice)", "Bob de Vries (bob)")
+                assert [r[0] for r in rows] == ["primary", "secondary"] and rows[0][1] in ("Alice Jansen (alice)", "bob", "carol")
                 assert "times in Europe/Amsterdam" in str(screen.query_one("#oncall-info").render())
                 assert table_rows(screen, "#oncall-shifts")
         finally:
