@@ -51,9 +51,10 @@ async def test_pagerduty_event_parts_of_the_wrong_type_are_a_422_naming_them(db,
                 assert named in r.json()["message"], r.json()
             # A key whose "digits" are not decimal digits is not one of ours: ignored, not a 422
             # quoting Python's int().
-            body, headers = signed({"event": {"event_type": "incident.acknowledged", "data": {"incident_key": "pulseguard-INC-²"}}})
-            r = await pd.post("/api/webhooks/pagerduty", content=body, headers=headers)
-            assert r.status_code == 200 and r.json()["result"].startswith("ignored"), r.text
+            for other in ("pulseguard-INC-²", "pulseguard-INC-99999999999999999999"):
+                body, headers = signed({"event": {"event_type": "incident.acknowledged", "data": {"incident_key": other}}})
+                r = await pd.post("/api/webhooks/pagerduty", content=body, headers=headers)
+                assert r.status_code == 200 and r.json()["result"].startswith("ignored"), r.text
     incident = await Incident.get(number=int(key.split("-")[1]))
     assert incident.status == "triggered" and incident.acknowledged_by is None
 
@@ -203,3 +204,19 @@ async def test_a_blank_alertname_falls_back_instead_of_a_422_about_a_title_never
         assert r.status_code == 200, r.text
     incident = await Incident.get()
     assert incident.title.strip() and incident.title.strip() == incident.title
+
+
+async def test_a_generic_alert_key_with_spaces_around_it_joins_the_same_incident(db):
+    async with running_api(config()) as api, api.client("responder") as c:
+        keys = []
+        for sent in (
+            {"title": "Disk full", "dedup_key": "disk-db1"},
+            {"title": "Disk full", "dedup_key": " disk-db1 "},
+            {"title": "Queue stuck "},
+            {"title": "Queue stuck"},
+        ):
+            r = await c.post("/api/webhooks/alert", json=sent)
+            assert r.status_code == 200, r.text
+            keys.append(r.json()["incident"])
+    assert keys[0] == keys[1] and keys[2] == keys[3] and keys[0] != keys[2]
+    assert await Incident.all().count() == 2

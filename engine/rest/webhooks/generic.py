@@ -34,7 +34,8 @@ async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> 
     severity = SEVERITY_WORDS.get(body.severity.strip().lower())
     if severity is None:
         raise InvalidInput("severity", f"unknown severity {body.severity!r} (expected critical, high, medium or low)")
-    key = body.dedup_key or body.title
+    # Spaces around a key or title are no part of it: " disk-db1 " is disk-db1's incident.
+    key = (body.dedup_key or "").strip() or body.title.strip()
     parts = {
         "service": sorted(s.strip() for s in body.services),
         "trigger": key,
