@@ -118,6 +118,19 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if full is not None:  # nothing was stored (the transaction rolled back): the client may retry
         log.error("%s %s: %s", request.method, request.url.path, full)
         return _error(503, full, headers={"Retry-After": "30"})
+    from engine.storage.outcome import connection_problem
+
+    problem = connection_problem(exc)
+    if problem is not None:  # PostgreSQL restarting, failing over, or ending connections: one line, 503
+        how, _, reason = problem.partition(": ")
+        log.warning("%s %s: database connection %s: %s", request.method, request.url.path, how, reason)
+        if how == "unreachable" or request.method in ("GET", "HEAD", "OPTIONS"):
+            message = "the database cannot be reached just now; nothing was changed: try again in a few seconds"
+        else:
+            message = (
+                "the database connection was lost while the change was being stored: it may have been; read it back before sending it again"
+            )
+        return _error(503, message, headers={"Retry-After": "5"})
     return await _unexpected(request, exc)
 
 

@@ -298,9 +298,10 @@ def database_errors() -> list[type[Exception]]:
 
     out: list[type[Exception]] = [BaseORMException, sqlite3.Error]
     try:
-        from asyncpg.exceptions import PostgresError
+        from asyncpg.exceptions import InterfaceError, InternalClientError, PostgresError
 
-        out.append(PostgresError)
+        out.extend((PostgresError, InterfaceError, InternalClientError))  # a closed or cut connection
     except ImportError:
         pass
+    out.append(ConnectionError)  # PostgreSQL refusing connections (restarting, failing over)
     return out

@@ -75,6 +75,7 @@ class Database:
             }
         else:
             connection = expand_db_url(self.url)
+            connection["engine"] = "engine.storage.postgres"  # transactions that survive a lost connection
             credentials = connection["credentials"]
             credentials.setdefault("minsize", 1)
             credentials.setdefault("maxsize", 10)

@@ -22,7 +22,9 @@ def may_be_stored(exc: BaseException) -> bool:
     state = _sqlstate(exc)
     if state is not None:
         return state.startswith(("08", "57P"))
-    return type(exc).__name__ == "InterfaceError" or isinstance(exc, ConnectionError)  # asyncpg's "connection is closed"
+    # asyncpg's "connection is closed", and its InternalClientError: the protocol out of step with
+    # the server, which follows a cut connection; what the server did with the statement is unknown
+    return type(exc).__name__ in ("InterfaceError", "InternalClientError") or isinstance(exc, ConnectionError)
 
 
 # Classes of SQLSTATE the server reports for a statement it rolled back: data, integrity,
@@ -35,3 +37,19 @@ def refused(exc: BaseException) -> bool:
     """True when the server refused the statement and so rolled it back: nothing of it is stored."""
     state = _sqlstate(exc)
     return state is not None and (state.startswith(_REFUSED) or state == "57014")
+
+
+def connection_problem(exc: BaseException) -> str | None:
+    """None, or one line on the database connection behind `exc`: PostgreSQL could not be reached
+    ("unreachable: …"; nothing was sent) or the connection was lost on the way ("lost: …")."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if any(isinstance(e, ConnectionRefusedError) or getattr(e, "sqlstate", None) == "57P03" for e in chain):
+        return f"unreachable: {str(exc).strip() or type(exc).__name__}"
+    for e in chain:
+        if may_be_stored(e):
+            return f"lost: {str(e).strip() or type(e).__name__}"
+    return None
