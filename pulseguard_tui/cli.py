@@ -60,6 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo" and "db" in vars(args):
         print(f"error: {DEMO_DB_REFUSED}", file=sys.stderr)
         return EXIT_USAGE
+    ignored = console_only(args)
+    if ignored:
+        # `pulseguard --connect URL incident ack INC-4` would act on the local database.
+        print(
+            f"error: {', '.join(ignored)}: the console's option{'s' if len(ignored) > 1 else ''} (`pulseguard {ignored[0]} …` "
+            f"with no command); `pulseguard {args.command}` works on a database (--db) and would ignore "
+            f"{'them' if len(ignored) > 1 else 'it'}. Nothing was done.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.command == "demo" and getattr(args, "duration", None) is None and sys.stdin.isatty() and sys.stdout.isatty():
         # In a terminal the demo opens the console, with the demo's engine in this process.
         from pulseguard_tui.console import run_demo_console
@@ -71,6 +81,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         install_report_charts()
     return run(args)
+
+
+# The console's options that a command would not honour (the demo opens a console: it takes a
+# theme and read-only).
+CONSOLE_ONLY = (
+    ("connect", "--connect"),
+    ("token", "--token"),
+    ("theme", "--theme"),
+    ("readonly", "--readonly"),
+    ("no_engine", "--no-engine"),
+)
+DEMO_TAKES = ("theme", "readonly")
+
+
+def console_only(args: argparse.Namespace) -> list[str]:
+    """The console options given with a command that would ignore them."""
+    return [
+        flag
+        for dest, flag in CONSOLE_ONLY
+        if getattr(args, dest, None) not in (None, False) and not (args.command == "demo" and dest in DEMO_TAKES)
+    ]
 
 
 def install_report_charts() -> None:

@@ -137,6 +137,25 @@ def test_list_is_an_aligned_table(sqlite_database):
     assert lines[1][title_col:].startswith("a much longer title") and lines[2][title_col:].startswith("short")
 
 
+def test_console_options_with_a_command_are_refused_and_nothing_is_done(sqlite_database):
+    """`pulseguard --connect URL --token T incident ack INC-1` acknowledged INC-1 in the local
+    database (the console's options were parsed and ignored), and `--readonly` did not stop a write."""
+    run_cli(sqlite_database, "incident", "create", "--title", "disk full", "--severity", "high", check=True)
+    before = table_rows(sqlite_database)
+    for argv, named in [
+        (["--connect", "http://127.0.0.1:9", "--token", "t", "incident", "ack", "INC-1"], "--connect, --token"),
+        (["--readonly", "incident", "ack", "INC-1"], "--readonly"),
+        (["--theme", "light", "incident", "list"], "--theme"),
+        (["--no-engine", "engine"], "--no-engine"),
+    ]:
+        proc = run_cli(sqlite_database, *argv)
+        assert proc.returncode == 2 and proc.stdout == "", (argv, proc.stdout, proc.stderr)
+        assert proc.stderr.startswith(f"error: {named}: the console's option") and "Nothing was done." in proc.stderr, proc.stderr
+    assert table_rows(sqlite_database) == before
+    # Without them the same command acts, and PULSEGUARD_TOKEN in the environment is no option given.
+    run_cli(sqlite_database, "incident", "ack", "INC-1", check=True, PULSEGUARD_TOKEN="t")
+
+
 def test_bad_database_url_is_one_line(sqlite_database):
     proc = run_cli(sqlite_database, "incident", "list", PULSEGUARD_DB="mysql://x/y")
     assert proc.returncode == 2 and "unsupported database scheme 'mysql'" in proc.stderr
