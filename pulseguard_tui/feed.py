@@ -8,6 +8,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from textual.app import ScreenStackError
+
 if TYPE_CHECKING:
     from pulseguard_tui.app import PulseGuardApp
 
@@ -58,7 +60,7 @@ def announce_critical(app: PulseGuardApp, event: dict[str, Any]) -> None:
     if app.settings.bell:
         app.bell()
     text = event.get("summary") or f"{key} opened"
-    if getattr(app.screen, "holds_toasts", False):  # a toast would cover the form's lower fields at 80x24
+    if form_open(app):  # a toast would cover the form's lower fields at 80x24
         app.held_toasts.append(text)  # the bell rang and the header counts it; shown when the form closes
     else:
         show_critical(app, text)
@@ -67,6 +69,13 @@ def announce_critical(app: PulseGuardApp, event: dict[str, Any]) -> None:
         table = getattr(screen, "table", None)
         if table is not None and hasattr(table, "highlight"):
             table.highlight(key, until)
+
+
+def form_open(app: PulseGuardApp) -> bool:
+    try:
+        return bool(getattr(app.screen, "holds_toasts", False))
+    except ScreenStackError:  # the console is closing: no screen at all
+        return False
 
 
 def show_critical(app: PulseGuardApp, text: str) -> None:
