@@ -14,7 +14,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -96,6 +97,18 @@ class Redactor(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed call: show its parts rather than lose the line
             message = f"{record.msg} {record.args}"
+        if getattr(record, "pulseguard_left_out", False):  # decided by another handler's filter
+            return False
+        if record.exc_info and _summaries.summary is not None:
+            exc = record.exc_info[1]
+            summary = _summaries.summary(exc) if exc is not None else None
+            if summary is not None:  # a known trouble: one line, not a traceback from every loop
+                repeated = _summaries.repeats(record.name, message)
+                if repeated is None:
+                    record.pulseguard_left_out = True
+                    return False
+                record.exc_info, record.exc_text = None, None
+                message += f" ({summary})" + (f" [{repeated} more like it in the last {REPEAT_SECONDS:.0f} s]" if repeated else "")
         record.msg, record.args = self.redact(message), None
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
@@ -108,6 +121,43 @@ class Redactor(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+
+# A line about a known trouble (see `summarize_exceptions`) is written at most once in this many
+# seconds per logger and message; the next one says how many were left out.
+REPEAT_SECONDS = 30.0
+
+
+class _Summaries:
+    """Exceptions a higher layer knows how to say in one line (a lost database connection: every
+    loop of the engine would log its traceback each round while PostgreSQL restarts)."""
+
+    def __init__(self) -> None:
+        self.summary: Callable[[BaseException], str | None] | None = None
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def repeats(self, logger: str, message: str) -> int | None:
+        """None to leave the line out; else how many like it were left out before it."""
+        now = time.monotonic()
+        key = (logger, message)
+        last = self._last.get(key)
+        if last is not None and now - last[0] < REPEAT_SECONDS:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
+        if len(self._last) > 1000:  # messages vary (ids in them): keep the table small
+            self._last.clear()
+        self._last[key] = (now, 0)
+        return last[1] if last is not None else 0
+
+
+_summaries = _Summaries()
+
+
+def summarize_exceptions(summary: Callable[[BaseException], str | None] | None) -> None:
+    """Log the exceptions `summary` names (it returns one line, or None for any other) as that
+    line, at most once per REPEAT_SECONDS per logger and message, instead of a traceback."""
+    _summaries.summary = summary
+    _summaries._last.clear()
 
 
 _redactor = Redactor()

@@ -76,8 +76,11 @@ def configure_logging(level: int = logging.INFO, config: Any = None) -> None:
     """JSON lines on stderr for the API's loggers (left alone if the process set up its own);
     libraries log from WARNING and every line is stripped of the configuration's secrets."""
     from engine.core import logs
+    from engine.storage.outcome import connection_summary
 
     logs.configure(level, config)
+    if level > logging.DEBUG:  # a lost database connection: one line, not a traceback per request
+        logs.summarize_exceptions(connection_summary)
     for name in ("pulseguard.api", "uvicorn.error"):
         logger = logging.getLogger(name)
         if not logger.handlers:

@@ -53,3 +53,26 @@ def connection_problem(exc: BaseException) -> str | None:
         if may_be_stored(e):
             return f"lost: {str(e).strip() or type(e).__name__}"
     return None
+
+
+_DRIVERS = ("/asyncpg/", "/tortoise/")
+
+
+def connection_summary(exc: BaseException) -> str | None:
+    """One line for a log in place of the traceback of a lost or unreachable PostgreSQL
+    connection (engine.core.logs.summarize_exceptions); None for anything else, an HTTP
+    client's connection errors included (only an error raised through the database driver counts)."""
+    problem = connection_problem(exc)
+    if problem is None:
+        return None
+    current: BaseException | None = exc
+    seen: list[BaseException] = []
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        tb = current.__traceback__
+        while tb is not None:
+            if any(part in tb.tb_frame.f_code.co_filename for part in _DRIVERS):
+                return f"database connection {problem}"
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return None

@@ -18,9 +18,12 @@ from engine.cli.common import (
 
 def configure_logging(quiet: bool, verbose: bool, config: Any = None) -> None:
     from engine.core import logs
+    from engine.storage.outcome import connection_summary
 
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     logs.configure(level, config)
+    if not verbose:  # while PostgreSQL restarts, one line per loop and message, not a traceback each round
+        logs.summarize_exceptions(connection_summary)
 
 
 async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
