@@ -186,9 +186,7 @@ async def test_a_batch_whose_sender_is_cancelled_after_it_committed_is_stored_on
         tasks = [asyncio.create_task(services.comment(inc.key, f"note {i}", "bob")) for i in range(3)]
         conn = connections.get("default")
         for _ in range(500):  # the first comment's statement and a batch's wait on the lock
-            found = await conn.execute_query_dict(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
+            found = await conn.execute_query_dict(holder.blocked_sql)
             if found[0]["n"] >= 2:
                 break
             await asyncio.sleep(0.01)

@@ -147,9 +147,7 @@ async def test_a_write_whose_connection_was_lost_after_it_was_stored_is_not_stor
         async with api.client("responder") as c:
             answer = asyncio.create_task(c.post(f"/api/incidents/{inc.key}/comments", json={"content": "only once"}))
             for _ in range(500):  # the comment's statement waits on the row lock
-                found = await conn.execute_query_dict(
-                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
+                found = await conn.execute_query_dict(holder.blocked_sql)
                 if found[0]["n"] >= 1:
                     break
                 await asyncio.sleep(0.01)

@@ -109,7 +109,9 @@ def run_cli(
 
 class PgRowLock:
     """A psql session holding one incident's row lock (FOR UPDATE) in another process, let go
-    synchronously: from a loop callback nothing else runs between the release and what follows."""
+    synchronously: from a loop callback nothing else runs between the release and what follows.
+    `blocked_sql` counts the sessions waiting on it (the test database is shared by parallel
+    tests: a count of every lock wait in it would see theirs too, as it did in a CI run)."""
 
     def __init__(self, schema: str, incident_id: int) -> None:
         import subprocess
@@ -117,11 +119,18 @@ class PgRowLock:
         self.proc = subprocess.Popen(["psql", "-X", "-At", "-q", PG_URL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(
-            f"SET search_path TO \"{schema}\"; BEGIN; SELECT 1 FROM incident WHERE id = {incident_id} FOR UPDATE; SELECT 'held';\n"
+            f'SET search_path TO "{schema}"; BEGIN; SELECT 1 FROM incident WHERE id = {incident_id} FOR UPDATE; '
+            "SELECT 'held ' || pg_backend_pid();\n"
         )
         self.proc.stdin.flush()
-        while self.proc.stdout.readline().strip() != "held":
+        while not (line := self.proc.stdout.readline().strip()).startswith("held "):
             pass
+        self.pid = int(line.split()[1])
+        # Waiting on it, or on a session that waits on it (a second writer queues behind the first).
+        self.blocked_sql = (
+            f"WITH RECURSIVE chain(pid) AS (SELECT {self.pid} UNION SELECT a.pid FROM pg_stat_activity a, chain "
+            "WHERE chain.pid = ANY(pg_blocking_pids(a.pid))) SELECT count(*) - 1 AS n FROM chain"
+        )
 
     def release(self) -> None:
         assert self.proc.stdin is not None
