@@ -184,3 +184,30 @@ async def test_user_text_cannot_break_the_structure(db, text):
     assert "<b>" not in html and "<script>" not in html
     body = html.split("<h2>What went well</h2>")[1]
     assert "<a href" not in body  # one-line items are literal text
+
+
+async def test_an_unnamed_local_zone_is_named_as_it_was_when_the_incident_opened(db, monkeypatch):
+    """With no zone configured, times are in the process's local zone; the heading named it by
+    today's offset, so a summer incident's post-mortem read in winter said CET over CEST times."""
+    import time
+    from datetime import UTC, datetime
+
+    from engine.core import timefmt
+
+    monkeypatch.setattr(timefmt, "_configured", None)
+    monkeypatch.setenv("TZ", "Europe/Amsterdam")
+    time.tzset()
+    try:
+        summer = await services.create_incident(
+            title="July outage", severity="high", actor="alice", at=datetime(2026, 7, 1, 10, tzinfo=UTC)
+        )
+        winter = await services.create_incident(
+            title="January outage", severity="high", actor="alice", at=datetime(2026, 1, 5, 10, tzinfo=UTC)
+        )
+        july = render_markdown(await postmortem.postmortem_document(summer.key))
+        january = render_markdown(await postmortem.postmortem_document(winter.key))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert "_Times are in CEST._" in july and "2026-07-01 12:00:00 CEST" in july, july
+    assert "_Times are in CET._" in january and "2026-01-05 11:00:00 CET" in january, january

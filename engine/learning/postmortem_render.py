@@ -82,8 +82,11 @@ def render_markdown(doc: dict[str, Any], tz: str | tzinfo | None = None) -> str:
     from engine.core.timefmt import display_zone, to_zone, zone_label
 
     zone = ZoneInfo(tz) if isinstance(tz, str) else (tz or display_zone())
-    tz = getattr(zone, "key", None) or zone_label(to_zone(datetime.now(), zone))
     inc, pm, impact = doc["incident"], doc["postmortem"], doc["impact"]
+    # A zone without a name (the process's local zone) is named as it was when the incident
+    # opened: a summer incident's post-mortem read in winter is in CEST, not CET.
+    opened = datetime.fromisoformat(inc["created_at"]) if inc.get("created_at") else datetime.now().astimezone()
+    tz = getattr(zone, "key", None) or zone_label(to_zone(opened, zone))
     lines: list[str] = [f"# Post-mortem: {doc['key']} — {_inline(inc['title'])}", ""]
     facts = [
         (
