@@ -70,14 +70,19 @@ async def test_x_toggles_resolved(sdb: Any) -> None:
         await until(pilot, lambda: screen.table.total == open_count, what="resolved hidden")
 
 
+async def open_help(app: Any, pilot: Any) -> Any:
+    """The console started, `?` pressed: the help's text widget."""
+    await started(app, pilot)
+    await pilot.press("question_mark")
+    await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+    return app.screen.query_one("#help-text")
+
+
 async def test_help_lists_every_key(sdb: Any) -> None:
     await seed()
     app = make_app(sdb)
     async with app.run_test(size=(80, 24)) as pilot:
-        await started(app, pilot)
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
-        text = str(app.screen.query_one("#help-text").render())
+        text = str((await open_help(app, pilot)).render())
         for key, words in [
             ("a", "Acknowledge"),
             ("s", "Change status"),
@@ -107,10 +112,7 @@ async def test_a_long_key_description_wraps_under_itself_not_from_the_first_colu
     await seed()
     app = make_app(sdb)
     async with app.run_test(size=(60, 24)) as pilot:
-        await started(app, pilot)
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
-        widget = app.screen.query_one("#help-text")
+        widget = await open_help(app, pilot)
         await until(pilot, lambda: "Snooze paging" in str(widget.render()), what="help text")
         lines = str(widget.render()).splitlines()
         width = widget.size.width
