@@ -137,17 +137,9 @@ def receivers(monkeypatch: pytest.MonkeyPatch) -> Any:
     rx.close()
 
 
-BASE_TOML = """
-[engine]
-timezone = "UTC"
-
-[[users]]
-id = "alice"
-email = "alice@example.com"
-[[users]]
-id = "bob"
-email = "bob@example.com"
-[[users]]
+BASE_TOML = (
+    ALICE_AND_BOB
+    + """[[users]]
 id = "carol"
 email = "carol@example.com"
 
@@ -217,6 +209,7 @@ smtp_port = {smtp}
 from = "pulseguard@example.com"
 starttls = false
 """
+)
 
 
 def config_text(rx: Receivers, *, after: float = 0.02, digest: float = 0.02, jira_create: bool = False, extra: str = "") -> str:
