@@ -175,10 +175,9 @@ async def oncall(
     if not who.can("responder"):
         for entry in overview["schedules"]:
             for holder in (entry.get("on_call"), entry.get("next_handoff"), *entry.get("shifts", ())):
-                person = (holder or {}).get("person")
+                person = (holder or {}).get("person") or {}
                 for contact in CONTACTS:
-                    if person:
-                        person.pop(contact, None)
+                    person.pop(contact, None)
     return overview
 
 
