@@ -220,3 +220,17 @@ async def test_a_generic_alert_key_with_spaces_around_it_joins_the_same_incident
             keys.append(r.json()["incident"])
     assert keys[0] == keys[1] and keys[2] == keys[3] and keys[0] != keys[2]
     assert await Incident.all().count() == 2
+
+
+async def test_an_alert_label_of_a_hundred_kilobytes_gives_a_timeline_line_not_a_dump(db):
+    trace = "Traceback (most recent call last): " + "x" * 100_000
+    async with running_api(config()) as api, api.client("responder") as c:
+        body = group("firing", [("db1", "firing")])
+        body["alerts"][0]["labels"]["stack"] = trace
+        r = await c.post("/api/webhooks/alertmanager", json=body)
+        assert r.status_code == 200, r.text
+    events = await Event.filter(kind="alert_firing")
+    assert len(events) == 1
+    summary = events[0].summary
+    assert len(summary) < 1000, len(summary)
+    assert "instance=db1" in summary and "stack=Traceback (most recent call last)" in summary and "…" in summary

@@ -115,5 +115,7 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
 
 
 def _label_text(labels: dict[str, str]) -> str:
-    shown = [f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity")][:6]
+    # A timeline line, not a dump: a label of a few hundred kilobytes (a stack trace put in a
+    # label) would otherwise be repeated in every alert event and page.
+    shown = [f"{clip(k, 60)}={clip(v, 100)}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity")][:6]
     return f" [{', '.join(shown)}]" if shown else ""
