@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from support.db import run_cli
 from support.receivers import SmtpSink
-from support.rest import config, running_api
+from support.rest import config, eventually, running_api
 
 from engine.api.local import LocalEngine
 from engine.incidents import services
@@ -225,6 +225,63 @@ async def test_components_states_maintenance_and_uptime(db):
     assert today["state"] == "major_outage" and today["uptime"] < 100
     assert all(d["state"] == "no_data" for d in days["api-server"][:-1])  # nothing was known before today
     assert days["web-app"][-1]["state"] == "no_data"  # no incident, no heartbeat, no stored row: no data, not "up"
+
+
+PRIVATE_TARGET_SITE = (
+    SITE
+    + """
+[[targets]]
+name = "db-port"
+kind = "tcp"
+host = "127.0.0.1"
+port = 5432
+service = "internal-db"
+
+[[targets]]
+name = "web-home"
+kind = "http"
+url = "http://127.0.0.1:9/"
+service = "web-app"
+"""
+)
+
+
+async def test_maintenance_of_private_services_stays_off_the_page(db, tmp_path):
+    # A window that only touches private services (named, or through their targets) is as
+    # internal as their incidents: its title and description are nowhere public, and it does
+    # not turn the page's indicator to maintenance. A window touching a public one still shows.
+    now = datetime.now(UTC)
+    window = {"starts_at": now - timedelta(minutes=5), "ends_at": now + timedelta(hours=1), "actor": "ops"}
+    await services.create_maintenance(title="SECRET-DB-FAILOVER", services=["internal-db"], description="SECRET-RUNBOOK", **window)
+    await services.create_maintenance(title="SECRET-PORT-WORK", targets=["db-port"], **window)
+    await services.create_maintenance(
+        title="SECRET-UPCOMING",
+        services=["internal-db"],
+        kind="emergency",
+        **{**window, "starts_at": now + timedelta(days=1), "ends_at": now + timedelta(days=1, hours=1)},
+    )
+    (tmp_path / "pulseguard.toml").write_text(PRIVATE_TARGET_SITE)
+    async with running_api(config(PRIVATE_TARGET_SITE)) as api:
+        async with api.client() as anon:
+            views = await _everything_public(anon, [])
+            status = (await anon.get("/api/v2/status.json")).json()["status"]
+        assert status == {"indicator": "none", "description": "All Systems Operational"}
+        run_cli(db, "statuspage", "build", str(tmp_path / "site"), "--config", str(tmp_path / "pulseguard.toml"), check=True)
+        for path in sorted((tmp_path / "site").rglob("*")):
+            if path.is_file():
+                views[f"static {path.relative_to(tmp_path / 'site')}"] = path.read_text()
+        for where, text in views.items():
+            assert "SECRET" not in text, f"a private maintenance window leaked into {where}"
+        await services.create_maintenance(title="Database and web move", services=["internal-db", "web-app"], **window)
+        await services.create_maintenance(title="Web front door", targets=["web-home"], **window)
+        expected = ["Database and web move", "Web front door"]
+        async with api.client() as anon:
+
+            async def shown() -> bool:
+                r = await anon.get("/api/v2/scheduled-maintenances.json")
+                return sorted(m["name"] for m in r.json()["scheduled_maintenances"]) == expected
+
+            await eventually(shown)  # written past the API: shown once the page sees the change feed move
 
 
 async def test_auto_update_off_shows_only_incidents_with_public_updates(db):

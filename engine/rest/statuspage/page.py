@@ -14,7 +14,7 @@ from engine.notify.render import public_name
 from engine.rest.statuspage.components import components, state_of
 from engine.rest.statuspage.settings import IMPACT_RANK, INDICATOR_TEXT, OPEN, SEVERITY_IMPACT, Settings, public_status
 from engine.rest.statuspage.uptime import daily_uptime, heartbeats, overall_uptime
-from engine.rest.statuspage.visibility import incident_visible, private_services
+from engine.rest.statuspage.visibility import incident_visible, private_services, window_visible
 from engine.storage.models import Incident, MaintenanceWindow, StatusUpdate
 
 INCIDENT_FIELDS = (
@@ -154,9 +154,13 @@ async def build_page(settings: Settings, now: datetime | None = None) -> dict[st
     windows = (
         await MaintenanceWindow.filter(ends_at__gte=history_start)
         .order_by("starts_at")
-        .values("id", "title", "kind", "services", "starts_at", "ends_at", "ended_at", "description", "created_at")
+        .values("id", "title", "kind", "services", "targets", "starts_at", "ends_at", "ended_at", "description", "created_at")
     )
-    windows = [w for w in windows if (settings.show_emergency if w["kind"] == "emergency" else settings.show_scheduled)]
+    windows = [
+        w
+        for w in windows
+        if (settings.show_emergency if w["kind"] == "emergency" else settings.show_scheduled) and window_visible(w, settings, private)
+    ]
     maintenance = [_clean(_maintenance(w, now, known)) for w in windows]
     active_windows = [w for w, m in zip(windows, maintenance) if m["status"] == "in_progress"]
 

@@ -56,6 +56,8 @@ class Settings:
     timezone: str = "UTC"
     email_configured: bool = False
     services: Sequence[Any] = ()
+    # Each configured target's service: a maintenance window may name targets only.
+    target_services: dict[str, str | None] | None = None
 
     @classmethod
     def from_config(cls, config: Any, base_url: str | None = None) -> Settings:
@@ -79,6 +81,7 @@ class Settings:
             timezone=config.engine.timezone,
             email_configured=config.integrations.email is not None,
             services=list(config.services),
+            target_services={t.name: t.service for t in config.targets},
         )
 
     def label(self, status: str) -> str:
