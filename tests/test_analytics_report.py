@@ -12,6 +12,7 @@ from support.analytics import FEBRUARY, MARCH, UTC, make, t
 from support.db import run_cli
 
 from engine.core.domain import InvalidInput
+from engine.incidents import services
 from engine.learning import analytics
 
 M = 60  # seconds in a minute
@@ -169,6 +170,41 @@ def test_month_boundaries_follow_the_configured_time_zone():
     assert jan.label == "2025-12" and jan.days == 31
     with pytest.raises(InvalidInput, match="unknown time zone"):
         analytics.month_period("2026-03", "Mars/Olympus")
+
+
+async def test_weeks_and_previous_ranges_follow_local_days_across_a_summer_time_change(db):
+    """Amsterdam's clocks went back on 2026-10-25: the weeks still begin at local midnight, are
+    labelled with their local day, and a range's previous period is as many whole days."""
+    ams = "Europe/Amsterdam"
+    created = [
+        ("oct 1 00:30 local", datetime(2026, 9, 30, 22, 30, tzinfo=UTC)),  # first week
+        ("oct 28 23:30 local", datetime(2026, 10, 28, 22, 30, tzinfo=UTC)),  # fourth week (22-28)
+        ("oct 29 00:00 local", datetime(2026, 10, 28, 23, tzinfo=UTC)),  # fifth week, first instant
+        ("oct 31 23:30 local", datetime(2026, 10, 31, 22, 30, tzinfo=UTC)),  # fifth week (29-31)
+        ("oct 17 23:30 local", datetime(2026, 10, 17, 21, 30, tzinfo=UTC)),  # before the range below
+    ]
+    for title, at in created:
+        await services.create_incident(title=title, severity="low", actor="t", at=at)
+
+    report = await analytics.build_report(analytics.month_period("2026-10", ams))
+    assert report["period"]["days"] == 31  # calendar days, though the month had 745 hours
+    weekly = report["weekly"]
+    assert [w["week_start"] for w in weekly] == [
+        "2026-10-01T00:00:00+02:00",
+        "2026-10-08T00:00:00+02:00",
+        "2026-10-15T00:00:00+02:00",
+        "2026-10-22T00:00:00+02:00",
+        "2026-10-29T00:00:00+01:00",
+    ]
+    assert [w["total"] for w in weekly] == [1, 0, 1, 1, 2]
+    assert report["trends"]["incident_frequency"]["current_per_day"] == round(5 / 31, 4)
+
+    # Seven days holding the change: one week, and the previous period is Oct 18-24 from midnight.
+    report = await analytics.build_report(analytics.range_period(date(2026, 10, 25), date(2026, 10, 31), ams))
+    assert [(w["week_start"], w["total"]) for w in report["weekly"]] == [("2026-10-25T00:00:00+02:00", 3)]
+    prev = report["previous_period"]
+    assert (prev["label"], prev["since"], prev["days"]) == ("2026-10-18 – 2026-10-24", "2026-10-17T22:00:00+00:00", 7)
+    assert report["trends"]["incident_frequency"]["previous"] == 0  # Oct 17 23:30 is not in it
 
 
 async def test_the_report_draws_its_charts_in_the_terminal_html_and_markdown(fixture_db, tmp_path):

@@ -12,7 +12,7 @@ report over 100,000 incidents reads at most a few thousand group rows into Pytho
   (source threshold, anomaly, pattern or alert), the share that were resolved before any public
   status update was posted for them, i.e. fixed before they became public on the status page.
 - Trends compare with the previous period (the calendar month before for a month, otherwise
-  the same length just before): frequency in incidents per day, resolution time by MTTR;
+  as many calendar days just before): frequency in incidents per day, resolution time by MTTR;
   a change smaller than STABLE_PERCENT either way is "stable".
 
 - periods: Period, month and day ranges in a time zone

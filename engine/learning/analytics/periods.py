@@ -24,28 +24,64 @@ class Period:
     tz: str = "UTC"
 
     @property
-    def days(self) -> float:
-        return (self.until - self.since).total_seconds() / 86400
+    def first_day(self) -> date:
+        return self.since.astimezone(zone_named(self.tz)).date()
+
+    @property
+    def days(self) -> int:
+        """Calendar days in the zone: a month with a summer-time change still has 31, not 31.04."""
+        return (self.until.astimezone(zone_named(self.tz)).date() - self.first_day).days
 
     def previous(self) -> Period:
-        """The calendar month before a month; otherwise the same length just before."""
-        zone = zone_named(self.tz)
+        """The calendar month before a month; otherwise as many days just before."""
+        first = self.first_day
         if self.month:
-            start = self.since.astimezone(zone).date()
-            prev = (start.replace(day=1) - timedelta(days=1)).replace(day=1)
+            prev = (first.replace(day=1) - timedelta(days=1)).replace(day=1)
             return month_period(f"{prev:%Y-%m}", self.tz)
-        length = self.until - self.since
-        since = self.since - length
-        first = since.astimezone(zone).date()
-        last = (self.since - timedelta(microseconds=1)).astimezone(zone).date()
-        return Period(since, self.since, f"{first} – {last}", False, self.tz)
+        # Counted in days, not hours: across a summer-time change the previous range still
+        # starts at a midnight (the same length in hours would start at 23:00 or 01:00).
+        return range_period(first - timedelta(days=self.days), first - timedelta(days=1), self.tz)
+
+    def week_starts(self) -> list[datetime]:
+        """The starts of seven-day buckets from the first day (the last may be shorter), each
+        at midnight in the zone."""
+        zone = zone_named(self.tz)
+        return [_midnight(self.first_day + timedelta(days=d), zone).astimezone(zone) for d in range(0, self.days, 7)] or [
+            self.since.astimezone(zone)
+        ]
+
+    def offset_changes(self) -> list[tuple[datetime, int]]:
+        """Where the zone's UTC offset changes inside the period: (instant, seconds by which the
+        offset from then on differs from the offset at the period's start)."""
+        zone = zone_named(self.tz)
+
+        def offset(t: datetime) -> timedelta:
+            return t.astimezone(zone).utcoffset() or timedelta(0)
+
+        start = offset(self.since)
+        out: list[tuple[datetime, int]] = []
+        t, current = self.since, start
+        while t < self.until:
+            nxt = min(t + timedelta(days=1), self.until)
+            if offset(nxt) != current:
+                # offset(lo) == current != offset(hi): zones change on whole seconds, find it.
+                lo, hi = int(t.timestamp()), int(nxt.timestamp())
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    lo, hi = (mid, hi) if offset(datetime.fromtimestamp(mid, UTC)) == current else (lo, mid)
+                change = datetime.fromtimestamp(hi, UTC)
+                current = offset(change)
+                if change < self.until:
+                    out.append((change, int((current - start).total_seconds())))
+            t = nxt
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
-            "days": round(self.days, 4),
+            "days": self.days,
             "timezone": self.tz,
         }
 

@@ -40,17 +40,37 @@ class _Sql:
             return f"(({column})->>'{key}')::numeric"
         return f"json_extract({column}, '$.{key}')"
 
-    def week_index(self, column: str, since: datetime) -> str:
-        p = self.param(since)
+    def week_index(self, column: str, period: Period) -> str:
+        """The seven-day bucket of `column`, counted in the period's wall-clock time.
+
+        Where the zone's offset changes inside the period (summer time), each instant is first
+        moved by the change, so a bucket still begins at local midnight: an incident at 23:30
+        on a Wednesday after the clocks went back stays in that Wednesday's week.
+        """
+        changes = period.offset_changes()
         if self.pg:
-            return f"FLOOR(EXTRACT(EPOCH FROM ({column} - {p})) / 604800)::int"
-        return f"CAST((julianday({column}) - julianday({p})) / 7 AS INTEGER)"
+            shift = ""
+            if changes:
+                whens = " ".join(f"WHEN {column} < {self.param(at)} THEN {before}" for at, before in _shifts(changes))
+                shift = f" + CASE {whens} ELSE {changes[-1][1]} END"
+            return f"FLOOR((EXTRACT(EPOCH FROM ({column} - {self.param(period.since)})){shift}) / 604800)::int"
+        moved = column
+        if changes:
+            # A julianday() modifier keeps the arithmetic in whole milliseconds (exact at midnight).
+            whens = " ".join(f"WHEN {column} < {self.param(at)} THEN '{before:+d} seconds'" for at, before in _shifts(changes))
+            moved = f"{column}, CASE {whens} ELSE '{changes[-1][1]:+d} seconds' END"
+        return f"CAST((julianday({moved}) - julianday({self.param(period.since)})) / 7 AS INTEGER)"
 
     @staticmethod
     def in_list(values: list[str]) -> str:
         """Constant names (enum values) inlined: a parameter used twice would shift SQLite's '?'."""
         assert all(re.fullmatch(r"[a-z_]+", v) for v in values)
         return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _shifts(changes: list[tuple[datetime, int]]) -> list[tuple[datetime, int]]:
+    """(change instant, shift in seconds before it) for a CASE over `Period.offset_changes()`."""
+    return [(at, changes[i - 1][1] if i else 0) for i, (at, _) in enumerate(changes)]
 
 
 async def _fetch(conn: BaseDBAsyncClient, sql: str, values: list[Any]) -> list[dict[str, Any]]:
@@ -89,7 +109,7 @@ async def period_cube(conn: BaseDBAsyncClient, period: Period) -> list[dict[str,
     records instead of the timestamps' text).
     """
     q = _Sql(conn)
-    week = q.week_index("i.created_at", period.since)
+    week = q.week_index("i.created_at", period)
     real = "NOT i.false_positive"
     monitored = f"{real} AND i.source IN {q.in_list(MONITORING_SOURCES)}"
     since, until = q.param(period.since), q.param(period.until)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
 from typing import Any
 
 from tortoise import connections
@@ -162,11 +160,13 @@ async def build_report(period: Period, *, compare: bool = True) -> dict[str, Any
 
 
 def _weeks(period: Period, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Seven-day buckets from the period's start (the last one may be shorter)."""
-    count = max(1, math.ceil((period.until - period.since).total_seconds() / 604800))
+    """Seven-day buckets from the period's first day (the last one may be shorter); each
+    starts at midnight in the period's zone, and says so with its offset."""
+    starts = period.week_starts()
+    count = len(starts)
     weeks: list[dict[str, Any]] = [
         {
-            "week_start": (period.since + timedelta(days=7 * i)).isoformat(),
+            "week_start": starts[i].isoformat(),
             **{s: 0 for s in SEVERITIES},
             "total": 0,
             "_resolved": 0,
