@@ -230,7 +230,16 @@ async def test_rest_lists_users_and_tests_their_methods(db, receivers, monkeypat
             users = (await viewer.get("/api/users")).json()
             assert [u["id"] for u in users] == ["alice", "bob"]
             assert users[0]["rules"][1]["via"] == "sms"
+            # Names and methods only, as /api/oncall gives a viewer: the addresses are for responders.
+            alice = (await viewer.get("/api/users/alice")).json()
+            for shown in (users[0], alice):
+                assert "email" not in shown and [m["name"] for m in shown["contact"]] == ["slack", "sms", "mail", "pager"]
+                assert all(set(m) == {"name", "method"} for m in shown["contact"])
+                assert "@" not in json.dumps(shown) and "+31" not in json.dumps(shown)
             assert (await viewer.post("/api/users/alice/test")).status_code == 403
+        async with api.client("responder") as responder:
+            alice = (await responder.get("/api/users/alice")).json()
+            assert alice["email"] and alice["contact"][0]["to"] == "U0ALICE"
         async with api.client("admin") as admin:
             r = await admin.post("/api/users/alice/test")
             assert r.status_code == 200, r.text

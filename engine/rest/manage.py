@@ -355,18 +355,26 @@ def _find_user(request: Request, name: str) -> Any:
     return user
 
 
-@router.get("/users", summary="The people of the configuration, with their contact methods and rules")
+def _described(user: Any, who: auth.Principal) -> dict[str, Any]:
+    """A person as `describe_user` shows them; for a viewer without their addresses, as
+    /api/oncall does: e-mail, phone numbers, Slack handles and gateways are for responders."""
+    from engine.escalation.contacts import describe_user
+
+    out = describe_user(user)
+    if not who.can("responder"):
+        out.pop("email", None)
+        out["contact"] = [{"name": m["name"], "method": m["method"]} for m in out["contact"]]
+    return out
+
+
+@router.get("/users", summary="The people of the configuration, with their contact methods (addresses for responders) and rules")
 async def list_users(request: Request, who: Viewer) -> list[dict[str, Any]]:
-    from engine.escalation.contacts import describe_user
-
-    return [describe_user(u) for u in _users(request)]
+    return [_described(u, who) for u in _users(request)]
 
 
-@router.get("/users/{name}", summary="One person's contact methods and rules")
+@router.get("/users/{name}", summary="One person's contact methods (addresses for responders) and rules")
 async def get_user(request: Request, who: Viewer, name: NamePath) -> dict[str, Any]:
-    from engine.escalation.contacts import describe_user
-
-    return describe_user(_find_user(request, name))
+    return _described(_find_user(request, name), who)
 
 
 @router.post("/users/{name}/test", summary="Send a test message to each of the person's contact methods (admin)")
