@@ -156,6 +156,20 @@ async def test_errors_name_the_problem_and_change_nothing(api):
     assert await Event.all().count() == before + 1
 
 
+async def test_a_promoted_comment_is_published_once(api):
+    # A second press (a retried request, the console's P twice) would post the same public
+    # update again and mail it to customers and subscribers a second time.
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "Disk full", "severity": "high", "services": ["web-app"]})).json()["key"]
+        note = (await c.post(f"/api/incidents/{key}/comments", json={"content": "Cleaning up old logs", "internal_only": True})).json()
+        first = await c.post(f"/api/comments/{note['id']}/promote")
+        assert first.status_code == 201 and first.json()["public"] is True
+        again = await c.post(f"/api/comments/{note['id']}/promote")
+        assert again.status_code == 409, again.text
+        assert f"comment {note['id']} is already public (update #{first.json()['id']})" in again.json()["message"]
+    assert await StatusUpdate.filter(message="Cleaning up old logs").count() == 1
+
+
 async def test_viewer_reads_but_cannot_write(api):
     async with api.client("responder") as c:
         key = (await c.post("/api/incidents", json={"title": "t", "severity": "low"})).json()["key"]

@@ -131,6 +131,10 @@ async def promote_comment(comment_id: int, actor: str, *, at: datetime | None = 
         raise NotFound(f"no comment {comment_id}")
     if not row.internal_only:
         raise IllegalTransition("only an internal comment can be promoted to a public update")
+    # Promoting twice (a retried request, a second key press) would publish and mail it again.
+    published = await StatusUpdate.filter(incident_id=row.incident.id, public=True, message=row.content).first().values("id")
+    if published is not None:
+        raise IllegalTransition(f"comment {comment_id} is already public (update #{published['id']})")
     return await post_update(row.incident.number, row.content, actor, public=True, at=at)
 
 
