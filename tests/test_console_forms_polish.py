@@ -1,16 +1,18 @@
 """The small things a first-time user trips over: help shows keys, not markup; the `:` prompt
 starts empty after a refusal; a fixed field loses its problem; a form opens over the dimmed
-list; the severity form starts at the incident's severity."""
+list; the severity form starts at the incident's severity; keys typed ahead of a Tab land in the
+next field."""
 
 from __future__ import annotations
 
 from support.pilot import open_form, select_row, type_text, until
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
 from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
-from pulseguard_tui.forms.incident import CommentScreen, SeverityScreen
+from pulseguard_tui.forms.incident import CommentScreen, ResolveScreen, SeverityScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
@@ -73,3 +75,28 @@ async def test_severity_form_starts_at_the_current_severity(console: tuple[Pulse
     await until(pilot, lambda: form.problems_shown, what="unchanged refused")
     assert "critical already" in form.problems_shown[0]
     assert (await queries.incident_detail("INC-1"))["severity"] == "critical"
+
+
+async def test_keys_typed_ahead_of_a_tab_land_in_the_next_field(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    form = await open_form(pilot, "r", ResolveScreen)
+    # One burst, as a slow SSH link delivers a fast typist's keys: the app has read them all
+    # before the root cause field has handled its first.
+    burst = [
+        ("d", "d"),
+        ("b", "b"),
+        ("tab", "\t"),
+        ("tab", "\t"),
+        ("f", "f"),
+        ("i", "i"),
+        ("x", "x"),
+        ("shift+tab", None),
+        ("shift+tab", None),
+    ]
+    for key, character in burst:
+        app.post_message(events.Key(key, character))
+    await pilot.pause(0.3)
+    assert form.query_one("#f-root_cause", Input).value == "db"
+    assert form.query_one("#f-solution", Input).value == "fix"
+    assert app.focused is form.query_one("#f-root_cause", Input)

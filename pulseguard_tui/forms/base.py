@@ -87,6 +87,10 @@ class FormScreen(ModalScreen[Any]):
         Binding("escape", "cancel", "Cancel", show=True),
         Binding("ctrl+s", "submit", "Save", show=True),
         Binding("enter", "submit", "Save", show=False),
+        # Priority: handled as the key arrives, not after the field in focus has read it. Over a
+        # slow SSH link keys come in bursts, and "cause<Tab>fix" must not put "fix" in the cause.
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
     ]
 
     title_text = "Form"
