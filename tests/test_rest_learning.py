@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from support.pilot import command, until
 from support.postmortem import Host, form, full_lifecycle, loaded, save
-from support.rest import running_api
+from support.rest import config, running_api
 from textual.widgets import TextArea
 
 from engine.api.learning import LearningAPI
@@ -119,6 +119,35 @@ async def test_viewer_reads_post_mortems_and_analytics_but_cannot_edit(db: Any) 
     pm = await Postmortem.get(incident__number=1)
     assert pm.summary.startswith("Checkout failed") and pm.status == "draft"
     assert (await Incident.get(number=1)).satisfaction == {"customer": 2, "team": 4}
+
+
+async def test_without_tz_the_api_counts_days_in_the_engines_configured_zone(db: Any) -> None:
+    """With `[engine] timezone = "Europe/Amsterdam"`, `pulseguard report --month 2026-10` counts
+    Amsterdam's October; the API (and a console attached to it) must count the same days."""
+    from engine.incidents import services
+    from engine.learning import analytics
+
+    ams = "Europe/Amsterdam"
+    # Amsterdam's October 1st, 00:30 (still September in UTC), and its November 1st, 00:30.
+    first = await services.create_incident(title="a", severity="low", actor="t", at=datetime(2026, 9, 30, 22, 30, tzinfo=UTC))
+    await services.resolve(first.key, "t", root_cause="r", solution="s", at=datetime(2026, 9, 30, 23, 30, tzinfo=UTC))
+    await services.create_incident(title="b", severity="low", actor="t", at=datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
+    expected = await analytics.build_report(analytics.month_period("2026-10", ams))
+    assert expected["total_incidents"] == 1 and expected["resolved"] == 1
+    async with running_api(config(f'[engine]\ntimezone = "{ams}"\n')) as api:
+        async with api.client("viewer") as c:
+            r = await c.get("/api/analytics", params={"month": "2026-10"})
+            assert r.status_code == 200, r.text
+            assert r.json() == expected
+            r = await c.get("/api/analytics", params={"month": "2026-10", "tz": "UTC"})  # asked for: still honoured
+            assert r.json()["period"]["timezone"] == "UTC" and r.json()["resolved"] == 0
+            r = await c.get(f"/api/incidents/{first.key}/postmortem/markdown")
+            assert "2026-10-01 00:30:00 CEST" in r.text, r.text
+        viewer = await RemoteEngine.connect(api.url, api.tokens["viewer"])
+        try:
+            assert (await viewer.analytics_report(month="2026-10")) == expected
+        finally:
+            await viewer.aclose()
 
 
 def console_args(tmp_path: Path, url: str, token: str) -> argparse.Namespace:

@@ -18,7 +18,7 @@ from engine.learning.postmortem import UNSET
 @runtime_checkable
 class LearningAPI(Protocol):
     async def analytics_report(
-        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str = "UTC"
+        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str | None = None
     ) -> dict[str, Any]: ...
     async def postmortem(self, key: str) -> dict[str, Any]: ...
     async def postmortem_markdown(self, key: str, tz: str | None = None) -> str: ...
@@ -50,9 +50,11 @@ class LearningMixin:
             raise ReadOnlyError("this console is read-only")
 
     async def analytics_report(
-        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str = "UTC"
+        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str | None = None
     ) -> dict[str, Any]:
-        """The report for a month ('2026-03'), a date range (both days included), or this month."""
+        """The report for a month ('2026-03'), a date range (both days included), or this month;
+        `tz` unset: UTC, `[engine] timezone`'s default (a console passes the zone it configured)."""
+        tz = tz or "UTC"
         if month:
             period = analytics.month_period(month, tz)
         elif since is not None:
@@ -64,7 +66,8 @@ class LearningMixin:
     async def postmortem(self, key: str) -> dict[str, Any]:
         return await postmortem.postmortem_document(key)
 
-    async def postmortem_markdown(self, key: str, tz: str = "UTC") -> str:
+    async def postmortem_markdown(self, key: str, tz: str | None = None) -> str:
+        """`tz` unset: the display zone, as `pulseguard postmortem` writes it."""
         from engine.learning.postmortem_render import render_markdown
 
         return render_markdown(await postmortem.postmortem_document(key), tz)

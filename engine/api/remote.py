@@ -329,9 +329,10 @@ class RemoteEngine:
     # --- after the incident: post-mortems, analytics, ratings, follow-ups (LearningAPI) ---
 
     async def analytics_report(
-        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str = "UTC"
+        self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str | None = None
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"tz": tz}
+        # No zone: the engine's own `[engine] timezone`, as its `pulseguard report` counts days.
+        params: dict[str, Any] = {"tz": tz} if tz else {}
         if month:
             params["month"] = month
         elif since is not None:
@@ -350,9 +351,9 @@ class RemoteEngine:
             params["at"] = at.isoformat()
         return await self._get("/api/oncall", params)
 
-    async def postmortem_markdown(self, key: str, tz: str = "UTC") -> str:
+    async def postmortem_markdown(self, key: str, tz: str | None = None) -> str:
         try:
-            response = await self._client.get(f"/api/incidents/{self._key(key)}/postmortem/markdown", params={"tz": tz})
+            response = await self._client.get(f"/api/incidents/{self._key(key)}/postmortem/markdown", params={"tz": tz} if tz else {})
         except httpx.TimeoutException:
             raise RemoteError(f"{self.url} did not answer in time") from None
         except httpx.TransportError as exc:

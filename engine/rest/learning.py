@@ -10,24 +10,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
 from engine.core.domain import InvalidInput
 from engine.learning import analytics, postmortem
 from engine.learning.postmortem import UNSET
-from engine.rest.common import Body, DataResponse, Day, NoBody, Responder, Text, Viewer, When, check_id, incident_number, row_dict
+from engine.rest.common import (
+    Body,
+    DataResponse,
+    Day,
+    NoBody,
+    Responder,
+    Text,
+    Viewer,
+    When,
+    check_id,
+    incident_number,
+    rest_state,
+    row_dict,
+)
 
 router = APIRouter(prefix="/api", tags=["post-mortems and analytics"])
 
 IncidentId = Annotated[Text, Path(description="Incident key such as INC-42 (or its number)", max_length=40)]
 Item = Annotated[Text, Field(max_length=2000)]
 Items = Annotated[list[Item], Field(max_length=200)]
-Zone = Annotated[Text, Query(max_length=64, description="IANA time zone for the period's days (default UTC)")]
+Zone = Annotated[
+    Text | None, Query(max_length=64, description="IANA time zone for the period's days and the times shown (default: [engine] timezone)")
+]
 
 
-def _zone(tz: str) -> str:
+def _zone(tz: str | None, request: Request) -> str:
+    """`tz`, checked; unset, the engine's configured zone, so the API counts a month's days as
+    `pulseguard report` and the console do."""
+    if tz is None:
+        tz = str(getattr(getattr(rest_state(request).config, "engine", None), "timezone", None) or "UTC")
     try:
         analytics.zone_named(tz)
     except InvalidInput as exc:
@@ -93,22 +112,23 @@ async def get_postmortem(id: IncidentId, _: Viewer) -> DataResponse:
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/markdown": {}}}},
 )
-async def postmortem_markdown(id: IncidentId, _: Viewer, tz: Zone = "UTC") -> PlainTextResponse:
+async def postmortem_markdown(id: IncidentId, _: Viewer, request: Request, tz: Zone = None) -> PlainTextResponse:
     from engine.learning.postmortem_render import render_markdown
 
     doc = await postmortem.postmortem_document(incident_number(id))
-    return PlainTextResponse(render_markdown(doc, _zone(tz)), media_type="text/markdown; charset=utf-8")
+    return PlainTextResponse(render_markdown(doc, _zone(tz, request)), media_type="text/markdown; charset=utf-8")
 
 
 @router.get("/analytics", summary="The analytics report of a month, a date range, or this month")
 async def analytics_report(
     _: Viewer,
+    request: Request,
     month: Annotated[Text | None, Query(max_length=7, description="YYYY-MM")] = None,
     since: Annotated[Day | None, Query(description="first day (with until: a range, both days included)")] = None,
     until: Annotated[Day | None, Query(description="last day (default today)")] = None,
-    tz: Zone = "UTC",
+    tz: Zone = None,
 ) -> DataResponse:
-    tz = _zone(tz)
+    tz = _zone(tz, request)
     if month and (since or until):
         raise InvalidInput("month", "give month, or since/until, not both")
     if until is not None and since is None:

@@ -47,12 +47,14 @@ OWN_BINDINGS: list[BindingType] = [
 ]
 
 
-def report_zone() -> str:
+def report_zone() -> str | None:
     """The zone whose days the periods follow: the one the console shows times in when
-    `[engine] timezone` is set, else UTC, as `pulseguard report` counts them."""
+    `[engine] timezone` is set; else None, the engine's own (UTC by default), as its
+    `pulseguard report` counts them."""
     from engine.api.display import display_zone
 
-    return str(getattr(display_zone(), "key", None) or "UTC")
+    key = getattr(display_zone(), "key", None)
+    return str(key) if key else None
 
 
 def _shift_month(month: str, delta: int) -> str:
@@ -129,7 +131,7 @@ class AnalyticsScreen(ConsoleScreen):
 
         app: Any = self.app
         now = app.now() if hasattr(app, "now") else datetime.now(UTC)
-        return to_zone(now, report_zone()).date()
+        return to_zone(now, report_zone() or "UTC").date()
 
     def action_previous_period(self) -> None:
         self._step(-1)
