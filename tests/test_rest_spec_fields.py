@@ -110,6 +110,10 @@ async def test_status_filter_takes_several_statuses(api):
         r = await c.get("/api/incidents/page", params={"status": "investigating,triggered"})
         assert r.status_code == 200, r.text
         assert sorted(i["key"] for i in r.json()["rows"]) == sorted([keys[0], keys[2]])
+        # Repeated, as the list's documentation promises, it matches either too (not just the last).
+        r = await c.get("/api/incidents", params=[("status", "investigating"), ("status", "identified")])
+        assert r.status_code == 200, r.text
+        assert sorted(i["key"] for i in r.json()["incidents"]) == sorted(keys[:2])
         r = await c.get("/api/incidents", params={"status": "investigating,bogus"})
         assert r.status_code == 422 and r.json()["field"] == "status" and "bogus" in r.json()["message"]
 

@@ -38,8 +38,10 @@ LIST_QUERIES = 4096
 async def list_incidents(
     request: Request,
     _: Viewer,
+    # A list, so a repeated `status` adds to the filter instead of the last one winning.
     status: Annotated[
-        Text | None, Query(max_length=200, description="a status, open, or several separated by commas (investigating,identified)")
+        list[Annotated[Text, Field(max_length=200)]] | None,
+        Query(max_length=20, description="a status, open, or several: comma-separated (investigating,identified) or repeated"),
     ] = None,
     severity: Severity_ | None = None,
     service: Annotated[Text | None, Query(max_length=64)] = None,
