@@ -178,6 +178,27 @@ async def test_internal_comments_never_reach_external_recipients(esc_db, receive
     assert "INTERNAL-UPDATE" in internal and "INTERNAL-ONLY" not in internal  # comments are not broadcast at all
 
 
+async def test_customers_hear_nothing_of_incidents_the_status_page_hides(esc_db, receivers):
+    private = '\n[[services]]\nname = "billing-db"\npublic = false\n\n[[services]]\nname = "checkout"\n'
+    cfg = make_config(receivers, after=30, extra=private)
+    async with fast_loops(cfg):
+        hidden = await services.create_incident(title="Replica lag", severity="high", actor="probe", services=["billing-db"])
+        await services.post_update(hidden.key, "PRIVATE-SERVICE: failing over billing", "alice", public=True)
+        await services.resolve(hidden.key, "alice", root_cause="lag", solution="failover")
+        noise = await services.create_incident(title="Flap", severity="high", actor="probe", services=["checkout"])
+        await services.mark_false_positive(noise.key, "alice")
+        await services.resolve(noise.key, "alice", root_cause="probe flap", solution="none")
+        shown = await services.create_incident(title="Checkout errors", severity="high", actor="probe", services=["checkout", "billing-db"])
+        await services.post_update(shown.key, "We are looking into checkout errors.", "alice", public=True)
+        await eventually(lambda: len(receivers.mails_to("customers@example.com")) >= 1, timeout=8)
+        await asyncio.sleep(0.5)
+    external = receivers.mails_to("customers@example.com")
+    assert len(external) == 1, [m.text for m in external]
+    assert "looking into checkout errors" in external[0].text
+    assert "billing-db" not in external[0].text  # a private service is not named to customers
+    assert await Notification.filter(audience="external", incident_id__in=[hidden.id, noise.id]).count() == 0
+
+
 async def test_jira_ticket_opened_and_closed_with_the_incident(esc_db, receivers):
     cfg = make_config(receivers, after=30, jira_create=True)
     async with fast_loops(cfg):

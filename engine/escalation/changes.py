@@ -442,10 +442,16 @@ async def _on_status(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, 
 async def _external(
     conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, kind: str, message: str | None, now: datetime
 ) -> None:
-    """Customers hear public updates only: public fields of the incident and the public message."""
+    """Customers hear public updates only: public fields of the incident and the public message,
+    and only of incidents the status page shows (the same rule as engine.rest.statuspage.visibility)."""
     dests = external_destinations(ctx)
     if not dests:
         return
+    private = {s.name for s in ctx.config.services if not s.public}
+    if incident.false_positive or incident.merged_into is not None:
+        return
+    if incident.services and all(n in private for n in incident.services):
+        return  # only private services: its public text is written for nobody outside
     shown = {s.name: s.display_name or s.name for s in ctx.config.services if s.public}
     names = [shown.get(n, n) for n in incident.services or [] if n in shown or not any(s.name == n for s in ctx.config.services)]
     payload = {"kind": kind, "incident": public_incident(snapshot(incident), names), "message": message, "at": iso(now)}
