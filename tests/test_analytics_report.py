@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from support.analytics import FEBRUARY, MARCH, UTC, make, t
@@ -205,6 +205,27 @@ async def test_weeks_and_previous_ranges_follow_local_days_across_a_summer_time_
     prev = report["previous_period"]
     assert (prev["label"], prev["since"], prev["days"]) == ("2026-10-18 – 2026-10-24", "2026-10-17T22:00:00+00:00", 7)
     assert report["trends"]["incident_frequency"]["previous"] == 0  # Oct 17 23:30 is not in it
+
+
+async def test_a_merged_duplicate_counts_once_as_its_survivor(db):
+    from engine.incidents.services import grouping
+
+    at = t(5, 4, 10)
+    survivor = await services.create_incident(title="checkout down", severity="critical", actor="t", at=at)
+    duplicate = await services.create_incident(
+        title="checkout 502s", severity="critical", actor="t", source="alert", at=at + timedelta(minutes=2)
+    )
+    await services.acknowledge(survivor.key, "t", at=at + timedelta(minutes=4))
+    await grouping.merge(duplicate.key, survivor.key, "t", reason="same outage", at=at + timedelta(minutes=6))
+    await services.resolve(survivor.key, "t", root_cause="r", solution="s", category="database", at=at + timedelta(minutes=90))
+
+    report = await analytics.build_report(analytics.month_period("2026-05"))
+    assert (report["total_incidents"], report["resolved"]) == (1, 1)
+    assert report["kpis"]["mttr_seconds"] == pytest.approx(90 * M)  # not the mean with the merge's 4 minutes
+    assert report["kpis"]["mtta_seconds"] == pytest.approx(4 * M)
+    assert report["root_causes"] == [{"category": "database", "count": 1, "percent": 100.0}]  # no 'unknown'
+    assert report["kpis"]["monitoring_detected"] == 0  # the duplicate was the alert
+    assert [w["total"] for w in report["weekly"]] == [1, 0, 0, 0, 0]
 
 
 async def test_the_report_draws_its_charts_in_the_terminal_html_and_markdown(fixture_db, tmp_path):

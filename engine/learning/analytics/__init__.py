@@ -4,7 +4,8 @@ Every figure is aggregated by the database: one GROUP BY pass per period over (w
 root cause), written once with a small dialect helper for SQLite and PostgreSQL, so a yearly
 report over 100,000 incidents reads at most a few thousand group rows into Python. Definitions (also in the README, section Analytics):
 
-- An incident belongs to a period when it was *created* in it: [since, until).
+- An incident belongs to a period when it was *created* in it: [since, until). One merged into
+  another is left out (the survivor counts the outage once).
 - Time KPIs ignore false positives: MTTD = created_at − detected_at, MTTA = acknowledged_at −
   created_at, MTTR = resolved_at − created_at (resolved incidents only).
 - Root-cause shares: resolved, non-false-positive incidents of the period by category.

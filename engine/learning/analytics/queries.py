@@ -103,6 +103,10 @@ async def _use_index(conn: BaseDBAsyncClient, q: _Sql, since: str, until: str, v
 async def period_cube(conn: BaseDBAsyncClient, period: Period) -> list[dict[str, Any]]:
     """One pass over the period's incidents: sums and counts per (week, severity, root cause).
 
+    An incident merged into another is left out: it was the same outage, counted once as the
+    survivor (else each duplicate added an incident, a 'resolution' at the merge and an
+    'unknown' root cause).
+
     Every figure of the report is a sum over some of these groups (at most a few thousand
     rows), so means stay exact (sum / count) and the table is read once. The inner query turns
     each incident into a few numbers first (materialised, so SQLite's GROUP BY sorts small
@@ -132,7 +136,7 @@ async def period_cube(conn: BaseDBAsyncClient, period: Period) -> list[dict[str,
                    {q.json_number("i.satisfaction", "customer")} AS customer,
                    {q.json_number("i.satisfaction", "team")} AS team
             FROM incident i
-            WHERE {column} >= {since} AND {column} < {until}
+            WHERE {column} >= {since} AND {column} < {until} AND i.merged_into IS NULL
         )
         SELECT week, severity, category,
                COUNT(*) AS incidents, SUM(fp) AS false_positives,
@@ -162,7 +166,7 @@ async def went_public_before_resolution(conn: BaseDBAsyncClient, period: Period)
         FROM status_update su CROSS JOIN incident i
         WHERE i.id = su.incident_id AND su.public = {public} AND su.created_at <= i.resolved_at
           AND i.created_at >= {since} AND i.created_at < {until}
-          AND NOT i.false_positive AND i.source IN {q.in_list(MONITORING_SOURCES)}
+          AND NOT i.false_positive AND i.merged_into IS NULL AND i.source IN {q.in_list(MONITORING_SOURCES)}
     """
     rows = await _fetch(conn, sql, q.values)
     return int(rows[0]["n"] or 0)
