@@ -7,7 +7,7 @@ import asyncio
 import copy
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -366,6 +366,29 @@ def test_a_bad_document_names_the_json_path(path: str, value: Any, message: str,
     with pytest.raises(InvalidInput) as caught:
         parse_document(_bad(doc, path, value))
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "field, minutes, message",
+    [
+        ("resolved_at", -60, "is before created_at"),
+        ("acknowledged_at", -30, "is before created_at"),
+        ("detected_at", 120, "is after created_at"),
+    ],
+)
+def test_times_out_of_order_are_refused_before_they_make_negative_mttr(
+    field: str, minutes: int, message: str, good_document: dict[str, Any]
+) -> None:
+    """Imported as they were, they made `pulseguard report` print an MTTR of -3600s."""
+    doc = copy.deepcopy(good_document)
+    created = datetime.fromisoformat(doc["incidents"][0]["created_at"])
+    doc["incidents"][0][field] = (created + timedelta(minutes=minutes)).isoformat()
+    with pytest.raises(InvalidInput) as caught:
+        parse_document(doc)
+    assert f"incidents[0].{field}: " in str(caught.value) and message in str(caught.value)
+    # Within the clock skew engines sharing a database may have, the document is taken.
+    doc["incidents"][0][field] = (created + timedelta(seconds=30 if minutes > 0 else -30)).isoformat()
+    parse_document(doc)
 
 
 def test_a_document_from_a_newer_release_says_so(good_document: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from tortoise.models import Model
 
 from engine.core.analysis import validate_analysis
 from engine.core.domain import EvidenceKind, FollowUpGroup, InvalidInput, Severity, Source, Status
+from engine.incidents.services.validation import CLOCK_SKEW
 from engine.incidents.transfer.document import ATTACHED, ENTRIES_KEY, FORMAT, FORMAT_VERSION, POSTMORTEM_KEY, stored_fields
 from engine.storage.models import Evidence, FollowUp, Incident
 from engine.storage.postmortem_models import Postmortem, PostmortemEntry
@@ -111,6 +112,22 @@ def _load_row(doc: Any, model: type[Model], columns: dict[str, tf.Field[Any]], p
     return out
 
 
+def _check_times(row: dict[str, Any], path: str) -> None:
+    """An incident is detected before it is opened, and acknowledged and resolved after: the
+    reports' MTTD, MTTA and MTTR are these differences, and a reversed pair would make them
+    negative. Clocks of engines sharing a database may differ by CLOCK_SKEW, so that passes."""
+    created = row.get("created_at")
+    if created is None:
+        return
+    detected = row.get("detected_at")
+    if detected is not None and detected > created + CLOCK_SKEW:
+        raise _where(f"{path}.detected_at", f"{detected.isoformat()} is after created_at {created.isoformat()} (detection comes first)")
+    for name in ("acknowledged_at", "resolved_at"):
+        when = row.get(name)
+        if when is not None and when < created - CLOCK_SKEW:
+            raise _where(f"{path}.{name}", f"{when.isoformat()} is before created_at {created.isoformat()}")
+
+
 def _list(doc: dict[str, Any], name: str, path: str) -> list[Any]:
     value = doc.get(name, [])
     if not isinstance(value, list):
@@ -181,6 +198,7 @@ def _parse_incidents(incidents: list[Any]) -> list[Incoming]:
             raise _where(f"{path}.analysis.{exc.field}", exc.message) from None
         if row["number"] < 1:
             raise _where(f"{path}.number", f"{row['number']} is not an incident number (1 or more)")
+        _check_times(row, path)
         if row["number"] in seen_numbers:
             raise _where(f"{path}.number", f"INC-{row['number']} is also at {seen_numbers[row['number']]}")
         seen_numbers[row["number"]] = path
