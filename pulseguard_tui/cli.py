@@ -80,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "report":
         install_report_charts()
+    if args.command == "config":
+        from engine.cli.config import set_console_checker
+        from pulseguard_tui.settings import config_problems
+
+        set_console_checker(config_problems)
     return run(args)
 
 

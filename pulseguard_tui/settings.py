@@ -63,6 +63,26 @@ def check_theme(name: str, where: str) -> str:
     return theme
 
 
+def config_problems(section: Any) -> list[str]:
+    """What `config check` reports of a `[console]` section: a theme or keymap action id the
+    console would drop with a warning at start-up."""
+    import difflib
+
+    from pulseguard_tui.actions import ACTIONS
+
+    problems: list[str] = []
+    theme = getattr(section, "theme", None)
+    if theme and normalise_theme_name(theme) is None:
+        problems.append(f"console.theme: unknown theme {theme!r} (expected one of: {', '.join(THEME_NAMES)})")
+    ids = [a.id for a in ACTIONS]
+    for action_id in getattr(section, "keymap", None) or {}:
+        if action_id not in ids:
+            close = difflib.get_close_matches(action_id, ids, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "the ids are in docs/reference/keys.md"
+            problems.append(f'console.keymap."{action_id}": unknown action id ({hint})')
+    return problems
+
+
 def choose_theme(cli: str | None, config: str | None, env: dict[str, str] | None = None) -> str:
     """The theme to start with (see the module docstring for the order)."""
     env = dict(os.environ) if env is None else env

@@ -5,6 +5,7 @@ subcommand's --help says what it does and what each argument means."""
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,25 @@ def test_config_check_warns_about_channels_it_cannot_reach(tmp_path: Path) -> No
     quiet = run_plain_cli("config", "check", str(cfg), cwd=tmp_path, env={"PG_SLACK": "http://127.0.0.1:9/x"})
     assert quiet.returncode == 0
     assert not [line for line in quiet.stderr.splitlines() if "notifications." in line or "integrations." in line]
+
+
+def test_config_check_refuses_a_console_theme_or_keymap_action_the_console_would_drop(tmp_path: Path) -> None:
+    from support.cli_proc import run_python
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+    env.update({"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / ".config"), "PULSEGUARD_DB": str(tmp_path / "t.db")})
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[console]\ntheme = "neon"\n[console.keymap]\n"incident.akc" = "y"\n', encoding="utf-8")
+    # Through the `pulseguard` entry point, which knows the console's themes and actions.
+    bad = run_python(["config", "check", str(cfg)], env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.splitlines() == [
+        f"error: {cfg}: console.theme: unknown theme 'neon' (expected one of: dark, light, high-contrast, monochrome)",
+        f"error: {cfg}: console.keymap.\"incident.akc\": unknown action id (did you mean 'incident.ack'?)",
+    ]
+    cfg.write_text('[console]\ntheme = "light"\n[console.keymap]\n"incident.ack" = "y"\n', encoding="utf-8")
+    good = run_python(["config", "check", str(cfg)], env=env, cwd=tmp_path)
+    assert good.returncode == 0 and good.stdout.startswith(f"ok: {cfg}"), good.stderr
 
 
 def parsers() -> list[tuple[str, argparse.ArgumentParser]]:

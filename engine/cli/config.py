@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,17 @@ from engine.config.loading import example_config_text, find_config, load_config
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+
+# `[console] theme` and the action ids of `[console.keymap]` are known only to the console's
+# packages, which the engine may not import; the entry point plugs in a checker of the
+# section (problems as "console.KEY: …"), so `config check` does not pass what the console drops.
+ConsoleChecker = Callable[[Any], list[str]]
+_console_checker: ConsoleChecker | None = None
+
+
+def set_console_checker(checker: ConsoleChecker | None) -> None:
+    global _console_checker
+    _console_checker = checker
 
 
 def _init_target(args: argparse.Namespace) -> Path:
@@ -71,6 +83,10 @@ async def check_handler(args: argparse.Namespace, ctx: object = None) -> int:
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    if _console_checker is not None and (problems := _console_checker(config.console)):
+        for line in problems:
+            print(f"error: {path}: {line}", file=sys.stderr)
         return EXIT_USAGE
     for warning in [*config.warnings(), *config.missing_env()]:
         print(f"warning: {path}: {warning}", file=sys.stderr)
