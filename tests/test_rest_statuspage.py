@@ -18,6 +18,7 @@ from engine.notify.channels import Dispatcher, settings_from_config
 from engine.notify.deliverer import Deliverer
 from engine.rest.statuspage import Settings
 from engine.rest.subscribers import SubscriberRelay
+from engine.storage.rest_models import Subscriber
 
 SITE = """
 [engine]
@@ -389,6 +390,30 @@ async def test_subscribers_confirm_receive_public_updates_and_unsubscribe(db):
             sink.mails.clear()
             await _deliver(cfg)
             assert not sink.mails
+    finally:
+        sink.close()
+
+
+async def test_each_subscriber_mail_names_the_status_its_update_was_posted_at(db):
+    sink = SmtpSink()
+    try:
+        cfg = config(SUBSCRIBE_SITE.replace("{port}", str(sink.port)))
+        now = datetime.now(UTC)
+        await Subscriber.create(
+            email="ann@example.com", services=[], token="t-ann", confirmed_at=now - timedelta(minutes=1), created_at=now
+        )
+        inc = await services.create_incident(title="Login broken", severity="high", actor="x", services=["web-app"])
+        await services.post_update(inc.key, "We found the cause.", "alice", public=True, status="identified")
+        await services.post_update(inc.key, "A fix is out; watching.", "alice", public=True, status="monitoring")
+        # The relay runs after both (a busy or restarted engine): each mail keeps its own status.
+        assert await SubscriberRelay(lambda: Settings.from_config(cfg)).run_once() == 3  # events read
+        while await _deliver(cfg):  # one mail per round on a recipient's stream, in order
+            pass
+        subjects = {m.message.get_content().splitlines()[0]: m.message["Subject"] for m in sink.mails}
+        assert subjects == {
+            "We found the cause.": "[Identified] Investigating an issue with Web application",
+            "A fix is out; watching.": "[Monitoring] Investigating an issue with Web application",
+        }, subjects
     finally:
         sink.close()
 

@@ -301,7 +301,8 @@ async def relay_event(settings: Settings, event: dict[str, Any]) -> int:
     chosen = [s for s in subs if not s["services"] or set(s["services"]) & set(touched)]
     if not chosen:
         return 0
-    status = "resolved" if kind == "resolved" else public_status(inc["status"])
+    # The status the change left, not the incident's now: the relay may run after later changes.
+    status = "resolved" if kind == "resolved" else public_status((event["data"] or {}).get("to") or inc["status"])
     shown = [names[n] for n in touched]
     page = f"{settings.public_url or ''}/status/incidents/INC-{inc['number']}"
     written = 0
