@@ -126,6 +126,41 @@ async def test_pagerduty_trigger_acknowledge_resolve_share_one_dedup_key(http):
     assert trig["payload"]["source"] and trig["payload"]["timestamp"]
 
 
+async def test_pagerduty_hears_a_reopened_incident_is_still_acknowledged(http):
+    # A breach after resolution reopens an incident somebody acknowledged: PulseGuard pages
+    # nobody, so PagerDuty's new alert must not stay triggered (its own policy would page).
+    rx = http("pagerduty", pagerduty_responder)
+    reopened = payload("reopened")
+    reopened["incident"].update(status="investigating", acknowledged_at="2025-03-04T10:05:00+00:00", acknowledged_by="alice")
+    async with httpx.AsyncClient() as client:
+        out = await pagerduty.send(client, rx.url + "/v2/enqueue", "R0UTING", reopened)
+        assert out.ok, out.reason
+        assert [(r.json["event_action"], r.json["dedup_key"]) for r in rx.requests] == [
+            ("trigger", "pulseguard-INC-7"),
+            ("acknowledge", "pulseguard-INC-7"),
+        ]
+        # Nobody acknowledged: the trigger goes alone, and PagerDuty pages.
+        rx.requests.clear()
+        assert (await pagerduty.send(client, rx.url + "/v2/enqueue", "R0UTING", payload("reopened"))).ok
+        assert [r.json["event_action"] for r in rx.requests] == ["trigger"]
+
+
+async def test_pagerduty_acknowledge_after_trigger_failing_fails_the_message(http):
+    # The acknowledgement refused for now: the message is retried, never marked sent half-way.
+    calls = []
+
+    def responder(req):
+        calls.append(req.json["event_action"])
+        return (503, {}, b"{}") if req.json["event_action"] == "acknowledge" else (202, {}, b'{"status":"success"}')
+
+    rx = http("pagerduty", responder)
+    acked = payload("severity_changed")
+    acked["incident"].update(status="investigating", acknowledged_at="2025-03-04T10:05:00+00:00")
+    async with httpx.AsyncClient() as client:
+        out = await pagerduty.send(client, rx.url, "R0UTING", acked)
+    assert not out.ok and not out.permanent and calls == ["trigger", "acknowledge"]
+
+
 async def test_pagerduty_rejects_a_bad_event_for_good(http):
     rx = http("pagerduty", lambda req: (400, {}, b'{"status":"invalid event","errors":["routing_key is invalid"]}'))
     async with httpx.AsyncClient() as client:

@@ -75,12 +75,25 @@ async def send(
     event = build_event(payload, routing_key)
     if event is None:
         return Outcome.success("nothing to send to PagerDuty")
-    content = json.dumps(event).encode()
-    outcome, response = await post(
-        client, events_url or EVENTS_URL, content=content, headers={"Content-Type": "application/json"}, timeout=timeout
-    )
-    if outcome.ok:
-        outcome.result = {"pagerduty_dedup_key": event["dedup_key"]}
+    events = [event]
+    inc = payload.get("incident") or {}
+    if event["event_action"] == "trigger" and inc.get("acknowledged_at") and inc.get("status") != "resolved":
+        # Someone here already acknowledged (a reopened incident, a severity change): a trigger
+        # alone would leave PagerDuty's alert triggered, paging its own escalation policy, so it
+        # is followed by the acknowledgement PagerDuty would otherwise never hear again.
+        events.append({"routing_key": routing_key, "event_action": "acknowledge", "dedup_key": event["dedup_key"]})
+    outcome = Outcome.success()
+    for body in events:
+        outcome, _ = await post(
+            client,
+            events_url or EVENTS_URL,
+            content=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+        )
+        if not outcome.ok:
+            return outcome  # retried whole: PagerDuty folds the repeated trigger into its alert
+    outcome.result = {"pagerduty_dedup_key": event["dedup_key"]}
     return outcome
 
 
