@@ -35,6 +35,8 @@ def test_metrics_bad_input_is_one_line_and_writes_nothing(db, database) -> None:
         (("metrics", "push", "queue", "nan"), "error: value: must be a finite number"),
         (("metrics", "push", "queue", "1", "--at", "yesterday-ish"), "error: --at: 'yesterday-ish' is not a time"),
         (("metrics", "query", "queue", "--since", "soon"), "error: --since: 'soon' is not a time"),
+        # A mistyped target is named, not reported as a target without samples.
+        (("metrics", "query", "response_time", "--target", "api-helth"), "error: --target: no target 'api-helth'"),
     ]:
         proc = run_cli(database, *args)
         assert proc.returncode == 2, (args, proc.stderr)

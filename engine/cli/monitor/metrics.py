@@ -44,6 +44,9 @@ async def metrics_query(args: argparse.Namespace, ctx: Context) -> int:
     if until is not None and until <= since:
         raise UsageError("--until must be after --since")
     points = await query_series(args.series, since=since, until=until, target=args.target, resolution=args.resolution, limit=args.limit)
+    if not points and args.target and (targets := await _unknown_target(args.target, ctx)) is not None:
+        # A mistyped --target would otherwise read as a target that has been quiet.
+        raise UsageError(f"--target: no target {args.target!r} ({targets})")
     if ctx.json:
         print_json(points)
         return EXIT_OK
@@ -70,6 +73,21 @@ async def metrics_query(args: argparse.Namespace, ctx: Context) -> int:
         columns.append(("note", "note"))
     print_table(rows, columns)
     return EXIT_OK
+
+
+async def _unknown_target(name: str, ctx: Context) -> str | None:
+    """None when `name` is a configured or recorded target (or produced a series); otherwise
+    the known targets, to name in the error."""
+    from engine.storage.monitor_models import MetricSeries, MonitorTarget
+
+    names = {t.name for t in getattr(ctx.config, "targets", None) or []}
+    names |= set(await MonitorTarget.all().values_list("name", flat=True))
+    if name in names or await MetricSeries.filter(target=name).exists():
+        return None
+    shown = sorted(names)
+    if not shown:
+        return "there are no targets"
+    return "known targets: " + ", ".join(shown[:10]) + (", …" if len(shown) > 10 else "")
 
 
 def _num(value: Any) -> str:
