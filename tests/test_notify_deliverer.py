@@ -67,6 +67,32 @@ notify_before_shift_minutes = 30
     assert start.strftime("%H:%M") + " UTC" in text  # the schedule's zone (UTC here), named
 
 
+async def test_a_shift_notice_says_when_the_shift_really_ends(esc_db, receivers):
+    # The planner looks an hour ahead; a day-long shift starting in it was told it ended at the
+    # edge of that look-ahead ("on call 23:57 → 00:27").
+    now = datetime.now(UTC)
+    start = (now + timedelta(minutes=20)).replace(second=0, microsecond=0)
+    extra = f"""
+[[schedules]]
+name = "night"
+rotation = "daily"
+handoff = "{start.strftime("%H:%M")}"
+users = ["alice", "carol"]
+notify_before_shift_minutes = 30
+"""
+    cfg = parse_config_text(config_text(receivers, after=30) + extra)
+    ctx = wire(cfg).context
+    assert await plan_shift_notices({"night": ctx.schedules["night"]}, now) == 1
+    [timer] = await Timer.filter(kind="shift_notice")
+    incoming = timer.data["user"]
+    end = start + timedelta(days=1)
+    assert timer.data["end"] == end.isoformat()
+    async with fast_loops(cfg):
+        await eventually(lambda: receivers.mails_to(f"{incoming}@example.com"), timeout=5)
+    text = receivers.mails_to(f"{incoming}@example.com")[0].message.get_content()
+    assert f"→ {end.strftime('%Y-%m-%d %H:%M')} UTC" in text, text
+
+
 async def test_pagerduty_acknowledgement_flows_back_and_stops_escalation(esc_db, receivers):
     cfg = make_config(receivers, after=0.05)
     async with fast_loops(cfg):

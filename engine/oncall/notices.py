@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -28,6 +28,13 @@ async def active_overrides(schedule: str, start: datetime, end: datetime, conn: 
     return [Override(r.user, r.starts_at, r.ends_at, r.covers, r.id, r.reason) for r in await q]
 
 
+async def shift_end(sched: Schedule, start: datetime, conn: BaseDBAsyncClient | None = None) -> datetime:
+    """When the person on call at `start` hands over: the shift's real end, not the edge of the
+    window the planner looked at (a shift running past it would be told it ends there)."""
+    overrides = await active_overrides(sched.name, start, datetime.max.replace(tzinfo=UTC), conn)
+    return sched.on_call(start, overrides).end
+
+
 async def plan_shift_notices(schedules: dict[str, Schedule], now: datetime | None = None) -> int:
     """Write a timer for every shift starting soon whose person should be told beforehand."""
     now = now or utcnow()
@@ -45,7 +52,8 @@ async def plan_shift_notices(schedules: dict[str, Schedule], now: datetime | Non
             if due > now + PLAN_AHEAD:
                 continue
             key = f"shift:{sched.name}:{shift.user}:{shift.start.isoformat()}"
-            data = {"schedule": sched.name, "user": shift.user, "start": shift.start.isoformat(), "end": shift.end.isoformat()}
+            end = await shift_end(sched, shift.start)
+            data = {"schedule": sched.name, "user": shift.user, "start": shift.start.isoformat(), "end": end.isoformat()}
             timers.append(Timer(key=key[:255], kind="shift_notice", due_at=max(due, now), data=data, created_at=now))
         if timers:
             async with in_transaction() as conn:
@@ -73,6 +81,8 @@ async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now
     user = ctx.users.get(data.get("user"))
     if user is None or not getattr(user, "email", None):
         return
+    # An override made since the plan may have moved the end (the start still holds: checked above).
+    data = {**data, "end": (await shift_end(sched, start, conn)).isoformat()}
     from engine.core.timefmt import format_range
 
     # In the person's own zone when they have one, else the schedule's.
