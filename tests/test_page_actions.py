@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import html
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -28,6 +30,7 @@ from support.escalation import config_text, eventually, fast_loops
 from support.receivers import HttpReceiver, free_port
 
 from engine.config.loading import parse_config_text
+from engine.core import timefmt
 from engine.notify import webhook as webhook_channel
 from engine.notify.links import PageLinks, Signer, stored_secret
 from engine.rest.server import ApiService
@@ -168,6 +171,29 @@ async def test_concurrent_clicks_of_one_link_act_once(db, caplog):
     logged = [json.dumps(getattr(r, "fields", {})) + r.getMessage() for r in caplog.records if r.name == "pulseguard.api.access"]
     token = sent["acknowledge"].rsplit("/", 1)[1]
     assert len(logged) == 6 and all("/act/[token]" in line and token not in line for line in logged)
+
+
+async def test_a_used_link_says_when_in_the_engines_time_zone(db):
+    # The page around the refusal shows "Opened … CET"; its "already used … at" said UTC.
+    port = free_port()
+    cfg = parse_config_text(
+        f'[engine]\ntimezone = "Europe/Amsterdam"\npublic_url = "http://127.0.0.1:{port}"\n'
+        '[[users]]\nid = "alice"\nemail = "alice@example.com"\n'
+    )
+    timefmt.configure(cfg)  # as `pulseguard engine` does on start
+    inc = await services_create()
+    sent = await PageLinks.from_config(cfg).for_email(
+        {"kind": "triggered", "audience": "internal", "incident": {"key": inc.key, "status": inc.status}}, ["alice@example.com"]
+    )
+    assert sent is not None
+    async with serving(cfg, port), httpx.AsyncClient(timeout=10) as browser:
+        assert (await browser.post(sent["acknowledge"])).status_code == 200
+        again = await browser.post(sent["acknowledge"])
+    acked = (await Incident.get(id=inc.id)).acknowledged_at
+    assert acked is not None
+    local = acked.astimezone(ZoneInfo("Europe/Amsterdam"))
+    assert again.status_code == 409
+    assert f"by alice at {local:%Y-%m-%d %H:%M} {local.tzname()}" in html.unescape(again.text), again.text
 
 
 async def test_forged_tampered_expired_and_cut_links_are_refused_and_change_nothing(db):

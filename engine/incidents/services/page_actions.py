@@ -14,6 +14,7 @@ from datetime import datetime
 from tortoise.exceptions import IntegrityError
 
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, IllegalTransition, InvalidInput
+from engine.core.timefmt import format_time
 from engine.incidents.services.lifecycle import acknowledge_in, resolve_in, valid_resolution
 from engine.incidents.services.timeline import change
 from engine.incidents.services.validation import valid_actor, valid_time
@@ -35,7 +36,8 @@ async def used(nonce: str) -> PageLinkUse | None:
 
 def used_message(use: PageLinkUse) -> str:
     what = "this button press was already handled" if use.via == "slack" else "this link was already used"
-    return f"{what}: INC-{use.incident_number} was {use.action}d with it by {use.actor} at {use.used_at:%Y-%m-%d %H:%M} UTC"
+    # In the display zone, as every other time on the page that shows this ("Opened 22:51 CET").
+    return f"{what}: INC-{use.incident_number} was {use.action}d with it by {use.actor} at {format_time(use.used_at, date=True)}"
 
 
 async def act_once(
