@@ -73,6 +73,30 @@ async def test_fingerprint_by_service_groups_alerts_of_different_titles(db) -> N
     assert other["incident"] != a["incident"] and other["action"] == "created"
 
 
+async def test_generic_alerts_grouped_by_service_stay_apart_inside_their_incident(db) -> None:  # type: ignore[no-untyped-def]
+    text = BASE + '\n[grouping]\nfingerprint = ["service"]\n'
+    async with running_api(config(text)) as api, api.client("responder") as c:
+        slow = (await c.post("/api/webhooks/alert", json={"title": "p99 slow", "services": ["api-server"]})).json()
+        burst = (await c.post("/api/webhooks/alert", json={"title": "5xx burst", "services": ["api-server"]})).json()
+        key = slow["incident"]
+        # A new alert of the group is a change: on the timeline, under a fingerprint of its own.
+        assert burst["incident"] == key and burst["action"] == "updated"
+        detail = (await c.get(f"/api/incidents/{key}")).json()
+        fingerprints = {e["summary"]: e["data"]["fingerprint"] for e in detail["timeline"] if e["kind"] == "alert_firing"}
+        assert set(fingerprints) == {"alert firing: p99 slow", "alert firing: 5xx burst"}
+        assert len(set(fingerprints.values())) == 2
+        # One alert resolving leaves the incident open while the other still fires.
+        r = await c.post("/api/webhooks/alert", json={"title": "p99 slow", "services": ["api-server"], "status": "resolved"})
+        assert r.json()["action"] == "updated", r.text
+        assert (await c.get(f"/api/incidents/{key}")).json()["status"] == "triggered"
+        # The other alert can be split out by its fingerprint, and its resolution goes there.
+        r = await c.post(f"/api/incidents/{key}/split", json={"fingerprint": fingerprints["alert firing: 5xx burst"]})
+        assert r.status_code == 201, r.text
+        own = r.json()["key"]
+        r = await c.post("/api/webhooks/alert", json={"title": "5xx burst", "services": ["api-server"], "status": "resolved"})
+        assert r.json()["incident"] == own, r.text
+
+
 def test_a_bad_grouping_section_is_refused_by_key() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config_text(BASE + '\n[grouping]\nfingerprint = ["colour"]\n')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -46,7 +47,10 @@ async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> 
     bad = [s for s in body.services + body.tags if not NAME_OK.match(s.strip())]
     if bad:
         raise InvalidInput("services" if bad[0] in body.services else "tags", f"{bad[0]!r} is not a valid name")
-    alerts = [{"fingerprint": "alert", "status": body.status, "summary": body.title, "url": body.url, "starts_at": None}]
+    # Each alert is told apart by its own key: when [grouping] fingerprint puts several keys in
+    # one incident, each is on the timeline, resolves on its own and can be split out.
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    alerts = [{"fingerprint": fingerprint, "status": body.status, "summary": body.title, "url": body.url, "starts_at": None}]
     return await apply_alerts(
         rest_state(request),
         dedup=dedup,
@@ -57,5 +61,6 @@ async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> 
         services_=[s.strip() for s in body.services],
         tags=[t.strip() for t in body.tags],
         alerts=alerts,
-        group_resolved=body.status == "resolved",
+        # Grouped by its key alone, the alert is its group; grouped wider, the others may still fire.
+        group_resolved=body.status == "resolved" and not rest_state(request).config.grouping.fingerprint,
     )
