@@ -356,3 +356,41 @@ async def test_remote_console_shows_who_is_on_call_from_the_engine(db: Any, tmp_
                 assert table_rows(screen, "#oncall-shifts")
         finally:
             await cleanup()
+
+
+async def test_a_row_moved_to_while_the_list_reloads_over_a_slow_link_stays_selected(api: Api, tmp_path: Path) -> None:
+    """Over a slow link a reload asked for by the feed arrives after the user moved on: it must
+    not put the cursor back on the incident selected when it was asked for (the next key would
+    act on that one)."""
+    import asyncio
+
+    await seed_two()
+    await services.create_incident(title="Search latency above 2 s", severity="low", actor="monitor")
+    args = console_args(tmp_path, api.url, api.tokens["responder"])
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await started(app, pilot)
+            assert screen.table.selected_key == "INC-1"
+            gate = asyncio.Event()
+            asked: list[str | None] = []
+            real = app.api.incident_page
+
+            async def slow_page(filters: Any = None, offset: int = 0, limit: int = 100, focus_key: str | None = None) -> Any:
+                asked.append(focus_key)
+                await gate.wait()
+                return await real(filters, offset, limit, focus_key)
+
+            app.api.incident_page = slow_page
+            await services.create_incident(title="Nightly export failed", severity="low", actor="cli")
+            await until(pilot, lambda: asked, timeout=5, what="a reload on its way")
+            assert asked == ["INC-1"]
+            await pilot.press("j", "j")
+            assert screen.table.selected_key == "INC-3"
+            gate.set()
+            await until(pilot, lambda: screen.table.total == 4, what="the reload's answer")
+            await pilot.pause(0.1)
+            assert screen.table.selected_key == "INC-3"
+            await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == "INC-3", what="detail")
+    finally:
+        await cleanup()

@@ -191,6 +191,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
         self._generation += 1
         generation = self._generation
         keep_key = keep_key or self.selected_key
+        cursor_before = self.cursor
         height = max(self.scrollable_content_region.height - 1, 1)
         top = int(self.scroll_y)
         offset = max(0, top - top % self.page_size)
@@ -198,13 +199,20 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
         result = await self._loader(offset, limit, keep_key)
         if generation != self._generation:
             return  # a newer reload superseded this one
+        # Over a slow link the user may have moved on while the page was on its way: the row
+        # they moved to wins over the one selected when the reload was asked for.
+        moved = self.cursor != cursor_before
+        moved_to = self.selected_key if moved else None
         self.total = int(result["total"])
         self._rows = {offset + i: row for i, row in enumerate(result["rows"])}
         self._pages_pending.clear()
         self.loaded = True
         self.virtual_size = Size(self.size.width, self.total + 1)
         position = result.get("position")
-        if position is not None:
+        if moved:
+            found = [i for i, row in self._rows.items() if row["key"] == moved_to]
+            new_cursor = found[0] if found else min(self.cursor, max(self.total - 1, 0))
+        elif position is not None:
             new_cursor = int(position)
         else:
             new_cursor = min(self.cursor, max(self.total - 1, 0))
