@@ -204,8 +204,14 @@ class PulseGuardApp(App[None]):
     def require_ready(self) -> bool:
         """True when the engine is reachable; otherwise say so (and do nothing)."""
         if not self.ready.is_set():
-            self.notify("still opening the database…", severity="warning")
+            # "opening the database…" here, "connecting…" for a console attached with --connect
+            self.notify(f"still {self.starting_text}", severity="warning")
         return self.ready.is_set()
+
+    @property
+    def starting_text(self) -> str:
+        """What the console is doing before the engine is reachable."""
+        return str(self.engine_state.get("role") or "opening the database…")
 
     async def on_unmount(self) -> None:
         if self._database is not None:
@@ -237,8 +243,8 @@ class PulseGuardApp(App[None]):
             self.engine_state = {**await self.api.engine_state(), "readonly": self.readonly}
             self.counts = await self.api.incident_counts()
             self.targets = await self.api.list_targets()
-        except Exception as exc:  # the database went away: say so in the header, keep running
-            self.engine_state = {**self.engine_state, "role": f"database error: {exc}"}
+        except Exception as exc:  # the database or the remote engine went away: say so in the header, keep running
+            self.engine_state = {**self.engine_state, "role": overview_problem(exc, remote=bool(getattr(self.api, "remote", False)))}
         self._refresh_status_lines()
 
     def _refresh_status_lines(self) -> None:
@@ -378,6 +384,16 @@ class PulseGuardApp(App[None]):
         super().exit(result, return_code, message)
         if self.engine_host is not None:
             self.engine_host.stop_soon()
+
+
+def overview_problem(exc: Exception, *, remote: bool) -> str:
+    """The header's engine state when the overview could not be read. Attached over the API it
+    is one of the states the header shows even at 80 columns (widgets.status_line.REMOTE_PROBLEMS)."""
+    if not remote:
+        return f"database error: {exc}"
+    from engine.api.http import AuthenticationFailed
+
+    return "token refused" if isinstance(exc, AuthenticationFailed) else "unreachable"
 
 
 def connect_error(exc: Exception) -> tuple[int, str]:

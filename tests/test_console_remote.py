@@ -394,3 +394,30 @@ async def test_a_row_moved_to_while_the_list_reloads_over_a_slow_link_stays_sele
             await until(pilot, lambda: screen.detail.detail is not None and screen.detail.detail["key"] == "INC-3", what="detail")
     finally:
         await cleanup()
+
+
+def test_remote_engine_unreachable_or_refusing_the_token_is_in_the_header_at_80_columns() -> None:
+    from pulseguard_tui.widgets.status_line import status_content
+
+    state = {"role": "engine", "remote": "http://127.0.0.1:18080", "readonly": False}
+    assert "remote" in str(status_content(state, {}, [], 80))
+    for role, shown in (("unreachable", "ENGINE UNREACHABLE"), ("token refused", "TOKEN REFUSED")):
+        for width in (80, 120):
+            text = str(status_content({**state, "role": role}, {"critical": 1}, [{"state": "down"}], width))
+            assert shown in text and len(text) <= width, text
+
+
+async def test_the_header_says_when_the_remote_engine_goes_away(db: Any, tmp_path: Path) -> None:
+    await seed_two()
+    async with running_api() as api:
+        args = console_args(tmp_path, api.url, api.tokens["responder"])
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                screen = await started(app, pilot)
+                await api.service.stop()
+                await app.refresh_overview()  # what the 5-second tick does
+                await pilot.pause(0.05)
+                assert "ENGINE UNREACHABLE" in str(screen.query_one("#status-line").render())
+        finally:
+            await cleanup()

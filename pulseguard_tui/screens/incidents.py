@@ -154,7 +154,7 @@ class IncidentsScreen(IncidentWorkflows):
     def _update_info(self) -> None:
         app: Any = self.app
         if not app.ready.is_set():
-            self.query_one("#list-info", Static).update("opening the database…")
+            self.query_one("#list-info", Static).update(app.starting_text)
             return
         table = self.table
         parts = [f"{table.total} incident{'s' if table.total != 1 else ''}"]

@@ -17,6 +17,9 @@ ROLE_TEXT = {
     "cluster": "cluster",
 }
 REMOTE_ROLE_TEXT = {"engine": "engine running", "standby": "engine standby"}
+# The remote engine's state when the console cannot read it (pulseguard_tui.app.overview_problem):
+# shown in place of "remote" at any width, since what the console shows may be out of date.
+REMOTE_PROBLEMS = {"unreachable": "ENGINE UNREACHABLE", "token refused": "TOKEN REFUSED"}
 ROLE_SHORT = {"engine": "engine here", "standby": "standby", "console": "pure console", "local": "pure console", "cluster": "cluster"}
 
 
@@ -55,10 +58,15 @@ def status_content(
         n = int(state["engines"])
         role_text = f"cluster: {n} engine{'s' if n != 1 else ''}" if n else "cluster: NO ENGINE"
     remote = str(state.get("remote") or "")
+    alarm = role == "cluster" and state.get("engines") == 0
     if remote:  # attached over the API: the engine's state there, and where it is
-        role_text = "remote" if narrow else f"remote, {REMOTE_ROLE_TEXT.get(role, role)}"
+        alarm = role in REMOTE_PROBLEMS
+        if alarm:
+            role_text = REMOTE_PROBLEMS[role]
+        else:
+            role_text = "remote" if narrow else f"remote, {REMOTE_ROLE_TEXT.get(role, role)}"
         remote = remote.split("://", 1)[-1]
-    parts.append((role_text, "bold $error" if role == "cluster" and state.get("engines") == 0 else "$text-muted"))
+    parts.append((role_text, "bold $error" if alarm else "$text-muted"))
     used = sum(len(p if isinstance(p, str) else p[0]) for p in parts)
     db = remote or str(state.get("database") or "")
     room = width - used - 3
