@@ -198,7 +198,11 @@ async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
         status: int = await args.handler(args, ctx)
         return status
     wiring = None
+    prepare = getattr(args, "before_database", None)
     try:
+        if prepare is not None:
+            # Checks that need no database run first: a port in use must not leave a new, empty one.
+            prepare(args, ctx)
         await open_database_for(args, ctx, access)
         if ctx.config is not None and not getattr(args, "runs_engine", False):
             from engine.escalation.wiring import Wiring
@@ -212,6 +216,8 @@ async def _run_handler(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         if wiring is not None:
             wiring.stop()
+        for close in ctx.extras.pop("on_exit", []):
+            close()
         await close_database()
 
 

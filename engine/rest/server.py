@@ -123,6 +123,11 @@ class ApiService:
     def url(self) -> str:
         return f"http://{self._shown_host}:{self.port}"
 
+    def adopt(self, sock: socket.socket) -> None:
+        """Serve on a socket already listening at this service's address."""
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+
     def bind(self) -> socket.socket:
         """Take the port now (OSError naming the address if it is in use); the bound socket."""
         if self._sock is None:
@@ -210,14 +215,28 @@ class ApiAddressError(Exception):
     """The API cannot listen where it was told to (a bad address, a port in use)."""
 
 
-def attach_api(engine: Any, listen: str, *, relay: bool = True) -> ApiService:
+def take_port(listen: str) -> socket.socket:
+    """The listening socket for `HOST:PORT`, taken before anything else starts (ApiAddressError
+    for a bad address or a port in use); hand it to attach_api(sock=...)."""
+    try:
+        return bind(*parse_listen(listen))
+    except (ValueError, OSError) as exc:
+        raise ApiAddressError(f"--api: {exc}") from None
+
+
+def attach_api(engine: Any, listen: str, *, relay: bool = True, sock: socket.socket | None = None) -> ApiService:
     """Add the API to an engine runtime (`pulseguard engine --api HOST:PORT`): it runs for
-    the engine's whole life, leader or standby. The port is taken at once, so a bad address or
-    a port in use stops the command with a clear message (ApiAddressError) before anything starts."""
+    the engine's whole life, leader or standby. The port is taken at once (or `sock`, taken
+    earlier by take_port, is used), so a bad address or a port in use stops the command with a
+    clear message (ApiAddressError) before anything starts."""
     try:
         service = ApiService(listen, engine.config, db_label=getattr(engine.database, "label", ""), relay=relay)
+        if sock is not None:
+            service.adopt(sock)
         service.bind()
     except (ValueError, OSError) as exc:
+        if sock is not None:
+            sock.close()
         raise ApiAddressError(f"--api: {exc}") from None
     engine.add_service(service, leader_only=False)
     return service

@@ -64,8 +64,9 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
     if listen:  # no --api and no [engine] api: no port is opened
         from engine.rest.server import ApiAddressError, attach_api
 
+        sock = ctx.extras.pop("api_socket", None)  # taken by before_database
         try:
-            api = attach_api(engine, listen)
+            api = attach_api(engine, listen, sock=sock)
         except ApiAddressError as exc:
             raise UsageError(str(exc)) from None
         api_url = api.url
@@ -169,6 +170,34 @@ async def show_status(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def before_database(args: argparse.Namespace, ctx: Context) -> None:
+    """What can refuse the engine's start without a database, checked before one is opened (or
+    created): `[engine] cluster = true` on SQLite, a bad --api address, a port in use."""
+    if getattr(args, "action", None) == "status":
+        return
+    from engine.api.startup import database_for
+    from engine.config.loading import default_config
+    from engine.core.errors import StartupError
+
+    config = ctx.config or default_config()
+    database = database_for(args, config)
+    if config.engine.cluster and database.kind != "postgres":
+        raise StartupError(
+            f"[engine] cluster = true needs PostgreSQL, and {database.label} is SQLite: "
+            "engines cannot share a SQLite file (remove the setting to run one engine here)"
+        )
+    listen = listen_address(args, config)
+    if listen:
+        from engine.rest.server import ApiAddressError, take_port
+
+        try:
+            sock = take_port(listen)
+        except ApiAddressError as exc:
+            raise UsageError(str(exc)) from None
+        ctx.extras["api_socket"] = sock
+        ctx.extras.setdefault("on_exit", []).append(sock.close)  # closing twice is harmless
+
+
 def listen_address(args: argparse.Namespace, config: Any) -> str | None:
     """Where the headless engine serves its API: --api, else `[engine] api`, else nowhere."""
     api: str | None = getattr(args, "api", None) or config.engine.api
@@ -182,4 +211,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("--quiet", "-q", action="store_true", help="print warnings only")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     p.add_argument("--api", metavar="HOST:PORT", help="also serve the REST API and status page here (or [engine] api)")
-    p.set_defaults(handler=run_engine, needs_db=True, runs_engine=True)  # the engine wires escalation itself
+    # runs_engine: the engine wires escalation itself
+    p.set_defaults(handler=run_engine, before_database=before_database, needs_db=True, runs_engine=True)
