@@ -152,3 +152,24 @@ async def test_subscription_survives_an_engine_restart(db):
             await stream.aclose()
             await remote.aclose()
             await again.stop()
+
+
+async def test_a_revoked_token_loses_its_open_event_stream(db):
+    """A stream is authenticated when it opens; revoking the token ends it (a revoked viewer
+    must not keep reading every change), and the reconnection is refused."""
+    from engine.rest import auth
+
+    async with running_api() as api:
+        remote = await RemoteEngine.connect(api.url, api.tokens["viewer"])
+        remote.reconnect_delay = (0.1, 0.5)
+        stream = remote.subscribe(await remote.latest_cursor())
+        try:
+            await services.create_incident(title="before", severity="low", actor="x")
+            assert (await _next_batch(stream))[0]["summary"].endswith("before")
+            await auth.revoke_token("viewer-token", actor="admin")
+            await services.create_incident(title="after revoking", severity="low", actor="x")
+            with pytest.raises(AuthenticationFailed, match="revoked"):
+                await _next_batch(stream, timeout=10)
+        finally:
+            await stream.aclose()
+            await remote.aclose()

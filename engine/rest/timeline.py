@@ -21,6 +21,7 @@ from engine.core.halt import finish
 from engine.incidents import feed
 from engine.incidents.feed import event_to_dict
 from engine.incidents.queries import get_incident
+from engine.rest import auth
 from engine.rest.common import RestState, Text, Viewer, incident_number, rest_state
 from engine.storage.changes import change_signal
 from engine.storage.models import Event
@@ -124,10 +125,17 @@ def _start_cursor(cursor: int | None, last_event_id: str | None) -> int:
 
 async def _stream(request: Request, state: RestState, cursor: int, incident_id: int | None) -> AsyncIterator[str]:
     w = watcher(state)
+    token = auth.bearer(request.headers.get("authorization")) or ""
     yield "retry: 2000\n: connected\n\n"
     loop = asyncio.get_running_loop()
     last_sent = loop.time()
     while not state.draining.is_set():
+        # The token was checked when the stream opened; a stream outlives that check, so a
+        # revoked token's stream ends here (within auth.CACHE_SECONDS, at once in this process)
+        # and its reconnection gets the 401.
+        if await auth.authenticate(token) is None:
+            yield 'event: unauthorized\ndata: {"error":"unauthorized","message":"unknown or revoked token"}\n\n'
+            return
         seen = w.latest  # read before the query: every event up to it is committed
         if incident_id is None:
             batch = await feed.events_since(cursor, 500)
