@@ -173,3 +173,16 @@ async def test_a_revoked_token_loses_its_open_event_stream(db):
         finally:
             await stream.aclose()
             await remote.aclose()
+
+
+async def test_a_token_refused_again_and_again_is_still_said_to_be_refused(db):
+    """After a few refusals the engine answers 429 (slowed down) instead of 401: that is the
+    token's problem too, not an engine error."""
+    async with running_api() as api:
+        messages = []
+        for _ in range(8):
+            with pytest.raises(AuthenticationFailed) as refused:
+                await RemoteEngine.connect(api.url, "pg_revoked-or-mistyped")
+            messages.append(str(refused.value))
+        assert any("too many failed authentication attempts" in m for m in messages), messages
+        assert all(m.startswith("the engine refused the token") for m in messages), messages

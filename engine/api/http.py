@@ -65,7 +65,9 @@ def raise_for(response: httpx.Response) -> None:
         raise InvalidInput(field or "request", message[len(prefix) :] if field and message.startswith(prefix) else message)
     if status == 403:
         raise ReadOnlyError(message)
-    if status == 401:
+    if status in (401, 429):
+        # 429 is the engine slowing down a client that keeps presenting a wrong token (a valid
+        # one is always let in): the token is the problem, not the engine.
         raise AuthenticationFailed(f"the engine refused the token: {message}")
     raise RemoteError(f"the engine answered HTTP {status}: {message}")
 
