@@ -84,6 +84,7 @@ class ChangeSignal:
             lost = asyncio.Event()
             try:
                 conn = await asyncpg.connect(
+                    getattr(client, "dsn", None),  # the URL's sslmode and other libpq parameters
                     host=client.host,  # type: ignore[attr-defined]
                     port=client.port,  # type: ignore[attr-defined]
                     user=client.user,  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import stat
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
@@ -34,6 +35,13 @@ MODELS = [
 ]
 MIGRATIONS = "engine.storage.migrations"
 SQLITE_PRAGMAS = {"journal_mode": "WAL", "busy_timeout": 30000, "synchronous": "NORMAL"}
+# Query parameters of a postgres:// URL that PulseGuard or Tortoise's pool reads; every other one
+# (sslmode, sslrootcert, target_session_attrs, …) is libpq's, and asyncpg reads it from its DSN.
+POOL_PARAMS = {
+    "schema", "minsize", "maxsize", "application_name", "max_queries", "max_inactive_connection_lifetime",
+    "statement_cache_size", "max_cached_statement_lifetime", "max_cacheable_statement_size",
+}  # fmt: skip
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def default_db_path() -> Path:
@@ -67,6 +75,19 @@ class Database:
         host = parts.hostname or "localhost"
         return f"postgres:{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
+    @property
+    def libpq_params(self) -> list[tuple[str, str]]:
+        """The URL's libpq connection parameters (sslmode=require, …); `ssl` is read as sslmode."""
+        query = parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+        return [("sslmode" if k == "ssl" else k, v) for k, v in query if k not in POOL_PARAMS]
+
+    @property
+    def dsn(self) -> str:
+        """The URL a direct asyncpg connection takes: PulseGuard's own parameters (schema) out,
+        libpq's (sslmode, …) kept, so no connection is made with less security than asked."""
+        parts = urlsplit(self.url)
+        return urlunsplit(("postgres", parts.netloc, parts.path, urlencode(self.libpq_params), ""))
+
     def tortoise_config(self) -> dict[str, Any]:
         if self.kind == "sqlite":
             connection: dict[str, Any] = {
@@ -74,7 +95,9 @@ class Database:
                 "credentials": {"file_path": str(self.path), **SQLITE_PRAGMAS},
             }
         else:
-            connection = expand_db_url(self.url)
+            parts = urlsplit(self.url)
+            pool = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in POOL_PARAMS]
+            connection = expand_db_url(urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pool), "")))
             connection["engine"] = "engine.storage.postgres"  # transactions that survive a lost connection
             credentials = connection["credentials"]
             credentials.setdefault("minsize", 1)
@@ -82,6 +105,8 @@ class Database:
             credentials["reset"] = keep_session
             if self.schema:
                 credentials["schema"] = self.schema
+            if libpq := self.libpq_params:
+                credentials["dsn"] = f"postgres://?{urlencode(libpq)}"
         return {
             "connections": {"default": connection},
             "apps": {APP: {"models": MODELS, "default_connection": "default", "migrations": MIGRATIONS}},
@@ -121,9 +146,12 @@ def resolve_database(value: str | None = None) -> Database:
         parts = urlsplit(raw)
         if not parts.path.strip("/"):
             raise InvalidInput("--db", f"{raw!r} names no database (expected postgres://user@host/dbname)")
-        schema = None
-        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-        schema = query.get("schema")
+        schema = dict(parse_qsl(parts.query, keep_blank_values=True)).get("schema")
+        if schema is not None and not SCHEMA_NAME.fullmatch(schema):
+            raise InvalidInput(
+                "--db",
+                f"schema {schema!r} is not a PostgreSQL name PulseGuard uses (letters, digits and _, at most 63, not starting with a digit)",
+            )
         return Database("postgres", raw, None, schema)
     if lowered.startswith("sqlite://"):
         rest = raw[len("sqlite://") :]
@@ -239,7 +267,7 @@ async def _check_postgres(db: Database, *, create: bool) -> bool:
     name = parts.path.strip("/")
     server = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
     try:
-        conn = await asyncpg.connect(db.url.split("?", 1)[0].replace("postgresql://", "postgres://", 1), timeout=PG_CONNECT_TIMEOUT)
+        conn = await asyncpg.connect(db.dsn, timeout=PG_CONNECT_TIMEOUT)
     except asyncpg.InvalidCatalogNameError:
         raise NoDatabase(
             f"no PostgreSQL database {name!r} on {server} (create it with `createdb {name}`, or check --db / PULSEGUARD_DB)"
@@ -287,8 +315,7 @@ async def migrate_database(db: Database, target: str | None = None) -> None:
 async def _ensure_pg_schema(db: Database) -> None:
     import asyncpg
 
-    url = db.url.split("?", 1)[0].replace("postgresql://", "postgres://", 1)
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(db.dsn, timeout=PG_CONNECT_TIMEOUT)
     try:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
     finally:
@@ -341,7 +368,7 @@ async def _migration_lock(db: Database) -> AsyncIterator[None]:
         return
     import asyncpg
 
-    conn = await asyncpg.connect(db.url.split("?", 1)[0].replace("postgresql://", "postgres://", 1), timeout=PG_CONNECT_TIMEOUT)
+    conn = await asyncpg.connect(db.dsn, timeout=PG_CONNECT_TIMEOUT)
     try:
         key = migration_lock_key(db)
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):

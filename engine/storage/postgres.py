@@ -77,6 +77,16 @@ async def _release(pool: Any, connection: Any) -> None:
 
 
 class SafeAsyncpgDBClient(AsyncpgDBClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # libpq's parameters of the URL (sslmode=require, …): asyncpg reads them from a DSN only.
+        self.dsn: str | None = self.extra.pop("dsn", None)
+
+    async def create_pool(self, **kwargs: Any) -> Any:
+        import asyncpg
+
+        return await asyncpg.create_pool(self.dsn, **kwargs)
+
     def _in_transaction(self) -> TransactionContext:
         return SafePooledTransactionContext(TransactionWrapper(self), self._pool_init_lock)
 
