@@ -405,3 +405,27 @@ auto_resolve_minutes = 0
                         await asyncio.wait_for(proc.wait(), 20)
                     except TimeoutError:
                         proc.kill()
+
+
+@pytest.mark.postgres
+async def test_targets_beside_a_cluster_shows_the_probed_state_and_the_engines(pg_db, tmp_path: Path) -> None:
+    """`pulseguard targets` on a cluster's database: the engines are running, so the states are
+    current (not "no data (was up)") and the footer names the cluster, not "no engine has run"."""
+    server = await LoopbackServer().start()
+    config_file = tmp_path / "pulseguard.toml"
+    config_file.write_text(f'[engine]\ncluster = true\n\n[[targets]]\nname = "a"\nkind = "http"\nurl = "{server.url}/a"\ninterval = "1s"\n')
+    engine_proc = await start_engine(pg_db, config_file)
+    try:
+        await read_until(engine_proc, "joined the cluster", 30)
+
+        async def probed() -> tuple[bool, Any]:
+            proc = await asyncio.to_thread(run_cli, pg_db, "targets", "--config", str(config_file), check=True)
+            return "cluster: 1 engine running" in proc.stdout and " up " in proc.stdout, proc.stdout
+
+        await until(probed, 15, "the target up, beside a running cluster")
+        shown = (await asyncio.to_thread(run_cli, pg_db, "targets", "--config", str(config_file), check=True)).stdout
+        assert "no data" not in shown and "no engine" not in shown, shown
+    finally:
+        engine_proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(engine_proc.wait(), 20)
+        await server.stop()

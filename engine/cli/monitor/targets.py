@@ -16,6 +16,7 @@ from engine.cli.common import (
 
 async def show_targets(args: argparse.Namespace, ctx: Context) -> int:
     from engine.monitor.metrics import list_targets, target_address
+    from engine.runtime.cluster import cluster_summary
     from engine.runtime.lease import Lease
 
     rows = await list_targets()
@@ -45,12 +46,14 @@ async def show_targets(args: argparse.Namespace, ctx: Context) -> int:
                     }
                 )
         rows.sort(key=lambda r: r["name"])
-    lease = await Lease().current()
+    # A cluster's engines hold no engine lease: they probe while any of them runs.
+    cluster = await cluster_summary()
+    lease = None if cluster is not None else await Lease().current()
     if ctx.json:
-        print_json({"engine": lease, "targets": rows})
+        print_json({"engine": lease, "cluster": cluster, "targets": rows})
         return EXIT_OK
     table = []
-    running = lease is not None and not lease["expired"]
+    running = cluster["running"] > 0 if cluster is not None else lease is not None and not lease["expired"]
     for r in rows:
         latency = r["last_latency_ms"]
         state = r["state"]
@@ -84,7 +87,10 @@ async def show_targets(args: argparse.Namespace, ctx: Context) -> int:
         ],
         empty="no targets (add [[targets]] to the configuration)",
     )
-    if lease is None:
+    if cluster is not None:
+        n = cluster["running"]
+        print(f"\ncluster: {n} engine{'s' if n != 1 else ''} running (pulseguard engine status for each one's buckets)")
+    elif lease is None:
         print("\nno engine has run on this database yet (start one with `pulseguard engine`)")
     elif lease["expired"]:
         print(f"\nno engine is running (the last one, {lease['holder']}, stopped or died)")
