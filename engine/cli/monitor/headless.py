@@ -90,6 +90,9 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # No reload on SIGHUP: say so and keep running. SIGHUP's default ended the process at once,
+    # with no hand-over of the lease, and left whoever sent it believing the file was reloaded.
+    loop.add_signal_handler(signal.SIGHUP, lambda: _no_reload(config))
     try:
         await engine.start()
         if engine.cluster is None and not await engine.wait_leader(0.5):
@@ -100,11 +103,19 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
         await stop.wait()
         say("engine: stopping")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await engine.stop()
     say("engine: stopped")
     return EXIT_OK
+
+
+def _no_reload(config: Any) -> None:
+    path = getattr(config, "path", None)
+    logging.getLogger("pulseguard.engine").warning(
+        "SIGHUP: the engine reads its configuration only at start; nothing was reloaded (restart it to apply changes%s)",
+        f" to {path}" if path else "",
+    )
 
 
 def _seconds(delta: float) -> str:
