@@ -477,6 +477,18 @@ def test_engine_without_configuration_says_so_and_leaves_other_channels_pending(
     assert "notify_waiting  notification to #ops waiting: no Slack webhook URL" in shown
 
 
+def test_engine_start_summary_names_the_postgresql_schema():
+    from engine.config.loading import parse_config_text
+    from engine.runtime.engine import start_summary
+    from engine.storage.db import resolve_database
+
+    # Engines on two schemas of one database must not describe themselves alike.
+    database = resolve_database("postgres://pg@db.internal:5432/ops?schema=team_a")
+    lines = start_summary(parse_config_text(""), database)
+    assert "pulseguard engine: database postgres:db.internal:5432/ops?schema=team_a" in lines, lines
+    assert database.where == "postgres:db.internal:5432/ops?schema=team_a"
+
+
 def test_engine_start_summary_names_what_it_runs(sqlite_database, tmp_path):
     from engine.config.loading import parse_config_text
     from engine.runtime.engine import start_summary

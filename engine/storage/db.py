@@ -65,7 +65,7 @@ class Database:
         """The location as a person named it: the file path, or the PostgreSQL label."""
         if self.kind == "sqlite":
             return str(self.path)
-        return f"{self.label} (schema {self.schema})" if self.schema else self.label
+        return self.label
 
     @property
     def label(self) -> str:
@@ -73,7 +73,9 @@ class Database:
             return f"sqlite:{self.path}"
         parts = urlsplit(self.url)
         host = parts.hostname or "localhost"
-        return f"postgres:{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+        # The schema as --db spells it: engines on two schemas of one database are told apart.
+        schema = f"?schema={self.schema}" if self.schema else ""
+        return f"postgres:{host}{':' + str(parts.port) if parts.port else ''}{parts.path}{schema}"
 
     @property
     def libpq_params(self) -> list[tuple[str, str]]:
