@@ -93,6 +93,30 @@ notify_before_shift_minutes = 30
     assert f"→ {end.strftime('%Y-%m-%d %H:%M')} UTC" in text, text
 
 
+async def test_planning_notices_of_a_short_rotation_stays_cheap(esc_db, receivers):
+    # Each planned notice looks for its shift's end: from a short window up, not across weeks of
+    # shifts (the engine's loop, which also sends the pages, waited seconds for it).
+    now = datetime.now(UTC)
+    extra = """
+[[schedules]]
+name = "short"
+rotation = "custom"
+rotation_length = "2m"
+users = ["alice", "bob", "carol"]
+notify_before_shift_minutes = 60
+"""
+    cfg = parse_config_text(config_text(receivers, after=30) + extra)
+    ctx = wire(cfg).context
+    t0 = time.monotonic()
+    planned = await plan_shift_notices({"short": ctx.schedules["short"]}, now)
+    took = time.monotonic() - t0
+    assert planned >= 40  # a shift every 2 minutes, told an hour ahead
+    assert took < 3.0, f"planning took {took:.1f} s"
+    for timer in await Timer.filter(kind="shift_notice"):
+        start, end = datetime.fromisoformat(timer.data["start"]), datetime.fromisoformat(timer.data["end"])
+        assert end - start == timedelta(minutes=2), timer.data
+
+
 async def test_pagerduty_acknowledgement_flows_back_and_stops_escalation(esc_db, receivers):
     cfg = make_config(receivers, after=0.05)
     async with fast_loops(cfg):

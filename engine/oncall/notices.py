@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,8 @@ from engine.storage.escalation_models import Timer
 
 # How far ahead the planner writes shift-notice timers each time it runs.
 PLAN_AHEAD = timedelta(minutes=30)
+# How far a shift's end is looked for; beyond it the notice gives the look-ahead's edge.
+SHIFT_LOOKAHEAD = timedelta(days=64)
 
 
 async def active_overrides(schedule: str, start: datetime, end: datetime, conn: BaseDBAsyncClient | None = None) -> list[Override]:
@@ -28,11 +30,24 @@ async def active_overrides(schedule: str, start: datetime, end: datetime, conn: 
     return [Override(r.user, r.starts_at, r.ends_at, r.covers, r.id, r.reason) for r in await q]
 
 
-async def shift_end(sched: Schedule, start: datetime, conn: BaseDBAsyncClient | None = None) -> datetime:
+def shift_end(sched: Schedule, start: datetime, overrides: Sequence[Override] = ()) -> datetime:
     """When the person on call at `start` hands over: the shift's real end, not the edge of the
-    window the planner looked at (a shift running past it would be told it ends there)."""
-    overrides = await active_overrides(sched.name, start, datetime.max.replace(tzinfo=UTC), conn)
-    return sched.on_call(start, overrides).end
+    window the planner looked at (a shift running past it would be told it ends there). The
+    window grows from an hour, so a short rotation costs a few shifts, not weeks of them."""
+    user = sched.who(start, overrides)[0]
+    span = timedelta(hours=1)
+    while True:
+        for shift in sched.shifts(start, start + span, overrides):
+            if shift.user != user:
+                return shift.start
+        if span >= SHIFT_LOOKAHEAD:
+            return start + span  # nobody takes over in sight (a one-person rotation)
+        span *= 2
+
+
+async def overrides_from(sched: Schedule, start: datetime, conn: BaseDBAsyncClient | None = None) -> list[Override]:
+    """Every run-time override of `sched` still in force at or after `start`."""
+    return await active_overrides(sched.name, start, datetime.max.replace(tzinfo=UTC), conn)
 
 
 async def plan_shift_notices(schedules: dict[str, Schedule], now: datetime | None = None) -> int:
@@ -44,6 +59,7 @@ async def plan_shift_notices(schedules: dict[str, Schedule], now: datetime | Non
             continue
         horizon = now + sched.notify_before + PLAN_AHEAD
         overrides = await active_overrides(sched.name, now, horizon)
+        later = await overrides_from(sched, now)
         timers = []
         for shift in sched.shifts(now, horizon, overrides):
             if shift.user is None or shift.start <= now:
@@ -52,7 +68,7 @@ async def plan_shift_notices(schedules: dict[str, Schedule], now: datetime | Non
             if due > now + PLAN_AHEAD:
                 continue
             key = f"shift:{sched.name}:{shift.user}:{shift.start.isoformat()}"
-            end = await shift_end(sched, shift.start)
+            end = shift_end(sched, shift.start, later)
             data = {"schedule": sched.name, "user": shift.user, "start": shift.start.isoformat(), "end": end.isoformat()}
             timers.append(Timer(key=key[:255], kind="shift_notice", due_at=max(due, now), data=data, created_at=now))
         if timers:
@@ -82,7 +98,7 @@ async def fire_shift_notice(conn: BaseDBAsyncClient, ctx: Any, timer: Timer, now
     if user is None or not getattr(user, "email", None):
         return
     # An override made since the plan may have moved the end (the start still holds: checked above).
-    data = {**data, "end": (await shift_end(sched, start, conn)).isoformat()}
+    data = {**data, "end": shift_end(sched, start, await overrides_from(sched, start, conn)).isoformat()}
     from engine.core.timefmt import format_range
 
     # In the person's own zone when they have one, else the schedule's.
