@@ -1,6 +1,6 @@
 """The spec's own request bodies, sent verbatim to a real uvicorn server on loopback: manual
 incidents with `affected_services`, comments with `author` and `timestamp`, status updates
-with `timestamp`, and `status=a,b` filters."""
+with `timestamp`, resolutions with `resolved_at` and `resolved_by`, and `status=a,b` filters."""
 
 from __future__ import annotations
 
@@ -27,6 +27,19 @@ STATUS_UPDATE = {
     "status": "investigating",
     "message": "Team is investigating root cause",
     "timestamp": "2024-01-17T10:30:00Z",
+}
+RESOLUTION = {
+    "resolution": {
+        "root_cause": "Database migration caused connection pool exhaustion",
+        "solution": "Rolled back to previous version and increased connection pool size",
+        "resolved_at": "2024-01-17T12:00:00Z",
+        "resolved_by": "[email protected]",
+        "verification_steps": [
+            "Monitor connection pool usage for 1 hour",
+            "Verify all services responding normally",
+            "Confirm with affected users",
+        ],
+    }
 }
 
 
@@ -70,6 +83,46 @@ async def test_the_spec_bodies_are_accepted_verbatim(api):
     event = await Event.filter(kind="commented").order_by("-id").first()
     assert event.actor == "responder-token" and event.data["on_behalf_of"] == "[email protected]"
     assert event.at >= before - timedelta(seconds=1)  # the timeline keeps the server's order
+
+
+async def test_the_spec_resolution_is_accepted_verbatim_and_its_time_drives_mttr(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        # Today's incident cannot have been resolved in 2024: refused, naming the field, nothing changed.
+        r = await c.post(f"/api/incidents/{key}/resolve", json=RESOLUTION)
+        assert r.status_code == 422 and r.json()["field"] == "resolved_at", r.text
+        assert f"before {key} opened" in r.json()["message"]
+        assert (await c.get(f"/api/incidents/{key}")).json()["status"] == "triggered"
+        # The spec's story: the incident was opened at 10:00 that day (an imported one, say).
+        number = int(key.split("-")[1])
+        await Incident.filter(number=number).update(created_at=datetime(2024, 1, 17, 10, 0, tzinfo=UTC))
+        before = datetime.now(UTC)
+        r = await c.post(f"/api/incidents/{key}/resolve", json=RESOLUTION)
+        assert r.status_code == 200, r.text
+        resolved = r.json()
+        assert resolved["status"] == "resolved" and resolved["resolved_by"] == "[email protected]"
+        assert datetime.fromisoformat(resolved["resolved_at"]) == datetime(2024, 1, 17, 12, 0, tzinfo=UTC)
+        assert [s["step"] for s in resolved["verification_steps"]] == RESOLUTION["resolution"]["verification_steps"]
+        report = (await c.get("/api/analytics", params={"since": "2024-01-17", "until": "2024-01-17", "tz": "UTC"})).json()
+    assert report["kpis"]["mttr_seconds"] == 7200, report
+    event = await Event.filter(kind="resolved").order_by("-id").first()
+    # Who made the change is the token; the timeline keeps the server's order.
+    assert event.actor == "responder-token" and event.data["on_behalf_of"] == "[email protected]"
+    assert "for [email protected]" in event.summary and event.at >= before - timedelta(seconds=1)
+
+
+async def test_a_resolution_stated_in_the_future_or_before_the_acknowledgement_is_refused(api):
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        await c.post(f"/api/incidents/{key}/acknowledge")
+        body = {"root_cause": "r", "solution": "s"}
+        for stated, words in ((future, "future"), ((datetime.now(UTC) - timedelta(seconds=30)).isoformat(), "before")):
+            r = await c.post(f"/api/incidents/{key}/resolve", json={**body, "resolved_at": stated})
+            assert r.status_code == 422 and r.json()["field"] == "resolved_at" and words in r.json()["message"], r.text
+        r = await c.post(f"/api/incidents/{key}/resolve", json={**body, "resolved_by": "x" * 65})
+        assert r.status_code == 422 and r.json()["field"] == "resolved_by", r.text
+        assert (await c.get(f"/api/incidents/{key}")).json()["status"] == "investigating"
 
 
 async def test_author_equal_to_the_token_is_not_an_on_behalf_of(api):

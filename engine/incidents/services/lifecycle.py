@@ -24,7 +24,16 @@ from engine.core.domain import (
 from engine.core.matchers import labels_of
 from engine.incidents.services.silences import FIRING_SOURCES, Silenced, silence_firing
 from engine.incidents.services.timeline import Change, Quick, append_event, change, next_number, require_open, run_change
-from engine.incidents.services.validation import MAX_TITLE, valid_actor, valid_name, valid_names, valid_text, valid_time
+from engine.incidents.services.validation import (
+    MAX_TITLE,
+    display_name,
+    stated_time,
+    valid_actor,
+    valid_name,
+    valid_names,
+    valid_text,
+    valid_time,
+)
 from engine.storage.models import Incident, StatusUpdate
 
 ANALYSIS_SECTIONS = SECTIONS
@@ -266,12 +275,23 @@ async def resolve(
     verification_steps: Sequence[str] = (),
     categories: Sequence[str] = DEFAULT_ROOT_CAUSE_CATEGORIES,
     at: datetime | None = None,
+    stated_at: datetime | None = None,
+    on_behalf_of: str | None = None,
 ) -> Incident:
+    """Resolve as `actor`. `stated_at` back-fills when it was resolved: the incident's
+    resolved_at (and so its MTTR) use it, the event stays at now. `on_behalf_of` names the
+    person an integration resolves for: stored as resolved_by, with `actor` on the timeline."""
     actor = valid_actor(actor)
     resolution = valid_resolution(root_cause, solution, category, verification_steps, categories)
     now = valid_time(at)
+    stated = stated_time(stated_at, now, "resolved_at")
+    behalf = display_name(on_behalf_of, "resolved_by")
+    if behalf is not None and len(behalf) > 64:
+        raise InvalidInput("resolved_by", f"is {len(behalf)} characters long (at most 64)")
+    if behalf is not None and behalf.lower() == actor.lower():
+        behalf = None  # the actor naming itself
     async with change(key, now) as c:
-        await resolve_in(c, actor, resolution)
+        await resolve_in(c, actor, resolution, stated_at=stated, on_behalf_of=behalf)
     return c.incident
 
 
@@ -292,17 +312,30 @@ def valid_resolution(
     return {"root_cause": root_cause, "category": cat, "solution": solution, "verification_steps": steps}
 
 
-async def resolve_in(c: Change, actor: str, resolution: dict[str, Any], via: str | None = None) -> None:
+async def resolve_in(
+    c: Change,
+    actor: str,
+    resolution: dict[str, Any],
+    via: str | None = None,
+    *,
+    stated_at: datetime | None = None,
+    on_behalf_of: str | None = None,
+) -> None:
     """The resolution (from `valid_resolution`) inside a change already begun; `via` as for
-    `acknowledge_in`."""
+    `acknowledge_in`; `stated_at` and `on_behalf_of` as for `resolve` (checked already)."""
     incident = c.incident
     if incident.status == Status.RESOLVED.value:
         raise IllegalTransition(f"{incident.key} is already resolved (by {incident.resolved_by})")
+    if stated_at is not None:
+        # A resolution before the incident opened or was acknowledged would make negative figures.
+        for name, earlier in (("opened", incident.created_at), ("was acknowledged", incident.acknowledged_at)):
+            if earlier is not None and stated_at < earlier:
+                raise InvalidInput("resolved_at", f"{stated_at.isoformat()} is before {incident.key} {name} ({earlier.isoformat()})")
     old = incident.status
     cat, root_cause = resolution["category"], resolution["root_cause"]
     incident.status = Status.RESOLVED.value
-    incident.resolved_at = c.now
-    incident.resolved_by = actor
+    incident.resolved_at = stated_at or c.now
+    incident.resolved_by = on_behalf_of or actor
     incident.root_cause = root_cause
     incident.root_cause_category = cat
     incident.solution = resolution["solution"]
@@ -310,7 +343,12 @@ async def resolve_in(c: Change, actor: str, resolution: dict[str, Any], via: str
     data: dict[str, Any] = {"from": old, **resolution}
     if via:
         data["via"] = via
-    await c.commit("resolved", actor, f"resolved ({cat}){' via ' + via if via else ''}: {root_cause}", data)
+    if stated_at is not None:
+        data["stated_at"] = stated_at.isoformat()
+    if on_behalf_of is not None:
+        data["on_behalf_of"] = on_behalf_of
+    behalf = f" for {on_behalf_of}" if on_behalf_of else ""
+    await c.commit("resolved", actor, f"resolved ({cat}){behalf}{' via ' + via if via else ''}: {root_cause}", data)
 
 
 async def reopen(key: str | int, actor: str, *, reason: str | None = None, at: datetime | None = None) -> Incident:

@@ -134,10 +134,29 @@ class EvidenceIn(Body):
 
 
 class ResolveIn(Body):
+    """The spec's resolution; its wrapper `{"resolution": {...}}` is unwrapped."""
+
     root_cause: Required
     solution: Required
     category: Annotated[Text, Field(max_length=64)] | None = None
     verification_steps: list[Annotated[Text, Field(max_length=1000, pattern=r"\S")]] = Field(default_factory=list, max_length=100)
+    resolved_at: When | None = Field(
+        None,
+        description="when it was resolved, for back-filling (ISO 8601 with a zone; not in the future, not before the incident "
+        "opened or was acknowledged): the incident's resolved_at and MTTR use it; the timeline event stays at the server's time",
+    )
+    resolved_by: Annotated[Text, Field(max_length=64)] | None = Field(
+        None,
+        description="who resolved it (the spec's field), stored as the incident's resolved_by; the token's name is always "
+        'recorded on the timeline as who made the change ("resolved … for NAME")',
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) == {"resolution"} and isinstance(data["resolution"], dict):
+            return data["resolution"]
+        return data
 
 
 class ReasonIn(Body):

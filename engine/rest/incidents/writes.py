@@ -175,6 +175,8 @@ async def resolve(id: IncidentId, body: ResolveIn, who: Responder, request: Requ
         category=body.category,
         verification_steps=body.verification_steps,
         categories=_categories(rest_state(request)),
+        stated_at=aware(body.resolved_at),
+        on_behalf_of=body.resolved_by,
     )
     return _incident(incident)
 
