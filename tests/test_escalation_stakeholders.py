@@ -118,3 +118,68 @@ async def test_the_timeline_says_when_the_next_step_is_due_in_the_configured_zon
     day = date.fromisoformat(found.group(1).strip()) if found.group(1) else due.date()
     shown = datetime.combine(day, time.fromisoformat(found.group(2)), ist)
     assert abs((shown - due).total_seconds()) < 60, (line, due)
+
+
+CHANNEL_PAGED = (
+    ALICE_AND_BOB
+    + """
+[escalation_policy.critical]
+escalate_after_minutes = 10
+[[escalation_policy.critical.levels]]
+notify = ["user:alice", "slack:#incidents"]
+[[escalation_policy.critical.levels]]
+notify = ["user:bob"]
+
+[escalation_policy.high]
+escalate_after_minutes = 10
+[[escalation_policy.high.levels]]
+notify = ["user:alice"]
+"""
+    + SLACK_AND_MAIL
+)
+
+
+def channel_paged(rx: Any) -> Any:
+    # Interactive: pages posted to Slack carry the Acknowledge and Resolve buttons.
+    text = CHANNEL_PAGED.replace("{smtp}", str(rx.smtp.port))
+    text = text.replace(
+        'incident_channels = ["#incidents"]\n',
+        'incident_channels = ["#incidents"]\ninteractive = true\nsigning_secret_env = "TEST_SLACK_SIGNING"\n',
+    )
+    return parse_config_text(text)
+
+
+async def test_a_reopened_incident_pages_its_channel_once_and_offers_to_acknowledge(esc_db, receivers, clock, monkeypatch):
+    monkeypatch.setenv("TEST_SLACK_SIGNING", "slack-signing-secret")
+    # #incidents is both a stakeholder and on level 1: the reopening paged it and told it.
+    async with fast_loops(channel_paged(receivers)):
+        inc = await services.create_incident(title="Checkout errors", severity="critical", actor="probe")
+        await eventually(lambda: receivers.mails_to("alice@example.com") and channel(receivers), timeout=5)
+        await services.resolve(inc.key, "probe", root_cause="recovered by itself", solution="none needed")
+        await services.reopen(inc.key, "probe", reason="the errors are back")
+        await eventually(lambda: len(receivers.mails_to("alice@example.com")) >= 3, timeout=5)
+        await asyncio.sleep(1.0)  # anything sent twice has arrived by now
+    reopened = [t for t in channel(receivers) if "reopened" in t]
+    assert len(reopened) == 1, channel(receivers)
+    page = receivers.mails_to("alice@example.com")[2].message.get_content()
+    assert "the errors are back" in page and f"Acknowledge: pulseguard incident ack {inc.key}" in page, page
+    buttons = [
+        b for r in receivers.slack.accepted if "reopened" in r.json.get("text", "") for b in r.json["blocks"] if b["type"] == "actions"
+    ]
+    assert buttons, "the channel's page has no Acknowledge button"
+
+
+async def test_a_severity_change_pages_the_first_level_once(esc_db, receivers, clock, monkeypatch):
+    monkeypatch.setenv("TEST_SLACK_SIGNING", "slack-signing-secret")
+    async with fast_loops(channel_paged(receivers)):
+        inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe")
+        await eventually(lambda: receivers.mails_to("alice@example.com"), timeout=5)
+        await services.change_severity(inc.key, "critical", "probe")
+        await eventually(lambda: len(receivers.mails_to("alice@example.com")) >= 2, timeout=5)
+        await eventually(lambda: any("critical" in t for t in channel(receivers)), timeout=5)
+        await asyncio.sleep(1.0)
+    mails = subjects(receivers, "alice@example.com")
+    assert mails == [f"[HIGH] {inc.key} triggered: Checkout errors", f"[CRITICAL] {inc.key} severity changed to critical: Checkout errors"]
+    page = receivers.mails_to("alice@example.com")[1].message.get_content()
+    assert "Severity high → critical" in page and f"Acknowledge: pulseguard incident ack {inc.key}" in page, page
+    assert len([t for t in channel(receivers) if "severity changed" in t]) == 1, channel(receivers)

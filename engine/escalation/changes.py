@@ -9,6 +9,7 @@ the incident. `catch_up_feed` handles, from the engine loop, what changed withou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -233,9 +234,10 @@ async def _handle(
         # Nobody owns it (resolved unacknowledged, by a recovery say): it pages again from the
         # first level, which tells the people it reaches; otherwise everyone it reached hears.
         unowned = incident.acknowledged_at is None and incident.status in OPEN
-        await _fan_out(conn, ctx, incident, event, "reopened", now, before=not unowned, stakeholders=True, message=data.get("reason"))
-        if unowned:
-            await _replan(conn, ctx, incident, event, now, "reopened")
+        reason = data.get("reason")
+        # The page goes first; a channel that is both paged and a stakeholder hears it once.
+        paged = await _replan(conn, ctx, incident, event, now, "reopened", message=reason) if unowned else []
+        await _fan_out(conn, ctx, incident, event, "reopened", now, before=not unowned, stakeholders=True, message=reason, skip=paged)
 
 
 async def _on_snoozed(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
@@ -330,9 +332,11 @@ async def _fan_out(
     stakeholders: bool = False,
     message: str | None = None,
     reached: tuple[list[str], list[dict[str, Any]]] | None = None,
+    skip: Sequence[str] = (),
 ) -> None:
     """Tell of `kind`: with `before`, everyone the incident reached (`reached`, when read
-    already), with `stakeholders` the stakeholders of that kind."""
+    already), with `stakeholders` the stakeholders of that kind; none of `skip` (paged of the
+    same change already)."""
     dests: list[str] = []
     people: list[dict[str, Any]] = []
     if before:
@@ -340,6 +344,9 @@ async def _fan_out(
         dests += [d for d in plain if kind != "acknowledged" or d != "jira"]
     if stakeholders:
         dests += internal_destinations(ctx, kind)
+    if skip:
+        dests = [d for d in dests if d not in skip]
+        people = [p for p in people if p.get("destination") not in skip]
     if kind == "resolved" and message is None:
         message = (event.data or {}).get("root_cause")
         if message:
@@ -370,26 +377,21 @@ async def _fan_out(
 
 async def _on_severity(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:
     data = event.data or {}
-    await _fan_out(
-        conn,
-        ctx,
-        incident,
-        event,
-        "severity_changed",
-        now,
-        before=True,
-        stakeholders=True,
-        message=f"Severity {data.get('from')} → {data.get('to')}" + (f": {data['reason']}" if data.get("reason") else ""),
-    )
-    if incident.acknowledged_at is not None or incident.status not in OPEN:
-        return
-    # Unacknowledged: the new severity's policy takes over from its first level.
-    await _replan(conn, ctx, incident, event, now, "severity_changed")
+    message = f"Severity {data.get('from')} → {data.get('to')}" + (f": {data['reason']}" if data.get("reason") else "")
+    paged: list[str] = []
+    if incident.acknowledged_at is None and incident.status in OPEN:
+        # Unacknowledged: the new severity's policy takes over from its first level, whose page
+        # (with its acknowledge links) is all its people and channels hear of the change.
+        paged = await _replan(conn, ctx, incident, event, now, "severity_changed", message=message)
+    await _fan_out(conn, ctx, incident, event, "severity_changed", now, before=True, stakeholders=True, message=message, skip=paged)
 
 
-async def _replan(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime, kind: str) -> None:
+async def _replan(
+    conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime, kind: str, *, message: str | None = None
+) -> list[str]:
     """Escalate the unacknowledged incident again from its policy's first level, in a new
-    generation (what was pending is cancelled; a stopped escalation starts anew)."""
+    generation (what was pending is cancelled; a stopped escalation starts anew). Returns the
+    destinations paged now (none when the first step waits)."""
     await cancel_pending(conn, incident.id)
     old = dict(incident.escalation or {})
     policy = policy_for(ctx.config, incident.severity, incident.services or ())
@@ -414,12 +416,12 @@ async def _replan(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, eve
             {"reason": state["stopped"]},
             now,
         )
-        return
+        return []
     level, round_, delay = policy.first_step()
     if delay > 0:
         await plan(conn, incident, state, state["generation"], level, round_, now + timedelta(minutes=delay))
-    else:
-        await fire_step(conn, ctx, incident, state, policy, level, round_, now, event=event, kind=kind)
+        return []
+    return await fire_step(conn, ctx, incident, state, policy, level, round_, now, event=event, kind=kind, message=message)
 
 
 async def _on_status(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:

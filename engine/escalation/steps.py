@@ -131,16 +131,17 @@ async def fire_step(
     extra: Sequence[str] = (),
     event: Event | None = None,
     kind: str | None = None,
-) -> None:
+    message: str | None = None,
+) -> list[str]:
     """Notify one level (plus `extra` stakeholders), record it, and plan the next step; or,
     while a snooze, a silence or an inhibition holds the incident's pages, plan the step for
-    when the hold ends (engine.escalation.holds)."""
+    when the hold ends (engine.escalation.holds). Returns the destinations written to now."""
     from engine.escalation.holds import hold_step, note_released, paging_hold
 
     hold = await paging_hold(conn, incident, now)
     if hold is not None:
         await hold_step(conn, incident, state, level, round_, hold, now, save=save_escalation)
-        return
+        return []
     await note_released(conn, incident, state, now)
     state.pop(UNTOLD, None)  # a step goes out: the stakeholders owed "triggered" are among its `extra`
     generation = int(state.get("generation") or 1)
@@ -148,7 +149,7 @@ async def fire_step(
     kind = kind or policy.step_kind(level, round_)
     names = [r.label for r in recipients]
     runbook = page_reference(ctx.config, incident.trigger, list(incident.services or []))
-    payload = message_payload(incident, kind, event, level=level, round=round_, recipients=names, runbook=runbook)
+    payload = message_payload(incident, kind, event, level=level, round=round_, recipients=names, runbook=runbook, message=message)
     # Digest mode batches the first notification; an escalation or reminder nobody answered
     # must reach its person now.
     digest = policy.digest_interval_minutes if policy.digest_mode and (level, round_) == (1, 1) else None
@@ -210,6 +211,7 @@ async def fire_step(
         await plan(conn, incident, state, generation, nxt[0], nxt[1], now + timedelta(minutes=nxt[2]))
     else:
         await save_escalation(conn, incident, state)
+    return dests
 
 
 async def stop(conn: BaseDBAsyncClient, incident: Incident, now: datetime, why: str, *, cancelled: int | None = None) -> None:

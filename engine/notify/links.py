@@ -33,14 +33,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.notify import render
+
 log = logging.getLogger(__name__)
 
 VERSION = 1
 ACTIONS = ("acknowledge", "resolve", "open")
 CHANNELS = ("email", "webhook", "slack")
-# The messages that page someone carry acknowledge and resolve; other messages about an
-# incident carry only the link that opens it.
-PAGE_KINDS = ("triggered", "escalated", "reminder")
+# The messages that page someone (engine.notify.render.is_page) carry acknowledge and resolve;
+# other messages about an incident carry only the link that opens it.
 SECRET_STATE = "page_link_secret"
 MAX_TOKEN = 600
 
@@ -190,7 +191,7 @@ class PageLinks:
         number = int(key.removeprefix("INC-"))
         expires = math.ceil(time.time() + self.ttl)
         actions = ["open"]
-        if recipient and channel != "slack" and payload.get("kind") in PAGE_KINDS and inc.get("status") != "resolved":
+        if recipient and channel != "slack" and render.is_page(payload) and inc.get("status") != "resolved":
             actions = ["acknowledge", "resolve", "open"]
         out: dict[str, Any] = {a: self.url(signer.sign(a, number, channel, recipient, expires), channel, a) for a in actions}
         out["expires_at"] = datetime.fromtimestamp(expires, UTC).isoformat()

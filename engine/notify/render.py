@@ -11,7 +11,7 @@ A notification's payload (stored on its outbox row) is a dict:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.core.textclean import public_text
@@ -20,6 +20,16 @@ PUBLIC_STATES = {"investigating": "Investigating", "identified": "Identified", "
 # Fields of an incident that may leave the organisation. Its title is not one of them: titles are
 # written for responders (a trigger's is its condition), so the public reads a neutral name.
 PUBLIC_INCIDENT_FIELDS = ("key", "status", "services")
+
+
+PAGE_KINDS = ("triggered", "escalated", "reminder")
+
+
+def is_page(p: Mapping[str, Any]) -> bool:
+    """Whether the message pages someone (and so offers to acknowledge): a first page, an
+    escalation, a reminder, or any step of the escalation (the first level paged again after a
+    reopening or a severity change carries its `level`)."""
+    return p.get("kind") in PAGE_KINDS or p.get("level") is not None
 
 
 def public_name(status: str | None, components: Sequence[str]) -> str:
@@ -131,7 +141,7 @@ def _body_lines(p: dict[str, Any]) -> list[str]:
             lines.append(str(inc["description"]))
         if inc.get("created_at"):
             lines.append(f"Opened: {_when(inc['created_at'])}")
-    if kind in ("triggered", "escalated", "reminder"):
+    if is_page(p):
         if p.get("runbook"):
             lines.append(f"Runbook: {p['runbook']}")
         lines.append(f"Acknowledge: pulseguard incident ack {inc.get('key')}")

@@ -25,13 +25,12 @@ def _mrkdwn(text: str) -> str:
 
 # The action ids of the buttons; the incident key is each button's value.
 ACTION_PREFIX = "pulseguard."
-PAGE_KINDS = ("triggered", "escalated", "reminder")
 
 
 def buttons(payload: dict[str, Any], open_url: str | None) -> dict[str, Any] | None:
     """The actions block of a page about an open incident, or None."""
     inc = payload.get("incident") or {}
-    if payload.get("kind") not in PAGE_KINDS or payload.get("audience") == "external" or not inc.get("key"):
+    if not render.is_page(payload) or payload.get("audience") == "external" or not inc.get("key"):
         return None
     if inc.get("status") == "resolved":
         return None
