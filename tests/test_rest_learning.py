@@ -231,3 +231,150 @@ async def test_console_analytics_and_post_mortem_over_connect(db: Any, tmp_path:
             await cleanup()
     summary = (await Postmortem.get(incident__number=1)).summary
     assert summary == ("Edited from a remote console." if role == "responder" else "Checkout failed for 48 minutes after release 4.2.")
+
+
+# The spec's "Post-mortem Analysis / Incident Review" block, as printed in it.
+SPEC_POST_MORTEM = {
+    "post_mortem": {
+        "timeline": [
+            {"time": "10:00", "event": "Deployment started", "details": "New version pushed to production"},
+            {"time": "10:15", "event": "First alerts", "details": "Slow response times detected"},
+            {"time": "10:30", "event": "Incident declared", "details": "Multiple services affected"},
+        ],
+        "impact_assessment": {
+            "affected_users": 12500,
+            "downtime_minutes": 75,
+            "financial_impact": "$15,000",
+            "reputational_impact": "medium",
+        },
+        "lessons_learned": ["Test database migrations in staging first", "Monitor connection pool metrics", "Have rollback plan ready"],
+    }
+}
+AMSTERDAM = config('[engine]\ntimezone = "Europe/Amsterdam"\n')
+
+
+async def _opened(at: datetime) -> str:
+    from engine.incidents import services
+
+    return (await services.create_incident(title="Database Connection Issues", severity="high", actor="t", at=at)).key
+
+
+def _added(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return [(e["at"], e["kind"], e["text"], e["annotation"]) for e in doc["timeline"] if e["kind"] == "note"]
+
+
+async def test_the_spec_post_mortem_block_sets_impact_lessons_and_timeline(db: Any) -> None:
+    # Opened 17 January, 10:50 in Amsterdam (CET, UTC+1): the block's times are that morning's.
+    key = await _opened(datetime(2024, 1, 17, 9, 50, tzinfo=UTC))
+    expected = [
+        ("2024-01-17T09:00:00+00:00", "note", "Deployment started", "New version pushed to production"),
+        ("2024-01-17T09:15:00+00:00", "note", "First alerts", "Slow response times detected"),
+        ("2024-01-17T09:30:00+00:00", "note", "Incident declared", "Multiple services affected"),
+    ]
+    async with running_api(AMSTERDAM) as api, api.client("responder") as c:
+        r = await c.patch(f"/api/incidents/{key}/postmortem", json=SPEC_POST_MORTEM)
+        assert r.status_code == 200, r.text
+        assert [e["text"] for e in r.json()["timeline_added"]] == [e[2] for e in expected]
+        assert r.json()["timeline_already_there"] == 0
+        assert r.json()["lessons_learned"] == SPEC_POST_MORTEM["post_mortem"]["lessons_learned"]
+        doc = (await c.get(f"/api/incidents/{key}/postmortem")).json()
+        assert _added(doc) == expected
+        assert {k: doc["impact"][k] for k in ("affected_users", "downtime_minutes", "financial_impact", "reputational_impact")} == {
+            "affected_users": 12500,
+            "downtime_minutes": 75.0,
+            "financial_impact": "$15,000",
+            "reputational_impact": "medium",
+        }
+        assert doc["postmortem"]["lessons_learned"] == SPEC_POST_MORTEM["post_mortem"]["lessons_learned"]
+        # Sent again, wrapped or as the inner object alone: nothing is duplicated.
+        for body in (SPEC_POST_MORTEM, SPEC_POST_MORTEM["post_mortem"]):
+            r = await c.patch(f"/api/incidents/{key}/postmortem", json=body)
+            assert r.status_code == 200, r.text
+            assert r.json()["timeline_added"] == [] and r.json()["timeline_already_there"] == 3
+        doc = (await c.get(f"/api/incidents/{key}/postmortem")).json()
+        assert _added(doc) == expected
+        markdown = (await c.get(f"/api/incidents/{key}/postmortem/markdown")).text
+        assert "Deployment started" in markdown and "New version pushed to production" in markdown
+        # The flat fields still work, and an ISO 8601 time with a zone is a line too.
+        body = {"affected_users": "300", "timeline": [{"time": "2024-01-17T11:05:00+01:00", "event": "Rolled back"}]}
+        r = await c.patch(f"/api/incidents/{key}/postmortem", json=body)
+        assert r.status_code == 200, r.text
+        doc = (await c.get(f"/api/incidents/{key}/postmortem")).json()
+        assert doc["impact"]["affected_users"] == 300
+        assert _added(doc)[-1] == ("2024-01-17T10:05:00+00:00", "note", "Rolled back", "")
+
+
+async def test_the_inner_post_mortem_object_alone_works_too(db: Any) -> None:
+    key = await _opened(datetime(2024, 1, 17, 9, 50, tzinfo=UTC))
+    async with running_api(AMSTERDAM) as api, api.client("responder") as c:
+        r = await c.patch(f"/api/incidents/{key}/postmortem", json=SPEC_POST_MORTEM["post_mortem"])
+        assert r.status_code == 200, r.text
+        doc = (await c.get(f"/api/incidents/{key}/postmortem")).json()
+    assert [e[0] for e in _added(doc)] == ["2024-01-17T09:00:00+00:00", "2024-01-17T09:15:00+00:00", "2024-01-17T09:30:00+00:00"]
+    assert doc["impact"]["affected_users"] == 12500 and doc["impact"]["reputational_impact"] == "medium"
+
+
+def _with(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    """The spec's block with one value changed."""
+    import copy
+
+    body = copy.deepcopy(SPEC_POST_MORTEM)
+    target: Any = body
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return body
+
+
+async def test_bad_post_mortem_blocks_are_refused_naming_the_field_and_change_nothing(db: Any) -> None:
+    key = await _opened(datetime(2024, 1, 17, 9, 50, tzinfo=UTC))
+    # 31 March 2024, the clocks in Amsterdam skip 02:00-03:00.
+    spring = await _opened(datetime(2024, 3, 31, 0, 30, tzinfo=UTC))
+    # 27 October 2024 has 25 hours there: opened at 23:59, its 00:00 is 26 hours earlier.
+    autumn = await _opened(datetime(2024, 10, 27, 22, 59, tzinfo=UTC))
+    inner = SPEC_POST_MORTEM["post_mortem"]
+    cases: list[tuple[str, Any, str, str]] = [
+        (key, _with(("post_mortem", "timeline", 1, "time"), "25:00"), "post_mortem.timeline[1].time", "25:00"),
+        (key, _with(("post_mortem", "timeline", 2, "time"), "half past ten"), "post_mortem.timeline[2].time", "HH:MM"),
+        (key, _with(("post_mortem", "timeline", 0, "time"), "2024-01-17T10:00:00"), "post_mortem.timeline[0].time", "zone"),
+        (spring, _with(("post_mortem", "timeline", 0, "time"), "02:30"), "post_mortem.timeline[0].time", "does not exist"),
+        (autumn, _with(("post_mortem", "timeline", 2, "time"), "00:00"), "post_mortem.timeline[2].time", "more than a day"),
+        (key, _with(("post_mortem", "impact_assessment", "affected_users"), -5), "post_mortem.impact_assessment.affected_users", "range"),
+        (key, {**inner, "affected_users": 100}, "impact_assessment.affected_users", "affected_users is 100"),
+        (key, {**inner, "timeline": [{"time": "10:00", "event": " "}]}, "timeline.0.event", ""),
+        (key, {**SPEC_POST_MORTEM, "summary": "x"}, "post_mortem", "alone"),
+    ]
+    async with running_api(AMSTERDAM) as api, api.client("responder") as c:
+        for incident, body, field, words in cases:
+            r = await c.patch(f"/api/incidents/{incident}/postmortem", json=body)
+            assert r.status_code == 422, (field, r.text)
+            assert r.json()["field"] == field and words in r.json()["message"], r.text
+        # The same value given flat and nested is no conflict.
+        r = await c.patch(f"/api/incidents/{key}/postmortem", json={**inner, "affected_users": "12500", "downtime_minutes": 75.0})
+        assert r.status_code == 200, r.text
+    # Only that last request changed anything.
+    assert await Postmortem.filter(incident__number__in=[2, 3]).count() == 0
+    assert [i.impact for i in await Incident.filter(number__in=[2, 3])] == [{}, {}]
+    pm = await Postmortem.get(incident__number=1).prefetch_related("entries")
+    assert sorted(e.text for e in pm.entries if e.kind == "note") == ["Deployment started", "First alerts", "Incident declared"]
+
+
+async def test_an_entry_is_matched_by_time_and_text_only(db: Any) -> None:
+    """A line whose time and text an entry has is left as that entry is (its annotation, even
+    hidden); a line at another time, or with other text, is a new entry."""
+    key = await _opened(datetime(2024, 1, 17, 9, 50, tzinfo=UTC))
+    async with running_api(AMSTERDAM) as api, api.client("responder") as c:
+        first = {"timeline": [{"time": "10:00", "event": "Deployment started", "details": "first words"}]}
+        r = await c.patch(f"/api/incidents/{key}/postmortem", json=first)
+        entry = r.json()["timeline_added"][0]
+        r = await c.patch(f"/api/incidents/{key}/postmortem/entries/{entry['id']}", json={"hidden": True})
+        assert r.status_code == 200, r.text
+        again = {"timeline": [{"time": "10:00", "event": "Deployment started", "details": "other words"}]}
+        r = await c.patch(f"/api/incidents/{key}/postmortem", json=again)
+        assert r.status_code == 200 and r.json()["timeline_already_there"] == 1, r.text
+        other = {"timeline": [{"time": "10:01", "event": "Deployment started"}, {"time": "10:00", "event": "Deployment finished"}]}
+        r = await c.patch(f"/api/incidents/{key}/postmortem", json=other)
+        assert len(r.json()["timeline_added"]) == 2, r.text
+        doc = (await c.get(f"/api/incidents/{key}/postmortem")).json()
+    notes = [(e["text"], e["annotation"], e["hidden"]) for e in doc["timeline"] if e["kind"] == "note"]
+    assert notes == [("Deployment started", "first words", True), ("Deployment finished", "", False), ("Deployment started", "", False)]

@@ -54,9 +54,36 @@ def _zone(tz: str | None, request: Request) -> str:
     return tz
 
 
-class PostmortemPatch(Body):
+# Numbers, or the text a console form holds ("1200", "45"); engine.learning.postmortem checks them.
+Users = int | Annotated[Text, Field(max_length=40)]
+Minutes = float | Annotated[Text, Field(max_length=40)]
+IMPACT_FIELDS = ("affected_users", "downtime_minutes", "financial_impact", "reputational_impact")
+
+
+class TimelineLine(Body):
+    """A line of the spec's post-mortem timeline; it becomes a timeline entry (kind note)."""
+
+    time: Annotated[Text, Field(max_length=64)] = Field(
+        description='"HH:MM": that time in the [engine] timezone on the local day the incident opened; or ISO 8601 with a zone'
+    )
+    event: Annotated[Text, Field(max_length=2000, pattern=r"\S")] = Field(description="the entry's text")
+    details: Item = Field("", description="the entry's annotation")
+
+
+class ImpactAssessment(Body):
+    """The spec's `impact_assessment`: the same four fields as the flat ones."""
+
+    affected_users: Users | None = None
+    downtime_minutes: Minutes | None = Field(None, description="minutes; null: computed from the timeline")
+    financial_impact: Item | None = None
+    reputational_impact: Item | None = None
+
+
+class PostmortemFields(Body):
     """Fields to change; lists given whole replace, `add_*` append. `downtime_minutes` null goes
-    back to the downtime computed from the timeline."""
+    back to the downtime computed from the timeline. The spec's `impact_assessment` sets the
+    impact fields and its `timeline` adds entries (a line whose time and text an entry already
+    has is left as it is, so sending the same block twice adds nothing)."""
 
     summary: Annotated[Text, Field(max_length=20_000)] | None = None
     lessons_learned: Items | None = None
@@ -65,13 +92,18 @@ class PostmortemPatch(Body):
     add_lessons: Items = Field(default_factory=list)
     add_went_well: Items = Field(default_factory=list)
     add_went_badly: Items = Field(default_factory=list)
-    # Numbers, or the text a console form holds ("1200", "45"); engine.learning.postmortem checks them.
-    affected_users: int | Annotated[Text, Field(max_length=40)] | None = None
-    downtime_minutes: float | Annotated[Text, Field(max_length=40)] | None = Field(
-        None, description="minutes; null: computed from the timeline"
-    )
+    affected_users: Users | None = None
+    downtime_minutes: Minutes | None = Field(None, description="minutes; null: computed from the timeline")
     financial_impact: Item | None = None
     reputational_impact: Item | None = None
+    impact_assessment: ImpactAssessment | None = Field(None, description="the spec's name for the four impact fields")
+    timeline: Annotated[list[TimelineLine], Field(max_length=200)] | None = Field(None, description="lines to add to the timeline")
+
+
+class PostmortemPatch(PostmortemFields):
+    """The fields, or the spec's block as printed: `{"post_mortem": {...}}` with them inside."""
+
+    post_mortem: PostmortemFields | None = Field(None, description="the spec's wrapper: the fields inside it, none beside it")
 
 
 class EntryIn(Body):
@@ -154,33 +186,76 @@ async def list_followups(
 # --- writes ---------------------------------------------------------------------------------
 
 
-@router.patch("/incidents/{id}/postmortem", summary="Edit the post-mortem's text and impact")
-async def update_postmortem(id: IncidentId, body: PostmortemPatch, who: Responder) -> dict[str, Any]:
-    given = body.model_fields_set
-    fields: dict[str, Any] = {
-        name: getattr(body, name) if name in given else UNSET
-        for name in (
-            "summary",
-            "lessons_learned",
-            "went_well",
-            "went_badly",
-            "affected_users",
-            "downtime_minutes",
-            "financial_impact",
-            "reputational_impact",
-        )
+@router.patch("/incidents/{id}/postmortem", summary="Edit the post-mortem's text and impact, and add timeline lines")
+async def update_postmortem(id: IncidentId, body: PostmortemPatch, who: Responder, request: Request) -> dict[str, Any]:
+    fields, prefix = _unwrapped(body)
+    given = fields.model_fields_set
+    values: dict[str, Any] = {
+        name: getattr(fields, name) if name in given else UNSET
+        for name in ("summary", "lessons_learned", "went_well", "went_badly", *IMPACT_FIELDS)
     }
-    if "summary" in given and body.summary is None:
-        fields["summary"] = ""
-    row = await postmortem.update_postmortem(
-        incident_number(id),
-        who.name,
-        add_lessons=body.add_lessons,
-        add_went_well=body.add_went_well,
-        add_went_badly=body.add_went_badly,
-        **fields,
-    )
-    return row_dict(row)
+    if "summary" in given and fields.summary is None:
+        values["summary"] = ""
+    # The engine names a field as it calls it; the answer names it as the request sent it.
+    sent_as = {name: f"{prefix}{name}" for name in given}
+    if fields.impact_assessment is not None:
+        nested = fields.impact_assessment
+        for name in sorted(nested.model_fields_set):
+            value = getattr(nested, name)
+            if name in given and not _same(values[name], value):
+                raise InvalidInput(
+                    f"{prefix}impact_assessment.{name}",
+                    f"is {value!r} but {prefix}{name} is {values[name]!r}: give one of the two (or the same value)",
+                )
+            values[name] = value
+            sent_as[name] = f"{prefix}impact_assessment.{name}"
+    lines = [
+        postmortem.GivenEntry(line.time, line.event, line.details, f"{prefix}timeline[{i}]") for i, line in enumerate(fields.timeline or [])
+    ]
+    try:
+        edit = await postmortem.edit_postmortem(
+            incident_number(id),
+            who.name,
+            add_lessons=fields.add_lessons,
+            add_went_well=fields.add_went_well,
+            add_went_badly=fields.add_went_badly,
+            timeline=lines,
+            tz=_zone(None, request),
+            **values,
+        )
+    except InvalidInput as exc:
+        if sent_as.get(exc.field, exc.field) == exc.field:
+            raise
+        raise InvalidInput(sent_as[exc.field], exc.message) from None
+    out = row_dict(edit.postmortem)
+    if fields.timeline is not None:
+        out["timeline_added"] = [row_dict(e) for e in edit.added]
+        out["timeline_already_there"] = edit.already_there
+    return out
+
+
+def _unwrapped(body: PostmortemPatch) -> tuple[PostmortemFields, str]:
+    """The fields to apply and the prefix naming them in errors (`post_mortem.` when wrapped)."""
+    if "post_mortem" not in body.model_fields_set:
+        return body, ""
+    beside = sorted(body.model_fields_set - {"post_mortem"})
+    if beside:
+        raise InvalidInput("post_mortem", f"send the post_mortem block alone, or its fields without it (also sent: {', '.join(beside)})")
+    if body.post_mortem is None:
+        raise InvalidInput("post_mortem", "must be an object with the post-mortem's fields")
+    return body.post_mortem, "post_mortem."
+
+
+def _same(flat: Any, nested: Any) -> bool:
+    """Whether a flat field and its impact_assessment twin say the same (12500 and "12500" do)."""
+    if flat == nested:
+        return True
+    if flat is None or nested is None or isinstance(flat, bool) or isinstance(nested, bool):
+        return False
+    try:
+        return float(str(flat).strip()) == float(str(nested).strip())
+    except ValueError:
+        return str(flat).strip() == str(nested).strip()
 
 
 @router.post("/incidents/{id}/postmortem/entries", status_code=201, summary="Add a post-mortem timeline entry")

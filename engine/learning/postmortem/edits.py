@@ -9,14 +9,17 @@ engine.learning.postmortem.entries), and new incident events keep being added.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from engine.core.domain import IllegalTransition, InvalidInput, Status
 from engine.incidents.services import append_event, lock_incident, valid_actor, valid_text, valid_time
+from engine.learning.postmortem.given import CheckedEntry, GivenEntry, check_entries, placed, zone
 from engine.learning.postmortem.rules import DRAFT, MAX_DOWNTIME, MAX_ITEM, MAX_ITEMS, MAX_USERS, PUBLISHED, UNSET
 from engine.learning.postmortem.timeline import detection_entry, entry_from_event
 from engine.storage.models import Event, Incident
@@ -111,6 +114,16 @@ def _minutes(value: Any) -> float | None:
     return round(number, 1)
 
 
+@dataclass(frozen=True)
+class PostmortemEdit:
+    """What an edit did: the post-mortem, the timeline entries it added, and how many of the
+    given lines an entry already had (left as they were)."""
+
+    postmortem: Postmortem
+    added: list[PostmortemEntry] = field(default_factory=list)
+    already_there: int = 0
+
+
 async def update_postmortem(
     key: str | int,
     actor: str,
@@ -128,13 +141,57 @@ async def update_postmortem(
     reputational_impact: Any = UNSET,
     at: datetime | None = None,
 ) -> Postmortem:
-    """Edit the post-mortem's text and impact assessment in one change.
+    """Edit the post-mortem's text and impact assessment in one change (see edit_postmortem)."""
+    edit = await edit_postmortem(
+        key,
+        actor,
+        summary=summary,
+        lessons_learned=lessons_learned,
+        went_well=went_well,
+        went_badly=went_badly,
+        add_lessons=add_lessons,
+        add_went_well=add_went_well,
+        add_went_badly=add_went_badly,
+        affected_users=affected_users,
+        downtime_minutes=downtime_minutes,
+        financial_impact=financial_impact,
+        reputational_impact=reputational_impact,
+        at=at,
+    )
+    return edit.postmortem
+
+
+async def edit_postmortem(
+    key: str | int,
+    actor: str,
+    *,
+    summary: Any = UNSET,
+    lessons_learned: Any = UNSET,
+    went_well: Any = UNSET,
+    went_badly: Any = UNSET,
+    add_lessons: Sequence[str] = (),
+    add_went_well: Sequence[str] = (),
+    add_went_badly: Sequence[str] = (),
+    affected_users: Any = UNSET,
+    downtime_minutes: Any = UNSET,
+    financial_impact: Any = UNSET,
+    reputational_impact: Any = UNSET,
+    timeline: Sequence[GivenEntry] = (),
+    tz: str = "UTC",
+    at: datetime | None = None,
+) -> PostmortemEdit:
+    """Edit the post-mortem's text, impact assessment and timeline in one change: all of it, or
+    (on any refusal) none of it.
 
     List fields given whole replace the list; `add_*` append. `downtime_minutes=None` drops a
-    manual override, so the downtime is computed from the timeline again.
+    manual override, so the downtime is computed from the timeline again. `timeline` lines
+    become entries (engine.learning.postmortem.given; a bare HH:MM is read in `tz`), except
+    those whose time and text an entry already has.
     """
     actor = valid_actor(actor)
     now = valid_time(at)
+    lines = check_entries(timeline)
+    local = zone(tz) if lines else None
     changes: dict[str, Any] = {}
     if summary is not UNSET:
         changes["summary"] = valid_text(summary, "summary", required=False)
@@ -155,8 +212,9 @@ async def update_postmortem(
     for name, value in (("financial_impact", financial_impact), ("reputational_impact", reputational_impact)):
         if value is not UNSET:
             impact[name] = valid_text(value, name, required=False, limit=MAX_ITEM)
-    if not changes and not impact:
+    if not changes and not impact and not lines:
         raise InvalidInput("post-mortem", "nothing to change")
+    added: list[PostmortemEntry] = []
     async with in_transaction() as conn:
         incident = await lock_incident(conn, key)
         pm = await postmortem_for_change(conn, incident, actor, now)
@@ -172,19 +230,54 @@ async def update_postmortem(
         await pm.save(using_db=conn)
         if impact:
             incident.impact = {**(incident.impact or {}), **impact}
+        if lines and local is not None:
+            added = await _add_lines(conn, pm, lines, incident, actor, local)
         incident.updated_at = now
         await incident.save(using_db=conn)
-        fields = sorted({n.lstrip("+") for n in changes} | set(impact))
+        fields = sorted({n.lstrip("+") for n in changes} | set(impact) | ({"timeline"} if lines else set()))
+        kept = len(lines) - len(added)
+        told = f" ({len(added)} timeline entries added" + (f", {kept} already there)" if kept else ")") if lines else ""
         await append_event(
             conn,
             incident,
             "postmortem_edited",
             actor,
-            "post-mortem edited: " + ", ".join(fields),
-            {"postmortem_id": pm.id, "fields": fields, "impact": impact or None},
+            "post-mortem edited: " + ", ".join(fields) + told,
+            {"postmortem_id": pm.id, "fields": fields, "impact": impact or None, "entries_added": [e.id for e in added] or None},
             now,
         )
-    return pm
+    return PostmortemEdit(pm, added, kept)
+
+
+async def _add_lines(
+    conn: BaseDBAsyncClient, pm: Postmortem, lines: Sequence[CheckedEntry], incident: Incident, actor: str, tz: ZoneInfo
+) -> list[PostmortemEntry]:
+    """The lines as entries, skipping those whose time and text an entry (or an earlier line) has."""
+    opened = _utc(incident.created_at)
+    have = {(_utc(a), t) for a, t in await PostmortemEntry.filter(postmortem_id=pm.id).using_db(conn).values_list("at", "text")}
+    added: list[PostmortemEntry] = []
+    for line in lines:
+        when = placed(line, opened, tz)
+        if (_utc(when), line.text) in have:
+            continue
+        have.add((_utc(when), line.text))
+        added.append(
+            await PostmortemEntry.create(
+                postmortem=pm,
+                event_id=None,
+                at=when,
+                kind="note",
+                text=line.text,
+                annotation=line.annotation,
+                created_by=actor,
+                using_db=conn,
+            )
+        )
+    return added
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def publish(key: str | int, actor: str, *, at: datetime | None = None) -> Postmortem:
