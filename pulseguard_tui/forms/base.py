@@ -21,6 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
 
 from engine.api.errors import DomainError, InvalidInput
+from pulseguard_tui.lifecycle import is_live, run_work
 
 FORM_CSS = """
 FormScreen, ConfirmScreen {
@@ -228,6 +229,16 @@ class FormScreen(ModalScreen[Any]):
             self.show_problems(problems)
             return
         self.busy = True
+        # The answer may take seconds over a slow link: the request runs as a worker, so the
+        # form keeps drawing (and says it is saving) instead of freezing until it returns.
+        self._say_saving("saving…")
+        run_work(self, self._save, group="form-save", exit_on_error=False)
+
+    def _say_saving(self, text: str) -> None:
+        """`text` in place of the key hint while a save is on its way; "" puts the hint back."""
+        self.query_one(".form-hint", Label).update(text or self.hint_text)
+
+    async def _save(self) -> None:
         try:
             message = await self.perform()
         except InvalidInput as exc:
@@ -247,9 +258,14 @@ class FormScreen(ModalScreen[Any]):
             return
         finally:
             self.busy = False
+            if is_live(self):  # not while the console closes under a save (the worker is cancelled)
+                self._say_saving("")
         self.dismiss(message)
 
     def action_cancel(self) -> None:
+        if self.busy:  # the change is on its way: closing now would hide whether it was made
+            self._say_saving("saving… waiting for the engine's answer (it cannot be called back)")
+            return
         self.dismiss(None)
 
 
