@@ -124,41 +124,10 @@ class PostmortemEdit:
     already_there: int = 0
 
 
-async def update_postmortem(
-    key: str | int,
-    actor: str,
-    *,
-    summary: Any = UNSET,
-    lessons_learned: Any = UNSET,
-    went_well: Any = UNSET,
-    went_badly: Any = UNSET,
-    add_lessons: Sequence[str] = (),
-    add_went_well: Sequence[str] = (),
-    add_went_badly: Sequence[str] = (),
-    affected_users: Any = UNSET,
-    downtime_minutes: Any = UNSET,
-    financial_impact: Any = UNSET,
-    reputational_impact: Any = UNSET,
-    at: datetime | None = None,
-) -> Postmortem:
-    """Edit the post-mortem's text and impact assessment in one change (see edit_postmortem)."""
-    edit = await edit_postmortem(
-        key,
-        actor,
-        summary=summary,
-        lessons_learned=lessons_learned,
-        went_well=went_well,
-        went_badly=went_badly,
-        add_lessons=add_lessons,
-        add_went_well=add_went_well,
-        add_went_badly=add_went_badly,
-        affected_users=affected_users,
-        downtime_minutes=downtime_minutes,
-        financial_impact=financial_impact,
-        reputational_impact=reputational_impact,
-        at=at,
-    )
-    return edit.postmortem
+async def update_postmortem(key: str | int, actor: str, **fields: Any) -> Postmortem:
+    """Edit the post-mortem's text and impact assessment in one change: `edit_postmortem`'s
+    keyword arguments, returning only the post-mortem."""
+    return (await edit_postmortem(key, actor, **fields)).postmortem
 
 
 async def edit_postmortem(
