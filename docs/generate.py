@@ -319,12 +319,15 @@ def rest_reference() -> str:
 
 SCOPES = {
     "app": "Anywhere",
-    "incidents": "Incident list and detail",
+    "incidents": "Incident list and detail (`:incidents`)",
     "postmortem": "Post-mortem tab (while it has focus)",
     "targets": "Targets screen (`:targets`)",
     "maintenance": "Maintenance screen (`:maintenance`)",
     "oncall": "On-call screen (`:oncall`)",
     "analytics": "Analytics screen (`:analytics`)",
+    "silences": "Silences screen (`:silences`)",
+    "audit": "Audit screen (`:audit`)",
+    "services": "Services screen (`:services`)",
 }
 
 

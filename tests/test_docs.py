@@ -49,6 +49,12 @@ def test_keys_reference_lists_every_action_id() -> None:
     text = (REPO / "docs" / "reference" / "keys.md").read_text(encoding="utf-8")
     missing = [a.id for a in ACTIONS if f"`{a.id}`" not in text]
     assert not missing
+    # Each screen's section says which screen and how to open it, not the scope's bare id.
+    from pulseguard_tui.commands import COMMANDS
+
+    for scope in dict.fromkeys(a.scope for a in ACTIONS):
+        if scope in COMMANDS:
+            assert f"(`:{scope}`)" in text, scope
 
 
 def test_check_mode_names_a_stale_page_and_changes_nothing(tmp_path: Path) -> None:
