@@ -468,3 +468,39 @@ async def test_a_silenced_missed_heartbeat_opens_nothing_until_the_silence_is_ex
         assert incident.status == "triggered"
     finally:
         await engine.stop()
+
+
+async def test_a_target_tagged_name_value_opens_its_incident_and_label_silences_match_it(db: Any) -> None:
+    """A target's `team=shop` tag is documented as the silence label `label.team`: the target's
+    incident opens with it (the tag check refused it, so the trigger failed on every probe and
+    nothing ever opened), and a `label.team=shop` silence silences only that target."""
+    async with LoopbackServer(failing) as target:
+        config = parse_config_text(
+            CHECKOUT
+            + "".join(
+                f'[[targets]]\nname = "{name}"\nkind = "http"\nurl = "{target.url}/{name}"\ninterval = "250ms"\n'
+                f'service = "checkout"\ntags = {tags}\n\n'
+                for name, tags in (("web-1", '["team=shop", "edge"]'), ("web-2", '["team=ops"]'))
+            )
+            + '[triggers.down]\ncondition = "status_code >= 500"\nseverity = "high"\n'
+        )
+        silence = await services.create_silence(["label.team=shop"], actor="ops", comment="shop deploy", duration=timedelta(hours=1))
+        engine = Engine(config, database=db, discover=False)
+        await engine.start()
+        try:
+            assert await engine.wait_leader(10)
+            opened = await eventually(lambda: Incident.filter(dedup_key="threshold:down:web-2").first(), timeout=10)
+            assert "team=ops" in opened.tags
+            await eventually(lambda: Silence.filter(id=silence.id, silenced__gte=1).exists(), timeout=10)
+            assert not await Incident.filter(dedup_key="threshold:down:web-1").exists()
+            await services.expire_silence(silence.id, "ops")
+            tagged = await eventually(lambda: Incident.filter(dedup_key="threshold:down:web-1").first(), timeout=10)
+            assert {"team=shop", "edge", "threshold"} <= set(tagged.tags)
+        finally:
+            await engine.stop()
+    assert (await services.set_tags(opened.key, "ops", add=["owner=bob"])).tags[-1] == "owner=bob"
+    for bad in ("team=", "=shop", "a b"):
+        with pytest.raises(InvalidInput, match="not a valid tag"):
+            await services.set_tags(opened.key, "ops", add=[bad])
+    with pytest.raises(Exception, match=r"targets\[0\]\.tags\[0\].*expected a tag"):
+        parse_config_text('[[targets]]\nname = "x"\nkind = "tcp"\nhost = "h"\nport = 1\ntags = ["team = shop"]\n')

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from engine.config.conditions import Condition, ConditionError, parse_condition
 from engine.core.domain import Severity
 from engine.core.durations import duration_seconds, format_duration
+from engine.core.matchers import TAG_RE, TAG_RULE
 
 CONFIG_FILENAME = "pulseguard.toml"
 ENV_CONFIG = "PULSEGUARD_CONFIG"
@@ -79,6 +80,16 @@ def _check_name(value: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
+
+
+def _check_tag(value: str) -> str:
+    # Checked here as the incident's tags are, else the target's incidents could never open.
+    if not TAG_RE.match(value):
+        raise ValueError(f"expected a tag ({TAG_RULE}), got {_show(value)}")
+    return value
+
+
+Tag = Annotated[str, AfterValidator(_check_tag)]
 
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

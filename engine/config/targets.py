@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
-from engine.config.fields import MAX_MINUTES, ConditionField, EnvName, Name, PositiveDuration, Section, SeverityField, Url, _show
+from engine.config.fields import MAX_MINUTES, ConditionField, EnvName, Name, PositiveDuration, Section, SeverityField, Tag, Url, _show
 from engine.core.domain import Severity
 
 
@@ -66,7 +66,8 @@ class TargetBase(Section):
     service: Name | None = None
     """The [[services]] entry this target belongs to (its incidents affect that service)."""
     enabled: bool = True
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
+    """NAME or NAME=VALUE (`team=payments`); silences match them as `label.NAME`."""
 
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

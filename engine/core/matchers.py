@@ -20,8 +20,16 @@ from engine.core.domain import InvalidInput
 FIELDS = ("service", "target", "trigger", "severity", "source")
 LABEL_PREFIX = "label."
 OPS = ("=~", "!~", "!=", "=")  # longest first, so "!=" is not read as "!" plus "="
-_SPLIT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.:-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.DOTALL)
-_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_:-]{0,63}$")
+_TAG_PART = r"[A-Za-z0-9_.@:#/+-]{1,64}"
+# A tag is NAME or NAME=VALUE (`team=payments`, matched as `label.team=payments`); the
+# incidents' tag check and the configuration's target tags both use this, so every tag a
+# target carries can be stored on its incident and every stored tag can be matched.
+_TAG = rf"{_TAG_PART}(?:={_TAG_PART})?"
+TAG_RE = re.compile(rf"^{_TAG}$")
+TAG_FIELD_PATTERN = rf"^\s*{_TAG}\s*$"  # for request bodies, which strip the spaces after
+TAG_RULE = "NAME or NAME=VALUE, each letters, digits and _.-:@#/+, up to 64"
+_SPLIT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.@:#/+-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.DOTALL)
+_LABEL_NAME = re.compile(rf"^{_TAG_PART}$")
 MAX_VALUE = 500
 
 
@@ -71,7 +79,7 @@ def make_matcher(field: str, op: str, value: str, *, shown: str | None = None) -
         raise InvalidInput(where, f"unknown operator {op!r} (expected =, !=, =~ or !~)")
     if field.startswith(LABEL_PREFIX):
         if not _LABEL_NAME.match(field[len(LABEL_PREFIX) :]):
-            raise InvalidInput(where, f"{field!r} is not a label name (label.NAME: letters, digits, _ : -)")
+            raise InvalidInput(where, f"{field!r} is not a label name (label.NAME: letters, digits and _.-:@#/+, as in a tag)")
     elif field not in FIELDS:
         raise InvalidInput(where, f"unknown field {field!r} (expected one of: {', '.join(FIELDS)}, label.NAME)")
     if not isinstance(value, str) or len(value) > MAX_VALUE or "\x00" in value:

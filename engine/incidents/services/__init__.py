@@ -81,6 +81,7 @@ from engine.incidents.services.validation import (
     valid_actor,
     valid_name,
     valid_names,
+    valid_tags,
     valid_text,
     valid_time,
 )
@@ -150,6 +151,7 @@ __all__ = [
     "valid_actor",
     "valid_name",
     "valid_names",
+    "valid_tags",
     "valid_text",
     "valid_time",
     "within_window",

@@ -31,6 +31,7 @@ from engine.incidents.services.validation import (
     valid_actor,
     valid_name,
     valid_names,
+    valid_tags,
     valid_text,
     valid_time,
 )
@@ -80,7 +81,7 @@ async def create_incident(
     src = parse_enum(Source, source, "source").value
     description = valid_text(description, "description", required=False)
     service_names = valid_names(services, "service")
-    tag_names = valid_names(tags, "tag")
+    tag_names = valid_tags(tags, "tag")
     assignee = valid_name(assignee, "assignee")
     analysis = validate_analysis(analysis)
     now = valid_time(at)
@@ -248,8 +249,8 @@ async def set_tags(
     at: datetime | None = None,
 ) -> Incident:
     actor = valid_actor(actor)
-    to_add = valid_names(add, "tag")
-    to_remove = valid_names(remove, "tag")
+    to_add = valid_tags(add, "tag")
+    to_remove = valid_tags(remove, "tag")
     if not to_add and not to_remove:
         raise InvalidInput("tags", "name at least one tag to add or remove")
     now = valid_time(at)

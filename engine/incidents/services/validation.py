@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from engine.core.clock import utcnow
 from engine.core.domain import InvalidInput
+from engine.core.matchers import TAG_RE, TAG_RULE
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
 MAX_TITLE = 300
@@ -57,6 +58,18 @@ def valid_names(values: Iterable[str] | None, field: str) -> list[str]:
             raise InvalidInput(field, f"{raw!r} is not a valid name (letters, digits and _.-:@#/+, up to 64)")
         if name not in out:
             out.append(name)
+    return out
+
+
+def valid_tags(values: Iterable[str] | None, field: str = "tag") -> list[str]:
+    """Tags are names or NAME=VALUE (`team=payments`: the silence label `label.team`)."""
+    out: list[str] = []
+    for raw in values or ():
+        tag = str(raw).strip()
+        if not TAG_RE.match(tag):
+            raise InvalidInput(field, f"{raw!r} is not a valid tag ({TAG_RULE})")
+        if tag not in out:
+            out.append(tag)
     return out
 
 

@@ -8,10 +8,12 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import Field, model_validator
 
+from engine.core.matchers import TAG_FIELD_PATTERN, TAG_RULE
 from engine.rest.common import Body, Day, Text, When
 
 IncidentId = Annotated[Text, Path(description="Incident key such as INC-42 (or its number)", max_length=40)]
 Name = Annotated[Text, Field(pattern=r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$", description="letters, digits and _.-:@#/+, up to 64")]
+Tag = Annotated[Text, Field(pattern=TAG_FIELD_PATTERN, description=TAG_RULE)]
 Short = Annotated[Text, Field(max_length=300, pattern=r"\S")]
 Long = Annotated[Text, Field(max_length=20_000)]
 Required = Annotated[Text, Field(max_length=20_000, pattern=r"\S")]
@@ -41,7 +43,7 @@ class IncidentCreate(Body):
     description: Long = ""
     services: list[Name] = Field(default_factory=list, max_length=100)
     affected_services: list[Name] | None = Field(None, max_length=100, description="the spec's name for services (use one of the two)")
-    tags: list[Name] = Field(default_factory=list, max_length=100)
+    tags: list[Tag] = Field(default_factory=list, max_length=100)
     assignee: Name | None = None
     dedup_key: Annotated[Text, Field(max_length=200)] | None = None
 
@@ -70,7 +72,7 @@ class IncidentUpdate(Body):
     severity: Severity_ | None = None
     reason: Long | None = Field(None, description="with severity: why it changed")
     assignee: Name | Literal[""] | None = Field(None, description="who is assigned; null or an empty string unassigns")
-    tags: list[Name] | None = Field(None, max_length=100, description="the complete new list of tags")
+    tags: list[Tag] | None = Field(None, max_length=100, description="the complete new list of tags")
     false_positive: bool | None = None
 
 
@@ -119,8 +121,8 @@ class AssignIn(Body):
 
 
 class TagsIn(Body):
-    add: list[Name] = Field(default_factory=list, max_length=100)
-    remove: list[Name] = Field(default_factory=list, max_length=100)
+    add: list[Tag] = Field(default_factory=list, max_length=100)
+    remove: list[Tag] = Field(default_factory=list, max_length=100)
 
 
 class EvidenceIn(Body):

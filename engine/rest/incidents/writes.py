@@ -81,7 +81,7 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
     if "reason" in fields and "severity" not in fields:
         raise InvalidInput("reason", "goes with severity")
     if body.tags is not None:
-        services.valid_names(body.tags, "tags")
+        services.valid_tags(body.tags, "tags")
     if "assignee" in fields:
         services.valid_name(body.assignee, "assignee")
     if body.status is not None and body.status.strip().lower() != current.status:

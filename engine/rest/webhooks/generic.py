@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from engine.core.domain import InvalidInput
+from engine.core.matchers import TAG_FIELD_PATTERN, TAG_RE, TAG_RULE
 from engine.incidents import audit
 from engine.rest.common import Body, Text, rest_state
 from engine.rest.webhooks.alerts import NAME_OK, NAME_PATTERN, SEVERITY_WORDS, Sender, apply_alerts, group_fingerprint
@@ -25,7 +26,7 @@ class GenericAlert(Body):
     )
     description: Annotated[Text, Field(max_length=20_000)] = ""
     services: list[Annotated[Text, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=50)
-    tags: list[Annotated[Text, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=50)
+    tags: list[Annotated[Text, Field(pattern=TAG_FIELD_PATTERN)]] = Field(default_factory=list, max_length=50)
     url: Annotated[Text, Field(max_length=2000)] | None = None
 
 
@@ -44,9 +45,12 @@ async def generic_alert(body: GenericAlert, request: Request, actor: Sender) -> 
         "labels": sorted(t.strip() for t in body.tags),
     }
     dedup = group_fingerprint("alert", key, parts, rest_state(request).config.grouping.fingerprint)
-    bad = [s for s in body.services + body.tags if not NAME_OK.match(s.strip())]
+    bad = [s for s in body.services if not NAME_OK.match(s.strip())]
     if bad:
-        raise InvalidInput("services" if bad[0] in body.services else "tags", f"{bad[0]!r} is not a valid name")
+        raise InvalidInput("services", f"{bad[0]!r} is not a valid name")
+    bad = [t for t in body.tags if not TAG_RE.match(t.strip())]
+    if bad:
+        raise InvalidInput("tags", f"{bad[0]!r} is not a valid tag ({TAG_RULE})")
     # Each alert is told apart by its own key: when [grouping] fingerprint puts several keys in
     # one incident, each is on the timeline, resolves on its own and can be split out.
     fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
