@@ -231,3 +231,24 @@ on_call_schedule = true
     assert code == 0
     assert "  critical: now PagerDuty's on-call (pd); then every 5 min" in out
     assert not [line for line in err if "reaches no person" in line]
+
+
+async def test_a_page_stored_while_no_engine_runs_is_said_to_wait(db, tmp_path):
+    """The CLI stores pages; an engine sends them. With none running, the command says so on
+    stderr (and still succeeds); with one holding the engine lease it says nothing."""
+    from engine.runtime.lease import Lease
+
+    cfg = tmp_path / "pulseguard.toml"
+    cfg.write_text(FIXED)
+    proc = run_cli(db, "--config", str(cfg), "incident", "create", "--title", "DB down", "--severity", "critical")
+    assert proc.returncode == 0, proc.stderr
+    assert "INC-1 opened" in proc.stdout
+    assert "note: no engine is running on this database" in proc.stderr and "for INC-1" in proc.stderr, proc.stderr
+    lease = Lease(ttl=60, renew=20)
+    assert await lease.try_acquire()
+    try:
+        proc = run_cli(db, "--config", str(cfg), "incident", "ack", "INC-1")
+        assert proc.returncode == 0, proc.stderr
+        assert "no engine" not in proc.stderr, proc.stderr
+    finally:
+        await lease.release()

@@ -20,6 +20,31 @@ from engine.cli.common import (
 from engine.cli.incident_views import incident_evidence, incident_list, incident_runbook, incident_show
 
 
+async def _note_if_no_engine(incident_id: int, key: str) -> None:
+    """Pages a command writes are sent by an engine: say so when none runs on this database,
+    so nobody takes a stored page for a delivered one."""
+    import sys
+
+    from engine.runtime.cluster import cluster_summary
+    from engine.runtime.lease import Lease
+    from engine.storage.escalation_models import Notification, NotificationState
+
+    waiting = await Notification.filter(incident_id=incident_id, state__in=[NotificationState.PENDING, NotificationState.HELD]).count()
+    if not waiting:
+        return
+    cluster = await cluster_summary()
+    if cluster is not None and cluster["running"]:
+        return
+    lease = await Lease().current()
+    if lease is not None and not lease["expired"]:
+        return
+    noun = "notification waits" if waiting == 1 else "notifications wait"
+    print(
+        f"note: no engine is running on this database: {waiting} {noun} for {key} until one starts (`pulseguard engine`)",
+        file=sys.stderr,
+    )
+
+
 async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
@@ -40,6 +65,7 @@ async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
         print_json(incident_dict(incident))
     else:
         say(f"{incident.key} opened ({incident.severity}): {incident.title}")
+    await _note_if_no_engine(incident.id, incident.key)
     return EXIT_OK
 
 
@@ -48,6 +74,7 @@ async def _incident_ack(args: argparse.Namespace, ctx: Context) -> int:
 
     inc = await services.acknowledge(args.key, ctx.actor)
     print(f"{inc.key} acknowledged by {ctx.actor} ({inc.status})")
+    await _note_if_no_engine(inc.id, inc.key)
     return EXIT_OK
 
 
@@ -64,6 +91,7 @@ async def _incident_severity(args: argparse.Namespace, ctx: Context) -> int:
 
     inc = await services.change_severity(args.key, args.severity, ctx.actor, reason=args.reason)
     print(f"{inc.key} severity is now {inc.severity}")
+    await _note_if_no_engine(inc.id, inc.key)
     return EXIT_OK
 
 
@@ -99,6 +127,7 @@ async def _incident_update(args: argparse.Namespace, ctx: Context) -> int:
 
     row = await services.post_update(args.key, args.message, ctx.actor, public=not args.internal, status=args.status)
     print(f"{'internal' if args.internal else 'public'} update #{row.id} posted ({row.status})")
+    await _note_if_no_engine(row.incident.id, args.key.upper())
     return EXIT_OK
 
 
@@ -115,6 +144,7 @@ async def _incident_resolve(args: argparse.Namespace, ctx: Context) -> int:
         categories=ctx.categories,
     )
     print(f"{inc.key} resolved ({inc.root_cause_category})")
+    await _note_if_no_engine(inc.id, inc.key)
     return EXIT_OK
 
 
@@ -123,6 +153,7 @@ async def _incident_reopen(args: argparse.Namespace, ctx: Context) -> int:
 
     inc = await services.reopen(args.key, ctx.actor, reason=args.reason)
     print(f"{inc.key} reopened ({inc.status})")
+    await _note_if_no_engine(inc.id, inc.key)
     return EXIT_OK
 
 
