@@ -5,8 +5,9 @@ Each process that writes incidents wires it in one place, for its own life:
 - an engine (headless, console, demo): engine.escalation.engine_plugin, from start to stop,
   leader or not, and the leader's loops share the same Context;
 - a CLI command run with a configuration: engine.cli.main, for the command's run.
-The stand-alone REST API (`pulseguard api`) writes without it: the engine's catch-up loop plans
-those changes (engine.escalation.changes.catch_up_feed).
+A process that writes without it (a command run without the configuration, an API served
+without it as bench/api.py does) leaves those changes to the engine's catch-up loop
+(engine.escalation.changes.catch_up_feed).
 """
 
 from __future__ import annotations
