@@ -228,6 +228,8 @@ def test_parse_handoff() -> None:
          "notifications.external.customer_emails[0]", "e-mail address"),
         (MINIMAL + 'expect_body_regex = "(unclosed"', "targets[0].expect_body_regex", "invalid regular expression"),
         (MINIMAL + "expect_status = [200, 999]", "targets[0].expect_status[1]", "at most 599"),
+        # a line break in a header value would smuggle further headers into every probe
+        (MINIMAL + 'headers = { "X-Team" = "ops\\r\\nX-Admin: yes" }', "targets[0].headers.X-Team", "line break"),
         # escalation
         ("[escalation_policy.high]\nescalate_after_minutes = 0", "escalation_policy.high.escalate_after_minutes",
          "greater than 0"),

@@ -239,3 +239,24 @@ async def test_host_probe_reports_machine_metrics() -> None:
     assert {"cpu_percent", "memory_percent", 'disk_percent{mount="/"}', "load1"} <= names
     assert not obs.ok and obs.error == "disk not readable: /no/such/mount"
     assert all(0 <= s.value <= 100 for s in obs.series if s.name.endswith("_percent"))
+
+
+async def test_header_from_environment_with_a_line_break_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variable holding CR/LF must not split the request: the server would see extra headers."""
+    from engine.monitor.probes import resolve_headers
+
+    seen: list[dict[str, str]] = []
+
+    def handler(request):  # type: ignore[no-untyped-def]
+        seen.append({k.lower(): v for k, v in request.headers.items()})
+        return Reply(200, "ok")
+
+    monkeypatch.setenv("PG_TEST_TOKEN", "Bearer x\r\nX-Admin: yes")
+    async with LoopbackServer(handler) as srv:
+        target = http_target(srv.url + "/", headers={"X-Team": "ops"}, headers_env={"Authorization": "PG_TEST_TOKEN"})
+        headers, warnings = resolve_headers(target)
+        obs = await probe_http(target, headers=headers)
+    assert obs.ok
+    assert seen[0]["x-team"] == "ops"
+    assert "x-admin" not in seen[0] and "authorization" not in seen[0]
+    assert warnings == ["target t: header Authorization: environment variable PG_TEST_TOKEN holds a line break; header left out"]

@@ -55,7 +55,14 @@ def _check_headers(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]
+def _check_header_value(value: str) -> str:
+    # A CR or LF would end the header line: the rest would be sent as headers (or a body) of its own.
+    if any(ch in value for ch in "\r\n\0"):
+        raise ValueError("a header value cannot contain a line break or NUL character")
+    return value
+
+
+Headers = Annotated[dict[str, Annotated[str, AfterValidator(_check_header_value)]], AfterValidator(_check_headers)]
 HeadersEnv = Annotated[dict[str, EnvName], AfterValidator(_check_headers)]
 
 

@@ -84,7 +84,10 @@ def resolve_headers(target: Any) -> tuple[dict[str, str], list[str]]:
     warnings = []
     for name, var in (getattr(target, "headers_env", None) or {}).items():
         value = os.environ.get(var)
-        if value:
+        if value and any(ch in value for ch in "\r\n\0"):
+            # Sent as is, a line break would smuggle extra headers into every probe.
+            warnings.append(f"target {target.name}: header {name}: environment variable {var} holds a line break; header left out")
+        elif value:
             headers[name] = value
         else:
             warnings.append(f"target {target.name}: header {name}: environment variable {var} is not set")
