@@ -230,6 +230,9 @@ def test_parse_handoff() -> None:
         (MINIMAL + "expect_status = [200, 999]", "targets[0].expect_status[1]", "at most 599"),
         # a line break in a header value would smuggle further headers into every probe
         (MINIMAL + 'headers = { "X-Team" = "ops\\r\\nX-Admin: yes" }', "targets[0].headers.X-Team", "line break"),
+        # a HEAD response has no body: a body check could never pass
+        (MINIMAL + 'method = "HEAD"\nexpect_body = "ok"', "targets[0].expect_body", 'method = "HEAD"'),
+        (MINIMAL + 'method = "head"\nexpect_body_regex = "ok"', "targets[0].expect_body_regex", 'method = "HEAD"'),
         # escalation
         ("[escalation_policy.high]\nescalate_after_minutes = 0", "escalation_policy.high.escalate_after_minutes",
          "greater than 0"),

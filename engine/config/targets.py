@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
 from engine.config.fields import MAX_MINUTES, ConditionField, EnvName, Name, PositiveDuration, Section, SeverityField, Tag, Url, _show
 from engine.core.domain import Severity
@@ -99,6 +99,14 @@ class HttpTarget(TargetBase):
     expect_body_regex: str | None = None
     follow_redirects: bool = True
     verify_tls: bool = True
+
+    @field_validator("expect_body", "expect_body_regex")
+    @classmethod
+    def _body_expected(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A HEAD response has no body: the check could never pass, an incident would never close.
+        if value is not None and info.data.get("method") == "HEAD":
+            raise ValueError('method = "HEAD" gets no body to search; use GET, or drop the body check')
+        return value
 
     @field_validator("expect_body_regex")
     @classmethod
