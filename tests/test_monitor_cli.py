@@ -50,10 +50,10 @@ async def test_nothing_was_pushed_by_refusals(db, database) -> None:  # type: ig
     assert await MetricSample.all().count() == 0
 
 
-async def _run(database, *args):  # type: ignore[no-untyped-def]
+async def _run(database, *args, **env):  # type: ignore[no-untyped-def]
     import asyncio
 
-    return await asyncio.to_thread(run_cli, database, *args)
+    return await asyncio.to_thread(run_cli, database, *args, **env)
 
 
 @pytest.mark.slow
@@ -173,3 +173,53 @@ def test_demo_refuses_a_db_it_would_not_use(tmp_path: Path) -> None:
         )
         assert proc.stdout == ""
     assert not wanted.exists()
+
+
+@pytest.mark.slow
+async def test_typed_times_are_in_the_engine_time_zone_across_a_dst_change(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A window typed as 01:30-03:30 on the night clocks spring forward in [engine] timezone is
+    that night's 01:30 CET to 03:30 CEST, as `list` shows it back (on a UTC server it was
+    taken as UTC and shown two hours off); 02:30 does not exist that night and is refused."""
+    from datetime import datetime
+
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[engine]\ntimezone = "Europe/Amsterdam"\n\n[[services]]\nname = "payments"\n')
+    common = ("--service", "payments", "--config", str(config))
+    proc = await _run(
+        database,
+        "maintenance",
+        "add",
+        "--title",
+        "DB upgrade",
+        "--start",
+        "2027-03-28T01:30",
+        "--end",
+        "2027-03-28T03:30",
+        *common,
+        TZ="UTC",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2027-03-28 01:30 CET → 2027-03-28 03:30 CEST" in proc.stdout
+    window = await MaintenanceWindow.get(title="DB upgrade")
+    assert window.starts_at == datetime(2027, 3, 28, 0, 30, tzinfo=UTC) and window.ends_at == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
+    proc = await _run(database, "maintenance", "add", "--title", "skipped", "--start", "2027-03-28T02:30", "--for", "1h", *common, TZ="UTC")
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: --start: '2027-03-28T02:30' does not exist in Europe/Amsterdam (the clocks skip it that day); give another time or a zone"
+    )
+    assert not await MaintenanceWindow.filter(title="skipped").exists()
+    proc = await _run(
+        database,
+        "silence",
+        "add",
+        "service=payments",
+        "--start",
+        "2027-03-27T22:00",
+        "--until",
+        "2027-03-28T04:00",
+        "-c",
+        "x",
+        "--config",
+        str(config),
+        TZ="UTC",
+    )
+    assert proc.returncode == 0 and "until 2027-03-28 04:00 CEST" in proc.stdout, proc.stderr

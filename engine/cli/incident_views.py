@@ -190,7 +190,7 @@ def log_range(from_: str, to: str, now: datetime | None = None) -> tuple[datetim
 
     def full(text: str, what: str) -> datetime:
         try:
-            return parse_time(text, what)
+            return parse_time(text, what, local=True)  # as the log's own stamps are read
         except UsageError:
             raise UsageError(
                 f"{what}: {text!r} is not a time (expected a clock time like 10:00, ISO 8601 like "

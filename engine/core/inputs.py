@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from engine.core.domain import EARLIEST_TIME, LATEST_TIME, LONGEST_DURATION, InvalidInput, check_time
 from engine.core.durations import duration_seconds
+from engine.core.timefmt import display_zone
 
 
 class UsageError(Exception):
@@ -28,9 +29,12 @@ def os_user() -> str:
 _AGE = re.compile(r"^-?\d+(?:\.\d+)?\s*[smhdw]$")
 
 
-def parse_time(text: str, what: str = "time") -> datetime:
-    """ISO 8601 (a naive time is local), 'now', or an age like 15m / 2h / 3d (meaning ago);
-    within engine.core.domain's time range."""
+def parse_time(text: str, what: str = "time", *, local: bool = False) -> datetime:
+    """ISO 8601, 'now', or an age like 15m / 2h / 3d (meaning ago); within engine.core.domain's
+    time range. A time without a zone is in the zone times are shown in (`[engine] timezone`
+    when the configuration sets it, else TZ), so what a person reads back is what they typed;
+    `local` reads it in TZ instead (the stamps of a log file written on this machine). A time
+    the clocks skip there (spring forward) is refused rather than moved."""
     value = (text or "").strip()
     if value == "now":
         return datetime.now(UTC)
@@ -41,8 +45,17 @@ def parse_time(text: str, what: str = "time") -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)") from None
+    zone = None if local else display_zone()
     try:
-        parsed = check_time(parsed if parsed.tzinfo is not None else parsed.astimezone(), what)
+        if parsed.tzinfo is None:
+            wall = parsed
+            parsed = parsed.replace(tzinfo=zone) if zone is not None else parsed.astimezone()
+            # Round trip through UTC: a wall time the clocks skip comes back as another one.
+            back = parsed.astimezone(UTC).astimezone(zone) if zone is not None else parsed.astimezone(UTC).astimezone()
+            if back.replace(tzinfo=None) != wall:
+                shown = getattr(zone, "key", None) or "the local time zone"
+                raise UsageError(f"{what}: {text!r} does not exist in {shown} (the clocks skip it that day); give another time or a zone")
+        parsed = check_time(parsed, what)
     except (OverflowError, ValueError, InvalidInput):  # astimezone() of a local time at the very edge
         raise UsageError(f"{what}: {text!r} is out of range ({EARLIEST_TIME.date()} to {LATEST_TIME.date()})") from None
     return parsed.astimezone(UTC)
