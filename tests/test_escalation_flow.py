@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from support.escalation import eventually, fast_loops, make_config, timeline
@@ -77,9 +78,10 @@ async def test_severity_change_re_plans_and_resolution_cancels(esc_db, receivers
     assert texts.index(next(t for t in texts if "RESOLVED" in t)) == len(texts) - 1
 
 
-async def test_receiver_down_then_up_every_message_arrives_once(esc_db, receivers):
+async def test_receiver_down_then_up_every_message_arrives_once(esc_db, receivers, caplog):
     cfg = make_config(receivers, after=30)
     receivers.slack.fail_for(2.5, 503)
+    caplog.set_level(logging.INFO, logger="engine.notify.deliverer")
     async with fast_loops(cfg):
         incs = [await services.create_incident(title=f"svc {i} down", severity="critical", actor="probe") for i in range(5)]
         for inc in incs[:2]:
@@ -99,11 +101,18 @@ async def test_receiver_down_then_up_every_message_arrives_once(esc_db, receiver
     failed = [s for k, s in events if k == "notify_failed"]
     assert failed and "failed: HTTP 503" in failed[0] and "retrying in" in failed[0]
     assert await Notification.filter(destination="slack:#incidents", state="pending").count() == 0
+    # The engine's log says so too, where the team running it looks: once a minute at most
+    # (every refusal is on the timeline), then once when deliveries resume.
+    logged = [r.getMessage() for r in caplog.records if "slack:#incidents" in r.getMessage()]
+    failing = [m for m in logged if "are failing: HTTP 503" in m]
+    assert len(failing) == 1 and len(refused) > 1, (logged, len(refused))
+    assert logged[-1] == "notifications to slack:#incidents are delivered again", logged
 
 
-async def test_permanent_refusal_is_not_retried_and_says_why(esc_db, receivers):
+async def test_permanent_refusal_is_not_retried_and_says_why(esc_db, receivers, caplog):
     cfg = make_config(receivers, after=30)
     receivers.hook.fail(404, times=100)
+    caplog.set_level(logging.INFO, logger="engine.notify.deliverer")
     async with fast_loops(cfg):
         inc = await services.create_incident(title="Cache down", severity="critical", actor="probe")
         await eventually(lambda: Notification.filter(destination="webhook:ops", state="dead").exists(), timeout=5)
@@ -113,6 +122,8 @@ async def test_permanent_refusal_is_not_retried_and_says_why(esc_db, receivers):
     assert row.state == "dead" and row.last_error.startswith("HTTP 404") and row.attempts == 1
     dead = [s for k, s in await timeline(inc.key) if k == "notify_dead"]
     assert dead == [f"notification to webhook ops abandoned: {row.last_error}"]
+    given_up = [r for r in caplog.records if r.levelno == logging.ERROR and "webhook:ops" in r.getMessage()]
+    assert [r.getMessage() for r in given_up] == [f"notification {row.id} to webhook:ops given up: {row.last_error}"]
 
 
 async def test_too_old_messages_are_marked_dead(esc_db, receivers):

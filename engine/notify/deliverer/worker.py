@@ -67,6 +67,9 @@ class Deliverer:
         self.waiting_every = waiting_every
         self._waiting_checked = 0.0
         self._warned: set[str] = set()
+        # Destinations whose last delivery failed: when their failure was last logged, and how
+        # many failures came since (logged once a minute at most, see _log_outcomes).
+        self._failing: dict[str, list[float]] = {}
         self._unservable = unservable_filter(dispatcher.settings)
 
     def wake(self) -> None:
@@ -307,6 +310,28 @@ class Deliverer:
                     self._held.pop(row.id, None)  # recorded, or left to its lease: no more renewals
                     self._outcomes.task_done()
 
+    def _log_outcomes(self, outcomes: list[tuple[Notification, Outcome, dict[str, Any]]]) -> None:
+        """Failing deliveries in the engine's log, where the team running it looks: a
+        destination's failures once a minute at most (with how many since), its recovery once,
+        and every message given up on. The outbox and the timeline keep each attempt."""
+        now = time.monotonic()
+        for row, outcome, values in outcomes:
+            dest = row.destination
+            if outcome.ok:
+                if self._failing.pop(dest, None) is not None:
+                    log.info("notifications to %s are delivered again", dest)
+                continue
+            if values["state"] == NotificationState.DEAD:
+                log.error("notification %s to %s given up: %s", row.id, dest, values["last_error"])
+                continue
+            last = self._failing.setdefault(dest, [float("-inf"), 0.0])
+            if now - last[0] < 60.0:
+                last[1] += 1
+                continue
+            since = f" ({int(last[1])} more failures since the last report)" if last[1] else ""
+            log.warning("notifications to %s are failing: %s; retrying with backoff%s", dest, outcome.reason, since)
+            last[0], last[1] = now, 0.0
+
     def _verdict(
         self, row: Notification, attempt: int, outcome: Outcome, now: datetime
     ) -> tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]:
@@ -354,5 +379,6 @@ class Deliverer:
         now = utcnow()
         verdicts = [(row, attempt, outcome, *self._verdict(row, attempt, outcome, now)) for row, attempt, outcome in batch]
         await record_outcomes(verdicts, holder=self.name, link_jira=self._link_jira(), now=now)
+        self._log_outcomes([(row, outcome, values) for row, _, outcome, values, _ in verdicts])
         if any(outcome.ok for _, _, outcome, *_ in verdicts):
             self._wake.set()  # the streams' next messages may be waiting for these
