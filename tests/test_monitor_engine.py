@@ -424,3 +424,38 @@ async def test_an_engine_that_loses_its_lease_stops_its_loops(db) -> None:  # ty
     finally:
         await engine.stop()
     assert (await EngineLease.get(name="engine")).holder == "intruder"  # stopping never touches another's lease
+
+
+async def test_trigger_fires_on_the_sample_that_completes_its_duration(db) -> None:  # type: ignore[no-untyped-def]
+    """duration = 3 intervals: the run 0, 1, 2, 3 intervals lasts it, so the 4th failing sample
+    opens the incident. Probe start times jitter by microseconds around the schedule; that must
+    not make it wait for a 5th sample (it did about half the time)."""
+    board = Switchboard()
+    names = [f"down{i}" for i in range(8)]
+    board.modes.update(dict.fromkeys(names, "500"))
+    async with LoopbackServer(board.handle) as srv:
+        config = config_for(
+            srv.url,
+            dict.fromkeys(names, ""),
+            interval="500ms",
+            trigger="""
+[triggers.down]
+condition = "status_code >= 500"
+duration_minutes = 0.025
+severity = "critical"
+""",
+        )
+        engine = Engine(config, discover=False)
+        await engine.start()
+        try:
+
+            async def all_open() -> bool:
+                return await Incident.filter(dedup_key__startswith="threshold:down:").count() == len(names)
+
+            await wait_for(all_open, 15, "every target's incident")
+        finally:
+            await engine.stop()
+    counts = {}
+    for incident in await Incident.filter(dedup_key__startswith="threshold:down:"):
+        counts[incident.dedup_key] = len(incident.analysis["threshold"]["samples"])
+    assert counts == {f"threshold:down:{name}": 4 for name in names}

@@ -123,6 +123,7 @@ class Evaluator:
     ) -> None:
         truth = rule.condition.truth(values)
         st = self.state(rule, target, service)
+        slack = _slack(interval)
         gap = st.last_seen is not None and at - st.last_seen > max(3 * interval, 60.0)
         st.last_seen = at
         if truth is None:
@@ -147,7 +148,7 @@ class Evaluator:
                     if not st.flapping:
                         self.emit(Action("event", st, at, f"{rule.name} breached again on {target}", self._evidence(st)))
                 return
-            if at - st.breach_start >= rule.duration:
+            if at - st.breach_start + slack >= rule.duration:
                 self._fire(st, at)
             return
         # definitely not breaching
@@ -174,10 +175,10 @@ class Evaluator:
             st.flapping = False
             st.cycles.clear()
             self.emit(Action("event", st, at, f"{target} has been stable for {FLAP_WINDOW / 60:g} minutes", {"kind": "stable"}))
-        if not st.monitoring_sent and healthy_for >= needed:
+        if not st.monitoring_sent and healthy_for + slack >= needed:
             st.monitoring_sent = True
             self.emit(Action("monitoring", st, at, f"healthy for {healthy_for / 60:.1f} minutes"))
-        if rule.auto_resolve is not None and healthy_for >= max(rule.auto_resolve, needed):
+        if rule.auto_resolve is not None and healthy_for + slack >= max(rule.auto_resolve, needed):
             self.emit(Action("resolve", st, at, f"healthy for {healthy_for / 60:.1f} minutes", {"incident": st.incident}))
             st.clear_binding()
 
@@ -231,7 +232,9 @@ class Evaluator:
                 continue
             if st.fired or st.breach_start is None or st.last_breach_at is None:
                 continue
-            if st.last_breach_at - st.breach_start >= st.rule.duration:
+            hist = self._history.get(st.target)
+            slack = _slack(hist.interval if hist is not None else 60.0)
+            if st.last_breach_at - st.breach_start + slack >= st.rule.duration:
                 self._fire(st, at if at is not None else st.last_breach_at)
                 fired += st.fired
         return fired
@@ -265,6 +268,14 @@ class Evaluator:
     def unbind(self, st: TriggerState, *, suppressed: bool = False) -> None:
         st.clear_binding()
         st.suppressed = suppressed
+
+
+def _slack(interval: float) -> float:
+    """How much shorter than a duration a run of samples may measure and still count as lasting
+    it. Samples come an interval apart by schedule, but each is stamped when its probe started,
+    a few microseconds either side: without slack, "held for 3 intervals" fired on the 4th
+    sample or the 5th by chance, an interval late half the time (recovery likewise)."""
+    return min(interval * 0.1, 1.0)
 
 
 def _finite(value: Any) -> float | None:
