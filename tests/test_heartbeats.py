@@ -5,6 +5,7 @@ CLI as a job would run it."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,10 +83,14 @@ async def test_a_missed_ping_opens_an_incident_and_the_next_ping_resolves_it(db:
 
 def test_the_cli_pings_a_configured_heartbeat_and_refuses_anything_else(migrated_database: Any, tmp_path: Any) -> None:
     config = tmp_path / "pulseguard.toml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG.replace('"UTC"', '"Europe/Amsterdam"'))
     done = run_cli(migrated_database, "heartbeat", "nightly-backup", "--config", str(config))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("pinged nightly-backup at ")
+    # Shown in [engine] timezone (not ISO UTC), with when the next ping is due (interval + grace).
+    assert re.fullmatch(
+        r"pinged nightly-backup at \d\d:\d\d:\d\d CES?T; missed unless it pings again by (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d CES?T\n",
+        done.stdout,
+    ), done.stdout
     wrong = run_cli(migrated_database, "heartbeat", "nightly-bakup", "--config", str(config))
     assert wrong.returncode == 2
     assert "'nightly-bakup' is not a heartbeat target (heartbeat targets: nightly-backup)" in wrong.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 
 from engine.cli.common import (
     EXIT_OK,
@@ -12,6 +13,7 @@ from engine.cli.common import (
     print_json,
     print_table,
 )
+from engine.core.timefmt import format_time
 
 
 async def show_targets(args: argparse.Namespace, ctx: Context) -> int:
@@ -110,7 +112,9 @@ async def ping_heartbeat(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"{args.name!r} is not a heartbeat target (heartbeat targets: {names})")
     at = await record_ping(target.name, "cli")
     if not args.quiet:
-        print(f"pinged {target.name} at {at.isoformat(timespec='seconds')}")
+        # In the display zone, as every time shown to a person; and when the next ping is due.
+        due = at + timedelta(seconds=target.interval + target.grace)
+        print(f"pinged {target.name} at {format_time(at, seconds=True)}; missed unless it pings again by {format_time(due, seconds=True)}")
     return EXIT_OK
 
 
