@@ -136,6 +136,19 @@ async def test_targets_lists_configured_and_probed_targets(db, database, tmp_pat
     assert "no engine has run on this database yet" in proc.stdout
 
 
+async def test_targets_says_a_disabled_target_is_disabled(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """enabled = false is not "never probed (no engine has run with this target)": an engine
+    that runs will not probe it either."""
+    config = tmp_path / "pulseguard.toml"
+    config.write_text('[[targets]]\nname = "old-api"\nkind = "http"\nurl = "http://127.0.0.1:9/"\nenabled = false\n')
+    proc = await _run(database, "targets", "--json", "--config", str(config))
+    (row,) = json.loads(proc.stdout)["targets"]
+    assert row["state"] == "disabled" and row["active"] is False
+    assert row["last_error"] == "not probed: enabled = false in the configuration"
+    proc = await _run(database, "targets", "--config", str(config))
+    assert "disabled" in proc.stdout and "never probed" not in proc.stdout
+
+
 def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     import subprocess
     import sys

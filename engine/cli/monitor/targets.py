@@ -26,6 +26,8 @@ async def show_targets(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.config is not None:
         for t in ctx.config.targets:
             if t.name not in known:
+                # An engine never probes a disabled target: it is not waiting for its first probe.
+                enabled = getattr(t, "enabled", True)
                 rows.append(
                     {
                         "name": t.name,
@@ -34,13 +36,15 @@ async def show_targets(args: argparse.Namespace, ctx: Context) -> int:
                         "service": t.service,
                         "interval": t.interval,
                         "timeout": t.timeout,
-                        "active": True,
-                        "state": "unknown",
+                        "active": enabled,
+                        "state": "unknown" if enabled else "disabled",
                         "last_at": None,
                         "last_ok": None,
                         "last_latency_ms": None,
                         "last_status_code": None,
-                        "last_error": "never probed (no engine has run with this target)",
+                        "last_error": "never probed (no engine has run with this target)"
+                        if enabled
+                        else "not probed: enabled = false in the configuration",
                         "last_ok_at": None,
                         "last_change_at": None,
                         "cert_days_left": None,
