@@ -22,9 +22,10 @@ def start_summary(
         channels = settings_from_config(config).available()
         policies = [s.value for s in SEVERITY_ORDER if config.escalation_policy.for_severity(s)]
         targets = [t for t in config.targets if getattr(t, "enabled", True)]
+        triggers = [t for t in config.triggers.values() if getattr(t, "enabled", True)]
         parts = [
             f"{len(targets)} target{'' if len(targets) == 1 else 's'}",
-            f"{len(config.triggers)} trigger{'' if len(config.triggers) == 1 else 's'}",
+            f"{len(triggers)} trigger{'' if len(triggers) == 1 else 's'}",
             f"{len(channels)} channel{'' if len(channels) == 1 else 's'} ({', '.join(channels)})"
             if channels
             else "no channels (notifying nobody)",

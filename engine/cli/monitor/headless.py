@@ -51,7 +51,11 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
                 f"({members} engine{'s' if members != 1 else ''}; probing {len(engine.cluster.owned)} of {engine.cluster.buckets} buckets)"
             )
         elif role == "engine":
-            say(f"engine: running ({len(config.targets)} targets, {len(config.triggers)} triggers) on {ctx.database.label}")
+            # What it probes and evaluates: disabled targets and triggers are not running.
+            targets = sum(1 for t in config.targets if getattr(t, "enabled", True))
+            triggers = sum(1 for t in config.triggers.values() if getattr(t, "enabled", True))
+            counts = f"{targets} target{'' if targets == 1 else 's'}, {triggers} trigger{'' if triggers == 1 else 's'}"
+            say(f"engine: running ({counts}) on {ctx.database.label}")
         elif engine.lease.problem:  # our own database trouble, not another process
             say(f"engine: paused on {ctx.database.label}: {engine.lease.problem}; resuming when it can be written")
         else:
