@@ -297,7 +297,7 @@ async def test_t_edits_tags(console: tuple[PulseGuardApp, Pilot]) -> None:
     await type_text(pilot, "bad tag!")
     await pilot.press("enter")
     await until(pilot, lambda: form.problems_shown, what="bad tag refused")
-    assert "not a valid name" in form.problems_shown[0]
+    assert "'tag!' is not a valid tag" in form.problems_shown[0]
     form.query_one("#f-tags", Input).value = "+storage -disk"
     await submit(pilot)
     assert (await queries.incident_detail("INC-4"))["tags"] == ["db", "storage"]
