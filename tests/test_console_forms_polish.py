@@ -100,18 +100,3 @@ async def test_keys_typed_ahead_of_a_tab_land_in_the_next_field(console: tuple[P
     assert form.query_one("#f-root_cause", Input).value == "db"
     assert form.query_one("#f-solution", Input).value == "fix"
     assert app.focused is form.query_one("#f-root_cause", Input)
-
-
-async def test_enter_on_a_chosen_drop_down_saves_the_form(console: tuple[PulseGuardApp, Pilot]) -> None:
-    app, pilot = console
-    await select_row(pilot, "INC-2")
-    form = await open_form(pilot, "v", SeverityScreen)
-    severity = form.query_one("#f-severity", Select)
-    assert app.focused is severity and severity.value != "critical"
-    await pilot.press("space")  # the menu opens on the current severity
-    await pilot.pause()
-    await pilot.press("home", "enter")  # critical, the first choice
-    await until(pilot, lambda: severity.value == "critical", what="critical chosen")
-    await pilot.press("enter")  # as the hint says: saves (it opened the menu again)
-    await until(pilot, lambda: app.screen is not form, what="form saved")
-    assert (await queries.incident_detail("INC-2"))["severity"] == "critical"

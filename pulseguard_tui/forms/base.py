@@ -73,16 +73,9 @@ def field_row(name: str, label: str, widget: Widget) -> ComposeResult:
     yield Static("", id=f"err-{name}", classes="field-error")
 
 
-class Choice(Select[str], inherit_bindings=False):
-    """A form's drop-down: arrows and space open it; Enter saves the form, as the form's hint
-    says (a plain Select opened its menu again, so a chosen severity took a second key)."""
-
-    BINDINGS = [Binding("down,space,up", "show_overlay", "Show menu", show=False)]
-
-
 def choice(options: Iterable[tuple[str, str]], value: str | None = None, *, allow_blank: bool = False) -> Select[str]:
     opts = list(options)
-    return Choice(
+    return Select(
         opts, value=value if value is not None else (Select.NULL if allow_blank else opts[0][1]), allow_blank=allow_blank, compact=True
     )
 

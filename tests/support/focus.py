@@ -100,7 +100,7 @@ async def accept(pilot: Pilot, modal: ModalScreen[Any]) -> None:
                 if isinstance(field, (Input, TextArea)):
                     await type_text(pilot, FILL.get(name, "x"))
                 elif isinstance(field, Select):  # pick another choice
-                    await pilot.press("space", "down", "enter")  # space opens the menu (Enter saves the form)
+                    await pilot.press("enter", "down", "enter")
             await pilot.press("ctrl+s")
         for _ in range(50):
             if pilot.app.screen is not modal:

@@ -70,7 +70,7 @@ async def choose(pilot: Pilot, form: FormScreen, name: str, value: str) -> None:
     await pilot.pause()
     values = [v for _, v in select._options if v is not Select.NULL]
     current = values.index(select.value) if select.value in values else -1
-    await pilot.press("space")  # opens the menu (Enter saves the form)
+    await pilot.press("enter")
     await pilot.pause()
     target = values.index(value)
     steps = target - current if current >= 0 else target + 1
