@@ -301,6 +301,9 @@ def test_silences_from_the_cli(migrated_database: Any) -> None:
     assert "INC-1 paging snoozed until" in snoozed.stdout
     shown = run_cli(db, "incident", "show", "INC-1", check=True).stdout
     assert "paging snoozed for 30 minutes" in shown
+    run_cli(db, "incident", "create", "--title", "Disk full too", "--severity", "high", check=True)
+    run_cli(db, "incident", "snooze", "INC-2", "40s", check=True)
+    assert "paging snoozed for 40 s until" in run_cli(db, "incident", "show", "INC-2", check=True).stdout
     bad = run_cli(db, "incident", "snooze", "INC-1", "soon")
     assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr
 

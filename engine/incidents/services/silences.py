@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound, check_duration, check_time
+from engine.core.durations import format_words
 from engine.core.matchers import Matcher, all_match, matchers_from
 from engine.core.timefmt import format_time
 from engine.incidents.services.timeline import append_event, change
@@ -306,5 +307,8 @@ async def unsnooze(key: str | int, actor: str, *, at: datetime | None = None) ->
 
 
 def _minutes(d: timedelta) -> str:
-    m = d.total_seconds() / 60
-    return f"{m:g} minute{'s' if m != 1 else ''}"
+    seconds = d.total_seconds()
+    if seconds % 60:
+        return format_words(seconds)  # 40 s, 1 min 30 s: not "0.666667 minutes"
+    m = int(seconds // 60)
+    return f"{m} minute{'s' if m != 1 else ''}"
