@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from support.db import REPO
+from support.db import start_engine
 
 
 def test_sighup_is_not_a_silent_death_nor_a_pretend_reload(tmp_path: Path) -> None:
-    config = tmp_path / "pulseguard.toml"
-    config.write_text('[engine]\ntimezone = "UTC"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
-    env["HOME"] = str(tmp_path / "home")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pulseguard_tui", "engine", "--config", str(config), "--db", str(tmp_path / "pg.db")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+    proc = start_engine(tmp_path, '[engine]\ntimezone = "UTC"\n')
+    config = tmp_path / "pulseguard.toml"  # where start_engine wrote it: the warning names it
     try:
         assert proc.stdout is not None
         while "engine: running" not in (line := proc.stdout.readline()):

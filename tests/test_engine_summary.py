@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from support.db import REPO
+from support.db import start_engine
 
 CONFIG = """
 [[targets]]
@@ -39,18 +36,7 @@ enabled = false
 def test_start_lines_count_only_what_runs(tmp_path: Path) -> None:
     """Both start lines count enabled targets and triggers (the 'running' line counted the
     disabled ones too, so the two disagreed)."""
-    config = tmp_path / "pulseguard.toml"
-    config.write_text(CONFIG)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
-    env["HOME"] = str(tmp_path / "home")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pulseguard_tui", "engine", "--config", str(config), "--db", str(tmp_path / "pg.db")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+    proc = start_engine(tmp_path, CONFIG)
     seen: list[str] = []
     err = ""
     try:

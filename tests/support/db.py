@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,3 +143,20 @@ class PgRowLock:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def start_engine(tmp_path: Path, config_text: str) -> subprocess.Popen[str]:
+    """`pulseguard engine` as an operator starts it: its configuration and a SQLite file in
+    `tmp_path`, no PULSEGUARD_* variables, a HOME of its own; stdout and stderr piped."""
+    config = tmp_path / "pulseguard.toml"
+    config.write_text(config_text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+    env["HOME"] = str(tmp_path / "home")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pulseguard_tui", "engine", "--config", str(config), "--db", str(tmp_path / "pg.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
