@@ -8,6 +8,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from support.escalation import config_text, eventually, fast_loops, make_config, timeline, wire
@@ -38,7 +39,9 @@ async def test_a_slow_receiver_holds_up_nobody_else(esc_db, receivers):
     del first, second
 
 
-async def test_shift_notices_go_out_before_the_shift_and_follow_overrides(esc_db, receivers):
+def night_schedule(receivers: Any) -> tuple[datetime, datetime, Any, Any]:
+    """A daily "night" schedule whose next shift starts in 20 minutes, noticed 30 minutes ahead,
+    wired: (now, the shift's start, the configuration, its Context)."""
     now = datetime.now(UTC)
     start = (now + timedelta(minutes=20)).replace(second=0, microsecond=0)
     extra = f"""
@@ -50,7 +53,11 @@ users = ["alice", "carol"]
 notify_before_shift_minutes = 30
 """
     cfg = parse_config_text(config_text(receivers, after=30) + extra)
-    ctx = wire(cfg).context
+    return now, start, cfg, wire(cfg).context
+
+
+async def test_shift_notices_go_out_before_the_shift_and_follow_overrides(esc_db, receivers):
+    now, start, cfg, ctx = night_schedule(receivers)
     assert await plan_shift_notices({"night": ctx.schedules["night"]}, now) == 1
     assert await plan_shift_notices({"night": ctx.schedules["night"]}, now) == 1  # planned twice, stored once
     [timer] = await Timer.filter(kind="shift_notice")
@@ -70,18 +77,7 @@ notify_before_shift_minutes = 30
 async def test_a_shift_notice_says_when_the_shift_really_ends(esc_db, receivers):
     # The planner looks an hour ahead; a day-long shift starting in it was told it ended at the
     # edge of that look-ahead ("on call 23:57 → 00:27").
-    now = datetime.now(UTC)
-    start = (now + timedelta(minutes=20)).replace(second=0, microsecond=0)
-    extra = f"""
-[[schedules]]
-name = "night"
-rotation = "daily"
-handoff = "{start.strftime("%H:%M")}"
-users = ["alice", "carol"]
-notify_before_shift_minutes = 30
-"""
-    cfg = parse_config_text(config_text(receivers, after=30) + extra)
-    ctx = wire(cfg).context
+    now, start, cfg, ctx = night_schedule(receivers)
     assert await plan_shift_notices({"night": ctx.schedules["night"]}, now) == 1
     [timer] = await Timer.filter(kind="shift_notice")
     incoming = timer.data["user"]
