@@ -51,25 +51,23 @@ def path_safe_name(name: str, field: str) -> str:
 
 
 def valid_names(values: Iterable[str] | None, field: str) -> list[str]:
-    out: list[str] = []
-    for raw in values or ():
-        name = str(raw).strip()
-        if not NAME_RE.match(name):
-            raise InvalidInput(field, f"{raw!r} is not a valid name (letters, digits and _.-:@#/+, up to 64)")
-        if name not in out:
-            out.append(name)
-    return out
+    return _valid_list(values, field, NAME_RE, "name (letters, digits and _.-:@#/+, up to 64)")
 
 
 def valid_tags(values: Iterable[str] | None, field: str = "tag") -> list[str]:
     """Tags are names or NAME=VALUE (`team=payments`: the silence label `label.team`)."""
+    return _valid_list(values, field, TAG_RE, f"tag ({TAG_RULE})")
+
+
+def _valid_list(values: Iterable[str] | None, field: str, pattern: re.Pattern[str], what: str) -> list[str]:
+    """Each value stripped and checked against `pattern`, once each, in the order given."""
     out: list[str] = []
     for raw in values or ():
-        tag = str(raw).strip()
-        if not TAG_RE.match(tag):
-            raise InvalidInput(field, f"{raw!r} is not a valid tag ({TAG_RULE})")
-        if tag not in out:
-            out.append(tag)
+        value = str(raw).strip()
+        if not pattern.match(value):
+            raise InvalidInput(field, f"{raw!r} is not a valid {what}")
+        if value not in out:
+            out.append(value)
     return out
 
 
