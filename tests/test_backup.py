@@ -118,5 +118,5 @@ def test_backup_of_a_file_that_is_not_a_database_says_so(tmp_path: Path) -> None
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database, just text that is long enough to have a header " * 10)
     proc = run_cli(resolve_database(str(notes)), "backup", str(tmp_path / "b.db"))
-    assert proc.returncode == 1 and proc.stderr == f"error: cannot open database {notes}: not a SQLite database\n"
+    assert proc.returncode == 2 and proc.stderr == f"error: cannot open database {notes}: not a SQLite database\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

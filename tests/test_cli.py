@@ -318,14 +318,22 @@ def test_a_directory_as_database_fails_with_the_reason(tmp_path):
         assert proc.returncode == 1 and proc.stderr == expected, (argv, proc.stderr)
 
 
-def test_a_file_that_is_not_sqlite_fails_with_the_reason(tmp_path):
-    target = tmp_path / "notes.db"
-    target.write_text("these are my notes, not a database\n" * 50)
+# The start of a real PNG file (signature and header chunk): a picture passed as --db by mistake.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de") + b"\0" * 200
+
+
+@pytest.mark.parametrize(("name", "content"), [("notes.db", b"these are my notes, not a database\n" * 50), ("photo.png", PNG)])
+def test_a_file_that_is_not_sqlite_is_bad_input_and_left_alone(tmp_path, name, content):
+    target = tmp_path / name
+    target.write_bytes(content)
+    before = target.stat().st_mtime_ns
     database = _db(target)
-    for argv in (["incident", "list"], ["incident", "create", "--title", "t", "--severity", "low"], ["engine"]):
+    # Bad input, like a --db that names nothing: exit 2, one line naming the file.
+    for argv in (["incident", "list"], ["incident", "create", "--title", "t", "--severity", "low"], ["engine"], ["report"]):
         proc = _refused(database, *argv)
-        assert proc.stderr == f"error: cannot open database {target}: not a SQLite database\n"
-    assert target.read_text() == "these are my notes, not a database\n" * 50
+        assert proc.returncode == 2 and proc.stderr == f"error: cannot open database {target}: not a SQLite database\n", (argv, proc)
+    assert target.read_bytes() == content and target.stat().st_mtime_ns == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no -journal or -wal beside it
 
 
 def test_another_programs_sqlite_database_is_left_alone(tmp_path):

@@ -173,6 +173,12 @@ def test_console_on_a_new_database_says_so_and_a_read_only_one_creates_none(sqli
     assert term.wait_exit(20) == 2
     assert f"no PulseGuard database at {typo}".encode() in term.out.replace(b"\r\n", b"")  # wrapped at 80
     assert not typo.exists()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes, passed as --db by mistake\n")
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--db", str(notes)], console_env(sqlite_database, tmp_path))
+    assert term.wait_exit(20) == 2  # bad input, as on the command line
+    assert f"{notes}: not a SQLite database".encode() in term.out.replace(b"\r\n", b"")
+    assert notes.read_text() == "my notes, passed as --db by mistake\n"
 
 
 async def test_the_new_database_note_lasts_until_the_first_incident(db: Database) -> None:

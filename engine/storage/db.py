@@ -186,6 +186,12 @@ class NoDatabase(DatabaseUnavailable):
     exit_code = 2
 
 
+class NotADatabase(DatabaseUnavailable):
+    """--db names a file that is not a SQLite database (notes, an image): bad input, left untouched."""
+
+    exit_code = 2
+
+
 HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
 PG_CONNECT_TIMEOUT = 10.0
 
@@ -245,7 +251,7 @@ def _check_sqlite(db: Database, *, create: bool, create_dirs: bool) -> bool:
             con.close()
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc):
-            raise DatabaseUnavailable(f"cannot open database {path}: not a SQLite database") from None
+            raise NotADatabase(f"cannot open database {path}: not a SQLite database") from None
         from engine.storage.diskfull import no_space_left
 
         if no_space_left(str(path)):  # SQLite says "disk I/O error" when it cannot size the -shm file
