@@ -391,6 +391,17 @@ def test_times_out_of_order_are_refused_before_they_make_negative_mttr(
     parse_document(doc)
 
 
+def test_an_unknown_incident_field_lists_the_lists_it_may_hold(good_document: dict[str, Any]) -> None:
+    """A hand-edited document with `timeline` was told the incident's columns only, as "a
+    Incident has: …", so the `events` list it meant went unnamed."""
+    doc = _bad(good_document, "incidents.0.timeline", [])
+    with pytest.raises(InvalidInput) as caught:
+        parse_document(doc)
+    message = str(caught.value)
+    assert message.startswith("incidents[0].timeline: unknown field (expected one of: ")
+    assert all(name in message for name in ("title", "events", "comments", "status_updates", "evidence", "followups", "postmortem"))
+
+
 def test_a_document_from_a_newer_release_says_so(good_document: dict[str, Any]) -> None:
     doc = _bad(good_document, "incidents.0.comments.0.reactions", ["+1"])
     with pytest.raises(

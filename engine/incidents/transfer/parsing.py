@@ -101,7 +101,8 @@ def _load_row(doc: Any, model: type[Model], columns: dict[str, tf.Field[Any]], p
         raise _where(path, "expected a JSON object")
     unknown = sorted(set(doc) - set(columns) - set(nested))
     if unknown:
-        raise _where(f"{path}.{unknown[0]}", f"unknown field (a {model.__name__} has: {', '.join(columns)})")
+        known = ", ".join([*columns, *nested])
+        raise _where(f"{path}.{unknown[0]}", f"unknown field (expected one of: {known})")
     out: dict[str, Any] = {}
     for name, f in columns.items():
         if name not in doc:
