@@ -164,6 +164,36 @@ def test_cli_numbers_durations_and_times_are_bounded(migrated_database) -> None:
     assert json.loads(listed.stdout) == []
 
 
+def test_report_on_the_first_and_last_months_a_user_may_give(migrated_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A report compares with the period before: for 1900-01 that is 1899-12, which once failed
+    # the bound meant for typed months and was reported as if the user had typed it.
+    config = tmp_path / "pulseguard.toml"
+    for zone in ("UTC", "Pacific/Kiritimati", "Etc/GMT+12"):  # the widest offsets either way
+        config.write_text(f'[engine]\ntimezone = "{zone}"\n')
+        for args, label, previous in [
+            (("--month", "1900-01"), "1900-01", "1899-12"),
+            (("--month", "8999-12"), "8999-12", "8999-11"),
+            (("--since", "1900-01-01", "--until", "1900-01-10"), "1900-01-01 – 1900-01-10", "1899-12-22 – 1899-12-31"),
+        ]:
+            proc = run_cli(migrated_database, "report", *args, "--json", "--config", str(config))
+            assert proc.returncode == 0, (zone, args, proc.stderr)
+            report = json.loads(proc.stdout)
+            assert (report["period"]["label"], report["previous_period"]["label"]) == (label, previous), (zone, args)
+    proc = run_cli(migrated_database, "report", "--month", "1899-12")
+    assert proc.returncode == 2 and proc.stderr == "error: month: '1899-12' is out of range (1900 to 8999)\n", proc.stderr
+
+
+async def test_rest_analytics_on_the_first_and_last_months(api) -> None:  # type: ignore[no-untyped-def]
+    async with api.client("responder") as c:
+        for params, previous in [
+            ({"month": "1900-01"}, "1899-12"),
+            ({"month": "1900-01", "tz": "Pacific/Kiritimati"}, "1899-12"),
+            ({"month": "8999-12", "tz": "Etc/GMT+12"}, "8999-11"),
+        ]:
+            r = await c.get("/api/analytics", params=params)
+            assert r.status_code == 200 and r.json()["previous_period"]["label"] == previous, (params, r.text)
+
+
 # --- NUL bytes, names REST paths cannot address, unknown services ----------------------------
 
 

@@ -37,7 +37,9 @@ class Period:
         first = self.first_day
         if self.month:
             prev = (first.replace(day=1) - timedelta(days=1)).replace(day=1)
-            return month_period(f"{prev:%Y-%m}", self.tz)
+            # Not month_period: its bounds are for what a user types, and the month before
+            # the first one a user may ask for (1900-01) is 1899-12.
+            return _month(prev.year, prev.month, self.tz)
         # Counted in days, not hours: across a summer-time change the previous range still
         # starts at a midnight (the same length in hours would start at 23:00 or 01:00).
         return range_period(first - timedelta(days=self.days), first - timedelta(days=1), self.tz)
@@ -105,6 +107,10 @@ def month_period(text: str, tz: str = "UTC") -> Period:
     year, month = int(m.group(1)), int(m.group(2))
     if not EARLIEST_TIME.year <= year < LATEST_TIME.year:
         raise InvalidInput("month", f"{text!r} is out of range ({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})")
+    return _month(year, month, tz)
+
+
+def _month(year: int, month: int, tz: str) -> Period:
     zone = zone_named(tz)
     first = date(year, month, 1)
     following = date(year + (month == 12), month % 12 + 1, 1)
