@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from engine.config.fields import CONFIG_FILENAME, ENV_CONFIG, ConfigError, _show
 from engine.config.model import Config
 from engine.config.problems import _clean_loc, _describe_error, _entry_label, _path_text, _reference_problems, _secret_problems
+from engine.config.trigger_names import condition_name_checks
 
 # ---------------------------------------------------------------------------------------------
 # Loading
@@ -116,6 +117,7 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
                 continue  # the secret message already explains this key
             problems.append((path, _describe_error(error, loc, raw) + _entry_label(loc, raw)))
     problems.extend(_reference_problems(raw))
+    problems.extend(condition_name_checks(raw)[0])
     if problems:
         order = {key: i for i, key in enumerate(raw)}
         seen: set[str] = set()

@@ -15,6 +15,7 @@ from engine.config.fields import EMAIL_PLACEHOLDER, Name, Section, _dict_in, _li
 from engine.config.notifications import Integrations, Notifications, StatusPageIntegration, Webhook
 from engine.config.oncall import Schedule, User
 from engine.config.targets import Service, Target, TargetBase, Trigger
+from engine.config.trigger_names import condition_name_checks
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, Severity
 
 
@@ -86,7 +87,7 @@ class Config(Section):
     def warnings(self) -> list[str]:
         """`key.path: …` for settings that load but cannot take effect as written (a channel
         without its connection settings, a placeholder address): said, never silently skipped."""
-        out: list[str] = []
+        out = self.monitoring_warnings()
         integ = self.integrations
         slack, email, pd, jira = integ.slack, integ.email, integ.pagerduty, integ.jira
         internal, external = self.notifications.internal, self.notifications.external
@@ -134,6 +135,11 @@ class Config(Section):
                     f"(schedules: {', '.join(sourced)})"
                 )
         return out
+
+    def monitoring_warnings(self) -> list[str]:
+        """`key.path: …` for triggers that load but may not work as meant (a condition name
+        only a push can supply); the engine says them at start as `config check` does."""
+        return condition_name_checks(self._raw)[1]
 
     def summary(self) -> str:
         parts = [

@@ -34,7 +34,8 @@ async def run_engine(args: argparse.Namespace, ctx: Context) -> int:
 
     config = ctx.config or default_config()
     configure_logging(args.quiet, args.verbose, config)
-    for warning in config.missing_env():
+    # What `config check` warns of about targets and triggers, said where the engine runs too.
+    for warning in [*config.missing_env(), *config.monitoring_warnings()]:
         print(f"warning: {warning}", file=sys.stderr)
 
     def say(text: str) -> None:
