@@ -187,6 +187,9 @@ async def test_internal_comments_never_reach_external_recipients(esc_db, receive
         assert secret not in bodies, secret
     internal = " ".join(m.text for m in receivers.mails_to("devops@example.com"))
     assert "INTERNAL-UPDATE" in internal and "INTERNAL-ONLY" not in internal  # comments are not broadcast at all
+    # Responders read both kinds of update in one place: each says whether customers heard it.
+    assert "Internal update: INTERNAL-UPDATE: rollback in progress" in internal
+    assert "Public update: We have identified the cause" in internal
 
 
 async def test_customers_hear_nothing_of_incidents_the_status_page_hides(esc_db, receivers):

@@ -333,10 +333,11 @@ async def _fan_out(
     message: str | None = None,
     reached: tuple[list[str], list[dict[str, Any]]] | None = None,
     skip: Sequence[str] = (),
+    public: bool | None = None,
 ) -> None:
     """Tell of `kind`: with `before`, everyone the incident reached (`reached`, when read
     already), with `stakeholders` the stakeholders of that kind; none of `skip` (paged of the
-    same change already)."""
+    same change already); `public`: a status update's audience, said in the message."""
     dests: list[str] = []
     people: list[dict[str, Any]] = []
     if before:
@@ -357,7 +358,7 @@ async def _fan_out(
         conn,
         incident,
         dests,
-        message_payload(incident, kind, event, message=message),
+        message_payload(incident, kind, event, message=message, public=public),
         f"{incident.key}:e{event.id}:{kind}",
         digest_minutes=digest,
         now=now,
@@ -369,7 +370,7 @@ async def _fan_out(
             conn,
             incident,
             [person["destination"]],
-            {**message_payload(incident, kind, event, message=message), "contact": contact},
+            {**message_payload(incident, kind, event, message=message, public=public), "contact": contact},
             f"{incident.key}:e{event.id}:{kind}:{contact.get('user')}:{contact.get('method')}",
             now=now,
         )
@@ -436,7 +437,7 @@ async def _on_status(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, 
             message, public = row.message, row.public
     if not message and data.get("from") == data.get("to"):
         return
-    await _fan_out(conn, ctx, incident, event, "status_update", now, stakeholders=True, message=message)
+    await _fan_out(conn, ctx, incident, event, "status_update", now, stakeholders=True, message=message, public=public if message else None)
     if public and message:
         await _external(conn, ctx, incident, event, "status_update", message, now)
 

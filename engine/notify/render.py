@@ -6,6 +6,7 @@ A notification's payload (stored on its outbox row) is a dict:
   audience     internal | external (external payloads carry public fields only)
   incident     {key, title, severity, status, services, created_at, ...} or absent
   message      free text of the change (a status update, a root cause) or absent
+  public       status updates: whether the update was public (told to customers) or internal
   actor, at, level, round, recipients, items (digest), shift (shift notices)
 """
 
@@ -130,7 +131,11 @@ def _body_lines(p: dict[str, Any]) -> list[str]:
             lines.append(str(p["message"]))
         return lines
     if p.get("message"):
-        lines.append(str(p["message"]))
+        message = str(p["message"])
+        if kind == "status_update" and "public" in p:
+            # Responders read both in one channel: one they may quote to customers, one they may not.
+            message = f"{'Public update' if p['public'] else 'Internal update'}: {message}"
+        lines.append(message)
     if kind in ("escalated", "reminder") and p.get("recipients"):
         lines.append("Notifying: " + ", ".join(p["recipients"]))
     if inc:
