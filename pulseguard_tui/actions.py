@@ -47,6 +47,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("incident.snooze", "z", "snooze", "Snooze paging (re-pages at the end unless acknowledged)", "incidents", write=True),
     Action("incident.merge", "m", "merge", "Merge into another open incident (everything moves there)", "incidents", write=True),
     Action("incident.split", "X", "split", "Split one alert out of a grouped incident", "incidents", write=True),
+    Action("incident.followup", "F", "followup", "Add a follow-up (kind, owner, due date)", "incidents", write=True),
+    Action("incident.followup_done", "d", "followup_done", "Mark a follow-up done / open again", "incidents", write=True),
     Action("incident.runbook", "b", "runbook", "Show the runbook (the trigger's, else the service's)", "incidents"),
     Action("list.filter", "slash", "filter", "Filter (sev: status: svc: tag: @user)", "incidents", footer=True, short="Filter"),
     Action("list.resolved", "x", "toggle_resolved", "Show / hide resolved incidents", "incidents"),

@@ -111,6 +111,31 @@ class IncidentWorkflows(ConsoleScreen):
         if row := self._target():
             self._open(forms.EvidenceScreen(row))
 
+    def action_followup(self) -> None:
+        if row := self._target():
+            from pulseguard_tui.forms.followups import FollowUpScreen
+
+            self._open(FollowUpScreen(row))
+
+    async def action_followup_done(self) -> None:
+        row = self._target()
+        if row is None:
+            return
+        app: Any = self.app
+        try:  # read afresh: another console may have marked one done meanwhile
+            detail = await app.api.incident_detail(row["key"])
+        except Exception as exc:
+            self.notify(f"could not read {row['key']}'s follow-ups: {exc}", severity="error")
+            return
+        followups = list(detail.get("followups") or [])
+        if not followups:
+            keys = app.keys_for("incident.followup") or "F"
+            self.notify(f"{row['key']} has no follow-ups ({keys} adds one)", severity="warning")
+            return
+        from pulseguard_tui.forms.followups import FollowUpDoneScreen
+
+        self._open(FollowUpDoneScreen(row, followups))
+
     def action_resolve(self) -> None:
         if row := self._target():
             self._open(forms.ResolveScreen(row))

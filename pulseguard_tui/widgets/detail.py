@@ -168,8 +168,11 @@ def resolution_text(d: dict[str, Any]) -> Content:
     if d.get("false_positive"):
         t.append("Marked as a false positive\n", style="bold")
     followups = d.get("followups") or []
-    if followups:
-        t.append("Follow-ups\n", style="bold")
+    if not followups:
+        t.append("no follow-ups yet (F adds one)\n", style="$text-muted")
+    else:
+        t.append("Follow-ups", style="bold")
+        t.append("  (d marks one done)\n", style="$text-muted")
         for f in followups:
             t.append(
                 f"  [{'x' if f.get('done') else ' '}] {f['group']}: {f['description']}"

@@ -204,6 +204,8 @@ EXPECTED = {
     "AssignScreen",
     "TagsScreen",
     "FalsePositiveScreen",
+    "FollowUpScreen",
+    "FollowUpDoneScreen",
     "HelpScreen",
     "CommandLineScreen",
     "CommandPalette",
