@@ -1,7 +1,9 @@
-"""What a trigger condition reads, checked before anything runs: a misspelled variable
-(`respone_time`), or one the targets a trigger applies to never record, is refused by
-`pulseguard config check` and by the engine at start, naming the key path, the name and what is
-valid there; a name only a push can supply is a warning."""
+"""What a trigger condition reads and how long a probe may run, checked before anything runs: a
+misspelled variable (`respone_time`), or one the targets a trigger applies to never record, is
+refused by `pulseguard config check` and by the engine at start, naming the key path, the name
+and what is valid there; a name only a push can supply is a warning; a probe timeout longer than
+its interval is a warning, and one so long that a hung target's samples read as missing data
+(its triggers would never fire) is refused."""
 
 from __future__ import annotations
 
@@ -174,3 +176,43 @@ def test_the_shipped_and_specified_triggers_still_load() -> None:
         '[triggers.high_error_rate]\ncondition = "error_rate > 10%"\nseverity = "high"\n'
     )
     assert not [w for w in alone.warnings() if w.startswith("triggers.")]
+
+
+# --- probe timeout and interval -------------------------------------------------------------
+
+
+def tcp(interval: str, timeout: str) -> str:
+    return f'[[targets]]\nname = "db"\nkind = "tcp"\nhost = "db.internal"\nport = 5432\ninterval = "{interval}"\ntimeout = "{timeout}"\n'
+
+
+def test_a_timeout_longer_than_the_interval_is_a_warning(tmp_path: Path) -> None:
+    result = check(tmp_path, tcp("10s", "30s"))
+    assert result.returncode == 0, result.stderr
+    assert f'warning: {tmp_path / "c.toml"}: targets[0].timeout: timeout = "30s" is longer than interval = "10s": ' in result.stderr
+    assert "while a probe runs the next one due is skipped, so a target that hangs is probed only every 40s" in result.stderr
+    # At most the interval: nothing to say.
+    quiet = check(tmp_path, tcp("10s", "10s"))
+    assert quiet.returncode == 0 and "targets[0].timeout" not in quiet.stderr
+
+
+def test_a_timeout_so_long_a_hung_target_never_fires_is_refused(tmp_path: Path) -> None:
+    result = check(tmp_path, tcp("10s", "90s"))
+    assert result.returncode == 2
+    assert errors(result, tmp_path / "c.toml") == [
+        'targets[0].timeout: timeout = "90s" with interval = "10s": a probe that hangs that long leaves 100s '
+        "between results, which triggers read as missing data (from 1m), so they would never fire for a hung target; "
+        'make timeout at most the interval (target "db")'
+    ]
+    # The engine refuses to start on the same line.
+    cfg, proc = start_engine(tmp_path, tcp("10s", "90s"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert f'{cfg}: targets[0].timeout: timeout = "90s" with interval = "10s": ' in proc.stderr
+    # At a 10 s interval a 49 s timeout keeps a hung target's results under a minute apart (a warning); 50 s does not.
+    assert check(tmp_path, tcp("10s", "49s")).returncode == 0
+    assert check(tmp_path, tcp("10s", "50s")).returncode == 2
+
+
+def test_a_trigger_that_applies_to_no_target_is_a_warning(tmp_path: Path) -> None:
+    result = check(tmp_path, TARGETS + trigger("web", "ok == 0", 'targets = ["web-*"]\n'))
+    assert result.returncode == 0, result.stderr
+    assert warnings(result, tmp_path / "c.toml") == ["triggers.web: applies to no target (none matches its targets and services)"]

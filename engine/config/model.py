@@ -137,9 +137,13 @@ class Config(Section):
         return out
 
     def monitoring_warnings(self) -> list[str]:
-        """`key.path: …` for triggers that load but may not work as meant (a condition name
-        only a push can supply); the engine says them at start as `config check` does."""
-        return condition_name_checks(self._raw)[1]
+        """`key.path: …` for targets and triggers that load but may not work as meant (a
+        timeout longer than the interval, a condition name only a push can supply); the engine
+        says them at start as `config check` does."""
+        out = [
+            f'targets[{i}].timeout: {warning} (target "{t.name}")' for i, t in enumerate(self.targets) if (warning := t.timeout_warning())
+        ]
+        return out + condition_name_checks(self._raw)[1]
 
     def summary(self) -> str:
         parts = [

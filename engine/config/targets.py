@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
@@ -9,6 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from engine.config.fields import MAX_MINUTES, ConditionField, EnvName, Name, PositiveDuration, Section, SeverityField, Tag, Url, _show
 from engine.core.domain import Severity
+from engine.core.durations import format_duration
 
 
 def _check_runbook(value: str) -> str:
@@ -66,15 +68,55 @@ Headers = Annotated[dict[str, Annotated[str, AfterValidator(_check_header_value)
 HeadersEnv = Annotated[dict[str, EnvName], AfterValidator(_check_headers)]
 
 
+def missing_data_gap(interval: float) -> float:
+    """How long without a result the trigger evaluator reads as missing data (it restarts a
+    breach after such a gap, so `duration_minutes` starts over)."""
+    return max(3 * interval, 60.0)
+
+
+def hung_spacing(interval: float, timeout: float) -> float:
+    """Seconds between the results of a target whose every probe hangs until its timeout: the
+    scheduler skips each round due while a probe runs, so the next starts on the round after."""
+    return (math.floor(timeout / interval) + 1) * interval if timeout >= interval else interval
+
+
 class TargetBase(Section):
     name: Name
     interval: PositiveDuration = 30.0
     timeout: PositiveDuration = 10.0
+    """How long one probe may take; longer than `interval` is a warning (the rounds due meanwhile are skipped)."""
     service: Name | None = None
     """The [[services]] entry this target belongs to (its incidents affect that service)."""
     enabled: bool = True
     tags: list[Tag] = Field(default_factory=list)
     """NAME or NAME=VALUE (`team=payments`); silences match them as `label.NAME`."""
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_fits(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")
+        # A heartbeat's interval is how often its job pings, not how often it is checked.
+        if cls is HeartbeatTarget or not isinstance(interval, float):
+            return value
+        spacing = hung_spacing(interval, value)
+        if spacing >= missing_data_gap(interval):
+            raise ValueError(
+                f'timeout = "{format_duration(value)}" with interval = "{format_duration(interval)}": a probe that hangs '
+                f"that long leaves {format_duration(spacing)} between results, which triggers read as missing data "
+                f"(from {format_duration(missing_data_gap(interval))}), so they would never fire for a hung target; "
+                "make timeout at most the interval"
+            )
+        return value
+
+    def timeout_warning(self) -> str | None:
+        """What to say about a `timeout` written longer than the `interval` (None: nothing)."""
+        if isinstance(self, HeartbeatTarget) or "timeout" not in self.model_fields_set or self.timeout <= self.interval:
+            return None
+        return (
+            f'timeout = "{format_duration(self.timeout)}" is longer than interval = "{format_duration(self.interval)}": '
+            f"while a probe runs the next one due is skipped, so a target that hangs is probed only every "
+            f"{format_duration(hung_spacing(self.interval, self.timeout))} (make timeout at most the interval)"
+        )
 
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.config.targets import missing_data_gap
 from engine.monitor.probes import Observation
 from engine.monitor.triggers.rules import FLAP_CYCLES, FLAP_WINDOW, PUSHED, Action, Rule, TriggerState
 
@@ -124,7 +125,7 @@ class Evaluator:
         truth = rule.condition.truth(values)
         st = self.state(rule, target, service)
         slack = _slack(interval)
-        gap = st.last_seen is not None and at - st.last_seen > max(3 * interval, 60.0)
+        gap = st.last_seen is not None and at - st.last_seen > missing_data_gap(interval)
         st.last_seen = at
         if truth is None:
             return
