@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from support import REPO
 from support.configs import run_cli as run_plain_cli
 from support.db import run_cli
 
@@ -205,3 +206,27 @@ def test_evidence_help_explains_the_three_kinds(tmp_path: Path) -> None:
     ):
         assert phrase in flat, phrase
     assert "examples:" in text and "pulseguard incident evidence INC-1 --log" in text
+
+
+def test_config_check_warns_of_escalation_keys_that_have_no_effect(tmp_path: Path) -> None:
+    """`on_call_rotation = false` beside levels naming a schedule still paged the person on call,
+    and `digest_interval_minutes` without digest_mode did nothing: both loaded without a word."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[users]]\nid = "alice"\n[[schedules]]\nname = "primary"\nusers = ["alice"]\n'
+        "[escalation_policy.critical]\non_call_rotation = false\n"
+        '[[escalation_policy.critical.levels]]\nnotify = ["schedule:primary"]\n'
+        "[escalation_policies.quiet.high]\ndigest_interval_minutes = 10\n"
+        "[escalation_policies.quiet.medium]\ndigest_mode = true\ndigest_interval_minutes = 10\n",
+        encoding="utf-8",
+    )
+    result = run_plain_cli("config", "check", str(cfg), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "has no effect" in line] == [
+        f"warning: {cfg}: escalation_policy.critical.on_call_rotation: has no effect with levels: the levels alone say "
+        "who is paged (to page no person, leave schedule: and user: out of them, or remove the levels)",
+        f"warning: {cfg}: escalation_policies.quiet.high.digest_interval_minutes: has no effect without digest_mode = true",
+    ]
+    # The spec's block (on_call_rotation = true, no levels) and the shipped example say nothing of it.
+    example = run_plain_cli("config", "check", str(REPO / "engine" / "config" / "example.toml"), cwd=tmp_path)
+    assert example.returncode == 0 and "has no effect" not in example.stderr

@@ -110,7 +110,9 @@ async def escalation_report(config: Any, now: datetime | None = None) -> tuple[l
     from engine.escalation.policy import SEVERITIES, policy_source
 
     now = now or datetime.now(UTC)
-    warnings: list[str] = []
+    warnings: list[str] = config.escalation_policy.ignored("escalation_policy")
+    for name, policies in config.escalation_policies.items():
+        warnings.extend(policies.ignored(f"escalation_policies.{name}"))
     if all(policy_source(config, s) is None for s in SEVERITIES):
         warnings.append("no [escalation_policy]: no incident pages anyone (add [escalation_policy.critical] and the others)")
     else:

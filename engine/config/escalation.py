@@ -74,6 +74,19 @@ class EscalationPolicy(Section):
     digest_interval_minutes: float = Field(30.0, gt=0, le=MAX_MINUTES)
     levels: list[EscalationLevel] = Field(default_factory=list)
 
+    def ignored(self, path: str) -> list[str]:
+        """`path.key: …` for keys set here that the engine cannot act on as written: they load,
+        so without this the user believes they took effect."""
+        out = []
+        if self.on_call_rotation is False and self.levels:
+            out.append(
+                f"{path}.on_call_rotation: has no effect with levels: the levels alone say who is paged "
+                "(to page no person, leave schedule: and user: out of them, or remove the levels)"
+            )
+        if "digest_interval_minutes" in self.model_fields_set and not self.digest_mode:
+            out.append(f"{path}.digest_interval_minutes: has no effect without digest_mode = true")
+        return out
+
 
 class EscalationPolicies(Section):
     critical: EscalationPolicy | None = None
@@ -84,3 +97,6 @@ class EscalationPolicies(Section):
     def for_severity(self, severity: Severity | str) -> EscalationPolicy | None:
         policy: EscalationPolicy | None = getattr(self, Severity(severity).value)
         return policy
+
+    def ignored(self, path: str) -> list[str]:
+        return [line for s in Severity if (p := self.for_severity(s)) is not None for line in p.ignored(f"{path}.{s.value}")]
