@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from engine.config.fields import MAX_MINUTES, ConditionField, EnvName, Name, PositiveDuration, Section, SeverityField, Tag, Url, _show
 from engine.core.domain import Severity
 from engine.core.durations import format_duration
+from engine.core.linear_regex import RegexError, compile_regex
 
 
 def _check_runbook(value: str) -> str:
@@ -139,6 +140,7 @@ class HttpTarget(TargetBase):
     expect_body: str | None = None
     """Text the body must contain."""
     expect_body_regex: str | None = None
+    """A regular expression the body must contain a match of (RE2 syntax, linear time)."""
     follow_redirects: bool = True
     verify_tls: bool = True
 
@@ -155,8 +157,8 @@ class HttpTarget(TargetBase):
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
-            except re.error as exc:
+                compile_regex(value)
+            except RegexError as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return value
 

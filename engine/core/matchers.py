@@ -6,16 +6,24 @@ target, trigger, severity, source, and its tags as `label.NAME` (a tag `team=pay
 label `label.team` with value `payments`; a tag without `=` is the label with value `true`). A
 label the firing does not have has the empty value, so `target!=web` matches a firing with no
 target, as in Alertmanager.
+
+Regular expressions are RE2's (engine.core.linear_regex), as Alertmanager's: matching takes
+time linear in the value, so no pattern can stall the engine's event loop, and patterns RE2
+cannot run that way (backreferences, lookaround) are refused when a silence is made.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine.core.domain import InvalidInput
+from engine.core.linear_regex import RegexError, compile_regex
+
+log = logging.getLogger("pulseguard.silences")
 
 FIELDS = ("service", "target", "trigger", "severity", "source")
 LABEL_PREFIX = "label."
@@ -48,12 +56,18 @@ class Matcher:
     def _positive(self, value: str) -> bool:
         if self.op in ("=", "!="):
             return value == self.value
-        return re.fullmatch(self.value, value) is not None
+        return compile_regex(self.value).fullmatch(value)
 
     def matches(self, labels: Mapping[str, Sequence[str]]) -> bool:
         """Several values (services): `=`/`=~` need one that matches, `!=`/`!~` need none."""
         values = list(labels.get(self.field) or ()) or [""]
-        hit = any(self._positive(v) for v in values)
+        try:
+            hit = any(self._positive(v) for v in values)
+        except RegexError as exc:
+            # Only a silence stored before patterns were checked as RE2 gets here (a lookahead,
+            # say). It matches nothing, whatever its operator: a page sent beats one lost.
+            _warn_once(str(self), str(exc))
+            return False
         return hit if self.op in ("=", "=~") else not hit
 
 
@@ -86,8 +100,8 @@ def make_matcher(field: str, op: str, value: str, *, shown: str | None = None) -
         raise InvalidInput(where, f"the value must be text of at most {MAX_VALUE} characters")
     if op in ("=~", "!~"):
         try:
-            re.compile(value)
-        except re.error as exc:
+            compile_regex(value)
+        except RegexError as exc:
             raise InvalidInput(where, f"bad regular expression: {exc}") from None
     return Matcher(field, op, value)
 
@@ -113,6 +127,15 @@ def matchers_from(items: Iterable[Any]) -> list[Matcher]:
         # Alertmanager refuses a silence that would match every alert; so do we.
         raise InvalidInput("matchers", "these matchers would silence every firing; name something a firing has (service=checkout)")
     return out
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(matcher: str, why: str) -> None:
+    if matcher not in _warned and len(_warned) < 1000:
+        _warned.add(matcher)
+        log.warning("silence matcher %r matches nothing: %s; expire the silence and add it again with an RE2 pattern", matcher, why)
 
 
 def _matches_empty(m: Matcher) -> bool:

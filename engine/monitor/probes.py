@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config.conditions import series_key
+from engine.core.linear_regex import RegexError, compile_regex
 from engine.monitor.httpclient import ProbeError, _describe_os_error, fetch
 
 __all__ = ["Observation", "SeriesValue", "run_probe", "parse_prometheus", "resolve_headers", "timeout_observation"]
@@ -120,6 +121,15 @@ async def run_probe(target: Any, *, headers: Mapping[str, str] | None = None, bo
     return Observation(target.name, time.time(), False, None, responded=False, error=f"unknown target kind {kind!r}")
 
 
+def _body_matches(pattern: str, text: str) -> bool:
+    """RE2, linear in the body: a pattern like `(a+)+$` cannot stall the event loop on a large
+    response. The configuration check refuses what RE2 cannot run; here it just fails the check."""
+    try:
+        return compile_regex(pattern).search(text)
+    except RegexError:
+        return False
+
+
 def _accepts(target: Any, status: int) -> bool:
     expected = getattr(target, "expect_status", None)
     return status in expected if expected else 200 <= status < 400
@@ -162,7 +172,7 @@ async def probe_http(target: Any, *, headers: Mapping[str, str] | None = None, b
             cut = f" in the first {len(response.body)} bytes" if response.truncated else ""
             if expect_body and expect_body not in text:
                 ok, error = False, f"body mismatch: {expect_body!r} not found{cut}"
-            elif expect_regex and not re.search(expect_regex, text):
+            elif expect_regex and not _body_matches(expect_regex, text):
                 ok, error = False, f"body mismatch: no match for /{expect_regex}/{cut}"
     return Observation(
         target.name,
