@@ -143,6 +143,9 @@ def test_valid_names_load_without_a_word(tmp_path: Path) -> None:
     assert warnings(result, tmp_path / "c.toml") == []
 
 
+PUSHED_LOOKALIKES = ("response_time_ms", "error_rate_5m", "load", "disk_used_percent", "memory_used_percent")
+
+
 def test_a_name_only_a_push_can_supply_is_a_warning(tmp_path: Path) -> None:
     text = (
         TARGETS
@@ -157,6 +160,11 @@ def test_a_name_only_a_push_can_supply_is_a_warning(tmp_path: Path) -> None:
         'triggers.mixed.condition: "deploys" is recorded by no target this trigger applies to: '
         "it has a value only once pushed (pulseguard metrics push, POST /api/metrics)",
     ]
+    # A pushed series named after a built-in one is a name of its own, not a misspelling: a refusal
+    # would stop the engine over a series it does receive.
+    own = check(tmp_path, TARGETS + "".join(trigger(f"t{i}", f"{n} > 1") for i, n in enumerate(PUSHED_LOOKALIKES)))
+    assert own.returncode == 0, own.stderr
+    assert [w.split('"')[1] for w in warnings(own, tmp_path / "c.toml")] == list(PUSHED_LOOKALIKES)
     # Read only by a trigger that names its targets, a pushed series is never evaluated: refused.
     dead = check(tmp_path, TARGETS + trigger("queue", "queue_depth > 100", 'targets = ["api-health"]\n'))
     assert dead.returncode == 2

@@ -11,8 +11,8 @@ trigger that silently never fired. What each name can be, and so what is checked
 - a pushed series (`pulseguard metrics push`, `POST /api/metrics`): known only at run time.
   The trigger evaluator reads pushed values on a target it evaluates (a condition with a probe
   variable, or with a series that target records) and on its pushed pseudo-target when the
-  trigger selects all targets. Such a name is a warning, unless it is a near-miss of a
-  built-in name (a typo is far likelier than a pushed `respone_time`).
+  trigger selects all targets. Such a name is a warning, unless it is a misspelling of a
+  built-in name, a letter or two off (a typo is far likelier than a pushed `respone_time`).
 
 A name that none of these can supply is refused, with the valid names and a suggestion.
 """
@@ -44,6 +44,8 @@ PUSHED_TARGET = "pushed-metrics"
 # How close a pushable name must be to a built-in one to count as its misspelling (difflib ratio:
 # `respone_time` 0.96, `statuscode` 0.95, `cert_days` 0.78 is not; `node_load1` 0.67 is not).
 TYPO_CUTOFF = 0.8
+# …and how many letters off (`respone_time` is 1, `statuscode` 1, `response_time_ms` 3).
+TYPO_EDITS = 2
 PUSH_HINT = "it has a value only once pushed (pulseguard metrics push, POST /api/metrics)"
 
 
@@ -110,6 +112,28 @@ def _valid_here(chosen: list[_Target], pushable: bool) -> tuple[list[str], str]:
     return names, text
 
 
+def _misspelling(name: str) -> list[str]:
+    """The built-in name `name` misspells, if any: close to it (TYPO_CUTOFF), at most
+    TYPO_EDITS letters off, and not one containing the other. A pushed series named after a
+    built-in one (`response_time_ms`, `error_rate_5m`, `load`, `disk_used_percent`) is a name
+    of its own, and refusing it would stop an engine from starting over a series it does get."""
+    for close in difflib.get_close_matches(name, BUILT_IN, n=3, cutoff=TYPO_CUTOFF):
+        if close not in name and name not in close and _edits(name, close) <= TYPO_EDITS:
+            return [close]
+    return []
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
 def condition_name_checks(raw: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
     """(refusals as (key path, message), warnings as "key.path: …") for every trigger condition."""
     problems: list[tuple[str, str]] = []
@@ -147,7 +171,7 @@ def condition_name_checks(raw: dict[str, Any]) -> tuple[list[tuple[str, str]], l
                     (path, f'"{name}" is not recorded by {_whom(chosen)}; {kinds} targets record it (valid here: {valid_text})')
                 )
                 continue
-            typo = [] if name in BUILT_IN else difflib.get_close_matches(name, BUILT_IN, n=1, cutoff=TYPO_CUTOFF)
+            typo = [] if name in BUILT_IN else _misspelling(name)
             if pushable and not typo:
                 warnings.append(f'{path}: "{name}" is recorded by no target this trigger applies to: {PUSH_HINT}')
                 continue
