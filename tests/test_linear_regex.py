@@ -176,6 +176,36 @@ def test_the_cli_refuses_them_with_one_line(migrated_database: Any) -> None:
     assert "no silences" in run_cli(migrated_database, "silence", "list", check=True).stdout
 
 
+async def test_the_console_form_names_the_refused_matcher(sdb: Any) -> None:
+    from support.console_app import make_app, seed
+    from support.pilot import command, open_form, started, until
+    from textual.widgets import Input
+
+    from pulseguard_tui.forms.silences import AddSilenceScreen
+    from pulseguard_tui.screens.silences import SilencesScreen
+
+    await seed()
+    app = make_app(sdb)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        await command(pilot, "silences")
+        await until(pilot, lambda: isinstance(app.screen, SilencesScreen), what="the silences screen")
+        form = await open_form(pilot, "n", AddSilenceScreen)
+        form.query_one("#f-matchers", Input).value = r"service=checkout target=~(web)\1"
+        form.query_one("#f-duration", Input).value = "2h"
+        form.query_one("#f-comment", Input).value = "deploy"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: bool(form.problems_shown), what="matcher refused")
+        named = "matcher " + repr(r"target=~(web)\1")  # as every refusal names a matcher: its repr
+        assert any(named in p and "backreferences" in p for p in form.problems_shown), form.problems_shown
+        assert isinstance(app.screen, AddSilenceScreen) and await Silence.all().count() == 0
+        # The backslash and the comma belong to the pattern: nothing eats or splits them.
+        form.query_one("#f-matchers", Input).value = r"service=checkout, target=~web-\d{1,3}\.prod"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, SilencesScreen), what="added")
+    assert [m["value"] for m in (await Silence.get()).matchers] == ["checkout", r"web-\d{1,3}\.prod"]
+
+
 def test_the_configuration_check_names_the_key() -> None:
     base = '[[targets]]\nname = "api-health"\nkind = "http"\nurl = "https://api.example.com/health"\n'
     with pytest.raises(ConfigError) as info:

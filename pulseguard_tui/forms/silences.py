@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -10,13 +11,23 @@ from textual.widgets import Input
 
 from pulseguard_tui.forms.base import ConfirmScreen, FormScreen, field_row
 
+# A comma ends a matcher only at the end of a word or where the next matcher starts: the one in
+# `target=~web-[0-9]{1,3}` belongs to the regular expression.
+_COMMA = re.compile(r",+(?=$|[A-Za-z_][A-Za-z0-9_.@:#/+-]*(?:=~|!~|!=|=))")
+
 
 def split_matchers(text: str) -> list[str]:
-    """`service=checkout severity!=critical` (quotes keep a space in a value)."""
+    """`service=checkout, severity!=critical target=~web-\\d+` → its matchers (quotes keep a
+    space in a value). A backslash is left to the regular expression: `\\d`, `\\.`."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.escape = ""  # a shell would eat the backslash of `\\d`, leaving `d`
+    lexer.commenters = ""  # `#` is a tag character (label.ticket=OPS#12), not a comment
     try:
-        return shlex.split(text.replace(",", " "))
+        words = list(lexer)
     except ValueError as exc:
         raise ValueError(f"cannot read the matchers: {exc}") from None
+    return [part for word in words for part in _COMMA.split(word) if part]
 
 
 def check_duration(text: str, field: str, problems: dict[str, str]) -> None:
