@@ -12,7 +12,8 @@ from typing import Any
 
 from support import REPO
 from support.configs import run_cli as run_plain_cli
-from support.db import run_cli
+from support.db import run_cli, start_engine
+from support.receivers import HttpReceiver
 
 from engine.config.loading import parse_config_text
 
@@ -230,3 +231,47 @@ def test_config_check_warns_of_escalation_keys_that_have_no_effect(tmp_path: Pat
     # The spec's block (on_call_rotation = true, no levels) and the shipped example say nothing of it.
     example = run_plain_cli("config", "check", str(REPO / "engine" / "config" / "example.toml"), cwd=tmp_path)
     assert example.returncode == 0 and "has no effect" not in example.stderr
+
+
+def test_a_notify_entry_written_in_another_spelling_pages_as_config_check_accepted_it(tmp_path: Path) -> None:
+    """`notify = ["Webhook: hook"]` passed `config check`, yet the engine matched entries as
+    written and dropped it as an unknown recipient: the incident opened and nobody heard."""
+    service, hook = HttpReceiver("service"), HttpReceiver("webhook")
+    service.fail_for(120, status=500)
+    engine = None
+    try:
+        text = f"""
+[[users]]
+id = "alice"
+email = "alice@example.com"
+[[schedules]]
+name = "primary"
+users = ["alice"]
+[[targets]]
+name = "api"
+kind = "http"
+url = "{service.url}/health"
+interval = "1s"
+[triggers.down]
+condition = "status_code >= 500"
+severity = "critical"
+[escalation_policy.critical]
+[[escalation_policy.critical.levels]]
+notify = ["Webhook: hook", " Schedule:primary"]
+[[webhooks]]
+name = "hook"
+url = "{hook.url}/in"
+"""
+        (tmp_path / "c.toml").write_text(text, encoding="utf-8")
+        check = run_plain_cli("config", "check", str(tmp_path / "c.toml"), cwd=tmp_path)
+        assert check.returncode == 0, check.stderr
+        assert "  critical: now webhook hook, alice (primary); then every 15 min" in check.stdout.splitlines()
+        engine = start_engine(tmp_path, text)
+        delivered = hook.wait_for(1, timeout=30)
+        assert delivered and delivered[0].json["event"] == "incident.triggered"
+    finally:
+        if engine is not None:
+            engine.terminate()
+            engine.communicate(timeout=20)
+        service.close()
+        hook.close()

@@ -49,8 +49,10 @@ def parse_notify(entry: str) -> NotifyTarget:
 
 
 def _check_notify(value: str) -> str:
-    parse_notify(value)
-    return value
+    # Kept as the engine reads it ("PagerDuty" → "pagerduty", "schedule: primary" →
+    # "schedule:primary"): the engine matches entries as written, and an entry accepted here in
+    # another spelling was dropped there as an unknown recipient.
+    return str(parse_notify(value))
 
 
 class EscalationLevel(Section):
