@@ -100,3 +100,18 @@ async def test_keys_typed_ahead_of_a_tab_land_in_the_next_field(console: tuple[P
     assert form.query_one("#f-root_cause", Input).value == "db"
     assert form.query_one("#f-solution", Input).value == "fix"
     assert app.focused is form.query_one("#f-root_cause", Input)
+
+
+async def test_backspaces_in_a_burst_keep_their_place_among_typed_keys(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Over SSH, "2026-02-30", ten backspaces and "7d" arrive in one burst: the field read "20",
+    as the last backspaces ran after "7d" was typed and erased it (a bound key ran only once it had
+    bubbled up to the app, a typed one at once)."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    form = await open_form(pilot, "c", CommentScreen)
+    burst = [(c, c) for c in "2026-02-30"] + [("backspace", "\x7f")] * 10 + [("7", "7"), ("d", "d")]
+    burst += [("left", None), ("left", None), ("delete", None), ("x", "x"), ("end", None), ("!", "!")]
+    for key, character in burst:
+        app.post_message(events.Key(key, character))
+    await pilot.pause(0.3)
+    assert form.query_one("#f-content", Input).value == "xd!"

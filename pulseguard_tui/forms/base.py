@@ -18,10 +18,11 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
+from textual.widgets import Checkbox, Label, Select, Static
 
 from engine.api.errors import DomainError, InvalidInput
 from pulseguard_tui.lifecycle import is_live, run_work
+from pulseguard_tui.widgets.inputs import Input, TextArea
 
 FORM_CSS = """
 FormScreen, ConfirmScreen {

@@ -11,9 +11,9 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.suggester import SuggestFromList
-from textual.widgets import Input
 
 from pulseguard_tui.forms.base import FormScreen, choice, field_row
+from pulseguard_tui.widgets.inputs import Input
 
 
 def group_label(group: str) -> str:

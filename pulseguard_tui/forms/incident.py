@@ -6,11 +6,11 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.suggester import SuggestFromList
-from textual.widgets import Input, TextArea
 
 from engine.api.inputs import DEFAULT_ROOT_CAUSE_CATEGORIES, EvidenceKind
 from pulseguard_tui.formatting import SEVERITIES, severity_label
 from pulseguard_tui.forms.base import ConfirmScreen, FormCheckbox, FormScreen, choice, field_row
+from pulseguard_tui.widgets.inputs import Input, TextArea
 
 SETTABLE = ("investigating", "identified", "monitoring")
 

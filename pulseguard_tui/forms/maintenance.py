@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.widgets import Input
 
 from pulseguard_tui.forms.base import ConfirmScreen, FormScreen, choice, field_row
 from pulseguard_tui.forms.incident import split_names
+from pulseguard_tui.widgets.inputs import Input
 
 
 def parse_start(text: str, now: datetime) -> datetime:

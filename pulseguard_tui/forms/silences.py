@@ -7,9 +7,9 @@ import shlex
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.widgets import Input
 
 from pulseguard_tui.forms.base import ConfirmScreen, FormScreen, field_row
+from pulseguard_tui.widgets.inputs import Input
 
 # A comma ends a matcher only at the end of a word or where the next matcher starts: the one in
 # `target=~web-[0-9]{1,3}` belongs to the regular expression.

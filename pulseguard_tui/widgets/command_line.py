@@ -8,9 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from pulseguard_tui.commands import Command, CommandError, complete, parse_command
+from pulseguard_tui.widgets.inputs import Input
 
 
 class CommandLineScreen(ModalScreen[Command | None]):

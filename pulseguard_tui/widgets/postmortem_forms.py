@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.widgets import Input, TextArea
 
 from pulseguard_tui.forms.base import ConfirmScreen, FormScreen, choice, field_row
+from pulseguard_tui.widgets.inputs import Input, TextArea
 
 ENTRY_KINDS = (
     "note",
