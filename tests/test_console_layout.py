@@ -94,6 +94,7 @@ async def test_maintenance_fits_80_columns(sdb: Any) -> None:
         ends_at=at(-60),
         actor="carol",
         services=["database", "checkout", "payments", "search"],
+        at=at(0),  # the console's frozen clock: the window is current then
     )
     app = make_app(sdb)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -249,7 +249,15 @@ async def test_maintenance_add_validates_then_end(sdb: Any) -> None:
         assert any("neither a duration" in p for p in form.problems_shown)
         assert len(await app.api.list_maintenance()) == 1
         form.query_one("#f-targets", Input).value = "db-port"
+        # A window over by now covers nothing: refused under Ends, the form kept open.
+        form.query_one("#f-starts", Input).value = "2020-01-01T10:00:00+00:00"
         form.query_one("#f-ends", Input).value = "2h"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: any("has already passed" in p for p in form.problems_shown), what="past window refused")
+        assert "2020-01-01" in str(form.query_one("#err-ends").render()) and len(form.problems_shown) == 1
+        assert len(await app.api.list_maintenance()) == 1 and app.screen is form
+        # The console's clock is frozen in the past: a start a day ahead of the real one is ahead of both.
+        form.query_one("#f-starts", Input).value = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         await choose(pilot, form, "kind", "emergency")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen), what="form closed")

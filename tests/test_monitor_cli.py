@@ -95,10 +95,28 @@ async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  
         (("--title", "x", "--service", "payments", "--for", "soon"), "error: --for: 'soon' is not a duration"),
         (("--title", "x", "--service", "payments", "--start", "2h", "--end", "3h"), "error: ends: must be after the start"),
         (("--title", "x", "--service", "bad name!", "--for", "1h"), "error: service: 'bad name!' is not a valid name"),
+        # Wholly in the past: surely a typo (the year, a day), named by the option to fix.
+        (
+            ("--title", "x", "--service", "payments", "--start", "2020-01-01T10:00Z", "--end", "2020-01-01T12:00Z"),
+            "error: --end: '2020-01-01T12:00Z' (2020-01-01 ",  # then the time in the display zone
+        ),
+        (
+            ("--title", "x", "--service", "payments", "--start", "2020-01-01T10:00Z", "--for", "2h"),
+            "error: --start: '2020-01-01T10:00Z' with --for 2h ends at 2020-01-01 ",
+        ),
+        (("--title", "x", "--service", "payments", "--start", "3h", "--end", "1m"), "error: --end: '1m' ("),
     ]:
         proc = await _run(database, "maintenance", "add", *args)
         assert proc.returncode == 2 and proc.stderr.startswith(message), (args, proc.stderr)
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+        if "2020" in message or "'1m'" in message:
+            assert "has already passed: a maintenance window must end in the future" in proc.stderr, proc.stderr
     assert await MaintenanceWindow.all().count() == before
+    # Started earlier, ends later: an emergency declared once the work is under way is fine.
+    proc = await _run(
+        database, "maintenance", "add", "--title", "late", "--service", "payments", "--start", "1h", "--for", "2h", "--config", str(config)
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 async def test_targets_lists_configured_and_probed_targets(db, database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -230,7 +230,18 @@ async def test_admin_only_management(api):
             json={"title": "x", "starts_at": "2030-01-01T02:00:00Z", "ends_at": "2030-01-01T01:00:00Z", "services": ["billing"]},
         )
         assert r.status_code == 422 and r.json()["field"] == "ends"
+        # Over before now: refused naming the end; started earlier and still running is fine.
+        r = await a.post(
+            "/api/maintenance",
+            json={"title": "x", "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2020-01-01T01:00:00Z", "services": ["billing"]},
+        )
+        assert r.status_code == 422 and r.json()["field"] == "ends" and "has already passed" in r.json()["message"], r.text
         assert [m["title"] for m in (await a.get("/api/maintenance")).json()] == ["DB upgrade"]
+        now = datetime.now(UTC)
+        running = {"starts_at": (now - timedelta(hours=1)).isoformat(), "ends_at": (now + timedelta(hours=1)).isoformat()}
+        r = await a.post("/api/maintenance", json={"title": "running", "services": ["billing"], **running})
+        assert r.status_code == 201, r.text
+        assert (await a.post(f"/api/maintenance/{r.json()['id']}/end")).status_code == 200
         assert (await a.post(f"/api/maintenance/{window}/end")).status_code == 200
         assert (await a.post(f"/api/maintenance/{window}/end")).status_code == 409
         r = await a.post("/api/tokens", json={"name": "ci", "role": "viewer"})

@@ -63,7 +63,7 @@ async def seed(targets: bool = True, probes_until: datetime | None = None) -> No
         at=at(2900),
     )
     await services.create_maintenance(
-        title="DB upgrade", starts_at=at(30), ends_at=at(-90), actor="carol", services=["database"], description="Postgres 16"
+        title="DB upgrade", starts_at=at(30), ends_at=at(-90), actor="carol", services=["database"], description="Postgres 16", at=NOW
     )
     if targets:
         await seed_targets(probes_until or NOW)

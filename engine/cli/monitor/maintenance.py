@@ -34,6 +34,16 @@ async def maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("give the end of the window with --end T or --for DURATION (e.g. --for 2h)")
     if not (args.service or args.target):
         raise UsageError("name what the window covers with --service NAME or --target NAME")
+    if start < end <= datetime.now(UTC):
+        # Named by the option that is wrong: the --end typed, or the --start that --for counts from.
+        if args.end:
+            raise UsageError(
+                f"--end: {args.end!r} ({short_time(end, date=True)}) has already passed: a maintenance window must end in the future"
+            )
+        raise UsageError(
+            f"--start: {args.start!r} with --for {args.duration} ends at {short_time(end, date=True)}, which has already passed: "
+            "a maintenance window must end in the future"
+        )
     service_names: set[str] = set()
     if ctx.config is not None:
         target_names = {t.name for t in ctx.config.targets}

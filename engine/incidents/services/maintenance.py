@@ -9,6 +9,7 @@ from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.core.timefmt import format_time
 from engine.incidents.services.timeline import append_event
 from engine.incidents.services.validation import MAX_TITLE, valid_actor, valid_names, valid_text, valid_time
 from engine.storage.models import MaintenanceWindow
@@ -25,9 +26,12 @@ async def create_maintenance(
     targets: Sequence[str] = (),
     description: str = "",
     known_services: Iterable[str] | None = None,
+    at: datetime | None = None,
 ) -> MaintenanceWindow:
     """A maintenance window. With `known_services` (the configured ones), a service neither
-    configured nor added (the service table) is refused."""
+    configured nor added (the service table) is refused. A window that has already ended by
+    `at` (now) is refused: it could cover nothing, so its times are surely a typo; one that
+    started earlier and ends later is fine (an emergency declared after the work began)."""
     actor = valid_actor(actor)
     title = valid_text(title, "title", limit=MAX_TITLE)
     if kind not in ("scheduled", "emergency"):
@@ -36,6 +40,9 @@ async def create_maintenance(
         raise InvalidInput("time", "start and end must carry a time zone")
     if ends_at <= starts_at:
         raise InvalidInput("ends", "must be after the start")
+    now = valid_time(at)
+    if ends_at <= now:
+        raise InvalidInput("ends", f"{format_time(ends_at, date=True)} has already passed: a maintenance window must end in the future")
     service_names = valid_names(services, "service")
     target_names = valid_names(targets, "target")
     if not service_names and not target_names:
@@ -47,7 +54,6 @@ async def create_maintenance(
         unknown = [n for n in service_names if n not in known]
         if unknown:
             raise InvalidInput("services", f"unknown service {unknown[0]!r} (configure it or add it first)")
-    now = utcnow()
     async with in_transaction() as conn:
         window = await MaintenanceWindow.create(
             title=title,
