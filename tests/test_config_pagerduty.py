@@ -81,3 +81,25 @@ def test_config_check_shows_the_handoff_in_the_chain(tmp_path):
     assert critical.endswith("PagerDuty; then PagerDuty's own escalation policy"), critical
     critical_own = next(line for line in own.stdout.splitlines() if line.strip().startswith("critical:"))
     assert "+5 min" in critical_own and "PagerDuty's own" not in critical_own
+
+
+def test_config_check_warns_when_no_policy_hands_anything_to_pagerduty(tmp_path):
+    """The spec's blocks derive their levels from the schedules, which never name "pagerduty":
+    escalation_policies = true then did nothing, and config check said nothing of it."""
+    from support.configs import run_cli
+
+    base = (
+        '[integrations.pagerduty]\nrouting_key_env = "PD_KEY"\nescalation_policies = true\n'
+        '[[users]]\nid = "alice"\nname = "Alice"\nemail = "alice@example.com"\n'
+        '[escalation_policy.critical]\nlevels = [{ notify = ["user:alice"%s] }]\n'
+    )
+    unused = tmp_path / "unused.toml"
+    unused.write_text(base % "")
+    used = tmp_path / "used.toml"
+    used.write_text(base % ', "pagerduty"')
+    warned = run_cli("config", "check", str(unused), cwd=tmp_path, env={"PD_KEY": "k"})
+    quiet = run_cli("config", "check", str(used), cwd=tmp_path, env={"PD_KEY": "k"})
+    assert warned.returncode == 0 and quiet.returncode == 0, warned.stderr + quiet.stderr
+    line = f"warning: {unused}: integrations.pagerduty.escalation_policies: has no effect: no escalation policy's first level"
+    assert line in warned.stderr
+    assert "escalation_policies: has no effect" not in quiet.stderr

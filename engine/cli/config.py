@@ -120,6 +120,7 @@ async def escalation_report(config: Any, now: datetime | None = None) -> tuple[l
             source = policy_source(config, severity)
             if source is not None and source[0] != severity:
                 warnings.append(f"escalation_policy.{severity} is missing: {severity} incidents follow the {source[0]} policy")
+    warnings.extend(_unused_handoff(config))
     when = now.astimezone(ZoneInfo(config.engine.timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
     lines = [f"escalation (who is on call at {when}):"]
     for service, chain in await chains(Context.build(config), now):
@@ -133,6 +134,27 @@ async def escalation_report(config: Any, now: datetime | None = None) -> tuple[l
             where = f" (service {service})" if service else ""
             warnings.append(f"{chain.severity}{where} reaches no person: {reason}")
     return lines, warnings
+
+
+def _unused_handoff(config: Any) -> list[str]:
+    """`integrations.pagerduty.escalation_policies` hands PagerDuty the incidents whose first level
+    notifies "pagerduty": with no such policy (the levels derived from the schedules never do) it
+    does nothing, and the user believes PagerDuty escalates."""
+    from engine.escalation.policy import SEVERITIES, policy_for
+
+    pd = getattr(config.integrations, "pagerduty", None)
+    if pd is None or not pd.escalation_policies:
+        return []
+    services = [None, *(s.name for s in config.services)]
+    for severity in SEVERITIES:
+        for service in services:
+            policy = policy_for(config, severity, [service] if service else ())
+            if policy is not None and policy.levels and "pagerduty" in policy.levels[0].notify:
+                return []
+    return [
+        "integrations.pagerduty.escalation_policies: has no effect: no escalation policy's first level notifies "
+        '"pagerduty", so PulseGuard escalates every incident itself (add "pagerduty" to a first level\'s notify)'
+    ]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
