@@ -35,8 +35,8 @@ async def test_bad_sample_in_a_batch_stores_nothing(api) -> None:  # type: ignor
             text = json.dumps({"samples": [{"series": "q", "value": 1}, bad]}).replace('"1e309"', "1e309")
             r = await c.post("/api/metrics", content=text, headers={"Content-Type": "application/json"})
             assert r.status_code == 422, (bad, r.text)
-            # Pydantic spells the path samples.1.at, the batch check samples[1].at: both name it.
-            assert r.json()["field"].replace("[", ".").replace("]", "") == field.replace("[", ".").replace("]", ""), r.text
+            # Pydantic's own checks and the batch check name the sample the same way.
+            assert r.json()["field"] == field, r.text
     assert await MetricSample.all().count() == 0 and await MetricRollup.all().count() == 0
 
 

@@ -46,7 +46,7 @@ async def test_nul_or_a_lone_surrogate_in_alertmanager_label_names_is_refused_wi
                 # Escaped in the JSON text, as a sender would write a lone surrogate.
                 r = await c.post("/api/webhooks/alertmanager", content=json.dumps(body).encode(), headers=JSON)
                 assert r.status_code == 422, r.text
-                assert r.json()["field"].startswith(f"alerts.0.{where}"), r.json()
+                assert r.json()["field"].startswith(f"alerts[0].{where}"), r.json()
         for where in ("groupLabels", "commonLabels", "commonAnnotations"):
             body = {
                 "version": "4",

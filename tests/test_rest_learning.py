@@ -341,7 +341,10 @@ async def test_bad_post_mortem_blocks_are_refused_naming_the_field_and_change_no
         (autumn, _with(("post_mortem", "timeline", 2, "time"), "00:00"), "post_mortem.timeline[2].time", "more than a day"),
         (key, _with(("post_mortem", "impact_assessment", "affected_users"), -5), "post_mortem.impact_assessment.affected_users", "range"),
         (key, {**inner, "affected_users": 100}, "impact_assessment.affected_users", "affected_users is 100"),
-        (key, {**inner, "timeline": [{"time": "10:00", "event": " "}]}, "timeline.0.event", ""),
+        # The type checks name a line as the time checks do, timeline[0] (as config errors do).
+        (key, {**inner, "timeline": [{"time": "10:00", "event": " "}]}, "timeline[0].event", ""),
+        (key, _with(("post_mortem", "timeline", 1, "event"), 7), "post_mortem.timeline[1].event", "string"),
+        (key, _with(("post_mortem", "timeline", 2), "10:00 deploy"), "post_mortem.timeline[2]", ""),
         (key, {**SPEC_POST_MORTEM, "summary": "x"}, "post_mortem", "alone"),
     ]
     async with running_api(AMSTERDAM) as api, api.client("responder") as c:

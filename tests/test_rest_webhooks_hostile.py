@@ -97,7 +97,7 @@ async def test_an_alertmanager_start_time_that_is_no_time_or_out_of_range_is_a_4
         for starts_at in ("0002-01-01T00:00:00+14:00", "1899-12-31T23:00:00Z", "yesterday", "2026-13-01T00:00:00Z"):
             r = await c.post("/api/webhooks/alertmanager", json=am(starts_at))
             assert r.status_code == 422, (starts_at, r.text)
-            assert r.json()["field"] == "alerts.1.startsAt", r.json()
+            assert r.json()["field"] == "alerts[1].startsAt", r.json()
             assert starts_at[:10] in r.json()["message"]
         assert await Incident.all().count() == 0 and await Event.all().count() == 0
         # Alertmanager's zero time (an unset time) and a real start still pass.
@@ -185,7 +185,7 @@ async def test_an_alertmanager_group_resolved_while_an_alert_fires_is_refused_na
     async with running_api(config()) as api, api.client("responder") as c:
         r = await c.post("/api/webhooks/alertmanager", json=group("resolved", [("a", "resolved"), ("b", "firing")]))
         assert r.status_code == 422, r.text
-        assert r.json()["field"] == "status" and "alerts.1" in r.json()["message"], r.json()
+        assert r.json()["field"] == "status" and "alerts[1]" in r.json()["message"], r.json()
         assert await Incident.all().count() == 0
         r = await c.post("/api/webhooks/alertmanager", json=group("firing", [("a", "firing"), ("b", "firing")]))
         assert r.status_code == 200 and r.json()["action"] == "created", r.text

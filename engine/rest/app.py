@@ -56,10 +56,20 @@ def _error(status: int, message: str, field: str | None = None, headers: dict[st
 
 
 def _field(loc: Sequence[Any]) -> str:
-    parts = [str(p) for p in loc]
+    """Pydantic's location as the engine's own checks and config errors name a field:
+    `timeline[0].event`, not `timeline.0.event`."""
+    parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie") and len(parts) > 1:
         parts = parts[1:]
-    return ".".join(parts) or "body"
+    out = ""
+    for part in parts:
+        if not out:
+            out = str(part)
+        elif isinstance(part, int):  # a list index (a dict key is always a str)
+            out += f"[{part}]"
+        else:
+            out += f".{part}"
+    return out or "body"
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

@@ -69,7 +69,7 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
         # in a resolved group would move the incident to monitoring while it fires.
         still = next((i for i, a in enumerate(body.alerts) if a.status == "firing"), None)
         if still is not None:
-            raise InvalidInput("status", f"is resolved, but alerts.{still} is firing (a resolved group has only resolved alerts)")
+            raise InvalidInput("status", f"is resolved, but alerts[{still}] is firing (a resolved group has only resolved alerts)")
     named = (common.get("alertname"), body.groupLabels.get("alertname"), first.labels.get("alertname"))
     name = next((n.strip() for n in named if n and n.strip()), "alert")
     summary = annotations.get("summary") or (first.annotations.get("summary") if len(body.alerts) == 1 else None)
@@ -87,7 +87,7 @@ async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict
         {
             "fingerprint": _fingerprint(a),
             "status": a.status,
-            "starts_at": alert_time(a.startsAt, f"alerts.{i}.startsAt"),
+            "starts_at": alert_time(a.startsAt, f"alerts[{i}].startsAt"),
             "summary": clip(a.annotations.get("summary") or a.labels.get("alertname") or name, 300) + _label_text(a.labels),
             "url": clip(a.generatorURL, 2000) or None,
         }
