@@ -162,6 +162,18 @@ def test_bad_database_url_is_one_line(sqlite_database):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("blank", ["", " "])
+def test_a_blank_db_option_is_refused_rather_than_replaced(tmp_path, blank):
+    # `--db "$UNSET"` acted on PULSEGUARD_DB ("") or created the default file (" ") instead.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSEGUARD_", "XDG_"))}
+    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), PULSEGUARD_DB=str(tmp_path / "env.db"))
+    for argv in (["incident", "create", "--title", "t", "--severity", "low"], ["incident", "list"]):
+        proc = run_python([*argv, "--db", blank], env=env, cwd=tmp_path)
+        assert (proc.returncode, proc.stdout) == (2, ""), (argv, proc.stdout, proc.stderr)
+        assert proc.stderr.startswith("error: --db: is empty (") and proc.stderr.count("\n") == 1, proc.stderr
+    assert sorted(os.listdir(tmp_path)) == []
+
+
 def test_default_database_lives_in_the_user_data_dir(tmp_path):
     from engine.storage.db import resolve_database
 

@@ -63,8 +63,15 @@ def database_for(args: argparse.Namespace, config: Any) -> Any:
     """The database --db, $PULSEGUARD_DB or the configuration names (engine.storage.db.Database)."""
     from engine.storage.db import resolve_database
 
+    given = getattr(args, "db", None)
+    if given is not None and not given.strip():
+        from engine.core.domain import InvalidInput
+
+        # `--db "$UNSET"` would otherwise fall back to PULSEGUARD_DB, the configuration or the
+        # default file: a command meant for one database would act on another.
+        raise InvalidInput("--db", "is empty (expected a file path, sqlite:///… or postgres://…; leave --db out for the usual one)")
     configured = getattr(getattr(config, "engine", None), "db", None) if config is not None else None
-    return resolve_database(getattr(args, "db", None) or os.environ.get("PULSEGUARD_DB") or configured)
+    return resolve_database(given or os.environ.get("PULSEGUARD_DB") or configured)
 
 
 async def open_database(database: Any, **options: Any) -> bool:
