@@ -70,6 +70,10 @@ async def test_every_interface_is_audited_with_before_and_after(db: Any, monkeyp
     table = run_cli(db, "audit", "--source", "console")
     assert '    status: "triggered" → "investigating"' in table.stdout and "carol via console  incident.acknowledged" in table.stdout
     assert run_cli(db, "audit", "--limit", "0").returncode == 2
+    # Beyond what SQLite's integers hold: was "unexpected failure: OverflowError", exit 1.
+    for limit in ("99999999999999999999", "1000001"):
+        proc = run_cli(db, "audit", "--limit", limit)
+        assert proc.returncode == 2 and "--limit" in proc.stderr and "out of range" in proc.stderr, proc.stderr
 
 
 async def test_nothing_can_edit_or_delete_an_entry(db: Any) -> None:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 
 from engine.api.display import audit_change_lines
-from engine.cli.common import EXIT_OK, Context, UsageError, print_json, short_time
+from engine.cli.common import EXIT_OK, LIMIT, Context, print_json, short_time
 from engine.core.inputs import parse_time
 
 
 async def show_audit(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents.audit import entries
 
-    if args.limit < 1:
-        raise UsageError(f"--limit: expected a number of entries of at least 1, got {args.limit}")
     since = parse_time(args.since, "--since") if args.since else None
     rows = await entries(since=since, actor=args.by, subject=args.subject, source=args.source, limit=args.limit)
     if ctx.json:
@@ -40,6 +38,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         choices=["console", "cli", "api", "slack", "pagerduty", "webhook", "e-mail link", "webhook callback"],
         help="only changes from here",
     )
-    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N entries (default 50)")
+    p.add_argument("--limit", type=LIMIT, default=50, metavar="N", help="at most N entries (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=show_audit, needs_db=True)
