@@ -44,19 +44,30 @@ def console_args(argv: Sequence[str]) -> argparse.Namespace | None:
     return args
 
 
+def closed(code: int, argv: Sequence[str] | None) -> int:
+    """The console has closed (engine stopped, database closed, terminal restored): when it ran
+    as this process's own command (no `argv` given), the process exits next, quickly
+    (pulseguard_tui.console.spare_teardown)."""
+    if argv is None:
+        from pulseguard_tui.console import spare_teardown
+
+        spare_teardown()
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = console_args(sys.argv[1:] if argv is None else argv)
     if args is not None:
         from pulseguard_tui.console import run_console
 
-        return run_console(args)
+        return closed(run_console(args), argv)
     parser = build_parser()
     add_console_options(parser)
     args = parser.parse_args(argv)
     if getattr(args, "command", None) is None:
         from pulseguard_tui.console import run_console
 
-        return run_console(args)
+        return closed(run_console(args), argv)
     if args.command == "demo" and "db" in vars(args):
         print(f"error: {DEMO_DB_REFUSED}", file=sys.stderr)
         return EXIT_USAGE
@@ -74,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # In a terminal the demo opens the console, with the demo's engine in this process.
         from pulseguard_tui.console import run_demo_console
 
-        return run_demo_console(args)
+        return closed(run_demo_console(args), argv)
     if not getattr(args, "handler", None):
         parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
         return EXIT_USAGE

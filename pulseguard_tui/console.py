@@ -59,6 +59,19 @@ def exit_on_hangup(app: Any) -> None:
         loop.add_signal_handler(sig, app.exit)
 
 
+def spare_teardown() -> None:
+    """Called once the console has closed, right before the process exits: Python's own
+    teardown would run full garbage collections over every object the console made (Textual's
+    widgets and styles, the ORM's models, some 900 modules), which took a third of a CPU-second
+    after q, measured, more than all the stopping before it. Moved into the collector's
+    permanent generation (gc.freeze), they are skipped; the teardown still runs the atexit
+    handlers, waits for threads and flushes files. Only for the process's own exit: the objects
+    are never collected afterwards."""
+    import gc
+
+    gc.freeze()
+
+
 def _warm_imports() -> None:
     from engine.api.startup import warm_local_imports
     from pulseguard_tui import engine_host
