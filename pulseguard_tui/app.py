@@ -266,10 +266,10 @@ class PulseGuardApp(App[None]):
                 screens.append(installed)
         return screens
 
-    def _live_current_screen(self) -> Screen[Any] | None:
-        """The screen on top, unless it is being removed (or the console is closing)."""
-        stack = self.screen_stack
-        return stack[-1] if stack and is_live(stack[-1]) else None
+    def _screens_on_terminal(self) -> list[Screen[Any]]:
+        """The screen on top and those showing through its backdrop (the list and detail under a
+        form), unless being removed (while the console closes, none)."""
+        return [screen for screen in self.screen_stack if is_live(screen) and screen.is_current]
 
     # --- the change feed ------------------------------------------------------------------------------
 
@@ -285,16 +285,17 @@ class PulseGuardApp(App[None]):
             run_work(self, self.refresh_overview, group="overview", exclusive=True, exit_on_error=False)
 
     def _tick(self) -> None:
+        """Ages and countdowns move on where they are seen: on the top screen and under a form,
+        whose dimmed backdrop shows them (they stood still there, and jumped when it closed). A
+        screen out of sight is not ticked; it catches up as it comes back (IncidentsScreen)."""
         now = time.monotonic()
-        screen = self._live_current_screen()
-        if screen is None:
-            return
-        tick = getattr(screen, "tick", None)
-        if tick is not None:
-            tick()
-        table = getattr(screen, "table", None)
-        if table is not None and hasattr(table, "expire_highlights"):
-            table.expire_highlights(now)
+        for screen in self._screens_on_terminal():
+            tick = getattr(screen, "tick", None)
+            if tick is not None:
+                tick()
+            table = getattr(screen, "table", None)
+            if table is not None and hasattr(table, "expire_highlights"):
+                table.expire_highlights(now)
 
     # --- read-only ------------------------------------------------------------------------------------
 

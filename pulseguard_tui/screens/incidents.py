@@ -18,7 +18,7 @@ from textual.events import Resize
 from textual.widgets import Input, Static, TabbedContent
 
 from pulseguard_tui.filtering import parse_filter
-from pulseguard_tui.lifecycle import run_work
+from pulseguard_tui.lifecycle import is_live, run_work
 from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.screens.incident_workflows import IncidentWorkflows
 from pulseguard_tui.widgets.correlation import CorrelationView, gather
@@ -99,6 +99,8 @@ class IncidentsScreen(IncidentWorkflows):
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
+        if is_live(self):  # back from another screen: the ages as of now, not as of the next tick
+            self.tick()
         self.call_after_refresh(self._focus_list_after_modal)
 
     def _focus_list_after_modal(self) -> None:
@@ -252,8 +254,8 @@ class IncidentsScreen(IncidentWorkflows):
 
     def tick(self) -> None:
         """Ages and countdowns move on with the clock."""
-        self.table.refresh()
-        self.detail.refresh_header()
+        self.table.refresh_ages()
+        self.detail.refresh_header(if_changed=True)
 
     # --- filter --------------------------------------------------------------------------------
 

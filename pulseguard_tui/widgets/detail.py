@@ -215,6 +215,7 @@ class DetailPane(Vertical):
         # The post-mortem document costs a few queries: it loads only while its tab is shown.
         self._postmortem_stale = True
         self._underline_stale = False
+        self._header_plain = ""  # the header's text as last drawn
 
     def compose(self) -> ComposeResult:
         yield Static("select an incident", id="detail-header")
@@ -319,9 +320,16 @@ class DetailPane(Vertical):
         if event.pane.id == "tab-postmortem":
             self.show_postmortem()
 
-    def refresh_header(self) -> None:
-        if self.detail is not None:
-            self.query_one("#detail-header", Static).update(header_text(self.detail, self._now()))
+    def refresh_header(self, *, if_changed: bool = False) -> None:
+        """Redraw the header; with `if_changed` (the clock's tick) only when its text reads
+        differently now (an age of minutes changes once a minute; a countdown every second)."""
+        if self.detail is None:
+            return
+        content = header_text(self.detail, self._now())
+        if if_changed and content.plain == self._header_plain:
+            return
+        self._header_plain = content.plain
+        self.query_one("#detail-header", Static).update(content)
 
     def _fill_comments(self, detail: dict[str, Any]) -> None:
         comments = self.query_one("#comments-list", OptionList)

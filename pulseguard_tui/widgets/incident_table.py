@@ -167,6 +167,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
         self._generation = 0
         self._highlighted_key: str | None = None
         self.highlights: dict[str, float] = {}  # key -> monotonic time the highlight ends
+        self._ages_seen: tuple[str, ...] = ()  # the ages on screen at the last tick
 
     # --- data -------------------------------------------------------------------------------
 
@@ -263,6 +264,18 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
     def highlight(self, key: str, until: float) -> None:
         self.highlights[key] = until
         self.refresh()
+
+    def refresh_ages(self) -> None:
+        """The clock's tick: redraw when an age on screen reads differently now. Most change once
+        a minute ("12m"), so most ticks redraw nothing: a redraw under a form costs the whole
+        dimmed backdrop."""
+        now = self._now()
+        first = int(self.scroll_y)
+        rows = (self._rows.get(i) for i in range(first, first + self.size.height))
+        ages = tuple(age(row["created_at"], now) if row else "" for row in rows)
+        if ages != self._ages_seen:
+            self._ages_seen = ages
+            self.refresh()
 
     def expire_highlights(self, now_monotonic: float) -> None:
         expired = [k for k, t in self.highlights.items() if t <= now_monotonic]
