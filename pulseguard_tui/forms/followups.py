@@ -33,7 +33,7 @@ def parse_due(text: str, today: date) -> date:
             return today + parse_duration(text, "due")
         return parse_date(text, "due")
     except UsageError:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD, or 7d / 2w from today)") from None
+        raise ValueError("not a date (YYYY-MM-DD, or 7d / 2w from today)") from None
 
 
 class FollowUpScreen(FormScreen):
