@@ -309,3 +309,35 @@ def test_external_wording_carries_public_fields_only():
     text = render.text(p)
     assert "Identified" in text and "We found the cause." in text
     assert "quorum" not in text and "critical" not in text.lower()
+
+
+def test_a_dispatcher_that_sent_nothing_closes_without_loading_an_http_client():
+    """An engine stopping (the console's q) before any page went out: closing the dispatcher
+    loads nothing (an httpx client's close loads anyio's asyncio backend, tens of ms of CPU)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys\n"
+        "from engine.notify.channels import ChannelSettings, Dispatcher\n"
+        "async def main():\n"
+        "    d = Dispatcher(ChannelSettings())\n"
+        "    before = set(sys.modules)\n"
+        "    await d.aclose()\n"
+        "    print(' '.join(sorted(set(sys.modules) - before)))\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == []
+
+
+async def test_the_http_client_is_made_once_and_closed(http):
+    rx = http()
+    d = Dispatcher(ChannelSettings(webhooks={"hook": WebhookTarget(url=rx.url + "/hook")}))
+    client = d.client
+    assert d.client is client
+    out = await d.send("webhook:hook", payload(), dedup_key="k")
+    assert out.ok, out.reason
+    await d.aclose()
+    assert client.is_closed

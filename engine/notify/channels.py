@@ -156,13 +156,22 @@ class Dispatcher:
     def __init__(self, settings: ChannelSettings, client: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._own_client = client is None
-        self.client = client or httpx.AsyncClient(
-            timeout=settings.timeout, limits=httpx.Limits(max_connections=50, max_keepalive_connections=20)
-        )
+        self._client = client
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client, made when the first message goes out: closing one that never sent
+        anything still loads anyio's asyncio backend (httpcore's shielded close), which cost
+        the console tens of CPU milliseconds after q when no page had gone out."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.settings.timeout, limits=httpx.Limits(max_connections=50, max_keepalive_connections=20)
+            )
+        return self._client
 
     async def aclose(self) -> None:
-        if self._own_client:
-            await self.client.aclose()
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
 
     async def send(
         self,
