@@ -174,6 +174,21 @@ def test_a_blank_db_option_is_refused_rather_than_replaced(tmp_path, blank):
     assert sorted(os.listdir(tmp_path)) == []
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgres://pg:secret@127.0.0.1:99999/x", "port out of range 0-65535"),
+        ("postgres://pg:secret@127.0.0.1:abc/x", "port could not be cast to integer value as 'abc'"),
+        ("postgresql://pg:secret@[::1/x", "invalid IPv6 URL"),
+    ],
+)
+def test_a_malformed_postgresql_url_is_bad_input(sqlite_database, url, reason):
+    # Was "error: unexpected failure: ValueError: …", exit 1.
+    proc = run_cli(sqlite_database, "incident", "list", "--db", url)
+    assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+    assert proc.stderr == f"error: --db: not a PostgreSQL URL: {reason} (expected postgres://user@host:port/dbname)\n"
+
+
 def test_default_database_lives_in_the_user_data_dir(tmp_path):
     from engine.storage.db import resolve_database
 

@@ -145,7 +145,13 @@ def resolve_database(value: str | None = None) -> Database:
         return Database("sqlite", "", default_db_path(), default=True)
     lowered = raw.lower()
     if lowered.startswith(("postgres://", "postgresql://")):
-        parts = urlsplit(raw)
+        try:
+            parts = urlsplit(raw)
+            parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+        except ValueError as exc:
+            # Not the URL itself: it may hold a password.
+            reason = str(exc)[:1].lower() + str(exc)[1:]
+            raise InvalidInput("--db", f"not a PostgreSQL URL: {reason} (expected postgres://user@host:port/dbname)") from None
         if not parts.path.strip("/"):
             raise InvalidInput("--db", f"{raw!r} names no database (expected postgres://user@host/dbname)")
         schema = dict(parse_qsl(parts.query, keep_blank_values=True)).get("schema")
