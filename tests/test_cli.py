@@ -189,6 +189,14 @@ def test_a_malformed_postgresql_url_is_bad_input(sqlite_database, url, reason):
     assert proc.stderr == f"error: --db: not a PostgreSQL URL: {reason} (expected postgres://user@host:port/dbname)\n"
 
 
+def test_a_postgresql_url_parameter_the_client_refuses_is_bad_input(sqlite_database):
+    # Was exit 1, "PostgreSQL at … refused database 'x'": no server was asked (none listens on port 1).
+    proc = run_cli(sqlite_database, "incident", "list", "--db", "postgres://nobody@127.0.0.1:1/x?sslmode=bogus")
+    assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+    assert proc.stderr.startswith("error: --db: `sslmode` parameter must be one of: disable, allow, prefer, require")
+    assert proc.stderr.count("\n") == 1, proc.stderr
+
+
 def test_default_database_lives_in_the_user_data_dir(tmp_path):
     from engine.storage.db import resolve_database
 

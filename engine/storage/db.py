@@ -286,6 +286,9 @@ async def _check_postgres(db: Database, *, create: bool) -> bool:
         raise NoDatabase(
             f"no PostgreSQL database {name!r} on {server} (create it with `createdb {name}`, or check --db / PULSEGUARD_DB)"
         ) from None
+    except asyncpg.ClientConfigurationError as exc:
+        # asyncpg refuses the URL's parameters (sslmode=bogus) before connecting: bad input, not a refusal by the server.
+        raise InvalidInput("--db", str(exc)) from None
     except (OSError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot reach PostgreSQL at {server}: {_reason(exc)}") from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
