@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from textual.app import App
+from textual.notifications import Notify
 from textual.screen import Screen
+from textual.widgets._toast import ToastRack
 
 from engine.api.protocol import Capabilities
 from pulseguard_tui import feed
@@ -48,6 +50,9 @@ def _screen_factory(path: str) -> Callable[[], Screen[Any]]:
         return getattr(importlib.import_module(module), name)()
 
     return make
+
+
+MAX_TOASTS = 3  # notices shown at once
 
 
 class PulseGuardApp(App[None]):
@@ -270,6 +275,24 @@ class PulseGuardApp(App[None]):
         """The screen on top and those showing through its backdrop (the list and detail under a
         form), unless being removed (while the console closes, none)."""
         return [screen for screen in self.screen_stack if is_live(screen) and screen.is_current]
+
+    # --- notices -------------------------------------------------------------------------------------
+
+    def on_notify(self, event: Notify) -> None:
+        """At most MAX_TOASTS notices at once: a stack of them hid the detail's timeline at 80x24.
+        The oldest give way to a new one, errors (a new critical incident) last."""
+        others = [n for n in self._notifications if n is not event.notification]
+        excess = len(others) - (MAX_TOASTS - 1)
+        if excess <= 0:
+            return
+        oldest_first = sorted(others, key=lambda n: (n.severity == "error", n.raised_at))
+        for notification in oldest_first[:excess]:
+            # As a toast does when its time is up: forget it and remove its holder (which carries
+            # the id); the rack would remove the toast alone, and the empty holder keep a blank row.
+            for screen in self._screens_on_terminal():
+                for holder in screen.query(f"#{ToastRack._toast_id(notification)}"):
+                    holder.remove()
+            self._unnotify(notification)
 
     # --- the change feed ------------------------------------------------------------------------------
 
