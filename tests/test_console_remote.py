@@ -458,3 +458,37 @@ async def test_a_slow_save_says_saving_and_esc_does_not_hide_whether_it_was_made
     finally:
         await cleanup()
     assert [c["content"] for c in (await queries.incident_detail("INC-1"))["comments"]] == ["ok"]
+
+
+async def test_remote_console_counts_today_in_the_engines_time_zone(db: Any, tmp_path: Path) -> None:
+    """A console on a machine with no zone of its own (no [engine] timezone in its configuration)
+    opens analytics on the engine's current month, as a console beside that engine would: at
+    12:00 UTC on 31 March it is already 1 April in Kiritimati (UTC+14)."""
+    from datetime import UTC, datetime
+
+    from support.rest import config
+
+    from pulseguard_tui.screens.analytics import AnalyticsScreen
+
+    async with running_api(config('[engine]\ntimezone = "Pacific/Kiritimati"\n')) as api:
+        async with api.client("viewer") as c:
+            assert (await c.get("/api/me")).json()["timezone"] == "Pacific/Kiritimati"
+            assert (await c.get("/api/engine")).json()["timezone"] == "Pacific/Kiritimati"
+        await seed_two()
+        args = console_args(tmp_path, api.url, api.tokens["viewer"])
+        Path(args.config).write_text("[console]\nbell = false\n")  # no zone of its own
+        app, cleanup = build_console(args, initial_settings(args))
+        app._clock = lambda: datetime(2026, 3, 31, 12, tzinfo=UTC)
+        try:
+            async with app.run_test(size=(100, 34)) as pilot:
+                await started(app, pilot)
+                await app.switch_mode("analytics")
+                await until(pilot, lambda: isinstance(app.screen, AnalyticsScreen), what="analytics")
+                period = app.screen.query_one("#analytics-period")
+                await until(pilot, lambda: "(Pacific/Kiritimati)" in str(period.render()), what="the report")
+                assert str(period.render()).startswith("2026-04"), str(period.render())
+                await pilot.press("y")
+                await until(pilot, lambda: "2026-01-01" in str(period.render()), what="the year")
+                assert "2026-04-01" in str(period.render()), str(period.render())  # the year so far ends today
+        finally:
+            await cleanup()

@@ -47,6 +47,8 @@ class RemoteEngine:
         self.role = "remote"
         self.token_role = "viewer"
         self.db_label = self.url
+        # The engine's [engine] timezone (from /api/me); UTC from a server too old to say.
+        self.timezone = "UTC"
         self.reconnect_delay = (0.5, 10.0)
         self._client = client or httpx.AsyncClient(
             base_url=self.url, headers={"Authorization": f"Bearer {token}", "User-Agent": "pulseguard-console"}, timeout=timeout
@@ -67,6 +69,7 @@ class RemoteEngine:
         self.actor = me["name"]
         self.token_role = me["role"]
         self.readonly = bool(me["readonly"])
+        self.timezone = str(me.get("timezone") or "UTC")
 
     async def capabilities(self) -> dict[str, Any]:
         """The token's name and role and what works over this connection: a feature needs the

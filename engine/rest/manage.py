@@ -43,7 +43,14 @@ async def me(request: Request, who: Viewer) -> dict[str, Any]:
         "readonly": not who.can("responder"),
         "may_write": who.can("responder"),
         "features": served_features(request),
+        # A console on another machine counts "today" (analytics) in it, as one beside the engine does.
+        "timezone": engine_zone(request),
     }
+
+
+def engine_zone(request: Request) -> str:
+    """The engine's `[engine] timezone`: the zone its reports count days in."""
+    return str(getattr(getattr(rest_state(request).config, "engine", None), "timezone", None) or "UTC")
 
 
 def served_features(request: Request) -> dict[str, bool]:
@@ -61,7 +68,7 @@ def served_features(request: Request) -> dict[str, bool]:
 @router.get("/engine", tags=["auth"], summary="What this engine is and which database it uses")
 async def engine_state(request: Request, who: Viewer) -> dict[str, Any]:
     state = rest_state(request)
-    out: dict[str, Any] = {"role": state.role, "database": state.db_label}
+    out: dict[str, Any] = {"role": state.role, "database": state.db_label, "timezone": engine_zone(request)}
     if state.engine_info is not None:
         info = state.engine_info()
         out.update({"role": info.get("role", state.role), "holder": info.get("holder"), "services": info.get("services")})

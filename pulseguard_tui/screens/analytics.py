@@ -47,14 +47,15 @@ OWN_BINDINGS: list[BindingType] = [
 ]
 
 
-def report_zone() -> str | None:
-    """The zone whose days the periods follow: the one the console shows times in when
-    `[engine] timezone` is set; else None, the engine's own (UTC by default), as its
-    `pulseguard report` counts them."""
+def report_zone(api: Any = None) -> str | None:
+    """The zone whose days the periods follow: the one the console shows times in when its
+    `[engine] timezone` is set; else the engine's own, as its `pulseguard report` counts them:
+    over --connect the remote engine's (the API says which), beside a local engine None (the
+    engine's default, UTC)."""
     from engine.api.display import display_zone
 
     key = getattr(display_zone(), "key", None)
-    return str(key) if key else None
+    return str(key) if key else getattr(api, "timezone", None)
 
 
 def _shift_month(month: str, delta: int) -> str:
@@ -122,8 +123,8 @@ class AnalyticsScreen(ConsoleScreen):
             today = self._today()
             last = date(self.year, 12, 31)  # type: ignore[arg-type]
             until = min(last, today) if self.year == today.year else last
-            return {"since": date(self.year, 1, 1), "until": until, "tz": report_zone()}  # type: ignore[arg-type]
-        return {"month": self.month, "tz": report_zone()}
+            return {"since": date(self.year, 1, 1), "until": until, "tz": report_zone(self.app_api)}  # type: ignore[arg-type]
+        return {"month": self.month, "tz": report_zone(self.app_api)}
 
     def _today(self) -> date:
         """Today in the report's zone (the console's clock is UTC)."""
@@ -131,7 +132,11 @@ class AnalyticsScreen(ConsoleScreen):
 
         app: Any = self.app
         now = app.now() if hasattr(app, "now") else datetime.now(UTC)
-        return to_zone(now, report_zone() or "UTC").date()
+        return to_zone(now, report_zone(self.app_api) or "UTC").date()
+
+    @property
+    def app_api(self) -> Any:
+        return getattr(self.app, "api", None)
 
     def action_previous_period(self) -> None:
         self._step(-1)
