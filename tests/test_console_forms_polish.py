@@ -115,3 +115,13 @@ async def test_backspaces_in_a_burst_keep_their_place_among_typed_keys(console: 
         app.post_message(events.Key(key, character))
     await pilot.pause(0.3)
     assert form.query_one("#f-content", Input).value == "xd!"
+
+
+async def test_the_filter_keeps_a_burst_of_keys_in_order(console: tuple[PulseGuardApp, Pilot]) -> None:
+    app, pilot = console
+    await pilot.press("slash")
+    await until(pilot, lambda: isinstance(app.focused, Input) and app.focused.id == "filter", what="filter focused")
+    for key, character in [(c, c) for c in "dbx"] + [("backspace", "\x7f"), ("backspace", "\x7f"), ("x", "x")]:
+        app.post_message(events.Key(key, character))
+    await pilot.pause(0.3)
+    assert app.screen.query_one("#filter", Input).value == "dx"

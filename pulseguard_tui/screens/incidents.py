@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.events import Resize
-from textual.widgets import Input, Static, TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from pulseguard_tui.filtering import parse_filter
 from pulseguard_tui.lifecycle import is_live, run_work
@@ -24,6 +24,7 @@ from pulseguard_tui.screens.incident_workflows import IncidentWorkflows
 from pulseguard_tui.widgets.correlation import CorrelationView, gather
 from pulseguard_tui.widgets.detail import TABS, DetailPane
 from pulseguard_tui.widgets.incident_table import IncidentTable
+from pulseguard_tui.widgets.inputs import Input
 
 WIDE = 150  # columns from which list and detail sit side by side
 
