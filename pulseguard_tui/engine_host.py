@@ -68,6 +68,8 @@ class EngineHost:
         """Begin stopping the engine now (returns at once): called when the console starts to
         close, so the engine's loops wind down while the screens are taken down."""
         if self._stopping is None:
+            if self.engine is not None:
+                self.engine.halt()  # now, not once the app's teardown lets the loop run
             self._stopping = asyncio.ensure_future(self._stop())
 
     async def stop(self) -> None:

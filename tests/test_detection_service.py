@@ -239,3 +239,22 @@ async def test_a_killed_worker_process_is_replaced(db) -> None:  # type: ignore[
         assert list(service._executor._processes) != worker  # type: ignore[union-attr]
     finally:
         await service.stop()
+
+
+@pytest.mark.slow
+async def test_halt_ends_the_worker_process_at_once_and_starts_no_other(db) -> None:  # type: ignore[no-untyped-def]
+    """The engine stopping (the console's q): the worker is terminated as stopping begins, not
+    joined after the services stopped before this one, and not replaced as if it had died."""
+    service = await started(AnomalyService(section(), flush_every=0.1))
+    try:
+        processes = list(service._executor._processes.values())  # type: ignore[union-attr]
+        assert len(processes) == 1
+        service.halt()
+        deadline = time.monotonic() + 5
+        while processes[0].is_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not processes[0].is_alive() and processes[0].exitcode == -15  # SIGTERM, before stop()
+        await asyncio.sleep(0.5)  # several flush rounds
+        assert list((service._executor._processes or {}).values()) in ([], processes)  # type: ignore[union-attr]
+    finally:
+        await service.stop()

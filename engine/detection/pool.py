@@ -42,18 +42,26 @@ def spawn_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+def end_workers(executor: Executor) -> list[Any]:
+    """Terminate the pool's worker processes now, waiting for nothing (stop_executor reaps
+    them); returns them. A worker still loading numpy and PyOD, or fitting, burns a core
+    until it is told."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    return processes
+
+
 async def stop_executor(executor: Executor) -> None:
     """Stop the detector's worker without waiting for the call it is in (a fit, or numpy and
     PyOD still loading), which can take seconds: the worker keeps nothing that must outlive it
     (the next start learns from the stored history again)."""
     # The pool has no public way to end a busy worker before Python 3.14 (and forgets its
     # processes on shutdown, so they are taken first).
-    processes = list((getattr(executor, "_processes", None) or {}).values())
+    processes = end_workers(executor)
     manager = getattr(executor, "_executor_manager_thread", None)
     executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
 
     def wait() -> None:
         for process in processes:

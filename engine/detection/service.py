@@ -160,6 +160,14 @@ class AnomalyService:
         found: dict[str, Any] = await self._call("inspect")
         return found
 
+    def halt(self) -> None:
+        """The engine is stopping (Engine.halt): end the worker's call now, a fit or numpy
+        still loading, rather than once the services stopped before this one are done; stop()
+        follows and reaps it. The worker keeps nothing that must outlive it."""
+        self._halt.set()
+        if self._executor is not None and self.worker == "process":
+            pool.end_workers(self._executor)
+
     async def stop(self) -> None:
         self._halt.set()
         monitor = getattr(self.engine, "monitor", None)
@@ -286,7 +294,8 @@ class AnomalyService:
         try:
             await build
         except Exception:
-            log.exception("anomaly detector could not start")
+            if not self._halt.is_set():  # else ended by halt(), as the engine stops
+                log.exception("anomaly detector could not start")
             return
         self._built = True
         await self._learn_from_history()
@@ -297,6 +306,8 @@ class AnomalyService:
             except asyncio.CancelledError:
                 raise
             except BrokenExecutor:
+                if self._halt.is_set():
+                    return  # ended by halt(), as the engine stops: no new worker
                 # The worker process died (killed, out of memory): start a new one. Its models
                 # are relearned from the samples that follow.
                 log.error("the anomaly detector's worker stopped; starting a new one")

@@ -18,6 +18,10 @@ Plugging in (escalation, notifications, detection, the REST API, …) — no edi
            def plugins(engine) -> Iterable[service]      # may also yield (service, leader_only)
        is imported by Engine.start() (disable with Engine(discover=False)).
 
+    A service may also have `def halt(self) -> None`: called synchronously as the engine begins
+    to stop (Engine.halt), before any service's stop(), to drop at once work that would only
+    delay it; it must not wait for anything.
+
     A loop given to add_loop may take a second argument, an asyncio.Event set when it must
     stop: it should then finish its round and return. Loops are cancelled only if they do not
     return within 10 s, and never mid-transaction on purpose: cancelling a task inside a
@@ -320,10 +324,27 @@ class Engine:
         except TimeoutError:
             return False
 
+    def halt(self) -> None:
+        """Begin stopping, at once and synchronously (stop() does it first too): the loops are
+        told to end their rounds, and each running service with a `halt()` method drops work
+        that would only delay the stop (a detection worker's fit) while the caller tears down
+        the rest (the console its screens). stop() then stops the services in order, as ever.
+        Once per stop: a second call does nothing."""
+        if not self._started or self._stop.is_set():
+            return
+        self._stop.set()
+        for entry in self._entries:
+            halt = getattr(entry.service, "halt", None) if entry.started else None
+            if halt is not None:
+                try:
+                    halt()
+                except Exception:
+                    log.exception("engine service %s failed to halt", entry.service.name)
+
     async def stop(self) -> None:
         if not self._started:
             return
-        self._stop.set()
+        self.halt()
         if self.cluster is not None:
             await self._stop_cluster()
         if self._lease_task is not None:
