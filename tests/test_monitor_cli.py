@@ -211,8 +211,12 @@ async def test_typed_times_are_in_the_engine_time_zone_across_a_dst_change(db, d
     """A window typed as 01:30-03:30 on the night clocks spring forward in [engine] timezone is
     that night's 01:30 CET to 03:30 CEST, as `list` shows it back (on a UTC server it was
     taken as UTC and shown two hours off); 02:30 does not exist that night and is refused."""
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
+    # Next year's spring-forward night (the last Sunday of March): a window must end in the future.
+    year = datetime.now(UTC).year + 1
+    night = datetime(year, 3, 31) - timedelta(days=(datetime(year, 3, 31).weekday() + 1) % 7)
+    day = f"{night:%Y-%m-%d}"
     config = tmp_path / "pulseguard.toml"
     config.write_text('[engine]\ntimezone = "Europe/Amsterdam"\n\n[[services]]\nname = "payments"\n')
     common = ("--service", "payments", "--config", str(config))
@@ -223,19 +227,20 @@ async def test_typed_times_are_in_the_engine_time_zone_across_a_dst_change(db, d
         "--title",
         "DB upgrade",
         "--start",
-        "2027-03-28T01:30",
+        f"{day}T01:30",
         "--end",
-        "2027-03-28T03:30",
+        f"{day}T03:30",
         *common,
         TZ="UTC",
     )
     assert proc.returncode == 0, proc.stderr
-    assert "2027-03-28 01:30 CET → 2027-03-28 03:30 CEST" in proc.stdout
+    assert f"{day} 01:30 CET → {day} 03:30 CEST" in proc.stdout
     window = await MaintenanceWindow.get(title="DB upgrade")
-    assert window.starts_at == datetime(2027, 3, 28, 0, 30, tzinfo=UTC) and window.ends_at == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
-    proc = await _run(database, "maintenance", "add", "--title", "skipped", "--start", "2027-03-28T02:30", "--for", "1h", *common, TZ="UTC")
+    start = night.replace(hour=0, minute=30, tzinfo=UTC)
+    assert window.starts_at == start and window.ends_at == start + timedelta(hours=1)
+    proc = await _run(database, "maintenance", "add", "--title", "skipped", "--start", f"{day}T02:30", "--for", "1h", *common, TZ="UTC")
     assert proc.returncode == 2 and proc.stderr.strip() == (
-        "error: --start: '2027-03-28T02:30' does not exist in Europe/Amsterdam (the clocks skip it that day); give another time or a zone"
+        f"error: --start: '{day}T02:30' does not exist in Europe/Amsterdam (the clocks skip it that day); give another time or a zone"
     )
     assert not await MaintenanceWindow.filter(title="skipped").exists()
     proc = await _run(
