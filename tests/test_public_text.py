@@ -226,6 +226,20 @@ def test_incident_list_and_show_print_no_terminal_escapes(db):
     assert not FORBIDDEN.search(out) and json.loads(out)["title"] == title.strip()
 
 
+def test_text_that_would_show_as_blank_is_refused(db):
+    # A title of "\x01" opened "INC-1 opened (high): " and every screen showed an empty title.
+    for title in ("\x01", "\x1b\x07", "\u202e\u202c", " \x7f\t"):
+        proc = run_cli(db, "incident", "create", "--title", title, "--severity", "high")
+        assert proc.returncode == 2 and proc.stderr.startswith("error: title: holds only control"), (title, proc.stderr)
+    run_cli(db, "incident", "create", "--title", "T", "--severity", "high", check=True)
+    proc = run_cli(db, "incident", "resolve", "INC-1", "--root-cause", "\x1b", "--solution", "s")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: root_cause: holds only control"), proc.stderr
+    proc = run_cli(db, "incident", "comment", "INC-1", "\u2066\u2069")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: comment: holds only control"), proc.stderr
+    shown = json.loads(run_cli(db, "incident", "show", "INC-1", "--json", check=True).stdout)
+    assert shown["status"] == "triggered" and shown["number"] == 1
+
+
 def test_console_draws_a_hostile_title_without_executing_it(sqlite_database, tmp_path):
     # The real console in a pseudo-terminal: the title's OSC (set window title), CSI and C1
     # sequences must reach the screen as text, never as bytes the terminal acts on.

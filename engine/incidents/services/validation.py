@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from engine.core.clock import utcnow
 from engine.core.domain import InvalidInput
 from engine.core.matchers import TAG_RE, TAG_RULE
+from engine.core.textclean import public_text
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
 MAX_TITLE = 300
@@ -31,6 +32,9 @@ def valid_text(value: str | None, field: str, *, required: bool = True, limit: i
     storable(value, field)
     if required and not value:
         raise InvalidInput(field, "must not be empty")
+    if required and not public_text(value).strip():
+        # Every screen removes these before showing the text: it would read as blank.
+        raise InvalidInput(field, "holds only control or text-direction characters (nothing that shows)")
     if len(value) > limit:
         raise InvalidInput(field, f"is {len(value)} characters long (at most {limit})")
     return value
