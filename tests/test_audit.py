@@ -126,3 +126,26 @@ async def test_the_engines_own_actions_are_not_audited(db: Any) -> None:
     # `pulseguard demo` runs an engine: what it does is not a CLI change either
     args = build_parser().parse_args(["demo", "--duration", "1"])
     assert args.runs_engine is True
+
+
+async def test_the_consoles_post_mortem_and_follow_up_writes_are_audited_too(db: Any) -> None:
+    """The console's post-mortem edits, satisfaction ratings and follow-ups went through a path
+    that never said it was the console: made in a task of their own, as the console's workers
+    are, they left no audit entry at all."""
+    import asyncio
+    import contextvars
+
+    made = await services.create_incident(title="Checkout errors", severity="high", actor="engine")
+    console = LocalEngine("carol")
+
+    async def fresh(coro: Any) -> Any:  # a task of its own, like each write of the console
+        return await asyncio.create_task(coro, context=contextvars.Context())
+
+    await fresh(console.rate_satisfaction(made.key, customer=4))
+    await fresh(console.update_postmortem(made.key, summary="a bad deploy"))
+    followup = await services.add_followup(made.key, "preventive_measures", "alert on p99", "engine")
+    await fresh(console.complete_followup(followup.id))
+    entries = await AuditEntry.filter(subject=made.key).order_by("id").values_list("source", "actor", "action")
+    assert {(s, a) for s, a, _ in entries} == {("console", "carol")}, entries
+    actions = {action for _, _, action in entries}
+    assert {"incident.satisfaction_rated", "incident.postmortem_edited", "incident.followup_done"} <= actions, entries

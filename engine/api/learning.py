@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from engine.api.errors import ReadOnlyError
+from engine.incidents import audit
 from engine.learning import analytics, postmortem
 from engine.learning.postmortem import UNSET
 
@@ -48,6 +49,8 @@ class LearningMixin:
     def _learning_write(self) -> None:
         if self.readonly:
             raise ReadOnlyError("this console is read-only")
+        # As LocalEngine._check_write: each write runs in a task of its own, audited as the console's.
+        audit.set_source("console")
 
     async def analytics_report(
         self, *, month: str | None = None, since: date | None = None, until: date | None = None, tz: str | None = None
