@@ -143,6 +143,17 @@ async def test_the_cli_prints_the_same_figures_as_json_and_as_text(fixture_db):
     assert "worsening" in proc.stdout and "database" in proc.stdout
 
 
+async def test_a_text_report_goes_to_the_file_named_by_o(fixture_db, tmp_path):
+    # `-o report.txt` printed the report on standard output and wrote no file.
+    path = tmp_path / "report.txt"
+    proc = run_cli(fixture_db, "report", "--month", "2026-03", "-o", str(path))
+    assert proc.returncode == 0 and proc.stdout == "", (proc.stdout[:200], proc.stderr)
+    assert proc.stderr == f"report 2026-03 written to {path}\n"
+    assert "Incidents       8" in path.read_text()
+    proc = run_cli(fixture_db, "report", "--month", "2026-03", "-o", str(tmp_path))
+    assert (proc.returncode, proc.stdout) == (2, "") and proc.stderr == f"error: -o: cannot write {tmp_path}: Is a directory\n"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -118,6 +118,11 @@ async def _report(args: argparse.Namespace, ctx: Context) -> int:
             extra = " with its charts beside it" if fmt == "md" else ""
             print(f"report {report['period']['label']} written to {path}{extra}", file=sys.stderr)
         return EXIT_OK
+    if path is not None:
+        # Plain text in the file; the charts are drawn for a terminal only.
+        _write(path, format_report(report) + "\n")
+        print(f"report {report['period']['label']} written to {path}", file=sys.stderr)
+        return EXIT_OK
     print(format_report(report))
     if _chart_renderer is not None and not args.no_charts:
         import shutil
