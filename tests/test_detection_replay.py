@@ -93,6 +93,11 @@ def test_bad_input_is_refused_with_one_line_and_nothing_written(tmp_path: Path, 
 
     assert main(["replay", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
     assert "missing.csv: no such file" in capsys.readouterr().err
+    # Both said "no such file".
+    assert main(["replay", str(tmp_path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: is a directory\n"
+    assert main(["replay", "/dev/null", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "error: /dev/null: is not a regular file\n"
 
     twin = tmp_path / "sub"
     twin.mkdir()

@@ -89,7 +89,9 @@ def plan_outputs(files: list[str], out: str) -> list[tuple[Path, Path]]:
     for name in files:
         src = Path(name)
         if not src.is_file():
-            raise UsageError(f"{name}: no such file")
+            # A directory or /dev/null exists: "no such file" would send the user looking for a typo.
+            why = "is a directory" if src.is_dir() else "is not a regular file" if src.exists() else "no such file"
+            raise UsageError(f"{name}: {why}")
         if src.name in seen:
             raise UsageError(f"{name} and {seen[src.name]} would both be written to {out_dir / src.name}")
         seen[src.name] = src
