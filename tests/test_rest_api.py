@@ -429,6 +429,10 @@ async def test_token_cli_create_list_revoke(db, tmp_path):
             auth.forget_cache()  # the server would notice within CACHE_SECONDS; don't wait for it here
             assert (await c.get("/api/incidents")).status_code == 401
     assert run_cli(db, "token", "revoke", "ci-bot").returncode == 2
+    # Were "unexpected failure: OverflowError" / "ValueError", exit 1.
+    for name in ("99999999999999999999", "²"):
+        bad = run_cli(db, "token", "revoke", name)
+        assert bad.returncode == 2 and bad.stderr == f"error: no active token {name!r}\n", bad.stderr
 
 
 async def test_server_drains_and_stops_with_open_streams(db):

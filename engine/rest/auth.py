@@ -101,7 +101,11 @@ async def revoke_token(name_or_id: str | int, actor: str = "unknown") -> ApiToke
     """Revoke the active token with this name (or id); `actor` is who did it (the audit log)."""
     text = str(name_or_id).strip()
     query = ApiToken.filter(revoked_at=None)
-    row = await (query.filter(id=int(text)) if text.isdigit() else query.filter(name=text)).first()
+    if text.isascii() and text.isdigit():
+        # An id beyond the column's range names no token (the databases would overflow on it).
+        row = await query.filter(id=int(text)).first() if int(text) <= 2**31 - 1 else None
+    else:  # "²".isdigit() is true too, and int() refuses it: a name
+        row = await query.filter(name=text).first()
     if row is None:
         raise NotFound(f"no active token {text!r}")
     row.revoked_at = utcnow()
