@@ -133,6 +133,8 @@ async def test_satisfaction_ratings_are_recorded_and_replace_earlier_ones(db):
     assert proc.returncode == 0 and "team 2/5" in proc.stdout
     proc = run_cli(db, "satisfaction", key, "--team", "9")
     assert proc.returncode == 2 and proc.stderr.strip() == "error: team: '9' is not a rating from 1 to 5"
+    proc = run_cli(db, "satisfaction", key, "--customer", "²")  # was "unexpected failure: ValueError", exit 1
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: customer: '²' is not a rating from 1 to 5"
 
 
 async def test_followups_across_incidents_with_overdue_first(db):

@@ -21,7 +21,7 @@ def _rating(value: Any, field: str) -> int | None:
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isdecimal():  # what int() reads: "²" is a digit, not a decimal
         number = int(value.strip())
     if number is None or not 1 <= number <= 5:
         raise InvalidInput(field, f"{value!r} is not a rating from 1 to 5")
