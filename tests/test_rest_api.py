@@ -429,6 +429,10 @@ async def test_token_cli_create_list_revoke(db, tmp_path):
             auth.forget_cache()  # the server would notice within CACHE_SECONDS; don't wait for it here
             assert (await c.get("/api/incidents")).status_code == 401
     assert run_cli(db, "token", "revoke", "ci-bot").returncode == 2
+    # A token named "1" was created, and `token revoke 1` then revoked token #1 (ci-bot's) instead.
+    bad = run_cli(db, "token", "create", "1", "--role", "admin")
+    assert (bad.returncode, bad.stdout) == (2, "") and bad.stderr.startswith("error: name: '1' is only digits"), bad.stderr
+    assert "'1'" not in run_cli(db, "token", "list", "--all", check=True).stdout
     # Were "unexpected failure: OverflowError" / "ValueError", exit 1.
     for name in ("99999999999999999999", "²"):
         bad = run_cli(db, "token", "revoke", name)

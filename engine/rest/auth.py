@@ -54,6 +54,8 @@ def check_name(name: str) -> str:
         raise InvalidInput("name", f"{name!r} is not a valid token name (letters, digits and _.-:@#/+, up to 64)")
     if "/" in value:  # DELETE /api/tokens/{name} could not name it
         raise InvalidInput("name", f"{name!r} must not contain '/'")
+    if value.isdigit():  # revoke_token reads digits as an id: `token revoke 5` would revoke token #5
+        raise InvalidInput("name", f"{name!r} is only digits, which `token revoke` reads as a token id (add a letter)")
     return value
 
 
