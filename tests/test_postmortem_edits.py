@@ -165,6 +165,27 @@ async def test_followups_across_incidents_with_overdue_first(db):
     assert "OPS-7" in run_cli(db, "followups", "--owner", "erin").stdout
 
 
+async def test_a_followup_due_today_is_not_overdue_where_the_team_is(db, monkeypatch):
+    """Overdue was judged by the UTC date: at 18:00 on its due day in UTC-12 (06:00 the next day
+    in UTC), a follow-up already read OVERDUE 1d, in the list and in the post-mortem."""
+    from engine.core import timefmt
+    from engine.learning.postmortem import followups
+
+    a = await resolved_incident()
+    f = await services.add_followup(a, "technical_changes", "alert on p99", "alice", due_date=date(2026, 3, 30))
+    monkeypatch.setattr(followups, "utcnow", lambda: datetime(2026, 3, 31, 6, 0, tzinfo=UTC), raising=False)
+    timefmt.set_display_zone("Etc/GMT+12")
+    try:
+        [row] = await postmortem.list_followups()
+        document = await postmortem.postmortem_document(a)
+    finally:
+        timefmt.set_display_zone(None)
+    assert row["id"] == f.id and not row["overdue"] and row["days_overdue"] == 0
+    assert [x["overdue"] for x in document["action_items"]] == [False]
+    [late] = await postmortem.list_followups()  # in UTC (the engine's default zone) it is a day late
+    assert late["overdue"] and late["days_overdue"] == 1
+
+
 async def test_a_followup_opens_a_jira_ticket_through_the_integration(db):
     key = await resolved_incident()
     row = await services.add_followup(key, "preventive_measures", "alert on disk usage", "bob", owner="bob", due_date=date(2026, 4, 1))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from engine.core.domain import NotFound, parse_incident_key
+from engine.learning.postmortem.followups import engine_today
 from engine.learning.postmortem.rules import DRAFT, iso
 from engine.learning.postmortem.timeline import assemble_timeline, computed_downtime, entry_from_event, sort_entries
 from engine.storage.models import Event, FollowUp, Incident
@@ -88,7 +88,7 @@ async def postmortem_document(key: str | int) -> dict[str, Any]:
         .order_by("id")
         .values("id", "group", "description", "owner", "due_date", "done", "done_at", "ticket_key")
     )
-    today = datetime.now(UTC).date()
+    today = engine_today()
     updates = await Event.filter(incident_id=inc["id"], kind="status_update").count()
     return {
         "key": f"INC-{inc['number']}",

@@ -7,7 +7,9 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.core.timefmt import display_zone
 from engine.incidents.services import append_event, lock_incident, valid_actor, valid_time
 from engine.learning.postmortem.rules import TICKET_RE, iso
 from engine.storage.models import FollowUp, Incident
@@ -160,7 +162,7 @@ async def list_followups(*, open_only: bool = False, owner: str | None = None, t
         "incident__number",
         "incident__title",
     )
-    today = today or datetime.now(UTC).date()
+    today = today or engine_today()
     out = []
     for r in rows:
         number = r.pop("incident__number")
@@ -177,3 +179,9 @@ async def list_followups(*, open_only: bool = False, owner: str | None = None, t
         )
     out.sort(key=lambda r: (not r["overdue"], r["done"], r["due_date"] or "9999-99-99", r["id"]))
     return out
+
+
+def engine_today() -> date:
+    """Today where the team works ([engine] timezone, UTC by default), as the reports count days:
+    a follow-up due today is not overdue at 16:00 in California because UTC has moved on."""
+    return utcnow().astimezone(display_zone() or UTC).date()
