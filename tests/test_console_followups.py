@@ -239,3 +239,23 @@ async def test_the_engine_refusing_a_viewer_is_said_in_the_form(api: Api, tmp_pa
     finally:
         await cleanup()
     assert (await queries.incident_detail("INC-2"))["followups"] == []
+
+
+def test_due_dates_count_days_as_the_engine_does() -> None:
+    """ "7d" counted from the machine's own date: over --connect, with the engine's zone a day
+    behind, the follow-up came due a day late (or, the other way, read overdue a day early)."""
+    from datetime import UTC, date, datetime
+    from types import SimpleNamespace
+
+    from engine.core import timefmt
+    from pulseguard_tui.forms.followups import team_today
+
+    now = datetime(2026, 3, 31, 6, 0, tzinfo=UTC)
+    assert team_today(now, SimpleNamespace(timezone="Etc/GMT+12")) == date(2026, 3, 30)  # the remote engine's zone
+    assert team_today(now, SimpleNamespace()) == date(2026, 3, 31)  # a local engine's default, UTC
+    timefmt.set_display_zone("Pacific/Kiritimati")
+    try:
+        assert team_today(now, SimpleNamespace(timezone="Etc/GMT+12")) == date(2026, 3, 31)  # the console's own zone first
+        assert team_today(datetime(2026, 3, 31, 11, 0, tzinfo=UTC), SimpleNamespace()) == date(2026, 4, 1)
+    finally:
+        timefmt.set_display_zone(None)

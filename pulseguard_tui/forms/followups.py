@@ -6,14 +6,26 @@ open again); both through the EngineAPI, so they work over `--connect` as well.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from textual.app import ComposeResult
 from textual.suggester import SuggestFromList
 
 from pulseguard_tui.forms.base import FormScreen, choice, field_row
 from pulseguard_tui.widgets.inputs import Input
+
+
+def team_today(now: datetime, api: Any) -> date:
+    """Today as the engine counts days (when a follow-up is overdue): in the console's configured
+    zone, else the remote engine's (the API names it), else UTC, a local engine's default. The
+    machine's own zone could make "7d" a day off over --connect."""
+    from engine.api.display import display_zone
+
+    name = getattr(api, "timezone", None)
+    zone = display_zone() or (ZoneInfo(name) if name else UTC)
+    return now.astimezone(zone).date()
 
 
 def group_label(group: str) -> str:
@@ -59,7 +71,7 @@ class FollowUpScreen(FormScreen):
         if self.value("due"):
             app: Any = self.app
             try:
-                self._due = parse_due(self.value("due"), app.now().astimezone().date())
+                self._due = parse_due(self.value("due"), team_today(app.now(), self.api))
             except ValueError as exc:
                 problems["due"] = str(exc)
         return problems
