@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from support.console_app import make_app, seed
-from support.pilot import choose, detail_text, main, open_form, select_row, type_text, until
+from support.pilot import choose, detail_text, main, open_form, seeded_console, select_row, type_text, until
 from support.rest import Api, running_api
 from test_console_remote import console_args, seed_two, started
 from textual.pilot import Pilot
@@ -27,12 +27,8 @@ from pulseguard_tui.screens.incidents import IncidentsScreen
 @pytest.fixture
 async def small_console(sdb: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
     """The seeded console as an on-call engineer over SSH sees it: 80x24."""
-    await seed()
-    app = make_app(sdb)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = main(app)
-        await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
-        yield app, pilot
+    async with seeded_console(sdb, size=(80, 24)) as running:
+        yield running
 
 
 @pytest.fixture

@@ -85,10 +85,10 @@ def detail_text(app: PulseGuardApp, widget_id: str) -> str:
 
 
 @asynccontextmanager
-async def seeded_console(db: Any) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
+async def seeded_console(db: Any, size: tuple[int, int] = (100, 34)) -> AsyncIterator[tuple[PulseGuardApp, Pilot]]:
     await seed()
     app = make_app(db)
-    async with app.run_test(size=(100, 34)) as pilot:
+    async with app.run_test(size=size) as pilot:
         screen = main(app)
         await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
         yield app, pilot
