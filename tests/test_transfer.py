@@ -528,3 +528,19 @@ def test_import_while_another_process_writes(good_document, migrated_database: D
     assert sorted(mine + imported) == numbers()
     created = run_cli(migrated_database, "incident", "create", "--title", "after", "--severity", "low", check=True)
     assert created.stdout.startswith(f"INC-{max(mine[-1], imported[-1]) + 1} opened")
+
+
+def test_export_to_a_device_writes_to_it_and_leaves_it_in_place(migrated_database: Database, tmp_path: Path) -> None:
+    """`export -o` wrote beside its path and renamed over it: run as root with -o /dev/null or
+    /dev/stdout, that replaced the device (or its link) with a regular file, for every program on
+    the machine. A link here stands for one; the device it names is written in place."""
+    (tmp_path / "out").mkdir()
+    link = tmp_path / "out" / "out.json"
+    link.symlink_to("/dev/null")
+    proc = run_cli(migrated_database, "export", "-o", str(link))
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and link.is_char_device()
+    assert list(link.parent.iterdir()) == [link]  # no partial file left beside it
+    backup = run_cli(migrated_database, "backup", str(link), "--force")
+    assert backup.returncode == 2 and "is not a regular file" in backup.stderr, backup.stderr
+    assert link.is_symlink() and link.is_char_device()

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.config.fields import CONFIG_FILENAME, ENV_CONFIG, ConfigError
 from engine.config.loading import example_config_text, find_config, load_config
+from engine.core.files import write_text_whole
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -54,10 +55,8 @@ async def init_handler(args: argparse.Namespace, ctx: object = None) -> int:
     text = example_config_text()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename, so an interrupted write never leaves half a file.
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        # Beside the target and renamed, so an interrupted write never leaves half a file.
+        write_text_whole(path, text)
     except OSError as exc:
         print(f"error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

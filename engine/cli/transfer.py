@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from engine.cli.common import EXIT_OK, EXIT_USAGE, Context, UsageError, parse_time
 from engine.cli.context import database_for
+from engine.core.files import write_text_whole
 
 
 async def _backup(args: argparse.Namespace, ctx: Context) -> int:
@@ -53,12 +53,9 @@ async def _export(args: argparse.Namespace, ctx: Context) -> int:
     out = Path(args.output).expanduser()
     if out.is_dir():
         raise UsageError(f"-o: {args.output} is a directory")
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, out)
+        write_text_whole(out, text)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise UsageError(f"-o: cannot write {args.output}: {exc.strerror or exc}") from None
     n = len(doc["incidents"])
     print(f"exported {n} incident{'s' if n != 1 else ''} to {out}", file=sys.stderr)

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from engine.core.domain import InvalidInput
+from engine.core.files import is_special
 from engine.storage.db import Database
 
 
@@ -50,6 +51,8 @@ def backup_sqlite(db: Database, target: Path, *, force: bool = False) -> BackupR
     target = target.expanduser()
     if target.is_dir():
         raise InvalidInput("PATH", f"{target} is a directory (name the backup file)")
+    if is_special(target):  # the copy is renamed into place: that would replace a device (as root)
+        raise InvalidInput("PATH", f"{target} is not a regular file (name the backup file)")
     if target.exists() and target.resolve() == source.resolve():
         raise InvalidInput("PATH", f"{target} is the database itself")
     if target.exists() and not force:
