@@ -541,6 +541,7 @@ def test_export_to_a_device_writes_to_it_and_leaves_it_in_place(migrated_databas
     assert proc.returncode == 0, proc.stderr
     assert link.is_symlink() and link.is_char_device()
     assert list(link.parent.iterdir()) == [link]  # no partial file left beside it
-    backup = run_cli(migrated_database, "backup", str(link), "--force")
-    assert backup.returncode == 2 and "is not a regular file" in backup.stderr, backup.stderr
-    assert link.is_symlink() and link.is_char_device()
+    if migrated_database.kind == "sqlite":  # (PostgreSQL's backup is pg_dump's)
+        backup = run_cli(migrated_database, "backup", str(link), "--force")
+        assert backup.returncode == 2 and "is not a regular file" in backup.stderr, backup.stderr
+        assert link.is_symlink() and link.is_char_device()
