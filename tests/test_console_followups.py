@@ -14,13 +14,12 @@ import pytest
 from support.console_app import make_app, seed
 from support.pilot import choose, detail_text, main, open_form, seeded_console, select_row, type_text, until
 from support.rest import Api, running_api
-from test_console_remote import console_args, seed_two, started
+from test_console_remote import remote_console, seed_two
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from engine.incidents import queries, services
 from pulseguard_tui.app import PulseGuardApp
-from pulseguard_tui.console import build_console, initial_settings
 from pulseguard_tui.screens.incidents import IncidentsScreen
 
 
@@ -161,33 +160,26 @@ async def test_follow_ups_over_the_api_added_and_done_as_the_token(api: Api, tmp
     from pulseguard_tui.forms.followups import FollowUpDoneScreen, FollowUpScreen
 
     await seed_two()
-    args = console_args(tmp_path, api.url, api.tokens["responder"])
-    app, cleanup = build_console(args, initial_settings(args))
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await started(app, pilot)
-            await select_row(pilot, "INC-2")
-            form = await open_form(pilot, "F", FollowUpScreen)
-            await type_text(pilot, "Alert at 75% disk")
-            form.query_one("#f-owner", Input).focus()
-            await type_text(pilot, "bob smith")  # the API refuses it: under the field, as locally
-            await pilot.press("ctrl+s")
-            await until(pilot, lambda: form.problems_shown, what="API refusal")
-            assert form.query_one("#err-owner").has_class("-shown"), form.problems_shown
-            form.query_one("#f-owner", Input).value = "bob"
-            await pilot.press("ctrl+s")
-            await closed(pilot)
-            (row,) = (await queries.incident_detail("INC-2"))["followups"]
-            assert row["description"] == "Alert at 75% disk" and row["owner"] == "bob"
-            await pilot.press("6")
-            await until(pilot, lambda: "Alert at 75% disk" in detail_text(app, "#resolution-body"), what="shown over the API")
+    async with remote_console(tmp_path, api.url, api.tokens["responder"]) as (app, pilot):
+        form = await open_form(pilot, "F", FollowUpScreen)
+        await type_text(pilot, "Alert at 75% disk")
+        form.query_one("#f-owner", Input).focus()
+        await type_text(pilot, "bob smith")  # the API refuses it: under the field, as locally
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: form.problems_shown, what="API refusal")
+        assert form.query_one("#err-owner").has_class("-shown"), form.problems_shown
+        form.query_one("#f-owner", Input).value = "bob"
+        await pilot.press("ctrl+s")
+        await closed(pilot)
+        (row,) = (await queries.incident_detail("INC-2"))["followups"]
+        assert row["description"] == "Alert at 75% disk" and row["owner"] == "bob"
+        await pilot.press("6")
+        await until(pilot, lambda: "Alert at 75% disk" in detail_text(app, "#resolution-body"), what="shown over the API")
 
-            await open_form(pilot, "d", FollowUpDoneScreen)
-            await pilot.press("ctrl+s")
-            await closed(pilot)
-            await until(pilot, lambda: "[x] preventive_measures" in detail_text(app, "#resolution-body"), what="done over the API")
-    finally:
-        await cleanup()
+        await open_form(pilot, "d", FollowUpDoneScreen)
+        await pilot.press("ctrl+s")
+        await closed(pilot)
+        await until(pilot, lambda: "[x] preventive_measures" in detail_text(app, "#resolution-body"), what="done over the API")
     detail = await queries.incident_detail("INC-2")
     assert detail["followups"][0]["done"] is True
     assert {e["actor"] for e in detail["timeline"] if e["kind"].startswith("followup")} == {"responder-token"}
@@ -196,19 +188,12 @@ async def test_follow_ups_over_the_api_added_and_done_as_the_token(api: Api, tmp
 async def test_a_viewer_token_is_refused_follow_ups_with_a_reason(api: Api, tmp_path: Path) -> None:
     await seed_two()
     await services.add_followup("INC-2", "technical_changes", "Grow the db-2 volume", "carol")
-    args = console_args(tmp_path, api.url, api.tokens["viewer"])
-    app, cleanup = build_console(args, initial_settings(args))
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await started(app, pilot)
-            await select_row(pilot, "INC-2")
-            for key in ("F", "d"):
-                await pilot.press(key)
-                await pilot.pause(0.2)
-                assert isinstance(app.screen, IncidentsScreen)
-            assert sum("(viewer) may not change anything" in m for m in said(app)) == 2, said(app)
-    finally:
-        await cleanup()
+    async with remote_console(tmp_path, api.url, api.tokens["viewer"]) as (app, pilot):
+        for key in ("F", "d"):
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, IncidentsScreen)
+        assert sum("(viewer) may not change anything" in m for m in said(app)) == 2, said(app)
     assert [r["done"] for r in (await queries.incident_detail("INC-2"))["followups"]] == [False]
 
 
@@ -218,22 +203,15 @@ async def test_the_engine_refusing_a_viewer_is_said_in_the_form(api: Api, tmp_pa
     from pulseguard_tui.forms.followups import FollowUpScreen
 
     await seed_two()
-    args = console_args(tmp_path, api.url, api.tokens["responder"])
-    app, cleanup = build_console(args, initial_settings(args))
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await started(app, pilot)
-            await select_row(pilot, "INC-2")
-            form = await open_form(pilot, "F", FollowUpScreen)
-            await type_text(pilot, "Alert at 75% disk")
-            app.api._client.headers["Authorization"] = f"Bearer {api.tokens['viewer']}"
-            await pilot.press("ctrl+s")
-            await until(pilot, lambda: form.problems_shown, what="refusal")
-            assert app.screen is form
-            assert form.query_one("#f-description", Input).value == "Alert at 75% disk"
-            assert "Traceback" not in " ".join(form.problems_shown)
-    finally:
-        await cleanup()
+    async with remote_console(tmp_path, api.url, api.tokens["responder"]) as (app, pilot):
+        form = await open_form(pilot, "F", FollowUpScreen)
+        await type_text(pilot, "Alert at 75% disk")
+        app.api._client.headers["Authorization"] = f"Bearer {api.tokens['viewer']}"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: form.problems_shown, what="refusal")
+        assert app.screen is form
+        assert form.query_one("#f-description", Input).value == "Alert at 75% disk"
+        assert "Traceback" not in " ".join(form.problems_shown)
     assert (await queries.incident_detail("INC-2"))["followups"] == []
 
 

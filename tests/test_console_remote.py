@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,20 @@ async def started(app: Any, pilot: Any) -> IncidentsScreen:
         pilot, lambda: screen.table.loaded and screen.table.total >= 2 and screen.detail.detail is not None, what="incidents listed"
     )
     return screen
+
+
+@asynccontextmanager
+async def remote_console(tmp_path: Path, url: str, token: str, size: tuple[int, int] = (80, 24)) -> AsyncIterator[tuple[Any, Any]]:
+    """A console over --connect with `token`, started and on INC-2; closed (and its client) after."""
+    args = console_args(tmp_path, url, token)
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=size) as pilot:
+            await started(app, pilot)
+            await select_row(pilot, "INC-2")
+            yield app, pilot
+    finally:
+        await cleanup()
 
 
 async def test_console_over_the_api_lists_and_acknowledges(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
