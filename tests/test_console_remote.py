@@ -507,3 +507,43 @@ async def test_remote_console_counts_today_in_the_engines_time_zone(db: Any, tmp
                 assert "2026-04-01" in str(period.render()), str(period.render())  # the year so far ends today
         finally:
             await cleanup()
+
+
+async def test_the_maintenance_form_reads_a_time_without_a_zone_in_the_engines(db: Any, tmp_path: Path) -> None:
+    """The form read "2030-01-01T10:00" in the machine's own zone while `pulseguard maintenance
+    add` reads it in the engine's `[engine] timezone`: over --connect to an engine in Kiritimati
+    (UTC+14) the window came out 14 hours late. It is read in the engine's zone now, and the
+    form says which; a wall time the clocks skip there is refused under its field."""
+    from support.pilot import command, type_text
+    from support.rest import config
+    from textual.widgets import Input
+
+    from pulseguard_tui.forms.maintenance import AddMaintenanceScreen
+    from pulseguard_tui.screens.maintenance import MaintenanceScreen
+
+    async with running_api(config('[engine]\ntimezone = "Pacific/Kiritimati"\n[[services]]\nname = "database"\n')) as api:
+        await seed_two()
+        args = console_args(tmp_path, api.url, api.tokens["admin"])
+        Path(args.config).write_text("[console]\nbell = false\n")  # no zone of its own
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await started(app, pilot)
+                await command(pilot, "maintenance")
+                await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen), what="maintenance")
+                form = await open_form(pilot, "n", AddMaintenanceScreen)
+                assert "times without a zone are read in Pacific/Kiritimati" in str(form.query_one(".form-subtitle").render())
+                await type_text(pilot, "DB upgrade")
+                form.query_one("#f-services", Input).value = "database"
+                # Kiritimati never had summer time; a day it skipped whole: 1994-12-31 (from UTC-10 to +14).
+                form.query_one("#f-starts", Input).value = "1994-12-31T10:00"
+                await pilot.press("ctrl+s")
+                await until(pilot, lambda: any("does not exist in Pacific/Kiritimati" in p for p in form.problems_shown), what="skipped")
+                form.query_one("#f-starts", Input).value = "2030-01-01T10:00"
+                form.query_one("#f-ends", Input).value = "2030-01-01T12:00"
+                await pilot.press("ctrl+s")
+                await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen), what="form closed")
+        finally:
+            await cleanup()
+        [window] = [w for w in await queries.list_maintenance(False) if w["title"] == "DB upgrade"]
+        assert (window["starts_at"], window["ends_at"]) == ("2029-12-31T20:00:00+00:00", "2029-12-31T22:00:00+00:00"), window

@@ -7,7 +7,7 @@ UsageError (one line, what was wrong)."""
 from __future__ import annotations
 
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, EvidenceKind, FollowUpGroup
-from engine.core.inputs import UsageError, os_user, parse_date, parse_duration, parse_time
+from engine.core.inputs import UsageError, in_zone, os_user, parse_date, parse_duration, parse_time
 from engine.core.matchers import matchers_from
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "EvidenceKind",
     "FollowUpGroup",
     "UsageError",
+    "in_zone",
     "matchers_from",
     "os_user",
     "parse_date",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from engine.core.domain import EARLIEST_TIME, LATEST_TIME, LONGEST_DURATION, InvalidInput, check_time
 from engine.core.durations import duration_seconds
@@ -45,7 +45,13 @@ def parse_time(text: str, what: str = "time", *, local: bool = False) -> datetim
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-11-27T10:25, 'now', or an age like 15m)") from None
-    zone = None if local else display_zone()
+    return in_zone(parsed, None if local else display_zone(), text, what)
+
+
+def in_zone(parsed: datetime, zone: tzinfo | None, text: str, what: str = "time") -> datetime:
+    """`parsed` (as read from `text`) in UTC; without a zone of its own it is a wall time in
+    `zone` (None: TZ, the process's local zone). A wall time the clocks skip there (spring
+    forward) is refused rather than moved; the result lies in engine.core.domain's range."""
     try:
         if parsed.tzinfo is None:
             wall = parsed

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from textual.app import ComposeResult
 
@@ -11,9 +12,43 @@ from pulseguard_tui.forms.base import ConfirmScreen, FormScreen, choice, field_r
 from pulseguard_tui.forms.incident import split_names
 from pulseguard_tui.widgets.inputs import Input
 
+NOT_A_TIME = "is not a time (now, +30m, or ISO 8601 like 2026-11-27T22:00)"
 
-def parse_start(text: str, now: datetime) -> datetime:
-    """'now', '+30m' (from now) or an ISO time (local when no zone is given)."""
+
+def entry_zone(api: Any) -> tzinfo | None:
+    """The zone a time typed without one is read in, as `pulseguard maintenance add` reads it:
+    the console's configured `[engine] timezone`, else the remote engine's (the API names it),
+    else the local zone (a local engine with none configured, as the CLI on this machine).
+    The machine's own zone put a window hours off over --connect to an engine a zone away."""
+    from engine.api.display import display_zone
+
+    name = getattr(api, "timezone", None)
+    return display_zone() or (ZoneInfo(name) if name else None)
+
+
+def zone_name(zone: tzinfo | None, now: datetime) -> str:
+    """'Europe/Paris', or the local zone's abbreviation ('CET') when TZ names none."""
+    from engine.api.display import to_zone
+
+    key = getattr(zone, "key", None)
+    return str(key) if key else (to_zone(now, zone).tzname() or "local time")
+
+
+def _iso(text: str, value: str, zone: tzinfo | None, field: str, refusal: str) -> datetime:
+    from engine.api.inputs import UsageError, in_zone
+
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} {refusal}") from None
+    try:
+        return in_zone(parsed, zone, text, field)
+    except UsageError as exc:
+        raise ValueError(str(exc).partition(": ")[2] or str(exc)) from None
+
+
+def parse_start(text: str, now: datetime, zone: tzinfo | None = None) -> datetime:
+    """'now', '+30m' (from now) or an ISO time (in `zone` when it has none; None: local)."""
     from engine.api.inputs import UsageError, parse_duration
 
     value = text.strip() or "now"
@@ -23,16 +58,12 @@ def parse_start(text: str, now: datetime) -> datetime:
         try:
             return now + parse_duration(value[1:], "start")
         except UsageError:
-            raise ValueError(f"{text!r} is not a time (now, +30m, or ISO 8601 like 2026-11-27T22:00)") from None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time (now, +30m, or ISO 8601 like 2026-11-27T22:00)") from None
-    return (parsed if parsed.tzinfo else parsed.astimezone()).astimezone(UTC)
+            raise ValueError(f"{text!r} {NOT_A_TIME}") from None
+    return _iso(text, value, zone, "starts", NOT_A_TIME)
 
 
-def parse_end(text: str, start: datetime) -> datetime:
-    """A duration after the start ('2h') or an ISO time."""
+def parse_end(text: str, start: datetime, zone: tzinfo | None = None) -> datetime:
+    """A duration after the start ('2h') or an ISO time (in `zone` when it has none)."""
     from engine.api.inputs import UsageError, parse_duration
 
     value = text.strip()
@@ -40,16 +71,15 @@ def parse_end(text: str, start: datetime) -> datetime:
         return start + parse_duration(value, "end")
     except UsageError:
         pass
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{text!r} is neither a duration (2h, 30m) nor an ISO time") from None
-    return (parsed if parsed.tzinfo else parsed.astimezone()).astimezone(UTC)
+    return _iso(text, value, zone, "ends", "is neither a duration (2h, 30m) nor an ISO time")
 
 
 class AddMaintenanceScreen(FormScreen):
     title_text = "Add maintenance window"
     FIELD_MAP = {"service": "services", "target": "targets", "scope": "services", "ends": "ends", "time": "starts"}
+
+    def subtitle(self) -> str:
+        return f"times without a zone are read in {zone_name(entry_zone(self.api), self.app.now())}"  # type: ignore[attr-defined]
 
     def compose_fields(self) -> ComposeResult:
         yield from field_row("title", "Title", Input(placeholder="what is being done", compact=True))
@@ -65,14 +95,15 @@ class AddMaintenanceScreen(FormScreen):
         if not self.value("services") and not self.value("targets"):
             problems["services"] = "name at least one service or target the window covers"
         now = self.app.now()  # type: ignore[attr-defined]
+        zone = entry_zone(self.api)
         try:
-            self._starts = parse_start(self.value("starts"), now)
+            self._starts = parse_start(self.value("starts"), now, zone)
         except ValueError as exc:
             problems["starts"] = str(exc)
             return problems
         if self.value("ends"):
             try:
-                self._ends = parse_end(self.value("ends"), self._starts)
+                self._ends = parse_end(self.value("ends"), self._starts, zone)
             except ValueError as exc:
                 problems["ends"] = str(exc)
         return problems
