@@ -670,6 +670,7 @@ PROVEN: dict[str, str] = {
     "targets[].tags": "tests/test_config_fields.py::test_engine_section_reaches_the_running_engine",
     "targets[].verify_tls": "tests/test_monitor_probes.py::test_https_certificate_days_and_tls_errors",
     "engine.api_body_limit": "tests/test_rest_hardening.py::test_the_limit_is_configurable_and_the_webhooks_honour_it",
+    "integrations.alertmanager.body_limit": "tests/test_rest_hardening.py::test_alertmanager_has_a_limit_of_its_own",
     "engine.trusted_proxies": "tests/test_rest_hardening.py::test_forwarded_for_from_a_trusted_proxy_names_the_client_and_one_prefix_is_limited_everywhere",
     "users[].pagerduty_user_id": "tests/test_config_fields.py::test_pagerduty_on_call_schedule_names_who_is_paged",
     "integrations.pagerduty.on_call_schedule": "tests/test_config_fields.py::test_pagerduty_on_call_schedule_names_who_is_paged",

@@ -131,6 +131,8 @@ async def test_a_chunked_oversize_body_gets_413(api):
 
 
 async def test_the_limit_is_configurable_and_the_webhooks_honour_it(db, monkeypatch):
+    """api_body_limit holds for every route but Alertmanager's, which has its own limit
+    (integrations.alertmanager.body_limit): a storm's group comes as one body."""
     monkeypatch.setenv("TEST_AM_TOKEN", "am-secret-token")
     cfg = config('[engine]\ntimezone = "UTC"\napi_body_limit = 4096\n[integrations.alertmanager]\ntoken_env = "TEST_AM_TOKEN"\n')
     async with running_api(cfg) as running:
@@ -138,6 +140,8 @@ async def test_the_limit_is_configurable_and_the_webhooks_honour_it(db, monkeypa
             assert (await c.post("/api/incidents", json={"title": "t", "severity": "low", "description": "d" * 3000})).status_code == 201
             r = await c.post("/api/incidents", json={"title": "t", "severity": "low", "description": "d" * 5000})
             assert r.status_code == 413 and "4096" in r.json()["message"]
+            r = await c.post("/api/webhooks/alert", json={"title": "t", "severity": "low", "description": "d" * 5000})
+            assert r.status_code == 413 and "engine.api_body_limit" in r.json()["message"]
         alerts = [{"status": "firing", "labels": {"alertname": "Big", "instance": f"host-{n}:9100"}, "annotations": {}} for n in range(200)]
         doc = {
             "version": "4",
@@ -152,7 +156,18 @@ async def test_the_limit_is_configurable_and_the_webhooks_honour_it(db, monkeypa
         }
         async with running.client(headers={"Authorization": "Bearer am-secret-token"}) as hook:
             r = await hook.post("/api/webhooks/alertmanager", json=doc)
-            assert r.status_code == 413
+            assert r.status_code == 200 and r.json()["action"] == "created", r.text
+
+
+async def test_alertmanager_has_a_limit_of_its_own(db, monkeypatch):
+    monkeypatch.setenv("TEST_AM_TOKEN", "am-secret-token")
+    cfg = config('[engine]\ntimezone = "UTC"\n[integrations.alertmanager]\ntoken_env = "TEST_AM_TOKEN"\nbody_limit = 4096\n')
+    alerts = [{"status": "firing", "labels": {"alertname": "Big", "instance": f"host-{n}:9100"}, "annotations": {}} for n in range(200)]
+    doc = {"version": "4", "status": "firing", "groupKey": '{}:{alertname="Big"}', "commonLabels": {"alertname": "Big"}, "alerts": alerts}
+    async with running_api(cfg) as running:
+        async with running.client(headers={"Authorization": "Bearer am-secret-token"}) as hook:
+            r = await hook.post("/api/webhooks/alertmanager", json=doc)
+            assert r.status_code == 413 and "4096 bytes (integrations.alertmanager.body_limit)" in r.json()["message"], r.text
             doc["alerts"] = alerts[:2]
             r = await hook.post("/api/webhooks/alertmanager", json=doc)
             assert r.status_code < 300, r.text

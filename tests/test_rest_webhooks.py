@@ -238,3 +238,39 @@ async def test_pagerduty_v3_webhook_carries_acknowledgement_back(db, monkeypatch
             assert r.status_code == 422
     incident = await Incident.get(number=int(key.split("-")[1]))
     assert incident.acknowledged_by == "pagerduty:Bob"
+
+
+async def test_an_alert_storm_of_thousands_in_one_group_opens_its_incident_with_every_alert(db, monkeypatch):
+    """Alertmanager sends a group's alerts in one body and does not retry a 413: a storm across
+    a fleet (here 4,000 alerts, over 1 MB) must open its incident, every alert on its timeline,
+    and settle it the same way. The body is read only once the sender is authenticated."""
+    monkeypatch.setenv("TEST_AM_TOKEN", "am-secret")
+    hosts = [f"node-{i}.eu:9100" for i in range(4000)]
+    storm = am("firing", "NodeDown", [(h, "firing") for h in hosts])
+    raw = json.dumps(storm).encode()
+    assert len(raw) > 1_048_576  # over engine.api_body_limit's default
+    async with running_api(config(HOOKS)) as api:
+        async with api.client() as anon:
+            r = await anon.post("/api/webhooks/alertmanager", content=raw, headers={"content-type": "application/json"})
+            assert r.status_code == 401, r.text
+        assert await Incident.all().count() == 0
+        async with api.client(headers={"Authorization": "Bearer am-secret"}) as hook:
+            hook.timeout = 120
+            r = await hook.post("/api/webhooks/alertmanager", content=raw, headers={"content-type": "application/json"})
+            assert r.status_code == 200 and r.json()["action"] == "created", r.text
+            key = r.json()["incident"]
+            half = am("firing", "NodeDown", [(h, "resolved" if i % 2 else "firing") for i, h in enumerate(hosts)])
+            r = await hook.post("/api/webhooks/alertmanager", json=half)
+            assert r.json() == {"action": "updated", "incident": key, "count": 2}
+            done = am("resolved", "NodeDown", [(h, "resolved") for h in hosts])
+            r = await hook.post("/api/webhooks/alertmanager", json=done)
+            assert r.json()["action"] == "monitoring"
+    incident = await Incident.get(number=int(key.split("-")[1]))
+    events = await Event.filter(incident_id=incident.id).order_by("id").values_list("kind", "data")
+    firing = [data["fingerprint"] for kind, data in events if kind == "alert_firing"]
+    resolved = [data["fingerprint"] for kind, data in events if kind == "alert_resolved"]
+    assert len(firing) == 4000 and len(set(firing)) == 4000
+    assert len(resolved) == 4000 and len(set(resolved)) == 4000
+    # In the order the alerts came: odd hosts resolved first, then the even ones.
+    fingerprints = [hashlib.sha1(h.encode()).hexdigest()[:16] for h in hosts]
+    assert firing == fingerprints and resolved == fingerprints[1::2] + fingerprints[0::2]

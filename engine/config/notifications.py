@@ -138,11 +138,19 @@ class EmailIntegration(Section):
     timeout: PositiveDuration = 30.0
 
 
+# About 16,000 alerts of 1 KB: a storm across a fleet arrives as one group.
+ALERTMANAGER_BODY_LIMIT = 16_777_216
+
+
 class AlertmanagerIntegration(Section):
     token_env: EnvName | None = None
     """Bearer token Alertmanager must send (none: the endpoint needs an API token)."""
     default_severity: SeverityField = Severity.HIGH
     severity_label: str = "severity"
+    body_limit: int = Field(ALERTMANAGER_BODY_LIMIT, ge=1024, le=1_073_741_824)
+    """Bytes of a webhook body accepted at most, read only once its sender is authenticated.
+    Alertmanager sends a group's alerts in one body and does not retry a 413, so a storm of
+    thousands must fit; Alertmanager's `max_alerts` keeps bodies smaller."""
 
 
 class Integrations(Section):

@@ -22,12 +22,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.config.notifications import ALERTMANAGER_BODY_LIMIT
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
 from engine.incidents import audit
 from engine.rest.common import RestState, database_errors
 from engine.rest.fastpath import CachedReads
 from engine.rest.fastwrites import FastWrites
 from engine.rest.limits import BodyLimit
+from engine.rest.webhooks.alertmanager import PATH as ALERTMANAGER_PATH
+from engine.rest.webhooks.alertmanager import schemas as alertmanager_schemas
 
 log = logging.getLogger("pulseguard.api")
 access_log = logging.getLogger("pulseguard.api.access")
@@ -317,8 +320,20 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router)
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            plain_openapi().setdefault("components", {}).setdefault("schemas", {}).update(alertmanager_schemas())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(FastWrites, state=state)  # innermost: inside the body limit
-    app.add_middleware(BodyLimit, limit=config.engine.api_body_limit)
+    am = config.integrations.alertmanager
+    am_limit = am.body_limit if am is not None else ALERTMANAGER_BODY_LIMIT
+    # Alertmanager's route reads its body only once the sender is authenticated.
+    paths = {ALERTMANAGER_PATH: (am_limit, "integrations.alertmanager.body_limit")}
+    app.add_middleware(BodyLimit, limit=config.engine.api_body_limit, paths=paths)
     app.add_middleware(CachedReads, state=state, public=publish)  # inside RequestLog: fast reads are logged and counted too
     app.add_middleware(RequestLog, state=state)
     return app

@@ -14,10 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 DEFAULT_BODY_LIMIT = 1_048_576
 
 
-def _too_large(limit: int) -> tuple[Message, Message]:
-    body = json.dumps(
-        {"error": "too_large", "message": f"the request body is larger than the limit of {limit} bytes (engine.api_body_limit)"}
-    ).encode()
+def _too_large(limit: int, setting: str) -> tuple[Message, Message]:
+    body = json.dumps({"error": "too_large", "message": f"the request body is larger than the limit of {limit} bytes ({setting})"}).encode()
     start: Message = {
         "type": "http.response.start",
         "status": 413,
@@ -27,17 +25,20 @@ def _too_large(limit: int) -> tuple[Message, Message]:
 
 
 class BodyLimit:
-    """ASGI middleware refusing request bodies larger than `limit` bytes with 413."""
+    """ASGI middleware refusing request bodies larger than `limit` bytes with 413. `paths` give
+    some paths their own limit and the setting that sets it (path -> (limit, setting)); their
+    routes must read the body only after authenticating the sender."""
 
-    def __init__(self, app: ASGIApp, limit: int = DEFAULT_BODY_LIMIT) -> None:
+    def __init__(self, app: ASGIApp, limit: int = DEFAULT_BODY_LIMIT, paths: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.paths = paths or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit
+        limit, setting = self.paths.get(scope["path"]) or (self.limit, "engine.api_body_limit")
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -45,7 +46,7 @@ class BodyLimit:
                 except ValueError:
                     declared = 0  # the server itself refuses a malformed length
                 if declared > limit:
-                    for message in _too_large(limit):
+                    for message in _too_large(limit, setting):
                         await send(message)
                     return
         received = 0
@@ -62,7 +63,7 @@ class BodyLimit:
                 if received > limit:
                     refused = True
                     if not started:
-                        for out in _too_large(limit):
+                        for out in _too_large(limit, setting):
                             await send(out)
                     # The app sees a client that went away and stops reading.
                     return {"type": "http.disconnect"}

@@ -66,6 +66,7 @@ from engine.incidents.services.timeline import (
     lock_incident,
     next_number,
     record_event,
+    record_events,
     record_system_event,
     require_open,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "post_update",
     "promote_comment",
     "record_event",
+    "record_events",
     "record_system_event",
     "reopen",
     "require_open",

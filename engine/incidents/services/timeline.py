@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -319,6 +319,31 @@ async def record_event(
     now = valid_time(at)
     async with change(key, now) as c:
         return await c.record(kind, actor, summary, data)
+
+
+# Entries of one `record_events` call stored per transaction: the incident's lock (and on
+# PostgreSQL the feed's) is held for one chunk, so other changes of it interleave with a long one.
+RECORD_CHUNK = 250
+
+
+async def record_events(
+    key: str | int,
+    entries: Sequence[tuple[str, str, dict[str, Any] | None]],
+    actor: str,
+    *,
+    at: datetime | None = None,
+) -> int:
+    """Timeline entries (kind, summary, data) that change nothing else, in order, a chunk of
+    them per transaction: an alert group of thousands is stored in seconds, not minutes, and
+    is all of it or a prefix of it if the process stops. Returns how many were stored."""
+    actor = valid_actor(actor)
+    checked = [(valid_text(kind, "kind", limit=40), summary, data) for kind, summary, data in entries]
+    now = valid_time(at)
+    for start in range(0, len(checked), RECORD_CHUNK):
+        async with change(key, now) as c:
+            for kind, summary, data in checked[start : start + RECORD_CHUNK]:
+                await c.record(kind, actor, summary, data)
+    return len(checked)
 
 
 async def record_system_event(

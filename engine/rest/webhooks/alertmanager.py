@@ -6,8 +6,9 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
-from pydantic import Field
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, ValidationError
 
 from engine.core.domain import InvalidInput
 from engine.incidents import audit
@@ -43,7 +44,7 @@ class AmPayload(Body):
     commonLabels: Labels = Field(default_factory=dict)
     commonAnnotations: Labels = Field(default_factory=dict)
     externalURL: Text = ""
-    alerts: list[AmAlert] = Field(min_length=1, max_length=10_000)
+    alerts: list[AmAlert] = Field(min_length=1, max_length=100_000)
 
 
 def _fingerprint(alert: AmAlert) -> str:
@@ -53,8 +54,53 @@ def _fingerprint(alert: AmAlert) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-@router.post("/alertmanager", summary="Prometheus Alertmanager webhook (version 4): one incident per alert group")
-async def alertmanager(body: AmPayload, request: Request, actor: Sender) -> dict[str, Any]:
+# The route's full path: its body limit is its own (integrations.alertmanager.body_limit).
+PATH = "/api/webhooks/alertmanager"
+
+
+async def _payload(request: Request) -> AmPayload:
+    """The body, read and validated after the sender is authenticated (a dependency of the
+    route's own), so only Alertmanager or a responder can make the engine read a storm's worth."""
+    raw = await request.body()
+    # Refused as FastAPI refuses a body it reads itself, so the 422s read the same.
+    if not raw:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}, "ctx": {"error": e.msg}}]
+        ) from None
+    except (UnicodeDecodeError, RecursionError) as e:
+        raise HTTPException(400, "There was an error parsing the body") from e
+    try:
+        return AmPayload.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors()]) from None
+
+
+def schemas() -> dict[str, Any]:
+    """The body's schemas, for the OpenAPI document's components (the route reads its body
+    itself, so FastAPI does not list them)."""
+    schema = AmPayload.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {**schema.pop("$defs", {}), "AmPayload": schema}
+
+
+@router.post(
+    "/alertmanager",
+    summary="Prometheus Alertmanager webhook (version 4): one incident per alert group",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AmPayload"}}}}
+    },
+    responses={
+        422: {
+            "description": "Validation Error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+        }
+    },
+)
+async def alertmanager(request: Request, actor: Sender) -> dict[str, Any]:
+    body = await _payload(request)
     audit.set_source("webhook")  # the audit log says where the change came from
     state = rest_state(request)
     if body.version != "4":

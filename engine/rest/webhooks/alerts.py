@@ -141,14 +141,7 @@ async def apply_alerts(
                 # Recorded and counted on the silence; the sender's next repeat after the
                 # silence ends opens the incident.
                 return {"action": "silenced", "silence": silenced.silence.id, "until": silenced.silence.ends_at.isoformat()}
-            for a in firing:
-                await services.record_event(
-                    incident.number,
-                    "alert_firing",
-                    f"alert firing: {a['summary']}",
-                    actor,
-                    data={"fingerprint": a["fingerprint"], "status": "firing", "url": a.get("url")},
-                )
+            await services.record_events(incident.number, [_alert_entry(a) for a in firing], actor)
             return {"action": "created", "incident": incident.key, "count": incident.firing_count}
         return await _apply_to(state, incident, dedup, actor, rest, group_resolved)
 
@@ -159,20 +152,13 @@ async def _apply_to(
     """A group's alerts on its open incident: new states go on the timeline, a firing counts."""
     firing = [a for a in alerts if a["status"] == "firing"]
     known = await _fired_before(incident)
-    changed = 0
+    entries = []
     for a in alerts:
         if known.get(a["fingerprint"]) == a["status"]:
             continue
-        kind = "alert_firing" if a["status"] == "firing" else "alert_resolved"
-        await services.record_event(
-            incident.number,
-            kind,
-            f"alert {a['status']}: {a['summary']}",
-            actor,
-            data={"fingerprint": a["fingerprint"], "status": a["status"], "url": a.get("url")},
-        )
+        entries.append(_alert_entry(a))
         known[a["fingerprint"]] = a["status"]
-        changed += 1
+    changed = await services.record_events(incident.number, entries, actor)
     if firing:
         await services.count_firing(incident.number)
     action = "updated" if changed else "unchanged"
@@ -188,6 +174,13 @@ async def _apply_to(
     except IllegalTransition:
         pass  # someone moved it meanwhile: their word stands
     return {"action": action, "incident": incident.key, "count": incident.firing_count}
+
+
+def _alert_entry(alert: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """An alert's new state as a timeline entry (kind, summary, data)."""
+    status = alert["status"]
+    kind = "alert_firing" if status == "firing" else "alert_resolved"
+    return kind, f"alert {status}: {alert['summary']}", {"fingerprint": alert["fingerprint"], "status": status, "url": alert.get("url")}
 
 
 def severity_word(value: Any, default: str) -> str:
