@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from engine.cli.common import EXIT_OK, ROW_ID, Context, UsageError, parse_duration, parse_time, print_json, print_table, say, short_time
 
@@ -17,13 +18,19 @@ async def silence_add(args: argparse.Namespace, ctx: Context) -> int:
     if not args.end and not args.duration:
         raise UsageError("say how long the silence lasts with --for DURATION (e.g. --for 2h) or --until T")
     start = parse_time(args.start, "--start") if args.start else None
+    end = parse_time(args.end, "--until") if args.end else None
+    duration = parse_duration(args.duration, "--for") if args.duration else None
+    now = datetime.now(UTC)
+    # Over before it starts to count: named by the option that is wrong, as `maintenance add` does.
+    if end is not None and end <= now:
+        raise UsageError(f"--until: {args.end!r} ({short_time(end, date=True)}) has already passed: a silence must end in the future")
+    if start is not None and duration is not None and start + duration <= now:
+        raise UsageError(
+            f"--start: {args.start!r} with --for {args.duration} ends at {short_time(start + duration, date=True)}, "
+            "which has already passed: a silence must end in the future"
+        )
     silence = await services.create_silence(
-        args.matchers,
-        actor=ctx.actor,
-        comment=args.comment,
-        starts_at=start,
-        ends_at=parse_time(args.end, "--until") if args.end else None,
-        duration=parse_duration(args.duration, "--for") if args.duration else None,
+        args.matchers, actor=ctx.actor, comment=args.comment, starts_at=start, ends_at=end, duration=duration
     )
     if ctx.json:
         print_json(as_dict(silence))

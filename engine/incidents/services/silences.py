@@ -106,10 +106,12 @@ async def create_silence(
         end = check_time(ends_at, "ends")
         if end.tzinfo is None:
             raise InvalidInput("ends", "must carry a time zone")
+    if end <= now:
+        # Before "after the start": with the start left out (now), an end typed in the past is
+        # first of all over, and a silence over by now could never hold anything.
+        raise InvalidInput("ends", f"{format_time(end, date=True)} has already passed: a silence must end in the future")
     if end <= start:
         raise InvalidInput("ends", "must be after the start")
-    if end <= now:
-        raise InvalidInput("ends", "is in the past: the silence would never be active")
     async with in_transaction() as conn:
         silence = await Silence.create(
             matchers=[m.to_json() for m in parsed],
