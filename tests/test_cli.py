@@ -197,6 +197,34 @@ def test_a_postgresql_url_parameter_the_client_refuses_is_bad_input(sqlite_datab
     assert proc.stderr.count("\n") == 1, proc.stderr
 
 
+def test_a_value_starting_with_a_dash_is_read_as_a_value(migrated_database):
+    """`incident snooze INC-1 -5m` took "-5m" for an unknown option and then said "the following
+    arguments are required: DURATION"; `incident tag INC-1 db -flaky`, its help's own example,
+    said "unrecognized arguments: -flaky". A negative duration now says so, naming the argument
+    (exit 2, nothing changed), and a tag or a sample value may start with "-"."""
+    db = migrated_database
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+    run_cli(db, "incident", "tag", "INC-1", "db", "flaky", check=True)
+    before = table_rows(db)
+    negative = "is negative: a duration must be positive (e.g. 30m, 2h, 1d)\n"
+    for argv, message in [
+        (["incident", "snooze", "INC-1", "-5m"], f"error: DURATION: '-5m' {negative}"),
+        (["silence", "extend", "1", "-1h"], f"error: DURATION: '-1h' {negative}"),
+        (["maintenance", "add", "--title", "x", "--service", "db", "--for", "-2h"], f"error: --for: '-2h' {negative}"),
+        (["silence", "add", "service=db", "--for", "-1h30m", "-c", "x"], f"error: --for: '-1h30m' {negative}"),
+        (["metrics", "push", "queue_depth", "-inf"], "error: value: must be a finite number\n"),
+    ]:
+        proc = run_cli(db, *argv)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", message), argv
+    assert table_rows(db) == before
+    tagged = run_cli(db, "incident", "tag", "INC-1", "-flaky", "net", check=True)
+    assert tagged.stdout == "INC-1 tags: db, net\n"
+    pushed = run_cli(db, "metrics", "push", "queue_depth", "-1.5e3", "--json", check=True)
+    assert json.loads(pushed.stdout)["value"] == -1500
+    unknown = run_cli(db, "incident", "list", "-x")  # still no option of any command
+    assert unknown.returncode == 2 and "unrecognized arguments: -x" in unknown.stderr
+
+
 def test_default_database_lives_in_the_user_data_dir(tmp_path):
     from engine.storage.db import resolve_database
 

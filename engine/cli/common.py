@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,10 +43,33 @@ class HelpFormatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
+# A word that starts like a negative number ("-5m", "-1.5e3", "-.5h") is a value, never an option
+# (no option starts with a digit): argparse itself lets only "-5" and "-.5" through, so
+# `incident snooze INC-1 -5m` read "-5m" as an unknown option and then asked for DURATION.
+_NEGATIVE_LIKE = re.compile(r"-\.?\d")
+
+
 class Parser(argparse.ArgumentParser):
+    # Set (with takes_dash_values) on a command whose values may start with "-" at all:
+    # `incident tag INC-1 -flaky` removes a tag.
+    dash_values = False
+
     def error(self, message: str) -> None:  # type: ignore[override]
         # One clear line instead of argparse's usage block.
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        found = super()._parse_optional(arg_string)
+        # (None, word, None): a word starting with "-" that names none of this command's options.
+        unknown = isinstance(found, tuple) and found[0] is None and not arg_string.startswith("--")
+        if unknown and (self.dash_values or _NEGATIVE_LIKE.match(arg_string)):
+            return None  # a positional value: the command's own check says what is wrong with it
+        return found
+
+
+def takes_dash_values(parser: argparse.ArgumentParser) -> None:
+    """Let `parser`'s positional values start with "-" (a word naming no option of its own)."""
+    parser.dash_values = True  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from engine.cli.common import (
     parse_date,
     print_json,
     say,
+    takes_dash_values,
     whole_number,
 )
 from engine.cli.incident_views import incident_evidence, incident_list, incident_runbook, incident_show
@@ -280,6 +281,7 @@ def register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Arg
     c = cmd("tag", _incident_tag, "add tags (name or +name) and remove them (-name)")
     key(c)
     c.add_argument("tags", nargs="+", help="db +net adds, -flaky removes")
+    takes_dash_values(c)
 
     c = cmd("comment", _incident_comment, "add a comment")
     key(c)

@@ -79,8 +79,11 @@ def parse_date(text: str, what: str = "date") -> date:
 
 def parse_duration(text: str, what: str = "duration") -> timedelta:
     """A span such as 30m, 2h, 1d or 1h30m (engine.core.durations), at most LONGEST_DURATION."""
-    seconds = duration_seconds((text or "").strip().lstrip("+"))
-    if seconds is None or text.strip().startswith("-"):
+    value = (text or "").strip()
+    seconds = duration_seconds(value.lstrip("+-"))
+    if seconds is not None and value.startswith("-"):
+        raise UsageError(f"{what}: {text!r} is negative: a duration must be positive (e.g. 30m, 2h, 1d)")
+    if seconds is None:
         raise UsageError(f"{what}: {text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
     return _span(seconds, text, what)
 

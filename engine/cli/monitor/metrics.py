@@ -15,6 +15,7 @@ from engine.cli.common import (
     print_json,
     print_table,
     short_time,
+    takes_dash_values,
 )
 
 
@@ -104,6 +105,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     c = msub.add_parser("push", help='store one sample: SERIES is name or name{label="value"}', parents=[common])
     c.add_argument("series", metavar="SERIES", help='series name, e.g. queue_depth or queue_depth{job="x"}')
     c.add_argument("value", metavar="VALUE", help="the sample's value (a number)")
+    takes_dash_values(c)  # -inf, -1e3: a value, which the sample's check judges
     c.add_argument("--at", metavar="T", help="when it was measured (ISO 8601 or an age like 5m; default now)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=metrics_push, needs_db=True)
