@@ -360,9 +360,9 @@ def _db(path: Path):
 # --- a database that cannot be opened fails at once, with the reason ---------------------------
 
 
-def _refused(database, *argv: str) -> subprocess.CompletedProcess[str]:
+def _refused(database, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     # A hang here was the defect: the timeout turns one into a failure rather than a stuck run.
-    proc = run_cli(database, *argv, timeout=60)
+    proc = run_cli(database, *argv, timeout=60, **env)
     assert proc.returncode != 0 and proc.stdout == "", (argv, proc.stdout, proc.stderr)
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
     return proc
@@ -373,12 +373,26 @@ def _engine_refused(database) -> str:
     return proc.stderr
 
 
-def test_a_directory_as_database_fails_with_the_reason(tmp_path):
-    database = _db(tmp_path)
-    expected = f"error: cannot open database {tmp_path}: Is a directory\n"
-    for argv in (["incident", "list"], ["incident", "create", "--title", "t", "--severity", "low"], ["engine"]):
-        proc = _refused(database, *argv)
-        assert proc.returncode == 1 and proc.stderr == expected, (argv, proc.stderr)
+def test_a_directory_as_database_is_bad_input_named_where_it_was_given(tmp_path):
+    """It exited 1, "cannot open database DIR: Is a directory", as if the disk had failed: a
+    directory given as the database is bad input, named by --db, PULSEGUARD_DB or [engine] db."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    database = _db(folder)
+    reason = f"{folder} is a directory (expected a database file, e.g. {folder / 'pulseguard.db'})\n"
+    config = tmp_path / "pg.toml"
+    config.write_text(f'[engine]\ndb = "{folder}"\n')
+    for argv in (
+        ["incident", "list"],
+        ["incident", "create", "--title", "t", "--severity", "low"],
+        ["engine"],
+        ["backup", str(tmp_path / "x.db")],
+    ):
+        for extra, named in (([], "PULSEGUARD_DB"), (["--db", f"sqlite://{folder}"], "--db"), (["--config", str(config)], "[engine] db")):
+            env = {"PULSEGUARD_DB": ""} if named == "[engine] db" else {}
+            proc = _refused(database, *argv, *extra, **env)
+            assert (proc.returncode, proc.stderr) == (2, f"error: {named}: {reason}"), (argv, extra, proc.stderr)
+    assert os.listdir(folder) == []
 
 
 # The start of a real PNG file (signature and header chunk): a picture passed as --db by mistake.

@@ -179,6 +179,10 @@ def test_console_on_a_new_database_says_so_and_a_read_only_one_creates_none(sqli
     assert term.wait_exit(20) == 2  # bad input, as on the command line
     assert f"{notes}: not a SQLite database".encode() in term.out.replace(b"\r\n", b"")
     assert notes.read_text() == "my notes, passed as --db by mistake\n"
+    # A directory: it exited 1, "cannot open database DIR: Is a directory", as a failed disk would.
+    term = Pty([sys.executable, "-m", "pulseguard_tui", "--no-engine", "--db", str(tmp_path)], console_env(sqlite_database, tmp_path))
+    assert term.wait_exit(20) == 2
+    assert f"--db: {tmp_path} is a directory (expected a database file".encode() in term.out.replace(b"\r\n", b"")
 
 
 async def test_the_new_database_note_lasts_until_the_first_incident(db: Database) -> None:

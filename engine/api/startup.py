@@ -71,7 +71,16 @@ def database_for(args: argparse.Namespace, config: Any) -> Any:
         # default file: a command meant for one database would act on another.
         raise InvalidInput("--db", "is empty (expected a file path, sqlite:///… or postgres://…; leave --db out for the usual one)")
     configured = getattr(getattr(config, "engine", None), "db", None) if config is not None else None
-    return resolve_database(given or os.environ.get("PULSEGUARD_DB") or configured)
+    from_env = os.environ.get("PULSEGUARD_DB")
+    database = resolve_database(given or from_env or configured)
+    if database.kind == "sqlite" and not database.default and database.path is not None and database.path.is_dir():
+        from engine.core.domain import InvalidInput
+
+        # Bad input, named where it was given, before anything is opened (it exited 1, "cannot
+        # open database DIR: Is a directory", as if the disk had failed).
+        named = "--db" if given else "PULSEGUARD_DB" if from_env else "[engine] db"
+        raise InvalidInput(named, f"{database.path} is a directory (expected a database file, e.g. {database.path / 'pulseguard.db'})")
+    return database
 
 
 async def open_database(database: Any, **options: Any) -> bool:
