@@ -225,6 +225,27 @@ def test_a_value_starting_with_a_dash_is_read_as_a_value(migrated_database):
     assert unknown.returncode == 2 and "unrecognized arguments: -x" in unknown.stderr
 
 
+def test_a_very_long_refused_value_is_shortened_in_its_one_line_error(migrated_database):
+    """A 10,000-character value refused was echoed whole: 10,000 x's on the terminal, the reason
+    after them. It shows its first 60 characters and its length; nothing is changed."""
+    db = migrated_database
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+    before = table_rows(db)
+    long = "x" * 10000
+    shown = f"{'x' * 60}… (10000 characters)"
+    for argv, message in [
+        (["incident", "create", "--title", "t", "--severity", long], f"error: severity: unknown value '{'x' * 60}…' (10000 characters) ("),
+        (["incident", "snooze", "INC-1", long], f"error: DURATION: '{'x' * 60}…' (10000 characters) is not a duration"),
+        (["incident", "tag", "INC-1", long], f"error: tag: '{'x' * 60}…' (10000 characters) is not a valid tag"),
+        (["incident", "list", long], f"pulseguard: unrecognized arguments: {shown} (see pulseguard --help)"),
+        (["incident", "severity", "INC-1", long], f"error: severity: unknown value '{'x' * 60}…' (10000 characters) ("),
+    ]:
+        proc = run_cli(db, *argv)
+        assert (proc.returncode, proc.stdout) == (2, ""), (argv[:3], proc.stderr[:300])
+        assert proc.stderr.startswith(message) and len(proc.stderr) < 250 and proc.stderr.count("\n") == 1, proc.stderr[:300]
+    assert table_rows(db) == before
+
+
 def test_default_database_lives_in_the_user_data_dir(tmp_path):
     from engine.storage.db import resolve_database
 

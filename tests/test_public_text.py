@@ -256,3 +256,24 @@ def test_console_draws_a_hostile_title_without_executing_it(sqlite_database, tmp
     assert b"\x1b]0;pwned" not in out and "\x9b".encode() not in out, [
         out[max(i - 40, 0) : i + 40] for i in (out.find(b"\x1b]0;pwned"), out.find("\x9b".encode()))
     ]
+
+
+def test_a_long_value_in_a_message_is_shortened_once():
+    """A 10,000-character value refused was echoed whole in its one-line error; it is cut to its
+    first 60 characters as shown, with the length, and a short message is left alone."""
+    from engine.core.domain import InvalidInput
+    from engine.core.inputs import UsageError
+    from engine.core.textclean import brief
+
+    long = "x" * 10000
+    message = str(InvalidInput("severity", f"unknown value {long!r} (expected one of: critical, high)"))
+    assert message == f"severity: unknown value '{'x' * 60}…' (10000 characters) (expected one of: critical, high)"
+    assert brief(message) == message  # already brief
+    assert str(UsageError(f"DURATION: {long!r} is not a duration")) == f"DURATION: '{'x' * 60}…' (10000 characters) is not a duration"
+    assert brief(f"unrecognized arguments: {long} -y") == f"unrecognized arguments: {'x' * 60}… (10000 characters) -y"
+    # Escapes count as shown; an apostrophe in a word opens no quote; a path of normal length stays whole.
+    assert brief(repr("\x01" * 100)) == "'" + "\\x01" * 15 + "…' (100 characters)"
+    sentence = "can't read the engine's " + repr("y" * 100) + " at /srv/" + "p" * 150
+    assert brief(sentence) == "can't read the engine's '" + "y" * 60 + "…' (100 characters) at /srv/" + "p" * 150
+    assert brief("ends: must be after the start") == "ends: must be after the start"
+    assert brief(f"id: {'9' * 80!r} is short enough") == f"id: {'9' * 80!r} is short enough"

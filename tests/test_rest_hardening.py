@@ -305,3 +305,16 @@ async def test_a_body_that_cannot_be_read_is_refused_saying_why_and_where(api):
                 assert r.json()["errors"][0]["field"] == "body", r.text
         incident = (await c.get(f"/api/incidents/{key}")).json()
         assert incident["comments"] == [] and incident["version"] == 0, incident
+
+
+async def test_a_long_refused_value_is_shortened_in_the_422_message(api):
+    """A refused value as long as the body allows was echoed whole in the message (a 597-character
+    matcher); the message shows its first 60 characters and its length."""
+    async with api.client("responder") as c:
+        matcher = "colour=" + "x" * 590
+        r = await c.post("/api/silences", json={"matchers": [matcher], "comment": "x", "duration": "1h"})
+        assert r.status_code == 422, r.text
+        named = f"matcher '{matcher[:60]}…' (597 characters)"
+        assert r.json()["field"] == named and r.json()["message"].startswith(f"{named}: unknown field 'colour' (expected"), r.text
+        assert len(r.text) < 400, r.text
+        assert (await c.get("/api/silences")).json() == []

@@ -21,7 +21,7 @@ from engine.core.inputs import parse_date as parse_date
 from engine.core.inputs import parse_duration as parse_duration
 from engine.core.inputs import parse_time as parse_time
 from engine.core.textclean import UNSAFE as _UNSAFE_JSON
-from engine.core.textclean import terminal_text
+from engine.core.textclean import brief, terminal_text
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -56,7 +56,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         # One clear line instead of argparse's usage block.
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {brief(message)} (see {self.prog} --help)\n")
 
     def _parse_optional(self, arg_string: str) -> Any:
         found = super()._parse_optional(arg_string)

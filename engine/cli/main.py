@@ -21,6 +21,7 @@ from engine.cli.context import load_context, open_database_for
 from engine.cli.incidents import register_incident
 from engine.core.domain import DomainError
 from engine.core.errors import StartupError
+from engine.core.textclean import brief
 
 # Modules that add subcommands with `register(subparsers)`; a missing one is skipped so an
 # area can land on its own.
@@ -230,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StartupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {brief(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
@@ -241,21 +242,21 @@ def run(args: argparse.Namespace) -> int:
         from engine.storage.db import DatabaseUnavailable
 
         if isinstance(exc, DatabaseUnavailable):
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {brief(exc)}", file=sys.stderr)
             return exc.exit_code
         problems = getattr(exc, "problems", None)
         if problems:
             for line in problems:
-                print(f"error: {line}", file=sys.stderr)
+                print(f"error: {brief(line)}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(exc, (OSError, ConnectionError)) or type(exc).__module__.startswith(("asyncpg", "tortoise", "sqlite3")):
             from engine.storage.diskfull import disk_full_message
 
-            print(f"error: {disk_full_message(exc) or f'database: {exc}'}", file=sys.stderr)
+            print(f"error: {brief(disk_full_message(exc) or f'database: {exc}')}", file=sys.stderr)
             return EXIT_ERROR
         if os.environ.get("PULSEGUARD_DEBUG"):
             raise
-        print(f"error: unexpected failure: {type(exc).__name__}: {exc} (PULSEGUARD_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(f"error: unexpected failure: {type(exc).__name__}: {brief(exc)} (PULSEGUARD_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from engine.core.textclean import brief
+
 
 class Severity(str, Enum):
     CRITICAL = "critical"
@@ -76,9 +78,13 @@ DEFAULT_ROOT_CAUSE_CATEGORIES = [
 
 
 class DomainError(Exception):
-    """A request the domain refuses; the message is meant for the person who asked."""
+    """A request the domain refuses; the message is meant for the person who asked (a long value
+    it quotes is shortened, engine.core.textclean.brief)."""
 
     code = "invalid"
+
+    def __str__(self) -> str:
+        return brief(super().__str__())
 
 
 class NotFound(DomainError):
@@ -96,8 +102,8 @@ class InvalidInput(DomainError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        self.field = brief(field)  # a field may name the value: "matcher 'colour=…'"
+        self.message = brief(message)
 
 
 # Times a user may give (API, CLI, config): wide enough for any real event or plan, narrow

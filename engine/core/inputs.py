@@ -11,11 +11,16 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from engine.core.domain import EARLIEST_TIME, LATEST_TIME, LONGEST_DURATION, InvalidInput, check_time
 from engine.core.durations import duration_seconds
+from engine.core.textclean import brief
 from engine.core.timefmt import display_zone
 
 
 class UsageError(Exception):
-    """Bad input on the command line: printed as one line, exit 2."""
+    """Bad input on the command line: printed as one line, exit 2 (a long value it quotes
+    shortened, engine.core.textclean.brief)."""
+
+    def __str__(self) -> str:
+        return brief(super().__str__())
 
 
 def os_user() -> str:

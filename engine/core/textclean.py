@@ -29,3 +29,39 @@ def terminal_text(value: Any) -> str:
     """`value` as text a terminal shows rather than executes: no ESC, C1 controls or lone CR."""
     text = "" if value is None else str(value)
     return _TERMINAL.sub("", text.replace("\r\n", "\n"))
+
+
+# A value echoed in a one-line message is cut to its first ECHO_KEEP characters once it is longer
+# than ECHO_LONGEST: a 10,000-character title refused by the API filled a screen with x's, and
+# the reason came after it. A quoted value (Python's repr, or "…") anywhere in the message; an
+# unquoted word (a path, an argparse "unrecognized arguments: …") only past ECHO_WORD, as paths
+# are worth reading whole.
+ECHO_KEEP = 60
+ECHO_LONGEST = 80
+ECHO_WORD = 200
+_ECHO = re.compile(rf"""(?P<quoted>(?<!\w)(['"])(?:\\.|(?!\2)[^\\\n])*\2(?!\w))|(?P<word>[^\s'"]{{{ECHO_WORD + 1},}})""")
+
+
+def brief(message: Any) -> str:
+    """`message` with each long value it quotes shortened: `'xxxx…' (10000 characters)`. Short
+    messages come back unchanged, and so does a message already made brief."""
+    text = "" if message is None else str(message)
+    return text if len(text) <= ECHO_LONGEST else _ECHO.sub(_shorten, text)
+
+
+def _shorten(match: re.Match[str]) -> str:
+    import ast
+
+    if match.group("word"):
+        return f"{match.group()[:ECHO_KEEP]}… ({len(match.group())} characters)"
+    try:
+        value = ast.literal_eval(match.group())
+    except (SyntaxError, ValueError):
+        value = match.group()[1:-1]
+    if not isinstance(value, str) or len(value) <= ECHO_LONGEST:
+        return match.group()
+    for n in range(ECHO_KEEP, 0, -1):  # ECHO_KEEP characters as shown: "\x01" counts four
+        shown = repr(value[:n])
+        if len(shown) <= ECHO_KEEP + 2:
+            break
+    return f"{shown[:-1]}…{shown[-1]} ({len(value)} characters)"
