@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.notifications import Notify
 from textual.screen import Screen
@@ -27,6 +28,7 @@ from pulseguard_tui.lifecycle import is_live, run_work
 from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
 from pulseguard_tui.terminal import strip_terminal_controls
+from pulseguard_tui.widgets.inputs import typed_ahead_for
 from themes import THEMES, normalise_theme_name
 
 strip_terminal_controls()
@@ -277,6 +279,13 @@ class PulseGuardApp(App[None]):
         return [screen for screen in self.screen_stack if is_live(screen) and screen.is_current]
 
     # --- notices -------------------------------------------------------------------------------------
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Textual runs this before App's own handler (its bindings), which prevent_default skips.
+        form = typed_ahead_for(event, self.screen)
+        if form is not None:  # typed in the burst that opened the form: it goes into the form
+            event.prevent_default()
+            form._forward_event(events.Key(event.key, event.character))
 
     def on_notify(self, event: Notify) -> None:
         """At most MAX_TOASTS notices at once: a stack of them hid the detail's timeline at 80x24.

@@ -125,3 +125,56 @@ async def test_the_filter_keeps_a_burst_of_keys_in_order(console: tuple[PulseGua
         app.post_message(events.Key(key, character))
     await pilot.pause(0.3)
     assert app.screen.query_one("#filter", Input).value == "dx"
+
+
+def typed(text: str) -> list[tuple[str, str | None]]:
+    names = {" ": "space", "-": "minus", ":": "colon"}
+    return [(names.get(c, c), c) for c in text]
+
+
+async def test_keys_typed_with_the_key_that_opens_a_form_go_into_it(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Over SSH the key that opens a form and the words after it arrive in one burst ("cpool
+    exhausted"): they reached the form before its first field had focus, and were dropped,
+    or acted on the list. They go into the form's fields, Tab included, in the order typed."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    for key, character in typed("cpool exhausted"):
+        app.post_message(events.Key(key, character))
+    await pilot.pause(0.3)
+    form = app.screen
+    assert isinstance(form, CommentScreen)
+    assert form.query_one("#f-content", Input).value == "pool exhausted"
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+
+    burst = typed("rdb") + [("tab", "\t"), ("tab", "\t")] + typed("fix")
+    for key, character in burst:
+        app.post_message(events.Key(key, character))
+    await pilot.pause(0.3)
+    form = app.screen
+    assert isinstance(form, ResolveScreen)
+    assert form.query_one("#f-root_cause", Input).value == "db"
+    assert form.query_one("#f-solution", Input).value == "fix"
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+
+    for key, character in typed(":help"):
+        app.post_message(events.Key(key, character))
+    await pilot.pause(0.3)
+    assert isinstance(app.screen, CommandLineScreen)
+    assert app.screen.query_one(Input).value == "help"
+
+
+async def test_a_confirmation_typed_with_its_key_is_answered(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """ "a" and "y" in one burst: the acknowledgement is confirmed, as pressing them apart would."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    for key, character in typed("ay"):
+        app.post_message(events.Key(key, character))
+    assert (await queries.get_incident("INC-2")).acknowledged_at is None
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="confirmation answered")
+    for _ in range(50):
+        if (await queries.get_incident("INC-2")).acknowledged_at is not None:
+            break
+        await pilot.pause(0.1)
+    assert (await queries.get_incident("INC-2")).acknowledged_by is not None

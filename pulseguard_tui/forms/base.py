@@ -22,7 +22,7 @@ from textual.widgets import Checkbox, Label, Select, Static
 
 from engine.api.errors import DomainError, InvalidInput
 from pulseguard_tui.lifecycle import is_live, run_work
-from pulseguard_tui.widgets.inputs import Input, TextArea
+from pulseguard_tui.widgets.inputs import Input, TextArea, TypeAhead
 
 FORM_CSS = """
 FormScreen, ConfirmScreen {
@@ -81,7 +81,7 @@ def choice(options: Iterable[tuple[str, str]], value: str | None = None, *, allo
     )
 
 
-class FormScreen(ModalScreen[Any]):
+class FormScreen(TypeAhead, ModalScreen[Any]):
     """Base of every form; subclasses define `compose_fields`, `perform` and maybe `check`."""
 
     DEFAULT_CSS = FORM_CSS
@@ -91,8 +91,8 @@ class FormScreen(ModalScreen[Any]):
         Binding("enter", "submit", "Save", show=False),
         # Priority: handled as the key arrives, not after the field in focus has read it. Over a
         # slow SSH link keys come in bursts, and "cause<Tab>fix" must not put "fix" in the cause.
-        Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
-        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
+        Binding("tab", "next_field", "Next field", show=False, priority=True),
+        Binding("shift+tab", "previous_field", "Previous field", show=False, priority=True),
     ]
 
     title_text = "Form"
@@ -128,9 +128,7 @@ class FormScreen(ModalScreen[Any]):
         return iter(())
 
     def on_mount(self) -> None:
-        first = next((w for w in self.query("Input, Select, Checkbox, TextArea") if w.focusable), None)
-        if first is not None:
-            first.focus()
+        self.take_typed_ahead()  # the first field, with what was typed while the form opened
 
     def on_unmount(self) -> None:
         from pulseguard_tui.feed import show_held
@@ -286,4 +284,4 @@ class ConfirmScreen(FormScreen):
         yield Static(self.question(), classes="confirm-text", markup=False)
 
     def on_mount(self) -> None:
-        pass  # nothing to focus: the screen's own keys answer
+        self.take_typed_ahead()  # nothing to focus: y, n, Enter and Esc typed ahead answer

@@ -17,6 +17,7 @@ from textual.widgets._footer import FooterKey
 from pulseguard_tui.actions import action_for, for_scope, key_display
 from pulseguard_tui.formatting import clip
 from pulseguard_tui.lifecycle import StopsWorkOnRemoval
+from pulseguard_tui.widgets.inputs import typed_on
 from pulseguard_tui.widgets.status_line import StatusLine
 
 
@@ -151,8 +152,10 @@ class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
 
     def on_key(self, event: Key) -> None:
         """A viewer's console shows no write keys (check_action); one pressed anyway says why
-        instead of doing nothing."""
+        instead of doing nothing. The key is marked as this screen's: if a form opens over it
+        before the app reads the key's binding, the form takes it (see PulseGuardApp._on_key)."""
         app: Any = self.app
+        typed_on(event, self)
         if getattr(app, "may_write", True) or not self.scope:
             return
         keymap = getattr(app, "_keymap", None) or {}

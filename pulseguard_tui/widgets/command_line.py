@@ -11,10 +11,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from pulseguard_tui.commands import Command, CommandError, complete, parse_command
-from pulseguard_tui.widgets.inputs import Input
+from pulseguard_tui.widgets.inputs import Input, TypeAhead
 
 
-class CommandLineScreen(ModalScreen[Command | None]):
+class CommandLineScreen(TypeAhead, ModalScreen[Command | None]):
     DEFAULT_CSS = """
     CommandLineScreen { align: left bottom; background: $background 0%; }
     CommandLineScreen > Vertical { height: auto; width: 100%; background: $panel; }
@@ -33,7 +33,7 @@ class CommandLineScreen(ModalScreen[Command | None]):
             yield Input(placeholder="incidents targets oncall silences audit analytics theme NAME help q", id="command", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        self.take_typed_ahead(self.query_one(Input))  # ":ack INC-4" typed in one burst
 
     @on(Input.Changed)
     def _typing(self, event: Input.Changed) -> None:

@@ -12,7 +12,10 @@ ctrl+s, the form's Tab) still bubble as before.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from textual import events
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input as TextualInput
 from textual.widgets import TextArea as TextualTextArea
@@ -46,3 +49,100 @@ class TextArea(TextualTextArea):
     async def _on_key(self, event: events.Key) -> None:
         await super()._on_key(event)
         await run_own_binding(self, event)
+
+
+if TYPE_CHECKING:
+    _ScreenMixin = Screen[Any]
+else:
+    _ScreenMixin = object  # a mixin: a Screen base here would come before ModalScreen's in the MRO
+
+
+class TypeAhead(_ScreenMixin):
+    """A screen (a form, the command line) that takes the keys typed for it before it could read them.
+
+    Over a slow SSH link the key that opens a form and the words after it come in one burst
+    ("cpool exhausted"). The app hands them all to the list before the list's "c" has opened
+    the form, so they reach the app's bindings with the form on top (PulseGuardApp._on_key
+    hands them here), or they reach the form before its first field has focus; Textual
+    dropped both. They are kept, in order, and given to the field that takes focus
+    (`take_typed_ahead`), as if the form had been open when they were typed. Mixed into a
+    Screen class (FormScreen, CommandLineScreen) ahead of it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._typed_ahead: list[events.Key] | None = []
+
+    def _forward_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded and self.type_ahead(event):
+            return
+        super()._forward_event(event)
+
+    def type_ahead(self, key: events.Key) -> bool:
+        """Take `key`, typed for this screen before it could read it (the screen below hands on
+        the keys that reach it once this one is on top): kept until the screen is ready, then
+        given to the field in focus, or the first. False when there is no field to take it."""
+        copy = events.Key(key.key, key.character)
+        if self._typed_ahead is not None:
+            self._typed_ahead.append(copy)
+            return True
+        field = self.focused or self._first_field()
+        if field is None:
+            return False
+        self.set_focus(field)
+        self._give(field, copy)
+        return True
+
+    def _give(self, field: Widget, key: events.Key) -> None:
+        # Tab is a priority binding: handled here, as it would have been as it arrived. Each
+        # field keeps its own keys in order, so what was typed before it stays in the field before.
+        if key.key == "tab":
+            self.focus_next()
+        elif key.key == "shift+tab":
+            self.focus_previous()
+        else:
+            field._forward_event(key)
+
+    def _first_field(self) -> Widget | None:
+        return next((w for w in self.query("Input, TextArea, Select, Checkbox") if w.focusable), None)
+
+    def action_next_field(self) -> None:
+        """Tab: bound with priority (handled as it arrives, ahead of the keys after it), so
+        one typed ahead is kept in its place too."""
+        if self._typed_ahead is not None:
+            self._typed_ahead.append(events.Key("tab", None))
+        else:
+            self.focus_next()
+
+    def action_previous_field(self) -> None:
+        if self._typed_ahead is not None:
+            self._typed_ahead.append(events.Key("shift+tab", None))
+        else:
+            self.focus_previous()
+
+    def take_typed_ahead(self, field: Widget | None = None) -> None:
+        """Focus `field` (the first field when None) now and hand it the keys kept so far;
+        from here on keys go to whatever has focus."""
+        kept, self._typed_ahead = self._typed_ahead or [], None
+        target = field or self._first_field()
+        if target is None:
+            for key in kept:  # nothing to type into: the screen's own keys (y, Esc) still count
+                super()._forward_event(key)
+            return
+        self.set_focus(target)
+        for key in kept:
+            self._give(self.focused or target, key)
+
+
+def typed_on(key: events.Key, screen: Screen[Any]) -> None:
+    """Mark `key` as read by `screen` on its way up to the app's bindings (see `typed_ahead_for`)."""
+    key._pulseguard_screen = screen  # type: ignore[attr-defined]
+
+
+def typed_ahead_for(key: events.Key, top: Screen[Any]) -> TypeAhead | None:
+    """The form `key` was typed for, when it is: a key read by the screen below reaches the
+    app's bindings only once the key before it (c, r, :) has opened a form over that screen,
+    because it came in the same burst. Then the form on top takes it instead of dropping it."""
+    below = getattr(key, "_pulseguard_screen", None)
+    if below is not None and below is not top and isinstance(top, TypeAhead):
+        return top
+    return None
