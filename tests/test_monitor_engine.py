@@ -132,6 +132,8 @@ async def test_failing_healthy_maintenance_and_hanging_targets(db) -> None:  # t
             first_breach = await ProbeResult.filter(target="failing", ok=False).order_by("at").first()
             assert abs((inc.detected_at - first_breach.at).total_seconds()) < 0.01
             assert (inc.created_at - inc.detected_at).total_seconds() >= 3.0  # held for 0.05 min first
+            # Said the way a person says it, not "0.05 minute(s)".
+            assert "`response_time > 30000 OR status_code >= 500` held for 3s from " in inc.description, inc.description
             evidence = await Evidence.filter(incident_id=inc.id)
             assert len(evidence) == 1 and evidence[0].kind == "samples"
             assert "HTTP 500 (expected 2xx or 3xx)" in evidence[0].content and '"status_code": 500' in evidence[0].content

@@ -80,3 +80,12 @@ def format_minutes(value: float | None) -> str:
     if total < 60:
         return f"{value:g} minutes"
     return f"{value:g} minutes ({total // 60} h {total % 60:02d} min)"
+
+
+def spoken_duration(seconds: float) -> str:
+    """For a sentence: '12s', '5m', '5m 30s', '1h', '2d 4h' (at most two units, none zero):
+    a trigger that held for 12 seconds said "0.2 minute(s)"."""
+    s = max(int(round(seconds)), 0)
+    parts = [(s // 86400, "d"), (s % 86400 // 3600, "h"), (s % 3600 // 60, "m"), (s % 60, "s")]
+    shown = [f"{n}{unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) or "0s"

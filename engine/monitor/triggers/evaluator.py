@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.config.targets import missing_data_gap
+from engine.core.durations import spoken_duration
 from engine.monitor.probes import Observation
 from engine.monitor.triggers.rules import FLAP_CYCLES, FLAP_WINDOW, PUSHED, Action, Rule, TriggerState
 
@@ -175,12 +176,12 @@ class Evaluator:
         if st.flapping and healthy_for >= FLAP_WINDOW:
             st.flapping = False
             st.cycles.clear()
-            self.emit(Action("event", st, at, f"{target} has been stable for {FLAP_WINDOW / 60:g} minutes", {"kind": "stable"}))
+            self.emit(Action("event", st, at, f"{target} has been stable for {spoken_duration(FLAP_WINDOW)}", {"kind": "stable"}))
         if not st.monitoring_sent and healthy_for + slack >= needed:
             st.monitoring_sent = True
-            self.emit(Action("monitoring", st, at, f"healthy for {healthy_for / 60:.1f} minutes"))
+            self.emit(Action("monitoring", st, at, f"healthy for {spoken_duration(healthy_for)}"))
         if rule.auto_resolve is not None and healthy_for + slack >= max(rule.auto_resolve, needed):
-            self.emit(Action("resolve", st, at, f"healthy for {healthy_for / 60:.1f} minutes", {"incident": st.incident}))
+            self.emit(Action("resolve", st, at, f"healthy for {spoken_duration(healthy_for)}", {"incident": st.incident}))
             st.clear_binding()
 
     def _cycle(self, st: TriggerState, at: float) -> None:
@@ -194,7 +195,7 @@ class Evaluator:
                     "event",
                     st,
                     at,
-                    f"{st.target} is flapping ({len(st.cycles)} breaches in {FLAP_WINDOW / 60:g} minutes); "
+                    f"{st.target} is flapping ({len(st.cycles)} breaches in {spoken_duration(FLAP_WINDOW)}); "
                     "further breaches and recoveries are not recorded one by one",
                     {"kind": "flapping", "cycles": len(st.cycles)},
                 )

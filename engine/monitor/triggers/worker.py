@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.core.durations import spoken_duration
 from engine.core.timefmt import format_time
 from engine.monitor.triggers.evaluator import Evaluator
 from engine.monitor.triggers.rules import ACTOR, REOPEN_WINDOW, Action, TriggerState
@@ -198,8 +199,9 @@ class IncidentWorker:
         title = rule.title or f"{st.target}: {rule.name}" + (f" — {reason}" if reason else "")
         services_ = [s for s in ([st.service] if st.service else self.services_of(st.target)) if s]
         lines = [
-            f"Trigger {rule.name} fired on target {st.target}: `{rule.condition}` held for "
-            f"{rule.duration / 60:g} minute(s) from {format_time(detected, date=True, seconds=True)}.",
+            f"Trigger {rule.name} fired on target {st.target}: `{rule.condition}` "
+            + (f"held for {spoken_duration(rule.duration)} from " if rule.duration > 0 else "at ")
+            + f"{format_time(detected, date=True, seconds=True)}.",
         ]
         if st.last_error:
             lines.append(f"Last error: {st.last_error}")
@@ -274,7 +276,7 @@ class IncidentWorker:
             incident.key,
             "monitoring",
             ACTOR,
-            message=f"{st.rule.name} on {st.target} has been healthy for {st.rule.recovery / 60:g} minute(s)",
+            message=f"{st.rule.name} on {st.target} has been healthy for {spoken_duration(st.rule.recovery)}",
             acknowledges=False,
         )
 
