@@ -93,7 +93,11 @@ async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  
         (("--title", "x", "--service", "payments"), "error: give the end of the window with --end T or --for DURATION"),
         (("--title", "x", "--for", "1h"), "error: name what the window covers with --service NAME or --target NAME"),
         (("--title", "x", "--service", "payments", "--for", "soon"), "error: --for: 'soon' is not a duration"),
-        (("--title", "x", "--service", "payments", "--start", "2h", "--end", "3h"), "error: ends: must be after the start"),
+        # Ending before it starts, both ahead: named by --end, with both times.
+        (
+            ("--title", "x", "--service", "payments", "--start", "2099-01-01T12:00Z", "--end", "2099-01-01T10:00Z"),
+            "error: --end: '2099-01-01T10:00Z' (2099-01-01 ",
+        ),
         (("--title", "x", "--service", "bad name!", "--for", "1h"), "error: service: 'bad name!' is not a valid name"),
         # Wholly in the past: surely a typo (the year, a day), named by the option to fix.
         (
@@ -105,11 +109,18 @@ async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  
             "error: --start: '2020-01-01T10:00Z' with --for 2h ends at 2020-01-01 ",
         ),
         (("--title", "x", "--service", "payments", "--start", "3h", "--end", "1m"), "error: --end: '1m' ("),
+        # Over by now with --start left out (now) or after it: it read "ends: must be after the start".
+        (("--title", "x", "--service", "payments", "--end", "2020-01-01T12:00Z"), "error: --end: '2020-01-01T12:00Z' (2020-01-01 "),
+        (("--title", "x", "--service", "payments", "--end", "1h"), "error: --end: '1h' ("),
+        (("--title", "x", "--service", "payments", "--start", "2h", "--end", "3h"), "error: --end: '3h' ("),
     ]:
         proc = await _run(database, "maintenance", "add", *args)
         assert proc.returncode == 2 and proc.stderr.startswith(message), (args, proc.stderr)
         assert len(proc.stderr.splitlines()) == 1, proc.stderr
-        if "2020" in message or "'1m'" in message:
+        if "2099" in message:
+            assert "is not after --start '2099-01-01T12:00Z' (2099-01-01 " in proc.stderr, proc.stderr
+            assert proc.stderr.endswith("): a maintenance window must end after it starts\n"), proc.stderr
+        elif message.startswith(("error: --end", "error: --start")):
             assert "has already passed: a maintenance window must end in the future" in proc.stderr, proc.stderr
     assert await MaintenanceWindow.all().count() == before
     # Started earlier, ends later: an emergency declared once the work is under way is fine.

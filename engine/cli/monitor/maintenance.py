@@ -34,8 +34,10 @@ async def maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("give the end of the window with --end T or --for DURATION (e.g. --for 2h)")
     if not (args.service or args.target):
         raise UsageError("name what the window covers with --service NAME or --target NAME")
-    if start < end <= datetime.now(UTC):
+    if end <= datetime.now(UTC):
         # Named by the option that is wrong: the --end typed, or the --start that --for counts from.
+        # Before "after the start": with --start left out (now), a past --end is first of all over
+        # (it read "ends: must be after the start", naming no option), as `silence add` says.
         if args.end:
             raise UsageError(
                 f"--end: {args.end!r} ({short_time(end, date=True)}) has already passed: a maintenance window must end in the future"
@@ -43,6 +45,11 @@ async def maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(
             f"--start: {args.start!r} with --for {args.duration} ends at {short_time(end, date=True)}, which has already passed: "
             "a maintenance window must end in the future"
+        )
+    if end <= start:
+        raise UsageError(
+            f"--end: {args.end!r} ({short_time(end, date=True)}) is not after --start {args.start!r} "
+            f"({short_time(start, date=True)}): a maintenance window must end after it starts"
         )
     service_names: set[str] = set()
     if ctx.config is not None:

@@ -38,11 +38,12 @@ async def create_maintenance(
         raise InvalidInput("kind", f"unknown maintenance kind {kind!r} (expected scheduled or emergency)")
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise InvalidInput("time", "start and end must carry a time zone")
-    if ends_at <= starts_at:
-        raise InvalidInput("ends", "must be after the start")
     now = valid_time(at)
     if ends_at <= now:
+        # Before "after the start", as silences: an end typed in the past is first of all over.
         raise InvalidInput("ends", f"{format_time(ends_at, date=True)} has already passed: a maintenance window must end in the future")
+    if ends_at <= starts_at:
+        raise InvalidInput("ends", "must be after the start")
     service_names = valid_names(services, "service")
     target_names = valid_names(targets, "target")
     if not service_names and not target_names:
