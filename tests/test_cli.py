@@ -416,6 +416,35 @@ def test_a_directory_as_database_is_bad_input_named_where_it_was_given(tmp_path)
     assert os.listdir(folder) == []
 
 
+def test_a_device_or_a_path_too_long_as_database_is_bad_input_named_where_it_was_given(tmp_path):
+    """--db /dev/null ("cannot open database /dev/null: not a regular file") and a path too long
+    for the system ("database: [Errno 36] File name too long: …") exited 1, as if the disk had
+    failed: bad input, named by --db or PULSEGUARD_DB, exit 2, before anything is opened."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    long_name = tmp_path / ("a" * 300)
+    deep = Path(str(tmp_path) + "/a" * 3000)
+    cases = [
+        (Path("/dev/null"), "/dev/null is a character device, not a file (expected a database file, e.g. ./pulseguard.db)\n"),
+        (fifo, f"{fifo} is a named pipe, not a file (expected a database file, e.g. ./pulseguard.db)\n"),
+        # Quoted, so the line shows its start and its length, not all of it.
+        (long_name, f"…' ({len(str(long_name))} characters) is too long a path for this system (File name too long): use a shorter one\n"),
+        (deep, f"…' ({len(str(deep))} characters) is too long a path for this system (File name too long): use a shorter one\n"),
+    ]
+    for path, reason in cases:
+        for argv in (
+            ["incident", "list"],
+            ["incident", "create", "--title", "t", "--severity", "low"],
+            ["engine"],
+            ["backup", str(tmp_path / "x.db")],
+        ):
+            for extra, named in (([], "PULSEGUARD_DB"), (["--db", str(path)], "--db")):
+                proc = _refused(_db(path), *argv, *extra)
+                assert proc.returncode == 2 and proc.stderr.startswith(f"error: {named}: "), (path, argv, extra, proc.stderr)
+                assert proc.stderr.endswith(reason), (path, argv, proc.stderr)
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]
+
+
 # The start of a real PNG file (signature and header chunk): a picture passed as --db by mistake.
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de") + b"\0" * 200
 

@@ -8,9 +8,12 @@ function that needs it: the console draws its first frame before any of it loads
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES
@@ -73,14 +76,36 @@ def database_for(args: argparse.Namespace, config: Any) -> Any:
     configured = getattr(getattr(config, "engine", None), "db", None) if config is not None else None
     from_env = os.environ.get("PULSEGUARD_DB")
     database = resolve_database(given or from_env or configured)
-    if database.kind == "sqlite" and not database.default and database.path is not None and database.path.is_dir():
-        from engine.core.domain import InvalidInput
+    if database.kind == "sqlite" and not database.default and database.path is not None:
+        # Bad input, named where it was given, before anything is opened (a directory exited 1,
+        # "cannot open database DIR: Is a directory", as if the disk had failed; /dev/null and a
+        # path too long for the system did the same).
+        why = _not_a_database_path(database.path)
+        if why:
+            from engine.core.domain import InvalidInput
 
-        # Bad input, named where it was given, before anything is opened (it exited 1, "cannot
-        # open database DIR: Is a directory", as if the disk had failed).
-        named = "--db" if given else "PULSEGUARD_DB" if from_env else "[engine] db"
-        raise InvalidInput(named, f"{database.path} is a directory (expected a database file, e.g. {database.path / 'pulseguard.db'})")
+            raise InvalidInput("--db" if given else "PULSEGUARD_DB" if from_env else "[engine] db", why)
     return database
+
+
+_SPECIAL_FILES = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"))
+
+
+def _not_a_database_path(path: Path) -> str:
+    """What is wrong with `path` as a SQLite database file that the user must change, or "" (a
+    missing file, or one the system cannot reach for another reason, is the open's to report)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"{str(path)!r} is too long a path for this system (File name too long): use a shorter one"
+        return ""
+    if stat.S_ISDIR(st.st_mode):
+        return f"{path} is a directory (expected a database file, e.g. {path / 'pulseguard.db'})"
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _SPECIAL_FILES if test(st.st_mode)), "a socket")
+        return f"{path} is {kind}, not a file (expected a database file, e.g. ./pulseguard.db)"
+    return ""
 
 
 async def open_database(database: Any, **options: Any) -> bool:
