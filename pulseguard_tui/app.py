@@ -28,7 +28,7 @@ from pulseguard_tui.lifecycle import is_live, run_work
 from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
 from pulseguard_tui.terminal import strip_terminal_controls
-from pulseguard_tui.widgets.inputs import typed_ahead_for
+from pulseguard_tui.widgets.inputs import typed_ahead_for, typed_ahead_into, typed_below
 from themes import THEMES, normalise_theme_name
 
 strip_terminal_controls()
@@ -286,6 +286,12 @@ class PulseGuardApp(App[None]):
         if form is not None:  # typed in the burst that opened the form: it goes into the form
             event.prevent_default()
             form._forward_event(events.Key(event.key, event.character))
+            return
+        if typed_below(event) is not self.screen:
+            return
+        screen: Any = self.screen  # a ConsoleScreen, which read the key
+        if typed_ahead_into(event, screen.typing_into()) or screen.refuse_write_key(event):
+            event.prevent_default()  # typed in the burst that opened the filter: it went there
 
     def on_notify(self, event: Notify) -> None:
         """At most MAX_TOASTS notices at once: a stack of them hid the detail's timeline at 80x24.

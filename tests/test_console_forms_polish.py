@@ -178,3 +178,22 @@ async def test_a_confirmation_typed_with_its_key_is_answered(console: tuple[Puls
             break
         await pilot.pause(0.1)
     assert (await queries.get_incident("INC-2")).acknowledged_by is not None
+
+
+async def test_words_typed_with_the_slash_go_into_the_filter(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Over SSH "/checkout" arrives in one burst: the list read the words before its "/" had
+    focused the filter, so they ran as keys of the list (its "c" opened a comment form with
+    "heckout" in it). They go into the filter, in order, backspace included."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    burst = [("slash", "/")] + typed("checkoux") + [("backspace", "\x7f")] + typed("t")
+    for key, character in burst:
+        app.post_message(events.Key(key, character))
+    await pilot.pause(0.3)
+    screen = app.screen
+    assert isinstance(screen, IncidentsScreen)
+    assert screen.query_one("#filter", Input).value == "checkout"
+    await until(pilot, lambda: screen.filter_text == "checkout", what="filter applied")
+    await pilot.press("enter")  # keeps the filter; keys act on the list again
+    await pilot.press("c")
+    await until(pilot, lambda: isinstance(app.screen, CommentScreen), what="c acts on the list again")

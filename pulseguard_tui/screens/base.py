@@ -151,19 +151,29 @@ class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
         return found is None or available is None or available(found)
 
     def on_key(self, event: Key) -> None:
-        """A viewer's console shows no write keys (check_action); one pressed anyway says why
-        instead of doing nothing. The key is marked as this screen's: if a form opens over it
-        before the app reads the key's binding, the form takes it (see PulseGuardApp._on_key)."""
-        app: Any = self.app
+        """The key is marked as this screen's on its way up to the app's bindings, where it is
+        decided in the order typed (PulseGuardApp._on_key): a form opened over this screen
+        meanwhile takes it, the field opened by the key before it (the filter) takes it, a
+        viewer's write key is refused."""
         typed_on(event, self)
+
+    def refuse_write_key(self, event: Key) -> bool:
+        """A viewer's console shows no write keys (check_action); one pressed anyway says why
+        instead of doing nothing. True when `event` was one."""
+        app: Any = self.app
         if getattr(app, "may_write", True) or not self.scope:
-            return
+            return False
         keymap = getattr(app, "_keymap", None) or {}
         for a in for_scope(self.scope):
             if a.write and event.key in (keymap.get(a.id) or a.key).split(","):
-                event.stop()
                 app.refuse_if_readonly()
-                return
+                return True
+        return False
+
+    def typing_into(self) -> Widget | None:
+        """The field of this screen that keys typed are for while focus moves to it (the filter
+        just opened), else None."""
+        return None
 
     def action_back(self) -> None:
         app: Any = self.app

@@ -14,7 +14,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
-from textual.events import Resize
+from textual.events import DescendantFocus, Resize
+from textual.widget import Widget
 from textual.widgets import Static, TabbedContent
 
 from pulseguard_tui.filtering import parse_filter
@@ -70,6 +71,7 @@ class IncidentsScreen(IncidentWorkflows):
         self._detail_loading = False
         self._detail_dirty = False
         self._detail_force = False
+        self._typing_filter = False  # "/" opened the filter: keys read by the list go into it
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -266,7 +268,15 @@ class IncidentsScreen(IncidentWorkflows):
 
     def action_filter(self) -> None:
         self._show_filter_bar(True)
+        self._typing_filter = True
         self.query_one("#filter", Input).focus()
+
+    def typing_into(self) -> Widget | None:
+        return self.query_one("#filter", Input) if self._typing_filter else None
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        if event.widget.id != "filter":  # Enter, Esc or a form: keys act on the list again
+            self._typing_filter = False
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -304,6 +314,7 @@ class IncidentsScreen(IncidentWorkflows):
             filter_input.value = ""
             self.apply_filter("")
             self._show_filter_bar(False)
+            self._typing_filter = False
             self.table.focus()
         elif self.has_class("-zoomed"):
             self.remove_class("-zoomed")

@@ -39,6 +39,7 @@ class Input(TextualInput):
     """An Input whose bound keys keep their place among typed characters (see the module)."""
 
     async def _on_key(self, event: events.Key) -> None:
+        read_by_field(event, self)
         await super()._on_key(event)
         await run_own_binding(self, event)
 
@@ -47,8 +48,25 @@ class TextArea(TextualTextArea):
     """A TextArea whose bound keys keep their place among typed characters (see the module)."""
 
     async def _on_key(self, event: events.Key) -> None:
+        read_by_field(event, self)
         await super()._on_key(event)
         await run_own_binding(self, event)
+
+
+def read_by_field(key: events.Key, field: Widget) -> None:
+    """Mark `key` as read by a text field (see `typed_ahead_into`)."""
+    key._pulseguard_field = field  # type: ignore[attr-defined]
+
+
+def typed_ahead_into(key: events.Key, field: Widget | None) -> bool:
+    """Hand `key` to `field` when it was typed for it but read by another widget: over SSH "/"
+    and the words after it come in one burst, and the list read them before its "/" had
+    focused the filter ("/checkout" opened a comment form with "heckout" in it). True when
+    `field` took the key."""
+    if field is None or getattr(key, "_pulseguard_field", None) is not None:
+        return False
+    field._forward_event(events.Key(key.key, key.character))
+    return True
 
 
 if TYPE_CHECKING:
@@ -138,11 +156,16 @@ def typed_on(key: events.Key, screen: Screen[Any]) -> None:
     key._pulseguard_screen = screen  # type: ignore[attr-defined]
 
 
+def typed_below(key: events.Key) -> Screen[Any] | None:
+    """The console screen that read `key` (`typed_on`), if one did."""
+    return getattr(key, "_pulseguard_screen", None)
+
+
 def typed_ahead_for(key: events.Key, top: Screen[Any]) -> TypeAhead | None:
     """The form `key` was typed for, when it is: a key read by the screen below reaches the
     app's bindings only once the key before it (c, r, :) has opened a form over that screen,
     because it came in the same burst. Then the form on top takes it instead of dropping it."""
-    below = getattr(key, "_pulseguard_screen", None)
+    below = typed_below(key)
     if below is not None and below is not top and isinstance(top, TypeAhead):
         return top
     return None
