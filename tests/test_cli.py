@@ -246,6 +246,30 @@ def test_a_very_long_refused_value_is_shortened_in_its_one_line_error(migrated_d
     assert table_rows(db) == before
 
 
+def test_a_zero_or_too_long_duration_is_refused_naming_the_argument(migrated_database):
+    """`incident snooze INC-1 0m` said "duration: must be positive" (and 8d "duration: is too
+    long …"), naming neither the value nor DURATION as the help does; a zero --for of a
+    maintenance window said "--start: None with --for 0m …". Now they read like the negative
+    case: the argument, the value, the reason (exit 2, nothing changed)."""
+    db = migrated_database
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+    run_cli(db, "silence", "add", "service=db", "--for", "1h", "-c", "x", check=True)
+    before = table_rows(db)
+    zero = "is zero: a duration must be positive (e.g. 30m, 2h, 1d)\n"
+    for argv, message in [
+        (["incident", "snooze", "INC-1", "0m"], f"error: DURATION: '0m' {zero}"),
+        (["incident", "snooze", "INC-1", "0.0000001s"], f"error: DURATION: '0.0000001s' {zero}"),
+        (["incident", "snooze", "INC-1", "8d"], "error: DURATION: '8d' is too long: a snooze lasts at most 7 days\n"),
+        (["silence", "extend", "1", "0s"], f"error: DURATION: '0s' {zero}"),
+        (["silence", "add", "service=db", "--for", "0h", "-c", "x"], f"error: --for: '0h' {zero}"),
+        (["maintenance", "add", "--title", "x", "--service", "db", "--for", "0m"], f"error: --for: '0m' {zero}"),
+        (["incident", "correlate", "INC-1", "--window", "0m"], f"error: --window: '0m' {zero}"),
+    ]:
+        proc = run_cli(db, *argv)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", message), argv
+    assert table_rows(db) == before
+
+
 def test_default_database_lives_in_the_user_data_dir(tmp_path):
     from engine.storage.db import resolve_database
 

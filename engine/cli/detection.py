@@ -140,7 +140,7 @@ def _window(args: argparse.Namespace, ctx: Context) -> Any:
     from datetime import timedelta
 
     if args.window:
-        return parse_duration(args.window, "--window")
+        return parse_duration(args.window, "--window", positive=True)
     section = getattr(getattr(ctx.config, "ai_detection", None), "correlation_analysis", None)
     return timedelta(seconds=float(getattr(section, "window", 3600.0) or 3600.0))
 

@@ -19,7 +19,7 @@ async def silence_add(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("say how long the silence lasts with --for DURATION (e.g. --for 2h) or --until T")
     start = parse_time(args.start, "--start") if args.start else None
     end = parse_time(args.end, "--until") if args.end else None
-    duration = parse_duration(args.duration, "--for") if args.duration else None
+    duration = parse_duration(args.duration, "--for", positive=True) if args.duration else None
     now = datetime.now(UTC)
     # Over before it starts to count: named by the option that is wrong, as `maintenance add` does.
     if end is not None and end <= now:
@@ -80,7 +80,7 @@ async def silence_list(args: argparse.Namespace, ctx: Context) -> int:
 async def silence_extend(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
-    silence = await services.extend_silence(args.id, parse_duration(args.duration, "DURATION"), ctx.actor)
+    silence = await services.extend_silence(args.id, parse_duration(args.duration, "DURATION", positive=True), ctx.actor)
     say(f"silence #{silence.id} now ends {short_time(silence.ends_at)}")
     return EXIT_OK
 
@@ -95,8 +95,12 @@ async def silence_expire(args: argparse.Namespace, ctx: Context) -> int:
 
 async def incident_snooze(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
+    from engine.incidents.services.silences import LONGEST_SNOOZE
 
-    duration = parse_duration(args.duration, "DURATION")
+    duration = parse_duration(args.duration, "DURATION", positive=True)
+    if duration > LONGEST_SNOOZE:
+        # Named as the CLI names it, with the value (the service's "duration: is too long" had neither).
+        raise UsageError(f"DURATION: {args.duration!r} is too long: a snooze lasts at most {LONGEST_SNOOZE.days} days")
     inc = await services.snooze(args.key, duration, ctx.actor)
     until = (inc.escalation or {}).get("snoozed_until")
     say(f"{inc.key} paging snoozed until {short_time(until)}; it re-pages then unless acknowledged")

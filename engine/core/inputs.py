@@ -82,15 +82,19 @@ def parse_date(text: str, what: str = "date") -> date:
     return day
 
 
-def parse_duration(text: str, what: str = "duration") -> timedelta:
-    """A span such as 30m, 2h, 1d or 1h30m (engine.core.durations), at most LONGEST_DURATION."""
+def parse_duration(text: str, what: str = "duration", *, positive: bool = False) -> timedelta:
+    """A span such as 30m, 2h, 1d or 1h30m (engine.core.durations), at most LONGEST_DURATION;
+    longer than zero when `positive` (a snooze, a silence, a window: "0m" would be over at once)."""
     value = (text or "").strip()
     seconds = duration_seconds(value.lstrip("+-"))
     if seconds is not None and value.startswith("-"):
         raise UsageError(f"{what}: {text!r} is negative: a duration must be positive (e.g. 30m, 2h, 1d)")
     if seconds is None:
         raise UsageError(f"{what}: {text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
-    return _span(seconds, text, what)
+    span = _span(seconds, text, what)
+    if positive and not span:  # "0m", and "0.0000001s" too (under a microsecond)
+        raise UsageError(f"{what}: {text!r} is zero: a duration must be positive (e.g. 30m, 2h, 1d)")
+    return span
 
 
 def _span(seconds: float, text: str, what: str) -> timedelta:

@@ -23,18 +23,19 @@ from engine.cli.common import (
 async def maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
-    start = parse_time(args.start, "--start") if args.start else datetime.now(UTC)
+    now = datetime.now(UTC)  # one instant: a --for from now (no --start) ends after it
+    start = parse_time(args.start, "--start") if args.start else now
     if args.end and args.duration:
         raise UsageError("give either --end or --for, not both")
     if args.end:
         end = parse_time(args.end, "--end")
     elif args.duration:
-        end = start + parse_duration(args.duration, "--for")
+        end = start + parse_duration(args.duration, "--for", positive=True)
     else:
         raise UsageError("give the end of the window with --end T or --for DURATION (e.g. --for 2h)")
     if not (args.service or args.target):
         raise UsageError("name what the window covers with --service NAME or --target NAME")
-    if end <= datetime.now(UTC):
+    if end <= now:
         # Named by the option that is wrong: the --end typed, or the --start that --for counts from.
         # Before "after the start": with --start left out (now), a past --end is first of all over
         # (it read "ends: must be after the start", naming no option), as `silence add` says.
