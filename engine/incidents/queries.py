@@ -85,13 +85,19 @@ def names_contain(query: Any, column: str, name: str, alias: str) -> Any:
     return query.annotate(**{alias: RawSQL(f'CAST("{column}" AS TEXT)')}).filter(**{f"{alias}__contains": f'"{name}"'})
 
 
-def severity_rank() -> Any:
-    """An SQL expression: an incident's place in SEVERITY_ORDER (worst first)."""
+def severity_rank(*, indexed: bool = True) -> Any:
+    """An SQL expression: an incident's place in SEVERITY_ORDER (worst first). As written it is
+    the list's index's first column (migration 0017); `indexed=False` writes it so that no
+    index matches it, and the database picks the rows by its other conditions first."""
     from tortoise.expressions import RawSQL
 
-    # Literal SQL (constants only): asyncpg cannot type a parametrised CASE ... THEN $n.
-    whens = " ".join(f"WHEN '{s.value}' THEN {i}" for i, s in enumerate(SEVERITY_ORDER))
-    return RawSQL(f'CASE "severity" {whens} ELSE {len(SEVERITY_ORDER)} END')
+    return RawSQL(RANK_SQL if indexed else f"+({RANK_SQL})")
+
+
+# Literal SQL (constants only): asyncpg cannot type a parametrised CASE ... THEN $n.
+RANK_SQL = (
+    'CASE "severity" ' + " ".join(f"WHEN '{s.value}' THEN {i}" for i, s in enumerate(SEVERITY_ORDER)) + f" ELSE {len(SEVERITY_ORDER)} END"
+)
 
 
 async def list_incidents(*, limit: int = 500, offset: int = 0, after: ListPosition | None = None, **filters: Any) -> list[dict[str, Any]]:
@@ -99,14 +105,46 @@ async def list_incidents(*, limit: int = 500, offset: int = 0, after: ListPositi
     ordered and cut in SQL. `after` (a row's `position`) starts the window just past that row,
     so following pages stays correct while incidents open. `filters` are `_list_query`'s:
     status, severity, include_resolved, service, tag, since."""
+    rows: list[dict[str, Any]] = []
+    for query in list_queries(limit=limit, offset=offset, after=after, **filters):
+        rows += await query.limit(limit - len(rows)).values(*LIST_FIELDS)
+        if len(rows) >= limit:
+            break
+    return [incident_row(r) for r in rows]
+
+
+def list_queries(*, limit: int = 500, offset: int = 0, after: ListPosition | None = None, **filters: Any) -> list[Any]:
+    """The ordered queries whose rows, in turn, make a window of the list (each still to be
+    cut to what the window lacks). They read the list's index (incident_list_order: the
+    severity's rank, then newest first) from where the window starts, so a page costs the same
+    in a table of a thousand incidents or a million: one severity's rows newest first, or
+    after a row its own severity's rest, then the lower severities'. A service or tag filter
+    (a text match no index serves) leaves the database to start from the open incidents."""
     from tortoise.expressions import Q
 
-    query = _list_query(**filters).annotate(rank=severity_rank())
-    if after is not None:
-        rank, created, last_id = after
-        query = query.filter(Q(rank__gt=rank) | Q(rank=rank, created_at__lt=created) | Q(rank=rank, created_at=created, id__lt=last_id))
-    rows = await query.order_by("rank", "-created_at", "-id").offset(offset).limit(limit).values(*LIST_FIELDS)
-    return [incident_row(r) for r in rows]
+    matched = bool(filters.get("service") or filters.get("tag"))
+    # A severity is said as its rank (the index's first column), not as a column of its own.
+    by_rank = {k: v for k, v in filters.items() if k != "severity"} if not matched and not offset else filters
+    query = _list_query(**by_rank).annotate(rank=severity_rank(indexed=not matched))
+    newest = ("-created_at", "-id")
+    if matched or offset:
+        if after is not None:
+            rank, created, last_id = after
+            query = query.filter(Q(rank__gt=rank) | Q(rank=rank, created_at__lt=created) | Q(rank=rank, created_at=created, id__lt=last_id))
+        return [query.order_by("rank", *newest).offset(offset)]
+    if filters.get("severity"):  # one rank: its rows newest first, straight off the index
+        rank = _RANK[parse_enum(Severity, filters["severity"], "severity").value]
+        query = query.filter(rank=rank)
+        if after is None or after[0] < rank:  # (a row of a worse severity: this one's rows all follow it)
+            return [query.order_by(*newest)]
+        if after[0] > rank:
+            return []  # a row of a lesser severity: none of this one's follow it
+    if after is None:
+        return [query.order_by("rank", *newest)]
+    rank, created, last_id = after
+    rest_of_rank = query.filter(rank=rank, created_at__lte=created).filter(Q(created_at__lt=created) | Q(id__lt=last_id))
+    lower = [] if filters.get("severity") else [query.filter(rank__gt=rank).order_by("rank", *newest)]
+    return [rest_of_rank.order_by(*newest), *lower]
 
 
 ListPosition = tuple[int, datetime, int]
