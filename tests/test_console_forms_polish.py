@@ -8,7 +8,7 @@ from __future__ import annotations
 from support.pilot import open_form, select_row, type_text, until
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import Input, Select, TextArea
 
 from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
@@ -16,6 +16,7 @@ from pulseguard_tui.forms.incident import CommentScreen, ResolveScreen, Severity
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
+from pulseguard_tui.widgets.postmortem_forms import SummaryForm
 
 
 async def test_help_shows_keys_not_markup(console: tuple[PulseGuardApp, Pilot]) -> None:
@@ -189,11 +190,27 @@ async def test_words_typed_with_the_slash_go_into_the_filter(console: tuple[Puls
     burst = [("slash", "/")] + typed("checkoux") + [("backspace", "\x7f")] + typed("t")
     for key, character in burst:
         app.post_message(events.Key(key, character))
-    await pilot.pause(0.3)
     screen = app.screen
     assert isinstance(screen, IncidentsScreen)
-    assert screen.query_one("#filter", Input).value == "checkout"
+    await until(pilot, lambda: screen.query_one("#filter", Input).value == "checkout", what="the words in the filter")
+    assert isinstance(app.screen, IncidentsScreen)  # no form opened
     await until(pilot, lambda: screen.filter_text == "checkout", what="filter applied")
     await pilot.press("enter")  # keeps the filter; keys act on the list again
     await pilot.press("c")
     await until(pilot, lambda: isinstance(app.screen, CommentScreen), what="c acts on the list again")
+
+
+async def test_keys_typed_with_the_post_mortem_tab_key_go_to_the_post_mortem(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Over SSH "7SPool too small" arrives in one burst: the keys after the 7 were the list's
+    until the tab had taken the focus, so "S" did nothing and the "o" of "Pool" opened the
+    reopen form with "ol too small" in it. The tab takes them: S opens the summary form (from
+    the document it loads first) and the words go into it."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    for key, character in [("7", "7"), ("S", "S")] + typed("Pool too small"):
+        app.post_message(events.Key(key, character))
+    await until(pilot, lambda: isinstance(app.screen, SummaryForm), what="summary form")
+    form = app.screen
+    assert isinstance(form, SummaryForm) and form.doc["key"] == "INC-2"
+    summary = form.query_one("#f-summary", TextArea)
+    await until(pilot, lambda: summary.text.endswith("Pool too small"), what="the words in the summary")

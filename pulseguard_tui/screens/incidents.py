@@ -225,9 +225,16 @@ class IncidentsScreen(IncidentWorkflows):
         if event.pane.id == "tab-correlation" and self.detail.detail is not None:
             run_work(self, partial(self._load_correlation, self.detail.detail), group="correlation", exclusive=True, exit_on_error=False)
         elif event.pane.id == "tab-postmortem":
-            # Its keys (S, W, N, …) belong to the tab: it takes the focus, Esc gives it back.
+            self._focus_postmortem()
+
+    def _focus_postmortem(self) -> None:
+        """The Post-mortem tab's keys (S, W, N, …) belong to it: it takes the focus, Esc gives it
+        back. At once, as its key is handled: over SSH "7SPool too small" comes in one burst,
+        and the keys after the 7 were the list's ("o" opened the reopen form)."""
+        if self.detail.active_tab == "postmortem":
+            self.detail.show_postmortem()
             for timeline in self.query("#pm-timeline"):
-                timeline.focus()
+                self.set_focus(timeline)
 
     async def run_widget_action(self, scope: str, action: str) -> None:
         """Run a widget's action from the palette: show the widget's tab, then act."""
@@ -327,12 +334,15 @@ class IncidentsScreen(IncidentWorkflows):
 
     def action_tab(self, index: int) -> None:
         self.detail.show_tab(TABS[index])
+        self._focus_postmortem()
 
     def action_next_tab(self) -> None:
         self.detail.step_tab(1)
+        self._focus_postmortem()
 
     def action_prev_tab(self) -> None:
         self.detail.step_tab(-1)
+        self._focus_postmortem()
 
     def select(self, key: str) -> None:
         """Reload the list and select `key` (a new incident). It goes through the one refresh

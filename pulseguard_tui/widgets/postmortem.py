@@ -230,17 +230,23 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
     # --- actions ------------------------------------------------------------------------------
 
     @on(OptionList.OptionSelected, "#pm-timeline")
-    def _entry_chosen(self, event: OptionList.OptionSelected) -> None:
+    async def _entry_chosen(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.action_edit_entry()
+        await self.action_edit_entry()
 
-    def _may_write(self) -> bool:
+    async def _may_write(self) -> bool:
+        """True when an edit may start: from the document of the incident shown, which is loaded
+        first when it is still on its way (a key typed as the tab opened, or just after another
+        incident was selected: the form started from nothing, or the one shown before)."""
         app: Any = self.app
         refuse = getattr(app, "refuse_if_readonly", None)
         if refuse is not None and refuse():
             return False
-        if self.doc is None:
-            app.notify("no incident selected", severity="warning")
+        if self.key is not None and (self.doc is None or self.doc["key"] != self.key):
+            await self.load(self.key)
+        if self.doc is None or self.doc["key"] != self.key:
+            failed = self.error and f"could not load the post-mortem of {self.key}: {self.error}"
+            app.notify(failed or "no incident selected", severity="warning")
             return False
         return True
 
@@ -252,28 +258,28 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
             self.app.notify(message)
             self.reload()
 
-    def action_summary(self) -> None:
+    async def action_summary(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import SummaryForm
 
-        if self._may_write():
+        if await self._may_write():
             self._open(SummaryForm(self.doc))  # type: ignore[arg-type]
 
-    def action_lists(self) -> None:
+    async def action_lists(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import ListsForm
 
-        if self._may_write():
+        if await self._may_write():
             self._open(ListsForm(self.doc))  # type: ignore[arg-type]
 
-    def action_impact(self) -> None:
+    async def action_impact(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import ImpactForm
 
-        if self._may_write():
+        if await self._may_write():
             self._open(ImpactForm(self.doc))  # type: ignore[arg-type]
 
-    def action_new_entry(self) -> None:
+    async def action_new_entry(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import EntryForm
 
-        if self._may_write():
+        if await self._may_write():
             self._open(EntryForm(self.doc))  # type: ignore[arg-type]
 
     def _stored_entry(self, doing: str) -> dict[str, Any] | None:
@@ -287,16 +293,16 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
             return None
         return entry
 
-    def action_edit_entry(self) -> None:
+    async def action_edit_entry(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import EntryForm
 
-        if self._may_write() and (entry := self._stored_entry("edit")):
+        if await self._may_write() and (entry := self._stored_entry("edit")):
             self._open(EntryForm(self.doc, entry))  # type: ignore[arg-type]
 
-    def action_delete_entry(self) -> None:
+    async def action_delete_entry(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import RemoveEntryScreen
 
-        if not self._may_write() or not (entry := self._stored_entry("delete")):
+        if not await self._may_write() or not (entry := self._stored_entry("delete")):
             return
         if entry["origin"] != "person":
             self.app.notify("entries from the incident's timeline can only be hidden (H)", severity="warning")
@@ -304,7 +310,7 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
         self._open(RemoveEntryScreen(self.doc, entry))  # type: ignore[arg-type]
 
     async def action_hide_entry(self) -> None:
-        if not self._may_write() or not (entry := self._stored_entry("hide")):
+        if not await self._may_write() or not (entry := self._stored_entry("hide")):
             return
         try:
             await self.api.edit_postmortem_entry(self.key, entry["id"], hidden=not entry["hidden"])
@@ -313,16 +319,16 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
             return
         self._done(f"entry {'shown' if entry['hidden'] else 'hidden'}")
 
-    def action_rate(self) -> None:
+    async def action_rate(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import RatingForm
 
-        if self._may_write():
+        if await self._may_write():
             self._open(RatingForm(self.doc))  # type: ignore[arg-type]
 
-    def action_publish(self) -> None:
+    async def action_publish(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import PublishScreen
 
-        if self._may_write():
+        if await self._may_write():
             self._open(PublishScreen(self.doc))  # type: ignore[arg-type]
 
     async def action_copy_markdown(self) -> None:
