@@ -141,29 +141,27 @@ async def test_keys_typed_with_the_key_that_opens_a_form_go_into_it(console: tup
     await select_row(pilot, "INC-2")
     for key, character in typed("cpool exhausted"):
         app.post_message(events.Key(key, character))
-    await pilot.pause(0.3)
+    await until(pilot, lambda: isinstance(app.screen, CommentScreen), what="comment form")
     form = app.screen
-    assert isinstance(form, CommentScreen)
-    assert form.query_one("#f-content", Input).value == "pool exhausted"
+    await until(pilot, lambda: form.query_one("#f-content", Input).value == "pool exhausted", what="the words typed")
     await pilot.press("escape")
     await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
 
     burst = typed("rdb") + [("tab", "\t"), ("tab", "\t")] + typed("fix")
     for key, character in burst:
         app.post_message(events.Key(key, character))
-    await pilot.pause(0.3)
+    await until(pilot, lambda: isinstance(app.screen, ResolveScreen), what="resolve form")
     form = app.screen
-    assert isinstance(form, ResolveScreen)
-    assert form.query_one("#f-root_cause", Input).value == "db"
-    assert form.query_one("#f-solution", Input).value == "fix"
+    fields = form.query_one("#f-root_cause", Input), form.query_one("#f-solution", Input)
+    await until(pilot, lambda: [f.value for f in fields] == ["db", "fix"], what="the words typed, each in its field")
     await pilot.press("escape")
     await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
 
     for key, character in typed(":help"):
         app.post_message(events.Key(key, character))
-    await pilot.pause(0.3)
-    assert isinstance(app.screen, CommandLineScreen)
-    assert app.screen.query_one(Input).value == "help"
+    await until(pilot, lambda: isinstance(app.screen, CommandLineScreen), what="command line")
+    prompt = app.screen
+    await until(pilot, lambda: prompt.query_one(Input).value == "help", what="the command typed")
 
 
 async def test_a_confirmation_typed_with_its_key_is_answered(console: tuple[PulseGuardApp, Pilot]) -> None:
