@@ -212,7 +212,7 @@ def test_a_value_starting_with_a_dash_is_read_as_a_value(migrated_database):
         (["silence", "extend", "1", "-1h"], f"error: DURATION: '-1h' {negative}"),
         (["maintenance", "add", "--title", "x", "--service", "db", "--for", "-2h"], f"error: --for: '-2h' {negative}"),
         (["silence", "add", "service=db", "--for", "-1h30m", "-c", "x"], f"error: --for: '-1h30m' {negative}"),
-        (["metrics", "push", "queue_depth", "-inf"], "error: value: must be a finite number\n"),
+        (["metrics", "push", "queue_depth", "-inf"], "error: VALUE: '-inf' is not a finite number\n"),
     ]:
         proc = run_cli(db, *argv)
         assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", message), argv

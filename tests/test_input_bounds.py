@@ -153,7 +153,7 @@ def test_cli_numbers_durations_and_times_are_bounded(migrated_database) -> None:
         (("incident", "verify", "INC-1", BIG), f"argument step: '{BIG}' is out of range (1 to 1000)"),
         (("followups", "done", BIG), f"argument id: '{BIG}' is out of range (1 to 2147483647)"),
         (("oncall", "cancel-override", BIG), f"argument id: '{BIG}' is out of range (1 to 2147483647)"),
-        (("report", "--month", "9999-12"), "month: '9999-12' is out of range (1900 to 8999)"),
+        (("report", "--month", "9999-12"), "--month: '9999-12' is out of range (1900 to 8999)"),
         (("report", "--since", "0001-01-01", "--until", "0001-01-02"), "--since: '0001-01-01' is out of range (1900-01-01 to 9000-01-01)"),
     ]:
         proc = run_cli(migrated_database, *args)
@@ -180,7 +180,7 @@ def test_report_on_the_first_and_last_months_a_user_may_give(migrated_database, 
             report = json.loads(proc.stdout)
             assert (report["period"]["label"], report["previous_period"]["label"]) == (label, previous), (zone, args)
     proc = run_cli(migrated_database, "report", "--month", "1899-12")
-    assert proc.returncode == 2 and proc.stderr == "error: month: '1899-12' is out of range (1900 to 8999)\n", proc.stderr
+    assert proc.returncode == 2 and proc.stderr == "error: --month: '1899-12' is out of range (1900 to 8999)\n", proc.stderr
 
 
 async def test_rest_analytics_on_the_first_and_last_months(api) -> None:  # type: ignore[no-untyped-def]

@@ -30,9 +30,11 @@ def test_metrics_push_and_query(db, database) -> None:  # type: ignore[no-untype
 
 def test_metrics_bad_input_is_one_line_and_writes_nothing(db, database) -> None:  # type: ignore[no-untyped-def]
     for args, message in [
-        (("metrics", "push", "queue depth", "1"), "error: series: 'queue depth' is not a series name"),
+        (("metrics", "push", "queue depth", "1"), "error: SERIES: 'queue depth' is not a series name"),
         (("metrics", "push", "queue", "lots"), "error: VALUE: 'lots' is not a number"),
-        (("metrics", "push", "queue", "nan"), "error: value: must be a finite number"),
+        (("metrics", "push", "queue", "nan"), "error: VALUE: 'nan' is not a finite number"),
+        (("metrics", "push", "queue", "1", "--at", "2999-01-01T00:00Z"), "error: --at: 2999-01-01T00:00:00+00:00 is in the future"),
+        (("metrics", "query", "queue depth"), "error: SERIES: 'queue depth' is not a series name"),
         (("metrics", "push", "queue", "1", "--at", "yesterday-ish"), "error: --at: 'yesterday-ish' is not a time"),
         (("metrics", "query", "queue", "--since", "soon"), "error: --since: 'soon' is not a time"),
         # A mistyped target is named, not reported as a target without samples.

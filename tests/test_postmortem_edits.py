@@ -132,9 +132,9 @@ async def test_satisfaction_ratings_are_recorded_and_replace_earlier_ones(db):
     proc = run_cli(db, "satisfaction", key, "--team", "2")
     assert proc.returncode == 0 and "team 2/5" in proc.stdout
     proc = run_cli(db, "satisfaction", key, "--team", "9")
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: team: '9' is not a rating from 1 to 5"
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --team: '9' is not a rating from 1 to 5"
     proc = run_cli(db, "satisfaction", key, "--customer", "²")  # was "unexpected failure: ValueError", exit 1
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: customer: '²' is not a rating from 1 to 5"
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --customer: '²' is not a rating from 1 to 5"
 
 
 async def test_followups_across_incidents_with_overdue_first(db):
@@ -248,3 +248,12 @@ async def test_cli_edits_the_post_mortem(db):
     assert f"#{entry['id']}" in proc.stdout and "impact_start" in proc.stdout
     proc = run_cli(db, "postmortem", key, "--hide", "x1")
     assert proc.returncode == 2 and "'x1' is not an entry id" in proc.stderr
+    # Named as typed: these read "affected_users: …", "downtime_minutes: …", "kind: …".
+    run_cli(db, "postmortem", key, "--unpublish", check=True)
+    for argv, message in [
+        (["--affected-users", "-5"], "error: --affected-users: -5 is out of range (0 to 1000000000000)\n"),
+        (["--downtime", "1h"], "error: --downtime: '1h' is not a number of minutes (or 'auto')\n"),
+        (["--add-entry", "now", "x", "--kind", "Deploy!"], "error: --kind: 'deploy!' is not an entry kind"),
+    ]:
+        proc = run_cli(db, "postmortem", key, *argv)
+        assert proc.returncode == 2 and proc.stderr.startswith(message), (argv, proc.stderr)

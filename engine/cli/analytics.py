@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli.common import EXIT_OK, Context, UsageError, parse_date, whole_number
+from engine.cli.common import EXIT_OK, Context, UsageError, named_as_typed, parse_date, whole_number
 from engine.learning.analytics.text import format_report
 
 ChartRenderer = Callable[[dict[str, Any], int], str]
@@ -40,7 +40,8 @@ def period_from_args(args: argparse.Namespace, tz: str) -> Any:
     if args.month and (args.since or args.until):
         raise UsageError("give either --month or --since/--until, not both")
     if args.month:
-        return analytics.month_period(args.month, tz)
+        with named_as_typed({"month": "--month"}):
+            return analytics.month_period(args.month, tz)
     if args.until and not args.since:
         raise UsageError("--until needs --since")
     if args.since:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,21 @@ class HelpFormatter(argparse.HelpFormatter):
 # (no option starts with a digit): argparse itself lets only "-5" and "-.5" through, so
 # `incident snooze INC-1 -5m` read "-5m" as an unknown option and then asked for DURATION.
 _NEGATIVE_LIKE = re.compile(r"-\.?\d")
+
+
+@contextmanager
+def named_as_typed(options: dict[str, str]) -> Iterator[None]:
+    """A refusal of one of `options`' fields named as the command line names it: the service's
+    "affected_users: -5 is out of range" named a field the user never typed; it reads
+    "--affected-users: -5 is out of range …" (exit 2, as every usage error)."""
+    from engine.core.domain import InvalidInput
+
+    try:
+        yield
+    except InvalidInput as exc:
+        if exc.field not in options:
+            raise
+        raise UsageError(f"{options[exc.field]}: {exc.message}") from None
 
 
 class Parser(argparse.ArgumentParser):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli.common import EXIT_OK, ROW_ID, Context, UsageError, parse_time, print_json, short_time
+from engine.cli.common import EXIT_OK, ROW_ID, Context, UsageError, named_as_typed, parse_time, print_json, short_time
 
 
 def _color(text: str, code: str) -> str:
@@ -139,6 +139,16 @@ def _entry_id(value: str, flag: str) -> int:
     return int(text)
 
 
+# The post-mortem's fields as `postmortem` names them: its refusals name the option typed.
+_EDITED_AS = {
+    "summary": "--summary",
+    "affected_users": "--affected-users",
+    "downtime_minutes": "--downtime",
+    "financial_impact": "--financial",
+    "reputational_impact": "--reputational",
+}
+
+
 async def _apply_postmortem_edits(args: argparse.Namespace, ctx: Context) -> bool:
     """Apply the edit flags, each a change of its own; True when something was edited."""
     from engine.learning import postmortem as pm
@@ -165,11 +175,13 @@ async def _apply_postmortem_edits(args: argparse.Namespace, ctx: Context) -> boo
     if args.reputational is not None:
         fields["reputational_impact"] = args.reputational
     if fields:
-        await pm.update_postmortem(args.key, ctx.actor, **fields)
+        with named_as_typed(_EDITED_AS):
+            await pm.update_postmortem(args.key, ctx.actor, **fields)
         done.append("edited")
     if args.add_entry:
         when, text = args.add_entry
-        await pm.add_entry(args.key, ctx.actor, at_time=parse_time(when, "--add-entry"), text=text, kind=args.kind or "note")
+        with named_as_typed({"kind": "--kind"}):
+            await pm.add_entry(args.key, ctx.actor, at_time=parse_time(when, "--add-entry"), text=text, kind=args.kind or "note")
         done.append("entry added")
     for ident, note in args.annotate or []:
         await pm.edit_entry(args.key, _entry_id(ident, "--annotate"), ctx.actor, annotation=note)
@@ -203,7 +215,8 @@ async def _apply_postmortem_edits(args: argparse.Namespace, ctx: Context) -> boo
 async def _satisfaction(args: argparse.Namespace, ctx: Context) -> int:
     from engine.learning import postmortem
 
-    inc = await postmortem.rate_satisfaction(args.key, ctx.actor, customer=args.customer, team=args.team)
+    with named_as_typed({"customer": "--customer", "team": "--team"}):
+        inc = await postmortem.rate_satisfaction(args.key, ctx.actor, customer=args.customer, team=args.team)
     sat = inc.satisfaction
     print(f"{inc.key} satisfaction: customer {sat.get('customer', '-')}/5, team {sat.get('team', '-')}/5")
     return EXIT_OK

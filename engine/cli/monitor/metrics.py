@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from engine.cli.common import (
     LIMIT,
     Context,
     UsageError,
+    named_as_typed,
     parse_time,
     print_json,
     print_table,
@@ -26,8 +28,11 @@ async def metrics_push(args: argparse.Namespace, ctx: Context) -> int:
         value = float(args.value)
     except ValueError:
         raise UsageError(f"VALUE: {args.value!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"VALUE: {args.value!r} is not a finite number")
     at = parse_time(args.at, "--at") if args.at else None
-    stored = await push_sample(args.series, value, at)
+    with named_as_typed({"at": "--at", "series": "SERIES"}):
+        stored = await push_sample(args.series, value, at)
     if ctx.json:
         print_json(stored)
     elif stored["stored"]:
@@ -44,7 +49,8 @@ async def metrics_query(args: argparse.Namespace, ctx: Context) -> int:
     until = parse_time(args.until, "--until") if args.until else None
     if until is not None and until <= since:
         raise UsageError("--until must be after --since")
-    points = await query_series(args.series, since=since, until=until, target=args.target, resolution=args.resolution, limit=args.limit)
+    with named_as_typed({"series": "SERIES"}):
+        points = await query_series(args.series, since=since, until=until, target=args.target, resolution=args.resolution, limit=args.limit)
     if not points and args.target and (targets := await _unknown_target(args.target, ctx)) is not None:
         # A mistyped --target would otherwise read as a target that has been quiet.
         raise UsageError(f"--target: no target {args.target!r} ({targets})")
