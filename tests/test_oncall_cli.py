@@ -120,7 +120,11 @@ def test_override_then_list_show_and_cancel(migrated_database, config_file):
     [
         (["oncall", "override", "carol", "--from", "now", "--to", "+1h"], "say which schedule"),
         (["oncall", "override", "zed", "--from", "now", "--to", "+1h", "--schedule", "primary"], "no user with id 'zed'"),
-        (["oncall", "override", "carol", "--from", "+2h", "--to", "+1h", "--schedule", "primary"], "after the start"),
+        (["oncall", "override", "carol", "--from", "+2h", "--to", "+1h", "--schedule", "primary"], "error: --to: '+1h' ("),
+        (["oncall", "override", "carol", "--from", "+2h", "--to", "+1h", "--schedule", "primary"], "is not after --from '+2h' ("),
+        # Already over: it read "end: must be after the start", naming no option.
+        (["oncall", "override", "carol", "--from", "now", "--to", "-1h", "--schedule", "primary"], "error: --to: '-1h' ("),
+        (["oncall", "override", "carol", "--to", "2020-01-01T10:00", "--from", "now", "--schedule", "primary"], "has already passed: an"),
         (["oncall", "override", "carol", "--from", "yesterday", "--to", "+1h", "--schedule", "primary"], "is not a time"),
         (["oncall", "--schedule", "tertiary"], "no schedule named 'tertiary'"),
         (["oncall", "export"], "--ical"),

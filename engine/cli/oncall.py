@@ -154,6 +154,15 @@ async def override(args: argparse.Namespace, ctx: Any) -> int:
     tz = ZoneInfo(sched.timezone or config.engine.timezone)
     start = parse_when(args.from_, tz, "--from")
     end = parse_when(args.to, tz, "--to")
+    # Named by the option to fix, with the times as read (the service said "end: must be after
+    # the start" for a --to already past, as maintenance windows and silences did).
+    if end <= datetime.now(UTC):
+        raise _usage(f"--to: {args.to!r} ({_local(end.isoformat(), tz.key)}) has already passed: an override must end in the future")
+    if end <= start:
+        raise _usage(
+            f"--to: {args.to!r} ({_local(end.isoformat(), tz.key)}) is not after --from {args.from_!r} "
+            f"({_local(start.isoformat(), tz.key)}): an override must end after it starts"
+        )
     row = await create_override(
         config, schedule=name, user=args.user, covers=args.covers, start=start, end=end, actor=ctx.actor, reason=args.reason or ""
     )

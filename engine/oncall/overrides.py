@@ -10,6 +10,7 @@ from tortoise.transactions import in_transaction
 
 from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.core.timefmt import format_time
 from engine.incidents import services
 from engine.oncall.notices import notify_override
 from engine.oncall.schedule import Override, Schedule, schedules_from_config
@@ -62,10 +63,11 @@ async def create_override(
             raise InvalidInput(field_name, f"no user with id {who!r} (users: {', '.join(sorted(users))})")
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidInput("start", "must carry a time zone")
+    if end <= now:
+        # Before "after the start", as maintenance windows and silences: a past end is over.
+        raise InvalidInput("end", f"{format_time(end, date=True)} has already passed: an override must end in the future")
     if end <= start:
         raise InvalidInput("end", "must be after the start")
-    if end <= now:
-        raise InvalidInput("end", "is in the past")
     if covers is not None and covers == user:
         raise InvalidInput("covers", f"{user} cannot cover their own shift")
     ctx = _context(config)
