@@ -114,6 +114,7 @@ async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  
         # Over by now with --start left out (now) or after it: it read "ends: must be after the start".
         (("--title", "x", "--service", "payments", "--end", "2020-01-01T12:00Z"), "error: --end: '2020-01-01T12:00Z' (2020-01-01 "),
         (("--title", "x", "--service", "payments", "--end", "1h"), "error: --end: '1h' ("),
+        (("--title", "x", "--service", "payments", "--end", "now"), "error: --end: 'now' ("),  # was "ends: …" (read a moment late)
         (("--title", "x", "--service", "payments", "--start", "2h", "--end", "3h"), "error: --end: '3h' ("),
     ]:
         proc = await _run(database, "maintenance", "add", *args)

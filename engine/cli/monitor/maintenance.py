@@ -23,12 +23,16 @@ from engine.cli.common import (
 async def maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
-    now = datetime.now(UTC)  # one instant: a --for from now (no --start) ends after it
-    start = parse_time(args.start, "--start") if args.start else now
+    given = parse_time(args.start, "--start") if args.start else None
     if args.end and args.duration:
         raise UsageError("give either --end or --for, not both")
-    if args.end:
-        end = parse_time(args.end, "--end")
+    typed_end = parse_time(args.end, "--end") if args.end else None
+    # Read after the typed times ("--end now" is over by now) and once: a --for from now (no
+    # --start) ends after it.
+    now = datetime.now(UTC)
+    start = given or now
+    if typed_end is not None:
+        end = typed_end
     elif args.duration:
         end = start + parse_duration(args.duration, "--for", positive=True)
     else:
