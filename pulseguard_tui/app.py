@@ -55,6 +55,7 @@ def _screen_factory(path: str) -> Callable[[], Screen[Any]]:
 
 
 MAX_TOASTS = 3  # notices shown at once
+QUIT_GRACE = 3.0  # seconds q waits for a save on its way to be answered
 
 
 class PulseGuardApp(App[None]):
@@ -88,6 +89,8 @@ class PulseGuardApp(App[None]):
         self.api: Any = api
         self._connect = connect
         self.ready = asyncio.Event()
+        self.quit_grace = QUIT_GRACE
+        self._quitting = False
         self._clock = clock
         self._database = database
         self._follow_feed = follow_feed
@@ -407,7 +410,7 @@ class PulseGuardApp(App[None]):
         elif command.name == "help":
             self.action_help()
         elif command.name == "q":
-            self.exit()
+            await self.action_quit()
 
     async def action_back(self) -> None:
         back = getattr(self.screen, "action_back", None)
@@ -415,11 +418,39 @@ class PulseGuardApp(App[None]):
             back()
 
     async def action_quit(self) -> None:
+        """q, ctrl+q, :q. A save on its way (a form says "saving…") is given up to QUIT_GRACE
+        seconds to be answered first: closing under it dropped the change without a word. A
+        second q closes at once."""
+        if not self._saves_on_their_way() or self._quitting:
+            self.exit()
+            return
+        self._quitting = True
+        self.notify(f"closing once the engine answers the save (at most {self.quit_grace:g} s; q again closes now)")
+        run_work(self, self._quit_after_saves, group="quit", exit_on_error=False)
+
+    async def _quit_after_saves(self) -> None:
+        saves = [asyncio.ensure_future(w.wait()) for w in self.workers if w.group == "form-save" and not w.is_finished]
+        if saves:
+            done, pending = await asyncio.wait(saves, timeout=self.quit_grace)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                task.exception()  # a refused save says so in its form; here it is only waited for
         self.exit()
+
+    def _saves_on_their_way(self) -> list[str]:
+        """What the forms open are saving and the engine has not answered yet."""
+        return [what for screen in self.screen_stack if (what := getattr(screen, "saving", None))]
 
     def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
         """Close the console (q, :q, a hang-up): an engine running in this process starts
-        stopping at once, beside the screens being taken down, not after them."""
+        stopping at once, beside the screens being taken down, not after them. A save still
+        unanswered is named on the terminal after the console closes: it may not have been made."""
+        unanswered = [] if self._exit else self._saves_on_their_way()
+        if unanswered and message is None:
+            message = "\n".join(
+                f"not confirmed: {what}: the console closed before the engine answered; check whether it was saved" for what in unanswered
+            )
         super().exit(result, return_code, message)
         if self.engine_host is not None:
             self.engine_host.stop_soon()

@@ -475,6 +475,64 @@ async def test_a_slow_save_says_saving_and_esc_does_not_hide_whether_it_was_made
     assert [c["content"] for c in (await queries.incident_detail("INC-1"))["comments"]] == ["ok"]
 
 
+@asynccontextmanager
+async def a_comment_on_its_way(api: Api, tmp_path: Path) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """A responder's console whose comment "ok" on INC-1 is saving: the engine answers when the
+    yielded gate is set (the link is slow, or the engine has stopped)."""
+    import asyncio
+
+    from pulseguard_tui.forms.incident import CommentScreen
+
+    await seed_two()
+    args = console_args(tmp_path, api.url, api.tokens["responder"])
+    app, cleanup = build_console(args, initial_settings(args))
+    gate = asyncio.Event()
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await started(app, pilot)
+            real = app.api.comment
+
+            async def slow_comment(*args: Any, **kwargs: Any) -> Any:
+                await gate.wait()
+                return await real(*args, **kwargs)
+
+            app.api.comment = slow_comment
+            form = await open_form(pilot, "c", CommentScreen)
+            await pilot.press("o", "k", "enter")
+            hint = form.query_one(".form-hint")
+            await until(pilot, lambda: "saving" in str(hint.render()), what="the form says it is saving")
+            try:
+                yield app, pilot, gate
+            finally:
+                gate.set()
+    finally:
+        await cleanup()
+
+
+async def test_quit_while_a_save_is_on_its_way_closes_once_it_is_answered(api: Api, tmp_path: Path) -> None:
+    """ctrl+q (or q elsewhere) under a form saying "saving…" closed the console at once and the
+    comment was never made, without a word. The console waits for the answer (a few seconds at
+    most), then closes, the comment made."""
+    async with a_comment_on_its_way(api, tmp_path) as (app, pilot, gate):
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.3)
+        assert app.is_running and not app._exit
+        gate.set()
+        await until(pilot, lambda: app._exit, what="closed once the save was answered")
+        assert not app._exit_renderables  # nothing to say on the terminal
+    assert app.return_code == 0
+    assert [c["content"] for c in (await queries.incident_detail("INC-1"))["comments"]] == ["ok"]
+
+
+async def test_quit_when_the_engine_does_not_answer_says_the_save_may_be_lost(api: Api, tmp_path: Path) -> None:
+    async with a_comment_on_its_way(api, tmp_path) as (app, pilot, _gate):
+        app.quit_grace = 0.3
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: app._exit, what="closed after the grace")
+        said = "\n".join(str(r) for r in app._exit_renderables)  # printed on the terminal once closed
+    assert "not confirmed: Comment on INC-1" in said and "check whether it was saved" in said
+
+
 async def test_remote_console_counts_today_in_the_engines_time_zone(db: Any, tmp_path: Path) -> None:
     """A console on a machine with no zone of its own (no [engine] timezone in its configuration)
     opens analytics on the engine's current month, as a console beside that engine would: at

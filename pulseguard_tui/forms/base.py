@@ -110,6 +110,13 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
     def api(self) -> Any:
         return self.app.api  # type: ignore[attr-defined]
 
+    @property
+    def saving(self) -> str | None:
+        """What this form is saving while the engine has not answered ("Comment on INC-3"), else None."""
+        if not self.busy:
+            return None
+        return f"{self.title_text} on {self.incident['key']}" if self.incident.get("key") else self.title_text
+
     def subtitle(self) -> str:
         if self.incident:
             return f"{self.incident['key']}  {self.incident['title']}"
