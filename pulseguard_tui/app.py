@@ -468,10 +468,14 @@ def overview_problem(exc: Exception, *, remote: bool) -> str:
 
 def connect_error(exc: Exception) -> tuple[int, str]:
     """Exit code and message for a failure to start (printed when the console closes): bad
-    configuration or options exit 2, an unreachable database 1."""
+    configuration or options (a refused token) exit 2, an unreachable database or engine 1."""
     problems = getattr(exc, "problems", None)
     if problems:
         return 2, "\n".join(f"error: {line}" for line in problems)
+    from engine.api.http import AuthenticationFailed, RemoteError
+
+    if isinstance(exc, RemoteError) and not isinstance(exc, AuthenticationFailed):
+        return 1, f"error: {exc}"  # the engine is down or away, as an unreachable database: not bad input
     from engine.api.errors import DomainError
     from engine.api.inputs import UsageError
     from pulseguard_tui.settings import ThemeError

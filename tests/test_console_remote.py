@@ -154,6 +154,24 @@ async def test_a_refused_token_ends_the_console_with_a_clear_message(api: Api, t
     assert app.return_code == 2
 
 
+async def test_an_engine_that_cannot_be_reached_ends_the_console_with_exit_1(tmp_path: Path) -> None:
+    """An engine that is down is not bad input: exit 1, as an unreachable database (it was 2)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = console_args(tmp_path, f"http://127.0.0.1:{port}", "pg_whatever")
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app._exit, timeout=10, what="the console to give up")
+            said = "\n".join(str(r) for r in app._exit_renderables)
+    finally:
+        await cleanup()
+    assert app.return_code == 1 and f"cannot reach http://127.0.0.1:{port}" in said
+
+
 def test_missing_token_or_bad_url_is_one_line_and_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
