@@ -351,11 +351,18 @@ async def load(port: int, requests: itertools.cycle | list[bytes], expect: int, 
                 if status != expect:
                     errors += 1
 
-    async def warm(conn: Connection) -> None:
+    async def warm(i: int) -> None:
+        nonlocal errors
         for raw in itertools.islice(source, 5):
-            await conn.request(raw)
+            try:
+                await conns[i].request(raw)
+            except (asyncio.IncompleteReadError, ConnectionError):  # as in the rounds: counted, reconnected
+                errors += 1
+                conns[i].close()
+                conns[i] = await Connection.open(port)
 
-    await asyncio.gather(*(warm(c) for c in conns))
+    await asyncio.gather(*(warm(i) for i in range(len(conns))))
+    warm_errors, errors = errors, 0
     measuring = True
     started = time.perf_counter()
     stop_at = started + seconds
@@ -365,13 +372,14 @@ async def load(port: int, requests: itertools.cycle | list[bytes], expect: int, 
         c.close()
     latencies.sort()
     if not latencies:
-        return {"rps": 0.0, "p50": 0.0, "p99": 0.0, "n": 0, "errors": errors}
+        return {"rps": 0.0, "p50": 0.0, "p99": 0.0, "n": 0, "errors": errors, "warm_errors": warm_errors}
     return {
         "rps": len(latencies) / elapsed,
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000,
         "n": len(latencies),
         "errors": errors,
+        "warm_errors": warm_errors,
     }
 
 
@@ -505,7 +513,12 @@ async def run_paired(
                 share = raws[r :: args.rounds] if sc.once else itertools.cycle(raws)
                 mine = await load(port, share, expect, concurrency, args.seconds)
                 rounds.append((base, mine))
-                print(f"  {label}: {sc.name}: round {r + 1}: {mine['rps']:.0f}/s against {base['rps']:.0f}/s", flush=True)
+                closed = "".join(
+                    f"; {who} closed {n} connection(s) in the warm-up"
+                    for who, n in ((label, mine.get("warm_errors", 0)), ("baseline", base.get("warm_errors", 0)))
+                    if n
+                )
+                print(f"  {label}: {sc.name}: round {r + 1}: {mine['rps']:.0f}/s against {base['rps']:.0f}/s{closed}", flush=True)
             ratios = [m["rps"] / b["rps"] if b["rps"] else 0.0 for b, m in rounds]
             for server, i in ((f"baseline ({label.split()[-1]})", 0), (label, 1)):
                 row: dict[str, Any] = {k: statistics.median(rnd[i][k] for rnd in rounds) for k in ("rps", "p50", "p99")}
