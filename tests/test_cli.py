@@ -469,6 +469,21 @@ def test_a_device_or_a_path_too_long_as_database_is_bad_input_named_where_it_was
     assert sorted(os.listdir(tmp_path)) == ["pipe"]
 
 
+def test_init_refuses_a_database_path_that_cannot_be_one_before_writing_anything(tmp_path):
+    """`pulseguard --db /dev/null init` wrote pulseguard.toml, then refused --db: the refusal
+    comes first now, and nothing is written."""
+    (tmp_path / "dir").mkdir()
+    for argv, env, named in (
+        (["--db", "/dev/null", "init"], {}, "--db"),
+        (["init"], {"PULSEGUARD_DB": str(tmp_path / "dir")}, "PULSEGUARD_DB"),
+    ):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+        home = {"HOME": str(tmp_path / "dir"), "XDG_CONFIG_HOME": str(tmp_path / "dir" / ".config")}
+        proc = run_python(argv, env={**clean, **home, **env}, cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"error: {named}: "), proc.stderr
+        assert sorted(os.listdir(tmp_path)) == ["dir"], (argv, os.listdir(tmp_path))
+
+
 # The start of a real PNG file (signature and header chunk): a picture passed as --db by mistake.
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de") + b"\0" * 200
 

@@ -39,6 +39,11 @@ def _init_target(args: argparse.Namespace) -> Path:
 async def init_handler(args: argparse.Namespace, ctx: object = None) -> int:
     """Write the commented example configuration; never overwrite without --force."""
     path = _init_target(args)
+    from engine.api.startup import database_for as database_named
+
+    # A --db (or PULSEGUARD_DB) that cannot be a database is refused before anything is written:
+    # the configuration was written first, then the refusal left it behind.
+    database_named(args, None)
     if path.is_dir():
         print(f"error: {path} is a directory; give a file name such as {path / CONFIG_FILENAME}", file=sys.stderr)
         return EXIT_USAGE
