@@ -288,6 +288,10 @@ def test_silences_from_the_cli(migrated_database: Any) -> None:
         past = run_cli(db, "silence", "add", "service=checkout", *when, "--comment", "x")
         assert past.returncode == 2 and past.stderr.startswith(message), past.stderr
         assert "has already passed: a silence must end in the future" in past.stderr and len(past.stderr.splitlines()) == 1
+    # Ending before it starts (both ahead): named by both options with their times, not "ends:".
+    backwards = run_cli(db, "silence", "add", "service=x", "--start", "2099-01-02T00:00Z", "--until", "2099-01-01T00:00Z", "--comment", "x")
+    assert backwards.returncode == 2 and backwards.stderr.startswith("error: --until: '2099-01-01T00:00Z' ("), backwards.stderr
+    assert "is not after --start '2099-01-02T00:00Z' (" in backwards.stderr and "a silence must end after it starts" in backwards.stderr
     started = run_cli(db, "silence", "add", "service=search", "--start", "1h", "--for", "2h", "--comment", "x", "--json")
     assert started.returncode == 0 and json.loads(started.stdout)["state"] == "active", started.stderr
     run_cli(db, "silence", "expire", str(json.loads(started.stdout)["id"]), check=True)

@@ -24,6 +24,11 @@ async def silence_add(args: argparse.Namespace, ctx: Context) -> int:
     # Over before it starts to count: named by the option that is wrong, as `maintenance add` does.
     if end is not None and end <= now:
         raise UsageError(f"--until: {args.end!r} ({short_time(end, date=True)}) has already passed: a silence must end in the future")
+    if start is not None and end is not None and end <= start:
+        raise UsageError(
+            f"--until: {args.end!r} ({short_time(end, date=True)}) is not after --start {args.start!r} "
+            f"({short_time(start, date=True)}): a silence must end after it starts"
+        )
     if start is not None and duration is not None and start + duration <= now:
         raise UsageError(
             f"--start: {args.start!r} with --for {args.duration} ends at {short_time(start + duration, date=True)}, "
