@@ -456,43 +456,6 @@ async def test_the_header_says_when_the_remote_engine_goes_away(db: Any, tmp_pat
             await cleanup()
 
 
-async def test_a_slow_save_says_saving_and_esc_does_not_hide_whether_it_was_made(api: Api, tmp_path: Path) -> None:
-    """Over a slow link the engine's answer takes seconds: the form keeps drawing and says it is
-    saving (it froze, Esc and all, until the answer came); Esc meanwhile keeps it open."""
-    import asyncio
-
-    from pulseguard_tui.forms.incident import CommentScreen
-
-    await seed_two()
-    args = console_args(tmp_path, api.url, api.tokens["responder"])
-    app, cleanup = build_console(args, initial_settings(args))
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await started(app, pilot)
-            gate = asyncio.Event()
-            real = app.api.comment
-
-            async def slow_comment(*args: Any, **kwargs: Any) -> Any:
-                await gate.wait()
-                return await real(*args, **kwargs)
-
-            app.api.comment = slow_comment
-            form = await open_form(pilot, "c", CommentScreen)
-            try:
-                await pilot.press("o", "k", "enter")
-                hint = form.query_one(".form-hint")
-                await until(pilot, lambda: "saving" in str(hint.render()), what="the form says it is saving")
-                await pilot.press("escape")
-                await pilot.pause(0.1)
-                assert app.screen is form and "cannot be called back" in str(hint.render())
-            finally:
-                gate.set()
-            await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="closed once saved")
-    finally:
-        await cleanup()
-    assert [c["content"] for c in (await queries.incident_detail("INC-1"))["comments"]] == ["ok"]
-
-
 @asynccontextmanager
 async def a_comment_on_its_way(api: Api, tmp_path: Path) -> AsyncIterator[tuple[Any, Any, Any]]:
     """A responder's console whose comment "ok" on INC-1 is saving: the engine answers when the
@@ -525,6 +488,20 @@ async def a_comment_on_its_way(api: Api, tmp_path: Path) -> AsyncIterator[tuple[
                 gate.set()
     finally:
         await cleanup()
+
+
+async def test_a_slow_save_says_saving_and_esc_does_not_hide_whether_it_was_made(api: Api, tmp_path: Path) -> None:
+    """Over a slow link the engine's answer takes seconds: the form keeps drawing and says it is
+    saving (it froze, Esc and all, until the answer came); Esc meanwhile keeps it open."""
+    async with a_comment_on_its_way(api, tmp_path) as (app, pilot, gate):
+        form = app.screen
+        hint = form.query_one(".form-hint")
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.screen is form and "cannot be called back" in str(hint.render())
+        gate.set()
+        await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="closed once saved")
+    assert [c["content"] for c in (await queries.incident_detail("INC-1"))["comments"]] == ["ok"]
 
 
 async def test_quit_while_a_save_is_on_its_way_closes_once_it_is_answered(api: Api, tmp_path: Path) -> None:
