@@ -59,8 +59,8 @@ PATH = "/api/webhooks/alertmanager"
 
 
 async def _payload(request: Request) -> AmPayload:
-    """The body, read and validated after the sender is authenticated (a dependency of the
-    route's own), so only Alertmanager or a responder can make the engine read a storm's worth."""
+    """The body, read and validated by the route once its Sender dependency has authenticated
+    the sender, so only Alertmanager or a responder can make the engine read a storm's worth."""
     raw = await request.body()
     # Refused as FastAPI refuses a body it reads itself, so the 422s read the same.
     if not raw:
