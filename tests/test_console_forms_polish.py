@@ -12,7 +12,7 @@ from textual.widgets import Input, Select, TextArea
 
 from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
-from pulseguard_tui.forms.incident import CommentScreen, ResolveScreen, SeverityScreen
+from pulseguard_tui.forms.incident import CommentScreen, EvidenceScreen, ResolveScreen, SeverityScreen, StatusScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
@@ -212,3 +212,46 @@ async def test_keys_typed_with_the_post_mortem_tab_key_go_to_the_post_mortem(con
     assert isinstance(form, SummaryForm) and form.doc["key"] == "INC-2"
     summary = form.query_one("#f-summary", TextArea)
     await until(pilot, lambda: summary.text.endswith("Pool too small"), what="the words in the summary")
+
+
+async def test_a_status_message_typed_with_s_goes_into_the_message(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Over SSH "sstill on it" arrives in one burst: the form opened on the status list, whose
+    type-to-search took the words (and could change the status). They go into the message; the
+    status stays the form's default, a Tab away, and Enter saves both."""
+    app, pilot = console
+    await select_row(pilot, "INC-3")  # investigating: the form offers identified first
+    for key, character in typed("sstill on it"):
+        app.post_message(events.Key(key, character))
+    await until(pilot, lambda: isinstance(app.screen, StatusScreen), what="status form")
+    form = app.screen
+    message, status = form.query_one("#f-message", Input), form.query_one("#f-status", Select)
+    await until(pilot, lambda: message.value == "still on it", what="the words in the message")
+    assert status.value == "identified" and app.focused is message
+    await pilot.press("tab")
+    assert app.focused is status  # the status list is the next field
+    await pilot.press("shift+tab", "enter")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+    inc = await queries.incident_detail("INC-3")
+    assert inc["status"] == "identified"
+    assert inc["updates"][-1]["message"] == "still on it" and inc["updates"][-1]["public"] is False
+
+
+async def test_a_url_typed_with_e_goes_into_the_url(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """ "e" and a URL in one burst: the URL is what is stored, with the kind left at link; the
+    description is the next field."""
+    app, pilot = console
+    await select_row(pilot, "INC-4")
+    url = "https://grafana.example/d/disk?from=now-1h"
+    names = {"/": "slash", ".": "full_stop", "?": "question_mark", "=": "equals_sign"}
+    burst = [("e", "e")] + [(names.get(c, c), c) for c in url] + [("tab", "\t")] + typed("disk graph")
+    for key, character in burst:
+        app.post_message(events.Key(key, character))
+    await until(pilot, lambda: isinstance(app.screen, EvidenceScreen), what="evidence form")
+    form = app.screen
+    await until(pilot, lambda: form.query_one("#f-description", Input).value == "disk graph", what="the description")
+    assert form.query_one("#f-url", Input).value == url
+    assert form.query_one("#f-kind", Select).value == "link"
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+    evidence = (await queries.incident_detail("INC-4"))["evidence"]
+    assert [(e["kind"], e["url"], e["description"]) for e in evidence] == [("link", url, "disk graph")]

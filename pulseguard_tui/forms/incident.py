@@ -47,8 +47,10 @@ class StatusScreen(FormScreen):
     def compose_fields(self) -> ComposeResult:
         current = self.incident.get("status")
         options = [(s, s) for s in SETTABLE if s != current]
-        yield from field_row("status", "Status", choice(options))
+        # The message first, as in the update form: it is what a responder types straight after
+        # "s" (a burst over SSH), and the choice list would take it as type-to-search.
         yield from field_row("message", "Message", Input(placeholder="what changed (needed if public)", compact=True))
+        yield from field_row("status", "Status", choice(options))
         yield from field_row("public", "Public", FormCheckbox("publish on the status page", compact=True))
 
     def check(self) -> dict[str, str]:
@@ -127,10 +129,12 @@ class EvidenceScreen(FormScreen):
 
     def compose_fields(self) -> ComposeResult:
         kinds = [(k.value, k.value) for k in EvidenceKind if k.value != "samples"]
-        yield from field_row("kind", "Kind", choice(kinds, "link"))
+        # What a responder fills most comes first: the URL (typed or pasted straight after "e"),
+        # then what it shows; the kind (a link unless changed) goes with the content and range.
         yield from field_row("url", "URL", Input(placeholder="https://… (a link or screenshot)", compact=True))
-        yield from field_row("content", "Content", TextArea(compact=True, soft_wrap=True))
         yield from field_row("description", "Description", Input(placeholder="what it shows", compact=True))
+        yield from field_row("kind", "Kind", choice(kinds, "link"))
+        yield from field_row("content", "Content", TextArea(compact=True, soft_wrap=True))
         yield from field_row("range_from", "From", Input(placeholder="log range start: 15m, ISO time", compact=True))
         yield from field_row("range_to", "To", Input(placeholder="log range end: now, 5m, ISO time", compact=True))
 
