@@ -48,6 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.core import eventloop  # noqa: E402
 
 # --- the servers (run as `bench/api.py --serve KIND`) ---------------------------------------------
 
@@ -598,7 +599,8 @@ def main() -> None:
             profiler = cProfile.Profile()
             profiler.enable()
         try:
-            asyncio.run(serve(args.serve, args.port, args.db, args.bodies))
+            # Both servers on the loop `pulseguard engine --api` runs on (uvicorn's own choice too).
+            eventloop.run(serve(args.serve, args.port, args.db, args.bodies))
         except (KeyboardInterrupt, SystemExit):
             pass
         finally:

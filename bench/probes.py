@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.core import eventloop  # noqa: E402
+
 
 def serve(ports: int, conn) -> None:  # type: ignore[no-untyped-def]
     """Child process: loopback HTTP servers answering 200 "ok" to every path."""
@@ -165,10 +167,10 @@ def main() -> None:
                 import cProfile
 
                 profiler = cProfile.Profile()
-                r = profiler.runcall(asyncio.run, run_one(n, ports, proc.pid, args))
+                r = profiler.runcall(eventloop.run, run_one(n, ports, proc.pid, args))
                 profiler.dump_stats(args.profile)
             else:
-                r = asyncio.run(run_one(n, ports, proc.pid, args))
+                r = eventloop.run(run_one(n, ports, proc.pid, args))  # the engine's own loop
             complete = "all" if r["stored"] == r["probes_total"] else f"{r['stored']}/{r['probes_total']}"
             print(
                 f"{r['n']:>8} {r['expected']:>10.0f} {r['achieved']:>9.0f} {r['p50']:>7.1f}ms {r['p99']:>7.1f}ms "

@@ -9,7 +9,6 @@ Bad input exits 2 with one line on stderr and writes nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import os
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 from engine.cli.common import CHANGE, CREATE, EXIT_ERROR, EXIT_OK, EXIT_USAGE, NONE, READ, Context, Parser, UsageError
 from engine.cli.context import load_context, open_database_for
 from engine.cli.incidents import register_incident
+from engine.core import eventloop
 from engine.core.domain import DomainError
 from engine.core.errors import StartupError
 from engine.core.textclean import brief
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     """Run a parsed subcommand; turns every expected failure into one line and exit 2."""
     try:
         ctx = load_context(args)
-        return asyncio.run(_run_handler(args, ctx))
+        return eventloop.run(_run_handler(args, ctx))
     except (DomainError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
