@@ -177,6 +177,17 @@ async def test_slack_commands_are_verified_and_run(db, monkeypatch):
             assert "Could not do that" in (await run(f"ack {key}"))["text"]
             assert "Usage" in (await run("dance"))["text"]
             assert (await run(f"comment {key} from a stranger", user="mallory"))["text"].startswith("comment added")
+            # Stopping or moving paging takes a [[users]] entry, as the buttons do: a stranger's
+            # ack or status is refused to them alone and changes nothing.
+            async with api.client("responder") as c:
+                other = (await c.post("/api/incidents", json={"title": "Search slow", "severity": "high"})).json()["key"]
+            stranger = (
+                "Your Slack account (U1) is not a PulseGuard user, so nothing was changed. "
+                'Add slack = "U1" to your [[users]] entry, then run the command again.'
+            )
+            assert await run(f"ack {other}", user="mallory") == {"response_type": "ephemeral", "text": stranger}
+            assert await run(f"status {other} identified it was me", user="mallory") == {"response_type": "ephemeral", "text": stranger}
+            assert (await run("list", user="mallory"))["text"].count("*INC-") == 2
 
             # Bad signature, stale timestamp (validly signed for that time), missing headers.
             body, headers = slack_request(secret, "list", sign_with="wrong-secret")
@@ -189,6 +200,8 @@ async def test_slack_commands_are_verified_and_run(db, monkeypatch):
             assert r.status_code == 401
         async with api.client("responder") as c:
             detail = (await c.get(f"/api/incidents/{key}")).json()
+            untouched = (await c.get(f"/api/incidents/{other}")).json()
+    assert (untouched["status"], untouched["acknowledged_by"], untouched["updates"]) == ("triggered", None, [])
     assert detail["acknowledged_by"] == "alice" and detail["status"] == "identified"
     assert [(x["author"], x["content"]) for x in detail["comments"]] == [
         ("alice", "paging the vendor"),

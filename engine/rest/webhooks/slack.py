@@ -76,11 +76,29 @@ def _reply(text: str, public: bool = False) -> dict[str, Any]:
     return {"response_type": "in_channel" if public else "ephemeral", "text": text}
 
 
-async def run_slash_command(text: str, actor: str) -> dict[str, Any]:
+# What stops or moves an incident's paging (an acknowledgement stops escalation; a status may
+# resolve it): only people PulseGuard knows, as for the buttons. Anyone in the workspace may list
+# and comment (a comment is signed slack:NAME and changes nothing else).
+_KNOWN_ONLY = ("ack", "status")
+
+
+def not_a_user(who: str, verb: str) -> dict[str, Any]:
+    """The reply to a Slack member with no [[users]] entry who asked for a change only users make."""
+    return _reply(
+        f"Your Slack account ({who}) is not a PulseGuard user, so nothing was changed. "
+        f'Add slack = "{who}" to your [[users]] entry, then {verb} again.'
+    )
+
+
+async def run_slash_command(text: str, actor: str, *, known: bool = True, who: str = "") -> dict[str, Any]:
+    """Run `/pulseguard TEXT` as `actor`; `known`: the actor is a [[users]] entry (`who`: the
+    Slack id or @handle to name when it is not)."""
     words = text.split()
     if not words or words[0].lower() in ("help", "?"):
         return _reply(SLACK_HELP)
     cmd, args = words[0].lower(), words[1:]
+    if cmd in _KNOWN_ONLY and not known:
+        return not_a_user(who or actor, "run the command")
     try:
         if cmd == "list":
             rows = await queries.list_incidents(limit=20)
@@ -141,8 +159,11 @@ async def slack_command(request: Request) -> dict[str, Any]:
     def field(name: str) -> str:
         return (form.get(name) or [""])[0].replace("\x00", "")
 
-    actor = slack_actor(state.config, field("user_id"), field("user_name"))
-    return await run_slash_command(field("text").strip(), actor)
+    user_id, user_name = field("user_id"), field("user_name")
+    known = slack_user(state.config, user_id, user_name)
+    actor = known or slack_actor(state.config, user_id, user_name)
+    who = user_id or ("@" + user_name if user_name else "unknown")
+    return await run_slash_command(field("text").strip(), actor, known=known is not None, who=who)
 
 
 # The buttons of a page (engine.notify.slack.buttons): action_id → what it does.
@@ -183,10 +204,7 @@ async def press(config: Any, payload: dict[str, Any], nonce: str) -> dict[str, A
     user_id, user_name = str(who.get("id") or ""), str(who.get("username") or who.get("name") or "")
     actor = slack_user(config, user_id, user_name)
     if actor is None:
-        return _reply(
-            f"Your Slack account ({user_id or user_name or 'unknown'}) is not a PulseGuard user, so nothing was changed. "
-            f'Add slack = "{user_id or "@" + user_name}" to your [[users]] entry, then press the button again.'
-        )
+        return not_a_user(user_id or ("@" + user_name if user_name else "unknown"), "press the button")
     try:
         incident = await act_once(key, action, actor, nonce=nonce, via="slack", categories=config.root_cause_categories)
     except DomainError as exc:
