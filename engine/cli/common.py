@@ -76,11 +76,34 @@ class Parser(argparse.ArgumentParser):
 
     def _parse_optional(self, arg_string: str) -> Any:
         found = super()._parse_optional(arg_string)
+        if isinstance(found, tuple) and found[0] is not None and found[1]:
+            # The option as typed (in full: argparse expands an abbreviation), for a refusal to name.
+            vars(self).setdefault("_typed_as", {})[id(found[0])] = found[1]
         # (None, word, None): a word starting with "-" that names none of this command's options.
         unknown = isinstance(found, tuple) and found[0] is None and not arg_string.startswith("--")
         if unknown and (self.dash_values or _NEGATIVE_LIKE.match(arg_string)):
             return None  # a positional value: the command's own check says what is wrong with it
         return found
+
+    def _get_values(self, action: argparse.Action, arg_strings: Any) -> Any:
+        # An empty or blank value is refused, never read as "not given": `silence add … --until ""`
+        # made a silence without that end, `report --since ""` the default window, `config check ""`
+        # checked the usual file. An option that clears something with "" says so (keeps_empty).
+        blank = isinstance(arg_strings, list) and any(isinstance(v, str) and not v.strip() for v in arg_strings)
+        # --db's own refusal (engine.api.startup) also says what it expects.
+        own = getattr(action, "keeps_empty", False) or action.dest == "db"
+        if blank and action.nargs in (None, "?") and not own:
+            if not action.option_strings:  # a positional value: `statuspage build ""` wrote into the current directory
+                self.exit(EXIT_USAGE, f"error: {action.metavar if isinstance(action.metavar, str) else action.dest}: is empty\n")
+            typed = vars(self).get("_typed_as", {}).get(id(action)) or max(action.option_strings, key=len)
+            self.exit(EXIT_USAGE, f"error: {typed}: is empty (give a value, or leave {typed} out)\n")
+        return super()._get_values(action, arg_strings)
+
+
+def keeps_empty(action: argparse.Action) -> argparse.Action:
+    """Let option `action` take an empty value (it clears what it sets; its help says so)."""
+    action.keeps_empty = True  # type: ignore[attr-defined]
+    return action
 
 
 def takes_dash_values(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli.common import EXIT_OK, ROW_ID, Context, UsageError, named_as_typed, parse_time, print_json, short_time
+from engine.cli.common import EXIT_OK, ROW_ID, Context, UsageError, keeps_empty, named_as_typed, parse_time, print_json, short_time
 
 
 def _color(text: str, code: str) -> str:
@@ -260,15 +260,15 @@ def register(sub: argparse._SubParsersAction[Any], common: argparse.ArgumentPars
     out.add_argument("--json", action="store_true", help="same as --format json")
     out.add_argument("--entries", action="store_true", help="list timeline entries with their ids")
     ed = p.add_argument_group("edit")
-    ed.add_argument("--summary", metavar="TEXT", help="what happened, in a paragraph")
+    keeps_empty(ed.add_argument("--summary", metavar="TEXT", help="what happened, in a paragraph ('' clears it)"))
     ed.add_argument("--well", action="append", metavar="TEXT", help="add to what went well (repeatable)")
     ed.add_argument("--badly", action="append", metavar="TEXT", help="add to what went badly (repeatable)")
     ed.add_argument("--lesson", action="append", metavar="TEXT", help="add a lesson learned (repeatable)")
     ed.add_argument("--clear", action="append", choices=["well", "badly", "lessons"], help="empty a list first")
     ed.add_argument("--affected-users", metavar="N", help="how many users were affected")
     ed.add_argument("--downtime", metavar="MINUTES", help="override the downtime, or 'auto' to compute it from the timeline")
-    ed.add_argument("--financial", metavar="TEXT", help="financial impact")
-    ed.add_argument("--reputational", metavar="TEXT", help="reputational impact")
+    keeps_empty(ed.add_argument("--financial", metavar="TEXT", help="financial impact ('' clears it)"))
+    keeps_empty(ed.add_argument("--reputational", metavar="TEXT", help="reputational impact ('' clears it)"))
     ed.add_argument("--add-entry", nargs=2, metavar=("TIME", "TEXT"), help="add a timeline entry")
     ed.add_argument("--kind", help="kind of the added entry: note (default), deployment, impact_start, impact_end…")
     ed.add_argument("--annotate", nargs=2, action="append", metavar=("ID", "TEXT"), help="add a note to timeline entry ID")

@@ -1,0 +1,107 @@
+"""Option values the CLI took and then did something else than asked with: an empty value read
+as "not given" (`silence add … --until ""` made a silence of --for alone, `--start ""` one
+starting now, `report --since ""` reported the default window, `--as ""` acted as the OS user).
+Each is refused naming the option (exit 2, one line) and stores nothing.
+Real `pulseguard` processes on a real (migrated) database, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support.cli_proc import run_python
+from support.db import cli_env, run_cli, table_rows
+
+CONFIG = """
+[[users]]
+id = "alice"
+email = "alice@example.com"
+[[users]]
+id = "bob"
+email = "bob@example.com"
+[[services]]
+name = "db"
+[[schedules]]
+name = "primary"
+rotation = "weekly"
+handoff = "monday 09:00"
+users = ["alice", "bob"]
+"""
+
+
+def empty(option: str) -> str:
+    return f"error: {option}: is empty (give a value, or leave {option} out)\n"
+
+
+def test_an_empty_or_blank_option_value_is_refused_and_nothing_is_stored(migrated_database, tmp_path: Path) -> None:
+    db = migrated_database
+    config = tmp_path / "pulseguard.toml"
+    config.write_text(CONFIG)
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", "--config", str(config), check=True)
+    run_cli(db, "silence", "add", "service=db", "--for", "1h", "-c", "deploy", "--config", str(config), check=True)
+    before = table_rows(db)
+    silences = run_cli(db, "silence", "list", "--json", "--config", str(config), check=True).stdout
+    for argv, option in [
+        (["silence", "add", "service=db", "-c", "x", "--for", "2h", "--until", ""], "--until"),
+        (["silence", "add", "service=db", "-c", "x", "--until=", "--for", "2h"], "--until"),
+        (["silence", "add", "service=db", "-c", "x", "--for", "2h", "--start", "  "], "--start"),
+        (["silence", "add", "service=db", "-c", "x", "--for", "2h", "--sta", ""], "--start"),  # abbreviated: named in full
+        (["silence", "add", "service=db", "-c", "", "--for", "2h"], "-c"),  # named as typed
+        (["maintenance", "add", "--title", "m", "--service", "db", "--for", "1h", "--end", ""], "--end"),
+        (["maintenance", "add", "--title", "m", "--service", "db", "--end", "+1h", "--start", ""], "--start"),
+        (["oncall", "override", "bob", "--covers", "alice", "--from", "now", "--to", "", "--schedule", "primary"], "--to"),
+        (["incident", "evidence", "INC-1", "--url", "https://example.com/x", "-d", " "], "-d"),
+        (["incident", "resolve", "INC-1", "--root-cause", "disk", "--solution", "", "--category", "capacity"], "--solution"),
+        (["report", "--since", ""], "--since"),
+        (["metrics", "query", "queue_depth", "--since", ""], "--since"),
+        (["audit", "--since", ""], "--since"),
+        (["incident", "list", "--limit", " "], "--limit"),
+        (["incident", "ack", "INC-1", "--as", ""], "--as"),
+    ]:
+        proc = run_cli(db, *argv, "--config", str(config))
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", empty(option)), argv
+    assert table_rows(db) == before
+    assert run_cli(db, "silence", "list", "--json", "--config", str(config), check=True).stdout == silences
+
+
+def test_an_empty_or_blank_argument_is_refused_naming_it(migrated_database, tmp_path: Path) -> None:
+    """`config check ""` checked the usual file, `statuspage build ""` wrote the status page into
+    the current directory, `init "  "` and `backup " "` wrote a file named with spaces."""
+    db = migrated_database
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+    run_cli(db, "silence", "add", "service=db", "--for", "1h", "-c", "deploy", check=True)
+    before = table_rows(db)
+    here = tmp_path / "cwd"
+    here.mkdir()
+    for argv, name in [
+        (["config", "check", ""], "FILE"),
+        (["init", "  "], "FILE"),
+        (["statuspage", "build", ""], "DIR"),
+        (["backup", " "], "PATH"),
+        (["export", "--output", " "], None),
+        (["incident", "snooze", "INC-1", ""], "DURATION"),
+        (["incident", "comment", "INC-1", "  "], "text"),
+        (["silence", "extend", "1", ""], "DURATION"),
+        (["silence", "expire", " "], "ID"),
+    ]:
+        proc = run_python([*argv, *(["--as", "tester"] if argv[0] not in ("init", "config") else [])], env=cli_env(db), cwd=here)
+        said = f"error: {name}: is empty\n" if name else empty("--output")
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", said), argv
+    assert sorted(here.iterdir()) == []
+    assert table_rows(db) == before
+
+
+def test_an_empty_postmortem_text_still_clears_it_as_its_help_says(migrated_database) -> None:
+    db = migrated_database
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+
+    def written() -> tuple[str, str]:
+        document = json.loads(run_cli(db, "postmortem", "INC-1", "--json", check=True).stdout)
+        return document["postmortem"]["summary"], document["impact"]["financial_impact"]
+
+    run_cli(db, "postmortem", "INC-1", "--summary", "the disk filled", "--financial", "none", check=True)
+    assert written() == ("the disk filled", "none")
+    run_cli(db, "postmortem", "INC-1", "--summary", "", "--financial", "", check=True)
+    assert written() == ("", "")
+    helped = run_cli(db, "postmortem", "--help", check=True).stdout
+    assert helped.count("('' clears it)") == 3, helped
