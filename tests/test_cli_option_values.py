@@ -1,7 +1,7 @@
 """Option values the CLI took and then did something else than asked with: an empty value read
 as "not given" (`silence add … --until ""` made a silence of --for alone, `--start ""` one
-starting now, `report --since ""` reported the default window, `--as ""` acted as the OS user).
-Each is refused naming the option (exit 2, one line) and stores nothing.
+starting now, `report --since ""` reported the default window, `--as ""` acted as the OS user),
+`demo --duration 0`. Each is refused naming the option (exit 2, one line) and stores nothing.
 Real `pulseguard` processes on a real (migrated) database, SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -105,3 +105,19 @@ def test_an_empty_postmortem_text_still_clears_it_as_its_help_says(migrated_data
     assert written() == ("", "")
     helped = run_cli(db, "postmortem", "--help", check=True).stdout
     assert helped.count("('' clears it)") == 3, helped
+
+
+def test_demo_refuses_a_duration_that_is_not_positive_or_more_than_a_day(tmp_path: Path) -> None:
+    """`demo --duration 0` started the demo and stopped it at once (exit 0), and 1e9 seconds was
+    taken too; it is seconds from 1 to a day, refused otherwise before anything starts."""
+    import subprocess
+    import sys
+
+    from support.db import REPO
+
+    for value in ("0", "-1", "0.5", "86401", "1e9"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pulseguard_tui", "demo", "--duration", value], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        said = f"pulseguard demo: argument --duration: '{value}' is out of range (1 to 86400) (see pulseguard demo --help)\n"
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", said), value  # no "demo: flaky service on …"

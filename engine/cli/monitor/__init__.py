@@ -15,6 +15,8 @@ from engine.cli.monitor.headless import listen_address
 
 __all__ = ["listen_address", "register"]
 
+LONGEST_DEMO = 86400.0  # seconds: `demo --duration` is for a scripted or timed showing
+
 
 async def _demo(args: argparse.Namespace, ctx: Context) -> int:
     from engine.runtime.demo import run_demo_printing
@@ -29,8 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         area.register(sub, common)
 
     p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)", parents=[common])
+    # Seconds, at least one and at most a day: "0" stopped at once and "1e9" meant 31 years.
     p.add_argument(
-        "--duration", type=number(0, 10**9), default=None, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)"
+        "--duration",
+        type=number(1, LONGEST_DEMO),
+        default=None,
+        metavar="SECONDS",
+        help=f"stop after this many seconds (1 to {LONGEST_DEMO:g}, a day; default: until Ctrl-C)",
     )
     p.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
     # runs_engine: the demo's engine opens and resolves incidents itself; none of it is a CLI change.
