@@ -121,3 +121,17 @@ def test_demo_refuses_a_duration_that_is_not_positive_or_more_than_a_day(tmp_pat
         )
         said = f"pulseguard demo: argument --duration: '{value}' is out of range (1 to 86400) (see pulseguard demo --help)\n"
         assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", said), value  # no "demo: flaky service on …"
+
+
+def test_evidence_refuses_a_log_range_without_a_log(migrated_database) -> None:
+    """`incident evidence INC-1 --url … --from 10:00` stored the link and dropped the range."""
+    db = migrated_database
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+    before = table_rows(db)
+    for extra, option in [(["--from", "10:00"], "--from"), (["--to", "now"], "--to"), (["--from", "0", "--to", "-1"], "--from")]:
+        proc = run_cli(db, "incident", "evidence", "INC-1", "--url", "https://example.com/graph", *extra)
+        said = f"error: {option}: only goes with --log (the time range of a log excerpt)\n"
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", said), extra
+    assert table_rows(db) == before
+    run_cli(db, "incident", "evidence", "INC-1", "--url", "https://example.com/graph", check=True)
+    assert table_rows(db) != before

@@ -207,6 +207,10 @@ async def incident_evidence(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
     fields: dict[str, Any] = {"description": args.description or ""}
+    if args.log is None and (args.from_ is not None or args.to is not None):
+        # Was ignored: `--url … --from 10:00` stored a link and no range.
+        given = "--from" if args.from_ is not None else "--to"
+        raise UsageError(f"{given}: only goes with --log (the time range of a log excerpt)")
     if args.url:
         kind = "screenshot" if re.search(r"\.(png|jpe?g|gif|webp)(\?|$)", args.url, re.I) else "link"
         fields["url"] = args.url
