@@ -135,3 +135,24 @@ def test_evidence_refuses_a_log_range_without_a_log(migrated_database) -> None:
     assert table_rows(db) == before
     run_cli(db, "incident", "evidence", "INC-1", "--url", "https://example.com/graph", check=True)
     assert table_rows(db) != before
+
+
+def test_as_refuses_a_name_with_a_line_break_or_invisible_characters(migrated_database) -> None:
+    """`--as $'alice\\nroot'` was stored as the actor: the audit log and the timeline showed a
+    second line of the user's making; over 64 characters the refusal said "actor: …", naming no
+    option. Both name --as now (exit 2, nothing stored); a name with a space is still a name."""
+    db = migrated_database
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+    before = table_rows(db)
+    invisible = "is not a name (it holds a line break, control or invisible character)"
+    for name, said in [
+        ("alice\nroot", f"error: --as: 'alice\\nroot' {invisible}\n"),
+        ("alice\u202eeci", f"error: --as: 'alice\\u202eeci' {invisible}\n"),
+        ("x" * 65, f"error: --as: '{'x' * 65}' is longer than 64 characters\n"),
+    ]:
+        proc = run_cli(db, "incident", "comment", "INC-1", "hello", "--as", name, actor="")
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", said), name
+    assert table_rows(db) == before
+    run_cli(db, "incident", "comment", "INC-1", "hello", "--as", "Alice Jansen", actor="", check=True)
+    shown = json.loads(run_cli(db, "incident", "show", "INC-1", "--json", check=True).stdout)
+    assert [c["author"] for c in shown["comments"]][-1] == "Alice Jansen"

@@ -9,17 +9,31 @@ from typing import Any
 
 from engine.api.startup import config_for
 from engine.api.startup import database_for as database_named
-from engine.cli.common import CREATE, Context, os_user
+from engine.cli.common import CREATE, Context, UsageError, os_user
 
 
 def load_context(args: argparse.Namespace) -> Context:
-    ctx = Context(actor=(getattr(args, "actor", None) or os_user()).strip(), json=bool(getattr(args, "json", False)))
+    ctx = Context(actor=_actor(getattr(args, "actor", None)), json=bool(getattr(args, "json", False)))
     if getattr(args, "needs_config", True):
         ctx.config = config_for(args)
     from engine.core import timefmt
 
     timefmt.configure(ctx.config)
     return ctx
+
+
+def _actor(given: str | None) -> str:
+    """Who acts: --as NAME, else the login name. A name the audit log and the timeline would show
+    on two lines (`--as $'alice\\nbob'`) or with invisible characters was stored as given; a
+    refusal names --as (the service's "actor: …" named no option)."""
+    if given is None:
+        return os_user().strip()
+    name = given.strip()
+    if not name.isprintable():
+        raise UsageError(f"--as: {given!r} is not a name (it holds a line break, control or invisible character)")
+    if len(name) > 64:
+        raise UsageError(f"--as: {given!r} is longer than 64 characters")
+    return name
 
 
 def load_config_for(args: argparse.Namespace) -> Any:
