@@ -600,3 +600,51 @@ async def test_the_maintenance_form_reads_a_time_without_a_zone_in_the_engines(d
             await cleanup()
         [window] = [w for w in await queries.list_maintenance(False) if w["title"] == "DB upgrade"]
         assert (window["starts_at"], window["ends_at"]) == ("2029-12-31T20:00:00+00:00", "2029-12-31T22:00:00+00:00"), window
+
+
+async def test_the_escalation_countdown_stops_while_the_remote_engine_is_away(db: Any, tmp_path: Path) -> None:
+    """The countdown is the console's arithmetic over the engine's due time; with the engine gone
+    nothing says the step will run then (or that nobody acknowledged meanwhile). The detail says
+    the escalation is unknown and when the step was due, ticks no more, and counts again once the
+    engine answers."""
+    from datetime import UTC, datetime, timedelta
+
+    from engine.rest.server import ApiService
+    from engine.storage.models import Incident
+    from pulseguard_tui.formatting import local_time
+
+    inc = await services.create_incident(title="Checkout down", severity="critical", actor="engine", services=["checkout"])
+    due = datetime.now(UTC) + timedelta(minutes=5)
+    # As in test_console_wiring: the planner's field, written directly (no engine loops run here).
+    await Incident.filter(id=inc.id).update(escalation={"generation": 1, "level": 0, "next_at": due.isoformat()})
+    restarted: ApiService | None = None
+    async with running_api() as api:
+        args = console_args(tmp_path, api.url, api.tokens["responder"])
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await until(pilot, lambda: app.ready.is_set(), timeout=10, what="connected")
+                screen = main(app)
+
+                def header() -> str:
+                    return detail_text(app, "#detail-header")
+
+                await until(pilot, lambda: "escalates in 4:5" in header(), what="countdown")
+
+                await api.service.stop()  # the engine's API goes away; the console finds out on its own
+                lost = f"escalation unknown (offline; due {local_time(due)})"
+                await until(pilot, lambda: lost in header(), timeout=10, what="the escalation unknown")
+                assert "escalates in" not in header()
+                assert "ENGINE UNREACHABLE" in str(screen.query_one("#status-line").render())
+                await pilot.pause(1.5)  # the clock ticks (the incident's age moves on), no countdown does
+                assert lost in header() and "escalates in" not in header()
+
+                restarted = ApiService(f"127.0.0.1:{api.service.port}", None, db_label="test", relay=False, drain_seconds=3)
+                await restarted.start()
+                await until(pilot, lambda: "escalates in 4:" in header(), timeout=10, what="the countdown back")
+                assert "unknown" not in header()
+                assert "ENGINE UNREACHABLE" not in str(screen.query_one("#status-line").render())
+        finally:
+            await cleanup()
+            if restarted is not None:
+                await restarted.stop()

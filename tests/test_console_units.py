@@ -230,6 +230,26 @@ def test_detail_header_says_when_it_escalates_or_who_acknowledged() -> None:
     assert "[false positive]" in fp and "not acknowledged" in fp
 
 
+def test_detail_header_counts_no_escalation_down_for_an_engine_it_cannot_reach() -> None:
+    """Attached to a remote engine that went away, the countdown would be the console's guess:
+    the header names why the escalation is unknown and the time its step was (or is) due."""
+    from pulseguard_tui.formatting import local_time
+    from pulseguard_tui.widgets.detail import header_text
+    from pulseguard_tui.widgets.status_line import engine_lost
+
+    remote = {"remote": "http://127.0.0.1:18080", "readonly": False}
+    assert engine_lost({**remote, "role": "engine"}) is None
+    assert engine_lost({"role": "unreachable"}) is None  # not attached over the API
+    due = NOW + timedelta(minutes=3, seconds=12)
+    detail = _detail(escalation={"next_at": due.isoformat()})
+    lost = header_text(detail, NOW, cut_off=engine_lost({**remote, "role": "unreachable"})).plain
+    assert f"escalation unknown (offline; due {local_time(due, now=NOW)})" in lost and "escalates" not in lost
+    later = NOW + timedelta(minutes=5)
+    past = header_text(detail, later, cut_off=engine_lost({**remote, "role": "token refused"})).plain
+    assert f"escalation unknown (token refused; was due {local_time(due, now=later)})" in past
+    assert "not acknowledged" in header_text(_detail(), NOW, cut_off="offline").plain  # nothing was due
+
+
 def test_analysis_lines() -> None:
     from pulseguard_tui.widgets.correlation import analysis_lines
 

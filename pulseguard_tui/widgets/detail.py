@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 from pulseguard_tui.formatting import ago, countdown, local_range, local_time, parse_iso, severity_label
 from pulseguard_tui.widgets.correlation import CorrelationView
 from pulseguard_tui.widgets.postmortem import PostmortemView
+from pulseguard_tui.widgets.status_line import engine_lost
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -52,8 +53,10 @@ TAB_TITLES = ("Timeline", "Comments", "Updates", "Evidence", "Correlation", "Res
 SHORT_TITLES = {"correlation": "Correl."}
 
 
-def header_text(d: dict[str, Any], now: datetime) -> Content:
-    """Three lines: what, who/where, when (with escalation or acknowledgement)."""
+def header_text(d: dict[str, Any], now: datetime, *, cut_off: str | None = None) -> Content:
+    """Three lines: what, who/where, when (with escalation or acknowledgement). `cut_off` (why
+    a remote console cannot read its engine: "offline") replaces the escalation's
+    countdown, which only the engine drives: the step's due time is shown, not counted down."""
     sev = d["severity"]
     t = Text()
     t.append(f"{d['key']} ", style="bold")
@@ -76,8 +79,12 @@ def header_text(d: dict[str, Any], now: datetime) -> Content:
         when.append(f"acknowledged by {d.get('acknowledged_by')} {ago(d['acknowledged_at'], now)}")
     else:
         esc = d.get("escalation") or {}
-        left = countdown(esc.get("next_at"), now) if isinstance(esc, dict) else None
-        when.append(f"escalates in {left}" if left else "not acknowledged")
+        due = esc.get("next_at") if isinstance(esc, dict) else None
+        left = countdown(due, now)
+        if cut_off and due:
+            when.append(f"escalation unknown ({cut_off}; {'due' if left else 'was due'} {local_time(due, now=now)})")
+        else:
+            when.append(f"escalates in {left}" if left else "not acknowledged")
     if (d.get("firing_count") or 1) > 1:
         when.append(f"{d['firing_count']} firings, last {ago(d.get('last_seen_at') or d['created_at'], now)}")
     if d.get("merged_into"):
@@ -322,10 +329,12 @@ class DetailPane(Vertical):
 
     def refresh_header(self, *, if_changed: bool = False) -> None:
         """Redraw the header; with `if_changed` (the clock's tick) only when its text reads
-        differently now (an age of minutes changes once a minute; a countdown every second)."""
+        differently now (an age of minutes changes once a minute; a countdown every second; the
+        escalation line when a remote console loses or finds its engine, which the header line
+        learns every few seconds)."""
         if self.detail is None:
             return
-        content = header_text(self.detail, self._now())
+        content = header_text(self.detail, self._now(), cut_off=engine_lost(getattr(self.app, "engine_state", None) or {}))
         if if_changed and content.plain == self._header_plain:
             return
         self._header_plain = content.plain

@@ -20,7 +20,17 @@ REMOTE_ROLE_TEXT = {"engine": "engine running", "standby": "engine standby"}
 # The remote engine's state when the console cannot read it (pulseguard_tui.app.overview_problem):
 # shown in place of "remote" at any width, since what the console shows may be out of date.
 REMOTE_PROBLEMS = {"unreachable": "ENGINE UNREACHABLE", "token refused": "TOKEN REFUSED"}
+# Why the detail shows no escalation countdown while attached to an engine it cannot read (short:
+# the header line above says ENGINE UNREACHABLE, and the detail's line must fit 80 columns).
+LOST_ENGINE = {"unreachable": "offline", "token refused": "token refused"}
 ROLE_SHORT = {"engine": "engine here", "standby": "standby", "console": "pure console", "local": "pure console", "cluster": "cluster"}
+
+
+def engine_lost(state: dict[str, Any]) -> str | None:
+    """Why a remote console cannot read its engine now ("offline"), from the state the
+    header line shows (pulseguard_tui.app.overview_problem); None while it can, and for a console
+    over a database."""
+    return LOST_ENGINE.get(str(state.get("role"))) if state.get("remote") else None
 
 
 def status_content(
