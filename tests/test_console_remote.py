@@ -648,3 +648,25 @@ async def test_the_escalation_countdown_stops_while_the_remote_engine_is_away(db
             await cleanup()
             if restarted is not None:
                 await restarted.stop()
+
+
+async def test_a_status_message_typed_with_s_over_the_api_goes_into_the_message(api: Api, tmp_path: Path) -> None:
+    """The same form over --connect: "s" and the words after it in one burst (as SSH delivers
+    them) are the message, and the status is the form's default (tests/test_console_forms_polish.py)."""
+    from textual import events
+
+    from pulseguard_tui.forms.incident import StatusScreen
+
+    await seed_two()
+    async with remote_console(tmp_path, api.url, api.tokens["responder"]) as (app, pilot):
+        names = {" ": "space"}
+        for c in "sstill on it":
+            app.post_message(events.Key(names.get(c, c), c))
+        await until(pilot, lambda: isinstance(app.screen, StatusScreen), what="status form")
+        form = app.screen
+        await until(pilot, lambda: form.query_one("#f-message").value == "still on it", what="the words in the message")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), timeout=10, what="form closed")
+        inc = await queries.incident_detail("INC-2")
+        assert inc["status"] == "investigating" and inc["updates"][-1]["message"] == "still on it"
+        assert inc["updates"][-1]["author"] == "responder-token"  # through the API
