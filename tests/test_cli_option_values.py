@@ -156,3 +156,29 @@ def test_as_refuses_a_name_with_a_line_break_or_invisible_characters(migrated_da
     run_cli(db, "incident", "comment", "INC-1", "hello", "--as", "Alice Jansen", actor="", check=True)
     shown = json.loads(run_cli(db, "incident", "show", "INC-1", "--json", check=True).stdout)
     assert [c["author"] for c in shown["comments"]][-1] == "Alice Jansen"
+
+
+def test_refusals_of_incident_create_list_and_followup_name_the_option_typed(migrated_database) -> None:
+    """`incident create --assignee 'a b'` said "assignee: …", `incident list --status 0`
+    "status: …", `incident followup … --owner 'a b'` "owner: …", `incident resolve
+    --root-cause` "root_cause: …": fields the user never typed.
+    They name the option now (exit 2, nothing stored)."""
+    db = migrated_database
+    run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
+    before = table_rows(db)
+    for argv, said in [
+        (["incident", "create", "--title", "t", "--severity", "0"], "error: --severity: unknown value '0' (expected one of:"),
+        (["incident", "create", "--title", "t", "--severity", "high", "--assignee", "a b"], "error: --assignee: 'a b' is not a valid name"),
+        (["incident", "create", "--title", "t", "--severity", "high", "--tag", "a b"], "error: --tag: 'a b' is not a valid tag"),
+        (["incident", "create", "--title", "x" * 301, "--severity", "high"], "error: --title: is 301 characters long (at most 300)"),
+        (["incident", "list", "--status", "0"], "error: --status: unknown value '0' (expected one of:"),
+        (["incident", "list", "--severity", "-1"], "error: --severity: unknown value '-1' (expected one of:"),
+        (["incident", "followup", "INC-1", "--group", "x", "-d", "y"], "error: --group: unknown value 'x' (expected one of:"),
+        (["incident", "followup", "INC-1", "--group", "process_changes", "-d", "y", "--owner", "a b"], "error: --owner: 'a b' is not"),
+        (["incident", "resolve", "INC-1", "--root-cause", "\x1b", "--solution", "s"], "error: --root-cause: holds only control"),
+        (["incident", "resolve", "INC-1", "--root-cause", "r", "--solution", "s", "--category", "nope"], "error: --category: unknown"),
+    ]:
+        proc = run_cli(db, *argv)
+        assert (proc.returncode, proc.stdout) == (2, ""), (argv, proc.stderr)
+        assert proc.stderr.startswith(said) and proc.stderr.count("\n") == 1, (argv, proc.stderr)
+    assert table_rows(db) == before

@@ -230,10 +230,10 @@ def test_text_that_would_show_as_blank_is_refused(db):
     # A title of "\x01" opened "INC-1 opened (high): " and every screen showed an empty title.
     for title in ("\x01", "\x1b\x07", "\u202e\u202c", " \x7f\t"):
         proc = run_cli(db, "incident", "create", "--title", title, "--severity", "high")
-        assert proc.returncode == 2 and proc.stderr.startswith("error: title: holds only control"), (title, proc.stderr)
+        assert proc.returncode == 2 and proc.stderr.startswith("error: --title: holds only control"), (title, proc.stderr)
     run_cli(db, "incident", "create", "--title", "T", "--severity", "high", check=True)
     proc = run_cli(db, "incident", "resolve", "INC-1", "--root-cause", "\x1b", "--solution", "s")
-    assert proc.returncode == 2 and proc.stderr.startswith("error: root_cause: holds only control"), proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --root-cause: holds only control"), proc.stderr
     proc = run_cli(db, "incident", "comment", "INC-1", "\u2066\u2069")
     assert proc.returncode == 2 and proc.stderr.startswith("error: comment: holds only control"), proc.stderr
     shown = json.loads(run_cli(db, "incident", "show", "INC-1", "--json", check=True).stdout)

@@ -15,6 +15,7 @@ from engine.cli.common import (
     Context,
     UsageError,
     age,
+    named_as_typed,
     parse_time,
     print_json,
     print_table,
@@ -37,14 +38,15 @@ LIST_COLUMNS = [
 async def incident_list(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import queries
 
-    rows = await queries.list_incidents(
-        status=args.status,
-        severity=args.severity,
-        include_resolved=args.all,
-        service=args.service,
-        tag=args.tag,
-        limit=args.limit,
-    )
+    with named_as_typed({"status": "--status", "severity": "--severity", "service": "--service", "tag": "--tag"}):
+        rows = await queries.list_incidents(
+            status=args.status,
+            severity=args.severity,
+            include_resolved=args.all,
+            service=args.service,
+            tag=args.tag,
+            limit=args.limit,
+        )
     if ctx.json:
         print_json(rows)
         return EXIT_OK

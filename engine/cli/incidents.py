@@ -12,6 +12,7 @@ from engine.cli.common import (
     Context,
     HelpFormatter,
     Parser,
+    named_as_typed,
     parse_date,
     print_json,
     say,
@@ -51,15 +52,18 @@ async def _incident_create(args: argparse.Namespace, ctx: Context) -> int:
 
     configured = [sv.name for sv in getattr(ctx.config, "services", None) or []]
     await services.check_services(args.service, configured, field="--service")
-    incident = await services.create_incident(
-        title=args.title,
-        severity=args.severity,
-        description=args.description or "",
-        services=args.service or [],
-        tags=args.tag or [],
-        assignee=args.assignee,
-        actor=ctx.actor,
-    )
+    # Refusals name the option typed ("--assignee: …"), not the service's field ("assignee: …").
+    typed = {"title": "--title", "severity": "--severity", "description": "--description", "tag": "--tag", "assignee": "--assignee"}
+    with named_as_typed(typed):
+        incident = await services.create_incident(
+            title=args.title,
+            severity=args.severity,
+            description=args.description or "",
+            services=args.service or [],
+            tags=args.tag or [],
+            assignee=args.assignee,
+            actor=ctx.actor,
+        )
     if ctx.json:
         from engine.incidents.queries import incident_dict
 
@@ -135,15 +139,16 @@ async def _incident_update(args: argparse.Namespace, ctx: Context) -> int:
 async def _incident_resolve(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
-    inc = await services.resolve(
-        args.key,
-        ctx.actor,
-        root_cause=args.root_cause,
-        solution=args.solution,
-        category=args.category,
-        verification_steps=args.verify or [],
-        categories=ctx.categories,
-    )
+    with named_as_typed({"root_cause": "--root-cause", "solution": "--solution", "category": "--category"}):
+        inc = await services.resolve(
+            args.key,
+            ctx.actor,
+            root_cause=args.root_cause,
+            solution=args.solution,
+            category=args.category,
+            verification_steps=args.verify or [],
+            categories=ctx.categories,
+        )
     print(f"{inc.key} resolved ({inc.root_cause_category})")
     await _note_if_no_engine(inc.id, inc.key)
     return EXIT_OK
@@ -179,7 +184,8 @@ async def _incident_followup(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
     due = parse_date(args.due, "--due") if args.due else None
-    row = await services.add_followup(args.key, args.group, args.description, ctx.actor, owner=args.owner, due_date=due)
+    with named_as_typed({"group": "--group", "description": "--description", "owner": "--owner"}):
+        row = await services.add_followup(args.key, args.group, args.description, ctx.actor, owner=args.owner, due_date=due)
     print(f"follow-up #{row.id} added to {args.key.upper()}")
     return EXIT_OK
 
