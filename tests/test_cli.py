@@ -234,7 +234,10 @@ def test_a_very_long_refused_value_is_shortened_in_its_one_line_error(migrated_d
     long = "x" * 10000
     shown = f"{'x' * 60}… (10000 characters)"
     for argv, message in [
-        (["incident", "create", "--title", "t", "--severity", long], f"error: --severity: unknown value '{'x' * 60}…' (10000 characters) ("),
+        (
+            ["incident", "create", "--title", "t", "--severity", long],
+            f"error: --severity: unknown value '{'x' * 60}…' (10000 characters) (",
+        ),
         (["incident", "snooze", "INC-1", long], f"error: DURATION: '{'x' * 60}…' (10000 characters) is not a duration"),
         (["incident", "tag", "INC-1", long], f"error: tag: '{'x' * 60}…' (10000 characters) is not a valid tag"),
         (["incident", "list", long], f"pulseguard: unrecognized arguments: {shown} (see pulseguard --help)"),
