@@ -11,12 +11,11 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from engine.config.conditions import Condition, ConditionError, parse_condition
+from engine.config.location import CONFIG_FILENAME as CONFIG_FILENAME
+from engine.config.location import ENV_CONFIG as ENV_CONFIG
 from engine.core.domain import Severity
 from engine.core.durations import duration_seconds, format_duration
 from engine.core.matchers import TAG_RE, TAG_RULE
-
-CONFIG_FILENAME = "pulseguard.toml"
-ENV_CONFIG = "PULSEGUARD_CONFIG"
 
 
 class ConfigError(Exception):

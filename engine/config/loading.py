@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.config.fields import CONFIG_FILENAME, ENV_CONFIG, ConfigError, _show
+from engine.config.fields import CONFIG_FILENAME, ConfigError, _show
+from engine.config.location import find_config as find_config
 from engine.config.model import Config
 from engine.config.problems import _clean_loc, _describe_error, _entry_label, _path_text, _reference_problems, _secret_problems
 from engine.config.trigger_names import condition_name_checks
@@ -161,25 +162,6 @@ def check_config(path: str | os.PathLike[str]) -> list[str]:
 def default_config() -> Config:
     """The configuration used when there is no file: nothing probed, nothing notified."""
     return Config()
-
-
-def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """Which file to use: `--config`, then $PULSEGUARD_CONFIG, then ./pulseguard.toml, then
-    the user config directory's pulseguard.toml. None when there is none (use defaults)."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get(ENV_CONFIG, "").strip()
-    if env:
-        return Path(env).expanduser()
-    local = Path.cwd() / CONFIG_FILENAME
-    if local.is_file():
-        return local
-    from platformdirs import user_config_path
-
-    user = user_config_path("pulseguard", appauthor=False) / CONFIG_FILENAME
-    if user.is_file():
-        return user
-    return None
 
 
 def example_config_text() -> str:

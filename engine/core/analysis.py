@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.core.domain import InvalidInput
+from engine.core.domain import ANALYSIS_SECTIONS, InvalidInput
 
-SECTIONS = ("pattern", "correlation", "anomaly", "threshold")
+SECTIONS = ANALYSIS_SECTIONS
 
 
 class _Section(BaseModel):

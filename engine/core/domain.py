@@ -64,6 +64,10 @@ class FollowUpGroup(str, Enum):
     TEAM_CHANGES = "team_changes"
 
 
+# The sections of an incident's `analysis` (their shapes: engine.core.analysis, which loads
+# pydantic and is imported only where an analysis is checked).
+ANALYSIS_SECTIONS = ("pattern", "correlation", "anomaly", "threshold")
+
 DEFAULT_ROOT_CAUSE_CATEGORIES = [
     "database",
     "deployment",

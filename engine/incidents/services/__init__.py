@@ -16,6 +16,7 @@ silences (and snoozes).
 """
 
 from engine.core.clock import utcnow
+from engine.core.domain import ANALYSIS_SECTIONS
 from engine.incidents.services.conversation import add_evidence, comment, post_update, promote_comment
 from engine.incidents.services.followups import add_followup, complete_followup
 from engine.incidents.services.grouping import (
@@ -30,7 +31,6 @@ from engine.incidents.services.grouping import (
     within_window,
 )
 from engine.incidents.services.lifecycle import (
-    ANALYSIS_SECTIONS,
     acknowledge,
     assign,
     change_severity,

@@ -10,7 +10,6 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from engine.core.analysis import SECTIONS, validate_analysis, validate_section
 from engine.core.domain import (
     DEFAULT_ROOT_CAUSE_CATEGORIES,
     SETTABLE_STATUSES,
@@ -36,8 +35,6 @@ from engine.incidents.services.validation import (
     valid_time,
 )
 from engine.storage.models import Incident, StatusUpdate
-
-ANALYSIS_SECTIONS = SECTIONS
 
 
 async def check_services(names: Iterable[str] | None, configured: Iterable[str] = (), field: str = "services") -> None:
@@ -83,6 +80,9 @@ async def create_incident(
     service_names = valid_names(services, "service")
     tag_names = valid_tags(tags, "tag")
     assignee = valid_name(assignee, "assignee")
+    # Imported here: its models load pydantic's schemas, which readers (the console's list) never need.
+    from engine.core.analysis import validate_analysis
+
     analysis = validate_analysis(analysis)
     now = valid_time(at)
     if detected_at is not None and detected_at.tzinfo is None:
@@ -405,6 +405,8 @@ async def set_verification_step(key: str | int, index: int, actor: str, *, done:
 async def set_analysis(key: str | int, section: str, data: dict[str, Any] | None, actor: str, *, at: datetime | None = None) -> Incident:
     """Store a detector's analysis (pattern recognition, correlation) on the incident, in the
     shape engine.core.analysis defines (InvalidInput naming the field when it does not fit)."""
+    from engine.core.analysis import validate_section
+
     actor = valid_actor(actor)
     data = validate_section(section, data)
     now = valid_time(at)
