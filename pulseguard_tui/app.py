@@ -56,6 +56,7 @@ def _screen_factory(path: str) -> Callable[[], Screen[Any]]:
 
 MAX_TOASTS = 3  # notices shown at once
 QUIT_GRACE = 3.0  # seconds q waits for a save on its way to be answered
+LIST_FIRST_WAIT = 2.0  # seconds the header's first figures wait at most for the list's first page
 
 
 class PulseGuardApp(App[None]):
@@ -89,6 +90,8 @@ class PulseGuardApp(App[None]):
         self.api: Any = api
         self._connect = connect
         self.ready = asyncio.Event()
+        # Set once the incident list's first load is done (shown, or failed and said so).
+        self.list_loaded = asyncio.Event()
         self.quit_grace = QUIT_GRACE
         self._quitting = False
         self._clock = clock
@@ -161,7 +164,17 @@ class PulseGuardApp(App[None]):
         self.api = api
         await self.load_capabilities()
         self.ready.set()
+        # The list's first page is asked for first: the header's counts and targets, asked at
+        # the same time, went ahead of it to the database (or the remote engine) and held it up.
+        await self.wait_for_list(LIST_FIRST_WAIT)
         await self.refresh_overview()
+
+    async def wait_for_list(self, timeout: float) -> None:
+        """Until the incident list's first load is done, or `timeout` seconds have passed."""
+        try:
+            await asyncio.wait_for(self.list_loaded.wait(), timeout)
+        except TimeoutError:
+            pass
 
     def apply_settings(self, theme: str | None = None) -> None:
         """Take in settings completed after the first frame (from the configuration)."""

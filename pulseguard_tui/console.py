@@ -17,9 +17,11 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+ENGINE_START_WAIT = 2.0  # seconds the in-process engine waits at most for the list's first page
 
 
 def initial_settings(args: argparse.Namespace) -> Any:
@@ -150,12 +152,11 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         api.targets_provider = monitor_queries()
         api.config = ctx.config
         if not getattr(args, "no_engine", False):
-            from engine.api.startup import default_config
-
-            host = EngineHost(api, ctx.config or default_config(), db)
+            host = EngineHost(api, ctx.config, db)
             host.app = app
             app.engine_host = host
-            host.start_soon()
+            # The engine's start shares the event loop: it waits for the list's first page.
+            host.start_soon(after=partial(app.wait_for_list, ENGINE_START_WAIT))
         return api
 
     async def cleanup() -> None:

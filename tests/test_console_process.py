@@ -31,6 +31,9 @@ def test_console_in_a_terminal_lists_acknowledges_and_quits(sqlite_database: Dat
     assert proc.returncode == 0, proc.stderr
     term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--no-engine"], console_env(sqlite_database, tmp_path))
     term.expect(b"Disk full on db-1")
+    # The list is up: nothing of numpy, SciPy or scikit-learn was loaded on the way either.
+    maps = Path(f"/proc/{term.pid}/maps").read_text()
+    assert not [lib for lib in ("numpy", "scipy", "sklearn", "numba") if lib in maps]
     term.expect(b"CRIT")  # severity as a word: NO_COLOR leaves no colour to rely on
     term.send(b"a")
     term.expect(b"Acknowledge INC-1 as dana")

@@ -4,6 +4,7 @@ choice and the remembered state, the action registry, and a start-up free of hea
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -180,6 +181,27 @@ def test_startup_imports_no_heavy_libraries() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"heavy modules imported at start-up: {proc.stdout.strip()}"
+
+
+def test_the_way_to_the_list_without_a_configuration_file_loads_no_configuration_model(tmp_path: Path) -> None:
+    """What the console imports after its first frame, before its list: the ORM (without the
+    source read Tortoise's own import did) and the local engine; not the configuration's model
+    when there is no file, nor the analysis shapes (pydantic), nor the engine (it starts later)."""
+    code = (
+        "import argparse, inspect, sys\n"
+        "from engine.api.startup import load_start_context, warm_local_imports\n"
+        "warm_local_imports()\n"
+        "ctx = load_start_context(argparse.Namespace(config=None, actor='dana'))\n"
+        "import tortoise.models\n"
+        "assert ctx.config is None and ctx.actor == 'dana'\n"
+        "assert tortoise.models.Model._meta.fields_map == {} and 'class Model' in inspect.getsource(tortoise.models.Model)\n"
+        "print(','.join(m for m in ('engine.config.model', 'engine.core.analysis', 'engine.runtime.engine', 'numpy') if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
 
 
 def test_console_refuses_without_a_terminal(tmp_path: Path) -> None:

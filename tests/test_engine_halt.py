@@ -72,3 +72,47 @@ async def test_the_console_halts_its_engine_as_it_starts_to_close() -> None:
     host.stop_soon()
     assert engine.halted == 1  # before stop_soon returned: no turn of the event loop needed
     await host.stop()
+
+
+async def test_the_consoles_engine_starts_once_the_list_is_shown_and_not_after_quitting(monkeypatch: Any) -> None:
+    """The console's engine waits for the incident list's first page (its start shared the
+    event loop with it); the header says "standby" meanwhile, and a console closed before then
+    starts no engine at all."""
+    started: list[str] = []
+
+    class FakeEngine:
+        role = "engine"
+
+        async def start(self) -> None:
+            started.append("start")
+
+        def halt(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            started.append("stop")
+
+    monkeypatch.setattr("engine.api.startup.new_engine", lambda *args, **kwargs: FakeEngine())
+    monkeypatch.setattr("engine.api.startup.warm_engine_imports", lambda: None)
+    listed = asyncio.Event()
+    api = type("Api", (), {"role": "console"})()
+    host = EngineHost(api, config=object(), database=None)
+    host.start_soon(after=listed.wait)
+    await asyncio.sleep(0.05)
+    assert started == [] and api.role == "standby"
+    listed.set()
+    for _ in range(200):
+        if started:
+            break
+        await asyncio.sleep(0.01)
+    assert started == ["start"] and api.role == "engine"
+    await host.stop()
+    assert started == ["start", "stop"]
+
+    started.clear()
+    closed = EngineHost(type("Api", (), {"role": "console"})(), config=object(), database=None)
+    closed.start_soon(after=asyncio.Event().wait)  # the list never loads: the console closes first
+    await closed.stop()
+    closed.start_soon()
+    await asyncio.sleep(0.05)
+    assert started == [] and closed.engine is None

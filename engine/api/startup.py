@@ -42,11 +42,13 @@ def root_cause_categories(config: Any) -> list[str]:
 
 def config_for(args: argparse.Namespace) -> Any:
     """The configuration file named by --config / PULSEGUARD_CONFIG / the usual places, or None."""
-    from engine.config.loading import find_config, load_config
+    from engine.config.location import find_config
 
     path = find_config(getattr(args, "config", None))
     if path is None:
         return None
+    from engine.config.loading import load_config
+
     return load_config(path)
 
 
@@ -140,7 +142,7 @@ def new_engine(config: Any, database: Any, *, role: str, on_role_change: Callabl
 
 def monitor_queries() -> Any:
     """The monitoring engine's read side (targets, metric series)."""
-    from engine.runtime.engine import MonitorQueries
+    from engine.runtime.queries import MonitorQueries
 
     return MonitorQueries()
 
@@ -154,13 +156,31 @@ async def start_demo(**options: Any) -> Any:
 
 def warm_local_imports() -> None:
     """Import what a local console needs (run in a thread after the first frame)."""
+    from engine.storage import import_tortoise
+
+    import_tortoise()
     import engine.api.local  # noqa: F401
-    import engine.config.loading  # noqa: F401
-    import engine.runtime.engine  # noqa: F401
+    import engine.runtime.queries  # noqa: F401
     import engine.storage.db  # noqa: F401
 
 
+def warm_engine_imports() -> None:
+    """Import the engine and the plugin modules its start loads (run in a thread, so the
+    console's event loop does not wait for them)."""
+    import importlib
+
+    from engine.runtime.engine import discover_plugin_modules
+
+    for name in discover_plugin_modules():
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: S112 - Engine.start() imports it again and reports the failure
+            continue
+
+
 def warm_remote_imports() -> None:
-    """Import what a console attached to a remote engine needs."""
+    """Import what a console attached to a remote engine needs (the configuration's modules
+    load with the configuration, beside the first request)."""
+    import httpcore  # noqa: F401 - httpx loads it with its first client
+
     import engine.api.remote  # noqa: F401
-    import engine.config.loading  # noqa: F401

@@ -154,6 +154,7 @@ class IncidentsScreen(IncidentWorkflows):
                     self.load_detail(self.table.selected_key, force=True)
         finally:
             self._refreshing = False
+            app.list_loaded.set()
         self._update_info()
 
     def _update_info(self) -> None:
