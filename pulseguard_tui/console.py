@@ -114,16 +114,21 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
         app.config = ctx.config
 
     async def connect_remote() -> Any:
-        """--connect: the engine's REST API stands in for the database; nothing opens here."""
+        """--connect: the engine's REST API stands in for the database; nothing opens here.
+        The configuration loads (in a thread) while the engine answers who the token is."""
         nonlocal remote
         await asyncio.to_thread(_warm_remote_imports)
         from engine.api.remote import RemoteEngine
         from engine.api.startup import load_start_context
 
-        ctx = await asyncio.to_thread(load_start_context, args)
-        take_config(ctx)
-        # The token's role decides: a viewer's console is read-only (the app keeps it so).
-        remote = await RemoteEngine.connect(args.connect, remote_token(args))
+        loading = asyncio.ensure_future(asyncio.to_thread(load_start_context, args))
+        try:
+            # The token's role decides: a viewer's console is read-only (the app keeps it so).
+            remote = await RemoteEngine.connect(args.connect, remote_token(args))
+        except Exception:
+            await loading  # a bad configuration is reported first, as when it was read first
+            raise
+        take_config(await loading)  # a bad configuration: cleanup() closes the client
         return remote
 
     async def connect() -> Any:

@@ -670,3 +670,48 @@ async def test_a_status_message_typed_with_s_over_the_api_goes_into_the_message(
         inc = await queries.incident_detail("INC-2")
         assert inc["status"] == "investigating" and inc["updates"][-1]["message"] == "still on it"
         assert inc["updates"][-1]["author"] == "responder-token"  # through the API
+
+
+async def test_the_way_to_the_list_asks_who_the_token_is_once(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """connect() and the capabilities right after it share one GET /api/me (the console asked
+    twice in a row before its first page); a later capabilities() asks again."""
+    await seed_two()
+    asked: list[str] = []
+    call = RemoteEngine._call
+
+    async def counting(self: RemoteEngine, method: str, path: str, **kwargs: Any) -> Any:
+        asked.append(path)
+        return await call(self, method, path, **kwargs)
+
+    monkeypatch.setattr(RemoteEngine, "_call", counting)
+    args = console_args(tmp_path, api.url, api.tokens["responder"])
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await started(app, pilot)
+            assert asked.count("/api/me") == 1
+            assert app.capabilities.can_write and app.api.actor
+            await app.api.capabilities()
+            assert asked.count("/api/me") == 2
+    finally:
+        await cleanup()
+
+
+async def test_a_bad_configuration_is_reported_before_an_engine_that_cannot_be_reached(tmp_path: Path) -> None:
+    """The configuration loads beside the first request to the engine: a broken file is still
+    what the console says (exit 2) when the engine is down too."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = console_args(tmp_path, f"http://127.0.0.1:{port}", "pg_whatever")
+    Path(args.config).write_text("[engine\n")
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app._exit, timeout=10, what="the console to give up")
+            said = "\n".join(str(r) for r in app._exit_renderables)
+    finally:
+        await cleanup()
+    assert app.return_code == 2 and "pulseguard.toml" in said and "cannot reach" not in said

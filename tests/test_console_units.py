@@ -204,6 +204,22 @@ def test_the_way_to_the_list_without_a_configuration_file_loads_no_configuration
     assert proc.stdout.strip() == ""
 
 
+def test_plain_http_loads_no_ca_bundle_and_trusts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from engine.api.remote import _tls_settings
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    context = _tls_settings("http://engine.internal:8080")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
+    assert _tls_settings("https://engine.internal") is True
+    monkeypatch.setenv("HTTP_PROXY", "https://proxy.internal:3128")  # TLS to the proxy: checked as ever
+    assert _tls_settings("http://engine.internal:8080") is True
+
+
 def test_console_refuses_without_a_terminal(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pulseguard_tui", "--db", str(tmp_path / "x.db")],

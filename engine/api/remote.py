@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
+import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from typing import Any, cast
@@ -50,8 +52,13 @@ class RemoteEngine:
         # The engine's [engine] timezone (from /api/me); UTC from a server too old to say.
         self.timezone = "UTC"
         self.reconnect_delay = (0.5, 10.0)
+        # The answer to /api/me that connect() got, for the capabilities() asked right after it.
+        self._identity: dict[str, Any] | None = None
         self._client = client or httpx.AsyncClient(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}", "User-Agent": "pulseguard-console"}, timeout=timeout
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "pulseguard-console"},
+            timeout=timeout,
+            verify=_tls_settings(self.url),
         )
 
     @classmethod
@@ -70,11 +77,16 @@ class RemoteEngine:
         self.token_role = me["role"]
         self.readonly = bool(me["readonly"])
         self.timezone = str(me.get("timezone") or "UTC")
+        self._identity = me
 
     async def capabilities(self) -> dict[str, Any]:
         """The token's name and role and what works over this connection: a feature needs the
-        server to serve it (an older server names none) and this client to speak it."""
-        me = await self._get("/api/me")
+        server to serve it (an older server names none) and this client to speak it. Right
+        after connect() this is the answer connect() got (the console asked /api/me twice in a
+        row on its way to the incident list); later calls ask again."""
+        me, self._identity = self._identity, None
+        if me is None:
+            me = await self._get("/api/me")
         served = me.get("features") or {}
         spoken = {
             "postmortems": "postmortem",
@@ -411,3 +423,15 @@ class RemoteEngine:
 
     async def set_followup_ticket(self, followup_id: int, ticket_key: str | None) -> dict[str, Any]:
         return await self._write("POST", f"/api/followups/{int(followup_id)}/ticket", {"ticket_key": ticket_key})
+
+
+def _tls_settings(url: str) -> ssl.SSLContext | bool:
+    """httpx's `verify` for a client of `url`. Over https (or through a proxy the environment
+    names, which may itself be https) the default: certificates checked against certifi's CA
+    bundle. Plain http with no proxy speaks no TLS at all (every request goes to `url`, and
+    redirects are not followed), so it needs no CA bundle, whose loading cost 20-40 ms of CPU on
+    the console's way to its first incident list: a context that checks certificates and
+    trusts none, so TLS, were it ever asked for, would fail rather than go unchecked."""
+    if url.startswith("http://") and not urllib.request.getproxies():
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return True
