@@ -333,12 +333,15 @@ def work_the_incident(shift: Shift, term: Terminal, soft: Soft, expected_actor: 
     log = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())} ERROR pool exhausted (50/50 in use)"
     term.press("e")
     term.wait_for("Attach evidence", what="the evidence form")
-    # Kind: screenshot, log, response, link (the default), file: two up from link is log.
-    term.press("enter")
+    # The form opens on the URL; a log has none: the description, then the kind (screenshot,
+    # log, response, link (the default), file: two up from link is log), the content, the range.
+    term.press("tab", "pool errors", "tab", "enter")
     term.wait_for("screenshot", what="the evidence kinds")
-    term.press("up", "up", "enter", "tab", "tab", log, "tab", "pool errors", "tab", "15m", "tab", "now", "ctrl+s")
+    term.press("up", "up", "enter", "tab", log, "tab", "15m", "tab", "now", "ctrl+s")
     shift.until(
-        lambda: shift.rows("SELECT kind FROM evidence WHERE kind = 'log' AND content LIKE '%pool exhausted%'"),
+        lambda: shift.rows(
+            "SELECT kind FROM evidence WHERE kind = 'log' AND content LIKE '%pool exhausted%' AND description = 'pool errors'"
+        ),
         what="the log evidence stored",
         screen=term,
     )
