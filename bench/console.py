@@ -3,6 +3,7 @@ against a minimal Textual app measured the same way in the same run.
 
     .venv/bin/python bench/console.py                 # 10,000 incidents, 5 start-ups, 20 keys
     .venv/bin/python bench/console.py --incidents 100000 --runs 3
+    .venv/bin/python bench/console.py --engine --connect  # also `pulseguard` with its engine, and --connect
 
 Each app runs in a real pseudo-terminal (80x24, TERM=xterm-256color); times are measured from
 process start (or from writing the key) until the expected text arrives on the terminal.
@@ -177,9 +178,23 @@ def env_for(db: Path, state: Path) -> dict[str, str]:
 
 
 def measure_console(
-    db: Path, state: Path, first: str, second: str, last: str, keys: int, remote: tuple[str, str] | None = None
+    db: Path,
+    state: Path,
+    first: str,
+    second: str,
+    last: str,
+    keys: int,
+    remote: tuple[str, str] | None = None,
+    *,
+    with_engine: bool = False,
 ) -> tuple[float, float, list[float], list[float], list[float]]:
-    argv = [PYTHON, "-m", "pulseguard_tui", "--no-engine", "--as", "bench"]
+    """One start-up of the console: `--no-engine` by default, with its own engine in the
+    process (`pulseguard` as most people start it) with `with_engine`, or attached to `remote`."""
+    argv = (
+        [PYTHON, "-m", "pulseguard_tui", "--as", "bench"]
+        if with_engine
+        else [PYTHON, "-m", "pulseguard_tui", "--no-engine", "--as", "bench"]
+    )
     if remote is not None:
         argv = [PYTHON, "-m", "pulseguard_tui", "--connect", remote[0], "--token", remote[1]]
     term = Term(argv, env_for(db, state))
@@ -265,6 +280,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="start-ups of each app")
     parser.add_argument("--keys", type=int, default=20, help="key presses per start-up")
     parser.add_argument("--connect", action="store_true", help="also measure the console attached to a headless engine's REST API")
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="also measure `pulseguard` with its engine in the process (measured before any --connect engine starts)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pulseguard-bench-") as tmp:
         folder = Path(tmp)
@@ -276,6 +296,15 @@ def main() -> int:
         script.write_text(MINIMAL_APP)
         c_frame, c_start, c_repaint, c_full, c_jump, m_start, m_keys = [], [], [], [], [], [], []
         r: dict[str, list[float]] = {"frame": [], "start": [], "repaint": [], "full": [], "jump": []}
+        e: dict[str, list[float]] = {"frame": [], "start": [], "repaint": [], "full": [], "jump": []}
+        if args.engine:  # alone on the database: its engine takes the lease, as on a laptop
+            for _ in range(args.runs):
+                frame, shown, repaint, full, jumps = measure_console(db, folder / "state", first, second, last, args.keys, with_engine=True)
+                e["frame"].append(frame)
+                e["start"].append(shown)
+                e["repaint"] += repaint
+                e["full"] += full
+                e["jump"] += jumps
         engine = start_engine(db, folder) if args.connect else None
         try:
             for _ in range(args.runs):
@@ -310,6 +339,13 @@ def main() -> int:
         print(f"  console, cursor repaint         {ms(c_repaint)}")
         print(f"  console, detail of new row      {ms(c_full)}")
         print(f"  console, G/g last/first row     {ms(c_jump)}")
+        if args.engine:
+            print(f"\nconsole with its engine in the process (`pulseguard`, {args.incidents:,} incidents)")
+            print(f"  first frame                    {ms(e['frame'])}")
+            print(f"  incidents listed               {ms(e['start'])}")
+            print(f"  cursor repaint                 {ms(e['repaint'])}")
+            print(f"  detail of new row              {ms(e['full'])}")
+            print(f"  G/g last/first row             {ms(e['jump'])}")
         if engine is not None:
             print(f"\nremote console (--connect to a headless engine's REST API on loopback, {args.incidents:,} incidents)")
             print(f"  first frame                    {ms(r['frame'])}")
