@@ -154,14 +154,17 @@ async def test_a_refused_token_ends_the_console_with_a_clear_message(api: Api, t
     assert app.return_code == 2
 
 
-async def test_an_engine_that_cannot_be_reached_ends_the_console_with_exit_1(tmp_path: Path) -> None:
-    """An engine that is down is not bad input: exit 1, as an unreachable database (it was 2)."""
+async def gives_up_on_a_closed_port(tmp_path: Path, config: str | None = None) -> tuple[int | None, str, int]:
+    """A console started against a port nothing listens on (with `config` as its configuration
+    file's text): its exit status, what it said on closing, and the port."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     args = console_args(tmp_path, f"http://127.0.0.1:{port}", "pg_whatever")
+    if config is not None:
+        Path(args.config).write_text(config)
     app, cleanup = build_console(args, initial_settings(args))
     try:
         async with app.run_test(size=(80, 24)) as pilot:
@@ -169,7 +172,13 @@ async def test_an_engine_that_cannot_be_reached_ends_the_console_with_exit_1(tmp
             said = "\n".join(str(r) for r in app._exit_renderables)
     finally:
         await cleanup()
-    assert app.return_code == 1 and f"cannot reach http://127.0.0.1:{port}" in said
+    return app.return_code, said, port
+
+
+async def test_an_engine_that_cannot_be_reached_ends_the_console_with_exit_1(tmp_path: Path) -> None:
+    """An engine that is down is not bad input: exit 1, as an unreachable database (it was 2)."""
+    code, said, port = await gives_up_on_a_closed_port(tmp_path)
+    assert code == 1 and f"cannot reach http://127.0.0.1:{port}" in said
 
 
 def test_missing_token_or_bad_url_is_one_line_and_exit_2(
@@ -700,18 +709,5 @@ async def test_the_way_to_the_list_asks_who_the_token_is_once(api: Api, tmp_path
 async def test_a_bad_configuration_is_reported_before_an_engine_that_cannot_be_reached(tmp_path: Path) -> None:
     """The configuration loads beside the first request to the engine: a broken file is still
     what the console says (exit 2) when the engine is down too."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = console_args(tmp_path, f"http://127.0.0.1:{port}", "pg_whatever")
-    Path(args.config).write_text("[engine\n")
-    app, cleanup = build_console(args, initial_settings(args))
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await until(pilot, lambda: app._exit, timeout=10, what="the console to give up")
-            said = "\n".join(str(r) for r in app._exit_renderables)
-    finally:
-        await cleanup()
-    assert app.return_code == 2 and "pulseguard.toml" in said and "cannot reach" not in said
+    code, said, _ = await gives_up_on_a_closed_port(tmp_path, "[engine\n")
+    assert code == 2 and "pulseguard.toml" in said and "cannot reach" not in said
