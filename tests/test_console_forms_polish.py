@@ -12,7 +12,7 @@ from textual.widgets import Input, Select, TextArea
 
 from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
-from pulseguard_tui.forms.incident import CommentScreen, EvidenceScreen, ResolveScreen, SeverityScreen, StatusScreen
+from pulseguard_tui.forms.incident import AcknowledgeScreen, CommentScreen, EvidenceScreen, ResolveScreen, SeverityScreen, StatusScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
@@ -177,6 +177,46 @@ async def test_a_confirmation_typed_with_its_key_is_answered(console: tuple[Puls
             break
         await pilot.pause(0.1)
     assert (await queries.get_incident("INC-2")).acknowledged_by is not None
+
+
+async def test_a_no_typed_as_a_word_runs_none_of_its_letters(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """ "no wait" typed into the acknowledge question at a hurried typist's pace: the question
+    closed at the "n" and the list read the rest as commands ("o" opened the reopen form, the
+    "a" of "wait" a new acknowledgement). The whole word is read as the answer: nothing runs."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(app.screen, AcknowledgeScreen), what="the question")
+    screens: set[str] = set()
+    for key, character in typed("no wait"):
+        app.post_message(events.Key(key, character))
+        await pilot.pause(0.08)
+        screens.add(type(app.screen).__name__)
+    assert screens == {"AcknowledgeScreen"}  # still open while the word is typed
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="the question closed")
+    await pilot.pause(0.3)
+    assert isinstance(app.screen, IncidentsScreen) and len(app.screen_stack) == 1
+    assert (await queries.get_incident("INC-2")).acknowledged_at is None
+    await pilot.press("a")  # a key after the pause is the list's again
+    await until(pilot, lambda: isinstance(app.screen, AcknowledgeScreen), what="asked again")
+
+
+async def test_a_yes_typed_as_a_word_acknowledges_once_and_opens_nothing(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """ "yes" and Enter: the acknowledgement is saved at the "y"; the "e" (evidence) and "s"
+    (status) after it belong to the answer, not to the list."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(app.screen, AcknowledgeScreen), what="the question")
+    for key, character in [*typed("yes"), ("enter", "\r")]:
+        app.post_message(events.Key(key, character))
+        await pilot.pause(0.08)
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="the question closed")
+    await pilot.pause(0.3)
+    assert len(app.screen_stack) == 1  # no evidence or status form
+    incident = await queries.get_incident("INC-2")
+    assert incident.acknowledged_at is not None
+    assert incident.status == "investigating"
 
 
 async def test_words_typed_with_the_slash_go_into_the_filter(console: tuple[PulseGuardApp, Pilot]) -> None:

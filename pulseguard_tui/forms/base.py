@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Checkbox, Label, Select, Static
 
@@ -266,6 +267,10 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
             self.busy = False
             if is_live(self):  # not while the console closes under a save (the worker is cancelled)
                 self._say_saving("")
+        self.saved(message)
+
+    def saved(self, message: str) -> None:
+        """The engine accepted the change: close, telling the screen below `message`."""
         self.dismiss(message)
 
     def action_cancel(self) -> None:
@@ -276,13 +281,30 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
 
 
 class ConfirmScreen(FormScreen):
-    """A yes/no question whose yes runs `perform`."""
+    """A yes/no question whose yes runs `perform`.
+
+    An answer typed as a word ("no wait", "nope", "yes") brings its other letters straight
+    after: closed at once, the question let them through to the list as commands ("o" of "no"
+    opened the reopen form, "a" of "wait" a new acknowledgement). A y or n keeps the question
+    open until the keys stop coming (ANSWER_QUIET), reading the rest as part of the answer; a
+    yes is saved at once all the same. Enter and Esc, the deliberate keys, close at once."""
 
     hint_text = "Enter / y confirm · Esc / n cancel"
     BINDINGS = [
-        Binding("escape,n", "cancel", "Cancel", show=True),
-        Binding("enter,y", "submit", "Confirm", show=True),
+        Binding("escape", "cancel", "Cancel", show=True),
+        Binding("n", "answer(False)", "Cancel", show=False),
+        Binding("enter", "submit", "Confirm", show=True),
+        Binding("y", "answer(True)", "Confirm", show=False),
     ]
+    # Seconds without a key after a typed y or n before the question closes: longer than the
+    # gap between the letters of a word typed in a hurry, short enough to feel immediate.
+    ANSWER_QUIET = 0.4
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answer: bool | None = None  # a typed y or n whose word may still be coming
+        self._answer_timer: Timer | None = None
+        self._saved_message: str | None = None
 
     def question(self) -> str:
         return ""
@@ -292,3 +314,36 @@ class ConfirmScreen(FormScreen):
 
     def on_mount(self) -> None:
         self.take_typed_ahead()  # nothing to focus: y, n, Enter and Esc typed ahead answer
+
+    def _forward_event(self, event: events.Event) -> None:
+        if self._answer is not None and isinstance(event, events.Key):
+            if self._answer_timer is not None:
+                self._answer_timer.reset()  # the word goes on
+            return  # the rest of the answer's word, not a key for anything
+        super()._forward_event(event)
+
+    async def action_answer(self, yes: bool) -> None:
+        if self._answer is not None or (self.busy and not yes):
+            return
+        self._answer = yes
+        self._answer_timer = self.set_timer(self.ANSWER_QUIET, self._answer_typed)
+        if yes:
+            await self.action_submit()
+        else:
+            self._say_saving("cancelled")
+
+    def _answer_typed(self) -> None:
+        """The keys have stopped: close as the typed answer says, or, when its save was refused
+        (the problem is on screen), read keys again."""
+        answer, self._answer, self._answer_timer = self._answer, None, None
+        if not answer:
+            self.dismiss(None)
+        elif self._saved_message is not None:
+            self.dismiss(self._saved_message)
+
+    def saved(self, message: str) -> None:
+        if self._answer:  # the word after the y may still be coming: close once it has
+            self._saved_message = message
+            self._say_saving(message)
+            return
+        self.dismiss(message)
