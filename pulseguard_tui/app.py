@@ -29,6 +29,7 @@ from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
 from pulseguard_tui.terminal import strip_terminal_controls
 from pulseguard_tui.widgets.inputs import typed_ahead_for, typed_ahead_into, typed_below
+from pulseguard_tui.widgets.status_line import database_lost
 from themes import THEMES, normalise_theme_name
 
 strip_terminal_controls()
@@ -267,7 +268,10 @@ class PulseGuardApp(App[None]):
             self.counts = await self.api.incident_counts()
             self.targets = await self.api.list_targets()
         except Exception as exc:  # the database or the remote engine went away: say so in the header, keep running
-            self.engine_state = {**self.engine_state, "role": overview_problem(exc, remote=bool(getattr(self.api, "remote", False)))}
+            remote = bool(getattr(self.api, "remote", False))
+            if not remote and not database_lost(self.engine_state):  # the header says DATABASE ERROR; this, what it is
+                self.notify(overview_problem(exc, remote=False)[:300], severity="error", timeout=15)
+            self.engine_state = {**self.engine_state, "role": overview_problem(exc, remote=remote)}
         self._refresh_status_lines()
 
     def _refresh_status_lines(self) -> None:

@@ -23,14 +23,24 @@ REMOTE_PROBLEMS = {"unreachable": "ENGINE UNREACHABLE", "token refused": "TOKEN 
 # Why the detail shows no escalation countdown while attached to an engine it cannot read (short:
 # the header line above says ENGINE UNREACHABLE, and the detail's line must fit 80 columns).
 LOST_ENGINE = {"unreachable": "offline", "token refused": "token refused"}
+# A console over the database that cannot read it (pulseguard_tui.app.overview_problem): what the
+# header says, as loudly as a lost engine, and why the detail counts nothing down.
+DATABASE_PROBLEM = "database error"
 ROLE_SHORT = {"engine": "engine here", "standby": "standby", "console": "pure console", "local": "pure console", "cluster": "cluster"}
 
 
 def engine_lost(state: dict[str, Any]) -> str | None:
-    """Why a remote console cannot read its engine now ("offline"), from the state the
-    header line shows (pulseguard_tui.app.overview_problem); None while it can, and for a console
-    over a database."""
-    return LOST_ENGINE.get(str(state.get("role"))) if state.get("remote") else None
+    """Why the console cannot read what drives escalation now, from the state the header line
+    shows (pulseguard_tui.app.overview_problem): a remote console its engine ("offline"), a
+    console over the database the database ("database error"); None while it can."""
+    if not state.get("remote"):
+        return DATABASE_PROBLEM if database_lost(state) else None
+    return LOST_ENGINE.get(str(state.get("role")))
+
+
+def database_lost(state: dict[str, Any]) -> bool:
+    """Whether a console over the database could not read it at the last look."""
+    return not state.get("remote") and str(state.get("role") or "").startswith(DATABASE_PROBLEM)
 
 
 def status_content(
@@ -76,6 +86,8 @@ def status_content(
         else:
             role_text = "remote" if narrow else f"remote, {REMOTE_ROLE_TEXT.get(role, role)}"
         remote = remote.split("://", 1)[-1]
+    elif database_lost(state):  # what is shown may be out of date, and escalation may not run
+        alarm, role_text = True, DATABASE_PROBLEM.upper()
     parts.append((role_text, "bold $error" if alarm else "$text-muted"))
     used = sum(len(p if isinstance(p, str) else p[0]) for p in parts)
     db = remote or str(state.get("database") or "")
