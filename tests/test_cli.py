@@ -137,6 +137,23 @@ def test_list_is_an_aligned_table(sqlite_database):
     assert lines[1][title_col:].startswith("a much longer title") and lines[2][title_col:].startswith("short")
 
 
+def test_an_empty_filtered_list_says_nothing_matched_not_that_nothing_is_open(sqlite_database):
+    """`incident list --tag zzz` said "no incidents open" while an incident was open: read at
+    3 a.m. as the all-clear. It names the filters that matched nothing."""
+    run_cli(sqlite_database, "incident", "create", "--title", "disk full", "--severity", "high", "--tag", "db", check=True)
+    said = {
+        argv: run_cli(sqlite_database, "incident", "list", *argv, check=True).stdout.strip()
+        for argv in [("--tag", "zzz"), ("--severity", "low", "--tag", "db"), ("--status", "resolved"), ("--all", "--service", "a b")]
+    }
+    assert said == {
+        ("--tag", "zzz"): "no open incidents match --tag zzz (--all includes resolved ones)",
+        ("--severity", "low", "--tag", "db"): "no open incidents match --severity low --tag db (--all includes resolved ones)",
+        ("--status", "resolved"): "no incidents match --status resolved",
+        ("--all", "--service", "a b"): "no incidents match --service 'a b'",
+    }
+    assert "INC-1" in run_cli(sqlite_database, "incident", "list", "--tag", "db", check=True).stdout
+
+
 def test_console_options_with_a_command_are_refused_and_nothing_is_done(sqlite_database):
     """`pulseguard --connect URL --token T incident ack INC-1` acknowledged INC-1 in the local
     database (the console's options were parsed and ignored), and `--readonly` did not stop a write."""

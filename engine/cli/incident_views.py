@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import base64
 import re
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,20 @@ async def incident_list(args: argparse.Namespace, ctx: Context) -> int:
     for r in rows:
         r["ack"] = r["acknowledged_by"] or ("-" if r["status"] == "resolved" else "no")
         r["age"] = age(r["created_at"])
-    print_table(rows, LIST_COLUMNS, empty="no incidents" + ("" if args.all else " open (use --all for resolved ones)"))
+    print_table(rows, LIST_COLUMNS, empty=_none_listed(args))
     return EXIT_OK
+
+
+def _none_listed(args: argparse.Namespace) -> str:
+    """What an empty list says: with filters, that nothing matched them ("no incidents open"
+    read as the all-clear while open incidents had other tags)."""
+    given = [(opt, getattr(args, opt[2:])) for opt in ("--status", "--severity", "--service", "--tag")]
+    filters = " ".join(f"{opt} {shlex.quote(value)}" for opt, value in given if value)
+    if not filters:
+        return "no incidents" + ("" if args.all else " open (use --all for resolved ones)")
+    if args.all or args.status:  # a status filter names the statuses itself
+        return f"no incidents match {filters}"
+    return f"no open incidents match {filters} (--all includes resolved ones)"
 
 
 async def incident_show(args: argparse.Namespace, ctx: Context) -> int:
