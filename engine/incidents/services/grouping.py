@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 
 from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput, Status, parse_incident_key
 from engine.incidents.services.timeline import append_event, change, lock_incident, next_number
-from engine.incidents.services.validation import valid_actor, valid_text, valid_time
+from engine.incidents.services.validation import valid_actor, valid_text, valid_time, valid_title
 from engine.storage.escalation_models import Notification, Timer, TimerState
 from engine.storage.models import Comment, Event, Evidence, FollowUp, Incident, StatusUpdate
 
@@ -221,7 +221,7 @@ async def split(key: str | int, fingerprint: str, actor: str, *, at: datetime | 
         number = await next_number(conn)
         child = await Incident.create(
             number=number,
-            title=valid_text(summary, "title", limit=300),
+            title=valid_title(summary, limit=300),
             description=f"Split out of {parent.key} ({parent.title}).",
             severity=parent.severity,
             status=Status.TRIGGERED.value,

@@ -33,6 +33,7 @@ from engine.incidents.services.validation import (
     valid_tags,
     valid_text,
     valid_time,
+    valid_title,
 )
 from engine.storage.models import Incident, StatusUpdate
 
@@ -73,7 +74,7 @@ async def create_incident(
 ) -> Incident:
     """Open an incident (status triggered) and return it."""
     actor = valid_actor(actor)
-    title = valid_text(title, "title", limit=MAX_TITLE)
+    title = valid_title(title, limit=MAX_TITLE)
     sev = parse_enum(Severity, severity, "severity").value
     src = parse_enum(Source, source, "source").value
     description = valid_text(description, "description", required=False)

@@ -11,7 +11,7 @@ from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.core.timefmt import format_time
 from engine.incidents.services.timeline import append_event
-from engine.incidents.services.validation import MAX_TITLE, valid_actor, valid_names, valid_text, valid_time
+from engine.incidents.services.validation import MAX_TITLE, valid_actor, valid_names, valid_text, valid_time, valid_title
 from engine.storage.models import MaintenanceWindow
 
 
@@ -33,7 +33,7 @@ async def create_maintenance(
     `at` (now) is refused: it could cover nothing, so its times are surely a typo; one that
     started earlier and ends later is fine (an emergency declared after the work began)."""
     actor = valid_actor(actor)
-    title = valid_text(title, "title", limit=MAX_TITLE)
+    title = valid_title(title, limit=MAX_TITLE)
     if kind not in ("scheduled", "emergency"):
         raise InvalidInput("kind", f"unknown maintenance kind {kind!r} (expected scheduled or emergency)")
     if starts_at.tzinfo is None or ends_at.tzinfo is None:

@@ -40,6 +40,12 @@ def valid_text(value: str | None, field: str, *, required: bool = True, limit: i
     return value
 
 
+def valid_title(value: str | None, field: str = "title", *, limit: int = MAX_TEXT) -> str:
+    """A title is one line: line breaks and runs of spaces (a multi-line alert summary, a
+    pasted log line) become single spaces, as every list shows it anyway."""
+    return " ".join(valid_text(value, field, limit=limit).split())
+
+
 def storable(value: str, field: str) -> str:
     """PostgreSQL refuses NUL in text (SQLite would store it): refuse it on every backend."""
     if "\x00" in value:
