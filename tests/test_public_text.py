@@ -247,7 +247,7 @@ def test_console_draws_a_hostile_title_without_executing_it(sqlite_database, tmp
     run_cli(sqlite_database, "incident", "create", "--title", title, "--severity", "high", check=True)
     run_cli(sqlite_database, "incident", "comment", "INC-1", "note\x1b]0;pwned-too\x07 end", check=True)
     term = Pty([sys.executable, "-m", "pulseguard_tui", "--as", "dana", "--no-engine"], console_env(sqlite_database, tmp_path), cols=140)
-    term.expect(b"Boom]0;pwned [bold red]markup[/] 2J tailX")
+    term.expect(b"Boom]0;pwned [bold red]markup[/] 2J tail X")  # the line break is a space (titles are one line)
     term.send(b"\r")  # the incident's detail, with its comment
     term.expect(b"pwned-too")
     term.send(b"q")

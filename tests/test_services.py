@@ -271,12 +271,12 @@ async def test_a_status_update_without_a_status_leaves_the_incident_row_alone(sd
 
 async def test_a_title_is_one_line(db):
     """A multi-line alert summary or a pasted log line as a title: `incident create` printed it
-    over two lines and every list joined them differently. Line breaks and runs of spaces are
-    single spaces, for incidents and maintenance windows alike."""
+    over two lines and every list joined them differently. Each line break, with the spaces and
+    tabs around it, is one space, for incidents and maintenance windows alike."""
     from datetime import UTC, datetime, timedelta
 
-    inc = await services.create_incident(title="  checkout down\n\tHTTP 500  on /pay \r\n", severity="high", actor="alice")
-    assert (await Incident.get(id=inc.id)).title == "checkout down HTTP 500 on /pay"
+    inc = await services.create_incident(title="  checkout down\n\tHTTP 500 on /pay\r\n  (EU)", severity="high", actor="alice")
+    assert (await Incident.get(id=inc.id)).title == "checkout down HTTP 500 on /pay (EU)"
     start = datetime.now(UTC) + timedelta(hours=1)
     window = await services.create_maintenance(
         title="DB\nupgrade", starts_at=start, ends_at=start + timedelta(hours=1), actor="carol", services=["database"]

@@ -41,9 +41,13 @@ def valid_text(value: str | None, field: str, *, required: bool = True, limit: i
 
 
 def valid_title(value: str | None, field: str = "title", *, limit: int = MAX_TEXT) -> str:
-    """A title is one line: line breaks and runs of spaces (a multi-line alert summary, a
-    pasted log line) become single spaces, as every list shows it anyway."""
-    return " ".join(valid_text(value, field, limit=limit).split())
+    """A title is one line: each line break, with the spaces and tabs around it (a multi-line
+    alert summary), becomes one space, as every list shows it anyway. Other characters are
+    kept as given (the screens make controls visible; JSON keeps the exact text)."""
+    return _LINE_BREAKS.sub(" ", valid_text(value, field, limit=limit))
+
+
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 
 
 def storable(value: str, field: str) -> str:
