@@ -208,3 +208,73 @@ async def test_a_batch_whose_sender_is_cancelled_after_it_committed_is_stored_on
     assert sorted(c["content"] for c in comments) == ["note 0", "note 1", "note 2"]  # each once
     assert [e["kind"] for e in events] == ["created", "commented", "commented", "commented"]
     assert incident[0]["version"] == 3
+
+
+@pytest.mark.postgres
+async def test_comments_after_the_first_write_without_reading_the_incident(db, monkeypatch):
+    """Once a comment has read its incident's id, the next ones to it do not read the row:
+    their keys are drawn together (one statement for those arriving at once) and the write
+    guards the incident's number. What they store is what the reading path stores."""
+
+    from engine.incidents.services import timeline
+
+    if db.kind != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    inc = await services.create_incident(title="busy", severity="critical", actor="alice")
+    draws: list[int] = []
+    real = timeline.KeyDraws.draw
+
+    async def counted(self, conn, quick):  # observes the real draw
+        draws.append(1)
+        return await real(self, conn, quick)
+
+    monkeypatch.setattr(timeline.KeyDraws, "draw", counted)
+    reads: list[int] = []
+    read = timeline._plan_quick
+
+    async def counted_read(*args, **kwargs):  # observes the real read
+        reads.append(1)
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(timeline, "_plan_quick", counted_read)
+    first = await services.comment(inc.key, "first", "bob")
+    assert draws == [] and len(reads) == 1  # read the incident, and learnt its id
+    made = await asyncio.gather(*[services.comment(inc.key, f"note {i}", f"user{i % 3}", internal_only=i % 2 == 0) for i in range(30)])
+    assert len(draws) == 30 and len(reads) == 1  # none read it again
+    incident, events, comments, _ = await stored(inc.number)
+    assert incident[0]["version"] == 31
+    assert [c["id"] for c in comments] == sorted(c.id for c in [first, *made])
+    by_id = {c["id"]: c for c in comments}
+    for event in events[1:]:
+        comment = by_id[event["data"]["comment_id"]]
+        assert event["actor"] == comment["author"]
+        assert event["data"]["internal_only"] == comment["internal_only"]
+
+
+@pytest.mark.postgres
+async def test_a_kept_incident_id_that_no_longer_fits_is_read_again(db):
+    """The id kept for a number names another incident (or none): the guarded write applies
+    nothing, and the comment is read, locked, and stored on the right incident; a comment to
+    an incident deleted meanwhile is refused and stores nothing."""
+    from tortoise import connections
+
+    from engine.incidents.services import timeline
+
+    if db.kind != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    a = await services.create_incident(title="a", severity="low", actor="alice")
+    b = await services.create_incident(title="b", severity="low", actor="alice")
+    await services.comment(a.key, "first", "bob")
+    kept = timeline._incident_ids[connections.get("default")]
+    kept[a.number] = b.id  # as if the number had been given to another row
+    c = await services.comment(a.key, "second", "bob")
+    assert await Comment.filter(id=c.id).values_list("incident_id", flat=True) == [a.id]
+    assert (await stored(b.number))[2] == []  # nothing of it on b
+    assert a.number not in kept  # forgotten: the next comment reads it again
+    await services.comment(a.key, "third", "bob")
+    assert kept[a.number] == a.id
+    await Incident.filter(id=a.id).delete()
+    with pytest.raises(NotFound):
+        await services.comment(a.key, "fourth", "bob")
+    assert await Comment.filter(content="fourth").count() == 0
+    assert a.number not in kept

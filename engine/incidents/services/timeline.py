@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -372,6 +373,18 @@ class Quick:
         # The incident columns the change reads (None: all); the guard's are read too.
         self.columns = None if columns is None else (*columns, *(g for g in guard if g not in columns))
 
+    @property
+    def blind(self) -> bool:
+        """Whether the change reads nothing of the incident but its key (a comment): then,
+        its id known, it need not read the row at all (see `_plan_blind`)."""
+        return self.columns == () and not self.guard
+
+    @functools.cached_property
+    def draw_sql(self) -> str:
+        """PostgreSQL: a key for each row the change inserts, one line per change (`KeyDraws`)."""
+        keys = ", ".join(f"nextval(pg_get_serial_sequence('{m._meta.db_table}', '{m._meta.db_pk_column}'))" for m in self.inserts)
+        return f"SELECT {keys or 'NULL'} FROM generate_series(1, $1::int)"
+
     @functools.cached_property
     def read_sql(self) -> str:
         """PostgreSQL: the incident's columns, and a key drawn for each row it will insert."""
@@ -597,11 +610,26 @@ async def _run_quick(
         c, result = await _plan_quick(conn, key, now, body, quick, open_to)
         await _write([c])
         return result
+    number = parse_incident_key(key)
+    known = _incident_ids.get(conn)
+    if quick.blind and open_to is None and known is not None and number in known:
+        c, result = await _plan_blind(conn, known[number], number, now, body, quick)
+        try:
+            await batches.write(c)
+        except Stale:
+            known.pop(number, None)  # gone, or another incident's: read it again
+            raise
+        return result
     async with one_connection(conn) as held:
         c, result = await _plan_quick(held, key, now, body, quick, open_to)
         if c.after:  # a change to the incident's columns goes alone: on the connection it read with
             await _write([c])
             return result
+    if quick.blind:  # its next changes need not read it
+        known = _incident_ids.setdefault(conn, {})
+        if len(known) >= _IDS_KEPT:
+            known.clear()
+        known[number] = c.incident.id
     c.conn = conn  # the others may join a batch, sent on another connection
     await batches.write(c)
     return result
@@ -626,3 +654,76 @@ async def _plan_quick(
             guard = (*guard, "status")
     c = QuickChange(conn, incident, now, quick, keys, guard)
     return c, await body(c)
+
+
+# Per database client, incident number -> id, as blind quick changes read them. The write
+# guards the number too, so a kept id whose row is gone, or holds another number, applies
+# nothing (Stale: the change reads it again, locked).
+_incident_ids: weakref.WeakKeyDictionary[BaseDBAsyncClient, dict[int, int]] = weakref.WeakKeyDictionary()
+_IDS_KEPT = 50_000
+
+
+async def _plan_blind(
+    conn: BaseDBAsyncClient, id: int, number: int, now: datetime, body: Callable[[Change], Awaitable[T]], quick: Quick
+) -> tuple[QuickChange, T]:
+    """`_plan_quick` for a change that reads nothing of the incident (`Quick.blind`) and whose
+    incident's id is known: no read, only its rows' keys, drawn with those of the others
+    waiting at the same moment (on a busy incident, one round trip for a few dozen comments)."""
+    keys = await key_draws.draw(conn, quick)
+    incident = locked({"id": id, "number": number})
+    incident.updated_at = now
+    c = QuickChange(conn, incident, now, quick, keys, ("number",))
+    return c, await body(c)
+
+
+class KeyDraws:
+    """Keys for the new rows of quick changes, drawn from their sequences for every change
+    waiting at the moment in one statement; one statement per kind of change on its way at a
+    time. A key is drawn when its change asks, as a read would draw it: none is kept for later
+    (a key drawn ahead would order one engine's rows after another's written since)."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[BaseDBAsyncClient, Quick], list[asyncio.Future[list[Any]]]] = {}
+        self._drawers: set[asyncio.Task[None]] = set()
+
+    async def draw(self, conn: BaseDBAsyncClient, quick: Quick) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        slot = (conn, quick)
+        waiting = self._waiting.get(slot)
+        if waiting is None:  # none on its way: this one draws, and takes those who come meanwhile
+            waiting = self._waiting[slot] = [future]
+            task = loop.create_task(self._draw(slot), name="pulseguard-keys")
+            self._drawers.add(task)
+            task.add_done_callback(self._drawers.discard)
+        else:
+            waiting.append(future)
+        return await future
+
+    async def _draw(self, slot: tuple[BaseDBAsyncClient, Quick]) -> None:
+        conn, quick = slot
+        try:
+            while True:
+                batch = [f for f in self._waiting[slot] if not f.done()]
+                self._waiting[slot] = []
+                if not batch:
+                    return
+                try:
+                    drawn = await conn.execute_query(quick.draw_sql, [len(batch)])
+                except BaseException as exc:  # each waiting change fails as its own read would have
+                    for f in batch:
+                        if not f.done():
+                            f.set_exception(exc if isinstance(exc, Exception) else Stale("no key was drawn"))
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for f, row in zip(batch, drawn[1], strict=True):
+                    if not f.done():
+                        f.set_result(list(row.values())[: len(quick.inserts)])
+        finally:
+            for f in self._waiting.pop(slot, []):
+                if not f.done():
+                    f.set_exception(Stale("no key was drawn"))
+
+
+key_draws = KeyDraws()
