@@ -161,7 +161,8 @@ def test_as_refuses_a_name_with_a_line_break_or_invisible_characters(migrated_da
 def test_refusals_of_incident_create_list_and_followup_name_the_option_typed(migrated_database) -> None:
     """`incident create --assignee 'a b'` said "assignee: …", `incident list --status 0`
     "status: …", `incident followup … --owner 'a b'` "owner: …", `incident resolve
-    --root-cause` "root_cause: …": fields the user never typed.
+    --root-cause` "root_cause: …", `incident assign INC-1 'a b'` "assignee: …", `maintenance
+    add --target 'a b'` "target: …": fields the user never typed.
     They name the option now (exit 2, nothing stored)."""
     db = migrated_database
     run_cli(db, "incident", "create", "--title", "Disk full", "--severity", "high", check=True)
@@ -177,6 +178,10 @@ def test_refusals_of_incident_create_list_and_followup_name_the_option_typed(mig
         (["incident", "followup", "INC-1", "--group", "process_changes", "-d", "y", "--owner", "a b"], "error: --owner: 'a b' is not"),
         (["incident", "resolve", "INC-1", "--root-cause", "\x1b", "--solution", "s"], "error: --root-cause: holds only control"),
         (["incident", "resolve", "INC-1", "--root-cause", "r", "--solution", "s", "--category", "nope"], "error: --category: unknown"),
+        (["incident", "assign", "INC-1", "a b"], "error: WHO: 'a b' is not a valid name"),
+        (["maintenance", "add", "--title", "t", "--target", "a b", "--for", "1h"], "error: --target: 'a b' is not a valid name"),
+        (["maintenance", "add", "--title", "t", "--service", "a b", "--for", "1h"], "error: --service: 'a b' is not a valid name"),
+        (["maintenance", "add", "--title", "\x01", "--target", "web", "--for", "1h"], "error: --title: holds only control"),
     ]:
         proc = run_cli(db, *argv)
         assert (proc.returncode, proc.stdout) == (2, ""), (argv, proc.stderr)

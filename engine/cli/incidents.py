@@ -104,7 +104,8 @@ async def _incident_assign(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import services
 
     who = None if args.who in ("-", "none", "nobody") else args.who
-    inc = await services.assign(args.key, who, ctx.actor)
+    with named_as_typed({"assignee": "WHO"}):
+        inc = await services.assign(args.key, who, ctx.actor)
     print(f"{inc.key} assigned to {inc.assignee}" if inc.assignee else f"{inc.key} unassigned")
     return EXIT_OK
 

@@ -11,6 +11,7 @@ from engine.cli.common import (
     ROW_ID,
     Context,
     UsageError,
+    named_as_typed,
     parse_duration,
     parse_time,
     print_json,
@@ -63,17 +64,20 @@ async def maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
         for name in args.target or []:
             if name not in target_names:
                 print(f"warning: no target {name!r} in the configuration", file=sys.stderr)
-    window = await services.create_maintenance(
-        title=args.title,
-        starts_at=start,
-        ends_at=end,
-        actor=ctx.actor,
-        kind="emergency" if args.emergency else "scheduled",
-        services=args.service or [],
-        targets=args.target or [],
-        description=args.description or "",
-        known_services=service_names,
-    )
+    # Refusals name the options typed ("--target: …"), not the service's fields.
+    typed = {"title": "--title", "service": "--service", "services": "--service", "target": "--target", "description": "--description"}
+    with named_as_typed(typed):
+        window = await services.create_maintenance(
+            title=args.title,
+            starts_at=start,
+            ends_at=end,
+            actor=ctx.actor,
+            kind="emergency" if args.emergency else "scheduled",
+            services=args.service or [],
+            targets=args.target or [],
+            description=args.description or "",
+            known_services=service_names,
+        )
     if ctx.json:
         from engine.incidents.queries import list_maintenance
 
