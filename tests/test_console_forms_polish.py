@@ -13,6 +13,7 @@ from textual.widgets import Input, Select, TextArea
 from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
 from pulseguard_tui.forms.incident import AcknowledgeScreen, CommentScreen, EvidenceScreen, ResolveScreen, SeverityScreen, StatusScreen
+from pulseguard_tui.forms.silences import SnoozeScreen
 from pulseguard_tui.screens.help import HelpScreen
 from pulseguard_tui.screens.incidents import IncidentsScreen
 from pulseguard_tui.widgets.command_line import CommandLineScreen
@@ -217,6 +218,29 @@ async def test_a_yes_typed_as_a_word_acknowledges_once_and_opens_nothing(console
     incident = await queries.get_incident("INC-2")
     assert incident.acknowledged_at is not None
     assert incident.status == "investigating"
+
+
+async def test_shift_tab_back_into_a_typed_message_keeps_it(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Textual selects a field's text as it takes focus: Shift+Tab back into the comment
+    typed and one letter more replaced the whole comment. A field typed in keeps its text and
+    takes the cursor at its end; one still holding its given value is selected, so typing
+    replaces the default (the snooze's "30m")."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    form = await open_form(pilot, "c", CommentScreen)
+    await type_text(pilot, "pool exhausted")
+    await pilot.press("tab", "shift+tab")
+    await type_text(pilot, " again")
+    assert form.query_one("#f-content", Input).value == "pool exhausted again"
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+    snooze = await open_form(pilot, "z", SnoozeScreen)
+    duration = snooze.query_one("#f-duration", Input)
+    snooze.set_focus(None)
+    duration.focus()
+    await pilot.pause(0.05)
+    await type_text(pilot, "45m")
+    assert duration.value == "45m"
 
 
 async def test_words_typed_with_the_slash_go_into_the_filter(console: tuple[PulseGuardApp, Pilot]) -> None:

@@ -136,6 +136,8 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
         return iter(())
 
     def on_mount(self) -> None:
+        for field in self.query(Input):
+            field.keep_typed = True  # Shift+Tab back into a message keeps it (widgets.inputs.Input)
         self.take_typed_ahead()  # the first field, with what was typed while the form opened
 
     def on_unmount(self) -> None:

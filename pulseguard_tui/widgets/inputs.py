@@ -36,7 +36,29 @@ async def run_own_binding(widget: Widget, event: events.Key) -> None:
 
 
 class Input(TextualInput):
-    """An Input whose bound keys keep their place among typed characters (see the module)."""
+    """An Input whose bound keys keep their place among typed characters (see the module).
+
+    Textual selects a field's text whenever it takes focus, so the next key typed replaces it.
+    That suits a value the field was given (a form's "2h", the filter kept from before), but in
+    a form, Shift+Tab back into a message already typed and one letter more replaced the whole
+    message. With `keep_typed` (set by the forms), a field whose text was typed in takes focus
+    with nothing selected, its cursor where it was; one still holding what it was given is
+    selected as before."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._given = self.value
+        self.keep_typed = False
+
+    # Read by Textual's own focus handler (each class's handler runs, so it cannot be overridden).
+    @property
+    def select_on_focus(self) -> bool:
+        typed = getattr(self, "keep_typed", False) and self.value != getattr(self, "_given", self.value)
+        return self._select_on_focus and not typed
+
+    @select_on_focus.setter
+    def select_on_focus(self, value: bool) -> None:
+        self._select_on_focus = value
 
     async def _on_key(self, event: events.Key) -> None:
         read_by_field(event, self)
