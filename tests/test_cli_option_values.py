@@ -121,6 +121,12 @@ def test_demo_refuses_a_duration_that_is_not_positive_or_more_than_a_day(tmp_pat
         )
         said = f"pulseguard demo: argument --duration: '{value}' is out of range (1 to 86400) (see pulseguard demo --help)\n"
         assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", said), value  # no "demo: flaky service on …"
+    for value in ("nan", "inf", "Infinity"):  # said to be out of range: they are no number of seconds at all
+        proc = subprocess.run(
+            [sys.executable, "-m", "pulseguard_tui", "demo", "--duration", value], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        said = f"pulseguard demo: argument --duration: '{value}' is not a finite number (see pulseguard demo --help)\n"
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", said), value
 
 
 def test_evidence_refuses_a_log_range_without_a_log(migrated_database) -> None:

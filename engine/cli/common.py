@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -152,7 +153,9 @@ def number(low: float, high: float) -> Callable[[str], float]:
             value = float(text.strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:  # also refuses nan and inf
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text!r} is out of range ({low:g} to {high:g})")
         return value
 
