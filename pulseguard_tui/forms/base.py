@@ -302,11 +302,10 @@ class ConfirmScreen(FormScreen):
     # gap between the letters of a word typed in a hurry, short enough to feel immediate.
     ANSWER_QUIET = 0.4
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._answer: bool | None = None  # a typed y or n whose word may still be coming
-        self._answer_timer: Timer | None = None
-        self._saved_message: str | None = None
+    # No __init__: the post-mortem questions take their own arguments (PostmortemForm's).
+    _answer: bool | None = None  # a typed y or n whose word may still be coming
+    _answer_timer: Timer | None = None
+    _saved_message: str | None = None
 
     def question(self) -> str:
         return ""
