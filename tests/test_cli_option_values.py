@@ -193,3 +193,20 @@ def test_refusals_of_incident_create_list_and_followup_name_the_option_typed(mig
         assert (proc.returncode, proc.stdout) == (2, ""), (argv, proc.stderr)
         assert proc.stderr.startswith(said) and proc.stderr.count("\n") == 1, (argv, proc.stderr)
     assert table_rows(db) == before
+
+
+def test_oncall_override_refusals_name_the_argument_typed(migrated_database, tmp_path: Path) -> None:
+    """`oncall override 'a b'` said "user: no user with id 'a b'" (and --covers "covers: …"):
+    fields the user never typed. They name USER and --covers; nothing is stored."""
+    db = migrated_database
+    config = tmp_path / "pulseguard.toml"
+    config.write_text(CONFIG)
+    before = table_rows(db)
+    for argv, said in [
+        (["a b"], "error: USER: no user with id 'a b' (users: alice, bob)"),
+        (["alice", "--covers", "zed"], "error: --covers: no user with id 'zed' (users: alice, bob)"),
+    ]:
+        proc = run_cli(db, "oncall", "override", *argv, "--from", "now", "--to", "+2h", "--config", str(config))
+        assert (proc.returncode, proc.stdout) == (2, ""), (argv, proc.stderr)
+        assert proc.stderr == said + "\n", (argv, proc.stderr)
+    assert table_rows(db) == before

@@ -163,9 +163,12 @@ async def override(args: argparse.Namespace, ctx: Any) -> int:
             f"--to: {args.to!r} ({_local(end.isoformat(), tz.key)}) is not after --from {args.from_!r} "
             f"({_local(start.isoformat(), tz.key)}): an override must end after it starts"
         )
-    row = await create_override(
-        config, schedule=name, user=args.user, covers=args.covers, start=start, end=end, actor=ctx.actor, reason=args.reason or ""
-    )
+    from engine.cli.common import named_as_typed
+
+    with named_as_typed({"user": "USER", "covers": "--covers", "reason": "--reason"}):
+        row = await create_override(
+            config, schedule=name, user=args.user, covers=args.covers, start=start, end=end, actor=ctx.actor, reason=args.reason or ""
+        )
     who = f"{row.user} covers {row.covers}" if row.covers else f"{row.user} is on call"
     print(
         f"override #{row.id}: {who} on {name} from {_local(row.starts_at.isoformat(), tz.key)} to {_local(row.ends_at.isoformat(), tz.key)}"
