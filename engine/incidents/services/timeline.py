@@ -709,7 +709,9 @@ class KeyDraws:
                 if not batch:
                     return
                 try:
-                    drawn = await conn.execute_query(quick.draw_sql, [len(batch)])
+                    drawn = list((await conn.execute_query(quick.draw_sql, [len(batch)]))[1])
+                    if len(drawn) != len(batch):
+                        raise Stale(f"{len(drawn)} keys drawn for {len(batch)} changes")
                 except BaseException as exc:  # each waiting change fails as its own read would have
                     for f in batch:
                         if not f.done():
@@ -717,7 +719,7 @@ class KeyDraws:
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for f, row in zip(batch, drawn[1], strict=True):
+                for f, row in zip(batch, drawn, strict=True):
                     if not f.done():
                         f.set_result(list(row.values())[: len(quick.inserts)])
         finally:
