@@ -186,3 +186,47 @@ async def test_a_token_refused_again_and_again_is_still_said_to_be_refused(db):
             messages.append(str(refused.value))
         assert any("too many failed authentication attempts" in m for m in messages), messages
         assert all(m.startswith("the engine refused the token") for m in messages), messages
+
+
+async def test_a_write_whose_answer_was_lost_says_it_may_have_been_saved() -> None:
+    """A remote console's save that timed out said only "did not answer in time"; saving again
+    stored the comment twice when the engine had stored it. A write whose request went out
+    (a real server on loopback that reads it and never answers, or drops the connection) says
+    the change may have been saved; a read, and a write that never reached the engine, do not."""
+    requests: list[bytes] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.read(65536))
+        await asyncio.sleep(5)  # reads the request, answers nothing
+        writer.close()
+
+    async def dropping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.read(65536))
+        writer.transport.abort()  # the connection drops before any answer
+
+    for handler, said in ((silent, "did not answer in time"), (dropping, "cannot reach")):
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        engine = RemoteEngine(f"http://127.0.0.1:{port}", "pg_token", timeout=0.5)
+        engine.readonly = False  # as a responder's /api/me would have set it
+        try:
+            with pytest.raises(RemoteError) as write:
+                await engine.comment("INC-1", "pool exhausted")
+            assert said in str(write.value)
+            assert str(write.value).endswith("the change may have been saved: look at the incident before saving it again")
+            with pytest.raises(RemoteError) as read:
+                await engine.incident_detail("INC-1")
+            assert said in str(read.value) and "may have been saved" not in str(read.value)
+        finally:
+            await engine.aclose()
+            server.close()
+            await server.wait_closed()
+    assert sum(b"POST /api/incidents/INC-1/comments" in r for r in requests) == 2
+    closed = RemoteEngine("http://127.0.0.1:1", "pg_token", timeout=0.5)  # nothing listens: nothing sent
+    closed.readonly = False
+    try:
+        with pytest.raises(RemoteError) as refused:
+            await closed.comment("INC-1", "pool exhausted")
+        assert "cannot reach" in str(refused.value) and "may have been saved" not in str(refused.value)
+    finally:
+        await closed.aclose()

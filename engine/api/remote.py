@@ -112,10 +112,10 @@ class RemoteEngine:
     async def _call(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Any:
         try:
             response = await self._client.request(method, path, params=params, json=jsonable(body) if body is not None else None)
-        except httpx.TimeoutException:
-            raise RemoteError(f"{self.url} did not answer in time") from None
+        except httpx.TimeoutException as exc:
+            raise RemoteError(f"{self.url} did not answer in time" + outcome_unknown(method, exc)) from None
         except httpx.TransportError as exc:
-            raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
+            raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}" + outcome_unknown(method, exc)) from None
         raise_for(response)
         if response.status_code == 204 or not response.content:
             return None
@@ -435,3 +435,12 @@ def _tls_settings(url: str) -> ssl.SSLContext | bool:
     if url.startswith("http://") and not urllib.request.getproxies():
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return True
+
+
+def outcome_unknown(method: str, exc: httpx.TransportError) -> str:
+    """What a failed write's message adds when the request went out and its answer was lost (a
+    timeout while waiting, a connection dropped): the engine may have stored the change, and
+    saving it again would store it twice (a second comment, a public update published twice)."""
+    if method == "GET" or isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return ""  # nothing was sent: nothing can have been stored
+    return "; the change may have been saved: look at the incident before saving it again"
