@@ -152,6 +152,9 @@ def test_an_empty_filtered_list_says_nothing_matched_not_that_nothing_is_open(sq
         ("--all", "--service", "a b"): "no incidents match --service 'a b'",
     }
     assert "INC-1" in run_cli(sqlite_database, "incident", "list", "--tag", "db", check=True).stdout
+    malformed = run_cli(sqlite_database, "incident", "list", "--tag", "a b")  # no incident can carry it
+    assert (malformed.returncode, malformed.stdout) == (2, "")
+    assert malformed.stderr.startswith("error: --tag: 'a b' is not a valid tag")
 
 
 def test_console_options_with_a_command_are_refused_and_nothing_is_done(sqlite_database):

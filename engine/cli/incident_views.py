@@ -38,8 +38,11 @@ LIST_COLUMNS = [
 
 async def incident_list(args: argparse.Namespace, ctx: Context) -> int:
     from engine.incidents import queries
+    from engine.incidents.services.validation import valid_tags
 
     with named_as_typed({"status": "--status", "severity": "--severity", "service": "--service", "tag": "--tag"}):
+        if args.tag:  # one no incident can carry matches nothing: say so
+            valid_tags([args.tag])
         rows = await queries.list_incidents(
             status=args.status,
             severity=args.severity,
