@@ -100,7 +100,7 @@ async def test_maintenance_add_list_end(db, database, tmp_path: Path) -> None:  
             ("--title", "x", "--service", "payments", "--start", "2099-01-01T12:00Z", "--end", "2099-01-01T10:00Z"),
             "error: --end: '2099-01-01T10:00Z' (2099-01-01 ",
         ),
-        (("--title", "x", "--service", "bad name!", "--for", "1h"), "error: service: 'bad name!' is not a valid name"),
+        (("--title", "x", "--service", "bad name!", "--for", "1h"), "error: --service: 'bad name!' is not a valid name"),
         # Wholly in the past: surely a typo (the year, a day), named by the option to fix.
         (
             ("--title", "x", "--service", "payments", "--start", "2020-01-01T10:00Z", "--end", "2020-01-01T12:00Z"),
