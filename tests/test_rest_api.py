@@ -136,7 +136,9 @@ async def test_errors_name_the_problem_and_change_nothing(api):
         r = await c.post("/api/incidents", json={"title": "x", "severity": "urgent"})
         assert r.status_code == 422 and r.json()["field"] == "severity"
         r = await c.post("/api/incidents", json={"title": "   ", "severity": "low"})
-        assert r.status_code == 422 and r.json()["field"] == "title"
+        assert r.status_code == 422 and r.json()["message"] == "title: must not be empty"  # said as the CLI says it
+        r = await c.post(f"/api/incidents/{key}/comments", json={"content": ""})
+        assert r.status_code == 422 and r.json()["message"] == "content: must not be empty"  # not "should match pattern '\\S'"
         r = await c.post("/api/incidents", json={"title": "x", "severity": "low", "colour": "red"})
         assert r.status_code == 422 and r.json()["field"] == "colour"
         r = await c.post("/api/incidents", content=b"{not json", headers={"Content-Type": "application/json"})

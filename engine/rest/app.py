@@ -105,6 +105,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             msg = f"is not valid JSON ({why} at character {where[0]})" if why and where else "is not valid JSON"
         elif err.get("type") == "missing":
             msg = "is required"
+        elif err.get("type") == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == r"\S":
+            msg = "must not be empty"  # the text fields' "something that shows", as the CLI says it
         problems.append({"field": field, "message": msg})
     first = problems[0] if problems else {"field": "body", "message": "is not valid"}
     return _error(422, f"{first['field']}: {first['message']}", first["field"], errors=problems)
