@@ -85,6 +85,14 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(422, str(exc))
 
 
+def _body_fields(request: Request) -> list[str]:
+    """The names the body of the request's route takes, as the API spells them."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(body, "field_info", None), "annotation", None)
+    fields = getattr(model, "model_fields", None) or {}
+    return [info.alias or name for name, info in fields.items()]
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -107,6 +115,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             msg = "is required"
         elif err.get("type") == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == r"\S":
             msg = "must not be empty"  # the text fields' "something that shows", as the CLI says it
+        elif err.get("type") == "extra_forbidden":
+            known = _body_fields(request) if tuple(err.get("loc", ()))[:1] == ("body",) and len(err.get("loc", ())) == 2 else []
+            msg = "is not a field of this request" + (f" (its fields: {', '.join(known)})" if known else "")
         problems.append({"field": field, "message": msg})
     first = problems[0] if problems else {"field": "body", "message": "is not valid"}
     return _error(422, f"{first['field']}: {first['message']}", first["field"], errors=problems)
