@@ -44,7 +44,9 @@ def format_report(report: dict[str, Any]) -> str:
         )
     k = report["kpis"]
     prevention = (
-        f"{k['prevention_rate']:.1f}% ({k['prevented']} of {k['monitoring_detected']} detected by monitoring)"
+        # Of the incidents monitoring found, those fixed before a public update ("0 of 2 detected
+        # by monitoring" read as if monitoring had found none).
+        f"{k['prevention_rate']:.1f}% ({k['prevented']} of {k['monitoring_detected']} fixed before going public)"
         if k["prevention_rate"] is not None
         else "- (no incident detected by monitoring)"
     )
