@@ -611,8 +611,9 @@ async def _run_quick(
         await _write([c])
         return result
     number = parse_incident_key(key)
-    known = _incident_ids.get(conn)
-    if quick.blind and open_to is None and known is not None and number in known:
+    blind = quick.blind and open_to is None
+    known = _incident_ids.get(conn) if blind else None  # only blind changes look (a weak reference per look)
+    if known is not None and number in known:
         c, result = await _plan_blind(conn, known[number], number, now, body, quick)
         try:
             await batches.write(c)
@@ -621,11 +622,11 @@ async def _run_quick(
             raise
         return result
     async with one_connection(conn) as held:
-        c, result = await _plan_quick(held, key, now, body, quick, open_to)
+        c, result = await _plan_quick(held, number, now, body, quick, open_to)  # parsed once
         if c.after:  # a change to the incident's columns goes alone: on the connection it read with
             await _write([c])
             return result
-    if quick.blind:  # its next changes need not read it
+    if blind:  # its next changes need not read it
         known = _incident_ids.setdefault(conn, {})
         if len(known) >= _IDS_KEPT:
             known.clear()
