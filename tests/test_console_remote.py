@@ -212,7 +212,7 @@ async def test_api_me_says_what_the_server_serves(api: Api) -> None:
     async with api.client("viewer") as client:
         me = (await client.get("/api/me")).json()
     assert me["name"] == "viewer-token" and me["role"] == "viewer" and me["may_write"] is False
-    assert me["features"] == {"postmortems": True, "postmortem_edits": True, "analytics": True, "oncall": True}
+    assert me["features"] == {"postmortems": True, "postmortem_edits": True, "analytics": True, "oncall": True, "idempotency": True}
     for role, may_write in (("viewer", False), ("responder", True)):
         remote = await RemoteEngine.connect(api.url, api.tokens[role])
         try:
@@ -234,7 +234,7 @@ async def test_an_engine_without_postmortems_or_analytics_says_so_in_api_me(db: 
         async with api.client("responder") as client:
             me = (await client.get("/api/me")).json()
         learning = {"postmortems": False, "postmortem_edits": False, "analytics": False}
-        assert me["may_write"] is True and me["features"] == {**learning, "oncall": True}
+        assert me["may_write"] is True and me["features"] == {**learning, "oncall": True, "idempotency": True}
         remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
         try:
             assert (await remote.capabilities())["features"] == {**learning, "oncall": True}

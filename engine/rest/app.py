@@ -28,6 +28,7 @@ from engine.incidents import audit
 from engine.rest.common import RestState, database_errors
 from engine.rest.fastpath import CachedReads
 from engine.rest.fastwrites import FastWrites
+from engine.rest.idempotency import Idempotency, mark_unchanged
 from engine.rest.limits import BodyLimit
 from engine.rest.webhooks.alertmanager import PATH as ALERTMANAGER_PATH
 from engine.rest.webhooks.alertmanager import schemas as alertmanager_schemas
@@ -142,6 +143,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
     full = disk_full_message(exc)
     if full is not None:  # nothing was stored (the transaction rolled back): the client may retry
+        mark_unchanged(request.scope)
         log.error("%s %s: %s", request.method, request.url.path, full)
         return _error(503, full, headers={"Retry-After": "30"})
     from engine.storage.outcome import connection_problem
@@ -151,6 +153,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         how, _, reason = problem.partition(": ")
         log.warning("%s %s: database connection %s: %s", request.method, request.url.path, how, reason)
         if how == "unreachable" or request.method in ("GET", "HEAD", "OPTIONS"):
+            mark_unchanged(request.scope)
             message = "the database cannot be reached just now; nothing was changed: try again in a few seconds"
         else:
             message = (
@@ -342,6 +345,8 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(FastWrites, state=state)  # innermost: inside the body limit
+    # Outside the fast writes, so a write sent again with its key is answered before it is made.
+    app.add_middleware(Idempotency)
     am = config.integrations.alertmanager
     am_limit = am.body_limit if am is not None else ALERTMANAGER_BODY_LIMIT
     # Alertmanager's route reads its body only once the sender is authenticated.

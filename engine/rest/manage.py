@@ -62,6 +62,8 @@ def served_features(request: Request) -> dict[str, bool]:
         "postmortem_edits": "patch" in postmortem,
         "analytics": "get" in paths.get("/api/analytics", {}),
         "oncall": "get" in paths.get("/api/oncall", {}),
+        # Writes sent with an Idempotency-Key are answered once (engine.rest.idempotency).
+        "idempotency": True,
     }
 
 

@@ -42,3 +42,28 @@ class Subscriber(Model):
 
     class Meta:
         table = "status_subscriber"
+
+
+class IdempotentRequest(Model):
+    """A write sent with an `Idempotency-Key` header (engine.rest.idempotency): claimed before it
+    is served, its answer kept once served, so the same request sent again (a client's retry
+    after a lost answer) gets that answer instead of making the change twice."""
+
+    id = fields.IntField(primary_key=True)
+    # Keys are the caller's own: two tokens may use the same key for different requests.
+    token_id = fields.IntField()
+    key = fields.CharField(max_length=255)
+    # SHA-256 of the method, path, query and body: the same key with another request is refused.
+    fingerprint = fields.CharField(max_length=64)
+    method = fields.CharField(max_length=8)
+    path = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(db_index=True)
+    # The answer's status: None while it is being served (and for good if the engine stopped
+    # before it was kept), 0 when it failed with its outcome unknown (a lost database connection).
+    status = fields.IntField(null=True)
+    content_type = fields.CharField(max_length=100, null=True)
+    body = fields.TextField(null=True)
+
+    class Meta:
+        table = "idempotent_request"
+        unique_together = (("token_id", "key"),)
