@@ -230,3 +230,72 @@ async def test_a_write_whose_answer_was_lost_says_it_may_have_been_saved() -> No
         assert "cannot reach" in str(refused.value) and "may have been saved" not in str(refused.value)
     finally:
         await closed.aclose()
+
+
+async def test_a_save_sent_again_after_its_answer_was_lost_is_made_once(db):
+    """The engine stored a comment and its answer was lost on the way (a real proxy on loopback
+    that cuts the connection as the answer arrives). The console says saving again is safe, and
+    it is: the same comment saved again goes with the same Idempotency-Key and gets the first
+    answer; another comment is a new change."""
+    from urllib.parse import urlsplit
+
+    from engine.storage.models import Comment
+    from engine.storage.rest_models import IdempotentRequest
+
+    incident = await services.create_incident(title="Checkout errors", severity="high", actor="alice")
+    cut: list[bytes] = []
+
+    async with running_api() as api:
+        upstream = urlsplit(api.url)
+
+        async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection(upstream.hostname, upstream.port)
+            cutting = False
+
+            async def requests() -> None:
+                nonlocal cutting
+                while data := await reader.read(65536):
+                    if data.startswith(b"POST") and not cut:
+                        cut.append(data)
+                        cutting = True  # this request's answer never arrives
+                    up_writer.write(data)
+                    await up_writer.drain()
+
+            async def answers() -> None:
+                while data := await up_reader.read(65536):
+                    if cutting:
+                        writer.transport.abort()
+                        return
+                    writer.write(data)
+                    await writer.drain()
+
+            try:
+                await asyncio.gather(requests(), answers(), return_exceptions=True)
+            finally:
+                up_writer.close()
+                writer.close()
+
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        remote = await RemoteEngine.connect(f"http://127.0.0.1:{port}", api.tokens["responder"], timeout=5)
+        try:
+            assert remote.idempotent
+            with pytest.raises(RemoteError) as lost:
+                await remote.comment(incident.key, "pool exhausted on db-2")
+            assert "saving it again is safe" in str(lost.value)
+            assert [c.content for c in await Comment.filter(incident_id=incident.id)] == ["pool exhausted on db-2"]
+            # Were the first save still being made, the console would say so in its own words.
+            kept = await IdempotentRequest.get(path=f"/api/incidents/{incident.key}/comments")
+            await IdempotentRequest.filter(id=kept.id).update(status=None)
+            with pytest.raises(IllegalTransition, match=r"^this change, saved at .* is still being served; ask again in a moment$"):
+                await remote.comment(incident.key, "pool exhausted on db-2")
+            await IdempotentRequest.filter(id=kept.id).update(status=kept.status)
+            again = await remote.comment(incident.key, "pool exhausted on db-2")
+            assert [c.id for c in await Comment.filter(incident_id=incident.id)] == [again["id"]]
+            await remote.comment(incident.key, "pool exhausted on db-2")  # answered: the next save is a new change
+            assert await Comment.filter(incident_id=incident.id).count() == 2
+        finally:
+            await remote.aclose()
+            server.close()
+            await server.wait_closed()
+    assert len(cut) == 1 and b"idempotency-key" in cut[0].lower()

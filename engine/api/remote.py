@@ -15,6 +15,7 @@ import json
 import logging
 import ssl
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from typing import Any, cast
@@ -25,7 +26,7 @@ import httpx
 from engine.api.errors import ReadOnlyError
 from engine.api.http import AuthenticationFailed, RemoteError, json_object, json_objects, jsonable, parse_sse, raise_for
 from engine.api.protocol import FEATURES, EngineState, IncidentPage, capabilities_of
-from engine.core.domain import InvalidInput
+from engine.core.domain import IllegalTransition, InvalidInput
 
 __all__ = ["AuthenticationFailed", "RemoteEngine", "RemoteError", "parse_sse", "raise_for"]
 
@@ -54,6 +55,10 @@ class RemoteEngine:
         self.reconnect_delay = (0.5, 10.0)
         # The answer to /api/me that connect() got, for the capabilities() asked right after it.
         self._identity: dict[str, Any] | None = None
+        # Whether the engine answers a change sent again with its Idempotency-Key once (/api/me).
+        self.idempotent = False
+        # The keys of changes whose answer was lost, by request, newest last (see _call).
+        self._unanswered: dict[tuple[str, ...], str] = {}
         self._client = client or httpx.AsyncClient(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "pulseguard-console"},
@@ -77,6 +82,7 @@ class RemoteEngine:
         self.token_role = me["role"]
         self.readonly = bool(me["readonly"])
         self.timezone = str(me.get("timezone") or "UTC")
+        self.idempotent = bool((me.get("features") or {}).get("idempotency"))
         self._identity = me
 
     async def capabilities(self) -> dict[str, Any]:
@@ -110,12 +116,25 @@ class RemoteEngine:
     # --- plumbing -------------------------------------------------------------------------
 
     async def _call(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Any:
+        payload = jsonable(body) if body is not None else None
+        headers, request = None, None
+        if method != "GET":
+            # Each change goes with an Idempotency-Key; the same change saved again after a lost
+            # answer goes with the same key, so the engine makes it at most once.
+            request = (method, path, json.dumps(params, sort_keys=True, default=str), json.dumps(payload, sort_keys=True))
+            headers = {"Idempotency-Key": self._unanswered.get(request) or uuid.uuid4().hex}
         try:
-            response = await self._client.request(method, path, params=params, json=jsonable(body) if body is not None else None)
+            response = await self._client.request(method, path, params=params, json=payload, headers=headers)
         except httpx.TimeoutException as exc:
-            raise RemoteError(f"{self.url} did not answer in time" + outcome_unknown(method, exc)) from None
+            self._lost_answer(request, headers, exc)
+            raise RemoteError(f"{self.url} did not answer in time" + self._outcome_unknown(method, exc)) from None
         except httpx.TransportError as exc:
-            raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}" + outcome_unknown(method, exc)) from None
+            self._lost_answer(request, headers, exc)
+            raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}" + self._outcome_unknown(method, exc)) from None
+        if request is not None:
+            self._answered(request, response)
+            if response.status_code == 409 and "Idempotency-Key" in response.text:
+                raise IllegalTransition(_in_console_words(str(response.json().get("message"))))
         raise_for(response)
         if response.status_code == 204 or not response.content:
             return None
@@ -123,6 +142,29 @@ class RemoteEngine:
             return response.json()
         except ValueError:
             raise RemoteError(f"{self.url}{path} did not answer with JSON") from None
+
+    def _lost_answer(self, request: tuple[str, ...] | None, headers: dict[str, str] | None, exc: httpx.TransportError) -> None:
+        """Keep the key of a change whose answer was lost, for the same change saved again."""
+        if request is None or headers is None or not outcome_unknown(request[0], exc):
+            return
+        self._unanswered.pop(request, None)
+        self._unanswered[request] = headers["Idempotency-Key"]
+        while len(self._unanswered) > 50:
+            del self._unanswered[next(iter(self._unanswered))]
+
+    def _answered(self, request: tuple[str, ...], response: httpx.Response) -> None:
+        """A change answered: its key is done with, unless the answer says its outcome is still
+        open (being served: the same key again later; a 503 that may have stored it)."""
+        if response.status_code == 503 and "may have been" in response.text:
+            self._unanswered[request] = response.request.headers["Idempotency-Key"]
+        elif not (response.status_code == 409 and response.headers.get("retry-after") and "Idempotency-Key" in response.text):
+            self._unanswered.pop(request, None)
+
+    def _outcome_unknown(self, method: str, exc: httpx.TransportError) -> str:
+        said = outcome_unknown(method, exc)
+        if said and self.idempotent:
+            return "; the change may have been saved: saving it again is safe (the engine makes it once)"
+        return said
 
     async def _get(self, path: str, params: Any = None) -> dict[str, Any]:
         return json_object(await self._call("GET", path, params=params), path)
@@ -435,6 +477,13 @@ def _tls_settings(url: str) -> ssl.SSLContext | bool:
     if url.startswith("http://") and not urllib.request.getproxies():
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return True
+
+
+def _in_console_words(message: str) -> str:
+    """The engine's answer to a change saved again whose first save is still open, as a console
+    user, who never sees the key, can act on it."""
+    message = message.replace("Idempotency-Key: the request sent with this key", "this change, saved")
+    return message.replace("send it again with a new key if it was not", "save it again if it was not (a new change)")
 
 
 def outcome_unknown(method: str, exc: httpx.TransportError) -> str:
