@@ -353,8 +353,8 @@ async def test_silences_over_the_api_and_a_silenced_alert(db: Any, monkeypatch: 
         assert bad.status_code == 422 and "unknown field 'team'" in bad.text
         for over in ({"ends_at": "2020-01-01T12:00:00Z"}, {"starts_at": "2020-01-01T10:00:00Z", "duration": "2h"}):
             bad = await responder.post("/api/silences", json={"matchers": ["service=api-server"], "comment": "x", **over})
-            assert bad.status_code == 422 and bad.json()["field"] == "ends", bad.text
-            assert bad.json()["message"].startswith("ends: 2020-01-01 ") and "has already passed" in bad.text, bad.text
+            assert bad.status_code == 422 and bad.json()["field"] == "ends_at", bad.text
+            assert bad.json()["message"].startswith("ends_at: 2020-01-01 ") and "has already passed" in bad.text, bad.text
         assert (await viewer.get("/api/silences")).json() == []
         made = await responder.post(
             "/api/silences", json={"matchers": ["service=api-server", "severity!=critical"], "comment": "known slow", "duration": "2h"}

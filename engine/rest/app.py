@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.config.notifications import ALERTMANAGER_BODY_LIMIT
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
 from engine.incidents import audit
-from engine.rest.common import RestState, database_errors
+from engine.rest.common import RestState, database_errors, serve_in_zone
 from engine.rest.fastpath import CachedReads
 from engine.rest.fastwrites import FastWrites
 from engine.rest.idempotency import Idempotency, mark_unchanged
@@ -184,6 +184,7 @@ class RequestLog:
         gone = False  # the client went away before it had one
         # Changes made by this request are the API's in the audit log (webhooks name themselves).
         audit.set_source("api")
+        serve_in_zone(self.state.zone)
 
         writes = scope["method"] not in ("GET", "HEAD", "OPTIONS")
 

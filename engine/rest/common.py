@@ -4,10 +4,14 @@ base classes and text types that refuse what the database cannot store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, MutableMapping
+import functools
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Annotated, Any
+from datetime import UTC, date, datetime, tzinfo
+from typing import Annotated, Any, overload
+from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import Depends, HTTPException, Request
@@ -17,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
 from engine.core.domain import InvalidInput, NotFound, check_time
+from engine.core.inputs import UsageError, in_zone
 from engine.incidents import feed, queries
 from engine.rest import auth
 from engine.rest.cache import PublicCache, RenderedCache, SingleFlight
@@ -69,10 +74,32 @@ class RestState:
     links: Any = None
 
     @property
+    def zone(self) -> tzinfo:
+        """`[engine] timezone` (UTC when the configuration has none): what /api/me names."""
+        return _zone_named(str(getattr(getattr(self.config, "engine", None), "timezone", None) or "UTC"))
+
+    @property
     def public_url(self) -> str | None:
         spi = self.config.status_page_integration
         url = spi.public_url or self.base_url
         return url.rstrip("/") if url else None
+
+
+@contextmanager
+def fields_named(names: dict[str, str]) -> Iterator[None]:
+    """A service's refusal naming a field as the services and the CLI do ("ends"), named as this
+    request's body names it ("ends_at")."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if exc.field not in names:
+            raise
+        raise InvalidInput(names[exc.field], exc.message) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _zone_named(name: str) -> tzinfo:
+    return ZoneInfo(name)
 
 
 def rest_state(request: Request) -> RestState:
@@ -214,6 +241,33 @@ def _bounded_day(value: date) -> date:
 
 # Every time and day a request gives (bodies and query parameters).
 When = Annotated[datetime, AfterValidator(_bounded_time)]
+
+# The engine's `[engine] timezone`, for the request being served (RequestLog sets it).
+_ZONE: ContextVar[tzinfo] = ContextVar("rest_zone", default=UTC)
+
+
+def serve_in_zone(zone: tzinfo) -> None:
+    """Read the times the current request gives without a zone in `zone` (see `aware`)."""
+    _ZONE.set(zone)
+
+
+@overload
+def aware(value: datetime, field: str, *, local: bool = False) -> datetime: ...
+@overload
+def aware(value: datetime | None, field: str, *, local: bool = False) -> datetime | None: ...
+def aware(value: datetime | None, field: str, *, local: bool = False) -> datetime | None:
+    """A time a request gave (`field`), in UTC: one without a zone is a wall time in the engine's
+    `[engine] timezone`, as the CLI and the console read one, so a window planned for 22:00 is
+    at 22:00 there; one the clocks skip that day is refused, naming the field. `local`: in the
+    engine process's TZ instead (a log file's time stamps, as the CLI reads them)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    try:
+        return in_zone(value, None if local else _ZONE.get(), value.isoformat(), field)
+    except UsageError as exc:
+        raise InvalidInput(field, str(exc).removeprefix(f"{field}: ")) from None
+
+
 Day = Annotated[date, AfterValidator(_bounded_day)]
 
 

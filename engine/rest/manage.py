@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents import queries, services
 from engine.rest import auth
-from engine.rest.common import Admin, Body, NoBody, Text, Viewer, When, check_id, iso, rest_state
+from engine.rest.common import Admin, Body, NoBody, Text, Viewer, When, aware, check_id, fields_named, iso, rest_state
 from engine.storage.models import Service
 from engine.storage.monitor_models import MonitorTarget
 
@@ -24,10 +24,6 @@ router = APIRouter(prefix="/api", tags=["manage"])
 
 Name = Annotated[Text, Field(pattern=r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$", description="letters, digits and _.-:@#/+, up to 64")]
 NamePath = Annotated[Text, Path(max_length=64)]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # --- who am I -------------------------------------------------------------------------------
@@ -175,7 +171,7 @@ async def oncall(
     from engine.oncall.overview import load_oncall_overview
 
     config = rest_state(request).config
-    now = _aware(at) if at is not None else datetime.now(UTC)
+    now = aware(at, "at") or datetime.now(UTC)
     if config is None or not getattr(config, "schedules", None):
         return {"now": now.isoformat(), "schedules": []}
     if schedule is not None and schedule not in {s.name for s in config.schedules}:
@@ -283,17 +279,18 @@ async def list_maintenance(_: Viewer, include_ended: bool = False) -> list[dict[
 async def add_maintenance(request: Request, body: MaintenanceIn, who: Admin) -> dict[str, Any]:
     config = rest_state(request).config
     known = [s.name for s in config.services] + [t.service for t in config.targets if t.service] if config is not None else []
-    window = await services.create_maintenance(
-        title=body.title,
-        starts_at=_aware(body.starts_at),
-        ends_at=_aware(body.ends_at),
-        actor=who.name,
-        kind=body.kind,
-        services=body.services,
-        targets=body.targets,
-        description=body.description,
-        known_services=known,
-    )
+    with fields_named({"starts": "starts_at", "ends": "ends_at"}):
+        window = await services.create_maintenance(
+            title=body.title,
+            starts_at=aware(body.starts_at, "starts_at"),
+            ends_at=aware(body.ends_at, "ends_at"),
+            actor=who.name,
+            kind=body.kind,
+            services=body.services,
+            targets=body.targets,
+            description=body.description,
+            known_services=known,
+        )
     return {k: iso(getattr(window, k)) for k in window._meta.db_fields}
 
 

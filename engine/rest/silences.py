@@ -4,7 +4,7 @@ changes a responder (as acknowledging does). Silences are never on the public st
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -14,7 +14,7 @@ from engine.core.domain import InvalidInput
 from engine.core.durations import duration_seconds
 from engine.incidents import queries, services
 from engine.incidents.services.silences import as_dict
-from engine.rest.common import Body, NoBody, Responder, Text, Viewer, When, check_id, incident_number
+from engine.rest.common import Body, NoBody, Responder, Text, Viewer, When, aware, check_id, fields_named, incident_number
 from engine.rest.incidents.bodies import IncidentId
 
 router = APIRouter(prefix="/api", tags=["silences"])
@@ -27,10 +27,6 @@ def _duration(text: str, field: str) -> timedelta:
     if seconds is None or seconds <= 0:
         raise InvalidInput(field, f"{text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
     return timedelta(seconds=seconds)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class MatcherIn(Body):
@@ -65,14 +61,15 @@ async def list_silences(_: Viewer, expired: bool = False) -> list[dict[str, Any]
 @router.post("/silences", status_code=201, summary="Add a silence: matching firings open nothing and page nobody while it is active")
 async def add_silence(body: SilenceIn, who: Responder) -> dict[str, Any]:
     matchers = [m if isinstance(m, str) else m.model_dump() for m in body.matchers]
-    silence = await services.create_silence(
-        matchers,
-        actor=who.name,
-        comment=body.comment,
-        starts_at=_aware(body.starts_at),
-        ends_at=_aware(body.ends_at),
-        duration=_duration(body.duration, "duration") if body.duration is not None else None,
-    )
+    with fields_named({"starts": "starts_at", "ends": "ends_at"}):
+        silence = await services.create_silence(
+            matchers,
+            actor=who.name,
+            comment=body.comment,
+            starts_at=aware(body.starts_at, "starts_at"),
+            ends_at=aware(body.ends_at, "ends_at"),
+            duration=_duration(body.duration, "duration") if body.duration is not None else None,
+        )
     return as_dict(silence)
 
 
@@ -83,7 +80,8 @@ async def get_silence(silence_id: int, _: Viewer) -> dict[str, Any]:
 
 @router.patch("/silences/{silence_id}", summary="Extend a silence")
 async def extend_silence(silence_id: int, body: SilencePatch, who: Responder) -> dict[str, Any]:
-    silence = await services.extend_silence(check_id(silence_id, "silence"), _duration(body.extend_by, "extend_by"), who.name)
+    with fields_named({"ends": "extend_by"}):
+        silence = await services.extend_silence(check_id(silence_id, "silence"), _duration(body.extend_by, "extend_by"), who.name)
     return as_dict(silence)
 
 

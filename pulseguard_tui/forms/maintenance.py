@@ -76,7 +76,15 @@ def parse_end(text: str, start: datetime, zone: tzinfo | None = None) -> datetim
 
 class AddMaintenanceScreen(FormScreen):
     title_text = "Add maintenance window"
-    FIELD_MAP = {"service": "services", "target": "targets", "scope": "services", "ends": "ends", "time": "starts"}
+    FIELD_MAP = {
+        "service": "services",
+        "target": "targets",
+        "scope": "services",
+        "ends": "ends",
+        "time": "starts",
+        "starts_at": "starts",
+        "ends_at": "ends",
+    }
 
     def subtitle(self) -> str:
         return f"times without a zone are read in {zone_name(entry_zone(self.api), self.app.now())}"  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ def check_duration(text: str, field: str, problems: dict[str, str]) -> None:
 
 class AddSilenceScreen(FormScreen):
     title_text = "Add silence"
-    FIELD_MAP = {"matchers": "matchers", "duration": "duration", "comment": "comment", "ends": "duration"}
+    FIELD_MAP = {"matchers": "matchers", "duration": "duration", "comment": "comment", "ends": "duration", "ends_at": "duration"}
 
     def compose_fields(self) -> ComposeResult:
         yield from field_row("matchers", "Matchers", Input(placeholder="service=checkout severity!=critical target=~web-.*", compact=True))

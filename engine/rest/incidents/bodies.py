@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
@@ -23,15 +22,6 @@ EvidenceKind_ = Literal["screenshot", "log", "response", "link", "file", "sample
 FollowUpGroup_ = Literal[
     "preventive_measures", "monitoring_improvements", "documentation_updates", "process_changes", "technical_changes", "team_changes"
 ]
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """A time without a zone is taken as UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class IncidentCreate(Body):

@@ -14,9 +14,9 @@ from pydantic import Field
 from engine.core.domain import InvalidInput, NotFound
 from engine.incidents import queries
 from engine.rest.cache import one_build
-from engine.rest.common import REVALIDATE, Text, Viewer, When, incident_number, not_modified, render_data, rest_state
+from engine.rest.common import REVALIDATE, Text, Viewer, When, aware, incident_number, not_modified, render_data, rest_state
 from engine.rest.fastpath import detail_etag, list_validator
-from engine.rest.incidents.bodies import IncidentId, Severity_, aware
+from engine.rest.incidents.bodies import IncidentId, Severity_
 
 router = APIRouter()
 
@@ -58,7 +58,7 @@ async def list_incidents(
         "include_resolved": include_resolved,
         "service": service,
         "tag": tag,
-        "since": aware(since),
+        "since": aware(since, "since"),
     }
     after = decode_cursor(cursor) if cursor else None
     if after is not None and offset:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, Severity, Status, parse_enum
 from engine.incidents import queries, services
-from engine.rest.common import NoBody, Responder, check_id, incident_number, rest_state, row_dict
+from engine.rest.common import NoBody, Responder, aware, check_id, incident_number, rest_state, row_dict
 from engine.rest.incidents.bodies import (
     AssignIn,
     CommentIn,
@@ -27,7 +27,6 @@ from engine.rest.incidents.bodies import (
     StepIn,
     TagsIn,
     UpdateIn,
-    aware,
 )
 from engine.storage.models import Incident
 
@@ -110,7 +109,7 @@ async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[s
         body.content,
         who.name,
         internal_only=body.internal_only,
-        stated_at=aware(body.timestamp),
+        stated_at=aware(body.timestamp, "timestamp"),
         on_behalf_of=body.author,
     )
     return row_dict(row)
@@ -119,7 +118,7 @@ async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[s
 @router.post("/incidents/{id}/updates", status_code=201, summary="Post a status update (public unless public is false)")
 async def add_update(id: IncidentId, body: UpdateIn, who: Responder) -> dict[str, Any]:
     row = await services.post_update(
-        incident_number(id), body.message, who.name, public=body.public, status=body.status, stated_at=aware(body.timestamp)
+        incident_number(id), body.message, who.name, public=body.public, status=body.status, stated_at=aware(body.timestamp, "timestamp")
     )
     return row_dict(row)
 
@@ -158,8 +157,8 @@ async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict
         url=body.url,
         content=body.content,
         path=body.path,
-        range_from=aware(body.range_from),
-        range_to=aware(body.range_to),
+        range_from=aware(body.range_from, "range_from", local=True),
+        range_to=aware(body.range_to, "range_to", local=True),
         description=body.description,
     )
     return row_dict(row)
@@ -175,7 +174,7 @@ async def resolve(id: IncidentId, body: ResolveIn, who: Responder, request: Requ
         category=body.category,
         verification_steps=body.verification_steps,
         categories=_categories(rest_state(request)),
-        stated_at=aware(body.resolved_at),
+        stated_at=aware(body.resolved_at, "resolved_at"),
         on_behalf_of=body.resolved_by,
     )
     return _incident(incident)
