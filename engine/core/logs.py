@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from engine.core.textclean import log_text
+
 OWN_LOGGERS = ("pulseguard", "engine")
 LIBRARY_LOGGERS = (
     "httpx",
@@ -85,7 +87,7 @@ class Redactor(logging.Filter):
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, str):
-            return self.redact(value)
+            return log_text(self.redact(value))
         if isinstance(value, dict):
             return {k: self._value(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -109,7 +111,8 @@ class Redactor(logging.Filter):
                     return False
                 record.exc_info, record.exc_text = None, None
                 message += f" ({summary})" + (f" [{repeated} more like it in the last {REPEAT_SECONDS:.0f} s]" if repeated else "")
-        record.msg, record.args = self.redact(message), None
+        # One line each: a path or title a request carries may not forge one, nor drive a terminal.
+        record.msg, record.args = log_text(self.redact(message)), None
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             record.fields = self._value(fields)

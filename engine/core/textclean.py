@@ -31,6 +31,21 @@ def terminal_text(value: Any) -> str:
     return _TERMINAL.sub("", text.replace("\r\n", "\n"))
 
 
+_LOG = re.compile(f"[{_UNSAFE}\r\n]")
+
+
+def log_text(value: str) -> str:
+    """`value` as one log line: every control character (a line break too), lone surrogate and
+    bidi override escaped (\\n, \\x1b, \\u202e), so text a request carries (a path, a title) can
+    neither forge a line of its own in the engine's log nor drive the terminal reading it."""
+    return _LOG.sub(_escaped, value)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    ch = match.group()
+    return {"\n": "\\n", "\r": "\\r"}.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
 # A value echoed in a one-line message is cut to its first ECHO_KEEP characters once it is longer
 # than ECHO_LONGEST: a 10,000-character title refused by the API filled a screen with x's, and
 # the reason came after it. A quoted value (Python's repr, or "…") anywhere in the message; an
