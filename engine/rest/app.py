@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -24,12 +25,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.config.notifications import ALERTMANAGER_BODY_LIMIT
 from engine.core.domain import DomainError, IllegalTransition, InvalidInput, NotFound
+from engine.core.matchers import TAG_FIELD_PATTERN, TAG_RULE
+from engine.core.textclean import brief
 from engine.incidents import audit
-from engine.rest.common import RestState, database_errors, serve_in_zone
+from engine.rest.common import NAME_PATTERN, RestState, database_errors, serve_in_zone
 from engine.rest.fastpath import CachedReads
 from engine.rest.fastwrites import FastWrites
 from engine.rest.idempotency import Idempotency, mark_unchanged
 from engine.rest.limits import BodyLimit
+from engine.rest.metrics import LABEL_PATTERN, SERIES_PATTERN
 from engine.rest.webhooks.alertmanager import PATH as ALERTMANAGER_PATH
 from engine.rest.webhooks.alertmanager import schemas as alertmanager_schemas
 
@@ -61,7 +65,8 @@ def _error(status: int, message: str, field: str | None = None, headers: dict[st
 
 def _field(loc: Sequence[Any]) -> str:
     """Pydantic's location as the engine's own checks and config errors name a field:
-    `timeline[0].event`, not `timeline.0.event`."""
+    `timeline[0].event`, not `timeline.0.event`; without the member of a union it tried
+    (`assignee`, not `assignee.chain[function-after[_storable(), str],…]`)."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie") and len(parts) > 1:
         parts = parts[1:]
@@ -71,9 +76,78 @@ def _field(loc: Sequence[Any]) -> str:
             out = str(part)
         elif isinstance(part, int):  # a list index (a dict key is always a str)
             out += f"[{part}]"
+        elif _UNION_MEMBER.match(str(part)):
+            continue
         else:
             out += f".{part}"
     return out or "body"
+
+
+# A union member in pydantic's location: a type's name, or a validator's (`function-after[…]`).
+_UNION_MEMBER = re.compile(r"^(?:int|float|str|bool|none|list\[.*|dict\[.*|[a-z-]+\[.*\]|.*\(.*\).*)$")
+
+# Values a body's text must take, by the pattern that checks them: what a refusal says of them.
+_PATTERN_RULES = {
+    TAG_FIELD_PATTERN: f"is not a valid tag ({TAG_RULE})",
+    NAME_PATTERN: "is not a valid name (letters, digits and _.-:@#/+, up to 64)",
+    SERIES_PATTERN: "is not a valid series name (letters, digits, _ and :, not starting with a digit)",
+    LABEL_PATTERN: "is not a valid label name (letters, digits and _, not starting with a digit)",
+}
+_TYPES = {
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
+
+
+def _problem(err: dict[str, Any]) -> str | None:
+    """What is wrong with a value, as the CLI says it; None: pydantic's own words will do."""
+    kind = err.get("type")
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    if kind in _TYPES:
+        return f"must be {_TYPES[kind]}"
+    if kind == "missing":
+        return "is required"
+    if kind == "string_pattern_mismatch":
+        if ctx.get("pattern") == r"\S":
+            return "must not be empty"  # the text fields' "something that shows", as the CLI says it
+        return f"{brief(repr(value))} " + _PATTERN_RULES.get(str(ctx.get("pattern")), "is not in the form this field takes")
+    if kind == "too_long" and isinstance(value, str):
+        return f"is {len(value)} characters long (at most {ctx.get('max_length')})"
+    if kind == "too_long" and isinstance(value, (list, dict)):
+        return f"has {len(value)} items (at most {ctx.get('max_length')})"
+    if kind == "value_error":
+        return str(err.get("msg", "")).removeprefix("Value error, ")
+    return None
+
+
+def _joined(problems: list[dict[str, str]]) -> list[dict[str, str]]:
+    """One problem per field: a union's members each refused the value ("must be a whole
+    number", "must be a string"): "must be a whole number or a string"."""
+    by_field: dict[str, list[str]] = {}
+    for p in problems:
+        said = by_field.setdefault(p["field"], [])
+        if p["message"] not in said:
+            said.append(p["message"])
+    out = []
+    for field, said in by_field.items():
+        kinds = [m.removeprefix("must be ") for m in said if m.startswith("must be ")]
+        if len(said) > 1 and kinds:  # a literal's "Input should be ''" says nothing the types do not
+            message = "must be " + " or ".join(kinds)
+        else:
+            message = said[0]
+        out.append({"field": field, "message": message})
+    return out
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -106,20 +180,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     problems = []
     for err in exc.errors():
         field = _field(err.get("loc", ()))
-        msg = str(err.get("msg", "is not valid"))
+        msg = _problem(err) or str(err.get("msg", "is not valid"))
         if err.get("type") == "json_invalid":
             where = err.get("loc", ())[1:2]
             why = str((err.get("ctx") or {}).get("error") or "").lower()
             field = "body"
             msg = f"is not valid JSON ({why} at character {where[0]})" if why and where else "is not valid JSON"
-        elif err.get("type") == "missing":
-            msg = "is required"
-        elif err.get("type") == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == r"\S":
-            msg = "must not be empty"  # the text fields' "something that shows", as the CLI says it
         elif err.get("type") == "extra_forbidden":
             known = _body_fields(request) if tuple(err.get("loc", ()))[:1] == ("body",) and len(err.get("loc", ())) == 2 else []
             msg = "is not a field of this request" + (f" (its fields: {', '.join(known)})" if known else "")
         problems.append({"field": field, "message": msg})
+    problems = _joined(problems)
     first = problems[0] if problems else {"field": "body", "message": "is not valid"}
     return _error(422, f"{first['field']}: {first['message']}", first["field"], errors=problems)
 

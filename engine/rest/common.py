@@ -223,6 +223,8 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+# A service, user or token name as bodies take it (the spaces around it are stripped after).
+NAME_PATTERN = r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$"
 
 
 def _bounded_time(value: datetime) -> datetime:

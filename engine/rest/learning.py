@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from engine.core.domain import InvalidInput
 from engine.learning import analytics, postmortem
@@ -55,8 +55,8 @@ def _zone(tz: str | None, request: Request) -> str:
 
 
 # Numbers, or the text a console form holds ("1200", "45"); engine.learning.postmortem checks them.
-Users = int | Annotated[Text, Field(max_length=40)]
-Minutes = float | Annotated[Text, Field(max_length=40)]
+Users = StrictInt | Annotated[Text, Field(max_length=40)]
+Minutes = StrictFloat | Annotated[Text, Field(max_length=40)]
 IMPACT_FIELDS = ("affected_users", "downtime_minutes", "financial_impact", "reputational_impact")
 
 
@@ -118,12 +118,12 @@ class EntryPatch(Body):
     text: Annotated[Text, Field(max_length=2000, pattern=r"\S")] | None = None
     kind: Annotated[Text, Field(max_length=40)] | None = None
     annotation: Item | None = None
-    hidden: bool | None = None
+    hidden: StrictBool | None = None
 
 
 class RatingIn(Body):
-    customer: int | None = Field(None, ge=1, le=5)
-    team: int | None = Field(None, ge=1, le=5)
+    customer: StrictInt | None = Field(None, ge=1, le=5)
+    team: StrictInt | None = Field(None, ge=1, le=5)
 
 
 class TicketIn(Body):

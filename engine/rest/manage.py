@@ -10,19 +10,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import Field
+from pydantic import Field, StrictBool
 from tortoise.transactions import in_transaction
 
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents import queries, services
 from engine.rest import auth
-from engine.rest.common import Admin, Body, NoBody, Text, Viewer, When, aware, check_id, fields_named, iso, rest_state
+from engine.rest.common import NAME_PATTERN, Admin, Body, NoBody, Text, Viewer, When, aware, check_id, fields_named, iso, rest_state
 from engine.storage.models import Service
 from engine.storage.monitor_models import MonitorTarget
 
 router = APIRouter(prefix="/api", tags=["manage"])
 
-Name = Annotated[Text, Field(pattern=r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$", description="letters, digits and _.-:@#/+, up to 64")]
+Name = Annotated[Text, Field(pattern=NAME_PATTERN, description="letters, digits and _.-:@#/+, up to 64")]
 NamePath = Annotated[Text, Path(max_length=64)]
 
 
@@ -225,7 +225,7 @@ async def delete_service(name: NamePath, who: Admin, _body: NoBody) -> None:
 
 
 class TargetChange(Body):
-    active: bool = Field(description="false pauses probing, true resumes it")
+    active: StrictBool = Field(description="false pauses probing, true resumes it")
 
 
 @router.get("/targets", summary="Probed targets with their latest result")

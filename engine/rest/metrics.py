@@ -7,7 +7,7 @@ from datetime import UTC, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import Field, StringConstraints
+from pydantic import Field, StrictFloat, StringConstraints
 
 from engine.config.conditions import series_key
 from engine.core.clock import utcnow
@@ -17,8 +17,10 @@ from engine.storage.monitor_models import MetricSeries
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
-SeriesName = Annotated[Text, StringConstraints(pattern=r"^[A-Za-z_:][A-Za-z0-9_:]*$", max_length=200)]
-LabelName = Annotated[Text, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
+SERIES_PATTERN = r"^[A-Za-z_:][A-Za-z0-9_:]*$"
+LABEL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SeriesName = Annotated[Text, StringConstraints(pattern=SERIES_PATTERN, max_length=200)]
+LabelName = Annotated[Text, StringConstraints(pattern=LABEL_PATTERN, max_length=100)]
 LabelValue = Annotated[Text, Field(max_length=200)]
 # A sample may be late (a batch job reporting), not from the future.
 MAX_SKEW = timedelta(minutes=5)
@@ -26,7 +28,7 @@ MAX_SKEW = timedelta(minutes=5)
 
 class SampleIn(Body):
     series: SeriesName = Field(description="metric name, Prometheus style: queue_depth")
-    value: float = Field(allow_inf_nan=False)
+    value: StrictFloat = Field(allow_inf_nan=False)
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=20)
     at: When | None = Field(None, description="when it was measured (default: now)")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from engine.core.matchers import TAG_FIELD_PATTERN, TAG_RULE
-from engine.rest.common import Body, Day, Text, When
+from engine.rest.common import NAME_PATTERN, Body, Day, Text, When
 
 IncidentId = Annotated[Text, Path(description="Incident key such as INC-42 (or its number)", max_length=40)]
-Name = Annotated[Text, Field(pattern=r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$", description="letters, digits and _.-:@#/+, up to 64")]
+Name = Annotated[Text, Field(pattern=NAME_PATTERN, description="letters, digits and _.-:@#/+, up to 64")]
 Tag = Annotated[Text, Field(pattern=TAG_FIELD_PATTERN, description=TAG_RULE)]
 Short = Annotated[Text, Field(max_length=300, pattern=r"\S")]
 Long = Annotated[Text, Field(max_length=20_000)]
@@ -58,12 +58,12 @@ class IncidentUpdate(Body):
 
     status: Settable | None = None
     message: Long | None = Field(None, description="with status: the status update's text (posted even when the status is unchanged)")
-    public: bool = Field(False, description="with status and message: show the message on the status page")
+    public: StrictBool = Field(False, description="with status and message: show the message on the status page")
     severity: Severity_ | None = None
     reason: Long | None = Field(None, description="with severity: why it changed")
     assignee: Name | Literal[""] | None = Field(None, description="who is assigned; null or an empty string unassigns")
     tags: list[Tag] | None = Field(None, max_length=100, description="the complete new list of tags")
-    false_positive: bool | None = None
+    false_positive: StrictBool | None = None
 
 
 Stated = Annotated[
@@ -77,7 +77,7 @@ Stated = Annotated[
 
 class CommentIn(Body):
     content: Required
-    internal_only: bool = False
+    internal_only: StrictBool = False
     author: Annotated[Text, Field(max_length=200)] | None = Field(
         None,
         description=(
@@ -90,7 +90,7 @@ class CommentIn(Body):
 
 class UpdateIn(Body):
     message: Required
-    public: bool = True
+    public: StrictBool = True
     status: Settable | None = None
     timestamp: Stated = None
 
@@ -98,7 +98,7 @@ class UpdateIn(Body):
 class StatusIn(Body):
     status: Settable
     message: Long | None = None
-    public: bool = False
+    public: StrictBool = False
 
 
 class SeverityIn(Body):
@@ -156,12 +156,12 @@ class ReasonIn(Body):
 
 
 class FalsePositiveIn(Body):
-    value: bool = True
+    value: StrictBool = True
     reason: Long | None = None
 
 
 class StepIn(Body):
-    done: bool = True
+    done: StrictBool = True
 
 
 class FollowUpIn(Body):

@@ -24,6 +24,7 @@ from engine.core.clock import utcnow
 from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput, check_time
 from engine.incidents import queries, services
 from engine.rest.auth import Principal, secure_equal
+from engine.rest.common import NAME_PATTERN as NAME_PATTERN
 from engine.rest.common import RestState, authenticate_request, bearer_scheme, rest_state
 from engine.storage.models import Event, Incident
 
@@ -49,7 +50,6 @@ SEVERITY_WORDS = {
     "p5": "low",
     "none": "low",
 }
-NAME_PATTERN = r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$"
 NAME_OK = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
 
 
