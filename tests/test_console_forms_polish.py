@@ -319,3 +319,28 @@ async def test_a_url_typed_with_e_goes_into_the_url(console: tuple[PulseGuardApp
     await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
     evidence = (await queries.incident_detail("INC-4"))["evidence"]
     assert [(e["kind"], e["url"], e["description"]) for e in evidence] == [("link", url, "disk graph")]
+
+
+async def test_s_on_a_monitoring_incident_moves_nothing_back_by_itself(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """From monitoring every other status is a step back: the form preset the first of them
+    (investigating), so "s", a message and Enter sent a watched fix back to investigating. Now
+    nothing is preset there and Enter asks for a status; an investigating incident still gets
+    identified, the next stage, preset."""
+    from engine.incidents import services
+
+    app, pilot = console
+    await services.change_status("INC-3", "monitoring", "alice")
+    await select_row(pilot, "INC-3")
+    await until(pilot, lambda: (app.screen.table.selected or {}).get("status") == "monitoring", what="the list's row monitoring")
+    for key, character in typed("sconsumer restarted"):
+        app.post_message(events.Key(key, character))
+    await until(pilot, lambda: isinstance(app.screen, StatusScreen), what="status form")
+    form = app.screen
+    await until(pilot, lambda: form.query_one("#f-message", Input).value == "consumer restarted", what="the message")
+    assert form.query_one("#f-status", Select).value is Select.NULL
+    await pilot.press("enter")
+    await until(pilot, lambda: form.problems_shown, what="asked for a status")
+    assert any("it is monitoring: pick the status to go back to" in p for p in form.problems_shown)
+    assert isinstance(app.screen, StatusScreen)
+    inc = await queries.incident_detail("INC-3")
+    assert inc["status"] == "monitoring" and all(u["message"] != "consumer restarted" for u in inc["updates"])

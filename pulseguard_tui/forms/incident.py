@@ -47,14 +47,21 @@ class StatusScreen(FormScreen):
     def compose_fields(self) -> ComposeResult:
         current = self.incident.get("status")
         options = [(s, s) for s in SETTABLE if s != current]
+        # Preset: the next stage forward. From monitoring, the last one before resolving, every
+        # other status is a step back: nothing is preset, so Enter alone moves nothing back.
+        ahead = SETTABLE[SETTABLE.index(current) + 1 :] if current in SETTABLE else SETTABLE
+        preset = ahead[0] if ahead else None
         # The message first, as in the update form: it is what a responder types straight after
         # "s" (a burst over SSH), and the choice list would take it as type-to-search.
         yield from field_row("message", "Message", Input(placeholder="what changed (needed if public)", compact=True))
-        yield from field_row("status", "Status", choice(options))
+        yield from field_row("status", "Status", choice(options, preset, allow_blank=preset is None))
         yield from field_row("public", "Public", FormCheckbox("publish on the status page", compact=True))
 
     def check(self) -> dict[str, str]:
         problems: dict[str, str] = {}
+        if not self.value("status"):
+            current = self.incident.get("status")
+            problems["status"] = f"it is {current}: pick the status to go back to (r resolves it, u posts an update)"
         if self.value("public") and not self.value("message"):
             problems["message"] = "a public status change needs a message"
         return problems
