@@ -452,7 +452,9 @@ class RemoteEngine:
         return await self._write("POST", f"/api/incidents/{self._key(key)}/postmortem/unpublish")
 
     async def rate_satisfaction(self, key: str, customer: Any = None, team: Any = None) -> dict[str, Any]:
-        return await self._write("POST", f"/api/incidents/{self._key(key)}/satisfaction", {"customer": customer, "team": team})
+        # A rating typed into a form ("4") goes as the number the API takes; anything else as typed, to be refused.
+        body = {"customer": _whole(customer), "team": _whole(team)}
+        return await self._write("POST", f"/api/incidents/{self._key(key)}/satisfaction", body)
 
     async def list_followups(self, open_only: bool = False, owner: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"open_only": str(bool(open_only)).lower()}
@@ -477,6 +479,10 @@ def _tls_settings(url: str) -> ssl.SSLContext | bool:
     if url.startswith("http://") and not urllib.request.getproxies():
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return True
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() else value
 
 
 def _in_console_words(message: str) -> str:
