@@ -344,3 +344,20 @@ async def test_s_on_a_monitoring_incident_moves_nothing_back_by_itself(console: 
     assert isinstance(app.screen, StatusScreen)
     inc = await queries.incident_detail("INC-3")
     assert inc["status"] == "monitoring" and all(u["message"] != "consumer restarted" for u in inc["updates"])
+
+
+async def test_words_typed_into_a_summary_being_edited_go_after_it(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Editing a summary already written put the cursor at its start: " (update two)" typed
+    into it went in front ("(update two)EU logins failed…"). The cursor starts at the end."""
+    from engine.learning import postmortem
+
+    app, pilot = console
+    await postmortem.update_postmortem(2, "alice", summary="EU logins failed for 10 minutes")
+    await select_row(pilot, "INC-2")
+    await pilot.press("7")
+    form = await open_form(pilot, "S", SummaryForm)
+    summary = form.query_one("#f-summary", TextArea)
+    await until(pilot, lambda: summary.text == "EU logins failed for 10 minutes", what="the summary in the form")
+    await type_text(pilot, " (update two)")
+    await until(pilot, lambda: summary.text.endswith("(update two)"), what="the words after it")
+    assert summary.text == "EU logins failed for 10 minutes (update two)"

@@ -67,7 +67,13 @@ class Input(TextualInput):
 
 
 class TextArea(TextualTextArea):
-    """A TextArea whose bound keys keep their place among typed characters (see the module)."""
+    """A TextArea whose bound keys keep their place among typed characters (see the module).
+
+    Given text (a summary or a list being edited), its cursor starts at the end: at the start,
+    " (update two)" typed into a summary went in front of it."""
+
+    def on_mount(self) -> None:
+        self.move_cursor(self.document.end)
 
     async def _on_key(self, event: events.Key) -> None:
         read_by_field(event, self)
