@@ -5,6 +5,8 @@ next field."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from support.pilot import open_form, select_row, type_text, until
 from textual import events
 from textual.pilot import Pilot
@@ -361,3 +363,44 @@ async def test_words_typed_into_a_summary_being_edited_go_after_it(console: tupl
     await type_text(pilot, " (update two)")
     await until(pilot, lambda: summary.text.endswith("(update two)"), what="the words after it")
     assert summary.text == "EU logins failed for 10 minutes (update two)"
+
+
+async def test_the_highlighted_post_mortem_entry_stays_in_sight_at_80x24(sdb: Any) -> None:
+    """The post-mortem's timeline sits in the tab's scroll under its summary: at 80x24 the arrow
+    keys moved the highlight below the bottom, and Enter, H and D acted on an entry nobody could
+    see, before and after a form was saved. The tab now scrolls to the highlighted entry."""
+    from datetime import UTC, datetime, timedelta
+
+    from support.pilot import seeded_console
+    from textual.containers import VerticalScroll
+    from textual.widgets import OptionList
+
+    from engine.learning.postmortem.entries import add_entry
+
+    async with seeded_console(sdb, size=(80, 24)) as (app, pilot):
+        for i in range(15):
+            await add_entry("INC-2", "alice", at_time=datetime.now(UTC) - timedelta(minutes=30 - i), text=f"entry {i}")
+        await select_row(pilot, "INC-2")
+        await pilot.press("7")
+        timeline = app.screen.query_one("#pm-timeline", OptionList)
+        await until(pilot, lambda: timeline.option_count >= 15, what="the timeline")
+
+        def in_sight() -> bool:
+            scroll = app.screen.query_one("#pm-scroll", VerticalScroll)
+            line = timeline._index_to_line[timeline.highlighted]  # type: ignore[index]
+            y = timeline.content_region.y + line - int(timeline.scroll_offset.y)
+            return scroll.region.y <= y < scroll.region.bottom and timeline.content_region.y <= y < timeline.content_region.bottom
+
+        for round_ in range(2):
+            for _ in range(12):
+                await pilot.press("down")
+                await pilot.pause()
+                assert in_sight(), (round_, timeline.highlighted)
+            await open_form(pilot, "S", SummaryForm)
+            await type_text(pilot, "x")
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+            await until(pilot, lambda: any("saved" in n.message for n in app._notifications), what="saved")
+            await pilot.pause(0.3)  # the tab reloads its document
+            for _ in range(12):
+                await pilot.press("up")

@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
+from textual.geometry import Region
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -228,6 +229,20 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
         return self.doc["timeline"][timeline.highlighted]
 
     # --- actions ------------------------------------------------------------------------------
+
+    @on(OptionList.OptionHighlighted, "#pm-timeline")
+    def _entry_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        """Keep the highlighted entry in sight: the timeline sits in the tab's scroll under the
+        summary, and at 80x24 the keys moved a highlight below the bottom (Enter, H and D then
+        acted on an entry nobody could see)."""
+        timeline = event.option_list
+        line = timeline._index_to_line.get(event.option_index)
+        if line is None:
+            return
+        top = timeline.virtual_region.y + (timeline.content_region.y - timeline.region.y) + line - int(timeline.scroll_offset.y)
+        self.query_one("#pm-scroll", VerticalScroll).scroll_to_region(
+            Region(0, top, 1, timeline._heights.get(event.option_index, 1)), animate=False, immediate=True
+        )
 
     @on(OptionList.OptionSelected, "#pm-timeline")
     async def _entry_chosen(self, event: OptionList.OptionSelected) -> None:
