@@ -109,7 +109,7 @@ def test_full_lifecycle_through_the_cli(database, tmp_path):
         (["incident", "ack", "INC-1"], "reopen it"),
         (["incident", "create", "--title", "x", "--severity", "urgent"], "unknown value 'urgent'"),
         (["incident", "show", "INC-404"], "no incident INC-404"),
-        (["incident", "status", "INC-1", "sleeping"], "unknown value 'sleeping'"),
+        (["incident", "status", "INC-1", "sleeping"], "unknown value 'sleeping' (expected one of: investigating, identified, monitoring)"),
         (["incident", "evidence", "INC-1", "--url", "not a url"], "is not a URL"),
         (["incident", "evidence", "INC-1", "--log", str(log), "--from", "yesterday-ish", "--to", "now"], "--from"),
         (["incident", "create", "--severity", "low"], "--title"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
@@ -140,12 +141,13 @@ def check_duration(value: timedelta, field: str) -> timedelta:
     return value
 
 
-def parse_enum(enum: type[Enum], value: str, field: str) -> Enum:
-    """The enum member for `value`, or InvalidInput listing the allowed values."""
+def parse_enum(enum: type[Enum], value: str, field: str, offered: Sequence[Enum] | None = None) -> Enum:
+    """The enum member for `value`, or InvalidInput listing the allowed values (`offered`: the
+    ones this use takes, when it takes fewer than the enum has)."""
     try:
         return enum(str(value).strip().lower())
     except ValueError:
-        allowed = ", ".join(m.value for m in enum)
+        allowed = ", ".join(m.value for m in (offered if offered is not None else enum))
         raise InvalidInput(field, f"unknown value {value!r} (expected one of: {allowed})") from None
 
 

@@ -81,7 +81,7 @@ async def post_update(
     `stated_at` back-fills when it was posted; created_at and the status change stay now."""
     actor = valid_actor(actor)
     message = valid_text(message, "message")
-    new = parse_enum(Status, status, "status").value if status else None
+    new = parse_enum(Status, status, "status", SETTABLE_STATUSES).value if status else None
     if new is not None and new not in {s.value for s in SETTABLE_STATUSES}:
         raise IllegalTransition(f"a status update cannot move an incident to {new}")
     now = valid_time(at)

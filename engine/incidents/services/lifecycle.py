@@ -182,7 +182,7 @@ async def change_status(
     `acknowledges=False` so they neither stop escalation nor count towards MTTA.
     """
     actor = valid_actor(actor)
-    new = parse_enum(Status, status, "status")
+    new = parse_enum(Status, status, "status", SETTABLE_STATUSES)
     if new == Status.RESOLVED:
         raise IllegalTransition("use resolve to resolve an incident (it needs a root cause and solution)")
     if new not in SETTABLE_STATUSES:
