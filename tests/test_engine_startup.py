@@ -37,7 +37,7 @@ def test_a_port_in_use_creates_no_database(tmp_path: Path) -> None:
         busy.close()
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
+    assert lines == [f"error: --api: cannot listen on 127.0.0.1:{port}: Address already in use"]  # no "[Errno 98]"
     assert list(tmp_path.glob("pulseguard.db*")) == []
 
 

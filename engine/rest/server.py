@@ -47,8 +47,15 @@ def bind(host: str, port: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise CannotListen(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
     return sock
+
+
+class CannotListen(OSError):
+    """The API's address cannot be had; said without Python's "[Errno 98]" in front."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class _Server(uvicorn.Server):
