@@ -334,7 +334,6 @@ def test_glob_target_selectors_are_not_checked_as_names() -> None:
         ("[integrations.slack]\nsigning_secret = 's'", "integrations.slack.signing_secret", "signing_secret_env"),
         ('[[webhooks]]\nname = "w"\nurl = "https://x"\nsecret = "s3cr3t"', "webhooks[0].secret", "secret_env"),
         (MINIMAL + 'headers = { Authorization = "Bearer abc" }', "targets[0].headers.Authorization", "headers_env"),
-        ("[engine]\napi_token = 'x'", "engine.api_token", "api_token_env"),
     ],
 )  # fmt: skip
 def test_literal_secret_is_refused(text: str, path: str, suggestion: str) -> None:
@@ -343,6 +342,19 @@ def test_literal_secret_is_refused(text: str, path: str, suggestion: str) -> Non
     # The secret itself is never echoed back.
     for secret in ("abc123", "hunter2", "R0123", "s3cr3t", "Bearer abc", "/T/B/X"):
         assert secret not in line
+
+
+def test_an_unknown_key_that_looks_secret_is_called_unknown() -> None:
+    """`bogus_key` is a secret's name, but no section takes `bogus_key_env`: suggesting it sent
+    the user to write another key that does not exist. It is an unknown key, and the reminder
+    about secrets stays; the value is never echoed."""
+    for text, path in (
+        ("[engine]\napi_token = 'tok-123456'", "engine.api_token"),
+        ("[engine]\nbogus_key = 'tok-123456'", "engine.bogus_key"),
+    ):
+        line = one_problem(text, path)
+        assert "unknown key" in line and "a secret is never written in the file" in line, line
+        assert "_env" not in line.split("unknown key")[1].split(";")[-1] and "tok-123456" not in line
 
 
 def test_env_key_must_name_a_variable_not_hold_the_secret() -> None:

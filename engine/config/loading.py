@@ -13,7 +13,16 @@ from pydantic import ValidationError
 from engine.config.fields import CONFIG_FILENAME, ConfigError, _show
 from engine.config.location import find_config as find_config
 from engine.config.model import Config
-from engine.config.problems import _clean_loc, _describe_error, _entry_label, _path_text, _reference_problems, _secret_problems
+from engine.config.problems import (
+    _clean_loc,
+    _describe_error,
+    _entry_label,
+    _field_names,
+    _model_at,
+    _path_text,
+    _reference_problems,
+    _secret_problems,
+)
 from engine.config.trigger_names import condition_name_checks
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +111,12 @@ def _sort_key(path: str, order: dict[str, int]) -> tuple[int, int]:
     return (order.get(match.group(1), len(order)), int(match.group(2) or 0))
 
 
+def _takes(loc: tuple[Any, ...], name: str, raw: dict[str, Any]) -> bool:
+    """Whether the section holding the key at `loc` has a key `name`."""
+    model = _model_at(loc[:-1], raw)
+    return model is not None and name in _field_names(model)
+
+
 def _validate(raw: dict[str, Any], source: str) -> Config:
     secrets = _secret_problems(raw)
     problems: list[tuple[str, str]] = list(secrets.items())
@@ -115,6 +130,10 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
                 loc = (*loc, "kind")
             path = _path_text(loc)
             if path in secrets:
+                if error["type"] == "extra_forbidden" and not _takes(loc, f"{loc[-1]}_env", raw):
+                    # An unknown key that looks like a secret: no `…_env` to suggest.
+                    said = _describe_error(error, loc, raw) + _entry_label(loc, raw) + "; a secret is never written in the file"
+                    problems[problems.index((path, secrets[path]))] = (path, said)
                 continue  # the secret message already explains this key
             problems.append((path, _describe_error(error, loc, raw) + _entry_label(loc, raw)))
     problems.extend(_reference_problems(raw))
