@@ -404,3 +404,22 @@ async def test_the_highlighted_post_mortem_entry_stays_in_sight_at_80x24(sdb: An
             await pilot.pause(0.3)  # the tab reloads its document
             for _ in range(12):
                 await pilot.press("up")
+
+
+async def test_the_selected_incident_resolved_elsewhere_is_said_and_so_is_the_new_selection(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """The engine resolved the incident being worked on: the list dropped it and the selection
+    moved to another incident without a word, so the next key acted on that one. Now a notice
+    names both; an incident resolved from this console says nothing more than its form did."""
+    from engine.incidents import services
+
+    app, pilot = console
+    await select_row(pilot, "INC-3")
+    screen = app.screen
+    assert isinstance(screen, IncidentsScreen)
+    await services.resolve("INC-3", "engine", root_cause="Transient", solution="recovered")
+    screen.request_refresh(detail=True)  # as the feed does
+    await until(pilot, lambda: screen.table.selected_key not in (None, "INC-3"), what="the selection moved")
+    moved_to = screen.table.selected_key
+    await until(pilot, lambda: any("INC-3 was resolved by engine" in n.message for n in app._notifications), what="the notice")
+    notice = next(n.message for n in app._notifications if "INC-3 was resolved" in n.message)
+    assert notice == f"INC-3 was resolved by engine; {moved_to} is selected now"

@@ -256,6 +256,31 @@ class IncidentsScreen(IncidentWorkflows):
     def _reloaded(self) -> None:
         self._update_info()
 
+    @on(IncidentTable.Left)
+    def _selected_left(self, event: IncidentTable.Left) -> None:
+        """The incident being worked on left the list (the engine resolved it, another console
+        merged it): say so and where the selection went, so the next key does not act on
+        another incident unawares."""
+        run_work(self, partial(self._say_left, event.key, event.now), group="left", exit_on_error=False)
+
+    async def _say_left(self, key: str, now: str | None) -> None:
+        app: Any = self.app
+        why = "left the list"
+        try:
+            gone = await app.api.incident_detail(key)
+        except Exception:  # deleted, or the engine is away: the move itself is still worth saying
+            gone = None
+        if gone is not None:
+            if gone.get("merged_into"):
+                why = f"was merged into INC-{gone['merged_into']}"
+            elif gone.get("status") == "resolved":
+                if gone.get("resolved_by") == getattr(app.api, "actor", None):
+                    return  # resolved here: the form said so
+                why = f"was resolved by {gone.get('resolved_by') or '?'}"
+            else:
+                return  # still open: the filter typed here left it out, as asked
+        self.notify(f"{key} {why}; " + (f"{now} is selected now" if now else "no incident is selected"), severity="warning")
+
     async def on_feed(self, events: list[dict[str, Any]]) -> None:
         keys = {e.get("incident") for e in events if e.get("incident")}
         if not keys and not any(e.get("kind", "").startswith(("created", "maintenance")) for e in events):
@@ -302,6 +327,10 @@ class IncidentsScreen(IncidentWorkflows):
         error = self.query_one("#filter-error", Static)
         error.update("; ".join(parsed.errors))
         error.set_class(bool(parsed.errors), "-shown")
+        narrowed = any(k != "include_resolved" for k in parsed.filters)
+        self.table.empty_text = (
+            "no incidents match the filter" if narrowed else "no incidents" if self.show_resolved else "no open incidents"
+        )
         if parsed.filters != self.filters:
             self.filters = parsed.filters
             self.request_refresh()

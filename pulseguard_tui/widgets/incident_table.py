@@ -155,6 +155,15 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
             super().__init__()
             self.total = total
 
+    class Left(Message):
+        """The selected incident is no longer in the list (resolved, merged, filtered out): the
+        selection moved to `now` (None: the list is empty)."""
+
+        def __init__(self, key: str, now: str | None) -> None:
+            super().__init__()
+            self.key = key
+            self.now = now
+
     def __init__(self, loader: Loader, now: Callable[[], datetime], *, page_size: int = 100, id: str | None = None) -> None:
         super().__init__(id=id)
         self._loader = loader
@@ -168,6 +177,8 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
         self._highlighted_key: str | None = None
         self.highlights: dict[str, float] = {}  # key -> monotonic time the highlight ends
         self._ages_seen: tuple[str, ...] = ()  # the ages on screen at the last tick
+        # What an empty list says (the screen sets it with the filter: "no open incidents").
+        self.empty_text = "no open incidents"
 
     # --- data -------------------------------------------------------------------------------
 
@@ -224,6 +235,8 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
         self._scroll_cursor_into_view(only_if_hidden=True)
         self.refresh()
         self._announce()
+        if keep_key is not None and not moved and position is None and self.selected_key != keep_key:
+            self.post_message(self.Left(keep_key, self.selected_key if self.total else None))
         self.post_message(self.Reloaded(self.total))
 
     def _request_page(self, page: int) -> None:
@@ -346,7 +359,7 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
                 if y == 1:
                     return Strip([Segment("loading…".ljust(width), self.get_component_rich_style("incident-table--loading"))], width)
             elif self.total == 0 and y == 1:
-                return Strip([Segment("no incidents match".ljust(width), self.get_component_rich_style("incident-table--loading"))], width)
+                return Strip([Segment(self.empty_text.ljust(width), self.get_component_rich_style("incident-table--loading"))], width)
             return Strip.blank(width, base)
         row = self._rows.get(index)
         if row is None:
