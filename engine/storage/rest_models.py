@@ -45,9 +45,10 @@ class Subscriber(Model):
 
 
 class IdempotentRequest(Model):
-    """A write sent with an `Idempotency-Key` header (engine.rest.idempotency): claimed before it
-    is served, its answer kept once served, so the same request sent again (a client's retry
-    after a lost answer) gets that answer instead of making the change twice."""
+    """A write sent with an Idempotency-Key header, and its answer once served.
+
+    Claimed before it is served (engine.rest.idempotency), so the same request sent again (a
+    client's retry after a lost answer) gets that answer instead of making the change twice."""
 
     id = fields.IntField(primary_key=True)
     # Keys are the caller's own: two tokens may use the same key for different requests.

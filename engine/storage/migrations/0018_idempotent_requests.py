@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 "app": "models",
                 "unique_together": (("token_id", "key"),),
                 "pk_attr": "id",
-                "table_description": "A write sent with an Idempotency-Key header, and its answer once served",
+                "table_description": "A write sent with an Idempotency-Key header, and its answer once served.",
             },
             bases=["Model"],
         ),
