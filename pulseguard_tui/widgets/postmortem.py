@@ -119,6 +119,46 @@ NOT_HERE = (
 )
 
 
+class TimelineList(OptionList):
+    """The post-mortem's timeline. It sits in the tab's scroll under the summary: at 80x24 the
+    arrow keys moved the highlight below the bottom, and Enter, H and D acted on an entry nobody
+    could see. Moved from the keyboard, the tab scrolls to keep it in sight (placed by a reload,
+    it does not: the summary stays on top)."""
+
+    def _keep_in_sight(self) -> None:
+        scroll = self.parent
+        index = self.highlighted
+        line = self._index_to_line.get(index) if index is not None else None
+        if not isinstance(scroll, VerticalScroll) or line is None or index is None:
+            return
+        top = self.virtual_region.y + (self.content_region.y - self.region.y) + line - int(self.scroll_offset.y)
+        scroll.scroll_to_region(Region(0, top, 1, self._heights.get(index, 1)), animate=False, immediate=True)
+
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._keep_in_sight()
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._keep_in_sight()
+
+    def action_first(self) -> None:
+        super().action_first()
+        self._keep_in_sight()
+
+    def action_last(self) -> None:
+        super().action_last()
+        self._keep_in_sight()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._keep_in_sight()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._keep_in_sight()
+
+
 class PostmortemView(StopsWorkOnRemoval, Vertical):
     """One incident's post-mortem, editable from the keyboard."""
 
@@ -161,7 +201,7 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="pm-scroll"):
             yield Static("select an incident", id="pm-summary")
-            yield OptionList(id="pm-timeline")
+            yield TimelineList(id="pm-timeline")
             yield Static("", id="pm-lists")
 
     @property
@@ -229,20 +269,6 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
         return self.doc["timeline"][timeline.highlighted]
 
     # --- actions ------------------------------------------------------------------------------
-
-    @on(OptionList.OptionHighlighted, "#pm-timeline")
-    def _entry_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        """Keep the highlighted entry in sight: the timeline sits in the tab's scroll under the
-        summary, and at 80x24 the keys moved a highlight below the bottom (Enter, H and D then
-        acted on an entry nobody could see)."""
-        timeline = event.option_list
-        line = timeline._index_to_line.get(event.option_index)
-        if line is None:
-            return
-        top = timeline.virtual_region.y + (timeline.content_region.y - timeline.region.y) + line - int(timeline.scroll_offset.y)
-        self.query_one("#pm-scroll", VerticalScroll).scroll_to_region(
-            Region(0, top, 1, timeline._heights.get(event.option_index, 1)), animate=False, immediate=True
-        )
 
     @on(OptionList.OptionSelected, "#pm-timeline")
     async def _entry_chosen(self, event: OptionList.OptionSelected) -> None:
