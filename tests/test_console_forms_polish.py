@@ -423,3 +423,40 @@ async def test_the_selected_incident_resolved_elsewhere_is_said_and_so_is_the_ne
     await until(pilot, lambda: any("INC-3 was resolved by engine" in n.message for n in app._notifications), what="the notice")
     notice = next(n.message for n in app._notifications if "INC-3 was resolved" in n.message)
     assert notice == f"INC-3 was resolved by engine; {moved_to} is selected now"
+
+
+async def test_publish_says_what_is_missing_before_asking(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """P asked "Publish the post-mortem of INC-3?" and, after the yes, said the incident was not
+    resolved. What the engine would refuse is said before the question; no form opens."""
+    app, pilot = console
+    await select_row(pilot, "INC-3")  # investigating
+    await pilot.press("7")
+    await pilot.pause(0.2)
+    await pilot.press("P")
+    await until(pilot, lambda: any("resolve it before you publish" in n.message for n in app._notifications), what="the reason")
+    assert isinstance(app.screen, IncidentsScreen)
+    assert any(n.message == "INC-3 is investigating; resolve it before you publish its post-mortem" for n in app._notifications)
+
+
+async def test_a_maintenance_window_for_a_service_nobody_declared_is_refused(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """The console's form made an active window for "chekout", covering nothing, where the CLI
+    and the API refuse a service nobody declared."""
+    from datetime import UTC, datetime, timedelta
+
+    from pulseguard_tui.forms.maintenance import AddMaintenanceScreen
+
+    app, pilot = console
+    before = len(await app.api.list_maintenance())
+    app.api.known_services = ["checkout"]
+    await pilot.press("colon")
+    await type_text(pilot, "maintenance")
+    await pilot.press("enter")
+    form = await open_form(pilot, "n", AddMaintenanceScreen)
+    await type_text(pilot, "db failover")
+    form.query_one("#f-services", Input).value = "chekout"
+    # The console's clock is frozen in the past: a start a day ahead of the real one is ahead of both.
+    form.query_one("#f-starts", Input).value = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: form.problems_shown, what="refused")
+    assert any("unknown service 'chekout'" in p for p in form.problems_shown), form.problems_shown
+    assert len(await app.api.list_maintenance()) == before

@@ -326,6 +326,10 @@ class LocalEngine(LearningMixin):
 
     async def create_maintenance(self, **fields: Any) -> dict[str, Any]:
         self._check_write()
+        # A service nobody declared is refused, as the CLI and the API refuse it: a typo made a
+        # window that covered nothing.
+        known = [*self.known_services, *(t.service for t in getattr(self.config, "targets", None) or () if t.service)]
+        fields.setdefault("known_services", known)
         return _row(await services.create_maintenance(actor=self.actor, **fields))
 
     async def end_maintenance(self, window_id: int) -> dict[str, Any]:

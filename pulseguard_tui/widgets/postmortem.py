@@ -369,8 +369,19 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
     async def action_publish(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import PublishScreen
 
-        if await self._may_write():
-            self._open(PublishScreen(self.doc))  # type: ignore[arg-type]
+        if not await self._may_write():
+            return
+        doc: dict[str, Any] = self.doc  # type: ignore[assignment]
+        if doc["postmortem"]["status"] != "published":
+            # What the engine would refuse, said before the question rather than after the yes.
+            status = (doc.get("incident") or {}).get("status")
+            if status and status != "resolved":
+                self.app.notify(f"{doc['key']} is {status}; resolve it before you publish its post-mortem", severity="warning")
+                return
+            if not (doc["postmortem"].get("summary") or "").strip():
+                self.app.notify(f"the post-mortem of {doc['key']} has no summary yet (S writes one)", severity="warning")
+                return
+        self._open(PublishScreen(doc))
 
     async def action_copy_markdown(self) -> None:
         if self.key is None:

@@ -63,7 +63,7 @@ def pick_row(app: PulseGuardApp, action: Action) -> str | None:
     rows = main(app).table.loaded_rows()
     if action.id == "incident.ack":
         wanted = [r for r in rows if not r.get("acknowledged_at") and r["status"] != "resolved"]
-    elif action.id == "incident.reopen":
+    elif action.id in ("incident.reopen", "postmortem.publish"):  # only a resolved incident's post-mortem is published
         wanted = [r for r in rows if r["status"] == "resolved"]
     elif action.id == "incident.promote":
         wanted = [r for r in rows if r["key"] == "INC-1"]
@@ -149,12 +149,16 @@ async def walk_every_modal(app: PulseGuardApp, pilot: Pilot, *, filter_text: str
             continue  # not offered here (a viewer's write keys; features this engine does not serve)
         for way in ("cancel", "accept"):
             if action.scope != "app":
-                screen.show_resolved = action.id == "incident.reopen"
+                screen.show_resolved = action.id in ("incident.reopen", "postmortem.publish")
                 screen.apply_filter(screen.filter_text)
                 await until(pilot, lambda: not screen._refreshing and screen.table.loaded, what="reload")
                 key = pick_row(app, action)
                 if key is None:
                     continue
+                if action.id == "postmortem.publish":  # the console asks only when there is a summary to publish
+                    from engine.learning import postmortem
+
+                    await postmortem.update_postmortem(key, "walker", summary="What happened, in a line.")
                 await select(pilot, key)
             if action.scope == "postmortem":
                 await pilot.press("7")
