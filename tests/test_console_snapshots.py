@@ -254,7 +254,6 @@ FORMS = {  # name: (keys, mode)
     "postmortem_impact": (["7", "I"], None),
     "postmortem_entry": (["7", "N"], None),
     "postmortem_rating": (["7", "G"], None),
-    "postmortem_publish": (["7", "P"], None),
 }
 
 
@@ -263,6 +262,11 @@ FORMS = {  # name: (keys, mode)
 def test_form(snap_compare: Any, seeded: Any, size: tuple[int, int], form: str) -> None:
     keys, mode = FORMS[form]
     assert snap_compare(app_for(seeded, "dark"), terminal_size=size, run_before=pressing(*keys, mode=mode, modal=True))
+
+
+def test_publish_of_an_open_incidents_post_mortem_says_why_not(snap_compare: Any, seeded: Any) -> None:
+    """P on an incident not yet resolved says so at once (it asked first, then refused the yes)."""
+    assert snap_compare(app_for(seeded, "dark"), terminal_size=(80, 24), run_before=pressing("7", "P"))
 
 
 def test_resolve_form_with_problems(snap_compare: Any, seeded: Any) -> None:
