@@ -18,6 +18,7 @@ class Action:
     description: str
     scope: str  # "app", "incidents", "targets", "maintenance", "audit", …
     write: bool = False
+    admin: bool = False  # the API lets only admin tokens do it (maintenance windows)
     footer: bool = False
     palette: bool = True
     short: str = ""  # footer label, where the footer is narrow
@@ -76,8 +77,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("postmortem.publish", "P", "publish", "Post-mortem: publish / back to draft", "postmortem", write=True),
     Action("postmortem.copy", "M", "copy_markdown", "Post-mortem: copy as Markdown", "postmortem"),
     # other screens
-    Action("maintenance.add", "n", "add", "Add a maintenance window", "maintenance", write=True, footer=True, short="Add"),
-    Action("maintenance.end", "E", "end", "End the selected window now", "maintenance", write=True, footer=True, short="End"),
+    Action("maintenance.add", "n", "add", "Add a maintenance window", "maintenance", write=True, admin=True, footer=True, short="Add"),
+    Action("maintenance.end", "E", "end", "End the selected window now", "maintenance", write=True, admin=True, footer=True, short="End"),
     Action("maintenance.ended", "x", "toggle_ended", "Show / hide ended windows", "maintenance"),
     Action("silences.add", "n", "add", "Add a silence", "silences", write=True, footer=True, short="Add"),
     Action("silences.extend", "e", "extend", "Extend the selected silence", "silences", write=True, footer=True, short="Extend"),

@@ -215,6 +215,8 @@ class PulseGuardApp(App[None]):
         """Whether `action` can work here at all (not: whether it is allowed right now)."""
         if (action.write or action.id == "app.readonly") and not self.may_write:
             return False
+        if action.admin and not self.may_administer:
+            return False
         if action.scope == "postmortem":
             return self.feature("postmortems") and (not action.write or self.feature("postmortem_edits"))
         if action.scope == "analytics":
@@ -224,6 +226,12 @@ class PulseGuardApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         found = action_for("app", action)
         return found is None or self.action_available(found)
+
+    @property
+    def may_administer(self) -> bool:
+        """Whether this identity may do what the API keeps for admin tokens: a console beside
+        its database may (the CLI does it too), one over --connect with a responder's token not."""
+        return self.capabilities.role in ("", "local", "admin")
 
     def require_ready(self) -> bool:
         """True when the engine is reachable; otherwise say so (and do nothing)."""

@@ -711,3 +711,38 @@ async def test_a_bad_configuration_is_reported_before_an_engine_that_cannot_be_r
     what the console says (exit 2) when the engine is down too."""
     code, said, _ = await gives_up_on_a_closed_port(tmp_path, "[engine\n")
     assert code == 2 and "pulseguard.toml" in said and "cannot reach" not in said
+
+
+async def test_a_responders_console_offers_no_maintenance_keys_and_says_why(api: Api, tmp_path: Path) -> None:
+    """Maintenance windows are an admin token's (the API says 403): a responder's console showed
+    "n Add E End", and a whole form filled in was refused at the end. Their keys are not offered
+    there; pressed anyway they say why. An admin's console offers them."""
+    from support.pilot import command
+
+    from pulseguard_tui.forms.maintenance import AddMaintenanceScreen
+    from pulseguard_tui.screens.maintenance import MaintenanceScreen
+
+    await seed_two()
+
+    async def try_maintenance_keys(role: str, offered: bool) -> None:
+        args = console_args(tmp_path, api.url, api.tokens[role])
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await started(app, pilot)
+                await command(pilot, "maintenance")
+                await until(pilot, lambda: isinstance(app.screen, MaintenanceScreen), what="maintenance")
+                assert ({"add", "end"} <= shown_actions(app)) is offered, shown_actions(app)
+                await pilot.press("n")
+                if offered:
+                    await until(pilot, lambda: isinstance(app.screen, AddMaintenanceScreen), what="the form")
+                    return
+                await until(pilot, lambda: any("needs an admin token" in n.message for n in app._notifications), what="why")
+                assert isinstance(app.screen, MaintenanceScreen)
+                said = [n.message for n in app._notifications if "admin" in n.message]
+                assert said == ["add a maintenance window needs an admin token; this console's is a responder's"]
+        finally:
+            await cleanup()
+
+    await try_maintenance_keys("responder", offered=False)
+    await try_maintenance_keys("admin", offered=True)

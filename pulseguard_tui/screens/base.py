@@ -161,12 +161,21 @@ class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
         """A viewer's console shows no write keys (check_action); one pressed anyway says why
         instead of doing nothing. True when `event` was one."""
         app: Any = self.app
-        if getattr(app, "may_write", True) or not self.scope:
+        if not self.scope:
+            return False
+        may_write, may_administer = getattr(app, "may_write", True), getattr(app, "may_administer", True)
+        if may_write and may_administer:
             return False
         keymap = getattr(app, "_keymap", None) or {}
         for a in for_scope(self.scope):
-            if a.write and event.key in (keymap.get(a.id) or a.key).split(","):
+            if event.key not in (keymap.get(a.id) or a.key).split(","):
+                continue
+            if a.write and not may_write:
                 app.refuse_if_readonly()
+                return True
+            if a.admin and not may_administer:
+                role = app.capabilities.role or "viewer"
+                app.notify(f"{a.description.lower()} needs an admin token; this console's is a {role}'s", severity="warning")
                 return True
         return False
 
