@@ -460,3 +460,26 @@ async def test_a_maintenance_window_for_a_service_nobody_declared_is_refused(con
     await until(pilot, lambda: form.problems_shown, what="refused")
     assert any("unknown service 'chekout'" in p for p in form.problems_shown), form.problems_shown
     assert len(await app.api.list_maintenance()) == before
+
+
+async def test_a_root_cause_typed_while_the_engine_resolved_it_is_not_lost(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """The engine resolved the incident (recovered) while the Resolve form was being filled in:
+    the save said "already resolved" and Esc, the only way out, lost the root cause. The form
+    stays, says saving again records it, and the second save does."""
+    from engine.incidents import services
+
+    app, pilot = console
+    await select_row(pilot, "INC-3")
+    form = await open_form(pilot, "r", ResolveScreen)
+    form.query_one("#f-root_cause", Input).value = "pool too small"
+    form.query_one("#f-solution", Input).value = "bigger pool"
+    await services.resolve("INC-3", "engine", root_cause="Transient: recovered without intervention", solution="none")
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: form.problems_shown, what="the refusal")
+    assert any("already resolved (by engine); save again to record this root cause on it" in p for p in form.problems_shown)
+    assert app.screen is form and form.query_one("#f-root_cause", Input).value == "pool too small"
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
+    inc = await queries.incident_detail("INC-3")
+    assert (inc["root_cause"], inc["solution"], inc["resolved_by"]) == ("pool too small", "bigger pool", "engine")
+    assert any(n.message.startswith("INC-3 root cause recorded") for n in app._notifications)

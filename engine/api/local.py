@@ -288,13 +288,26 @@ class LocalEngine(LearningMixin):
         return _row(await services.add_evidence(key, kind, self.actor, **fields))
 
     async def resolve(
-        self, key: str, root_cause: str, solution: str, category: str | None = None, verification_steps: Sequence[str] = ()
+        self,
+        key: str,
+        root_cause: str,
+        solution: str,
+        category: str | None = None,
+        verification_steps: Sequence[str] = (),
+        amend: bool = False,
     ) -> dict[str, Any]:
         self._check_write()
         extra: dict[str, Any] = {"categories": self.categories} if self.categories else {}
         return _row(
             await services.resolve(
-                key, self.actor, root_cause=root_cause, solution=solution, category=category, verification_steps=verification_steps, **extra
+                key,
+                self.actor,
+                root_cause=root_cause,
+                solution=solution,
+                category=category,
+                verification_steps=verification_steps,
+                amend=amend,
+                **extra,
             )
         )
 

@@ -137,8 +137,17 @@ class EngineAPI(Protocol):
     async def promote_comment(self, comment_id: int) -> dict[str, Any]: ...
     async def add_evidence(self, key: str, kind: str, **fields: Any) -> dict[str, Any]: ...
     async def resolve(
-        self, key: str, root_cause: str, solution: str, category: str | None = None, verification_steps: Sequence[str] = ()
-    ) -> dict[str, Any]: ...
+        self,
+        key: str,
+        root_cause: str,
+        solution: str,
+        category: str | None = None,
+        verification_steps: Sequence[str] = (),
+        amend: bool = False,
+    ) -> dict[str, Any]:
+        """Resolve; with `amend`, an incident resolved already gets this root cause instead."""
+        ...
+
     async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]: ...
     async def merge(self, key: str, into: str, reason: str | None = None) -> dict[str, Any]:
         """Merge incident `key` into `into`; returns the survivor."""

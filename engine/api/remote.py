@@ -330,11 +330,23 @@ class RemoteEngine:
         return await self._post(f"/api/incidents/{self._key(key)}/evidence", body)
 
     async def resolve(
-        self, key: str, root_cause: str, solution: str, category: str | None = None, verification_steps: Sequence[str] = ()
+        self,
+        key: str,
+        root_cause: str,
+        solution: str,
+        category: str | None = None,
+        verification_steps: Sequence[str] = (),
+        amend: bool = False,
     ) -> dict[str, Any]:
         return await self._post(
             f"/api/incidents/{self._key(key)}/resolve",
-            {"root_cause": root_cause, "solution": solution, "category": category, "verification_steps": list(verification_steps)},
+            {
+                "root_cause": root_cause,
+                "solution": solution,
+                "category": category,
+                "verification_steps": list(verification_steps),
+                **({"amend": True} if amend else {}),  # an older engine refuses the field it does not know
+            },
         )
 
     async def reopen(self, key: str, reason: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.suggester import SuggestFromList
 
+from engine.api.errors import IllegalTransition
 from engine.api.inputs import DEFAULT_ROOT_CAUSE_CATEGORIES, EvidenceKind
 from pulseguard_tui.formatting import SEVERITIES, severity_label
 from pulseguard_tui.forms.base import ConfirmScreen, FormCheckbox, FormScreen, choice, field_row
@@ -188,15 +189,28 @@ class ResolveScreen(FormScreen):
     def check(self) -> dict[str, str]:
         return self.required({}, "root_cause", "solution")
 
+    # Set once the engine said the incident was resolved meanwhile: the next save records this
+    # root cause on it (the engine's own was "recovered without intervention").
+    amend = False
+
     async def perform(self) -> str:
         steps = [s.strip() for s in self.value("steps").split(";") if s.strip()]
-        row = await self.api.resolve(
-            self.incident["key"],
-            self.value("root_cause"),
-            self.value("solution"),
-            category=self.value("category"),
-            verification_steps=steps,
-        )
+        try:
+            row = await self.api.resolve(
+                self.incident["key"],
+                self.value("root_cause"),
+                self.value("solution"),
+                category=self.value("category"),
+                verification_steps=steps,
+                amend=self.amend,
+            )
+        except IllegalTransition as exc:
+            if self.amend or "already resolved" not in str(exc):
+                raise
+            self.amend = True
+            raise IllegalTransition(f"{exc}; save again to record this root cause on it") from None
+        if self.amend:
+            return f"{row['key']} root cause recorded ({row['root_cause_category']})"
         return f"{row['key']} resolved ({row['root_cause_category']})"
 
 

@@ -279,10 +279,14 @@ async def resolve(
     at: datetime | None = None,
     stated_at: datetime | None = None,
     on_behalf_of: str | None = None,
+    amend: bool = False,
 ) -> Incident:
     """Resolve as `actor`. `stated_at` back-fills when it was resolved: the incident's
     resolved_at (and so its MTTR) use it, the event stays at now. `on_behalf_of` names the
-    person an integration resolves for: stored as resolved_by, with `actor` on the timeline."""
+    person an integration resolves for: stored as resolved_by, with `actor` on the timeline.
+    With `amend`, an incident resolved already (the engine resolved it as recovered while a
+    responder wrote the real cause) has its root cause, category, solution and steps replaced;
+    when and by whom it was resolved stay, and nobody is notified again."""
     actor = valid_actor(actor)
     resolution = valid_resolution(root_cause, solution, category, verification_steps, categories)
     now = valid_time(at)
@@ -293,8 +297,23 @@ async def resolve(
     if behalf is not None and behalf.lower() == actor.lower():
         behalf = None  # the actor naming itself
     async with change(key, now) as c:
-        await resolve_in(c, actor, resolution, stated_at=stated, on_behalf_of=behalf)
+        if amend and c.incident.status == Status.RESOLVED.value:
+            await amend_resolution_in(c, actor, resolution)
+        else:
+            await resolve_in(c, actor, resolution, stated_at=stated, on_behalf_of=behalf)
     return c.incident
+
+
+async def amend_resolution_in(c: Change, actor: str, resolution: dict[str, Any]) -> None:
+    """A resolved incident's root cause, category, solution and steps replaced (see `resolve`)."""
+    incident = c.incident
+    was = {"root_cause": incident.root_cause, "category": incident.root_cause_category, "solution": incident.solution}
+    cat, root_cause = resolution["category"], resolution["root_cause"]
+    incident.root_cause = root_cause
+    incident.root_cause_category = cat
+    incident.solution = resolution["solution"]
+    incident.verification_steps = resolution["verification_steps"]
+    await c.commit("resolution_amended", actor, f"root cause recorded ({cat}): {root_cause}", {**resolution, "was": was})
 
 
 def valid_resolution(

@@ -142,6 +142,11 @@ class ResolveIn(Body):
         description="who resolved it (the spec's field), stored as the incident's resolved_by; the token's name is always "
         'recorded on the timeline as who made the change ("resolved … for NAME")',
     )
+    amend: StrictBool = Field(
+        False,
+        description="true: an incident resolved already gets this root cause, category, solution and steps instead of a 409 "
+        "(when and by whom it was resolved stay; nobody is notified again)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -176,6 +176,7 @@ async def resolve(id: IncidentId, body: ResolveIn, who: Responder, request: Requ
         categories=_categories(rest_state(request)),
         stated_at=aware(body.resolved_at, "resolved_at"),
         on_behalf_of=body.resolved_by,
+        amend=body.amend,
     )
     return _incident(incident)
 
