@@ -13,13 +13,14 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.core.domain import DomainError
 from engine.rest import auth
 from engine.rest.common import RestState, admit, database_errors, header_values, incident_number, render_data
 from engine.rest.fastpath import DETAIL_PREFIX
 from engine.rest.incidents import bodies, writes
+from engine.rest.limits import read_body, replaying
 from engine.storage.outcome import may_be_stored
 
 # The writes a busy incident draws by the hundred (responders' and bots' comments, status
@@ -60,23 +61,10 @@ class FastWrites:
         await self.app(scope, receive, send)
 
     async def _write(self, scope: Scope, receive: Receive, send: Send, key: str, action: str) -> None:
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        body = await read_body(receive)
+        if body is None:  # the client went away
+            return
+        replay = replaying(body, receive)
 
         endpoint, model = _WRITES[action]
         authorization, content_type = header_values(scope, b"authorization", b"content-type")

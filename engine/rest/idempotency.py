@@ -29,6 +29,7 @@ from tortoise.exceptions import IntegrityError
 from engine.core.clock import utcnow
 from engine.rest import auth
 from engine.rest.common import database_errors, header_values
+from engine.rest.limits import read_body, replaying
 from engine.storage.rest_models import IdempotentRequest
 
 log = logging.getLogger("pulseguard.api")
@@ -105,7 +106,7 @@ class Idempotency:
             await self._send(send, 422, {"error": "invalid", "message": f"{HEADER}: {why}", "field": HEADER})
             return
         key = key.strip()
-        body = await _read(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client went away before its request was whole: nothing to serve
         path = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
@@ -188,15 +189,7 @@ class Idempotency:
         await self._send(send, 409, {"error": "conflict", "message": message})
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, body: bytes, claim: int) -> None:
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # the body was read whole: what follows is a disconnect
-
+        replay = replaying(body, receive)
         start: Message | None = None
         chunks: list[bytes] = []
         kept = False
@@ -254,14 +247,3 @@ class Idempotency:
     async def _send(self, send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         for message in _answer(status, body, headers):
             await send(message)
-
-
-async def _read(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)

@@ -82,3 +82,31 @@ class BodyLimit:
         except Exception:
             if not refused:
                 raise
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, for a middleware that looks at it before the app does; None when
+    the client went away first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive for the app behind such a middleware: the body read already, whole, then what
+    the client sends next (its disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
