@@ -58,3 +58,20 @@ async def test_refusals_say_what_is_wrong_in_words(api):
     assert postmortem["impact"]["affected_users"] == 12500
     assert await Comment.all().count() == 0 and await StatusUpdate.all().count() == 0
     assert await Incident.all().count() == 2 and (await Incident.get(id=other.id)).assignee is None
+
+
+async def test_the_openapi_document_describes_the_errors_the_api_sends(api):
+    """It listed each operation's 422 as FastAPI's {"detail": [{"loc", "msg", "type"}]}, a body
+    this API never sends, and no 401, 403, 404 or 409. Every operation now lists its errors in
+    the API's own shape, and a real refusal matches it."""
+    async with api.client() as c:
+        spec = (await c.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    error = spec["components"]["schemas"]["Error"]
+    assert error["required"] == ["error", "message"]
+    comment = spec["paths"]["/api/incidents/{id}/comments"]["post"]["responses"]
+    assert {"201", "401", "403", "404", "409", "422"} <= set(comment)
+    assert comment["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    async with api.client("responder") as c:
+        refused = (await c.post("/api/incidents/INC-1/comments", json={"content": ""})).json()
+    assert set(refused) <= set(error["properties"]) and set(error["required"]) <= set(refused)

@@ -412,7 +412,9 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            plain_openapi().setdefault("components", {}).setdefault("schemas", {}).update(alertmanager_schemas())
+            schema = plain_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(alertmanager_schemas())
+            _error_responses(schema)
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -427,6 +429,63 @@ def create_app(
     app.add_middleware(CachedReads, state=state, public=publish)  # inside RequestLog: fast reads are logged and counted too
     app.add_middleware(RequestLog, state=state)
     return app
+
+
+# The errors the API answers with, as the OpenAPI document lists them (FastAPI's default says a
+# 422 is {"detail": [{"loc", "msg", "type"}]}, a body this API never sends).
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "not_found, conflict, invalid, unauthorized, forbidden, …"},
+        "message": {"type": "string", "description": "what is wrong, in words; with a field, it begins with its name"},
+        "field": {"type": "string", "description": "the field at fault (422), as the body names it: post_mortem.timeline[1].time"},
+        "errors": {
+            "type": "array",
+            "description": "every field at fault (422)",
+            "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+        },
+    },
+}
+_ERRORS = {
+    "401": "No token, or one that is unknown or revoked",
+    "403": "The token's role may not do this",
+    "404": "No such incident (or other thing the path names)",
+    "409": "Not in this state (resolved already, published, …), or an Idempotency-Key in use",
+    "413": "The body is over the limit ([engine] api_body_limit)",
+    "415": "The body was not sent as application/json",
+    "422": "Invalid input: `field` names what is wrong",
+    "429": "Too many failed authentications from this client or token prefix (Retry-After)",
+    "503": "The database cannot be reached just now (Retry-After)",
+}
+
+
+def _error_responses(schema: dict[str, Any]) -> None:
+    """Every operation's error answers, in the API's own shape (`Error`)."""
+    schemas = schema["components"]["schemas"]
+    schemas["Error"] = _ERROR_SCHEMA
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, item in schema.get("paths", {}).items():
+        for method, op in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            codes = {"422", "503"}
+            if op.get("security"):
+                codes |= {"401", "403", "429"}
+            if "{" in path:
+                codes.add("404")
+            if method != "get":
+                codes.add("413")
+                if op.get("security"):
+                    codes.add("409")
+                if "requestBody" in op:
+                    codes.add("415")
+            responses = op.setdefault("responses", {})
+            for code in codes:
+                responses[code] = {"description": _ERRORS[code], "content": ref}
+            op["responses"] = dict(sorted(responses.items()))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
 
 
 class JsonFormatter(logging.Formatter):
