@@ -746,3 +746,27 @@ async def test_a_responders_console_offers_no_maintenance_keys_and_says_why(api:
 
     await try_maintenance_keys("responder", offered=False)
     await try_maintenance_keys("admin", offered=True)
+
+
+async def test_a_viewer_pressing_post_mortem_keys_is_told_why_nothing_happens(api: Api, tmp_path: Path) -> None:
+    """In the Post-mortem tab a viewer's S, W, I, N, G, H and D did nothing and said nothing
+    (only P and Enter said read-only): each now says why, and opens nothing."""
+    await seed_two()
+    args = console_args(tmp_path, api.url, api.tokens["viewer"])
+    app, cleanup = build_console(args, initial_settings(args))
+    try:
+        async with app.run_test(size=(100, 34)) as pilot:
+            screen = await started(app, pilot)
+            await select_row(pilot, "INC-2")
+            await pilot.press("7")
+            await until(pilot, lambda: getattr(app.focused, "id", None) == "pm-timeline", what="the tab's list")
+            said: list[str] = []
+            notify = app.notify
+            app.notify = lambda message, **kw: (said.append(str(message)), notify(message, **kw))[1]  # type: ignore[method-assign]
+            for key in ("S", "W", "I", "N", "G", "H", "D"):
+                await pilot.press(key)
+                await until(pilot, lambda: len(said) == 1, what=f"why {key} does nothing")
+                assert "(viewer) may not change anything" in said.pop()
+                assert app.screen is screen
+    finally:
+        await cleanup()

@@ -167,7 +167,10 @@ class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
         if may_write and may_administer:
             return False
         keymap = getattr(app, "_keymap", None) or {}
-        for a in for_scope(self.scope):
+        scopes = [self.scope]
+        if getattr(self.focused, "id", None) == "pm-timeline":  # the Post-mortem tab's keys are its own
+            scopes.insert(0, "postmortem")
+        for a in (a for scope in scopes for a in for_scope(scope)):
             if event.key not in (keymap.get(a.id) or a.key).split(","):
                 continue
             if a.write and not may_write:
