@@ -268,6 +268,20 @@ def test_detail_header_says_when_it_escalates_or_who_acknowledged() -> None:
     assert "[false positive]" in fp and "not acknowledged" in fp
 
 
+def test_detail_header_says_paging_is_snoozed_and_until_when() -> None:
+    """After `z 1h` the header still said "not acknowledged", as if someone were being paged; only
+    the timeline told of the snooze. It says until when nobody is paged; an ended snooze says
+    nothing more."""
+    from pulseguard_tui.formatting import local_time
+    from pulseguard_tui.widgets.detail import header_text
+
+    until = (NOW + timedelta(hours=1)).isoformat()
+    text = header_text(_detail(escalation={"snoozed_until": until, "next_at": until}), NOW).plain
+    assert f"not acknowledged · paging snoozed until {local_time(until, now=NOW)}" in text and "escalates" not in text
+    ended = header_text(_detail(escalation={"snoozed_until": (NOW - timedelta(minutes=1)).isoformat()}), NOW).plain
+    assert "snoozed" not in ended and "not acknowledged" in ended
+
+
 def test_detail_header_counts_no_escalation_down_for_an_engine_it_cannot_reach() -> None:
     """Attached to a remote engine that went away, the countdown would be the console's guess:
     the header names why the escalation is unknown and the time its step was (or is) due."""

@@ -81,7 +81,10 @@ def header_text(d: dict[str, Any], now: datetime, *, cut_off: str | None = None)
         esc = d.get("escalation") or {}
         due = esc.get("next_at") if isinstance(esc, dict) else None
         left = countdown(due, now)
-        if cut_off and due:
+        snoozed = esc.get("snoozed_until") if isinstance(esc, dict) else None
+        if snoozed and countdown(snoozed, now):  # `z`: nobody is paged until then
+            when.append(f"not acknowledged · paging snoozed until {local_time(snoozed, now=now)}")
+        elif cut_off and due:
             when.append(f"escalation unknown ({cut_off}; {'due' if left else 'was due'} {local_time(due, now=now)})")
         else:
             when.append(f"escalates in {left}" if left else "not acknowledged")
