@@ -132,8 +132,9 @@ class RemoteEngine:
             self._lost_answer(request, headers, exc)
             raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}" + self._outcome_unknown(method, exc)) from None
         if request is not None:
-            self._answered(request, response)
-            if response.status_code == 409 and "Idempotency-Key" in response.text:
+            key_in_use = response.status_code == 409 and "Idempotency-Key" in response.text
+            self._answered(request, response, key_in_use)
+            if key_in_use:
                 raise IllegalTransition(_in_console_words(str(response.json().get("message"))))
         raise_for(response)
         if response.status_code == 204 or not response.content:
@@ -152,12 +153,12 @@ class RemoteEngine:
         while len(self._unanswered) > 50:
             del self._unanswered[next(iter(self._unanswered))]
 
-    def _answered(self, request: tuple[str, ...], response: httpx.Response) -> None:
+    def _answered(self, request: tuple[str, ...], response: httpx.Response, key_in_use: bool) -> None:
         """A change answered: its key is done with, unless the answer says its outcome is still
         open (being served: the same key again later; a 503 that may have stored it)."""
         if response.status_code == 503 and "may have been" in response.text:
             self._unanswered[request] = response.request.headers["Idempotency-Key"]
-        elif not (response.status_code == 409 and response.headers.get("retry-after") and "Idempotency-Key" in response.text):
+        elif not (key_in_use and response.headers.get("retry-after")):
             self._unanswered.pop(request, None)
 
     def _outcome_unknown(self, method: str, exc: httpx.TransportError) -> str:

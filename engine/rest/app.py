@@ -28,7 +28,7 @@ from engine.core.domain import DomainError, IllegalTransition, InvalidInput, Not
 from engine.core.matchers import TAG_FIELD_PATTERN, TAG_RULE
 from engine.core.textclean import brief
 from engine.incidents import audit
-from engine.rest.common import NAME_PATTERN, RestState, database_errors, serve_in_zone
+from engine.rest.common import LOST_MID_CHANGE, NAME_PATTERN, UNREACHABLE, RestState, database_errors, serve_in_zone
 from engine.rest.fastpath import CachedReads
 from engine.rest.fastwrites import FastWrites
 from engine.rest.idempotency import Idempotency, mark_unchanged
@@ -225,11 +225,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("%s %s: database connection %s: %s", request.method, request.url.path, how, reason)
         if how == "unreachable" or request.method in ("GET", "HEAD", "OPTIONS"):
             mark_unchanged(request.scope)
-            message = "the database cannot be reached just now; nothing was changed: try again in a few seconds"
+            message = UNREACHABLE
         else:
-            message = (
-                "the database connection was lost while the change was being stored: it may have been; read it back before sending it again"
-            )
+            message = LOST_MID_CHANGE
         return _error(503, message, headers={"Retry-After": "5"})
     return await _unexpected(request, exc)
 

@@ -223,6 +223,13 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+# What a 503 says when the database failed under a request: nothing was stored (it could not be
+# reached), or the connection went while a change was being stored (it may have been).
+UNREACHABLE = "the database cannot be reached just now; nothing was changed: try again in a few seconds"
+LOST_MID_CHANGE = (
+    "the database connection was lost while the change was being stored: it may have been; read it back before sending it again"
+)
+
 # A service, user or token name as bodies take it (the spaces around it are stripped after).
 NAME_PATTERN = r"^\s*[A-Za-z0-9_.@:#/+-]{1,64}\s*$"
 

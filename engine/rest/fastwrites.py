@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.core.domain import DomainError
 from engine.rest import auth
-from engine.rest.common import RestState, admit, database_errors, header_values, incident_number, render_data
+from engine.rest.common import LOST_MID_CHANGE, RestState, admit, database_errors, header_values, incident_number, render_data
 from engine.rest.fastpath import DETAIL_PREFIX
 from engine.rest.incidents import bodies, writes
 from engine.rest.limits import read_body, replaying
@@ -103,6 +103,6 @@ class FastWrites:
 async def _lost(scope: Scope, receive: Receive, send: Send) -> None:
     body = {
         "error": "unavailable",
-        "message": "the database connection was lost while the change was being stored: it may have been; read the incident before sending it again",
+        "message": LOST_MID_CHANGE,
     }
     await Response(render_data(body), status_code=503, media_type="application/json", headers={"Retry-After": "5"})(scope, receive, send)

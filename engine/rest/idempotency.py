@@ -28,7 +28,7 @@ from tortoise.exceptions import IntegrityError
 
 from engine.core.clock import utcnow
 from engine.rest import auth
-from engine.rest.common import database_errors, header_values
+from engine.rest.common import UNREACHABLE, database_errors, header_values
 from engine.rest.limits import read_body, replaying
 from engine.storage.rest_models import IdempotentRequest
 
@@ -118,10 +118,7 @@ class Idempotency:
             await self._send(
                 send,
                 503,
-                {
-                    "error": "unavailable",
-                    "message": "the database cannot be reached just now; nothing was changed: try again in a few seconds",
-                },
+                {"error": "unavailable", "message": UNREACHABLE},
                 {"Retry-After": "5"},
             )
             return
