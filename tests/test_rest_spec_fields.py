@@ -90,7 +90,7 @@ async def test_the_spec_resolution_is_accepted_verbatim_and_its_time_drives_mttr
         key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
         # Today's incident cannot have been resolved in 2024: refused, naming the field, nothing changed.
         r = await c.post(f"/api/incidents/{key}/resolve", json=RESOLUTION)
-        assert r.status_code == 422 and r.json()["field"] == "resolved_at", r.text
+        assert r.status_code == 422 and r.json()["field"] == "resolution.resolved_at", r.text  # named as sent
         assert f"before {key} opened" in r.json()["message"]
         assert (await c.get(f"/api/incidents/{key}")).json()["status"] == "triggered"
         # The spec's story: the incident was opened at 10:00 that day (an imported one, say).
@@ -109,6 +109,28 @@ async def test_the_spec_resolution_is_accepted_verbatim_and_its_time_drives_mttr
     # Who made the change is the token; the timeline keeps the server's order.
     assert event.actor == "responder-token" and event.data["on_behalf_of"] == "[email protected]"
     assert "for [email protected]" in event.summary and event.at >= before - timedelta(seconds=1)
+
+
+async def test_a_refusal_inside_the_spec_wrapper_names_the_field_as_sent(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        wrapped = RESOLUTION["resolution"]
+        r = await c.post(f"/api/incidents/{key}/resolve", json={"resolution": {**wrapped, "root_cuase": "typo"}})
+        assert r.status_code == 422 and r.json()["field"] == "resolution.root_cuase", r.text
+        assert r.json()["message"].startswith("resolution.root_cuase: is not a field of this request (its fields: root_cause, solution, ")
+        r = await c.post(f"/api/incidents/{key}/resolve", json={"resolution": {**wrapped, "resolved_by": "x" * 65}})
+        assert r.status_code == 422 and r.json()["field"] == "resolution.resolved_by", r.text
+        r = await c.post(f"/api/incidents/{key}/resolve", json={"resolution": {"solution": "s"}})
+        assert r.json()["message"] == "resolution.root_cause: is required", r.text
+        # Unwrapped, the same mistakes name the bare field.
+        r = await c.post(f"/api/incidents/{key}/resolve", json={"solution": "s"})
+        assert r.json()["message"] == "root_cause: is required", r.text
+        r = await c.post("/api/incidents", json={"manual_incident": {**MANUAL_INCIDENT, "severity": "urgent"}})
+        assert r.status_code == 422 and r.json()["field"] == "manual_incident.severity", r.text
+        r = await c.post("/api/incidents", json={"manual_incident": {**MANUAL_INCIDENT, "assignee": "two words"}})
+        assert r.status_code == 422 and r.json()["field"] == "manual_incident.assignee", r.text
+        assert (await c.get(f"/api/incidents/{key}")).json()["status"] == "triggered"
+    assert await Incident.all().count() == 1
 
 
 async def test_a_resolution_stated_in_the_future_or_before_the_acknowledgement_is_refused(api):

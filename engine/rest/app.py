@@ -160,10 +160,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(422, str(exc))
 
 
-def _body_fields(request: Request) -> list[str]:
-    """The names the body of the request's route takes, as the API spells them."""
+def _body_fields(request: Request, loc: tuple[Any, ...]) -> list[str]:
+    """The names the body of the request's route takes, as the API spells them, when `loc`
+    is a field of the body itself (or of its spec wrapper, `resolution.bogus`)."""
     body = getattr(request.scope.get("route"), "body_field", None)
     model = getattr(getattr(body, "field_info", None), "annotation", None)
+    if loc[:1] != ("body",) or len(loc) != 2 and not (len(loc) == 3 and loc[1] == getattr(model, "wrapper", None)):
+        return []
     fields = getattr(model, "model_fields", None) or {}
     return [info.alias or name for name, info in fields.items()]
 
@@ -187,7 +190,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             field = "body"
             msg = f"is not valid JSON ({why} at character {where[0]})" if why and where else "is not valid JSON"
         elif err.get("type") == "extra_forbidden":
-            known = _body_fields(request) if tuple(err.get("loc", ()))[:1] == ("body",) and len(err.get("loc", ())) == 2 else []
+            known = _body_fields(request, tuple(err.get("loc", ())))
             msg = "is not a field of this request" + (f" (its fields: {', '.join(known)})" if known else "")
         problems.append({"field": field, "message": msg})
     problems = _joined(problems)

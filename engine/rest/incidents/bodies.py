@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from contextlib import AbstractContextManager, nullcontext
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import Path
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, PrivateAttr, StrictBool, ValidationError, ValidatorFunctionWrapHandler, model_validator
 
 from engine.core.matchers import TAG_FIELD_PATTERN, TAG_RULE
-from engine.rest.common import NAME_PATTERN, Body, Day, Text, When
+from engine.rest.common import NAME_PATTERN, Body, Day, Text, When, fields_named
+
+
+class Wrapped(Body):
+    """A body the spec also sends inside a wrapper object (`{"resolution": {...}}`): accepted
+    either way, and refused naming each field as sent (`resolution.root_cause` when wrapped)."""
+
+    wrapper: ClassVar[str]
+    _wrapped: bool = PrivateAttr(False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _unwrap(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        wrapper = cls.wrapper
+        if not (isinstance(data, dict) and set(data) == {wrapper} and isinstance(data[wrapper], dict)):
+            return handler(data)
+        try:
+            body = handler(data[wrapper])
+        except ValidationError as exc:
+            errors = [{**err, "loc": (wrapper, *err["loc"])} for err in exc.errors()]
+            raise ValidationError.from_exception_data(exc.title, errors) from None  # type: ignore[arg-type]
+        body._wrapped = True
+        return body
+
+    def refusals_named(self) -> AbstractContextManager[None]:
+        """Around the service call: its refusal of a field names it as this body sent it."""
+        if not self._wrapped:
+            return nullcontext()
+        return fields_named({name: f"{self.wrapper}.{name}" for name in type(self).model_fields})
+
 
 IncidentId = Annotated[Text, Path(description="Incident key such as INC-42 (or its number)", max_length=40)]
 Name = Annotated[Text, Field(pattern=NAME_PATTERN, description="letters, digits and _.-:@#/+, up to 64")]
@@ -24,7 +54,7 @@ FollowUpGroup_ = Literal[
 ]
 
 
-class IncidentCreate(Body):
+class IncidentCreate(Wrapped):
     """The spec's manual incident: `affected_services` is accepted as another name for
     `services`; the spec's wrapper `{"manual_incident": {...}}` is unwrapped."""
 
@@ -37,12 +67,7 @@ class IncidentCreate(Body):
     assignee: Name | None = None
     dedup_key: Annotated[Text, Field(max_length=200)] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap(cls, data: Any) -> Any:
-        if isinstance(data, dict) and set(data) == {"manual_incident"} and isinstance(data["manual_incident"], dict):
-            return data["manual_incident"]
-        return data
+    wrapper: ClassVar[str] = "manual_incident"
 
     @model_validator(mode="after")
     def _one_services(self) -> IncidentCreate:
@@ -125,7 +150,7 @@ class EvidenceIn(Body):
     description: Long = ""
 
 
-class ResolveIn(Body):
+class ResolveIn(Wrapped):
     """The spec's resolution; its wrapper `{"resolution": {...}}` is unwrapped."""
 
     root_cause: Required
@@ -148,12 +173,7 @@ class ResolveIn(Body):
         "(when and by whom it was resolved stay; nobody is notified again)",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap(cls, data: Any) -> Any:
-        if isinstance(data, dict) and set(data) == {"resolution"} and isinstance(data["resolution"], dict):
-            return data["resolution"]
-        return data
+    wrapper: ClassVar[str] = "resolution"
 
 
 class ReasonIn(Body):

@@ -45,18 +45,19 @@ def _categories(state: Any) -> list[str]:
 @router.post("/incidents", status_code=201, summary="Open an incident (source api)")
 async def create_incident(body: IncidentCreate, who: Responder, request: Request) -> dict[str, Any]:
     configured = [sv.name for sv in rest_state(request).config.services]
-    await services.check_services(body.services, configured)
-    incident = await services.create_incident(
-        title=body.title,
-        severity=body.severity,
-        actor=who.name,
-        description=body.description,
-        services=body.services,
-        tags=body.tags,
-        assignee=body.assignee,
-        source="api",
-        dedup_key=body.dedup_key,
-    )
+    with body.refusals_named():
+        await services.check_services(body.services, configured)
+        incident = await services.create_incident(
+            title=body.title,
+            severity=body.severity,
+            actor=who.name,
+            description=body.description,
+            services=body.services,
+            tags=body.tags,
+            assignee=body.assignee,
+            source="api",
+            dedup_key=body.dedup_key,
+        )
     return _incident(incident)
 
 
@@ -166,18 +167,19 @@ async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict
 
 @router.post("/incidents/{id}/resolve", summary="Resolve with a root cause and solution")
 async def resolve(id: IncidentId, body: ResolveIn, who: Responder, request: Request) -> dict[str, Any]:
-    incident = await services.resolve(
-        incident_number(id),
-        who.name,
-        root_cause=body.root_cause,
-        solution=body.solution,
-        category=body.category,
-        verification_steps=body.verification_steps,
-        categories=_categories(rest_state(request)),
-        stated_at=aware(body.resolved_at, "resolved_at"),
-        on_behalf_of=body.resolved_by,
-        amend=body.amend,
-    )
+    with body.refusals_named():
+        incident = await services.resolve(
+            incident_number(id),
+            who.name,
+            root_cause=body.root_cause,
+            solution=body.solution,
+            category=body.category,
+            verification_steps=body.verification_steps,
+            categories=_categories(rest_state(request)),
+            stated_at=aware(body.resolved_at, "resolved_at"),
+            on_behalf_of=body.resolved_by,
+            amend=body.amend,
+        )
     return _incident(incident)
 
 
