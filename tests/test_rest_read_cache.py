@@ -152,7 +152,16 @@ async def test_a_list_poller_gets_304_until_a_change_and_bad_cursors_are_refused
             assert (r.status_code, r.json()["field"]) == (422, "cursor"), bad
         await services.create_incident(title="Second", severity="low", actor="alice")
         cursor = (await c.get("/api/incidents", params={"limit": 1})).json()["next_cursor"]
+        for mangled in (cursor + "!!", cursor + "%", "*" + cursor):  # base64 would skip the stray characters
+            r = await c.get("/api/incidents", params={"cursor": mangled})
+            assert (r.status_code, r.json()["field"]) == (422, "cursor"), mangled
         both = await c.get("/api/incidents", params={"cursor": cursor, "offset": 5})
         assert (both.status_code, both.json()["field"]) == (422, "offset")
         last = (await c.get("/api/incidents", params={"limit": 1, "cursor": cursor})).json()
         assert ([i["title"] for i in last["incidents"]], last["next_cursor"]) == (["Second"], None)
+        # The paging console's focus names its own parameter when it is not a key.
+        r = await c.get("/api/incidents/page", params={"focus": "garbage"})
+        assert (r.status_code, r.json()["field"]) == (422, "focus"), r.text
+        assert r.json()["message"].startswith("focus: 'garbage' is not an incident key")
+        page = (await c.get("/api/incidents/page", params={"focus": "INC-999999"})).json()
+        assert page["position"] is None

@@ -14,7 +14,7 @@ from pydantic import Field
 from engine.core.domain import InvalidInput, NotFound
 from engine.incidents import queries
 from engine.rest.cache import one_build
-from engine.rest.common import REVALIDATE, Text, Viewer, When, aware, incident_number, not_modified, render_data, rest_state
+from engine.rest.common import REVALIDATE, Text, Viewer, When, aware, fields_named, incident_number, not_modified, render_data, rest_state
 from engine.rest.fastpath import detail_etag, list_validator
 from engine.rest.incidents.bodies import IncidentId, Severity_
 
@@ -109,6 +109,8 @@ def decode_cursor(cursor: str) -> queries.ListPosition:
         when = datetime.fromisoformat(created)
         if not (isinstance(rank, int) and isinstance(last_id, int)) or when.tzinfo is None:
             raise ValueError
+        if encode_cursor((rank, when, last_id)) != cursor:  # base64 skips stray characters: a mangled copy is not ours
+            raise ValueError
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidInput("cursor", "is not a cursor this list gave (pass next_cursor back as it came)") from None
     return rank, when, last_id
@@ -156,7 +158,8 @@ async def incident_page(
     focus_key = None
     if focus:
         try:
-            focus_key = f"INC-{incident_number(focus)}"
+            with fields_named({"id": "focus"}):
+                focus_key = f"INC-{incident_number(focus)}"
         except NotFound:
             focus_key = None
     result: dict[str, Any] = dict(await page(filters, offset, limit, focus_key))
