@@ -318,3 +318,23 @@ async def test_a_long_refused_value_is_shortened_in_the_422_message(api):
         assert r.json()["field"] == named and r.json()["message"].startswith(f"{named}: unknown field 'colour' (expected"), r.text
         assert len(r.text) < 400, r.text
         assert (await c.get("/api/silences")).json() == []
+
+
+# --- HEAD ----------------------------------------------------------------------------------------
+
+
+async def test_head_is_answered_as_get_without_the_body(api):
+    # Uptime monitors and `curl -I` check the status page and /healthz with HEAD; a 405 reads as "down".
+    async with api.client("viewer") as c:
+        for path in ("/healthz", "/status", "/api/v2/status.json", "/api/incidents"):
+            got, head = await c.get(path), await c.head(path)
+            assert (head.status_code, got.status_code) == (200, 200), path
+            assert head.content == b"" and got.content, path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+            assert head.headers.get("etag") == got.headers.get("etag"), path
+        # Only what GET serves: a path that takes only POST still says so.
+        r = await c.head("/api/incidents/INC-1/acknowledge")
+        assert r.status_code == 405 and "POST" in r.headers["allow"]
+    async with api.client() as anon:
+        assert (await anon.head("/api/incidents")).status_code == 401
+    assert api.state.requests[("HEAD", 200)] == 4  # counted and logged as what was asked

@@ -240,6 +240,27 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, "internal error; the engine's log has the details")
 
 
+class HeadAsGet:
+    """HEAD is answered as GET without the body (its headers, Content-Length and ETag included),
+    as HTTP asks: uptime monitors and `curl -I` check a status page or /healthz that way, and a
+    405 reads as the page being down. Inside RequestLog, so the log says HEAD."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 class RequestLog:
     """Counts responses by status for /metrics and writes one structured log line per request."""
 
@@ -428,6 +449,7 @@ def create_app(
     paths = {ALERTMANAGER_PATH: (am_limit, "integrations.alertmanager.body_limit")}
     app.add_middleware(BodyLimit, limit=config.engine.api_body_limit, paths=paths)
     app.add_middleware(CachedReads, state=state, public=publish)  # inside RequestLog: fast reads are logged and counted too
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestLog, state=state)
     return app
 
