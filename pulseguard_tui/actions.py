@@ -90,9 +90,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("audit.refresh", "ctrl+r", "refresh", "Refresh now", "audit"),
     Action("services.refresh", "ctrl+r", "refresh", "Refresh now", "services"),
     Action("analytics.prev", "left_square_bracket", "previous_period", "Previous period", "analytics", footer=True, short="Prev"),
-    Action("analytics.next", "right_square_bracket", "next_period", "Next period", "analytics", footer=True, short="Next"),
+    Action("analytics.next", "right_square_bracket", "next_period", "Next period (up to now)", "analytics", footer=True, short="Next"),
     Action("analytics.month", "m", "month", "Report a month", "analytics", footer=True, short="Month"),
-    Action("analytics.year", "y", "year", "Report a calendar year", "analytics", footer=True, short="Year"),
+    Action("analytics.year", "y", "year", "Report a calendar year (this one: up to today)", "analytics", footer=True, short="Year"),
     Action("analytics.refresh", "ctrl+r", "refresh", "Refresh now", "analytics"),
 )
 

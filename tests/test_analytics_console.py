@@ -71,6 +71,34 @@ async def test_the_screen_shows_the_month_of_the_clock_with_its_charts(sdb: Any)
         await until(pilot, lambda: screen.report["period"]["label"] == "2026-02", what="back to the month")
 
 
+async def test_next_stops_at_the_current_period_and_the_year_says_to_date(sdb: Any) -> None:
+    """`]` at the current month or year stays there and says so: it stepped into months to
+    come, empty reports of nothing. The current year reads as "to date" (January 1st to today),
+    not as a whole year."""
+    app = make_app(sdb, follow_feed=False)  # the console's clock says 2026-03-02
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await analytics(app, pilot)
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: "already at the current month" in [n.message for n in app._notifications], what="notice")
+        await pilot.pause(0.2)
+        assert screen.month == "2026-03" and screen.report["period"]["label"] == "2026-03"
+
+        await pilot.press("y")
+        await until(pilot, lambda: screen.report["period"]["label"].startswith("2026-01-01"), what="year")
+        period = str(screen.query_one("#analytics-period").render())
+        assert period.startswith("2026 to date: 2026-01-01 – 2026-03-02 vs ")
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: "already at the current year" in [n.message for n in app._notifications], what="notice")
+        await pilot.pause(0.2)
+        assert screen.year == 2026 and screen.report["period"]["label"] == "2026-01-01 – 2026-03-02"
+
+        await pilot.press("left_square_bracket")  # a past year is the whole calendar year
+        await until(pilot, lambda: screen.report["period"]["label"] == "2025-01-01 – 2025-12-31", what="2025")
+        assert "to date" not in str(screen.query_one("#analytics-period").render())
+        await pilot.press("right_square_bracket")  # back to the current one is still allowed
+        await until(pilot, lambda: screen.report["period"]["label"] == "2026-01-01 – 2026-03-02", what="2026 again")
+
+
 async def test_the_months_follow_the_configured_zone_as_the_report_does(sdb: Any, monkeypatch: Any) -> None:
     """With `[engine] timezone` set, the console counts a month's days in that zone, as
     `pulseguard report` does; it counted them in UTC and said so."""

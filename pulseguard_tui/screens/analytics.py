@@ -1,9 +1,11 @@
 """Analytics: the report of `pulseguard report` for a month or a year, with its charts
 (incidents per week by severity, MTTR per week, root causes).
 
-`[` and `]` step to the previous or next period, `m` and `y` switch between a month and a
-calendar year, ctrl+r reloads. New incidents and resolutions reload it (at most every few
-seconds). Below 160 columns the charts sit under the figures; wider, beside them.
+`[` and `]` step to the previous or next period (`]` no further than the current one: a
+future period has no incidents to report), `m` and `y` switch between a month and a calendar
+year (the current year up to today, labelled "to date"), ctrl+r reloads. New incidents and
+resolutions reload it (at most every few seconds). Below 160 columns the charts sit under the
+figures; wider, beside them.
 """
 
 from __future__ import annotations
@@ -142,7 +144,24 @@ class AnalyticsScreen(ConsoleScreen):
         self._step(-1)
 
     def action_next_period(self) -> None:
+        if self.at_current_period():
+            self.notify(f"already at the current {self.mode}", severity="information")
+            return
         self._step(1)
+
+    def at_current_period(self) -> bool:
+        """Whether the period shown is the one today falls in (or a later one)."""
+        today = self._today()
+        if self.mode == "year":
+            return (self.year or 0) >= today.year
+        return (self.month or "") >= f"{today:%Y-%m}"
+
+    def period_name(self) -> str:
+        """What the period is, as the range reported covers it: a month, a past calendar year,
+        or this year up to today (not a whole year: its months to come are not in it)."""
+        if self.mode != "year":
+            return f"{self.month} (month)"
+        return f"{self.year} to date" if self.at_current_period() else f"{self.year} (calendar year)"
 
     def _step(self, delta: int) -> None:
         if self.mode == "year":
@@ -172,8 +191,7 @@ class AnalyticsScreen(ConsoleScreen):
 
     def reload_soon(self) -> None:
         self._last_reload = time.monotonic()
-        label = f"{self.year} (year)" if self.mode == "year" else f"{self.month} (month)"
-        self.query_one("#analytics-period", Static).update(f"{label} · loading…")
+        self.query_one("#analytics-period", Static).update(f"{self.period_name()} · loading…")
         run_work(self, self.reload, group="analytics", exclusive=True, exit_on_error=False)
 
     def _say(self, headline: str, text: str) -> None:
@@ -217,6 +235,8 @@ class AnalyticsScreen(ConsoleScreen):
         self.query_one("#analytics-charts").display = True
         prev = report.get("previous_period", {}).get("label")
         period = report["period"]["label"] + (f" vs {prev}" if prev else "")
+        if self.mode == "year" and self.at_current_period():  # the range alone does not say "this year so far"
+            period = f"{self.period_name()}: {period}"
         # The keys are in the footer; this line names the periods compared.
         self.query_one("#analytics-period", Static).update(f"{period} ({report['period']['timezone']})")
         self.query_one("#analytics-summary", Static).update(format_report(report))
