@@ -67,6 +67,29 @@ async def test_long_title_is_shown_whole_at_160_columns_and_follows_a_resize(sdb
         assert len(line) <= 80 and LONG_TITLE[:36] in line
 
 
+async def test_resolved_incidents_say_whether_they_were_acknowledged(sdb: Any) -> None:
+    """ACK on a resolved incident says what happened: `yes` once acknowledged (it said "-",
+    as if nobody had), `no` when resolved without one; the loud `NO` stays for open incidents
+    that still wait for someone."""
+    await seed()  # INC-1 acknowledged by alice; INC-8 resolved without an acknowledgement
+    await services.resolve("INC-1", "alice", root_cause="release 4.2", solution="rolled back", category="deployment", at=at(2))
+    app = make_app(sdb)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await started(app, pilot)
+        await pilot.press("x")  # resolved incidents too
+        await until(pilot, lambda: any(r["key"] == "INC-8" for r in screen.table.loaded_rows()), what="resolved rows")
+        await pilot.pause(0.1)
+        cols = columns_for(screen.table.size.width, screen.table._longest_title())
+        start = sum(w + 1 for field, _, w in cols[: [f for f, _, _ in cols].index("ack")])
+
+        def ack(key: str) -> str:
+            line = next(screen.table.render_line(i).text for i in range(1, 20) if screen.table.render_line(i).text.startswith(key + " "))
+            return line[start : start + 3].strip()
+
+        assert (ack("INC-1"), ack("INC-8")) == ("yes", "no")
+        assert ack("INC-2") == "NO"  # open, nobody acknowledged
+
+
 async def test_targets_fit_80_columns_and_the_selected_error_is_whole(sdb: Any) -> None:
     await seed()
     app = make_app(sdb, clock=lambda: NOW)

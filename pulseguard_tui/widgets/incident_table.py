@@ -392,7 +392,9 @@ class IncidentTable(StopsWorkOnRemoval, ScrollView, can_focus=True):
                 if row["status"] == "triggered":
                     style = style + self.get_component_rich_style("incident-table--unacked")
             elif field == "ack":
-                text = "-" if resolved else ("yes" if row.get("acknowledged_at") else "NO")
+                # Resolved ones say it too (they said "-", hiding who had acknowledged); only an
+                # open incident nobody acknowledged shouts NO, the one that needs someone now.
+                text = "yes" if row.get("acknowledged_at") else ("no" if resolved else "NO")
             elif field == "age":
                 text = age(row["created_at"], self._now())
             elif field == "title":
