@@ -39,6 +39,11 @@ def status_label(status: str) -> str:
     return STATUS_SHORT.get(status, status)
 
 
+def followup_group_label(group: str) -> str:
+    """A follow-up's kind as a label: 'preventive_measures' -> 'Preventive measures'."""
+    return group.replace("_", " ").capitalize()
+
+
 def parse_iso(value: str | datetime | None) -> datetime | None:
     if value is None or value == "":
         return None

@@ -120,7 +120,10 @@ async def test_d_marks_a_follow_up_done_and_open_again(small_console: tuple[Puls
     assert [r["done"] for r in rows] == [False, True]
     assert any("done" in m for m in said(app))
     await pilot.press("6")
-    await until(pilot, lambda: "[x] monitoring_improvements: Alert at 75% disk" in detail_text(app, "#resolution-body"), what="tab")
+    await until(pilot, lambda: "[x] Monitoring improvements: Alert at 75% disk" in detail_text(app, "#resolution-body"), what="tab")
+    # The kinds read as words, as the tab's other labels do, not as the engine's field names.
+    assert "[ ] Technical changes: Grow the db-2 volume" in detail_text(app, "#resolution-body")
+    assert "_" not in detail_text(app, "#resolution-body")
 
     # The same key on a done one opens it again.
     form = await open_form(pilot, "d", FollowUpDoneScreen)
@@ -179,7 +182,7 @@ async def test_follow_ups_over_the_api_added_and_done_as_the_token(api: Api, tmp
         await open_form(pilot, "d", FollowUpDoneScreen)
         await pilot.press("ctrl+s")
         await closed(pilot)
-        await until(pilot, lambda: "[x] preventive_measures" in detail_text(app, "#resolution-body"), what="done over the API")
+        await until(pilot, lambda: "[x] Preventive measures" in detail_text(app, "#resolution-body"), what="done over the API")
     detail = await queries.incident_detail("INC-2")
     assert detail["followups"][0]["done"] is True
     assert {e["actor"] for e in detail["timeline"] if e["kind"].startswith("followup")} == {"responder-token"}

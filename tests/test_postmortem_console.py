@@ -29,6 +29,32 @@ async def sdb(sqlite_database: Any, migrated_template: Any) -> AsyncIterator[Any
         await close_database()
 
 
+async def test_a_summary_of_several_lines_keeps_its_indent(sdb: Any) -> None:
+    """A summary written on several lines (S's box takes Enter) shows every line indented under
+    "Summary" as its first line is; the lines after the first started at the margin."""
+    key = await full_lifecycle()
+    app = Host(LocalEngine("carol"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(PostmortemView)
+        view.show_incident({"key": key})
+        await loaded(pilot, view)
+        app.query_one("#pm-timeline", OptionList).focus()
+        await pilot.press("S")
+        screen = await form(pilot, "SummaryForm")
+        screen.query_one("#f-summary", TextArea).text = "Release 4.2 broke checkout.\nRolled back after 48 minutes.\nNo data lost."
+        await save(pilot)
+        await loaded(pilot, view, lambda d: d["postmortem"]["summary"].startswith("Release 4.2"))
+        await pilot.pause(0.1)
+        lines = str(view.query_one("#pm-summary").render()).splitlines()
+        start = lines.index("Summary") + 1
+        assert lines[start : start + 4] == [
+            "  Release 4.2 broke checkout.",
+            "  Rolled back after 48 minutes.",
+            "  No data lost.",
+            "Impact",
+        ]
+
+
 async def test_editing_the_post_mortem_from_the_keyboard(sdb: Any) -> None:
     key = await full_lifecycle()
     app = Host(LocalEngine("carol"))

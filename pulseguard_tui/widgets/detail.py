@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from pulseguard_tui.formatting import ago, countdown, local_range, local_time, parse_iso, severity_label
+from pulseguard_tui.formatting import ago, countdown, followup_group_label, local_range, local_time, parse_iso, severity_label
 from pulseguard_tui.widgets.correlation import CorrelationView
 from pulseguard_tui.widgets.postmortem import PostmortemView
 from pulseguard_tui.widgets.status_line import engine_lost
@@ -185,7 +185,7 @@ def resolution_text(d: dict[str, Any]) -> Content:
         t.append("  (d marks one done)\n", style="$text-muted")
         for f in followups:
             t.append(
-                f"  [{'x' if f.get('done') else ' '}] {f['group']}: {f['description']}"
+                f"  [{'x' if f.get('done') else ' '}] {followup_group_label(f['group'])}: {f['description']}"
                 f" ({f.get('owner') or 'no owner'}, due {f.get('due_date') or '-'})\n"
             )
     t.rstrip()

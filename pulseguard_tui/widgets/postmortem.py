@@ -53,7 +53,11 @@ def summary_content(doc: dict[str, Any]) -> Content:
         parts.append(("  (preview: the first edit saves it)", "$text-muted"))
     parts.append("\n\n")
     parts.append(("Summary\n", "bold"))
-    parts.append((f"  {pm['summary']}\n" if pm["summary"] else "  no summary yet (S writes one)\n", "" if pm["summary"] else "$text-muted"))
+    if pm["summary"]:
+        # Every line of a summary of several lines under the first, not at the margin.
+        parts.append("".join(f"  {line}\n" for line in pm["summary"].splitlines()))
+    else:
+        parts.append(("  no summary yet (S writes one)\n", "$text-muted"))
     parts.append(("Impact\n", "bold"))
     down = impact["downtime_minutes"]
     source = {"manual": "set by hand", "timeline": "from the timeline"}.get(impact["downtime_source"] or "", "")
