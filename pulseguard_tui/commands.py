@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "help": "every key",
     "q": "quit",
 }
+# How a command taking an argument is written in the prompt's hint.
+USAGE = {"theme": "theme NAME", "readonly": "readonly [on|off]"}
 ALIASES = {
     "i": "incidents",
     "inc": "incidents",
@@ -40,6 +42,12 @@ ALIASES = {
     "h": "help",
     "?": "help",
 }
+
+
+def command_hint() -> str:
+    """Every command the prompt accepts, for its hint line: built from COMMANDS, so a command
+    added there cannot be missing from the hint (maintenance, services and readonly were)."""
+    return " ".join(f":{USAGE.get(name, name)}" for name in COMMANDS)
 
 
 class CommandError(ValueError):

@@ -50,6 +50,57 @@ async def test_command_line_starts_empty_after_a_refusal(console: tuple[PulseGua
     await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="prompt closed")
 
 
+async def test_command_line_hint_lists_every_command_it_accepts(sdb: Any, monkeypatch: Any) -> None:
+    """The `:` prompt's hint names every command the prompt accepts, whole at 80x24 (it left out
+    maintenance, services and readonly, and a one-line placeholder could not hold them all); it
+    is built from the commands, so one added later is listed too."""
+    from support.pilot import seeded_console
+
+    from pulseguard_tui import commands
+
+    monkeypatch.setitem(commands.COMMANDS, "later", "a command added later")
+    async with seeded_console(sdb, size=(80, 24)) as (app, pilot):
+        await pilot.press("colon")
+        await until(pilot, lambda: isinstance(app.screen, CommandLineScreen), what="prompt")
+        await pilot.pause(0.1)
+        hint = app.screen.query_one("#command-hint")
+        # What is drawn in its place on screen: wrapped at 80 columns, every line shown.
+        drawn = " ".join(strip.text for strip in hint.render_lines(hint.region.reset_offset))
+        for name in ("maintenance", "services", "readonly [on|off]", "theme NAME", "later"):
+            assert f":{name}" in drawn, name
+        assert all(f":{name}" in drawn.split() for name in commands.COMMANDS if name not in commands.USAGE)
+        assert hint.region.height >= 2 and hint.region.right <= 80
+        assert hint.region.bottom <= app.screen.query_one("#command").region.y <= 23
+
+
+async def test_form_hint_says_what_enter_does_in_a_list(sdb: Any) -> None:
+    """At 80x24 the form's hint said "Enter save" while a list (Select) had focus, where Enter
+    opens the list; it now says so there, and "Enter pick" while the list is open, and the
+    usual hint comes back when the focus moves on."""
+    from support.pilot import seeded_console
+
+    async with seeded_console(sdb, size=(80, 24)) as (app, pilot):
+        await select_row(pilot, "INC-2")
+        form = await open_form(pilot, "v", SeverityScreen)
+        select = form.query_one("#f-severity", Select)
+
+        def hint() -> str:
+            return str(form.query_one(".form-hint").render())
+
+        assert form.focused is select
+        await until(pilot, lambda: hint().startswith("Enter open list"), what="the list's hint")
+        assert "Enter save" not in hint()
+        await pilot.press("enter")  # what the hint says: the list opens, nothing is saved
+        await until(pilot, lambda: select.expanded, what="list open")
+        await until(pilot, lambda: hint().startswith("Enter pick"), what="the open list's hint")
+        await pilot.press("escape")  # closes the list, not the form
+        await until(pilot, lambda: not select.expanded and form.focused is select, what="list closed")
+        assert isinstance(app.screen, SeverityScreen) and hint().startswith("Enter open list")
+        await pilot.press("tab")
+        await until(pilot, lambda: form.focused is form.query_one("#f-reason", Input), what="reason field")
+        await until(pilot, lambda: hint() == form.hint_text == "Enter save · Tab next field · Esc cancel", what="usual hint")
+
+
 async def test_a_fixed_field_loses_its_problem(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     await select_row(pilot, "INC-2")

@@ -98,6 +98,9 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
 
     title_text = "Form"
     hint_text = "Enter save · Tab next field · Esc cancel"
+    # While a list (Select) has focus Enter opens it, and once open picks an entry: not a save.
+    select_hint = "Enter open list · Ctrl+S save · Tab next field · Esc cancel"
+    open_list_hint = "Enter pick · ↑↓ move · Esc close list"
     holds_toasts = True  # a new critical incident's toast waits until the form closes (feed.announce_critical)
     # engine field name -> form field name, for the fields whose names differ
     FIELD_MAP: dict[str, str] = {}
@@ -245,7 +248,22 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
 
     def _say_saving(self, text: str) -> None:
         """`text` in place of the key hint while a save is on its way; "" puts the hint back."""
-        self.query_one(".form-hint", Label).update(text or self.hint_text)
+        self.query_one(".form-hint", Label).update(text or self.current_hint())
+
+    def current_hint(self) -> str:
+        """The keys as they act on the field in focus: Enter saves, except in a Select."""
+        focused = self.focused
+        # The focus is on the Select, or, while its list is open, on the list inside it.
+        select = next((w for w in (focused, *(focused.ancestors if focused else ())) if isinstance(w, Select)), None)
+        if select is None:
+            return self.hint_text
+        return self.open_list_hint if select.expanded else self.select_hint
+
+    def watch_focused(self) -> None:
+        # Not while a save is on its way: its "saving…" stays until the engine answers.
+        if not self.busy:
+            for hint in self.query(".form-hint").results(Label):
+                hint.update(self.current_hint())
 
     async def _save(self) -> None:
         try:

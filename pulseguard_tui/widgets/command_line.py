@@ -1,5 +1,6 @@
 """The `:` command line: a one-line prompt at the bottom; Tab completes, Enter runs, Esc
-closes. An unknown command is explained in place and the prompt stays open."""
+closes. A hint line above the prompt lists every command it accepts (wrapped: they do not fit
+one line at 80 columns); an unknown command is explained in place and the prompt stays open."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from pulseguard_tui.commands import Command, CommandError, complete, parse_command
+from pulseguard_tui.commands import Command, CommandError, command_hint, complete, parse_command
 from pulseguard_tui.widgets.inputs import Input, TypeAhead
 
 
@@ -20,6 +21,7 @@ class CommandLineScreen(TypeAhead, ModalScreen[Command | None]):
     CommandLineScreen > Vertical { height: auto; width: 100%; background: $panel; }
     CommandLineScreen #command { height: 1; border: none; }
     CommandLineScreen #command-error { color: $error; height: auto; display: none; }
+    CommandLineScreen #command-hint { color: $text-muted; height: auto; }
     CommandLineScreen #command-error.-shown { display: block; }
     """
     BINDINGS = [
@@ -30,7 +32,8 @@ class CommandLineScreen(TypeAhead, ModalScreen[Command | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("", id="command-error")
-            yield Input(placeholder="incidents targets oncall silences audit analytics theme NAME help q", id="command", compact=True)
+            yield Static(command_hint(), id="command-hint", markup=False)
+            yield Input(placeholder="a command · Tab completes · Esc closes", id="command", compact=True)
 
     def on_mount(self) -> None:
         self.take_typed_ahead(self.query_one(Input))  # ":ack INC-4" typed in one burst
