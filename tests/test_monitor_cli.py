@@ -201,6 +201,23 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     assert not folder.exists()  # the temporary database is removed unless --keep
 
 
+def test_demo_help_does_not_offer_the_db_it_refuses(capsys: pytest.CaptureFixture[str]) -> None:
+    """`pulseguard demo --help` listed --db, which the demo then refuses; it no longer does,
+    while every other command (whose parsers share the same --db option) still lists it."""
+    from pulseguard_tui.cli import main
+
+    def help_of(*argv: str) -> str:
+        with pytest.raises(SystemExit) as exit:
+            main([*argv, "--help"])
+        assert exit.value.code == 0
+        return capsys.readouterr().out
+
+    demo = help_of("demo")
+    assert "--db" not in demo and "--duration SECONDS" in demo and "--config CONFIG" in demo
+    for argv in (["incident", "list"], ["report"], ["maintenance", "add"], []):
+        assert "--db DB" in help_of(*argv), argv
+
+
 def test_demo_refuses_a_db_it_would_not_use(tmp_path: Path) -> None:
     """The demo always runs on its own throwaway database: a --db given to it is refused (it had
     been ignored, the demo's data going elsewhere), and nothing is created there."""

@@ -4,6 +4,7 @@ the parser class, the handler's Context, argument types (times, durations, numbe
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import re
@@ -31,6 +32,21 @@ EXIT_USAGE = 2
 
 # `pulseguard demo` always runs on its own throwaway database.
 DEMO_DB_REFUSED = "the demo runs on a throwaway database of its own and does not take --db (--keep keeps it and prints its path)"
+
+
+def hiding_from_help(parent: argparse.ArgumentParser, *flags: str) -> argparse.ArgumentParser:
+    """`parent`'s options for one subcommand's `parents=[…]`, those named by `flags` still
+    parsed but left out of its --help. A parent's actions are shared by every subcommand built
+    from it: suppressing the help of one would hide that option from all of them, so the hidden
+    ones are copies."""
+    clone = argparse.ArgumentParser(add_help=False)
+    for action in parent._actions:
+        if set(action.option_strings) & set(flags):
+            action = copy.copy(action)
+            action.help = argparse.SUPPRESS
+        clone._add_action(action)
+    return clone
+
 
 # How a subcommand uses the database (engine.cli.main's DB_ACCESS says which, and why).
 NONE, READ, CHANGE, CREATE = "none", "read", "change", "create"

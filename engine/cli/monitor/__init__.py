@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli.common import DEMO_DB_REFUSED, Context, UsageError, number
+from engine.cli.common import DEMO_DB_REFUSED, Context, UsageError, hiding_from_help, number
 from engine.cli.monitor import headless, maintenance, metrics, targets
 from engine.cli.monitor.headless import listen_address
 
@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     for area in (headless, targets, metrics, maintenance):
         area.register(sub, common)
 
-    p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)", parents=[common])
+    # --db is still parsed, to be refused with the reason (DEMO_DB_REFUSED), but --help does not offer it.
+    demo_common = hiding_from_help(common, "--db")
+    p = sub.add_parser("demo", help="a flaky local service, probed until incidents open (no configuration needed)", parents=[demo_common])
     # Seconds, at least one and at most a day: "0" stopped at once and "1e9" meant 31 years.
     p.add_argument(
         "--duration",
