@@ -57,13 +57,17 @@ async def deliver(app: PulseGuardApp, events: list[dict[str, Any]]) -> None:
 
 def announce_critical(app: PulseGuardApp, event: dict[str, Any]) -> None:
     key = event.get("incident") or "?"
-    if app.settings.bell:
-        app.bell()
-    text = event.get("summary") or f"{key} opened"
-    if form_open(app):  # a toast would cover the form's lower fields at 80x24
-        app.held_toasts.append(text)  # the bell rang and the header counts it; shown when the form closes
-    else:
-        show_critical(app, text)
+    # One this console's own user opened was said by its form ("INC-5 opened (critical)"): a
+    # bell and a second, red toast would announce it to the person who just typed it.
+    own = bool(app.api.actor) and event.get("actor") == app.api.actor
+    if not own:
+        if app.settings.bell:
+            app.bell()
+        text = event.get("summary") or f"{key} opened"
+        if form_open(app):  # a toast would cover the form's lower fields at 80x24
+            app.held_toasts.append(text)  # the bell rang and the header counts it; shown when the form closes
+        else:
+            show_critical(app, text)
     until = time.monotonic() + HIGHLIGHT_SECONDS
     for screen in app.live_screens():
         table = getattr(screen, "table", None)

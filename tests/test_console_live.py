@@ -132,3 +132,25 @@ async def test_bell_can_be_turned_off(db: Any) -> None:
         await pilot.pause(0.2)
         assert bells == []
         assert isinstance(app.screen, IncidentsScreen)
+
+
+async def test_a_critical_incident_this_console_opened_is_not_announced_to_it_again(db: Any) -> None:
+    """The New form says "INC-n opened (critical)"; the feed's bell and red toast for the same
+    incident told the person who had just typed it a second time. Someone else's still ring."""
+    await seed()
+    app = make_app(db)
+    bells: list[float] = []
+    app.bell = lambda: bells.append(time.monotonic())  # type: ignore[method-assign]
+    said = lambda: [n.message for n in app._notifications if n.title == "New critical incident"]  # noqa: E731
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = main(app)
+        await until(pilot, lambda: screen.table.loaded, what="first load")
+        critical = app.counts.get("critical", 0)
+        mine = (await app.api.create_incident(title="Payments down", severity="critical"))["key"]  # what the New form sends
+        await until(pilot, lambda: app.counts.get("critical", 0) == critical + 1, what="the header counts it")
+        await until(pilot, lambda: mine in screen.table.highlights, what="its row highlighted")
+        await pilot.pause(0.3)
+        assert (bells, said()) == ([], [])
+        theirs = (await services.create_incident(title="Search down", severity="critical", actor="carol")).key
+        await until(pilot, lambda: bells and said(), what="the bell and toast for carol's incident")
+        assert len(bells) == 1 and len(said()) == 1 and theirs in said()[0]
