@@ -3,14 +3,17 @@ PagerDuty v3 (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
 from urllib.parse import urlencode
 
+import httpx
 from support.rest import config, running_api
 
+from engine.rest.server import ApiService
 from engine.storage.models import Event, Incident
 
 HOOKS = """
@@ -63,6 +66,29 @@ def am(status: str, group: str, alerts: list[tuple[str, str]], severity: str = "
     }
 
 
+async def test_one_alert_group_sent_to_two_engines_at_once_opens_one_incident(db, monkeypatch):
+    """Highly available Alertmanager sends each notification to every engine behind the load
+    balancer. Two engines (each with its own API state) on one database, the same firing sent
+    to both at the same moment: one incident, the other engine's copies count on it."""
+    monkeypatch.setenv("TEST_AM_TOKEN", "am-secret")
+    other = ApiService("127.0.0.1:0", config(HOOKS), db_label="test", relay=False, drain_seconds=3)  # no tokens of its own
+    async with running_api(config(HOOKS)) as one:
+        await other.start()
+        auth = {"Authorization": "Bearer am-secret"}
+        try:
+            async with one.client(headers=auth) as a, httpx.AsyncClient(base_url=other.url, headers=auth, timeout=30) as b:
+                for round_ in range(3):
+                    body = am("firing", f"Race{round_}", [("a:9100", "firing")])
+                    answers = await asyncio.gather(*(c.post("/api/webhooks/alertmanager", json=body) for c in (a, b) * 3))
+                    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+                    assert [r.json()["action"] for r in answers].count("created") == 1, [r.json() for r in answers]
+                    assert len({r.json()["incident"] for r in answers}) == 1
+        finally:
+            await other.stop()
+    incidents = await Incident.all()
+    assert len(incidents) == 3 and sorted(i.firing_count for i in incidents) == [6, 6, 6]
+
+
 async def test_alertmanager_group_opens_one_incident_and_resolution_settles_it(db, monkeypatch):
     monkeypatch.setenv("TEST_AM_TOKEN", "am-secret")
     async with running_api(config(HOOKS)) as api:
@@ -96,6 +122,8 @@ async def test_alertmanager_group_opens_one_incident_and_resolution_settles_it(d
         first = incidents[0]
         assert (first.source, first.severity, first.services, first.status) == ("alert", "critical", ["api-server"], "investigating")
         assert first.title == "HighLatency on the API" and "alertmanager" in first.tags
+        # Alertmanager's word on its alerts moved it, nobody acknowledged it: no MTTA, paging goes on.
+        assert (first.acknowledged_at, first.acknowledged_by) == (None, None)
         assert incidents[1].severity == "medium"  # "warning"
         kinds = [e.kind for e in await Event.filter(incident_id=first.id).order_by("id")]
         assert kinds.count("alert_firing") == 3 and kinds.count("alert_resolved") == 2

@@ -13,11 +13,14 @@ import asyncio
 import hashlib
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
+from tortoise.transactions import in_transaction
 
 from engine.config.model import secret_from_env
 from engine.core.clock import utcnow
@@ -56,10 +59,30 @@ NAME_OK = re.compile(r"^[A-Za-z0-9_.@:#/+-]{1,64}$")
 def _lock(state: RestState, key: str) -> asyncio.Lock:
     lock = state.alert_locks.get(key)
     if lock is None:
-        if len(state.alert_locks) > 10_000:
-            state.alert_locks.clear()
+        if len(state.alert_locks) > 10_000:  # forget the idle ones; a held one still guards its group
+            for name in [name for name, held in state.alert_locks.items() if not held.locked()]:
+                del state.alert_locks[name]
         lock = state.alert_locks[key] = asyncio.Lock()
     return lock
+
+
+# The advisory lock space (with the group's hash) under which engines sharing a PostgreSQL
+# database open an alert group's incident one at a time.
+ALERT_LOCK_SPACE = 0x50_47_41  # "PGA"
+
+
+@asynccontextmanager
+async def _opening(dedup: str) -> AsyncIterator[None]:
+    """A transaction in which only one process at a time may open group `dedup`'s incident.
+
+    Highly available Alertmanager sends each notification to every engine behind the load
+    balancer: without it, two engines each found no open incident and each opened one (two
+    pages for one problem). On PostgreSQL a transaction-scoped advisory lock on the group;
+    SQLite's transactions take the database's write lock up front (BEGIN IMMEDIATE)."""
+    async with in_transaction() as conn:
+        if conn.capabilities.dialect == "postgres":
+            await conn.execute_query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [ALERT_LOCK_SPACE, dedup])
+        yield
 
 
 # --- shared: from an alert group to an incident --------------------------------------------------
@@ -125,24 +148,34 @@ async def apply_alerts(
         if incident is None:
             if not firing:
                 return {"action": "ignored", "reason": "no open incident for this group and nothing is firing"}
-            try:
-                incident = await services.create_incident(
-                    title=title,
-                    severity=severity,
-                    actor=actor,
-                    description=description,
-                    services=services_,
-                    tags=tags,
-                    source="alert",
-                    dedup_key=dedup,
-                    detected_at=min((a["starts_at"] for a in firing if a.get("starts_at")), default=None),
-                )
-            except services.Silenced as silenced:
-                # Recorded and counted on the silence; the sender's next repeat after the
-                # silence ends opens the incident.
+            silenced = None
+            opened = False
+            async with _opening(dedup):
+                # Again under the lock: another engine may have opened it meanwhile.
+                incident = await services.find_group(dedup, window=window)
+                if incident is None:
+                    try:
+                        incident = await services.create_incident(
+                            title=title,
+                            severity=severity,
+                            actor=actor,
+                            description=description,
+                            services=services_,
+                            tags=tags,
+                            source="alert",
+                            dedup_key=dedup,
+                            detected_at=min((a["starts_at"] for a in firing if a.get("starts_at")), default=None),
+                        )
+                        opened = True
+                    except services.Silenced as exc:
+                        silenced = exc  # its firing is counted on the silence: committed with the rest
+            if silenced is not None:
+                # The sender's next repeat after the silence ends opens the incident.
                 return {"action": "silenced", "silence": silenced.silence.id, "until": silenced.silence.ends_at.isoformat()}
-            await services.record_events(incident.number, [_alert_entry(a) for a in firing], actor)
-            return {"action": "created", "incident": incident.key, "count": incident.firing_count}
+            assert incident is not None
+            if opened:
+                await services.record_events(incident.number, [_alert_entry(a) for a in firing], actor)
+                return {"action": "created", "incident": incident.key, "count": incident.firing_count}
         return await _apply_to(state, incident, dedup, actor, rest, group_resolved)
 
 
@@ -165,11 +198,15 @@ async def _apply_to(
     all_resolved = group_resolved or (known and all(s == "resolved" for s in known.values()))
     incident = await queries.get_incident(incident.number)
     try:
+        # The sender's word on its alerts, not a person's: neither acknowledges (no MTTA, no
+        # "acknowledged by alertmanager", paging goes on), as the engine's own recoveries.
         if all_resolved and incident.status != "monitoring":
-            await services.change_status(incident.number, "monitoring", actor, message="all alerts of the group resolved")
+            await services.change_status(
+                incident.number, "monitoring", actor, message="all alerts of the group resolved", acknowledges=False
+            )
             action = "monitoring"
         elif not all_resolved and firing and incident.status == "monitoring":
-            await services.change_status(incident.number, "investigating", actor, message="alerts firing again")
+            await services.change_status(incident.number, "investigating", actor, message="alerts firing again", acknowledges=False)
             action = "investigating"
     except IllegalTransition:
         pass  # someone moved it meanwhile: their word stands
