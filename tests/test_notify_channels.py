@@ -181,6 +181,17 @@ def test_pagerduty_v3_webhook_maps_to_incident_actions():
         pagerduty.parse_webhook(b"[]", {}, None)
     other = json.dumps({"event": {"event_type": "incident.annotated", "data": {"title": "INC-7"}}}).encode()
     assert pagerduty.parse_webhook(other, {}, None) is None
+    # Another team's incident in the same account acts on nothing of ours: its own key, or a
+    # title that only mentions one of our incidents.
+    for data in (
+        {"id": "Q2", "incident_key": "some-other-service-key", "title": "INC-7: copied title"},
+        {"id": "Q3", "title": "Unrelated DB ticket, see INC-7 in Jira"},
+    ):
+        foreign = json.dumps({"event": {"event_type": "incident.resolved", "data": data}}).encode()
+        assert pagerduty.parse_webhook(foreign, {}, None) is None, data
+    ours = {"id": "Q4", "incident_key": "pulseguard-INC-8", "title": "anything"}
+    keyed = json.dumps({"event": {"event_type": "incident.resolved", "data": ours}}).encode()
+    assert pagerduty.parse_webhook(keyed, {}, None) == pagerduty.SyncAction(8, "resolve", "pagerduty:PagerDuty", "Q4")
 
 
 async def test_pagerduty_oncall_lookup(http):

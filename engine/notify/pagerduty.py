@@ -32,7 +32,8 @@ ACTIONS = {
     "acknowledged": "acknowledge",
     "resolved": "resolve",
 }
-_KEY_RE = re.compile(r"\bINC-(\d+)\b")
+# The summary our events give an incident ("INC-7: API down"): a title only begins so when it is ours.
+_TITLE_RE = re.compile(r"INC-(\d+):")
 
 
 def dedup_key(incident_key: str) -> str:
@@ -148,8 +149,10 @@ def parse_webhook(body: bytes, headers: Mapping[str, str], secret: str | None = 
     # isascii: str.isdigit() also accepts characters such as '²' that int() refuses.
     if key.startswith("pulseguard-INC-") and digits.isascii() and digits.isdigit():
         number = int(digits)
-    else:
-        m = _KEY_RE.search(str(data.get("title") or data.get("summary") or ""))
+    elif not key:
+        # No key to go by: only a title our own event wrote. Another service's incident (a key
+        # of its own, or a title that merely mentions "see INC-7") must not act on ours.
+        m = _TITLE_RE.match(str(data.get("title") or data.get("summary") or ""))
         number = int(m.group(1)) if m else None
     if number is None:
         return None
