@@ -13,7 +13,8 @@ from support.rest import running_api
 
 from engine.incidents import services
 from engine.rest.auth import FailureThrottle
-from engine.storage.models import Comment, Event, StatusUpdate
+from engine.storage.models import Comment, Event, MaintenanceWindow, StatusUpdate
+from engine.storage.monitor_models import MonitorTarget
 
 
 async def test_the_six_endpoints_end_to_end_with_a_responder_token(api):
@@ -245,6 +246,18 @@ async def test_admin_only_management(api):
             assert r.status_code == 422 and r.json()["field"] == "ends_at", r.text
             assert r.json()["message"].startswith("ends_at: 2020-01-01 ") and "has already passed" in r.json()["message"], r.text
         assert [m["title"] for m in (await a.get("/api/maintenance")).json()] == ["DB upgrade"]
+        # A misspelt target would cover nothing (and the planned work would page): refused, like a
+        # misspelt service; a target the engine knows (its monitor_target row) is taken.
+        window_of = {"title": "t", "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T01:00:00Z"}
+        r = await a.post("/api/maintenance", json={**window_of, "targets": ["chekout-api"]})
+        assert r.status_code == 422 and r.json()["field"] == "targets", r.text
+        assert r.json()["message"] == "targets: unknown target 'chekout-api' (known targets: none yet)"
+        await MonitorTarget.create(name="checkout-api", kind="http", interval=30, timeout=5, updated_at=datetime.now(UTC))
+        r = await a.post("/api/maintenance", json={**window_of, "targets": ["chekout-api"]})
+        assert r.json()["message"] == "targets: unknown target 'chekout-api' (known targets: checkout-api)", r.text
+        r = await a.post("/api/maintenance", json={**window_of, "targets": ["checkout-api"]})
+        assert r.status_code == 201 and r.json()["targets"] == ["checkout-api"], r.text
+        await MaintenanceWindow.filter(id=r.json()["id"]).delete()
         now = datetime.now(UTC)
         running = {"starts_at": (now - timedelta(hours=1)).isoformat(), "ends_at": (now + timedelta(hours=1)).isoformat()}
         r = await a.post("/api/maintenance", json={"title": "running", "services": ["billing"], **running})

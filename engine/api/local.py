@@ -343,6 +343,7 @@ class LocalEngine(LearningMixin):
         # window that covered nothing.
         known = [*self.known_services, *(t.service for t in getattr(self.config, "targets", None) or () if t.service)]
         fields.setdefault("known_services", known)
+        fields.setdefault("known_targets", [t.name for t in getattr(self.config, "targets", None) or ()])
         return _row(await services.create_maintenance(actor=self.actor, **fields))
 
     async def end_maintenance(self, window_id: int) -> dict[str, Any]:

@@ -290,6 +290,7 @@ async def add_maintenance(request: Request, body: MaintenanceIn, who: Admin) -> 
             targets=body.targets,
             description=body.description,
             known_services=known,
+            known_targets=[t.name for t in config.targets] if config is not None else [],
         )
     return {k: iso(getattr(window, k)) for k in window._meta.db_fields}
 

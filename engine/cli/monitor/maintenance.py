@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import UTC, datetime
 
 from engine.cli.common import (
@@ -58,14 +57,19 @@ async def maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
             f"({short_time(start, date=True)}): a maintenance window must end after it starts"
         )
     service_names: set[str] = set()
+    target_names: set[str] = set()
     if ctx.config is not None:
         target_names = {t.name for t in ctx.config.targets}
         service_names = {s.name for s in ctx.config.services} | {t.service for t in ctx.config.targets if t.service}
-        for name in args.target or []:
-            if name not in target_names:
-                print(f"warning: no target {name!r} in the configuration", file=sys.stderr)
     # Refusals name the options typed ("--target: …"), not the service's fields.
-    typed = {"title": "--title", "service": "--service", "services": "--service", "target": "--target", "description": "--description"}
+    typed = {
+        "title": "--title",
+        "service": "--service",
+        "services": "--service",
+        "target": "--target",
+        "targets": "--target",
+        "description": "--description",
+    }
     with named_as_typed(typed):
         window = await services.create_maintenance(
             title=args.title,
@@ -77,6 +81,7 @@ async def maintenance_add(args: argparse.Namespace, ctx: Context) -> int:
             targets=args.target or [],
             description=args.description or "",
             known_services=service_names,
+            known_targets=target_names,
         )
     if ctx.json:
         from engine.incidents.queries import list_maintenance

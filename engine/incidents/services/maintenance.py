@@ -26,10 +26,13 @@ async def create_maintenance(
     targets: Sequence[str] = (),
     description: str = "",
     known_services: Iterable[str] | None = None,
+    known_targets: Iterable[str] | None = None,
     at: datetime | None = None,
 ) -> MaintenanceWindow:
     """A maintenance window. With `known_services` (the configured ones), a service neither
-    configured nor added (the service table) is refused. A window that has already ended by
+    configured nor added (the service table) is refused; with `known_targets`, likewise a target
+    neither configured nor known to the engine (the monitor_target table): a misspelt one made a
+    window that covered nothing, and the planned work still paged. A window that has already ended by
     `at` (now) is refused: it could cover nothing, so its times are surely a typo; one that
     started earlier and ends later is fine (an emergency declared after the work began)."""
     actor = valid_actor(actor)
@@ -55,6 +58,17 @@ async def create_maintenance(
         unknown = [n for n in service_names if n not in known]
         if unknown:
             raise InvalidInput("services", f"unknown service {unknown[0]!r} (configure it or add it first)")
+    if target_names and known_targets is not None:
+        from engine.storage.monitor_models import MonitorTarget
+
+        stored = await MonitorTarget.filter(name__in=target_names).values_list("name", flat=True)
+        targets_known = set(known_targets) | {str(name) for name in stored}
+        unknown = [n for n in target_names if n not in targets_known]
+        if unknown:
+            some: list[str] = [str(n) for n in await MonitorTarget.all().limit(21).values_list("name", flat=True)]
+            listed = sorted(set(known_targets) | set(some))
+            shown = ", ".join(listed[:20]) + (", …" if len(listed) > 20 else "") if listed else "none yet"
+            raise InvalidInput("targets", f"unknown target {unknown[0]!r} (known targets: {shown})")
     async with in_transaction() as conn:
         window = await MaintenanceWindow.create(
             title=title,
