@@ -534,3 +534,35 @@ async def test_a_root_cause_typed_while_the_engine_resolved_it_is_not_lost(conso
     inc = await queries.incident_detail("INC-3")
     assert (inc["root_cause"], inc["solution"], inc["resolved_by"]) == ("pool too small", "bigger pool", "engine")
     assert any(n.message.startswith("INC-3 root cause recorded") for n in app._notifications)
+
+
+async def test_keys_typed_after_enter_are_not_saved_with_the_form(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Over SSH "cchecking dns<Enter>jj" arrives in one burst: the field read "jj" before the
+    save read its text, so "checking dnsjj" was stored (a public update, published). The keys
+    after Enter are the list's: it moves down twice once the form has closed."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    screen = app.screen
+    assert isinstance(screen, IncidentsScreen)
+    before = screen.table.cursor
+    for key, character in typed("cchecking dns") + [("enter", "\r")] + typed("jj"):
+        app.post_message(events.Key(key, character))
+    await until(pilot, lambda: app.screen is screen, what="the form saved and closed")
+    await until(pilot, lambda: screen.table.cursor == before + 2, what="j j moved the list")
+    detail = await queries.incident_detail("INC-2")
+    assert [c["content"] for c in detail["comments"]][-1] == "checking dns"
+
+    # Refused, the form stays open: the keys after Enter are dropped, not typed into it (a second
+    # Enter in the burst would have saved again what the refusal is about, unread).
+    await select_row(pilot, "INC-2")
+    for key, character in typed("c") + [("enter", "\r")] + typed("xy") + [("enter", "\r")]:
+        app.post_message(events.Key(key, character))
+    await until(pilot, lambda: isinstance(app.screen, CommentScreen) and app.screen.problems_shown, what="the refusal")
+    await pilot.pause(0.2)
+    form = app.screen
+    assert form.query_one("#f-content", Input).value == ""
+    await type_text(pilot, "second look")
+    await pilot.press("enter")
+    await until(pilot, lambda: app.screen is screen, what="saved")
+    detail = await queries.incident_detail("INC-2")
+    assert [c["content"] for c in detail["comments"]][-2:] == ["checking dns", "second look"]

@@ -109,6 +109,21 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
         super().__init__()
         self.incident = incident or {}
         self.busy = False
+        # Keys typed after the key that saves, while the save is decided (widgets.inputs.held_after_submit).
+        self.holding = False
+        self._held: list[events.Key] = []
+
+    def hold_after_submit(self, key: events.Key) -> None:
+        self._held.append(events.Key(key.key, key.character))
+
+    def _release_held(self, to_list: bool) -> None:
+        """Saved: the keys typed after the save go to the list below, in order, as typed there.
+        Refused (the form stays open): they are dropped, not typed into it: a second Enter in
+        the burst would save again what the refusal is about, unread."""
+        held, self._held, self.holding = self._held, [], False
+        if to_list:
+            for key in held:
+                self.app.post_message(key)
 
     @property
     def api(self) -> Any:
@@ -238,6 +253,7 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
             return
         problems = self.check()
         if problems:
+            self._release_held(to_list=False)
             self.show_problems(problems)
             return
         self.busy = True
@@ -266,8 +282,10 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
                 hint.update(self.current_hint())
 
     async def _save(self) -> None:
+        saved = False
         try:
             message = await self.perform()
+            saved = True
         except InvalidInput as exc:
             name = self.FIELD_MAP.get(exc.field, exc.field)
             try:
@@ -287,7 +305,13 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
             self.busy = False
             if is_live(self):  # not while the console closes under a save (the worker is cancelled)
                 self._say_saving("")
+            if not saved:
+                self._release_held(to_list=False)
         self.saved(message)
+        if not is_live(self) or self.app.screen is not self:  # closed: the list is on top again
+            self._release_held(to_list=True)
+        else:
+            self._release_held(to_list=False)
 
     def saved(self, message: str) -> None:
         """The engine accepted the change: close, telling the screen below `message`."""

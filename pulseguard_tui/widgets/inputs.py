@@ -61,9 +61,37 @@ class Input(TextualInput):
         self._select_on_focus = value
 
     async def _on_key(self, event: events.Key) -> None:
+        if held_after_submit(self, event):
+            return
         read_by_field(event, self)
         await super()._on_key(event)
         await run_own_binding(self, event)
+
+
+# The keys that save a form from a text field: what follows them is not for the field.
+_SUBMIT_KEYS = {"Input": ("enter", "ctrl+s"), "TextArea": ("ctrl+s",)}
+
+
+def held_after_submit(field: Widget, event: events.Key) -> bool:
+    """Keep a key typed after the one that saves the field's form (Enter, ctrl+s) out of the
+    field: over SSH "update text<Enter>jja" comes in one burst, and the field read "jja" before
+    the form's save read its text, so "jja" was published with the update. The form keeps such
+    keys (`hold_after_submit`) and hands them to the list once it has closed (Esc excepted).
+    True when kept."""
+    screen: Any = field.screen
+    hold = getattr(screen, "hold_after_submit", None)
+    if hold is None:
+        return False
+    # Esc still reaches the form: while it saves, it says the change cannot be called back.
+    if getattr(screen, "holding", False) and event.key != "escape":
+        hold(event)
+        event.prevent_default()
+        event.stop()
+        return True
+    kind = "TextArea" if isinstance(field, TextualTextArea) else "Input"
+    if event.key in _SUBMIT_KEYS[kind]:
+        screen.holding = True  # from the next key on; this one goes on to save
+    return False
 
 
 class TextArea(TextualTextArea):
@@ -76,6 +104,8 @@ class TextArea(TextualTextArea):
         self.move_cursor(self.document.end)
 
     async def _on_key(self, event: events.Key) -> None:
+        if held_after_submit(self, event):
+            return
         read_by_field(event, self)
         await super()._on_key(event)
         await run_own_binding(self, event)
