@@ -447,6 +447,13 @@ def test_remote_engine_unreachable_or_refusing_the_token_is_in_the_header_at_80_
         for width in (80, 120):
             text = str(status_content({**state, "role": role}, {"critical": 1}, [{"state": "down"}], width))
             assert shown in text and len(text) <= width, text
+    # A viewer's console on another screen, with two-digit counts: the alarm still shows whole at
+    # 80 columns (it came last, and was cut to "ENGINE").
+    crowded = {"critical": 12, "high": 30, "medium": 45, "low": 99}
+    targets = [{"state": "up"}] * 10 + [{"state": "down"}] * 14
+    for title in ("Analytics", "Maintenance", ""):
+        text = status_content({**state, "role": "unreachable", "readonly": True}, crowded, targets, 80, title).plain
+        assert "ENGINE UNREACHABLE" in text[:80] and "READ-ONLY" in text[:80], text
 
 
 async def test_the_header_says_when_the_remote_engine_goes_away(db: Any, tmp_path: Path) -> None:

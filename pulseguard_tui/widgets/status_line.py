@@ -18,7 +18,7 @@ ROLE_TEXT = {
 }
 REMOTE_ROLE_TEXT = {"engine": "engine running", "standby": "engine standby"}
 # The remote engine's state when the console cannot read it (pulseguard_tui.app.overview_problem):
-# shown in place of "remote" at any width, since what the console shows may be out of date.
+# shown right after the name at any width, since what the console shows may be out of date.
 REMOTE_PROBLEMS = {"unreachable": "ENGINE UNREACHABLE", "token refused": "TOKEN REFUSED"}
 # Why the detail shows no escalation countdown while attached to an engine it cannot read (short:
 # the header line above says ENGINE UNREACHABLE, and the detail's line must fit 80 columns).
@@ -46,11 +46,32 @@ def database_lost(state: dict[str, Any]) -> bool:
 def status_content(
     state: dict[str, Any], counts: dict[str, int], targets: list[dict[str, Any]], width: int, screen_title: str = ""
 ) -> Content:
-    """Most important first, so a narrow terminal cuts the least useful end: read-only badge,
-    open incidents by severity, targets up/down, engine state, database."""
+    """Most important first, so a narrow terminal cuts the least useful end: an alarm (engine
+    unreachable, token refused, database error, no engine in the cluster), read-only badge, open
+    incidents by severity, targets up/down, engine state, database."""
     narrow = width < 100
+    role = state.get("role", "")
+    role_text = (ROLE_SHORT if narrow else ROLE_TEXT).get(role, role)
+    if role == "cluster" and "engines" in state:
+        n = int(state["engines"])
+        role_text = f"cluster: {n} engine{'s' if n != 1 else ''}" if n else "cluster: NO ENGINE"
+    remote = str(state.get("remote") or "")
+    alarm = role == "cluster" and state.get("engines") == 0
+    if remote:  # attached over the API: the engine's state there, and where it is
+        alarm = role in REMOTE_PROBLEMS
+        if alarm:
+            role_text = REMOTE_PROBLEMS[role]
+        else:
+            role_text = "remote" if narrow else f"remote, {REMOTE_ROLE_TEXT.get(role, role)}"
+        remote = remote.split("://", 1)[-1]
+    elif database_lost(state):  # what is shown may be out of date, and escalation may not run
+        alarm, role_text = True, DATABASE_PROBLEM.upper()
     parts: list[str | tuple[str, str]] = [(" PulseGuard ", "bold reverse $primary")]
-    if screen_title and not (narrow and screen_title == "Incidents"):
+    if alarm:
+        # Right after the name: behind a READ-ONLY badge, a screen's title and two-digit counts
+        # it fell past 80 columns, cut to "ENGINE" or gone, the one thing that must show.
+        parts.append((f" {role_text} ", "bold reverse $error"))
+    if screen_title and not (narrow and (alarm or screen_title == "Incidents")):
         parts.append((f" {screen_title} ", "bold"))
     if state.get("readonly"):
         parts.append((" READ-ONLY ", "bold reverse $warning"))
@@ -71,24 +92,9 @@ def status_content(
             parts.append(f" {other} other")
     else:
         parts.append(("no targets", "$text-muted"))
-    parts.append(" │ ")
-    role = state.get("role", "")
-    role_text = (ROLE_SHORT if narrow else ROLE_TEXT).get(role, role)
-    if role == "cluster" and "engines" in state:
-        n = int(state["engines"])
-        role_text = f"cluster: {n} engine{'s' if n != 1 else ''}" if n else "cluster: NO ENGINE"
-    remote = str(state.get("remote") or "")
-    alarm = role == "cluster" and state.get("engines") == 0
-    if remote:  # attached over the API: the engine's state there, and where it is
-        alarm = role in REMOTE_PROBLEMS
-        if alarm:
-            role_text = REMOTE_PROBLEMS[role]
-        else:
-            role_text = "remote" if narrow else f"remote, {REMOTE_ROLE_TEXT.get(role, role)}"
-        remote = remote.split("://", 1)[-1]
-    elif database_lost(state):  # what is shown may be out of date, and escalation may not run
-        alarm, role_text = True, DATABASE_PROBLEM.upper()
-    parts.append((role_text, "bold $error" if alarm else "$text-muted"))
+    if not alarm:
+        parts.append(" │ ")
+        parts.append((role_text, "$text-muted"))
     used = sum(len(p if isinstance(p, str) else p[0]) for p in parts)
     db = remote or str(state.get("database") or "")
     room = width - used - 3
