@@ -527,13 +527,38 @@ async def test_a_root_cause_typed_while_the_engine_resolved_it_is_not_lost(conso
     await services.resolve("INC-3", "engine", root_cause="Transient: recovered without intervention", solution="none")
     await pilot.press("ctrl+s")
     await until(pilot, lambda: form.problems_shown, what="the refusal")
-    assert any("already resolved (by engine); save again to record this root cause on it" in p for p in form.problems_shown)
+    said = "already resolved (by engine) with root cause 'Transient: recovered without intervention' (unknown); save again to replace"
+    assert any(said in p for p in form.problems_shown), form.problems_shown
     assert app.screen is form and form.query_one("#f-root_cause", Input).value == "pool too small"
     await pilot.press("ctrl+s")
     await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
     inc = await queries.incident_detail("INC-3")
     assert (inc["root_cause"], inc["solution"], inc["resolved_by"]) == ("pool too small", "bigger pool", "engine")
     assert any(n.message.startswith("INC-3 root cause recorded") for n in app._notifications)
+
+
+async def test_a_root_cause_someone_wrote_meanwhile_is_shown_before_a_second_save_replaces_it(
+    console: tuple[PulseGuardApp, Pilot],
+) -> None:
+    """carol resolved the incident with her root cause while this form was open: the refusal
+    offered "save again to record this root cause", and a second Enter replaced hers unseen.
+    The refusal now quotes what a second save would replace."""
+    from engine.incidents import services
+
+    app, pilot = console
+    await select_row(pilot, "INC-3")
+    form = await open_form(pilot, "r", ResolveScreen)
+    form.query_one("#f-root_cause", Input).value = "LB misconfig"
+    form.query_one("#f-solution", Input).value = "fixed upstream"
+    await services.resolve("INC-3", "carol", root_cause="expired TLS certificate", solution="renewed it", category="configuration")
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: form.problems_shown, what="the refusal")
+    said = "already resolved (by carol) with root cause 'expired TLS certificate' (configuration); save again to replace it"
+    assert any(said in p for p in form.problems_shown), form.problems_shown
+    inc = await queries.incident_detail("INC-3")
+    assert (inc["root_cause"], inc["resolved_by"]) == ("expired TLS certificate", "carol")  # nothing replaced unasked
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="form closed")
 
 
 async def test_keys_typed_after_enter_are_not_saved_with_the_form(console: tuple[PulseGuardApp, Pilot]) -> None:

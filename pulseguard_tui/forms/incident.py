@@ -208,7 +208,18 @@ class ResolveScreen(FormScreen):
             if self.amend or "already resolved" not in str(exc):
                 raise
             self.amend = True
-            raise IllegalTransition(f"{exc}; save again to record this root cause on it") from None
+            # Say what the second save replaces: the engine's "recovered without intervention", or
+            # a root cause someone else wrote meanwhile, which a quick second Enter must not erase unseen.
+            recorded = ""
+            try:
+                now = await self.api.incident_detail(self.incident["key"])
+            except Exception:  # the refusal stands on its own; the detail only adds to it
+                now = {}
+            cause = str(now.get("root_cause") or "")
+            if cause:
+                shown = cause if len(cause) <= 80 else cause[:79] + "…"
+                recorded = f" with root cause {shown!r} ({now.get('root_cause_category') or 'unknown'})"
+            raise IllegalTransition(f"{exc}{recorded}; save again to replace it with this root cause") from None
         if self.amend:
             return f"{row['key']} root cause recorded ({row['root_cause_category']})"
         return f"{row['key']} resolved ({row['root_cause_category']})"
