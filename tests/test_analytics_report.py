@@ -123,6 +123,18 @@ async def test_a_range_report_compares_with_the_same_length_just_before(fixture_
     assert report["kpis"]["prevention_rate"] is None  # nothing detected by monitoring
 
 
+async def test_the_current_months_rate_counts_its_days_so_far(db):
+    """On the 7th, 8 incidents this month were said to be 0.26 a day (8 / 31): the days still to
+    come counted, and early in a month the trend nearly always read "decreasing"."""
+    now = datetime.now(UTC)
+    for i in range(3):
+        await services.create_incident(title=f"today {i}", severity="low", actor="t")
+    report = await analytics.build_report(analytics.month_period(f"{now:%Y-%m}", "UTC"))
+    assert report["total_incidents"] == 3
+    assert report["trends"]["incident_frequency"]["current_per_day"] == round(3 / now.day, 4)
+    assert report["period"]["days"] >= 28  # the period itself is still the whole month
+
+
 async def test_an_empty_period_reports_zeros_and_no_data(db):
     report = await analytics.build_report(analytics.month_period("2030-01"))
     assert report["total_incidents"] == 0 and report["false_positive_rate"] is None

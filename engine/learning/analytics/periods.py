@@ -32,6 +32,16 @@ class Period:
         """Calendar days in the zone: a month with a summer-time change still has 31, not 31.04."""
         return (self.until.astimezone(zone_named(self.tz)).date() - self.first_day).days
 
+    def days_begun(self, now: datetime) -> int:
+        """The period's calendar days that have begun by `now`: all once it is over, none before
+        it starts, and of the current month its days so far, today included (a rate over the
+        whole month made the 7th's 8 incidents 0.26 a day, and the trend "decreasing")."""
+        if now >= self.until:
+            return self.days
+        if now < self.since:
+            return 0
+        return (now.astimezone(zone_named(self.tz)).date() - self.first_day).days + 1
+
     def previous(self) -> Period:
         """The calendar month before a month; otherwise as many days just before."""
         first = self.first_day

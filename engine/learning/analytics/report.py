@@ -6,6 +6,7 @@ from typing import Any
 
 from tortoise import connections
 
+from engine.core.clock import utcnow
 from engine.core.domain import SEVERITY_ORDER
 from engine.learning.analytics.periods import Period
 from engine.learning.analytics.queries import period_cube, went_public_before_resolution
@@ -134,7 +135,9 @@ async def build_report(period: Period, *, compare: bool = True) -> dict[str, Any
         prev_period = period.previous()
         prev = _summarise(await period_cube(conn, prev_period))["totals"]
         prev_mttr = _mean(prev["ttr_sum"], prev["resolved"])
-        rate = t["incidents"] / period.days if period.days else None
+        # The current month so far, not the days still to come (a period yet to begin: all of them).
+        days = period.days_begun(utcnow()) or period.days
+        rate = t["incidents"] / days if days else None
         prev_rate = prev["incidents"] / prev_period.days if prev_period.days else None
         freq_change = _change(rate, prev_rate)
         ttr_change = _change(mttr, prev_mttr)
