@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.storage.models import Comment, Event, Incident, StatusUpdate
+from engine.storage.models import Comment, Event, FollowUp, Incident, StatusUpdate
 
 # The spec's blocks, as printed in it.
 MANUAL_INCIDENT = {
@@ -109,6 +109,56 @@ async def test_the_spec_resolution_is_accepted_verbatim_and_its_time_drives_mttr
     # Who made the change is the token; the timeline keeps the server's order.
     assert event.actor == "responder-token" and event.data["on_behalf_of"] == "[email protected]"
     assert "for [email protected]" in event.summary and event.at >= before - timedelta(seconds=1)
+
+
+FOLLOW_UP = {
+    "follow_up": {
+        "preventive_measures": [
+            "Increase database connection pool size",
+            "Add connection pool monitoring",
+            "Implement gradual deployment strategy",
+        ],
+        "monitoring_improvements": [
+            "Add database performance metrics",
+            "Implement connection pool alerts",
+            "Create database health dashboard",
+        ],
+        "documentation_updates": [
+            "Update deployment procedures",
+            "Document troubleshooting steps",
+            "Create incident response playbook",
+        ],
+    }
+}
+
+
+async def test_the_spec_follow_up_block_adds_every_action_or_none(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        # One bad action refuses the block, naming it; none of the others is stored.
+        bad = {"follow_up": {**FOLLOW_UP["follow_up"], "monitoring_improvements": ["Add metrics", "   "]}}
+        r = await c.post(f"/api/incidents/{key}/followups", json=bad)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "follow_up.monitoring_improvements[1]", r.text
+        r = await c.post(f"/api/incidents/{key}/followups", json={"follow_up": {"lunch_plans": ["pizza"]}})
+        assert r.status_code == 422 and r.json()["field"] == "follow_up.lunch_plans", r.text
+        r = await c.post(f"/api/incidents/{key}/followups", json={**FOLLOW_UP, "group": "team_changes", "description": "x"})
+        assert r.status_code == 422 and r.json()["field"] == "follow_up", r.text
+        r = await c.post(f"/api/incidents/{key}/followups", json={"group": "team_changes"})
+        assert r.status_code == 422 and r.json()["field"] == "description", r.text
+        assert await FollowUp.all().count() == 0
+
+        r = await c.post(f"/api/incidents/{key}/followups", json=FOLLOW_UP)
+        assert r.status_code == 201, r.text
+        added = r.json()["followups"]
+        expected = [(group, text) for group, texts in FOLLOW_UP["follow_up"].items() for text in texts]
+        assert [(f["group"], f["description"]) for f in added] == expected
+        detail = (await c.get(f"/api/incidents/{key}")).json()
+        assert [(f["group"], f["description"]) for f in detail["followups"]] == expected
+        # The single form still answers with the one follow-up.
+        r = await c.post(f"/api/incidents/{key}/followups", json={"group": "team_changes", "description": "pairing rota"})
+        assert r.status_code == 201 and r.json()["description"] == "pairing rota", r.text
+    assert await Event.filter(kind="followup_added").count() == 10
 
 
 async def test_a_refusal_inside_the_spec_wrapper_names_the_field_as_sent(api):

@@ -76,7 +76,7 @@ def _field(loc: Sequence[Any]) -> str:
             out = str(part)
         elif isinstance(part, int):  # a list index (a dict key is always a str)
             out += f"[{part}]"
-        elif _UNION_MEMBER.match(str(part)):
+        elif _UNION_MEMBER.match(str(part)) or part == "[key]":  # "[key]": an object's key, named by the key itself
             continue
         else:
             out += f".{part}"

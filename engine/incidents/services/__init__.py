@@ -18,7 +18,7 @@ silences (and snoozes).
 from engine.core.clock import utcnow
 from engine.core.domain import ANALYSIS_SECTIONS
 from engine.incidents.services.conversation import add_evidence, comment, post_update, promote_comment
-from engine.incidents.services.followups import add_followup, complete_followup
+from engine.incidents.services.followups import add_followup, add_followups, complete_followup
 from engine.incidents.services.grouping import (
     alert_fingerprints,
     count_firing,
@@ -111,6 +111,7 @@ __all__ = [
     "active_maintenance",
     "add_evidence",
     "add_followup",
+    "add_followups",
     "alert_fingerprints",
     "append_event",
     "append_system_event",

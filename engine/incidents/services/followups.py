@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
-from engine.core.domain import FollowUpGroup, IllegalTransition, NotFound, parse_enum
+from engine.core.domain import FollowUpGroup, IllegalTransition, InvalidInput, NotFound, parse_enum
 from engine.incidents.services.timeline import change
 from engine.incidents.services.validation import valid_actor, valid_name, valid_text, valid_time
 from engine.storage.models import FollowUp
@@ -44,6 +45,53 @@ async def add_followup(
             {"followup_id": row.id, "group": grp, "owner": owner, "due_date": due_date.isoformat() if due_date else None},
         )
     return row
+
+
+async def add_followups(
+    key: str | int,
+    actions: Sequence[tuple[str, str]],
+    actor: str,
+    *,
+    owner: str | None = None,
+    due_date: date | None = None,
+    field: str = "follow_up",
+    at: datetime | None = None,
+) -> list[FollowUp]:
+    """Several follow-ups (group, description) in one change: all of them or, when one is
+    refused (named `follow_up.GROUP[i]`), none. The spec's follow_up block, whose lists of
+    actions by group are written together after a review."""
+    actor = valid_actor(actor)
+    owner = valid_name(owner, "owner")
+    if not actions:
+        raise InvalidInput(field, "name at least one follow-up action")
+    checked: list[tuple[str, str]] = []
+    index: dict[str, int] = {}
+    for group, description in actions:
+        grp = parse_enum(FollowUpGroup, group, field).value
+        i = index[grp] = index.get(grp, -1) + 1
+        checked.append((grp, valid_text(description, f"{field}.{grp}[{i}]", limit=5000)))
+    now = valid_time(at)
+    rows: list[FollowUp] = []
+    async with change(key, now) as c:
+        for grp, description in checked:
+            row = await FollowUp.create(
+                incident=c.incident,
+                group=grp,
+                description=description,
+                owner=owner,
+                due_date=due_date,
+                created_by=actor,
+                created_at=now,
+                using_db=c.conn,
+            )
+            await c.record(
+                "followup_added",
+                actor,
+                f"follow-up ({grp}): {description}" + (f" — {owner}" if owner else ""),
+                {"followup_id": row.id, "group": grp, "owner": owner, "due_date": due_date.isoformat() if due_date else None},
+            )
+            rows.append(row)
+    return rows
 
 
 async def complete_followup(followup_id: int, actor: str, *, done: bool = True, at: datetime | None = None) -> FollowUp:

@@ -189,11 +189,20 @@ class StepIn(Body):
     done: StrictBool = True
 
 
+Action = Annotated[Text, Field(max_length=5000, pattern=r"\S")]
+
+
 class FollowUpIn(Body):
-    group: FollowUpGroup_
-    description: Annotated[Text, Field(max_length=5000, pattern=r"\S")]
-    owner: Name | None = None
+    """One follow-up (`group` and `description`), or the spec's block `{"follow_up":
+    {"preventive_measures": [...], ...}}`: its actions added together, all or none."""
+
+    group: FollowUpGroup_ | None = Field(None, description="with description: one follow-up")
+    description: Action | None = None
+    owner: Name | None = Field(None, description="who does it (each of the block's actions)")
     due_date: Day | None = None
+    follow_up: dict[FollowUpGroup_, Annotated[list[Action], Field(max_length=100)]] | None = Field(
+        None, description="the spec's block: lists of actions by group, added in one change (answered with {followups: [...]})"
+    )
 
 
 class MergeIn(Body):

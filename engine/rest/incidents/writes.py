@@ -210,7 +210,18 @@ async def verification_step(id: IncidentId, step: Annotated[int, Path(ge=1, le=1
 
 @router.post("/incidents/{id}/followups", status_code=201, summary="Add a follow-up action")
 async def add_followup(id: IncidentId, body: FollowUpIn, who: Responder) -> dict[str, Any]:
-    row = await services.add_followup(incident_number(id), body.group, body.description, who.name, owner=body.owner, due_date=body.due_date)
+    number = incident_number(id)
+    if body.follow_up is not None:
+        if body.group is not None or body.description is not None:
+            raise InvalidInput("follow_up", "give group and description, or the spec's follow_up block, not both")
+        actions = [(group, text) for group, texts in body.follow_up.items() for text in texts]
+        rows = await services.add_followups(number, actions, who.name, owner=body.owner, due_date=body.due_date)
+        return {"followups": [row_dict(row) for row in rows]}
+    for name in ("group", "description"):
+        if getattr(body, name) is None:
+            raise InvalidInput(name, "is required (or send the spec's follow_up block)")
+    assert body.group is not None and body.description is not None
+    row = await services.add_followup(number, body.group, body.description, who.name, owner=body.owner, due_date=body.due_date)
     return row_dict(row)
 
 
