@@ -144,7 +144,10 @@ async def test_errors_name_the_problem_and_change_nothing(api):
         assert r.status_code == 422 and r.json()["field"] == "colour"
         assert r.json()["message"].startswith("colour: is not a field of this request (its fields: title, severity, ")
         r = await c.post(f"/api/incidents/{key}/updates", json={"message": "x", "stated_at": "2026-03-01T10:00Z"})
-        assert r.json()["message"] == "stated_at: is not a field of this request (its fields: message, public, status, timestamp)"
+        assert (
+            r.json()["message"]
+            == "stated_at: is not a field of this request (its fields: message, public, status, timestamp, public_updates)"
+        )
         r = await c.post("/api/incidents", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and r.json()["field"] == "body"
         r = await c.post("/api/incidents", json={"title": "nul \x00 byte", "severity": "low"})

@@ -132,6 +132,50 @@ FOLLOW_UP = {
 }
 
 
+PUBLIC_UPDATES = {
+    "public_updates": [
+        {
+            "timestamp": "2024-01-17T10:30:00Z",
+            "message": "We are experiencing issues with our API. Our team is investigating.",
+            "status": "investigating",
+        },
+        {
+            "timestamp": "2024-01-17T11:15:00Z",
+            "message": "Root cause identified: Database connection pool exhausted. Rolling back deployment.",
+            "status": "identified",
+        },
+    ]
+}
+
+
+async def test_the_spec_public_updates_block_posts_every_update_in_order_or_none(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        first, second = PUBLIC_UPDATES["public_updates"]
+        bad = {"public_updates": [first, {**second, "timestamp": "2999-01-01T00:00:00Z"}]}
+        r = await c.post(f"/api/incidents/{key}/updates", json=bad)
+        assert r.status_code == 422 and r.json()["field"] == "public_updates[1].timestamp", r.text
+        r = await c.post(f"/api/incidents/{key}/updates", json={"public_updates": [first, {**second, "status": "resolved"}]})
+        assert r.status_code == 422 and r.json()["field"].startswith("public_updates[1].status"), r.text
+        r = await c.post(f"/api/incidents/{key}/updates", json={**PUBLIC_UPDATES, "message": "x"})
+        assert r.status_code == 422 and r.json()["field"] == "public_updates", r.text
+        r = await c.post(f"/api/incidents/{key}/updates", json={"public": False})
+        assert r.status_code == 422 and r.json()["field"] == "message", r.text
+        assert await StatusUpdate.all().count() == 0
+        assert (await c.get(f"/api/incidents/{key}")).json()["status"] == "triggered"  # the first one's move rolled back
+
+        r = await c.post(f"/api/incidents/{key}/updates", json=PUBLIC_UPDATES)
+        assert r.status_code == 201, r.text
+        posted = r.json()["updates"]
+        assert [(u["status"], u["message"], u["public"]) for u in posted] == [
+            ("investigating", first["message"], True),
+            ("identified", second["message"], True),
+        ]
+        assert [u["stated_at"][:16] for u in posted] == ["2024-01-17T10:30", "2024-01-17T11:15"]
+        detail = (await c.get(f"/api/incidents/{key}")).json()
+        assert detail["status"] == "identified" and detail["acknowledged_by"] == "responder-token"
+
+
 async def test_the_spec_follow_up_block_adds_every_action_or_none(api):
     async with api.client("responder") as c:
         key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]

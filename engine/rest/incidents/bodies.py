@@ -113,11 +113,25 @@ class CommentIn(Body):
     timestamp: Stated = None
 
 
-class UpdateIn(Body):
+class PublicUpdateIn(Body):
+    """One update of the spec's public_updates block."""
+
     message: Required
+    status: Settable | None = None
+    timestamp: Stated = None
+
+
+class UpdateIn(Body):
+    """One status update, or the spec's block `{"public_updates": [...]}`: its updates posted
+    in order, public, all or none."""
+
+    message: Required | None = Field(None, description="the update (required unless public_updates is sent)")
     public: StrictBool = True
     status: Settable | None = None
     timestamp: Stated = None
+    public_updates: Annotated[list[PublicUpdateIn], Field(min_length=1, max_length=100)] | None = Field(
+        None, description="the spec's block: public updates posted in order in one change (answered with {updates: [...]})"
+    )
 
 
 class StatusIn(Body):

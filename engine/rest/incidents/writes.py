@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from tortoise.transactions import in_transaction
 
 from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, Severity, Status, parse_enum
 from engine.incidents import queries, services
-from engine.rest.common import NoBody, Responder, aware, check_id, incident_number, rest_state, row_dict
+from engine.rest.common import NoBody, Responder, aware, check_id, fields_named, incident_number, rest_state, row_dict
 from engine.rest.incidents.bodies import (
     AssignIn,
     CommentIn,
@@ -118,8 +119,23 @@ async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[s
 
 @router.post("/incidents/{id}/updates", status_code=201, summary="Post a status update (public unless public is false)")
 async def add_update(id: IncidentId, body: UpdateIn, who: Responder) -> dict[str, Any]:
+    number = incident_number(id)
+    if body.public_updates is not None:
+        if body.message is not None or body.status is not None or body.timestamp is not None:
+            raise InvalidInput("public_updates", "give message (status, timestamp), or the spec's public_updates block, not both")
+        rows = []
+        async with in_transaction():  # every update, or none when one is refused
+            for i, update in enumerate(body.public_updates):
+                with fields_named({name: f"public_updates[{i}].{name}" for name in ("message", "status", "timestamp", "stated_at")}):
+                    stated = aware(update.timestamp, "timestamp")
+                    rows.append(
+                        await services.post_update(number, update.message, who.name, public=True, status=update.status, stated_at=stated)
+                    )
+        return {"updates": [row_dict(row) for row in rows]}
+    if body.message is None:
+        raise InvalidInput("message", "is required (or send the spec's public_updates block)")
     row = await services.post_update(
-        incident_number(id), body.message, who.name, public=body.public, status=body.status, stated_at=aware(body.timestamp, "timestamp")
+        number, body.message, who.name, public=body.public, status=body.status, stated_at=aware(body.timestamp, "timestamp")
     )
     return row_dict(row)
 
