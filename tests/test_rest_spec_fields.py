@@ -132,6 +132,44 @@ FOLLOW_UP = {
 }
 
 
+COMMUNICATION = {
+    "communication": {
+        "comments": [
+            {
+                "author": "[email protected]",
+                "timestamp": "2024-01-17T10:35:00Z",
+                "content": "Investigating database connection pool exhaustion",
+                "internal_only": False,
+            }
+        ],
+        "status_updates": [{"status": "investigating", "message": "Team is investigating root cause", "timestamp": "2024-01-17T10:30:00Z"}],
+    }
+}
+
+
+async def test_the_spec_communication_block_adds_its_comments_and_updates_or_none(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        block = COMMUNICATION["communication"]
+        bad = {"communication": {**block, "status_updates": [{**block["status_updates"][0], "timestamp": "2999-01-01T00:00:00Z"}]}}
+        r = await c.post(f"/api/incidents/{key}/comments", json=bad)
+        assert r.status_code == 422 and r.json()["field"] == "communication.status_updates[0].timestamp", r.text
+        assert await Comment.all().count() == 0  # the comment before it is not kept either
+        r = await c.post(f"/api/incidents/{key}/comments", json={"communication": {}})
+        assert r.status_code == 422 and r.json()["field"] == "communication", r.text
+        r = await c.post(f"/api/incidents/{key}/comments", json={"internal_only": True})
+        assert r.status_code == 422 and r.json()["field"] == "content", r.text
+
+        r = await c.post(f"/api/incidents/{key}/comments", json=COMMUNICATION)
+        assert r.status_code == 201, r.text
+        said = r.json()
+        assert [(x["content"], x["on_behalf_of"]) for x in said["comments"]] == [(block["comments"][0]["content"], "[email protected]")]
+        assert [(u["status"], u["message"], u["public"]) for u in said["updates"]] == [
+            ("investigating", "Team is investigating root cause", False)  # the block's updates are the team's unless public
+        ]
+        assert (await c.get(f"/api/incidents/{key}")).json()["status"] == "investigating"
+
+
 PUBLIC_UPDATES = {
     "public_updates": [
         {

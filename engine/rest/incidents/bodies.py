@@ -100,10 +100,39 @@ Stated = Annotated[
 ]
 
 
-class CommentIn(Body):
+Author = Annotated[Text, Field(max_length=200)]
+
+
+class OneComment(Body):
+    """A comment of the spec's communication block."""
+
     content: Required
     internal_only: StrictBool = False
-    author: Annotated[Text, Field(max_length=200)] | None = Field(
+    author: Author | None = None
+    timestamp: Stated = None
+
+
+class StatusUpdateIn(Body):
+    """A status update of the spec's communication block (internal unless public is true)."""
+
+    message: Required
+    status: Settable | None = None
+    public: StrictBool = False
+    timestamp: Stated = None
+
+
+class Communication(Body):
+    comments: Annotated[list[OneComment], Field(max_length=100)] = Field(default_factory=list)
+    status_updates: Annotated[list[StatusUpdateIn], Field(max_length=100)] = Field(default_factory=list)
+
+
+class CommentIn(Body):
+    """One comment, or the spec's block `{"communication": {"comments": [...], "status_updates":
+    [...]}}`: its comments, then its status updates, all or none."""
+
+    content: Required | None = Field(None, description="the comment (required unless communication is sent)")
+    internal_only: StrictBool = False
+    author: Author | None = Field(
         None,
         description=(
             "display author (the spec's field). The token's name is always recorded as who wrote it; a different "
@@ -111,6 +140,9 @@ class CommentIn(Body):
         ),
     )
     timestamp: Stated = None
+    communication: Communication | None = Field(
+        None, description="the spec's block: comments, then status updates, in one change (answered with {comments, updates})"
+    )
 
 
 class PublicUpdateIn(Body):

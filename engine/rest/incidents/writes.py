@@ -13,6 +13,7 @@ from engine.rest.common import NoBody, Responder, aware, check_id, fields_named,
 from engine.rest.incidents.bodies import (
     AssignIn,
     CommentIn,
+    Communication,
     EvidenceIn,
     FalsePositiveIn,
     FollowUpIn,
@@ -106,6 +107,12 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
 
 @router.post("/incidents/{id}/comments", status_code=201, summary="Add a comment (internal_only never leaves the team)")
 async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[str, Any]:
+    if body.communication is not None:
+        if body.content is not None or body.author is not None or body.timestamp is not None:
+            raise InvalidInput("communication", "give content (author, timestamp), or the spec's communication block, not both")
+        return await _communication(incident_number(id), body.communication, who.name)
+    if body.content is None:
+        raise InvalidInput("content", "is required (or send the spec's communication block)")
     row = await services.comment(
         incident_number(id),
         body.content,
@@ -115,6 +122,29 @@ async def add_comment(id: IncidentId, body: CommentIn, who: Responder) -> dict[s
         on_behalf_of=body.author,
     )
     return row_dict(row)
+
+
+async def _communication(number: int, block: Communication, actor: str) -> dict[str, Any]:
+    """The spec's communication block: its comments, then its status updates, in one transaction."""
+    if not block.comments and not block.status_updates:
+        raise InvalidInput("communication", "name at least one comment or status update")
+    comments, updates = [], []
+    async with in_transaction():
+        for i, c in enumerate(block.comments):
+            where = f"communication.comments[{i}]"
+            with fields_named({name: f"{where}.{name}" for name in ("content", "author", "timestamp", "on_behalf_of", "stated_at")}):
+                stated = aware(c.timestamp, "timestamp")
+                said = await services.comment(
+                    number, c.content, actor, internal_only=c.internal_only, stated_at=stated, on_behalf_of=c.author
+                )
+            comments.append(row_dict(said))
+        for i, u in enumerate(block.status_updates):
+            where = f"communication.status_updates[{i}]"
+            with fields_named({name: f"{where}.{name}" for name in ("message", "status", "timestamp", "stated_at")}):
+                stated = aware(u.timestamp, "timestamp")
+                posted = await services.post_update(number, u.message, actor, public=u.public, status=u.status, stated_at=stated)
+            updates.append(row_dict(posted))
+    return {"comments": comments, "updates": updates}
 
 
 @router.post("/incidents/{id}/updates", status_code=201, summary="Post a status update (public unless public is false)")
