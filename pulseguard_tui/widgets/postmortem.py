@@ -279,10 +279,11 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
         event.stop()
         await self.action_edit_entry()
 
-    async def _may_write(self) -> bool:
+    async def _may_write(self, edit: bool = True) -> bool:
         """True when an edit may start: from the document of the incident shown, which is loaded
         first when it is still on its way (a key typed as the tab opened, or just after another
-        incident was selected: the form started from nothing, or the one shown before)."""
+        incident was selected: the form started from nothing, or the one shown before). An `edit`
+        of a published post-mortem is refused here, before its form is filled in for nothing."""
         app: Any = self.app
         refuse = getattr(app, "refuse_if_readonly", None)
         if refuse is not None and refuse():
@@ -292,6 +293,9 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
         if self.doc is None or self.doc["key"] != self.key:
             failed = self.error and f"could not load the post-mortem of {self.key}: {self.error}"
             app.notify(failed or "no incident selected", severity="warning")
+            return False
+        if edit and self.doc["postmortem"]["status"] == "published":
+            app.notify(f"the post-mortem of {self.key} is published; unpublish it (P) before you edit it", severity="warning")
             return False
         return True
 
@@ -373,7 +377,7 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
     async def action_publish(self) -> None:
         from pulseguard_tui.widgets.postmortem_forms import PublishScreen
 
-        if not await self._may_write():
+        if not await self._may_write(edit=False):
             return
         doc: dict[str, Any] = self.doc  # type: ignore[assignment]
         if doc["postmortem"]["status"] != "published":
