@@ -268,6 +268,12 @@ async def test_viewer_console_offers_no_write_keys_and_never_says_press_r(api: A
             assert isinstance(app.screen, IncidentsScreen) and app.readonly
             said = " ".join(n.message for n in app._notifications)
             assert "press R" not in said and "press" not in said.lower()
+            # R, hidden for a viewer, said nothing at all when pressed; it says why now.
+            await pilot.press("R")
+            await pilot.pause(0.1)
+            assert app._notifications and list(app._notifications)[-1].message == (
+                "this console's API token is a viewer's: it stays read-only"
+            )
     finally:
         await cleanup()
     assert (await queries.incident_detail("INC-2"))["acknowledged_at"] is None

@@ -167,12 +167,15 @@ class ConsoleScreen(StopsWorkOnRemoval, Screen[None]):
         if may_write and may_administer:
             return False
         keymap = getattr(app, "_keymap", None) or {}
-        scopes = [self.scope]
+        scopes = [self.scope, "app"]
         if getattr(self.focused, "id", None) == "pm-timeline":  # the Post-mortem tab's keys are its own
             scopes.insert(0, "postmortem")
         for a in (a for scope in scopes for a in for_scope(scope)):
             if event.key not in (keymap.get(a.id) or a.key).split(","):
                 continue
+            if a.id == "app.readonly" and not may_write:  # R: why this console stays read-only
+                app.set_readonly(False)
+                return True
             if a.write and not may_write:
                 app.refuse_if_readonly()
                 return True
