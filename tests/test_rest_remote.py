@@ -228,6 +228,7 @@ async def test_a_write_whose_answer_was_lost_says_it_may_have_been_saved() -> No
         with pytest.raises(RemoteError) as refused:
             await closed.comment("INC-1", "pool exhausted")
         assert "cannot reach" in str(refused.value) and "may have been saved" not in str(refused.value)
+        assert str(refused.value).endswith("; nothing was saved")
     finally:
         await closed.aclose()
 

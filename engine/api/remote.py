@@ -165,6 +165,8 @@ class RemoteEngine:
         said = outcome_unknown(method, exc)
         if said and self.idempotent:
             return "; the change may have been saved: saving it again is safe (the engine makes it once)"
+        if not said and method != "GET":  # never sent: say so, rather than leave it to be guessed
+            return "; nothing was saved"
         return said
 
     async def _get(self, path: str, params: Any = None) -> dict[str, Any]:
