@@ -316,3 +316,12 @@ def test_report_charts_and_page_escape_hostile_text():
     page = report_page(report, f"Root causes\n  {hostile}")
     assert "<script" not in page and "\x1b" not in page
     assert "<pre>Root causes\n  disk[2J &lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;q&#34; ]]&gt;</pre>" in page
+
+
+async def test_one_rating_is_said_in_the_singular(db):
+    from engine.learning.analytics.text import format_report
+
+    report = await analytics.build_report(analytics.month_period("2030-01"))
+    kpis = {**report["kpis"], "customer_satisfaction": 4.0, "customer_ratings": 1, "team_satisfaction": 3.5, "team_ratings": 2}
+    text = format_report({**report, "kpis": kpis})
+    assert "4.00/5 (1 rating)" in text and "3.50/5 (2 ratings)" in text

@@ -50,12 +50,12 @@ def format_report(report: dict[str, Any]) -> str:
         if k["prevention_rate"] is not None
         else "- (no incident detected by monitoring)"
     )
-    cust = (
-        f"{k['customer_satisfaction']:.2f}/5 ({k['customer_ratings']} ratings)"
-        if k["customer_satisfaction"] is not None
-        else "- (no ratings)"
-    )
-    team = f"{k['team_satisfaction']:.2f}/5 ({k['team_ratings']} ratings)" if k["team_satisfaction"] is not None else "- (no ratings)"
+
+    def rated(mean: float | None, n: int) -> str:
+        return f"{mean:.2f}/5 ({n} rating{'' if n == 1 else 's'})" if mean is not None else "- (no ratings)"
+
+    cust = rated(k["customer_satisfaction"], k["customer_ratings"])
+    team = rated(k["team_satisfaction"], k["team_ratings"])
     out += ["", "KPIs"]
     out += [
         f"  {a:<26}{b}"
