@@ -172,7 +172,7 @@ async def test_a_text_report_goes_to_the_file_named_by_o(fixture_db, tmp_path):
         (["--month", "2026-13"], "'2026-13' is not a month"),
         (["--month", "2026-03", "--since", "2026-03-01"], "either --month or --since"),
         (["--until", "2026-03-01"], "--until needs --since"),
-        (["--since", "2026-03-10", "--until", "2026-03-01"], "is before --since"),
+        (["--since", "2026-03-10", "--until", "2026-03-01"], "error: --until: 2026-03-01 is before the first day, 2026-03-10"),
         (["--since", "yesterday"], "'yesterday' is not a date"),
     ],
 )

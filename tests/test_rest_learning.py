@@ -116,6 +116,8 @@ async def test_viewer_reads_post_mortems_and_analytics_but_cannot_edit(db: Any) 
             assert r.status_code == 422 and r.json()["field"] == "month"
             r = await c.get("/api/analytics", params={"tz": "Mars/Olympus"})
             assert r.status_code == 422 and r.json()["field"] == "tz", r.text
+            r = await c.get("/api/analytics", params={"since": "2026-12-01", "until": "2026-11-01"})
+            assert r.status_code == 422 and r.json()["message"] == "until: 2026-11-01 is before the first day, 2026-12-01", r.text
     pm = await Postmortem.get(incident__number=1)
     assert pm.summary.startswith("Checkout failed") and pm.status == "draft"
     assert (await Incident.get(number=1)).satisfaction == {"customer": 2, "team": 4}

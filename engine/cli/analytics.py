@@ -52,7 +52,8 @@ def period_from_args(args: argparse.Namespace, tz: str) -> Any:
             from datetime import datetime
 
             until = datetime.now(analytics.zone_named(tz)).date()
-        return analytics.range_period(since, until, tz)
+        with named_as_typed({"since": "--since", "until": "--until"}):
+            return analytics.range_period(since, until, tz)
     return analytics.current_month(tz)
 
 

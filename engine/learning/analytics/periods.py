@@ -130,7 +130,7 @@ def _month(year: int, month: int, tz: str) -> Period:
 def range_period(since: date, until: date, tz: str = "UTC") -> Period:
     """From the start of `since` to the end of `until` (both days included), in `tz`."""
     if until < since:
-        raise InvalidInput("until", f"{until} is before --since {since}")
+        raise InvalidInput("until", f"{until} is before the first day, {since}")  # named as each interface names it
     if (until - since).days >= MAX_DAYS:
         raise InvalidInput("since", f"the range spans {(until - since).days + 1} days (at most {MAX_DAYS})")
     zone = zone_named(tz)
