@@ -140,6 +140,8 @@ async def test_errors_name_the_problem_and_change_nothing(api):
         assert r.status_code == 422 and r.json()["message"] == "title: must not be empty"  # said as the CLI says it
         r = await c.post(f"/api/incidents/{key}/comments", json={"content": ""})
         assert r.status_code == 422 and r.json()["message"] == "content: must not be empty"  # not "should match pattern '\\S'"
+        r = await c.post("/api/incidents", json={"title": "x", "severity": "low", "dedup_key": ""})
+        assert r.status_code == 422 and r.json()["message"] == "dedup_key: must not be empty", r.text  # it was stored as ""
         r = await c.post("/api/incidents", json={"title": "x", "severity": "low", "colour": "red"})
         assert r.status_code == 422 and r.json()["field"] == "colour"
         assert r.json()["message"].startswith("colour: is not a field of this request (its fields: title, severity, ")

@@ -65,7 +65,7 @@ class IncidentCreate(Wrapped):
     affected_services: list[Name] | None = Field(None, max_length=100, description="the spec's name for services (use one of the two)")
     tags: list[Tag] = Field(default_factory=list, max_length=100)
     assignee: Name | None = None
-    dedup_key: Annotated[Text, Field(max_length=200)] | None = None
+    dedup_key: Annotated[Text, Field(max_length=200, pattern=r"\S")] | None = None
 
     wrapper: ClassVar[str] = "manual_incident"
 
@@ -158,7 +158,7 @@ class UpdateIn(Body):
     in order, public, all or none."""
 
     message: Required | None = Field(None, description="the update (required unless public_updates is sent)")
-    public: StrictBool = True
+    public: StrictBool = Field(True, description="true (the default): shown on the status page and sent to its subscribers")
     status: Settable | None = None
     timestamp: Stated = None
     public_updates: Annotated[list[PublicUpdateIn], Field(min_length=1, max_length=100)] | None = Field(
