@@ -168,3 +168,32 @@ async def test_an_incident_without_a_post_mortem_shows_a_preview(sdb: Any) -> No
         view.show_incident({"key": "INC-99"})
         await until(pilot, lambda: view.error is not None, what="missing incident")
         assert "no incident INC-99" in str(view.query_one("#pm-summary").render())
+
+
+async def test_esc_asks_before_it_throws_away_a_typed_summary(sdb: Any) -> None:
+    """Two sentences typed into the summary went with one Esc, unasked. The first Esc says a
+    second one throws the text away; typing on resets that; an untouched form closes at once."""
+    key = await full_lifecycle()
+    app = Host(LocalEngine("carol"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(PostmortemView)
+        view.show_incident({"key": key})
+        await loaded(pilot, view)
+        app.query_one("#pm-timeline", OptionList).focus()
+        await pilot.press("S")
+        screen = await form(pilot, "SummaryForm")
+        await pilot.press("escape")  # nothing typed: closes at once
+        await until(pilot, lambda: not isinstance(app.screen, FormScreen), what="closed")
+        await pilot.press("S")
+        screen = await form(pilot, "SummaryForm")
+        await pilot.press(*" Two more words.")
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.screen is screen and "Esc again throws away" in str(screen.query_one(".form-hint").render())
+        await pilot.press("x")
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.screen is screen  # typed on: warned again
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, FormScreen), what="closed by the second Esc")
+    assert "Two more words" not in (await Postmortem.get(incident__number=1)).summary

@@ -228,6 +228,9 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
     def _field_changed(self, event: Any) -> None:
         """A field being fixed loses its problem line (and the form's general refusal, which
         no longer describes what is typed); the next save checks again."""
+        if getattr(self, "_discard_warned", False):  # typing on: the next Esc warns afresh
+            self._discard_warned = False
+            self._say_saving("")
         name = (getattr(event.control, "id", None) or "").removeprefix("f-")
         for err in self.query(f"#err-{name}").results(Static):
             err.update("")
@@ -321,7 +324,21 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
         if self.busy:  # the change is on its way: closing now would hide whether it was made
             self._say_saving("saving… waiting for the engine's answer (it cannot be called back)")
             return
+        if self._writing_lost():
+            return
         self.dismiss(None)
+
+    def _writing_lost(self) -> bool:
+        """A form of text areas (a post-mortem's summary, its lists) holding text typed since it
+        opened: the first Esc says what a second would throw away, and closes nothing. Minutes
+        of writing went with one Esc, unasked. True when it warned."""
+        areas = list(self.query(TextArea))
+        changed = [a for a in areas if a.text != getattr(a, "given_text", a.text)]
+        if not changed or getattr(self, "_discard_warned", False):
+            return False
+        self._discard_warned = True
+        self._say_saving("Esc again throws away what you typed · ctrl+s saves it")
+        return True
 
 
 class ConfirmScreen(FormScreen):

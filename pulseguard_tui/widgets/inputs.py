@@ -101,6 +101,7 @@ class TextArea(TextualTextArea):
     " (update two)" typed into a summary went in front of it."""
 
     def on_mount(self) -> None:
+        self.given_text = self.text  # what it was given: a form warns before text typed since is thrown away
         self.move_cursor(self.document.end)
 
     async def _on_key(self, event: events.Key) -> None:
