@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from engine.core.domain import FollowUpGroup, IllegalTransition, InvalidInput, NotFound, parse_enum
-from engine.incidents.services.timeline import change
+from engine.incidents.services.timeline import Change, change
 from engine.incidents.services.validation import valid_actor, valid_name, valid_text, valid_time
 from engine.storage.models import FollowUp
 
@@ -27,23 +27,27 @@ async def add_followup(
     owner = valid_name(owner, "owner")
     now = valid_time(at)
     async with change(key, now) as c:
-        incident = c.incident
-        row = await FollowUp.create(
-            incident=incident,
-            group=grp,
-            description=description,
-            owner=owner,
-            due_date=due_date,
-            created_by=actor,
-            created_at=now,
-            using_db=c.conn,
-        )
-        await c.record(
-            "followup_added",
-            actor,
-            f"follow-up ({grp}): {description}" + (f" — {owner}" if owner else ""),
-            {"followup_id": row.id, "group": grp, "owner": owner, "due_date": due_date.isoformat() if due_date else None},
-        )
+        return await _add(c, grp, description, actor, owner, due_date)
+
+
+async def _add(c: Change, grp: str, description: str, actor: str, owner: str | None, due_date: date | None) -> FollowUp:
+    """One checked follow-up and its timeline entry, in change `c`."""
+    row = await FollowUp.create(
+        incident=c.incident,
+        group=grp,
+        description=description,
+        owner=owner,
+        due_date=due_date,
+        created_by=actor,
+        created_at=c.now,
+        using_db=c.conn,
+    )
+    await c.record(
+        "followup_added",
+        actor,
+        f"follow-up ({grp}): {description}" + (f" — {owner}" if owner else ""),
+        {"followup_id": row.id, "group": grp, "owner": owner, "due_date": due_date.isoformat() if due_date else None},
+    )
     return row
 
 
@@ -71,27 +75,8 @@ async def add_followups(
         i = index[grp] = index.get(grp, -1) + 1
         checked.append((grp, valid_text(description, f"{field}.{grp}[{i}]", limit=5000)))
     now = valid_time(at)
-    rows: list[FollowUp] = []
     async with change(key, now) as c:
-        for grp, description in checked:
-            row = await FollowUp.create(
-                incident=c.incident,
-                group=grp,
-                description=description,
-                owner=owner,
-                due_date=due_date,
-                created_by=actor,
-                created_at=now,
-                using_db=c.conn,
-            )
-            await c.record(
-                "followup_added",
-                actor,
-                f"follow-up ({grp}): {description}" + (f" — {owner}" if owner else ""),
-                {"followup_id": row.id, "group": grp, "owner": owner, "due_date": due_date.isoformat() if due_date else None},
-            )
-            rows.append(row)
-    return rows
+        return [await _add(c, grp, description, actor, owner, due_date) for grp, description in checked]
 
 
 async def complete_followup(followup_id: int, actor: str, *, done: bool = True, at: datetime | None = None) -> FollowUp:
