@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -158,3 +158,16 @@ def test_without_a_configuration_the_message_says_what_to_do(migrated_database, 
     database = migrated_database
     proc = run_cli(database, "oncall", PULSEGUARD_CONFIG=str(tmp_path / "missing.toml"))
     assert proc.returncode == 2 and "missing.toml" in proc.stderr
+
+
+def test_the_last_shift_listed_shows_its_real_end_not_the_windows(migrated_database, config_file):
+    """The list stops 14 days ahead; the shift running then was shown ending where the list
+    stopped ("… – Mon 21 Dec 16:35"), as if it ended mid-afternoon. It shows its real end."""
+    proc = cli(migrated_database, config_file, "oncall", "--at", "2025-03-31T08:59", "--schedule", "primary", "--json", check=True)
+    [primary] = json.loads(proc.stdout)["schedules"]
+    last = primary["shifts"][-1]
+    window_end = datetime(2025, 3, 31, 6, 59, tzinfo=UTC) + timedelta(days=14)  # 08:59 CEST
+    assert datetime.fromisoformat(last["end"]) > window_end
+    assert last["end"].endswith("07:00:00+00:00"), last  # a hand-off at 09:00 CEST, as every other one
+    ends = [s["end"] for s in primary["shifts"]]
+    assert ends == sorted(ends) and all(e.endswith("07:00:00+00:00") for e in ends), ends

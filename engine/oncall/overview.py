@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,7 +83,17 @@ def oncall_overview(
             else None
         )
         # From the start of the current shift, so the list begins with who is on call now.
-        entry["shifts"] = [_shift(config, s) for s in sched.shifts(min(current.start, now), now + timedelta(days=days), extra)]
+        until = now + timedelta(days=days)
+        shifts = sched.shifts(min(current.start, now), until, extra)
+        if shifts and nxt is not None:
+            # The last one runs past the window: shown to its real end, not cut where the list
+            # stops ("Carol … Mon 21 Dec 09:00 – 16:35" read as a shift ending at 16:35). A
+            # one-person rotation (no hand-off) has no end to show.
+            last = shifts[-1]
+            tail = sched.on_call(last.end - timedelta(microseconds=1), extra)
+            if (tail.user, tail.override) == (last.user, last.override) and tail.end > last.end:
+                shifts[-1] = replace(last, end=tail.end)
+        entry["shifts"] = [_shift(config, s) for s in shifts]
         entry["overrides"] = [
             {"id": o.id, "user": o.user, "covers": o.covers, "start": o.start.isoformat(), "end": o.end.isoformat(), "reason": o.reason}
             for o in (*sched.overrides, *extra)
