@@ -128,7 +128,7 @@ async def _communication(number: int, block: Communication, actor: str) -> dict[
     """The spec's communication block: its comments, then its status updates, in one transaction."""
     if not block.comments and not block.status_updates:
         raise InvalidInput("communication", "name at least one comment or status update")
-    comments, updates = [], []
+    comments = []
     async with in_transaction():
         for i, c in enumerate(block.comments):
             where = f"communication.comments[{i}]"
@@ -138,13 +138,22 @@ async def _communication(number: int, block: Communication, actor: str) -> dict[
                     number, c.content, actor, internal_only=c.internal_only, stated_at=stated, on_behalf_of=c.author
                 )
             comments.append(row_dict(said))
-        for i, u in enumerate(block.status_updates):
-            where = f"communication.status_updates[{i}]"
-            with fields_named({name: f"{where}.{name}" for name in ("message", "status", "timestamp", "stated_at")}):
-                stated = aware(u.timestamp, "timestamp")
-                posted = await services.post_update(number, u.message, actor, public=u.public, status=u.status, stated_at=stated)
-            updates.append(row_dict(posted))
+        updates = await _post_updates(number, block.status_updates, actor, "communication.status_updates")
     return {"comments": comments, "updates": updates}
+
+
+async def _post_updates(number: int, items: list[Any], actor: str, where: str, *, public: bool | None = None) -> list[dict[str, Any]]:
+    """Status updates of a spec block, in order, in the caller's transaction; a refusal names
+    the item's field (`where[i].timestamp`). `public` overrides each item's own flag."""
+    posted = []
+    for i, u in enumerate(items):
+        with fields_named({name: f"{where}[{i}].{name}" for name in ("message", "status", "timestamp", "stated_at")}):
+            stated = aware(u.timestamp, "timestamp")
+            row = await services.post_update(
+                number, u.message, actor, public=u.public if public is None else public, status=u.status, stated_at=stated
+            )
+        posted.append(row_dict(row))
+    return posted
 
 
 @router.post("/incidents/{id}/updates", status_code=201, summary="Post a status update (public unless public is false)")
@@ -153,15 +162,8 @@ async def add_update(id: IncidentId, body: UpdateIn, who: Responder) -> dict[str
     if body.public_updates is not None:
         if body.message is not None or body.status is not None or body.timestamp is not None:
             raise InvalidInput("public_updates", "give message (status, timestamp), or the spec's public_updates block, not both")
-        rows = []
         async with in_transaction():  # every update, or none when one is refused
-            for i, update in enumerate(body.public_updates):
-                with fields_named({name: f"public_updates[{i}].{name}" for name in ("message", "status", "timestamp", "stated_at")}):
-                    stated = aware(update.timestamp, "timestamp")
-                    rows.append(
-                        await services.post_update(number, update.message, who.name, public=True, status=update.status, stated_at=stated)
-                    )
-        return {"updates": [row_dict(row) for row in rows]}
+            return {"updates": await _post_updates(number, body.public_updates, who.name, "public_updates", public=True)}
     if body.message is None:
         raise InvalidInput("message", "is required (or send the spec's public_updates block)")
     row = await services.post_update(
