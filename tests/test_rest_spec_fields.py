@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.storage.models import Comment, Event, FollowUp, Incident, StatusUpdate
+from engine.storage.models import Comment, Event, Evidence, FollowUp, Incident, StatusUpdate
 
 # The spec's blocks, as printed in it.
 MANUAL_INCIDENT = {
@@ -349,3 +349,59 @@ async def test_samples_of_a_dashed_target_series_as_correlation_names_it(api):
         assert sorted(p["value"] for p in r.json()["points"]) == [100.0, 101.0, 102.0, 103.0, 104.0]
         r = await c.get("/api/metrics/samples", params={"series": "checkout-api/response_time", "target": "other"})
         assert r.status_code == 422 and r.json()["field"] == "target"
+
+
+EVIDENCE = {
+    "evidence": {
+        "screenshots": [
+            {
+                "url": "https://pulsefiles.com/screenshots/incident-123-404-error.png",
+                "timestamp": "2024-01-17T10:30:00Z",
+                "description": "404 error page screenshot",
+            }
+        ],
+        "logs": {
+            "application_logs": "/var/log/app/error.log",
+            "system_logs": "/var/log/syslog",
+            "time_range": "2024-01-17T10:00:00Z - 2024-01-17T11:00:00Z",
+        },
+    }
+}
+
+
+async def test_the_spec_evidence_block_adds_its_screenshots_and_log_references_or_none(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        block = EVIDENCE["evidence"]
+        refusals = [
+            ({"evidence": {**block, "logs": {**block["logs"], "time_range": "yesterday"}}}, "evidence.logs.time_range"),
+            (
+                {"evidence": {**block, "logs": {**block["logs"], "time_range": "2024-01-17T11:00:00Z - 2024-01-17T10:00:00Z"}}},
+                "evidence.logs.time_range",
+            ),
+            (
+                {"evidence": {**block, "screenshots": [{**block["screenshots"][0], "url": "pulsefiles/x.png"}]}},
+                "evidence.screenshots[0].url",
+            ),
+            ({"evidence": {**block, "logs": {"lunch": "/var/log/x"}}}, "evidence.logs.lunch"),
+            ({"evidence": {"logs": {"time_range": block["logs"]["time_range"]}}}, "evidence"),
+            ({**EVIDENCE, "kind": "link"}, "evidence"),
+            ({"url": "https://example.com"}, "kind"),
+        ]
+        for body, field in refusals:
+            r = await c.post(f"/api/incidents/{key}/evidence", json=body)
+            assert r.status_code == 422 and r.json()["field"].startswith(field), (body, r.text)
+        assert await Evidence.all().count() == 0  # the screenshot before a bad log is not kept either
+
+        r = await c.post(f"/api/incidents/{key}/evidence", json=EVIDENCE)
+        assert r.status_code == 201, r.text
+        added = r.json()["evidence"]
+        assert [(e["kind"], e["url"] or e["path"], e["description"]) for e in added] == [
+            ("screenshot", block["screenshots"][0]["url"], "404 error page screenshot"),
+            ("log", "/var/log/app/error.log", "application logs"),
+            ("log", "/var/log/syslog", "system logs"),
+        ]
+        assert added[0]["range_from"] == added[0]["range_to"] and added[0]["range_from"].startswith("2024-01-17T10:30:00")
+        assert [e["range_from"][:16] + " " + e["range_to"][:16] for e in added[1:]] == ["2024-01-17T10:00 2024-01-17T11:00"] * 2
+        detail = (await c.get(f"/api/incidents/{key}")).json()
+        assert [e["kind"] for e in detail["evidence"]] == ["screenshot", "log", "log"]

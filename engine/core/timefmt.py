@@ -93,12 +93,15 @@ def format_time(
 
 
 def format_range(start: str | datetime | None, end: str | datetime | None, **options: Any) -> str:
-    """ "2026-12-04 10:00 CET → 11:30 CET": the end's date only when it differs from the start's."""
+    """ "2026-12-04 10:00 CET → 11:30 CET": the end's date only when it differs from the start's;
+    a range that starts where it ends is that one time."""
     a, b = _parse(start), _parse(end)
     if a is None or b is None:
         return f"{format_time(start, **options)} → {format_time(end, **options)}"
     zone = options.get("zone")
     rest = {k: v for k, v in options.items() if k != "date"}
     first = format_time(a, **options)
+    if a == b:  # a moment (a screenshot's): "→ the same time" would read as a range
+        return first
     second = format_time(b, date=to_zone(b, zone).date() != to_zone(a, zone).date(), **rest)
     return f"{first} → {second}"

@@ -186,14 +186,42 @@ class TagsIn(Body):
     remove: list[Tag] = Field(default_factory=list, max_length=100)
 
 
+class Screenshot(Body):
+    """A screenshot of the spec's evidence block: where it is, and when it was taken."""
+
+    url: Annotated[Text, Field(max_length=4000, pattern=r"\S")]
+    timestamp: When | None = Field(None, description="when it was taken (stored as the evidence's moment: range_from = range_to)")
+    description: Long = ""
+
+
+# The keys of the spec's `logs` object: log paths under names ending in "logs", and time_range.
+LogKey = Annotated[str, Field(pattern=r"^(?:[A-Za-z0-9_]*logs|time_range)$")]
+LogValue = Annotated[Text, Field(max_length=4000, pattern=r"\S")]
+
+
+class EvidenceBlock(Body):
+    screenshots: Annotated[list[Screenshot], Field(max_length=100)] = Field(default_factory=list)
+    logs: Annotated[dict[LogKey, LogValue], Field(max_length=100)] = Field(
+        default_factory=dict,
+        description='log files by name ("application_logs": "/var/log/app/error.log"), recorded as references (the engine '
+        'does not read them), and "time_range": "START - END", the part of them that matters',
+    )
+
+
 class EvidenceIn(Body):
-    kind: EvidenceKind_
+    """One piece of evidence, or the spec's block `{"evidence": {"screenshots": [...], "logs":
+    {...}}}`: each screenshot and each log path one piece, all or none."""
+
+    kind: EvidenceKind_ | None = Field(None, description="required unless evidence is sent")
     url: Annotated[Text, Field(max_length=4000)] | None = None
     content: Annotated[Text, Field(max_length=1_000_000)] | None = None
     path: Annotated[Text, Field(max_length=4000, description="where an attached file came from (informational)")] | None = None
     range_from: When | None = None
     range_to: When | None = None
     description: Long = ""
+    evidence: EvidenceBlock | None = Field(
+        None, description="the spec's block: screenshots and log references added in one change (answered with {evidence: [...]})"
+    )
 
 
 class ResolveIn(Wrapped):

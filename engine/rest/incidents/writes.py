@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from tortoise.transactions import in_transaction
 
-from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, Severity, Status, parse_enum
+from engine.core.domain import DEFAULT_ROOT_CAUSE_CATEGORIES, InvalidInput, Severity, Status, check_time, parse_enum
 from engine.incidents import queries, services
 from engine.rest.common import NoBody, Responder, aware, check_id, fields_named, incident_number, rest_state, row_dict
 from engine.rest.incidents.bodies import (
     AssignIn,
     CommentIn,
     Communication,
+    EvidenceBlock,
     EvidenceIn,
     FalsePositiveIn,
     FollowUpIn,
@@ -199,6 +201,15 @@ async def tags(id: IncidentId, body: TagsIn, who: Responder) -> dict[str, Any]:
 
 @router.post("/incidents/{id}/evidence", status_code=201, summary="Attach evidence: a URL, content, a log excerpt")
 async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict[str, Any]:
+    if body.evidence is not None:
+        single = body.model_fields_set - {"evidence"}
+        if single:
+            raise InvalidInput(
+                "evidence", f"give kind (url, content…), or the spec's evidence block, not both (also sent: {', '.join(sorted(single))})"
+            )
+        return {"evidence": await _evidence_block(incident_number(id), body.evidence, who.name)}
+    if body.kind is None:
+        raise InvalidInput("kind", "is required (or send the spec's evidence block)")
     row = await services.add_evidence(
         incident_number(id),
         body.kind,
@@ -211,6 +222,53 @@ async def add_evidence(id: IncidentId, body: EvidenceIn, who: Responder) -> dict
         description=body.description,
     )
     return row_dict(row)
+
+
+async def _evidence_block(number: int, block: EvidenceBlock, actor: str) -> list[dict[str, Any]]:
+    """The spec's evidence block: its screenshots, then a log reference per log path (with the
+    block's time range), in one transaction."""
+    logs = dict(block.logs)
+    span = _time_range(logs.pop("time_range", None), "evidence.logs.time_range")
+    if not block.screenshots and not logs:
+        raise InvalidInput("evidence", "name at least one screenshot or log path")
+    added = []
+    async with in_transaction():
+        for i, shot in enumerate(block.screenshots):
+            where = f"evidence.screenshots[{i}]"
+            with fields_named({"url": f"{where}.url", "description": f"{where}.description", "range": f"{where}.timestamp"}):
+                taken = aware(shot.timestamp, f"{where}.timestamp")
+                row = await services.add_evidence(
+                    number, "screenshot", actor, url=shot.url, range_from=taken, range_to=taken, description=shot.description
+                )
+            added.append(row_dict(row))
+        for name, path in logs.items():
+            with fields_named({"path": f"evidence.logs.{name}", "range": "evidence.logs.time_range"}):
+                row = await services.add_evidence(
+                    number, "log", actor, path=path.strip(), range_from=span[0], range_to=span[1], description=name.replace("_", " ")
+                )
+            added.append(row_dict(row))
+    return added
+
+
+def _time_range(text: str | None, field: str) -> tuple[datetime | None, datetime | None]:
+    """The spec's "2024-01-17T10:00:00Z - 2024-01-17T11:00:00Z" (also with " – ", " to " or "/")."""
+    if text is None:
+        return None, None
+    parts = next((text.split(sep, 1) for sep in (" - ", " – ", " — ", " to ", "/") if sep in text), None)
+    if parts is None:
+        raise InvalidInput(
+            field, f'{text!r} is not "START - END" (two ISO 8601 times, as in "2024-01-17T10:00:00Z - 2024-01-17T11:00:00Z")'
+        )
+    ends = []
+    for part, side in zip(parts, ("start", "end"), strict=True):
+        try:
+            when = datetime.fromisoformat(part.strip())
+        except ValueError:
+            raise InvalidInput(field, f"its {side} {part.strip()!r} is not an ISO 8601 time (2024-01-17T10:00:00Z)") from None
+        ends.append(aware(check_time(when, field), field, local=True))
+    if ends[0] > ends[1]:
+        raise InvalidInput(field, "starts after it ends")
+    return ends[0], ends[1]
 
 
 @router.post("/incidents/{id}/resolve", summary="Resolve with a root cause and solution")
