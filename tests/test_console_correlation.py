@@ -155,3 +155,43 @@ async def test_the_tab_charts_the_engines_ranked_series(sqlite_database, migrate
     braille = sum(1 for ch in text if 0x2801 <= ord(ch) <= 0x28FF)
     assert braille > 40, text  # lines drawn, not an empty frame
     assert "minutes from start" in text
+
+
+async def test_a_responders_noted_correlation_shows_as_written_brackets_and_all(sqlite_database, migrated_template):
+    """The spec's correlation_analysis recorded by a responder (REST): the tab shows who noted it,
+    each observation without an empty onset, and its related incidents; text in [brackets] is
+    text, not markup (it used to raise, or restyle the tab)."""
+    from support.console_app import make_app
+    from support.pilot import main, until
+
+    from engine.incidents import services
+    from engine.storage.db import close_database, open_database
+
+    migrated_template.copy_sqlite(sqlite_database.path)
+    await open_database(sqlite_database)
+    try:
+        inc = await services.create_incident(title="checkout errors", severity="high", actor="ops")
+        data = {
+            "incident": inc.key,
+            "window_seconds": 3600.0,
+            "series": [
+                {"series": "cpu_usage", "kind": "noted", "label": "spike at 10:25 [/bold]"},
+                {"series": "error_rate", "kind": "noted", "label": "[red]sudden jump"},
+            ],
+            "related_incidents": [{"key": "INC-45", "title": None}],
+            "noted_by": "ops",
+        }
+        await services.set_analysis(inc.key, "correlation", data, "ops")
+        app = make_app(sqlite_database)
+        async with app.run_test(size=(100, 36)) as pilot:
+            screen = main(app)
+            await until(pilot, lambda: screen.table.loaded and screen.detail.detail is not None, what="first load")
+            await pilot.press("5")
+            summary = screen.query_one("#corr-summary")
+            await until(pilot, lambda: "noted by" in str(summary.render()), what="the noted analysis")
+            text = str(summary.render())
+    finally:
+        await close_database()
+    assert "correlated metrics (noted by ops):" in text
+    assert "cpu_usage: spike at 10:25 [/bold]" in text and "error_rate: [red]sudden jump" in text
+    assert "onset" not in text and "related: INC-45" in text

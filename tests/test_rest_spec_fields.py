@@ -405,3 +405,56 @@ async def test_the_spec_evidence_block_adds_its_screenshots_and_log_references_o
         assert [e["range_from"][:16] + " " + e["range_to"][:16] for e in added[1:]] == ["2024-01-17T10:00 2024-01-17T11:00"] * 2
         detail = (await c.get(f"/api/incidents/{key}")).json()
         assert [e["kind"] for e in detail["evidence"]] == ["screenshot", "log", "log"]
+
+
+CORRELATION = {
+    "correlation_analysis": {
+        "time_window": "1h",
+        "metrics": {
+            "cpu_usage": "spike at 10:25",
+            "memory_usage": "steady increase",
+            "error_rate": "sudden jump",
+            "response_time": "gradual increase",
+        },
+        "related_incidents": ["incident-45", "incident-67"],
+    }
+}
+
+
+async def test_the_spec_correlation_analysis_is_recorded_and_read_back_in_its_shape(api):
+    block = CORRELATION["correlation_analysis"]
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        for body, field in [
+            ({"correlation_analysis": {**block, "time_window": "soon"}}, "correlation_analysis.time_window"),
+            ({"correlation_analysis": {**block, "metrics": {"cpu_usage": "  "}}}, "correlation_analysis.metrics.cpu_usage"),
+            ({"correlation_analysis": {**block, "lunch": 1}}, "correlation_analysis.lunch"),
+        ]:
+            r = await c.post(f"/api/incidents/{key}/correlation", json=body)
+            assert r.status_code == 422 and r.json()["field"] == field, (body, r.text)
+        assert "correlation" not in ((await Incident.get(number=1)).analysis or {})
+
+        r = await c.post(f"/api/incidents/{key}/correlation", json=CORRELATION)
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["stored"] is True and answer["analysis"]["noted_by"] == "responder-token"
+        assert answer["correlation_analysis"] == {**block, "related_incidents": ["INC-45", "INC-67"]}
+        # Read back as the spec writes it, from the API and in the incident's analysis.
+        r = await c.get(f"/api/incidents/{key}/correlation")
+        assert r.status_code == 200 and r.json()["correlation_analysis"] == answer["correlation_analysis"], r.text
+        detail = (await c.get(f"/api/incidents/{key}")).json()
+        assert [s["label"] for s in detail["analysis"]["correlation"]["series"]] == list(block["metrics"].values())
+        timeline = (await c.get(f"/api/incidents/{key}")).json()["timeline"]
+        assert any(e["kind"] == "analysis" and "cpu_usage spike at 10:25" in e["summary"] for e in timeline), timeline
+
+        # Without metrics or related incidents, the engine works it out again over the window.
+        r = await c.post(f"/api/incidents/{key}/correlation", json={"time_window": "30m"})
+        assert r.status_code == 200, r.text
+        worked = r.json()
+        assert worked["analysis"]["window_seconds"] == 1800 and "noted_by" not in worked["analysis"]
+        assert worked["correlation_analysis"]["time_window"] == "30m"
+        r = await c.post(f"/api/incidents/{key}/correlation", json={"time_window": "30d"})
+        assert r.status_code == 422 and r.json()["field"] == "time_window", r.text
+    async with api.client("viewer") as v:
+        assert (await v.get(f"/api/incidents/{key}/correlation")).status_code == 200
+        assert (await v.post(f"/api/incidents/{key}/correlation", json=CORRELATION)).status_code == 403

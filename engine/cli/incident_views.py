@@ -168,12 +168,13 @@ def _print_analysis(analysis: dict[str, Any]) -> None:
     correlation = analysis.get("correlation")
     if correlation:
         changed = [c for c in correlation.get("series") or [] if c.get("label") != "stable"]
-        print("\nCorrelated metrics" + ("" if changed else ": nothing changed around the start"))
+        noted = f" (noted by {correlation['noted_by']})" if correlation.get("noted_by") else ""
+        say("\nCorrelated metrics" + noted + ("" if changed else ": nothing changed around the start"))
         for c in changed[:5]:
-            onset = short_time(c.get("onset")) if c.get("onset") else "-"
-            print(f"  {c['series']}: {c['label']} (onset {onset})")
+            onset = f" (onset {short_time(c['onset'])})" if c.get("onset") else ""
+            say(f"  {c['series']}: {c['label']}{onset}")
         for r in (correlation.get("related_incidents") or [])[:5]:
-            say(f"  related {r['key']}: {r.get('title') or ''}")
+            say(f"  related {r['key']}" + (f": {r['title']}" if r.get("title") else ""))
 
 
 def log_excerpt(

@@ -108,10 +108,14 @@ def analysis_lines(analysis: dict[str, Any], width: int = 100) -> list[str]:
     correlation = analysis.get("correlation")
     if isinstance(correlation, dict):
         changed = [c for c in correlation.get("series") or [] if c.get("label") != "stable"]
-        out.append("correlated metrics:" if changed else "correlated metrics: nothing changed around the start")
+        noted = f" (noted by {correlation['noted_by']})" if correlation.get("noted_by") else ""
+        out.append(f"correlated metrics{noted}:" if changed else f"correlated metrics{noted}: nothing changed around the start")
         for c in changed[:5]:
-            onset = local_time(parse_iso(c["onset"]), with_date=False) if c.get("onset") else "-"
-            out.append(f"  {c['series']}: {c['label']} (onset {onset})")
+            onset = f" (onset {local_time(parse_iso(c['onset']), with_date=False)})" if c.get("onset") else ""
+            out.append(f"  {c['series']}: {c['label']}{onset}")
+        related = [str(r.get("key")) for r in correlation.get("related_incidents") or [] if isinstance(r, dict) and r.get("key")]
+        if related:
+            out.append(f"  related: {', '.join(related[:8])}")
     for name, value in analysis.items():
         if name in ("pattern", "correlation"):
             continue
@@ -140,7 +144,7 @@ class CorrelationView(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static("loading…", id="corr-summary")
+        yield Static("loading…", id="corr-summary", markup=False)  # stored text may hold [brackets]
 
     async def show(self, data: dict[str, Any]) -> None:
         start: datetime = data["start"]
