@@ -79,10 +79,17 @@ async def test_http_refusals_are_permanent_except_408_429_and_5xx(http, status, 
         assert out.retry_after == 7
 
 
-async def test_unreachable_receiver_is_a_retryable_failure():
+async def test_unreachable_receiver_is_a_retryable_failure_said_plainly():
+    port = free_port()
     async with httpx.AsyncClient() as client:
-        out = await slack.send(client, f"http://127.0.0.1:{free_port()}/hook", payload(), timeout=2)
-    assert not out.ok and not out.permanent and "connection" in out.reason.lower()
+        out = await slack.send(client, f"http://127.0.0.1:{port}/hook", payload(), timeout=2)
+        # .invalid never resolves (RFC 2606): the failure names the host, not "[Errno -2]".
+        unresolved = await slack.send(client, "http://hooks.pulseguard.invalid/hook", payload(), timeout=5)
+    assert not out.ok and not out.permanent
+    assert out.reason == f"connection failed: 127.0.0.1:{port} refused the connection (nothing listens there)", out.reason
+    assert not unresolved.ok and not unresolved.permanent
+    assert unresolved.reason.startswith("connection failed: cannot resolve hooks.pulseguard.invalid"), unresolved.reason
+    assert "Errno" not in unresolved.reason
 
 
 async def test_webhook_body_is_signed_with_hmac_sha256(http):
@@ -292,6 +299,11 @@ async def test_email_plain_server_and_permanent_refusal(tmp_path):
         "email:a@example.com", payload(), dedup_key="w"
     )
     assert not down.ok and not down.permanent
+    assert "refused the connection" in down.reason and "Errno" not in down.reason, down.reason
+    unresolved = await Dispatcher(ChannelSettings(smtp=SmtpSettings("smtp.pulseguard.invalid", 587, timeout=5))).send(
+        "email:a@example.com", payload(), dedup_key="w"
+    )
+    assert unresolved.reason.startswith("SMTP: cannot resolve smtp.pulseguard.invalid"), unresolved.reason
 
 
 async def test_unconfigured_channels_say_what_is_missing():

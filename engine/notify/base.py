@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from engine.core.neterrors import connection_failure
+
 # HTTP statuses that mean "try again later"; any other 4xx is a refusal that retrying won't fix.
 RETRYABLE_4XX = {408, 425, 429}
 DEFAULT_TIMEOUT = 10.0
@@ -119,5 +121,10 @@ async def request(
 def _describe(exc: Exception) -> str:
     text = str(exc).strip()
     if isinstance(exc, httpx.ConnectError):
-        return "connection failed" + (f": {_snippet(text, 120)}" if text else "")
+        try:
+            host, port = exc.request.url.host, exc.request.url.port
+        except RuntimeError:  # no request attached
+            host, port = None, None
+        plain = connection_failure(exc, host, port)
+        return "connection failed: " + plain if plain else "connection failed" + (f": {_snippet(text, 120)}" if text else "")
     return f"{type(exc).__name__}" + (f": {_snippet(text, 120)}" if text else "")

@@ -17,6 +17,7 @@ from email.utils import formatdate
 from ssl import SSLContext  # the field `ssl` below hides the module in the class body
 from typing import Any
 
+from engine.core.neterrors import connection_failure
 from engine.notify import render
 from engine.notify.base import Outcome
 
@@ -131,7 +132,8 @@ def send_sync(settings: SmtpSettings, msg: EmailMessage) -> Outcome:
     except TimeoutError:
         return Outcome.failed(f"SMTP timed out after {settings.timeout:g} s")
     except (smtplib.SMTPException, OSError) as exc:
-        return Outcome.failed(f"SMTP {settings.host}:{settings.port}: {exc}")
+        plain = connection_failure(exc, settings.host, settings.port) if isinstance(exc, OSError) else None
+        return Outcome.failed(f"SMTP: {plain}" if plain else f"SMTP {settings.host}:{settings.port}: {exc}")
     if refused:
         # Some recipients took it; the rest are reported, not retried (they would get it twice).
         return Outcome.success("partly delivered: " + "; ".join(f"{r}: {c}" for r, (c, _) in refused.items()))
