@@ -297,6 +297,12 @@ async def test_future_timestamps_and_conflicting_names_are_refused_and_change_no
         assert r.status_code == 422 and r.json()["field"] == "timestamp", r.text
         r = await c.post(f"/api/incidents/{key}/comments", json={**COMMENT, "author": "x\u0007y"})
         assert r.status_code == 422 and r.json()["field"] == "author", r.text
+        # A compact date is not Unix time (it was read as 1970-08-23 and stored).
+        r = await c.post(f"/api/incidents/{key}/comments", json={**COMMENT, "timestamp": "20240117"})
+        assert r.status_code == 422 and r.json()["field"] == "timestamp", r.text
+        assert "'20240117' is digits only" in r.json()["message"] and "ISO 8601" in r.json()["message"], r.text
+        r = await c.get("/api/incidents", params={"since": "1700000000"})
+        assert r.status_code == 422 and r.json()["field"] == "since", r.text
         r = await c.post("/api/incidents", json={**MANUAL_INCIDENT, "services": ["other"]})
         assert r.status_code == 422 and "affected_services" in r.json()["message"], r.text
     assert await Comment.all().count() == 0 and await StatusUpdate.all().count() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,7 +18,7 @@ import orjson
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
 from engine.core.domain import InvalidInput, NotFound, check_time
@@ -248,8 +249,22 @@ def _bounded_day(value: date) -> date:
     return value
 
 
+_DIGITS = re.compile(r"\s*[+-]?\d+(?:\.\d*)?\s*")
+
+
+def _not_digits(value: Any) -> Any:
+    # Pydantic reads a string of digits as Unix time: "20240117" would be 1970-08-23, stored
+    # without a word. A time in text is ISO 8601 (a JSON number is still Unix seconds).
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        raise PydanticCustomError(
+            "time_digits",
+            f"'{value.strip()}' is digits only: write a time as ISO 8601 (2024-01-17T10:30:00Z)",
+        )
+    return value
+
+
 # Every time and day a request gives (bodies and query parameters).
-When = Annotated[datetime, AfterValidator(_bounded_time)]
+When = Annotated[datetime, BeforeValidator(_not_digits), AfterValidator(_bounded_time)]
 
 # The engine's `[engine] timezone`, for the request being served (RequestLog sets it).
 _ZONE: ContextVar[tzinfo] = ContextVar("rest_zone", default=UTC)
