@@ -37,9 +37,15 @@ schedule = "search-oncall"
 [[services]]
 name = "web"
 
+[integrations.email]
+smtp_host = "127.0.0.1"
+from = "pulseguard@example.com"
 [integrations.slack]
 incident_channels = ["#incidents"]
+webhook_url_env = "PULSEGUARD_TEST_SLACK_HOOK"
 """
+# Set for every run here: the channels above can be sent to, so the chains name no "(not sent: …)".
+HOOK = {"PULSEGUARD_TEST_SLACK_HOOK": "http://127.0.0.1:9/hook"}
 
 FIXED = (
     SPEC_BLOCK
@@ -83,7 +89,7 @@ users = ["dave", "erin"]
 def check(tmp_path: Path, text: str) -> tuple[int, list[str], list[str]]:
     path = tmp_path / "pulseguard.toml"
     path.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")} | HOOK
     proc = subprocess.run(
         [sys.executable, "-m", "pulseguard_tui", "config", "check", str(path)],
         capture_output=True,
@@ -121,7 +127,8 @@ def test_config_check_warns_when_a_severity_reaches_no_person(tmp_path):
     # The spec's block with no schedules: the channels hear of it, nobody is paged.
     code, out, err = check(tmp_path, SPEC_BLOCK + '[integrations.slack]\nincident_channels = ["#incidents"]\n')
     assert code == 0
-    assert "  high: now #incidents; then every 15 min" in out
+    # No webhook for the channel: the chain does not claim a message the engine cannot send.
+    assert "  high: now #incidents (not sent: no Slack webhook URL configured); then every 15 min" in out
     assert "warning: high reaches no person: there are no [[schedules]] to take the on-call person from" in err
     assert sum("reaches no person" in line for line in err) == 4
 
@@ -157,7 +164,7 @@ def rotating(tmp_path: Path) -> Path:
 
 
 def preview(database, config: Path, *args: str):
-    return run_cli(database, "escalation", "preview", "--config", str(config), *args)
+    return run_cli(database, "escalation", "preview", "--config", str(config), *args, **HOOK)
 
 
 def test_preview_shows_who_is_paged_at_a_moment_and_for_a_service(migrated_database, rotating):

@@ -112,6 +112,7 @@ async def escalation_report(config: Any, now: datetime | None = None) -> tuple[l
     from engine.escalation.chain import chains
     from engine.escalation.context import Context
     from engine.escalation.policy import SEVERITIES, policy_source
+    from engine.notify.channels import settings_from_config
 
     now = now or datetime.now(UTC)
     warnings: list[str] = config.escalation_policy.ignored("escalation_policy")
@@ -127,8 +128,9 @@ async def escalation_report(config: Any, now: datetime | None = None) -> tuple[l
     warnings.extend(_unused_handoff(config))
     when = now.astimezone(ZoneInfo(config.engine.timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
     lines = [f"escalation (who is on call at {when}):"]
+    unsent = settings_from_config(config).unavailable
     for service, chain in await chains(Context.build(config), now):
-        text = chain.text()
+        text = chain.text(unsent)
         if service is not None:
             severity, _, rest = text.partition(": ")
             text = f"{severity}, service {service}: {rest}"

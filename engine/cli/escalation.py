@@ -143,9 +143,10 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
     from tortoise import Tortoise
 
     from engine.cli.oncall import parse_when
-    from engine.escalation.chain import chain_for, minutes
+    from engine.escalation.chain import chain_for, minutes, named
     from engine.escalation.context import Context
     from engine.escalation.policy import SEVERITIES
+    from engine.notify.channels import settings_from_config
 
     config = ctx.config
     if config is None:
@@ -169,9 +170,10 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
         return t.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z")
 
     print(f"a {severity} incident{' of ' + args.service if args.service else ''} opened at {local(at)}:")
-    print(f"  {chain.text()}")
+    unsent = settings_from_config(config).unavailable
+    print(f"  {chain.text(unsent)}")
     for step in chain.steps:
-        who = ", ".join(r.short for r in step.recipients) or "nobody reachable"
+        who = named(step.recipients, unsent)
         notes = f" ({'; '.join(step.notes)})" if step.notes else ""
         print(f"  {local(at + timedelta(minutes=step.offset_minutes))}  level {step.level}: {who}{notes}")
     if chain.reminder_minutes is not None and chain.steps:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,8 +44,9 @@ class Chain:
     def reaches_person(self) -> bool:
         return any(r.user is not None or r.destination == "pagerduty" for s in self.steps for r in s.recipients)
 
-    def text(self) -> str:
-        """One line: "critical: now alice (primary), #incidents; +5 min bob (secondary); then every 5 min"."""
+    def text(self, unsent: Callable[[str], str | None] | None = None) -> str:
+        """One line: "critical: now alice (primary), #incidents; +5 min bob (secondary); then every 5 min".
+        `unsent(destination)`: why this process could not send there (see `named`)."""
         head = self.severity + (f" (follows the {self.policy.follows} policy)" if self.policy and self.policy.follows else "")
         if self.policy is None or not self.steps:
             why = "no escalation policy" if self.policy is None else "the policy names nobody"
@@ -57,7 +59,7 @@ class Chain:
                 # Only the first notification waits for the digest; escalations go out at once.
                 digest = f"in the digest within {minutes(self.policy.digest_interval_minutes)}"
                 when = digest if step.offset_minutes <= 0 else f"{when}, {digest}"
-            who = ", ".join(r.short for r in step.recipients) or "nobody reachable"
+            who = named(step.recipients, unsent)
             if step.notes:
                 who += f" ({'; '.join(step.notes)})"
             if step.repeat > 1:
@@ -83,6 +85,17 @@ class Chain:
         if self.policy.derived:
             return "there are no [[schedules]] to take the on-call person from"
         return "its levels name only channels (add schedule:NAME or user:ID)"
+
+
+def named(recipients: list[Recipient], unsent: Callable[[str], str | None] | None = None) -> str:
+    """ "alice (primary), #incidents (not sent: no Slack webhook URL configured)": a recipient
+    whose channel is not configured is named with why, so a chain never claims a page the
+    engine cannot send."""
+    out = []
+    for r in recipients:
+        why = unsent(r.destination) if unsent is not None else None
+        out.append(f"{r.short} (not sent: {why})" if why else r.short)
+    return ", ".join(out) or "nobody reachable"
 
 
 def minutes(value: float) -> str:
