@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.core.domain import InvalidInput
+from engine.core.domain import InvalidInput, Severity
 from engine.core.linear_regex import RegexError, compile_regex
 
 log = logging.getLogger("pulseguard.silences")
@@ -103,7 +103,12 @@ def make_matcher(field: str, op: str, value: str, *, shown: str | None = None) -
             compile_regex(value)
         except RegexError as exc:
             raise InvalidInput(where, f"bad regular expression: {exc}") from None
-    return Matcher(field, op, value)
+    matcher = Matcher(field, op, value)
+    if field == "severity" and not any(matcher._positive(s.value) for s in Severity):
+        # severity=urgent would be stored and never silence anything (or, negated, everything).
+        how = "matches no severity" if op in ("=~", "!~") else f"{value!r} is not a severity"
+        raise InvalidInput(where, f"{how} (severities: {', '.join(s.value for s in Severity)})")
+    return matcher
 
 
 def matchers_from(items: Iterable[Any]) -> list[Matcher]:
