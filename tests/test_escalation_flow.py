@@ -10,7 +10,7 @@ from support.escalation import eventually, fast_loops, make_config, timeline
 
 from engine.incidents import services
 from engine.storage.escalation_models import Notification, Timer
-from engine.storage.models import Incident
+from engine.storage.models import Event, Incident
 
 
 async def test_level_one_at_once_then_level_two_after_the_delay(esc_db, receivers):
@@ -100,6 +100,14 @@ async def test_receiver_down_then_up_every_message_arrives_once(esc_db, receiver
     events = await timeline(incs[0].key)
     failed = [s for k, s in events if k == "notify_failed"]
     assert failed and "failed: HTTP 503" in failed[0] and "retrying in" in failed[0]
+    # A retry failing as the one before did is kept in the outbox, not written on the timeline
+    # again: one "failed" line per message, then the attempt it went out at.
+    rows = await Notification.filter(incident_id=incs[0].id, destination="slack:#incidents")
+    assert any(r.attempts > 2 for r in rows), [r.attempts for r in rows]  # retried more than once
+    noted = await Event.filter(incident_id=incs[0].id, kind="notify_failed").values_list("data", flat=True)
+    assert sorted(d["notification_id"] for d in noted) == sorted(r.id for r in rows if r.attempts > 1)
+    delivered = [s for k, s in events if k == "notified" and "#incidents" in s]
+    assert any(f"at attempt {r.attempts}" in s for r in rows if r.attempts > 1 for s in delivered), delivered
     assert await Notification.filter(destination="slack:#incidents", state="pending").count() == 0
     # The engine's log says so too, where the team running it looks: once a minute at most
     # (every refusal is on the timeline), then once when deliveries resume.

@@ -428,6 +428,24 @@ async def test_pushed_metrics_and_prometheus_metrics(api):
     assert 'pulseguard_open_incidents{severity="critical"} 1' in text
     assert "pulseguard_outbox_depth 0" in text and "pulseguard_probes_per_second" in text
     assert "pulseguard_notification_failures_total 0" in text
+    # Counted from the outbox (the timeline notes a repeated failure once): delivered at the
+    # 3rd attempt is 2 failures, given up after 4 is 4, sent at once is none.
+    from engine.storage.escalation_models import Notification
+
+    now = datetime.now(UTC)
+    for key, state, attempts in (("a", "delivered", 3), ("b", "dead", 4), ("c", "delivered", 1), ("d", "pending", 0)):
+        await Notification.create(
+            dedup_key=key,
+            stream=f"-|{key}",
+            destination="slack:#x",
+            kind="triggered",
+            state=state,
+            attempts=attempts,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    async with api.client("viewer") as c:
+        assert "pulseguard_notification_failures_total 6" in (await c.get("/metrics")).text
     assert re.search(r'pulseguard_http_requests_total\{code="201",method="POST"\} [1-9]', text)
     async with api.client() as anon:
         assert (await anon.get("/healthz")).json()["status"] == "ok"

@@ -20,7 +20,6 @@ from tortoise import Tortoise
 from engine.incidents import queries
 from engine.rest.common import Viewer, rest_state
 from engine.storage.escalation_models import Notification
-from engine.storage.models import Event
 from engine.storage.monitor_models import ProbeResult
 
 router = APIRouter(tags=["operations"])
@@ -108,7 +107,13 @@ async def metrics_text(request: Request) -> str:
     family("pulseguard_notifications_failing", "gauge", "Notifications by failure state: retrying after a failure, or given up (dead).")
     out.append(_line("pulseguard_notifications_failing", retrying, {"state": "retrying"}))
     out.append(_line("pulseguard_notifications_failing", dead, {"state": "dead"}))
-    failures = await Event.filter(kind__in=["notify_failed", "notify_dead"]).count()
+    # From the outbox, which keeps every attempt (the timeline notes a failure once per reason).
+    table = Notification._meta.db_table
+    counted = await Tortoise.get_connection("default").execute_query_dict(
+        f"""SELECT COALESCE(SUM(CASE WHEN "state" = 'delivered' THEN "attempts" - 1 ELSE "attempts" END), 0) AS n"""
+        f' FROM "{table}" WHERE "attempts" > 0'
+    )
+    failures = int(counted[0]["n"] or 0)
     family("pulseguard_notification_failures_total", "counter", "Failed notification delivery attempts.")
     out.append(_line("pulseguard_notification_failures_total", failures))
 

@@ -21,8 +21,8 @@ from engine.notify.channels import describe
 from engine.storage.escalation_models import Notification, NotificationState
 from engine.storage.models import Incident
 
-Verdict = tuple[Notification, int, Outcome, dict[str, Any], tuple[str, str, dict[str, Any]]]
-"""A row, its attempt number, the outcome, the row's new values and its timeline event."""
+Verdict = tuple[Notification, int, Outcome, dict[str, Any], tuple[str, str, dict[str, Any]] | None]
+"""A row, its attempt number, the outcome, the row's new values and its timeline event (if any)."""
 
 
 async def lock_incidents(conn: Any, incident_ids: Any) -> None:
@@ -57,7 +57,7 @@ async def record_outcomes(verdicts: list[Verdict], *, holder: str, link_jira: bo
                         await Incident.filter(id=incident.id).using_db(conn).update(external_refs=refs, version=F("version") + 1)
         for row, attempt, _outcome, _values, event in verdicts:
             incident = incidents.get(row.incident_id) if row.incident_id is not None else None
-            if row.id in updated and incident is not None:
+            if row.id in updated and incident is not None and event is not None:
                 kind, summary, data = event
                 data = {**data, "notification_id": row.id, "destination": row.destination, "attempt": attempt, "kind": row.kind}
                 await services.append_system_event(conn, incident, kind, summary, data, now)

@@ -313,7 +313,7 @@ class Deliverer:
     def _log_outcomes(self, outcomes: list[tuple[Notification, Outcome, dict[str, Any]]]) -> None:
         """Failing deliveries in the engine's log, where the team running it looks: a
         destination's failures once a minute at most (with how many since), its recovery once,
-        and every message given up on. The outbox and the timeline keep each attempt."""
+        and every message given up on. The outbox keeps each attempt (see `_verdict`)."""
         now = time.monotonic()
         for row, outcome, values in outcomes:
             dest = row.destination
@@ -334,7 +334,10 @@ class Deliverer:
 
     def _verdict(
         self, row: Notification, attempt: int, outcome: Outcome, now: datetime
-    ) -> tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]:
+    ) -> tuple[dict[str, Any], tuple[str, str, dict[str, Any]] | None]:
+        """The row's new values, and its timeline entry: None for a retry failing as the one
+        before it did (the outbox keeps every attempt; on the timeline, a channel down for an
+        hour would bury what people did under "failed, retrying" lines)."""
         where = describe(row.destination)
         if outcome.ok:
             values: dict[str, Any] = {
@@ -345,7 +348,9 @@ class Deliverer:
             }
             self.delivered += 1
             note = f" ({outcome.reason})" if outcome.reason and not outcome.reason.startswith("HTTP 2") else ""
-            event: tuple[str, str, dict[str, Any]] = ("notified", f"notified {where}: {row.kind}{note}", {})
+            if attempt > 1:
+                note += f" at attempt {attempt}"
+            event: tuple[str, str, dict[str, Any]] | None = ("notified", f"notified {where}: {row.kind}{note}", {})
         else:
             age = (now - row.created_at).total_seconds()
             if outcome.permanent or age >= self.retry.max_age:
@@ -362,10 +367,15 @@ class Deliverer:
                     "last_error": outcome.reason,
                 }
                 self.failed += 1
+                again = attempt > 1 and outcome.reason == row.last_error
                 event = (
-                    "notify_failed",
-                    f"notification to {where} failed: {outcome.reason}, retrying in {seconds(wait)}",
-                    {"retry_in": round(wait, 3)},
+                    None
+                    if again
+                    else (
+                        "notify_failed",
+                        f"notification to {where} failed: {outcome.reason}, retrying in {seconds(wait)}",
+                        {"retry_in": round(wait, 3)},
+                    )
                 )
         values.update({"attempts": attempt, "claimed_by": None, "claimed_until": None})
         return values, event
