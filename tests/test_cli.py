@@ -137,6 +137,26 @@ def test_list_is_an_aligned_table(sqlite_database):
     assert lines[1][title_col:].startswith("a much longer title") and lines[2][title_col:].startswith("short")
 
 
+def test_edit_corrects_title_and_services_and_refuses_bad_input_changing_nothing(sqlite_database):
+    run_cli(sqlite_database, "incident", "create", "--title", "DB conn isues", "--severity", "high", "--service", "web", check=True)
+    for args, message in (
+        (["--title", " "], "error: --title: "),
+        (["--service", "api", "--no-services"], "error: --no-services: give it or --service, not both"),
+        (["--service", "bad name!"], "error: --service: "),
+        ([], "error: incident edit: give --title, --description, --service or --no-services"),
+    ):
+        refused = run_cli(sqlite_database, "incident", "edit", "INC-1", *args)
+        assert refused.returncode == 2 and refused.stderr.startswith(message), (args, refused.stderr)
+    edited = run_cli(
+        sqlite_database, "incident", "edit", "INC-1", "--title", "DB connection issues", "--service", "web", "--service", "api", check=True
+    )
+    assert edited.stdout.strip() == "INC-1 now reads: DB connection issues (services: web, api)"
+    shown = run_cli(sqlite_database, "incident", "show", "INC-1", check=True).stdout
+    assert "edited: title 'DB conn isues' → 'DB connection issues'" in shown
+    again = run_cli(sqlite_database, "incident", "edit", "INC-1", "--no-services")
+    assert again.returncode == 0 and again.stdout.strip().endswith("(services: -)"), again.stderr
+
+
 def test_an_empty_filtered_list_says_nothing_matched_not_that_nothing_is_open(sqlite_database):
     """`incident list --tag zzz` said "no incidents open" while an incident was open: read at
     3 a.m. as the all-clear. It names the filters that matched nothing."""
@@ -330,6 +350,7 @@ NEEDS_EXISTING = {
     "incident status": ["INC-1", "identified"],
     "incident severity": ["INC-1", "high"],
     "incident assign": ["INC-1", "bob"],
+    "incident edit": ["INC-1", "--title", "x"],
     "incident tag": ["INC-1", "db"],
     "incident comment": ["INC-1", "hi"],
     "incident update": ["INC-1", "looking"],

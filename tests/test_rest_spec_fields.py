@@ -464,3 +464,51 @@ async def test_the_spec_correlation_analysis_is_recorded_and_read_back_in_its_sh
     async with api.client("viewer") as v:
         assert (await v.get(f"/api/incidents/{key}/correlation")).status_code == 200
         assert (await v.post(f"/api/incidents/{key}/correlation", json=CORRELATION)).status_code == 403
+
+
+async def test_put_corrects_title_description_and_affected_services_as_the_spec_names_them(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        # Refused naming the field, and nothing changes (the severity asked for with it neither).
+        for body, field in [
+            ({"title": "  ", "severity": "low"}, "title"),
+            ({"affected_services": ["web-app", "bad name!"]}, "affected_services"),
+            ({"services": ["web-app"], "affected_services": ["api-server"]}, "body"),
+            ({"description": "x" * 20_001}, "description"),
+        ]:
+            r = await c.put(f"/api/incidents/{key}", json=body)
+            assert r.status_code == 422 and r.json()["field"].startswith(field), (body, r.text)
+        detail = (await c.get(f"/api/incidents/{key}")).json()
+        assert detail["title"] == MANUAL_INCIDENT["title"] and detail["severity"] == "high"
+
+        r = await c.put(
+            f"/api/incidents/{key}",
+            json={"title": "Database connection pool exhausted", "affected_services": ["api-server"], "severity": "critical"},
+        )
+        assert r.status_code == 200, r.text
+        changed = r.json()
+        assert (changed["title"], changed["services"], changed["severity"]) == (
+            "Database connection pool exhausted",
+            ["api-server"],
+            "critical",
+        )
+        assert changed["description"] == MANUAL_INCIDENT["description"]  # not named: kept
+        timeline = (await c.get(f"/api/incidents/{key}")).json()["timeline"]
+        edited = [e for e in timeline if e["kind"] == "edited"]
+        assert len(edited) == 1 and edited[0]["actor"] == "responder-token", timeline
+        assert "'Database Connection Issues' → 'Database connection pool exhausted'" in edited[0]["summary"]
+        assert "services web-app, api-server → api-server" in edited[0]["summary"]
+        # The same values again change nothing and record nothing.
+        r = await c.put(f"/api/incidents/{key}", json={"title": "Database connection pool exhausted"})
+        assert r.status_code == 200, r.text
+    assert await Event.filter(kind="edited").count() == 1
+
+
+async def test_put_refuses_an_undeclared_service_once_services_are_declared(api):
+    async with api.client("admin") as c:
+        assert (await c.post("/api/services", json={"name": "web-app"})).status_code in (200, 201)
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "x", "severity": "low", "services": ["web-app"]})).json()["key"]
+        r = await c.put(f"/api/incidents/{key}", json={"affected_services": ["web-ap"]})
+        assert r.status_code == 422 and r.json()["field"] == "affected_services" and "unknown service 'web-ap'" in r.json()["message"]
+        assert (await c.get(f"/api/incidents/{key}")).json()["services"] == ["web-app"]

@@ -12,6 +12,7 @@ from engine.cli.common import (
     Context,
     HelpFormatter,
     Parser,
+    UsageError,
     named_as_typed,
     parse_date,
     print_json,
@@ -107,6 +108,24 @@ async def _incident_assign(args: argparse.Namespace, ctx: Context) -> int:
     with named_as_typed({"assignee": "WHO"}):
         inc = await services.assign(args.key, who, ctx.actor)
     print(f"{inc.key} assigned to {inc.assignee}" if inc.assignee else f"{inc.key} unassigned")
+    return EXIT_OK
+
+
+async def _incident_edit(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.incidents import services
+
+    configured = [sv.name for sv in getattr(ctx.config, "services", None) or []]
+    # --no-services clears them; --service (repeatable) sets the complete list.
+    if args.no_services and args.service:
+        raise UsageError("--no-services: give it or --service, not both")
+    affected = [] if args.no_services else args.service
+    if args.title is None and args.description is None and affected is None:
+        raise UsageError("incident edit: give --title, --description, --service or --no-services")
+    with named_as_typed({"title": "--title", "description": "--description", "services": "--service"}):
+        inc = await services.edit_incident(
+            args.key, ctx.actor, title=args.title, description=args.description, services=affected, configured=configured
+        )
+    print(f"{inc.key} now reads: {inc.title} (services: {', '.join(inc.services) or '-'})")
     return EXIT_OK
 
 
@@ -284,6 +303,13 @@ def register_incident(sub: argparse._SubParsersAction[Any], common: argparse.Arg
     c = cmd("assign", _incident_assign, "assign to someone ('-' to unassign)")
     key(c)
     c.add_argument("who", help="a user id, or '-' to unassign")
+
+    c = cmd("edit", _incident_edit, "correct the title, description or affected services")
+    key(c)
+    c.add_argument("--title", help="the new title")
+    c.add_argument("--description", help="the new description ('' clears it)")
+    c.add_argument("--service", action="append", help="the affected services, all of them (repeatable); configured ones when any are")
+    c.add_argument("--no-services", action="store_true", help="affects no service any more")
 
     c = cmd("tag", _incident_tag, "add tags (name or +name) and remove them (-name)")
     key(c)

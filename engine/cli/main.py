@@ -58,6 +58,7 @@ DB_ACCESS: dict[str, str] = {
     "incident status": CHANGE,
     "incident severity": CHANGE,
     "incident assign": CHANGE,
+    "incident edit": CHANGE,
     "incident tag": CHANGE,
     "incident comment": CHANGE,
     "incident update": CHANGE,

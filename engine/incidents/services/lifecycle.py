@@ -267,6 +267,50 @@ async def set_tags(
     return incident
 
 
+async def edit_incident(
+    key: str | int,
+    actor: str,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    services: Sequence[str] | None = None,
+    configured: Iterable[str] = (),
+    at: datetime | None = None,
+) -> Incident:
+    """Correct what an incident is about: its title, description and affected services (the
+    ones given; None keeps one). A service nobody declared is refused as when opening one."""
+    actor = valid_actor(actor)
+    wanted: dict[str, Any] = {}
+    if title is not None:
+        wanted["title"] = valid_title(title, limit=MAX_TITLE)
+    if description is not None:
+        wanted["description"] = valid_text(description, "description", required=False)
+    if services is not None:
+        await check_services(services, configured)
+        wanted["services"] = valid_names(services, "services")
+    if not wanted:
+        raise InvalidInput("incident", "name at least one of title, description, services")
+    now = valid_time(at)
+    async with change(key, now) as c:
+        incident = c.incident
+        before = {name: getattr(incident, name) for name in wanted}
+        changed = {name: value for name, value in wanted.items() if before[name] != value}
+        if not changed:
+            raise IllegalTransition(f"{incident.key} already reads so")
+        for name, value in changed.items():
+            setattr(incident, name, value)
+        parts = []
+        if "title" in changed:
+            parts.append(f"title {before['title']!r} → {changed['title']!r}")
+        if "description" in changed:
+            parts.append("description changed")
+        if "services" in changed:
+            parts.append(f"services {', '.join(before['services']) or '-'} → {', '.join(changed['services']) or '-'}")
+        data = {"from": {k: before[k] for k in changed}, "to": changed}
+        await c.commit("edited", actor, "edited: " + "; ".join(parts), data)
+    return incident
+
+
 async def resolve(
     key: str | int,
     actor: str,

@@ -81,6 +81,10 @@ class IncidentCreate(Wrapped):
 class IncidentUpdate(Body):
     """Fields to change; each one present is applied through its own service function."""
 
+    title: Short | None = None
+    description: Long | None = None
+    services: list[Name] | None = Field(None, max_length=100, description="the complete new list of affected services")
+    affected_services: list[Name] | None = Field(None, max_length=100, description="the spec's name for services (use one of the two)")
     status: Settable | None = None
     message: Long | None = Field(None, description="with status: the status update's text (posted even when the status is unchanged)")
     public: StrictBool = Field(False, description="with status and message: show the message on the status page")
@@ -89,6 +93,14 @@ class IncidentUpdate(Body):
     assignee: Name | Literal[""] | None = Field(None, description="who is assigned; null or an empty string unassigns")
     tags: list[Tag] | None = Field(None, max_length=100, description="the complete new list of tags")
     false_positive: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _one_services(self) -> IncidentUpdate:
+        if self.affected_services is not None:
+            if self.services is not None and self.services != self.affected_services:
+                raise ValueError("give services or affected_services, not both")
+            self.services = self.affected_services
+        return self
 
 
 Stated = Annotated[

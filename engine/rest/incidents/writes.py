@@ -65,13 +65,13 @@ async def create_incident(body: IncidentCreate, who: Responder, request: Request
     return _incident(incident)
 
 
-@router.put("/incidents/{id}", summary="Change status, severity, assignee, tags or the false-positive flag")
-async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) -> dict[str, Any]:
+@router.put("/incidents/{id}", summary="Change title, description, services, status, severity, assignee, tags or the false-positive flag")
+async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder, request: Request) -> dict[str, Any]:
     number = incident_number(id)
     fields = body.model_fields_set
     if not fields - {"message", "public", "reason"}:
-        raise InvalidInput("body", "name at least one of status, severity, assignee, tags, false_positive")
-    for name in ("status", "severity", "tags", "false_positive"):
+        raise InvalidInput("body", "name at least one of title, description, services, status, severity, assignee, tags, false_positive")
+    for name in ("title", "description", "services", "affected_services", "status", "severity", "tags", "false_positive"):
         if name in fields and getattr(body, name) is None:
             raise InvalidInput(name, "may not be null (leave it out to keep the current value)")
     current = await queries.get_incident(number)
@@ -88,6 +88,17 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder) 
         services.valid_tags(body.tags, "tags")
     if "assignee" in fields:
         services.valid_name(body.assignee, "assignee")
+    named = "affected_services" if "affected_services" in fields else "services"
+    configured = [sv.name for sv in rest_state(request).config.services]
+    title = body.title if body.title is not None and body.title.strip() != current.title else None
+    description = body.description if body.description is not None and body.description != current.description else None
+    wanted = [name.strip() for name in body.services] if body.services is not None else None
+    affected = wanted if wanted is not None and wanted != current.services else None
+    with fields_named({"services": named}):
+        if affected is not None:
+            await services.check_services(affected, configured, field=named)
+        if title is not None or description is not None or affected is not None:
+            await services.edit_incident(number, who.name, title=title, description=description, services=affected, configured=configured)
     if body.status is not None and body.status.strip().lower() != current.status:
         await services.change_status(number, body.status, who.name, message=body.message, public=body.public)
     elif body.message:  # the status stands: its text is still an update, not to be dropped
