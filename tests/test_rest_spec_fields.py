@@ -512,3 +512,42 @@ async def test_put_refuses_an_undeclared_service_once_services_are_declared(api)
         r = await c.put(f"/api/incidents/{key}", json={"affected_services": ["web-ap"]})
         assert r.status_code == 422 and r.json()["field"] == "affected_services" and "unknown service 'web-ap'" in r.json()["message"]
         assert (await c.get(f"/api/incidents/{key}")).json()["services"] == ["web-app"]
+
+
+IMPROVEMENTS = {
+    "improvements": {
+        "process_changes": [
+            "Implement mandatory staging deployment tests",
+            "Add database migration validation",
+            "Create incident response simulation exercises",
+        ],
+        "technical_changes": [
+            "Implement database connection pool monitoring",
+            "Add circuit breakers for database calls",
+            "Create automated rollback scripts",
+        ],
+        "team_changes": [
+            "Cross-train team members on database operations",
+            "Establish on-call rotation schedule",
+            "Create incident response documentation",
+        ],
+    }
+}
+
+
+async def test_the_spec_improvements_block_adds_its_changes_as_follow_ups_or_none(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json=MANUAL_INCIDENT)).json()["key"]
+        bad = {"improvements": {**IMPROVEMENTS["improvements"], "team_changes": ["Cross-train", " "]}}
+        r = await c.post(f"/api/incidents/{key}/followups", json=bad)
+        assert r.status_code == 422 and r.json()["field"] == "improvements.team_changes[1]", r.text
+        r = await c.post(f"/api/incidents/{key}/followups", json={**IMPROVEMENTS, **FOLLOW_UP})
+        assert r.status_code == 422 and r.json()["field"] == "improvements", r.text
+        assert await FollowUp.all().count() == 0
+
+        r = await c.post(f"/api/incidents/{key}/followups", json=IMPROVEMENTS)
+        assert r.status_code == 201, r.text
+        expected = [(group, text) for group, texts in IMPROVEMENTS["improvements"].items() for text in texts]
+        assert [(f["group"], f["description"]) for f in r.json()["followups"]] == expected
+        detail = (await c.get(f"/api/incidents/{key}")).json()
+        assert [(f["group"], f["description"]) for f in detail["followups"]] == expected

@@ -289,6 +289,11 @@ class FollowUpIn(Body):
     follow_up: dict[FollowUpGroup_, Annotated[list[Action], Field(max_length=100)]] | None = Field(
         None, description="the spec's block: lists of actions by group, added in one change (answered with {followups: [...]})"
     )
+    improvements: dict[FollowUpGroup_, Annotated[list[Action], Field(max_length=100)]] | None = Field(
+        None,
+        description="the spec's continuous-improvement block (process_changes, technical_changes, team_changes): "
+        "added as follow-ups as follow_up is",
+    )
 
 
 class MergeIn(Body):

@@ -328,15 +328,18 @@ async def verification_step(id: IncidentId, step: Annotated[int, Path(ge=1, le=1
 @router.post("/incidents/{id}/followups", status_code=201, summary="Add a follow-up action")
 async def add_followup(id: IncidentId, body: FollowUpIn, who: Responder) -> dict[str, Any]:
     number = incident_number(id)
-    if body.follow_up is not None:
+    if body.follow_up is not None and body.improvements is not None:
+        raise InvalidInput("improvements", "give the spec's follow_up block or its improvements block, not both")
+    block, name = (body.follow_up, "follow_up") if body.follow_up is not None else (body.improvements, "improvements")
+    if block is not None:
         if body.group is not None or body.description is not None:
-            raise InvalidInput("follow_up", "give group and description, or the spec's follow_up block, not both")
-        actions = [(group, text) for group, texts in body.follow_up.items() for text in texts]
-        rows = await services.add_followups(number, actions, who.name, owner=body.owner, due_date=body.due_date)
+            raise InvalidInput(name, f"give group and description, or the spec's {name} block, not both")
+        actions = [(group, text) for group, texts in block.items() for text in texts]
+        rows = await services.add_followups(number, actions, who.name, owner=body.owner, due_date=body.due_date, field=name)
         return {"followups": [row_dict(row) for row in rows]}
     for name in ("group", "description"):
         if getattr(body, name) is None:
-            raise InvalidInput(name, "is required (or send the spec's follow_up block)")
+            raise InvalidInput(name, "is required (or send the spec's follow_up or improvements block)")
     assert body.group is not None and body.description is not None
     row = await services.add_followup(number, body.group, body.description, who.name, owner=body.owner, due_date=body.due_date)
     return row_dict(row)
