@@ -116,6 +116,19 @@ async def test_viewer_reads_post_mortems_and_analytics_but_cannot_edit(db: Any) 
             assert r.status_code == 422 and r.json()["field"] == "month"
             r = await c.get("/api/analytics", params={"tz": "Mars/Olympus"})
             assert r.status_code == 422 and r.json()["field"] == "tz", r.text
+            # The spec's analytics and kpis blocks, as its examples write them.
+            r = await c.get("/api/analytics", params={"month": "2026-03", "view": "spec"})
+            assert r.status_code == 200, r.text
+            spec = r.json()
+            stats = spec["analytics"]["monthly_stats"]
+            assert stats["total_incidents"] == 1 and stats["false_positives"] == 0
+            assert stats["average_resolution_time"] == stats["mttr_by_severity"]["critical"] == spec["kpis"]["mean_time_to_resolve"]
+            assert stats["average_resolution_time"].endswith(" minutes"), stats
+            assert spec["kpis"]["mean_time_to_detect"] == "3 minutes"  # seen at -3 min, opened at 0
+            assert spec["analytics"]["trends"]["common_root_causes"] == ["Deployment (100%)"]
+            assert spec["analytics"]["trends"]["incident_frequency"] in ("increasing", "decreasing", "stable")
+            r = await c.get("/api/analytics", params={"view": "chart"})
+            assert r.status_code == 422 and r.json()["field"] == "view", r.text
             r = await c.get("/api/analytics", params={"since": "2026-12-01", "until": "2026-11-01"})
             assert r.status_code == 422 and r.json()["message"] == "until: 2026-11-01 is before the first day, 2026-12-01", r.text
     pm = await Postmortem.get(incident__number=1)
@@ -383,3 +396,18 @@ async def test_an_entry_is_matched_by_time_and_text_only(db: Any) -> None:
         doc = (await c.get(f"/api/incidents/{key}/postmortem")).json()
     notes = [(e["text"], e["annotation"], e["hidden"]) for e in doc["timeline"] if e["kind"] == "note"]
     assert notes == [("Deployment started", "first words", True), ("Deployment finished", "", False), ("Deployment started", "", False)]
+
+
+def test_durations_in_the_spec_view_read_as_the_spec_writes_them() -> None:
+    from engine.learning.analytics.spec import spoken
+
+    assert [spoken(s) for s in (45, 60, 2700, 3600, 7200, 9000, 3 * 86400, None)] == [
+        "45 seconds",
+        "60 seconds",
+        "45 minutes",
+        "60 minutes",
+        "2 hours",
+        "2.5 hours",
+        "3 days",
+        None,
+    ]

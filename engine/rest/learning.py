@@ -8,7 +8,7 @@ as the actor, so a console attached over HTTP has the Post-mortem tab and Analyt
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -159,6 +159,10 @@ async def analytics_report(
     since: Annotated[Day | None, Query(description="first day (with until: a range, both days included)")] = None,
     until: Annotated[Day | None, Query(description="last day (default today)")] = None,
     tz: Zone = None,
+    view: Annotated[
+        Literal["report", "spec"],
+        Query(description='spec: the specification\'s analytics and kpis blocks, durations in words ("2.5 hours")'),
+    ] = "report",
 ) -> DataResponse:
     tz = _zone(tz, request)
     if month and (since or until):
@@ -171,7 +175,12 @@ async def analytics_report(
         period = analytics.range_period(since, until or datetime.now(analytics.zone_named(tz)).date(), tz)
     else:
         period = analytics.current_month(tz)
-    return DataResponse(await analytics.build_report(period))
+    report = await analytics.build_report(period)
+    if view == "spec":
+        from engine.learning.analytics.spec import spec_view
+
+        return DataResponse(spec_view(report))
+    return DataResponse(report)
 
 
 @router.get("/followups", summary="Follow-up actions across incidents (overdue first)")
