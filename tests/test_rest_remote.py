@@ -36,6 +36,14 @@ async def test_contract(engine: EngineAPI):
     assert (await engine.change_status(key, "identified", "log volume", public=True))["status"] == "identified"
     assert (await engine.change_severity(key, "critical", "customers affected"))["severity"] == "critical"
     assert (await engine.assign(key, "alice"))["assignee"] == "alice"
+    edited = await engine.edit_incident(key, title="Disk full on db-1 and db-2", services=["db", "backup"])
+    assert (edited["title"], edited["services"], edited["description"]) == (
+        "Disk full on db-1 and db-2",
+        ["db", "backup"],
+        created["description"],
+    )
+    with pytest.raises(InvalidInput):
+        await engine.edit_incident(key, title=" ")
     assert (await engine.set_tags(key, add=["storage"], remove=["disk"]))["tags"] == ["storage"]
     note = await engine.comment(key, "rotating logs", internal_only=True)
     assert note["internal_only"] is True and note["author"] == "responder-token"

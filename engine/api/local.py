@@ -21,6 +21,7 @@ from engine.api.protocol import EngineAPI as EngineAPI
 from engine.api.protocol import EngineState, IncidentPage, capabilities_of
 from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput
 from engine.incidents import audit, feed, queries, services
+from engine.incidents.services import edit_incident  # its parameter `services` hides the module there
 from engine.storage.models import Comment, Evidence, FollowUp, StatusUpdate
 
 
@@ -266,6 +267,15 @@ class LocalEngine(LearningMixin):
     async def assign(self, key: str, assignee: str | None) -> dict[str, Any]:
         self._check_write()
         return _row(await services.assign(key, assignee, self.actor))
+
+    async def edit_incident(
+        self, key: str, *, title: str | None = None, description: str | None = None, services: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        self._check_write()
+        incident = await edit_incident(
+            key, self.actor, title=title, description=description, services=services, configured=self.known_services
+        )
+        return _row(incident)
 
     async def set_tags(self, key: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]:
         self._check_write()

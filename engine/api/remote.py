@@ -316,6 +316,12 @@ class RemoteEngine:
     async def assign(self, key: str, assignee: str | None) -> dict[str, Any]:
         return await self._post(f"/api/incidents/{self._key(key)}/assign", {"assignee": assignee})
 
+    async def edit_incident(
+        self, key: str, *, title: str | None = None, description: str | None = None, services: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        body = {"title": title, "description": description, "services": list(services) if services is not None else None}
+        return await self._write("PUT", f"/api/incidents/{self._key(key)}", {k: v for k, v in body.items() if v is not None})
+
     async def set_tags(self, key: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]:
         return await self._post(f"/api/incidents/{self._key(key)}/tags", {"add": list(add), "remove": list(remove)})
 
