@@ -288,6 +288,28 @@ async def test_shift_a_assigns_and_unassigns(console: tuple[PulseGuardApp, Pilot
     assert (await queries.incident_detail("INC-2"))["assignee"] is None
 
 
+async def test_shift_e_corrects_the_title_and_services(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from pulseguard_tui.forms.incident import EditScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    before = await queries.incident_detail("INC-2")
+    form = await open_form(pilot, "E", EditScreen)
+    assert form.query_one("#f-title", Input).value == before["title"]  # the form starts from what it says now
+    form.query_one("#f-title", Input).value = "  "
+    await pilot.press("enter")
+    await until(pilot, lambda: form.problems_shown, what="an empty title refused")
+    form.query_one("#f-title", Input).value = "Checkout 500s after deploy 4.2"
+    form.query_one("#f-services", Input).value = "checkout, payments"
+    await submit(pilot)
+    after = await queries.incident_detail("INC-2")
+    assert (after["title"], after["services"]) == ("Checkout 500s after deploy 4.2", ["checkout", "payments"])
+    assert [e["summary"] for e in after["timeline"] if e["kind"] == "edited"] == [
+        f"edited: title {before['title']!r} → 'Checkout 500s after deploy 4.2'; services {', '.join(before['services']) or '-'} → checkout, payments"
+    ]
+    await until(pilot, lambda: "Checkout 500s after deploy 4.2" in detail_text(app, "#detail-header"), what="header")
+
+
 async def test_t_edits_tags(console: tuple[PulseGuardApp, Pilot]) -> None:
     from pulseguard_tui.forms.incident import TagsScreen
 

@@ -329,6 +329,47 @@ class AssignScreen(FormScreen):
         return f"{row['key']} assigned to {row['assignee']}" if row["assignee"] else f"{row['key']} unassigned"
 
 
+class EditScreen(FormScreen):
+    """Correct what the incident is about: its title and affected services (the description,
+    often several lines, with `pulseguard incident edit --description`)."""
+
+    title_text = "Edit"
+
+    def subtitle(self) -> str:
+        return f"{self.incident['key']}  what it is about; the timeline keeps what it said before"
+
+    def compose_fields(self) -> ComposeResult:
+        services = list(getattr(getattr(self.app, "settings", None), "services", []) or [])
+        yield from field_row("title", "Title", Input(value=self.incident.get("title") or "", compact=True))
+        yield from field_row(
+            "services",
+            "Services",
+            Input(
+                value=", ".join(self.incident.get("services") or []),
+                placeholder="affected services, comma separated; empty for none",
+                compact=True,
+                suggester=SuggestFromList(services) if services else None,
+            ),
+        )
+
+    def check(self) -> dict[str, str]:
+        return self.required({}, "title")
+
+    async def perform(self) -> str:
+        key = self.incident["key"]
+        title = self.value("title")
+        services = split_names(self.value("services"))
+        changes: dict[str, Any] = {}
+        if title != (self.incident.get("title") or ""):
+            changes["title"] = title
+        if services != list(self.incident.get("services") or []):
+            changes["services"] = services
+        if not changes:
+            return f"{key}: nothing changed"
+        row = await self.api.edit_incident(key, **changes)
+        return f"{row['key']} now reads: {row['title']}" + (f" ({', '.join(row['services'])})" if row.get("services") else "")
+
+
 class TagsScreen(FormScreen):
     title_text = "Tags"
     FIELD_MAP = {"tag": "tags"}

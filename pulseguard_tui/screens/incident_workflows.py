@@ -183,6 +183,10 @@ class IncidentWorkflows(ConsoleScreen):
         if row := self._target():
             self._open(forms.AssignScreen(row))
 
+    def action_edit(self) -> None:
+        if row := self._target():
+            self._open(forms.EditScreen(row))
+
     def action_tags(self) -> None:
         if row := self._target():
             self._open(forms.TagsScreen(row))
