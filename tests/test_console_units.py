@@ -167,7 +167,7 @@ def test_action_registry_is_consistent() -> None:
         keys = [k for a in for_scope(scope) for k in a.key.split(",")]
         assert len(keys) == len(set(keys)), f"duplicate key in {scope}"
     workflow = {a.key for a in for_scope("incidents") if a.write}
-    assert workflow == set("asvcueroPnAtfzmXFd")
+    assert workflow == set("asvcueroPnAEtfzmXFd")
 
 
 def test_startup_imports_no_heavy_libraries() -> None:
