@@ -8,6 +8,7 @@ is alive; a new critical incident rings the bell and is highlighted for a while.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from textual.app import App
 from textual.notifications import Notify
 from textual.screen import Screen
 from textual.widgets._toast import ToastRack
+from textual.worker import Worker
 
 from engine.api.protocol import Capabilities
 from pulseguard_tui import feed
@@ -29,7 +31,7 @@ from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
 from pulseguard_tui.terminal import strip_terminal_controls
 from pulseguard_tui.widgets.inputs import typed_ahead_for, typed_ahead_into, typed_below
-from pulseguard_tui.widgets.status_line import database_lost
+from pulseguard_tui.widgets.status_line import REMOTE_PROBLEMS, database_lost
 from themes import THEMES, normalise_theme_name
 
 strip_terminal_controls()
@@ -58,6 +60,10 @@ def _screen_factory(path: str) -> Callable[[], Screen[Any]]:
 MAX_TOASTS = 3  # notices shown at once
 QUIT_GRACE = 3.0  # seconds q waits for a save on its way to be answered
 LIST_FIRST_WAIT = 2.0  # seconds the header's first figures wait at most for the list's first page
+# A remote console looks at its engine every HEARTBEAT seconds and waits HEARTBEAT_WAIT for the
+# answer: a stopped engine is ENGINE UNREACHABLE in the header within 5 s ("a few seconds").
+HEARTBEAT = 2.0
+HEARTBEAT_WAIT = 3.0
 
 
 class PulseGuardApp(App[None]):
@@ -141,6 +147,7 @@ class PulseGuardApp(App[None]):
             await self.refresh_overview()
         if self._follow_feed:
             run_work(self, self._follow, group="feed", exit_on_error=False)
+        run_work(self, self._heartbeat, group="heartbeat", exit_on_error=False)
         self.set_interval(1.0, self._tick)
         # Target states are written by the engine in batches, not announced on the feed.
         self.set_interval(5.0, self._overview_tick)
@@ -345,6 +352,26 @@ class PulseGuardApp(App[None]):
     async def on_feed_batch(self, events: list[dict[str, Any]]) -> None:
         await feed.deliver(self, events)
 
+    async def _heartbeat(self) -> None:
+        """A remote console's look at its engine, on its own: the 5-second overview waits up to
+        the client's 15 s for each answer and was replaced by the next before one came, so a
+        stopped engine never reached the header (nor, with a save stuck on it, ever)."""
+        await self.ready.wait()
+        if not getattr(self.api, "remote", False):
+            return  # a console over the database: the overview says DATABASE ERROR
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                state = {**await asyncio.wait_for(self.api.engine_state(), HEARTBEAT_WAIT), "readonly": self.readonly}
+            except Exception as exc:
+                state = {**self.engine_state, "role": overview_problem(exc, remote=True)}
+            lost = self.engine_state.get("role") in REMOTE_PROBLEMS
+            if state != self.engine_state:
+                self.engine_state = state
+                self._refresh_status_lines()
+            if lost and state["role"] not in REMOTE_PROBLEMS:
+                self._overview_tick()  # back: the counts and targets too, not in 5 s
+
     def _overview_tick(self) -> None:
         if self.ready.is_set():
             # The function, not a coroutine: a worker replaced before it starts leaves nothing behind.
@@ -454,13 +481,10 @@ class PulseGuardApp(App[None]):
         run_work(self, self._quit_after_saves, group="quit", exit_on_error=False)
 
     async def _quit_after_saves(self) -> None:
-        saves = [asyncio.ensure_future(w.wait()) for w in self.workers if w.group == "form-save" and not w.is_finished]
+        saves = [asyncio.ensure_future(_answered(w)) for w in self.workers if w.group == "form-save" and not w.is_finished]
         if saves:
-            done, pending = await asyncio.wait(saves, timeout=self.quit_grace)
-            for task in pending:
-                task.cancel()
-            for task in done:
-                task.exception()  # a refused save says so in its form; here it is only waited for
+            # Not cancelled past the grace: exit() names the saves still unanswered, then ends them.
+            await asyncio.wait(saves, timeout=self.quit_grace)
         self.exit()
 
     def _saves_on_their_way(self) -> list[str]:
@@ -479,6 +503,13 @@ class PulseGuardApp(App[None]):
         super().exit(result, return_code, message)
         if self.engine_host is not None:
             self.engine_host.stop_soon()
+
+
+async def _answered(worker: Worker[Any]) -> None:
+    """Until `worker` (a form's save) has ended, however: a refused save says so in its form, and
+    one cancelled as the console closes raises WorkerCancelled, which none would read."""
+    with contextlib.suppress(Exception):
+        await worker.wait()
 
 
 def overview_problem(exc: Exception, *, remote: bool) -> str:

@@ -114,7 +114,31 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
         self._held: list[events.Key] = []
 
     def hold_after_submit(self, key: events.Key) -> None:
+        if self._quit_on(key):
+            return
         self._held.append(events.Key(key.key, key.character))
+
+    def on_key(self, event: events.Key) -> None:
+        # A key no field read (a list or a checkbox in focus, a question): the app's q is out of
+        # reach of a form, but not while it saves.
+        if self.busy and self._quit_on(event):
+            event.prevent_default()
+            event.stop()
+
+    def _quit_on(self, key: events.Key) -> bool:
+        """While the form saves, a key bound to quit (q, ctrl+q, rebound in [console.keymap])
+        quits as it does on the list: the save gets its bounded wait and the console closes
+        (PulseGuardApp.action_quit). Held, q did nothing until a hung engine's answer was given
+        up on (15 s), then was typed into the form. True when `key` quits."""
+        bindings = self.app._bindings.copy()
+        keymap = getattr(self.app, "_keymap", None)
+        if keymap:
+            bindings.apply_keymap(keymap)
+        action = next((b.action for b in bindings.key_to_bindings.get(key.key, ()) if b.action in ("quit", "app.quit")), None)
+        if action is None:
+            return False
+        self.app.call_next(self.app.run_action, action)
+        return True
 
     def _release_held(self, to_list: bool) -> None:
         """Saved: the keys typed after the save go to the list below, in order, as typed there.
