@@ -25,7 +25,7 @@ LONGEST_WINDOW = timedelta(days=1)
 # What a responder's own observation of a metric is stored as (the engine's are spike, step…).
 NOTED = "noted"
 
-Metric = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+Metric = Annotated[Text, Field(min_length=1, max_length=200, pattern=r"\S")]
 Observation = Annotated[Text, Field(max_length=500, pattern=r"\S")]
 Related = Annotated[Text, Field(max_length=40, pattern=r"\S")]
 
