@@ -783,3 +783,34 @@ async def test_a_viewer_pressing_post_mortem_keys_is_told_why_nothing_happens(ap
                 assert app.screen is screen
     finally:
         await cleanup()
+
+
+async def test_a_console_without_a_zone_of_its_own_shows_the_engines(db: Any, tmp_path: Path) -> None:
+    """The engine's configuration names `[engine] timezone`: a console on a machine in another
+    zone (no zone in its own configuration) shows the timeline in the engine's zone, as the
+    texts the engine wrote ("held since 18:57 JST") are; one whose configuration names a zone
+    keeps it."""
+    from support.rest import config as rest_config
+
+    from engine.core import timefmt
+
+    async with running_api(rest_config('[engine]\ntimezone = "Asia/Tokyo"\n')) as api:
+        await seed_two()
+        args = console_args(tmp_path, api.url, api.tokens["viewer"])
+        (tmp_path / "pulseguard.toml").write_text("# no [engine] timezone here\n")
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(100, 30)) as pilot:
+                await started(app, pilot)
+                assert str(timefmt.display_zone()) == "Asia/Tokyo"
+                await until(pilot, lambda: " JST " in detail_text(app, "#timeline-body"), what="timeline in JST")
+        finally:
+            await cleanup()
+        args = console_args(tmp_path, api.url, api.tokens["viewer"])  # timezone = "UTC", its own
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(100, 30)) as pilot:
+                await started(app, pilot)
+                assert str(timefmt.display_zone()) == "UTC"
+        finally:
+            await cleanup()

@@ -52,6 +52,7 @@ class RemoteEngine:
         self.db_label = self.url
         # The engine's [engine] timezone (from /api/me); UTC from a server too old to say.
         self.timezone = "UTC"
+        self.display_timezone: str | None = None  # [engine] timezone when its configuration names it
         self.reconnect_delay = (0.5, 10.0)
         # The answer to /api/me that connect() got, for the capabilities() asked right after it.
         self._identity: dict[str, Any] | None = None
@@ -82,6 +83,7 @@ class RemoteEngine:
         self.token_role = me["role"]
         self.readonly = bool(me["readonly"])
         self.timezone = str(me.get("timezone") or "UTC")
+        self.display_timezone = me.get("display_timezone") or None
         self.idempotent = bool((me.get("features") or {}).get("idempotency"))
         self._identity = me
 

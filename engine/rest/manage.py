@@ -41,7 +41,15 @@ async def me(request: Request, who: Viewer) -> dict[str, Any]:
         "features": served_features(request),
         # A console on another machine counts "today" (analytics) in it, as one beside the engine does.
         "timezone": engine_zone(request),
+        # Set only when the configuration names it: then the engine writes its own texts ("held
+        # since 18:57 CET") in it, and a remote console without a zone of its own shows times in it.
+        "display_timezone": engine_zone(request) if _zone_set(request) else None,
     }
+
+
+def _zone_set(request: Request) -> bool:
+    engine = getattr(rest_state(request).config, "engine", None)
+    return "timezone" in (getattr(engine, "model_fields_set", None) or ())
 
 
 def engine_zone(request: Request) -> str:
