@@ -129,13 +129,13 @@ def build_console(args: argparse.Namespace, settings: Any) -> tuple[Any, Callabl
             await loading  # a bad configuration is reported first, as when it was read first
             raise
         take_config(await loading)  # a bad configuration: cleanup() closes the client
-        from engine.core import timefmt
+        from engine.api.display import display_zone, set_display_zone
 
-        if timefmt.display_zone() is None and remote.display_timezone:
+        if display_zone() is None and remote.display_timezone:
             # No zone of its own: the engine's, so its timeline and the texts it wrote ("held
             # since 18:57 CET") read in one zone, as on a console beside it.
             try:
-                timefmt.set_display_zone(remote.display_timezone)
+                set_display_zone(remote.display_timezone)
             except (ValueError, KeyError):  # a zone this machine does not know: stay local
                 pass
         return remote

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.core.durations import format_age, format_span
 from engine.core.textclean import terminal_text
-from engine.core.timefmt import display_zone, format_range, format_time, to_zone
+from engine.core.timefmt import display_zone, format_range, format_time, set_display_zone, to_zone
 
 __all__ = [
     "audit_change",
@@ -19,6 +19,7 @@ __all__ = [
     "format_report",
     "format_span",
     "format_time",
+    "set_display_zone",
     "terminal_text",
     "to_zone",
 ]
