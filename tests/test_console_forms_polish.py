@@ -389,7 +389,12 @@ async def test_s_on_a_monitoring_incident_moves_nothing_back_by_itself(console: 
         app.post_message(events.Key(key, character))
     await until(pilot, lambda: isinstance(app.screen, StatusScreen), what="status form")
     form = app.screen
-    await until(pilot, lambda: form.query_one("#f-message", Input).value == "consumer restarted", what="the message")
+    # The form is on the stack before its fields are mounted (under load, a frame later).
+    await until(
+        pilot,
+        lambda: bool(form.query("#f-message")) and form.query_one("#f-message", Input).value == "consumer restarted",
+        what="the message",
+    )
     assert form.query_one("#f-status", Select).value is Select.NULL
     await pilot.press("enter")
     await until(pilot, lambda: form.problems_shown, what="asked for a status")
