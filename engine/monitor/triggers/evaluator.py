@@ -83,7 +83,7 @@ class Evaluator:
             values: Mapping[str, float | None] = ChainMap(probe_values, hist.series, self.pushed)
             if rule.needs_error_rate:
                 values = ChainMap({"error_rate": self._error_rate(hist, obs.at, rule.duration)}, probe_values, hist.series, self.pushed)
-            self._step(rule, obs.target, hist.service, hist.interval, obs.at, values, obs)
+            self._step(rule, obs.target, hist.service, hist.interval, obs.at, values, obs, obs.lag)
 
     def observe_pushed(self, key: str, value: float, at: float) -> None:
         """A pushed sample: triggers reading only pushed series evaluate on the pseudo-target."""
@@ -122,7 +122,11 @@ class Evaluator:
         at: float,
         values: Mapping[str, float | None],
         obs: Observation | None,
+        lag: float = 0.0,
     ) -> None:
+        """`at` stamps what is shown (when the probe ran); runs are measured on the schedule,
+        `at - lag`: a probe that waited for the loop or a concurrency slot starts late, and a
+        late first sample made "held for 3 intervals" wait for a 5th (a late third fired early)."""
         truth = rule.condition.truth(values)
         st = self.state(rule, target, service)
         slack = _slack(interval)
@@ -132,9 +136,9 @@ class Evaluator:
             return
         if truth:
             if st.breach_start is None or gap:
-                st.breach_start = at
+                st.breach_start, st.breach_lag = at, lag
                 st.samples.clear()
-            st.last_breach_at = at
+            st.last_breach_at, st.last_breach_lag = at, lag
             st.last_values = _clean(values, rule)
             sample = {"at": _iso(at), **st.last_values}
             if obs is not None:
@@ -150,7 +154,7 @@ class Evaluator:
                     if not st.flapping:
                         self.emit(Action("event", st, at, f"{rule.name} breached again on {target}", self._evidence(st)))
                 return
-            if at - st.breach_start + slack >= rule.duration:
+            if (at - lag) - (st.breach_start - st.breach_lag) + slack >= rule.duration:
                 self._fire(st, at)
             return
         # definitely not breaching
@@ -164,14 +168,14 @@ class Evaluator:
             return
         if st.phase == "breaching":
             st.phase = "healthy"
-            st.healthy_since = at
+            st.healthy_since, st.healthy_lag = at, lag
             st.monitoring_sent = False
             if not st.flapping:
                 self.emit(Action("recovered", st, at, f"{rule.name} recovered on {target}", {"values": _clean(values, rule)}))
             return
         if st.healthy_since is None:
-            st.healthy_since = at
-        healthy_for = at - st.healthy_since
+            st.healthy_since, st.healthy_lag = at, lag
+        healthy_for = (at - lag) - (st.healthy_since - st.healthy_lag)
         needed = rule.recovery * (3 if st.flapping else 1)
         if st.flapping and healthy_for >= FLAP_WINDOW:
             st.flapping = False
@@ -236,7 +240,7 @@ class Evaluator:
                 continue
             hist = self._history.get(st.target)
             slack = _slack(hist.interval if hist is not None else 60.0)
-            if st.last_breach_at - st.breach_start + slack >= st.rule.duration:
+            if (st.last_breach_at - st.last_breach_lag) - (st.breach_start - st.breach_lag) + slack >= st.rule.duration:
                 self._fire(st, at if at is not None else st.last_breach_at)
                 fired += st.fired
         return fired
@@ -274,9 +278,9 @@ class Evaluator:
 
 def _slack(interval: float) -> float:
     """How much shorter than a duration a run of samples may measure and still count as lasting
-    it. Samples come an interval apart by schedule, but each is stamped when its probe started,
-    a few microseconds either side: without slack, "held for 3 intervals" fired on the 4th
-    sample or the 5th by chance, an interval late half the time (recovery likewise)."""
+    it. Samples are measured at their due times, an interval apart, but the wall clock and the
+    loop's clock differ by a few microseconds either side: without slack, "held for 3
+    intervals" fired on the 4th sample or the 5th by chance (recovery likewise)."""
     return min(interval * 0.1, 1.0)
 
 

@@ -94,6 +94,10 @@ class TriggerState:
     breach_start: float | None = None
     last_seen: float | None = None
     last_breach_at: float | None = None
+    # How late each of those samples started after its due time (runs are measured on the schedule).
+    breach_lag: float = 0.0
+    last_breach_lag: float = 0.0
+    healthy_lag: float = 0.0
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_EVIDENCE))
     last_error: str | None = None
     last_values: dict[str, float | None] = field(default_factory=dict)
