@@ -45,9 +45,7 @@ def test_recovery_is_measured_on_the_schedule_too() -> None:
     """Fired, then healthy again: "healthy for 3 intervals" says monitoring on the 4th healthy
     sample though the first healthy one started late."""
     actions: list[Action] = []
-    rule = Rule(
-        name="down", condition=parse_condition("status_code >= 500"), duration=0.0, severity="critical", recovery=3 * INTERVAL
-    )
+    rule = Rule(name="down", condition=parse_condition("status_code >= 500"), duration=0.0, severity="critical", recovery=3 * INTERVAL)
     evaluator = Evaluator([rule], actions.append)
     evaluator.register_target("api", INTERVAL, None)
     start = 1_800_000_000.0
