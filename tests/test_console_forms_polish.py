@@ -327,8 +327,12 @@ async def test_keys_typed_with_the_post_mortem_tab_key_go_to_the_post_mortem(con
     await until(pilot, lambda: isinstance(app.screen, SummaryForm), what="summary form")
     form = app.screen
     assert isinstance(form, SummaryForm) and form.doc["key"] == "INC-2"
-    summary = form.query_one("#f-summary", TextArea)
-    await until(pilot, lambda: summary.text.endswith("Pool too small"), what="the words in the summary")
+    # The form is on the stack before its fields are mounted (under load, a frame later).
+    await until(
+        pilot,
+        lambda: bool(form.query("#f-summary")) and form.query_one("#f-summary", TextArea).text.endswith("Pool too small"),
+        what="the words in the summary",
+    )
 
 
 async def test_a_status_message_typed_with_s_goes_into_the_message(console: tuple[PulseGuardApp, Pilot]) -> None:
