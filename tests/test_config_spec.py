@@ -179,6 +179,7 @@ def test_config_check_and_config_option_take_the_spec_as_json(blocks: dict[str, 
     assert "warning: " in check.stderr and "Traceback" not in check.stderr
 
     via_option = run_cli("--config", str(path), "config", "check", cwd=tmp_path)
+
     # The summary names the current on-call shift's time: the two runs may straddle a minute.
     def untimed(out: str) -> str:
         return re.sub(r"\d{2}:\d{2} UTC", "HH:MM UTC", out)
