@@ -167,6 +167,22 @@ async def test_errors_name_the_problem_and_change_nothing(api):
     assert await Event.all().count() == before + 1
 
 
+async def test_a_put_refused_on_one_field_changes_none_of_them(api):
+    """The status a resolved incident cannot take is found after the title was written: the
+    whole PUT is one transaction, so the 409 leaves the title, severity and tags as they were."""
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "Disk full", "severity": "high", "services": ["web-app"]})).json()["key"]
+        r = await c.post(f"/api/incidents/{key}/resolve", json={"root_cause": "logs", "solution": "rotated"})
+        assert r.status_code == 200, r.text
+        before = (await c.get(f"/api/incidents/{key}")).json()
+        body = {"title": "Disk full on db-1", "severity": "critical", "tags": ["disk"], "status": "monitoring"}
+        r = await c.put(f"/api/incidents/{key}", json=body)
+        assert r.status_code == 409 and "resolved" in r.json()["message"], r.text
+        after = (await c.get(f"/api/incidents/{key}")).json()
+        assert (after["title"], after["severity"], after["tags"]) == (before["title"], before["severity"], before["tags"])
+        assert [e["kind"] for e in after["timeline"]] == [e["kind"] for e in before["timeline"]]
+
+
 async def test_a_promoted_comment_is_published_once(api):
     # A second press (a retried request, the console's P twice) would post the same public
     # update again and mail it to customers and subscribers a second time.

@@ -94,27 +94,32 @@ async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder, 
     description = body.description if body.description is not None and body.description != current.description else None
     wanted = [name.strip() for name in body.services] if body.services is not None else None
     affected = wanted if wanted is not None and wanted != current.services else None
-    with fields_named({"services": named}):
-        if affected is not None:
-            await services.check_services(affected, configured, field=named)
-        if title is not None or description is not None or affected is not None:
-            await services.edit_incident(number, who.name, title=title, description=description, services=affected, configured=configured)
-    if body.status is not None and body.status.strip().lower() != current.status:
-        await services.change_status(number, body.status, who.name, message=body.message, public=body.public)
-    elif body.message:  # the status stands: its text is still an update, not to be dropped
-        await services.post_update(number, body.message, who.name, public=body.public)
-    if body.severity is not None and body.severity.strip().lower() != current.severity:
-        await services.change_severity(number, body.severity, who.name, reason=body.reason)
-    if "assignee" in fields and (body.assignee or None) != current.assignee:
-        await services.assign(number, body.assignee, who.name)
-    if body.tags is not None:
-        wanted = list(dict.fromkeys(t.strip() for t in body.tags))
-        add = [t for t in wanted if t not in current.tags]
-        remove = [t for t in current.tags if t not in wanted]
-        if add or remove:
-            await services.set_tags(number, who.name, add=add, remove=remove)
-    if body.false_positive is not None and body.false_positive != current.false_positive:
-        await services.mark_false_positive(number, who.name, value=body.false_positive)
+    # One transaction: a field refused on the way (a status the incident cannot take) leaves the
+    # fields before it unchanged too.
+    async with in_transaction():
+        with fields_named({"services": named}):
+            if affected is not None:
+                await services.check_services(affected, configured, field=named)
+            if title is not None or description is not None or affected is not None:
+                await services.edit_incident(
+                    number, who.name, title=title, description=description, services=affected, configured=configured
+                )
+        if body.status is not None and body.status.strip().lower() != current.status:
+            await services.change_status(number, body.status, who.name, message=body.message, public=body.public)
+        elif body.message:  # the status stands: its text is still an update, not to be dropped
+            await services.post_update(number, body.message, who.name, public=body.public)
+        if body.severity is not None and body.severity.strip().lower() != current.severity:
+            await services.change_severity(number, body.severity, who.name, reason=body.reason)
+        if "assignee" in fields and (body.assignee or None) != current.assignee:
+            await services.assign(number, body.assignee, who.name)
+        if body.tags is not None:
+            wanted = list(dict.fromkeys(t.strip() for t in body.tags))
+            add = [t for t in wanted if t not in current.tags]
+            remove = [t for t in current.tags if t not in wanted]
+            if add or remove:
+                await services.set_tags(number, who.name, add=add, remove=remove)
+        if body.false_positive is not None and body.false_positive != current.false_positive:
+            await services.mark_false_positive(number, who.name, value=body.false_positive)
     return _incident(await queries.get_incident(number))
 
 
