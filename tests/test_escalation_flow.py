@@ -200,6 +200,29 @@ async def test_internal_comments_never_reach_external_recipients(esc_db, receive
     assert "Public update: We have identified the cause" in internal
 
 
+async def test_customers_told_it_was_resolved_hear_that_it_came_back(esc_db, receivers):
+    """The status page shows a reopened incident as open again; customers mailed "resolved"
+    were left believing it was over. They hear it came back, without the internal reason."""
+    cfg = make_config(receivers, after=30)
+    async with fast_loops(cfg):
+        inc = await services.create_incident(title="Checkout errors", severity="high", actor="probe")
+        await services.post_update(inc.key, "We are looking into checkout errors.", "alice", public=True)
+        await services.resolve(inc.key, "alice", root_cause="bad deploy", solution="rolled back")
+        await eventually(lambda: len(receivers.mails_to("customers@example.com")) >= 2, timeout=8)
+        await services.reopen(inc.key, "bob", reason="INTERNAL-REASON: errors are back on shard 7")
+        await eventually(lambda: len(receivers.mails_to("customers@example.com")) >= 3, timeout=8)
+        # Never told of it: a reopened incident customers did not hear of stays quiet.
+        quiet = await services.create_incident(title="Internal blip", severity="high", actor="probe")
+        await services.resolve(quiet.key, "alice", root_cause="blip", solution="none")
+        await services.reopen(quiet.key, "bob", reason="again")
+        await asyncio.sleep(0.5)
+    external = receivers.mails_to("customers@example.com")
+    assert len(external) == 3, [m.text for m in external]
+    assert "come back" in external[-1].text and external[-1].text.startswith("[Investigating]")
+    assert "INTERNAL-REASON" not in external[-1].text
+    assert await Notification.filter(audience="external", incident_id=quiet.id).count() == 0
+
+
 async def test_customers_hear_nothing_of_incidents_the_status_page_hides(esc_db, receivers):
     private = '\n[[services]]\nname = "billing-db"\npublic = false\n\n[[services]]\nname = "checkout"\n'
     cfg = make_config(receivers, after=30, extra=private)

@@ -238,6 +238,9 @@ async def _handle(
         # The page goes first; a channel that is both paged and a stakeholder hears it once.
         paged = await _replan(conn, ctx, incident, event, now, "reopened", message=reason) if unowned else []
         await _fan_out(conn, ctx, incident, event, "reopened", now, before=not unowned, stakeholders=True, message=reason, skip=paged)
+        # Customers told it was resolved hear it is not (the reason is internal text: not sent).
+        if await Notification.filter(incident_id=incident.id, audience="external", kind="resolved").using_db(conn).exists():
+            await _external(conn, ctx, incident, event, "reopened", None, now)
 
 
 async def _on_snoozed(conn: BaseDBAsyncClient, ctx: Context, incident: Incident, event: Event, now: datetime) -> None:

@@ -115,6 +115,8 @@ def _body_lines(p: dict[str, Any]) -> list[str]:
             lines.append(str(p["message"]))
         elif p.get("kind") == "resolved":
             lines.append("This incident has been resolved.")
+        elif p.get("kind") == "reopened":
+            lines.append("The issue has come back; we are investigating it again.")
         if inc.get("services"):
             lines.append("Affected: " + ", ".join(inc["services"]))
         return lines
