@@ -435,6 +435,12 @@ async def test_the_spec_correlation_analysis_is_recorded_and_read_back_in_its_sh
             ({"correlation_analysis": {**block, "time_window": "soon"}}, "correlation_analysis.time_window"),
             ({"correlation_analysis": {**block, "metrics": {"cpu_usage": "  "}}}, "correlation_analysis.metrics.cpu_usage"),
             ({"correlation_analysis": {**block, "lunch": 1}}, "correlation_analysis.lunch"),
+            # A reference that names no incident, or the incident itself, relates nothing.
+            (
+                {"correlation_analysis": {**block, "related_incidents": ["INC-45", "incident-abc"]}},
+                "correlation_analysis.related_incidents[1]",
+            ),
+            ({"correlation_analysis": {**block, "related_incidents": [key]}}, "correlation_analysis.related_incidents[0]"),
         ]:
             r = await c.post(f"/api/incidents/{key}/correlation", json=body)
             assert r.status_code == 422 and r.json()["field"] == field, (body, r.text)

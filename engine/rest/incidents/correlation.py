@@ -73,22 +73,34 @@ def spec_shape(data: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _named(body: CorrelationIn, name: str) -> str:
+    """A field as the body sent it (inside the spec's wrapper, or not)."""
+    return f"{body.wrapper}.{name}" if body._wrapped else name
+
+
 def _answer(data: dict[str, Any] | None, *, stored: bool) -> dict[str, Any]:
     return {"correlation_analysis": spec_shape(data), "analysis": data, "stored": stored}
 
 
-async def _related(keys: list[str]) -> list[dict[str, Any]]:
-    """The spec's references, as incident keys where they name one ("incident-45" is INC-45)."""
+async def _related(keys: list[str], own: str, field: str) -> list[dict[str, Any]]:
+    """The spec's references as incident keys ("incident-45" is INC-45). One that names no
+    incident number, or the incident itself, is refused; a number this database lacks (an
+    incident of another system, say) is kept as given."""
     out: list[dict[str, Any]] = []
-    for text in dict.fromkeys(k.strip() for k in keys):
+    for i, text in enumerate(k.strip() for k in keys):
         found = re.fullmatch(r"(?i)(?:inc(?:ident)?[-_ #]?)?(\d{1,12})", text)
-        key = f"INC-{int(found.group(1))}" if found else text
+        if found is None:
+            raise InvalidInput(f"{field}[{i}]", f"{text!r} names no incident (expected INC-45, 45 or incident-45)")
+        key = f"INC-{int(found.group(1))}"
+        if key == own:
+            raise InvalidInput(f"{field}[{i}]", f"{text!r} is this incident itself")
+        if any(r["key"] == key for r in out):
+            continue
         title = None
-        if found:
-            try:
-                title = (await queries.get_incident(key)).title
-            except NotFound:  # a reference to an incident this database lacks is kept as given
-                pass
+        try:
+            title = (await queries.get_incident(key)).title
+        except NotFound:
+            pass
         out.append({"key": key, "title": title})
     return out
 
@@ -123,7 +135,7 @@ async def write_correlation(id: IncidentId, who: Responder, request: Request, bo
                 "incident": incident.key,
                 "window_seconds": window.total_seconds() if window is not None else None,
                 "series": [{"series": name.strip(), "kind": NOTED, "label": text.strip()} for name, text in body.metrics.items()],
-                "related_incidents": await _related(body.related_incidents),
+                "related_incidents": await _related(body.related_incidents, incident.key, _named(body, "related_incidents")),
                 "noted_by": who.name,
             }
         else:
