@@ -86,6 +86,9 @@ async def test_publish_needs_a_resolved_incident_and_a_summary_and_freezes_edits
         (lambda k: postmortem.update_postmortem("INC-404", "bob", summary="x"), NotFound, "no incident INC-404"),
         (lambda k: postmortem.add_entry(k, "bob", at_time=datetime(2026, 3, 2), text="x"), InvalidInput, "time zone"),
         (lambda k: postmortem.add_entry(k, "bob", at_time=T0, text="x", kind="Bad Kind"), InvalidInput, "not an entry kind"),
+        # A timeline says what happened: not what will.
+        (lambda k: postmortem.add_entry(k, "bob", at_time=datetime(2099, 1, 1, tzinfo=UTC), text="x"), InvalidInput, "is in the future"),
+        (lambda k: postmortem.edit_entry(k, 1, "bob", at_time=datetime(2099, 1, 1, tzinfo=UTC)), InvalidInput, "is in the future"),
         (lambda k: postmortem.edit_entry(k, 999, "bob", annotation="x"), NotFound, "no timeline entry 999"),
         (lambda k: postmortem.edit_entry(k, 1, "bob"), InvalidInput, "nothing to change"),
         (lambda k: postmortem.remove_entry(k, 1, "bob"), IllegalTransition, "hide it instead"),

@@ -352,6 +352,7 @@ async def test_bad_post_mortem_blocks_are_refused_naming_the_field_and_change_no
         (key, _with(("post_mortem", "timeline", 1, "time"), "25:00"), "post_mortem.timeline[1].time", "25:00"),
         (key, _with(("post_mortem", "timeline", 2, "time"), "half past ten"), "post_mortem.timeline[2].time", "HH:MM"),
         (key, _with(("post_mortem", "timeline", 0, "time"), "2024-01-17T10:00:00"), "post_mortem.timeline[0].time", "zone"),
+        (key, _with(("post_mortem", "timeline", 1, "time"), "2099-01-01T00:00:00Z"), "post_mortem.timeline[1].time", "in the future"),
         (spring, _with(("post_mortem", "timeline", 0, "time"), "02:30"), "post_mortem.timeline[0].time", "does not exist"),
         (autumn, _with(("post_mortem", "timeline", 2, "time"), "00:00"), "post_mortem.timeline[2].time", "more than a day"),
         (key, _with(("post_mortem", "impact_assessment", "affected_users"), -5), "post_mortem.impact_assessment.affected_users", "range"),

@@ -8,8 +8,9 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
-from engine.incidents.services import append_event, lock_incident, valid_actor, valid_text, valid_time
+from engine.incidents.services import append_event, lock_incident, stated_time, valid_actor, valid_text, valid_time
 from engine.learning.postmortem.edits import postmortem_for_change
 from engine.learning.postmortem.rules import ENTRY_KIND_RE, MAX_ITEM, UNSET
 from engine.storage.models import Incident
@@ -24,9 +25,10 @@ def _entry_kind(kind: str) -> str:
 
 
 def _aware(value: datetime, field: str) -> datetime:
+    """When something happened: with a zone, and not later than now (beyond clock skew)."""
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidInput(field, "must be a time with a time zone")
-    return value
+    return stated_time(value, utcnow(), field) or value
 
 
 async def add_entry(

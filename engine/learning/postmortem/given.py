@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from engine.core.clock import utcnow
 from engine.core.domain import InvalidInput, check_time
-from engine.incidents.services import valid_text
+from engine.incidents.services import stated_time, valid_text
 from engine.learning.postmortem.rules import MAX_ITEM
 
 MAX_GIVEN = 200
@@ -90,9 +91,9 @@ def zone(name: str) -> ZoneInfo:
 def placed(entry: CheckedEntry, opened: datetime, tz: ZoneInfo) -> datetime:
     """The entry's time: a wall-clock time on the local day the incident opened (of an hour the
     clocks repeat that day, its first occurrence)."""
-    if isinstance(entry.at, datetime):
-        return entry.at
     field = f"{entry.where}.time"
+    if isinstance(entry.at, datetime):
+        return _not_ahead(entry.at, field)
     day = opened.astimezone(tz).date()
     local = datetime.combine(day, entry.at, tzinfo=tz)
     shown = f"{entry.at:%H:%M}"
@@ -102,4 +103,9 @@ def placed(entry: CheckedEntry, opened: datetime, tz: ZoneInfo) -> datetime:
     at = local.astimezone(UTC)
     if abs(at - opened.astimezone(UTC)) > _NEAR:
         raise InvalidInput(field, f"{shown} on {day} ({tz.key}) is more than a day from when the incident opened")
-    return at
+    return _not_ahead(at, field)
+
+
+def _not_ahead(at: datetime, field: str) -> datetime:
+    """A line says what happened: not later than now (beyond clock skew)."""
+    return stated_time(at, utcnow(), field) or at
