@@ -3,6 +3,7 @@ escalation preview` shows it for a moment: real subprocesses, real databases."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -195,6 +196,17 @@ def test_preview_shows_who_is_paged_at_a_moment_and_for_a_service(migrated_datab
     assert "alice (primary)" in web.stdout.splitlines()[1]  # a service without a schedule: the first one
 
 
+def test_preview_as_json_says_what_the_text_says(migrated_database, rotating):
+    proc = preview(migrated_database, rotating, "--severity", "high", "--at", "2026-03-02T10:00", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["summary"] == "high: now alice (primary), #incidents; +15 min bob (secondary); then every 15 min"
+    assert [(s["level"], s["at"]) for s in out["steps"]] == [(1, "2026-03-02T10:00:00+00:00"), (2, "2026-03-02T10:15:00+00:00")]
+    assert [(r["user"], r["via"]) for r in out["steps"][0]["recipients"]] == [("alice", "primary"), (None, None)]
+    assert out["steps"][0]["recipients"][1]["destination"] == "slack:#incidents"
+    assert out["reminder_minutes"] == 15 and out["reaches_no_person"] is None
+
+
 def test_preview_follows_run_time_overrides(migrated_database, rotating):
     before = preview(migrated_database, rotating, "--severity", "high", "--at", "+25h")
     assert "bob (primary)" not in before.stdout
@@ -221,6 +233,18 @@ def test_preview_bad_input_is_one_line_and_exit_2(migrated_database, rotating, a
     proc = preview(migrated_database, rotating, *args)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.splitlines() == [message]
+
+
+def test_preview_refuses_a_time_the_clocks_skip(migrated_database, tmp_path):
+    """02:30 on 2026-03-29 does not exist in Amsterdam: refused, not shifted to 03:30."""
+    path = tmp_path / "amsterdam.toml"
+    path.write_text(ROTATING.replace('timezone = "UTC"', 'timezone = "Europe/Amsterdam"'))
+    proc = preview(migrated_database, path, "--severity", "high", "--at", "2026-03-29T02:30")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "error: --at: '2026-03-29T02:30' does not exist in Europe/Amsterdam (the clocks skip it that day); give another time or a zone"
+    ]
+    assert preview(migrated_database, path, "--severity", "high", "--at", "2026-03-29T03:30").returncode == 0
 
 
 def test_config_check_names_a_pagerduty_schedule_as_pagerdutys_on_call(tmp_path):

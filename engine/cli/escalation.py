@@ -3,7 +3,7 @@
 pulseguard notifications [--state S] [--incident KEY] [--limit N] [--json]
 pulseguard notifications retry ID
 pulseguard notifications test DESTINATION     # slack:#ops, email:a@b.c, webhook:NAME, pagerduty, jira
-pulseguard escalation preview --severity S [--service NAME] [--at TIME]
+pulseguard escalation preview --severity S [--service NAME] [--at TIME] [--json]
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
     from tortoise import Tortoise
 
     from engine.cli.oncall import parse_when
-    from engine.escalation.chain import chain_for, minutes, named
+    from engine.escalation.chain import chain_for
     from engine.escalation.context import Context
     from engine.escalation.policy import SEVERITIES
     from engine.notify.channels import settings_from_config
@@ -169,8 +169,41 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
     def local(t: datetime) -> str:
         return t.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z")
 
-    print(f"a {severity} incident{' of ' + args.service if args.service else ''} opened at {local(at)}:")
     unsent = settings_from_config(config).unavailable
+    reason = chain.no_person_reason()
+    if ctx.json or args.json:
+        out = {
+            "severity": severity,
+            "service": args.service,
+            "opened_at": at.astimezone(tz).isoformat(),
+            "summary": chain.text(unsent),
+            "steps": [
+                {
+                    "level": step.level,
+                    "at": (at + timedelta(minutes=step.offset_minutes)).astimezone(tz).isoformat(),
+                    "recipients": [
+                        {"destination": r.destination, "user": r.user, "via": r.via, "not_sent": unsent(r.destination)}
+                        for r in step.recipients
+                    ],
+                    "notes": list(step.notes),
+                }
+                for step in chain.steps
+            ],
+            "reminder_minutes": chain.reminder_minutes if chain.steps else None,
+            "reaches_no_person": reason,
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        _print_chain(chain, severity, args.service, at, local, unsent)
+    if reason is not None:
+        print(f"warning: {severity} reaches no person: {reason}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_chain(chain: Any, severity: str, service: str | None, at: datetime, local: Any, unsent: Any) -> None:
+    from engine.escalation.chain import minutes, named
+
+    print(f"a {severity} incident{' of ' + service if service else ''} opened at {local(at)}:")
     print(f"  {chain.text(unsent)}")
     for step in chain.steps:
         who = named(step.recipients, unsent)
@@ -178,10 +211,6 @@ async def preview_cmd(args: argparse.Namespace, ctx: Any) -> int:
         print(f"  {local(at + timedelta(minutes=step.offset_minutes))}  level {step.level}: {who}{notes}")
     if chain.reminder_minutes is not None and chain.steps:
         print(f"  then level {chain.steps[-1].level} again every {minutes(chain.reminder_minutes)} until someone acknowledges")
-    reason = chain.no_person_reason()
-    if reason is not None:
-        print(f"warning: {severity} reaches no person: {reason}", file=sys.stderr)
-    return EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser | None = None) -> None:
@@ -213,4 +242,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], co
     c.add_argument("--severity", required=True, help="critical, high, medium or low")
     c.add_argument("--service", metavar="NAME", help="the incident's service (its schedule is paged first)")
     c.add_argument("--at", metavar="TIME", help="when the incident opens (ISO 8601 in the engine's time zone, 'now', '+2h'); default now")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(handler=preview_cmd, needs_db=True)
