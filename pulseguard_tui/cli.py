@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.cli.common import DEMO_DB_REFUSED, EXIT_USAGE
-from engine.cli.main import build_parser, common_parser, run
+from engine.cli.main import build_parser, common_parser, parse_command_line, run
 
 
 def add_console_options(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return closed(run_console(args), argv)
     parser = build_parser()
     add_console_options(parser)
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     if getattr(args, "command", None) is None:
         from pulseguard_tui.console import run_console
 

@@ -280,7 +280,8 @@ def test_a_very_long_refused_value_is_shortened_in_its_one_line_error(migrated_d
         ),
         (["incident", "snooze", "INC-1", long], f"error: DURATION: '{'x' * 60}…' (10000 characters) is not a duration"),
         (["incident", "tag", "INC-1", long], f"error: tag: '{'x' * 60}…' (10000 characters) is not a valid tag"),
-        (["incident", "list", long], f"pulseguard: unrecognized arguments: {shown} (see pulseguard --help)"),
+        # Refused by the command it was typed to, whose --help lists what it takes.
+        (["incident", "list", long], f"pulseguard incident list: unrecognized arguments: {shown} (see pulseguard incident list --help)"),
         (["incident", "severity", "INC-1", long], f"error: severity: unknown value '{'x' * 60}…' (10000 characters) ("),
     ]:
         proc = run_cli(db, *argv)
