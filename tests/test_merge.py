@@ -10,19 +10,21 @@ import time
 from datetime import timedelta
 
 import pytest
-from support.db import run_cli
+from support.db import run_cli, table_rows
 from support.rest import config, running_api
 from test_grouping import TRIGGERS, _firing, _worker
 
 from engine.api.protocol import EngineAPI
 from engine.core.clock import utcnow
 from engine.core.domain import IllegalTransition, InvalidInput, NotFound
-from engine.incidents import services
+from engine.incidents import queries, services
+from engine.learning.postmortem import add_entry, publish, rate_satisfaction, update_postmortem
 from engine.monitor.triggers.rules import Action
 from engine.rest.statuspage import Settings
 from engine.rest.subscribers import SubscriberRelay
 from engine.storage.escalation_models import Notification, Timer, TimerState
-from engine.storage.models import AuditEntry, Comment, Event, Evidence, FollowUp, Incident, StatusUpdate
+from engine.storage.models import AuditEntry, Comment, Event, Evidence, FollowUp, Incident, PageLinkUse, StatusUpdate
+from engine.storage.postmortem_models import Postmortem
 from engine.storage.rest_models import Subscriber
 
 CHILDREN = (Event, Comment, StatusUpdate, Evidence, FollowUp, Notification)
@@ -293,3 +295,99 @@ async def test_merge_and_split_answer_alike_through_both_console_engines(engine:
     with pytest.raises(InvalidInput) as bad:
         await engine.split(a, "no-such-alert")
     assert bad.value.field == "fingerprint" and "has no alert 'no-such-alert'" in str(bad.value)
+
+
+# --- a merged incident takes no more changes --------------------------------------------------
+
+MERGED = "INC-2 was merged into INC-1; change INC-1 instead"
+STORED = (Incident, Event, Comment, StatusUpdate, Evidence, FollowUp, Notification, Timer, AuditEntry, Postmortem, PageLinkUse)
+
+
+async def _stored() -> dict[str, list[dict]]:  # type: ignore[type-arg]
+    return {m.__name__: await m.all().order_by(m._meta.pk_attr).values() for m in STORED}
+
+
+async def test_every_change_to_a_merged_incident_is_refused_and_changes_nothing(db) -> None:  # type: ignore[no-untyped-def]
+    """Everything of a merged incident lives on its survivor: a change left on the merged one
+    (a comment, a reopening) would sit apart from it and off the status page. Each service that
+    changes an incident refuses, naming the survivor; reading it still works."""
+    survivor = await services.create_incident(title="checkout 500s", severity="high", actor="alice")
+    gone = await services.create_incident(title="payment timeouts", severity="high", actor="alice", tags=["pay"])
+    # Commented on before the merge: on PostgreSQL its id is kept and the next comment is not read
+    # first, so only the write's guard can see the merge.
+    await services.comment(gone.key, "looking", "alice")
+    await services.merge(gone.key, survivor.key, "alice", reason="dup")
+    key = gone.key
+    changes = {
+        "comment": lambda: services.comment(key, "on merged", "bob"),
+        "update": lambda: services.post_update(key, "still down", "bob"),
+        "status": lambda: services.change_status(key, "identified", "bob"),
+        "edit": lambda: services.edit_incident(key, "bob", title="edit merged"),
+        "reopen": lambda: services.reopen(key, "bob", reason="not a duplicate"),
+        "acknowledge": lambda: services.acknowledge(key, "bob"),
+        "severity": lambda: services.change_severity(key, "low", "bob"),
+        "assign": lambda: services.assign(key, "bob", "bob"),
+        "tags": lambda: services.set_tags(key, "bob", add=["db"]),
+        "evidence": lambda: services.add_evidence(key, "link", "bob", url="https://grafana.example.com/d/2"),
+        "follow-up": lambda: services.add_followup(key, "process_changes", "write it down", "bob"),
+        "follow-ups": lambda: services.add_followups(key, [("process_changes", "write it down")], "bob"),
+        "false positive": lambda: services.mark_false_positive(key, "bob"),
+        "amend resolution": lambda: services.resolve(key, "bob", root_cause="disk", solution="cleaned", amend=True),
+        "resolve": lambda: services.resolve(key, "bob", root_cause="disk", solution="cleaned"),
+        "verification step": lambda: services.set_verification_step(key, 0, "bob"),
+        "analysis": lambda: services.set_analysis(key, "correlation", None, "bob"),
+        "snooze": lambda: services.snooze(key, timedelta(minutes=30), "bob"),
+        "unsnooze": lambda: services.unsnooze(key, "bob"),
+        "timeline entry": lambda: services.record_event(key, "note", "a note", "bob"),
+        "firing": lambda: services.count_firing(key),
+        "split": lambda: services.split(key, "abc", "bob"),
+        "page link": lambda: services.act_once(key, "acknowledge", "bob", nonce="n-1", via="e-mail link"),
+        "post-mortem": lambda: update_postmortem(key, "bob", summary="what happened"),
+        "post-mortem entry": lambda: add_entry(key, "bob", at_time=utcnow(), text="deploy"),
+        "publish": lambda: publish(key, "bob"),
+        "satisfaction": lambda: rate_satisfaction(key, "bob", customer=4),
+    }
+    before = await _stored()
+    for name, make in changes.items():
+        with pytest.raises(IllegalTransition) as refused:
+            await make()
+        assert str(refused.value) == MERGED, name
+    assert await _stored() == before
+    # Reading stays allowed, and the survivor takes the change.
+    shown = await queries.get_incident(key)
+    assert shown.status == "resolved" and shown.merged_into == survivor.number
+    await services.comment(survivor.key, "on the survivor", "bob")
+    assert await Comment.filter(incident_id=survivor.id, content="on the survivor").count() == 1
+
+
+async def test_the_api_refuses_changing_a_merged_incident_with_409(db) -> None:  # type: ignore[no-untyped-def]
+    async with running_api() as api, api.client("responder") as c:
+        for title in ("API down", "API slow"):
+            assert (await c.post("/api/incidents", json={"title": title, "severity": "high"})).status_code == 201
+        assert (await c.post("/api/incidents/INC-2/merge", json={"into": "INC-1", "reason": "dup"})).status_code == 200
+        before = await _stored()
+        for method, path, body in (
+            ("POST", "/api/incidents/INC-2/comments", {"content": "on merged"}),
+            ("PUT", "/api/incidents/INC-2", {"title": "edit merged"}),
+            ("POST", "/api/incidents/INC-2/reopen", {}),
+            ("POST", "/api/incidents/INC-2/acknowledge", None),
+            ("POST", "/api/incidents/INC-2/updates", {"message": "still down"}),
+        ):
+            r = await c.request(method, path, json=body)
+            assert r.status_code == 409 and MERGED in r.text, (path, r.status_code, r.text)
+        assert await _stored() == before
+        shown = await c.get("/api/incidents/INC-2")
+        assert shown.status_code == 200 and shown.json()["status"] == "resolved" and shown.json()["title"] == "API slow"
+
+
+def test_the_cli_refuses_changing_a_merged_incident_with_exit_2(migrated_database) -> None:  # type: ignore[no-untyped-def]
+    database = migrated_database
+    for title in ("API down", "API slow"):
+        run_cli(database, "incident", "create", "--title", title, "--severity", "high", check=True)
+    run_cli(database, "incident", "merge", "INC-2", "--into", "INC-1", check=True)
+    before = table_rows(database)
+    for args in (("comment", "INC-2", "on merged"), ("reopen", "INC-2"), ("edit", "INC-2", "--title", "edit merged")):
+        proc = run_cli(database, "incident", *args)
+        assert proc.returncode == 2 and proc.stderr == f"error: {MERGED}\n", (args, proc.returncode, proc.stderr)
+    assert table_rows(database) == before
+    assert "API slow" in run_cli(database, "incident", "show", "INC-2", check=True).stdout

@@ -108,6 +108,32 @@ async def test_a_guard_that_fails_sends_the_change_again_under_the_lock(db):
 
 
 @pytest.mark.postgres
+async def test_a_merge_between_the_quick_read_and_its_write_refuses_the_change(db):
+    """A comment guards no column of the incident, yet one read just before its incident is
+    merged away must not land there: the write applies nothing and, locked, it is refused."""
+    if db.kind != "postgres":
+        pytest.skip("the one-statement path is PostgreSQL's")
+    survivor = await services.create_incident(title="checkout down", severity="high", actor="alice")
+    inc = await services.create_incident(title="checkout slow", severity="high", actor="alice")
+    ran: list[str] = []
+
+    async def body(c: Change) -> Comment:
+        ran.append(type(c).__name__)
+        if len(ran) == 1:
+            await services.merge(inc.key, survivor.key, "carol")  # carol merges it, meanwhile
+        values = {"incident_id": c.incident.id, "author": "bob", "content": "on merged", "internal_only": False, "created_at": c.now}
+        row = await c.insert(Comment, values)
+        await c.record("commented", "bob", "comment: on merged", {"comment_id": row.id})
+        return row
+
+    with pytest.raises(IllegalTransition, match=f"^{inc.key} was merged into {survivor.key}; change {survivor.key} instead$"):
+        await run_change(inc.key, inc.created_at, body, quick=Quick("commented", inserts=(Comment,), columns=()))
+    assert ran == ["QuickChange"]  # locked, it is refused before its body runs
+    assert await Comment.filter(content="on merged").count() == 0
+    assert [e["kind"] for e in (await stored(inc.number))[1]] == ["resolved"]  # only its closing entry
+
+
+@pytest.mark.postgres
 async def test_concurrent_quick_comments_all_land_with_one_version_each(db):
     if db.kind != "postgres":
         pytest.skip("the one-statement path is PostgreSQL's")

@@ -102,7 +102,8 @@ class IncidentEnricher:
 
         try:
             incident = await Incident.get_or_none(number=int(key.split("-", 1)[1]))
-            if incident is None or (incident.analysis or {}).get("pattern"):
+            # A merged incident takes no changes: its survivor was analysed on its own opening.
+            if incident is None or incident.merged_into is not None or (incident.analysis or {}).get("pattern"):
                 return
             like = {name: getattr(incident, name) for name in PAST_FIELDS}
             if getattr(self.patterns, "enabled", True):

@@ -105,8 +105,10 @@ async def merge(source: str | int, into: str | int, actor: str, *, reason: str |
     async with in_transaction() as conn:
         if a == b:
             raise IllegalTransition(f"INC-{a} cannot be merged into itself")
-        # Lock in number order, so two merges of the same pair cannot deadlock.
-        first, second = (await lock_incident(conn, min(a, b), now)), (await lock_incident(conn, max(a, b), now))
+        # Lock in number order, so two merges of the same pair cannot deadlock. Either may be
+        # merged already: the checks below say what to merge instead.
+        first = await lock_incident(conn, min(a, b), now, merged=True)
+        second = await lock_incident(conn, max(a, b), now, merged=True)
         src, dst = (first, second) if first.number == a else (second, first)
         if src.merged_into is not None:
             raise IllegalTransition(f"{src.key} was already merged into INC-{src.merged_into}")

@@ -129,15 +129,21 @@ async def append_system_event(
 
 
 def projection(columns: tuple[str, ...] | None) -> str:
-    """The SELECT list of an incident read: every column, or only `columns` (and the key)."""
+    """The SELECT list of an incident read: every column, or only `columns` (and the key, and
+    whether it was merged away: every change checks that, `require_unmerged`)."""
     if columns is None:
         return "*"
     names = Incident._meta.fields_db_projection
-    return ", ".join(f'"{names[name]}"' for name in dict.fromkeys(("id", "number", *columns)))
+    return ", ".join(f'"{names[name]}"' for name in dict.fromkeys(("id", "number", "merged_into", *columns)))
 
 
 async def lock_incident(
-    conn: BaseDBAsyncClient, key: str | int, now: datetime | None = None, columns: tuple[str, ...] | None = None
+    conn: BaseDBAsyncClient,
+    key: str | int,
+    now: datetime | None = None,
+    columns: tuple[str, ...] | None = None,
+    *,
+    merged: bool = False,
 ) -> Incident:
     """Fetch an incident for change, writing first so the transaction holds the lock.
 
@@ -146,6 +152,9 @@ async def lock_incident(
     processes changing one incident serialise instead of losing an update. One statement
     bumps the version, stamps updated_at and returns the row: all of it, or only `columns` (a
     change that reads a few columns need not decode the incident's JSON ones).
+
+    An incident merged into another is refused (`require_unmerged`; the refusal rolls the
+    stamp back with the rest) unless `merged` (the merge, which says why itself).
     """
     number = parse_incident_key(key)
     stamp = Incident._meta.fields_map["updated_at"].to_db_value(now or utcnow(), Incident)
@@ -155,7 +164,10 @@ async def lock_incident(
     found = await conn.execute_query_dict(sql, [stamp, number])
     if not found:
         raise NotFound(f"no incident INC-{number}")
-    return locked(found[0])
+    incident = locked(found[0])
+    if not merged:
+        require_unmerged(incident)
+    return incident
 
 
 def locked(row: dict[str, Any]) -> Incident:
@@ -225,6 +237,15 @@ async def next_number(conn: BaseDBAsyncClient) -> int:
     return int(rows[0]["value"])
 
 
+def require_unmerged(incident: Incident) -> None:
+    """Refuse any change to an incident merged into another: it is resolved and all of it
+    (timeline, comments, updates, evidence, follow-ups) lives on the survivor now, where a
+    change is seen; one here would sit apart from it and off the status page."""
+    if incident.merged_into is not None:
+        survivor = f"INC-{incident.merged_into}"
+        raise IllegalTransition(f"{incident.key} was merged into {survivor}; change {survivor} instead")
+
+
 def require_open(incident: Incident, doing: str) -> None:
     if incident.status == Status.RESOLVED.value:
         raise IllegalTransition(f"{incident.key} is resolved; reopen it before you {doing}")
@@ -289,8 +310,8 @@ class Change:
 async def change(
     key: str | int, now: datetime, *, open_to: str | None = None, columns: tuple[str, ...] | None = None
 ) -> AsyncIterator[Change]:
-    """Lock incident `key` in a new transaction for one change. With `open_to` ("acknowledge
-    it"), a resolved incident is refused first. With `columns`, only those are read (the
+    """Lock incident `key` in a new transaction for one change. An incident merged away is
+    refused (`lock_incident`); with `open_to` ("acknowledge it"), so is a resolved one. With `columns`, only those are read (the
     incident is partial: the others cannot be read or changed). A DomainError raised inside
     rolls it all back."""
     if open_to is not None and columns is not None and "status" not in columns:
@@ -586,9 +607,9 @@ async def run_change(
     With `quick`, on PostgreSQL and when no change hook acts on its event kind, the incident is
     read without a lock, `body` runs against that row and its writes go as one statement (the
     stamp, the columns it changed, its rows, the event and the audit entry) that applies only
-    while the `quick.guard` columns (and the status, with `open_to`) still hold what was read.
-    No lock is held across the round trips, so writers to one incident, or to many, do not
-    queue behind each other's commits. If the guard fails, `body` runs again, locked. Either
+    while the `quick.guard` columns (and `merged_into`, and the status with `open_to`) still
+    hold what was read. No lock is held across the round trips, so writers to one incident, or
+    to many, do not queue behind each other's commits. If the guard fails, `body` runs again, locked. Either
     way only `quick.columns` of the incident are read when no hook will see it."""
     columns = None  # a hook may read any column of the incident
     if quick is not None and not change_hooks.wants(quick.kind):
@@ -648,7 +669,9 @@ async def _plan_quick(
     keys = [row.pop(f"pulseguard_key_{i}") for i in range(len(quick.inserts))]
     incident = locked(row)
     incident.updated_at = now
-    guard = quick.guard
+    require_unmerged(incident)
+    # A merge between this read and the write makes the write apply nothing (Stale: run locked).
+    guard = quick.guard if "merged_into" in quick.guard else (*quick.guard, "merged_into")
     if open_to is not None:
         require_open(incident, open_to)
         if "status" not in guard:
@@ -671,9 +694,10 @@ async def _plan_blind(
     incident's id is known: no read, only its rows' keys, drawn with those of the others
     waiting at the same moment (on a busy incident, one round trip for a few dozen comments)."""
     keys = await key_draws.draw(conn, quick)
-    incident = locked({"id": id, "number": number})
+    # Unread, it applies only while the incident is not merged away (else it runs locked, refused).
+    incident = locked({"id": id, "number": number, "merged_into": None})
     incident.updated_at = now
-    c = QuickChange(conn, incident, now, quick, keys, ("number",))
+    c = QuickChange(conn, incident, now, quick, keys, ("number", "merged_into"))
     return c, await body(c)
 
 
