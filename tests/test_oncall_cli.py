@@ -126,6 +126,17 @@ def test_override_then_list_show_and_cancel(migrated_database, config_file):
         (["oncall", "override", "carol", "--from", "now", "--to", "-1h", "--schedule", "primary"], "error: --to: '-1h' ("),
         (["oncall", "override", "carol", "--to", "2020-01-01T10:00", "--from", "now", "--schedule", "primary"], "has already passed: an"),
         (["oncall", "override", "carol", "--from", "yesterday", "--to", "+1h", "--schedule", "primary"], "is not a time"),
+        # The clocks skip 02:00–03:00 in Amsterdam on these Sundays: refused, not moved to 03:30.
+        (["oncall", "--at", "2026-03-29T02:30"], "error: --at: '2026-03-29T02:30' does not exist in Europe/Amsterdam (the clocks skip"),
+        (
+            ["oncall", "override", "bob", "--from", "2027-03-28T02:30", "--to", "2027-03-28T05:00", "--schedule", "secondary"],
+            "error: --from: '2027-03-28T02:30' does not exist in Europe/Amsterdam (the clocks skip it that day)",
+        ),
+        # Both relative to the one "now" of the command: no override lasting a few microseconds.
+        (
+            ["oncall", "override", "bob", "--from", "+1h", "--to", "+1h", "--schedule", "secondary"],
+            "is the same time as --from '+1h': an override must last some time",
+        ),
         (["oncall", "--schedule", "tertiary"], "no schedule named 'tertiary'"),
         (["oncall", "export"], "--ical"),
     ],

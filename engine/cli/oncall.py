@@ -31,12 +31,14 @@ def _usage(message: str) -> Exception:
 
 
 def parse_when(text: str, tz: ZoneInfo, what: str, now: datetime | None = None) -> datetime:
-    """'now', '+2h' / '-1d' (relative to now), or ISO 8601 (a time without offset is in `tz`)."""
+    """'now', '+2h' / '-1d' (relative to `now`: a command's times share one), or ISO 8601 (a
+    time without offset is in `tz`; one the clocks skip there is refused, not moved)."""
     now = now or datetime.now(UTC)
     value = (text or "").strip()
     if value == "now":
         return now
-    from engine.core.domain import LONGEST_DURATION, InvalidInput, check_time
+    from engine.core.domain import LONGEST_DURATION
+    from engine.core.inputs import in_zone
 
     rel = _REL.match(value)
     if rel:
@@ -48,12 +50,7 @@ def parse_when(text: str, tz: ZoneInfo, what: str, now: datetime | None = None) 
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise _usage(f"{what}: {text!r} is not a time (expected ISO 8601 like 2026-03-30T09:00, 'now', '+2h' or '-1d')") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    try:
-        return check_time(parsed, what).astimezone(UTC)
-    except (InvalidInput, OverflowError):
-        raise _usage(f"{what}: {text!r} is out of range") from None
+    return in_zone(parsed, tz, text, what)
 
 
 def _config(ctx: Any) -> Any:
@@ -93,7 +90,8 @@ async def show(args: argparse.Namespace, ctx: Any) -> int:
 
     config = _config(ctx)
     engine_tz = ZoneInfo(config.engine.timezone)
-    at = parse_when(args.at, engine_tz, "--at") if args.at else datetime.now(UTC)
+    now = datetime.now(UTC)
+    at = parse_when(args.at, engine_tz, "--at", now) if args.at else now
     schedule = _pick_schedule(config, args.schedule)
     overview = await load_oncall_overview(config, at, days=args.days, schedule=schedule)
     if ctx.json or args.json:
@@ -152,12 +150,19 @@ async def override(args: argparse.Namespace, ctx: Any) -> int:
         name = names[0]
     sched = config.schedule(name)
     tz = ZoneInfo(sched.timezone or config.engine.timezone)
-    start = parse_when(args.from_, tz, "--from")
-    end = parse_when(args.to, tz, "--to")
+    # One "now" for both: `--from +1h --to +1h` is the same moment, not a microsecond apart.
+    now = datetime.now(UTC)
+    start = parse_when(args.from_, tz, "--from", now)
+    end = parse_when(args.to, tz, "--to", now)
     # Named by the option to fix, with the times as read (the service said "end: must be after
     # the start" for a --to already past, as maintenance windows and silences did).
-    if end <= datetime.now(UTC):
+    if end <= now:
         raise _usage(f"--to: {args.to!r} ({_local(end.isoformat(), tz.key)}) has already passed: an override must end in the future")
+    if end == start:
+        raise _usage(
+            f"--to: {args.to!r} ({_local(end.isoformat(), tz.key)}) is the same time as --from {args.from_!r}: "
+            "an override must last some time"
+        )
     if end <= start:
         raise _usage(
             f"--to: {args.to!r} ({_local(end.isoformat(), tz.key)}) is not after --from {args.from_!r} "
@@ -167,7 +172,15 @@ async def override(args: argparse.Namespace, ctx: Any) -> int:
 
     with named_as_typed({"user": "USER", "covers": "--covers", "reason": "--reason"}):
         row = await create_override(
-            config, schedule=name, user=args.user, covers=args.covers, start=start, end=end, actor=ctx.actor, reason=args.reason or ""
+            config,
+            schedule=name,
+            user=args.user,
+            covers=args.covers,
+            start=start,
+            end=end,
+            actor=ctx.actor,
+            reason=args.reason or "",
+            now=now,
         )
     who = f"{row.user} covers {row.covers}" if row.covers else f"{row.user} is on call"
     print(
