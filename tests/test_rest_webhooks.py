@@ -168,6 +168,19 @@ async def test_generic_alert(db):
     assert (detail["severity"], detail["source"], detail["status"], detail["services"]) == ("medium", "alert", "monitoring", ["worker"])
 
 
+async def test_an_alert_naming_an_undeclared_service_still_opens_its_incident_without_it(db):
+    """A label typo must not lose the page, nor show customers a raw internal name: the incident
+    opens with the declared services, and its timeline says which name was left off."""
+    async with running_api(config(HOOKS + '\n[[services]]\nname = "worker"\n')) as api:
+        async with api.client("responder") as c:
+            r = await c.post("/api/webhooks/alert", json={"title": "Queue backlog", "services": ["worker", "db-7-internal"]})
+            assert r.status_code == 200 and r.json()["action"] == "created", r.text
+            detail = (await c.get(f"/api/incidents/{r.json()['incident']}")).json()
+    assert detail["services"] == ["worker"]
+    notes = [e["summary"] for e in detail["timeline"] if e["kind"] == "note"]
+    assert notes == ["the alert names service 'db-7-internal', not declared in [[services]]: left off the incident"]
+
+
 def slack_request(
     secret: str, text: str, *, ts: int | None = None, user: str = "alice", sign_with: str | None = None
 ) -> tuple[bytes, dict]:

@@ -150,6 +150,7 @@ async def apply_alerts(
                 return {"action": "ignored", "reason": "no open incident for this group and nothing is firing"}
             silenced = None
             opened = False
+            declared, undeclared = await _declared(state, services_)
             async with _opening(dedup):
                 # Again under the lock: another engine may have opened it meanwhile.
                 incident = await services.find_group(dedup, window=window)
@@ -160,7 +161,7 @@ async def apply_alerts(
                             severity=severity,
                             actor=actor,
                             description=description,
-                            services=services_,
+                            services=declared,
                             tags=tags,
                             source="alert",
                             dedup_key=dedup,
@@ -174,7 +175,10 @@ async def apply_alerts(
                 return {"action": "silenced", "silence": silenced.silence.id, "until": silenced.silence.ends_at.isoformat()}
             assert incident is not None
             if opened:
-                await services.record_events(incident.number, [_alert_entry(a) for a in firing], actor)
+                entries = [_alert_entry(a) for a in firing]
+                if undeclared:
+                    entries.insert(0, _undeclared_entry(undeclared))
+                await services.record_events(incident.number, entries, actor)
                 return {"action": "created", "incident": incident.key, "count": incident.firing_count}
         return await _apply_to(state, incident, dedup, actor, rest, group_resolved)
 
@@ -211,6 +215,32 @@ async def _apply_to(
     except IllegalTransition:
         pass  # someone moved it meanwhile: their word stands
     return {"action": action, "incident": incident.key, "count": incident.firing_count}
+
+
+async def _declared(state: RestState, names: list[str]) -> tuple[list[str], list[str]]:
+    """The alert's services split into those declared and those not. An alert is never refused
+    for a label (the page must go out), but an undeclared name stays off the incident: the
+    status page would show it to customers by its raw name, and no policy or schedule knows it."""
+    configured = [sv.name for sv in state.config.services]
+    declared: list[str] = []
+    undeclared: list[str] = []
+    for name in names:
+        try:
+            await services.check_services([name], configured)
+        except InvalidInput:
+            undeclared.append(name)
+        else:
+            declared.append(name)
+    return declared, undeclared
+
+
+def _undeclared_entry(names: list[str]) -> tuple[str, str, dict[str, Any]]:
+    listed = ", ".join(repr(n) for n in names)
+    return (
+        "note",
+        f"the alert names {'services' if len(names) > 1 else 'service'} {listed}, not declared in [[services]]: left off the incident",
+        {"undeclared_services": names},
+    )
 
 
 def _alert_entry(alert: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
