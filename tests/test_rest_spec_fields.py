@@ -390,6 +390,16 @@ async def test_the_spec_evidence_block_adds_its_screenshots_and_log_references_o
                 "evidence.screenshots[0].url",
             ),
             ({"evidence": {**block, "logs": {"lunch": "/var/log/x"}}}, "evidence.logs.lunch"),
+            # What was seen or logged: not in the future.
+            (
+                {"evidence": {**block, "screenshots": [{**block["screenshots"][0], "timestamp": "2099-01-01T00:00:00Z"}]}},
+                "evidence.screenshots[0].timestamp",
+            ),
+            (
+                {"evidence": {**block, "logs": {**block["logs"], "time_range": "2099-01-17T10:00:00Z - 2099-01-17T11:00:00Z"}}},
+                "evidence.logs.time_range",
+            ),
+            ({"kind": "log", "path": "/var/log/x", "range_from": "2099-01-01T00:00:00Z", "range_to": "2099-01-01T01:00:00Z"}, "range"),
             ({"evidence": {"logs": {"time_range": block["logs"]["time_range"]}}}, "evidence"),
             ({**EVIDENCE, "kind": "link"}, "evidence"),
             ({"url": "https://example.com"}, "kind"),

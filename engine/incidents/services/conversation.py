@@ -163,6 +163,10 @@ async def add_evidence(
         raise InvalidInput("range", "give both the start and the end of the time range")
     if range_from and range_to and range_from > range_to:
         raise InvalidInput("range", "starts after it ends")
+    if range_to is not None:  # what was seen or logged: not later than now (beyond clock skew)
+        end = stated_time(range_to, valid_time(at), "range")
+        range_from = min(range_from, end) if range_from is not None and end is not None else range_from
+        range_to = end
     if content is not None and len(content) > 1_000_000:
         raise InvalidInput("content", "is larger than 1 MB; attach the file by path instead")
     storable(url or "", "url")
