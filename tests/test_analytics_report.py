@@ -164,6 +164,10 @@ async def test_a_text_report_goes_to_the_file_named_by_o(fixture_db, tmp_path):
     assert "Incidents       8" in path.read_text()
     proc = run_cli(fixture_db, "report", "--month", "2026-03", "-o", str(tmp_path))
     assert (proc.returncode, proc.stdout) == (2, "") and proc.stderr == f"error: -o: cannot write {tmp_path}: Is a directory\n"
+    # A name promising a format the report does not come in: refused, nothing written.
+    proc = run_cli(fixture_db, "report", "--month", "2026-03", "-o", str(tmp_path / "report.pdf"))
+    assert (proc.returncode, proc.stdout) == (2, "") and "-o: cannot write a .pdf file" in proc.stderr
+    assert not (tmp_path / "report.pdf").exists()
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,10 @@ def _report_format(args: argparse.Namespace) -> str:
     if args.format:
         return str(args.format)
     suffix = Path(args.output).suffix.lower() if args.output else ""
-    return {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}.get(suffix, "text")
+    known = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json", ".txt": "text", ".text": "text", "": "text"}
+    if suffix not in known:  # `-o report.pdf` wrote plain text under a name that promised a PDF
+        raise UsageError(f"-o: cannot write a {suffix} file; name it .txt, .html, .md or .json, or give --format text|html|md|json")
+    return known[suffix]
 
 
 async def _report(args: argparse.Namespace, ctx: Context) -> int:
