@@ -91,7 +91,7 @@ def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     missing = resolve_database(str(tmp_path / "missing.db"))
     proc = run_cli(missing, "backup", str(tmp_path / "b.db"))
     assert proc.returncode == 2
-    assert proc.stderr == f"error: no PulseGuard database at {missing.path} (check --db / PULSEGUARD_DB, or run `pulseguard init`)\n"
+    assert proc.stderr == f"error: no PulseGuard database at {missing.path} (check PULSEGUARD_DB, or run `pulseguard init`)\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

@@ -20,7 +20,8 @@ from support.db import PG_URL, REPO, cli_env, run_cli, table_rows
 from engine.cli.common import CREATE, NONE
 from engine.cli.main import DB_ACCESS, build_parser, leaf_commands
 
-HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
+# The tests name the database through PULSEGUARD_DB (support.db.run_cli): the hint names that.
+HINT = "check PULSEGUARD_DB, or run `pulseguard init`"
 
 
 @pytest.mark.slow
@@ -328,7 +329,11 @@ def test_default_database_lives_in_the_user_data_dir(tmp_path):
     path = tmp_path / "data" / "pulseguard" / "pulseguard.db"
     # A machine with no database yet: reading says so and creates nothing, not even the folder.
     proc = cli("incident", "list")
-    assert proc.returncode == 2 and proc.stderr == f"error: no PulseGuard database at {path} ({HINT})\n"
+    # Nothing named it: the hint says how to name one.
+    assert (
+        proc.returncode == 2
+        and proc.stderr == f"error: no PulseGuard database at {path} (check --db / PULSEGUARD_DB, or run `pulseguard init`)\n"
+    )
     assert not (tmp_path / "data").exists()
     proc = cli("incident", "create", "--title", "t", "--severity", "low")
     assert proc.returncode == 0, proc.stderr
@@ -416,7 +421,7 @@ def test_commands_that_read_or_change_never_create_a_database(tmp_path):
         return run_python([*argv, "--db", str(target)], env=env, cwd=tmp_path)
 
     procs = {path: call(path) for path in NEEDS_EXISTING}
-    expected = f"error: no PulseGuard database at {target} ({HINT})\n"
+    expected = f"error: no PulseGuard database at {target} (check --db, or run `pulseguard init`)\n"
     wrong = {path: (p.returncode, p.stderr) for path, p in procs.items() if (p.returncode, p.stderr) != (2, expected)}
     assert not wrong
     assert all(p.stdout == "" for p in procs.values())
@@ -436,7 +441,7 @@ def test_a_create_command_does_not_make_a_mistyped_directory(tmp_path):
     target = tmp_path / "mistyped" / "pulseguard.db"
     proc = run_cli(_db(target), "incident", "create", "--title", "t", "--severity", "low")
     assert proc.returncode == 1 and proc.stderr == (
-        f"error: cannot create database {target}: directory {target.parent} does not exist (create it, or check --db / PULSEGUARD_DB)\n"
+        f"error: cannot create database {target}: directory {target.parent} does not exist (create it, or check PULSEGUARD_DB)\n"
     )
     assert not target.parent.exists()
 
@@ -622,7 +627,7 @@ def test_a_postgresql_database_that_does_not_exist_is_named(database):
         proc = _refused(missing, *argv)
         assert proc.returncode == 2 and proc.stderr == (
             f"error: no PostgreSQL database 'pulseguard_no_such_db' on {server} "
-            "(create it with `createdb pulseguard_no_such_db`, or check --db / PULSEGUARD_DB)\n"
+            "(create it with `createdb pulseguard_no_such_db`, or check PULSEGUARD_DB)\n"
         ), proc.stderr
     if database.kind == "postgres":  # a schema of an existing database: read fails, create makes it
         proc = run_cli(database, "incident", "list")
@@ -728,3 +733,22 @@ def test_engine_start_summary_names_what_it_runs(sqlite_database, tmp_path):
         f"pulseguard engine: configuration {tmp_path / 'pulseguard.toml'}; database sqlite:{sqlite_database.path}",
         "pulseguard engine: 1 target, 0 triggers, 2 channels (slack, email), policies critical/high; REST on 127.0.0.1:8080",
     ]
+
+
+def test_a_missing_database_names_where_it_was_given(tmp_path):
+    """The hint said "check --db / PULSEGUARD_DB" for a path the configuration's [engine] db gave."""
+    target = tmp_path / "nodir" / "x.db"
+    config = tmp_path / "p.toml"
+    config.write_text(f'[engine]\ndb = "{target}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEGUARD_")}
+    proc = run_python(["incident", "list", "--config", str(config)], env=env, cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        f"error: no PulseGuard database at {target} (check [engine] db, or run `pulseguard init`)\n",
+    )
+    proc = run_python(["incident", "create", "--title", "t", "--severity", "low", "--config", str(config)], env=env, cwd=tmp_path)
+    assert (
+        proc.stderr
+        == f"error: cannot create database {target}: directory {target.parent} does not exist (create it, or check [engine] db)\n"
+    )
+    assert not target.parent.exists()

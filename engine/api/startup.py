@@ -8,6 +8,7 @@ function that needs it: the console draws its first frame before any of it loads
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import os
 import stat
@@ -78,6 +79,9 @@ def database_for(args: argparse.Namespace, config: Any) -> Any:
     configured = getattr(getattr(config, "engine", None), "db", None) if config is not None else None
     from_env = os.environ.get("PULSEGUARD_DB")
     database = resolve_database(given or from_env or configured)
+    named_by = "--db" if given else "PULSEGUARD_DB" if from_env else "[engine] db" if configured else None
+    if named_by is not None:
+        database = dataclasses.replace(database, named_by=named_by)
     if database.kind == "sqlite" and not database.default and database.path is not None:
         # Bad input, named where it was given, before anything is opened (a directory exited 1,
         # "cannot open database DIR: Is a directory", as if the disk had failed; /dev/null and a
@@ -86,7 +90,7 @@ def database_for(args: argparse.Namespace, config: Any) -> Any:
         if why:
             from engine.core.domain import InvalidInput
 
-            raise InvalidInput("--db" if given else "PULSEGUARD_DB" if from_env else "[engine] db", why)
+            raise InvalidInput(database.named_by, why)
     return database
 
 

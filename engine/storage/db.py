@@ -59,6 +59,12 @@ class Database:
     path: Path | None = None
     schema: str | None = None
     default: bool = False  # the user data directory's file: nothing named it
+    # Where it was named, for a message to say what to check ("--db", "[engine] db", …).
+    named_by: str = "--db / PULSEGUARD_DB"
+
+    @property
+    def hint(self) -> str:
+        return f"check {self.named_by}, or run `pulseguard init`"
 
     @property
     def where(self) -> str:
@@ -198,7 +204,6 @@ class NotADatabase(DatabaseUnavailable):
     exit_code = 2
 
 
-HINT = "check --db / PULSEGUARD_DB, or run `pulseguard init`"
 PG_CONNECT_TIMEOUT = 10.0
 
 
@@ -228,12 +233,12 @@ def _check_sqlite(db: Database, *, create: bool, create_dirs: bool) -> bool:
         raise DatabaseUnavailable(f"cannot open database {path}: not a regular file")
     if st is None:
         if not create:
-            raise NoDatabase(f"no PulseGuard database at {path} ({HINT})")
+            raise NoDatabase(f"no PulseGuard database at {path} ({db.hint})")
         parent = path.parent
         if not parent.is_dir():
             if not create_dirs:
                 raise DatabaseUnavailable(
-                    f"cannot create database {path}: directory {parent} does not exist (create it, or check --db / PULSEGUARD_DB)"
+                    f"cannot create database {path}: directory {parent} does not exist (create it, or check {db.named_by})"
                 )
             try:
                 parent.mkdir(parents=True, exist_ok=True)
@@ -266,9 +271,9 @@ def _check_sqlite(db: Database, *, create: bool, create_dirs: bool) -> bool:
     if "tortoise_migrations" in tables:
         return False
     if tables:  # another program's database: never add our tables to it
-        raise NoDatabase(f"{path} is a SQLite database, but not a PulseGuard one ({HINT})")
+        raise NoDatabase(f"{path} is a SQLite database, but not a PulseGuard one ({db.hint})")
     if not create:
-        raise NoDatabase(f"no PulseGuard database at {path} ({HINT})")
+        raise NoDatabase(f"no PulseGuard database at {path} ({db.hint})")
     return True
 
 
@@ -284,7 +289,7 @@ async def _check_postgres(db: Database, *, create: bool) -> bool:
         conn = await asyncpg.connect(db.dsn, timeout=PG_CONNECT_TIMEOUT)
     except asyncpg.InvalidCatalogNameError:
         raise NoDatabase(
-            f"no PostgreSQL database {name!r} on {server} (create it with `createdb {name}`, or check --db / PULSEGUARD_DB)"
+            f"no PostgreSQL database {name!r} on {server} (create it with `createdb {name}`, or check {db.named_by})"
         ) from None
     except asyncpg.ClientConfigurationError as exc:
         # asyncpg refuses the URL's parameters (sslmode=bogus) before connecting: bad input, not a refusal by the server.
@@ -302,7 +307,7 @@ async def _check_postgres(db: Database, *, create: bool) -> bool:
         if present:
             return False
         if not create:
-            raise NoDatabase(f"no PulseGuard database at {db.where} ({HINT})")
+            raise NoDatabase(f"no PulseGuard database at {db.where} ({db.hint})")
         return True  # the schema is made by the migrations, under the migration lock
     finally:
         await conn.close()
