@@ -5,8 +5,10 @@ engine's own changes are not; nothing can edit an entry, not even SQL."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import httpx
 import pytest
 from support.db import run_cli
 from support.rest import config, running_api
@@ -15,6 +17,8 @@ from tortoise import Tortoise
 
 from engine.api.local import LocalEngine
 from engine.incidents import services
+from engine.incidents.audit import SOURCES
+from engine.notify.links import Signer, stored_secret
 from engine.storage.models import AuditEntry
 
 
@@ -149,3 +153,34 @@ async def test_the_consoles_post_mortem_and_follow_up_writes_are_audited_too(db:
     assert {(s, a) for s, a, _ in entries} == {("console", "carol")}, entries
     actions = {action for _, _, action in entries}
     assert {"incident.satisfaction_rated", "incident.postmortem_edited", "incident.followup_done"} <= actions, entries
+
+
+async def test_the_api_filters_by_every_source_the_log_stores(db: Any) -> None:
+    """?source= took "email" (no entry ever has it: an empty answer) and refused "e-mail link"
+    and "webhook callback", the sources a page's link and a webhook's callback write."""
+    users = '[[users]]\nid = "alice"\nemail = "alice@example.com"\n'
+    mailed = await services.create_incident(title="Checkout down", severity="critical", actor="probe")
+    hooked = await services.create_incident(title="Queue stuck", severity="high", actor="probe")
+    signer, far = Signer(await stored_secret()), int(time.time()) + 3600
+    async with running_api(config(f'[engine]\ntimezone = "UTC"\npublic_url = "http://127.0.0.1"\n{users}')) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as outside:
+            link = await outside.post(f"/act/{signer.sign('acknowledge', mailed.number, 'email', 'alice', far)}")
+            assert link.status_code == 200, link.text
+            callback = await outside.post(f"/api/callbacks/{signer.sign('acknowledge', hooked.number, 'webhook', 'ops', far)}")
+            assert callback.status_code == 200, callback.text
+        async with api.client("admin") as admin:
+            found = {}
+            for source in SOURCES:
+                r = await admin.get("/api/audit", params={"source": source})
+                assert r.status_code == 200, (source, r.text)
+                found[source] = [(e["source"], e["subject"], e["action"]) for e in r.json()["entries"]]
+            # As a client writes it in a URL (the case that was refused).
+            spelt = await admin.get("/api/audit?source=webhook%20callback")
+            assert spelt.status_code == 200 and [e["subject"] for e in spelt.json()["entries"]] == [hooked.key]
+            for bad in ("email", "E-mail link", "webhook_callback"):
+                r = await admin.get("/api/audit", params={"source": bad})
+                assert (r.status_code, r.json()["field"]) == (422, "source"), (bad, r.text)
+                assert all(repr(s) in r.json()["message"] for s in SOURCES), r.json()["message"]
+    assert found["e-mail link"] == [("e-mail link", mailed.key, "incident.acknowledged")]
+    assert found["webhook callback"] == [("webhook callback", hooked.key, "incident.acknowledged")]
+    assert not any(found[s] for s in SOURCES if s not in ("e-mail link", "webhook callback"))

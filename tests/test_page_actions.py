@@ -435,3 +435,27 @@ async def test_engines_on_one_database_share_the_link_secret(db, monkeypatch):
     configured = PageLinks.from_config(named, env={"TEST_LINK_SECRET": "s3cret"})
     made = await configured.links(page, "webhook", "ops")
     assert made is not None and Signer("s3cret").verify(made["acknowledge"].rsplit("/", 1)[1]).channel == "webhook"
+
+
+async def test_a_callback_with_an_unknown_field_is_refused_and_changes_nothing(db):
+    """`{"user": "alice", "bogus": 1}` acknowledged as if `bogus` were not there: every body of
+    the API refuses a field it does not take, so a misspelt one is an error, not a silent no-op."""
+    port = free_port()
+    cfg = parse_config_text(
+        f'[engine]\ntimezone = "UTC"\npublic_url = "http://127.0.0.1:{port}"\n[[users]]\nid = "alice"\nemail = "alice@example.com"\n'
+    )
+    inc = await services_create()
+    token = Signer(await stored_secret()).sign("acknowledge", inc.number, "webhook", "ops", int(time.time()) + 3600)
+    async with serving(cfg, port) as url, httpx.AsyncClient(base_url=url, timeout=10) as receiver:
+        for body in ({"user": "alice", "bogus": 1}, {"bogus": None}, {"user": "alice", "root_cause": "x", "bogus": 1, "solutoin": "y"}):
+            r = await receiver.post(f"/api/callbacks/{token}", json=body)
+            assert r.status_code == 422, (body, r.text)
+            assert r.json()["field"] == "bogus", r.text
+            assert r.json()["message"] == "bogus: is not a field of this request (its fields: user, root_cause, solution)"
+        assert (await Incident.get(id=inc.id)).acknowledged_at is None
+        assert [e.kind for e in await Event.filter(incident_id=inc.id)] == ["created"]
+        assert not await AuditEntry.exists() and not await PageLinkUse.exists()
+        # Refused, the link is not used up: the corrected call acts.
+        done = await receiver.post(f"/api/callbacks/{token}", json={"user": "alice"})
+        assert done.status_code == 200 and done.json()["actor"] == "alice", done.text
+    assert (await Incident.get(id=inc.id)).acknowledged_by == "alice"

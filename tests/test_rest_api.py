@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from support.db import run_cli
-from support.rest import running_api
+from support.rest import STATUS_SITE, config, running_api
 
 from engine.incidents import services
 from engine.rest.auth import FailureThrottle
-from engine.storage.models import Comment, Event, MaintenanceWindow, StatusUpdate
+from engine.storage.models import AuditEntry, Comment, Event, MaintenanceWindow, Service, StatusUpdate
 from engine.storage.monitor_models import MonitorTarget
 
 
@@ -226,6 +226,29 @@ async def test_viewer_reads_but_cannot_write(api):
             assert r.status_code == 403, (method, path, r.text)
             assert "needs the" in r.json()["message"]
     assert await Comment.all().count() == 0 and await StatusUpdate.all().count() == 0
+
+
+async def test_a_service_of_the_configuration_file_is_neither_added_nor_removed_through_the_api(db):
+    """POST made a shadow row of a configured service, and DELETE then answered 204 and logged
+    "service web-app removed" while web-app stayed configured and listed."""
+    async with running_api(config(STATUS_SITE)) as api, api.client("admin") as a:
+        for name in ("web-app", " web-app "):
+            r = await a.post("/api/services", json={"name": name, "description": "shadow"})
+            assert r.status_code == 409 and r.json()["message"] == "web-app is defined in the configuration file", r.text
+        r = await a.delete("/api/services/web-app")
+        assert r.status_code == 409 and r.json()["message"] == "web-app is defined in the configuration file", r.text
+        assert not await Service.exists()
+        assert not await Event.filter(kind__startswith="service_").exists() and not await AuditEntry.exists()
+        listed = [(s["name"], s["configured"]) for s in (await a.get("/api/services")).json()]
+        assert listed == [("web-app", True)]
+        # A row an earlier version let in stays until the file no longer names the service.
+        await Service.create(name="web-app", description="shadow")
+        assert (await a.delete("/api/services/web-app")).status_code == 409
+        assert await Service.filter(name="web-app").exists()
+        # Services of the API's own are added and removed as before.
+        assert (await a.post("/api/services", json={"name": "billing"})).status_code == 201
+        assert (await a.delete("/api/services/billing")).status_code == 204
+        assert [s["name"] for s in (await a.get("/api/services")).json()] == ["web-app"]
 
 
 async def test_admin_only_management(api):

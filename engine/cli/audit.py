@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from engine.api.display import audit_change_lines
 from engine.cli.common import EXIT_OK, LIMIT, Context, print_json, short_time
+from engine.core.domain import AuditSource
 from engine.core.inputs import parse_time
 
 
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("--subject", metavar="KEY", help="only this subject: INC-12, token:ci-bot, system")
     p.add_argument(
         "--source",
-        choices=["console", "cli", "api", "slack", "pagerduty", "webhook", "e-mail link", "webhook callback"],
+        choices=get_args(AuditSource),
         help="only changes from here",
     )
     p.add_argument("--limit", type=LIMIT, default=50, metavar="N", help="at most N entries (default 50)")

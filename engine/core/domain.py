@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from typing import Literal
 
 from engine.core.textclean import brief
 
@@ -45,6 +46,12 @@ class Source(str, Enum):
     PATTERN = "pattern"
     ALERT = "alert"
     API = "api"
+
+
+# Where an audited change comes from (engine.incidents.audit.SOURCES): what the audit log stores,
+# and what `pulseguard audit --source` and GET /api/audit?source= take. Here, so the CLI's
+# arguments name them without loading the database layer.
+AuditSource = Literal["console", "cli", "api", "slack", "pagerduty", "webhook", "e-mail link", "webhook callback"]
 
 
 class EvidenceKind(str, Enum):

@@ -14,14 +14,15 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, get_args
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from engine.core.domain import AuditSource
 from engine.storage import rows
 from engine.storage.models import AuditEntry
 
-SOURCES = ("console", "cli", "api", "slack", "pagerduty", "webhook", "e-mail link", "webhook callback")
+SOURCES: tuple[AuditSource, ...] = get_args(AuditSource)
 SOURCE: ContextVar[str | None] = ContextVar("pulseguard_audit_source", default=None)
 # The names the engine writes its own actions as (escalation, delivery, on-call: "pulseguard";
 # trigger rules and enrichment: "engine"; detectors: "anomaly-detector"). Their work can run inside an interface's task (an acknowledgement

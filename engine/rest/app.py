@@ -28,7 +28,7 @@ from engine.core.domain import DomainError, IllegalTransition, InvalidInput, Not
 from engine.core.matchers import TAG_FIELD_PATTERN, TAG_RULE
 from engine.core.textclean import brief
 from engine.incidents import audit
-from engine.rest.common import LOST_MID_CHANGE, NAME_PATTERN, UNREACHABLE, RestState, database_errors, serve_in_zone
+from engine.rest.common import LOST_MID_CHANGE, NAME_PATTERN, UNREACHABLE, RestState, database_errors, not_a_field, serve_in_zone
 from engine.rest.fastpath import CachedReads
 from engine.rest.fastwrites import FastWrites
 from engine.rest.idempotency import Idempotency, mark_unchanged
@@ -191,7 +191,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             msg = f"is not valid JSON ({why} at character {where[0]})" if why and where else "is not valid JSON"
         elif err.get("type") == "extra_forbidden":
             known = _body_fields(request, tuple(err.get("loc", ())))
-            msg = "is not a field of this request" + (f" (its fields: {', '.join(known)})" if known else "")
+            msg = not_a_field(known)
         problems.append({"field": field, "message": msg})
     problems = _joined(problems)
     first = problems[0] if problems else {"field": "body", "message": "is not valid"}

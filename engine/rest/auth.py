@@ -23,6 +23,9 @@ from engine.incidents import audit
 from engine.storage.rest_models import ApiToken
 
 ROLES = ("viewer", "responder", "admin")
+# People's addresses (e-mail, Slack, phone) and where notifications went are for those who may
+# have to reach them; a viewer token reads names and channels only (engine.rest.redaction).
+CONTACTS_ROLE = "responder"
 TOKEN_PREFIX = "pg_"
 # How long a looked-up token is trusted without asking the database again; a revocation made
 # by another process takes effect within this many seconds.
@@ -69,6 +72,10 @@ class Principal:
 
     def can(self, needed: str) -> bool:
         return role_at_least(self.role, needed)
+
+    @property
+    def sees_contacts(self) -> bool:
+        return self.can(CONTACTS_ROLE)
 
 
 async def create_token(name: str, role: str, created_by: str) -> tuple[ApiToken, str]:

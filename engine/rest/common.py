@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -299,6 +299,11 @@ class Body(BaseModel):
     """Request bodies: unknown fields are refused, so a typo is an error, not a silent no-op."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def not_a_field(known: Sequence[str]) -> str:
+    """What a 422 says of a body's unknown field, for `Body` models and bodies read by hand alike."""
+    return "is not a field of this request" + (f" (its fields: {', '.join(known)})" if known else "")
 
 
 def incident_number(key: str) -> int:

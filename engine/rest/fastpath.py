@@ -35,8 +35,9 @@ def list_validator(cursor: int) -> str:
     return f"{cursor}.{int(time.monotonic() // LIST_MAX_AGE)}"
 
 
-def detail_etag(number: int, version: tuple[int, int]) -> str:
-    return f'"{number}.{version[0]}.{version[1]}"'
+def detail_etag(number: int, version: tuple[int, int], redacted: bool = False) -> str:
+    # A viewer's copy (engine.rest.redaction) is another body: it has its own ETag and cache entry.
+    return f'"{number}.{version[0]}.{version[1]}{"-redacted" if redacted else ""}"'
 
 
 class CachedReads:
@@ -82,16 +83,17 @@ class CachedReads:
         principal = await auth.authenticate(token)
         if principal is None or not principal.can("viewer"):
             return None  # FastAPI answers 401/403/429 and counts the failure
+        redacted = not principal.sees_contacts  # a responder's body is never served to a viewer, nor its ETag honoured
         if key is None:
             number = incident_number(path[len(DETAIL_PREFIX) :])
             version = await self.state.detail_versions.get(number)
             if version is None:
                 return None
-            etag = detail_etag(number, version)
-            entry = None if etag_matches(if_none_match, etag) else self.state.details.get(number, etag)
+            etag = detail_etag(number, version, redacted)
+            entry = None if etag_matches(if_none_match, etag) else self.state.details.get((number, redacted), etag)
         else:
             validator = list_validator(await self.state.feed_cursor.get(None))
-            entry = self.state.lists.get(key, validator)
+            entry = self.state.lists.get((key, redacted), validator)
             if entry is None:
                 return None
             etag = entry[0]

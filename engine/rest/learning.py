@@ -17,6 +17,7 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt
 from engine.core.domain import InvalidInput
 from engine.learning import analytics, postmortem
 from engine.learning.postmortem import UNSET
+from engine.rest import auth, redaction
 from engine.rest.common import (
     Body,
     DataResponse,
@@ -31,6 +32,7 @@ from engine.rest.common import (
     rest_state,
     row_dict,
 )
+from engine.storage.models import Event
 
 router = APIRouter(prefix="/api", tags=["post-mortems and analytics"])
 
@@ -133,9 +135,20 @@ class TicketIn(Body):
 # --- reads ----------------------------------------------------------------------------------
 
 
+async def _document(id: str, who: auth.Principal) -> dict[str, Any]:
+    """The post-mortem as `who` reads it: its lines taken from notifications name where they went
+    for responders only, as the timeline does (engine.rest.redaction)."""
+    doc = await postmortem.postmortem_document(incident_number(id))
+    if who.sees_contacts:
+        return doc
+    ids = [line["event_id"] for line in doc["timeline"] if line.get("event_id") is not None]
+    data = dict(await Event.filter(id__in=ids).values_list("id", "data")) if ids else {}
+    return redaction.postmortem(doc, data)
+
+
 @router.get("/incidents/{id}/postmortem", summary="The post-mortem document (a preview until first edited)")
-async def get_postmortem(id: IncidentId, _: Viewer) -> DataResponse:
-    return DataResponse(await postmortem.postmortem_document(incident_number(id)))
+async def get_postmortem(id: IncidentId, who: Viewer) -> DataResponse:
+    return DataResponse(await _document(id, who))
 
 
 @router.get(
@@ -144,10 +157,10 @@ async def get_postmortem(id: IncidentId, _: Viewer) -> DataResponse:
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/markdown": {}}}},
 )
-async def postmortem_markdown(id: IncidentId, _: Viewer, request: Request, tz: Zone = None) -> PlainTextResponse:
+async def postmortem_markdown(id: IncidentId, who: Viewer, request: Request, tz: Zone = None) -> PlainTextResponse:
     from engine.learning.postmortem_render import render_markdown
 
-    doc = await postmortem.postmortem_document(incident_number(id))
+    doc = await _document(id, who)
     return PlainTextResponse(render_markdown(doc, _zone(tz, request)), media_type="text/markdown; charset=utf-8")
 
 

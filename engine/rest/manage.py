@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field, StrictBool
 from tortoise.transactions import in_transaction
 
-from engine.core.domain import IllegalTransition, InvalidInput, NotFound
+from engine.core.domain import AuditSource, IllegalTransition, InvalidInput, NotFound
 from engine.incidents import queries, services
 from engine.rest import auth
 from engine.rest.common import NAME_PATTERN, Admin, Body, NoBody, Text, Viewer, When, aware, check_id, fields_named, iso, rest_state
@@ -185,7 +185,7 @@ async def oncall(
     if schedule is not None and schedule not in {s.name for s in config.schedules}:
         raise NotFound(f"no schedule {schedule!r}")
     overview = await load_oncall_overview(config, now, days=days, schedule=schedule)
-    if not who.can("responder"):
+    if not who.sees_contacts:
         for entry in overview["schedules"]:
             for holder in (entry.get("on_call"), entry.get("next_handoff"), *entry.get("shifts", ())):
                 person = (holder or {}).get("person") or {}
@@ -197,9 +197,18 @@ async def oncall(
 CONTACTS = ("email", "slack", "phone")
 
 
+def not_configured(request: Request, name: str) -> None:
+    """Services of the configuration file are changed there: one added through the API would
+    shadow it with a row of its own, and removing one would log a removal while it is still served."""
+    config = rest_state(request).config
+    if config is not None and name in {s.name for s in config.services}:
+        raise IllegalTransition(f"{name} is defined in the configuration file")
+
+
 @router.post("/services", status_code=201, summary="Add a service")
-async def add_service(body: ServiceIn, who: Admin) -> dict[str, Any]:
+async def add_service(request: Request, body: ServiceIn, who: Admin) -> dict[str, Any]:
     name = services.path_safe_name(services.valid_names([body.name], "name")[0], "name")
+    not_configured(request, name)
     async with in_transaction() as conn:
         if await Service.filter(name=name).using_db(conn).exists():
             raise IllegalTransition(f"service {name!r} already exists")
@@ -221,7 +230,8 @@ async def change_service(name: NamePath, body: ServiceChange, who: Admin) -> dic
 
 
 @router.delete("/services/{name}", status_code=204, summary="Remove a service added through the API")
-async def delete_service(name: NamePath, who: Admin, _body: NoBody) -> None:
+async def delete_service(request: Request, name: NamePath, who: Admin, _body: NoBody) -> None:
+    not_configured(request, name)
     async with in_transaction() as conn:
         deleted = await Service.filter(name=name).using_db(conn).delete()
         if not deleted:
@@ -344,7 +354,7 @@ async def audit_log(
     since: Annotated[When | None, Query(description="at or after (ISO 8601)")] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     subject: Annotated[str | None, Query(max_length=200, description="INC-12, token:NAME or system")] = None,
-    source: Annotated[Literal["console", "cli", "api", "slack", "pagerduty", "webhook", "email"] | None, Query()] = None,
+    source: Annotated[AuditSource | None, Query(description="where the change was made, as the log stores it")] = None,
     before: Annotated[int | None, Query(ge=1, description="the `next` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
@@ -376,7 +386,7 @@ def _described(user: Any, who: auth.Principal) -> dict[str, Any]:
     from engine.escalation.contacts import describe_user
 
     out = describe_user(user)
-    if not who.can("responder"):
+    if not who.sees_contacts:
         out.pop("email", None)
         out["contact"] = [{"name": m["name"], "method": m["method"]} for m in out["contact"]]
     return out

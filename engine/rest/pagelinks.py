@@ -24,7 +24,7 @@ from engine.core.domain import DomainError, IllegalTransition, InvalidInput, Not
 from engine.incidents import audit, queries, services
 from engine.incidents.services.page_actions import used, used_message
 from engine.notify.links import Claim, LinkRefused, PageLinks
-from engine.rest.common import rest_state
+from engine.rest.common import not_a_field, rest_state
 
 router = APIRouter(tags=["page links"])
 # The token is the credential: never cached, indexed or sent on as a referrer.
@@ -40,6 +40,8 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 HTML_REFUSALS = {status: {**doc, "content": {"text/html": {}}} for status, doc in REFUSALS.items()}
 TIMELINE_ENTRIES = 10
+# What a webhook callback's JSON body may hold (all optional).
+CALLBACK_FIELDS = ("user", "root_cause", "solution")
 
 
 def _templates() -> Any:
@@ -231,7 +233,11 @@ def _callback_body(body: bytes) -> dict[str, Any]:
         raise InvalidInput("body", "is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidInput("body", "must be a JSON object")
-    for key in ("user", "root_cause", "solution"):
+    # As every body of the API: a misspelt field must not vanish while the callback acts.
+    unknown = [str(key) for key in data if key not in CALLBACK_FIELDS]
+    if unknown:
+        raise InvalidInput(unknown[0], not_a_field(CALLBACK_FIELDS))
+    for key in CALLBACK_FIELDS:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise InvalidInput(key, "must be a string")
     return data
@@ -253,6 +259,7 @@ def _callback_body(body: bytes) -> dict[str, Any]:
                             "root_cause": {"type": "string"},
                             "solution": {"type": "string"},
                         },
+                        "additionalProperties": False,
                     }
                 }
             },

@@ -21,7 +21,7 @@ from engine.core.halt import finish
 from engine.incidents import feed
 from engine.incidents.feed import event_to_dict
 from engine.incidents.queries import get_incident
-from engine.rest import auth
+from engine.rest import auth, redaction
 from engine.rest.common import RestState, Text, Viewer, incident_number, rest_state
 from engine.storage.changes import change_signal
 from engine.storage.models import Event
@@ -99,10 +99,15 @@ async def _incident_events(incident_id: int, cursor: int, limit: int) -> list[di
     return [event_to_dict(r) for r in rows]
 
 
+def shown(batch: list[dict[str, Any]], who: auth.Principal) -> list[dict[str, Any]]:
+    """Events as `who` reads them: where notifications went is for responders (engine.rest.redaction)."""
+    return batch if who.sees_contacts else redaction.events(batch)
+
+
 @router.get("/events", summary="The change feed: events after a cursor, oldest first")
-async def events(_: Viewer, cursor: Cursor = 0, limit: Limit = 500) -> dict[str, Any]:
+async def events(who: Viewer, cursor: Cursor = 0, limit: Limit = 500) -> dict[str, Any]:
     batch = await feed.events_since(cursor, limit)
-    return {"events": batch, "cursor": batch[-1]["id"] if batch else cursor}
+    return {"events": shown(batch, who), "cursor": batch[-1]["id"] if batch else cursor}
 
 
 @router.get("/events/cursor", summary="The newest event id (start following from here)")
@@ -111,10 +116,10 @@ async def events_cursor(_: Viewer) -> dict[str, int]:
 
 
 @router.get("/incidents/{id}/timeline", summary="An incident's timeline after a cursor, oldest first")
-async def timeline(id: Annotated[Text, Path(max_length=40)], _: Viewer, cursor: Cursor = 0, limit: Limit = 500) -> dict[str, Any]:
+async def timeline(id: Annotated[Text, Path(max_length=40)], who: Viewer, cursor: Cursor = 0, limit: Limit = 500) -> dict[str, Any]:
     incident = await get_incident(incident_number(id))
     batch = await _incident_events(incident.id, cursor, limit)
-    return {"incident": incident.key, "events": batch, "cursor": batch[-1]["id"] if batch else cursor}
+    return {"incident": incident.key, "events": shown(batch, who), "cursor": batch[-1]["id"] if batch else cursor}
 
 
 def _start_cursor(cursor: int | None, last_event_id: str | None) -> int:
@@ -123,7 +128,7 @@ def _start_cursor(cursor: int | None, last_event_id: str | None) -> int:
     return cursor or 0
 
 
-async def _stream(request: Request, state: RestState, cursor: int, incident_id: int | None) -> AsyncIterator[str]:
+async def _stream(request: Request, state: RestState, who: auth.Principal, cursor: int, incident_id: int | None) -> AsyncIterator[str]:
     w = watcher(state)
     token = auth.bearer(request.headers.get("authorization")) or ""
     yield "retry: 2000\n: connected\n\n"
@@ -143,7 +148,7 @@ async def _stream(request: Request, state: RestState, cursor: int, incident_id: 
             batch = await _incident_events(incident_id, cursor, 500)
         if batch:
             cursor = batch[-1]["id"]
-            yield f"id: {cursor}\nevent: events\ndata: {json.dumps(batch, default=str, separators=(',', ':'))}\n\n"
+            yield f"id: {cursor}\nevent: events\ndata: {json.dumps(shown(batch, who), default=str, separators=(',', ':'))}\n\n"
             last_sent = loop.time()
             if len(batch) == 500:
                 continue
@@ -171,14 +176,14 @@ def _sse(gen: AsyncIterator[str]) -> StreamingResponse:
 )
 async def events_stream(
     request: Request,
-    _: Viewer,
+    who: Viewer,
     cursor: Annotated[int | None, Query(ge=0, le=2**62, description="start after this event id (default: now)")] = None,
     last_event_id: Annotated[str | None, Header(max_length=30)] = None,
 ) -> StreamingResponse:
     state = rest_state(request)
     if cursor is None and not last_event_id:
         cursor = await feed.latest_cursor()
-    return _sse(_stream(request, state, _start_cursor(cursor, last_event_id), None))
+    return _sse(_stream(request, state, who, _start_cursor(cursor, last_event_id), None))
 
 
 @router.get(
@@ -190,9 +195,9 @@ async def events_stream(
 async def timeline_stream(
     request: Request,
     id: Annotated[Text, Path(max_length=40)],
-    _: Viewer,
+    who: Viewer,
     cursor: Annotated[int, Query(ge=0, le=2**62)] = 0,
     last_event_id: Annotated[str | None, Header(max_length=30)] = None,
 ) -> StreamingResponse:
     incident = await get_incident(incident_number(id))
-    return _sse(_stream(request, rest_state(request), _start_cursor(cursor, last_event_id), incident.id))
+    return _sse(_stream(request, rest_state(request), who, _start_cursor(cursor, last_event_id), incident.id))

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from engine.core.domain import InvalidInput, NotFound
 from engine.incidents import queries
+from engine.rest import redaction
 from engine.rest.cache import one_build
 from engine.rest.common import REVALIDATE, Text, Viewer, When, aware, fields_named, incident_number, not_modified, render_data, rest_state
 from engine.rest.fastpath import detail_etag, list_validator
@@ -37,7 +38,7 @@ LIST_QUERIES = 4096
 )
 async def list_incidents(
     request: Request,
-    _: Viewer,
+    who: Viewer,
     # A list, so a repeated `status` adds to the filter instead of the last one winning.
     status: Annotated[
         list[Annotated[Text, Field(max_length=200)]] | None,
@@ -68,14 +69,18 @@ async def list_incidents(
     state = rest_state(request)
     validator = list_validator(await state.feed_cursor.get(None))
     key = (*((k, str(v)) for k, v in filters.items()), limit, offset, cursor)
+    # A viewer's page is another body (its escalation policies name channels, not addresses).
+    redacted = not who.sees_contacts
     cache = state.lists
-    entry = cache.get(key, validator)
+    entry = cache.get((key, redacted), validator)
     if entry is None:
 
         async def build() -> tuple[str, bytes]:
             total = await queries.count_incidents(**filters)
             page = await queries.list_incidents(**filters, limit=limit + 1, offset=offset, after=after)
             more, page = len(page) > limit, page[:limit]
+            if redacted:
+                page = [redaction.incident(row) for row in page]
             body = render_data(
                 {
                     "incidents": page,
@@ -86,9 +91,9 @@ async def list_incidents(
                     "next_cursor": encode_cursor(queries.position(page[-1])) if more else None,
                 }
             )
-            return cache.put(key, validator, body)
+            return cache.put((key, redacted), validator, body)
 
-        entry = await one_build(state.builds, ("list", key, validator), build)
+        entry = await one_build(state.builds, ("list", key, redacted, validator), build)
     etag, body = entry
     # Validated: the same query string may now be answered before routing (engine.rest.fastpath).
     if len(state.list_queries) >= LIST_QUERIES:
@@ -174,25 +179,28 @@ async def incident_page(
     description="Sends an ETag; a poller that sends it back as If-None-Match gets 304 until the incident changes.",
     responses={304: {"description": "unchanged since the ETag sent in If-None-Match"}},
 )
-async def get_incident(id: IncidentId, request: Request, _: Viewer) -> Response:
+async def get_incident(id: IncidentId, request: Request, who: Viewer) -> Response:
     number = incident_number(id)
     state = rest_state(request)
     version = await state.detail_versions.get(number)
     if version is None:
         raise NotFound(f"no incident INC-{number}")
-    etag = detail_etag(number, version)
+    # Where notifications went is for responders: a viewer's detail is another body, kept apart.
+    redacted = not who.sees_contacts
+    etag = detail_etag(number, version, redacted)
     headers = {**REVALIDATE, "ETag": etag}
     if (unchanged := not_modified(request, headers)) is not None:
         return unchanged  # without building the detail
     cache = state.details
-    entry = cache.get(number, etag)
+    entry = cache.get((number, redacted), etag)
     if entry is None:
 
         async def build() -> tuple[str, bytes]:
             # Read after the validator: the body is at least as new as the ETag it is kept under.
-            return cache.put(number, etag, render_data(await queries.incident_detail(number)), etag)
+            detail = await queries.incident_detail(number)
+            return cache.put((number, redacted), etag, render_data(redaction.incident(detail) if redacted else detail), etag)
 
-        entry = await one_build(state.builds, ("detail", number, etag), build)
+        entry = await one_build(state.builds, ("detail", number, redacted, etag), build)
     return Response(entry[1], media_type="application/json", headers=headers)
 
 
