@@ -109,3 +109,29 @@ async def test_engine_api_refuses_a_bad_address(db):
     finally:
         busy.send_signal(signal.SIGTERM)
         busy.wait(20)
+
+
+async def test_a_standby_engine_says_standby_on_healthz_as_on_api_engine(db):
+    """/healthz said "role": "engine" on a standby while /api/engine said standby: a load
+    balancer sending writes to the leader by /healthz could not tell them apart."""
+    token = json.loads(run_cli(db, "token", "create", "ops", "--role", "viewer", "--json", check=True).stdout)["token"]
+    leader = _start(db, "--api", "127.0.0.1:0")
+    standby = None
+    try:
+        _wait_for(leader, r"engine: running")
+        standby = _start(db, "--api", "127.0.0.1:0")
+        url = _wait_for(standby, r"API and status page on (http://\S+)").group(1)
+        _wait_for(standby, r"engine: standby")
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as c:
+            role = (await c.get("/api/engine")).json()["role"]
+            health = (await c.get("/healthz")).json()
+        assert role == "standby" and health["role"] == "standby", (role, health)
+    finally:
+        for proc in (standby, leader):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
