@@ -64,7 +64,8 @@ def pick_row(app: PulseGuardApp, action: Action) -> str | None:
     if action.id == "incident.ack":
         wanted = [r for r in rows if not r.get("acknowledged_at") and r["status"] != "resolved"]
     elif action.id in ("incident.reopen", "postmortem.publish"):  # only a resolved incident's post-mortem is published
-        wanted = [r for r in rows if r["status"] == "resolved"]
+        # Not one merged away by the walk's merge: a merged incident takes no changes.
+        wanted = [r for r in rows if r["status"] == "resolved" and not r.get("merged_into")]
     elif action.id == "incident.promote":
         wanted = [r for r in rows if r["key"] == "INC-1"]
     else:
