@@ -12,6 +12,7 @@ from pydantic import Field
 
 from engine.core.domain import InvalidInput
 from engine.core.durations import duration_seconds
+from engine.core.matchers import matchers_from
 from engine.incidents import queries, services
 from engine.incidents.services.silences import as_dict
 from engine.rest.common import Body, NoBody, Responder, Text, Viewer, When, aware, check_id, fields_named, incident_number
@@ -61,6 +62,13 @@ async def list_silences(_: Viewer, expired: bool = False) -> list[dict[str, Any]
 @router.post("/silences", status_code=201, summary="Add a silence: matching firings open nothing and page nobody while it is active")
 async def add_silence(body: SilenceIn, who: Responder) -> dict[str, Any]:
     matchers = [m if isinstance(m, str) else m.model_dump() for m in body.matchers]
+    for i, item in enumerate(matchers):
+        # Named as the body sent it (matchers[1]), the matcher's words in the message.
+        try:
+            matchers_from([item])
+        except InvalidInput as exc:
+            if exc.field.startswith("matcher "):
+                raise InvalidInput(f"matchers[{i}]", f"{exc.field.removeprefix('matcher ')}: {exc.message}") from None
     with fields_named({"starts": "starts_at", "ends": "ends_at"}):
         silence = await services.create_silence(
             matchers,
