@@ -412,3 +412,12 @@ def test_durations_in_the_spec_view_read_as_the_spec_writes_them() -> None:
         "3 days",
         None,
     ]
+
+
+async def test_a_bad_ticket_key_is_named_as_the_body_sends_it(db: Any) -> None:
+    async with running_api() as api, api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "Disk full", "severity": "low"})).json()["key"]
+        made = await c.post(f"/api/incidents/{key}/followups", json={"group": "preventive_measures", "description": "rotate logs"})
+        assert made.status_code == 201, made.text
+        r = await c.post(f"/api/followups/{made.json()['id']}/ticket", json={"ticket_key": "not a key"})
+        assert r.status_code == 422 and r.json()["field"] == "ticket_key" and "is not a ticket key" in r.json()["message"], r.text

@@ -28,6 +28,7 @@ from engine.rest.common import (
     Viewer,
     When,
     check_id,
+    fields_named,
     incident_number,
     rest_state,
     row_dict,
@@ -329,4 +330,5 @@ async def rate(id: IncidentId, body: RatingIn, who: Responder) -> dict[str, Any]
 
 @router.post("/followups/{followup_id}/ticket", summary="Link a follow-up to its ticket (null unlinks)")
 async def followup_ticket(followup_id: int, body: TicketIn, who: Responder) -> dict[str, Any]:
-    return row_dict(await postmortem.set_followup_ticket(check_id(followup_id, "follow-up"), body.ticket_key, who.name))
+    with fields_named({"ticket": "ticket_key"}):  # named as the body sends it
+        return row_dict(await postmortem.set_followup_ticket(check_id(followup_id, "follow-up"), body.ticket_key, who.name))
