@@ -309,6 +309,8 @@ def test_a_zero_or_too_long_duration_is_refused_naming_the_argument(migrated_dat
         (["silence", "add", "service=db", "--for", "0h", "-c", "x"], f"error: --for: '0h' {zero}"),
         (["maintenance", "add", "--title", "x", "--service", "db", "--for", "0m"], f"error: --for: '0m' {zero}"),
         (["incident", "correlate", "INC-1", "--window", "0m"], f"error: --window: '0m' {zero}"),
+        # As the API refuses it: the engine looks a day around the start at most.
+        (["incident", "correlate", "INC-1", "--window", "99d"], "error: --window: '99d' is longer than the engine looks (1d)\n"),
     ]:
         proc = run_cli(db, *argv)
         assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", message), argv

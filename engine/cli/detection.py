@@ -140,7 +140,15 @@ def _window(args: argparse.Namespace, ctx: Context) -> Any:
     from datetime import timedelta
 
     if args.window:
-        return parse_duration(args.window, "--window", positive=True)
+        from engine.core.durations import format_duration
+        from engine.detection.gather import LONGEST_WINDOW
+
+        span = parse_duration(args.window, "--window", positive=True)
+        if span > LONGEST_WINDOW:
+            raise UsageError(
+                f"--window: {args.window!r} is longer than the engine looks ({format_duration(LONGEST_WINDOW.total_seconds())})"
+            )
+        return span
     section = getattr(getattr(ctx.config, "ai_detection", None), "correlation_analysis", None)
     return timedelta(seconds=float(getattr(section, "window", 3600.0) or 3600.0))
 

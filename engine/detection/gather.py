@@ -46,6 +46,11 @@ async def incident_series(incident: Any, config: Any, window: timedelta) -> dict
     return out
 
 
+# Worked out on request, over at most this much history on each side of the start (the API and
+# the CLI refuse a longer window alike).
+LONGEST_WINDOW = timedelta(days=1)
+
+
 async def correlate_incident(key: str, config: Any = None, window: timedelta = timedelta(hours=1), limit: int = 20) -> dict[str, Any]:
     """Correlation analysis of one incident: ranked series changes and related incidents."""
     from engine.core.domain import NotFound, parse_incident_key

@@ -20,8 +20,6 @@ from engine.rest.incidents.bodies import IncidentId, Wrapped
 
 router = APIRouter()
 
-# Worked out again on request, over at most this much history on each side of the start.
-LONGEST_WINDOW = timedelta(days=1)
 # What a responder's own observation of a metric is stored as (the engine's are spike, step…).
 NOTED = "noted"
 
@@ -139,7 +137,7 @@ async def write_correlation(id: IncidentId, who: Responder, request: Request, bo
                 "noted_by": who.name,
             }
         else:
-            from engine.detection.gather import correlate_incident
+            from engine.detection.gather import LONGEST_WINDOW, correlate_incident
 
             window = _window(body.time_window, request, longest=LONGEST_WINDOW)
             data = await correlate_incident(incident.key, rest_state(request).config, window)
