@@ -520,6 +520,24 @@ async def test_put_corrects_title_description_and_affected_services_as_the_spec_
     assert await Event.filter(kind="edited").count() == 1
 
 
+async def test_put_takes_the_spec_manual_incident_block_as_post_does(api):
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "x", "severity": "low"})).json()["key"]
+        r = await c.put(f"/api/incidents/{key}", json={"manual_incident": MANUAL_INCIDENT})
+        assert r.status_code == 200, r.text
+        changed = r.json()
+        assert (changed["title"], changed["severity"], changed["services"], changed["tags"], changed["assignee"]) == (
+            MANUAL_INCIDENT["title"],
+            "high",
+            MANUAL_INCIDENT["affected_services"],
+            MANUAL_INCIDENT["tags"],
+            "devops-team",
+        )
+        r = await c.put(f"/api/incidents/{key}", json={"manual_incident": {"title": "y", "severity": "apocalyptic"}})
+        assert r.status_code == 422 and r.json()["field"] == "manual_incident.severity", r.text
+        assert (await c.get(f"/api/incidents/{key}")).json()["title"] == MANUAL_INCIDENT["title"]
+
+
 async def test_put_refuses_an_undeclared_service_once_services_are_declared(api):
     async with api.client("admin") as c:
         assert (await c.post("/api/services", json={"name": "web-app"})).status_code in (200, 201)

@@ -78,8 +78,11 @@ class IncidentCreate(Wrapped):
         return self
 
 
-class IncidentUpdate(Body):
-    """Fields to change; each one present is applied through its own service function."""
+class IncidentUpdate(Wrapped):
+    """Fields to change; each one present is applied through its own service function. The
+    spec's `{"manual_incident": {...}}` is unwrapped, as POST /api/incidents does."""
+
+    wrapper: ClassVar[str] = "manual_incident"
 
     title: Short | None = None
     description: Long | None = None

@@ -67,7 +67,11 @@ async def create_incident(body: IncidentCreate, who: Responder, request: Request
 
 @router.put("/incidents/{id}", summary="Change title, description, services, status, severity, assignee, tags or the false-positive flag")
 async def update_incident(id: IncidentId, body: IncidentUpdate, who: Responder, request: Request) -> dict[str, Any]:
-    number = incident_number(id)
+    with body.refusals_named():
+        return await _update_incident(incident_number(id), body, who, request)
+
+
+async def _update_incident(number: int, body: IncidentUpdate, who: Responder, request: Request) -> dict[str, Any]:
     fields = body.model_fields_set
     if not fields - {"message", "public", "reason"}:
         raise InvalidInput("body", "name at least one of title, description, services, status, severity, assignee, tags, false_positive")
