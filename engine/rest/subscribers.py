@@ -201,7 +201,9 @@ async def _subscriber(token: str) -> Subscriber | None:
     return await Subscriber.filter(token=token).first()
 
 
-_GONE = "This link is no longer valid. Subscribe again from the status page if you like."
+# Said alike of a link that never was and one that expired: the page tells nobody which tokens exist.
+_GONE_TITLE = "Link not valid"
+_GONE = "This link is not valid, or no longer. Subscribe again from the status page if you like."
 
 
 # Link scanners in mail systems open links: a GET only shows a button, the POST acts.
@@ -209,7 +211,7 @@ _GONE = "This link is no longer valid. Subscribe again from the status page if y
 async def confirm_page(token: str = "") -> HTMLResponse:
     sub = await _subscriber(token)
     if sub is None:
-        return HTMLResponse(render_message("Link expired", _GONE, SERVED), status_code=404)
+        return HTMLResponse(render_message(_GONE_TITLE, _GONE, SERVED), status_code=404)
     form = ButtonForm("/status/confirm", token, "Confirm subscription")
     return HTMLResponse(render_message("Confirm your subscription", f"Send status updates to {sub.email}?", SERVED, form))
 
@@ -219,7 +221,7 @@ async def confirm(request: Request) -> HTMLResponse:
     data, _ = await _read_form_quiet(request)
     sub = await _subscriber(str(data.get("token") or ""))
     if sub is None:
-        return HTMLResponse(render_message("Link expired", _GONE, SERVED), status_code=404)
+        return HTMLResponse(render_message(_GONE_TITLE, _GONE, SERVED), status_code=404)
     sub.services = list(sub.requested_services or [])
     if sub.confirmed_at is None:
         sub.confirmed_at = utcnow()
