@@ -545,3 +545,20 @@ def test_export_to_a_device_writes_to_it_and_leaves_it_in_place(migrated_databas
         backup = run_cli(migrated_database, "backup", str(link), "--force")
         assert backup.returncode == 2 and "is not a regular file" in backup.stderr, backup.stderr
         assert link.is_symlink() and link.is_char_device()
+
+
+def test_a_resolved_incident_without_its_resolution_time_is_refused(good_document: dict[str, Any]) -> None:
+    """Taken as it was, `incident show` said "status resolved" and "resolved no", and the reports
+    left it out of MTTR."""
+    doc = copy.deepcopy(good_document)
+    resolved = next(i for i, inc in enumerate(doc["incidents"]) if inc["status"] == "resolved")
+    doc["incidents"][resolved]["resolved_at"] = None
+    with pytest.raises(InvalidInput) as caught:
+        parse_document(doc)
+    assert f"incidents[{resolved}].resolved_at: is missing" in str(caught.value)
+    doc = copy.deepcopy(good_document)
+    open_one = next(i for i, inc in enumerate(doc["incidents"]) if inc["status"] != "resolved")
+    doc["incidents"][open_one]["resolved_at"] = doc["incidents"][open_one]["created_at"]
+    with pytest.raises(InvalidInput) as caught:
+        parse_document(doc)
+    assert f"incidents[{open_one}].resolved_at: is set, but the incident is" in str(caught.value)

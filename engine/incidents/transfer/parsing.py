@@ -117,6 +117,12 @@ def _check_times(row: dict[str, Any], path: str) -> None:
     """An incident is detected before it is opened, and acknowledged and resolved after: the
     reports' MTTD, MTTA and MTTR are these differences, and a reversed pair would make them
     negative. Clocks of engines sharing a database may differ by CLOCK_SKEW, so that passes."""
+    # A resolved incident says when (the reports' MTTR, `incident show`); an open one was not yet.
+    status = getattr(row.get("status"), "value", row.get("status"))
+    if status == "resolved" and row.get("resolved_at") is None:
+        raise _where(f"{path}.resolved_at", "is missing: a resolved incident says when it was resolved")
+    if status not in (None, "resolved") and row.get("resolved_at") is not None:
+        raise _where(f"{path}.resolved_at", f"is set, but the incident is {status} (resolved_at goes with status resolved)")
     created = row.get("created_at")
     if created is None:
         return
