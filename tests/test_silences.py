@@ -536,3 +536,27 @@ async def test_a_target_tagged_name_value_opens_its_incident_and_label_silences_
             await services.set_tags(opened.key, "ops", add=[bad])
     with pytest.raises(Exception, match=r"targets\[0\]\.tags\[0\].*expected a tag"):
         parse_config_text('[[targets]]\nname = "x"\nkind = "tcp"\nhost = "h"\nport = 1\ntags = ["team = shop"]\n')
+
+
+async def test_a_silence_for_a_service_nobody_declared_is_refused_once_services_are_declared(db: Any, tmp_path: Any) -> None:
+    """`service=chekout` was stored, covered nothing, and the page it was for went out."""
+    from support.db import run_cli
+    from support.rest import running_api
+
+    from engine.storage.models import Silence
+
+    text = '[engine]\ntimezone = "UTC"\n\n[[services]]\nname = "checkout"\n'
+    async with running_api(parse_config_text(text)) as api, api.client("responder") as responder:
+        bad = await responder.post("/api/silences", json={"matchers": ["service=chekout"], "comment": "deploy", "duration": "1h"})
+        assert bad.status_code == 422 and bad.json()["field"] == "matchers", bad.text
+        assert "unknown service 'chekout' (known services: checkout)" in bad.json()["message"]
+        good = await responder.post("/api/silences", json={"matchers": ["service=checkout"], "comment": "deploy", "duration": "1h"})
+        assert good.status_code == 201, good.text
+        # A pattern or a negation may name what is not declared (yet): only service= is checked.
+        also = await responder.post("/api/silences", json={"matchers": ["service=~check.*"], "comment": "deploy", "duration": "1h"})
+        assert also.status_code == 201, also.text
+    config = tmp_path / "pulseguard.toml"
+    config.write_text(text)
+    proc = await asyncio.to_thread(run_cli, db, "silence", "add", "service=chekout", "--for", "1h", "-c", "deploy", "--config", str(config))
+    assert proc.returncode == 2 and "unknown service 'chekout'" in proc.stderr, proc.stderr
+    assert await Silence.all().count() == 2

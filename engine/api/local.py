@@ -370,7 +370,9 @@ class LocalEngine(LearningMixin):
 
         self._check_write()
         span = _duration(duration, "duration")
-        return as_dict(await services.create_silence(list(matchers), actor=self.actor, comment=comment, duration=span))
+        return as_dict(
+            await services.create_silence(list(matchers), actor=self.actor, comment=comment, duration=span, configured=self.known_services)
+        )
 
     async def extend_silence(self, silence_id: int, by: str) -> dict[str, Any]:
         from engine.incidents.services.silences import as_dict

@@ -34,8 +34,9 @@ async def silence_add(args: argparse.Namespace, ctx: Context) -> int:
             f"--start: {args.start!r} with --for {args.duration} ends at {short_time(start + duration, date=True)}, "
             "which has already passed: a silence must end in the future"
         )
+    configured = [sv.name for sv in ctx.config.services] if ctx.config is not None else []
     silence = await services.create_silence(
-        args.matchers, actor=ctx.actor, comment=args.comment, starts_at=start, ends_at=end, duration=duration
+        args.matchers, actor=ctx.actor, comment=args.comment, starts_at=start, ends_at=end, duration=duration, configured=configured
     )
     if ctx.json:
         print_json(as_dict(silence))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field
 
 from engine.core.domain import InvalidInput
@@ -15,7 +15,7 @@ from engine.core.durations import duration_seconds
 from engine.core.matchers import matchers_from
 from engine.incidents import queries, services
 from engine.incidents.services.silences import as_dict
-from engine.rest.common import Body, NoBody, Responder, Text, Viewer, When, aware, check_id, fields_named, incident_number
+from engine.rest.common import Body, NoBody, Responder, Text, Viewer, When, aware, check_id, fields_named, incident_number, rest_state
 from engine.rest.incidents.bodies import IncidentId
 
 router = APIRouter(prefix="/api", tags=["silences"])
@@ -60,7 +60,7 @@ async def list_silences(_: Viewer, expired: bool = False) -> list[dict[str, Any]
 
 
 @router.post("/silences", status_code=201, summary="Add a silence: matching firings open nothing and page nobody while it is active")
-async def add_silence(body: SilenceIn, who: Responder) -> dict[str, Any]:
+async def add_silence(body: SilenceIn, who: Responder, request: Request) -> dict[str, Any]:
     matchers = [m if isinstance(m, str) else m.model_dump() for m in body.matchers]
     for i, item in enumerate(matchers):
         # Named as the body sent it (matchers[1]), the matcher's words in the message.
@@ -77,6 +77,7 @@ async def add_silence(body: SilenceIn, who: Responder) -> dict[str, Any]:
             starts_at=aware(body.starts_at, "starts_at"),
             ends_at=aware(body.ends_at, "ends_at"),
             duration=_duration(body.duration, "duration") if body.duration is not None else None,
+            configured=[sv.name for sv in rest_state(request).config.services],
         )
     return as_dict(silence)
 

@@ -86,10 +86,18 @@ async def create_silence(
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
     duration: timedelta | None = None,
+    configured: Sequence[str] | None = None,
 ) -> Silence:
-    """A silence from `starts_at` (default now) to `ends_at`, or for `duration`."""
+    """A silence from `starts_at` (default now) to `ends_at`, or for `duration`. With
+    `configured` (the configuration's services), `service=NAME` must name a known service once
+    any are declared: a typo was stored, covered nothing, and the page it was for went out."""
     actor = valid_actor(actor)
     parsed = matchers_from(matchers)
+    if configured is not None:
+        from engine.incidents.services.lifecycle import check_services
+
+        named = [m.value for m in parsed if m.field == "service" and m.op == "="]
+        await check_services(named, configured, field="matchers")
     comment = valid_text(comment, "comment")
     now = utcnow()
     start = check_time(starts_at, "starts") if starts_at is not None else now
