@@ -25,6 +25,7 @@ from engine.incidents.services.silences import FIRING_SOURCES, Silenced, silence
 from engine.incidents.services.timeline import Change, Quick, append_event, change, next_number, require_open, run_change
 from engine.incidents.services.validation import (
     MAX_TITLE,
+    check_services,
     display_name,
     stated_time,
     valid_actor,
@@ -36,23 +37,6 @@ from engine.incidents.services.validation import (
     valid_title,
 )
 from engine.storage.models import Incident, StatusUpdate
-
-
-async def check_services(names: Iterable[str] | None, configured: Iterable[str] = (), field: str = "services") -> None:
-    """Refuse service names nobody declared, once any are declared (the configuration's
-    [[services]] or services added over the API); a typo must not open an incident for a
-    service that does not exist."""
-    from engine.storage.models import Service
-
-    wanted = valid_names(names, field)
-    if not wanted:
-        return
-    stored = await Service.all().order_by("name").values_list("name", flat=True)
-    known = list(dict.fromkeys([*configured, *(str(name) for name in stored)]))
-    unknown = [n for n in wanted if n not in known]
-    if known and unknown:
-        shown = ", ".join(known[:20]) + (", …" if len(known) > 20 else "")
-        raise InvalidInput(field, f"unknown service {unknown[0]!r} (known services: {shown})")
 
 
 async def create_incident(

@@ -28,7 +28,7 @@ from engine.core.durations import format_words
 from engine.core.matchers import Matcher, all_match, matchers_from
 from engine.core.timefmt import format_time
 from engine.incidents.services.timeline import append_event, change
-from engine.incidents.services.validation import valid_actor, valid_text, valid_time
+from engine.incidents.services.validation import check_services, valid_actor, valid_text, valid_time
 from engine.storage.models import Silence
 
 # Sources of incidents that come from a firing (the rest are declared by someone).
@@ -94,8 +94,6 @@ async def create_silence(
     actor = valid_actor(actor)
     parsed = matchers_from(matchers)
     if configured is not None:
-        from engine.incidents.services.lifecycle import check_services
-
         named = [m.value for m in parsed if m.field == "service" and m.op == "="]
         await check_services(named, configured, field="matchers")
     comment = valid_text(comment, "comment")
