@@ -31,7 +31,7 @@ from pulseguard_tui.screens.base import bindings_for
 from pulseguard_tui.settings import ConsoleSettings, save_state
 from pulseguard_tui.terminal import strip_terminal_controls
 from pulseguard_tui.widgets.inputs import typed_ahead_for, typed_ahead_into, typed_below
-from pulseguard_tui.widgets.status_line import REMOTE_PROBLEMS, database_lost
+from pulseguard_tui.widgets.status_line import REMOTE_PROBLEMS, database_lost, engine_lost
 from themes import THEMES, normalise_theme_name
 
 strip_terminal_controls()
@@ -109,8 +109,9 @@ class PulseGuardApp(App[None]):
         if api is not None:
             self.api.readonly = self.readonly
             self.ready.set()
-        self.counts: dict[str, int] = {}
-        self.targets: list[dict[str, Any]] = []
+        # None until the engine (or database) first answers: the header shows them as unknown.
+        self.counts: dict[str, int] | None = None
+        self.targets: list[dict[str, Any]] | None = None
         self.engine_state: dict[str, Any] = {} if api is not None else {"role": "opening the database…"}
         self.feed_cursor: int | None = None
         self.feed_error: str | None = None
@@ -208,6 +209,9 @@ class PulseGuardApp(App[None]):
             self.api.readonly = True
         for screen in self.live_screens():
             screen.refresh_bindings()
+            loaded = getattr(screen, "capabilities_loaded", None)
+            if loaded is not None:  # hints for keys drawn before it was known whether they work
+                loaded()
 
     @property
     def may_write(self) -> bool:
@@ -279,15 +283,26 @@ class PulseGuardApp(App[None]):
         if not self.ready.is_set():
             return
         try:
-            self.engine_state = {**await self.api.engine_state(), "readonly": self.readonly}
+            self._set_engine_state({**await self.api.engine_state(), "readonly": self.readonly})
             self.counts = await self.api.incident_counts()
             self.targets = await self.api.list_targets()
         except Exception as exc:  # the database or the remote engine went away: say so in the header, keep running
             remote = bool(getattr(self.api, "remote", False))
             if not remote and not database_lost(self.engine_state):  # the header says DATABASE ERROR; this, what it is
                 self.notify(overview_problem(exc, remote=False)[:300], severity="error", timeout=15)
-            self.engine_state = {**self.engine_state, "role": overview_problem(exc, remote=remote)}
+            self._set_engine_state({**self.engine_state, "role": overview_problem(exc, remote=remote)})
         self._refresh_status_lines()
+
+    def _set_engine_state(self, state: dict[str, Any]) -> None:
+        """The engine's state as last read; when the engine (or the database) answers again after
+        it could not be read, the screens read what they show afresh (`engine_back`)."""
+        was_lost = engine_lost(self.engine_state)
+        self.engine_state = state
+        if was_lost and not engine_lost(state):
+            for screen in self.live_screens():
+                back = getattr(screen, "engine_back", None)
+                if back is not None:
+                    back()
 
     def _refresh_status_lines(self) -> None:
         for screen in self.live_screens():
@@ -367,7 +382,7 @@ class PulseGuardApp(App[None]):
                 state = {**self.engine_state, "role": overview_problem(exc, remote=True)}
             lost = self.engine_state.get("role") in REMOTE_PROBLEMS
             if state != self.engine_state:
-                self.engine_state = state
+                self._set_engine_state(state)
                 self._refresh_status_lines()
             if lost and state["role"] not in REMOTE_PROBLEMS:
                 self._overview_tick()  # back: the counts and targets too, not in 5 s
@@ -395,6 +410,10 @@ class PulseGuardApp(App[None]):
     def refuse_if_readonly(self) -> bool:
         """True (and say why) when the console may not change anything."""
         if not self.require_ready():
+            return True
+        refused = getattr(self.api, "token_refused", None)
+        if refused:  # nothing can be saved with it: said before a form is filled in vain
+            self.notify(refused, severity="error")
             return True
         if self.readonly:
             if not self.may_write:
@@ -477,7 +496,15 @@ class PulseGuardApp(App[None]):
             self.exit()
             return
         self._quitting = True
-        self.notify(f"closing once the engine answers the save (at most {self.quit_grace:g} s; q again closes now)")
+        again = (self.keys_for("app.quit") or "q").split(",")[0]
+        closing = f"closing once the engine answers the save (at most {self.quit_grace:g} s; {again} again closes now)"
+        # Where the eyes are, in place of the form's "saving…": a notice in a corner alone read
+        # as if the key had not been taken, for the seconds the save is waited for.
+        for screen in self.screen_stack:
+            if getattr(screen, "saving", None):
+                form: Any = screen  # a FormScreen
+                form.say_closing(closing)
+        self.notify(closing)
         run_work(self, self._quit_after_saves, group="quit", exit_on_error=False)
 
     async def _quit_after_saves(self) -> None:

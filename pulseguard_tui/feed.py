@@ -32,6 +32,8 @@ async def follow(app: PulseGuardApp) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a database hiccup: report it, then try again
+            if getattr(app.api, "token_refused", None):
+                return  # the header says TOKEN REFUSED; the token is not sent again (RemoteEngine)
             if app.feed_error is None:
                 app.notify(f"change feed interrupted: {exc}; retrying", severity="warning")
             app.feed_error = str(exc)

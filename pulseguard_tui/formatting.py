@@ -7,6 +7,7 @@ word as well as a colour, so the list reads on a terminal without colour.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from engine.api.display import format_age, terminal_text
 
@@ -88,6 +89,12 @@ def local_time(value: str | datetime | None, *, with_date: bool | None = None, n
     from engine.api.display import format_time
 
     return format_time(parse_iso(value), date=with_date, now=now)
+
+
+def comment_name(c: dict[str, Any]) -> str:
+    """A comment as people know it: whose, and when ("alice's comment of 09:12 UTC"), not its
+    id, which counts the comments of every incident."""
+    return f"{c.get('on_behalf_of') or c['author']}'s comment of {local_time(c.get('stated_at') or c['created_at'])}"
 
 
 def local_range(start: str | datetime | None, end: str | datetime | None) -> str:

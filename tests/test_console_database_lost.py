@@ -93,8 +93,10 @@ async def test_a_console_whose_database_goes_away_says_so_and_counts_nothing_dow
         assert "DATABASE ERROR" in header_line(app)
         lost = f"escalation unknown (database error; due {local_time(due)})"
         await until(pilot, lambda: lost in detail_text(app, "#detail-header"), what="the escalation unknown")
-        notices = [str(n.message) for n in app._notifications]
-        assert any(n.startswith("database error: ") for n in notices), notices
+        assert "NOT CURRENT" in detail_text(app, "#detail-header")  # as last read, and said to be
+        await until(
+            pilot, lambda: any(str(n.message).startswith("database error: ") for n in app._notifications), what="the error's notice"
+        )
         await app.refresh_overview()  # still away: said once
         assert sum(str(n.message).startswith("database error") for n in app._notifications) == 1
 
@@ -110,4 +112,5 @@ async def test_a_console_whose_database_goes_away_says_so_and_counts_nothing_dow
             await pilot.pause(0.25)
         assert "DATABASE ERROR" not in header_line(app)
         await until(pilot, lambda: "escalates in 4:" in detail_text(app, "#detail-header"), what="counting again")
+        await until(pilot, lambda: "NOT CURRENT" not in detail_text(app, "#detail-header"), what="read again")
     await proxy.cut()

@@ -112,6 +112,26 @@ async def test_a_fixed_field_loses_its_problem(console: tuple[PulseGuardApp, Pil
     assert form.problems_shown == []
 
 
+async def test_a_refused_form_focuses_its_first_wrong_field_from_the_top(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """A mistyped matcher and an empty comment: the focus went to the comment (the order the
+    checks found them in), and the fix typed for the matchers landed there."""
+    from support.pilot import command
+
+    from pulseguard_tui.forms.silences import AddSilenceScreen
+    from pulseguard_tui.screens.silences import SilencesScreen
+
+    app, pilot = console
+    await command(pilot, "silences")
+    await until(pilot, lambda: isinstance(app.screen, SilencesScreen), what="the silences screen")
+    form = await open_form(pilot, "n", AddSilenceScreen)
+    await type_text(pilot, "servce=web-app")
+    await pilot.press("enter")
+    await until(pilot, lambda: len(form.problems_shown) == 2, what="matchers and comment refused")
+    assert form.focused is form.query_one("#f-matchers", Input)
+    await type_text(pilot, "X")
+    assert form.query_one("#f-matchers", Input).value == "servce=web-appX" and form.query_one("#f-comment", Input).value == ""
+
+
 async def test_a_form_opens_over_the_dimmed_list(console: tuple[PulseGuardApp, Pilot]) -> None:
     app, pilot = console
     await select_row(pilot, "INC-2")

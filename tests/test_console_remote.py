@@ -785,6 +785,28 @@ async def test_a_viewer_pressing_post_mortem_keys_is_told_why_nothing_happens(ap
         await cleanup()
 
 
+async def test_a_viewer_is_shown_no_hints_for_keys_it_cannot_use(sdb: Any, tmp_path: Path) -> None:
+    """Empty tabs named the write keys to a viewer: "no summary yet (S writes one)", "no
+    follow-ups yet (F adds one)", "not resolved yet (r resolves …)". A responder's still do."""
+    await seed_two()
+    async with running_api() as api:
+        for role in ("viewer", "responder"):
+            async with remote_console(tmp_path, api.url, api.tokens[role], size=(100, 34)) as (app, pilot):
+                await pilot.press("6")
+                resolution = detail_text(app, "#resolution-body")
+                assert "not resolved yet" in resolution and "no follow-ups yet" in resolution, resolution
+                await pilot.press("2")
+                comments = str(main(app).query_one("#comments-list").get_option_at_index(0).prompt)
+                await pilot.press("7")
+                await until(pilot, lambda: "no summary yet" in detail_text(app, "#pm-summary"), what="the post-mortem")
+                shown = "\n".join((resolution, comments, detail_text(app, "#pm-summary"), detail_text(app, "#pm-lists")))
+                hints = ("(r resolves", "(F adds one)", "(c adds one)", "(S writes one)", "(W edits", "N add", "(add follow-ups")
+                if role == "viewer":
+                    assert not [h for h in hints if h in shown], shown
+                else:
+                    assert all(h in shown for h in hints), shown
+
+
 async def test_a_console_without_a_zone_of_its_own_shows_the_engines(db: Any, tmp_path: Path) -> None:
     """The engine's configuration names `[engine] timezone`: a console on a machine in another
     zone (no zone in its own configuration) shows the timeline in the engine's zone, as the

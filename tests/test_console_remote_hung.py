@@ -63,7 +63,8 @@ async def test_q_closes_the_console_while_a_save_hangs_on_a_stopped_engine(db: A
     """`q` typed while the form said "saving…" was held for the list (the keys typed after Enter
     wait for the form to close): the console stayed open until the client gave up after 15 s,
     and the next q went into the comment ("stuck twoq"). It closes as documented: the save is
-    given its 3 s, then the console closes and says the comment was not confirmed."""
+    given its 3 s (the form says so at once), then the console closes and says the comment was
+    not confirmed."""
     async with console_behind(tmp_path) as (app, pilot, proxy):
         proxy.hang()
         form = await comment_saving(app, pilot, "stuck two")
@@ -71,6 +72,9 @@ async def test_q_closes_the_console_while_a_save_hangs_on_a_stopped_engine(db: A
         await pilot.press("q")
         await pilot.pause(0.3)
         assert app.is_running and not app._exit  # the save's bounded wait
+        # Said at once where the eyes are, in the form: a corner notice alone read as a key not taken.
+        hint = str(form.query_one(".form-hint").render())
+        assert f"at most {app.quit_grace:g} s" in hint and "q again closes now" in hint, hint
         await until(pilot, lambda: app._exit, timeout=app.quit_grace + 2, what="closed after the save's wait")
         assert time.monotonic() - pressed < app.quit_grace + 1.5
         assert form.query_one("#f-content").value == "stuck two"
@@ -140,3 +144,23 @@ async def test_a_save_stuck_on_a_stopped_engine_does_not_keep_it_from_the_header
         assert "ENGINE UNREACHABLE" in header(screen)
         proxy.wake()
         await until(pilot, lambda: "ENGINE UNREACHABLE" not in header(screen), timeout=FLAGGED_WITHIN, what="the engine back")
+
+
+async def test_counts_are_unknown_until_a_hung_engine_first_answers(sdb: Any, tmp_path: Path) -> None:
+    """Started against a stopped engine, the header read "open ◆0 ▲0 ●0 ○0 │ no targets" for the
+    15 s the client waited: all clear, at 3 a.m., where nothing was known."""
+    await seed_two()
+    async with running_api() as api, hanging_proxy(api.url) as proxy:
+        proxy.hang()
+        args = console_args(tmp_path, proxy.url, api.tokens["responder"])
+        app, cleanup = build_console(args, initial_settings(args))
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                screen = main(app)
+                await pilot.pause(1.0)
+                shown = header(screen)
+                assert "connecting" in shown and "◆? ▲? ●? ○?" in shown and "targets ?" in shown, shown
+                assert "◆0" not in shown and "no targets" not in shown, shown
+                await proxy.down()  # the request held ends, rather than after the client's 15 s
+        finally:
+            await cleanup()

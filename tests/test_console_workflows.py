@@ -210,6 +210,17 @@ async def test_r_resolves_then_o_reopens(console: tuple[PulseGuardApp, Pilot]) -
     await until(pilot, lambda: "investigating" in detail_text(app, "#detail-header"), what="header after reopen")
 
 
+async def test_o_on_an_open_incident_says_so_without_a_form(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """`o` on an open incident opened a Reopen form only the engine's refusal answered."""
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    await pilot.press("o")
+    await pilot.pause(0.2)
+    assert isinstance(app.screen, IncidentsScreen)
+    said = [n.message for n in app._notifications]
+    assert any("INC-2 is not resolved (it is triggered)" in m for m in said), said
+
+
 async def test_shift_p_promotes_internal_comment_after_confirm(console: tuple[PulseGuardApp, Pilot]) -> None:
     from pulseguard_tui.forms.incident import PromoteScreen
 
@@ -241,6 +252,49 @@ async def test_shift_p_refuses_a_public_comment(console: tuple[PulseGuardApp, Pi
     await pilot.pause(0.2)
     assert isinstance(app.screen, IncidentsScreen)
     assert len((await queries.incident_detail("INC-1"))["updates"]) == 1
+
+
+async def test_shift_p_takes_the_newest_comment_not_yet_published(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """Published, a comment still read "[internal]" and P offered it again, refused only after
+    Enter by a message naming "comment 2" (an id counting every incident's comments); a newer
+    internal comment was passed over for it."""
+    from engine.incidents import services
+    from pulseguard_tui.forms.incident import PromoteScreen
+
+    app, pilot = console
+    screen = main(app)
+    await select_row(pilot, "INC-1")
+    form = await open_form(pilot, "P", PromoteScreen)  # from the Timeline: the newest internal one
+    assert "alice's comment of" in str(form.query_one(".confirm-text").render())
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="confirm closed")
+    await pilot.press("2")
+    comments = screen.query_one("#comments-list")
+    await until(pilot, lambda: "→ public update" in comments.get_option_at_index(1).prompt.plain, what="marked published")
+    assert "[internal]" not in comments.get_option_at_index(1).prompt.plain
+
+    await pilot.press("1", "P")  # none left: said at once, by author and time
+    await pilot.pause(0.2)
+    assert app.screen is screen
+    said = [n.message for n in app._notifications][-1]
+    assert "no internal comment left to publish" in said and "alice's comment of" in said and "comment 2" not in said, said
+
+    await pilot.press("2")
+    comments.highlighted = 1  # the published one, picked: said at once
+    await pilot.press("P")
+    await pilot.pause(0.2)
+    assert app.screen is screen
+    assert "is published already (the public update of" in [n.message for n in app._notifications][-1]
+
+    comments.highlighted = 0
+    await services.comment("INC-1", "DNS fails over to the secondary", "bob", internal_only=True)
+    await until(pilot, lambda: comments.option_count == 3, what="the newer comment listed")
+    form = await open_form(pilot, "P", PromoteScreen)  # the newest, at the top, stays picked
+    assert "DNS fails over" in str(form.query_one(".confirm-text").render())
+    await pilot.press("escape")
+    await pilot.press("1")
+    form = await open_form(pilot, "P", PromoteScreen)
+    assert "DNS fails over" in str(form.query_one(".confirm-text").render())
 
 
 async def test_n_opens_new_incident_and_selects_it(console: tuple[PulseGuardApp, Pilot]) -> None:

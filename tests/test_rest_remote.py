@@ -185,15 +185,39 @@ async def test_a_revoked_token_loses_its_open_event_stream(db):
 
 async def test_a_token_refused_again_and_again_is_still_said_to_be_refused(db):
     """After a few refusals the engine answers 429 (slowed down) instead of 401: that is the
-    token's problem too, not an engine error."""
+    token's problem too (a valid token is always let in), not an engine error, and said as the
+    401 is: "retry in 16 s" read as if waiting would help a revoked token."""
     async with running_api() as api:
         messages = []
         for _ in range(8):
             with pytest.raises(AuthenticationFailed) as refused:
                 await RemoteEngine.connect(api.url, "pg_revoked-or-mistyped")
             messages.append(str(refused.value))
-        assert any("too many failed authentication attempts" in m for m in messages), messages
-        assert all(m.startswith("the engine refused the token") for m in messages), messages
+        assert api.state.throttle.retry_after("ip:127.0.0.1") > 0  # the engine did slow it down
+        assert all(m.startswith("the engine refused the token: it is revoked or unknown") for m in messages), messages
+        assert not any("retry in" in m for m in messages), messages
+
+
+async def test_a_refused_token_is_not_sent_again(db):
+    """Each request with a refused token counts as a failed authentication: a client that kept
+    sending it (a console's heartbeat every 2 s) had the engine slow it down more and more."""
+    from engine.rest import auth
+
+    async with running_api() as api:
+        remote = await RemoteEngine.connect(api.url, api.tokens["responder"])
+        try:
+            await auth.revoke_token("responder-token", actor="admin")
+            with pytest.raises(AuthenticationFailed, match="revoked or unknown"):
+                await remote.engine_state()
+            failures = api.state.auth_failures
+            for call in (remote.engine_state, remote.incident_counts, remote.latest_cursor):
+                with pytest.raises(AuthenticationFailed, match="revoked or unknown"):
+                    await call()
+            with pytest.raises(AuthenticationFailed, match="revoked or unknown"):
+                await remote.comment("INC-1", "on it")
+            assert api.state.auth_failures == failures
+        finally:
+            await remote.aclose()
 
 
 async def test_a_write_whose_answer_was_lost_says_it_may_have_been_saved() -> None:

@@ -60,6 +60,8 @@ class RemoteEngine:
         self.idempotent = False
         # The keys of changes whose answer was lost, by request, newest last (see _call).
         self._unanswered: dict[tuple[str, ...], str] = {}
+        # Why the engine refused the token, once it has (see _refused): it is not sent again.
+        self.token_refused: str | None = None
         self._client = client or httpx.AsyncClient(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "pulseguard-console"},
@@ -118,6 +120,8 @@ class RemoteEngine:
     # --- plumbing -------------------------------------------------------------------------
 
     async def _call(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Any:
+        if self.token_refused:
+            raise AuthenticationFailed(self.token_refused)
         payload = jsonable(body) if body is not None else None
         headers, request = None, None
         if method != "GET":
@@ -138,13 +142,29 @@ class RemoteEngine:
             self._answered(request, response, key_in_use)
             if key_in_use:
                 raise IllegalTransition(_in_console_words(str(response.json().get("message"))))
-        raise_for(response)
+        self._raise_for(response)
         if response.status_code == 204 or not response.content:
             return None
         try:
             return response.json()
         except ValueError:
             raise RemoteError(f"{self.url}{path} did not answer with JSON") from None
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        """raise_for, and a refused token is not sent again: each request with it counts as a failed
+        authentication, and the engine slows down a client that keeps failing (1 s, doubling up
+        to a minute) and says only that: a console retrying every 2 s grew its own lockout and
+        named it ("retry in 16 s") in place of the revoked token."""
+        if response.status_code in (401, 429) and self.token_refused is None:
+            # A 429 here is the failed-authentication slow-down too: a valid token is always let in.
+            role = self.token_role if self.actor else "ROLE"  # known once /api/me has answered
+            self.token_refused = (
+                "the engine refused the token: it is revoked or unknown; get a new one"
+                f" (pulseguard token create NAME --role {role}) and connect with it"
+            )
+        if self.token_refused and response.status_code in (401, 429):
+            raise AuthenticationFailed(self.token_refused)
+        raise_for(response)
 
     def _lost_answer(self, request: tuple[str, ...] | None, headers: dict[str, str] | None, exc: httpx.TransportError) -> None:
         """Keep the key of a change whose answer was lost, for the same change saved again."""
@@ -281,11 +301,15 @@ class RemoteEngine:
         timeout = httpx.Timeout(10.0, read=45.0)  # the server sends a keep-alive every 15 s
         while True:
             try:
+                if self.token_refused:  # refused elsewhere: the stream opened before ends too
+                    raise AuthenticationFailed(self.token_refused)
                 async with self._client.stream("GET", "/api/events/stream", params={"cursor": cursor}, timeout=timeout) as response:
                     if response.status_code >= 400:
                         await response.aread()
-                        raise_for(response)
+                        self._raise_for(response)
                     async for event, data, _ in parse_sse(response.aiter_lines()):
+                        if self.token_refused:
+                            raise AuthenticationFailed(self.token_refused)
                         if event != "events":
                             continue
                         batch = json.loads(data)
@@ -432,13 +456,15 @@ class RemoteEngine:
         return await self._get("/api/oncall", params)
 
     async def postmortem_markdown(self, key: str, tz: str | None = None) -> str:
+        if self.token_refused:
+            raise AuthenticationFailed(self.token_refused)
         try:
             response = await self._client.get(f"/api/incidents/{self._key(key)}/postmortem/markdown", params={"tz": tz} if tz else {})
         except httpx.TimeoutException:
             raise RemoteError(f"{self.url} did not answer in time") from None
         except httpx.TransportError as exc:
             raise RemoteError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
-        raise_for(response)
+        self._raise_for(response)
         return response.text
 
     async def update_postmortem(self, key: str, **fields: Any) -> dict[str, Any]:

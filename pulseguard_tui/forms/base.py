@@ -220,7 +220,7 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
         form_error = self.query_one("#form-error", Static)
         form_error.update(general)
         form_error.set_class(bool(general), "-shown")
-        first: Widget | None = None
+        wrong: set[str] = set()
         for name, message in problems.items():
             try:
                 err = self.query_one(f"#err-{name}", Static)
@@ -231,8 +231,10 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
                 continue
             err.update(f"↑ {message}")
             err.add_class("-shown")
-            if first is None:
-                first = self.query_one(f"#f-{name}")
+            wrong.add(f"f-{name}")
+        # The first wrong field from the top, whatever order the checks found them in: typing
+        # on went into a field further down (the comment) with the matchers above still wrong.
+        first = next((w for w in self.walk_children(Widget) if w.id in wrong), None)
         if first is not None:
             first.focus()
 
@@ -292,6 +294,11 @@ class FormScreen(TypeAhead, ModalScreen[Any]):
     def _say_saving(self, text: str) -> None:
         """`text` in place of the key hint while a save is on its way; "" puts the hint back."""
         self.query_one(".form-hint", Label).update(text or self.current_hint())
+
+    def say_closing(self, text: str) -> None:
+        """The console closes once this form's save is answered (PulseGuardApp.action_quit): said
+        where "saving…" was."""
+        self._say_saving(text)
 
     def current_hint(self) -> str:
         """The keys as they act on the field in focus: Enter saves, except in a Select."""

@@ -9,7 +9,7 @@ from textual.suggester import SuggestFromList
 
 from engine.api.errors import IllegalTransition
 from engine.api.inputs import DEFAULT_ROOT_CAUSE_CATEGORIES, EvidenceKind
-from pulseguard_tui.formatting import SEVERITIES, severity_label
+from pulseguard_tui.formatting import SEVERITIES, comment_name, severity_label
 from pulseguard_tui.forms.base import ConfirmScreen, FormCheckbox, FormScreen, choice, field_row
 from pulseguard_tui.widgets.inputs import Input, TextArea
 
@@ -244,11 +244,18 @@ class PromoteScreen(ConfirmScreen):
         self.comment = comment
 
     def question(self) -> str:
-        return f"Publish this internal comment by {self.comment['author']} as a public status update?\n\n“{self.comment['content']}”"
+        return f"Publish {comment_name(self.comment)} as a public update?\n\n“{self.comment['content']}”"
 
     async def perform(self) -> str:
-        row = await self.api.promote_comment(int(self.comment["id"]))
-        return f"comment published as public update #{row['id']}"
+        try:
+            row = await self.api.promote_comment(int(self.comment["id"]))
+        except IllegalTransition as exc:
+            if "already public" not in str(exc):
+                raise
+            # Published meanwhile (another console): nothing is left to confirm, and the engine's
+            # words name the comment by its database id, which no one here has seen.
+            return f"{comment_name(self.comment)} was published already (meanwhile); nothing changed"
+        return f"{comment_name(self.comment)} published as a public status update (#{row['id']})"
 
 
 class NewIncidentScreen(FormScreen):

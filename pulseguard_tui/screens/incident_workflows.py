@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulseguard_tui.formatting import ago, local_time
+from pulseguard_tui.formatting import ago, comment_name, local_time
 from pulseguard_tui.forms import incident as forms
 from pulseguard_tui.screens.base import ConsoleScreen
-from pulseguard_tui.widgets.detail import DetailPane
+from pulseguard_tui.widgets.detail import DetailPane, published_as
 from pulseguard_tui.widgets.incident_table import IncidentTable
 
 
@@ -142,6 +142,9 @@ class IncidentWorkflows(ConsoleScreen):
 
     def action_reopen(self) -> None:
         if row := self._target():
+            if row.get("status") != "resolved":  # a form the engine can only refuse: said at once, as `a` and `z` do
+                self.notify(f"{row['key']} is not resolved (it is {row.get('status')}): nothing to reopen", severity="information")
+                return
             self._open(forms.ReopenScreen(row))
 
     async def action_merge(self) -> None:
@@ -201,24 +204,38 @@ class IncidentWorkflows(ConsoleScreen):
             self._open(forms.NewIncidentScreen())
 
     async def action_promote(self) -> None:
+        """P: the comment highlighted in the Comments tab, else the newest internal comment not
+        yet published. One that cannot be published (public, or published already) is said at
+        once, by author and time: a dialog that is refused after Enter only wastes a key."""
         row = self._target()
         if row is None:
             return
         app: Any = self.app
         detail = self.detail.detail
-        if detail is None or detail["key"] != row["key"]:
-            detail = await app.api.incident_detail(row["key"])
+        if detail is None or detail["key"] != row["key"] or "comments" not in detail:
+            try:
+                detail = await app.api.incident_detail(row["key"])
+            except Exception as exc:
+                self.notify(f"could not read {row['key']}'s comments: {exc}", severity="error")
+                return
         comment = None
         if self.detail.active_tab == "comments":
-            highlighted = self.detail.selected_comment()
-            if highlighted is not None and not highlighted["internal_only"]:
-                self.notify("that comment is already public; pick an internal one", severity="warning")
+            comment = self.detail.selected_comment()
+            if comment is not None and not comment["internal_only"]:
+                self.notify(f"{comment_name(comment)} is public already; pick an internal one", severity="warning")
                 return
-            comment = highlighted
+            if comment is not None and (update := published_as(comment, detail)) is not None:
+                when = local_time(update.get("stated_at") or update["created_at"])
+                self.notify(f"{comment_name(comment)} is published already (the public update of {when})", severity="warning")
+                return
         if comment is None:
             internal = [c for c in detail.get("comments") or [] if c["internal_only"]]
-            comment = internal[-1] if internal else None
-        if comment is None:
-            self.notify(f"{row['key']} has no internal comment to promote", severity="warning")
-            return
+            unpublished = [c for c in internal if published_as(c, detail) is None]
+            if not unpublished:
+                said = "has no internal comment to publish"
+                if internal:
+                    said = f"has no internal comment left to publish ({comment_name(internal[-1])} is published already)"
+                self.notify(f"{row['key']} {said}", severity="warning")
+                return
+            comment = unpublished[-1]
         self._open(forms.PromoteScreen(row, comment))

@@ -7,6 +7,8 @@ detail follow the change feed, keeping the selection and scroll.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -17,6 +19,7 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.events import DescendantFocus, Resize
 from textual.widget import Widget
 from textual.widgets import Static, TabbedContent
+from textual.worker import Worker, get_current_worker
 
 from pulseguard_tui.filtering import parse_filter
 from pulseguard_tui.lifecycle import is_live, run_work
@@ -26,8 +29,12 @@ from pulseguard_tui.widgets.correlation import CorrelationView, gather
 from pulseguard_tui.widgets.detail import TABS, DetailPane
 from pulseguard_tui.widgets.incident_table import IncidentTable
 from pulseguard_tui.widgets.inputs import Input
+from pulseguard_tui.widgets.status_line import engine_lost
 
 WIDE = 150  # columns from which list and detail sit side by side
+# Incidents whose detail as last read is kept, to show (marked as not current) while the engine
+# or the database cannot be read: blanking an incident just viewed hid it when it mattered most.
+KNOWN_DETAILS = 50
 
 
 class IncidentsScreen(IncidentWorkflows):
@@ -71,6 +78,8 @@ class IncidentsScreen(IncidentWorkflows):
         self._detail_loading = False
         self._detail_dirty = False
         self._detail_force = False
+        self._detail_worker: Worker[None] | None = None
+        self._known: OrderedDict[str, tuple[dict[str, Any], datetime]] = OrderedDict()
         self._typing_filter = False  # "/" opened the filter: keys read by the list go into it
 
     # --- layout --------------------------------------------------------------------------------
@@ -185,9 +194,19 @@ class IncidentsScreen(IncidentWorkflows):
             return
         self._detail_wanted = key
         self._detail_force = force
+        app: Any = self.app
+        cut_off = engine_lost(app.engine_state)
+        if cut_off and not force:
+            # The header says the engine (or database) cannot be read: what is known, at once,
+            # rather than a request a stopped engine holds for 15 s; read when it answers (engine_back).
+            self._show_known(key, cut_off)
+            return
         if not self._detail_loading:
-            self._detail_loading = True
-            run_work(self, self._detail_loop, group="detail", exit_on_error=False)
+            self._start_detail_loop()
+
+    def _start_detail_loop(self) -> None:
+        self._detail_loading = True
+        self._detail_worker = run_work(self, self._detail_loop, group="detail", exit_on_error=False)
 
     async def _detail_loop(self) -> None:
         app: Any = self.app
@@ -195,21 +214,68 @@ class IncidentsScreen(IncidentWorkflows):
         try:
             while self._detail_wanted is not None and (self._detail_wanted != loaded or self._detail_force):
                 key = self._detail_wanted
-                self._detail_force = False
+                force, self._detail_force = self._detail_force, False
+                cut_off = engine_lost(app.engine_state)
+                if cut_off and not force:  # found lost while the previous request was out
+                    self._show_known(key, cut_off)
+                    loaded = key
+                    continue
                 try:
                     data = await app.api.incident_detail(key)
-                except Exception as exc:  # deleted meanwhile, or the database is gone
-                    self.detail.show(None)
-                    self.notify(f"could not load {key}: {exc}", severity="error")
+                except Exception as exc:  # deleted meanwhile, or the engine or database is away
+                    if key == self._detail_wanted:
+                        self._show_known(key, engine_lost(app.engine_state) or str(exc))
                     loaded = key
                     continue
                 loaded = key
+                self._known.pop(key, None)
+                self._known[key] = (data, app.now())
+                while len(self._known) > KNOWN_DETAILS:
+                    self._known.popitem(last=False)
                 if key == self._detail_wanted:
                     self.detail.show(data)
                     if self.detail.active_tab == "correlation":
                         run_work(self, partial(self._load_correlation, data), group="correlation", exclusive=True, exit_on_error=False)
         finally:
-            self._detail_loading = False
+            if get_current_worker() is self._detail_worker:  # not a loop replaced by engine_back
+                self._detail_loading = False
+
+    def _show_known(self, key: str, why: str) -> None:
+        """`key`'s detail as last read, marked as not current; never read here, the list's row
+        (never "no incident selected" with a row selected)."""
+        known = self._known.get(key)
+        if known is not None:
+            self.detail.show(known[0], not_current=(why, known[1]))
+            return
+        row = self.table.selected if self.table.selected_key == key else None
+        self.detail.show(dict(row) if row is not None else None, not_current=(why, None))
+
+    def capabilities_loaded(self) -> None:
+        """What this console may do is known: the detail names only keys that work here."""
+        if self.detail.detail is not None:
+            self.detail.show(self.detail.detail, not_current=self.detail.not_current)
+
+    def refresh_status(self) -> None:
+        super().refresh_status()
+        app: Any = self.app
+        cut_off = engine_lost(app.engine_state)
+        key = self.table.selected_key
+        if cut_off and key is not None and self.detail.not_current is None:
+            # Found lost: the detail on screen is as of its last read, and may be of the row
+            # selected before a request the stopped engine still holds.
+            self._show_known(key, cut_off)
+
+    def engine_back(self) -> None:
+        """The engine (or the database) answers again: the list and the detail are read at once,
+        not when the change feed reconnects (up to 10 s later). A detail request a hung engine
+        still holds is given up for a fresh one."""
+        if self._detail_loading:
+            self.workers.cancel_group(self, "detail")
+            self._detail_wanted = self.table.selected_key
+            if self._detail_wanted is not None:
+                self._detail_force = True
+                self._start_detail_loop()
+        self.request_refresh(detail=True)
 
     async def _load_correlation(self, data: dict[str, Any]) -> None:
         app: Any = self.app

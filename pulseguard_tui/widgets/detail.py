@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from pulseguard_tui.formatting import ago, countdown, followup_group_label, local_range, local_time, parse_iso, severity_label
+from pulseguard_tui.formatting import ago, clip, countdown, followup_group_label, local_range, local_time, parse_iso, severity_label
 from pulseguard_tui.widgets.correlation import CorrelationView
 from pulseguard_tui.widgets.postmortem import PostmortemView
 from pulseguard_tui.widgets.status_line import engine_lost
@@ -96,6 +96,13 @@ def header_text(d: dict[str, Any], now: datetime, *, cut_off: str | None = None)
     return t.content()
 
 
+def not_current_text(why: str, read_at: datetime | None, now: datetime) -> Content:
+    """The header's first line while what is shown could not be read afresh (the engine or the
+    database away): how old it is, or that only the list's row is known, and why."""
+    what = f"NOT CURRENT · read {ago(read_at, now)}" if read_at is not None else "NOT LOADED · the list's row only"
+    return Content.assemble((what, "bold $error"), (f" · could not refresh: {clip(why, 48)}", "$text-muted"))
+
+
 def timeline_text(d: dict[str, Any]) -> Content:
     t = Text()
     # Newest first by time (a backfilled event may carry an earlier time than its id says).
@@ -119,10 +126,11 @@ def timeline_text(d: dict[str, Any]) -> Content:
     return t.content()
 
 
-def updates_text(d: dict[str, Any]) -> Content:
+def updates_text(d: dict[str, Any], hints: bool = True) -> Content:
+    """`hints`: name the keys that add to an empty tab (not for a console that may not write)."""
     rows = list(reversed(d.get("updates") or []))
     if not rows:
-        return Text("no status updates yet (u posts one)", style="$text-muted").content()
+        return Text("no status updates yet" + (" (u posts one)" if hints else ""), style="$text-muted").content()
     t = Text()
     for u in rows:
         # A back-filled update shows when it was said to happen.
@@ -134,10 +142,10 @@ def updates_text(d: dict[str, Any]) -> Content:
     return t.content()
 
 
-def evidence_text(d: dict[str, Any]) -> Content:
+def evidence_text(d: dict[str, Any], hints: bool = True) -> Content:
     rows = d.get("evidence") or []
     if not rows:
-        return Text("no evidence yet (e attaches some)", style="$text-muted").content()
+        return Text("no evidence yet" + (" (e attaches some)" if hints else ""), style="$text-muted").content()
     t = Text()
     for e in rows:
         t.append(f"#{e['id']} {e['kind']}", style="bold")
@@ -159,7 +167,7 @@ def evidence_text(d: dict[str, Any]) -> Content:
     return t.content()
 
 
-def resolution_text(d: dict[str, Any]) -> Content:
+def resolution_text(d: dict[str, Any], hints: bool = True) -> Content:
     t = Text()
     if d.get("root_cause"):
         t.append("Root cause  ", style="bold")
@@ -174,15 +182,15 @@ def resolution_text(d: dict[str, Any]) -> Content:
         if d.get("resolved_at"):
             t.append(f"Resolved {local_time(d['resolved_at'])} by {d.get('resolved_by')}\n", style="$text-muted")
     else:
-        t.append("not resolved yet (r resolves with root cause and solution)\n", style="$text-muted")
+        t.append("not resolved yet" + (" (r resolves with root cause and solution)" if hints else "") + "\n", style="$text-muted")
     if d.get("false_positive"):
         t.append("Marked as a false positive\n", style="bold")
     followups = d.get("followups") or []
     if not followups:
-        t.append("no follow-ups yet (F adds one)\n", style="$text-muted")
+        t.append("no follow-ups yet" + (" (F adds one)" if hints else "") + "\n", style="$text-muted")
     else:
         t.append("Follow-ups", style="bold")
-        t.append("  (d marks one done)\n", style="$text-muted")
+        t.append("  (d marks one done)\n" if hints else "\n", style="$text-muted")
         for f in followups:
             t.append(
                 f"  [{'x' if f.get('done') else ' '}] {followup_group_label(f['group'])}: {f['description']}"
@@ -192,10 +200,20 @@ def resolution_text(d: dict[str, Any]) -> Content:
     return t.content()
 
 
-def comment_prompt(c: dict[str, Any]) -> Content:
+def published_as(c: dict[str, Any], d: dict[str, Any]) -> dict[str, Any] | None:
+    """The public status update an internal comment was published as (`P`), if it was: the
+    engine's own test, the first public update of the incident with the comment's text."""
+    if not c.get("internal_only"):
+        return None
+    return next((u for u in d.get("updates") or [] if u.get("public") and u.get("message") == c["content"]), None)
+
+
+def comment_prompt(c: dict[str, Any], published: dict[str, Any] | None = None) -> Content:
     t = Text()
     t.append(local_time(c.get("stated_at") or c["created_at"]) + (" (stated) " if c.get("stated_at") else " "), style="$text-muted")
-    if c["internal_only"]:
+    if published is not None:  # its text is public now: "[internal]" would say it is not
+        t.append(f"[→ public update {local_time(published.get('stated_at') or published['created_at'])}] ", style="bold")
+    elif c["internal_only"]:
         t.append("[internal] ", style="bold reverse")
     # An integration writing for someone: the person, and the token that vouched for it.
     who = f"{c['on_behalf_of']} via {c['author']}" if c.get("on_behalf_of") else c["author"]
@@ -226,6 +244,9 @@ class DetailPane(Vertical):
         self._postmortem_stale = True
         self._underline_stale = False
         self._header_plain = ""  # the header's text as last drawn
+        # While what is shown could not be read afresh: why, and when it was read (None: only
+        # the list's row is known). The header says so on its last line.
+        self.not_current: tuple[str, datetime | None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("select an incident", id="detail-header")
@@ -298,11 +319,13 @@ class DetailPane(Vertical):
     def postmortem(self) -> PostmortemView:
         return self.query_one(PostmortemView)
 
-    def show(self, detail: dict[str, Any] | None) -> None:
+    def show(self, detail: dict[str, Any] | None, *, not_current: tuple[str, datetime | None] | None = None) -> None:
         """Show `detail` (None: nothing selected), keeping tab, scroll and comment highlight.
         The screen calls this again when the feed reports a change to the incident, which
-        reloads its post-mortem as well."""
+        reloads its post-mortem as well. `not_current` (why, when read) marks a detail that
+        could not be read afresh: the last one read, or with no read time the list's row alone."""
         self.detail = detail
+        self.not_current = not_current if detail is not None else None
         self._postmortem_stale = True
         if self.active_tab == "postmortem":
             self.show_postmortem()
@@ -314,11 +337,26 @@ class DetailPane(Vertical):
             self.query_one("#comments-list", OptionList).clear_options()
             return
         self.refresh_header()
+        if not_current is not None and not_current[1] is None:  # a list row: nothing more is known
+            missing = Text(f"not loaded: {not_current[0]}", style="$text-muted").content()
+            for body in ("#timeline-body", "#updates-body", "#evidence-body", "#resolution-body"):
+                self.query_one(body, Static).update(missing)
+            comments = self.query_one("#comments-list", OptionList)
+            comments.clear_options()
+            comments.add_option(Option(missing, id="none", disabled=True))
+            return
         self.query_one("#timeline-body", Static).update(timeline_text(detail))
-        self.query_one("#updates-body", Static).update(updates_text(detail))
-        self.query_one("#evidence-body", Static).update(evidence_text(detail))
-        self.query_one("#resolution-body", Static).update(resolution_text(detail))
+        hints = self.write_hints
+        self.query_one("#updates-body", Static).update(updates_text(detail, hints))
+        self.query_one("#evidence-body", Static).update(evidence_text(detail, hints))
+        self.query_one("#resolution-body", Static).update(resolution_text(detail, hints))
         self._fill_comments(detail)
+
+    @property
+    def write_hints(self) -> bool:
+        """Whether an empty tab names the key that adds to it: not where this console's identity
+        may change nothing (a viewer's token), whose keys do not work."""
+        return bool(getattr(self.app, "may_write", True))
 
     def show_postmortem(self) -> None:
         """Load the shown incident's post-mortem into its tab (if not loaded since the last show)."""
@@ -337,7 +375,10 @@ class DetailPane(Vertical):
         learns every few seconds)."""
         if self.detail is None:
             return
-        content = header_text(self.detail, self._now(), cut_off=engine_lost(getattr(self.app, "engine_state", None) or {}))
+        now = self._now()
+        content = header_text(self.detail, now, cut_off=engine_lost(getattr(self.app, "engine_state", None) or {}))
+        if self.not_current is not None:  # on top: the header's last lines are cut at its height
+            content = Content.assemble(not_current_text(*self.not_current, now), "\n", content)
         if if_changed and content.plain == self._header_plain:
             return
         self._header_plain = content.plain
@@ -346,15 +387,18 @@ class DetailPane(Vertical):
     def _fill_comments(self, detail: dict[str, Any]) -> None:
         comments = self.query_one("#comments-list", OptionList)
         keep = None
-        if comments.highlighted is not None and comments.option_count:
+        if comments.highlighted is not None and comments.option_count and comments.highlighted > 0:
             keep = comments.get_option_at_index(comments.highlighted).id
         rows = list(reversed(detail.get("comments") or []))
         comments.clear_options()
         if not rows:
-            comments.add_option(Option(Text("no comments yet (c adds one)", style="$text-muted").content(), id="none", disabled=True))
+            empty = "no comments yet" + (" (c adds one)" if self.write_hints else "")
+            comments.add_option(Option(Text(empty, style="$text-muted").content(), id="none", disabled=True))
             return
-        comments.add_options([Option(comment_prompt(c), id=str(c["id"])) for c in rows])
+        comments.add_options([Option(comment_prompt(c, published_as(c, detail)), id=str(c["id"])) for c in rows])
         ids = [str(c["id"]) for c in rows]
+        # A comment picked further down stays picked; the newest, at the top, gives way to a newer
+        # one (P then takes the comment just written, not the one it already published).
         comments.highlighted = ids.index(keep) if keep in ids else 0
 
     def selected_comment(self) -> dict[str, Any] | None:

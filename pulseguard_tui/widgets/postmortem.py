@@ -43,7 +43,8 @@ def _bullets(items: list[str], empty: str) -> list[tuple[str, str] | str]:
     return [f"  • {item}\n" for item in items]
 
 
-def summary_content(doc: dict[str, Any]) -> Content:
+def summary_content(doc: dict[str, Any], hints: bool = True) -> Content:
+    """`hints`: name the keys that edit (not for a console that may not edit post-mortems)."""
     pm, impact, inc = doc["postmortem"], doc["impact"], doc["incident"]
     sat = doc.get("satisfaction") or {}
     parts: list[tuple[str, str] | str] = []
@@ -57,7 +58,7 @@ def summary_content(doc: dict[str, Any]) -> Content:
         # Every line of a summary of several lines under the first, not at the margin.
         parts.append("".join(f"  {line}\n" for line in pm["summary"].splitlines()))
     else:
-        parts.append(("  no summary yet (S writes one)\n", "$text-muted"))
+        parts.append(("  no summary yet" + (" (S writes one)" if hints else "") + "\n", "$text-muted"))
     parts.append(("Impact\n", "bold"))
     down = impact["downtime_minutes"]
     source = {"manual": "set by hand", "timeline": "from the timeline"}.get(impact["downtime_source"] or "", "")
@@ -74,11 +75,12 @@ def summary_content(doc: dict[str, Any]) -> Content:
     else:
         parts.append(("  not resolved yet\n", "$text-muted"))
     parts.append(("Timeline", "bold"))
-    parts.append(("  (Enter edit · N add · H hide · D delete)", "$text-muted"))
+    if hints:
+        parts.append(("  (Enter edit · N add · H hide · D delete)", "$text-muted"))
     return Content.assemble(*parts)
 
 
-def lists_content(doc: dict[str, Any]) -> Content:
+def lists_content(doc: dict[str, Any], hints: bool = True) -> Content:
     pm = doc["postmortem"]
     parts: list[tuple[str, str] | str] = []
     for title, items in (
@@ -87,11 +89,11 @@ def lists_content(doc: dict[str, Any]) -> Content:
         ("Lessons learned", pm["lessons_learned"]),
     ):
         parts.append((f"{title}\n", "bold"))
-        parts += _bullets(items, "nothing yet (W edits the lists)")
+        parts += _bullets(items, "nothing yet" + (" (W edits the lists)" if hints else ""))
     parts.append(("Action items\n", "bold"))
     actions = doc["action_items"]
     if not actions:
-        parts.append(("  none (add follow-ups to the incident)\n", "$text-muted"))
+        parts.append(("  none" + (" (add follow-ups to the incident)" if hints else "") + "\n", "$text-muted"))
     for a in actions:
         state = "x" if a["done"] else " "
         parts.append(f"  [{state}] {a['description']} — {a['owner'] or 'no owner'}, due {a['due_date'] or '-'}")
@@ -252,17 +254,25 @@ class PostmortemView(StopsWorkOnRemoval, Vertical):
 
     def show_document(self, doc: dict[str, Any]) -> None:
         self.doc = doc
-        self.query_one("#pm-summary", Static).update(summary_content(doc))
-        self.query_one("#pm-lists", Static).update(lists_content(doc))
+        hints = self.edit_hints
+        self.query_one("#pm-summary", Static).update(summary_content(doc, hints))
+        self.query_one("#pm-lists", Static).update(lists_content(doc, hints))
         timeline = self.query_one("#pm-timeline", OptionList)
         keep = timeline.highlighted
         timeline.clear_options()
         entries = doc["timeline"]
         if not entries:
-            timeline.add_option(Option("no timeline entries (N adds one)", id="none", disabled=True))
+            timeline.add_option(Option("no timeline entries" + (" (N adds one)" if hints else ""), id="none", disabled=True))
             return
         timeline.add_options([Option(entry_prompt(e), id=f"e{i}") for i, e in enumerate(entries)])
         timeline.highlighted = min(keep, len(entries) - 1) if keep is not None else 0
+
+    @property
+    def edit_hints(self) -> bool:
+        """Whether the tab names the keys that edit: not where they cannot work (a viewer's token,
+        an engine that serves post-mortems to read only), as the footer leaves them out."""
+        app: Any = self.app
+        return bool(getattr(app, "may_write", True)) and (not hasattr(app, "feature") or app.feature("postmortem_edits"))
 
     def selected_entry(self) -> dict[str, Any] | None:
         if self.doc is None:

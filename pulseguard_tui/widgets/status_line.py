@@ -44,11 +44,12 @@ def database_lost(state: dict[str, Any]) -> bool:
 
 
 def status_content(
-    state: dict[str, Any], counts: dict[str, int], targets: list[dict[str, Any]], width: int, screen_title: str = ""
+    state: dict[str, Any], counts: dict[str, int] | None, targets: list[dict[str, Any]] | None, width: int, screen_title: str = ""
 ) -> Content:
     """Most important first, so a narrow terminal cuts the least useful end: an alarm (engine
     unreachable, token refused, database error, no engine in the cluster), read-only badge, open
-    incidents by severity, targets up/down, engine state, database."""
+    incidents by severity, targets up/down, engine state, database. Counts and targets not read
+    yet (None: the engine has not answered) are shown as unknown: zeros read as "all clear"."""
     narrow = width < 100
     role = state.get("role", "")
     role_text = (ROLE_SHORT if narrow else ROLE_TEXT).get(role, role)
@@ -77,12 +78,17 @@ def status_content(
         parts.append((" READ-ONLY ", "bold reverse $warning"))
     parts.append(" open ")
     for sev in ("critical", "high", "medium", "low"):
-        n = counts.get(sev, 0)
         symbol = SEVERITY_MARK[sev][0]
-        parts.append((f"{symbol}{n}", f"bold $sev-{sev}" if n else "$text-muted"))
+        if counts is None:
+            parts.append((f"{symbol}?", "$text-muted"))
+        else:
+            n = counts.get(sev, 0)
+            parts.append((f"{symbol}{n}", f"bold $sev-{sev}" if n else "$text-muted"))
         parts.append(" ")
     parts.append("│ ")
-    if targets:
+    if targets is None:
+        parts.append(("targets ?", "$text-muted"))
+    elif targets:
         up = sum(1 for t in targets if t.get("state") == "up")
         down = sum(1 for t in targets if t.get("state") == "down")
         parts.append(f"targets {up} up ")
@@ -123,19 +129,12 @@ class StatusLine(Static):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("", **kwargs)
         self.state: dict[str, Any] = {}
-        self.counts: dict[str, int] = {}
-        self.targets: list[dict[str, Any]] = []
+        self.counts: dict[str, int] | None = None  # None until the engine has answered
+        self.targets: list[dict[str, Any]] | None = None
         self.screen_title = ""
 
-    def set_data(
-        self, *, state: dict[str, Any] | None = None, counts: dict[str, int] | None = None, targets: list[dict[str, Any]] | None = None
-    ) -> None:
-        if state is not None:
-            self.state = state
-        if counts is not None:
-            self.counts = counts
-        if targets is not None:
-            self.targets = targets
+    def set_data(self, *, state: dict[str, Any], counts: dict[str, int] | None, targets: list[dict[str, Any]] | None) -> None:
+        self.state, self.counts, self.targets = state, counts, targets
         self.redraw()
 
     def redraw(self) -> None:

@@ -34,6 +34,23 @@ class HangingProxy:
     def wake(self) -> None:
         self._awake.set()
 
+    async def down(self) -> None:
+        """As a stopped engine (killed, restarting): the port refuses new connections and the
+        open ones are closed."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    async def up(self) -> None:
+        """The engine back on the same port."""
+        port = int(self.url.rsplit(":", 1)[1])
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
