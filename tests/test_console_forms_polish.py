@@ -620,3 +620,23 @@ async def test_keys_typed_after_enter_are_not_saved_with_the_form(console: tuple
     await until(pilot, lambda: app.screen is screen, what="saved")
     detail = await queries.incident_detail("INC-2")
     assert [c["content"] for c in detail["comments"]][-2:] == ["checking dns", "second look"]
+
+
+async def test_a_silence_for_an_undeclared_service_is_refused_under_its_matchers(console: tuple[PulseGuardApp, Pilot]) -> None:
+    from support.pilot import command
+
+    from engine.storage.models import Service
+    from pulseguard_tui.forms.silences import AddSilenceScreen
+    from pulseguard_tui.screens.silences import SilencesScreen
+
+    await Service.create(name="web-app")
+    app, pilot = console
+    await command(pilot, "silences")
+    await until(pilot, lambda: isinstance(app.screen, SilencesScreen), what="the silences screen")
+    form = await open_form(pilot, "n", AddSilenceScreen)
+    await type_text(pilot, "service=web-ap")
+    form.query_one("#f-comment", Input).value = "deploy"
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: form.problems_shown, what="the unknown service refused")
+    assert any("unknown service 'web-ap' (known services: web-app)" in p for p in form.problems_shown), form.problems_shown
+    assert isinstance(app.screen, AddSilenceScreen)
