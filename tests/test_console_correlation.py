@@ -195,3 +195,4 @@ async def test_a_responders_noted_correlation_shows_as_written_brackets_and_all(
     assert "correlated metrics (noted by ops):" in text
     assert "cpu_usage: spike at 10:25 [/bold]" in text and "error_rate: [red]sudden jump" in text
     assert "onset" not in text and "related: INC-45" in text
+    assert "no related incidents" not in text  # the analysis names one: not contradicted below it

@@ -152,14 +152,16 @@ class CorrelationView(Vertical):
             f"incident start {local_time(start)}; metrics from {local_time(start - WINDOW, with_date=False)} "
             f"to {local_time(start + WINDOW, with_date=False)}"
         ]
-        lines += analysis_lines(data.get("analysis") or {})
+        analysis = data.get("analysis") or {}
+        lines += analysis_lines(analysis)
         if not data["series"]:
             lines.append("no metrics: this incident names no probed target (or the engine has no data yet)")
         if data["related"]:
             lines.append("related incidents:")
             for r in data["related"]:
                 lines.append(f"  {r['key']} {severity_label(r['severity'])} {r['status']}  {local_time(r['created_at'])}  {r['title']}")
-        else:
+        elif not (isinstance(analysis.get("correlation"), dict) and analysis["correlation"].get("related_incidents")):
+            # Said only when the analysis names none either: "related: INC-1" above it read as a contradiction.
             lines.append("no related incidents in the 24 h before it")
         self.query_one("#corr-summary", Static).update("\n".join(lines))
         for old in self.query("#corr-plot"):
