@@ -464,3 +464,24 @@ async def test_m_merges_into_the_picked_incident_and_x_splits_an_alert_out(conso
     await submit(pilot)
     child = await queries.incident_detail(form.created_key)  # type: ignore[attr-defined]
     assert [e["data"].get("fingerprint") for e in child["timeline"] if e["kind"] == "alert_firing"] == ["a1"]
+
+
+async def test_another_incident_opens_at_the_top_of_its_tab(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """The timeline scrolled down on one incident opened the next one mid-way, its first lines hidden."""
+    from textual.containers import VerticalScroll
+
+    from engine.incidents import services
+
+    app, pilot = console
+    for i in range(40):  # both taller than the pane: the next one's would not clamp the scroll to its top
+        await services.comment("INC-1", f"look {i}", "bob")
+        await services.comment("INC-2", f"look {i}", "bob")
+    await select_row(pilot, "INC-1")
+    screen = main(app)
+    scroll = screen.query_one("#scroll-timeline", VerticalScroll)
+    await until(pilot, lambda: scroll.max_scroll_y > 0, what="a timeline taller than its pane")
+    scroll.scroll_end(animate=False, immediate=True)
+    await until(pilot, lambda: scroll.scroll_y > 0, what="scrolled down")
+    await select_row(pilot, "INC-2")
+    await until(pilot, lambda: (screen.detail.detail or {}).get("key") == "INC-2", what="INC-2's detail")
+    assert scroll.scroll_y == 0

@@ -324,6 +324,10 @@ class DetailPane(Vertical):
         The screen calls this again when the feed reports a change to the incident, which
         reloads its post-mortem as well. `not_current` (why, when read) marks a detail that
         could not be read afresh: the last one read, or with no read time the list's row alone."""
+        if detail is not None and (self.detail or {}).get("key") != detail.get("key"):
+            # Another incident opens at the top of each tab (it opened mid-way, where the last one was scrolled to).
+            for scroll in self.query(VerticalScroll):
+                scroll.scroll_home(animate=False, immediate=True)
         self.detail = detail
         self.not_current = not_current if detail is not None else None
         self._postmortem_stale = True
