@@ -162,7 +162,13 @@ async def gives_up_on_a_closed_port(tmp_path: Path, config: str | None = None) -
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = console_args(tmp_path, f"http://127.0.0.1:{port}", "pg_whatever")
+    code, said = await gives_up(tmp_path, f"http://127.0.0.1:{port}", "pg_whatever", config)
+    return code, said, port
+
+
+async def gives_up(tmp_path: Path, url: str, token: str, config: str | None = None) -> tuple[int | None, str]:
+    """A console started against `url` with `token` that gives up: its exit status and what it said on closing."""
+    args = console_args(tmp_path, url, token)
     if config is not None:
         Path(args.config).write_text(config)
     app, cleanup = build_console(args, initial_settings(args))
@@ -172,7 +178,7 @@ async def gives_up_on_a_closed_port(tmp_path: Path, config: str | None = None) -
             said = "\n".join(str(r) for r in app._exit_renderables)
     finally:
         await cleanup()
-    return app.return_code, said, port
+    return app.return_code, said
 
 
 async def test_an_engine_that_cannot_be_reached_ends_the_console_with_exit_1(tmp_path: Path) -> None:

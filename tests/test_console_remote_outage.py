@@ -11,26 +11,12 @@ from typing import Any
 
 from support.pilot import detail_text, main, open_form, select_row, type_text, until
 from support.rest import running_api
-from test_console_remote import console_args, remote_console, seed_two
+from test_console_remote import gives_up, remote_console, seed_two
 from test_console_remote_hung import FLAGGED_WITHIN, console_behind, header
 
 from engine.rest import auth
 from pulseguard_tui.app import HEARTBEAT
-from pulseguard_tui.console import build_console, initial_settings
 from pulseguard_tui.forms.incident import CommentScreen
-
-
-async def started_with(tmp_path: Path, url: str, token: str) -> tuple[int | None, str]:
-    """A console started with `token` that gives up: its exit status and what it said."""
-    args = console_args(tmp_path, url, token)
-    app, cleanup = build_console(args, initial_settings(args))
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await until(pilot, lambda: app._exit, timeout=10, what="the console to give up")
-            said = "\n".join(str(r) for r in app._exit_renderables)
-    finally:
-        await cleanup()
-    return app.return_code, said
 
 
 async def test_the_detail_keeps_the_last_known_incident_while_the_engine_is_down(sdb: Any, tmp_path: Path) -> None:
@@ -108,5 +94,5 @@ async def test_a_revoked_token_is_said_once_and_not_sent_again(sdb: Any, tmp_pat
             assert api.state.auth_failures == failures
             assert "TOKEN REFUSED" in header(screen)
         assert max(api.state.throttle.failures(k) for k in list(api.state.throttle._clients)) <= api.state.throttle.free
-        code, said_at_start = await started_with(tmp_path, api.url, api.tokens["responder"])
+        code, said_at_start = await gives_up(tmp_path, api.url, api.tokens["responder"])
     assert code == 2 and "revoked or unknown" in said_at_start and "retry in" not in said_at_start, said_at_start
