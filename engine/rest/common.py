@@ -50,6 +50,8 @@ class RestState:
     metrics_sources: list[Callable[[], Any]] = field(default_factory=list)
     # The engine runtime's `state()` when the API runs inside `pulseguard engine`.
     engine_info: Callable[[], dict[str, Any]] | None = None
+    # Its current role alone (leader or standby), for /healthz: state() also gathers probe statistics.
+    engine_role: Callable[[], str] | None = None
     # Serialises inbound alerts of one group within this process.
     alert_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # The status page last built and its rendered bodies (engine.rest.public).

@@ -69,7 +69,7 @@ async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "database": reason}, status_code=503)
     # The engine's current role (leader or standby) where it has one, as /api/engine says it:
     # a load balancer routing writes to the leader reads it here.
-    role = state.engine_info().get("role", state.role) if state.engine_info is not None else state.role
+    role = state.engine_role() if state.engine_role is not None else state.role
     body: dict[str, Any] = {"status": "draining" if state.draining.is_set() else "ok", "database": "ok", "role": role}
     return JSONResponse(body, status_code=503 if state.draining.is_set() else 200)
 

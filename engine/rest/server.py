@@ -150,6 +150,7 @@ class ApiService:
             state.base_url = self.url
         if engine is not None:
             state.engine_info = engine.state
+            state.engine_role = lambda: str(engine.role)
             state.metrics_sources.append(lambda: monitor_metrics(engine))
         config = uvicorn.Config(
             # uvicorn types the timeout int but hands it to asyncio.wait_for, which takes float seconds

@@ -163,8 +163,9 @@ async def add_evidence(
         raise InvalidInput("range", "give both the start and the end of the time range")
     if range_from and range_to and range_from > range_to:
         raise InvalidInput("range", "starts after it ends")
+    now = valid_time(at)
     if range_to is not None:  # what was seen or logged: not later than now (beyond clock skew)
-        end = stated_time(range_to, valid_time(at), "range")
+        end = stated_time(range_to, now, "range")
         range_from = min(range_from, end) if range_from is not None and end is not None else range_from
         range_to = end
     if content is not None and len(content) > 1_000_000:
@@ -178,7 +179,6 @@ async def add_evidence(
         content = content.replace("\x00", "")
         note = f"({removed} NUL byte{'s' if removed != 1 else ''} removed from the content)"
         description = f"{description} {note}".strip()
-    now = valid_time(at)
     async with change(key, now) as c:
         incident = c.incident
         row = await Evidence.create(

@@ -126,17 +126,22 @@ def display_name(value: str | None, field: str) -> str | None:
     return text
 
 
+async def known_services(configured: Iterable[str] = ()) -> list[str]:
+    """The declared services: the configuration's [[services]] and those added over the API."""
+    from engine.storage.models import Service
+
+    stored = await Service.all().order_by("name").values_list("name", flat=True)
+    return list(dict.fromkeys([*configured, *(str(name) for name in stored)]))
+
+
 async def check_services(names: Iterable[str] | None, configured: Iterable[str] = (), field: str = "services") -> None:
     """Refuse service names nobody declared, once any are declared (the configuration's
     [[services]] or services added over the API); a typo must not open an incident for a
     service that does not exist."""
-    from engine.storage.models import Service
-
     wanted = valid_names(names, field)
     if not wanted:
         return
-    stored = await Service.all().order_by("name").values_list("name", flat=True)
-    known = list(dict.fromkeys([*configured, *(str(name) for name in stored)]))
+    known = await known_services(configured)
     unknown = [n for n in wanted if n not in known]
     if known and unknown:
         shown = ", ".join(known[:20]) + (", …" if len(known) > 20 else "")
