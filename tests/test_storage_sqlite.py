@@ -162,6 +162,22 @@ async def test_the_wal_is_checkpointed_in_the_background_not_in_a_commit(sqlite_
         check.close()
 
 
+async def test_the_engine_connection_keeps_savepoint_journals_in_memory(sqlite_database):
+    """Every change on a busy API runs in a savepoint of a shared transaction; its journal
+    must not spill to a temporary file (a write per page), so temp_store is MEMORY."""
+    from tortoise import connections
+
+    from engine.storage.db import close_database, open_database
+
+    await open_database(sqlite_database)
+    try:
+        await services.create_incident(title="opens the connection", severity="low", actor="x")
+        raw = connections.get("default")._connection._conn
+        assert raw.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+    finally:
+        await close_database()
+
+
 async def _commits_during(coro):  # type: ignore[no-untyped-def]
     """Run `coro` counting the COMMITs the process's connection sends, and return both."""
     from tortoise import connections

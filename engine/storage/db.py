@@ -34,7 +34,11 @@ MODELS = [
     "engine.storage.postmortem_models",
 ]
 MIGRATIONS = "engine.storage.migrations"
-SQLITE_PRAGMAS = {"journal_mode": "WAL", "busy_timeout": 30000, "synchronous": "NORMAL"}
+# temp_store: a change on a busy API runs in a savepoint of a shared transaction
+# (storage.sqlite.grouped_transaction), and a savepoint's journal that outgrows 64 KiB spills to
+# a temporary file, a write per page it touches; kept in memory it costs a copy (measured:
+# acknowledgements 1,100 against 1,650 a second, in process).
+SQLITE_PRAGMAS = {"journal_mode": "WAL", "busy_timeout": 30000, "synchronous": "NORMAL", "temp_store": "MEMORY"}
 # Query parameters of a postgres:// URL that PulseGuard or Tortoise's pool reads; every other one
 # (sslmode, sslrootcert, target_session_attrs, …) is libpq's, and asyncpg reads it from its DSN.
 POOL_PARAMS = {
