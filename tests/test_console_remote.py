@@ -842,3 +842,46 @@ async def test_a_console_without_a_zone_of_its_own_shows_the_engines(db: Any, tm
                 assert str(timefmt.display_zone()) == "UTC"
         finally:
             await cleanup()
+
+
+async def test_targets_keep_ageing_and_say_when_they_were_read_while_the_engine_is_away(db: Any, tmp_path: Path) -> None:
+    """With the engine unreachable the targets screen keeps its last rows, but "ok 200 30s ago"
+    must not stay 30 s old for as long as the engine is away: the ages count on, and the
+    summary says the rows are as read then."""
+    from datetime import timedelta
+
+    from support.console_app import NOW, seed_targets
+    from support.pilot import command
+    from textual.widgets import DataTable, Static
+
+    from pulseguard_tui.screens.targets import TargetsScreen
+
+    now = NOW  # the seeded probes ran at NOW - 30 s
+    await seed_targets()
+    clock = [now]
+    async with running_api() as api:
+        args = console_args(tmp_path, api.url, api.tokens["viewer"])
+        app, cleanup = build_console(args, initial_settings(args))
+        app._clock = lambda: clock[0]
+        try:
+            async with app.run_test(size=(120, 30)) as pilot:
+                await until(pilot, lambda: app.ready.is_set(), timeout=10, what="connected")
+                await command(pilot, "targets")
+                await until(pilot, lambda: isinstance(app.screen, TargetsScreen), what="targets")
+                table = app.screen.query_one(DataTable)
+                await until(pilot, lambda: table.row_count == 3, what="three targets")
+
+                def last(name: str) -> str:
+                    return str(next(table.get_row_at(i)[3] for i in range(table.row_count) if table.get_row_at(i)[0] == name))
+
+                assert last("storefront") == "ok 200 30s ago"
+                await api.service.stop()
+                clock[0] = now + timedelta(minutes=10)
+                await pilot.press("ctrl+r")
+                info = app.screen.query_one("#targets-info", Static)
+                await until(pilot, lambda: "could not load targets" in str(info.render()), timeout=10, what="unreachable")
+                assert last("storefront") == "ok 200 10m ago"
+                assert "as read 10m ago" in str(info.render())
+                assert table.row_count == 3
+        finally:
+            await cleanup()

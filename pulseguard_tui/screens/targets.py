@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from textual.app import ComposeResult
@@ -89,6 +89,30 @@ def layout(rows: list[tuple[str, ...]], width: int) -> tuple[list[tuple[str, int
     return columns, out
 
 
+def target_rows(targets: list[dict[str, Any]], trends: dict[str, str], now: datetime) -> list[tuple[str, ...]]:
+    """One row per target: name, kind, state, last result and its age at `now`, latency, trend, error."""
+    rows: list[tuple[str, ...]] = []
+    for t in targets:
+        latency = t.get("last_latency_ms")
+        last = "-"
+        if t.get("last_at"):
+            code = t.get("last_status_code")
+            result = "ok" if t.get("last_ok") else "FAIL"
+            last = f"{result}{f' {code}' if code else ''} {ago(t['last_at'], now)}"
+        rows.append(
+            (
+                t["name"],
+                t.get("kind", "-"),
+                STATE_TEXT.get(t.get("state", "unknown"), t.get("state", "?")),
+                last,
+                f"{latency:.0f} ms" if latency is not None else "-",
+                trends.get(t["name"]) or "-",
+                " ".join(str(t.get("last_error") or "").split()),
+            )
+        )
+    return rows
+
+
 class TargetsScreen(ConsoleScreen):
     screen_title = "Targets"
     scope = "targets"
@@ -106,6 +130,8 @@ class TargetsScreen(ConsoleScreen):
         self.errors: dict[str, str] = {}
         self.summary = ""
         self._laid_out_for = -1
+        # The targets last read, their trends and when: shown, ageing, while the engine is unreachable.
+        self._read: tuple[list[dict[str, Any]], dict[str, str], datetime] | None = None
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
@@ -136,33 +162,18 @@ class TargetsScreen(ConsoleScreen):
         try:
             targets = await app.api.list_targets()
         except Exception as exc:
-            self.query_one("#targets-info", Static).update(f"could not load targets: {exc}")
+            self._unreachable(str(exc))
             return
         now = app.now()
-        rows: list[tuple[str, ...]] = []
+        trends: dict[str, str] = {}
         for t in targets:
             try:
                 samples = await app.api.series_samples(series_name(t["name"]), since=now - timedelta(minutes=30))
             except Exception:
                 samples = []
-            trend = sparkline([s.get("value") for s in samples], 16)
-            latency = t.get("last_latency_ms")
-            last = "-"
-            if t.get("last_at"):
-                code = t.get("last_status_code")
-                result = "ok" if t.get("last_ok") else "FAIL"
-                last = f"{result}{f' {code}' if code else ''} {ago(t['last_at'], now)}"
-            rows.append(
-                (
-                    t["name"],
-                    t.get("kind", "-"),
-                    STATE_TEXT.get(t.get("state", "unknown"), t.get("state", "?")),
-                    last,
-                    f"{latency:.0f} ms" if latency is not None else "-",
-                    trend or "-",
-                    " ".join(str(t.get("last_error") or "").split()),
-                )
-            )
+            trends[t["name"]] = sparkline([s.get("value") for s in samples], 16)
+        self._read = (targets, trends, now)
+        rows = target_rows(targets, trends, now)
         try:
             cluster = await app.api.cluster()
         except Exception:  # an engine that predates clusters, a dropped connection: no panel
@@ -181,6 +192,19 @@ class TargetsScreen(ConsoleScreen):
         self._fill()
         app.targets = targets
         self.refresh_status()
+
+    def _unreachable(self, error: str) -> None:
+        """The engine did not answer: the last rows stay, their ages counted on (a probe "5 s
+        ago" an hour later would say the target was checked just now), and the summary says
+        when they were read."""
+        if self._read is None:
+            self.query_one("#targets-info", Static).update(f"could not load targets: {error}")
+            return
+        targets, trends, read_at = self._read
+        now = self.app.now()  # type: ignore[attr-defined]
+        self.rows = target_rows(targets, trends, now)
+        self.summary = f"could not load targets: {error} · as read {ago(read_at, now)}; the engine may have probed since"
+        self._fill()
 
     def _fill(self) -> None:
         """Lay the rows out for the table's width (again after a resize)."""
