@@ -220,6 +220,11 @@ async def test_users_test_reaches_every_method_and_reports_a_failing_one(db, rec
         {"after_seconds": 0.0, "after": "immediately", "via": "slack"},
         {"after_seconds": 2.0, "after": "after 2s", "via": "sms"},
     ]
+    # People live in the configuration: a --db there is read by nothing, so a typo in it is refused.
+    for argv in (["users"], ["users", "show", "alice"]):
+        typo = run_cli(db, "--config", str(good), *argv, "--db", str(tmp_path / "typo.db"))
+        assert typo.returncode == 2 and "reads the people in the configuration, not a database: leave --db out" in typo.stderr
+        assert not (tmp_path / "typo.db").exists()
 
 
 async def test_rest_lists_users_and_tests_their_methods(db, receivers, monkeypatch):

@@ -342,10 +342,19 @@ def _user(ctx: Any, user_id: str) -> Any:
     return user
 
 
+def _reads_no_database(args: argparse.Namespace, command: str) -> None:
+    """People live in the configuration: a --db given here would be read by nothing, and a
+    mistyped one would pass unnoticed."""
+    if "db" in vars(args):  # given on the command line (PULSEGUARD_DB is for the other commands)
+        raise _usage(f"`pulseguard {command}` reads the people in the configuration, not a database: leave --db out")
+
+
 async def list_users(args: argparse.Namespace, ctx: Any) -> int:
     """`pulseguard users`: each person with their contact methods and rules."""
     from engine.cli.common import print_json, print_table
     from engine.escalation.contacts import describe_user
+
+    _reads_no_database(args, "users")
 
     users = [describe_user(u) for u in (ctx.config.users if ctx.config is not None else [])]
     if ctx.json or args.json:
@@ -372,6 +381,8 @@ async def show_user(args: argparse.Namespace, ctx: Any) -> int:
     """`pulseguard users show NAME`: one person's methods and rules."""
     from engine.cli.common import print_json
     from engine.escalation.contacts import describe_user
+
+    _reads_no_database(args, "users show")
 
     u = describe_user(_user(ctx, args.user))
     if ctx.json or args.json:
