@@ -228,7 +228,7 @@ async def test_viewer_reads_but_cannot_write(api):
     assert await Comment.all().count() == 0 and await StatusUpdate.all().count() == 0
 
 
-async def test_a_service_of_the_configuration_file_is_neither_added_nor_removed_through_the_api(db):
+async def test_a_service_of_the_configuration_file_is_neither_added_changed_nor_removed_through_the_api(db):
     """POST made a shadow row of a configured service, and DELETE then answered 204 and logged
     "service web-app removed" while web-app stayed configured and listed."""
     async with running_api(config(STATUS_SITE)) as api, api.client("admin") as a:
@@ -236,6 +236,9 @@ async def test_a_service_of_the_configuration_file_is_neither_added_nor_removed_
             r = await a.post("/api/services", json={"name": name, "description": "shadow"})
             assert r.status_code == 409 and r.json()["message"] == "web-app is defined in the configuration file", r.text
         r = await a.delete("/api/services/web-app")
+        assert r.status_code == 409 and r.json()["message"] == "web-app is defined in the configuration file", r.text
+        # PUT said 404 "no service", of a service GET lists: it is there, and changed in the file.
+        r = await a.put("/api/services/web-app", json={"description": "changed"})
         assert r.status_code == 409 and r.json()["message"] == "web-app is defined in the configuration file", r.text
         assert not await Service.exists()
         assert not await Event.filter(kind__startswith="service_").exists() and not await AuditEntry.exists()

@@ -218,11 +218,12 @@ async def add_service(request: Request, body: ServiceIn, who: Admin) -> dict[str
 
 
 @router.put("/services/{name}", summary="Change a service's description")
-async def change_service(name: NamePath, body: ServiceChange, who: Admin) -> dict[str, Any]:
+async def change_service(request: Request, name: NamePath, body: ServiceChange, who: Admin) -> dict[str, Any]:
+    not_configured(request, name)  # 409, as POST and DELETE say: it exists, but is changed in the file
     async with in_transaction() as conn:
         row = await Service.filter(name=name).using_db(conn).first()
         if row is None:
-            raise NotFound(f"no service {name!r} (services from the configuration file are changed there)")
+            raise NotFound(f"no service {name!r}")
         row.description = body.description.strip()
         await row.save(using_db=conn)
         await services.append_event(conn, None, "service_changed", who.name, f"service {name} changed", {"service": name})
