@@ -43,7 +43,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("incident.promote", "P", "promote", "Promote internal comment to public update", "incidents", write=True),
     Action("incident.new", "n", "new", "New incident", "incidents", write=True, footer=True, short="New"),
     Action("incident.assign", "A", "assign", "Assign", "incidents", write=True),
-    Action("incident.edit", "E", "edit", "Edit title and services", "incidents", write=True),
+    Action("incident.edit", "E", "edit", "Edit title, description, services", "incidents", write=True),
     Action("incident.tags", "t", "tags", "Edit tags", "incidents", write=True),
     Action("incident.false_positive", "f", "false_positive", "Mark / unmark false positive", "incidents", write=True),
     Action("incident.snooze", "z", "snooze", "Snooze paging (re-pages at the end unless acknowledged)", "incidents", write=True),

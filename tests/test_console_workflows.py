@@ -363,6 +363,34 @@ async def test_shift_e_corrects_the_title_and_services(console: tuple[PulseGuard
     ]
     await until(pilot, lambda: "Checkout 500s after deploy 4.2" in detail_text(app, "#detail-header"), what="header")
 
+    # The description too, from the same form (it was CLI and API only).
+    form = await open_form(pilot, "E", EditScreen)
+    assert form.query_one("#f-description", Input).value == (after["description"] or "")
+    form.query_one("#f-description", Input).value = "500s on POST /checkout since deploy 4.2"
+    await submit(pilot)
+    edited = await queries.incident_detail("INC-2")
+    assert edited["description"] == "500s on POST /checkout since deploy 4.2"
+    assert (edited["title"], edited["services"]) == ("Checkout 500s after deploy 4.2", ["checkout", "payments"])
+
+
+async def test_shift_e_keeps_a_description_of_several_lines(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """A one-line field would flatten it: the form shows it cannot change it here, and a title
+    change leaves it as it was."""
+    from pulseguard_tui.forms.incident import EditScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-2")
+    lines = "Checkout returns 500s.\nStarted after deploy 4.2.\nEU only."
+    await app.api.edit_incident("INC-2", description=lines)
+    await until(pilot, lambda: (app.screen.detail.detail or {}).get("description") == lines, what="detail read again")
+    form = await open_form(pilot, "E", EditScreen)
+    field = form.query_one("#f-description", Input)
+    assert field.disabled and field.value == "" and "pulseguard incident edit" in str(field.placeholder)
+    form.query_one("#f-title", Input).value = "Checkout 500s (EU)"
+    await submit(pilot)
+    edited = await queries.incident_detail("INC-2")
+    assert (edited["title"], edited["description"]) == ("Checkout 500s (EU)", lines)
+
 
 async def test_t_edits_tags(console: tuple[PulseGuardApp, Pilot]) -> None:
     from pulseguard_tui.forms.incident import TagsScreen

@@ -337,8 +337,9 @@ class AssignScreen(FormScreen):
 
 
 class EditScreen(FormScreen):
-    """Correct what the incident is about: its title and affected services (the description,
-    often several lines, with `pulseguard incident edit --description`)."""
+    """Correct what the incident is about: its title, description and affected services. A
+    description of several lines is kept as it is here (a one-line field would flatten it) and
+    changed with `pulseguard incident edit --description`."""
 
     title_text = "Edit"
 
@@ -348,6 +349,12 @@ class EditScreen(FormScreen):
     def compose_fields(self) -> ComposeResult:
         services = list(getattr(getattr(self.app, "settings", None), "services", []) or [])
         yield from field_row("title", "Title", Input(value=self.incident.get("title") or "", compact=True))
+        description = self.incident.get("description") or ""
+        if "\n" in description:
+            field = Input(placeholder="several lines: kept; change them with `pulseguard incident edit`", compact=True, disabled=True)
+        else:
+            field = Input(value=description, placeholder="what it shows; empty for none", compact=True)
+        yield from field_row("description", "Description", field)
         yield from field_row(
             "services",
             "Services",
@@ -369,11 +376,16 @@ class EditScreen(FormScreen):
         changes: dict[str, Any] = {}
         if title != (self.incident.get("title") or ""):
             changes["title"] = title
+        description = self.query_one("#f-description", Input)
+        if not description.disabled and self.value("description") != (self.incident.get("description") or "").strip():
+            changes["description"] = self.value("description")
         if services != list(self.incident.get("services") or []):
             changes["services"] = services
         if not changes:
             return f"{key}: nothing changed"
         row = await self.api.edit_incident(key, **changes)
+        if set(changes) == {"description"}:
+            return f"{row['key']}: description changed"
         return f"{row['key']} now reads: {row['title']}" + (f" ({', '.join(row['services'])})" if row.get("services") else "")
 
 

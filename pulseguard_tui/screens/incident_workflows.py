@@ -186,9 +186,22 @@ class IncidentWorkflows(ConsoleScreen):
         if row := self._target():
             self._open(forms.AssignScreen(row))
 
-    def action_edit(self) -> None:
-        if row := self._target():
-            self._open(forms.EditScreen(row))
+    async def action_edit(self) -> None:
+        row = self._target()
+        if row is None:
+            return
+        # The list's rows carry no description: the form starts from the detail (shown, or read).
+        shown = self.detail.detail
+        if shown and shown.get("key") == row["key"]:
+            self._open(forms.EditScreen({**row, "description": shown.get("description") or ""}))
+            return
+        app: Any = self.app
+        try:
+            detail = await app.api.incident_detail(row["key"])
+        except Exception as exc:
+            self.notify(f"could not read {row['key']}: {exc}", severity="error")
+            return
+        self._open(forms.EditScreen({**row, "description": detail.get("description") or ""}))
 
     def action_tags(self) -> None:
         if row := self._target():
