@@ -9,6 +9,7 @@ delays nobody; recovery, monitoring, auto-resolve, flapping and reopening behave
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -81,7 +82,7 @@ async def wait_for(predicate: Callable[[], object], timeout: float, what: str) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
-        if asyncio.iscoroutine(result):
+        if inspect.isawaitable(result):  # a coroutine, or a Tortoise query (`.exists()`, `.count()`)
             result = await result
         if result:
             return
@@ -303,6 +304,28 @@ severity = "high"
         finally:
             await engine.stop()
     assert await incidents("threshold:web_down:web") == []  # 0.2 min never passed while probing
+
+
+async def test_a_pause_made_while_the_engine_writes_the_targets_state_holds(db) -> None:  # type: ignore[no-untyped-def]
+    """Operators pause a target by clearing `active` (API, CLI); the engine notices within a few
+    seconds. Its state writes in between wrote `active` back from its own copy, so the pause
+    was undone and the target probed (and paged for) again."""
+    board = Switchboard()
+    board.modes["web"] = "flap"  # up, down, up…: its state is written at every flush
+    async with LoopbackServer(board.handle) as srv:
+        engine = Engine(config_for(srv.url, {"web": ""}), discover=False)
+        await engine.start()
+        try:
+            await wait_for(lambda: ProbeResult.filter(target="web").exists(), 5, "probing")
+            await MonitorTarget.filter(name="web").update(active=False)
+            await wait_for(lambda: MonitorTarget.filter(name="web", state="paused").exists(), 8, "the engine sees the pause")
+            paused_at = await ProbeResult.filter(target="web").count()
+            await asyncio.sleep(1.5)
+            row = await MonitorTarget.get(name="web")
+            assert row.active is False and row.state == "paused"
+            assert await ProbeResult.filter(target="web").count() <= paused_at + 1  # a probe under way may finish
+        finally:
+            await engine.stop()
 
 
 async def test_lease_allows_one_holder_and_is_taken_over_after_expiry(db) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ in the test's own event loop over the `db` fixture's database, with one token pe
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -80,7 +81,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: f
     deadline = time.monotonic() + timeout
     while True:
         value = check()
-        if asyncio.iscoroutine(value):
+        if inspect.isawaitable(value):  # a coroutine, or a Tortoise query (`.exists()`), which is no coroutine
             value = await value
         if value:
             return value

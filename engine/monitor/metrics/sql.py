@@ -13,9 +13,10 @@ from engine.storage.rows import marks
 RESULT_COLUMNS = ("target", "at", "ok", "latency_ms", "status_code", "error", "cert_days_left")
 SAMPLE_COLUMNS = ("series_id", "at", "value")
 ROLLUP_COLUMNS = ("series_id", "minute", "count", "min", "max", "mean", "p95")
+# What the engine writes of a target's row. Never `active`: operators clear it to pause the
+# target (API, CLI), and a write from the engine's copy would undo a pause it has not seen yet.
 STATE_COLUMNS = (
     "state",
-    "active",
     "last_at",
     "last_ok",
     "last_latency_ms",

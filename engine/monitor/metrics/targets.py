@@ -13,7 +13,7 @@ from engine.monitor.probes import Observation
 from engine.storage.monitor_models import MonitorTarget
 
 # What a restart rewrites: every state column but `active`, which operators clear to pause a target.
-TARGET_STATE_FIELDS = ["kind", "address", "service", "interval", "timeout", "state", *STATE_COLUMNS[2:]]
+TARGET_STATE_FIELDS = ["kind", "address", "service", "interval", "timeout", *STATE_COLUMNS]
 
 
 @dataclass
@@ -54,7 +54,6 @@ class TargetStatus:
         obs = self.last
         return (
             "paused" if self.paused else self.state,
-            not self.paused,
             utc(obs.at) if obs else None,
             obs.ok if obs else None,
             obs.latency_ms if obs else None,
