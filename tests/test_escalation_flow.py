@@ -137,9 +137,11 @@ async def test_permanent_refusal_is_not_retried_and_says_why(esc_db, receivers, 
 async def test_too_old_messages_are_marked_dead(esc_db, receivers):
     cfg = make_config(receivers, after=30)
     receivers.hook.fail_for(60, 503)
-    async with fast_loops(cfg, max_age=1.0):
+    # Old enough to give up after 3 s: room for a retry (0.2 s apart) on a loaded machine too,
+    # where 1 s could pass before the first attempt.
+    async with fast_loops(cfg, max_age=3.0):
         inc = await services.create_incident(title="Queue stuck", severity="critical", actor="probe")
-        await eventually(lambda: Notification.filter(destination="webhook:ops", state="dead").exists(), timeout=8)
+        await eventually(lambda: Notification.filter(destination="webhook:ops", state="dead").exists(), timeout=15)
     row = await Notification.get(destination="webhook:ops")
     assert row.attempts >= 2 and "gave up after" in row.last_error and "HTTP 503" in row.last_error, (
         row.attempts,
