@@ -885,3 +885,31 @@ async def test_targets_keep_ageing_and_say_when_they_were_read_while_the_engine_
                 assert table.row_count == 3
         finally:
             await cleanup()
+
+
+async def test_a_new_incident_over_the_api_takes_when_it_was_detected(api: Api, tmp_path: Path) -> None:
+    """The form offers "Detected" (10m ago, an ISO time); over the API it was refused with
+    "is not a field of this request", and the only way to save was to clear it."""
+    from datetime import UTC, datetime, timedelta
+
+    from support.pilot import open_form, type_text
+    from textual.widgets import Input
+
+    from engine.storage.models import Incident
+    from pulseguard_tui.forms.incident import NewIncidentScreen
+
+    await seed_two()
+    async with remote_console(tmp_path, api.url, api.tokens["responder"]) as (app, pilot):
+        form = await open_form(pilot, "n", NewIncidentScreen)
+        await type_text(pilot, "Queue backlog growing")
+        form.query_one("#f-detected", Input).value = "10m"
+        before = datetime.now(UTC)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, IncidentsScreen), what="the form saved and closed")
+    stored = await Incident.get(title="Queue backlog growing")
+    assert stored.source == "api" and stored.detected_at is not None
+    assert timedelta(minutes=9) < before - stored.detected_at < timedelta(minutes=11)
+    async with api.client("responder") as c:
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        r = await c.post("/api/incidents", json={"title": "t", "severity": "low", "detected_at": later})
+        assert r.status_code == 422 and r.json()["field"] == "detected_at", r.text

@@ -66,6 +66,9 @@ class IncidentCreate(Wrapped):
     tags: list[Tag] = Field(default_factory=list, max_length=100)
     assignee: Name | None = None
     dedup_key: Annotated[Text, Field(max_length=200, pattern=r"\S")] | None = None
+    detected_at: When | None = Field(
+        None, description="when the problem was first seen, if before now (ISO 8601 with a zone; not in the future): MTTD counts from it"
+    )
 
     wrapper: ClassVar[str] = "manual_incident"
 

@@ -61,6 +61,7 @@ async def create_incident(body: IncidentCreate, who: Responder, request: Request
             assignee=body.assignee,
             source="api",
             dedup_key=body.dedup_key,
+            detected_at=body.detected_at,
         )
     return _incident(incident)
 
