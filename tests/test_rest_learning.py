@@ -421,3 +421,19 @@ async def test_a_bad_ticket_key_is_named_as_the_body_sends_it(db: Any) -> None:
         assert made.status_code == 201, made.text
         r = await c.post(f"/api/followups/{made.json()['id']}/ticket", json={"ticket_key": "not a key"})
         assert r.status_code == 422 and r.json()["field"] == "ticket_key" and "is not a ticket key" in r.json()["message"], r.text
+
+
+async def test_completing_a_follow_up_needs_no_body_and_an_unknown_one_is_404(db: Any) -> None:
+    """The path says what is done: POST …/complete without a body answered 422 "body: is
+    required" (and 422, not 404, for a follow-up that does not exist)."""
+    async with running_api() as api, api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "Disk full", "severity": "low"})).json()["key"]
+        made = (await c.post(f"/api/incidents/{key}/followups", json={"group": "preventive_measures", "description": "rotate logs"})).json()
+        r = await c.post(f"/api/followups/{made['id']}/complete")
+        assert r.status_code == 200 and r.json()["done"] is True, r.text
+        r = await c.post(f"/api/followups/{made['id']}/complete", json={"done": False})
+        assert r.status_code == 200 and r.json()["done"] is False, r.text
+        r = await c.post("/api/followups/9999/complete")
+        assert r.status_code == 404, r.text
+        r = await c.post(f"/api/followups/{made['id']}/complete", json={"done": "yes"})
+        assert r.status_code == 422 and r.json()["field"] == "done", r.text

@@ -356,8 +356,10 @@ async def add_followup(id: IncidentId, body: FollowUpIn, who: Responder) -> dict
 
 
 @router.post("/followups/{followup_id}/complete", summary="Mark a follow-up done (or with done false, open again)")
-async def complete_followup(followup_id: int, body: StepIn, who: Responder) -> dict[str, Any]:
-    return row_dict(await services.complete_followup(check_id(followup_id, "follow-up"), who.name, done=body.done))
+async def complete_followup(followup_id: int, who: Responder, body: StepIn | None = None) -> dict[str, Any]:
+    # No body marks it done, as the path says (the body only reopens one: {"done": false}).
+    done = body.done if body is not None else True
+    return row_dict(await services.complete_followup(check_id(followup_id, "follow-up"), who.name, done=done))
 
 
 @router.post("/comments/{comment_id}/promote", status_code=201, summary="Publish an internal comment as a public update")
