@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -326,6 +327,48 @@ async def test_a_pause_made_while_the_engine_writes_the_targets_state_holds(db) 
             assert await ProbeResult.filter(target="web").count() <= paused_at + 1  # a probe under way may finish
         finally:
             await engine.stop()
+
+
+async def test_a_restart_counts_the_healthy_time_since_the_recovery(db) -> None:  # type: ignore[no-untyped-def]
+    """The healthy time that moves a recovered incident to monitoring counts from its recovery,
+    also across an engine restart: it counted again from the first probe after the restart, so
+    an engine restarted 5 minutes after a recovery kept the incident TRIGGERED 5 more minutes."""
+    board = Switchboard()
+    board.modes["api"] = "500"
+    async with LoopbackServer(board.handle) as srv:
+        config = config_for(
+            srv.url,
+            {"api": ""},
+            trigger="""
+[triggers.api_down]
+condition = "status_code >= 500"
+duration_minutes = 0.01
+severity = "high"
+recovery_minutes = 0.05
+""",
+        )
+        engine = Engine(config, discover=False)
+        await engine.start()
+        try:
+            await wait_for(lambda: incidents("threshold:api_down:api"), 10, "the incident")
+            key = (await incidents("threshold:api_down:api"))[0].key
+            board.modes["api"] = "ok"
+            await wait_for(lambda: _has_event(key, "recovered"), 5, "the recovery event")
+        finally:
+            await engine.stop()
+        assert (await Incident.get(dedup_key="threshold:api_down:api")).status == "triggered"
+        await asyncio.sleep(5.0)  # down for longer than recovery_minutes (3 s)
+        engine = Engine(config, discover=False)
+        await engine.start()
+        try:
+            await wait_for(lambda: _status_is(key, "monitoring"), 6, "monitoring")
+        finally:
+            await engine.stop()
+    moved = await Event.filter(incident__dedup_key="threshold:api_down:api", kind="status_changed").order_by("-id").first()
+    assert moved is not None
+    seconds = int(re.search(r"healthy for (\d+)s", moved.summary).group(1))  # type: ignore[union-attr]
+    assert seconds >= 5, moved.summary  # since the recovery, not since the restart (3 s)
+    assert await Event.filter(incident__dedup_key="threshold:api_down:api", kind="recovered").count() == 1
 
 
 async def test_lease_allows_one_holder_and_is_taken_over_after_expiry(db) -> None:  # type: ignore[no-untyped-def]

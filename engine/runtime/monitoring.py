@@ -248,7 +248,7 @@ class MonitorService:
 
         rows = await Incident.filter(
             source="threshold", status__in=[s.value for s in OPEN_STATUSES], dedup_key__startswith="threshold:"
-        ).values("id", "number", "dedup_key", "trigger", "target")
+        ).values("id", "number", "dedup_key", "trigger", "target", "status")
         for row in rows:
             trigger, target = row["trigger"], row["target"]
             if not trigger or not target or (only is not None and target not in only):
@@ -257,7 +257,14 @@ class MonitorService:
                 await Event.filter(incident_id=row["id"], kind__in=["created", "breach", "recovered", "reopened"]).order_by("-id").first()
             )
             breaching = last is None or last.kind != "recovered"
-            self.evaluator.restore(trigger, target, f"INC-{row['number']}", breaching)
+            self.evaluator.restore(
+                trigger,
+                target,
+                f"INC-{row['number']}",
+                breaching,
+                healthy_since=None if breaching or last is None or last.at is None else last.at.timestamp(),
+                monitoring=row["status"] == "monitoring",
+            )
 
     async def _housekeeping(self, settings: Any) -> None:
         from engine.core.halt import pause

@@ -183,7 +183,7 @@ class Evaluator:
             self.emit(Action("event", st, at, f"{target} has been stable for {spoken_duration(FLAP_WINDOW)}", {"kind": "stable"}))
         if not st.monitoring_sent and healthy_for + slack >= needed:
             st.monitoring_sent = True
-            self.emit(Action("monitoring", st, at, f"healthy for {spoken_duration(healthy_for)}"))
+            self.emit(Action("monitoring", st, at, f"healthy for {spoken_duration(healthy_for)}", {"healthy_seconds": healthy_for}))
         if rule.auto_resolve is not None and healthy_for + slack >= max(rule.auto_resolve, needed):
             self.emit(Action("resolve", st, at, f"healthy for {spoken_duration(healthy_for)}", {"incident": st.incident}))
             st.clear_binding()
@@ -252,8 +252,13 @@ class Evaluator:
             st.silenced_until = None
         return self.reevaluate(None, at=at)
 
-    def restore(self, trigger: str, target: str, incident: str, breaching: bool) -> None:
-        """Bind an incident another engine opened (after a takeover)."""
+    def restore(
+        self, trigger: str, target: str, incident: str, breaching: bool, *, healthy_since: float | None = None, monitoring: bool = False
+    ) -> None:
+        """Bind an incident another engine opened (after a takeover, or this one before a
+        restart). `healthy_since`: when it recovered, if it had (the healthy time counts from
+        then, not from the first probe after the restart); `monitoring`: it was moved to
+        monitoring already (not again)."""
         service = self._history[target].service if target in self._history else None
         # Built-in rules share a name across targets (one missed_heartbeat rule per heartbeat
         # target): the rule bound must be the one that selects this target.
@@ -264,6 +269,9 @@ class Evaluator:
         st.fired = True
         st.incident = incident
         st.phase = "breaching" if breaching else "healthy"
+        if not breaching and healthy_since is not None:
+            st.healthy_since, st.healthy_lag = healthy_since, 0.0
+        st.monitoring_sent = monitoring and not breaching
 
     def forget(self, targets: set[str]) -> None:
         """Drop what was learned about `targets` (their bucket went to another engine, which

@@ -272,11 +272,13 @@ class IncidentWorker:
             return
         if incident.status == "monitoring":
             return
+        healthy = float(action.data.get("healthy_seconds") or 0.0)
         await services.change_status(
             incident.key,
             "monitoring",
             ACTOR,
-            message=f"{st.rule.name} on {st.target} has been healthy for {spoken_duration(st.rule.recovery)}",
+            # As long as it has been: across a restart, longer than recovery_minutes.
+            message=f"{st.rule.name} on {st.target} has been healthy for {spoken_duration(max(healthy, st.rule.recovery))}",
             acknowledges=False,
         )
 
