@@ -7,6 +7,8 @@ assemble a post-mortem document as a plain dict; engine.learning.postmortem_rend
 A post-mortem's timeline is assembled from the incident's events (first alert, declared,
 acknowledged, escalated, identified, resolved…); once a post-mortem is stored, its entries are
 rows a person can edit, annotate, hide and add to, and new incident events keep being added.
+Stored entries keep their origin: the first alert has no event, as a person's entry has not, yet
+it is assembled (timeline.seeded_entry_id tells it apart) and, like the others, only hidden.
 
 - rules: limits, states and the UNSET marker
 - timeline: entries assembled from incident events, downtime read off them

@@ -7,7 +7,14 @@ from typing import Any
 from engine.core.domain import NotFound, parse_incident_key
 from engine.learning.postmortem.followups import engine_today
 from engine.learning.postmortem.rules import DRAFT, iso
-from engine.learning.postmortem.timeline import assemble_timeline, computed_downtime, entry_from_event, sort_entries
+from engine.learning.postmortem.timeline import (
+    assemble_timeline,
+    computed_downtime,
+    entry_from_event,
+    seeded_entry_id,
+    sort_entries,
+    stored_origin,
+)
 from engine.storage.models import Event, FollowUp, Incident
 from engine.storage.postmortem_models import Postmortem, PostmortemEntry
 
@@ -54,10 +61,6 @@ async def _events(incident_id: int, after: int = 0) -> list[dict[str, Any]]:
     return await Event.filter(incident_id=incident_id, id__gt=after).order_by("id").values("id", "kind", "actor", "at", "summary", "data")
 
 
-def _entry_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "origin": "event" if row["event_id"] is not None else "person"}
-
-
 async def postmortem_document(key: str | int) -> dict[str, Any]:
     """Everything a post-mortem shows, as a dict (datetimes as ISO text).
 
@@ -69,12 +72,14 @@ async def postmortem_document(key: str | int) -> dict[str, Any]:
     if pm is None:
         entries = assemble_timeline(inc, await _events(inc["id"]))
     else:
-        stored = [
-            _entry_row(r)
-            for r in await PostmortemEntry.filter(postmortem_id=pm.id).values(
-                "id", "event_id", "at", "kind", "text", "annotation", "hidden", "edited"
-            )
-        ]
+        rows = (
+            await PostmortemEntry.filter(postmortem_id=pm.id)
+            .order_by("id")
+            .values("id", "event_id", "at", "kind", "text", "annotation", "hidden", "edited")
+        )
+        # The first alert is stored without an event, as a person's entry is: it is the seeded one.
+        seeded = seeded_entry_id(inc, rows[0] if rows else None)
+        stored = [{**r, "origin": stored_origin(r, seeded)} for r in rows]
         linked = {e["event_id"] for e in stored if e["event_id"] is not None}
         newer = max(linked, default=0)
         # Events since the last edit are shown too (and stored by the next edit).

@@ -13,6 +13,7 @@ from engine.core.domain import IllegalTransition, InvalidInput, NotFound
 from engine.incidents.services import append_event, lock_incident, stated_time, valid_actor, valid_text, valid_time
 from engine.learning.postmortem.edits import postmortem_for_change
 from engine.learning.postmortem.rules import ENTRY_KIND_RE, MAX_ITEM, UNSET
+from engine.learning.postmortem.timeline import seeded_entry_id
 from engine.storage.models import Incident
 from engine.storage.postmortem_models import Postmortem, PostmortemEntry
 
@@ -125,14 +126,15 @@ async def edit_entry(
 
 
 async def remove_entry(key: str | int, entry_id: int, actor: str, *, at: datetime | None = None) -> None:
-    """Delete an entry a person added; entries from incident events can only be hidden."""
+    """Delete an entry a person added; entries assembled from the incident (its events, its first
+    alert) can only be hidden."""
     actor = valid_actor(actor)
     now = valid_time(at)
     async with in_transaction() as conn:
         incident = await lock_incident(conn, key)
         pm = await postmortem_for_change(conn, incident, actor, now)
         row = await _entry_of(conn, pm, incident, entry_id)
-        if row.event_id is not None:
+        if row.event_id is not None or await _seeded_id(conn, pm, incident) == row.id:
             raise IllegalTransition(f"entry {entry_id} comes from the incident's timeline; hide it instead")
         await row.delete(using_db=conn)
         pm.updated_at = now
@@ -146,6 +148,12 @@ async def remove_entry(key: str | int, entry_id: int, actor: str, *, at: datetim
             {"postmortem_id": pm.id, "entry_id": entry_id, "action": "removed"},
             now,
         )
+
+
+async def _seeded_id(conn: BaseDBAsyncClient, pm: Postmortem, incident: Incident) -> int | None:
+    """The entry the post-mortem assembled from the incident itself (its first alert), if any."""
+    first = await PostmortemEntry.filter(postmortem_id=pm.id).using_db(conn).order_by("id").first().values("id", "event_id")
+    return seeded_entry_id({"detected_at": incident.detected_at, "created_at": incident.created_at}, first)
 
 
 async def _entry_of(conn: BaseDBAsyncClient, pm: Postmortem, incident: Incident, entry_id: int) -> PostmortemEntry:

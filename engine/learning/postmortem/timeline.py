@@ -65,13 +65,41 @@ def entry_from_event(event: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _detected_first(incident: dict[str, Any]) -> bool:
+    detected, created = incident.get("detected_at"), incident.get("created_at")
+    return detected is not None and created is not None and detected < created
+
+
 def detection_entry(incident: dict[str, Any]) -> dict[str, Any] | None:
     """'First alert' when monitoring saw the problem before the incident was declared."""
-    detected, created = incident.get("detected_at"), incident.get("created_at")
-    if detected is None or created is None or detected >= created:
+    if not _detected_first(incident):
         return None
+    detected = incident["detected_at"]
     what = incident.get("trigger") or incident.get("target") or incident.get("source")
     return _entry(detected, "first_alert", f"problem first detected ({what})", None)
+
+
+def seeded_entry_id(incident: dict[str, Any], first_stored: dict[str, Any] | None) -> int | None:
+    """The stored entry assembled from the incident itself rather than from one of its events
+    (the first alert), or None: such an entry has no event to point at, as a person's has not.
+
+    It is the one `detection_entry` seeded when the post-mortem was stored: its lowest entry id
+    (created before the entries from events), without an event, and only for an incident whose
+    monitoring saw the problem before it was declared. `first_stored` is that lowest-id entry
+    (its `id` and `event_id`). An entry a person adds always comes later, so it is never this one.
+    """
+    if first_stored is None or first_stored["event_id"] is not None or not _detected_first(incident):
+        return None
+    seeded: int = first_stored["id"]
+    return seeded
+
+
+def stored_origin(row: dict[str, Any], seeded: int | None) -> str:
+    """Where a stored entry came from, as `_entry` says of an assembled one: an incident event
+    ("event"), the incident itself ("incident", the seeded first alert) or a person ("person")."""
+    if row["event_id"] is not None:
+        return "event"
+    return "incident" if seeded is not None and row["id"] == seeded else "person"
 
 
 def assemble_timeline(incident: dict[str, Any], events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
