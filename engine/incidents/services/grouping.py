@@ -3,7 +3,10 @@
 A firing (an alert, a trigger breach) carries a fingerprint: the incident's dedup_key. A firing
 whose fingerprint has an open incident joins it (`firing_count` + 1, `last_seen_at` now) unless
 more than the grouping window has passed since that incident's last firing; then, or once the
-incident is resolved, a new incident opens.
+incident is resolved, a new incident opens. Alerts join with `join_alerts`, which stores each
+alert's firing and resolution once, deciding under the incident's lock whether its state is new
+(highly available Alertmanager sends one group to several engines at once); `raise_severity`
+raises an incident for a more severe alert, never lowering it.
 
 Merging moves everything of one incident (timeline, comments, status updates, evidence,
 follow-ups, notifications) to another in one transaction; the merged incident is resolved with
@@ -14,13 +17,16 @@ grouped incident into a new incident, with the alert's timeline events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput, Status, parse_incident_key
-from engine.incidents.services.timeline import append_event, change, lock_incident, next_number
+from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput, Severity, Status, parse_enum, parse_incident_key
+from engine.incidents.services.timeline import RECORD_CHUNK, append_event, change, lock_incident, next_number
 from engine.incidents.services.validation import valid_actor, valid_text, valid_time, valid_title
 from engine.storage.escalation_models import Notification, Timer, TimerState
 from engine.storage.models import Comment, Event, Evidence, FollowUp, Incident, StatusUpdate
@@ -90,6 +96,112 @@ async def count_firing(
             kind, summary, actor, data = event
             await c.record(valid_text(kind, "kind", limit=40), valid_actor(actor), summary, data)
     return c.incident
+
+
+@dataclass
+class Joined:
+    """What `join_alerts` did: the incident as it stands, the alert entries it stored (their
+    data), and each alert fingerprint's last state on the incident."""
+
+    incident: Incident
+    recorded: list[dict[str, Any]] = field(default_factory=list)
+    states: dict[str, str] = field(default_factory=dict)
+
+
+class _NothingNew(IllegalTransition):
+    """Rolls back a join that stored nothing (the incident's stamp and version included)."""
+
+
+async def _alert_states(conn: BaseDBAsyncClient, incident_id: int, after: int, states: dict[str, str]) -> int:
+    """Bring `states` (fingerprint → firing/resolved) up to date with the incident's alert
+    entries after event id `after`; returns the last id read. Event ids commit in ascending
+    order (the feed's lock), so what was read once need not be read again."""
+    rows = (
+        await Event.filter(incident_id=incident_id, kind__in=ALERT_KINDS, id__gt=after)
+        .using_db(conn)
+        .order_by("id")
+        .values_list("id", "data")
+    )
+    for event_id, data in rows:
+        after = max(after, int(event_id))
+        if isinstance(data, dict) and data.get("fingerprint"):
+            states[str(data["fingerprint"])] = str(data.get("status"))
+    return after
+
+
+async def join_alerts(
+    key: str | int,
+    entries: Sequence[tuple[str, str, dict[str, Any]]],
+    actor: str,
+    *,
+    count: bool = True,
+    at: datetime | None = None,
+) -> Joined:
+    """Alerts of a group on incident `key`: each entry (kind, summary, data with `fingerprint`
+    and `status`) is stored only when its alert's state is new on the incident; with `count`,
+    the delivery counts as one firing (`firing_count` + 1, `last_seen_at` now).
+
+    Whether a state is new is decided under the incident's lock, from its timeline as it
+    stands: highly available Alertmanager sends the same group to several engines (or twice to
+    one) at once, and each alert's firing and resolution is still stored once. A chunk of
+    entries per transaction, as `record_events`, so a storm's group is stored in seconds."""
+    actor = valid_actor(actor)
+    checked = [(valid_text(kind, "kind", limit=40), summary, data) for kind, summary, data in entries]
+    now = valid_time(at)
+    joined: Joined | None = None
+    states: dict[str, str] = {}
+    recorded: list[dict[str, Any]] = []
+    read = 0
+    for start in range(0, max(len(checked), 1), RECORD_CHUNK):
+        counted = count and start == 0
+        try:
+            async with change(key, now) as c:
+                read = await _alert_states(c.conn, c.incident.id, read, states)
+                stored = 0
+                for kind, summary, data in checked[start : start + RECORD_CHUNK]:
+                    fingerprint, status = str(data.get("fingerprint")), str(data.get("status"))
+                    if states.get(fingerprint) == status:
+                        continue  # a repeat (or another engine's copy) of a state already stored
+                    await c.record(kind, actor, summary, data)
+                    states[fingerprint] = status
+                    recorded.append(data)
+                    stored += 1
+                if counted:
+                    c.incident.firing_count = int(c.incident.firing_count or 0) + 1
+                    c.incident.last_seen_at = now
+                    await c.save(["firing_count", "last_seen_at"])
+                elif not stored:
+                    raise _NothingNew("nothing new")
+                incident = c.incident
+        except _NothingNew:
+            incident = await Incident.get(number=parse_incident_key(key))
+        joined = Joined(incident)
+    assert joined is not None
+    joined.recorded, joined.states = recorded, states
+    return joined
+
+
+async def raise_severity(key: str | int, severity: str, actor: str, *, reason: str, at: datetime | None = None) -> Incident | None:
+    """Raise open incident `key` to `severity` when it is less severe, as `change_severity`
+    does it (a `severity_changed` entry, escalation re-planned by its hook); never lowers it.
+    None when nothing changed (already as severe, resolved, merged away)."""
+    actor = valid_actor(actor)
+    new = Severity(parse_enum(Severity, severity, "severity").value)
+    reason = valid_text(reason, "reason")
+    now = valid_time(at)
+    try:
+        async with change(key, now, open_to="change its severity") as c:
+            incident = c.incident
+            old = incident.severity
+            if Severity(old).rank <= new.rank:
+                raise _NothingNew(f"{incident.key} is already {old}")
+            incident.severity = new.value
+            await c.commit(
+                "severity_changed", actor, f"severity {old} → {new.value}: {reason}", {"from": old, "to": new.value, "reason": reason}
+            )
+    except IllegalTransition:
+        return None
+    return incident
 
 
 async def merge(source: str | int, into: str | int, actor: str, *, reason: str | None = None, at: datetime | None = None) -> Incident:

@@ -34,6 +34,8 @@ from engine.storage.models import Silence
 # Sources of incidents that come from a firing (the rest are declared by someone).
 FIRING_SOURCES = frozenset({"threshold", "anomaly", "pattern", "alert"})
 LONGEST_SNOOZE = timedelta(days=7)
+# Characters of a label value a silenced_firing event shows.
+SHOWN_VALUE = 200
 
 
 class Silenced(DomainError):
@@ -250,21 +252,54 @@ async def silence_firing(labels: Mapping[str, Sequence[str]], title: str, now: d
     return silence
 
 
+async def silence_alerts(alerts: Sequence[tuple[Mapping[str, Sequence[str]], str]], now: datetime | None = None) -> list[Silence | None]:
+    """Each firing alert's silence, as Alertmanager silences alerts: one by one, by the alert's
+    own labels (`alerts`: each alert's labels and title). For each alert, the active silence
+    matching it that lasts longest, or None. A silence that held any of them counts this
+    delivery once and puts one `silenced_firing` event on the feed (the first alert's labels,
+    how many it held), in one transaction."""
+    now = now or utcnow()
+    if not alerts:
+        return []
+    active = await Silence.filter(starts_at__lte=now, ends_at__gt=now).order_by("-ends_at", "id")
+    if not active:
+        return [None] * len(alerts)
+    matchers = [(silence, matchers_of(silence)) for silence in active]
+    found = [next((silence for silence, ms in matchers if all_match(ms, labels)), None) for labels, _ in alerts]
+    held: dict[int, list[int]] = {}
+    for i, silence in enumerate(found):
+        if silence is not None:
+            held.setdefault(silence.id, []).append(i)
+    if held:
+        async with in_transaction() as conn:
+            for indexes in held.values():
+                silence = found[indexes[0]]
+                assert silence is not None
+                labels, title = alerts[indexes[0]]
+                more = len(indexes) - 1
+                shown = title + (f" (and {more} more alert{'s' if more > 1 else ''})" if more else "")
+                await record_silenced(conn, silence, labels, shown, now, alerts=len(indexes))
+    return found
+
+
 async def record_silenced(
-    conn: BaseDBAsyncClient, silence: Silence, labels: Mapping[str, Sequence[str]], title: str, now: datetime
+    conn: BaseDBAsyncClient,
+    silence: Silence,
+    labels: Mapping[str, Sequence[str]],
+    title: str,
+    now: datetime,
+    *,
+    alerts: int | None = None,
 ) -> None:
-    """A silenced firing: counted on the silence and kept on the feed, where anyone can find it."""
+    """A silenced firing: counted on the silence and kept on the feed, where anyone can find it
+    (with `alerts`, how many alerts of a group it held)."""
     await Silence.filter(id=silence.id).using_db(conn).update(silenced=F("silenced") + 1, last_silenced_at=now)
-    shown = {k: list(v) for k, v in labels.items() if v}
-    await append_event(
-        conn,
-        None,
-        "silenced_firing",
-        "pulseguard",
-        f"silenced by #{silence.id}: {title}",
-        {"silence_id": silence.id, "labels": shown, "title": title},
-        now,
-    )
+    # A label is shown, not dumped: a stack trace put in a label would fill the feed.
+    shown = {k: [str(x)[:SHOWN_VALUE] for x in v] for k, v in labels.items() if v}
+    data: dict[str, Any] = {"silence_id": silence.id, "labels": shown, "title": title}
+    if alerts is not None:
+        data["alerts"] = alerts
+    await append_event(conn, None, "silenced_firing", "pulseguard", f"silenced by #{silence.id}: {title}", data, now)
 
 
 # --- snooze -----------------------------------------------------------------------------------

@@ -11,9 +11,19 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 
 from engine.core.domain import InvalidInput
+from engine.core.matchers import LABEL_PREFIX, labels_of
 from engine.incidents import audit
 from engine.rest.common import Body, Text, rest_state
-from engine.rest.webhooks.alerts import Sender, alert_time, apply_alerts, clean_names, clip, group_fingerprint, severity_word
+from engine.rest.webhooks.alerts import (
+    Sender,
+    alert_time,
+    apply_alerts,
+    clean_names,
+    clip,
+    group_fingerprint,
+    severity_word,
+    worst,
+)
 
 router = APIRouter()
 
@@ -124,11 +134,16 @@ async def alertmanager(request: Request, actor: Sender) -> dict[str, Any]:
         grouping = ", ".join(f"{k}={v}" for k, v in sorted(body.groupLabels.items()) if k != "alertname")
         summary = f"{name} ({grouping})" if grouping else name
     title = clip(summary, 300) or name
-    severity = severity_word(common.get(label) or first.labels.get(label), default)
+    # Each alert's own severity (commonLabels' when the group shares one): the group's
+    # incident takes the worst of its firing alerts, whatever their order.
+    severities = [severity_word(a.labels.get(label) or common.get(label), default) for a in body.alerts]
+    firing_severities = [s for a, s in zip(body.alerts, severities, strict=True) if a.status == "firing"]
+    severity = worst(firing_severities) or worst(severities) or default
     description = clip(annotations.get("description") or first.annotations.get("description") or "", 5000)
     if body.externalURL:
         description = (description + "\n\n" if description else "") + f"Alertmanager: {clip(body.externalURL, 500)}"
     svc = common.get("service") or first.labels.get("service")
+    tags = clean_names(["alertmanager", name])
     alerts = [
         {
             "fingerprint": _fingerprint(a),
@@ -136,6 +151,9 @@ async def alertmanager(request: Request, actor: Sender) -> dict[str, Any]:
             "starts_at": alert_time(a.startsAt, f"alerts[{i}].startsAt"),
             "summary": clip(a.annotations.get("summary") or a.labels.get("alertname") or name, 300) + _label_text(a.labels),
             "url": clip(a.generatorURL, 2000) or None,
+            "severity": severities[i],
+            "name": _alert_name(a.labels, name),
+            "labels": _matcher_labels(a.labels, name=name, service=svc, severity=severities[i], tags=tags),
         }
         for i, a in enumerate(body.alerts)
     ]
@@ -154,10 +172,36 @@ async def alertmanager(request: Request, actor: Sender) -> dict[str, Any]:
         severity=severity,
         description=description,
         services_=clean_names([svc]) if svc else [],
-        tags=clean_names(["alertmanager", name]),
+        tags=tags,
         alerts=alerts,
         group_resolved=body.status == "resolved",
     )
+
+
+def _alert_name(labels: dict[str, str], group: str) -> str:
+    """How a timeline line names one alert: `HighLatency (instance=web-2)`."""
+    name = clip(labels.get("alertname") or group, 100)
+    instance = labels.get("instance")
+    return f"{name} (instance={clip(instance, 100)})" if instance else name
+
+
+def _matcher_labels(labels: dict[str, str], *, name: str, service: str | None, severity: str, tags: list[str]) -> dict[str, list[str]]:
+    """What silence matchers see of one alert: each of its labels as `label.NAME` (as
+    Alertmanager users write them: label.alertname, label.instance, label.job), its service,
+    target (`instance`), trigger (`alertname`), severity (the mapped word), source `alert`, and
+    the incident's tags (label.alertmanager=true), as before."""
+    own = labels.get("service") or service
+    seen = labels_of(
+        services=[own] if own else [],
+        target=labels.get("instance") or None,
+        trigger=labels.get("alertname") or name,
+        severity=severity,
+        source="alert",
+        tags=tags,
+    )
+    for key, value in labels.items():
+        seen.setdefault(LABEL_PREFIX + key, []).append(value)
+    return seen
 
 
 def _label_text(labels: dict[str, str]) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -24,12 +24,14 @@ from tortoise.transactions import in_transaction
 
 from engine.config.model import secret_from_env
 from engine.core.clock import utcnow
-from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput, check_time
+from engine.core.domain import OPEN_STATUSES, IllegalTransition, InvalidInput, Severity, check_time
 from engine.incidents import queries, services
+from engine.incidents.services.grouping import join_alerts, raise_severity
+from engine.incidents.services.silences import silence_alerts
 from engine.rest.auth import Principal, secure_equal
 from engine.rest.common import NAME_PATTERN as NAME_PATTERN
 from engine.rest.common import RestState, authenticate_request, bearer_scheme, rest_state
-from engine.storage.models import Event, Incident
+from engine.storage.models import Incident, Silence
 
 SEVERITY_WORDS = {
     "critical": "critical",
@@ -88,19 +90,6 @@ async def _opening(dedup: str) -> AsyncIterator[None]:
 # --- shared: from an alert group to an incident --------------------------------------------------
 
 
-async def _fired_before(incident: Incident) -> dict[str, str]:
-    """Each alert fingerprint's last known state (firing/resolved) from the incident's timeline."""
-    states: dict[str, str] = {}
-    for data in (
-        await Event.filter(incident_id=incident.id, kind__in=["alert_firing", "alert_resolved"])
-        .order_by("id")
-        .values_list("data", flat=True)
-    ):
-        if isinstance(data, dict) and data.get("fingerprint"):
-            states[str(data["fingerprint"])] = str(data.get("status"))
-    return states
-
-
 def group_fingerprint(prefix: str, default: str, parts: dict[str, Any], chosen: list[str] | None) -> str:
     """The dedup key (fingerprint) of an alert group: `default` (the sender's own grouping) unless
     [grouping] fingerprint names the parts (service, trigger, target, labels) that make it."""
@@ -132,9 +121,20 @@ async def apply_alerts(
     group_resolved: bool,
 ) -> dict[str, Any]:
     """Open, update or settle the incident of one alert group. `alerts` items carry
-    fingerprint, status (firing|resolved), summary and optional url. Alerts split out of the
-    group's incident go to their own incidents."""
+    fingerprint, status (firing|resolved), summary and optional url; optionally `severity`
+    (the alert's own, a severity word), `name` (how a severity raise names it) and `labels`
+    (what silence matchers see of it). Alerts split out of the group's incident go to their
+    own incidents.
+
+    Silences hold alerts one by one, as Alertmanager's: a firing alert with `labels` that an
+    active silence matches neither opens, joins nor raises anything. The group's incident
+    opens with the worst severity among its other firing alerts (`severity` when they carry
+    none), and a new firing alert more severe than the open incident raises it, never lowers."""
     async with _lock(state, dedup):
+        loud = [a for a in alerts if a["status"] == "firing" and a.get("labels") is not None]
+        held = {id(a): s for a, s in zip(loud, await silence_alerts([(a["labels"], a["summary"]) for a in loud]), strict=True) if s}
+        silence = _longest(list(held.values()))
+        alerts = [a for a in alerts if id(a) not in held]
         split = await _split_out(dedup, alerts)
         for fp, own in split.items():
             mine = [a for a in alerts if a["fingerprint"] == fp]
@@ -145,8 +145,14 @@ async def apply_alerts(
         window = getattr(getattr(state.config, "grouping", None), "window", None)
         incident = await services.find_group(dedup, window=window)
         firing = [a for a in rest if a["status"] == "firing"]
+        if incident is not None and not rest and silence is not None:
+            # Only silenced alerts came: they do not join the incident, nor count on it.
+            return {**_silenced(silence), "incident": incident.key, "count": incident.firing_count}
         if incident is None:
             if not firing:
+                if silence is not None:
+                    # The sender's next repeat after the silence ends opens the incident.
+                    return _silenced(silence)
                 return {"action": "ignored", "reason": "no open incident for this group and nothing is firing"}
             silenced = None
             opened = False
@@ -158,7 +164,7 @@ async def apply_alerts(
                     try:
                         incident = await services.create_incident(
                             title=title,
-                            severity=severity,
+                            severity=worst(a.get("severity") for a in firing) or severity,
                             actor=actor,
                             description=description,
                             services=declared,
@@ -172,33 +178,48 @@ async def apply_alerts(
                         silenced = exc  # its firing is counted on the silence: committed with the rest
             if silenced is not None:
                 # The sender's next repeat after the silence ends opens the incident.
-                return {"action": "silenced", "silence": silenced.silence.id, "until": silenced.silence.ends_at.isoformat()}
+                return _silenced(silenced.silence)
             assert incident is not None
             if opened:
-                entries = [_alert_entry(a) for a in firing]
                 if undeclared:
-                    entries.insert(0, _undeclared_entry(undeclared))
-                await services.record_events(incident.number, entries, actor)
+                    await services.record_events(incident.number, [_undeclared_entry(undeclared)], actor)
+                # Under the incident's lock, as every join: another engine's copy of this group
+                # may have joined the new incident already, and each alert is stored once.
+                await join_alerts(incident.number, [_alert_entry(a) for a in firing], actor, count=False)
                 return {"action": "created", "incident": incident.key, "count": incident.firing_count}
         return await _apply_to(state, incident, dedup, actor, rest, group_resolved)
+
+
+def _silenced(silence: Silence) -> dict[str, Any]:
+    return {"action": "silenced", "silence": silence.id, "until": silence.ends_at.isoformat()}
+
+
+def _longest(silences: list[Silence]) -> Silence | None:
+    return max(silences, key=lambda s: (s.ends_at, -s.id), default=None)
+
+
+def worst(severities: Iterable[Any]) -> str | None:
+    """The most severe of these severity words (None: none given)."""
+    known = [Severity(s) for s in severities if s in Severity._value2member_map_]
+    return min(known, key=lambda s: s.rank).value if known else None
 
 
 async def _apply_to(
     state: RestState, incident: Incident, dedup: str, actor: str, alerts: list[dict[str, Any]], group_resolved: bool
 ) -> dict[str, Any]:
-    """A group's alerts on its open incident: new states go on the timeline, a firing counts."""
+    """A group's alerts on its open incident: new states go on the timeline, a firing counts,
+    a new firing alert more severe than the incident raises it."""
     firing = [a for a in alerts if a["status"] == "firing"]
-    known = await _fired_before(incident)
-    entries = []
-    for a in alerts:
-        if known.get(a["fingerprint"]) == a["status"]:
-            continue
-        entries.append(_alert_entry(a))
-        known[a["fingerprint"]] = a["status"]
-    changed = await services.record_events(incident.number, entries, actor)
-    if firing:
-        await services.count_firing(incident.number)
-    action = "updated" if changed else "unchanged"
+    joined = await join_alerts(incident.number, [_alert_entry(a) for a in alerts], actor, count=bool(firing))
+    action = "updated" if joined.recorded else "unchanged"
+    known = joined.states
+    new = {str(d["fingerprint"]) for d in joined.recorded if d.get("status") == "firing"}
+    raised = [a for a in firing if a["fingerprint"] in new and a.get("severity")]
+    top = worst(a["severity"] for a in raised)
+    if top is not None and Severity(top).rank < Severity(joined.incident.severity).rank:
+        by = next(a for a in raised if a["severity"] == top)
+        name = clip(by.get("name") or by["summary"], 200)
+        await raise_severity(incident.number, top, actor, reason=f"raised to {top} by alert {name}")
     all_resolved = group_resolved or (known and all(s == "resolved" for s in known.values()))
     incident = await queries.get_incident(incident.number)
     try:
@@ -240,7 +261,10 @@ def _alert_entry(alert: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """An alert's new state as a timeline entry (kind, summary, data)."""
     status = alert["status"]
     kind = "alert_firing" if status == "firing" else "alert_resolved"
-    return kind, f"alert {status}: {alert['summary']}", {"fingerprint": alert["fingerprint"], "status": status, "url": alert.get("url")}
+    data = {"fingerprint": alert["fingerprint"], "status": status, "url": alert.get("url")}
+    if alert.get("severity"):
+        data["severity"] = alert["severity"]
+    return kind, f"alert {status}: {alert['summary']}", data
 
 
 def severity_word(value: Any, default: str) -> str:
