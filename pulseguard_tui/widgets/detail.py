@@ -56,7 +56,8 @@ SHORT_TITLES = {"correlation": "Correl."}
 def header_text(d: dict[str, Any], now: datetime, *, cut_off: str | None = None) -> Content:
     """Three lines: what, who/where, when (with escalation or acknowledgement). `cut_off` (why
     a remote console cannot read its engine: "offline") replaces the escalation's
-    countdown, which only the engine drives: the step's due time is shown, not counted down."""
+    countdown, which only the engine drives: the step's due time is shown, not counted down. A
+    step the engine holds (inhibited, silenced) is named, not counted down (`held_text`)."""
     sev = d["severity"]
     t = Text()
     t.append(f"{d['key']} ", style="bold")
@@ -82,8 +83,11 @@ def header_text(d: dict[str, Any], now: datetime, *, cut_off: str | None = None)
         due = esc.get("next_at") if isinstance(esc, dict) else None
         left = countdown(due, now)
         snoozed = esc.get("snoozed_until") if isinstance(esc, dict) else None
+        held = esc.get("held") if isinstance(esc, dict) else None
         if snoozed and countdown(snoozed, now):  # `z`: nobody is paged until then
             when.append(f"not acknowledged · paging snoozed until {local_time(snoozed, now=now)}")
+        elif isinstance(held, dict) and held:  # its `next_at` is a re-check, not a page
+            when.append(held_text(held, now))
         elif cut_off and due:
             when.append(f"escalation unknown ({cut_off}; {'due' if left else 'was due'} {local_time(due, now=now)})")
         else:
@@ -94,6 +98,29 @@ def header_text(d: dict[str, Any], now: datetime, *, cut_off: str | None = None)
         when.append(f"merged into INC-{d['merged_into']}")
     t.append(" · ".join(when))
     return t.content()
+
+
+def held_text(held: dict[str, Any], now: datetime) -> str:
+    """An escalation step the engine holds (engine/escalation/holds.py: `held` in its state, with
+    `reason`, `by` and `until`): who or what holds it, never a countdown, since at `until` the
+    engine only looks again (an inhibition is re-checked every few minutes and may be extended).
+    Short: it shares the header's last line at 80 columns."""
+    reason = str(held.get("reason") or "")
+    by = str(held.get("by") or "")
+    until = held.get("until")
+    if reason == "inhibited":  # by a critical incident open on the same service; no known end
+        what = f"inhibited by {by}" if by else "inhibited"
+    elif reason == "silenced":  # the silence's end is known
+        what = f"silenced by {by}" if by else "silenced"
+        if until and countdown(until, now):
+            what += f" until {local_time(until, now=now)}"
+    elif reason == "snoozed":  # a snooze over, not yet re-checked
+        what = f"snoozed by {by}" if by else "snoozed"
+    elif reason == "maintenance":
+        what = f"under maintenance ({by})" if by else "under maintenance"
+    else:
+        what = " ".join(p for p in (reason or "held", f"by {by}" if by else "") if p)
+    return f"page held: {what}"
 
 
 def not_current_text(why: str, read_at: datetime | None, now: datetime) -> Content:

@@ -129,28 +129,84 @@ class TimelineList(OptionList):
     """The post-mortem's timeline. It sits in the tab's scroll under the summary: at 80x24 the
     arrow keys moved the highlight below the bottom, and Enter, H and D acted on an entry nobody
     could see. Moved from the keyboard, the tab scrolls to keep it in sight (placed by a reload,
-    it does not: the summary stays on top)."""
+    it does not: the summary stays on top). At its ends the keys go on to what is above and below
+    it: Up on the first entry (and Home, g, PageUp to it) brings the summary and impact back into
+    view, Down on the last entry the lists under it; neither wraps round. Up or Down with the
+    highlighted entry scrolled out of view brings it back first."""
 
-    def _keep_in_sight(self) -> None:
+    BINDINGS = [Binding("g", "first", "First", show=False)]
+
+    def _scroll(self) -> VerticalScroll | None:
         scroll = self.parent
+        return scroll if isinstance(scroll, VerticalScroll) else None
+
+    def _entry_span(self) -> tuple[VerticalScroll, int, int] | None:
+        """The tab's scroll, and the highlighted entry's top and height in it (unscrolled)."""
+        scroll = self._scroll()
         index = self.highlighted
         line = self._index_to_line.get(index) if index is not None else None
-        if not isinstance(scroll, VerticalScroll) or line is None or index is None:
-            return
+        if scroll is None or line is None or index is None:
+            return None
         top = self.virtual_region.y + (self.content_region.y - self.region.y) + line - int(self.scroll_offset.y)
-        scroll.scroll_to_region(Region(0, top, 1, self._heights.get(index, 1)), animate=False, immediate=True)
+        return scroll, top, self._heights.get(index, 1)
+
+    def _in_sight(self) -> bool:
+        """Whether the highlighted entry is inside the tab's view. From the scroll's offset, set
+        at once by the last key, not from what was last drawn: keys come in bursts over SSH."""
+        span = self._entry_span()
+        if span is None:
+            return True
+        scroll, top, height = span
+        view = int(scroll.scroll_y)
+        return view <= top and top + height <= view + scroll.scrollable_content_region.height
+
+    def _keep_in_sight(self) -> None:
+        span = self._entry_span()
+        if span is not None:
+            scroll, top, height = span
+            scroll.scroll_to_region(Region(0, top, 1, height), animate=False, immediate=True)
+
+    def _first_index(self) -> int | None:
+        return next((i for i, option in enumerate(self.options) if not option.disabled), None)
+
+    def _last_index(self) -> int | None:
+        return next((i for i in range(self.option_count - 1, -1, -1) if not self.options[i].disabled), None)
+
+    def _to_top(self) -> None:
+        """The summary and impact above the timeline in view (the first entry, as far as it fits)."""
+        scroll = self._scroll()
+        if scroll is not None:
+            scroll.scroll_home(animate=False, immediate=True)
+
+    def _to_bottom(self) -> None:
+        """The lists under the timeline in view."""
+        scroll = self._scroll()
+        if scroll is not None:
+            scroll.scroll_end(animate=False, immediate=True)
 
     def action_cursor_up(self) -> None:
+        if self.highlighted is not None and self.highlighted == self._first_index():
+            self._to_top()  # not round to the last entry
+            return
+        if not self._in_sight():  # scrolled away from it: back to it first
+            self._keep_in_sight()
+            return
         super().action_cursor_up()
         self._keep_in_sight()
 
     def action_cursor_down(self) -> None:
+        if self.highlighted is not None and self.highlighted == self._last_index():
+            self._to_bottom()  # not round to the first entry
+            return
+        if not self._in_sight():
+            self._keep_in_sight()
+            return
         super().action_cursor_down()
         self._keep_in_sight()
 
     def action_first(self) -> None:
         super().action_first()
-        self._keep_in_sight()
+        self._to_top()
 
     def action_last(self) -> None:
         super().action_last()
@@ -158,7 +214,10 @@ class TimelineList(OptionList):
 
     def action_page_up(self) -> None:
         super().action_page_up()
-        self._keep_in_sight()
+        if self.highlighted == self._first_index():
+            self._to_top()
+        else:
+            self._keep_in_sight()
 
     def action_page_down(self) -> None:
         super().action_page_down()

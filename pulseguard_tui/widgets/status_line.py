@@ -49,7 +49,8 @@ def status_content(
     """Most important first, so a narrow terminal cuts the least useful end: an alarm (engine
     unreachable, token refused, database error, no engine in the cluster), read-only badge, open
     incidents by severity, targets up/down, engine state, database. Counts and targets not read
-    yet (None: the engine has not answered) are shown as unknown: zeros read as "all clear"."""
+    yet (None: the engine has not answered) are shown as unknown: zeros read as "all clear"; so
+    are targets in no known state (just after the engine starts), "targets 2 ?" at 80 columns."""
     narrow = width < 100
     role = state.get("role", "")
     role_text = (ROLE_SHORT if narrow else ROLE_TEXT).get(role, role)
@@ -91,11 +92,18 @@ def status_content(
     elif targets:
         up = sum(1 for t in targets if t.get("state") == "up")
         down = sum(1 for t in targets if t.get("state") == "down")
-        parts.append(f"targets {up} up ")
-        parts.append((f"{down} DOWN", "bold $error") if down else "0 down")
-        other = len(targets) - up - down
-        if other and not narrow:
-            parts.append(f" {other} other")
+        other = len(targets) - up - down  # unknown (an engine just started), paused
+        # Not probed yet: "?" (a paused target is known to be paused, and only counted wide).
+        unknown = sum(1 for t in targets if t.get("state") not in ("up", "down", "paused"))
+        if narrow and not up and not down and unknown:  # "targets 0 up 0 down" read as all clear
+            parts.append((f"targets {unknown} ?", "bold"))
+        else:
+            parts.append(f"targets {up} up ")
+            parts.append((f"{down} DOWN", "bold $error") if down else "0 down")
+            if narrow and unknown:
+                parts.append((f" {unknown} ?", "bold"))
+            elif other and not narrow:
+                parts.append(f" {other} other")
     else:
         parts.append(("no targets", "$text-muted"))
     if not alarm:
