@@ -5,6 +5,7 @@ each. Real engine loops, real loopback receivers."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -76,6 +77,27 @@ async def test_the_catalogue_says_who_is_on_call_for_each_service(db: Any, recei
     assert rows["checkout"]["owner"] == "payments-team" and rows["checkout"]["escalation_policy"] == "payments"
     assert rows["checkout"]["on_call"] == "bob" and rows["checkout"]["pages_first"]["critical"] == ["schedule:secondary", "user:carol"]
     assert rows["search"]["on_call"] == "alice" and rows["search"]["escalation_policy"] is None
+
+
+async def test_a_service_added_through_the_api_is_in_the_catalogue_too(db: Any, receivers: Any, tmp_path: Any) -> None:
+    """GET /api/services and the status page list a service added with POST /api/services;
+    `pulseguard services` did not, and the API listed it without the policy it pages by."""
+    from support.escalation import config_text
+
+    text = config_text(receivers, extra=PAYMENTS)
+    config_file = tmp_path / "pulseguard.toml"
+    config_file.write_text(text)
+    async with running_api(parse_config_text(text)) as api:
+        async with api.client("admin") as admin:
+            assert (await admin.post("/api/services", json={"name": "billing", "description": "invoices"})).status_code == 201
+        async with api.client("viewer") as viewer:
+            rows = {r["name"]: r for r in (await viewer.get("/api/services")).json()}
+    assert rows["billing"]["configured"] is False and rows["billing"]["escalation_policy"] is None
+    assert rows["billing"]["pages_first"]["critical"] == rows["search"]["pages_first"]["critical"]  # the default policies
+    shown = run_cli(db, "services", "--config", str(config_file), "--json")
+    assert shown.returncode == 0, shown.stderr
+    listed = {r["name"]: r for r in json.loads(shown.stdout)}
+    assert list(listed)[-1] == "billing" and listed["billing"]["owner"] is None  # after the configured ones
 
 
 async def test_the_console_lists_the_services(console: Any, receivers: Any) -> None:

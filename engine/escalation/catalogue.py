@@ -1,10 +1,13 @@
-"""The service catalogue: each configured service with its owner, the policy its incidents
-follow, who it pages first and who is on call for it now (`pulseguard services`, the API, the
-console's on-call screen)."""
+"""The service catalogue: each service with its owner, the policy its incidents follow, who it
+pages first and who is on call for it now (`pulseguard services`, the API, the console's
+on-call screen). Configured services first, then those added through the API (`POST
+/api/services`), which the status page shows as well: they have no owner, schedule or runbook
+of their own, and follow the policies as any service does."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from engine.escalation.policy import SEVERITIES, home_schedule, policy_for, policy_set
@@ -12,11 +15,15 @@ from engine.escalation.policy import SEVERITIES, home_schedule, policy_for, poli
 
 async def service_catalogue(config: Any, now: datetime | None = None) -> list[dict[str, Any]]:
     from engine.oncall.overview import load_oncall_overview
+    from engine.storage.models import Service
 
     overview = await load_oncall_overview(config, now, days=1)
     schedules = {entry["name"]: entry for entry in overview["schedules"]}
     rows = []
-    for service in config.services:
+    configured = {s.name for s in config.services}
+    added = [SimpleNamespace(name=name, display_name=None, owner=None, schedule=None, runbook=None, public=True)
+             for name in await Service.all().order_by("name").values_list("name", flat=True) if name not in configured]  # fmt: skip
+    for service in [*config.services, *added]:
         set_name, _ = policy_set(config, [service.name])
         first: dict[str, list[str]] = {}
         for severity in SEVERITIES:
