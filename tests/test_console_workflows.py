@@ -10,7 +10,7 @@ import pytest
 from support.console_app import make_app, seed
 from support.pilot import choose, detail_text, main, open_form, select_row, type_text, until
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from engine.incidents import queries
 from pulseguard_tui.app import PulseGuardApp
@@ -172,6 +172,30 @@ async def test_e_attaches_evidence_and_engine_refusal_lands_on_the_field(console
     assert evidence[-1]["url"] == "https://grafana.example/d/disk" and evidence[-1]["description"] == "disk graph"
     await pilot.press("4")
     await until(pilot, lambda: "grafana.example/d/disk" in detail_text(app, "#evidence-body"), what="evidence tab")
+
+
+async def test_e_a_log_range_with_no_end_runs_to_now(console: tuple[PulseGuardApp, Pilot]) -> None:
+    """To's placeholder offers "now": left empty, the range ends now (it was refused, "give both
+    ends"); a range with only an end says where it must start."""
+    from datetime import UTC, datetime, timedelta
+
+    from pulseguard_tui.forms.incident import EvidenceScreen
+
+    app, pilot = console
+    await select_row(pilot, "INC-4")
+    form = await open_form(pilot, "e", EvidenceScreen)
+    form.query_one("#f-content", TextArea).text = "ERROR disk full on /var"
+    form.query_one("#f-range_to", Input).value = "5m"
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: form.problems_shown, what="an end without a start refused")
+    assert "give where the range starts" in form.problems_shown[0]
+    form.query_one("#f-range_to", Input).value = ""
+    form.query_one("#f-range_from", Input).value = "15m"
+    await submit(pilot)
+    saved = (await queries.incident_detail("INC-4"))["evidence"][-1]
+    start, end = (datetime.fromisoformat(saved[k]) for k in ("range_from", "range_to"))
+    assert timedelta(minutes=14) < end - start < timedelta(minutes=16)
+    assert abs(datetime.now(UTC) - end) < timedelta(minutes=1)
 
 
 async def test_r_resolves_then_o_reopens(console: tuple[PulseGuardApp, Pilot]) -> None:

@@ -144,7 +144,7 @@ class EvidenceScreen(FormScreen):
         yield from field_row("kind", "Kind", choice(kinds, "link"))
         yield from field_row("content", "Content", TextArea(compact=True, soft_wrap=True))
         yield from field_row("range_from", "From", Input(placeholder="log range start: 15m, ISO time", compact=True))
-        yield from field_row("range_to", "To", Input(placeholder="log range end: now, 5m, ISO time", compact=True))
+        yield from field_row("range_to", "To", Input(placeholder="log range end: empty for now, 5m, ISO time", compact=True))
 
     def check(self) -> dict[str, str]:
         problems: dict[str, str] = {}
@@ -157,9 +157,10 @@ class EvidenceScreen(FormScreen):
                     self._range[name] = parse_when(self.value(name), name)
                 except ValueError as exc:
                     problems[name] = str(exc)
-        if len(self._range) == 1 and not problems:
-            missing = "range_to" if "range_from" in self._range else "range_from"
-            problems[missing] = "give both ends of the time range"
+        if "range_from" in self._range and "range_to" not in self._range and not problems:
+            self._range["range_to"] = parse_when("now", "range_to")  # a range up to now, as it reads
+        elif len(self._range) == 1 and not problems:
+            problems["range_from"] = "give where the range starts (15m for 15 minutes ago, an ISO time)"
         return problems
 
     async def perform(self) -> str:
