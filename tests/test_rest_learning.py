@@ -437,3 +437,14 @@ async def test_completing_a_follow_up_needs_no_body_and_an_unknown_one_is_404(db
         assert r.status_code == 404, r.text
         r = await c.post(f"/api/followups/{made['id']}/complete", json={"done": "yes"})
         assert r.status_code == 422 and r.json()["field"] == "done", r.text
+
+
+async def test_a_rating_out_of_range_says_its_value_and_bound_in_the_apis_words(db: Any) -> None:
+    """pydantic said "Input should be less than or equal to 5", and the console showed it."""
+    async with running_api() as api, api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "Disk full", "severity": "low"})).json()["key"]
+        r = await c.post(f"/api/incidents/{key}/satisfaction", json={"customer": 6})
+        assert r.status_code == 422 and r.json()["message"] == "customer: 6 is more than 5", r.text
+        r = await c.post(f"/api/incidents/{key}/satisfaction", json={"team": 0})
+        assert r.status_code == 422 and r.json()["message"] == "team: 0 is less than 1", r.text
+        assert (await c.get(f"/api/incidents/{key}")).json()["satisfaction"] == {}

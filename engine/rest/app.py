@@ -128,7 +128,20 @@ def _problem(err: dict[str, Any]) -> str | None:
         return f"has {len(value)} items (at most {ctx.get('max_length')})"
     if kind == "value_error":
         return str(err.get("msg", "")).removeprefix("Value error, ")
+    bound = _BOUNDS.get(str(kind))
+    if bound is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # "Input should be less than or equal to 5": the value and the bound, as the CLI says it.
+        return f"{brief(repr(value))} is {bound[0]} {ctx.get(bound[1])}"
     return None
+
+
+# pydantic's range refusals: what the value is, and the bound it crossed.
+_BOUNDS = {
+    "less_than_equal": ("more than", "le"),
+    "less_than": ("not less than", "lt"),
+    "greater_than_equal": ("less than", "ge"),
+    "greater_than": ("not more than", "gt"),
+}
 
 
 def _joined(problems: list[dict[str, str]]) -> list[dict[str, str]]:
