@@ -585,3 +585,23 @@ async def test_the_spec_improvements_block_adds_its_changes_as_follow_ups_or_non
         assert [(f["group"], f["description"]) for f in r.json()["followups"]] == expected
         detail = (await c.get(f"/api/incidents/{key}")).json()
         assert [(f["group"], f["description"]) for f in detail["followups"]] == expected
+
+
+async def test_fields_beside_a_spec_wrapper_count_as_in_it(api):  # type: ignore[no-untyped-def]
+    """`{"resolution": {...}, "amend": true}` answered 422 "root_cause: is required" and
+    "resolution: is not a field"; amend beside the wrapper now amends, and a stray key there is
+    named by itself."""
+    async with api.client("responder") as c:
+        key = (await c.post("/api/incidents", json={"title": "Disk full", "severity": "low"})).json()["key"]
+        first = {"resolution": {"root_cause": "log rotation off", "solution": "rotated"}}
+        assert (await c.post(f"/api/incidents/{key}/resolve", json=first)).status_code == 200
+        amended = {"resolution": {"root_cause": "logrotate cron missing", "solution": "rotated"}, "amend": True}
+        r = await c.post(f"/api/incidents/{key}/resolve", json=amended)
+        assert r.status_code == 200 and r.json()["root_cause"] == "logrotate cron missing", r.text
+        stray = {"resolution": {"root_cause": "x", "solution": "y"}, "amnd": True}
+        r = await c.post(f"/api/incidents/{key}/resolve", json=stray)
+        assert r.status_code == 422 and r.json()["field"] == "amnd" and "is not a field" in r.json()["message"], r.text
+        twice = {"resolution": {"root_cause": "x", "solution": "y", "amend": True}, "amend": True}
+        r = await c.post(f"/api/incidents/{key}/resolve", json=twice)
+        assert r.status_code == 422 and "amend is given both in resolution and beside it" in r.json()["message"], r.text
+        assert (await c.get(f"/api/incidents/{key}")).json()["root_cause"] == "logrotate cron missing"

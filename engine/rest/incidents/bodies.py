@@ -23,12 +23,20 @@ class Wrapped(Body):
     @classmethod
     def _unwrap(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         wrapper = cls.wrapper
-        if not (isinstance(data, dict) and set(data) == {wrapper} and isinstance(data[wrapper], dict)):
+        if not (isinstance(data, dict) and isinstance(data.get(wrapper), dict)):
             return handler(data)
+        # Fields beside the wrapper (`{"resolution": {...}, "amend": true}`) count as in it, and
+        # anything else there is refused by its own name, not as "resolution: is not a field".
+        beside = {k: v for k, v in data.items() if k != wrapper}
+        twice = sorted(k for k in beside if k in data[wrapper])
+        if twice:
+            raise ValueError(f"{twice[0]} is given both in {wrapper} and beside it; give it once")
         try:
-            body = handler(data[wrapper])
+            body = handler({**data[wrapper], **beside})
         except ValidationError as exc:
-            errors = [{**err, "loc": (wrapper, *err["loc"])} for err in exc.errors()]
+            errors = [
+                {**err, "loc": err["loc"] if err["loc"][:1] and err["loc"][0] in beside else (wrapper, *err["loc"])} for err in exc.errors()
+            ]
             raise ValidationError.from_exception_data(exc.title, errors) from None  # type: ignore[arg-type]
         body._wrapped = True
         return body
