@@ -106,8 +106,26 @@ class ImpactForm(PostmortemForm):
         yield from field_row("financial", "Financial", Input(impact["financial_impact"], compact=True))
         yield from field_row("reputational", "Reputational", Input(impact["reputational_impact"], compact=True))
 
-    async def perform(self) -> str:
+    def check(self) -> dict[str, str]:
+        """Both numbers at once (the engine names only the first it refuses); "1,200" users is
+        1200, as people write it."""
+        problems: dict[str, str] = {}
         users = self.value("users")
+        self._users = "".join(users.replace(",", "").replace("_", "").split())
+        if self._users and not self._users.lstrip("-").isdigit():
+            problems["users"] = f"{users!r} is not a whole number of users"
+        elif self._users.startswith("-"):
+            problems["users"] = f"{users} is out of range (0 or more)"
+        downtime = self.value("downtime")
+        try:
+            if downtime and not 0 <= float(downtime) < float("inf"):
+                problems["downtime"] = f"{downtime} is out of range (0 or more minutes)"
+        except ValueError:
+            problems["downtime"] = f"{downtime!r} is not a number of minutes (empty: from the timeline)"
+        return problems
+
+    async def perform(self) -> str:
+        users = self._users
         downtime = self.value("downtime")
         await self.api.update_postmortem(
             self.doc["key"],
