@@ -99,6 +99,20 @@ async def test_next_stops_at_the_current_period_and_the_year_says_to_date(sdb: A
         await until(pilot, lambda: screen.report["period"]["label"] == "2026-01-01 – 2026-03-02", what="2026 again")
 
 
+async def test_another_period_opens_at_its_top(sdb: Any) -> None:
+    """Scrolled down to the charts, `[` kept the scroll: the earlier month's shorter report
+    showed an empty chart box under its headline until Home."""
+    app = make_app(sdb, follow_feed=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await analytics(app, pilot)
+        scroll = screen.query_one("#analytics-scroll")
+        scroll.scroll_end(animate=False)
+        await until(pilot, lambda: scroll.scroll_y > 0, what="scrolled down to the charts")
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: screen.report is not None and screen.report["period"]["label"] == "2026-02", what="February")
+        assert scroll.scroll_y == 0
+
+
 async def test_the_months_follow_the_configured_zone_as_the_report_does(sdb: Any, monkeypatch: Any) -> None:
     """With `[engine] timezone` set, the console counts a month's days in that zone, as
     `pulseguard report` does; it counted them in UTC and said so."""

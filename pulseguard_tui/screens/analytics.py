@@ -168,14 +168,20 @@ class AnalyticsScreen(ConsoleScreen):
             self.year = (self.year or 0) + delta
         else:
             self.month = _shift_month(self.month or "2000-01", delta)
-        self.reload_soon()
+        self._another_period()
 
     def action_month(self) -> None:
         self.mode = "month"
-        self.reload_soon()
+        self._another_period()
 
     def action_year(self) -> None:
         self.mode = "year"
+        self._another_period()
+
+    def _another_period(self) -> None:
+        """Another period opens at its top: scrolled down the last one's charts, a shorter
+        report showed an empty chart box under its headline."""
+        self.query_one("#analytics-scroll", VerticalScroll).scroll_home(animate=False)
         self.reload_soon()
 
     def action_refresh(self) -> None:
