@@ -365,6 +365,19 @@ async def test_shift_a_assigns_and_unassigns(console: tuple[PulseGuardApp, Pilot
     await submit(pilot)
     assert (await queries.incident_detail("INC-2"))["assignee"] is None
 
+    # A name no user has is most likely a typo: said first, assigned when saved again (a team).
+    form = await open_form(pilot, "A", AssignScreen)
+    form.query_one("#f-assignee", Input).value = "alcie"
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: form.problems_shown, what="the unknown name said")
+    assert "'alcie' is not a user of the configuration (alice, bob, carol); save again" in form.problems_shown[0]
+    assert (await queries.incident_detail("INC-2"))["assignee"] is None
+    form.query_one("#f-assignee", Input).value = "devops-team"
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: len(form.problems_shown) == 1 and "devops-team" in form.problems_shown[0], what="another name said")
+    await submit(pilot)
+    assert (await queries.incident_detail("INC-2"))["assignee"] == "devops-team"
+
 
 async def test_shift_e_corrects_the_title_and_services(console: tuple[PulseGuardApp, Pilot]) -> None:
     from pulseguard_tui.forms.incident import EditScreen

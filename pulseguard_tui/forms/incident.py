@@ -331,6 +331,19 @@ class AssignScreen(FormScreen):
             ),
         )
 
+    _unknown_once: str | None = None
+
+    def check(self) -> dict[str, str]:
+        """A name that is not one of the configuration's users is most likely a typo (`alcie`):
+        said first; the same name saved again is assigned (a team, say `devops-team`)."""
+        users = list(getattr(getattr(self.app, "settings", None), "users", []) or [])
+        who = self.value("assignee")
+        if not who or not users or who in users or who == self._unknown_once:
+            return {}
+        self._unknown_once = who
+        known = ", ".join(users[:6]) + (", …" if len(users) > 6 else "")
+        return {"assignee": f"{who!r} is not a user of the configuration ({known}); save again to assign it anyway"}
+
     async def perform(self) -> str:
         who = self.value("assignee") or None
         row = await self.api.assign(self.incident["key"], who)
