@@ -177,22 +177,17 @@ async def test_failing_healthy_maintenance_and_hanging_targets(db) -> None:  # t
     assert await engine.lease.current() is not None and (await engine.lease.current())["expired"]
 
 
+def api_down(url: str, recovery: str) -> object:
+    """Target `api` and its trigger api_down (a 5xx for 0.6 s), with `recovery`'s settings."""
+    trigger = f'[triggers.api_down]\ncondition = "status_code >= 500"\nduration_minutes = 0.01\nseverity = "high"\n{recovery}\n'
+    return config_for(url, {"api": ""}, trigger=trigger)
+
+
 async def test_recovery_monitoring_auto_resolve_and_reopen(db) -> None:  # type: ignore[no-untyped-def]
     board = Switchboard()
     board.modes["api"] = "500"
     async with LoopbackServer(board.handle) as srv:
-        config = config_for(
-            srv.url,
-            {"api": ""},
-            trigger="""
-[triggers.api_down]
-condition = "status_code >= 500"
-duration_minutes = 0.01
-severity = "high"
-recovery_minutes = 0.02
-auto_resolve_minutes = 0.04
-""",
-        )
+        config = api_down(srv.url, "recovery_minutes = 0.02\nauto_resolve_minutes = 0.04")
         engine = Engine(config, discover=False)
         await engine.start()
         try:
@@ -336,17 +331,7 @@ async def test_a_restart_counts_the_healthy_time_since_the_recovery(db) -> None:
     board = Switchboard()
     board.modes["api"] = "500"
     async with LoopbackServer(board.handle) as srv:
-        config = config_for(
-            srv.url,
-            {"api": ""},
-            trigger="""
-[triggers.api_down]
-condition = "status_code >= 500"
-duration_minutes = 0.01
-severity = "high"
-recovery_minutes = 0.05
-""",
-        )
+        config = api_down(srv.url, "recovery_minutes = 0.05")
         engine = Engine(config, discover=False)
         await engine.start()
         try:
