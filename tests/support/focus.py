@@ -41,7 +41,15 @@ SCOPES = ("app", "incidents", "postmortem")
 
 
 # A modal that the test cannot close is a new kind: teach `accept` how its user closes it.
-FILL = {"url": "https://example.com/x", "at": "5m", "range_from": "15m", "range_to": "now", "customer": "4", "team": "4"}
+FILL = {
+    "url": "https://example.com/x",
+    "at": "5m",
+    "range_from": "15m",
+    "range_to": "now",
+    "customer": "4",
+    "team": "4",
+    "assignee": "alice",
+}
 
 
 async def settle(pilot: Pilot, done: Callable[[], object], at_most: float) -> None:
